@@ -1,0 +1,1 @@
+//! ringmq: the broker library.

@@ -1,0 +1,1 @@
+//! ringmq-store: the disk layer (see README.md and ../shared/DESIGN.md).
