@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generates codec/src/methods.rs from the AMQP 0-9-1 JSON spec.
 
-Run from the repository root:  python3 codec/gen/methods.py > codec/src/methods.rs
+Run from the repository root:
+    python3 codec/gen/methods.py | rustfmt --edition 2021 --config max_width=120 > codec/src/methods.rs
 The spec lives in ../shared/spec/ (outside the repo), so the output is committed and
 a unit test checks it against the ids and field lists it was made from.
 """
@@ -118,9 +119,9 @@ for c in spec["classes"]:
                 f = field(a["name"])
                 if t == "bit":
                     if bit == 0:
-                        w(f"        let bits{len([1 for _ in range(0)])} = 0u8;") if False else None
                         w("        let bits = r.u8()?;")
-                    w(f"        let {f} = bits & (1 << {bit}) != 0;")
+                    mask = f"(1 << {bit})" if bit else "1"
+                    w(f"        let {f} = bits & {mask} != 0;")
                     bit = (bit + 1) % 8
                 else:
                     bit = 0
@@ -143,7 +144,7 @@ for c in spec["classes"]:
                 while i < len(args) and ftype(args[i]) == "bit" and len(group) < 8:
                     group.append(field(args[i]["name"]))
                     i += 1
-                expr = " | ".join(f"(self.{g} as u8) << {n}" for n, g in enumerate(group))
+                expr = " | ".join(f"(self.{g} as u8) << {n}" if n else f"self.{g} as u8" for n, g in enumerate(group))
                 w(f"        put_u8(out, {expr});")
             else:
                 w("        " + WRITE[t].format(f=field(args[i]["name"])) + ";")

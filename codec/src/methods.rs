@@ -211,7 +211,7 @@ impl<'a> ConnectionOpen<'a> {
         let virtual_host = r.shortstr()?;
         let capabilities = r.shortstr()?;
         let bits = r.u8()?;
-        let insist = bits & (1 << 0) != 0;
+        let insist = bits & 1 != 0;
         Ok(Self {
             virtual_host,
             capabilities,
@@ -223,7 +223,7 @@ impl<'a> ConnectionOpen<'a> {
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_shortstr(out, self.virtual_host.as_bytes());
         put_shortstr(out, self.capabilities.as_bytes());
-        put_u8(out, (self.insist as u8) << 0);
+        put_u8(out, self.insist as u8);
     }
 }
 
@@ -440,13 +440,13 @@ impl ChannelFlow {
 
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, ProtocolError> {
         let bits = r.u8()?;
-        let active = bits & (1 << 0) != 0;
+        let active = bits & 1 != 0;
         Ok(Self { active })
     }
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
-        put_u8(out, (self.active as u8) << 0);
+        put_u8(out, self.active as u8);
     }
 }
 
@@ -463,13 +463,13 @@ impl ChannelFlowOk {
 
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, ProtocolError> {
         let bits = r.u8()?;
-        let active = bits & (1 << 0) != 0;
+        let active = bits & 1 != 0;
         Ok(Self { active })
     }
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
-        put_u8(out, (self.active as u8) << 0);
+        put_u8(out, self.active as u8);
     }
 }
 
@@ -545,7 +545,7 @@ impl<'a> AccessRequest<'a> {
     pub fn decode(r: &mut Reader<'a>) -> Result<Self, ProtocolError> {
         let realm = r.shortstr()?;
         let bits = r.u8()?;
-        let exclusive = bits & (1 << 0) != 0;
+        let exclusive = bits & 1 != 0;
         let passive = bits & (1 << 1) != 0;
         let active = bits & (1 << 2) != 0;
         let write = bits & (1 << 3) != 0;
@@ -565,7 +565,7 @@ impl<'a> AccessRequest<'a> {
         put_shortstr(out, self.realm.as_bytes());
         put_u8(
             out,
-            (self.exclusive as u8) << 0
+            self.exclusive as u8
                 | (self.passive as u8) << 1
                 | (self.active as u8) << 2
                 | (self.write as u8) << 3
@@ -620,7 +620,7 @@ impl<'a> ExchangeDeclare<'a> {
         let exchange = r.shortstr()?;
         let kind = r.shortstr()?;
         let bits = r.u8()?;
-        let passive = bits & (1 << 0) != 0;
+        let passive = bits & 1 != 0;
         let durable = bits & (1 << 1) != 0;
         let auto_delete = bits & (1 << 2) != 0;
         let internal = bits & (1 << 3) != 0;
@@ -646,7 +646,7 @@ impl<'a> ExchangeDeclare<'a> {
         put_shortstr(out, self.kind.as_bytes());
         put_u8(
             out,
-            (self.passive as u8) << 0
+            self.passive as u8
                 | (self.durable as u8) << 1
                 | (self.auto_delete as u8) << 2
                 | (self.internal as u8) << 3
@@ -691,7 +691,7 @@ impl<'a> ExchangeDelete<'a> {
         let ticket = r.u16()?;
         let exchange = r.shortstr()?;
         let bits = r.u8()?;
-        let if_unused = bits & (1 << 0) != 0;
+        let if_unused = bits & 1 != 0;
         let no_wait = bits & (1 << 1) != 0;
         Ok(Self {
             ticket,
@@ -705,7 +705,7 @@ impl<'a> ExchangeDelete<'a> {
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.ticket);
         put_shortstr(out, self.exchange.as_bytes());
-        put_u8(out, (self.if_unused as u8) << 0 | (self.no_wait as u8) << 1);
+        put_u8(out, self.if_unused as u8 | (self.no_wait as u8) << 1);
     }
 }
 
@@ -748,7 +748,7 @@ impl<'a> ExchangeBind<'a> {
         let source = r.shortstr()?;
         let routing_key = r.shortstr()?;
         let bits = r.u8()?;
-        let no_wait = bits & (1 << 0) != 0;
+        let no_wait = bits & 1 != 0;
         let arguments = r.table()?;
         Ok(Self {
             ticket,
@@ -766,7 +766,7 @@ impl<'a> ExchangeBind<'a> {
         put_shortstr(out, self.destination.as_bytes());
         put_shortstr(out, self.source.as_bytes());
         put_shortstr(out, self.routing_key.as_bytes());
-        put_u8(out, (self.no_wait as u8) << 0);
+        put_u8(out, self.no_wait as u8);
         put_table(out, &self.arguments);
     }
 }
@@ -810,7 +810,7 @@ impl<'a> ExchangeUnbind<'a> {
         let source = r.shortstr()?;
         let routing_key = r.shortstr()?;
         let bits = r.u8()?;
-        let no_wait = bits & (1 << 0) != 0;
+        let no_wait = bits & 1 != 0;
         let arguments = r.table()?;
         Ok(Self {
             ticket,
@@ -828,7 +828,7 @@ impl<'a> ExchangeUnbind<'a> {
         put_shortstr(out, self.destination.as_bytes());
         put_shortstr(out, self.source.as_bytes());
         put_shortstr(out, self.routing_key.as_bytes());
-        put_u8(out, (self.no_wait as u8) << 0);
+        put_u8(out, self.no_wait as u8);
         put_table(out, &self.arguments);
     }
 }
@@ -872,7 +872,7 @@ impl<'a> QueueDeclare<'a> {
         let ticket = r.u16()?;
         let queue = r.shortstr()?;
         let bits = r.u8()?;
-        let passive = bits & (1 << 0) != 0;
+        let passive = bits & 1 != 0;
         let durable = bits & (1 << 1) != 0;
         let exclusive = bits & (1 << 2) != 0;
         let auto_delete = bits & (1 << 3) != 0;
@@ -896,7 +896,7 @@ impl<'a> QueueDeclare<'a> {
         put_shortstr(out, self.queue.as_bytes());
         put_u8(
             out,
-            (self.passive as u8) << 0
+            self.passive as u8
                 | (self.durable as u8) << 1
                 | (self.exclusive as u8) << 2
                 | (self.auto_delete as u8) << 3
@@ -960,7 +960,7 @@ impl<'a> QueueBind<'a> {
         let exchange = r.shortstr()?;
         let routing_key = r.shortstr()?;
         let bits = r.u8()?;
-        let no_wait = bits & (1 << 0) != 0;
+        let no_wait = bits & 1 != 0;
         let arguments = r.table()?;
         Ok(Self {
             ticket,
@@ -978,7 +978,7 @@ impl<'a> QueueBind<'a> {
         put_shortstr(out, self.queue.as_bytes());
         put_shortstr(out, self.exchange.as_bytes());
         put_shortstr(out, self.routing_key.as_bytes());
-        put_u8(out, (self.no_wait as u8) << 0);
+        put_u8(out, self.no_wait as u8);
         put_table(out, &self.arguments);
     }
 }
@@ -1017,7 +1017,7 @@ impl<'a> QueuePurge<'a> {
         let ticket = r.u16()?;
         let queue = r.shortstr()?;
         let bits = r.u8()?;
-        let no_wait = bits & (1 << 0) != 0;
+        let no_wait = bits & 1 != 0;
         Ok(Self { ticket, queue, no_wait })
     }
 
@@ -1025,7 +1025,7 @@ impl<'a> QueuePurge<'a> {
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.ticket);
         put_shortstr(out, self.queue.as_bytes());
-        put_u8(out, (self.no_wait as u8) << 0);
+        put_u8(out, self.no_wait as u8);
     }
 }
 
@@ -1070,7 +1070,7 @@ impl<'a> QueueDelete<'a> {
         let ticket = r.u16()?;
         let queue = r.shortstr()?;
         let bits = r.u8()?;
-        let if_unused = bits & (1 << 0) != 0;
+        let if_unused = bits & 1 != 0;
         let if_empty = bits & (1 << 1) != 0;
         let no_wait = bits & (1 << 2) != 0;
         Ok(Self {
@@ -1088,7 +1088,7 @@ impl<'a> QueueDelete<'a> {
         put_shortstr(out, self.queue.as_bytes());
         put_u8(
             out,
-            (self.if_unused as u8) << 0 | (self.if_empty as u8) << 1 | (self.no_wait as u8) << 2,
+            self.if_unused as u8 | (self.if_empty as u8) << 1 | (self.no_wait as u8) << 2,
         );
     }
 }
@@ -1189,7 +1189,7 @@ impl BasicQos {
         let prefetch_size = r.u32()?;
         let prefetch_count = r.u16()?;
         let bits = r.u8()?;
-        let global = bits & (1 << 0) != 0;
+        let global = bits & 1 != 0;
         Ok(Self {
             prefetch_size,
             prefetch_count,
@@ -1201,7 +1201,7 @@ impl BasicQos {
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u32(out, self.prefetch_size);
         put_u16(out, self.prefetch_count);
-        put_u8(out, (self.global as u8) << 0);
+        put_u8(out, self.global as u8);
     }
 }
 
@@ -1245,7 +1245,7 @@ impl<'a> BasicConsume<'a> {
         let queue = r.shortstr()?;
         let consumer_tag = r.shortstr()?;
         let bits = r.u8()?;
-        let no_local = bits & (1 << 0) != 0;
+        let no_local = bits & 1 != 0;
         let no_ack = bits & (1 << 1) != 0;
         let exclusive = bits & (1 << 2) != 0;
         let no_wait = bits & (1 << 3) != 0;
@@ -1269,10 +1269,7 @@ impl<'a> BasicConsume<'a> {
         put_shortstr(out, self.consumer_tag.as_bytes());
         put_u8(
             out,
-            (self.no_local as u8) << 0
-                | (self.no_ack as u8) << 1
-                | (self.exclusive as u8) << 2
-                | (self.no_wait as u8) << 3,
+            self.no_local as u8 | (self.no_ack as u8) << 1 | (self.exclusive as u8) << 2 | (self.no_wait as u8) << 3,
         );
         put_table(out, &self.arguments);
     }
@@ -1315,14 +1312,14 @@ impl<'a> BasicCancel<'a> {
     pub fn decode(r: &mut Reader<'a>) -> Result<Self, ProtocolError> {
         let consumer_tag = r.shortstr()?;
         let bits = r.u8()?;
-        let no_wait = bits & (1 << 0) != 0;
+        let no_wait = bits & 1 != 0;
         Ok(Self { consumer_tag, no_wait })
     }
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_shortstr(out, self.consumer_tag.as_bytes());
-        put_u8(out, (self.no_wait as u8) << 0);
+        put_u8(out, self.no_wait as u8);
     }
 }
 
@@ -1368,7 +1365,7 @@ impl<'a> BasicPublish<'a> {
         let exchange = r.shortstr()?;
         let routing_key = r.shortstr()?;
         let bits = r.u8()?;
-        let mandatory = bits & (1 << 0) != 0;
+        let mandatory = bits & 1 != 0;
         let immediate = bits & (1 << 1) != 0;
         Ok(Self {
             ticket,
@@ -1384,7 +1381,7 @@ impl<'a> BasicPublish<'a> {
         put_u16(out, self.ticket);
         put_shortstr(out, self.exchange.as_bytes());
         put_shortstr(out, self.routing_key.as_bytes());
-        put_u8(out, (self.mandatory as u8) << 0 | (self.immediate as u8) << 1);
+        put_u8(out, self.mandatory as u8 | (self.immediate as u8) << 1);
     }
 }
 
@@ -1443,7 +1440,7 @@ impl<'a> BasicDeliver<'a> {
         let consumer_tag = r.shortstr()?;
         let delivery_tag = r.u64()?;
         let bits = r.u8()?;
-        let redelivered = bits & (1 << 0) != 0;
+        let redelivered = bits & 1 != 0;
         let exchange = r.shortstr()?;
         let routing_key = r.shortstr()?;
         Ok(Self {
@@ -1459,7 +1456,7 @@ impl<'a> BasicDeliver<'a> {
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_shortstr(out, self.consumer_tag.as_bytes());
         put_u64(out, self.delivery_tag);
-        put_u8(out, (self.redelivered as u8) << 0);
+        put_u8(out, self.redelivered as u8);
         put_shortstr(out, self.exchange.as_bytes());
         put_shortstr(out, self.routing_key.as_bytes());
     }
@@ -1482,7 +1479,7 @@ impl<'a> BasicGet<'a> {
         let ticket = r.u16()?;
         let queue = r.shortstr()?;
         let bits = r.u8()?;
-        let no_ack = bits & (1 << 0) != 0;
+        let no_ack = bits & 1 != 0;
         Ok(Self { ticket, queue, no_ack })
     }
 
@@ -1490,7 +1487,7 @@ impl<'a> BasicGet<'a> {
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.ticket);
         put_shortstr(out, self.queue.as_bytes());
-        put_u8(out, (self.no_ack as u8) << 0);
+        put_u8(out, self.no_ack as u8);
     }
 }
 
@@ -1512,7 +1509,7 @@ impl<'a> BasicGetOk<'a> {
     pub fn decode(r: &mut Reader<'a>) -> Result<Self, ProtocolError> {
         let delivery_tag = r.u64()?;
         let bits = r.u8()?;
-        let redelivered = bits & (1 << 0) != 0;
+        let redelivered = bits & 1 != 0;
         let exchange = r.shortstr()?;
         let routing_key = r.shortstr()?;
         let message_count = r.u32()?;
@@ -1528,7 +1525,7 @@ impl<'a> BasicGetOk<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u64(out, self.delivery_tag);
-        put_u8(out, (self.redelivered as u8) << 0);
+        put_u8(out, self.redelivered as u8);
         put_shortstr(out, self.exchange.as_bytes());
         put_shortstr(out, self.routing_key.as_bytes());
         put_u32(out, self.message_count);
@@ -1572,14 +1569,14 @@ impl BasicAck {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, ProtocolError> {
         let delivery_tag = r.u64()?;
         let bits = r.u8()?;
-        let multiple = bits & (1 << 0) != 0;
+        let multiple = bits & 1 != 0;
         Ok(Self { delivery_tag, multiple })
     }
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u64(out, self.delivery_tag);
-        put_u8(out, (self.multiple as u8) << 0);
+        put_u8(out, self.multiple as u8);
     }
 }
 
@@ -1598,14 +1595,14 @@ impl BasicReject {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, ProtocolError> {
         let delivery_tag = r.u64()?;
         let bits = r.u8()?;
-        let requeue = bits & (1 << 0) != 0;
+        let requeue = bits & 1 != 0;
         Ok(Self { delivery_tag, requeue })
     }
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u64(out, self.delivery_tag);
-        put_u8(out, (self.requeue as u8) << 0);
+        put_u8(out, self.requeue as u8);
     }
 }
 
@@ -1622,13 +1619,13 @@ impl BasicRecoverAsync {
 
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, ProtocolError> {
         let bits = r.u8()?;
-        let requeue = bits & (1 << 0) != 0;
+        let requeue = bits & 1 != 0;
         Ok(Self { requeue })
     }
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
-        put_u8(out, (self.requeue as u8) << 0);
+        put_u8(out, self.requeue as u8);
     }
 }
 
@@ -1645,13 +1642,13 @@ impl BasicRecover {
 
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, ProtocolError> {
         let bits = r.u8()?;
-        let requeue = bits & (1 << 0) != 0;
+        let requeue = bits & 1 != 0;
         Ok(Self { requeue })
     }
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
-        put_u8(out, (self.requeue as u8) << 0);
+        put_u8(out, self.requeue as u8);
     }
 }
 
@@ -1688,7 +1685,7 @@ impl BasicNack {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, ProtocolError> {
         let delivery_tag = r.u64()?;
         let bits = r.u8()?;
-        let multiple = bits & (1 << 0) != 0;
+        let multiple = bits & 1 != 0;
         let requeue = bits & (1 << 1) != 0;
         Ok(Self {
             delivery_tag,
@@ -1700,7 +1697,7 @@ impl BasicNack {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u64(out, self.delivery_tag);
-        put_u8(out, (self.multiple as u8) << 0 | (self.requeue as u8) << 1);
+        put_u8(out, self.multiple as u8 | (self.requeue as u8) << 1);
     }
 }
 
@@ -1819,13 +1816,13 @@ impl ConfirmSelect {
 
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, ProtocolError> {
         let bits = r.u8()?;
-        let no_wait = bits & (1 << 0) != 0;
+        let no_wait = bits & 1 != 0;
         Ok(Self { no_wait })
     }
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
-        put_u8(out, (self.no_wait as u8) << 0);
+        put_u8(out, self.no_wait as u8);
     }
 }
 
