@@ -1,1 +1,10 @@
-//! ringmq: the broker library.
+//! ringmq: an AMQP 0-9-1 broker.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`config`] | flags and the INI file, with defaults |
+//! | [`core`] | sans-IO broker state: connections, channels, vhosts, exchanges, queues |
+//! | [`io`] | the transport: sockets, the shard loop, group-commit fsync |
+pub mod config;
+pub mod core;
+pub mod io;
