@@ -1,1 +1,135 @@
-//! ringmq-store: the disk layer (see README.md and ../shared/DESIGN.md).
+//! ringmq-store: the disk layer. "Disk is the queue": messages live in segment files,
+//! memory holds positions, the page cache does the caching.
+//!
+//! # Modules
+//!
+//! | module          | what                                                               |
+//! |-----------------|--------------------------------------------------------------------|
+//! | [`record`]      | the on-disk record and segment header layout (the one definition)  |
+//! | `segment`       | segment files, preallocation, mmap (the only `unsafe` in the crate) |
+//! | `ackfile`       | `acks.N` files: offsets of done records                            |
+//! | [`queue`]       | [`QueueStore`]: append, deliver, ack, requeue, purge               |
+//! | [`recovery`]    | rebuilding a queue on open; [`RecoveryReport`]                     |
+//! | [`sync`]        | sans-IO group commit: [`SyncBatch`]                                |
+//! | [`definitions`] | [`DefinitionsLog`]: `definitions.amqp`, CRC-framed append-only log |
+//! | [`meta`]        | atomic JSON files (users, vhosts, policies, ...)                   |
+//! | [`layout`]      | data directory layout: SHA-1 named vhost and queue folders         |
+//!
+//! # On-disk format
+//!
+//! ```text
+//! <data dir>/
+//!   <sha1(vhost)>/            one per vhost; `.vhost` holds the real name
+//!     definitions.amqp        [u32 len][u32 crc32c][payload] ... (see definitions)
+//!     <sha1(queue)>/          one per queue; `.queue` holds the real name
+//!       msgs.0000000001       segment: 8-byte header, records (see record), zero tail
+//!       acks.0000000001       u32 LE offsets of acked/discarded records in msgs.1
+//!   users.json, ...           written with meta::write_json_atomic
+//! ```
+//!
+//! A segment is 8 MiB by default ([`StoreConfig::segment_bytes`]); a record larger than
+//! that gets a segment of its own. Segments are preallocated (fallocate), written
+//! through a shared writable mapping, and truncated to their data on rollover and clean
+//! close; after a crash the zero tail reads as "end of data". Every record carries a
+//! CRC32C; recovery keeps each segment's records up to the first one that fails and
+//! cuts the rest off (see [`recovery`]).
+//!
+//! # Using a `QueueStore`
+//!
+//! ```text
+//! open -> (store, report)
+//! publish:  pos = append(MessageRef{..})            body copied once, into the mmap
+//!           seq = append_seq()                      confirm once synced_seq() >= seq
+//! commit:   batch = take_sync_batch()               any time, e.g. once per loop turn
+//!           batch.run_blocking() / io_uring fsync   then sync_completed(batch.seq())
+//! deliver:  pos = next_ready(); view = read(pos)    view borrows the mapping
+//!           ack(pos) | requeue(pos)                 requeued come back first, in order
+//! expire:   peek_ready() / remove_next_ready()      drop the head without delivering
+//! purge(), close(), delete()
+//! ```
+//!
+//! The store never reads the clock (timestamps come in with the message), never spawns
+//! threads, and only syncs when asked to: the caller owns time and I/O scheduling.
+
+pub mod ackfile;
+pub mod definitions;
+pub mod error;
+pub mod layout;
+pub mod meta;
+pub mod queue;
+pub mod record;
+pub mod recovery;
+mod segment;
+pub mod sync;
+
+use std::io;
+
+pub use definitions::DefinitionsLog;
+pub use error::StoreError;
+pub use queue::QueueStore;
+pub use record::{MessageRef, MessageView};
+pub use recovery::{RecoveryReport, SegmentDamage};
+pub use sync::{AppendSeq, SyncBatch};
+
+/// Default segment size: 8 MiB, as LavinMQ.
+pub const DEFAULT_SEGMENT_BYTES: u32 = 8 * 1024 * 1024;
+/// Smallest configurable segment (tests use tiny segments to exercise rollover).
+pub const MIN_SEGMENT_BYTES: u32 = 64;
+/// Largest segment: offsets are u32; 2 GiB keeps `offset + size` far from overflow.
+pub const MAX_SEGMENT_BYTES: u32 = 1 << 31;
+/// Default per-record limit: 128 MiB, RabbitMQ's default `max_message_size`.
+pub const DEFAULT_MAX_RECORD_BYTES: u32 = 128 * 1024 * 1024;
+
+/// Identifies a segment file of a queue (`msgs.NNNNNNNNNN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct SegmentId(pub u32);
+
+impl std::fmt::Display for SegmentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:010}", self.0)
+    }
+}
+
+/// Where a message is: 12 bytes, Copy. Ordered by (segment, offset), which is append
+/// order, so an ordered set of positions is original order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SegmentPosition {
+    /// The segment file.
+    pub segment: SegmentId,
+    /// Byte offset of the record in it.
+    pub offset: u32,
+    /// Record size on disk (header included).
+    pub size: u32,
+}
+
+const _: () = assert!(size_of::<SegmentPosition>() == 12);
+
+/// Settings of a queue store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Size of a new segment file.
+    pub segment_bytes: u32,
+    /// Largest record accepted by `append` (header + names + properties + body).
+    pub max_record_bytes: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
+}
+
+impl StoreConfig {
+    fn validate(&self) -> io::Result<()> {
+        if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&self.segment_bytes) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("segment_bytes must be in {MIN_SEGMENT_BYTES}..={MAX_SEGMENT_BYTES}"),
+            ));
+        }
+        Ok(())
+    }
+}

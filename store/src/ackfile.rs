@@ -1,0 +1,109 @@
+//! Ack files: `acks.NNNNNNNNNN`, an append-only list of little-endian u32 offsets of
+//! records in `msgs.NNNNNNNNNN` that were acked or discarded (as LavinMQ does).
+//!
+//! Acks are buffered in memory and written in one `write` per [`ACK_BUFFER_BYTES`] or
+//! per group commit, not one syscall per ack: a lost ack only means a redelivery after a
+//! crash (at-least-once), while a syscall per ack costs as much as the ack itself.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::segment::ack_path;
+use crate::SegmentId;
+
+/// Bytes of buffered acks that force a write (1024 acks).
+pub const ACK_BUFFER_BYTES: usize = 4096;
+/// Size of one entry.
+pub const ACK_ENTRY_BYTES: usize = 4;
+
+/// An open ack file with its write buffer.
+pub struct AckFile {
+    file: Arc<File>,
+    pending: Vec<u8>,
+    /// Written but not yet in a sync batch.
+    unsynced: bool,
+}
+
+impl AckFile {
+    /// Opens (creating if needed) for appending. Returns whether it was created, so the
+    /// caller can fsync the directory in the next batch.
+    pub fn open(dir: &Path, id: SegmentId) -> io::Result<(Self, bool)> {
+        let path = ack_path(dir, id);
+        let created = !path.exists();
+        let file = OpenOptions::new().append(true).create(true).open(path)?;
+        Ok((
+            Self {
+                file: Arc::new(file),
+                pending: Vec::new(),
+                unsynced: false,
+            },
+            created,
+        ))
+    }
+
+    /// Buffers one offset; writes when the buffer is full.
+    pub fn push(&mut self, offset: u32) -> io::Result<()> {
+        self.pending.extend_from_slice(&offset.to_le_bytes());
+        if self.pending.len() >= ACK_BUFFER_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered offsets to the file (not synced).
+    pub fn flush(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            (&*self.file).write_all(&self.pending)?;
+            self.pending.clear();
+            self.unsynced = true;
+        }
+        Ok(())
+    }
+
+    /// Flushes and hands out the file if it has unsynced writes.
+    pub fn take_for_sync(&mut self) -> io::Result<Option<Arc<File>>> {
+        self.flush()?;
+        Ok(std::mem::take(&mut self.unsynced).then(|| Arc::clone(&self.file)))
+    }
+}
+
+/// What recovery read from an ack file.
+pub struct LoadedAcks {
+    /// Offsets, sorted and deduplicated (not yet checked against records).
+    pub offsets: Vec<u32>,
+    /// Bytes of a torn trailing partial entry that were cut off.
+    pub torn_bytes: u64,
+}
+
+/// Reads `acks.<id>` if it exists; cuts a torn trailing partial entry off the file so
+/// that later appends stay aligned.
+pub fn load(dir: &Path, id: SegmentId) -> io::Result<LoadedAcks> {
+    let path = ack_path(dir, id);
+    let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(LoadedAcks {
+                offsets: Vec::new(),
+                torn_bytes: 0,
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let whole = bytes.len() - bytes.len() % ACK_ENTRY_BYTES;
+    let torn_bytes = (bytes.len() - whole) as u64;
+    if torn_bytes > 0 {
+        tracing::warn!(path = %path.display(), torn_bytes, "ack file has a torn trailing entry; cutting it off");
+        file.set_len(whole as u64)?;
+    }
+    let mut offsets: Vec<u32> = bytes[..whole]
+        .chunks_exact(ACK_ENTRY_BYTES)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    Ok(LoadedAcks { offsets, torn_bytes })
+}

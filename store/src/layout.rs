@@ -1,0 +1,112 @@
+//! The data directory: one folder per vhost, one per queue inside it, each named by
+//! the hex SHA-1 of the name so that any name (slashes, dots, non-ASCII, 255 bytes) is
+//! a safe, fixed-length path component. The real name is kept in a small file inside
+//! (`.vhost` / `.queue`), so listing does not need a separate index.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use sha1::{Digest, Sha1};
+
+use crate::meta::write_atomic;
+
+/// File in a vhost folder holding the vhost's name.
+pub const VHOST_NAME_FILE: &str = ".vhost";
+/// File in a queue folder holding the queue's name.
+pub const QUEUE_NAME_FILE: &str = ".queue";
+/// The definitions log of a vhost.
+pub const DEFINITIONS_FILE: &str = "definitions.amqp";
+
+fn hashed(name: &str) -> String {
+    hex::encode(Sha1::digest(name.as_bytes()))
+}
+
+/// Folder of vhost `name` under the data directory `root`.
+pub fn vhost_dir(root: &Path, name: &str) -> PathBuf {
+    root.join(hashed(name))
+}
+
+/// Folder of queue `name` in a vhost folder.
+pub fn queue_dir(vhost_dir: &Path, name: &str) -> PathBuf {
+    vhost_dir.join(hashed(name))
+}
+
+fn create_named(dir: PathBuf, name_file: &str, name: &str) -> io::Result<PathBuf> {
+    fs::create_dir_all(&dir)?;
+    let name_path = dir.join(name_file);
+    if !name_path.exists() {
+        write_atomic(&name_path, name.as_bytes())?;
+    }
+    Ok(dir)
+}
+
+/// Creates (if needed) the vhost folder and its name file; returns the folder.
+pub fn create_vhost_dir(root: &Path, name: &str) -> io::Result<PathBuf> {
+    create_named(vhost_dir(root, name), VHOST_NAME_FILE, name)
+}
+
+/// Creates (if needed) the queue folder and its name file; returns the folder.
+pub fn create_queue_dir(vhost_dir: &Path, name: &str) -> io::Result<PathBuf> {
+    create_named(queue_dir(vhost_dir, name), QUEUE_NAME_FILE, name)
+}
+
+fn list_named(parent: &Path, name_file: &str) -> io::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(parent) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let dir = entry.path();
+        match fs::read(dir.join(name_file)) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                // A folder whose hash does not match its name file was not made by us.
+                Ok(name) if dir.file_name().and_then(|f| f.to_str()) == Some(hashed(&name).as_str()) => {
+                    out.push((name, dir))
+                }
+                _ => tracing::warn!(dir = %dir.display(), "name file does not match folder; skipping"),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Vhosts under `root`: (name, folder), sorted by name.
+pub fn list_vhosts(root: &Path) -> io::Result<Vec<(String, PathBuf)>> {
+    list_named(root, VHOST_NAME_FILE)
+}
+
+/// Queues of a vhost: (name, folder), sorted by name.
+pub fn list_queues(vhost_dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
+    list_named(vhost_dir, QUEUE_NAME_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_hashed_folders() {
+        let root = tempfile::tempdir().unwrap();
+        let vh = create_vhost_dir(root.path(), "/").unwrap();
+        assert_eq!(vh, vhost_dir(root.path(), "/"));
+        create_vhost_dir(root.path(), "prod/eu").unwrap();
+        for q in ["a", "../../etc/passwd", "ünïcode", ""] {
+            create_queue_dir(&vh, q).unwrap();
+        }
+        fs::create_dir(root.path().join("stray")).unwrap();
+        let vhosts: Vec<String> = list_vhosts(root.path()).unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(vhosts, ["/", "prod/eu"]);
+        let queues: Vec<String> = list_queues(&vh).unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(queues, ["", "../../etc/passwd", "a", "ünïcode"]);
+    }
+}

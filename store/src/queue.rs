@@ -1,0 +1,533 @@
+//! `QueueStore`: one queue's messages on disk, and the positions that say which are
+//! ready, in flight or done.
+//!
+//! Memory is O(segments + unacked + requeued): a `SegmentMeta` per segment file, a hash
+//! set of in-flight positions, an ordered set of requeued positions, and a read cursor.
+//! Ready messages after the cursor cost nothing.
+//!
+//! A message is in exactly one state: ready (requeued set, or at/after the cursor), in
+//! flight (delivered, unacked), or done (acked or discarded: its offset is in the
+//! segment's ack file). Each segment counts its records (`msg_count`) and done ones
+//! (`done_count`); when they are equal and the cursor has passed it, and it is not the
+//! segment being written, its files are deleted.
+
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs::{self, File};
+use std::io;
+use std::ops::Bound::{Excluded, Unbounded};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::ackfile::AckFile;
+use crate::record::{self, MessageRef, MessageView, RecordError, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::recovery::{self, RecoveryReport};
+use crate::segment::{ack_path, segment_path, ReadMap, WriteSegment};
+use crate::sync::{AppendSeq, SyncBatch, SyncState};
+use crate::{SegmentId, SegmentPosition, StoreConfig, StoreError};
+
+/// Where the next ready message after the requeued ones is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub segment: SegmentId,
+    pub offset: u32,
+}
+
+/// What the store keeps per segment file.
+pub(crate) struct SegmentMeta {
+    /// End of valid data (for the write segment, kept equal to the writer's end).
+    end: u32,
+    /// Records in the segment.
+    msg_count: u32,
+    /// Records acked or discarded.
+    done_count: u32,
+    /// Records the cursor has moved past.
+    passed: u32,
+    /// Read mapping, made on first read (hence OnceCell: `read` takes `&self`).
+    map: OnceCell<ReadMap>,
+    /// Ack file, opened on first ack.
+    acks: Option<AckFile>,
+}
+
+impl SegmentMeta {
+    pub(crate) fn recovered(end: u32, msg_count: u32, done_count: u32, passed: u32) -> Self {
+        Self {
+            end,
+            msg_count,
+            done_count,
+            passed,
+            map: OnceCell::new(),
+            acks: None,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    ready: u64,
+    ready_bytes: u64,
+    unacked: u64,
+    unacked_bytes: u64,
+}
+
+/// One queue's message store. See the crate docs for the call protocol.
+pub struct QueueStore {
+    dir: PathBuf,
+    cfg: StoreConfig,
+    segments: BTreeMap<SegmentId, SegmentMeta>,
+    writer: Option<WriteSegment>,
+    next_segment: SegmentId,
+    cursor: Cursor,
+    in_flight: HashSet<SegmentPosition>,
+    requeued: BTreeSet<SegmentPosition>,
+    dirty_acks: BTreeSet<SegmentId>,
+    counts: Counts,
+    sync: SyncState,
+    closed: bool,
+}
+
+impl std::fmt::Debug for QueueStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueStore")
+            .field("dir", &self.dir)
+            .field("segments", &self.segments.len())
+            .field("ready", &self.counts.ready)
+            .field("unacked", &self.counts.unacked)
+            .finish()
+    }
+}
+
+impl QueueStore {
+    /// Opens (creating if needed) the queue in `dir`, recovering it from its files.
+    /// Messages that were in flight when the store was last closed or crashed come back
+    /// ready, in their original order. The first write segment is created lazily, on
+    /// the first append, so idle queues take no disk.
+    pub fn open(dir: &Path, cfg: StoreConfig) -> io::Result<(Self, RecoveryReport)> {
+        cfg.validate()?;
+        fs::create_dir_all(dir)?;
+        let (rec, report) = recovery::recover(dir)?;
+        let store = Self {
+            dir: dir.to_path_buf(),
+            cfg,
+            segments: rec.segments,
+            writer: None,
+            next_segment: rec.next_segment,
+            cursor: rec.cursor,
+            in_flight: HashSet::new(),
+            requeued: rec.requeued,
+            dirty_acks: BTreeSet::new(),
+            counts: Counts {
+                ready: rec.ready,
+                ready_bytes: rec.ready_bytes,
+                ..Counts::default()
+            },
+            sync: SyncState::default(),
+            closed: false,
+        };
+        Ok((store, report))
+    }
+
+    /// The queue's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends a message (ready, behind all others). Not durable until a sync batch
+    /// covering [`Self::append_seq`] completes.
+    pub fn append(&mut self, msg: MessageRef<'_>) -> Result<SegmentPosition, StoreError> {
+        let len = record::encoded_len(&msg, self.cfg.max_record_bytes)?;
+        if self.writer.as_ref().is_none_or(|w| w.remaining() < len) {
+            self.roll(len)?;
+        }
+        let w = self.writer.as_mut().expect("roll opened a writer");
+        let offset = w.append(&msg, len);
+        let meta = self.segments.get_mut(&w.id()).expect("writer has a meta");
+        meta.end = w.end();
+        meta.msg_count += 1;
+        self.counts.ready += 1;
+        self.counts.ready_bytes += u64::from(len);
+        self.sync.append_seq.0 += 1;
+        self.sync.writer_dirty = true;
+        Ok(SegmentPosition {
+            segment: w.id(),
+            offset,
+            size: len,
+        })
+    }
+
+    /// Closes the write segment (if any) and opens a new one with room for `len`.
+    fn roll(&mut self, len: u32) -> io::Result<()> {
+        self.close_writer()?;
+        let capacity = self.cfg.segment_bytes.max(SEGMENT_HEADER_BYTES + len);
+        let id = self.next_segment;
+        let w = WriteSegment::create(&self.dir, id, capacity)?;
+        self.next_segment = SegmentId(id.0 + 1);
+        self.segments.insert(id, SegmentMeta::recovered(w.end(), 0, 0, 0));
+        self.writer = Some(w);
+        self.sync.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Unmaps and truncates the write segment; it becomes an ordinary closed segment.
+    fn close_writer(&mut self) -> io::Result<()> {
+        let Some(w) = self.writer.take() else { return Ok(()) };
+        let id = w.id();
+        let file = w.finish()?;
+        if std::mem::take(&mut self.sync.writer_dirty) {
+            self.sync.closed_dirty.push(file);
+        }
+        self.maybe_delete(id)
+    }
+
+    /// Bytes of segment `id` up to its end of data, mapping it if needed.
+    fn segment_data(&self, id: SegmentId) -> Result<&[u8], StoreError> {
+        if let Some(w) = self.writer.as_ref().filter(|w| w.id() == id) {
+            return Ok(w.data());
+        }
+        let meta = self.segments.get(&id).ok_or(StoreError::UnknownSegment(id))?;
+        if meta.map.get().is_none() {
+            let _ = meta.map.set(ReadMap::open(&self.dir, id)?);
+        }
+        let data = meta.map.get().expect("mapped above").data();
+        let Some(data) = data.get(..meta.end as usize) else {
+            let pos = SegmentPosition {
+                segment: id,
+                offset: meta.end,
+                size: 0,
+            };
+            return Err(StoreError::Corrupt {
+                pos,
+                reason: RecordError::Truncated,
+            });
+        };
+        Ok(data)
+    }
+
+    /// Reads and verifies (lengths and CRC) the message at `pos`. The slices borrow the
+    /// segment mapping, so no `&mut self` call can run while they live.
+    pub fn read(&self, pos: SegmentPosition) -> Result<MessageView<'_>, StoreError> {
+        let data = self.segment_data(pos.segment)?;
+        let range = pos.offset as usize..pos.offset as usize + pos.size as usize;
+        let buf = data.get(range).ok_or(StoreError::Corrupt {
+            pos,
+            reason: RecordError::Truncated,
+        })?;
+        let (view, len) = record::decode(buf).map_err(|reason| StoreError::Corrupt { pos, reason })?;
+        if len != pos.size || pos.offset < SEGMENT_HEADER_BYTES {
+            return Err(StoreError::Corrupt {
+                pos,
+                reason: RecordError::BadLength,
+            });
+        }
+        Ok(view)
+    }
+
+    /// The record under the cursor, moving the cursor to the next segment when it is at
+    /// the end of one. Does not consume it.
+    fn cursor_peek(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
+        loop {
+            let id = self.cursor.segment;
+            let end = self.segments.get(&id).map(|m| m.end);
+            if let Some(end) = end.filter(|&end| self.cursor.offset < end) {
+                let offset = self.cursor.offset;
+                let data = self.segment_data(id)?;
+                let size = record::peek_len(&data[offset as usize..]);
+                let pos = SegmentPosition {
+                    segment: id,
+                    offset,
+                    size,
+                };
+                if size < RECORD_HEADER_BYTES || offset + size > end {
+                    // Verified at recovery or written by us: the page cache changed under us.
+                    return Err(StoreError::Corrupt {
+                        pos,
+                        reason: RecordError::BadLength,
+                    });
+                }
+                return Ok(Some(pos));
+            }
+            let next = self.segments.range((Excluded(id), Unbounded)).next().map(|(k, _)| *k);
+            let Some(next) = next else { return Ok(None) };
+            self.cursor = Cursor {
+                segment: next,
+                offset: SEGMENT_HEADER_BYTES,
+            };
+            if let Some(meta) = self.segments.get_mut(&id) {
+                meta.map.take(); // the cursor is gone: give the pages back (see segment.rs)
+            }
+            self.maybe_delete(id)?;
+        }
+    }
+
+    /// Takes the next ready message: requeued first, then the cursor.
+    fn take_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
+        let pos = match self.requeued.pop_first() {
+            Some(p) => p,
+            None => {
+                let Some(p) = self.cursor_peek()? else { return Ok(None) };
+                self.cursor.offset += p.size;
+                self.segments.get_mut(&p.segment).expect("cursor segment exists").passed += 1;
+                p
+            }
+        };
+        self.counts.ready -= 1;
+        self.counts.ready_bytes -= u64::from(pos.size);
+        Ok(Some(pos))
+    }
+
+    /// Takes the next message to deliver (requeued first, in original order, then new
+    /// ones) and marks it in flight until [`Self::ack`] or [`Self::requeue`].
+    pub fn next_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
+        let Some(pos) = self.take_ready()? else { return Ok(None) };
+        self.in_flight.insert(pos);
+        self.counts.unacked += 1;
+        self.counts.unacked_bytes += u64::from(pos.size);
+        Ok(Some(pos))
+    }
+
+    /// The message [`Self::next_ready`] would return, without taking it (for TTL checks
+    /// of the head).
+    pub fn peek_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
+        match self.requeued.first() {
+            Some(p) => Ok(Some(*p)),
+            None => self.cursor_peek(),
+        }
+    }
+
+    /// Discards the head of the ready messages without delivering it (TTL expiry,
+    /// max-length drop-head); persisted like an ack.
+    pub fn remove_next_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
+        let Some(pos) = self.take_ready()? else { return Ok(None) };
+        self.mark_done(pos)?;
+        Ok(Some(pos))
+    }
+
+    /// Acknowledges a delivered message: it is done and will not come back.
+    pub fn ack(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
+        if !self.in_flight.remove(&pos) {
+            return Err(StoreError::NotInFlight(pos));
+        }
+        self.counts.unacked -= 1;
+        self.counts.unacked_bytes -= u64::from(pos.size);
+        Ok(self.mark_done(pos)?)
+    }
+
+    /// Returns a delivered message to the ready ones, ahead of all not yet delivered.
+    pub fn requeue(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
+        if !self.in_flight.remove(&pos) {
+            return Err(StoreError::NotInFlight(pos));
+        }
+        self.counts.unacked -= 1;
+        self.counts.unacked_bytes -= u64::from(pos.size);
+        self.counts.ready += 1;
+        self.counts.ready_bytes += u64::from(pos.size);
+        self.requeued.insert(pos);
+        Ok(())
+    }
+
+    /// Records `pos` as done in its segment's ack file.
+    fn mark_done(&mut self, pos: SegmentPosition) -> io::Result<()> {
+        let meta = self
+            .segments
+            .get_mut(&pos.segment)
+            .expect("a live position's segment exists");
+        if meta.acks.is_none() {
+            let (acks, created) = AckFile::open(&self.dir, pos.segment)?;
+            meta.acks = Some(acks);
+            self.sync.dir_dirty |= created;
+        }
+        meta.acks.as_mut().expect("opened above").push(pos.offset)?;
+        meta.done_count += 1;
+        assert!(
+            meta.done_count <= meta.msg_count,
+            "more acks than records in {:?}",
+            pos.segment
+        );
+        self.dirty_acks.insert(pos.segment);
+        self.maybe_delete(pos.segment)
+    }
+
+    /// Deletes segment `id` if all its records are done, the cursor has passed it, and
+    /// it is not being written.
+    fn maybe_delete(&mut self, id: SegmentId) -> io::Result<()> {
+        let Some(meta) = self.segments.get(&id) else {
+            return Ok(());
+        };
+        let cursor_past = self.cursor.segment > id || (self.cursor.segment == id && self.cursor.offset >= meta.end);
+        let writing = self.writer.as_ref().is_some_and(|w| w.id() == id);
+        if meta.done_count < meta.msg_count || !cursor_past || writing {
+            return Ok(());
+        }
+        self.segments.remove(&id);
+        self.dirty_acks.remove(&id);
+        // Segment first: if the second unlink is lost in a crash, an orphan ack file is
+        // deleted by recovery; the other order could resurrect acked messages.
+        fs::remove_file(segment_path(&self.dir, id))?;
+        match fs::remove_file(ack_path(&self.dir, id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Drops every ready message (requeued and not yet delivered); in-flight ones stay.
+    /// Returns how many were dropped. Whole segments are deleted without touching their
+    /// records, so the cost is O(segments) plus at most one segment's records.
+    pub fn purge(&mut self) -> Result<u64, StoreError> {
+        let purged = self.counts.ready;
+        for pos in std::mem::take(&mut self.requeued) {
+            self.mark_done(pos)?;
+        }
+        // The write segment becomes an ordinary closed one, so it can be deleted whole.
+        self.close_writer()?;
+        let cur = self.cursor.segment;
+        if let Some(meta) = self.segments.get(&cur).filter(|m| self.cursor.offset < m.end) {
+            // Every passed record is in flight or done (requeued ones were just marked
+            // done), and only passed records can be done.
+            debug_assert!(meta.done_count <= meta.passed);
+            let in_flight_here = meta.passed - meta.done_count;
+            if in_flight_here == 0 {
+                let meta = self.segments.get_mut(&cur).expect("checked above");
+                meta.done_count = meta.msg_count;
+                meta.passed = meta.msg_count;
+                self.cursor.offset = meta.end;
+                self.maybe_delete(cur)?;
+            } else {
+                while let Some(pos) = self.cursor_peek()?.filter(|p| p.segment == cur) {
+                    self.take_ready()?;
+                    self.mark_done(pos)?;
+                }
+            }
+        }
+        // Everything after the cursor segment is ready, never delivered: delete it.
+        let later: Vec<SegmentId> = self
+            .segments
+            .range((Excluded(cur), Unbounded))
+            .map(|(k, _)| *k)
+            .collect();
+        self.cursor = Cursor {
+            segment: self.next_segment,
+            offset: SEGMENT_HEADER_BYTES,
+        };
+        for id in later {
+            let meta = self.segments.get_mut(&id).expect("listed above");
+            meta.done_count = meta.msg_count;
+            meta.passed = meta.msg_count;
+            self.maybe_delete(id)?;
+        }
+        self.counts.ready = 0;
+        self.counts.ready_bytes = 0;
+        Ok(purged)
+    }
+
+    /// Messages ready for delivery. O(1).
+    pub fn ready_count(&self) -> u64 {
+        self.counts.ready
+    }
+
+    /// Messages delivered and not yet acked. O(1).
+    pub fn unacked_count(&self) -> u64 {
+        self.counts.unacked
+    }
+
+    /// On-disk record bytes (header, names, properties, body) of ready messages. O(1).
+    pub fn ready_bytes(&self) -> u64 {
+        self.counts.ready_bytes
+    }
+
+    /// Record bytes of ready plus unacked messages. O(1).
+    pub fn total_bytes(&self) -> u64 {
+        self.counts.ready_bytes + self.counts.unacked_bytes
+    }
+
+    /// Segment files currently alive (for metrics and tests).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Sequence number of the latest append (0 before the first since open).
+    pub fn append_seq(&self) -> AppendSeq {
+        self.sync.append_seq
+    }
+
+    /// Appends up to this seq are on disk.
+    pub fn synced_seq(&self) -> AppendSeq {
+        self.sync.synced_seq
+    }
+
+    /// Collects the files dirtied since the last batch (buffered acks are written out
+    /// first). None when there is nothing to sync. The caller fdatasyncs them (e.g.
+    /// [`SyncBatch::run_blocking`]) and then calls [`Self::sync_completed`].
+    pub fn take_sync_batch(&mut self) -> io::Result<Option<SyncBatch>> {
+        let mut files = Vec::new();
+        for id in std::mem::take(&mut self.dirty_acks) {
+            if let Some(acks) = self.segments.get_mut(&id).and_then(|m| m.acks.as_mut()) {
+                files.extend(acks.take_for_sync()?);
+            }
+        }
+        if self.sync.writer_dirty {
+            files.extend(self.writer.as_ref().map(|w| Arc::clone(w.file())));
+        }
+        let dir = if self.sync.dir_dirty {
+            Some(Arc::new(File::open(&self.dir)?))
+        } else {
+            None
+        };
+        Ok(self.sync.make_batch(files, dir))
+    }
+
+    /// Reports that the batch with `seq` was synced. Batches may complete out of order;
+    /// [`Self::synced_seq`] only moves past a batch when all earlier ones are done.
+    pub fn sync_completed(&mut self, seq: AppendSeq) {
+        self.sync.completed(seq);
+    }
+
+    /// Whether appends or acks are waiting for a sync batch.
+    pub fn needs_sync(&self) -> bool {
+        self.sync.needs_batch() || !self.dirty_acks.is_empty()
+    }
+
+    /// Takes and runs one batch with blocking syscalls (tests, tools, clean shutdown).
+    pub fn sync_all_blocking(&mut self) -> io::Result<()> {
+        if let Some(batch) = self.take_sync_batch()? {
+            batch.run_blocking()?;
+            self.sync_completed(batch.seq());
+        }
+        Ok(())
+    }
+
+    /// Clean close: truncates the write segment to its data and syncs everything.
+    pub fn close(mut self) -> io::Result<()> {
+        self.close_writer()?;
+        self.sync_all_blocking()?;
+        self.closed = true;
+        Ok(())
+    }
+
+    /// Deletes the queue's directory and everything in it.
+    pub fn delete(mut self) -> io::Result<()> {
+        self.closed = true;
+        self.writer = None;
+        self.segments.clear();
+        fs::remove_dir_all(&self.dir)
+    }
+}
+
+impl Drop for QueueStore {
+    /// Without `close`: write buffered acks and truncate the write segment, but do not
+    /// sync (a dropped store is not a durability point; recovery copes either way).
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        for meta in self.segments.values_mut() {
+            if let Some(acks) = meta.acks.as_mut() {
+                if let Err(e) = acks.flush() {
+                    tracing::warn!(error = %e, "writing acks on drop failed");
+                }
+            }
+        }
+        if let Err(e) = self.close_writer() {
+            tracing::warn!(error = %e, "closing the write segment on drop failed");
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The on-disk layout of message segments: the ONE place that defines it.
+//!
+//! ```text
+//! segment file msgs.NNNNNNNNNN
+//!   offset 0   SegmentHeader  (8 bytes)  magic "RMQS", format version u32 LE
+//!   offset 8   record, record, ...        back to back, no padding
+//!   then       zero bytes up to the preallocated size (or EOF after a clean close)
+//!
+//! record (all integers little-endian)
+//!   0  u32  total_len        whole record including this header; 0 = end of data
+//!   4  u32  crc              CRC32C of bytes 0..4 and 8..total_len
+//!   8  u64  timestamp_ms
+//!   16 u32  properties_len
+//!   20 u8   exchange_len
+//!   21 u8   routing_key_len
+//!   22 u8   kind             RECORD_KIND_MESSAGE
+//!   23 u8   reserved         0
+//!   24 exchange | routing key | properties (opaque) | body (the rest)
+//! ```
+//!
+//! Little-endian because every machine we run on is, so decoding is a plain load; the
+//! layout is still explicit (zerocopy `little_endian` types), never `repr(Rust)`.
+//!
+//! Why a zero length means "end of data": segments are preallocated with zeros and
+//! written through mmap, so after a crash the tail of the last segment is zeros. A real
+//! record is never shorter than [`RECORD_HEADER_BYTES`], so `total_len == 0` cannot be
+//! data. The CRC covers the length too, so a torn length word is caught like any other
+//! torn byte.
+
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// First bytes of every segment file.
+pub const SEGMENT_MAGIC: [u8; 4] = *b"RMQS";
+/// Bumped on any change to this file's layout.
+pub const SEGMENT_FORMAT_VERSION: u32 = 1;
+/// Size of [`SegmentHeader`]; the first record starts here.
+pub const SEGMENT_HEADER_BYTES: u32 = 8;
+/// Size of [`RecordHeader`].
+pub const RECORD_HEADER_BYTES: u32 = 24;
+/// `kind` of a message record (the only kind so far; others are reserved for e.g.
+/// stream index markers, and recovery rejects unknown kinds).
+pub const RECORD_KIND_MESSAGE: u8 = 1;
+/// AMQP short strings (exchange, routing key) are at most this long.
+pub const SHORT_STR_MAX_BYTES: usize = 255;
+/// Hard ceiling on one record, whatever the configuration: offsets and sizes are u32 and
+/// a segment holding one record must still fit [`crate::MAX_SEGMENT_BYTES`].
+pub const RECORD_MAX_BYTES: u32 = 1 << 30;
+
+/// Header at offset 0 of each segment file.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+pub struct SegmentHeader {
+    /// [`SEGMENT_MAGIC`].
+    pub magic: [u8; 4],
+    /// [`SEGMENT_FORMAT_VERSION`].
+    pub version: U32,
+}
+
+/// Fixed header of each record.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+pub struct RecordHeader {
+    /// Whole record length including this header.
+    pub total_len: U32,
+    /// CRC32C over `total_len` and everything after this field.
+    pub crc: U32,
+    /// Publish time, milliseconds since the Unix epoch (given by the caller: sans-IO).
+    pub timestamp_ms: U64,
+    /// Length of the encoded basic properties.
+    pub properties_len: U32,
+    /// Length of the exchange name.
+    pub exchange_len: u8,
+    /// Length of the routing key.
+    pub routing_key_len: u8,
+    /// [`RECORD_KIND_MESSAGE`].
+    pub kind: u8,
+    /// Must be 0.
+    pub reserved: u8,
+}
+
+const _: () = assert!(size_of::<SegmentHeader>() == SEGMENT_HEADER_BYTES as usize);
+const _: () = assert!(size_of::<RecordHeader>() == RECORD_HEADER_BYTES as usize);
+const _: () = assert!(align_of::<RecordHeader>() == 1);
+// The CRC field must sit right after the length so "0..4 and 8.." is the whole header
+// except the CRC itself.
+const _: () = assert!(core::mem::offset_of!(RecordHeader, crc) == 4);
+const _: () = assert!(core::mem::offset_of!(RecordHeader, timestamp_ms) == 8);
+const _: () = assert!(RECORD_MAX_BYTES < crate::MAX_SEGMENT_BYTES - SEGMENT_HEADER_BYTES);
+
+/// A message to append: borrowed slices, so the body is copied once, into the segment.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageRef<'a> {
+    /// Publish time in ms since the epoch.
+    pub timestamp_ms: u64,
+    /// Exchange name (short string).
+    pub exchange: &'a [u8],
+    /// Routing key (short string).
+    pub routing_key: &'a [u8],
+    /// Encoded basic properties; opaque to the store.
+    pub properties: &'a [u8],
+    /// Message body.
+    pub body: &'a [u8],
+}
+
+/// A record read back: slices borrow the segment mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageView<'a> {
+    /// Publish time in ms since the epoch.
+    pub timestamp_ms: u64,
+    /// Exchange name.
+    pub exchange: &'a [u8],
+    /// Routing key.
+    pub routing_key: &'a [u8],
+    /// Encoded basic properties.
+    pub properties: &'a [u8],
+    /// Message body.
+    pub body: &'a [u8],
+}
+
+/// Why bytes are not a valid record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// A zero length word: the preallocated tail, i.e. the end of the data.
+    #[error("end of data (zero length)")]
+    EndOfData,
+    /// The record runs past the end of the segment's data (torn write).
+    #[error("record runs past the end of the data")]
+    Truncated,
+    /// Length smaller than a header or above [`RECORD_MAX_BYTES`].
+    #[error("implausible record length")]
+    BadLength,
+    /// Field lengths do not add up, or unknown kind / nonzero reserved byte.
+    #[error("malformed record header")]
+    BadHeader,
+    /// Checksum mismatch.
+    #[error("checksum mismatch")]
+    Checksum,
+}
+
+/// Length on disk of `msg`, validating the short strings and the limit.
+pub fn encoded_len(msg: &MessageRef<'_>, max_record_bytes: u32) -> Result<u32, crate::StoreError> {
+    for (field, s) in [("exchange", msg.exchange), ("routing key", msg.routing_key)] {
+        if s.len() > SHORT_STR_MAX_BYTES {
+            return Err(crate::StoreError::ShortStrTooLong { field, len: s.len() });
+        }
+    }
+    let len = u64::from(RECORD_HEADER_BYTES)
+        + msg.exchange.len() as u64
+        + msg.routing_key.len() as u64
+        + msg.properties.len() as u64
+        + msg.body.len() as u64;
+    let max = max_record_bytes.min(RECORD_MAX_BYTES);
+    if len > u64::from(max) {
+        return Err(crate::StoreError::MessageTooLarge {
+            record_bytes: len,
+            max_bytes: u64::from(max),
+        });
+    }
+    Ok(len as u32)
+}
+
+/// Writes `msg` into `dst`, which must be exactly [`encoded_len`] bytes. This is the
+/// single copy of the body. The CRC is computed from the caller's slices while they are
+/// hot in cache, not re-read from the mapping.
+pub fn encode_into(dst: &mut [u8], msg: &MessageRef<'_>) {
+    let total_len = dst.len() as u32;
+    let mut header = RecordHeader {
+        total_len: U32::new(total_len),
+        crc: U32::new(0),
+        timestamp_ms: U64::new(msg.timestamp_ms),
+        properties_len: U32::new(msg.properties.len() as u32),
+        exchange_len: msg.exchange.len() as u8,
+        routing_key_len: msg.routing_key.len() as u8,
+        kind: RECORD_KIND_MESSAGE,
+        reserved: 0,
+    };
+    let hb = header.as_bytes();
+    let mut crc = crc32c::crc32c(&hb[0..4]);
+    crc = crc32c::crc32c_append(crc, &hb[8..]);
+    let mut at = RECORD_HEADER_BYTES as usize;
+    for part in [msg.exchange, msg.routing_key, msg.properties, msg.body] {
+        crc = crc32c::crc32c_append(crc, part);
+        dst[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    assert_eq!(
+        at,
+        dst.len(),
+        "encode_into: destination must be exactly encoded_len bytes"
+    );
+    header.crc = U32::new(crc);
+    dst[..RECORD_HEADER_BYTES as usize].copy_from_slice(header.as_bytes());
+}
+
+/// Reads the length word at the start of `buf` (0 if fewer than 4 bytes remain, which
+/// is "end of data" too).
+pub fn peek_len(buf: &[u8]) -> u32 {
+    match buf.get(..4) {
+        Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        None => 0,
+    }
+}
+
+/// Decodes and fully verifies (lengths and CRC) the record at the start of `buf`; `buf`
+/// may extend past the record (to the end of the segment's data).
+pub fn decode(buf: &[u8]) -> Result<(MessageView<'_>, u32), RecordError> {
+    if buf.len() < 4 {
+        return if buf.iter().all(|&b| b == 0) {
+            Err(RecordError::EndOfData)
+        } else {
+            Err(RecordError::Truncated)
+        };
+    }
+    let total_len = peek_len(buf);
+    if total_len == 0 {
+        return Err(RecordError::EndOfData);
+    }
+    if !(RECORD_HEADER_BYTES..=RECORD_MAX_BYTES).contains(&total_len) {
+        return Err(RecordError::BadLength);
+    }
+    let Some(rec) = buf.get(..total_len as usize) else {
+        return Err(RecordError::Truncated);
+    };
+    let (header, rest) = RecordHeader::ref_from_prefix(rec).map_err(|_| RecordError::Truncated)?;
+    let ex = header.exchange_len as usize;
+    let rk = header.routing_key_len as usize;
+    let props = header.properties_len.get() as usize;
+    if header.kind != RECORD_KIND_MESSAGE || header.reserved != 0 || ex + rk + props > rest.len() {
+        return Err(RecordError::BadHeader);
+    }
+    let mut crc = crc32c::crc32c(&rec[0..4]);
+    crc = crc32c::crc32c_append(crc, &rec[8..]);
+    if crc != header.crc.get() {
+        return Err(RecordError::Checksum);
+    }
+    let (exchange, rest) = rest.split_at(ex);
+    let (routing_key, rest) = rest.split_at(rk);
+    let (properties, body) = rest.split_at(props);
+    let view = MessageView {
+        timestamp_ms: header.timestamp_ms.get(),
+        exchange,
+        routing_key,
+        properties,
+        body,
+    };
+    Ok((view, total_len))
+}
+
+/// The header every new segment starts with.
+pub fn segment_header() -> SegmentHeader {
+    SegmentHeader {
+        magic: SEGMENT_MAGIC,
+        version: U32::new(SEGMENT_FORMAT_VERSION),
+    }
+}
+
+/// Whether `buf` starts with a valid segment header.
+pub fn check_segment_header(buf: &[u8]) -> bool {
+    match SegmentHeader::ref_from_prefix(buf) {
+        Ok((h, _)) => h.magic == SEGMENT_MAGIC && h.version.get() == SEGMENT_FORMAT_VERSION,
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg<'a>(body: &'a [u8]) -> MessageRef<'a> {
+        MessageRef {
+            timestamp_ms: 42,
+            exchange: b"amq.direct",
+            routing_key: b"rk",
+            properties: b"\x00\x01",
+            body,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_every_bit_flip_is_caught() {
+        let m = msg(b"hello world");
+        let len = encoded_len(&m, u32::MAX).unwrap();
+        let mut buf = vec![0u8; len as usize];
+        encode_into(&mut buf, &m);
+        let (v, l) = decode(&buf).unwrap();
+        assert_eq!(l, len);
+        assert_eq!(
+            (v.timestamp_ms, v.exchange, v.routing_key, v.properties, v.body),
+            (
+                42,
+                &b"amq.direct"[..],
+                &b"rk"[..],
+                &b"\x00\x01"[..],
+                &b"hello world"[..]
+            )
+        );
+        for bit in 0..buf.len() * 8 {
+            let mut c = buf.clone();
+            c[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode(&c).is_err(), "bit {bit} flip not detected");
+        }
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let long = [b'x'; 256];
+        let m = MessageRef {
+            exchange: &long,
+            ..msg(b"")
+        };
+        assert!(matches!(
+            encoded_len(&m, u32::MAX),
+            Err(crate::StoreError::ShortStrTooLong { .. })
+        ));
+        assert!(matches!(
+            encoded_len(&msg(&[0; 100]), 64),
+            Err(crate::StoreError::MessageTooLarge { .. })
+        ));
+        assert_eq!(decode(&[0u8; 16]).unwrap_err(), RecordError::EndOfData);
+        assert_eq!(decode(&[]).unwrap_err(), RecordError::EndOfData);
+    }
+}

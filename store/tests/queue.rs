@@ -1,0 +1,177 @@
+//! Behaviour of `QueueStore`: order, counts, acks, requeue, purge, segment deletion,
+//! reopen.
+
+use ringmq_store::{MessageRef, QueueStore, StoreConfig, StoreError};
+
+fn msg(body: &[u8]) -> MessageRef<'_> {
+    MessageRef {
+        timestamp_ms: 7,
+        exchange: b"ex",
+        routing_key: b"rk",
+        properties: b"p",
+        body,
+    }
+}
+
+fn small() -> StoreConfig {
+    StoreConfig {
+        segment_bytes: 256,
+        ..StoreConfig::default()
+    }
+}
+
+fn body_of(q: &QueueStore, pos: ringmq_store::SegmentPosition) -> Vec<u8> {
+    q.read(pos).unwrap().body.to_vec()
+}
+
+#[test]
+fn append_deliver_ack_in_order_and_segments_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, report) = QueueStore::open(dir.path(), small()).unwrap();
+    assert_eq!(report.messages_recovered, 0);
+    for i in 0..100u32 {
+        q.append(msg(&i.to_le_bytes())).unwrap();
+    }
+    assert_eq!(q.ready_count(), 100);
+    assert!(q.segment_count() > 10, "small segments roll over");
+    let bytes = q.total_bytes();
+    for i in 0..100u32 {
+        let pos = q.next_ready().unwrap().unwrap();
+        let v = q.read(pos).unwrap();
+        assert_eq!(
+            (v.body, v.exchange, v.routing_key, v.properties, v.timestamp_ms),
+            (&i.to_le_bytes()[..], &b"ex"[..], &b"rk"[..], &b"p"[..], 7)
+        );
+        q.ack(pos).unwrap();
+        assert!(matches!(q.ack(pos), Err(StoreError::NotInFlight(_))));
+    }
+    assert!(bytes > 0);
+    assert_eq!((q.ready_count(), q.unacked_count(), q.total_bytes()), (0, 0, 0));
+    assert_eq!(q.next_ready().unwrap(), None);
+    assert_eq!(q.segment_count(), 1, "only the write segment is left");
+    q.close().unwrap();
+    let files = std::fs::read_dir(dir.path()).unwrap().count();
+    assert!(
+        files <= 2,
+        "fully acked segments and their ack files are gone, found {files}"
+    );
+}
+
+#[test]
+fn requeued_come_back_first_in_original_order_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = QueueStore::open(dir.path(), small()).unwrap();
+    for i in 0..20u8 {
+        q.append(msg(&[i])).unwrap();
+    }
+    let taken: Vec<_> = (0..10).map(|_| q.next_ready().unwrap().unwrap()).collect();
+    q.ack(taken[0]).unwrap();
+    q.requeue(taken[5]).unwrap();
+    q.requeue(taken[2]).unwrap();
+    assert_eq!((q.ready_count(), q.unacked_count()), (12, 7));
+    let p = q.next_ready().unwrap().unwrap();
+    assert_eq!(body_of(&q, p), [2]);
+    let p2 = q.next_ready().unwrap().unwrap();
+    assert_eq!(body_of(&q, p2), [5]);
+    let p3 = q.next_ready().unwrap().unwrap();
+    assert_eq!(body_of(&q, p3), [10]);
+    q.ack(taken[9]).unwrap();
+    drop(q); // crash-like: no close, no sync
+    let (mut q, report) = QueueStore::open(dir.path(), small()).unwrap();
+    // 0 and 9 acked; everything else is back, in order.
+    assert_eq!(report.messages_recovered, 18);
+    let mut got = Vec::new();
+    while let Some(p) = q.next_ready().unwrap() {
+        got.push(body_of(&q, p)[0]);
+    }
+    let want: Vec<u8> = (1..20).filter(|&i| i != 9).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn purge_keeps_in_flight_and_remove_next_ready_discards_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = QueueStore::open(dir.path(), small()).unwrap();
+    for i in 0..50u8 {
+        q.append(msg(&[i])).unwrap();
+    }
+    let a = q.next_ready().unwrap().unwrap();
+    let b = q.next_ready().unwrap().unwrap();
+    q.requeue(b).unwrap();
+    assert_eq!(q.peek_ready().unwrap(), Some(b));
+    assert_eq!(q.remove_next_ready().unwrap(), Some(b));
+    let c = q.remove_next_ready().unwrap().unwrap();
+    assert_eq!(body_of(&q, c), [2]);
+    assert_eq!(q.purge().unwrap(), 47);
+    assert_eq!((q.ready_count(), q.unacked_count()), (0, 1));
+    assert_eq!(body_of(&q, a), [0]);
+    let d = q.append(msg(b"new")).unwrap();
+    assert_eq!(q.next_ready().unwrap(), Some(d));
+    q.ack(a).unwrap();
+    q.ack(d).unwrap();
+    assert_eq!(q.segment_count(), 1);
+    drop(q);
+    let (q, report) = QueueStore::open(dir.path(), small()).unwrap();
+    assert_eq!(report.messages_recovered, 0);
+    assert_eq!(q.segment_count(), 0);
+    q.delete().unwrap();
+    assert!(!dir.path().exists());
+}
+
+#[test]
+fn large_message_gets_its_own_segment_and_limits_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig {
+        segment_bytes: 256,
+        max_record_bytes: 100_000,
+    };
+    let (mut q, _) = QueueStore::open(dir.path(), cfg).unwrap();
+    let big = vec![0xAB; 50_000];
+    let p = q.append(msg(&big)).unwrap();
+    q.append(msg(b"small")).unwrap();
+    assert_eq!(q.read(p).unwrap().body, &big[..]);
+    assert!(matches!(
+        q.append(msg(&vec![0; 200_000])),
+        Err(StoreError::MessageTooLarge { .. })
+    ));
+    let long = [b'x'; 300];
+    let bad = MessageRef {
+        routing_key: &long,
+        ..msg(b"")
+    };
+    assert!(matches!(q.append(bad), Err(StoreError::ShortStrTooLong { .. })));
+    q.close().unwrap();
+    let (q, r) = QueueStore::open(dir.path(), cfg).unwrap();
+    assert_eq!(r.messages_recovered, 2);
+    assert!(r.damaged.is_empty());
+    drop(q);
+}
+
+#[test]
+fn group_commit_batches_many_appends_and_orders_overlapping_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = QueueStore::open(dir.path(), small()).unwrap();
+    assert!(q.take_sync_batch().unwrap().is_none());
+    for i in 0..30u8 {
+        q.append(msg(&[i])).unwrap();
+    }
+    let b1 = q.take_sync_batch().unwrap().unwrap();
+    assert_eq!(b1.seq().0, 30);
+    assert!(b1.dir().is_some(), "new segment files need a directory sync");
+    assert!(!b1.files().is_empty());
+    q.append(msg(b"x")).unwrap();
+    let b2 = q.take_sync_batch().unwrap().unwrap();
+    assert_eq!(b2.files().len(), 1);
+    b2.run_blocking().unwrap();
+    q.sync_completed(b2.seq());
+    assert_eq!(q.synced_seq().0, 0, "b1 is not done yet");
+    b1.run_blocking().unwrap();
+    q.sync_completed(b1.seq());
+    assert_eq!(q.synced_seq().0, 31);
+    assert!(!q.needs_sync());
+    let p = q.next_ready().unwrap().unwrap();
+    q.ack(p).unwrap();
+    assert!(q.needs_sync(), "acks are synced too");
+    q.sync_all_blocking().unwrap();
+    assert!(!q.needs_sync());
+}
