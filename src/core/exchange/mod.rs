@@ -1,0 +1,424 @@
+//! Exchange routing: the binding table of one exchange and its matcher.
+//!
+//! Pure data structures, no I/O: the vhost owns one [`Bindings`] per exchange and
+//! asks it where a message goes. The destination type `D` is generic so the broker
+//! can route to queues and (for exchange-to-exchange bindings) to exchanges with
+//! the same call; the caller follows exchange destinations itself, which keeps the
+//! cycle check in one place (the vhost).
+//!
+//! | file | matcher | cost of one route |
+//! |---|---|---|
+//! | [`direct`] | `HashMap<key, dests>` | one hash lookup |
+//! | [`fanout`] | a list of unique destinations | one copy of the list |
+//! | [`topic`] | a trie over words with `*` and `#` edges | ~ words × branches, independent of the binding count |
+//! | [`headers`] | binding rules checked one by one | bindings × pattern entries |
+//!
+//! Semantics follow RabbitMQ 3.x/4.x; each file cites the Erlang source it mirrors.
+
+mod direct;
+mod fanout;
+mod headers;
+mod topic;
+
+use std::collections::BTreeMap;
+use std::hash::Hash;
+
+use ringmq_codec::{FieldTable, Table};
+
+pub use headers::{validate_binding_arguments, XMatch};
+
+/// The four AMQP 0-9-1 exchange types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExchangeKind {
+    Direct,
+    Fanout,
+    Topic,
+    Headers,
+}
+
+impl ExchangeKind {
+    /// Parses the `type` field of exchange.declare. Case-sensitive, as RabbitMQ's
+    /// registry lookup is. `None` is for the caller to turn into RabbitMQ's 503
+    /// "unknown exchange type '...'" (or accept a plugin type it knows).
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "direct" => ExchangeKind::Direct,
+            "fanout" => ExchangeKind::Fanout,
+            "topic" => ExchangeKind::Topic,
+            "headers" => ExchangeKind::Headers,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ExchangeKind::Direct => "direct",
+            ExchangeKind::Fanout => "fanout",
+            ExchangeKind::Topic => "topic",
+            ExchangeKind::Headers => "headers",
+        }
+    }
+}
+
+impl std::fmt::Display for ExchangeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ExchangeKind {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        ExchangeKind::parse(s).ok_or(())
+    }
+}
+
+/// One binding as the client declared it (kept verbatim for listing and export).
+#[derive(Debug)]
+struct Binding {
+    routing_key: String,
+    arguments: FieldTable,
+    /// The encoded arguments: binding identity. RabbitMQ keys bindings by the exact
+    /// Erlang term, so `1` as `I` and `1` as `l` are different bindings, and the
+    /// bytes (unlike `FieldValue`'s `PartialEq`) also make a NaN argument equal to
+    /// itself, so such a binding can still be unbound.
+    arguments_bytes: Vec<u8>,
+    /// Handed to the matcher so it can drop exactly this binding's rule.
+    id: BindingId,
+}
+
+/// A per-table serial number for bindings; never reused within one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct BindingId(u64);
+
+/// The binding table of one exchange.
+///
+/// `D` is the destination id (the broker uses an enum of queue id / exchange id).
+/// Bindings are kept per destination (for listing, unbind and
+/// [`remove_destination`](Bindings::remove_destination)) and, separately, in the
+/// matcher of the exchange's kind, which is what [`route`](Bindings::route) reads.
+#[derive(Debug)]
+pub struct Bindings<D> {
+    kind: ExchangeKind,
+    /// A BTreeMap so listings and definitions exports come out in a stable order.
+    by_destination: BTreeMap<D, Vec<Binding>>,
+    len: usize,
+    next_id: u64,
+    matcher: Matcher<D>,
+}
+
+#[derive(Debug)]
+enum Matcher<D> {
+    Direct(direct::Direct<D>),
+    Fanout(fanout::Fanout<D>),
+    Topic(topic::Topic<D>),
+    Headers(headers::Headers<D>),
+}
+
+impl<D: Clone + Eq + Hash + Ord> Bindings<D> {
+    pub fn new(kind: ExchangeKind) -> Self {
+        let matcher = match kind {
+            ExchangeKind::Direct => Matcher::Direct(direct::Direct::default()),
+            ExchangeKind::Fanout => Matcher::Fanout(fanout::Fanout::default()),
+            ExchangeKind::Topic => Matcher::Topic(topic::Topic::default()),
+            ExchangeKind::Headers => Matcher::Headers(headers::Headers::default()),
+        };
+        Bindings {
+            kind,
+            by_destination: BTreeMap::new(),
+            len: 0,
+            next_id: 0,
+            matcher,
+        }
+    }
+
+    pub fn kind(&self) -> ExchangeKind {
+        self.kind
+    }
+
+    /// Adds a binding; returns false if that exact (destination, routing key,
+    /// arguments) binding already existed (binding twice is a no-op in AMQP).
+    ///
+    /// The arguments are assumed to have passed [`validate_binding_arguments`]; an
+    /// invalid `x-match` is treated as `all`, as RabbitMQ does for bindings made
+    /// before it validated them.
+    pub fn bind(&mut self, dest: D, routing_key: &str, arguments: &FieldTable) -> bool {
+        let arguments_bytes = arguments.to_bytes();
+        let list = self.by_destination.entry(dest.clone()).or_default();
+        if list
+            .iter()
+            .any(|b| b.routing_key == routing_key && b.arguments_bytes == arguments_bytes)
+        {
+            return false;
+        }
+        let id = BindingId(self.next_id);
+        self.next_id += 1;
+        list.push(Binding {
+            routing_key: routing_key.to_owned(),
+            arguments: arguments.clone(),
+            arguments_bytes,
+            id,
+        });
+        self.len += 1;
+        match &mut self.matcher {
+            Matcher::Direct(m) => m.add(dest, routing_key),
+            Matcher::Fanout(m) => m.add(dest),
+            Matcher::Topic(m) => m.add(dest, routing_key),
+            Matcher::Headers(m) => m.add(id, dest, arguments),
+        }
+        true
+    }
+
+    /// Removes a binding; returns false if it did not exist.
+    pub fn unbind(&mut self, dest: &D, routing_key: &str, arguments: &FieldTable) -> bool {
+        let Some(list) = self.by_destination.get_mut(dest) else {
+            return false;
+        };
+        let arguments_bytes = arguments.to_bytes();
+        let Some(at) = list
+            .iter()
+            .position(|b| b.routing_key == routing_key && b.arguments_bytes == arguments_bytes)
+        else {
+            return false;
+        };
+        let binding = list.swap_remove(at);
+        if list.is_empty() {
+            self.by_destination.remove(dest);
+        }
+        self.len -= 1;
+        self.matcher_remove(dest, &binding);
+        true
+    }
+
+    /// Removes every binding to `dest` (its queue or exchange was deleted);
+    /// returns how many there were.
+    pub fn remove_destination(&mut self, dest: &D) -> usize {
+        let Some(list) = self.by_destination.remove(dest) else {
+            return 0;
+        };
+        for binding in &list {
+            self.matcher_remove(dest, binding);
+        }
+        self.len -= list.len();
+        list.len()
+    }
+
+    fn matcher_remove(&mut self, dest: &D, binding: &Binding) {
+        match &mut self.matcher {
+            Matcher::Direct(m) => m.remove(dest, &binding.routing_key),
+            Matcher::Fanout(m) => m.remove(dest),
+            Matcher::Topic(m) => m.remove(dest, &binding.routing_key),
+            Matcher::Headers(m) => m.remove(binding.id),
+        }
+    }
+
+    /// Appends each matching destination to `out`, once.
+    ///
+    /// `headers` is the message's headers table, if any (only the headers exchange
+    /// reads it; the others read only the routing key). Destinations already in
+    /// `out` are not added again, so a caller following exchange-to-exchange
+    /// bindings can route several exchanges into one list and get each queue once,
+    /// as RabbitMQ does. The order of `out` is unspecified: past
+    /// [`LINEAR_DEDUP_MAX`] entries the list is sorted to deduplicate it.
+    pub fn route(&self, routing_key: &str, headers: Option<Table<'_>>, out: &mut Vec<D>) {
+        match &self.matcher {
+            Matcher::Direct(m) => m.route(routing_key, out),
+            Matcher::Fanout(m) => m.route(out),
+            Matcher::Topic(m) => m.route(routing_key, out),
+            Matcher::Headers(m) => m.route(headers.unwrap_or(Table::EMPTY), out),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// All bindings as declared, ordered by destination, for listing (management
+    /// API, definitions export) and persistence.
+    pub fn iter(&self) -> impl Iterator<Item = (&D, &str, &FieldTable)> {
+        self.by_destination
+            .iter()
+            .flat_map(|(d, list)| list.iter().map(move |b| (d, b.routing_key.as_str(), &b.arguments)))
+    }
+
+    pub fn has_destination(&self, dest: &D) -> bool {
+        self.by_destination.contains_key(dest)
+    }
+}
+
+/// Up to this many routed destinations, duplicates are caught with a linear scan
+/// of `out`; past it the list is sorted and deduplicated once at the end, which
+/// costs no allocation (a HashSet would) and is O(n log n) instead of O(n²).
+pub const LINEAR_DEDUP_MAX: usize = 16;
+
+/// Appends destinations to a route result without duplicates. Dropping it
+/// finishes the job (sorts and dedups if the list outgrew the linear scan).
+struct Dedup<'a, D: Ord + Clone> {
+    out: &'a mut Vec<D>,
+    sort_at_end: bool,
+}
+
+impl<'a, D: Ord + Clone> Dedup<'a, D> {
+    fn new(out: &'a mut Vec<D>) -> Self {
+        let sort_at_end = out.len() > LINEAR_DEDUP_MAX;
+        Dedup { out, sort_at_end }
+    }
+
+    fn push(&mut self, dest: &D) {
+        if self.sort_at_end {
+            self.out.push(dest.clone());
+        } else if !self.out.contains(dest) {
+            self.out.push(dest.clone());
+            self.sort_at_end = self.out.len() > LINEAR_DEDUP_MAX;
+        }
+    }
+
+    fn extend(&mut self, dests: &[D]) {
+        for d in dests {
+            self.push(d);
+        }
+    }
+}
+
+impl<D: Ord + Clone> Drop for Dedup<'_, D> {
+    fn drop(&mut self) {
+        if self.sort_at_end {
+            self.out.sort_unstable();
+            self.out.dedup();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringmq_codec::FieldValue;
+
+    fn args(pairs: &[(&str, FieldValue)]) -> FieldTable {
+        pairs.iter().map(|(k, v)| (*k, v.clone())).collect()
+    }
+
+    fn routed<D: Clone + Eq + Hash + Ord>(b: &Bindings<D>, key: &str) -> Vec<D> {
+        let mut out = Vec::new();
+        b.route(key, None, &mut out);
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn kind_parses_and_prints() {
+        for k in [
+            ExchangeKind::Direct,
+            ExchangeKind::Fanout,
+            ExchangeKind::Topic,
+            ExchangeKind::Headers,
+        ] {
+            assert_eq!(ExchangeKind::parse(k.as_str()), Some(k));
+            assert_eq!(k.to_string().parse::<ExchangeKind>(), Ok(k));
+        }
+        assert_eq!(ExchangeKind::parse("Direct"), None);
+        assert_eq!(ExchangeKind::parse("x-consistent-hash"), None);
+    }
+
+    #[test]
+    fn bind_and_unbind_are_idempotent_for_every_kind() {
+        for kind in [
+            ExchangeKind::Direct,
+            ExchangeKind::Fanout,
+            ExchangeKind::Topic,
+            ExchangeKind::Headers,
+        ] {
+            let mut b = Bindings::new(kind);
+            let none = FieldTable::new();
+            assert!(b.bind(1u32, "k", &none));
+            assert!(!b.bind(1, "k", &none), "{kind}");
+            assert_eq!(b.len(), 1);
+            // Different arguments or key make a different binding.
+            let other = args(&[("a", FieldValue::I32(1))]);
+            assert!(b.bind(1, "k", &other));
+            assert!(b.bind(1, "k2", &none));
+            // Same value, other integer type: another binding, as in RabbitMQ.
+            assert!(b.bind(1, "k", &args(&[("a", FieldValue::I64(1))])));
+            assert_eq!(b.len(), 4);
+            assert!(b.unbind(&1, "k", &other));
+            assert!(!b.unbind(&1, "k", &other));
+            assert!(!b.unbind(&2, "k", &none));
+            assert_eq!(b.len(), 3);
+            assert!(b.has_destination(&1));
+            assert_eq!(b.remove_destination(&1), 3);
+            assert_eq!(b.remove_destination(&1), 0);
+            assert!(b.is_empty() && !b.has_destination(&1));
+            assert_eq!(routed(&b, "k"), Vec::<u32>::new(), "{kind}");
+        }
+    }
+
+    #[test]
+    fn nan_arguments_can_be_unbound() {
+        let mut b = Bindings::new(ExchangeKind::Headers);
+        let nan = args(&[("f", FieldValue::F64(f64::NAN))]);
+        assert!(b.bind(1u32, "", &nan));
+        assert!(!b.bind(1, "", &nan));
+        assert!(b.unbind(&1, "", &nan));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn iter_lists_bindings_verbatim() {
+        let mut b = Bindings::new(ExchangeKind::Topic);
+        let a = args(&[("x-note", "hi".into())]);
+        b.bind(2u32, "a.#.#", &a);
+        b.bind(1, "b.*", &FieldTable::new());
+        let listed: Vec<(u32, String, FieldTable)> = b.iter().map(|(d, k, a)| (*d, k.to_owned(), a.clone())).collect();
+        assert_eq!(
+            listed,
+            vec![(1, "b.*".to_owned(), FieldTable::new()), (2, "a.#.#".to_owned(), a)]
+        );
+    }
+
+    #[test]
+    fn remove_destination_leaves_others_routing() {
+        for kind in [ExchangeKind::Direct, ExchangeKind::Fanout, ExchangeKind::Topic] {
+            let mut b = Bindings::new(kind);
+            let none = FieldTable::new();
+            b.bind(1u32, "a", &none);
+            b.bind(1, "#", &none);
+            b.bind(2, "a", &none);
+            assert_eq!(b.remove_destination(&1), 2);
+            assert_eq!(routed(&b, "a"), vec![2], "{kind}");
+            assert_eq!(b.len(), 1);
+        }
+    }
+
+    #[test]
+    fn route_dedups_against_what_out_already_holds() {
+        let mut b = Bindings::new(ExchangeKind::Fanout);
+        for d in 0..40u32 {
+            b.bind(d, "", &FieldTable::new());
+        }
+        let mut out = vec![3, 39, 100];
+        b.route("", None, &mut out);
+        out.sort();
+        let mut want: Vec<u32> = (0..40).collect();
+        want.push(100);
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn dedup_switches_to_sorting_past_the_linear_bound() {
+        let mut out = Vec::new();
+        {
+            let mut d = Dedup::new(&mut out);
+            for round in 0..3 {
+                for i in (0..50u32).rev() {
+                    d.push(&(i + round % 2));
+                }
+            }
+        }
+        assert_eq!(out, (0..51).collect::<Vec<u32>>());
+    }
+}
