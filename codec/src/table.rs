@@ -114,10 +114,13 @@ impl<'a> Table<'a> {
         self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
+    /// The owned form. A key repeated on the wire keeps its first value, as
+    /// [`Table::get`] (and RabbitMQ's `table_lookup`) read it; inserting in order
+    /// would keep the last, so `get` and the owned form disagreed.
     pub fn to_owned_table(&self) -> FieldTable {
         let mut t = FieldTable::default();
         for (k, v) in self.iter() {
-            t.0.insert(k.to_owned(), v.to_owned_value());
+            t.0.entry(k.to_owned()).or_insert_with(|| v.to_owned_value());
         }
         t
     }
