@@ -1,0 +1,366 @@
+//! Shared fixture for the integration tests: a broker to talk to, and helpers.
+//!
+//! With `RINGMQ_TEST_URI` set (e.g. `amqp://guest:guest@127.0.0.1:5673/%2f`) every
+//! test runs against that external broker (used to check the tests against real
+//! RabbitMQ); otherwise each test starts its own `ringmq` binary on a free port with
+//! a fresh data dir, and kills it on drop.
+#![allow(dead_code)]
+
+pub mod raw;
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_lite::StreamExt;
+use lapin::message::Delivery;
+use lapin::{Channel, Connection, ConnectionProperties, Consumer};
+
+/// The upper bound for any single wait in a test.
+pub const WAIT: Duration = Duration::from_secs(10);
+/// How long to watch for something that must not happen.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+pub struct Broker {
+    uri: String,
+    host: String,
+    port: u16,
+    user: String,
+    pass: String,
+    external: bool,
+    /// Holds the data dir and the log file of a spawned binary.
+    root: Option<tempfile::TempDir>,
+    child: Option<Child>,
+}
+
+impl Broker {
+    /// The external broker from `RINGMQ_TEST_URI`, or a freshly spawned `ringmq`.
+    pub fn new() -> Broker {
+        if let Ok(uri) = std::env::var("RINGMQ_TEST_URI") {
+            let (user, pass, host, port) = parse_uri(&uri);
+            return Broker {
+                uri,
+                host,
+                port,
+                user,
+                pass,
+                external: true,
+                root: None,
+                child: None,
+            };
+        }
+        let port = free_port();
+        let root = tempfile::Builder::new()
+            .prefix("ringmq-test-")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::create_dir_all(root.path().join("data")).expect("data dir");
+        let mut b = Broker {
+            uri: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+            host: "127.0.0.1".into(),
+            port,
+            user: "guest".into(),
+            pass: "guest".into(),
+            external: false,
+            root: Some(root),
+            child: None,
+        };
+        b.start();
+        b
+    }
+
+    /// True when the tests run against `RINGMQ_TEST_URI` (no restart or kill).
+    pub fn is_external(&self) -> bool {
+        self.external
+    }
+
+    /// Prints a note and returns true when a test needs the spawned binary.
+    pub fn skip_external(&self, test: &str) -> bool {
+        if self.external {
+            eprintln!("{test}: skipped, needs the spawned ringmq binary (RINGMQ_TEST_URI is set)");
+        }
+        self.external
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The URI with other credentials.
+    pub fn uri_with(&self, user: &str, pass: &str) -> String {
+        format!("amqp://{user}:{pass}@{}:{}/%2f", self.host, self.port)
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        format!("{}:{}", self.host, self.port).parse().expect("socket address")
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn pass(&self) -> &str {
+        &self.pass
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.as_ref().expect("spawned broker").path().join("data")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.root.as_ref().expect("spawned broker").path().join("ringmq.log")
+    }
+
+    /// Starts the binary on the same dir and port and waits until the port accepts.
+    pub fn start(&mut self) {
+        assert!(!self.external, "cannot start an external broker");
+        assert!(self.child.is_none(), "broker already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_ringmq"))
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["--bind", "127.0.0.1", "--amqp-port"])
+            .arg(self.port.to_string())
+            .args(["--http-port", "-1"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn ringmq");
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                panic!("ringmq exited during start-up with {status}\n{}", self.log_tail());
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "ringmq did not accept on port {} within {WAIT:?}\n{}",
+                    self.port,
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Graceful stop (SIGTERM, bounded wait for exit 0) and start again.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start();
+    }
+
+    /// SIGTERM and wait; asserts a clean exit.
+    pub fn stop(&mut self) {
+        let mut child = self.child.take().expect("broker running");
+        // SAFETY: plain kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0, "kill(SIGTERM) failed");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                assert!(
+                    status.success(),
+                    "ringmq exited with {status} on SIGTERM\n{}",
+                    self.log_tail()
+                );
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("ringmq did not exit within {WAIT:?} of SIGTERM\n{}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, no chance to sync anything.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("broker running");
+        child.kill().expect("kill -9");
+        child.wait().expect("wait");
+    }
+
+    fn log_tail(&self) -> String {
+        let Some(root) = &self.root else { return String::new() };
+        tail(&root.path().join("ringmq.log"), 40)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() && !self.external {
+            eprintln!("--- ringmq log tail ---\n{}", self.log_tail());
+        }
+    }
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let Ok(f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let lines: Vec<String> = BufReader::new(f).lines().map_while(Result::ok).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// `amqp://user:pass@host:port/vhost` → (user, pass, host, port).
+fn parse_uri(uri: &str) -> (String, String, String, u16) {
+    let rest = uri.strip_prefix("amqp://").expect("amqp:// URI");
+    let (auth, rest) = rest.split_once('@').unwrap_or(("guest:guest", rest));
+    let (user, pass) = auth.split_once(':').unwrap_or((auth, ""));
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (h.to_string(), p.parse().expect("port")),
+        None => (hostport.to_string(), 5672),
+    };
+    (user.into(), pass.into(), host, port)
+}
+
+/// A name no other test (or earlier run against the same RabbitMQ) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}-{:08x}", std::process::id(), rand::random::<u32>())
+}
+
+/// Awaits `fut` for at most [`WAIT`], panicking with `what` otherwise.
+pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(WAIT, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {WAIT:?}: {what}"),
+    }
+}
+
+/// Runs an `async` test body with an overall bound.
+pub fn run<F: Future<Output = ()>>(fut: F) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        match tokio::time::timeout(Duration::from_secs(120), fut).await {
+            Ok(()) => {}
+            Err(_) => panic!("test body exceeded 120 s"),
+        }
+    });
+}
+
+// ---------------------------------------------------------------- lapin helpers
+
+pub async fn connect(b: &Broker) -> Connection {
+    within(
+        "lapin connect",
+        Connection::connect(b.uri(), ConnectionProperties::default()),
+    )
+    .await
+    .expect("lapin connect")
+}
+
+pub async fn channel(conn: &Connection) -> Channel {
+    within("channel.open", conn.create_channel())
+        .await
+        .expect("channel.open")
+}
+
+/// A connection and one channel on it.
+pub async fn open(b: &Broker) -> (Connection, Channel) {
+    let conn = connect(b).await;
+    let ch = channel(&conn).await;
+    (conn, ch)
+}
+
+/// The AMQP error (code, text) carried by a lapin error, or a panic.
+pub fn amqp_error(e: &lapin::Error) -> (u16, String) {
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(err) => (err.get_id(), err.get_message().to_string()),
+        other => panic!("expected an AMQP protocol error, got {other:?}"),
+    }
+}
+
+/// Asserts a lapin result failed with reply `code` and a text starting with `prefix`.
+#[track_caller]
+pub fn assert_amqp_err<T: std::fmt::Debug>(r: lapin::Result<T>, code: u16, prefix: &str) {
+    let e = match r {
+        Ok(v) => panic!("expected error {code} {prefix:?}, got Ok({v:?})"),
+        Err(e) => e,
+    };
+    let (c, text) = amqp_error(&e);
+    assert_eq!(c, code, "reply code (text {text:?})");
+    assert!(
+        text.starts_with(prefix),
+        "reply text {text:?} does not start with {prefix:?}"
+    );
+}
+
+/// The next delivery on `consumer`, bounded by [`WAIT`].
+pub async fn next(consumer: &mut Consumer) -> Delivery {
+    match within("next delivery", consumer.next()).await {
+        Some(Ok(d)) => d,
+        Some(Err(e)) => panic!("consumer error: {e:?}"),
+        None => panic!("consumer ended"),
+    }
+}
+
+/// Asserts nothing arrives on `consumer` for [`QUIET`].
+pub async fn assert_quiet(consumer: &mut Consumer) {
+    if let Ok(item) = tokio::time::timeout(QUIET, consumer.next()).await {
+        match item {
+            Some(Ok(d)) => panic!("unexpected delivery {:?}", String::from_utf8_lossy(&d.data)),
+            Some(Err(e)) => panic!("unexpected consumer error {e:?}"),
+            None => panic!("consumer ended unexpectedly"),
+        }
+    }
+}
+
+/// Waits (bounded) until `consumer` ends, as after a server-sent basic.cancel.
+pub async fn assert_consumer_ends(consumer: &mut Consumer) {
+    match within("consumer end", consumer.next()).await {
+        None => {}
+        Some(Ok(d)) => panic!("unexpected delivery {:?}", String::from_utf8_lossy(&d.data)),
+        Some(Err(e)) => panic!("consumer error instead of end: {e:?}"),
+    }
+}
+
+/// Polls `f` until it returns true, at most [`WAIT`].
+pub async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + WAIT;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out after {WAIT:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

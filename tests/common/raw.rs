@@ -1,0 +1,232 @@
+//! A hand-rolled AMQP client on `ringmq-codec`, for what real clients will not do:
+//! read the exact server properties and tune values, send frames on channels that
+//! were never opened, open channels past channel_max, send bad credentials without
+//! client-side checks.
+
+use std::net::SocketAddr;
+
+use ringmq_codec::{
+    decode_frame, encode_method, ChannelOpen, ConnectionCloseOk, ConnectionOpen, ConnectionStartOk, ConnectionTuneOk,
+    DecodeError, FieldTable, FieldValue, Frame, Method, Table, PROTOCOL_HEADER,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{within, Broker};
+
+/// A frame read from the server, with what the tests look at copied out.
+#[derive(Debug, Clone)]
+pub struct Got {
+    pub channel: u16,
+    /// "connection.close", "basic.deliver", "header", "body", "heartbeat", ...
+    pub name: &'static str,
+    /// connection.start: server properties and mechanisms.
+    pub start: Option<(FieldTable, String)>,
+    /// connection.tune: channel_max, frame_max, heartbeat.
+    pub tune: Option<(u16, u32, u16)>,
+    /// connection.close / channel.close: code, text, class id, method id.
+    pub close: Option<(u16, String, u16, u16)>,
+}
+
+pub struct RawConn {
+    sock: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    pub async fn connect(addr: SocketAddr) -> RawConn {
+        let sock = within("raw connect", TcpStream::connect(addr))
+            .await
+            .expect("raw connect");
+        sock.set_nodelay(true).expect("nodelay");
+        RawConn { sock, buf: Vec::new() }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        within("raw write", self.sock.write_all(bytes))
+            .await
+            .expect("raw write");
+    }
+
+    pub async fn send_method(&mut self, channel: u16, method: &Method<'_>) {
+        let mut out = Vec::new();
+        encode_method(&mut out, channel, method);
+        self.send(&out).await;
+    }
+
+    /// The next frame, or `None` when the server closed the socket.
+    pub async fn recv(&mut self) -> Option<Got> {
+        within("raw frame", self.recv_unbounded()).await
+    }
+
+    async fn recv_unbounded(&mut self) -> Option<Got> {
+        loop {
+            match decode_frame(&self.buf, 0) {
+                Ok((frame, used)) => {
+                    let got = describe(&frame);
+                    self.buf.drain(..used);
+                    return Some(got);
+                }
+                Err(DecodeError::Incomplete(_)) => {}
+                Err(DecodeError::Malformed(e)) => panic!("server sent a malformed frame: {e:?}"),
+            }
+            let mut chunk = [0u8; 16384];
+            match self.sock.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// The next frame that is not a heartbeat; panics on EOF.
+    pub async fn expect_frame(&mut self) -> Got {
+        loop {
+            match self.recv().await {
+                Some(g) if g.name == "heartbeat" => continue,
+                Some(g) => return g,
+                None => panic!("server closed the socket"),
+            }
+        }
+    }
+
+    /// Waits for the next method, which must be `name`.
+    pub async fn expect(&mut self, name: &str) -> Got {
+        let g = self.expect_frame().await;
+        assert_eq!(g.name, name, "unexpected frame {g:?}");
+        g
+    }
+
+    /// Expects connection.close, answers close-ok and expects the socket to close.
+    /// Returns (code, text, class id, method id).
+    pub async fn expect_connection_close(&mut self) -> (u16, String, u16, u16) {
+        let g = self.expect_frame().await;
+        let close = g
+            .close
+            .clone()
+            .unwrap_or_else(|| panic!("expected connection.close, got {g:?}"));
+        assert_eq!(g.name, "connection.close", "got {g:?}");
+        assert_eq!(g.channel, 0, "connection.close on channel {}", g.channel);
+        self.send_method(0, &Method::ConnectionCloseOk(ConnectionCloseOk)).await;
+        self.expect_eof().await;
+        close
+    }
+
+    /// Expects the server to close the socket (frames before that are skipped).
+    pub async fn expect_eof(&mut self) {
+        while self.recv().await.is_some() {}
+    }
+
+    /// Protocol header and connection.start; returns (server properties, mechanisms).
+    pub async fn start(&mut self) -> (FieldTable, String) {
+        self.send(&PROTOCOL_HEADER).await;
+        let g = self.expect("connection.start").await;
+        g.start.expect("start fields")
+    }
+
+    /// Sends start-ok with `mechanism` and `response`; client capabilities include
+    /// authentication_failure_close.
+    pub async fn start_ok(&mut self, mechanism: &str, response: &[u8]) {
+        let mut caps = FieldTable::new();
+        caps.insert("authentication_failure_close", true);
+        caps.insert("consumer_cancel_notify", true);
+        let mut props = FieldTable::new();
+        props.insert("product", "ringmq raw test client");
+        props.insert("capabilities", caps);
+        let props = props.to_bytes();
+        let m = Method::ConnectionStartOk(ConnectionStartOk {
+            client_properties: Table::parse(&props).expect("table"),
+            mechanism,
+            response,
+            locale: "en_US",
+        });
+        self.send_method(0, &m).await;
+    }
+
+    /// Full handshake with PLAIN; returns (server properties, tune values).
+    pub async fn handshake(b: &Broker) -> (RawConn, FieldTable, (u16, u32, u16)) {
+        let mut c = RawConn::connect(b.addr()).await;
+        let (props, _) = c.start().await;
+        c.start_ok("PLAIN", &plain(b.user(), b.pass())).await;
+        let tune = c.tune_open().await;
+        (c, props, tune)
+    }
+
+    /// Expects tune, echoes it in tune-ok (heartbeat 0), opens vhost "/".
+    pub async fn tune_open(&mut self) -> (u16, u32, u16) {
+        let g = self.expect("connection.tune").await;
+        let (channel_max, frame_max, heartbeat) = g.tune.expect("tune fields");
+        let ok = Method::ConnectionTuneOk(ConnectionTuneOk {
+            channel_max,
+            frame_max,
+            heartbeat: 0,
+        });
+        self.send_method(0, &ok).await;
+        let open = Method::ConnectionOpen(ConnectionOpen {
+            virtual_host: "/",
+            capabilities: "",
+            insist: false,
+        });
+        self.send_method(0, &open).await;
+        self.expect("connection.open-ok").await;
+        (channel_max, frame_max, heartbeat)
+    }
+
+    pub async fn open_channel(&mut self, id: u16) {
+        self.send_method(id, &Method::ChannelOpen(ChannelOpen { out_of_band: "" }))
+            .await;
+        let g = self.expect("channel.open-ok").await;
+        assert_eq!(g.channel, id);
+    }
+}
+
+/// The PLAIN response: `\0user\0pass`.
+pub fn plain(user: &str, pass: &str) -> Vec<u8> {
+    format!("\0{user}\0{pass}").into_bytes()
+}
+
+/// The AMQPLAIN response: a field table's entries without the length prefix.
+pub fn amqplain(user: &str, pass: &str) -> Vec<u8> {
+    // LOGIN must come first for some servers; encode by hand in that order.
+    let mut out = Vec::new();
+    for (k, v) in [("LOGIN", user), ("PASSWORD", pass)] {
+        out.push(k.len() as u8);
+        out.extend_from_slice(k.as_bytes());
+        FieldValue::LongString(v.as_bytes().to_vec()).encode(&mut out);
+    }
+    out
+}
+
+fn describe(frame: &Frame<'_>) -> Got {
+    let mut got = Got {
+        channel: frame.channel(),
+        name: "",
+        start: None,
+        tune: None,
+        close: None,
+    };
+    match frame {
+        Frame::Method { method, .. } => {
+            got.name = method.name();
+            match method {
+                Method::ConnectionStart(s) => {
+                    got.start = Some((
+                        s.server_properties.to_owned_table(),
+                        String::from_utf8_lossy(s.mechanisms).into_owned(),
+                    ))
+                }
+                Method::ConnectionTune(t) => got.tune = Some((t.channel_max, t.frame_max, t.heartbeat)),
+                Method::ConnectionClose(c) => {
+                    got.close = Some((c.reply_code, c.reply_text.to_string(), c.class_id, c.method_id))
+                }
+                Method::ChannelClose(c) => {
+                    got.close = Some((c.reply_code, c.reply_text.to_string(), c.class_id, c.method_id))
+                }
+                _ => {}
+            }
+        }
+        Frame::Header { .. } => got.name = "header",
+        Frame::Body { .. } => got.name = "body",
+        Frame::Heartbeat => got.name = "heartbeat",
+    }
+    got
+}
