@@ -2,5 +2,34 @@
 //!
 //! Nothing here opens a socket, reads the clock or spawns a thread. The io layer
 //! feeds bytes into [`broker::Broker::handle_input`] and drains each connection's
-//! output with `poll_*` calls.
+//! output with [`broker::Broker::poll_output`]; fsync work comes out of
+//! [`broker::Broker::poll_sync`] and goes back in through `handle_sync_done`.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`broker`] | the shard's state and its `handle_*`/`poll_*` API |
+//! | [`dispatch`] | handshake, connection methods, per-channel frame routing |
+//! | [`connection`], [`channel`] | per-connection and per-channel state |
+//! | `exchange_methods`, `queue_methods`, `basic_methods` | one file per AMQP class |
+//! | [`confirm`] | publisher confirms, transactions, group commit |
+//! | `delivery` | queue → consumer delivery, releasing closed channels |
+//! | [`vhost`], [`queue`], [`exchange`] | exchanges, routing, queues, bindings |
+//! | `definitions` | the durable definitions log |
+//! | [`auth`] | SASL PLAIN/AMQPLAIN and users |
+pub mod auth;
+mod basic_methods;
+pub mod broker;
+pub mod channel;
+pub mod confirm;
+pub mod connection;
+mod definitions;
+mod delivery;
+pub mod dispatch;
 pub mod exchange;
+mod exchange_methods;
+pub mod ids;
+pub mod queue;
+mod queue_methods;
+pub mod vhost;
+
+pub use broker::{Broker, CoreConfig};

@@ -1,0 +1,534 @@
+//! basic.*: qos, consume, cancel, publish (with content assembly), get, ack,
+//! nack, reject, recover.
+
+use std::sync::Arc;
+
+use ringmq_codec::{
+    encode_content, encode_method, BasicCancel, BasicCancelOk, BasicConsume, BasicConsumeOk, BasicGet, BasicGetEmpty,
+    BasicGetOk, BasicProperties, BasicPublish, BasicQos, BasicQosOk, BasicRecoverOk, BasicReturn, ContentHeader,
+    FieldTable, FieldValueRef, Method, ReplyCode, Table,
+};
+use ringmq_store::MessageRef;
+
+use super::broker::{channel_error, connection_error, Broker, Exception, MethodResult};
+use super::channel::{ChannelConsumer, IncomingMessage, TxAck, TxPublish, Unacked, CONSUMERS_PER_CHANNEL_MAX};
+use super::connection::Connection;
+use super::dispatch::{chan, precondition};
+use super::exchange_methods::no_exchange;
+use super::ids::QueueId;
+use super::queue::ConsumerRef;
+
+/// Routing keys a message may carry through CC and BCC headers, beyond its own.
+pub const CC_KEYS_MAX: usize = 256;
+
+/// What happened to one published message.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PublishOutcome {
+    pub routed: bool,
+    /// Some queue needs a group commit before this message may be confirmed.
+    pub needs_sync: bool,
+    /// Storing failed somewhere: confirm with basic.nack.
+    pub failed: bool,
+}
+
+impl Broker {
+    pub(crate) fn basic_qos(&mut self, conn: &mut Connection, channel: u16, m: BasicQos) -> MethodResult {
+        if m.prefetch_size != 0 {
+            return Err(connection_error(
+                ReplyCode::NotImplemented,
+                "prefetch_size!=0 (non-zero)",
+            ));
+        }
+        let ch = chan(conn, channel);
+        if m.global {
+            ch.channel_prefetch = m.prefetch_count;
+        } else {
+            ch.consumer_prefetch = m.prefetch_count;
+        }
+        encode_method(&mut conn.out, channel, &Method::BasicQosOk(BasicQosOk));
+        self.queue_deliveries_for_channel(conn, channel);
+        Ok(())
+    }
+
+    pub(crate) fn basic_consume(&mut self, conn: &mut Connection, channel: u16, m: BasicConsume<'_>) -> MethodResult {
+        let (qid, qname) = self.resolve_queue(conn, channel, m.queue)?;
+        let tag: Arc<str> = if m.consumer_tag.is_empty() {
+            Arc::from(self.generated_name("amq.ctag-"))
+        } else {
+            Arc::from(m.consumer_tag)
+        };
+        let ch = chan(conn, channel);
+        if ch.consumers.contains_key(&tag) {
+            return Err(connection_error(
+                ReplyCode::NotAllowed,
+                format!("attempt to reuse consumer tag '{tag}'"),
+            ));
+        }
+        if ch.consumers.len() >= CONSUMERS_PER_CHANNEL_MAX {
+            return Err(channel_error(
+                ReplyCode::ResourceError,
+                format!("too many consumers on channel (max {CONSUMERS_PER_CHANNEL_MAX})"),
+            ));
+        }
+        let priority = match m.arguments.get("x-priority") {
+            None => 0,
+            Some(v) => match v.as_i64() {
+                Some(p) => p.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+                None => {
+                    return Err(precondition(format!(
+                        "invalid arg 'x-priority' for consumer '{tag}': not an integer"
+                    )))
+                }
+            },
+        };
+        let prefetch = ch.consumer_prefetch;
+        let conn_id = conn.id;
+        let vhost = self.vhost_of(conn);
+        let vname = vhost.name.clone();
+        let q = vhost.queues.get_mut(&qid).expect("resolved queue");
+        if q.has_exclusive_consumer() || (m.exclusive && q.consumer_count() > 0) {
+            return Err(channel_error(
+                ReplyCode::AccessRefused,
+                format!("queue '{qname}' in vhost '{vname}' in exclusive use"),
+            ));
+        }
+        q.add_consumer(ConsumerRef {
+            conn: conn_id,
+            channel,
+            tag: tag.clone(),
+            no_ack: m.no_ack,
+            exclusive: m.exclusive,
+            priority,
+        });
+        chan(conn, channel).consumers.insert(
+            tag.clone(),
+            ChannelConsumer {
+                queue: qid,
+                queue_name: qname,
+                no_ack: m.no_ack,
+                prefetch,
+                unacked: 0,
+            },
+        );
+        if !m.no_wait {
+            encode_method(
+                &mut conn.out,
+                channel,
+                &Method::BasicConsumeOk(BasicConsumeOk { consumer_tag: &tag }),
+            );
+        }
+        let vhost_name = conn.vhost.clone().expect("open");
+        self.deliver_pending.push((vhost_name, qid));
+        Ok(())
+    }
+
+    pub(crate) fn basic_cancel(&mut self, conn: &mut Connection, channel: u16, m: BasicCancel<'_>) -> MethodResult {
+        let removed = chan(conn, channel).consumers.remove(m.consumer_tag);
+        if let Some(c) = removed {
+            self.detach_consumer(conn, channel, m.consumer_tag, c.queue);
+        }
+        // Cancelling an unknown tag is not an error (the spec: "no effect").
+        if !m.no_wait {
+            let ok = BasicCancelOk {
+                consumer_tag: m.consumer_tag,
+            };
+            encode_method(&mut conn.out, channel, &Method::BasicCancelOk(ok));
+        }
+        Ok(())
+    }
+
+    /// Removes a consumer from its queue; an auto-delete queue that had consumers
+    /// and now has none is deleted.
+    pub(crate) fn detach_consumer(&mut self, conn: &Connection, channel: u16, tag: &str, queue: QueueId) {
+        let vhost_name = conn.vhost.clone().expect("open");
+        let Some(vhost) = self.vhosts.get_mut(&vhost_name) else {
+            return;
+        };
+        let Some(q) = vhost.queues.get_mut(&queue) else { return };
+        q.remove_consumer(conn.id, channel, tag);
+        if q.auto_delete && q.had_consumer && q.consumer_count() == 0 {
+            self.delete_queue(&vhost_name, queue);
+        }
+    }
+
+    pub(crate) fn basic_publish(&mut self, conn: &mut Connection, channel: u16, m: BasicPublish<'_>) -> MethodResult {
+        if m.immediate {
+            return Err(connection_error(ReplyCode::NotImplemented, "immediate=true"));
+        }
+        let ch = chan(conn, channel);
+        let mut msg = std::mem::take(&mut ch.spare);
+        msg.exchange.clear();
+        msg.exchange.push_str(m.exchange);
+        msg.routing_key.clear();
+        msg.routing_key.push_str(m.routing_key);
+        msg.mandatory = m.mandatory;
+        msg.header_seen = false;
+        msg.body_size = 0;
+        msg.properties.clear();
+        msg.body.clear();
+        ch.incoming = Some(msg);
+        Ok(())
+    }
+
+    pub(crate) fn handle_content_header(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        header: ContentHeader<'_>,
+    ) -> MethodResult {
+        let max = self.config.max_message_bytes;
+        let ch = chan(conn, channel);
+        let Some(msg) = ch.incoming.as_mut().filter(|m| !m.header_seen) else {
+            return Err(connection_error(
+                ReplyCode::UnexpectedFrame,
+                "expected method frame, got non method frame instead",
+            ));
+        };
+        if header.class_id != 60 {
+            return Err(connection_error(
+                ReplyCode::FrameError,
+                format!("content header for class {} with a basic.publish", header.class_id),
+            ));
+        }
+        if header.body_size > max {
+            ch.incoming = None;
+            return Err(precondition(format!(
+                "message size {} is larger than configured max size {max}",
+                header.body_size
+            )));
+        }
+        msg.header_seen = true;
+        msg.body_size = header.body_size;
+        msg.properties.extend_from_slice(header.properties_raw);
+        if header.body_size == 0 {
+            return self.complete_publish(conn, channel);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn handle_content_body(&mut self, conn: &mut Connection, channel: u16, payload: &[u8]) -> MethodResult {
+        let ch = chan(conn, channel);
+        let Some(msg) = ch.incoming.as_mut().filter(|m| m.header_seen) else {
+            return Err(connection_error(
+                ReplyCode::UnexpectedFrame,
+                "expected content header for class 60, got non content header frame instead",
+            ));
+        };
+        if msg.body.len() as u64 + payload.len() as u64 > msg.body_size {
+            return Err(connection_error(
+                ReplyCode::FrameError,
+                "content body exceeds the size given in the content header",
+            ));
+        }
+        if msg.body.is_empty() {
+            // One allocation for the whole body, bounded by max_message_bytes above.
+            msg.body.reserve(msg.body_size as usize);
+        }
+        msg.body.extend_from_slice(payload);
+        if msg.body.len() as u64 == msg.body_size {
+            return self.complete_publish(conn, channel);
+        }
+        Ok(())
+    }
+
+    /// A message is complete: publish it (or buffer it in a transaction) and
+    /// account for its confirm.
+    fn complete_publish(&mut self, conn: &mut Connection, channel: u16) -> MethodResult {
+        let ch = chan(conn, channel);
+        let msg = ch.incoming.take().expect("incoming message");
+        if let Some(tx) = ch.tx.as_mut() {
+            tx.publishes.push(TxPublish {
+                exchange: msg.exchange.clone(),
+                routing_key: msg.routing_key.clone(),
+                mandatory: msg.mandatory,
+                properties: msg.properties.clone(),
+                body: msg.body.clone(),
+            });
+            ch.spare = msg;
+            return Ok(());
+        }
+        let result = self.publish(
+            conn,
+            channel,
+            &msg.exchange,
+            &msg.routing_key,
+            msg.mandatory,
+            &msg.properties,
+            &msg.body,
+        );
+        let ch = chan(conn, channel);
+        ch.spare = IncomingMessage {
+            body: Vec::new(),
+            ..msg
+        };
+        let outcome = result?;
+        self.track_confirm(conn, channel, outcome);
+        Ok(())
+    }
+
+    /// Routes and stores one message. Shared by publish, tx.commit (and later
+    /// dead-lettering): one routing path for all.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn publish(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        exchange: &str,
+        routing_key: &str,
+        mandatory: bool,
+        properties: &[u8],
+        body: &[u8],
+    ) -> Result<PublishOutcome, Exception> {
+        let now_ms = self.now_ms;
+        let sync_enabled = self.config.sync;
+        let vhost_name = conn.vhost.clone().expect("open");
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
+        match vhost.exchanges.get(exchange) {
+            None => return Err(no_exchange(exchange, &vhost_name)),
+            Some(x) if x.internal => {
+                return Err(channel_error(
+                    ReplyCode::AccessRefused,
+                    format!("cannot publish to internal exchange '{exchange}' in vhost '{vhost_name}'"),
+                ))
+            }
+            Some(_) => {}
+        }
+        let props = BasicProperties::decode(properties).expect("validated at the content header");
+        let persistent = props.is_persistent();
+        let mut keys: Vec<&str> = vec![routing_key];
+        let mut has_bcc = false;
+        if let Some(h) = props.headers {
+            collect_cc(&h, "CC", &mut keys);
+            has_bcc = collect_cc(&h, "BCC", &mut keys);
+        }
+        let mut queues = std::mem::take(&mut self.route_scratch);
+        vhost.route(exchange, &keys, props.headers, &mut queues);
+        // BCC keys route but must not be seen by consumers: strip the header.
+        let stripped;
+        let properties = if has_bcc {
+            stripped = strip_header(&props, "BCC");
+            &stripped[..]
+        } else {
+            properties
+        };
+        let mut outcome = PublishOutcome {
+            routed: !queues.is_empty(),
+            ..Default::default()
+        };
+        for id in &queues {
+            let Some(q) = vhost.queues.get_mut(id) else { continue };
+            let r = q.store.append(MessageRef {
+                timestamp_ms: now_ms,
+                exchange: exchange.as_bytes(),
+                routing_key: routing_key.as_bytes(),
+                properties,
+                body,
+            });
+            match r {
+                Ok(_) => {
+                    if persistent && q.durable && sync_enabled {
+                        outcome.needs_sync = true;
+                        self.sync.mark_dirty(&vhost_name, *id);
+                    }
+                    if q.consumer_count() > 0 {
+                        self.deliver_pending.push((vhost_name.clone(), *id));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(queue = %q.name, error = %e, "could not store message");
+                    outcome.failed = true;
+                }
+            }
+        }
+        queues.clear();
+        self.route_scratch = queues;
+        if !outcome.routed && mandatory {
+            let ret = BasicReturn {
+                reply_code: ReplyCode::NoRoute.code(),
+                reply_text: "NO_ROUTE",
+                exchange,
+                routing_key,
+            };
+            encode_method(&mut conn.out, channel, &Method::BasicReturn(ret));
+            encode_content(&mut conn.out, channel, 60, properties, body, conn.tuning.frame_max);
+        }
+        Ok(outcome)
+    }
+
+    pub(crate) fn basic_get(&mut self, conn: &mut Connection, channel: u16, m: BasicGet<'_>) -> MethodResult {
+        let (qid, _) = self.resolve_queue(conn, channel, m.queue)?;
+        let vhost_name = conn.vhost.clone().expect("open");
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
+        let q = vhost.queues.get_mut(&qid).expect("resolved queue");
+        let Some(pos) = q.next_ready() else {
+            encode_method(
+                &mut conn.out,
+                channel,
+                &Method::BasicGetEmpty(BasicGetEmpty { cluster_id: "" }),
+            );
+            return Ok(());
+        };
+        let redelivered = q.take_redelivered(pos);
+        let ch = conn.channels.get_mut(&channel).expect("open channel");
+        let tag = ch.take_delivery_tag();
+        let message_count = q.message_count();
+        match q.store.read(pos) {
+            Ok(view) => {
+                let ok = BasicGetOk {
+                    delivery_tag: tag,
+                    redelivered,
+                    exchange: std::str::from_utf8(view.exchange).unwrap_or(""),
+                    routing_key: std::str::from_utf8(view.routing_key).unwrap_or(""),
+                    message_count,
+                };
+                encode_method(&mut conn.out, channel, &Method::BasicGetOk(ok));
+                encode_content(
+                    &mut conn.out,
+                    channel,
+                    60,
+                    view.properties,
+                    view.body,
+                    conn.tuning.frame_max,
+                );
+            }
+            Err(e) => {
+                return Err(channel_error(
+                    ReplyCode::InternalError,
+                    format!("cannot read message: {e}"),
+                ));
+            }
+        }
+        if m.no_ack {
+            q.ack_position(pos);
+        } else {
+            ch.unacked.insert(
+                tag,
+                Unacked {
+                    queue: qid,
+                    position: pos,
+                    consumer: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    pub(crate) fn basic_ack(&mut self, conn: &mut Connection, channel: u16, tag: u64, multiple: bool) -> MethodResult {
+        let ch = chan(conn, channel);
+        if let Some(tx) = ch.tx.as_mut() {
+            // Validate now (RabbitMQ fails the ack at once), apply at commit.
+            if !multiple && !ch.unacked.contains_key(&tag) || multiple && tag != 0 && !ch.unacked.contains_key(&tag) {
+                return Err(precondition(format!("unknown delivery tag {tag}")));
+            }
+            tx.acks.push(TxAck::Ack { tag, multiple });
+            return Ok(());
+        }
+        self.settle(conn, channel, tag, multiple, Settle::Ack)
+    }
+
+    pub(crate) fn basic_nack(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        tag: u64,
+        multiple: bool,
+        requeue: bool,
+    ) -> MethodResult {
+        let ch = chan(conn, channel);
+        if let Some(tx) = ch.tx.as_mut() {
+            if !multiple && !ch.unacked.contains_key(&tag) || multiple && tag != 0 && !ch.unacked.contains_key(&tag) {
+                return Err(precondition(format!("unknown delivery tag {tag}")));
+            }
+            tx.acks.push(TxAck::Nack { tag, multiple, requeue });
+            return Ok(());
+        }
+        let how = if requeue { Settle::Requeue } else { Settle::Discard };
+        self.settle(conn, channel, tag, multiple, how)
+    }
+
+    /// Ack, requeue or discard deliveries by tag.
+    pub(crate) fn settle(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        tag: u64,
+        multiple: bool,
+        how: Settle,
+    ) -> MethodResult {
+        let ch = chan(conn, channel);
+        let Some(taken) = ch.take_unacked(tag, multiple) else {
+            return Err(precondition(format!("unknown delivery tag {tag}")));
+        };
+        for (_, u) in &taken {
+            ch.release_credit(u);
+        }
+        let vhost_name = conn.vhost.clone().expect("open");
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
+        for (_, u) in taken {
+            let Some(q) = vhost.queues.get_mut(&u.queue) else {
+                continue;
+            };
+            match how {
+                Settle::Ack | Settle::Discard => q.ack_position(u.position),
+                Settle::Requeue => q.requeue_position(u.position),
+            }
+            self.deliver_pending.push((vhost_name.clone(), u.queue));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn basic_recover(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        requeue: bool,
+        reply: bool,
+    ) -> MethodResult {
+        if !requeue {
+            return Err(connection_error(ReplyCode::NotImplemented, "requeue=false"));
+        }
+        self.settle(conn, channel, 0, true, Settle::Requeue)?;
+        if reply {
+            encode_method(&mut conn.out, channel, &Method::BasicRecoverOk(BasicRecoverOk));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settle {
+    Ack,
+    Requeue,
+    Discard,
+}
+
+/// Adds the long strings of a CC/BCC array header to `keys`; returns whether the
+/// header was present.
+fn collect_cc<'a>(headers: &Table<'a>, name: &str, keys: &mut Vec<&'a str>) -> bool {
+    match headers.get(name) {
+        Some(FieldValueRef::Array(a)) => {
+            for v in a.iter().take(CC_KEYS_MAX) {
+                if let FieldValueRef::LongString(s) = v {
+                    if let Ok(s) = std::str::from_utf8(s) {
+                        keys.push(s);
+                    }
+                }
+            }
+            true
+        }
+        Some(_) => true,
+        None => false,
+    }
+}
+
+/// Re-encodes properties without one header.
+fn strip_header(props: &BasicProperties<'_>, name: &str) -> Vec<u8> {
+    let mut headers: FieldTable = props.headers.map(|h| h.to_owned_table()).unwrap_or_default();
+    headers.0.remove(name);
+    let bytes = headers.to_bytes();
+    let mut p = *props;
+    p.headers = Some(Table::parse(&bytes).expect("own table"));
+    let mut out = Vec::new();
+    p.encode(&mut out);
+    out
+}

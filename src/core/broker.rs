@@ -1,0 +1,523 @@
+//! The broker core: every vhost and connection of a shard, driven by the io layer.
+//!
+//! Inputs (`handle_*`): a connection opened, bytes received, output drained, a
+//! timer tick, a group commit finished, a connection lost. Outputs (`poll_*` /
+//! `take_*`): each connection's outgoing bytes, which connections have output,
+//! which files need an fsync, whether a connection is done. `now` is always passed
+//! in, so tests drive this deterministically without sockets or clocks.
+//!
+//! Order of work in one input: decode and handle every complete frame (methods may
+//! queue deliveries and cross-connection notices), then run deliveries, then the
+//! caller polls output. Deliveries therefore always follow the `*-ok` that enabled
+//! them (consume-ok before the first deliver), as clients expect.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ringmq_codec::{
+    check_protocol_header, encode_method, split_frame, ChannelClose, ConnectionClose, ConnectionStart, DecodeError,
+    Frame, Method, ProtocolError, ReplyCode, Table, FRAME_MIN_SIZE, PROTOCOL_HEADER,
+};
+use ringmq_store::StoreConfig;
+
+use super::auth::{Users, MECHANISMS};
+use super::channel::ChannelState;
+use super::connection::{server_properties, ConnState, Connection, Tuning};
+use super::ids::{ConnId, QueueId};
+use super::vhost::VHost;
+
+/// Frames handled per `handle_input` call before returning to the loop, so one
+/// busy connection cannot starve the others (the rest stays in its buffer).
+pub const FRAMES_PER_INPUT_MAX: usize = 4096;
+/// Bytes of pending output past which a connection gets no more deliveries until
+/// the socket drains: bounds memory per slow consumer.
+pub const OUT_HIGH_WATER_BYTES: usize = 1 << 20;
+/// How long we wait for close-ok after sending connection.close.
+pub const CLOSE_TIMEOUT_MS: u64 = 3_000;
+
+/// Broker-wide settings the core needs (the io layer owns the rest).
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub data_dir: PathBuf,
+    pub frame_max: u32,
+    pub channel_max: u16,
+    pub heartbeat_secs: u16,
+    pub max_message_bytes: u64,
+    pub store: StoreConfig,
+    /// false = `--no-sync`: confirm without waiting for fsync.
+    pub sync: bool,
+}
+
+/// A client error, by scope: closes the channel or the whole connection.
+#[derive(Debug)]
+pub enum Exception {
+    Channel(ProtocolError),
+    Connection(ProtocolError),
+}
+
+pub type MethodResult = Result<(), Exception>;
+
+pub fn channel_error(code: ReplyCode, text: impl Into<String>) -> Exception {
+    Exception::Channel(ProtocolError::new(code, text.into()))
+}
+
+pub fn connection_error(code: ReplyCode, text: impl Into<String>) -> Exception {
+    Exception::Connection(ProtocolError::new(code, text.into()))
+}
+
+/// A notice for another connection, applied after the current input is handled
+/// (that connection may be the one being handled, which is out of the map then).
+#[derive(Debug)]
+pub enum Notice {
+    /// Server-sent basic.cancel: the queue of this consumer is gone.
+    CancelConsumer { conn: ConnId, channel: u16, tag: Arc<str> },
+}
+
+pub struct Broker {
+    pub config: CoreConfig,
+    pub users: Users,
+    pub vhosts: HashMap<Arc<str>, VHost>,
+    pub conns: HashMap<ConnId, Connection>,
+    next_conn_id: u64,
+    next_queue_id: u64,
+    /// Connections with output to write, in the order they got it.
+    pub(crate) dirty: Vec<ConnId>,
+    pub(crate) notices: Vec<Notice>,
+    /// Queues that may be able to deliver (new messages, new credit, new consumer).
+    pub(crate) deliver_pending: Vec<(Arc<str>, QueueId)>,
+    pub(crate) sync: super::confirm::SyncState,
+    /// The time of the input being handled (ms since the Unix epoch).
+    pub(crate) now_ms: u64,
+    pub(crate) route_scratch: Vec<QueueId>,
+    /// Seed-driven generator for server-named queues and consumer tags.
+    rng: u64,
+}
+
+impl Broker {
+    /// Opens the data directory and recovers durable state.
+    pub fn open(config: CoreConfig, seed: u64) -> std::io::Result<Broker> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let mut b = Broker {
+            config,
+            users: Users::with_default_guest(),
+            vhosts: HashMap::new(),
+            conns: HashMap::new(),
+            next_conn_id: 1,
+            next_queue_id: 1,
+            dirty: Vec::new(),
+            notices: Vec::new(),
+            deliver_pending: Vec::new(),
+            sync: Default::default(),
+            rng: seed | 1,
+            now_ms: 0,
+            route_scratch: Vec::new(),
+        };
+        b.open_vhost("/")?;
+        Ok(b)
+    }
+
+    pub fn open_vhost(&mut self, name: &str) -> std::io::Result<()> {
+        let (vhost, records) = VHost::open(&self.config.data_dir, name, self.config.store)?;
+        let key: Arc<str> = Arc::from(name);
+        self.vhosts.insert(key.clone(), vhost);
+        super::definitions::replay(self, &key, &records)?;
+        Ok(())
+    }
+
+    pub(crate) fn new_queue_id(&mut self) -> QueueId {
+        let id = QueueId(self.next_queue_id);
+        self.next_queue_id += 1;
+        id
+    }
+
+    /// xorshift64*: deterministic for a seed, good enough for unique-looking names.
+    pub(crate) fn random_u64(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A RabbitMQ-style generated name: `prefix` + 22 url-safe base64 characters.
+    pub(crate) fn generated_name(&mut self, prefix: &str) -> String {
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let (a, b) = (self.random_u64(), self.random_u64());
+        let mut s = String::with_capacity(prefix.len() + 22);
+        s.push_str(prefix);
+        for i in 0..22 {
+            let bits = if i < 11 { a >> (i * 6) } else { b >> ((i - 11) * 6) };
+            s.push(ALPHABET[(bits & 63) as usize] as char);
+        }
+        s
+    }
+
+    // ---- inputs -------------------------------------------------------------
+
+    /// A TCP connection was accepted.
+    pub fn handle_connect(&mut self, peer: String, peer_is_loopback: bool, now_ms: u64) -> ConnId {
+        let id = ConnId(self.next_conn_id);
+        self.next_conn_id += 1;
+        let tuning = Tuning {
+            frame_max: FRAME_MIN_SIZE,
+            channel_max: self.config.channel_max,
+            heartbeat_secs: 0,
+        };
+        self.conns
+            .insert(id, Connection::new(id, peer, peer_is_loopback, tuning, now_ms));
+        id
+    }
+
+    /// Bytes arrived. Returns how many were consumed; the caller keeps the rest
+    /// (an incomplete frame) and passes it again with more bytes appended.
+    pub fn handle_input(&mut self, id: ConnId, input: &[u8], now_ms: u64) -> usize {
+        let Some(mut conn) = self.conns.remove(&id) else {
+            return input.len();
+        };
+        conn.last_recv_ms = now_ms;
+        self.now_ms = now_ms;
+        let used = self.process_frames(&mut conn, input, now_ms);
+        if !conn.out.is_empty() {
+            self.mark_dirty(&mut conn);
+        }
+        self.conns.insert(id, conn);
+        self.after_input();
+        used
+    }
+
+    /// The io layer wrote everything it took from this connection's output.
+    pub fn handle_output_drained(&mut self, id: ConnId) {
+        // Deliveries held back by the high-water mark may proceed.
+        if let Some(conn) = self.conns.get(&id) {
+            if let Some(vhost) = &conn.vhost {
+                let vhost = vhost.clone();
+                let queues: Vec<QueueId> = conn
+                    .channels
+                    .values()
+                    .flat_map(|ch| ch.consumers.values().map(|c| c.queue))
+                    .collect();
+                for q in queues {
+                    self.deliver_pending.push((vhost.clone(), q));
+                }
+            }
+        }
+        self.after_input();
+    }
+
+    /// Timer tick: heartbeats out, dead peers and stuck closes detected.
+    pub fn handle_tick(&mut self, id: ConnId, now_ms: u64) {
+        let Some(mut conn) = self.conns.remove(&id) else { return };
+        let hb_ms = conn.tuning.heartbeat_secs as u64 * 1000;
+        match conn.state {
+            ConnState::Open if hb_ms > 0 => {
+                if now_ms.saturating_sub(conn.last_recv_ms) > 2 * hb_ms {
+                    tracing::warn!(conn = %conn.describe(), "missed heartbeats from client, closing");
+                    conn.state = ConnState::Closed;
+                } else if now_ms.saturating_sub(conn.last_send_ms) >= hb_ms / 2 {
+                    ringmq_codec::encode_heartbeat(&mut conn.out);
+                    conn.last_send_ms = now_ms;
+                }
+            }
+            ConnState::Closing if now_ms.saturating_sub(conn.closing_since_ms) > CLOSE_TIMEOUT_MS => {
+                conn.state = ConnState::Closed;
+            }
+            _ => {}
+        }
+        if !conn.out.is_empty() {
+            self.mark_dirty(&mut conn);
+        }
+        self.conns.insert(id, conn);
+    }
+
+    /// The socket is gone (EOF, error, or we closed it): release everything the
+    /// connection held. Unacked messages go back to their queues.
+    pub fn handle_disconnect(&mut self, id: ConnId) {
+        let Some(mut conn) = self.conns.remove(&id) else { return };
+        if conn.user.is_some() {
+            tracing::info!(conn = %conn.describe(), "connection closed");
+        }
+        let channels: Vec<u16> = conn.channels.keys().copied().collect();
+        for ch in channels {
+            self.release_channel(&mut conn, ch);
+        }
+        if let Some(vhost) = conn.vhost.clone() {
+            self.delete_exclusive_queues(&vhost, id);
+        }
+        self.after_input();
+    }
+
+    /// The broker is stopping: every open connection gets connection.close 320
+    /// CONNECTION_FORCED, as RabbitMQ sends it, and is then considered closed.
+    pub fn handle_shutdown(&mut self, now_ms: u64) {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            let Some(mut conn) = self.conns.remove(&id) else {
+                continue;
+            };
+            if conn.state == ConnState::Open {
+                let e = ProtocolError::new(
+                    ReplyCode::ConnectionForced,
+                    "broker forced connection closure with reason 'shutdown'",
+                );
+                self.close_connection(&mut conn, e, now_ms);
+            }
+            conn.state = ConnState::Closed;
+            self.mark_dirty(&mut conn);
+            self.conns.insert(id, conn);
+        }
+    }
+
+    /// Syncs and closes every store: the last step of a clean shutdown.
+    pub fn close(mut self) -> std::io::Result<()> {
+        let mut first_err = None;
+        for (_, vhost) in self.vhosts.drain() {
+            for (_, q) in vhost.queues {
+                if let Err(e) = q.store.close() {
+                    tracing::error!(queue = %q.name, error = %e, "closing queue store failed");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    pub fn sync_running(&self) -> bool {
+        self.sync.running.is_some()
+    }
+
+    // ---- outputs ------------------------------------------------------------
+
+    /// Connections that have output since the last call.
+    pub fn take_dirty(&mut self, into: &mut Vec<ConnId>) {
+        for id in self.dirty.drain(..) {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.dirty = false;
+                into.push(id);
+            }
+        }
+    }
+
+    /// Swaps the connection's pending output with `buf` (which must be empty);
+    /// returns false if the connection is unknown.
+    pub fn poll_output(&mut self, id: ConnId, buf: &mut Vec<u8>, now_ms: u64) -> bool {
+        debug_assert!(buf.is_empty());
+        let Some(c) = self.conns.get_mut(&id) else { return false };
+        if !c.out.is_empty() {
+            c.last_send_ms = now_ms;
+        }
+        std::mem::swap(&mut c.out, buf);
+        true
+    }
+
+    /// Whether the io layer should close the socket once output is written.
+    pub fn is_closed(&self, id: ConnId) -> bool {
+        self.conns.get(&id).is_none_or(|c| c.state == ConnState::Closed)
+    }
+
+    /// Negotiated heartbeat, for the io layer's tick timer.
+    pub fn heartbeat_secs(&self, id: ConnId) -> u16 {
+        self.conns.get(&id).map_or(0, |c| c.tuning.heartbeat_secs)
+    }
+
+    /// Whether deliveries are waiting for another turn (the per-turn bound hit).
+    pub fn has_pending_work(&self) -> bool {
+        !self.deliver_pending.is_empty()
+    }
+
+    /// Continues deferred work (deliveries beyond the per-turn bound).
+    pub fn run_pending(&mut self) {
+        self.after_input();
+    }
+
+    // ---- internals ----------------------------------------------------------
+
+    pub(crate) fn mark_dirty(&mut self, conn: &mut Connection) {
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(conn.id);
+        }
+    }
+
+    pub(crate) fn mark_dirty_id(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            if !c.dirty && !c.out.is_empty() {
+                c.dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    fn after_input(&mut self) {
+        self.apply_notices();
+        self.deliver();
+    }
+
+    fn process_frames(&mut self, conn: &mut Connection, input: &[u8], now_ms: u64) -> usize {
+        let mut pos = 0;
+        if conn.state == ConnState::AwaitingHeader {
+            match check_protocol_header(input) {
+                Ok(()) => {
+                    pos = PROTOCOL_HEADER.len();
+                    self.send_start(conn);
+                }
+                Err(DecodeError::Incomplete(_)) => return 0,
+                Err(DecodeError::Malformed(_)) => {
+                    // The spec: answer with the header we support, then close.
+                    conn.out.extend_from_slice(&PROTOCOL_HEADER);
+                    conn.state = ConnState::Closed;
+                    return input.len();
+                }
+            }
+        }
+        for _ in 0..FRAMES_PER_INPUT_MAX {
+            if matches!(conn.state, ConnState::Closed) {
+                return input.len();
+            }
+            let frame_max = conn.tuning.frame_max;
+            let (raw, used) = match split_frame(&input[pos..], frame_max) {
+                Ok(x) => x,
+                Err(DecodeError::Incomplete(_)) => break,
+                Err(DecodeError::Malformed(e)) => {
+                    // The stream cannot be resynchronised after a framing error.
+                    self.close_connection(conn, e, now_ms);
+                    conn.state = ConnState::Closed;
+                    return input.len();
+                }
+            };
+            pos += used;
+            let frame = match raw.decode() {
+                Ok(f) => f,
+                Err(e) => {
+                    self.close_connection(conn, e, now_ms);
+                    continue;
+                }
+            };
+            self.handle_frame(conn, frame, now_ms);
+        }
+        pos
+    }
+
+    fn handle_frame(&mut self, conn: &mut Connection, frame: Frame<'_>, now_ms: u64) {
+        if let Frame::Heartbeat = frame {
+            return;
+        }
+        match conn.state {
+            ConnState::Closing => {
+                // Only the end of the close handshake matters now.
+                if let Frame::Method { channel: 0, method } = frame {
+                    match method {
+                        Method::ConnectionCloseOk(_) => conn.state = ConnState::Closed,
+                        Method::ConnectionClose(_) => {
+                            encode_method(
+                                &mut conn.out,
+                                0,
+                                &Method::ConnectionCloseOk(ringmq_codec::ConnectionCloseOk),
+                            );
+                            conn.state = ConnState::Closed;
+                        }
+                        _ => {}
+                    }
+                }
+                return;
+            }
+            ConnState::Closed | ConnState::AwaitingHeader => return,
+            ConnState::Open => {}
+            _ => {
+                let r = self.handle_handshake(conn, frame, now_ms);
+                if let Err(e) = r {
+                    let e = match e {
+                        Exception::Channel(e) | Exception::Connection(e) => e,
+                    };
+                    self.close_connection(conn, e, now_ms);
+                }
+                return;
+            }
+        }
+        let channel = frame.channel();
+        let result = if channel == 0 {
+            self.handle_connection_method(conn, frame)
+        } else {
+            self.handle_channel_frame(conn, channel, frame)
+        };
+        match result {
+            Ok(()) => {}
+            Err(Exception::Channel(e)) => self.close_channel(conn, channel, e),
+            Err(Exception::Connection(e)) => self.close_connection(conn, e, now_ms),
+        }
+    }
+
+    fn send_start(&mut self, conn: &mut Connection) {
+        let props = server_properties().to_bytes();
+        let start = ConnectionStart {
+            version_major: 0,
+            version_minor: 9,
+            server_properties: Table::parse(&props).expect("own table"),
+            mechanisms: MECHANISMS,
+            locales: b"en_US",
+        };
+        encode_method(&mut conn.out, 0, &Method::ConnectionStart(start));
+        conn.state = ConnState::AwaitingStartOk;
+    }
+
+    /// Sends connection.close and waits for close-ok; a hard error ends the
+    /// connection, so channels are released now.
+    pub(crate) fn close_connection(&mut self, conn: &mut Connection, e: ProtocolError, now_ms: u64) {
+        if matches!(conn.state, ConnState::Closing | ConnState::Closed) {
+            return;
+        }
+        tracing::info!(conn = %conn.describe(), error = %e, "closing connection on error");
+        let text = e.reply_text();
+        let text = truncate_shortstr(&text);
+        let close = ConnectionClose {
+            reply_code: e.code.code(),
+            reply_text: text,
+            class_id: e.class_id,
+            method_id: e.method_id,
+        };
+        encode_method(&mut conn.out, 0, &Method::ConnectionClose(close));
+        let was_open = conn.state == ConnState::Open;
+        conn.state = ConnState::Closing;
+        conn.closing_since_ms = now_ms;
+        if was_open {
+            let channels: Vec<u16> = conn.channels.keys().copied().collect();
+            for ch in channels {
+                self.release_channel(conn, ch);
+            }
+        } else if e.code == ReplyCode::AccessRefused || e.code == ReplyCode::NotAllowed {
+            // Handshake refusals: nothing to wait for.
+            conn.state = ConnState::Closed;
+        }
+    }
+
+    /// Sends channel.close for a soft error and releases the channel's state;
+    /// the channel stays (in Closing) until the client's close-ok.
+    pub(crate) fn close_channel(&mut self, conn: &mut Connection, channel: u16, e: ProtocolError) {
+        tracing::debug!(conn = %conn.describe(), channel, error = %e, "closing channel on error");
+        let text = e.reply_text();
+        let close = ChannelClose {
+            reply_code: e.code.code(),
+            reply_text: truncate_shortstr(&text),
+            class_id: e.class_id,
+            method_id: e.method_id,
+        };
+        encode_method(&mut conn.out, channel, &Method::ChannelClose(close));
+        self.release_channel(conn, channel);
+        if let Some(ch) = conn.channels.get_mut(&channel) {
+            ch.state = ChannelState::Closing;
+        }
+    }
+}
+
+/// Reply texts are short strings: cut at 255 bytes on a char boundary.
+pub(crate) fn truncate_shortstr(s: &str) -> &str {
+    if s.len() <= 255 {
+        return s;
+    }
+    let mut end = 255;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,260 @@
+//! Publisher confirms, transactions, and the group commit that confirms wait for.
+//!
+//! Group commit: publishes of persistent messages to durable queues mark those
+//! queues dirty. The io layer asks [`Broker::poll_sync`] for a job whenever none is
+//! running; the job carries every dirty queue's sync batch and the epoch it
+//! covers. When the fsyncs are done, [`Broker::handle_sync_done`] completes the
+//! epoch and releases every confirm that waited for it. One fsync round serves all
+//! publishes that arrived while the previous one ran: never one fsync per message.
+//!
+//! Confirms leave a channel strictly in publish order, batched with `multiple`
+//! where consecutive acks allow it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use ringmq_codec::{encode_method, BasicAck, BasicNack, ConfirmSelectOk, Method, TxCommitOk, TxRollbackOk, TxSelectOk};
+use ringmq_store::SyncBatch;
+
+use super::basic_methods::{PublishOutcome, Settle};
+use super::broker::{Broker, MethodResult};
+use super::channel::{PendingConfirm, Tx, TxAck};
+use super::connection::Connection;
+use super::dispatch::{chan, precondition};
+use super::ids::{ConnId, QueueId};
+
+#[derive(Debug, Default)]
+pub struct SyncState {
+    /// The epoch new durable appends belong to.
+    pub epoch: u64,
+    /// The last epoch known to be on disk.
+    pub synced: u64,
+    /// A job is running (its epoch).
+    pub running: Option<u64>,
+    dirty: BTreeSet<(Arc<str>, QueueId)>,
+    /// Connections with confirms waiting for a sync.
+    pub waiting: BTreeSet<ConnId>,
+}
+
+impl SyncState {
+    pub fn mark_dirty(&mut self, vhost: &Arc<str>, q: QueueId) {
+        if !self.dirty.contains(&(vhost.clone(), q)) {
+            self.dirty.insert((vhost.clone(), q));
+        }
+    }
+}
+
+/// fsync work for the io layer: run every batch, then hand the job back.
+pub struct SyncJob {
+    pub epoch: u64,
+    pub batches: Vec<SyncBatch>,
+    queues: Vec<(Arc<str>, QueueId, ringmq_store::AppendSeq)>,
+}
+
+impl SyncJob {
+    /// Runs the fsyncs on the calling thread (the io layer calls this off the loop).
+    pub fn run_blocking(&self) -> std::io::Result<()> {
+        for b in &self.batches {
+            b.run_blocking()?;
+        }
+        Ok(())
+    }
+}
+
+impl Broker {
+    pub(crate) fn track_confirm(&mut self, conn: &mut Connection, channel: u16, outcome: PublishOutcome) {
+        let epoch = if outcome.needs_sync { self.sync.epoch + 1 } else { 0 };
+        let ch = chan(conn, channel);
+        if !ch.confirm {
+            return;
+        }
+        let seq = ch.next_publish_seq;
+        ch.next_publish_seq += 1;
+        ch.pending_confirms.push_back(PendingConfirm {
+            seq,
+            epoch,
+            nack: outcome.failed,
+        });
+        if epoch == 0 {
+            flush_confirms(conn, channel, self.sync.synced);
+        } else {
+            self.sync.waiting.insert(conn.id);
+        }
+    }
+
+    /// A sync job if any durable data waits for one and none is running.
+    pub fn poll_sync(&mut self) -> Option<SyncJob> {
+        if self.sync.running.is_some() || self.sync.dirty.is_empty() {
+            return None;
+        }
+        self.sync.epoch += 1;
+        let epoch = self.sync.epoch;
+        let mut batches = Vec::new();
+        let mut queues = Vec::new();
+        for (vname, qid) in std::mem::take(&mut self.sync.dirty) {
+            let Some(q) = self.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&qid)) else {
+                continue;
+            };
+            match q.store.take_sync_batch() {
+                Ok(Some(b)) => {
+                    queues.push((vname, qid, b.seq()));
+                    batches.push(b);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(queue = %q.name, error = %e, "cannot prepare sync"),
+            }
+        }
+        self.sync.running = Some(epoch);
+        Some(SyncJob { epoch, batches, queues })
+    }
+
+    /// The fsyncs of a job finished. On error nothing is confirmed as durable:
+    /// the waiting publishes are nacked, which is what a publisher must be told
+    /// when the broker cannot promise the data is safe.
+    pub fn handle_sync_done(&mut self, job: SyncJob, result: std::io::Result<()>) {
+        self.sync.running = None;
+        let ok = result.is_ok();
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "group commit fsync failed; nacking waiting publishes");
+        }
+        if ok {
+            for (vname, qid, seq) in &job.queues {
+                if let Some(q) = self.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(qid)) {
+                    q.store.sync_completed(*seq);
+                }
+            }
+            self.sync.synced = job.epoch;
+        }
+        let waiting = std::mem::take(&mut self.sync.waiting);
+        for id in waiting {
+            let Some(mut conn) = self.conns.remove(&id) else {
+                continue;
+            };
+            let channels: Vec<u16> = conn.channels.keys().copied().collect();
+            let mut still = false;
+            for ch in channels {
+                if !ok {
+                    let c = chan(&mut conn, ch);
+                    for p in c.pending_confirms.iter_mut().filter(|p| p.epoch <= job.epoch) {
+                        p.nack = true;
+                        p.epoch = 0;
+                    }
+                }
+                flush_confirms(&mut conn, ch, self.sync.synced);
+                still |= chan(&mut conn, ch).pending_confirms.iter().any(|p| p.epoch > 0);
+            }
+            if still {
+                self.sync.waiting.insert(id);
+            }
+            if !conn.out.is_empty() {
+                self.mark_dirty(&mut conn);
+            }
+            self.conns.insert(id, conn);
+        }
+    }
+
+    pub(crate) fn confirm_select(&mut self, conn: &mut Connection, channel: u16, no_wait: bool) -> MethodResult {
+        let ch = chan(conn, channel);
+        if ch.tx.is_some() {
+            return Err(precondition("cannot switch from tx to confirm mode"));
+        }
+        ch.confirm = true;
+        if !no_wait {
+            encode_method(&mut conn.out, channel, &Method::ConfirmSelectOk(ConfirmSelectOk));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn tx_select(&mut self, conn: &mut Connection, channel: u16) -> MethodResult {
+        let ch = chan(conn, channel);
+        if ch.confirm {
+            return Err(precondition("cannot switch from confirm to tx mode"));
+        }
+        if ch.tx.is_none() {
+            ch.tx = Some(Tx::default());
+        }
+        encode_method(&mut conn.out, channel, &Method::TxSelectOk(TxSelectOk));
+        Ok(())
+    }
+
+    pub(crate) fn tx_commit(&mut self, conn: &mut Connection, channel: u16) -> MethodResult {
+        let ch = chan(conn, channel);
+        let Some(tx) = ch.tx.replace(Tx::default()) else {
+            return Err(precondition("channel is not transactional"));
+        };
+        for p in &tx.publishes {
+            self.publish(
+                conn,
+                channel,
+                &p.exchange,
+                &p.routing_key,
+                p.mandatory,
+                &p.properties,
+                &p.body,
+            )?;
+        }
+        for a in tx.acks {
+            match a {
+                TxAck::Ack { tag, multiple } => self.settle(conn, channel, tag, multiple, Settle::Ack)?,
+                TxAck::Nack { tag, multiple, requeue } => {
+                    let how = if requeue { Settle::Requeue } else { Settle::Discard };
+                    self.settle(conn, channel, tag, multiple, how)?
+                }
+            }
+        }
+        encode_method(&mut conn.out, channel, &Method::TxCommitOk(TxCommitOk));
+        Ok(())
+    }
+
+    pub(crate) fn tx_rollback(&mut self, conn: &mut Connection, channel: u16) -> MethodResult {
+        let ch = chan(conn, channel);
+        if ch.tx.is_none() {
+            return Err(precondition("channel is not transactional"));
+        }
+        ch.tx = Some(Tx::default());
+        encode_method(&mut conn.out, channel, &Method::TxRollbackOk(TxRollbackOk));
+        Ok(())
+    }
+}
+
+/// Sends the confirms at the head of the channel's queue that may go now, in
+/// order, coalescing runs of acks into one `multiple` ack.
+fn flush_confirms(conn: &mut Connection, channel: u16, synced_epoch: u64) {
+    let Some(ch) = conn.channels.get_mut(&channel) else {
+        return;
+    };
+    let mut run_end: Option<u64> = None;
+    let mut run_len = 0u64;
+    while let Some(p) = ch.pending_confirms.front().copied() {
+        if p.epoch > synced_epoch {
+            break;
+        }
+        ch.pending_confirms.pop_front();
+        if p.nack {
+            if let Some(end) = run_end.take() {
+                send_ack(&mut conn.out, channel, end, run_len > 1);
+                run_len = 0;
+            }
+            let nack = BasicNack {
+                delivery_tag: p.seq,
+                multiple: false,
+                requeue: false,
+            };
+            encode_method(&mut conn.out, channel, &Method::BasicNack(nack));
+        } else {
+            run_end = Some(p.seq);
+            run_len += 1;
+        }
+    }
+    if let Some(end) = run_end {
+        send_ack(&mut conn.out, channel, end, run_len > 1);
+    }
+}
+
+fn send_ack(out: &mut Vec<u8>, channel: u16, tag: u64, multiple: bool) {
+    let ack = BasicAck {
+        delivery_tag: tag,
+        multiple,
+    };
+    encode_method(out, channel, &Method::BasicAck(ack));
+}

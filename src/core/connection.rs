@@ -1,0 +1,134 @@
+//! Per-connection state and the connection-class handshake.
+//!
+//! ```text
+//! AwaitingHeader --AMQP0091--> (start sent) AwaitingStartOk --start-ok--> (tune sent)
+//! AwaitingTuneOk --tune-ok--> AwaitingOpen --open--> Open --close--> Closed
+//! any state --exception--> Closing (close sent, wait for close-ok) --> Closed
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ringmq_codec::{FieldTable, FieldValue, FieldValueRef, Table};
+
+use super::channel::Channel;
+use super::ids::ConnId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    AwaitingHeader,
+    AwaitingStartOk,
+    AwaitingTuneOk,
+    AwaitingOpen,
+    Open,
+    /// We sent connection.close; only close-ok (or close) is processed now.
+    Closing,
+    /// Done: the io layer writes what is left in `out`, then closes the socket.
+    Closed,
+}
+
+/// Negotiated connection parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    pub frame_max: u32,
+    pub channel_max: u16,
+    pub heartbeat_secs: u16,
+}
+
+/// What the client announced in its `capabilities` client property.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientCapabilities {
+    pub consumer_cancel_notify: bool,
+    pub authentication_failure_close: bool,
+    pub connection_blocked: bool,
+}
+
+impl ClientCapabilities {
+    pub fn from_client_properties(props: &Table<'_>) -> Self {
+        let mut caps = ClientCapabilities::default();
+        if let Some(FieldValueRef::Table(t)) = props.get("capabilities") {
+            let flag = |k: &str| matches!(t.get(k), Some(FieldValueRef::Bool(true)));
+            caps.consumer_cancel_notify = flag("consumer_cancel_notify");
+            caps.authentication_failure_close = flag("authentication_failure_close");
+            caps.connection_blocked = flag("connection.blocked");
+        }
+        caps
+    }
+}
+
+pub struct Connection {
+    pub id: ConnId,
+    pub state: ConnState,
+    pub peer: String,
+    pub peer_is_loopback: bool,
+    pub user: Option<String>,
+    pub vhost: Option<Arc<str>>,
+    pub tuning: Tuning,
+    pub client_properties: FieldTable,
+    pub capabilities: ClientCapabilities,
+    pub channels: HashMap<u16, Channel>,
+    /// Frames waiting for the socket, appended by the core, drained by the io layer.
+    pub out: Vec<u8>,
+    /// Set while `out` is in the dirty list, so it is listed once.
+    pub dirty: bool,
+    pub last_recv_ms: u64,
+    pub last_send_ms: u64,
+    pub closing_since_ms: u64,
+    /// connection.blocked was sent and not yet unblocked.
+    pub blocked_sent: bool,
+}
+
+impl Connection {
+    pub fn new(id: ConnId, peer: String, peer_is_loopback: bool, tuning: Tuning, now_ms: u64) -> Self {
+        Connection {
+            id,
+            state: ConnState::AwaitingHeader,
+            peer,
+            peer_is_loopback,
+            user: None,
+            vhost: None,
+            tuning,
+            client_properties: FieldTable::default(),
+            capabilities: ClientCapabilities::default(),
+            channels: HashMap::new(),
+            out: Vec::new(),
+            dirty: false,
+            last_recv_ms: now_ms,
+            last_send_ms: now_ms,
+            closing_since_ms: 0,
+            blocked_sent: false,
+        }
+    }
+
+    /// A name for logs: `peer (user)`.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.peer, self.user.as_deref().unwrap_or("-"))
+    }
+}
+
+/// The server properties sent in connection.start, with a truthful capabilities
+/// table: every flag here is a feature this broker implements.
+pub fn server_properties() -> FieldTable {
+    let caps: FieldTable = [
+        "publisher_confirms",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "connection.blocked",
+        "consumer_priorities",
+        "authentication_failure_close",
+        "per_consumer_qos",
+    ]
+    .into_iter()
+    .map(|k| (k, FieldValue::Bool(true)))
+    .collect();
+    let mut p = FieldTable::new();
+    p.insert("capabilities", FieldValue::Table(caps));
+    p.insert("product", "ringmq");
+    p.insert("version", env!("CARGO_PKG_VERSION"));
+    p.insert("platform", "Rust");
+    p.insert("cluster_name", "ringmq");
+    p.insert("copyright", "ringmq authors");
+    p.insert("information", "AMQP 0-9-1 broker, see README.md");
+    p
+}

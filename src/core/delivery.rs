@@ -1,0 +1,135 @@
+//! Moving messages from queues to consumers, and giving back what a closed
+//! channel held.
+
+use ringmq_codec::encode_deliver;
+
+use super::broker::{Broker, OUT_HIGH_WATER_BYTES};
+use super::channel::{ChannelState, Unacked};
+use super::connection::{ConnState, Connection};
+
+/// Deliveries from one queue per turn before others get a go.
+pub const DELIVERIES_PER_QUEUE_TURN_MAX: usize = 256;
+
+impl Broker {
+    /// Delivers ready messages of the queues marked pending to consumers with
+    /// credit. A queue that hit the per-turn bound stays pending for the next turn.
+    pub(crate) fn deliver(&mut self) {
+        if self.deliver_pending.is_empty() {
+            return;
+        }
+        let mut pending = std::mem::take(&mut self.deliver_pending);
+        pending.sort_unstable_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        pending.dedup();
+        let mut again = Vec::new();
+        for (vname, qid) in pending.drain(..) {
+            let Some(vhost) = self.vhosts.get_mut(&vname) else {
+                continue;
+            };
+            let Some(q) = vhost.queues.get_mut(&qid) else { continue };
+            let conns = &mut self.conns;
+            let mut budget = DELIVERIES_PER_QUEUE_TURN_MAX;
+            while q.store.ready_count() > 0 && q.consumer_count() > 0 {
+                if budget == 0 {
+                    again.push((vname.clone(), qid));
+                    break;
+                }
+                let pick = q.pick_consumer(|c| {
+                    conns.get(&c.conn).is_some_and(|conn| {
+                        conn.state == ConnState::Open
+                            && conn.out.len() < OUT_HIGH_WATER_BYTES
+                            && conn.channels.get(&c.channel).is_some_and(|ch| ch.has_credit(&c.tag))
+                    })
+                });
+                let Some(idx) = pick else { break };
+                let Some(pos) = q.next_ready() else { break };
+                let redelivered = q.take_redelivered(pos);
+                let c = q.consumer(idx).clone();
+                let conn = conns.get_mut(&c.conn).expect("picked consumer's connection");
+                let frame_max = conn.tuning.frame_max;
+                let ch = conn.channels.get_mut(&c.channel).expect("picked consumer's channel");
+                let tag = ch.take_delivery_tag();
+                match q.store.read(pos) {
+                    Ok(view) => encode_deliver(
+                        &mut conn.out,
+                        c.channel,
+                        c.tag.as_bytes(),
+                        tag,
+                        redelivered,
+                        view.exchange,
+                        view.routing_key,
+                        view.properties,
+                        view.body,
+                        frame_max,
+                    ),
+                    Err(e) => {
+                        // A record that fails its checksum on read is dropped, not
+                        // delivered corrupt; the rest of the queue goes on.
+                        tracing::error!(queue = %q.name, error = %e, "unreadable message dropped");
+                        q.ack_position(pos);
+                        continue;
+                    }
+                }
+                if c.no_ack {
+                    q.ack_position(pos);
+                } else {
+                    ch.unacked.insert(
+                        tag,
+                        Unacked {
+                            queue: qid,
+                            position: pos,
+                            consumer: Some(c.tag.clone()),
+                        },
+                    );
+                    if let Some(cc) = ch.consumers.get_mut(&c.tag) {
+                        cc.unacked += 1;
+                    }
+                }
+                if !conn.dirty {
+                    conn.dirty = true;
+                    self.dirty.push(conn.id);
+                }
+                q.rotate_after_delivery(idx);
+                budget -= 1;
+            }
+        }
+        self.deliver_pending.append(&mut again);
+    }
+
+    /// Marks the queues of a channel's consumers for delivery (new credit).
+    pub(crate) fn queue_deliveries_for_channel(&mut self, conn: &Connection, channel: u16) {
+        let Some(vhost) = conn.vhost.clone() else { return };
+        if let Some(ch) = conn.channels.get(&channel) {
+            for c in ch.consumers.values() {
+                self.deliver_pending.push((vhost.clone(), c.queue));
+            }
+        }
+    }
+
+    /// A channel ends (closed by either side, or its connection is gone): its
+    /// unacked messages go back to their queues, ahead of newer ones, marked
+    /// redelivered; its consumers leave their queues.
+    pub(crate) fn release_channel(&mut self, conn: &mut Connection, channel: u16) {
+        let Some(vhost_name) = conn.vhost.clone() else { return };
+        let Some(ch) = conn.channels.get_mut(&channel) else {
+            return;
+        };
+        if ch.state == ChannelState::Closing {
+            return;
+        }
+        ch.incoming = None;
+        ch.tx = None;
+        let unacked = std::mem::take(&mut ch.unacked);
+        let consumers: Vec<_> = ch.consumers.drain().collect();
+        if let Some(vhost) = self.vhosts.get_mut(&vhost_name) {
+            for (_, u) in unacked {
+                if let Some(q) = vhost.queues.get_mut(&u.queue) {
+                    q.requeue_position(u.position);
+                    self.deliver_pending.push((vhost_name.clone(), u.queue));
+                }
+            }
+        }
+        for (tag, c) in consumers {
+            self.detach_consumer(conn, channel, &tag, c.queue);
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! exchange.declare / delete / bind / unbind, with RabbitMQ's checks and texts.
+
+use std::sync::Arc;
+
+use ringmq_codec::{
+    encode_method, ExchangeBindOk, ExchangeDeclare, ExchangeDeclareOk, ExchangeDelete, ExchangeDeleteOk,
+    ExchangeUnbindOk, Method, ReplyCode, Table,
+};
+
+use super::broker::{channel_error, connection_error, Broker, MethodResult};
+use super::connection::Connection;
+use super::definitions;
+use super::dispatch::precondition;
+use super::exchange::{validate_binding_arguments, ExchangeKind};
+use super::ids::Dest;
+use super::vhost::{Exchange, VHost};
+
+/// Text for a missing exchange, as RabbitMQ words it.
+pub(crate) fn no_exchange(name: &str, vhost: &str) -> super::broker::Exception {
+    channel_error(ReplyCode::NotFound, format!("no exchange '{name}' in vhost '{vhost}'"))
+}
+
+fn check_name(name: &str) -> MethodResult {
+    if name.is_empty() {
+        return Err(channel_error(
+            ReplyCode::AccessRefused,
+            "operation not permitted on the default exchange",
+        ));
+    }
+    Ok(())
+}
+
+impl Broker {
+    pub(crate) fn vhost_of(&mut self, conn: &Connection) -> &mut VHost {
+        let name = conn.vhost.as_ref().expect("open connection has a vhost");
+        self.vhosts.get_mut(name).expect("vhost of an open connection exists")
+    }
+
+    pub(crate) fn exchange_declare(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        m: ExchangeDeclare<'_>,
+    ) -> MethodResult {
+        let vhost = self.vhost_of(conn);
+        let vname = vhost.name.clone();
+        if m.passive {
+            if !vhost.exchanges.contains_key(m.exchange) {
+                return Err(no_exchange(m.exchange, &vname));
+            }
+        } else {
+            check_name(m.exchange)?;
+            let Some(kind) = ExchangeKind::parse(m.kind) else {
+                return Err(connection_error(
+                    ReplyCode::CommandInvalid,
+                    format!("unknown exchange type '{}'", m.kind),
+                ));
+            };
+            let arguments = m.arguments.to_owned_table();
+            if let Some(x) = vhost.exchanges.get(m.exchange) {
+                let ineq = |arg: &str, got: &str, cur: &str| {
+                    precondition(format!(
+                        "inequivalent arg '{arg}' for exchange '{}' in vhost '{vname}': received '{got}' but current is '{cur}'",
+                        m.exchange
+                    ))
+                };
+                if x.kind != kind {
+                    return Err(ineq("type", kind.as_str(), x.kind.as_str()));
+                }
+                if x.durable != m.durable {
+                    return Err(ineq("durable", bool_str(m.durable), bool_str(x.durable)));
+                }
+                if x.auto_delete != m.auto_delete {
+                    return Err(ineq("auto_delete", bool_str(m.auto_delete), bool_str(x.auto_delete)));
+                }
+                if x.internal != m.internal {
+                    return Err(ineq("internal", bool_str(m.internal), bool_str(x.internal)));
+                }
+                if x.arguments.get("alternate-exchange") != arguments.get("alternate-exchange") {
+                    return Err(precondition(format!(
+                        "inequivalent arg 'alternate-exchange' for exchange '{}' in vhost '{vname}'",
+                        m.exchange
+                    )));
+                }
+            } else {
+                if m.exchange.starts_with("amq.") {
+                    return Err(channel_error(
+                        ReplyCode::AccessRefused,
+                        format!("exchange name '{}' contains reserved prefix 'amq.*'", m.exchange),
+                    ));
+                }
+                let name: Arc<str> = Arc::from(m.exchange);
+                let x = Exchange::new(name.clone(), kind, m.durable, m.auto_delete, m.internal, arguments);
+                vhost.exchanges.insert(name, x);
+                if m.durable {
+                    definitions::record(vhost, &Method::ExchangeDeclare(m));
+                }
+            }
+        }
+        if !m.no_wait {
+            encode_method(&mut conn.out, channel, &Method::ExchangeDeclareOk(ExchangeDeclareOk));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn exchange_delete(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        m: ExchangeDelete<'_>,
+    ) -> MethodResult {
+        check_name(m.exchange)?;
+        let vhost = self.vhost_of(conn);
+        let vname = vhost.name.clone();
+        if let Some(x) = vhost.exchanges.get(m.exchange) {
+            if x.builtin {
+                return Err(channel_error(
+                    ReplyCode::AccessRefused,
+                    format!(
+                        "operation not permitted on exchange '{}' in vhost '{vname}'",
+                        m.exchange
+                    ),
+                ));
+            }
+            let in_use = !x.bindings.is_empty() || x.bound_as_destination > 0;
+            if m.if_unused && in_use {
+                return Err(precondition(format!(
+                    "exchange '{}' in vhost '{vname}' in use",
+                    m.exchange
+                )));
+            }
+            let durable = x.durable;
+            vhost.delete_exchange(m.exchange);
+            if durable {
+                definitions::record(vhost, &Method::ExchangeDelete(m));
+            }
+        }
+        // Deleting a missing exchange succeeds, as in RabbitMQ 3.x.
+        if !m.no_wait {
+            encode_method(&mut conn.out, channel, &Method::ExchangeDeleteOk(ExchangeDeleteOk));
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn exchange_bind(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        destination: &str,
+        source: &str,
+        routing_key: &str,
+        arguments: Table<'_>,
+        no_wait: bool,
+        bind: bool,
+    ) -> MethodResult {
+        check_name(destination)?;
+        check_name(source)?;
+        let vhost = self.vhost_of(conn);
+        let vname = vhost.name.clone();
+        let Some((dname, dx)) = vhost.exchanges.get_key_value(destination) else {
+            return Err(no_exchange(destination, &vname));
+        };
+        let (dname, ddurable) = (dname.clone(), dx.durable);
+        let Some(src) = vhost.exchanges.get_mut(source) else {
+            return Err(no_exchange(source, &vname));
+        };
+        let args = arguments.to_owned_table();
+        validate_binding_arguments(src.kind, &args).map_err(precondition)?;
+        let durable = src.durable && ddurable;
+        let changed = if bind {
+            src.bindings.bind(Dest::Exchange(dname.clone()), routing_key, &args)
+        } else {
+            src.bindings.unbind(&Dest::Exchange(dname.clone()), routing_key, &args)
+        };
+        if changed {
+            if let Some(d) = vhost.exchanges.get_mut(&*dname) {
+                if bind {
+                    d.bound_as_destination += 1;
+                } else {
+                    d.bound_as_destination = d.bound_as_destination.saturating_sub(1);
+                }
+            }
+            if durable {
+                let method = if bind {
+                    Method::ExchangeBind(ringmq_codec::ExchangeBind {
+                        ticket: 0,
+                        destination,
+                        source,
+                        routing_key,
+                        no_wait: false,
+                        arguments,
+                    })
+                } else {
+                    Method::ExchangeUnbind(ringmq_codec::ExchangeUnbind {
+                        ticket: 0,
+                        destination,
+                        source,
+                        routing_key,
+                        no_wait: false,
+                        arguments,
+                    })
+                };
+                definitions::record(vhost, &method);
+            }
+            if !bind {
+                vhost.maybe_auto_delete_exchange(source);
+            }
+        }
+        if !no_wait {
+            let ok = if bind {
+                Method::ExchangeBindOk(ExchangeBindOk)
+            } else {
+                Method::ExchangeUnbindOk(ExchangeUnbindOk)
+            };
+            encode_method(&mut conn.out, channel, &ok);
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn bool_str(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}

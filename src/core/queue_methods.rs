@@ -1,0 +1,367 @@
+//! queue.declare / bind / unbind / purge / delete, with RabbitMQ's checks and texts.
+
+use std::sync::Arc;
+
+use ringmq_codec::{
+    encode_method, BasicCancel, Method, QueueBindOk, QueueDeclare, QueueDeclareOk, QueueDelete, QueueDeleteOk,
+    QueuePurge, QueuePurgeOk, QueueUnbindOk, ReplyCode, Table,
+};
+
+use super::broker::{channel_error, Broker, Exception, MethodResult, Notice};
+use super::connection::Connection;
+use super::definitions;
+use super::dispatch::{chan, precondition};
+use super::exchange::validate_binding_arguments;
+use super::exchange_methods::{bool_str, no_exchange};
+use super::ids::{ConnId, Dest, QueueId};
+
+pub(crate) fn no_queue(name: &str, vhost: &str) -> Exception {
+    channel_error(ReplyCode::NotFound, format!("no queue '{name}' in vhost '{vhost}'"))
+}
+
+fn locked(name: &str, vhost: &str) -> Exception {
+    channel_error(
+        ReplyCode::ResourceLocked,
+        format!(
+            "cannot obtain exclusive access to locked queue '{name}' in vhost '{vhost}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration."
+        ),
+    )
+}
+
+/// Queue arguments whose values must match on redeclare (RabbitMQ's equivalence list).
+const EQUIVALENT_ARGS: &[&str] = &[
+    "x-message-ttl",
+    "x-expires",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-type",
+    "x-single-active-consumer",
+    "x-delivery-limit",
+];
+
+impl Broker {
+    /// Resolves a queue name from a method ("" = the channel's last declared
+    /// queue), checking exclusivity. Returns the queue id and its real name.
+    pub(crate) fn resolve_queue(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        name: &str,
+    ) -> Result<(QueueId, Arc<str>), Exception> {
+        let name: Arc<str> = if name.is_empty() {
+            match &chan(conn, channel).last_queue {
+                Some(q) => q.clone(),
+                None => return Err(channel_error(ReplyCode::NotFound, "no previously declared queue")),
+            }
+        } else {
+            Arc::from(name)
+        };
+        let conn_id = conn.id;
+        let vhost = self.vhost_of(conn);
+        let Some(id) = vhost.queue_id(&name) else {
+            return Err(no_queue(&name, &vhost.name));
+        };
+        let q = &vhost.queues[&id];
+        if q.exclusive_owner.is_some_and(|o| o != conn_id) {
+            return Err(locked(&name, &vhost.name));
+        }
+        Ok((id, name))
+    }
+
+    pub(crate) fn queue_declare(&mut self, conn: &mut Connection, channel: u16, m: QueueDeclare<'_>) -> MethodResult {
+        let conn_id = conn.id;
+        let generated;
+        let name: &str = if m.queue.is_empty() && !m.passive {
+            generated = self.generated_name("amq.gen-");
+            &generated
+        } else {
+            m.queue
+        };
+        let vhost = self.vhost_of(conn);
+        let vname = vhost.name.clone();
+        let (message_count, consumer_count) = if let Some(id) = vhost.queue_id(name) {
+            let q = vhost.queues.get(&id).expect("named queue exists");
+            if q.exclusive_owner.is_some_and(|o| o != conn_id) {
+                return Err(locked(name, &vname));
+            }
+            if !m.passive {
+                let ineq = |arg: &str, got: &str, cur: &str| {
+                    precondition(format!(
+                        "inequivalent arg '{arg}' for queue '{name}' in vhost '{vname}': received '{got}' but current is '{cur}'"
+                    ))
+                };
+                if q.durable != m.durable {
+                    return Err(ineq("durable", bool_str(m.durable), bool_str(q.durable)));
+                }
+                if q.exclusive_owner.is_some() != m.exclusive {
+                    return Err(ineq(
+                        "exclusive",
+                        bool_str(m.exclusive),
+                        bool_str(q.exclusive_owner.is_some()),
+                    ));
+                }
+                if q.auto_delete != m.auto_delete {
+                    return Err(ineq("auto_delete", bool_str(m.auto_delete), bool_str(q.auto_delete)));
+                }
+                let args = m.arguments.to_owned_table();
+                for key in EQUIVALENT_ARGS {
+                    if args.get(key) != q.arguments.get(key) {
+                        return Err(precondition(format!(
+                            "inequivalent arg '{key}' for queue '{name}' in vhost '{vname}': received {} but current is {}",
+                            describe_arg(args.get(key)),
+                            describe_arg(q.arguments.get(key))
+                        )));
+                    }
+                }
+            }
+            (q.message_count(), q.consumer_count())
+        } else {
+            if m.passive {
+                return Err(no_queue(name, &vname));
+            }
+            if name.starts_with("amq.") && m.queue == name {
+                return Err(channel_error(
+                    ReplyCode::AccessRefused,
+                    format!("queue name '{name}' contains reserved prefix 'amq.*'"),
+                ));
+            }
+            let owner = m.exclusive.then_some(conn_id);
+            let args = m.arguments.to_owned_table();
+            let id = self.new_queue_id();
+            let vhost = self.vhost_of(conn);
+            // Exclusive queues are never durable on disk: they die with the connection.
+            let durable = m.durable && !m.exclusive;
+            vhost
+                .create_queue(id, name, durable, m.auto_delete, owner, args, false)
+                .map_err(|e| channel_error(ReplyCode::InternalError, format!("cannot create queue '{name}': {e}")))?;
+            if durable {
+                let mut rec = m;
+                rec.queue = name;
+                rec.passive = false;
+                rec.no_wait = false;
+                definitions::record(vhost, &Method::QueueDeclare(rec));
+            }
+            (0, 0)
+        };
+        chan(conn, channel).last_queue = Some(Arc::from(name));
+        if !m.no_wait {
+            let ok = QueueDeclareOk {
+                queue: name,
+                message_count,
+                consumer_count,
+            };
+            encode_method(&mut conn.out, channel, &Method::QueueDeclareOk(ok));
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn queue_bind(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: Table<'_>,
+        no_wait: bool,
+        bind: bool,
+    ) -> MethodResult {
+        let (id, qname) = self.resolve_queue(conn, channel, queue)?;
+        // An empty routing key with an empty queue name means "the current queue's name".
+        let routing_key = if queue.is_empty() && routing_key.is_empty() {
+            &*qname
+        } else {
+            routing_key
+        };
+        if exchange.is_empty() {
+            return Err(channel_error(
+                ReplyCode::AccessRefused,
+                "operation not permitted on the default exchange",
+            ));
+        }
+        let vhost = self.vhost_of(conn);
+        let vname = vhost.name.clone();
+        let qdurable = vhost.queues[&id].durable;
+        let Some(x) = vhost.exchanges.get_mut(exchange) else {
+            return Err(no_exchange(exchange, &vname));
+        };
+        let args = arguments.to_owned_table();
+        validate_binding_arguments(x.kind, &args).map_err(precondition)?;
+        let durable = x.durable && qdurable;
+        let changed = if bind {
+            x.bindings.bind(Dest::Queue(id), routing_key, &args)
+        } else {
+            x.bindings.unbind(&Dest::Queue(id), routing_key, &args)
+        };
+        if changed && durable {
+            let method = if bind {
+                Method::QueueBind(ringmq_codec::QueueBind {
+                    ticket: 0,
+                    queue: &qname,
+                    exchange,
+                    routing_key,
+                    no_wait: false,
+                    arguments,
+                })
+            } else {
+                Method::QueueUnbind(ringmq_codec::QueueUnbind {
+                    ticket: 0,
+                    queue: &qname,
+                    exchange,
+                    routing_key,
+                    arguments,
+                })
+            };
+            definitions::record(vhost, &method);
+        }
+        if changed && !bind {
+            vhost.maybe_auto_delete_exchange(exchange);
+        }
+        if bind && !no_wait {
+            encode_method(&mut conn.out, channel, &Method::QueueBindOk(QueueBindOk));
+        } else if !bind {
+            encode_method(&mut conn.out, channel, &Method::QueueUnbindOk(QueueUnbindOk));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn queue_purge(&mut self, conn: &mut Connection, channel: u16, m: QueuePurge<'_>) -> MethodResult {
+        let (id, _) = self.resolve_queue(conn, channel, m.queue)?;
+        let vhost = self.vhost_of(conn);
+        let q = vhost.queues.get_mut(&id).expect("resolved queue");
+        let purged = q
+            .store
+            .purge()
+            .map_err(|e| channel_error(ReplyCode::InternalError, format!("purge failed: {e}")))?;
+        if !m.no_wait {
+            let ok = QueuePurgeOk {
+                message_count: u32::try_from(purged).unwrap_or(u32::MAX),
+            };
+            encode_method(&mut conn.out, channel, &Method::QueuePurgeOk(ok));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn queue_delete(&mut self, conn: &mut Connection, channel: u16, m: QueueDelete<'_>) -> MethodResult {
+        let name = if m.queue.is_empty() {
+            chan(conn, channel).last_queue.clone()
+        } else {
+            Some(Arc::from(m.queue))
+        };
+        let vhost = self.vhost_of(conn);
+        let vname = vhost.name.clone();
+        let mut message_count = 0;
+        if let Some(id) = name.as_deref().and_then(|n| vhost.queue_id(n)) {
+            let q = &vhost.queues[&id];
+            let qname = q.name.clone();
+            if q.exclusive_owner.is_some_and(|o| o != conn.id) {
+                return Err(locked(&qname, &vname));
+            }
+            if m.if_unused && q.consumer_count() > 0 {
+                return Err(precondition(format!("queue '{qname}' in vhost '{vname}' in use")));
+            }
+            if m.if_empty && q.message_count() > 0 {
+                return Err(precondition(format!("queue '{qname}' in vhost '{vname}' is not empty")));
+            }
+            message_count = q.message_count();
+            let vhost_name = conn.vhost.clone().expect("open");
+            self.delete_queue(&vhost_name, id);
+        }
+        // Deleting a missing queue succeeds with a zero count, as in RabbitMQ 3.x.
+        if !m.no_wait {
+            encode_method(
+                &mut conn.out,
+                channel,
+                &Method::QueueDeleteOk(QueueDeleteOk { message_count }),
+            );
+        }
+        Ok(())
+    }
+
+    /// Deletes a queue: its consumers are cancelled (basic.cancel to clients that
+    /// asked for it), its bindings and files removed, its delete logged if durable.
+    pub(crate) fn delete_queue(&mut self, vhost_name: &Arc<str>, id: QueueId) {
+        let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
+            return;
+        };
+        let Some(q) = vhost.delete_queue(id) else { return };
+        for c in q.consumers() {
+            self.notices.push(Notice::CancelConsumer {
+                conn: c.conn,
+                channel: c.channel,
+                tag: c.tag.clone(),
+            });
+        }
+        if q.durable {
+            let rec = QueueDelete {
+                ticket: 0,
+                queue: &q.name,
+                if_unused: false,
+                if_empty: false,
+                no_wait: false,
+            };
+            definitions::record(vhost, &Method::QueueDelete(rec));
+        }
+        if let Err(e) = q.store.delete() {
+            tracing::warn!(queue = %q.name, error = %e, "could not remove queue files");
+        }
+    }
+
+    /// Exclusive queues die with their connection.
+    pub(crate) fn delete_exclusive_queues(&mut self, vhost_name: &Arc<str>, owner: ConnId) {
+        let Some(vhost) = self.vhosts.get(vhost_name) else {
+            return;
+        };
+        let ids: Vec<QueueId> = vhost
+            .queues
+            .values()
+            .filter(|q| q.exclusive_owner == Some(owner))
+            .map(|q| q.id)
+            .collect();
+        for id in ids {
+            self.delete_queue(vhost_name, id);
+        }
+    }
+
+    /// Applies cross-connection notices gathered while handling input.
+    pub(crate) fn apply_notices(&mut self) {
+        for notice in std::mem::take(&mut self.notices) {
+            match notice {
+                Notice::CancelConsumer { conn, channel, tag } => {
+                    let Some(c) = self.conns.get_mut(&conn) else { continue };
+                    let notify = c.capabilities.consumer_cancel_notify;
+                    let Some(ch) = c.channels.get_mut(&channel) else {
+                        continue;
+                    };
+                    if ch.consumers.remove(&tag).is_some() && notify {
+                        let cancel = BasicCancel {
+                            consumer_tag: &tag,
+                            no_wait: true,
+                        };
+                        encode_method(&mut c.out, channel, &Method::BasicCancel(cancel));
+                        self.mark_dirty_id(conn);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn describe_arg(v: Option<&ringmq_codec::FieldValue>) -> String {
+    match v {
+        None => "none".into(),
+        Some(v) => match v.as_i64() {
+            Some(n) => format!("the value '{n}' of type 'long'"),
+            None => match v.as_str() {
+                Some(s) => format!("the value '{s}' of type 'longstr'"),
+                None => format!("{v:?}"),
+            },
+        },
+    }
+}

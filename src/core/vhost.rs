@@ -1,0 +1,287 @@
+//! A virtual host: its exchanges, queues and bindings, routing, and the durable
+//! definitions log.
+//!
+//! Routing is one function ([`VHost::route`]) used by publish, exchange-to-exchange
+//! bindings, alternate exchanges and CC/BCC alike (DESIGN.md: one copy of each truth).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ringmq_codec::{FieldTable, Table};
+use ringmq_store::{DefinitionsLog, QueueStore, StoreConfig};
+
+use super::exchange::{Bindings, ExchangeKind};
+use super::ids::{ConnId, Dest, QueueId};
+use super::queue::Queue;
+
+pub const DEFAULT_EXCHANGE: &str = "";
+
+/// The exchanges every vhost has, as RabbitMQ predeclares them.
+pub const BUILTIN_EXCHANGES: &[(&str, ExchangeKind)] = &[
+    ("", ExchangeKind::Direct),
+    ("amq.direct", ExchangeKind::Direct),
+    ("amq.fanout", ExchangeKind::Fanout),
+    ("amq.topic", ExchangeKind::Topic),
+    ("amq.headers", ExchangeKind::Headers),
+    ("amq.match", ExchangeKind::Headers),
+];
+
+/// How deep exchange-to-exchange routing may go before we stop following
+/// (cycles are cut by the visited list; this bounds pathological chains).
+pub const ROUTE_HOPS_MAX: usize = 64;
+
+pub struct Exchange {
+    pub name: Arc<str>,
+    pub kind: ExchangeKind,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+    pub bindings: Bindings<Dest>,
+    /// Predeclared: cannot be deleted or redeclared with other settings.
+    pub builtin: bool,
+    /// Exchange-to-exchange bindings that point at this exchange, counted so an
+    /// auto-delete exchange knows when it is no longer a source or destination.
+    pub bound_as_destination: usize,
+}
+
+impl Exchange {
+    pub fn new(
+        name: Arc<str>,
+        kind: ExchangeKind,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: FieldTable,
+    ) -> Self {
+        Exchange {
+            name,
+            kind,
+            durable,
+            auto_delete,
+            internal,
+            arguments,
+            bindings: Bindings::new(kind),
+            builtin: false,
+            bound_as_destination: 0,
+        }
+    }
+
+    /// The `alternate-exchange` argument, if set.
+    pub fn alternate_exchange(&self) -> Option<&str> {
+        self.arguments.get("alternate-exchange").and_then(|v| v.as_str())
+    }
+}
+
+pub struct VHost {
+    pub name: String,
+    pub dir: PathBuf,
+    pub exchanges: HashMap<Arc<str>, Exchange>,
+    pub queues: HashMap<QueueId, Queue>,
+    pub queue_names: HashMap<Arc<str>, QueueId>,
+    pub definitions: DefinitionsLog,
+    pub store_config: StoreConfig,
+    /// Scratch for routing, reused so a publish allocates nothing here.
+    route_work: Vec<Arc<str>>,
+    route_dests: Vec<Dest>,
+}
+
+impl VHost {
+    /// Opens (or creates) the vhost's directory and definitions log; the caller
+    /// replays the returned records.
+    pub fn open(root: &Path, name: &str, store_config: StoreConfig) -> std::io::Result<(VHost, Vec<Vec<u8>>)> {
+        let dir = ringmq_store::layout::create_vhost_dir(root, name)?;
+        // Transient queues never outlive the process: whatever a crash left is garbage.
+        let transient = dir.join("transient");
+        if transient.exists() {
+            std::fs::remove_dir_all(&transient)?;
+        }
+        let (definitions, records) = DefinitionsLog::open(&dir.join("definitions.amqp"))?;
+        let mut v = VHost {
+            name: name.to_owned(),
+            dir,
+            exchanges: HashMap::new(),
+            queues: HashMap::new(),
+            queue_names: HashMap::new(),
+            definitions,
+            store_config,
+            route_work: Vec::new(),
+            route_dests: Vec::new(),
+        };
+        for (n, kind) in BUILTIN_EXCHANGES {
+            let mut x = Exchange::new(Arc::from(*n), *kind, true, false, false, FieldTable::default());
+            x.builtin = true;
+            v.exchanges.insert(x.name.clone(), x);
+        }
+        Ok((v, records))
+    }
+
+    pub fn queue_id(&self, name: &str) -> Option<QueueId> {
+        self.queue_names.get(name).copied()
+    }
+
+    pub fn queue_by_name(&mut self, name: &str) -> Option<&mut Queue> {
+        let id = self.queue_names.get(name)?;
+        self.queues.get_mut(id)
+    }
+
+    /// Where a queue's segments live: durable queues under the vhost, transient
+    /// ones under `transient/`, which is wiped at start.
+    pub fn queue_dir(&self, name: &str, durable: bool) -> PathBuf {
+        if durable {
+            ringmq_store::layout::queue_dir(&self.dir, name)
+        } else {
+            ringmq_store::layout::queue_dir(&self.dir.join("transient"), name)
+        }
+    }
+
+    /// Creates a queue with a fresh, empty store.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_queue(
+        &mut self,
+        id: QueueId,
+        name: &str,
+        durable: bool,
+        auto_delete: bool,
+        exclusive_owner: Option<ConnId>,
+        arguments: FieldTable,
+        recover: bool,
+    ) -> std::io::Result<&mut Queue> {
+        let dir = self.queue_dir(name, durable);
+        if !recover && dir.exists() {
+            // A queue that is declared anew has no messages: anything there is left
+            // from a crash between deleting the queue and logging the delete.
+            std::fs::remove_dir_all(&dir)?;
+        }
+        let parent = dir.parent().expect("queue dir has a parent").to_path_buf();
+        let dir = ringmq_store::layout::create_queue_dir(&parent, name)?;
+        let (store, report) = QueueStore::open(&dir, self.store_config)?;
+        if recover {
+            tracing::info!(vhost = %self.name, queue = name, report = ?report, "queue recovered");
+        }
+        let name: Arc<str> = Arc::from(name);
+        let q = Queue::new(
+            id,
+            name.clone(),
+            durable,
+            auto_delete,
+            exclusive_owner,
+            arguments,
+            store,
+        );
+        self.queue_names.insert(name, id);
+        Ok(self.queues.entry(id).or_insert(q))
+    }
+
+    /// Removes a queue, its bindings and its files. Returns the removed queue's
+    /// ready message count.
+    pub fn delete_queue(&mut self, id: QueueId) -> Option<Queue> {
+        let q = self.queues.remove(&id)?;
+        self.queue_names.remove(&q.name);
+        let dest = Dest::Queue(id);
+        let mut emptied = Vec::new();
+        for x in self.exchanges.values_mut() {
+            if x.bindings.remove_destination(&dest) > 0 && x.auto_delete && x.bindings.is_empty() {
+                emptied.push(x.name.clone());
+            }
+        }
+        for name in emptied {
+            self.maybe_auto_delete_exchange(&name);
+        }
+        Some(q)
+    }
+
+    /// Deletes an auto-delete exchange that has no bindings left as a source.
+    pub fn maybe_auto_delete_exchange(&mut self, name: &str) -> bool {
+        let Some(x) = self.exchanges.get(name) else {
+            return false;
+        };
+        if !x.auto_delete || !x.bindings.is_empty() || x.builtin {
+            return false;
+        }
+        self.delete_exchange(name);
+        true
+    }
+
+    /// Removes an exchange and every binding to or from it.
+    pub fn delete_exchange(&mut self, name: &str) -> Option<Exchange> {
+        let x = self.exchanges.remove(name)?;
+        let dest = Dest::Exchange(x.name.clone());
+        for other in self.exchanges.values_mut() {
+            other.bindings.remove_destination(&dest);
+        }
+        for (d, _, _) in x.bindings.iter() {
+            if let Dest::Exchange(n) = d {
+                if let Some(dx) = self.exchanges.get_mut(&**n) {
+                    dx.bound_as_destination = dx.bound_as_destination.saturating_sub(1);
+                }
+            }
+        }
+        Some(x)
+    }
+
+    /// Routes a message: returns the queues it goes to (each once) in `out`.
+    ///
+    /// `routing_keys` holds the routing key and any CC/BCC keys. Exchange-to-exchange
+    /// bindings are followed breadth first; an exchange that matches nothing passes
+    /// the message to its alternate exchange, as RabbitMQ does.
+    pub fn route(&mut self, exchange: &str, routing_keys: &[&str], headers: Option<Table<'_>>, out: &mut Vec<QueueId>) {
+        out.clear();
+        let mut work = std::mem::take(&mut self.route_work);
+        let mut dests = std::mem::take(&mut self.route_dests);
+        work.clear();
+        match self.exchanges.get_key_value(exchange) {
+            Some((k, _)) => work.push(k.clone()),
+            None => {
+                self.route_work = work;
+                self.route_dests = dests;
+                return;
+            }
+        }
+        let mut i = 0;
+        while i < work.len() && i < ROUTE_HOPS_MAX {
+            let x = &self.exchanges[&work[i]];
+            i += 1;
+            dests.clear();
+            if x.name.is_empty() {
+                // The default exchange binds every queue by its name, implicitly.
+                for rk in routing_keys {
+                    if let Some(id) = self.queue_names.get(*rk) {
+                        dests.push(Dest::Queue(*id));
+                    }
+                }
+            } else {
+                for rk in routing_keys {
+                    x.bindings.route(rk, headers, &mut dests);
+                }
+            }
+            if dests.is_empty() {
+                if let Some(ae) = x.alternate_exchange() {
+                    if let Some((k, _)) = self.exchanges.get_key_value(ae) {
+                        if !work.contains(k) {
+                            work.push(k.clone());
+                        }
+                    }
+                }
+                continue;
+            }
+            for d in dests.drain(..) {
+                match d {
+                    Dest::Queue(id) => {
+                        if !out.contains(&id) {
+                            out.push(id);
+                        }
+                    }
+                    Dest::Exchange(name) => {
+                        if !work.contains(&name) {
+                            work.push(name);
+                        }
+                    }
+                }
+            }
+        }
+        self.route_work = work;
+        self.route_dests = dests;
+    }
+}

@@ -1,0 +1,107 @@
+//! One client connection: a reader loop and a writer task around the core.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use super::server::Shared;
+use crate::core::ids::ConnId;
+
+/// Initial receive buffer; it grows to hold one whole frame when needed
+/// (frame_max bounds that), and is reused for the life of the connection.
+const READ_BUF_BYTES: usize = 64 * 1024;
+/// Timer resolution for heartbeats and close timeouts.
+const TICK: Duration = Duration::from_millis(1_000);
+
+pub(crate) async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    shared.open_connections.set(shared.open_connections.get() + 1);
+    let id = shared
+        .broker
+        .borrow_mut()
+        .handle_connect(peer.to_string(), peer.ip().is_loopback(), super::now_ms());
+    let notify = Rc::new(Notify::new());
+    shared.writers.borrow_mut().insert(id, notify.clone());
+    let (rd, wr) = stream.into_split();
+    let writer = tokio::task::spawn_local(write_loop(shared.clone(), id, wr, notify.clone()));
+    let closed_by_protocol = match read_loop(&shared, id, rd).await {
+        Ok(closed) => closed,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "connection read error");
+            false
+        }
+    };
+    if closed_by_protocol {
+        // Let the writer send what is left (a close-ok, an error close), bounded.
+        notify.notify_one();
+        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    } else {
+        // The peer is gone: nothing more can be written.
+        writer.abort();
+    }
+    shared.writers.borrow_mut().remove(&id);
+    shared.broker.borrow_mut().handle_disconnect(id);
+    shared.after_core_call();
+    shared.open_connections.set(shared.open_connections.get() - 1);
+}
+
+/// Reads until EOF (`Ok(false)`) or until the core closed the connection (`Ok(true)`).
+async fn read_loop(shared: &Shared, id: ConnId, mut rd: tokio::net::tcp::OwnedReadHalf) -> std::io::Result<bool> {
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF_BYTES);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if buf.capacity() - buf.len() < READ_BUF_BYTES / 4 {
+            buf.reserve(READ_BUF_BYTES);
+        }
+        tokio::select! {
+            r = rd.read_buf(&mut buf) => {
+                let n = r?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                let used = shared.broker.borrow_mut().handle_input(id, &buf, super::now_ms());
+                buf.drain(..used);
+                shared.after_core_call();
+            }
+            _ = tick.tick() => {
+                shared.broker.borrow_mut().handle_tick(id, super::now_ms());
+                shared.after_core_call();
+            }
+        }
+        if shared.broker.borrow().is_closed(id) {
+            return Ok(true);
+        }
+    }
+}
+
+async fn write_loop(shared: Rc<Shared>, id: ConnId, mut wr: tokio::net::tcp::OwnedWriteHalf, notify: Rc<Notify>) {
+    let mut buf = Vec::new();
+    loop {
+        notify.notified().await;
+        loop {
+            let (known, closed) = {
+                let mut b = shared.broker.borrow_mut();
+                let known = b.poll_output(id, &mut buf, super::now_ms());
+                (known, b.is_closed(id))
+            };
+            if !buf.is_empty() {
+                if wr.write_all(&buf).await.is_err() {
+                    return;
+                }
+                buf.clear();
+                shared.broker.borrow_mut().handle_output_drained(id);
+                shared.after_core_call();
+                continue;
+            }
+            if !known || closed {
+                let _ = wr.shutdown().await;
+                return;
+            }
+            break;
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The accept loop, the group-commit task, deferred work, and graceful shutdown.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::core::ids::ConnId;
+use crate::core::{Broker, CoreConfig};
+
+/// Where and how to listen.
+#[derive(Debug, Clone)]
+pub struct ListenConfig {
+    pub bind: String,
+    pub amqp_port: u16,
+    pub tcp_nodelay: bool,
+    /// Connections beyond this are refused at accept (closed at once).
+    pub max_connections: usize,
+}
+
+/// How long shutdown waits for connections to take their connection.close.
+const SHUTDOWN_FLUSH_MS: u64 = 2_000;
+
+/// What the tasks of the shard share.
+pub(crate) struct Shared {
+    pub broker: RefCell<Broker>,
+    pub writers: RefCell<HashMap<ConnId, Rc<Notify>>>,
+    pub sync_kick: Notify,
+    pub work_kick: Notify,
+    pub open_connections: std::cell::Cell<usize>,
+}
+
+impl Shared {
+    /// After every core call: wake the writers of connections with output, the
+    /// sync task, and the deferred-work task when there is work for them.
+    pub fn after_core_call(&self) {
+        let mut dirty = Vec::new();
+        let pending = {
+            let mut b = self.broker.borrow_mut();
+            b.take_dirty(&mut dirty);
+            b.has_pending_work()
+        };
+        let writers = self.writers.borrow();
+        for id in dirty {
+            if let Some(n) = writers.get(&id) {
+                n.notify_one();
+            }
+        }
+        self.sync_kick.notify_one();
+        if pending {
+            self.work_kick.notify_one();
+        }
+    }
+}
+
+/// Runs the broker until SIGTERM or SIGINT. Returns once state is synced.
+pub fn run(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, serve(core, listen))
+}
+
+async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
+    let seed = crate::io::now_ms() ^ (std::process::id() as u64) << 32;
+    let broker = Broker::open(core, seed)?;
+    let listener = TcpListener::bind((listen.bind.as_str(), listen.amqp_port)).await?;
+    tracing::info!(addr = %listener.local_addr()?, "AMQP listener started");
+    let shared = Rc::new(Shared {
+        broker: RefCell::new(broker),
+        writers: RefCell::new(HashMap::new()),
+        sync_kick: Notify::new(),
+        work_kick: Notify::new(),
+        open_connections: std::cell::Cell::new(0),
+    });
+    tokio::task::spawn_local(sync_task(shared.clone()));
+    tokio::task::spawn_local(work_task(shared.clone()));
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if shared.open_connections.get() >= listen.max_connections {
+                    tracing::warn!(%peer, max = listen.max_connections, "connection refused: max_connections reached");
+                    drop(stream);
+                    continue;
+                }
+                if listen.tcp_nodelay {
+                    let _ = stream.set_nodelay(true);
+                }
+                tokio::task::spawn_local(super::conn::serve_connection(shared.clone(), stream, peer));
+            }
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    drop(listener);
+    shared.broker.borrow_mut().handle_shutdown(crate::io::now_ms());
+    shared.after_core_call();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(SHUTDOWN_FLUSH_MS);
+    while shared.open_connections.get() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Wait for a running group commit, then sync everything that is left.
+    while shared.broker.borrow().sync_running() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let broker = Rc::try_unwrap(shared).map_err(|_| ()).map(|s| s.broker.into_inner());
+    match broker {
+        Ok(b) => b.close()?,
+        Err(()) => {
+            // Tasks still hold the state (a connection that would not go away):
+            // sync through the shared handle instead of closing.
+            tracing::warn!("connections still open at shutdown");
+        }
+    }
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Runs group commits one at a time, off the loop: while one runs, new durable
+/// publishes gather for the next, so the fsync rate adapts to the disk.
+async fn sync_task(shared: Rc<Shared>) {
+    loop {
+        shared.sync_kick.notified().await;
+        loop {
+            let job = shared.broker.borrow_mut().poll_sync();
+            let Some(job) = job else { break };
+            let joined = tokio::task::spawn_blocking(move || {
+                let r = job.run_blocking();
+                (job, r)
+            })
+            .await;
+            let Ok((job, result)) = joined else {
+                tracing::error!("sync thread panicked");
+                return;
+            };
+            shared.broker.borrow_mut().handle_sync_done(job, result);
+            shared.after_core_call();
+        }
+    }
+}
+
+/// Continues deliveries that hit a per-turn bound, after other tasks had a turn.
+async fn work_task(shared: Rc<Shared>) {
+    loop {
+        shared.work_kick.notified().await;
+        while shared.broker.borrow().has_pending_work() {
+            tokio::task::yield_now().await;
+            shared.broker.borrow_mut().run_pending();
+            shared.after_core_call();
+        }
+    }
+}
