@@ -134,6 +134,11 @@ impl<'a> RawFrame<'a> {
                 if channel != 0 {
                     return Err(ProtocolError::frame("heartbeat frame on a non-zero channel"));
                 }
+                // RabbitMQ only recognises `<<>>` as a heartbeat payload and closes with
+                // 501 otherwise; accepting one would let a peer slip data past us.
+                if !self.payload.is_empty() {
+                    return Err(ProtocolError::frame("heartbeat frame with a payload"));
+                }
                 Frame::Heartbeat
             }
             _ => return Err(ProtocolError::frame("unknown frame type")),

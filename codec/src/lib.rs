@@ -26,6 +26,9 @@ pub mod properties;
 pub mod table;
 pub mod wire;
 
+#[cfg(test)]
+mod spec_check;
+
 pub use error::{DecodeError, ProtocolError, ReplyCode};
 pub use frame::{
     check_protocol_header, decode_frame, encode_content, encode_deliver, encode_heartbeat, encode_method, split_frame,

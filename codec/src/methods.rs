@@ -1916,7 +1916,7 @@ pub enum Method<'a> {
 
 impl<'a> Method<'a> {
     /// Decodes a method frame payload: class id, method id, arguments.
-    /// Unknown ids are 540 NOT_IMPLEMENTED; bad arguments 502 SYNTAX_ERROR.
+    /// Unknown ids are 540 NOT_IMPLEMENTED; bad or trailing arguments 502 SYNTAX_ERROR.
     pub fn decode(payload: &'a [u8]) -> Result<Method<'a>, ProtocolError> {
         let mut r = Reader::new(payload);
         let class_id = r
@@ -2001,7 +2001,11 @@ impl<'a> Method<'a> {
                 .in_method(class_id, method_id))
             }
         };
-        m.map_err(|e| e.in_method(class_id, method_id))
+        let m = m.map_err(|e| e.in_method(class_id, method_id))?;
+        if !r.is_empty() {
+            return Err(ProtocolError::syntax("trailing bytes after method arguments").in_method(class_id, method_id));
+        }
+        Ok(m)
     }
 
     /// Appends class id, method id and arguments.
