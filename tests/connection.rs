@@ -52,7 +52,7 @@ fn lapin_plain_handshake_and_client_close() {
         within("connection close", conn.close(200, "bye".into()))
             .await
             .expect("connection close");
-        assert!(conn.status().closed());
+        assert!(conn.status().closed(), "status {:?}", conn.status());
     });
 }
 

@@ -364,3 +364,150 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+// ------------------------------------------------------- topology and messages
+
+pub use lapin::options::*;
+pub use lapin::types::{AMQPValue, FieldTable};
+pub use lapin::{BasicProperties, Confirmation, ExchangeKind};
+
+/// A channel in confirm mode.
+pub async fn confirm_channel(conn: &Connection) -> Channel {
+    let ch = channel(conn).await;
+    within("confirm.select", ch.confirm_select(ConfirmSelectOptions::default()))
+        .await
+        .expect("confirm.select");
+    ch
+}
+
+/// Declares a plain (non-durable) queue; exclusive so it goes away with the test.
+pub async fn temp_queue(ch: &Channel, name: &str) {
+    declare_queue(
+        ch,
+        name,
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await;
+}
+
+pub async fn declare_queue(ch: &Channel, name: &str, opts: QueueDeclareOptions, args: FieldTable) -> lapin::Queue {
+    within("queue.declare", ch.queue_declare(name.into(), opts, args))
+        .await
+        .unwrap_or_else(|e| panic!("queue.declare {name}: {e:?}"))
+}
+
+pub async fn declare_exchange(
+    ch: &Channel,
+    name: &str,
+    kind: ExchangeKind,
+    opts: ExchangeDeclareOptions,
+    args: FieldTable,
+) {
+    within("exchange.declare", ch.exchange_declare(name.into(), kind, opts, args))
+        .await
+        .unwrap_or_else(|e| panic!("exchange.declare {name}: {e:?}"))
+}
+
+/// An auto-delete exchange (goes away once its last binding does).
+pub async fn temp_exchange(ch: &Channel, name: &str, kind: ExchangeKind) {
+    declare_exchange(
+        ch,
+        name,
+        kind,
+        ExchangeDeclareOptions {
+            auto_delete: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await;
+}
+
+pub async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str, args: FieldTable) {
+    within(
+        "queue.bind",
+        ch.queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            args,
+        ),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("queue.bind {queue} {exchange} {key}: {e:?}"))
+}
+
+/// Publishes and waits for the publish (and the confirm, on a confirm channel).
+pub async fn publish_with(
+    ch: &Channel,
+    exchange: &str,
+    key: &str,
+    body: &[u8],
+    props: BasicProperties,
+    opts: BasicPublishOptions,
+) -> Confirmation {
+    let confirm = within(
+        "basic.publish",
+        ch.basic_publish(exchange.into(), key.into(), opts, body, props),
+    )
+    .await
+    .expect("basic.publish");
+    within("publisher confirm", confirm).await.expect("publisher confirm")
+}
+
+pub async fn publish(ch: &Channel, exchange: &str, key: &str, body: &[u8]) -> Confirmation {
+    publish_with(
+        ch,
+        exchange,
+        key,
+        body,
+        BasicProperties::default(),
+        BasicPublishOptions::default(),
+    )
+    .await
+}
+
+/// basic.get with no-ack until the queue is empty; returns the bodies as text.
+pub async fn get_all(ch: &Channel, queue: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(m) = within(
+        "basic.get",
+        ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }),
+    )
+    .await
+    .expect("basic.get")
+    {
+        out.push(String::from_utf8_lossy(&m.delivery.data).into_owned());
+        assert!(out.len() <= 100_000, "queue {queue} does not drain");
+    }
+    out
+}
+
+/// A field table from string pairs.
+pub fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in pairs {
+        t.insert((*k).into(), v.clone());
+    }
+    t
+}
+
+pub fn lstr(s: &str) -> AMQPValue {
+    AMQPValue::LongString(s.into())
+}
+
+/// Message bodies as text.
+pub fn bodies(ds: &[Delivery]) -> Vec<String> {
+    ds.iter()
+        .map(|d| String::from_utf8_lossy(&d.data).into_owned())
+        .collect()
+}
+
+pub fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
