@@ -1,1 +1,46 @@
-fn main() {}
+//! `ringmq`: the broker binary. `ringmq -D DIR` is all it takes.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut data_dir = None;
+    let mut port = 5672u16;
+    let mut bind = "127.0.0.1".to_string();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-D" | "--data-dir" => data_dir = it.next().cloned(),
+            "--amqp-port" | "-p" => port = it.next().and_then(|p| p.parse().ok()).unwrap_or(5672),
+            "-b" | "--bind" => bind = it.next().cloned().unwrap_or(bind),
+            _ => {}
+        }
+    }
+    tracing_subscriber::fmt().with_env_filter("info").init();
+    let Some(data_dir) = data_dir else {
+        eprintln!("ringmq: -D/--data-dir is required");
+        return ExitCode::from(2);
+    };
+    let core = ringmq::core::CoreConfig {
+        data_dir: data_dir.into(),
+        frame_max: 131072,
+        channel_max: 2048,
+        heartbeat_secs: 60,
+        max_message_bytes: 128 << 20,
+        store: Default::default(),
+        sync: true,
+    };
+    let listen = ringmq::io::ListenConfig {
+        bind,
+        amqp_port: port,
+        tcp_nodelay: true,
+        max_connections: 65_535,
+    };
+    match ringmq::io::run(core, listen) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringmq: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

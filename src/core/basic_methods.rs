@@ -13,6 +13,7 @@ use ringmq_store::MessageRef;
 use super::broker::{channel_error, connection_error, Broker, Exception, MethodResult};
 use super::channel::{ChannelConsumer, IncomingMessage, TxAck, TxPublish, Unacked, CONSUMERS_PER_CHANNEL_MAX};
 use super::connection::Connection;
+use super::direct_reply::{is_reply_address, is_reply_queue};
 use super::dispatch::{chan, precondition};
 use super::exchange_methods::no_exchange;
 use super::ids::QueueId;
@@ -51,12 +52,23 @@ impl Broker {
     }
 
     pub(crate) fn basic_consume(&mut self, conn: &mut Connection, channel: u16, m: BasicConsume<'_>) -> MethodResult {
-        let (qid, qname) = self.resolve_queue(conn, channel, m.queue)?;
         let tag: Arc<str> = if m.consumer_tag.is_empty() {
             Arc::from(self.generated_name("amq.ctag-"))
         } else {
             Arc::from(m.consumer_tag)
         };
+        if is_reply_queue(m.queue) {
+            self.consume_reply_to(conn, channel, tag.clone(), m.no_ack)?;
+            if !m.no_wait {
+                encode_method(
+                    &mut conn.out,
+                    channel,
+                    &Method::BasicConsumeOk(BasicConsumeOk { consumer_tag: &tag }),
+                );
+            }
+            return Ok(());
+        }
+        let (qid, qname) = self.resolve_queue(conn, channel, m.queue)?;
         let ch = chan(conn, channel);
         if ch.consumers.contains_key(&tag) {
             return Err(connection_error(
@@ -123,7 +135,11 @@ impl Broker {
     }
 
     pub(crate) fn basic_cancel(&mut self, conn: &mut Connection, channel: u16, m: BasicCancel<'_>) -> MethodResult {
-        let removed = chan(conn, channel).consumers.remove(m.consumer_tag);
+        let ch = chan(conn, channel);
+        if ch.reply_consumer.as_ref().is_some_and(|rc| &*rc.tag == m.consumer_tag) {
+            ch.reply_consumer = None;
+        }
+        let removed = ch.consumers.remove(m.consumer_tag);
         if let Some(c) = removed {
             self.detach_consumer(conn, channel, m.consumer_tag, c.queue);
         }
@@ -294,6 +310,22 @@ impl Broker {
             Some(_) => {}
         }
         let props = BasicProperties::decode(properties).expect("validated at the content header");
+        let rewritten = self.rewrite_reply_to(conn, channel, &props)?;
+        let (props, properties) = match &rewritten {
+            Some(p) => (BasicProperties::decode(p).expect("own encoding"), &p[..]),
+            None => (props, properties),
+        };
+        if is_reply_address(exchange, routing_key) {
+            let delivered = self.deliver_reply(conn, routing_key, properties, body)?;
+            if !delivered && mandatory {
+                send_return(conn, channel, exchange, routing_key, properties, body);
+            }
+            return Ok(PublishOutcome {
+                routed: delivered,
+                ..Default::default()
+            });
+        }
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
         let persistent = props.is_persistent();
         let mut keys: Vec<&str> = vec![routing_key];
         let mut has_bcc = false;
@@ -343,14 +375,7 @@ impl Broker {
         queues.clear();
         self.route_scratch = queues;
         if !outcome.routed && mandatory {
-            let ret = BasicReturn {
-                reply_code: ReplyCode::NoRoute.code(),
-                reply_text: "NO_ROUTE",
-                exchange,
-                routing_key,
-            };
-            encode_method(&mut conn.out, channel, &Method::BasicReturn(ret));
-            encode_content(&mut conn.out, channel, 60, properties, body, conn.tuning.frame_max);
+            send_return(conn, channel, exchange, routing_key, properties, body);
         }
         Ok(outcome)
     }
@@ -500,6 +525,18 @@ pub(crate) enum Settle {
     Ack,
     Requeue,
     Discard,
+}
+
+/// basic.return 312 NO_ROUTE with the message, for an unroutable mandatory publish.
+fn send_return(conn: &mut Connection, channel: u16, exchange: &str, routing_key: &str, properties: &[u8], body: &[u8]) {
+    let ret = BasicReturn {
+        reply_code: ReplyCode::NoRoute.code(),
+        reply_text: "NO_ROUTE",
+        exchange,
+        routing_key,
+    };
+    encode_method(&mut conn.out, channel, &Method::BasicReturn(ret));
+    encode_content(&mut conn.out, channel, 60, properties, body, conn.tuning.frame_max);
 }
 
 /// Adds the long strings of a CC/BCC array header to `keys`; returns whether the

@@ -316,6 +316,13 @@ impl Broker {
         self.conns.get(&id).is_none_or(|c| c.state == ConnState::Closed)
     }
 
+    /// Whether the io layer should wait for the peer to close the socket: we
+    /// answered its connection.close, and the spec lets the receiver of close-ok
+    /// close the socket.
+    pub fn should_linger(&self, id: ConnId) -> bool {
+        self.conns.get(&id).is_some_and(|c| c.close_ok_sent)
+    }
+
     /// Negotiated heartbeat, for the io layer's tick timer.
     pub fn heartbeat_secs(&self, id: ConnId) -> u16 {
         self.conns.get(&id).map_or(0, |c| c.tuning.heartbeat_secs)
@@ -415,6 +422,7 @@ impl Broker {
                                 0,
                                 &Method::ConnectionCloseOk(ringmq_codec::ConnectionCloseOk),
                             );
+                            conn.close_ok_sent = true;
                             conn.state = ConnState::Closed;
                         }
                         _ => {}

@@ -107,6 +107,8 @@ pub struct Channel {
     /// The queue last declared on this channel: an empty queue name in later
     /// methods means this one (AMQP's "current queue" rule, which RabbitMQ keeps).
     pub last_queue: Option<Arc<str>>,
+    /// The direct reply-to consumer of this channel, if any.
+    pub reply_consumer: Option<super::direct_reply::ReplyConsumer>,
 }
 
 impl Channel {
@@ -127,6 +129,7 @@ impl Channel {
             pending_confirms: VecDeque::new(),
             tx: None,
             last_queue: None,
+            reply_consumer: None,
         }
     }
 

@@ -76,6 +76,8 @@ pub struct Connection {
     pub closing_since_ms: u64,
     /// connection.blocked was sent and not yet unblocked.
     pub blocked_sent: bool,
+    /// We answered the peer's connection.close; it closes the socket.
+    pub close_ok_sent: bool,
 }
 
 impl Connection {
@@ -97,6 +99,7 @@ impl Connection {
             last_send_ms: now_ms,
             closing_since_ms: 0,
             blocked_sent: false,
+            close_ok_sent: false,
         }
     }
 
@@ -118,6 +121,7 @@ pub fn server_properties() -> FieldTable {
         "consumer_priorities",
         "authentication_failure_close",
         "per_consumer_qos",
+        "direct_reply_to",
     ]
     .into_iter()
     .map(|k| (k, FieldValue::Bool(true)))

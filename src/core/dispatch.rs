@@ -105,6 +105,7 @@ impl Broker {
             }
             (_, Method::ConnectionClose(_)) => {
                 encode_method(&mut conn.out, 0, &Method::ConnectionCloseOk(ConnectionCloseOk));
+                conn.close_ok_sent = true;
                 conn.state = ConnState::Closed;
                 Ok(())
             }
@@ -130,6 +131,7 @@ impl Broker {
                     self.release_channel(conn, ch);
                 }
                 encode_method(&mut conn.out, 0, &Method::ConnectionCloseOk(ConnectionCloseOk));
+                conn.close_ok_sent = true;
                 conn.state = ConnState::Closed;
                 Ok(())
             }
@@ -157,21 +159,24 @@ impl Broker {
         channel: u16,
         frame: Frame<'_>,
     ) -> MethodResult {
-        if channel > conn.tuning.channel_max {
-            return Err(connection_error(
-                ReplyCode::ChannelError,
-                format!(
-                    "channel number {} exceeds channel_max {}",
-                    channel, conn.tuning.channel_max
-                ),
-            ));
-        }
         let Some(ch) = conn.channels.get_mut(&channel) else {
             return match frame {
                 Frame::Method {
                     method: Method::ChannelOpen(_),
                     ..
                 } => {
+                    // Like RabbitMQ, the bound is on how many channels are open, not
+                    // on the channel number.
+                    let open = conn.channels.len();
+                    if open >= conn.tuning.channel_max as usize {
+                        return Err(connection_error(
+                            ReplyCode::NotAllowed,
+                            format!(
+                                "number of channels opened ({open}) has reached the negotiated channel_max ({})",
+                                conn.tuning.channel_max
+                            ),
+                        ));
+                    }
                     conn.channels.insert(channel, Channel::new(channel));
                     encode_method(
                         &mut conn.out,
@@ -231,6 +236,10 @@ impl Broker {
                 Ok(())
             }
             Method::ChannelCloseOk(_) => Ok(()),
+            Method::ChannelFlow(m) if !m.active => {
+                // RabbitMQ does not let clients pause deliveries this way.
+                Err(connection_error(ReplyCode::NotImplemented, "active=false"))
+            }
             Method::ChannelFlow(m) => {
                 let ch = conn.channels.get_mut(&channel).expect("open channel");
                 ch.flow_active = m.active;

@@ -117,7 +117,7 @@ impl Broker {
                 return Err(channel_error(
                     ReplyCode::AccessRefused,
                     format!(
-                        "operation not permitted on exchange '{}' in vhost '{vname}'",
+                        "deletion of system exchange '{}' in vhost '{vname}' not allowed",
                         m.exchange
                     ),
                 ));

@@ -24,6 +24,7 @@ pub mod confirm;
 pub mod connection;
 mod definitions;
 mod delivery;
+mod direct_reply;
 pub mod dispatch;
 pub mod exchange;
 mod exchange_methods;

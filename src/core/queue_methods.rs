@@ -82,6 +82,17 @@ impl Broker {
         } else {
             m.queue
         };
+        if super::direct_reply::is_reply_queue(name) && m.passive {
+            if !m.no_wait {
+                let ok = QueueDeclareOk {
+                    queue: name,
+                    message_count: 0,
+                    consumer_count: 0,
+                };
+                encode_method(&mut conn.out, channel, &Method::QueueDeclareOk(ok));
+            }
+            return Ok(());
+        }
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
         let (message_count, consumer_count) = if let Some(id) = vhost.queue_id(name) {

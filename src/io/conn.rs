@@ -16,6 +16,9 @@ use crate::core::ids::ConnId;
 const READ_BUF_BYTES: usize = 64 * 1024;
 /// Timer resolution for heartbeats and close timeouts.
 const TICK: Duration = Duration::from_millis(1_000);
+/// How long a closed connection waits for its output to drain and for the peer
+/// to close the socket.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 pub(crate) async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer: SocketAddr) {
     shared.open_connections.set(shared.open_connections.get() + 1);
@@ -25,9 +28,9 @@ pub(crate) async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer
         .handle_connect(peer.to_string(), peer.ip().is_loopback(), super::now_ms());
     let notify = Rc::new(Notify::new());
     shared.writers.borrow_mut().insert(id, notify.clone());
-    let (rd, wr) = stream.into_split();
+    let (mut rd, wr) = stream.into_split();
     let writer = tokio::task::spawn_local(write_loop(shared.clone(), id, wr, notify.clone()));
-    let closed_by_protocol = match read_loop(&shared, id, rd).await {
+    let closed_by_protocol = match read_loop(&shared, id, &mut rd).await {
         Ok(closed) => closed,
         Err(e) => {
             tracing::debug!(%peer, error = %e, "connection read error");
@@ -37,7 +40,22 @@ pub(crate) async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer
     if closed_by_protocol {
         // Let the writer send what is left (a close-ok, an error close), bounded.
         notify.notify_one();
-        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+        let linger = shared.broker.borrow().should_linger(id);
+        let wr = tokio::time::timeout(CLOSE_LINGER, writer).await;
+        // The spec has the receiver of close-ok close the socket: give the client
+        // a moment to do so, so it sees a clean close rather than a reset or EOF
+        // racing its close-ok.
+        let mut sink = [0u8; 512];
+        let linger_for = if linger { CLOSE_LINGER } else { Duration::ZERO };
+        let _ = tokio::time::timeout(linger_for, async {
+            while let Ok(n) = rd.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+        drop(wr);
     } else {
         // The peer is gone: nothing more can be written.
         writer.abort();
@@ -49,7 +67,7 @@ pub(crate) async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer
 }
 
 /// Reads until EOF (`Ok(false)`) or until the core closed the connection (`Ok(true)`).
-async fn read_loop(shared: &Shared, id: ConnId, mut rd: tokio::net::tcp::OwnedReadHalf) -> std::io::Result<bool> {
+async fn read_loop(shared: &Shared, id: ConnId, rd: &mut tokio::net::tcp::OwnedReadHalf) -> std::io::Result<bool> {
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF_BYTES);
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -78,7 +96,14 @@ async fn read_loop(shared: &Shared, id: ConnId, mut rd: tokio::net::tcp::OwnedRe
     }
 }
 
-async fn write_loop(shared: Rc<Shared>, id: ConnId, mut wr: tokio::net::tcp::OwnedWriteHalf, notify: Rc<Notify>) {
+/// Writes the core's output until the connection is closed; returns the write
+/// half (unshut) so the caller decides when the socket goes.
+async fn write_loop(
+    shared: Rc<Shared>,
+    id: ConnId,
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    notify: Rc<Notify>,
+) -> Option<tokio::net::tcp::OwnedWriteHalf> {
     let mut buf = Vec::new();
     loop {
         notify.notified().await;
@@ -90,7 +115,7 @@ async fn write_loop(shared: Rc<Shared>, id: ConnId, mut wr: tokio::net::tcp::Own
             };
             if !buf.is_empty() {
                 if wr.write_all(&buf).await.is_err() {
-                    return;
+                    return None;
                 }
                 buf.clear();
                 shared.broker.borrow_mut().handle_output_drained(id);
@@ -98,8 +123,7 @@ async fn write_loop(shared: Rc<Shared>, id: ConnId, mut wr: tokio::net::tcp::Own
                 continue;
             }
             if !known || closed {
-                let _ = wr.shutdown().await;
-                return;
+                return Some(wr);
             }
             break;
         }
