@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use ringmq_codec::{
-    encode_method, BasicCancel, Method, QueueBindOk, QueueDeclare, QueueDeclareOk, QueueDelete, QueueDeleteOk,
-    QueuePurge, QueuePurgeOk, QueueUnbindOk, ReplyCode, Table,
+    encode_method, BasicCancel, FieldValue, Method, QueueBindOk, QueueDeclare, QueueDeclareOk, QueueDelete,
+    QueueDeleteOk, QueuePurge, QueuePurgeOk, QueueUnbindOk, ReplyCode, Table,
 };
 
 use super::broker::{channel_error, Broker, Exception, MethodResult, Notice};
@@ -106,7 +106,9 @@ impl Broker {
                         "inequivalent arg '{arg}' for queue '{name}' in vhost '{vname}': received '{got}' but current is '{cur}'"
                     ))
                 };
-                if q.durable != m.durable {
+                // Exclusive queues are transient whatever the flag says, so only
+                // shared queues compare it (as RabbitMQ does).
+                if q.exclusive_owner.is_none() && q.durable != m.durable {
                     return Err(ineq("durable", bool_str(m.durable), bool_str(q.durable)));
                 }
                 if q.exclusive_owner.is_some() != m.exclusive {
@@ -121,11 +123,10 @@ impl Broker {
                 }
                 let args = m.arguments.to_owned_table();
                 for key in EQUIVALENT_ARGS {
-                    if args.get(key) != q.arguments.get(key) {
+                    if !arg_equivalent(args.get(key), q.arguments.get(key)) {
+                        let (got, cur) = describe_arg_pair(args.get(key), q.arguments.get(key));
                         return Err(precondition(format!(
-                            "inequivalent arg '{key}' for queue '{name}' in vhost '{vname}': received {} but current is {}",
-                            describe_arg(args.get(key)),
-                            describe_arg(q.arguments.get(key))
+                            "inequivalent arg '{key}' for queue '{name}' in vhost '{vname}': received {got} but current is {cur}"
                         )));
                     }
                 }
@@ -278,7 +279,7 @@ impl Broker {
                 return Err(precondition(format!("queue '{qname}' in vhost '{vname}' in use")));
             }
             if m.if_empty && q.message_count() > 0 {
-                return Err(precondition(format!("queue '{qname}' in vhost '{vname}' is not empty")));
+                return Err(precondition(format!("queue '{qname}' in vhost '{vname}' not empty")));
             }
             message_count = q.message_count();
             let vhost_name = conn.vhost.clone().expect("open");
@@ -364,15 +365,56 @@ impl Broker {
     }
 }
 
-fn describe_arg(v: Option<&ringmq_codec::FieldValue>) -> String {
-    match v {
-        None => "none".into(),
-        Some(v) => match v.as_i64() {
-            Some(n) => format!("the value '{n}' of type 'long'"),
-            None => match v.as_str() {
-                Some(s) => format!("the value '{s}' of type 'longstr'"),
-                None => format!("{v:?}"),
-            },
+/// Integer arguments are equal across integer types (clients pick different
+/// ones for the same number); everything else compares by type and value.
+fn arg_equivalent(a: Option<&FieldValue>, b: Option<&FieldValue>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(i), Some(j)) => i == j,
+            _ => x == y,
         },
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// RabbitMQ's wording: "received '20' but current is '10'" when both are set;
+/// "received none but current is the value '10' of type 'signedint'" otherwise.
+fn describe_arg_pair(got: Option<&FieldValue>, cur: Option<&FieldValue>) -> (String, String) {
+    let short = |v: &FieldValue| match (v.as_i64(), v.as_str()) {
+        (Some(n), _) => format!("'{n}'"),
+        (None, Some(s)) => format!("'{s}'"),
+        _ => format!("'{v:?}'"),
+    };
+    let long = |v: Option<&FieldValue>| match v {
+        None => "none".to_string(),
+        Some(v) => format!("the value {} of type '{}'", short(v), type_name(v)),
+    };
+    match (got, cur) {
+        (Some(g), Some(c)) => (short(g), short(c)),
+        _ => (long(got), long(cur)),
+    }
+}
+
+/// RabbitMQ's names for field value types, as its error texts use them.
+fn type_name(v: &FieldValue) -> &'static str {
+    match v {
+        FieldValue::Bool(_) => "bool",
+        FieldValue::I8(_) => "byte",
+        FieldValue::U8(_) => "unsignedbyte",
+        FieldValue::I16(_) => "short",
+        FieldValue::U16(_) => "unsignedshort",
+        FieldValue::I32(_) => "signedint",
+        FieldValue::U32(_) => "unsignedint",
+        FieldValue::I64(_) => "long",
+        FieldValue::F32(_) => "float",
+        FieldValue::F64(_) => "double",
+        FieldValue::Decimal { .. } => "decimal",
+        FieldValue::LongString(_) => "longstr",
+        FieldValue::ByteArray(_) => "binary",
+        FieldValue::Array(_) => "array",
+        FieldValue::Timestamp(_) => "timestamp",
+        FieldValue::Table(_) => "table",
+        FieldValue::Void => "void",
     }
 }
