@@ -34,3 +34,6 @@ mod queue_methods;
 pub mod vhost;
 
 pub use broker::{Broker, CoreConfig};
+
+#[cfg(test)]
+mod sim_tests;
