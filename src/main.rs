@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         eprintln!("ringmq: -D/--data-dir is required");
         return ExitCode::from(2);
     };
+    let data_dir_for_listen = data_dir.clone();
     let core = ringmq::core::CoreConfig {
         data_dir: data_dir.into(),
         frame_max: 131072,
@@ -35,6 +36,8 @@ fn main() -> ExitCode {
         amqp_port: port,
         tcp_nodelay: true,
         max_connections: 65_535,
+        data_dir: std::path::PathBuf::from(&data_dir_for_listen),
+        free_disk_min_bytes: 2 * 8 * 1024 * 1024,
     };
     match ringmq::io::run(core, listen) {
         Ok(()) => ExitCode::SUCCESS,

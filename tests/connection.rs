@@ -8,8 +8,6 @@ use amqprs::connection::{Connection as AmqprsConnection, OpenConnectionArguments
 use amqprs::security::SecurityCredentials;
 use common::raw::{amqplain, plain, RawConn};
 use common::*;
-use lapin::options::*;
-use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use ringmq_codec::{encode_method, ChannelFlow, ChannelOpen, ConnectionClose, FieldValue, Method, QueueDeclare, Table};
 
@@ -52,6 +50,14 @@ fn lapin_plain_handshake_and_client_close() {
         within("connection close", conn.close(200, "bye".into()))
             .await
             .expect("connection close");
+        // lapin resolves close() on close-ok and updates its status from its own
+        // event loop a moment later: poll briefly instead of racing it.
+        for _ in 0..100 {
+            if conn.status().closed() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         assert!(conn.status().closed(), "status {:?}", conn.status());
     });
 }

@@ -171,6 +171,7 @@ impl Broker {
         if m.immediate {
             return Err(connection_error(ReplyCode::NotImplemented, "immediate=true"));
         }
+        conn.has_published = true;
         let ch = chan(conn, channel);
         let mut msg = std::mem::take(&mut ch.spare);
         msg.exchange.clear();

@@ -90,6 +90,7 @@ pub struct Broker {
     /// The time of the input being handled (ms since the Unix epoch).
     pub(crate) now_ms: u64,
     pub(crate) route_scratch: Vec<QueueId>,
+    disk_alarm: bool,
     /// Seed-driven generator for server-named queues and consumer tags.
     rng: u64,
 }
@@ -112,6 +113,7 @@ impl Broker {
             rng: seed | 1,
             now_ms: 0,
             route_scratch: Vec::new(),
+            disk_alarm: false,
         };
         b.open_vhost("/")?;
         Ok(b)
@@ -210,6 +212,10 @@ impl Broker {
     pub fn handle_tick(&mut self, id: ConnId, now_ms: u64) {
         let Some(mut conn) = self.conns.remove(&id) else { return };
         let hb_ms = conn.tuning.heartbeat_secs as u64 * 1000;
+        if self.disk_alarm && conn.has_published {
+            // We are not reading this socket (flow control): its silence is ours.
+            conn.last_recv_ms = now_ms;
+        }
         match conn.state {
             ConnState::Open if hb_ms > 0 => {
                 if now_ms.saturating_sub(conn.last_recv_ms) > 2 * hb_ms {
@@ -267,6 +273,45 @@ impl Broker {
             self.mark_dirty(&mut conn);
             self.conns.insert(id, conn);
         }
+    }
+
+    /// The free-disk alarm changed. While it is on, clients that announced the
+    /// `connection.blocked` capability are told, and the io layer stops reading
+    /// from connections that publish (RabbitMQ's flow control), so the disk
+    /// cannot be filled by publishers.
+    pub fn handle_disk_alarm(&mut self, on: bool) {
+        if self.disk_alarm == on {
+            return;
+        }
+        self.disk_alarm = on;
+        if on {
+            tracing::warn!("free disk space below the limit: blocking publishers");
+        } else {
+            tracing::info!("free disk space back above the limit: unblocking publishers");
+        }
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            let Some(mut conn) = self.conns.remove(&id) else {
+                continue;
+            };
+            if conn.state == ConnState::Open && conn.capabilities.connection_blocked && conn.blocked_sent != on {
+                let m = if on {
+                    Method::ConnectionBlocked(ringmq_codec::ConnectionBlocked { reason: "low on disk" })
+                } else {
+                    Method::ConnectionUnblocked(ringmq_codec::ConnectionUnblocked)
+                };
+                encode_method(&mut conn.out, 0, &m);
+                conn.blocked_sent = on;
+                self.mark_dirty(&mut conn);
+            }
+            self.conns.insert(id, conn);
+        }
+    }
+
+    /// Whether the io layer should stop reading from this connection: the disk
+    /// alarm is on and the connection publishes.
+    pub fn should_pause_reading(&self, id: ConnId) -> bool {
+        self.disk_alarm && self.conns.get(&id).is_some_and(|c| c.has_published)
     }
 
     /// Syncs and closes every store: the last step of a clean shutdown.

@@ -78,6 +78,8 @@ pub struct Connection {
     pub blocked_sent: bool,
     /// We answered the peer's connection.close; it closes the socket.
     pub close_ok_sent: bool,
+    /// Sent at least one basic.publish: subject to flow control on disk alarm.
+    pub has_published: bool,
 }
 
 impl Connection {
@@ -100,6 +102,7 @@ impl Connection {
             closing_since_ms: 0,
             blocked_sent: false,
             close_ok_sent: false,
+            has_published: false,
         }
     }
 

@@ -40,14 +40,12 @@ pub(crate) async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer
     if closed_by_protocol {
         // Let the writer send what is left (a close-ok, an error close), bounded.
         notify.notify_one();
-        let linger = shared.broker.borrow().should_linger(id);
         let wr = tokio::time::timeout(CLOSE_LINGER, writer).await;
-        // The spec has the receiver of close-ok close the socket: give the client
-        // a moment to do so, so it sees a clean close rather than a reset or EOF
-        // racing its close-ok.
+        // Read until the peer closes its side: closing a socket with unread bytes
+        // makes the kernel send a reset, which clients report as an error instead
+        // of the clean close they just negotiated.
         let mut sink = [0u8; 512];
-        let linger_for = if linger { CLOSE_LINGER } else { Duration::ZERO };
-        let _ = tokio::time::timeout(linger_for, async {
+        let _ = tokio::time::timeout(CLOSE_LINGER, async {
             while let Ok(n) = rd.read(&mut sink).await {
                 if n == 0 {
                     break;
@@ -72,6 +70,18 @@ async fn read_loop(shared: &Shared, id: ConnId, rd: &mut tokio::net::tcp::OwnedR
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        if shared.broker.borrow().should_pause_reading(id) {
+            // Flow control: a publisher's socket is not read while the disk alarm
+            // is on; TCP backpressure then slows the client down.
+            tokio::select! {
+                _ = shared.unblocked.notified() => {}
+                _ = tick.tick() => {
+                    shared.broker.borrow_mut().handle_tick(id, super::now_ms());
+                    shared.after_core_call();
+                }
+            }
+            continue;
+        }
         if buf.capacity() - buf.len() < READ_BUF_BYTES / 4 {
             buf.reserve(READ_BUF_BYTES);
         }
@@ -123,6 +133,14 @@ async fn write_loop(
                 continue;
             }
             if !known || closed {
+                // We received close-ok (or gave up): the socket is ours to close,
+                // so FIN right after the last frame. When we *sent* close-ok the
+                // client closes first (the spec gives the receiver of close-ok
+                // that job, and clients such as lapin report an early EOF as an
+                // error), so we wait for its FIN instead.
+                if !shared.broker.borrow().should_linger(id) {
+                    let _ = wr.shutdown().await;
+                }
                 return Some(wr);
             }
             break;

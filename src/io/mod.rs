@@ -13,6 +13,7 @@
 //! sync jobs.
 
 mod conn;
+mod disk;
 mod server;
 
 pub use server::{run, ListenConfig};

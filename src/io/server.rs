@@ -19,7 +19,14 @@ pub struct ListenConfig {
     pub tcp_nodelay: bool,
     /// Connections beyond this are refused at accept (closed at once).
     pub max_connections: usize,
+    /// Watched for free space.
+    pub data_dir: std::path::PathBuf,
+    /// Below this many free bytes publishers are blocked.
+    pub free_disk_min_bytes: u64,
 }
+
+/// How often free disk space is checked.
+const DISK_CHECK_EVERY: Duration = Duration::from_millis(1_000);
 
 /// How long shutdown waits for connections to take their connection.close.
 const SHUTDOWN_FLUSH_MS: u64 = 2_000;
@@ -31,6 +38,8 @@ pub(crate) struct Shared {
     pub sync_kick: Notify,
     pub work_kick: Notify,
     pub open_connections: std::cell::Cell<usize>,
+    /// Woken when the disk alarm clears, so paused readers resume.
+    pub unblocked: Notify,
 }
 
 impl Shared {
@@ -74,9 +83,15 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
         sync_kick: Notify::new(),
         work_kick: Notify::new(),
         open_connections: std::cell::Cell::new(0),
+        unblocked: Notify::new(),
     });
     tokio::task::spawn_local(sync_task(shared.clone()));
     tokio::task::spawn_local(work_task(shared.clone()));
+    tokio::task::spawn_local(disk_task(
+        shared.clone(),
+        listen.data_dir.clone(),
+        listen.free_disk_min_bytes,
+    ));
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -151,6 +166,27 @@ async fn sync_task(shared: Rc<Shared>) {
             shared.broker.borrow_mut().handle_sync_done(job, result);
             shared.after_core_call();
         }
+    }
+}
+
+/// Checks free disk space and raises or clears the alarm.
+async fn disk_task(shared: Rc<Shared>, dir: std::path::PathBuf, min_bytes: u64) {
+    let mut tick = tokio::time::interval(DISK_CHECK_EVERY);
+    loop {
+        tick.tick().await;
+        let free = match super::disk::free_bytes(&dir) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read free disk space");
+                continue;
+            }
+        };
+        let alarm = free < min_bytes;
+        shared.broker.borrow_mut().handle_disk_alarm(alarm);
+        if !alarm {
+            shared.unblocked.notify_waiters();
+        }
+        shared.after_core_call();
     }
 }
 
