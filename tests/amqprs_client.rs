@@ -182,18 +182,16 @@ fn amqprs_every_publish_acked_exactly_once() {
         // once, routed ones when the queue has them), so order is not asserted here.
         let mut acked = vec![0u32; N as usize + 1];
         let mut frames = 0usize;
-        while acked[1..].iter().any(|&n| n == 0) {
+        while acked[1..].contains(&0) {
             let (tag, multiple, is_ack) = within("publisher ack", rx.recv()).await.expect("ack stream");
             frames += 1;
             assert!(is_ack, "basic.nack for tag {tag}");
-            assert!(tag >= 1 && tag <= N, "ack for unknown tag {tag}");
+            assert!((1..=N).contains(&tag), "ack for unknown tag {tag}");
             if multiple {
                 let mut settled = 0;
-                for t in 1..=tag as usize {
-                    if acked[t] == 0 {
-                        acked[t] = 1;
-                        settled += 1;
-                    }
+                for a in acked[1..=tag as usize].iter_mut().filter(|a| **a == 0) {
+                    *a = 1;
+                    settled += 1;
                 }
                 assert!(settled > 0, "multiple ack {tag} settled nothing new");
             } else {

@@ -42,6 +42,11 @@ impl RawConn {
         RawConn { sock, buf: Vec::new() }
     }
 
+    /// The socket itself, for byte-level checks.
+    pub fn socket(&mut self) -> &mut TcpStream {
+        &mut self.sock
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) {
         within("raw write", self.sock.write_all(bytes))
             .await
