@@ -48,6 +48,15 @@
 //! purge(), close(), delete()
 //! ```
 //!
+//! # Measured (2 shared cores, ext4 on virtio, warm page cache; noisy)
+//!
+//! - `cargo run -p ringmq-store --release --example rss -- 100000000`: 100 M x 16 B
+//!   messages (4.9 GB, 585 segments) appended at 2.19 M msgs/s with a group commit every
+//!   64 Ki appends; VmRSS 10.4 MB, VmHWM 10.4 MB; reopen (all CRCs checked) in 4.1 s.
+//! - `cargo run -p ringmq-store --release --example recover -- 1024 1024`: open of a
+//!   1 GiB queue of 1 KiB messages with a quarter acked: 0.39 s.
+//! - `cargo bench --bench store`: see the report of the issue that added it.
+//!
 //! The store never reads the clock (timestamps come in with the message), never spawns
 //! threads, and only syncs when asked to: the caller owns time and I/O scheduling.
 
