@@ -328,14 +328,19 @@ impl Broker {
         }
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
         let persistent = props.is_persistent();
-        let mut keys: Vec<&str> = vec![routing_key];
+        // CC/BCC are rare: only then build a key list; the common case routes one
+        // key without allocating.
+        let single = [routing_key];
+        let mut cc_keys: Vec<&str> = Vec::new();
         let mut has_bcc = false;
-        if let Some(h) = props.headers {
-            collect_cc(&h, "CC", &mut keys);
-            has_bcc = collect_cc(&h, "BCC", &mut keys);
+        if let Some(h) = props.headers.filter(|h| h.get("CC").is_some() || h.get("BCC").is_some()) {
+            cc_keys.push(routing_key);
+            collect_cc(&h, "CC", &mut cc_keys);
+            has_bcc = collect_cc(&h, "BCC", &mut cc_keys);
         }
+        let keys: &[&str] = if cc_keys.len() > 1 { &cc_keys } else { &single };
         let mut queues = std::mem::take(&mut self.route_scratch);
-        vhost.route(exchange, &keys, props.headers, &mut queues);
+        vhost.route(exchange, keys, props.headers, &mut queues);
         // BCC keys route but must not be seen by consumers: strip the header.
         let stripped;
         let properties = if has_bcc {
