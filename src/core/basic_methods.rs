@@ -333,7 +333,10 @@ impl Broker {
         let single = [routing_key];
         let mut cc_keys: Vec<&str> = Vec::new();
         let mut has_bcc = false;
-        if let Some(h) = props.headers.filter(|h| h.get("CC").is_some() || h.get("BCC").is_some()) {
+        if let Some(h) = props
+            .headers
+            .filter(|h| h.get("CC").is_some() || h.get("BCC").is_some())
+        {
             cc_keys.push(routing_key);
             collect_cc(&h, "CC", &mut cc_keys);
             has_bcc = collect_cc(&h, "BCC", &mut cc_keys);

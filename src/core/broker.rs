@@ -315,7 +315,7 @@ impl Broker {
     }
 
     /// Syncs and closes every store: the last step of a clean shutdown.
-    pub fn close(mut self) -> std::io::Result<()> {
+    pub fn close(&mut self) -> std::io::Result<()> {
         let mut first_err = None;
         for (_, vhost) in self.vhosts.drain() {
             for (_, q) in vhost.queues {

@@ -73,6 +73,7 @@ pub fn run(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
 }
 
 async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
+    let _lock = lock_data_dir(&core.data_dir)?;
     let seed = crate::io::now_ms() ^ (std::process::id() as u64) << 32;
     let broker = Broker::open(core, seed)?;
     let listener = TcpListener::bind((listen.bind.as_str(), listen.amqp_port)).await?;
@@ -133,17 +134,35 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     while shared.broker.borrow().sync_running() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let broker = Rc::try_unwrap(shared).map_err(|_| ()).map(|s| s.broker.into_inner());
-    match broker {
-        Ok(b) => b.close()?,
-        Err(()) => {
-            // Tasks still hold the state (a connection that would not go away):
-            // sync through the shared handle instead of closing.
-            tracing::warn!("connections still open at shutdown");
-        }
+    if shared.open_connections.get() > 0 {
+        tracing::warn!(
+            open = shared.open_connections.get(),
+            "connections still open at shutdown"
+        );
     }
+    shared.broker.borrow_mut().close()?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Takes an exclusive lock on the data directory for the life of the process: two
+/// brokers writing the same segment files would corrupt them (and the mmap code's
+/// safety argument assumes one writer).
+fn lock_data_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
+    std::fs::create_dir_all(dir)?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("data directory {} is in use by another ringmq", dir.display()),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 /// Runs group commits one at a time, off the loop: while one runs, new durable

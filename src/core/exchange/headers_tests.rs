@@ -282,3 +282,14 @@ fn erlang_printing() {
         r#"[{long,1},{longstr,<<"a">>}]"#
     );
 }
+
+#[test]
+fn many_headers_take_the_table_path_with_the_same_result() {
+    let mut headers = FieldTable::new();
+    for i in 0..40 {
+        headers.insert(format!("h{i:02}"), FieldValue::I32(i));
+    }
+    let last = table(&[("h39", FieldValue::I64(39)), ("h00", FieldValue::U8(0))]);
+    let missing = table(&[("h39", FieldValue::I64(39)), ("h40", FieldValue::Void)]);
+    assert_eq!(route(&[last, missing], Some(&headers)), vec![0]);
+}
