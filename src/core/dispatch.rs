@@ -185,7 +185,11 @@ impl Broker {
                     );
                     Ok(())
                 }
-                _ => Err(connection_error(ReplyCode::ChannelError, "expected 'channel.open'")),
+                Frame::Method { .. } => Err(connection_error(ReplyCode::ChannelError, "expected 'channel.open'")),
+                _ => Err(connection_error(
+                    ReplyCode::UnexpectedFrame,
+                    "expected method frame, got non method frame instead",
+                )),
             };
         };
         if ch.state == ChannelState::Closing {
@@ -205,14 +209,13 @@ impl Broker {
         }
         match frame {
             Frame::Method { method, .. } => {
-                if ch.incoming.is_some() {
-                    return Err(connection_error(
-                        ReplyCode::UnexpectedFrame,
-                        format!(
-                            "expected content header for class 60, got non content header frame instead ({})",
-                            method.name()
-                        ),
-                    ));
+                if let Some(msg) = &ch.incoming {
+                    let text = if msg.header_seen {
+                        "expected content body, got non content body frame instead"
+                    } else {
+                        "expected content header for class 60, got non content header frame instead"
+                    };
+                    return Err(connection_error(ReplyCode::UnexpectedFrame, text));
                 }
                 let (class_id, method_id) = (method.class_id(), method.method_id());
                 self.handle_channel_method(conn, channel, method).map_err(|e| match e {

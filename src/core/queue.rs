@@ -149,7 +149,7 @@ impl Queue {
 
     /// Whether this position was delivered before (requeued since).
     pub fn take_redelivered(&mut self, pos: SegmentPosition) -> bool {
-        self.redelivered.remove(&pos)
+        self.redelivered.remove(&pos) | self.store.delivered_before_open(pos)
     }
 
     /// The message is done (acked, or discarded by nack/reject without requeue).

@@ -156,7 +156,15 @@ impl VHost {
         }
         let parent = dir.parent().expect("queue dir has a parent").to_path_buf();
         let dir = ringmq_store::layout::create_queue_dir(&parent, name)?;
-        let (store, report) = QueueStore::open(&dir, self.store_config)?;
+        let (store, report) = if recover {
+            // RabbitMQ semantics: a durable queue keeps only its persistent
+            // messages across a restart.
+            QueueStore::open_filtered(&dir, self.store_config, &|m| {
+                ringmq_codec::BasicProperties::decode(m.properties).map_or(true, |p| p.is_persistent())
+            })?
+        } else {
+            QueueStore::open(&dir, self.store_config)?
+        };
         if recover {
             tracing::info!(vhost = %self.name, queue = name, report = ?report, "queue recovered");
         }

@@ -84,6 +84,82 @@ pub struct QueueStore {
     counts: Counts,
     sync: SyncState,
     closed: bool,
+    /// Highest position handed out by `next_ready`, persisted at each sync batch
+    /// and at close (see [`DeliveredMark`]).
+    delivered: DeliveredMark,
+}
+
+/// The `delivered` file: the highest position ever delivered, so that after a
+/// restart messages delivered before it (and never acked) are flagged
+/// redelivered, as RabbitMQ's queue index does, without a write per delivery.
+/// It is written with the sync batches, so after a crash it may lag by one batch:
+/// then a message may come back without the flag, never one with a wrong flag.
+#[derive(Debug, Default)]
+struct DeliveredMark {
+    /// The mark loaded at open: positions up to it were delivered before.
+    at_open: Option<SegmentPosition>,
+    current: Option<SegmentPosition>,
+    written: Option<SegmentPosition>,
+    file: Option<Arc<File>>,
+}
+
+const DELIVERED_FILE: &str = "delivered";
+/// segment u32, offset u32, size u32, crc32c of those 12 bytes.
+const DELIVERED_BYTES: usize = 16;
+
+impl DeliveredMark {
+    fn load(dir: &Path) -> DeliveredMark {
+        let mut m = DeliveredMark::default();
+        if let Ok(bytes) = fs::read(dir.join(DELIVERED_FILE)) {
+            if bytes.len() == DELIVERED_BYTES {
+                let word = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+                if crc32c::crc32c(&bytes[..12]) == word(12) {
+                    let pos = SegmentPosition {
+                        segment: SegmentId(word(0)),
+                        offset: word(4),
+                        size: word(8),
+                    };
+                    m.at_open = Some(pos);
+                    m.current = Some(pos);
+                    m.written = Some(pos);
+                }
+            }
+        }
+        m
+    }
+
+    fn note(&mut self, pos: SegmentPosition) {
+        if self.current.is_none_or(|c| pos > c) {
+            self.current = Some(pos);
+        }
+    }
+
+    /// Writes the mark if it moved; returns the file to sync.
+    fn write(&mut self, dir: &Path) -> io::Result<Option<Arc<File>>> {
+        let Some(pos) = self.current.filter(|c| self.written != Some(*c)) else {
+            return Ok(None);
+        };
+        let mut buf = [0u8; DELIVERED_BYTES];
+        buf[0..4].copy_from_slice(&pos.segment.0.to_le_bytes());
+        buf[4..8].copy_from_slice(&pos.offset.to_le_bytes());
+        buf[8..12].copy_from_slice(&pos.size.to_le_bytes());
+        let crc = crc32c::crc32c(&buf[..12]);
+        buf[12..16].copy_from_slice(&crc.to_le_bytes());
+        if self.file.is_none() {
+            let f = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(dir.join(DELIVERED_FILE))?;
+            self.file = Some(Arc::new(f));
+        }
+        let f = self.file.as_ref().expect("opened above");
+        // One 16-byte write at offset 0 stays within one sector: it lands whole or
+        // not at all on any disk we run on, and the CRC catches anything else.
+        std::os::unix::fs::FileExt::write_all_at(&**f, &buf, 0)?;
+        self.written = Some(pos);
+        Ok(Some(Arc::clone(f)))
+    }
 }
 
 impl std::fmt::Debug for QueueStore {
@@ -103,9 +179,19 @@ impl QueueStore {
     /// ready, in their original order. The first write segment is created lazily, on
     /// the first append, so idle queues take no disk.
     pub fn open(dir: &Path, cfg: StoreConfig) -> io::Result<(Self, RecoveryReport)> {
+        Self::open_filtered(dir, cfg, &|_| true)
+    }
+
+    /// Like [`Self::open`], but drops (as if acked) every recovered message for
+    /// which `keep` says false.
+    pub fn open_filtered(
+        dir: &Path,
+        cfg: StoreConfig,
+        keep: recovery::KeepFilter<'_>,
+    ) -> io::Result<(Self, RecoveryReport)> {
         cfg.validate()?;
         fs::create_dir_all(dir)?;
-        let (rec, report) = recovery::recover(dir)?;
+        let (rec, report) = recovery::recover(dir, keep)?;
         let store = Self {
             dir: dir.to_path_buf(),
             cfg,
@@ -123,6 +209,7 @@ impl QueueStore {
             },
             sync: SyncState::default(),
             closed: false,
+            delivered: DeliveredMark::load(dir),
         };
         Ok((store, report))
     }
@@ -279,6 +366,7 @@ impl QueueStore {
     /// ones) and marks it in flight until [`Self::ack`] or [`Self::requeue`].
     pub fn next_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
         let Some(pos) = self.take_ready()? else { return Ok(None) };
+        self.delivered.note(pos);
         self.in_flight.insert(pos);
         self.counts.unacked += 1;
         self.counts.unacked_bytes += u64::from(pos.size);
@@ -444,6 +532,12 @@ impl QueueStore {
         self.segments.len()
     }
 
+    /// Whether a recovered message was handed out before this open (and not
+    /// acked): its next delivery should say redelivered.
+    pub fn delivered_before_open(&self, pos: SegmentPosition) -> bool {
+        self.delivered.at_open.is_some_and(|m| pos <= m)
+    }
+
     /// Sequence number of the latest append (0 before the first since open).
     pub fn append_seq(&self) -> AppendSeq {
         self.sync.append_seq
@@ -466,6 +560,9 @@ impl QueueStore {
         }
         if self.sync.writer_dirty {
             files.extend(self.writer.as_ref().map(|w| Arc::clone(w.file())));
+        }
+        if !files.is_empty() {
+            files.extend(self.delivered.write(&self.dir)?);
         }
         let dir = if self.sync.dir_dirty {
             Some(Arc::new(File::open(&self.dir)?))
@@ -498,6 +595,9 @@ impl QueueStore {
     /// Clean close: truncates the write segment to its data and syncs everything.
     pub fn close(mut self) -> io::Result<()> {
         self.close_writer()?;
+        if let Some(f) = self.delivered.write(&self.dir)? {
+            f.sync_data()?;
+        }
         self.sync_all_blocking()?;
         self.closed = true;
         Ok(())

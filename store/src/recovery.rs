@@ -37,6 +37,8 @@ pub struct RecoveryReport {
     pub segments_scanned: u32,
     /// Segments deleted because every record in them was acked (or none was valid).
     pub segments_deleted: u32,
+    /// Valid records dropped because the caller's keep filter rejected them.
+    pub records_filtered: u64,
     /// Segments where something was dropped or ignored, oldest first.
     pub damaged: Vec<SegmentDamage>,
 }
@@ -90,8 +92,15 @@ pub(crate) struct Recovered {
 struct SegmentScan {
     /// (offset, size) of each valid record.
     records: Vec<(u32, u32)>,
+    /// Offsets of valid records the caller's `keep` filter rejected.
+    discarded: Vec<u32>,
     end: u32,
 }
+
+/// Decides at recovery which valid records stay. The broker uses it to drop
+/// non-persistent messages of durable queues at restart, as RabbitMQ does; the
+/// decision is written to the ack files so every later recovery agrees.
+pub type KeepFilter<'a> = &'a dyn Fn(&crate::MessageView<'_>) -> bool;
 
 /// Counts frames in a damaged tail by following length words (best effort).
 fn count_frames(tail: &[u8]) -> u64 {
@@ -109,7 +118,12 @@ fn count_frames(tail: &[u8]) -> u64 {
 }
 
 /// Verifies the records of one segment and cuts a damaged tail off the file.
-fn scan_segment(dir: &Path, id: SegmentId, damage: &mut SegmentDamage) -> io::Result<Option<SegmentScan>> {
+fn scan_segment(
+    dir: &Path,
+    id: SegmentId,
+    damage: &mut SegmentDamage,
+    keep: KeepFilter<'_>,
+) -> io::Result<Option<SegmentScan>> {
     let path = segment_path(dir, id);
     let file = OpenOptions::new().read(true).write(true).open(&path)?;
     let file_len = file.metadata()?.len();
@@ -133,10 +147,14 @@ fn scan_segment(dir: &Path, id: SegmentId, damage: &mut SegmentDamage) -> io::Re
     }
     let limit = data.len().min(MAX_SEGMENT_BYTES as usize);
     let mut records = Vec::new();
+    let mut discarded = Vec::new();
     let mut at = SEGMENT_HEADER_BYTES as usize;
     let stop = loop {
         match record::decode(&data[at..limit]) {
-            Ok((_, len)) => {
+            Ok((view, len)) => {
+                if !keep(&view) {
+                    discarded.push(at as u32);
+                }
                 records.push((at as u32, len));
                 at += len as usize;
             }
@@ -161,6 +179,7 @@ fn scan_segment(dir: &Path, id: SegmentId, damage: &mut SegmentDamage) -> io::Re
     }
     Ok(Some(SegmentScan {
         records,
+        discarded,
         end: at as u32,
     }))
 }
@@ -194,7 +213,7 @@ fn list_segments(dir: &Path) -> io::Result<Vec<SegmentId>> {
 }
 
 /// Rebuilds the queue in `dir` (see the module docs for how).
-pub(crate) fn recover(dir: &Path) -> io::Result<(Recovered, RecoveryReport)> {
+pub(crate) fn recover(dir: &Path, keep: KeepFilter<'_>) -> io::Result<(Recovered, RecoveryReport)> {
     let ids = list_segments(dir)?;
     let next_segment = SegmentId(ids.last().map_or(1, |id| id.0 + 1));
     let mut report = RecoveryReport::default();
@@ -217,17 +236,36 @@ pub(crate) fn recover(dir: &Path) -> io::Result<(Recovered, RecoveryReport)> {
             segment: id,
             ..Default::default()
         };
-        let scan = scan_segment(dir, id, &mut damage)?;
+        let scan = scan_segment(dir, id, &mut damage, keep)?;
         let acks = ackfile::load(dir, id)?;
         damage.ack_torn_bytes = acks.torn_bytes;
         let records = scan.as_ref().map_or(&[][..], |s| &s.records[..]);
-        let acked: Vec<u32> = acks
+        let mut acked: Vec<u32> = acks
             .offsets
             .iter()
             .copied()
             .filter(|o| records.binary_search_by_key(o, |r| r.0).is_ok())
             .collect();
         damage.acks_invalid = (acks.offsets.len() - acked.len()) as u64;
+        if let Some(scan) = &scan {
+            acked.sort_unstable();
+            let newly: Vec<u32> = scan
+                .discarded
+                .iter()
+                .copied()
+                .filter(|o| acked.binary_search(o).is_err())
+                .collect();
+            if !newly.is_empty() {
+                let (mut f, _) = ackfile::AckFile::open(dir, id)?;
+                for &o in &newly {
+                    f.push(o)?;
+                }
+                f.flush()?;
+                report.records_filtered += newly.len() as u64;
+                acked.extend(newly);
+                acked.sort_unstable();
+            }
+        }
         if damage.acks_invalid > 0 {
             tracing::warn!(
                 segment = id.0,

@@ -1,0 +1,56 @@
+//! Restart bookkeeping: the delivered mark and the recovery keep-filter.
+
+use ringmq_store::{MessageRef, QueueStore, StoreConfig};
+
+fn msg(body: &[u8]) -> MessageRef<'_> {
+    MessageRef {
+        timestamp_ms: 1,
+        exchange: b"x",
+        routing_key: b"k",
+        properties: if body.starts_with(b"keep") { b"P" } else { b"T" },
+        body,
+    }
+}
+
+#[test]
+fn delivered_mark_survives_close_and_flags_only_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = QueueStore::open(dir.path(), StoreConfig::default()).unwrap();
+    let p1 = s.append(msg(b"one")).unwrap();
+    let p2 = s.append(msg(b"two")).unwrap();
+    assert_eq!(s.next_ready().unwrap(), Some(p1));
+    s.close().unwrap();
+    let (mut s, _) = QueueStore::open(dir.path(), StoreConfig::default()).unwrap();
+    assert!(
+        s.delivered_before_open(p1),
+        "delivered, never acked: redelivered after restart"
+    );
+    assert!(!s.delivered_before_open(p2), "never delivered");
+    assert_eq!(s.next_ready().unwrap(), Some(p1));
+    s.close().unwrap();
+    // The mark never moves back: still there after another restart.
+    let (s, _) = QueueStore::open(dir.path(), StoreConfig::default()).unwrap();
+    assert!(s.delivered_before_open(p1));
+}
+
+#[test]
+fn keep_filter_drops_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = QueueStore::open(dir.path(), StoreConfig::default()).unwrap();
+    s.append(msg(b"keep-1")).unwrap();
+    s.append(msg(b"drop-1")).unwrap();
+    s.append(msg(b"keep-2")).unwrap();
+    s.close().unwrap();
+    let keep = |m: &ringmq_store::MessageView<'_>| m.properties == b"P";
+    let (mut s, report) = QueueStore::open_filtered(dir.path(), StoreConfig::default(), &keep).unwrap();
+    assert_eq!(report.records_filtered, 1);
+    assert_eq!(s.ready_count(), 2);
+    let a = s.next_ready().unwrap().unwrap();
+    assert_eq!(s.read(a).unwrap().body, b"keep-1");
+    let b = s.next_ready().unwrap().unwrap();
+    assert_eq!(s.read(b).unwrap().body, b"keep-2");
+    s.close().unwrap();
+    // Without the filter the dropped one stays dropped (it was written as acked).
+    let (s, _) = QueueStore::open(dir.path(), StoreConfig::default()).unwrap();
+    assert_eq!(s.ready_count(), 2);
+}
