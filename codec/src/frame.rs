@@ -156,9 +156,9 @@ pub fn decode_frame(buf: &[u8], frame_max: u32) -> Result<(Frame<'_>, usize), De
 /// [`end_frame`] patches the size and appends the frame-end octet.
 #[inline]
 pub fn begin_frame(out: &mut Vec<u8>, frame_type: u8, channel: u16) -> usize {
-    out.push(frame_type);
-    put_u16(out, channel);
-    put_u32(out, 0);
+    // One 7-byte append rather than three: each append is a capacity check.
+    let [c0, c1] = channel.to_be_bytes();
+    out.extend_from_slice(&[frame_type, c0, c1, 0, 0, 0, 0]);
     out.len()
 }
 
@@ -178,6 +178,7 @@ pub fn encode_method(out: &mut Vec<u8>, channel: u16, method: &Method<'_>) {
 
 /// Appends a content header frame and the body frames, splitting the body so no
 /// frame exceeds `frame_max` (an empty body sends no body frame, as the spec says).
+#[inline]
 pub fn encode_content(
     out: &mut Vec<u8>,
     channel: u16,
@@ -190,22 +191,27 @@ pub fn encode_content(
     encode_body(out, channel, body, frame_max);
 }
 
+#[inline]
 pub fn encode_content_header(out: &mut Vec<u8>, channel: u16, class_id: u16, properties_raw: &[u8], body_size: u64) {
     let at = begin_frame(out, FRAME_HEADER, channel);
-    put_u16(out, class_id);
-    put_u16(out, 0);
-    put_u64(out, body_size);
+    // class id, weight 0, body size: one append.
+    let mut fixed = [0u8; 12];
+    fixed[..2].copy_from_slice(&class_id.to_be_bytes());
+    fixed[4..].copy_from_slice(&body_size.to_be_bytes());
+    out.extend_from_slice(&fixed);
     out.extend_from_slice(properties_raw);
     end_frame(out, at);
 }
 
 /// The largest body chunk one frame may carry under `frame_max`.
+#[inline]
 pub fn body_chunk_max(frame_max: u32) -> usize {
     let frame_max = if frame_max == 0 { u32::MAX } else { frame_max };
     assert!(frame_max >= FRAME_MIN_SIZE, "frame_max below the spec minimum");
     frame_max as usize - FRAME_OVERHEAD
 }
 
+#[inline]
 pub fn encode_body(out: &mut Vec<u8>, channel: u16, body: &[u8], frame_max: u32) {
     for chunk in body.chunks(body_chunk_max(frame_max)) {
         let at = begin_frame(out, FRAME_BODY, channel);
@@ -235,11 +241,14 @@ pub fn encode_deliver(
     frame_max: u32,
 ) {
     let at = begin_frame(out, FRAME_METHOD, channel);
-    put_u16(out, crate::methods::BasicDeliver::CLASS_ID);
-    put_u16(out, crate::methods::BasicDeliver::METHOD_ID);
+    let [k0, k1] = crate::methods::BasicDeliver::CLASS_ID.to_be_bytes();
+    let [m0, m1] = crate::methods::BasicDeliver::METHOD_ID.to_be_bytes();
+    out.extend_from_slice(&[k0, k1, m0, m1]);
     put_shortstr(out, consumer_tag);
-    put_u64(out, delivery_tag);
-    put_u8(out, redelivered as u8);
+    let mut tag_bits = [0u8; 9];
+    tag_bits[..8].copy_from_slice(&delivery_tag.to_be_bytes());
+    tag_bits[8] = redelivered as u8;
+    out.extend_from_slice(&tag_bits);
     put_shortstr(out, exchange);
     put_shortstr(out, routing_key);
     end_frame(out, at);
