@@ -1,4 +1,37 @@
-fn main() {
-    eprintln!("ringmqperf is not built yet (issue 5)");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use ringmq_perf::args::{self, Command};
+use ringmq_perf::{latency, throughput};
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = match args::parse(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringmqperf: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cmd {
+        Command::Help => {
+            print!("{}", args::USAGE);
+            Ok(())
+        }
+        Command::Throughput(c, t) => throughput::run(&c, &t).map(|s| {
+            if c.json {
+                println!("{}", s.to_json("throughput"));
+            } else {
+                s.print_text();
+            }
+        }),
+        Command::Latency(c, t) => latency::run(&c, &t),
+        _ => Err("not yet".to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringmqperf: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

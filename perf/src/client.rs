@@ -1,0 +1,837 @@
+//! A lean AMQP 0-9-1 client for load generation, on plain tokio and our codec.
+//!
+//! One [`Connection`] is one TCP socket owned by one task; there is no background
+//! reader, no channel objects, no per-message allocation. Setup methods are
+//! request/response RPCs ([`Connection::rpc`]); the hot paths are explicit:
+//! publishers append pre-encoded frames to [`Connection::wbuf`] and [`flush`] once
+//! per batch, consumers [`fill`] the receive buffer and drain
+//! [`Connection::next_event`] until it returns `None`, then flush their acks.
+//!
+//! [`flush`]: Connection::flush
+//! [`fill`]: Connection::fill
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use ringmq_codec::frame::{FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD};
+use ringmq_codec::{
+    encode_content, encode_method, split_frame, BasicAck, BasicCancel, BasicConsume, BasicGet, BasicProperties,
+    BasicPublish, BasicQos, ChannelClose, ChannelCloseOk, ChannelOpen, ConfirmSelect, ConnectionClose,
+    ConnectionCloseOk, ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, DecodeError, ExchangeDeclare, FieldTable,
+    FieldValue, Method, QueueBind, QueueDeclare, QueueDelete, QueuePurge, QueueUnbind, Table, TxCommit, TxSelect,
+    PROTOCOL_HEADER,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+/// The frame_max we ask for: RabbitMQ's default, and large enough that a 64 KiB
+/// body is one frame.
+pub const FRAME_MAX: u32 = 131_072;
+/// Initial receive buffer; it grows only if a single frame is larger.
+const RECV_BUF_BYTES: usize = 512 * 1024;
+
+#[derive(Debug)]
+pub enum ClientError {
+    Io(io::Error),
+    /// The broker closed the connection (connection.close) or a channel.
+    Closed {
+        channel: u16,
+        code: u16,
+        text: String,
+    },
+    Protocol(String),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Io(e) => write!(f, "i/o: {e}"),
+            ClientError::Closed { channel: 0, code, text } => write!(f, "connection closed: {code} {text}"),
+            ClientError::Closed { channel, code, text } => write!(f, "channel {channel} closed: {code} {text}"),
+            ClientError::Protocol(s) => write!(f, "protocol: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<io::Error> for ClientError {
+    fn from(e: io::Error) -> Self {
+        ClientError::Io(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// `amqp://user:pass@host:port/vhost`, the parts this tool needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uri {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub vhost: String,
+}
+
+impl Uri {
+    pub fn parse(s: &str) -> std::result::Result<Uri, String> {
+        let rest = s
+            .strip_prefix("amqp://")
+            .ok_or_else(|| format!("{s}: only amqp:// URIs are supported"))?;
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((a, r)) => (Some(a), r),
+            None => (None, rest),
+        };
+        let (user, password) = match auth {
+            Some(a) => {
+                let (u, p) = a.split_once(':').unwrap_or((a, ""));
+                (percent_decode(u)?, percent_decode(p)?)
+            }
+            None => ("guest".to_string(), "guest".to_string()),
+        };
+        let (hostport, vhost) = match rest.split_once('/') {
+            // An empty path is the default vhost "/", as in RabbitMQ's URI spec.
+            Some((hp, "")) => (hp, "/".to_string()),
+            Some((hp, v)) => (hp, percent_decode(v)?),
+            None => (rest, "/".to_string()),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("{s}: bad port {p:?}"))?),
+            None => (hostport, 5672),
+        };
+        let host = if host.is_empty() { "localhost" } else { host };
+        Ok(Uri {
+            host: host.to_string(),
+            port,
+            user,
+            password,
+            vhost,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> std::result::Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).map_err(|e| e.to_string())?;
+            let v = u8::from_str_radix(hex, 16).map_err(|_| format!("bad percent escape in {s:?}"))?;
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|e| e.to_string())
+}
+
+/// What `next_event` hands back: everything the hot paths care about, by value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A complete basic.deliver or basic.get-ok (header and all body frames seen).
+    /// `head` is the first 8 body bytes big-endian (0-padded): where the latency
+    /// timestamp travels, so the body itself is never copied.
+    Delivery {
+        channel: u16,
+        delivery_tag: u64,
+        body_size: u64,
+        head: u64,
+        get: bool,
+    },
+    GetEmpty {
+        channel: u16,
+    },
+    Ack {
+        channel: u16,
+        delivery_tag: u64,
+        multiple: bool,
+    },
+    Nack {
+        channel: u16,
+        delivery_tag: u64,
+        multiple: bool,
+    },
+    /// A basic.return with its content consumed.
+    Returned {
+        channel: u16,
+    },
+    Blocked,
+    Unblocked,
+    /// Any other method; its payload is available through [`Connection::last_payload`]
+    /// until the next call.
+    Method {
+        channel: u16,
+        class_id: u16,
+        method_id: u16,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    channel: u16,
+    delivery_tag: u64,
+    body_size: u64,
+    got: u64,
+    head: [u8; 8],
+    kind: PendingKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PendingKind {
+    Deliver,
+    Get,
+    Return,
+}
+
+/// Options for queue.declare.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueOptions<'a> {
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub passive: bool,
+    /// Encoded field-table entries (see `FieldTable::to_bytes`).
+    pub arguments: &'a [u8],
+}
+
+pub struct Connection {
+    rd: OwnedReadHalf,
+    wr: OwnedWriteHalf,
+    rbuf: Vec<u8>,
+    rstart: usize,
+    rend: usize,
+    /// Frames to send at the next [`Connection::flush`].
+    pub wbuf: Vec<u8>,
+    pub frame_max: u32,
+    next_channel: u16,
+    pending: Option<Pending>,
+    last_payload: (usize, usize),
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("frame_max", &self.frame_max)
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Connects and runs the handshake (PLAIN, no heartbeats: a load generator
+    /// that stalls should be seen stalling, not disconnected).
+    pub async fn connect(uri: &Uri) -> Result<Connection> {
+        let stream = TcpStream::connect((uri.host.as_str(), uri.port)).await?;
+        stream.set_nodelay(true)?;
+        let (rd, wr) = stream.into_split();
+        let mut c = Connection {
+            rd,
+            wr,
+            rbuf: vec![0; RECV_BUF_BYTES],
+            rstart: 0,
+            rend: 0,
+            wbuf: Vec::with_capacity(256 * 1024),
+            frame_max: FRAME_MAX,
+            next_channel: 1,
+            pending: None,
+            last_payload: (0, 0),
+        };
+        c.wbuf.extend_from_slice(&PROTOCOL_HEADER);
+        c.flush().await?;
+        c.expect_method(0, 10, 10).await?;
+        let mut props = FieldTable::new();
+        props.insert("product", "ringmqperf");
+        let mut caps = FieldTable::new();
+        for cap in [
+            "publisher_confirms",
+            "basic.nack",
+            "consumer_cancel_notify",
+            "connection.blocked",
+        ] {
+            caps.insert(cap, true);
+        }
+        props.insert("capabilities", FieldValue::Table(caps));
+        let props_bytes = props.to_bytes();
+        let mut response = Vec::new();
+        response.push(0);
+        response.extend_from_slice(uri.user.as_bytes());
+        response.push(0);
+        response.extend_from_slice(uri.password.as_bytes());
+        let start_ok = Method::ConnectionStartOk(ConnectionStartOk {
+            client_properties: Table::parse(&props_bytes).map_err(|e| ClientError::Protocol(e.to_string()))?,
+            mechanism: "PLAIN",
+            response: &response,
+            locale: "en_US",
+        });
+        encode_method(&mut c.wbuf, 0, &start_ok);
+        c.flush().await?;
+        let tune = c.expect_method(0, 10, 30).await?;
+        let Ok(Method::ConnectionTune(t)) = Method::decode(&tune) else {
+            return Err(ClientError::Protocol("bad connection.tune".into()));
+        };
+        let frame_max = if t.frame_max == 0 {
+            FRAME_MAX
+        } else {
+            t.frame_max.min(FRAME_MAX)
+        };
+        c.frame_max = frame_max;
+        let channel_max = if t.channel_max == 0 { 2047 } else { t.channel_max };
+        encode_method(
+            &mut c.wbuf,
+            0,
+            &Method::ConnectionTuneOk(ConnectionTuneOk {
+                channel_max,
+                frame_max,
+                heartbeat: 0,
+            }),
+        );
+        let open = Method::ConnectionOpen(ConnectionOpen {
+            virtual_host: &uri.vhost,
+            capabilities: "",
+            insist: false,
+        });
+        c.rpc(0, &open, (10, 41)).await?;
+        Ok(c)
+    }
+
+    /// The payload of the last [`Event::Method`], valid until the next read.
+    pub fn last_payload(&self) -> &[u8] {
+        &self.rbuf[self.last_payload.0..self.last_payload.1]
+    }
+
+    /// Writes everything queued in `wbuf` and clears it.
+    pub async fn flush(&mut self) -> Result<()> {
+        if !self.wbuf.is_empty() {
+            self.wr.write_all(&self.wbuf).await?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads at least one more byte into the receive buffer.
+    pub async fn fill(&mut self) -> Result<()> {
+        self.make_room();
+        let n = self.rd.read(&mut self.rbuf[self.rend..]).await?;
+        if n == 0 {
+            return Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into()));
+        }
+        self.rend += n;
+        Ok(())
+    }
+
+    /// Reads what the socket has without waiting; false if it had nothing.
+    pub fn try_fill(&mut self) -> Result<bool> {
+        self.make_room();
+        match self.rd.try_read(&mut self.rbuf[self.rend..]) {
+            Ok(0) => Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into())),
+            Ok(n) => {
+                self.rend += n;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn make_room(&mut self) {
+        if self.rstart == self.rend {
+            self.rstart = 0;
+            self.rend = 0;
+        } else if self.rend == self.rbuf.len() || self.rstart > self.rbuf.len() / 2 {
+            self.rbuf.copy_within(self.rstart..self.rend, 0);
+            self.rend -= self.rstart;
+            self.rstart = 0;
+        }
+        if self.rend == self.rbuf.len() {
+            // One frame larger than the buffer: grow (rare, setup-time sized).
+            let len = self.rbuf.len() * 2;
+            self.rbuf.resize(len, 0);
+        }
+    }
+
+    /// Waits for the next event, reading as needed.
+    pub async fn recv(&mut self) -> Result<Event> {
+        loop {
+            if let Some(e) = self.next_event()? {
+                return Ok(e);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Decodes the next event from bytes already received; `None` means read more.
+    pub fn next_event(&mut self) -> Result<Option<Event>> {
+        loop {
+            let (frame_type, channel, start, end, used) = match split_frame(&self.rbuf[self.rstart..self.rend], 0) {
+                Ok((raw, used)) => {
+                    let start = self.rstart + 7;
+                    (raw.frame_type, raw.channel, start, start + raw.payload.len(), used)
+                }
+                Err(DecodeError::Incomplete(_)) => return Ok(None),
+                Err(DecodeError::Malformed(e)) => return Err(ClientError::Protocol(e.to_string())),
+            };
+            self.rstart += used;
+            let ev = match frame_type {
+                FRAME_METHOD => self.on_method(channel, start, end)?,
+                FRAME_HEADER => self.on_header(channel, start, end)?,
+                FRAME_BODY => self.on_body(channel, start, end)?,
+                FRAME_HEARTBEAT => None,
+                t => return Err(ClientError::Protocol(format!("unknown frame type {t}"))),
+            };
+            if ev.is_some() {
+                return Ok(ev);
+            }
+        }
+    }
+
+    fn on_method(&mut self, channel: u16, start: usize, end: usize) -> Result<Option<Event>> {
+        let p = &self.rbuf[start..end];
+        if p.len() < 4 {
+            return Err(ClientError::Protocol("short method frame".into()));
+        }
+        let class_id = u16::from_be_bytes([p[0], p[1]]);
+        let method_id = u16::from_be_bytes([p[2], p[3]]);
+        let u64_at = |at: usize| -> Result<u64> {
+            p.get(at..at + 8)
+                .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+                .ok_or_else(|| ClientError::Protocol("short method arguments".into()))
+        };
+        // The hot methods are parsed by hand: fixed offsets, no UTF-8 checks.
+        let pending = |delivery_tag, kind| Pending {
+            channel,
+            delivery_tag,
+            body_size: u64::MAX,
+            got: 0,
+            head: [0; 8],
+            kind,
+        };
+        let ev = match (class_id, method_id) {
+            (60, 60) => {
+                let tag_len = *p.get(4).unwrap_or(&0) as usize;
+                self.pending = Some(pending(u64_at(5 + tag_len)?, PendingKind::Deliver));
+                None
+            }
+            (60, 71) => {
+                self.pending = Some(pending(u64_at(4)?, PendingKind::Get));
+                None
+            }
+            (60, 50) => {
+                self.pending = Some(pending(0, PendingKind::Return));
+                None
+            }
+            (60, 72) => Some(Event::GetEmpty { channel }),
+            (60, 80) | (60, 120) => {
+                let delivery_tag = u64_at(4)?;
+                let multiple = p.get(12).is_some_and(|b| b & 1 != 0);
+                Some(if method_id == 80 {
+                    Event::Ack {
+                        channel,
+                        delivery_tag,
+                        multiple,
+                    }
+                } else {
+                    Event::Nack {
+                        channel,
+                        delivery_tag,
+                        multiple,
+                    }
+                })
+            }
+            (10, 60) => Some(Event::Blocked),
+            (10, 61) => Some(Event::Unblocked),
+            (10, 50) | (20, 40) => {
+                let (code, text) = match Method::decode(p) {
+                    Ok(Method::ConnectionClose(c)) => (c.reply_code, c.reply_text.to_string()),
+                    Ok(Method::ChannelClose(c)) => (c.reply_code, c.reply_text.to_string()),
+                    _ => (0, String::new()),
+                };
+                let ok = if class_id == 10 {
+                    Method::ConnectionCloseOk(ConnectionCloseOk)
+                } else {
+                    Method::ChannelCloseOk(ChannelCloseOk)
+                };
+                encode_method(&mut self.wbuf, channel, &ok);
+                // Best effort: the peer is closing anyway.
+                let _ = self.wr.try_write(&self.wbuf);
+                self.wbuf.clear();
+                return Err(ClientError::Closed { channel, code, text });
+            }
+            _ => {
+                self.last_payload = (start, end);
+                Some(Event::Method {
+                    channel,
+                    class_id,
+                    method_id,
+                })
+            }
+        };
+        Ok(ev)
+    }
+
+    fn on_header(&mut self, channel: u16, start: usize, end: usize) -> Result<Option<Event>> {
+        let p = &self.rbuf[start..end];
+        let Some(pend) = self
+            .pending
+            .as_mut()
+            .filter(|x| x.channel == channel && x.body_size == u64::MAX)
+        else {
+            return Err(ClientError::Protocol("content header without a method".into()));
+        };
+        if p.len() < 12 {
+            return Err(ClientError::Protocol("short content header".into()));
+        }
+        pend.body_size = u64::from_be_bytes(p[4..12].try_into().expect("8 bytes"));
+        Ok(self.complete_if_done())
+    }
+
+    fn on_body(&mut self, channel: u16, start: usize, end: usize) -> Result<Option<Event>> {
+        let p = &self.rbuf[start..end];
+        let Some(pend) = self
+            .pending
+            .as_mut()
+            .filter(|x| x.channel == channel && x.body_size != u64::MAX)
+        else {
+            return Err(ClientError::Protocol("body frame without a header".into()));
+        };
+        if pend.got < 8 {
+            let at = pend.got as usize;
+            let n = (8 - at).min(p.len());
+            pend.head[at..at + n].copy_from_slice(&p[..n]);
+        }
+        pend.got += p.len() as u64;
+        Ok(self.complete_if_done())
+    }
+
+    fn complete_if_done(&mut self) -> Option<Event> {
+        let pend = self.pending?;
+        if pend.got < pend.body_size {
+            return None;
+        }
+        self.pending = None;
+        Some(match pend.kind {
+            PendingKind::Return => Event::Returned { channel: pend.channel },
+            kind => Event::Delivery {
+                channel: pend.channel,
+                delivery_tag: pend.delivery_tag,
+                body_size: pend.body_size,
+                head: u64::from_be_bytes(pend.head),
+                get: kind == PendingKind::Get,
+            },
+        })
+    }
+
+    /// Waits for one specific method, skipping anything else (setup-time only).
+    async fn expect_method(&mut self, channel: u16, class: u16, method: u16) -> Result<Vec<u8>> {
+        loop {
+            if let Event::Method {
+                channel: ch,
+                class_id,
+                method_id,
+            } = self.recv().await?
+            {
+                if ch == channel && class_id == class && method_id == method {
+                    return Ok(self.last_payload().to_vec());
+                }
+            }
+        }
+    }
+
+    /// Sends a synchronous method and returns the reply's payload (class and
+    /// method ids included, so `Method::decode` takes it as is).
+    pub async fn rpc(&mut self, channel: u16, m: &Method<'_>, reply: (u16, u16)) -> Result<Vec<u8>> {
+        encode_method(&mut self.wbuf, channel, m);
+        self.flush().await?;
+        self.expect_method(channel, reply.0, reply.1).await
+    }
+
+    pub async fn open_channel(&mut self) -> Result<u16> {
+        let ch = self.next_channel;
+        self.next_channel += 1;
+        self.rpc(ch, &Method::ChannelOpen(ChannelOpen { out_of_band: "" }), (20, 11))
+            .await?;
+        Ok(ch)
+    }
+
+    pub async fn close_channel(&mut self, ch: u16) -> Result<()> {
+        let m = Method::ChannelClose(ChannelClose {
+            reply_code: 200,
+            reply_text: "bye",
+            class_id: 0,
+            method_id: 0,
+        });
+        self.rpc(ch, &m, (20, 41)).await.map(drop)
+    }
+
+    pub async fn exchange_declare(&mut self, ch: u16, name: &str, kind: &str, durable: bool) -> Result<()> {
+        let m = Method::ExchangeDeclare(ExchangeDeclare {
+            ticket: 0,
+            exchange: name,
+            kind,
+            passive: false,
+            durable,
+            auto_delete: false,
+            internal: false,
+            no_wait: false,
+            arguments: Table::EMPTY,
+        });
+        self.rpc(ch, &m, (40, 11)).await.map(drop)
+    }
+
+    /// Declares a queue; returns its name (server-named if `name` is empty) and
+    /// its message count.
+    pub async fn queue_declare(&mut self, ch: u16, name: &str, o: QueueOptions<'_>) -> Result<(String, u32)> {
+        let m = Method::QueueDeclare(QueueDeclare {
+            ticket: 0,
+            queue: name,
+            passive: o.passive,
+            durable: o.durable,
+            exclusive: o.exclusive,
+            auto_delete: o.auto_delete,
+            no_wait: false,
+            arguments: Table::parse(o.arguments).map_err(|e| ClientError::Protocol(e.to_string()))?,
+        });
+        let reply = self.rpc(ch, &m, (50, 11)).await?;
+        match Method::decode(&reply) {
+            Ok(Method::QueueDeclareOk(ok)) => Ok((ok.queue.to_string(), ok.message_count)),
+            _ => Err(ClientError::Protocol("bad queue.declare-ok".into())),
+        }
+    }
+
+    pub async fn queue_bind(&mut self, ch: u16, queue: &str, exchange: &str, routing_key: &str) -> Result<()> {
+        let m = Method::QueueBind(QueueBind {
+            ticket: 0,
+            queue,
+            exchange,
+            routing_key,
+            no_wait: false,
+            arguments: Table::EMPTY,
+        });
+        self.rpc(ch, &m, (50, 21)).await.map(drop)
+    }
+
+    pub async fn queue_unbind(&mut self, ch: u16, queue: &str, exchange: &str, routing_key: &str) -> Result<()> {
+        let m = Method::QueueUnbind(QueueUnbind {
+            ticket: 0,
+            queue,
+            exchange,
+            routing_key,
+            arguments: Table::EMPTY,
+        });
+        self.rpc(ch, &m, (50, 51)).await.map(drop)
+    }
+
+    pub async fn queue_purge(&mut self, ch: u16, queue: &str) -> Result<()> {
+        let m = Method::QueuePurge(QueuePurge {
+            ticket: 0,
+            queue,
+            no_wait: false,
+        });
+        self.rpc(ch, &m, (50, 31)).await.map(drop)
+    }
+
+    pub async fn queue_delete(&mut self, ch: u16, queue: &str) -> Result<()> {
+        let m = Method::QueueDelete(QueueDelete {
+            ticket: 0,
+            queue,
+            if_unused: false,
+            if_empty: false,
+            no_wait: false,
+        });
+        self.rpc(ch, &m, (50, 41)).await.map(drop)
+    }
+
+    pub async fn qos(&mut self, ch: u16, prefetch_count: u16) -> Result<()> {
+        let m = Method::BasicQos(BasicQos {
+            prefetch_size: 0,
+            prefetch_count,
+            global: false,
+        });
+        self.rpc(ch, &m, (60, 11)).await.map(drop)
+    }
+
+    pub async fn confirm_select(&mut self, ch: u16) -> Result<()> {
+        let m = Method::ConfirmSelect(ConfirmSelect { no_wait: false });
+        self.rpc(ch, &m, (85, 11)).await.map(drop)
+    }
+
+    pub async fn tx_select(&mut self, ch: u16) -> Result<()> {
+        self.rpc(ch, &Method::TxSelect(TxSelect), (90, 11)).await.map(drop)
+    }
+
+    pub async fn tx_commit(&mut self, ch: u16) -> Result<()> {
+        self.rpc(ch, &Method::TxCommit(TxCommit), (90, 21)).await.map(drop)
+    }
+
+    /// Starts a consumer; returns the consumer tag.
+    pub async fn consume(&mut self, ch: u16, queue: &str, no_ack: bool, arguments: &[u8]) -> Result<String> {
+        let m = Method::BasicConsume(BasicConsume {
+            ticket: 0,
+            queue,
+            consumer_tag: "",
+            no_local: false,
+            no_ack,
+            exclusive: false,
+            no_wait: false,
+            arguments: Table::parse(arguments).map_err(|e| ClientError::Protocol(e.to_string()))?,
+        });
+        let reply = self.rpc(ch, &m, (60, 21)).await?;
+        match Method::decode(&reply) {
+            Ok(Method::BasicConsumeOk(ok)) => Ok(ok.consumer_tag.to_string()),
+            _ => Err(ClientError::Protocol("bad basic.consume-ok".into())),
+        }
+    }
+
+    /// Cancels a consumer, skipping deliveries still in flight.
+    pub async fn cancel(&mut self, ch: u16, consumer_tag: &str) -> Result<()> {
+        let m = Method::BasicCancel(BasicCancel {
+            consumer_tag,
+            no_wait: false,
+        });
+        self.rpc(ch, &m, (60, 31)).await.map(drop)
+    }
+
+    /// Queues a basic.ack for the next flush.
+    pub fn push_ack(&mut self, ch: u16, delivery_tag: u64, multiple: bool) {
+        encode_method(
+            &mut self.wbuf,
+            ch,
+            &Method::BasicAck(BasicAck { delivery_tag, multiple }),
+        );
+    }
+
+    /// Queues a basic.get for the next flush.
+    pub fn push_get(&mut self, ch: u16, queue: &str, no_ack: bool) {
+        let m = Method::BasicGet(BasicGet {
+            ticket: 0,
+            queue,
+            no_ack,
+        });
+        encode_method(&mut self.wbuf, ch, &m);
+    }
+
+    /// Queues any method for the next flush (tx.commit in a pipeline, say).
+    pub fn push_method(&mut self, ch: u16, m: &Method<'_>) {
+        encode_method(&mut self.wbuf, ch, m);
+    }
+
+    /// Queues one publish from a template: one memcpy, plus the timestamp patch.
+    #[inline]
+    pub fn push_publish(&mut self, t: &PublishTemplate, stamp: Option<u64>) {
+        let at = self.wbuf.len();
+        self.wbuf.extend_from_slice(&t.bytes);
+        if let (Some(ts), Some(off)) = (stamp, t.stamp_at) {
+            self.wbuf[at + off..at + off + 8].copy_from_slice(&ts.to_be_bytes());
+        }
+    }
+
+    /// Sends connection.close and waits (briefly) for close-ok.
+    pub async fn close(mut self) -> Result<()> {
+        let m = Method::ConnectionClose(ConnectionClose {
+            reply_code: 200,
+            reply_text: "bye",
+            class_id: 0,
+            method_id: 0,
+        });
+        encode_method(&mut self.wbuf, 0, &m);
+        self.flush().await?;
+        let wait = async {
+            loop {
+                match self.recv().await {
+                    Ok(Event::Method {
+                        channel: 0,
+                        class_id: 10,
+                        method_id: 51,
+                    }) => return,
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
+        Ok(())
+    }
+}
+
+/// A publish (method, header and body frames) encoded once and copied per
+/// message: the publisher's hot path is one `extend_from_slice`.
+#[derive(Debug, Clone)]
+pub struct PublishTemplate {
+    pub bytes: Vec<u8>,
+    /// Where the first 8 body bytes are, if the body has room for a timestamp.
+    pub stamp_at: Option<usize>,
+}
+
+impl PublishTemplate {
+    pub fn new(
+        channel: u16,
+        exchange: &str,
+        routing_key: &str,
+        properties: &BasicProperties<'_>,
+        body: &[u8],
+        frame_max: u32,
+    ) -> PublishTemplate {
+        let mut bytes = Vec::new();
+        let m = Method::BasicPublish(BasicPublish {
+            ticket: 0,
+            exchange,
+            routing_key,
+            mandatory: false,
+            immediate: false,
+        });
+        encode_method(&mut bytes, channel, &m);
+        let mut props = Vec::new();
+        properties.encode(&mut props);
+        encode_content(&mut bytes, channel, 60, &props, body, frame_max);
+        let stamp_at = (body.len() >= 8).then(|| {
+            // The first body frame's payload starts 7 bytes after its header begins.
+            bytes.len() - body_frames_len(body.len(), frame_max) + 7
+        });
+        PublishTemplate { bytes, stamp_at }
+    }
+}
+
+fn body_frames_len(body: usize, frame_max: u32) -> usize {
+    let chunk = frame_max as usize - 8;
+    let frames = body.div_ceil(chunk);
+    body + frames * 8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_parsing() {
+        let u = Uri::parse("amqp://a:b%40c@h:1234/v%2Fx").unwrap();
+        assert_eq!(
+            u,
+            Uri {
+                host: "h".into(),
+                port: 1234,
+                user: "a".into(),
+                password: "b@c".into(),
+                vhost: "v/x".into()
+            }
+        );
+        let d = Uri::parse("amqp://localhost").unwrap();
+        assert_eq!((d.port, d.user.as_str(), d.vhost.as_str()), (5672, "guest", "/"));
+        assert_eq!(Uri::parse("amqp://h:5/").unwrap().vhost, "/");
+        assert!(Uri::parse("http://h").is_err());
+        assert!(Uri::parse("amqp://h:x").is_err());
+    }
+
+    #[test]
+    fn template_stamp_points_at_body() {
+        let body = [0xAAu8; 16];
+        let t = PublishTemplate::new(1, "", "q", &BasicProperties::default(), &body, FRAME_MAX);
+        let at = t.stamp_at.unwrap();
+        assert_eq!(&t.bytes[at..at + 16], &body);
+        assert_eq!(t.bytes[at - 7], FRAME_BODY);
+        let small = PublishTemplate::new(1, "", "q", &BasicProperties::default(), &[1, 2], FRAME_MAX);
+        assert_eq!(small.stamp_at, None);
+    }
+}
