@@ -49,3 +49,41 @@ fn method_table_matches_spec() {
     let ids: BTreeSet<_> = METHOD_TABLE.iter().map(|&(c, m, _, _)| (c, m)).collect();
     assert_eq!(ids.len(), METHOD_TABLE.len());
 }
+
+#[test]
+fn constants_and_reply_codes_match_spec() {
+    use crate::error::ReplyCode;
+    use crate::frame::*;
+    let Ok(text) = std::fs::read_to_string(SPEC_PATH) else {
+        println!("skipping: spec not found at {SPEC_PATH}");
+        return;
+    };
+    let spec: Value = serde_json::from_str(&text).expect("spec is JSON");
+    for c in spec["constants"].as_array().expect("constants") {
+        let name = c["name"].as_str().expect("constant name");
+        let value = c["value"].as_u64().expect("constant value");
+        let ours = match name {
+            "FRAME-METHOD" => FRAME_METHOD as u64,
+            "FRAME-HEADER" => FRAME_HEADER as u64,
+            "FRAME-BODY" => FRAME_BODY as u64,
+            "FRAME-HEARTBEAT" => FRAME_HEARTBEAT as u64,
+            "FRAME-MIN-SIZE" => FRAME_MIN_SIZE as u64,
+            "FRAME-END" => FRAME_END as u64,
+            _ => {
+                // Every other constant is a reply code.
+                let code = ReplyCode::from_code(value as u16).unwrap_or_else(|| panic!("no ReplyCode for {name}"));
+                assert_eq!(
+                    code.name(),
+                    name.replace('-', "_").replace("REPLY_SUCCESS", "OK"),
+                    "{name}"
+                );
+                let hard = c["class"].as_str() == Some("hard-error");
+                if c["class"].is_string() {
+                    assert_eq!(code.is_hard(), hard, "{name}");
+                }
+                continue;
+            }
+        };
+        assert_eq!(ours, value, "{name}");
+    }
+}

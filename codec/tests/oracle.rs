@@ -289,3 +289,45 @@ fn every_type_matches_amq_byte_for_byte() {
     assert_eq!(theirs.inner().len(), 17);
     assert_eq!(amq_table_bytes(&theirs), ours_table_bytes(&entries));
 }
+
+/// amq-protocol 10.6 was generated from a newer RabbitMQ codegen JSON with
+/// FRAME-MIN-SIZE 8192 (RabbitMQ 4.x raised the minimum frame_max); the 0-9-1 spec
+/// JSON we generate from, and we, say 4096. Pinned so a change on either side is seen.
+#[test]
+fn frame_min_size_differs_from_amq() {
+    assert_eq!(FRAME_MIN_SIZE, 4096);
+    assert_eq!(amq_protocol::protocol::constants::FRAME_MIN_SIZE, 8192);
+}
+
+/// amq-protocol accepts a heartbeat on a non-zero channel (as `InvalidHeartbeat`)
+/// and ignores a heartbeat payload; RabbitMQ closes with 501 for both, as we do.
+#[test]
+fn heartbeat_strictness_differs_from_amq() {
+    let on_channel = [8, 0, 1, 0, 0, 0, 0, 0xCE];
+    assert_eq!(amq_parse(&on_channel), AMQPFrame::InvalidHeartbeat(1));
+    let with_payload = [8, 0, 0, 0, 0, 0, 1, 7, 0xCE];
+    assert_eq!(amq_parse(&with_payload), AMQPFrame::Heartbeat);
+    for f in [&on_channel[..], &with_payload[..]] {
+        assert!(matches!(decode_frame(f, 0), Err(DecodeError::Malformed(e)) if e.code == ReplyCode::FrameError));
+    }
+}
+
+/// Both refuse bytes after a method's last argument (RabbitMQ does too).
+#[test]
+fn trailing_method_bytes_refused_by_both() {
+    let mut bytes = Vec::new();
+    encode_method(
+        &mut bytes,
+        1,
+        &Method::BasicAck(BasicAck {
+            delivery_tag: 1,
+            multiple: false,
+        }),
+    );
+    let end = bytes.len() - 1;
+    bytes.insert(end, 0);
+    let size = u32::from_be_bytes(bytes[3..7].try_into().unwrap()) + 1;
+    bytes[3..7].copy_from_slice(&size.to_be_bytes());
+    assert!(parse_frame(&bytes[..]).is_err());
+    assert!(matches!(decode_frame(&bytes, 0), Err(DecodeError::Malformed(e)) if e.code == ReplyCode::SyntaxError));
+}
