@@ -18,7 +18,7 @@ pub mod client;
 // pub mod compare;
 pub mod latency;
 // pub mod ops;
-// pub mod server;
+pub mod server;
 pub mod stats;
 pub mod tasks;
 pub mod throughput;
