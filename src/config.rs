@@ -1,1 +1,585 @@
+//! Broker configuration: defaults, then the INI file, then command-line flags.
+//!
+//! `ringmq -D DIR` is all it takes; everything else has a default. Settings come from
+//! two places and nowhere else (no environment variables, so that what a broker does
+//! is visible in its command line and its file):
+//!
+//! 1. the INI file named by `-c/--config`, with LavinMQ's sections and key names, so a
+//!    `lavinmq.ini` works unchanged (unknown keys are warnings, as in LavinMQ);
+//! 2. the flags, which override the file (LavinMQ parses ARGV, then the file, then
+//!    ARGV again for the same effect).
+//!
+//! ```ini
+//! [main]
+//! data_dir = /var/lib/ringmq
+//! log_level = info
+//! # plain bytes as LavinMQ writes them; 8MiB also works
+//! segment_size = 8388608
+//!
+//! [amqp]
+//! bind = 127.0.0.1
+//! port = 5672
+//! heartbeat = 60
+//!
+//! [mgmt]
+//! port = 15672
+//!
+//! [clustering]
+//! enabled = false
+//! ```
+//!
+//! Comments must be on their own line (see the `ini` module for why). Each value is parsed and
+//! range-checked in one place, `keys::set`, whichever source it comes from; a bad
+//! value in the file is an error naming the file, line and key.
 
+mod flags;
+mod ini;
+mod keys;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use flags::{Action, TokenError};
+use keys::Outcome;
+
+/// Smallest frame_max a peer may propose (AMQP 0-9-1 §4.2.3, `frame-min-size`).
+pub const FRAME_MIN_BYTES: u32 = 4096;
+/// Largest frame_max we accept. Frames are buffered whole before they are decoded, so
+/// this bounds per-connection receive memory; clients rarely ask for more than the
+/// 128 KiB default, and bigger messages are split into body frames anyway.
+pub const FRAME_MAX_BYTES_LIMIT: u32 = 16 << 20;
+/// Channel numbers are 16-bit on the wire.
+pub const CHANNEL_MAX_LIMIT: u16 = u16::MAX;
+/// RabbitMQ's hard ceiling for `max_message_size`; a message is appended to a segment
+/// as one record with a 32-bit length, and 512 MiB keeps well inside that.
+pub const MAX_MESSAGE_BYTES_LIMIT: u64 = 512 << 20;
+/// Segments are mmapped, so they are at least a page.
+pub const SEGMENT_BYTES_MIN: u32 = 4096;
+/// Shards are threads; more than one per core only adds contention.
+pub const SHARDS_LIMIT: u16 = 256;
+
+pub const DEFAULT_SEGMENT_BYTES: u32 = ringmq_store::DEFAULT_SEGMENT_BYTES;
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 128 << 20;
+pub const DEFAULT_AMQP_PORT: u16 = 5672;
+pub const DEFAULT_HTTP_PORT: u16 = 15672;
+pub const DEFAULT_CLUSTERING_PORT: u16 = 5679;
+pub const DEFAULT_FRAME_MAX_BYTES: u32 = 131_072;
+pub const DEFAULT_CHANNEL_MAX: u16 = 2048;
+/// RabbitMQ's default. LavinMQ proposes 300 s; we follow RabbitMQ (DESIGN: behave as
+/// RabbitMQ where the protocol leaves a choice), which detects dead peers sooner.
+pub const DEFAULT_HEARTBEAT_SECS: u16 = 60;
+/// LavinMQ has no connection limit. We need a bound (STYLE: a limit on everything):
+/// each connection holds a socket and buffers, and 65535 is above what one host can
+/// usefully serve from one address yet far below what exhausts memory.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 65_535;
+
+/// The whole configuration. Built by [`Config::from_args`]; every field is valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub main: MainConfig,
+    pub amqp: AmqpConfig,
+    pub mgmt: MgmtConfig,
+    pub clustering: ClusteringConfig,
+    /// Things ignored on the way (unknown keys and sections). Returned rather than
+    /// logged because the log level is itself a setting: log them once logging is up.
+    pub warnings: Vec<String>,
+}
+
+/// `[main]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MainConfig {
+    /// `data_dir`, `-D/--data-dir`. Required: LavinMQ falls back to `/var/lib/lavinmq`
+    /// from the environment, we do not read the environment.
+    pub data_dir: PathBuf,
+    /// `log_level`, `-l/--log-level`, `-d/--debug`.
+    pub log_level: LogLevel,
+    /// `segment_size`, `--segment-size`: size of a new segment file.
+    pub segment_bytes: u32,
+    /// `free_disk_min`, `--free-disk-min`: publishers get connection.blocked while the
+    /// data directory's file system has less free space than this. 0 (LavinMQ's
+    /// default) means [`MainConfig::free_disk_min_effective_bytes`]: two segments, so
+    /// the current segment can always be finished and a new one opened.
+    pub free_disk_min_bytes: u64,
+    /// ringmq `sync`, `--no-sync`: fsync before confirming durable messages. Off trades
+    /// the no-loss guarantee on power failure for throughput (a kill -9 still loses
+    /// nothing, the page cache survives it).
+    pub sync: bool,
+    /// ringmq `io`, `--io`.
+    pub io: IoBackend,
+    /// ringmq `shards`, `--shards`: number of shard threads.
+    pub shards: u16,
+    /// `default_user`, `--default-user`: created with full rights on first start.
+    pub default_user: String,
+    /// `default_password` / `default_password_hash`, `--default-password` /
+    /// `--default-password-hash`.
+    pub default_password: DefaultPassword,
+    /// `default_user_only_loopback` (LavinMQ; RabbitMQ's `loopback_users`).
+    pub default_user_only_loopback: bool,
+    /// `tls_cert`, `--cert`: kept for the TLS listeners.
+    pub tls_cert_path: Option<PathBuf>,
+    /// `tls_key`, `--key`.
+    pub tls_key_path: Option<PathBuf>,
+}
+
+impl MainConfig {
+    /// The free-space floor in force: `free_disk_min_bytes`, or two segments if 0.
+    pub fn free_disk_min_effective_bytes(&self) -> u64 {
+        if self.free_disk_min_bytes == 0 {
+            2 * u64::from(self.segment_bytes)
+        } else {
+            self.free_disk_min_bytes
+        }
+    }
+}
+
+/// `[amqp]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmqpConfig {
+    /// `bind`, `--amqp-bind`, `-b/--bind`. LavinMQ's default, loopback only: an
+    /// unconfigured broker with guest/guest must not be reachable from the network.
+    pub bind: String,
+    /// `port`, `-p/--amqp-port`. 0 asks the OS for a free port (for tests).
+    pub port: u16,
+    /// `tls_port`, `--amqps-port`; `-1` in the file is `None`, disabled. Disabled by
+    /// default because it needs `tls_cert`/`tls_key` (LavinMQ also only listens on
+    /// its 5671 when a certificate is configured).
+    pub tls_port: Option<u16>,
+    /// `heartbeat`, `--heartbeat`: proposed in connection.tune; 0 disables.
+    pub heartbeat_secs: u16,
+    /// `frame_max`, `--frame-max`: proposed in connection.tune.
+    pub frame_max_bytes: u32,
+    /// `channel_max`, `--channel-max`: proposed in connection.tune.
+    pub channel_max: u16,
+    /// `max_message_size` (LavinMQ has it under `[amqp]`), `--max-message-size`.
+    pub max_message_bytes: u64,
+    /// ringmq `max_connections`, `--max-connections`: more are closed at accept.
+    pub max_connections: u32,
+    /// `max_consumers_per_channel`; `None` (0 in the file) is no limit, as in LavinMQ.
+    pub max_consumers_per_channel: Option<NonZeroU32>,
+    /// `tcp_nodelay` (LavinMQ reads it from `[main]`; `[amqp]` works too),
+    /// `--tcp-nodelay`. LavinMQ defaults to false; we default to true because the
+    /// transport already batches a loop turn's frames into one send, so Nagle only
+    /// adds up to 40 ms (delayed ACK) to a lone confirm or delivery.
+    pub tcp_nodelay: bool,
+}
+
+/// `[mgmt]` (LavinMQ also accepts `[http]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MgmtConfig {
+    /// `bind`, `--http-bind`, `-b/--bind`.
+    pub bind: String,
+    /// `port`, `--http-port`; `None` (-1) disables the HTTP API.
+    pub port: Option<u16>,
+    /// `tls_port`, `--https-port`; disabled by default for the reason on
+    /// [`AmqpConfig::tls_port`].
+    pub tls_port: Option<u16>,
+}
+
+/// `[clustering]`: parsed and kept for the cluster module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusteringConfig {
+    /// `enabled`, `--clustering`.
+    pub enabled: bool,
+    /// `bind`, `--clustering-bind`: where followers connect.
+    pub bind: String,
+    /// `port`, `--clustering-port`.
+    pub port: u16,
+    /// `etcd_endpoints`, `--clustering-etcd-endpoints`: comma-separated host:port.
+    pub etcd_endpoints: Vec<String>,
+    /// `etcd_prefix`, `--clustering-etcd-prefix`. Not LavinMQ's "lavinmq": the two
+    /// replicate differently and must not elect each other.
+    pub etcd_prefix: String,
+    /// `advertised_uri`, `--clustering-advertised-uri`; `None` means
+    /// `tcp://HOSTNAME:PORT`, resolved by the cluster module.
+    pub advertised_uri: Option<String>,
+}
+
+impl Default for Config {
+    /// Everything but `data_dir`, which has no default and is left empty.
+    fn default() -> Self {
+        Self {
+            main: MainConfig {
+                data_dir: PathBuf::new(),
+                log_level: LogLevel::Info,
+                segment_bytes: DEFAULT_SEGMENT_BYTES,
+                free_disk_min_bytes: 0,
+                sync: true,
+                io: IoBackend::Auto,
+                shards: 1,
+                default_user: "guest".into(),
+                default_password: DefaultPassword::Plain("guest".into()),
+                default_user_only_loopback: true,
+                tls_cert_path: None,
+                tls_key_path: None,
+            },
+            amqp: AmqpConfig {
+                bind: "127.0.0.1".into(),
+                port: DEFAULT_AMQP_PORT,
+                tls_port: None,
+                heartbeat_secs: DEFAULT_HEARTBEAT_SECS,
+                frame_max_bytes: DEFAULT_FRAME_MAX_BYTES,
+                channel_max: DEFAULT_CHANNEL_MAX,
+                max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+                max_consumers_per_channel: None,
+                tcp_nodelay: true,
+            },
+            mgmt: MgmtConfig {
+                bind: "127.0.0.1".into(),
+                port: Some(DEFAULT_HTTP_PORT),
+                tls_port: None,
+            },
+            clustering: ClusteringConfig {
+                enabled: false,
+                bind: "127.0.0.1".into(),
+                port: DEFAULT_CLUSTERING_PORT,
+                etcd_endpoints: vec!["localhost:2379".into()],
+                etcd_prefix: "ringmq".into(),
+                advertised_uri: None,
+            },
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// Log verbosity. LavinMQ's Crystal severities map onto these: `notice` is `info`,
+/// `fatal` is `error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// The name `tracing_subscriber::EnvFilter` understands.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "error" | "fatal" => Ok(Self::Error),
+            "warn" | "warning" => Ok(Self::Warn),
+            "info" | "notice" => Ok(Self::Info),
+            "debug" => Ok(Self::Debug),
+            "trace" => Ok(Self::Trace),
+            _ => Err("expected error, warn, info, debug or trace".into()),
+        }
+    }
+}
+
+/// Which transport backend serves AMQP sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoBackend {
+    /// io_uring if the kernel lets us set up a ring, else epoll. Docker's default
+    /// seccomp profile blocks io_uring, so "auto" must be able to fall back.
+    Auto,
+    Uring,
+    /// The `tokio::net` backend.
+    Epoll,
+}
+
+impl FromStr for IoBackend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "uring" | "io_uring" | "io-uring" => Ok(Self::Uring),
+            "epoll" => Ok(Self::Epoll),
+            _ => Err("expected uring, epoll or auto".into()),
+        }
+    }
+}
+
+/// The default user's password, as given.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DefaultPassword {
+    /// `--default-password`/`default_password`: in clear. LavinMQ's deprecated key of
+    /// this name held a hash; such a file fails closed here (the hash is the password).
+    Plain(String),
+    /// `--default-password-hash`/`default_password_hash`: a LavinMQ/RabbitMQ password
+    /// hash (base64 of salt and SHA-256), checked by the auth module.
+    Hash(String),
+}
+
+impl fmt::Debug for DefaultPassword {
+    // Configs get logged; passwords must not be.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Plain(_) => f.write_str("Plain(<redacted>)"),
+            Self::Hash(_) => f.write_str("Hash(<redacted>)"),
+        }
+    }
+}
+
+/// An INI section that holds ringmq settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Main,
+    Amqp,
+    Mgmt,
+    Clustering,
+}
+
+impl Section {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Main => "main",
+            Self::Amqp => "amqp",
+            Self::Mgmt => "mgmt",
+            Self::Clustering => "clustering",
+        }
+    }
+}
+
+/// Why there is no config to run with. [`ConfigError::exit_code`] says how to exit.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `-h/--help`: not a failure; print this error (the help text) to stdout.
+    #[error("{}", Config::help_text())]
+    HelpRequested,
+    /// `-v/--version`: not a failure; print this error to stdout.
+    #[error("ringmq {}", env!("CARGO_PKG_VERSION"))]
+    VersionRequested,
+    #[error("no data directory: pass -D/--data-dir DIR or set data_dir in [main] of the config file")]
+    MissingDataDir,
+    #[error("unknown option {0}; see --help")]
+    UnknownFlag(String),
+    #[error("option {0} needs a value")]
+    MissingFlagValue(String),
+    #[error("option {0} takes no value")]
+    UnexpectedFlagValue(String),
+    #[error("invalid value {value:?} for {flag}: {reason}")]
+    BadFlagValue {
+        flag: String,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot read config file {}: {source}", path.display())]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("{}:{line}: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{}:{line}: invalid value {value:?} for {key} in [{section}]: {reason}", path.display())]
+    BadFileValue {
+        path: PathBuf,
+        line: usize,
+        section: &'static str,
+        key: String,
+        value: String,
+        reason: String,
+    },
+    /// Settings that are each fine but do not fit together.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl ConfigError {
+    /// 0 for help and version, 2 (usage error, as LavinMQ exits) for the rest.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::HelpRequested | Self::VersionRequested => 0,
+            _ => 2,
+        }
+    }
+}
+
+impl Config {
+    /// Builds the configuration from the arguments after the program name: reads the
+    /// file named by the last `-c/--config`, then applies the flags in order.
+    pub fn from_args<I: IntoIterator<Item = String>>(args: I) -> Result<Config, ConfigError> {
+        let given = flags::tokenize(args).map_err(|e| match e {
+            TokenError::Unknown(f) => ConfigError::UnknownFlag(f),
+            TokenError::MissingValue(f) => ConfigError::MissingFlagValue(f),
+            TokenError::UnexpectedValue(f) => ConfigError::UnexpectedFlagValue(f),
+        })?;
+        // Help and version win over everything, even over a broken config file.
+        for g in &given {
+            match g.flag.action {
+                Action::Help => return Err(ConfigError::HelpRequested),
+                Action::Version => return Err(ConfigError::VersionRequested),
+                _ => {}
+            }
+        }
+        let mut cfg = Config::default();
+        // The last -c wins, like any repeated flag.
+        let file = given
+            .iter()
+            .filter(|g| matches!(g.flag.action, Action::Config))
+            .rev()
+            .find_map(|g| g.value.as_ref());
+        if let Some(path) = file {
+            let path = Path::new(path);
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                path: path.to_owned(),
+                source,
+            })?;
+            cfg.apply_ini(&text, path)?;
+        }
+        for g in &given {
+            cfg.apply_flag(g)?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The `--help` text.
+    pub fn help_text() -> String {
+        flags::help_text()
+    }
+
+    /// Applies the INI `text`; `path` is only for messages.
+    fn apply_ini(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let items = ini::parse(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            line: e.line,
+            message: e.message.into(),
+        })?;
+        // None while inside a section we skip.
+        let mut section = None;
+        for item in items {
+            match item {
+                ini::Item::Section { line, name } => section = self.section_named(name, line, path)?,
+                ini::Item::Pair { line, key, value } => {
+                    let Some(section) = section else { continue };
+                    match keys::set(self, section, key, value) {
+                        Ok(Outcome::Applied) => {}
+                        Ok(Outcome::UnknownKey) => self.warnings.push(format!(
+                            "{}:{line}: unknown key {key} in [{}], ignored",
+                            path.display(),
+                            section.name()
+                        )),
+                        Err(reason) => {
+                            return Err(ConfigError::BadFileValue {
+                                path: path.to_owned(),
+                                line,
+                                section: section.name(),
+                                key: key.to_owned(),
+                                value: value.to_owned(),
+                                reason,
+                            })
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Maps a section header to a [`Section`], `None` for LavinMQ sections that ringmq
+    /// does not implement (skipped with a warning, so a LavinMQ file still loads), or
+    /// an error for anything else, as LavinMQ raises on an unknown section: a typo such
+    /// as `[ampq]` must not silently drop every setting under it.
+    fn section_named(&mut self, name: &str, line: usize, path: &Path) -> Result<Option<Section>, ConfigError> {
+        let syntax = |message: String| ConfigError::Syntax {
+            path: path.to_owned(),
+            line,
+            message,
+        };
+        match name {
+            "main" => Ok(Some(Section::Main)),
+            "amqp" => Ok(Some(Section::Amqp)),
+            "mgmt" | "http" => Ok(Some(Section::Mgmt)),
+            "clustering" => Ok(Some(Section::Clustering)),
+            "mqtt" | "oauth" | "experimental" => {
+                self.warnings.push(format!(
+                    "{}:{line}: [{name}] is not supported by ringmq, ignored",
+                    path.display()
+                ));
+                Ok(None)
+            }
+            n if n.starts_with("sni:") => {
+                self.warnings.push(format!(
+                    "{}:{line}: [{name}] is not supported by ringmq, ignored",
+                    path.display()
+                ));
+                Ok(None)
+            }
+            "replication" => Err(syntax("[replication] is replaced by [clustering]".into())),
+            _ => Err(syntax(format!("unknown section [{name}]"))),
+        }
+    }
+
+    fn apply_flag(&mut self, g: &flags::Given) -> Result<(), ConfigError> {
+        let bad = |value: &str, reason: String| ConfigError::BadFlagValue {
+            flag: g.spelled.clone(),
+            value: value.to_owned(),
+            reason,
+        };
+        let (targets, value): (&[(Section, &str)], &str) = match (&g.flag.action, &g.value) {
+            (Action::Set(targets), Some(value)) => (targets, value),
+            (Action::Switch(section, key, fixed), _) => {
+                keys::set(self, *section, key, fixed).map_err(|r| bad(fixed, r))?;
+                return Ok(());
+            }
+            // -c was read before the file; help and version returned early; tokenize
+            // guarantees Set flags have a value.
+            _ => return Ok(()),
+        };
+        for (section, key) in targets {
+            let outcome = keys::set(self, *section, key, value).map_err(|r| bad(value, r))?;
+            assert_eq!(outcome, Outcome::Applied, "flag {} names unknown key {key}", g.spelled);
+        }
+        Ok(())
+    }
+
+    /// Checks settings against each other; each value alone was checked when set.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.main.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::MissingDataDir);
+        }
+        let tls_wanted = self.amqp.tls_port.is_some() || self.mgmt.tls_port.is_some();
+        if tls_wanted && (self.main.tls_cert_path.is_none() || self.main.tls_key_path.is_none()) {
+            return Err(ConfigError::Invalid(
+                "a TLS port (amqps/https) is enabled but tls_cert and tls_key (--cert, --key) are not both set".into(),
+            ));
+        }
+        self.check_listeners_distinct()
+    }
+
+    /// Two listeners on one address and port would fail at bind with a vaguer error.
+    fn check_listeners_distinct(&self) -> Result<(), ConfigError> {
+        let mut listeners: Vec<(&str, &str, u16)> = vec![("amqp", &self.amqp.bind, self.amqp.port)];
+        let optional = [
+            ("amqps", &self.amqp.bind, self.amqp.tls_port),
+            ("http", &self.mgmt.bind, self.mgmt.port),
+            ("https", &self.mgmt.bind, self.mgmt.tls_port),
+            (
+                "clustering",
+                &self.clustering.bind,
+                self.clustering.enabled.then_some(self.clustering.port),
+            ),
+        ];
+        listeners.extend(optional.iter().filter_map(|(n, b, p)| p.map(|p| (*n, b.as_str(), p))));
+        for (i, (name_a, bind_a, port_a)) in listeners.iter().enumerate() {
+            for (name_b, bind_b, port_b) in &listeners[i + 1..] {
+                // Port 0 picks a fresh port per listener, so it never collides.
+                if *port_a != 0 && port_a == port_b && bind_a == bind_b {
+                    return Err(ConfigError::Invalid(format!(
+                        "{name_a} and {name_b} both listen on {bind_a}:{port_a}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}

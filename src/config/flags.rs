@@ -1,0 +1,452 @@
+//! Command-line flags: one table that both parses and prints `--help`.
+//!
+//! Flag names are LavinMQ's where LavinMQ has the setting as a flag
+//! (`Config#parse` in `src/lavinmq/config.cr`); the rest are ringmq's, named after
+//! the INI key with `_` turned into `-`. Every flag that sets a value goes through
+//! [`super::keys::set`] with the key it stands for, so flags and the file can
+//! never parse the same setting differently.
+
+use super::Section;
+
+/// What a flag does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Action {
+    /// Takes a value and sets each of these keys to it (`-b` sets two).
+    Set(&'static [(Section, &'static str)]),
+    /// Takes no value; sets the key to the fixed value.
+    Switch(Section, &'static str, &'static str),
+    Config,
+    Help,
+    Version,
+}
+
+#[derive(Debug)]
+pub(crate) struct Flag {
+    pub short: Option<char>,
+    pub long: &'static str,
+    /// Placeholder for the value in `--help`; empty for switches.
+    pub metavar: &'static str,
+    pub help: &'static str,
+    /// The default as it would be written on the command line. A test checks that
+    /// applying it to a default config changes nothing, so `--help` cannot drift.
+    pub default: Option<&'static str>,
+    pub action: Action,
+}
+
+use Section::{Amqp, Clustering, Main, Mgmt};
+
+const fn flag(
+    short: Option<char>,
+    long: &'static str,
+    metavar: &'static str,
+    help: &'static str,
+    default: Option<&'static str>,
+    action: Action,
+) -> Flag {
+    Flag {
+        short,
+        long,
+        metavar,
+        help,
+        default,
+        action,
+    }
+}
+
+/// Groups for `--help`, in order; each flag below belongs to the group it follows.
+pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
+    (
+        "Options",
+        &[
+            flag(
+                Some('c'),
+                "config",
+                "FILE",
+                "Config file (INI format)",
+                None,
+                Action::Config,
+            ),
+            flag(
+                Some('D'),
+                "data-dir",
+                "DIR",
+                "Data directory (required here or as data_dir in [main])",
+                None,
+                Action::Set(&[(Main, "data_dir")]),
+            ),
+            flag(
+                Some('l'),
+                "log-level",
+                "LEVEL",
+                "Log level: error, warn, info, debug, trace",
+                Some("info"),
+                Action::Set(&[(Main, "log_level")]),
+            ),
+            flag(
+                Some('d'),
+                "debug",
+                "",
+                "Verbose logging (same as --log-level=debug)",
+                None,
+                Action::Switch(Main, "log_level", "debug"),
+            ),
+            flag(
+                None,
+                "default-user",
+                "USER",
+                "Default user, created at first start",
+                Some("guest"),
+                Action::Set(&[(Main, "default_user")]),
+            ),
+            flag(
+                None,
+                "default-password",
+                "PASSWORD",
+                "Default user's password, in clear (LavinMQ's deprecated flag of this name took a hash)",
+                None,
+                Action::Set(&[(Main, "default_password")]),
+            ),
+            flag(
+                None,
+                "default-password-hash",
+                "HASH",
+                "Default user's password as a LavinMQ/RabbitMQ password hash",
+                None,
+                Action::Set(&[(Main, "default_password_hash")]),
+            ),
+            flag(
+                None,
+                "default-user-only-loopback",
+                "BOOL",
+                "Allow the default user to connect only from loopback",
+                Some("true"),
+                Action::Set(&[(Main, "default_user_only_loopback")]),
+            ),
+            flag(
+                None,
+                "segment-size",
+                "BYTES",
+                "Size of a message segment file",
+                Some("8MiB"),
+                Action::Set(&[(Main, "segment_size")]),
+            ),
+            flag(
+                None,
+                "free-disk-min",
+                "BYTES",
+                "Block publishers below this much free disk; 0 = 2 x segment size",
+                Some("0"),
+                Action::Set(&[(Main, "free_disk_min")]),
+            ),
+            flag(
+                None,
+                "no-sync",
+                "",
+                "Confirm without waiting for fsync (unsafe: confirmed messages can be lost on power loss)",
+                None,
+                Action::Switch(Main, "sync", "false"),
+            ),
+            flag(
+                None,
+                "io",
+                "BACKEND",
+                "Transport: uring, epoll or auto (uring if the kernel allows it)",
+                Some("auto"),
+                Action::Set(&[(Main, "io")]),
+            ),
+            flag(
+                None,
+                "shards",
+                "N",
+                "Number of shard threads",
+                Some("1"),
+                Action::Set(&[(Main, "shards")]),
+            ),
+        ],
+    ),
+    (
+        "Bindings & TLS",
+        &[
+            flag(
+                Some('b'),
+                "bind",
+                "ADDR",
+                "Address the AMQP and HTTP servers listen on",
+                None,
+                Action::Set(&[(Amqp, "bind"), (Mgmt, "bind")]),
+            ),
+            flag(
+                None,
+                "amqp-bind",
+                "ADDR",
+                "Address the AMQP server listens on",
+                Some("127.0.0.1"),
+                Action::Set(&[(Amqp, "bind")]),
+            ),
+            flag(
+                Some('p'),
+                "amqp-port",
+                "PORT",
+                "AMQP port (0 = any free port)",
+                Some("5672"),
+                Action::Set(&[(Amqp, "port")]),
+            ),
+            flag(
+                None,
+                "amqps-port",
+                "PORT",
+                "AMQPS port, -1 disables",
+                Some("-1"),
+                Action::Set(&[(Amqp, "tls_port")]),
+            ),
+            flag(
+                None,
+                "http-bind",
+                "ADDR",
+                "Address the HTTP server listens on",
+                Some("127.0.0.1"),
+                Action::Set(&[(Mgmt, "bind")]),
+            ),
+            flag(
+                None,
+                "http-port",
+                "PORT",
+                "HTTP port, -1 disables",
+                Some("15672"),
+                Action::Set(&[(Mgmt, "port")]),
+            ),
+            flag(
+                None,
+                "https-port",
+                "PORT",
+                "HTTPS port, -1 disables",
+                Some("-1"),
+                Action::Set(&[(Mgmt, "tls_port")]),
+            ),
+            flag(
+                None,
+                "cert",
+                "FILE",
+                "TLS certificate (including chain)",
+                None,
+                Action::Set(&[(Main, "tls_cert")]),
+            ),
+            flag(
+                None,
+                "key",
+                "FILE",
+                "Private key for the TLS certificate",
+                None,
+                Action::Set(&[(Main, "tls_key")]),
+            ),
+        ],
+    ),
+    (
+        "AMQP limits",
+        &[
+            flag(
+                None,
+                "heartbeat",
+                "SECS",
+                "Heartbeat interval proposed to clients, 0 disables",
+                Some("60"),
+                Action::Set(&[(Amqp, "heartbeat")]),
+            ),
+            flag(
+                None,
+                "frame-max",
+                "BYTES",
+                "Largest frame, at least 4096",
+                Some("131072"),
+                Action::Set(&[(Amqp, "frame_max")]),
+            ),
+            flag(
+                None,
+                "channel-max",
+                "N",
+                "Most channels per connection, 1..=65535",
+                Some("2048"),
+                Action::Set(&[(Amqp, "channel_max")]),
+            ),
+            flag(
+                None,
+                "max-message-size",
+                "BYTES",
+                "Largest message body",
+                Some("128MiB"),
+                Action::Set(&[(Amqp, "max_message_size")]),
+            ),
+            flag(
+                None,
+                "max-connections",
+                "N",
+                "Most client connections; more are refused at accept",
+                Some("65535"),
+                Action::Set(&[(Amqp, "max_connections")]),
+            ),
+            flag(
+                None,
+                "max-consumers-per-channel",
+                "N",
+                "Most consumers per channel, 0 = no limit",
+                Some("0"),
+                Action::Set(&[(Amqp, "max_consumers_per_channel")]),
+            ),
+            flag(
+                None,
+                "tcp-nodelay",
+                "BOOL",
+                "Disable Nagle's algorithm on client sockets",
+                Some("true"),
+                Action::Set(&[(Amqp, "tcp_nodelay")]),
+            ),
+        ],
+    ),
+    (
+        "Clustering",
+        &[
+            flag(
+                None,
+                "clustering",
+                "",
+                "Enable clustering",
+                None,
+                Action::Switch(Clustering, "enabled", "true"),
+            ),
+            flag(
+                None,
+                "clustering-bind",
+                "ADDR",
+                "Listen for clustering followers on this address",
+                Some("127.0.0.1"),
+                Action::Set(&[(Clustering, "bind")]),
+            ),
+            flag(
+                None,
+                "clustering-port",
+                "PORT",
+                "Listen for clustering followers on this port",
+                Some("5679"),
+                Action::Set(&[(Clustering, "port")]),
+            ),
+            flag(
+                None,
+                "clustering-etcd-endpoints",
+                "URIS",
+                "Comma-separated etcd host:port pairs",
+                Some("localhost:2379"),
+                Action::Set(&[(Clustering, "etcd_endpoints")]),
+            ),
+            flag(
+                None,
+                "clustering-etcd-prefix",
+                "KEY",
+                "Key prefix used in etcd",
+                Some("ringmq"),
+                Action::Set(&[(Clustering, "etcd_prefix")]),
+            ),
+            flag(
+                None,
+                "clustering-advertised-uri",
+                "URI",
+                "URI followers use to reach this node (default: tcp://HOSTNAME:PORT)",
+                None,
+                Action::Set(&[(Clustering, "advertised_uri")]),
+            ),
+        ],
+    ),
+    (
+        "Miscellaneous",
+        &[
+            flag(Some('v'), "version", "", "Show version", None, Action::Version),
+            flag(Some('h'), "help", "", "Show this help", None, Action::Help),
+        ],
+    ),
+];
+
+pub(crate) fn all() -> impl Iterator<Item = &'static Flag> {
+    FLAGS.iter().flat_map(|(_, flags)| flags.iter())
+}
+
+/// One flag as written, with its value if it takes one.
+#[derive(Debug)]
+pub(crate) struct Given {
+    pub flag: &'static Flag,
+    /// How the user spelled it, for error messages (`-p` or `--amqp-port`).
+    pub spelled: String,
+    pub value: Option<String>,
+}
+
+/// Why the arguments could not be split into flags.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TokenError {
+    Unknown(String),
+    MissingValue(String),
+    UnexpectedValue(String),
+}
+
+/// Splits the arguments into flags and values without applying anything, so that
+/// `--help` and `-c` can be acted on before the config file is read. Accepts
+/// `--long=V`, `--long V`, `-sV` and `-s V`, as Crystal's OptionParser does.
+pub(crate) fn tokenize<I: IntoIterator<Item = String>>(args: I) -> Result<Vec<Given>, TokenError> {
+    let mut args = args.into_iter();
+    let mut out = Vec::new();
+    while let Some(arg) = args.next() {
+        let (flag, spelled, inline) = if let Some(long) = arg.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_owned())),
+                None => (long, None),
+            };
+            let flag = all()
+                .find(|f| f.long == name)
+                .ok_or_else(|| TokenError::Unknown(arg.clone()))?;
+            (flag, format!("--{name}"), inline)
+        } else if let Some(short) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
+            let mut chars = short.chars();
+            let c = chars.next().unwrap_or_default();
+            let rest = chars.as_str();
+            let flag = all()
+                .find(|f| f.short == Some(c))
+                .ok_or_else(|| TokenError::Unknown(arg.clone()))?;
+            (
+                flag,
+                format!("-{c}"),
+                (!rest.is_empty()).then(|| rest.trim_start_matches('=').to_owned()),
+            )
+        } else {
+            // The broker takes no positional arguments; a stray word is most likely a
+            // flag value that lost its flag, so say so rather than ignore it.
+            return Err(TokenError::Unknown(arg));
+        };
+        let takes_value = !flag.metavar.is_empty();
+        let value = match (takes_value, inline) {
+            (true, Some(v)) => Some(v),
+            (true, None) => Some(args.next().ok_or_else(|| TokenError::MissingValue(spelled.clone()))?),
+            (false, Some(_)) => return Err(TokenError::UnexpectedValue(spelled)),
+            (false, None) => None,
+        };
+        out.push(Given { flag, spelled, value });
+    }
+    Ok(out)
+}
+
+/// The `--help` text.
+pub(crate) fn help_text() -> String {
+    let mut out = String::from("Usage: ringmq -D DIR [options]\n");
+    for (group, flags) in FLAGS {
+        out.push_str(&format!("\n{group}:\n"));
+        for f in *flags {
+            let mut names = match f.short {
+                Some(c) => format!("-{c}, --{}", f.long),
+                None => format!("    --{}", f.long),
+            };
+            if !f.metavar.is_empty() {
+                names.push('=');
+                names.push_str(f.metavar);
+            }
+            let default = f.default.map(|d| format!(" (default: {d})")).unwrap_or_default();
+            out.push_str(&format!("  {names:<40} {}{default}\n", f.help));
+        }
+    }
+    out
+}

@@ -1,0 +1,403 @@
+use std::io::Write;
+
+use super::*;
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn parse(list: &[&str]) -> Result<Config, ConfigError> {
+    Config::from_args(args(list))
+}
+
+/// A temporary config file holding `text`; kept alive by the returned handle.
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+#[test]
+fn data_dir_alone_gives_the_defaults() {
+    let cfg = parse(&["-D", "/tmp/d"]).unwrap();
+    let mut expected = Config::default();
+    expected.main.data_dir = "/tmp/d".into();
+    assert_eq!(cfg, expected);
+
+    assert_eq!(cfg.main.log_level, LogLevel::Info);
+    assert_eq!(cfg.main.segment_bytes, 8 << 20);
+    assert_eq!(cfg.main.free_disk_min_bytes, 0);
+    assert_eq!(cfg.main.free_disk_min_effective_bytes(), 16 << 20);
+    assert!(cfg.main.sync);
+    assert_eq!(cfg.main.io, IoBackend::Auto);
+    assert_eq!(cfg.main.shards, 1);
+    assert_eq!(cfg.main.default_user, "guest");
+    assert_eq!(cfg.main.default_password, DefaultPassword::Plain("guest".into()));
+    assert!(cfg.main.default_user_only_loopback);
+    assert_eq!(cfg.amqp.bind, "127.0.0.1");
+    assert_eq!(cfg.amqp.port, 5672);
+    assert_eq!(cfg.amqp.tls_port, None);
+    assert_eq!(cfg.amqp.heartbeat_secs, 60);
+    assert_eq!(cfg.amqp.frame_max_bytes, 131_072);
+    assert_eq!(cfg.amqp.channel_max, 2048);
+    assert_eq!(cfg.amqp.max_message_bytes, 128 << 20);
+    assert_eq!(cfg.amqp.max_connections, 65_535);
+    assert_eq!(cfg.amqp.max_consumers_per_channel, None);
+    assert!(cfg.amqp.tcp_nodelay);
+    assert_eq!(cfg.mgmt.bind, "127.0.0.1");
+    assert_eq!(cfg.mgmt.port, Some(15672));
+    assert_eq!(cfg.mgmt.tls_port, None);
+    assert!(!cfg.clustering.enabled);
+    assert_eq!(cfg.clustering.port, 5679);
+    assert_eq!(cfg.clustering.etcd_endpoints, vec!["localhost:2379".to_string()]);
+    assert_eq!(cfg.clustering.advertised_uri, None);
+    assert!(cfg.warnings.is_empty());
+}
+
+#[test]
+fn missing_data_dir_is_an_error() {
+    let err = parse(&[]).unwrap_err();
+    assert!(matches!(err, ConfigError::MissingDataDir), "{err:?}");
+    assert!(err.to_string().contains("-D/--data-dir"));
+    assert_eq!(err.exit_code(), 2);
+}
+
+const LAVINMQ_STYLE: &str = "\
+# a lavinmq.ini
+[main]
+data_dir = /var/lib/x
+log_level = debug
+segment_size = 33554432
+free_disk_min = 1GiB
+tcp_nodelay = false
+default_user = admin
+default_password_hash = +pHuxkR9fCyrrwXjOD4BP4XbzO3l8LJr8YkThMgJ0yVHFRE+
+stats_interval = 5000
+sync = false
+io = epoll
+shards = 2
+
+[amqp]
+bind = 0.0.0.0
+port = 5673
+heartbeat = 30
+frame_max = 65536
+channel_max = 100
+max_message_size = 1048576
+max_consumers_per_channel = 10
+max_connections = 1000
+
+[mgmt]
+bind = 0.0.0.0
+port = -1
+
+[mqtt]
+port = 1883
+
+[clustering]
+enabled = true
+bind = 10.0.0.1
+port = 5680
+etcd_endpoints = a:2379, b:2379
+advertised_uri = tcp://node1:5680
+";
+
+#[test]
+fn file_is_parsed() {
+    let f = file(LAVINMQ_STYLE);
+    let cfg = parse(&["-c", f.path().to_str().unwrap()]).unwrap();
+    assert_eq!(cfg.main.data_dir, PathBuf::from("/var/lib/x"));
+    assert_eq!(cfg.main.log_level, LogLevel::Debug);
+    assert_eq!(cfg.main.segment_bytes, 32 << 20);
+    assert_eq!(cfg.main.free_disk_min_bytes, 1 << 30);
+    assert_eq!(cfg.main.free_disk_min_effective_bytes(), 1 << 30);
+    assert!(!cfg.amqp.tcp_nodelay);
+    assert_eq!(cfg.main.default_user, "admin");
+    assert!(matches!(cfg.main.default_password, DefaultPassword::Hash(ref h) if h.starts_with("+pHux")));
+    assert!(!cfg.main.sync);
+    assert_eq!(cfg.main.io, IoBackend::Epoll);
+    assert_eq!(cfg.main.shards, 2);
+    assert_eq!(cfg.amqp.bind, "0.0.0.0");
+    assert_eq!(cfg.amqp.port, 5673);
+    assert_eq!(cfg.amqp.heartbeat_secs, 30);
+    assert_eq!(cfg.amqp.frame_max_bytes, 65536);
+    assert_eq!(cfg.amqp.channel_max, 100);
+    assert_eq!(cfg.amqp.max_message_bytes, 1 << 20);
+    assert_eq!(cfg.amqp.max_consumers_per_channel, NonZeroU32::new(10));
+    assert_eq!(cfg.amqp.max_connections, 1000);
+    assert_eq!(cfg.mgmt.bind, "0.0.0.0");
+    assert_eq!(cfg.mgmt.port, None);
+    assert!(cfg.clustering.enabled);
+    assert_eq!(cfg.clustering.bind, "10.0.0.1");
+    assert_eq!(cfg.clustering.port, 5680);
+    assert_eq!(
+        cfg.clustering.etcd_endpoints,
+        vec!["a:2379".to_string(), "b:2379".to_string()]
+    );
+    assert_eq!(cfg.clustering.advertised_uri.as_deref(), Some("tcp://node1:5680"));
+    // stats_interval is LavinMQ's but not ours; [mqtt] is skipped as a whole.
+    assert_eq!(cfg.warnings.len(), 2, "{:?}", cfg.warnings);
+    assert!(
+        cfg.warnings[0].contains(":10: unknown key stats_interval in [main]"),
+        "{:?}",
+        cfg.warnings
+    );
+    assert!(cfg.warnings[1].contains("[mqtt]"), "{:?}", cfg.warnings);
+}
+
+#[test]
+fn flags_override_the_file_whatever_their_position() {
+    let f = file(LAVINMQ_STYLE);
+    let path = f.path().to_str().unwrap();
+    let cfg = parse(&[
+        "-p",
+        "6000",
+        "-c",
+        path,
+        "-D",
+        "/other",
+        "--heartbeat=0",
+        "--http-port",
+        "8080",
+    ])
+    .unwrap();
+    assert_eq!(cfg.amqp.port, 6000);
+    assert_eq!(cfg.main.data_dir, PathBuf::from("/other"));
+    assert_eq!(cfg.amqp.heartbeat_secs, 0);
+    assert_eq!(cfg.mgmt.port, Some(8080));
+    // Untouched by flags: still from the file.
+    assert_eq!(cfg.amqp.frame_max_bytes, 65536);
+}
+
+#[test]
+fn bind_sets_amqp_and_http_and_the_specific_flags_win_when_later() {
+    let cfg = parse(&["-D", "d", "-b", "0.0.0.0", "--http-bind", "::1"]).unwrap();
+    assert_eq!(cfg.amqp.bind, "0.0.0.0");
+    assert_eq!(cfg.mgmt.bind, "::1");
+}
+
+#[test]
+fn bad_value_in_the_file_names_file_line_and_key() {
+    let f = file("[main]\ndata_dir = /d\n\n[amqp]\nframe_max = 1000\n");
+    let err = parse(&["-c", f.path().to_str().unwrap()]).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            err,
+            ConfigError::BadFileValue {
+                line: 5,
+                section: "amqp",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(msg.contains(&format!("{}:5:", f.path().display())), "{msg}");
+    assert!(
+        msg.contains("frame_max") && msg.contains("\"1000\"") && msg.contains("4096"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn file_errors() {
+    let syntax = file("[main]\ndata_dir /d\n");
+    let err = parse(&["-c", syntax.path().to_str().unwrap()]).unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax { line: 2, .. }), "{err:?}");
+
+    let section = file("[main]\ndata_dir = /d\n[ampq]\nport = 1\n");
+    let err = parse(&["-c", section.path().to_str().unwrap()]).unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax { line: 3, .. }), "{err:?}");
+    assert!(err.to_string().contains("[ampq]"));
+
+    let err = parse(&["-c", "/nonexistent/ringmq.ini"]).unwrap_err();
+    assert!(matches!(err, ConfigError::ReadFile { .. }), "{err:?}");
+    assert!(err.to_string().contains("/nonexistent/ringmq.ini"));
+}
+
+#[test]
+fn data_dir_from_the_file_is_enough() {
+    let f = file("[main]\ndata_dir = /from/file\n");
+    let cfg = parse(&["--config", f.path().to_str().unwrap()]).unwrap();
+    assert_eq!(cfg.main.data_dir, PathBuf::from("/from/file"));
+}
+
+#[test]
+fn every_flag_parses() {
+    let cfg = parse(&[
+        "--data-dir=/d",
+        "--log-level",
+        "trace",
+        "--segment-size=16MiB",
+        "--free-disk-min=100",
+        "--no-sync",
+        "--io=uring",
+        "--shards=4",
+        "--default-user=u",
+        "--default-password=p",
+        "--default-user-only-loopback=false",
+        "--cert=/c.pem",
+        "--key=/k.pem",
+        "--amqp-bind=10.0.0.2",
+        "--amqp-port=0",
+        "--amqps-port=5671",
+        "--http-bind=10.0.0.3",
+        "--http-port=-1",
+        "--https-port=15671",
+        "--heartbeat=10",
+        "--frame-max=4096",
+        "--channel-max=65535",
+        "--max-message-size=512MiB",
+        "--max-connections=10",
+        "--max-consumers-per-channel=3",
+        "--tcp-nodelay=no",
+        "--clustering",
+        "--clustering-bind=10.0.0.4",
+        "--clustering-port=5000",
+        "--clustering-etcd-endpoints=e1:1,e2:2",
+        "--clustering-etcd-prefix=p",
+        "--clustering-advertised-uri=tcp://me:5000",
+    ])
+    .unwrap();
+    let m = &cfg.main;
+    assert_eq!(m.data_dir, PathBuf::from("/d"));
+    assert_eq!(m.log_level, LogLevel::Trace);
+    assert_eq!(m.segment_bytes, 16 << 20);
+    assert_eq!(m.free_disk_min_bytes, 100);
+    assert!(!m.sync);
+    assert_eq!(m.io, IoBackend::Uring);
+    assert_eq!(m.shards, 4);
+    assert_eq!(m.default_user, "u");
+    assert_eq!(m.default_password, DefaultPassword::Plain("p".into()));
+    assert!(!m.default_user_only_loopback);
+    assert_eq!(m.tls_cert_path.as_deref(), Some(Path::new("/c.pem")));
+    assert_eq!(m.tls_key_path.as_deref(), Some(Path::new("/k.pem")));
+    let a = &cfg.amqp;
+    assert_eq!((a.bind.as_str(), a.port, a.tls_port), ("10.0.0.2", 0, Some(5671)));
+    assert_eq!(a.heartbeat_secs, 10);
+    assert_eq!(a.frame_max_bytes, 4096);
+    assert_eq!(a.channel_max, 65535);
+    assert_eq!(a.max_message_bytes, 512 << 20);
+    assert_eq!(a.max_connections, 10);
+    assert_eq!(a.max_consumers_per_channel, NonZeroU32::new(3));
+    assert!(!a.tcp_nodelay);
+    assert_eq!(
+        (cfg.mgmt.bind.as_str(), cfg.mgmt.port, cfg.mgmt.tls_port),
+        ("10.0.0.3", None, Some(15671))
+    );
+    let c = &cfg.clustering;
+    assert!(c.enabled);
+    assert_eq!((c.bind.as_str(), c.port), ("10.0.0.4", 5000));
+    assert_eq!(c.etcd_endpoints, vec!["e1:1".to_string(), "e2:2".to_string()]);
+    assert_eq!(c.etcd_prefix, "p");
+    assert_eq!(c.advertised_uri.as_deref(), Some("tcp://me:5000"));
+}
+
+#[test]
+fn short_flags_and_their_spellings() {
+    let cfg = parse(&["-D/d", "-p", "1234", "-b=0.0.0.0", "-d"]).unwrap();
+    assert_eq!(cfg.main.data_dir, PathBuf::from("/d"));
+    assert_eq!(cfg.amqp.port, 1234);
+    assert_eq!(cfg.amqp.bind, "0.0.0.0");
+    assert_eq!(cfg.main.log_level, LogLevel::Debug);
+    let cfg = parse(&["-D", "/d", "-l", "warn", "--default-password-hash", "h"]).unwrap();
+    assert_eq!(cfg.main.log_level, LogLevel::Warn);
+    assert_eq!(cfg.main.default_password, DefaultPassword::Hash("h".into()));
+}
+
+#[test]
+fn flag_errors() {
+    let err = parse(&["-D", "/d", "--nope"]).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::UnknownFlag(ref f) if f == "--nope"),
+        "{err:?}"
+    );
+    let err = parse(&["-D", "/d", "stray"]).unwrap_err();
+    assert!(matches!(err, ConfigError::UnknownFlag(_)), "{err:?}");
+    let err = parse(&["-D"]).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::MissingFlagValue(ref f) if f == "-D"),
+        "{err:?}"
+    );
+    let err = parse(&["-D", "/d", "--no-sync=1"]).unwrap_err();
+    assert!(matches!(err, ConfigError::UnexpectedFlagValue(_)), "{err:?}");
+    let err = parse(&["-D", "/d", "-p", "70000"]).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::BadFlagValue { ref flag, .. } if flag == "-p"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("70000"));
+}
+
+#[test]
+fn values_out_of_range_are_rejected() {
+    for bad in [
+        &["--frame-max=4095"][..],
+        &["--channel-max=0"],
+        &["--channel-max=65536"],
+        &["--log-level=loud"],
+        &["--io=kqueue"],
+        &["--shards=0"],
+        &["--max-connections=0"],
+        &["--max-message-size=513MiB"],
+        &["--segment-size=100"],
+        &["--tcp-nodelay=maybe"],
+        &["--amqps-port=-2"],
+        &["--clustering-etcd-endpoints=,"],
+        &["--default-user="],
+    ] {
+        let mut list = vec!["-D", "/d"];
+        list.extend_from_slice(bad);
+        let err = parse(&list).unwrap_err();
+        assert!(matches!(err, ConfigError::BadFlagValue { .. }), "{bad:?}: {err:?}");
+    }
+}
+
+#[test]
+fn settings_that_do_not_fit_together() {
+    let err = parse(&["-D", "/d", "--amqps-port=5671"]).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Invalid(ref m) if m.contains("tls_cert")),
+        "{err:?}"
+    );
+    let err = parse(&["-D", "/d", "--http-port=5672"]).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Invalid(ref m) if m.contains("amqp and http")),
+        "{err:?}"
+    );
+    // Different addresses, or port 0, do not collide.
+    parse(&["-D", "/d", "--http-port=5672", "--http-bind=127.0.0.2"]).unwrap();
+    parse(&["-D", "/d", "-p", "0", "--http-port=0"]).unwrap();
+}
+
+#[test]
+fn help_and_version_win_over_everything() {
+    let err = parse(&["--nonsense-later-is-still-an-error"]).unwrap_err();
+    assert!(matches!(err, ConfigError::UnknownFlag(_)));
+    let err = parse(&["-c", "/nonexistent", "--help"]).unwrap_err();
+    assert!(matches!(err, ConfigError::HelpRequested));
+    assert_eq!(err.exit_code(), 0);
+    let help = err.to_string();
+    for f in flags::all() {
+        assert!(help.contains(&format!("--{}", f.long)), "help lacks --{}", f.long);
+    }
+    let err = parse(&["-v"]).unwrap_err();
+    assert!(matches!(err, ConfigError::VersionRequested));
+    assert_eq!(err.to_string(), format!("ringmq {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn help_defaults_are_the_real_defaults() {
+    let base = parse(&["-D", "/d"]).unwrap();
+    for f in flags::all() {
+        let Some(default) = f.default else { continue };
+        let cfg = parse(&["-D", "/d", &format!("--{}={default}", f.long)]).unwrap();
+        assert_eq!(cfg, base, "--help says --{} defaults to {default}", f.long);
+    }
+}
+
+#[test]
+fn passwords_are_not_debug_printed() {
+    let cfg = parse(&["-D", "/d", "--default-password=s3cret"]).unwrap();
+    assert!(!format!("{cfg:?}").contains("s3cret"));
+}
