@@ -15,9 +15,9 @@
 
 pub mod args;
 pub mod client;
-// pub mod compare;
+pub mod compare;
 pub mod latency;
-// pub mod ops;
+pub mod ops;
 pub mod server;
 pub mod stats;
 pub mod tasks;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use ringmq_perf::args::{self, Command};
-use ringmq_perf::{latency, server, throughput};
+use ringmq_perf::{compare, latency, ops, server, throughput};
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -27,7 +27,8 @@ fn main() -> ExitCode {
         Command::Latency(c, t) => latency::run(&c, &t),
         Command::Sink(s) => server::run(&s, false),
         Command::Source(s) => server::run(&s, true),
-        _ => Err("not yet".to_string()),
+        Command::Ops(name, c, o) => ops::run(&name, &c, &o),
+        Command::Compare(c, o) => compare::run(&c, &o),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
