@@ -1,47 +1,64 @@
-//! `ringmq`: the broker binary. `ringmq -D DIR` is all it takes.
+//! `ringmq`: the broker binary. `ringmq -D DIR` is all it takes; see `--help`.
 
 use std::process::ExitCode;
 
+use ringmq::config::{Config, DefaultPassword};
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut data_dir = None;
-    let mut port = 5672u16;
-    let mut bind = "127.0.0.1".to_string();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "-D" | "--data-dir" => data_dir = it.next().cloned(),
-            "--amqp-port" | "-p" => port = it.next().and_then(|p| p.parse().ok()).unwrap_or(5672),
-            "-b" | "--bind" => bind = it.next().cloned().unwrap_or(bind),
-            _ => {}
+    let cfg = match Config::from_args(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(e) if e.exit_code() == 0 => {
+            println!("{e}");
+            return ExitCode::SUCCESS;
         }
-    }
-    tracing_subscriber::fmt().with_env_filter("info").init();
-    let Some(data_dir) = data_dir else {
-        eprintln!("ringmq: -D/--data-dir is required");
-        return ExitCode::from(2);
+        Err(e) => {
+            eprintln!("ringmq: {e}");
+            return ExitCode::from(e.exit_code());
+        }
     };
-    let data_dir_for_listen = data_dir.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(cfg.main.log_level.as_str()))
+        .init();
+    for w in &cfg.warnings {
+        tracing::warn!("config: {w}");
+    }
+    let password = match &cfg.main.default_password {
+        DefaultPassword::Plain(p) => p.clone(),
+        DefaultPassword::Hash(_) => {
+            eprintln!("ringmq: --default-password-hash is not supported yet; give --default-password");
+            return ExitCode::from(2);
+        }
+    };
     let core = ringmq::core::CoreConfig {
-        data_dir: data_dir.into(),
-        frame_max: 131072,
-        channel_max: 2048,
-        heartbeat_secs: 60,
-        max_message_bytes: 128 << 20,
-        store: Default::default(),
-        sync: true,
+        data_dir: cfg.main.data_dir.clone(),
+        frame_max: cfg.amqp.frame_max_bytes,
+        channel_max: cfg.amqp.channel_max,
+        heartbeat_secs: cfg.amqp.heartbeat_secs,
+        max_message_bytes: cfg.amqp.max_message_bytes,
+        store: ringmq_store::StoreConfig {
+            segment_bytes: cfg.main.segment_bytes,
+            ..Default::default()
+        },
+        sync: cfg.main.sync,
+        default_user: (
+            cfg.main.default_user.clone(),
+            password,
+            cfg.main.default_user_only_loopback,
+        ),
     };
     let listen = ringmq::io::ListenConfig {
-        bind,
-        amqp_port: port,
-        tcp_nodelay: true,
-        max_connections: 65_535,
-        data_dir: std::path::PathBuf::from(&data_dir_for_listen),
-        free_disk_min_bytes: 2 * 8 * 1024 * 1024,
+        bind: cfg.amqp.bind.clone(),
+        amqp_port: cfg.amqp.port,
+        tcp_nodelay: cfg.amqp.tcp_nodelay,
+        max_connections: cfg.amqp.max_connections as usize,
+        data_dir: cfg.main.data_dir.clone(),
+        free_disk_min_bytes: cfg.main.free_disk_min_effective_bytes(),
     };
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %cfg.main.data_dir.display(), "starting ringmq");
     match ringmq::io::run(core, listen) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            tracing::error!("{e}");
             eprintln!("ringmq: {e}");
             ExitCode::FAILURE
         }

@@ -27,13 +27,18 @@ pub struct Users {
 impl Users {
     /// The default table: `guest`/`guest`, loopback only.
     pub fn with_default_guest() -> Self {
+        Self::with_default_user("guest", "guest", true)
+    }
+
+    /// A table with one user, the configured default one.
+    pub fn with_default_user(name: &str, password: &str, loopback_only: bool) -> Self {
         let mut u = Users::default();
         u.users.insert(
-            "guest".into(),
+            name.to_owned(),
             User {
-                name: "guest".into(),
-                password: "guest".into(),
-                loopback_only: true,
+                name: name.to_owned(),
+                password: password.to_owned(),
+                loopback_only,
             },
         );
         u

@@ -47,6 +47,8 @@ pub struct CoreConfig {
     pub store: StoreConfig,
     /// false = `--no-sync`: confirm without waiting for fsync.
     pub sync: bool,
+    /// The user created at start (RabbitMQ's guest): name, password, loopback only.
+    pub default_user: (String, String, bool),
 }
 
 /// A client error, by scope: closes the channel or the whole connection.
@@ -99,9 +101,10 @@ impl Broker {
     /// Opens the data directory and recovers durable state.
     pub fn open(config: CoreConfig, seed: u64) -> std::io::Result<Broker> {
         std::fs::create_dir_all(&config.data_dir)?;
+        let users = Users::with_default_user(&config.default_user.0, &config.default_user.1, config.default_user.2);
         let mut b = Broker {
             config,
-            users: Users::with_default_guest(),
+            users,
             vhosts: HashMap::new(),
             conns: HashMap::new(),
             next_conn_id: 1,

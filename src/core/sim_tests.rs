@@ -59,6 +59,7 @@ impl Sim {
                 ..Default::default()
             },
             sync: false,
+            default_user: ("guest".into(), "guest".into(), true),
         };
         Sim {
             seed,

@@ -1,0 +1,237 @@
+//! The one table that validates queue arguments and turns them into settings.
+//!
+//! Every `x-*` queue argument RabbitMQ and LavinMQ accept is listed once here,
+//! with its type and range. Declaring a queue with a bad value is a 406
+//! PRECONDITION_FAILED whose text follows RabbitMQ's
+//! (`invalid arg 'x-message-ttl' for queue 'q' in vhost '/': {value_negative,-1}`).
+//! Policies (a later issue) produce the same [`QueueSettings`], so the broker reads
+//! effective settings from one place.
+
+use ringmq_codec::{FieldTable, FieldValue};
+
+/// What to do when a length limit is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Drop (or dead-letter) from the head to make room (RabbitMQ's default).
+    #[default]
+    DropHead,
+    /// Refuse the new message: basic.nack to confirming publishers.
+    RejectPublish,
+    /// Refuse and dead-letter the new message.
+    RejectPublishDlx,
+}
+
+/// Effective settings of a queue, from its arguments.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueSettings {
+    pub message_ttl_ms: Option<u64>,
+    pub expires_ms: Option<u64>,
+    pub max_length: Option<u64>,
+    pub max_length_bytes: Option<u64>,
+    pub overflow: Overflow,
+    pub dead_letter_exchange: Option<String>,
+    pub dead_letter_routing_key: Option<String>,
+    pub max_priority: Option<u8>,
+    pub single_active_consumer: bool,
+    pub delivery_limit: Option<u64>,
+    pub consumer_timeout_ms: Option<u64>,
+}
+
+/// The largest priority a queue may have, as RabbitMQ allows.
+pub const MAX_PRIORITY_MAX: i64 = 255;
+/// TTLs and expiry are u32 milliseconds in RabbitMQ (about 49 days).
+pub const TTL_MS_MAX: i64 = u32::MAX as i64;
+
+enum Kind {
+    /// Non-negative integer up to the bound.
+    UInt {
+        max: i64,
+        min: i64,
+    },
+    Str,
+    Bool,
+    OneOf(&'static [&'static str]),
+}
+
+/// (name, kind). Anything not listed is accepted and ignored, as RabbitMQ does
+/// for unknown `x-` arguments (plugins may use them).
+const TABLE: &[(&str, Kind)] = &[
+    (
+        "x-message-ttl",
+        Kind::UInt {
+            min: 0,
+            max: TTL_MS_MAX,
+        },
+    ),
+    (
+        "x-expires",
+        Kind::UInt {
+            min: 1,
+            max: TTL_MS_MAX,
+        },
+    ),
+    ("x-max-length", Kind::UInt { min: 0, max: i64::MAX }),
+    ("x-max-length-bytes", Kind::UInt { min: 0, max: i64::MAX }),
+    (
+        "x-overflow",
+        Kind::OneOf(&["drop-head", "reject-publish", "reject-publish-dlx"]),
+    ),
+    ("x-dead-letter-exchange", Kind::Str),
+    ("x-dead-letter-routing-key", Kind::Str),
+    (
+        "x-max-priority",
+        Kind::UInt {
+            min: 0,
+            max: MAX_PRIORITY_MAX,
+        },
+    ),
+    ("x-single-active-consumer", Kind::Bool),
+    ("x-delivery-limit", Kind::UInt { min: 0, max: i64::MAX }),
+    ("x-consumer-timeout", Kind::UInt { min: 1, max: i64::MAX }),
+    ("x-queue-type", Kind::OneOf(&["classic", "quorum", "stream"])),
+    ("x-queue-mode", Kind::OneOf(&["default", "lazy"])),
+];
+
+fn erl_type(v: &FieldValue) -> &'static str {
+    match v {
+        FieldValue::Bool(_) => "bool",
+        FieldValue::LongString(_) => "longstr",
+        FieldValue::F32(_) => "float",
+        FieldValue::F64(_) => "double",
+        FieldValue::Table(_) => "table",
+        FieldValue::Array(_) => "array",
+        FieldValue::Void => "void",
+        FieldValue::ByteArray(_) => "binary",
+        FieldValue::Timestamp(_) => "timestamp",
+        FieldValue::Decimal { .. } => "decimal",
+        _ => "long",
+    }
+}
+
+/// Validates the arguments and returns the settings; `Err` is the detail part of
+/// RabbitMQ's message, e.g. `invalid arg 'x-max-priority' ...: {value_too_large,256,255}`.
+pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueSettings, String> {
+    for (name, kind) in TABLE {
+        let Some(v) = args.get(name) else { continue };
+        let bad = |detail: String| {
+            Err(format!(
+                "invalid arg '{name}' for queue '{queue}' in vhost '{vhost}': {detail}"
+            ))
+        };
+        match kind {
+            Kind::UInt { min, max } => match v.as_i64() {
+                None => return bad(format!("{{unacceptable_type,{}}}", erl_type(v))),
+                Some(n) if n < 0 => return bad(format!("{{value_negative,{n}}}")),
+                Some(n) if n < *min => return bad(format!("{{value_zero,{n}}}")),
+                Some(n) if n > *max => return bad(format!("{{value_too_large,{n},{max}}}")),
+                Some(_) => {}
+            },
+            Kind::Str => {
+                if v.as_str().is_none() {
+                    return bad(format!("{{unacceptable_type,{}}}", erl_type(v)));
+                }
+            }
+            Kind::Bool => {
+                if !matches!(v, FieldValue::Bool(_)) {
+                    return bad(format!("{{unacceptable_type,{}}}", erl_type(v)));
+                }
+            }
+            Kind::OneOf(allowed) => match v.as_str() {
+                None => return bad(format!("{{unacceptable_type,{}}}", erl_type(v))),
+                Some(s) if !allowed.contains(&s) => return bad(format!("{{invalid_value,<<\"{s}\">>}}")),
+                Some(_) => {}
+            },
+        }
+    }
+    if args
+        .get("x-queue-type")
+        .and_then(|v| v.as_str())
+        .is_some_and(|t| t != "classic")
+    {
+        let t = args.get("x-queue-type").and_then(|v| v.as_str()).unwrap_or_default();
+        return Err(format!(
+            "invalid arg 'x-queue-type' for queue '{queue}' in vhost '{vhost}': queue type '{t}' is not supported yet"
+        ));
+    }
+    let u = |k: &str| args.get(k).and_then(|v| v.as_i64()).map(|n| n as u64);
+    let s = |k: &str| args.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    Ok(QueueSettings {
+        message_ttl_ms: u("x-message-ttl"),
+        expires_ms: u("x-expires"),
+        max_length: u("x-max-length"),
+        max_length_bytes: u("x-max-length-bytes"),
+        overflow: match args.get("x-overflow").and_then(|v| v.as_str()) {
+            Some("reject-publish") => Overflow::RejectPublish,
+            Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
+            _ => Overflow::DropHead,
+        },
+        dead_letter_exchange: s("x-dead-letter-exchange"),
+        dead_letter_routing_key: s("x-dead-letter-routing-key"),
+        max_priority: u("x-max-priority").map(|p| p as u8),
+        single_active_consumer: matches!(args.get("x-single-active-consumer"), Some(FieldValue::Bool(true))),
+        delivery_limit: u("x-delivery-limit"),
+        consumer_timeout_ms: u("x-consumer-timeout"),
+    })
+}
+
+/// Parses a per-message `expiration` property: a non-negative integer of
+/// milliseconds, as text. RabbitMQ rejects anything else with 406.
+pub fn parse_expiration(s: &str) -> Result<u64, String> {
+    s.parse::<u64>()
+        .ok()
+        .filter(|_| !s.starts_with('+'))
+        .ok_or_else(|| format!("invalid expiration '{s}': {{value_negative_or_not_an_integer}}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(k: &str, v: FieldValue) -> FieldTable {
+        [(k, v)].into_iter().collect()
+    }
+
+    #[test]
+    fn good_arguments_become_settings() {
+        let mut a = FieldTable::new();
+        a.insert("x-message-ttl", FieldValue::I32(1000));
+        a.insert("x-max-length", FieldValue::I64(10));
+        a.insert("x-overflow", "reject-publish");
+        a.insert("x-dead-letter-exchange", "dlx");
+        a.insert("x-max-priority", FieldValue::U8(10));
+        a.insert("x-single-active-consumer", true);
+        let s = parse(&a, "q", "/").unwrap();
+        assert_eq!(s.message_ttl_ms, Some(1000));
+        assert_eq!(s.max_length, Some(10));
+        assert_eq!(s.overflow, Overflow::RejectPublish);
+        assert_eq!(s.dead_letter_exchange.as_deref(), Some("dlx"));
+        assert_eq!(s.max_priority, Some(10));
+        assert!(s.single_active_consumer);
+    }
+
+    #[test]
+    fn bad_arguments_say_why() {
+        let e = parse(&t("x-message-ttl", FieldValue::I32(-1)), "q", "/").unwrap_err();
+        assert_eq!(
+            e,
+            "invalid arg 'x-message-ttl' for queue 'q' in vhost '/': {value_negative,-1}"
+        );
+        let e = parse(&t("x-max-priority", FieldValue::I32(256)), "q", "/").unwrap_err();
+        assert!(e.ends_with("{value_too_large,256,255}"), "{e}");
+        let e = parse(&t("x-expires", FieldValue::I32(0)), "q", "/").unwrap_err();
+        assert!(e.ends_with("{value_zero,0}"), "{e}");
+        let e = parse(&t("x-message-ttl", FieldValue::from("10")), "q", "/").unwrap_err();
+        assert!(e.ends_with("{unacceptable_type,longstr}"), "{e}");
+        let e = parse(&t("x-overflow", FieldValue::from("nope")), "q", "/").unwrap_err();
+        assert!(e.contains("invalid_value"), "{e}");
+    }
+
+    #[test]
+    fn expiration_property() {
+        assert_eq!(parse_expiration("0"), Ok(0));
+        assert_eq!(parse_expiration("60000"), Ok(60000));
+        assert!(parse_expiration("-1").is_err());
+        assert!(parse_expiration("abc").is_err());
+        assert!(parse_expiration("+5").is_err());
+    }
+}
