@@ -15,7 +15,14 @@ DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-2}
 PEER=../shared/peers/rabbitmq.sh
 
-cargo build --release -p ringmq --bin ringmq -p ringmq-perf >&2
+# RINGMQ_BIN=path runs that broker binary instead of building one (a known
+# build, or while the tree does not compile).
+if [ -n "${RINGMQ_BIN:-}" ]; then
+  cargo build --release -p ringmq-perf >&2
+else
+  cargo build --release -p ringmq --bin ringmq -p ringmq-perf >&2
+  RINGMQ_BIN=target/release/ringmq
+fi
 PERF=target/release/ringmqperf
 
 free_port() {
@@ -28,7 +35,7 @@ free_port() {
 
 DATA=$(mktemp -d /tmp/ringmq-bench.XXXXXX)
 PORT=$(free_port)
-target/release/ringmq -D "$DATA" --amqp-port "$PORT" > "$DATA.log" 2>&1 &
+"$RINGMQ_BIN" -D "$DATA" --amqp-port "$PORT" > "$DATA.log" 2>&1 &
 RINGMQ_PID=$!
 STARTED_RABBIT=0
 cleanup() {
@@ -85,5 +92,6 @@ Q10=(--queue-pattern 'perf-q%d' --queue-pattern-from 1 --queue-pattern-to 10)
   run "latency at 10k msgs/s" latency --rates 10000 -s 16 -z "$DURATION"
 }
 echo
+echo "broker: $RINGMQ_BIN ($(sha1sum < "$RINGMQ_BIN" | cut -c1-12), built $(date -r "$RINGMQ_BIN" '+%F %T')), tree at $(git rev-parse --short HEAD)"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r); ${DURATION} s per run, ${ROUNDS} rounds"
 echo "tool ceiling: run \`$PERF sink\` / \`$PERF source\` and the same scenarios against them"
