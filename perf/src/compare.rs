@@ -134,7 +134,10 @@ fn print_table(c: &Common, o: &Compare, names: &[String], table: &[(&str, Vec<Op
     // With --row the caller (benches/compare.sh) prints one header for all scenarios.
     if label.is_none() {
         println!("{header}");
-        println!("{}", header.split('|').skip(1).map(|_| "|").collect::<Vec<_>>().join("---"));
+        println!(
+            "{}",
+            header.split('|').skip(1).map(|_| "|").collect::<Vec<_>>().join("---")
+        );
     }
     for (m, meds) in table {
         let mut row = String::from("|");

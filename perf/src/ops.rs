@@ -50,7 +50,10 @@ pub fn run(name: &str, c: &Common, o: &Ops) -> std::result::Result<(), String> {
         });
         println!("{v}");
     } else {
-        println!("{name}: {ops} operations in {:.2} s, {ops_per_s:.0} ops/s", elapsed.as_secs_f64());
+        println!(
+            "{name}: {ops} operations in {:.2} s, {ops_per_s:.0} ops/s",
+            elapsed.as_secs_f64()
+        );
         if let (Some(b), Some(a)) = (rss_before, rss_loaded) {
             print!("broker RSS {} KiB before, {} KiB loaded", b / 1024, a / 1024);
             match per_item {

@@ -58,7 +58,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
     let mut v = values.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     let mid = v.len() / 2;
-    Some(if v.len() % 2 == 0 {
+    Some(if v.len() & 1 == 0 {
         (v[mid - 1] + v[mid]) / 2.0
     } else {
         v[mid]
