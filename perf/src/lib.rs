@@ -10,6 +10,7 @@
 //! | [`ops`] | `queue-count`, `connection-count` and the churn scenarios |
 //! | [`compare`] | the same scenario against several brokers, A B A B |
 //! | [`server`] | `sink` and `source`: a minimal broker to measure the tool itself |
+//! | [`uri`] | AMQP URI parsing |
 //! | [`tasks`] | where client tasks run (thread per client, or a worker pool) |
 #![forbid(unsafe_code)]
 
@@ -22,3 +23,4 @@ pub mod server;
 pub mod stats;
 pub mod tasks;
 pub mod throughput;
+pub mod uri;

@@ -1,0 +1,91 @@
+//! AMQP URIs: `amqp://user:pass@host:port/vhost`, percent-decoded.
+
+/// `amqp://user:pass@host:port/vhost`, the parts this tool needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uri {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub vhost: String,
+}
+
+impl Uri {
+    pub fn parse(s: &str) -> std::result::Result<Uri, String> {
+        let rest = s
+            .strip_prefix("amqp://")
+            .ok_or_else(|| format!("{s}: only amqp:// URIs are supported"))?;
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((a, r)) => (Some(a), r),
+            None => (None, rest),
+        };
+        let (user, password) = match auth {
+            Some(a) => {
+                let (u, p) = a.split_once(':').unwrap_or((a, ""));
+                (percent_decode(u)?, percent_decode(p)?)
+            }
+            None => ("guest".to_string(), "guest".to_string()),
+        };
+        let (hostport, vhost) = match rest.split_once('/') {
+            // An empty path is the default vhost "/", as in RabbitMQ's URI spec.
+            Some((hp, "")) => (hp, "/".to_string()),
+            Some((hp, v)) => (hp, percent_decode(v)?),
+            None => (rest, "/".to_string()),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("{s}: bad port {p:?}"))?),
+            None => (hostport, 5672),
+        };
+        let host = if host.is_empty() { "localhost" } else { host };
+        Ok(Uri {
+            host: host.to_string(),
+            port,
+            user,
+            password,
+            vhost,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> std::result::Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).map_err(|e| e.to_string())?;
+            let v = u8::from_str_radix(hex, 16).map_err(|_| format!("bad percent escape in {s:?}"))?;
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_parsing() {
+        let u = Uri::parse("amqp://a:b%40c@h:1234/v%2Fx").unwrap();
+        assert_eq!(
+            u,
+            Uri {
+                host: "h".into(),
+                port: 1234,
+                user: "a".into(),
+                password: "b@c".into(),
+                vhost: "v/x".into()
+            }
+        );
+        let d = Uri::parse("amqp://localhost").unwrap();
+        assert_eq!((d.port, d.user.as_str(), d.vhost.as_str()), (5672, "guest", "/"));
+        assert_eq!(Uri::parse("amqp://h:5/").unwrap().vhost, "/");
+        assert!(Uri::parse("http://h").is_err());
+        assert!(Uri::parse("amqp://h:x").is_err());
+    }
+}
