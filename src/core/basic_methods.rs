@@ -8,7 +8,6 @@ use ringmq_codec::{
     BasicGetOk, BasicProperties, BasicPublish, BasicQos, BasicQosOk, BasicRecoverOk, BasicReturn, ContentHeader,
     FieldTable, FieldValueRef, Method, ReplyCode, Table,
 };
-use ringmq_store::MessageRef;
 
 use super::broker::{channel_error, connection_error, Broker, Exception, MethodResult};
 use super::channel::{ChannelConsumer, IncomingMessage, TxAck, TxPublish, Unacked, CONSUMERS_PER_CHANNEL_MAX};
@@ -17,7 +16,9 @@ use super::direct_reply::{is_reply_address, is_reply_queue};
 use super::dispatch::{chan, precondition};
 use super::exchange_methods::no_exchange;
 use super::ids::QueueId;
+use super::lifecycle::{DeathReason, StoredMessage};
 use super::queue::ConsumerRef;
+use super::queue_args::parse_expiration;
 
 /// Routing keys a message may carry through CC and BCC headers, beyond its own.
 pub const CC_KEYS_MAX: usize = 256;
@@ -130,6 +131,7 @@ impl Broker {
             );
         }
         let vhost_name = conn.vhost.clone().expect("open");
+        self.touch_queue(&vhost_name, qid);
         self.deliver_pending.push((vhost_name, qid));
         Ok(())
     }
@@ -296,8 +298,6 @@ impl Broker {
         properties: &[u8],
         body: &[u8],
     ) -> Result<PublishOutcome, Exception> {
-        let now_ms = self.now_ms;
-        let sync_enabled = self.config.sync;
         let vhost_name = conn.vhost.clone().expect("open");
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
         match vhost.exchanges.get(exchange) {
@@ -356,31 +356,24 @@ impl Broker {
             routed: !queues.is_empty(),
             ..Default::default()
         };
-        for id in &queues {
-            let Some(q) = vhost.queues.get_mut(id) else { continue };
-            let r = q.store.append(MessageRef {
-                timestamp_ms: now_ms,
-                exchange: exchange.as_bytes(),
-                routing_key: routing_key.as_bytes(),
-                properties,
-                body,
-            });
-            match r {
-                Ok(_) => {
-                    if persistent && q.durable && sync_enabled {
-                        outcome.needs_sync = true;
-                        self.sync.mark_dirty(&vhost_name, *id);
-                    }
-                    if q.consumer_count() > 0 {
-                        self.deliver_pending.push((vhost_name.clone(), *id));
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(queue = %q.name, error = %e, "could not store message");
-                    outcome.failed = true;
-                }
+        let expiration = match props.expiration.map(parse_expiration) {
+            Some(Err(e)) => {
+                queues.clear();
+                self.route_scratch = queues;
+                return Err(precondition(e));
             }
-        }
+            Some(Ok(ms)) => Some(ms),
+            None => None,
+        };
+        let msg = StoredMessage {
+            exchange,
+            routing_key,
+            properties,
+            body,
+            persistent,
+            expiration_ms: expiration,
+        };
+        self.store_routed(&vhost_name, &queues, &msg, &mut outcome);
         queues.clear();
         self.route_scratch = queues;
         if !outcome.routed && mandatory {
@@ -392,6 +385,11 @@ impl Broker {
     pub(crate) fn basic_get(&mut self, conn: &mut Connection, channel: u16, m: BasicGet<'_>) -> MethodResult {
         let (qid, _) = self.resolve_queue(conn, channel, m.queue)?;
         let vhost_name = conn.vhost.clone().expect("open");
+        self.touch_queue(&vhost_name, qid);
+        if let Some(due) = self.expire_head(&vhost_name, qid) {
+            self.timers
+                .add(due, &vhost_name, qid, super::lifecycle::TimerKind::Head);
+        }
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
         let q = vhost.queues.get_mut(&qid).expect("resolved queue");
         let Some(pos) = q.next_ready() else {
@@ -497,14 +495,20 @@ impl Broker {
             ch.release_credit(u);
         }
         let vhost_name = conn.vhost.clone().expect("open");
-        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
         for (_, u) in taken {
-            let Some(q) = vhost.queues.get_mut(&u.queue) else {
-                continue;
-            };
             match how {
-                Settle::Ack | Settle::Discard => q.ack_position(u.position),
-                Settle::Requeue => q.requeue_position(u.position),
+                Settle::Ack => {
+                    let Some(q) = self
+                        .vhosts
+                        .get_mut(&vhost_name)
+                        .and_then(|v| v.queues.get_mut(&u.queue))
+                    else {
+                        continue;
+                    };
+                    q.ack_position(u.position);
+                }
+                Settle::Discard => self.discard_delivered(&vhost_name, u.queue, u.position, DeathReason::Rejected),
+                Settle::Requeue => self.requeue_or_limit(&vhost_name, u.queue, u.position),
             }
             self.deliver_pending.push((vhost_name.clone(), u.queue));
         }

@@ -93,6 +93,9 @@ pub struct Broker {
     pub(crate) now_ms: u64,
     pub(crate) route_scratch: Vec<QueueId>,
     disk_alarm: bool,
+    pub(crate) dead_letters: super::lifecycle::DeadLetterQueue,
+    pub(crate) expiry_pending: Vec<(Arc<str>, QueueId)>,
+    pub(crate) timers: super::lifecycle::Timers,
     /// Seed-driven generator for server-named queues and consumer tags.
     rng: u64,
 }
@@ -117,6 +120,9 @@ impl Broker {
             now_ms: 0,
             route_scratch: Vec::new(),
             disk_alarm: false,
+            dead_letters: Default::default(),
+            expiry_pending: Vec::new(),
+            timers: Default::default(),
         };
         b.open_vhost("/")?;
         Ok(b)
@@ -378,7 +384,7 @@ impl Broker {
 
     /// Whether deliveries are waiting for another turn (the per-turn bound hit).
     pub fn has_pending_work(&self) -> bool {
-        !self.deliver_pending.is_empty()
+        !self.deliver_pending.is_empty() || !self.dead_letters.is_empty() || !self.expiry_pending.is_empty()
     }
 
     /// Continues deferred work (deliveries beyond the per-turn bound).
@@ -406,6 +412,8 @@ impl Broker {
 
     fn after_input(&mut self) {
         self.apply_notices();
+        self.process_dead_letters();
+        self.run_expiry_checks();
         self.deliver();
     }
 

@@ -41,6 +41,13 @@ impl Broker {
                     })
                 });
                 let Some(idx) = pick else { break };
+                match super::lifecycle::expire_one(&vname, q, self.now_ms, &mut self.dead_letters) {
+                    super::lifecycle::HeadState::Expired => continue,
+                    super::lifecycle::HeadState::Due(t) => {
+                        self.timers.add(t, &vname, qid, super::lifecycle::TimerKind::Head)
+                    }
+                    super::lifecycle::HeadState::Live => {}
+                }
                 let Some(pos) = q.next_ready() else { break };
                 let redelivered = q.take_redelivered(pos);
                 let c = q.consumer(idx).clone();
@@ -120,13 +127,9 @@ impl Broker {
         ch.tx = None;
         let unacked = std::mem::take(&mut ch.unacked);
         let consumers: Vec<_> = ch.consumers.drain().collect();
-        if let Some(vhost) = self.vhosts.get_mut(&vhost_name) {
-            for (_, u) in unacked {
-                if let Some(q) = vhost.queues.get_mut(&u.queue) {
-                    q.requeue_position(u.position);
-                    self.deliver_pending.push((vhost_name.clone(), u.queue));
-                }
-            }
+        for (_, u) in unacked {
+            self.requeue_or_limit(&vhost_name, u.queue, u.position);
+            self.deliver_pending.push((vhost_name.clone(), u.queue));
         }
         for (tag, c) in consumers {
             self.detach_consumer(conn, channel, &tag, c.queue);

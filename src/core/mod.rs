@@ -29,7 +29,9 @@ pub mod dispatch;
 pub mod exchange;
 mod exchange_methods;
 pub mod ids;
+mod lifecycle;
 pub mod queue;
+pub mod queue_args;
 mod queue_methods;
 pub mod vhost;
 

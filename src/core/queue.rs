@@ -8,9 +8,11 @@
 use std::sync::Arc;
 
 use ringmq_codec::FieldTable;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use ringmq_store::{QueueStore, SegmentPosition};
+use ringmq_store::{MessageRef, QueueStore, SegmentPosition, StoreError};
+
+use super::queue_args::QueueSettings;
 
 use super::ids::{ConnId, QueueId};
 
@@ -42,6 +44,17 @@ pub struct Queue {
     /// Positions that were delivered and requeued: the next delivery says
     /// redelivered. Bounded by the unacked limit per channel times channels.
     redelivered: HashSet<SegmentPosition>,
+    /// Effective settings (from arguments; later also policies).
+    pub settings: QueueSettings,
+    /// Some message carried an `expiration`: the head must be checked for TTL.
+    pub may_expire: bool,
+    /// Last declare, consume, cancel or get: for x-expires.
+    pub last_used_ms: u64,
+    /// Body bytes of ready messages, tracked only when x-max-length-bytes is set
+    /// (RabbitMQ counts bodies; the store counts whole records).
+    ready_body_bytes: u64,
+    /// Redeliveries per message, only with x-delivery-limit.
+    delivery_counts: HashMap<SegmentPosition, u32>,
 }
 
 impl Queue {
@@ -66,6 +79,11 @@ impl Queue {
             consumers: Vec::new(),
             had_consumer: false,
             redelivered: HashSet::new(),
+            settings: QueueSettings::default(),
+            may_expire: false,
+            last_used_ms: 0,
+            ready_body_bytes: 0,
+            delivery_counts: HashMap::new(),
         }
     }
 
@@ -118,12 +136,20 @@ impl Queue {
 
     /// Index of the consumer that should get the next message: the first, in
     /// priority-then-rotation order, for which `has_credit` says yes.
-    pub fn pick_consumer(&self, has_credit: impl FnMut(&ConsumerRef) -> bool) -> Option<usize> {
+    pub fn pick_consumer(&self, mut has_credit: impl FnMut(&ConsumerRef) -> bool) -> Option<usize> {
+        if self.settings.single_active_consumer {
+            // Single active consumer: only the first registered (of the highest
+            // priority) gets messages; the next takes over when it goes.
+            return self.consumers.first().filter(|c| has_credit(c)).map(|_| 0);
+        }
         self.consumers.iter().position(has_credit)
     }
 
     /// Moves the consumer that just got a message to the end of its priority group.
     pub fn rotate_after_delivery(&mut self, index: usize) {
+        if self.settings.single_active_consumer {
+            return;
+        }
         let prio = self.consumers[index].priority;
         let group_end = self.consumers[index..]
             .iter()
@@ -139,12 +165,95 @@ impl Queue {
     /// Takes the next ready message and marks it in flight.
     pub fn next_ready(&mut self) -> Option<SegmentPosition> {
         match self.store.next_ready() {
-            Ok(p) => p,
+            Ok(p) => {
+                if let Some(pos) = p {
+                    self.untrack_bytes(pos);
+                }
+                p
+            }
             Err(e) => {
                 tracing::error!(queue = %self.name, error = %e, "cannot read next message");
                 None
             }
         }
+    }
+
+    fn tracks_bytes(&self) -> bool {
+        self.settings.max_length_bytes.is_some()
+    }
+
+    fn body_len(&self, pos: SegmentPosition) -> u64 {
+        self.store.read(pos).map_or(0, |v| v.body.len() as u64)
+    }
+
+    fn untrack_bytes(&mut self, pos: SegmentPosition) {
+        if self.tracks_bytes() {
+            let n = self.body_len(pos);
+            self.ready_body_bytes = self.ready_body_bytes.saturating_sub(n);
+        }
+    }
+
+    /// Appends a message (ready, at the tail).
+    pub fn append(&mut self, msg: MessageRef<'_>) -> Result<SegmentPosition, StoreError> {
+        let n = msg.body.len() as u64;
+        let pos = self.store.append(msg)?;
+        if self.tracks_bytes() {
+            self.ready_body_bytes += n;
+        }
+        Ok(pos)
+    }
+
+    /// The next ready message, without taking it.
+    pub fn peek_head(&mut self) -> Option<SegmentPosition> {
+        self.store.peek_ready().ok().flatten()
+    }
+
+    /// Discards the head of the ready messages (expired, or over a length limit).
+    pub fn remove_head(&mut self) {
+        if let Some(pos) = self.peek_head() {
+            self.untrack_bytes(pos);
+        }
+        if let Err(e) = self.store.remove_next_ready() {
+            tracing::error!(queue = %self.name, error = %e, "cannot drop head message");
+        }
+    }
+
+    /// Drops every ready message; returns how many.
+    pub fn purge(&mut self) -> Result<u64, StoreError> {
+        let n = self.store.purge()?;
+        self.ready_body_bytes = 0;
+        Ok(n)
+    }
+
+    /// Whether one more message of `body_bytes` would break a length limit
+    /// (for reject-publish).
+    pub fn is_full_for(&self, body_bytes: u64) -> bool {
+        let s = &self.settings;
+        s.max_length.is_some_and(|m| self.store.ready_count() >= m)
+            || s.max_length_bytes
+                .is_some_and(|m| self.ready_body_bytes + body_bytes > m)
+    }
+
+    /// Whether the queue is over a length limit now (for drop-head).
+    pub fn is_over_limit(&self) -> bool {
+        let s = &self.settings;
+        s.max_length.is_some_and(|m| self.store.ready_count() > m)
+            || s.max_length_bytes.is_some_and(|m| self.ready_body_bytes > m)
+    }
+
+    /// Counts a redelivery of `pos`; returns the new count.
+    pub fn bump_delivery_count(&mut self, pos: SegmentPosition) -> u32 {
+        let c = self.delivery_counts.entry(pos).or_insert(0);
+        *c += 1;
+        *c
+    }
+
+    pub fn delivery_count(&self, pos: SegmentPosition) -> u32 {
+        self.delivery_counts.get(&pos).copied().unwrap_or(0)
+    }
+
+    pub fn forget_delivery_count(&mut self, pos: SegmentPosition) {
+        self.delivery_counts.remove(&pos);
     }
 
     /// Whether this position was delivered before (requeued since).
@@ -154,6 +263,9 @@ impl Queue {
 
     /// The message is done (acked, or discarded by nack/reject without requeue).
     pub fn ack_position(&mut self, pos: SegmentPosition) {
+        if !self.delivery_counts.is_empty() {
+            self.delivery_counts.remove(&pos);
+        }
         if let Err(e) = self.store.ack(pos) {
             // Not in flight means a bookkeeping bug in the broker; an io error
             // means the ack file could not be written (the message may return
@@ -170,6 +282,9 @@ impl Queue {
     pub fn requeue_position(&mut self, pos: SegmentPosition) {
         match self.store.requeue(pos) {
             Ok(()) => {
+                if self.tracks_bytes() {
+                    self.ready_body_bytes += self.body_len(pos);
+                }
                 self.redelivered.insert(pos);
             }
             Err(e) => {

@@ -144,6 +144,7 @@ impl Broker {
             }
             let owner = m.exclusive.then_some(conn_id);
             let args = m.arguments.to_owned_table();
+            super::queue_args::parse(&args, name, &vname).map_err(precondition)?;
             let id = self.new_queue_id();
             let vhost = self.vhost_of(conn);
             // Exclusive queues are never durable on disk: they die with the connection.
@@ -158,6 +159,8 @@ impl Broker {
                 rec.no_wait = false;
                 definitions::record(vhost, &Method::QueueDeclare(rec));
             }
+            let vhost_name = conn.vhost.clone().expect("open");
+            self.touch_queue(&vhost_name, id);
             (0, 0)
         };
         chan(conn, channel).last_queue = Some(Arc::from(name));
@@ -248,7 +251,6 @@ impl Broker {
         let vhost = self.vhost_of(conn);
         let q = vhost.queues.get_mut(&id).expect("resolved queue");
         let purged = q
-            .store
             .purge()
             .map_err(|e| channel_error(ReplyCode::InternalError, format!("purge failed: {e}")))?;
         if !m.no_wait {

@@ -168,8 +168,14 @@ impl VHost {
         if recover {
             tracing::info!(vhost = %self.name, queue = name, report = ?report, "queue recovered");
         }
+        // Arguments were validated when the queue was declared; a log written by
+        // another version may hold values we now refuse: run with defaults then.
+        let settings = super::queue_args::parse(&arguments, name, &self.name).unwrap_or_else(|e| {
+            tracing::warn!(queue = name, error = %e, "ignoring invalid queue arguments");
+            Default::default()
+        });
         let name: Arc<str> = Arc::from(name);
-        let q = Queue::new(
+        let mut q = Queue::new(
             id,
             name.clone(),
             durable,
@@ -178,6 +184,9 @@ impl VHost {
             arguments,
             store,
         );
+        q.settings = settings;
+        // Recovered messages may carry per-message TTLs: check the head once.
+        q.may_expire = recover;
         self.queue_names.insert(name, id);
         Ok(self.queues.entry(id).or_insert(q))
     }

@@ -40,12 +40,19 @@ pub(crate) struct Shared {
     pub open_connections: std::cell::Cell<usize>,
     /// Woken when the disk alarm clears, so paused readers resume.
     pub unblocked: Notify,
+    /// Wakes the timer task when a core call armed an earlier deadline.
+    pub timer_kick: Notify,
+    /// The deadline the timer task sleeps until (u64::MAX: none).
+    pub timer_armed: std::cell::Cell<u64>,
 }
 
 impl Shared {
     /// After every core call: wake the writers of connections with output, the
     /// sync task, and the deferred-work task when there is work for them.
     pub fn after_core_call(&self) {
+        if self.broker.borrow().poll_timeout().is_some_and(|t| t < self.timer_armed.get()) {
+            self.timer_kick.notify_one();
+        }
         let mut dirty = Vec::new();
         let pending = {
             let mut b = self.broker.borrow_mut();
@@ -85,9 +92,12 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
         work_kick: Notify::new(),
         open_connections: std::cell::Cell::new(0),
         unblocked: Notify::new(),
+            timer_kick: Notify::new(),
+            timer_armed: std::cell::Cell::new(u64::MAX),
     });
     tokio::task::spawn_local(sync_task(shared.clone()));
     tokio::task::spawn_local(work_task(shared.clone()));
+    tokio::task::spawn_local(timer_task(shared.clone()));
     tokio::task::spawn_local(disk_task(
         shared.clone(),
         listen.data_dir.clone(),
@@ -184,6 +194,31 @@ async fn sync_task(shared: Rc<Shared>) {
             };
             shared.broker.borrow_mut().handle_sync_done(job, result);
             shared.after_core_call();
+        }
+    }
+}
+
+/// Fires the core's timers (message TTL at queue heads, x-expires): sleeps until
+/// the earliest deadline the core reports, and is woken early when a core call
+/// arms an earlier one (see `Shared::after_core_call`).
+async fn timer_task(shared: Rc<Shared>) {
+    loop {
+        let next = shared.broker.borrow().poll_timeout();
+        shared.timer_armed.set(next.unwrap_or(u64::MAX));
+        match next {
+            None => shared.timer_kick.notified().await,
+            Some(at) => {
+                let now = crate::io::now_ms();
+                if at > now {
+                    let sleep = tokio::time::sleep(Duration::from_millis(at - now));
+                    tokio::select! {
+                        _ = sleep => {}
+                        _ = shared.timer_kick.notified() => continue,
+                    }
+                }
+                shared.broker.borrow_mut().handle_timeout(crate::io::now_ms());
+                shared.after_core_call();
+            }
         }
     }
 }

@@ -1,0 +1,535 @@
+//! Message lifetime: storing routed messages with length limits, TTL expiry at
+//! the head, dead-lettering with `x-death`, delivery limits, queue expiry, and the
+//! timers that drive them.
+//!
+//! Dead letters are queued and processed iteratively (never by recursion), a
+//! bounded number per turn, so a chain of dead-letter exchanges cannot blow the
+//! stack or stall the loop. Cycles are cut as RabbitMQ cuts them: a message that
+//! would return to a queue it already died in, with no `rejected` death on the
+//! way, is dropped.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use ringmq_codec::{BasicProperties, FieldTable, FieldValue, FieldValueRef, Table};
+use ringmq_store::{MessageRef, SegmentPosition};
+
+use super::basic_methods::PublishOutcome;
+use super::broker::Broker;
+use super::ids::QueueId;
+use super::queue::Queue;
+use super::queue_args::{parse_expiration, Overflow};
+
+/// Dead letters processed per turn; the rest wait for the next one.
+pub const DEAD_LETTERS_PER_TURN_MAX: usize = 10_000;
+/// Expired messages removed from one queue per check, so a queue with millions
+/// of expired messages does not stall the loop (the timer fires again at once).
+pub const EXPIRED_PER_CHECK_MAX: usize = 10_000;
+
+/// A message on its way into queues (publish or dead-lettering).
+pub(crate) struct StoredMessage<'a> {
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    pub properties: &'a [u8],
+    pub body: &'a [u8],
+    pub persistent: bool,
+    pub expiration_ms: Option<u64>,
+}
+
+/// Why a message died (the `reason` of its x-death entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeathReason {
+    Rejected,
+    Expired,
+    MaxLen,
+    DeliveryLimit,
+}
+
+impl DeathReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeathReason::Rejected => "rejected",
+            DeathReason::Expired => "expired",
+            DeathReason::MaxLen => "maxlen",
+            DeathReason::DeliveryLimit => "delivery_limit",
+        }
+    }
+}
+
+/// A dead-lettered message waiting to be routed to its queue's DLX.
+pub(crate) struct DeadLetter {
+    vhost: Arc<str>,
+    dlx: String,
+    routing_keys: Vec<String>,
+    properties: Vec<u8>,
+    body: Vec<u8>,
+    persistent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TimerKind {
+    /// The head message of a queue expires.
+    Head,
+    /// The queue itself expires (x-expires).
+    QueueExpires,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    set: BTreeSet<(u64, Arc<str>, QueueId, TimerKind)>,
+}
+
+impl Timers {
+    pub fn add(&mut self, at_ms: u64, vhost: &Arc<str>, q: QueueId, kind: TimerKind) {
+        self.set.insert((at_ms, vhost.clone(), q, kind));
+    }
+
+    pub fn first(&self) -> Option<u64> {
+        self.set.first().map(|t| t.0)
+    }
+
+    fn pop_due(&mut self, now_ms: u64) -> Option<(Arc<str>, QueueId, TimerKind)> {
+        if self.set.first()?.0 > now_ms {
+            return None;
+        }
+        self.set.pop_first().map(|(_, v, q, k)| (v, q, k))
+    }
+}
+
+/// The deadline of a message: publish time plus the smaller of the queue's and
+/// the message's TTL. None when neither is set.
+fn deadline(timestamp_ms: u64, props: &BasicProperties<'_>, queue_ttl_ms: Option<u64>) -> Option<(u64, u64)> {
+    let msg_ttl = props.expiration.and_then(|e| parse_expiration(e).ok());
+    let ttl = match (msg_ttl, queue_ttl_ms) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
+    Some((timestamp_ms.saturating_add(ttl), ttl))
+}
+
+impl Broker {
+    /// Appends a routed message to each queue, applying length limits; records
+    /// what the publisher must be told in `outcome`.
+    pub(crate) fn store_routed(
+        &mut self,
+        vhost_name: &Arc<str>,
+        queues: &[QueueId],
+        msg: &StoredMessage<'_>,
+        outcome: &mut PublishOutcome,
+    ) {
+        let now_ms = self.now_ms;
+        let sync_enabled = self.config.sync;
+        for id in queues {
+            let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
+                return;
+            };
+            let Some(q) = vhost.queues.get_mut(id) else { continue };
+            if q.settings.overflow != Overflow::DropHead && q.is_full_for(msg.body.len() as u64) {
+                // reject-publish: the publisher hears basic.nack (with confirms).
+                outcome.failed = true;
+                if q.settings.overflow == Overflow::RejectPublishDlx {
+                    let props = BasicProperties::decode(msg.properties).expect("validated");
+                    if let Some(dl) = make_dead_letter(
+                        vhost_name,
+                        q,
+                        &props,
+                        msg.exchange,
+                        msg.routing_key,
+                        msg.body,
+                        DeathReason::MaxLen,
+                        now_ms,
+                    ) {
+                        self.dead_letters.push_back(dl);
+                    }
+                }
+                continue;
+            }
+            let r = q.append(MessageRef {
+                timestamp_ms: now_ms,
+                exchange: msg.exchange.as_bytes(),
+                routing_key: msg.routing_key.as_bytes(),
+                properties: msg.properties,
+                body: msg.body,
+            });
+            if let Err(e) = r {
+                tracing::error!(queue = %q.name, error = %e, "could not store message");
+                outcome.failed = true;
+                continue;
+            }
+            if msg.expiration_ms.is_some() {
+                q.may_expire = true;
+            }
+            if msg.persistent && q.durable && sync_enabled {
+                outcome.needs_sync = true;
+                self.sync.mark_dirty(vhost_name, *id);
+            }
+            let mut over = q.settings.overflow == Overflow::DropHead && q.is_over_limit();
+            while over {
+                self.drop_head(vhost_name, *id, DeathReason::MaxLen);
+                over = self
+                    .vhosts
+                    .get_mut(vhost_name)
+                    .and_then(|v| v.queues.get_mut(id))
+                    .is_some_and(|q| q.message_count() > 0 && q.is_over_limit());
+            }
+            let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(id)) else {
+                continue;
+            };
+            if q.may_expire || q.settings.message_ttl_ms.is_some() {
+                self.expiry_pending.push((vhost_name.clone(), *id));
+            }
+            if q.consumer_count() > 0 {
+                self.deliver_pending.push((vhost_name.clone(), *id));
+            }
+        }
+    }
+
+    /// Removes the head of the ready messages, dead-lettering it if the queue
+    /// has a dead-letter exchange.
+    pub(crate) fn drop_head(&mut self, vhost_name: &Arc<str>, id: QueueId, reason: DeathReason) {
+        let now_ms = self.now_ms;
+        let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(&id)) else {
+            return;
+        };
+        let Some(pos) = q.peek_head() else { return };
+        let dl = q
+            .settings
+            .dead_letter_exchange
+            .is_some()
+            .then(|| dead_letter_at(vhost_name, q, pos, reason, now_ms))
+            .flatten();
+        q.remove_head();
+        if let Some(dl) = dl {
+            self.dead_letters.push_back(dl);
+        }
+    }
+
+    /// A delivered message is discarded (nack/reject without requeue, or past its
+    /// delivery limit): dead-letter it if the queue has a DLX, then ack it.
+    pub(crate) fn discard_delivered(
+        &mut self,
+        vhost_name: &Arc<str>,
+        id: QueueId,
+        pos: SegmentPosition,
+        reason: DeathReason,
+    ) {
+        let now_ms = self.now_ms;
+        let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(&id)) else {
+            return;
+        };
+        if q.settings.dead_letter_exchange.is_some() {
+            if let Some(dl) = dead_letter_at(vhost_name, q, pos, reason, now_ms) {
+                self.dead_letters.push_back(dl);
+            }
+        }
+        q.ack_position(pos);
+    }
+
+    /// Requeues a delivered message, unless it has reached the queue's delivery
+    /// limit, in which case it dies with reason `delivery_limit`.
+    pub(crate) fn requeue_or_limit(&mut self, vhost_name: &Arc<str>, id: QueueId, pos: SegmentPosition) {
+        let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(&id)) else {
+            return;
+        };
+        if let Some(limit) = q.settings.delivery_limit {
+            let count = q.bump_delivery_count(pos);
+            if u64::from(count) > limit {
+                q.forget_delivery_count(pos);
+                self.discard_delivered(vhost_name, id, pos, DeathReason::DeliveryLimit);
+                return;
+            }
+        }
+        q.requeue_position(pos);
+    }
+
+    /// Expires messages at the head of a queue; returns when the next one is due.
+    pub(crate) fn expire_head(&mut self, vhost_name: &Arc<str>, id: QueueId) -> Option<u64> {
+        let now_ms = self.now_ms;
+        for _ in 0..EXPIRED_PER_CHECK_MAX {
+            let q = self.vhosts.get_mut(vhost_name)?.queues.get_mut(&id)?;
+            match expire_one(vhost_name, q, now_ms, &mut self.dead_letters) {
+                HeadState::Expired => continue,
+                HeadState::Due(t) => return Some(t),
+                HeadState::Live => return None,
+            }
+        }
+        Some(now_ms)
+    }
+
+    /// Runs expiry for queues that got new messages or lost their head, and sets
+    /// their timers.
+    pub(crate) fn run_expiry_checks(&mut self) {
+        if self.expiry_pending.is_empty() {
+            return;
+        }
+        let mut pending = std::mem::take(&mut self.expiry_pending);
+        pending.sort_unstable_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        pending.dedup();
+        for (vname, id) in pending {
+            if let Some(due) = self.expire_head(&vname, id) {
+                self.timers.add(due, &vname, id, TimerKind::Head);
+            }
+        }
+    }
+
+    /// Routes queued dead letters to their exchanges (bounded per turn).
+    pub(crate) fn process_dead_letters(&mut self) {
+        for _ in 0..DEAD_LETTERS_PER_TURN_MAX {
+            let Some(dl) = self.dead_letters.pop_front() else {
+                return;
+            };
+            let Some(vhost) = self.vhosts.get_mut(&dl.vhost) else {
+                continue;
+            };
+            if !vhost.exchanges.contains_key(dl.dlx.as_str()) {
+                // RabbitMQ drops dead letters whose exchange does not exist.
+                continue;
+            }
+            let keys: Vec<&str> = dl.routing_keys.iter().map(String::as_str).collect();
+            let props = BasicProperties::decode(&dl.properties).expect("own encoding");
+            let mut queues = std::mem::take(&mut self.route_scratch);
+            vhost.route(&dl.dlx, &keys, props.headers, &mut queues);
+            // Cycle check: a queue this message already died in, with no rejection on
+            // the way, does not get it again.
+            let deaths = death_queues(&props);
+            if !deaths.rejected {
+                queues.retain(|id| {
+                    vhost
+                        .queues
+                        .get(id)
+                        .is_some_and(|q| !deaths.queues.iter().any(|n| **n == *q.name))
+                });
+            }
+            let msg = StoredMessage {
+                exchange: &dl.dlx,
+                routing_key: keys.first().copied().unwrap_or(""),
+                properties: &dl.properties,
+                body: &dl.body,
+                persistent: dl.persistent,
+                expiration_ms: None,
+            };
+            let mut outcome = PublishOutcome::default();
+            let vname = dl.vhost.clone();
+            self.store_routed(&vname, &queues, &msg, &mut outcome);
+            queues.clear();
+            self.route_scratch = queues;
+        }
+    }
+
+    /// When the next timer is due (ms since the epoch), for the io layer's sleep.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.timers.first()
+    }
+
+    /// Fires every timer due at `now_ms`.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        while let Some((vname, id, kind)) = self.timers.pop_due(now_ms) {
+            match kind {
+                TimerKind::Head => {
+                    if let Some(due) = self.expire_head(&vname, id) {
+                        self.timers.add(due, &vname, id, TimerKind::Head);
+                    }
+                }
+                TimerKind::QueueExpires => self.check_queue_expiry(&vname, id),
+            }
+        }
+        self.run_pending();
+    }
+
+    /// x-expires: delete the queue if it was unused for the period.
+    fn check_queue_expiry(&mut self, vname: &Arc<str>, id: QueueId) {
+        let now_ms = self.now_ms;
+        let Some(q) = self.vhosts.get(vname).and_then(|v| v.queues.get(&id)) else {
+            return;
+        };
+        let Some(expires) = q.settings.expires_ms else { return };
+        let due = q.last_used_ms.saturating_add(expires);
+        if q.consumer_count() == 0 && now_ms >= due {
+            tracing::info!(queue = %q.name, "queue expired (x-expires)");
+            self.delete_queue(vname, id);
+        } else {
+            self.timers.add(due.max(now_ms + 1), vname, id, TimerKind::QueueExpires);
+        }
+    }
+
+    /// Arms the x-expires timer of a queue that was just used.
+    pub(crate) fn touch_queue(&mut self, vname: &Arc<str>, id: QueueId) {
+        let now_ms = self.now_ms;
+        let Some(q) = self.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(&id)) else {
+            return;
+        };
+        q.last_used_ms = now_ms;
+        if let Some(expires) = q.settings.expires_ms {
+            self.timers
+                .add(now_ms.saturating_add(expires), vname, id, TimerKind::QueueExpires);
+        }
+    }
+}
+
+/// What the head of a queue is, TTL-wise.
+pub(crate) enum HeadState {
+    /// It had expired and was removed (dead-lettered if the queue has a DLX).
+    Expired,
+    /// It expires at this time.
+    Due(u64),
+    /// No head, or no TTL applies to it.
+    Live,
+}
+
+/// Checks the head of `q` and removes it if expired. Takes the dead-letter queue
+/// rather than the broker, so the delivery loop can call it while it holds a
+/// queue and the connections.
+pub(crate) fn expire_one(
+    vhost: &Arc<str>,
+    q: &mut Queue,
+    now_ms: u64,
+    dead_letters: &mut DeadLetterQueue,
+) -> HeadState {
+    if !(q.may_expire || q.settings.message_ttl_ms.is_some()) {
+        return HeadState::Live;
+    }
+    let Some(pos) = q.peek_head() else {
+        return HeadState::Live;
+    };
+    let Ok(view) = q.store.read(pos) else {
+        return HeadState::Live;
+    };
+    let props = BasicProperties::decode(view.properties).unwrap_or_default();
+    let Some((due, ttl)) = deadline(view.timestamp_ms, &props, q.settings.message_ttl_ms) else {
+        return HeadState::Live;
+    };
+    // TTL 0 means "deliver now or never": a message published and offered in the
+    // same millisecond still goes out, as in RabbitMQ.
+    let expired = if ttl == 0 { now_ms > due } else { now_ms >= due };
+    if !expired {
+        return HeadState::Due(due);
+    }
+    if q.settings.dead_letter_exchange.is_some() {
+        if let Some(dl) = dead_letter_at(vhost, q, pos, DeathReason::Expired, now_ms) {
+            dead_letters.push_back(dl);
+        }
+    }
+    q.remove_head();
+    HeadState::Expired
+}
+
+struct Deaths<'a> {
+    queues: Vec<&'a str>,
+    rejected: bool,
+}
+
+fn death_queues<'a>(props: &BasicProperties<'a>) -> Deaths<'a> {
+    let mut d = Deaths {
+        queues: Vec::new(),
+        rejected: false,
+    };
+    let Some(FieldValueRef::Array(a)) = props.headers.and_then(|h| h.get("x-death")) else {
+        return d;
+    };
+    for entry in a.iter() {
+        let FieldValueRef::Table(t) = entry else { continue };
+        if let Some(q) = t.get("queue").and_then(|v| v.as_str()) {
+            d.queues.push(q);
+        }
+        d.rejected |= t.get("reason").and_then(|v| v.as_str()) == Some("rejected");
+    }
+    d
+}
+
+/// Reads the message at `pos` and builds its dead letter.
+fn dead_letter_at(
+    vhost: &Arc<str>,
+    q: &Queue,
+    pos: SegmentPosition,
+    reason: DeathReason,
+    now_ms: u64,
+) -> Option<DeadLetter> {
+    let view = q.store.read(pos).ok()?;
+    let props = BasicProperties::decode(view.properties).ok()?;
+    let exchange = std::str::from_utf8(view.exchange).ok()?;
+    let rk = std::str::from_utf8(view.routing_key).ok()?;
+    make_dead_letter(vhost, q, &props, exchange, rk, view.body, reason, now_ms)
+}
+
+/// Builds the dead letter of a message that dies in `q`: x-death updated as
+/// RabbitMQ writes it, `expiration` removed (kept as `original-expiration`).
+#[allow(clippy::too_many_arguments)]
+fn make_dead_letter(
+    vhost: &Arc<str>,
+    q: &Queue,
+    props: &BasicProperties<'_>,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    reason: DeathReason,
+    now_ms: u64,
+) -> Option<DeadLetter> {
+    let dlx = q.settings.dead_letter_exchange.clone()?;
+    let mut headers: FieldTable = props.headers.map(|h| h.to_owned_table()).unwrap_or_default();
+    // The routing keys the message was published with: its own and CC (BCC was
+    // stripped at publish).
+    let mut original_keys = vec![routing_key.to_owned()];
+    if let Some(FieldValue::Array(cc)) = headers.get("CC") {
+        original_keys.extend(cc.iter().filter_map(|v| v.as_str().map(str::to_owned)));
+    }
+    let mut deaths = match headers.0.remove("x-death") {
+        Some(FieldValue::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    let same = |v: &FieldValue| {
+        let FieldValue::Table(t) = v else { return false };
+        t.get("queue").and_then(|x| x.as_str()) == Some(&*q.name)
+            && t.get("reason").and_then(|x| x.as_str()) == Some(reason.as_str())
+    };
+    if let Some(i) = deaths.iter().position(same) {
+        let mut entry = deaths.remove(i);
+        if let FieldValue::Table(t) = &mut entry {
+            let n = t.get("count").and_then(|c| c.as_i64()).unwrap_or(0);
+            t.insert("count", FieldValue::I64(n + 1));
+            t.insert("time", FieldValue::Timestamp(now_ms / 1000));
+        }
+        deaths.insert(0, entry);
+    } else {
+        let mut entry = FieldTable::new();
+        entry.insert("count", FieldValue::I64(1));
+        entry.insert("reason", reason.as_str());
+        entry.insert("queue", &*q.name);
+        entry.insert("time", FieldValue::Timestamp(now_ms / 1000));
+        entry.insert("exchange", exchange);
+        entry.insert(
+            "routing-keys",
+            FieldValue::Array(original_keys.iter().map(|k| FieldValue::from(k.as_str())).collect()),
+        );
+        if let Some(exp) = props.expiration {
+            entry.insert("original-expiration", exp);
+        }
+        deaths.insert(0, FieldValue::Table(entry));
+    }
+    headers.insert("x-death", FieldValue::Array(deaths));
+    if headers.get("x-first-death-reason").is_none() {
+        headers.insert("x-first-death-reason", reason.as_str());
+        headers.insert("x-first-death-queue", &*q.name);
+        headers.insert("x-first-death-exchange", exchange);
+    }
+    let header_bytes = headers.to_bytes();
+    let mut p = *props;
+    p.headers = Some(Table::parse(&header_bytes).expect("own table"));
+    p.expiration = None;
+    let mut properties = Vec::new();
+    p.encode(&mut properties);
+    let routing_keys = match &q.settings.dead_letter_routing_key {
+        Some(k) => vec![k.clone()],
+        None => original_keys,
+    };
+    Some(DeadLetter {
+        vhost: vhost.clone(),
+        dlx,
+        routing_keys,
+        properties,
+        body: body.to_vec(),
+        persistent: props.is_persistent(),
+    })
+}
+
+pub(crate) type DeadLetterQueue = VecDeque<DeadLetter>;
