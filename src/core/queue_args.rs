@@ -120,9 +120,11 @@ pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueSetting
         };
         match kind {
             Kind::UInt { min, max } => match v.as_i64() {
-                None => return bad(format!("{{unacceptable_type,{}}}", erl_type(v))),
+                None => return bad(format!("\"expected integer, got {}\"", erl_type(v))),
                 Some(n) if n < 0 => return bad(format!("{{value_negative,{n}}}")),
                 Some(n) if n < *min => return bad(format!("{{value_zero,{n}}}")),
+                // RabbitMQ's own wording differs by argument (checked against 3.10).
+                Some(n) if n > *max && *name == "x-max-priority" => return bad(format!("{{max_value_exceeded,{n}}}")),
                 Some(n) if n > *max => return bad(format!("{{value_too_large,{n},{max}}}")),
                 Some(_) => {}
             },
@@ -217,11 +219,11 @@ mod tests {
             "invalid arg 'x-message-ttl' for queue 'q' in vhost '/': {value_negative,-1}"
         );
         let e = parse(&t("x-max-priority", FieldValue::I32(256)), "q", "/").unwrap_err();
-        assert!(e.ends_with("{value_too_large,256,255}"), "{e}");
+        assert!(e.ends_with("{max_value_exceeded,256}"), "{e}");
         let e = parse(&t("x-expires", FieldValue::I32(0)), "q", "/").unwrap_err();
         assert!(e.ends_with("{value_zero,0}"), "{e}");
         let e = parse(&t("x-message-ttl", FieldValue::from("10")), "q", "/").unwrap_err();
-        assert!(e.ends_with("{unacceptable_type,longstr}"), "{e}");
+        assert!(e.ends_with("\"expected integer, got longstr\""), "{e}");
         let e = parse(&t("x-overflow", FieldValue::from("nope")), "q", "/").unwrap_err();
         assert!(e.contains("invalid_value"), "{e}");
     }

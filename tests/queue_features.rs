@@ -1,0 +1,350 @@
+//! Queue features (issue 7): TTL, dead-lettering with x-death, length limits,
+//! delivery limits, single active consumer, queue expiry, argument validation.
+//! Behaviour and texts follow RabbitMQ 3.x classic queues; `x-delivery-limit` is
+//! a quorum-queue feature in RabbitMQ, so that test runs against ringmq only.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use lapin::types::{AMQPValue, ShortString};
+
+fn exclusive() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        exclusive: true,
+        ..Default::default()
+    }
+}
+
+/// The first x-death entry of a message, as (name -> value).
+fn first_death(props: &BasicProperties) -> FieldTable {
+    let headers = props.headers().as_ref().expect("headers");
+    let Some(AMQPValue::FieldArray(a)) = headers.inner().get("x-death") else {
+        panic!("no x-death in {headers:?}")
+    };
+    match a.as_slice().first() {
+        Some(AMQPValue::FieldTable(t)) => t.clone(),
+        other => panic!("x-death entry {other:?}"),
+    }
+}
+
+fn text(t: &FieldTable, k: &str) -> String {
+    match t.inner().get(k) {
+        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        other => panic!("{k}: {other:?}"),
+    }
+}
+
+fn int(t: &FieldTable, k: &str) -> i64 {
+    match t.inner().get(k) {
+        Some(AMQPValue::LongLongInt(n)) => *n,
+        Some(AMQPValue::LongInt(n)) => *n as i64,
+        other => panic!("{k}: {other:?}"),
+    }
+}
+
+/// Polls basic.get until a message arrives.
+async fn get_one(ch: &lapin::Channel, q: &str) -> lapin::message::BasicGetMessage {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let m = within("basic.get", ch.basic_get(q.into(), BasicGetOptions { no_ack: true }))
+            .await
+            .expect("basic.get");
+        if let Some(m) = m {
+            return m;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing arrived in {q}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn queue_ttl_dead_letters_with_x_death() {
+    let b = Broker::new();
+    run(async {
+        let (_conn, ch) = open(&b).await;
+        let dlq = unique("dlq");
+        declare_queue(&ch, &dlq, exclusive(), FieldTable::default()).await;
+        let q = unique("ttl");
+        let args = table(&[
+            ("x-message-ttl", AMQPValue::LongInt(100)),
+            ("x-dead-letter-exchange", lstr("")),
+            ("x-dead-letter-routing-key", lstr(&dlq)),
+        ]);
+        declare_queue(&ch, &q, exclusive(), args).await;
+        publish(&ch, "", &q, b"expires").await;
+        // No consumer: the queue's timer must expire it, not a later publish.
+        let m = get_one(&ch, &dlq).await;
+        assert_eq!(m.delivery.data, b"expires");
+        let d = first_death(&m.delivery.properties);
+        assert_eq!(text(&d, "reason"), "expired");
+        assert_eq!(text(&d, "queue"), q);
+        assert_eq!(text(&d, "exchange"), "");
+        assert_eq!(int(&d, "count"), 1);
+        let headers = m.delivery.properties.headers().clone().unwrap();
+        assert_eq!(
+            headers.inner().get("x-first-death-reason"),
+            Some(&AMQPValue::LongString("expired".into()))
+        );
+        assert!(get_all(&ch, &q).await.is_empty());
+    });
+}
+
+#[test]
+fn per_message_expiration_and_original_expiration() {
+    let b = Broker::new();
+    run(async {
+        let (_conn, ch) = open(&b).await;
+        let dlq = unique("dlq");
+        declare_queue(&ch, &dlq, exclusive(), FieldTable::default()).await;
+        let q = unique("exp");
+        let args = table(&[
+            ("x-dead-letter-exchange", lstr("")),
+            ("x-dead-letter-routing-key", lstr(&dlq)),
+        ]);
+        declare_queue(&ch, &q, exclusive(), args).await;
+        let props = BasicProperties::default().with_expiration(ShortString::from("50"));
+        publish_with(&ch, "", &q, b"short", props, BasicPublishOptions::default()).await;
+        publish(&ch, "", &q, b"forever").await;
+        let m = get_one(&ch, &dlq).await;
+        assert_eq!(m.delivery.data, b"short");
+        assert!(m.delivery.properties.expiration().is_none(), "expiration is removed");
+        let d = first_death(&m.delivery.properties);
+        assert_eq!(text(&d, "original-expiration"), "50");
+        assert_eq!(get_all(&ch, &q).await, strs(&["forever"]));
+    });
+}
+
+#[test]
+fn max_length_drop_head_and_reject_publish() {
+    let b = Broker::new();
+    run(async {
+        let conn = connect(&b).await;
+        let ch = confirm_channel(&conn).await;
+        let q = unique("maxlen");
+        declare_queue(&ch, &q, exclusive(), table(&[("x-max-length", AMQPValue::LongInt(2))])).await;
+        for m in ["a", "b", "c"] {
+            publish(&ch, "", &q, m.as_bytes()).await;
+        }
+        assert_eq!(get_all(&ch, &q).await, strs(&["b", "c"]));
+
+        let r = unique("reject");
+        let args = table(&[
+            ("x-max-length", AMQPValue::LongInt(1)),
+            ("x-overflow", lstr("reject-publish")),
+        ]);
+        declare_queue(&ch, &r, exclusive(), args).await;
+        assert!(matches!(publish(&ch, "", &r, b"first").await, Confirmation::Ack(_)));
+        assert!(matches!(publish(&ch, "", &r, b"second").await, Confirmation::Nack(_)));
+        assert_eq!(get_all(&ch, &r).await, strs(&["first"]));
+
+        let bytes = unique("bytes");
+        declare_queue(
+            &ch,
+            &bytes,
+            exclusive(),
+            table(&[("x-max-length-bytes", AMQPValue::LongInt(10))]),
+        )
+        .await;
+        for m in ["12345", "67890", "abcde"] {
+            publish(&ch, "", &bytes, m.as_bytes()).await;
+        }
+        assert_eq!(get_all(&ch, &bytes).await, strs(&["67890", "abcde"]));
+    });
+}
+
+#[test]
+fn rejected_message_is_dead_lettered() {
+    let b = Broker::new();
+    run(async {
+        let (_conn, ch) = open(&b).await;
+        let dlx = unique("dlx");
+        declare_exchange(
+            &ch,
+            &dlx,
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await;
+        let dlq = unique("dlq");
+        declare_queue(&ch, &dlq, exclusive(), FieldTable::default()).await;
+        bind(&ch, &dlq, &dlx, "", FieldTable::default()).await;
+        let q = unique("work");
+        declare_queue(&ch, &q, exclusive(), table(&[("x-dead-letter-exchange", lstr(&dlx))])).await;
+        publish(&ch, "", &q, b"bad").await;
+        let m = within("get", ch.basic_get(q.as_str().into(), BasicGetOptions::default()))
+            .await
+            .unwrap()
+            .expect("message");
+        within(
+            "reject",
+            ch.basic_reject(m.delivery.delivery_tag, BasicRejectOptions { requeue: false }),
+        )
+        .await
+        .unwrap();
+        let d = get_one(&ch, &dlq).await;
+        assert_eq!(d.delivery.data, b"bad");
+        assert_eq!(d.delivery.routing_key.as_str(), q, "original routing key kept");
+        let x = first_death(&d.delivery.properties);
+        assert_eq!(text(&x, "reason"), "rejected");
+        within(
+            "delete dlx",
+            ch.exchange_delete(dlx.as_str().into(), ExchangeDeleteOptions::default()),
+        )
+        .await
+        .unwrap();
+    });
+}
+
+#[test]
+fn delivery_limit_dead_letters_after_n_redeliveries() {
+    let b = Broker::new();
+    if b.is_external() {
+        eprintln!("skipped: x-delivery-limit is a quorum-queue feature in RabbitMQ");
+        return;
+    }
+    run(async {
+        let (_conn, ch) = open(&b).await;
+        let dlq = unique("dlq");
+        declare_queue(&ch, &dlq, exclusive(), FieldTable::default()).await;
+        let q = unique("limited");
+        let args = table(&[
+            ("x-delivery-limit", AMQPValue::LongInt(1)),
+            ("x-dead-letter-exchange", lstr("")),
+            ("x-dead-letter-routing-key", lstr(&dlq)),
+        ]);
+        declare_queue(&ch, &q, exclusive(), args).await;
+        publish(&ch, "", &q, b"poison").await;
+        for _ in 0..2 {
+            let m = get_one_ack(&ch, &q).await;
+            within(
+                "nack",
+                ch.basic_nack(
+                    m,
+                    BasicNackOptions {
+                        requeue: true,
+                        multiple: false,
+                    },
+                ),
+            )
+            .await
+            .unwrap();
+        }
+        let d = get_one(&ch, &dlq).await;
+        assert_eq!(d.delivery.data, b"poison");
+        assert_eq!(text(&first_death(&d.delivery.properties), "reason"), "delivery_limit");
+        assert!(get_all(&ch, &q).await.is_empty());
+    });
+}
+
+async fn get_one_ack(ch: &lapin::Channel, q: &str) -> u64 {
+    let m = within("basic.get", ch.basic_get(q.into(), BasicGetOptions::default()))
+        .await
+        .unwrap()
+        .expect("message");
+    m.delivery.delivery_tag
+}
+
+#[test]
+fn single_active_consumer() {
+    let b = Broker::new();
+    run(async {
+        let (_conn, ch) = open(&b).await;
+        let q = unique("sac");
+        declare_queue(
+            &ch,
+            &q,
+            exclusive(),
+            table(&[("x-single-active-consumer", AMQPValue::Boolean(true))]),
+        )
+        .await;
+        let opts = BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        };
+        let mut first = within(
+            "consume",
+            ch.basic_consume(q.as_str().into(), "first".into(), opts, FieldTable::default()),
+        )
+        .await
+        .unwrap();
+        let mut second = within(
+            "consume",
+            ch.basic_consume(q.as_str().into(), "second".into(), opts, FieldTable::default()),
+        )
+        .await
+        .unwrap();
+        for m in ["1", "2", "3"] {
+            publish(&ch, "", &q, m.as_bytes()).await;
+        }
+        for m in ["1", "2", "3"] {
+            assert_eq!(next(&mut first).await.data, m.as_bytes());
+        }
+        assert_quiet(&mut second).await;
+        within("cancel", ch.basic_cancel("first".into(), BasicCancelOptions::default()))
+            .await
+            .unwrap();
+        publish(&ch, "", &q, b"4").await;
+        assert_eq!(next(&mut second).await.data, b"4");
+    });
+}
+
+#[test]
+fn unused_queue_expires() {
+    let b = Broker::new();
+    run(async {
+        let (conn, ch) = open(&b).await;
+        let q = unique("expiring");
+        declare_queue(
+            &ch,
+            &q,
+            QueueDeclareOptions::default(),
+            table(&[("x-expires", AMQPValue::LongInt(200))]),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let r = within(
+            "passive",
+            ch.queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            ),
+        )
+        .await;
+        assert_amqp_err(r, 404, &format!("NOT_FOUND - no queue '{q}' in vhost '/'"));
+        drop(conn);
+    });
+}
+
+#[test]
+fn invalid_arguments_are_406() {
+    let b = Broker::new();
+    run(async {
+        let conn = connect(&b).await;
+        let cases: [(&str, AMQPValue, &str); 3] = [
+            ("x-message-ttl", AMQPValue::LongInt(-1), "{value_negative,-1}"),
+            ("x-max-priority", AMQPValue::LongInt(300), "{max_value_exceeded,300}"),
+            ("x-message-ttl", lstr("10"), "\"expected integer, got longstr\""),
+        ];
+        for (k, v, detail) in cases {
+            let ch = channel(&conn).await;
+            let q = unique("badarg");
+            let r = within(
+                "declare",
+                ch.queue_declare(q.as_str().into(), exclusive(), table(&[(k, v)])),
+            )
+            .await;
+            assert_amqp_err(
+                r,
+                406,
+                &format!("PRECONDITION_FAILED - invalid arg '{k}' for queue '{q}' in vhost '/': {detail}"),
+            );
+        }
+    });
+}
