@@ -8,14 +8,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use super::server::Shared;
+use super::server::{Shared, TICK};
 use crate::core::ids::ConnId;
 
 /// Initial receive buffer; it grows to hold one whole frame when needed
 /// (frame_max bounds that), and is reused for the life of the connection.
 const READ_BUF_BYTES: usize = 64 * 1024;
-/// Timer resolution for heartbeats and close timeouts.
-const TICK: Duration = Duration::from_millis(1_000);
 /// How long a closed connection waits for its output to drain and for the peer
 /// to close the socket.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);

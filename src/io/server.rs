@@ -29,7 +29,9 @@ pub struct ListenConfig {
 const DISK_CHECK_EVERY: Duration = Duration::from_millis(1_000);
 
 /// How long shutdown waits for connections to take their connection.close.
-const SHUTDOWN_FLUSH_MS: u64 = 2_000;
+pub(crate) const SHUTDOWN_FLUSH: Duration = Duration::from_millis(2_000);
+/// Timer resolution for heartbeats and close timeouts.
+pub(crate) const TICK: Duration = Duration::from_millis(1_000);
 
 /// What the tasks of the shard share.
 pub(crate) struct Shared {
@@ -44,14 +46,45 @@ pub(crate) struct Shared {
     pub timer_kick: Notify,
     /// The deadline the timer task sleeps until (u64::MAX: none).
     pub timer_armed: std::cell::Cell<u64>,
+    /// On the io_uring backend: wakes the driver, which takes the dirty
+    /// connections and sync jobs itself (`writers` and `sync_kick` are unused).
+    pub driver_kick: Option<Notify>,
 }
 
 impl Shared {
+    pub fn new(broker: Broker, uring: bool) -> Shared {
+        Shared {
+            broker: RefCell::new(broker),
+            writers: RefCell::new(HashMap::new()),
+            sync_kick: Notify::new(),
+            work_kick: Notify::new(),
+            open_connections: std::cell::Cell::new(0),
+            unblocked: Notify::new(),
+            timer_kick: Notify::new(),
+            timer_armed: std::cell::Cell::new(u64::MAX),
+            driver_kick: uring.then(Notify::new),
+        }
+    }
+
+    /// Wakes the timer task when the core's next deadline moved earlier.
+    pub fn rearm_timer(&self) {
+        if self
+            .broker
+            .borrow()
+            .poll_timeout()
+            .is_some_and(|t| t < self.timer_armed.get())
+        {
+            self.timer_kick.notify_one();
+        }
+    }
+
     /// After every core call: wake the writers of connections with output, the
     /// sync task, and the deferred-work task when there is work for them.
     pub fn after_core_call(&self) {
-        if self.broker.borrow().poll_timeout().is_some_and(|t| t < self.timer_armed.get()) {
-            self.timer_kick.notify_one();
+        self.rearm_timer();
+        if let Some(kick) = &self.driver_kick {
+            kick.notify_one();
+            return;
         }
         let mut dirty = Vec::new();
         let pending = {
@@ -72,8 +105,9 @@ impl Shared {
     }
 }
 
-/// Runs the broker until SIGTERM or SIGINT. Returns once state is synced.
-pub fn run(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
+/// Runs the broker on the epoll backend until SIGTERM or SIGINT. Returns once
+/// state is synced.
+pub(crate) fn run(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, serve(core, listen))
@@ -85,24 +119,9 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     let broker = Broker::open(core, seed)?;
     let listener = TcpListener::bind((listen.bind.as_str(), listen.amqp_port)).await?;
     tracing::info!(addr = %listener.local_addr()?, "AMQP listener started");
-    let shared = Rc::new(Shared {
-        broker: RefCell::new(broker),
-        writers: RefCell::new(HashMap::new()),
-        sync_kick: Notify::new(),
-        work_kick: Notify::new(),
-        open_connections: std::cell::Cell::new(0),
-        unblocked: Notify::new(),
-            timer_kick: Notify::new(),
-            timer_armed: std::cell::Cell::new(u64::MAX),
-    });
+    let shared = Rc::new(Shared::new(broker, false));
     tokio::task::spawn_local(sync_task(shared.clone()));
-    tokio::task::spawn_local(work_task(shared.clone()));
-    tokio::task::spawn_local(timer_task(shared.clone()));
-    tokio::task::spawn_local(disk_task(
-        shared.clone(),
-        listen.data_dir.clone(),
-        listen.free_disk_min_bytes,
-    ));
+    spawn_common_tasks(&shared, &listen);
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -136,7 +155,7 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     drop(listener);
     shared.broker.borrow_mut().handle_shutdown(crate::io::now_ms());
     shared.after_core_call();
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(SHUTDOWN_FLUSH_MS);
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH;
     while shared.open_connections.get() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -155,10 +174,22 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The tasks both backends run beside the data path: deferred deliveries and
+/// the free-disk watch.
+pub(crate) fn spawn_common_tasks(shared: &Rc<Shared>, listen: &ListenConfig) {
+    tokio::task::spawn_local(timer_task(shared.clone()));
+    tokio::task::spawn_local(work_task(shared.clone()));
+    tokio::task::spawn_local(disk_task(
+        shared.clone(),
+        listen.data_dir.clone(),
+        listen.free_disk_min_bytes,
+    ));
+}
+
 /// Takes an exclusive lock on the data directory for the life of the process: two
 /// brokers writing the same segment files would corrupt them (and the mmap code's
 /// safety argument assumes one writer).
-fn lock_data_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn lock_data_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
     std::fs::create_dir_all(dir)?;
     let f = std::fs::OpenOptions::new()
         .create(true)

@@ -1,0 +1,656 @@
+//! The io_uring driver: one ring per shard thread, completions in batches.
+//!
+//! One loop turn (`turn`) reaps up to [`CQES_PER_TURN`] completions (receives, sends, fsyncs), feeding received bytes to the core as they come;
+//! then `flush` hands the turn's results to the kernel: a group commit if one is
+//! due, one send per connection with output (all the frames the turn produced
+//! for it), re-armed receives, recycled receive buffers; and one `io_uring_enter`
+//! submits it all.
+
+use std::collections::HashMap;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+use super::bufring::BufRing;
+use super::conn::{Conn, InFlightSend, Phase};
+use crate::core::confirm::SyncJob;
+use crate::core::ids::ConnId;
+use crate::io::server::Shared;
+
+/// Completions handled per loop turn before the other tasks of the thread get a
+/// turn (the rest stay in the completion queue).
+pub(super) const CQES_PER_TURN: usize = 4096;
+/// How long a connection the core closed may take to drain and see the peer's FIN.
+const CLOSE_LINGER_MS: u64 = 2_000;
+const KIND_RECV: u64 = 2;
+const KIND_SEND: u64 = 3;
+const KIND_SYNC: u64 = 4;
+const KIND_CANCEL: u64 = 5;
+
+/// user_data: kind (8 bits) | slot generation (24 bits) | slot (32 bits).
+fn user_data(kind: u64, slot: u32, gen: u32) -> u64 {
+    kind << 56 | ((gen & 0xff_ffff) as u64) << 32 | slot as u64
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cqe {
+    user_data: u64,
+    res: i32,
+    flags: u32,
+}
+
+/// Counters for measurements, logged at shutdown.
+#[derive(Debug, Default)]
+pub(super) struct Stats {
+    pub turns: u64,
+    pub cqes: u64,
+    pub enters: u64,
+    pub sends: u64,
+    pub sq_full: u64,
+    pub cq_overflow: u64,
+}
+
+struct SyncInFlight {
+    job: SyncJob,
+    remaining: usize,
+    error: Option<std::io::Error>,
+}
+
+pub(super) struct DriverConfig {
+    pub tcp_nodelay: bool,
+    pub max_connections: usize,
+}
+
+/// Field order is drop order: the ring goes first. Anything the kernel may still
+/// write (receive buffers) or read (send buffers) is leaked in `Drop` when
+/// operations are still in flight, so it is never freed under the kernel.
+pub(super) struct Driver {
+    ring: IoUring,
+    bufs: Option<BufRing>,
+    slots: Vec<Option<Conn>>,
+    free_slots: Vec<u32>,
+    next_gen: u32,
+    by_id: HashMap<ConnId, u32>,
+    /// SQEs pushed whose final completion has not arrived.
+    inflight: usize,
+    sync: Option<SyncInFlight>,
+    shared: Rc<Shared>,
+    cfg: DriverConfig,
+    /// Completions reaped while the SQ had to be flushed mid-turn (EBUSY).
+    backlog: Vec<Cqe>,
+    scratch: Vec<Cqe>,
+    want_send: Vec<u32>,
+    rearm: Vec<u32>,
+    more_input: Vec<u32>,
+    paused: Vec<u32>,
+    dirty_ids: Vec<ConnId>,
+    pub stats: Stats,
+}
+
+impl Driver {
+    pub fn new(ring: IoUring, bufs: BufRing, shared: Rc<Shared>, cfg: DriverConfig) -> Driver {
+        Driver {
+            ring,
+            bufs: Some(bufs),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            next_gen: 1,
+            by_id: HashMap::new(),
+            inflight: 0,
+            sync: None,
+            shared,
+            cfg,
+            backlog: Vec::new(),
+            scratch: Vec::with_capacity(256),
+            want_send: Vec::new(),
+            rearm: Vec::new(),
+            more_input: Vec::new(),
+            paused: Vec::new(),
+            dirty_ids: Vec::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    fn bufs(&self) -> &BufRing {
+        self.bufs.as_ref().expect("buffer ring lives as long as the driver")
+    }
+
+    pub fn sync_running(&self) -> bool {
+        self.sync.is_some()
+    }
+
+    /// Work is waiting that needs no wake-up: the loop should turn again at once.
+    pub fn has_ready(&mut self) -> bool {
+        !self.backlog.is_empty() || !self.more_input.is_empty() || !self.ring.completion().is_empty()
+    }
+
+    // ---- submission -----------------------------------------------------------
+
+    fn push(&mut self, e: squeue::Entry) {
+        self.inflight += 1;
+        loop {
+            // SAFETY: every SQE built here points only at memory that outlives its
+            // completion: send bytes owned by an `InFlightSend` in a connection slot
+            // that is not freed before the send's CQE; receive buffers owned by the
+            // registered `BufRing` (`self.bufs`, leaked rather than freed while
+            // anything is in flight); fsync fds kept open by the `Arc<File>`s of the
+            // job in `self.sync` until its last CQE; cancel SQEs point at
+            // no memory.
+            let pushed = unsafe { self.ring.submission().push(&e) };
+            if pushed.is_ok() {
+                return;
+            }
+            // Submission queue full: hand what we have to the kernel and retry.
+            self.stats.sq_full += 1;
+            self.submit();
+        }
+    }
+
+    /// One `io_uring_enter` for everything queued; also flushes completions the
+    /// kernel kept back when the completion queue overflowed.
+    fn submit(&mut self) {
+        loop {
+            self.stats.enters += 1;
+            match self.ring.submit() {
+                Ok(_) => return,
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    // The completion queue is full (its overflow backlog too): reap
+                    // into our own backlog, handled at the next turn, and retry.
+                    Some(libc::EBUSY) | Some(libc::EAGAIN) => {
+                        self.stats.cq_overflow += 1;
+                        let before = self.backlog.len();
+                        let backlog = &mut self.backlog;
+                        backlog.extend(self.ring.completion().map(|c| Cqe {
+                            user_data: c.user_data(),
+                            res: c.result(),
+                            flags: c.flags(),
+                        }));
+                        if self.backlog.len() == before {
+                            std::thread::yield_now();
+                        }
+                    }
+                    _ => {
+                        tracing::error!(error = %e, "io_uring_enter failed");
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    fn arm_recv(&mut self, slot: u32) {
+        let bgid = self.bufs().bgid;
+        let Some(c) = self.slots[slot as usize].as_mut() else {
+            return;
+        };
+        if c.recv_armed || c.paused || c.phase == Phase::Dead {
+            return;
+        }
+        c.recv_armed = true;
+        let e = opcode::RecvMulti::new(types::Fd(c.sock.as_raw_fd()), bgid)
+            .build()
+            .user_data(user_data(KIND_RECV, slot, c.gen));
+        self.push(e);
+    }
+
+    fn cancel(&mut self, target: u64) {
+        let e = opcode::AsyncCancel::new(target)
+            .build()
+            .user_data(user_data(KIND_CANCEL, 0, 0));
+        self.push(e);
+    }
+
+    // ---- completions ----------------------------------------------------------
+
+    /// Handles up to [`CQES_PER_TURN`] completions, then submits the results.
+    pub fn turn(&mut self, now_ms: u64) {
+        self.stats.turns += 1;
+        let mut handled = 0;
+        let backlog = std::mem::take(&mut self.backlog);
+        for c in backlog {
+            self.complete(c, now_ms);
+            handled += 1;
+        }
+        while handled < CQES_PER_TURN {
+            let mut batch = std::mem::take(&mut self.scratch);
+            batch.extend(self.ring.completion().take(CQES_PER_TURN - handled).map(|c| Cqe {
+                user_data: c.user_data(),
+                res: c.result(),
+                flags: c.flags(),
+            }));
+            if batch.is_empty() {
+                self.scratch = batch;
+                break;
+            }
+            handled += batch.len();
+            for c in batch.drain(..) {
+                self.complete(c, now_ms);
+            }
+            self.scratch = batch;
+        }
+        self.stats.cqes += handled as u64;
+        self.flush(now_ms);
+    }
+
+    fn complete(&mut self, c: Cqe, now_ms: u64) {
+        let kind = c.user_data >> 56;
+        let slot = c.user_data as u32;
+        let gen = (c.user_data >> 32) as u32 & 0xff_ffff;
+        let more = cqueue::more(c.flags);
+        if !more {
+            self.inflight -= 1;
+        }
+        match kind {
+            KIND_RECV => self.on_recv(slot, gen, c, more, now_ms),
+            KIND_SEND => self.on_send(slot, gen, c),
+            KIND_SYNC => self.on_sync(c),
+            KIND_CANCEL => {}
+            _ => panic!("completion with unknown user_data {:#x}", c.user_data),
+        }
+    }
+
+    /// Takes over an accepted connection (accepted on the epoll side: see
+    /// `super::serve` for why accept is not an SQE).
+    pub fn adopt(&mut self, sock: TcpStream, now_ms: u64) {
+        if self.shared.open_connections.get() >= self.cfg.max_connections {
+            tracing::warn!(
+                max = self.cfg.max_connections,
+                "connection refused: max_connections reached"
+            );
+            return;
+        }
+        // The socket came from tokio (non-blocking); the ring's receive and send
+        // wait for readiness themselves.
+        let _ = sock.set_nonblocking(false);
+        let Ok(peer) = sock.peer_addr() else { return };
+        if self.cfg.tcp_nodelay {
+            let _ = sock.set_nodelay(true);
+        }
+        let id = self
+            .shared
+            .broker
+            .borrow_mut()
+            .handle_connect(peer.to_string(), peer.ip().is_loopback(), now_ms);
+        self.shared.open_connections.set(self.shared.open_connections.get() + 1);
+        let gen = self.next_gen;
+        self.next_gen = self.next_gen.wrapping_add(1) & 0xff_ffff;
+        let conn = Conn::new(id, sock, gen);
+        let slot = match self.free_slots.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some(conn);
+                s
+            }
+            None => {
+                self.slots.push(Some(conn));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_id.insert(id, slot);
+        self.arm_recv(slot);
+    }
+
+    fn on_recv(&mut self, slot: u32, gen: u32, c: Cqe, more: bool, now_ms: u64) {
+        let buf = cqueue::buffer_select(c.flags).map(|bid| self.bufs().take(bid, c.res.max(0) as usize));
+        let conn = self.slots[slot as usize]
+            .as_mut()
+            .filter(|conn| conn.gen == gen)
+            .expect("receive completion for a freed slot");
+        if !more {
+            conn.recv_armed = false;
+        }
+        if let Some(buf) = buf {
+            let bufs = self.bufs.as_ref().expect("buffer ring");
+            let outcome = feed(&self.shared, conn, bufs.bytes(&buf), now_ms);
+            self.bufs.as_mut().expect("buffer ring").recycle(buf);
+            match outcome {
+                Fed::Done => {}
+                Fed::MoreInput => self.more_input.push(slot),
+                Fed::Paused => {
+                    self.paused.push(slot);
+                    if more {
+                        // Stop reading: TCP backpressure then slows the publisher.
+                        self.cancel(user_data(KIND_RECV, slot, gen));
+                    }
+                }
+            }
+            self.want_send.push(slot);
+        }
+        match c.res {
+            n if n > 0 => {
+                if !more {
+                    self.rearm.push(slot);
+                }
+            }
+            0 => self.peer_gone(slot),
+            e if e == -libc::ENOBUFS => {
+                // All receive buffers were out; they are back by the end of this turn.
+                if !more {
+                    self.rearm.push(slot);
+                }
+            }
+            e if e == -libc::ECANCELED => self.try_free(slot),
+            e => {
+                tracing::debug!(error = %std::io::Error::from_raw_os_error(-e), "connection read error");
+                self.peer_gone(slot);
+            }
+        }
+    }
+
+    fn on_send(&mut self, slot: u32, gen: u32, c: Cqe) {
+        let conn = self.slots[slot as usize]
+            .as_mut()
+            .filter(|conn| conn.gen == gen)
+            .expect("send completion for a freed slot");
+        let sent = conn.send.take().expect("send completion without a send in flight");
+        if c.res < 0 {
+            // The kernel is done with the bytes (this is their completion): drop them.
+            drop(sent);
+            self.peer_gone(slot);
+            return;
+        }
+        match sent.complete(c.res as usize) {
+            Ok(empty) => {
+                conn.spare = empty;
+                if conn.phase != Phase::Dead {
+                    self.shared.broker.borrow_mut().handle_output_drained(conn.id);
+                    self.want_send.push(slot);
+                }
+                self.try_free(slot);
+            }
+            Err(rest) => {
+                let e = rest.sqe(&conn.sock, user_data(KIND_SEND, slot, gen));
+                conn.send = Some(rest);
+                self.push(e);
+            }
+        }
+    }
+
+    fn on_sync(&mut self, c: Cqe) {
+        let s = self.sync.as_mut().expect("fsync completion without a group commit");
+        s.remaining -= 1;
+        if c.res < 0 && s.error.is_none() {
+            s.error = Some(std::io::Error::from_raw_os_error(-c.res));
+        }
+        if s.remaining == 0 {
+            let s = self.sync.take().expect("checked above");
+            let result = s.error.map_or(Ok(()), Err);
+            self.shared.broker.borrow_mut().handle_sync_done(s.job, result);
+        }
+    }
+
+    // ---- connection life --------------------------------------------------------
+
+    /// The peer is gone, or we gave up on it: the core forgets the connection
+    /// now; the slot is freed once its last completion arrived.
+    fn peer_gone(&mut self, slot: u32) {
+        let Some(conn) = self.slots[slot as usize].as_mut() else {
+            return;
+        };
+        if conn.phase == Phase::Dead {
+            self.try_free(slot);
+            return;
+        }
+        conn.phase = Phase::Dead;
+        let id = conn.id;
+        if !conn.is_idle() {
+            // Ends the armed receive and any blocked send promptly.
+            let _ = conn.sock.shutdown(std::net::Shutdown::Both);
+        }
+        self.by_id.remove(&id);
+        self.shared.broker.borrow_mut().handle_disconnect(id);
+        self.shared.open_connections.set(self.shared.open_connections.get() - 1);
+        self.try_free(slot);
+    }
+
+    fn try_free(&mut self, slot: u32) {
+        let free = self.slots[slot as usize]
+            .as_ref()
+            .is_some_and(|c| c.phase == Phase::Dead && c.is_idle());
+        if free {
+            // Closes the socket: no operation on it is in flight any more.
+            self.slots[slot as usize] = None;
+            self.free_slots.push(slot);
+        }
+    }
+
+    /// The heartbeat timer: every open connection gets a tick; closing ones past
+    /// their deadline are dropped.
+    pub fn tick_all(&mut self, now_ms: u64) {
+        for slot in 0..self.slots.len() as u32 {
+            let Some(conn) = self.slots[slot as usize].as_ref() else {
+                continue;
+            };
+            match conn.phase {
+                Phase::Open => {
+                    self.shared.broker.borrow_mut().handle_tick(conn.id, now_ms);
+                    self.want_send.push(slot);
+                }
+                Phase::Closing { deadline_ms, .. } if now_ms > deadline_ms => self.peer_gone(slot),
+                _ => {}
+            }
+        }
+    }
+
+    // ---- the end of a turn --------------------------------------------------------
+
+    fn flush(&mut self, now_ms: u64) {
+        for slot in std::mem::take(&mut self.more_input) {
+            if let Some(conn) = self.slots[slot as usize].as_mut() {
+                if refeed(&self.shared, conn, now_ms) {
+                    self.more_input.push(slot);
+                }
+                self.want_send.push(slot);
+            }
+        }
+        self.resume_paused(now_ms);
+        while self.sync.is_none() {
+            let job = self.shared.broker.borrow_mut().poll_sync();
+            let Some(job) = job else { break };
+            self.start_sync(job);
+        }
+        let mut ids = std::mem::take(&mut self.dirty_ids);
+        self.shared.broker.borrow_mut().take_dirty(&mut ids);
+        for id in ids.drain(..) {
+            if let Some(&slot) = self.by_id.get(&id) {
+                self.want_send.push(slot);
+            }
+        }
+        self.dirty_ids = ids;
+        for slot in std::mem::take(&mut self.want_send) {
+            self.flush_send(slot, now_ms);
+        }
+        for slot in std::mem::take(&mut self.rearm) {
+            self.arm_recv(slot);
+        }
+        if self.shared.broker.borrow().has_pending_work() {
+            self.shared.work_kick.notify_one();
+        }
+        self.shared.rearm_timer();
+        self.bufs().publish();
+        let need_enter = {
+            let sq = self.ring.submission();
+            !sq.is_empty() || sq.cq_overflow() || sq.taskrun()
+        };
+        if need_enter {
+            self.submit();
+        }
+    }
+
+    /// Sends the connection's pending output, unless a send is in flight (its
+    /// completion calls this again). The closing handshake's FIN goes here too.
+    fn flush_send(&mut self, slot: u32, now_ms: u64) {
+        let Some(conn) = self.slots[slot as usize].as_mut() else {
+            return;
+        };
+        if conn.phase == Phase::Dead || conn.send.is_some() {
+            return;
+        }
+        let mut b = self.shared.broker.borrow_mut();
+        if conn.phase == Phase::Open && b.is_closed(conn.id) {
+            conn.phase = Phase::Closing {
+                deadline_ms: now_ms + CLOSE_LINGER_MS,
+                fin_sent: false,
+            };
+        }
+        let mut buf = std::mem::take(&mut conn.spare);
+        b.poll_output(conn.id, &mut buf, now_ms);
+        if buf.is_empty() {
+            conn.spare = buf;
+            if let Phase::Closing { fin_sent: false, .. } = conn.phase {
+                // We received close-ok (or gave up): FIN right after the last
+                // frame. When we *sent* close-ok the client closes first (clients
+                // such as lapin report an early EOF as an error), so we wait.
+                if !b.should_linger(conn.id) {
+                    let _ = conn.sock.shutdown(std::net::Shutdown::Write);
+                }
+                conn.phase = Phase::Closing {
+                    deadline_ms: now_ms + CLOSE_LINGER_MS,
+                    fin_sent: true,
+                };
+            }
+            return;
+        }
+        drop(b);
+        let sent = InFlightSend::new(buf);
+        let e = sent.sqe(&conn.sock, user_data(KIND_SEND, slot, conn.gen));
+        conn.send = Some(sent);
+        self.stats.sends += 1;
+        self.push(e);
+    }
+
+    fn resume_paused(&mut self, now_ms: u64) {
+        if self.paused.is_empty() {
+            return;
+        }
+        for slot in std::mem::take(&mut self.paused) {
+            let Some(conn) = self.slots[slot as usize].as_mut() else {
+                continue;
+            };
+            if conn.phase != Phase::Open {
+                continue;
+            }
+            if self.shared.broker.borrow().should_pause_reading(conn.id) {
+                self.paused.push(slot);
+                continue;
+            }
+            conn.paused = false;
+            if refeed(&self.shared, conn, now_ms) {
+                self.more_input.push(slot);
+            }
+            self.want_send.push(slot);
+            self.rearm.push(slot);
+        }
+    }
+
+    /// Group commit through the ring: one fdatasync SQE per data file (and an
+    /// fsync per new directory entry), all in parallel; the job completes when
+    /// the last one does. The loop never blocks on the disk.
+    fn start_sync(&mut self, job: SyncJob) {
+        let mut fds = Vec::new();
+        for b in &job.batches {
+            fds.extend(b.files().iter().map(|f| (f.as_raw_fd(), true)));
+            fds.extend(b.dir().map(|d| (d.as_raw_fd(), false)));
+        }
+        if fds.is_empty() {
+            self.shared.broker.borrow_mut().handle_sync_done(job, Ok(()));
+            return;
+        }
+        self.sync = Some(SyncInFlight {
+            job,
+            remaining: fds.len(),
+            error: None,
+        });
+        for (fd, data_only) in fds {
+            let mut op = opcode::Fsync::new(types::Fd(fd));
+            if data_only {
+                op = op.flags(types::FsyncFlags::DATASYNC);
+            }
+            self.push(op.build().user_data(user_data(KIND_SYNC, 0, 0)));
+        }
+    }
+
+    // ---- shutdown -------------------------------------------------------------------
+
+    /// Ends every connection and waits (bounded) for all operations to complete,
+    /// so that nothing the kernel may touch is freed under it.
+    pub fn finish(&mut self, now_ms: u64) {
+        for slot in 0..self.slots.len() as u32 {
+            if let Some(conn) = self.slots[slot as usize].as_ref() {
+                let _ = conn.sock.shutdown(std::net::Shutdown::Both);
+            }
+            self.peer_gone(slot);
+        }
+        for _ in 0..200 {
+            self.turn(now_ms);
+            if self.inflight == 0 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        tracing::warn!(inflight = self.inflight, "io_uring operations still in flight at exit");
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if self.inflight > 0 {
+            // The kernel may still use these after the ring's fd is closed (ring
+            // teardown is asynchronous): leak them rather than free them under it.
+            std::mem::forget(self.bufs.take());
+            std::mem::forget(std::mem::take(&mut self.slots));
+        }
+    }
+}
+
+/// What feeding input left behind.
+enum Fed {
+    Done,
+    /// The core stopped at its per-call frame bound: `carry` may hold whole frames.
+    MoreInput,
+    /// The disk alarm blocks this publisher: the input waits in `carry`.
+    Paused,
+}
+
+/// Feeds received bytes to the core: in place from the receive buffer when no
+/// partial frame is carried over, copying only the incomplete tail.
+fn feed(shared: &Shared, conn: &mut Conn, data: &[u8], now_ms: u64) -> Fed {
+    if conn.phase != Phase::Open {
+        return Fed::Done; // closing: the peer's bytes no longer matter
+    }
+    let mut b = shared.broker.borrow_mut();
+    if conn.paused || b.should_pause_reading(conn.id) {
+        conn.carry.extend_from_slice(data);
+        let first = !conn.paused;
+        conn.paused = true;
+        return if first { Fed::Paused } else { Fed::Done };
+    }
+    let used = if conn.carry.is_empty() {
+        let used = b.handle_input(conn.id, data, now_ms);
+        conn.carry.extend_from_slice(&data[used..]);
+        used
+    } else {
+        conn.carry.extend_from_slice(data);
+        let used = b.handle_input(conn.id, &conn.carry, now_ms);
+        conn.carry.drain(..used);
+        used
+    };
+    if used > 0 && !conn.carry.is_empty() && !b.is_closed(conn.id) {
+        Fed::MoreInput
+    } else {
+        Fed::Done
+    }
+}
+
+/// Feeds the carried-over input again; true if the core may want another call.
+fn refeed(shared: &Shared, conn: &mut Conn, now_ms: u64) -> bool {
+    if conn.phase != Phase::Open || conn.carry.is_empty() {
+        return false;
+    }
+    let mut b = shared.broker.borrow_mut();
+    let used = b.handle_input(conn.id, &conn.carry, now_ms);
+    conn.carry.drain(..used);
+    used > 0 && !conn.carry.is_empty() && !b.is_closed(conn.id)
+}
