@@ -132,7 +132,13 @@ impl Broker {
             .append(true)
             .open(self.log_path())
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_ringmq"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringmq"));
+        // `RINGMQ_TEST_IO=uring|epoll|auto` picks the transport backend, so CI can
+        // run the whole suite once per backend.
+        if let Ok(io) = std::env::var("RINGMQ_TEST_IO") {
+            cmd.arg(format!("--io={io}"));
+        }
+        let child = cmd
             .arg("-D")
             .arg(self.data_dir())
             .args(["--bind", "127.0.0.1", "--amqp-port"])
