@@ -348,3 +348,51 @@ fn invalid_arguments_are_406() {
         }
     });
 }
+
+#[test]
+fn priority_queue_delivers_highest_first_and_survives_restart() {
+    let mut b = Broker::new();
+    run(async {
+        let q = unique("prio");
+        {
+            let conn = connect(&b).await;
+            let ch = confirm_channel(&conn).await;
+            let durable = QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            };
+            declare_queue(
+                &ch,
+                &q,
+                durable,
+                table(&[("x-max-priority", AMQPValue::ShortShortUInt(10))]),
+            )
+            .await;
+            for (body, p) in [("p1", 1u8), ("p5", 5), ("p9", 9), ("p0", 0), ("p5b", 5), ("p20", 20)] {
+                let props = BasicProperties::default().with_priority(p).with_delivery_mode(2);
+                publish_with(&ch, "", &q, body.as_bytes(), props, BasicPublishOptions::default()).await;
+            }
+            if b.is_external() {
+                // Priorities above x-max-priority count as the maximum.
+                assert_eq!(get_all(&ch, &q).await, strs(&["p20", "p9", "p5", "p5b", "p1", "p0"]));
+                within(
+                    "delete",
+                    ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()),
+                )
+                .await
+                .unwrap();
+                return;
+            }
+        }
+        b.restart();
+        let conn = connect(&b).await;
+        let ch = channel(&conn).await;
+        assert_eq!(get_all(&ch, &q).await, strs(&["p20", "p9", "p5", "p5b", "p1", "p0"]));
+        within(
+            "delete",
+            ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()),
+        )
+        .await
+        .unwrap();
+    });
+}

@@ -372,6 +372,7 @@ impl Broker {
             body,
             persistent,
             expiration_ms: expiration,
+            priority: props.priority.unwrap_or(0),
         };
         self.store_routed(&vhost_name, &queues, &msg, &mut outcome);
         queues.clear();

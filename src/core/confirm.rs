@@ -48,7 +48,8 @@ impl SyncState {
 pub struct SyncJob {
     pub epoch: u64,
     pub batches: Vec<SyncBatch>,
-    queues: Vec<(Arc<str>, QueueId, ringmq_store::AppendSeq)>,
+    /// (vhost, queue, priority level, seq) of each batch.
+    queues: Vec<(Arc<str>, QueueId, usize, ringmq_store::AppendSeq)>,
 }
 
 impl SyncJob {
@@ -95,12 +96,13 @@ impl Broker {
             let Some(q) = self.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&qid)) else {
                 continue;
             };
-            match q.store.take_sync_batch() {
-                Ok(Some(b)) => {
-                    queues.push((vname, qid, b.seq()));
-                    batches.push(b);
+            match q.store.take_sync_batches() {
+                Ok(level_batches) => {
+                    for (level, b) in level_batches {
+                        queues.push((vname.clone(), qid, level, b.seq()));
+                        batches.push(b);
+                    }
                 }
-                Ok(None) => {}
                 Err(e) => tracing::error!(queue = %q.name, error = %e, "cannot prepare sync"),
             }
         }
@@ -118,9 +120,9 @@ impl Broker {
             tracing::error!(error = %e, "group commit fsync failed; nacking waiting publishes");
         }
         if ok {
-            for (vname, qid, seq) in &job.queues {
+            for (vname, qid, level, seq) in &job.queues {
                 if let Some(q) = self.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(qid)) {
-                    q.store.sync_completed(*seq);
+                    q.store.sync_completed(*level, *seq);
                 }
             }
             self.sync.synced = job.epoch;

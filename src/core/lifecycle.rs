@@ -34,6 +34,8 @@ pub(crate) struct StoredMessage<'a> {
     pub body: &'a [u8],
     pub persistent: bool,
     pub expiration_ms: Option<u64>,
+    /// The `priority` property (0 when absent); used by priority queues.
+    pub priority: u8,
 }
 
 /// Why a message died (the `reason` of its x-death entry).
@@ -144,13 +146,16 @@ impl Broker {
                 }
                 continue;
             }
-            let r = q.append(MessageRef {
-                timestamp_ms: now_ms,
-                exchange: msg.exchange.as_bytes(),
-                routing_key: msg.routing_key.as_bytes(),
-                properties: msg.properties,
-                body: msg.body,
-            });
+            let r = q.append(
+                MessageRef {
+                    timestamp_ms: now_ms,
+                    exchange: msg.exchange.as_bytes(),
+                    routing_key: msg.routing_key.as_bytes(),
+                    properties: msg.properties,
+                    body: msg.body,
+                },
+                msg.priority,
+            );
             if let Err(e) = r {
                 tracing::error!(queue = %q.name, error = %e, "could not store message");
                 outcome.failed = true;
@@ -307,6 +312,7 @@ impl Broker {
                 body: &dl.body,
                 persistent: dl.persistent,
                 expiration_ms: None,
+                priority: props.priority.unwrap_or(0),
             };
             let mut outcome = PublishOutcome::default();
             let vname = dl.vhost.clone();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ringmq_codec::FieldTable;
 use std::collections::{HashMap, HashSet};
 
-use ringmq_store::{MessageRef, QueueStore, SegmentPosition, StoreError};
+use ringmq_store::{LeveledStore, MessageRef, SegmentPosition, StoreError};
 
 use super::queue_args::QueueSettings;
 
@@ -35,7 +35,7 @@ pub struct Queue {
     /// The connection an exclusive queue belongs to; it dies with that connection.
     pub exclusive_owner: Option<ConnId>,
     pub arguments: FieldTable,
-    pub store: QueueStore,
+    pub store: LeveledStore,
     /// Sorted by priority, highest first; rotated within a priority group.
     consumers: Vec<ConsumerRef>,
     /// Auto-delete queues are deleted when their last consumer goes, but only once
@@ -66,7 +66,7 @@ impl Queue {
         auto_delete: bool,
         exclusive_owner: Option<ConnId>,
         arguments: FieldTable,
-        store: QueueStore,
+        store: LeveledStore,
     ) -> Queue {
         Queue {
             id,
@@ -194,9 +194,9 @@ impl Queue {
     }
 
     /// Appends a message (ready, at the tail).
-    pub fn append(&mut self, msg: MessageRef<'_>) -> Result<SegmentPosition, StoreError> {
+    pub fn append(&mut self, msg: MessageRef<'_>, priority: u8) -> Result<SegmentPosition, StoreError> {
         let n = msg.body.len() as u64;
-        let pos = self.store.append(msg)?;
+        let pos = self.store.append(msg, priority)?;
         if self.tracks_bytes() {
             self.ready_body_bytes += n;
         }

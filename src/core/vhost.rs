@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ringmq_codec::{FieldTable, Table};
-use ringmq_store::{DefinitionsLog, QueueStore, StoreConfig};
+use ringmq_store::{DefinitionsLog, LeveledStore, StoreConfig};
 
 use super::exchange::{Bindings, ExchangeKind};
 use super::ids::{ConnId, Dest, QueueId};
@@ -156,24 +156,24 @@ impl VHost {
         }
         let parent = dir.parent().expect("queue dir has a parent").to_path_buf();
         let dir = ringmq_store::layout::create_queue_dir(&parent, name)?;
-        let (store, report) = if recover {
-            // RabbitMQ semantics: a durable queue keeps only its persistent
-            // messages across a restart.
-            QueueStore::open_filtered(&dir, self.store_config, &|m| {
-                ringmq_codec::BasicProperties::decode(m.properties).map_or(true, |p| p.is_persistent())
-            })?
-        } else {
-            QueueStore::open(&dir, self.store_config)?
-        };
-        if recover {
-            tracing::info!(vhost = %self.name, queue = name, report = ?report, "queue recovered");
-        }
         // Arguments were validated when the queue was declared; a log written by
         // another version may hold values we now refuse: run with defaults then.
         let settings = super::queue_args::parse(&arguments, name, &self.name).unwrap_or_else(|e| {
             tracing::warn!(queue = name, error = %e, "ignoring invalid queue arguments");
             Default::default()
         });
+        // RabbitMQ semantics: a durable queue keeps only its persistent messages
+        // across a restart.
+        let keep_persistent = |m: &ringmq_store::MessageView<'_>| {
+            ringmq_codec::BasicProperties::decode(m.properties).map_or(true, |p| p.is_persistent())
+        };
+        let keep_all = |_: &ringmq_store::MessageView<'_>| true;
+        let keep: ringmq_store::recovery::KeepFilter<'_> = if recover { &keep_persistent } else { &keep_all };
+        let levels = settings.max_priority.unwrap_or(0);
+        let (store, report) = LeveledStore::open(&dir, self.store_config, levels, keep)?;
+        if recover {
+            tracing::info!(vhost = %self.name, queue = name, report = ?report, "queue recovered");
+        }
         let name: Arc<str> = Arc::from(name);
         let mut q = Queue::new(
             id,

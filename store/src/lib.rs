@@ -64,6 +64,7 @@ pub mod ackfile;
 pub mod definitions;
 pub mod error;
 pub mod layout;
+pub mod levels;
 pub mod meta;
 pub mod queue;
 pub mod record;
@@ -75,6 +76,7 @@ use std::io;
 
 pub use definitions::DefinitionsLog;
 pub use error::StoreError;
+pub use levels::LeveledStore;
 pub use queue::QueueStore;
 pub use record::{MessageRef, MessageView};
 pub use recovery::{RecoveryReport, SegmentDamage};

@@ -1,0 +1,257 @@
+//! Priority queues on disk: one [`QueueStore`] per priority level, behind the
+//! same calls as a single store.
+//!
+//! Level 0 lives in the queue's directory itself (so a queue without
+//! `x-max-priority` is exactly a plain store), level `k` in the subdirectory
+//! `p{k}`. A position carries its level in the top 8 bits of its segment id, so
+//! the broker keeps passing plain [`SegmentPosition`]s around; each level's store
+//! numbers its own segments from 1 and stays far below 2^24 segments (2^24 × 8 MiB
+//! = 128 TiB per level).
+//!
+//! Delivery takes from the highest level that has ready messages: higher
+//! priorities first, FIFO within a priority (RabbitMQ's classic priority queues).
+
+use std::io;
+use std::path::Path;
+
+use crate::recovery::KeepFilter;
+use crate::{
+    AppendSeq, MessageRef, MessageView, QueueStore, RecoveryReport, SegmentId, SegmentPosition, StoreConfig,
+    StoreError, SyncBatch,
+};
+
+/// Bits of the segment id that hold the level.
+const LEVEL_SHIFT: u32 = 24;
+const SEGMENT_MASK: u32 = (1 << LEVEL_SHIFT) - 1;
+
+/// A queue's messages, in one or more priority levels.
+#[derive(Debug)]
+pub struct LeveledStore {
+    levels: Vec<QueueStore>,
+}
+
+fn tag(level: usize, pos: SegmentPosition) -> SegmentPosition {
+    debug_assert!(
+        pos.segment.0 <= SEGMENT_MASK,
+        "segment id overflows into the level bits"
+    );
+    SegmentPosition {
+        segment: SegmentId(((level as u32) << LEVEL_SHIFT) | pos.segment.0),
+        ..pos
+    }
+}
+
+fn untag(pos: SegmentPosition) -> (usize, SegmentPosition) {
+    let level = (pos.segment.0 >> LEVEL_SHIFT) as usize;
+    (
+        level,
+        SegmentPosition {
+            segment: SegmentId(pos.segment.0 & SEGMENT_MASK),
+            ..pos
+        },
+    )
+}
+
+impl LeveledStore {
+    /// Opens a store with `max_priority + 1` levels (1 for a plain queue).
+    pub fn open(
+        dir: &Path,
+        cfg: StoreConfig,
+        max_priority: u8,
+        keep: KeepFilter<'_>,
+    ) -> io::Result<(Self, RecoveryReport)> {
+        let mut levels = Vec::with_capacity(max_priority as usize + 1);
+        let mut total = RecoveryReport::default();
+        for level in 0..=max_priority as usize {
+            let d = if level == 0 {
+                dir.to_path_buf()
+            } else {
+                dir.join(format!("p{level}"))
+            };
+            let (s, r) = QueueStore::open_filtered(&d, cfg, keep)?;
+            total.messages_recovered += r.messages_recovered;
+            total.bytes_recovered += r.bytes_recovered;
+            total.segments_scanned += r.segments_scanned;
+            total.segments_deleted += r.segments_deleted;
+            total.records_filtered += r.records_filtered;
+            total.damaged.extend(r.damaged);
+            levels.push(s);
+        }
+        Ok((LeveledStore { levels }, total))
+    }
+
+    pub fn level_count(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// Appends at `priority` (clamped to the highest level).
+    pub fn append(&mut self, msg: MessageRef<'_>, priority: u8) -> Result<SegmentPosition, StoreError> {
+        let level = (priority as usize).min(self.levels.len() - 1);
+        Ok(tag(level, self.levels[level].append(msg)?))
+    }
+
+    /// The highest level with ready messages.
+    fn top(&self) -> Option<usize> {
+        (0..self.levels.len()).rev().find(|&l| self.levels[l].ready_count() > 0)
+    }
+
+    pub fn next_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
+        let Some(l) = self.top() else { return Ok(None) };
+        Ok(self.levels[l].next_ready()?.map(|p| tag(l, p)))
+    }
+
+    pub fn peek_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
+        let Some(l) = self.top() else { return Ok(None) };
+        Ok(self.levels[l].peek_ready()?.map(|p| tag(l, p)))
+    }
+
+    pub fn remove_next_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
+        let Some(l) = self.top() else { return Ok(None) };
+        Ok(self.levels[l].remove_next_ready()?.map(|p| tag(l, p)))
+    }
+
+    fn level_of(&self, pos: SegmentPosition) -> Result<(usize, SegmentPosition), StoreError> {
+        let (l, p) = untag(pos);
+        if l >= self.levels.len() {
+            return Err(StoreError::UnknownSegment(pos.segment));
+        }
+        Ok((l, p))
+    }
+
+    pub fn read(&self, pos: SegmentPosition) -> Result<MessageView<'_>, StoreError> {
+        let (l, p) = self.level_of(pos)?;
+        self.levels[l].read(p)
+    }
+
+    pub fn ack(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
+        let (l, p) = self.level_of(pos)?;
+        self.levels[l].ack(p)
+    }
+
+    pub fn requeue(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
+        let (l, p) = self.level_of(pos)?;
+        self.levels[l].requeue(p)
+    }
+
+    pub fn delivered_before_open(&self, pos: SegmentPosition) -> bool {
+        self.level_of(pos)
+            .is_ok_and(|(l, p)| self.levels[l].delivered_before_open(p))
+    }
+
+    pub fn purge(&mut self) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for s in &mut self.levels {
+            n += s.purge()?;
+        }
+        Ok(n)
+    }
+
+    pub fn ready_count(&self) -> u64 {
+        self.levels.iter().map(QueueStore::ready_count).sum()
+    }
+
+    pub fn unacked_count(&self) -> u64 {
+        self.levels.iter().map(QueueStore::unacked_count).sum()
+    }
+
+    pub fn ready_bytes(&self) -> u64 {
+        self.levels.iter().map(QueueStore::ready_bytes).sum()
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.levels.iter().map(QueueStore::total_bytes).sum()
+    }
+
+    /// One sync batch per level that has something to sync, with its level.
+    pub fn take_sync_batches(&mut self) -> io::Result<Vec<(usize, SyncBatch)>> {
+        let mut out = Vec::new();
+        for (l, s) in self.levels.iter_mut().enumerate() {
+            if let Some(b) = s.take_sync_batch()? {
+                out.push((l, b));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn sync_completed(&mut self, level: usize, seq: AppendSeq) {
+        if let Some(s) = self.levels.get_mut(level) {
+            s.sync_completed(seq);
+        }
+    }
+
+    pub fn close(self) -> io::Result<()> {
+        let mut first = Ok(());
+        for s in self.levels {
+            let r = s.close();
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+
+    /// Deletes every level; level 0 owns the directory, so it goes last.
+    pub fn delete(self) -> io::Result<()> {
+        let mut levels = self.levels;
+        let base = levels.remove(0);
+        for s in levels {
+            s.delete()?;
+        }
+        base.delete()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(body: &[u8]) -> MessageRef<'_> {
+        MessageRef {
+            timestamp_ms: 0,
+            exchange: b"",
+            routing_key: b"q",
+            properties: b"",
+            body,
+        }
+    }
+
+    #[test]
+    fn highest_priority_first_fifo_within() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = LeveledStore::open(dir.path(), StoreConfig::default(), 5, &|_| true).unwrap();
+        for (body, p) in [
+            (&b"low1"[..], 0),
+            (b"high1", 5),
+            (b"mid", 3),
+            (b"high2", 9),
+            (b"low2", 0),
+        ] {
+            s.append(m(body), p).unwrap();
+        }
+        let mut got = Vec::new();
+        while let Some(pos) = s.next_ready().unwrap() {
+            got.push(String::from_utf8(s.read(pos).unwrap().body.to_vec()).unwrap());
+            s.ack(pos).unwrap();
+        }
+        assert_eq!(got, ["high1", "high2", "mid", "low1", "low2"]);
+        s.close().unwrap();
+    }
+
+    #[test]
+    fn survives_reopen_and_requeue_goes_back_to_its_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = LeveledStore::open(dir.path(), StoreConfig::default(), 2, &|_| true).unwrap();
+        s.append(m(b"a"), 0).unwrap();
+        s.append(m(b"b"), 2).unwrap();
+        let top = s.next_ready().unwrap().unwrap();
+        assert_eq!(s.read(top).unwrap().body, b"b");
+        s.requeue(top).unwrap();
+        s.close().unwrap();
+        let (mut s, r) = LeveledStore::open(dir.path(), StoreConfig::default(), 2, &|_| true).unwrap();
+        assert_eq!(r.messages_recovered, 2);
+        let p = s.next_ready().unwrap().unwrap();
+        assert_eq!(s.read(p).unwrap().body, b"b");
+        s.delete().unwrap();
+        assert!(!dir.path().exists());
+    }
+}
