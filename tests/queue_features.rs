@@ -217,8 +217,23 @@ fn delivery_limit_dead_letters_after_n_redeliveries() {
         ]);
         declare_queue(&ch, &q, exclusive(), args).await;
         publish(&ch, "", &q, b"poison").await;
-        for _ in 0..2 {
-            let m = get_one_ack(&ch, &q).await;
+        for round in 0..2 {
+            let m = within("basic.get", ch.basic_get(q.as_str().into(), BasicGetOptions::default()))
+                .await
+                .unwrap()
+                .expect("message");
+            let count = m
+                .delivery
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|h| h.inner().get("x-delivery-count").cloned());
+            assert_eq!(
+                count,
+                (round > 0).then_some(AMQPValue::LongLongInt(1)),
+                "x-delivery-count"
+            );
+            let m = m.delivery.delivery_tag;
             within(
                 "nack",
                 ch.basic_nack(
@@ -237,14 +252,6 @@ fn delivery_limit_dead_letters_after_n_redeliveries() {
         assert_eq!(text(&first_death(&d.delivery.properties), "reason"), "delivery_limit");
         assert!(get_all(&ch, &q).await.is_empty());
     });
-}
-
-async fn get_one_ack(ch: &lapin::Channel, q: &str) -> u64 {
-    let m = within("basic.get", ch.basic_get(q.into(), BasicGetOptions::default()))
-        .await
-        .unwrap()
-        .expect("message");
-    m.delivery.delivery_tag
 }
 
 #[test]

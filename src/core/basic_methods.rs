@@ -405,8 +405,24 @@ impl Broker {
         let ch = conn.channels.get_mut(&channel).expect("open channel");
         let tag = ch.take_delivery_tag();
         let message_count = q.message_count();
+        let delivery_count = if q.settings.delivery_limit.is_some() {
+            q.delivery_count(pos)
+        } else {
+            0
+        };
         match q.store.read(pos) {
             Ok(view) => {
+                let counted;
+                let properties = if delivery_count > 0 {
+                    counted = super::delivery::with_header(
+                        view.properties,
+                        "x-delivery-count",
+                        ringmq_codec::FieldValue::I64(delivery_count as i64),
+                    );
+                    &counted[..]
+                } else {
+                    view.properties
+                };
                 let ok = BasicGetOk {
                     delivery_tag: tag,
                     redelivered,
@@ -415,14 +431,7 @@ impl Broker {
                     message_count,
                 };
                 encode_method(&mut conn.out, channel, &Method::BasicGetOk(ok));
-                encode_content(
-                    &mut conn.out,
-                    channel,
-                    60,
-                    view.properties,
-                    view.body,
-                    conn.tuning.frame_max,
-                );
+                encode_content(&mut conn.out, channel, 60, properties, view.body, conn.tuning.frame_max);
             }
             Err(e) => {
                 return Err(channel_error(

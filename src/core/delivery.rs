@@ -1,7 +1,7 @@
 //! Moving messages from queues to consumers, and giving back what a closed
 //! channel held.
 
-use ringmq_codec::encode_deliver;
+use ringmq_codec::{encode_deliver, BasicProperties, FieldValue, Table};
 
 use super::broker::{Broker, OUT_HIGH_WATER_BYTES};
 use super::channel::{ChannelState, Unacked};
@@ -55,19 +55,39 @@ impl Broker {
                 let frame_max = conn.tuning.frame_max;
                 let ch = conn.channels.get_mut(&c.channel).expect("picked consumer's channel");
                 let tag = ch.take_delivery_tag();
+                let delivery_count = if q.settings.delivery_limit.is_some() {
+                    q.delivery_count(pos)
+                } else {
+                    0
+                };
                 match q.store.read(pos) {
-                    Ok(view) => encode_deliver(
-                        &mut conn.out,
-                        c.channel,
-                        c.tag.as_bytes(),
-                        tag,
-                        redelivered,
-                        view.exchange,
-                        view.routing_key,
-                        view.properties,
-                        view.body,
-                        frame_max,
-                    ),
+                    Ok(view) => {
+                        // With a delivery limit, redeliveries say how often the message
+                        // was delivered before (`x-delivery-count`, as quorum queues do).
+                        let counted;
+                        let properties = if delivery_count > 0 {
+                            counted = with_header(
+                                view.properties,
+                                "x-delivery-count",
+                                FieldValue::I64(delivery_count as i64),
+                            );
+                            &counted[..]
+                        } else {
+                            view.properties
+                        };
+                        encode_deliver(
+                            &mut conn.out,
+                            c.channel,
+                            c.tag.as_bytes(),
+                            tag,
+                            redelivered,
+                            view.exchange,
+                            view.routing_key,
+                            properties,
+                            view.body,
+                            frame_max,
+                        )
+                    }
                     Err(e) => {
                         // A record that fails its checksum on read is dropped, not
                         // delivered corrupt; the rest of the queue goes on.
@@ -135,4 +155,19 @@ impl Broker {
             self.detach_consumer(conn, channel, &tag, c.queue);
         }
     }
+}
+
+/// Re-encodes raw properties with one header set (rare paths only: it allocates).
+pub(crate) fn with_header(properties: &[u8], name: &str, value: FieldValue) -> Vec<u8> {
+    let Ok(props) = BasicProperties::decode(properties) else {
+        return properties.to_vec();
+    };
+    let mut headers = props.headers.map(|h| h.to_owned_table()).unwrap_or_default();
+    headers.insert(name, value);
+    let bytes = headers.to_bytes();
+    let mut p = props;
+    p.headers = Some(Table::parse(&bytes).expect("own table"));
+    let mut out = Vec::new();
+    p.encode(&mut out);
+    out
 }
