@@ -403,3 +403,67 @@ fn priority_queue_delivers_highest_first_and_survives_restart() {
         .unwrap();
     });
 }
+
+#[test]
+fn delayed_message_exchange_routes_when_due_and_survives_restart() {
+    let mut b = Broker::new();
+    if b.is_external() {
+        eprintln!("skipped: the reference RabbitMQ has no delayed-message plugin");
+        return;
+    }
+    run(async {
+        let x = unique("delayed");
+        let q = unique("delayed-q");
+        let delay = |ms: i64| {
+            BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_headers(table(&[("x-delay", AMQPValue::LongLongInt(ms))]))
+        };
+        {
+            let conn = connect(&b).await;
+            let ch = confirm_channel(&conn).await;
+            let durable = ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            };
+            declare_exchange(
+                &ch,
+                &x,
+                ExchangeKind::Custom("x-delayed-message".into()),
+                durable,
+                table(&[("x-delayed-type", lstr("direct"))]),
+            )
+            .await;
+            let qopts = QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            };
+            declare_queue(&ch, &q, qopts, FieldTable::default()).await;
+            bind(&ch, &q, &x, "k", FieldTable::default()).await;
+            let opts = BasicPublishOptions::default();
+            publish_with(&ch, &x, "k", b"later", delay(400), opts).await;
+            publish_with(&ch, &x, "k", b"sooner", delay(150), opts).await;
+            publish_with(&ch, &x, "k", b"now", delay(0), opts).await;
+            publish_with(&ch, &x, "k", b"after-restart", delay(2_500), opts).await;
+            assert_eq!(get_all(&ch, &q).await, strs(&["now"]), "only the undelayed one at once");
+            assert_eq!(get_one(&ch, &q).await.delivery.data, b"sooner");
+            assert_eq!(get_one(&ch, &q).await.delivery.data, b"later");
+        }
+        b.restart();
+        let conn = connect(&b).await;
+        let ch = channel(&conn).await;
+        assert_eq!(get_one(&ch, &q).await.delivery.data, b"after-restart");
+        within(
+            "delete",
+            ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()),
+        )
+        .await
+        .unwrap();
+        within(
+            "delete x",
+            ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()),
+        )
+        .await
+        .unwrap();
+    });
+}

@@ -326,6 +326,11 @@ impl Broker {
                 ..Default::default()
             });
         }
+        if let Some(delay) = super::delayed::delay_of(&props) {
+            if let Some(outcome) = self.hold_delayed(&vhost_name, exchange, routing_key, properties, body, delay) {
+                return Ok(outcome);
+            }
+        }
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
         let persistent = props.is_persistent();
         // CC/BCC are rare: only then build a key list; the common case routes one

@@ -93,6 +93,7 @@ pub struct Broker {
     pub(crate) now_ms: u64,
     pub(crate) route_scratch: Vec<QueueId>,
     disk_alarm: bool,
+    started: bool,
     pub(crate) dead_letters: super::lifecycle::DeadLetterQueue,
     pub(crate) expiry_pending: Vec<(Arc<str>, QueueId)>,
     pub(crate) timers: super::lifecycle::Timers,
@@ -120,6 +121,7 @@ impl Broker {
             now_ms: 0,
             route_scratch: Vec::new(),
             disk_alarm: false,
+            started: false,
             dead_letters: Default::default(),
             expiry_pending: Vec::new(),
             timers: Default::default(),
@@ -169,6 +171,7 @@ impl Broker {
 
     /// A TCP connection was accepted.
     pub fn handle_connect(&mut self, peer: String, peer_is_loopback: bool, now_ms: u64) -> ConnId {
+        self.ensure_started(now_ms);
         let id = ConnId(self.next_conn_id);
         self.next_conn_id += 1;
         let tuning = Tuning {
@@ -327,6 +330,13 @@ impl Broker {
     pub fn close(&mut self) -> std::io::Result<()> {
         let mut first_err = None;
         for (_, vhost) in self.vhosts.drain() {
+            for (_, x) in vhost.exchanges {
+                if let Some(d) = x.delayed {
+                    if let Err(e) = d.close() {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
             for (_, q) in vhost.queues {
                 if let Err(e) = q.store.close() {
                     tracing::error!(queue = %q.name, error = %e, "closing queue store failed");
@@ -393,6 +403,38 @@ impl Broker {
     }
 
     // ---- internals ----------------------------------------------------------
+
+    /// The first input after open: arm the timers of recovered queues (their
+    /// x-expires period and TTL heads) and delayed exchanges, which needs a `now`.
+    fn ensure_started(&mut self, now_ms: u64) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.now_ms = now_ms;
+        let all: Vec<(Arc<str>, QueueId)> = self
+            .vhosts
+            .iter()
+            .flat_map(|(v, vh)| vh.queues.keys().map(move |q| (v.clone(), *q)))
+            .collect();
+        for (v, q) in all {
+            self.touch_queue(&v, q);
+            self.expiry_pending.push((v, q));
+        }
+        let mut delayed = Vec::new();
+        for (v, vh) in &self.vhosts {
+            for (name, x) in &vh.exchanges {
+                if let Some(due) = x.delayed.as_ref().and_then(|d| d.next_due()) {
+                    delayed.push((v.clone(), name.clone(), due));
+                }
+            }
+        }
+        for (v, x, due) in delayed {
+            self.timers
+                .add(due, &v, QueueId(0), super::lifecycle::TimerKind::Delayed(x));
+        }
+        self.run_pending();
+    }
 
     pub(crate) fn mark_dirty(&mut self, conn: &mut Connection) {
         if !conn.dirty {

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use ringmq_codec::{FieldTable, Method, Table};
 
 use super::broker::Broker;
-use super::exchange::ExchangeKind;
 use super::ids::Dest;
 use super::vhost::{Exchange, VHost};
 
@@ -49,7 +48,7 @@ fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
         push(Method::ExchangeDeclare(ringmq_codec::ExchangeDeclare {
             ticket: 0,
             exchange: &x.name,
-            kind: x.kind.as_str(),
+            kind: x.type_name(),
             passive: false,
             durable: true,
             auto_delete: x.auto_delete,
@@ -142,12 +141,12 @@ pub(crate) fn replay(broker: &mut Broker, vhost_name: &Arc<str>, records: &[Vec<
 fn apply(broker: &mut Broker, vhost_name: &Arc<str>, method: Method<'_>) -> std::io::Result<()> {
     match method {
         Method::ExchangeDeclare(m) => {
-            let Some(kind) = ExchangeKind::parse(m.kind) else {
+            let Ok((kind, delayed)) = super::delayed::resolve_type(m.kind, &m.arguments.to_owned_table()) else {
                 return Ok(());
             };
             let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
             let name: Arc<str> = Arc::from(m.exchange);
-            let x = Exchange::new(
+            let mut x = Exchange::new(
                 name.clone(),
                 kind,
                 true,
@@ -155,6 +154,9 @@ fn apply(broker: &mut Broker, vhost_name: &Arc<str>, method: Method<'_>) -> std:
                 m.internal,
                 m.arguments.to_owned_table(),
             );
+            if delayed && !vhost.exchanges.contains_key(m.exchange) {
+                x.delayed = Some(vhost.open_delayed_store(m.exchange, true)?);
+            }
             vhost.exchanges.entry(name).or_insert(x);
         }
         Method::ExchangeDelete(m) => {

@@ -7,11 +7,11 @@ use ringmq_codec::{
     ExchangeUnbindOk, Method, ReplyCode, Table,
 };
 
-use super::broker::{channel_error, connection_error, Broker, MethodResult};
+use super::broker::{channel_error, Broker, MethodResult};
 use super::connection::Connection;
 use super::definitions;
 use super::dispatch::precondition;
-use super::exchange::{validate_binding_arguments, ExchangeKind};
+use super::exchange::validate_binding_arguments;
 use super::ids::Dest;
 use super::vhost::{Exchange, VHost};
 
@@ -50,13 +50,8 @@ impl Broker {
             }
         } else {
             check_name(m.exchange)?;
-            let Some(kind) = ExchangeKind::parse(m.kind) else {
-                return Err(connection_error(
-                    ReplyCode::CommandInvalid,
-                    format!("unknown exchange type '{}'", m.kind),
-                ));
-            };
             let arguments = m.arguments.to_owned_table();
+            let (kind, delayed) = super::delayed::resolve_type(m.kind, &arguments)?;
             if let Some(x) = vhost.exchanges.get(m.exchange) {
                 let ineq = |arg: &str, got: &str, cur: &str| {
                     precondition(format!(
@@ -64,8 +59,8 @@ impl Broker {
                         m.exchange
                     ))
                 };
-                if x.kind != kind {
-                    return Err(ineq("type", kind.as_str(), x.kind.as_str()));
+                if x.kind != kind || x.delayed.is_some() != delayed {
+                    return Err(ineq("type", m.kind, x.type_name()));
                 }
                 if x.durable != m.durable {
                     return Err(ineq("durable", bool_str(m.durable), bool_str(x.durable)));
@@ -90,7 +85,13 @@ impl Broker {
                     ));
                 }
                 let name: Arc<str> = Arc::from(m.exchange);
-                let x = Exchange::new(name.clone(), kind, m.durable, m.auto_delete, m.internal, arguments);
+                let mut x = Exchange::new(name.clone(), kind, m.durable, m.auto_delete, m.internal, arguments);
+                if delayed {
+                    let store = vhost.open_delayed_store(m.exchange, m.durable).map_err(|e| {
+                        channel_error(ReplyCode::InternalError, format!("cannot create delayed exchange: {e}"))
+                    })?;
+                    x.delayed = Some(store);
+                }
                 vhost.exchanges.insert(name, x);
                 if m.durable {
                     definitions::record(vhost, &Method::ExchangeDeclare(m));

@@ -74,6 +74,8 @@ pub(crate) enum TimerKind {
     Head,
     /// The queue itself expires (x-expires).
     QueueExpires,
+    /// Held messages of a delayed exchange are due.
+    Delayed(Arc<str>),
 }
 
 #[derive(Debug, Default)]
@@ -322,6 +324,96 @@ impl Broker {
         }
     }
 
+    /// Holds a message published to a delayed exchange; None if the exchange is
+    /// not a delayed one (route as usual).
+    pub(crate) fn hold_delayed(
+        &mut self,
+        vhost_name: &Arc<str>,
+        exchange: &str,
+        routing_key: &str,
+        properties: &[u8],
+        body: &[u8],
+        delay_ms: u64,
+    ) -> Option<PublishOutcome> {
+        let now_ms = self.now_ms;
+        let vhost = self.vhosts.get_mut(vhost_name)?;
+        let name = vhost.exchanges.get_key_value(exchange)?.0.clone();
+        let x = vhost.exchanges.get_mut(exchange)?;
+        let store = x.delayed.as_mut()?;
+        let msg = MessageRef {
+            timestamp_ms: now_ms,
+            exchange: exchange.as_bytes(),
+            routing_key: routing_key.as_bytes(),
+            properties,
+            body,
+        };
+        let mut outcome = PublishOutcome {
+            routed: true,
+            ..Default::default()
+        };
+        if let Err(e) = store.hold(msg, delay_ms) {
+            tracing::error!(exchange, error = %e, "cannot hold delayed message");
+            outcome.failed = true;
+            return Some(outcome);
+        }
+        if x.durable && self.config.sync {
+            if let Err(e) = store.sync() {
+                tracing::error!(exchange, error = %e, "cannot sync delayed message");
+                outcome.failed = true;
+            }
+        }
+        if let Some(due) = store.next_due() {
+            self.timers.add(due, vhost_name, QueueId(0), TimerKind::Delayed(name));
+        }
+        Some(outcome)
+    }
+
+    /// Routes the due messages of a delayed exchange.
+    fn fire_delayed(&mut self, vhost_name: &Arc<str>, exchange: &Arc<str>) {
+        let now_ms = self.now_ms;
+        for _ in 0..DEAD_LETTERS_PER_TURN_MAX {
+            let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
+                return;
+            };
+            let Some(store) = vhost.exchanges.get_mut(&**exchange).and_then(|x| x.delayed.as_mut()) else {
+                return;
+            };
+            let Some(pos) = store.pop_due(now_ms) else {
+                if let Some(due) = store.next_due() {
+                    self.timers
+                        .add(due, vhost_name, QueueId(0), TimerKind::Delayed(exchange.clone()));
+                }
+                return;
+            };
+            let Ok(view) = store.read(pos) else {
+                store.release(pos);
+                continue;
+            };
+            let properties = view.properties.to_vec();
+            let body = view.body.to_vec();
+            let routing_key = String::from_utf8_lossy(view.routing_key).into_owned();
+            store.release(pos);
+            let props = BasicProperties::decode(&properties).unwrap_or_default();
+            let mut queues = std::mem::take(&mut self.route_scratch);
+            vhost.route(exchange, &[routing_key.as_str()], props.headers, &mut queues);
+            let msg = StoredMessage {
+                exchange,
+                routing_key: &routing_key,
+                properties: &properties,
+                body: &body,
+                persistent: props.is_persistent(),
+                expiration_ms: props.expiration.and_then(|e| parse_expiration(e).ok()),
+                priority: props.priority.unwrap_or(0),
+            };
+            let mut outcome = PublishOutcome::default();
+            self.store_routed(vhost_name, &queues, &msg, &mut outcome);
+            queues.clear();
+            self.route_scratch = queues;
+        }
+        self.timers
+            .add(now_ms, vhost_name, QueueId(0), TimerKind::Delayed(exchange.clone()));
+    }
+
     /// When the next timer is due (ms since the epoch), for the io layer's sleep.
     pub fn poll_timeout(&self) -> Option<u64> {
         self.timers.first()
@@ -338,6 +430,7 @@ impl Broker {
                     }
                 }
                 TimerKind::QueueExpires => self.check_queue_expiry(&vname, id),
+                TimerKind::Delayed(x) => self.fire_delayed(&vname, &x),
             }
         }
         self.run_pending();

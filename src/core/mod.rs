@@ -23,6 +23,8 @@ pub mod channel;
 pub mod confirm;
 pub mod connection;
 mod definitions;
+mod delayed;
+pub mod dedup;
 mod delivery;
 mod direct_reply;
 pub mod dispatch;

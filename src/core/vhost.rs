@@ -44,9 +44,21 @@ pub struct Exchange {
     /// Exchange-to-exchange bindings that point at this exchange, counted so an
     /// auto-delete exchange knows when it is no longer a source or destination.
     pub bound_as_destination: usize,
+    /// For `x-delayed-message` exchanges: the held messages. `kind` is then the
+    /// `x-delayed-type` that routes them when due.
+    pub delayed: Option<super::delayed::DelayedStore>,
 }
 
 impl Exchange {
+    /// The type as clients declare it.
+    pub fn type_name(&self) -> &'static str {
+        if self.delayed.is_some() {
+            super::delayed::DELAYED_TYPE
+        } else {
+            self.kind.as_str()
+        }
+    }
+
     pub fn new(
         name: Arc<str>,
         kind: ExchangeKind,
@@ -65,6 +77,7 @@ impl Exchange {
             bindings: Bindings::new(kind),
             builtin: false,
             bound_as_destination: 0,
+            delayed: None,
         }
     }
 
@@ -115,6 +128,19 @@ impl VHost {
             v.exchanges.insert(x.name.clone(), x);
         }
         Ok((v, records))
+    }
+
+    /// Opens the store of a delayed exchange (durable ones under the vhost,
+    /// transient ones under `transient/`, wiped at start).
+    pub fn open_delayed_store(&self, exchange: &str, durable: bool) -> std::io::Result<super::delayed::DelayedStore> {
+        let base = if durable {
+            self.dir.join("delayed")
+        } else {
+            self.dir.join("transient").join("delayed")
+        };
+        std::fs::create_dir_all(&base)?;
+        let dir = ringmq_store::layout::create_queue_dir(&base, exchange)?;
+        super::delayed::DelayedStore::open(&dir, self.store_config)
     }
 
     pub fn queue_id(&self, name: &str) -> Option<QueueId> {
@@ -223,7 +249,12 @@ impl VHost {
 
     /// Removes an exchange and every binding to or from it.
     pub fn delete_exchange(&mut self, name: &str) -> Option<Exchange> {
-        let x = self.exchanges.remove(name)?;
+        let mut x = self.exchanges.remove(name)?;
+        if let Some(d) = x.delayed.take() {
+            if let Err(e) = d.delete() {
+                tracing::warn!(exchange = name, error = %e, "could not remove delayed messages");
+            }
+        }
         let dest = Dest::Exchange(x.name.clone());
         for other in self.exchanges.values_mut() {
             other.bindings.remove_destination(&dest);

@@ -199,7 +199,7 @@ impl<'a> HeaderView<'_, 'a> {
 }
 
 /// How RabbitMQ's Erlang terms for field values compare and print.
-mod erlang {
+pub(super) mod erlang {
     use ringmq_codec::{FieldValue, FieldValueRef};
 
     /// Erlang term classes that `==` compares across field types.
@@ -380,7 +380,7 @@ mod erlang {
 
     /// An Erlang binary as `~tp` prints it: `<<"text">>` when printable (with
     /// `/utf8` when it needs Unicode), else the byte list `<<1,2,3>>`.
-    pub(super) fn binary(bytes: &[u8]) -> String {
+    pub(in crate::core::exchange) fn binary(bytes: &[u8]) -> String {
         let text = std::str::from_utf8(bytes).ok().filter(|s| {
             s.chars()
                 .all(|c| !c.is_control() || "\n\r\t\u{b}\u{c}\u{8}\u{1b}".contains(c))

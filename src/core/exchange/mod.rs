@@ -12,11 +12,16 @@
 //! | [`fanout`] | a list of unique destinations | one copy of the list |
 //! | [`topic`] | a trie over words with `*` and `#` edges | ~ words × branches, independent of the binding count |
 //! | [`headers`] | binding rules checked one by one | bindings × pattern entries |
+//! | [`consistent_hash`] | a ring of weighted points (`x-consistent-hash`) | one hash + binary search |
 //!
 //! Semantics follow RabbitMQ 3.x/4.x; each file cites the Erlang source it mirrors.
 
+mod consistent_hash;
+#[cfg(test)]
+mod consistent_hash_tests;
 mod direct;
 mod fanout;
+pub mod field_bytes;
 mod headers;
 mod topic;
 
@@ -25,15 +30,18 @@ use std::hash::Hash;
 
 use ringmq_codec::{FieldTable, Table};
 
+pub use consistent_hash::{parse_weight, HashOn, RouteKey, POINTS_PER_WEIGHT, WEIGHT_MAX};
 pub use headers::{validate_binding_arguments, XMatch};
 
-/// The four AMQP 0-9-1 exchange types.
+/// The four AMQP 0-9-1 exchange types, and the plugin types ringmq builds in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ExchangeKind {
     Direct,
     Fanout,
     Topic,
     Headers,
+    /// RabbitMQ's `rabbitmq_consistent_hash_exchange` plugin type.
+    ConsistentHash,
 }
 
 impl ExchangeKind {
@@ -46,6 +54,7 @@ impl ExchangeKind {
             "fanout" => ExchangeKind::Fanout,
             "topic" => ExchangeKind::Topic,
             "headers" => ExchangeKind::Headers,
+            "x-consistent-hash" => ExchangeKind::ConsistentHash,
             _ => return None,
         })
     }
@@ -56,6 +65,7 @@ impl ExchangeKind {
             ExchangeKind::Fanout => "fanout",
             ExchangeKind::Topic => "topic",
             ExchangeKind::Headers => "headers",
+            ExchangeKind::ConsistentHash => "x-consistent-hash",
         }
     }
 }
@@ -71,6 +81,26 @@ impl std::str::FromStr for ExchangeKind {
 
     fn from_str(s: &str) -> Result<Self, ()> {
         ExchangeKind::parse(s).ok_or(())
+    }
+}
+
+/// Checks a binding as RabbitMQ's `validate_binding` callback of the exchange type
+/// does: the routing key of a consistent-hash binding is its weight, a headers
+/// binding's `x-match` must be valid. The error is the 406 reply text.
+pub fn validate_binding(kind: ExchangeKind, routing_key: &str, arguments: &FieldTable) -> Result<(), String> {
+    match kind {
+        ExchangeKind::ConsistentHash => parse_weight(routing_key).map(|_| ()),
+        _ => validate_binding_arguments(kind, arguments),
+    }
+}
+
+/// Checks exchange.declare arguments that the exchange type reads (RabbitMQ's
+/// `validate` callback); the error is the 406 reply text. Only consistent-hash
+/// exchanges read any.
+pub fn validate_exchange_arguments(kind: ExchangeKind, arguments: &FieldTable) -> Result<(), String> {
+    match kind {
+        ExchangeKind::ConsistentHash => HashOn::from_arguments(arguments).map(|_| ()),
+        _ => Ok(()),
     }
 }
 
@@ -114,15 +144,34 @@ enum Matcher<D> {
     Fanout(fanout::Fanout<D>),
     Topic(topic::Topic<D>),
     Headers(headers::Headers<D>),
+    ConsistentHash(consistent_hash::ConsistentHash<D>),
 }
 
 impl<D: Clone + Eq + Hash + Ord> Bindings<D> {
+    /// A table for an exchange declared without arguments (a consistent-hash
+    /// exchange then hashes the routing key).
     pub fn new(kind: ExchangeKind) -> Self {
+        Self::with_hash_on(kind, HashOn::RoutingKey)
+    }
+
+    /// A table for an exchange with its declare arguments, which consistent-hash
+    /// exchanges read (`hash-header`, `hash-property`). The error is the 406 text
+    /// of [`validate_exchange_arguments`].
+    pub fn new_with_args(kind: ExchangeKind, arguments: &FieldTable) -> Result<Self, String> {
+        let hash_on = match kind {
+            ExchangeKind::ConsistentHash => HashOn::from_arguments(arguments)?,
+            _ => HashOn::RoutingKey,
+        };
+        Ok(Self::with_hash_on(kind, hash_on))
+    }
+
+    fn with_hash_on(kind: ExchangeKind, hash_on: HashOn) -> Self {
         let matcher = match kind {
             ExchangeKind::Direct => Matcher::Direct(direct::Direct::default()),
             ExchangeKind::Fanout => Matcher::Fanout(fanout::Fanout::default()),
             ExchangeKind::Topic => Matcher::Topic(topic::Topic::default()),
             ExchangeKind::Headers => Matcher::Headers(headers::Headers::default()),
+            ExchangeKind::ConsistentHash => Matcher::ConsistentHash(consistent_hash::ConsistentHash::new(hash_on)),
         };
         Bindings {
             kind,
@@ -135,6 +184,16 @@ impl<D: Clone + Eq + Hash + Ord> Bindings<D> {
 
     pub fn kind(&self) -> ExchangeKind {
         self.kind
+    }
+
+    /// What a consistent-hash exchange hashes (`None` for other kinds), so the
+    /// broker knows whether [`route_with`](Bindings::route_with) needs the
+    /// message properties.
+    pub fn hash_on(&self) -> Option<&HashOn> {
+        match &self.matcher {
+            Matcher::ConsistentHash(m) => Some(m.hash_on()),
+            _ => None,
+        }
     }
 
     /// Adds a binding; returns false if that exact (destination, routing key,
@@ -166,6 +225,7 @@ impl<D: Clone + Eq + Hash + Ord> Bindings<D> {
             Matcher::Fanout(m) => m.add(dest),
             Matcher::Topic(m) => m.add(dest, routing_key),
             Matcher::Headers(m) => m.add(id, dest, arguments),
+            Matcher::ConsistentHash(m) => m.add(id, dest, routing_key),
         }
         true
     }
@@ -210,6 +270,7 @@ impl<D: Clone + Eq + Hash + Ord> Bindings<D> {
             Matcher::Fanout(m) => m.remove(dest),
             Matcher::Topic(m) => m.remove(dest, &binding.routing_key),
             Matcher::Headers(m) => m.remove(binding.id),
+            Matcher::ConsistentHash(m) => m.remove(dest, binding.id),
         }
     }
 
@@ -222,11 +283,19 @@ impl<D: Clone + Eq + Hash + Ord> Bindings<D> {
     /// as RabbitMQ does. The order of `out` is unspecified: past
     /// [`LINEAR_DEDUP_MAX`] entries the list is sorted to deduplicate it.
     pub fn route(&self, routing_key: &str, headers: Option<Table<'_>>, out: &mut Vec<D>) {
+        self.route_with(RouteKey::new(routing_key, headers), out)
+    }
+
+    /// [`route`](Bindings::route) with every part of the message an exchange may
+    /// hash on: a consistent-hash exchange with `hash-property` needs the
+    /// properties ([`RouteKey::from_properties`]); for the others it is the same.
+    pub fn route_with(&self, key: RouteKey<'_>, out: &mut Vec<D>) {
         match &self.matcher {
-            Matcher::Direct(m) => m.route(routing_key, out),
+            Matcher::Direct(m) => m.route(key.routing_key, out),
             Matcher::Fanout(m) => m.route(out),
-            Matcher::Topic(m) => m.route(routing_key, out),
-            Matcher::Headers(m) => m.route(headers.unwrap_or(Table::EMPTY), out),
+            Matcher::Topic(m) => m.route(key.routing_key, out),
+            Matcher::Headers(m) => m.route(key.headers.unwrap_or(Table::EMPTY), out),
+            Matcher::ConsistentHash(m) => m.route(key, out),
         }
     }
 
@@ -317,12 +386,13 @@ mod tests {
             ExchangeKind::Fanout,
             ExchangeKind::Topic,
             ExchangeKind::Headers,
+            ExchangeKind::ConsistentHash,
         ] {
             assert_eq!(ExchangeKind::parse(k.as_str()), Some(k));
             assert_eq!(k.to_string().parse::<ExchangeKind>(), Ok(k));
         }
         assert_eq!(ExchangeKind::parse("Direct"), None);
-        assert_eq!(ExchangeKind::parse("x-consistent-hash"), None);
+        assert_eq!(ExchangeKind::parse("x-modulus-hash"), None);
     }
 
     #[test]
