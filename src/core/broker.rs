@@ -11,7 +11,6 @@
 //! caller polls output. Deliveries therefore always follow the `*-ok` that enabled
 //! them (consume-ok before the first deliver), as clients expect.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -79,8 +78,8 @@ pub enum Notice {
 pub struct Broker {
     pub config: CoreConfig,
     pub users: Users,
-    pub vhosts: HashMap<Arc<str>, VHost>,
-    pub conns: HashMap<ConnId, Connection>,
+    pub vhosts: super::Map<Arc<str>, VHost>,
+    pub conns: super::Map<ConnId, Connection>,
     next_conn_id: u64,
     next_queue_id: u64,
     /// Connections with output to write, in the order they got it.
@@ -109,8 +108,8 @@ impl Broker {
         let mut b = Broker {
             config,
             users,
-            vhosts: HashMap::new(),
-            conns: HashMap::new(),
+            vhosts: Default::default(),
+            conns: Default::default(),
             next_conn_id: 1,
             next_queue_id: 1,
             dirty: Vec::new(),

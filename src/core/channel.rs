@@ -1,7 +1,7 @@
 //! Per-channel state: content assembly, consumers, unacked deliveries, prefetch,
 //! confirms and transactions.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use ringmq_store::SegmentPosition;
@@ -92,7 +92,7 @@ pub struct Channel {
     pub incoming: Option<IncomingMessage>,
     /// Reused allocation for the next incoming message.
     pub spare: IncomingMessage,
-    pub consumers: HashMap<Arc<str>, ChannelConsumer>,
+    pub consumers: super::Map<Arc<str>, ChannelConsumer>,
     pub unacked: BTreeMap<u64, Unacked>,
     pub next_delivery_tag: u64,
     /// basic.qos global=false: applies to consumers created afterwards.
@@ -118,7 +118,7 @@ impl Channel {
             state: ChannelState::Open,
             incoming: None,
             spare: IncomingMessage::default(),
-            consumers: HashMap::new(),
+            consumers: Default::default(),
             unacked: BTreeMap::new(),
             next_delivery_tag: 1,
             consumer_prefetch: 0,

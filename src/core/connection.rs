@@ -6,7 +6,6 @@
 //! any state --exception--> Closing (close sent, wait for close-ok) --> Closed
 //! ```
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use ringmq_codec::{FieldTable, FieldValue, FieldValueRef, Table};
@@ -66,7 +65,7 @@ pub struct Connection {
     pub tuning: Tuning,
     pub client_properties: FieldTable,
     pub capabilities: ClientCapabilities,
-    pub channels: HashMap<u16, Channel>,
+    pub channels: super::Map<u16, Channel>,
     /// Frames waiting for the socket, appended by the core, drained by the io layer.
     pub out: Vec<u8>,
     /// Set while `out` is in the dirty list, so it is listed once.
@@ -94,7 +93,7 @@ impl Connection {
             tuning,
             client_properties: FieldTable::default(),
             capabilities: ClientCapabilities::default(),
-            channels: HashMap::new(),
+            channels: Default::default(),
             out: Vec::new(),
             dirty: false,
             last_recv_ms: now_ms,

@@ -22,9 +22,9 @@ pub mod broker;
 pub mod channel;
 pub mod confirm;
 pub mod connection;
+pub mod dedup;
 mod definitions;
 mod delayed;
-pub mod dedup;
 mod delivery;
 mod direct_reply;
 pub mod dispatch;
@@ -38,6 +38,13 @@ mod queue_methods;
 pub mod vhost;
 
 pub use broker::{Broker, CoreConfig};
+
+/// The hash map of the core: aHash, about 4x faster than SipHash on our short
+/// keys (the 1p1c profile had SipHash at 21% of broker CPU) and still randomly
+/// keyed per process, so client-chosen names cannot be used to flood a bucket.
+pub type Map<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+/// The hash set counterpart of [`Map`].
+pub type Set<T> = std::collections::HashSet<T, ahash::RandomState>;
 
 #[cfg(test)]
 mod sim_tests;

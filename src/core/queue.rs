@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use ringmq_codec::FieldTable;
-use std::collections::{HashMap, HashSet};
 
 use ringmq_store::{LeveledStore, MessageRef, SegmentPosition, StoreError};
 
@@ -43,7 +42,7 @@ pub struct Queue {
     pub had_consumer: bool,
     /// Positions that were delivered and requeued: the next delivery says
     /// redelivered. Bounded by the unacked limit per channel times channels.
-    redelivered: HashSet<SegmentPosition>,
+    redelivered: super::Set<SegmentPosition>,
     /// Effective settings (from arguments; later also policies).
     pub settings: QueueSettings,
     /// Some message carried an `expiration`: the head must be checked for TTL.
@@ -54,7 +53,7 @@ pub struct Queue {
     /// (RabbitMQ counts bodies; the store counts whole records).
     ready_body_bytes: u64,
     /// Redeliveries per message, only with x-delivery-limit.
-    delivery_counts: HashMap<SegmentPosition, u32>,
+    delivery_counts: super::Map<SegmentPosition, u32>,
 }
 
 impl Queue {
@@ -78,12 +77,12 @@ impl Queue {
             store,
             consumers: Vec::new(),
             had_consumer: false,
-            redelivered: HashSet::new(),
+            redelivered: Default::default(),
             settings: QueueSettings::default(),
             may_expire: false,
             last_used_ms: 0,
             ready_body_bytes: 0,
-            delivery_counts: HashMap::new(),
+            delivery_counts: Default::default(),
         }
     }
 

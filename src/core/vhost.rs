@@ -4,7 +4,6 @@
 //! Routing is one function ([`VHost::route`]) used by publish, exchange-to-exchange
 //! bindings, alternate exchanges and CC/BCC alike (DESIGN.md: one copy of each truth).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -90,9 +89,9 @@ impl Exchange {
 pub struct VHost {
     pub name: String,
     pub dir: PathBuf,
-    pub exchanges: HashMap<Arc<str>, Exchange>,
-    pub queues: HashMap<QueueId, Queue>,
-    pub queue_names: HashMap<Arc<str>, QueueId>,
+    pub exchanges: super::Map<Arc<str>, Exchange>,
+    pub queues: super::Map<QueueId, Queue>,
+    pub queue_names: super::Map<Arc<str>, QueueId>,
     pub definitions: DefinitionsLog,
     pub store_config: StoreConfig,
     /// Scratch for routing, reused so a publish allocates nothing here.
@@ -114,9 +113,9 @@ impl VHost {
         let mut v = VHost {
             name: name.to_owned(),
             dir,
-            exchanges: HashMap::new(),
-            queues: HashMap::new(),
-            queue_names: HashMap::new(),
+            exchanges: Default::default(),
+            queues: Default::default(),
+            queue_names: Default::default(),
             definitions,
             store_config,
             route_work: Vec::new(),

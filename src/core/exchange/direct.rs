@@ -1,7 +1,6 @@
 //! Direct exchange: a message goes to the bindings whose key equals its routing
 //! key, byte for byte (rabbit_exchange_type_direct: `match_routing_key`).
 
-use std::collections::HashMap;
 use std::hash::Hash;
 
 use super::Dedup;
@@ -11,12 +10,14 @@ use super::Dedup;
 /// those bindings leaves the other routing.
 #[derive(Debug)]
 pub(super) struct Direct<D> {
-    by_key: HashMap<Box<str>, Vec<D>>,
+    by_key: crate::core::Map<Box<str>, Vec<D>>,
 }
 
 impl<D> Default for Direct<D> {
     fn default() -> Self {
-        Direct { by_key: HashMap::new() }
+        Direct {
+            by_key: Default::default(),
+        }
     }
 }
 

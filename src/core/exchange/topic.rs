@@ -12,7 +12,6 @@
 //! `#` edge per node, walked the way RabbitMQ's `trie_match` walks its ETS trie,
 //! so a route visits only the branches the key can match, not every binding.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 
 use super::Dedup;
@@ -30,7 +29,7 @@ impl<D> Default for Topic<D> {
 
 #[derive(Debug)]
 struct Node<D> {
-    literal: HashMap<Box<str>, Node<D>>,
+    literal: crate::core::Map<Box<str>, Node<D>>,
     star: Option<Box<Node<D>>>,
     hash: Option<Box<Node<D>>>,
     /// Destinations of the patterns that end here, one entry per binding (a queue
@@ -41,7 +40,7 @@ struct Node<D> {
 impl<D> Default for Node<D> {
     fn default() -> Self {
         Node {
-            literal: HashMap::new(),
+            literal: Default::default(),
             star: None,
             hash: None,
             dests: Vec::new(),
