@@ -65,12 +65,10 @@ pub fn run(core: core_config::CoreConfig, listen: ListenConfig) -> std::io::Resu
 
 use crate::core as core_config;
 
-// DEV-ONLY (not to be committed): pick the backend from the environment.
+/// Until `ListenConfig` carries the backend (wired from `--io` in main.rs), the
+/// epoll backend stays the default.
 fn selected_backend(_listen: &ListenConfig) -> IoBackend {
-    std::env::var("RINGMQ_IO_DEV")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(IoBackend::Epoll)
+    IoBackend::Epoll
 }
 
 /// Milliseconds since the Unix epoch: the `now` the core is given.
