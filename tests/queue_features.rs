@@ -467,3 +467,91 @@ fn delayed_message_exchange_routes_when_due_and_survives_restart() {
         .unwrap();
     });
 }
+
+#[test]
+fn consistent_hash_exchange_is_stable_and_weighted() {
+    let b = Broker::new();
+    if b.is_external() {
+        eprintln!("skipped: the reference RabbitMQ has no consistent-hash plugin enabled");
+        return;
+    }
+    run(async {
+        let (_conn, ch) = open(&b).await;
+        let x = unique("chash");
+        let kind = ExchangeKind::Custom("x-consistent-hash".into());
+        declare_exchange(&ch, &x, kind, ExchangeDeclareOptions::default(), FieldTable::default()).await;
+        let (q1, q2) = (unique("ch1"), unique("ch2"));
+        for (q, w) in [(&q1, "1"), (&q2, "3")] {
+            declare_queue(&ch, q, exclusive(), FieldTable::default()).await;
+            bind(&ch, q, &x, w, FieldTable::default()).await;
+        }
+        // A weight that is not a number is refused as RabbitMQ refuses it.
+        let ch2 = channel(&_conn).await;
+        let bad = within(
+            "bind",
+            ch2.queue_bind(
+                q1.as_str().into(),
+                x.as_str().into(),
+                "abc".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            ),
+        )
+        .await;
+        assert_amqp_err(bad, 406, "PRECONDITION_FAILED - The binding key must be an integer");
+        for i in 0..400 {
+            publish(&ch, &x, &format!("key-{i}"), format!("{i}").as_bytes()).await;
+        }
+        let a = get_all(&ch, &q1).await.len();
+        let c = get_all(&ch, &q2).await.len();
+        assert_eq!(a + c, 400);
+        assert!((50..=150).contains(&a), "weight 1 of 4 got {a} of 400");
+        // The same key lands on the same queue every time.
+        for _ in 0..5 {
+            publish(&ch, &x, "key-7", b"again").await;
+        }
+        let (a, c) = (get_all(&ch, &q1).await.len(), get_all(&ch, &q2).await.len());
+        assert!(a == 5 && c == 0 || a == 0 && c == 5, "key-7 split {a}/{c}");
+    });
+}
+
+#[test]
+fn message_deduplication_on_exchange_and_queue() {
+    let b = Broker::new();
+    if b.is_external() {
+        eprintln!("skipped: deduplication is a LavinMQ feature");
+        return;
+    }
+    run(async {
+        let (_conn, ch) = open(&b).await;
+        let dedup = |id: &str| BasicProperties::default().with_headers(table(&[("x-deduplication-header", lstr(id))]));
+        let q = unique("dedup-q");
+        let args = table(&[
+            ("x-message-deduplication", AMQPValue::Boolean(true)),
+            ("x-cache-size", AMQPValue::LongInt(10)),
+        ]);
+        declare_queue(&ch, &q, exclusive(), args.clone()).await;
+        let opts = BasicPublishOptions::default();
+        for id in ["a", "b", "a", "c", "b"] {
+            publish_with(&ch, "", &q, id.as_bytes(), dedup(id), opts).await;
+        }
+        assert_eq!(get_all(&ch, &q).await, strs(&["a", "b", "c"]));
+
+        let x = unique("dedup-x");
+        declare_exchange(&ch, &x, ExchangeKind::Fanout, ExchangeDeclareOptions::default(), args).await;
+        let q2 = unique("dedup-q2");
+        declare_queue(&ch, &q2, exclusive(), FieldTable::default()).await;
+        bind(&ch, &q2, &x, "", FieldTable::default()).await;
+        for id in ["1", "1", "2"] {
+            publish_with(&ch, &x, "", id.as_bytes(), dedup(id), opts).await;
+        }
+        publish(&ch, &x, "", b"no-header").await;
+        assert_eq!(get_all(&ch, &q2).await, strs(&["1", "2", "no-header"]));
+        within(
+            "delete x",
+            ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()),
+        )
+        .await
+        .unwrap();
+    });
+}

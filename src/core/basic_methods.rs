@@ -331,7 +331,17 @@ impl Broker {
                 return Ok(outcome);
             }
         }
+        let now_ms = self.now_ms;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
+        if let Some(d) = vhost.exchanges.get_mut(exchange).and_then(|x| x.dedup.as_mut()) {
+            if d.is_duplicate(props.headers, now_ms) {
+                // A duplicate is dropped and still confirmed, as LavinMQ does.
+                return Ok(PublishOutcome {
+                    routed: true,
+                    ..Default::default()
+                });
+            }
+        }
         let persistent = props.is_persistent();
         // CC/BCC are rare: only then build a key list; the common case routes one
         // key without allocating.
@@ -348,7 +358,7 @@ impl Broker {
         }
         let keys: &[&str] = if cc_keys.len() > 1 { &cc_keys } else { &single };
         let mut queues = std::mem::take(&mut self.route_scratch);
-        vhost.route(exchange, keys, props.headers, &mut queues);
+        vhost.route(exchange, keys, &props, &mut queues);
         // BCC keys route but must not be seen by consumers: strip the header.
         let stripped;
         let properties = if has_bcc {

@@ -11,7 +11,7 @@ use super::broker::{channel_error, Broker, MethodResult};
 use super::connection::Connection;
 use super::definitions;
 use super::dispatch::precondition;
-use super::exchange::validate_binding_arguments;
+use super::exchange::{validate_binding, validate_exchange_arguments};
 use super::ids::Dest;
 use super::vhost::{Exchange, VHost};
 
@@ -52,6 +52,8 @@ impl Broker {
             check_name(m.exchange)?;
             let arguments = m.arguments.to_owned_table();
             let (kind, delayed) = super::delayed::resolve_type(m.kind, &arguments)?;
+            validate_exchange_arguments(kind, &arguments).map_err(precondition)?;
+            super::dedup::DedupCache::from_arguments(&arguments).map_err(precondition)?;
             if let Some(x) = vhost.exchanges.get(m.exchange) {
                 let ineq = |arg: &str, got: &str, cur: &str| {
                     precondition(format!(
@@ -167,7 +169,7 @@ impl Broker {
             return Err(no_exchange(source, &vname));
         };
         let args = arguments.to_owned_table();
-        validate_binding_arguments(src.kind, &args).map_err(precondition)?;
+        validate_binding(src.kind, routing_key, &args).map_err(precondition)?;
         let durable = src.durable && ddurable;
         let changed = if bind {
             src.bindings.bind(Dest::Exchange(dname.clone()), routing_key, &args)

@@ -128,6 +128,12 @@ impl Broker {
                 return;
             };
             let Some(q) = vhost.queues.get_mut(id) else { continue };
+            if let Some(d) = q.dedup.as_mut() {
+                let headers = BasicProperties::decode(msg.properties).ok().and_then(|p| p.headers);
+                if d.is_duplicate(headers, now_ms) {
+                    continue;
+                }
+            }
             if q.settings.overflow != Overflow::DropHead && q.is_full_for(msg.body.len() as u64) {
                 // reject-publish: the publisher hears basic.nack (with confirms).
                 outcome.failed = true;
@@ -295,7 +301,7 @@ impl Broker {
             let keys: Vec<&str> = dl.routing_keys.iter().map(String::as_str).collect();
             let props = BasicProperties::decode(&dl.properties).expect("own encoding");
             let mut queues = std::mem::take(&mut self.route_scratch);
-            vhost.route(&dl.dlx, &keys, props.headers, &mut queues);
+            vhost.route(&dl.dlx, &keys, &props, &mut queues);
             // Cycle check: a queue this message already died in, with no rejection on
             // the way, does not get it again.
             let deaths = death_queues(&props);
@@ -395,7 +401,7 @@ impl Broker {
             store.release(pos);
             let props = BasicProperties::decode(&properties).unwrap_or_default();
             let mut queues = std::mem::take(&mut self.route_scratch);
-            vhost.route(exchange, &[routing_key.as_str()], props.headers, &mut queues);
+            vhost.route(exchange, &[routing_key.as_str()], &props, &mut queues);
             let msg = StoredMessage {
                 exchange,
                 routing_key: &routing_key,

@@ -54,6 +54,8 @@ pub struct Queue {
     ready_body_bytes: u64,
     /// Redeliveries per message, only with x-delivery-limit.
     delivery_counts: super::Map<SegmentPosition, u32>,
+    /// `x-message-deduplication` on the queue.
+    pub dedup: Option<super::dedup::DedupCache>,
 }
 
 impl Queue {
@@ -83,6 +85,7 @@ impl Queue {
             last_used_ms: 0,
             ready_body_bytes: 0,
             delivery_counts: Default::default(),
+            dedup: None,
         }
     }
 

@@ -11,7 +11,7 @@ use super::broker::{channel_error, Broker, Exception, MethodResult, Notice};
 use super::connection::Connection;
 use super::definitions;
 use super::dispatch::{chan, precondition};
-use super::exchange::validate_binding_arguments;
+use super::exchange::validate_binding;
 use super::exchange_methods::{bool_str, no_exchange};
 use super::ids::{ConnId, Dest, QueueId};
 
@@ -145,6 +145,7 @@ impl Broker {
             let owner = m.exclusive.then_some(conn_id);
             let args = m.arguments.to_owned_table();
             super::queue_args::parse(&args, name, &vname).map_err(precondition)?;
+            super::dedup::DedupCache::from_arguments(&args).map_err(precondition)?;
             let id = self.new_queue_id();
             let vhost = self.vhost_of(conn);
             // Exclusive queues are never durable on disk: they die with the connection.
@@ -207,7 +208,7 @@ impl Broker {
             return Err(no_exchange(exchange, &vname));
         };
         let args = arguments.to_owned_table();
-        validate_binding_arguments(x.kind, &args).map_err(precondition)?;
+        validate_binding(x.kind, routing_key, &args).map_err(precondition)?;
         let durable = x.durable && qdurable;
         let changed = if bind {
             x.bindings.bind(Dest::Queue(id), routing_key, &args)

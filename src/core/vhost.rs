@@ -7,10 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ringmq_codec::{FieldTable, Table};
+use ringmq_codec::{BasicProperties, FieldTable};
 use ringmq_store::{DefinitionsLog, LeveledStore, StoreConfig};
 
-use super::exchange::{Bindings, ExchangeKind};
+use super::exchange::{Bindings, ExchangeKind, RouteKey};
 use super::ids::{ConnId, Dest, QueueId};
 use super::queue::Queue;
 
@@ -46,6 +46,8 @@ pub struct Exchange {
     /// For `x-delayed-message` exchanges: the held messages. `kind` is then the
     /// `x-delayed-type` that routes them when due.
     pub delayed: Option<super::delayed::DelayedStore>,
+    /// `x-message-deduplication`: drop messages whose dedup header was seen.
+    pub dedup: Option<super::dedup::DedupCache>,
 }
 
 impl Exchange {
@@ -66,6 +68,8 @@ impl Exchange {
         internal: bool,
         arguments: FieldTable,
     ) -> Self {
+        let bindings = Bindings::new_with_args(kind, &arguments).unwrap_or_else(|_| Bindings::new(kind));
+        let dedup = super::dedup::DedupCache::from_arguments(&arguments).ok().flatten();
         Exchange {
             name,
             kind,
@@ -73,7 +77,10 @@ impl Exchange {
             auto_delete,
             internal,
             arguments,
-            bindings: Bindings::new(kind),
+            // Arguments were validated at declare; an old log may hold ones we now
+            // refuse, then the exchange routes with the defaults.
+            bindings,
+            dedup,
             builtin: false,
             bound_as_destination: 0,
             delayed: None,
@@ -210,6 +217,7 @@ impl VHost {
             store,
         );
         q.settings = settings;
+        q.dedup = super::dedup::DedupCache::from_arguments(&q.arguments).ok().flatten();
         // Recovered messages may carry per-message TTLs: check the head once.
         q.may_expire = recover;
         self.queue_names.insert(name, id);
@@ -273,7 +281,13 @@ impl VHost {
     /// `routing_keys` holds the routing key and any CC/BCC keys. Exchange-to-exchange
     /// bindings are followed breadth first; an exchange that matches nothing passes
     /// the message to its alternate exchange, as RabbitMQ does.
-    pub fn route(&mut self, exchange: &str, routing_keys: &[&str], headers: Option<Table<'_>>, out: &mut Vec<QueueId>) {
+    pub fn route(
+        &mut self,
+        exchange: &str,
+        routing_keys: &[&str],
+        props: &BasicProperties<'_>,
+        out: &mut Vec<QueueId>,
+    ) {
         out.clear();
         let mut work = std::mem::take(&mut self.route_work);
         let mut dests = std::mem::take(&mut self.route_dests);
@@ -300,7 +314,7 @@ impl VHost {
                 }
             } else {
                 for rk in routing_keys {
-                    x.bindings.route(rk, headers, &mut dests);
+                    x.bindings.route_with(RouteKey::from_properties(rk, props), &mut dests);
                 }
             }
             if dests.is_empty() {
