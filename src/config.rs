@@ -112,6 +112,10 @@ pub struct MainConfig {
     pub io: IoBackend,
     /// ringmq `shards`, `--shards`: number of shard threads.
     pub shards: u16,
+    /// `consumer_timeout`, `--consumer-timeout` (ms): an unacked delivery older
+    /// than this closes its channel with 406, as RabbitMQ's consumer timeout. Off
+    /// (None) by default, as in LavinMQ.
+    pub consumer_timeout_ms: Option<u64>,
     /// `default_user`, `--default-user`: created with full rights on first start.
     pub default_user: String,
     /// `default_password` / `default_password_hash`, `--default-password` /
@@ -210,6 +214,7 @@ impl Default for Config {
                 sync: true,
                 io: IoBackend::Auto,
                 shards: 1,
+                consumer_timeout_ms: None,
                 default_user: "guest".into(),
                 default_password: DefaultPassword::Plain("guest".into()),
                 default_user_only_loopback: true,

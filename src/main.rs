@@ -45,6 +45,7 @@ fn main() -> ExitCode {
             password,
             cfg.main.default_user_only_loopback,
         ),
+        consumer_timeout_ms: cfg.main.consumer_timeout_ms,
     };
     let listen = ringmq::io::ListenConfig {
         bind: cfg.amqp.bind.clone(),

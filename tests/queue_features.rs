@@ -555,3 +555,50 @@ fn message_deduplication_on_exchange_and_queue() {
         .unwrap();
     });
 }
+
+#[test]
+fn consumer_timeout_closes_the_channel_with_406() {
+    let b = Broker::new();
+    if b.is_external() {
+        eprintln!("skipped: x-consumer-timeout needs RabbitMQ 3.12+");
+        return;
+    }
+    run(async {
+        let (conn, ch) = open(&b).await;
+        let q = unique("slow");
+        declare_queue(
+            &ch,
+            &q,
+            QueueDeclareOptions::default(),
+            table(&[("x-consumer-timeout", AMQPValue::LongInt(200))]),
+        )
+        .await;
+        publish(&ch, "", &q, b"never acked").await;
+        let mut c = within(
+            "consume",
+            ch.basic_consume(
+                q.as_str().into(),
+                "c".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            ),
+        )
+        .await
+        .unwrap();
+        let _d = next(&mut c).await;
+        eventually("channel closed by timeout", || {
+            let ch = ch.clone();
+            async move { !ch.status().connected() }
+        })
+        .await;
+        // The message is back in the queue, the connection lives on.
+        let ch2 = channel(&conn).await;
+        assert_eq!(get_all(&ch2, &q).await, strs(&["never acked"]));
+        within(
+            "delete",
+            ch2.queue_delete(q.as_str().into(), QueueDeleteOptions::default()),
+        )
+        .await
+        .unwrap();
+    });
+}

@@ -156,6 +156,14 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
             ),
             flag(
                 None,
+                "consumer-timeout",
+                "MS",
+                "Close a channel whose delivery stays unacked this long; 0 = off",
+                Some("0"),
+                Action::Set(&[(Main, "consumer_timeout")]),
+            ),
+            flag(
+                None,
                 "shards",
                 "N",
                 "Number of shard threads",

@@ -43,6 +43,10 @@ fn set_main(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
         "free_disk_min" => m.free_disk_min_bytes = bytes(v)?,
         "sync" => m.sync = boolean(v)?,
         "io" => m.io = v.parse::<IoBackend>()?,
+        "consumer_timeout" => {
+            let ms = integer(v)?;
+            m.consumer_timeout_ms = (ms > 0).then_some(ms as u64);
+        }
         "shards" => m.shards = in_range(integer(v)?, 1, SHARDS_LIMIT.into())? as u16,
         "default_user" => m.default_user = non_empty(v)?.to_owned(),
         "default_password" => m.default_password = DefaultPassword::Plain(v.to_owned()),

@@ -455,6 +455,11 @@ impl Broker {
                 ));
             }
         }
+        let timeout = q
+            .settings
+            .consumer_timeout_ms
+            .or(self.config.consumer_timeout_ms)
+            .map(|t| (self.now_ms.saturating_add(t), t));
         if m.no_ack {
             q.ack_position(pos);
         } else {
@@ -464,6 +469,7 @@ impl Broker {
                     queue: qid,
                     position: pos,
                     consumer: None,
+                    timeout,
                 },
             );
         }

@@ -48,6 +48,9 @@ pub struct CoreConfig {
     pub sync: bool,
     /// The user created at start (RabbitMQ's guest): name, password, loopback only.
     pub default_user: (String, String, bool),
+    /// Broker-wide consumer timeout (ms); `x-consumer-timeout` overrides it per
+    /// queue. None: off, as LavinMQ (RabbitMQ's default is 30 minutes).
+    pub consumer_timeout_ms: Option<u64>,
 }
 
 /// A client error, by scope: closes the channel or the whole connection.
@@ -241,6 +244,23 @@ impl Broker {
                 conn.state = ConnState::Closed;
             }
             _ => {}
+        }
+        if conn.state == ConnState::Open {
+            let late: Vec<(u16, u64)> = conn
+                .channels
+                .iter()
+                .filter(|(_, ch)| ch.state == ChannelState::Open)
+                .filter_map(|(id, ch)| ch.timed_out(now_ms).map(|t| (*id, t)))
+                .collect();
+            for (channel, t) in late {
+                let e = ProtocolError::new(
+                    ReplyCode::PreconditionFailed,
+                    format!(
+                        "delivery acknowledgement on channel {channel} timed out. Timeout value used: {t} ms. This timeout value can be configured, see consumers doc guide to learn more"
+                    ),
+                );
+                self.close_channel(&mut conn, channel, e);
+            }
         }
         if !conn.out.is_empty() {
             self.mark_dirty(&mut conn);

@@ -52,6 +52,23 @@ pub struct Unacked {
     pub position: SegmentPosition,
     /// None for basic.get deliveries.
     pub consumer: Option<Arc<str>>,
+    /// Consumer timeout: (deadline, timeout) when one applies to this delivery.
+    pub timeout: Option<(u64, u64)>,
+}
+
+/// How many of a channel's oldest deliveries each tick checks for a timeout:
+/// tags are in delivery order, so the oldest come first; a bound keeps the tick
+/// O(1) however many messages are unacked.
+pub const TIMEOUT_CHECKS_PER_TICK: usize = 16;
+
+impl Channel {
+    /// The first unacked delivery past its consumer-timeout deadline.
+    pub fn timed_out(&self, now_ms: u64) -> Option<u64> {
+        self.unacked
+            .values()
+            .take(TIMEOUT_CHECKS_PER_TICK)
+            .find_map(|u| u.timeout.filter(|(deadline, _)| now_ms >= *deadline).map(|(_, t)| t))
+    }
 }
 
 /// A message buffered by a transaction until commit.

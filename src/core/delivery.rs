@@ -105,6 +105,11 @@ impl Broker {
                             queue: qid,
                             position: pos,
                             consumer: Some(c.tag.clone()),
+                            timeout: q
+                                .settings
+                                .consumer_timeout_ms
+                                .or(self.config.consumer_timeout_ms)
+                                .map(|t| (self.now_ms.saturating_add(t), t)),
                         },
                     );
                     if let Some(cc) = ch.consumers.get_mut(&c.tag) {

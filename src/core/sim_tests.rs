@@ -60,6 +60,7 @@ impl Sim {
             },
             sync: false,
             default_user: ("guest".into(), "guest".into(), true),
+            consumer_timeout_ms: None,
         };
         Sim {
             seed,
