@@ -45,7 +45,7 @@ fn set_main(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
         "io" => m.io = v.parse::<IoBackend>()?,
         "consumer_timeout" => {
             let ms = integer(v)?;
-            m.consumer_timeout_ms = (ms > 0).then_some(ms as u64);
+            m.consumer_timeout_ms = (ms > 0).then_some(ms);
         }
         "shards" => m.shards = in_range(integer(v)?, 1, SHARDS_LIMIT.into())? as u16,
         "default_user" => m.default_user = non_empty(v)?.to_owned(),
