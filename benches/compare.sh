@@ -89,6 +89,10 @@ Q10=(--queue-pattern 'perf-q%d' --queue-pattern-from 1 --queue-pattern-to 10)
   run "10p10c, 10 queues" throughput -x 10 -y 10 -s 16 "${Q10[@]}" -z "$DURATION"
   run "fanout to 10 queues" throughput -x 1 -y 10 -s 16 -e perf-fanout --exchange-type fanout \
     --queue-pattern 'perf-f%d' --queue-pattern-from 1 --queue-pattern-to 10 -z "$DURATION"
+  run "TTL queue (60 s) with DLX, 1p1c" throughput -x 1 -y 1 -s 16 -u perf-ttl \
+    --queue-args '{"x-message-ttl": 60000, "x-dead-letter-exchange": "amq.fanout"}' -z "$DURATION"
+  run "priority queue (max 10), 1p1c" throughput -x 1 -y 1 -s 16 -u perf-prio \
+    --queue-args '{"x-max-priority": 10}' -z "$DURATION"
   run "latency at 10k msgs/s" latency --rates 10000 -s 16 -z "$DURATION"
 }
 echo
