@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         max_connections: cfg.amqp.max_connections as usize,
         data_dir: cfg.main.data_dir.clone(),
         free_disk_min_bytes: cfg.main.free_disk_min_effective_bytes(),
+        backend: cfg.main.io,
     };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %cfg.main.data_dir.display(), "starting ringmq");
     match ringmq::io::run(core, listen) {

@@ -24,34 +24,14 @@ mod uring;
 
 pub use server::ListenConfig;
 
-/// Which transport backend runs the data path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IoBackend {
-    /// io_uring; falls back to epoll (with one log line) where it is unavailable.
-    Uring,
-    /// `tokio::net` on epoll.
-    Epoll,
-    /// io_uring where the kernel allows it, else epoll.
-    #[default]
-    Auto,
-}
-
-impl std::str::FromStr for IoBackend {
-    type Err = String;
-    fn from_str(s: &str) -> Result<IoBackend, String> {
-        match s {
-            "uring" | "io_uring" | "io-uring" => Ok(IoBackend::Uring),
-            "epoll" | "tokio" => Ok(IoBackend::Epoll),
-            "auto" => Ok(IoBackend::Auto),
-            _ => Err(format!("unknown io backend '{s}' (expected uring, epoll or auto)")),
-        }
-    }
-}
+/// Which transport backend runs the data path: one type, shared with the
+/// configuration (`--io=uring|epoll|auto`).
+pub use crate::config::IoBackend;
 
 /// Runs the broker until SIGTERM or SIGINT on the backend `listen` asks for.
 /// Returns once state is synced.
 pub fn run(core: core_config::CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
-    let backend = selected_backend(&listen);
+    let backend = listen.backend;
     if backend != IoBackend::Epoll {
         match uring::Ring::new() {
             Ok(ring) => return uring::run(core, listen, ring),
@@ -64,12 +44,6 @@ pub fn run(core: core_config::CoreConfig, listen: ListenConfig) -> std::io::Resu
 }
 
 use crate::core as core_config;
-
-/// Until `ListenConfig` carries the backend (wired from `--io` in main.rs), the
-/// epoll backend stays the default.
-fn selected_backend(_listen: &ListenConfig) -> IoBackend {
-    IoBackend::Epoll
-}
 
 /// Milliseconds since the Unix epoch: the `now` the core is given.
 pub(crate) fn now_ms() -> u64 {

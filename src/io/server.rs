@@ -23,6 +23,8 @@ pub struct ListenConfig {
     pub data_dir: std::path::PathBuf,
     /// Below this many free bytes publishers are blocked.
     pub free_disk_min_bytes: u64,
+    /// The transport backend (`--io=uring|epoll|auto`); `Auto` tries io_uring.
+    pub backend: super::IoBackend,
 }
 
 /// How often free disk space is checked.
