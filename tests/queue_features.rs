@@ -602,3 +602,64 @@ fn consumer_timeout_closes_the_channel_with_406() {
         .unwrap();
     });
 }
+
+#[test]
+fn dead_lettered_persistent_messages_survive_restart() {
+    let mut b = Broker::new();
+    if b.is_external() {
+        eprintln!("skipped: needs a broker restart");
+        return;
+    }
+    run(async {
+        let (q, dlq) = (unique("dl-src"), unique("dl-target"));
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        {
+            let conn = connect(&b).await;
+            let ch = confirm_channel(&conn).await;
+            declare_queue(&ch, &dlq, durable, FieldTable::default()).await;
+            let args = table(&[
+                ("x-message-ttl", AMQPValue::LongInt(50)),
+                ("x-dead-letter-exchange", lstr("")),
+                ("x-dead-letter-routing-key", lstr(&dlq)),
+            ]);
+            declare_queue(&ch, &q, durable, args).await;
+            let props = BasicProperties::default().with_delivery_mode(2);
+            publish_with(&ch, "", &q, b"dies", props, BasicPublishOptions::default()).await;
+            eventually("dead-lettered", || {
+                let ch = ch.clone();
+                let dlq = dlq.clone();
+                async move {
+                    let ok = ch
+                        .queue_declare(
+                            dlq.as_str().into(),
+                            QueueDeclareOptions {
+                                passive: true,
+                                ..Default::default()
+                            },
+                            FieldTable::default(),
+                        )
+                        .await;
+                    ok.is_ok_and(|d| d.message_count() == 1)
+                }
+            })
+            .await;
+        }
+        b.restart();
+        let conn = connect(&b).await;
+        let ch = channel(&conn).await;
+        let m = get_one(&ch, &dlq).await;
+        assert_eq!(m.delivery.data, b"dies");
+        assert_eq!(text(&first_death(&m.delivery.properties), "reason"), "expired");
+        for name in [&q, &dlq] {
+            within(
+                "delete",
+                ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default()),
+            )
+            .await
+            .unwrap();
+        }
+    });
+}
