@@ -31,16 +31,15 @@ pub struct SyncState {
     pub synced: u64,
     /// A job is running (its epoch).
     pub running: Option<u64>,
-    dirty: BTreeSet<(Arc<str>, QueueId)>,
+    /// Queues with appends waiting for a sync, with their vhost.
+    dirty: super::Map<QueueId, Arc<str>>,
     /// Connections with confirms waiting for a sync.
     pub waiting: BTreeSet<ConnId>,
 }
 
 impl SyncState {
     pub fn mark_dirty(&mut self, vhost: &Arc<str>, q: QueueId) {
-        if !self.dirty.contains(&(vhost.clone(), q)) {
-            self.dirty.insert((vhost.clone(), q));
-        }
+        self.dirty.entry(q).or_insert_with(|| vhost.clone());
     }
 }
 
@@ -92,7 +91,7 @@ impl Broker {
         let epoch = self.sync.epoch;
         let mut batches = Vec::new();
         let mut queues = Vec::new();
-        for (vname, qid) in std::mem::take(&mut self.sync.dirty) {
+        for (qid, vname) in std::mem::take(&mut self.sync.dirty) {
             let Some(q) = self.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&qid)) else {
                 continue;
             };

@@ -18,8 +18,10 @@ impl Broker {
             return;
         }
         let mut pending = std::mem::take(&mut self.deliver_pending);
-        pending.sort_unstable_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-        pending.dedup();
+        // Queue ids are unique across vhosts: compare ids only (comparing the
+        // vhost names made memcmp 17% of the 1p1c profile).
+        pending.sort_unstable_by_key(|e| e.1);
+        pending.dedup_by_key(|e| e.1);
         let mut again = Vec::new();
         for (vname, qid) in pending.drain(..) {
             let Some(vhost) = self.vhosts.get_mut(&vname) else {
