@@ -227,7 +227,7 @@ impl QueueStore {
             self.roll(len)?;
         }
         let w = self.writer.as_mut().expect("roll opened a writer");
-        let offset = w.append(&msg, len);
+        let offset = w.append(&msg, len)?;
         let meta = self.segments.get_mut(&w.id()).expect("writer has a meta");
         meta.end = w.end();
         meta.msg_count += 1;

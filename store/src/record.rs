@@ -164,7 +164,23 @@ pub fn encoded_len(msg: &MessageRef<'_>, max_record_bytes: u32) -> Result<u32, c
 /// single copy of the body. The CRC is computed from the caller's slices while they are
 /// hot in cache, not re-read from the mapping.
 pub fn encode_into(dst: &mut [u8], msg: &MessageRef<'_>) {
-    let total_len = dst.len() as u32;
+    let header = encode_header(dst.len() as u32, msg);
+    let mut at = RECORD_HEADER_BYTES as usize;
+    for part in [msg.exchange, msg.routing_key, msg.properties, msg.body] {
+        dst[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    assert_eq!(
+        at,
+        dst.len(),
+        "encode_into: destination must be exactly encoded_len bytes"
+    );
+    dst[..RECORD_HEADER_BYTES as usize].copy_from_slice(header.as_bytes());
+}
+
+/// The record header of `msg` (with its CRC over every part), for writers that
+/// gather the parts themselves (`pwritev` of large records).
+pub fn encode_header(total_len: u32, msg: &MessageRef<'_>) -> RecordHeader {
     let mut header = RecordHeader {
         total_len: U32::new(total_len),
         crc: U32::new(0),
@@ -178,19 +194,11 @@ pub fn encode_into(dst: &mut [u8], msg: &MessageRef<'_>) {
     let hb = header.as_bytes();
     let mut crc = crc32c::crc32c(&hb[0..4]);
     crc = crc32c::crc32c_append(crc, &hb[8..]);
-    let mut at = RECORD_HEADER_BYTES as usize;
     for part in [msg.exchange, msg.routing_key, msg.properties, msg.body] {
         crc = crc32c::crc32c_append(crc, part);
-        dst[at..at + part.len()].copy_from_slice(part);
-        at += part.len();
     }
-    assert_eq!(
-        at,
-        dst.len(),
-        "encode_into: destination must be exactly encoded_len bytes"
-    );
     header.crc = U32::new(crc);
-    dst[..RECORD_HEADER_BYTES as usize].copy_from_slice(header.as_bytes());
+    header
 }
 
 /// Reads the length word at the start of `buf` (0 if fewer than 4 bytes remain, which
