@@ -313,6 +313,30 @@ impl<'a> FieldValueRef<'a> {
 }
 
 impl FieldValue {
+    /// RabbitMQ's name for the value's type, as its error texts print it
+    /// (`signedint` for `I`, `longstr` for `S`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            FieldValue::Bool(_) => "bool",
+            FieldValue::I8(_) => "byte",
+            FieldValue::U8(_) => "unsignedbyte",
+            FieldValue::I16(_) => "short",
+            FieldValue::U16(_) => "unsignedshort",
+            FieldValue::I32(_) => "signedint",
+            FieldValue::U32(_) => "unsignedint",
+            FieldValue::I64(_) => "long",
+            FieldValue::F32(_) => "float",
+            FieldValue::F64(_) => "double",
+            FieldValue::Decimal { .. } => "decimal",
+            FieldValue::LongString(_) => "longstr",
+            FieldValue::ByteArray(_) => "binary",
+            FieldValue::Array(_) => "array",
+            FieldValue::Timestamp(_) => "timestamp",
+            FieldValue::Table(_) => "table",
+            FieldValue::Void => "void",
+        }
+    }
+
     /// Borrowed-view helpers on owned values, so argument parsing is written once.
     pub fn as_i64(&self) -> Option<i64> {
         Some(match *self {

@@ -420,24 +420,10 @@ impl Broker {
         let ch = conn.channels.get_mut(&channel).expect("open channel");
         let tag = ch.take_delivery_tag();
         let message_count = q.message_count();
-        let delivery_count = if q.settings.delivery_limit.is_some() {
-            q.delivery_count(pos)
-        } else {
-            0
-        };
+        let delivery_count = q.counted_redeliveries(pos);
         match q.store.read(pos) {
             Ok(view) => {
-                let counted;
-                let properties = if delivery_count > 0 {
-                    counted = super::delivery::with_header(
-                        view.properties,
-                        "x-delivery-count",
-                        ringmq_codec::FieldValue::I64(delivery_count as i64),
-                    );
-                    &counted[..]
-                } else {
-                    view.properties
-                };
+                let properties = super::delivery::delivery_properties(view.properties, delivery_count);
                 let ok = BasicGetOk {
                     delivery_tag: tag,
                     redelivered,
@@ -446,7 +432,14 @@ impl Broker {
                     message_count,
                 };
                 encode_method(&mut conn.out, channel, &Method::BasicGetOk(ok));
-                encode_content(&mut conn.out, channel, 60, properties, view.body, conn.tuning.frame_max);
+                encode_content(
+                    &mut conn.out,
+                    channel,
+                    60,
+                    &properties,
+                    view.body,
+                    conn.tuning.frame_max,
+                );
             }
             Err(e) => {
                 return Err(channel_error(

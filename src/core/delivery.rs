@@ -57,26 +57,12 @@ impl Broker {
                 let frame_max = conn.tuning.frame_max;
                 let ch = conn.channels.get_mut(&c.channel).expect("picked consumer's channel");
                 let tag = ch.take_delivery_tag();
-                let delivery_count = if q.settings.delivery_limit.is_some() {
-                    q.delivery_count(pos)
-                } else {
-                    0
-                };
+                let delivery_count = q.counted_redeliveries(pos);
                 match q.store.read(pos) {
                     Ok(view) => {
                         // With a delivery limit, redeliveries say how often the message
                         // was delivered before (`x-delivery-count`, as quorum queues do).
-                        let counted;
-                        let properties = if delivery_count > 0 {
-                            counted = with_header(
-                                view.properties,
-                                "x-delivery-count",
-                                FieldValue::I64(delivery_count as i64),
-                            );
-                            &counted[..]
-                        } else {
-                            view.properties
-                        };
+                        let properties = delivery_properties(view.properties, delivery_count);
                         encode_deliver(
                             &mut conn.out,
                             c.channel,
@@ -85,7 +71,7 @@ impl Broker {
                             redelivered,
                             view.exchange,
                             view.routing_key,
-                            properties,
+                            &properties,
                             view.body,
                             frame_max,
                         )
@@ -162,6 +148,19 @@ impl Broker {
             self.detach_consumer(conn, channel, &tag, c.queue);
         }
     }
+}
+
+/// The properties a delivery carries: as stored, or, for a redelivery from a
+/// delivery-limited queue, with `x-delivery-count` (as quorum queues add it).
+pub(crate) fn delivery_properties(stored: &[u8], delivery_count: u32) -> std::borrow::Cow<'_, [u8]> {
+    if delivery_count == 0 {
+        return std::borrow::Cow::Borrowed(stored);
+    }
+    std::borrow::Cow::Owned(with_header(
+        stored,
+        "x-delivery-count",
+        FieldValue::I64(delivery_count as i64),
+    ))
 }
 
 /// Re-encodes raw properties with one header set (rare paths only: it allocates).

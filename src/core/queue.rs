@@ -250,7 +250,11 @@ impl Queue {
         *c
     }
 
-    pub fn delivery_count(&self, pos: SegmentPosition) -> u32 {
+    /// Earlier deliveries of `pos`, counted only on queues with a delivery limit.
+    pub fn counted_redeliveries(&self, pos: SegmentPosition) -> u32 {
+        if self.settings.delivery_limit.is_none() {
+            return 0;
+        }
         self.delivery_counts.get(&pos).copied().unwrap_or(0)
     }
 

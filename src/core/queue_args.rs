@@ -92,22 +92,6 @@ const TABLE: &[(&str, Kind)] = &[
     ("x-queue-mode", Kind::OneOf(&["default", "lazy"])),
 ];
 
-fn erl_type(v: &FieldValue) -> &'static str {
-    match v {
-        FieldValue::Bool(_) => "bool",
-        FieldValue::LongString(_) => "longstr",
-        FieldValue::F32(_) => "float",
-        FieldValue::F64(_) => "double",
-        FieldValue::Table(_) => "table",
-        FieldValue::Array(_) => "array",
-        FieldValue::Void => "void",
-        FieldValue::ByteArray(_) => "binary",
-        FieldValue::Timestamp(_) => "timestamp",
-        FieldValue::Decimal { .. } => "decimal",
-        _ => "long",
-    }
-}
-
 /// Validates the arguments and returns the settings; `Err` is the detail part of
 /// RabbitMQ's message, e.g. `invalid arg 'x-max-priority' ...: {value_too_large,256,255}`.
 pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueSettings, String> {
@@ -120,7 +104,7 @@ pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueSetting
         };
         match kind {
             Kind::UInt { min, max } => match v.as_i64() {
-                None => return bad(format!("\"expected integer, got {}\"", erl_type(v))),
+                None => return bad(format!("\"expected integer, got {}\"", v.type_name())),
                 Some(n) if n < 0 => return bad(format!("{{value_negative,{n}}}")),
                 Some(n) if n < *min => return bad(format!("{{value_zero,{n}}}")),
                 // RabbitMQ's own wording differs by argument (checked against 3.10).
@@ -130,16 +114,16 @@ pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueSetting
             },
             Kind::Str => {
                 if v.as_str().is_none() {
-                    return bad(format!("{{unacceptable_type,{}}}", erl_type(v)));
+                    return bad(format!("{{unacceptable_type,{}}}", v.type_name()));
                 }
             }
             Kind::Bool => {
                 if !matches!(v, FieldValue::Bool(_)) {
-                    return bad(format!("{{unacceptable_type,{}}}", erl_type(v)));
+                    return bad(format!("{{unacceptable_type,{}}}", v.type_name()));
                 }
             }
             Kind::OneOf(allowed) => match v.as_str() {
-                None => return bad(format!("{{unacceptable_type,{}}}", erl_type(v))),
+                None => return bad(format!("{{unacceptable_type,{}}}", v.type_name())),
                 Some(s) if !allowed.contains(&s) => return bad(format!("{{invalid_value,<<\"{s}\">>}}")),
                 Some(_) => {}
             },

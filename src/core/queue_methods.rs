@@ -391,33 +391,10 @@ fn describe_arg_pair(got: Option<&FieldValue>, cur: Option<&FieldValue>) -> (Str
     };
     let long = |v: Option<&FieldValue>| match v {
         None => "none".to_string(),
-        Some(v) => format!("the value {} of type '{}'", short(v), type_name(v)),
+        Some(v) => format!("the value {} of type '{}'", short(v), v.type_name()),
     };
     match (got, cur) {
         (Some(g), Some(c)) => (short(g), short(c)),
         _ => (long(got), long(cur)),
-    }
-}
-
-/// RabbitMQ's names for field value types, as its error texts use them.
-fn type_name(v: &FieldValue) -> &'static str {
-    match v {
-        FieldValue::Bool(_) => "bool",
-        FieldValue::I8(_) => "byte",
-        FieldValue::U8(_) => "unsignedbyte",
-        FieldValue::I16(_) => "short",
-        FieldValue::U16(_) => "unsignedshort",
-        FieldValue::I32(_) => "signedint",
-        FieldValue::U32(_) => "unsignedint",
-        FieldValue::I64(_) => "long",
-        FieldValue::F32(_) => "float",
-        FieldValue::F64(_) => "double",
-        FieldValue::Decimal { .. } => "decimal",
-        FieldValue::LongString(_) => "longstr",
-        FieldValue::ByteArray(_) => "binary",
-        FieldValue::Array(_) => "array",
-        FieldValue::Timestamp(_) => "timestamp",
-        FieldValue::Table(_) => "table",
-        FieldValue::Void => "void",
     }
 }

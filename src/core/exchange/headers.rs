@@ -322,25 +322,7 @@ pub(super) mod erlang {
 
     /// RabbitMQ's type atom for a field value, as its error texts print it.
     pub(super) fn type_name(v: &FieldValue) -> &'static str {
-        match v {
-            FieldValue::Bool(_) => "bool",
-            FieldValue::I8(_) => "byte",
-            FieldValue::U8(_) => "unsignedbyte",
-            FieldValue::I16(_) => "short",
-            FieldValue::U16(_) => "unsignedshort",
-            FieldValue::I32(_) => "signedint",
-            FieldValue::U32(_) => "unsignedint",
-            FieldValue::I64(_) => "long",
-            FieldValue::F32(_) => "float",
-            FieldValue::F64(_) => "double",
-            FieldValue::Decimal { .. } => "decimal",
-            FieldValue::LongString(_) => "longstr",
-            FieldValue::ByteArray(_) => "binary",
-            FieldValue::Array(_) => "array",
-            FieldValue::Timestamp(_) => "timestamp",
-            FieldValue::Table(_) => "table",
-            FieldValue::Void => "void",
-        }
+        v.type_name()
     }
 
     /// The value as `io_lib:format("~tp")` prints the decoded term (close enough
