@@ -17,6 +17,7 @@ shift
 FREQ=${FREQ:-999}
 
 # RINGMQ_BIN=path profiles that broker binary instead of building one.
+# RINGMQ_ARGS="--io=epoll" passes extra flags to the broker (e.g. the backend).
 if [ -n "${RINGMQ_BIN:-}" ]; then
   cargo build --release -p ringmq-perf >&2
 else
@@ -34,7 +35,8 @@ for p in $(seq 5800 5899); do
 done
 [ -n "$PORT" ] || { echo "no free port" >&2; exit 1; }
 DATA=$(mktemp -d /tmp/ringmq-flame.XXXXXX)
-"$RINGMQ_BIN" -D "$DATA" --amqp-port "$PORT" > "$DATA.log" 2>&1 &
+# shellcheck disable=SC2086 # RINGMQ_ARGS is a flag list on purpose
+"$RINGMQ_BIN" -D "$DATA" --amqp-port "$PORT" ${RINGMQ_ARGS:-} > "$DATA.log" 2>&1 &
 PID=$!
 PERF_PID=
 cleanup() {
@@ -62,6 +64,7 @@ inferno-flamegraph --title "ringmq: ringmqperf $*" < "$OUT/folded" > "flamegraph
 {
   echo "command: flamegraphs/record.sh $NAME $*"
   echo "profiler: perf record -e cpu-clock -F $FREQ -g -p <ringmq pid>; inferno-collapse-perf | inferno-flamegraph"
+  echo "broker flags: ${RINGMQ_ARGS:-(defaults)}"
   echo "broker: $RINGMQ_BIN ($(sha1sum < "$RINGMQ_BIN" | cut -c1-12), built $(date -r "$RINGMQ_BIN" '+%F %T'))"
   echo "commit: $(git rev-parse HEAD)$(git diff --quiet HEAD -- src store codec || echo ' (with uncommitted changes in src/store/codec)')"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"

@@ -77,8 +77,9 @@ impl Broker {
                         )
                     }
                     Err(e) => {
-                        // A record that fails its checksum on read is dropped, not
-                        // delivered corrupt; the rest of the queue goes on.
+                        // A record that fails the store's structural checks on read is
+                        // dropped, not delivered corrupt; the rest of the queue goes on.
+                        // (CRCs are verified when a segment is recovered at open.)
                         tracing::error!(queue = %q.name, error = %e, "unreadable message dropped");
                         q.ack_position(pos);
                         continue;

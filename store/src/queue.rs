@@ -299,7 +299,7 @@ impl QueueStore {
             pos,
             reason: RecordError::Truncated,
         })?;
-        let (view, len) = record::decode(buf).map_err(|reason| StoreError::Corrupt { pos, reason })?;
+        let (view, len) = record::decode_verified(buf).map_err(|reason| StoreError::Corrupt { pos, reason })?;
         if len != pos.size || pos.offset < SEGMENT_HEADER_BYTES {
             return Err(StoreError::Corrupt {
                 pos,

@@ -213,6 +213,18 @@ pub fn peek_len(buf: &[u8]) -> u32 {
 /// Decodes and fully verifies (lengths and CRC) the record at the start of `buf`; `buf`
 /// may extend past the record (to the end of the segment's data).
 pub fn decode(buf: &[u8]) -> Result<(MessageView<'_>, u32), RecordError> {
+    decode_inner(buf, true)
+}
+
+/// Like [`decode`], with every structural check but without the CRC pass: for
+/// reads of records that were CRC-checked when written this run or when the
+/// segment was recovered at open (recovery checks every record). A 64 KiB
+/// delivery spent ~4% of the broker's CPU re-checking it.
+pub fn decode_verified(buf: &[u8]) -> Result<(MessageView<'_>, u32), RecordError> {
+    decode_inner(buf, false)
+}
+
+fn decode_inner(buf: &[u8], check_crc: bool) -> Result<(MessageView<'_>, u32), RecordError> {
     if buf.len() < 4 {
         return if buf.iter().all(|&b| b == 0) {
             Err(RecordError::EndOfData)
@@ -237,10 +249,12 @@ pub fn decode(buf: &[u8]) -> Result<(MessageView<'_>, u32), RecordError> {
     if header.kind != RECORD_KIND_MESSAGE || header.reserved != 0 || ex + rk + props > rest.len() {
         return Err(RecordError::BadHeader);
     }
-    let mut crc = crc32c::crc32c(&rec[0..4]);
-    crc = crc32c::crc32c_append(crc, &rec[8..]);
-    if crc != header.crc.get() {
-        return Err(RecordError::Checksum);
+    if check_crc {
+        let mut crc = crc32c::crc32c(&rec[0..4]);
+        crc = crc32c::crc32c_append(crc, &rec[8..]);
+        if crc != header.crc.get() {
+            return Err(RecordError::Checksum);
+        }
     }
     let (exchange, rest) = rest.split_at(ex);
     let (routing_key, rest) = rest.split_at(rk);
