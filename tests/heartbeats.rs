@@ -43,26 +43,22 @@ fn broker_sends_heartbeats_and_drops_a_silent_peer() {
     }
     run(async {
         let mut c = connect_with_heartbeat(&b, 1).await;
-        let started = Instant::now();
         let mut heartbeats = 0;
-        // We never send anything: the broker must heartbeat us, then give up on us.
+        // We never send anything: the broker must heartbeat us, then give up on
+        // us. Each recv is bounded by the harness, so a broker that never acts
+        // fails the test instead of hanging it.
         loop {
             match c.recv().await {
                 Some(g) if g.name == "heartbeat" => heartbeats += 1,
                 Some(g) => panic!("unexpected frame {g:?}"),
                 None => break,
             }
-            assert!(started.elapsed() < Duration::from_secs(9), "silent peer never dropped");
         }
-        assert!(heartbeats >= 1, "no heartbeat before the close");
-        // Dropped after two missed intervals (2 s), detected on a 1 s tick. These
-        // bounds check the protocol (not speed): the lower one cannot fail from
-        // a slow machine, the upper one only if the broker never acts.
-        assert!(
-            started.elapsed() >= Duration::from_secs(2),
-            "dropped too early: {:?}",
-            started.elapsed()
-        );
+        // Heartbeats go out every half interval, on the broker's 1 s tick (so once
+        // a second here), and the peer is dropped after two silent intervals (2 s),
+        // noticed on the tick after: at least 2 heartbeats come first. Counting
+        // them checks the protocol without a wall-clock assertion.
+        assert!(heartbeats >= 2, "only {heartbeats} heartbeats before the close");
     });
 }
 
