@@ -220,7 +220,7 @@ impl Broker {
         msg.body_size = header.body_size;
         msg.properties.extend_from_slice(header.properties_raw);
         if header.body_size == 0 {
-            return self.complete_publish(conn, channel);
+            return self.complete_publish(conn, channel, None);
         }
         Ok(())
     }
@@ -239,29 +239,37 @@ impl Broker {
                 "content body exceeds the size given in the content header",
             ));
         }
+        if msg.body.is_empty() && payload.len() as u64 == msg.body_size {
+            // The whole body is in this frame: store it straight from the receive
+            // buffer, the one copy DESIGN.md allows (no staging in the channel).
+            return self.complete_publish(conn, channel, Some(payload));
+        }
         if msg.body.is_empty() {
             // One allocation for the whole body, bounded by max_message_bytes above.
             msg.body.reserve(msg.body_size as usize);
         }
         msg.body.extend_from_slice(payload);
         if msg.body.len() as u64 == msg.body_size {
-            return self.complete_publish(conn, channel);
+            return self.complete_publish(conn, channel, None);
         }
         Ok(())
     }
 
     /// A message is complete: publish it (or buffer it in a transaction) and
     /// account for its confirm.
-    fn complete_publish(&mut self, conn: &mut Connection, channel: u16) -> MethodResult {
+    /// `body` is the body when it arrived in one frame (borrowed from the
+    /// receive buffer); otherwise it was assembled in the channel's buffer.
+    fn complete_publish(&mut self, conn: &mut Connection, channel: u16, body: Option<&[u8]>) -> MethodResult {
         let ch = chan(conn, channel);
         let msg = ch.incoming.take().expect("incoming message");
+        let body = body.unwrap_or(&msg.body);
         if let Some(tx) = ch.tx.as_mut() {
             tx.publishes.push(TxPublish {
                 exchange: msg.exchange.clone(),
                 routing_key: msg.routing_key.clone(),
                 mandatory: msg.mandatory,
                 properties: msg.properties.clone(),
-                body: msg.body.clone(),
+                body: body.to_vec(),
             });
             ch.spare = msg;
             return Ok(());
@@ -273,7 +281,7 @@ impl Broker {
             &msg.routing_key,
             msg.mandatory,
             &msg.properties,
-            &msg.body,
+            body,
         );
         let ch = chan(conn, channel);
         ch.spare = IncomingMessage {
