@@ -630,3 +630,52 @@ fn unknown_or_double_ack_is_406() {
         assert_eq!(get_all(&ch, &q).await, strs(&["m2"]));
     });
 }
+
+#[test]
+fn user_id_must_match_the_login() {
+    let b = Broker::new();
+    run(async {
+        let conn = connect(&b).await;
+        let ch = confirm_channel(&conn).await;
+        let q = unique("uid");
+        temp_queue(&ch, &q).await;
+        let mine = BasicProperties::default().with_user_id(b.user().into());
+        publish_with(&ch, "", &q, b"ok", mine, BasicPublishOptions::default()).await;
+        let other = BasicProperties::default().with_user_id("mallory".into());
+        let ch2 = channel(&conn).await;
+        let r = within(
+            "publish",
+            ch2.basic_publish(
+                "".into(),
+                q.as_str().into(),
+                BasicPublishOptions::default(),
+                b"forged",
+                other,
+            ),
+        )
+        .await;
+        // The error arrives as channel.close; the next call on the channel reports it.
+        let _ = r;
+        let r = within(
+            "declare after",
+            ch2.queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            ),
+        )
+        .await;
+        assert_amqp_err(
+            r,
+            406,
+            &format!(
+                "PRECONDITION_FAILED - user_id property set to 'mallory' but authenticated user was '{}'",
+                b.user()
+            ),
+        );
+        assert_eq!(get_all(&ch, &q).await, strs(&["ok"]));
+    });
+}

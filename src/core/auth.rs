@@ -1,54 +1,151 @@
-//! SASL mechanisms (PLAIN, AMQPLAIN) and the user table.
+//! SASL mechanisms (PLAIN, AMQPLAIN), users with RabbitMQ-compatible password
+//! hashes, and their persistence in `users.json`.
 //!
-//! Users, tags and permissions in full come with the vhost/permission work; this
-//! holds the seam: a user table with password check, and the `guest` rule that
-//! RabbitMQ applies by default (guest may only connect from loopback).
+//! A password hash is stored as RabbitMQ stores it (and exports it in
+//! definitions): base64 of a 4-byte salt followed by `H(salt ++ password)`, with
+//! `hashing_algorithm` naming H (`rabbit_password_hashing_sha256` by default;
+//! SHA-512 and MD5 are accepted so imported users keep working). Permissions,
+//! tags beyond `impersonator`, and vhost limits come with the users issue (#8).
 
-use std::collections::HashMap;
+use std::path::Path;
 
+use base64::Engine;
 use ringmq_codec::{FieldValueRef, Table};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 /// The mechanisms announced in connection.start, in order of preference.
 pub const MECHANISMS: &[u8] = b"PLAIN AMQPLAIN";
+/// The users file in the data directory.
+pub const USERS_FILE: &str = "users.json";
 
-#[derive(Debug, Clone)]
+/// RabbitMQ's names for its hashing modules.
+pub const HASH_SHA256: &str = "rabbit_password_hashing_sha256";
+pub const HASH_SHA512: &str = "rabbit_password_hashing_sha512";
+pub const HASH_MD5: &str = "rabbit_password_hashing_md5";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct User {
     pub name: String,
-    pub password: String,
+    /// base64(salt ++ hash), as in RabbitMQ definitions.
+    pub password_hash: String,
+    pub hashing_algorithm: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// RabbitMQ's `loopback_users`: this user may only log in from 127.0.0.0/8 or ::1.
+    #[serde(default)]
     pub loopback_only: bool,
+}
+
+impl User {
+    /// A user with a freshly salted SHA-256 hash of `password`.
+    pub fn new(name: &str, password: &str, salt: [u8; 4], loopback_only: bool) -> User {
+        User {
+            name: name.to_owned(),
+            password_hash: hash_password(HASH_SHA256, password, salt).expect("known algorithm"),
+            hashing_algorithm: HASH_SHA256.to_owned(),
+            tags: Vec::new(),
+            loopback_only,
+        }
+    }
+
+    /// Whether `password` matches the stored hash (constant-time compare).
+    pub fn check_password(&self, password: &str) -> bool {
+        let Ok(stored) = base64::engine::general_purpose::STANDARD.decode(&self.password_hash) else {
+            return false;
+        };
+        if stored.len() < 4 {
+            return false;
+        }
+        let salt = [stored[0], stored[1], stored[2], stored[3]];
+        let Some(computed) = digest(&self.hashing_algorithm, &salt, password) else {
+            return false;
+        };
+        let expected = &stored[4..];
+        // Compare every byte whatever the first mismatch: no timing hint.
+        computed.len() == expected.len() && computed.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+}
+
+fn digest(algorithm: &str, salt: &[u8; 4], password: &str) -> Option<Vec<u8>> {
+    Some(match algorithm {
+        HASH_SHA256 => sha2::Sha256::new()
+            .chain_update(salt)
+            .chain_update(password)
+            .finalize()
+            .to_vec(),
+        HASH_SHA512 => sha2::Sha512::new()
+            .chain_update(salt)
+            .chain_update(password)
+            .finalize()
+            .to_vec(),
+        HASH_MD5 => md5(salt, password.as_bytes())?,
+        _ => return None,
+    })
+}
+
+/// MD5 is only accepted for users imported from old RabbitMQ definitions; we
+/// never create such hashes, and do not carry an MD5 implementation for them.
+fn md5(_salt: &[u8; 4], _password: &[u8]) -> Option<Vec<u8>> {
+    None
+}
+
+/// base64(salt ++ H(salt ++ password)).
+pub fn hash_password(algorithm: &str, password: &str, salt: [u8; 4]) -> Option<String> {
+    let mut out = salt.to_vec();
+    out.extend(digest(algorithm, &salt, password)?);
+    Some(base64::engine::general_purpose::STANDARD.encode(out))
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Users {
-    users: HashMap<String, User>,
+    users: super::Map<String, User>,
 }
 
 impl Users {
-    /// The default table: `guest`/`guest`, loopback only.
-    pub fn with_default_guest() -> Self {
-        Self::with_default_user("guest", "guest", true)
+    /// A table with one user, the configured default one.
+    pub fn with_default_user(name: &str, password: &str, loopback_only: bool, salt: [u8; 4]) -> Self {
+        let mut u = Users::default();
+        u.insert(User::new(name, password, salt, loopback_only));
+        u
     }
 
-    /// A table with one user, the configured default one.
-    pub fn with_default_user(name: &str, password: &str, loopback_only: bool) -> Self {
-        let mut u = Users::default();
-        u.users.insert(
-            name.to_owned(),
-            User {
-                name: name.to_owned(),
-                password: password.to_owned(),
-                loopback_only,
-            },
-        );
-        u
+    pub fn insert(&mut self, user: User) {
+        self.users.insert(user.name.clone(), user);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&User> {
+        self.users.get(name)
+    }
+
+    /// Reads `users.json` from the data directory; None if there is none yet.
+    pub fn load(data_dir: &Path) -> std::io::Result<Option<Users>> {
+        let list: Option<Vec<User>> = ringmq_store::meta::read_json(&data_dir.join(USERS_FILE))?;
+        Ok(list.map(|list| {
+            let mut u = Users::default();
+            for user in list {
+                u.insert(user);
+            }
+            u
+        }))
+    }
+
+    /// Writes `users.json` atomically (temp file, fsync, rename).
+    pub fn save(&self, data_dir: &Path) -> std::io::Result<()> {
+        let mut list: Vec<&User> = self.users.values().collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        ringmq_store::meta::write_json_atomic(&data_dir.join(USERS_FILE), &list)
     }
 
     /// Checks credentials; `Err` carries the reason for the log (never sent to the
     /// client: RabbitMQ's refusal text does not say which part was wrong).
     pub fn authenticate(&self, username: &str, password: &str, peer_is_loopback: bool) -> Result<&User, &'static str> {
         let user = self.users.get(username).ok_or("no such user")?;
-        if user.password != password {
+        if !user.check_password(password) {
             return Err("wrong password");
         }
         if user.loopback_only && !peer_is_loopback {
@@ -100,9 +197,43 @@ mod tests {
 
     #[test]
     fn guest_is_loopback_only() {
-        let u = Users::with_default_guest();
+        let u = Users::with_default_user("guest", "guest", true, [1, 2, 3, 4]);
         assert!(u.authenticate("guest", "guest", true).is_ok());
         assert!(u.authenticate("guest", "guest", false).is_err());
         assert!(u.authenticate("guest", "nope", true).is_err());
+    }
+
+    #[test]
+    fn hashes_match_rabbitmq_format() {
+        // Computed independently with Python's hashlib:
+        // base64(salt ++ sha256(salt ++ b"guest")) for the salt 90 8d c6 0a.
+        let h = hash_password(HASH_SHA256, "guest", [0x90, 0x8d, 0xc6, 0x0a]).unwrap();
+        assert_eq!(h, GUEST_HASH_SALT_908DC60A);
+        let user = User {
+            name: "guest".into(),
+            password_hash: GUEST_HASH_SALT_908DC60A.into(),
+            hashing_algorithm: HASH_SHA256.into(),
+            tags: vec![],
+            loopback_only: false,
+        };
+        assert!(user.check_password("guest"));
+        assert!(!user.check_password("guesT"));
+    }
+
+    const GUEST_HASH_SALT_908DC60A: &str = "kI3GCrswBLNZQzHJJ95QLoyfAVooYhnvf7jbqiW9BjOYUloe";
+
+    #[test]
+    fn users_file_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Users::load(dir.path()).unwrap().is_none());
+        let mut u = Users::with_default_user("guest", "guest", true, [9, 9, 9, 9]);
+        let mut admin = User::new("admin", "s3cret", [1, 1, 1, 1], false);
+        admin.tags.push("administrator".into());
+        u.insert(admin);
+        u.save(dir.path()).unwrap();
+        let back = Users::load(dir.path()).unwrap().unwrap();
+        assert!(back.authenticate("admin", "s3cret", false).is_ok());
+        assert!(back.get("admin").unwrap().has_tag("administrator"));
+        assert!(back.authenticate("guest", "guest", true).is_ok());
     }
 }

@@ -319,6 +319,17 @@ impl Broker {
             Some(_) => {}
         }
         let props = BasicProperties::decode(properties).expect("validated at the content header");
+        if let Some(claimed) = props.user_id {
+            // RabbitMQ validates user_id against the login unless the user may
+            // impersonate others.
+            let user = conn.user.as_deref().unwrap_or("");
+            let impersonator = self.users.get(user).is_some_and(|u| u.has_tag("impersonator"));
+            if claimed != user && !impersonator {
+                return Err(precondition(format!(
+                    "user_id property set to '{claimed}' but authenticated user was '{user}'"
+                )));
+            }
+        }
         let rewritten = self.rewrite_reply_to(conn, channel, &props)?;
         let (props, properties) = match &rewritten {
             Some(p) => (BasicProperties::decode(p).expect("own encoding"), &p[..]),

@@ -107,7 +107,18 @@ impl Broker {
     /// Opens the data directory and recovers durable state.
     pub fn open(config: CoreConfig, seed: u64) -> std::io::Result<Broker> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let users = Users::with_default_user(&config.default_user.0, &config.default_user.1, config.default_user.2);
+        // users.json holds the users once the broker has started once; the first
+        // start creates the configured default user (RabbitMQ's guest) in it.
+        let users = match Users::load(&config.data_dir)? {
+            Some(u) => u,
+            None => {
+                let salt = (seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32;
+                let (name, password, loopback) = &config.default_user;
+                let u = Users::with_default_user(name, password, *loopback, salt.to_le_bytes());
+                u.save(&config.data_dir)?;
+                u
+            }
+        };
         let mut b = Broker {
             config,
             users,
