@@ -13,10 +13,11 @@ use super::broker::{channel_error, connection_error, Broker, Exception, MethodRe
 use super::channel::{ChannelConsumer, IncomingMessage, TxAck, TxPublish, Unacked, CONSUMERS_PER_CHANNEL_MAX};
 use super::connection::Connection;
 use super::direct_reply::{is_reply_address, is_reply_queue};
-use super::dispatch::{chan, precondition};
+use super::dispatch::{chan, check_access, precondition};
 use super::exchange_methods::no_exchange;
 use super::ids::QueueId;
 use super::lifecycle::{DeathReason, StoredMessage};
+use super::permissions::Access;
 use super::queue::ConsumerRef;
 use super::queue_args::parse_expiration;
 
@@ -70,6 +71,7 @@ impl Broker {
             return Ok(());
         }
         let (qid, qname) = self.resolve_queue(conn, channel, m.queue)?;
+        check_access(conn, Access::Read, "queue", &qname)?;
         let ch = chan(conn, channel);
         if ch.consumers.contains_key(&tag) {
             return Err(connection_error(
@@ -306,6 +308,10 @@ impl Broker {
         properties: &[u8],
         body: &[u8],
     ) -> Result<PublishOutcome, Exception> {
+        if conn.publish_allowed.as_deref() != Some(exchange) {
+            check_access(conn, Access::Write, "exchange", exchange)?;
+            conn.publish_allowed = Some(exchange.to_owned());
+        }
         let vhost_name = conn.vhost.clone().expect("open");
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
         match vhost.exchanges.get(exchange) {
@@ -418,7 +424,8 @@ impl Broker {
     }
 
     pub(crate) fn basic_get(&mut self, conn: &mut Connection, channel: u16, m: BasicGet<'_>) -> MethodResult {
-        let (qid, _) = self.resolve_queue(conn, channel, m.queue)?;
+        let (qid, qname) = self.resolve_queue(conn, channel, m.queue)?;
+        check_access(conn, Access::Read, "queue", &qname)?;
         let vhost_name = conn.vhost.clone().expect("open");
         self.touch_queue(&vhost_name, qid);
         if let Some(due) = self.expire_head(&vhost_name, qid) {

@@ -81,6 +81,7 @@ pub enum Notice {
 pub struct Broker {
     pub config: CoreConfig,
     pub users: Users,
+    pub permissions: super::permissions::Permissions,
     pub vhosts: super::Map<Arc<str>, VHost>,
     pub conns: super::Map<ConnId, Connection>,
     next_conn_id: u64,
@@ -109,9 +110,11 @@ impl Broker {
         std::fs::create_dir_all(&config.data_dir)?;
         // users.json holds the users once the broker has started once; the first
         // start creates the configured default user (RabbitMQ's guest) in it.
+        let mut first_start = false;
         let users = match Users::load(&config.data_dir)? {
             Some(u) => u,
             None => {
+                first_start = true;
                 let salt = (seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32;
                 let (name, password, loopback) = &config.default_user;
                 let u = Users::with_default_user(name, password, *loopback, salt.to_le_bytes());
@@ -119,9 +122,28 @@ impl Broker {
                 u
             }
         };
+        // The default user gets everything on "/" the first time (as RabbitMQ's
+        // guest); a data directory from before permissions existed gets the same.
+        let permissions = match super::permissions::Permissions::load(&config.data_dir)? {
+            Some(p) if !first_start => p,
+            _ => {
+                let mut p = super::permissions::Permissions::default();
+                p.set(super::permissions::PermissionDef {
+                    user: config.default_user.0.clone(),
+                    vhost: "/".into(),
+                    configure: ".*".into(),
+                    write: ".*".into(),
+                    read: ".*".into(),
+                })
+                .expect("valid patterns");
+                p.save(&config.data_dir)?;
+                p
+            }
+        };
         let mut b = Broker {
             config,
             users,
+            permissions,
             vhosts: Default::default(),
             conns: Default::default(),
             next_conn_id: 1,

@@ -79,6 +79,11 @@ pub struct Connection {
     pub close_ok_sent: bool,
     /// Sent at least one basic.publish: subject to flow control on disk alarm.
     pub has_published: bool,
+    /// The user's permission in the connection's vhost (set at connection.open).
+    pub permission: Option<std::sync::Arc<super::permissions::Permission>>,
+    /// The last exchange this connection was allowed to publish to: the
+    /// permission check on the publish path is one string compare, not a regex.
+    pub publish_allowed: Option<String>,
 }
 
 impl Connection {
@@ -102,6 +107,8 @@ impl Connection {
             blocked_sent: false,
             close_ok_sent: false,
             has_published: false,
+            permission: None,
+            publish_allowed: None,
         }
     }
 

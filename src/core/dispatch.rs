@@ -93,6 +93,14 @@ impl Broker {
                         format!("vhost {} not found", m.virtual_host),
                     ));
                 };
+                let user = conn.user.clone().unwrap_or_default();
+                let Some(permission) = self.permissions.get(&user, m.virtual_host) else {
+                    return Err(connection_error(
+                        ReplyCode::NotAllowed,
+                        format!("access to vhost '{}' refused for user '{user}'", m.virtual_host),
+                    ));
+                };
+                conn.permission = Some(permission);
                 conn.vhost = Some(name.clone());
                 encode_method(
                     &mut conn.out,
@@ -346,4 +354,31 @@ pub(crate) fn chan(conn: &mut Connection, channel: u16) -> &mut Channel {
 /// 406 helper used by several handlers.
 pub(crate) fn precondition(text: impl Into<String>) -> Exception {
     channel_error(ReplyCode::PreconditionFailed, text)
+}
+
+/// Checks a permission: 403 ACCESS_REFUSED on the channel, RabbitMQ's text.
+pub(crate) fn check_access(
+    conn: &Connection,
+    access: super::permissions::Access,
+    kind: &str,
+    name: &str,
+) -> Result<(), Exception> {
+    // RabbitMQ checks the default exchange under the name amq.default.
+    let name_checked = if kind == "exchange" && name.is_empty() {
+        "amq.default"
+    } else {
+        name
+    };
+    if conn.permission.as_ref().is_some_and(|p| p.allows(access, name_checked)) {
+        return Ok(());
+    }
+    // RabbitMQ 3.x's wording (it does not say which of the three was missing).
+    Err(channel_error(
+        ReplyCode::AccessRefused,
+        format!(
+            "access to {kind} '{name_checked}' in vhost '{}' refused for user '{}'",
+            conn.vhost.as_deref().unwrap_or(""),
+            conn.user.as_deref().unwrap_or("")
+        ),
+    ))
 }

@@ -10,9 +10,10 @@ use ringmq_codec::{
 use super::broker::{channel_error, Broker, MethodResult};
 use super::connection::Connection;
 use super::definitions;
-use super::dispatch::precondition;
+use super::dispatch::{check_access, precondition};
 use super::exchange::{validate_binding, validate_exchange_arguments};
 use super::ids::Dest;
+use super::permissions::Access;
 use super::vhost::{Exchange, VHost};
 
 /// Text for a missing exchange, as RabbitMQ words it.
@@ -50,6 +51,7 @@ impl Broker {
             }
         } else {
             check_name(m.exchange)?;
+            check_access(conn, Access::Configure, "exchange", m.exchange)?;
             let arguments = m.arguments.to_owned_table();
             let (kind, delayed) = super::delayed::resolve_type(m.kind, &arguments)?;
             validate_exchange_arguments(kind, &arguments).map_err(precondition)?;
@@ -113,6 +115,7 @@ impl Broker {
         m: ExchangeDelete<'_>,
     ) -> MethodResult {
         check_name(m.exchange)?;
+        check_access(conn, Access::Configure, "exchange", m.exchange)?;
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
         if let Some(x) = vhost.exchanges.get(m.exchange) {
@@ -159,6 +162,8 @@ impl Broker {
     ) -> MethodResult {
         check_name(destination)?;
         check_name(source)?;
+        check_access(conn, Access::Write, "exchange", destination)?;
+        check_access(conn, Access::Read, "exchange", source)?;
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
         let Some((dname, dx)) = vhost.exchanges.get_key_value(destination) else {

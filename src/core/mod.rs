@@ -32,6 +32,7 @@ pub mod exchange;
 mod exchange_methods;
 pub mod ids;
 mod lifecycle;
+pub mod permissions;
 pub mod queue;
 pub mod queue_args;
 mod queue_methods;

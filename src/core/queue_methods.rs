@@ -10,10 +10,11 @@ use ringmq_codec::{
 use super::broker::{channel_error, Broker, Exception, MethodResult, Notice};
 use super::connection::Connection;
 use super::definitions;
-use super::dispatch::{chan, precondition};
+use super::dispatch::{chan, check_access, precondition};
 use super::exchange::validate_binding;
 use super::exchange_methods::{bool_str, no_exchange};
 use super::ids::{ConnId, Dest, QueueId};
+use super::permissions::Access;
 
 pub(crate) fn no_queue(name: &str, vhost: &str) -> Exception {
     channel_error(ReplyCode::NotFound, format!("no queue '{name}' in vhost '{vhost}'"))
@@ -142,6 +143,7 @@ impl Broker {
                     format!("queue name '{name}' contains reserved prefix 'amq.*'"),
                 ));
             }
+            check_access(conn, Access::Configure, "queue", name)?;
             let owner = m.exclusive.then_some(conn_id);
             let args = m.arguments.to_owned_table();
             super::queue_args::parse(&args, name, &vname).map_err(precondition)?;
@@ -189,6 +191,9 @@ impl Broker {
         bind: bool,
     ) -> MethodResult {
         let (id, qname) = self.resolve_queue(conn, channel, queue)?;
+        // RabbitMQ: binding needs write on the queue and read on the exchange.
+        check_access(conn, Access::Write, "queue", &qname)?;
+        check_access(conn, Access::Read, "exchange", exchange)?;
         // An empty routing key with an empty queue name means "the current queue's name".
         let routing_key = if queue.is_empty() && routing_key.is_empty() {
             &*qname
@@ -248,7 +253,8 @@ impl Broker {
     }
 
     pub(crate) fn queue_purge(&mut self, conn: &mut Connection, channel: u16, m: QueuePurge<'_>) -> MethodResult {
-        let (id, _) = self.resolve_queue(conn, channel, m.queue)?;
+        let (id, qname) = self.resolve_queue(conn, channel, m.queue)?;
+        check_access(conn, Access::Read, "queue", &qname)?;
         let vhost = self.vhost_of(conn);
         let q = vhost.queues.get_mut(&id).expect("resolved queue");
         let purged = q
@@ -269,6 +275,9 @@ impl Broker {
         } else {
             Some(Arc::from(m.queue))
         };
+        if let Some(n) = name.as_deref() {
+            check_access(conn, Access::Configure, "queue", n)?;
+        }
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
         let mut message_count = 0;

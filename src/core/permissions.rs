@@ -1,0 +1,148 @@
+//! Per-user, per-vhost permissions: configure, write and read regular
+//! expressions, checked where RabbitMQ checks them, kept in `permissions.json`.
+//!
+//! The expressions are compiled once, when loaded or set. RabbitMQ anchors them
+//! (`^...$` semantics via `re:run` with anchoring in the pattern itself is up to
+//! the operator; RabbitMQ matches unanchored): we match unanchored too, so
+//! `"^amq\\.gen.*"` and `".*"` mean what they mean there. An empty pattern
+//! grants nothing, as in RabbitMQ.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+pub const PERMISSIONS_FILE: &str = "permissions.json";
+
+/// One entry as stored and as RabbitMQ definitions spell it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PermissionDef {
+    pub user: String,
+    pub vhost: String,
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
+/// The compiled form a connection holds for its vhost.
+#[derive(Debug)]
+pub struct Permission {
+    configure: Option<Regex>,
+    write: Option<Regex>,
+    read: Option<Regex>,
+}
+
+/// What an operation needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Configure,
+    Write,
+    Read,
+}
+
+fn compile(p: &str) -> Result<Option<Regex>, String> {
+    if p.is_empty() {
+        return Ok(None);
+    }
+    Regex::new(p)
+        .map(Some)
+        .map_err(|e| format!("invalid permission pattern {p:?}: {e}"))
+}
+
+impl Permission {
+    pub fn compile(def: &PermissionDef) -> Result<Permission, String> {
+        Ok(Permission {
+            configure: compile(&def.configure)?,
+            write: compile(&def.write)?,
+            read: compile(&def.read)?,
+        })
+    }
+
+    pub fn allows(&self, access: Access, name: &str) -> bool {
+        let re = match access {
+            Access::Configure => &self.configure,
+            Access::Write => &self.write,
+            Access::Read => &self.read,
+        };
+        re.as_ref().is_some_and(|r| r.is_match(name))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Permissions {
+    defs: Vec<PermissionDef>,
+    compiled: super::Map<(String, String), Arc<Permission>>,
+}
+
+impl Permissions {
+    pub fn set(&mut self, def: PermissionDef) -> Result<(), String> {
+        let p = Arc::new(Permission::compile(&def)?);
+        self.defs.retain(|d| !(d.user == def.user && d.vhost == def.vhost));
+        self.compiled.insert((def.user.clone(), def.vhost.clone()), p);
+        self.defs.push(def);
+        Ok(())
+    }
+
+    /// The user's permission in a vhost; None means no access to the vhost.
+    pub fn get(&self, user: &str, vhost: &str) -> Option<Arc<Permission>> {
+        self.compiled.get(&(user.to_owned(), vhost.to_owned())).cloned()
+    }
+
+    /// Reads `permissions.json`; None when the file does not exist yet.
+    pub fn load(data_dir: &Path) -> std::io::Result<Option<Permissions>> {
+        let defs: Option<Vec<PermissionDef>> = ringmq_store::meta::read_json(&data_dir.join(PERMISSIONS_FILE))?;
+        let Some(defs) = defs else { return Ok(None) };
+        let mut p = Permissions::default();
+        for d in defs {
+            if let Err(e) = p.set(d) {
+                // A bad pattern denies that entry rather than refusing to start.
+                tracing::error!(error = %e, "ignoring permission entry");
+            }
+        }
+        Ok(Some(p))
+    }
+
+    pub fn save(&self, data_dir: &Path) -> std::io::Result<()> {
+        ringmq_store::meta::write_json_atomic(&data_dir.join(PERMISSIONS_FILE), &self.defs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(c: &str, w: &str, r: &str) -> PermissionDef {
+        PermissionDef {
+            user: "u".into(),
+            vhost: "/".into(),
+            configure: c.into(),
+            write: w.into(),
+            read: r.into(),
+        }
+    }
+
+    #[test]
+    fn patterns_grant_what_they_match() {
+        let mut p = Permissions::default();
+        p.set(def("^amq\\.gen.*", ".*", "")).unwrap();
+        let perm = p.get("u", "/").unwrap();
+        assert!(perm.allows(Access::Configure, "amq.gen-abc"));
+        assert!(!perm.allows(Access::Configure, "orders"));
+        assert!(perm.allows(Access::Write, "anything"));
+        assert!(!perm.allows(Access::Read, "anything"), "empty pattern grants nothing");
+        assert!(p.get("u", "other").is_none());
+        assert!(p.get("v", "/").is_none());
+    }
+
+    #[test]
+    fn bad_pattern_is_refused_and_file_round_trips() {
+        let mut p = Permissions::default();
+        assert!(p.set(def("(", ".*", ".*")).is_err());
+        p.set(def(".*", ".*", ".*")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        p.save(dir.path()).unwrap();
+        let back = Permissions::load(dir.path()).unwrap().unwrap();
+        assert!(back.get("u", "/").unwrap().allows(Access::Read, "q"));
+    }
+}
