@@ -642,8 +642,9 @@ fn user_id_must_match_the_login() {
         let mine = BasicProperties::default().with_user_id(b.user().into());
         publish_with(&ch, "", &q, b"ok", mine, BasicPublishOptions::default()).await;
         let other = BasicProperties::default().with_user_id("mallory".into());
-        let ch2 = channel(&conn).await;
-        let r = within(
+        // On a confirming channel the channel.close comes back as the confirm's error.
+        let ch2 = confirm_channel(&conn).await;
+        let confirm = within(
             "publish",
             ch2.basic_publish(
                 "".into(),
@@ -653,21 +654,9 @@ fn user_id_must_match_the_login() {
                 other,
             ),
         )
-        .await;
-        // The error arrives as channel.close; the next call on the channel reports it.
-        let _ = r;
-        let r = within(
-            "declare after",
-            ch2.queue_declare(
-                q.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            ),
-        )
-        .await;
+        .await
+        .expect("publish sent");
+        let r = within("confirm", confirm).await;
         assert_amqp_err(
             r,
             406,

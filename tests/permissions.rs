@@ -68,8 +68,9 @@ fn permissions_are_enforced_per_resource() {
             "ACCESS_REFUSED - access to queue 'bob-q' in vhost '/' refused for user 'alice'",
         );
 
-        let ch = channel(&conn).await;
-        let p = within(
+        // On a confirming channel the channel.close comes back as the confirm's error.
+        let ch = confirm_channel(&conn).await;
+        let confirm = within(
             "publish",
             ch.basic_publish(
                 "amq.fanout".into(),
@@ -79,20 +80,9 @@ fn permissions_are_enforced_per_resource() {
                 BasicProperties::default(),
             ),
         )
-        .await;
-        let _ = p;
-        let r = within(
-            "after publish",
-            ch.queue_declare(
-                "alice-q".into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            ),
-        )
-        .await;
+        .await
+        .expect("publish sent");
+        let r = within("confirm", confirm).await;
         assert_amqp_err(
             r,
             403,
