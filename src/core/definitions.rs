@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use ringmq_codec::{FieldTable, Method, Table};
+use ringmq_codec::{Method, Table};
 
 use super::broker::Broker;
 use super::ids::Dest;
@@ -256,28 +256,5 @@ fn bind(
             None => return,
         },
     };
-    let args: FieldTable = args.to_owned_table();
-    let is_exchange = matches!(dest, Dest::Exchange(_));
-    let dname = if let Dest::Exchange(n) = &dest {
-        Some(n.clone())
-    } else {
-        None
-    };
-    let Some(x) = vhost.exchanges.get_mut(source) else {
-        return;
-    };
-    let changed = if add {
-        x.bindings.bind(dest, rk, &args)
-    } else {
-        x.bindings.unbind(&dest, rk, &args)
-    };
-    if changed && is_exchange {
-        if let Some(d) = dname.and_then(|n| vhost.exchanges.get_mut(&*n)) {
-            if add {
-                d.bound_as_destination += 1;
-            } else {
-                d.bound_as_destination = d.bound_as_destination.saturating_sub(1);
-            }
-        }
-    }
+    vhost.set_binding(source, dest, rk, &args.to_owned_table(), add);
 }

@@ -176,19 +176,8 @@ impl Broker {
         let args = arguments.to_owned_table();
         validate_binding(src.kind, routing_key, &args).map_err(precondition)?;
         let durable = src.durable && ddurable;
-        let changed = if bind {
-            src.bindings.bind(Dest::Exchange(dname.clone()), routing_key, &args)
-        } else {
-            src.bindings.unbind(&Dest::Exchange(dname.clone()), routing_key, &args)
-        };
+        let changed = vhost.set_binding(source, Dest::Exchange(dname), routing_key, &args, bind);
         if changed {
-            if let Some(d) = vhost.exchanges.get_mut(&*dname) {
-                if bind {
-                    d.bound_as_destination += 1;
-                } else {
-                    d.bound_as_destination = d.bound_as_destination.saturating_sub(1);
-                }
-            }
             if durable {
                 let method = if bind {
                     Method::ExchangeBind(ringmq_codec::ExchangeBind {

@@ -215,11 +215,7 @@ impl Broker {
         let args = arguments.to_owned_table();
         validate_binding(x.kind, routing_key, &args).map_err(precondition)?;
         let durable = x.durable && qdurable;
-        let changed = if bind {
-            x.bindings.bind(Dest::Queue(id), routing_key, &args)
-        } else {
-            x.bindings.unbind(&Dest::Queue(id), routing_key, &args)
-        };
+        let changed = vhost.set_binding(exchange, Dest::Queue(id), routing_key, &args, bind);
         if changed && durable {
             let method = if bind {
                 Method::QueueBind(ringmq_codec::QueueBind {

@@ -242,6 +242,35 @@ impl VHost {
         Some(q)
     }
 
+    /// Adds (`add`) or removes a binding of `source` to `dest`, keeping the
+    /// destination exchange's count of incoming bindings right. Returns whether
+    /// anything changed (binding twice or unbinding a missing one does not).
+    /// The one place bindings change: declare handlers and log replay use it.
+    pub fn set_binding(&mut self, source: &str, dest: Dest, routing_key: &str, args: &FieldTable, add: bool) -> bool {
+        let Some(x) = self.exchanges.get_mut(source) else {
+            return false;
+        };
+        let target = match &dest {
+            Dest::Exchange(n) => Some(n.clone()),
+            Dest::Queue(_) => None,
+        };
+        let changed = if add {
+            x.bindings.bind(dest, routing_key, args)
+        } else {
+            x.bindings.unbind(&dest, routing_key, args)
+        };
+        if changed {
+            if let Some(d) = target.and_then(|n| self.exchanges.get_mut(&*n)) {
+                if add {
+                    d.bound_as_destination += 1;
+                } else {
+                    d.bound_as_destination = d.bound_as_destination.saturating_sub(1);
+                }
+            }
+        }
+        changed
+    }
+
     /// Deletes an auto-delete exchange that has no bindings left as a source.
     pub fn maybe_auto_delete_exchange(&mut self, name: &str) -> bool {
         let Some(x) = self.exchanges.get(name) else {
