@@ -238,7 +238,13 @@ impl Broker {
 
     /// The io layer wrote everything it took from this connection's output.
     pub fn handle_output_drained(&mut self, id: ConnId) {
-        // Deliveries held back by the high-water mark may proceed.
+        // Deliveries held back by the high-water mark may proceed. Only when the
+        // output taken was over the mark can any have been held back: a write of
+        // a small batch (the common case) costs nothing more here.
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        if !std::mem::take(&mut conn.output_was_full) {
+            return;
+        }
         if let Some(conn) = self.conns.get(&id) {
             if let Some(vhost) = &conn.vhost {
                 let vhost = vhost.clone();
@@ -424,6 +430,7 @@ impl Broker {
             c.last_send_ms = now_ms;
         }
         std::mem::swap(&mut c.out, buf);
+        c.output_was_full = buf.len() >= OUT_HIGH_WATER_BYTES;
         true
     }
 

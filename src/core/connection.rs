@@ -84,6 +84,9 @@ pub struct Connection {
     /// The last exchange this connection was allowed to publish to: the
     /// permission check on the publish path is one string compare, not a regex.
     pub publish_allowed: Option<String>,
+    /// The output last taken by the io layer was at the high-water mark, so
+    /// deliveries may have been held back until it is written.
+    pub output_was_full: bool,
 }
 
 impl Connection {
@@ -109,6 +112,7 @@ impl Connection {
             has_published: false,
             permission: None,
             publish_allowed: None,
+            output_was_full: false,
         }
     }
 
