@@ -158,6 +158,14 @@ impl LeveledStore {
         self.levels.iter().map(QueueStore::ready_bytes).sum()
     }
 
+    /// Visits every ready message, highest priority level first (delivery order).
+    pub fn for_each_ready(&self, mut f: impl FnMut(SegmentPosition, &MessageView<'_>)) -> Result<(), StoreError> {
+        for (l, level) in self.levels.iter().enumerate().rev() {
+            level.for_each_ready(|p, v| f(tag(l, p), v))?;
+        }
+        Ok(())
+    }
+
     pub fn total_bytes(&self) -> u64 {
         self.levels.iter().map(QueueStore::total_bytes).sum()
     }
@@ -253,5 +261,44 @@ mod tests {
         assert_eq!(s.read(p).unwrap().body, b"b");
         s.delete().unwrap();
         assert!(!dir.path().exists());
+    }
+
+    #[test]
+    fn for_each_ready_visits_what_delivery_would_take_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        // Small segments so the walk crosses segment files.
+        let cfg = StoreConfig {
+            segment_bytes: 4096,
+            ..StoreConfig::default()
+        };
+        let (mut s, _) = LeveledStore::open(dir.path(), cfg, 3, &|_| true).unwrap();
+        let body = [7u8; 300];
+        for i in 0..60u8 {
+            s.append(m(&body[..100 + i as usize]), i % 4).unwrap();
+        }
+        // Take some, requeue one, ack the rest of those taken.
+        let taken: Vec<_> = (0..10).map(|_| s.next_ready().unwrap().unwrap()).collect();
+        s.requeue(taken[3]).unwrap();
+        for (i, p) in taken.iter().enumerate() {
+            if i != 3 {
+                s.ack(*p).unwrap();
+            }
+        }
+        let mut walked = Vec::new();
+        let mut body_bytes = 0;
+        s.for_each_ready(|p, v| {
+            walked.push(p);
+            body_bytes += v.body.len();
+        })
+        .unwrap();
+        assert_eq!(walked.len() as u64, s.ready_count());
+        let mut delivered = Vec::new();
+        let mut delivered_bytes = 0;
+        while let Some(p) = s.next_ready().unwrap() {
+            delivered_bytes += s.read(p).unwrap().body.len();
+            delivered.push(p);
+        }
+        assert_eq!(walked, delivered);
+        assert_eq!(body_bytes, delivered_bytes);
     }
 }

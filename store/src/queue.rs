@@ -522,6 +522,40 @@ impl QueueStore {
         self.counts.ready_bytes
     }
 
+    /// Visits every ready message in delivery order (requeued first, then from the
+    /// cursor on). O(ready messages) and reads every record: for rare whole-queue
+    /// work (a length limit switched on by a policy, recounting after recovery),
+    /// never for the message path.
+    pub fn for_each_ready(&self, mut f: impl FnMut(SegmentPosition, &MessageView<'_>)) -> Result<(), StoreError> {
+        for &pos in &self.requeued {
+            f(pos, &self.read(pos)?);
+        }
+        let mut offset = self.cursor.offset;
+        for (&id, meta) in self.segments.range(self.cursor.segment..) {
+            if id != self.cursor.segment {
+                offset = SEGMENT_HEADER_BYTES;
+            }
+            let data = self.segment_data(id)?;
+            while offset < meta.end {
+                let size = record::peek_len(&data[offset as usize..]);
+                let pos = SegmentPosition {
+                    segment: id,
+                    offset,
+                    size,
+                };
+                if size < RECORD_HEADER_BYTES || offset + size > meta.end {
+                    return Err(StoreError::Corrupt {
+                        pos,
+                        reason: RecordError::BadLength,
+                    });
+                }
+                f(pos, &self.read(pos)?);
+                offset += size;
+            }
+        }
+        Ok(())
+    }
+
     /// Record bytes of ready plus unacked messages. O(1).
     pub fn total_bytes(&self) -> u64 {
         self.counts.ready_bytes + self.counts.unacked_bytes
