@@ -16,6 +16,7 @@
 //! | [`vhost`], [`queue`], [`exchange`] | exchanges, routing, queues, bindings |
 //! | `definitions` | the durable definitions log |
 //! | [`auth`] | SASL PLAIN/AMQPLAIN and users |
+pub mod admin_error;
 pub mod auth;
 mod basic_methods;
 pub mod broker;
