@@ -1,0 +1,647 @@
+//! The command line: global options, the command table and a hand-written parser.
+//! Options may come before or after the command; `--` ends options so a payload or a
+//! name may start with `-`.
+
+use std::time::Duration;
+
+use crate::client::Endpoint;
+use crate::error::CtlError;
+use crate::lists;
+
+pub const DEFAULT_URI: &str = "http://127.0.0.1:15672";
+const DEFAULT_TIMEOUT_SECS: u64 = 60;
+
+pub struct OptSpec {
+    pub long: &'static str,
+    pub short: Option<char>,
+    /// The value's name in help; `None` for a flag.
+    pub value: Option<&'static str>,
+    pub help: &'static str,
+}
+
+const fn opt(long: &'static str, value: Option<&'static str>, help: &'static str) -> OptSpec {
+    OptSpec {
+        long,
+        short: None,
+        value,
+        help,
+    }
+}
+
+pub const GLOBAL_OPTS: &[OptSpec] = &[
+    opt(
+        "uri",
+        Some("URI"),
+        "management API base (default http://127.0.0.1:15672)",
+    ),
+    opt("host", Some("HOST"), "replaces the host of --uri"),
+    opt("port", Some("PORT"), "replaces the port of --uri"),
+    OptSpec {
+        long: "user",
+        short: Some('u'),
+        value: Some("USER"),
+        help: "user (default guest)",
+    },
+    OptSpec {
+        long: "password",
+        short: Some('p'),
+        value: Some("PASSWORD"),
+        help: "password (default guest)",
+    },
+    OptSpec {
+        long: "vhost",
+        short: Some('V'),
+        value: Some("VHOST"),
+        help: "virtual host (default /)",
+    },
+    opt("json", None, "print the API's JSON instead of a table"),
+    opt("timeout", Some("SECS"), "request timeout in seconds (default 60)"),
+    OptSpec {
+        long: "help",
+        short: Some('h'),
+        value: None,
+        help: "help (per command too)",
+    },
+    opt("version", None, "print the version"),
+];
+
+pub const COMMAND_OPTS: &[OptSpec] = &[
+    opt(
+        "columns",
+        Some("A,B"),
+        "columns to show (dotted paths into the JSON rows)",
+    ),
+    opt("all-vhosts", None, "list every vhost instead of --vhost"),
+    opt("tags", Some("A,B"), "user tags, comma-separated"),
+    opt("description", Some("TEXT"), "vhost description"),
+    opt("priority", Some("N"), "policy priority (default 0)"),
+    opt("apply-to", Some("WHAT"), "queues, exchanges or all (default all)"),
+    opt("durable", None, "survive a broker restart"),
+    opt("auto-delete", None, "delete when the last consumer/binding goes"),
+    opt("internal", None, "exchange takes no publishes from clients"),
+    opt("arguments", Some("JSON"), "x-arguments as a JSON object"),
+    opt("if-unused", None, "only delete when unused"),
+    opt("if-empty", None, "only delete when empty"),
+    opt("destination-type", Some("T"), "queue (default) or exchange"),
+    opt("routing-key", Some("KEY"), "binding routing key (default empty)"),
+    opt("properties", Some("JSON"), "message properties as a JSON object"),
+    opt("count", Some("N"), "messages to get (default 1)"),
+    opt("ack", None, "remove the messages got (default: requeue them)"),
+];
+
+pub struct CommandSpec {
+    pub name: &'static str,
+    /// Positional arguments as shown in help.
+    pub args: &'static str,
+    pub min_args: usize,
+    /// `None`: any number from `min_args` on.
+    pub max_args: Option<usize>,
+    pub opts: &'static [&'static str],
+    pub about: &'static str,
+}
+
+const fn cmd(
+    name: &'static str,
+    args: &'static str,
+    (min_args, max_args): (usize, Option<usize>),
+    opts: &'static [&'static str],
+    about: &'static str,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        args,
+        min_args,
+        max_args,
+        opts,
+        about,
+    }
+}
+
+const fn n(k: usize) -> (usize, Option<usize>) {
+    (k, Some(k))
+}
+
+pub const COMMANDS: &[CommandSpec] = &[
+    cmd("status", "", n(0), &[], "version, uptime, object totals, message rates"),
+    cmd("whoami", "", n(0), &[], "the authenticated user and its tags"),
+    cmd(
+        "list",
+        "KIND",
+        n(1),
+        &["columns", "all-vhosts"],
+        "list objects of one kind (see below)",
+    ),
+    cmd("add_user", "NAME PASSWORD", n(2), &["tags"], "create a user"),
+    cmd("delete_user", "NAME", n(1), &[], "delete a user"),
+    cmd(
+        "change_password",
+        "NAME PASSWORD",
+        n(2),
+        &[],
+        "set a user's password, keep its tags",
+    ),
+    cmd(
+        "set_user_tags",
+        "NAME [TAG...]",
+        (1, None),
+        &[],
+        "replace a user's tags (none: clear)",
+    ),
+    cmd(
+        "set_permissions",
+        "USER CONF WRITE READ",
+        n(4),
+        &[],
+        "set permission regexes in --vhost",
+    ),
+    cmd(
+        "clear_permissions",
+        "USER",
+        n(1),
+        &[],
+        "remove a user's permissions in --vhost",
+    ),
+    cmd("add_vhost", "NAME", n(1), &["description"], "create a virtual host"),
+    cmd("delete_vhost", "NAME", n(1), &[], "delete a virtual host and all in it"),
+    cmd(
+        "set_policy",
+        "NAME PATTERN DEFINITION_JSON",
+        n(3),
+        &["priority", "apply-to"],
+        "set a policy in --vhost",
+    ),
+    cmd("clear_policy", "NAME", n(1), &[], "delete a policy in --vhost"),
+    cmd(
+        "set_operator_policy",
+        "NAME PATTERN DEFINITION_JSON",
+        n(3),
+        &["priority", "apply-to"],
+        "set an operator policy in --vhost",
+    ),
+    cmd(
+        "clear_operator_policy",
+        "NAME",
+        n(1),
+        &[],
+        "delete an operator policy in --vhost",
+    ),
+    cmd(
+        "set_vhost_limits",
+        "JSON",
+        n(1),
+        &[],
+        "set limits of --vhost, e.g. '{\"max-queues\": 100, \"max-connections\": 10}'",
+    ),
+    cmd("clear_vhost_limits", "", n(0), &[], "remove all limits of --vhost"),
+    cmd(
+        "export_definitions",
+        "FILE|-",
+        n(1),
+        &[],
+        "write definitions (all, or --vhost) to a file",
+    ),
+    cmd(
+        "import_definitions",
+        "FILE|-",
+        n(1),
+        &[],
+        "load definitions (all, or --vhost) from a file",
+    ),
+    cmd(
+        "close_connection",
+        "NAME [REASON]",
+        (1, Some(2)),
+        &[],
+        "close a client connection",
+    ),
+    cmd(
+        "declare_queue",
+        "NAME",
+        n(1),
+        &["durable", "auto-delete", "arguments"],
+        "declare a queue",
+    ),
+    cmd("purge_queue", "NAME", n(1), &[], "remove a queue's ready messages"),
+    cmd(
+        "delete_queue",
+        "NAME",
+        n(1),
+        &["if-unused", "if-empty"],
+        "delete a queue",
+    ),
+    cmd(
+        "declare_exchange",
+        "NAME TYPE",
+        n(2),
+        &["durable", "auto-delete", "internal", "arguments"],
+        "declare an exchange",
+    ),
+    cmd("delete_exchange", "NAME", n(1), &["if-unused"], "delete an exchange"),
+    cmd(
+        "declare_binding",
+        "SOURCE DESTINATION",
+        n(2),
+        &["destination-type", "routing-key", "arguments"],
+        "bind a queue (or exchange) to an exchange",
+    ),
+    cmd(
+        "publish",
+        "EXCHANGE ROUTING_KEY PAYLOAD",
+        n(3),
+        &["properties"],
+        "publish one message (EXCHANGE \"\" is the default exchange)",
+    ),
+    cmd("get", "QUEUE", n(1), &["count", "ack"], "get messages from a queue"),
+];
+
+#[derive(Default)]
+pub struct Globals {
+    pub uri: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// `None` unless given: export/import then cover the whole broker.
+    pub vhost: Option<String>,
+    pub json: bool,
+    pub timeout_secs: Option<u64>,
+}
+
+impl Globals {
+    pub fn vhost(&self) -> &str {
+        self.vhost.as_deref().unwrap_or("/")
+    }
+
+    /// The API endpoint: `--uri` (user info in it allowed), then `--host`/`--port`
+    /// over its authority, then `-u`/`-p` over its user info.
+    pub fn endpoint(&self) -> Result<Endpoint, CtlError> {
+        let uri = self.uri.as_deref().unwrap_or(DEFAULT_URI);
+        let (scheme, rest) = uri
+            .split_once("://")
+            .ok_or_else(|| CtlError::Usage(format!("--uri {uri}: expected http://HOST:PORT")))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let (host, port) =
+            split_host_port(hostport).ok_or_else(|| CtlError::Usage(format!("--uri {uri}: bad host or port")))?;
+        let host = self.host.as_deref().unwrap_or(host);
+        let port = self.port.or(port).unwrap_or(15672);
+        let (uri_user, uri_pass) = match userinfo {
+            Some(u) => match u.split_once(':') {
+                Some((a, b)) => (Some(a), Some(b)),
+                None => (Some(u), None),
+            },
+            None => (None, None),
+        };
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        Ok(Endpoint {
+            base: format!("{scheme}://{host}:{port}{}", path.trim_end_matches('/')),
+            user: self.user.as_deref().or(uri_user).unwrap_or("guest").to_string(),
+            password: self.password.as_deref().or(uri_pass).unwrap_or("guest").to_string(),
+            timeout: Duration::from_secs(self.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)),
+        })
+    }
+}
+
+/// `host`, `host:port`, `[v6]`, `[v6]:port`.
+fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, tail) = rest.split_once(']')?;
+        (h, tail.strip_prefix(':'))
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        Some(p) => Some(p.parse().ok()?),
+        None => None,
+    };
+    Some((host, port))
+}
+
+/// Command options given, by long name; flags carry `None`.
+#[derive(Default, Debug)]
+pub struct Opts(Vec<(&'static str, Option<String>)>);
+
+impl Opts {
+    pub fn flag(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| *k == name)
+    }
+
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    pub fn parsed<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, CtlError> {
+        self.value(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| CtlError::Usage(format!("--{name} {v}: not a valid number")))
+            })
+            .transpose()
+    }
+}
+
+pub struct Invocation {
+    pub globals: Globals,
+    pub command: &'static CommandSpec,
+    pub args: Vec<String>,
+    pub opts: Opts,
+}
+
+pub enum Parsed {
+    Run(Invocation),
+    /// General help, or one command's.
+    Help(Option<&'static CommandSpec>),
+    Version,
+}
+
+pub fn find_command(name: &str) -> Option<&'static CommandSpec> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+fn find_opt(table: &'static [OptSpec], long: &str) -> Option<&'static OptSpec> {
+    table.iter().find(|o| o.long == long)
+}
+
+pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Parsed, CtlError> {
+    let mut globals = Globals::default();
+    let mut opts = Opts::default();
+    let mut positionals = Vec::new();
+    let (mut help, mut version) = (false, false);
+    let mut it = argv.into_iter();
+    while let Some(arg) = it.next() {
+        let (spec, inline) = if arg == "--" {
+            positionals.extend(it.by_ref());
+            break;
+        } else if let Some(long) = arg.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (long, None),
+            };
+            let spec = find_opt(GLOBAL_OPTS, name)
+                .or_else(|| find_opt(COMMAND_OPTS, name))
+                .ok_or_else(|| CtlError::Usage(format!("unknown option --{name}")))?;
+            (spec, inline)
+        } else if arg.len() >= 2 && arg.starts_with('-') && !arg[1..].starts_with(char::is_numeric) {
+            let short = arg[1..].chars().next().unwrap_or_default();
+            let spec = GLOBAL_OPTS
+                .iter()
+                .find(|o| o.short == Some(short))
+                .ok_or_else(|| CtlError::Usage(format!("unknown option -{short}")))?;
+            let rest = &arg[1 + short.len_utf8()..];
+            (spec, (!rest.is_empty()).then(|| rest.to_string()))
+        } else {
+            positionals.push(arg);
+            continue;
+        };
+        let value = match (spec.value, inline) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(CtlError::Usage(format!("--{} takes no value", spec.long)));
+            }
+            (Some(_), Some(v)) => Some(v),
+            (Some(name), None) => Some(
+                it.next()
+                    .ok_or_else(|| CtlError::Usage(format!("--{} needs a value ({name})", spec.long)))?,
+            ),
+        };
+        match spec.long {
+            "uri" => globals.uri = value,
+            "host" => globals.host = value,
+            "port" => globals.port = Some(number("port", value)?),
+            "user" => globals.user = value,
+            "password" => globals.password = value,
+            "vhost" => globals.vhost = value,
+            "json" => globals.json = true,
+            "timeout" => globals.timeout_secs = Some(number("timeout", value)?),
+            "help" => help = true,
+            "version" => version = true,
+            long => opts.0.push((long, value)),
+        }
+    }
+    finish(globals, opts, positionals, help, version)
+}
+
+fn number<T: std::str::FromStr>(name: &str, value: Option<String>) -> Result<T, CtlError> {
+    let v = value.unwrap_or_default();
+    v.parse()
+        .map_err(|_| CtlError::Usage(format!("--{name} {v}: not a valid number")))
+}
+
+fn finish(
+    globals: Globals,
+    opts: Opts,
+    mut positionals: Vec<String>,
+    help: bool,
+    version: bool,
+) -> Result<Parsed, CtlError> {
+    if version {
+        return Ok(Parsed::Version);
+    }
+    if positionals.is_empty() {
+        return if help {
+            Ok(Parsed::Help(None))
+        } else {
+            Err(CtlError::Usage("no command given".into()))
+        };
+    }
+    let name = positionals.remove(0);
+    if name == "help" {
+        return match positionals.first() {
+            None => Ok(Parsed::Help(None)),
+            Some(c) => Ok(Parsed::Help(Some(resolve(c, &mut Vec::new())?))),
+        };
+    }
+    let command = resolve(&name, &mut positionals)?;
+    if help {
+        return Ok(Parsed::Help(Some(command)));
+    }
+    for (long, _) in &opts.0 {
+        if !command.opts.contains(long) {
+            return Err(CtlError::Usage(format!(
+                "{}: option --{long} does not apply",
+                command.name
+            )));
+        }
+    }
+    let count = positionals.len();
+    if count < command.min_args || command.max_args.is_some_and(|m| count > m) {
+        return Err(CtlError::Usage(format!(
+            "{}: wrong number of arguments; usage: ringmqctl {} {}",
+            command.name, command.name, command.args
+        )));
+    }
+    if command.name == "list" && lists::find(&positionals[0]).is_none() {
+        return Err(CtlError::Usage(format!(
+            "list: unknown kind {:?}; one of: {}",
+            positionals[0],
+            lists::names().join(", ")
+        )));
+    }
+    Ok(Parsed::Run(Invocation {
+        globals,
+        command,
+        args: positionals,
+        opts,
+    }))
+}
+
+/// The command by name; rabbitmqctl's `list_queues` is `list queues`.
+fn resolve(name: &str, positionals: &mut Vec<String>) -> Result<&'static CommandSpec, CtlError> {
+    if let Some(kind) = name.strip_prefix("list_").filter(|k| lists::find(k).is_some()) {
+        positionals.insert(0, kind.to_string());
+        return Ok(find_command("list").expect("list is a command"));
+    }
+    find_command(name)
+        .ok_or_else(|| CtlError::Usage(format!("unknown command {name:?}; `ringmqctl --help` lists them")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Invocation, CtlError> {
+        match parse(args.iter().map(|s| s.to_string()))? {
+            Parsed::Run(inv) => Ok(inv),
+            _ => panic!("expected a command"),
+        }
+    }
+
+    fn usage_error(args: &[&str]) -> String {
+        match parse(args.iter().map(|s| s.to_string())) {
+            Err(CtlError::Usage(m)) => m,
+            Err(other) => panic!("expected a usage error, got {other:?}"),
+            Ok(_) => panic!("expected a usage error for {args:?}"),
+        }
+    }
+
+    #[test]
+    fn globals_anywhere_and_command_options() {
+        let inv = run(&[
+            "-u",
+            "admin",
+            "add_user",
+            "bob",
+            "secret",
+            "--tags=a,b",
+            "--json",
+            "-psecret2",
+        ])
+        .unwrap();
+        assert_eq!(inv.command.name, "add_user");
+        assert_eq!(inv.args, ["bob", "secret"]);
+        assert_eq!(inv.opts.value("tags"), Some("a,b"));
+        assert_eq!(inv.globals.user.as_deref(), Some("admin"));
+        assert_eq!(inv.globals.password.as_deref(), Some("secret2"));
+        assert!(inv.globals.json);
+        assert_eq!(inv.globals.vhost(), "/");
+    }
+
+    #[test]
+    fn double_dash_ends_options() {
+        let inv = run(&["publish", "--", "", "rk", "--not-an-option"]).unwrap();
+        assert_eq!(inv.args, ["", "rk", "--not-an-option"]);
+        let inv = run(&["publish", "", "rk", "-1"]).unwrap();
+        assert_eq!(inv.args[2], "-1");
+    }
+
+    #[test]
+    fn list_aliases_and_kinds() {
+        let inv = run(&["list_queues", "--columns", "name,messages"]).unwrap();
+        assert_eq!((inv.command.name, inv.args[0].as_str()), ("list", "queues"));
+        assert_eq!(inv.opts.value("columns"), Some("name,messages"));
+        assert!(usage_error(&["list", "nonsense"]).contains("unknown kind"));
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert!(usage_error(&[]).contains("no command"));
+        assert!(usage_error(&["frobnicate"]).contains("unknown command"));
+        assert!(usage_error(&["status", "--bogus"]).contains("unknown option"));
+        assert!(usage_error(&["status", "--tags", "x"]).contains("does not apply"));
+        assert!(usage_error(&["add_user", "bob"]).contains("wrong number"));
+        assert!(usage_error(&["delete_user", "a", "b"]).contains("wrong number"));
+        assert!(usage_error(&["add_user", "bob", "pw", "--tags"]).contains("needs a value"));
+        assert!(usage_error(&["declare_queue", "q", "--durable=yes"]).contains("takes no value"));
+        assert!(usage_error(&["status", "--port", "x"]).contains("not a valid number"));
+    }
+
+    #[test]
+    fn help_forms() {
+        let p = |a: &[&str]| parse(a.iter().map(|s| s.to_string())).ok().unwrap();
+        assert!(matches!(p(&["--help"]), Parsed::Help(None)));
+        assert!(matches!(p(&["help"]), Parsed::Help(None)));
+        assert!(matches!(p(&["help", "add_user"]), Parsed::Help(Some(c)) if c.name == "add_user"));
+        assert!(matches!(p(&["add_user", "-h"]), Parsed::Help(Some(c)) if c.name == "add_user"));
+        assert!(matches!(p(&["list_users", "--help"]), Parsed::Help(Some(c)) if c.name == "list"));
+        assert!(matches!(p(&["--version"]), Parsed::Version));
+    }
+
+    #[test]
+    fn endpoint_from_uri_host_port_and_credentials() {
+        let g = Globals::default();
+        let e = g.endpoint().unwrap();
+        assert_eq!(
+            (e.base.as_str(), e.user.as_str(), e.password.as_str()),
+            (DEFAULT_URI, "guest", "guest")
+        );
+
+        let g = Globals {
+            uri: Some("http://u:pw@example:1234/prefix/".into()),
+            ..Globals::default()
+        };
+        let e = g.endpoint().unwrap();
+        assert_eq!(
+            (e.base.as_str(), e.user.as_str(), e.password.as_str()),
+            ("http://example:1234/prefix", "u", "pw")
+        );
+
+        let g = Globals {
+            uri: Some("http://u:pw@example:1234".into()),
+            host: Some("::1".into()),
+            port: Some(99),
+            user: Some("admin".into()),
+            ..Globals::default()
+        };
+        let e = g.endpoint().unwrap();
+        assert_eq!(
+            (e.base.as_str(), e.user.as_str(), e.password.as_str()),
+            ("http://[::1]:99", "admin", "pw")
+        );
+
+        let g = Globals {
+            uri: Some("http://[::1]".into()),
+            ..Globals::default()
+        };
+        assert_eq!(g.endpoint().unwrap().base, "http://[::1]:15672");
+        let g = Globals {
+            uri: Some("127.0.0.1:15672".into()),
+            ..Globals::default()
+        };
+        assert!(matches!(g.endpoint(), Err(CtlError::Usage(_))));
+        let g = Globals {
+            uri: Some("http://h:notaport".into()),
+            ..Globals::default()
+        };
+        assert!(matches!(g.endpoint(), Err(CtlError::Usage(_))));
+    }
+}
