@@ -1,0 +1,1670 @@
+// ringmq management UI: plain JS, no build step, no external resources.
+// Talks to the RabbitMQ-compatible management API under api/ (relative to the
+// page, so the UI also works behind a path prefix) with HTTP basic auth.
+// Every server string reaches the page through textContent / attributes set
+// with setAttribute (the h() helper): no innerHTML anywhere.
+'use strict';
+(() => {
+  // ------------------------------------------------------------------ DOM
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    if (attrs) {
+      for (const [k, v] of Object.entries(attrs)) {
+        if (v === undefined || v === null || v === false) continue;
+        if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+        else if (k === 'class') el.className = v;
+        else if (k === 'value' || k === 'checked' || k === 'selected' || k === 'disabled') el[k] = v;
+        else if (k === 'style' && typeof v === 'object') Object.assign(el.style, v);
+        else el.setAttribute(k, v === true ? '' : String(v));
+      }
+    }
+    append(el, children);
+    return el;
+  }
+  function append(el, children) {
+    for (const c of children) {
+      if (c === null || c === undefined || c === false) continue;
+      if (Array.isArray(c)) append(el, c);
+      else if (c instanceof Node) el.appendChild(c);
+      else el.appendChild(document.createTextNode(String(c)));
+    }
+    return el;
+  }
+  function mount(el, ...children) {
+    return append(el, children);
+  }
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+  // --------------------------------------------------------------- format
+  const nf0 = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+  const nf1 = new Intl.NumberFormat('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+  const nf2 = new Intl.NumberFormat('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  function fmtNum(n) {
+    if (n === undefined || n === null || n === '') return '';
+    if (typeof n !== 'number') return String(n);
+    return nf0.format(n);
+  }
+  function fmtRate(r) {
+    if (typeof r !== 'number') return '';
+    return (r !== 0 && Math.abs(r) < 10 ? nf2.format(r) : nf1.format(r)) + '/s';
+  }
+  function rateOf(obj, key) {
+    const d = get(obj, key + '_details');
+    return d && typeof d.rate === 'number' ? d.rate : undefined;
+  }
+  function fmtBytes(n) {
+    if (typeof n !== 'number') return '';
+    const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (Math.abs(n) >= 1024 && i < u.length - 1) {
+      n /= 1024;
+      i++;
+    }
+    return (i === 0 ? nf0.format(n) : nf1.format(n)) + ' ' + u[i];
+  }
+  function fmtJson(v) {
+    if (v === undefined || v === null) return '';
+    if (typeof v === 'string') return v;
+    if (isEmpty(v)) return '';
+    return JSON.stringify(v);
+  }
+  function isEmpty(v) {
+    return v === undefined || v === null || (typeof v === 'object' && Object.keys(v).length === 0);
+  }
+  function get(obj, path) {
+    let o = obj;
+    for (const k of path.split('.')) {
+      if (o === null || o === undefined) return undefined;
+      o = o[k];
+    }
+    return o;
+  }
+  function tagList(tags) {
+    if (Array.isArray(tags)) return tags.filter(Boolean);
+    if (typeof tags === 'string') return tags.split(',').map((s) => s.trim()).filter(Boolean);
+    return [];
+  }
+
+  // ----------------------------------------------------------------- auth
+  const AUTH_KEY = 'ringmq.auth';
+  const USER_KEY = 'ringmq.user';
+  const VHOST_KEY = 'ringmq.vhost';
+  function b64(s) {
+    let bin = '';
+    for (const b of new TextEncoder().encode(s)) bin += String.fromCharCode(b);
+    return btoa(bin);
+  }
+  const session = {
+    auth: sessionStorage.getItem(AUTH_KEY),
+    user: sessionStorage.getItem(USER_KEY) || '',
+    tags: [],
+    vhosts: [],
+    vhost: sessionStorage.getItem(VHOST_KEY) || '', // '' = all
+  };
+  function hasTag(t) {
+    return session.tags.includes('administrator') || session.tags.includes(t);
+  }
+
+  // ------------------------------------------------------------------ api
+  class ApiError extends Error {
+    constructor(status, error, reason) {
+      super(`${status ? status + ' ' : ''}${error}${reason ? ': ' + reason : ''}`);
+      this.status = status;
+      this.error = error;
+      this.reason = reason;
+    }
+  }
+  // Tagged template: every substitution is percent-encoded ('/' -> %2F).
+  function u(strings, ...vals) {
+    let s = strings[0];
+    for (let i = 0; i < vals.length; i++) s += encodeURIComponent(vals[i]) + strings[i + 1];
+    return s;
+  }
+  async function api(method, path, opts = {}) {
+    const headers = Object.assign({ Authorization: opts.auth || session.auth || '' }, opts.headers || {});
+    const init = { method, headers, cache: 'no-store', credentials: 'omit' };
+    if (opts.body !== undefined) {
+      if (typeof opts.body === 'string') init.body = opts.body;
+      else init.body = JSON.stringify(opts.body);
+      if (!headers['content-type']) headers['content-type'] = 'application/json';
+    }
+    let res;
+    try {
+      res = await fetch('api' + path, init);
+    } catch (e) {
+      throw new ApiError(0, 'network error', e.message);
+    }
+    const text = await res.text();
+    let data = null;
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch {
+        data = text;
+      }
+    }
+    if (!res.ok) {
+      let error = res.statusText || 'error';
+      let reason = '';
+      if (data && typeof data === 'object') {
+        error = data.error || error;
+        reason = typeof data.reason === 'string' ? data.reason : fmtJson(data.reason);
+      } else if (typeof data === 'string') reason = data.slice(0, 500);
+      const err = new ApiError(res.status, error, reason);
+      if (res.status === 401 && !opts.login) {
+        logout('Your session is no longer authorised: log in again.');
+      }
+      throw err;
+    }
+    return data;
+  }
+  function qs(params) {
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') p.set(k, String(v));
+    const s = p.toString();
+    return s ? '?' + s : '';
+  }
+
+  // --------------------------------------------------------------- toasts
+  function toast(msg, kind = 'ok') {
+    const box = $('#toasts');
+    const t = h('div', { class: 'toast ' + kind, role: kind === 'error' ? 'alert' : 'status' },
+      h('span', null, msg),
+      h('button', { type: 'button', class: 'link close', 'aria-label': 'Dismiss', onclick: () => t.remove() }, '×'));
+    box.appendChild(t);
+    if (kind !== 'error') setTimeout(() => t.remove(), 4000);
+    while (box.children.length > 5) box.firstChild.remove();
+  }
+  function showError(e, prefix) {
+    if (e && e.status === 401) return; // handled by logout()
+    toast((prefix ? prefix + ': ' : '') + (e && e.message ? e.message : String(e)), 'error');
+  }
+  // Run an action from a form or button: disable while it runs, report errors.
+  async function act(btn, fn, prefix) {
+    if (btn) btn.disabled = true;
+    try {
+      return await fn();
+    } catch (e) {
+      showError(e, prefix);
+      return undefined;
+    } finally {
+      if (btn) btn.disabled = false;
+    }
+  }
+  function parseJsonField(text, what) {
+    const t = (text || '').trim();
+    if (!t) return {};
+    let v;
+    try {
+      v = JSON.parse(t);
+    } catch (e) {
+      throw new Error(`${what} is not valid JSON: ${e.message}`);
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${what} must be a JSON object`);
+    return v;
+  }
+
+  // --------------------------------------------------------------- widgets
+  function field(label, input, hint) {
+    return h('label', { class: 'field' }, h('span', { class: 'lbl' }, label), input, hint ? h('small', { class: 'muted' }, hint) : null);
+  }
+  function vhostSelect(name = 'vhost', selected) {
+    const sel = h('select', { name });
+    const cur = selected !== undefined ? selected : session.vhost || '/';
+    const list = session.vhosts.length ? session.vhosts : ['/'];
+    for (const v of list) sel.appendChild(h('option', { value: v, selected: v === cur }, v));
+    return sel;
+  }
+  function options(values, selected) {
+    return values.map((v) => {
+      const [val, text] = Array.isArray(v) ? v : [v, v];
+      return h('option', { value: val, selected: val === selected }, text);
+    });
+  }
+  function kv(rows) {
+    // rows: [label, value] with value a string/Node; empty values skipped
+    const tb = h('tbody');
+    for (const [k, v] of rows) {
+      if (v === undefined || v === null || v === '') continue;
+      tb.appendChild(h('tr', null, h('th', null, k), h('td', null, v)));
+    }
+    return h('table', { class: 'kv' }, tb);
+  }
+  function link(href, text, cls) {
+    return h('a', { href, class: cls }, text);
+  }
+  function qHref(vhost, name) {
+    return '#/' + u`queues/${vhost}/${name}`;
+  }
+  function xHref(vhost, name) {
+    return '#/' + u`exchanges/${vhost}/${name === '' ? 'amq.default' : name}`;
+  }
+  function xName(name) {
+    return name === '' ? '(AMQP default)' : name;
+  }
+  function apiX(name) {
+    return name === '' ? 'amq.default' : name;
+  }
+  function badge(text, title, cls = '') {
+    return h('abbr', { class: 'badge ' + cls, title }, text);
+  }
+  function features(o) {
+    const out = [];
+    if (o.durable) out.push(badge('D', 'durable'));
+    if (o.auto_delete) out.push(badge('AD', 'auto-delete'));
+    if (o.exclusive) out.push(badge('Excl', 'exclusive'));
+    if (o.internal) out.push(badge('I', 'internal'));
+    if (!isEmpty(o.arguments)) out.push(badge('Args', fmtJson(o.arguments), 'args'));
+    return out;
+  }
+  function section(title, ...body) {
+    return h('section', { class: 'card' }, title ? h('h2', null, title) : null, ...body);
+  }
+  function collapsible(title, open, ...body) {
+    return h('details', { class: 'card', open }, h('summary', null, title), h('div', { class: 'body' }, ...body));
+  }
+  function propsView(props) {
+    if (!props || isEmpty(props)) return h('span', { class: 'muted' }, 'none');
+    const tb = h('tbody');
+    for (const [k, v] of Object.entries(props)) {
+      tb.appendChild(h('tr', null, h('th', null, k), h('td', null, typeof v === 'object' ? JSON.stringify(v) : String(v))));
+    }
+    return h('table', { class: 'kv small' }, tb);
+  }
+
+  // --------------------------------------------------- sortable data table
+  // columns: [{label, sort?: 'dotted.path', render(row) -> Node|string, cls?}]
+  function dataTable(columns, state, onSort, opts = {}) {
+    const thead = h('thead');
+    const tbody = h('tbody');
+    const table = h('table', { class: 'data' + (opts.cls ? ' ' + opts.cls : '') }, thead, tbody);
+    function header() {
+      const tr = h('tr');
+      for (const c of columns) {
+        if (c.sort) {
+          const active = state.sort === c.sort;
+          const th = h('th', { class: (c.cls || '') + ' sortable', 'aria-sort': active ? (state.reverse ? 'descending' : 'ascending') : 'none' },
+            h('button', {
+              type: 'button', class: 'link', title: 'Sort by ' + c.label,
+              onclick: () => {
+                if (state.sort === c.sort) state.reverse = !state.reverse;
+                else {
+                  state.sort = c.sort;
+                  state.reverse = !!c.numeric; // big numbers first
+                }
+                header();
+                onSort();
+              },
+            }, c.label, active ? (state.reverse ? ' ▼' : ' ▲') : ''));
+          tr.appendChild(th);
+        } else tr.appendChild(h('th', { class: c.cls || '' }, c.label));
+      }
+      thead.replaceChildren(tr);
+    }
+    header();
+    return {
+      el: table,
+      setRows(rows, emptyText = 'Nothing to show.') {
+        if (!rows.length) {
+          tbody.replaceChildren(h('tr', { class: 'empty' }, h('td', { colspan: columns.length }, emptyText)));
+          return;
+        }
+        const frag = document.createDocumentFragment();
+        for (const r of rows) {
+          const tr = h('tr', opts.rowAttrs ? opts.rowAttrs(r) : null);
+          for (const c of columns) {
+            const v = c.render ? c.render(r) : get(r, c.sort);
+            tr.appendChild(h('td', { class: c.cls || '' }, v));
+          }
+          frag.appendChild(tr);
+        }
+        tbody.replaceChildren(frag);
+      },
+    };
+  }
+  function clientSort(rows, key, reverse) {
+    if (!key) return rows;
+    const dir = reverse ? -1 : 1;
+    return rows.slice().sort((a, b) => {
+      const x = get(a, key);
+      const y = get(b, key);
+      if (typeof x === 'number' || typeof y === 'number') return ((x || 0) - (y || 0)) * dir;
+      return String(x ?? '').localeCompare(String(y ?? '')) * dir;
+    });
+  }
+
+  // ------------------------------------------ list view (search, paging)
+  const listStates = {};
+  // spec: {key, title, path(vhost) -> api path, paged, columns, defaultSort,
+  //        searchable, rowAttrs, emptyText, perVhost}
+  // If the server answers a plain array (it ignored the paging parameters),
+  // filtering, sorting and paging are done here.
+  function listView(spec) {
+    const st = (listStates[spec.key] ||= {
+      name: '', regex: false, page: 1, pageSize: 50, sort: spec.defaultSort || 'name', reverse: false,
+    });
+    let timer = null;
+    const count = h('span', { class: 'count muted' });
+    const search = h('input', {
+      type: 'search', name: 'filter', placeholder: 'Filter by name', value: st.name, 'aria-label': 'Filter by name',
+      oninput: () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          st.name = search.value;
+          st.page = 1;
+          refresh();
+        }, 250);
+      },
+    });
+    const regex = h('input', { type: 'checkbox', name: 'regex', checked: st.regex, onchange: () => { st.regex = regex.checked; st.page = 1; refresh(); } });
+    const sizeSel = h('select', { name: 'page_size', 'aria-label': 'Page size', onchange: () => { st.pageSize = Number(sizeSel.value); st.page = 1; refresh(); } },
+      options([20, 50, 100, 500].map((n) => [String(n), n + ' per page']), String(st.pageSize)));
+    const table = dataTable(spec.columns, st, () => refresh(), { rowAttrs: spec.rowAttrs });
+    const prev = h('button', { type: 'button', class: 'small', onclick: () => { st.page--; refresh(); } }, '‹ Prev');
+    const next = h('button', { type: 'button', class: 'small', onclick: () => { st.page++; refresh(); } }, 'Next ›');
+    const pageInfo = h('span', { class: 'muted' });
+    const pager = h('div', { class: 'pager' }, prev, pageInfo, next);
+    const err = h('div', { class: 'inline-error', hidden: true });
+    const toolbar = h('div', { class: 'toolbar' },
+      spec.searchable !== false ? [search, h('label', { class: 'check' }, regex, ' Regex')] : null,
+      h('span', { class: 'grow' }),
+      sizeSel,
+      h('button', { type: 'button', class: 'small', name: 'refresh', onclick: () => refresh() }, 'Refresh'));
+    const el = section(null, h('div', { class: 'list-head' }, h('h2', null, spec.title), count), toolbar, err,
+      h('div', { class: 'scroll' }, table.el), pager);
+    el.id = 'list-' + spec.key;
+
+    let seq = 0;
+    async function refresh() {
+      const my = ++seq;
+      const vhost = spec.perVhost === false ? '' : session.vhost;
+      let path = spec.path(vhost);
+      if (spec.paged) {
+        path += qs({
+          page: st.page, page_size: st.pageSize, name: st.name, use_regex: st.name ? st.regex : undefined,
+          sort: st.sort, sort_reverse: st.reverse, pagination: true,
+        });
+      }
+      let reply;
+      try {
+        reply = await api('GET', path);
+      } catch (e) {
+        if (my !== seq) return;
+        if (e.status === 400 && st.page > 1) {
+          // page out of range after deletions: back to the first page
+          st.page = 1;
+          return refresh();
+        }
+        err.textContent = e.message;
+        err.hidden = false;
+        return;
+      }
+      if (my !== seq) return;
+      err.hidden = true;
+      let items, page, pageCount, filtered, total;
+      if (Array.isArray(reply)) {
+        total = reply.length;
+        let rows = reply;
+        if (st.name) {
+          let test;
+          if (st.regex) {
+            try {
+              const re = new RegExp(st.name);
+              test = (s) => re.test(s);
+            } catch (e) {
+              err.textContent = 'Invalid regex: ' + e.message;
+              err.hidden = false;
+              return;
+            }
+          } else {
+            const needle = st.name.toLowerCase();
+            test = (s) => String(s).toLowerCase().includes(needle);
+          }
+          rows = rows.filter((r) => test(r.name ?? ''));
+        }
+        rows = clientSort(rows, st.sort, st.reverse);
+        filtered = rows.length;
+        pageCount = Math.max(1, Math.ceil(filtered / st.pageSize));
+        if (st.page > pageCount) st.page = pageCount;
+        page = st.page;
+        items = rows.slice((page - 1) * st.pageSize, page * st.pageSize);
+      } else {
+        items = reply.items || [];
+        page = reply.page || st.page;
+        pageCount = reply.page_count || 0;
+        filtered = reply.filtered_count ?? items.length;
+        total = reply.total_count ?? filtered;
+        if (pageCount > 0 && st.page > pageCount) {
+          st.page = pageCount;
+          return refresh();
+        }
+      }
+      table.setRows(items, st.name ? 'No matches.' : spec.emptyText || 'Nothing to show.');
+      count.textContent = filtered === total ? `(${fmtNum(total)})` : `(${fmtNum(filtered)} of ${fmtNum(total)})`;
+      const pc = Math.max(1, pageCount);
+      pageInfo.textContent = `Page ${page} of ${pc}`;
+      prev.disabled = page <= 1;
+      next.disabled = page >= pc;
+      pager.hidden = pc <= 1;
+      if (spec.onData) spec.onData(items);
+    }
+    return { el, refresh, state: st };
+  }
+
+  // ----------------------------------------------------------- line chart
+  const COLORS = ['#2f6fdf', '#e2861a', '#2ea26b', '#c8435b', '#8a5cd0', '#7a8794'];
+  function niceCeil(v) {
+    if (v <= 0) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+    return 10 * p;
+  }
+  function chart(title, seriesDefs, fmt, integral) {
+    const canvas = h('canvas', { class: 'chart', role: 'img', 'aria-label': title });
+    const legend = h('div', { class: 'legend' });
+    const el = h('div', { class: 'chart-box' }, h('h3', null, title), canvas, legend);
+    let last = [];
+    function draw(samples) {
+      last = samples;
+      const dpr = window.devicePixelRatio || 1;
+      const w = canvas.clientWidth || 400;
+      const ht = canvas.clientHeight || 160;
+      if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(ht * dpr)) {
+        canvas.width = Math.round(w * dpr);
+        canvas.height = Math.round(ht * dpr);
+      }
+      const ctx = canvas.getContext('2d');
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      ctx.clearRect(0, 0, w, ht);
+      const padL = 56, padR = 10, padT = 8, padB = 20;
+      const pw = w - padL - padR, ph = ht - padT - padB;
+      const now = samples.length ? samples[samples.length - 1].t : Date.now();
+      const t0 = Math.min(now - 60000, samples.length ? samples[0].t : now);
+      let ymax = 0;
+      for (const s of samples) for (const d of seriesDefs) ymax = Math.max(ymax, s[d.key] || 0);
+      // four grid steps of a "nice" size; whole steps for counts
+      let step = niceCeil(Math.max(ymax, 1) / 4);
+      if (integral) step = Math.max(1, Math.ceil(step));
+      ymax = step * 4;
+      const X = (t) => padL + ((t - t0) / (now - t0 || 1)) * pw;
+      const Y = (v) => padT + ph - (v / ymax) * ph;
+      ctx.font = '11px system-ui, sans-serif';
+      ctx.lineWidth = 1;
+      ctx.strokeStyle = '#e3e7ec';
+      ctx.fillStyle = '#6b7785';
+      ctx.textAlign = 'right';
+      ctx.textBaseline = 'middle';
+      for (let i = 0; i <= 4; i++) {
+        const v = (ymax * i) / 4;
+        const y = Math.round(Y(v)) + 0.5;
+        ctx.beginPath();
+        ctx.moveTo(padL, y);
+        ctx.lineTo(padL + pw, y);
+        ctx.stroke();
+        ctx.fillText(fmt(v), padL - 6, y);
+      }
+      ctx.textBaseline = 'top';
+      ctx.textAlign = 'left';
+      const span = now - t0;
+      ctx.fillText('-' + fmtSpan(span), padL, padT + ph + 5);
+      ctx.textAlign = 'right';
+      ctx.fillText('now', padL + pw, padT + ph + 5);
+      if (samples.length < 2) {
+        ctx.textAlign = 'center';
+        ctx.textBaseline = 'middle';
+        ctx.fillText(samples.length ? 'collecting samples…' : 'no data yet', padL + pw / 2, padT + ph / 2);
+      }
+      // last series first, so the first ones stay on top where lines overlap
+      seriesDefs.slice().reverse().forEach((d, ri) => {
+        const i = seriesDefs.length - 1 - ri;
+        const color = COLORS[i % COLORS.length];
+        ctx.strokeStyle = color;
+        ctx.lineWidth = d.dash ? 1.4 : 1.8;
+        ctx.setLineDash(d.dash ? [5, 4] : []);
+        ctx.lineJoin = 'round';
+        ctx.beginPath();
+        let started = false;
+        for (const s of samples) {
+          const v = s[d.key];
+          if (typeof v !== 'number') {
+            started = false;
+            continue;
+          }
+          if (!started) ctx.moveTo(X(s.t), Y(v));
+          else ctx.lineTo(X(s.t), Y(v));
+          started = true;
+        }
+        ctx.stroke();
+        ctx.setLineDash([]);
+        if (samples.length === 1 && typeof samples[0][d.key] === 'number') {
+          ctx.fillStyle = color;
+          ctx.beginPath();
+          ctx.arc(X(samples[0].t), Y(samples[0][d.key]), 2.5, 0, Math.PI * 2);
+          ctx.fill();
+        }
+      });
+      const cur = samples[samples.length - 1] || {};
+      legend.replaceChildren(...seriesDefs.map((d, i) =>
+        h('span', { class: 'item' }, h('i', { class: 'swatch', style: { background: COLORS[i % COLORS.length] } }), d.label + ' ',
+          h('b', null, typeof cur[d.key] === 'number' ? fmt(cur[d.key]) : '–'))));
+    }
+    return { el, draw, redraw: () => draw(last) };
+  }
+  function fmtSpan(ms) {
+    const s = Math.round(ms / 1000);
+    if (s < 120) return s + 's';
+    return Math.round(s / 60) + 'm';
+  }
+
+  // ------------------------------------------- overview poller + history
+  const HISTORY_MAX_MS = 10 * 60 * 1000;
+  const POLL_MS = 5000;
+  const RATE_KEYS = ['publish', 'confirm', 'deliver_get', 'ack', 'redeliver', 'get'];
+  const overview = {
+    data: null,
+    history: [],
+    listeners: new Set(),
+    timer: null,
+    async poll() {
+      if (!session.auth) return;
+      try {
+        const d = await api('GET', '/overview');
+        this.data = d;
+        this.record(d);
+        updateHeader(d);
+        for (const f of this.listeners) f(d, null);
+      } catch (e) {
+        for (const f of this.listeners) f(null, e);
+      }
+    },
+    record(d) {
+      const t = Date.now();
+      const ms = d.message_stats || {};
+      const qt = d.queue_totals || {};
+      const prev = this.history[this.history.length - 1];
+      const s = { t, messages: qt.messages ?? 0, ready: qt.messages_ready ?? 0, unacked: qt.messages_unacknowledged ?? 0 };
+      s.counters = {};
+      for (const k of RATE_KEYS) {
+        const r = rateOf(ms, k);
+        s.counters[k] = ms[k];
+        if (typeof r === 'number') s[k] = r;
+        else if (prev && typeof ms[k] === 'number' && typeof prev.counters[k] === 'number' && t > prev.t) {
+          // server gave counters but no rate: derive one from two samples
+          s[k] = Math.max(0, (ms[k] - prev.counters[k]) / ((t - prev.t) / 1000));
+        } else s[k] = 0;
+      }
+      this.history.push(s);
+      while (this.history.length && this.history[0].t < t - HISTORY_MAX_MS) this.history.shift();
+    },
+    start() {
+      this.stop();
+      this.poll();
+      this.timer = setInterval(() => this.poll(), POLL_MS);
+    },
+    stop() {
+      clearInterval(this.timer);
+      this.timer = null;
+    },
+  };
+  function updateHeader(d) {
+    const name = d.product_name || 'ringmq';
+    const ver = d.product_version || d.rabbitmq_version || '';
+    const el = $('#product');
+    el.textContent = ` ${name === 'ringmq' ? '' : name + ' '}${ver}`;
+    el.title = [d.cluster_name && 'cluster ' + d.cluster_name, d.node && 'node ' + d.node].filter(Boolean).join(', ');
+  }
+
+  // ---------------------------------------------------------------- pages
+  function pageTitle(text, ...extra) {
+    return h('div', { class: 'page-title' }, h('h1', null, text), ...extra);
+  }
+
+  // ---- Overview
+  function overviewPage(main) {
+    const totals = h('div', { class: 'tiles' });
+    const rates = chart('Message rates', [
+      { key: 'publish', label: 'Publish' },
+      { key: 'confirm', label: 'Confirm' },
+      { key: 'deliver_get', label: 'Deliver / get' },
+      { key: 'ack', label: 'Ack' },
+      { key: 'redeliver', label: 'Redeliver' },
+    ], fmtRate);
+    const depth = chart('Queued messages', [
+      { key: 'ready', label: 'Ready' },
+      { key: 'unacked', label: 'Unacked' },
+      { key: 'messages', label: 'Total', dash: true },
+    ], fmtNum, true);
+    const nodeInfo = h('div');
+    const listeners = dataTable([
+      { label: 'Protocol', render: (l) => l.protocol },
+      { label: 'Bound to', render: (l) => l.ip_address },
+      { label: 'Port', render: (l) => fmtNum(l.port), cls: 'num' },
+    ], {}, () => {});
+    const err = h('div', { class: 'inline-error', hidden: true });
+    mount(main, 
+      pageTitle('Overview', h('span', { class: 'muted small' }, 'refreshes every 5 s')),
+      err,
+      totals,
+      section(null, h('div', { class: 'charts' }, depth.el, rates.el)),
+      h('div', { class: 'cols' }, section('Node', nodeInfo), section('Listeners', listeners.el)));
+    function tile(label, value, href) {
+      const inner = [h('div', { class: 'v' }, value), h('div', { class: 'l' }, label)];
+      return href ? h('a', { class: 'tile', href }, inner) : h('div', { class: 'tile' }, inner);
+    }
+    function render(d, e) {
+      if (e) {
+        err.textContent = e.message;
+        err.hidden = false;
+        return;
+      }
+      err.hidden = true;
+      const ot = d.object_totals || {};
+      const qt = d.queue_totals || {};
+      totals.replaceChildren(
+        tile('Connections', fmtNum(ot.connections ?? 0), '#/connections'),
+        tile('Channels', fmtNum(ot.channels ?? 0), '#/channels'),
+        tile('Exchanges', fmtNum(ot.exchanges ?? 0), '#/exchanges'),
+        tile('Queues', fmtNum(ot.queues ?? 0), '#/queues'),
+        tile('Consumers', fmtNum(ot.consumers ?? 0)),
+        tile('Ready', fmtNum(qt.messages_ready ?? 0)),
+        tile('Unacked', fmtNum(qt.messages_unacknowledged ?? 0)),
+        tile('Total messages', fmtNum(qt.messages ?? 0)));
+      depth.draw(overview.history);
+      rates.draw(overview.history);
+      nodeInfo.replaceChildren(kv([
+        ['Product', [d.product_name, d.product_version].filter(Boolean).join(' ')],
+        ['Management API', d.management_version],
+        ['Cluster', d.cluster_name],
+        ['Node', d.node],
+        ['Rates mode', d.rates_mode],
+        ['Runtime', d.erlang_version ? 'Erlang ' + d.erlang_version : d.runtime_version],
+      ]));
+      listeners.setRows(d.listeners || [], 'No listeners reported.');
+    }
+    if (overview.data) render(overview.data);
+    overview.listeners.add(render);
+    const ro = new ResizeObserver(() => {
+      rates.redraw();
+      depth.redraw();
+    });
+    ro.observe(main);
+    return {
+      refresh: () => overview.poll(),
+      interval: 0, // the global poller drives this page
+      dispose() {
+        overview.listeners.delete(render);
+        ro.disconnect();
+      },
+    };
+  }
+
+  // ---- Queues
+  function queuesPage(main) {
+    const list = listView({
+      key: 'queues', title: 'Queues', paged: true,
+      path: (v) => (v ? u`/queues/${v}` : '/queues'),
+      rowAttrs: (q) => ({ 'data-name': q.name, 'data-vhost': q.vhost }),
+      emptyText: 'No queues.',
+      columns: [
+        session.vhost ? null : { label: 'Virtual host', sort: 'vhost', render: (q) => q.vhost },
+        { label: 'Name', sort: 'name', cls: 'col-name', render: (q) => link(qHref(q.vhost, q.name), q.name) },
+        { label: 'Type', sort: 'type', render: (q) => q.type || 'classic' },
+        { label: 'Features', render: features },
+        { label: 'Policy', sort: 'policy', render: (q) => q.effective_policy_name || q.policy || '' },
+        { label: 'State', sort: 'state', render: (q) => q.state || '' },
+        { label: 'Ready', sort: 'messages_ready', numeric: true, cls: 'num col-ready', render: (q) => fmtNum(q.messages_ready) },
+        { label: 'Unacked', sort: 'messages_unacknowledged', numeric: true, cls: 'num col-unacked', render: (q) => fmtNum(q.messages_unacknowledged) },
+        { label: 'Total', sort: 'messages', numeric: true, cls: 'num col-messages', render: (q) => fmtNum(q.messages) },
+        { label: 'Incoming', sort: 'message_stats.publish_details.rate', numeric: true, cls: 'num', render: (q) => fmtRate(rateOf(q.message_stats, 'publish')) },
+        { label: 'Deliver / get', sort: 'message_stats.deliver_get_details.rate', numeric: true, cls: 'num', render: (q) => fmtRate(rateOf(q.message_stats, 'deliver_get')) },
+        { label: 'Ack', sort: 'message_stats.ack_details.rate', numeric: true, cls: 'num', render: (q) => fmtRate(rateOf(q.message_stats, 'ack')) },
+        { label: 'Consumers', sort: 'consumers', numeric: true, cls: 'num', render: (q) => fmtNum(q.consumers) },
+      ].filter(Boolean),
+    });
+    const form = h('form', { id: 'add-queue', class: 'grid-form' },
+      field('Virtual host', vhostSelect()),
+      field('Name', h('input', { name: 'name', required: true, autocomplete: 'off' })),
+      field('Type', h('select', { name: 'type' }, options([['classic', 'Classic'], ['quorum', 'Quorum'], ['stream', 'Stream']], 'classic'))),
+      field('Durability', h('select', { name: 'durable' }, options([['true', 'Durable'], ['false', 'Transient']], 'true'))),
+      field('Auto delete', h('select', { name: 'auto_delete' }, options([['false', 'No'], ['true', 'Yes']], 'false'))),
+      field('Arguments (JSON)', h('textarea', { name: 'arguments', rows: 2, placeholder: '{"x-max-length": 1000, "x-message-ttl": 60000}' })),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Add queue')));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const f = form.elements;
+      act(form.querySelector('button[type=submit]'), async () => {
+        const args = parseJsonField(f.arguments.value, 'Arguments');
+        if (f.type.value !== 'classic') args['x-queue-type'] = f.type.value;
+        const name = f.name.value.trim();
+        await api('PUT', u`/queues/${f.vhost.value}/${name}`, {
+          body: { durable: f.durable.value === 'true', auto_delete: f.auto_delete.value === 'true', arguments: args },
+        });
+        toast(`Queue "${name}" declared.`);
+        f.name.value = '';
+        list.refresh();
+      }, 'Add queue');
+    });
+    mount(main, pageTitle('Queues'), list.el, collapsible('Add a new queue', true, form));
+    return { refresh: list.refresh };
+  }
+
+  function publishForm(id, vhost, exchange, routingKeyDefault, onDone) {
+    const form = h('form', { id, class: 'grid-form' },
+      field('Routing key', h('input', { name: 'routing_key', value: routingKeyDefault || '', autocomplete: 'off' })),
+      field('Delivery mode', h('select', { name: 'delivery_mode' }, options([['1', '1 – non-persistent'], ['2', '2 – persistent']], '1'))),
+      field('Headers (JSON)', h('textarea', { name: 'headers', rows: 2, placeholder: '{"x-trace": "abc"}' })),
+      field('Properties (JSON)', h('textarea', { name: 'properties', rows: 2, placeholder: '{"content_type": "text/plain", "message_id": "m1"}' })),
+      field('Payload encoding', h('select', { name: 'payload_encoding' }, options([['string', 'String'], ['base64', 'Base64']], 'string'))),
+      h('label', { class: 'field wide' }, h('span', { class: 'lbl' }, 'Payload'), h('textarea', { name: 'payload', rows: 4 })),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Publish message'),
+        h('span', { class: 'result', 'aria-live': 'polite' })));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const f = form.elements;
+      const result = form.querySelector('.result');
+      result.textContent = '';
+      result.className = 'result';
+      act(form.querySelector('button[type=submit]'), async () => {
+        const props = parseJsonField(f.properties.value, 'Properties');
+        const headers = parseJsonField(f.headers.value, 'Headers');
+        props.delivery_mode = Number(f.delivery_mode.value);
+        if (!isEmpty(headers)) props.headers = headers;
+        const r = await api('POST', u`/exchanges/${vhost}/${apiX(exchange)}/publish`, {
+          body: { properties: props, routing_key: f.routing_key.value, payload: f.payload.value, payload_encoding: f.payload_encoding.value },
+        });
+        if (r && r.routed) {
+          result.textContent = 'Message published and routed.';
+          result.className = 'result ok';
+        } else {
+          result.textContent = 'Message published, but not routed (no matching binding).';
+          result.className = 'result warn';
+        }
+        if (onDone) onDone(r);
+      }, 'Publish');
+    });
+    return form;
+  }
+
+  function bindingArgsForm(id, fields, submitText, onSubmit) {
+    const form = h('form', { id, class: 'grid-form' }, ...fields,
+      field('Routing key', h('input', { name: 'routing_key', autocomplete: 'off' })),
+      field('Arguments (JSON)', h('textarea', { name: 'arguments', rows: 1, placeholder: '{"x-match": "all"}' })),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, submitText)));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      act(form.querySelector('button[type=submit]'), async () => {
+        const args = parseJsonField(form.elements.arguments.value, 'Arguments');
+        await onSubmit(form.elements, { routing_key: form.elements.routing_key.value, arguments: args });
+        form.elements.routing_key.value = '';
+        form.elements.arguments.value = '';
+      }, submitText);
+    });
+    return form;
+  }
+
+  function notFound(main, what, e, back) {
+    main.replaceChildren(pageTitle(what),
+      section(null, h('p', { class: 'inline-error' }, e.status === 404 ? `${what} does not exist (any more).` : e.message),
+        h('p', null, link(back[0], back[1]))));
+  }
+
+  // ---- Queue detail
+  function queuePage(main, [vhost, name]) {
+    const base = u`/queues/${vhost}/${name}`;
+    const stats = h('div', { class: 'cols' });
+    const consumers = dataTable([
+      { label: 'Channel', render: (c) => (c.channel_details ? c.channel_details.name : '') },
+      { label: 'Consumer tag', render: (c) => c.consumer_tag },
+      { label: 'Ack required', render: (c) => (c.ack_required ? 'yes' : 'no') },
+      { label: 'Exclusive', render: (c) => (c.exclusive ? 'yes' : 'no') },
+      { label: 'Prefetch', cls: 'num', render: (c) => fmtNum(c.prefetch_count) },
+      { label: 'Active', render: (c) => (c.active === false ? 'no' : 'yes') },
+      { label: 'Arguments', render: (c) => fmtJson(c.arguments) },
+    ], {}, () => {});
+    const bindings = dataTable([
+      { label: 'From exchange', render: (b) => (b.source === '' ? h('span', { class: 'muted' }, '(Default exchange binding)') : link(xHref(b.vhost ?? vhost, b.source), b.source)) },
+      { label: 'Routing key', render: (b) => b.routing_key },
+      { label: 'Arguments', render: (b) => fmtJson(b.arguments) },
+      {
+        label: '', cls: 'act', render: (b) => (b.source === '' ? '' : h('button', {
+          type: 'button', class: 'small danger',
+          onclick: (ev) => act(ev.currentTarget, async () => {
+            await api('DELETE', u`/bindings/${vhost}/e/${b.source}/q/${name}/${b.properties_key ?? propsKey(b)}`);
+            toast('Binding removed.');
+            refresh();
+          }, 'Unbind'),
+        }, 'Unbind')),
+      },
+    ], {}, () => {});
+    const bindForm = bindingArgsForm('add-binding', [field('From exchange', h('input', { name: 'source', required: true, autocomplete: 'off' }))], 'Bind',
+      async (f, body) => {
+        await api('POST', u`/bindings/${vhost}/e/${f.source.value}/q/${name}`, { body });
+        toast('Binding added.');
+        refresh();
+      });
+
+    const getForm = h('form', { id: 'get-messages', class: 'grid-form' },
+      field('Ack mode', h('select', { name: 'ackmode' }, options([
+        ['ack_requeue_true', 'Nack, requeue true'], ['reject_requeue_true', 'Reject, requeue true'],
+        ['ack_requeue_false', 'Automatic ack'], ['reject_requeue_false', 'Reject, requeue false'],
+      ], 'ack_requeue_true'))),
+      field('Encoding', h('select', { name: 'encoding' }, options([['auto', 'Auto string / base64'], ['base64', 'Base64']], 'auto'))),
+      field('Messages', h('input', { name: 'count', type: 'number', min: 1, value: '1' })),
+      field('Truncate at (bytes)', h('input', { name: 'truncate', type: 'number', min: 1, value: '50000' })),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Get message(s)')));
+    const gotMessages = h('div', { id: 'messages' });
+    getForm.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const f = getForm.elements;
+      act(getForm.querySelector('button[type=submit]'), async () => {
+        const msgs = await api('POST', base + '/get', {
+          body: { count: Number(f.count.value) || 1, ackmode: f.ackmode.value, encoding: f.encoding.value, truncate: Number(f.truncate.value) || 50000 },
+        });
+        renderMessages(gotMessages, msgs || []);
+        refresh();
+      }, 'Get messages');
+    });
+
+    const pub = publishForm('publish-to-queue', vhost, '', name, () => setTimeout(refresh, 300));
+    const purgeBtn = h('button', {
+      type: 'button', class: 'danger', name: 'purge',
+      onclick: (ev) => {
+        if (!confirm(`Purge all messages from queue "${name}"?`)) return;
+        act(ev.currentTarget, async () => {
+          await api('DELETE', base + '/contents');
+          toast(`Queue "${name}" purged.`);
+          refresh();
+        }, 'Purge');
+      },
+    }, 'Purge messages');
+    const ifEmpty = h('input', { type: 'checkbox', name: 'if-empty' });
+    const ifUnused = h('input', { type: 'checkbox', name: 'if-unused' });
+    const deleteBtn = h('button', {
+      type: 'button', class: 'danger', name: 'delete',
+      onclick: (ev) => {
+        if (!confirm(`Delete queue "${name}"?`)) return;
+        act(ev.currentTarget, async () => {
+          await api('DELETE', base + qs({ 'if-empty': ifEmpty.checked || undefined, 'if-unused': ifUnused.checked || undefined }));
+          toast(`Queue "${name}" deleted.`);
+          location.hash = '#/queues';
+        }, 'Delete queue');
+      },
+    }, 'Delete queue');
+
+    mount(main, 
+      pageTitle('Queue ', h('span', { class: 'obj-name' }, name), h('span', { class: 'muted' }, ' in virtual host '), h('span', { class: 'obj-name muted' }, vhost)),
+      stats,
+      section('Consumers', h('div', { class: 'scroll' }, consumers.el)),
+      section('Bindings', h('div', { class: 'scroll' }, bindings.el), h('h3', null, 'Add binding to this queue'), bindForm),
+      collapsible('Publish message', false, h('p', { class: 'muted small' }, 'Published through the default exchange with the queue name as routing key.'), pub),
+      collapsible('Get messages', true, h('p', { class: 'muted small' }, 'Getting messages is destructive unless requeued; requeued messages are marked redelivered.'), getForm, gotMessages),
+      section('Danger zone', h('div', { class: 'toolbar' }, purgeBtn, h('span', { class: 'grow' }),
+        h('label', { class: 'check' }, ifEmpty, ' if empty'), h('label', { class: 'check' }, ifUnused, ' if unused'), deleteBtn)));
+
+    let gone = false;
+    async function refresh() {
+      if (gone) return;
+      let q, b;
+      try {
+        [q, b] = await Promise.all([api('GET', base), api('GET', base + '/bindings')]);
+      } catch (e) {
+        if (e.status === 404) {
+          gone = true;
+          notFound(main, 'Queue', e, ['#/queues', 'Back to queues']);
+        } else showError(e);
+        return;
+      }
+      const ms = q.message_stats || {};
+      stats.replaceChildren(
+        section('Details', kv([
+          ['Type', q.type || 'classic'],
+          ['State', q.state],
+          ['Features', features(q).length ? features(q) : h('span', { class: 'muted' }, 'none')],
+          ['Arguments', isEmpty(q.arguments) ? '' : propsView(q.arguments)],
+          ['Policy', q.effective_policy_name || q.policy || ''],
+          ['Effective policy definition', isEmpty(q.effective_policy_definition) ? '' : propsView(q.effective_policy_definition)],
+          ['Exclusive owner', q.owner_pid_details ? q.owner_pid_details.name : ''],
+          ['Consumers', fmtNum(q.consumers ?? 0)],
+          ['Consumer capacity', typeof q.consumer_capacity === 'number' ? Math.round(q.consumer_capacity * 100) + '%' : ''],
+          ['Memory', fmtBytes(q.memory)],
+        ])),
+        section('Messages', h('table', { class: 'kv', id: 'queue-counts' }, h('tbody', null,
+          h('tr', null, h('th', null, 'Ready'), h('td', { class: 'num', 'data-field': 'messages_ready' }, fmtNum(q.messages_ready ?? 0)), h('td', { class: 'num muted' }, fmtBytes(q.message_bytes_ready))),
+          h('tr', null, h('th', null, 'Unacked'), h('td', { class: 'num', 'data-field': 'messages_unacknowledged' }, fmtNum(q.messages_unacknowledged ?? 0)), h('td', { class: 'num muted' }, fmtBytes(q.message_bytes_unacknowledged))),
+          h('tr', null, h('th', null, 'Total'), h('td', { class: 'num', 'data-field': 'messages' }, fmtNum(q.messages ?? 0)), h('td', { class: 'num muted' }, fmtBytes(q.message_bytes)))))),
+        section('Message rates', kv([
+          ['Publish', fmtRate(rateOf(ms, 'publish') ?? 0)],
+          ['Deliver / get', fmtRate(rateOf(ms, 'deliver_get') ?? 0)],
+          ['Ack', fmtRate(rateOf(ms, 'ack') ?? 0)],
+          ['Redeliver', fmtRate(rateOf(ms, 'redeliver') ?? 0)],
+          ['Published (total)', fmtNum(ms.publish)],
+          ['Delivered (total)', fmtNum(ms.deliver_get)],
+        ])));
+      consumers.setRows(q.consumer_details || [], 'No consumers.');
+      bindings.setRows(b || [], 'No bindings.');
+    }
+    return { refresh };
+  }
+  function propsKey(b) {
+    // RabbitMQ: routing key (percent-encoded) when there are no arguments
+    return isEmpty(b.arguments) ? b.routing_key || '~' : b.routing_key;
+  }
+
+  function renderMessages(box, msgs) {
+    if (!msgs.length) {
+      box.replaceChildren(h('p', { class: 'muted' }, 'Queue is empty.'));
+      return;
+    }
+    box.replaceChildren(...msgs.map((m, i) => h('div', { class: 'message' },
+      h('h3', null, `Message ${i + 1}`),
+      h('p', { class: 'muted small' }, `${fmtNum(m.message_count)} message(s) remaining in queue`),
+      kv([
+        ['Exchange', xName(m.exchange ?? '')],
+        ['Routing key', m.routing_key ?? ''],
+        ['Redelivered', m.redelivered ? 'yes' : 'no'],
+        ['Properties', propsView(Array.isArray(m.properties) ? {} : m.properties)],
+        ['Payload', h('div', null,
+          h('div', { class: 'muted small' }, `${fmtNum(m.payload_bytes)} bytes · encoding: ${m.payload_encoding}`),
+          h('pre', { class: 'payload' }, m.payload ?? ''))],
+      ]))));
+  }
+
+  // ---- Exchanges
+  function exchangesPage(main) {
+    const list = listView({
+      key: 'exchanges', title: 'Exchanges', paged: true,
+      path: (v) => (v ? u`/exchanges/${v}` : '/exchanges'),
+      rowAttrs: (x) => ({ 'data-name': x.name, 'data-vhost': x.vhost }),
+      emptyText: 'No exchanges.',
+      columns: [
+        session.vhost ? null : { label: 'Virtual host', sort: 'vhost', render: (x) => x.vhost },
+        { label: 'Name', sort: 'name', cls: 'col-name', render: (x) => link(xHref(x.vhost, x.name), xName(x.name)) },
+        { label: 'Type', sort: 'type', render: (x) => x.type },
+        { label: 'Features', render: features },
+        { label: 'Policy', sort: 'policy', render: (x) => x.policy || '' },
+        { label: 'Rate in', sort: 'message_stats.publish_in_details.rate', numeric: true, cls: 'num', render: (x) => fmtRate(rateOf(x.message_stats, 'publish_in')) },
+        { label: 'Rate out', sort: 'message_stats.publish_out_details.rate', numeric: true, cls: 'num', render: (x) => fmtRate(rateOf(x.message_stats, 'publish_out')) },
+      ].filter(Boolean),
+    });
+    const types = ((overview.data && overview.data.exchange_types) || []).map((t) => t.name);
+    const form = h('form', { id: 'add-exchange', class: 'grid-form' },
+      field('Virtual host', vhostSelect()),
+      field('Name', h('input', { name: 'name', required: true, autocomplete: 'off' })),
+      field('Type', h('select', { name: 'type' }, options(types.length ? types : ['direct', 'fanout', 'topic', 'headers'], 'direct'))),
+      field('Durability', h('select', { name: 'durable' }, options([['true', 'Durable'], ['false', 'Transient']], 'true'))),
+      field('Auto delete', h('select', { name: 'auto_delete' }, options([['false', 'No'], ['true', 'Yes']], 'false'))),
+      field('Internal', h('select', { name: 'internal' }, options([['false', 'No'], ['true', 'Yes']], 'false'))),
+      field('Arguments (JSON)', h('textarea', { name: 'arguments', rows: 2, placeholder: '{"alternate-exchange": "ae"}' })),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Add exchange')));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const f = form.elements;
+      act(form.querySelector('button[type=submit]'), async () => {
+        const name = f.name.value.trim();
+        await api('PUT', u`/exchanges/${f.vhost.value}/${name}`, {
+          body: {
+            type: f.type.value, durable: f.durable.value === 'true', auto_delete: f.auto_delete.value === 'true',
+            internal: f.internal.value === 'true', arguments: parseJsonField(f.arguments.value, 'Arguments'),
+          },
+        });
+        toast(`Exchange "${name}" declared.`);
+        f.name.value = '';
+        list.refresh();
+      }, 'Add exchange');
+    });
+    mount(main, pageTitle('Exchanges'), list.el, collapsible('Add a new exchange', true, form));
+    return { refresh: list.refresh };
+  }
+
+  function exchangePage(main, [vhost, name]) {
+    const base = u`/exchanges/${vhost}/${name}`;
+    const isDefault = name === 'amq.default' || name === '';
+    const xname = isDefault ? '' : name;
+    const stats = h('div', { class: 'cols' });
+    const unbindBtn = (path) => h('button', {
+      type: 'button', class: 'small danger',
+      onclick: (ev) => act(ev.currentTarget, async () => {
+        await api('DELETE', path);
+        toast('Binding removed.');
+        refresh();
+      }, 'Unbind'),
+    }, 'Unbind');
+    const src = dataTable([
+      { label: 'To', render: (b) => (b.destination_type === 'queue' ? link(qHref(vhost, b.destination), b.destination) : link(xHref(vhost, b.destination), b.destination)) },
+      { label: 'Type', render: (b) => b.destination_type },
+      { label: 'Routing key', render: (b) => b.routing_key },
+      { label: 'Arguments', render: (b) => fmtJson(b.arguments) },
+      { label: '', cls: 'act', render: (b) => unbindBtn(u`/bindings/${vhost}/e/${xname}/${b.destination_type === 'queue' ? 'q' : 'e'}/${b.destination}/${b.properties_key ?? propsKey(b)}`) },
+    ], {}, () => {});
+    const dst = dataTable([
+      { label: 'From', render: (b) => link(xHref(vhost, b.source), xName(b.source)) },
+      { label: 'Routing key', render: (b) => b.routing_key },
+      { label: 'Arguments', render: (b) => fmtJson(b.arguments) },
+      { label: '', cls: 'act', render: (b) => unbindBtn(u`/bindings/${vhost}/e/${b.source}/e/${xname}/${b.properties_key ?? propsKey(b)}`) },
+    ], {}, () => {});
+    const bindForm = bindingArgsForm('add-exchange-binding', [
+      field('To', h('select', { name: 'dtype' }, options([['q', 'Queue'], ['e', 'Exchange']], 'q'))),
+      field('Destination name', h('input', { name: 'destination', required: true, autocomplete: 'off' })),
+    ], 'Bind', async (f, body) => {
+      await api('POST', u`/bindings/${vhost}/e/${xname}/${f.dtype.value}/${f.destination.value}`, { body });
+      toast('Binding added.');
+      refresh();
+    });
+    const pub = publishForm('publish', vhost, xname, '', () => {});
+    const deleteBtn = h('button', {
+      type: 'button', class: 'danger', name: 'delete',
+      onclick: (ev) => {
+        if (!confirm(`Delete exchange "${xName(xname)}"?`)) return;
+        act(ev.currentTarget, async () => {
+          await api('DELETE', base);
+          toast(`Exchange "${xname}" deleted.`);
+          location.hash = '#/exchanges';
+        }, 'Delete exchange');
+      },
+    }, 'Delete exchange');
+    mount(main, 
+      pageTitle('Exchange ', h('span', { class: 'obj-name' }, xName(xname)), h('span', { class: 'muted' }, ' in virtual host '), h('span', { class: 'obj-name muted' }, vhost)),
+      stats,
+      isDefault
+        ? section('Bindings', h('p', { class: 'muted' }, 'The default exchange is implicitly bound to every queue, with a routing key equal to the queue name. Binding to or from it is not allowed.'))
+        : section('Bindings', h('h3', null, 'This exchange → destinations'), h('div', { class: 'scroll' }, src.el),
+          h('h3', null, 'Sources → this exchange'), h('div', { class: 'scroll' }, dst.el),
+          h('h3', null, 'Add binding from this exchange'), bindForm),
+      collapsible('Publish message', true, pub),
+      isDefault ? null : section('Danger zone', h('div', { class: 'toolbar' }, deleteBtn)));
+    let gone = false;
+    async function refresh() {
+      if (gone) return;
+      let x, s, d;
+      try {
+        [x, s, d] = await Promise.all([
+          api('GET', base),
+          isDefault ? [] : api('GET', base + '/bindings/source'),
+          isDefault ? [] : api('GET', base + '/bindings/destination'),
+        ]);
+      } catch (e) {
+        if (e.status === 404) {
+          gone = true;
+          notFound(main, 'Exchange', e, ['#/exchanges', 'Back to exchanges']);
+        } else showError(e);
+        return;
+      }
+      const ms = x.message_stats || {};
+      stats.replaceChildren(
+        section('Details', kv([
+          ['Type', x.type],
+          ['Features', features(x).length ? features(x) : h('span', { class: 'muted' }, 'none')],
+          ['Arguments', isEmpty(x.arguments) ? '' : propsView(x.arguments)],
+          ['Policy', x.policy || ''],
+        ])),
+        section('Message rates', kv([
+          ['Publish (in)', fmtRate(rateOf(ms, 'publish_in') ?? 0)],
+          ['Publish (out)', fmtRate(rateOf(ms, 'publish_out') ?? 0)],
+          ['Published in (total)', fmtNum(ms.publish_in)],
+          ['Published out (total)', fmtNum(ms.publish_out)],
+        ])));
+      src.setRows(s || [], 'No bindings.');
+      dst.setRows(d || [], 'No bindings.');
+    }
+    return { refresh };
+  }
+
+  // ---- Connections
+  function connColumns(withVhost) {
+    return [
+      withVhost ? { label: 'Virtual host', sort: 'vhost', render: (c) => c.vhost } : null,
+      { label: 'Name', sort: 'name', cls: 'col-name', render: (c) => link('#/' + u`connections/${c.name}`, c.name) },
+      { label: 'User', sort: 'user', render: (c) => c.user },
+      { label: 'State', sort: 'state', render: (c) => c.state },
+      { label: 'Protocol', sort: 'protocol', render: (c) => c.protocol },
+      { label: 'TLS', render: (c) => (c.ssl ? 'yes' : '') },
+      { label: 'Client', render: (c) => clientName(c.client_properties) },
+      { label: 'Channels', sort: 'channels', numeric: true, cls: 'num', render: (c) => fmtNum(c.channels) },
+      { label: 'From client', sort: 'recv_oct_details.rate', numeric: true, cls: 'num', render: (c) => fmtBytesRate(rateOf(c, 'recv_oct')) },
+      { label: 'To client', sort: 'send_oct_details.rate', numeric: true, cls: 'num', render: (c) => fmtBytesRate(rateOf(c, 'send_oct')) },
+    ].filter(Boolean);
+  }
+  function fmtBytesRate(r) {
+    return typeof r === 'number' ? fmtBytes(r) + '/s' : '';
+  }
+  function clientName(p) {
+    if (!p) return '';
+    return [p.product, p.version].filter((x) => typeof x === 'string' && x).join(' ') || p.connection_name || '';
+  }
+  function connectionsPage(main) {
+    const list = listView({
+      key: 'connections', title: 'Connections', paged: true,
+      path: (v) => (v ? u`/vhosts/${v}/connections` : '/connections'),
+      rowAttrs: (c) => ({ 'data-name': c.name }),
+      emptyText: 'No connections.',
+      columns: connColumns(!session.vhost),
+    });
+    mount(main, pageTitle('Connections'), list.el);
+    return { refresh: list.refresh };
+  }
+  function chanColumns(withConn) {
+    return [
+      { label: 'Channel', sort: 'name', cls: 'col-name', render: (c) => c.name },
+      withConn ? { label: 'Connection', render: (c) => (c.connection_details ? link('#/' + u`connections/${c.connection_details.name}`, c.connection_details.name) : '') } : null,
+      { label: 'Virtual host', sort: 'vhost', render: (c) => c.vhost },
+      { label: 'User', sort: 'user', render: (c) => c.user },
+      { label: 'Mode', render: (c) => [c.confirm ? badge('C', 'confirm mode') : null, c.transactional ? badge('T', 'transactional') : null] },
+      { label: 'State', sort: 'state', render: (c) => c.state },
+      { label: 'Prefetch', sort: 'prefetch_count', numeric: true, cls: 'num', render: (c) => fmtNum(c.prefetch_count) },
+      { label: 'Unacked', sort: 'messages_unacknowledged', numeric: true, cls: 'num', render: (c) => fmtNum(c.messages_unacknowledged) },
+      { label: 'Unconfirmed', sort: 'messages_unconfirmed', numeric: true, cls: 'num', render: (c) => fmtNum(c.messages_unconfirmed) },
+      { label: 'Consumers', sort: 'consumer_count', numeric: true, cls: 'num', render: (c) => fmtNum(c.consumer_count) },
+      { label: 'Publish', sort: 'message_stats.publish_details.rate', numeric: true, cls: 'num', render: (c) => fmtRate(rateOf(c.message_stats, 'publish')) },
+      { label: 'Deliver / get', sort: 'message_stats.deliver_get_details.rate', numeric: true, cls: 'num', render: (c) => fmtRate(rateOf(c.message_stats, 'deliver_get')) },
+      { label: 'Ack', sort: 'message_stats.ack_details.rate', numeric: true, cls: 'num', render: (c) => fmtRate(rateOf(c.message_stats, 'ack')) },
+    ].filter(Boolean);
+  }
+  function channelsPage(main) {
+    const list = listView({
+      key: 'channels', title: 'Channels', paged: true,
+      path: (v) => (v ? u`/vhosts/${v}/channels` : '/channels'),
+      rowAttrs: (c) => ({ 'data-name': c.name }),
+      emptyText: 'No channels.',
+      columns: chanColumns(true),
+    });
+    mount(main, pageTitle('Channels'), list.el);
+    return { refresh: list.refresh };
+  }
+  function connectionPage(main, [name]) {
+    const base = u`/connections/${name}`;
+    const info = h('div', { class: 'cols' });
+    const chState = { sort: 'name', reverse: false };
+    let chRows = [];
+    const chans = dataTable(chanColumns(false), chState, () => chans.setRows(clientSort(chRows, chState.sort, chState.reverse), 'No channels.'));
+    const reason = h('input', { name: 'reason', value: 'Closed via management UI', autocomplete: 'off' });
+    const closeForm = h('form', { id: 'close-connection', class: 'toolbar' }, field('Reason', reason),
+      h('button', { type: 'submit', class: 'danger' }, 'Force close'));
+    closeForm.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      if (!confirm(`Close connection "${name}"?`)) return;
+      act(closeForm.querySelector('button'), async () => {
+        await api('DELETE', base, { headers: { 'X-Reason': reason.value } });
+        toast('Connection closed.');
+        location.hash = '#/connections';
+      }, 'Close connection');
+    });
+    mount(main, pageTitle('Connection ', h('span', { class: 'obj-name' }, name)), info,
+      section('Channels', h('div', { class: 'scroll' }, chans.el)), section('Close this connection', closeForm));
+    let gone = false;
+    async function refresh() {
+      if (gone) return;
+      let c;
+      try {
+        [c, chRows] = await Promise.all([api('GET', base), api('GET', base + '/channels').catch(() => [])]);
+      } catch (e) {
+        if (e.status === 404) {
+          gone = true;
+          notFound(main, 'Connection', e, ['#/connections', 'Back to connections']);
+        } else showError(e);
+        return;
+      }
+      info.replaceChildren(
+        section('Details', kv([
+          ['Virtual host', c.vhost], ['User', c.user], ['State', c.state], ['Protocol', c.protocol],
+          ['Peer', c.peer_host !== undefined ? `${c.peer_host}:${c.peer_port}` : ''],
+          ['Local', c.host !== undefined ? `${c.host}:${c.port}` : ''],
+          ['Authentication', c.auth_mechanism], ['TLS', c.ssl ? 'yes' : 'no'],
+          ['Channels', fmtNum(c.channels)], ['Channel max', fmtNum(c.channel_max)], ['Frame max', fmtNum(c.frame_max)],
+          ['Heartbeat', typeof c.timeout === 'number' ? c.timeout + ' s' : ''],
+          ['Connected at', typeof c.connected_at === 'number' ? new Date(c.connected_at).toLocaleString() : ''],
+          ['From client', fmtBytesRate(rateOf(c, 'recv_oct'))], ['To client', fmtBytesRate(rateOf(c, 'send_oct'))],
+        ])),
+        section('Client properties', propsView(c.client_properties)));
+      chans.setRows(clientSort(chRows || [], chState.sort, chState.reverse), 'No channels.');
+    }
+    return { refresh };
+  }
+
+  // ---- Users and permissions
+  function usersPage(main) {
+    const uState = { sort: 'name', reverse: false };
+    const pState = { sort: 'user', reverse: false };
+    let users = [];
+    let perms = [];
+    const usersT = dataTable([
+      { label: 'Name', sort: 'name', cls: 'col-name', render: (x) => x.name },
+      { label: 'Tags', render: (x) => tagList(x.tags).map((t) => badge(t, 'tag', 'tag')) },
+      { label: 'Can access vhosts', render: (x) => perms.filter((p) => p.user === x.name).map((p) => p.vhost).join(', ') || h('span', { class: 'muted' }, 'no access') },
+      { label: 'Password', render: (x) => (x.password_hash === '' ? h('span', { class: 'muted' }, 'none') : 'set') },
+      {
+        label: '', cls: 'act', render: (x) => h('button', {
+          type: 'button', class: 'small danger',
+          onclick: (ev) => {
+            if (!confirm(`Delete user "${x.name}"?`)) return;
+            act(ev.currentTarget, async () => {
+              await api('DELETE', u`/users/${x.name}`);
+              toast(`User "${x.name}" deleted.`);
+              refresh();
+            }, 'Delete user');
+          },
+        }, 'Delete'),
+      },
+    ], uState, () => draw(), {
+      rowAttrs: (x) => ({ 'data-name': x.name }),
+    });
+    const permsT = dataTable([
+      { label: 'User', sort: 'user', render: (p) => p.user },
+      { label: 'Virtual host', sort: 'vhost', render: (p) => p.vhost },
+      { label: 'Configure', render: (p) => h('code', null, p.configure) },
+      { label: 'Write', render: (p) => h('code', null, p.write) },
+      { label: 'Read', render: (p) => h('code', null, p.read) },
+      {
+        label: '', cls: 'act', render: (p) => h('button', {
+          type: 'button', class: 'small danger',
+          onclick: (ev) => act(ev.currentTarget, async () => {
+            await api('DELETE', u`/permissions/${p.vhost}/${p.user}`);
+            toast('Permissions cleared.');
+            refresh();
+          }, 'Clear permissions'),
+        }, 'Clear'),
+      },
+    ], pState, () => draw());
+    const tagsInput = h('input', { name: 'tags', placeholder: 'administrator, monitoring', autocomplete: 'off' });
+    const addForm = h('form', { id: 'add-user', class: 'grid-form' },
+      field('Username', h('input', { name: 'username', required: true, autocomplete: 'off' })),
+      field('Password', h('input', { name: 'password', type: 'password', autocomplete: 'new-password' }), 'empty: no password (cannot log in with one)'),
+      field('Tags', tagsInput, h('span', null, ...['administrator', 'monitoring', 'policymaker', 'management', 'impersonator'].map((t) =>
+        h('button', {
+          type: 'button', class: 'link tagpick',
+          onclick: () => {
+            const cur = tagList(tagsInput.value);
+            if (!cur.includes(t)) cur.push(t);
+            tagsInput.value = cur.join(', ');
+          },
+        }, t)))),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Add / update user')));
+    addForm.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const f = addForm.elements;
+      act(addForm.querySelector('button[type=submit]'), async () => {
+        const name = f.username.value.trim();
+        const body = { tags: tagList(f.tags.value).join(',') };
+        if (f.password.value) body.password = f.password.value;
+        else body.password_hash = '';
+        await api('PUT', u`/users/${name}`, { body });
+        toast(`User "${name}" saved.`);
+        f.username.value = '';
+        f.password.value = '';
+        f.tags.value = '';
+        refresh();
+      }, 'Add user');
+    });
+    const userSel = h('select', { name: 'user' });
+    const permForm = h('form', { id: 'set-permissions', class: 'grid-form' },
+      field('User', userSel), field('Virtual host', vhostSelect()),
+      field('Configure regexp', h('input', { name: 'configure', value: '.*' })),
+      field('Write regexp', h('input', { name: 'write', value: '.*' })),
+      field('Read regexp', h('input', { name: 'read', value: '.*' })),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Set permissions')));
+    permForm.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const f = permForm.elements;
+      act(permForm.querySelector('button[type=submit]'), async () => {
+        await api('PUT', u`/permissions/${f.vhost.value}/${f.user.value}`, {
+          body: { configure: f.configure.value, write: f.write.value, read: f.read.value },
+        });
+        toast(`Permissions set for "${f.user.value}" in "${f.vhost.value}".`);
+        refresh();
+      }, 'Set permissions');
+    });
+    mount(main, pageTitle('Users and permissions'),
+      section('Users', h('div', { class: 'scroll' }, usersT.el)),
+      collapsible('Add or update a user', true, addForm),
+      section('Permissions', h('div', { class: 'scroll' }, permsT.el)),
+      collapsible('Set permissions', true, permForm));
+    function draw() {
+      usersT.setRows(clientSort(users, uState.sort, uState.reverse), 'No users.');
+      permsT.setRows(clientSort(perms, pState.sort, pState.reverse), 'No permissions.');
+      const cur = userSel.value;
+      userSel.replaceChildren(...options(users.map((x) => x.name), cur || session.user));
+    }
+    async function refresh() {
+      try {
+        [users, perms] = await Promise.all([api('GET', '/users'), api('GET', '/permissions')]);
+      } catch (e) {
+        showError(e);
+        return;
+      }
+      draw();
+    }
+    return { refresh };
+  }
+
+  // ---- Vhosts
+  function vhostsPage(main) {
+    const st = { sort: 'name', reverse: false };
+    let rows = [];
+    const t = dataTable([
+      { label: 'Name', sort: 'name', cls: 'col-name', render: (v) => v.name },
+      { label: 'Description', render: (v) => v.description || get(v, 'metadata.description') || '' },
+      { label: 'Tags', render: (v) => tagList(v.tags).map((x) => badge(x, 'tag', 'tag')) },
+      { label: 'Ready', sort: 'messages_ready', numeric: true, cls: 'num', render: (v) => fmtNum(v.messages_ready) },
+      { label: 'Unacked', sort: 'messages_unacknowledged', numeric: true, cls: 'num', render: (v) => fmtNum(v.messages_unacknowledged) },
+      { label: 'Total', sort: 'messages', numeric: true, cls: 'num', render: (v) => fmtNum(v.messages) },
+      { label: 'Publish', sort: 'message_stats.publish_details.rate', numeric: true, cls: 'num', render: (v) => fmtRate(rateOf(v.message_stats, 'publish')) },
+      { label: 'Deliver / get', sort: 'message_stats.deliver_get_details.rate', numeric: true, cls: 'num', render: (v) => fmtRate(rateOf(v.message_stats, 'deliver_get')) },
+      {
+        label: '', cls: 'act', render: (v) => h('button', {
+          type: 'button', class: 'small danger',
+          onclick: (ev) => {
+            if (!confirm(`Delete virtual host "${v.name}" and everything in it?`)) return;
+            act(ev.currentTarget, async () => {
+              await api('DELETE', u`/vhosts/${v.name}`);
+              toast(`Virtual host "${v.name}" deleted.`);
+              if (session.vhost === v.name) setVhost('');
+              await loadVhosts();
+              refresh();
+            }, 'Delete vhost');
+          },
+        }, 'Delete'),
+      },
+    ], st, () => t.setRows(clientSort(rows, st.sort, st.reverse)), { rowAttrs: (v) => ({ 'data-name': v.name }) });
+    const form = h('form', { id: 'add-vhost', class: 'grid-form' },
+      field('Name', h('input', { name: 'name', required: true, autocomplete: 'off' })),
+      field('Description', h('input', { name: 'description', autocomplete: 'off' })),
+      field('Tags', h('input', { name: 'tags', placeholder: 'comma separated', autocomplete: 'off' })),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Add virtual host')));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const f = form.elements;
+      act(form.querySelector('button[type=submit]'), async () => {
+        const name = f.name.value.trim();
+        await api('PUT', u`/vhosts/${name}`, { body: { description: f.description.value, tags: tagList(f.tags.value).join(',') } });
+        toast(`Virtual host "${name}" added.`);
+        form.reset();
+        await loadVhosts();
+        refresh();
+      }, 'Add vhost');
+    });
+    mount(main, pageTitle('Virtual hosts'), section(null, h('div', { class: 'scroll' }, t.el)), collapsible('Add a new virtual host', true, form));
+    async function refresh() {
+      try {
+        rows = await api('GET', '/vhosts');
+      } catch (e) {
+        showError(e);
+        return;
+      }
+      t.setRows(clientSort(rows, st.sort, st.reverse), 'No virtual hosts.');
+    }
+    return { refresh };
+  }
+
+  // ---- Policies
+  function policiesPage(main) {
+    const st = { sort: 'name', reverse: false };
+    let rows = [];
+    const form = h('form', { id: 'add-policy', class: 'grid-form' },
+      field('Virtual host', vhostSelect()),
+      field('Name', h('input', { name: 'name', required: true, autocomplete: 'off' })),
+      field('Pattern', h('input', { name: 'pattern', required: true, placeholder: '^amq\\.', autocomplete: 'off' })),
+      field('Apply to', h('select', { name: 'apply-to' }, options([['all', 'Exchanges and queues'], ['queues', 'Queues'], ['exchanges', 'Exchanges'],
+        ['classic_queues', 'Classic queues'], ['quorum_queues', 'Quorum queues'], ['streams', 'Streams']], 'all'))),
+      field('Priority', h('input', { name: 'priority', type: 'number', value: '0' })),
+      h('label', { class: 'field wide' }, h('span', { class: 'lbl' }, 'Definition (JSON)'),
+        h('textarea', { name: 'definition', rows: 3, required: true, placeholder: '{"max-length": 10000, "message-ttl": 60000}' })),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Add / update policy')));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const f = form.elements;
+      act(form.querySelector('button[type=submit]'), async () => {
+        const name = f.name.value.trim();
+        const definition = parseJsonField(f.definition.value, 'Definition');
+        await api('PUT', u`/policies/${f.vhost.value}/${name}`, {
+          body: { pattern: f.pattern.value, definition, priority: Number(f.priority.value) || 0, 'apply-to': f['apply-to'].value },
+        });
+        toast(`Policy "${name}" saved.`);
+        refresh();
+      }, 'Save policy');
+    });
+    function edit(p) {
+      const f = form.elements;
+      f.vhost.value = p.vhost;
+      f.name.value = p.name;
+      f.pattern.value = p.pattern;
+      f['apply-to'].value = p['apply-to'] || 'all';
+      f.priority.value = String(p.priority ?? 0);
+      f.definition.value = JSON.stringify(p.definition || {}, null, 1);
+      form.closest('details').open = true;
+      f.name.focus();
+    }
+    const t = dataTable([
+      session.vhost ? null : { label: 'Virtual host', sort: 'vhost', render: (p) => p.vhost },
+      { label: 'Name', sort: 'name', cls: 'col-name', render: (p) => p.name },
+      { label: 'Pattern', sort: 'pattern', render: (p) => h('code', null, p.pattern) },
+      { label: 'Apply to', sort: 'apply-to', render: (p) => p['apply-to'] },
+      { label: 'Definition', render: (p) => h('code', null, fmtJson(p.definition)) },
+      { label: 'Priority', sort: 'priority', numeric: true, cls: 'num', render: (p) => fmtNum(p.priority) },
+      {
+        label: '', cls: 'act', render: (p) => [
+          h('button', { type: 'button', class: 'small', onclick: () => edit(p) }, 'Edit'), ' ',
+          h('button', {
+            type: 'button', class: 'small danger',
+            onclick: (ev) => {
+              if (!confirm(`Delete policy "${p.name}"?`)) return;
+              act(ev.currentTarget, async () => {
+                await api('DELETE', u`/policies/${p.vhost}/${p.name}`);
+                toast(`Policy "${p.name}" deleted.`);
+                refresh();
+              }, 'Delete policy');
+            },
+          }, 'Delete')],
+      },
+    ].filter(Boolean), st, () => t.setRows(clientSort(rows, st.sort, st.reverse)), { rowAttrs: (p) => ({ 'data-name': p.name }) });
+    mount(main, pageTitle('Policies'), section(null, h('div', { class: 'scroll' }, t.el)), collapsible('Add or update a policy', true, form));
+    async function refresh() {
+      try {
+        rows = await api('GET', session.vhost ? u`/policies/${session.vhost}` : '/policies');
+      } catch (e) {
+        showError(e);
+        return;
+      }
+      t.setRows(clientSort(rows, st.sort, st.reverse), 'No policies.');
+    }
+    return { refresh };
+  }
+
+  // ---- Definitions
+  function definitionsPage(main) {
+    const allOpt = () => [h('option', { value: '' }, 'All virtual hosts'), ...session.vhosts.map((v) => h('option', { value: v }, v))];
+    const exVhost = h('select', { name: 'vhost' }, allOpt());
+    const exportForm = h('form', { id: 'export-definitions', class: 'grid-form' },
+      field('Virtual host', exVhost),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Download definitions')));
+    exportForm.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      act(exportForm.querySelector('button'), async () => {
+        const v = exVhost.value;
+        const defs = await api('GET', v ? u`/definitions/${v}` : '/definitions');
+        const blob = new Blob([JSON.stringify(defs, null, 2) + '\n'], { type: 'application/json' });
+        const a = h('a', { href: URL.createObjectURL(blob), download: `${location.hostname || 'ringmq'}_definitions${v ? '_' + v.replace(/[^\w.-]+/g, '_') : ''}_${new Date().toISOString().slice(0, 10)}.json` });
+        document.body.appendChild(a);
+        a.click();
+        a.remove();
+        setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+        toast('Definitions exported.');
+      }, 'Export definitions');
+    });
+    const imVhost = h('select', { name: 'vhost' }, allOpt());
+    const file = h('input', { type: 'file', name: 'file', accept: '.json,application/json', required: true });
+    const importForm = h('form', { id: 'import-definitions', class: 'grid-form' },
+      field('Definitions file', file), field('Into virtual host', imVhost),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Upload definitions')));
+    importForm.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      act(importForm.querySelector('button'), async () => {
+        if (!file.files.length) throw new Error('Choose a file first');
+        const text = await file.files[0].text();
+        try {
+          JSON.parse(text);
+        } catch (e) {
+          throw new Error('The file is not valid JSON: ' + e.message);
+        }
+        const v = imVhost.value;
+        await api('POST', v ? u`/definitions/${v}` : '/definitions', { body: text, headers: { 'content-type': 'application/json' } });
+        toast('Definitions imported.');
+        importForm.reset();
+        loadVhosts();
+      }, 'Import definitions');
+    });
+    mount(main, pageTitle('Definitions'),
+      section('Export', h('p', { class: 'muted' }, 'Users, virtual hosts, permissions, policies, parameters, exchanges, queues and bindings as JSON (RabbitMQ format).'), exportForm),
+      section('Import', h('p', { class: 'muted' }, 'Objects in the file are created or updated; nothing is deleted. A per-vhost import takes the file of one virtual host.'), importForm));
+    return {};
+  }
+
+  // ---- Login
+  function loginPage(main, _params, message) {
+    $('#top').hidden = true;
+    const err = h('p', { class: 'inline-error', hidden: !message }, message || '');
+    const form = h('form', { id: 'login', class: 'login card' },
+      h('h1', null, 'ringmq'),
+      h('p', { class: 'muted' }, 'Management console'),
+      err,
+      field('Username', h('input', { name: 'username', required: true, autocomplete: 'username', value: session.user || '' })),
+      field('Password', h('input', { name: 'password', type: 'password', autocomplete: 'current-password' })),
+      h('button', { type: 'submit', class: 'primary' }, 'Log in'));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const f = form.elements;
+      const auth = 'Basic ' + b64(`${f.username.value}:${f.password.value}`);
+      const btn = form.querySelector('button');
+      btn.disabled = true;
+      try {
+        const me = await api('GET', '/whoami', { auth, login: true });
+        session.auth = auth;
+        session.user = me.name || f.username.value;
+        sessionStorage.setItem(AUTH_KEY, auth);
+        sessionStorage.setItem(USER_KEY, session.user);
+        await startSession(me);
+      } catch (e) {
+        err.textContent = e.status === 401 ? 'Login failed: wrong username or password.' : e.message;
+        err.hidden = false;
+      } finally {
+        btn.disabled = false;
+      }
+    });
+    mount(main, form);
+    form.elements[session.user ? 'password' : 'username'].focus();
+    return { isLogin: true };
+  }
+
+  // --------------------------------------------------------------- session
+  async function loadVhosts() {
+    try {
+      const vs = await api('GET', '/vhosts');
+      session.vhosts = vs.map((v) => v.name).sort();
+    } catch (e) {
+      if (e.status === 401) return;
+      session.vhosts = session.vhosts.length ? session.vhosts : ['/'];
+    }
+    if (session.vhost && !session.vhosts.includes(session.vhost)) setVhost('');
+    const sel = $('#vhost-select');
+    sel.replaceChildren(h('option', { value: '' }, 'All'), ...session.vhosts.map((v) => h('option', { value: v, selected: v === session.vhost }, v)));
+    sel.value = session.vhost;
+  }
+  function setVhost(v) {
+    session.vhost = v;
+    if (v) sessionStorage.setItem(VHOST_KEY, v);
+    else sessionStorage.removeItem(VHOST_KEY);
+  }
+  async function startSession(me) {
+    if (!me) {
+      try {
+        me = await api('GET', '/whoami');
+      } catch (e) {
+        if (e.status !== 401) showError(e);
+        return;
+      }
+    }
+    session.tags = tagList(me.tags);
+    $('#whoami').textContent = `${session.user}${session.tags.length ? ' (' + session.tags.join(', ') + ')' : ''}`;
+    for (const a of $$('#nav a[data-need]')) a.hidden = !hasTag(a.dataset.need);
+    $('#top').hidden = false;
+    await loadVhosts();
+    overview.start();
+    if (!location.hash || location.hash === '#/login') location.hash = '#/';
+    else route();
+  }
+  function logout(message) {
+    if (current && current.isLogin && !session.auth) return;
+    session.auth = null;
+    sessionStorage.removeItem(AUTH_KEY);
+    overview.stop();
+    overview.history = [];
+    overview.data = null;
+    showPage(loginPage, [], message);
+  }
+
+  // ---------------------------------------------------------------- router
+  const routes = {
+    '': [overviewPage, 0],
+    queues: [queuesPage, 0, queuePage, 2],
+    exchanges: [exchangesPage, 0, exchangePage, 2],
+    connections: [connectionsPage, 0, connectionPage, 1],
+    channels: [channelsPage, 0],
+    users: [usersPage, 0],
+    vhosts: [vhostsPage, 0],
+    policies: [policiesPage, 0],
+    definitions: [definitionsPage, 0],
+  };
+  let current = null;
+  function showPage(fn, params, extra) {
+    if (current) {
+      clearInterval(current.timer);
+      if (current.dispose) current.dispose();
+    }
+    const main = $('#main');
+    main.replaceChildren();
+    const page = fn(main, params, extra) || {};
+    current = page;
+    if (page.refresh) {
+      page.refresh();
+      if (page.interval !== 0) {
+        page.timer = setInterval(() => {
+          if (!document.hidden) page.refresh();
+        }, page.interval || POLL_MS);
+      }
+    }
+    window.scrollTo(0, 0);
+  }
+  function route() {
+    if (!session.auth) return logout();
+    const raw = location.hash.replace(/^#\/?/, '');
+    const parts = raw === '' ? [''] : raw.split('/').map((p) => {
+      try {
+        return decodeURIComponent(p);
+      } catch {
+        return p;
+      }
+    });
+    const [head, ...rest] = parts;
+    const r = routes[head];
+    for (const a of $$('#nav a')) a.classList.toggle('active', a.dataset.route === head);
+    if (r && rest.length === r[1]) return showPage(r[0], rest);
+    if (r && r[2] && rest.length === r[3]) return showPage(r[2], rest);
+    showPage((main) => {
+      mount(main, pageTitle('Not found'), section(null, h('p', null, 'No such page. '), link('#/', 'Go to the overview')));
+    }, []);
+  }
+
+  window.addEventListener('hashchange', () => {
+    if (session.auth) route();
+  });
+  $('#logout').addEventListener('click', () => {
+    session.user = session.user || '';
+    logout('Logged out.');
+  });
+  $('#vhost-select').addEventListener('change', (ev) => {
+    setVhost(ev.target.value);
+    route();
+  });
+
+  if (session.auth) startSession();
+  else logout();
+})();

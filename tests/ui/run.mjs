@@ -1,0 +1,318 @@
+#!/usr/bin/env node
+// Browser test of the management web UI in headless Chromium.
+//
+//   node tests/ui/run.mjs BASE_URL [USER PASS] [--screenshots DIR] [--amqp URL]
+//                         [--timeout SECONDS] [--headed]
+//
+// BASE_URL serves the UI at / and the management API at /api (the broker's
+// HTTP port, or tests/ui/devserver.mjs in front of another broker).
+// Flow: log in, declare a queue with the add-queue form, publish a message to it
+// through the default exchange's publish form, wait for the queue list to count
+// it, get it on the queue page and check the payload, delete the queue and check
+// it is gone (in the UI and with the API). The queue name holds a space, a slash
+// and HTML markup, so URL encoding and escaping are checked on the way.
+// --screenshots DIR also saves PNGs of the main pages. --amqp URL (for example
+// amqp://guest:guest@127.0.0.1:5672/) keeps an AMQP connection with a consumer
+// open while the screenshots are taken, so connections and channels show rows.
+// Exits 1 with the failing step on failure.
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+import { openConsumer } from './amqp-mini.mjs';
+
+function usage(msg) {
+  if (msg) console.error(`run.mjs: ${msg}`);
+  console.error('usage: node tests/ui/run.mjs BASE_URL [USER PASS] [--screenshots DIR] [--amqp URL] [--timeout SECONDS] [--headed]');
+  process.exit(2);
+}
+
+const positional = [];
+const opt = { screenshots: null, amqp: null, timeout: 120, headed: false };
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i];
+  if (a === '--screenshots') opt.screenshots = argv[++i];
+  else if (a === '--amqp') opt.amqp = argv[++i];
+  else if (a === '--timeout') opt.timeout = Number(argv[++i]);
+  else if (a === '--headed') opt.headed = true;
+  else if (a === '-h' || a === '--help') usage();
+  else if (a.startsWith('--')) usage(`unknown option ${a}`);
+  else positional.push(a);
+}
+if (positional.length !== 1 && positional.length !== 3) usage('need BASE_URL, optionally USER and PASS');
+if (opt.screenshots === undefined) usage('--screenshots needs a directory');
+if (!(opt.timeout > 0)) usage('bad --timeout');
+const base = positional[0].replace(/\/*$/, '/');
+const [user, pass] = positional.length === 3 ? positional.slice(1) : ['guest', 'guest'];
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+
+const id = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+const queue = `ui test/${id} <b>&amp;</b>`; // space, slash and markup on purpose
+const payload = `hello from the ringmq UI test ${id} <i>not markup</i>`;
+const authHeader = 'Basic ' + Buffer.from(`${user}:${pass}`).toString('base64');
+const apiUrl = (p) => new URL('api' + p, base).toString();
+
+let passed = 0;
+let step = 'start';
+const jsErrors = [];
+const deadline = Date.now() + opt.timeout * 1000;
+const killer = setTimeout(() => {
+  console.error(`FAIL: overall timeout of ${opt.timeout}s reached during step "${step}"`);
+  process.exit(1);
+}, opt.timeout * 1000 + 15000);
+killer.unref();
+
+function ok(msg) {
+  passed++;
+  console.log(`ok ${passed} - ${msg}`);
+}
+function remaining(max = 30000) {
+  return Math.max(1000, Math.min(max, deadline - Date.now()));
+}
+// Poll fn() until it returns a truthy value; `onMiss` (e.g. click Refresh) runs between tries.
+async function until(what, fn, { timeout = 30000, every = 500, onMiss } = {}) {
+  const end = Date.now() + remaining(timeout);
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e.message;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${typeof last === 'string' ? ` (${last})` : ''}`);
+    if (onMiss) await onMiss().catch(() => {});
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+async function apiStatus(method, p) {
+  const r = await fetch(apiUrl(p), { method, headers: { authorization: authHeader } });
+  await r.arrayBuffer();
+  return r.status;
+}
+const qpath = `/queues/${encodeURIComponent('/')}/${encodeURIComponent(queue)}`;
+
+let browser;
+let page;
+let consumer = null;
+async function main() {
+  step = 'launch chromium';
+  if (!fs.existsSync(chromiumPath)) throw new Error(`${chromiumPath} not found: apt-get install -y chromium (or set CHROMIUM)`);
+  browser = await chromium.launch({ executablePath: chromiumPath, headless: !opt.headed, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, deviceScaleFactor: 1 });
+  page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  page.on('pageerror', (e) => jsErrors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) jsErrors.push(m.text());
+  });
+  page.on('dialog', (d) => d.accept());
+
+  step = 'open the UI';
+  const resp = await page.goto(base, { timeout: remaining(20000) });
+  if (!resp || !resp.ok()) throw new Error(`GET ${base} answered ${resp ? resp.status() : 'nothing'}`);
+  await page.locator('form#login').waitFor();
+  ok('login form shown');
+
+  step = 'reject a wrong password';
+  await page.fill('#login [name=username]', user);
+  await page.fill('#login [name=password]', pass + '-wrong');
+  await page.click('#login button[type=submit]');
+  await page.locator('#login .inline-error:not([hidden])').waitFor();
+  if (!(await page.locator('#top').isHidden())) throw new Error('header shown after a failed login');
+
+  step = 'log in';
+  await page.fill('#login [name=password]', pass);
+  await page.click('#login button[type=submit]');
+  await page.locator('#top:not([hidden])').waitFor();
+  await page.locator('main h1', { hasText: 'Overview' }).waitFor();
+  await page.locator('.tiles .tile').first().waitFor();
+  ok(`logged in as ${user}, overview shown`);
+
+  step = 'declare a queue with the form';
+  await page.click('#nav a[data-route=queues]');
+  const form = page.locator('form#add-queue');
+  await form.waitFor();
+  await form.locator('[name=vhost]').selectOption('/');
+  await form.locator('[name=name]').fill(queue);
+  await form.locator('[name=durable]').selectOption('false');
+  await form.locator('button[type=submit]').click();
+  await page.locator('.toast', { hasText: 'declared' }).waitFor();
+  const filter = page.locator('#list-queues input[name=filter]');
+  await filter.fill(id);
+  const row = page.locator('#list-queues tbody tr', { has: page.getByRole('link', { name: queue, exact: true }) });
+  await row.waitFor();
+  if (await page.locator('#list-queues tbody b').count()) throw new Error('queue name markup was rendered as HTML');
+  ok('queue declared and listed (name escaped)');
+
+  step = 'publish through the default exchange form';
+  await page.click('#nav a[data-route=exchanges]');
+  await page.locator('#list-exchanges').waitFor();
+  await page.getByRole('link', { name: '(AMQP default)', exact: true }).first().click();
+  const pub = page.locator('form#publish');
+  await pub.waitFor();
+  await pub.locator('[name=routing_key]').fill(queue);
+  await pub.locator('[name=payload]').fill(payload);
+  await pub.locator('button[type=submit]').click();
+  const result = pub.locator('.result');
+  await until('the publish result', async () => (await result.textContent()) || false, { timeout: 15000, every: 200 });
+  const resText = (await result.textContent()).trim();
+  if (!/published and routed/.test(resText)) throw new Error(`publish result: "${resText}"`);
+  ok('message published and routed');
+
+  step = 'see the message counted in the queue list';
+  await page.click('#nav a[data-route=queues]');
+  await page.locator('#list-queues').waitFor();
+  await page.locator('#list-queues input[name=filter]').fill(id);
+  const total = row.locator('td.col-messages');
+  let seen;
+  await until('the queue list to show 1 message', async () => {
+    seen = (await total.textContent({ timeout: 2000 })).trim();
+    return seen === '1';
+  }, {
+    timeout: 30000,
+    every: 700,
+    onMiss: () => page.locator('#list-queues button[name=refresh]').click(),
+  }).catch((e) => {
+    throw new Error(`${e.message}; last count shown: "${seen}"`);
+  });
+  ok('queue list shows 1 message');
+
+  step = 'get the message on the queue page';
+  await row.getByRole('link', { name: queue, exact: true }).click();
+  await page.locator('form#get-messages').waitFor();
+  const title = (await page.locator('main .page-title .obj-name').first().textContent()).trim();
+  if (title !== queue) throw new Error(`queue page title is "${title}", expected "${queue}"`);
+  await until('the queue page to count 1 message', async () => (await page.locator('#queue-counts [data-field=messages]').textContent({ timeout: 2000 })).trim() === '1', { timeout: 20000 });
+  await page.locator('form#get-messages button[type=submit]').click();
+  const shown = page.locator('#messages pre.payload').first();
+  await shown.waitFor();
+  const got = await shown.textContent();
+  if (got !== payload) throw new Error(`payload shown is ${JSON.stringify(got)}, expected ${JSON.stringify(payload)}`);
+  if (await page.locator('#messages i').count()) throw new Error('payload markup was rendered as HTML');
+  ok('message got, payload shown');
+
+  if (opt.screenshots) await screenshots();
+
+  step = 'delete the queue';
+  await page.goto(base + '#/' + `queues/${encodeURIComponent('/')}/${encodeURIComponent(queue)}`);
+  await page.locator('main button[name=delete]').click();
+  await page.waitForURL((u) => u.hash === '#/queues', { timeout: remaining(15000) });
+  await page.locator('#list-queues input[name=filter]').fill(id);
+  await page.locator('#list-queues tbody tr.empty').waitFor();
+  if (await row.count()) throw new Error('queue still listed after delete');
+  const st = await apiStatus('GET', qpath);
+  if (st !== 404) throw new Error(`GET /api${qpath} answered ${st} after delete, expected 404`);
+  ok('queue deleted, gone from the list and the API');
+
+  step = 'log out';
+  await page.click('#logout');
+  await page.locator('form#login').waitFor();
+  const stored = await page.evaluate(() => sessionStorage.getItem('ringmq.auth'));
+  if (stored) throw new Error('credentials still in sessionStorage after log out');
+  ok('logged out');
+
+  if (jsErrors.length) throw new Error(`JavaScript errors in the page:\n  ${jsErrors.join('\n  ')}`);
+}
+
+async function shot(name, ready) {
+  step = `screenshot ${name}`;
+  if (ready) await ready();
+  await page.evaluate(() => {
+    for (const t of document.querySelectorAll('.toast')) t.remove();
+    document.activeElement?.blur();
+    window.scrollTo(0, 0);
+  });
+  await page.waitForTimeout(300); // let the last repaint land
+  const file = path.join(opt.screenshots, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  console.log(`   saved ${file}`);
+}
+
+async function screenshots() {
+  fs.mkdirSync(opt.screenshots, { recursive: true });
+  if (opt.amqp) {
+    step = 'open an AMQP consumer';
+    consumer = await openConsumer(opt.amqp, 'ui-demo-' + id, { prefetch: 10 });
+  }
+  await shot('queue-detail');
+  // a policy through the form, for the policies page (removed again below)
+  const pname = `ui-demo-${id}`;
+  step = 'add a policy with the form';
+  await page.goto(base + '#/policies');
+  const pf = page.locator('form#add-policy');
+  await pf.waitFor();
+  await pf.locator('[name=vhost]').selectOption('/');
+  await pf.locator('[name=name]').fill(pname);
+  await pf.locator('[name=pattern]').fill('^ui-demo\\.');
+  await pf.locator('[name=apply-to]').selectOption('queues');
+  await pf.locator('[name=definition]').fill('{"max-length": 10000, "message-ttl": 3600000}');
+  await pf.locator('button[type=submit]').click();
+  const prow = page.locator('main tbody tr[data-name]', { hasText: pname });
+  await prow.waitFor();
+  ok('policy added with the form');
+  await shot('policies');
+  step = 'delete the policy';
+  await prow.getByRole('button', { name: 'Delete' }).click();
+  await until('the policy to disappear', async () => (await prow.count()) === 0, { timeout: 10000 });
+  ok('policy deleted');
+
+  await page.goto(base + '#/queues');
+  await page.locator('#list-queues input[name=filter]').fill('');
+  await shot('queues', () => page.locator('#list-queues tbody tr').first().waitFor());
+  await page.goto(base + '#/exchanges');
+  await shot('exchanges', () => page.locator('#list-exchanges tbody tr[data-name]').first().waitFor());
+  // with --amqp, wait (refreshing) for the connection to be listed: RabbitMQ
+  // emits connection stats every 5 s
+  const listed = (key) => async () => {
+    if (!consumer) return;
+    await until(`a row in the ${key} list`, async () => (await page.locator(`#list-${key} tbody tr[data-name]`).count()) > 0, {
+      timeout: 20000, every: 1000, onMiss: () => page.locator(`#list-${key} button[name=refresh]`).click(),
+    });
+  };
+  await page.goto(base + '#/connections');
+  await shot('connections', listed('connections'));
+  await page.goto(base + '#/channels');
+  await shot('channels', listed('channels'));
+  await page.goto(base + '#/users');
+  await shot('users', () => page.locator('main tbody tr[data-name]').first().waitFor());
+  await page.goto(base + '#/');
+  // two polls, so the charts have a line
+  await shot('overview', () => page.waitForTimeout(10500));
+  if (consumer) {
+    await consumer.close();
+    consumer = null;
+  }
+}
+
+async function cleanup() {
+  try {
+    if (consumer) await consumer.close();
+  } catch {}
+  try {
+    await apiStatus('DELETE', qpath);
+  } catch {}
+  try {
+    if (browser) await browser.close();
+  } catch {}
+}
+
+try {
+  await main();
+  await cleanup();
+  console.log(`ui: ${passed} passed, 0 failed`);
+  process.exit(0);
+} catch (e) {
+  console.error(`FAIL at step "${step}": ${e.message.split('\n').slice(0, 6).join('\n')}`);
+  if (jsErrors.length) console.error(`JavaScript errors in the page:\n  ${jsErrors.join('\n  ')}`);
+  if (page) {
+    const f = path.join(process.env.TMPDIR || '/tmp', `ringmq-ui-failure-${id}.png`);
+    try {
+      await page.screenshot({ path: f, fullPage: true });
+      console.error(`page at failure: ${f} (URL ${page.url()})`);
+    } catch {}
+  }
+  await cleanup();
+  console.log(`ui: ${passed} passed, 1 failed`);
+  process.exit(1);
+}
