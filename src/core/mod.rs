@@ -32,6 +32,7 @@ pub mod dispatch;
 pub mod exchange;
 mod exchange_methods;
 pub mod ids;
+pub mod json_table;
 mod lifecycle;
 pub mod permissions;
 pub mod queue;
