@@ -63,9 +63,12 @@ export async function openConsumer(url, queue, { prefetch = 10, connectionName =
   let buf = Buffer.alloc(0);
   const waiting = []; // {classId, methodId, resolve, reject}
   let failed = null;
+  let onClosed;
+  const closed = new Promise((r) => (onClosed = r));
   function fail(err) {
     if (failed) return;
     failed = err;
+    onClosed(err.message);
     for (const w of waiting.splice(0)) w.reject(err);
     sock.destroy();
   }
@@ -145,11 +148,17 @@ export async function openConsumer(url, queue, { prefetch = 10, connectionName =
 
   return {
     queue,
+    // resolves with the reason when the server ends the connection
+    closed,
     async close() {
       if (failed) return;
       const closeOk = expect(10, 51).catch(() => {});
       sock.write(methodFrame(0, 10, 50, [u16(200), shortstr('bye'), u16(0), u16(0)]));
       await closeOk;
+      if (!failed) {
+        failed = new Error('amqp-mini: closed by the client');
+        onClosed(failed.message);
+      }
       sock.destroy();
     },
   };

@@ -2,7 +2,7 @@
 // Browser test of the management web UI in headless Chromium.
 //
 //   node tests/ui/run.mjs BASE_URL [USER PASS] [--screenshots DIR] [--amqp URL]
-//                         [--timeout SECONDS] [--headed]
+//                         [--timeout SECONDS] [--full] [--headed]
 //
 // BASE_URL serves the UI at / and the management API at /api (the broker's
 // HTTP port, or tests/ui/devserver.mjs in front of another broker).
@@ -11,6 +11,10 @@
 // it, get it on the queue page and check the payload, delete the queue and check
 // it is gone (in the UI and with the API). The queue name holds a space, a slash
 // and HTML markup, so URL encoding and escaping are checked on the way.
+// --full also drives the other forms: vhosts, users and permissions, an
+// exchange with a binding to the queue and its publish form (routed / not
+// routed), purge, definitions export and import, and (with --amqp) closing a
+// connection with a reason.
 // --screenshots DIR also saves PNGs of the main pages. --amqp URL (for example
 // amqp://guest:guest@127.0.0.1:5672/) keeps an AMQP connection with a consumer
 // open while the screenshots are taken, so connections and channels show rows.
@@ -22,12 +26,12 @@ import { openConsumer } from './amqp-mini.mjs';
 
 function usage(msg) {
   if (msg) console.error(`run.mjs: ${msg}`);
-  console.error('usage: node tests/ui/run.mjs BASE_URL [USER PASS] [--screenshots DIR] [--amqp URL] [--timeout SECONDS] [--headed]');
+  console.error('usage: node tests/ui/run.mjs BASE_URL [USER PASS] [--screenshots DIR] [--amqp URL] [--timeout SECONDS] [--full] [--headed]');
   process.exit(2);
 }
 
 const positional = [];
-const opt = { screenshots: null, amqp: null, timeout: 120, headed: false };
+const opt = { screenshots: null, amqp: null, timeout: 120, headed: false, full: false };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
@@ -35,6 +39,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--amqp') opt.amqp = argv[++i];
   else if (a === '--timeout') opt.timeout = Number(argv[++i]);
   else if (a === '--headed') opt.headed = true;
+  else if (a === '--full') opt.full = true;
   else if (a === '-h' || a === '--help') usage();
   else if (a.startsWith('--')) usage(`unknown option ${a}`);
   else positional.push(a);
@@ -192,6 +197,7 @@ async function main() {
   if (await page.locator('#messages i').count()) throw new Error('payload markup was rendered as HTML');
   ok('message got, payload shown');
 
+  if (opt.full) await fullSuite();
   if (opt.screenshots) await screenshots();
 
   step = 'delete the queue';
@@ -213,6 +219,188 @@ async function main() {
   ok('logged out');
 
   if (jsErrors.length) throw new Error(`JavaScript errors in the page:\n  ${jsErrors.join('\n  ')}`);
+}
+
+async function go(hash) {
+  await page.goto(base + '#/' + hash);
+}
+function rowByName(scope, name) {
+  return page.locator(`${scope} tbody tr[data-name]`).filter({ has: page.locator('td.col-name', { hasText: new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) });
+}
+async function queueCount() {
+  await go(`queues/${encodeURIComponent('/')}/${encodeURIComponent(queue)}`);
+  const cell = page.locator('#queue-counts [data-field=messages]');
+  await cell.waitFor();
+  return async () => (await cell.textContent()).trim();
+}
+
+async function fullSuite() {
+  // ---- vhosts
+  step = 'add a vhost with the form';
+  const vh = `ui-vh-${id}`;
+  await page.click('#nav a[data-route=vhosts]');
+  const vf = page.locator('form#add-vhost');
+  await vf.locator('[name=name]').fill(vh);
+  await vf.locator('[name=description]').fill('made by the UI test');
+  await vf.locator('button[type=submit]').click();
+  await rowByName('main', vh).waitFor();
+  if (!(await page.locator('#vhost-select option', { hasText: vh }).count())) throw new Error('new vhost missing from the vhost picker');
+  ok('vhost added');
+
+  // ---- users and permissions
+  step = 'add a user with the form';
+  const un = `ui-user-${id}`;
+  await page.click('#nav a[data-route=users]');
+  const uf = page.locator('form#add-user');
+  await uf.locator('[name=username]').fill(un);
+  await uf.locator('[name=password]').fill('pw-' + id);
+  await uf.locator('button.tagpick', { hasText: 'monitoring' }).click();
+  await uf.locator('button[type=submit]').click();
+  const urow = rowByName('main', un);
+  await urow.waitFor();
+  if (!(await urow.locator('.badge', { hasText: 'monitoring' }).count())) throw new Error('user row lacks the monitoring tag');
+  step = 'set permissions with the form';
+  const pf = page.locator('form#set-permissions');
+  await until('the new user in the permissions form', async () => (await pf.locator(`[name=user] option[value="${un}"]`).count()) > 0, { timeout: 10000 });
+  await pf.locator('[name=user]').selectOption(un);
+  await pf.locator('[name=vhost]').selectOption(vh);
+  await pf.locator('[name=configure]').fill('^ui-');
+  await pf.locator('button[type=submit]').click();
+  const perm = page.locator('main tbody tr', { hasText: un }).filter({ hasText: vh }).filter({ has: page.locator('button', { hasText: 'Clear' }) });
+  await perm.waitFor();
+  if (!(await perm.locator('code', { hasText: '^ui-' }).count())) throw new Error('permission row does not show the configure regex');
+  await until('the user row to list the vhost', async () => (await urow.textContent()).includes(vh), { timeout: 10000 });
+  step = 'clear permissions';
+  await perm.getByRole('button', { name: 'Clear' }).click();
+  await until('the permission row to disappear', async () => (await perm.count()) === 0, { timeout: 10000 });
+  step = 'delete the user';
+  await urow.getByRole('button', { name: 'Delete' }).click();
+  await until('the user row to disappear', async () => (await urow.count()) === 0, { timeout: 10000 });
+  ok('user added with tags, permissions set and cleared, user deleted');
+
+  step = 'delete the vhost';
+  await page.click('#nav a[data-route=vhosts]');
+  const vrow = rowByName('main', vh);
+  await vrow.getByRole('button', { name: 'Delete' }).click();
+  await until('the vhost row to disappear', async () => (await vrow.count()) === 0, { timeout: 10000 });
+  ok('vhost deleted');
+
+  // ---- exchange, binding, publish routed / not routed
+  step = 'add an exchange with the form';
+  const xn = `ui-x-${id}`;
+  await page.click('#nav a[data-route=exchanges]');
+  const xf = page.locator('form#add-exchange');
+  await xf.locator('[name=vhost]').selectOption('/');
+  await xf.locator('[name=name]').fill(xn);
+  await xf.locator('[name=type]').selectOption('fanout');
+  await xf.locator('[name=durable]').selectOption('false');
+  await xf.locator('button[type=submit]').click();
+  await page.locator('#list-exchanges input[name=filter]').fill(xn);
+  await page.getByRole('link', { name: xn, exact: true }).click();
+  step = 'bind the exchange to the queue';
+  const bf = page.locator('form#add-exchange-binding');
+  await bf.waitFor();
+  await bf.locator('[name=dtype]').selectOption('q');
+  await bf.locator('[name=destination]').fill(queue);
+  await bf.locator('[name=routing_key]').fill('rk/1 x');
+  await bf.locator('button[type=submit]').click();
+  const brow = page.locator('main tbody tr', { has: page.getByRole('link', { name: queue, exact: true }) });
+  await brow.waitFor();
+  ok('exchange added and bound to the queue');
+  step = 'publish through the exchange';
+  const pub = page.locator('form#publish');
+  await pub.locator('[name=payload]').fill('second ' + id);
+  await pub.locator('[name=headers]').fill('{"x-ui": "yes"}');
+  await pub.locator('button[type=submit]').click();
+  await until('a routed result', async () => /published and routed/.test(await pub.locator('.result').textContent()), { timeout: 10000, every: 200 });
+  step = 'the queue page shows the binding and counts 2 messages';
+  const count = await queueCount();
+  await page.locator('main tbody tr', { hasText: xn }).filter({ hasText: 'rk/1 x' }).waitFor();
+  let seen;
+  await until('2 messages on the queue page', async () => (seen = await count()) === '2', { timeout: 30000, every: 700 }).catch((e) => {
+    throw new Error(`${e.message}; shown: ${seen}`);
+  });
+  ok('message routed through the binding');
+  step = 'unbind on the queue page';
+  const qb = page.locator('main tbody tr', { hasText: xn });
+  await qb.getByRole('button', { name: 'Unbind' }).click();
+  await until('the binding to disappear', async () => (await qb.count()) === 0, { timeout: 10000 });
+  step = 'publish again: not routed';
+  await go(`exchanges/${encodeURIComponent('/')}/${encodeURIComponent(xn)}`);
+  await pub.locator('[name=payload]').fill('third ' + id);
+  await pub.locator('button[type=submit]').click();
+  await until('a "not routed" result', async () => /not routed/.test(await pub.locator('.result').textContent()), { timeout: 10000, every: 200 });
+  ok('unbound; publish reports not routed');
+  step = 'delete the exchange';
+  await page.locator('main button[name=delete]').click();
+  await page.waitForURL((u) => u.hash === '#/exchanges', { timeout: remaining(15000) });
+  const xs = await apiStatus('GET', `/exchanges/%2F/${encodeURIComponent(xn)}`);
+  if (xs !== 404) throw new Error(`exchange still there after delete (GET answered ${xs})`);
+  ok('exchange deleted');
+
+  // ---- purge
+  step = 'purge the queue';
+  const c2 = await queueCount();
+  await page.locator('main button[name=purge]').click();
+  await until('0 messages after purge', async () => (seen = await c2()) === '0', {
+    timeout: 30000, every: 700, onMiss: async () => { await page.reload(); await page.locator('#queue-counts').waitFor(); },
+  }).catch((e) => {
+    throw new Error(`${e.message}; shown: ${seen}`);
+  });
+  ok('queue purged');
+
+  // ---- definitions
+  step = 'export definitions';
+  await page.click('#nav a[data-route=definitions]');
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout: remaining(15000) }),
+    page.locator('form#export-definitions button[type=submit]').click(),
+  ]);
+  const file = await download.path();
+  const defs = JSON.parse(fs.readFileSync(file, 'utf8'));
+  if (!Array.isArray(defs.queues) || !defs.queues.some((q) => q.name === queue)) throw new Error('exported definitions do not list the test queue');
+  ok(`definitions exported (${download.suggestedFilename()})`);
+  step = 'import definitions';
+  const imported = `ui-imported-${id}`;
+  const body = { queues: [{ name: imported, vhost: '/', durable: false, auto_delete: false, arguments: {} }] };
+  await page.locator('form#import-definitions input[type=file]').setInputFiles({ name: 'defs.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(body)) });
+  await page.locator('form#import-definitions button[type=submit]').click();
+  await page.locator('.toast', { hasText: 'imported' }).waitFor();
+  const is = await apiStatus('GET', `/queues/%2F/${imported}`);
+  await apiStatus('DELETE', `/queues/%2F/${imported}`);
+  if (is !== 200) throw new Error(`imported queue not found (GET answered ${is})`);
+  ok('definitions imported');
+
+  // ---- close a connection
+  if (opt.amqp) {
+    step = 'close a connection with a reason';
+    const c = await openConsumer(opt.amqp, `ui-close-${id}`, { connectionName: `ui-close-${id}` });
+    try {
+      await go('connections');
+      await until('the connection to be listed', async () => (await page.locator('#list-connections tbody tr[data-name]').count()) > 0, {
+        timeout: 20000, every: 1000, onMiss: () => page.locator('#list-connections button[name=refresh]').click(),
+      });
+      // ours is the one whose client properties carry our connection_name
+      const names = await page.locator('#list-connections tbody tr[data-name]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-name')));
+      let target = null;
+      for (const n of names) {
+        const r = await fetch(apiUrl(`/connections/${encodeURIComponent(n)}`), { headers: { authorization: authHeader } });
+        const j = r.ok ? await r.json() : {};
+        if (j.client_properties && j.client_properties.connection_name === `ui-close-${id}`) target = n;
+      }
+      if (!target) throw new Error('test connection not found in the connections list');
+      await go(`connections/${encodeURIComponent(target)}`);
+      const cf = page.locator('form#close-connection');
+      await cf.locator('[name=reason]').fill(`closed by UI test ${id}`);
+      await cf.locator('button[type=submit]').click();
+      await page.waitForURL((u) => u.hash === '#/connections', { timeout: remaining(15000) });
+      const why = await Promise.race([c.closed, new Promise((r) => setTimeout(() => r('(still open after 10 s)'), 10000))]);
+      if (!why.includes(`closed by UI test ${id}`)) throw new Error(`connection end: ${why}`);
+      ok('connection closed with the reason');
+    } finally {
+      await c.close().catch(() => {});
+    }
+  }
 }
 
 async function shot(name, ready) {
