@@ -15,6 +15,10 @@ pub enum AdminError {
     /// callers may want to tell them apart.
     #[error("{0}")]
     Conflict(String),
+    /// The user lacks an AMQP permission (configure/write/read) for the object:
+    /// RabbitMQ's API answers 401 `not_authorised` "Access refused.".
+    #[error("{0}")]
+    AccessRefused(String),
     /// Writing the change to disk failed; nothing was changed in memory: 500.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -26,6 +30,7 @@ impl AdminError {
         match self {
             AdminError::NotFound(_) => 404,
             AdminError::BadRequest(_) | AdminError::Conflict(_) => 400,
+            AdminError::AccessRefused(_) => 401,
             AdminError::Io(_) => 500,
         }
     }

@@ -263,6 +263,7 @@ impl Broker {
     /// receive buffer); otherwise it was assembled in the channel's buffer.
     fn complete_publish(&mut self, conn: &mut Connection, channel: u16, body: Option<&[u8]>) -> MethodResult {
         let ch = chan(conn, channel);
+        ch.stats.c.publish += 1;
         let msg = ch.incoming.take().expect("incoming message");
         let body = body.unwrap_or(&msg.body);
         if let Some(tx) = ch.tx.as_mut() {
@@ -417,6 +418,15 @@ impl Broker {
         self.store_routed(&vhost_name, &queues, &msg, &mut outcome);
         queues.clear();
         self.route_scratch = queues;
+        if !outcome.routed {
+            // Rare path: the channel lookup for the counter costs nothing on routed messages.
+            let c = &mut chan(conn, channel).stats.c;
+            if mandatory {
+                c.return_unroutable += 1;
+            } else {
+                c.drop_unroutable += 1;
+            }
+        }
         if !outcome.routed && mandatory {
             send_return(conn, channel, exchange, routing_key, properties, body);
         }
@@ -435,6 +445,7 @@ impl Broker {
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
         let q = vhost.queues.get_mut(&qid).expect("resolved queue");
         let Some(pos) = q.next_ready() else {
+            q.stats.c.get_empty += 1;
             encode_method(
                 &mut conn.out,
                 channel,
@@ -479,6 +490,10 @@ impl Broker {
             .consumer_timeout_ms
             .or(self.config.consumer_timeout_ms)
             .map(|t| (self.now_ms.saturating_add(t), t));
+        for c in [&mut q.stats.c, &mut ch.stats.c] {
+            *(if m.no_ack { &mut c.get_no_ack } else { &mut c.get }) += 1;
+            c.redeliver += u64::from(redelivered);
+        }
         if m.no_ack {
             q.ack_position(pos);
         } else {
@@ -544,6 +559,9 @@ impl Broker {
         for (_, u) in &taken {
             ch.release_credit(u);
         }
+        if how == Settle::Ack {
+            ch.stats.c.ack += taken.len() as u64;
+        }
         let vhost_name = conn.vhost.clone().expect("open");
         for (_, u) in taken {
             match how {
@@ -556,6 +574,7 @@ impl Broker {
                         continue;
                     };
                     q.ack_position(u.position);
+                    q.stats.c.ack += 1;
                 }
                 Settle::Discard => self.discard_delivered(&vhost_name, u.queue, u.position, DeathReason::Rejected),
                 Settle::Requeue => self.requeue_or_limit(&vhost_name, u.queue, u.position),

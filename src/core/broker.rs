@@ -102,6 +102,10 @@ pub struct Broker {
     pub(crate) timers: super::lifecycle::Timers,
     /// Seed-driven generator for server-named queues and consumer tags.
     rng: u64,
+    /// Node-wide message totals and history (management API, metrics).
+    pub node_stats: super::stats::NodeStats,
+    /// Counts of channels gone since the last stats tick, per vhost.
+    pub(crate) retired_stats: super::Map<Arc<str>, super::stats::MsgCounters>,
 }
 
 impl Broker {
@@ -160,6 +164,8 @@ impl Broker {
             dead_letters: Default::default(),
             expiry_pending: Vec::new(),
             timers: Default::default(),
+            node_stats: Default::default(),
+            retired_stats: Default::default(),
         };
         b.open_vhost("/")?;
         Ok(b)
@@ -228,6 +234,7 @@ impl Broker {
         conn.last_recv_ms = now_ms;
         self.now_ms = now_ms;
         let used = self.process_frames(&mut conn, input, now_ms);
+        conn.stats.recv_oct += used as u64;
         if !conn.out.is_empty() {
             self.mark_dirty(&mut conn);
         }
@@ -317,6 +324,7 @@ impl Broker {
         let channels: Vec<u16> = conn.channels.keys().copied().collect();
         for ch in channels {
             self.release_channel(&mut conn, ch);
+            self.drop_channel(&mut conn, ch);
         }
         if let Some(vhost) = conn.vhost.clone() {
             self.delete_exclusive_queues(&vhost, id);
@@ -430,6 +438,7 @@ impl Broker {
             c.last_send_ms = now_ms;
         }
         std::mem::swap(&mut c.out, buf);
+        c.stats.send_oct += buf.len() as u64;
         c.output_was_full = buf.len() >= OUT_HIGH_WATER_BYTES;
         true
     }

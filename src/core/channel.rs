@@ -126,6 +126,8 @@ pub struct Channel {
     pub last_queue: Option<Arc<str>>,
     /// The direct reply-to consumer of this channel, if any.
     pub reply_consumer: Option<super::direct_reply::ReplyConsumer>,
+    /// Message counters (publish, deliver, ack, confirm, ...).
+    pub stats: super::stats::ObjStats,
 }
 
 impl Channel {
@@ -147,6 +149,7 @@ impl Channel {
             tx: None,
             last_queue: None,
             reply_consumer: None,
+            stats: Default::default(),
         }
     }
 

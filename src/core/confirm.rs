@@ -245,6 +245,7 @@ fn flush_confirms(conn: &mut Connection, channel: u16, synced_epoch: u64) {
         } else {
             run_end = Some(p.seq);
             run_len += 1;
+            ch.stats.c.confirm += 1;
         }
     }
     if let Some(end) = run_end {

@@ -87,6 +87,9 @@ pub struct Connection {
     /// The output last taken by the io layer was at the high-water mark, so
     /// deliveries may have been held back until it is written.
     pub output_was_full: bool,
+    /// Bytes in and out, for the management API.
+    pub stats: super::stats::ConnStats,
+    pub connected_at_ms: u64,
 }
 
 impl Connection {
@@ -113,6 +116,8 @@ impl Connection {
             permission: None,
             publish_allowed: None,
             output_was_full: false,
+            stats: Default::default(),
+            connected_at_ms: now_ms,
         }
     }
 

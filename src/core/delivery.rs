@@ -30,7 +30,7 @@ impl Broker {
             let Some(q) = vhost.queues.get_mut(&qid) else { continue };
             let conns = &mut self.conns;
             let mut budget = DELIVERIES_PER_QUEUE_TURN_MAX;
-            while q.store.ready_count() > 0 && q.consumer_count() > 0 {
+            while q.store.ready_count() > 0 && q.consumer_count() > 0 && !q.paused {
                 if budget == 0 {
                     again.push((vname.clone(), qid));
                     break;
@@ -85,6 +85,7 @@ impl Broker {
                         continue;
                     }
                 }
+                super::stats::count_delivery(&mut q.stats.c, &mut ch.stats.c, c.no_ack, redelivered);
                 if c.no_ack {
                     q.ack_position(pos);
                 } else {

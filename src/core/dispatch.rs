@@ -204,11 +204,11 @@ impl Broker {
             if let Frame::Method { method, .. } = frame {
                 match method {
                     Method::ChannelCloseOk(_) => {
-                        conn.channels.remove(&channel);
+                        self.drop_channel(conn, channel);
                     }
                     Method::ChannelClose(_) => {
                         encode_method(&mut conn.out, channel, &Method::ChannelCloseOk(ChannelCloseOk));
-                        conn.channels.remove(&channel);
+                        self.drop_channel(conn, channel);
                     }
                     _ => {}
                 }
@@ -242,7 +242,7 @@ impl Broker {
             Method::ChannelOpen(_) => Err(connection_error(ReplyCode::ChannelError, "second 'channel.open' seen")),
             Method::ChannelClose(_) => {
                 self.release_channel(conn, channel);
-                conn.channels.remove(&channel);
+                self.drop_channel(conn, channel);
                 encode_method(&mut conn.out, channel, &Method::ChannelCloseOk(ChannelCloseOk));
                 Ok(())
             }

@@ -169,6 +169,7 @@ impl Broker {
                 outcome.failed = true;
                 continue;
             }
+            q.stats.c.publish += 1;
             if msg.expiration_ms.is_some() {
                 q.may_expire = true;
             }

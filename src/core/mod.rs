@@ -16,6 +16,9 @@
 //! | [`vhost`], [`queue`], [`exchange`] | exchanges, routing, queues, bindings |
 //! | `definitions` | the durable definitions log |
 //! | [`auth`] | SASL PLAIN/AMQPLAIN and users |
+//! | [`admin`] | management operations (the HTTP API's writes) |
+//! | [`stats`] | message counters and rates (computed on a timer) |
+pub mod admin;
 pub mod admin_error;
 pub mod auth;
 mod basic_methods;
@@ -38,6 +41,7 @@ pub mod permissions;
 pub mod queue;
 pub mod queue_args;
 mod queue_methods;
+pub mod stats;
 pub mod vhost;
 
 pub use broker::{Broker, CoreConfig};

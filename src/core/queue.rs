@@ -56,6 +56,10 @@ pub struct Queue {
     delivery_counts: super::Map<SegmentPosition, u32>,
     /// `x-message-deduplication` on the queue.
     pub dedup: Option<super::dedup::DedupCache>,
+    /// Message counters (publish, deliver, get, ack, redeliver).
+    pub stats: super::stats::ObjStats,
+    /// Paused through the management API (LavinMQ): no deliveries until resumed.
+    pub paused: bool,
 }
 
 impl Queue {
@@ -86,6 +90,8 @@ impl Queue {
             ready_body_bytes: 0,
             delivery_counts: Default::default(),
             dedup: None,
+            stats: Default::default(),
+            paused: false,
         }
     }
 

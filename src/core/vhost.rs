@@ -48,6 +48,8 @@ pub struct Exchange {
     pub delayed: Option<super::delayed::DelayedStore>,
     /// `x-message-deduplication`: drop messages whose dedup header was seen.
     pub dedup: Option<super::dedup::DedupCache>,
+    /// publish_in / publish_out counters.
+    pub stats: super::stats::ObjStats,
 }
 
 impl Exchange {
@@ -84,6 +86,7 @@ impl Exchange {
             builtin: false,
             bound_as_destination: 0,
             delayed: None,
+            stats: Default::default(),
         }
     }
 
@@ -104,6 +107,8 @@ pub struct VHost {
     /// Scratch for routing, reused so a publish allocates nothing here.
     route_work: Vec<Arc<str>>,
     route_dests: Vec<Dest>,
+    /// Aggregated message stats with history (management API).
+    pub stats: super::stats::VhostStats,
 }
 
 impl VHost {
@@ -127,6 +132,7 @@ impl VHost {
             store_config,
             route_work: Vec::new(),
             route_dests: Vec::new(),
+            stats: Default::default(),
         };
         for (n, kind) in BUILTIN_EXCHANGES {
             let mut x = Exchange::new(Arc::from(*n), *kind, true, false, false, FieldTable::default());
@@ -331,7 +337,8 @@ impl VHost {
         }
         let mut i = 0;
         while i < work.len() && i < ROUTE_HOPS_MAX {
-            let x = &self.exchanges[&work[i]];
+            let x = self.exchanges.get_mut(&work[i]).expect("routed exchange exists");
+            x.stats.c.publish_in += 1;
             i += 1;
             dests.clear();
             if x.name.is_empty() {
@@ -346,7 +353,10 @@ impl VHost {
                     x.bindings.route_with(RouteKey::from_properties(rk, props), &mut dests);
                 }
             }
+            x.stats.c.publish_out += u64::from(!dests.is_empty());
             if dests.is_empty() {
+                // Unroutable here: look the exchange up again (shared) for its AE.
+                let x = &self.exchanges[&work[i - 1]];
                 if let Some(ae) = x.alternate_exchange() {
                     if let Some((k, _)) = self.exchanges.get_key_value(ae) {
                         if !work.contains(k) {

@@ -1,0 +1,486 @@
+//! Management operations (the HTTP API's writes), sans-IO and testable without
+//! sockets.
+//!
+//! RabbitMQ's management plugin runs its declares, deletes and binds over an
+//! internal AMQP connection opened as the HTTP user, so the API gets exactly the
+//! AMQP checks (permissions, argument validation and equivalence, reserved
+//! `amq.` names) and texts. We do the same: [`Broker::admin_run`] builds an
+//! in-memory connection for the user and vhost, calls the same method handlers
+//! the wire uses, and turns a channel exception into an [`AdminError`]. Nothing
+//! here is duplicated from `queue_methods` / `exchange_methods`.
+
+use std::sync::Arc;
+
+use ringmq_codec::{
+    ExchangeDeclare, ExchangeDelete, FieldTable, ProtocolError, QueueDeclare, QueueDelete, QueuePurge, ReplyCode, Table,
+};
+
+use super::broker::{Broker, Exception, MethodResult};
+use super::channel::Channel;
+use super::connection::{ConnState, Connection, Tuning};
+use super::ids::{ConnId, Dest, QueueId};
+use super::lifecycle::DeathReason;
+use super::permissions::Access;
+
+/// The id of the in-memory connections the API uses (never in `conns`).
+pub const ADMIN_CONN: ConnId = ConnId(0);
+/// Messages one `/get` request may take (RabbitMQ has no bound; we need one).
+pub const GET_COUNT_MAX: u32 = 10_000;
+
+pub use super::admin_error::AdminError;
+
+impl From<Exception> for AdminError {
+    fn from(e: Exception) -> Self {
+        let (Exception::Channel(e) | Exception::Connection(e)) = e;
+        match e.code {
+            ReplyCode::AccessRefused => AdminError::AccessRefused(e.text.into_owned()),
+            // RabbitMQ's API gives precondition texts bare, other codes prefixed.
+            ReplyCode::PreconditionFailed => AdminError::BadRequest(e.text.into_owned()),
+            code => AdminError::BadRequest(format!("{} {}", code.code(), e.reply_text())),
+        }
+    }
+}
+
+fn not_found() -> AdminError {
+    AdminError::NotFound("Not Found".into())
+}
+
+/// Who acts, where, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminCtx<'a> {
+    pub user: &'a str,
+    pub vhost: &'a str,
+    pub now_ms: u64,
+}
+
+/// Whether a PUT created the object (201) or found it (204).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declared {
+    Created,
+    Existed,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct QueueSpec {
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeSpec {
+    pub kind: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+}
+
+/// A binding's destination as the URL names it (`q` or `e`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestKind {
+    Queue,
+    Exchange,
+}
+
+/// RabbitMQ's `ackmode` for `/get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckMode {
+    AckRequeueTrue,
+    AckRequeueFalse,
+    RejectRequeueTrue,
+    RejectRequeueFalse,
+}
+
+impl std::str::FromStr for AckMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "ack_requeue_true" => AckMode::AckRequeueTrue,
+            "ack_requeue_false" => AckMode::AckRequeueFalse,
+            "reject_requeue_true" => AckMode::RejectRequeueTrue,
+            "reject_requeue_false" => AckMode::RejectRequeueFalse,
+            _ => return Err(format!("unknown ackmode '{s}'")),
+        })
+    }
+}
+
+/// One message taken by `/get`.
+#[derive(Debug, Clone)]
+pub struct GotMessage {
+    pub exchange: String,
+    pub routing_key: String,
+    pub redelivered: bool,
+    /// Ready messages left in the queue after this one was taken.
+    pub message_count: u32,
+    /// The encoded basic properties.
+    pub properties: Vec<u8>,
+    pub payload: Vec<u8>,
+}
+
+impl Broker {
+    /// Builds the API's connection for `ctx` (open, channel 1, the user's
+    /// permission in the vhost). NotFound when the vhost does not exist.
+    fn admin_conn(&self, ctx: &AdminCtx<'_>) -> Result<Connection, AdminError> {
+        let (vhost, _) = self.vhosts.get_key_value(ctx.vhost).ok_or(not_found())?;
+        let tuning = Tuning {
+            frame_max: self.config.frame_max,
+            channel_max: 1,
+            heartbeat_secs: 0,
+        };
+        let mut c = Connection::new(ADMIN_CONN, "management".into(), true, tuning, ctx.now_ms);
+        c.state = ConnState::Open;
+        c.user = Some(ctx.user.to_owned());
+        c.vhost = Some(vhost.clone());
+        c.permission = self.permissions.get(ctx.user, ctx.vhost);
+        c.channels.insert(1, Channel::new(1));
+        Ok(c)
+    }
+
+    /// Runs AMQP method handlers on the API's connection (channel 1), then lets
+    /// deferred work (deliveries, auto-deletes) run as after any input.
+    pub fn admin_run(
+        &mut self,
+        ctx: &AdminCtx<'_>,
+        f: impl FnOnce(&mut Broker, &mut Connection) -> MethodResult,
+    ) -> Result<(), AdminError> {
+        let mut conn = self.admin_conn(ctx)?;
+        self.now_ms = ctx.now_ms;
+        let r = f(self, &mut conn);
+        // Its counts belong to the vhost, as a closed channel's do.
+        if let Some(ch) = conn.channels.get(&1) {
+            self.retire_channel_stats(conn.vhost.as_ref(), &ch.stats);
+        }
+        self.run_pending();
+        r.map_err(AdminError::from)
+    }
+
+    fn has_queue(&self, vhost: &str, name: &str) -> Result<Option<QueueId>, AdminError> {
+        let v = self.vhosts.get(vhost).ok_or(not_found())?;
+        Ok(v.queue_id(name))
+    }
+
+    pub fn admin_declare_queue(
+        &mut self,
+        ctx: &AdminCtx<'_>,
+        name: &str,
+        spec: &QueueSpec,
+    ) -> Result<Declared, AdminError> {
+        let existed = self.has_queue(ctx.vhost, name)?.is_some();
+        let args = spec.arguments.to_bytes();
+        let m = QueueDeclare {
+            ticket: 0,
+            queue: name,
+            passive: false,
+            durable: spec.durable,
+            exclusive: false,
+            auto_delete: spec.auto_delete,
+            no_wait: true,
+            arguments: Table::parse(&args).expect("own table"),
+        };
+        self.admin_run(ctx, |b, c| b.queue_declare(c, 1, m))?;
+        Ok(if existed { Declared::Existed } else { Declared::Created })
+    }
+
+    pub fn admin_delete_queue(
+        &mut self,
+        ctx: &AdminCtx<'_>,
+        name: &str,
+        if_unused: bool,
+        if_empty: bool,
+    ) -> Result<(), AdminError> {
+        self.has_queue(ctx.vhost, name)?.ok_or(not_found())?;
+        let m = QueueDelete {
+            ticket: 0,
+            queue: name,
+            if_unused,
+            if_empty,
+            no_wait: true,
+        };
+        self.admin_run(ctx, |b, c| b.queue_delete(c, 1, m))
+    }
+
+    pub fn admin_purge_queue(&mut self, ctx: &AdminCtx<'_>, name: &str) -> Result<(), AdminError> {
+        self.has_queue(ctx.vhost, name)?.ok_or(not_found())?;
+        let m = QueuePurge {
+            ticket: 0,
+            queue: name,
+            no_wait: true,
+        };
+        self.admin_run(ctx, |b, c| b.queue_purge(c, 1, m))
+    }
+
+    /// LavinMQ's pause/resume: a paused queue keeps its consumers and messages
+    /// but delivers nothing until resumed.
+    pub fn admin_pause_queue(&mut self, ctx: &AdminCtx<'_>, name: &str, paused: bool) -> Result<(), AdminError> {
+        let id = self.has_queue(ctx.vhost, name)?.ok_or(not_found())?;
+        let vname = self.vhosts.get_key_value(ctx.vhost).ok_or(not_found())?.0.clone();
+        let q = self
+            .vhosts
+            .get_mut(&vname)
+            .and_then(|v| v.queues.get_mut(&id))
+            .ok_or(not_found())?;
+        q.paused = paused;
+        if !paused {
+            self.deliver_pending.push((vname, id));
+            self.run_pending();
+        }
+        Ok(())
+    }
+
+    pub fn admin_declare_exchange(
+        &mut self,
+        ctx: &AdminCtx<'_>,
+        name: &str,
+        spec: &ExchangeSpec,
+    ) -> Result<Declared, AdminError> {
+        let v = self.vhosts.get(ctx.vhost).ok_or(not_found())?;
+        let existed = v.exchanges.contains_key(name);
+        let args = spec.arguments.to_bytes();
+        let m = ExchangeDeclare {
+            ticket: 0,
+            exchange: name,
+            kind: &spec.kind,
+            passive: false,
+            durable: spec.durable,
+            auto_delete: spec.auto_delete,
+            internal: spec.internal,
+            no_wait: true,
+            arguments: Table::parse(&args).expect("own table"),
+        };
+        self.admin_run(ctx, |b, c| b.exchange_declare(c, 1, m))?;
+        Ok(if existed { Declared::Existed } else { Declared::Created })
+    }
+
+    pub fn admin_delete_exchange(&mut self, ctx: &AdminCtx<'_>, name: &str, if_unused: bool) -> Result<(), AdminError> {
+        let v = self.vhosts.get(ctx.vhost).ok_or(not_found())?;
+        if !v.exchanges.contains_key(name) {
+            return Err(not_found());
+        }
+        let m = ExchangeDelete {
+            ticket: 0,
+            exchange: name,
+            if_unused,
+            no_wait: true,
+        };
+        self.admin_run(ctx, |b, c| b.exchange_delete(c, 1, m))
+    }
+
+    /// Binds (or unbinds) `source` to a queue or exchange. Returns the binding's
+    /// properties key.
+    #[allow(clippy::too_many_arguments)]
+    pub fn admin_bind(
+        &mut self,
+        ctx: &AdminCtx<'_>,
+        source: &str,
+        kind: DestKind,
+        dest: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+        bind: bool,
+    ) -> Result<String, AdminError> {
+        let v = self.vhosts.get(ctx.vhost).ok_or(not_found())?;
+        let dest_exists = match kind {
+            DestKind::Queue => v.queue_id(dest).is_some(),
+            DestKind::Exchange => v.exchanges.contains_key(dest),
+        };
+        if !dest_exists || !v.exchanges.contains_key(source) {
+            return Err(not_found());
+        }
+        let args = arguments.to_bytes();
+        let table = Table::parse(&args).expect("own table");
+        self.admin_run(ctx, |b, c| match kind {
+            DestKind::Queue => b.queue_bind(c, 1, dest, source, routing_key, table, true, bind),
+            DestKind::Exchange => b.exchange_bind(c, 1, dest, source, routing_key, table, true, bind),
+        })?;
+        Ok(properties_key(routing_key, arguments))
+    }
+
+    /// The bindings from `source` to `dest` (in a vhost), with their props keys.
+    pub fn admin_find_binding(
+        &self,
+        vhost: &str,
+        source: &str,
+        kind: DestKind,
+        dest: &str,
+        props_key: &str,
+    ) -> Option<(String, FieldTable)> {
+        let v = self.vhosts.get(vhost)?;
+        let d = match kind {
+            DestKind::Queue => Dest::Queue(v.queue_id(dest)?),
+            DestKind::Exchange => Dest::Exchange(v.exchanges.get_key_value(dest)?.0.clone()),
+        };
+        let x = v.exchanges.get(source)?;
+        x.bindings
+            .iter()
+            .filter(|(bd, _, _)| **bd == d)
+            .find(|(_, rk, args)| properties_key(rk, args) == props_key)
+            .map(|(_, rk, args)| (rk.to_owned(), args.clone()))
+    }
+
+    /// Publishes one message as the user would on a channel. Returns whether it
+    /// was routed to a queue.
+    pub fn admin_publish(
+        &mut self,
+        ctx: &AdminCtx<'_>,
+        exchange: &str,
+        routing_key: &str,
+        properties: &[u8],
+        body: &[u8],
+    ) -> Result<bool, AdminError> {
+        if ringmq_codec::BasicProperties::decode(properties).is_err() {
+            return Err(AdminError::BadRequest("invalid properties".into()));
+        }
+        let mut routed = false;
+        self.admin_run(ctx, |b, c| {
+            c.channels.get_mut(&1).expect("admin channel").stats.c.publish += 1;
+            let outcome = b.publish(c, 1, exchange, routing_key, false, properties, body)?;
+            routed = outcome.routed;
+            Ok(())
+        })?;
+        Ok(routed)
+    }
+
+    /// Takes up to `count` messages as basic.get would, then settles them all
+    /// by `mode` (requeued ones come back in order, marked redelivered).
+    pub fn admin_get(
+        &mut self,
+        ctx: &AdminCtx<'_>,
+        queue: &str,
+        count: u32,
+        mode: AckMode,
+    ) -> Result<Vec<GotMessage>, AdminError> {
+        let id = self.has_queue(ctx.vhost, queue)?.ok_or(not_found())?;
+        let conn = self.admin_conn(ctx)?;
+        if !conn.permission.as_ref().is_some_and(|p| p.allows(Access::Read, queue)) {
+            return Err(AdminError::AccessRefused(format!(
+                "access to queue '{queue}' in vhost '{}' refused for user '{}'",
+                ctx.vhost, ctx.user
+            )));
+        }
+        let vname: Arc<str> = conn.vhost.clone().expect("admin conn has a vhost");
+        self.now_ms = ctx.now_ms;
+        let mut got = Vec::new();
+        let mut taken = Vec::new();
+        for _ in 0..count.min(GET_COUNT_MAX) {
+            self.expire_head(&vname, id);
+            let Some(q) = self.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&id)) else {
+                break;
+            };
+            let Some(pos) = q.next_ready() else {
+                q.stats.c.get_empty += 1;
+                break;
+            };
+            let redelivered = q.take_redelivered(pos);
+            q.stats.c.get += 1;
+            q.stats.c.redeliver += u64::from(redelivered);
+            let message_count = q.message_count();
+            match q.store.read(pos) {
+                Ok(view) => got.push(GotMessage {
+                    exchange: String::from_utf8_lossy(view.exchange).into_owned(),
+                    routing_key: String::from_utf8_lossy(view.routing_key).into_owned(),
+                    redelivered,
+                    message_count,
+                    properties: view.properties.to_vec(),
+                    payload: view.body.to_vec(),
+                }),
+                Err(e) => {
+                    tracing::error!(queue, error = %e, "unreadable message dropped");
+                    q.ack_position(pos);
+                    continue;
+                }
+            }
+            taken.push(pos);
+        }
+        let n = taken.len() as u64;
+        // Requeue newest first, so the oldest ends up at the head again.
+        for pos in taken.into_iter().rev() {
+            match mode {
+                AckMode::AckRequeueTrue | AckMode::RejectRequeueTrue => self.requeue_or_limit(&vname, id, pos),
+                AckMode::AckRequeueFalse => {
+                    if let Some(q) = self.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&id)) {
+                        q.ack_position(pos);
+                        q.stats.c.ack += 1;
+                    }
+                }
+                AckMode::RejectRequeueFalse => self.discard_delivered(&vname, id, pos, DeathReason::Rejected),
+            }
+        }
+        let redelivered = got.iter().filter(|m| m.redelivered).count() as u64;
+        self.count_admin(&vname, |c| {
+            c.get += n;
+            c.redeliver += redelivered;
+            if mode == AckMode::AckRequeueFalse {
+                c.ack += n;
+            }
+        });
+        self.deliver_pending.push((vname, id));
+        self.run_pending();
+        Ok(got)
+    }
+
+    /// Closes a client connection with 320 CONNECTION_FORCED and `reason` as the
+    /// text, as RabbitMQ's management plugin does.
+    pub fn admin_close_connection(&mut self, id: ConnId, reason: &str, now_ms: u64) -> Result<(), AdminError> {
+        let mut conn = self.conns.remove(&id).ok_or(not_found())?;
+        self.now_ms = now_ms;
+        let e = ProtocolError::new(ReplyCode::ConnectionForced, reason.to_owned());
+        self.close_connection(&mut conn, e, now_ms);
+        self.mark_dirty(&mut conn);
+        self.conns.insert(id, conn);
+        self.run_pending();
+        Ok(())
+    }
+}
+
+/// RabbitMQ's binding properties key: the routing key alone when there are no
+/// arguments (`~` for an empty key), else `key~` and a short hash of the
+/// arguments. The hash is ours (RabbitMQ's is Erlang's phash2), so keys are
+/// stable here but not equal to RabbitMQ's for bindings with arguments.
+pub fn properties_key(routing_key: &str, arguments: &FieldTable) -> String {
+    let key = quote_key(routing_key);
+    if arguments.is_empty() {
+        return if key.is_empty() { "~".into() } else { key };
+    }
+    use base64::Engine;
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(arguments.to_bytes());
+    let tail = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&h[..4]);
+    format!("{key}~{tail}")
+}
+
+/// `~` separates the key from the hash, so it is escaped in the key (as
+/// RabbitMQ does); the URL layer percent-encodes the rest.
+fn quote_key(k: &str) -> String {
+    k.replace('%', "%25").replace('~', "%7E")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_keys_follow_rabbitmq_shape() {
+        let empty = FieldTable::default();
+        assert_eq!(properties_key("", &empty), "~");
+        assert_eq!(properties_key("a.b", &empty), "a.b");
+        assert_eq!(properties_key("a~b", &empty), "a%7Eb");
+        let mut args = FieldTable::default();
+        args.insert("x", ringmq_codec::FieldValue::I64(1));
+        let k = properties_key("a.b", &args);
+        assert!(k.starts_with("a.b~") && k.len() == "a.b~".len() + 6, "{k}");
+        assert_eq!(k, properties_key("a.b", &args), "stable");
+    }
+
+    #[test]
+    fn exceptions_map_to_api_errors() {
+        let e = super::super::broker::channel_error(ReplyCode::PreconditionFailed, "inequivalent arg 'durable'");
+        assert!(matches!(AdminError::from(e), AdminError::BadRequest(s) if s == "inequivalent arg 'durable'"));
+        let e = super::super::broker::channel_error(ReplyCode::NotFound, "no exchange 'x' in vhost '/'");
+        assert!(
+            matches!(AdminError::from(e), AdminError::BadRequest(s) if s == "404 NOT_FOUND - no exchange 'x' in vhost '/'")
+        );
+        let e = super::super::broker::channel_error(ReplyCode::AccessRefused, "no");
+        assert!(matches!(AdminError::from(e), AdminError::AccessRefused(_)));
+    }
+}
