@@ -240,6 +240,9 @@
   function xHref(vhost, name) {
     return '#/' + u`exchanges/${vhost}/${name === '' ? 'amq.default' : name}`;
   }
+  function chHref(name) {
+    return '#/' + u`channels/${name}`;
+  }
   function xName(name) {
     return name === '' ? '(AMQP default)' : name;
   }
@@ -600,7 +603,9 @@
     start() {
       this.stop();
       this.poll();
-      this.timer = setInterval(() => this.poll(), POLL_MS);
+      this.timer = setInterval(() => {
+        if (!document.hidden) this.poll();
+      }, POLL_MS);
     },
     stop() {
       clearInterval(this.timer);
@@ -803,9 +808,9 @@
     return form;
   }
 
-  function notFound(main, what, e, back) {
-    main.replaceChildren(pageTitle(what),
-      section(null, h('p', { class: 'inline-error' }, e.status === 404 ? `${what} does not exist (any more).` : e.message),
+  function notFound(main, what, e, back, name) {
+    main.replaceChildren(pageTitle(what, name !== undefined ? h('span', { class: 'obj-name' }, name) : null),
+      section(null, h('p', { class: 'inline-error' }, e.status === 404 ? `This ${what.toLowerCase()} does not exist (any more).` : e.message),
         h('p', null, link(back[0], back[1]))));
   }
 
@@ -814,7 +819,7 @@
     const base = u`/queues/${vhost}/${name}`;
     const stats = h('div', { class: 'cols' });
     const consumers = dataTable([
-      { label: 'Channel', render: (c) => (c.channel_details ? c.channel_details.name : '') },
+      { label: 'Channel', render: (c) => (c.channel_details && c.channel_details.name ? link(chHref(c.channel_details.name), c.channel_details.name) : '') },
       { label: 'Consumer tag', render: (c) => c.consumer_tag },
       { label: 'Ack required', render: (c) => (c.ack_required ? 'yes' : 'no') },
       { label: 'Exclusive', render: (c) => (c.exclusive ? 'yes' : 'no') },
@@ -911,7 +916,7 @@
       } catch (e) {
         if (e.status === 404) {
           gone = true;
-          notFound(main, 'Queue', e, ['#/queues', 'Back to queues']);
+          notFound(main, 'Queue', e, ['#/queues', 'Back to queues'], name);
         } else showError(e);
         return;
       }
@@ -924,7 +929,7 @@
           ['Arguments', isEmpty(q.arguments) ? '' : propsView(q.arguments)],
           ['Policy', q.effective_policy_name || q.policy || ''],
           ['Effective policy definition', isEmpty(q.effective_policy_definition) ? '' : propsView(q.effective_policy_definition)],
-          ['Exclusive owner', q.owner_pid_details ? q.owner_pid_details.name : ''],
+          ['Exclusive owner', q.owner_pid_details && q.owner_pid_details.name ? link('#/' + u`connections/${q.owner_pid_details.name}`, q.owner_pid_details.name) : ''],
           ['Consumers', fmtNum(q.consumers ?? 0)],
           ['Consumer capacity', typeof q.consumer_capacity === 'number' ? Math.round(q.consumer_capacity * 100) + '%' : ''],
           ['Memory', fmtBytes(q.memory)],
@@ -1086,7 +1091,7 @@
       } catch (e) {
         if (e.status === 404) {
           gone = true;
-          notFound(main, 'Exchange', e, ['#/exchanges', 'Back to exchanges']);
+          notFound(main, 'Exchange', e, ['#/exchanges', 'Back to exchanges'], xName(xname));
         } else showError(e);
         return;
       }
@@ -1145,7 +1150,7 @@
   }
   function chanColumns(withConn) {
     return [
-      { label: 'Channel', sort: 'name', cls: 'col-name', render: (c) => c.name },
+      { label: 'Channel', sort: 'name', cls: 'col-name', render: (c) => link(chHref(c.name), c.name) },
       withConn ? { label: 'Connection', render: (c) => (c.connection_details ? link('#/' + u`connections/${c.connection_details.name}`, c.connection_details.name) : '') } : null,
       { label: 'Virtual host', sort: 'vhost', render: (c) => c.vhost },
       { label: 'User', sort: 'user', render: (c) => c.user },
@@ -1200,7 +1205,7 @@
       } catch (e) {
         if (e.status === 404) {
           gone = true;
-          notFound(main, 'Connection', e, ['#/connections', 'Back to connections']);
+          notFound(main, 'Connection', e, ['#/connections', 'Back to connections'], name);
         } else showError(e);
         return;
       }
@@ -1217,6 +1222,52 @@
         ])),
         section('Client properties', propsView(c.client_properties)));
       chans.setRows(clientSort(chRows || [], chState.sort, chState.reverse), 'No channels.');
+    }
+    return { refresh };
+  }
+
+  function channelPage(main, [name]) {
+    const base = u`/channels/${name}`;
+    const info = h('div', { class: 'cols' });
+    const consumers = dataTable([
+      { label: 'Queue', render: (c) => (c.queue ? link(qHref(c.queue.vhost, c.queue.name), c.queue.name) : '') },
+      { label: 'Consumer tag', render: (c) => c.consumer_tag },
+      { label: 'Ack required', render: (c) => (c.ack_required ? 'yes' : 'no') },
+      { label: 'Exclusive', render: (c) => (c.exclusive ? 'yes' : 'no') },
+      { label: 'Prefetch', cls: 'num', render: (c) => fmtNum(c.prefetch_count) },
+      { label: 'Arguments', render: (c) => fmtJson(c.arguments) },
+    ], {}, () => {});
+    mount(main, pageTitle('Channel ', h('span', { class: 'obj-name' }, name)), info, section('Consumers', h('div', { class: 'scroll' }, consumers.el)));
+    let gone = false;
+    async function refresh() {
+      if (gone) return;
+      let c;
+      try {
+        c = await api('GET', base);
+      } catch (e) {
+        if (e.status === 404) {
+          gone = true;
+          notFound(main, 'Channel', e, ['#/channels', 'Back to channels'], name);
+        } else showError(e);
+        return;
+      }
+      const ms = c.message_stats || {};
+      const conn = c.connection_details || {};
+      info.replaceChildren(
+        section('Details', kv([
+          ['Connection', conn.name ? link('#/' + u`connections/${conn.name}`, conn.name) : ''],
+          ['Virtual host', c.vhost], ['User', c.user], ['State', c.state], ['Number', fmtNum(c.number)],
+          ['Mode', [c.confirm ? 'confirm' : null, c.transactional ? 'transactional' : null].filter(Boolean).join(', ') || 'normal'],
+          ['Prefetch (per consumer)', fmtNum(c.prefetch_count)], ['Prefetch (channel)', fmtNum(c.global_prefetch_count)],
+          ['Unacked', fmtNum(c.messages_unacknowledged)], ['Unconfirmed', fmtNum(c.messages_unconfirmed)],
+          ['Uncommitted', fmtNum(c.messages_uncommitted)], ['Consumers', fmtNum(c.consumer_count)],
+        ])),
+        section('Message rates', kv([
+          ['Publish', fmtRate(rateOf(ms, 'publish') ?? 0)], ['Confirm', fmtRate(rateOf(ms, 'confirm') ?? 0)],
+          ['Deliver / get', fmtRate(rateOf(ms, 'deliver_get') ?? 0)], ['Ack', fmtRate(rateOf(ms, 'ack') ?? 0)],
+          ['Redeliver', fmtRate(rateOf(ms, 'redeliver') ?? 0)],
+        ])));
+      consumers.setRows(c.consumer_details || [], 'No consumers.');
     }
     return { refresh };
   }
@@ -1607,7 +1658,7 @@
     queues: [queuesPage, 0, queuePage, 2],
     exchanges: [exchangesPage, 0, exchangePage, 2],
     connections: [connectionsPage, 0, connectionPage, 1],
-    channels: [channelsPage, 0],
+    channels: [channelsPage, 0, channelPage, 1],
     users: [usersPage, 0],
     vhosts: [vhostsPage, 0],
     policies: [policiesPage, 0],
