@@ -4,8 +4,13 @@
 //! A password hash is stored as RabbitMQ stores it (and exports it in
 //! definitions): base64 of a 4-byte salt followed by `H(salt ++ password)`, with
 //! `hashing_algorithm` naming H (`rabbit_password_hashing_sha256` by default;
-//! SHA-512 and MD5 are accepted so imported users keep working). Permissions,
-//! tags beyond `impersonator`, and vhost limits come with the users issue (#8).
+//! SHA-512, MD5 and bcrypt (LavinMQ) are accepted so imported users keep
+//! working; we only ever create SHA-256 hashes.
+//!
+//! Tags are RabbitMQ's: `administrator`, `monitoring`, `management`,
+//! `policymaker` decide access to the management API; `impersonator` lets a
+//! publisher set another user's `user_id`. Per-user limits (max-connections,
+//! max-channels) are enforced at connection.open and channel.open.
 
 use std::path::Path;
 
@@ -23,6 +28,26 @@ pub const USERS_FILE: &str = "users.json";
 pub const HASH_SHA256: &str = "rabbit_password_hashing_sha256";
 pub const HASH_SHA512: &str = "rabbit_password_hashing_sha512";
 pub const HASH_MD5: &str = "rabbit_password_hashing_md5";
+/// LavinMQ's name for bcrypt hashes (`$2a$...` strings, not salt ++ digest).
+pub const HASH_BCRYPT: &str = "Bcrypt";
+
+/// The hashing algorithms a user may carry.
+pub const HASH_ALGORITHMS: &[&str] = &[HASH_SHA256, HASH_SHA512, HASH_MD5, HASH_BCRYPT];
+
+/// Per-user limits (RabbitMQ's user limits); None = no limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserLimits {
+    #[serde(rename = "max-connections", default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u64>,
+    #[serde(rename = "max-channels", default, skip_serializing_if = "Option::is_none")]
+    pub max_channels: Option<u64>,
+}
+
+impl UserLimits {
+    pub fn is_empty(&self) -> bool {
+        self.max_connections.is_none() && self.max_channels.is_none()
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct User {
@@ -35,6 +60,8 @@ pub struct User {
     /// RabbitMQ's `loopback_users`: this user may only log in from 127.0.0.0/8 or ::1.
     #[serde(default)]
     pub loopback_only: bool,
+    #[serde(default, skip_serializing_if = "UserLimits::is_empty")]
+    pub limits: UserLimits,
 }
 
 impl User {
@@ -46,11 +73,15 @@ impl User {
             hashing_algorithm: HASH_SHA256.to_owned(),
             tags: Vec::new(),
             loopback_only,
+            limits: UserLimits::default(),
         }
     }
 
     /// Whether `password` matches the stored hash (constant-time compare).
     pub fn check_password(&self, password: &str) -> bool {
+        if self.hashing_algorithm == HASH_BCRYPT {
+            return bcrypt::verify(password, &self.password_hash).unwrap_or(false);
+        }
         let Ok(stored) = base64::engine::general_purpose::STANDARD.decode(&self.password_hash) else {
             return false;
         };
@@ -89,9 +120,54 @@ fn digest(algorithm: &str, salt: &[u8; 4], password: &str) -> Option<Vec<u8>> {
 }
 
 /// MD5 is only accepted for users imported from old RabbitMQ definitions; we
-/// never create such hashes, and do not carry an MD5 implementation for them.
-fn md5(_salt: &[u8; 4], _password: &[u8]) -> Option<Vec<u8>> {
-    None
+/// never create such hashes.
+fn md5(salt: &[u8; 4], password: &[u8]) -> Option<Vec<u8>> {
+    use md5::Digest as _;
+    Some(
+        md5::Md5::new()
+            .chain_update(salt)
+            .chain_update(password)
+            .finalize()
+            .to_vec(),
+    )
+}
+
+/// Checks an imported hash: a known algorithm, and a hash of the right form
+/// (base64 of a 4-byte salt and a digest of the algorithm's length, or a bcrypt
+/// string). The error says what is wrong, for definitions import errors.
+pub fn validate_hash(algorithm: &str, hash: &str) -> Result<(), String> {
+    let digest_len = match algorithm {
+        HASH_SHA256 => 32,
+        HASH_SHA512 => 64,
+        HASH_MD5 => 16,
+        HASH_BCRYPT => {
+            return hash
+                .parse::<bcrypt::HashParts>()
+                .map(|_| ())
+                .map_err(|e| format!("invalid bcrypt hash: {e}"));
+        }
+        other => {
+            return Err(format!(
+                "unknown hashing algorithm '{other}' (known: {})",
+                HASH_ALGORITHMS.join(", ")
+            ))
+        }
+    };
+    // An empty hash is RabbitMQ's "no password": nobody can log in with one.
+    if hash.is_empty() {
+        return Ok(());
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(hash)
+        .map_err(|_| "password_hash is not base64".to_owned())?;
+    if raw.len() != 4 + digest_len {
+        return Err(format!(
+            "password_hash has {} bytes, {algorithm} needs {}",
+            raw.len(),
+            4 + digest_len
+        ));
+    }
+    Ok(())
 }
 
 /// base64(salt ++ H(salt ++ password)).
@@ -110,12 +186,23 @@ impl Users {
     /// A table with one user, the configured default one.
     pub fn with_default_user(name: &str, password: &str, loopback_only: bool, salt: [u8; 4]) -> Self {
         let mut u = Users::default();
-        u.insert(User::new(name, password, salt, loopback_only));
+        let mut user = User::new(name, password, salt, loopback_only);
+        // As RabbitMQ's guest: the first user can manage the broker.
+        user.tags.push("administrator".into());
+        u.insert(user);
         u
     }
 
     pub fn insert(&mut self, user: User) {
         self.users.insert(user.name.clone(), user);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<User> {
+        self.users.remove(name)
     }
 
     pub fn get(&self, name: &str) -> Option<&User> {
@@ -215,9 +302,38 @@ mod tests {
             hashing_algorithm: HASH_SHA256.into(),
             tags: vec![],
             loopback_only: false,
+            limits: UserLimits::default(),
         };
         assert!(user.check_password("guest"));
         assert!(!user.check_password("guesT"));
+    }
+
+    #[test]
+    fn imported_md5_and_bcrypt_hashes_verify() {
+        // base64(salt ++ md5(salt ++ b"secret")) for the salt 01 02 03 04, by hashlib.
+        let md5 = User {
+            password_hash: "AQIDBDgk9ci8Lfh6CKE9Y0AUfmU=".into(),
+            hashing_algorithm: HASH_MD5.into(),
+            ..User::new("m", "x", [0; 4], false)
+        };
+        assert!(validate_hash(HASH_MD5, &md5.password_hash).is_ok());
+        assert!(md5.check_password("secret"));
+        assert!(!md5.check_password("Secret"));
+        // The OpenBSD bcrypt test vector for "U*U".
+        let bc = User {
+            password_hash: "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW".into(),
+            hashing_algorithm: HASH_BCRYPT.into(),
+            ..User::new("b", "x", [0; 4], false)
+        };
+        assert!(validate_hash(HASH_BCRYPT, &bc.password_hash).is_ok());
+        assert!(bc.check_password("U*U"));
+        assert!(!bc.check_password("U*V"));
+        assert!(
+            validate_hash(HASH_SHA256, "AQIDBDgk9ci8Lfh6CKE9Y0AUfmU=").is_err(),
+            "md5-sized hash as sha256"
+        );
+        assert!(validate_hash("rabbit_password_hashing_sha1", "").is_err());
+        assert!(validate_hash(HASH_BCRYPT, "nope").is_err());
     }
 
     const GUEST_HASH_SALT_908DC60A: &str = "kI3GCrswBLNZQzHJJ95QLoyfAVooYhnvf7jbqiW9BjOYUloe";

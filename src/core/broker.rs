@@ -102,6 +102,8 @@ pub struct Broker {
     pub(crate) timers: super::lifecycle::Timers,
     /// Seed-driven generator for server-named queues and consumer tags.
     rng: u64,
+    /// Global runtime parameters (`global_parameters.json`).
+    pub global_parameters: Vec<super::vhost_ops::GlobalParameter>,
     /// Node-wide message totals and history (management API, metrics).
     pub node_stats: super::stats::NodeStats,
     /// Counts of channels gone since the last stats tick, per vhost.
@@ -164,14 +166,38 @@ impl Broker {
             dead_letters: Default::default(),
             expiry_pending: Vec::new(),
             timers: Default::default(),
+            global_parameters: Vec::new(),
             node_stats: Default::default(),
             retired_stats: Default::default(),
         };
-        b.open_vhost("/")?;
+        b.global_parameters =
+            ringmq_store::meta::read_json(&b.config.data_dir.join(super::vhost_ops::GLOBAL_PARAMETERS_FILE))?
+                .unwrap_or_default();
+        // Every vhost directory is a vhost (its name is in its name file); the
+        // first start creates "/". A deleted vhost is renamed before removal:
+        // finish removing what a crash left.
+        let root = b.config.data_dir.clone();
+        for entry in std::fs::read_dir(&root)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "deleted") && path.is_dir() {
+                tracing::info!(dir = %path.display(), "removing a vhost deleted before a crash");
+                std::fs::remove_dir_all(&path)?;
+            }
+        }
+        let existing = ringmq_store::layout::list_vhosts(&root)?;
+        if first_start {
+            b.open_vhost("/")?;
+        }
+        for (name, _) in existing {
+            b.open_vhost(&name)?;
+        }
         Ok(b)
     }
 
     pub fn open_vhost(&mut self, name: &str) -> std::io::Result<()> {
+        if self.vhosts.contains_key(name) {
+            return Ok(());
+        }
         let (vhost, records) = VHost::open(&self.config.data_dir, name, self.config.store)?;
         let key: Arc<str> = Arc::from(name);
         self.vhosts.insert(key.clone(), vhost);
@@ -474,7 +500,7 @@ impl Broker {
 
     /// The first input after open: arm the timers of recovered queues (their
     /// x-expires period and TTL heads) and delayed exchanges, which needs a `now`.
-    fn ensure_started(&mut self, now_ms: u64) {
+    pub(crate) fn ensure_started(&mut self, now_ms: u64) {
         if self.started {
             return;
         }

@@ -128,7 +128,7 @@ pub(crate) fn replay(broker: &mut Broker, vhost_name: &Arc<str>, records: &[Vec<
                 continue;
             }
         };
-        apply(broker, vhost_name, method)?;
+        apply(broker, vhost_name, method, Mode::Replay)?;
     }
     if skipped > 0 {
         tracing::warn!(vhost = %vhost_name, skipped, "definitions records skipped");
@@ -138,7 +138,53 @@ pub(crate) fn replay(broker: &mut Broker, vhost_name: &Arc<str>, records: &[Vec<
     Ok(())
 }
 
-fn apply(broker: &mut Broker, vhost_name: &Arc<str>, method: Method<'_>) -> std::io::Result<()> {
+/// Why a declare is applied: replaying the log at start (durable objects that
+/// exist on disk) or importing definitions (new objects, durable or not, whose
+/// declares go into the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Replay,
+    Import,
+}
+
+/// Applies one declare, delete or bind to a vhost, without a connection and
+/// without permission checks (the caller validated it). Objects that exist are
+/// left as they are, as RabbitMQ's definitions import does.
+pub(crate) fn apply(broker: &mut Broker, vhost_name: &Arc<str>, method: Method<'_>, mode: Mode) -> std::io::Result<()> {
+    if mode == Mode::Import {
+        let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
+        let x_durable = |n: &str| vhost.exchanges.get(n).is_some_and(|x| x.durable);
+        // A binding is logged when both ends are durable (as in declare handlers).
+        let durable = match &method {
+            Method::ExchangeDeclare(m) => m.durable,
+            Method::QueueDeclare(m) => m.durable,
+            Method::QueueBind(m) => {
+                x_durable(m.exchange)
+                    && vhost
+                        .queue_id(m.queue)
+                        .and_then(|id| vhost.queues.get(&id))
+                        .is_some_and(|q| q.durable)
+            }
+            Method::ExchangeBind(m) => x_durable(m.source) && x_durable(m.destination),
+            _ => false,
+        };
+        let exists = match &method {
+            Method::ExchangeDeclare(m) => vhost.exchanges.contains_key(m.exchange),
+            Method::QueueDeclare(m) => vhost.queue_id(m.queue).is_some(),
+            _ => false,
+        };
+        if exists {
+            return Ok(());
+        }
+        if durable {
+            record(vhost, &method);
+        }
+    }
+    let durable = match &method {
+        Method::ExchangeDeclare(m) => mode == Mode::Replay || m.durable,
+        Method::QueueDeclare(m) => mode == Mode::Replay || m.durable,
+        _ => true,
+    };
     match method {
         Method::ExchangeDeclare(m) => {
             let Ok((kind, delayed)) = super::delayed::resolve_type(m.kind, &m.arguments.to_owned_table()) else {
@@ -149,15 +195,17 @@ fn apply(broker: &mut Broker, vhost_name: &Arc<str>, method: Method<'_>) -> std:
             let mut x = Exchange::new(
                 name.clone(),
                 kind,
-                true,
+                durable,
                 m.auto_delete,
                 m.internal,
                 m.arguments.to_owned_table(),
             );
             if delayed && !vhost.exchanges.contains_key(m.exchange) {
-                x.delayed = Some(vhost.open_delayed_store(m.exchange, true)?);
+                x.delayed = Some(vhost.open_delayed_store(m.exchange, durable)?);
             }
-            vhost.exchanges.entry(name).or_insert(x);
+            if !vhost.exchanges.contains_key(&name) {
+                vhost.add_exchange(x);
+            }
         }
         Method::ExchangeDelete(m) => {
             let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
@@ -170,12 +218,15 @@ fn apply(broker: &mut Broker, vhost_name: &Arc<str>, method: Method<'_>) -> std:
                 vhost.create_queue(
                     id,
                     m.queue,
-                    true,
+                    durable,
                     m.auto_delete,
                     None,
                     m.arguments.to_owned_table(),
-                    true,
+                    mode == Mode::Replay,
                 )?;
+                if mode == Mode::Import {
+                    broker.touch_queue(vhost_name, id);
+                }
             }
         }
         Method::QueueDelete(m) => {

@@ -100,6 +100,30 @@ impl Broker {
                         format!("access to vhost '{}' refused for user '{user}'", m.virtual_host),
                     ));
                 };
+                let vlimit = self
+                    .vhosts
+                    .get(m.virtual_host)
+                    .and_then(|v| v.meta.limits.max_connections);
+                if let Some(limit) = vlimit {
+                    if self.vhost_connection_count(m.virtual_host) >= limit {
+                        return Err(connection_error(
+                            ReplyCode::NotAllowed,
+                            format!(
+                                "access to vhost '{}' refused for user '{user}': connection limit ({limit}) is reached",
+                                m.virtual_host
+                            ),
+                        ));
+                    }
+                }
+                if let Some(limit) = self.users.get(&user).and_then(|u| u.limits.max_connections) {
+                    if self.user_usage(&user).0 >= limit {
+                        return Err(connection_error(
+                            ReplyCode::NotAllowed,
+                            format!("Connection refused for user '{user}': user connection limit ({limit}) is reached"),
+                        ));
+                    }
+                }
+                let name = name.clone();
                 conn.permission = Some(permission);
                 conn.vhost = Some(name.clone());
                 encode_method(
@@ -184,6 +208,20 @@ impl Broker {
                                 conn.tuning.channel_max
                             ),
                         ));
+                    }
+                    if let Some(user) = conn.user.as_deref() {
+                        if let Some(limit) = self.users.get(user).and_then(|u| u.limits.max_channels) {
+                            // This connection is out of the map while it is handled.
+                            let used = self.user_usage(user).1 + open as u64;
+                            if used >= limit {
+                                return Err(connection_error(
+                                    ReplyCode::NotAllowed,
+                                    format!(
+                                        "number of channels opened for user '{user}' has reached the maximum allowed user limit of ({limit})"
+                                    ),
+                                ));
+                            }
+                        }
                     }
                     conn.channels.insert(channel, Channel::new(channel));
                     encode_method(

@@ -96,7 +96,7 @@ impl Broker {
                     })?;
                     x.delayed = Some(store);
                 }
-                vhost.exchanges.insert(name, x);
+                vhost.add_exchange(x);
                 if m.durable {
                     definitions::record(vhost, &Method::ExchangeDeclare(m));
                 }

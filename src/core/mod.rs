@@ -28,6 +28,7 @@ pub mod confirm;
 pub mod connection;
 pub mod dedup;
 mod definitions;
+pub mod definitions_json;
 mod delayed;
 mod delivery;
 mod direct_reply;
@@ -38,11 +39,14 @@ pub mod ids;
 pub mod json_table;
 mod lifecycle;
 pub mod permissions;
+pub mod policy;
+mod policy_ops;
 pub mod queue;
 pub mod queue_args;
 mod queue_methods;
 pub mod stats;
 pub mod vhost;
+pub mod vhost_ops;
 
 pub use broker::{Broker, CoreConfig};
 

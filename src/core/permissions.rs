@@ -89,6 +89,37 @@ impl Permissions {
         self.compiled.get(&(user.to_owned(), vhost.to_owned())).cloned()
     }
 
+    /// Drops every permission on `vhost`; returns whether there were any.
+    pub fn remove_vhost(&mut self, vhost: &str) -> bool {
+        let before = self.defs.len();
+        self.defs.retain(|d| d.vhost != vhost);
+        self.compiled.retain(|(_, v), _| v != vhost);
+        before != self.defs.len()
+    }
+
+    /// Drops every permission of `user`; returns whether there were any.
+    pub fn remove_user(&mut self, user: &str) -> bool {
+        let before = self.defs.len();
+        self.defs.retain(|d| d.user != user);
+        self.compiled.retain(|(u, _), _| u != user);
+        before != self.defs.len()
+    }
+
+    /// Drops one permission; returns whether it existed.
+    pub fn remove(&mut self, user: &str, vhost: &str) -> bool {
+        let before = self.defs.len();
+        self.defs.retain(|d| !(d.user == user && d.vhost == vhost));
+        self.compiled.remove(&(user.to_owned(), vhost.to_owned()));
+        before != self.defs.len()
+    }
+
+    /// Every permission, sorted by user then vhost.
+    pub fn defs(&self) -> Vec<PermissionDef> {
+        let mut v = self.defs.clone();
+        v.sort_by(|a, b| (&a.user, &a.vhost).cmp(&(&b.user, &b.vhost)));
+        v
+    }
+
     /// Reads `permissions.json`; None when the file does not exist yet.
     pub fn load(data_dir: &Path) -> std::io::Result<Option<Permissions>> {
         let defs: Option<Vec<PermissionDef>> = ringmq_store::meta::read_json(&data_dir.join(PERMISSIONS_FILE))?;

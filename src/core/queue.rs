@@ -43,8 +43,15 @@ pub struct Queue {
     /// Positions that were delivered and requeued: the next delivery says
     /// redelivered. Bounded by the unacked limit per channel times channels.
     redelivered: super::Set<SegmentPosition>,
-    /// Effective settings (from arguments; later also policies).
+    /// Effective settings: arguments combined with the policies
+    /// (`policy::effective`). Set through [`Queue::set_settings`].
     pub settings: QueueSettings,
+    /// The settings from the arguments alone, kept to recombine when a policy
+    /// changes.
+    pub arg_settings: QueueSettings,
+    /// The policy and operator policy that apply, by name.
+    pub policy: Option<std::sync::Arc<super::policy::Policy>>,
+    pub operator_policy: Option<std::sync::Arc<super::policy::Policy>>,
     /// Some message carried an `expiration`: the head must be checked for TTL.
     pub may_expire: bool,
     /// Last declare, consume, cancel or get: for x-expires.
@@ -85,6 +92,9 @@ impl Queue {
             had_consumer: false,
             redelivered: Default::default(),
             settings: QueueSettings::default(),
+            arg_settings: QueueSettings::default(),
+            policy: None,
+            operator_policy: None,
             may_expire: false,
             last_used_ms: 0,
             ready_body_bytes: 0,
@@ -184,6 +194,27 @@ impl Queue {
                 None
             }
         }
+    }
+
+    /// Replaces the effective settings. When a byte limit switches on, the body
+    /// bytes of the ready messages are counted once (they are tracked only while
+    /// a byte limit is set).
+    pub fn set_settings(&mut self, s: QueueSettings) {
+        let was_tracking = self.tracks_bytes();
+        self.settings = s;
+        if self.tracks_bytes() && !was_tracking {
+            self.recount_body_bytes();
+        }
+    }
+
+    /// Counts the body bytes of the ready messages: O(ready), at open and when a
+    /// byte limit switches on.
+    pub fn recount_body_bytes(&mut self) {
+        let mut n = 0u64;
+        if let Err(e) = self.store.for_each_ready(|_, v| n += v.body.len() as u64) {
+            tracing::error!(queue = %self.name, error = %e, "cannot count ready bytes");
+        }
+        self.ready_body_bytes = n;
     }
 
     fn tracks_bytes(&self) -> bool {

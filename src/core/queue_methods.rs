@@ -150,6 +150,13 @@ impl Broker {
             super::dedup::DedupCache::from_arguments(&args).map_err(precondition)?;
             let id = self.new_queue_id();
             let vhost = self.vhost_of(conn);
+            if let Some(limit) = vhost.meta.limits.max_queues {
+                if vhost.queues.len() as u64 >= limit {
+                    return Err(precondition(format!(
+                        "cannot declare queue '{name}': queue limit in vhost '{vname}' ({limit}) is reached"
+                    )));
+                }
+            }
             // Exclusive queues are never durable on disk: they die with the connection.
             let durable = m.durable && !m.exclusive;
             vhost

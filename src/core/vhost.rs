@@ -50,6 +50,8 @@ pub struct Exchange {
     pub dedup: Option<super::dedup::DedupCache>,
     /// publish_in / publish_out counters.
     pub stats: super::stats::ObjStats,
+    /// The policy that applies (for `alternate-exchange`).
+    pub policy: Option<Arc<super::policy::Policy>>,
 }
 
 impl Exchange {
@@ -86,13 +88,18 @@ impl Exchange {
             builtin: false,
             bound_as_destination: 0,
             delayed: None,
+            policy: None,
             stats: Default::default(),
         }
     }
 
-    /// The `alternate-exchange` argument, if set.
+    /// The alternate exchange: the `alternate-exchange` argument, else the
+    /// policy's (an argument wins over a policy, as in RabbitMQ).
     pub fn alternate_exchange(&self) -> Option<&str> {
-        self.arguments.get("alternate-exchange").and_then(|v| v.as_str())
+        self.arguments
+            .get("alternate-exchange")
+            .and_then(|v| v.as_str())
+            .or_else(|| self.policy.as_ref()?.alternate_exchange.as_deref())
     }
 }
 
@@ -103,6 +110,13 @@ pub struct VHost {
     pub queues: super::Map<QueueId, Queue>,
     pub queue_names: super::Map<Arc<str>, QueueId>,
     pub definitions: DefinitionsLog,
+    /// Policies and operator policies (`policies.json` in the vhost's directory).
+    pub policies: super::policy::PolicySet,
+    pub operator_policies: super::policy::PolicySet,
+    /// Description, tags and limits (`vhost.json`).
+    pub meta: super::vhost_ops::VhostMeta,
+    /// Runtime parameters (`parameters.json`).
+    pub parameters: Vec<super::vhost_ops::Parameter>,
     pub store_config: StoreConfig,
     /// Scratch for routing, reused so a publish allocates nothing here.
     route_work: Vec<Arc<str>>,
@@ -129,14 +143,21 @@ impl VHost {
             queues: Default::default(),
             queue_names: Default::default(),
             definitions,
+            policies: Default::default(),
+            operator_policies: Default::default(),
+            meta: Default::default(),
+            parameters: Vec::new(),
             store_config,
             route_work: Vec::new(),
             route_dests: Vec::new(),
             stats: Default::default(),
         };
+        super::policy_ops::load(&mut v)?;
+        super::vhost_ops::load_meta(&mut v)?;
         for (n, kind) in BUILTIN_EXCHANGES {
             let mut x = Exchange::new(Arc::from(*n), *kind, true, false, false, FieldTable::default());
             x.builtin = true;
+            x.policy = v.policies.for_exchange(n).cloned();
             v.exchanges.insert(x.name.clone(), x);
         }
         Ok((v, records))
@@ -153,6 +174,13 @@ impl VHost {
         std::fs::create_dir_all(&base)?;
         let dir = ringmq_store::layout::create_queue_dir(&base, exchange)?;
         super::delayed::DelayedStore::open(&dir, self.store_config)
+    }
+
+    /// Adds an exchange, with the policy that applies to it: the one way
+    /// exchanges enter a vhost (declare, log replay, management API, import).
+    pub fn add_exchange(&mut self, mut x: Exchange) -> &mut Exchange {
+        x.policy = self.policies.for_exchange(&x.name).cloned();
+        self.exchanges.entry(x.name.clone()).or_insert(x)
     }
 
     pub fn queue_id(&self, name: &str) -> Option<QueueId> {
@@ -222,12 +250,14 @@ impl VHost {
             arguments,
             store,
         );
-        q.settings = settings;
+        q.arg_settings = settings;
         q.dedup = super::dedup::DedupCache::from_arguments(&q.arguments).ok().flatten();
         // Recovered messages may carry per-message TTLs: check the head once.
         q.may_expire = recover;
         self.queue_names.insert(name, id);
-        Ok(self.queues.entry(id).or_insert(q))
+        let q = self.queues.entry(id).or_insert(q);
+        super::policy_ops::apply_queue_policy(&self.policies, &self.operator_policies, q);
+        Ok(q)
     }
 
     /// Removes a queue, its bindings and its files. Returns the removed queue's
