@@ -235,6 +235,59 @@ async function queueCount() {
 }
 
 async function fullSuite() {
+  // ---- list paging, sorting, regex filter, vhost picker (25 queues made with the API)
+  step = 'make 25 queues with the API';
+  const pre = `ui-page-${id}-`;
+  const names = Array.from({ length: 25 }, (_, i) => pre + String(i).padStart(2, '0'));
+  try {
+    for (const n of names) {
+      const r = await fetch(apiUrl(`/queues/%2F/${encodeURIComponent(n)}`), {
+        method: 'PUT', headers: { authorization: authHeader, 'content-type': 'application/json' }, body: '{"durable":false}',
+      });
+      if (r.status >= 300) throw new Error(`PUT queue ${n}: ${r.status} ${await r.text()}`);
+    }
+    step = 'page through the queue list';
+    await page.click('#nav a[data-route=queues]');
+    const list = page.locator('#list-queues');
+    await list.locator('select[name=page_size]').selectOption('20');
+    await list.locator('input[name=regex]').setChecked(false);
+    await list.locator('input[name=filter]').fill(pre);
+    const rows = list.locator('tbody tr[data-name]');
+    const firstName = async () => rows.first().getAttribute('data-name');
+    await until('20 rows on page 1', async () => (await rows.count()) === 20 && (await firstName()) === names[0], { timeout: 15000 });
+    const info = async () => (await list.locator('.pager').textContent()) + ' ' + (await list.locator('.count').textContent());
+    if (!/Page 1 of 2/.test(await info()) || !/\(25 of \d+\)/.test(await info())) throw new Error(`pager/count shows "${await info()}"`);
+    await list.getByRole('button', { name: 'Next ›' }).click();
+    await until('5 rows on page 2', async () => (await rows.count()) === 5 && (await firstName()) === names[20], { timeout: 15000 });
+    ok('queue list pages (20 per page: 20 + 5 of 25)');
+    step = 'sort the queue list';
+    await list.getByRole('button', { name: 'Prev' }).click();
+    await until('page 1 again', async () => (await firstName()) === names[0], { timeout: 15000 });
+    await list.locator('th button', { hasText: 'Name' }).click(); // name is the current sort: reverse it
+    await until('reverse name order', async () => (await firstName()) === names[24], { timeout: 15000 });
+    await list.locator('th button', { hasText: 'Name' }).click();
+    await until('name order again', async () => (await firstName()) === names[0], { timeout: 15000 });
+    ok('queue list sorts by name both ways');
+    step = 'filter the queue list with a regex';
+    await list.locator('input[name=regex]').setChecked(true);
+    await list.locator('input[name=filter]').fill(`^${pre}1[0-4]$`);
+    await until('5 regex matches', async () => (await rows.count()) === 5 && (await firstName()) === names[10], { timeout: 15000 });
+    await list.locator('input[name=regex]').setChecked(false);
+    ok('regex filter');
+    step = 'pick a vhost in the header';
+    await page.locator('#vhost-select').selectOption('/');
+    await list.locator('input[name=filter]').fill(pre);
+    await until('the list of vhost / without a vhost column', async () =>
+      (await rows.count()) === 20 && (await list.locator('thead th', { hasText: 'Virtual host' }).count()) === 0, { timeout: 15000 });
+    await page.locator('#vhost-select').selectOption('');
+    await until('the vhost column back', async () => (await list.locator('thead th', { hasText: 'Virtual host' }).count()) === 1, { timeout: 15000 });
+    await list.locator('select[name=page_size]').selectOption('50');
+    await list.locator('input[name=filter]').fill('');
+    ok('vhost picker filters the lists');
+  } finally {
+    for (const n of names) await apiStatus('DELETE', `/queues/%2F/${encodeURIComponent(n)}`).catch(() => {});
+  }
+
   // ---- vhosts
   step = 'add a vhost with the form';
   const vh = `ui-vh-${id}`;
