@@ -116,6 +116,9 @@ pub struct MainConfig {
     /// than this closes its channel with 406, as RabbitMQ's consumer timeout. Off
     /// (None) by default, as in LavinMQ.
     pub consumer_timeout_ms: Option<u64>,
+    /// `load_definitions`, `--load-definitions`: a definitions JSON file (RabbitMQ
+    /// format) imported at every start.
+    pub load_definitions: Option<PathBuf>,
     /// `default_user`, `--default-user`: created with full rights on first start.
     pub default_user: String,
     /// `default_password` / `default_password_hash`, `--default-password` /
@@ -215,6 +218,7 @@ impl Default for Config {
                 io: IoBackend::Auto,
                 shards: 1,
                 consumer_timeout_ms: None,
+                load_definitions: None,
                 default_user: "guest".into(),
                 default_password: DefaultPassword::Plain("guest".into()),
                 default_user_only_loopback: true,

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
             cfg.main.default_user_only_loopback,
         ),
         consumer_timeout_ms: cfg.main.consumer_timeout_ms,
+        load_definitions: cfg.main.load_definitions.clone(),
     };
     let listen = ringmq::io::ListenConfig {
         bind: cfg.amqp.bind.clone(),

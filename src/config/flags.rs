@@ -164,6 +164,14 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
             ),
             flag(
                 None,
+                "load-definitions",
+                "FILE",
+                "Import this definitions JSON (RabbitMQ format) at every start",
+                None,
+                Action::Set(&[(Main, "load_definitions")]),
+            ),
+            flag(
+                None,
                 "shards",
                 "N",
                 "Number of shard threads",

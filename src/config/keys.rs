@@ -47,6 +47,7 @@ fn set_main(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
             let ms = integer(v)?;
             m.consumer_timeout_ms = (ms > 0).then_some(ms);
         }
+        "load_definitions" => m.load_definitions = Some(path(v)?),
         "shards" => m.shards = in_range(integer(v)?, 1, SHARDS_LIMIT.into())? as u16,
         "default_user" => m.default_user = non_empty(v)?.to_owned(),
         "default_password" => m.default_password = DefaultPassword::Plain(v.to_owned()),

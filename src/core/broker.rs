@@ -51,6 +51,9 @@ pub struct CoreConfig {
     /// Broker-wide consumer timeout (ms); `x-consumer-timeout` overrides it per
     /// queue. None: off, as LavinMQ (RabbitMQ's default is 30 minutes).
     pub consumer_timeout_ms: Option<u64>,
+    /// `--load-definitions FILE`: a definitions JSON imported at every start
+    /// (as RabbitMQ's `load_definitions`); a bad file stops the start.
+    pub load_definitions: Option<PathBuf>,
 }
 
 /// A client error, by scope: closes the channel or the whole connection.
@@ -190,6 +193,9 @@ impl Broker {
         }
         for (name, _) in existing {
             b.open_vhost(&name)?;
+        }
+        if let Some(path) = b.config.load_definitions.clone() {
+            b.load_definitions_file(&path)?;
         }
         Ok(b)
     }

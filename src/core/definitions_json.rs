@@ -363,6 +363,20 @@ impl Broker {
         self.apply_import(plan, now_ms)
     }
 
+    /// Imports a definitions file at start (`--load-definitions`).
+    pub fn load_definitions_file(&mut self, path: &std::path::Path) -> std::io::Result<()> {
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let bytes = std::fs::read(path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read definitions {}: {e}", path.display())))?;
+        let d: Definitions =
+            serde_json::from_slice(&bytes).map_err(|e| invalid(format!("definitions {}: {e}", path.display())))?;
+        // `now` only matters for timers, which start with the first connection.
+        self.import_definitions(d, None, 0)
+            .map_err(|e| invalid(format!("definitions {}: {e}", path.display())))?;
+        tracing::info!(file = %path.display(), "definitions loaded");
+        Ok(())
+    }
+
     fn validate_import(&self, d: Definitions, only: Option<&str>, salt_seed: u64) -> AdminResult<Plan> {
         let count = [
             d.users.as_ref().map_or(0, Vec::len),
@@ -706,6 +720,7 @@ mod tests {
             sync: false,
             default_user: ("guest".into(), "guest".into(), true),
             consumer_timeout_ms: None,
+            load_definitions: None,
         };
         Broker::open(cfg, 7).unwrap()
     }

@@ -61,6 +61,7 @@ impl Sim {
             sync: false,
             default_user: ("guest".into(), "guest".into(), true),
             consumer_timeout_ms: None,
+            load_definitions: None,
         };
         Sim {
             seed,
