@@ -235,7 +235,31 @@ impl Broker {
         Ok(())
     }
 
-    /// Open connections on a vhost (for its max-connections), not counting `except`.
+    /// Sets (Some) or clears (None) one user limit: `max-connections` or
+    /// `max-channels`. Applies to new connections and channels.
+    pub fn set_user_limit(&mut self, user: &str, key: &str, value: Option<u64>) -> AdminResult<()> {
+        let Some(old) = self.users.get(user).cloned() else {
+            return Err(AdminError::NotFound(format!("no user '{user}'")));
+        };
+        let mut u = old.clone();
+        match key {
+            "max-connections" => u.limits.max_connections = value,
+            "max-channels" => u.limits.max_channels = value,
+            other => {
+                return Err(AdminError::BadRequest(format!(
+                    "Validation failed\n\n{other} is not a user limit (max-connections, max-channels)\n"
+                )))
+            }
+        }
+        self.users.insert(u);
+        if let Err(e) = self.users.save(&self.config.data_dir) {
+            self.users.insert(old);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Open connections on a vhost (for its max-connections).
     pub(crate) fn vhost_connection_count(&self, vhost: &str) -> u64 {
         self.conns
             .values()
