@@ -35,11 +35,19 @@ pub struct Broker {
     /// Holds the data dir and the log file of a spawned binary.
     root: Option<tempfile::TempDir>,
     child: Option<Child>,
+    /// Flags added to every start of a spawned binary.
+    extra_args: Vec<String>,
 }
 
 impl Broker {
     /// The external broker from `RINGMQ_TEST_URI`, or a freshly spawned `ringmq`.
     pub fn new() -> Broker {
+        Self::with_args(&[])
+    }
+
+    /// A spawned broker started with these extra flags (the external broker of
+    /// `RINGMQ_TEST_URI` ignores them: check [`Broker::skip_external`]).
+    pub fn with_args(extra: &[&str]) -> Broker {
         if let Ok(uri) = std::env::var("RINGMQ_TEST_URI") {
             let (user, pass, host, port) = parse_uri(&uri);
             return Broker {
@@ -51,6 +59,7 @@ impl Broker {
                 external: true,
                 root: None,
                 child: None,
+                extra_args: Vec::new(),
             };
         }
         let port = free_port();
@@ -68,6 +77,7 @@ impl Broker {
             external: false,
             root: Some(root),
             child: None,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
         };
         b.start();
         b
@@ -144,6 +154,7 @@ impl Broker {
             .args(["--bind", "127.0.0.1", "--amqp-port"])
             .arg(self.port.to_string())
             .args(["--http-port", "-1"])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
