@@ -40,7 +40,7 @@ pub mod json_table;
 mod lifecycle;
 pub mod permissions;
 pub mod policy;
-mod policy_ops;
+pub mod policy_ops;
 pub mod queue;
 pub mod queue_args;
 mod queue_methods;
