@@ -265,8 +265,16 @@ impl Broker {
         };
         conn.last_recv_ms = now_ms;
         self.now_ms = now_ms;
-        let used = self.process_frames(&mut conn, input, now_ms);
+        let used = if conn.release_at_ms.is_some() {
+            input.len() // a refused login: nothing more is read
+        } else {
+            self.process_frames(&mut conn, input, now_ms)
+        };
         conn.stats.recv_oct += used as u64;
+        if conn.release_at_ms.is_some() {
+            let out = std::mem::take(&mut conn.out);
+            conn.held_out.extend_from_slice(&out);
+        }
         if !conn.out.is_empty() {
             self.mark_dirty(&mut conn);
         }
@@ -303,6 +311,16 @@ impl Broker {
     /// Timer tick: heartbeats out, dead peers and stuck closes detected.
     pub fn handle_tick(&mut self, id: ConnId, now_ms: u64) {
         let Some(mut conn) = self.conns.remove(&id) else { return };
+        if let Some(at) = conn.release_at_ms {
+            if now_ms >= at {
+                conn.release_at_ms = None;
+                conn.out = std::mem::take(&mut conn.held_out);
+                conn.state = ConnState::Closed;
+                self.mark_dirty(&mut conn);
+            }
+            self.conns.insert(id, conn);
+            return;
+        }
         let hb_ms = conn.tuning.heartbeat_secs as u64 * 1000;
         if self.disk_alarm && conn.has_published {
             // We are not reading this socket (flow control): its silence is ours.
@@ -477,7 +495,9 @@ impl Broker {
 
     /// Whether the io layer should close the socket once output is written.
     pub fn is_closed(&self, id: ConnId) -> bool {
-        self.conns.get(&id).is_none_or(|c| c.state == ConnState::Closed)
+        self.conns
+            .get(&id)
+            .is_none_or(|c| c.state == ConnState::Closed && c.release_at_ms.is_none())
     }
 
     /// Whether the io layer should wait for the peer to close the socket: we

@@ -90,7 +90,14 @@ pub struct Connection {
     /// Bytes in and out, for the management API.
     pub stats: super::stats::ConnStats,
     pub connected_at_ms: u64,
+    /// A refused login: its reply is held in `held_out` until this time, so a
+    /// password guesser gets one answer per [`LOGIN_FAILURE_DELAY_MS`].
+    pub release_at_ms: Option<u64>,
+    pub held_out: Vec<u8>,
 }
+
+/// How long the answer to a failed login is held back.
+pub const LOGIN_FAILURE_DELAY_MS: u64 = 1_000;
 
 impl Connection {
     pub fn new(id: ConnId, peer: String, peer_is_loopback: bool, tuning: Tuning, now_ms: u64) -> Self {
@@ -118,6 +125,8 @@ impl Connection {
             output_was_full: false,
             stats: Default::default(),
             connected_at_ms: now_ms,
+            release_at_ms: None,
+            held_out: Vec::new(),
         }
     }
 

@@ -12,7 +12,7 @@ use super::channel::{Channel, ChannelState};
 use super::connection::{ClientCapabilities, ConnState, Connection};
 
 impl Broker {
-    pub(crate) fn handle_handshake(&mut self, conn: &mut Connection, frame: Frame<'_>, _now_ms: u64) -> MethodResult {
+    pub(crate) fn handle_handshake(&mut self, conn: &mut Connection, frame: Frame<'_>, now_ms: u64) -> MethodResult {
         let Frame::Method { channel: 0, method } = frame else {
             return Err(connection_error(
                 ReplyCode::CommandInvalid,
@@ -32,7 +32,9 @@ impl Broker {
                 match self.users.authenticate(user, pass, conn.peer_is_loopback) {
                     Ok(u) => conn.user = Some(u.name.clone()),
                     Err(why) => {
+                        // Logged without the password; answered after a delay.
                         tracing::warn!(peer = %conn.peer, user, why, "login refused");
+                        conn.release_at_ms = Some(now_ms + super::connection::LOGIN_FAILURE_DELAY_MS);
                         if !conn.capabilities.authentication_failure_close {
                             // Old clients expect the socket to just close.
                             conn.state = ConnState::Closed;
