@@ -66,6 +66,8 @@ pub const DEFAULT_SEGMENT_BYTES: u32 = ringmq_store::DEFAULT_SEGMENT_BYTES;
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 128 << 20;
 pub const DEFAULT_AMQP_PORT: u16 = 5672;
 pub const DEFAULT_HTTP_PORT: u16 = 15672;
+/// RabbitMQ's Prometheus port.
+pub const DEFAULT_METRICS_PORT: u16 = 15692;
 pub const DEFAULT_CLUSTERING_PORT: u16 = 5679;
 pub const DEFAULT_FRAME_MAX_BYTES: u32 = 131_072;
 pub const DEFAULT_CHANNEL_MAX: u16 = 2048;
@@ -184,6 +186,13 @@ pub struct MgmtConfig {
     /// `tls_port`, `--https-port`; disabled by default for the reason on
     /// [`AmqpConfig::tls_port`].
     pub tls_port: Option<u16>,
+    /// `metrics_http_bind`, `--metrics-http-bind` (LavinMQ's names; also read
+    /// from `[main]`): the unauthenticated Prometheus listener. Loopback by
+    /// default, as everything that needs no login.
+    pub metrics_bind: String,
+    /// `metrics_http_port`, `--metrics-http-port`; `None` (-1) disables it, 0
+    /// picks a free port. RabbitMQ's 15692 by default.
+    pub metrics_port: Option<u16>,
 }
 
 /// `[clustering]`: parsed and kept for the cluster module.
@@ -241,6 +250,8 @@ impl Default for Config {
                 bind: "127.0.0.1".into(),
                 port: Some(DEFAULT_HTTP_PORT),
                 tls_port: None,
+                metrics_bind: "127.0.0.1".into(),
+                metrics_port: Some(DEFAULT_METRICS_PORT),
             },
             clustering: ClusteringConfig {
                 enabled: false,

@@ -56,6 +56,10 @@ fn main() -> ExitCode {
         data_dir: cfg.main.data_dir.clone(),
         free_disk_min_bytes: cfg.main.free_disk_min_effective_bytes(),
         backend: cfg.main.io,
+        http: ringmq::http::HttpConfig {
+            api: cfg.mgmt.port.map(|p| (cfg.mgmt.bind.clone(), p)),
+            metrics: cfg.mgmt.metrics_port.map(|p| (cfg.mgmt.metrics_bind.clone(), p)),
+        },
     };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %cfg.main.data_dir.display(), "starting ringmq");
     match ringmq::io::run(core, listen) {

@@ -233,6 +233,22 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
             ),
             flag(
                 None,
+                "metrics-http-bind",
+                "ADDR",
+                "Address the Prometheus metrics server listens on",
+                Some("127.0.0.1"),
+                Action::Set(&[(Mgmt, "metrics_http_bind")]),
+            ),
+            flag(
+                None,
+                "metrics-http-port",
+                "PORT",
+                "Prometheus metrics port (no login), -1 disables",
+                Some("15692"),
+                Action::Set(&[(Mgmt, "metrics_http_port")]),
+            ),
+            flag(
+                None,
                 "https-port",
                 "PORT",
                 "HTTPS port, -1 disables",

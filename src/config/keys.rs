@@ -36,6 +36,8 @@ fn set_main(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
     let m = &mut cfg.main;
     match key {
         "data_dir" => m.data_dir = path(v)?,
+        // LavinMQ reads the metrics listener from [main]; [mgmt] works too.
+        "metrics_http_bind" | "metrics_http_port" => return set_mgmt(cfg, key, v),
         "log_level" => m.log_level = v.parse::<LogLevel>()?,
         "segment_size" => {
             m.segment_bytes = in_range(bytes(v)?, SEGMENT_BYTES_MIN.into(), u32::MAX.into())? as u32;
@@ -94,6 +96,8 @@ fn set_mgmt(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
         "bind" => h.bind = non_empty(v)?.to_owned(),
         "port" => h.port = optional_port(v)?,
         "tls_port" => h.tls_port = optional_port(v)?,
+        "metrics_http_bind" => h.metrics_bind = non_empty(v)?.to_owned(),
+        "metrics_http_port" => h.metrics_port = optional_port(v)?,
         "tls_cert" => cfg.main.tls_cert_path = Some(path(v)?),
         "tls_key" => cfg.main.tls_key_path = Some(path(v)?),
         _ => return Ok(Outcome::UnknownKey),

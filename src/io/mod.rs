@@ -18,11 +18,12 @@
 //!   it) or chosen with `--io=epoll`.
 
 mod conn;
-mod disk;
+pub(crate) mod disk;
 mod server;
 mod uring;
 
 pub use server::ListenConfig;
+pub(crate) use server::Shared;
 
 /// Which transport backend runs the data path: one type, shared with the
 /// configuration (`--io=uring|epoll|auto`).

@@ -25,6 +25,8 @@ pub struct ListenConfig {
     pub free_disk_min_bytes: u64,
     /// The transport backend (`--io=uring|epoll|auto`); `Auto` tries io_uring.
     pub backend: super::IoBackend,
+    /// The management API and metrics listeners.
+    pub http: crate::http::HttpConfig,
 }
 
 /// How often free disk space is checked.
@@ -186,6 +188,19 @@ pub(crate) fn spawn_common_tasks(shared: &Rc<Shared>, listen: &ListenConfig) {
         listen.data_dir.clone(),
         listen.free_disk_min_bytes,
     ));
+    tokio::task::spawn_local(stats_task(shared.clone()));
+    let amqp_addr = format!("{}:{}", listen.bind, listen.amqp_port);
+    crate::http::spawn(shared, &listen.http, amqp_addr, listen.data_dir.clone());
+}
+
+/// Recomputes message rates every `STATS_INTERVAL_MS` (never per message).
+async fn stats_task(shared: Rc<Shared>) {
+    let every = Duration::from_millis(crate::core::stats::STATS_INTERVAL_MS);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tick.tick().await;
+        shared.broker.borrow_mut().handle_stats_tick(crate::io::now_ms());
+    }
 }
 
 /// Takes an exclusive lock on the data directory for the life of the process: two

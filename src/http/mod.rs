@@ -1,0 +1,179 @@
+//! The management HTTP API (RabbitMQ's shapes under `/api`), Prometheus
+//! metrics, and the embedded web UI, served on the shard's own event loop.
+//!
+//! Handlers are plain synchronous functions: they borrow the broker, call the
+//! core, and return before anything awaits, so a request never holds the broker
+//! across an `.await` and never blocks the AMQP path for longer than the call.
+//!
+//! | file | what |
+//! |---|---|
+//! | `server.rs` | listeners, hyper connections, body limits, dispatch |
+//! | `auth.rs` | basic auth against the broker's users, tag rules, vhost access |
+//! | `error.rs` | `{"error": .., "reason": ..}` replies with RabbitMQ's statuses |
+//! | `paging.rs` | `page`, `page_size`, `name`, `use_regex`, `sort`, `columns` |
+//! | `json.rs` | AMQP field tables and properties to and from JSON |
+//! | `routes/mod.rs` | the route table: one line per route (extend it there) |
+//! | `routes/*.rs` | one file per resource group (queues, exchanges, users, ...) |
+//! | `ui/` | the web UI's static files, embedded with `include_bytes!` |
+
+mod auth;
+mod error;
+mod json;
+mod paging;
+mod routes;
+mod server;
+
+pub(crate) use server::spawn;
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use hyper::header::HeaderMap;
+use hyper::Method;
+use serde_json::Value;
+
+pub(crate) use error::ApiError;
+
+use crate::core::admin::AdminCtx;
+use crate::io::Shared;
+
+/// Where the HTTP servers listen; `None` disables one.
+#[derive(Debug, Clone, Default)]
+pub struct HttpConfig {
+    pub api: Option<(String, u16)>,
+    /// The unauthenticated `/metrics` listener (RabbitMQ's 15692).
+    pub metrics: Option<(String, u16)>,
+}
+
+/// Decoded query parameters (`a=b&c=d`, `+` as space).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Query(HashMap<String, String>);
+
+impl Query {
+    pub fn parse(q: Option<&str>) -> Query {
+        let mut m = HashMap::new();
+        for pair in q.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            m.insert(decode(&k.replace('+', " ")), decode(&v.replace('+', " ")));
+        }
+        Query(m)
+    }
+
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+
+    pub fn flag(&self, k: &str) -> bool {
+        self.get(k).is_some_and(|v| v == "true")
+    }
+}
+
+/// Percent-decodes one path segment or query part (`%2F` is `/`).
+pub(crate) fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+/// Percent-encodes a name for a URL path segment (RabbitMQ's `%2F`).
+pub(crate) fn encode(s: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
+}
+
+/// The authenticated user of a request.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthUser {
+    pub name: String,
+    pub tags: Vec<String>,
+}
+
+/// One request, as handlers see it.
+pub(crate) struct Req<'a> {
+    pub shared: &'a Shared,
+    pub method: Method,
+    /// Path parameters by their names in the route pattern, decoded.
+    pub params: Vec<(&'static str, String)>,
+    pub query: Query,
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
+    /// None only on unauthenticated routes.
+    pub user: Option<AuthUser>,
+    pub now_ms: u64,
+    pub info: &'a server::ServerInfo,
+}
+
+impl Req<'_> {
+    /// A path parameter; routes only name parameters their pattern has.
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("route has no parameter {name}"))
+    }
+
+    pub fn vhost(&self) -> &str {
+        self.param("vhost")
+    }
+
+    pub fn user(&self) -> &AuthUser {
+        self.user.as_ref().expect("authenticated route")
+    }
+
+    /// The body as JSON (an empty body is `{}`); 400 `not_json` otherwise.
+    pub fn json(&self) -> Result<Value, ApiError> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Object(Default::default()));
+        }
+        serde_json::from_slice(&self.body).map_err(|_| ApiError::not_json())
+    }
+
+    /// The body as a JSON object.
+    pub fn json_object(&self) -> Result<serde_json::Map<String, Value>, ApiError> {
+        match self.json()? {
+            Value::Object(m) => Ok(m),
+            _ => Err(ApiError::bad_request("not_json_object")),
+        }
+    }
+
+    /// Context for core admin calls in this request's vhost.
+    pub fn ctx(&self) -> AdminCtx<'_> {
+        AdminCtx {
+            user: &self.user().name,
+            vhost: self.vhost(),
+            now_ms: self.now_ms,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A handler's answer.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Json(u16, Value),
+    /// No body (201 / 204).
+    Empty(u16),
+    /// 201 with a Location header (bindings).
+    Created(String),
+    Raw {
+        status: u16,
+        content_type: &'static str,
+        body: Bytes,
+    },
+}
+
+impl Reply {
+    pub fn ok(v: Value) -> Result<Reply, ApiError> {
+        Ok(Reply::Json(200, v))
+    }
+
+    pub fn no_content() -> Result<Reply, ApiError> {
+        Ok(Reply::Empty(204))
+    }
+}

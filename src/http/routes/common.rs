@@ -1,0 +1,221 @@
+//! JSON pieces several resource groups share: rate details, message stats,
+//! process numbers.
+
+use serde_json::{json, Map, Value};
+
+use crate::core::stats::{MsgCounters, ObjStats, VhostStats, COUNTERS};
+
+/// RabbitMQ's `{"rate": r}`.
+pub(crate) fn details(rate: f64) -> Value {
+    json!({ "rate": round(rate) })
+}
+
+fn round(r: f64) -> f64 {
+    (r * 100.0).round() / 100.0
+}
+
+/// `message_stats` of an object: each counter named in `fields` with its
+/// `_details`, plus the derived `deliver_get`.
+pub(crate) fn message_stats(s: &ObjStats, fields: &[&str]) -> Value {
+    let values = s.c.values();
+    let mut m = Map::new();
+    for (i, name) in MsgCounters::NAMES.iter().enumerate() {
+        if fields.contains(name) {
+            m.insert((*name).to_owned(), values[i].into());
+            m.insert(format!("{name}_details"), details(s.rate(i)));
+        }
+    }
+    if fields.contains(&"deliver") {
+        let idx = |n: &str| crate::core::stats::counter_index(n).expect("counter");
+        let rate = ["deliver", "deliver_no_ack", "get", "get_no_ack"]
+            .iter()
+            .map(|n| s.rate(idx(n)))
+            .sum();
+        m.insert("deliver_get".into(), s.c.deliver_get().into());
+        m.insert("deliver_get_details".into(), details(rate));
+    }
+    Value::Object(m)
+}
+
+/// Counters a queue shows.
+pub(crate) const QUEUE_FIELDS: &[&str] = &[
+    "publish",
+    "deliver",
+    "deliver_no_ack",
+    "get",
+    "get_no_ack",
+    "get_empty",
+    "ack",
+    "redeliver",
+];
+/// Counters a channel shows.
+pub(crate) const CHANNEL_FIELDS: &[&str] = &[
+    "publish",
+    "confirm",
+    "return_unroutable",
+    "drop_unroutable",
+    "deliver",
+    "deliver_no_ack",
+    "get",
+    "get_no_ack",
+    "get_empty",
+    "ack",
+    "redeliver",
+];
+/// Counters an exchange shows.
+pub(crate) const EXCHANGE_FIELDS: &[&str] = &["publish_in", "publish_out"];
+
+/// History of one vhost-level series for `*_details.samples`, when the request
+/// asks with `msg_rates_age` / `lengths_age` (seconds) and `*_incr`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    pub age_ms: u64,
+    pub incr_ms: u64,
+}
+
+impl Window {
+    pub fn from_query(q: &super::super::Query, age: &str, incr: &str) -> Option<Window> {
+        let age_s: u64 = q.get(age)?.parse().ok()?;
+        let incr_s: u64 = q.get(incr).and_then(|v| v.parse().ok()).unwrap_or(5).max(1);
+        Some(Window {
+            age_ms: age_s.min(600) * 1000,
+            incr_ms: incr_s * 1000,
+        })
+    }
+}
+
+/// `message_stats` of a vhost (or the node) with optional samples.
+pub(crate) fn vhost_message_stats(v: &VhostStats, w: Option<Window>) -> Value {
+    let values = v.totals.values();
+    let mut m = Map::new();
+    for (i, name) in MsgCounters::NAMES.iter().enumerate() {
+        if *name == "publish_in" || *name == "publish_out" {
+            continue;
+        }
+        m.insert((*name).to_owned(), values[i].into());
+        let mut d = details(v.rate_of(i));
+        if let Some(w) = w {
+            add_samples(&mut d, v, w, |s| s.counters.values()[i]);
+        }
+        m.insert(format!("{name}_details"), d);
+    }
+    let dg: f64 = ["deliver", "deliver_no_ack", "get", "get_no_ack"]
+        .iter()
+        .filter_map(|n| crate::core::stats::counter_index(n))
+        .map(|i| v.rate_of(i))
+        .sum();
+    m.insert("deliver_get".into(), v.totals.deliver_get().into());
+    m.insert("deliver_get_details".into(), details(dg));
+    Value::Object(m)
+}
+
+type SampleFn = fn(&crate::core::stats::Sample) -> u64;
+
+/// `messages`, `messages_ready`, `messages_unacknowledged` with details.
+pub(crate) fn queue_totals(v: &VhostStats, ready: u64, unacked: u64, w: Option<Window>) -> Value {
+    let mut m = Map::new();
+    let series: [(&str, u64, f64, SampleFn); 3] = [
+        (
+            "messages",
+            ready + unacked,
+            v.messages_ready_rate + v.messages_unacknowledged_rate,
+            |s| s.messages_ready + s.messages_unacknowledged,
+        ),
+        ("messages_ready", ready, v.messages_ready_rate, |s| s.messages_ready),
+        (
+            "messages_unacknowledged",
+            unacked,
+            v.messages_unacknowledged_rate,
+            |s| s.messages_unacknowledged,
+        ),
+    ];
+    for (name, now, rate, f) in series {
+        m.insert(name.into(), now.into());
+        let mut d = details(rate);
+        if let Some(w) = w {
+            add_samples(&mut d, v, w, f);
+        }
+        m.insert(format!("{name}_details"), d);
+    }
+    Value::Object(m)
+}
+
+fn add_samples(d: &mut Value, v: &VhostStats, w: Window, f: impl Fn(&crate::core::stats::Sample) -> u64) {
+    let Some(last) = v.history.back() else { return };
+    let since = last.at_ms.saturating_sub(w.age_ms);
+    let mut samples = Vec::new();
+    let mut next_at = u64::MAX;
+    // Newest first, as RabbitMQ lists them, one per `incr`.
+    for s in v.history.iter().rev().take_while(|s| s.at_ms >= since) {
+        if s.at_ms <= next_at {
+            samples.push(json!({"sample": f(s), "timestamp": s.at_ms}));
+            next_at = s.at_ms.saturating_sub(w.incr_ms) + 500;
+        }
+    }
+    let avg = if samples.is_empty() {
+        0.0
+    } else {
+        samples.iter().map(|s| s["sample"].as_f64().unwrap_or(0.0)).sum::<f64>() / samples.len() as f64
+    };
+    let avg_rate = match (samples.first(), samples.last()) {
+        (Some(a), Some(b)) if a["timestamp"] != b["timestamp"] => {
+            let dv = a["sample"].as_f64().unwrap_or(0.0) - b["sample"].as_f64().unwrap_or(0.0);
+            let dt = (a["timestamp"].as_f64().unwrap_or(0.0) - b["timestamp"].as_f64().unwrap_or(0.0)) / 1000.0;
+            dv / dt
+        }
+        _ => 0.0,
+    };
+    d["samples"] = Value::Array(samples);
+    d["avg"] = json!(round(avg));
+    d["avg_rate"] = json!(round(avg_rate));
+}
+
+/// Unused counter slots are kept so indexes line up with `MsgCounters::NAMES`.
+const _: () = assert!(COUNTERS == 13);
+
+/// Numbers about this process, from /proc (Linux).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ProcStats {
+    pub rss_bytes: u64,
+    pub open_fds: u64,
+    pub fd_limit: u64,
+    pub uptime_ms: u64,
+    pub disk_free_bytes: u64,
+    pub cpu_secs: f64,
+}
+
+impl ProcStats {
+    pub fn read(info: &crate::http::server::ServerInfo) -> ProcStats {
+        let page = 4096u64;
+        let rss_bytes = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |p| p * page);
+        let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+        let fd_limit = std::fs::read_to_string("/proc/self/limits")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Max open files"))
+                    .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+            })
+            .unwrap_or(0);
+        // utime + stime in clock ticks (100 Hz on Linux).
+        let cpu_secs = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| {
+                let rest = s.rsplit_once(')')?.1;
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+            })
+            .unwrap_or(0.0);
+        ProcStats {
+            rss_bytes,
+            open_fds,
+            fd_limit,
+            uptime_ms: info.started.elapsed().as_millis() as u64,
+            disk_free_bytes: crate::io::disk::free_bytes(&info.data_dir).unwrap_or(0),
+            cpu_secs,
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! `/api/connections`, `/api/channels`, `/api/consumers`: client connections,
+//! their channels and consumers. Management users see only their own
+//! connections and channels; monitoring and administrators see all.
+
+use serde_json::{json, Value};
+
+use super::common::{details, message_stats, CHANNEL_FIELDS};
+use crate::core::channel::{Channel, ChannelState};
+use crate::core::connection::{ConnState, Connection};
+use crate::core::ids::ConnId;
+use crate::core::queue::ConsumerRef;
+use crate::core::Broker;
+use crate::http::json::table_to_json;
+use crate::http::paging::{self, Item, ListParams, SortKey};
+use crate::http::{ApiError, AuthUser, Reply, Req};
+
+/// RabbitMQ's connection name: `peer -> listener`.
+pub(crate) fn conn_name(c: &Connection, amqp_addr: &str) -> String {
+    format!("{} -> {amqp_addr}", c.peer)
+}
+
+fn split_host_port(s: &str) -> (&str, u16) {
+    match s.rsplit_once(':') {
+        Some((h, p)) => (h.trim_start_matches('[').trim_end_matches(']'), p.parse().unwrap_or(0)),
+        None => (s, 0),
+    }
+}
+
+/// Connections the user may see (open ones, past the handshake).
+fn visible<'a>(b: &'a Broker, u: &'a AuthUser) -> impl Iterator<Item = &'a Connection> + 'a {
+    b.conns
+        .values()
+        .filter(|c| c.user.is_some() && c.vhost.is_some())
+        .filter(move |c| u.sees_all() || c.user.as_deref() == Some(u.name.as_str()))
+}
+
+struct ConnItem<'a> {
+    c: &'a Connection,
+    name: String,
+    req: &'a Req<'a>,
+}
+
+impl Item for ConnItem<'_> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn vhost(&self) -> &str {
+        self.c.vhost.as_deref().unwrap_or("")
+    }
+    fn sort_key(&self, col: &str) -> Option<SortKey<'_>> {
+        Some(match col {
+            "name" => SortKey::Str(&self.name),
+            "user" => SortKey::Str(self.c.user.as_deref().unwrap_or("")),
+            "channels" => SortKey::Num(self.c.channels.len() as f64),
+            "recv_oct" => SortKey::Num(self.c.stats.recv_oct as f64),
+            "send_oct" => SortKey::Num(self.c.stats.send_oct as f64),
+            _ => return None,
+        })
+    }
+    fn render(&self) -> Value {
+        let c = self.c;
+        let (peer_host, peer_port) = split_host_port(&c.peer);
+        let (host, port) = split_host_port(&self.req.info.amqp_addr);
+        json!({
+            "name": self.name,
+            "node": super::overview::node_name(),
+            "vhost": c.vhost.as_deref(),
+            "user": c.user.as_deref(),
+            "user_who_performed_action": c.user.as_deref(),
+            "state": match c.state {
+                ConnState::Open => "running",
+                ConnState::Closing => "closing",
+                _ => "starting",
+            },
+            "type": "network",
+            "protocol": "AMQP 0-9-1",
+            "auth_mechanism": "PLAIN",
+            "ssl": false,
+            "host": host,
+            "port": port,
+            "peer_host": peer_host,
+            "peer_port": peer_port,
+            "channels": c.channels.len(),
+            "channel_max": c.tuning.channel_max,
+            "frame_max": c.tuning.frame_max,
+            "timeout": c.tuning.heartbeat_secs,
+            "connected_at": c.connected_at_ms,
+            "client_properties": table_to_json(&c.client_properties),
+            "recv_oct": c.stats.recv_oct,
+            "recv_oct_details": details(c.stats.recv_oct_rate),
+            "send_oct": c.stats.send_oct,
+            "send_oct_details": details(c.stats.send_oct_rate),
+            "blocked": c.blocked_sent,
+        })
+    }
+}
+
+fn conn_items<'a>(b: &'a Broker, req: &'a Req<'a>, vhost: Option<&str>) -> Vec<ConnItem<'a>> {
+    visible(b, req.user())
+        .filter(|c| vhost.is_none_or(|v| c.vhost.as_deref() == Some(v)))
+        .map(|c| ConnItem {
+            c,
+            name: conn_name(c, &req.info.amqp_addr),
+            req,
+        })
+        .collect()
+}
+
+pub(crate) fn list_all(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let params = ListParams::parse(&req.query)?;
+    let b = req.shared.broker.borrow();
+    Reply::ok(paging::list(conn_items(&b, req, None), &params)?)
+}
+
+pub(crate) fn list_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let params = ListParams::parse(&req.query)?;
+    let b = req.shared.broker.borrow();
+    Reply::ok(paging::list(conn_items(&b, req, Some(req.vhost())), &params)?)
+}
+
+/// The connection a URL names, if the user may see it.
+fn find(b: &Broker, req: &Req<'_>) -> Result<ConnId, ApiError> {
+    let name = req.param("name");
+    visible(b, req.user())
+        .find(|c| conn_name(c, &req.info.amqp_addr) == name)
+        .map(|c| c.id)
+        .ok_or_else(ApiError::not_found)
+}
+
+pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let b = req.shared.broker.borrow();
+    let id = find(&b, req)?;
+    let c = &b.conns[&id];
+    Reply::ok(
+        ConnItem {
+            c,
+            name: conn_name(c, &req.info.amqp_addr),
+            req,
+        }
+        .render(),
+    )
+}
+
+/// DELETE: connection.close 320 with `X-Reason` (or RabbitMQ's default text).
+pub(crate) fn close(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let id = find(&req.shared.broker.borrow(), req)?;
+    let reason = req
+        .header("x-reason")
+        .unwrap_or("Closed via management plugin")
+        .to_owned();
+    let r = req
+        .shared
+        .broker
+        .borrow_mut()
+        .admin_close_connection(id, &reason, req.now_ms);
+    req.shared.after_core_call();
+    r?;
+    Reply::no_content()
+}
+
+struct ChanItem<'a> {
+    c: &'a Connection,
+    ch: &'a Channel,
+    conn_name: String,
+    name: String,
+}
+
+impl Item for ChanItem<'_> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn vhost(&self) -> &str {
+        self.c.vhost.as_deref().unwrap_or("")
+    }
+    fn sort_key(&self, col: &str) -> Option<SortKey<'_>> {
+        Some(match col {
+            "name" => SortKey::Str(&self.name),
+            "messages_unacknowledged" => SortKey::Num(self.ch.unacked.len() as f64),
+            "consumer_count" => SortKey::Num(self.ch.consumers.len() as f64),
+            _ => return None,
+        })
+    }
+    fn render(&self) -> Value {
+        let (c, ch) = (self.c, self.ch);
+        let (peer_host, peer_port) = split_host_port(&c.peer);
+        json!({
+            "name": self.name,
+            "number": ch.id,
+            "node": super::overview::node_name(),
+            "vhost": c.vhost.as_deref(),
+            "user": c.user.as_deref(),
+            "user_who_performed_action": c.user.as_deref(),
+            "state": if ch.state == ChannelState::Open { if ch.flow_active { "running" } else { "flow" } } else { "closing" },
+            "connection_details": {"name": self.conn_name, "peer_host": peer_host, "peer_port": peer_port},
+            "consumer_count": ch.consumers.len(),
+            "prefetch_count": ch.consumer_prefetch,
+            "global_prefetch_count": ch.channel_prefetch,
+            "messages_unacknowledged": ch.unacked.len(),
+            "messages_unconfirmed": ch.pending_confirms.len(),
+            "messages_uncommitted": ch.tx.as_ref().map_or(0, |t| t.publishes.len()),
+            "acks_uncommitted": ch.tx.as_ref().map_or(0, |t| t.acks.len()),
+            "confirm": ch.confirm,
+            "transactional": ch.tx.is_some(),
+            "message_stats": message_stats(&ch.stats, CHANNEL_FIELDS),
+        })
+    }
+}
+
+fn chan_items<'a>(b: &'a Broker, req: &Req<'_>, only: Option<ConnId>, vhost: Option<&str>) -> Vec<ChanItem<'a>> {
+    let amqp = req.info.amqp_addr.clone();
+    let u = req.user().clone();
+    let mut out = Vec::new();
+    for c in b.conns.values().filter(|c| c.user.is_some() && c.vhost.is_some()) {
+        if !(u.sees_all() || c.user.as_deref() == Some(u.name.as_str())) {
+            continue;
+        }
+        if only.is_some_and(|id| id != c.id) || vhost.is_some_and(|v| c.vhost.as_deref() != Some(v)) {
+            continue;
+        }
+        let cn = conn_name(c, &amqp);
+        for ch in c.channels.values() {
+            out.push(ChanItem {
+                c,
+                ch,
+                name: format!("{cn} ({})", ch.id),
+                conn_name: cn.clone(),
+            });
+        }
+    }
+    out
+}
+
+pub(crate) fn channels_of(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let params = ListParams::parse(&req.query)?;
+    let b = req.shared.broker.borrow();
+    let id = find(&b, req)?;
+    Reply::ok(paging::list(chan_items(&b, req, Some(id), None), &params)?)
+}
+
+pub(crate) fn channels(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let params = ListParams::parse(&req.query)?;
+    let b = req.shared.broker.borrow();
+    Reply::ok(paging::list(chan_items(&b, req, None, None), &params)?)
+}
+
+pub(crate) fn channels_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let params = ListParams::parse(&req.query)?;
+    let b = req.shared.broker.borrow();
+    Reply::ok(paging::list(chan_items(&b, req, None, Some(req.vhost())), &params)?)
+}
+
+pub(crate) fn channel(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let b = req.shared.broker.borrow();
+    let name = req.param("name");
+    chan_items(&b, req, None, None)
+        .into_iter()
+        .find(|i| i.name == name)
+        .map_or_else(|| Err(ApiError::not_found()), |i| Reply::ok(i.render()))
+}
+
+/// One consumer as RabbitMQ lists it.
+pub(crate) fn consumer_json(b: &Broker, req: &Req<'_>, vhost: &str, queue: &str, c: &ConsumerRef) -> Value {
+    let conn = b.conns.get(&c.conn);
+    let cn = conn.map(|x| conn_name(x, &req.info.amqp_addr)).unwrap_or_default();
+    let (peer_host, peer_port) = conn.map_or(("", 0), |x| split_host_port(&x.peer));
+    let prefetch = conn
+        .and_then(|x| x.channels.get(&c.channel))
+        .and_then(|ch| ch.consumers.get(&c.tag))
+        .map_or(0, |cc| cc.prefetch);
+    json!({
+        "consumer_tag": &*c.tag,
+        "queue": {"name": queue, "vhost": vhost},
+        "channel_details": {
+            "name": format!("{cn} ({})", c.channel),
+            "number": c.channel,
+            "connection_name": cn,
+            "peer_host": peer_host,
+            "peer_port": peer_port,
+            "user": conn.and_then(|x| x.user.as_deref()),
+        },
+        "ack_required": !c.no_ack,
+        "exclusive": c.exclusive,
+        "prefetch_count": prefetch,
+        "active": true,
+        "activity_status": "up",
+        "arguments": if c.priority != 0 { json!({"x-priority": c.priority}) } else { json!({}) },
+    })
+}
+
+struct ConsumerItem {
+    v: Value,
+    name: String,
+    vhost: String,
+}
+
+impl Item for ConsumerItem {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn vhost(&self) -> &str {
+        &self.vhost
+    }
+    fn render(&self) -> Value {
+        self.v.clone()
+    }
+}
+
+fn consumer_list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> {
+    let params = ListParams::parse(&req.query)?;
+    let b = req.shared.broker.borrow();
+    let u = req.user();
+    let mut items = Vec::new();
+    for (vn, v) in b.vhosts.iter() {
+        if vhost.is_some_and(|x| x != &**vn) || !u.sees_vhost(&b, vn) {
+            continue;
+        }
+        for q in v.queues.values() {
+            for c in q.consumers() {
+                items.push(ConsumerItem {
+                    v: consumer_json(&b, req, vn, &q.name, c),
+                    name: c.tag.to_string(),
+                    vhost: vn.to_string(),
+                });
+            }
+        }
+    }
+    Reply::ok(paging::list(items, &params)?)
+}
+
+pub(crate) fn consumers(req: &Req<'_>) -> Result<Reply, ApiError> {
+    consumer_list(req, None)
+}
+
+pub(crate) fn consumers_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
+    consumer_list(req, Some(req.vhost()))
+}

@@ -1,0 +1,176 @@
+//! `/api/exchanges`: lists, one exchange, declare, delete, publish.
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use super::common::{message_stats, EXCHANGE_FIELDS};
+use crate::core::admin::{Declared, ExchangeSpec};
+use crate::core::vhost::Exchange;
+use crate::http::json::{arguments, boolean, properties_from_json, table_to_json};
+use crate::http::paging::{self, Item, ListParams, SortKey};
+use crate::http::{ApiError, Reply, Req};
+
+/// The default exchange's name in URLs (its real name is "").
+pub(crate) const DEFAULT_EXCHANGE_URL_NAME: &str = "amq.default";
+
+/// The exchange an URL names.
+pub(crate) fn url_name(s: &str) -> &str {
+    if s == DEFAULT_EXCHANGE_URL_NAME {
+        ""
+    } else {
+        s
+    }
+}
+
+struct ExchangeItem<'a> {
+    vhost: &'a str,
+    x: &'a Exchange,
+}
+
+impl Item for ExchangeItem<'_> {
+    fn name(&self) -> &str {
+        &self.x.name
+    }
+    fn vhost(&self) -> &str {
+        self.vhost
+    }
+    fn sort_key(&self, c: &str) -> Option<SortKey<'_>> {
+        Some(match c {
+            "name" => SortKey::Str(&self.x.name),
+            "vhost" => SortKey::Str(self.vhost),
+            "type" => SortKey::Str(self.x.type_name()),
+            _ => return None,
+        })
+    }
+    fn render(&self) -> Value {
+        let x = self.x;
+        let mut v = json!({
+            "name": &*x.name,
+            "vhost": self.vhost,
+            "type": x.type_name(),
+            "durable": x.durable,
+            "auto_delete": x.auto_delete,
+            "internal": x.internal,
+            "arguments": table_to_json(&x.arguments),
+            "user_who_performed_action": "rmq-internal",
+            "policy": Value::Null,
+            "message_stats": message_stats(&x.stats, EXCHANGE_FIELDS),
+        });
+        if x.stats.c == Default::default() {
+            v.as_object_mut().expect("object").remove("message_stats");
+        }
+        v
+    }
+}
+
+fn list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> {
+    let params = ListParams::parse(&req.query)?;
+    let b = req.shared.broker.borrow();
+    let u = req.user();
+    let items: Vec<ExchangeItem<'_>> = b
+        .vhosts
+        .iter()
+        .filter(|(n, _)| vhost.is_none_or(|v| v == &***n) && u.sees_vhost(&b, n))
+        .flat_map(|(n, v)| v.exchanges.values().map(move |x| ExchangeItem { vhost: n, x }))
+        .collect();
+    Reply::ok(paging::list(items, &params)?)
+}
+
+pub(crate) fn list_all(req: &Req<'_>) -> Result<Reply, ApiError> {
+    list(req, None)
+}
+
+pub(crate) fn list_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
+    list(req, Some(req.vhost()))
+}
+
+pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let b = req.shared.broker.borrow();
+    let (vname, v) = b.vhosts.get_key_value(req.vhost()).ok_or_else(ApiError::not_found)?;
+    let x = v
+        .exchanges
+        .get(url_name(req.param("name")))
+        .ok_or_else(ApiError::not_found)?;
+    let mut out = ExchangeItem { vhost: vname, x }.render();
+    out["incoming"] = json!([]);
+    out["outgoing"] = json!([]);
+    Reply::ok(out)
+}
+
+pub(crate) fn put(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let body = req.json_object()?;
+    let kind = match body.get("type") {
+        None | Some(Value::Null) => "direct".to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(ApiError::bad_request("type must be a string")),
+    };
+    if crate::core::exchange::ExchangeKind::parse(&kind).is_none() && kind != "x-delayed-message" {
+        return Err(ApiError::bad_request(format!("unknown exchange type '{kind}'")));
+    }
+    let spec = ExchangeSpec {
+        kind,
+        durable: boolean(&body, "durable", true)?,
+        auto_delete: boolean(&body, "auto_delete", false)?,
+        internal: boolean(&body, "internal", false)?,
+        arguments: arguments(&body)?,
+    };
+    let name = url_name(req.param("name"));
+    let r = req
+        .shared
+        .broker
+        .borrow_mut()
+        .admin_declare_exchange(&req.ctx(), name, &spec);
+    req.shared.after_core_call();
+    match r? {
+        Declared::Created => Ok(Reply::Empty(201)),
+        Declared::Existed => Reply::no_content(),
+    }
+}
+
+pub(crate) fn delete(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let name = url_name(req.param("name"));
+    let r = req
+        .shared
+        .broker
+        .borrow_mut()
+        .admin_delete_exchange(&req.ctx(), name, req.query.flag("if-unused"));
+    req.shared.after_core_call();
+    r?;
+    Reply::no_content()
+}
+
+/// POST `/publish`: `routing_key`, `payload`, `payload_encoding` (string |
+/// base64), `properties`. Answers `{"routed": bool}`.
+pub(crate) fn publish(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let body = req.json_object()?;
+    let missing: Vec<&str> = ["properties", "routing_key", "payload", "payload_encoding"]
+        .into_iter()
+        .filter(|k| !body.contains_key(*k))
+        .collect();
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|k| format!("{{key_missing,{k}}}")).collect();
+        return Err(ApiError::bad_request(format!("[{}]", list.join(",\n "))));
+    }
+    let routing_key = body["routing_key"]
+        .as_str()
+        .ok_or_else(|| ApiError::bad_request("routing_key must be a string"))?;
+    let payload = body["payload"]
+        .as_str()
+        .ok_or_else(|| ApiError::bad_request("payload must be a string"))?;
+    let payload: Vec<u8> = match body["payload_encoding"].as_str() {
+        Some("string") => payload.as_bytes().to_vec(),
+        Some("base64") => base64::engine::general_purpose::STANDARD
+            .decode(payload)
+            .map_err(|_| ApiError::bad_request("payload is not valid base64"))?,
+        _ => return Err(ApiError::bad_request("payload_encoding must be string or base64")),
+    };
+    let props = properties_from_json(body.get("properties"))?;
+    let name = url_name(req.param("name"));
+    let r = req
+        .shared
+        .broker
+        .borrow_mut()
+        .admin_publish(&req.ctx(), name, routing_key, &props, &payload);
+    req.shared.after_core_call();
+    Reply::ok(json!({ "routed": r? }))
+}

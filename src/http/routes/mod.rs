@@ -1,0 +1,281 @@
+//! The route table. Adding a route is one line in [`ROUTES`]: method, path
+//! pattern (`{name}` matches one percent-encoded segment, decoded for the
+//! handler), the least tag it needs, and the handler. Literal paths go before
+//! patterns that would also match them (the first match wins).
+//!
+//! Routes with a `{vhost}` check that the vhost exists (404) and that the user
+//! has permissions in it (401), unless built with [`Route::any_vhost`] (for
+//! administrator routes about permissions, which name vhosts as data).
+
+mod bindings;
+mod common;
+mod connections;
+mod exchanges;
+pub(crate) mod metrics;
+mod overview;
+mod permissions;
+mod queues;
+mod static_ui;
+mod users;
+
+use hyper::Method;
+
+use super::error::ApiError;
+use super::{decode, Reply, Req};
+
+pub(crate) type Handler = fn(&Req<'_>) -> Result<Reply, ApiError>;
+/// Path parameters by their names in the pattern, decoded.
+pub(crate) type Params = Vec<(&'static str, String)>;
+
+/// The least a user must be to use a route (see `auth.rs` for the rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// No login (the UI's files, `/metrics` on the metrics port).
+    None,
+    Management,
+    #[allow(dead_code)] // the policy and parameter routes use it
+    Policymaker,
+    Monitoring,
+    Administrator,
+}
+
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub need: Need,
+    pub handler: Handler,
+    /// Skip the vhost access check (the vhost in the path is data).
+    pub any_vhost: bool,
+}
+
+impl Route {
+    pub const fn new(method: Method, path: &'static str, need: Need, handler: Handler) -> Route {
+        Route {
+            method,
+            path,
+            need,
+            handler,
+            any_vhost: false,
+        }
+    }
+
+    pub const fn any_vhost(mut self) -> Route {
+        self.any_vhost = true;
+        self
+    }
+
+    pub fn checks_vhost(&self) -> bool {
+        !self.any_vhost && self.path.contains("{vhost}")
+    }
+}
+
+use Need::{Administrator as Admin, Management as Mgmt, Monitoring as Monitor, None as Open};
+const GET: Method = Method::GET;
+const PUT: Method = Method::PUT;
+const POST: Method = Method::POST;
+const DELETE: Method = Method::DELETE;
+
+/// Every route. The lead's groups (vhosts PUT/DELETE, limits, policies,
+/// parameters, definitions) go here the same way.
+pub(crate) static ROUTES: &[Route] = &[
+    // overview.rs: the node as a whole
+    Route::new(GET, "/api/overview", Mgmt, overview::overview),
+    Route::new(GET, "/api/whoami", Mgmt, overview::whoami),
+    Route::new(GET, "/api/aliveness-test/{vhost}", Mgmt, overview::aliveness),
+    Route::new(GET, "/api/nodes", Monitor, overview::nodes),
+    Route::new(GET, "/api/nodes/{node}", Monitor, overview::node),
+    Route::new(GET, "/api/vhosts", Mgmt, overview::vhosts),
+    // exchanges.rs
+    Route::new(GET, "/api/exchanges", Mgmt, exchanges::list_all),
+    Route::new(GET, "/api/exchanges/{vhost}", Mgmt, exchanges::list_vhost),
+    Route::new(GET, "/api/exchanges/{vhost}/{name}", Mgmt, exchanges::get),
+    Route::new(PUT, "/api/exchanges/{vhost}/{name}", Mgmt, exchanges::put),
+    Route::new(DELETE, "/api/exchanges/{vhost}/{name}", Mgmt, exchanges::delete),
+    Route::new(POST, "/api/exchanges/{vhost}/{name}/publish", Mgmt, exchanges::publish),
+    Route::new(
+        GET,
+        "/api/exchanges/{vhost}/{name}/bindings/source",
+        Mgmt,
+        bindings::by_source,
+    ),
+    Route::new(
+        GET,
+        "/api/exchanges/{vhost}/{name}/bindings/destination",
+        Mgmt,
+        bindings::by_destination,
+    ),
+    // queues.rs
+    Route::new(GET, "/api/queues", Mgmt, queues::list_all),
+    Route::new(GET, "/api/queues/{vhost}", Mgmt, queues::list_vhost),
+    Route::new(GET, "/api/queues/{vhost}/{name}", Mgmt, queues::get),
+    Route::new(PUT, "/api/queues/{vhost}/{name}", Mgmt, queues::put),
+    Route::new(DELETE, "/api/queues/{vhost}/{name}", Mgmt, queues::delete),
+    Route::new(DELETE, "/api/queues/{vhost}/{name}/contents", Mgmt, queues::purge),
+    Route::new(POST, "/api/queues/{vhost}/{name}/get", Mgmt, queues::get_messages),
+    Route::new(PUT, "/api/queues/{vhost}/{name}/pause", Mgmt, queues::pause),
+    Route::new(PUT, "/api/queues/{vhost}/{name}/resume", Mgmt, queues::resume),
+    Route::new(GET, "/api/queues/{vhost}/{name}/bindings", Mgmt, bindings::by_queue),
+    // bindings.rs
+    Route::new(GET, "/api/bindings", Mgmt, bindings::list_all),
+    Route::new(GET, "/api/bindings/{vhost}", Mgmt, bindings::list_vhost),
+    Route::new(
+        GET,
+        "/api/bindings/{vhost}/e/{source}/q/{dest}",
+        Mgmt,
+        bindings::between_q,
+    ),
+    Route::new(
+        POST,
+        "/api/bindings/{vhost}/e/{source}/q/{dest}",
+        Mgmt,
+        bindings::create_q,
+    ),
+    Route::new(
+        GET,
+        "/api/bindings/{vhost}/e/{source}/q/{dest}/{props}",
+        Mgmt,
+        bindings::one_q,
+    ),
+    Route::new(
+        DELETE,
+        "/api/bindings/{vhost}/e/{source}/q/{dest}/{props}",
+        Mgmt,
+        bindings::delete_q,
+    ),
+    Route::new(
+        GET,
+        "/api/bindings/{vhost}/e/{source}/e/{dest}",
+        Mgmt,
+        bindings::between_e,
+    ),
+    Route::new(
+        POST,
+        "/api/bindings/{vhost}/e/{source}/e/{dest}",
+        Mgmt,
+        bindings::create_e,
+    ),
+    Route::new(
+        GET,
+        "/api/bindings/{vhost}/e/{source}/e/{dest}/{props}",
+        Mgmt,
+        bindings::one_e,
+    ),
+    Route::new(
+        DELETE,
+        "/api/bindings/{vhost}/e/{source}/e/{dest}/{props}",
+        Mgmt,
+        bindings::delete_e,
+    ),
+    // connections.rs: connections, channels, consumers
+    Route::new(GET, "/api/connections", Mgmt, connections::list_all),
+    Route::new(GET, "/api/vhosts/{vhost}/connections", Mgmt, connections::list_vhost),
+    Route::new(GET, "/api/connections/{name}", Mgmt, connections::get),
+    Route::new(DELETE, "/api/connections/{name}", Mgmt, connections::close),
+    Route::new(GET, "/api/connections/{name}/channels", Mgmt, connections::channels_of),
+    Route::new(GET, "/api/channels", Mgmt, connections::channels),
+    Route::new(GET, "/api/vhosts/{vhost}/channels", Mgmt, connections::channels_vhost),
+    Route::new(GET, "/api/channels/{name}", Mgmt, connections::channel),
+    Route::new(GET, "/api/consumers", Mgmt, connections::consumers),
+    Route::new(GET, "/api/consumers/{vhost}", Mgmt, connections::consumers_vhost),
+    // users.rs
+    Route::new(GET, "/api/users", Admin, users::list),
+    Route::new(GET, "/api/users/without-permissions", Admin, users::without_permissions),
+    Route::new(POST, "/api/users/bulk-delete", Admin, users::bulk_delete),
+    Route::new(GET, "/api/users/{user}", Admin, users::get),
+    Route::new(PUT, "/api/users/{user}", Admin, users::put),
+    Route::new(DELETE, "/api/users/{user}", Admin, users::delete),
+    Route::new(GET, "/api/auth/hash_password/{password}", Admin, users::hash_password),
+    // permissions.rs
+    Route::new(GET, "/api/permissions", Admin, permissions::list),
+    Route::new(GET, "/api/permissions/{vhost}/{user}", Admin, permissions::get).any_vhost(),
+    Route::new(PUT, "/api/permissions/{vhost}/{user}", Admin, permissions::put).any_vhost(),
+    Route::new(DELETE, "/api/permissions/{vhost}/{user}", Admin, permissions::delete).any_vhost(),
+    Route::new(GET, "/api/vhosts/{vhost}/permissions", Admin, permissions::of_vhost).any_vhost(),
+    Route::new(GET, "/api/users/{user}/permissions", Admin, permissions::of_user),
+    // metrics.rs (also open on the metrics listener)
+    Route::new(GET, "/metrics", Mgmt, metrics::metrics),
+    Route::new(GET, "/metrics/detailed", Mgmt, metrics::detailed),
+    // static_ui.rs
+    Route::new(GET, "/", Open, static_ui::index),
+    Route::new(GET, "/index.html", Open, static_ui::index),
+    Route::new(GET, "/{file}", Open, static_ui::file),
+];
+
+/// Finds the route for a request: 404 when no path matches, 405 when the
+/// path exists with other methods.
+pub(crate) fn find(method: &Method, path: &str) -> Result<(&'static Route, Params), ApiError> {
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    let segs: Vec<&str> = path.split('/').collect();
+    let mut path_matched = false;
+    for r in ROUTES {
+        let Some(params) = matches(r.path, &segs) else { continue };
+        if r.method == *method || (*method == Method::HEAD && r.method == Method::GET) {
+            return Ok((r, params));
+        }
+        path_matched = true;
+    }
+    Err(if path_matched {
+        ApiError::method_not_allowed()
+    } else {
+        ApiError::not_found()
+    })
+}
+
+fn matches(pattern: &'static str, segs: &[&str]) -> Option<Params> {
+    let pat: Vec<&'static str> = pattern.split('/').collect();
+    if pat.len() != segs.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (p, s) in pat.iter().zip(segs) {
+        if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            if s.is_empty() {
+                return None;
+            }
+            params.push((name, decode(s)));
+        } else if p != s {
+            return None;
+        }
+    }
+    Some(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_percent_decoded_and_literals_win() {
+        let (r, p) = find(&Method::GET, "/api/queues/%2F/my%20q").unwrap();
+        assert_eq!(r.path, "/api/queues/{vhost}/{name}");
+        assert_eq!(p, vec![("vhost", "/".to_string()), ("name", "my q".to_string())]);
+        let (r, _) = find(&Method::GET, "/api/users/without-permissions").unwrap();
+        assert_eq!(r.path, "/api/users/without-permissions");
+        let (r, p) = find(&Method::GET, "/api/queues/").unwrap();
+        assert_eq!((r.path, p.len()), ("/api/queues", 0));
+        let (r, p) = find(&Method::DELETE, "/api/bindings/%2F/e/x/q/q1/a.b~xyz").unwrap();
+        assert_eq!(r.path, "/api/bindings/{vhost}/e/{source}/q/{dest}/{props}");
+        assert_eq!(p[3], ("props", "a.b~xyz".to_string()));
+    }
+
+    #[test]
+    fn unknown_paths_404_and_wrong_methods_405() {
+        assert_eq!(find(&Method::GET, "/api/nothing").unwrap_err().status, 404);
+        assert_eq!(find(&Method::POST, "/api/overview").unwrap_err().status, 405);
+        assert_eq!(find(&Method::POST, "/api/queues/%2F/q").unwrap_err().status, 405);
+        assert!(find(&Method::HEAD, "/api/overview").is_ok());
+    }
+
+    #[test]
+    fn vhost_checks() {
+        let (r, _) = find(&Method::PUT, "/api/permissions/%2F/u").unwrap();
+        assert!(!r.checks_vhost());
+        let (r, _) = find(&Method::GET, "/api/queues/%2F").unwrap();
+        assert!(r.checks_vhost());
+    }
+}

@@ -1,0 +1,276 @@
+//! `/api/overview`, `/api/whoami`, `/api/aliveness-test/{vhost}`,
+//! `/api/nodes`, and the `/api/vhosts` list.
+
+use serde_json::{json, Value};
+
+use super::common::{details, queue_totals, vhost_message_stats, ProcStats, Window};
+use crate::core::stats::VhostStats;
+use crate::core::Broker;
+use crate::http::paging::{self, Item, ListParams, SortKey};
+use crate::http::{ApiError, AuthUser, Reply, Req};
+
+/// The RabbitMQ version we answer to tools that check it.
+pub(crate) const RABBITMQ_VERSION: &str = "3.10.8";
+
+pub(crate) fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
+    format!("ringmq@{}", host.trim())
+}
+
+fn exchange_types() -> Value {
+    let t = |name: &str, description: &str| json!({"name": name, "description": description, "enabled": true});
+    json!([
+        t("direct", "AMQP direct exchange, as per the AMQP specification"),
+        t("fanout", "AMQP fanout exchange, as per the AMQP specification"),
+        t("headers", "AMQP headers exchange, as per the AMQP specification"),
+        t("topic", "AMQP topic exchange, as per the AMQP specification"),
+        t("x-delayed-message", "Delayed message exchange"),
+        t("x-consistent-hash", "Consistent hash exchange"),
+    ])
+}
+
+/// Totals over the vhosts the user sees.
+struct Totals {
+    stats: VhostStats,
+    ready: u64,
+    unacked: u64,
+    queues: usize,
+    exchanges: usize,
+    consumers: usize,
+}
+
+fn totals(b: &Broker, u: &AuthUser) -> Totals {
+    let mut t = Totals {
+        stats: VhostStats::default(),
+        ready: 0,
+        unacked: 0,
+        queues: 0,
+        exchanges: 0,
+        consumers: 0,
+    };
+    let all = u.sees_all();
+    for (name, v) in &b.vhosts {
+        if !all && !u.sees_vhost(b, name) {
+            continue;
+        }
+        t.queues += v.queues.len();
+        t.exchanges += v.exchanges.len();
+        for q in v.queues.values() {
+            t.ready += q.store.ready_count();
+            t.unacked += q.store.unacked_count();
+            t.consumers += q.consumers().len();
+        }
+    }
+    if all {
+        // Node totals carry the history.
+        let n = &b.node_stats.vhosts;
+        t.stats.totals = n.totals;
+        t.stats.rate = n.rate;
+        t.stats.messages_ready_rate = n.messages_ready_rate;
+        t.stats.messages_unacknowledged_rate = n.messages_unacknowledged_rate;
+        t.stats.history = n.history.clone();
+    } else {
+        for (name, v) in &b.vhosts {
+            if u.sees_vhost(b, name) {
+                t.stats.totals.add(&v.stats.totals);
+                for (r, x) in t.stats.rate.iter_mut().zip(v.stats.rate) {
+                    *r += x;
+                }
+            }
+        }
+    }
+    t
+}
+
+pub(crate) fn overview(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let b = req.shared.broker.borrow();
+    let u = req.user();
+    let t = totals(&b, u);
+    let (conns, chans) = b
+        .conns
+        .values()
+        .filter(|c| c.user.is_some() && (u.sees_all() || c.user.as_deref() == Some(&u.name)))
+        .fold((0, 0), |(n, ch), c| (n + 1, ch + c.channels.len()));
+    let node = node_name();
+    let rates = Window::from_query(&req.query, "msg_rates_age", "msg_rates_incr");
+    let lengths = Window::from_query(&req.query, "lengths_age", "lengths_incr");
+    let mut listeners = vec![];
+    let (host, port) = req.info.amqp_addr.rsplit_once(':').unwrap_or(("127.0.0.1", "5672"));
+    listeners
+        .push(json!({"node": node, "protocol": "amqp", "ip_address": host, "port": port.parse::<u16>().unwrap_or(0)}));
+    if let Some(p) = req.info.api_port {
+        listeners.push(json!({"node": node, "protocol": "http", "ip_address": host, "port": p}));
+    }
+    if let Some(p) = req.info.metrics_port {
+        listeners.push(json!({"node": node, "protocol": "http/prometheus", "ip_address": host, "port": p}));
+    }
+    Reply::ok(json!({
+        "management_version": RABBITMQ_VERSION,
+        "rates_mode": "basic",
+        "sample_retention_policies": {"global": [600], "basic": [600], "detailed": [600]},
+        "exchange_types": exchange_types(),
+        "product_version": env!("CARGO_PKG_VERSION"),
+        "product_name": "ringmq",
+        "rabbitmq_version": RABBITMQ_VERSION,
+        "cluster_name": node,
+        "erlang_version": "none",
+        "erlang_full_version": "none (ringmq is written in Rust)",
+        "disable_stats": false,
+        "enable_queue_totals": true,
+        "message_stats": vhost_message_stats(&t.stats, rates),
+        "churn_rates": {
+            "connection_closed": b.node_stats.connection_closed,
+            "connection_closed_details": details(0.0),
+            "connection_created": b.node_stats.connection_created,
+            "connection_created_details": details(0.0),
+        },
+        "queue_totals": queue_totals(&t.stats, t.ready, t.unacked, lengths),
+        "object_totals": {
+            "channels": chans,
+            "connections": conns,
+            "consumers": t.consumers,
+            "exchanges": t.exchanges,
+            "queues": t.queues,
+        },
+        "statistics_db_event_queue": 0,
+        "node": node,
+        "listeners": listeners,
+        "contexts": [{"node": node, "description": "ringmq management", "path": "/", "port": req.info.api_port.map(|p| p.to_string())}],
+    }))
+}
+
+pub(crate) fn whoami(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let u = req.user();
+    Reply::ok(json!({"name": u.name, "tags": u.tags}))
+}
+
+/// RabbitMQ declares a queue, publishes to it and gets the message back; the
+/// same path here proves the vhost's store and routing work.
+pub(crate) fn aliveness(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let mut b = req.shared.broker.borrow_mut();
+    let ctx = req.ctx();
+    let q = "aliveness-test";
+    let spec = crate::core::admin::QueueSpec::default();
+    let r = (|| {
+        b.admin_declare_queue(&ctx, q, &spec)?;
+        b.admin_publish(&ctx, "", q, &[0, 0], b"test_message")?;
+        b.admin_get(&ctx, q, 1, crate::core::admin::AckMode::AckRequeueFalse)
+    })();
+    drop(b);
+    req.shared.after_core_call();
+    match r {
+        Ok(got) if got.iter().any(|m| m.payload == b"test_message") => Reply::ok(json!({"status": "ok"})),
+        Ok(_) => Reply::ok(json!({"status": "failed", "reason": "message not received"})),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn node_json(req: &Req<'_>) -> Value {
+    let p = ProcStats::read(req.info);
+    let b = req.shared.broker.borrow();
+    json!({
+        "name": node_name(),
+        "type": "disc",
+        "running": true,
+        "os_pid": std::process::id().to_string(),
+        "fd_used": p.open_fds,
+        "fd_total": p.fd_limit,
+        "sockets_used": b.conns.len(),
+        "sockets_total": p.fd_limit,
+        "mem_used": p.rss_bytes,
+        "mem_limit": 0,
+        "mem_alarm": false,
+        "disk_free": p.disk_free_bytes,
+        "disk_free_limit": 0,
+        "disk_free_alarm": false,
+        "proc_used": 1,
+        "proc_total": 1,
+        "uptime": p.uptime_ms,
+        "run_queue": 0,
+        "processors": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "partitions": [],
+        "rates_mode": "basic",
+        "exchange_types": exchange_types(),
+        "auth_mechanisms": [
+            {"name": "PLAIN", "description": "SASL PLAIN authentication mechanism", "enabled": true},
+            {"name": "AMQPLAIN", "description": "QPid AMQPLAIN mechanism", "enabled": true},
+        ],
+        "applications": [{"name": "ringmq", "description": "ringmq broker", "version": env!("CARGO_PKG_VERSION")}],
+        "being_drained": false,
+    })
+}
+
+pub(crate) fn nodes(req: &Req<'_>) -> Result<Reply, ApiError> {
+    Reply::ok(json!([node_json(req)]))
+}
+
+pub(crate) fn node(req: &Req<'_>) -> Result<Reply, ApiError> {
+    if req.param("node") != node_name() {
+        return Err(ApiError::not_found());
+    }
+    Reply::ok(node_json(req))
+}
+
+struct VhostItem<'a> {
+    name: &'a str,
+    v: &'a crate::core::vhost::VHost,
+    ready: u64,
+    unacked: u64,
+    w: Option<Window>,
+}
+
+impl Item for VhostItem<'_> {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn sort_key(&self, c: &str) -> Option<SortKey<'_>> {
+        match c {
+            "name" => Some(SortKey::Str(self.name)),
+            "messages" => Some(SortKey::Num((self.ready + self.unacked) as f64)),
+            _ => None,
+        }
+    }
+    fn render(&self) -> Value {
+        let mut v = json!({
+            "name": self.name,
+            "description": "",
+            "tags": [],
+            "metadata": {"description": "", "tags": []},
+            "tracing": false,
+            "cluster_state": {node_name(): "running"},
+            "message_stats": vhost_message_stats(&self.v.stats, self.w),
+        });
+        if let (Value::Object(m), Value::Object(t)) =
+            (&mut v, queue_totals(&self.v.stats, self.ready, self.unacked, self.w))
+        {
+            m.extend(t);
+        }
+        v
+    }
+}
+
+/// The vhost list with message counts (create and delete are in the vhosts
+/// routes).
+pub(crate) fn vhosts(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let b = req.shared.broker.borrow();
+    let u = req.user();
+    let w = Window::from_query(&req.query, "msg_rates_age", "msg_rates_incr");
+    let items: Vec<VhostItem<'_>> = b
+        .vhosts
+        .iter()
+        .filter(|(n, _)| u.sees_vhost(&b, n))
+        .map(|(n, v)| {
+            let (ready, unacked) = v.queues.values().fold((0, 0), |(r, un), q| {
+                (r + q.store.ready_count(), un + q.store.unacked_count())
+            });
+            VhostItem {
+                name: n,
+                v,
+                ready,
+                unacked,
+                w,
+            }
+        })
+        .collect();
+    Reply::ok(paging::list(items, &ListParams::parse(&req.query)?)?)
+}

@@ -1,0 +1,256 @@
+//! `/api/queues`: lists, one queue, declare, delete, purge, get messages,
+//! pause/resume (LavinMQ).
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use super::common::{details, message_stats, QUEUE_FIELDS};
+use crate::core::admin::{AckMode, Declared, QueueSpec};
+use crate::core::queue::Queue;
+use crate::core::Broker;
+use crate::http::json::{arguments, boolean, properties_to_json, table_to_json};
+use crate::http::paging::{self, Item, ListParams, SortKey};
+use crate::http::{ApiError, Reply, Req};
+
+pub(crate) struct QueueItem<'a> {
+    pub vhost: &'a str,
+    pub q: &'a Queue,
+    pub node: &'a str,
+}
+
+impl QueueItem<'_> {
+    fn ready(&self) -> u64 {
+        self.q.store.ready_count()
+    }
+    fn unacked(&self) -> u64 {
+        self.q.store.unacked_count()
+    }
+}
+
+impl Item for QueueItem<'_> {
+    fn name(&self) -> &str {
+        &self.q.name
+    }
+    fn vhost(&self) -> &str {
+        self.vhost
+    }
+    fn sort_key(&self, c: &str) -> Option<SortKey<'_>> {
+        Some(match c {
+            "name" => SortKey::Str(&self.q.name),
+            "vhost" => SortKey::Str(self.vhost),
+            "messages" => SortKey::Num((self.ready() + self.unacked()) as f64),
+            "messages_ready" => SortKey::Num(self.ready() as f64),
+            "messages_unacknowledged" => SortKey::Num(self.unacked() as f64),
+            "consumers" => SortKey::Num(self.q.consumer_count() as f64),
+            "message_bytes" => SortKey::Num(self.q.store.total_bytes() as f64),
+            _ => return None,
+        })
+    }
+    fn render(&self) -> Value {
+        let q = self.q;
+        let (ready, unacked) = (self.ready(), self.unacked());
+        let mut v = json!({
+            "name": &*q.name,
+            "vhost": self.vhost,
+            "durable": q.durable,
+            "auto_delete": q.auto_delete,
+            "exclusive": q.exclusive_owner.is_some(),
+            "arguments": table_to_json(&q.arguments),
+            "node": self.node,
+            "type": "classic",
+            "state": if q.paused { "paused" } else { "running" },
+            "policy": Value::Null,
+            "operator_policy": Value::Null,
+            "effective_policy_definition": {},
+            "consumers": q.consumer_count(),
+            "consumer_capacity": if q.consumer_count() > 0 { 1.0 } else { 0.0 },
+            "consumer_utilisation": if q.consumer_count() > 0 { 1.0 } else { 0.0 },
+            "exclusive_consumer_tag": q.consumers().iter().find(|c| c.exclusive).map(|c| &*c.tag),
+            "single_active_consumer_tag": if q.settings.single_active_consumer {
+                q.consumers().first().map(|c| &*c.tag)
+            } else {
+                None
+            },
+            "messages": ready + unacked,
+            "messages_details": details(0.0),
+            "messages_ready": ready,
+            "messages_ready_details": details(0.0),
+            "messages_unacknowledged": unacked,
+            "messages_unacknowledged_details": details(0.0),
+            "message_bytes": q.store.total_bytes(),
+            "message_bytes_ready": q.store.ready_bytes(),
+            "message_bytes_unacknowledged": q.store.total_bytes().saturating_sub(q.store.ready_bytes()),
+            "head_message_timestamp": Value::Null,
+            "message_stats": message_stats(&q.stats, QUEUE_FIELDS),
+        });
+        if q.stats.c == Default::default() {
+            // RabbitMQ leaves message_stats out until something happened.
+            v.as_object_mut().expect("object").remove("message_stats");
+        }
+        v
+    }
+}
+
+pub(crate) fn items<'a>(b: &'a Broker, req: &Req<'_>, vhost: Option<&str>, node: &'a str) -> Vec<QueueItem<'a>> {
+    let u = req.user();
+    b.vhosts
+        .iter()
+        .filter(|(n, _)| vhost.is_none_or(|v| v == &***n) && u.sees_vhost(b, n))
+        .flat_map(|(n, v)| v.queues.values().map(move |q| QueueItem { vhost: n, q, node }))
+        .collect()
+}
+
+pub(crate) fn list_all(req: &Req<'_>) -> Result<Reply, ApiError> {
+    list(req, None)
+}
+
+pub(crate) fn list_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
+    list(req, Some(req.vhost()))
+}
+
+fn list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> {
+    let params = ListParams::parse(&req.query)?;
+    let b = req.shared.broker.borrow();
+    let node = super::overview::node_name();
+    Reply::ok(paging::list(items(&b, req, vhost, &node), &params)?)
+}
+
+pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let b = req.shared.broker.borrow();
+    let (vname, v) = b.vhosts.get_key_value(req.vhost()).ok_or_else(ApiError::not_found)?;
+    let q = v
+        .queue_id(req.param("name"))
+        .and_then(|id| v.queues.get(&id))
+        .ok_or_else(ApiError::not_found)?;
+    let node = super::overview::node_name();
+    let mut out = QueueItem {
+        vhost: vname,
+        q,
+        node: &node,
+    }
+    .render();
+    // Consumers of this queue, as RabbitMQ's consumer_details.
+    let consumers: Vec<Value> = q
+        .consumers()
+        .iter()
+        .map(|c| super::connections::consumer_json(&b, req, vname, &q.name, c))
+        .collect();
+    out["consumer_details"] = Value::Array(consumers);
+    Reply::ok(out)
+}
+
+pub(crate) fn put(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let body = req.json_object()?;
+    let spec = QueueSpec {
+        durable: boolean(&body, "durable", true)?,
+        auto_delete: boolean(&body, "auto_delete", false)?,
+        arguments: arguments(&body)?,
+    };
+    let r = req
+        .shared
+        .broker
+        .borrow_mut()
+        .admin_declare_queue(&req.ctx(), req.param("name"), &spec);
+    req.shared.after_core_call();
+    match r? {
+        Declared::Created => Ok(Reply::Empty(201)),
+        Declared::Existed => Reply::no_content(),
+    }
+}
+
+pub(crate) fn delete(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let (if_unused, if_empty) = (req.query.flag("if-unused"), req.query.flag("if-empty"));
+    let r = req
+        .shared
+        .broker
+        .borrow_mut()
+        .admin_delete_queue(&req.ctx(), req.param("name"), if_unused, if_empty);
+    req.shared.after_core_call();
+    r?;
+    Reply::no_content()
+}
+
+pub(crate) fn purge(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let r = req
+        .shared
+        .broker
+        .borrow_mut()
+        .admin_purge_queue(&req.ctx(), req.param("name"));
+    req.shared.after_core_call();
+    r?;
+    Reply::no_content()
+}
+
+fn set_paused(req: &Req<'_>, paused: bool) -> Result<Reply, ApiError> {
+    let r = req
+        .shared
+        .broker
+        .borrow_mut()
+        .admin_pause_queue(&req.ctx(), req.param("name"), paused);
+    req.shared.after_core_call();
+    r?;
+    Reply::no_content()
+}
+
+pub(crate) fn pause(req: &Req<'_>) -> Result<Reply, ApiError> {
+    set_paused(req, true)
+}
+
+pub(crate) fn resume(req: &Req<'_>) -> Result<Reply, ApiError> {
+    set_paused(req, false)
+}
+
+/// POST `/get`: `count`, `ackmode`, `encoding` (auto|base64), `truncate`.
+pub(crate) fn get_messages(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let body = req.json_object()?;
+    let count = match body.get("count") {
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_str()?.parse().ok())
+            .ok_or_else(|| ApiError::bad_request("count must be a positive integer"))?,
+        None => return Err(ApiError::bad_request("[{key_missing,count}]")),
+    };
+    let mode: AckMode = body
+        .get("ackmode")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("[{key_missing,ackmode}]"))?
+        .parse()
+        .map_err(ApiError::bad_request)?;
+    let encoding = body.get("encoding").and_then(Value::as_str).unwrap_or("auto");
+    if encoding != "auto" && encoding != "base64" {
+        return Err(ApiError::bad_request(format!("unknown encoding '{encoding}'")));
+    }
+    let truncate = body
+        .get("truncate")
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        .map(|t| t as usize);
+    let r = req.shared.broker.borrow_mut().admin_get(
+        &req.ctx(),
+        req.param("name"),
+        u32::try_from(count).unwrap_or(u32::MAX),
+        mode,
+    );
+    req.shared.after_core_call();
+    let got = r?;
+    let out: Vec<Value> = got
+        .iter()
+        .map(|m| {
+            let payload = &m.payload[..truncate.unwrap_or(m.payload.len()).min(m.payload.len())];
+            let (text, enc) = match (encoding, std::str::from_utf8(payload)) {
+                ("auto", Ok(s)) => (s.to_owned(), "string"),
+                _ => (base64::engine::general_purpose::STANDARD.encode(payload), "base64"),
+            };
+            json!({
+                "payload_bytes": m.payload.len(),
+                "redelivered": m.redelivered,
+                "exchange": m.exchange,
+                "routing_key": m.routing_key,
+                "message_count": m.message_count,
+                "properties": properties_to_json(&m.properties),
+                "payload": text,
+                "payload_encoding": enc,
+            })
+        })
+        .collect();
+    Reply::ok(Value::Array(out))
+}
