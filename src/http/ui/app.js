@@ -683,7 +683,7 @@
         ['Cluster', d.cluster_name],
         ['Node', d.node],
         ['Rates mode', d.rates_mode],
-        ['Runtime', d.erlang_version ? 'Erlang ' + d.erlang_version : d.runtime_version],
+        ['Runtime', d.erlang_version && d.erlang_version !== 'none' ? 'Erlang ' + d.erlang_version : ''],
       ]));
       listeners.setRows(d.listeners || [], 'No listeners reported.');
     }
