@@ -53,7 +53,7 @@ impl Item for ExchangeItem<'_> {
             "internal": x.internal,
             "arguments": table_to_json(&x.arguments),
             "user_who_performed_action": "rmq-internal",
-            "policy": Value::Null,
+            "policy": x.policy.as_ref().map(|p| p.name()),
             "message_stats": message_stats(&x.stats, EXCHANGE_FIELDS),
         });
         if x.stats.c == Default::default() {

@@ -13,10 +13,13 @@ mod connections;
 mod exchanges;
 pub(crate) mod metrics;
 mod overview;
+mod parameters;
 mod permissions;
+mod policies;
 mod queues;
 mod static_ui;
 mod users;
+mod vhosts;
 
 use hyper::Method;
 
@@ -70,7 +73,7 @@ impl Route {
     }
 }
 
-use Need::{Administrator as Admin, Management as Mgmt, Monitoring as Monitor, None as Open};
+use Need::{Administrator as Admin, Management as Mgmt, Monitoring as Monitor, None as Open, Policymaker as Policy};
 const GET: Method = Method::GET;
 const PUT: Method = Method::PUT;
 const POST: Method = Method::POST;
@@ -193,6 +196,89 @@ pub(crate) static ROUTES: &[Route] = &[
     Route::new(DELETE, "/api/permissions/{vhost}/{user}", Admin, permissions::delete).any_vhost(),
     Route::new(GET, "/api/vhosts/{vhost}/permissions", Admin, permissions::of_vhost).any_vhost(),
     Route::new(GET, "/api/users/{user}/permissions", Admin, permissions::of_user),
+    // vhosts.rs: vhost create/delete, vhost limits, user limits
+    Route::new(GET, "/api/vhosts/{vhost}", Mgmt, overview::vhost),
+    Route::new(PUT, "/api/vhosts/{vhost}", Admin, vhosts::put).any_vhost(),
+    Route::new(DELETE, "/api/vhosts/{vhost}", Admin, vhosts::delete).any_vhost(),
+    Route::new(GET, "/api/vhost-limits", Mgmt, vhosts::limits_all),
+    Route::new(GET, "/api/vhost-limits/{vhost}", Mgmt, vhosts::limits_vhost),
+    Route::new(PUT, "/api/vhost-limits/{vhost}/{name}", Admin, vhosts::put_limit).any_vhost(),
+    Route::new(DELETE, "/api/vhost-limits/{vhost}/{name}", Admin, vhosts::delete_limit).any_vhost(),
+    Route::new(GET, "/api/user-limits", Admin, vhosts::user_limits_all),
+    Route::new(GET, "/api/user-limits/{user}", Admin, vhosts::user_limits_of),
+    Route::new(PUT, "/api/user-limits/{user}/{name}", Admin, vhosts::put_user_limit),
+    Route::new(
+        DELETE,
+        "/api/user-limits/{user}/{name}",
+        Admin,
+        vhosts::delete_user_limit,
+    ),
+    // policies.rs: policies (policymaker) and operator policies (administrator)
+    Route::new(GET, "/api/policies", Policy, policies::list_all),
+    Route::new(GET, "/api/policies/{vhost}", Policy, policies::list_vhost),
+    Route::new(GET, "/api/policies/{vhost}/{name}", Policy, policies::get_one),
+    Route::new(PUT, "/api/policies/{vhost}/{name}", Policy, policies::put_one),
+    Route::new(DELETE, "/api/policies/{vhost}/{name}", Policy, policies::delete_one),
+    Route::new(GET, "/api/operator-policies", Admin, policies::op_list_all),
+    Route::new(GET, "/api/operator-policies/{vhost}", Admin, policies::op_list_vhost),
+    Route::new(
+        GET,
+        "/api/operator-policies/{vhost}/{name}",
+        Admin,
+        policies::op_get_one,
+    ),
+    Route::new(
+        PUT,
+        "/api/operator-policies/{vhost}/{name}",
+        Admin,
+        policies::op_put_one,
+    ),
+    Route::new(
+        DELETE,
+        "/api/operator-policies/{vhost}/{name}",
+        Admin,
+        policies::op_delete_one,
+    ),
+    // parameters.rs: runtime and global parameters, definitions
+    Route::new(GET, "/api/parameters", Policy, parameters::list_all),
+    Route::new(GET, "/api/parameters/{component}", Policy, parameters::list_component),
+    Route::new(
+        GET,
+        "/api/parameters/{component}/{vhost}",
+        Policy,
+        parameters::list_component_vhost,
+    ),
+    Route::new(
+        GET,
+        "/api/parameters/{component}/{vhost}/{name}",
+        Policy,
+        parameters::get,
+    ),
+    Route::new(
+        PUT,
+        "/api/parameters/{component}/{vhost}/{name}",
+        Policy,
+        parameters::put,
+    ),
+    Route::new(
+        DELETE,
+        "/api/parameters/{component}/{vhost}/{name}",
+        Policy,
+        parameters::delete,
+    ),
+    Route::new(GET, "/api/global-parameters", Admin, parameters::global_list),
+    Route::new(GET, "/api/global-parameters/{name}", Admin, parameters::global_get),
+    Route::new(PUT, "/api/global-parameters/{name}", Admin, parameters::global_put),
+    Route::new(
+        DELETE,
+        "/api/global-parameters/{name}",
+        Admin,
+        parameters::global_delete,
+    ),
+    Route::new(GET, "/api/definitions", Admin, parameters::export_all),
+    Route::new(POST, "/api/definitions", Admin, parameters::import_all),
+    Route::new(GET, "/api/definitions/{vhost}", Admin, parameters::export_vhost).any_vhost(),
+    Route::new(POST, "/api/definitions/{vhost}", Admin, parameters::import_vhost).any_vhost(),
     // metrics.rs (also open on the metrics listener)
     Route::new(GET, "/metrics", Mgmt, metrics::metrics),
     Route::new(GET, "/metrics/detailed", Mgmt, metrics::detailed),

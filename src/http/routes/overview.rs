@@ -231,11 +231,13 @@ impl Item for VhostItem<'_> {
         }
     }
     fn render(&self) -> Value {
+        let meta = &self.v.meta;
         let mut v = json!({
             "name": self.name,
-            "description": "",
-            "tags": [],
-            "metadata": {"description": "", "tags": []},
+            "description": meta.description,
+            "tags": meta.tags,
+            "default_queue_type": meta.default_queue_type.as_deref().unwrap_or("classic"),
+            "metadata": {"description": meta.description, "tags": meta.tags},
             "tracing": false,
             "cluster_state": {node_name(): "running"},
             "message_stats": vhost_message_stats(&self.v.stats, self.w),
@@ -247,6 +249,26 @@ impl Item for VhostItem<'_> {
         }
         v
     }
+}
+
+/// One vhost, as listed.
+pub(crate) fn vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let b = req.shared.broker.borrow();
+    let (name, v) = b.vhosts.get_key_value(req.vhost()).ok_or_else(ApiError::not_found)?;
+    let (ready, unacked) = v.queues.values().fold((0, 0), |(r, un), q| {
+        (r + q.store.ready_count(), un + q.store.unacked_count())
+    });
+    let w = Window::from_query(&req.query, "msg_rates_age", "msg_rates_incr");
+    Reply::ok(
+        VhostItem {
+            name,
+            v,
+            ready,
+            unacked,
+            w,
+        }
+        .render(),
+    )
 }
 
 /// The vhost list with message counts (create and delete are in the vhosts

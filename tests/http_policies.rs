@@ -1,0 +1,364 @@
+//! Policies, vhosts, limits, parameters and definitions through the HTTP API,
+//! with their effects seen by AMQP clients: a max-length policy added to a live
+//! queue trims it at once and removing it stops the trimming; deleting a vhost
+//! closes its connections; definitions round-trip.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+struct Api {
+    base: String,
+    auth: String,
+}
+
+impl Api {
+    fn new(b: &Broker) -> Api {
+        Api::as_user(b, "guest", "guest")
+    }
+
+    fn as_user(b: &Broker, user: &str, pass: &str) -> Api {
+        use base64::Engine;
+        Api {
+            base: b.http_url().to_string(),
+            auth: format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+            ),
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let req = ureq::request(method, &format!("{}{path}", self.base)).set("Authorization", &self.auth);
+        let r = match body {
+            Some(b) => req.set("content-type", "application/json").send_string(&b.to_string()),
+            None => req.call(),
+        };
+        let resp = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status();
+        let text = resp.into_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (s, v) = self.call(method, path, body);
+        assert!((200..300).contains(&s), "{method} {path}: {s} {v}");
+        v
+    }
+}
+
+async fn fill(ch: &lapin::Channel, q: &str, n: usize) {
+    for i in 0..n {
+        publish(ch, "", q, format!("m{i}").as_bytes()).await;
+    }
+}
+
+async fn ready(api: &Api, q: &str) -> u64 {
+    // Counts are read from the queue itself, not the 5 s stats tick.
+    api.ok("GET", &format!("/api/queues/%2F/{q}"), None)["messages_ready"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn a_max_length_policy_trims_a_live_queue_and_removing_it_stops_trimming() {
+    let b = Broker::new();
+    if b.skip_external("policy_on_live_queue") {
+        return;
+    }
+    let api = Api::new(&b);
+    run(async {
+        let conn = connect(&b).await;
+        let ch = confirm_channel(&conn).await;
+        temp_queue(&ch, "live.q").await;
+        fill(&ch, "live.q", 10).await;
+        assert_eq!(ready(&api, "live.q").await, 10);
+
+        let (s, _) = api.call(
+            "PUT",
+            "/api/policies/%2F/cap",
+            Some(json!({"pattern": "^live\\.", "definition": {"max-length": 3}, "apply-to": "queues"})),
+        );
+        assert_eq!(s, 201);
+        // Trimmed from the head at once.
+        assert_eq!(ready(&api, "live.q").await, 3);
+        let q = api.ok("GET", "/api/queues/%2F/live.q", None);
+        assert_eq!(q["policy"], "cap");
+        assert_eq!(q["effective_policy_definition"]["max-length"], 3);
+        fill(&ch, "live.q", 2).await;
+        assert_eq!(ready(&api, "live.q").await, 3);
+
+        // Updating is 204; a lower operator policy caps further.
+        let (s, _) = api.call(
+            "PUT",
+            "/api/policies/%2F/cap",
+            Some(json!({"pattern": "^live\\.", "definition": {"max-length": 5}, "apply-to": "queues"})),
+        );
+        assert_eq!(s, 204);
+        api.ok(
+            "PUT",
+            "/api/operator-policies/%2F/opcap",
+            Some(json!({"pattern": ".*", "definition": {"max-length": 2}, "apply-to": "queues"})),
+        );
+        assert_eq!(ready(&api, "live.q").await, 2);
+        api.ok("DELETE", "/api/operator-policies/%2F/opcap", None);
+        api.ok("DELETE", "/api/policies/%2F/cap", None);
+        fill(&ch, "live.q", 4).await;
+        assert_eq!(ready(&api, "live.q").await, 6, "no limit any more");
+        let q = api.ok("GET", "/api/queues/%2F/live.q", None);
+        assert!(q["policy"].is_null(), "{q}");
+        // The oldest survivors were trimmed; later messages are all there.
+        let got = get_all(&ch, "live.q").await;
+        assert_eq!(got, strs(&["m0", "m1", "m0", "m1", "m2", "m3"]));
+    });
+}
+
+#[test]
+fn policy_validation_errors_are_400_with_reasons() {
+    let b = Broker::new();
+    let api = Api::new(&b);
+    let (s, v) = api.call(
+        "PUT",
+        "/api/policies/%2F/bad",
+        Some(json!({"pattern": ".*", "definition": {"foo": 1}})),
+    );
+    assert_eq!(s, 400);
+    assert_eq!(v["error"], "bad_request");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("are not recognised policy settings"),
+        "{v}"
+    );
+    let (s, v) = api.call(
+        "PUT",
+        "/api/policies/%2F/bad",
+        Some(json!({"pattern": ".*", "definition": {"max-length": -1}})),
+    );
+    assert_eq!(s, 400, "{v}");
+    let (s, _) = api.call(
+        "PUT",
+        "/api/operator-policies/%2F/bad",
+        Some(json!({"pattern": ".*", "definition": {"dead-letter-exchange": "x"}})),
+    );
+    assert_eq!(s, 400);
+    assert_eq!(api.call("GET", "/api/policies/%2F/missing", None).0, 404);
+    assert_eq!(api.call("DELETE", "/api/policies/%2F/missing", None).0, 404);
+    assert_eq!(api.call("GET", "/api/policies/nohost", None).0, 404);
+    assert_eq!(api.ok("GET", "/api/policies", None), json!([]));
+}
+
+#[test]
+fn a_policymaker_sets_policies_a_management_user_cannot() {
+    let b = Broker::new();
+    if b.skip_external("policymaker") {
+        return;
+    }
+    let api = Api::new(&b);
+    for (user, tags) in [("pm", "policymaker"), ("mg", "management")] {
+        api.ok(
+            "PUT",
+            &format!("/api/users/{user}"),
+            Some(json!({"password": "pw", "tags": tags})),
+        );
+        api.ok(
+            "PUT",
+            &format!("/api/permissions/%2F/{user}"),
+            Some(json!({"configure": ".*", "write": ".*", "read": ".*"})),
+        );
+    }
+    let body = json!({"pattern": "^x", "definition": {"message-ttl": 1000}});
+    let (s, _) = Api::as_user(&b, "pm", "pw").call("PUT", "/api/policies/%2F/p", Some(body.clone()));
+    assert_eq!(s, 201);
+    let (s, _) = Api::as_user(&b, "mg", "pw").call("PUT", "/api/policies/%2F/p2", Some(body.clone()));
+    assert_eq!(s, 401);
+    // Operator policies are for administrators only.
+    let (s, _) = Api::as_user(&b, "pm", "pw").call("PUT", "/api/operator-policies/%2F/o", Some(body));
+    assert_eq!(s, 401);
+}
+
+#[test]
+fn vhost_create_limit_and_delete_closes_its_connections() {
+    let b = Broker::new();
+    if b.skip_external("vhost_delete") {
+        return;
+    }
+    let api = Api::new(&b);
+    assert_eq!(
+        api.call(
+            "PUT",
+            "/api/vhosts/v1",
+            Some(json!({"description": "first", "tags": "a,b"}))
+        )
+        .0,
+        201
+    );
+    assert_eq!(
+        api.call("PUT", "/api/vhosts/v1", Some(json!({"description": "again"})))
+            .0,
+        204
+    );
+    // The creator got full permissions, as in RabbitMQ.
+    let p = api.ok("GET", "/api/permissions/v1/guest", None);
+    assert_eq!(p["configure"], ".*");
+    api.ok("PUT", "/api/vhost-limits/v1/max-queues", Some(json!({"value": 1})));
+    assert_eq!(
+        api.ok("GET", "/api/vhost-limits/v1", None),
+        json!([{"vhost": "v1", "value": {"max-queues": 1}}])
+    );
+    run(async {
+        let uri = format!("amqp://guest:guest@{}:{}/v1", b.host(), b.port());
+        let conn = lapin::Connection::connect(&uri, lapin::ConnectionProperties::default())
+            .await
+            .expect("connect to v1");
+        let ch = channel(&conn).await;
+        declare_queue(&ch, "only", QueueDeclareOptions::default(), FieldTable::default()).await;
+        let r = ch
+            .queue_declare("second".into(), QueueDeclareOptions::default(), FieldTable::default())
+            .await;
+        assert_amqp_err(r, 406, "PRECONDITION_FAILED - cannot declare queue 'second'");
+
+        let data = b.data_dir();
+        let before = std::fs::read_dir(&data).unwrap().count();
+        api.ok("DELETE", "/api/vhosts/v1", None);
+        eventually("connection closed by vhost delete", || {
+            let c = conn.status().connected();
+            async move { !c }
+        })
+        .await;
+        assert_eq!(
+            std::fs::read_dir(&data).unwrap().count(),
+            before - 1,
+            "vhost dir removed"
+        );
+        assert_eq!(api.call("GET", "/api/permissions/v1/guest", None).0, 404);
+        assert_eq!(api.call("DELETE", "/api/vhosts/v1", None).0, 404);
+        let r = lapin::Connection::connect(&uri, lapin::ConnectionProperties::default()).await;
+        assert_amqp_err(r, 530, "NOT_ALLOWED - vhost v1 not found");
+    });
+}
+
+#[test]
+fn definitions_export_import_round_trip_over_http() {
+    let b = Broker::new();
+    if b.skip_external("definitions_round_trip") {
+        return;
+    }
+    let api = Api::new(&b);
+    api.ok("PUT", "/api/vhosts/dv", None);
+    api.ok(
+        "PUT",
+        "/api/queues/dv/dq",
+        Some(json!({"durable": true, "arguments": {"x-max-length": 7}})),
+    );
+    api.ok(
+        "PUT",
+        "/api/exchanges/dv/dx",
+        Some(json!({"type": "topic", "durable": true})),
+    );
+    api.ok(
+        "POST",
+        "/api/bindings/dv/e/dx/q/dq",
+        Some(json!({"routing_key": "a.*"})),
+    );
+    api.ok(
+        "PUT",
+        "/api/policies/dv/dp",
+        Some(json!({"pattern": "^d", "definition": {"expires": 60000}, "priority": 2})),
+    );
+    api.ok(
+        "PUT",
+        "/api/users/du",
+        Some(json!({"password": "pw", "tags": ["monitoring"]})),
+    );
+    api.ok("PUT", "/api/user-limits/du/max-connections", Some(json!({"value": 3})));
+    let exported = api.ok("GET", "/api/definitions", None);
+    assert_eq!(exported["users"].as_array().unwrap().len(), 2);
+
+    // Into a second broker: the same definitions come out again.
+    let b2 = Broker::new();
+    let api2 = Api::new(&b2);
+    let (s, v) = api2.call("POST", "/api/definitions", Some(exported.clone()));
+    assert_eq!(s, 204, "{v}");
+    let again = api2.ok("GET", "/api/definitions", None);
+    for key in [
+        "vhosts",
+        "queues",
+        "exchanges",
+        "bindings",
+        "policies",
+        "parameters",
+        "permissions",
+    ] {
+        assert_eq!(again[key], exported[key], "{key}");
+    }
+    let du = again["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "du")
+        .unwrap();
+    assert_eq!(du["limits"], json!({"max-connections": 3}));
+
+    // A bad file: 400 naming the entry, nothing applied.
+    let bad = json!({"vhosts": [{"name": "nv"}], "queues": [{"name": "q", "vhost": "nv", "arguments": {"x-max-priority": 1000}}]});
+    let (s, v) = api2.call("POST", "/api/definitions", Some(bad));
+    assert_eq!(s, 400);
+    assert!(v["reason"].as_str().unwrap().contains("queue 'q'"), "{v}");
+    assert_eq!(api2.call("GET", "/api/vhosts/nv", None).0, 404);
+    // Per vhost.
+    let one = api.ok("GET", "/api/definitions/dv", None);
+    assert!(one.get("users").is_none());
+    api2.ok("PUT", "/api/vhosts/copy", None);
+    api2.ok("POST", "/api/definitions/copy", Some(one));
+    assert_eq!(
+        api2.ok("GET", "/api/queues/copy/dq", None)["arguments"]["x-max-length"],
+        7
+    );
+}
+
+#[test]
+fn parameters_and_global_parameters() {
+    let b = Broker::new();
+    let api = Api::new(&b);
+    let body = json!({"value": {"uri": "amqp://upstream"}});
+    assert_eq!(
+        api.call("PUT", "/api/parameters/federation-upstream/%2F/up1", Some(body))
+            .0,
+        204
+    );
+    let v = api.ok("GET", "/api/parameters/federation-upstream/%2F/up1", None);
+    assert_eq!(v["value"]["uri"], "amqp://upstream");
+    assert_eq!(
+        api.ok("GET", "/api/parameters/federation-upstream", None)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        api.call("PUT", "/api/parameters/nope/%2F/x", Some(json!({"value": 1})))
+            .0,
+        404
+    );
+    api.ok("DELETE", "/api/parameters/federation-upstream/%2F/up1", None);
+    assert_eq!(
+        api.call("GET", "/api/parameters/federation-upstream/%2F/up1", None).0,
+        404
+    );
+    api.ok(
+        "PUT",
+        "/api/global-parameters/cluster_tags",
+        Some(json!({"value": {"region": "eu"}})),
+    );
+    assert_eq!(
+        api.ok("GET", "/api/global-parameters/cluster_tags", None)["value"]["region"],
+        "eu"
+    );
+}
