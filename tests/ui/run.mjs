@@ -470,12 +470,66 @@ async function shot(name, ready) {
   console.log(`   saved ${file}`);
 }
 
+async function apiJson(method, p, body) {
+  const r = await fetch(apiUrl(p), {
+    method,
+    headers: { authorization: authHeader, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (r.status >= 400) throw new Error(`${method} /api${p}: ${r.status} ${text.slice(0, 200)}`);
+  return text ? JSON.parse(text) : null;
+}
+// A few realistic objects for the screenshots; removed after (only what was made here).
+const demo = { queues: [], exchanges: [] };
+const DEMO_QUEUES = ['orders.created', 'orders.shipped', 'billing.invoices', 'audit.log'];
+let demoSeq = 1000;
+async function demoPublish(routingKey, exchange = 'events') {
+  demoSeq++;
+  const payload = JSON.stringify({ order: demoSeq, customer: `c-${(demoSeq * 7919) % 1000}`, total: ((demoSeq * 37) % 500) + 0.99, currency: 'EUR' });
+  await apiJson('POST', `/exchanges/%2F/${exchange === '' ? 'amq.default' : exchange}/publish`, {
+    properties: { content_type: 'application/json', delivery_mode: 2, message_id: `m-${demoSeq}` }, routing_key: routingKey, payload, payload_encoding: 'string',
+  });
+}
+async function makeDemo() {
+  step = 'make demo objects for the screenshots';
+  for (const q of DEMO_QUEUES) {
+    if ((await apiStatus('GET', `/queues/%2F/${q}`)) === 404) {
+      await apiJson('PUT', `/queues/%2F/${q}`, { durable: true, auto_delete: false, arguments: q === 'audit.log' ? { 'x-max-length': 100000 } : {} });
+      demo.queues.push(q);
+    }
+  }
+  if ((await apiStatus('GET', '/exchanges/%2F/events')) === 404) {
+    await apiJson('PUT', '/exchanges/%2F/events', { type: 'topic', durable: true, auto_delete: false, internal: false, arguments: {} });
+    demo.exchanges.push('events');
+  }
+  for (const [q, rk] of [['orders.created', 'orders.created'], ['orders.shipped', 'orders.shipped'], ['audit.log', '#']]) {
+    await apiJson('POST', `/bindings/%2F/e/events/q/${q}`, { routing_key: rk, arguments: {} });
+  }
+  for (let i = 0; i < 7; i++) await demoPublish('orders.created');
+  for (let i = 0; i < 3; i++) await demoPublish('orders.shipped');
+  for (let i = 0; i < 12; i++) await demoPublish('billing.invoices', '');
+}
+async function dropDemo() {
+  for (const q of demo.queues.splice(0)) await apiStatus('DELETE', `/queues/%2F/${q}`).catch(() => {});
+  for (const x of demo.exchanges.splice(0)) await apiStatus('DELETE', `/exchanges/%2F/${x}`).catch(() => {});
+}
+
 async function screenshots() {
   fs.mkdirSync(opt.screenshots, { recursive: true });
+  await makeDemo();
   if (opt.amqp) {
     step = 'open an AMQP consumer';
-    consumer = await openConsumer(opt.amqp, 'ui-demo-' + id, { prefetch: 10 });
+    consumer = await openConsumer(opt.amqp, `notifications-${id.slice(-4)}`, { prefetch: 10 });
   }
+  step = 'queue detail of a demo queue';
+  await go(`queues/${encodeURIComponent('/')}/orders.created`);
+  await until('7 messages in orders.created', async () => (await page.locator('#queue-counts [data-field=messages]').textContent()).trim() === '7', {
+    timeout: 20000, every: 1000, onMiss: () => page.reload(),
+  });
+  await page.locator('form#get-messages [name=count]').fill('2');
+  await page.locator('form#get-messages button[type=submit]').click();
+  await page.locator('#messages .message').nth(1).waitFor();
   await shot('queue-detail');
   // a policy through the form, for the policies page (removed again below)
   const pname = `ui-demo-${id}`;
@@ -518,8 +572,16 @@ async function screenshots() {
   await page.goto(base + '#/users');
   await shot('users', () => page.locator('main tbody tr[data-name]').first().waitFor());
   await page.goto(base + '#/');
-  // two polls, so the charts have a line
-  await shot('overview', () => page.waitForTimeout(10500));
+  // three polls with some traffic, so the charts have lines
+  await shot('overview', async () => {
+    const end = Date.now() + 15500;
+    while (Date.now() < end) {
+      await demoPublish(Math.random() < 0.7 ? 'orders.created' : 'orders.shipped');
+      if (Math.random() < 0.5) await apiJson('POST', '/queues/%2F/orders.created/get', { count: 1, ackmode: 'ack_requeue_false', encoding: 'auto', truncate: 1000 });
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  });
+  await dropDemo();
   if (consumer) {
     await consumer.close();
     consumer = null;
@@ -527,6 +589,7 @@ async function screenshots() {
 }
 
 async function cleanup() {
+  await dropDemo().catch(() => {});
   try {
     if (consumer) await consumer.close();
   } catch {}
