@@ -129,7 +129,16 @@ async function main() {
   step = 'log in';
   await page.fill('#login [name=password]', pass);
   await page.click('#login button[type=submit]');
-  await page.locator('#top:not([hidden])').waitFor();
+  const loginErr = page.locator('#login .inline-error');
+  await until('the header or a login error', async () => {
+    if (await page.locator('#top:not([hidden])').count()) return true;
+    const t = (await loginErr.count()) ? (await loginErr.textContent()).trim() : '';
+    // the error of the wrong-password try above is still shown until the answer comes
+    if (t && !(await page.locator('#login button[type=submit]').isDisabled())) throw new Error(`login as ${user} refused: ${t}`);
+    return false;
+  }, { timeout: 15000, every: 200 }).catch((e) => {
+    throw new Error(e.message.replace(/^timed out waiting for the header or a login error \((.*)\)$/, '$1'));
+  });
   await page.locator('main h1', { hasText: 'Overview' }).waitFor();
   await page.locator('.tiles .tile').first().waitFor();
   ok(`logged in as ${user}, overview shown`);

@@ -1586,6 +1586,7 @@
       const auth = 'Basic ' + b64(`${f.username.value}:${f.password.value}`);
       const btn = form.querySelector('button');
       btn.disabled = true;
+      err.hidden = true;
       try {
         const me = await api('GET', '/whoami', { auth, login: true });
         session.auth = auth;
