@@ -6,6 +6,7 @@
 //! a fresh data dir, and kills it on drop.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod raw;
 
 use std::future::Future;
@@ -37,6 +38,10 @@ pub struct Broker {
     child: Option<Child>,
     /// Flags added to every start of a spawned binary.
     extra_args: Vec<String>,
+    /// The management API (`http://host:port`, no trailing slash) and the
+    /// metrics listener's port (free ports per spawned broker: tests run in parallel).
+    http_url: String,
+    metrics_port: u16,
 }
 
 impl Broker {
@@ -60,6 +65,13 @@ impl Broker {
                 root: None,
                 child: None,
                 extra_args: Vec::new(),
+                // `RINGMQ_TEST_HTTP_URI` names the external broker's API
+                // (RabbitMQ's peer: http://127.0.0.1:15673).
+                http_url: std::env::var("RINGMQ_TEST_HTTP_URI")
+                    .unwrap_or_else(|_| "http://127.0.0.1:15672".into())
+                    .trim_end_matches('/')
+                    .to_owned(),
+                metrics_port: 0,
             };
         }
         let port = free_port();
@@ -78,6 +90,8 @@ impl Broker {
             root: Some(root),
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            http_url: format!("http://127.0.0.1:{}", free_port()),
+            metrics_port: free_port(),
         };
         b.start();
         b
@@ -94,6 +108,20 @@ impl Broker {
             eprintln!("{test}: skipped, needs the spawned ringmq binary (RINGMQ_TEST_URI is set)");
         }
         self.external
+    }
+
+    /// The management API's base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn http_url(&self) -> &str {
+        &self.http_url
+    }
+
+    pub fn http_port(&self) -> u16 {
+        self.http_url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
+    }
+
+    /// The unauthenticated Prometheus listener of a spawned broker.
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.metrics_port)
     }
 
     pub fn uri(&self) -> &str {
@@ -153,7 +181,10 @@ impl Broker {
             .arg(self.data_dir())
             .args(["--bind", "127.0.0.1", "--amqp-port"])
             .arg(self.port.to_string())
-            .args(["--http-port", "-1"])
+            .arg("--http-port")
+            .arg(self.http_port().to_string())
+            .arg("--metrics-http-port")
+            .arg(self.metrics_port.to_string())
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
@@ -163,7 +194,10 @@ impl Broker {
         self.child = Some(child);
         let deadline = Instant::now() + WAIT;
         loop {
-            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+            let http: SocketAddr = format!("127.0.0.1:{}", self.http_port()).parse().expect("address");
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok()
+                && TcpStream::connect_timeout(&http, Duration::from_millis(200)).is_ok()
+            {
                 return;
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
