@@ -129,12 +129,12 @@ async function main() {
   step = 'log in';
   await page.fill('#login [name=password]', pass);
   await page.click('#login button[type=submit]');
-  const loginErr = page.locator('#login .inline-error');
+  const header = page.locator('#top:not([hidden])');
+  const loginErr = page.locator('#login .inline-error:not([hidden])'); // hidden again on submit
   await until('the header or a login error', async () => {
-    if (await page.locator('#top:not([hidden])').count()) return true;
-    const t = (await loginErr.count()) ? (await loginErr.textContent()).trim() : '';
-    // the error of the wrong-password try above is still shown until the answer comes
-    if (t && !(await page.locator('#login button[type=submit]').isDisabled())) throw new Error(`login as ${user} refused: ${t}`);
+    if (await header.count()) return true;
+    const t = (await loginErr.count()) ? (await loginErr.first().textContent({ timeout: 1000 })).trim() : '';
+    if (t && !(await header.count())) throw new Error(`login as ${user} refused: ${t}`);
     return false;
   }, { timeout: 15000, every: 200 }).catch((e) => {
     throw new Error(e.message.replace(/^timed out waiting for the header or a login error \((.*)\)$/, '$1'));
