@@ -1,0 +1,449 @@
+//! `ringmqctl` against a real broker's management API: every command is run as the
+//! built binary and checked through its output, its exit code and, where it changes
+//! something, through another command or an AMQP client.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{run, unique, Broker, WAIT};
+use serde_json::Value;
+
+/// The management API's base URL of the broker under test.
+/// (`RINGMQ_TEST_HTTP_URI` with `RINGMQ_TEST_URI` points these tests at RabbitMQ.)
+fn api(b: &Broker) -> String {
+    b.http_url().to_string()
+}
+
+fn ctl_as(b: &Broker, user: &str, pass: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringmqctl"))
+        .args(["--uri", &api(b), "-u", user, "-p", pass])
+        .args(args)
+        .output()
+        .expect("run ringmqctl")
+}
+
+fn ctl(b: &Broker, args: &[&str]) -> Output {
+    ctl_as(b, b.user(), b.pass(), args)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs the command and asserts exit code 0; gives stdout.
+#[track_caller]
+fn ok(b: &Broker, args: &[&str]) -> String {
+    let out = ctl(b, args);
+    assert!(
+        out.status.success(),
+        "ringmqctl {args:?} exited with {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// Runs the command with `--json` and parses stdout.
+#[track_caller]
+fn json(b: &Broker, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = ok(b, &all);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+}
+
+/// Runs the command, asserts it failed with `code`; gives stderr.
+#[track_caller]
+fn fails(b: &Broker, args: &[&str], code: i32) -> String {
+    let out = ctl(b, args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "ringmqctl {args:?}\nstdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stderr)
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Polls `f` until it holds, for at most [`WAIT`] (stats may be sampled on a timer).
+#[track_caller]
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out after {WAIT:?}: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn status_shows_versions_and_totals() {
+    let b = Broker::new();
+    let out = ok(&b, &["status"]);
+    for line in [
+        "product:",
+        "queues:",
+        "connections:",
+        "messages ready:",
+        "publish rate:",
+    ] {
+        assert!(out.contains(line), "no {line:?} in\n{out}");
+    }
+    let ov = json(&b, &["status"]);
+    assert!(ov["object_totals"]["queues"].is_u64(), "{ov}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_unreachable_api_exits_69() {
+    let b = Broker::new();
+    assert!(fails(&b, &["frobnicate"], 2).contains("unknown command"));
+    assert!(fails(&b, &["add_user", "only-a-name"], 2).contains("wrong number"));
+    assert!(fails(&b, &["set_policy", "p", ".*", "not json"], 2).contains("invalid JSON"));
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringmqctl"))
+        .args(["--uri", &format!("http://127.0.0.1:{port}"), "status"])
+        .output()
+        .expect("run ringmqctl");
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out.stderr));
+    let help = ok(&b, &["--help"]);
+    assert!(help.contains("exit codes") && help.contains("69"), "{help}");
+}
+
+#[test]
+fn api_errors_exit_1_with_error_and_reason() {
+    let b = Broker::new();
+    let err = fails(&b, &["delete_queue", &unique("ctl-missing")], 1);
+    assert!(err.contains("404"), "{err}");
+    let out = ctl_as(&b, "guest", "wrong-password", &["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("401"), "{}", text(&out.stderr));
+    // With --json the server's error body is printed as it came.
+    let err = fails(&b, &["--json", "delete_user", &unique("ctl-nobody")], 1);
+    let body: Value = serde_json::from_str(err.trim()).expect("error body is JSON");
+    assert!(body.get("error").is_some() && body.get("reason").is_some(), "{body}");
+}
+
+#[test]
+fn list_every_kind_as_table_and_json() {
+    let b = Broker::new();
+    for kind in [
+        "queues",
+        "exchanges",
+        "bindings",
+        "connections",
+        "channels",
+        "consumers",
+        "users",
+        "vhosts",
+    ] {
+        let table = ok(&b, &["list", kind]);
+        assert!(!table.is_empty(), "list {kind}: no header");
+        assert!(json(&b, &["list", kind]).is_array(), "list {kind} --json");
+    }
+    let exchanges = ok(&b, &["list", "exchanges", "--columns", "name,type"]);
+    assert!(exchanges.lines().next().unwrap().starts_with("name"), "{exchanges}");
+    assert!(
+        exchanges
+            .lines()
+            .any(|l| l.starts_with("amq.topic") && l.ends_with("topic")),
+        "{exchanges}"
+    );
+    assert!(ok(&b, &["list_users"]).contains("guest"));
+    assert!(ok(&b, &["list", "vhosts"])
+        .lines()
+        .any(|l| l.starts_with("/ ") || l == "/"));
+}
+
+#[test]
+fn users_tags_passwords_and_permissions() {
+    let b = Broker::new();
+    let user = unique("ctl-user");
+    ok(&b, &["add_user", &user, "pw-1", "--tags", "monitoring"]);
+    let users = json(&b, &["list", "users"]);
+    let row = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == user.as_str())
+        .expect("user listed");
+    let tags = row["tags"].to_string();
+    assert!(tags.contains("monitoring"), "{row}");
+
+    // A monitoring user can read the overview with its password.
+    assert!(ctl_as(&b, &user, "pw-1", &["status"]).status.success());
+    ok(&b, &["change_password", &user, "pw-2"]);
+    assert_eq!(ctl_as(&b, &user, "pw-1", &["status"]).status.code(), Some(1));
+    assert!(ctl_as(&b, &user, "pw-2", &["status"]).status.success());
+
+    // New tags keep the password.
+    ok(&b, &["set_user_tags", &user, "administrator"]);
+    let me = ctl_as(&b, &user, "pw-2", &["--json", "whoami"]);
+    assert!(me.status.success(), "{}", text(&me.stderr));
+    assert!(text(&me.stdout).contains("administrator"), "{}", text(&me.stdout));
+
+    ok(&b, &["set_permissions", &user, "^ctl-", ".*", ".*"]);
+    let perms = json(&b, &["list", "permissions"]);
+    let p = perms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["user"] == user.as_str())
+        .expect("permission listed");
+    assert_eq!(
+        (p["configure"].as_str(), p["write"].as_str(), p["read"].as_str()),
+        (Some("^ctl-"), Some(".*"), Some(".*"))
+    );
+    ok(&b, &["clear_permissions", &user]);
+    let perms = json(&b, &["list", "permissions"]);
+    assert!(
+        perms.as_array().unwrap().iter().all(|p| p["user"] != user.as_str()),
+        "{perms}"
+    );
+
+    ok(&b, &["delete_user", &user]);
+    assert!(!names(&json(&b, &["list", "users"])).contains(&user));
+    assert!(fails(&b, &["delete_user", &user], 1).contains("404"));
+}
+
+#[test]
+fn queues_publish_get_purge_delete() {
+    let b = Broker::new();
+    let q = unique("ctl-q");
+    ok(
+        &b,
+        &[
+            "declare_queue",
+            &q,
+            "--durable",
+            "--arguments",
+            r#"{"x-max-length": 100}"#,
+        ],
+    );
+    let queues = json(&b, &["list", "queues"]);
+    let row = queues
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == q.as_str())
+        .expect("queue listed");
+    assert_eq!(row["durable"], true, "{row}");
+    assert_eq!(row["arguments"]["x-max-length"], 100, "{row}");
+
+    // The default exchange is "" on the command line.
+    assert_eq!(ok(&b, &["publish", "", &q, "first"]).trim(), "published, routed");
+    assert_eq!(ok(&b, &["publish", "", &q, "second"]).trim(), "published, routed");
+    assert!(ok(&b, &["publish", "", &unique("ctl-nowhere"), "x"]).contains("not routed"));
+
+    // get without --ack requeues, so the same message comes back.
+    let got = json(&b, &["get", &q]);
+    assert_eq!(got[0]["payload"], "first", "{got}");
+    let table = ok(&b, &["get", &q, "--ack"]);
+    assert!(table.contains("first"), "{table}");
+    let got = json(&b, &["get", &q, "--count", "5"]);
+    assert_eq!(got.as_array().unwrap().len(), 1, "{got}");
+    assert_eq!(got[0]["payload"], "second", "{got}");
+
+    ok(&b, &["purge_queue", &q]);
+    assert_eq!(json(&b, &["get", &q]), serde_json::json!([]));
+    ok(&b, &["publish", "", &q, "again"]);
+    let err = fails(&b, &["delete_queue", &q, "--if-empty"], 1);
+    assert!(err.contains("400") || err.contains("406"), "{err}");
+    ok(&b, &["delete_queue", &q]);
+    assert!(!names(&json(&b, &["list", "queues"])).contains(&q));
+}
+
+#[test]
+fn exchanges_and_bindings_route_publishes() {
+    let b = Broker::new();
+    let (x, q) = (unique("ctl-x"), unique("ctl-q"));
+    ok(&b, &["declare_exchange", &x, "topic"]);
+    ok(&b, &["declare_queue", &q]);
+    ok(&b, &["declare_binding", &x, &q, "--routing-key", "a.#"]);
+    let bindings = json(&b, &["list", "bindings"]);
+    assert!(
+        bindings
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["source"] == x.as_str() && r["destination"] == q.as_str() && r["routing_key"] == "a.#"),
+        "{bindings}"
+    );
+    assert_eq!(ok(&b, &["publish", &x, "a.b", "hit"]).trim(), "published, routed");
+    assert!(ok(&b, &["publish", &x, "b.a", "miss"]).contains("not routed"));
+    assert_eq!(json(&b, &["get", &q, "--ack"])[0]["routing_key"], "a.b");
+    ok(&b, &["delete_queue", &q]);
+    ok(&b, &["delete_exchange", &x]);
+    assert!(!names(&json(&b, &["list", "exchanges"])).contains(&x));
+}
+
+#[test]
+fn close_connection_closes_an_amqp_client() {
+    let b = Broker::new();
+    run(async {
+        let conn = common::connect(&b).await;
+        let mut name = String::new();
+        eventually("the connection is listed", || {
+            let list = json(&b, &["list", "connections"]);
+            match list.as_array().and_then(|l| l.first()) {
+                Some(c) => {
+                    name = c["name"].as_str().expect("connection name").to_string();
+                    true
+                }
+                None => false,
+            }
+        });
+        ok(&b, &["close_connection", &name, "closed by ringmqctl"]);
+        common::within("the client sees the close", async {
+            while conn.status().connected() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        eventually("the connection is gone", || {
+            json(&b, &["list", "connections"]) == serde_json::json!([])
+        });
+    });
+}
+
+#[test]
+fn vhosts_and_their_limits() {
+    let b = Broker::new();
+    let v = unique("ctl/vhost");
+    ok(&b, &["add_vhost", &v, "--description", "made by ringmqctl"]);
+    let vhosts = json(&b, &["list", "vhosts"]);
+    let row = vhosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == v.as_str())
+        .expect("vhost listed");
+    assert_eq!(row["description"], "made by ringmqctl", "{row}");
+
+    ok(
+        &b,
+        &[
+            "-V",
+            &v,
+            "set_vhost_limits",
+            r#"{"max-queues": 7, "max-connections": 3}"#,
+        ],
+    );
+    let limits = json(&b, &["-V", &v, "list", "vhost_limits"]);
+    assert_eq!(limits[0]["value"]["max-queues"], 7, "{limits}");
+    assert_eq!(limits[0]["value"]["max-connections"], 3, "{limits}");
+    ok(&b, &["-V", &v, "clear_vhost_limits"]);
+    let limits = json(&b, &["-V", &v, "list", "vhost_limits"]);
+    let none = limits
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["value"].as_object().is_none_or(|o| o.is_empty()));
+    assert!(none, "{limits}");
+
+    ok(&b, &["delete_vhost", &v]);
+    assert!(!names(&json(&b, &["list", "vhosts"])).contains(&v));
+}
+
+#[test]
+fn policies_and_operator_policies() {
+    let b = Broker::new();
+    let (p, op) = (unique("ctl-policy"), unique("ctl-op"));
+    ok(
+        &b,
+        &[
+            "set_policy",
+            &p,
+            "^ctl-ttl\\.",
+            r#"{"message-ttl": 60000}"#,
+            "--priority",
+            "3",
+            "--apply-to",
+            "queues",
+        ],
+    );
+    let policies = json(&b, &["list", "policies"]);
+    let row = policies
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == p.as_str())
+        .expect("policy listed");
+    assert_eq!(
+        (row["priority"].as_i64(), row["apply-to"].as_str()),
+        (Some(3), Some("queues")),
+        "{row}"
+    );
+    assert_eq!(row["definition"]["message-ttl"], 60000, "{row}");
+    assert!(ok(&b, &["list", "policies"]).contains(&p));
+
+    ok(
+        &b,
+        &[
+            "set_operator_policy",
+            &op,
+            "^ctl-ttl\\.",
+            r#"{"max-length": 10}"#,
+            "--apply-to",
+            "queues",
+        ],
+    );
+    assert!(names(&json(&b, &["list", "operator_policies"])).contains(&op));
+
+    ok(&b, &["clear_policy", &p]);
+    ok(&b, &["clear_operator_policy", &op]);
+    assert!(!names(&json(&b, &["list", "policies"])).contains(&p));
+    assert!(!names(&json(&b, &["list", "operator_policies"])).contains(&op));
+    assert!(fails(&b, &["clear_policy", &p], 1).contains("404"));
+}
+
+#[test]
+fn definitions_export_and_import_round_trip() {
+    let b = Broker::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("defs.json");
+    let file = file.to_str().unwrap();
+    let (q, x) = (unique("ctl-defs-q"), unique("ctl-defs-x"));
+    ok(&b, &["declare_queue", &q, "--durable"]);
+    ok(&b, &["declare_exchange", &x, "fanout", "--durable"]);
+    ok(&b, &["declare_binding", &x, &q]);
+    ok(&b, &["export_definitions", file]);
+    let defs: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).expect("definitions are JSON");
+    assert!(names(&defs["queues"]).contains(&q), "{defs}");
+    assert!(names(&defs["exchanges"]).contains(&x), "{defs}");
+
+    // `-` writes to stdout.
+    let stdout: Value = serde_json::from_str(&ok(&b, &["export_definitions", "-"])).expect("JSON on stdout");
+    assert!(names(&stdout["queues"]).contains(&q));
+
+    ok(&b, &["delete_queue", &q]);
+    ok(&b, &["delete_exchange", &x]);
+    ok(&b, &["import_definitions", file]);
+    assert!(names(&json(&b, &["list", "queues"])).contains(&q));
+    assert!(names(&json(&b, &["list", "exchanges"])).contains(&x));
+    let bindings = json(&b, &["list", "bindings"]);
+    assert!(bindings
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["source"] == x.as_str() && r["destination"] == q.as_str()));
+    ok(&b, &["delete_queue", &q]);
+    ok(&b, &["delete_exchange", &x]);
+
+    std::fs::write(file, "{ truncated").unwrap();
+    assert!(fails(&b, &["import_definitions", file], 1).contains("invalid JSON"));
+}
