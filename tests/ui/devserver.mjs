@@ -55,6 +55,9 @@ const files = {
   '/style.css': ['style.css', 'text/css; charset=utf-8'],
 };
 
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host']);
 
 function proxy(req, res) {
@@ -99,7 +102,14 @@ const server = http.createServer((req, res) => {
       res.writeHead(500, { 'content-type': 'text/plain' });
       return res.end(`${err.message}\n`);
     }
-    res.writeHead(200, { 'content-type': f[1], 'cache-control': 'no-cache', 'content-length': body.length });
+    res.writeHead(200, {
+      'content-type': f[1],
+      'cache-control': 'no-cache',
+      'content-length': body.length,
+      // strict on purpose: the UI must keep working without inline scripts or styles
+      'content-security-policy': CSP,
+      'x-content-type-options': 'nosniff',
+    });
     res.end(req.method === 'HEAD' ? undefined : body);
   });
 });
