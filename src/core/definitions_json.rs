@@ -484,8 +484,12 @@ impl Broker {
             let vhost = pick(&plan, &what, p.vhost.clone())?;
             match p.component.as_str() {
                 COMPONENT_LIMITS => {
-                    let Some(obj) = p.value.as_object() else {
-                        return Err(bad(what, "value must be an object"));
+                    // RabbitMQ exports cleared limits as `[]` (an empty Erlang list).
+                    let empty = Map::new();
+                    let obj = match &p.value {
+                        Value::Object(o) => o,
+                        Value::Array(a) if a.is_empty() => &empty,
+                        _ => return Err(bad(what, "value must be an object")),
                     };
                     let mut limits = VhostLimits::default();
                     for (k, v) in obj {
@@ -737,6 +741,7 @@ mod tests {
           "permissions": [{"user": "bob", "vhost": "v2", "configure": ".*", "write": ".*", "read": ".*"}],
           "topic_permissions": [],
           "parameters": [
+            {"value": [], "vhost": "/", "component": "vhost-limits", "name": "limits"},
             {"value": {"max-connections": 100}, "vhost": "v2", "component": "vhost-limits", "name": "limits"},
             {"value": {"pattern": ".*", "definition": {"max-length": 5}, "priority": 0, "apply-to": "queues"},
              "vhost": "v2", "component": "operator_policy", "name": "op1"}],
