@@ -490,7 +490,7 @@ async function apiJson(method, p, body) {
   return text ? JSON.parse(text) : null;
 }
 // A few realistic objects for the screenshots; removed after (only what was made here).
-const demo = { queues: [], exchanges: [] };
+const demo = { queues: [], exchanges: [], users: [] };
 const DEMO_QUEUES = ['orders.created', 'orders.shipped', 'billing.invoices', 'audit.log'];
 let demoSeq = 1000;
 async function demoPublish(routingKey, exchange = 'events') {
@@ -515,6 +515,12 @@ async function makeDemo() {
   for (const [q, rk] of [['orders.created', 'orders.created'], ['orders.shipped', 'orders.shipped'], ['audit.log', '#']]) {
     await apiJson('POST', `/bindings/%2F/e/events/q/${q}`, { routing_key: rk, arguments: {} });
   }
+  for (const [u, tags, perm] of [['app-orders', '', ['^orders\\.', '^(events|orders\\..*)$', '^orders\\.']], ['grafana', 'monitoring', null], ['ops', 'administrator', ['.*', '.*', '.*']]]) {
+    if ((await apiStatus('GET', `/users/${u}`)) !== 404) continue;
+    await apiJson('PUT', `/users/${u}`, { password: `demo-${id}`, tags });
+    demo.users.push(u);
+    if (perm) await apiJson('PUT', `/permissions/%2F/${u}`, { configure: perm[0], write: perm[1], read: perm[2] });
+  }
   for (let i = 0; i < 7; i++) await demoPublish('orders.created');
   for (let i = 0; i < 3; i++) await demoPublish('orders.shipped');
   for (let i = 0; i < 12; i++) await demoPublish('billing.invoices', '');
@@ -522,6 +528,7 @@ async function makeDemo() {
 async function dropDemo() {
   for (const q of demo.queues.splice(0)) await apiStatus('DELETE', `/queues/%2F/${q}`).catch(() => {});
   for (const x of demo.exchanges.splice(0)) await apiStatus('DELETE', `/exchanges/%2F/${x}`).catch(() => {});
+  for (const u of demo.users.splice(0)) await apiStatus('DELETE', `/users/${u}`).catch(() => {});
 }
 
 async function screenshots() {
