@@ -644,7 +644,7 @@
     const listeners = dataTable([
       { label: 'Protocol', render: (l) => l.protocol },
       { label: 'Bound to', render: (l) => l.ip_address },
-      { label: 'Port', render: (l) => fmtNum(l.port), cls: 'num' },
+      { label: 'Port', render: (l) => String(l.port), cls: 'num' },
     ], {}, () => {});
     const err = h('div', { class: 'inline-error', hidden: true });
     mount(main, 
