@@ -116,7 +116,11 @@ impl Broker {
     }
 
     pub fn http_port(&self) -> u16 {
-        self.http_url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
+        self.http_url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
     }
 
     /// The unauthenticated Prometheus listener of a spawned broker.
