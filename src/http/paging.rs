@@ -93,6 +93,29 @@ impl ListParams {
     }
 }
 
+/// [`list`] as a reply. Without `page`, the array is written item by item, so
+/// an unpaged list of 100,000 queues never holds 100,000 JSON trees at once.
+pub fn reply<I: Item>(items: Vec<I>, p: &ListParams) -> Result<super::Reply, ApiError> {
+    if p.page.is_some() {
+        return Ok(super::Reply::Json(200, list(items, p)?));
+    }
+    let items = sort(filter(items, p)?, p);
+    let mut out = Vec::with_capacity(2 + items.len() * 64);
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, &select(item.render(), &p.columns)).expect("JSON to memory");
+    }
+    out.push(b']');
+    Ok(super::Reply::Raw {
+        status: 200,
+        content_type: "application/json",
+        body: out.into(),
+    })
+}
+
 /// Filters, sorts and pages `items`; renders only what is returned.
 pub fn list<I: Item>(items: Vec<I>, p: &ListParams) -> Result<Value, ApiError> {
     let total = items.len();
@@ -144,7 +167,7 @@ fn filter<I: Item>(items: Vec<I>, p: &ListParams) -> Result<Vec<I>, ApiError> {
 
 fn sort<I: Item>(mut items: Vec<I>, p: &ListParams) -> Vec<I> {
     match &p.sort {
-        None => items.sort_by(|a, b| a.vhost().cmp(b.vhost()).then_with(|| a.name().cmp(b.name()))),
+        None => items.sort_unstable_by(|a, b| a.vhost().cmp(b.vhost()).then_with(|| a.name().cmp(b.name()))),
         Some(col) if items.first().is_none_or(|i| i.sort_key(col).is_some()) => {
             items.sort_by(|a, b| cmp_keys(a.sort_key(col), b.sort_key(col)));
         }
@@ -317,6 +340,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(names(&v), ["/b", "va", "/a", "/Cab"]);
+    }
+
+    #[test]
+    fn unpaged_reply_is_streamed_with_the_same_json() {
+        let p = ListParams::parse(&q("sort=messages&columns=name")).unwrap();
+        let want = list(items(), &p).unwrap();
+        let Ok(crate::http::Reply::Raw { body, content_type, .. }) = reply(items(), &p) else {
+            panic!("unpaged lists are streamed")
+        };
+        assert_eq!(content_type, "application/json");
+        assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), want);
+        let paged = reply(items(), &ListParams::parse(&q("page=1")).unwrap()).unwrap();
+        assert!(matches!(paged, crate::http::Reply::Json(200, _)));
     }
 
     #[test]

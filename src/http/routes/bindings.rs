@@ -83,7 +83,7 @@ fn reply(items: Vec<BindingItem>, req: &Req<'_>) -> Result<Reply, ApiError> {
         let all: Vec<Value> = items.into_iter().map(|i| i.v).collect();
         return Reply::ok(Value::Array(all));
     }
-    Reply::ok(paging::list(items, &params)?)
+    paging::reply(items, &params)
 }
 
 fn in_vhost(req: &Req<'_>, keep: &dyn Fn(&str, DestKind, &str) -> bool) -> Result<Reply, ApiError> {

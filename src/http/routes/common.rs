@@ -37,6 +37,19 @@ pub(crate) fn message_stats(s: &ObjStats, fields: &[&str]) -> Value {
     Value::Object(m)
 }
 
+/// A cheap sort key for `message_stats.<counter>` and
+/// `message_stats.<counter>_details.rate`, so lists sort by rates without
+/// rendering every item.
+pub(crate) fn stats_sort_key(s: &ObjStats, column: &str) -> Option<f64> {
+    let path = column.strip_prefix("message_stats.")?;
+    let (name, rate) = match path.strip_suffix("_details.rate") {
+        Some(n) => (n, true),
+        None => (path, false),
+    };
+    let i = crate::core::stats::counter_index(name)?;
+    Some(if rate { s.rate(i) } else { s.c.values()[i] as f64 })
+}
+
 /// Counters a queue shows.
 pub(crate) const QUEUE_FIELDS: &[&str] = &[
     "publish",

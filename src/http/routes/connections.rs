@@ -109,13 +109,13 @@ fn conn_items<'a>(b: &'a Broker, req: &'a Req<'a>, vhost: Option<&str>) -> Vec<C
 pub(crate) fn list_all(req: &Req<'_>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
-    Reply::ok(paging::list(conn_items(&b, req, None), &params)?)
+    paging::reply(conn_items(&b, req, None), &params)
 }
 
 pub(crate) fn list_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
-    Reply::ok(paging::list(conn_items(&b, req, Some(req.vhost())), &params)?)
+    paging::reply(conn_items(&b, req, Some(req.vhost())), &params)
 }
 
 /// The connection a URL names, if the user may see it.
@@ -234,19 +234,19 @@ pub(crate) fn channels_of(req: &Req<'_>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
     let id = find(&b, req)?;
-    Reply::ok(paging::list(chan_items(&b, req, Some(id), None), &params)?)
+    paging::reply(chan_items(&b, req, Some(id), None), &params)
 }
 
 pub(crate) fn channels(req: &Req<'_>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
-    Reply::ok(paging::list(chan_items(&b, req, None, None), &params)?)
+    paging::reply(chan_items(&b, req, None, None), &params)
 }
 
 pub(crate) fn channels_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
-    Reply::ok(paging::list(chan_items(&b, req, None, Some(req.vhost())), &params)?)
+    paging::reply(chan_items(&b, req, None, Some(req.vhost())), &params)
 }
 
 pub(crate) fn channel(req: &Req<'_>) -> Result<Reply, ApiError> {
@@ -324,7 +324,7 @@ fn consumer_list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> 
             }
         }
     }
-    Reply::ok(paging::list(items, &params)?)
+    paging::reply(items, &params)
 }
 
 pub(crate) fn consumers(req: &Req<'_>) -> Result<Reply, ApiError> {

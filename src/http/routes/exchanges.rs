@@ -39,7 +39,7 @@ impl Item for ExchangeItem<'_> {
             "name" => SortKey::Str(&self.x.name),
             "vhost" => SortKey::Str(self.vhost),
             "type" => SortKey::Str(self.x.type_name()),
-            _ => return None,
+            c => SortKey::Num(super::common::stats_sort_key(&self.x.stats, c)?),
         })
     }
     fn render(&self) -> Value {
@@ -73,7 +73,7 @@ fn list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> {
         .filter(|(n, _)| vhost.is_none_or(|v| v == &***n) && u.sees_vhost(&b, n))
         .flat_map(|(n, v)| v.exchanges.values().map(move |x| ExchangeItem { vhost: n, x }))
         .collect();
-    Reply::ok(paging::list(items, &params)?)
+    paging::reply(items, &params)
 }
 
 pub(crate) fn list_all(req: &Req<'_>) -> Result<Reply, ApiError> {

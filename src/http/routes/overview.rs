@@ -294,5 +294,5 @@ pub(crate) fn vhosts(req: &Req<'_>) -> Result<Reply, ApiError> {
             }
         })
         .collect();
-    Reply::ok(paging::list(items, &ListParams::parse(&req.query)?)?)
+    paging::reply(items, &ListParams::parse(&req.query)?)
 }

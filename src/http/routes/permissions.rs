@@ -26,7 +26,7 @@ fn listed(req: &Req<'_>, keep: impl Fn(&PermissionDef) -> bool) -> Result<Reply,
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
     let items: Vec<PermItem> = b.permissions.defs().into_iter().filter(keep).map(PermItem).collect();
-    Reply::ok(paging::list(items, &params)?)
+    paging::reply(items, &params)
 }
 
 pub(crate) fn list(req: &Req<'_>) -> Result<Reply, ApiError> {

@@ -43,7 +43,7 @@ impl Item for QueueItem<'_> {
             "messages_unacknowledged" => SortKey::Num(self.unacked() as f64),
             "consumers" => SortKey::Num(self.q.consumer_count() as f64),
             "message_bytes" => SortKey::Num(self.q.store.total_bytes() as f64),
-            _ => return None,
+            c => SortKey::Num(super::common::stats_sort_key(&self.q.stats, c)?),
         })
     }
     fn render(&self) -> Value {
@@ -115,7 +115,7 @@ fn list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
     let node = super::overview::node_name();
-    Reply::ok(paging::list(items(&b, req, vhost, &node), &params)?)
+    paging::reply(items(&b, req, vhost, &node), &params)
 }
 
 pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {

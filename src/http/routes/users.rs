@@ -40,7 +40,7 @@ pub(crate) fn list(req: &Req<'_>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
     let items: Vec<UserItem<'_>> = b.users.iter().map(UserItem).collect();
-    Reply::ok(paging::list(items, &params)?)
+    paging::reply(items, &params)
 }
 
 pub(crate) fn without_permissions(req: &Req<'_>) -> Result<Reply, ApiError> {
@@ -53,7 +53,7 @@ pub(crate) fn without_permissions(req: &Req<'_>) -> Result<Reply, ApiError> {
         .filter(|u| !defs.iter().any(|d| d.user == u.name))
         .map(UserItem)
         .collect();
-    Reply::ok(paging::list(items, &params)?)
+    paging::reply(items, &params)
 }
 
 pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
