@@ -38,7 +38,11 @@ pub fn value_to_json(v: &FieldValue) -> Value {
 }
 
 pub fn table_to_json(t: &FieldTable) -> Value {
-    Value::Object(t.0.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect::<Map<_, _>>())
+    Value::Object(
+        t.0.iter()
+            .map(|(k, v)| (k.clone(), value_to_json(v)))
+            .collect::<Map<_, _>>(),
+    )
 }
 
 fn value_from_json(v: &Value, depth: usize) -> Result<FieldValue, String> {
