@@ -266,10 +266,12 @@ fn publish_through_the_api_reaches_an_amqp_consumer_and_get_sees_amqp_messages()
         let r = a.post("/api/exchanges/%2F/amq.default/publish", json!({"routing_key": "x"}));
         assert_err(&r, 400, "bad_request");
 
-        // Messages published over AMQP come out of /get.
+        // Messages published over AMQP come out of /get (confirmed first: the
+        // HTTP request must not overtake the publish).
         let q2 = unique("api-get");
         temp_queue(&ch, &q2).await;
-        publish(&ch, "", &q2, b"\xff\x00bin").await;
+        let cch = confirm_channel(&_c).await;
+        publish(&cch, "", &q2, b"\xff\x00bin").await;
         let got = a.post(
             &format!("/api/queues/%2F/{}/get", enc(&q2)),
             json!({"count": 5, "ackmode": "reject_requeue_false", "encoding": "auto"}),
