@@ -123,6 +123,12 @@ impl LeveledStore {
         self.levels[l].read(p)
     }
 
+    /// [`QueueStore::read_shared`] of the message's level.
+    pub fn read_shared(&self, pos: SegmentPosition) -> Result<(MessageView<'_>, crate::SharedBytes), StoreError> {
+        let (l, p) = self.level_of(pos)?;
+        self.levels[l].read_shared(p)
+    }
+
     pub fn ack(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
         let (l, p) = self.level_of(pos)?;
         self.levels[l].ack(p)

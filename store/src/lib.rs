@@ -24,13 +24,16 @@
 //!     <sha1(queue)>/          one per queue; `.queue` holds the real name
 //!       msgs.0000000001       segment: 8-byte header, records (see record), zero tail
 //!       acks.0000000001       u32 LE offsets of acked/discarded records in msgs.1
+//!       spare.0000000001      msgs.1 once fully acked, kept for reuse at a rollover (<= 2)
 //!   users.json, ...           written with meta::write_json_atomic
 //! ```
 //!
 //! A segment is 8 MiB by default ([`StoreConfig::segment_bytes`]); a record larger than
 //! that gets a segment of its own. Segments are preallocated (fallocate), written
 //! through a shared writable mapping, and truncated to their data on rollover and clean
-//! close; after a crash the zero tail reads as "end of data". Every record carries a
+//! close; after a crash the zero tail reads as "end of data". A fully acked segment is
+//! recycled as a later one instead of being deleted (its page-cache pages are reused;
+//! see `record` for how its stale records are told apart). Every record carries a
 //! CRC32C; recovery keeps each segment's records up to the first one that fails and
 //! cuts the rest off (see [`recovery`]).
 //!
@@ -80,6 +83,7 @@ pub use levels::LeveledStore;
 pub use queue::QueueStore;
 pub use record::{MessageRef, MessageView};
 pub use recovery::{RecoveryReport, SegmentDamage};
+pub use segment::SharedBytes;
 pub use sync::{AppendSeq, SyncBatch};
 
 /// Default segment size: 8 MiB, as LavinMQ.

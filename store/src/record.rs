@@ -4,11 +4,12 @@
 //! segment file msgs.NNNNNNNNNN
 //!   offset 0   SegmentHeader  (8 bytes)  magic "RMQS", format version u32 LE
 //!   offset 8   record, record, ...        back to back, no padding
-//!   then       zero bytes up to the preallocated size (or EOF after a clean close)
+//!   then       a zero length word (version 2), then zeros or stale bytes up to the
+//!              preallocated size (or EOF after a clean close or rollover)
 //!
 //! record (all integers little-endian)
 //!   0  u32  total_len        whole record including this header; 0 = end of data
-//!   4  u32  crc              CRC32C of bytes 0..4 and 8..total_len
+//!   4  u32  crc              CRC32C of the seed, then bytes 0..4 and 8..total_len
 //!   8  u64  timestamp_ms
 //!   16 u32  properties_len
 //!   20 u8   exchange_len
@@ -26,14 +27,35 @@
 //! record is never shorter than [`RECORD_HEADER_BYTES`], so `total_len == 0` cannot be
 //! data. The CRC covers the length too, so a torn length word is caught like any other
 //! torn byte.
+//!
+//! Version 2 (recycled segments): a fully acked segment file is reused as a later
+//! segment instead of being deleted, because writing into page-cache pages that
+//! already exist is ~6x cheaper than into fresh ones (measured here: 4 µs vs 24-38 µs
+//! per 64 KiB `pwrite`; a fresh page is allocated, zeroed, and on this VM first
+//! touched through the hypervisor). Its tail then holds records of its previous
+//! life, with valid CRCs. Two rules keep them from ever being read as data: every
+//! writer puts a zero length word right after each record it appends (so the end of
+//! the data is marked even over stale bytes), and the CRC is seeded with the
+//! segment id ([`CrcSeed`]), which differs between lives, so a stale record behind a
+//! torn write fails its check. A recycled file's header says version 3 (what follows
+//! the end mark is stale, not damage); fresh files are version 2 (seeded, zero tail).
+//! Version 1 files (seed 0, zero tail) are still read.
 
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// First bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 4] = *b"RMQS";
-/// Bumped on any change to this file's layout.
-pub const SEGMENT_FORMAT_VERSION: u32 = 1;
+/// Bumped on any change to this file's layout. New segments are written as this.
+pub const SEGMENT_FORMAT_VERSION: u32 = 2;
+/// The first version: CRCs unseeded, the tail after the data all zeros.
+pub const SEGMENT_FORMAT_V1: u32 = 1;
+/// A recycled version 2 file: bytes after the end mark are stale, not damage. Fresh
+/// files keep the stricter rule (anything non-zero after the data is damage, and
+/// reported), so only recycled files give up that check.
+pub const SEGMENT_FORMAT_RECYCLED: u32 = 3;
+/// Bytes of the end-of-data mark a version 2 writer puts after each record.
+pub const END_MARK_BYTES: u32 = 4;
 /// Size of [`SegmentHeader`]; the first record starts here.
 pub const SEGMENT_HEADER_BYTES: u32 = 8;
 /// Size of [`RecordHeader`].
@@ -138,6 +160,31 @@ pub enum RecordError {
     Checksum,
 }
 
+/// What a segment's record CRCs start from: 0 in version 1 files, the CRC32C of the
+/// segment id in version 2 (see the module docs: a recycled file's stale records
+/// carry the seed of its previous id and so fail the check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrcSeed(u32);
+
+impl CrcSeed {
+    /// Version 1 files: plain CRC32C.
+    pub const V1: CrcSeed = CrcSeed(0);
+
+    /// The seed of segment `id` in a version 2 file.
+    pub fn for_segment(id: crate::SegmentId) -> CrcSeed {
+        CrcSeed(crc32c::crc32c(&id.0.to_le_bytes()))
+    }
+
+    /// The seed for a file of `version` with id `id`.
+    pub fn for_version(version: u32, id: crate::SegmentId) -> CrcSeed {
+        if version == SEGMENT_FORMAT_V1 {
+            CrcSeed::V1
+        } else {
+            CrcSeed::for_segment(id)
+        }
+    }
+}
+
 /// Length on disk of `msg`, validating the short strings and the limit.
 pub fn encoded_len(msg: &MessageRef<'_>, max_record_bytes: u32) -> Result<u32, crate::StoreError> {
     for (field, s) in [("exchange", msg.exchange), ("routing key", msg.routing_key)] {
@@ -163,8 +210,8 @@ pub fn encoded_len(msg: &MessageRef<'_>, max_record_bytes: u32) -> Result<u32, c
 /// Writes `msg` into `dst`, which must be exactly [`encoded_len`] bytes. This is the
 /// single copy of the body. The CRC is computed from the caller's slices while they are
 /// hot in cache, not re-read from the mapping.
-pub fn encode_into(dst: &mut [u8], msg: &MessageRef<'_>) {
-    let header = encode_header(dst.len() as u32, msg);
+pub fn encode_into(dst: &mut [u8], msg: &MessageRef<'_>, seed: CrcSeed) {
+    let header = encode_header(dst.len() as u32, msg, seed);
     let mut at = RECORD_HEADER_BYTES as usize;
     for part in [msg.exchange, msg.routing_key, msg.properties, msg.body] {
         dst[at..at + part.len()].copy_from_slice(part);
@@ -180,7 +227,7 @@ pub fn encode_into(dst: &mut [u8], msg: &MessageRef<'_>) {
 
 /// The record header of `msg` (with its CRC over every part), for writers that
 /// gather the parts themselves (`pwritev` of large records).
-pub fn encode_header(total_len: u32, msg: &MessageRef<'_>) -> RecordHeader {
+pub fn encode_header(total_len: u32, msg: &MessageRef<'_>, seed: CrcSeed) -> RecordHeader {
     let mut header = RecordHeader {
         total_len: U32::new(total_len),
         crc: U32::new(0),
@@ -192,7 +239,7 @@ pub fn encode_header(total_len: u32, msg: &MessageRef<'_>) -> RecordHeader {
         reserved: 0,
     };
     let hb = header.as_bytes();
-    let mut crc = crc32c::crc32c(&hb[0..4]);
+    let mut crc = crc32c::crc32c_append(seed.0, &hb[0..4]);
     crc = crc32c::crc32c_append(crc, &hb[8..]);
     for part in [msg.exchange, msg.routing_key, msg.properties, msg.body] {
         crc = crc32c::crc32c_append(crc, part);
@@ -210,10 +257,10 @@ pub fn peek_len(buf: &[u8]) -> u32 {
     }
 }
 
-/// Decodes and fully verifies (lengths and CRC) the record at the start of `buf`; `buf`
-/// may extend past the record (to the end of the segment's data).
-pub fn decode(buf: &[u8]) -> Result<(MessageView<'_>, u32), RecordError> {
-    decode_inner(buf, true)
+/// Decodes and fully verifies (lengths and CRC from `seed`) the record at the start
+/// of `buf`; `buf` may extend past the record (to the end of the segment's data).
+pub fn decode(buf: &[u8], seed: CrcSeed) -> Result<(MessageView<'_>, u32), RecordError> {
+    decode_inner(buf, Some(seed))
 }
 
 /// Like [`decode`], with every structural check but without the CRC pass: for
@@ -221,10 +268,10 @@ pub fn decode(buf: &[u8]) -> Result<(MessageView<'_>, u32), RecordError> {
 /// segment was recovered at open (recovery checks every record). A 64 KiB
 /// delivery spent ~4% of the broker's CPU re-checking it.
 pub fn decode_verified(buf: &[u8]) -> Result<(MessageView<'_>, u32), RecordError> {
-    decode_inner(buf, false)
+    decode_inner(buf, None)
 }
 
-fn decode_inner(buf: &[u8], check_crc: bool) -> Result<(MessageView<'_>, u32), RecordError> {
+fn decode_inner(buf: &[u8], check_crc: Option<CrcSeed>) -> Result<(MessageView<'_>, u32), RecordError> {
     if buf.len() < 4 {
         return if buf.iter().all(|&b| b == 0) {
             Err(RecordError::EndOfData)
@@ -249,8 +296,8 @@ fn decode_inner(buf: &[u8], check_crc: bool) -> Result<(MessageView<'_>, u32), R
     if header.kind != RECORD_KIND_MESSAGE || header.reserved != 0 || ex + rk + props > rest.len() {
         return Err(RecordError::BadHeader);
     }
-    if check_crc {
-        let mut crc = crc32c::crc32c(&rec[0..4]);
+    if let Some(seed) = check_crc {
+        let mut crc = crc32c::crc32c_append(seed.0, &rec[0..4]);
         crc = crc32c::crc32c_append(crc, &rec[8..]);
         if crc != header.crc.get() {
             return Err(RecordError::Checksum);
@@ -269,19 +316,30 @@ fn decode_inner(buf: &[u8], check_crc: bool) -> Result<(MessageView<'_>, u32), R
     Ok((view, total_len))
 }
 
-/// The header every new segment starts with.
-pub fn segment_header() -> SegmentHeader {
+/// The header a new segment starts with: [`SEGMENT_FORMAT_VERSION`], or
+/// [`SEGMENT_FORMAT_RECYCLED`] for a reused file.
+pub fn segment_header(recycled: bool) -> SegmentHeader {
+    let version = if recycled {
+        SEGMENT_FORMAT_RECYCLED
+    } else {
+        SEGMENT_FORMAT_VERSION
+    };
     SegmentHeader {
         magic: SEGMENT_MAGIC,
-        version: U32::new(SEGMENT_FORMAT_VERSION),
+        version: U32::new(version),
     }
 }
 
-/// Whether `buf` starts with a valid segment header.
-pub fn check_segment_header(buf: &[u8]) -> bool {
+/// The format version if `buf` starts with a valid segment header.
+pub fn check_segment_header(buf: &[u8]) -> Option<u32> {
     match SegmentHeader::ref_from_prefix(buf) {
-        Ok((h, _)) => h.magic == SEGMENT_MAGIC && h.version.get() == SEGMENT_FORMAT_VERSION,
-        Err(_) => false,
+        Ok((h, _)) if h.magic == SEGMENT_MAGIC => {
+            let v = h.version.get();
+            [SEGMENT_FORMAT_V1, SEGMENT_FORMAT_VERSION, SEGMENT_FORMAT_RECYCLED]
+                .contains(&v)
+                .then_some(v)
+        }
+        _ => None,
     }
 }
 
@@ -304,8 +362,9 @@ mod tests {
         let m = msg(b"hello world");
         let len = encoded_len(&m, u32::MAX).unwrap();
         let mut buf = vec![0u8; len as usize];
-        encode_into(&mut buf, &m);
-        let (v, l) = decode(&buf).unwrap();
+        let seed = CrcSeed::for_segment(crate::SegmentId(7));
+        encode_into(&mut buf, &m, seed);
+        let (v, l) = decode(&buf, seed).unwrap();
         assert_eq!(l, len);
         assert_eq!(
             (v.timestamp_ms, v.exchange, v.routing_key, v.properties, v.body),
@@ -320,8 +379,22 @@ mod tests {
         for bit in 0..buf.len() * 8 {
             let mut c = buf.clone();
             c[bit / 8] ^= 1 << (bit % 8);
-            assert!(decode(&c).is_err(), "bit {bit} flip not detected");
+            assert!(decode(&c, seed).is_err(), "bit {bit} flip not detected");
         }
+    }
+
+    #[test]
+    fn a_record_of_another_segment_life_fails_its_crc() {
+        let m = msg(b"stale");
+        let len = encoded_len(&m, u32::MAX).unwrap();
+        let mut buf = vec![0u8; len as usize];
+        encode_into(&mut buf, &m, CrcSeed::for_segment(crate::SegmentId(3)));
+        assert!(decode(&buf, CrcSeed::for_segment(crate::SegmentId(3))).is_ok());
+        assert_eq!(
+            decode(&buf, CrcSeed::for_segment(crate::SegmentId(4))).unwrap_err(),
+            RecordError::Checksum
+        );
+        assert_eq!(decode(&buf, CrcSeed::V1).unwrap_err(), RecordError::Checksum);
     }
 
     #[test]
@@ -339,7 +412,7 @@ mod tests {
             encoded_len(&msg(&[0; 100]), 64),
             Err(crate::StoreError::MessageTooLarge { .. })
         ));
-        assert_eq!(decode(&[0u8; 16]).unwrap_err(), RecordError::EndOfData);
-        assert_eq!(decode(&[]).unwrap_err(), RecordError::EndOfData);
+        assert_eq!(decode(&[0u8; 16], CrcSeed::V1).unwrap_err(), RecordError::EndOfData);
+        assert_eq!(decode(&[], CrcSeed::V1).unwrap_err(), RecordError::EndOfData);
     }
 }

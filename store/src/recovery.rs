@@ -3,7 +3,8 @@
 //! Per segment: verify every record (length, header, CRC32C) from the start; the first
 //! record that fails ends the segment's data; the bytes from there are cut off the file
 //! and reported. A zero length word followed only by zeros is the preallocated tail, the
-//! normal end of data, and not damage. Ack files: a torn trailing partial entry is cut
+//! normal end of data, and not damage; in a recycled file (version 3) a zero length word
+//! ends the data whatever follows (the stale tail of its previous life, see record.rs). Ack files: a torn trailing partial entry is cut
 //! off; offsets that do not name a valid record are ignored (they pointed into a torn
 //! tail, or the ack file was damaged).
 //!
@@ -22,7 +23,7 @@ use std::path::Path;
 
 use crate::ackfile;
 use crate::queue::{Cursor, SegmentMeta};
-use crate::record::{self, RecordError, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::record::{self, CrcSeed, RecordError, RECORD_HEADER_BYTES, SEGMENT_FORMAT_RECYCLED, SEGMENT_HEADER_BYTES};
 use crate::segment::{ack_path, parse_file_name, segment_path, ReadMap};
 use crate::{SegmentId, SegmentPosition, MAX_SEGMENT_BYTES};
 
@@ -129,7 +130,7 @@ fn scan_segment(
     let file_len = file.metadata()?.len();
     let map = ReadMap::of_file(&file)?;
     let data = map.data();
-    if !record::check_segment_header(data) {
+    let Some(version) = record::check_segment_header(data) else {
         let nonzero = data.iter().filter(|&&b| b != 0).count() as u64;
         drop(map);
         if nonzero == 0 {
@@ -144,13 +145,14 @@ fn scan_segment(
             damage.bytes_dropped = file_len;
         }
         return Ok(None);
-    }
+    };
+    let seed = CrcSeed::for_version(version, id);
     let limit = data.len().min(MAX_SEGMENT_BYTES as usize);
     let mut records = Vec::new();
     let mut discarded = Vec::new();
     let mut at = SEGMENT_HEADER_BYTES as usize;
     let stop = loop {
-        match record::decode(&data[at..limit]) {
+        match record::decode(&data[at..limit], seed) {
             Ok((view, len)) => {
                 if !keep(&view) {
                     discarded.push(at as u32);
@@ -161,7 +163,13 @@ fn scan_segment(
             Err(e) => break e,
         }
     };
-    let tail = &data[at..];
+    let tail = if version == SEGMENT_FORMAT_RECYCLED && stop == RecordError::EndOfData {
+        // The writer's end mark: what follows is zeros or stale bytes of a recycled
+        // file's previous life (see record.rs), never data of this one.
+        &[][..]
+    } else {
+        &data[at..]
+    };
     let tail_used = tail.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     if tail_used > 0 {
         damage.bytes_dropped = tail_used as u64;

@@ -13,13 +13,21 @@
 //! Invariants that make the mappings sound (referenced by the SAFETY comments):
 //! - (I1) the queue directory belongs to one `QueueStore` (the broker takes a lock on
 //!   the data directory); no other process truncates or writes these files;
-//! - (I2) a file is only shrunk (`set_len`) after every mapping of it is dropped: the
-//!   write mapping in [`WriteSegment::finish`], read mappings in recovery before the
-//!   tail is cut, and closed segments are never resized again;
-//! - (I3) mappings never extend past the file's length at mapping time, and by (I2) the
-//!   file never gets shorter while mapped, so no access can raise SIGBUS;
+//! - (I2) a file is only shrunk (`set_len`) past the end of its data: the write
+//!   segment in [`WriteSegment::finish`] (mappings of it may live on, and are only
+//!   ever read below that end), and in recovery, before anything is mapped at run
+//!   time; closed segments are never resized again;
+//! - (I3) mappings never extend past the file's length at mapping time, every read is
+//!   bounded by the segment's end of data, and by (I2) the file never gets shorter
+//!   than that, so no access can raise SIGBUS;
 //! - (I4) disk blocks of a write segment are reserved with `fallocate` before mapping,
-//!   so a store through the mapping cannot hit ENOSPC (which would be a SIGBUS).
+//!   so a store through the mapping cannot hit ENOSPC (which would be a SIGBUS);
+//! - (I5) bytes below a segment's end of data are never written again while any
+//!   mapping of the file lives: the one [`WriteSegment`] only writes at or past its
+//!   `end`, and a file is recycled (overwritten as a later segment) only when its
+//!   [`MapLease`] shows no mapping of it alive. So a slice of written bytes stays
+//!   valid and unchanged for as long as its [`SegmentMap`] lives, which is what lets
+//!   [`SharedBytes`] be handed to the kernel by a send that completes later.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -27,15 +35,20 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::{Advice, Mmap, MmapMut, MmapOptions};
+use memmap2::{Advice, Mmap, MmapOptions, MmapRaw};
 use zerocopy::IntoBytes;
 
-use crate::record::{self, MessageRef, SEGMENT_HEADER_BYTES};
+use crate::record::{self, CrcSeed, MessageRef, END_MARK_BYTES, SEGMENT_HEADER_BYTES};
 use crate::SegmentId;
 
 /// `msgs.NNNNNNNNNN` in `dir`.
 pub fn segment_path(dir: &Path, id: SegmentId) -> PathBuf {
     dir.join(format!("msgs.{:010}", id.0))
+}
+
+/// `spare.NNNNNNNNNN` in `dir`: what was segment `id`, fully acked, kept for reuse.
+pub fn spare_path(dir: &Path, id: SegmentId) -> PathBuf {
+    dir.join(format!("spare.{:010}", id.0))
 }
 
 /// `acks.NNNNNNNNNN` in `dir`.
@@ -79,6 +92,7 @@ pub const PWRITE_RECORD_BYTES_MIN: u32 = 16 * 1024;
 /// Writes all of `parts` at `offset` with as few `pwritev` calls as it takes.
 fn pwrite_all(file: &File, parts: &[&[u8]], mut offset: u64) -> io::Result<()> {
     let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    debug_assert!(parts.len() <= 8, "few parts: one pwritev (IOV_MAX is 1024)");
     while !parts.is_empty() {
         let iov: Vec<libc::iovec> = parts
             .iter()
@@ -123,18 +137,142 @@ fn pwrite_all(file: &File, parts: &[&[u8]], mut offset: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Held by every mapping of one segment file (and by the store's record of the
+/// segment): while anything but the store holds it, the file must not be recycled
+/// (I5). A send in flight holds it through its [`SharedBytes`].
+#[derive(Debug, Default)]
+pub struct MapLease(());
+
+/// One mapping of a segment file, shared (`Arc`) by the store and by sends in flight.
+/// Written only by the [`WriteSegment`] that made it, only past its end of data (I5),
+/// through raw pointers: no `&mut` to the mapping exists, so handing out `&[u8]` of
+/// written bytes while appending further on aliases nothing.
+pub struct SegmentMap {
+    raw: Option<MmapRaw>,
+    _lease: Arc<MapLease>,
+}
+
+impl SegmentMap {
+    /// Maps `msgs.<id>` read-only, whole file. The file descriptor is closed right
+    /// after mapping (the mapping keeps the file alive), so idle queues hold no
+    /// descriptors.
+    pub fn open_read(dir: &Path, id: SegmentId, lease: Arc<MapLease>) -> io::Result<Self> {
+        let file = File::open(segment_path(dir, id))?;
+        let len = file.metadata()?.len();
+        if len == 0 {
+            // mmap of length 0 is EINVAL; an empty segment has no data to read.
+            return Ok(Self {
+                raw: None,
+                _lease: lease,
+            });
+        }
+        // Mapping raw memory is safe; reading it is what `bytes` (unsafe) argues for:
+        // (I1) the file is ours alone; (I3) we map its current length and every read
+        // is bounded by the segment's end; (I2) it never gets shorter than that end
+        // while mapped; (I5) those bytes do not change.
+        let raw = MmapOptions::new().map_raw_read_only(&file)?;
+        // Readahead helps the cursor; failure to advise is harmless.
+        let _ = raw.advise(Advice::Sequential);
+        Ok(Self {
+            raw: Some(raw),
+            _lease: lease,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.raw.as_ref().map_or(0, MmapRaw::len)
+    }
+
+    /// Length of the mapping (at most u32: segments are).
+    pub fn bytes_len(&self) -> u32 {
+        self.len() as u32
+    }
+
+    /// The first `end` bytes of the mapping. `end` must not pass the segment's end
+    /// of data (the caller's bound: the writer's `end` or the segment's recorded end).
+    pub fn bytes(&self, end: u32) -> &[u8] {
+        let end = end as usize;
+        assert!(end <= self.len(), "read past the mapping");
+        match &self.raw {
+            // SAFETY: `end` is inside the mapping (checked above), which lives as long
+            // as `self` and so as long as the returned borrow. The bytes below the end
+            // of data are never written again while the mapping exists (I5), and the
+            // file is never shorter than that (I2/I3), so the slice is valid and
+            // immutable for its whole life.
+            Some(raw) => unsafe { std::slice::from_raw_parts(raw.as_ptr(), end) },
+            None => &[],
+        }
+    }
+}
+
+/// Written bytes of a segment (a message body) that keep their mapping, and so the
+/// pages, alive and unchanged (I5) for as long as this value lives: a send can point
+/// the kernel at them and drop this only when its completion arrives.
+#[derive(Clone)]
+pub struct SharedBytes {
+    map: Arc<SegmentMap>,
+    offset: u32,
+    len: u32,
+}
+
+impl SharedBytes {
+    pub(crate) fn new(map: Arc<SegmentMap>, offset: u32, len: u32) -> Self {
+        // Checks the range once, here (it panics past the mapping).
+        let _ = &map.bytes(offset + len)[offset as usize..];
+        Self { map, offset, len }
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.map.bytes(self.offset + self.len)[self.offset as usize..]
+    }
+
+    /// Their length.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A sub-range (`start..start + len` of these bytes).
+    pub fn slice(&self, start: usize, len: usize) -> SharedBytes {
+        assert!(start + len <= self.len as usize, "slice past the shared bytes");
+        SharedBytes {
+            map: Arc::clone(&self.map),
+            offset: self.offset + start as u32,
+            len: len as u32,
+        }
+    }
+}
+
+impl std::fmt::Debug for SharedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedBytes")
+            .field("offset", &self.offset)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
 /// The segment being appended to: preallocated, mapped writable (MAP_SHARED).
 pub struct WriteSegment {
     id: SegmentId,
     file: Arc<File>,
-    map: MmapMut,
+    map: Arc<SegmentMap>,
     /// End of written data; the next record goes here.
     end: u32,
+    seed: CrcSeed,
 }
+
+/// Zeros for the end mark after each record (see record.rs, version 2).
+const END_MARK: [u8; END_MARK_BYTES as usize] = [0; END_MARK_BYTES as usize];
 
 impl WriteSegment {
     /// Creates `msgs.<id>` of `capacity` bytes and writes the segment header.
-    pub fn create(dir: &Path, id: SegmentId, capacity: u32) -> io::Result<Self> {
+    pub fn create(dir: &Path, id: SegmentId, capacity: u32, lease: Arc<MapLease>) -> io::Result<Self> {
         assert!(capacity >= SEGMENT_HEADER_BYTES, "segment capacity below header size");
         let file = OpenOptions::new()
             .read(true)
@@ -142,25 +280,59 @@ impl WriteSegment {
             .create_new(true)
             .open(segment_path(dir, id))?;
         preallocate(&file, u64::from(capacity))?;
-        // SAFETY: (I1) we created the file with create_new, nobody else has it; (I3/I4)
-        // it is exactly `capacity` long and its blocks are reserved; (I2) it is only
-        // shrunk in `finish`, which consumes `self` and drops this mapping first. The
-        // MmapMut lives inside `self`, so borrows of it cannot outlive the mapping.
+        std::os::unix::fs::FileExt::write_all_at(&file, record::segment_header(false).as_bytes(), 0)?;
+        Self::mapped(file, id, capacity, lease)
+    }
+
+    /// Makes the spare file at `spare` (a fully acked segment of this queue, see
+    /// `QueueStore`) segment `id`: its page-cache pages are reused instead of
+    /// allocating fresh ones. The new header and an end mark go in before the rename,
+    /// so `msgs.<id>` never shows the old life's records as data; those that remain
+    /// behind the mark fail their CRC under the new id's seed (record.rs).
+    pub fn recycle(dir: &Path, spare: &Path, id: SegmentId, capacity: u32, lease: Arc<MapLease>) -> io::Result<Self> {
+        assert!(capacity >= SEGMENT_HEADER_BYTES, "segment capacity below header size");
+        let file = OpenOptions::new().read(true).write(true).open(spare)?;
+        if file.metadata()?.len() > u64::from(capacity) {
+            // Only ever-ordinary segments are kept as spares; shrinking one would
+            // drop the pages we keep it for.
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "spare segment is too large"));
+        }
+        // Blocks already allocated keep their data and cached pages; only the tail
+        // cut off at rollover is allocated again (I4).
+        preallocate(&file, u64::from(capacity))?;
+        let mut head = [0u8; (SEGMENT_HEADER_BYTES + END_MARK_BYTES) as usize];
+        head[..SEGMENT_HEADER_BYTES as usize].copy_from_slice(record::segment_header(true).as_bytes());
+        std::os::unix::fs::FileExt::write_all_at(&file, &head, 0)?;
+        std::fs::rename(spare, segment_path(dir, id))?;
+        Self::mapped(file, id, capacity, lease)
+    }
+
+    fn mapped(file: File, id: SegmentId, capacity: u32, lease: Arc<MapLease>) -> io::Result<Self> {
+        // Mapping raw memory is safe; what makes the accesses in `append` and
+        // `SegmentMap::bytes` sound: (I1) the file is this queue's alone (created with
+        // create_new, or our own spare, which no mapping uses any more: (I5)); (I3/I4) it is exactly
+        // `capacity` long (preallocated by the caller) and its blocks are reserved;
+        // (I2) it is only shrunk past the data in `finish`. `MmapRaw` gives out no
+        // references: writes go through `append` (past `end` only), reads through
+        // `SegmentMap::bytes` (below it).
         // No MAP_POPULATE: populating zero-fills all 8 MiB of page cache up front on
         // the event loop, and large records are written with pwritev below, which
         // fills whole pages straight from the caller's buffers without zeroing them
         // first (the 64 KiB profile had kernel memset at 39% of broker CPU).
-        let map = unsafe { MmapOptions::new().len(capacity as usize).map_mut(&file)? };
+        let raw = MmapOptions::new().len(capacity as usize).map_raw(&file)?;
         // A write fault on this mapping would make the kernel read ahead (zero-fill)
         // many pages at once, including ones that pwritev would fill without
         // zeroing; fault one page at a time instead.
-        map.advise(Advice::Random)?;
-        std::os::unix::fs::FileExt::write_all_at(&file, record::segment_header().as_bytes(), 0)?;
+        raw.advise(Advice::Random)?;
         Ok(Self {
             id,
             file: Arc::new(file),
-            map,
+            map: Arc::new(SegmentMap {
+                raw: Some(raw),
+                _lease: lease,
+            }),
             end: SEGMENT_HEADER_BYTES,
+            seed: CrcSeed::for_segment(id),
         })
     }
 
@@ -189,35 +361,54 @@ impl WriteSegment {
     pub fn append(&mut self, msg: &MessageRef<'_>, len: u32) -> io::Result<u32> {
         assert!(len <= self.remaining(), "record does not fit the write segment");
         let offset = self.end;
+        // The end mark after the record, where it fits (record.rs, version 2): over a
+        // recycled file's stale bytes it is what ends the data.
+        let mark: &[u8] = if self.remaining() - len >= END_MARK_BYTES {
+            &END_MARK
+        } else {
+            &[]
+        };
         if len >= PWRITE_RECORD_BYTES_MIN {
-            let header = record::encode_header(len, msg);
+            let header = record::encode_header(len, msg, self.seed);
             let parts = [
                 header.as_bytes(),
                 msg.exchange,
                 msg.routing_key,
                 msg.properties,
                 msg.body,
+                mark,
             ];
             pwrite_all(&self.file, &parts, u64::from(offset))?;
         } else {
-            record::encode_into(&mut self.map[offset as usize..(offset + len) as usize], msg);
+            let raw = self.map.raw.as_ref().expect("a write segment is mapped");
+            let total = (len + mark.len() as u32) as usize;
+            assert!(offset as usize + total <= raw.len(), "append past the mapping");
+            // SAFETY: the range is inside the mapping (checked above) and at or past
+            // `end`: no `&[u8]` handed out by `SegmentMap::bytes` reaches it (they
+            // stop at an end of data, I5), and only this `WriteSegment` writes (it is
+            // borrowed `&mut`), so this is the only reference to these bytes while it
+            // lives. The blocks are reserved (I4).
+            let dst = unsafe { std::slice::from_raw_parts_mut(raw.as_mut_ptr().add(offset as usize), total) };
+            let (rec, tail) = dst.split_at_mut(len as usize);
+            record::encode_into(rec, msg, self.seed);
+            tail.copy_from_slice(mark);
         }
         self.end += len;
         Ok(offset)
     }
 
-    /// The written data, `0..end`.
-    pub fn data(&self) -> &[u8] {
-        &self.map[..self.end as usize]
+    /// The mapping (read it below `end` only).
+    pub fn map(&self) -> &Arc<SegmentMap> {
+        &self.map
     }
 
-    /// Unmaps, then truncates the file to the written length so recovery (and readers)
-    /// see exactly the data; returns the file for the next group commit.
-    pub fn finish(self) -> io::Result<Arc<File>> {
+    /// Truncates the file to the written length so recovery (and readers) see exactly
+    /// the data; returns the file for the next group commit, and the mapping, which
+    /// stays valid below the end (I2) and serves reads of the now closed segment.
+    pub fn finish(self) -> io::Result<(Arc<File>, Arc<SegmentMap>)> {
         let Self { file, map, end, .. } = self;
-        drop(map); // (I2): no mapping may exist while the file shrinks
         file.set_len(u64::from(end))?;
-        Ok(file)
+        Ok((file, map))
     }
 }
 
@@ -228,12 +419,6 @@ pub struct ReadMap {
 }
 
 impl ReadMap {
-    /// Maps `msgs.<id>` read-only, whole file.
-    pub fn open(dir: &Path, id: SegmentId) -> io::Result<Self> {
-        let file = File::open(segment_path(dir, id))?;
-        Self::of_file(&file)
-    }
-
     /// Maps an open file read-only.
     pub fn of_file(file: &File) -> io::Result<Self> {
         let len = file.metadata()?.len();

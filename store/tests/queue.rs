@@ -50,11 +50,17 @@ fn append_deliver_ack_in_order_and_segments_are_deleted() {
     assert_eq!(q.next_ready().unwrap(), None);
     assert_eq!(q.segment_count(), 1, "only the write segment is left");
     q.close().unwrap();
-    let files = std::fs::read_dir(dir.path()).unwrap().count();
+    // Spare files (kept for reuse, at most SPARES_MAX) are not segments.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let files = names.iter().filter(|n| !n.starts_with("spare.")).count();
     assert!(
         files <= 2,
-        "fully acked segments and their ack files are gone, found {files}"
+        "fully acked segments and their ack files are gone, found {names:?}"
     );
+    assert!(names.len() - files <= ringmq_store::queue::SPARES_MAX);
 }
 
 #[test]
@@ -174,4 +180,45 @@ fn group_commit_batches_many_appends_and_orders_overlapping_batches() {
     assert!(q.needs_sync(), "acks are synced too");
     q.sync_all_blocking().unwrap();
     assert!(!q.needs_sync());
+}
+
+/// A body handed out as `SharedBytes` (for a send in flight) keeps its bytes while
+/// its segment is acked, retired and the queue rolls over many times: the file is
+/// not reused under it (its spare is passed over until the bytes are dropped).
+#[test]
+fn shared_bytes_survive_retirement_and_recycling() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig {
+        segment_bytes: 4096,
+        ..StoreConfig::default()
+    };
+    let (mut q, _) = QueueStore::open(dir.path(), cfg).unwrap();
+    let body = |i: u32| vec![(i % 251) as u8; 1000];
+    let mut held = Vec::new();
+    for i in 0..200u32 {
+        let b = body(i);
+        q.append(MessageRef {
+            timestamp_ms: 0,
+            exchange: b"",
+            routing_key: b"k",
+            properties: b"",
+            body: &b,
+        })
+        .unwrap();
+        let p = q.next_ready().unwrap().unwrap();
+        if i % 7 == 0 {
+            let (_, shared) = q.read_shared(p).unwrap();
+            held.push((i, shared));
+        }
+        q.ack(p).unwrap();
+        held.retain(|(j, s)| {
+            assert_eq!(s.as_slice(), &body(*j)[..], "body {j} changed under its holder");
+            i - j < 40
+        });
+    }
+    let spares = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("spare."))
+        .count();
+    assert!(spares <= ringmq_store::queue::SPARES_MAX);
 }
