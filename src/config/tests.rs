@@ -401,3 +401,27 @@ fn passwords_are_not_debug_printed() {
     let cfg = parse(&["-D", "/d", "--default-password=s3cret"]).unwrap();
     assert!(!format!("{cfg:?}").contains("s3cret"));
 }
+
+#[test]
+fn metrics_listener_defaults_flags_and_both_sections() {
+    let cfg = parse(&["-D", "d"]).unwrap();
+    assert_eq!(
+        (cfg.mgmt.metrics_bind.as_str(), cfg.mgmt.metrics_port),
+        ("127.0.0.1", Some(15692))
+    );
+    let cfg = parse(&["-D", "d", "--metrics-http-port", "-1", "--metrics-http-bind", "::1"]).unwrap();
+    assert_eq!((cfg.mgmt.metrics_bind.as_str(), cfg.mgmt.metrics_port), ("::1", None));
+    let cfg = parse(&["-D", "d", "--metrics-http-port=0"]).unwrap();
+    assert_eq!(cfg.mgmt.metrics_port, Some(0), "0 asks the OS for a free port");
+    for section in ["main", "mgmt"] {
+        let f = file(&format!(
+            "[main]\ndata_dir = /d\n[{section}]\nmetrics_http_port = 9419\nmetrics_http_bind = 0.0.0.0\n"
+        ));
+        let cfg = parse(&["-c", f.path().to_str().unwrap()]).unwrap();
+        assert_eq!(
+            (cfg.mgmt.metrics_bind.as_str(), cfg.mgmt.metrics_port),
+            ("0.0.0.0", Some(9419)),
+            "[{section}]"
+        );
+    }
+}
