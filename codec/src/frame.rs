@@ -240,6 +240,35 @@ pub fn encode_deliver(
     body: &[u8],
     frame_max: u32,
 ) {
+    encode_deliver_head(
+        out,
+        channel,
+        consumer_tag,
+        delivery_tag,
+        redelivered,
+        exchange,
+        routing_key,
+        properties_raw,
+        body.len() as u64,
+    );
+    encode_body(out, channel, body, frame_max);
+}
+
+/// [`encode_deliver`] without the body frames: basic.deliver and the content
+/// header announcing `body_size`, for a writer that sends the body from elsewhere
+/// (the segment mapping), framed by [`body_frame_header`] and [`FRAME_END`].
+#[allow(clippy::too_many_arguments)]
+pub fn encode_deliver_head(
+    out: &mut Vec<u8>,
+    channel: u16,
+    consumer_tag: &[u8],
+    delivery_tag: u64,
+    redelivered: bool,
+    exchange: &[u8],
+    routing_key: &[u8],
+    properties_raw: &[u8],
+    body_size: u64,
+) {
     let at = begin_frame(out, FRAME_METHOD, channel);
     let [k0, k1] = crate::methods::BasicDeliver::CLASS_ID.to_be_bytes();
     let [m0, m1] = crate::methods::BasicDeliver::METHOD_ID.to_be_bytes();
@@ -252,7 +281,16 @@ pub fn encode_deliver(
     put_shortstr(out, exchange);
     put_shortstr(out, routing_key);
     end_frame(out, at);
-    encode_content(out, channel, 60, properties_raw, body, frame_max);
+    encode_content_header(out, channel, 60, properties_raw, body_size);
+}
+
+/// The 7 bytes before a body frame's payload of `len` bytes (the payload and
+/// [`FRAME_END`] follow); `len` is at most [`body_chunk_max`].
+#[inline]
+pub fn body_frame_header(channel: u16, len: usize) -> [u8; 7] {
+    let [c0, c1] = channel.to_be_bytes();
+    let [s0, s1, s2, s3] = u32::try_from(len).expect("body frame over 4 GiB").to_be_bytes();
+    [FRAME_BODY, c0, c1, s0, s1, s2, s3]
 }
 
 #[cfg(test)]

@@ -31,8 +31,9 @@ mod spec_check;
 
 pub use error::{DecodeError, ProtocolError, ReplyCode};
 pub use frame::{
-    check_protocol_header, decode_frame, encode_content, encode_deliver, encode_heartbeat, encode_method, split_frame,
-    Frame, RawFrame, FRAME_MIN_SIZE, PROTOCOL_HEADER,
+    body_chunk_max, body_frame_header, check_protocol_header, decode_frame, encode_content, encode_deliver,
+    encode_deliver_head, encode_heartbeat, encode_method, split_frame, Frame, RawFrame, FRAME_END, FRAME_MIN_SIZE,
+    PROTOCOL_HEADER,
 };
 pub use methods::*;
 pub use properties::{BasicProperties, ContentHeader};

@@ -24,6 +24,7 @@ use super::auth::{Users, MECHANISMS};
 use super::channel::ChannelState;
 use super::connection::{server_properties, ConnState, Connection, Tuning};
 use super::ids::{ConnId, QueueId};
+use super::output::Output;
 use super::vhost::VHost;
 
 /// Frames handled per `handle_input` call before returning to the loop, so one
@@ -273,7 +274,7 @@ impl Broker {
         conn.stats.recv_oct += used as u64;
         if conn.release_at_ms.is_some() {
             let out = std::mem::take(&mut conn.out);
-            conn.held_out.extend_from_slice(&out);
+            conn.held_out.append(out);
         }
         if !conn.out.is_empty() {
             self.mark_dirty(&mut conn);
@@ -480,8 +481,9 @@ impl Broker {
     }
 
     /// Swaps the connection's pending output with `buf` (which must be empty);
-    /// returns false if the connection is unknown.
-    pub fn poll_output(&mut self, id: ConnId, buf: &mut Vec<u8>, now_ms: u64) -> bool {
+    /// returns false if the connection is unknown. Bodies in the output stay in
+    /// their segment mappings (see `output`) until `buf` is cleared.
+    pub fn take_output(&mut self, id: ConnId, buf: &mut Output, now_ms: u64) -> bool {
         debug_assert!(buf.is_empty());
         let Some(c) = self.conns.get_mut(&id) else { return false };
         if !c.out.is_empty() {
@@ -491,6 +493,14 @@ impl Broker {
         c.stats.send_oct += buf.len() as u64;
         c.output_was_full = buf.len() >= OUT_HIGH_WATER_BYTES;
         true
+    }
+
+    /// [`Self::take_output`] as plain bytes, bodies copied in (tests and tools).
+    pub fn poll_output(&mut self, id: ConnId, buf: &mut Vec<u8>, now_ms: u64) -> bool {
+        let mut out = Output::default();
+        let known = self.take_output(id, &mut out, now_ms);
+        out.copy_to(buf);
+        known
     }
 
     /// Whether the io layer should close the socket once output is written.

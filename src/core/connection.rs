@@ -67,7 +67,7 @@ pub struct Connection {
     pub capabilities: ClientCapabilities,
     pub channels: super::Map<u16, Channel>,
     /// Frames waiting for the socket, appended by the core, drained by the io layer.
-    pub out: Vec<u8>,
+    pub out: super::output::Output,
     /// Set while `out` is in the dirty list, so it is listed once.
     pub dirty: bool,
     pub last_recv_ms: u64,
@@ -93,7 +93,7 @@ pub struct Connection {
     /// A refused login: its reply is held in `held_out` until this time, so a
     /// password guesser gets one answer per [`LOGIN_FAILURE_DELAY_MS`].
     pub release_at_ms: Option<u64>,
-    pub held_out: Vec<u8>,
+    pub held_out: super::output::Output,
 }
 
 /// How long the answer to a failed login is held back.
@@ -112,7 +112,7 @@ impl Connection {
             client_properties: FieldTable::default(),
             capabilities: ClientCapabilities::default(),
             channels: Default::default(),
-            out: Vec::new(),
+            out: Default::default(),
             dirty: false,
             last_recv_ms: now_ms,
             last_send_ms: now_ms,
@@ -126,7 +126,7 @@ impl Connection {
             stats: Default::default(),
             connected_at_ms: now_ms,
             release_at_ms: None,
-            held_out: Vec::new(),
+            held_out: Default::default(),
         }
     }
 

@@ -1,11 +1,12 @@
 //! Moving messages from queues to consumers, and giving back what a closed
 //! channel held.
 
-use ringmq_codec::{encode_deliver, BasicProperties, FieldValue, Table};
+use ringmq_codec::{encode_deliver, encode_deliver_head, BasicProperties, FieldValue, Table};
 
 use super::broker::{Broker, OUT_HIGH_WATER_BYTES};
 use super::channel::{ChannelState, Unacked};
 use super::connection::{ConnState, Connection};
+use super::output::{push_body_frames, ZERO_COPY_BODY_BYTES_MIN};
 
 /// Deliveries from one queue per turn before others get a go.
 pub const DELIVERIES_PER_QUEUE_TURN_MAX: usize = 256;
@@ -58,23 +59,46 @@ impl Broker {
                 let ch = conn.channels.get_mut(&c.channel).expect("picked consumer's channel");
                 let tag = ch.take_delivery_tag();
                 let delivery_count = q.counted_redeliveries(pos);
-                match q.store.read(pos) {
-                    Ok(view) => {
+                let read = if pos.size as usize >= ZERO_COPY_BODY_BYTES_MIN {
+                    q.store.read_shared(pos).map(|(view, body)| (view, Some(body)))
+                } else {
+                    q.store.read(pos).map(|view| (view, None))
+                };
+                match read {
+                    Ok((view, shared)) => {
                         // With a delivery limit, redeliveries say how often the message
                         // was delivered before (`x-delivery-count`, as quorum queues do).
                         let properties = delivery_properties(view.properties, delivery_count);
-                        encode_deliver(
-                            &mut conn.out,
-                            c.channel,
-                            c.tag.as_bytes(),
-                            tag,
-                            redelivered,
-                            view.exchange,
-                            view.routing_key,
-                            &properties,
-                            view.body,
-                            frame_max,
-                        )
+                        match shared.filter(|b| b.len() >= ZERO_COPY_BODY_BYTES_MIN) {
+                            // A large body is sent from the segment mapping, not copied
+                            // (see `output`): only the frames around it are encoded here.
+                            Some(body) => {
+                                encode_deliver_head(
+                                    &mut conn.out,
+                                    c.channel,
+                                    c.tag.as_bytes(),
+                                    tag,
+                                    redelivered,
+                                    view.exchange,
+                                    view.routing_key,
+                                    &properties,
+                                    body.len() as u64,
+                                );
+                                push_body_frames(&mut conn.out, c.channel, &body, frame_max);
+                            }
+                            None => encode_deliver(
+                                &mut conn.out,
+                                c.channel,
+                                c.tag.as_bytes(),
+                                tag,
+                                redelivered,
+                                view.exchange,
+                                view.routing_key,
+                                &properties,
+                                view.body,
+                                frame_max,
+                            ),
+                        }
                     }
                     Err(e) => {
                         // A record that fails the store's structural checks on read is

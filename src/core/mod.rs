@@ -13,6 +13,7 @@
 //! | `exchange_methods`, `queue_methods`, `basic_methods` | one file per AMQP class |
 //! | [`confirm`] | publisher confirms, transactions, group commit |
 //! | `delivery` | queue → consumer delivery, releasing closed channels |
+//! | [`output`] | a connection's pending frames, large bodies sent from the segment mapping |
 //! | [`vhost`], [`queue`], [`exchange`] | exchanges, routing, queues, bindings |
 //! | `definitions` | the durable definitions log |
 //! | [`auth`] | SASL PLAIN/AMQPLAIN and users |
@@ -38,6 +39,7 @@ mod exchange_methods;
 pub mod ids;
 pub mod json_table;
 mod lifecycle;
+pub mod output;
 pub mod permissions;
 pub mod policy;
 pub mod policy_ops;

@@ -4,12 +4,15 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use std::io::IoSlice;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::server::{Shared, TICK};
 use crate::core::ids::ConnId;
+use crate::core::output::Output;
 
 /// Initial receive buffer; it grows to hold one whole frame when needed
 /// (frame_max bounds that), and is reused for the life of the connection.
@@ -110,6 +113,22 @@ async fn read_loop(shared: &Shared, id: ConnId, rd: &mut tokio::net::tcp::OwnedR
     }
 }
 
+/// Writes all of `out` (frame bytes and bodies in segment mappings, see
+/// `core::output`) with as few `writev` calls as the socket allows.
+async fn write_all_vectored(wr: &mut tokio::net::tcp::OwnedWriteHalf, out: &Output) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = out.pieces().map(IoSlice::new).collect();
+    let mut rest: &mut [IoSlice<'_>] = &mut slices;
+    while !rest.is_empty() {
+        // writev takes at most IOV_MAX (1024) iovecs; EINVAL beyond.
+        let n = wr.write_vectored(&rest[..rest.len().min(1024)]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
+}
+
 /// Writes the core's output until the connection is closed; returns the write
 /// half (unshut) so the caller decides when the socket goes.
 async fn write_loop(
@@ -118,19 +137,20 @@ async fn write_loop(
     mut wr: tokio::net::tcp::OwnedWriteHalf,
     notify: Rc<Notify>,
 ) -> Option<tokio::net::tcp::OwnedWriteHalf> {
-    let mut buf = Vec::new();
+    let mut buf = Output::default();
     loop {
         notify.notified().await;
         loop {
             let (known, closed) = {
                 let mut b = shared.broker.borrow_mut();
-                let known = b.poll_output(id, &mut buf, super::now_ms());
+                let known = b.take_output(id, &mut buf, super::now_ms());
                 (known, b.is_closed(id))
             };
             if !buf.is_empty() {
-                if wr.write_all(&buf).await.is_err() {
+                if write_all_vectored(&mut wr, &buf).await.is_err() {
                     return None;
                 }
+                // Drops the bodies' hold on their segment mappings: written.
                 buf.clear();
                 shared.broker.borrow_mut().handle_output_drained(id);
                 shared.after_core_call();

@@ -159,8 +159,9 @@ impl Driver {
         self.inflight += 1;
         loop {
             // SAFETY: every SQE built here points only at memory that outlives its
-            // completion: send bytes owned by an `InFlightSend` in a connection slot
-            // that is not freed before the send's CQE; receive buffers owned by the
+            // completion: a send's msghdr, iovecs, frame bytes and segment mappings
+            // (bodies) all owned by an `InFlightSend` in a connection slot that is
+            // not freed before the send's CQE (see `conn.rs`); receive buffers owned by the
             // registered `BufRing` (`self.bufs`, leaked rather than freed while
             // anything is in flight); fsync fds kept open by the `Arc<File>`s of the
             // job in `self.sync` until its last CQE; cancel SQEs point at
@@ -416,28 +417,26 @@ impl Driver {
             .as_mut()
             .filter(|conn| conn.gen == gen)
             .expect("send completion for a freed slot");
-        let sent = conn.send.take().expect("send completion without a send in flight");
-        if c.res < 0 {
-            // The kernel is done with the bytes (this is their completion): drop them.
-            drop(sent);
+        let send = conn.send.as_mut().expect("send completion without a send in flight");
+        send.on_result(c.res);
+        if !send.finished() {
+            let e = send.sqe(&conn.sock, user_data(KIND_SEND, slot, gen));
+            self.push(e);
+            return;
+        }
+        let send = conn.send.take().expect("checked above");
+        if send.failed() {
+            // The kernel is done with the memory (this is its completion): drop it.
+            drop(send);
             self.peer_gone(slot);
             return;
         }
-        match sent.complete(c.res as usize) {
-            Ok(empty) => {
-                conn.spare = empty;
-                if conn.phase != Phase::Dead {
-                    self.shared.broker.borrow_mut().handle_output_drained(conn.id);
-                    self.want_send.push(slot);
-                }
-                self.try_free(slot);
-            }
-            Err(rest) => {
-                let e = rest.sqe(&conn.sock, user_data(KIND_SEND, slot, gen));
-                conn.send = Some(rest);
-                self.push(e);
-            }
+        conn.spare = send.release();
+        if conn.phase != Phase::Dead {
+            self.shared.broker.borrow_mut().handle_output_drained(conn.id);
+            self.want_send.push(slot);
         }
+        self.try_free(slot);
     }
 
     fn on_sync(&mut self, c: Cqe) {
@@ -571,7 +570,7 @@ impl Driver {
             };
         }
         let mut buf = std::mem::take(&mut conn.spare);
-        b.poll_output(conn.id, &mut buf, now_ms);
+        b.take_output(conn.id, &mut buf, now_ms);
         if buf.is_empty() {
             conn.spare = buf;
             if let Phase::Closing { fin_sent: false, .. } = conn.phase {
@@ -589,7 +588,7 @@ impl Driver {
             return;
         }
         drop(b);
-        let sent = InFlightSend::new(buf);
+        let mut sent = InFlightSend::new(buf);
         let e = sent.sqe(&conn.sock, user_data(KIND_SEND, slot, conn.gen));
         conn.send = Some(sent);
         self.stats.sends += 1;
@@ -707,16 +706,50 @@ fn feed(shared: &Shared, conn: &mut Conn, data: &[u8], now_ms: u64) -> Fed {
         conn.carry.extend_from_slice(&data[used..]);
         used
     } else {
-        conn.carry.extend_from_slice(data);
+        // Copy only the bytes that complete the carried frame; the rest of the
+        // buffer is parsed in place. Appending the whole buffer (and moving the
+        // unparsed tail to the front after each call) was 6.6% of the broker's CPU
+        // at 1p1c 64 KiB, where every body frame spans two or three buffers.
+        let take = if conn.framed {
+            frame_rest(&conn.carry, data)
+        } else {
+            data.len()
+        };
+        conn.carry.extend_from_slice(&data[..take]);
         let used = b.handle_input(conn.id, &conn.carry, now_ms);
         conn.carry.drain(..used);
-        used
+        let rest = &data[take..];
+        if conn.carry.is_empty() && !rest.is_empty() && !b.is_closed(conn.id) {
+            let more = b.handle_input(conn.id, rest, now_ms);
+            conn.carry.extend_from_slice(&rest[more..]);
+            used + more
+        } else {
+            conn.carry.extend_from_slice(rest);
+            used
+        }
     };
+    conn.framed |= used > 0;
     if used > 0 && !conn.carry.is_empty() && !b.is_closed(conn.id) {
         Fed::MoreInput
     } else {
         Fed::Done
     }
+}
+
+/// How many bytes of `data` complete the AMQP frame that starts `carry` (all of
+/// `data` if it does not). Frame: type u8, channel u16, size u32, payload, end u8.
+fn frame_rest(carry: &[u8], data: &[u8]) -> usize {
+    let mut header = [0u8; 7];
+    let from_carry = carry.len().min(7);
+    header[..from_carry].copy_from_slice(&carry[..from_carry]);
+    let from_data = 7 - from_carry;
+    if data.len() < from_data {
+        return data.len();
+    }
+    header[from_carry..].copy_from_slice(&data[..from_data]);
+    let size = u32::from_be_bytes([header[3], header[4], header[5], header[6]]) as usize;
+    let total = 8 + size;
+    total.saturating_sub(carry.len()).min(data.len())
 }
 
 /// Feeds the carried-over input again; true if the core may want another call.
@@ -728,4 +761,28 @@ fn refeed(shared: &Shared, conn: &mut Conn, now_ms: u64) -> bool {
     let used = b.handle_input(conn.id, &conn.carry, now_ms);
     conn.carry.drain(..used);
     used > 0 && !conn.carry.is_empty() && !b.is_closed(conn.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frame_rest;
+
+    #[test]
+    fn frame_rest_takes_what_completes_the_carried_frame() {
+        // A body frame of 10 payload bytes is 18 bytes long.
+        let frame: Vec<u8> = [3u8, 0, 1, 0, 0, 0, 10]
+            .into_iter()
+            .chain([7; 10])
+            .chain([0xCE])
+            .collect();
+        let next = [1u8, 0, 0, 0, 0, 0, 4, 9, 9, 9, 9, 0xCE];
+        let stream: Vec<u8> = frame.iter().chain(next.iter()).copied().collect();
+        for split in 1..frame.len() {
+            let (carry, data) = stream.split_at(split);
+            assert_eq!(frame_rest(carry, data), frame.len() - split, "split at {split}");
+        }
+        // Not enough data to finish even the header, or the frame: take it all.
+        assert_eq!(frame_rest(&frame[..2], &frame[2..5]), 3);
+        assert_eq!(frame_rest(&frame[..9], &frame[9..12]), 3);
+    }
 }
