@@ -403,3 +403,44 @@ fn a_rabbitmq_export_imports() {
         }
     }
 }
+
+#[test]
+fn overview_counts_churn() {
+    let b = Broker::new();
+    if b.skip_external("churn") {
+        return;
+    }
+    let api = Api::new(&b);
+    // The harness's port probes count as connections too: compare with a baseline.
+    let count = |c: &Value, k: &str| c[k].as_u64().unwrap();
+    let before = api.ok("GET", "/api/overview", None)["churn_rates"].clone();
+    run(async {
+        let (conn, ch) = open(&b).await;
+        temp_queue(&ch, "churned").await;
+        ch.queue_delete("churned".into(), QueueDeleteOptions::default())
+            .await
+            .unwrap();
+        ch.close(200, "bye".into()).await.unwrap();
+        conn.close(200, "bye".into()).await.unwrap();
+        // Queue counts are folded in on the 5 s stats tick.
+        eventually("churn counted", || {
+            let c = api.ok("GET", "/api/overview", None)["churn_rates"].clone();
+            // (The probe's close may land after the baseline was read.)
+            let grew = |k: &str| count(&c, k) > count(&before, k);
+            let ok = [
+                "connection_created",
+                "connection_closed",
+                "channel_created",
+                "channel_closed",
+                "queue_declared",
+                "queue_created",
+                "queue_deleted",
+            ]
+            .iter()
+            .all(|k| grew(k))
+                && c["queue_created_details"]["rate"].is_number();
+            async move { ok }
+        })
+        .await;
+    });
+}

@@ -248,6 +248,7 @@ impl Broker {
         self.ensure_started(now_ms);
         let id = ConnId(self.next_conn_id);
         self.next_conn_id += 1;
+        self.node_stats.churn.bump(super::stats::Churn::CONNECTION_CREATED);
         let tuning = Tuning {
             frame_max: FRAME_MIN_SIZE,
             channel_max: self.config.channel_max,
@@ -369,6 +370,7 @@ impl Broker {
     /// connection held. Unacked messages go back to their queues.
     pub fn handle_disconnect(&mut self, id: ConnId) {
         let Some(mut conn) = self.conns.remove(&id) else { return };
+        self.node_stats.churn.bump(super::stats::Churn::CONNECTION_CLOSED);
         if conn.user.is_some() {
             tracing::info!(conn = %conn.describe(), "connection closed");
         }

@@ -226,6 +226,7 @@ impl Broker {
                         }
                     }
                     conn.channels.insert(channel, Channel::new(channel));
+                    self.node_stats.churn.bump(super::stats::Churn::CHANNEL_CREATED);
                     encode_method(
                         &mut conn.out,
                         channel,

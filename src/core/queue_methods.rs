@@ -75,6 +75,7 @@ impl Broker {
     }
 
     pub(crate) fn queue_declare(&mut self, conn: &mut Connection, channel: u16, m: QueueDeclare<'_>) -> MethodResult {
+        self.node_stats.churn.bump(super::stats::Churn::QUEUE_DECLARED);
         let conn_id = conn.id;
         let generated;
         let name: &str = if m.queue.is_empty() && !m.passive {

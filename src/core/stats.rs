@@ -177,9 +177,49 @@ pub struct VhostStats {
 pub struct NodeStats {
     pub vhosts: VhostStats,
     pub last_tick_ms: u64,
-    /// Connections and channels opened/closed, for RabbitMQ's `churn_rates`.
-    pub connection_created: u64,
-    pub connection_closed: u64,
+    /// Connections, channels and queues created and closed, for RabbitMQ's
+    /// `churn_rates`.
+    pub churn: Churn,
+}
+
+/// RabbitMQ's `churn_rates`: counts since start and their rates per second,
+/// updated on the stats tick.
+#[derive(Debug, Default)]
+pub struct Churn {
+    pub counts: [u64; Churn::NAMES.len()],
+    prev: [u64; Churn::NAMES.len()],
+    pub rates: [f64; Churn::NAMES.len()],
+}
+
+impl Churn {
+    pub const NAMES: [&'static str; 7] = [
+        "connection_created",
+        "connection_closed",
+        "channel_created",
+        "channel_closed",
+        "queue_declared",
+        "queue_created",
+        "queue_deleted",
+    ];
+    pub const CONNECTION_CREATED: usize = 0;
+    pub const CONNECTION_CLOSED: usize = 1;
+    pub const CHANNEL_CREATED: usize = 2;
+    pub const CHANNEL_CLOSED: usize = 3;
+    pub const QUEUE_DECLARED: usize = 4;
+    pub const QUEUE_CREATED: usize = 5;
+    pub const QUEUE_DELETED: usize = 6;
+
+    pub fn bump(&mut self, i: usize) {
+        self.counts[i] += 1;
+    }
+
+    fn tick(&mut self, interval_ms: u64) {
+        let secs = interval_ms.max(1) as f64 / 1000.0;
+        for i in 0..Self::NAMES.len() {
+            self.rates[i] = (self.counts[i] - self.prev[i]) as f64 / secs;
+            self.prev[i] = self.counts[i];
+        }
+    }
 }
 
 impl VhostStats {
@@ -259,6 +299,12 @@ impl Broker {
         }
         let mut node_delta = MsgCounters::default();
         let (mut node_ready, mut node_unacked) = (0u64, 0u64);
+        for vhost in self.vhosts.values_mut() {
+            let (created, deleted) = std::mem::take(&mut vhost.queue_churn);
+            self.node_stats.churn.counts[Churn::QUEUE_CREATED] += created;
+            self.node_stats.churn.counts[Churn::QUEUE_DELETED] += deleted;
+        }
+        self.node_stats.churn.tick(interval_ms);
         for (name, vhost) in self.vhosts.iter_mut() {
             let (mut ready, mut unacked) = (0u64, 0u64);
             for q in vhost.queues.values_mut() {
@@ -292,6 +338,7 @@ impl Broker {
     /// Removes a channel from its connection, keeping its counts.
     pub(crate) fn drop_channel(&mut self, conn: &mut super::connection::Connection, channel: u16) {
         if let Some(ch) = conn.channels.remove(&channel) {
+            self.node_stats.churn.bump(Churn::CHANNEL_CLOSED);
             self.retire_channel_stats(conn.vhost.as_ref(), &ch.stats);
         }
     }

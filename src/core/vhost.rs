@@ -123,6 +123,8 @@ pub struct VHost {
     route_dests: Vec<Dest>,
     /// Aggregated message stats with history (management API).
     pub stats: super::stats::VhostStats,
+    /// Queues created and deleted since the last stats tick (churn rates).
+    pub queue_churn: (u64, u64),
 }
 
 impl VHost {
@@ -151,6 +153,7 @@ impl VHost {
             route_work: Vec::new(),
             route_dests: Vec::new(),
             stats: Default::default(),
+            queue_churn: (0, 0),
         };
         super::policy_ops::load(&mut v)?;
         super::vhost_ops::load_meta(&mut v)?;
@@ -241,6 +244,9 @@ impl VHost {
             tracing::info!(vhost = %self.name, queue = name, report = ?report, "queue recovered");
         }
         let name: Arc<str> = Arc::from(name);
+        if !recover {
+            self.queue_churn.0 += 1;
+        }
         let mut q = Queue::new(
             id,
             name.clone(),
@@ -264,6 +270,7 @@ impl VHost {
     /// ready message count.
     pub fn delete_queue(&mut self, id: QueueId) -> Option<Queue> {
         let q = self.queues.remove(&id)?;
+        self.queue_churn.1 += 1;
         self.queue_names.remove(&q.name);
         let dest = Dest::Queue(id);
         let mut emptied = Vec::new();

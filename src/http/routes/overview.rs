@@ -82,6 +82,16 @@ fn totals(b: &Broker, u: &AuthUser) -> Totals {
     t
 }
 
+/// RabbitMQ's `churn_rates`: each count with its `_details` rate.
+fn churn_rates(c: &crate::core::stats::Churn) -> Value {
+    let mut m = serde_json::Map::new();
+    for (i, name) in crate::core::stats::Churn::NAMES.iter().enumerate() {
+        m.insert((*name).to_owned(), c.counts[i].into());
+        m.insert(format!("{name}_details"), details(c.rates[i]));
+    }
+    Value::Object(m)
+}
+
 pub(crate) fn overview(req: &Req<'_>) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
     let u = req.user();
@@ -118,12 +128,7 @@ pub(crate) fn overview(req: &Req<'_>) -> Result<Reply, ApiError> {
         "disable_stats": false,
         "enable_queue_totals": true,
         "message_stats": vhost_message_stats(&t.stats, rates),
-        "churn_rates": {
-            "connection_closed": b.node_stats.connection_closed,
-            "connection_closed_details": details(0.0),
-            "connection_created": b.node_stats.connection_created,
-            "connection_created_details": details(0.0),
-        },
+        "churn_rates": churn_rates(&b.node_stats.churn),
         "queue_totals": queue_totals(&t.stats, t.ready, t.unacked, lengths),
         "object_totals": {
             "channels": chans,
