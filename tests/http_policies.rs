@@ -444,3 +444,24 @@ fn overview_counts_churn() {
         .await;
     });
 }
+
+#[test]
+fn queue_depth_rates_follow_the_stats_tick() {
+    let b = Broker::new();
+    if b.skip_external("depth_rates") {
+        return;
+    }
+    let api = Api::new(&b);
+    run(async {
+        let conn = connect(&b).await;
+        let ch = confirm_channel(&conn).await;
+        temp_queue(&ch, "deep").await;
+        fill(&ch, "deep", 20).await;
+        // The tick after the publishes sees the depth grow by 20 in ~5 s.
+        eventually("positive messages_ready rate", || {
+            let q = api.ok("GET", "/api/queues/%2F/deep", None);
+            async move { q["messages_ready_details"]["rate"].as_f64().unwrap() > 0.0 }
+        })
+        .await;
+    });
+}

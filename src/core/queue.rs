@@ -65,6 +65,7 @@ pub struct Queue {
     pub dedup: Option<super::dedup::DedupCache>,
     /// Message counters (publish, deliver, get, ack, redeliver).
     pub stats: super::stats::ObjStats,
+    pub depth_rates: super::stats::DepthRates,
     /// Paused through the management API (LavinMQ): no deliveries until resumed.
     pub paused: bool,
 }
@@ -101,6 +102,7 @@ impl Queue {
             delivery_counts: Default::default(),
             dedup: None,
             stats: Default::default(),
+            depth_rates: Default::default(),
             paused: false,
         }
     }

@@ -182,6 +182,26 @@ pub struct NodeStats {
     pub churn: Churn,
 }
 
+/// How fast a queue's depth changes (`messages_ready_details` and friends),
+/// from its counts at the last two stats ticks.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DepthRates {
+    prev_ready: u64,
+    prev_unacked: u64,
+    pub ready_rate: f32,
+    pub unacked_rate: f32,
+}
+
+impl DepthRates {
+    fn tick(&mut self, ready: u64, unacked: u64, interval_ms: u64) {
+        let secs = interval_ms.max(1) as f64 / 1000.0;
+        self.ready_rate = ((ready as f64 - self.prev_ready as f64) / secs) as f32;
+        self.unacked_rate = ((unacked as f64 - self.prev_unacked as f64) / secs) as f32;
+        self.prev_ready = ready;
+        self.prev_unacked = unacked;
+    }
+}
+
 /// RabbitMQ's `churn_rates`: counts since start and their rates per second,
 /// updated on the stats tick.
 #[derive(Debug, Default)]
@@ -309,8 +329,10 @@ impl Broker {
             let (mut ready, mut unacked) = (0u64, 0u64);
             for q in vhost.queues.values_mut() {
                 q.stats.tick(interval_ms);
-                ready += q.store.ready_count();
-                unacked += q.store.unacked_count();
+                let (r, u) = (q.store.ready_count(), q.store.unacked_count());
+                q.depth_rates.tick(r, u, interval_ms);
+                ready += r;
+                unacked += u;
             }
             for x in vhost.exchanges.values_mut() {
                 x.stats.tick(interval_ms);
