@@ -558,18 +558,7 @@ mod tests {
     }
 
     fn broker(dir: &std::path::Path) -> Broker {
-        let cfg = super::super::CoreConfig {
-            data_dir: dir.to_path_buf(),
-            frame_max: 131072,
-            channel_max: 16,
-            heartbeat_secs: 0,
-            max_message_bytes: 1 << 20,
-            store: Default::default(),
-            sync: false,
-            default_user: ("guest".into(), "guest".into(), true),
-            consumer_timeout_ms: None,
-            load_definitions: None,
-        };
+        let cfg = super::super::CoreConfig::for_tests(dir);
         Broker::open(cfg, 7).expect("open")
     }
 

@@ -57,6 +57,28 @@ pub struct CoreConfig {
     pub load_definitions: Option<PathBuf>,
 }
 
+impl CoreConfig {
+    /// Small, fast settings for unit tests in `dir` (no fsync, 64 KiB segments).
+    #[cfg(test)]
+    pub(crate) fn for_tests(dir: &std::path::Path) -> CoreConfig {
+        CoreConfig {
+            data_dir: dir.to_path_buf(),
+            frame_max: 131072,
+            channel_max: 16,
+            heartbeat_secs: 0,
+            max_message_bytes: 1 << 20,
+            store: StoreConfig {
+                segment_bytes: 64 * 1024,
+                ..Default::default()
+            },
+            sync: false,
+            default_user: ("guest".into(), "guest".into(), true),
+            consumer_timeout_ms: None,
+            load_definitions: None,
+        }
+    }
+}
+
 /// A client error, by scope: closes the channel or the whole connection.
 #[derive(Debug)]
 pub enum Exception {

@@ -48,21 +48,7 @@ fn encode(channel: u16, m: Method<'_>) -> Vec<u8> {
 impl Sim {
     fn new(seed: u64) -> Sim {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = CoreConfig {
-            data_dir: dir.path().to_path_buf(),
-            frame_max: 131072,
-            channel_max: 16,
-            heartbeat_secs: 0,
-            max_message_bytes: 1 << 20,
-            store: ringmq_store::StoreConfig {
-                segment_bytes: 64 * 1024,
-                ..Default::default()
-            },
-            sync: false,
-            default_user: ("guest".into(), "guest".into(), true),
-            consumer_timeout_ms: None,
-            load_definitions: None,
-        };
+        let cfg = CoreConfig::for_tests(dir.path());
         Sim {
             seed,
             broker: Broker::open(cfg, seed).expect("open broker"),

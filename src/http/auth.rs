@@ -134,18 +134,7 @@ mod tests {
     #[test]
     fn tag_rules_as_rabbitmq() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = crate::core::CoreConfig {
-            data_dir: dir.path().to_path_buf(),
-            frame_max: 131072,
-            channel_max: 16,
-            heartbeat_secs: 0,
-            max_message_bytes: 1 << 20,
-            store: Default::default(),
-            sync: false,
-            default_user: ("guest".into(), "guest".into(), true),
-            consumer_timeout_ms: None,
-            load_definitions: None,
-        };
+        let cfg = crate::core::CoreConfig::for_tests(dir.path());
         let b = Broker::open(cfg, 1).unwrap();
         let g = Method::GET;
         let check = |tags: &[&str], need| authorize(&b, &user(tags), need, &g).map_err(|e| e.reason);
