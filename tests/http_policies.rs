@@ -8,10 +8,8 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-struct Api {
-    base: String,
-    auth: String,
-}
+/// The shared test client (`common::http`), with a (status, JSON) view.
+struct Api(common::http::Api);
 
 impl Api {
     fn new(b: &Broker) -> Api {
@@ -19,32 +17,15 @@ impl Api {
     }
 
     fn as_user(b: &Broker, user: &str, pass: &str) -> Api {
-        use base64::Engine;
-        Api {
-            base: b.http_url().to_string(),
-            auth: format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-            ),
-        }
+        Api(common::http::Api::new(b.http_url(), user, pass))
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let req = ureq::request(method, &format!("{}{path}", self.base)).set("Authorization", &self.auth);
-        let r = match body {
-            Some(b) => req.set("content-type", "application/json").send_string(&b.to_string()),
-            None => req.call(),
-        };
-        let resp = match r {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: {e}"),
-        };
-        let status = resp.status();
-        let text = resp.into_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let r = self.0.call(method, path, body.as_ref(), &[]);
+        (r.status, r.json)
     }
 
+    #[track_caller]
     fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let (s, v) = self.call(method, path, body);
         assert!((200..300).contains(&s), "{method} {path}: {s} {v}");
