@@ -39,6 +39,26 @@ pub trait Item {
     fn render(&self) -> Value;
 }
 
+/// A list entry already rendered to JSON, with the name and vhost lists
+/// filter and sort on (bindings, consumers: small objects built per request).
+pub struct JsonItem {
+    pub v: Value,
+    pub name: String,
+    pub vhost: String,
+}
+
+impl Item for JsonItem {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn vhost(&self) -> &str {
+        &self.vhost
+    }
+    fn render(&self) -> Value {
+        self.v.clone()
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ListParams {
     pub page: Option<usize>,

@@ -9,30 +9,12 @@ use crate::core::admin::{properties_key, DestKind};
 use crate::core::ids::Dest;
 use crate::core::vhost::VHost;
 use crate::http::json::{arguments, table_to_json};
-use crate::http::paging::{self, Item, ListParams};
+use crate::http::paging::{self, JsonItem, ListParams};
 use crate::http::{encode, ApiError, Reply, Req};
-
-struct BindingItem {
-    v: Value,
-    name: String,
-    vhost: String,
-}
-
-impl Item for BindingItem {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn vhost(&self) -> &str {
-        &self.vhost
-    }
-    fn render(&self) -> Value {
-        self.v.clone()
-    }
-}
 
 /// Every binding of a vhost, the default exchange's implicit ones first (as
 /// RabbitMQ lists them), filtered by `keep(source, dest_kind, dest)`.
-fn collect(vname: &str, v: &VHost, keep: &dyn Fn(&str, DestKind, &str) -> bool) -> Vec<BindingItem> {
+fn collect(vname: &str, v: &VHost, keep: &dyn Fn(&str, DestKind, &str) -> bool) -> Vec<JsonItem> {
     let mut out = Vec::new();
     let mut push = |source: &str, kind: DestKind, dest: &str, rk: &str, args: &ringmq_codec::FieldTable| {
         if !keep(source, kind, dest) {
@@ -47,7 +29,7 @@ fn collect(vname: &str, v: &VHost, keep: &dyn Fn(&str, DestKind, &str) -> bool) 
             "arguments": table_to_json(args),
             "properties_key": properties_key(rk, args),
         });
-        out.push(BindingItem {
+        out.push(JsonItem {
             v,
             name: format!("{source}\u{0}{dest}\u{0}{rk}"),
             vhost: vname.to_owned(),
@@ -76,7 +58,7 @@ fn collect(vname: &str, v: &VHost, keep: &dyn Fn(&str, DestKind, &str) -> bool) 
     out
 }
 
-fn reply(items: Vec<BindingItem>, req: &Req<'_>) -> Result<Reply, ApiError> {
+fn reply(items: Vec<JsonItem>, req: &Req<'_>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     if params.sort.is_none() && params.page.is_none() && params.name.is_none() {
         // Keep RabbitMQ's order (default exchange first, then by source).

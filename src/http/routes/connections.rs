@@ -11,7 +11,7 @@ use crate::core::ids::ConnId;
 use crate::core::queue::ConsumerRef;
 use crate::core::Broker;
 use crate::http::json::table_to_json;
-use crate::http::paging::{self, Item, ListParams, SortKey};
+use crate::http::paging::{self, Item, JsonItem, ListParams, SortKey};
 use crate::http::{ApiError, AuthUser, Reply, Req};
 
 /// RabbitMQ's connection name: `peer -> listener`.
@@ -287,24 +287,6 @@ pub(crate) fn consumer_json(b: &Broker, req: &Req<'_>, vhost: &str, queue: &str,
     })
 }
 
-struct ConsumerItem {
-    v: Value,
-    name: String,
-    vhost: String,
-}
-
-impl Item for ConsumerItem {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn vhost(&self) -> &str {
-        &self.vhost
-    }
-    fn render(&self) -> Value {
-        self.v.clone()
-    }
-}
-
 fn consumer_list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
@@ -316,7 +298,7 @@ fn consumer_list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> 
         }
         for q in v.queues.values() {
             for c in q.consumers() {
-                items.push(ConsumerItem {
+                items.push(JsonItem {
                     v: consumer_json(&b, req, vn, &q.name, c),
                     name: c.tag.to_string(),
                     vhost: vn.to_string(),
