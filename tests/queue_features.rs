@@ -663,3 +663,41 @@ fn dead_lettered_persistent_messages_survive_restart() {
         }
     });
 }
+
+/// RabbitMQ applies drop-head after a requeue too (`maybe_drop_head` in
+/// `requeue_and_run`): requeued messages go back to the head and are the ones
+/// dropped when the queue is then over its max-length.
+#[test]
+fn requeue_over_max_length_drops_from_the_head() {
+    let b = Broker::new();
+    run(async {
+        let conn = connect(&b).await;
+        let ch = confirm_channel(&conn).await;
+        let q = unique("maxlen-requeue");
+        declare_queue(
+            &ch,
+            &q,
+            exclusive(),
+            table(&[("x-max-length", AMQPValue::LongLongInt(2))]),
+        )
+        .await;
+        for m in ["m1", "m2"] {
+            publish(&ch, "", &q, m.as_bytes()).await;
+        }
+        // Take both without acking: nothing ready, two unacked.
+        let getter = channel(&conn).await;
+        for _ in 0..2 {
+            getter
+                .basic_get(q.as_str().into(), BasicGetOptions { no_ack: false })
+                .await
+                .unwrap()
+                .expect("a message");
+        }
+        for m in ["m3", "m4"] {
+            publish(&ch, "", &q, m.as_bytes()).await;
+        }
+        // Closing the channel requeues m1 and m2 ahead of m3, m4: four ready, limit two.
+        getter.close(200, "bye".into()).await.unwrap();
+        assert_eq!(get_all(&ch, &q).await, strs(&["m3", "m4"]));
+    });
+}

@@ -177,15 +177,7 @@ impl Broker {
                 outcome.needs_sync = true;
                 self.sync.mark_dirty(vhost_name, *id);
             }
-            let mut over = q.settings.overflow == Overflow::DropHead && q.is_over_limit();
-            while over {
-                self.drop_head(vhost_name, *id, DeathReason::MaxLen);
-                over = self
-                    .vhosts
-                    .get_mut(vhost_name)
-                    .and_then(|v| v.queues.get_mut(id))
-                    .is_some_and(|q| q.message_count() > 0 && q.is_over_limit());
-            }
+            self.enforce_length(vhost_name, *id);
             let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(id)) else {
                 continue;
             };
@@ -195,6 +187,26 @@ impl Broker {
             if q.consumer_count() > 0 {
                 self.deliver_pending.push((vhost_name.clone(), *id));
             }
+        }
+    }
+
+    /// drop-head: removes (dead-letters) head messages while the queue is over
+    /// its max-length or max-length-bytes. Run after every way messages become
+    /// ready (publish, requeue) and when a policy lowers a limit, as RabbitMQ
+    /// does (`maybe_drop_head` after publish and requeue).
+    pub(crate) fn enforce_length(&mut self, vhost_name: &Arc<str>, id: QueueId) {
+        loop {
+            let over = self
+                .vhosts
+                .get(vhost_name)
+                .and_then(|v| v.queues.get(&id))
+                .is_some_and(|q| {
+                    q.settings.overflow == Overflow::DropHead && q.message_count() > 0 && q.is_over_limit()
+                });
+            if !over {
+                return;
+            }
+            self.drop_head(vhost_name, id, DeathReason::MaxLen);
         }
     }
 
@@ -254,6 +266,7 @@ impl Broker {
             }
         }
         q.requeue_position(pos);
+        self.enforce_length(vhost_name, id);
     }
 
     /// Expires messages at the head of a queue; returns when the next one is due.

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::admin_error::{AdminError, AdminResult};
 use super::broker::Broker;
 use super::ids::QueueId;
-use super::lifecycle::{DeathReason, TimerKind};
+use super::lifecycle::TimerKind;
 use super::policy::{self, Policy, PolicyDef, PolicyKind, PolicySet, POLICIES_PER_VHOST_MAX};
 use super::queue::Queue;
-use super::queue_args::{Overflow, QueueSettings};
+use super::queue_args::QueueSettings;
 use super::vhost::VHost;
 
 /// The policies file of a vhost.
@@ -199,19 +199,7 @@ impl Broker {
         tracing::info!(vhost = %vname, queue = %q.name, policy = ?q.policy.as_ref().map(|p| p.name().to_owned()), "queue settings changed by policy");
         // A lower length limit trims from the head now (drop-head only: with
         // reject-publish the messages already in stay, as in RabbitMQ).
-        if s.overflow == Overflow::DropHead {
-            loop {
-                let over = self
-                    .vhosts
-                    .get(vname)
-                    .and_then(|v| v.queues.get(&id))
-                    .is_some_and(|q| q.message_count() > 0 && q.is_over_limit());
-                if !over {
-                    break;
-                }
-                self.drop_head(vname, id, DeathReason::MaxLen);
-            }
-        }
+        self.enforce_length(vname, id);
         if s.message_ttl_ms.is_some() && s.message_ttl_ms != old.message_ttl_ms {
             self.expiry_pending.push((vname.clone(), id));
         }

@@ -7,6 +7,11 @@
 //! no message is lost or invented, a message delivered again after being acked
 //! never happens, and queue counts match the model. Set RINGMQ_SIM_SEED to replay
 //! a failing seed; the seed is printed in every assertion message.
+//!
+//! A second run also puts, changes and deletes max-length policies and operator
+//! policies between steps: then messages may be dropped from queue heads, so the
+//! checks become "settled at most once, never invented, never beyond the current
+//! limit", and unacked messages are never trimmed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -36,6 +41,8 @@ struct Sim {
     acked: HashMap<u64, u32>,
     published: BTreeSet<u64>,
     next_msg: u64,
+    /// Policies change between steps (messages may then be dropped by limits).
+    policies: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -57,6 +64,7 @@ impl Sim {
             acked: HashMap::new(),
             published: BTreeSet::new(),
             next_msg: 1,
+            policies: false,
             _dir: dir,
         }
     }
@@ -264,7 +272,55 @@ impl Sim {
         self.send(c, &bytes);
     }
 
+    /// Puts or deletes a max-length policy or operator policy on some queues.
+    fn change_policy(&mut self, rng: &mut StdRng) {
+        use super::policy::{ApplyTo, PolicyDef, PolicyKind};
+        let kind = if rng.random_bool(0.5) {
+            PolicyKind::User
+        } else {
+            PolicyKind::Operator
+        };
+        let name = ["a", "b"][rng.random_range(0..2)];
+        self.now += 1;
+        if rng.random_bool(0.3) {
+            let _ = self.broker.delete_policy("/", name, kind, self.now);
+        } else {
+            let pattern = ["^q0$", "^q[01]$", ".*"][rng.random_range(0..3)];
+            let mut definition = serde_json::Map::new();
+            definition.insert("max-length".into(), rng.random_range(0..6u64).into());
+            let def = PolicyDef {
+                name: name.into(),
+                pattern: pattern.into(),
+                apply_to: ApplyTo::Queues,
+                priority: rng.random_range(0..3),
+                definition,
+            };
+            self.broker.put_policy("/", def, kind, self.now).expect("valid policy");
+        }
+        self.drain();
+        self.check_limits();
+    }
+
+    /// No queue holds more ready messages than its effective max-length.
+    fn check_limits(&self) {
+        for q in self.broker.vhosts["/"].queues.values() {
+            if let Some(max) = q.settings.max_length {
+                assert!(
+                    q.store.ready_count() <= max,
+                    "seed {}: queue {} has {} ready, limit {max}",
+                    self.seed,
+                    q.name,
+                    q.store.ready_count()
+                );
+            }
+        }
+    }
+
     fn step(&mut self, rng: &mut StdRng) {
+        if self.policies && rng.random_bool(0.05) {
+            self.change_policy(rng);
+            return;
+        }
         let open: Vec<usize> = (0..self.clients.len()).filter(|&i| self.clients[i].open).collect();
         if open.is_empty() || rng.random_bool(0.02) {
             self.connect();
@@ -355,8 +411,10 @@ impl Sim {
         self.check_counts();
     }
 
-    /// Ready + unacked in the broker equals published minus settled-for-good.
+    /// Ready + unacked in the broker equals published minus settled-for-good
+    /// (without policies; with them, at most that, and within the limits).
     fn check_counts(&self) {
+        self.check_limits();
         let vhost = &self.broker.vhosts["/"];
         let in_broker: u64 = vhost
             .queues
@@ -364,12 +422,16 @@ impl Sim {
             .map(|q| q.store.ready_count() + q.store.unacked_count())
             .sum();
         let settled = self.acked.values().filter(|&&n| n > 0).count() as u64;
-        assert_eq!(
-            in_broker,
-            self.published.len() as u64 - settled,
-            "seed {}: counts diverged",
-            self.seed
-        );
+        let expected = self.published.len() as u64 - settled;
+        if self.policies {
+            assert!(
+                in_broker <= expected,
+                "seed {}: more messages than published",
+                self.seed
+            );
+        } else {
+            assert_eq!(in_broker, expected, "seed {}: counts diverged", self.seed);
+        }
         let unacked_clients: usize = self.clients.iter().filter(|c| c.open).map(|c| c.unacked.len()).sum();
         let unacked_broker: u64 = vhost.queues.values().map(|q| q.store.unacked_count()).sum();
         assert_eq!(
@@ -422,25 +484,35 @@ impl Sim {
             self.send(c, &bytes);
         }
         for m in &self.published {
-            assert_eq!(
-                self.acked.get(m).copied().unwrap_or(0),
-                1,
-                "seed {}: message {m} settled wrong number of times",
-                self.seed
-            );
+            let n = self.acked.get(m).copied().unwrap_or(0);
+            // With policies a message may have been dropped by a length limit.
+            let ok = if self.policies { n <= 1 } else { n == 1 };
+            assert!(ok, "seed {}: message {m} settled {n} times", self.seed);
         }
-        assert_eq!(
-            self.acked.len(),
-            self.published.len(),
+        assert!(
+            self.acked.keys().all(|m| self.published.contains(m)),
             "seed {}: unknown messages delivered",
             self.seed
         );
+        if !self.policies {
+            assert_eq!(
+                self.acked.len(),
+                self.published.len(),
+                "seed {}: messages lost",
+                self.seed
+            );
+        }
     }
 }
 
 fn run_seed(seed: u64, steps: usize) {
+    run_seed_with(seed, steps, false);
+}
+
+fn run_seed_with(seed: u64, steps: usize, policies: bool) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut sim = Sim::new(seed);
+    sim.policies = policies;
     sim.connect();
     for _ in 0..steps {
         sim.step(&mut rng);
@@ -463,5 +535,23 @@ fn random_clients_lose_nothing() {
         let seed = base.wrapping_add(i);
         eprintln!("sim seed {seed}");
         run_seed(seed, 600);
+    }
+}
+
+#[test]
+fn random_policy_changes_keep_limits_and_settle_at_most_once() {
+    let base: u64 = std::env::var("RINGMQ_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let seeds = if std::env::var("RINGMQ_SIM_SEED").is_ok() {
+        1
+    } else {
+        10
+    };
+    for i in 0..seeds {
+        let seed = base.wrapping_add(i);
+        eprintln!("sim seed {seed} (policies)");
+        run_seed_with(seed, 600, true);
     }
 }
