@@ -446,3 +446,37 @@ fn queue_depth_rates_follow_the_stats_tick() {
         .await;
     });
 }
+
+#[test]
+fn a_ttl_and_dlx_policy_on_a_live_queue_dead_letters_its_messages() {
+    let b = Broker::new();
+    if b.skip_external("ttl_dlx_policy") {
+        return;
+    }
+    let api = Api::new(&b);
+    run(async {
+        let conn = connect(&b).await;
+        let ch = confirm_channel(&conn).await;
+        temp_exchange(&ch, "pol-dlx", ExchangeKind::Fanout).await;
+        temp_queue(&ch, "pol-dead").await;
+        bind(&ch, "pol-dead", "pol-dlx", "", FieldTable::default()).await;
+        temp_queue(&ch, "pol-src").await;
+        fill(&ch, "pol-src", 3).await;
+        api.ok(
+            "PUT",
+            "/api/policies/%2F/expire",
+            Some(json!({"pattern": "^pol-src$", "apply-to": "queues",
+                        "definition": {"message-ttl": 50, "dead-letter-exchange": "pol-dlx"}})),
+        );
+        // The messages already in the queue expire under the new TTL.
+        eventually("dead-lettered", || {
+            let n = api.ok("GET", "/api/queues/%2F/pol-dead", None)["messages_ready"].clone();
+            async move { n == 3 }
+        })
+        .await;
+        assert_eq!(ready(&api, "pol-src").await, 0);
+        let mut dead = get_all(&ch, "pol-dead").await;
+        dead.sort();
+        assert_eq!(dead, strs(&["m0", "m1", "m2"]));
+    });
+}
