@@ -505,11 +505,7 @@ impl Sim {
     }
 }
 
-fn run_seed(seed: u64, steps: usize) {
-    run_seed_with(seed, steps, false);
-}
-
-fn run_seed_with(seed: u64, steps: usize, policies: bool) {
+fn run_seed(seed: u64, steps: usize, policies: bool) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut sim = Sim::new(seed);
     sim.policies = policies;
@@ -520,38 +516,23 @@ fn run_seed_with(seed: u64, steps: usize, policies: bool) {
     sim.finish();
 }
 
-#[test]
-fn random_clients_lose_nothing() {
-    let base: u64 = std::env::var("RINGMQ_SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    let seeds = if std::env::var("RINGMQ_SIM_SEED").is_ok() {
-        1
-    } else {
-        20
-    };
-    for i in 0..seeds {
+/// Runs `count` seeds from a random base, or the one in RINGMQ_SIM_SEED.
+fn run_seeds(count: u64, policies: bool) {
+    let fixed: Option<u64> = std::env::var("RINGMQ_SIM_SEED").ok().and_then(|s| s.parse().ok());
+    let base = fixed.unwrap_or_else(rand::random);
+    for i in 0..if fixed.is_some() { 1 } else { count } {
         let seed = base.wrapping_add(i);
-        eprintln!("sim seed {seed}");
-        run_seed(seed, 600);
+        eprintln!("sim seed {seed} (policies: {policies})");
+        run_seed(seed, 600, policies);
     }
 }
 
 #[test]
+fn random_clients_lose_nothing() {
+    run_seeds(20, false);
+}
+
+#[test]
 fn random_policy_changes_keep_limits_and_settle_at_most_once() {
-    let base: u64 = std::env::var("RINGMQ_SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    let seeds = if std::env::var("RINGMQ_SIM_SEED").is_ok() {
-        1
-    } else {
-        10
-    };
-    for i in 0..seeds {
-        let seed = base.wrapping_add(i);
-        eprintln!("sim seed {seed} (policies)");
-        run_seed_with(seed, 600, true);
-    }
+    run_seeds(10, true);
 }
