@@ -177,9 +177,15 @@ impl Broker {
                 outcome.needs_sync = true;
                 self.sync.mark_dirty(vhost_name, *id);
             }
-            self.enforce_length(vhost_name, *id);
-            let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(id)) else {
-                continue;
+            // Checked on the queue in hand: the common case costs no lookup.
+            let q = if q.needs_drop_head() {
+                self.enforce_length(vhost_name, *id);
+                let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(id)) else {
+                    continue;
+                };
+                q
+            } else {
+                q
             };
             if q.may_expire || q.settings.message_ttl_ms.is_some() {
                 self.expiry_pending.push((vhost_name.clone(), *id));
@@ -200,9 +206,7 @@ impl Broker {
                 .vhosts
                 .get(vhost_name)
                 .and_then(|v| v.queues.get(&id))
-                .is_some_and(|q| {
-                    q.settings.overflow == Overflow::DropHead && q.message_count() > 0 && q.is_over_limit()
-                });
+                .is_some_and(Queue::needs_drop_head);
             if !over {
                 return;
             }
@@ -266,7 +270,9 @@ impl Broker {
             }
         }
         q.requeue_position(pos);
-        self.enforce_length(vhost_name, id);
+        if q.needs_drop_head() {
+            self.enforce_length(vhost_name, id);
+        }
     }
 
     /// Expires messages at the head of a queue; returns when the next one is due.

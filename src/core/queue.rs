@@ -275,6 +275,13 @@ impl Queue {
                 .is_some_and(|m| self.ready_body_bytes + body_bytes > m)
     }
 
+    /// drop-head is on and the queue is over a length limit: its head must go.
+    pub fn needs_drop_head(&self) -> bool {
+        self.settings.overflow == super::queue_args::Overflow::DropHead
+            && self.message_count() > 0
+            && self.is_over_limit()
+    }
+
     /// Whether the queue is over a length limit now (for drop-head).
     pub fn is_over_limit(&self) -> bool {
         let s = &self.settings;
