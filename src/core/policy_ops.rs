@@ -90,7 +90,8 @@ pub struct VhostPolicy {
 
 impl Broker {
     /// Adds or replaces a policy and applies it to existing objects at once.
-    pub fn put_policy(&mut self, vhost: &str, def: PolicyDef, kind: PolicyKind, now_ms: u64) -> AdminResult<()> {
+    /// Returns whether it is new (the API answers 201, else 204).
+    pub fn put_policy(&mut self, vhost: &str, def: PolicyDef, kind: PolicyKind, now_ms: u64) -> AdminResult<bool> {
         let p = Policy::compile(def, kind).map_err(AdminError::BadRequest)?;
         let v = self.vhost_mut(vhost)?;
         let set = set_of(v, kind);
@@ -100,6 +101,7 @@ impl Broker {
             )));
         }
         let old = set.put(p);
+        let created = old.is_none();
         if let Err(e) = save(v) {
             // Keep memory and disk the same: undo.
             let set = set_of(v, kind);
@@ -111,7 +113,7 @@ impl Broker {
             return Err(e.into());
         }
         self.reapply_policies(vhost, now_ms);
-        Ok(())
+        Ok(created)
     }
 
     /// Deletes a policy; objects it applied to fall back to the next match.

@@ -99,21 +99,13 @@ pub(crate) fn parse_body(name: &str, body: &Map<String, Value>) -> Result<Policy
 fn put(req: &Req<'_>, kind: PolicyKind) -> Result<Reply, ApiError> {
     let name = req.param("name");
     let def = parse_body(name, &req.json_object()?)?;
-    let existed = req
-        .shared
-        .broker
-        .borrow()
-        .list_policies(Some(req.vhost()), kind)?
-        .iter()
-        .any(|p| p.def.name == name);
     let r = req
         .shared
         .broker
         .borrow_mut()
         .put_policy(req.vhost(), def, kind, req.now_ms);
     req.shared.after_core_call();
-    r?;
-    Ok(Reply::Empty(if existed { 204 } else { 201 }))
+    Ok(Reply::Empty(if r? { 201 } else { 204 }))
 }
 
 fn delete(req: &Req<'_>, kind: PolicyKind) -> Result<Reply, ApiError> {
