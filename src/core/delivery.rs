@@ -1,7 +1,8 @@
 //! Moving messages from queues to consumers, and giving back what a closed
 //! channel held.
 
-use ringmq_codec::{encode_deliver, encode_deliver_head, BasicProperties, FieldValue, Table};
+use ringmq_codec::frame::encode_body;
+use ringmq_codec::{encode_deliver_head, BasicProperties, FieldValue, Table};
 
 use super::broker::{Broker, OUT_HIGH_WATER_BYTES};
 use super::channel::{ChannelState, Unacked};
@@ -69,35 +70,22 @@ impl Broker {
                         // With a delivery limit, redeliveries say how often the message
                         // was delivered before (`x-delivery-count`, as quorum queues do).
                         let properties = delivery_properties(view.properties, delivery_count);
+                        encode_deliver_head(
+                            &mut conn.out,
+                            c.channel,
+                            c.tag.as_bytes(),
+                            tag,
+                            redelivered,
+                            view.exchange,
+                            view.routing_key,
+                            &properties,
+                            view.body.len() as u64,
+                        );
                         match shared.filter(|b| b.len() >= ZERO_COPY_BODY_BYTES_MIN) {
                             // A large body is sent from the segment mapping, not copied
                             // (see `output`): only the frames around it are encoded here.
-                            Some(body) => {
-                                encode_deliver_head(
-                                    &mut conn.out,
-                                    c.channel,
-                                    c.tag.as_bytes(),
-                                    tag,
-                                    redelivered,
-                                    view.exchange,
-                                    view.routing_key,
-                                    &properties,
-                                    body.len() as u64,
-                                );
-                                push_body_frames(&mut conn.out, c.channel, &body, frame_max);
-                            }
-                            None => encode_deliver(
-                                &mut conn.out,
-                                c.channel,
-                                c.tag.as_bytes(),
-                                tag,
-                                redelivered,
-                                view.exchange,
-                                view.routing_key,
-                                &properties,
-                                view.body,
-                                frame_max,
-                            ),
+                            Some(body) => push_body_frames(&mut conn.out, c.channel, &body, frame_max),
+                            None => encode_body(&mut conn.out, c.channel, view.body, frame_max),
                         }
                     }
                     Err(e) => {
