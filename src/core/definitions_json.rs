@@ -527,9 +527,13 @@ impl Broker {
             Policy::compile(p.def.clone(), PolicyKind::User).map_err(|e| bad(what, e.trim().to_owned()))?;
             plan.policies.push((vhost, p.def));
         }
-        for x in d.exchanges.unwrap_or_default() {
+        // Names declared by this file, for the bindings' checks (a set: an
+        // import may hold many thousands of each).
+        let mut planned_exchanges: super::Set<(String, String)> = Default::default();
+        let mut planned_queues: super::Set<(String, String)> = Default::default();
+        for mut x in d.exchanges.unwrap_or_default() {
             let what = format!("exchange '{}'", x.name);
-            let vhost = pick(&plan, &what, x.vhost)?;
+            let vhost = pick(&plan, &what, x.vhost.take())?;
             let args = table_from_json(&x.arguments).map_err(|e| bad(what.clone(), e))?;
             if x.name.is_empty() || x.name.len() > 255 {
                 return Err(bad(what, "name must be 1 to 255 bytes"));
@@ -538,30 +542,31 @@ impl Broker {
                 let (super::broker::Exception::Channel(e) | super::broker::Exception::Connection(e)) = e;
                 bad(what.clone(), e.text)
             })?;
-            plan.exchanges
-                .push((vhost, x.name, x.kind, x.durable, x.auto_delete, x.internal, args));
+            planned_exchanges.insert((vhost.clone(), x.name.clone()));
+            plan.exchanges.push(Planned { vhost, def: x, args });
         }
-        for q in d.queues.unwrap_or_default() {
+        for mut q in d.queues.unwrap_or_default() {
             let what = format!("queue '{}'", q.name);
-            let vhost = pick(&plan, &what, q.vhost)?;
+            let vhost = pick(&plan, &what, q.vhost.take())?;
             if q.name.is_empty() || q.name.len() > 255 {
                 return Err(bad(what, "name must be 1 to 255 bytes"));
             }
             let args = table_from_json(&q.arguments).map_err(|e| bad(what.clone(), e))?;
             super::queue_args::parse(&args, &q.name, &vhost).map_err(|e| bad(what.clone(), e))?;
-            plan.queues.push((vhost, q.name, q.durable, q.auto_delete, args));
+            planned_queues.insert((vhost.clone(), q.name.clone()));
+            plan.queues.push(Planned { vhost, def: q, args });
         }
-        for b in d.bindings.unwrap_or_default() {
+        for mut b in d.bindings.unwrap_or_default() {
             let what = format!(
                 "binding of '{}' to {} '{}'",
                 b.source, b.destination_type, b.destination
             );
-            let vhost = pick(&plan, &what, b.vhost)?;
+            let vhost = pick(&plan, &what, b.vhost.take())?;
             let args = table_from_json(&b.arguments).map_err(|e| bad(what.clone(), e))?;
             let v = self.vhosts.get(vhost.as_str());
             let x_known = |n: &str| {
                 v.is_some_and(|v| v.exchanges.contains_key(n))
-                    || plan.exchanges.iter().any(|x| x.0 == vhost && x.1 == n)
+                    || planned_exchanges.contains(&(vhost.clone(), n.to_owned()))
             };
             if b.source.is_empty() || !x_known(&b.source) {
                 return Err(bad(what, format!("source exchange '{}' does not exist", b.source)));
@@ -571,17 +576,16 @@ impl Broker {
                 "exchange" => false,
                 other => return Err(bad(what, format!("unknown destination_type '{other}'"))),
             };
+            let planned_queue = || planned_queues.contains(&(vhost.clone(), b.destination.clone()));
             let dest_known = if to_queue {
-                v.is_some_and(|v| v.queue_id(&b.destination).is_some())
-                    || plan.queues.iter().any(|q| q.0 == vhost && q.1 == b.destination)
+                v.is_some_and(|v| v.queue_id(&b.destination).is_some()) || planned_queue()
             } else {
                 x_known(&b.destination)
             };
             if !dest_known {
                 return Err(bad(what, format!("destination '{}' does not exist", b.destination)));
             }
-            plan.bindings
-                .push((vhost, b.source, to_queue, b.destination, b.routing_key, args));
+            plan.bindings.push(Planned { vhost, def: b, args });
         }
         if let Some(g) = d.global_parameters {
             plan.global_parameters = g;
@@ -622,53 +626,54 @@ impl Broker {
         for (vhost, def) in plan.policies {
             self.put_policy(&vhost, def, PolicyKind::User, now_ms)?;
         }
-        for (vhost, name, kind, durable, auto_delete, internal, args) in plan.exchanges {
+        for Planned { vhost, def: x, args } in plan.exchanges {
             let bytes = args.to_bytes();
             let m = Method::ExchangeDeclare(ExchangeDeclare {
                 ticket: 0,
-                exchange: &name,
-                kind: &kind,
+                exchange: &x.name,
+                kind: &x.kind,
                 passive: false,
-                durable,
-                auto_delete,
-                internal,
+                durable: x.durable,
+                auto_delete: x.auto_delete,
+                internal: x.internal,
                 no_wait: false,
                 arguments: Table::parse(&bytes).expect("own table"),
             });
             self.import_one(&vhost, m)?;
         }
-        for (vhost, name, durable, auto_delete, args) in plan.queues {
+        for Planned { vhost, def: q, args } in plan.queues {
             let bytes = args.to_bytes();
             let m = Method::QueueDeclare(QueueDeclare {
                 ticket: 0,
-                queue: &name,
+                queue: &q.name,
                 passive: false,
-                durable,
+                durable: q.durable,
                 exclusive: false,
-                auto_delete,
+                auto_delete: q.auto_delete,
                 no_wait: false,
                 arguments: Table::parse(&bytes).expect("own table"),
             });
             self.import_one(&vhost, m)?;
         }
-        for (vhost, source, to_queue, dest, rk, args) in plan.bindings {
+        for Planned { vhost, def: b, args } in plan.bindings {
             let bytes = args.to_bytes();
             let arguments = Table::parse(&bytes).expect("own table");
-            let m = if to_queue {
+            // destination_type was checked to be "queue" or "exchange".
+            let m = if b.destination_type == "queue" {
                 Method::QueueBind(QueueBind {
                     ticket: 0,
-                    queue: &dest,
-                    exchange: &source,
-                    routing_key: &rk,
+                    queue: &b.destination,
+                    exchange: &b.source,
+                    routing_key: &b.routing_key,
                     no_wait: false,
                     arguments,
                 })
             } else {
                 Method::ExchangeBind(ExchangeBind {
                     ticket: 0,
-                    destination: &dest,
-                    source: &source,
-                    routing_key: &rk,
+                    destination: &b.destination,
+                    source: &b.source,
+                    routing_key: &b.routing_key,
                     no_wait: false,
                     arguments,
                 })
@@ -701,10 +706,16 @@ struct Plan {
     global_parameters: Vec<GlobalParameter>,
     operator_policies: Vec<(String, PolicyDef)>,
     policies: Vec<(String, PolicyDef)>,
-    #[allow(clippy::type_complexity)]
-    exchanges: Vec<(String, String, String, bool, bool, bool, ringmq_codec::FieldTable)>,
-    queues: Vec<(String, String, bool, bool, ringmq_codec::FieldTable)>,
-    bindings: Vec<(String, String, bool, String, String, ringmq_codec::FieldTable)>,
+    exchanges: Vec<Planned<ExchangeDef>>,
+    queues: Vec<Planned<QueueDef>>,
+    bindings: Vec<Planned<BindingDef>>,
+}
+
+/// An entry of the file with its vhost resolved and its arguments parsed.
+struct Planned<T> {
+    vhost: String,
+    def: T,
+    args: ringmq_codec::FieldTable,
 }
 
 #[cfg(test)]
