@@ -8,8 +8,8 @@
 //! Vhost totals are RabbitMQ's aggregates of channel stats: each tick adds what
 //! every live channel counted since the last tick, and a channel that goes away
 //! hands over its unflushed rest ([`Broker::retire_channel_stats`]), so totals
-//! stay exact. Idle objects keep no rate state (it is boxed and dropped when all
-//! rates are zero), so 100,000 idle queues cost 13 counters each and nothing more.
+//! stay exact. Objects that never counted anything keep no rate state (it is
+//! boxed on first activity), so 100,000 unused queues cost 13 counters each.
 
 use std::collections::VecDeque;
 
@@ -99,28 +99,25 @@ impl ObjStats {
         let prev = self.rates.as_ref().map_or_else(MsgCounters::default, |r| r.prev);
         let delta = self.c.since(&prev);
         if delta == MsgCounters::default() {
-            // Idle: drop the rate state once it only holds zeros.
-            if self.rates.as_ref().is_some_and(|r| r.rate.iter().all(|x| *x == 0.0)) && self.c == prev {
-                self.rates = None;
-            } else if let Some(r) = self.rates.as_mut() {
+            // Idle: rates go to zero; the baseline stays for the next burst. An
+            // object that never counted anything has no rate state at all.
+            if let Some(r) = self.rates.as_mut() {
                 r.rate = [0.0; COUNTERS];
-            }
-            if self.rates.is_none() && self.c != MsgCounters::default() {
-                // Keep the baseline so the next burst is measured from here.
-                self.rates = Some(Box::new(RateState {
-                    prev: self.c,
-                    rate: [0.0; COUNTERS],
-                }));
             }
             return delta;
         }
         let secs = interval_ms.max(1) as f64 / 1000.0;
         let d = delta.values();
-        let mut rate = [0.0; COUNTERS];
-        for (r, v) in rate.iter_mut().zip(d) {
+        let state = self.rates.get_or_insert_with(|| {
+            Box::new(RateState {
+                prev: MsgCounters::default(),
+                rate: [0.0; COUNTERS],
+            })
+        });
+        for (r, v) in state.rate.iter_mut().zip(d) {
             *r = v as f64 / secs;
         }
-        self.rates = Some(Box::new(RateState { prev: self.c, rate }));
+        state.prev = self.c;
         delta
     }
 
