@@ -27,7 +27,10 @@ fn split_host_port(s: &str) -> (&str, u16) {
 }
 
 /// Connections the user may see (open ones, past the handshake).
-fn visible<'a>(b: &'a Broker, u: &'a AuthUser) -> impl Iterator<Item = &'a Connection> + 'a {
+fn visible<'a, 'u>(b: &'a Broker, u: &'u AuthUser) -> impl Iterator<Item = &'a Connection> + 'u
+where
+    'a: 'u,
+{
     b.conns
         .values()
         .filter(|c| c.user.is_some() && c.vhost.is_some())
@@ -207,17 +210,12 @@ impl Item for ChanItem<'_> {
 }
 
 fn chan_items<'a>(b: &'a Broker, req: &Req<'_>, only: Option<ConnId>, vhost: Option<&str>) -> Vec<ChanItem<'a>> {
-    let amqp = req.info.amqp_addr.clone();
-    let u = req.user().clone();
     let mut out = Vec::new();
-    for c in b.conns.values().filter(|c| c.user.is_some() && c.vhost.is_some()) {
-        if !(u.sees_all() || c.user.as_deref() == Some(u.name.as_str())) {
-            continue;
-        }
+    for c in visible(b, req.user()) {
         if only.is_some_and(|id| id != c.id) || vhost.is_some_and(|v| c.vhost.as_deref() != Some(v)) {
             continue;
         }
-        let cn = conn_name(c, &amqp);
+        let cn = conn_name(c, &req.info.amqp_addr);
         for ch in c.channels.values() {
             out.push(ChanItem {
                 c,
