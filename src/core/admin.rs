@@ -352,12 +352,7 @@ impl Broker {
     ) -> Result<Vec<GotMessage>, AdminError> {
         let id = self.has_queue(ctx.vhost, queue)?.ok_or(not_found())?;
         let conn = self.admin_conn(ctx)?;
-        if !conn.permission.as_ref().is_some_and(|p| p.allows(Access::Read, queue)) {
-            return Err(AdminError::AccessRefused(format!(
-                "access to queue '{queue}' in vhost '{}' refused for user '{}'",
-                ctx.vhost, ctx.user
-            )));
-        }
+        super::dispatch::check_access(&conn, Access::Read, "queue", queue)?;
         let vname: Arc<str> = conn.vhost.clone().expect("admin conn has a vhost");
         self.now_ms = ctx.now_ms;
         let mut got = Vec::new();
