@@ -247,21 +247,8 @@ impl Driver {
         self.turn_input.clear();
         let waiting = std::mem::take(&mut self.input_wait);
         for c in waiting {
-            // A connection's completions stay in order: once one of its waits,
-            // the rest of its completions wait too.
-            let slot = c.user_data as u32;
-            let used = self.turn_input.entry(slot).or_insert(0);
-            if input_bytes < INPUT_BYTES_PER_TURN
-                && *used < INPUT_BYTES_PER_CONN_TURN
-                && !self.input_wait.iter().any(|w| w.user_data as u32 == slot)
-            {
-                let n = c.res.max(0) as usize;
-                input_bytes += n;
-                *used += n;
-                self.complete(c, now_ms);
-            } else {
-                self.input_wait.push_back(c);
-            }
+            // Only input waits; `route` queues it again behind the bounds.
+            self.route(c, &mut input_bytes, now_ms);
         }
         for c in std::mem::take(&mut self.backlog) {
             self.route(c, &mut input_bytes, now_ms);
@@ -294,6 +281,8 @@ impl Driver {
     fn route(&mut self, c: Cqe, input_bytes: &mut usize, now_ms: u64) {
         let is_input = c.user_data >> 56 == KIND_RECV;
         if is_input {
+            // A connection's completions stay in order: once one of its waits,
+            // the rest of its completions wait too.
             let slot = c.user_data as u32;
             let used = self.turn_input.get(&slot).copied().unwrap_or(0);
             let behind = self.input_wait.iter().any(|w| w.user_data as u32 == slot);
