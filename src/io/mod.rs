@@ -31,7 +31,7 @@ pub use crate::config::IoBackend;
 
 /// Runs the broker until SIGTERM or SIGINT on the backend `listen` asks for.
 /// Returns once state is synced.
-pub fn run(core: core_config::CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
+pub fn run(core: crate::core::CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     let backend = listen.backend;
     if backend != IoBackend::Epoll {
         match uring::Ring::new() {
@@ -43,8 +43,6 @@ pub fn run(core: core_config::CoreConfig, listen: ListenConfig) -> std::io::Resu
     }
     server::run(core, listen)
 }
-
-use crate::core as core_config;
 
 /// Milliseconds since the Unix epoch: the `now` the core is given.
 pub(crate) fn now_ms() -> u64 {
