@@ -494,11 +494,7 @@ impl Broker {
                     let mut limits = VhostLimits::default();
                     for (k, v) in obj {
                         let n = parse_limit(k, v).map_err(|e| bad(what.clone(), e))?;
-                        match k.as_str() {
-                            "max-connections" => limits.max_connections = n,
-                            "max-queues" => limits.max_queues = n,
-                            other => return Err(bad(what, format!("unknown limit '{other}'"))),
-                        }
+                        limits.set(k, n).map_err(|e| bad(what.clone(), e.to_string().trim()))?;
                     }
                     plan.limits.push((vhost, limits));
                 }

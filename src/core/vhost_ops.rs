@@ -38,6 +38,20 @@ impl VhostLimits {
     pub fn is_empty(&self) -> bool {
         self.max_connections.is_none() && self.max_queues.is_none()
     }
+
+    /// Sets one limit by its RabbitMQ name.
+    pub fn set(&mut self, key: &str, value: Option<u64>) -> AdminResult<()> {
+        match key {
+            "max-connections" => self.max_connections = value,
+            "max-queues" => self.max_queues = value,
+            other => {
+                return Err(AdminError::BadRequest(format!(
+                    "Validation failed\n\n{other} is not a vhost limit (max-connections, max-queues)\n"
+                )))
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What a vhost carries besides its objects.
@@ -206,22 +220,9 @@ impl Broker {
 
     /// Sets (Some) or clears (None) one limit: `max-connections` or `max-queues`.
     pub fn set_vhost_limit(&mut self, vhost: &str, key: &str, value: Option<u64>) -> AdminResult<()> {
-        let v = self.vhost_mut(vhost)?;
-        let old = v.meta.limits.clone();
-        match key {
-            "max-connections" => v.meta.limits.max_connections = value,
-            "max-queues" => v.meta.limits.max_queues = value,
-            other => {
-                return Err(AdminError::BadRequest(format!(
-                    "Validation failed\n\n[{{<<\"{other}\">>,...}}] are not recognised limits (max-connections, max-queues)\n"
-                )))
-            }
-        }
-        if let Err(e) = save_meta(v) {
-            v.meta.limits = old;
-            return Err(e.into());
-        }
-        Ok(())
+        let mut limits = self.vhost_mut(vhost)?.meta.limits.clone();
+        limits.set(key, value)?;
+        self.set_vhost_limits(vhost, limits)
     }
 
     /// Replaces all limits of a vhost (definitions import, `vhost-limits` parameter).
