@@ -372,21 +372,7 @@ impl QueueStore {
             let end = self.segments.get(&id).map(|m| m.end);
             if let Some(end) = end.filter(|&end| self.cursor.offset < end) {
                 let offset = self.cursor.offset;
-                let data = self.segment_data(id)?;
-                let size = record::peek_len(&data[offset as usize..]);
-                let pos = SegmentPosition {
-                    segment: id,
-                    offset,
-                    size,
-                };
-                if size < RECORD_HEADER_BYTES || offset + size > end {
-                    // Verified at recovery or written by us: the page cache changed under us.
-                    return Err(StoreError::Corrupt {
-                        pos,
-                        reason: RecordError::BadLength,
-                    });
-                }
-                return Ok(Some(pos));
+                return record_at(id, offset, end, self.segment_data(id)?).map(Some);
             }
             let next = self.segments.range((Excluded(id), Unbounded)).next().map(|(k, _)| *k);
             let Some(next) = next else { return Ok(None) };
@@ -628,20 +614,9 @@ impl QueueStore {
             }
             let data = self.segment_data(id)?;
             while offset < meta.end {
-                let size = record::peek_len(&data[offset as usize..]);
-                let pos = SegmentPosition {
-                    segment: id,
-                    offset,
-                    size,
-                };
-                if size < RECORD_HEADER_BYTES || offset + size > meta.end {
-                    return Err(StoreError::Corrupt {
-                        pos,
-                        reason: RecordError::BadLength,
-                    });
-                }
+                let pos = record_at(id, offset, meta.end, data)?;
                 f(pos, &self.read(pos)?);
-                offset += size;
+                offset += pos.size;
             }
         }
         Ok(())
@@ -765,6 +740,25 @@ fn find_spares(dir: &Path) -> io::Result<std::collections::VecDeque<Spare>> {
         remove_if_exists(&spare_path(dir, id))?;
     }
     Ok(keep.into_iter().map(|id| Spare { id, lease: None }).collect())
+}
+
+/// The record at `offset` of segment `id`, whose data (`data`) ends at `end`: its
+/// length is checked to fit. Records were verified at recovery or written by us, so
+/// a bad length means the page cache changed under us.
+fn record_at(id: SegmentId, offset: u32, end: u32, data: &[u8]) -> Result<SegmentPosition, StoreError> {
+    let size = record::peek_len(&data[offset as usize..]);
+    let pos = SegmentPosition {
+        segment: id,
+        offset,
+        size,
+    };
+    if size < RECORD_HEADER_BYTES || offset + size > end {
+        return Err(StoreError::Corrupt {
+            pos,
+            reason: RecordError::BadLength,
+        });
+    }
+    Ok(pos)
 }
 
 /// `end`, or less when the mapping is shorter (a file cut by recovery): the caller's
