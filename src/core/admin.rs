@@ -355,6 +355,8 @@ impl Broker {
         super::dispatch::check_access(&conn, Access::Read, "queue", queue)?;
         let vname: Arc<str> = conn.vhost.clone().expect("admin conn has a vhost");
         self.now_ms = ctx.now_ms;
+        // A get through the API is a use of the queue (x-expires), as basic.get.
+        self.touch_queue(&vname, id);
         let mut got = Vec::new();
         let mut taken = Vec::new();
         for _ in 0..count.min(GET_COUNT_MAX) {
@@ -371,13 +373,15 @@ impl Broker {
             q.stats.c.get += 1;
             q.stats.c.redeliver += u64::from(redelivered);
             let message_count = q.message_count();
+            let delivery_count = q.counted_redeliveries(pos);
             match q.store.read(pos) {
                 Ok(view) => got.push(GotMessage {
                     exchange: String::from_utf8_lossy(view.exchange).into_owned(),
                     routing_key: String::from_utf8_lossy(view.routing_key).into_owned(),
                     redelivered,
                     message_count,
-                    properties: view.properties.to_vec(),
+                    // With x-delivery-count, as basic.get shows it.
+                    properties: super::delivery::delivery_properties(view.properties, delivery_count).into_owned(),
                     payload: view.body.to_vec(),
                 }),
                 Err(e) => {

@@ -438,10 +438,7 @@ impl Broker {
         check_access(conn, Access::Read, "queue", &qname)?;
         let vhost_name = conn.vhost.clone().expect("open");
         self.touch_queue(&vhost_name, qid);
-        if let Some(due) = self.expire_head(&vhost_name, qid) {
-            self.timers
-                .add(due, &vhost_name, qid, super::lifecycle::TimerKind::Head);
-        }
+        self.expire_head(&vhost_name, qid);
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
         let q = vhost.queues.get_mut(&qid).expect("resolved queue");
         let Some(pos) = q.next_ready() else {

@@ -275,8 +275,16 @@ impl Broker {
         }
     }
 
+    /// Expires messages at the head of a queue and arms the timer for the next
+    /// one: every caller (publish, get, the timer itself, the API's get) needs both.
+    pub(crate) fn expire_head(&mut self, vhost_name: &Arc<str>, id: QueueId) {
+        if let Some(due) = self.head_expiry(vhost_name, id) {
+            self.timers.add(due, vhost_name, id, TimerKind::Head);
+        }
+    }
+
     /// Expires messages at the head of a queue; returns when the next one is due.
-    pub(crate) fn expire_head(&mut self, vhost_name: &Arc<str>, id: QueueId) -> Option<u64> {
+    fn head_expiry(&mut self, vhost_name: &Arc<str>, id: QueueId) -> Option<u64> {
         let now_ms = self.now_ms;
         for _ in 0..EXPIRED_PER_CHECK_MAX {
             let q = self.vhosts.get_mut(vhost_name)?.queues.get_mut(&id)?;
@@ -301,9 +309,7 @@ impl Broker {
         pending.sort_unstable_by_key(|e| e.1);
         pending.dedup_by_key(|e| e.1);
         for (vname, id) in pending {
-            if let Some(due) = self.expire_head(&vname, id) {
-                self.timers.add(due, &vname, id, TimerKind::Head);
-            }
+            self.expire_head(&vname, id);
         }
     }
 
@@ -452,11 +458,7 @@ impl Broker {
         self.now_ms = now_ms;
         while let Some((vname, id, kind)) = self.timers.pop_due(now_ms) {
             match kind {
-                TimerKind::Head => {
-                    if let Some(due) = self.expire_head(&vname, id) {
-                        self.timers.add(due, &vname, id, TimerKind::Head);
-                    }
-                }
+                TimerKind::Head => self.expire_head(&vname, id),
                 TimerKind::QueueExpires => self.check_queue_expiry(&vname, id),
                 TimerKind::Delayed(x) => self.fire_delayed(&vname, &x),
             }
