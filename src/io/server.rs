@@ -34,8 +34,12 @@ const DISK_CHECK_EVERY: Duration = Duration::from_millis(1_000);
 
 /// How long shutdown waits for connections to take their connection.close.
 pub(crate) const SHUTDOWN_FLUSH: Duration = Duration::from_millis(2_000);
-/// Timer resolution for heartbeats and close timeouts.
-pub(crate) const TICK: Duration = Duration::from_millis(1_000);
+/// Timer resolution for heartbeats and close timeouts. Half a second: the
+/// shortest heartbeat interval (1 s) wants a frame every half interval, and
+/// with a 1 s tick a peer whose handshake ended late in a tick got only one
+/// heartbeat before being dropped (the heartbeats test caught it on a loaded
+/// machine). A tick costs O(1) per connection.
+pub(crate) const TICK: Duration = Duration::from_millis(500);
 
 /// What the tasks of the shard share.
 pub(crate) struct Shared {
