@@ -18,9 +18,9 @@ PEER=../shared/peers/rabbitmq.sh
 # RINGMQ_BIN=path runs that broker binary instead of building one (a known
 # build, or while the tree does not compile).
 if [ -n "${RINGMQ_BIN:-}" ]; then
-  cargo build --release -p ringmq-perf >&2
+  cargo build --release --bin ringmqperf >&2
 else
-  cargo build --release -p ringmq --bin ringmq -p ringmq-perf >&2
+  cargo build --release --bin ringmq --bin ringmqperf >&2
   RINGMQ_BIN=target/release/ringmq
 fi
 PERF=target/release/ringmqperf

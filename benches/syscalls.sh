@@ -22,7 +22,7 @@ if [ -z "${RINGMQ_BIN:-}" ]; then
   cargo build --release -p ringmq --bin ringmq >&2
   RINGMQ_BIN=target/release/ringmq
 fi
-cargo build --release -p ringmq-perf >&2
+cargo build --release --bin ringmqperf >&2
 PERF_TOOL=target/release/ringmqperf
 HZ=$(getconf CLK_TCK)
 

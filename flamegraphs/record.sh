@@ -19,9 +19,9 @@ FREQ=${FREQ:-999}
 # RINGMQ_BIN=path profiles that broker binary instead of building one.
 # RINGMQ_ARGS="--io=epoll" passes extra flags to the broker (e.g. the backend).
 if [ -n "${RINGMQ_BIN:-}" ]; then
-  cargo build --release -p ringmq-perf >&2
+  cargo build --release --bin ringmqperf >&2
 else
-  cargo build --release -p ringmq --bin ringmq -p ringmq-perf >&2
+  cargo build --release --bin ringmq --bin ringmqperf >&2
   RINGMQ_BIN=target/release/ringmq
 fi
 PERF_TOOL=target/release/ringmqperf

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod cli;
 pub mod client;
 pub mod compare;
 pub mod latency;

@@ -1,11 +1,16 @@
+//! The `ringmqperf` command line: parses the arguments and runs one command.
+//! The binary lives in the broker package (`src/bin/ringmqperf.rs`) so that
+//! `cargo install --path .` installs it beside `ringmq` and `ringmqctl`.
+
 use std::process::ExitCode;
 
-use ringmq_perf::args::{self, Command};
-use ringmq_perf::{compare, latency, ops, server, throughput};
+use crate::args::{self, Command};
+use crate::{compare, latency, ops, server, throughput};
 
-fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let cmd = match args::parse(&argv) {
+/// Runs `ringmqperf` with `argv` (without the program name); the exit code is 0 on
+/// success, 2 for a usage error, 1 when the run failed.
+pub fn main(argv: &[String]) -> ExitCode {
+    let cmd = match args::parse(argv) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ringmqperf: {e}");
