@@ -1,12 +1,14 @@
 //! Broker configuration: defaults, then the INI file, then command-line flags.
 //!
 //! `ringmq -D DIR` is all it takes; everything else has a default. Settings come from
-//! two places and nowhere else (no environment variables, so that what a broker does
-//! is visible in its command line and its file):
+//! the command line and its file, so that what a broker does is visible there, and
+//! for containers, from a handful of environment variables:
 //!
 //! 1. the INI file named by `-c/--config`, with LavinMQ's sections and key names, so a
 //!    `lavinmq.ini` works unchanged (unknown keys are warnings, as in LavinMQ);
-//! 2. the flags, which override the file (LavinMQ parses ARGV, then the file, then
+//! 2. the variables of the [`env`] module (the first user, as RabbitMQ's image
+//!    reads `RABBITMQ_DEFAULT_USER`), read once by `main`;
+//! 3. the flags, which override both (LavinMQ parses ARGV, then the file, then
 //!    ARGV again for the same effect).
 //!
 //! ```ini
@@ -32,6 +34,7 @@
 //! range-checked in one place, `keys::set`, whichever source it comes from; a bad
 //! value in the file is an error naming the file, line and key.
 
+pub mod env;
 mod flags;
 mod ini;
 mod keys;
@@ -408,6 +411,8 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    #[error("invalid value {value:?} for the environment variable {var}: {reason}")]
+    BadEnv { var: String, value: String, reason: String },
     /// Settings that are each fine but do not fit together.
     #[error("invalid configuration: {0}")]
     Invalid(String),
@@ -425,8 +430,19 @@ impl ConfigError {
 
 impl Config {
     /// Builds the configuration from the arguments after the program name: reads the
-    /// file named by the last `-c/--config`, then applies the flags in order.
+    /// file named by the last `-c/--config`, then applies the flags in order. No
+    /// environment variable is read (see [`Config::from_args_and_env`]).
     pub fn from_args<I: IntoIterator<Item = String>>(args: I) -> Result<Config, ConfigError> {
+        Self::from_args_and_env(args, std::iter::empty())
+    }
+
+    /// As [`Config::from_args`], with the variables of [`env`] (the process's
+    /// environment, given by `main`) applied after the file and before the flags.
+    pub fn from_args_and_env<I, E>(args: I, env_vars: E) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = String>,
+        E: IntoIterator<Item = (String, String)>,
+    {
         let given = flags::tokenize(args).map_err(|e| match e {
             TokenError::Unknown(f) => ConfigError::UnknownFlag(f),
             TokenError::MissingValue(f) => ConfigError::MissingFlagValue(f),
@@ -455,6 +471,7 @@ impl Config {
             })?;
             cfg.apply_ini(&text, path)?;
         }
+        env::apply(&mut cfg, env_vars)?;
         for g in &given {
             cfg.apply_flag(g)?;
         }
@@ -464,7 +481,12 @@ impl Config {
 
     /// The `--help` text.
     pub fn help_text() -> String {
-        flags::help_text()
+        let mut out = flags::help_text();
+        out.push_str("\nEnvironment (applied after the config file, before the flags):\n");
+        for (var, meaning) in env::VARS {
+            out.push_str(&format!("  {var:<40} {meaning}\n"));
+        }
+        out
     }
 
     /// Applies the INI `text`; `path` is only for messages.

@@ -1,11 +1,14 @@
 //! `ringmq`: the broker binary. `ringmq -D DIR` is all it takes; see `--help`.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use ringmq::config::{Config, DefaultPassword};
 
 fn main() -> ExitCode {
-    let cfg = match Config::from_args(std::env::args().skip(1)) {
+    // The environment is read here and nowhere else (see `config::env`).
+    let env_vars = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let cfg = match Config::from_args_and_env(std::env::args().skip(1), env_vars) {
         Ok(c) => c,
         Err(e) if e.exit_code() == 0 => {
             println!("{e}");
@@ -16,8 +19,11 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
+    // Logs go to stdout (what `docker logs` and journald collect), without colour
+    // codes unless a terminal reads them.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(cfg.main.log_level.as_str()))
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     for w in &cfg.warnings {
         tracing::warn!("config: {w}");

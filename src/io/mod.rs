@@ -32,14 +32,21 @@ pub use crate::config::IoBackend;
 /// Runs the broker until SIGTERM or SIGINT on the backend `listen` asks for.
 /// Returns once state is synced.
 pub fn run(core: crate::core::CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
-    let backend = listen.backend;
-    if backend != IoBackend::Epoll {
-        match uring::Ring::new() {
-            Ok(ring) => return uring::run(core, listen, ring),
-            Err(why) => {
-                tracing::warn!("io_uring unavailable, using the epoll backend: {why}");
-            }
+    match listen.backend {
+        IoBackend::Epoll => {}
+        // Asked for by name: falling back would run what the user did not ask for.
+        IoBackend::Uring => {
+            let ring = uring::Ring::new()
+                .map_err(|why| std::io::Error::other(format!("--io=uring, but io_uring is unavailable: {why}")))?;
+            return uring::run(core, listen, ring);
         }
+        // Docker's default seccomp profile refuses io_uring_setup (EPERM), as do
+        // kernels with io_uring disabled (io_uring_disabled=2, ENOSYS on old ones):
+        // normal setups, so one INFO line, not a warning.
+        IoBackend::Auto => match uring::Ring::new() {
+            Ok(ring) => return uring::run(core, listen, ring),
+            Err(why) => tracing::info!("io_uring unavailable ({why}); using the epoll backend"),
+        },
     }
     server::run(core, listen)
 }

@@ -126,7 +126,7 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     let seed = crate::io::now_ms() ^ (std::process::id() as u64) << 32;
     let broker = Broker::open(core, seed)?;
     let listener = TcpListener::bind((listen.bind.as_str(), listen.amqp_port)).await?;
-    tracing::info!(addr = %listener.local_addr()?, "AMQP listener started");
+    tracing::info!(addr = %listener.local_addr()?, io = "epoll", "AMQP listener started");
     let shared = Rc::new(Shared::new(broker, false));
     tokio::task::spawn_local(sync_task(shared.clone()));
     spawn_common_tasks(&shared, &listen);
