@@ -447,3 +447,25 @@ fn definitions_export_and_import_round_trip() {
     std::fs::write(file, "{ truncated").unwrap();
     assert!(fails(&b, &["import_definitions", file], 1).contains("invalid JSON"));
 }
+
+/// The health check of the Docker image: no login, only the AMQP listener.
+#[test]
+fn ping_answers_while_the_broker_serves_and_exits_69_once_it_is_gone() {
+    let mut b = Broker::new();
+    let addr = format!("{}:{}", b.host(), b.port());
+    let ping = |addr: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ringmqctl"))
+            .args(["--timeout", "5", "ping", addr])
+            .output()
+            .expect("run ringmqctl")
+    };
+    let out = ping(&addr);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ok"), "{}", text(&out.stdout));
+    if b.is_external() {
+        return;
+    }
+    b.stop();
+    let out = ping(&addr);
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out.stderr));
+}

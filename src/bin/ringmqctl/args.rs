@@ -123,6 +123,13 @@ const fn n(k: usize) -> (usize, Option<usize>) {
 
 pub const COMMANDS: &[CommandSpec] = &[
     cmd("status", "", n(0), &[], "version, uptime, object totals, message rates"),
+    cmd(
+        "ping",
+        "[HOST[:PORT]]",
+        (0, Some(1)),
+        &[],
+        "health check without login: the AMQP listener (default 127.0.0.1:5672) answers the protocol header",
+    ),
     cmd("whoami", "", n(0), &[], "the authenticated user and its tags"),
     cmd(
         "list",

@@ -7,6 +7,7 @@ mod client;
 mod commands;
 mod error;
 mod lists;
+mod ping;
 mod table;
 
 use std::fmt::Write as _;
