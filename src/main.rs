@@ -66,6 +66,9 @@ fn main() -> ExitCode {
             api: cfg.mgmt.port.map(|p| (cfg.mgmt.bind.clone(), p)),
             metrics: cfg.mgmt.metrics_port.map(|p| (cfg.mgmt.metrics_bind.clone(), p)),
         },
+        // systemd's readiness socket (Type=notify): part of how the process was
+        // started, not a setting, so not in `config`.
+        notify_socket: std::env::var_os("NOTIFY_SOCKET"),
     };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %cfg.main.data_dir.display(), "starting ringmq");
     match ringmq::io::run(core, listen) {

@@ -33,11 +33,31 @@ pub(crate) struct ServerInfo {
     pub metrics_only: bool,
 }
 
-/// Starts the API and metrics listeners (each only if configured).
-pub(crate) fn spawn(shared: &Rc<Shared>, cfg: &HttpConfig, amqp_addr: String, data_dir: std::path::PathBuf) {
+/// Starts the API and metrics listeners (each only if configured). They are
+/// bound when this returns (systemd is told the broker is ready after it); the
+/// ones that bound are returned. One that cannot bind is logged and skipped.
+pub(crate) async fn spawn(
+    shared: &Rc<Shared>,
+    cfg: &HttpConfig,
+    amqp_addr: String,
+    data_dir: std::path::PathBuf,
+) -> Vec<(&'static str, std::net::SocketAddr)> {
     let started = Instant::now();
+    let mut bound = Vec::new();
     for (addr, metrics_only) in [(&cfg.api, false), (&cfg.metrics, true)] {
         let Some((bind, port)) = addr.clone() else { continue };
+        let listener = match TcpListener::bind((bind.as_str(), port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(%bind, port, error = %e, "cannot start the HTTP listener");
+                continue;
+            }
+        };
+        let what = if metrics_only { "metrics" } else { "HTTP API" };
+        if let Ok(a) = listener.local_addr() {
+            tracing::info!(addr = %a, "{what} listener started");
+            bound.push((what, a));
+        }
         let info = ServerInfo {
             started,
             amqp_addr: amqp_addr.clone(),
@@ -46,22 +66,12 @@ pub(crate) fn spawn(shared: &Rc<Shared>, cfg: &HttpConfig, amqp_addr: String, da
             data_dir: data_dir.clone(),
             metrics_only,
         };
-        tokio::task::spawn_local(listen(shared.clone(), bind, port, Rc::new(info)));
+        tokio::task::spawn_local(serve(shared.clone(), listener, Rc::new(info)));
     }
+    bound
 }
 
-async fn listen(shared: Rc<Shared>, bind: String, port: u16, info: Rc<ServerInfo>) {
-    let listener = match TcpListener::bind((bind.as_str(), port)).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(%bind, port, error = %e, "cannot start the HTTP listener");
-            return;
-        }
-    };
-    let what = if info.metrics_only { "metrics" } else { "HTTP API" };
-    if let Ok(a) = listener.local_addr() {
-        tracing::info!(addr = %a, "{what} listener started");
-    }
+async fn serve(shared: Rc<Shared>, listener: TcpListener, info: Rc<ServerInfo>) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(x) => x,

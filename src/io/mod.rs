@@ -19,6 +19,7 @@
 
 mod conn;
 pub(crate) mod disk;
+mod notify;
 mod server;
 mod uring;
 

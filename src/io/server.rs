@@ -27,6 +27,9 @@ pub struct ListenConfig {
     pub backend: super::IoBackend,
     /// The management API and metrics listeners.
     pub http: crate::http::HttpConfig,
+    /// systemd's `NOTIFY_SOCKET`, as `main` found it in the environment: where
+    /// readiness is reported (see `notify`). `None` when not run by systemd.
+    pub notify_socket: Option<std::ffi::OsString>,
 }
 
 /// How often free disk space is checked.
@@ -126,13 +129,17 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     let seed = crate::io::now_ms() ^ (std::process::id() as u64) << 32;
     let broker = Broker::open(core, seed)?;
     let listener = TcpListener::bind((listen.bind.as_str(), listen.amqp_port)).await?;
-    tracing::info!(addr = %listener.local_addr()?, io = "epoll", "AMQP listener started");
+    let amqp_addr = listener.local_addr()?;
+    tracing::info!(addr = %amqp_addr, io = "epoll", "AMQP listener started");
     let shared = Rc::new(Shared::new(broker, false));
     tokio::task::spawn_local(sync_task(shared.clone()));
-    spawn_common_tasks(&shared, &listen);
+    let http = spawn_common_tasks(&shared, &listen).await;
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    // Only now: every listener is bound and SIGTERM is ours to handle.
+    let notify = super::notify::Notifier::new(listen.notify_socket.as_deref());
+    notify.ready(&ready_status(amqp_addr, "epoll", &http));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -159,6 +166,7 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
             _ = sigint.recv() => break,
         }
     }
+    notify.stopping(STOPPING_STATUS);
     tracing::info!("shutting down");
     drop(listener);
     shared.broker.borrow_mut().handle_shutdown(crate::io::now_ms());
@@ -182,9 +190,25 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The tasks both backends run beside the data path: deferred deliveries and
-/// the free-disk watch.
-pub(crate) fn spawn_common_tasks(shared: &Rc<Shared>, listen: &ListenConfig) {
+/// systemd's status line while shutting down.
+pub(crate) const STOPPING_STATUS: &str = "Stopping: closing connections, syncing to disk";
+
+/// systemd's status line once ready (`systemctl status ringmq` shows it).
+pub(crate) fn ready_status(amqp: std::net::SocketAddr, io: &str, http: &[(&str, std::net::SocketAddr)]) -> String {
+    let mut s = format!("Ready: AMQP on {amqp} ({io})");
+    for (what, addr) in http {
+        s.push_str(&format!(", {what} on {addr}"));
+    }
+    s
+}
+
+/// The tasks both backends run beside the data path: deferred deliveries, the
+/// free-disk watch, and the HTTP listeners, which are bound when this returns
+/// (the bound ones are returned, for the readiness status).
+pub(crate) async fn spawn_common_tasks(
+    shared: &Rc<Shared>,
+    listen: &ListenConfig,
+) -> Vec<(&'static str, std::net::SocketAddr)> {
     tokio::task::spawn_local(timer_task(shared.clone()));
     tokio::task::spawn_local(work_task(shared.clone()));
     tokio::task::spawn_local(disk_task(
@@ -194,7 +218,7 @@ pub(crate) fn spawn_common_tasks(shared: &Rc<Shared>, listen: &ListenConfig) {
     ));
     tokio::task::spawn_local(stats_task(shared.clone()));
     let amqp_addr = format!("{}:{}", listen.bind, listen.amqp_port);
-    crate::http::spawn(shared, &listen.http, amqp_addr, listen.data_dir.clone());
+    crate::http::spawn(shared, &listen.http, amqp_addr, listen.data_dir.clone()).await
 }
 
 /// Recomputes message rates every `STATS_INTERVAL_MS` (never per message).

@@ -104,9 +104,10 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     // meanwhile the dead broker's port still completes handshakes that nobody
     // serves and a restarted broker cannot bind it. Accept is not on the hot path.
     let listener = tokio::net::TcpListener::bind((listen.bind.as_str(), listen.amqp_port)).await?;
-    tracing::info!(addr = %listener.local_addr()?, io = "io_uring", "AMQP listener started");
+    let amqp_addr = listener.local_addr()?;
+    tracing::info!(addr = %amqp_addr, io = "io_uring", "AMQP listener started");
     let shared = Rc::new(Shared::new(broker, true));
-    server::spawn_common_tasks(&shared, &listen);
+    let http = server::spawn_common_tasks(&shared, &listen).await;
 
     let efd = eventfd()?;
     ring.ring.submitter().register_eventfd(efd.as_raw_fd())?;
@@ -127,6 +128,10 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut stop_at: Option<tokio::time::Instant> = None;
+    // Only now: every listener is bound, the driver is set up, and SIGTERM is
+    // ours to handle.
+    let notify = super::notify::Notifier::new(listen.notify_socket.as_deref());
+    notify.ready(&server::ready_status(amqp_addr, "io_uring", &http));
     loop {
         d.turn(crate::io::now_ms());
         if let Some(at) = stop_at {
@@ -164,11 +169,11 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
             _ = tick.tick() => d.tick_all(crate::io::now_ms()),
             _ = sigterm.recv(), if stop_at.is_none() => {
                 listener = None;
-                stop_at = Some(begin_shutdown(&shared));
+                stop_at = Some(begin_shutdown(&shared, &notify));
             }
             _ = sigint.recv(), if stop_at.is_none() => {
                 listener = None;
-                stop_at = Some(begin_shutdown(&shared));
+                stop_at = Some(begin_shutdown(&shared, &notify));
             }
             _ = tokio::time::sleep(Duration::from_millis(10)), if stop_at.is_some() => {}
         }
@@ -206,7 +211,8 @@ async fn accept(
     }
 }
 
-fn begin_shutdown(shared: &Shared) -> tokio::time::Instant {
+fn begin_shutdown(shared: &Shared, notify: &super::notify::Notifier) -> tokio::time::Instant {
+    notify.stopping(server::STOPPING_STATUS);
     tracing::info!("shutting down");
     shared.broker.borrow_mut().handle_shutdown(crate::io::now_ms());
     tokio::time::Instant::now() + server::SHUTDOWN_FLUSH
