@@ -35,6 +35,7 @@
 //! value in the file is an error naming the file, line and key.
 
 pub mod env;
+mod example;
 mod flags;
 mod ini;
 mod keys;
@@ -380,6 +381,10 @@ pub enum ConfigError {
     /// `-v/--version`: not a failure; print this error to stdout.
     #[error("ringmq {}", env!("CARGO_PKG_VERSION"))]
     VersionRequested,
+    /// `--print-config-example`: not a failure; print this error (the example
+    /// `ringmq.ini`, without its last newline) to stdout.
+    #[error("{}", example::text().trim_end())]
+    ExampleRequested,
     #[error("no data directory: pass -D/--data-dir DIR or set data_dir in [main] of the config file")]
     MissingDataDir,
     #[error("unknown option {0}; see --help")]
@@ -419,10 +424,11 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    /// 0 for help and version, 2 (usage error, as LavinMQ exits) for the rest.
+    /// 0 for help, version and the example file, 2 (usage error, as LavinMQ
+    /// exits) for the rest.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::HelpRequested | Self::VersionRequested => 0,
+            Self::HelpRequested | Self::VersionRequested | Self::ExampleRequested => 0,
             _ => 2,
         }
     }
@@ -453,6 +459,7 @@ impl Config {
             match g.flag.action {
                 Action::Help => return Err(ConfigError::HelpRequested),
                 Action::Version => return Err(ConfigError::VersionRequested),
+                Action::PrintExample => return Err(ConfigError::ExampleRequested),
                 _ => {}
             }
         }

@@ -1,4 +1,11 @@
-//! Command-line flags: one table that both parses and prints `--help`.
+//! The settings table: one table that parses the flags, prints `--help`, says
+//! which INI keys exist, and writes the example `ringmq.ini`.
+//!
+//! Each row is a flag, an INI key, or both (most rows). A row documents the INI
+//! key it sets when it sets exactly one (a [`Action::Set`] with one target, or an
+//! [`Action::Key`] row for a key whose flag is a switch, such as `sync` for
+//! `--no-sync`); [`super::keys::set`] accepts only keys documented here, so a key
+//! cannot exist without its default and meaning in `--help` and the example file.
 //!
 //! Flag names are LavinMQ's where LavinMQ has the setting as a flag
 //! (`Config#parse` in `src/lavinmq/config.cr`); the rest are ringmq's, named after
@@ -15,22 +22,70 @@ pub(crate) enum Action {
     Set(&'static [(Section, &'static str)]),
     /// Takes no value; sets the key to the fixed value.
     Switch(Section, &'static str, &'static str),
+    /// Not a flag: an INI key whose flag is a [`Action::Switch`] (`sync`,
+    /// `enabled`), documented in its own row.
+    Key(Section, &'static str),
     Config,
     Help,
     Version,
+    /// Print the example INI file.
+    PrintExample,
 }
 
+/// One row of the table: a flag, an INI key, or both.
 #[derive(Debug)]
 pub(crate) struct Flag {
     pub short: Option<char>,
+    /// Empty for an [`Action::Key`] row, which has no flag.
     pub long: &'static str,
     /// Placeholder for the value in `--help`; empty for switches.
     pub metavar: &'static str,
+    /// One line: `--help` and the example file both show it.
     pub help: &'static str,
-    /// The default as it would be written on the command line. A test checks that
-    /// applying it to a default config changes nothing, so `--help` cannot drift.
+    /// The default as it would be written on the command line or in the file. A
+    /// test checks that applying it to a default config changes nothing, so
+    /// `--help` and the example cannot drift.
     pub default: Option<&'static str>,
     pub action: Action,
+    /// Other places the INI file accepts this key (LavinMQ's older names and
+    /// sections), with the same meaning.
+    pub aliases: &'static [(Section, &'static str)],
+    /// Parsed and checked but not acted on yet: why. `--help` and the example say
+    /// so, and the example leaves the key commented out.
+    pub not_yet: Option<&'static str>,
+    /// The value the example file shows for a key without a default (`data_dir`).
+    pub example: Option<&'static str>,
+}
+
+impl Flag {
+    /// False for [`Action::Key`] rows, which exist only in the INI file.
+    pub fn is_flag(&self) -> bool {
+        !matches!(self.action, Action::Key(..))
+    }
+
+    /// The INI key this row documents, if it sets exactly one.
+    pub fn ini_key(&self) -> Option<(Section, &'static str)> {
+        match self.action {
+            Action::Set(&[one]) => Some(one),
+            Action::Key(section, key) => Some((section, key)),
+            _ => None,
+        }
+    }
+
+    const fn aliases(mut self, aliases: &'static [(Section, &'static str)]) -> Flag {
+        self.aliases = aliases;
+        self
+    }
+
+    const fn not_yet(mut self, why: &'static str) -> Flag {
+        self.not_yet = Some(why);
+        self
+    }
+
+    const fn example(mut self, value: &'static str) -> Flag {
+        self.example = Some(value);
+        self
+    }
 }
 
 use Section::{Amqp, Clustering, Main, Mgmt};
@@ -50,8 +105,19 @@ const fn flag(
         help,
         default,
         action,
+        aliases: &[],
+        not_yet: None,
+        example: None,
     }
 }
+
+/// A row for an INI key that has no flag of its own.
+const fn key(section: Section, key: &'static str, help: &'static str, default: &'static str) -> Flag {
+    flag(None, "", "", help, Some(default), Action::Key(section, key))
+}
+
+const NO_TLS: &str = "ringmq has no TLS listeners yet";
+const NO_CLUSTERING: &str = "ringmq has no clustering yet";
 
 /// Groups for `--help`, in order; each flag below belongs to the group it follows.
 pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
@@ -70,10 +136,11 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 Some('D'),
                 "data-dir",
                 "DIR",
-                "Data directory (required here or as data_dir in [main])",
+                "Data directory, required (-D/--data-dir or data_dir in [main])",
                 None,
                 Action::Set(&[(Main, "data_dir")]),
-            ),
+            )
+            .example("/var/lib/ringmq"),
             flag(
                 Some('l'),
                 "log-level",
@@ -102,8 +169,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 None,
                 "default-password",
                 "PASSWORD",
-                "Default user's password, in clear (LavinMQ's deprecated flag of this name took a hash)",
-                None,
+                "Default user's password, in clear (LavinMQ's deprecated option of this name took a hash)",
+                Some("guest"),
                 Action::Set(&[(Main, "default_password")]),
             ),
             flag(
@@ -113,7 +180,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Default user's password as a LavinMQ/RabbitMQ password hash",
                 None,
                 Action::Set(&[(Main, "default_password_hash")]),
-            ),
+            )
+            .not_yet("ringmq refuses to start with it; give the password in clear"),
             flag(
                 None,
                 "default-user-only-loopback",
@@ -121,7 +189,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Allow the default user to connect only from loopback",
                 Some("true"),
                 Action::Set(&[(Main, "default_user_only_loopback")]),
-            ),
+            )
+            .aliases(&[(Main, "guest_only_loopback")]),
             flag(
                 None,
                 "segment-size",
@@ -146,6 +215,12 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 None,
                 Action::Switch(Main, "sync", "false"),
             ),
+            key(
+                Main,
+                "sync",
+                "Fsync before confirming persistent messages; false (--no-sync) can lose confirmed messages on power loss",
+                "true",
+            ),
             flag(
                 None,
                 "io",
@@ -158,7 +233,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 None,
                 "consumer-timeout",
                 "MS",
-                "Close a channel whose delivery stays unacked this long; 0 = off",
+                "Close a channel whose delivery stays unacked this many ms; 0 = off",
                 Some("0"),
                 Action::Set(&[(Main, "consumer_timeout")]),
             ),
@@ -177,7 +252,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Number of shard threads",
                 Some("1"),
                 Action::Set(&[(Main, "shards")]),
-            ),
+            )
+            .not_yet("the broker runs one shard"),
         ],
     ),
     (
@@ -214,7 +290,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "AMQPS port, -1 disables",
                 Some("-1"),
                 Action::Set(&[(Amqp, "tls_port")]),
-            ),
+            )
+            .not_yet(NO_TLS),
             flag(
                 None,
                 "http-bind",
@@ -238,7 +315,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Address the Prometheus metrics server listens on",
                 Some("127.0.0.1"),
                 Action::Set(&[(Mgmt, "metrics_http_bind")]),
-            ),
+            )
+            .aliases(&[(Main, "metrics_http_bind")]),
             flag(
                 None,
                 "metrics-http-port",
@@ -246,7 +324,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Prometheus metrics port (no login), -1 disables",
                 Some("15692"),
                 Action::Set(&[(Mgmt, "metrics_http_port")]),
-            ),
+            )
+            .aliases(&[(Main, "metrics_http_port")]),
             flag(
                 None,
                 "https-port",
@@ -254,7 +333,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "HTTPS port, -1 disables",
                 Some("-1"),
                 Action::Set(&[(Mgmt, "tls_port")]),
-            ),
+            )
+            .not_yet(NO_TLS),
             flag(
                 None,
                 "cert",
@@ -262,7 +342,9 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "TLS certificate (including chain)",
                 None,
                 Action::Set(&[(Main, "tls_cert")]),
-            ),
+            )
+            .aliases(&[(Amqp, "tls_cert"), (Mgmt, "tls_cert")])
+            .not_yet(NO_TLS),
             flag(
                 None,
                 "key",
@@ -270,7 +352,9 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Private key for the TLS certificate",
                 None,
                 Action::Set(&[(Main, "tls_key")]),
-            ),
+            )
+            .aliases(&[(Amqp, "tls_key"), (Mgmt, "tls_key")])
+            .not_yet(NO_TLS),
         ],
     ),
     (
@@ -280,7 +364,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 None,
                 "heartbeat",
                 "SECS",
-                "Heartbeat interval proposed to clients, 0 disables",
+                "Heartbeat interval in seconds proposed to clients, 0 disables",
                 Some("60"),
                 Action::Set(&[(Amqp, "heartbeat")]),
             ),
@@ -323,7 +407,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Most consumers per channel, 0 = no limit",
                 Some("0"),
                 Action::Set(&[(Amqp, "max_consumers_per_channel")]),
-            ),
+            )
+            .not_yet("the limit is not enforced"),
             flag(
                 None,
                 "tcp-nodelay",
@@ -331,7 +416,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Disable Nagle's algorithm on client sockets",
                 Some("true"),
                 Action::Set(&[(Amqp, "tcp_nodelay")]),
-            ),
+            )
+            .aliases(&[(Main, "tcp_nodelay")]),
         ],
     ),
     (
@@ -344,7 +430,9 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Enable clustering",
                 None,
                 Action::Switch(Clustering, "enabled", "true"),
-            ),
+            )
+            .not_yet(NO_CLUSTERING),
+            key(Clustering, "enabled", "Enable clustering (--clustering)", "false").not_yet(NO_CLUSTERING),
             flag(
                 None,
                 "clustering-bind",
@@ -352,7 +440,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Listen for clustering followers on this address",
                 Some("127.0.0.1"),
                 Action::Set(&[(Clustering, "bind")]),
-            ),
+            )
+            .not_yet(NO_CLUSTERING),
             flag(
                 None,
                 "clustering-port",
@@ -360,7 +449,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Listen for clustering followers on this port",
                 Some("5679"),
                 Action::Set(&[(Clustering, "port")]),
-            ),
+            )
+            .not_yet(NO_CLUSTERING),
             flag(
                 None,
                 "clustering-etcd-endpoints",
@@ -368,7 +458,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Comma-separated etcd host:port pairs",
                 Some("localhost:2379"),
                 Action::Set(&[(Clustering, "etcd_endpoints")]),
-            ),
+            )
+            .not_yet(NO_CLUSTERING),
             flag(
                 None,
                 "clustering-etcd-prefix",
@@ -376,7 +467,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Key prefix used in etcd",
                 Some("ringmq"),
                 Action::Set(&[(Clustering, "etcd_prefix")]),
-            ),
+            )
+            .not_yet(NO_CLUSTERING),
             flag(
                 None,
                 "clustering-advertised-uri",
@@ -384,7 +476,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "URI followers use to reach this node (default: tcp://HOSTNAME:PORT)",
                 None,
                 Action::Set(&[(Clustering, "advertised_uri")]),
-            ),
+            )
+            .not_yet(NO_CLUSTERING),
         ],
     ),
     (
@@ -392,12 +485,31 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
         &[
             flag(Some('v'), "version", "", "Show version", None, Action::Version),
             flag(Some('h'), "help", "", "Show this help", None, Action::Help),
+            flag(
+                None,
+                "print-config-example",
+                "",
+                "Print an example ringmq.ini with every key, its default and meaning",
+                None,
+                Action::PrintExample,
+            ),
         ],
     ),
 ];
 
+/// Every row, flags and INI-only keys.
 pub(crate) fn all() -> impl Iterator<Item = &'static Flag> {
     FLAGS.iter().flat_map(|(_, flags)| flags.iter())
+}
+
+/// The rows that are command-line flags.
+pub(crate) fn flags() -> impl Iterator<Item = &'static Flag> {
+    all().filter(|f| f.is_flag())
+}
+
+/// The row that documents INI key `key` of `section`, as its key or an alias.
+pub(crate) fn documenting(section: Section, key: &str) -> Option<&'static Flag> {
+    all().find(|f| f.ini_key() == Some((section, key)) || f.aliases.iter().any(|&(s, k)| s == section && k == key))
 }
 
 /// One flag as written, with its value if it takes one.
@@ -429,7 +541,7 @@ pub(crate) fn tokenize<I: IntoIterator<Item = String>>(args: I) -> Result<Vec<Gi
                 Some((n, v)) => (n, Some(v.to_owned())),
                 None => (long, None),
             };
-            let flag = all()
+            let flag = flags()
                 .find(|f| f.long == name)
                 .ok_or_else(|| TokenError::Unknown(arg.clone()))?;
             (flag, format!("--{name}"), inline)
@@ -437,7 +549,7 @@ pub(crate) fn tokenize<I: IntoIterator<Item = String>>(args: I) -> Result<Vec<Gi
             let mut chars = short.chars();
             let c = chars.next().unwrap_or_default();
             let rest = chars.as_str();
-            let flag = all()
+            let flag = flags()
                 .find(|f| f.short == Some(c))
                 .ok_or_else(|| TokenError::Unknown(arg.clone()))?;
             (
@@ -467,7 +579,7 @@ pub(crate) fn help_text() -> String {
     let mut out = String::from("Usage: ringmq -D DIR [options]\n");
     for (group, flags) in FLAGS {
         out.push_str(&format!("\n{group}:\n"));
-        for f in *flags {
+        for f in flags.iter().filter(|f| f.is_flag()) {
             let mut names = match f.short {
                 Some(c) => format!("-{c}, --{}", f.long),
                 None => format!("    --{}", f.long),
@@ -477,7 +589,12 @@ pub(crate) fn help_text() -> String {
                 names.push_str(f.metavar);
             }
             let default = f.default.map(|d| format!(" (default: {d})")).unwrap_or_default();
-            out.push_str(&format!("  {names:<40} {}{default}\n", f.help));
+            let not_yet = if f.not_yet.is_some() {
+                " [not in effect yet]"
+            } else {
+                ""
+            };
+            out.push_str(&format!("  {names:<40} {}{default}{not_yet}\n", f.help));
         }
     }
     out

@@ -23,7 +23,14 @@ pub(crate) enum Outcome {
 }
 
 /// Applies one setting. `Err` holds why the value is bad, without context.
+///
+/// Only keys with a row in the settings table (`flags::FLAGS`, as the key or an
+/// alias) exist: a key added below without its row, default and meaning would be
+/// missing from `--help` and the example file, so it is unknown until it has one.
 pub(crate) fn set(cfg: &mut Config, section: Section, key: &str, value: &str) -> Result<Outcome, String> {
+    if super::flags::documenting(section, key).is_none() {
+        return Ok(Outcome::UnknownKey);
+    }
     match section {
         Section::Main => set_main(cfg, key, value),
         Section::Amqp => set_amqp(cfg, key, value),

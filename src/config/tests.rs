@@ -378,7 +378,7 @@ fn help_and_version_win_over_everything() {
     assert!(matches!(err, ConfigError::HelpRequested));
     assert_eq!(err.exit_code(), 0);
     let help = err.to_string();
-    for f in flags::all() {
+    for f in flags::flags() {
         assert!(help.contains(&format!("--{}", f.long)), "help lacks --{}", f.long);
     }
     let err = parse(&["-v"]).unwrap_err();
@@ -389,7 +389,7 @@ fn help_and_version_win_over_everything() {
 #[test]
 fn help_defaults_are_the_real_defaults() {
     let base = parse(&["-D", "/d"]).unwrap();
-    for f in flags::all() {
+    for f in flags::flags() {
         let Some(default) = f.default else { continue };
         let cfg = parse(&["-D", "/d", &format!("--{}={default}", f.long)]).unwrap();
         assert_eq!(cfg, base, "--help says --{} defaults to {default}", f.long);
