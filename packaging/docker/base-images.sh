@@ -93,6 +93,14 @@ echo "base-images: adding gcc, libc6-dev and the Rust toolchain for $RUST_IMAGE"
 mount -t proc proc "$root/proc"
 chroot "$root" apt-get update -qq >/dev/null 2>&1
 DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq ca-certificates gcc libc6-dev >/dev/null 2>&1
+# The build fetches crates: it must trust what this machine trusts, so the local
+# CAs this machine added to Debian's set (a TLS-intercepting proxy's, say) go into
+# the build image too. Only into the build image: the broker's runtime image gets
+# none of them.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  chroot "$root" update-ca-certificates >/dev/null 2>&1
+fi
 umount "$root/proc"
 slim
 
