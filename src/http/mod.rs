@@ -29,7 +29,6 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use hyper::header::HeaderMap;
-use hyper::Method;
 use serde_json::Value;
 
 pub(crate) use error::ApiError;
@@ -93,7 +92,6 @@ pub(crate) struct AuthUser {
 /// One request, as handlers see it.
 pub(crate) struct Req<'a> {
     pub shared: &'a Shared,
-    pub method: Method,
     /// Path parameters by their names in the route pattern, decoded.
     pub params: Vec<(&'static str, String)>,
     pub query: Query,

@@ -1,8 +1,9 @@
 //! The HTTP listeners: hyper http1 connections on the shard's LocalSet, the
 //! body limit, authentication and dispatch through the route table.
 
+use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -16,9 +17,21 @@ use super::routes::{self, Need};
 use super::{HttpConfig, Query, Reply, Req};
 use crate::io::Shared;
 
-/// Largest request body (definitions imports can be big; publishes are bounded
-/// by this too).
-pub const BODY_BYTES_MAX: usize = 64 << 20;
+/// Open HTTP connections per listener. Each holds a socket and hyper's buffers; a
+/// dashboard or a UI tab needs one or two, so this is far above use and far
+/// below the fd limit the AMQP side needs. Beyond it new connections are closed
+/// at once.
+pub const HTTP_CONNECTIONS_MAX: usize = 1024;
+/// A request's head (request line and headers) must arrive within this, or the
+/// connection is closed: a client that dribbles its headers cannot hold a
+/// connection forever.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head (request line and headers); hyper answers 431 beyond it.
+/// Browsers send 1-4 KiB of headers.
+pub const HEAD_BYTES_MAX: usize = 64 << 10;
+/// A request's body must arrive within this (408 otherwise): 64 MiB of
+/// definitions at a slow 1 MiB/s still fits.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What handlers need to know about the server itself.
 #[derive(Debug)]
@@ -72,27 +85,44 @@ pub(crate) async fn spawn(
 }
 
 async fn serve(shared: Rc<Shared>, listener: TcpListener, info: Rc<ServerInfo>) {
+    let open = Rc::new(Cell::new(0usize));
+    let refused = Cell::new(0u64);
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "HTTP accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
+        if open.get() >= HTTP_CONNECTIONS_MAX {
+            // Logged at the first refusal and then every 1,000th, not per socket:
+            // a flood must not become a log flood.
+            refused.set(refused.get() + 1);
+            if refused.get() % 1000 == 1 {
+                tracing::warn!(%peer, max = HTTP_CONNECTIONS_MAX, refused = refused.get(), "HTTP connection refused: too many open");
+            }
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
-        let (shared, info) = (shared.clone(), info.clone());
+        let (shared, info, open) = (shared.clone(), info.clone(), open.clone());
+        open.set(open.get() + 1);
         tokio::task::spawn_local(async move {
             let svc = hyper::service::service_fn(move |req| handle(shared.clone(), info.clone(), req));
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_header_size(HEAD_BYTES_MAX)
                 .serve_connection(io, svc)
                 .await
             {
                 tracing::debug!(error = %e, "HTTP connection ended");
             }
+            open.set(open.get() - 1);
         });
     }
 }
@@ -105,63 +135,98 @@ async fn handle(
     let (parts, body) = req.into_parts();
     // Browsers show their login box only when no credentials were sent (as RabbitMQ).
     let anonymous = !parts.headers.contains_key(hyper::header::AUTHORIZATION);
-    let body = match Limited::new(body, BODY_BYTES_MAX).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            let e = ApiError::new(413, "bad_request", "request body too large");
-            return Ok(error_response(&e, false));
-        }
+    // Route, login and rights are decided on the head alone: a request that is
+    // refused has none of its body read, so an anonymous client cannot make the
+    // broker buffer anything.
+    let admitted = match admit(&shared, &info, &parts) {
+        Ok(a) => a,
+        Err(e) => return Ok(error_response(&e, anonymous)),
     };
-    // From here on nothing awaits: the broker is borrowed only inside dispatch.
-    let reply = dispatch(&shared, &info, &parts, body);
-    Ok(match reply {
+    let body = match read_body(body, &parts.headers, admitted.route.body_bytes_max).await {
+        Ok(b) => b,
+        Err(e) => return Ok(error_response(&e, false)),
+    };
+    // From here on nothing awaits: the broker is borrowed only inside the handler.
+    let req = Req {
+        shared: &shared,
+        params: admitted.params,
+        query: Query::parse(parts.uri.query()),
+        headers: &parts.headers,
+        body,
+        user: admitted.user,
+        now_ms: crate::io::now_ms(),
+        info: &info,
+    };
+    Ok(match (admitted.route.handler)(&req) {
         Ok(r) => response(r),
         Err(e) => error_response(&e, anonymous),
     })
 }
 
-fn dispatch(
-    shared: &Shared,
-    info: &ServerInfo,
-    parts: &hyper::http::request::Parts,
-    body: Bytes,
-) -> Result<Reply, ApiError> {
+/// A request the route table and the authorisation rules let through.
+struct Admitted {
+    route: &'static routes::Route,
+    params: routes::Params,
+    /// None only on routes that need no login.
+    user: Option<super::AuthUser>,
+}
+
+/// Finds the route and checks the credentials and rights for it, from the
+/// request's head.
+fn admit(shared: &Shared, info: &ServerInfo, parts: &hyper::http::request::Parts) -> Result<Admitted, ApiError> {
     let path = parts.uri.path();
     if info.metrics_only && !path.starts_with("/metrics") {
         return Err(ApiError::not_found());
     }
     let (route, params) = routes::find(&parts.method, path)?;
-    let mut req = Req {
-        shared,
-        method: parts.method.clone(),
-        params,
-        query: Query::parse(parts.uri.query()),
-        headers: &parts.headers,
-        body,
-        user: None,
-        now_ms: crate::io::now_ms(),
-        info,
-    };
     let need = if info.metrics_only && route.need == Need::Management {
         // `/metrics` on the metrics listener is open, as RabbitMQ's 15692.
         Need::None
     } else {
         route.need
     };
+    let mut user = None;
     if need != Need::None {
         let b = shared.broker.borrow();
-        let user = super::auth::authenticate(&b, req.header("authorization"))?;
-        super::auth::authorize(&b, &user, need, &req.method)?;
+        let header = parts
+            .headers
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let u = super::auth::authenticate(&b, header)?;
+        super::auth::authorize(&b, &u, need, &parts.method)?;
         if route.checks_vhost() {
-            super::auth::check_vhost(
-                &b,
-                &user,
-                req.params.iter().find(|(n, _)| *n == "vhost").map(|p| p.1.as_str()),
-            )?;
+            super::auth::check_vhost(&b, &u, params.iter().find(|(n, _)| *n == "vhost").map(|p| p.1.as_str()))?;
         }
-        req.user = Some(user);
+        user = Some(u);
     }
-    (route.handler)(&req)
+    Ok(Admitted { route, params, user })
+}
+
+/// Reads a body of at most `max` bytes within [`BODY_READ_TIMEOUT`]. A declared
+/// length over the limit is refused before a byte is read.
+async fn read_body(body: Incoming, headers: &hyper::HeaderMap, max: usize) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::new(413, "bad_request", format!("request body larger than {max} bytes"));
+    let declared = headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, max).collect()).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(e)) => Err(ApiError::new(
+            400,
+            "bad_request",
+            format!("cannot read the request body: {e}"),
+        )),
+        Err(_) => Err(ApiError::new(
+            408,
+            "request_timeout",
+            format!("request body not received within {} s", BODY_READ_TIMEOUT.as_secs()),
+        )),
+    }
 }
 
 fn response(r: Reply) -> Response<Full<Bytes>> {

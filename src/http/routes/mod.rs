@@ -50,7 +50,17 @@ pub(crate) struct Route {
     pub handler: Handler,
     /// Skip the vhost access check (the vhost in the path is data).
     pub any_vhost: bool,
+    /// Largest request body this route reads ([`BODY_BYTES_MAX`] unless raised).
+    pub body_bytes_max: usize,
 }
+
+/// Largest request body of an ordinary route: JSON objects of a few fields, a
+/// message published through the API. Checked after authentication, so an
+/// anonymous client cannot make the broker buffer anything.
+pub(crate) const BODY_BYTES_MAX: usize = 1 << 20;
+/// Largest definitions import (a broker's whole topology: 100,000 queues and
+/// their bindings export to about 30 MB).
+pub(crate) const DEFINITIONS_BODY_BYTES_MAX: usize = 64 << 20;
 
 impl Route {
     pub const fn new(method: Method, path: &'static str, need: Need, handler: Handler) -> Route {
@@ -60,7 +70,14 @@ impl Route {
             need,
             handler,
             any_vhost: false,
+            body_bytes_max: BODY_BYTES_MAX,
         }
+    }
+
+    /// Lets the route read bodies up to `bytes` (definitions imports).
+    pub const fn large_body(mut self, bytes: usize) -> Route {
+        self.body_bytes_max = bytes;
+        self
     }
 
     pub const fn any_vhost(mut self) -> Route {
@@ -276,9 +293,11 @@ pub(crate) static ROUTES: &[Route] = &[
         parameters::global_delete,
     ),
     Route::new(GET, "/api/definitions", Admin, parameters::export_all),
-    Route::new(POST, "/api/definitions", Admin, parameters::import_all),
+    Route::new(POST, "/api/definitions", Admin, parameters::import_all).large_body(DEFINITIONS_BODY_BYTES_MAX),
     Route::new(GET, "/api/definitions/{vhost}", Admin, parameters::export_vhost).any_vhost(),
-    Route::new(POST, "/api/definitions/{vhost}", Admin, parameters::import_vhost).any_vhost(),
+    Route::new(POST, "/api/definitions/{vhost}", Admin, parameters::import_vhost)
+        .any_vhost()
+        .large_body(DEFINITIONS_BODY_BYTES_MAX),
     // metrics.rs (also open on the metrics listener)
     Route::new(GET, "/metrics", Mgmt, metrics::metrics),
     Route::new(GET, "/metrics/detailed", Mgmt, metrics::detailed),
