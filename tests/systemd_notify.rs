@@ -1,8 +1,8 @@
 //! systemd readiness (`Type=notify`) against the real binary, on both transport
 //! backends: with `NOTIFY_SOCKET` pointing at a datagram socket the test binds,
-//! `READY=1` arrives only once the AMQP port serves the handshake and the HTTP
-//! and metrics ports accept, and `STOPPING=1` arrives on SIGTERM, before a clean
-//! exit.
+//! a `STATUS=` line comes while the data directory opens, `READY=1` arrives only
+//! once the AMQP port serves the handshake and the HTTP and metrics ports
+//! accept, and `STOPPING=1` arrives on SIGTERM, before a clean exit.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -87,6 +87,8 @@ fn ready_then_stopping(io: &str) {
         .spawn()
         .expect("spawn ringmq");
 
+    let opening = receive(&receiver, "STATUS while opening", &log);
+    assert!(opening.starts_with("STATUS=Starting"), "{opening:?}");
     let ready = receive(&receiver, "READY=1", &log);
     // Checked before anything else can have happened: the ports must serve now.
     amqp_serves(amqp);

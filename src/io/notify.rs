@@ -3,8 +3,10 @@
 //! Under `Type=notify` systemd passes `NOTIFY_SOCKET`, the address of a unix
 //! datagram socket, and considers the service started only when it receives
 //! `READY=1` there. We send it once the AMQP, HTTP API and metrics listeners are
-//! bound (so a unit ordered `After=ringmq.service` finds the ports accepting) and
-//! `STOPPING=1` when a graceful shutdown begins. The protocol is one datagram of
+//! bound (so a unit ordered `After=ringmq.service` finds the ports accepting), a
+//! `STATUS=` line before that while the data directory is opened (recovery checks
+//! every stored record, which can take minutes), and `STOPPING=1` when a graceful
+//! shutdown begins. The protocol is one datagram of
 //! newline-separated `KEY=value` lines; the address is a file system path or, with
 //! a leading `@`, a Linux abstract socket name.
 //!
@@ -52,6 +54,11 @@ impl Notifier {
     pub(crate) fn ready(&self, status: &str) {
         let pid = std::process::id();
         self.notify(&format!("READY=1\nMAINPID={pid}\nSTATUS={}", one_line(status)));
+    }
+
+    /// `STATUS=` alone: what the broker is doing (`systemctl status` shows it).
+    pub(crate) fn status(&self, status: &str) {
+        self.notify(&format!("STATUS={}", one_line(status)));
     }
 
     /// `STOPPING=1`: a graceful shutdown has begun.
@@ -129,6 +136,8 @@ mod tests {
         );
         n.stopping("closing connections");
         assert_eq!(receive(&receiver), "STOPPING=1\nSTATUS=closing connections");
+        n.status("busy");
+        assert_eq!(receive(&receiver), "STATUS=busy");
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub(crate) fn run(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()>
 
 async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     let _lock = lock_data_dir(&core.data_dir)?;
+    let notify = super::notify::Notifier::new(listen.notify_socket.as_deref());
+    // Opening checks every stored record: minutes for a big data directory.
+    notify.status(OPENING_STATUS);
     let seed = crate::io::now_ms() ^ (std::process::id() as u64) << 32;
     let broker = Broker::open(core, seed)?;
     let listener = TcpListener::bind((listen.bind.as_str(), listen.amqp_port)).await?;
@@ -138,7 +141,6 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     // Only now: every listener is bound and SIGTERM is ours to handle.
-    let notify = super::notify::Notifier::new(listen.notify_socket.as_deref());
     notify.ready(&ready_status(amqp_addr, "epoll", &http));
     loop {
         tokio::select! {
@@ -189,6 +191,9 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     tracing::info!("shutdown complete");
     Ok(())
 }
+
+/// systemd's status line while the data directory is opened (recovery).
+pub(crate) const OPENING_STATUS: &str = "Starting: opening the data directory, checking stored records";
 
 /// systemd's status line while shutting down.
 pub(crate) const STOPPING_STATUS: &str = "Stopping: closing connections, syncing to disk";

@@ -96,6 +96,9 @@ pub(crate) fn run(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io
 
 async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::Result<()> {
     let _lock = server::lock_data_dir(&core.data_dir)?;
+    let notify = super::notify::Notifier::new(listen.notify_socket.as_deref());
+    // Opening checks every stored record: minutes for a big data directory.
+    notify.status(server::OPENING_STATUS);
     let seed = crate::io::now_ms() ^ (std::process::id() as u64) << 32;
     let broker = Broker::open(core, seed)?;
     // Accept runs on tokio's epoll side, not as a multishot accept SQE: an SQE
@@ -130,7 +133,6 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     let mut stop_at: Option<tokio::time::Instant> = None;
     // Only now: every listener is bound, the driver is set up, and SIGTERM is
     // ours to handle.
-    let notify = super::notify::Notifier::new(listen.notify_socket.as_deref());
     notify.ready(&server::ready_status(amqp_addr, "io_uring", &http));
     loop {
         d.turn(crate::io::now_ms());
