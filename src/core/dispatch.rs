@@ -193,6 +193,19 @@ impl Broker {
         channel: u16,
         frame: Frame<'_>,
     ) -> MethodResult {
+        // AMQP 0-9-1 §1.4.2.6: usable channel numbers are 1..=channel-max. (RabbitMQ
+        // 3.10 and LavinMQ bound only the count of open channels and accept a
+        // higher number; a client that uses one does not follow the tune it agreed
+        // to, and the number indexes per-connection state, so it is refused.)
+        if channel > conn.tuning.channel_max {
+            return Err(connection_error(
+                ReplyCode::NotAllowed,
+                format!(
+                    "channel number ({channel}) exceeds the negotiated channel_max ({})",
+                    conn.tuning.channel_max
+                ),
+            ));
+        }
         let Some(ch) = conn.channels.get_mut(&channel) else {
             return match frame {
                 Frame::Method {
