@@ -546,12 +546,17 @@ impl Broker {
         self.conns.get(&id).map_or(0, |c| c.tuning.heartbeat_secs)
     }
 
-    /// Whether deliveries are waiting for another turn (the per-turn bound hit).
+    /// Whether work is waiting for another turn (a per-turn bound was hit, or
+    /// timers are due that did not fit in the last turn).
     pub fn has_pending_work(&self) -> bool {
-        !self.deliver_pending.is_empty() || !self.dead_letters.is_empty() || !self.expiry_pending.is_empty()
+        !self.deliver_pending.is_empty()
+            || !self.dead_letters.is_empty()
+            || !self.expiry_pending.is_empty()
+            || self.timers.due_len() > 0
     }
 
-    /// Continues deferred work (deliveries beyond the per-turn bound).
+    /// Continues deferred work (deliveries, dead letters, expiry checks and due
+    /// timers beyond their per-turn bounds), one bounded batch of each.
     pub fn run_pending(&mut self) {
         self.after_input();
     }
@@ -585,7 +590,7 @@ impl Broker {
         }
         for (v, x, due) in delayed {
             self.timers
-                .add(due, &v, QueueId(0), super::lifecycle::TimerKind::Delayed(x));
+                .add(due, now_ms, &v, QueueId(0), super::lifecycle::TimerKind::Delayed(x));
         }
         self.run_pending();
     }
@@ -612,6 +617,7 @@ impl Broker {
         self.run_expiry_checks();
         self.deliver();
     }
+        self.fire_due_timers();
 
     fn process_frames(&mut self, conn: &mut Connection, input: &[u8], now_ms: u64) -> usize {
         let mut pos = 0;

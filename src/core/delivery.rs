@@ -48,7 +48,8 @@ impl Broker {
                 match super::lifecycle::expire_one(&vname, q, self.now_ms, &mut self.dead_letters) {
                     super::lifecycle::HeadState::Expired => continue,
                     super::lifecycle::HeadState::Due(t) => {
-                        self.timers.add(t, &vname, qid, super::lifecycle::TimerKind::Head)
+                        self.timers
+                            .add(t, self.now_ms, &vname, qid, super::lifecycle::TimerKind::Head)
                     }
                     super::lifecycle::HeadState::Live => {}
                 }

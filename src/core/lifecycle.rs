@@ -78,25 +78,58 @@ pub(crate) enum TimerKind {
     Delayed(Arc<str>),
 }
 
+/// Timers handled per turn (`handle_timeout` or `run_pending`); the rest wait,
+/// due, for the next turn, so a burst of deadlines cannot stall the loop.
+pub const TIMERS_PER_TURN_MAX: usize = 1_024;
+
+/// A timer's target.
+type TimerEntry = (Arc<str>, QueueId, TimerKind);
+
+/// The core's timers. A deadline in the future waits in `set`, ordered; one at
+/// or before `now` goes to `due`, which is work for the current or next turn and
+/// never a deadline again: the io layer sleeps until [`Timers::first`], which is
+/// therefore always after the `now` it last passed in (issue 15: a TTL-0 head
+/// re-armed at `now` made `handle_timeout` pop it again forever).
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     set: BTreeSet<(u64, Arc<str>, QueueId, TimerKind)>,
+    due: VecDeque<TimerEntry>,
 }
 
 impl Timers {
-    pub fn add(&mut self, at_ms: u64, vhost: &Arc<str>, q: QueueId, kind: TimerKind) {
-        self.set.insert((at_ms, vhost.clone(), q, kind));
+    /// Arms a timer for `at_ms`; one at or before `now_ms` is due at once (run in
+    /// this or the next turn, never re-armed for the same `now`).
+    pub fn add(&mut self, at_ms: u64, now_ms: u64, vhost: &Arc<str>, q: QueueId, kind: TimerKind) {
+        if at_ms <= now_ms {
+            self.due.push_back((vhost.clone(), q, kind));
+        } else {
+            self.set.insert((at_ms, vhost.clone(), q, kind));
+        }
     }
 
+    /// The earliest deadline still to come.
     pub fn first(&self) -> Option<u64> {
         self.set.first().map(|t| t.0)
     }
 
-    fn pop_due(&mut self, now_ms: u64) -> Option<(Arc<str>, QueueId, TimerKind)> {
-        if self.set.first()?.0 > now_ms {
-            return None;
+    /// Timers that are due and not yet handled.
+    pub fn due_len(&self) -> usize {
+        self.due.len()
+    }
+
+    /// Moves every timer whose deadline is at or before `now_ms` to the due list.
+    fn take_due(&mut self, now_ms: u64) {
+        while self.set.first().is_some_and(|t| t.0 <= now_ms) {
+            let (_, v, q, k) = self.set.pop_first().expect("checked first");
+            self.due.push_back((v, q, k));
         }
-        self.set.pop_first().map(|(_, v, q, k)| (v, q, k))
+    }
+
+    /// Up to [`TIMERS_PER_TURN_MAX`] due timers, oldest first; the ones handlers
+    /// add back as due while these run wait for the next turn.
+    fn pop_due_batch(&mut self) -> Vec<TimerEntry> {
+        let n = self.due.len().min(TIMERS_PER_TURN_MAX);
+        self.due.drain(..n).collect()
     }
 }
 
@@ -279,11 +312,12 @@ impl Broker {
     /// one: every caller (publish, get, the timer itself, the API's get) needs both.
     pub(crate) fn expire_head(&mut self, vhost_name: &Arc<str>, id: QueueId) {
         if let Some(due) = self.head_expiry(vhost_name, id) {
-            self.timers.add(due, vhost_name, id, TimerKind::Head);
+            self.timers.add(due, self.now_ms, vhost_name, id, TimerKind::Head);
         }
     }
 
-    /// Expires messages at the head of a queue; returns when the next one is due.
+    /// Expires messages at the head of a queue; returns when the next one is due
+    /// (`now` when the per-check bound was hit: the rest go in a later turn).
     fn head_expiry(&mut self, vhost_name: &Arc<str>, id: QueueId) -> Option<u64> {
         let now_ms = self.now_ms;
         for _ in 0..EXPIRED_PER_CHECK_MAX {
@@ -397,7 +431,8 @@ impl Broker {
             }
         }
         if let Some(due) = store.next_due() {
-            self.timers.add(due, vhost_name, QueueId(0), TimerKind::Delayed(name));
+            self.timers
+                .add(due, now_ms, vhost_name, QueueId(0), TimerKind::Delayed(name));
         }
         Some(outcome)
     }
@@ -414,8 +449,13 @@ impl Broker {
             };
             let Some(pos) = store.pop_due(now_ms) else {
                 if let Some(due) = store.next_due() {
-                    self.timers
-                        .add(due, vhost_name, QueueId(0), TimerKind::Delayed(exchange.clone()));
+                    self.timers.add(
+                        due,
+                        now_ms,
+                        vhost_name,
+                        QueueId(0),
+                        TimerKind::Delayed(exchange.clone()),
+                    );
                 }
                 return;
             };
@@ -444,26 +484,51 @@ impl Broker {
             queues.clear();
             self.route_scratch = queues;
         }
-        self.timers
-            .add(now_ms, vhost_name, QueueId(0), TimerKind::Delayed(exchange.clone()));
+        // More are due: the rest in a later turn.
+        self.timers.add(
+            now_ms,
+            now_ms,
+            vhost_name,
+            QueueId(0),
+            TimerKind::Delayed(exchange.clone()),
+        );
     }
 
     /// When the next timer is due (ms since the epoch), for the io layer's sleep.
+    /// After `handle_timeout(now)` this is always after `now`; timers that are
+    /// due but not yet handled (the per-turn bound) are pending work instead
+    /// ([`Broker::has_pending_work`]).
     pub fn poll_timeout(&self) -> Option<u64> {
         self.timers.first()
     }
 
-    /// Fires every timer due at `now_ms`.
-    pub fn handle_timeout(&mut self, now_ms: u64) {
+    /// Fires the timers due at `now_ms` (at most [`TIMERS_PER_TURN_MAX`] of them;
+    /// the rest are pending work for the next turns), then the work they made.
+    /// Returns how many fired, for the io layer's stall report.
+    pub fn handle_timeout(&mut self, now_ms: u64) -> usize {
         self.now_ms = now_ms;
-        while let Some((vname, id, kind)) = self.timers.pop_due(now_ms) {
+        self.timers.take_due(now_ms);
+        let fired = self.timers.due_len().min(TIMERS_PER_TURN_MAX);
+        self.run_pending();
+        debug_assert!(
+            self.poll_timeout().is_none_or(|t| t > now_ms),
+            "a timer was armed at or before now ({now_ms})"
+        );
+        fired
+    }
+
+    /// Runs one batch of due timers (part of every turn's pending work).
+    pub(crate) fn fire_due_timers(&mut self) {
+        if self.timers.due_len() == 0 {
+            return;
+        }
+        for (vname, id, kind) in self.timers.pop_due_batch() {
             match kind {
                 TimerKind::Head => self.expire_head(&vname, id),
                 TimerKind::QueueExpires => self.check_queue_expiry(&vname, id),
                 TimerKind::Delayed(x) => self.fire_delayed(&vname, &x),
             }
         }
-        self.run_pending();
     }
 
     /// x-expires: delete the queue if it was unused for the period.
@@ -478,7 +543,8 @@ impl Broker {
             tracing::info!(queue = %q.name, "queue expired (x-expires)");
             self.delete_queue(vname, id);
         } else {
-            self.timers.add(due.max(now_ms + 1), vname, id, TimerKind::QueueExpires);
+            self.timers
+                .add(due.max(now_ms + 1), now_ms, vname, id, TimerKind::QueueExpires);
         }
     }
 
@@ -490,8 +556,13 @@ impl Broker {
         };
         q.last_used_ms = now_ms;
         if let Some(expires) = q.settings.expires_ms {
-            self.timers
-                .add(now_ms.saturating_add(expires), vname, id, TimerKind::QueueExpires);
+            self.timers.add(
+                now_ms.saturating_add(expires),
+                now_ms,
+                vname,
+                id,
+                TimerKind::QueueExpires,
+            );
         }
     }
 }
@@ -529,10 +600,13 @@ pub(crate) fn expire_one(
         return HeadState::Live;
     };
     // TTL 0 means "deliver now or never": a message published and offered in the
-    // same millisecond still goes out, as in RabbitMQ.
-    let expired = if ttl == 0 { now_ms > due } else { now_ms >= due };
-    if !expired {
-        return HeadState::Due(due);
+    // same millisecond still goes out, as in RabbitMQ, so it expires from the next
+    // millisecond on. The time returned is the first `now` at which the message
+    // counts as expired, never `now` itself, so a timer armed for it always lies
+    // ahead (issue 15: `Due(now)` for a TTL-0 head re-armed the timer at `now`).
+    let expires_at = if ttl == 0 { due.saturating_add(1) } else { due };
+    if now_ms < expires_at {
+        return HeadState::Due(expires_at);
     }
     if q.settings.dead_letter_exchange.is_some() {
         if let Some(dl) = dead_letter_at(vhost, q, pos, DeathReason::Expired, now_ms) {

@@ -213,7 +213,7 @@ impl Broker {
                     .and_then(|v| v.queues.get(&id))
                     .map_or(self.now_ms, |q| q.last_used_ms);
                 let due = last.saturating_add(expires).max(self.now_ms + 1);
-                self.timers.add(due, vname, id, TimerKind::QueueExpires);
+                self.timers.add(due, self.now_ms, vname, id, TimerKind::QueueExpires);
             }
         }
         self.deliver_pending.push((vname.clone(), id));

@@ -12,6 +12,14 @@
 //! policies between steps: then messages may be dropped from queue heads, so the
 //! checks become "settled at most once, never invented, never beyond the current
 //! limit", and unacked messages are never trimmed.
+//!
+//! Time: steps advance `now` by 0 to 3 ms and fire the core's timers as the io
+//! layer does. After `handle_timeout(now)` the next deadline must lie after
+//! `now`, and pending work at one `now` must finish in a bounded number of
+//! turns: a handler that re-arms a due timer for the same `now` fails the run
+//! (issue 15: a TTL-0 head re-armed at `now` livelocked the broker). Queue `q3`
+//! has `x-message-ttl: 0` and some publishes carry `expiration: "0"`; such
+//! messages may expire unseen, so they count as "settled at most once".
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -22,7 +30,11 @@ use ringmq_codec::*;
 use super::broker::{Broker, CoreConfig};
 use super::ids::ConnId;
 
-const QUEUES: [&str; 3] = ["q0", "q1", "q2"];
+const QUEUES: [&str; 4] = ["q0", "q1", "q2", "q3"];
+/// The queue declared with `x-message-ttl: 0`.
+const TTL_ZERO_QUEUE: &str = "q3";
+/// `run_pending` calls at one `now` after which pending work counts as a livelock.
+const PENDING_TURNS_MAX: usize = 10_000;
 
 struct Client {
     id: ConnId,
@@ -40,6 +52,8 @@ struct Sim {
     /// Message id -> times acked (must end at exactly 1 per message).
     acked: HashMap<u64, u32>,
     published: BTreeSet<u64>,
+    /// Messages that may expire unseen (TTL 0): settled at most once.
+    expirable: BTreeSet<u64>,
     next_msg: u64,
     /// Policies change between steps (messages may then be dropped by limits).
     policies: bool,
@@ -63,6 +77,7 @@ impl Sim {
             clients: Vec::new(),
             acked: HashMap::new(),
             published: BTreeSet::new(),
+            expirable: BTreeSet::new(),
             next_msg: 1,
             policies: false,
             _dir: dir,
@@ -79,11 +94,33 @@ impl Sim {
         self.drain();
     }
 
+    /// Fires the timers due at `now`, as the io layer's timer does, and checks
+    /// that none was re-armed for the same `now`.
+    fn fire_timers(&mut self) {
+        self.broker.handle_timeout(self.now);
+        let next = self.broker.poll_timeout();
+        assert!(
+            next.is_none_or(|t| t > self.now),
+            "seed {}: after handle_timeout({}) the next deadline is {next:?}",
+            self.seed,
+            self.now
+        );
+        self.drain();
+    }
+
     fn drain(&mut self) {
         let mut dirty = Vec::new();
         loop {
             self.broker.take_dirty(&mut dirty);
+            let mut turns = 0;
             while self.broker.has_pending_work() {
+                turns += 1;
+                assert!(
+                    turns <= PENDING_TURNS_MAX,
+                    "seed {}: pending work at now={} does not finish (re-armed for the same now?)",
+                    self.seed,
+                    self.now
+                );
                 self.broker.run_pending();
                 self.broker.take_dirty(&mut dirty);
             }
@@ -181,7 +218,14 @@ impl Sim {
             }),
         );
         encode_method(&mut hs, 1, &Method::ChannelOpen(ChannelOpen { out_of_band: "" }));
+        let ttl_zero: FieldTable = [("x-message-ttl", 0i64)].into_iter().collect();
+        let ttl_zero = ttl_zero.to_bytes();
         for q in QUEUES {
+            let arguments = if q == TTL_ZERO_QUEUE {
+                Table::parse(&ttl_zero).expect("own table")
+            } else {
+                empty
+            };
             encode_method(
                 &mut hs,
                 1,
@@ -193,7 +237,7 @@ impl Sim {
                     exclusive: false,
                     auto_delete: false,
                     no_wait: false,
-                    arguments: empty,
+                    arguments,
                 }),
             );
         }
@@ -201,10 +245,15 @@ impl Sim {
         c
     }
 
-    fn publish(&mut self, c: usize, queue: &str) {
+    /// Publishes the next message to `queue`; `expire_at_once` sets
+    /// `expiration: "0"`.
+    fn publish(&mut self, c: usize, queue: &str, expire_at_once: bool) {
         let msg = self.next_msg;
         self.next_msg += 1;
         self.published.insert(msg);
+        if expire_at_once || queue == TTL_ZERO_QUEUE {
+            self.expirable.insert(msg);
+        }
         let mut out = encode(
             1,
             Method::BasicPublish(BasicPublish {
@@ -218,6 +267,7 @@ impl Sim {
         let mut props = Vec::new();
         BasicProperties {
             delivery_mode: Some(2),
+            expiration: expire_at_once.then_some("0"),
             ..Default::default()
         }
         .encode(&mut props);
@@ -328,8 +378,16 @@ impl Sim {
         }
         let c = open[rng.random_range(0..open.len())];
         let q = QUEUES[rng.random_range(0..QUEUES.len())];
+        if rng.random_bool(0.1) {
+            // Time passes (or not: 0 ms is the case that used to livelock) and
+            // the timers fire.
+            self.now += rng.random_range(0..=3);
+            self.fire_timers();
+            self.check_counts();
+            return;
+        }
         match rng.random_range(0..100) {
-            0..=39 => self.publish(c, q),
+            0..=39 => self.publish(c, q, rng.random_bool(0.1)),
             40..=49 => {
                 if self.clients[c].consuming.insert(q.to_string()) {
                     let bytes = encode(
@@ -423,7 +481,18 @@ impl Sim {
             .sum();
         let settled = self.acked.values().filter(|&&n| n > 0).count() as u64;
         let expected = self.published.len() as u64 - settled;
-        if self.policies {
+        // Unsettled messages that cannot expire must all be there.
+        let must_hold = self
+            .published
+            .iter()
+            .filter(|m| !self.expirable.contains(m) && self.acked.get(m).copied().unwrap_or(0) == 0)
+            .count() as u64;
+        if self.policies || !self.expirable.is_empty() {
+            assert!(
+                self.policies || in_broker >= must_hold,
+                "seed {}: {in_broker} messages held, {must_hold} cannot have expired",
+                self.seed
+            );
             assert!(
                 in_broker <= expected,
                 "seed {}: more messages than published",
@@ -485,8 +554,13 @@ impl Sim {
         }
         for m in &self.published {
             let n = self.acked.get(m).copied().unwrap_or(0);
-            // With policies a message may have been dropped by a length limit.
-            let ok = if self.policies { n <= 1 } else { n == 1 };
+            // With policies a message may have been dropped by a length limit, and
+            // a TTL-0 message may have expired.
+            let ok = if self.policies || self.expirable.contains(m) {
+                n <= 1
+            } else {
+                n == 1
+            };
             assert!(ok, "seed {}: message {m} settled {n} times", self.seed);
         }
         assert!(
@@ -495,9 +569,9 @@ impl Sim {
             self.seed
         );
         if !self.policies {
-            assert_eq!(
-                self.acked.len(),
-                self.published.len(),
+            let kept = self.published.iter().filter(|m| !self.expirable.contains(m));
+            assert!(
+                kept.clone().all(|m| self.acked.contains_key(m)),
                 "seed {}: messages lost",
                 self.seed
             );

@@ -92,9 +92,11 @@ async fn read_loop(shared: &Shared, id: ConnId, rd: &mut tokio::net::tcp::OwnedR
                 if n == 0 {
                     return Ok(false);
                 }
+                let t = shared.turns.start();
                 let used = shared.broker.borrow_mut().handle_input(id, &buf, super::now_ms());
                 buf.drain(..used);
                 shared.after_core_call();
+                shared.turns.end(t, "connection input (bytes)", used);
                 // Fairness: a publisher's socket is always readable, and tokio only
                 // preempts after ~128 reads (megabytes of publishes); yield after each
                 // batch so consumers' acks and writers get their turn. Without it a

@@ -21,6 +21,7 @@ mod conn;
 pub(crate) mod disk;
 mod notify;
 mod server;
+pub(crate) mod stall;
 mod uring;
 
 pub use server::ListenConfig;

@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     /// On the io_uring backend: wakes the driver, which takes the dirty
     /// connections and sync jobs itself (`writers` and `sync_kick` are unused).
     pub driver_kick: Option<Notify>,
+    /// How long the loop's turns take (stall warnings, the longest-turn metric).
+    pub turns: super::stall::TurnWatch,
 }
 
 impl Shared {
@@ -74,6 +76,7 @@ impl Shared {
             timer_kick: Notify::new(),
             timer_armed: std::cell::Cell::new(u64::MAX),
             driver_kick: uring.then(Notify::new),
+            turns: Default::default(),
         }
     }
 
@@ -232,7 +235,9 @@ async fn stats_task(shared: Rc<Shared>) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tick.tick().await;
+        let t = shared.turns.start();
         shared.broker.borrow_mut().handle_stats_tick(crate::io::now_ms());
+        shared.turns.end(t, "stats tick", 1);
     }
 }
 
@@ -273,22 +278,39 @@ async fn sync_task(shared: Rc<Shared>) {
                 tracing::error!("sync thread panicked");
                 return;
             };
+            let t = shared.turns.start();
             shared.broker.borrow_mut().handle_sync_done(job, result);
             shared.after_core_call();
+            shared.turns.end(t, "sync done", 1);
         }
     }
 }
 
-/// Fires the core's timers (message TTL at queue heads, x-expires): sleeps until
-/// the earliest deadline the core reports, and is woken early when a core call
-/// arms an earlier one (see `Shared::after_core_call`).
+/// Fires the core's timers (message TTL at queue heads, x-expires, delayed
+/// messages): sleeps until the earliest deadline the core reports, and is woken
+/// early when a core call arms an earlier one (see `Shared::after_core_call`).
+///
+/// This loop must always make progress (issue 15: a TTL-0 head re-armed at `now`
+/// spun it forever and the broker ignored even SIGTERM). The core promises that
+/// after `handle_timeout(now)` its next deadline is after `now` (due timers that
+/// did not fit in the turn are pending work, run by `work_task`); this loop also
+/// never passes the same `now` twice, and yields to the runtime after every
+/// firing, so signals, sockets and the other tasks get their turn whatever the
+/// core does.
 async fn timer_task(shared: Rc<Shared>) {
+    let mut last_fired = 0u64;
     loop {
         let next = shared.broker.borrow().poll_timeout();
         shared.timer_armed.set(next.unwrap_or(u64::MAX));
         match next {
             None => shared.timer_kick.notified().await,
             Some(at) => {
+                if at <= last_fired {
+                    // The core broke its promise: a deadline at or before a `now` it
+                    // was already given. Never spin on it: wait for the next ms.
+                    tracing::error!(at, last_fired, "core re-armed a timer that was due; deferring it");
+                }
+                let at = at.max(last_fired + 1);
                 let now = crate::io::now_ms();
                 if at > now {
                     let sleep = tokio::time::sleep(Duration::from_millis(at - now));
@@ -297,13 +319,17 @@ async fn timer_task(shared: Rc<Shared>) {
                         _ = shared.timer_kick.notified() => continue,
                     }
                 }
-                shared.broker.borrow_mut().handle_timeout(crate::io::now_ms());
+                let now = crate::io::now_ms().max(at);
+                last_fired = now;
+                let t = shared.turns.start();
+                let fired = shared.broker.borrow_mut().handle_timeout(now);
                 shared.after_core_call();
+                shared.turns.end(t, "timers", fired);
+                tokio::task::yield_now().await;
             }
         }
     }
 }
-
 /// Checks free disk space and raises or clears the alarm.
 async fn disk_task(shared: Rc<Shared>, dir: std::path::PathBuf, min_bytes: u64) {
     let mut tick = tokio::time::interval(DISK_CHECK_EVERY);
@@ -325,14 +351,19 @@ async fn disk_task(shared: Rc<Shared>, dir: std::path::PathBuf, min_bytes: u64) 
     }
 }
 
-/// Continues deliveries that hit a per-turn bound, after other tasks had a turn.
+/// Continues work that hit a per-turn bound (deliveries, dead letters, expiry,
+/// due timers), one bounded batch per turn, after other tasks had a turn: the
+/// yield lets the runtime poll sockets and signals between batches, so a core
+/// that always has more to do still sees SIGTERM.
 async fn work_task(shared: Rc<Shared>) {
     loop {
         shared.work_kick.notified().await;
         while shared.broker.borrow().has_pending_work() {
             tokio::task::yield_now().await;
+            let t = shared.turns.start();
             shared.broker.borrow_mut().run_pending();
             shared.after_core_call();
+            shared.turns.end(t, "pending work", 1);
         }
     }
 }

@@ -146,9 +146,31 @@ fn totals(p: &mut Prom, b: &Broker) {
     }
 }
 
+/// The shard loop's turns (see `io::stall`): a stall shows here even when the
+/// log is not watched.
+fn loop_turns(p: &mut Prom, req: &Req<'_>) {
+    let turns = &req.shared.turns;
+    p.single(
+        "loop_turn_longest_seconds",
+        "gauge",
+        "Longest turn of the shard loop since start (one call into the core)",
+        turns.longest().as_secs_f64(),
+    );
+    p.single(
+        "loop_turns_slow_total",
+        "counter",
+        &format!(
+            "Loop turns longer than {} ms, each logged at WARN",
+            crate::io::stall::LOOP_TURN_WARN.as_millis()
+        ),
+        turns.slow_count() as f64,
+    );
+}
+
 pub(crate) fn metrics(req: &Req<'_>) -> Result<Reply, ApiError> {
     let mut p = Prom::default();
     process(&mut p, req);
+    loop_turns(&mut p, req);
     totals(&mut p, &req.shared.broker.borrow());
     text(p)
 }

@@ -135,7 +135,12 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     // ours to handle.
     notify.ready(&server::ready_status(amqp_addr, "io_uring", &http));
     loop {
+        let t = shared.turns.start();
+        let cqes = d.stats.cqes;
         d.turn(crate::io::now_ms());
+        shared
+            .turns
+            .end(t, "io_uring turn (completions)", (d.stats.cqes - cqes) as usize);
         if let Some(at) = stop_at {
             let drained = shared.open_connections.get() == 0 || tokio::time::Instant::now() >= at;
             if drained && !d.sync_running() && !shared.broker.borrow().sync_running() {
