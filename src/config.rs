@@ -418,6 +418,8 @@ pub enum ConfigError {
     },
     #[error("invalid value {value:?} for the environment variable {var}: {reason}")]
     BadEnv { var: String, value: String, reason: String },
+    #[error("not implemented yet, so refused rather than ignored: {0}")]
+    NotImplemented(String),
     /// Settings that are each fine but do not fit together.
     #[error("invalid configuration: {0}")]
     Invalid(String),
@@ -589,6 +591,39 @@ impl Config {
             assert_eq!(outcome, Outcome::Applied, "flag {} names unknown key {key}", g.spelled);
         }
         Ok(())
+    }
+
+    /// Refuses settings that are parsed but not implemented yet, when they are set
+    /// to anything but their default: a user who asks for TLS must not get plain
+    /// text and no word (issue 15). `main` calls it before starting; parsing alone
+    /// accepts them, so a LavinMQ file can still be checked and printed.
+    pub fn refuse_unimplemented(&self) -> Result<(), ConfigError> {
+        let d = Config::default();
+        let mut set: Vec<&str> = Vec::new();
+        if self.main.shards != d.main.shards {
+            set.push("shards (--shards): the broker runs one shard");
+        }
+        if self.amqp.tls_port.is_some() {
+            set.push("[amqp] tls_port (--amqps-port): ringmq has no TLS listeners yet");
+        }
+        if self.mgmt.tls_port.is_some() {
+            set.push("[mgmt] tls_port (--https-port): ringmq has no TLS listeners yet");
+        }
+        if self.main.tls_cert_path.is_some() || self.main.tls_key_path.is_some() {
+            set.push("tls_cert / tls_key (--cert, --key): ringmq has no TLS listeners yet");
+        }
+        if self.clustering != d.clustering {
+            set.push("[clustering] (--clustering*): ringmq has no clustering yet");
+        }
+        if matches!(self.main.default_password, DefaultPassword::Hash(_)) {
+            set.push(
+                "default_password_hash (--default-password-hash): give the password in clear (--default-password)",
+            );
+        }
+        if set.is_empty() {
+            return Ok(());
+        }
+        Err(ConfigError::NotImplemented(set.join("; ")))
     }
 
     /// Checks settings against each other; each value alone was checked when set.

@@ -28,12 +28,14 @@ fn main() -> ExitCode {
     for w in &cfg.warnings {
         tracing::warn!("config: {w}");
     }
+    if let Err(e) = cfg.refuse_unimplemented() {
+        tracing::error!("{e}");
+        eprintln!("ringmq: {e}");
+        return ExitCode::from(e.exit_code());
+    }
     let password = match &cfg.main.default_password {
         DefaultPassword::Plain(p) => p.clone(),
-        DefaultPassword::Hash(_) => {
-            eprintln!("ringmq: --default-password-hash is not supported yet; give --default-password");
-            return ExitCode::from(2);
-        }
+        DefaultPassword::Hash(_) => unreachable!("refused by refuse_unimplemented"),
     };
     let core = ringmq::core::CoreConfig {
         data_dir: cfg.main.data_dir.clone(),
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         ),
         consumer_timeout_ms: cfg.main.consumer_timeout_ms,
         load_definitions: cfg.main.load_definitions.clone(),
+        max_consumers_per_channel: cfg.amqp.max_consumers_per_channel,
     };
     let listen = ringmq::io::ListenConfig {
         bind: cfg.amqp.bind.clone(),

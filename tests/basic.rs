@@ -668,3 +668,33 @@ fn user_id_must_match_the_login() {
         assert_eq!(get_all(&ch, &q).await, strs(&["ok"]));
     });
 }
+
+/// `--max-consumers-per-channel` (LavinMQ's `max_consumers_per_channel`): one more
+/// basic.consume is a channel error 506 with LavinMQ's text; other channels are
+/// not affected.
+#[test]
+fn max_consumers_per_channel_is_enforced() {
+    let b = Broker::with_args(&["--max-consumers-per-channel", "2"]);
+    if b.skip_external("max_consumers_per_channel_is_enforced") {
+        return;
+    }
+    run(async {
+        let (conn, ch) = open(&b).await;
+        let q = unique("maxc");
+        temp_queue(&ch, &q).await;
+        // lapin cancels a consumer when its handle is dropped: keep them.
+        let consume = |ch: lapin::Channel, q: String| async move {
+            within(
+                "basic.consume",
+                ch.basic_consume(q.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default()),
+            )
+            .await
+        };
+        let _c1 = consume(ch.clone(), q.clone()).await.expect("first consumer");
+        let _c2 = consume(ch.clone(), q.clone()).await.expect("second consumer");
+        let r = consume(ch.clone(), q.clone()).await;
+        assert_amqp_err(r.map(|_| ()), 506, "RESOURCE_ERROR - Max 2 consumers per channel reached");
+        let ch2 = channel(&conn).await;
+        let _c4 = consume(ch2, q.clone()).await.expect("another channel has its own count");
+    });
+}

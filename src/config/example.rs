@@ -64,7 +64,10 @@ fn write_key(out: &mut String, row: &flags::Flag, key: &str) {
         out.push_str(".\n");
     }
     if let Some(why) = row.not_yet {
-        let _ = writeln!(out, "# NOT IN EFFECT YET: parsed and checked, but {why}.");
+        let _ = writeln!(
+            out,
+            "# NOT IN EFFECT YET: {why}; ringmq refuses to start when it is set."
+        );
     }
     let value = row.default.or(row.example);
     let left_out = value.is_none() || row.not_yet.is_some();
@@ -232,7 +235,6 @@ mod tests {
             "tls_cert",
             "tls_key",
             "tls_port",
-            "max_consumers_per_channel",
             "enabled",
             "etcd_endpoints",
             "default_password_hash",
@@ -243,6 +245,6 @@ mod tests {
             let comment = &before[before.rfind("\n\n").unwrap()..];
             assert!(comment.contains("NOT IN EFFECT YET"), "{key}: {comment}");
         }
-        assert!(Config::help_text().contains("Number of shard threads (default: 1) [not in effect yet]"));
+        assert!(Config::help_text().contains("Number of shard threads (default: 1) [not in effect yet: refused]"));
     }
 }

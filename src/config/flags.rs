@@ -181,7 +181,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 None,
                 Action::Set(&[(Main, "default_password_hash")]),
             )
-            .not_yet("ringmq refuses to start with it; give the password in clear"),
+            .not_yet("give the password in clear (--default-password)"),
             flag(
                 None,
                 "default-user-only-loopback",
@@ -407,8 +407,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Most consumers per channel, 0 = no limit",
                 Some("0"),
                 Action::Set(&[(Amqp, "max_consumers_per_channel")]),
-            )
-            .not_yet("the limit is not enforced"),
+            ),
             flag(
                 None,
                 "tcp-nodelay",
@@ -590,7 +589,7 @@ pub(crate) fn help_text() -> String {
             }
             let default = f.default.map(|d| format!(" (default: {d})")).unwrap_or_default();
             let not_yet = if f.not_yet.is_some() {
-                " [not in effect yet]"
+                " [not in effect yet: refused]"
             } else {
                 ""
             };

@@ -536,3 +536,46 @@ mod environment {
         assert!(Config::help_text().contains("RINGMQ_DEFAULT_USER"));
     }
 }
+
+mod unimplemented {
+    use super::super::Config;
+
+    fn refused(args: &[&str]) -> Option<String> {
+        let cfg = Config::from_args(args.iter().map(|s| s.to_string())).expect("parses");
+        cfg.refuse_unimplemented().err().map(|e| e.to_string())
+    }
+
+    #[test]
+    fn settings_without_an_implementation_are_refused_not_ignored() {
+        for (args, names) in [
+            (
+                &["-D", "/d", "--amqps-port", "5671", "--cert", "/c", "--key", "/k"][..],
+                "tls_port",
+            ),
+            (
+                &["-D", "/d", "--https-port", "15671", "--cert", "/c", "--key", "/k"][..],
+                "--https-port",
+            ),
+            (&["-D", "/d", "--shards", "2"][..], "--shards"),
+            (&["-D", "/d", "--clustering"][..], "clustering"),
+            (&["-D", "/d", "--clustering-etcd-endpoints", "e:1"][..], "clustering"),
+            (
+                &["-D", "/d", "--default-password-hash", "abc"][..],
+                "--default-password-hash",
+            ),
+        ] {
+            let e = refused(args).unwrap_or_else(|| panic!("{args:?} was accepted"));
+            assert!(e.contains(names), "{args:?}: {e}");
+            assert!(e.contains("not implemented yet"), "{e}");
+        }
+    }
+
+    #[test]
+    fn defaults_and_implemented_settings_pass() {
+        assert_eq!(refused(&["-D", "/d"]), None);
+        assert_eq!(
+            refused(&["-D", "/d", "--shards", "1", "--max-consumers-per-channel", "3"]),
+            None
+        );
+    }
+}

@@ -79,6 +79,15 @@ impl Broker {
                 format!("attempt to reuse consumer tag '{tag}'"),
             ));
         }
+        if let Some(max) = self.config.max_consumers_per_channel {
+            if ch.consumers.len() >= max.get() as usize {
+                // LavinMQ's setting, LavinMQ's answer.
+                return Err(channel_error(
+                    ReplyCode::ResourceError,
+                    format!("Max {max} consumers per channel reached"),
+                ));
+            }
+        }
         if ch.consumers.len() >= CONSUMERS_PER_CHANNEL_MAX {
             return Err(channel_error(
                 ReplyCode::ResourceError,

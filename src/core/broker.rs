@@ -55,6 +55,9 @@ pub struct CoreConfig {
     /// `--load-definitions FILE`: a definitions JSON imported at every start
     /// (as RabbitMQ's `load_definitions`); a bad file stops the start.
     pub load_definitions: Option<PathBuf>,
+    /// `max_consumers_per_channel` (LavinMQ's key): basic.consume beyond it is a
+    /// channel error 506. None: only the hard bound `CONSUMERS_PER_CHANNEL_MAX`.
+    pub max_consumers_per_channel: Option<std::num::NonZeroU32>,
 }
 
 impl CoreConfig {
@@ -75,6 +78,7 @@ impl CoreConfig {
             default_user: ("guest".into(), "guest".into(), true),
             consumer_timeout_ms: None,
             load_definitions: None,
+            max_consumers_per_channel: None,
         }
     }
 }
