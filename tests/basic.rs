@@ -686,15 +686,26 @@ fn max_consumers_per_channel_is_enforced() {
         let consume = |ch: lapin::Channel, q: String| async move {
             within(
                 "basic.consume",
-                ch.basic_consume(q.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default()),
+                ch.basic_consume(
+                    q.as_str().into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                ),
             )
             .await
         };
         let _c1 = consume(ch.clone(), q.clone()).await.expect("first consumer");
         let _c2 = consume(ch.clone(), q.clone()).await.expect("second consumer");
         let r = consume(ch.clone(), q.clone()).await;
-        assert_amqp_err(r.map(|_| ()), 506, "RESOURCE_ERROR - Max 2 consumers per channel reached");
+        assert_amqp_err(
+            r.map(|_| ()),
+            506,
+            "RESOURCE_ERROR - Max 2 consumers per channel reached",
+        );
         let ch2 = channel(&conn).await;
-        let _c4 = consume(ch2, q.clone()).await.expect("another channel has its own count");
+        let _c4 = consume(ch2, q.clone())
+            .await
+            .expect("another channel has its own count");
     });
 }
