@@ -617,11 +617,11 @@ impl Broker {
 
     fn after_input(&mut self) {
         self.apply_notices();
+        self.fire_due_timers();
         self.process_dead_letters();
         self.run_expiry_checks();
         self.deliver();
     }
-        self.fire_due_timers();
 
     fn process_frames(&mut self, conn: &mut Connection, input: &[u8], now_ms: u64) -> usize {
         let mut pos = 0;
