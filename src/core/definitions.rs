@@ -4,10 +4,21 @@
 //! Each record is a method payload (class id, method id, arguments). Replaying
 //! them in order rebuilds the state; deletes and unbinds undo earlier records.
 //! When dead records pile up the log is compacted to the live state.
+//!
+//! A durable queue's declare also records the generation of its folder
+//! (`layout::queue_dir_gen`), as `[0xFF 0x01][u32 BE generation][payload]`
+//! (0xFF01 is no AMQP class). A queue deleted and declared again gets a new
+//! generation, so replaying declare, delete, declare opens, removes and opens
+//! two different folders (issue 15: with one folder per name the replayed delete
+//! wiped the new queue's confirmed messages). Plain declares, as older versions
+//! wrote them, are generation 0, the old folder; a log of such records that
+//! declares a name again after deleting it replays the delete without touching
+//! the folder, which the later declare owns (see [`replay`]).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use ringmq_codec::{Method, Table};
+use ringmq_codec::{Method, ProtocolError, Table};
 
 use super::broker::Broker;
 use super::ids::Dest;
@@ -16,11 +27,41 @@ use super::vhost::{Exchange, VHost};
 /// Compact when the log holds this many records more than the live state needs.
 pub const DEAD_RECORDS_COMPACT_MIN: u64 = 1_000;
 
+/// The tag of a declare record that carries a store generation.
+const GEN_TAG: [u8; 2] = [0xFF, 0x01];
+
+/// Encodes a log record: the method payload, behind the generation tag when the
+/// object has a store generation above 0.
+fn encode_record(method: &Method<'_>, gen: u32, out: &mut Vec<u8>) {
+    if gen > 0 {
+        out.extend_from_slice(&GEN_TAG);
+        out.extend_from_slice(&gen.to_be_bytes());
+    }
+    method.encode_payload(out);
+}
+
+/// Decodes a log record: the method and its store generation (0 when untagged).
+fn decode_record(rec: &[u8]) -> Result<(Method<'_>, u32), ProtocolError> {
+    match rec.strip_prefix(&GEN_TAG) {
+        Some(rest) if rest.len() >= 4 => {
+            let gen = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes"));
+            Ok((Method::decode(&rest[4..])?, gen))
+        }
+        _ => Ok((Method::decode(rec)?, 0)),
+    }
+}
+
 /// Appends a durable change and syncs it. A failure is logged loudly: the change
 /// is live in memory but may not survive a restart.
 pub(crate) fn record(vhost: &mut VHost, method: &Method<'_>) {
+    record_with_gen(vhost, method, 0);
+}
+
+/// [`record`] for a declare of an object whose data lives in the folder of
+/// store generation `gen`.
+pub(crate) fn record_with_gen(vhost: &mut VHost, method: &Method<'_>, gen: u32) {
     let mut buf = Vec::with_capacity(64);
-    method.encode_payload(&mut buf);
+    encode_record(method, gen, &mut buf);
     if let Err(e) = vhost.definitions.append(&buf) {
         tracing::error!(vhost = %vhost.name, error = %e, method = method.name(), "could not persist definition");
     }
@@ -33,9 +74,9 @@ pub(crate) fn record(vhost: &mut VHost, method: &Method<'_>) {
 /// The records that rebuild the current durable state.
 fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let mut push = |m: Method<'_>| {
+    let mut push_gen = |m: Method<'_>, gen: u32| {
         let mut buf = Vec::new();
-        m.encode_payload(&mut buf);
+        encode_record(&m, gen, &mut buf);
         out.push(buf);
     };
     let mut xs: Vec<&Exchange> = vhost.exchanges.values().filter(|x| x.durable && !x.builtin).collect();
@@ -45,23 +86,28 @@ fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
         arg_bufs.push(x.arguments.to_bytes());
     }
     for (x, args) in xs.iter().zip(&arg_bufs) {
-        push(Method::ExchangeDeclare(ringmq_codec::ExchangeDeclare {
-            ticket: 0,
-            exchange: &x.name,
-            kind: x.type_name(),
-            passive: false,
-            durable: true,
-            auto_delete: x.auto_delete,
-            internal: x.internal,
-            no_wait: false,
-            arguments: Table::parse(args).expect("own table"),
-        }));
+        push_gen(
+            Method::ExchangeDeclare(ringmq_codec::ExchangeDeclare {
+                ticket: 0,
+                exchange: &x.name,
+                kind: x.type_name(),
+                passive: false,
+                durable: true,
+                auto_delete: x.auto_delete,
+                internal: x.internal,
+                no_wait: false,
+                arguments: Table::parse(args).expect("own table"),
+            }),
+            0,
+        );
     }
     let mut qs: Vec<_> = vhost.queues.values().filter(|q| q.durable).collect();
     qs.sort_by(|a, b| a.name.cmp(&b.name));
     for q in &qs {
         let args = q.arguments.to_bytes();
-        push(Method::QueueDeclare(ringmq_codec::QueueDeclare {
+        // The generation goes with the declare: compaction must keep the queue
+        // pointing at the folder that holds its messages.
+        let m = Method::QueueDeclare(ringmq_codec::QueueDeclare {
             ticket: 0,
             queue: &q.name,
             passive: false,
@@ -70,7 +116,8 @@ fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
             auto_delete: q.auto_delete,
             no_wait: false,
             arguments: Table::parse(&args).expect("own table"),
-        }));
+        });
+        push_gen(m, q.store_gen);
     }
     for x in vhost.exchanges.values().filter(|x| x.durable) {
         for (dest, rk, args) in x.bindings.iter() {
@@ -81,27 +128,33 @@ fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
                     let Some(q) = vhost.queues.get(id).filter(|q| q.durable) else {
                         continue;
                     };
-                    push(Method::QueueBind(ringmq_codec::QueueBind {
-                        ticket: 0,
-                        queue: &q.name,
-                        exchange: &x.name,
-                        routing_key: rk,
-                        no_wait: false,
-                        arguments,
-                    }));
+                    push_gen(
+                        Method::QueueBind(ringmq_codec::QueueBind {
+                            ticket: 0,
+                            queue: &q.name,
+                            exchange: &x.name,
+                            routing_key: rk,
+                            no_wait: false,
+                            arguments,
+                        }),
+                        0,
+                    );
                 }
                 Dest::Exchange(d) => {
                     if !vhost.exchanges.get(d).is_some_and(|d| d.durable) {
                         continue;
                     }
-                    push(Method::ExchangeBind(ringmq_codec::ExchangeBind {
-                        ticket: 0,
-                        destination: d,
-                        source: &x.name,
-                        routing_key: rk,
-                        no_wait: false,
-                        arguments,
-                    }));
+                    push_gen(
+                        Method::ExchangeBind(ringmq_codec::ExchangeBind {
+                            ticket: 0,
+                            destination: d,
+                            source: &x.name,
+                            routing_key: rk,
+                            no_wait: false,
+                            arguments,
+                        }),
+                        0,
+                    );
                 }
             }
         }
@@ -117,18 +170,30 @@ fn compact(vhost: &mut VHost) {
 }
 
 /// Rebuilds a vhost's durable state from its log records.
+///
+/// Every delete is checked against the data it would remove: a queue delete
+/// removes its generation's folder only if no later declare in the log names the
+/// same folder (only plain declares of older versions can: they all name
+/// generation 0, and the last of them owns what the folder holds now).
 pub(crate) fn replay(broker: &mut Broker, vhost_name: &Arc<str>, records: &[Vec<u8>]) -> std::io::Result<()> {
     let mut skipped = 0usize;
+    let mut decoded = Vec::with_capacity(records.len());
     for rec in records {
-        let method = match Method::decode(rec) {
-            Ok(m) => m,
+        match decode_record(rec) {
+            Ok(x) => decoded.push(x),
             Err(e) => {
                 skipped += 1;
                 tracing::warn!(vhost = %vhost_name, error = %e, "undecodable definitions record skipped");
-                continue;
             }
+        }
+    }
+    let keep_files = deletes_whose_folder_is_declared_again(&decoded);
+    for (i, (method, gen)) in decoded.into_iter().enumerate() {
+        let replayed = Replayed {
+            gen,
+            keep_files: keep_files.contains(&i),
         };
-        apply(broker, vhost_name, method, Mode::Replay)?;
+        apply_record(broker, vhost_name, method, Mode::Replay, replayed)?;
     }
     if skipped > 0 {
         tracing::warn!(vhost = %vhost_name, skipped, "definitions records skipped");
@@ -136,6 +201,47 @@ pub(crate) fn replay(broker: &mut Broker, vhost_name: &Arc<str>, records: &[Vec<
     let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost opened");
     compact(vhost);
     Ok(())
+}
+
+/// Indexes of the queue deletes in `records` whose folder (name, generation) a
+/// later declare opens again: replaying them must leave the files alone.
+fn deletes_whose_folder_is_declared_again(records: &[(Method<'_>, u32)]) -> HashSet<usize> {
+    // Forward: the folder each delete removes (the live declare's generation).
+    let mut live: std::collections::HashMap<&str, u32> = Default::default();
+    let mut removes: std::collections::HashMap<usize, (&str, u32)> = Default::default();
+    for (i, (m, gen)) in records.iter().enumerate() {
+        match m {
+            Method::QueueDeclare(d) => {
+                live.entry(d.queue).or_insert(*gen);
+            }
+            Method::QueueDelete(d) => {
+                removes.insert(i, (d.queue, live.remove(d.queue).unwrap_or(0)));
+            }
+            _ => {}
+        }
+    }
+    // Backward: a delete whose folder a later declare names keeps its files.
+    let mut declared_later: HashSet<(&str, u32)> = HashSet::new();
+    let mut keep = HashSet::new();
+    for (i, (m, gen)) in records.iter().enumerate().rev() {
+        if removes.get(&i).is_some_and(|folder| declared_later.contains(folder)) {
+            keep.insert(i);
+        }
+        if let Method::QueueDeclare(d) = m {
+            declared_later.insert((d.queue, *gen));
+        }
+    }
+    keep
+}
+
+/// What the log says beside a replayed method.
+#[derive(Debug, Clone, Copy, Default)]
+struct Replayed {
+    /// The store generation of a declare.
+    gen: u32,
+    /// A delete whose folder a later declare opens again: forget the queue, keep
+    /// its files.
+    keep_files: bool,
 }
 
 /// Why a declare is applied: replaying the log at start (durable objects that
@@ -151,6 +257,18 @@ pub(crate) enum Mode {
 /// without permission checks (the caller validated it). Objects that exist are
 /// left as they are, as RabbitMQ's definitions import does.
 pub(crate) fn apply(broker: &mut Broker, vhost_name: &Arc<str>, method: Method<'_>, mode: Mode) -> std::io::Result<()> {
+    apply_record(broker, vhost_name, method, mode, Replayed::default())
+}
+
+fn apply_record(
+    broker: &mut Broker,
+    vhost_name: &Arc<str>,
+    method: Method<'_>,
+    mode: Mode,
+    replayed: Replayed,
+) -> std::io::Result<()> {
+    // A new durable queue from an import gets the next generation of its name.
+    let mut gen = replayed.gen;
     if mode == Mode::Import {
         let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
         let x_durable = |n: &str| vhost.exchanges.get(n).is_some_and(|x| x.durable);
@@ -176,8 +294,13 @@ pub(crate) fn apply(broker: &mut Broker, vhost_name: &Arc<str>, method: Method<'
         if exists {
             return Ok(());
         }
+        if let Method::QueueDeclare(m) = &method {
+            if m.durable {
+                gen = vhost.next_store_gen(m.queue);
+            }
+        }
         if durable {
-            record(vhost, &method);
+            record_with_gen(vhost, &method, gen);
         }
     }
     let durable = match &method {
@@ -223,6 +346,7 @@ pub(crate) fn apply(broker: &mut Broker, vhost_name: &Arc<str>, method: Method<'
                     None,
                     m.arguments.to_owned_table(),
                     mode == Mode::Replay,
+                    gen,
                 )?;
                 if mode == Mode::Import {
                     broker.touch_queue(vhost_name, id);
@@ -233,12 +357,20 @@ pub(crate) fn apply(broker: &mut Broker, vhost_name: &Arc<str>, method: Method<'
             let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
             if let Some(id) = vhost.queue_id(m.queue) {
                 if let Some(q) = vhost.delete_queue(id) {
-                    let _ = q.store.delete();
+                    let r = if replayed.keep_files {
+                        q.store.close()
+                    } else {
+                        q.store.delete()
+                    };
+                    if let Err(e) = r {
+                        tracing::warn!(queue = m.queue, error = %e, "could not close or remove queue files");
+                    }
                 }
-            } else {
-                // The queue is gone from the log's view; its files may remain if
-                // the delete was logged but the removal did not finish.
-                let _ = std::fs::remove_dir_all(vhost.queue_dir(m.queue, true));
+            } else if !replayed.keep_files {
+                // The queue is gone from the log's view; the files of an older
+                // version's folder may remain if the delete was logged but the
+                // removal did not finish.
+                let _ = std::fs::remove_dir_all(vhost.queue_dir(m.queue, true, 0));
             }
         }
         Method::QueueBind(m) => bind(
@@ -308,4 +440,150 @@ fn bind(
         },
     };
     vhost.set_binding(source, dest, rk, &args.to_owned_table(), add);
+}
+
+#[cfg(test)]
+mod tests {
+    //! Data directories written before store generations existed: queue folders
+    //! named by the hash of the name alone, plain declare records.
+    use std::path::Path;
+
+    use ringmq_codec::{BasicProperties, Method, QueueDeclare, QueueDelete, Table};
+    use ringmq_store::{layout, DefinitionsLog, LeveledStore, MessageRef};
+
+    use crate::core::broker::{Broker, CoreConfig};
+
+    fn declare(name: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        Method::QueueDeclare(QueueDeclare {
+            ticket: 0,
+            queue: name,
+            passive: false,
+            durable: true,
+            exclusive: false,
+            auto_delete: false,
+            no_wait: false,
+            arguments: Table::EMPTY,
+        })
+        .encode_payload(&mut out);
+        out
+    }
+
+    fn delete(name: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        Method::QueueDelete(QueueDelete {
+            ticket: 0,
+            queue: name,
+            if_unused: false,
+            if_empty: false,
+            no_wait: false,
+        })
+        .encode_payload(&mut out);
+        out
+    }
+
+    /// Writes a vhost "/" as older versions did: `records` in its log and
+    /// `messages` persistent messages in the generation-0 folder of `queue`.
+    fn old_layout(root: &Path, records: &[Vec<u8>], queue: &str, messages: usize) {
+        let vdir = layout::create_vhost_dir(root, "/").unwrap();
+        let (mut log, _) = DefinitionsLog::open(&vdir.join(layout::DEFINITIONS_FILE)).unwrap();
+        for r in records {
+            log.append(r).unwrap();
+        }
+        let qdir = layout::create_queue_dir(&vdir, queue).unwrap();
+        if queue == "q" {
+            // The old naming path: the hex SHA-1 of the name, nothing else.
+            assert_eq!(qdir, vdir.join("22ea1c649c82946aa6e479e1ffd321e4a318b1b0"));
+        }
+        let cfg = CoreConfig::for_tests(root);
+        let (mut store, _) = LeveledStore::open(&qdir, cfg.store, 0, &|_| true).unwrap();
+        let mut props = Vec::new();
+        BasicProperties {
+            delivery_mode: Some(2),
+            ..Default::default()
+        }
+        .encode(&mut props);
+        for i in 0..messages {
+            let body = format!("m{i}");
+            let msg = MessageRef {
+                timestamp_ms: 1,
+                exchange: b"",
+                routing_key: queue.as_bytes(),
+                properties: &props,
+                body: body.as_bytes(),
+            };
+            store.append(msg, 0).unwrap();
+        }
+        store.close().unwrap();
+    }
+
+    fn ready(b: &Broker, queue: &str) -> Option<u64> {
+        let v = &b.vhosts["/"];
+        v.queue_id(queue).map(|id| v.queues[&id].store.ready_count())
+    }
+
+    /// Opens the broker, checks `queue` holds `expected`, and does it again
+    /// after a clean close (the first open compacted the log with generations).
+    fn check_twice(root: &Path, queue: &str, expected: Option<u64>) {
+        for round in 0..2 {
+            let mut b = Broker::open(CoreConfig::for_tests(root), 1).unwrap();
+            assert_eq!(ready(&b, queue), expected, "open {round}");
+            b.close().unwrap();
+        }
+    }
+
+    #[test]
+    fn an_old_queue_folder_still_opens() {
+        let root = tempfile::tempdir().unwrap();
+        old_layout(root.path(), &[declare("q")], "q", 3);
+        check_twice(root.path(), "q", Some(3));
+        let b = Broker::open(CoreConfig::for_tests(root.path()), 1).unwrap();
+        let v = &b.vhosts["/"];
+        assert_eq!(
+            v.queues[&v.queue_id("q").unwrap()].store_gen,
+            0,
+            "read in place, not moved"
+        );
+    }
+
+    #[test]
+    fn an_old_log_that_declares_a_queue_again_keeps_its_messages() {
+        // Written by the old code: declare, delete, declare, 7 confirmed messages,
+        // never restarted since. The last declare owns the folder.
+        let root = tempfile::tempdir().unwrap();
+        old_layout(root.path(), &[declare("q"), delete("q"), declare("q")], "q", 7);
+        check_twice(root.path(), "q", Some(7));
+    }
+
+    #[test]
+    fn an_old_log_that_ends_with_a_delete_removes_the_folder() {
+        let root = tempfile::tempdir().unwrap();
+        old_layout(root.path(), &[declare("q"), delete("q")], "q", 2);
+        check_twice(root.path(), "q", None);
+        let vdir = layout::vhost_dir(root.path(), "/");
+        assert!(!layout::queue_dir(&vdir, "q").exists());
+    }
+
+    #[test]
+    fn a_queue_declared_again_at_runtime_gets_a_new_folder() {
+        let root = tempfile::tempdir().unwrap();
+        old_layout(root.path(), &[declare("q")], "q", 3);
+        let mut b = Broker::open(CoreConfig::for_tests(root.path()), 1).unwrap();
+        let vname: std::sync::Arc<str> = std::sync::Arc::from("/");
+        let id = b.vhosts["/"].queue_id("q").unwrap();
+        b.delete_queue(&vname, id);
+        super::apply(
+            &mut b,
+            &vname,
+            Method::decode(&declare("q")).unwrap(),
+            super::Mode::Import,
+        )
+        .unwrap();
+        let v = &b.vhosts["/"];
+        let q = &v.queues[&v.queue_id("q").unwrap()];
+        assert_eq!(q.store_gen, 1);
+        assert_eq!(q.store.ready_count(), 0);
+        b.close().unwrap();
+        check_twice(root.path(), "q", Some(0));
+    }
 }

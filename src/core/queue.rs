@@ -35,6 +35,10 @@ pub struct Queue {
     pub exclusive_owner: Option<ConnId>,
     pub arguments: FieldTable,
     pub store: LeveledStore,
+    /// Which folder of this name the store is (`layout::queue_dir_gen`): a queue
+    /// declared again after a delete is a new generation, recorded with its
+    /// declare in the definitions log (0: the folder of older versions).
+    pub store_gen: u32,
     /// Sorted by priority, highest first; rotated within a priority group.
     consumers: Vec<ConsumerRef>,
     /// Auto-delete queues are deleted when their last consumer goes, but only once
@@ -104,6 +108,7 @@ impl Queue {
             stats: Default::default(),
             depth_rates: Default::default(),
             paused: false,
+            store_gen: 0,
         }
     }
 

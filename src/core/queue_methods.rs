@@ -160,15 +160,16 @@ impl Broker {
             }
             // Exclusive queues are never durable on disk: they die with the connection.
             let durable = m.durable && !m.exclusive;
+            let gen = if durable { vhost.next_store_gen(name) } else { 0 };
             vhost
-                .create_queue(id, name, durable, m.auto_delete, owner, args, false)
+                .create_queue(id, name, durable, m.auto_delete, owner, args, false, gen)
                 .map_err(|e| channel_error(ReplyCode::InternalError, format!("cannot create queue '{name}': {e}")))?;
             if durable {
                 let mut rec = m;
                 rec.queue = name;
                 rec.passive = false;
                 rec.no_wait = false;
-                definitions::record(vhost, &Method::QueueDeclare(rec));
+                definitions::record_with_gen(vhost, &Method::QueueDeclare(rec), gen);
             }
             let vhost_name = conn.vhost.clone().expect("open");
             self.touch_queue(&vhost_name, id);

@@ -125,6 +125,10 @@ pub struct VHost {
     pub stats: super::stats::VhostStats,
     /// Queues created and deleted since the last stats tick (churn rates).
     pub queue_churn: (u64, u64),
+    /// The highest store generation each durable queue name has had here (in the
+    /// definitions log or since start): the next declare of the name gets a
+    /// higher one, so it never opens the folder of a deleted incarnation.
+    store_gens: super::Map<Arc<str>, u32>,
 }
 
 impl VHost {
@@ -154,6 +158,7 @@ impl VHost {
             route_dests: Vec::new(),
             stats: Default::default(),
             queue_churn: (0, 0),
+            store_gens: Default::default(),
         };
         super::policy_ops::load(&mut v)?;
         super::vhost_ops::load_meta(&mut v)?;
@@ -195,17 +200,32 @@ impl VHost {
         self.queues.get_mut(id)
     }
 
-    /// Where a queue's segments live: durable queues under the vhost, transient
-    /// ones under `transient/`, which is wiped at start.
-    pub fn queue_dir(&self, name: &str, durable: bool) -> PathBuf {
+    /// Where a queue's segments live: durable queues under the vhost (one folder
+    /// per generation of the name), transient ones under `transient/`, which is
+    /// wiped at start.
+    pub fn queue_dir(&self, name: &str, durable: bool, gen: u32) -> PathBuf {
         if durable {
-            ringmq_store::layout::queue_dir(&self.dir, name)
+            ringmq_store::layout::queue_dir_gen(&self.dir, name, gen)
         } else {
             ringmq_store::layout::queue_dir(&self.dir.join("transient"), name)
         }
     }
 
-    /// Creates a queue with a fresh, empty store.
+    /// The store generation for a new declare of durable queue `name`: above
+    /// every generation the name had in this vhost's log or since start.
+    pub fn next_store_gen(&mut self, name: &str) -> u32 {
+        let g = self.store_gens.entry(Arc::from(name)).or_insert(0);
+        *g = g.checked_add(1).expect("2^32 generations of one queue name");
+        *g
+    }
+
+    fn note_store_gen(&mut self, name: &Arc<str>, gen: u32) {
+        let g = self.store_gens.entry(name.clone()).or_insert(0);
+        *g = (*g).max(gen);
+    }
+
+    /// Creates a queue: with a fresh, empty store, or (`recover`) with the store
+    /// found in the folder of generation `gen` (durable queues only).
     #[allow(clippy::too_many_arguments)]
     pub fn create_queue(
         &mut self,
@@ -216,15 +236,18 @@ impl VHost {
         exclusive_owner: Option<ConnId>,
         arguments: FieldTable,
         recover: bool,
+        gen: u32,
     ) -> std::io::Result<&mut Queue> {
-        let dir = self.queue_dir(name, durable);
+        let gen = if durable { gen } else { 0 };
+        let dir = self.queue_dir(name, durable, gen);
         if !recover && dir.exists() {
             // A queue that is declared anew has no messages: anything there is left
-            // from a crash between deleting the queue and logging the delete.
+            // from a crash between creating the folder and logging the declare, or
+            // between logging a delete and removing the files.
             std::fs::remove_dir_all(&dir)?;
         }
         let parent = dir.parent().expect("queue dir has a parent").to_path_buf();
-        let dir = ringmq_store::layout::create_queue_dir(&parent, name)?;
+        let dir = ringmq_store::layout::create_queue_dir_gen(&parent, name, gen)?;
         // Arguments were validated when the queue was declared; a log written by
         // another version may hold values we now refuse: run with defaults then.
         let settings = super::queue_args::parse(&arguments, name, &self.name).unwrap_or_else(|e| {
@@ -247,6 +270,9 @@ impl VHost {
         if !recover {
             self.queue_churn.0 += 1;
         }
+        if durable {
+            self.note_store_gen(&name, gen);
+        }
         let mut q = Queue::new(
             id,
             name.clone(),
@@ -257,6 +283,7 @@ impl VHost {
             store,
         );
         q.arg_settings = settings;
+        q.store_gen = gen;
         q.dedup = super::dedup::DedupCache::from_arguments(&q.arguments).ok().flatten();
         // Recovered messages may carry per-message TTLs: check the head once.
         q.may_expire = recover;

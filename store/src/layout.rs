@@ -2,6 +2,14 @@
 //! the hex SHA-1 of the name so that any name (slashes, dots, non-ASCII, 255 bytes) is
 //! a safe, fixed-length path component. The real name is kept in a small file inside
 //! (`.vhost` / `.queue`), so listing does not need a separate index.
+//!
+//! A queue's folder is not named by the name alone: a queue deleted and declared
+//! again is a new queue with new data, and the definitions log replays both
+//! (issue 15: with one folder per name, replaying declare, delete, declare wiped
+//! the new queue's confirmed messages). Each durable queue has a generation, which
+//! its declare in the definitions log records: generation 0 is the folder
+//! `<sha1>` that versions before generations wrote (still opened as it is), and
+//! generation `n > 0` is `<sha1>-g<n>`.
 
 use std::fs;
 use std::io;
@@ -27,9 +35,34 @@ pub fn vhost_dir(root: &Path, name: &str) -> PathBuf {
     root.join(hashed(name))
 }
 
-/// Folder of queue `name` in a vhost folder.
+/// Folder of queue `name` in a vhost folder (generation 0).
 pub fn queue_dir(vhost_dir: &Path, name: &str) -> PathBuf {
-    vhost_dir.join(hashed(name))
+    queue_dir_gen(vhost_dir, name, 0)
+}
+
+/// Folder of generation `gen` of queue `name` in a vhost folder.
+pub fn queue_dir_gen(vhost_dir: &Path, name: &str, gen: u32) -> PathBuf {
+    vhost_dir.join(folder_name(name, gen))
+}
+
+fn folder_name(name: &str, gen: u32) -> String {
+    match gen {
+        0 => hashed(name),
+        g => format!("{}-g{g}", hashed(name)),
+    }
+}
+
+/// Whether `folder` is the folder of some generation of `name`.
+fn is_folder_of(folder: &str, name: &str) -> bool {
+    let h = hashed(name);
+    match folder.strip_prefix(h.as_str()) {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix("-g")
+            .and_then(|g| g.parse::<u32>().ok())
+            .is_some_and(|g| g > 0 && folder_name(name, g) == folder),
+        None => false,
+    }
 }
 
 fn create_named(dir: PathBuf, name_file: &str, name: &str) -> io::Result<PathBuf> {
@@ -46,9 +79,16 @@ pub fn create_vhost_dir(root: &Path, name: &str) -> io::Result<PathBuf> {
     create_named(vhost_dir(root, name), VHOST_NAME_FILE, name)
 }
 
-/// Creates (if needed) the queue folder and its name file; returns the folder.
+/// Creates (if needed) the queue folder (generation 0) and its name file; returns
+/// the folder.
 pub fn create_queue_dir(vhost_dir: &Path, name: &str) -> io::Result<PathBuf> {
-    create_named(queue_dir(vhost_dir, name), QUEUE_NAME_FILE, name)
+    create_queue_dir_gen(vhost_dir, name, 0)
+}
+
+/// Creates (if needed) the folder of generation `gen` of queue `name` and its name
+/// file; returns the folder.
+pub fn create_queue_dir_gen(vhost_dir: &Path, name: &str, gen: u32) -> io::Result<PathBuf> {
+    create_named(queue_dir_gen(vhost_dir, name, gen), QUEUE_NAME_FILE, name)
 }
 
 fn list_named(parent: &Path, name_file: &str) -> io::Result<Vec<(String, PathBuf)>> {
@@ -67,7 +107,12 @@ fn list_named(parent: &Path, name_file: &str) -> io::Result<Vec<(String, PathBuf
         match fs::read(dir.join(name_file)) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 // A folder whose hash does not match its name file was not made by us.
-                Ok(name) if dir.file_name().and_then(|f| f.to_str()) == Some(hashed(&name).as_str()) => {
+                Ok(name)
+                    if dir
+                        .file_name()
+                        .and_then(|f| f.to_str())
+                        .is_some_and(|f| is_folder_of(f, &name)) =>
+                {
                     out.push((name, dir))
                 }
                 _ => tracing::warn!(dir = %dir.display(), "name file does not match folder; skipping"),
@@ -85,7 +130,8 @@ pub fn list_vhosts(root: &Path) -> io::Result<Vec<(String, PathBuf)>> {
     list_named(root, VHOST_NAME_FILE)
 }
 
-/// Queues of a vhost: (name, folder), sorted by name.
+/// Queues of a vhost: (name, folder), sorted by name (a name may have folders of
+/// several generations).
 pub fn list_queues(vhost_dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
     list_named(vhost_dir, QUEUE_NAME_FILE)
 }
@@ -108,5 +154,22 @@ mod tests {
         assert_eq!(vhosts, ["/", "prod/eu"]);
         let queues: Vec<String> = list_queues(&vh).unwrap().into_iter().map(|(n, _)| n).collect();
         assert_eq!(queues, ["", "../../etc/passwd", "a", "ünïcode"]);
+    }
+
+    #[test]
+    fn generations_have_their_own_folders() {
+        let root = tempfile::tempdir().unwrap();
+        let vh = create_vhost_dir(root.path(), "/").unwrap();
+        let g0 = create_queue_dir(&vh, "q").unwrap();
+        assert_eq!(g0, queue_dir_gen(&vh, "q", 0), "generation 0 is the old layout");
+        assert_eq!(g0.file_name().unwrap().to_str().unwrap(), hashed("q"));
+        let g7 = create_queue_dir_gen(&vh, "q", 7).unwrap();
+        assert_ne!(g0, g7);
+        assert_eq!(g7.file_name().unwrap().to_str().unwrap(), format!("{}-g7", hashed("q")));
+        let listed: Vec<PathBuf> = list_queues(&vh).unwrap().into_iter().map(|(_, d)| d).collect();
+        assert_eq!(listed, [g0, g7]);
+        for bad in ["-g0", "-g", "-gx", "-g07", "x"] {
+            assert!(!is_folder_of(&format!("{}{bad}", hashed("q")), "q"), "{bad}");
+        }
     }
 }
