@@ -75,6 +75,8 @@ pub const DEFAULT_METRICS_PORT: u16 = 15692;
 pub const DEFAULT_CLUSTERING_PORT: u16 = 5679;
 pub const DEFAULT_FRAME_MAX_BYTES: u32 = 131_072;
 pub const DEFAULT_CHANNEL_MAX: u16 = 2048;
+/// RabbitMQ's default `handshake_timeout`.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = crate::core::broker::DEFAULT_HANDSHAKE_TIMEOUT_MS;
 /// RabbitMQ's default. LavinMQ proposes 300 s; we follow RabbitMQ (DESIGN: behave as
 /// RabbitMQ where the protocol leaves a choice), which detects dead peers sooner.
 pub const DEFAULT_HEARTBEAT_SECS: u16 = 60;
@@ -103,6 +105,8 @@ pub struct MainConfig {
     pub data_dir: PathBuf,
     /// `log_level`, `-l/--log-level`, `-d/--debug`.
     pub log_level: LogLevel,
+    /// `text` (default) or `json`: one JSON object per line, for log collectors.
+    pub log_format: LogFormat,
     /// `segment_size`, `--segment-size`: size of a new segment file.
     pub segment_bytes: u32,
     /// `free_disk_min`, `--free-disk-min`: publishers get connection.blocked while the
@@ -162,6 +166,8 @@ pub struct AmqpConfig {
     /// its 5671 when a certificate is configured).
     pub tls_port: Option<u16>,
     /// `heartbeat`, `--heartbeat`: proposed in connection.tune; 0 disables.
+    /// RabbitMQ's `handshake_timeout`: from accept to connection.open-ok.
+    pub handshake_timeout_ms: u64,
     pub heartbeat_secs: u16,
     /// `frame_max`, `--frame-max`: proposed in connection.tune.
     pub frame_max_bytes: u32,
@@ -225,6 +231,7 @@ impl Default for Config {
             main: MainConfig {
                 data_dir: PathBuf::new(),
                 log_level: LogLevel::Info,
+                log_format: LogFormat::Text,
                 segment_bytes: DEFAULT_SEGMENT_BYTES,
                 free_disk_min_bytes: 0,
                 sync: true,
@@ -242,6 +249,7 @@ impl Default for Config {
                 bind: "127.0.0.1".into(),
                 port: DEFAULT_AMQP_PORT,
                 tls_port: None,
+                handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
                 heartbeat_secs: DEFAULT_HEARTBEAT_SECS,
                 frame_max_bytes: DEFAULT_FRAME_MAX_BYTES,
                 channel_max: DEFAULT_CHANNEL_MAX,
@@ -290,6 +298,24 @@ impl LogLevel {
             Self::Info => "info",
             Self::Debug => "debug",
             Self::Trace => "trace",
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err("expected text or json".into()),
         }
     }
 }

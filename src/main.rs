@@ -3,12 +3,14 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use ringmq::config::{Config, DefaultPassword};
+use ringmq::config::{Config, DefaultPassword, LogFormat};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> ExitCode {
     // The environment is read here and nowhere else (see `config::env`).
-    let env_vars = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-    let cfg = match Config::from_args_and_env(std::env::args().skip(1), env_vars) {
+    let env_vars = || std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let cfg = match Config::from_args_and_env(std::env::args().skip(1), env_vars()) {
         Ok(c) => c,
         Err(e) if e.exit_code() == 0 => {
             println!("{e}");
@@ -21,10 +23,30 @@ fn main() -> ExitCode {
     };
     // Logs go to stdout (what `docker logs` and journald collect), without colour
     // codes unless a terminal reads them.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(cfg.main.log_level.as_str()))
-        .with_ansi(std::io::stdout().is_terminal())
+    // The filter sits behind a reload handle: SIGHUP re-reads the log level.
+    let (filter, filter_handle) =
+        tracing_subscriber::reload::Layer::new(tracing_subscriber::EnvFilter::new(cfg.main.log_level.as_str()));
+    let json = cfg.main.log_format == LogFormat::Json;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with((!json).then(|| tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal())))
+        .with(json.then(|| tracing_subscriber::fmt::layer().json().flatten_event(true)))
         .init();
+    let log_level = std::cell::Cell::new(cfg.main.log_level);
+    let reload: ringmq::io::Reload = std::rc::Rc::new(move || {
+        // The same arguments and environment as at start: the file may have changed.
+        let new = Config::from_args_and_env(std::env::args().skip(1), env_vars()).map_err(|e| e.to_string())?;
+        let (old_level, new_level) = (log_level.get(), new.main.log_level);
+        filter_handle
+            .modify(|f| *f = tracing_subscriber::EnvFilter::new(new_level.as_str()))
+            .map_err(|e| e.to_string())?;
+        log_level.set(new_level);
+        Ok(format!(
+            "log level {} -> {} (other settings take effect at the next start)",
+            old_level.as_str(),
+            new_level.as_str()
+        ))
+    });
     for w in &cfg.warnings {
         tracing::warn!("config: {w}");
     }
@@ -56,6 +78,7 @@ fn main() -> ExitCode {
         consumer_timeout_ms: cfg.main.consumer_timeout_ms,
         load_definitions: cfg.main.load_definitions.clone(),
         max_consumers_per_channel: cfg.amqp.max_consumers_per_channel,
+        handshake_timeout_ms: cfg.amqp.handshake_timeout_ms,
     };
     let listen = ringmq::io::ListenConfig {
         bind: cfg.amqp.bind.clone(),
@@ -72,6 +95,7 @@ fn main() -> ExitCode {
         // systemd's readiness socket (Type=notify): part of how the process was
         // started, not a setting, so not in `config`.
         notify_socket: std::env::var_os("NOTIFY_SOCKET"),
+        reload: Some(reload),
     };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %cfg.main.data_dir.display(), "starting ringmq");
     match ringmq::io::run(core, listen) {

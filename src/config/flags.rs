@@ -159,6 +159,14 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
             ),
             flag(
                 None,
+                "log-format",
+                "FORMAT",
+                "Log lines as text, or as one JSON object per line for log collectors",
+                Some("text"),
+                Action::Set(&[(Main, "log_format")]),
+            ),
+            flag(
+                None,
                 "default-user",
                 "USER",
                 "Default user, created at first start",
@@ -367,6 +375,14 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Heartbeat interval in seconds proposed to clients, 0 disables",
                 Some("60"),
                 Action::Set(&[(Amqp, "heartbeat")]),
+            ),
+            flag(
+                None,
+                "handshake-timeout",
+                "MS",
+                "A connection must finish the AMQP handshake within this (ms), or is closed",
+                Some("10000"),
+                Action::Set(&[(Amqp, "handshake_timeout")]),
             ),
             flag(
                 None,

@@ -10,8 +10,8 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use super::{
-    Config, DefaultPassword, IoBackend, LogLevel, Section, CHANNEL_MAX_LIMIT, FRAME_MAX_BYTES_LIMIT, FRAME_MIN_BYTES,
-    MAX_MESSAGE_BYTES_LIMIT, SEGMENT_BYTES_MIN, SHARDS_LIMIT,
+    Config, DefaultPassword, IoBackend, LogFormat, LogLevel, Section, CHANNEL_MAX_LIMIT, FRAME_MAX_BYTES_LIMIT,
+    FRAME_MIN_BYTES, MAX_MESSAGE_BYTES_LIMIT, SEGMENT_BYTES_MIN, SHARDS_LIMIT,
 };
 
 /// Whether [`set`] knew the key. Unknown keys are a warning, as in LavinMQ, so a
@@ -46,6 +46,7 @@ fn set_main(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
         // LavinMQ reads the metrics listener from [main]; [mgmt] works too.
         "metrics_http_bind" | "metrics_http_port" => return set_mgmt(cfg, key, v),
         "log_level" => m.log_level = v.parse::<LogLevel>()?,
+        "log_format" => m.log_format = v.parse::<LogFormat>()?,
         "segment_size" => {
             m.segment_bytes = in_range(bytes(v)?, SEGMENT_BYTES_MIN.into(), u32::MAX.into())? as u32;
         }
@@ -79,6 +80,8 @@ fn set_amqp(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
         "port" => a.port = in_range(integer(v)?, 0, u16::MAX.into())? as u16,
         "tls_port" => a.tls_port = optional_port(v)?,
         "heartbeat" => a.heartbeat_secs = in_range(integer(v)?, 0, u16::MAX.into())? as u16,
+        // RabbitMQ's key and unit; at least 100 ms, or no client could finish.
+        "handshake_timeout" => a.handshake_timeout_ms = in_range(integer(v)?, 100, 3_600_000)?,
         "frame_max" => {
             a.frame_max_bytes = in_range(bytes(v)?, FRAME_MIN_BYTES.into(), FRAME_MAX_BYTES_LIMIT.into())? as u32;
         }

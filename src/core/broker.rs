@@ -58,7 +58,13 @@ pub struct CoreConfig {
     /// `max_consumers_per_channel` (LavinMQ's key): basic.consume beyond it is a
     /// channel error 506. None: only the hard bound `CONSUMERS_PER_CHANNEL_MAX`.
     pub max_consumers_per_channel: Option<std::num::NonZeroU32>,
+    /// A connection must finish the handshake (up to connection.open-ok) within
+    /// this or is closed (RabbitMQ's `handshake_timeout`).
+    pub handshake_timeout_ms: u64,
 }
+
+/// RabbitMQ's default `handshake_timeout`.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 
 impl CoreConfig {
     /// Small, fast settings for unit tests in `dir` (no fsync, 64 KiB segments).
@@ -79,6 +85,7 @@ impl CoreConfig {
             consumer_timeout_ms: None,
             load_definitions: None,
             max_consumers_per_channel: None,
+            handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
         }
     }
 }
@@ -114,6 +121,12 @@ pub struct Broker {
     pub permissions: super::permissions::Permissions,
     pub vhosts: super::Map<Arc<str>, VHost>,
     pub conns: super::Map<ConnId, Connection>,
+    /// Connections not yet opened, oldest first (see `handshake.rs`).
+    pub(crate) handshakes: super::handshake::Handshakes,
+    /// Connections closed for not finishing the handshake in time, or evicted
+    /// by a newer one at the bound; logged in batches, not one line each.
+    handshake_drops: u64,
+    handshake_drops_logged_ms: u64,
     next_conn_id: u64,
     next_queue_id: u64,
     /// Connections with output to write, in the order they got it.
@@ -182,6 +195,9 @@ impl Broker {
             permissions,
             vhosts: Default::default(),
             conns: Default::default(),
+            handshakes: Default::default(),
+            handshake_drops: 0,
+            handshake_drops_logged_ms: 0,
             next_conn_id: 1,
             next_queue_id: 1,
             dirty: Vec::new(),
@@ -280,9 +296,44 @@ impl Broker {
             channel_max: self.config.channel_max,
             heartbeat_secs: 0,
         };
-        self.conns
-            .insert(id, Connection::new(id, peer, peer_is_loopback, tuning, now_ms));
+        let mut conn = Connection::new(id, peer, peer_is_loopback, tuning, now_ms);
+        conn.in_handshake = true;
+        self.conns.insert(id, conn);
+        self.handshakes.started(id);
+        if self.handshakes.count() > super::handshake::HANDSHAKING_MAX {
+            let conns = &self.conns;
+            let oldest = self
+                .handshakes
+                .evict_oldest(|c| conns.get(&c).is_some_and(|c| c.in_handshake));
+            if let Some(old) = oldest {
+                self.drop_in_handshake(old, now_ms, "evicted: too many connections in the handshake");
+            }
+        }
         id
+    }
+
+    /// Closes a connection that has not finished the handshake (the io layer sees
+    /// it closed at its next turn or tick and drops the socket).
+    fn drop_in_handshake(&mut self, id: ConnId, now_ms: u64, why: &str) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        conn.state = ConnState::Closed;
+        conn.in_handshake = false;
+        self.handshakes.finished();
+        self.handshake_drops += 1;
+        // One line per 10 s at most: a flood must not become a log flood.
+        if now_ms.saturating_sub(self.handshake_drops_logged_ms) >= 10_000 {
+            tracing::warn!(
+                peer = %conn.describe(),
+                dropped_since_last_line = self.handshake_drops,
+                in_handshake = self.handshakes.count(),
+                "connection closed before finishing the handshake ({why})"
+            );
+            self.handshake_drops = 0;
+            self.handshake_drops_logged_ms = now_ms;
+        }
+        let mut conn = self.conns.remove(&id).expect("present");
+        self.mark_dirty(&mut conn);
+        self.conns.insert(id, conn);
     }
 
     /// Bytes arrived. Returns how many were consumed; the caller keeps the rest
@@ -349,6 +400,11 @@ impl Broker {
             self.conns.insert(id, conn);
             return;
         }
+        if conn.in_handshake && now_ms.saturating_sub(conn.connected_at_ms) > self.config.handshake_timeout_ms {
+            self.conns.insert(id, conn);
+            self.drop_in_handshake(id, now_ms, "handshake_timeout");
+            return;
+        }
         let hb_ms = conn.tuning.heartbeat_secs as u64 * 1000;
         if self.disk_alarm && conn.has_published {
             // We are not reading this socket (flow control): its silence is ours.
@@ -396,6 +452,9 @@ impl Broker {
     /// connection held. Unacked messages go back to their queues.
     pub fn handle_disconnect(&mut self, id: ConnId) {
         let Some(mut conn) = self.conns.remove(&id) else { return };
+        if std::mem::take(&mut conn.in_handshake) {
+            self.handshakes.finished();
+        }
         self.node_stats.churn.bump(super::stats::Churn::CONNECTION_CLOSED);
         if conn.user.is_some() {
             tracing::info!(conn = %conn.describe(), "connection closed");

@@ -92,6 +92,8 @@ pub struct Connection {
     pub connected_at_ms: u64,
     /// A refused login: its reply is held in `held_out` until this time, so a
     /// password guesser gets one answer per [`LOGIN_FAILURE_DELAY_MS`].
+    /// Counted in the broker's handshakes (accepted, not yet opened).
+    pub in_handshake: bool,
     pub release_at_ms: Option<u64>,
     pub held_out: super::output::Output,
 }
@@ -125,6 +127,7 @@ impl Connection {
             output_was_full: false,
             stats: Default::default(),
             connected_at_ms: now_ms,
+            in_handshake: false,
             release_at_ms: None,
             held_out: Default::default(),
         }

@@ -134,6 +134,9 @@ impl Broker {
                     &Method::ConnectionOpenOk(ConnectionOpenOk { known_hosts: "" }),
                 );
                 conn.state = ConnState::Open;
+                if std::mem::take(&mut conn.in_handshake) {
+                    self.handshakes.finished();
+                }
                 tracing::info!(conn = %conn.describe(), vhost = %name, "connection opened");
                 Ok(())
             }

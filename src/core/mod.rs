@@ -36,6 +36,7 @@ mod direct_reply;
 pub mod dispatch;
 pub mod exchange;
 mod exchange_methods;
+pub mod handshake;
 pub mod ids;
 pub mod json_table;
 mod lifecycle;

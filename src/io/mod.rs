@@ -24,8 +24,8 @@ mod server;
 pub(crate) mod stall;
 mod uring;
 
-pub use server::ListenConfig;
 pub(crate) use server::Shared;
+pub use server::{ListenConfig, Reload};
 
 /// Which transport backend runs the data path: one type, shared with the
 /// configuration (`--io=uring|epoll|auto`).

@@ -11,8 +11,13 @@ use tokio::sync::Notify;
 use crate::core::ids::ConnId;
 use crate::core::{Broker, CoreConfig};
 
+/// What SIGHUP runs (given by `main`, which owns the configuration and the
+/// logger): re-applies what can change without a restart and says what it did,
+/// or why nothing was applied.
+pub type Reload = Rc<dyn Fn() -> Result<String, String>>;
+
 /// Where and how to listen.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ListenConfig {
     pub bind: String,
     pub amqp_port: u16,
@@ -30,6 +35,21 @@ pub struct ListenConfig {
     /// systemd's `NOTIFY_SOCKET`, as `main` found it in the environment: where
     /// readiness is reported (see `notify`). `None` when not run by systemd.
     pub notify_socket: Option<std::ffi::OsString>,
+    /// Run on SIGHUP; `None`: SIGHUP is logged and ignored (it never stops the
+    /// broker, as its default action would).
+    pub reload: Option<Reload>,
+}
+
+impl std::fmt::Debug for ListenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenConfig")
+            .field("bind", &self.bind)
+            .field("amqp_port", &self.amqp_port)
+            .field("backend", &self.backend)
+            .field("http", &self.http)
+            .field("reload", &self.reload.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// How often free disk space is checked.
@@ -225,8 +245,26 @@ pub(crate) async fn spawn_common_tasks(
         listen.free_disk_min_bytes,
     ));
     tokio::task::spawn_local(stats_task(shared.clone()));
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hup) => {
+            tokio::task::spawn_local(reload_task(hup, listen.reload.clone()));
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
+    }
     let amqp_addr = format!("{}:{}", listen.bind, listen.amqp_port);
     crate::http::spawn(shared, &listen.http, amqp_addr, listen.data_dir.clone()).await
+}
+
+/// SIGHUP: reload what can be reloaded and keep serving. Handling the signal at
+/// all matters: its default action ends the process without a clean shutdown.
+async fn reload_task(mut hup: tokio::signal::unix::Signal, reload: Option<Reload>) {
+    while hup.recv().await.is_some() {
+        match reload.as_deref().map(|r| r()) {
+            Some(Ok(done)) => tracing::info!("SIGHUP: {done}"),
+            Some(Err(why)) => tracing::error!("SIGHUP: nothing reloaded: {why}"),
+            None => tracing::info!("SIGHUP: nothing to reload"),
+        }
+    }
 }
 
 /// Recomputes message rates every `STATS_INTERVAL_MS` (never per message).

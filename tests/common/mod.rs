@@ -161,7 +161,7 @@ impl Broker {
         self.root.as_ref().expect("spawned broker").path().join("data")
     }
 
-    fn log_path(&self) -> PathBuf {
+    pub fn log_path(&self) -> PathBuf {
         self.root.as_ref().expect("spawned broker").path().join("ringmq.log")
     }
 
@@ -248,6 +248,22 @@ impl Broker {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Sends `signal` to the spawned broker (which keeps running, unless the
+    /// signal ends it).
+    pub fn signal(&self, signal: libc::c_int) {
+        let child = self.child.as_ref().expect("broker running");
+        // SAFETY: plain kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({signal}) failed");
+    }
+
+    /// Whether the spawned broker process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().expect("wait").is_none())
     }
 
     /// SIGKILL, no chance to sync anything.
