@@ -123,6 +123,8 @@ pub struct Broker {
     pub conns: super::Map<ConnId, Connection>,
     /// Connections not yet opened, oldest first (see `handshake.rs`).
     pub(crate) handshakes: super::handshake::Handshakes,
+    /// See [`Broker::take_trash`].
+    trash: Vec<std::path::PathBuf>,
     /// Connections closed for not finishing the handshake in time, or evicted
     /// by a newer one at the bound; logged in batches, not one line each.
     handshake_drops: u64,
@@ -196,6 +198,7 @@ impl Broker {
             vhosts: Default::default(),
             conns: Default::default(),
             handshakes: Default::default(),
+            trash: Vec::new(),
             handshake_drops: 0,
             handshake_drops_logged_ms: 0,
             next_conn_id: 1,
@@ -248,6 +251,9 @@ impl Broker {
             return Ok(());
         }
         let (vhost, records) = VHost::open(&self.config.data_dir, name, self.config.store)?;
+        // Transient queues never outlive the process: whatever an earlier run left
+        // goes aside now and is removed once the broker serves.
+        self.trash.extend(vhost.retire_transient()?);
         let key: Arc<str> = Arc::from(name);
         self.vhosts.insert(key.clone(), vhost);
         super::definitions::replay(self, &key, &records)?;
@@ -533,22 +539,34 @@ impl Broker {
     /// Syncs and closes every store: the last step of a clean shutdown.
     pub fn close(&mut self) -> std::io::Result<()> {
         let mut first_err = None;
-        for (_, vhost) in self.vhosts.drain() {
-            for (_, x) in vhost.exchanges {
+        for (_, mut vhost) in self.vhosts.drain() {
+            for (_, x) in std::mem::take(&mut vhost.exchanges) {
                 if let Some(d) = x.delayed {
                     if let Err(e) = d.close() {
                         first_err.get_or_insert(e);
                     }
                 }
             }
-            for (_, q) in vhost.queues {
+            for (_, q) in std::mem::take(&mut vhost.queues) {
                 if let Err(e) = q.store.close() {
                     tracing::error!(queue = %q.name, error = %e, "closing queue store failed");
                     first_err.get_or_insert(e);
                 }
             }
+            // The transient queues are gone with the process: their files go too
+            // (the io layer removes what `take_trash` gives, within its shutdown time).
+            match vhost.retire_transient() {
+                Ok(t) => self.trash.extend(t),
+                Err(e) => tracing::warn!(vhost = %vhost.name, error = %e, "cannot move transient queue files aside"),
+            }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// Folders of transient queue files that are no longer used: the io layer
+    /// removes them in the background once the listeners are up, and at shutdown.
+    pub fn take_trash(&mut self) -> Vec<std::path::PathBuf> {
+        std::mem::take(&mut self.trash)
     }
 
     pub fn sync_running(&self) -> bool {

@@ -1,4 +1,5 @@
-//! Free-disk watch: the data directory's free bytes, checked on a timer.
+//! The data directory's disk: free bytes (checked on a timer) and removing the
+//! files of transient queues from an earlier run.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -20,6 +21,49 @@ pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
     // The field types differ between platforms (u32 on some 32-bit targets).
     #[allow(clippy::unnecessary_cast)]
     Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+
+/// Removes the folders `trash` (transient queue files of an earlier run, see
+/// `Broker::take_trash`), one queue folder at a time, stopping at `deadline` if
+/// one is given: at shutdown what is left then waits for the next start.
+/// Returns how many queue folders were removed and whether all of `trash` is gone.
+pub fn remove_trash(trash: &[std::path::PathBuf], deadline: Option<std::time::Instant>) -> (usize, bool) {
+    let mut removed = 0;
+    for root in trash {
+        let entries = match std::fs::read_dir(root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                tracing::warn!(dir = %root.display(), error = %e, "cannot read leftover transient queue files");
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return (removed, false);
+            }
+            let path = entry.path();
+            let r = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match r {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove leftover transient queue files")
+                }
+            }
+        }
+        if let Err(e) = std::fs::remove_dir(root) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %root.display(), error = %e, "cannot remove leftover transient queue folder");
+                return (removed, false);
+            }
+        }
+    }
+    (removed, true)
 }
 
 #[cfg(test)]

@@ -211,6 +211,7 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
         );
     }
     shared.broker.borrow_mut().close()?;
+    remove_transient_files_at_shutdown(&shared);
     tracing::info!("shutdown complete");
     Ok(())
 }
@@ -252,7 +253,44 @@ pub(crate) async fn spawn_common_tasks(
         Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
     }
     let amqp_addr = format!("{}:{}", listen.bind, listen.amqp_port);
-    crate::http::spawn(shared, &listen.http, amqp_addr, listen.data_dir.clone()).await
+    let bound = crate::http::spawn(shared, &listen.http, amqp_addr, listen.data_dir.clone()).await;
+    // Every listener is up: now the files of an earlier run's transient queues go,
+    // on a blocking thread, however many there are.
+    let trash = shared.broker.borrow_mut().take_trash();
+    if !trash.is_empty() {
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let (removed, _) = super::disk::remove_trash(&trash, None);
+            tracing::info!(
+                queues = removed,
+                secs = started.elapsed().as_secs_f64(),
+                "removed the files of transient queues from an earlier run"
+            );
+        });
+    }
+    bound
+}
+
+/// How long shutdown spends removing transient queue files; what is left is
+/// removed in the background at the next start. Shutdown must stay well inside
+/// Docker's and systemd's stop timeouts (10 s and 30 s).
+const TRASH_AT_SHUTDOWN: Duration = Duration::from_secs(3);
+
+/// The last step of shutdown, after the broker closed its stores.
+pub(crate) fn remove_transient_files_at_shutdown(shared: &Shared) {
+    let trash = shared.broker.borrow_mut().take_trash();
+    if trash.is_empty() {
+        return;
+    }
+    let (removed, all) = super::disk::remove_trash(&trash, Some(std::time::Instant::now() + TRASH_AT_SHUTDOWN));
+    if all {
+        tracing::info!(queues = removed, "removed transient queue files");
+    } else {
+        tracing::info!(
+            queues = removed,
+            "removed transient queue files; the rest go at the next start"
+        );
+    }
 }
 
 /// SIGHUP: reload what can be reloaded and keep serving. Handling the signal at

@@ -204,6 +204,7 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     );
     drop(d);
     shared.broker.borrow_mut().close()?;
+    server::remove_transient_files_at_shutdown(&shared);
     tracing::info!("shutdown complete");
     Ok(())
 }
