@@ -23,7 +23,6 @@ pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
     Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
-
 /// Removes the folders `trash` (transient queue files of an earlier run, see
 /// `Broker::take_trash`), one queue folder at a time, stopping at `deadline` if
 /// one is given: at shutdown what is left then waits for the next start.
