@@ -266,6 +266,12 @@ impl Broker {
             .is_some_and(|c| c.try_wait().expect("wait").is_none())
     }
 
+    /// Waits for the spawned broker to exit (after [`Broker::signal`] ended it).
+    pub fn wait_exit(&mut self) {
+        let mut child = self.child.take().expect("broker running");
+        child.wait().expect("wait");
+    }
+
     /// SIGKILL, no chance to sync anything.
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("broker running");
