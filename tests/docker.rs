@@ -498,3 +498,132 @@ fn image_metadata() {
     let size = inspect("{{.Size}}");
     println!("image size: {size} bytes");
 }
+
+/// `docker stop` in the middle of a confirmed publish stream: the broker flushes
+/// and closes within Docker's 10 s, and after `docker start` every message whose
+/// confirm arrived is there, in order.
+#[test]
+#[ignore = "needs a Docker engine and RINGMQ_DOCKER_IMAGE (run by .ci/run)"]
+fn docker_stop_under_confirmed_load_loses_nothing_confirmed() {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let c = Container::start(
+        "stop-under-load",
+        &[
+            "-e",
+            &format!("RINGMQ_DEFAULT_USER={USER}"),
+            "-e",
+            &format!("RINGMQ_DEFAULT_PASS={PASS}"),
+        ],
+    );
+    c.wait_serving();
+    let uri = c.uri(USER, PASS);
+    let confirmed = Arc::new(Mutex::new(BTreeSet::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let publisher = {
+        let (confirmed, stop) = (confirmed.clone(), stop.clone());
+        rt.spawn(async move {
+            let conn = connect(&uri).await.expect("log in");
+            let ch = conn.create_channel().await.expect("channel");
+            ch.confirm_select(ConfirmSelectOptions::default())
+                .await
+                .expect("confirm.select");
+            let durable = QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            };
+            ch.queue_declare("under-load".into(), durable, FieldTable::default())
+                .await
+                .expect("declare");
+            let mut pending = std::collections::VecDeque::new();
+            let mut id = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let props = BasicProperties::default().with_delivery_mode(2);
+                let body = format!("{id:010}");
+                let Ok(p) = ch
+                    .basic_publish(
+                        "".into(),
+                        "under-load".into(),
+                        BasicPublishOptions::default(),
+                        body.as_bytes(),
+                        props,
+                    )
+                    .await
+                else {
+                    return;
+                };
+                pending.push_back((id, p));
+                id += 1;
+                while pending.len() >= 100 {
+                    let (i, p) = pending.pop_front().unwrap();
+                    match tokio::time::timeout(Duration::from_secs(5), p).await {
+                        Ok(Ok(conf)) if conf.is_ack() => {
+                            confirmed.lock().unwrap().insert(i);
+                        }
+                        _ => return,
+                    }
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    docker(&["stop", &c.name]);
+    println!("docker stop under load took {:.2} s", started.elapsed().as_secs_f64());
+    stop.store(true, Ordering::Relaxed);
+    let _ = rt.block_on(publisher);
+    assert_eq!(
+        docker(&["inspect", "--format", "{{.State.ExitCode}}", &c.name]),
+        "0",
+        "{}",
+        c.logs()
+    );
+    let confirmed = confirmed.lock().unwrap().clone();
+    assert!(!confirmed.is_empty(), "nothing confirmed before the stop");
+    docker(&["start", &c.name]);
+    c.wait_serving();
+    let uri = c.uri(USER, PASS);
+    let found: Vec<u64> = rt.block_on(async move {
+        let conn = connect(&uri).await.expect("log in after restart");
+        let ch = conn.create_channel().await.expect("channel");
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let q = ch
+            .queue_declare("under-load".into(), passive, FieldTable::default())
+            .await
+            .expect("queue is back");
+        let mut found = Vec::new();
+        for _ in 0..q.message_count() {
+            let m = ch
+                .basic_get("under-load".into(), lapin::options::BasicGetOptions { no_ack: true })
+                .await
+                .expect("get")
+                .expect("message");
+            found.push(std::str::from_utf8(&m.delivery.data).unwrap().parse().unwrap());
+        }
+        found
+    });
+    let found_set: BTreeSet<u64> = found.iter().copied().collect();
+    let lost: Vec<&u64> = confirmed.difference(&found_set).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} confirmed messages lost",
+        lost.len(),
+        confirmed.len()
+    );
+    assert!(found.windows(2).all(|w| w[0] < w[1]), "order after restart");
+    println!(
+        "{} confirmed before docker stop, {} after docker start",
+        confirmed.len(),
+        found.len()
+    );
+}
