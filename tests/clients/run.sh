@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Real clients the integration tests do not use, against a running broker:
+# Debian's amqp-tools (C), aio-pika (Python asyncio) and a Celery worker (kombu).
+# Installs what is missing (apt amqp-tools; a venv in tests/clients/.venv from
+# requirements.txt), runs each, prints one line per client; exit 0 only if all pass.
+#
+#   bash tests/clients/run.sh amqp://guest:guest@127.0.0.1:5672/
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+url=${1:?usage: run.sh AMQP_URL}
+
+if ! command -v amqp-publish >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq amqp-tools >/dev/null
+fi
+venv="$here/.venv"
+stamp="$venv/.requirements"
+if [ ! -x "$venv/bin/python" ] || ! cmp -s "$here/requirements.txt" "$stamp"; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements.txt"
+  cp "$here/requirements.txt" "$stamp"
+fi
+
+failed=0
+run() {
+  local name=$1; shift
+  if ! timeout 120 "$@"; then
+    echo "$name: FAILED"
+    failed=1
+  fi
+}
+run amqp-tools bash "$here/amqp_tools.sh" "$url"
+run aio-pika "$venv/bin/python" "$here/aio_pika_check.py" "$url"
+run celery "$venv/bin/python" "$here/celery_check.py" "$url"
+exit $failed
