@@ -406,6 +406,7 @@ impl Broker {
                 AckMode::RejectRequeueFalse => self.discard_delivered(&vname, id, pos, DeathReason::Rejected),
             }
         }
+        self.note_acks(&vname, id);
         let redelivered = got.iter().filter(|m| m.redelivered).count() as u64;
         let empty = u64::from(got.is_empty() && count > 0);
         self.count_admin(&vname, |c| {

@@ -513,6 +513,7 @@ impl Broker {
                 },
             );
         }
+        self.ack_flush.note(&vhost_name, q, self.now_ms);
         Ok(())
     }
 
@@ -581,6 +582,7 @@ impl Broker {
                     };
                     q.ack_position(u.position);
                     q.stats.c.ack += 1;
+                    self.ack_flush.note(&vhost_name, q, self.now_ms);
                 }
                 Settle::Discard => self.discard_delivered(&vhost_name, u.queue, u.position, DeathReason::Rejected),
                 Settle::Requeue => self.requeue_or_limit(&vhost_name, u.queue, u.position),

@@ -145,6 +145,7 @@ pub struct Broker {
     pub(crate) dead_letters: super::lifecycle::DeadLetterQueue,
     pub(crate) expiry_pending: Vec<(Arc<str>, QueueId)>,
     pub(crate) timers: super::lifecycle::Timers,
+    pub(crate) ack_flush: super::ack_flush::AckFlush,
     /// Seed-driven generator for server-named queues and consumer tags.
     rng: u64,
     /// Global runtime parameters (`global_parameters.json`).
@@ -215,6 +216,7 @@ impl Broker {
             dead_letters: Default::default(),
             expiry_pending: Vec::new(),
             timers: Default::default(),
+            ack_flush: Default::default(),
             global_parameters: Vec::new(),
             node_stats: Default::default(),
             retired_stats: Default::default(),

@@ -87,6 +87,9 @@ impl Broker {
         if self.sync.running.is_some() || self.sync.dirty.is_empty() {
             return None;
         }
+        // Every buffered ack is written before the fsyncs: none may trail a
+        // dead-lettered copy made durable by this commit (see `ack_flush`).
+        self.flush_acks();
         self.sync.epoch += 1;
         let epoch = self.sync.epoch;
         let mut batches = Vec::new();

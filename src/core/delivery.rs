@@ -126,6 +126,7 @@ impl Broker {
                 q.rotate_after_delivery(idx);
                 budget -= 1;
             }
+            self.ack_flush.note(&vname, q, self.now_ms);
         }
         self.deliver_pending.append(&mut again);
     }

@@ -262,6 +262,7 @@ impl Broker {
             .then(|| dead_letter_at(vhost_name, q, pos, reason, now_ms))
             .flatten();
         q.remove_head();
+        self.ack_flush.note(vhost_name, q, now_ms);
         if let Some(dl) = dl {
             self.dead_letters.push_back(dl);
         }
@@ -286,6 +287,7 @@ impl Broker {
             }
         }
         q.ack_position(pos);
+        self.ack_flush.note(vhost_name, q, now_ms);
     }
 
     /// Requeues a delivered message, unless it has reached the queue's delivery
@@ -323,7 +325,10 @@ impl Broker {
         for _ in 0..EXPIRED_PER_CHECK_MAX {
             let q = self.vhosts.get_mut(vhost_name)?.queues.get_mut(&id)?;
             match expire_one(vhost_name, q, now_ms, &mut self.dead_letters) {
-                HeadState::Expired => continue,
+                HeadState::Expired => {
+                    self.ack_flush.note(vhost_name, q, now_ms);
+                    continue;
+                }
                 HeadState::Due(t) => return Some(t),
                 HeadState::Live => return None,
             }
@@ -349,6 +354,10 @@ impl Broker {
 
     /// Routes queued dead letters to their exchanges (bounded per turn).
     pub(crate) fn process_dead_letters(&mut self) {
+        if !self.dead_letters.is_empty() {
+            // The sources' acks reach their files before the copies are stored.
+            self.flush_acks();
+        }
         for _ in 0..DEAD_LETTERS_PER_TURN_MAX {
             let Some(dl) = self.dead_letters.pop_front() else {
                 return;
@@ -499,7 +508,10 @@ impl Broker {
     /// due but not yet handled (the per-turn bound) are pending work instead
     /// ([`Broker::has_pending_work`]).
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.timers.first()
+        match (self.timers.first(), self.ack_flush.due_ms()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fires the timers due at `now_ms` (at most [`TIMERS_PER_TURN_MAX`] of them;
@@ -507,6 +519,7 @@ impl Broker {
     /// Returns how many fired, for the io layer's stall report.
     pub fn handle_timeout(&mut self, now_ms: u64) -> usize {
         self.now_ms = now_ms;
+        self.flush_acks_if_due(now_ms);
         self.timers.take_due(now_ms);
         let fired = self.timers.due_len().min(TIMERS_PER_TURN_MAX);
         self.run_pending();

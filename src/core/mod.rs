@@ -19,6 +19,7 @@
 //! | [`auth`] | SASL PLAIN/AMQPLAIN and users |
 //! | [`admin`] | management operations (the HTTP API's writes) |
 //! | [`stats`] | message counters and rates (computed on a timer) |
+mod ack_flush;
 pub mod admin;
 pub mod admin_error;
 pub mod auth;

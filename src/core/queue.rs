@@ -72,6 +72,10 @@ pub struct Queue {
     pub depth_rates: super::stats::DepthRates,
     /// Paused through the management API (LavinMQ): no deliveries until resumed.
     pub paused: bool,
+    /// The store has done messages (acked, discarded, dropped) whose offsets are
+    /// buffered, not yet written; `acks_listed`: the broker knows (`ack_flush`).
+    pub(crate) acks_unwritten: bool,
+    pub(crate) acks_listed: bool,
 }
 
 impl Queue {
@@ -109,6 +113,8 @@ impl Queue {
             depth_rates: Default::default(),
             paused: false,
             store_gen: 0,
+            acks_unwritten: false,
+            acks_listed: false,
         }
     }
 
@@ -259,6 +265,7 @@ impl Queue {
         if let Some(pos) = self.peek_head() {
             self.untrack_bytes(pos);
         }
+        self.acks_unwritten = true;
         if let Err(e) = self.store.remove_next_ready() {
             tracing::error!(queue = %self.name, error = %e, "cannot drop head message");
         }
@@ -266,6 +273,7 @@ impl Queue {
 
     /// Drops every ready message; returns how many.
     pub fn purge(&mut self) -> Result<u64, StoreError> {
+        self.acks_unwritten = true;
         let n = self.store.purge()?;
         self.ready_body_bytes = 0;
         Ok(n)
@@ -323,6 +331,7 @@ impl Queue {
         if !self.delivery_counts.is_empty() {
             self.delivery_counts.remove(&pos);
         }
+        self.acks_unwritten = true;
         if let Err(e) = self.store.ack(pos) {
             // Not in flight means a bookkeeping bug in the broker; an io error
             // means the ack file could not be written (the message may return

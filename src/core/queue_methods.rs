@@ -265,6 +265,8 @@ impl Broker {
         let purged = q
             .purge()
             .map_err(|e| channel_error(ReplyCode::InternalError, format!("purge failed: {e}")))?;
+        let vname = conn.vhost.clone().expect("open");
+        self.note_acks(&vname, id);
         if !m.no_wait {
             let ok = QueuePurgeOk {
                 message_count: u32::try_from(purged).unwrap_or(u32::MAX),

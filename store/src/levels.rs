@@ -187,6 +187,14 @@ impl LeveledStore {
         Ok(out)
     }
 
+    /// [`QueueStore::flush_acks`] of every level.
+    pub fn flush_acks(&mut self) -> io::Result<()> {
+        for s in &mut self.levels {
+            s.flush_acks()?;
+        }
+        Ok(())
+    }
+
     pub fn sync_completed(&mut self, level: usize, seq: AppendSeq) {
         if let Some(s) = self.levels.get_mut(level) {
             s.sync_completed(seq);
