@@ -121,6 +121,9 @@ pub struct Channel {
     pub next_publish_seq: u64,
     pub pending_confirms: VecDeque<PendingConfirm>,
     pub tx: Option<Tx>,
+    /// A tx.commit whose persistent messages wait for this group-commit epoch:
+    /// its commit-ok goes out once it is on disk (issue 15, defect 11).
+    pub commit_wait: Option<u64>,
     /// The queue last declared on this channel: an empty queue name in later
     /// methods means this one (AMQP's "current queue" rule, which RabbitMQ keeps).
     pub last_queue: Option<Arc<str>>,
@@ -147,6 +150,7 @@ impl Channel {
             next_publish_seq: 1,
             pending_confirms: VecDeque::new(),
             tx: None,
+            commit_wait: None,
             last_queue: None,
             reply_consumer: None,
             stats: Default::default(),

@@ -13,7 +13,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use ringmq_codec::{encode_method, BasicAck, BasicNack, ConfirmSelectOk, Method, TxCommitOk, TxRollbackOk, TxSelectOk};
+use ringmq_codec::{
+    encode_method, BasicAck, BasicNack, ConfirmSelectOk, Method, ProtocolError, ReplyCode, TxCommitOk, TxRollbackOk,
+    TxSelectOk,
+};
 use ringmq_store::SyncBatch;
 
 use super::basic_methods::{PublishOutcome, Settle};
@@ -146,6 +149,20 @@ impl Broker {
                 }
                 flush_confirms(&mut conn, ch, self.sync.synced);
                 still |= chan(&mut conn, ch).pending_confirms.iter().any(|p| p.epoch > 0);
+                let c = chan(&mut conn, ch);
+                match c.commit_wait {
+                    Some(epoch) if !ok && epoch <= job.epoch => {
+                        c.commit_wait = None;
+                        let e = ProtocolError::new(ReplyCode::InternalError, "tx.commit failed: cannot sync to disk");
+                        self.close_channel(&mut conn, ch, e);
+                    }
+                    Some(epoch) if epoch <= self.sync.synced => {
+                        c.commit_wait = None;
+                        encode_method(&mut conn.out, ch, &Method::TxCommitOk(TxCommitOk));
+                    }
+                    Some(_) => still = true,
+                    None => {}
+                }
             }
             if still {
                 self.sync.waiting.insert(id);
@@ -186,8 +203,9 @@ impl Broker {
         let Some(tx) = ch.tx.replace(Tx::default()) else {
             return Err(precondition("channel is not transactional"));
         };
+        let mut needs_sync = false;
         for p in &tx.publishes {
-            self.publish(
+            let outcome = self.publish(
                 conn,
                 channel,
                 &p.exchange,
@@ -196,6 +214,7 @@ impl Broker {
                 &p.properties,
                 &p.body,
             )?;
+            needs_sync |= outcome.needs_sync;
         }
         for a in tx.acks {
             match a {
@@ -206,7 +225,14 @@ impl Broker {
                 }
             }
         }
-        encode_method(&mut conn.out, channel, &Method::TxCommitOk(TxCommitOk));
+        if needs_sync {
+            // Committed means on disk, as a confirm does: wait for the group
+            // commit that covers these appends (see `handle_sync_done`).
+            chan(conn, channel).commit_wait = Some(self.sync.epoch + 1);
+            self.sync.waiting.insert(conn.id);
+        } else {
+            encode_method(&mut conn.out, channel, &Method::TxCommitOk(TxCommitOk));
+        }
         Ok(())
     }
 

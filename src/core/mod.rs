@@ -63,3 +63,5 @@ pub type Set<T> = std::collections::HashSet<T, ahash::RandomState>;
 
 #[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+mod tx_tests;
