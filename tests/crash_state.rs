@@ -242,3 +242,61 @@ fn committed_messages_survive_kill9_right_after_commit_ok() {
         assert_eq!(got, bodies);
     });
 }
+
+fn delivery_count(m: &lapin::message::BasicGetMessage) -> Option<i64> {
+    let headers = m.delivery.properties.headers().as_ref()?;
+    match headers.inner().get("x-delivery-count")? {
+        AMQPValue::LongLongInt(n) => Some(*n),
+        AMQPValue::LongInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongUInt(n) => Some(i64::from(*n)),
+        other => panic!("x-delivery-count {other:?}"),
+    }
+}
+
+/// A poison message gets no fresh set of deliveries from a restart: the count
+/// of `x-delivery-limit` survives a clean restart and kill -9 (defect 12).
+#[test]
+fn delivery_counts_survive_restarts() {
+    let mut b = Broker::new();
+    if b.skip_external("delivery_counts_survive_restarts") {
+        return;
+    }
+    let q = unique("poison");
+    let requeue = BasicRejectOptions { requeue: true };
+    run(async {
+        let conn = connect(&b).await;
+        let ch = confirm_channel(&conn).await;
+        declare_queue(
+            &ch,
+            &q,
+            durable(),
+            table(&[("x-delivery-limit", AMQPValue::LongInt(3))]),
+        )
+        .await;
+        publish_confirmed(&ch, "", &q, &["poison", "other"]).await;
+        for _ in 0..2 {
+            let m = get(&ch, &q).await.expect("poison");
+            assert_eq!(m.delivery.data, b"poison");
+            m.delivery.acker.reject(requeue).await.expect("reject");
+        }
+        tokio::time::sleep(SETTLE).await;
+    });
+    crash(&mut b);
+    run(async {
+        let (_conn, ch) = open(&b).await;
+        let m = get(&ch, &q).await.expect("poison after kill -9");
+        assert_eq!(m.delivery.data, b"poison");
+        assert_eq!(delivery_count(&m), Some(2), "count after kill -9");
+        m.delivery.acker.reject(requeue).await.expect("reject");
+    });
+    b.restart();
+    run(async {
+        let (_conn, ch) = open(&b).await;
+        let m = get(&ch, &q).await.expect("poison after restart");
+        assert_eq!(delivery_count(&m), Some(3), "count after a clean restart");
+        // The fourth return is past the limit of 3: the message is gone.
+        m.delivery.acker.reject(requeue).await.expect("reject");
+        let rest: Vec<String> = drain(&ch, &q).await.into_iter().map(|g| g.0).collect();
+        assert_eq!(rest, ["other"]);
+    });
+}

@@ -305,6 +305,8 @@ impl Broker {
             }
         }
         q.requeue_position(pos);
+        // A bumped delivery count is written with the acks.
+        self.ack_flush.note(vhost_name, q, self.now_ms);
         if q.needs_drop_head() {
             self.enforce_length(vhost_name, id);
         }

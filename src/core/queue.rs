@@ -63,8 +63,6 @@ pub struct Queue {
     /// Body bytes of ready messages, tracked only when x-max-length-bytes is set
     /// (RabbitMQ counts bodies; the store counts whole records).
     ready_body_bytes: u64,
-    /// Redeliveries per message, only with x-delivery-limit.
-    delivery_counts: super::Map<SegmentPosition, u32>,
     /// `x-message-deduplication` on the queue.
     pub dedup: Option<super::dedup::DedupCache>,
     /// Message counters (publish, deliver, get, ack, redeliver).
@@ -107,7 +105,6 @@ impl Queue {
             may_expire: false,
             last_used_ms: 0,
             ready_body_bytes: 0,
-            delivery_counts: Default::default(),
             dedup: None,
             stats: Default::default(),
             depth_rates: Default::default(),
@@ -303,10 +300,11 @@ impl Queue {
     }
 
     /// Counts a redelivery of `pos`; returns the new count.
+    /// Kept by the store, on disk, so the limit holds across restarts (issue
+    /// 15, defect 12); written with the acks (hence `acks_unwritten`).
     pub fn bump_delivery_count(&mut self, pos: SegmentPosition) -> u32 {
-        let c = self.delivery_counts.entry(pos).or_insert(0);
-        *c += 1;
-        *c
+        self.acks_unwritten = true;
+        self.store.bump_delivery_count(pos)
     }
 
     /// Earlier deliveries of `pos`, counted only on queues with a delivery limit.
@@ -314,11 +312,11 @@ impl Queue {
         if self.settings.delivery_limit.is_none() {
             return 0;
         }
-        self.delivery_counts.get(&pos).copied().unwrap_or(0)
+        self.store.delivery_count(pos)
     }
 
     pub fn forget_delivery_count(&mut self, pos: SegmentPosition) {
-        self.delivery_counts.remove(&pos);
+        self.store.forget_delivery_count(pos);
     }
 
     /// Whether this position was delivered before (requeued since).
@@ -328,9 +326,7 @@ impl Queue {
 
     /// The message is done (acked, or discarded by nack/reject without requeue).
     pub fn ack_position(&mut self, pos: SegmentPosition) {
-        if !self.delivery_counts.is_empty() {
-            self.delivery_counts.remove(&pos);
-        }
+        self.store.forget_delivery_count(pos);
         self.acks_unwritten = true;
         if let Err(e) = self.store.ack(pos) {
             // Not in flight means a bookkeeping bug in the broker; an io error

@@ -14,6 +14,7 @@
 use std::io;
 use std::path::Path;
 
+use crate::counts::DeliveryCounts;
 use crate::recovery::KeepFilter;
 use crate::{
     AppendSeq, MessageRef, MessageView, QueueStore, RecoveryReport, SegmentId, SegmentPosition, StoreConfig,
@@ -28,6 +29,8 @@ const SEGMENT_MASK: u32 = (1 << LEVEL_SHIFT) - 1;
 #[derive(Debug)]
 pub struct LeveledStore {
     levels: Vec<QueueStore>,
+    /// Returns per message for `x-delivery-limit` (positions tagged by level).
+    counts: DeliveryCounts,
 }
 
 fn tag(level: usize, pos: SegmentPosition) -> SegmentPosition {
@@ -77,7 +80,11 @@ impl LeveledStore {
             total.damaged.extend(r.damaged);
             levels.push(s);
         }
-        Ok((LeveledStore { levels }, total))
+        let counts = DeliveryCounts::load(dir, |pos| {
+            let (l, p) = untag(pos);
+            levels.get(l).is_some_and(|s| s.has_segment(p.segment))
+        })?;
+        Ok((LeveledStore { levels, counts }, total))
     }
 
     pub fn level_count(&self) -> usize {
@@ -127,6 +134,21 @@ impl LeveledStore {
     pub fn read_shared(&self, pos: SegmentPosition) -> Result<(MessageView<'_>, crate::SharedBytes), StoreError> {
         let (l, p) = self.level_of(pos)?;
         self.levels[l].read_shared(p)
+    }
+
+    /// Times `pos` was returned to the queue (for `x-delivery-limit`).
+    pub fn delivery_count(&self, pos: SegmentPosition) -> u32 {
+        self.counts.get(pos)
+    }
+
+    /// Counts one more return of `pos`; returns the new count. Written with the
+    /// acks ([`Self::flush_acks`]).
+    pub fn bump_delivery_count(&mut self, pos: SegmentPosition) -> u32 {
+        self.counts.bump(pos)
+    }
+
+    pub fn forget_delivery_count(&mut self, pos: SegmentPosition) {
+        self.counts.forget(pos);
     }
 
     pub fn ack(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
@@ -187,12 +209,12 @@ impl LeveledStore {
         Ok(out)
     }
 
-    /// [`QueueStore::flush_acks`] of every level.
+    /// [`QueueStore::flush_acks`] of every level, and the delivery counts.
     pub fn flush_acks(&mut self) -> io::Result<()> {
         for s in &mut self.levels {
             s.flush_acks()?;
         }
-        Ok(())
+        self.counts.flush()
     }
 
     pub fn sync_completed(&mut self, level: usize, seq: AppendSeq) {
@@ -201,8 +223,8 @@ impl LeveledStore {
         }
     }
 
-    pub fn close(self) -> io::Result<()> {
-        let mut first = Ok(());
+    pub fn close(mut self) -> io::Result<()> {
+        let mut first = self.counts.flush();
         for s in self.levels {
             let r = s.close();
             if first.is_ok() {

@@ -64,6 +64,7 @@
 //! threads, and only syncs when asked to: the caller owns time and I/O scheduling.
 
 pub mod ackfile;
+mod counts;
 pub mod definitions;
 pub mod error;
 pub mod layout;

@@ -677,6 +677,11 @@ impl QueueStore {
         self.counts.ready_bytes + self.counts.unacked_bytes
     }
 
+    /// Whether segment `id` is alive (has records not yet done, or is written).
+    pub fn has_segment(&self, id: SegmentId) -> bool {
+        self.segments.contains_key(&id)
+    }
+
     /// Segment files currently alive (for metrics and tests).
     pub fn segment_count(&self) -> usize {
         self.segments.len()
