@@ -17,12 +17,10 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::load::{durable_confirm_channel, publish_confirmed_until};
 use common::{run, within};
 use futures_lite::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    QueueDeclareOptions,
-};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 
@@ -198,20 +196,8 @@ fn persistent_messages_survive_docker_stop_and_start() {
         let guest = connect(&c.uri("guest", "guest")).await;
         assert!(guest.is_err(), "guest logged in from outside the container");
 
-        let conn = connect(&c.uri(USER, PASS))
-            .await
-            .expect("the user from RINGMQ_DEFAULT_USER logs in");
-        let ch = conn.create_channel().await.expect("channel");
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .expect("confirm.select");
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        ch.queue_declare(queue.into(), durable, FieldTable::default())
-            .await
-            .expect("queue.declare");
+        // The user from RINGMQ_DEFAULT_USER logs in.
+        let (conn, ch) = durable_confirm_channel(&c.uri(USER, PASS), queue).await;
         let mut confirms = Vec::with_capacity(TOTAL);
         for i in 0..TOTAL {
             let body = format!("m{i:05}");
@@ -332,18 +318,7 @@ fn a_new_container_on_the_volume_keeps_users_and_messages() {
     c.wait_serving();
     let queue = "docker-volume";
     run(async {
-        let conn = connect(&c.uri(USER, PASS)).await.expect("log in");
-        let ch = conn.create_channel().await.expect("channel");
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .expect("confirm.select");
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        ch.queue_declare(queue.into(), durable, FieldTable::default())
-            .await
-            .expect("declare");
+        let (conn, ch) = durable_confirm_channel(&c.uri(USER, PASS), queue).await;
         for i in 0..10 {
             let props = BasicProperties::default().with_delivery_mode(2);
             let body = format!("v{i}");
@@ -527,52 +502,12 @@ fn docker_stop_under_confirmed_load_loses_nothing_confirmed() {
         .enable_all()
         .build()
         .unwrap();
-    let publisher = {
-        let (confirmed, stop) = (confirmed.clone(), stop.clone());
-        rt.spawn(async move {
-            let conn = connect(&uri).await.expect("log in");
-            let ch = conn.create_channel().await.expect("channel");
-            ch.confirm_select(ConfirmSelectOptions::default())
-                .await
-                .expect("confirm.select");
-            let durable = QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            };
-            ch.queue_declare("under-load".into(), durable, FieldTable::default())
-                .await
-                .expect("declare");
-            let mut pending = std::collections::VecDeque::new();
-            let mut id = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let props = BasicProperties::default().with_delivery_mode(2);
-                let body = format!("{id:010}");
-                let Ok(p) = ch
-                    .basic_publish(
-                        "".into(),
-                        "under-load".into(),
-                        BasicPublishOptions::default(),
-                        body.as_bytes(),
-                        props,
-                    )
-                    .await
-                else {
-                    return;
-                };
-                pending.push_back((id, p));
-                id += 1;
-                while pending.len() >= 100 {
-                    let (i, p) = pending.pop_front().unwrap();
-                    match tokio::time::timeout(Duration::from_secs(5), p).await {
-                        Ok(Ok(conf)) if conf.is_ack() => {
-                            confirmed.lock().unwrap().insert(i);
-                        }
-                        _ => return,
-                    }
-                }
-            }
-        })
-    };
+    let publisher = rt.spawn(publish_confirmed_until(
+        uri,
+        "under-load",
+        confirmed.clone(),
+        stop.clone(),
+    ));
     std::thread::sleep(Duration::from_millis(1500));
     let started = Instant::now();
     docker(&["stop", &c.name]);

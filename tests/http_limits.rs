@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::http::Api;
+use common::load::closed_within;
 use common::Broker;
 
 fn connect(b: &Broker) -> TcpStream {
@@ -47,22 +48,6 @@ fn read_head(s: &mut TcpStream) -> (u16, String) {
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {head:?}"));
     (status, head)
-}
-
-/// True once the server has closed `s` (read gives 0 or a reset) within `within`.
-fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
-    s.set_read_timeout(Some(within)).unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                return false
-            }
-            Err(_) => return true,
-        }
-    }
 }
 
 /// An anonymous client announcing a 60 MB upload gets its 401 without sending a

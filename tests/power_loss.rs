@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::load::publish_confirmed_until;
 use common::*;
-use lapin::{Connection, ConnectionProperties};
 use rand::{Rng, SeedableRng};
 
 /// Runs a command, asserting success; gives stdout.
@@ -81,53 +81,6 @@ impl Drop for Mounted {
     }
 }
 
-fn durable() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    }
-}
-
-/// Publishes persistent messages with confirms (up to 200 outstanding) to the
-/// durable queue "power" until told to stop or the broker is gone; `confirmed`
-/// gets the ids whose confirm (an ack) arrived.
-async fn publish_until_stopped(uri: String, confirmed: Arc<Mutex<BTreeSet<u64>>>, stop: Arc<AtomicBool>) {
-    let conn = Connection::connect(&uri, ConnectionProperties::default())
-        .await
-        .expect("connect");
-    let ch = confirm_channel(&conn).await;
-    declare_queue(&ch, "power", durable(), FieldTable::default()).await;
-    let mut pending = std::collections::VecDeque::new();
-    let mut id = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        let props = BasicProperties::default().with_delivery_mode(2);
-        let body = format!("{id:012}");
-        let Ok(c) = ch
-            .basic_publish(
-                "".into(),
-                "power".into(),
-                BasicPublishOptions::default(),
-                body.as_bytes(),
-                props,
-            )
-            .await
-        else {
-            return;
-        };
-        pending.push_back((id, c));
-        id += 1;
-        while pending.len() >= 200 {
-            let (i, c) = pending.pop_front().unwrap();
-            match tokio::time::timeout(Duration::from_secs(2), c).await {
-                Ok(Ok(conf)) if conf.is_ack() => {
-                    confirmed.lock().unwrap().insert(i);
-                }
-                _ => return,
-            }
-        }
-    }
-}
-
 #[test]
 #[ignore = "needs root and loop devices (run by .ci/run)"]
 fn every_message_confirmed_before_a_power_cut_is_there_after_it() {
@@ -170,8 +123,9 @@ fn one_round(work: &Path, round: u64, cut_after: Duration) -> (usize, usize) {
             .enable_all()
             .build()
             .unwrap();
-        let publisher = rt.spawn(publish_until_stopped(
+        let publisher = rt.spawn(publish_confirmed_until(
             b.uri().to_string(),
+            "power",
             confirmed.clone(),
             stop.clone(),
         ));

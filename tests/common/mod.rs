@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod load;
 pub mod raw;
 
 use std::future::Future;

@@ -1,0 +1,99 @@
+//! Load and socket helpers shared by the durability tests (power loss, docker
+//! stop under load) and the hostile-client tests.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::io::Read;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+
+/// Connects to `uri` and opens a channel in confirm mode with the durable queue
+/// `queue` declared.
+pub async fn durable_confirm_channel(uri: &str, queue: &str) -> (Connection, Channel) {
+    let conn = Connection::connect(uri, ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm.select");
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare(queue.into(), durable, FieldTable::default())
+        .await
+        .expect("queue.declare");
+    (conn, ch)
+}
+
+/// The body of message `id` in [`publish_confirmed_until`]; they sort as the ids do.
+pub fn body_of(id: u64) -> String {
+    format!("{id:012}")
+}
+
+/// Publishes persistent messages with ids 0, 1, ... to the durable queue `queue`
+/// with confirms (up to 200 outstanding) until `stop` is set or the broker is gone;
+/// `confirmed` gets each id whose confirm (an ack) arrived.
+pub async fn publish_confirmed_until(
+    uri: String,
+    queue: &str,
+    confirmed: Arc<Mutex<BTreeSet<u64>>>,
+    stop: Arc<AtomicBool>,
+) {
+    let (_conn, ch) = durable_confirm_channel(&uri, queue).await;
+    let mut pending = VecDeque::new();
+    let mut id = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let props = BasicProperties::default().with_delivery_mode(2);
+        let Ok(c) = ch
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                body_of(id).as_bytes(),
+                props,
+            )
+            .await
+        else {
+            return;
+        };
+        pending.push_back((id, c));
+        id += 1;
+        while pending.len() >= 200 {
+            let (i, c) = pending.pop_front().expect("non-empty");
+            match tokio::time::timeout(Duration::from_secs(5), c).await {
+                Ok(Ok(conf)) if conf.is_ack() => {
+                    confirmed.lock().expect("lock").insert(i);
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+/// True once the peer closed `s` (EOF or reset) within `within`.
+pub fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        s.set_read_timeout(Some(left)).expect("set_read_timeout");
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
