@@ -31,6 +31,14 @@ pub enum StoreError {
         /// Its length.
         len: usize,
     },
+    /// The file system has no room for the record (ENOSPC while creating or
+    /// growing a segment). Nothing was written; the same append can succeed once
+    /// space is back.
+    #[error("no space left on device for a record of {record_bytes} bytes")]
+    DiskFull {
+        /// Size of the record that did not fit.
+        record_bytes: u32,
+    },
     /// The position names a segment that does not exist (deleted or never written).
     #[error("segment {0} does not exist")]
     UnknownSegment(SegmentId),

@@ -97,6 +97,11 @@ impl LeveledStore {
         Ok(tag(level, self.levels[level].append(msg)?))
     }
 
+    /// [`QueueStore::take_space_low`] of every level.
+    pub fn take_space_low(&mut self) -> bool {
+        self.levels.iter_mut().fold(false, |low, s| s.take_space_low() | low)
+    }
+
     /// The highest level with ready messages.
     fn top(&self) -> Option<usize> {
         (0..self.levels.len()).rev().find(|&l| self.levels[l].ready_count() > 0)

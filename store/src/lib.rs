@@ -127,6 +127,11 @@ pub struct StoreConfig {
     pub segment_bytes: u32,
     /// Largest record accepted by `append` (header + names + properties + body).
     pub max_record_bytes: u32,
+    /// The free-disk floor: when taking space for a segment (creating or growing
+    /// one) leaves less than this free on its file system, the store says so
+    /// ([`QueueStore::take_space_low`]) so the caller can block publishers before
+    /// the disk is full. 0: never.
+    pub free_disk_min_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -134,6 +139,7 @@ impl Default for StoreConfig {
         Self {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            free_disk_min_bytes: 0,
         }
     }
 }

@@ -94,6 +94,8 @@ pub struct QueueStore {
     /// Fully acked segment files kept (as `spare.N`) for the next rollovers instead
     /// of being deleted, oldest first: see [`Self::retire_segment`].
     spares: std::collections::VecDeque<Spare>,
+    /// See [`Self::take_space_low`].
+    space_low: bool,
 }
 
 /// The `delivered` file: whether the queue was closed cleanly, and the highest
@@ -268,6 +270,7 @@ impl QueueStore {
             closed: false,
             delivered: DeliveredMark::load(dir, rec.next_segment),
             spares: find_spares(dir)?,
+            space_low: false,
         };
         Ok((store, report))
     }
@@ -281,11 +284,29 @@ impl QueueStore {
     /// covering [`Self::append_seq`] completes.
     pub fn append(&mut self, msg: MessageRef<'_>) -> Result<SegmentPosition, StoreError> {
         let len = record::encoded_len(&msg, self.cfg.max_record_bytes)?;
+        let full = |e: io::Error| match e.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => StoreError::DiskFull { record_bytes: len },
+            _ => StoreError::Io(e),
+        };
+        let mut took_space = false;
         if self.writer.as_ref().is_none_or(|w| w.remaining() < len) {
-            self.roll(len)?;
+            self.roll(len).map_err(full)?;
+            took_space = true;
         }
         let w = self.writer.as_mut().expect("roll opened a writer");
-        let offset = w.append(&msg, len)?;
+        let allocated = w.allocated();
+        let offset = w.append(&msg, len).map_err(full)?;
+        took_space |= w.allocated() != allocated;
+        if took_space && self.cfg.free_disk_min_bytes > 0 {
+            // Checked where space is taken, not only on the caller's timer: a fast
+            // publisher went from 64 MB free to ENOSPC between two checks a second
+            // apart (issue 15, defect 4).
+            match crate::segment::free_bytes(w.file()) {
+                Ok(free) => self.space_low |= free < self.cfg.free_disk_min_bytes,
+                Err(e) => tracing::warn!(error = %e, "cannot read free disk space"),
+            }
+        }
+        let w = self.writer.as_ref().expect("roll opened a writer");
         let meta = self.segments.get_mut(&w.id()).expect("writer has a meta");
         meta.end = w.end();
         meta.msg_count += 1;
@@ -304,6 +325,8 @@ impl QueueStore {
     fn roll(&mut self, len: u32) -> io::Result<()> {
         self.close_writer()?;
         let capacity = self.cfg.segment_bytes.max(SEGMENT_HEADER_BYTES + len);
+        // Disk for the header, this record and its end mark; more as it fills.
+        let first = SEGMENT_HEADER_BYTES + len + record::END_MARK_BYTES;
         let id = self.next_segment;
         let meta = SegmentMeta::recovered(SEGMENT_HEADER_BYTES, 0, 0, 0);
         let lease = Arc::clone(&meta.lease);
@@ -321,11 +344,11 @@ impl QueueStore {
                     Err(e) => {
                         tracing::warn!(path = %path.display(), error = %e, "cannot reuse a spare segment; deleting it");
                         remove_if_exists(&path)?;
-                        WriteSegment::create(&self.dir, id, capacity, lease)?
+                        WriteSegment::create(&self.dir, id, capacity, first, lease)?
                     }
                 }
             }
-            None => WriteSegment::create(&self.dir, id, capacity, lease)?,
+            None => WriteSegment::create(&self.dir, id, capacity, first, lease)?,
         };
         self.next_segment = SegmentId(id.0 + 1);
         self.segments.insert(id, meta);
@@ -632,6 +655,13 @@ impl QueueStore {
         self.counts.ready = 0;
         self.counts.ready_bytes = 0;
         Ok(purged)
+    }
+
+    /// Whether taking disk space for segments since the last call left less than
+    /// [`StoreConfig::free_disk_min_bytes`] free (then the caller should block
+    /// publishers until it sees enough free space again). Clears the flag.
+    pub fn take_space_low(&mut self) -> bool {
+        std::mem::take(&mut self.space_low)
     }
 
     /// Messages ready for delivery. O(1).

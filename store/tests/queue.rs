@@ -130,6 +130,7 @@ fn large_message_gets_its_own_segment_and_limits_apply() {
     let cfg = StoreConfig {
         segment_bytes: 256,
         max_record_bytes: 100_000,
+        ..StoreConfig::default()
     };
     let (mut q, _) = QueueStore::open(dir.path(), cfg).unwrap();
     let big = vec![0xAB; 50_000];
