@@ -114,6 +114,10 @@ pub struct MainConfig {
     /// default) means [`MainConfig::free_disk_min_effective_bytes`]: two segments, so
     /// the current segment can always be finished and a new one opened.
     pub free_disk_min_bytes: u64,
+    /// `memory_high_watermark`, `--memory-high-watermark`: publishers get
+    /// connection.blocked ("low on memory") while the broker's RSS is at or above
+    /// this, as RabbitMQ's `vm_memory_high_watermark` (default 0.4 of RAM).
+    pub mem_high_watermark: MemWatermark,
     /// ringmq `sync`, `--no-sync`: fsync before confirming durable messages. Off trades
     /// the no-loss guarantee on power failure for throughput (a kill -9 still loses
     /// nothing, the page cache survives it).
@@ -140,6 +144,25 @@ pub struct MainConfig {
     pub tls_cert_path: Option<PathBuf>,
     /// `tls_key`, `--key`.
     pub tls_key_path: Option<PathBuf>,
+}
+
+/// A memory limit: a fraction of the machine's RAM, or bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemWatermark {
+    /// Thousandths of total RAM (0.4 is 400).
+    PerMille(u32),
+    /// An absolute RSS limit.
+    Bytes(u64),
+}
+
+impl MemWatermark {
+    /// The limit in bytes on a machine with `ram_bytes` of RAM.
+    pub fn bytes(self, ram_bytes: u64) -> u64 {
+        match self {
+            MemWatermark::PerMille(p) => ram_bytes / 1000 * u64::from(p),
+            MemWatermark::Bytes(b) => b,
+        }
+    }
 }
 
 impl MainConfig {
@@ -234,6 +257,7 @@ impl Default for Config {
                 log_format: LogFormat::Text,
                 segment_bytes: DEFAULT_SEGMENT_BYTES,
                 free_disk_min_bytes: 0,
+                mem_high_watermark: MemWatermark::PerMille(400),
                 sync: true,
                 io: IoBackend::Auto,
                 shards: 1,

@@ -67,6 +67,7 @@ fn main() -> ExitCode {
         max_message_bytes: cfg.amqp.max_message_bytes,
         store: ringmq_store::StoreConfig {
             segment_bytes: cfg.main.segment_bytes,
+            free_disk_min_bytes: cfg.main.free_disk_min_effective_bytes(),
             ..Default::default()
         },
         sync: cfg.main.sync,
@@ -87,6 +88,7 @@ fn main() -> ExitCode {
         max_connections: cfg.amqp.max_connections as usize,
         data_dir: cfg.main.data_dir.clone(),
         free_disk_min_bytes: cfg.main.free_disk_min_effective_bytes(),
+        mem_high_watermark_bytes: cfg.main.mem_high_watermark.bytes(ringmq::io::memory::ram_bytes()),
         backend: cfg.main.io,
         http: ringmq::http::HttpConfig {
             api: cfg.mgmt.port.map(|p| (cfg.mgmt.bind.clone(), p)),

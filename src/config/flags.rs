@@ -217,6 +217,14 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
             ),
             flag(
                 None,
+                "memory-high-watermark",
+                "LIMIT",
+                "Block publishers while the broker's RSS is at or above this: a fraction of RAM (0.4) or bytes (512MiB)",
+                Some("0.4"),
+                Action::Set(&[(Main, "memory_high_watermark")]),
+            ),
+            flag(
+                None,
                 "no-sync",
                 "",
                 "Confirm without waiting for fsync (unsafe: confirmed messages can be lost on power loss)",

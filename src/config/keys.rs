@@ -51,6 +51,7 @@ fn set_main(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
             m.segment_bytes = in_range(bytes(v)?, SEGMENT_BYTES_MIN.into(), u32::MAX.into())? as u32;
         }
         "free_disk_min" => m.free_disk_min_bytes = bytes(v)?,
+        "memory_high_watermark" => m.mem_high_watermark = watermark(v)?,
         "sync" => m.sync = boolean(v)?,
         "io" => m.io = v.parse::<IoBackend>()?,
         "consumer_timeout" => {
@@ -181,6 +182,27 @@ fn bytes(v: &str) -> Result<u64, String> {
     let n = integer(digits)?;
     n.checked_mul(1u64 << shift)
         .ok_or_else(|| "byte count overflows 64 bits".into())
+}
+
+/// A fraction of RAM ("0.4", above 0 and at most 1) or a byte count ("512MiB").
+fn watermark(v: &str) -> Result<super::MemWatermark, String> {
+    let v = v.trim();
+    if let Some(frac) = v.strip_prefix("0.").or_else(|| (v == "1.0").then_some("")) {
+        if v == "1.0" {
+            return Ok(super::MemWatermark::PerMille(1000));
+        }
+        if frac.is_empty() || frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(
+                "expected a fraction of RAM such as 0.4 (at most 3 decimals) or a byte count such as 512MiB".into(),
+            );
+        }
+        let per_mille = format!("{frac:0<3}").parse::<u32>().map_err(|e| e.to_string())?;
+        if per_mille == 0 {
+            return Err("a fraction of RAM must be above 0".into());
+        }
+        return Ok(super::MemWatermark::PerMille(per_mille));
+    }
+    Ok(super::MemWatermark::Bytes(bytes(v)?))
 }
 
 fn in_range(n: u64, min: u64, max: u64) -> Result<u64, String> {

@@ -184,7 +184,10 @@ impl Broker {
         if m.immediate {
             return Err(connection_error(ReplyCode::NotImplemented, "immediate=true"));
         }
-        conn.has_published = true;
+        if !conn.has_published {
+            conn.has_published = true;
+            self.tell_blocked_on_publish(conn);
+        }
         let ch = chan(conn, channel);
         let mut msg = std::mem::take(&mut ch.spare);
         msg.exchange.clear();

@@ -140,7 +140,10 @@ pub struct Broker {
     /// The time of the input being handled (ms since the Unix epoch).
     pub(crate) now_ms: u64,
     pub(crate) route_scratch: Vec<QueueId>,
-    disk_alarm: bool,
+    /// The resource alarms (free disk, memory) and their limits.
+    pub alarms: Alarms,
+    /// Store errors on publish, logged once with a count.
+    pub(crate) store_errors: super::lifecycle::RepeatedErrors,
     started: bool,
     pub(crate) dead_letters: super::lifecycle::DeadLetterQueue,
     pub(crate) expiry_pending: Vec<(Arc<str>, QueueId)>,
@@ -154,6 +157,28 @@ pub struct Broker {
     pub node_stats: super::stats::NodeStats,
     /// Counts of channels gone since the last stats tick, per vhost.
     pub(crate) retired_stats: super::Map<Arc<str>, super::stats::MsgCounters>,
+}
+
+/// The resource alarms, as RabbitMQ has them: while one is on, publishers are
+/// blocked. Set by the io layer (which measures) and by the store (which sees
+/// free space where it takes it); read by the management API.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Alarms {
+    /// Free disk below `disk_free_limit`.
+    pub disk: bool,
+    /// Resident memory at or above `mem_limit`.
+    pub mem: bool,
+    /// The free-disk floor in bytes (0: none).
+    pub disk_free_limit: u64,
+    /// The memory high watermark in bytes (0: none).
+    pub mem_limit: u64,
+}
+
+impl Alarms {
+    /// Whether publishers are blocked.
+    pub fn blocking(&self) -> bool {
+        self.disk || self.mem
+    }
 }
 
 impl Broker {
@@ -211,7 +236,8 @@ impl Broker {
             rng: seed | 1,
             now_ms: 0,
             route_scratch: Vec::new(),
-            disk_alarm: false,
+            alarms: Alarms::default(),
+            store_errors: Default::default(),
             started: false,
             dead_letters: Default::default(),
             expiry_pending: Vec::new(),
@@ -414,7 +440,7 @@ impl Broker {
             return;
         }
         let hb_ms = conn.tuning.heartbeat_secs as u64 * 1000;
-        if self.disk_alarm && conn.has_published {
+        if self.alarms.blocking() && conn.has_published {
             // We are not reading this socket (flow control): its silence is ours.
             conn.last_recv_ms = now_ms;
         }
@@ -499,19 +525,55 @@ impl Broker {
         }
     }
 
-    /// The free-disk alarm changed. While it is on, clients that announced the
-    /// `connection.blocked` capability are told, and the io layer stops reading
-    /// from connections that publish (RabbitMQ's flow control), so the disk
-    /// cannot be filled by publishers.
+    /// The free-disk alarm changed. While it (or the memory alarm) is on, clients
+    /// that announced the `connection.blocked` capability are told, and the io
+    /// layer stops reading from connections that publish (RabbitMQ's flow
+    /// control), so publishers cannot fill the disk.
     pub fn handle_disk_alarm(&mut self, on: bool) {
-        if self.disk_alarm == on {
+        if self.alarms.disk == on {
             return;
         }
-        self.disk_alarm = on;
         if on {
-            tracing::warn!("free disk space below the limit: blocking publishers");
+            tracing::warn!(
+                limit = self.alarms.disk_free_limit,
+                "free disk space below the limit: blocking publishers"
+            );
         } else {
-            tracing::info!("free disk space back above the limit: unblocking publishers");
+            tracing::info!("free disk space back above the limit");
+        }
+        let was = self.alarms.blocking();
+        self.alarms.disk = on;
+        self.alarm_changed(was, "low on disk");
+    }
+
+    /// The memory alarm changed (RSS at or above the high watermark): publishers
+    /// are blocked as for the disk alarm, with RabbitMQ's reason "low on memory".
+    pub fn handle_mem_alarm(&mut self, on: bool) {
+        if self.alarms.mem == on {
+            return;
+        }
+        if on {
+            tracing::warn!(
+                limit = self.alarms.mem_limit,
+                "memory use above the high watermark: blocking publishers"
+            );
+        } else {
+            tracing::info!("memory use back below the high watermark");
+        }
+        let was = self.alarms.blocking();
+        self.alarms.mem = on;
+        self.alarm_changed(was, "low on memory");
+    }
+
+    /// Tells connections when publishers become blocked or free (not when a
+    /// second alarm joins or one of two clears).
+    fn alarm_changed(&mut self, was: bool, reason: &'static str) {
+        let on = self.alarms.blocking();
+        if on == was {
+            return;
+        }
+        if !on {
+            tracing::info!("no resource alarm: unblocking publishers");
         }
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
@@ -520,7 +582,7 @@ impl Broker {
             };
             if conn.state == ConnState::Open && conn.capabilities.connection_blocked && conn.blocked_sent != on {
                 let m = if on {
-                    Method::ConnectionBlocked(ringmq_codec::ConnectionBlocked { reason: "low on disk" })
+                    Method::ConnectionBlocked(ringmq_codec::ConnectionBlocked { reason })
                 } else {
                     Method::ConnectionUnblocked(ringmq_codec::ConnectionUnblocked)
                 };
@@ -532,10 +594,26 @@ impl Broker {
         }
     }
 
-    /// Whether the io layer should stop reading from this connection: the disk
+    /// A connection publishes for the first time while publishers are blocked:
+    /// it is told now (RabbitMQ sends connection.blocked when a connection would
+    /// publish under an alarm, not only when the alarm starts).
+    pub(crate) fn tell_blocked_on_publish(&self, conn: &mut Connection) {
+        if self.alarms.blocking() && conn.capabilities.connection_blocked && !conn.blocked_sent {
+            let reason = if self.alarms.disk {
+                "low on disk"
+            } else {
+                "low on memory"
+            };
+            let m = Method::ConnectionBlocked(ringmq_codec::ConnectionBlocked { reason });
+            encode_method(&mut conn.out, 0, &m);
+            conn.blocked_sent = true;
+        }
+    }
+
+    /// Whether the io layer should stop reading from this connection: a resource
     /// alarm is on and the connection publishes.
     pub fn should_pause_reading(&self, id: ConnId) -> bool {
-        self.disk_alarm && self.conns.get(&id).is_some_and(|c| c.has_published)
+        self.alarms.blocking() && self.conns.get(&id).is_some_and(|c| c.has_published)
     }
 
     /// Syncs and closes every store: the last step of a clean shutdown.

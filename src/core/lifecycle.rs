@@ -154,6 +154,23 @@ impl Broker {
         msg: &StoredMessage<'_>,
         outcome: &mut PublishOutcome,
     ) {
+        let mut disk_full = false;
+        self.store_routed_to(vhost_name, queues, msg, outcome, &mut disk_full);
+        if disk_full {
+            // Blocks publishers now, before the disk is full; the disk task
+            // clears it once there is room again.
+            self.handle_disk_alarm(true);
+        }
+    }
+
+    fn store_routed_to(
+        &mut self,
+        vhost_name: &Arc<str>,
+        queues: &[QueueId],
+        msg: &StoredMessage<'_>,
+        outcome: &mut PublishOutcome,
+        disk_full: &mut bool,
+    ) {
         let now_ms = self.now_ms;
         let sync_enabled = self.config.sync;
         for id in queues {
@@ -198,10 +215,14 @@ impl Broker {
                 msg.priority,
             );
             if let Err(e) = r {
-                tracing::error!(queue = %q.name, error = %e, "could not store message");
+                *disk_full |= matches!(e, ringmq_store::StoreError::DiskFull { .. });
+                self.store_errors.note(&q.name, &e, now_ms);
                 outcome.failed = true;
                 continue;
             }
+            // Space is checked where it is taken (segment creation and growth).
+            *disk_full |= q.store.take_space_low();
+            self.store_errors.cleared();
             q.stats.c.publish += 1;
             if msg.expiration_ms.is_some() {
                 q.may_expire = true;
@@ -751,3 +772,47 @@ fn make_dead_letter(
 }
 
 pub(crate) type DeadLetterQueue = VecDeque<DeadLetter>;
+
+/// Store errors on publish, logged once with a count instead of once per message:
+/// a full disk gave 60-125 k ERROR lines a second (issue 15, defect 4).
+#[derive(Debug, Default)]
+pub(crate) struct RepeatedErrors {
+    /// Errors since the last line logged.
+    suppressed: u64,
+    /// When the last line was logged; `None` while appends succeed.
+    logged_ms: Option<u64>,
+}
+
+/// At most one line per this long while store errors repeat.
+const REPEATED_ERRORS_LOG_MS: u64 = 10_000;
+
+impl RepeatedErrors {
+    /// One more error: logged if none was in the last [`REPEATED_ERRORS_LOG_MS`],
+    /// else counted for the next line.
+    pub(crate) fn note(&mut self, queue: &str, e: &ringmq_store::StoreError, now_ms: u64) {
+        match self.logged_ms {
+            Some(t) if now_ms.saturating_sub(t) < REPEATED_ERRORS_LOG_MS => self.suppressed += 1,
+            _ => {
+                tracing::error!(
+                    queue,
+                    error = %e,
+                    not_logged_before = self.suppressed,
+                    "could not store message (repeats are counted, one line per 10 s)"
+                );
+                self.suppressed = 0;
+                self.logged_ms = Some(now_ms);
+            }
+        }
+    }
+
+    /// An append succeeded: if errors were being counted, say how many and stop.
+    pub(crate) fn cleared(&mut self) {
+        if self.logged_ms.take().is_some() {
+            tracing::info!(
+                not_logged = self.suppressed,
+                "storing messages works again (after the errors above)"
+            );
+            self.suppressed = 0;
+        }
+    }
+}

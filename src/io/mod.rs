@@ -19,6 +19,7 @@
 
 mod conn;
 pub(crate) mod disk;
+pub mod memory;
 mod notify;
 mod server;
 pub(crate) mod stall;

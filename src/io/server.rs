@@ -28,6 +28,8 @@ pub struct ListenConfig {
     pub data_dir: std::path::PathBuf,
     /// Below this many free bytes publishers are blocked.
     pub free_disk_min_bytes: u64,
+    /// At or above this RSS publishers are blocked (0: never).
+    pub mem_high_watermark_bytes: u64,
     /// The transport backend (`--io=uring|epoll|auto`); `Auto` tries io_uring.
     pub backend: super::IoBackend,
     /// The management API and metrics listeners.
@@ -244,6 +246,7 @@ pub(crate) async fn spawn_common_tasks(
         shared.clone(),
         listen.data_dir.clone(),
         listen.free_disk_min_bytes,
+        listen.mem_high_watermark_bytes,
     ));
     tokio::task::spawn_local(stats_task(shared.clone()));
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -406,21 +409,35 @@ async fn timer_task(shared: Rc<Shared>) {
         }
     }
 }
-/// Checks free disk space and raises or clears the alarm.
-async fn disk_task(shared: Rc<Shared>, dir: std::path::PathBuf, min_bytes: u64) {
+/// Checks free disk space and memory use, and raises or clears the alarms.
+/// The store also raises the disk alarm where it takes space (segment creation
+/// and growth), so a fast publisher cannot fill the disk between two checks.
+async fn disk_task(shared: Rc<Shared>, dir: std::path::PathBuf, min_bytes: u64, mem_limit: u64) {
+    {
+        let mut b = shared.broker.borrow_mut();
+        b.alarms.disk_free_limit = min_bytes;
+        b.alarms.mem_limit = mem_limit;
+    }
     let mut tick = tokio::time::interval(DISK_CHECK_EVERY);
     loop {
         tick.tick().await;
-        let free = match super::disk::free_bytes(&dir) {
-            Ok(f) => f,
+        let disk = match super::disk::free_bytes(&dir) {
+            Ok(free) => Some(free < min_bytes),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read free disk space");
-                continue;
+                None
             }
         };
-        let alarm = free < min_bytes;
-        shared.broker.borrow_mut().handle_disk_alarm(alarm);
-        if !alarm {
+        let mem = mem_limit > 0 && super::memory::rss_bytes() >= mem_limit;
+        let blocking = {
+            let mut b = shared.broker.borrow_mut();
+            if let Some(alarm) = disk {
+                b.handle_disk_alarm(alarm);
+            }
+            b.handle_mem_alarm(mem);
+            b.alarms.blocking()
+        };
+        if !blocking {
             shared.unblocked.notify_waiters();
         }
         shared.after_core_call();
