@@ -163,3 +163,70 @@ fn delete_redeclare_cycles_with_restarts_lose_nothing() {
         assert_eq!(get_all(&ch, &other).await, bystander);
     });
 }
+
+/// A durable delayed exchange deleted and declared again keeps the messages it
+/// holds across restarts (the follow-up to defect 1: its held messages were in
+/// one folder per exchange name, and replaying the delete wiped it).
+fn redeclared_delayed_exchange_keeps_held_messages(how: Restart) {
+    let mut b = Broker::new();
+    if b.skip_external("redeclared_delayed_exchange_keeps_held_messages") {
+        return;
+    }
+    let (x, q) = (unique("delayed-x"), unique("delayed-q"));
+    let declare_x = |ch: lapin::Channel, x: String| async move {
+        within(
+            "exchange.declare",
+            ch.exchange_declare(
+                x.as_str().into(),
+                ExchangeKind::Custom("x-delayed-message".into()),
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                table(&[("x-delayed-type", lstr("direct"))]),
+            ),
+        )
+        .await
+        .expect("exchange.declare");
+    };
+    run(async {
+        let conn = connect(&b).await;
+        let ch = confirm_channel(&conn).await;
+        declare_queue(&ch, &q, durable(), FieldTable::default()).await;
+        declare_x(ch.clone(), x.clone()).await;
+        within(
+            "exchange.delete",
+            ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()),
+        )
+        .await
+        .expect("exchange.delete");
+        declare_x(ch.clone(), x.clone()).await;
+        bind(&ch, &q, &x, "k", FieldTable::default()).await;
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_headers(table(&[("x-delay", AMQPValue::LongInt(1_500))]));
+        let c = publish_with(&ch, &x, "k", b"held", props, BasicPublishOptions::default()).await;
+        assert!(c.is_ack(), "{c:?}");
+    });
+    restart(&mut b, how);
+    run(async {
+        let (_conn, ch) = open(&b).await;
+        eventually("the held message routed after the restart", || async {
+            declare_queue(&ch, &q, durable(), FieldTable::default())
+                .await
+                .message_count()
+                == 1
+        })
+        .await;
+    });
+}
+
+#[test]
+fn redeclared_delayed_exchange_keeps_held_messages_clean_restart() {
+    redeclared_delayed_exchange_keeps_held_messages(Restart::Clean);
+}
+
+#[test]
+fn redeclared_delayed_exchange_keeps_held_messages_kill9() {
+    redeclared_delayed_exchange_keeps_held_messages(Restart::Kill9);
+}

@@ -98,7 +98,7 @@ fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
                 no_wait: false,
                 arguments: Table::parse(args).expect("own table"),
             }),
-            0,
+            x.store_gen,
         );
     }
     let mut qs: Vec<_> = vhost.queues.values().filter(|q| q.durable).collect();
@@ -205,30 +205,37 @@ pub(crate) fn replay(broker: &mut Broker, vhost_name: &Arc<str>, records: &[Vec<
 
 /// Indexes of the queue deletes in `records` whose folder (name, generation) a
 /// later declare opens again: replaying them must leave the files alone.
-fn deletes_whose_folder_is_declared_again(records: &[(Method<'_>, u32)]) -> HashSet<usize> {
+fn deletes_whose_folder_is_declared_again<'a>(records: &'a [(Method<'a>, u32)]) -> HashSet<usize> {
+    // Queues and (delayed) exchanges have folders of their own: (is_exchange, name).
+    let declared = |m: &Method<'a>| match m {
+        Method::QueueDeclare(d) => Some((false, d.queue)),
+        Method::ExchangeDeclare(d) => Some((true, d.exchange)),
+        _ => None,
+    };
     // Forward: the folder each delete removes (the live declare's generation).
-    let mut live: std::collections::HashMap<&str, u32> = Default::default();
-    let mut removes: std::collections::HashMap<usize, (&str, u32)> = Default::default();
+    let mut live: std::collections::HashMap<(bool, &str), u32> = Default::default();
+    let mut removes: std::collections::HashMap<usize, ((bool, &str), u32)> = Default::default();
     for (i, (m, gen)) in records.iter().enumerate() {
-        match m {
-            Method::QueueDeclare(d) => {
-                live.entry(d.queue).or_insert(*gen);
-            }
-            Method::QueueDelete(d) => {
-                removes.insert(i, (d.queue, live.remove(d.queue).unwrap_or(0)));
-            }
-            _ => {}
+        let deleted = match m {
+            Method::QueueDelete(d) => Some((false, d.queue)),
+            Method::ExchangeDelete(d) => Some((true, d.exchange)),
+            _ => None,
+        };
+        if let Some(key) = declared(m) {
+            live.entry(key).or_insert(*gen);
+        } else if let Some(key) = deleted {
+            removes.insert(i, (key, live.remove(&key).unwrap_or(0)));
         }
     }
     // Backward: a delete whose folder a later declare names keeps its files.
-    let mut declared_later: HashSet<(&str, u32)> = HashSet::new();
+    let mut declared_later: HashSet<((bool, &str), u32)> = HashSet::new();
     let mut keep = HashSet::new();
     for (i, (m, gen)) in records.iter().enumerate().rev() {
         if removes.get(&i).is_some_and(|folder| declared_later.contains(folder)) {
             keep.insert(i);
         }
-        if let Method::QueueDeclare(d) = m {
-            declared_later.insert((d.queue, *gen));
+        if let Some(key) = declared(m) {
+            declared_later.insert((key, *gen));
         }
     }
     keep
@@ -299,6 +306,11 @@ fn apply_record(
                 gen = vhost.next_store_gen(m.queue);
             }
         }
+        if let Method::ExchangeDeclare(m) = &method {
+            if m.durable && m.kind == super::delayed::DELAYED_TYPE {
+                gen = vhost.next_delayed_gen(m.exchange);
+            }
+        }
         if durable {
             record_with_gen(vhost, &method, gen);
         }
@@ -324,7 +336,8 @@ fn apply_record(
                 m.arguments.to_owned_table(),
             );
             if delayed && !vhost.exchanges.contains_key(m.exchange) {
-                x.delayed = Some(vhost.open_delayed_store(m.exchange, durable)?);
+                x.delayed = Some(vhost.open_delayed_store(m.exchange, durable, gen, mode == Mode::Replay)?);
+                x.store_gen = gen;
             }
             if !vhost.exchanges.contains_key(&name) {
                 vhost.add_exchange(x);
@@ -332,6 +345,13 @@ fn apply_record(
         }
         Method::ExchangeDelete(m) => {
             let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
+            if replayed.keep_files {
+                // A later declare (of an older version's log) opens this folder.
+                let held = vhost.exchanges.get_mut(m.exchange).and_then(|x| x.delayed.take());
+                if let Some(Err(e)) = held.map(|d| d.close()) {
+                    tracing::warn!(exchange = m.exchange, error = %e, "could not close delayed messages");
+                }
+            }
             vhost.delete_exchange(m.exchange);
         }
         Method::QueueDeclare(m) => {

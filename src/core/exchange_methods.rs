@@ -91,14 +91,19 @@ impl Broker {
                 let name: Arc<str> = Arc::from(m.exchange);
                 let mut x = Exchange::new(name.clone(), kind, m.durable, m.auto_delete, m.internal, arguments);
                 if delayed {
-                    let store = vhost.open_delayed_store(m.exchange, m.durable).map_err(|e| {
+                    // A new folder generation: replaying an earlier delete of the
+                    // name must not touch this one's held messages.
+                    let gen = if m.durable { vhost.next_delayed_gen(m.exchange) } else { 0 };
+                    let store = vhost.open_delayed_store(m.exchange, m.durable, gen, false).map_err(|e| {
                         channel_error(ReplyCode::InternalError, format!("cannot create delayed exchange: {e}"))
                     })?;
                     x.delayed = Some(store);
+                    x.store_gen = gen;
                 }
+                let gen = x.store_gen;
                 vhost.add_exchange(x);
                 if m.durable {
-                    definitions::record(vhost, &Method::ExchangeDeclare(m));
+                    definitions::record_with_gen(vhost, &Method::ExchangeDeclare(m), gen);
                 }
             }
         }

@@ -46,6 +46,9 @@ pub struct Exchange {
     /// For `x-delayed-message` exchanges: the held messages. `kind` is then the
     /// `x-delayed-type` that routes them when due.
     pub delayed: Option<super::delayed::DelayedStore>,
+    /// Which folder of this name a durable delayed exchange's store is, as for
+    /// queues (`Queue::store_gen`), recorded with its declare.
+    pub store_gen: u32,
     /// `x-message-deduplication`: drop messages whose dedup header was seen.
     pub dedup: Option<super::dedup::DedupCache>,
     /// publish_in / publish_out counters.
@@ -88,6 +91,7 @@ impl Exchange {
             builtin: false,
             bound_as_destination: 0,
             delayed: None,
+            store_gen: 0,
             policy: None,
             stats: Default::default(),
         }
@@ -129,6 +133,8 @@ pub struct VHost {
     /// definitions log or since start): the next declare of the name gets a
     /// higher one, so it never opens the folder of a deleted incarnation.
     store_gens: super::Map<Arc<str>, u32>,
+    /// The same for durable delayed exchanges (their folders are under `delayed/`).
+    delayed_gens: super::Map<Arc<str>, u32>,
 }
 
 /// Folders of transient queues from an earlier run, waiting to be removed.
@@ -157,6 +163,7 @@ impl VHost {
             stats: Default::default(),
             queue_churn: (0, 0),
             store_gens: Default::default(),
+            delayed_gens: Default::default(),
         };
         super::policy_ops::load(&mut v)?;
         super::vhost_ops::load_meta(&mut v)?;
@@ -198,17 +205,42 @@ impl VHost {
         Ok(all)
     }
 
-    /// Opens the store of a delayed exchange (durable ones under the vhost,
-    /// transient ones under `transient/`, wiped at start).
-    pub fn open_delayed_store(&self, exchange: &str, durable: bool) -> std::io::Result<super::delayed::DelayedStore> {
-        let base = if durable {
-            self.dir.join("delayed")
+    /// Opens the store of a delayed exchange (durable ones under the vhost, one
+    /// folder per generation of the name as for queues; transient ones under
+    /// `transient/`, wiped at start): the one found in the folder (`recover`) or
+    /// a fresh one.
+    pub fn open_delayed_store(
+        &mut self,
+        exchange: &str,
+        durable: bool,
+        gen: u32,
+        recover: bool,
+    ) -> std::io::Result<super::delayed::DelayedStore> {
+        let (base, gen) = if durable {
+            (self.dir.join("delayed"), gen)
         } else {
-            self.dir.join("transient").join("delayed")
+            (self.dir.join("transient").join("delayed"), 0)
         };
         std::fs::create_dir_all(&base)?;
-        let dir = ringmq_store::layout::create_queue_dir(&base, exchange)?;
+        let dir = ringmq_store::layout::queue_dir_gen(&base, exchange, gen);
+        if !recover && dir.exists() {
+            // Left by a crash between creating the folder and logging the declare.
+            std::fs::remove_dir_all(&dir)?;
+        }
+        let dir = ringmq_store::layout::create_queue_dir_gen(&base, exchange, gen)?;
+        if durable {
+            let g = self.delayed_gens.entry(Arc::from(exchange)).or_insert(0);
+            *g = (*g).max(gen);
+        }
         super::delayed::DelayedStore::open(&dir, self.store_config)
+    }
+
+    /// The store generation for a new declare of durable delayed exchange `name`
+    /// (see [`Self::next_store_gen`]).
+    pub fn next_delayed_gen(&mut self, name: &str) -> u32 {
+        let g = self.delayed_gens.entry(Arc::from(name)).or_insert(0);
+        *g = g.checked_add(1).expect("2^32 generations of one exchange name");
+        *g
     }
 
     /// Adds an exchange, with the policy that applies to it: the one way
