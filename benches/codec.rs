@@ -20,7 +20,7 @@ const BODY: &[u8; 16] = b"0123456789abcdef";
 fn properties_raw() -> Vec<u8> {
     let mut raw = Vec::new();
     BasicProperties {
-        content_type: Some("application/json"),
+        content_type: Some(ringmq_codec::short!("application/json")),
         delivery_mode: Some(2),
         ..Default::default()
     }
@@ -31,8 +31,8 @@ fn properties_raw() -> Vec<u8> {
 fn publish() -> Method<'static> {
     Method::BasicPublish(BasicPublish {
         ticket: 0,
-        exchange: "amq.topic",
-        routing_key: "orders.eu.created",
+        exchange: ringmq_codec::short!("amq.topic"),
+        routing_key: ringmq_codec::short!("orders.eu.created"),
         mandatory: false,
         immediate: false,
     })
@@ -80,11 +80,11 @@ fn encode_deliver_bench(c: &mut Criterion) {
             encode_deliver(
                 &mut out,
                 black_box(1),
-                black_box(b"amq.ctag-XyZ0123456789abcdefghij"),
+                black_box(ringmq_codec::short!("amq.ctag-XyZ0123456789abcdefghij")),
                 tag,
                 false,
-                black_box(b"amq.topic"),
-                black_box(b"orders.eu.created"),
+                black_box(ringmq_codec::short!("amq.topic")),
+                black_box(ringmq_codec::short!("orders.eu.created")),
                 black_box(&raw),
                 black_box(BODY),
                 FRAME_MAX,
@@ -112,11 +112,11 @@ fn encode_method_publish(c: &mut Criterion) {
 
 fn parse_headers_table(c: &mut Criterion) {
     let t: FieldTable = [
-        ("x-match", FieldValue::from("all")),
-        ("region", FieldValue::from("eu-west-1")),
-        ("priority", FieldValue::I32(5)),
-        ("retry", FieldValue::Bool(false)),
-        ("x-delay", FieldValue::I64(30_000)),
+        (ringmq_codec::short!("x-match"), FieldValue::from("all")),
+        (ringmq_codec::short!("region"), FieldValue::from("eu-west-1")),
+        (ringmq_codec::short!("priority"), FieldValue::I32(5)),
+        (ringmq_codec::short!("retry"), FieldValue::Bool(false)),
+        (ringmq_codec::short!("x-delay"), FieldValue::I64(30_000)),
     ]
     .into_iter()
     .collect();

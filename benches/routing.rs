@@ -37,7 +37,11 @@ fn bench_route(c: &mut Criterion, name: &str, b: &Bindings<Dest>, key: &str, hea
 fn direct(c: &mut Criterion) {
     let mut b = Bindings::new(ExchangeKind::Direct);
     for i in 0..1000 {
-        b.bind(Dest::Queue(i), &format!("orders.eu.{i}"), &FieldTable::new());
+        b.bind(
+            Dest::Queue(i),
+            ringmq_codec::ShortStr::new(&format!("orders.eu.{i}")).unwrap(),
+            &FieldTable::new(),
+        );
     }
     bench_route(c, "direct/1000 bindings/hit", &b, "orders.eu.517", None, 1);
     bench_route(c, "direct/1000 bindings/miss", &b, "orders.us.517", None, 0);
@@ -55,7 +59,11 @@ fn topic_bindings() -> Bindings<Dest> {
             3 => format!("*.{}.*.trade", i / 5),
             _ => format!("region.{}.#.close", i % 37),
         };
-        b.bind(Dest::Queue(i), &pattern, &FieldTable::new());
+        b.bind(
+            Dest::Queue(i),
+            ringmq_codec::ShortStr::new(&pattern).unwrap(),
+            &FieldTable::new(),
+        );
     }
     b
 }
@@ -72,7 +80,7 @@ fn topic(c: &mut Criterion) {
 fn fanout(c: &mut Criterion) {
     let mut b = Bindings::new(ExchangeKind::Fanout);
     for i in 0..10 {
-        b.bind(Dest::Queue(i), "", &FieldTable::new());
+        b.bind(Dest::Queue(i), ringmq_codec::short!(""), &FieldTable::new());
     }
     bench_route(c, "fanout/10 destinations", &b, "anything", None, 10);
 }
@@ -82,19 +90,19 @@ fn headers(c: &mut Criterion) {
     for i in 0..100u32 {
         let mode = if i % 2 == 0 { "all" } else { "any" };
         let args: FieldTable = [
-            ("x-match", s(mode)),
-            ("type", s(&format!("report-{}", i / 2))),
-            ("format", s(if i % 4 < 2 { "pdf" } else { "zip" })),
+            (ringmq_codec::short!("x-match"), s(mode)),
+            (ringmq_codec::short!("type"), s(&format!("report-{}", i / 2))),
+            (ringmq_codec::short!("format"), s(if i % 4 < 2 { "pdf" } else { "zip" })),
         ]
         .into_iter()
         .collect();
-        b.bind(Dest::Queue(i), "", &args);
+        b.bind(Dest::Queue(i), ringmq_codec::short!(""), &args);
     }
     let message: FieldTable = [
-        ("format", s("pdf")),
-        ("type", s("report-6")),
-        ("size", FieldValue::I64(12_345)),
-        ("x-trace", s("abc")),
+        (ringmq_codec::short!("format"), s("pdf")),
+        (ringmq_codec::short!("type"), s("report-6")),
+        (ringmq_codec::short!("size"), FieldValue::I64(12_345)),
+        (ringmq_codec::short!("x-trace"), s("abc")),
     ]
     .into_iter()
     .collect();

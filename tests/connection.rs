@@ -233,7 +233,13 @@ fn opening_more_than_channel_max_channels_closes_connection() {
         // Open channels 1..=channel_max in one go, then one more.
         let mut out = Vec::new();
         for id in 1..=channel_max {
-            encode_method(&mut out, id, &Method::ChannelOpen(ChannelOpen { out_of_band: "" }));
+            encode_method(
+                &mut out,
+                id,
+                &Method::ChannelOpen(ChannelOpen {
+                    out_of_band: ringmq_codec::short!(""),
+                }),
+            );
         }
         raw.send(&out).await;
         // (RabbitMQ may answer them out of order.)
@@ -244,8 +250,13 @@ fn opening_more_than_channel_max_channels_closes_connection() {
         opened.sort_unstable();
         assert!(opened.iter().copied().eq(1..=channel_max), "open-ok channels");
         let over = channel_max + 1;
-        raw.send_method(over, &Method::ChannelOpen(ChannelOpen { out_of_band: "" }))
-            .await;
+        raw.send_method(
+            over,
+            &Method::ChannelOpen(ChannelOpen {
+                out_of_band: ringmq_codec::short!(""),
+            }),
+        )
+        .await;
         let (code, text, class, method) = raw.expect_connection_close().await;
         assert_eq!(code, 530, "{text}");
         let _ = (class, method); // RabbitMQ sends class 0 method 0 here
@@ -270,7 +281,7 @@ fn raw_client_connection_close_gets_close_ok() {
         raw.open_channel(1).await;
         let close = Method::ConnectionClose(ConnectionClose {
             reply_code: 200,
-            reply_text: "bye",
+            reply_text: ringmq_codec::short!("bye"),
             class_id: 0,
             method_id: 0,
         });
@@ -409,7 +420,7 @@ fn method_on_unopened_channel_is_504() {
         let (mut raw, _, _) = RawConn::handshake(&b).await;
         let decl = Method::QueueDeclare(QueueDeclare {
             ticket: 0,
-            queue: "never-declared",
+            queue: ringmq_codec::short!("never-declared"),
             passive: true,
             durable: false,
             exclusive: false,
@@ -453,16 +464,21 @@ fn channel_number_above_the_negotiated_channel_max_is_refused() {
             raw.send_method(
                 0,
                 &Method::ConnectionOpen(ConnectionOpen {
-                    virtual_host: "/",
-                    capabilities: "",
+                    virtual_host: ringmq_codec::short!("/"),
+                    capabilities: ringmq_codec::short!(""),
                     insist: false,
                 }),
             )
             .await;
             raw.expect("connection.open-ok").await;
             raw.open_channel(10).await;
-            raw.send_method(over, &Method::ChannelOpen(ChannelOpen { out_of_band: "" }))
-                .await;
+            raw.send_method(
+                over,
+                &Method::ChannelOpen(ChannelOpen {
+                    out_of_band: ringmq_codec::short!(""),
+                }),
+            )
+            .await;
             let (code, text, class, method) = raw.expect_connection_close().await;
             assert_eq!(code, 530, "{text}");
             assert_eq!(

@@ -69,8 +69,8 @@ fn frames_on_an_unopened_channel_are_504() {
         raw.open_channel(1).await;
         let publish = Method::BasicPublish(BasicPublish {
             ticket: 0,
-            exchange: "",
-            routing_key: "q",
+            exchange: ringmq_codec::short!(""),
+            routing_key: ringmq_codec::short!("q"),
             mandatory: false,
             immediate: false,
         });
@@ -106,8 +106,13 @@ fn second_channel_open_is_504() {
     run(async {
         let (mut raw, _, _) = RawConn::handshake(&b).await;
         raw.open_channel(1).await;
-        raw.send_method(1, &Method::ChannelOpen(ChannelOpen { out_of_band: "" }))
-            .await;
+        raw.send_method(
+            1,
+            &Method::ChannelOpen(ChannelOpen {
+                out_of_band: ringmq_codec::short!(""),
+            }),
+        )
+        .await;
         let (code, text, class, method) = raw.expect_connection_close().await;
         assert_eq!((code, class, method), (504, 20, 10), "{text}");
         assert!(
@@ -140,8 +145,8 @@ fn content_out_of_order_is_505() {
         let mut out = Vec::new();
         let publish = Method::BasicPublish(BasicPublish {
             ticket: 0,
-            exchange: "",
-            routing_key: "q",
+            exchange: ringmq_codec::short!(""),
+            routing_key: ringmq_codec::short!("q"),
             mandatory: false,
             immediate: false,
         });
@@ -166,7 +171,13 @@ fn malformed_frame_end_is_501() {
         let (mut raw, _, _) = RawConn::handshake(&b).await;
         raw.open_channel(1).await;
         let mut out = Vec::new();
-        encode_method(&mut out, 1, &Method::ChannelOpen(ChannelOpen { out_of_band: "" }));
+        encode_method(
+            &mut out,
+            1,
+            &Method::ChannelOpen(ChannelOpen {
+                out_of_band: ringmq_codec::short!(""),
+            }),
+        );
         *out.last_mut().expect("frame") = 0x00; // not 0xCE
         raw.send(&out).await;
         let (code, text, _, _) = raw.expect_connection_close().await;

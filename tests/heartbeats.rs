@@ -23,8 +23,8 @@ async fn connect_with_heartbeat(b: &Broker, secs: u16) -> RawConn {
     };
     c.send_method(0, &Method::ConnectionTuneOk(ok)).await;
     let open = ConnectionOpen {
-        virtual_host: "/",
-        capabilities: "",
+        virtual_host: ringmq_codec::short!("/"),
+        capabilities: ringmq_codec::short!(""),
         insist: false,
     };
     c.send_method(0, &Method::ConnectionOpen(open)).await;

@@ -33,16 +33,16 @@ fn a_tiny_memory_limit_blocks_publishers_with_low_on_memory() {
         let mut c = RawConn::connect(b.addr()).await;
         c.start().await;
         let mut caps = ringmq_codec::FieldTable::new();
-        caps.insert("connection.blocked", true);
+        caps.insert(ringmq_codec::short!("connection.blocked"), true);
         let mut props = ringmq_codec::FieldTable::new();
-        props.insert("capabilities", caps);
+        props.insert(ringmq_codec::short!("capabilities"), caps);
         let props = props.to_bytes();
         let response = plain(b.user(), b.pass());
         let ok = Method::ConnectionStartOk(ConnectionStartOk {
             client_properties: Table::parse(&props).expect("table"),
-            mechanism: "PLAIN",
+            mechanism: ringmq_codec::short!("PLAIN"),
             response: &response,
-            locale: "en_US",
+            locale: ringmq_codec::short!("en_US"),
         });
         c.send_method(0, &ok).await;
         c.tune_open().await;
@@ -50,8 +50,8 @@ fn a_tiny_memory_limit_blocks_publishers_with_low_on_memory() {
         let mut out = Vec::new();
         let publish = Method::BasicPublish(BasicPublish {
             ticket: 0,
-            exchange: "",
-            routing_key: "nowhere",
+            exchange: ringmq_codec::short!(""),
+            routing_key: ringmq_codec::short!("nowhere"),
             mandatory: false,
             immediate: false,
         });
@@ -69,7 +69,7 @@ fn a_tiny_memory_limit_blocks_publishers_with_low_on_memory() {
                             ..
                         },
                         _,
-                    )) => return m.reason.to_owned(),
+                    )) => return m.reason.to_string(),
                     Ok((f, used)) => {
                         assert!(
                             matches!(f, Frame::Heartbeat { .. }),

@@ -25,7 +25,7 @@ RUST_TYPE = {
     "long": "u32",
     "longlong": "u64",
     "timestamp": "u64",
-    "shortstr": "&'a str",
+    "shortstr": "ShortStr<'a>",
     "longstr": "&'a [u8]",
     "table": "Table<'a>",
 }
@@ -45,7 +45,7 @@ WRITE = {
     "long": "put_u32(out, self.{f})",
     "longlong": "put_u64(out, self.{f})",
     "timestamp": "put_u64(out, self.{f})",
-    "shortstr": "put_shortstr(out, self.{f}.as_bytes())",
+    "shortstr": "put_shortstr(out, self.{f})",
     "longstr": "put_longstr(out, self.{f})",
     "table": "put_table(out, &self.{f})",
 }
@@ -81,6 +81,7 @@ w("//! appends the method payload (class id, method id, arguments) to a caller b
 w("//! Consecutive `bit` arguments share one octet, as the spec packs them.")
 w("")
 w("use crate::error::{ProtocolError, ReplyCode};")
+w("use crate::short::ShortStr;")
 w("use crate::table::Table;")
 w("use crate::wire::*;")
 w("")

@@ -33,7 +33,7 @@ SLOT = {
     "long": ("u32s", "a.u32s[{k}]"),
     "longlong": ("u64s", "a.u64s[{k}]"),
     "timestamp": ("u64s", "a.u64s[{k}]"),
-    "shortstr": ("shortstrs", "&a.shortstrs[{k}]"),
+    "shortstr": ("shortstrs", "a.short({k})"),
     "longstr": ("longstrs", "&a.longstrs[{k}]"),
     "table": ("tables", "a.table({k})"),
 }
@@ -136,7 +136,7 @@ def amq_file():
             t = ftype(a)
             v = f"m.{ours(a['name'])}"
             if t == "shortstr":
-                v = f"{v}.into()"
+                v = f"{v}.as_str().into()"
             elif t == "longstr":
                 v = f"{v}.to_vec().into()"
             elif t == "table":

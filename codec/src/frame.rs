@@ -15,6 +15,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 use crate::error::{DecodeError, ProtocolError, ReplyCode};
 use crate::methods::Method;
 use crate::properties::ContentHeader;
+use crate::short::ShortStr;
 use crate::wire::*;
 
 pub const FRAME_METHOD: u8 = 1;
@@ -231,11 +232,11 @@ pub fn encode_heartbeat(out: &mut Vec<u8>) {
 pub fn encode_deliver(
     out: &mut Vec<u8>,
     channel: u16,
-    consumer_tag: &[u8],
+    consumer_tag: ShortStr<'_>,
     delivery_tag: u64,
     redelivered: bool,
-    exchange: &[u8],
-    routing_key: &[u8],
+    exchange: ShortStr<'_>,
+    routing_key: ShortStr<'_>,
     properties_raw: &[u8],
     body: &[u8],
     frame_max: u32,
@@ -261,11 +262,11 @@ pub fn encode_deliver(
 pub fn encode_deliver_head(
     out: &mut Vec<u8>,
     channel: u16,
-    consumer_tag: &[u8],
+    consumer_tag: ShortStr<'_>,
     delivery_tag: u64,
     redelivered: bool,
-    exchange: &[u8],
-    routing_key: &[u8],
+    exchange: ShortStr<'_>,
+    routing_key: ShortStr<'_>,
     properties_raw: &[u8],
     body_size: u64,
 ) {
@@ -304,8 +305,8 @@ mod tests {
         let mut out = Vec::new();
         let m = Method::BasicPublish(BasicPublish {
             ticket: 0,
-            exchange: "amq.direct",
-            routing_key: "rk",
+            exchange: crate::short!("amq.direct"),
+            routing_key: crate::short!("rk"),
             mandatory: true,
             immediate: false,
         });

@@ -9,6 +9,7 @@
 //! | [`methods`] | every class and method as a struct (generated from the spec JSON by `gen/methods.py`), and [`Method`] |
 //! | [`properties`] | the content header and the 14 basic properties |
 //! | [`table`] | field tables and arrays: validated borrowed [`Table`], owned [`FieldTable`] |
+//! | [`short`] | [`ShortStr`]/[`ShortString`]: short strings (names, keys, tags), checked to 255 bytes where they are made |
 //! | [`wire`] | integer and string primitives, [`wire::Reader`] |
 //! | [`error`] | [`DecodeError`] (`Incomplete` vs `Malformed`) and [`ReplyCode`] |
 //!
@@ -23,6 +24,7 @@ pub mod error;
 pub mod frame;
 pub mod methods;
 pub mod properties;
+pub mod short;
 pub mod table;
 pub mod wire;
 
@@ -37,4 +39,5 @@ pub use frame::{
 };
 pub use methods::*;
 pub use properties::{BasicProperties, ContentHeader};
+pub use short::{ShortBuf, ShortStr, ShortString, TooLong, SHORTSTR_BYTES_MAX};
 pub use table::{Array, FieldTable, FieldValue, FieldValueRef, Table};

@@ -7,6 +7,7 @@
 //! Consecutive `bit` arguments share one octet, as the spec packs them.
 
 use crate::error::{ProtocolError, ReplyCode};
+use crate::short::ShortStr;
 use crate::table::Table;
 use crate::wire::*;
 
@@ -54,9 +55,9 @@ impl<'a> ConnectionStart<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConnectionStartOk<'a> {
     pub client_properties: Table<'a>,
-    pub mechanism: &'a str,
+    pub mechanism: ShortStr<'a>,
     pub response: &'a [u8],
-    pub locale: &'a str,
+    pub locale: ShortStr<'a>,
 }
 
 impl<'a> ConnectionStartOk<'a> {
@@ -80,9 +81,9 @@ impl<'a> ConnectionStartOk<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_table(out, &self.client_properties);
-        put_shortstr(out, self.mechanism.as_bytes());
+        put_shortstr(out, self.mechanism);
         put_longstr(out, self.response);
-        put_shortstr(out, self.locale.as_bytes());
+        put_shortstr(out, self.locale);
     }
 }
 
@@ -197,8 +198,8 @@ impl ConnectionTuneOk {
 /// `connection.open` (class 10, method 40).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConnectionOpen<'a> {
-    pub virtual_host: &'a str,
-    pub capabilities: &'a str,
+    pub virtual_host: ShortStr<'a>,
+    pub capabilities: ShortStr<'a>,
     pub insist: bool,
 }
 
@@ -221,8 +222,8 @@ impl<'a> ConnectionOpen<'a> {
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
-        put_shortstr(out, self.virtual_host.as_bytes());
-        put_shortstr(out, self.capabilities.as_bytes());
+        put_shortstr(out, self.virtual_host);
+        put_shortstr(out, self.capabilities);
         put_u8(out, self.insist as u8);
     }
 }
@@ -230,7 +231,7 @@ impl<'a> ConnectionOpen<'a> {
 /// `connection.open-ok` (class 10, method 41).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConnectionOpenOk<'a> {
-    pub known_hosts: &'a str,
+    pub known_hosts: ShortStr<'a>,
 }
 
 impl<'a> ConnectionOpenOk<'a> {
@@ -245,7 +246,7 @@ impl<'a> ConnectionOpenOk<'a> {
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
-        put_shortstr(out, self.known_hosts.as_bytes());
+        put_shortstr(out, self.known_hosts);
     }
 }
 
@@ -253,7 +254,7 @@ impl<'a> ConnectionOpenOk<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConnectionClose<'a> {
     pub reply_code: u16,
-    pub reply_text: &'a str,
+    pub reply_text: ShortStr<'a>,
     pub class_id: u16,
     pub method_id: u16,
 }
@@ -279,7 +280,7 @@ impl<'a> ConnectionClose<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.reply_code);
-        put_shortstr(out, self.reply_text.as_bytes());
+        put_shortstr(out, self.reply_text);
         put_u16(out, self.class_id);
         put_u16(out, self.method_id);
     }
@@ -305,7 +306,7 @@ impl ConnectionCloseOk {
 /// `connection.blocked` (class 10, method 60).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConnectionBlocked<'a> {
-    pub reason: &'a str,
+    pub reason: ShortStr<'a>,
 }
 
 impl<'a> ConnectionBlocked<'a> {
@@ -320,7 +321,7 @@ impl<'a> ConnectionBlocked<'a> {
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
-        put_shortstr(out, self.reason.as_bytes());
+        put_shortstr(out, self.reason);
     }
 }
 
@@ -345,7 +346,7 @@ impl ConnectionUnblocked {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConnectionUpdateSecret<'a> {
     pub new_secret: &'a [u8],
-    pub reason: &'a str,
+    pub reason: ShortStr<'a>,
 }
 
 impl<'a> ConnectionUpdateSecret<'a> {
@@ -362,7 +363,7 @@ impl<'a> ConnectionUpdateSecret<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_longstr(out, self.new_secret);
-        put_shortstr(out, self.reason.as_bytes());
+        put_shortstr(out, self.reason);
     }
 }
 
@@ -386,7 +387,7 @@ impl ConnectionUpdateSecretOk {
 /// `channel.open` (class 20, method 10).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChannelOpen<'a> {
-    pub out_of_band: &'a str,
+    pub out_of_band: ShortStr<'a>,
 }
 
 impl<'a> ChannelOpen<'a> {
@@ -401,7 +402,7 @@ impl<'a> ChannelOpen<'a> {
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
-        put_shortstr(out, self.out_of_band.as_bytes());
+        put_shortstr(out, self.out_of_band);
     }
 }
 
@@ -477,7 +478,7 @@ impl ChannelFlowOk {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChannelClose<'a> {
     pub reply_code: u16,
-    pub reply_text: &'a str,
+    pub reply_text: ShortStr<'a>,
     pub class_id: u16,
     pub method_id: u16,
 }
@@ -503,7 +504,7 @@ impl<'a> ChannelClose<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.reply_code);
-        put_shortstr(out, self.reply_text.as_bytes());
+        put_shortstr(out, self.reply_text);
         put_u16(out, self.class_id);
         put_u16(out, self.method_id);
     }
@@ -529,7 +530,7 @@ impl ChannelCloseOk {
 /// `access.request` (class 30, method 10).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AccessRequest<'a> {
-    pub realm: &'a str,
+    pub realm: ShortStr<'a>,
     pub exclusive: bool,
     pub passive: bool,
     pub active: bool,
@@ -562,7 +563,7 @@ impl<'a> AccessRequest<'a> {
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
-        put_shortstr(out, self.realm.as_bytes());
+        put_shortstr(out, self.realm);
         put_u8(
             out,
             self.exclusive as u8
@@ -600,8 +601,8 @@ impl AccessRequestOk {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExchangeDeclare<'a> {
     pub ticket: u16,
-    pub exchange: &'a str,
-    pub kind: &'a str,
+    pub exchange: ShortStr<'a>,
+    pub kind: ShortStr<'a>,
     pub passive: bool,
     pub durable: bool,
     pub auto_delete: bool,
@@ -642,8 +643,8 @@ impl<'a> ExchangeDeclare<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.ticket);
-        put_shortstr(out, self.exchange.as_bytes());
-        put_shortstr(out, self.kind.as_bytes());
+        put_shortstr(out, self.exchange);
+        put_shortstr(out, self.kind);
         put_u8(
             out,
             self.passive as u8
@@ -677,7 +678,7 @@ impl ExchangeDeclareOk {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExchangeDelete<'a> {
     pub ticket: u16,
-    pub exchange: &'a str,
+    pub exchange: ShortStr<'a>,
     pub if_unused: bool,
     pub no_wait: bool,
 }
@@ -704,7 +705,7 @@ impl<'a> ExchangeDelete<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.ticket);
-        put_shortstr(out, self.exchange.as_bytes());
+        put_shortstr(out, self.exchange);
         put_u8(out, self.if_unused as u8 | (self.no_wait as u8) << 1);
     }
 }
@@ -730,9 +731,9 @@ impl ExchangeDeleteOk {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExchangeBind<'a> {
     pub ticket: u16,
-    pub destination: &'a str,
-    pub source: &'a str,
-    pub routing_key: &'a str,
+    pub destination: ShortStr<'a>,
+    pub source: ShortStr<'a>,
+    pub routing_key: ShortStr<'a>,
     pub no_wait: bool,
     pub arguments: Table<'a>,
 }
@@ -763,9 +764,9 @@ impl<'a> ExchangeBind<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.ticket);
-        put_shortstr(out, self.destination.as_bytes());
-        put_shortstr(out, self.source.as_bytes());
-        put_shortstr(out, self.routing_key.as_bytes());
+        put_shortstr(out, self.destination);
+        put_shortstr(out, self.source);
+        put_shortstr(out, self.routing_key);
         put_u8(out, self.no_wait as u8);
         put_table(out, &self.arguments);
     }
@@ -792,9 +793,9 @@ impl ExchangeBindOk {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExchangeUnbind<'a> {
     pub ticket: u16,
-    pub destination: &'a str,
-    pub source: &'a str,
-    pub routing_key: &'a str,
+    pub destination: ShortStr<'a>,
+    pub source: ShortStr<'a>,
+    pub routing_key: ShortStr<'a>,
     pub no_wait: bool,
     pub arguments: Table<'a>,
 }
@@ -825,9 +826,9 @@ impl<'a> ExchangeUnbind<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.ticket);
-        put_shortstr(out, self.destination.as_bytes());
-        put_shortstr(out, self.source.as_bytes());
-        put_shortstr(out, self.routing_key.as_bytes());
+        put_shortstr(out, self.destination);
+        put_shortstr(out, self.source);
+        put_shortstr(out, self.routing_key);
         put_u8(out, self.no_wait as u8);
         put_table(out, &self.arguments);
     }
@@ -854,7 +855,7 @@ impl ExchangeUnbindOk {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QueueDeclare<'a> {
     pub ticket: u16,
-    pub queue: &'a str,
+    pub queue: ShortStr<'a>,
     pub passive: bool,
     pub durable: bool,
     pub exclusive: bool,
@@ -893,7 +894,7 @@ impl<'a> QueueDeclare<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.ticket);
-        put_shortstr(out, self.queue.as_bytes());
+        put_shortstr(out, self.queue);
         put_u8(
             out,
             self.passive as u8
@@ -909,7 +910,7 @@ impl<'a> QueueDeclare<'a> {
 /// `queue.declare-ok` (class 50, method 11).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QueueDeclareOk<'a> {
-    pub queue: &'a str,
+    pub queue: ShortStr<'a>,
     pub message_count: u32,
     pub consumer_count: u32,
 }
@@ -932,7 +933,7 @@ impl<'a> QueueDeclareOk<'a> {
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
-        put_shortstr(out, self.queue.as_bytes());
+        put_shortstr(out, self.queue);
         put_u32(out, self.message_count);
         put_u32(out, self.consumer_count);
     }
@@ -942,9 +943,9 @@ impl<'a> QueueDeclareOk<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QueueBind<'a> {
     pub ticket: u16,
-    pub queue: &'a str,
-    pub exchange: &'a str,
-    pub routing_key: &'a str,
+    pub queue: ShortStr<'a>,
+    pub exchange: ShortStr<'a>,
+    pub routing_key: ShortStr<'a>,
     pub no_wait: bool,
     pub arguments: Table<'a>,
 }
@@ -975,9 +976,9 @@ impl<'a> QueueBind<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.ticket);
-        put_shortstr(out, self.queue.as_bytes());
-        put_shortstr(out, self.exchange.as_bytes());
-        put_shortstr(out, self.routing_key.as_bytes());
+        put_shortstr(out, self.queue);
+        put_shortstr(out, self.exchange);
+        put_shortstr(out, self.routing_key);
         put_u8(out, self.no_wait as u8);
         put_table(out, &self.arguments);
     }
@@ -1004,7 +1005,7 @@ impl QueueBindOk {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QueuePurge<'a> {
     pub ticket: u16,
-    pub queue: &'a str,
+    pub queue: ShortStr<'a>,
     pub no_wait: bool,
 }
 
@@ -1024,7 +1025,7 @@ impl<'a> QueuePurge<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.ticket);
-        put_shortstr(out, self.queue.as_bytes());
+        put_shortstr(out, self.queue);
         put_u8(out, self.no_wait as u8);
     }
 }
@@ -1055,7 +1056,7 @@ impl QueuePurgeOk {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QueueDelete<'a> {
     pub ticket: u16,
-    pub queue: &'a str,
+    pub queue: ShortStr<'a>,
     pub if_unused: bool,
     pub if_empty: bool,
     pub no_wait: bool,
@@ -1085,7 +1086,7 @@ impl<'a> QueueDelete<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.ticket);
-        put_shortstr(out, self.queue.as_bytes());
+        put_shortstr(out, self.queue);
         put_u8(
             out,
             self.if_unused as u8 | (self.if_empty as u8) << 1 | (self.no_wait as u8) << 2,
@@ -1119,9 +1120,9 @@ impl QueueDeleteOk {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QueueUnbind<'a> {
     pub ticket: u16,
-    pub queue: &'a str,
-    pub exchange: &'a str,
-    pub routing_key: &'a str,
+    pub queue: ShortStr<'a>,
+    pub exchange: ShortStr<'a>,
+    pub routing_key: ShortStr<'a>,
     pub arguments: Table<'a>,
 }
 
@@ -1148,9 +1149,9 @@ impl<'a> QueueUnbind<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.ticket);
-        put_shortstr(out, self.queue.as_bytes());
-        put_shortstr(out, self.exchange.as_bytes());
-        put_shortstr(out, self.routing_key.as_bytes());
+        put_shortstr(out, self.queue);
+        put_shortstr(out, self.exchange);
+        put_shortstr(out, self.routing_key);
         put_table(out, &self.arguments);
     }
 }
@@ -1226,8 +1227,8 @@ impl BasicQosOk {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BasicConsume<'a> {
     pub ticket: u16,
-    pub queue: &'a str,
-    pub consumer_tag: &'a str,
+    pub queue: ShortStr<'a>,
+    pub consumer_tag: ShortStr<'a>,
     pub no_local: bool,
     pub no_ack: bool,
     pub exclusive: bool,
@@ -1265,8 +1266,8 @@ impl<'a> BasicConsume<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.ticket);
-        put_shortstr(out, self.queue.as_bytes());
-        put_shortstr(out, self.consumer_tag.as_bytes());
+        put_shortstr(out, self.queue);
+        put_shortstr(out, self.consumer_tag);
         put_u8(
             out,
             self.no_local as u8 | (self.no_ack as u8) << 1 | (self.exclusive as u8) << 2 | (self.no_wait as u8) << 3,
@@ -1278,7 +1279,7 @@ impl<'a> BasicConsume<'a> {
 /// `basic.consume-ok` (class 60, method 21).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BasicConsumeOk<'a> {
-    pub consumer_tag: &'a str,
+    pub consumer_tag: ShortStr<'a>,
 }
 
 impl<'a> BasicConsumeOk<'a> {
@@ -1293,14 +1294,14 @@ impl<'a> BasicConsumeOk<'a> {
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
-        put_shortstr(out, self.consumer_tag.as_bytes());
+        put_shortstr(out, self.consumer_tag);
     }
 }
 
 /// `basic.cancel` (class 60, method 30).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BasicCancel<'a> {
-    pub consumer_tag: &'a str,
+    pub consumer_tag: ShortStr<'a>,
     pub no_wait: bool,
 }
 
@@ -1318,7 +1319,7 @@ impl<'a> BasicCancel<'a> {
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
-        put_shortstr(out, self.consumer_tag.as_bytes());
+        put_shortstr(out, self.consumer_tag);
         put_u8(out, self.no_wait as u8);
     }
 }
@@ -1326,7 +1327,7 @@ impl<'a> BasicCancel<'a> {
 /// `basic.cancel-ok` (class 60, method 31).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BasicCancelOk<'a> {
-    pub consumer_tag: &'a str,
+    pub consumer_tag: ShortStr<'a>,
 }
 
 impl<'a> BasicCancelOk<'a> {
@@ -1341,7 +1342,7 @@ impl<'a> BasicCancelOk<'a> {
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
-        put_shortstr(out, self.consumer_tag.as_bytes());
+        put_shortstr(out, self.consumer_tag);
     }
 }
 
@@ -1349,8 +1350,8 @@ impl<'a> BasicCancelOk<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BasicPublish<'a> {
     pub ticket: u16,
-    pub exchange: &'a str,
-    pub routing_key: &'a str,
+    pub exchange: ShortStr<'a>,
+    pub routing_key: ShortStr<'a>,
     pub mandatory: bool,
     pub immediate: bool,
 }
@@ -1379,8 +1380,8 @@ impl<'a> BasicPublish<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.ticket);
-        put_shortstr(out, self.exchange.as_bytes());
-        put_shortstr(out, self.routing_key.as_bytes());
+        put_shortstr(out, self.exchange);
+        put_shortstr(out, self.routing_key);
         put_u8(out, self.mandatory as u8 | (self.immediate as u8) << 1);
     }
 }
@@ -1389,9 +1390,9 @@ impl<'a> BasicPublish<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BasicReturn<'a> {
     pub reply_code: u16,
-    pub reply_text: &'a str,
-    pub exchange: &'a str,
-    pub routing_key: &'a str,
+    pub reply_text: ShortStr<'a>,
+    pub exchange: ShortStr<'a>,
+    pub routing_key: ShortStr<'a>,
 }
 
 impl<'a> BasicReturn<'a> {
@@ -1415,20 +1416,20 @@ impl<'a> BasicReturn<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.reply_code);
-        put_shortstr(out, self.reply_text.as_bytes());
-        put_shortstr(out, self.exchange.as_bytes());
-        put_shortstr(out, self.routing_key.as_bytes());
+        put_shortstr(out, self.reply_text);
+        put_shortstr(out, self.exchange);
+        put_shortstr(out, self.routing_key);
     }
 }
 
 /// `basic.deliver` (class 60, method 60).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BasicDeliver<'a> {
-    pub consumer_tag: &'a str,
+    pub consumer_tag: ShortStr<'a>,
     pub delivery_tag: u64,
     pub redelivered: bool,
-    pub exchange: &'a str,
-    pub routing_key: &'a str,
+    pub exchange: ShortStr<'a>,
+    pub routing_key: ShortStr<'a>,
 }
 
 impl<'a> BasicDeliver<'a> {
@@ -1454,11 +1455,11 @@ impl<'a> BasicDeliver<'a> {
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
-        put_shortstr(out, self.consumer_tag.as_bytes());
+        put_shortstr(out, self.consumer_tag);
         put_u64(out, self.delivery_tag);
         put_u8(out, self.redelivered as u8);
-        put_shortstr(out, self.exchange.as_bytes());
-        put_shortstr(out, self.routing_key.as_bytes());
+        put_shortstr(out, self.exchange);
+        put_shortstr(out, self.routing_key);
     }
 }
 
@@ -1466,7 +1467,7 @@ impl<'a> BasicDeliver<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BasicGet<'a> {
     pub ticket: u16,
-    pub queue: &'a str,
+    pub queue: ShortStr<'a>,
     pub no_ack: bool,
 }
 
@@ -1486,7 +1487,7 @@ impl<'a> BasicGet<'a> {
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u16(out, self.ticket);
-        put_shortstr(out, self.queue.as_bytes());
+        put_shortstr(out, self.queue);
         put_u8(out, self.no_ack as u8);
     }
 }
@@ -1496,8 +1497,8 @@ impl<'a> BasicGet<'a> {
 pub struct BasicGetOk<'a> {
     pub delivery_tag: u64,
     pub redelivered: bool,
-    pub exchange: &'a str,
-    pub routing_key: &'a str,
+    pub exchange: ShortStr<'a>,
+    pub routing_key: ShortStr<'a>,
     pub message_count: u32,
 }
 
@@ -1526,8 +1527,8 @@ impl<'a> BasicGetOk<'a> {
     pub fn encode_args(&self, out: &mut Vec<u8>) {
         put_u64(out, self.delivery_tag);
         put_u8(out, self.redelivered as u8);
-        put_shortstr(out, self.exchange.as_bytes());
-        put_shortstr(out, self.routing_key.as_bytes());
+        put_shortstr(out, self.exchange);
+        put_shortstr(out, self.routing_key);
         put_u32(out, self.message_count);
     }
 }
@@ -1535,7 +1536,7 @@ impl<'a> BasicGetOk<'a> {
 /// `basic.get-empty` (class 60, method 72).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BasicGetEmpty<'a> {
-    pub cluster_id: &'a str,
+    pub cluster_id: ShortStr<'a>,
 }
 
 impl<'a> BasicGetEmpty<'a> {
@@ -1550,7 +1551,7 @@ impl<'a> BasicGetEmpty<'a> {
 
     /// Appends the arguments (not the class and method ids).
     pub fn encode_args(&self, out: &mut Vec<u8>) {
-        put_shortstr(out, self.cluster_id.as_bytes());
+        put_shortstr(out, self.cluster_id);
     }
 }
 

@@ -11,6 +11,7 @@
 //! needed only when a value matters (headers exchange, TTL, priority, CC/BCC).
 
 use crate::error::ProtocolError;
+use crate::short::ShortStr;
 use crate::table::Table;
 use crate::wire::*;
 
@@ -49,20 +50,20 @@ impl<'a> ContentHeader<'a> {
 /// The basic class properties, each present or not.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct BasicProperties<'a> {
-    pub content_type: Option<&'a str>,
-    pub content_encoding: Option<&'a str>,
+    pub content_type: Option<ShortStr<'a>>,
+    pub content_encoding: Option<ShortStr<'a>>,
     pub headers: Option<Table<'a>>,
     pub delivery_mode: Option<u8>,
     pub priority: Option<u8>,
-    pub correlation_id: Option<&'a str>,
-    pub reply_to: Option<&'a str>,
-    pub expiration: Option<&'a str>,
-    pub message_id: Option<&'a str>,
+    pub correlation_id: Option<ShortStr<'a>>,
+    pub reply_to: Option<ShortStr<'a>>,
+    pub expiration: Option<ShortStr<'a>>,
+    pub message_id: Option<ShortStr<'a>>,
     pub timestamp: Option<u64>,
-    pub kind: Option<&'a str>,
-    pub user_id: Option<&'a str>,
-    pub app_id: Option<&'a str>,
-    pub cluster_id: Option<&'a str>,
+    pub kind: Option<ShortStr<'a>>,
+    pub user_id: Option<ShortStr<'a>>,
+    pub app_id: Option<ShortStr<'a>>,
+    pub cluster_id: Option<ShortStr<'a>>,
 }
 
 const FLAG_CONTENT_TYPE: u16 = 1 << 15;
@@ -185,9 +186,9 @@ impl<'a> BasicProperties<'a> {
         set(self.app_id.is_some(), FLAG_APP_ID);
         set(self.cluster_id.is_some(), FLAG_CLUSTER_ID);
         put_u16(out, flags);
-        let s = |out: &mut Vec<u8>, v: Option<&str>| {
+        let s = |out: &mut Vec<u8>, v: Option<ShortStr<'_>>| {
             if let Some(v) = v {
-                put_shortstr(out, v.as_bytes())
+                put_shortstr(out, v)
             }
         };
         s(out, self.content_type);
@@ -222,23 +223,23 @@ mod tests {
 
     #[test]
     fn all_properties_round_trip() {
-        let headers: FieldTable = [("x-a", FieldValue::I32(1))].into_iter().collect();
+        let headers: FieldTable = [(crate::short!("x-a"), FieldValue::I32(1))].into_iter().collect();
         let hb = headers.to_bytes();
         let p = BasicProperties {
-            content_type: Some("text/plain"),
-            content_encoding: Some("gzip"),
+            content_type: Some(crate::short!("text/plain")),
+            content_encoding: Some(crate::short!("gzip")),
             headers: Some(Table::parse(&hb).unwrap()),
             delivery_mode: Some(2),
             priority: Some(9),
-            correlation_id: Some("c"),
-            reply_to: Some("amq.rabbitmq.reply-to"),
-            expiration: Some("60000"),
-            message_id: Some("m"),
+            correlation_id: Some(crate::short!("c")),
+            reply_to: Some(crate::short!("amq.rabbitmq.reply-to")),
+            expiration: Some(crate::short!("60000")),
+            message_id: Some(crate::short!("m")),
             timestamp: Some(1_700_000_000),
-            kind: Some("t"),
-            user_id: Some("guest"),
-            app_id: Some("app"),
-            cluster_id: Some("cl"),
+            kind: Some(crate::short!("t")),
+            user_id: Some(crate::short!("guest")),
+            app_id: Some(crate::short!("app")),
+            cluster_id: Some(crate::short!("cl")),
         };
         let mut raw = Vec::new();
         p.encode(&mut raw);

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::ProtocolError;
+use crate::short::{ShortStr, ShortString};
 use crate::wire::{put_longstr, put_shortstr, put_u16, put_u32, put_u64, Reader};
 
 /// How deep tables and arrays may nest. A 128 KiB frame could otherwise nest 20k
@@ -78,9 +79,11 @@ pub enum FieldValue {
 }
 
 /// An owned field table. Keys are kept sorted, which makes argument-equivalence
-/// checks a plain `==` and encodes deterministically.
+/// checks a plain `==` and encodes deterministically. Keys are short strings on
+/// the wire, so they are [`ShortString`]s here: a key that AMQP cannot carry is
+/// refused where the table is built (JSON from the API), not when it is encoded.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct FieldTable(pub BTreeMap<String, FieldValue>);
+pub struct FieldTable(pub BTreeMap<ShortString, FieldValue>);
 
 impl<'a> Table<'a> {
     /// The empty table.
@@ -120,7 +123,7 @@ impl<'a> Table<'a> {
     pub fn to_owned_table(&self) -> FieldTable {
         let mut t = FieldTable::default();
         for (k, v) in self.iter() {
-            t.0.entry(k.to_owned()).or_insert_with(|| v.to_owned_value());
+            t.0.entry(k.into()).or_insert_with(|| v.to_owned_value());
         }
         t
     }
@@ -161,15 +164,17 @@ pub struct TableIter<'a> {
 }
 
 impl<'a> Iterator for TableIter<'a> {
-    type Item = (&'a str, FieldValueRef<'a>);
+    type Item = (ShortStr<'a>, FieldValueRef<'a>);
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.r.is_empty() {
             return None;
         }
-        let key = self.r.shortstr().expect("validated table");
-        let value = read_value(&mut self.r).expect("validated table");
-        Some((key, value))
+        // `Table`s are made only by `parse`, which walked these bytes; ending the
+        // walk on an error rather than asserting keeps a missed case from aborting.
+        let entry = self.r.shortstr().and_then(|k| Ok((k, read_value(&mut self.r)?)));
+        debug_assert!(entry.is_ok(), "validated table");
+        entry.ok()
     }
 }
 
@@ -185,7 +190,9 @@ impl<'a> Iterator for ArrayIter<'a> {
         if self.r.is_empty() {
             return None;
         }
-        Some(read_value(&mut self.r).expect("validated array"))
+        let v = read_value(&mut self.r);
+        debug_assert!(v.is_ok(), "validated array");
+        v.ok()
     }
 }
 
@@ -431,6 +438,12 @@ impl From<&str> for FieldValue {
     }
 }
 
+impl From<crate::short::ShortStr<'_>> for FieldValue {
+    fn from(s: crate::short::ShortStr<'_>) -> Self {
+        FieldValue::LongString(s.as_bytes().to_vec())
+    }
+}
+
 impl From<bool> for FieldValue {
     fn from(v: bool) -> Self {
         FieldValue::Bool(v)
@@ -463,7 +476,8 @@ impl FieldTable {
         Self::default()
     }
 
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<FieldValue>) {
+    /// Sets `key` (a [`ShortStr::lit`] for a literal key).
+    pub fn insert(&mut self, key: impl Into<ShortString>, value: impl Into<FieldValue>) {
         self.0.insert(key.into(), value.into());
     }
 
@@ -478,7 +492,7 @@ impl FieldTable {
     /// Appends the entries (no length prefix): the bytes [`Table::parse`] takes.
     pub fn encode_entries(&self, out: &mut Vec<u8>) {
         for (k, v) in &self.0 {
-            put_shortstr(out, k.as_bytes());
+            put_shortstr(out, k.as_short());
             v.encode(out);
         }
     }
@@ -491,7 +505,7 @@ impl FieldTable {
     }
 }
 
-impl<K: Into<String>, V: Into<FieldValue>> FromIterator<(K, V)> for FieldTable {
+impl<K: Into<ShortString>, V: Into<FieldValue>> FromIterator<(K, V)> for FieldTable {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         FieldTable(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
@@ -504,28 +518,28 @@ mod tests {
     #[test]
     fn every_type_round_trips() {
         let mut inner = FieldTable::new();
-        inner.insert("n", FieldValue::I32(-7));
+        inner.insert(crate::short!("n"), FieldValue::I32(-7));
         let t: FieldTable = [
-            ("t", FieldValue::Bool(true)),
-            ("b", FieldValue::I8(-1)),
-            ("B", FieldValue::U8(255)),
-            ("s", FieldValue::I16(-300)),
-            ("u", FieldValue::U16(60000)),
-            ("I", FieldValue::I32(i32::MIN)),
-            ("i", FieldValue::U32(u32::MAX)),
-            ("l", FieldValue::I64(i64::MIN)),
-            ("f", FieldValue::F32(1.5)),
-            ("d", FieldValue::F64(-2.25)),
-            ("D", FieldValue::Decimal { scale: 2, value: 12345 }),
-            ("S", FieldValue::LongString(b"hello".to_vec())),
-            ("x", FieldValue::ByteArray(vec![0, 1, 2])),
+            (crate::short!("t"), FieldValue::Bool(true)),
+            (crate::short!("b"), FieldValue::I8(-1)),
+            (crate::short!("B"), FieldValue::U8(255)),
+            (crate::short!("s"), FieldValue::I16(-300)),
+            (crate::short!("u"), FieldValue::U16(60000)),
+            (crate::short!("I"), FieldValue::I32(i32::MIN)),
+            (crate::short!("i"), FieldValue::U32(u32::MAX)),
+            (crate::short!("l"), FieldValue::I64(i64::MIN)),
+            (crate::short!("f"), FieldValue::F32(1.5)),
+            (crate::short!("d"), FieldValue::F64(-2.25)),
+            (crate::short!("D"), FieldValue::Decimal { scale: 2, value: 12345 }),
+            (crate::short!("S"), FieldValue::LongString(b"hello".to_vec())),
+            (crate::short!("x"), FieldValue::ByteArray(vec![0, 1, 2])),
             (
-                "A",
+                crate::short!("A"),
                 FieldValue::Array(vec![FieldValue::Void, FieldValue::Table(inner.clone())]),
             ),
-            ("T", FieldValue::Timestamp(1_700_000_000)),
-            ("F", FieldValue::Table(inner)),
-            ("V", FieldValue::Void),
+            (crate::short!("T"), FieldValue::Timestamp(1_700_000_000)),
+            (crate::short!("F"), FieldValue::Table(inner)),
+            (crate::short!("V"), FieldValue::Void),
         ]
         .into_iter()
         .collect();
@@ -538,7 +552,9 @@ mod tests {
 
     #[test]
     fn rejects_truncated_and_unknown() {
-        let t: FieldTable = [("k", FieldValue::LongString(b"value".to_vec()))].into_iter().collect();
+        let t: FieldTable = [(crate::short!("k"), FieldValue::LongString(b"value".to_vec()))]
+            .into_iter()
+            .collect();
         let bytes = t.to_bytes();
         for cut in 1..bytes.len() {
             assert!(Table::parse(&bytes[..cut]).is_err(), "cut at {cut}");
@@ -551,11 +567,11 @@ mod tests {
         let mut v = FieldValue::Void;
         for _ in 0..200 {
             let mut t = FieldTable::new();
-            t.insert("a", v);
+            t.insert(crate::short!("a"), v);
             v = FieldValue::Table(t);
         }
         let mut t = FieldTable::new();
-        t.insert("a", v);
+        t.insert(crate::short!("a"), v);
         // Encoding is recursive too, but only for tables we build ourselves.
         let bytes = t.to_bytes();
         let err = Table::parse(&bytes).unwrap_err();

@@ -6,6 +6,7 @@
 //! is a [`ProtocolError`] (502), never a panic or an allocation.
 
 use crate::error::ProtocolError;
+use crate::short::ShortStr;
 use crate::table::Table;
 
 /// A cursor over a complete method or header payload.
@@ -66,12 +67,13 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
-    /// A short string: u8 length, then that many bytes of UTF-8.
+    /// A short string: u8 length, then that many bytes of UTF-8. The length
+    /// octet bounds it, so the [`ShortStr`] costs only the UTF-8 check.
     #[inline]
-    pub fn shortstr(&mut self) -> Result<&'a str, ProtocolError> {
+    pub fn shortstr(&mut self) -> Result<ShortStr<'a>, ProtocolError> {
         let len = self.u8()? as usize;
         let bytes = self.take(len)?;
-        std::str::from_utf8(bytes).map_err(|_| ProtocolError::syntax("short string is not UTF-8"))
+        ShortStr::from_wire(bytes).map_err(|_| ProtocolError::syntax("short string is not UTF-8"))
     }
 
     /// A long string: u32 length, then that many raw bytes.
@@ -109,13 +111,12 @@ pub fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 
-/// Writes a short string. Longer than 255 bytes is a caller bug: names are
-/// validated long before they are encoded, so this asserts.
+/// Writes a short string. It takes only a [`ShortStr`], whose constructors
+/// check the length, so nothing here can be too long.
 #[inline]
-pub fn put_shortstr(out: &mut Vec<u8>, s: &[u8]) {
-    assert!(s.len() <= u8::MAX as usize, "short string over 255 bytes");
-    out.push(s.len() as u8);
-    out.extend_from_slice(s);
+pub fn put_shortstr(out: &mut Vec<u8>, s: ShortStr<'_>) {
+    out.push(s.len_u8());
+    out.extend_from_slice(s.as_bytes());
 }
 
 #[inline]

@@ -15,29 +15,29 @@ use ringmq_codec::*;
 
 fn sample_table() -> FieldTable {
     let mut inner = FieldTable::new();
-    inner.insert("count", FieldValue::I64(3));
-    inner.insert("reason", "expired");
+    inner.insert(short!("count"), FieldValue::I64(3));
+    inner.insert(short!("reason"), "expired");
     [
-        ("t", FieldValue::Bool(true)),
-        ("b", FieldValue::I8(-2)),
-        ("B", FieldValue::U8(2)),
-        ("s", FieldValue::I16(-3)),
-        ("u", FieldValue::U16(3)),
-        ("I", FieldValue::I32(-4)),
-        ("i", FieldValue::U32(4)),
-        ("l", FieldValue::I64(-5)),
-        ("f", FieldValue::F32(1.5)),
-        ("d", FieldValue::F64(2.5)),
-        ("D", FieldValue::Decimal { scale: 2, value: 314 }),
-        ("S", FieldValue::from("text")),
-        ("x", FieldValue::ByteArray(vec![1, 2, 3])),
-        ("T", FieldValue::Timestamp(1_700_000_000)),
-        ("V", FieldValue::Void),
+        (short!("t"), FieldValue::Bool(true)),
+        (short!("b"), FieldValue::I8(-2)),
+        (short!("B"), FieldValue::U8(2)),
+        (short!("s"), FieldValue::I16(-3)),
+        (short!("u"), FieldValue::U16(3)),
+        (short!("I"), FieldValue::I32(-4)),
+        (short!("i"), FieldValue::U32(4)),
+        (short!("l"), FieldValue::I64(-5)),
+        (short!("f"), FieldValue::F32(1.5)),
+        (short!("d"), FieldValue::F64(2.5)),
+        (short!("D"), FieldValue::Decimal { scale: 2, value: 314 }),
+        (short!("S"), FieldValue::from("text")),
+        (short!("x"), FieldValue::ByteArray(vec![1, 2, 3])),
+        (short!("T"), FieldValue::Timestamp(1_700_000_000)),
+        (short!("V"), FieldValue::Void),
         (
-            "A",
+            short!("A"),
             FieldValue::Array(vec![FieldValue::Table(inner.clone()), FieldValue::I32(1)]),
         ),
-        ("F", FieldValue::Table(inner)),
+        (short!("F"), FieldValue::Table(inner)),
     ]
     .into_iter()
     .collect()
@@ -70,11 +70,11 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
     }
     let headers = sample_table().to_bytes();
     let props = BasicProperties {
-        content_type: Some("application/json"),
+        content_type: Some(short!("application/json")),
         delivery_mode: Some(2),
         headers: Some(Table::parse(&headers).unwrap()),
         priority: Some(5),
-        message_id: Some("m-1"),
+        message_id: Some(short!("m-1")),
         timestamp: Some(1_700_000_000),
         ..Default::default()
     };
@@ -83,8 +83,8 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
     let mut publish = Vec::new();
     let m = Method::BasicPublish(BasicPublish {
         ticket: 0,
-        exchange: "amq.topic",
-        routing_key: "a.b.c",
+        exchange: short!("amq.topic"),
+        routing_key: short!("a.b.c"),
         mandatory: true,
         immediate: false,
     });
@@ -95,11 +95,11 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
     encode_deliver(
         &mut deliver,
         2,
-        b"ctag",
+        short!("ctag"),
         7,
         true,
-        b"",
-        b"q",
+        short!(""),
+        short!("q"),
         &raw,
         b"0123456789abcdef",
         FRAME_MIN_SIZE,

@@ -9,6 +9,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use ringmq_codec::short;
 use ringmq_codec::table::{FieldTable, FieldValue, Table};
 use ringmq_codec::{decode_frame, encode_content, encode_method, BasicProperties, BasicPublish, Frame, Method};
 
@@ -50,15 +51,18 @@ fn allocations() -> u64 {
 #[test]
 fn decoding_publish_header_body_does_not_allocate() {
     let headers: FieldTable = [
-        ("x-match", FieldValue::from("all")),
-        ("nested", FieldValue::Array(vec![FieldValue::I32(1), FieldValue::Void])),
+        (short!("x-match"), FieldValue::from("all")),
+        (
+            short!("nested"),
+            FieldValue::Array(vec![FieldValue::I32(1), FieldValue::Void]),
+        ),
     ]
     .into_iter()
     .collect();
     let headers = headers.to_bytes();
     let mut raw = Vec::new();
     BasicProperties {
-        content_type: Some("text/plain"),
+        content_type: Some(short!("text/plain")),
         delivery_mode: Some(2),
         headers: Some(Table::parse(&headers).unwrap()),
         ..Default::default()
@@ -67,8 +71,8 @@ fn decoding_publish_header_body_does_not_allocate() {
     let mut buf = Vec::new();
     let publish = Method::BasicPublish(BasicPublish {
         ticket: 0,
-        exchange: "amq.direct",
-        routing_key: "rk",
+        exchange: short!("amq.direct"),
+        routing_key: short!("rk"),
         mandatory: true,
         immediate: false,
     });
@@ -94,7 +98,7 @@ fn decoding_publish_header_body_does_not_allocate() {
             method: publish
         }
     );
-    assert_eq!(props.content_type, Some("text/plain"));
+    assert_eq!(props.content_type, Some(short!("text/plain")));
     assert_eq!(matched, Some("all"));
     assert_eq!(
         body,

@@ -38,7 +38,7 @@ use to_amq_gen::to_amq;
 pub fn amq_table(t: &Table<'_>) -> AmqTable {
     let mut out = AmqTable::default();
     for (k, v) in t.iter() {
-        out.insert(ShortString::from(k), amq_value(v));
+        out.insert(ShortString::from(k.as_str()), amq_value(v));
     }
     out
 }
@@ -67,7 +67,7 @@ fn amq_value(v: FieldValueRef<'_>) -> AMQPValue {
 
 fn amq_props(p: &BasicProperties<'_>) -> AMQPProperties {
     let mut a = AMQPProperties::default();
-    let s = |v: &str| ShortString::from(v);
+    let s = |v: ShortStr<'_>| ShortString::from(v.as_str());
     if let Some(v) = p.content_type {
         a = a.with_content_type(s(v));
     }
@@ -210,7 +210,7 @@ proptest! {
 
 /// Raw entries: key, tag, value bytes.
 fn entry(out: &mut Vec<u8>, key: &str, tag: u8, value: &[u8]) {
-    ringmq_codec::wire::put_shortstr(out, key.as_bytes());
+    ringmq_codec::wire::put_shortstr(out, ShortStr::new(key).unwrap());
     out.push(tag);
     out.extend_from_slice(value);
 }
@@ -259,28 +259,28 @@ fn amq_short_string_value_is_unparseable_everywhere() {
 #[test]
 fn every_type_matches_amq_byte_for_byte() {
     let mut inner = FieldTable::new();
-    inner.insert("n", FieldValue::I32(-7));
+    inner.insert(short!("n"), FieldValue::I32(-7));
     let t: FieldTable = [
-        ("t", FieldValue::Bool(true)),
-        ("b", FieldValue::I8(-1)),
-        ("B", FieldValue::U8(255)),
-        ("s", FieldValue::I16(-300)),
-        ("u", FieldValue::U16(60000)),
-        ("I", FieldValue::I32(i32::MIN)),
-        ("i", FieldValue::U32(u32::MAX)),
-        ("l", FieldValue::I64(i64::MIN)),
-        ("f", FieldValue::F32(1.5)),
-        ("d", FieldValue::F64(-2.25)),
-        ("D", FieldValue::Decimal { scale: 2, value: 12345 }),
-        ("S", FieldValue::from("hello")),
-        ("x", FieldValue::ByteArray(vec![0, 1, 2])),
+        (short!("t"), FieldValue::Bool(true)),
+        (short!("b"), FieldValue::I8(-1)),
+        (short!("B"), FieldValue::U8(255)),
+        (short!("s"), FieldValue::I16(-300)),
+        (short!("u"), FieldValue::U16(60000)),
+        (short!("I"), FieldValue::I32(i32::MIN)),
+        (short!("i"), FieldValue::U32(u32::MAX)),
+        (short!("l"), FieldValue::I64(i64::MIN)),
+        (short!("f"), FieldValue::F32(1.5)),
+        (short!("d"), FieldValue::F64(-2.25)),
+        (short!("D"), FieldValue::Decimal { scale: 2, value: 12345 }),
+        (short!("S"), FieldValue::from("hello")),
+        (short!("x"), FieldValue::ByteArray(vec![0, 1, 2])),
         (
-            "A",
+            short!("A"),
             FieldValue::Array(vec![FieldValue::Void, FieldValue::Table(inner.clone())]),
         ),
-        ("T", FieldValue::Timestamp(1_700_000_000)),
-        ("F", FieldValue::Table(inner)),
-        ("V", FieldValue::Void),
+        (short!("T"), FieldValue::Timestamp(1_700_000_000)),
+        (short!("F"), FieldValue::Table(inner)),
+        (short!("V"), FieldValue::Void),
     ]
     .into_iter()
     .collect();

@@ -149,15 +149,15 @@ proptest! {
         let mut raw = Vec::new();
         p.view().encode(&mut raw);
         let d = BasicDeliver {
-            consumer_tag: &a.shortstrs[0],
+            consumer_tag: a.short(0),
             delivery_tag: a.u64s[0],
             redelivered: a.bits[0],
-            exchange: &a.shortstrs[1],
-            routing_key: &a.shortstrs[2],
+            exchange: a.short(1),
+            routing_key: a.short(2),
         };
         let mut fast = Vec::new();
-        encode_deliver(&mut fast, channel, d.consumer_tag.as_bytes(), d.delivery_tag, d.redelivered,
-            d.exchange.as_bytes(), d.routing_key.as_bytes(), &raw, &body, FRAME_MIN_SIZE);
+        encode_deliver(&mut fast, channel, d.consumer_tag, d.delivery_tag, d.redelivered,
+            d.exchange, d.routing_key, &raw, &body, FRAME_MIN_SIZE);
         let mut slow = Vec::new();
         encode_method(&mut slow, channel, &Method::BasicDeliver(d));
         encode_content(&mut slow, channel, 60, &raw, &body, FRAME_MIN_SIZE);
@@ -173,7 +173,7 @@ proptest! {
         prop_assert_eq!(parsed.to_owned_table().to_bytes(), bytes.clone());
         // And the same inside a method frame (queue.declare arguments).
         let m = Method::QueueDeclare(QueueDeclare {
-            ticket: 0, queue: "q", passive: false, durable: true, exclusive: false,
+            ticket: 0, queue: short!("q"), passive: false, durable: true, exclusive: false,
             auto_delete: false, no_wait: false, arguments: parsed,
         });
         let frame = method_frame(3, &m);
@@ -184,7 +184,7 @@ proptest! {
     /// Floats go through as bit patterns, NaN payloads included.
     #[test]
     fn float_bits_preserved(f in any::<u32>(), d in any::<u64>()) {
-        let t: FieldTable = [("f", FieldValue::F32(f32::from_bits(f))), ("d", FieldValue::F64(f64::from_bits(d)))]
+        let t: FieldTable = [(short!("f"), FieldValue::F32(f32::from_bits(f))), (short!("d"), FieldValue::F64(f64::from_bits(d)))]
             .into_iter()
             .collect();
         let bytes = t.to_bytes();
@@ -199,9 +199,12 @@ proptest! {
 /// combinations through a header frame.
 #[test]
 fn all_property_combinations() {
-    let headers: FieldTable = [("x-match", FieldValue::from("all")), ("n", FieldValue::I32(-1))]
-        .into_iter()
-        .collect();
+    let headers: FieldTable = [
+        (short!("x-match"), FieldValue::from("all")),
+        (short!("n"), FieldValue::I32(-1)),
+    ]
+    .into_iter()
+    .collect();
     let full = Props {
         content_type: Some("application/json".into()),
         content_encoding: Some("gzip".into()),
@@ -240,37 +243,37 @@ fn all_property_combinations() {
 /// One table holding every value type, nested inside arrays inside tables.
 #[test]
 fn every_value_type_nested() {
-    let every: Vec<(&str, FieldValue)> = vec![
-        ("t", FieldValue::Bool(true)),
-        ("b", FieldValue::I8(i8::MIN)),
-        ("B", FieldValue::U8(u8::MAX)),
-        ("s", FieldValue::I16(i16::MIN)),
-        ("u", FieldValue::U16(u16::MAX)),
-        ("I", FieldValue::I32(i32::MIN)),
-        ("i", FieldValue::U32(u32::MAX)),
-        ("l", FieldValue::I64(i64::MIN)),
-        ("f", FieldValue::F32(-0.5)),
-        ("d", FieldValue::F64(1e300)),
+    let every: Vec<(ShortStr<'_>, FieldValue)> = vec![
+        (short!("t"), FieldValue::Bool(true)),
+        (short!("b"), FieldValue::I8(i8::MIN)),
+        (short!("B"), FieldValue::U8(u8::MAX)),
+        (short!("s"), FieldValue::I16(i16::MIN)),
+        (short!("u"), FieldValue::U16(u16::MAX)),
+        (short!("I"), FieldValue::I32(i32::MIN)),
+        (short!("i"), FieldValue::U32(u32::MAX)),
+        (short!("l"), FieldValue::I64(i64::MIN)),
+        (short!("f"), FieldValue::F32(-0.5)),
+        (short!("d"), FieldValue::F64(1e300)),
         (
-            "D",
+            short!("D"),
             FieldValue::Decimal {
                 scale: 3,
                 value: 123_456,
             },
         ),
-        ("S", FieldValue::LongString("héllo".as_bytes().to_vec())),
-        ("x", FieldValue::ByteArray(vec![0, 0xff, 0xce])),
-        ("T", FieldValue::Timestamp(u64::MAX)),
-        ("V", FieldValue::Void),
+        (short!("S"), FieldValue::LongString("héllo".as_bytes().to_vec())),
+        (short!("x"), FieldValue::ByteArray(vec![0, 0xff, 0xce])),
+        (short!("T"), FieldValue::Timestamp(u64::MAX)),
+        (short!("V"), FieldValue::Void),
     ];
     let flat: FieldTable = every.iter().cloned().collect();
     let array = FieldValue::Array(every.iter().map(|(_, v)| v.clone()).collect());
     let mut nested = flat.clone();
-    nested.insert("A", array.clone());
-    nested.insert("F", FieldValue::Table(flat.clone()));
+    nested.insert(short!("A"), array.clone());
+    nested.insert(short!("F"), FieldValue::Table(flat.clone()));
     let mut outer = nested.clone();
     outer.insert(
-        "deep",
+        short!("deep"),
         FieldValue::Array(vec![
             FieldValue::Table(nested.clone()),
             array,

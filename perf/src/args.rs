@@ -450,10 +450,8 @@ pub fn json_table(s: &str) -> Result<Vec<u8>, String> {
 fn json_object(map: &serde_json::Map<String, serde_json::Value>) -> Result<FieldTable, String> {
     let mut t = FieldTable::new();
     for (k, v) in map {
-        if k.len() > 255 {
-            return Err(format!("argument name {k:?} longer than 255 bytes"));
-        }
-        t.insert(k.as_str(), json_value(v)?);
+        let k = ringmq_codec::ShortStr::new(k).map_err(|e| e.text(&format!("argument name {k:?}")))?;
+        t.insert(k, json_value(v)?);
     }
     Ok(t)
 }

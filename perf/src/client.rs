@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use ringmq_codec::frame::{FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD};
 use ringmq_codec::{
-    encode_content, encode_method, split_frame, BasicAck, BasicCancel, BasicConsume, BasicGet, BasicProperties,
+    encode_content, encode_method, short, split_frame, BasicAck, BasicCancel, BasicConsume, BasicGet, BasicProperties,
     BasicPublish, BasicQos, ChannelClose, ChannelCloseOk, ChannelOpen, ConfirmSelect, ConnectionClose,
     ConnectionCloseOk, ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, DecodeError, ExchangeDeclare, FieldTable,
-    FieldValue, Method, QueueBind, QueueDeclare, QueueDelete, QueuePurge, QueueUnbind, Table, TxCommit, TxSelect,
-    PROTOCOL_HEADER,
+    FieldValue, Method, QueueBind, QueueDeclare, QueueDelete, QueuePurge, QueueUnbind, ShortStr, Table, TxCommit,
+    TxSelect, PROTOCOL_HEADER,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -32,7 +32,14 @@ pub const FRAME_MAX: u32 = 131_072;
 /// Initial receive buffer; it grows only if a single frame is larger.
 const RECV_BUF_BYTES: usize = 512 * 1024;
 
+/// A name or key as a short string: one over 255 bytes is refused here, before
+/// it could reach the encoder.
+pub(crate) fn sh(s: &str) -> Result<ShortStr<'_>> {
+    ShortStr::new(s).map_err(|e| ClientError::Protocol(e.text(&format!("'{s}'"))))
+}
+
 #[derive(Debug)]
+
 pub enum ClientError {
     Io(io::Error),
     /// The broker closed the connection (connection.close) or a channel.
@@ -181,7 +188,7 @@ impl Connection {
         c.flush().await?;
         c.expect_method(0, 10, 10).await?;
         let mut props = FieldTable::new();
-        props.insert("product", "ringmqperf");
+        props.insert(short!("product"), "ringmqperf");
         let mut caps = FieldTable::new();
         for cap in [
             "publisher_confirms",
@@ -189,9 +196,9 @@ impl Connection {
             "consumer_cancel_notify",
             "connection.blocked",
         ] {
-            caps.insert(cap, true);
+            caps.insert(sh(cap)?, true);
         }
-        props.insert("capabilities", FieldValue::Table(caps));
+        props.insert(short!("capabilities"), FieldValue::Table(caps));
         let props_bytes = props.to_bytes();
         let mut response = Vec::new();
         response.push(0);
@@ -200,9 +207,9 @@ impl Connection {
         response.extend_from_slice(uri.password.as_bytes());
         let start_ok = Method::ConnectionStartOk(ConnectionStartOk {
             client_properties: Table::parse(&props_bytes).map_err(|e| ClientError::Protocol(e.to_string()))?,
-            mechanism: "PLAIN",
+            mechanism: short!("PLAIN"),
             response: &response,
-            locale: "en_US",
+            locale: short!("en_US"),
         });
         encode_method(&mut c.wbuf, 0, &start_ok);
         c.flush().await?;
@@ -227,8 +234,8 @@ impl Connection {
             }),
         );
         let open = Method::ConnectionOpen(ConnectionOpen {
-            virtual_host: &uri.vhost,
-            capabilities: "",
+            virtual_host: sh(&uri.vhost)?,
+            capabilities: short!(""),
             insist: false,
         });
         c.rpc(0, &open, (10, 41)).await?;
@@ -488,15 +495,21 @@ impl Connection {
     pub async fn open_channel(&mut self) -> Result<u16> {
         let ch = self.next_channel;
         self.next_channel += 1;
-        self.rpc(ch, &Method::ChannelOpen(ChannelOpen { out_of_band: "" }), (20, 11))
-            .await?;
+        self.rpc(
+            ch,
+            &Method::ChannelOpen(ChannelOpen {
+                out_of_band: short!(""),
+            }),
+            (20, 11),
+        )
+        .await?;
         Ok(ch)
     }
 
     pub async fn close_channel(&mut self, ch: u16) -> Result<()> {
         let m = Method::ChannelClose(ChannelClose {
             reply_code: 200,
-            reply_text: "bye",
+            reply_text: short!("bye"),
             class_id: 0,
             method_id: 0,
         });
@@ -506,8 +519,8 @@ impl Connection {
     pub async fn exchange_declare(&mut self, ch: u16, name: &str, kind: &str, durable: bool) -> Result<()> {
         let m = Method::ExchangeDeclare(ExchangeDeclare {
             ticket: 0,
-            exchange: name,
-            kind,
+            exchange: sh(name)?,
+            kind: sh(kind)?,
             passive: false,
             durable,
             auto_delete: false,
@@ -523,7 +536,7 @@ impl Connection {
     pub async fn queue_declare(&mut self, ch: u16, name: &str, o: QueueOptions<'_>) -> Result<(String, u32)> {
         let m = Method::QueueDeclare(QueueDeclare {
             ticket: 0,
-            queue: name,
+            queue: sh(name)?,
             passive: o.passive,
             durable: o.durable,
             exclusive: o.exclusive,
@@ -541,9 +554,9 @@ impl Connection {
     pub async fn queue_bind(&mut self, ch: u16, queue: &str, exchange: &str, routing_key: &str) -> Result<()> {
         let m = Method::QueueBind(QueueBind {
             ticket: 0,
-            queue,
-            exchange,
-            routing_key,
+            queue: sh(queue)?,
+            exchange: sh(exchange)?,
+            routing_key: sh(routing_key)?,
             no_wait: false,
             arguments: Table::EMPTY,
         });
@@ -553,9 +566,9 @@ impl Connection {
     pub async fn queue_unbind(&mut self, ch: u16, queue: &str, exchange: &str, routing_key: &str) -> Result<()> {
         let m = Method::QueueUnbind(QueueUnbind {
             ticket: 0,
-            queue,
-            exchange,
-            routing_key,
+            queue: sh(queue)?,
+            exchange: sh(exchange)?,
+            routing_key: sh(routing_key)?,
             arguments: Table::EMPTY,
         });
         self.rpc(ch, &m, (50, 51)).await.map(drop)
@@ -564,7 +577,7 @@ impl Connection {
     pub async fn queue_purge(&mut self, ch: u16, queue: &str) -> Result<()> {
         let m = Method::QueuePurge(QueuePurge {
             ticket: 0,
-            queue,
+            queue: sh(queue)?,
             no_wait: false,
         });
         self.rpc(ch, &m, (50, 31)).await.map(drop)
@@ -573,7 +586,7 @@ impl Connection {
     pub async fn queue_delete(&mut self, ch: u16, queue: &str) -> Result<()> {
         let m = Method::QueueDelete(QueueDelete {
             ticket: 0,
-            queue,
+            queue: sh(queue)?,
             if_unused: false,
             if_empty: false,
             no_wait: false,
@@ -607,8 +620,8 @@ impl Connection {
     pub async fn consume(&mut self, ch: u16, queue: &str, no_ack: bool, arguments: &[u8]) -> Result<String> {
         let m = Method::BasicConsume(BasicConsume {
             ticket: 0,
-            queue,
-            consumer_tag: "",
+            queue: sh(queue)?,
+            consumer_tag: short!(""),
             no_local: false,
             no_ack,
             exclusive: false,
@@ -625,7 +638,7 @@ impl Connection {
     /// Cancels a consumer, skipping deliveries still in flight.
     pub async fn cancel(&mut self, ch: u16, consumer_tag: &str) -> Result<()> {
         let m = Method::BasicCancel(BasicCancel {
-            consumer_tag,
+            consumer_tag: sh(consumer_tag)?,
             no_wait: false,
         });
         self.rpc(ch, &m, (60, 31)).await.map(drop)
@@ -641,7 +654,7 @@ impl Connection {
     }
 
     /// Queues a basic.get for the next flush.
-    pub fn push_get(&mut self, ch: u16, queue: &str, no_ack: bool) {
+    pub fn push_get(&mut self, ch: u16, queue: ShortStr<'_>, no_ack: bool) {
         let m = Method::BasicGet(BasicGet {
             ticket: 0,
             queue,
@@ -669,7 +682,7 @@ impl Connection {
     pub async fn close(mut self) -> Result<()> {
         let m = Method::ConnectionClose(ConnectionClose {
             reply_code: 200,
-            reply_text: "bye",
+            reply_text: short!("bye"),
             class_id: 0,
             method_id: 0,
         });
@@ -705,8 +718,8 @@ pub struct PublishTemplate {
 impl PublishTemplate {
     pub fn new(
         channel: u16,
-        exchange: &str,
-        routing_key: &str,
+        exchange: ShortStr<'_>,
+        routing_key: ShortStr<'_>,
         properties: &BasicProperties<'_>,
         body: &[u8],
         frame_max: u32,
@@ -744,11 +757,25 @@ mod tests {
     #[test]
     fn template_stamp_points_at_body() {
         let body = [0xAAu8; 16];
-        let t = PublishTemplate::new(1, "", "q", &BasicProperties::default(), &body, FRAME_MAX);
+        let t = PublishTemplate::new(
+            1,
+            short!(""),
+            short!("q"),
+            &BasicProperties::default(),
+            &body,
+            FRAME_MAX,
+        );
         let at = t.stamp_at.unwrap();
         assert_eq!(&t.bytes[at..at + 16], &body);
         assert_eq!(t.bytes[at - 7], FRAME_BODY);
-        let small = PublishTemplate::new(1, "", "q", &BasicProperties::default(), &[1, 2], FRAME_MAX);
+        let small = PublishTemplate::new(
+            1,
+            short!(""),
+            short!("q"),
+            &BasicProperties::default(),
+            &[1, 2],
+            FRAME_MAX,
+        );
         assert_eq!(small.stamp_at, None);
     }
 }

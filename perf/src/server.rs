@@ -13,11 +13,11 @@ use std::net::TcpListener;
 
 use ringmq_codec::frame::{FRAME_BODY, FRAME_HEADER, FRAME_METHOD};
 use ringmq_codec::{
-    check_protocol_header, encode_content, encode_deliver, encode_method, split_frame, BasicAck, BasicCancelOk,
+    check_protocol_header, encode_content, encode_deliver, encode_method, short, split_frame, BasicAck, BasicCancelOk,
     BasicConsumeOk, BasicGetEmpty, BasicGetOk, BasicQosOk, ChannelCloseOk, ChannelOpenOk, ConfirmSelectOk,
     ConnectionCloseOk, ConnectionOpenOk, ConnectionStart, ConnectionTune, DecodeError, ExchangeDeclareOk,
     ExchangeDeleteOk, FieldTable, FieldValue, Method, QueueBindOk, QueueDeclareOk, QueueDeleteOk, QueuePurgeOk,
-    QueueUnbindOk, Table, TxCommitOk, TxRollbackOk, TxSelectOk,
+    QueueUnbindOk, ShortStr, Table, TxCommitOk, TxRollbackOk, TxSelectOk,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -176,11 +176,11 @@ fn send_start(out: &mut Vec<u8>) {
         "consumer_cancel_notify",
         "connection.blocked",
     ] {
-        caps.insert(cap, true);
+        caps.insert(ShortStr::truncate(cap), true);
     }
     let mut props = FieldTable::new();
-    props.insert("product", "ringmqperf sink");
-    props.insert("capabilities", FieldValue::Table(caps));
+    props.insert(short!("product"), "ringmqperf sink");
+    props.insert(short!("capabilities"), FieldValue::Table(caps));
     let bytes = props.to_bytes();
     let m = Method::ConnectionStart(ConnectionStart {
         version_major: 0,
@@ -241,7 +241,12 @@ impl Conn<'_> {
                     heartbeat: 0,
                 }),
             ),
-            M::ConnectionOpen(_) => self.reply(0, M::ConnectionOpenOk(ConnectionOpenOk { known_hosts: "" })),
+            M::ConnectionOpen(_) => self.reply(
+                0,
+                M::ConnectionOpenOk(ConnectionOpenOk {
+                    known_hosts: short!(""),
+                }),
+            ),
             M::ConnectionClose(_) => {
                 self.reply(0, M::ConnectionCloseOk(ConnectionCloseOk));
                 self.closing = true;
@@ -258,7 +263,11 @@ impl Conn<'_> {
             M::ExchangeDeclare(d) if !d.no_wait => self.reply(channel, M::ExchangeDeclareOk(ExchangeDeclareOk)),
             M::ExchangeDelete(d) if !d.no_wait => self.reply(channel, M::ExchangeDeleteOk(ExchangeDeleteOk)),
             M::QueueDeclare(d) if !d.no_wait => {
-                let queue = if d.queue.is_empty() { "amq.gen-sink" } else { d.queue };
+                let queue = if d.queue.is_empty() {
+                    short!("amq.gen-sink")
+                } else {
+                    d.queue
+                };
                 let ok = QueueDeclareOk {
                     queue,
                     message_count: 0,
@@ -285,12 +294,17 @@ impl Conn<'_> {
                 };
                 ch.consumers.push((tag.clone(), b.no_ack));
                 if !b.no_wait {
-                    self.reply(channel, M::BasicConsumeOk(BasicConsumeOk { consumer_tag: &tag }));
+                    self.reply(
+                        channel,
+                        M::BasicConsumeOk(BasicConsumeOk {
+                            consumer_tag: ShortStr::truncate(&tag),
+                        }),
+                    );
                 }
             }
             M::BasicCancel(b) => {
                 if let Some(ch) = self.chans.get_mut(&channel) {
-                    ch.consumers.retain(|c| c.0 != b.consumer_tag);
+                    ch.consumers.retain(|c| c.0 != b.consumer_tag.as_str());
                 }
                 if !b.no_wait {
                     let ok = BasicCancelOk {
@@ -324,7 +338,7 @@ impl Conn<'_> {
 
     fn get(&mut self, channel: u16, no_ack: bool) {
         if !self.flood {
-            self.reply(channel, Method::BasicGetEmpty(BasicGetEmpty { cluster_id: "" }));
+            self.reply(channel, Method::BasicGetEmpty(BasicGetEmpty { cluster_id: short!("") }));
             return;
         }
         let ch = self.chans.entry(channel).or_default();
@@ -335,8 +349,8 @@ impl Conn<'_> {
         let ok = BasicGetOk {
             delivery_tag: ch.delivered,
             redelivered: false,
-            exchange: "",
-            routing_key: "perf-test",
+            exchange: short!(""),
+            routing_key: short!("perf-test"),
             message_count: 1_000_000,
         };
         encode_method(&mut self.out, channel, &Method::BasicGetOk(ok));
@@ -370,15 +384,15 @@ impl Conn<'_> {
                 if !no_ack {
                     ch.unacked += 1;
                 }
-                let (out, tag_bytes) = (&mut self.out, tag.as_bytes());
+                let (out, tag) = (&mut self.out, ShortStr::truncate(tag));
                 encode_deliver(
                     out,
                     id,
-                    tag_bytes,
+                    tag,
                     ch.delivered,
                     false,
-                    b"",
-                    b"perf-test",
+                    short!(""),
+                    short!("perf-test"),
                     &[0, 0],
                     body,
                     FRAME_MAX,

@@ -11,7 +11,7 @@ use ringmq_codec::{BasicProperties, Method, TxCommit};
 use serde_json::json;
 
 use crate::args::{Common, Throughput};
-use crate::client::{ClientError, Connection, Event, PublishTemplate, QueueOptions, Result, Uri};
+use crate::client::{sh as short_name, ClientError, Connection, Event, PublishTemplate, QueueOptions, Result, Uri};
 use crate::stats::{self, Counters, LatencySink};
 use crate::tasks::{self, Task};
 
@@ -173,8 +173,11 @@ async fn prefill(conn: &mut Connection, ch: u16, o: &Throughput, queues: &[Strin
     let body = vec![b'x'; o.size];
     let tpls: Vec<_> = queues
         .iter()
-        .map(|q| PublishTemplate::new(ch, &o.exchange, publish_key(o, q), &props, &body, conn.frame_max))
-        .collect();
+        .map(|q| {
+            let (x, rk) = (short_name(&o.exchange)?, short_name(publish_key(o, q))?);
+            Ok(PublishTemplate::new(ch, x, rk, &props, &body, conn.frame_max))
+        })
+        .collect::<Result<_>>()?;
     let started = Instant::now();
     let mut confirms = Confirms::new(10_000);
     let mut sent = 0u64;
@@ -221,7 +224,7 @@ async fn cleanup(uri: &Uri, o: &Throughput) -> Result<()> {
     if !o.exchange.is_empty() && !o.exchange.starts_with("amq.") {
         let m = Method::ExchangeDelete(ringmq_codec::ExchangeDelete {
             ticket: 0,
-            exchange: &o.exchange,
+            exchange: short_name(&o.exchange)?,
             if_unused: false,
             no_wait: false,
         });
@@ -313,8 +316,8 @@ async fn publisher(sh: Arc<Shared>, o: Arc<Throughput>, uri: Uri, idx: usize) ->
     let body: Vec<u8> = (0..o.size).map(|i| (i % 27 + 64) as u8).collect();
     let tpl = PublishTemplate::new(
         ch,
-        &o.exchange,
-        publish_key(&o, q),
+        short_name(&o.exchange)?,
+        short_name(publish_key(&o, q))?,
         &properties(&o),
         &body,
         conn.frame_max,
@@ -434,6 +437,7 @@ async fn consumer(sh: Arc<Shared>, o: Arc<Throughput>, uri: Uri, idx: usize) -> 
         Some(p) if p > 0 && o.ack >= p as u32 => (p as u32 / 2).max(1),
         _ => o.ack.max(1),
     };
+    let q_short = short_name(q)?;
     if !o.get {
         conn.consume(ch, q, no_ack, &o.consumer_args).await?;
     }
@@ -441,7 +445,7 @@ async fn consumer(sh: Arc<Shared>, o: Arc<Throughput>, uri: Uri, idx: usize) -> 
     let c = &sh.counters;
     sh.ready_and_wait().await;
     if o.get {
-        conn.push_get(ch, q, no_ack);
+        conn.push_get(ch, q_short, no_ack);
         conn.flush().await?;
     }
     let (mut unacked, mut last_tag, mut acks_in_tx) = (0u32, 0u64, 0u32);
@@ -487,10 +491,10 @@ async fn consumer(sh: Arc<Shared>, o: Arc<Throughput>, uri: Uri, idx: usize) -> 
                         }
                     }
                     if get {
-                        conn.push_get(ch, q, no_ack);
+                        conn.push_get(ch, q_short, no_ack);
                     }
                 }
-                Event::GetEmpty { .. } => conn.push_get(ch, q, no_ack),
+                Event::GetEmpty { .. } => conn.push_get(ch, q_short, no_ack),
                 _ => {}
             }
         }

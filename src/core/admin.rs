@@ -9,6 +9,7 @@
 //! the wire uses, and turns a channel exception into an [`AdminError`]. Nothing
 //! here is duplicated from `queue_methods` / `exchange_methods`.
 
+use ringmq_codec::ShortStr;
 use std::sync::Arc;
 
 use ringmq_codec::{
@@ -166,7 +167,8 @@ impl Broker {
         name: &str,
         spec: &QueueSpec,
     ) -> Result<Declared, AdminError> {
-        let existed = self.has_queue(ctx.vhost, name)?.is_some();
+        let name = short_name("queue", name)?;
+        let existed = self.has_queue(ctx.vhost, &name)?.is_some();
         let args = spec.arguments.to_bytes();
         let m = QueueDeclare {
             ticket: 0,
@@ -190,6 +192,7 @@ impl Broker {
         if_empty: bool,
     ) -> Result<(), AdminError> {
         self.has_queue(ctx.vhost, name)?.ok_or(not_found())?;
+        let name = short_name("queue", name)?;
         let m = QueueDelete {
             ticket: 0,
             queue: name,
@@ -202,6 +205,7 @@ impl Broker {
 
     pub fn admin_purge_queue(&mut self, ctx: &AdminCtx<'_>, name: &str) -> Result<(), AdminError> {
         self.has_queue(ctx.vhost, name)?.ok_or(not_found())?;
+        let name = short_name("queue", name)?;
         let m = QueuePurge {
             ticket: 0,
             queue: name,
@@ -234,13 +238,15 @@ impl Broker {
         name: &str,
         spec: &ExchangeSpec,
     ) -> Result<Declared, AdminError> {
+        let name = short_name("exchange", name)?;
+        let kind = short_name("type", &spec.kind)?;
         let v = self.vhosts.get(ctx.vhost).ok_or(not_found())?;
-        let existed = v.exchanges.contains_key(name);
+        let existed = v.exchanges.contains_key(name.as_str());
         let args = spec.arguments.to_bytes();
         let m = ExchangeDeclare {
             ticket: 0,
             exchange: name,
-            kind: &spec.kind,
+            kind,
             passive: false,
             durable: spec.durable,
             auto_delete: spec.auto_delete,
@@ -257,6 +263,7 @@ impl Broker {
         if !v.exchanges.contains_key(name) {
             return Err(not_found());
         }
+        let name = short_name("exchange", name)?;
         let m = ExchangeDelete {
             ticket: 0,
             exchange: name,
@@ -279,6 +286,7 @@ impl Broker {
         arguments: &FieldTable,
         bind: bool,
     ) -> Result<String, AdminError> {
+        let routing_key = short_name("routing_key", routing_key)?;
         let v = self.vhosts.get(ctx.vhost).ok_or(not_found())?;
         let dest_exists = match kind {
             DestKind::Queue => v.queue_id(dest).is_some(),
@@ -287,13 +295,15 @@ impl Broker {
         if !dest_exists || !v.exchanges.contains_key(source) {
             return Err(not_found());
         }
+        // Both exist, so both are names the vhost holds: short strings already.
+        let (source, dest) = (short_name("source", source)?, short_name("destination", dest)?);
         let args = arguments.to_bytes();
         let table = Table::parse(&args).expect("own table");
         self.admin_run(ctx, |b, c| match kind {
             DestKind::Queue => b.queue_bind(c, 1, dest, source, routing_key, table, true, bind),
             DestKind::Exchange => b.exchange_bind(c, 1, dest, source, routing_key, table, true, bind),
         })?;
-        Ok(properties_key(routing_key, arguments))
+        Ok(properties_key(&routing_key, arguments))
     }
 
     /// The bindings from `source` to `dest` (in a vhost), with their props keys.
@@ -315,7 +325,7 @@ impl Broker {
             .iter()
             .filter(|(bd, _, _)| **bd == d)
             .find(|(_, rk, args)| properties_key(rk, args) == props_key)
-            .map(|(_, rk, args)| (rk.to_owned(), args.clone()))
+            .map(|(_, rk, args)| (rk.to_string(), args.clone()))
     }
 
     /// Publishes one message as the user would on a channel. Returns whether it
@@ -328,6 +338,8 @@ impl Broker {
         properties: &[u8],
         body: &[u8],
     ) -> Result<bool, AdminError> {
+        let exchange = short_name("exchange", exchange)?;
+        let routing_key = short_name("routing_key", routing_key)?;
         if ringmq_codec::BasicProperties::decode(properties).is_err() {
             return Err(AdminError::BadRequest("invalid properties".into()));
         }
@@ -522,6 +534,14 @@ impl Broker {
 /// arguments (`~` for an empty key), else `key~` and a short hash of the
 /// arguments. The hash is ours (RabbitMQ's is Erlang's phash2), so keys are
 /// stable here but not equal to RabbitMQ's for bindings with arguments.
+/// A name or key from a management request as the short string AMQP carries,
+/// or 400 with RabbitMQ's text (`queue should be less than 255 bytes, actually
+/// was 256`): the edge where API, import and ctl input becomes a name the
+/// broker can encode (issue 15, defect 3).
+pub fn short_name<'a>(what: &str, s: &'a str) -> Result<ShortStr<'a>, AdminError> {
+    ShortStr::new(s).map_err(|e| AdminError::BadRequest(e.text(what)))
+}
+
 pub fn properties_key(routing_key: &str, arguments: &FieldTable) -> String {
     let key = quote_key(routing_key);
     if arguments.is_empty() {
@@ -551,7 +571,7 @@ mod tests {
         assert_eq!(properties_key("a.b", &empty), "a.b");
         assert_eq!(properties_key("a~b", &empty), "a%7Eb");
         let mut args = FieldTable::default();
-        args.insert("x", ringmq_codec::FieldValue::I64(1));
+        args.insert(ringmq_codec::short!("x"), ringmq_codec::FieldValue::I64(1));
         let k = properties_key("a.b", &args);
         assert!(k.starts_with("a.b~") && k.len() == "a.b~".len() + 6, "{k}");
         assert_eq!(k, properties_key("a.b", &args), "stable");
@@ -648,7 +668,7 @@ mod tests {
         };
         assert_eq!(b.admin_declare_exchange(&ctx, "x", &topic).unwrap(), Declared::Created);
         let mut args = FieldTable::default();
-        args.insert("k", ringmq_codec::FieldValue::I64(1));
+        args.insert(ringmq_codec::short!("k"), ringmq_codec::FieldValue::I64(1));
         let key = b
             .admin_bind(&ctx, "x", DestKind::Queue, "q", "a.*", &args, true)
             .unwrap();

@@ -275,9 +275,12 @@ mod tests {
     fn plain_and_amqplain() {
         assert_eq!(parse_response("PLAIN", b"\0guest\0guest"), Some(("guest", "guest")));
         assert_eq!(parse_response("PLAIN", b"\0guest"), None);
-        let t: FieldTable = [("LOGIN", FieldValue::from("u")), ("PASSWORD", FieldValue::from("p"))]
-            .into_iter()
-            .collect();
+        let t: FieldTable = [
+            (ringmq_codec::short!("LOGIN"), FieldValue::from("u")),
+            (ringmq_codec::short!("PASSWORD"), FieldValue::from("p")),
+        ]
+        .into_iter()
+        .collect();
         assert_eq!(parse_response("AMQPLAIN", &t.to_bytes()), Some(("u", "p")));
         assert_eq!(parse_response("EXTERNAL", b""), None);
     }

@@ -1,7 +1,7 @@
 //! basic.*: qos, consume, cancel, publish (with content assembly), get, ack,
 //! nack, reject, recover.
 
-use std::sync::Arc;
+use ringmq_codec::{short, ShortStr, ShortString};
 
 use ringmq_codec::{
     encode_content, encode_method, BasicCancel, BasicCancelOk, BasicConsume, BasicConsumeOk, BasicGet, BasicGetEmpty,
@@ -54,18 +54,20 @@ impl Broker {
     }
 
     pub(crate) fn basic_consume(&mut self, conn: &mut Connection, channel: u16, m: BasicConsume<'_>) -> MethodResult {
-        let tag: Arc<str> = if m.consumer_tag.is_empty() {
-            Arc::from(self.generated_name("amq.ctag-"))
+        let tag: ShortString = if m.consumer_tag.is_empty() {
+            self.generated_name("amq.ctag-")
         } else {
-            Arc::from(m.consumer_tag)
+            ShortString::from(m.consumer_tag)
         };
-        if is_reply_queue(m.queue) {
+        if is_reply_queue(&m.queue) {
             self.consume_reply_to(conn, channel, tag.clone(), m.no_ack)?;
             if !m.no_wait {
                 encode_method(
                     &mut conn.out,
                     channel,
-                    &Method::BasicConsumeOk(BasicConsumeOk { consumer_tag: &tag }),
+                    &Method::BasicConsumeOk(BasicConsumeOk {
+                        consumer_tag: tag.as_short(),
+                    }),
                 );
             }
             return Ok(());
@@ -138,7 +140,9 @@ impl Broker {
             encode_method(
                 &mut conn.out,
                 channel,
-                &Method::BasicConsumeOk(BasicConsumeOk { consumer_tag: &tag }),
+                &Method::BasicConsumeOk(BasicConsumeOk {
+                    consumer_tag: tag.as_short(),
+                }),
             );
         }
         let vhost_name = conn.vhost.clone().expect("open");
@@ -149,12 +153,12 @@ impl Broker {
 
     pub(crate) fn basic_cancel(&mut self, conn: &mut Connection, channel: u16, m: BasicCancel<'_>) -> MethodResult {
         let ch = chan(conn, channel);
-        if ch.reply_consumer.as_ref().is_some_and(|rc| &*rc.tag == m.consumer_tag) {
+        if ch.reply_consumer.as_ref().is_some_and(|rc| *rc.tag == m.consumer_tag) {
             ch.reply_consumer = None;
         }
-        let removed = ch.consumers.remove(m.consumer_tag);
+        let removed = ch.consumers.remove(m.consumer_tag.as_str());
         if let Some(c) = removed {
-            self.detach_consumer(conn, channel, m.consumer_tag, c.queue);
+            self.detach_consumer(conn, channel, &m.consumer_tag, c.queue);
         }
         // Cancelling an unknown tag is not an error (the spec: "no effect").
         if !m.no_wait {
@@ -190,10 +194,8 @@ impl Broker {
         }
         let ch = chan(conn, channel);
         let mut msg = std::mem::take(&mut ch.spare);
-        msg.exchange.clear();
-        msg.exchange.push_str(m.exchange);
-        msg.routing_key.clear();
-        msg.routing_key.push_str(m.routing_key);
+        msg.exchange.set(m.exchange);
+        msg.routing_key.set(m.routing_key);
         msg.mandatory = m.mandatory;
         msg.header_seen = false;
         msg.body_size = 0;
@@ -280,8 +282,8 @@ impl Broker {
         let body = body.unwrap_or(&msg.body);
         if let Some(tx) = ch.tx.as_mut() {
             tx.publishes.push(TxPublish {
-                exchange: msg.exchange.clone(),
-                routing_key: msg.routing_key.clone(),
+                exchange: msg.exchange.as_short().into(),
+                routing_key: msg.routing_key.as_short().into(),
                 mandatory: msg.mandatory,
                 properties: msg.properties.clone(),
                 body: body.to_vec(),
@@ -292,8 +294,8 @@ impl Broker {
         let result = self.publish(
             conn,
             channel,
-            &msg.exchange,
-            &msg.routing_key,
+            msg.exchange.as_short(),
+            msg.routing_key.as_short(),
             msg.mandatory,
             &msg.properties,
             body,
@@ -315,20 +317,20 @@ impl Broker {
         &mut self,
         conn: &mut Connection,
         channel: u16,
-        exchange: &str,
-        routing_key: &str,
+        exchange: ShortStr<'_>,
+        routing_key: ShortStr<'_>,
         mandatory: bool,
         properties: &[u8],
         body: &[u8],
     ) -> Result<PublishOutcome, Exception> {
-        if conn.publish_allowed.as_deref() != Some(exchange) {
-            check_access(conn, Access::Write, "exchange", exchange)?;
-            conn.publish_allowed = Some(exchange.to_owned());
+        if conn.publish_allowed.as_deref() != Some(exchange.as_str()) {
+            check_access(conn, Access::Write, "exchange", exchange.as_str())?;
+            conn.publish_allowed = Some(exchange.to_string());
         }
         let vhost_name = conn.vhost.clone().expect("open");
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
-        match vhost.exchanges.get(exchange) {
-            None => return Err(no_exchange(exchange, &vhost_name)),
+        match vhost.exchanges.get(exchange.as_str()) {
+            None => return Err(no_exchange(exchange.as_str(), &vhost_name)),
             Some(x) if x.internal => {
                 return Err(channel_error(
                     ReplyCode::AccessRefused,
@@ -354,7 +356,7 @@ impl Broker {
             Some(p) => (BasicProperties::decode(p).expect("own encoding"), &p[..]),
             None => (props, properties),
         };
-        if is_reply_address(exchange, routing_key) {
+        if is_reply_address(&exchange, &routing_key) {
             let delivered = self.deliver_reply(conn, routing_key, properties, body)?;
             if !delivered && mandatory {
                 send_return(conn, channel, exchange, routing_key, properties, body);
@@ -371,7 +373,11 @@ impl Broker {
         }
         let now_ms = self.now_ms;
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
-        if let Some(d) = vhost.exchanges.get_mut(exchange).and_then(|x| x.dedup.as_mut()) {
+        if let Some(d) = vhost
+            .exchanges
+            .get_mut(exchange.as_str())
+            .and_then(|x| x.dedup.as_mut())
+        {
             if d.is_duplicate(props.headers, now_ms) {
                 // A duplicate is dropped and still confirmed, as LavinMQ does.
                 return Ok(PublishOutcome {
@@ -383,20 +389,20 @@ impl Broker {
         let persistent = props.is_persistent();
         // CC/BCC are rare: only then build a key list; the common case routes one
         // key without allocating.
-        let single = [routing_key];
+        let single = [routing_key.as_str()];
         let mut cc_keys: Vec<&str> = Vec::new();
         let mut has_bcc = false;
         if let Some(h) = props
             .headers
             .filter(|h| h.get("CC").is_some() || h.get("BCC").is_some())
         {
-            cc_keys.push(routing_key);
+            cc_keys.push(routing_key.as_str());
             collect_cc(&h, "CC", &mut cc_keys);
             has_bcc = collect_cc(&h, "BCC", &mut cc_keys);
         }
         let keys: &[&str] = if cc_keys.len() > 1 { &cc_keys } else { &single };
         let mut queues = std::mem::take(&mut self.route_scratch);
-        vhost.route(exchange, keys, &props, &mut queues);
+        vhost.route(exchange.as_str(), keys, &props, &mut queues);
         // BCC keys route but must not be seen by consumers: strip the header.
         let stripped;
         let properties = if has_bcc {
@@ -409,7 +415,7 @@ impl Broker {
             routed: !queues.is_empty(),
             ..Default::default()
         };
-        let expiration = match props.expiration.map(parse_expiration) {
+        let expiration = match props.expiration.map(|e| parse_expiration(&e)) {
             Some(Err(e)) => {
                 queues.clear();
                 self.route_scratch = queues;
@@ -458,7 +464,9 @@ impl Broker {
             encode_method(
                 &mut conn.out,
                 channel,
-                &Method::BasicGetEmpty(BasicGetEmpty { cluster_id: "" }),
+                &Method::BasicGetEmpty(BasicGetEmpty {
+                    cluster_id: ShortStr::EMPTY,
+                }),
             );
             return Ok(());
         };
@@ -473,8 +481,8 @@ impl Broker {
                 let ok = BasicGetOk {
                     delivery_tag: tag,
                     redelivered,
-                    exchange: std::str::from_utf8(view.exchange).unwrap_or(""),
-                    routing_key: std::str::from_utf8(view.routing_key).unwrap_or(""),
+                    exchange: ShortStr::from_bytes(view.exchange).unwrap_or_default(),
+                    routing_key: ShortStr::from_bytes(view.routing_key).unwrap_or_default(),
                     message_count,
                 };
                 encode_method(&mut conn.out, channel, &Method::BasicGetOk(ok));
@@ -621,10 +629,17 @@ pub(crate) enum Settle {
 }
 
 /// basic.return 312 NO_ROUTE with the message, for an unroutable mandatory publish.
-fn send_return(conn: &mut Connection, channel: u16, exchange: &str, routing_key: &str, properties: &[u8], body: &[u8]) {
+fn send_return(
+    conn: &mut Connection,
+    channel: u16,
+    exchange: ShortStr<'_>,
+    routing_key: ShortStr<'_>,
+    properties: &[u8],
+    body: &[u8],
+) {
     let ret = BasicReturn {
         reply_code: ReplyCode::NoRoute.code(),
-        reply_text: "NO_ROUTE",
+        reply_text: short!("NO_ROUTE"),
         exchange,
         routing_key,
     };

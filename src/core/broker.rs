@@ -11,6 +11,7 @@
 //! caller polls output. Deliveries therefore always follow the `*-ok` that enabled
 //! them (consume-ok before the first deliver), as clients expect.
 
+use ringmq_codec::{short, ShortStr, ShortString};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -112,7 +113,11 @@ pub fn connection_error(code: ReplyCode, text: impl Into<String>) -> Exception {
 #[derive(Debug)]
 pub enum Notice {
     /// Server-sent basic.cancel: the queue of this consumer is gone.
-    CancelConsumer { conn: ConnId, channel: u16, tag: Arc<str> },
+    CancelConsumer {
+        conn: ConnId,
+        channel: u16,
+        tag: ShortString,
+    },
 }
 
 pub struct Broker {
@@ -305,7 +310,7 @@ impl Broker {
     }
 
     /// A RabbitMQ-style generated name: `prefix` + 22 url-safe base64 characters.
-    pub(crate) fn generated_name(&mut self, prefix: &str) -> String {
+    pub(crate) fn generated_name(&mut self, prefix: &str) -> ShortString {
         const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let (a, b) = (self.random_u64(), self.random_u64());
         let mut s = String::with_capacity(prefix.len() + 22);
@@ -314,7 +319,7 @@ impl Broker {
             let bits = if i < 11 { a >> (i * 6) } else { b >> ((i - 11) * 6) };
             s.push(ALPHABET[(bits & 63) as usize] as char);
         }
-        s
+        ShortStr::truncate(&s).into()
     }
 
     // ---- inputs -------------------------------------------------------------
@@ -543,7 +548,7 @@ impl Broker {
         }
         let was = self.alarms.blocking();
         self.alarms.disk = on;
-        self.alarm_changed(was, "low on disk");
+        self.alarm_changed(was, short!("low on disk"));
     }
 
     /// The memory alarm changed (RSS at or above the high watermark): publishers
@@ -562,12 +567,12 @@ impl Broker {
         }
         let was = self.alarms.blocking();
         self.alarms.mem = on;
-        self.alarm_changed(was, "low on memory");
+        self.alarm_changed(was, short!("low on memory"));
     }
 
     /// Tells connections when publishers become blocked or free (not when a
     /// second alarm joins or one of two clears).
-    fn alarm_changed(&mut self, was: bool, reason: &'static str) {
+    fn alarm_changed(&mut self, was: bool, reason: ShortStr<'static>) {
         let on = self.alarms.blocking();
         if on == was {
             return;
@@ -600,9 +605,9 @@ impl Broker {
     pub(crate) fn tell_blocked_on_publish(&self, conn: &mut Connection) {
         if self.alarms.blocking() && conn.capabilities.connection_blocked && !conn.blocked_sent {
             let reason = if self.alarms.disk {
-                "low on disk"
+                short!("low on disk")
             } else {
-                "low on memory"
+                short!("low on memory")
             };
             let m = Method::ConnectionBlocked(ringmq_codec::ConnectionBlocked { reason });
             encode_method(&mut conn.out, 0, &m);
@@ -938,13 +943,6 @@ impl Broker {
 }
 
 /// Reply texts are short strings: cut at 255 bytes on a char boundary.
-pub(crate) fn truncate_shortstr(s: &str) -> &str {
-    if s.len() <= 255 {
-        return s;
-    }
-    let mut end = 255;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+pub(crate) fn truncate_shortstr(s: &str) -> ShortStr<'_> {
+    ShortStr::truncate(s)
 }

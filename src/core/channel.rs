@@ -1,8 +1,8 @@
 //! Per-channel state: content assembly, consumers, unacked deliveries, prefetch,
 //! confirms and transactions.
 
+use ringmq_codec::{ShortBuf, ShortString};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 
 use ringmq_store::SegmentPosition;
 
@@ -25,8 +25,8 @@ pub enum ChannelState {
 /// A message being received: publish method seen, header and body pending.
 #[derive(Debug, Default)]
 pub struct IncomingMessage {
-    pub exchange: String,
-    pub routing_key: String,
+    pub exchange: ShortBuf,
+    pub routing_key: ShortBuf,
     pub mandatory: bool,
     /// Set once the content header arrived.
     pub header_seen: bool,
@@ -38,7 +38,7 @@ pub struct IncomingMessage {
 #[derive(Debug)]
 pub struct ChannelConsumer {
     pub queue: QueueId,
-    pub queue_name: Arc<str>,
+    pub queue_name: ShortString,
     pub no_ack: bool,
     /// Per-consumer prefetch (basic.qos global=false at consume time); 0 = none.
     pub prefetch: u16,
@@ -51,7 +51,7 @@ pub struct Unacked {
     pub queue: QueueId,
     pub position: SegmentPosition,
     /// None for basic.get deliveries.
-    pub consumer: Option<Arc<str>>,
+    pub consumer: Option<ShortString>,
     /// Consumer timeout: (deadline, timeout) when one applies to this delivery.
     pub timeout: Option<(u64, u64)>,
 }
@@ -74,8 +74,8 @@ impl Channel {
 /// A message buffered by a transaction until commit.
 #[derive(Debug)]
 pub struct TxPublish {
-    pub exchange: String,
-    pub routing_key: String,
+    pub exchange: ShortString,
+    pub routing_key: ShortString,
     pub mandatory: bool,
     pub properties: Vec<u8>,
     pub body: Vec<u8>,
@@ -109,7 +109,7 @@ pub struct Channel {
     pub incoming: Option<IncomingMessage>,
     /// Reused allocation for the next incoming message.
     pub spare: IncomingMessage,
-    pub consumers: super::Map<Arc<str>, ChannelConsumer>,
+    pub consumers: super::Map<ShortString, ChannelConsumer>,
     pub unacked: BTreeMap<u64, Unacked>,
     pub next_delivery_tag: u64,
     /// basic.qos global=false: applies to consumers created afterwards.
@@ -126,7 +126,7 @@ pub struct Channel {
     pub commit_wait: Option<u64>,
     /// The queue last declared on this channel: an empty queue name in later
     /// methods means this one (AMQP's "current queue" rule, which RabbitMQ keeps).
-    pub last_queue: Option<Arc<str>>,
+    pub last_queue: Option<ShortString>,
     /// The direct reply-to consumer of this channel, if any.
     pub reply_consumer: Option<super::direct_reply::ReplyConsumer>,
     /// Message counters (publish, deliver, ack, confirm, ...).

@@ -208,8 +208,8 @@ impl Broker {
             let outcome = self.publish(
                 conn,
                 channel,
-                &p.exchange,
-                &p.routing_key,
+                p.exchange.as_short(),
+                p.routing_key.as_short(),
                 p.mandatory,
                 &p.properties,
                 &p.body,

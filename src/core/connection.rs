@@ -6,6 +6,7 @@
 //! any state --exception--> Closing (close sent, wait for close-ok) --> Closed
 //! ```
 
+use ringmq_codec::{short, ShortStr};
 use std::sync::Arc;
 
 use ringmq_codec::{FieldTable, FieldValue, FieldValueRef, Table};
@@ -154,15 +155,15 @@ pub fn server_properties() -> FieldTable {
         "direct_reply_to",
     ]
     .into_iter()
-    .map(|k| (k, FieldValue::Bool(true)))
+    .map(|k| (ShortStr::lit(k), FieldValue::Bool(true)))
     .collect();
     let mut p = FieldTable::new();
-    p.insert("capabilities", FieldValue::Table(caps));
-    p.insert("product", "ringmq");
-    p.insert("version", env!("CARGO_PKG_VERSION"));
-    p.insert("platform", "Rust");
-    p.insert("cluster_name", "ringmq");
-    p.insert("copyright", "ringmq authors");
-    p.insert("information", "AMQP 0-9-1 broker, see README.md");
+    p.insert(short!("capabilities"), FieldValue::Table(caps));
+    p.insert(short!("product"), "ringmq");
+    p.insert(short!("version"), env!("CARGO_PKG_VERSION"));
+    p.insert(short!("platform"), "Rust");
+    p.insert(short!("cluster_name"), "ringmq");
+    p.insert(short!("copyright"), "ringmq authors");
+    p.insert(short!("information"), "AMQP 0-9-1 broker, see README.md");
     p
 }

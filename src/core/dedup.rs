@@ -218,13 +218,16 @@ mod tests {
     use super::*;
 
     fn args(pairs: &[(&str, FieldValue)]) -> FieldTable {
-        pairs.iter().map(|(k, v)| (*k, v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (ringmq_codec::ShortString::new(k).unwrap(), v.clone()))
+            .collect()
     }
 
     /// Encoded headers with the dedup header set to `value` (plus extras).
     fn msg(value: FieldValue, extra: &[(&str, FieldValue)]) -> Vec<u8> {
         let mut t = args(extra);
-        t.insert(DEDUP_HEADER_DEFAULT, value);
+        t.insert(ringmq_codec::ShortString::new(DEDUP_HEADER_DEFAULT).unwrap(), value);
         t.to_bytes()
     }
 
@@ -235,7 +238,7 @@ mod tests {
     fn cache(size: i64, ttl: Option<i64>) -> DedupCache {
         let mut a = args(&[("x-message-deduplication", true.into()), ("x-cache-size", size.into())]);
         if let Some(ttl) = ttl {
-            a.insert("x-cache-ttl", ttl);
+            a.insert(ringmq_codec::short!("x-cache-ttl"), ttl);
         }
         DedupCache::from_arguments(&a).unwrap().unwrap()
     }
@@ -365,7 +368,7 @@ mod tests {
     fn arguments() {
         let on = |extra: &[(&str, FieldValue)]| {
             let mut a = args(extra);
-            a.insert("x-message-deduplication", true);
+            a.insert(ringmq_codec::short!("x-message-deduplication"), true);
             DedupCache::from_arguments(&a).map(|c| c.map(|c| (c.header.to_string(), c.size_max, c.ttl_ms)))
         };
         assert!(DedupCache::from_arguments(&FieldTable::new()).unwrap().is_none());

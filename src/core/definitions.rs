@@ -15,6 +15,7 @@
 //! declares a name again after deleting it replays the delete without touching
 //! the folder, which the later declare owns (see [`replay`]).
 
+use ringmq_codec::{ShortStr, ShortString};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -89,8 +90,8 @@ fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
         push_gen(
             Method::ExchangeDeclare(ringmq_codec::ExchangeDeclare {
                 ticket: 0,
-                exchange: &x.name,
-                kind: x.type_name(),
+                exchange: x.name.as_short(),
+                kind: ShortStr::truncate(x.type_name()),
                 passive: false,
                 durable: true,
                 auto_delete: x.auto_delete,
@@ -109,7 +110,7 @@ fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
         // pointing at the folder that holds its messages.
         let m = Method::QueueDeclare(ringmq_codec::QueueDeclare {
             ticket: 0,
-            queue: &q.name,
+            queue: q.name.as_short(),
             passive: false,
             durable: true,
             exclusive: false,
@@ -131,8 +132,8 @@ fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
                     push_gen(
                         Method::QueueBind(ringmq_codec::QueueBind {
                             ticket: 0,
-                            queue: &q.name,
-                            exchange: &x.name,
+                            queue: q.name.as_short(),
+                            exchange: x.name.as_short(),
                             routing_key: rk,
                             no_wait: false,
                             arguments,
@@ -147,8 +148,8 @@ fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
                     push_gen(
                         Method::ExchangeBind(ringmq_codec::ExchangeBind {
                             ticket: 0,
-                            destination: d,
-                            source: &x.name,
+                            destination: d.into(),
+                            source: x.name.as_short(),
                             routing_key: rk,
                             no_wait: false,
                             arguments,
@@ -208,8 +209,8 @@ pub(crate) fn replay(broker: &mut Broker, vhost_name: &Arc<str>, records: &[Vec<
 fn deletes_whose_folder_is_declared_again<'a>(records: &'a [(Method<'a>, u32)]) -> HashSet<usize> {
     // Queues and (delayed) exchanges have folders of their own: (is_exchange, name).
     let declared = |m: &Method<'a>| match m {
-        Method::QueueDeclare(d) => Some((false, d.queue)),
-        Method::ExchangeDeclare(d) => Some((true, d.exchange)),
+        Method::QueueDeclare(d) => Some((false, d.queue.as_str())),
+        Method::ExchangeDeclare(d) => Some((true, d.exchange.as_str())),
         _ => None,
     };
     // Forward: the folder each delete removes (the live declare's generation).
@@ -217,8 +218,8 @@ fn deletes_whose_folder_is_declared_again<'a>(records: &'a [(Method<'a>, u32)]) 
     let mut removes: std::collections::HashMap<usize, ((bool, &str), u32)> = Default::default();
     for (i, (m, gen)) in records.iter().enumerate() {
         let deleted = match m {
-            Method::QueueDelete(d) => Some((false, d.queue)),
-            Method::ExchangeDelete(d) => Some((true, d.exchange)),
+            Method::QueueDelete(d) => Some((false, d.queue.as_str())),
+            Method::ExchangeDelete(d) => Some((true, d.exchange.as_str())),
             _ => None,
         };
         if let Some(key) = declared(m) {
@@ -284,18 +285,18 @@ fn apply_record(
             Method::ExchangeDeclare(m) => m.durable,
             Method::QueueDeclare(m) => m.durable,
             Method::QueueBind(m) => {
-                x_durable(m.exchange)
+                x_durable(&m.exchange)
                     && vhost
-                        .queue_id(m.queue)
+                        .queue_id(&m.queue)
                         .and_then(|id| vhost.queues.get(&id))
                         .is_some_and(|q| q.durable)
             }
-            Method::ExchangeBind(m) => x_durable(m.source) && x_durable(m.destination),
+            Method::ExchangeBind(m) => x_durable(&m.source) && x_durable(&m.destination),
             _ => false,
         };
         let exists = match &method {
-            Method::ExchangeDeclare(m) => vhost.exchanges.contains_key(m.exchange),
-            Method::QueueDeclare(m) => vhost.queue_id(m.queue).is_some(),
+            Method::ExchangeDeclare(m) => vhost.exchanges.contains_key(m.exchange.as_str()),
+            Method::QueueDeclare(m) => vhost.queue_id(&m.queue).is_some(),
             _ => false,
         };
         if exists {
@@ -322,11 +323,11 @@ fn apply_record(
     };
     match method {
         Method::ExchangeDeclare(m) => {
-            let Ok((kind, delayed)) = super::delayed::resolve_type(m.kind, &m.arguments.to_owned_table()) else {
+            let Ok((kind, delayed)) = super::delayed::resolve_type(&m.kind, &m.arguments.to_owned_table()) else {
                 return Ok(());
             };
             let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
-            let name: Arc<str> = Arc::from(m.exchange);
+            let name = ShortString::from(m.exchange);
             let mut x = Exchange::new(
                 name.clone(),
                 kind,
@@ -335,11 +336,11 @@ fn apply_record(
                 m.internal,
                 m.arguments.to_owned_table(),
             );
-            if delayed && !vhost.exchanges.contains_key(m.exchange) {
+            if delayed && !vhost.exchanges.contains_key(m.exchange.as_str()) {
                 x.delayed = Some(vhost.open_delayed_store(m.exchange, durable, gen, mode == Mode::Replay)?);
                 x.store_gen = gen;
             }
-            if !vhost.exchanges.contains_key(&name) {
+            if !vhost.exchanges.contains_key(name.as_str()) {
                 vhost.add_exchange(x);
             }
         }
@@ -347,17 +348,20 @@ fn apply_record(
             let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
             if replayed.keep_files {
                 // A later declare (of an older version's log) opens this folder.
-                let held = vhost.exchanges.get_mut(m.exchange).and_then(|x| x.delayed.take());
+                let held = vhost
+                    .exchanges
+                    .get_mut(m.exchange.as_str())
+                    .and_then(|x| x.delayed.take());
                 if let Some(Err(e)) = held.map(|d| d.close()) {
-                    tracing::warn!(exchange = m.exchange, error = %e, "could not close delayed messages");
+                    tracing::warn!(exchange = %m.exchange, error = %e, "could not close delayed messages");
                 }
             }
-            vhost.delete_exchange(m.exchange);
+            vhost.delete_exchange(&m.exchange);
         }
         Method::QueueDeclare(m) => {
             let id = broker.new_queue_id();
             let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
-            if vhost.queue_id(m.queue).is_none() {
+            if vhost.queue_id(&m.queue).is_none() {
                 vhost.create_queue(
                     id,
                     m.queue,
@@ -375,7 +379,7 @@ fn apply_record(
         }
         Method::QueueDelete(m) => {
             let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
-            if let Some(id) = vhost.queue_id(m.queue) {
+            if let Some(id) = vhost.queue_id(&m.queue) {
                 if let Some(q) = vhost.delete_queue(id) {
                     let r = if replayed.keep_files {
                         q.store.close()
@@ -383,21 +387,21 @@ fn apply_record(
                         q.store.delete()
                     };
                     if let Err(e) = r {
-                        tracing::warn!(queue = m.queue, error = %e, "could not close or remove queue files");
+                        tracing::warn!(queue = %m.queue, error = %e, "could not close or remove queue files");
                     }
                 }
             } else if !replayed.keep_files {
                 // The queue is gone from the log's view; the files of an older
                 // version's folder may remain if the delete was logged but the
                 // removal did not finish.
-                let _ = std::fs::remove_dir_all(vhost.queue_dir(m.queue, true, 0));
+                let _ = std::fs::remove_dir_all(vhost.queue_dir(&m.queue, true, 0));
             }
         }
         Method::QueueBind(m) => bind(
             broker,
             vhost_name,
-            m.exchange,
-            Target::Queue(m.queue),
+            &m.exchange,
+            Target::Queue(&m.queue),
             m.routing_key,
             m.arguments,
             true,
@@ -405,8 +409,8 @@ fn apply_record(
         Method::QueueUnbind(m) => bind(
             broker,
             vhost_name,
-            m.exchange,
-            Target::Queue(m.queue),
+            &m.exchange,
+            Target::Queue(&m.queue),
             m.routing_key,
             m.arguments,
             false,
@@ -414,8 +418,8 @@ fn apply_record(
         Method::ExchangeBind(m) => bind(
             broker,
             vhost_name,
-            m.source,
-            Target::Exchange(m.destination),
+            &m.source,
+            Target::Exchange(&m.destination),
             m.routing_key,
             m.arguments,
             true,
@@ -423,8 +427,8 @@ fn apply_record(
         Method::ExchangeUnbind(m) => bind(
             broker,
             vhost_name,
-            m.source,
-            Target::Exchange(m.destination),
+            &m.source,
+            Target::Exchange(&m.destination),
             m.routing_key,
             m.arguments,
             false,
@@ -444,7 +448,7 @@ fn bind(
     vhost_name: &Arc<str>,
     source: &str,
     target: Target<'_>,
-    rk: &str,
+    rk: ShortStr<'_>,
     args: Table<'_>,
     add: bool,
 ) {
@@ -477,7 +481,7 @@ mod tests {
         let mut out = Vec::new();
         Method::QueueDeclare(QueueDeclare {
             ticket: 0,
-            queue: name,
+            queue: ringmq_codec::ShortStr::new(name).unwrap(),
             passive: false,
             durable: true,
             exclusive: false,
@@ -493,7 +497,7 @@ mod tests {
         let mut out = Vec::new();
         Method::QueueDelete(QueueDelete {
             ticket: 0,
-            queue: name,
+            queue: ringmq_codec::ShortStr::new(name).unwrap(),
             if_unused: false,
             if_empty: false,
             no_wait: false,

@@ -16,6 +16,7 @@ use ringmq_codec::{ExchangeBind, ExchangeDeclare, Method, QueueBind, QueueDeclar
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::admin::short_name;
 use super::admin_error::{AdminError, AdminResult};
 use super::auth::{self, User, UserLimits};
 use super::broker::Broker;
@@ -342,7 +343,7 @@ impl Broker {
                         vhost: tag_vhost(n),
                         destination,
                         destination_type: destination_type.into(),
-                        routing_key: rk.to_owned(),
+                        routing_key: rk.to_owned().to_string(),
                         arguments: table_to_json(args),
                     });
                 }
@@ -626,8 +627,8 @@ impl Broker {
             let bytes = args.to_bytes();
             let m = Method::ExchangeDeclare(ExchangeDeclare {
                 ticket: 0,
-                exchange: &x.name,
-                kind: &x.kind,
+                exchange: short_name("exchange", &x.name)?,
+                kind: short_name("type", &x.kind)?,
                 passive: false,
                 durable: x.durable,
                 auto_delete: x.auto_delete,
@@ -641,7 +642,7 @@ impl Broker {
             let bytes = args.to_bytes();
             let m = Method::QueueDeclare(QueueDeclare {
                 ticket: 0,
-                queue: &q.name,
+                queue: short_name("queue", &q.name)?,
                 passive: false,
                 durable: q.durable,
                 exclusive: false,
@@ -658,18 +659,18 @@ impl Broker {
             let m = if b.destination_type == "queue" {
                 Method::QueueBind(QueueBind {
                     ticket: 0,
-                    queue: &b.destination,
-                    exchange: &b.source,
-                    routing_key: &b.routing_key,
+                    queue: short_name("destination", &b.destination)?,
+                    exchange: short_name("source", &b.source)?,
+                    routing_key: short_name("routing_key", &b.routing_key)?,
                     no_wait: false,
                     arguments,
                 })
             } else {
                 Method::ExchangeBind(ExchangeBind {
                     ticket: 0,
-                    destination: &b.destination,
-                    source: &b.source,
-                    routing_key: &b.routing_key,
+                    destination: short_name("destination", &b.destination)?,
+                    source: short_name("source", &b.source)?,
+                    routing_key: short_name("routing_key", &b.routing_key)?,
                     no_wait: false,
                     arguments,
                 })

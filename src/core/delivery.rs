@@ -3,6 +3,7 @@
 
 use ringmq_codec::frame::encode_body;
 use ringmq_codec::{encode_deliver_head, BasicProperties, FieldValue, Table};
+use ringmq_codec::{short, ShortStr};
 
 use super::broker::{Broker, OUT_HIGH_WATER_BYTES};
 use super::channel::{ChannelState, Unacked};
@@ -74,11 +75,13 @@ impl Broker {
                         encode_deliver_head(
                             &mut conn.out,
                             c.channel,
-                            c.tag.as_bytes(),
+                            c.tag.as_short(),
                             tag,
                             redelivered,
-                            view.exchange,
-                            view.routing_key,
+                            // Stored from a publish's short strings (one length
+                            // octet on disk too) and checked by the record's CRC.
+                            ShortStr::from_bytes(view.exchange).unwrap_or_default(),
+                            ShortStr::from_bytes(view.routing_key).unwrap_or_default(),
                             &properties,
                             view.body.len() as u64,
                         );
@@ -174,13 +177,13 @@ pub(crate) fn delivery_properties(stored: &[u8], delivery_count: u32) -> std::bo
     }
     std::borrow::Cow::Owned(with_header(
         stored,
-        "x-delivery-count",
+        short!("x-delivery-count"),
         FieldValue::I64(delivery_count as i64),
     ))
 }
 
 /// Re-encodes raw properties with one header set (rare paths only: it allocates).
-pub(crate) fn with_header(properties: &[u8], name: &str, value: FieldValue) -> Vec<u8> {
+pub(crate) fn with_header(properties: &[u8], name: ShortStr<'_>, value: FieldValue) -> Vec<u8> {
     let Ok(props) = BasicProperties::decode(properties) else {
         return properties.to_vec();
     };

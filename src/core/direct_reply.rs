@@ -8,7 +8,7 @@
 //! the reply to the requester's consumer. The nonce is random per channel so a
 //! third party cannot guess a live reply address.
 
-use std::sync::Arc;
+use ringmq_codec::{ShortStr, ShortString};
 
 use ringmq_codec::{encode_deliver, BasicProperties};
 
@@ -23,7 +23,7 @@ const REPLY_TO_PREFIX: &str = "amq.rabbitmq.reply-to.";
 /// A reply consumer registered on a channel.
 #[derive(Debug, Clone)]
 pub struct ReplyConsumer {
-    pub tag: Arc<str>,
+    pub tag: ShortString,
     pub nonce: u64,
 }
 
@@ -47,7 +47,7 @@ impl Broker {
         &mut self,
         conn: &mut Connection,
         channel: u16,
-        tag: Arc<str>,
+        tag: ShortString,
         no_ack: bool,
     ) -> Result<(), Exception> {
         if !no_ack {
@@ -70,7 +70,7 @@ impl Broker {
         channel: u16,
         props: &BasicProperties<'_>,
     ) -> Result<Option<Vec<u8>>, Exception> {
-        if props.reply_to != Some(REPLY_TO_QUEUE) {
+        if props.reply_to.map(ShortStr::as_str) != Some(REPLY_TO_QUEUE) {
             return Ok(None);
         }
         let conn_id = conn.id;
@@ -79,7 +79,8 @@ impl Broker {
         };
         let address = format!("{REPLY_TO_PREFIX}{}.{}.{:x}", conn_id.0, channel, rc.nonce);
         let mut p = *props;
-        p.reply_to = Some(&address);
+        // A prefix and three numbers: far below 255 bytes.
+        p.reply_to = Some(ShortStr::truncate(&address));
         let mut out = Vec::new();
         p.encode(&mut out);
         Ok(Some(out))
@@ -90,11 +91,11 @@ impl Broker {
     pub(crate) fn deliver_reply(
         &mut self,
         conn: &mut Connection,
-        routing_key: &str,
+        routing_key: ShortStr<'_>,
         properties: &[u8],
         body: &[u8],
     ) -> Result<bool, Exception> {
-        let Some((target, channel, nonce)) = parse_address(routing_key) else {
+        let Some((target, channel, nonce)) = parse_address(&routing_key) else {
             return Ok(false);
         };
         let deliver = |c: &mut Connection| -> bool {
@@ -112,11 +113,11 @@ impl Broker {
             encode_deliver(
                 &mut c.out,
                 channel,
-                rc.tag.as_bytes(),
+                rc.tag.as_short(),
                 tag,
                 false,
-                b"",
-                routing_key.as_bytes(),
+                ShortStr::EMPTY,
+                routing_key,
                 properties,
                 body,
                 frame_max,

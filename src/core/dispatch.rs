@@ -23,7 +23,7 @@ impl Broker {
             (ConnState::AwaitingStartOk, Method::ConnectionStartOk(m)) => {
                 conn.client_properties = m.client_properties.to_owned_table();
                 conn.capabilities = ClientCapabilities::from_client_properties(&m.client_properties);
-                let Some((user, pass)) = parse_response(m.mechanism, m.response) else {
+                let Some((user, pass)) = parse_response(&m.mechanism, m.response) else {
                     return Err(connection_error(
                         ReplyCode::AccessRefused,
                         format!("unsupported or malformed authentication mechanism {}", m.mechanism),
@@ -89,14 +89,14 @@ impl Broker {
                 Ok(())
             }
             (ConnState::AwaitingOpen, Method::ConnectionOpen(m)) => {
-                let Some((name, _)) = self.vhosts.get_key_value(m.virtual_host) else {
+                let Some((name, _)) = self.vhosts.get_key_value(m.virtual_host.as_str()) else {
                     return Err(connection_error(
                         ReplyCode::NotAllowed,
                         format!("vhost {} not found", m.virtual_host),
                     ));
                 };
                 let user = conn.user.clone().unwrap_or_default();
-                let Some(permission) = self.permissions.get(&user, m.virtual_host) else {
+                let Some(permission) = self.permissions.get(&user, &m.virtual_host) else {
                     return Err(connection_error(
                         ReplyCode::NotAllowed,
                         format!("access to vhost '{}' refused for user '{user}'", m.virtual_host),
@@ -104,10 +104,10 @@ impl Broker {
                 };
                 let vlimit = self
                     .vhosts
-                    .get(m.virtual_host)
+                    .get(m.virtual_host.as_str())
                     .and_then(|v| v.meta.limits.max_connections);
                 if let Some(limit) = vlimit {
-                    if self.vhost_connection_count(m.virtual_host) >= limit {
+                    if self.vhost_connection_count(&m.virtual_host) >= limit {
                         return Err(connection_error(
                             ReplyCode::NotAllowed,
                             format!(
@@ -131,7 +131,9 @@ impl Broker {
                 encode_method(
                     &mut conn.out,
                     0,
-                    &Method::ConnectionOpenOk(ConnectionOpenOk { known_hosts: "" }),
+                    &Method::ConnectionOpenOk(ConnectionOpenOk {
+                        known_hosts: ringmq_codec::short!(""),
+                    }),
                 );
                 conn.state = ConnState::Open;
                 if std::mem::take(&mut conn.in_handshake) {
@@ -162,7 +164,7 @@ impl Broker {
         };
         match method {
             Method::ConnectionClose(m) => {
-                tracing::debug!(conn = %conn.describe(), code = m.reply_code, text = m.reply_text, "client closed connection");
+                tracing::debug!(conn = %conn.describe(), code = m.reply_code, text = %m.reply_text, "client closed connection");
                 let channels: Vec<u16> = conn.channels.keys().copied().collect();
                 for ch in channels {
                     self.release_channel(conn, ch);

@@ -1,6 +1,6 @@
 //! exchange.declare / delete / bind / unbind, with RabbitMQ's checks and texts.
 
-use std::sync::Arc;
+use ringmq_codec::{ShortStr, ShortString};
 
 use ringmq_codec::{
     encode_method, ExchangeBindOk, ExchangeDeclare, ExchangeDeclareOk, ExchangeDelete, ExchangeDeleteOk,
@@ -46,17 +46,17 @@ impl Broker {
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
         if m.passive {
-            if !vhost.exchanges.contains_key(m.exchange) {
-                return Err(no_exchange(m.exchange, &vname));
+            if !vhost.exchanges.contains_key(m.exchange.as_str()) {
+                return Err(no_exchange(&m.exchange, &vname));
             }
         } else {
-            check_name(m.exchange)?;
-            check_access(conn, Access::Configure, "exchange", m.exchange)?;
+            check_name(&m.exchange)?;
+            check_access(conn, Access::Configure, "exchange", &m.exchange)?;
             let arguments = m.arguments.to_owned_table();
-            let (kind, delayed) = super::delayed::resolve_type(m.kind, &arguments)?;
+            let (kind, delayed) = super::delayed::resolve_type(&m.kind, &arguments)?;
             validate_exchange_arguments(kind, &arguments).map_err(precondition)?;
             super::dedup::DedupCache::from_arguments(&arguments).map_err(precondition)?;
-            if let Some(x) = vhost.exchanges.get(m.exchange) {
+            if let Some(x) = vhost.exchanges.get(m.exchange.as_str()) {
                 let ineq = |arg: &str, got: &str, cur: &str| {
                     precondition(format!(
                         "inequivalent arg '{arg}' for exchange '{}' in vhost '{vname}': received '{got}' but current is '{cur}'",
@@ -64,7 +64,7 @@ impl Broker {
                     ))
                 };
                 if x.kind != kind || x.delayed.is_some() != delayed {
-                    return Err(ineq("type", m.kind, x.type_name()));
+                    return Err(ineq("type", &m.kind, x.type_name()));
                 }
                 if x.durable != m.durable {
                     return Err(ineq("durable", bool_str(m.durable), bool_str(x.durable)));
@@ -88,15 +88,21 @@ impl Broker {
                         format!("exchange name '{}' contains reserved prefix 'amq.*'", m.exchange),
                     ));
                 }
-                let name: Arc<str> = Arc::from(m.exchange);
+                let name = ShortString::from(m.exchange);
                 let mut x = Exchange::new(name.clone(), kind, m.durable, m.auto_delete, m.internal, arguments);
                 if delayed {
                     // A new folder generation: replaying an earlier delete of the
                     // name must not touch this one's held messages.
-                    let gen = if m.durable { vhost.next_delayed_gen(m.exchange) } else { 0 };
-                    let store = vhost.open_delayed_store(m.exchange, m.durable, gen, false).map_err(|e| {
-                        channel_error(ReplyCode::InternalError, format!("cannot create delayed exchange: {e}"))
-                    })?;
+                    let gen = if m.durable {
+                        vhost.next_delayed_gen(m.exchange)
+                    } else {
+                        0
+                    };
+                    let store = vhost
+                        .open_delayed_store(m.exchange, m.durable, gen, false)
+                        .map_err(|e| {
+                            channel_error(ReplyCode::InternalError, format!("cannot create delayed exchange: {e}"))
+                        })?;
                     x.delayed = Some(store);
                     x.store_gen = gen;
                 }
@@ -119,11 +125,11 @@ impl Broker {
         channel: u16,
         m: ExchangeDelete<'_>,
     ) -> MethodResult {
-        check_name(m.exchange)?;
-        check_access(conn, Access::Configure, "exchange", m.exchange)?;
+        check_name(&m.exchange)?;
+        check_access(conn, Access::Configure, "exchange", &m.exchange)?;
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
-        if let Some(x) = vhost.exchanges.get(m.exchange) {
+        if let Some(x) = vhost.exchanges.get(m.exchange.as_str()) {
             if x.builtin {
                 return Err(channel_error(
                     ReplyCode::AccessRefused,
@@ -141,7 +147,7 @@ impl Broker {
                 )));
             }
             let durable = x.durable;
-            vhost.delete_exchange(m.exchange);
+            vhost.delete_exchange(&m.exchange);
             if durable {
                 definitions::record(vhost, &Method::ExchangeDelete(m));
             }
@@ -158,30 +164,30 @@ impl Broker {
         &mut self,
         conn: &mut Connection,
         channel: u16,
-        destination: &str,
-        source: &str,
-        routing_key: &str,
+        destination: ShortStr<'_>,
+        source: ShortStr<'_>,
+        routing_key: ShortStr<'_>,
         arguments: Table<'_>,
         no_wait: bool,
         bind: bool,
     ) -> MethodResult {
-        check_name(destination)?;
-        check_name(source)?;
-        check_access(conn, Access::Write, "exchange", destination)?;
-        check_access(conn, Access::Read, "exchange", source)?;
+        check_name(destination.as_str())?;
+        check_name(source.as_str())?;
+        check_access(conn, Access::Write, "exchange", destination.as_str())?;
+        check_access(conn, Access::Read, "exchange", source.as_str())?;
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
-        let Some((dname, dx)) = vhost.exchanges.get_key_value(destination) else {
-            return Err(no_exchange(destination, &vname));
+        let Some((dname, dx)) = vhost.exchanges.get_key_value(destination.as_str()) else {
+            return Err(no_exchange(destination.as_str(), &vname));
         };
         let (dname, ddurable) = (dname.clone(), dx.durable);
-        let Some(src) = vhost.exchanges.get_mut(source) else {
-            return Err(no_exchange(source, &vname));
+        let Some(src) = vhost.exchanges.get_mut(source.as_str()) else {
+            return Err(no_exchange(source.as_str(), &vname));
         };
         let args = arguments.to_owned_table();
-        validate_binding(src.kind, routing_key, &args).map_err(precondition)?;
+        validate_binding(src.kind, routing_key.as_str(), &args).map_err(precondition)?;
         let durable = src.durable && ddurable;
-        let changed = vhost.set_binding(source, Dest::Exchange(dname), routing_key, &args, bind);
+        let changed = vhost.set_binding(source.as_str(), Dest::Exchange(dname), routing_key, &args, bind);
         if changed {
             if durable {
                 let method = if bind {
@@ -206,7 +212,7 @@ impl Broker {
                 definitions::record(vhost, &method);
             }
             if !bind {
-                vhost.maybe_auto_delete_exchange(source);
+                vhost.maybe_auto_delete_exchange(source.as_str());
             }
         }
         if !no_wait {

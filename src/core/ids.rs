@@ -13,5 +13,5 @@ pub struct QueueId(pub u64);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dest {
     Queue(QueueId),
-    Exchange(std::sync::Arc<str>),
+    Exchange(ringmq_codec::ShortString),
 }

@@ -7,6 +7,7 @@
 //! objects tables, null void. AMQP to JSON is lossy where JSON has no type
 //! (byte arrays and long strings both become strings; decimals numbers).
 
+use ringmq_codec::ShortString;
 use ringmq_codec::{FieldTable, FieldValue};
 use serde_json::{Map, Number, Value};
 
@@ -40,7 +41,7 @@ pub fn value_to_json(v: &FieldValue) -> Value {
 pub fn table_to_json(t: &FieldTable) -> Value {
     Value::Object(
         t.0.iter()
-            .map(|(k, v)| (k.clone(), value_to_json(v)))
+            .map(|(k, v)| (k.to_string(), value_to_json(v)))
             .collect::<Map<_, _>>(),
     )
 }
@@ -73,10 +74,11 @@ fn table_from_json_at(v: &Value, depth: usize) -> Result<FieldTable, String> {
         Value::Object(m) => {
             let mut t = FieldTable::default();
             for (k, x) in m {
-                if k.len() > 255 {
-                    return Err(format!("argument name longer than 255 bytes: '{}...'", &k[..32]));
-                }
-                t.0.insert(k.clone(), value_from_json(x, depth)?);
+                // A key AMQP cannot carry is refused here, by length alone: the
+                // message used to quote `&k[..32]`, which panicked on a character
+                // across byte 32 (issue 15, defect 3).
+                let key = ShortString::new(k).map_err(|e| e.text("argument name"))?;
+                t.0.insert(key, value_from_json(x, depth)?);
             }
             Ok(t)
         }

@@ -8,6 +8,7 @@
 //! would return to a queue it already died in, with no `rejected` death on the
 //! way, is dropped.
 
+use ringmq_codec::{short, ShortStr, ShortString};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
@@ -28,8 +29,8 @@ pub const EXPIRED_PER_CHECK_MAX: usize = 10_000;
 
 /// A message on its way into queues (publish or dead-lettering).
 pub(crate) struct StoredMessage<'a> {
-    pub exchange: &'a str,
-    pub routing_key: &'a str,
+    pub exchange: ShortStr<'a>,
+    pub routing_key: ShortStr<'a>,
     pub properties: &'a [u8],
     pub body: &'a [u8],
     pub persistent: bool,
@@ -61,7 +62,11 @@ impl DeathReason {
 /// A dead-lettered message waiting to be routed to its queue's DLX.
 pub(crate) struct DeadLetter {
     vhost: Arc<str>,
-    dlx: String,
+    dlx: ShortString,
+    /// The routing key it is stored with: the dead-letter routing key, else the
+    /// one it was published with.
+    routing_key: ShortString,
+    /// The keys it routes by (the published one and CC, unless replaced).
     routing_keys: Vec<String>,
     properties: Vec<u8>,
     body: Vec<u8>,
@@ -75,7 +80,7 @@ pub(crate) enum TimerKind {
     /// The queue itself expires (x-expires).
     QueueExpires,
     /// Held messages of a delayed exchange are due.
-    Delayed(Arc<str>),
+    Delayed(ShortString),
 }
 
 /// Timers handled per turn (`handle_timeout` or `run_pending`); the rest wait,
@@ -136,7 +141,7 @@ impl Timers {
 /// The deadline of a message: publish time plus the smaller of the queue's and
 /// the message's TTL. None when neither is set.
 fn deadline(timestamp_ms: u64, props: &BasicProperties<'_>, queue_ttl_ms: Option<u64>) -> Option<(u64, u64)> {
-    let msg_ttl = props.expiration.and_then(|e| parse_expiration(e).ok());
+    let msg_ttl = props.expiration.and_then(|e| parse_expiration(e.as_str()).ok());
     let ttl = match (msg_ttl, queue_ttl_ms) {
         (Some(a), Some(b)) => a.min(b),
         (a, b) => a.or(b)?,
@@ -408,8 +413,8 @@ impl Broker {
                 });
             }
             let msg = StoredMessage {
-                exchange: &dl.dlx,
-                routing_key: keys.first().copied().unwrap_or(""),
+                exchange: dl.dlx.as_short(),
+                routing_key: dl.routing_key.as_short(),
                 properties: &dl.properties,
                 body: &dl.body,
                 persistent: dl.persistent,
@@ -429,16 +434,16 @@ impl Broker {
     pub(crate) fn hold_delayed(
         &mut self,
         vhost_name: &Arc<str>,
-        exchange: &str,
-        routing_key: &str,
+        exchange: ShortStr<'_>,
+        routing_key: ShortStr<'_>,
         properties: &[u8],
         body: &[u8],
         delay_ms: u64,
     ) -> Option<PublishOutcome> {
         let now_ms = self.now_ms;
         let vhost = self.vhosts.get_mut(vhost_name)?;
-        let name = vhost.exchanges.get_key_value(exchange)?.0.clone();
-        let x = vhost.exchanges.get_mut(exchange)?;
+        let name = vhost.exchanges.get_key_value(exchange.as_str())?.0.clone();
+        let x = vhost.exchanges.get_mut(exchange.as_str())?;
         let store = x.delayed.as_mut()?;
         let msg = MessageRef {
             timestamp_ms: now_ms,
@@ -452,13 +457,13 @@ impl Broker {
             ..Default::default()
         };
         if let Err(e) = store.hold(msg, delay_ms) {
-            tracing::error!(exchange, error = %e, "cannot hold delayed message");
+            tracing::error!(%exchange, error = %e, "cannot hold delayed message");
             outcome.failed = true;
             return Some(outcome);
         }
         if x.durable && self.config.sync {
             if let Err(e) = store.sync() {
-                tracing::error!(exchange, error = %e, "cannot sync delayed message");
+                tracing::error!(%exchange, error = %e, "cannot sync delayed message");
                 outcome.failed = true;
             }
         }
@@ -470,7 +475,7 @@ impl Broker {
     }
 
     /// Routes the due messages of a delayed exchange.
-    fn fire_delayed(&mut self, vhost_name: &Arc<str>, exchange: &Arc<str>) {
+    fn fire_delayed(&mut self, vhost_name: &Arc<str>, exchange: &ShortString) {
         let now_ms = self.now_ms;
         for _ in 0..DEAD_LETTERS_PER_TURN_MAX {
             let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
@@ -497,18 +502,18 @@ impl Broker {
             };
             let properties = view.properties.to_vec();
             let body = view.body.to_vec();
-            let routing_key = String::from_utf8_lossy(view.routing_key).into_owned();
+            let routing_key = ShortString::from(ShortStr::from_bytes(view.routing_key).unwrap_or_default());
             store.release(pos);
             let props = BasicProperties::decode(&properties).unwrap_or_default();
             let mut queues = std::mem::take(&mut self.route_scratch);
             vhost.route(exchange, &[routing_key.as_str()], &props, &mut queues);
             let msg = StoredMessage {
-                exchange,
-                routing_key: &routing_key,
+                exchange: exchange.as_short(),
+                routing_key: routing_key.as_short(),
                 properties: &properties,
                 body: &body,
                 persistent: props.is_persistent(),
-                expiration_ms: props.expiration.and_then(|e| parse_expiration(e).ok()),
+                expiration_ms: props.expiration.and_then(|e| parse_expiration(e.as_str()).ok()),
                 priority: props.priority.unwrap_or(0),
             };
             let mut outcome = PublishOutcome::default();
@@ -686,8 +691,8 @@ fn dead_letter_at(
 ) -> Option<DeadLetter> {
     let view = q.store.read(pos).ok()?;
     let props = BasicProperties::decode(view.properties).ok()?;
-    let exchange = std::str::from_utf8(view.exchange).ok()?;
-    let rk = std::str::from_utf8(view.routing_key).ok()?;
+    let exchange = ShortStr::from_bytes(view.exchange)?;
+    let rk = ShortStr::from_bytes(view.routing_key)?;
     make_dead_letter(vhost, q, &props, exchange, rk, view.body, reason, now_ms)
 }
 
@@ -698,8 +703,8 @@ fn make_dead_letter(
     vhost: &Arc<str>,
     q: &Queue,
     props: &BasicProperties<'_>,
-    exchange: &str,
-    routing_key: &str,
+    exchange: ShortStr<'_>,
+    routing_key: ShortStr<'_>,
     body: &[u8],
     reason: DeathReason,
     now_ms: u64,
@@ -708,7 +713,7 @@ fn make_dead_letter(
     let mut headers: FieldTable = props.headers.map(|h| h.to_owned_table()).unwrap_or_default();
     // The routing keys the message was published with: its own and CC (BCC was
     // stripped at publish).
-    let mut original_keys = vec![routing_key.to_owned()];
+    let mut original_keys = vec![routing_key.to_string()];
     if let Some(FieldValue::Array(cc)) = headers.get("CC") {
         original_keys.extend(cc.iter().filter_map(|v| v.as_str().map(str::to_owned)));
     }
@@ -725,31 +730,31 @@ fn make_dead_letter(
         let mut entry = deaths.remove(i);
         if let FieldValue::Table(t) = &mut entry {
             let n = t.get("count").and_then(|c| c.as_i64()).unwrap_or(0);
-            t.insert("count", FieldValue::I64(n + 1));
-            t.insert("time", FieldValue::Timestamp(now_ms / 1000));
+            t.insert(short!("count"), FieldValue::I64(n + 1));
+            t.insert(short!("time"), FieldValue::Timestamp(now_ms / 1000));
         }
         deaths.insert(0, entry);
     } else {
         let mut entry = FieldTable::new();
-        entry.insert("count", FieldValue::I64(1));
-        entry.insert("reason", reason.as_str());
-        entry.insert("queue", &*q.name);
-        entry.insert("time", FieldValue::Timestamp(now_ms / 1000));
-        entry.insert("exchange", exchange);
+        entry.insert(short!("count"), FieldValue::I64(1));
+        entry.insert(short!("reason"), reason.as_str());
+        entry.insert(short!("queue"), &*q.name);
+        entry.insert(short!("time"), FieldValue::Timestamp(now_ms / 1000));
+        entry.insert(short!("exchange"), exchange);
         entry.insert(
-            "routing-keys",
+            short!("routing-keys"),
             FieldValue::Array(original_keys.iter().map(|k| FieldValue::from(k.as_str())).collect()),
         );
         if let Some(exp) = props.expiration {
-            entry.insert("original-expiration", exp);
+            entry.insert(short!("original-expiration"), exp);
         }
         deaths.insert(0, FieldValue::Table(entry));
     }
-    headers.insert("x-death", FieldValue::Array(deaths));
+    headers.insert(short!("x-death"), FieldValue::Array(deaths));
     if headers.get("x-first-death-reason").is_none() {
-        headers.insert("x-first-death-reason", reason.as_str());
-        headers.insert("x-first-death-queue", &*q.name);
-        headers.insert("x-first-death-exchange", exchange);
+        headers.insert(short!("x-first-death-reason"), reason.as_str());
+        headers.insert(short!("x-first-death-queue"), &*q.name);
+        headers.insert(short!("x-first-death-exchange"), exchange);
     }
     let header_bytes = headers.to_bytes();
     let mut p = *props;
@@ -757,13 +762,14 @@ fn make_dead_letter(
     p.expiration = None;
     let mut properties = Vec::new();
     p.encode(&mut properties);
-    let routing_keys = match &q.settings.dead_letter_routing_key {
-        Some(k) => vec![k.clone()],
-        None => original_keys,
+    let (routing_key, routing_keys) = match &q.settings.dead_letter_routing_key {
+        Some(k) => (k.clone(), vec![k.to_string()]),
+        None => (routing_key.into(), original_keys),
     };
     Some(DeadLetter {
         vhost: vhost.clone(),
         dlx,
+        routing_key,
         routing_keys,
         properties,
         body: body.to_vec(),

@@ -12,6 +12,7 @@
 //! Policies are evaluated when an object is created and when a policy changes,
 //! never per message: the result is stored in the queue's `settings`.
 
+use ringmq_codec::ShortString;
 use std::sync::Arc;
 
 use ringmq_codec::FieldTable;
@@ -242,8 +243,8 @@ pub struct QueuePolicy {
     pub delivery_limit: Option<u64>,
     pub consumer_timeout_ms: Option<u64>,
     pub overflow: Option<Overflow>,
-    pub dead_letter_exchange: Option<String>,
-    pub dead_letter_routing_key: Option<String>,
+    pub dead_letter_exchange: Option<ShortString>,
+    pub dead_letter_routing_key: Option<ShortString>,
 }
 
 /// A validated policy with its compiled pattern.
@@ -316,8 +317,16 @@ impl Policy {
                         return Err(failed(format!("{} is not a valid {what}", erl(v))));
                     };
                     match key.name {
-                        "dead-letter-exchange" => q.dead_letter_exchange = Some(s.to_owned()),
-                        "dead-letter-routing-key" => q.dead_letter_routing_key = Some(s.to_owned()),
+                        "dead-letter-exchange" | "dead-letter-routing-key" => {
+                            // Stored and delivered as a dead letter's exchange or
+                            // routing key: a short string on the wire.
+                            let s = ShortString::new(s).map_err(|e| failed(e.text(key.name)))?;
+                            if key.name == "dead-letter-exchange" {
+                                q.dead_letter_exchange = Some(s);
+                            } else {
+                                q.dead_letter_routing_key = Some(s);
+                            }
+                        }
                         "alternate-exchange" => alternate_exchange = Some(s.to_owned()),
                         _ => {}
                     }
@@ -544,14 +553,14 @@ mod tests {
     #[test]
     fn numeric_limits_lowest_wins_arguments_win_otherwise() {
         let mut args = FieldTable::new();
-        args.insert("x-max-length", ringmq_codec::FieldValue::I64(100));
-        args.insert("x-dead-letter-exchange", "from-arg");
+        args.insert(ringmq_codec::short!("x-max-length"), ringmq_codec::FieldValue::I64(100));
+        args.insert(ringmq_codec::short!("x-dead-letter-exchange"), "from-arg");
         let from_args = super::super::queue_args::parse(&args, "q", "/").unwrap();
         let pol = QueuePolicy {
             max_length: Some(10),
             message_ttl_ms: Some(5_000),
-            dead_letter_exchange: Some("from-policy".into()),
-            dead_letter_routing_key: Some("rk".into()),
+            dead_letter_exchange: Some(ringmq_codec::short!("from-policy").into()),
+            dead_letter_routing_key: Some(ringmq_codec::short!("rk").into()),
             overflow: Some(Overflow::RejectPublish),
             ..Default::default()
         };

@@ -3,6 +3,7 @@
 //! and exchanges at once, and the effects of changed settings (a new length
 //! limit trims, a new TTL expires, a new x-expires arms its timer).
 
+use ringmq_codec::ShortString;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -170,10 +171,10 @@ impl Broker {
             return;
         };
         let v = self.vhosts.get_mut(vhost).expect("looked up above");
-        let names: Vec<Arc<str>> = v.exchanges.keys().cloned().collect();
+        let names: Vec<ShortString> = v.exchanges.keys().cloned().collect();
         for n in names {
             let p = v.policies.for_exchange(&n).cloned();
-            if let Some(x) = v.exchanges.get_mut(&n) {
+            if let Some(x) = v.exchanges.get_mut(n.as_str()) {
                 x.policy = p;
             }
         }

@@ -5,7 +5,7 @@
 //! first (RabbitMQ's `x-priority`), round-robin within a group, skipping consumers
 //! that have no prefetch credit (the broker checks credit, the queue orders).
 
-use std::sync::Arc;
+use ringmq_codec::ShortString;
 
 use ringmq_codec::FieldTable;
 
@@ -20,7 +20,7 @@ use super::ids::{ConnId, QueueId};
 pub struct ConsumerRef {
     pub conn: ConnId,
     pub channel: u16,
-    pub tag: Arc<str>,
+    pub tag: ShortString,
     pub no_ack: bool,
     pub exclusive: bool,
     pub priority: i32,
@@ -28,7 +28,7 @@ pub struct ConsumerRef {
 
 pub struct Queue {
     pub id: QueueId,
-    pub name: Arc<str>,
+    pub name: ShortString,
     pub durable: bool,
     pub auto_delete: bool,
     /// The connection an exclusive queue belongs to; it dies with that connection.
@@ -80,7 +80,7 @@ impl Queue {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: QueueId,
-        name: Arc<str>,
+        name: ShortString,
         durable: bool,
         auto_delete: bool,
         exclusive_owner: Option<ConnId>,

@@ -8,6 +8,7 @@
 //! effective settings from one place.
 
 use ringmq_codec::{FieldTable, FieldValue};
+use ringmq_codec::{ShortStr, ShortString};
 
 /// What to do when a length limit is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,8 +30,8 @@ pub struct QueueSettings {
     pub max_length: Option<u64>,
     pub max_length_bytes: Option<u64>,
     pub overflow: Overflow,
-    pub dead_letter_exchange: Option<String>,
-    pub dead_letter_routing_key: Option<String>,
+    pub dead_letter_exchange: Option<ShortString>,
+    pub dead_letter_routing_key: Option<ShortString>,
     pub max_priority: Option<u8>,
     pub single_active_consumer: bool,
     pub delivery_limit: Option<u64>,
@@ -139,8 +140,22 @@ pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueSetting
             "invalid arg 'x-queue-type' for queue '{queue}' in vhost '{vhost}': queue type '{t}' is not supported yet"
         ));
     }
+    // A dead letter is stored and delivered with these as its exchange and
+    // routing key: short strings on the wire, so longer ones are refused here.
+    for k in ["x-dead-letter-exchange", "x-dead-letter-routing-key"] {
+        if let Some(Err(e)) = args.get(k).and_then(|v| v.as_str()).map(ShortStr::new) {
+            return Err(format!(
+                "invalid arg '{k}' for queue '{queue}' in vhost '{vhost}': {}",
+                e.text("value")
+            ));
+        }
+    }
     let u = |k: &str| args.get(k).and_then(|v| v.as_i64()).map(|n| n as u64);
-    let s = |k: &str| args.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let s = |k: &str| {
+        args.get(k)
+            .and_then(|v| v.as_str())
+            .and_then(|s| ShortString::new(s).ok())
+    };
     Ok(QueueSettings {
         message_ttl_ms: u("x-message-ttl"),
         expires_ms: u("x-expires"),
@@ -174,18 +189,18 @@ mod tests {
     use super::*;
 
     fn t(k: &str, v: FieldValue) -> FieldTable {
-        [(k, v)].into_iter().collect()
+        [(ringmq_codec::ShortString::new(k).unwrap(), v)].into_iter().collect()
     }
 
     #[test]
     fn good_arguments_become_settings() {
         let mut a = FieldTable::new();
-        a.insert("x-message-ttl", FieldValue::I32(1000));
-        a.insert("x-max-length", FieldValue::I64(10));
-        a.insert("x-overflow", "reject-publish");
-        a.insert("x-dead-letter-exchange", "dlx");
-        a.insert("x-max-priority", FieldValue::U8(10));
-        a.insert("x-single-active-consumer", true);
+        a.insert(ringmq_codec::short!("x-message-ttl"), FieldValue::I32(1000));
+        a.insert(ringmq_codec::short!("x-max-length"), FieldValue::I64(10));
+        a.insert(ringmq_codec::short!("x-overflow"), "reject-publish");
+        a.insert(ringmq_codec::short!("x-dead-letter-exchange"), "dlx");
+        a.insert(ringmq_codec::short!("x-max-priority"), FieldValue::U8(10));
+        a.insert(ringmq_codec::short!("x-single-active-consumer"), true);
         let s = parse(&a, "q", "/").unwrap();
         assert_eq!(s.message_ttl_ms, Some(1000));
         assert_eq!(s.max_length, Some(10));

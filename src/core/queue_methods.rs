@@ -1,5 +1,6 @@
 //! queue.declare / bind / unbind / purge / delete, with RabbitMQ's checks and texts.
 
+use ringmq_codec::{ShortStr, ShortString};
 use std::sync::Arc;
 
 use ringmq_codec::{
@@ -52,15 +53,15 @@ impl Broker {
         &mut self,
         conn: &mut Connection,
         channel: u16,
-        name: &str,
-    ) -> Result<(QueueId, Arc<str>), Exception> {
-        let name: Arc<str> = if name.is_empty() {
+        name: ShortStr<'_>,
+    ) -> Result<(QueueId, ShortString), Exception> {
+        let name: ShortString = if name.is_empty() {
             match &chan(conn, channel).last_queue {
                 Some(q) => q.clone(),
                 None => return Err(channel_error(ReplyCode::NotFound, "no previously declared queue")),
             }
         } else {
-            Arc::from(name)
+            ShortString::from(name)
         };
         let conn_id = conn.id;
         let vhost = self.vhost_of(conn);
@@ -78,13 +79,13 @@ impl Broker {
         self.node_stats.churn.bump(super::stats::Churn::QUEUE_DECLARED);
         let conn_id = conn.id;
         let generated;
-        let name: &str = if m.queue.is_empty() && !m.passive {
+        let name: ShortStr<'_> = if m.queue.is_empty() && !m.passive {
             generated = self.generated_name("amq.gen-");
-            &generated
+            generated.as_short()
         } else {
             m.queue
         };
-        if super::direct_reply::is_reply_queue(name) && m.passive {
+        if super::direct_reply::is_reply_queue(name.as_str()) && m.passive {
             if !m.no_wait {
                 let ok = QueueDeclareOk {
                     queue: name,
@@ -97,10 +98,10 @@ impl Broker {
         }
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
-        let (message_count, consumer_count) = if let Some(id) = vhost.queue_id(name) {
+        let (message_count, consumer_count) = if let Some(id) = vhost.queue_id(name.as_str()) {
             let q = vhost.queues.get(&id).expect("named queue exists");
             if q.exclusive_owner.is_some_and(|o| o != conn_id) {
-                return Err(locked(name, &vname));
+                return Err(locked(name.as_str(), &vname));
             }
             if !m.passive {
                 let ineq = |arg: &str, got: &str, cur: &str| {
@@ -136,7 +137,7 @@ impl Broker {
             (q.message_count(), q.consumer_count())
         } else {
             if m.passive {
-                return Err(no_queue(name, &vname));
+                return Err(no_queue(name.as_str(), &vname));
             }
             if name.starts_with("amq.") && m.queue == name {
                 return Err(channel_error(
@@ -144,10 +145,10 @@ impl Broker {
                     format!("queue name '{name}' contains reserved prefix 'amq.*'"),
                 ));
             }
-            check_access(conn, Access::Configure, "queue", name)?;
+            check_access(conn, Access::Configure, "queue", name.as_str())?;
             let owner = m.exclusive.then_some(conn_id);
             let args = m.arguments.to_owned_table();
-            super::queue_args::parse(&args, name, &vname).map_err(precondition)?;
+            super::queue_args::parse(&args, name.as_str(), &vname).map_err(precondition)?;
             super::dedup::DedupCache::from_arguments(&args).map_err(precondition)?;
             let id = self.new_queue_id();
             let vhost = self.vhost_of(conn);
@@ -175,7 +176,7 @@ impl Broker {
             self.touch_queue(&vhost_name, id);
             (0, 0)
         };
-        chan(conn, channel).last_queue = Some(Arc::from(name));
+        chan(conn, channel).last_queue = Some(name.into());
         if !m.no_wait {
             let ok = QueueDeclareOk {
                 queue: name,
@@ -192,9 +193,9 @@ impl Broker {
         &mut self,
         conn: &mut Connection,
         channel: u16,
-        queue: &str,
-        exchange: &str,
-        routing_key: &str,
+        queue: ShortStr<'_>,
+        exchange: ShortStr<'_>,
+        routing_key: ShortStr<'_>,
         arguments: Table<'_>,
         no_wait: bool,
         bind: bool,
@@ -202,10 +203,10 @@ impl Broker {
         let (id, qname) = self.resolve_queue(conn, channel, queue)?;
         // RabbitMQ: binding needs write on the queue and read on the exchange.
         check_access(conn, Access::Write, "queue", &qname)?;
-        check_access(conn, Access::Read, "exchange", exchange)?;
+        check_access(conn, Access::Read, "exchange", exchange.as_str())?;
         // An empty routing key with an empty queue name means "the current queue's name".
         let routing_key = if queue.is_empty() && routing_key.is_empty() {
-            &*qname
+            qname.as_short()
         } else {
             routing_key
         };
@@ -218,18 +219,18 @@ impl Broker {
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
         let qdurable = vhost.queues[&id].durable;
-        let Some(x) = vhost.exchanges.get_mut(exchange) else {
-            return Err(no_exchange(exchange, &vname));
+        let Some(x) = vhost.exchanges.get_mut(exchange.as_str()) else {
+            return Err(no_exchange(exchange.as_str(), &vname));
         };
         let args = arguments.to_owned_table();
-        validate_binding(x.kind, routing_key, &args).map_err(precondition)?;
+        validate_binding(x.kind, &routing_key, &args).map_err(precondition)?;
         let durable = x.durable && qdurable;
-        let changed = vhost.set_binding(exchange, Dest::Queue(id), routing_key, &args, bind);
+        let changed = vhost.set_binding(exchange.as_str(), Dest::Queue(id), routing_key, &args, bind);
         if changed && durable {
             let method = if bind {
                 Method::QueueBind(ringmq_codec::QueueBind {
                     ticket: 0,
-                    queue: &qname,
+                    queue: qname.as_short(),
                     exchange,
                     routing_key,
                     no_wait: false,
@@ -238,7 +239,7 @@ impl Broker {
             } else {
                 Method::QueueUnbind(ringmq_codec::QueueUnbind {
                     ticket: 0,
-                    queue: &qname,
+                    queue: qname.as_short(),
                     exchange,
                     routing_key,
                     arguments,
@@ -247,7 +248,7 @@ impl Broker {
             definitions::record(vhost, &method);
         }
         if changed && !bind {
-            vhost.maybe_auto_delete_exchange(exchange);
+            vhost.maybe_auto_delete_exchange(exchange.as_str());
         }
         if bind && !no_wait {
             encode_method(&mut conn.out, channel, &Method::QueueBindOk(QueueBindOk));
@@ -280,7 +281,7 @@ impl Broker {
         let name = if m.queue.is_empty() {
             chan(conn, channel).last_queue.clone()
         } else {
-            Some(Arc::from(m.queue))
+            Some(m.queue.into())
         };
         if let Some(n) = name.as_deref() {
             check_access(conn, Access::Configure, "queue", n)?;
@@ -332,7 +333,7 @@ impl Broker {
         if q.durable {
             let rec = QueueDelete {
                 ticket: 0,
-                queue: &q.name,
+                queue: q.name.as_short(),
                 if_unused: false,
                 if_empty: false,
                 no_wait: false,
@@ -372,7 +373,7 @@ impl Broker {
                     };
                     if ch.consumers.remove(&tag).is_some() && notify {
                         let cancel = BasicCancel {
-                            consumer_tag: &tag,
+                            consumer_tag: tag.as_short(),
                             no_wait: true,
                         };
                         encode_method(&mut c.out, channel, &Method::BasicCancel(cancel));

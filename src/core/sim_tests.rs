@@ -75,7 +75,7 @@ struct Sim {
 
 /// queue.declare of one of [`QUEUES`] (durable; `q3` with TTL 0) on channel 1.
 fn encode_declare(out: &mut Vec<u8>, q: &str) {
-    let ttl_zero: FieldTable = [("x-message-ttl", 0i64)].into_iter().collect();
+    let ttl_zero: FieldTable = [(ringmq_codec::short!("x-message-ttl"), 0i64)].into_iter().collect();
     let ttl_zero = ttl_zero.to_bytes();
     let arguments = if q == TTL_ZERO_QUEUE {
         Table::parse(&ttl_zero).expect("own table")
@@ -87,7 +87,7 @@ fn encode_declare(out: &mut Vec<u8>, q: &str) {
         1,
         &Method::QueueDeclare(QueueDeclare {
             ticket: 0,
-            queue: q,
+            queue: ringmq_codec::ShortStr::new(q).unwrap(),
             passive: false,
             durable: true,
             exclusive: false,
@@ -235,9 +235,9 @@ impl Sim {
             0,
             &Method::ConnectionStartOk(ConnectionStartOk {
                 client_properties: empty,
-                mechanism: "PLAIN",
+                mechanism: short!("PLAIN"),
                 response: b"\0guest\0guest",
-                locale: "en_US",
+                locale: short!("en_US"),
             }),
         );
         encode_method(
@@ -253,12 +253,18 @@ impl Sim {
             &mut hs,
             0,
             &Method::ConnectionOpen(ConnectionOpen {
-                virtual_host: "/",
-                capabilities: "",
+                virtual_host: short!("/"),
+                capabilities: short!(""),
                 insist: false,
             }),
         );
-        encode_method(&mut hs, 1, &Method::ChannelOpen(ChannelOpen { out_of_band: "" }));
+        encode_method(
+            &mut hs,
+            1,
+            &Method::ChannelOpen(ChannelOpen {
+                out_of_band: short!(""),
+            }),
+        );
         for q in QUEUES {
             encode_declare(&mut hs, q);
         }
@@ -280,8 +286,8 @@ impl Sim {
             1,
             Method::BasicPublish(BasicPublish {
                 ticket: 0,
-                exchange: "",
-                routing_key: queue,
+                exchange: short!(""),
+                routing_key: ringmq_codec::ShortStr::new(queue).unwrap(),
                 mandatory: false,
                 immediate: false,
             }),
@@ -289,7 +295,7 @@ impl Sim {
         let mut props = Vec::new();
         BasicProperties {
             delivery_mode: Some(2),
-            expiration: expire_at_once.then_some("0"),
+            expiration: expire_at_once.then_some(short!("0")),
             ..Default::default()
         }
         .encode(&mut props);
@@ -395,7 +401,7 @@ impl Sim {
             1,
             Method::QueueDelete(QueueDelete {
                 ticket: 0,
-                queue: q,
+                queue: ringmq_codec::ShortStr::new(q).unwrap(),
                 if_unused: false,
                 if_empty: false,
                 no_wait: false,
@@ -478,8 +484,8 @@ impl Sim {
                         1,
                         Method::BasicConsume(BasicConsume {
                             ticket: 0,
-                            queue: q,
-                            consumer_tag: q,
+                            queue: ringmq_codec::ShortStr::new(q).unwrap(),
+                            consumer_tag: ringmq_codec::ShortStr::new(q).unwrap(),
                             no_local: false,
                             no_ack: false,
                             exclusive: false,
@@ -495,7 +501,7 @@ impl Sim {
                     let bytes = encode(
                         1,
                         Method::BasicCancel(BasicCancel {
-                            consumer_tag: q,
+                            consumer_tag: ringmq_codec::ShortStr::new(q).unwrap(),
                             no_wait: false,
                         }),
                     );
@@ -507,7 +513,7 @@ impl Sim {
                     1,
                     Method::BasicGet(BasicGet {
                         ticket: 0,
-                        queue: q,
+                        queue: ringmq_codec::ShortStr::new(q).unwrap(),
                         no_ack: false,
                     }),
                 );
@@ -539,12 +545,18 @@ impl Sim {
                     1,
                     Method::ChannelClose(ChannelClose {
                         reply_code: 200,
-                        reply_text: "",
+                        reply_text: short!(""),
                         class_id: 0,
                         method_id: 0,
                     }),
                 );
-                encode_method(&mut bytes, 1, &Method::ChannelOpen(ChannelOpen { out_of_band: "" }));
+                encode_method(
+                    &mut bytes,
+                    1,
+                    &Method::ChannelOpen(ChannelOpen {
+                        out_of_band: short!(""),
+                    }),
+                );
                 self.clients[c].unacked.clear();
                 self.clients[c].consuming.clear();
                 self.send(c, &bytes);
@@ -619,7 +631,7 @@ impl Sim {
                     1,
                     Method::BasicGet(BasicGet {
                         ticket: 0,
-                        queue: q,
+                        queue: ringmq_codec::ShortStr::new(q).unwrap(),
                         no_ack: false,
                     }),
                 );

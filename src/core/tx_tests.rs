@@ -15,9 +15,9 @@ fn handshake_and_declare() -> Vec<u8> {
         0,
         Method::ConnectionStartOk(ConnectionStartOk {
             client_properties: Table::EMPTY,
-            mechanism: "PLAIN",
+            mechanism: short!("PLAIN"),
             response: b"\0guest\0guest",
-            locale: "en_US",
+            locale: short!("en_US"),
         }),
     );
     m(
@@ -33,18 +33,24 @@ fn handshake_and_declare() -> Vec<u8> {
         &mut hs,
         0,
         Method::ConnectionOpen(ConnectionOpen {
-            virtual_host: "/",
-            capabilities: "",
+            virtual_host: short!("/"),
+            capabilities: short!(""),
             insist: false,
         }),
     );
-    m(&mut hs, 1, Method::ChannelOpen(ChannelOpen { out_of_band: "" }));
+    m(
+        &mut hs,
+        1,
+        Method::ChannelOpen(ChannelOpen {
+            out_of_band: short!(""),
+        }),
+    );
     m(
         &mut hs,
         1,
         Method::QueueDeclare(QueueDeclare {
             ticket: 0,
-            queue: "txq",
+            queue: short!("txq"),
             passive: false,
             durable: true,
             exclusive: false,
@@ -64,8 +70,8 @@ fn publish_and_commit(persistent: bool) -> Vec<u8> {
         1,
         &Method::BasicPublish(BasicPublish {
             ticket: 0,
-            exchange: "",
-            routing_key: "txq",
+            exchange: short!(""),
+            routing_key: short!("txq"),
             mandatory: false,
             immediate: false,
         }),

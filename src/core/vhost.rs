@@ -4,6 +4,7 @@
 //! Routing is one function ([`VHost::route`]) used by publish, exchange-to-exchange
 //! bindings, alternate exchanges and CC/BCC alike (DESIGN.md: one copy of each truth).
 
+use ringmq_codec::{ShortStr, ShortString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -31,7 +32,7 @@ pub const BUILTIN_EXCHANGES: &[(&str, ExchangeKind)] = &[
 pub const ROUTE_HOPS_MAX: usize = 64;
 
 pub struct Exchange {
-    pub name: Arc<str>,
+    pub name: ShortString,
     pub kind: ExchangeKind,
     pub durable: bool,
     pub auto_delete: bool,
@@ -68,7 +69,7 @@ impl Exchange {
     }
 
     pub fn new(
-        name: Arc<str>,
+        name: ShortString,
         kind: ExchangeKind,
         durable: bool,
         auto_delete: bool,
@@ -110,9 +111,9 @@ impl Exchange {
 pub struct VHost {
     pub name: String,
     pub dir: PathBuf,
-    pub exchanges: super::Map<Arc<str>, Exchange>,
+    pub exchanges: super::Map<ShortString, Exchange>,
     pub queues: super::Map<QueueId, Queue>,
-    pub queue_names: super::Map<Arc<str>, QueueId>,
+    pub queue_names: super::Map<ShortString, QueueId>,
     pub definitions: DefinitionsLog,
     /// Policies and operator policies (`policies.json` in the vhost's directory).
     pub policies: super::policy::PolicySet,
@@ -123,7 +124,7 @@ pub struct VHost {
     pub parameters: Vec<super::vhost_ops::Parameter>,
     pub store_config: StoreConfig,
     /// Scratch for routing, reused so a publish allocates nothing here.
-    route_work: Vec<Arc<str>>,
+    route_work: Vec<ShortString>,
     route_dests: Vec<Dest>,
     /// Aggregated message stats with history (management API).
     pub stats: super::stats::VhostStats,
@@ -132,9 +133,9 @@ pub struct VHost {
     /// The highest store generation each durable queue name has had here (in the
     /// definitions log or since start): the next declare of the name gets a
     /// higher one, so it never opens the folder of a deleted incarnation.
-    store_gens: super::Map<Arc<str>, u32>,
+    store_gens: super::Map<ShortString, u32>,
     /// The same for durable delayed exchanges (their folders are under `delayed/`).
-    delayed_gens: super::Map<Arc<str>, u32>,
+    delayed_gens: super::Map<ShortString, u32>,
 }
 
 /// Folders of transient queues from an earlier run, waiting to be removed.
@@ -168,7 +169,14 @@ impl VHost {
         super::policy_ops::load(&mut v)?;
         super::vhost_ops::load_meta(&mut v)?;
         for (n, kind) in BUILTIN_EXCHANGES {
-            let mut x = Exchange::new(Arc::from(*n), *kind, true, false, false, FieldTable::default());
+            let mut x = Exchange::new(
+                ShortString::from(ShortStr::lit(n)),
+                *kind,
+                true,
+                false,
+                false,
+                FieldTable::default(),
+            );
             x.builtin = true;
             x.policy = v.policies.for_exchange(n).cloned();
             v.exchanges.insert(x.name.clone(), x);
@@ -211,7 +219,7 @@ impl VHost {
     /// a fresh one.
     pub fn open_delayed_store(
         &mut self,
-        exchange: &str,
+        exchange: ShortStr<'_>,
         durable: bool,
         gen: u32,
         recover: bool,
@@ -222,14 +230,14 @@ impl VHost {
             (self.dir.join("transient").join("delayed"), 0)
         };
         std::fs::create_dir_all(&base)?;
-        let dir = ringmq_store::layout::queue_dir_gen(&base, exchange, gen);
+        let dir = ringmq_store::layout::queue_dir_gen(&base, &exchange, gen);
         if !recover && dir.exists() {
             // Left by a crash between creating the folder and logging the declare.
             std::fs::remove_dir_all(&dir)?;
         }
-        let dir = ringmq_store::layout::create_queue_dir_gen(&base, exchange, gen)?;
+        let dir = ringmq_store::layout::create_queue_dir_gen(&base, &exchange, gen)?;
         if durable {
-            let g = self.delayed_gens.entry(Arc::from(exchange)).or_insert(0);
+            let g = self.delayed_gens.entry(ShortString::from(exchange)).or_insert(0);
             *g = (*g).max(gen);
         }
         super::delayed::DelayedStore::open(&dir, self.store_config)
@@ -237,8 +245,8 @@ impl VHost {
 
     /// The store generation for a new declare of durable delayed exchange `name`
     /// (see [`Self::next_store_gen`]).
-    pub fn next_delayed_gen(&mut self, name: &str) -> u32 {
-        let g = self.delayed_gens.entry(Arc::from(name)).or_insert(0);
+    pub fn next_delayed_gen(&mut self, name: ShortStr<'_>) -> u32 {
+        let g = self.delayed_gens.entry(ShortString::from(name)).or_insert(0);
         *g = g.checked_add(1).expect("2^32 generations of one exchange name");
         *g
     }
@@ -272,13 +280,13 @@ impl VHost {
 
     /// The store generation for a new declare of durable queue `name`: above
     /// every generation the name had in this vhost's log or since start.
-    pub fn next_store_gen(&mut self, name: &str) -> u32 {
-        let g = self.store_gens.entry(Arc::from(name)).or_insert(0);
+    pub fn next_store_gen(&mut self, name: ShortStr<'_>) -> u32 {
+        let g = self.store_gens.entry(ShortString::from(name)).or_insert(0);
         *g = g.checked_add(1).expect("2^32 generations of one queue name");
         *g
     }
 
-    fn note_store_gen(&mut self, name: &Arc<str>, gen: u32) {
+    fn note_store_gen(&mut self, name: &ShortString, gen: u32) {
         let g = self.store_gens.entry(name.clone()).or_insert(0);
         *g = (*g).max(gen);
     }
@@ -289,7 +297,7 @@ impl VHost {
     pub fn create_queue(
         &mut self,
         id: QueueId,
-        name: &str,
+        name: ShortStr<'_>,
         durable: bool,
         auto_delete: bool,
         exclusive_owner: Option<ConnId>,
@@ -297,6 +305,8 @@ impl VHost {
         recover: bool,
         gen: u32,
     ) -> std::io::Result<&mut Queue> {
+        let short = name;
+        let name: &str = short.as_str();
         let gen = if durable { gen } else { 0 };
         let dir = self.queue_dir(name, durable, gen);
         if !recover && dir.exists() {
@@ -325,7 +335,7 @@ impl VHost {
         if recover {
             tracing::info!(vhost = %self.name, queue = name, report = ?report, "queue recovered");
         }
-        let name: Arc<str> = Arc::from(name);
+        let name = ShortString::from(short);
         if !recover {
             self.queue_churn.0 += 1;
         }
@@ -375,7 +385,14 @@ impl VHost {
     /// destination exchange's count of incoming bindings right. Returns whether
     /// anything changed (binding twice or unbinding a missing one does not).
     /// The one place bindings change: declare handlers and log replay use it.
-    pub fn set_binding(&mut self, source: &str, dest: Dest, routing_key: &str, args: &FieldTable, add: bool) -> bool {
+    pub fn set_binding(
+        &mut self,
+        source: &str,
+        dest: Dest,
+        routing_key: ShortStr<'_>,
+        args: &FieldTable,
+        add: bool,
+    ) -> bool {
         let Some(x) = self.exchanges.get_mut(source) else {
             return false;
         };
@@ -386,7 +403,7 @@ impl VHost {
         let changed = if add {
             x.bindings.bind(dest, routing_key, args)
         } else {
-            x.bindings.unbind(&dest, routing_key, args)
+            x.bindings.unbind(&dest, &routing_key, args)
         };
         if changed {
             if let Some(d) = target.and_then(|n| self.exchanges.get_mut(&*n)) {

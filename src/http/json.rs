@@ -1,6 +1,7 @@
 //! AMQP field tables and message properties to and from JSON, as RabbitMQ's
 //! API writes them (JSON integers become `long`, strings `longstr`).
 
+use ringmq_codec::ShortStr;
 use ringmq_codec::{BasicProperties, FieldTable, Table};
 use serde_json::{Map, Value};
 
@@ -40,9 +41,9 @@ pub(crate) fn properties_to_json(raw: &[u8]) -> Value {
         return Value::Array(Vec::new());
     };
     let mut m = Map::new();
-    let mut s = |k: &str, v: Option<&str>| {
+    let mut s = |k: &str, v: Option<ShortStr<'_>>| {
         if let Some(v) = v {
-            m.insert(k.to_owned(), Value::String(v.to_owned()));
+            m.insert(k.to_owned(), Value::String(v.to_string()));
         }
     };
     s("content_type", p.content_type);
@@ -72,6 +73,12 @@ pub(crate) fn properties_to_json(raw: &[u8]) -> Value {
     } else {
         Value::Object(m)
     }
+}
+
+fn short<'a>(k: &str, v: &'a Option<String>) -> Result<Option<ShortStr<'a>>, ApiError> {
+    v.as_deref()
+        .map(|s| ShortStr::new(s).map_err(|e| ApiError::bad_request(e.text(k))))
+        .transpose()
 }
 
 /// Encodes `properties` of a publish request.
@@ -119,21 +126,23 @@ pub(crate) fn properties_from_json(v: Option<&Value>) -> Result<Vec<u8>, ApiErro
         string("app_id")?,
         string("cluster_id")?,
     );
+    // Each is a short string on the wire: one AMQP cannot carry is refused
+    // here, not found by the encoder (issue 15, defect 3).
     let props = BasicProperties {
-        content_type: ct.as_deref(),
-        content_encoding: ce.as_deref(),
+        content_type: short("content_type", &ct)?,
+        content_encoding: short("content_encoding", &ce)?,
         headers: headers.as_deref().map(|b| Table::parse(b).expect("own table")),
         delivery_mode: int("delivery_mode", 255)?.map(|n| n as u8),
         priority: int("priority", 255)?.map(|n| n as u8),
-        correlation_id: cid.as_deref(),
-        reply_to: rt.as_deref(),
-        expiration: exp.as_deref(),
-        message_id: mid.as_deref(),
+        correlation_id: short("correlation_id", &cid)?,
+        reply_to: short("reply_to", &rt)?,
+        expiration: short("expiration", &exp)?,
+        message_id: short("message_id", &mid)?,
         timestamp: int("timestamp", u64::MAX)?,
-        kind: ty.as_deref(),
-        user_id: uid.as_deref(),
-        app_id: aid.as_deref(),
-        cluster_id: clid.as_deref(),
+        kind: short("type", &ty)?,
+        user_id: short("user_id", &uid)?,
+        app_id: short("app_id", &aid)?,
+        cluster_id: short("cluster_id", &clid)?,
     };
     let mut out = Vec::new();
     props.encode(&mut out);
@@ -168,5 +177,11 @@ mod tests {
         assert_eq!(properties_to_json(&raw), p);
         assert!(properties_from_json(Some(&json!({"delivery_mode": 300}))).is_err());
         assert!(properties_from_json(Some(&json!("x"))).is_err());
+        let long = "t".repeat(300);
+        let e = properties_from_json(Some(&json!({"content_type": long}))).unwrap_err();
+        assert!(
+            format!("{e:?}").contains("content_type should be less than 255 bytes, actually was 300"),
+            "{e:?}"
+        );
     }
 }

@@ -132,17 +132,17 @@ impl RawConn {
     /// authentication_failure_close.
     pub async fn start_ok(&mut self, mechanism: &str, response: &[u8]) {
         let mut caps = FieldTable::new();
-        caps.insert("authentication_failure_close", true);
-        caps.insert("consumer_cancel_notify", true);
+        caps.insert(ringmq_codec::short!("authentication_failure_close"), true);
+        caps.insert(ringmq_codec::short!("consumer_cancel_notify"), true);
         let mut props = FieldTable::new();
-        props.insert("product", "ringmq raw test client");
-        props.insert("capabilities", caps);
+        props.insert(ringmq_codec::short!("product"), "ringmq raw test client");
+        props.insert(ringmq_codec::short!("capabilities"), caps);
         let props = props.to_bytes();
         let m = Method::ConnectionStartOk(ConnectionStartOk {
             client_properties: Table::parse(&props).expect("table"),
-            mechanism,
+            mechanism: ringmq_codec::ShortStr::new(mechanism).expect("short mechanism"),
             response,
-            locale: "en_US",
+            locale: ringmq_codec::short!("en_US"),
         });
         self.send_method(0, &m).await;
     }
@@ -167,8 +167,8 @@ impl RawConn {
         });
         self.send_method(0, &ok).await;
         let open = Method::ConnectionOpen(ConnectionOpen {
-            virtual_host: "/",
-            capabilities: "",
+            virtual_host: ringmq_codec::short!("/"),
+            capabilities: ringmq_codec::ShortStr::EMPTY,
             insist: false,
         });
         self.send_method(0, &open).await;
@@ -177,8 +177,13 @@ impl RawConn {
     }
 
     pub async fn open_channel(&mut self, id: u16) {
-        self.send_method(id, &Method::ChannelOpen(ChannelOpen { out_of_band: "" }))
-            .await;
+        self.send_method(
+            id,
+            &Method::ChannelOpen(ChannelOpen {
+                out_of_band: ringmq_codec::ShortStr::EMPTY,
+            }),
+        )
+        .await;
         let g = self.expect("channel.open-ok").await;
         assert_eq!(g.channel, id);
     }

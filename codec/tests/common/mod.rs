@@ -7,7 +7,7 @@ pub mod methods_gen;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use ringmq_codec::table::{FieldTable, FieldValue, Table};
-use ringmq_codec::BasicProperties;
+use ringmq_codec::{BasicProperties, ShortStr, ShortString};
 
 pub use methods_gen::*;
 
@@ -29,6 +29,10 @@ pub struct Args {
 impl Args {
     pub fn table(&self, k: usize) -> Table<'_> {
         Table::parse(&self.tables[k]).expect("strategy makes valid tables")
+    }
+
+    pub fn short(&self, k: usize) -> ShortStr<'_> {
+        ShortStr::new(&self.shortstrs[k]).expect("strategy makes short strings")
     }
 }
 
@@ -83,13 +87,17 @@ pub fn field_value() -> impl Strategy<Value = FieldValue> {
     scalar_value().prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             vec(inner.clone(), 0..6).prop_map(FieldValue::Array),
-            vec(("[a-z]{0,8}", inner), 0..6).prop_map(|kv| FieldValue::Table(kv.into_iter().collect())),
+            vec(("[a-z]{0,8}", inner), 0..6).prop_map(|kv| FieldValue::Table(kv.into_iter().map(short_key).collect())),
         ]
     })
 }
 
+fn short_key<V>((k, v): (String, V)) -> (ShortString, V) {
+    (ShortString::try_from(k).expect("strategy makes short strings"), v)
+}
+
 pub fn field_table() -> impl Strategy<Value = FieldTable> {
-    vec((shortstr(), field_value()), 0..8).prop_map(|kv| kv.into_iter().collect())
+    vec((shortstr(), field_value()), 0..8).prop_map(|kv| kv.into_iter().map(short_key).collect())
 }
 
 pub fn args() -> impl Strategy<Value = Args> {
@@ -138,20 +146,50 @@ pub struct Props {
 impl Props {
     pub fn view(&self) -> BasicProperties<'_> {
         BasicProperties {
-            content_type: self.content_type.as_deref(),
-            content_encoding: self.content_encoding.as_deref(),
+            content_type: self
+                .content_type
+                .as_deref()
+                .map(|s| ShortStr::new(s).expect("strategy makes short strings")),
+            content_encoding: self
+                .content_encoding
+                .as_deref()
+                .map(|s| ShortStr::new(s).expect("strategy makes short strings")),
             headers: self.headers.as_deref().map(|h| Table::parse(h).expect("valid headers")),
             delivery_mode: self.delivery_mode,
             priority: self.priority,
-            correlation_id: self.correlation_id.as_deref(),
-            reply_to: self.reply_to.as_deref(),
-            expiration: self.expiration.as_deref(),
-            message_id: self.message_id.as_deref(),
+            correlation_id: self
+                .correlation_id
+                .as_deref()
+                .map(|s| ShortStr::new(s).expect("strategy makes short strings")),
+            reply_to: self
+                .reply_to
+                .as_deref()
+                .map(|s| ShortStr::new(s).expect("strategy makes short strings")),
+            expiration: self
+                .expiration
+                .as_deref()
+                .map(|s| ShortStr::new(s).expect("strategy makes short strings")),
+            message_id: self
+                .message_id
+                .as_deref()
+                .map(|s| ShortStr::new(s).expect("strategy makes short strings")),
             timestamp: self.timestamp,
-            kind: self.kind.as_deref(),
-            user_id: self.user_id.as_deref(),
-            app_id: self.app_id.as_deref(),
-            cluster_id: self.cluster_id.as_deref(),
+            kind: self
+                .kind
+                .as_deref()
+                .map(|s| ShortStr::new(s).expect("strategy makes short strings")),
+            user_id: self
+                .user_id
+                .as_deref()
+                .map(|s| ShortStr::new(s).expect("strategy makes short strings")),
+            app_id: self
+                .app_id
+                .as_deref()
+                .map(|s| ShortStr::new(s).expect("strategy makes short strings")),
+            cluster_id: self
+                .cluster_id
+                .as_deref()
+                .map(|s| ShortStr::new(s).expect("strategy makes short strings")),
         }
     }
 

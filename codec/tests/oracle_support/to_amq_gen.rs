@@ -19,9 +19,9 @@ pub fn to_amq(m: &Method<'_>) -> AMQPClass {
         Method::ConnectionStartOk(m) => {
             AMQPClass::Connection(amq::connection::AMQPMethod::StartOk(amq::connection::StartOk {
                 client_properties: amq_table(&m.client_properties),
-                mechanism: m.mechanism.into(),
+                mechanism: m.mechanism.as_str().into(),
                 response: m.response.to_vec().into(),
-                locale: m.locale.into(),
+                locale: m.locale.as_str().into(),
             }))
         }
         Method::ConnectionSecure(m) => {
@@ -47,7 +47,7 @@ pub fn to_amq(m: &Method<'_>) -> AMQPClass {
             }))
         }
         Method::ConnectionOpen(m) => AMQPClass::Connection(amq::connection::AMQPMethod::Open(amq::connection::Open {
-            virtual_host: m.virtual_host.into(),
+            virtual_host: m.virtual_host.as_str().into(),
         })),
         Method::ConnectionOpenOk(_) => {
             AMQPClass::Connection(amq::connection::AMQPMethod::OpenOk(amq::connection::OpenOk {}))
@@ -55,7 +55,7 @@ pub fn to_amq(m: &Method<'_>) -> AMQPClass {
         Method::ConnectionClose(m) => {
             AMQPClass::Connection(amq::connection::AMQPMethod::Close(amq::connection::Close {
                 reply_code: m.reply_code,
-                reply_text: m.reply_text.into(),
+                reply_text: m.reply_text.as_str().into(),
                 class_id: m.class_id,
                 method_id: m.method_id,
             }))
@@ -65,7 +65,7 @@ pub fn to_amq(m: &Method<'_>) -> AMQPClass {
         }
         Method::ConnectionBlocked(m) => {
             AMQPClass::Connection(amq::connection::AMQPMethod::Blocked(amq::connection::Blocked {
-                reason: m.reason.into(),
+                reason: m.reason.as_str().into(),
             }))
         }
         Method::ConnectionUnblocked(_) => {
@@ -74,7 +74,7 @@ pub fn to_amq(m: &Method<'_>) -> AMQPClass {
         Method::ConnectionUpdateSecret(m) => AMQPClass::Connection(amq::connection::AMQPMethod::UpdateSecret(
             amq::connection::UpdateSecret {
                 new_secret: m.new_secret.to_vec().into(),
-                reason: m.reason.into(),
+                reason: m.reason.as_str().into(),
             },
         )),
         Method::ConnectionUpdateSecretOk(_) => AMQPClass::Connection(amq::connection::AMQPMethod::UpdateSecretOk(
@@ -90,13 +90,13 @@ pub fn to_amq(m: &Method<'_>) -> AMQPClass {
         })),
         Method::ChannelClose(m) => AMQPClass::Channel(amq::channel::AMQPMethod::Close(amq::channel::Close {
             reply_code: m.reply_code,
-            reply_text: m.reply_text.into(),
+            reply_text: m.reply_text.as_str().into(),
             class_id: m.class_id,
             method_id: m.method_id,
         })),
         Method::ChannelCloseOk(_) => AMQPClass::Channel(amq::channel::AMQPMethod::CloseOk(amq::channel::CloseOk {})),
         Method::AccessRequest(m) => AMQPClass::Access(amq::access::AMQPMethod::Request(amq::access::Request {
-            realm: m.realm.into(),
+            realm: m.realm.as_str().into(),
             exclusive: m.exclusive,
             passive: m.passive,
             active: m.active,
@@ -105,8 +105,8 @@ pub fn to_amq(m: &Method<'_>) -> AMQPClass {
         })),
         Method::AccessRequestOk(_) => AMQPClass::Access(amq::access::AMQPMethod::RequestOk(amq::access::RequestOk {})),
         Method::ExchangeDeclare(m) => AMQPClass::Exchange(amq::exchange::AMQPMethod::Declare(amq::exchange::Declare {
-            exchange: m.exchange.into(),
-            kind: m.kind.into(),
+            exchange: m.exchange.as_str().into(),
+            kind: m.kind.as_str().into(),
             passive: m.passive,
             durable: m.durable,
             auto_delete: m.auto_delete,
@@ -118,7 +118,7 @@ pub fn to_amq(m: &Method<'_>) -> AMQPClass {
             AMQPClass::Exchange(amq::exchange::AMQPMethod::DeclareOk(amq::exchange::DeclareOk {}))
         }
         Method::ExchangeDelete(m) => AMQPClass::Exchange(amq::exchange::AMQPMethod::Delete(amq::exchange::Delete {
-            exchange: m.exchange.into(),
+            exchange: m.exchange.as_str().into(),
             if_unused: m.if_unused,
             nowait: m.no_wait,
         })),
@@ -126,17 +126,17 @@ pub fn to_amq(m: &Method<'_>) -> AMQPClass {
             AMQPClass::Exchange(amq::exchange::AMQPMethod::DeleteOk(amq::exchange::DeleteOk {}))
         }
         Method::ExchangeBind(m) => AMQPClass::Exchange(amq::exchange::AMQPMethod::Bind(amq::exchange::Bind {
-            destination: m.destination.into(),
-            source: m.source.into(),
-            routing_key: m.routing_key.into(),
+            destination: m.destination.as_str().into(),
+            source: m.source.as_str().into(),
+            routing_key: m.routing_key.as_str().into(),
             nowait: m.no_wait,
             arguments: amq_table(&m.arguments),
         })),
         Method::ExchangeBindOk(_) => AMQPClass::Exchange(amq::exchange::AMQPMethod::BindOk(amq::exchange::BindOk {})),
         Method::ExchangeUnbind(m) => AMQPClass::Exchange(amq::exchange::AMQPMethod::Unbind(amq::exchange::Unbind {
-            destination: m.destination.into(),
-            source: m.source.into(),
-            routing_key: m.routing_key.into(),
+            destination: m.destination.as_str().into(),
+            source: m.source.as_str().into(),
+            routing_key: m.routing_key.as_str().into(),
             nowait: m.no_wait,
             arguments: amq_table(&m.arguments),
         })),
@@ -144,7 +144,7 @@ pub fn to_amq(m: &Method<'_>) -> AMQPClass {
             AMQPClass::Exchange(amq::exchange::AMQPMethod::UnbindOk(amq::exchange::UnbindOk {}))
         }
         Method::QueueDeclare(m) => AMQPClass::Queue(amq::queue::AMQPMethod::Declare(amq::queue::Declare {
-            queue: m.queue.into(),
+            queue: m.queue.as_str().into(),
             passive: m.passive,
             durable: m.durable,
             exclusive: m.exclusive,
@@ -153,27 +153,27 @@ pub fn to_amq(m: &Method<'_>) -> AMQPClass {
             arguments: amq_table(&m.arguments),
         })),
         Method::QueueDeclareOk(m) => AMQPClass::Queue(amq::queue::AMQPMethod::DeclareOk(amq::queue::DeclareOk {
-            queue: m.queue.into(),
+            queue: m.queue.as_str().into(),
             message_count: m.message_count,
             consumer_count: m.consumer_count,
         })),
         Method::QueueBind(m) => AMQPClass::Queue(amq::queue::AMQPMethod::Bind(amq::queue::Bind {
-            queue: m.queue.into(),
-            exchange: m.exchange.into(),
-            routing_key: m.routing_key.into(),
+            queue: m.queue.as_str().into(),
+            exchange: m.exchange.as_str().into(),
+            routing_key: m.routing_key.as_str().into(),
             nowait: m.no_wait,
             arguments: amq_table(&m.arguments),
         })),
         Method::QueueBindOk(_) => AMQPClass::Queue(amq::queue::AMQPMethod::BindOk(amq::queue::BindOk {})),
         Method::QueuePurge(m) => AMQPClass::Queue(amq::queue::AMQPMethod::Purge(amq::queue::Purge {
-            queue: m.queue.into(),
+            queue: m.queue.as_str().into(),
             nowait: m.no_wait,
         })),
         Method::QueuePurgeOk(m) => AMQPClass::Queue(amq::queue::AMQPMethod::PurgeOk(amq::queue::PurgeOk {
             message_count: m.message_count,
         })),
         Method::QueueDelete(m) => AMQPClass::Queue(amq::queue::AMQPMethod::Delete(amq::queue::Delete {
-            queue: m.queue.into(),
+            queue: m.queue.as_str().into(),
             if_unused: m.if_unused,
             if_empty: m.if_empty,
             nowait: m.no_wait,
@@ -182,9 +182,9 @@ pub fn to_amq(m: &Method<'_>) -> AMQPClass {
             message_count: m.message_count,
         })),
         Method::QueueUnbind(m) => AMQPClass::Queue(amq::queue::AMQPMethod::Unbind(amq::queue::Unbind {
-            queue: m.queue.into(),
-            exchange: m.exchange.into(),
-            routing_key: m.routing_key.into(),
+            queue: m.queue.as_str().into(),
+            exchange: m.exchange.as_str().into(),
+            routing_key: m.routing_key.as_str().into(),
             arguments: amq_table(&m.arguments),
         })),
         Method::QueueUnbindOk(_) => AMQPClass::Queue(amq::queue::AMQPMethod::UnbindOk(amq::queue::UnbindOk {})),
@@ -194,8 +194,8 @@ pub fn to_amq(m: &Method<'_>) -> AMQPClass {
         })),
         Method::BasicQosOk(_) => AMQPClass::Basic(amq::basic::AMQPMethod::QosOk(amq::basic::QosOk {})),
         Method::BasicConsume(m) => AMQPClass::Basic(amq::basic::AMQPMethod::Consume(amq::basic::Consume {
-            queue: m.queue.into(),
-            consumer_tag: m.consumer_tag.into(),
+            queue: m.queue.as_str().into(),
+            consumer_tag: m.consumer_tag.as_str().into(),
             no_local: m.no_local,
             no_ack: m.no_ack,
             exclusive: m.exclusive,
@@ -203,43 +203,43 @@ pub fn to_amq(m: &Method<'_>) -> AMQPClass {
             arguments: amq_table(&m.arguments),
         })),
         Method::BasicConsumeOk(m) => AMQPClass::Basic(amq::basic::AMQPMethod::ConsumeOk(amq::basic::ConsumeOk {
-            consumer_tag: m.consumer_tag.into(),
+            consumer_tag: m.consumer_tag.as_str().into(),
         })),
         Method::BasicCancel(m) => AMQPClass::Basic(amq::basic::AMQPMethod::Cancel(amq::basic::Cancel {
-            consumer_tag: m.consumer_tag.into(),
+            consumer_tag: m.consumer_tag.as_str().into(),
             nowait: m.no_wait,
         })),
         Method::BasicCancelOk(m) => AMQPClass::Basic(amq::basic::AMQPMethod::CancelOk(amq::basic::CancelOk {
-            consumer_tag: m.consumer_tag.into(),
+            consumer_tag: m.consumer_tag.as_str().into(),
         })),
         Method::BasicPublish(m) => AMQPClass::Basic(amq::basic::AMQPMethod::Publish(amq::basic::Publish {
-            exchange: m.exchange.into(),
-            routing_key: m.routing_key.into(),
+            exchange: m.exchange.as_str().into(),
+            routing_key: m.routing_key.as_str().into(),
             mandatory: m.mandatory,
             immediate: m.immediate,
         })),
         Method::BasicReturn(m) => AMQPClass::Basic(amq::basic::AMQPMethod::Return(amq::basic::Return {
             reply_code: m.reply_code,
-            reply_text: m.reply_text.into(),
-            exchange: m.exchange.into(),
-            routing_key: m.routing_key.into(),
+            reply_text: m.reply_text.as_str().into(),
+            exchange: m.exchange.as_str().into(),
+            routing_key: m.routing_key.as_str().into(),
         })),
         Method::BasicDeliver(m) => AMQPClass::Basic(amq::basic::AMQPMethod::Deliver(amq::basic::Deliver {
-            consumer_tag: m.consumer_tag.into(),
+            consumer_tag: m.consumer_tag.as_str().into(),
             delivery_tag: m.delivery_tag,
             redelivered: m.redelivered,
-            exchange: m.exchange.into(),
-            routing_key: m.routing_key.into(),
+            exchange: m.exchange.as_str().into(),
+            routing_key: m.routing_key.as_str().into(),
         })),
         Method::BasicGet(m) => AMQPClass::Basic(amq::basic::AMQPMethod::Get(amq::basic::Get {
-            queue: m.queue.into(),
+            queue: m.queue.as_str().into(),
             no_ack: m.no_ack,
         })),
         Method::BasicGetOk(m) => AMQPClass::Basic(amq::basic::AMQPMethod::GetOk(amq::basic::GetOk {
             delivery_tag: m.delivery_tag,
             redelivered: m.redelivered,
-            exchange: m.exchange.into(),
-            routing_key: m.routing_key.into(),
+            exchange: m.exchange.as_str().into(),
+            routing_key: m.routing_key.as_str().into(),
             message_count: m.message_count,
         })),
         Method::BasicGetEmpty(_) => AMQPClass::Basic(amq::basic::AMQPMethod::GetEmpty(amq::basic::GetEmpty {})),

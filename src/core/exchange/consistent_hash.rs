@@ -29,6 +29,7 @@
 //! unbinding one destination moves only the keys it owned, adding one takes keys
 //! only for itself, and the layout does not depend on bind order.
 
+use ringmq_codec::ShortStr;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
@@ -115,8 +116,8 @@ impl<'a> RouteKey<'a> {
         RouteKey {
             routing_key,
             headers: props.headers,
-            message_id: props.message_id,
-            correlation_id: props.correlation_id,
+            message_id: props.message_id.map(ShortStr::as_str),
+            correlation_id: props.correlation_id.map(ShortStr::as_str),
             timestamp: props.timestamp,
         }
     }

@@ -1,6 +1,7 @@
 //! Tests of the `x-consistent-hash` exchange (kept apart so
 //! `consistent_hash.rs` stays about the algorithm).
 
+use ringmq_codec::{short, ShortStr};
 use ringmq_codec::{BasicProperties, FieldTable, FieldValue, Table};
 
 use super::*;
@@ -26,7 +27,7 @@ const SEED: u64 = 0x5eed_c0ff_ee00_0001;
 fn chx(weights: &[(u32, &str)]) -> Bindings<u32> {
     let mut b = Bindings::new(ExchangeKind::ConsistentHash);
     for (dest, w) in weights {
-        assert!(b.bind(*dest, w, &FieldTable::new()));
+        assert!(b.bind(*dest, ShortStr::new(w).unwrap(), &FieldTable::new()));
     }
     b
 }
@@ -43,7 +44,10 @@ fn rk(key: &str) -> RouteKey<'_> {
 }
 
 fn args(pairs: &[(&str, FieldValue)]) -> FieldTable {
-    pairs.iter().map(|(k, v)| (*k, v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (ringmq_codec::ShortString::new(k).unwrap(), v.clone()))
+        .collect()
 }
 
 #[test]
@@ -172,7 +176,7 @@ fn unbinding_moves_only_the_keys_of_that_binding() {
     // A ring guarantees none move; RabbitMQ's renumbered buckets would move many.
     assert_eq!(moved_others, 0, "seed {SEED:#x}");
     // Binding it again restores the old layout exactly.
-    b.bind(2, "2", &FieldTable::new());
+    b.bind(2, short!("2"), &FieldTable::new());
     let again: Vec<u32> = keys.iter().map(|k| one(&b, rk(k)).unwrap()).collect();
     assert_eq!(again, before);
 }
@@ -196,7 +200,7 @@ fn first_binding_to_a_destination_sets_its_weight() {
     };
     assert_eq!(ring_len(&b), points);
     // A second binding to the same queue is listed but ignored, as in RabbitMQ.
-    assert!(b.bind(1, "5", &FieldTable::new()));
+    assert!(b.bind(1, short!("5"), &FieldTable::new()));
     assert_eq!((b.len(), ring_len(&b)), (2, points));
     // When the first goes, the one left takes over (RabbitMQ would route the
     // queue nothing until it is rebound).
@@ -213,7 +217,7 @@ fn unvalidated_bad_weights_route_nothing() {
     let mut b = chx(&[(1, "zero"), (2, "0")]);
     assert_eq!(b.len(), 2);
     assert_eq!(one(&b, rk("k")), None);
-    b.bind(3, "1", &FieldTable::new());
+    b.bind(3, short!("1"), &FieldTable::new());
     assert_eq!(one(&b, rk("k")), Some(3));
     assert!(b.unbind(&1, "zero", &FieldTable::new()));
     assert_eq!(one(&b, rk("k")), Some(3));
@@ -224,7 +228,7 @@ fn hash_header_uses_the_header_value_with_its_type() {
     let x = args(&[("hash-header", "user".into())]);
     let mut b = Bindings::new_with_args(ExchangeKind::ConsistentHash, &x).unwrap();
     for d in 1..=8u32 {
-        b.bind(d, "1", &FieldTable::new());
+        b.bind(d, short!("1"), &FieldTable::new());
     }
     let table = |v: FieldValue| args(&[("user", v), ("other", "x".into())]).to_bytes();
     let mut spread = std::collections::BTreeSet::new();
@@ -255,12 +259,12 @@ fn hash_property_needs_route_with_the_properties() {
     let x = args(&[("hash-property", "message_id".into())]);
     let mut b = Bindings::new_with_args(ExchangeKind::ConsistentHash, &x).unwrap();
     for d in 1..=8u32 {
-        b.bind(d, "1", &FieldTable::new());
+        b.bind(d, short!("1"), &FieldTable::new());
     }
     let mut spread = std::collections::BTreeSet::new();
     for id in Rng::keys(SEED, 200) {
         let props = BasicProperties {
-            message_id: Some(&id),
+            message_id: Some(ringmq_codec::ShortStr::new(&id).unwrap()),
             ..BasicProperties::default()
         };
         let a = one(&b, RouteKey::from_properties("rk-a", &props)).unwrap();
@@ -273,8 +277,8 @@ fn hash_property_needs_route_with_the_properties() {
 
     let x = args(&[("hash-property", "timestamp".into())]);
     let mut t = Bindings::new_with_args(ExchangeKind::ConsistentHash, &x).unwrap();
-    t.bind(1, "1", &FieldTable::new());
-    t.bind(2, "1", &FieldTable::new());
+    t.bind(1, short!("1"), &FieldTable::new());
+    t.bind(2, short!("1"), &FieldTable::new());
     let at = |ts| RouteKey {
         timestamp: Some(ts),
         ..rk("k")

@@ -67,10 +67,10 @@ mod tests {
         // The routing tutorial (rabbitmq.com/tutorials/tutorial-four): severities.
         let mut b = Bindings::new(ExchangeKind::Direct);
         let none = FieldTable::new();
-        b.bind("q1", "error", &none);
-        b.bind("q2", "info", &none);
-        b.bind("q2", "warning", &none);
-        b.bind("q2", "error", &none);
+        b.bind("q1", ringmq_codec::short!("error"), &none);
+        b.bind("q2", ringmq_codec::short!("info"), &none);
+        b.bind("q2", ringmq_codec::short!("warning"), &none);
+        b.bind("q2", ringmq_codec::short!("error"), &none);
         assert_eq!(routed(&b, "error"), vec!["q1", "q2"]);
         assert_eq!(routed(&b, "info"), vec!["q2"]);
         assert_eq!(routed(&b, "debug"), Vec::<&str>::new());
@@ -83,7 +83,7 @@ mod tests {
     #[test]
     fn empty_key_is_a_key() {
         let mut b = Bindings::new(ExchangeKind::Direct);
-        b.bind("q", "", &FieldTable::new());
+        b.bind("q", ringmq_codec::short!(""), &FieldTable::new());
         assert_eq!(routed(&b, ""), vec!["q"]);
         assert_eq!(routed(&b, "a"), Vec::<&str>::new());
     }
@@ -91,9 +91,9 @@ mod tests {
     #[test]
     fn two_bindings_one_delivery_and_unbind_keeps_the_other() {
         let mut b = Bindings::new(ExchangeKind::Direct);
-        let a: FieldTable = [("x", FieldValue::I32(1))].into_iter().collect();
-        b.bind("q", "k", &FieldTable::new());
-        b.bind("q", "k", &a);
+        let a: FieldTable = [(ringmq_codec::short!("x"), FieldValue::I32(1))].into_iter().collect();
+        b.bind("q", ringmq_codec::short!("k"), &FieldTable::new());
+        b.bind("q", ringmq_codec::short!("k"), &a);
         assert_eq!(routed(&b, "k"), vec!["q"]);
         assert!(b.unbind(&"q", "k", &FieldTable::new()));
         assert_eq!(routed(&b, "k"), vec!["q"]);

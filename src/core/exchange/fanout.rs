@@ -75,10 +75,10 @@ mod tests {
     fn every_destination_once_whatever_the_key() {
         let mut b = Bindings::new(ExchangeKind::Fanout);
         let none = FieldTable::new();
-        b.bind(1, "", &none);
-        b.bind(2, "ignored", &none);
-        b.bind(2, "also ignored", &none);
-        b.bind(3, "#", &none);
+        b.bind(1, ringmq_codec::short!(""), &none);
+        b.bind(2, ringmq_codec::short!("ignored"), &none);
+        b.bind(2, ringmq_codec::short!("also ignored"), &none);
+        b.bind(3, ringmq_codec::short!("#"), &none);
         for key in ["", "anything", "a.b.c"] {
             assert_eq!(routed(&b, key), vec![1, 2, 3]);
         }
@@ -87,10 +87,12 @@ mod tests {
     #[test]
     fn destination_stays_until_its_last_binding_goes() {
         let mut b = Bindings::new(ExchangeKind::Fanout);
-        let a: FieldTable = [("k", FieldValue::Bool(true))].into_iter().collect();
-        b.bind(1, "", &FieldTable::new());
-        b.bind(1, "", &a);
-        b.bind(2, "", &a);
+        let a: FieldTable = [(ringmq_codec::short!("k"), FieldValue::Bool(true))]
+            .into_iter()
+            .collect();
+        b.bind(1, ringmq_codec::short!(""), &FieldTable::new());
+        b.bind(1, ringmq_codec::short!(""), &a);
+        b.bind(2, ringmq_codec::short!(""), &a);
         assert!(b.unbind(&1, "", &a));
         assert_eq!(routed(&b, ""), vec![1, 2]);
         assert!(b.unbind(&1, "", &FieldTable::new()));

@@ -112,7 +112,7 @@ mod tests {
     #[test]
     fn encoding_matches_the_owned_encoder_for_every_type() {
         let mut inner = FieldTable::new();
-        inner.insert("n", FieldValue::I32(-7));
+        inner.insert(ringmq_codec::short!("n"), FieldValue::I32(-7));
         let values = [
             FieldValue::Bool(true),
             FieldValue::I8(-1),
@@ -134,7 +134,7 @@ mod tests {
         ];
         for v in values {
             let mut t = FieldTable::new();
-            t.insert("k", v.clone());
+            t.insert(ringmq_codec::short!("k"), v.clone());
             let bytes = t.to_bytes();
             let got = Table::parse(&bytes).unwrap().get("k").unwrap();
             let mut ours = Vec::new();

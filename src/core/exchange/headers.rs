@@ -23,6 +23,7 @@
 //! - Duplicate header names: RabbitMQ stably sorts the headers and merges, so the
 //!   first occurrence in wire order is the one compared, as [`Table::get`] returns.
 
+use ringmq_codec::ShortStr;
 use std::hash::Hash;
 
 use ringmq_codec::{FieldTable, FieldValue, FieldValueRef, Table};
@@ -151,7 +152,7 @@ impl<D: Clone + Eq + Hash + Ord> Headers<D> {
         if self.rules.is_empty() {
             return;
         }
-        let mut decoded = [("", FieldValueRef::Void); HEADERS_DECODED_MAX];
+        let mut decoded = [(ShortStr::EMPTY, FieldValueRef::Void); HEADERS_DECODED_MAX];
         let mut n = 0;
         let mut fits = true;
         for entry in headers.iter() {
@@ -184,7 +185,7 @@ const HEADERS_DECODED_MAX: usize = 16;
 
 /// The message's headers, decoded once if few, else read from the table.
 enum HeaderView<'h, 'a> {
-    Decoded(&'h [(&'a str, FieldValueRef<'a>)]),
+    Decoded(&'h [(ShortStr<'a>, FieldValueRef<'a>)]),
     Table(Table<'a>),
 }
 
@@ -286,7 +287,7 @@ pub(super) mod erlang {
             (FieldValue::Table(a), FieldValueRef::Table(b)) => {
                 let mut b = b.iter();
                 a.0.iter()
-                    .all(|(k, x)| b.next().is_some_and(|(l, y)| k == l && typed_equal(x, y)))
+                    .all(|(k, x)| b.next().is_some_and(|(l, y)| *k == l && typed_equal(x, y)))
                     && b.next().is_none()
             }
             (FieldValue::Array(a), FieldValueRef::Table(b)) => a.is_empty() && b.is_empty(),

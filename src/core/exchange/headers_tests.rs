@@ -5,7 +5,10 @@ use super::{erlang, XMatch};
 use ringmq_codec::{FieldTable, FieldValue, Table};
 
 fn table(pairs: &[(&str, FieldValue)]) -> FieldTable {
-    pairs.iter().map(|(k, v)| (*k, v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (ringmq_codec::ShortString::new(k).unwrap(), v.clone()))
+        .collect()
 }
 
 fn s(v: &str) -> FieldValue {
@@ -17,7 +20,7 @@ fn route(bindings: &[FieldTable], headers: Option<&FieldTable>) -> Vec<u32> {
     let mut b = Bindings::new(ExchangeKind::Headers);
     for (i, a) in bindings.iter().enumerate() {
         assert_eq!(validate_binding_arguments(ExchangeKind::Headers, a), Ok(()));
-        assert!(b.bind(i as u32, "ignored", a));
+        assert!(b.bind(i as u32, ringmq_codec::short!("ignored"), a));
     }
     let bytes = headers.map(FieldTable::to_bytes);
     let parsed = bytes.as_deref().map(|b| Table::parse(b).unwrap());
@@ -206,8 +209,8 @@ fn first_duplicate_header_is_the_one_compared() {
     bytes.extend_from_slice(&table(&[("k", s("second"))]).to_bytes());
     let headers = Table::parse(&bytes).unwrap();
     let mut b = Bindings::new(ExchangeKind::Headers);
-    b.bind(1u32, "", &table(&[("k", s("first"))]));
-    b.bind(2u32, "", &table(&[("k", s("second"))]));
+    b.bind(1u32, ringmq_codec::short!(""), &table(&[("k", s("first"))]));
+    b.bind(2u32, ringmq_codec::short!(""), &table(&[("k", s("second"))]));
     let mut out = Vec::new();
     b.route("", Some(headers), &mut out);
     assert_eq!(out, vec![1]);
@@ -218,9 +221,9 @@ fn unbind_removes_the_right_rule_and_duplicates_deliver_once() {
     let mut b = Bindings::new(ExchangeKind::Headers);
     let a = table(&[("k", s("v"))]);
     let any = table(&[("x-match", s("any")), ("k", s("v")), ("j", s("w"))]);
-    b.bind(1u32, "", &a);
-    b.bind(1, "", &any);
-    b.bind(2, "", &any);
+    b.bind(1u32, ringmq_codec::short!(""), &a);
+    b.bind(1, ringmq_codec::short!(""), &any);
+    b.bind(2, ringmq_codec::short!(""), &any);
     let h = table(&[("k", s("v"))]).to_bytes();
     let mut out = Vec::new();
     b.route("", Some(Table::parse(&h).unwrap()), &mut out);
@@ -287,7 +290,10 @@ fn erlang_printing() {
 fn many_headers_take_the_table_path_with_the_same_result() {
     let mut headers = FieldTable::new();
     for i in 0..40 {
-        headers.insert(format!("h{i:02}"), FieldValue::I32(i));
+        headers.insert(
+            ringmq_codec::ShortString::try_from(format!("h{i:02}")).unwrap(),
+            FieldValue::I32(i),
+        );
     }
     let last = table(&[("h39", FieldValue::I64(39)), ("h00", FieldValue::U8(0))]);
     let missing = table(&[("h39", FieldValue::I64(39)), ("h40", FieldValue::Void)]);

@@ -25,6 +25,7 @@ pub mod field_bytes;
 mod headers;
 mod topic;
 
+use ringmq_codec::{ShortStr, ShortString};
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
@@ -107,7 +108,7 @@ pub fn validate_exchange_arguments(kind: ExchangeKind, arguments: &FieldTable) -
 /// One binding as the client declared it (kept verbatim for listing and export).
 #[derive(Debug)]
 struct Binding {
-    routing_key: String,
+    routing_key: ShortString,
     arguments: FieldTable,
     /// The encoded arguments: binding identity. RabbitMQ keys bindings by the exact
     /// Erlang term, so `1` as `I` and `1` as `l` are different bindings, and the
@@ -202,7 +203,9 @@ impl<D: Clone + Eq + Hash + Ord> Bindings<D> {
     /// The arguments are assumed to have passed [`validate_binding_arguments`]; an
     /// invalid `x-match` is treated as `all`, as RabbitMQ does for bindings made
     /// before it validated them.
-    pub fn bind(&mut self, dest: D, routing_key: &str, arguments: &FieldTable) -> bool {
+    pub fn bind(&mut self, dest: D, routing_key: ShortStr<'_>, arguments: &FieldTable) -> bool {
+        let short = routing_key;
+        let routing_key: &str = short.as_str();
         let arguments_bytes = arguments.to_bytes();
         let list = self.by_destination.entry(dest.clone()).or_default();
         if list
@@ -214,7 +217,7 @@ impl<D: Clone + Eq + Hash + Ord> Bindings<D> {
         let id = BindingId(self.next_id);
         self.next_id += 1;
         list.push(Binding {
-            routing_key: routing_key.to_owned(),
+            routing_key: short.into(),
             arguments: arguments.clone(),
             arguments_bytes,
             id,
@@ -309,10 +312,10 @@ impl<D: Clone + Eq + Hash + Ord> Bindings<D> {
 
     /// All bindings as declared, ordered by destination, for listing (management
     /// API, definitions export) and persistence.
-    pub fn iter(&self) -> impl Iterator<Item = (&D, &str, &FieldTable)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&D, ShortStr<'_>, &FieldTable)> {
         self.by_destination
             .iter()
-            .flat_map(|(d, list)| list.iter().map(move |b| (d, b.routing_key.as_str(), &b.arguments)))
+            .flat_map(|(d, list)| list.iter().map(move |b| (d, b.routing_key.as_short(), &b.arguments)))
     }
 
     pub fn has_destination(&self, dest: &D) -> bool {
@@ -369,7 +372,10 @@ mod tests {
     use ringmq_codec::FieldValue;
 
     fn args(pairs: &[(&str, FieldValue)]) -> FieldTable {
-        pairs.iter().map(|(k, v)| (*k, v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (ringmq_codec::ShortString::new(k).unwrap(), v.clone()))
+            .collect()
     }
 
     fn routed<D: Clone + Eq + Hash + Ord>(b: &Bindings<D>, key: &str) -> Vec<D> {
@@ -405,15 +411,15 @@ mod tests {
         ] {
             let mut b = Bindings::new(kind);
             let none = FieldTable::new();
-            assert!(b.bind(1u32, "k", &none));
-            assert!(!b.bind(1, "k", &none), "{kind}");
+            assert!(b.bind(1u32, ringmq_codec::short!("k"), &none));
+            assert!(!b.bind(1, ringmq_codec::short!("k"), &none), "{kind}");
             assert_eq!(b.len(), 1);
             // Different arguments or key make a different binding.
             let other = args(&[("a", FieldValue::I32(1))]);
-            assert!(b.bind(1, "k", &other));
-            assert!(b.bind(1, "k2", &none));
+            assert!(b.bind(1, ringmq_codec::short!("k"), &other));
+            assert!(b.bind(1, ringmq_codec::short!("k2"), &none));
             // Same value, other integer type: another binding, as in RabbitMQ.
-            assert!(b.bind(1, "k", &args(&[("a", FieldValue::I64(1))])));
+            assert!(b.bind(1, ringmq_codec::short!("k"), &args(&[("a", FieldValue::I64(1))])));
             assert_eq!(b.len(), 4);
             assert!(b.unbind(&1, "k", &other));
             assert!(!b.unbind(&1, "k", &other));
@@ -431,8 +437,8 @@ mod tests {
     fn nan_arguments_can_be_unbound() {
         let mut b = Bindings::new(ExchangeKind::Headers);
         let nan = args(&[("f", FieldValue::F64(f64::NAN))]);
-        assert!(b.bind(1u32, "", &nan));
-        assert!(!b.bind(1, "", &nan));
+        assert!(b.bind(1u32, ringmq_codec::short!(""), &nan));
+        assert!(!b.bind(1, ringmq_codec::short!(""), &nan));
         assert!(b.unbind(&1, "", &nan));
         assert!(b.is_empty());
     }
@@ -441,9 +447,9 @@ mod tests {
     fn iter_lists_bindings_verbatim() {
         let mut b = Bindings::new(ExchangeKind::Topic);
         let a = args(&[("x-note", "hi".into())]);
-        b.bind(2u32, "a.#.#", &a);
-        b.bind(1, "b.*", &FieldTable::new());
-        let listed: Vec<(u32, String, FieldTable)> = b.iter().map(|(d, k, a)| (*d, k.to_owned(), a.clone())).collect();
+        b.bind(2u32, ringmq_codec::short!("a.#.#"), &a);
+        b.bind(1, ringmq_codec::short!("b.*"), &FieldTable::new());
+        let listed: Vec<(u32, String, FieldTable)> = b.iter().map(|(d, k, a)| (*d, k.to_string(), a.clone())).collect();
         assert_eq!(
             listed,
             vec![(1, "b.*".to_owned(), FieldTable::new()), (2, "a.#.#".to_owned(), a)]
@@ -455,9 +461,9 @@ mod tests {
         for kind in [ExchangeKind::Direct, ExchangeKind::Fanout, ExchangeKind::Topic] {
             let mut b = Bindings::new(kind);
             let none = FieldTable::new();
-            b.bind(1u32, "a", &none);
-            b.bind(1, "#", &none);
-            b.bind(2, "a", &none);
+            b.bind(1u32, ringmq_codec::short!("a"), &none);
+            b.bind(1, ringmq_codec::short!("#"), &none);
+            b.bind(2, ringmq_codec::short!("a"), &none);
             assert_eq!(b.remove_destination(&1), 2);
             assert_eq!(routed(&b, "a"), vec![2], "{kind}");
             assert_eq!(b.len(), 1);
@@ -468,7 +474,7 @@ mod tests {
     fn route_dedups_against_what_out_already_holds() {
         let mut b = Bindings::new(ExchangeKind::Fanout);
         for d in 0..40u32 {
-            b.bind(d, "", &FieldTable::new());
+            b.bind(d, ringmq_codec::short!(""), &FieldTable::new());
         }
         let mut out = vec![3, 39, 100];
         b.route("", None, &mut out);

@@ -190,7 +190,7 @@ mod tests {
     fn topic(patterns: &[&str]) -> Bindings<u32> {
         let mut b = Bindings::new(ExchangeKind::Topic);
         for (i, p) in patterns.iter().enumerate() {
-            assert!(b.bind(i as u32, p, &FieldTable::new()));
+            assert!(b.bind(i as u32, ringmq_codec::ShortStr::new(p).unwrap(), &FieldTable::new()));
         }
         b
     }
@@ -222,9 +222,9 @@ mod tests {
         // rabbitmq.com/tutorials/tutorial-five: Q1 "*.orange.*", Q2 "*.*.rabbit" and "lazy.#".
         let mut b = Bindings::new(ExchangeKind::Topic);
         let none = FieldTable::new();
-        b.bind(1, "*.orange.*", &none);
-        b.bind(2, "*.*.rabbit", &none);
-        b.bind(2, "lazy.#", &none);
+        b.bind(1, ringmq_codec::short!("*.orange.*"), &none);
+        b.bind(2, ringmq_codec::short!("*.*.rabbit"), &none);
+        b.bind(2, ringmq_codec::short!("lazy.#"), &none);
         assert_eq!(routed(&b, "quick.orange.rabbit"), vec![1, 2]);
         assert_eq!(routed(&b, "lazy.orange.elephant"), vec![1, 2]);
         assert_eq!(routed(&b, "quick.orange.fox"), vec![1]);
@@ -290,7 +290,7 @@ mod tests {
     #[test]
     fn collapsed_hash_runs_unbind_independently() {
         let mut b = topic(&["a.#", "a.#.#"]);
-        b.bind(0, "a.#.#", &FieldTable::new());
+        b.bind(0, ringmq_codec::short!("a.#.#"), &FieldTable::new());
         assert!(b.unbind(&0, "a.#", &FieldTable::new()));
         assert_eq!(routed(&b, "a.x"), vec![0, 1]);
         assert_eq!(b.remove_destination(&0), 1);

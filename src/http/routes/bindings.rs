@@ -48,10 +48,10 @@ fn collect(vname: &str, v: &VHost, keep: &dyn Fn(&str, DestKind, &str) -> bool) 
             match d {
                 Dest::Queue(id) => {
                     if let Some(q) = v.queues.get(id) {
-                        push(&x.name, DestKind::Queue, &q.name, rk, args);
+                        push(&x.name, DestKind::Queue, &q.name, &rk, args);
                     }
                 }
-                Dest::Exchange(n) => push(&x.name, DestKind::Exchange, n, rk, args),
+                Dest::Exchange(n) => push(&x.name, DestKind::Exchange, n, &rk, args),
             }
         }
     }
