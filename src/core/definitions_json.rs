@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use ringmq_codec::{ExchangeBind, ExchangeDeclare, Method, QueueBind, QueueDeclare, Table};
+use ringmq_codec::{ExchangeBind, ExchangeDeclare, Method, QueueBind, QueueDeclare, ShortStr, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -196,6 +196,16 @@ const COMPONENT_OPERATOR_POLICY: &str = "operator_policy";
 
 fn bad(what: String, why: impl std::fmt::Display) -> AdminError {
     AdminError::BadRequest(format!("{what}: {why}"))
+}
+
+/// A vhost, exchange or queue name of an import: not empty, and a short string
+/// (RabbitMQ's text, as the API's: `queue should be less than 255 bytes, ...`).
+fn check_name(what: &str, field: &str, name: &str) -> AdminResult<()> {
+    if name.is_empty() {
+        return Err(bad(what.to_owned(), "name is empty"));
+    }
+    ShortStr::new(name).map_err(|e| bad(what.to_owned(), e.text(field)))?;
+    Ok(())
 }
 
 impl Broker {
@@ -407,9 +417,7 @@ impl Broker {
         // Vhosts first: later entries may name them.
         for v in d.vhosts.unwrap_or_default() {
             let what = format!("vhost '{}'", v.name);
-            if v.name.is_empty() || v.name.len() > super::vhost_ops::VHOST_NAME_MAX {
-                return Err(bad(what, "name must be 1 to 255 bytes"));
-            }
+            check_name(&what, "vhost", &v.name)?;
             let meta_desc = v
                 .metadata
                 .as_ref()
@@ -532,9 +540,8 @@ impl Broker {
             let what = format!("exchange '{}'", x.name);
             let vhost = pick(&plan, &what, x.vhost.take())?;
             let args = table_from_json(&x.arguments).map_err(|e| bad(what.clone(), e))?;
-            if x.name.is_empty() || x.name.len() > 255 {
-                return Err(bad(what, "name must be 1 to 255 bytes"));
-            }
+            check_name(&what, "exchange", &x.name)?;
+            short_name("type", &x.kind).map_err(|e| bad(what.clone(), e))?;
             super::delayed::resolve_type(&x.kind, &args).map_err(|e| {
                 let (super::broker::Exception::Channel(e) | super::broker::Exception::Connection(e)) = e;
                 bad(what.clone(), e.text)
@@ -545,9 +552,7 @@ impl Broker {
         for mut q in d.queues.unwrap_or_default() {
             let what = format!("queue '{}'", q.name);
             let vhost = pick(&plan, &what, q.vhost.take())?;
-            if q.name.is_empty() || q.name.len() > 255 {
-                return Err(bad(what, "name must be 1 to 255 bytes"));
-            }
+            check_name(&what, "queue", &q.name)?;
             let args = table_from_json(&q.arguments).map_err(|e| bad(what.clone(), e))?;
             super::queue_args::parse(&args, &q.name, &vhost).map_err(|e| bad(what.clone(), e))?;
             planned_queues.insert((vhost.clone(), q.name.clone()));
@@ -559,6 +564,15 @@ impl Broker {
                 b.source, b.destination_type, b.destination
             );
             let vhost = pick(&plan, &what, b.vhost.take())?;
+            // Checked here, not when applying, so a long key names its binding and
+            // nothing of the import is applied (issue 15, defect 3).
+            for (field, s) in [
+                ("source", &b.source),
+                ("destination", &b.destination),
+                ("routing_key", &b.routing_key),
+            ] {
+                short_name(field, s).map_err(|e| bad(what.clone(), e))?;
+            }
             let args = table_from_json(&b.arguments).map_err(|e| bad(what.clone(), e))?;
             let v = self.vhosts.get(vhost.as_str());
             let x_known = |n: &str| {

@@ -122,10 +122,11 @@ impl Broker {
     /// (RabbitMQ gives them to the user who created it through the API).
     /// Returns whether the vhost is new.
     pub fn create_vhost(&mut self, name: &str, meta: Option<VhostMeta>, grant_to: Option<&str>) -> AdminResult<bool> {
-        if name.is_empty() || name.len() > VHOST_NAME_MAX {
-            return Err(AdminError::BadRequest(format!(
-                "vhost name must be 1 to {VHOST_NAME_MAX} bytes"
-            )));
+        // connection.open names the vhost in a short string: RabbitMQ's text for
+        // one that cannot be (`vhost should be less than 255 bytes, actually was 300`).
+        super::admin::short_name("vhost", name)?;
+        if name.is_empty() {
+            return Err(AdminError::BadRequest("vhost name must not be empty".into()));
         }
         if let Some(v) = self.vhosts.get_mut(name) {
             if let Some(mut m) = meta {
