@@ -118,4 +118,31 @@ mod tests {
         }
         assert!(table_from_json(&deep).is_err());
     }
+
+    /// Keys with a two-byte character across byte 32 (where the old error text
+    /// cut its quote, and panicked: issue 15, defect 3) and across byte 255 (the
+    /// short-string bound): refused with the length when too long, kept whole
+    /// when not, never a panic on a character boundary.
+    #[test]
+    fn multi_byte_keys_across_byte_32_and_255() {
+        let across_32 = format!("{}é", "a".repeat(31));
+        assert_eq!((across_32.len(), across_32.is_char_boundary(32)), (33, false));
+        let t = table_from_json(&json!({ across_32.clone(): 1 })).unwrap();
+        assert_eq!(t.0[across_32.as_str()], FieldValue::I64(1));
+
+        let both = format!("{}é{}é", "a".repeat(31), "b".repeat(221));
+        assert_eq!(
+            (both.len(), both.is_char_boundary(32), both.is_char_boundary(255)),
+            (256, false, false)
+        );
+        let e = table_from_json(&json!({ both.clone(): 1 })).unwrap_err();
+        assert_eq!(e, "argument name should be less than 255 bytes, actually was 256");
+        let e = table_from_json(&json!({"nested": { both: 1 }})).unwrap_err();
+        assert_eq!(e, "argument name should be less than 255 bytes, actually was 256");
+
+        let fits = format!("{}é", "a".repeat(253));
+        assert_eq!(fits.len(), 255);
+        let t = table_from_json(&json!({ fits.clone(): "v" })).unwrap();
+        assert_eq!(t.0[fits.as_str()], FieldValue::LongString(b"v".to_vec()));
+    }
 }
