@@ -19,6 +19,7 @@ use ringmq_codec::{
 use super::broker::{Broker, Exception, MethodResult};
 use super::channel::Channel;
 use super::connection::{ConnState, Connection, Tuning};
+use super::delivery::{stored_names, ReadError};
 use super::ids::{ConnId, Dest, QueueId};
 use super::lifecycle::DeathReason;
 use super::permissions::Access;
@@ -386,10 +387,15 @@ impl Broker {
             q.stats.c.redeliver += u64::from(redelivered);
             let message_count = q.message_count();
             let delivery_count = q.counted_redeliveries(pos);
-            match q.store.read(pos) {
-                Ok(view) => got.push(GotMessage {
-                    exchange: String::from_utf8_lossy(view.exchange).into_owned(),
-                    routing_key: String::from_utf8_lossy(view.routing_key).into_owned(),
+            let read = q
+                .store
+                .read(pos)
+                .map_err(ReadError::from)
+                .and_then(|view| Ok((view, stored_names(&view)?)));
+            match read {
+                Ok((view, (exchange, routing_key))) => got.push(GotMessage {
+                    exchange: exchange.to_string(),
+                    routing_key: routing_key.to_string(),
                     redelivered,
                     message_count,
                     // With x-delivery-count, as basic.get shows it.
@@ -530,10 +536,6 @@ impl Broker {
     }
 }
 
-/// RabbitMQ's binding properties key: the routing key alone when there are no
-/// arguments (`~` for an empty key), else `key~` and a short hash of the
-/// arguments. The hash is ours (RabbitMQ's is Erlang's phash2), so keys are
-/// stable here but not equal to RabbitMQ's for bindings with arguments.
 /// A name or key from a management request as the short string AMQP carries,
 /// or 400 with RabbitMQ's text (`queue should be less than 255 bytes, actually
 /// was 256`): the edge where API, import and ctl input becomes a name the
@@ -542,6 +544,10 @@ pub fn short_name<'a>(what: &str, s: &'a str) -> Result<ShortStr<'a>, AdminError
     ShortStr::new(s).map_err(|e| AdminError::BadRequest(e.text(what)))
 }
 
+/// RabbitMQ's binding properties key: the routing key alone when there are no
+/// arguments (`~` for an empty key), else `key~` and a short hash of the
+/// arguments. The hash is ours (RabbitMQ's is Erlang's phash2), so keys are
+/// stable here but not equal to RabbitMQ's for bindings with arguments.
 pub fn properties_key(routing_key: &str, arguments: &FieldTable) -> String {
     let key = quote_key(routing_key);
     if arguments.is_empty() {

@@ -12,6 +12,7 @@ use ringmq_codec::{
 use super::broker::{channel_error, connection_error, Broker, Exception, MethodResult};
 use super::channel::{ChannelConsumer, IncomingMessage, TxAck, TxPublish, Unacked, CONSUMERS_PER_CHANNEL_MAX};
 use super::connection::Connection;
+use super::delivery::{stored_names, ReadError};
 use super::direct_reply::{is_reply_address, is_reply_queue};
 use super::dispatch::{chan, check_access, precondition};
 use super::exchange_methods::no_exchange;
@@ -475,14 +476,19 @@ impl Broker {
         let tag = ch.take_delivery_tag();
         let message_count = q.message_count();
         let delivery_count = q.counted_redeliveries(pos);
-        match q.store.read(pos) {
-            Ok(view) => {
+        let read = q
+            .store
+            .read(pos)
+            .map_err(ReadError::from)
+            .and_then(|view| Ok((view, stored_names(&view)?)));
+        match read {
+            Ok((view, (exchange, routing_key))) => {
                 let properties = super::delivery::delivery_properties(view.properties, delivery_count);
                 let ok = BasicGetOk {
                     delivery_tag: tag,
                     redelivered,
-                    exchange: ShortStr::from_bytes(view.exchange).unwrap_or_default(),
-                    routing_key: ShortStr::from_bytes(view.routing_key).unwrap_or_default(),
+                    exchange,
+                    routing_key,
                     message_count,
                 };
                 encode_method(&mut conn.out, channel, &Method::BasicGetOk(ok));

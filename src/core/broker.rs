@@ -319,7 +319,9 @@ impl Broker {
             let bits = if i < 11 { a >> (i * 6) } else { b >> ((i - 11) * 6) };
             s.push(ALPHABET[(bits & 63) as usize] as char);
         }
-        ShortStr::truncate(&s).into()
+        // Our prefixes are short literals: a cut here would hand out a name other
+        // than the one a client is told.
+        ShortString::try_from(s).expect("a short prefix and 22 characters")
     }
 
     // ---- inputs -------------------------------------------------------------

@@ -91,7 +91,7 @@ fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
             Method::ExchangeDeclare(ringmq_codec::ExchangeDeclare {
                 ticket: 0,
                 exchange: x.name.as_short(),
-                kind: ShortStr::truncate(x.type_name()),
+                kind: ShortStr::new(x.type_name()).expect("exchange type names are short literals"),
                 passive: false,
                 durable: true,
                 auto_delete: x.auto_delete,

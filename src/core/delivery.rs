@@ -4,6 +4,7 @@
 use ringmq_codec::frame::encode_body;
 use ringmq_codec::{encode_deliver_head, BasicProperties, FieldValue, Table};
 use ringmq_codec::{short, ShortStr};
+use ringmq_store::{MessageView, StoreError};
 
 use super::broker::{Broker, OUT_HIGH_WATER_BYTES};
 use super::channel::{ChannelState, Unacked};
@@ -12,6 +13,26 @@ use super::output::{push_body_frames, ZERO_COPY_BODY_BYTES_MIN};
 
 /// Deliveries from one queue per turn before others get a go.
 pub const DELIVERIES_PER_QUEUE_TURN_MAX: usize = 256;
+
+/// Why a stored message cannot be sent on: the store's checks failed, or its
+/// exchange or routing key is not the short string a publish stored.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored {0} is not UTF-8 (corrupt record)")]
+    BadName(&'static str),
+}
+
+/// A stored message's exchange and routing key as short strings. Their lengths
+/// are one octet on disk, so only UTF-8 can fail, and only for bytes that changed
+/// after the publish that stored them: such a record is corrupt, like one the
+/// store's checks refuse, and is never sent with an empty or altered name.
+pub(crate) fn stored_names<'a>(view: &MessageView<'a>) -> Result<(ShortStr<'a>, ShortStr<'a>), ReadError> {
+    let exchange = ShortStr::from_bytes(view.exchange).ok_or(ReadError::BadName("exchange"))?;
+    let routing_key = ShortStr::from_bytes(view.routing_key).ok_or(ReadError::BadName("routing key"))?;
+    Ok((exchange, routing_key))
+}
 
 impl Broker {
     /// Delivers ready messages of the queues marked pending to consumers with
@@ -67,8 +88,11 @@ impl Broker {
                 } else {
                     q.store.read(pos).map(|view| (view, None))
                 };
+                let read = read
+                    .map_err(ReadError::from)
+                    .and_then(|(view, shared)| Ok((view, stored_names(&view)?, shared)));
                 match read {
-                    Ok((view, shared)) => {
+                    Ok((view, (exchange, routing_key), shared)) => {
                         // With a delivery limit, redeliveries say how often the message
                         // was delivered before (`x-delivery-count`, as quorum queues do).
                         let properties = delivery_properties(view.properties, delivery_count);
@@ -78,10 +102,8 @@ impl Broker {
                             c.tag.as_short(),
                             tag,
                             redelivered,
-                            // Stored from a publish's short strings (one length
-                            // octet on disk too) and checked by the record's CRC.
-                            ShortStr::from_bytes(view.exchange).unwrap_or_default(),
-                            ShortStr::from_bytes(view.routing_key).unwrap_or_default(),
+                            exchange,
+                            routing_key,
                             &properties,
                             view.body.len() as u64,
                         );
@@ -195,4 +217,32 @@ pub(crate) fn with_header(properties: &[u8], name: ShortStr<'_>, value: FieldVal
     let mut out = Vec::new();
     p.encode(&mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view<'a>(exchange: &'a [u8], routing_key: &'a [u8]) -> MessageView<'a> {
+        MessageView {
+            timestamp_ms: 0,
+            exchange,
+            routing_key,
+            properties: &[],
+            body: b"m",
+        }
+    }
+
+    /// A name that is not UTF-8 makes the record corrupt: it is refused, not
+    /// sent empty or with replacement characters.
+    #[test]
+    fn stored_names_refuse_what_a_publish_cannot_have_stored() {
+        let (x, rk) = stored_names(&view(b"amq.direct", "k\u{e9}".as_bytes())).unwrap();
+        assert_eq!((x.as_str(), rk.as_str()), ("amq.direct", "k\u{e9}"));
+        let e = stored_names(&view(b"x\xff", b"k")).unwrap_err();
+        assert_eq!(e.to_string(), "stored exchange is not UTF-8 (corrupt record)");
+        // A two-byte character cut in half by bit rot.
+        let e = stored_names(&view(b"", b"k\xc3")).unwrap_err();
+        assert_eq!(e.to_string(), "stored routing key is not UTF-8 (corrupt record)");
+    }
 }

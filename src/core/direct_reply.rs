@@ -80,7 +80,7 @@ impl Broker {
         let address = format!("{REPLY_TO_PREFIX}{}.{}.{:x}", conn_id.0, channel, rc.nonce);
         let mut p = *props;
         // A prefix and three numbers: far below 255 bytes.
-        p.reply_to = Some(ShortStr::truncate(&address));
+        p.reply_to = Some(ShortStr::new(&address).expect("a short prefix and three numbers"));
         let mut out = Vec::new();
         p.encode(&mut out);
         Ok(Some(out))

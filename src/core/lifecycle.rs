@@ -17,6 +17,7 @@ use ringmq_store::{MessageRef, SegmentPosition};
 
 use super::basic_methods::PublishOutcome;
 use super::broker::Broker;
+use super::delivery::{stored_names, ReadError};
 use super::ids::QueueId;
 use super::queue::Queue;
 use super::queue_args::{parse_expiration, Overflow};
@@ -496,13 +497,21 @@ impl Broker {
                 }
                 return;
             };
-            let Ok(view) = store.read(pos) else {
-                store.release(pos);
-                continue;
+            let read = store
+                .read(pos)
+                .map_err(ReadError::from)
+                .and_then(|view| Ok((view, stored_names(&view)?)));
+            let (view, (_, routing_key)) = match read {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(%exchange, error = %e, "unreadable delayed message dropped");
+                    store.release(pos);
+                    continue;
+                }
             };
             let properties = view.properties.to_vec();
             let body = view.body.to_vec();
-            let routing_key = ShortString::from(ShortStr::from_bytes(view.routing_key).unwrap_or_default());
+            let routing_key = ShortString::from(routing_key);
             store.release(pos);
             let props = BasicProperties::decode(&properties).unwrap_or_default();
             let mut queues = std::mem::take(&mut self.route_scratch);
@@ -689,10 +698,19 @@ fn dead_letter_at(
     reason: DeathReason,
     now_ms: u64,
 ) -> Option<DeadLetter> {
-    let view = q.store.read(pos).ok()?;
+    let read = q
+        .store
+        .read(pos)
+        .map_err(ReadError::from)
+        .and_then(|view| Ok((view, stored_names(&view)?)));
+    let (view, (exchange, rk)) = match read {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(queue = %q.name, error = %e, "unreadable message not dead-lettered");
+            return None;
+        }
+    };
     let props = BasicProperties::decode(view.properties).ok()?;
-    let exchange = ShortStr::from_bytes(view.exchange)?;
-    let rk = ShortStr::from_bytes(view.routing_key)?;
     make_dead_letter(vhost, q, &props, exchange, rk, view.body, reason, now_ms)
 }
 

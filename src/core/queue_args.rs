@@ -7,8 +7,8 @@
 //! Policies (a later issue) produce the same [`QueueSettings`], so the broker reads
 //! effective settings from one place.
 
+use ringmq_codec::ShortString;
 use ringmq_codec::{FieldTable, FieldValue};
-use ringmq_codec::{ShortStr, ShortString};
 
 /// What to do when a length limit is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -140,21 +140,20 @@ pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueSetting
             "invalid arg 'x-queue-type' for queue '{queue}' in vhost '{vhost}': queue type '{t}' is not supported yet"
         ));
     }
+    let u = |k: &str| args.get(k).and_then(|v| v.as_i64()).map(|n| n as u64);
     // A dead letter is stored and delivered with these as its exchange and
     // routing key: short strings on the wire, so longer ones are refused here.
-    for k in ["x-dead-letter-exchange", "x-dead-letter-routing-key"] {
-        if let Some(Err(e)) = args.get(k).and_then(|v| v.as_str()).map(ShortStr::new) {
-            return Err(format!(
-                "invalid arg '{k}' for queue '{queue}' in vhost '{vhost}': {}",
-                e.text("value")
-            ));
-        }
-    }
-    let u = |k: &str| args.get(k).and_then(|v| v.as_i64()).map(|n| n as u64);
-    let s = |k: &str| {
+    let s = |k: &str| -> Result<Option<ShortString>, String> {
         args.get(k)
             .and_then(|v| v.as_str())
-            .and_then(|s| ShortString::new(s).ok())
+            .map(ShortString::new)
+            .transpose()
+            .map_err(|e| {
+                format!(
+                    "invalid arg '{k}' for queue '{queue}' in vhost '{vhost}': {}",
+                    e.text("value")
+                )
+            })
     };
     Ok(QueueSettings {
         message_ttl_ms: u("x-message-ttl"),
@@ -166,8 +165,8 @@ pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueSetting
             Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
             _ => Overflow::DropHead,
         },
-        dead_letter_exchange: s("x-dead-letter-exchange"),
-        dead_letter_routing_key: s("x-dead-letter-routing-key"),
+        dead_letter_exchange: s("x-dead-letter-exchange")?,
+        dead_letter_routing_key: s("x-dead-letter-routing-key")?,
         max_priority: u("x-max-priority").map(|p| p as u8),
         single_active_consumer: matches!(args.get("x-single-active-consumer"), Some(FieldValue::Bool(true))),
         delivery_limit: u("x-delivery-limit"),
