@@ -593,6 +593,20 @@ fn prefetch_one_means_one_unacked_at_a_time() {
     });
 }
 
+/// The call after one that makes the server close the channel fails with the
+/// server's close, unless the close arrived before the call was made: then lapin
+/// refuses it itself (the channel is closing), which also shows the channel was
+/// closed (seen on a loaded CI machine).
+#[track_caller]
+fn assert_closed_by<T: std::fmt::Debug>(r: lapin::Result<T>, code: u16, prefix: &str) {
+    if let Err(e) = &r {
+        if matches!(e.kind(), lapin::ErrorKind::InvalidChannelState(..)) {
+            return;
+        }
+    }
+    assert_amqp_err(r, code, prefix);
+}
+
 #[test]
 fn unknown_or_double_ack_is_406() {
     let b = Broker::new();
@@ -609,7 +623,7 @@ fn unknown_or_double_ack_is_406() {
             .expect("ack sent");
         // The close arrives asynchronously; the next synchronous call sees it.
         let r = within("qos after bad ack", cch.basic_qos(0, BasicQosOptions::default())).await;
-        assert_amqp_err(r, 406, "PRECONDITION_FAILED - unknown delivery tag 99");
+        assert_closed_by(r, 406, "PRECONDITION_FAILED - unknown delivery tag 99");
 
         let cch = channel(&conn).await;
         let m = within("get", cch.basic_get(q.as_str().into(), BasicGetOptions::default()))
@@ -624,7 +638,7 @@ fn unknown_or_double_ack_is_406() {
             .await
             .expect("ack sent");
         let r = within("qos after double ack", cch.basic_qos(0, BasicQosOptions::default())).await;
-        assert_amqp_err(r, 406, &format!("PRECONDITION_FAILED - unknown delivery tag {tag}"));
+        assert_closed_by(r, 406, &format!("PRECONDITION_FAILED - unknown delivery tag {tag}"));
         // Only that channel died.
         assert!(conn.status().connected());
         assert_eq!(get_all(&ch, &q).await, strs(&["m2"]));
