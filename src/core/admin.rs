@@ -19,7 +19,7 @@ use ringmq_codec::{
 use super::broker::{Broker, Exception, MethodResult};
 use super::channel::Channel;
 use super::connection::{ConnState, Connection, Tuning};
-use super::delivery::{stored_names, ReadError};
+use super::delivery::read_named;
 use super::ids::{ConnId, Dest, QueueId};
 use super::lifecycle::DeathReason;
 use super::permissions::Access;
@@ -387,11 +387,7 @@ impl Broker {
             q.stats.c.redeliver += u64::from(redelivered);
             let message_count = q.message_count();
             let delivery_count = q.counted_redeliveries(pos);
-            let read = q
-                .store
-                .read(pos)
-                .map_err(ReadError::from)
-                .and_then(|view| Ok((view, stored_names(&view)?)));
+            let read = read_named(q.store.read(pos));
             match read {
                 Ok((view, (exchange, routing_key))) => got.push(GotMessage {
                     exchange: exchange.to_string(),

@@ -12,7 +12,7 @@ use ringmq_codec::{
 use super::broker::{channel_error, connection_error, Broker, Exception, MethodResult};
 use super::channel::{ChannelConsumer, IncomingMessage, TxAck, TxPublish, Unacked, CONSUMERS_PER_CHANNEL_MAX};
 use super::connection::Connection;
-use super::delivery::{stored_names, ReadError};
+use super::delivery::read_named;
 use super::direct_reply::{is_reply_address, is_reply_queue};
 use super::dispatch::{chan, check_access, precondition};
 use super::exchange_methods::no_exchange;
@@ -476,11 +476,7 @@ impl Broker {
         let tag = ch.take_delivery_tag();
         let message_count = q.message_count();
         let delivery_count = q.counted_redeliveries(pos);
-        let read = q
-            .store
-            .read(pos)
-            .map_err(ReadError::from)
-            .and_then(|view| Ok((view, stored_names(&view)?)));
+        let read = read_named(q.store.read(pos));
         match read {
             Ok((view, (exchange, routing_key))) => {
                 let properties = super::delivery::delivery_properties(view.properties, delivery_count);

@@ -34,6 +34,16 @@ pub(crate) fn stored_names<'a>(view: &MessageView<'a>) -> Result<(ShortStr<'a>, 
     Ok((exchange, routing_key))
 }
 
+/// A store read with the message's names checked ([`stored_names`]): what every
+/// path that sends a stored message on (get, dead-lettering, expiry) reads.
+pub(crate) fn read_named<'a>(
+    read: Result<MessageView<'a>, StoreError>,
+) -> Result<(MessageView<'a>, (ShortStr<'a>, ShortStr<'a>)), ReadError> {
+    let view = read?;
+    let names = stored_names(&view)?;
+    Ok((view, names))
+}
+
 impl Broker {
     /// Delivers ready messages of the queues marked pending to consumers with
     /// credit. A queue that hit the per-turn bound stays pending for the next turn.

@@ -17,7 +17,7 @@ use ringmq_store::{MessageRef, SegmentPosition};
 
 use super::basic_methods::PublishOutcome;
 use super::broker::Broker;
-use super::delivery::{stored_names, ReadError};
+use super::delivery::read_named;
 use super::ids::QueueId;
 use super::queue::Queue;
 use super::queue_args::{parse_expiration, Overflow};
@@ -497,10 +497,7 @@ impl Broker {
                 }
                 return;
             };
-            let read = store
-                .read(pos)
-                .map_err(ReadError::from)
-                .and_then(|view| Ok((view, stored_names(&view)?)));
+            let read = read_named(store.read(pos));
             let (view, (_, routing_key)) = match read {
                 Ok(r) => r,
                 Err(e) => {
@@ -698,11 +695,7 @@ fn dead_letter_at(
     reason: DeathReason,
     now_ms: u64,
 ) -> Option<DeadLetter> {
-    let read = q
-        .store
-        .read(pos)
-        .map_err(ReadError::from)
-        .and_then(|view| Ok((view, stored_names(&view)?)));
+    let read = read_named(q.store.read(pos));
     let (view, (exchange, rk)) = match read {
         Ok(r) => r,
         Err(e) => {
