@@ -17,7 +17,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::load::{durable_confirm_channel, publish_confirmed_until};
+use common::load::{assert_none_lost, durable_confirm_channel, publish_confirmed_until, take_all_ids};
 use common::{run, within};
 use futures_lite::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions};
@@ -528,34 +528,9 @@ fn docker_stop_under_confirmed_load_loses_nothing_confirmed() {
     let found: Vec<u64> = rt.block_on(async move {
         let conn = connect(&uri).await.expect("log in after restart");
         let ch = conn.create_channel().await.expect("channel");
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        let q = ch
-            .queue_declare("under-load".into(), passive, FieldTable::default())
-            .await
-            .expect("queue is back");
-        let mut found = Vec::new();
-        for _ in 0..q.message_count() {
-            let m = ch
-                .basic_get("under-load".into(), lapin::options::BasicGetOptions { no_ack: true })
-                .await
-                .expect("get")
-                .expect("message");
-            found.push(std::str::from_utf8(&m.delivery.data).unwrap().parse().unwrap());
-        }
-        found
+        take_all_ids(&ch, "under-load").await
     });
-    let found_set: BTreeSet<u64> = found.iter().copied().collect();
-    let lost: Vec<&u64> = confirmed.difference(&found_set).collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} confirmed messages lost",
-        lost.len(),
-        confirmed.len()
-    );
-    assert!(found.windows(2).all(|w| w[0] < w[1]), "order after restart");
+    assert_none_lost(&confirmed, &found, "docker stop");
     println!(
         "{} confirmed before docker stop, {} after docker start",
         confirmed.len(),

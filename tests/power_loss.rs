@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::load::publish_confirmed_until;
+use common::load::{assert_none_lost, publish_confirmed_until, take_all_ids};
 use common::*;
 use rand::{Rng, SeedableRng};
 
@@ -170,44 +170,12 @@ fn one_round(work: &Path, round: u64, cut_after: Duration) -> (usize, usize) {
         run(async move {
             let conn = connect(&b).await;
             let ch = channel(&conn).await;
-            let q = ch
-                .queue_declare(
-                    "power".into(),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .expect("the durable queue survives the power cut");
-            let n = q.message_count() as usize;
-            let mut got = Vec::with_capacity(n);
-            for _ in 0..n {
-                let m = within("get", ch.basic_get("power".into(), BasicGetOptions { no_ack: true }))
-                    .await
-                    .expect("basic.get")
-                    .expect("a message");
-                let id: u64 = std::str::from_utf8(&m.delivery.data).unwrap().parse().unwrap();
-                got.push(id);
-            }
+            let got = take_all_ids(&ch, "power").await;
             *found.lock().unwrap() = got;
         });
     }
     let found = found.lock().unwrap().clone();
-    let found_set: BTreeSet<u64> = found.iter().copied().collect();
-    let lost: Vec<u64> = before_cut.difference(&found_set).copied().collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} confirmed messages lost at a power cut after {cut_after:?}: first {:?}",
-        lost.len(),
-        before_cut.len(),
-        &lost[..lost.len().min(10)]
-    );
-    assert!(
-        found.windows(2).all(|w| w[0] < w[1]),
-        "order or duplicates after the cut"
-    );
+    assert_none_lost(&before_cut, &found, &format!("a power cut after {cut_after:?}"));
     drop(after);
     let _ = std::fs::remove_dir_all(&dir);
     (before_cut.len(), found.len())

@@ -97,3 +97,51 @@ pub fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
         }
     }
 }
+
+/// Takes every message of the durable queue `queue` (which must exist) with
+/// basic.get, no-ack, and gives their ids (bodies of [`publish_confirmed_until`]).
+pub async fn take_all_ids(ch: &Channel, queue: &str) -> Vec<u64> {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let q = ch
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+        .expect("the durable queue is there");
+    let mut ids = Vec::with_capacity(q.message_count() as usize);
+    for _ in 0..q.message_count() {
+        let get = ch.basic_get(queue.into(), lapin::options::BasicGetOptions { no_ack: true });
+        let m = tokio::time::timeout(Duration::from_secs(10), get)
+            .await
+            .expect("basic.get in time")
+            .expect("basic.get")
+            .expect("a message");
+        ids.push(
+            std::str::from_utf8(&m.delivery.data)
+                .expect("UTF-8")
+                .parse()
+                .expect("an id"),
+        );
+    }
+    ids
+}
+
+/// Asserts every id in `confirmed` is in `found`, and `found` is in publish order
+/// without duplicates; `what` names the event in the message.
+#[track_caller]
+pub fn assert_none_lost(confirmed: &BTreeSet<u64>, found: &[u64], what: &str) {
+    let found_set: BTreeSet<u64> = found.iter().copied().collect();
+    let lost: Vec<u64> = confirmed.difference(&found_set).copied().collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} confirmed messages lost at {what}: first {:?}",
+        lost.len(),
+        confirmed.len(),
+        &lost[..lost.len().min(10)]
+    );
+    assert!(
+        found.windows(2).all(|w| w[0] < w[1]),
+        "order or duplicates after {what}"
+    );
+}
