@@ -218,9 +218,8 @@ fn tune_values() {
         let (_raw, _, (channel_max, frame_max, heartbeat)) = RawConn::handshake(&b).await;
         assert_eq!(frame_max, 131072);
         assert_eq!(heartbeat, 60);
-        // RabbitMQ 3.x offers 2047; ringmq offers 2048 (issue 4, as LavinMQ).
-        let want = if b.is_external() { 2047 } else { 2048 };
-        assert_eq!(channel_max, want);
+        // RabbitMQ 3.x's default (channel 0 is the connection's); issue 16.
+        assert_eq!(channel_max, 2047);
     });
 }
 

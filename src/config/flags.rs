@@ -405,7 +405,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "channel-max",
                 "N",
                 "Most channels per connection, 1..=65535",
-                Some("2048"),
+                Some("2047"),
                 Action::Set(&[(Amqp, "channel_max")]),
             ),
             flag(

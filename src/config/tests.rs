@@ -39,7 +39,7 @@ fn data_dir_alone_gives_the_defaults() {
     assert_eq!(cfg.amqp.tls_port, None);
     assert_eq!(cfg.amqp.heartbeat_secs, 60);
     assert_eq!(cfg.amqp.frame_max_bytes, 131_072);
-    assert_eq!(cfg.amqp.channel_max, 2048);
+    assert_eq!(cfg.amqp.channel_max, 2047);
     assert_eq!(cfg.amqp.max_message_bytes, 128 << 20);
     assert_eq!(cfg.amqp.max_connections, 65_535);
     assert_eq!(cfg.amqp.max_consumers_per_channel, None);

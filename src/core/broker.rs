@@ -390,6 +390,7 @@ impl Broker {
         } else {
             self.process_frames(&mut conn, input, now_ms)
         };
+        super::confirm::flush_ready_confirms(&mut conn, self.sync.synced);
         conn.stats.recv_oct += used as u64;
         if conn.release_at_ms.is_some() {
             let out = std::mem::take(&mut conn.out);
@@ -859,17 +860,19 @@ impl Broker {
             ConnState::Closed | ConnState::AwaitingHeader => return,
             ConnState::Open => {}
             _ => {
+                let cause = cause_of(conn, &frame);
                 let r = self.handle_handshake(conn, frame, now_ms);
                 if let Err(e) = r {
                     let e = match e {
                         Exception::Channel(e) | Exception::Connection(e) => e,
                     };
-                    self.close_connection(conn, e, now_ms);
+                    self.close_connection(conn, attribute(e, cause), now_ms);
                 }
                 return;
             }
         }
         let channel = frame.channel();
+        let cause = cause_of(conn, &frame);
         let result = if channel == 0 {
             self.handle_connection_method(conn, frame)
         } else {
@@ -877,8 +880,8 @@ impl Broker {
         };
         match result {
             Ok(()) => {}
-            Err(Exception::Channel(e)) => self.close_channel(conn, channel, e),
-            Err(Exception::Connection(e)) => self.close_connection(conn, e, now_ms),
+            Err(Exception::Channel(e)) => self.close_channel(conn, channel, attribute(e, cause)),
+            Err(Exception::Connection(e)) => self.close_connection(conn, attribute(e, cause), now_ms),
         }
     }
 
@@ -929,6 +932,8 @@ impl Broker {
     /// the channel stays (in Closing) until the client's close-ok.
     pub(crate) fn close_channel(&mut self, conn: &mut Connection, channel: u16, e: ProtocolError) {
         tracing::debug!(conn = %conn.describe(), channel, error = %e, "closing channel on error");
+        // Publishes accepted before the error are confirmed before the close.
+        super::confirm::flush_confirms(conn, channel, self.sync.synced);
         let text = e.reply_text();
         let close = ChannelClose {
             reply_code: e.code.code(),
@@ -941,6 +946,31 @@ impl Broker {
         if let Some(ch) = conn.channels.get_mut(&channel) {
             ch.state = ChannelState::Closing;
         }
+    }
+}
+
+/// The method a frame's error is blamed on in the close's class and method ids, as
+/// RabbitMQ does: a frame that arrives while a publish's content is being assembled
+/// belongs to that basic.publish (60/40), whatever it is; otherwise a method frame is
+/// its own cause; a stray content frame has none (0/0).
+fn cause_of(conn: &Connection, frame: &Frame<'_>) -> (u16, u16) {
+    let channel = frame.channel();
+    let publishing = channel != 0 && conn.channels.get(&channel).is_some_and(|c| c.incoming.is_some());
+    match frame {
+        _ if publishing => (BASIC_PUBLISH.0, BASIC_PUBLISH.1),
+        Frame::Method { method, .. } => (method.class_id(), method.method_id()),
+        _ => (0, 0),
+    }
+}
+
+const BASIC_PUBLISH: (u16, u16) = (60, 40);
+
+/// Names the cause in an error that does not name one already.
+fn attribute(e: ProtocolError, (class_id, method_id): (u16, u16)) -> ProtocolError {
+    if e.class_id == 0 && e.method_id == 0 {
+        e.in_method(class_id, method_id)
+    } else {
+        e
     }
 }
 

@@ -79,7 +79,9 @@ impl Broker {
             nack: outcome.failed,
         });
         if epoch == 0 {
-            flush_confirms(conn, channel, self.sync.synced);
+            // Sent when this input is handled, with the others made ready by it,
+            // as RabbitMQ coalesces confirms ready in one turn (`flush_ready_confirms`).
+            conn.confirms_ready = true;
         } else {
             self.sync.waiting.insert(conn.id);
         }
@@ -247,9 +249,24 @@ impl Broker {
     }
 }
 
+/// Sends the confirms made ready while one input was handled, on every channel
+/// of the connection, each channel's run of acks as one `multiple` ack.
+pub(crate) fn flush_ready_confirms(conn: &mut Connection, synced_epoch: u64) {
+    if !std::mem::take(&mut conn.confirms_ready) {
+        return;
+    }
+    let channels: Vec<u16> = (conn.channels.iter())
+        .filter(|(_, ch)| !ch.pending_confirms.is_empty())
+        .map(|(&n, _)| n)
+        .collect();
+    for channel in channels {
+        flush_confirms(conn, channel, synced_epoch);
+    }
+}
+
 /// Sends the confirms at the head of the channel's queue that may go now, in
 /// order, coalescing runs of acks into one `multiple` ack.
-fn flush_confirms(conn: &mut Connection, channel: u16, synced_epoch: u64) {
+pub(crate) fn flush_confirms(conn: &mut Connection, channel: u16, synced_epoch: u64) {
     let Some(ch) = conn.channels.get_mut(&channel) else {
         return;
     };

@@ -80,6 +80,9 @@ pub struct Connection {
     pub close_ok_sent: bool,
     /// Sent at least one basic.publish: subject to flow control on disk alarm.
     pub has_published: bool,
+    /// Confirms that need no fsync were made ready in this input: they go out at
+    /// its end, coalesced into `multiple` acks (see `confirm::flush_ready_confirms`).
+    pub confirms_ready: bool,
     /// The user's permission in the connection's vhost (set at connection.open).
     pub permission: Option<std::sync::Arc<super::permissions::Permission>>,
     /// The last exchange this connection was allowed to publish to: the
@@ -123,6 +126,7 @@ impl Connection {
             blocked_sent: false,
             close_ok_sent: false,
             has_published: false,
+            confirms_ready: false,
             permission: None,
             publish_allowed: None,
             output_was_full: false,

@@ -189,6 +189,10 @@ impl Broker {
         }
         ch.incoming = None;
         ch.tx = None;
+        // A closed channel gets no more confirms or commit-ok (RabbitMQ's neither):
+        // what was ready went out before the close (`close_channel`).
+        ch.pending_confirms.clear();
+        ch.commit_wait = None;
         let unacked = std::mem::take(&mut ch.unacked);
         let consumers: Vec<_> = ch.consumers.drain().collect();
         for (_, u) in unacked {

@@ -260,14 +260,20 @@ impl Broker {
             };
         };
         if ch.state == ChannelState::Closing {
+            // AMQP 0-9-1 §2.2.4 (and RabbitMQ): after our channel.close only close
+            // and close-ok matter; everything else is dropped.
             if let Frame::Method { method, .. } = frame {
                 match method {
-                    Method::ChannelCloseOk(_) => {
-                        self.drop_channel(conn, channel);
-                    }
+                    Method::ChannelCloseOk(_) => self.drop_channel(conn, channel),
+                    // Both sides closed at once: answer the client's close and
+                    // still wait for the close-ok to ours, as RabbitMQ does (pika,
+                    // aiormq and the Java client send it).
                     Method::ChannelClose(_) => {
                         encode_method(&mut conn.out, channel, &Method::ChannelCloseOk(ChannelCloseOk));
-                        self.drop_channel(conn, channel);
+                    }
+                    // The number is free only after the close-ok (RabbitMQ: the same).
+                    Method::ChannelOpen(_) => {
+                        return Err(connection_error(ReplyCode::ChannelError, "second 'channel.open' seen"))
                     }
                     _ => {}
                 }
@@ -284,11 +290,8 @@ impl Broker {
                     };
                     return Err(connection_error(ReplyCode::UnexpectedFrame, text));
                 }
-                let (class_id, method_id) = (method.class_id(), method.method_id());
-                self.handle_channel_method(conn, channel, method).map_err(|e| match e {
-                    Exception::Channel(e) => Exception::Channel(e.in_method(class_id, method_id)),
-                    Exception::Connection(e) => Exception::Connection(e.in_method(class_id, method_id)),
-                })
+                // The close names this method: see `cause_of` in broker.rs.
+                self.handle_channel_method(conn, channel, method)
             }
             Frame::Header { header, .. } => self.handle_content_header(conn, channel, header),
             Frame::Body { payload, .. } => self.handle_content_body(conn, channel, payload),

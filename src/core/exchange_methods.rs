@@ -177,13 +177,22 @@ impl Broker {
         check_access(conn, Access::Read, "exchange", source.as_str())?;
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
-        let Some((dname, dx)) = vhost.exchanges.get_key_value(destination.as_str()) else {
-            return Err(no_exchange(destination.as_str(), &vname));
+        let dest = vhost.exchanges.get_key_value(destination.as_str());
+        let dest = dest.map(|(name, x)| (name.clone(), x.durable));
+        let (src, dest) = match (vhost.exchanges.get_mut(source.as_str()), dest) {
+            (Some(src), Some(dest)) => (src, dest),
+            // RabbitMQ: removing a binding is idempotent, so unbinding a source or
+            // destination that is not there is done.
+            _ if !bind => {
+                if !no_wait {
+                    encode_method(&mut conn.out, channel, &Method::ExchangeUnbindOk(ExchangeUnbindOk));
+                }
+                return Ok(());
+            }
+            (_, None) => return Err(no_exchange(destination.as_str(), &vname)),
+            (None, _) => return Err(no_exchange(source.as_str(), &vname)),
         };
-        let (dname, ddurable) = (dname.clone(), dx.durable);
-        let Some(src) = vhost.exchanges.get_mut(source.as_str()) else {
-            return Err(no_exchange(source.as_str(), &vname));
-        };
+        let (dname, ddurable) = dest;
         let args = arguments.to_owned_table();
         validate_binding(src.kind, routing_key.as_str(), &args).map_err(precondition)?;
         let durable = src.durable && ddurable;

@@ -17,6 +17,11 @@ use super::exchange_methods::{bool_str, no_exchange};
 use super::ids::{ConnId, Dest, QueueId};
 use super::permissions::Access;
 
+/// A 404 from a lookup (the thing named is not there).
+pub(crate) fn is_not_found(e: &Exception) -> bool {
+    matches!(e, Exception::Channel(e) if e.code == ReplyCode::NotFound)
+}
+
 pub(crate) fn no_queue(name: &str, vhost: &str) -> Exception {
     channel_error(ReplyCode::NotFound, format!("no queue '{name}' in vhost '{vhost}'"))
 }
@@ -200,7 +205,16 @@ impl Broker {
         no_wait: bool,
         bind: bool,
     ) -> MethodResult {
-        let (id, qname) = self.resolve_queue(conn, channel, queue)?;
+        let resolved = self.resolve_queue(conn, channel, queue);
+        if !bind && !queue.is_empty() && resolved.as_ref().is_err_and(is_not_found) {
+            // RabbitMQ: removing a binding is idempotent, so unbinding from a queue
+            // that is not there is done (clients' clean-up code unbinds blindly).
+            check_access(conn, Access::Write, "queue", queue.as_str())?;
+            check_access(conn, Access::Read, "exchange", exchange.as_str())?;
+            encode_method(&mut conn.out, channel, &Method::QueueUnbindOk(QueueUnbindOk));
+            return Ok(());
+        }
+        let (id, qname) = resolved?;
         // RabbitMQ: binding needs write on the queue and read on the exchange.
         check_access(conn, Access::Write, "queue", &qname)?;
         check_access(conn, Access::Read, "exchange", exchange.as_str())?;
@@ -220,7 +234,12 @@ impl Broker {
         let vname = vhost.name.clone();
         let qdurable = vhost.queues[&id].durable;
         let Some(x) = vhost.exchanges.get_mut(exchange.as_str()) else {
-            return Err(no_exchange(exchange.as_str(), &vname));
+            if bind {
+                return Err(no_exchange(exchange.as_str(), &vname));
+            }
+            // Idempotent unbind, as above: a missing exchange has no bindings.
+            encode_method(&mut conn.out, channel, &Method::QueueUnbindOk(QueueUnbindOk));
+            return Ok(());
         };
         let args = arguments.to_owned_table();
         validate_binding(x.kind, &routing_key, &args).map_err(precondition)?;

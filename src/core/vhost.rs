@@ -368,17 +368,39 @@ impl VHost {
         let q = self.queues.remove(&id)?;
         self.queue_churn.1 += 1;
         self.queue_names.remove(&q.name);
-        let dest = Dest::Queue(id);
+        let emptied = self.unbind_destination(&Dest::Queue(id));
+        self.auto_delete_chain(emptied);
+        Some(q)
+    }
+
+    /// Removes every binding to `dest`; returns the auto-delete exchanges that this
+    /// left without bindings as a source.
+    fn unbind_destination(&mut self, dest: &Dest) -> Vec<ShortString> {
         let mut emptied = Vec::new();
         for x in self.exchanges.values_mut() {
-            if x.bindings.remove_destination(&dest) > 0 && x.auto_delete && x.bindings.is_empty() {
+            if x.bindings.remove_destination(dest) > 0 && x.auto_delete && x.bindings.is_empty() {
                 emptied.push(x.name.clone());
             }
         }
-        for name in emptied {
-            self.maybe_auto_delete_exchange(&name);
+        emptied
+    }
+
+    /// Deletes auto-delete exchanges left without bindings, and those that their
+    /// deletion leaves without bindings in turn, as RabbitMQ does (a chain of
+    /// exchange-to-exchange bindings goes as a whole). A work list, not recursion:
+    /// bindings may form long chains or cycles.
+    fn auto_delete_chain(&mut self, mut emptied: Vec<ShortString>) {
+        while let Some(name) = emptied.pop() {
+            if self
+                .exchanges
+                .get(&*name)
+                .is_some_and(|x| x.auto_delete && x.bindings.is_empty() && !x.builtin)
+            {
+                if let Some((_, more)) = self.unlink_exchange(&name) {
+                    emptied.extend(more);
+                }
+            }
         }
-        Some(q)
     }
 
     /// Adds (`add`) or removes a binding of `source` to `dest`, keeping the
@@ -417,7 +439,8 @@ impl VHost {
         changed
     }
 
-    /// Deletes an auto-delete exchange that has no bindings left as a source.
+    /// Deletes an auto-delete exchange that has no bindings left as a source (and
+    /// the chain that this empties: see `auto_delete_chain`).
     pub fn maybe_auto_delete_exchange(&mut self, name: &str) -> bool {
         let Some(x) = self.exchanges.get(name) else {
             return false;
@@ -429,18 +452,24 @@ impl VHost {
         true
     }
 
-    /// Removes an exchange and every binding to or from it.
+    /// Removes an exchange and every binding to or from it; auto-delete exchanges
+    /// this leaves without bindings go too.
     pub fn delete_exchange(&mut self, name: &str) -> Option<Exchange> {
+        let (x, emptied) = self.unlink_exchange(name)?;
+        self.auto_delete_chain(emptied);
+        Some(x)
+    }
+
+    /// Removes one exchange and its bindings; returns it and the auto-delete
+    /// exchanges left without bindings as a source.
+    fn unlink_exchange(&mut self, name: &str) -> Option<(Exchange, Vec<ShortString>)> {
         let mut x = self.exchanges.remove(name)?;
         if let Some(d) = x.delayed.take() {
             if let Err(e) = d.delete() {
                 tracing::warn!(exchange = name, error = %e, "could not remove delayed messages");
             }
         }
-        let dest = Dest::Exchange(x.name.clone());
-        for other in self.exchanges.values_mut() {
-            other.bindings.remove_destination(&dest);
-        }
+        let emptied = self.unbind_destination(&Dest::Exchange(x.name.clone()));
         for (d, _, _) in x.bindings.iter() {
             if let Dest::Exchange(n) = d {
                 if let Some(dx) = self.exchanges.get_mut(&**n) {
@@ -448,7 +477,7 @@ impl VHost {
                 }
             }
         }
-        Some(x)
+        Some((x, emptied))
     }
 
     /// Routes a message: returns the queues it goes to (each once) in `out`.

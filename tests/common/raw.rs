@@ -26,6 +26,8 @@ pub struct Got {
     pub tune: Option<(u16, u32, u16)>,
     /// connection.close / channel.close: code, text, class id, method id.
     pub close: Option<(u16, String, u16, u16)>,
+    /// basic.ack / basic.nack from the server: delivery tag, multiple.
+    pub ack: Option<(u64, bool)>,
 }
 
 pub struct RawConn {
@@ -176,6 +178,21 @@ impl RawConn {
         (channel_max, frame_max, heartbeat)
     }
 
+    /// basic.publish with an empty body and no properties: the method, header and
+    /// body frames appended to `out`, so a test can send many in one write.
+    pub fn encode_publish(out: &mut Vec<u8>, channel: u16, exchange: &str, routing_key: &str) {
+        let m = Method::BasicPublish(ringmq_codec::BasicPublish {
+            ticket: 0,
+            exchange: ringmq_codec::ShortStr::new(exchange).expect("short exchange"),
+            routing_key: ringmq_codec::ShortStr::new(routing_key).expect("short routing key"),
+            mandatory: false,
+            immediate: false,
+        });
+        encode_method(out, channel, &m);
+        // Properties: flags 0, nothing else.
+        ringmq_codec::encode_content(out, channel, 60, &[0, 0], b"", 131_072);
+    }
+
     pub async fn open_channel(&mut self, id: u16) {
         self.send_method(
             id,
@@ -213,6 +230,7 @@ fn describe(frame: &Frame<'_>) -> Got {
         start: None,
         tune: None,
         close: None,
+        ack: None,
     };
     match frame {
         Frame::Method { method, .. } => {
@@ -231,6 +249,8 @@ fn describe(frame: &Frame<'_>) -> Got {
                 Method::ChannelClose(c) => {
                     got.close = Some((c.reply_code, c.reply_text.to_string(), c.class_id, c.method_id))
                 }
+                Method::BasicAck(a) => got.ack = Some((a.delivery_tag, a.multiple)),
+                Method::BasicNack(n) => got.ack = Some((n.delivery_tag, n.multiple)),
                 _ => {}
             }
         }
