@@ -9,11 +9,13 @@
 
 mod common;
 
-use common::raw::RawConn;
+use common::http::Api;
+use common::raw::{plain, RawConn};
 use common::*;
 use ringmq_codec::{
     ChannelClose, ChannelCloseOk, ConfirmSelect, ExchangeDeclare, Method, QueueDeclare, ShortStr, Table,
 };
+use serde_json::json;
 
 fn passive_exchange() -> ExchangeDeclareOptions {
     ExchangeDeclareOptions {
@@ -323,4 +325,131 @@ fn auto_delete_exchanges_go_in_chains() {
             assert_amqp_err(r, 404, &format!("NOT_FOUND - no exchange '{x}' in vhost '/'"));
         }
     });
+}
+
+/// Item 9: a dead-letter routing key without a dead-letter exchange is refused.
+#[test]
+fn dead_letter_routing_key_needs_a_dead_letter_exchange() {
+    let b = Broker::new();
+    run(async {
+        let (_conn, ch) = open(&b).await;
+        let q = unique("dlrk-only");
+        let mut args = FieldTable::default();
+        args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString("k".into()));
+        let r = within(
+            "declare",
+            ch.queue_declare(q.as_str().into(), QueueDeclareOptions::default(), args),
+        )
+        .await;
+        let text = format!(
+            "PRECONDITION_FAILED - invalid arg 'x-dead-letter-routing-key' for queue '{q}' in vhost '/': routing_key_but_no_dlx_defined"
+        );
+        assert_amqp_err(r, 406, &text);
+    });
+}
+
+/// Item 9: deleting a user closes its open connections with 320.
+#[test]
+fn deleting_a_user_closes_its_connections() {
+    let b = Broker::new();
+    let a = Api::new(b.http_url(), b.user(), b.pass());
+    let name = unique("doomed");
+    assert_eq!(
+        a.put(&format!("/api/users/{name}"), json!({"password": "pw", "tags": ""}))
+            .status,
+        201
+    );
+    let perms = json!({"configure": ".*", "write": ".*", "read": ".*"});
+    assert_eq!(a.put(&format!("/api/permissions/%2F/{name}"), perms).status, 201);
+    run(async {
+        let mut c = RawConn::connect(b.addr()).await;
+        c.start().await;
+        c.start_ok("PLAIN", &plain(&name, "pw")).await;
+        c.tune_open().await;
+        // Another user's connection stays.
+        let (mut other, _, _) = RawConn::handshake(&b).await;
+        assert_eq!(a.delete(&format!("/api/users/{name}")).status, 204);
+        let (code, text, _, _) = c.expect_connection_close().await;
+        assert_eq!(text, format!("CONNECTION_FORCED - user '{name}' is deleted"));
+        assert_eq!(code, 320);
+        other.open_channel(1).await;
+    });
+}
+
+/// Item 9: an import that creates a vhost with its queues; the importing user gets
+/// full permissions on the new vhost (RabbitMQ's maybe_grant_full_permissions), and
+/// administrators read any vhost without a permission entry there, while acting in
+/// it as a client still needs one.
+#[test]
+fn imported_vhost_and_its_queues_are_there_for_the_importer() {
+    let b = Broker::new();
+    let a = Api::new(b.http_url(), b.user(), b.pass());
+    let (v, app) = (unique("imported-v"), unique("imported-app"));
+    let defs = json!({
+        "users": [{"name": app, "password_hash": "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR",
+                   "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": [], "limits": {}}],
+        "vhosts": [{"name": v, "description": "", "tags": [], "metadata": {"description": "", "tags": []}}],
+        "permissions": [{"user": app, "vhost": v, "configure": ".*", "write": ".*", "read": ".*"}],
+        "queues": [
+            {"name": "work", "vhost": v, "durable": true, "auto_delete": false, "arguments": {"x-queue-type": "classic"}},
+            {"name": "t", "vhost": v, "durable": false, "auto_delete": false, "arguments": {}}],
+        "exchanges": [{"name": "ex", "vhost": v, "type": "direct", "durable": true, "auto_delete": false,
+                       "internal": false, "arguments": {}}],
+        "bindings": [{"source": "ex", "vhost": v, "destination": "work", "destination_type": "queue",
+                      "routing_key": "k", "arguments": {}}],
+    });
+    assert_eq!(a.post("/api/definitions", defs).status, 204);
+    let queues = a.ok(&format!("/api/queues/{v}"));
+    let mut names: Vec<&str> = queues
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["t", "work"]);
+    let perms = a.ok(&format!("/api/vhosts/{v}/permissions"));
+    let users: Vec<&str> = perms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["user"].as_str().unwrap())
+        .collect();
+    assert!(users.contains(&b.user()) && users.contains(&app.as_str()), "{perms}");
+
+    // Another administrator, without permissions in the vhost: reads, but acts
+    // there as a client only with them.
+    let admin2 = unique("admin2");
+    assert_eq!(
+        a.put(
+            &format!("/api/users/{admin2}"),
+            json!({"password": "pw", "tags": "administrator"})
+        )
+        .status,
+        201
+    );
+    let a2 = a.as_user(&admin2, "pw");
+    assert_eq!(a2.ok(&format!("/api/queues/{v}")).as_array().unwrap().len(), 2);
+    let r = a2.put(&format!("/api/queues/{v}/mine"), json!({}));
+    assert_eq!((r.status, r.json["reason"].as_str()), (401, Some("Access refused.")));
+    // A management user without permissions does not see the vhost.
+    let mg = unique("mg");
+    assert_eq!(
+        a.put(
+            &format!("/api/users/{mg}"),
+            json!({"password": "pw", "tags": "management"})
+        )
+        .status,
+        201
+    );
+    let r = a.as_user(&mg, "pw").get(&format!("/api/queues/{v}"));
+    assert_eq!(r.status, 401);
+    for path in [
+        format!("/api/vhosts/{v}"),
+        format!("/api/users/{app}"),
+        format!("/api/users/{admin2}"),
+        format!("/api/users/{mg}"),
+    ] {
+        assert_eq!(a.delete(&path).status, 204, "{path}");
+    }
 }

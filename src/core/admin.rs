@@ -436,6 +436,15 @@ impl Broker {
         Ok(got)
     }
 
+    /// Closes every client connection `which` selects with 320 CONNECTION_FORCED.
+    pub(crate) fn force_close(&mut self, which: impl Fn(&Connection) -> bool, reason: &str) {
+        let ids: Vec<ConnId> = self.conns.values().filter(|c| which(c)).map(|c| c.id).collect();
+        for id in ids {
+            // Known to exist: collected just above, and nothing between removes one.
+            let _ = self.admin_close_connection(id, reason, self.now_ms);
+        }
+    }
+
     /// Closes a client connection with 320 CONNECTION_FORCED and `reason` as the
     /// text, as RabbitMQ's management plugin does.
     pub fn admin_close_connection(&mut self, id: ConnId, reason: &str, now_ms: u64) -> Result<(), AdminError> {
@@ -502,9 +511,14 @@ impl Broker {
         })
     }
 
-    /// Deletes a user and its permissions.
+    /// Deletes a user and its permissions, and closes its connections (RabbitMQ's
+    /// 320 "user '...' is deleted").
     pub fn admin_delete_user(&mut self, name: &str) -> Result<(), AdminError> {
         self.users.remove(name).ok_or_else(not_found)?;
+        self.force_close(
+            |c| c.user.as_deref() == Some(name),
+            &format!("user '{name}' is deleted"),
+        );
         self.users.save(&self.config.data_dir)?;
         if self.permissions.remove_user(name) {
             self.permissions.save(&self.config.data_dir)?;

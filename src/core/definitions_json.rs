@@ -367,11 +367,19 @@ impl Broker {
     }
 
     /// Imports definitions (into `vhost` only, when given: then every entry goes
-    /// there, and users and vhosts are refused).
-    pub fn import_definitions(&mut self, d: Definitions, vhost: Option<&str>, now_ms: u64) -> AdminResult<()> {
+    /// there, and users and vhosts are refused). `acting_user` (the API's caller)
+    /// gets full permissions on the vhosts the import creates, before the file's
+    /// own permissions are applied, as RabbitMQ's import does.
+    pub fn import_definitions(
+        &mut self,
+        d: Definitions,
+        vhost: Option<&str>,
+        acting_user: Option<&str>,
+        now_ms: u64,
+    ) -> AdminResult<()> {
         let salt_seed = self.random_u64();
         let plan = self.validate_import(d, vhost, salt_seed)?;
-        self.apply_import(plan, now_ms)
+        self.apply_import(plan, acting_user, now_ms)
     }
 
     /// Imports a definitions file at start (`--load-definitions`).
@@ -382,7 +390,7 @@ impl Broker {
         let d: Definitions =
             serde_json::from_slice(&bytes).map_err(|e| invalid(format!("definitions {}: {e}", path.display())))?;
         // `now` only matters for timers, which start with the first connection.
-        self.import_definitions(d, None, 0)
+        self.import_definitions(d, None, None, 0)
             .map_err(|e| invalid(format!("definitions {}: {e}", path.display())))?;
         tracing::info!(file = %path.display(), "definitions loaded");
         Ok(())
@@ -604,11 +612,11 @@ impl Broker {
         Ok(plan)
     }
 
-    fn apply_import(&mut self, plan: Plan, now_ms: u64) -> AdminResult<()> {
+    fn apply_import(&mut self, plan: Plan, acting_user: Option<&str>, now_ms: u64) -> AdminResult<()> {
         self.ensure_started(now_ms);
         self.now_ms = now_ms;
         for (name, meta) in plan.vhosts {
-            self.create_vhost(&name, Some(meta), None)?;
+            self.create_vhost(&name, Some(meta), acting_user)?;
         }
         if !plan.users.is_empty() {
             for u in plan.users {
@@ -774,7 +782,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut b = broker(dir.path());
         let d: Definitions = serde_json::from_value(rabbit_export()).unwrap();
-        b.import_definitions(d, None, 1_000).unwrap();
+        b.import_definitions(d, None, None, 1_000).unwrap();
         let v2 = &b.vhosts["v2"];
         assert_eq!(v2.meta.limits.max_connections, Some(100));
         let q1 = v2.queues[&v2.queue_id("q1").unwrap()].settings.clone();
@@ -800,7 +808,7 @@ mod tests {
         // Into a fresh broker: the same export comes out.
         let dir2 = tempfile::tempdir().unwrap();
         let mut b2 = broker(dir2.path());
-        b2.import_definitions(serde_json::from_value(out.clone()).unwrap(), None, 1_000)
+        b2.import_definitions(serde_json::from_value(out.clone()).unwrap(), None, None, 1_000)
             .unwrap();
         let mut out2 = serde_json::to_value(b2.export_definitions(None).unwrap()).unwrap();
         // guest's hash differs per broker (fresh salt); everything else matches.
@@ -825,7 +833,7 @@ mod tests {
         let mut d = rabbit_export();
         d["bindings"][0]["destination"] = json!("missing");
         let e = b
-            .import_definitions(serde_json::from_value(d).unwrap(), None, 1)
+            .import_definitions(serde_json::from_value(d).unwrap(), None, None, 1)
             .unwrap_err()
             .to_string();
         assert!(e.contains("binding of 'x1' to queue 'missing'"), "{e}");
@@ -836,14 +844,14 @@ mod tests {
         let mut d = rabbit_export();
         d["policies"][0]["definition"] = json!({"nope": 1});
         let e = b
-            .import_definitions(serde_json::from_value(d).unwrap(), None, 1)
+            .import_definitions(serde_json::from_value(d).unwrap(), None, None, 1)
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("policy 'p1': Validation failed"), "{e}");
         let mut d = rabbit_export();
         d["queues"][0]["arguments"] = json!({"x-max-length": -1});
         let e = b
-            .import_definitions(serde_json::from_value(d).unwrap(), None, 1)
+            .import_definitions(serde_json::from_value(d).unwrap(), None, None, 1)
             .unwrap_err()
             .to_string();
         assert!(e.contains("queue 'q1'") && e.contains("value_negative"), "{e}");
@@ -854,13 +862,13 @@ mod tests {
     fn per_vhost_export_has_no_vhost_fields_and_imports_elsewhere() {
         let dir = tempfile::tempdir().unwrap();
         let mut b = broker(dir.path());
-        b.import_definitions(serde_json::from_value(rabbit_export()).unwrap(), None, 1)
+        b.import_definitions(serde_json::from_value(rabbit_export()).unwrap(), None, None, 1)
             .unwrap();
         let one = serde_json::to_value(b.export_definitions(Some("v2")).unwrap()).unwrap();
         assert!(one.get("users").is_none() && one.get("vhosts").is_none());
         assert!(one["queues"][0].get("vhost").is_none());
         b.create_vhost("v3", None, None).unwrap();
-        b.import_definitions(serde_json::from_value(one).unwrap(), Some("v3"), 2)
+        b.import_definitions(serde_json::from_value(one).unwrap(), Some("v3"), None, 2)
             .unwrap();
         assert!(b.vhosts["v3"].queue_id("q1").is_some());
         assert_eq!(b.vhosts["v3"].policies.len(), 1);

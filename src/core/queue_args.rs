@@ -130,6 +130,13 @@ pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueSetting
             },
         }
     }
+    // RabbitMQ's check_dlxrk_arg: a dead-letter routing key needs a dead-letter
+    // exchange in the same arguments (a policy's does not count).
+    if args.get("x-dead-letter-routing-key").is_some() && args.get("x-dead-letter-exchange").is_none() {
+        return Err(format!(
+            "invalid arg 'x-dead-letter-routing-key' for queue '{queue}' in vhost '{vhost}': routing_key_but_no_dlx_defined"
+        ));
+    }
     if args
         .get("x-queue-type")
         .and_then(|v| v.as_str())

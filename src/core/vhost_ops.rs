@@ -8,13 +8,11 @@
 
 use std::sync::Arc;
 
-use ringmq_codec::{ProtocolError, ReplyCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::admin_error::{AdminError, AdminResult};
 use super::broker::Broker;
-use super::ids::ConnId;
 use super::vhost::VHost;
 
 pub const VHOST_META_FILE: &str = "vhost.json";
@@ -171,20 +169,10 @@ impl Broker {
             return Err(AdminError::NotFound(format!("no vhost '{name}'")));
         }
         self.now_ms = now_ms;
-        let conns: Vec<ConnId> = self
-            .conns
-            .values()
-            .filter(|c| c.vhost.as_deref() == Some(name))
-            .map(|c| c.id)
-            .collect();
-        for id in conns {
-            if let Some(mut conn) = self.conns.remove(&id) {
-                let e = ProtocolError::new(ReplyCode::ConnectionForced, format!("vhost '{name}' is deleted"));
-                self.close_connection(&mut conn, e, now_ms);
-                self.mark_dirty(&mut conn);
-                self.conns.insert(id, conn);
-            }
-        }
+        self.force_close(
+            |c| c.vhost.as_deref() == Some(name),
+            &format!("vhost '{name}' is deleted"),
+        );
         let v = self.vhosts.remove(name).expect("checked above");
         let dir = v.dir.clone();
         for (_, x) in v.exchanges {

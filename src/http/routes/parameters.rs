@@ -123,7 +123,8 @@ fn export(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> {
 fn import(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> {
     let d: Definitions = serde_json::from_slice(&req.body)
         .map_err(|e| ApiError::bad_request(format!("could not parse the definitions JSON: {e}")))?;
-    let r = req.shared.broker.borrow_mut().import_definitions(d, vhost, req.now_ms);
+    let user = req.user().name.clone();
+    let r = (req.shared.broker.borrow_mut()).import_definitions(d, vhost, Some(&user), req.now_ms);
     req.shared.after_core_call();
     r?;
     Reply::no_content()
