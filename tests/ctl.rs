@@ -221,6 +221,48 @@ fn users_tags_passwords_and_permissions() {
 }
 
 #[test]
+fn topic_permissions_set_list_clear() {
+    let b = Broker::new();
+    let user = unique("ctl-topic");
+    ok(&b, &["add_user", &user, "pw"]);
+    ok(
+        &b,
+        &["set_topic_permissions", &user, "amq.topic", "^{username}\\.", ".*"],
+    );
+    ok(&b, &["set_topic_permissions", &user, "amq.direct", "^a", ""]);
+    let mine = |list: Value| -> Vec<Value> {
+        let mut v: Vec<Value> = list
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter(|p| p["user"] == user.as_str())
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a["exchange"].as_str().cmp(&b["exchange"].as_str()));
+        v
+    };
+    let listed = mine(json(&b, &["list_topic_permissions"]));
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(
+        (
+            listed[1]["exchange"].as_str(),
+            listed[1]["write"].as_str(),
+            listed[1]["read"].as_str()
+        ),
+        (Some("amq.topic"), Some("^{username}\\."), Some(".*"))
+    );
+    let table = ok(&b, &["list", "topic_permissions"]);
+    assert!(table.lines().next().unwrap().starts_with("user"), "{table}");
+    assert!(table.contains(&user) && table.contains("amq.topic"), "{table}");
+    ok(&b, &["clear_topic_permissions", &user, "amq.direct"]);
+    assert_eq!(mine(json(&b, &["list", "topic_permissions"])).len(), 1);
+    ok(&b, &["clear_topic_permissions", &user]);
+    assert!(mine(json(&b, &["list", "topic_permissions", "--all-vhosts"])).is_empty());
+    assert!(fails(&b, &["clear_topic_permissions", &user], 1).contains("404"));
+    ok(&b, &["delete_user", &user]);
+}
+
+#[test]
 fn queues_publish_get_purge_delete() {
     let b = Broker::new();
     let q = unique("ctl-q");

@@ -21,6 +21,7 @@ use super::lifecycle::{DeathReason, StoredMessage};
 use super::permissions::Access;
 use super::queue::ConsumerRef;
 use super::queue_args::parse_expiration;
+use super::topic_permissions::TopicAccess;
 
 /// Routing keys a message may carry through CC and BCC headers, beyond its own.
 pub const CC_KEYS_MAX: usize = 256;
@@ -340,6 +341,7 @@ impl Broker {
             }
             Some(_) => {}
         }
+        self.check_topic_access(conn, exchange.as_str(), routing_key.as_str(), TopicAccess::Write)?;
         let props = BasicProperties::decode(properties).expect("validated at the content header");
         if let Some(claimed) = props.user_id {
             // RabbitMQ validates user_id against the login unless the user may

@@ -1,13 +1,13 @@
 //! Definitions import and export in RabbitMQ's JSON format: users, vhosts,
-//! permissions, parameters (vhost limits and operator policies among them, as
-//! RabbitMQ exports them), global parameters, policies, queues, exchanges and
-//! bindings; for the whole broker or one vhost.
+//! permissions, topic permissions, parameters (vhost limits and operator
+//! policies among them, as RabbitMQ exports them), global parameters,
+//! policies, queues, exchanges and bindings; for the whole broker or one vhost.
 //!
 //! Import is all or nothing as far as validation goes: every entry is checked
 //! against the broker and the rest of the file first, and the first bad entry is
 //! named in the error with nothing applied. Then entries are applied in
-//! dependency order (vhosts, users, permissions, limits, policies, exchanges,
-//! queues, bindings). Objects that exist are kept as they are, as RabbitMQ does;
+//! dependency order (vhosts, users, permissions and topic permissions, limits,
+//! policies, exchanges, queues, bindings). Objects that exist are kept as they are, as RabbitMQ does;
 //! users, permissions, policies and parameters are replaced.
 
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use super::ids::Dest;
 use super::json_table::{table_from_json, table_to_json};
 use super::permissions::{Permission, PermissionDef};
 use super::policy::{Policy, PolicyDef, PolicyKind};
+use super::topic_permissions::{TopicPermissionDef, TopicPermissions};
 use super::vhost_ops::{parse_limit, GlobalParameter, Parameter, VhostLimits, VhostMeta, PARAMETER_COMPONENTS};
 
 /// The version we say we are in exports (RabbitMQ tools read `rabbit_version`).
@@ -49,7 +50,7 @@ pub struct Definitions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<PermissionDef>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub topic_permissions: Option<Vec<Value>>,
+    pub topic_permissions: Option<Vec<TopicPermissionDef>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Vec<ParameterDef>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -269,7 +270,7 @@ impl Broker {
                     .collect(),
             );
             d.permissions = Some(self.permissions.defs());
-            d.topic_permissions = Some(Vec::new());
+            d.topic_permissions = Some(self.permissions.topic.defs());
             d.global_parameters = Some(self.global_parameters.clone());
         }
         for n in vnames {
@@ -401,6 +402,7 @@ impl Broker {
             d.users.as_ref().map_or(0, Vec::len),
             d.vhosts.as_ref().map_or(0, Vec::len),
             d.permissions.as_ref().map_or(0, Vec::len),
+            d.topic_permissions.as_ref().map_or(0, Vec::len),
             d.parameters.as_ref().map_or(0, Vec::len),
             d.policies.as_ref().map_or(0, Vec::len),
             d.queues.as_ref().map_or(0, Vec::len),
@@ -482,19 +484,34 @@ impl Broker {
             user.limits = u.limits;
             plan.users.push(user);
         }
+        // A grant (permission or topic permission) names a user and a vhost
+        // that exist or come with this file.
+        let grant = |plan: &Plan, what: &str, user: &str, vhost: &str| -> AdminResult<()> {
+            if only.is_some_and(|o| o != vhost) {
+                return Err(bad(what.to_owned(), "belongs to another vhost"));
+            }
+            if self.users.get(user).is_none() && !plan.users.iter().any(|u| u.name == user) {
+                return Err(bad(what.to_owned(), format!("user '{user}' does not exist")));
+            }
+            if !vhost_known(plan, vhost) {
+                return Err(bad(what.to_owned(), format!("vhost '{vhost}' does not exist")));
+            }
+            Ok(())
+        };
         for p in d.permissions.unwrap_or_default() {
             let what = format!("permission of user '{}' in vhost '{}'", p.user, p.vhost);
-            if only.is_some_and(|o| o != p.vhost) {
-                return Err(bad(what, "belongs to another vhost"));
-            }
-            if self.users.get(&p.user).is_none() && !plan.users.iter().any(|u| u.name == p.user) {
-                return Err(bad(what, format!("user '{}' does not exist", p.user)));
-            }
-            if !vhost_known(&plan, &p.vhost) {
-                return Err(bad(what, format!("vhost '{}' does not exist", p.vhost)));
-            }
+            grant(&plan, &what, &p.user, &p.vhost)?;
             Permission::compile(&p).map_err(|e| bad(what, e))?;
             plan.permissions.push(p);
+        }
+        for p in d.topic_permissions.unwrap_or_default() {
+            let what = format!(
+                "topic permission of user '{}' in vhost '{}' on exchange '{}'",
+                p.user, p.vhost, p.exchange
+            );
+            grant(&plan, &what, &p.user, &p.vhost)?;
+            TopicPermissions::validate(&p).map_err(|e| bad(what, e))?;
+            plan.topic_permissions.push(p);
         }
         for p in d.parameters.unwrap_or_default() {
             let what = format!("parameter '{}' of component '{}'", p.name, p.component);
@@ -630,6 +647,12 @@ impl Broker {
             }
             self.permissions.save(&self.config.data_dir)?;
         }
+        if !plan.topic_permissions.is_empty() {
+            for p in plan.topic_permissions {
+                self.permissions.topic.set(p).expect("validated");
+            }
+            self.permissions.topic.save(&self.config.data_dir)?;
+        }
         for (vhost, limits) in plan.limits {
             self.set_vhost_limits(&vhost, limits)?;
         }
@@ -720,6 +743,7 @@ struct Plan {
     vhosts: Vec<(String, VhostMeta)>,
     users: Vec<User>,
     permissions: Vec<PermissionDef>,
+    topic_permissions: Vec<TopicPermissionDef>,
     limits: Vec<(String, VhostLimits)>,
     parameters: Vec<(String, Parameter)>,
     global_parameters: Vec<GlobalParameter>,
@@ -758,7 +782,7 @@ mod tests {
                      "limits": {"max-channels": 10}}],
           "vhosts": [{"name": "/"}, {"name": "v2"}],
           "permissions": [{"user": "bob", "vhost": "v2", "configure": ".*", "write": ".*", "read": ".*"}],
-          "topic_permissions": [],
+          "topic_permissions": [{"user": "bob", "vhost": "v2", "exchange": "x1", "write": "^{username}\\.", "read": ""}],
           "parameters": [
             {"value": [], "vhost": "/", "component": "vhost-limits", "name": "limits"},
             {"value": {"max-connections": 100}, "vhost": "v2", "component": "vhost-limits", "name": "limits"},
@@ -792,6 +816,11 @@ mod tests {
         assert!(b.users.get("bob").unwrap().has_tag("monitoring"));
         assert_eq!(b.users.get("bob").unwrap().limits.max_channels, Some(10));
         assert!(b.permissions.get("bob", "v2").is_some());
+        let tp = b.permissions.topic.defs();
+        assert_eq!(
+            (tp.len(), tp[0].exchange.as_str(), tp[0].write.as_str()),
+            (1, "x1", "^{username}\\.")
+        );
 
         let out = serde_json::to_value(b.export_definitions(None).unwrap()).unwrap();
         // Durable and transient queues are exported (not exclusive ones), as RabbitMQ does.

@@ -14,6 +14,7 @@ use super::dispatch::{check_access, precondition};
 use super::exchange::{validate_binding, validate_exchange_arguments};
 use super::ids::Dest;
 use super::permissions::Access;
+use super::topic_permissions::TopicAccess;
 use super::vhost::{Exchange, VHost};
 
 /// Text for a missing exchange, as RabbitMQ words it.
@@ -175,6 +176,7 @@ impl Broker {
         check_name(source.as_str())?;
         check_access(conn, Access::Write, "exchange", destination.as_str())?;
         check_access(conn, Access::Read, "exchange", source.as_str())?;
+        self.check_topic_access(conn, source.as_str(), routing_key.as_str(), TopicAccess::Read)?;
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
         let dest = vhost.exchanges.get_key_value(destination.as_str());

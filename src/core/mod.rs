@@ -17,6 +17,7 @@
 //! | [`vhost`], [`queue`], [`exchange`] | exchanges, routing, queues, bindings |
 //! | `definitions` | the durable definitions log |
 //! | [`auth`] | SASL PLAIN/AMQPLAIN and users |
+//! | [`permissions`], [`topic_permissions`] | configure/write/read and topic rights |
 //! | [`admin`] | management operations (the HTTP API's writes) |
 //! | [`stats`] | message counters and rates (computed on a timer) |
 mod ack_flush;
@@ -49,6 +50,7 @@ pub mod queue;
 pub mod queue_args;
 mod queue_methods;
 pub mod stats;
+pub mod topic_permissions;
 pub mod vhost;
 pub mod vhost_ops;
 

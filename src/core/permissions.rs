@@ -6,6 +6,10 @@
 //! the operator; RabbitMQ matches unanchored): we match unanchored too, so
 //! `"^amq\\.gen.*"` and `".*"` mean what they mean there. An empty pattern
 //! grants nothing, as in RabbitMQ.
+//!
+//! The user's topic permissions (`topic_permissions.rs`) live here too, in
+//! their own file: removing a user or a vhost removes both kinds, and saving
+//! writes both.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -73,6 +77,8 @@ impl Permission {
 pub struct Permissions {
     defs: Vec<PermissionDef>,
     compiled: super::Map<(String, String), Arc<Permission>>,
+    /// RabbitMQ's topic authorisation (per user, vhost and topic exchange).
+    pub topic: super::topic_permissions::TopicPermissions,
 }
 
 impl Permissions {
@@ -89,20 +95,24 @@ impl Permissions {
         self.compiled.get(&(user.to_owned(), vhost.to_owned())).cloned()
     }
 
-    /// Drops every permission on `vhost`; returns whether there were any.
+    /// Drops every permission on `vhost`, topic permissions too; returns
+    /// whether there were any.
     pub fn remove_vhost(&mut self, vhost: &str) -> bool {
         let before = self.defs.len();
         self.defs.retain(|d| d.vhost != vhost);
         self.compiled.retain(|(_, v), _| v != vhost);
-        before != self.defs.len()
+        let topic = self.topic.remove_vhost(vhost);
+        before != self.defs.len() || topic
     }
 
-    /// Drops every permission of `user`; returns whether there were any.
+    /// Drops every permission of `user`, topic permissions too; returns
+    /// whether there were any.
     pub fn remove_user(&mut self, user: &str) -> bool {
         let before = self.defs.len();
         self.defs.retain(|d| d.user != user);
         self.compiled.retain(|(u, _), _| u != user);
-        before != self.defs.len()
+        let topic = self.topic.remove_user(user);
+        before != self.defs.len() || topic
     }
 
     /// Drops one permission; returns whether it existed.
@@ -120,11 +130,15 @@ impl Permissions {
         v
     }
 
-    /// Reads `permissions.json`; None when the file does not exist yet.
+    /// Reads `permissions.json` and `topic_permissions.json`; None when the
+    /// first does not exist yet.
     pub fn load(data_dir: &Path) -> std::io::Result<Option<Permissions>> {
         let defs: Option<Vec<PermissionDef>> = ringmq_store::meta::read_json(&data_dir.join(PERMISSIONS_FILE))?;
         let Some(defs) = defs else { return Ok(None) };
-        let mut p = Permissions::default();
+        let mut p = Permissions {
+            topic: super::topic_permissions::TopicPermissions::load(data_dir)?,
+            ..Permissions::default()
+        };
         for d in defs {
             if let Err(e) = p.set(d) {
                 // A bad pattern denies that entry rather than refusing to start.
@@ -134,8 +148,10 @@ impl Permissions {
         Ok(Some(p))
     }
 
+    /// Writes both files (each atomically: temp file, fsync, rename).
     pub fn save(&self, data_dir: &Path) -> std::io::Result<()> {
-        ringmq_store::meta::write_json_atomic(&data_dir.join(PERMISSIONS_FILE), &self.defs)
+        ringmq_store::meta::write_json_atomic(&data_dir.join(PERMISSIONS_FILE), &self.defs)?;
+        self.topic.save(data_dir)
     }
 }
 

@@ -16,6 +16,7 @@ use super::exchange::validate_binding;
 use super::exchange_methods::{bool_str, no_exchange};
 use super::ids::{ConnId, Dest, QueueId};
 use super::permissions::Access;
+use super::topic_permissions::TopicAccess;
 
 /// A 404 from a lookup (the thing named is not there).
 pub(crate) fn is_not_found(e: &Exception) -> bool {
@@ -211,6 +212,7 @@ impl Broker {
             // that is not there is done (clients' clean-up code unbinds blindly).
             check_access(conn, Access::Write, "queue", queue.as_str())?;
             check_access(conn, Access::Read, "exchange", exchange.as_str())?;
+            self.check_topic_access(conn, exchange.as_str(), routing_key.as_str(), TopicAccess::Read)?;
             encode_method(&mut conn.out, channel, &Method::QueueUnbindOk(QueueUnbindOk));
             return Ok(());
         }
@@ -230,6 +232,7 @@ impl Broker {
                 "operation not permitted on the default exchange",
             ));
         }
+        self.check_topic_access(conn, exchange.as_str(), routing_key.as_str(), TopicAccess::Read)?;
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
         let qdurable = vhost.queues[&id].durable;

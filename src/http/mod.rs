@@ -137,6 +137,26 @@ impl Req<'_> {
         }
     }
 
+    /// String fields of a JSON object body, in `keys` order; 400 naming every
+    /// missing key at once, as RabbitMQ's `[{key_missing,a},{key_missing,b}]`.
+    pub fn string_fields(&self, keys: &[&str]) -> Result<Vec<String>, ApiError> {
+        let body = self.json_object()?;
+        let missing: Vec<String> = keys
+            .iter()
+            .filter(|k| !body.contains_key(**k))
+            .map(|k| format!("{{key_missing,{k}}}"))
+            .collect();
+        if !missing.is_empty() {
+            return Err(ApiError::bad_request(format!("[{}]", missing.join(","))));
+        }
+        keys.iter()
+            .map(|k| match &body[*k] {
+                Value::String(s) => Ok(s.clone()),
+                _ => Err(ApiError::bad_request(format!("{k} must be a string"))),
+            })
+            .collect()
+    }
+
     /// Context for core admin calls in this request's vhost.
     pub fn ctx(&self) -> AdminCtx<'_> {
         AdminCtx {

@@ -168,6 +168,20 @@ pub const COMMANDS: &[CommandSpec] = &[
         &[],
         "remove a user's permissions in --vhost",
     ),
+    cmd(
+        "set_topic_permissions",
+        "USER EXCHANGE WRITE READ",
+        n(4),
+        &[],
+        "set topic permission regexes (routing keys) on a topic exchange in --vhost",
+    ),
+    cmd(
+        "clear_topic_permissions",
+        "USER [EXCHANGE]",
+        (1, Some(2)),
+        &[],
+        "remove a user's topic permissions in --vhost (all, or one exchange's)",
+    ),
     cmd("add_vhost", "NAME", n(1), &["description"], "create a virtual host"),
     cmd("delete_vhost", "NAME", n(1), &[], "delete a virtual host and all in it"),
     cmd(

@@ -53,6 +53,12 @@ pub fn run(inv: &Invocation) -> Result<(), CtlError> {
             api_path(&["permissions", ctx.g.vhost(), ctx.arg(0)]),
             "cleared permissions of",
         ),
+        "set_topic_permissions" => set_topic_permissions(&ctx),
+        "clear_topic_permissions" => {
+            let mut path = vec!["topic-permissions", ctx.g.vhost(), ctx.arg(0)];
+            path.extend(ctx.args.get(1).map(String::as_str));
+            ctx.delete(api_path(&path), "cleared topic permissions of")
+        }
         "add_vhost" => add_vhost(&ctx),
         "delete_vhost" => ctx.delete(api_path(&["vhosts", ctx.arg(0)]), "deleted vhost"),
         "set_policy" => set_policy(&ctx, "policies"),
@@ -266,6 +272,14 @@ fn set_permissions(ctx: &Ctx<'_>) -> Result<(), CtlError> {
     let body = json!({"configure": ctx.arg(1), "write": ctx.arg(2), "read": ctx.arg(3)});
     let reply = ctx.client.put(api_path(&["permissions", ctx.g.vhost(), user]), &body)?;
     ctx.done(reply, "set permissions of", user)
+}
+
+fn set_topic_permissions(ctx: &Ctx<'_>) -> Result<(), CtlError> {
+    let user = ctx.arg(0);
+    let body = json!({"exchange": ctx.arg(1), "write": ctx.arg(2), "read": ctx.arg(3)});
+    let path = api_path(&["topic-permissions", ctx.g.vhost(), user]);
+    let reply = ctx.client.put(path, &body)?;
+    ctx.done(reply, "set topic permissions of", user)
 }
 
 fn add_vhost(ctx: &Ctx<'_>) -> Result<(), CtlError> {

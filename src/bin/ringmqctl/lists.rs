@@ -9,6 +9,9 @@ pub struct ListKind {
     pub segment: &'static str,
     /// Listed per vhost (`/api/SEGMENT/VHOST`) unless `--all-vhosts`.
     pub per_vhost: bool,
+    /// One vhost's list is `/api/vhosts/VHOST/SEGMENT` instead (permissions:
+    /// `/api/permissions/VHOST/USER` is one user's).
+    pub under_vhost: bool,
     pub columns: &'static [&'static str],
 }
 
@@ -17,6 +20,7 @@ const KINDS: &[ListKind] = &[
         name: "queues",
         segment: "queues",
         per_vhost: true,
+        under_vhost: false,
         columns: &[
             "name",
             "type",
@@ -32,18 +36,21 @@ const KINDS: &[ListKind] = &[
         name: "exchanges",
         segment: "exchanges",
         per_vhost: true,
+        under_vhost: false,
         columns: &["name", "type", "durable", "auto_delete", "internal"],
     },
     ListKind {
         name: "bindings",
         segment: "bindings",
         per_vhost: true,
+        under_vhost: false,
         columns: &["source", "destination", "destination_type", "routing_key", "arguments"],
     },
     ListKind {
         name: "connections",
         segment: "connections",
         per_vhost: false,
+        under_vhost: false,
         columns: &[
             "name",
             "user",
@@ -57,6 +64,7 @@ const KINDS: &[ListKind] = &[
         name: "channels",
         segment: "channels",
         per_vhost: false,
+        under_vhost: false,
         columns: &[
             "name",
             "user",
@@ -71,6 +79,7 @@ const KINDS: &[ListKind] = &[
         name: "consumers",
         segment: "consumers",
         per_vhost: true,
+        under_vhost: false,
         columns: &[
             "queue.name",
             "channel_details.name",
@@ -84,36 +93,49 @@ const KINDS: &[ListKind] = &[
         name: "users",
         segment: "users",
         per_vhost: false,
+        under_vhost: false,
         columns: &["name", "tags"],
     },
     ListKind {
         name: "vhosts",
         segment: "vhosts",
         per_vhost: false,
+        under_vhost: false,
         columns: &["name", "description", "messages", "tracing"],
     },
     ListKind {
         name: "policies",
         segment: "policies",
         per_vhost: true,
+        under_vhost: false,
         columns: &["name", "pattern", "apply-to", "priority", "definition"],
     },
     ListKind {
         name: "operator_policies",
         segment: "operator-policies",
         per_vhost: true,
+        under_vhost: false,
         columns: &["name", "pattern", "apply-to", "priority", "definition"],
     },
     ListKind {
         name: "permissions",
         segment: "permissions",
         per_vhost: true,
+        under_vhost: true,
         columns: &["user", "configure", "write", "read"],
+    },
+    ListKind {
+        name: "topic_permissions",
+        segment: "topic-permissions",
+        per_vhost: true,
+        under_vhost: true,
+        columns: &["user", "exchange", "write", "read"],
     },
     ListKind {
         name: "vhost_limits",
         segment: "vhost-limits",
         per_vhost: true,
+        under_vhost: false,
         columns: &["vhost", "value"],
     },
 ];
@@ -131,8 +153,7 @@ impl ListKind {
     /// The collection's URL: one vhost, or all of them.
     pub fn path(&self, vhost: Option<&str>) -> String {
         match (self.per_vhost, vhost) {
-            // Permissions of one vhost live under the vhost, not under /api/permissions.
-            (true, Some(v)) if self.name == "permissions" => api_path(&["vhosts", v, "permissions"]),
+            (true, Some(v)) if self.under_vhost => api_path(&["vhosts", v, self.segment]),
             (true, Some(v)) => api_path(&[self.segment, v]),
             _ => api_path(&[self.segment]),
         }
@@ -168,6 +189,10 @@ mod tests {
             "/api/operator-policies/%2F"
         );
         assert_eq!(find("vhost_limits").unwrap().path(None), "/api/vhost-limits");
+        assert_eq!(
+            find("topic_permissions").unwrap().path(Some("/")),
+            "/api/vhosts/%2F/topic-permissions"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod permissions;
 mod policies;
 mod queues;
 mod static_ui;
+mod topic_permissions;
 mod users;
 mod vhosts;
 
@@ -25,6 +26,8 @@ use hyper::Method;
 
 use super::error::ApiError;
 use super::{decode, Reply, Req};
+use permissions::Perms;
+use topic_permissions::Topic;
 
 pub(crate) type Handler = fn(&Req<'_>) -> Result<Reply, ApiError>;
 /// Path parameters by their names in the pattern, decoded.
@@ -207,12 +210,80 @@ pub(crate) static ROUTES: &[Route] = &[
     Route::new(DELETE, "/api/users/{user}", Admin, users::delete),
     Route::new(GET, "/api/auth/hash_password/{password}", Admin, users::hash_password),
     // permissions.rs
-    Route::new(GET, "/api/permissions", Admin, permissions::list),
+    Route::new(GET, "/api/permissions", Admin, permissions::list::<Perms>),
     Route::new(GET, "/api/permissions/{vhost}/{user}", Admin, permissions::get).any_vhost(),
     Route::new(PUT, "/api/permissions/{vhost}/{user}", Admin, permissions::put).any_vhost(),
     Route::new(DELETE, "/api/permissions/{vhost}/{user}", Admin, permissions::delete).any_vhost(),
-    Route::new(GET, "/api/vhosts/{vhost}/permissions", Admin, permissions::of_vhost).any_vhost(),
-    Route::new(GET, "/api/users/{user}/permissions", Admin, permissions::of_user),
+    Route::new(
+        GET,
+        "/api/vhosts/{vhost}/permissions",
+        Admin,
+        permissions::of_vhost::<Perms>,
+    )
+    .any_vhost(),
+    Route::new(
+        GET,
+        "/api/users/{user}/permissions",
+        Admin,
+        permissions::of_user::<Perms>,
+    ),
+    // topic_permissions.rs
+    Route::new(GET, "/api/topic-permissions", Admin, permissions::list::<Topic>),
+    Route::new(
+        GET,
+        "/api/topic-permissions/{vhost}/{user}",
+        Admin,
+        topic_permissions::get,
+    )
+    .any_vhost(),
+    Route::new(
+        PUT,
+        "/api/topic-permissions/{vhost}/{user}",
+        Admin,
+        topic_permissions::put,
+    )
+    .any_vhost(),
+    Route::new(
+        DELETE,
+        "/api/topic-permissions/{vhost}/{user}",
+        Admin,
+        topic_permissions::delete,
+    )
+    .any_vhost(),
+    Route::new(
+        GET,
+        "/api/topic-permissions/{vhost}/{user}/{exchange}",
+        Admin,
+        topic_permissions::get,
+    )
+    .any_vhost(),
+    Route::new(
+        PUT,
+        "/api/topic-permissions/{vhost}/{user}/{exchange}",
+        Admin,
+        topic_permissions::put,
+    )
+    .any_vhost(),
+    Route::new(
+        DELETE,
+        "/api/topic-permissions/{vhost}/{user}/{exchange}",
+        Admin,
+        topic_permissions::delete_one,
+    )
+    .any_vhost(),
+    Route::new(
+        GET,
+        "/api/vhosts/{vhost}/topic-permissions",
+        Admin,
+        permissions::of_vhost::<Topic>,
+    )
+    .any_vhost(),
+    Route::new(
+        GET,
+        "/api/users/{user}/topic-permissions",
+        Admin,
+        permissions::of_user::<Topic>,
+    ),
     // vhosts.rs: vhost create/delete, vhost limits, user limits
     Route::new(GET, "/api/vhosts/{vhost}", Mgmt, overview::vhost),
     Route::new(PUT, "/api/vhosts/{vhost}", Admin, vhosts::put).any_vhost(),

@@ -4,10 +4,11 @@ use serde_json::{json, Value};
 
 use crate::core::admin::Declared;
 use crate::core::permissions::PermissionDef;
+use crate::core::Broker;
 use crate::http::paging::{self, Item, ListParams};
 use crate::http::{ApiError, Reply, Req};
 
-struct PermItem(PermissionDef);
+pub(crate) struct PermItem(PermissionDef);
 
 impl Item for PermItem {
     fn name(&self) -> &str {
@@ -22,31 +23,48 @@ impl Item for PermItem {
     }
 }
 
-fn listed(req: &Req<'_>, keep: impl Fn(&PermissionDef) -> bool) -> Result<Reply, ApiError> {
+/// A kind of grant kept per user and vhost (permissions, topic permissions):
+/// its three lists (all, one vhost's, one user's) are these functions with
+/// the kind as type parameter, so both kinds list, filter and 404 alike.
+pub(crate) trait Grants {
+    /// An entry; its [`Item::name`] is the user.
+    type Entry: Item;
+    fn entries(b: &Broker) -> Vec<Self::Entry>;
+}
+
+/// `/api/permissions`'s entries.
+pub(crate) struct Perms;
+
+impl Grants for Perms {
+    type Entry = PermItem;
+    fn entries(b: &Broker) -> Vec<PermItem> {
+        b.permissions.defs().into_iter().map(PermItem).collect()
+    }
+}
+
+fn listed<G: Grants>(req: &Req<'_>, keep: impl Fn(&G::Entry) -> bool) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
-    let items: Vec<PermItem> = b.permissions.defs().into_iter().filter(keep).map(PermItem).collect();
+    let items: Vec<G::Entry> = G::entries(&b).into_iter().filter(keep).collect();
     paging::reply(items, &params)
 }
 
-pub(crate) fn list(req: &Req<'_>) -> Result<Reply, ApiError> {
-    listed(req, |_| true)
+pub(crate) fn list<G: Grants>(req: &Req<'_>) -> Result<Reply, ApiError> {
+    listed::<G>(req, |_| true)
 }
 
-pub(crate) fn of_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
+pub(crate) fn of_vhost<G: Grants>(req: &Req<'_>) -> Result<Reply, ApiError> {
     if !req.shared.broker.borrow().vhosts.contains_key(req.vhost()) {
         return Err(ApiError::not_found());
     }
-    let v = req.vhost().to_owned();
-    listed(req, |d| d.vhost == v)
+    listed::<G>(req, |e| e.vhost() == req.vhost())
 }
 
-pub(crate) fn of_user(req: &Req<'_>) -> Result<Reply, ApiError> {
+pub(crate) fn of_user<G: Grants>(req: &Req<'_>) -> Result<Reply, ApiError> {
     if req.shared.broker.borrow().users.get(req.param("user")).is_none() {
         return Err(ApiError::not_found());
     }
-    let u = req.param("user").to_owned();
-    listed(req, |d| d.user == u)
+    listed::<G>(req, |e| e.name() == req.param("user"))
 }
 
 pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
@@ -60,20 +78,16 @@ pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
 }
 
 pub(crate) fn put(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let body = req.json_object()?;
-    let field = |k: &str| -> Result<String, ApiError> {
-        match body.get(k) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            None => Err(ApiError::bad_request(format!("[{{key_missing,{k}}}]"))),
-            Some(_) => Err(ApiError::bad_request(format!("{k} must be a string"))),
-        }
-    };
+    let [configure, write, read]: [String; 3] = req
+        .string_fields(&["configure", "write", "read"])?
+        .try_into()
+        .expect("three keys, three values");
     let def = PermissionDef {
         user: req.param("user").to_owned(),
         vhost: req.vhost().to_owned(),
-        configure: field("configure")?,
-        write: field("write")?,
-        read: field("read")?,
+        configure,
+        write,
+        read,
     };
     match req.shared.broker.borrow_mut().admin_set_permission(def)? {
         Declared::Created => Ok(Reply::Empty(201)),
