@@ -176,11 +176,37 @@ impl MainConfig {
     }
 }
 
+/// The addresses of a listener's `bind` setting: one, or a list separated by
+/// commas or spaces (`127.0.0.1, ::1`), as RabbitMQ listens on several
+/// (`listeners.tcp.1`, `listeners.tcp.2`). A repeated `--bind` adds to the list.
+pub fn bind_addresses(bind: &str) -> impl Iterator<Item = &str> {
+    bind.split([',', ' ', '\t']).filter(|a| !a.is_empty())
+}
+
+/// A listener address flag given more than once (`--bind A --bind B`) means
+/// every address: each occurrence is applied with the values so far joined.
+fn merge_repeated_binds(given: &[flags::Given]) -> Vec<flags::Given> {
+    let lists = |g: &flags::Given| matches!(g.flag.action, Action::Set(targets) if targets.iter().any(|(_, k)| k.ends_with("bind")));
+    let mut out: Vec<flags::Given> = Vec::with_capacity(given.len());
+    for g in given {
+        let mut g = g.clone();
+        if lists(&g) {
+            let earlier = out.iter().rev().find(|p| std::ptr::eq(p.flag, g.flag));
+            if let (Some(p), Some(v)) = (earlier.and_then(|p| p.value.as_ref()), g.value.as_mut()) {
+                *v = format!("{p},{v}");
+            }
+        }
+        out.push(g);
+    }
+    out
+}
+
 /// `[amqp]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmqpConfig {
-    /// `bind`, `--amqp-bind`, `-b/--bind`. LavinMQ's default, loopback only: an
-    /// unconfigured broker with guest/guest must not be reachable from the network.
+    /// `bind`, `--amqp-bind`, `-b/--bind`: one address or several
+    /// ([`bind_addresses`]). LavinMQ's default, loopback only: an unconfigured
+    /// broker with guest/guest must not be reachable from the network.
     pub bind: String,
     /// `port`, `-p/--amqp-port`. 0 asks the OS for a free port (for tests).
     pub port: u16,
@@ -212,7 +238,7 @@ pub struct AmqpConfig {
 /// `[mgmt]` (LavinMQ also accepts `[http]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MgmtConfig {
-    /// `bind`, `--http-bind`, `-b/--bind`.
+    /// `bind`, `--http-bind`, `-b/--bind`: one address or several ([`bind_addresses`]).
     pub bind: String,
     /// `port`, `--http-port`; `None` (-1) disables the HTTP API.
     pub port: Option<u16>,
@@ -531,7 +557,7 @@ impl Config {
             cfg.apply_ini(&text, path)?;
         }
         env::apply(&mut cfg, env_vars)?;
-        for g in &given {
+        for g in &merge_repeated_binds(&given) {
             cfg.apply_flag(g)?;
         }
         cfg.validate()?;
@@ -691,6 +717,7 @@ impl Config {
     }
 
     /// Two listeners on one address and port would fail at bind with a vaguer error.
+    /// (Address lists are compared whole: overlapping lists fail at bind, named.)
     fn check_listeners_distinct(&self) -> Result<(), ConfigError> {
         let mut listeners: Vec<(&str, &str, u16)> = vec![("amqp", &self.amqp.bind, self.amqp.port)];
         let optional = [

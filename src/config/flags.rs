@@ -279,7 +279,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 Some('b'),
                 "bind",
                 "ADDR",
-                "Address the AMQP and HTTP servers listen on",
+                "Addresses the AMQP and HTTP servers listen on (a list, or repeat the flag)",
                 None,
                 Action::Set(&[(Amqp, "bind"), (Mgmt, "bind")]),
             ),
@@ -287,7 +287,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 None,
                 "amqp-bind",
                 "ADDR",
-                "Address the AMQP server listens on",
+                "Addresses the AMQP server listens on (a list, or repeat the flag)",
                 Some("127.0.0.1"),
                 Action::Set(&[(Amqp, "bind")]),
             ),
@@ -312,7 +312,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 None,
                 "http-bind",
                 "ADDR",
-                "Address the HTTP server listens on",
+                "Addresses the HTTP server listens on (a list, or repeat the flag)",
                 Some("127.0.0.1"),
                 Action::Set(&[(Mgmt, "bind")]),
             ),
@@ -536,7 +536,7 @@ pub(crate) fn documenting(section: Section, key: &str) -> Option<&'static Flag> 
 }
 
 /// One flag as written, with its value if it takes one.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Given {
     pub flag: &'static Flag,
     /// How the user spelled it, for error messages (`-p` or `--amqp-port`).

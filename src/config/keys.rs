@@ -77,7 +77,7 @@ fn set_main(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
 fn set_amqp(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
     let a = &mut cfg.amqp;
     match key {
-        "bind" => a.bind = non_empty(v)?.to_owned(),
+        "bind" => a.bind = addresses(v)?,
         "port" => a.port = in_range(integer(v)?, 0, u16::MAX.into())? as u16,
         "tls_port" => a.tls_port = optional_port(v)?,
         "heartbeat" => a.heartbeat_secs = in_range(integer(v)?, 0, u16::MAX.into())? as u16,
@@ -104,10 +104,10 @@ fn set_amqp(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
 fn set_mgmt(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
     let h = &mut cfg.mgmt;
     match key {
-        "bind" => h.bind = non_empty(v)?.to_owned(),
+        "bind" => h.bind = addresses(v)?,
         "port" => h.port = optional_port(v)?,
         "tls_port" => h.tls_port = optional_port(v)?,
-        "metrics_http_bind" => h.metrics_bind = non_empty(v)?.to_owned(),
+        "metrics_http_bind" => h.metrics_bind = addresses(v)?,
         "metrics_http_port" => h.metrics_port = optional_port(v)?,
         "tls_cert" => cfg.main.tls_cert_path = Some(path(v)?),
         "tls_key" => cfg.main.tls_key_path = Some(path(v)?),
@@ -139,6 +139,15 @@ fn set_clustering(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, Strin
         _ => return Ok(Outcome::UnknownKey),
     }
     Ok(Outcome::Applied)
+}
+
+/// A listener's addresses: at least one; written back separated by ", ".
+fn addresses(v: &str) -> Result<String, String> {
+    let list: Vec<&str> = crate::config::bind_addresses(v).collect();
+    if list.is_empty() {
+        return Err("expected one or more addresses".into());
+    }
+    Ok(list.join(", "))
 }
 
 fn non_empty(v: &str) -> Result<&str, String> {

@@ -579,3 +579,18 @@ mod unimplemented {
         );
     }
 }
+
+#[test]
+fn bind_takes_a_list_and_repeated_flags_add_addresses() {
+    let cfg = parse(&["-D", "d", "--amqp-bind", "127.0.0.1,::1"]).unwrap();
+    assert_eq!(cfg.amqp.bind, "127.0.0.1, ::1");
+    let cfg = parse(&["-D", "d", "-b", "127.0.0.1", "-b", "::1", "--bind", "10.0.0.1"]).unwrap();
+    assert_eq!(cfg.amqp.bind, "127.0.0.1, ::1, 10.0.0.1");
+    assert_eq!(cfg.mgmt.bind, "127.0.0.1, ::1, 10.0.0.1");
+    // A different flag replaces, as any later flag does.
+    let cfg = parse(&["-D", "d", "-b", "127.0.0.1", "--amqp-bind", "::"]).unwrap();
+    assert_eq!((cfg.amqp.bind.as_str(), cfg.mgmt.bind.as_str()), ("::", "127.0.0.1"));
+    assert!(parse(&["-D", "d", "--amqp-bind", " , "]).is_err());
+    let addrs: Vec<&str> = crate::config::bind_addresses("0.0.0.0 ::\t::1").collect();
+    assert_eq!(addrs, ["0.0.0.0", "::", "::1"]);
+}

@@ -10,7 +10,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
-use tokio::net::TcpListener;
 
 use super::error::ApiError;
 use super::routes::{self, Need};
@@ -59,7 +58,7 @@ pub(crate) async fn spawn(
     let mut bound = Vec::new();
     for (addr, metrics_only) in [(&cfg.api, false), (&cfg.metrics, true)] {
         let Some((bind, port)) = addr.clone() else { continue };
-        let listener = match TcpListener::bind((bind.as_str(), port)).await {
+        let listener = match crate::io::listeners::Listeners::bind(&bind, port) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(%bind, port, error = %e, "cannot start the HTTP listener");
@@ -67,7 +66,7 @@ pub(crate) async fn spawn(
             }
         };
         let what = if metrics_only { "metrics" } else { "HTTP API" };
-        if let Ok(a) = listener.local_addr() {
+        for a in listener.local_addrs() {
             tracing::info!(addr = %a, "{what} listener started");
             bound.push((what, a));
         }
@@ -84,7 +83,7 @@ pub(crate) async fn spawn(
     bound
 }
 
-async fn serve(shared: Rc<Shared>, listener: TcpListener, info: Rc<ServerInfo>) {
+async fn serve(shared: Rc<Shared>, listener: crate::io::listeners::Listeners, info: Rc<ServerInfo>) {
     let open = Rc::new(Cell::new(0usize));
     let refused = Cell::new(0u64);
     loop {

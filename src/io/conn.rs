@@ -23,10 +23,11 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 pub(crate) async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer: SocketAddr) {
     shared.open_connections.set(shared.open_connections.get() + 1);
-    let id = shared
-        .broker
-        .borrow_mut()
-        .handle_connect(peer.to_string(), peer.ip().is_loopback(), super::now_ms());
+    let id = shared.broker.borrow_mut().handle_connect(
+        peer.to_string(),
+        crate::io::listeners::is_loopback(&peer),
+        super::now_ms(),
+    );
     let notify = Rc::new(Notify::new());
     shared.writers.borrow_mut().insert(id, notify.clone());
     let (mut rd, wr) = stream.into_split();

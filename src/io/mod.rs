@@ -19,6 +19,7 @@
 
 mod conn;
 pub(crate) mod disk;
+pub(crate) mod listeners;
 pub mod memory;
 mod notify;
 mod server;

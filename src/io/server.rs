@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::core::ids::ConnId;
@@ -156,12 +155,14 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     notify.status(OPENING_STATUS);
     let seed = crate::io::now_ms() ^ (std::process::id() as u64) << 32;
     let broker = Broker::open(core, seed)?;
-    let listener = TcpListener::bind((listen.bind.as_str(), listen.amqp_port)).await?;
-    let amqp_addr = listener.local_addr()?;
-    tracing::info!(addr = %amqp_addr, io = "epoll", "AMQP listener started");
+    let listener = super::listeners::Listeners::bind(&listen.bind, listen.amqp_port)?;
+    let amqp_addr = listener.first_addr()?;
+    for addr in listener.local_addrs() {
+        tracing::info!(%addr, io = "epoll", "AMQP listener started");
+    }
     let shared = Rc::new(Shared::new(broker, false));
     tokio::task::spawn_local(sync_task(shared.clone()));
-    let http = spawn_common_tasks(&shared, &listen).await;
+    let http = spawn_common_tasks(&shared, &listen, amqp_addr).await;
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -239,6 +240,7 @@ pub(crate) fn ready_status(amqp: std::net::SocketAddr, io: &str, http: &[(&str, 
 pub(crate) async fn spawn_common_tasks(
     shared: &Rc<Shared>,
     listen: &ListenConfig,
+    amqp_addr: std::net::SocketAddr,
 ) -> Vec<(&'static str, std::net::SocketAddr)> {
     tokio::task::spawn_local(timer_task(shared.clone()));
     tokio::task::spawn_local(work_task(shared.clone()));
@@ -255,7 +257,7 @@ pub(crate) async fn spawn_common_tasks(
         }
         Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
     }
-    let amqp_addr = format!("{}:{}", listen.bind, listen.amqp_port);
+    let amqp_addr = amqp_addr.to_string();
     let bound = crate::http::spawn(shared, &listen.http, amqp_addr, listen.data_dir.clone()).await;
     // Every listener is up: now the files of an earlier run's transient queues go,
     // on a blocking thread, however many there are.

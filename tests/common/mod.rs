@@ -280,7 +280,7 @@ impl Broker {
         child.wait().expect("wait");
     }
 
-    fn log_tail(&self) -> String {
+    pub fn log_tail(&self) -> String {
         let Some(root) = &self.root else { return String::new() };
         tail(&root.path().join("ringmq.log"), 40)
     }

@@ -331,11 +331,11 @@ impl Driver {
         if self.cfg.tcp_nodelay {
             let _ = sock.set_nodelay(true);
         }
-        let id = self
-            .shared
-            .broker
-            .borrow_mut()
-            .handle_connect(peer.to_string(), peer.ip().is_loopback(), now_ms);
+        let id = self.shared.broker.borrow_mut().handle_connect(
+            peer.to_string(),
+            crate::io::listeners::is_loopback(&peer),
+            now_ms,
+        );
         self.shared.open_connections.set(self.shared.open_connections.get() + 1);
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1) & 0xff_ffff;

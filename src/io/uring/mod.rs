@@ -106,11 +106,13 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     // the ring's asynchronous teardown (measured ~6 ms after kill -9 here), and
     // meanwhile the dead broker's port still completes handshakes that nobody
     // serves and a restarted broker cannot bind it. Accept is not on the hot path.
-    let listener = tokio::net::TcpListener::bind((listen.bind.as_str(), listen.amqp_port)).await?;
-    let amqp_addr = listener.local_addr()?;
-    tracing::info!(addr = %amqp_addr, io = "io_uring", "AMQP listener started");
+    let listener = super::listeners::Listeners::bind(&listen.bind, listen.amqp_port)?;
+    let amqp_addr = listener.first_addr()?;
+    for addr in listener.local_addrs() {
+        tracing::info!(%addr, io = "io_uring", "AMQP listener started");
+    }
     let shared = Rc::new(Shared::new(broker, true));
-    let http = server::spawn_common_tasks(&shared, &listen).await;
+    let http = server::spawn_common_tasks(&shared, &listen, amqp_addr).await;
 
     let efd = eventfd()?;
     ring.ring.submitter().register_eventfd(efd.as_raw_fd())?;
@@ -211,7 +213,7 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
 
 /// Accepts on the listener; pending forever once it is closed (shutdown).
 async fn accept(
-    listener: &Option<tokio::net::TcpListener>,
+    listener: &Option<super::listeners::Listeners>,
 ) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
     match listener {
         Some(l) => l.accept().await,
