@@ -386,7 +386,7 @@ impl Broker {
             q.stats.c.get += 1;
             q.stats.c.redeliver += u64::from(redelivered);
             let message_count = q.message_count();
-            let delivery_count = q.counted_redeliveries(pos);
+            let delivery_count = q.delivery_count_header(pos);
             let read = read_named(q.store.read(pos));
             match read {
                 Ok((view, (exchange, routing_key))) => got.push(GotMessage {

@@ -477,7 +477,7 @@ impl Broker {
         let ch = conn.channels.get_mut(&channel).expect("open channel");
         let tag = ch.take_delivery_tag();
         let message_count = q.message_count();
-        let delivery_count = q.counted_redeliveries(pos);
+        let delivery_count = q.delivery_count_header(pos);
         let read = read_named(q.store.read(pos));
         match read {
             Ok((view, (exchange, routing_key))) => {

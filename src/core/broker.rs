@@ -151,6 +151,8 @@ pub struct Broker {
     pub(crate) store_errors: super::lifecycle::RepeatedErrors,
     started: bool,
     pub(crate) dead_letters: super::lifecycle::DeadLetterQueue,
+    /// At-least-once dead letters' originals, until their copies are synced.
+    pub(crate) held_dead_letters: super::dead_letter_hold::HeldDeadLetters,
     pub(crate) expiry_pending: Vec<(Arc<str>, QueueId)>,
     pub(crate) timers: super::lifecycle::Timers,
     pub(crate) ack_flush: super::ack_flush::AckFlush,
@@ -245,6 +247,7 @@ impl Broker {
             store_errors: Default::default(),
             started: false,
             dead_letters: Default::default(),
+            held_dead_letters: Default::default(),
             expiry_pending: Vec::new(),
             timers: Default::default(),
             ack_flush: Default::default(),

@@ -134,6 +134,7 @@ impl Broker {
             }
             self.sync.synced = job.epoch;
         }
+        self.release_dead_letter_sources(job.epoch, ok);
         let waiting = std::mem::take(&mut self.sync.waiting);
         for id in waiting {
             let Some(mut conn) = self.conns.remove(&id) else {

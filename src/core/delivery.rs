@@ -92,7 +92,7 @@ impl Broker {
                 let frame_max = conn.tuning.frame_max;
                 let ch = conn.channels.get_mut(&c.channel).expect("picked consumer's channel");
                 let tag = ch.take_delivery_tag();
-                let delivery_count = q.counted_redeliveries(pos);
+                let delivery_count = q.delivery_count_header(pos);
                 let read = if pos.size as usize >= ZERO_COPY_BODY_BYTES_MIN {
                     q.store.read_shared(pos).map(|(view, body)| (view, Some(body)))
                 } else {
@@ -103,8 +103,7 @@ impl Broker {
                     .and_then(|(view, shared)| Ok((view, stored_names(&view)?, shared)));
                 match read {
                     Ok((view, (exchange, routing_key), shared)) => {
-                        // With a delivery limit, redeliveries say how often the message
-                        // was delivered before (`x-delivery-count`, as quorum queues do).
+                        // How often the message was delivered before (`x-delivery-count`).
                         let properties = delivery_properties(view.properties, delivery_count);
                         encode_deliver_head(
                             &mut conn.out,
@@ -205,12 +204,12 @@ impl Broker {
     }
 }
 
-/// The properties a delivery carries: as stored, or, for a redelivery from a
-/// delivery-limited queue, with `x-delivery-count` (as quorum queues add it).
-pub(crate) fn delivery_properties(stored: &[u8], delivery_count: u32) -> std::borrow::Cow<'_, [u8]> {
-    if delivery_count == 0 {
+/// The properties a delivery carries: as stored, or with `x-delivery-count`
+/// (see `Queue::delivery_count_header`).
+pub(crate) fn delivery_properties(stored: &[u8], delivery_count: Option<u32>) -> std::borrow::Cow<'_, [u8]> {
+    let Some(delivery_count) = delivery_count else {
         return std::borrow::Cow::Borrowed(stored);
-    }
+    };
     std::borrow::Cow::Owned(with_header(
         stored,
         short!("x-delivery-count"),

@@ -20,7 +20,7 @@ use super::broker::Broker;
 use super::delivery::read_named;
 use super::ids::QueueId;
 use super::queue::Queue;
-use super::queue_args::{parse_expiration, Overflow};
+use super::queue_args::{parse_expiration, DeadLetterStrategy, Overflow};
 
 /// Dead letters processed per turn; the rest wait for the next one.
 pub const DEAD_LETTERS_PER_TURN_MAX: usize = 10_000;
@@ -72,6 +72,9 @@ pub(crate) struct DeadLetter {
     properties: Vec<u8>,
     body: Vec<u8>,
     persistent: bool,
+    /// At-least-once: the original, taken and not acked until this copy is
+    /// durable (`dead_letter_hold`).
+    hold: Option<(QueueId, SegmentPosition)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -309,7 +312,13 @@ impl Broker {
             return;
         };
         if q.settings.dead_letter_exchange.is_some() {
-            if let Some(dl) = dead_letter_at(vhost_name, q, pos, reason, now_ms) {
+            if let Some(mut dl) = dead_letter_at(vhost_name, q, pos, reason, now_ms) {
+                if q.settings.dead_lettering() == DeadLetterStrategy::AtLeastOnce {
+                    // Acked when the copy is durable (`dead_letter_hold`).
+                    dl.hold = Some((id, pos));
+                    self.dead_letters.push_back(dl);
+                    return;
+                }
                 self.dead_letters.push_back(dl);
             }
         }
@@ -323,9 +332,9 @@ impl Broker {
         let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(&id)) else {
             return;
         };
-        if let Some(limit) = q.settings.delivery_limit {
+        if q.counts_deliveries() {
             let count = q.bump_delivery_count(pos);
-            if u64::from(count) > limit {
+            if q.settings.delivery_limit.is_some_and(|limit| u64::from(count) > limit) {
                 q.forget_delivery_count(pos);
                 self.discard_delivered(vhost_name, id, pos, DeathReason::DeliveryLimit);
                 return;
@@ -396,6 +405,7 @@ impl Broker {
             };
             if !vhost.exchanges.contains_key(dl.dlx.as_str()) {
                 // RabbitMQ drops dead letters whose exchange does not exist.
+                self.drop_unroutable_dead_letter(&dl);
                 continue;
             }
             let keys: Vec<&str> = dl.routing_keys.iter().map(String::as_str).collect();
@@ -424,9 +434,25 @@ impl Broker {
             };
             let mut outcome = PublishOutcome::default();
             let vname = dl.vhost.clone();
+            let routed = !queues.is_empty();
             self.store_routed(&vname, &queues, &msg, &mut outcome);
             queues.clear();
             self.route_scratch = queues;
+            if !routed {
+                self.drop_unroutable_dead_letter(&dl);
+            } else if let Some((id, pos)) = dl.hold {
+                // The epoch these appends belong to, as a confirm would wait for.
+                let epoch = if outcome.needs_sync { self.sync.epoch + 1 } else { 0 };
+                self.hold_dead_letter_source(&vname, id, pos, epoch);
+            }
+        }
+    }
+
+    /// A dead letter that routes nowhere is gone (RabbitMQ's at-most-once; see
+    /// `dead_letter_hold` for at-least-once's difference): its held original too.
+    fn drop_unroutable_dead_letter(&mut self, dl: &DeadLetter) {
+        if let Some((id, pos)) = dl.hold {
+            self.hold_dead_letter_source(&dl.vhost, id, pos, 0);
         }
     }
 
@@ -656,7 +682,14 @@ pub(crate) fn expire_one(
         return HeadState::Due(expires_at);
     }
     if q.settings.dead_letter_exchange.is_some() {
-        if let Some(dl) = dead_letter_at(vhost, q, pos, DeathReason::Expired, now_ms) {
+        if let Some(mut dl) = dead_letter_at(vhost, q, pos, DeathReason::Expired, now_ms) {
+            if q.settings.dead_lettering() == DeadLetterStrategy::AtLeastOnce {
+                // Taken, not acked, until the copy is durable (`dead_letter_hold`).
+                q.next_ready();
+                dl.hold = Some((q.id, pos));
+                dead_letters.push_back(dl);
+                return HeadState::Expired;
+            }
             dead_letters.push_back(dl);
         }
     }
@@ -785,6 +818,7 @@ fn make_dead_letter(
         properties,
         body: body.to_vec(),
         persistent: props.is_persistent(),
+        hold: None,
     })
 }
 

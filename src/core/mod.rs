@@ -29,6 +29,7 @@ pub mod broker;
 pub mod channel;
 pub mod confirm;
 pub mod connection;
+mod dead_letter_hold;
 pub mod dedup;
 mod definitions;
 pub mod definitions_json;

@@ -19,7 +19,7 @@ use ringmq_codec::FieldTable;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map as JsonMap, Value};
 
-use super::queue_args::{Overflow, QueueSettings, TTL_MS_MAX};
+use super::queue_args::{DeadLetterStrategy, Overflow, QueueSettings, QueueType, TTL_MS_MAX};
 
 /// What kind of objects a policy applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -58,9 +58,14 @@ impl ApplyTo {
         }
     }
 
-    /// Whether a policy with this apply-to covers (classic) queues.
-    fn covers_queues(self) -> bool {
-        matches!(self, ApplyTo::All | ApplyTo::Queues | ApplyTo::ClassicQueues)
+    /// Whether a policy with this apply-to covers queues of this type.
+    fn covers_queues(self, kind: QueueType) -> bool {
+        match self {
+            ApplyTo::All | ApplyTo::Queues => true,
+            ApplyTo::ClassicQueues => kind == QueueType::Classic,
+            ApplyTo::QuorumQueues => kind == QueueType::Quorum,
+            ApplyTo::Exchanges | ApplyTo::Streams => false,
+        }
     }
 
     fn covers_exchanges(self) -> bool {
@@ -166,6 +171,11 @@ const KEYS: &[Key] = &[
     string("federation-upstream", "federation upstream"),
     string("federation-upstream-set", "federation upstream set"),
     Key {
+        name: "dead-letter-strategy",
+        kind: KeyKind::OneOf(&["at-most-once", "at-least-once"]),
+        operator: false,
+    },
+    Key {
         name: "queue-mode",
         kind: KeyKind::OneOf(&["default", "lazy"]),
         operator: false,
@@ -245,6 +255,7 @@ pub struct QueuePolicy {
     pub overflow: Option<Overflow>,
     pub dead_letter_exchange: Option<ShortString>,
     pub dead_letter_routing_key: Option<ShortString>,
+    pub dead_letter_strategy: Option<DeadLetterStrategy>,
 }
 
 /// A validated policy with its compiled pattern.
@@ -347,6 +358,12 @@ impl Policy {
                             _ => Overflow::DropHead,
                         });
                     }
+                    if key.name == "dead-letter-strategy" {
+                        q.dead_letter_strategy = Some(match s {
+                            "at-least-once" => DeadLetterStrategy::AtLeastOnce,
+                            _ => DeadLetterStrategy::AtMostOnce,
+                        });
+                    }
                 }
                 KeyKind::MaxAge => {
                     if !v.as_str().is_some_and(valid_max_age) {
@@ -414,11 +431,11 @@ impl PolicySet {
         Some(self.list.remove(i))
     }
 
-    /// The policy that applies to the queue `name`.
-    pub fn for_queue(&self, name: &str) -> Option<&Arc<Policy>> {
+    /// The policy that applies to the queue `name` of type `kind`.
+    pub fn for_queue(&self, name: &str, kind: QueueType) -> Option<&Arc<Policy>> {
         self.list
             .iter()
-            .find(|p| p.def.apply_to.covers_queues() && p.matches(name))
+            .find(|p| p.def.apply_to.covers_queues(kind) && p.matches(name))
     }
 
     /// The policy that applies to the exchange `name`.
@@ -471,6 +488,11 @@ pub fn effective(
         }
         if s.dead_letter_routing_key.is_none() {
             s.dead_letter_routing_key = p.dead_letter_routing_key.clone();
+        }
+        if args.get("x-dead-letter-strategy").is_none() {
+            if let Some(d) = p.dead_letter_strategy {
+                s.dead_letter_strategy = d;
+            }
         }
     }
     s
@@ -543,11 +565,11 @@ mod tests {
         let mut ex = def("ex", ".*", 9, json!({"alternate-exchange": "ae"}));
         ex.apply_to = ApplyTo::Exchanges;
         set.put(Policy::compile(ex, PolicyKind::User).unwrap());
-        assert_eq!(set.for_queue("orders.eu").unwrap().name(), "high");
-        assert_eq!(set.for_queue("other").unwrap().name(), "low");
+        assert_eq!(set.for_queue("orders.eu", QueueType::Classic).unwrap().name(), "high");
+        assert_eq!(set.for_queue("other", QueueType::Classic).unwrap().name(), "low");
         assert_eq!(set.for_exchange("x").unwrap().name(), "ex");
         set.remove("high");
-        assert_eq!(set.for_queue("orders.eu").unwrap().name(), "low");
+        assert_eq!(set.for_queue("orders.eu", QueueType::Classic).unwrap().name(), "low");
     }
 
     #[test]

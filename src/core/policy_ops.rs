@@ -68,8 +68,9 @@ fn set_of(vhost: &mut VHost, kind: PolicyKind) -> &mut PolicySet {
 /// Sets the policies and effective settings of one queue; returns the settings
 /// it had before.
 pub(crate) fn apply_queue_policy(policies: &PolicySet, operators: &PolicySet, q: &mut Queue) -> QueueSettings {
-    q.policy = policies.for_queue(&q.name).cloned();
-    q.operator_policy = operators.for_queue(&q.name).cloned();
+    let kind = q.arg_settings.kind;
+    q.policy = policies.for_queue(&q.name, kind).cloned();
+    q.operator_policy = operators.for_queue(&q.name, kind).cloned();
     let s = policy::effective(
         &q.arguments,
         &q.arg_settings,

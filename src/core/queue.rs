@@ -307,12 +307,21 @@ impl Queue {
         self.store.bump_delivery_count(pos)
     }
 
-    /// Earlier deliveries of `pos`, counted only on queues with a delivery limit.
-    pub fn counted_redeliveries(&self, pos: SegmentPosition) -> u32 {
-        if self.settings.delivery_limit.is_none() {
-            return 0;
+    /// Whether redeliveries are counted (and shown as `x-delivery-count`): on
+    /// quorum queues always, as RabbitMQ's; elsewhere only with a delivery limit.
+    pub fn counts_deliveries(&self) -> bool {
+        self.settings.delivery_limit.is_some() || self.settings.kind == super::queue_args::QueueType::Quorum
+    }
+
+    /// The `x-delivery-count` a delivery of `pos` carries: earlier deliveries, on
+    /// every delivery of a quorum queue (0 the first time, as RabbitMQ 3.10), and
+    /// on redeliveries only where a delivery limit counts them otherwise.
+    pub fn delivery_count_header(&self, pos: SegmentPosition) -> Option<u32> {
+        if !self.counts_deliveries() {
+            return None;
         }
-        self.store.delivery_count(pos)
+        let count = self.store.delivery_count(pos);
+        (count > 0 || self.settings.kind == super::queue_args::QueueType::Quorum).then_some(count)
     }
 
     pub fn forget_delivery_count(&mut self, pos: SegmentPosition) {

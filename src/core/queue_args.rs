@@ -22,9 +22,53 @@ pub enum Overflow {
     RejectPublishDlx,
 }
 
+/// `x-queue-type`. A quorum queue on one node is a durable queue with what a
+/// single node can honour of RabbitMQ's quorum semantics: every redelivery counted
+/// (`x-delivery-count`, on disk), the delivery limit, and the dead-letter
+/// strategy. Replication comes with clustering.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QueueType {
+    #[default]
+    Classic,
+    Quorum,
+}
+
+impl QueueType {
+    /// As the management API names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        }
+    }
+}
+
+/// `x-dead-letter-strategy` (quorum queues).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeadLetterStrategy {
+    /// The dead letter is published and the original removed at once: a crash
+    /// in between may lose it (RabbitMQ's default, and what classic queues do).
+    #[default]
+    AtMostOnce,
+    /// The original is removed only once the dead letter is on disk in every
+    /// queue it was routed to: a crash may duplicate it, never lose it. RabbitMQ
+    /// honours it only with `x-overflow: reject-publish`, and so does ringmq.
+    AtLeastOnce,
+}
+
+/// Arguments a quorum queue refuses (RabbitMQ 3.10's check_invalid_arguments).
+const NOT_FOR_QUORUM: &[&str] = &[
+    "x-max-priority",
+    "x-queue-mode",
+    "x-queue-master-locator",
+    "x-queue-version",
+];
+
 /// Effective settings of a queue, from its arguments.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueueSettings {
+    pub kind: QueueType,
+    pub dead_letter_strategy: DeadLetterStrategy,
     pub message_ttl_ms: Option<u64>,
     pub expires_ms: Option<u64>,
     pub max_length: Option<u64>,
@@ -36,6 +80,46 @@ pub struct QueueSettings {
     pub single_active_consumer: bool,
     pub delivery_limit: Option<u64>,
     pub consumer_timeout_ms: Option<u64>,
+}
+
+impl QueueSettings {
+    /// The dead-letter strategy in force: as RabbitMQ, at-least-once only on a
+    /// quorum queue that rejects publishes when full (a dropped head could not
+    /// wait for its dead letter to be safe); at-most-once otherwise.
+    pub fn dead_lettering(&self) -> DeadLetterStrategy {
+        let honoured = self.kind == QueueType::Quorum && self.overflow == Overflow::RejectPublish;
+        if honoured {
+            self.dead_letter_strategy
+        } else {
+            DeadLetterStrategy::AtMostOnce
+        }
+    }
+
+    /// The declare's properties that this queue type refuses, with RabbitMQ 3.10's
+    /// text (rabbit_quorum_queue:declare checks them in this order).
+    pub fn check_properties(
+        &self,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+        queue: &str,
+        vhost: &str,
+    ) -> Result<(), String> {
+        if self.kind != QueueType::Quorum {
+            return Ok(());
+        }
+        let invalid = [
+            ("auto-delete", auto_delete),
+            ("exclusive-owner", exclusive),
+            ("non-durable", !durable),
+        ];
+        match invalid.iter().find(|(_, bad)| *bad) {
+            Some((property, _)) => Err(format!(
+                "invalid property '{property}' for queue '{queue}' in vhost '{vhost}'"
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The largest priority a queue may have, as RabbitMQ allows.
@@ -91,6 +175,11 @@ const TABLE: &[(&str, Kind)] = &[
     ("x-consumer-timeout", Kind::UInt { min: 1, max: i64::MAX }),
     ("x-queue-type", Kind::OneOf(&["classic", "quorum", "stream"])),
     ("x-queue-mode", Kind::OneOf(&["default", "lazy"])),
+    // Quorum queues: accepted as RabbitMQ does; on one node there is no group to
+    // size or place, and messages are on disk, never held in memory.
+    ("x-quorum-initial-group-size", Kind::UInt { min: 1, max: i64::MAX }),
+    ("x-max-in-memory-length", Kind::UInt { min: 0, max: i64::MAX }),
+    ("x-max-in-memory-bytes", Kind::UInt { min: 0, max: i64::MAX }),
 ];
 
 /// Validates the arguments and returns the settings; `Err` is the detail part of
@@ -137,16 +226,34 @@ pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueSetting
             "invalid arg 'x-dead-letter-routing-key' for queue '{queue}' in vhost '{vhost}': routing_key_but_no_dlx_defined"
         ));
     }
-    if args
-        .get("x-queue-type")
-        .and_then(|v| v.as_str())
-        .is_some_and(|t| t != "classic")
-    {
-        let t = args.get("x-queue-type").and_then(|v| v.as_str()).unwrap_or_default();
-        return Err(format!(
+    let kind = match args.get("x-queue-type").and_then(|v| v.as_str()) {
+        None | Some("classic") => QueueType::Classic,
+        Some("quorum") => QueueType::Quorum,
+        Some(t) => {
+            return Err(format!(
             "invalid arg 'x-queue-type' for queue '{queue}' in vhost '{vhost}': queue type '{t}' is not supported yet"
-        ));
+        ))
+        }
+    };
+    if kind == QueueType::Quorum {
+        if let Some(k) = NOT_FOR_QUORUM.iter().find(|k| args.get(k).is_some()) {
+            return Err(format!(
+                "invalid arg '{k}' for queue '{queue}' in vhost '{vhost}' of queue type rabbit_quorum_queue"
+            ));
+        }
     }
+    let at_least_once = match args.get("x-dead-letter-strategy") {
+        None => false,
+        Some(v) => match v.as_str() {
+            Some("at-most-once") => false,
+            Some("at-least-once") => true,
+            _ => {
+                return Err(format!(
+                    "invalid arg 'x-dead-letter-strategy' for queue '{queue}' in vhost '{vhost}': invalid_dlx_strategy"
+                ))
+            }
+        },
+    };
     let u = |k: &str| args.get(k).and_then(|v| v.as_i64()).map(|n| n as u64);
     // A dead letter is stored and delivered with these as its exchange and
     // routing key: short strings on the wire, so longer ones are refused here.
@@ -162,16 +269,24 @@ pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueSetting
                 )
             })
     };
+    let overflow = match args.get("x-overflow").and_then(|v| v.as_str()) {
+        Some("reject-publish") => Overflow::RejectPublish,
+        Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
+        _ => Overflow::DropHead,
+    };
+    let dead_letter_strategy = if at_least_once {
+        DeadLetterStrategy::AtLeastOnce
+    } else {
+        DeadLetterStrategy::AtMostOnce
+    };
     Ok(QueueSettings {
+        kind,
+        dead_letter_strategy,
         message_ttl_ms: u("x-message-ttl"),
         expires_ms: u("x-expires"),
         max_length: u("x-max-length"),
         max_length_bytes: u("x-max-length-bytes"),
-        overflow: match args.get("x-overflow").and_then(|v| v.as_str()) {
-            Some("reject-publish") => Overflow::RejectPublish,
-            Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
-            _ => Overflow::DropHead,
-        },
+        overflow,
         dead_letter_exchange: s("x-dead-letter-exchange")?,
         dead_letter_routing_key: s("x-dead-letter-routing-key")?,
         max_priority: u("x-max-priority").map(|p| p as u8),

@@ -154,7 +154,9 @@ impl Broker {
             check_access(conn, Access::Configure, "queue", name.as_str())?;
             let owner = m.exclusive.then_some(conn_id);
             let args = m.arguments.to_owned_table();
-            super::queue_args::parse(&args, name.as_str(), &vname).map_err(precondition)?;
+            let settings = super::queue_args::parse(&args, name.as_str(), &vname).map_err(precondition)?;
+            (settings.check_properties(m.durable, m.exclusive, m.auto_delete, name.as_str(), &vname))
+                .map_err(precondition)?;
             super::dedup::DedupCache::from_arguments(&args).map_err(precondition)?;
             let id = self.new_queue_id();
             let vhost = self.vhost_of(conn);

@@ -57,7 +57,7 @@ impl Item for QueueItem<'_> {
             "exclusive": q.exclusive_owner.is_some(),
             "arguments": table_to_json(&q.arguments),
             "node": self.node,
-            "type": "classic",
+            "type": q.settings.kind.name(),
             "state": if q.paused { "paused" } else { "running" },
             "policy": q.policy.as_ref().map(|p| p.name()),
             "operator_policy": q.operator_policy.as_ref().map(|p| p.name()),
