@@ -10,6 +10,8 @@
 //! | `ackfile`       | `acks.N` files: offsets of done records                            |
 //! | [`queue`]       | [`QueueStore`]: append, deliver, ack, requeue, purge               |
 //! | [`recovery`]    | rebuilding a queue on open; [`RecoveryReport`]                     |
+//! | `resync`        | finding the intact records past a damaged one                      |
+//! | `aside`         | copies of unreadable bytes (`msgs.N.corrupt.OFFSET`)               |
 //! | [`sync`]        | sans-IO group commit: [`SyncBatch`]                                |
 //! | [`definitions`] | [`DefinitionsLog`]: `definitions.amqp`, CRC-framed append-only log |
 //! | [`meta`]        | atomic JSON files (users, vhosts, policies, ...)                   |
@@ -25,6 +27,7 @@
 //!       msgs.0000000001       segment: 8-byte header, records (see record), zero tail
 //!       acks.0000000001       u32 LE offsets of acked/discarded records in msgs.1
 //!       spare.0000000001      msgs.1 once fully acked, kept for reuse at a rollover (<= 2)
+//!       msgs.0000000001.corrupt.0000004096   unreadable bytes found at offset 4096 of msgs.1
 //!   users.json, ...           written with meta::write_json_atomic
 //! ```
 //!
@@ -34,8 +37,8 @@
 //! close; after a crash the zero tail reads as "end of data". A fully acked segment is
 //! recycled as a later one instead of being deleted (its page-cache pages are reused;
 //! see `record` for how its stale records are told apart). Every record carries a
-//! CRC32C; recovery keeps each segment's records up to the first one that fails and
-//! cuts the rest off (see [`recovery`]).
+//! CRC32C; recovery skips a record that fails to the next intact one, keeping every
+//! intact record, and copies the unreadable bytes aside (see [`recovery`]).
 //!
 //! # Using a `QueueStore`
 //!
@@ -64,6 +67,7 @@
 //! threads, and only syncs when asked to: the caller owns time and I/O scheduling.
 
 pub mod ackfile;
+mod aside;
 mod counts;
 pub mod definitions;
 pub mod error;
@@ -73,6 +77,7 @@ pub mod meta;
 pub mod queue;
 pub mod record;
 pub mod recovery;
+mod resync;
 mod segment;
 pub mod sync;
 

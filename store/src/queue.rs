@@ -33,10 +33,22 @@ pub(crate) struct Cursor {
     pub offset: u32,
 }
 
+/// Bytes of a segment that are not records: an unreadable span that recovery found
+/// with intact records after it (recovery.rs). It stays in the file; the cursor
+/// jumps over it. Never at the end of the data (an unreadable tail is cut off), and
+/// two never touch (each ends where an intact record starts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hole {
+    pub start: u32,
+    pub end: u32,
+}
+
 /// What the store keeps per segment file.
 pub(crate) struct SegmentMeta {
     /// End of valid data (for the write segment, kept equal to the writer's end).
     end: u32,
+    /// Holes in the data, by offset (almost always none: no allocation then).
+    holes: Vec<Hole>,
     /// Records in the segment.
     msg_count: u32,
     /// Records acked or discarded.
@@ -53,15 +65,27 @@ pub(crate) struct SegmentMeta {
 }
 
 impl SegmentMeta {
-    pub(crate) fn recovered(end: u32, msg_count: u32, done_count: u32, passed: u32) -> Self {
+    pub(crate) fn recovered(end: u32, msg_count: u32, done_count: u32, passed: u32, holes: Vec<Hole>) -> Self {
+        debug_assert!(holes.windows(2).all(|w| w[0].end < w[1].start));
+        debug_assert!(holes.last().is_none_or(|h| h.end < end));
         Self {
             end,
+            holes,
             msg_count,
             done_count,
             passed,
             map: OnceCell::new(),
             lease: Arc::default(),
             acks: None,
+        }
+    }
+
+    /// `offset`, or the end of the hole starting there: where the record at or
+    /// after `offset` starts.
+    fn skip_hole(&self, offset: u32) -> u32 {
+        match self.holes.binary_search_by_key(&offset, |h| h.start) {
+            Ok(i) => self.holes[i].end,
+            Err(_) => offset,
         }
     }
 }
@@ -328,7 +352,7 @@ impl QueueStore {
         // Disk for the header, this record and its end mark; more as it fills.
         let first = SEGMENT_HEADER_BYTES + len + record::END_MARK_BYTES;
         let id = self.next_segment;
-        let meta = SegmentMeta::recovered(SEGMENT_HEADER_BYTES, 0, 0, 0);
+        let meta = SegmentMeta::recovered(SEGMENT_HEADER_BYTES, 0, 0, 0, Vec::new());
         let lease = Arc::clone(&meta.lease);
         // The oldest spare no mapping uses any more (segment.rs, I5).
         let free = self
@@ -338,6 +362,9 @@ impl QueueStore {
         let w = match free.filter(|_| capacity == self.cfg.segment_bytes) {
             Some(i) => {
                 let spare = self.spares.remove(i).expect("found above");
+                // New ids are above every spare's (recovery.rs), so a recycled
+                // file's stale records never carry the seed of its new id.
+                assert!(spare.id < id, "spare {:?} not below new segment {id:?}", spare.id);
                 let path = spare_path(&self.dir, spare.id);
                 match WriteSegment::recycle(&self.dir, &path, id, capacity, Arc::clone(&lease)) {
                     Ok(w) => w,
@@ -442,10 +469,12 @@ impl QueueStore {
     fn cursor_peek(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
         loop {
             let id = self.cursor.segment;
-            let end = self.segments.get(&id).map(|m| m.end);
-            if let Some(end) = end.filter(|&end| self.cursor.offset < end) {
-                let offset = self.cursor.offset;
-                return record_at(id, offset, end, self.segment_data(id)?).map(Some);
+            if let Some(meta) = self.segments.get(&id) {
+                self.cursor.offset = meta.skip_hole(self.cursor.offset);
+                if self.cursor.offset < meta.end {
+                    let (offset, end) = (self.cursor.offset, meta.end);
+                    return record_at(id, offset, end, self.segment_data(id)?).map(Some);
+                }
             }
             let next = self.segments.range((Excluded(id), Unbounded)).next().map(|(k, _)| *k);
             let Some(next) = next else { return Ok(None) };
@@ -597,7 +626,7 @@ impl QueueStore {
     /// at ~15% of the broker's CPU).
     fn retire_segment(&mut self, id: SegmentId, end: u32, lease: Arc<MapLease>) -> io::Result<()> {
         let path = segment_path(&self.dir, id);
-        // (Ids restart at 1 when a queue reopens empty: never replace a spare.)
+        // (Never replace a spare; ids only restart at 1 in a folder without any.)
         let clash = self.spares.iter().any(|s| s.id == id);
         if self.spares.len() < SPARES_MAX && end <= self.cfg.segment_bytes && !clash {
             fs::rename(&path, spare_path(&self.dir, id))?;
@@ -693,7 +722,11 @@ impl QueueStore {
                 offset = SEGMENT_HEADER_BYTES;
             }
             let data = self.segment_data(id)?;
-            while offset < meta.end {
+            loop {
+                offset = meta.skip_hole(offset);
+                if offset >= meta.end {
+                    break;
+                }
                 let pos = record_at(id, offset, meta.end, data)?;
                 f(pos, &self.read(pos)?);
                 offset += pos.size;

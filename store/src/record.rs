@@ -271,7 +271,11 @@ pub fn decode_verified(buf: &[u8]) -> Result<(MessageView<'_>, u32), RecordError
     decode_inner(buf, None)
 }
 
-fn decode_inner(buf: &[u8], check_crc: Option<CrcSeed>) -> Result<(MessageView<'_>, u32), RecordError> {
+/// Every check of [`decode`] but the CRC: the length word is in bounds, the record
+/// fits in `buf`, and the header's fields are sane. Returns the header and the
+/// record's bytes. Cheap (no pass over the record), so recovery can try it at every
+/// byte of a damaged span when it looks for the next intact record.
+pub(crate) fn check_frame(buf: &[u8]) -> Result<(&RecordHeader, &[u8]), RecordError> {
     if buf.len() < 4 {
         return if buf.iter().all(|&b| b == 0) {
             Err(RecordError::EndOfData)
@@ -296,6 +300,16 @@ fn decode_inner(buf: &[u8], check_crc: Option<CrcSeed>) -> Result<(MessageView<'
     if header.kind != RECORD_KIND_MESSAGE || header.reserved != 0 || ex + rk + props > rest.len() {
         return Err(RecordError::BadHeader);
     }
+    Ok((header, rec))
+}
+
+fn decode_inner(buf: &[u8], check_crc: Option<CrcSeed>) -> Result<(MessageView<'_>, u32), RecordError> {
+    let (header, rec) = check_frame(buf)?;
+    let total_len = rec.len() as u32;
+    let rest = &rec[RECORD_HEADER_BYTES as usize..];
+    let ex = header.exchange_len as usize;
+    let rk = header.routing_key_len as usize;
+    let props = header.properties_len.get() as usize;
     if let Some(seed) = check_crc {
         let mut crc = crc32c::crc32c_append(seed.0, &rec[0..4]);
         crc = crc32c::crc32c_append(crc, &rec[8..]);

@@ -1,99 +1,19 @@
 //! Crash recovery: every truncation of the unsynced tail and random bit flips must
-//! recover exactly the records before the damage. Seeded: set RINGMQ_TEST_SEED to
-//! replay; the seed is in every assertion message.
+//! recover exactly the records the damage did not hit; a tail a crash tore is told
+//! apart from damage. Seeded: set RINGMQ_TEST_SEED to replay; the seed is in every
+//! assertion message. damage.rs has the tests of damage inside a segment.
+
+mod common;
 
 use std::fs;
 use std::path::Path;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use common::*;
+use rand::Rng;
 use ringmq_store::{MessageRef, QueueStore, StoreConfig};
 
-const SEGMENT_BYTES: u32 = 64 * 1024;
 const RECORDS: usize = 40;
 const SYNCED: usize = 20;
-
-fn seed() -> u64 {
-    match std::env::var("RINGMQ_TEST_SEED") {
-        Ok(s) => s.parse().expect("RINGMQ_TEST_SEED must be a u64"),
-        Err(_) => rand::random(),
-    }
-}
-
-struct Written {
-    /// Segment file bytes after a clean close (no zero tail).
-    bytes: Vec<u8>,
-    /// (offset, end, body) of each record.
-    records: Vec<(usize, usize, Vec<u8>)>,
-    synced_end: usize,
-}
-
-/// Writes RECORDS random messages (syncing after SYNCED) into one segment.
-fn write_records(rng: &mut StdRng) -> Written {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = StoreConfig {
-        segment_bytes: SEGMENT_BYTES,
-        ..StoreConfig::default()
-    };
-    let (mut q, _) = QueueStore::open(dir.path(), cfg).unwrap();
-    let mut records = Vec::new();
-    let mut synced_end = 0;
-    for i in 0..RECORDS {
-        let body: Vec<u8> = (0..rng.random_range(0..120)).map(|_| rng.random()).collect();
-        let ex: Vec<u8> = vec![b'e'; rng.random_range(0..10)];
-        let rk: Vec<u8> = vec![b'r'; rng.random_range(0..10)];
-        let props: Vec<u8> = (0..rng.random_range(0..8)).map(|_| rng.random()).collect();
-        let m = MessageRef {
-            timestamp_ms: i as u64,
-            exchange: &ex,
-            routing_key: &rk,
-            properties: &props,
-            body: &body,
-        };
-        let pos = q.append(m).unwrap();
-        assert_eq!(pos.segment.0, 1);
-        records.push((pos.offset as usize, (pos.offset + pos.size) as usize, body));
-        if i + 1 == SYNCED {
-            q.sync_all_blocking().unwrap();
-            assert_eq!(q.synced_seq().0, SYNCED as u64);
-            synced_end = (pos.offset + pos.size) as usize;
-        }
-    }
-    q.close().unwrap();
-    let bytes = fs::read(dir.path().join("msgs.0000000001")).unwrap();
-    assert_eq!(
-        bytes.len(),
-        records.last().unwrap().1,
-        "clean close truncates to the data"
-    );
-    Written {
-        bytes,
-        records,
-        synced_end,
-    }
-}
-
-/// Opens a queue whose only segment is `seg` (and ack file `acks`); returns the bodies
-/// of the ready messages in order, and the report.
-fn recover(dir: &Path, seg: &[u8], acks: Option<&[u8]>) -> (Vec<Vec<u8>>, ringmq_store::RecoveryReport) {
-    for e in fs::read_dir(dir).unwrap() {
-        fs::remove_file(e.unwrap().path()).unwrap();
-    }
-    fs::write(dir.join("msgs.0000000001"), seg).unwrap();
-    if let Some(a) = acks {
-        fs::write(dir.join("acks.0000000001"), a).unwrap();
-    }
-    let cfg = StoreConfig {
-        segment_bytes: SEGMENT_BYTES,
-        ..StoreConfig::default()
-    };
-    let (mut q, report) = QueueStore::open(dir, cfg).unwrap();
-    let mut bodies = Vec::new();
-    while let Some(p) = q.next_ready().unwrap() {
-        bodies.push(q.read(p).unwrap().body.to_vec());
-    }
-    (bodies, report)
-}
 
 fn expected(w: &Written, damage_at: usize, acked: &[usize]) -> Vec<Vec<u8>> {
     w.records
@@ -106,20 +26,17 @@ fn expected(w: &Written, damage_at: usize, acked: &[usize]) -> Vec<Vec<u8>> {
 
 #[test]
 fn truncation_at_every_byte_of_the_unsynced_tail() {
-    let seed = seed();
-    let mut rng = StdRng::seed_from_u64(seed);
-    let w = write_records(&mut rng);
+    let (mut rng, seed) = rng();
+    let w = write_records(&mut rng, RECORDS, SYNCED);
     let dir = tempfile::tempdir().unwrap();
     for cut in w.synced_end..=w.bytes.len() {
         let (got, report) = recover(dir.path(), &w.bytes[..cut], None);
         assert_eq!(got, expected(&w, cut, &[]), "seed {seed}: cut at {cut}");
         let boundary = w.records.iter().map(|r| r.1).filter(|&e| e <= cut).max().unwrap();
         let torn = w.bytes[boundary..cut].iter().any(|&b| b != 0);
-        assert_eq!(
-            report.records_dropped() > 0,
-            torn,
-            "seed {seed}: cut at {cut}: {report:?}"
-        );
+        // A torn write of the newest segment: reported as such, not as damage.
+        assert_eq!(report.torn_bytes() > 0, torn, "seed {seed}: cut at {cut}: {report:?}");
+        assert!(!report.corrupt(), "seed {seed}: cut at {cut}: {report:?}");
         // The same cut inside a preallocated (zero-filled) segment. Where the
         // bytes cut off were zeros anyway (a body ending in zero bytes), the
         // padding restores them exactly: the file is then byte for byte the
@@ -135,38 +52,60 @@ fn truncation_at_every_byte_of_the_unsynced_tail() {
         let (got, report) = recover(dir.path(), &padded, None);
         assert_eq!(got, expected(&w, same, &[]), "seed {seed}: padded cut at {cut}");
         assert_eq!(
-            report.records_dropped() > 0,
+            report.torn_bytes() > 0,
             torn,
             "seed {seed}: padded cut at {cut}: {report:?}"
         );
+        assert!(!report.corrupt(), "seed {seed}: padded cut at {cut}: {report:?}");
         let len = fs::metadata(dir.path().join("msgs.0000000001")).unwrap().len() as usize;
         assert_eq!(len, boundary, "seed {seed}: the torn tail is cut off the file");
     }
 }
 
+/// A flipped bit anywhere loses only the record it hits: recovery finds the next
+/// intact record (it used to keep only the records before the flip). In the last
+/// record of the newest segment, with its preallocated zeros still after it, the
+/// flip looks like a write a crash tore, and is reported as one.
 #[test]
-fn random_bit_flips_in_the_unsynced_tail() {
-    let seed = seed();
-    let mut rng = StdRng::seed_from_u64(seed);
-    let w = write_records(&mut rng);
+fn a_bit_flip_loses_only_the_record_it_hits() {
+    let (mut rng, seed) = rng();
+    let w = write_records(&mut rng, RECORDS, SYNCED);
     let dir = tempfile::tempdir().unwrap();
     let mut padded = w.bytes.clone();
     padded.resize(w.bytes.len() + 256, 0);
+    let last = w.records.last().unwrap().0;
     for _ in 0..2000 {
-        let at = rng.random_range(w.synced_end..padded.len());
+        let at = rng.random_range(8..padded.len());
         let mut c = padded.clone();
         c[at] ^= 1 << rng.random_range(0..8);
         let (got, report) = recover(dir.path(), &c, None);
-        assert_eq!(got, expected(&w, at, &[]), "seed {seed}: bit flip in byte {at}");
-        assert!(report.bytes_dropped() > 0, "seed {seed}: flip at {at} not reported");
+        let hit = w.records.iter().position(|r| (r.0..r.1).contains(&at));
+        let want: Vec<Vec<u8>> = (0..RECORDS)
+            .filter(|&i| Some(i) != hit)
+            .map(|i| w.records[i].2.clone())
+            .collect();
+        assert_eq!(got, want, "seed {seed}: bit flip in byte {at}");
+        if at >= last {
+            assert!(report.torn_bytes() > 0, "seed {seed}: flip at {at}: {report:?}");
+            assert!(!report.corrupt(), "seed {seed}: flip at {at}: {report:?}");
+        } else {
+            let hit = hit.unwrap();
+            let size = (w.records[hit].1 - w.records[hit].0) as u64;
+            let after = (RECORDS - hit - 1) as u64;
+            let counts = (
+                report.records_dropped(),
+                report.bytes_dropped(),
+                report.records_kept_after_damage(),
+            );
+            assert_eq!(counts, (1, size, after), "seed {seed}: flip at {at}: {report:?}");
+        }
     }
 }
 
 #[test]
 fn ack_files_with_torn_entries_and_dangling_offsets() {
-    let seed = seed();
-    let mut rng = StdRng::seed_from_u64(seed);
-    let w = write_records(&mut rng);
+    let (mut rng, seed) = rng();
+    let w = write_records(&mut rng, RECORDS, SYNCED);
     let dir = tempfile::tempdir().unwrap();
     for round in 0..200 {
         let acked: Vec<usize> = (0..RECORDS).filter(|_| rng.random_bool(0.3)).collect();
@@ -198,23 +137,12 @@ fn ack_files_with_torn_entries_and_dangling_offsets() {
 #[test]
 fn a_corrupt_segment_loses_only_its_own_tail() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = StoreConfig {
-        segment_bytes: 200,
-        ..StoreConfig::default()
-    };
-    let (mut q, _) = QueueStore::open(dir.path(), cfg).unwrap();
+    let (q, pos, cfg) = small_segments(dir.path());
     let mut per_segment = std::collections::BTreeMap::<u32, Vec<u8>>::new();
-    for i in 0..60u8 {
-        let p = q
-            .append(MessageRef {
-                timestamp_ms: 0,
-                exchange: b"",
-                routing_key: b"k",
-                properties: b"",
-                body: &[i; 20],
-            })
-            .unwrap();
-        per_segment.entry(p.segment.0).or_default().push(i);
+    let mut last_offset = std::collections::BTreeMap::<u32, u32>::new();
+    for (i, p) in pos.iter().enumerate() {
+        per_segment.entry(p.segment.0).or_default().push(i as u8);
+        last_offset.insert(p.segment.0, p.offset);
     }
     q.close().unwrap();
     let segs: Vec<u32> = per_segment.keys().copied().collect();
@@ -246,18 +174,17 @@ fn a_corrupt_segment_loses_only_its_own_tail() {
     assert_eq!(got, want);
     assert_eq!(report.damaged.len(), 2, "{report:?}");
     assert!(report.damaged.iter().any(|d| d.header_corrupt && d.segment.0 == other));
-    assert!(dir.path().join(format!("msgs.{other:010}.corrupt")).exists());
-}
-
-/// Copies every file of `from` into a fresh directory: what the disk holds if the
-/// machine stopped now with all written pages on it (the store is still open).
-fn snapshot(from: &Path) -> tempfile::TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        fs::copy(e.path(), to.path().join(e.file_name())).unwrap();
-    }
-    to
+    assert_eq!(
+        fs::read(dir.path().join(format!("msgs.{other:010}.corrupt"))).unwrap(),
+        ob
+    );
+    // The victim's damaged record was copied aside before it was cut off.
+    let copy = format!("msgs.{victim:010}.corrupt.{:010}", last_offset[&victim]);
+    assert_eq!(
+        fs::read(dir.path().join(copy)).unwrap(),
+        bytes[last_offset[&victim] as usize..]
+    );
+    assert!(report.corrupt());
 }
 
 /// A recycled segment (a fully acked file reused at rollover) holds its previous
@@ -348,6 +275,11 @@ fn a_recycled_segment_recovers_only_its_new_records() {
     fs::write(&path, &bytes).unwrap();
     let (got, report) = read_all(torn.path());
     assert_eq!(got, expect[..expect.len() - 1]);
-    assert!(report.bytes_dropped() > 0, "{report:?}");
+    assert!(report.torn_bytes() > 0, "{report:?}");
+    assert!(!report.corrupt(), "a torn write is not damage: {report:?}");
+    assert!(
+        !file_names(torn.path()).iter().any(|n| n.contains("corrupt")),
+        "a torn write is not set aside"
+    );
     drop(q);
 }
