@@ -332,7 +332,15 @@ impl VHost {
         let keep: ringmq_store::recovery::KeepFilter<'_> = if recover { &keep_persistent } else { &keep_all };
         let levels = settings.max_priority.unwrap_or(0);
         let (store, report) = LeveledStore::open(&dir, self.store_config, levels, keep)?;
-        if recover {
+        if recover && report.corrupt() {
+            // The store logged each segment with its path; this names the queue.
+            tracing::warn!(
+                vhost = %self.name, queue = name, messages = report.messages_recovered,
+                records_kept_after_damage = report.records_kept_after_damage(),
+                records_unreadable = report.records_dropped(), bytes_set_aside = report.bytes_dropped(),
+                report = ?report, "queue recovered from damaged segments"
+            );
+        } else if recover {
             tracing::info!(vhost = %self.name, queue = name, report = ?report, "queue recovered");
         }
         let name = ShortString::from(short);
