@@ -570,10 +570,20 @@ pub fn properties_key(routing_key: &str, arguments: &FieldTable) -> String {
     format!("{key}~{tail}")
 }
 
-/// `~` separates the key from the hash, so it is escaped in the key (as
-/// RabbitMQ does); the URL layer percent-encodes the rest.
+/// RabbitMQ's `quote_binding`: form encoding (letters, digits and `_.-` kept,
+/// space as `+`, every other byte `%XX`), with `~`, which separates the key from
+/// the hash, as `%7E`. The URL layer percent-encodes the result once more (a
+/// `Location` of `k%2Bk%252F` for the key `k k/`, as RabbitMQ 3.10 sends).
 fn quote_key(k: &str) -> String {
-    k.replace('%', "%25").replace('~', "%7E")
+    let mut out = String::with_capacity(k.len());
+    for b in k.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -586,6 +596,10 @@ mod tests {
         assert_eq!(properties_key("", &empty), "~");
         assert_eq!(properties_key("a.b", &empty), "a.b");
         assert_eq!(properties_key("a~b", &empty), "a%7Eb");
+        // Checked against RabbitMQ 3.10's properties_key.
+        assert_eq!(properties_key("k k/%", &empty), "k+k%2F%25");
+        assert_eq!(properties_key("a~b.c_d-e", &empty), "a%7Eb.c_d-e");
+        assert_eq!(properties_key("é", &empty), "%C3%A9");
         let mut args = FieldTable::default();
         args.insert(ringmq_codec::short!("x"), ringmq_codec::FieldValue::I64(1));
         let k = properties_key("a.b", &args);

@@ -395,6 +395,7 @@ impl Broker {
         };
         super::confirm::flush_ready_confirms(&mut conn, self.sync.synced);
         conn.stats.recv_oct += used as u64;
+        conn.stats.recv_cnt += 1;
         if conn.release_at_ms.is_some() {
             let out = std::mem::take(&mut conn.out);
             conn.held_out.append(out);
@@ -687,6 +688,7 @@ impl Broker {
         }
         std::mem::swap(&mut c.out, buf);
         c.stats.send_oct += buf.len() as u64;
+        c.stats.send_cnt += u64::from(!buf.is_empty());
         c.output_was_full = buf.len() >= OUT_HIGH_WATER_BYTES;
         true
     }

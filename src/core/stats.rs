@@ -138,6 +138,9 @@ impl ObjStats {
 pub struct ConnStats {
     pub recv_oct: u64,
     pub send_oct: u64,
+    /// Reads and writes of the socket (RabbitMQ's `recv_cnt`/`send_cnt`).
+    pub recv_cnt: u64,
+    pub send_cnt: u64,
     /// Previous values and rates, from the last tick.
     pub prev_recv_oct: u64,
     pub prev_send_oct: u64,

@@ -19,7 +19,7 @@ pub(crate) fn conn_name(c: &Connection, amqp_addr: &str) -> String {
     format!("{} -> {amqp_addr}", c.peer)
 }
 
-fn split_host_port(s: &str) -> (&str, u16) {
+pub(crate) fn split_host_port(s: &str) -> (&str, u16) {
     match s.rsplit_once(':') {
         Some((h, p)) => (h.trim_start_matches('[').trim_end_matches(']'), p.parse().unwrap_or(0)),
         None => (s, 0),
@@ -93,7 +93,20 @@ impl Item for ConnItem<'_> {
             "recv_oct_details": details(c.stats.recv_oct_rate),
             "send_oct": c.stats.send_oct,
             "send_oct_details": details(c.stats.send_oct_rate),
+            "recv_cnt": c.stats.recv_cnt,
+            "send_cnt": c.stats.send_cnt,
+            "send_pend": c.out.len(),
             "blocked": c.blocked_sent,
+            // The client's `connection_name` property, as RabbitMQ shows it.
+            "user_provided_name": c.client_properties.get("connection_name").and_then(|v| v.as_str()),
+            // No TLS listeners yet: RabbitMQ's values for a plain connection.
+            "ssl_protocol": null,
+            "ssl_key_exchange": null,
+            "ssl_cipher": null,
+            "ssl_hash": null,
+            "peer_cert_subject": null,
+            "peer_cert_issuer": null,
+            "peer_cert_validity": null,
         })
     }
 }
@@ -204,6 +217,8 @@ impl Item for ChanItem<'_> {
             "acks_uncommitted": ch.tx.as_ref().map_or(0, |t| t.acks.len()),
             "confirm": ch.confirm,
             "transactional": ch.tx.is_some(),
+            // Quorum queues here are not Raft groups: nothing is ever pending.
+            "pending_raft_commands": 0,
             "message_stats": message_stats(&ch.stats, CHANNEL_FIELDS),
         })
     }
@@ -275,6 +290,7 @@ pub(crate) fn consumer_json(b: &Broker, req: &Req<'_>, vhost: &str, queue: &str,
             "peer_host": peer_host,
             "peer_port": peer_port,
             "user": conn.and_then(|x| x.user.as_deref()),
+            "node": super::overview::node_name(),
         },
         "ack_required": !c.no_ack,
         "exclusive": c.exclusive,

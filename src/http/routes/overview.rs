@@ -173,7 +173,7 @@ pub(crate) fn aliveness(req: &Req<'_>) -> Result<Reply, ApiError> {
 fn node_json(req: &Req<'_>) -> Value {
     let p = ProcStats::read(req.info);
     let b = req.shared.broker.borrow();
-    json!({
+    let mut node = json!({
         "name": node_name(),
         "type": "disc",
         "running": true,
@@ -202,7 +202,17 @@ fn node_json(req: &Req<'_>) -> Value {
         ],
         "applications": [{"name": "ringmq", "description": "ringmq broker", "version": env!("CARGO_PKG_VERSION")}],
         "being_drained": false,
-    })
+        "db_dir": req.info.data_dir.display().to_string(),
+        "log_files": ["<stdout>"],
+        "enabled_plugins": [],
+        "mem_calculation_strategy": "rss",
+        "cluster_links": [],
+    });
+    // RabbitMQ lists the churn counters on the node too, each with its rate.
+    if let (Value::Object(n), Value::Object(c)) = (&mut node, churn_rates(&b.node_stats.churn)) {
+        n.extend(c);
+    }
+    node
 }
 
 pub(crate) fn nodes(req: &Req<'_>) -> Result<Reply, ApiError> {
@@ -222,6 +232,29 @@ struct VhostItem<'a> {
     ready: u64,
     unacked: u64,
     w: Option<Window>,
+    /// Bytes in and out of the vhost's connections, with rates.
+    traffic: Traffic,
+}
+
+#[derive(Default)]
+struct Traffic {
+    recv_oct: u64,
+    send_oct: u64,
+    recv_rate: f64,
+    send_rate: f64,
+}
+
+impl Traffic {
+    fn of(b: &crate::core::Broker, vhost: &str) -> Traffic {
+        let mut t = Traffic::default();
+        for c in b.conns.values().filter(|c| c.vhost.as_deref() == Some(vhost)) {
+            t.recv_oct += c.stats.recv_oct;
+            t.send_oct += c.stats.send_oct;
+            t.recv_rate += c.stats.recv_oct_rate;
+            t.send_rate += c.stats.send_oct_rate;
+        }
+        t
+    }
 }
 
 impl Item for VhostItem<'_> {
@@ -246,6 +279,10 @@ impl Item for VhostItem<'_> {
             "tracing": false,
             "cluster_state": {node_name(): "running"},
             "message_stats": vhost_message_stats(&self.v.stats, self.w),
+            "recv_oct": self.traffic.recv_oct,
+            "recv_oct_details": details(self.traffic.recv_rate),
+            "send_oct": self.traffic.send_oct,
+            "send_oct_details": details(self.traffic.send_rate),
         });
         if let (Value::Object(m), Value::Object(t)) =
             (&mut v, queue_totals(&self.v.stats, self.ready, self.unacked, self.w))
@@ -271,6 +308,7 @@ pub(crate) fn vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
             ready,
             unacked,
             w,
+            traffic: Traffic::of(&b, name),
         }
         .render(),
     )
@@ -296,6 +334,7 @@ pub(crate) fn vhosts(req: &Req<'_>) -> Result<Reply, ApiError> {
                 ready,
                 unacked,
                 w,
+                traffic: Traffic::of(&b, n),
             }
         })
         .collect();

@@ -58,6 +58,8 @@ impl Item for QueueItem<'_> {
             "arguments": table_to_json(&q.arguments),
             "node": self.node,
             "type": q.settings.kind.name(),
+            // Not mirrored (RabbitMQ's value for a queue without mirrors).
+            "recoverable_slaves": null,
             "state": if q.paused { "paused" } else { "running" },
             "policy": q.policy.as_ref().map(|p| p.name()),
             "operator_policy": q.operator_policy.as_ref().map(|p| p.name()),
@@ -139,6 +141,14 @@ pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
         .map(|c| super::connections::consumer_json(&b, req, vname, &q.name, c))
         .collect();
     out["consumer_details"] = Value::Array(consumers);
+    if let Some(owner) = q.exclusive_owner.and_then(|id| b.conns.get(&id)) {
+        let (peer_host, peer_port) = super::connections::split_host_port(&owner.peer);
+        out["owner_pid_details"] = json!({
+            "name": super::connections::conn_name(owner, &req.info.amqp_addr),
+            "peer_host": peer_host,
+            "peer_port": peer_port,
+        });
+    }
     Reply::ok(out)
 }
 
