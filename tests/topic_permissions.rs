@@ -17,13 +17,7 @@ fn api(b: &Broker) -> Api {
 
 /// A user with full configure/write/read permissions on "/".
 fn add_user(a: &Api, name: &str) {
-    let r = a.put(&format!("/api/users/{name}"), json!({"password": "pw", "tags": ""}));
-    assert_eq!(r.status, 201, "{}", r.text);
-    let r = a.put(
-        &format!("/api/permissions/%2F/{name}"),
-        json!({"configure": ".*", "write": ".*", "read": ".*"}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
+    a.add_user(name, "pw", "", true);
 }
 
 fn set_topic(a: &Api, user: &str, exchange: &str, write: &str, read: &str) -> u16 {

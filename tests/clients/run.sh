@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Real clients the integration tests do not use, against a running broker:
-# Debian's amqp-tools (C), aio-pika (Python asyncio) and a Celery worker (kombu).
+# Debian's amqp-tools (C), aio-pika (Python asyncio), a Celery worker (kombu)
+# and, given the management API's URL, RabbitMQ's rabbitmqadmin.
 # Installs what is missing (apt amqp-tools; a venv in tests/clients/.venv from
 # requirements.txt), runs each, prints one line per client; exit 0 only if all pass.
 #
-#   bash tests/clients/run.sh amqp://guest:guest@127.0.0.1:5672/
+#   bash tests/clients/run.sh amqp://guest:guest@127.0.0.1:5672/ [http://guest:guest@127.0.0.1:15672]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-url=${1:?usage: run.sh AMQP_URL}
+url=${1:?usage: run.sh AMQP_URL [HTTP_URL]}
+http=${2:-}
 
 if ! command -v amqp-publish >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq amqp-tools >/dev/null
@@ -32,4 +34,7 @@ run() {
 run amqp-tools bash "$here/amqp_tools.sh" "$url"
 run aio-pika "$venv/bin/python" "$here/aio_pika_check.py" "$url"
 run celery "$venv/bin/python" "$here/celery_check.py" "$url"
+if [ -n "$http" ]; then
+  run rabbitmqadmin bash "$here/rabbitmqadmin.sh" "$url" "$http"
+fi
 exit $failed

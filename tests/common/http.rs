@@ -91,6 +91,24 @@ impl Api {
         self.call("DELETE", path, None, &[])
     }
 
+    /// Creates a user (201), with full configure/write/read permissions on "/"
+    /// when `all_on_root`.
+    #[track_caller]
+    pub fn add_user(&self, name: &str, password: &str, tags: &str, all_on_root: bool) {
+        let r = self.put(
+            &format!("/api/users/{}", enc(name)),
+            serde_json::json!({"password": password, "tags": tags}),
+        );
+        assert_eq!(r.status, 201, "add user {name}: {}", r.text);
+        if all_on_root {
+            let r = self.put(
+                &format!("/api/permissions/%2F/{}", enc(name)),
+                serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}),
+            );
+            assert_eq!(r.status, 201, "permissions of {name}: {}", r.text);
+        }
+    }
+
     /// GET that must answer 200; gives the JSON.
     #[track_caller]
     pub fn ok(&self, path: &str) -> Value {

@@ -174,6 +174,56 @@ pub(crate) fn close(req: &Req<'_>) -> Result<Reply, ApiError> {
     Reply::no_content()
 }
 
+/// `/api/connections/username/{user}` may be read by that user, monitoring
+/// and administrators; its DELETE by that user and administrators.
+fn user_connections(req: &Req<'_>, write: bool) -> Result<Vec<(ConnId, String)>, ApiError> {
+    let (me, user) = (req.user(), req.param("user"));
+    let allowed = me.name == user || if write { me.is_admin() } else { me.sees_all() };
+    if !allowed {
+        return Err(ApiError::not_authorised("User not authorised to access object"));
+    }
+    let b = req.shared.broker.borrow();
+    Ok(visible(&b, me)
+        .filter(|c| c.user.as_deref() == Some(user))
+        .map(|c| (c.id, conn_name(c, &req.info.amqp_addr)))
+        .collect())
+}
+
+/// GET: the user's connections as RabbitMQ's connection tracking lists them
+/// (name, vhost, user, node; not the full connection objects).
+pub(crate) fn of_user(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let params = ListParams::parse(&req.query)?;
+    let conns = user_connections(req, false)?;
+    let b = req.shared.broker.borrow();
+    let items: Vec<JsonItem> = conns
+        .into_iter()
+        .filter_map(|(id, name)| {
+            let vhost = b.conns.get(&id)?.vhost.as_deref()?.to_owned();
+            let v =
+                json!({"name": name, "vhost": vhost, "user": req.param("user"), "node": super::overview::node_name()});
+            Some(JsonItem { v, name, vhost })
+        })
+        .collect();
+    paging::reply(items, &params)
+}
+
+/// DELETE: closes every connection of the user (320, `X-Reason` or RabbitMQ's
+/// default text); 204 also when there are none.
+pub(crate) fn close_of_user(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let conns = user_connections(req, true)?;
+    let reason = req.header("x-reason").unwrap_or("Closed via management plugin");
+    for (id, _) in conns {
+        let r = req
+            .shared
+            .broker
+            .borrow_mut()
+            .admin_close_connection(id, reason, req.now_ms);
+        req.shared.after_core_call();
+        r?;
+    }
+    Reply::no_content()
+}
+
 struct ChanItem<'a> {
     c: &'a Connection,
     ch: &'a Channel,

@@ -8,9 +8,11 @@
 //! administrator routes about permissions, which name vhosts as data).
 
 mod bindings;
+mod cluster;
 mod common;
 mod connections;
 mod exchanges;
+mod health;
 pub(crate) mod metrics;
 mod overview;
 mod parameters;
@@ -109,6 +111,45 @@ pub(crate) static ROUTES: &[Route] = &[
     Route::new(GET, "/api/nodes", Monitor, overview::nodes),
     Route::new(GET, "/api/nodes/{node}", Monitor, overview::node),
     Route::new(GET, "/api/vhosts", Mgmt, overview::vhosts),
+    // cluster.rs
+    Route::new(GET, "/api/cluster-name", Mgmt, cluster::get_name),
+    Route::new(PUT, "/api/cluster-name", Admin, cluster::put_name),
+    Route::new(GET, "/api/extensions", Mgmt, cluster::extensions),
+    Route::new(GET, "/api/feature-flags", Admin, cluster::feature_flags),
+    // health.rs
+    Route::new(GET, "/api/health/checks/alarms", Mgmt, health::alarms_cluster),
+    Route::new(GET, "/api/health/checks/local-alarms", Mgmt, health::alarms_local),
+    Route::new(
+        GET,
+        "/api/health/checks/port-listener/{port}",
+        Mgmt,
+        health::port_listener,
+    ),
+    Route::new(
+        GET,
+        "/api/health/checks/protocol-listener/{protocol}",
+        Mgmt,
+        health::protocol_listener,
+    ),
+    Route::new(GET, "/api/health/checks/virtual-hosts", Mgmt, health::virtual_hosts),
+    Route::new(
+        GET,
+        "/api/health/checks/node-is-quorum-critical",
+        Mgmt,
+        health::not_critical,
+    ),
+    Route::new(
+        GET,
+        "/api/health/checks/node-is-mirror-sync-critical",
+        Mgmt,
+        health::not_critical,
+    ),
+    Route::new(
+        GET,
+        "/api/health/checks/certificate-expiration/{within}/{unit}",
+        Mgmt,
+        health::certificate_expiration,
+    ),
     // exchanges.rs
     Route::new(GET, "/api/exchanges", Mgmt, exchanges::list_all),
     Route::new(GET, "/api/exchanges/{vhost}", Mgmt, exchanges::list_vhost),
@@ -138,6 +179,7 @@ pub(crate) static ROUTES: &[Route] = &[
     Route::new(POST, "/api/queues/{vhost}/{name}/get", Mgmt, queues::get_messages),
     Route::new(PUT, "/api/queues/{vhost}/{name}/pause", Mgmt, queues::pause),
     Route::new(PUT, "/api/queues/{vhost}/{name}/resume", Mgmt, queues::resume),
+    Route::new(POST, "/api/queues/{vhost}/{name}/actions", Admin, queues::actions),
     Route::new(GET, "/api/queues/{vhost}/{name}/bindings", Mgmt, bindings::by_queue),
     // bindings.rs
     Route::new(GET, "/api/bindings", Mgmt, bindings::list_all),
@@ -193,6 +235,13 @@ pub(crate) static ROUTES: &[Route] = &[
     // connections.rs: connections, channels, consumers
     Route::new(GET, "/api/connections", Mgmt, connections::list_all),
     Route::new(GET, "/api/vhosts/{vhost}/connections", Mgmt, connections::list_vhost),
+    Route::new(GET, "/api/connections/username/{user}", Mgmt, connections::of_user),
+    Route::new(
+        DELETE,
+        "/api/connections/username/{user}",
+        Mgmt,
+        connections::close_of_user,
+    ),
     Route::new(GET, "/api/connections/{name}", Mgmt, connections::get),
     Route::new(DELETE, "/api/connections/{name}", Mgmt, connections::close),
     Route::new(GET, "/api/connections/{name}/channels", Mgmt, connections::channels_of),

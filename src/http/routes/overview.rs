@@ -122,7 +122,7 @@ pub(crate) fn overview(req: &Req<'_>) -> Result<Reply, ApiError> {
         "product_version": env!("CARGO_PKG_VERSION"),
         "product_name": "ringmq",
         "rabbitmq_version": RABBITMQ_VERSION,
-        "cluster_name": node,
+        "cluster_name": super::cluster::cluster_name(&b),
         "erlang_version": "none",
         "erlang_full_version": "none (ringmq is written in Rust)",
         "disable_stats": false,

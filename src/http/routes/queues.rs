@@ -1,5 +1,5 @@
 //! `/api/queues`: lists, one queue, declare, delete, purge, get messages,
-//! pause/resume (LavinMQ).
+//! pause/resume (LavinMQ), actions (RabbitMQ's `sync`/`cancel_sync`).
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -211,6 +211,28 @@ pub(crate) fn pause(req: &Req<'_>) -> Result<Reply, ApiError> {
 
 pub(crate) fn resume(req: &Req<'_>) -> Result<Reply, ApiError> {
     set_paused(req, false)
+}
+
+/// POST `/actions` `{"action": ..}`: RabbitMQ's `sync` and `cancel_sync` are
+/// for classic mirrored queues; for a queue without mirrors (every queue
+/// here) RabbitMQ answers 204 and does nothing, and so does this. `pause` and
+/// `resume` are LavinMQ's pause and resume as actions (RabbitMQ: 400).
+pub(crate) fn actions(req: &Req<'_>) -> Result<Reply, ApiError> {
+    let [action]: [String; 1] = req.string_fields(&["action"])?.try_into().expect("one key, one value");
+    match action.as_str() {
+        "sync" | "cancel_sync" => {
+            let b = req.shared.broker.borrow();
+            // RabbitMQ 3.10 fails with 500 for a missing queue; 404 says why.
+            b.vhosts
+                .get(req.vhost())
+                .and_then(|v| v.queue_id(req.param("name")))
+                .ok_or_else(ApiError::not_found)?;
+            Reply::no_content()
+        }
+        "pause" => set_paused(req, true),
+        "resume" => set_paused(req, false),
+        other => Err(ApiError::bad_request(format!("unknown action '{other}'"))),
+    }
 }
 
 /// POST `/get`: `count`, `ackmode`, `encoding` (auto|base64), `truncate`.
