@@ -17,7 +17,7 @@ fn api(b: &Broker) -> String {
 
 fn ctl_as(b: &Broker, user: &str, pass: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ringmqctl"))
-        .args(["--uri", &api(b), "-u", user, "-p", pass])
+        .args(["--uri", &api(b), "-u", user, "--password", pass])
         .args(args)
         .output()
         .expect("run ringmqctl")
@@ -350,12 +350,7 @@ fn close_connection_closes_an_amqp_client() {
             }
         });
         ok(&b, &["close_connection", &name, "closed by ringmqctl"]);
-        common::within("the client sees the close", async {
-            while conn.status().connected() {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        common::closed_by_server(&conn).await;
         eventually("the connection is gone", || {
             json(&b, &["list", "connections"]) == serde_json::json!([])
         });
@@ -379,17 +374,17 @@ fn vhosts_and_their_limits() {
     ok(
         &b,
         &[
-            "-V",
+            "-p",
             &v,
             "set_vhost_limits",
             r#"{"max-queues": 7, "max-connections": 3}"#,
         ],
     );
-    let limits = json(&b, &["-V", &v, "list", "vhost_limits"]);
+    let limits = json(&b, &["-p", &v, "list", "vhost_limits"]);
     assert_eq!(limits[0]["value"]["max-queues"], 7, "{limits}");
     assert_eq!(limits[0]["value"]["max-connections"], 3, "{limits}");
-    ok(&b, &["-V", &v, "clear_vhost_limits"]);
-    let limits = json(&b, &["-V", &v, "list", "vhost_limits"]);
+    ok(&b, &["-p", &v, "clear_vhost_limits"]);
+    let limits = json(&b, &["-p", &v, "list", "vhost_limits"]);
     let none = limits
         .as_array()
         .unwrap()
@@ -510,4 +505,295 @@ fn ping_answers_while_the_broker_serves_and_exits_69_once_it_is_gone() {
     b.stop();
     let out = ping(&addr);
     assert_eq!(out.status.code(), Some(69), "{}", text(&out.stderr));
+}
+
+/// `-p` is the vhost (as rabbitmqctl's and lavinmqctl's); the password is `--password`.
+#[test]
+fn dash_p_is_the_vhost_and_the_password_is_long_only() {
+    let b = Broker::new();
+    let v = unique("ctl-p");
+    ok(&b, &["add_vhost", &v]);
+    let q = unique("ctl-p-q");
+    ok(&b, &["-p", &v, "declare_queue", &q]);
+    assert!(names(&json(&b, &["-p", &v, "list", "queues"])).contains(&q));
+    assert!(!names(&json(&b, &["list", "queues"])).contains(&q), "not in /");
+    let out = Command::new(env!("CARGO_BIN_EXE_ringmqctl"))
+        .args(["--uri", &api(&b), "--user", b.user(), "--password", "wrong", "status"])
+        .output()
+        .expect("run ringmqctl");
+    assert_eq!(out.status.code(), Some(1), "--password is the password");
+    ok(&b, &["delete_vhost", &v]);
+}
+
+#[test]
+fn hash_password_gives_a_hash_the_api_takes() {
+    let b = Broker::new();
+    let hash = ok(&b, &["hash_password", "s3cret"]).trim().to_owned();
+    assert_eq!(hash.len(), 48, "base64 of a 4-byte salt and a SHA-256: {hash}");
+    assert_ne!(ok(&b, &["hash_password", "s3cret"]).trim(), hash, "salted");
+    let user = unique("ctl-hash");
+    let a = common::http::Api::new(&api(&b), b.user(), b.pass());
+    let r = a.put(
+        &format!("/api/users/{user}"),
+        serde_json::json!({"password_hash": hash, "tags": "administrator"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert!(ctl_as(&b, &user, "s3cret", &["status"]).status.success());
+    assert_eq!(ctl_as(&b, &user, "other", &["status"]).status.code(), Some(1));
+    ok(&b, &["delete_user", &user]);
+}
+
+#[test]
+fn close_all_connections_of_a_vhost() {
+    let b = Broker::new();
+    let v = unique("ctl-close-all");
+    ok(&b, &["add_vhost", &v]);
+    ok(&b, &["-p", &v, "set_permissions", b.user(), ".*", ".*", ".*"]);
+    let uri = format!(
+        "amqp://{}:{}@{}:{}/{}",
+        b.user(),
+        b.pass(),
+        b.host(),
+        b.port(),
+        common::http::enc(&v)
+    );
+    run(async {
+        let mut conns = Vec::new();
+        for _ in 0..2 {
+            let c = common::within(
+                "connect",
+                lapin::Connection::connect(&uri, lapin::ConnectionProperties::default()),
+            )
+            .await
+            .expect("connect to the vhost");
+            conns.push(c);
+        }
+        // RabbitMQ lists connections after a stats round.
+        let in_vhost = || {
+            json(&b, &["list", "connections"])
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["vhost"] == v.as_str())
+                .count()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while in_vhost() < 2 {
+            assert!(std::time::Instant::now() < deadline, "connections not listed");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let out = ok(&b, &["-p", &v, "close_all_connections", "maintenance"]);
+        assert_eq!(out.trim(), "closed 2 connection(s)", "{out}");
+        for c in &conns {
+            common::closed_by_server(c).await;
+        }
+    });
+    ok(&b, &["delete_vhost", &v]);
+}
+
+/// Node-wide (every vhost) only on a broker of our own: the peer is shared.
+#[test]
+fn close_all_connections_of_the_node() {
+    let b = Broker::new();
+    if b.skip_external("close_all_connections_of_the_node") {
+        return;
+    }
+    run(async {
+        let c = common::connect(&b).await;
+        eventually("listed", || json(&b, &["list", "connections"]) != serde_json::json!([]));
+        assert_eq!(json(&b, &["close_all_connections"]).as_array().map(Vec::len), Some(1));
+        common::closed_by_server(&c).await;
+    });
+}
+
+/// LavinMQ's pause: a paused queue keeps its consumer and delivers nothing
+/// until resumed (ringmq only: RabbitMQ has no queue pause).
+#[test]
+fn pause_and_resume_a_queue() {
+    let b = Broker::new();
+    if b.skip_external("pause_and_resume_a_queue") {
+        return;
+    }
+    let q = unique("ctl-pause");
+    ok(&b, &["declare_queue", &q]);
+    ok(&b, &["pause_queue", &q]);
+    let state = |b: &Broker| {
+        json(b, &["list", "queues"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == q.as_str())
+            .map(|r| r["state"].clone())
+    };
+    assert_eq!(state(&b), Some(serde_json::json!("paused")));
+    run(async {
+        let (_c, ch) = common::open(&b).await;
+        let mut consumer = common::consume_no_ack(&ch, &q).await;
+        ok(&b, &["publish", "", &q, "held"]);
+        common::assert_quiet(&mut consumer).await;
+        ok(&b, &["resume_queue", &q]);
+        let d = common::next(&mut consumer).await;
+        assert_eq!(d.data, b"held");
+    });
+    assert_eq!(state(&b), Some(serde_json::json!("running")));
+    assert!(fails(&b, &["pause_queue", &unique("ctl-none")], 1).contains("404"));
+}
+
+#[test]
+fn user_limits_set_and_clear() {
+    let b = Broker::new();
+    let user = unique("ctl-limits");
+    ok(&b, &["add_user", &user, "pw"]);
+    ok(
+        &b,
+        &["set_user_limits", &user, r#"{"max-connections": 2, "max-channels": 5}"#],
+    );
+    let limits = |b: &Broker| {
+        json(b, &["list", "user_limits"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["user"] == user.as_str())
+            .map(|r| r["value"].clone())
+    };
+    assert_eq!(
+        limits(&b),
+        Some(serde_json::json!({"max-connections": 2, "max-channels": 5}))
+    );
+    ok(&b, &["clear_user_limits", &user, "max-connections"]);
+    assert_eq!(limits(&b), Some(serde_json::json!({"max-channels": 5})));
+    ok(&b, &["clear_user_limits", &user, "all"]);
+    assert!(limits(&b).is_none_or(|v| v.as_object().is_none_or(|o| o.is_empty())));
+    ok(&b, &["delete_user", &user]);
+}
+
+/// Federation's components are plugins in RabbitMQ (not enabled on the peer).
+#[test]
+fn parameters_set_list_and_clear() {
+    let b = Broker::new();
+    if b.skip_external("parameters_set_list_and_clear") {
+        return;
+    }
+    let name = unique("ctl-upstream");
+    ok(
+        &b,
+        &[
+            "set_parameter",
+            "federation-upstream",
+            &name,
+            r#"{"uri": "amqp://upstream"}"#,
+        ],
+    );
+    let listed = json(&b, &["list", "parameters"]);
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name.as_str())
+        .expect("parameter listed");
+    assert_eq!(row["value"]["uri"], "amqp://upstream", "{row}");
+    assert_eq!(row["component"], "federation-upstream", "{row}");
+    assert!(ok(&b, &["list_parameters"]).contains(&name));
+    ok(&b, &["clear_parameter", "federation-upstream", &name]);
+    assert!(!names(&json(&b, &["list", "parameters"])).contains(&name));
+    assert!(fails(&b, &["set_parameter", "federation-upstream", &name, "{"], 2).contains("invalid JSON"));
+}
+
+#[test]
+fn delete_binding_removes_the_one_named() {
+    let b = Broker::new();
+    let (x, q) = (unique("ctl-unbind-x"), unique("ctl-unbind-q"));
+    ok(&b, &["declare_exchange", &x, "direct"]);
+    ok(&b, &["declare_queue", &q]);
+    ok(&b, &["declare_binding", &x, &q, "--routing-key", "a"]);
+    ok(&b, &["declare_binding", &x, &q, "--routing-key", "b"]);
+    ok(&b, &["delete_binding", &x, &q, "--routing-key", "a"]);
+    let keys: Vec<String> = json(&b, &["list", "bindings"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["source"] == x.as_str())
+        .map(|r| r["routing_key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys, ["b"]);
+    assert!(fails(&b, &["delete_binding", &x, &q, "--routing-key", "a"], 1).contains("no binding"));
+    ok(&b, &["delete_queue", &q]);
+    ok(&b, &["delete_exchange", &x]);
+}
+
+#[test]
+fn await_startup_waits_for_the_api() {
+    let mut b = Broker::new();
+    assert!(ok(&b, &["await_startup"]).contains("is up"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringmqctl"))
+        .args([
+            "--uri",
+            &format!("http://127.0.0.1:{port}"),
+            "--timeout",
+            "1",
+            "await_startup",
+        ])
+        .output()
+        .expect("run ringmqctl");
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out.stderr));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    if b.is_external() {
+        return;
+    }
+    b.stop();
+    let waiter = Command::new(env!("CARGO_BIN_EXE_ringmqctl"))
+        .args(["--uri", &api(&b), "--timeout", "30", "await_startup"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ringmqctl");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    b.start();
+    let out = waiter.wait_with_output().expect("await_startup");
+    assert!(out.status.success(), "{}", text(&out.stdout));
+}
+
+#[test]
+fn status_shows_alarms() {
+    let b = Broker::new();
+    let out = ok(&b, &["status"]);
+    assert!(
+        out.lines().any(|l| l.starts_with("alarms:") && l.ends_with("none")),
+        "{out}"
+    );
+    if b.is_external() {
+        return;
+    }
+    let b = Broker::with_args(&["--memory-high-watermark", "1MiB"]);
+    eventually("the memory alarm", || {
+        ok(&b, &["status"])
+            .lines()
+            .any(|l| l.starts_with("alarms:") && l.ends_with("memory"))
+    });
+}
+
+#[test]
+fn completion_scripts_parse_in_their_shells() {
+    let b = Broker::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (shell, check) in [("bash", "-n"), ("zsh", "-n"), ("fish", "--no-execute")] {
+        let script = ok(&b, &["completion", shell]);
+        assert!(
+            script.contains("set_topic_permissions") && script.contains("--vhost"),
+            "{shell}"
+        );
+        let file = dir.path().join(shell);
+        std::fs::write(&file, &script).unwrap();
+        // Each shell's syntax check where it is installed (bash always is).
+        match Command::new(shell).arg(check).arg(&file).output() {
+            Ok(out) => assert!(out.status.success(), "{shell}: {}", text(&out.stderr)),
+            Err(_) => assert_ne!(shell, "bash", "bash is needed"),
+        }
+    }
+    assert!(fails(&b, &["completion", "tcsh"], 2).contains("unknown shell"));
 }

@@ -207,12 +207,7 @@ fn a_users_connections_and_a_vhosts_connections_and_channels() {
         })
         .await
         .expect("checks");
-        within("the client sees the close", async {
-            while conn.status().connected() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        closed_by_server(&conn).await;
         assert!(!name.is_empty());
     });
     poll("the connection is gone", || a.ok(&path) == json!([]));

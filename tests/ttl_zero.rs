@@ -200,20 +200,7 @@ fn ttl_zero_goes_to_a_waiting_consumer() {
         let q = unique("ttl0-consumed");
         declare_queue(&ch, &q, exclusive(), table(&[("x-message-ttl", AMQPValue::LongInt(0))])).await;
         let consume_ch = channel(&conn).await;
-        let mut consumer = within(
-            "basic.consume",
-            consume_ch.basic_consume(
-                q.as_str().into(),
-                "c".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            ),
-        )
-        .await
-        .expect("consume");
+        let mut consumer = consume_no_ack(&consume_ch, &q).await;
         publish_confirmed(&ch, &q, BasicProperties::default()).await;
         let mut got = Vec::new();
         for _ in 0..MESSAGES {

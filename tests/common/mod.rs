@@ -458,6 +458,34 @@ pub async fn confirm_channel(conn: &Connection) -> Channel {
     ch
 }
 
+/// A no-ack consumer on `queue` (tag `c`).
+pub async fn consume_no_ack(ch: &Channel, queue: &str) -> Consumer {
+    within(
+        "basic.consume",
+        ch.basic_consume(
+            queue.into(),
+            "c".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        ),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("basic.consume {queue}: {e:?}"))
+}
+
+/// Waits (bounded) until the server has closed `conn`.
+pub async fn closed_by_server(conn: &Connection) {
+    within("the client sees the close", async {
+        while conn.status().connected() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
 /// Declares a plain (non-durable) queue; exclusive so it goes away with the test.
 pub async fn temp_queue(ch: &Channel, name: &str) {
     declare_queue(

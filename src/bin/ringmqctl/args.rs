@@ -1,4 +1,5 @@
-//! The command line: global options, the command table and a hand-written parser.
+//! The command line: global options and a hand-written parser over the tables of
+//! `spec.rs`.
 //! Options may come before or after the command; `--` ends options so a payload or a
 //! name may start with `-`.
 
@@ -7,273 +8,10 @@ use std::time::Duration;
 use crate::client::Endpoint;
 use crate::error::CtlError;
 use crate::lists;
+pub use crate::spec::{find_command, CommandSpec, OptSpec, COMMANDS, COMMAND_OPTS, GLOBAL_OPTS};
 
 pub const DEFAULT_URI: &str = "http://127.0.0.1:15672";
 const DEFAULT_TIMEOUT_SECS: u64 = 60;
-
-pub struct OptSpec {
-    pub long: &'static str,
-    pub short: Option<char>,
-    /// The value's name in help; `None` for a flag.
-    pub value: Option<&'static str>,
-    pub help: &'static str,
-}
-
-const fn opt(long: &'static str, value: Option<&'static str>, help: &'static str) -> OptSpec {
-    OptSpec {
-        long,
-        short: None,
-        value,
-        help,
-    }
-}
-
-pub const GLOBAL_OPTS: &[OptSpec] = &[
-    opt(
-        "uri",
-        Some("URI"),
-        "management API base (default http://127.0.0.1:15672)",
-    ),
-    opt("host", Some("HOST"), "replaces the host of --uri"),
-    opt("port", Some("PORT"), "replaces the port of --uri"),
-    OptSpec {
-        long: "user",
-        short: Some('u'),
-        value: Some("USER"),
-        help: "user (default guest)",
-    },
-    OptSpec {
-        long: "password",
-        short: Some('p'),
-        value: Some("PASSWORD"),
-        help: "password (default guest)",
-    },
-    OptSpec {
-        long: "vhost",
-        short: Some('V'),
-        value: Some("VHOST"),
-        help: "virtual host (default /)",
-    },
-    opt("json", None, "print the API's JSON instead of a table"),
-    opt("timeout", Some("SECS"), "request timeout in seconds (default 60)"),
-    OptSpec {
-        long: "help",
-        short: Some('h'),
-        value: None,
-        help: "help (per command too)",
-    },
-    opt("version", None, "print the version"),
-];
-
-pub const COMMAND_OPTS: &[OptSpec] = &[
-    opt(
-        "columns",
-        Some("A,B"),
-        "columns to show (dotted paths into the JSON rows)",
-    ),
-    opt("all-vhosts", None, "list every vhost instead of --vhost"),
-    opt("tags", Some("A,B"), "user tags, comma-separated"),
-    opt("description", Some("TEXT"), "vhost description"),
-    opt("priority", Some("N"), "policy priority (default 0)"),
-    opt("apply-to", Some("WHAT"), "queues, exchanges or all (default all)"),
-    opt("durable", None, "survive a broker restart"),
-    opt("auto-delete", None, "delete when the last consumer/binding goes"),
-    opt("internal", None, "exchange takes no publishes from clients"),
-    opt("arguments", Some("JSON"), "x-arguments as a JSON object"),
-    opt("if-unused", None, "only delete when unused"),
-    opt("if-empty", None, "only delete when empty"),
-    opt("destination-type", Some("T"), "queue (default) or exchange"),
-    opt("routing-key", Some("KEY"), "binding routing key (default empty)"),
-    opt("properties", Some("JSON"), "message properties as a JSON object"),
-    opt("count", Some("N"), "messages to get (default 1)"),
-    opt("ack", None, "remove the messages got (default: requeue them)"),
-];
-
-pub struct CommandSpec {
-    pub name: &'static str,
-    /// Positional arguments as shown in help.
-    pub args: &'static str,
-    pub min_args: usize,
-    /// `None`: any number from `min_args` on.
-    pub max_args: Option<usize>,
-    pub opts: &'static [&'static str],
-    pub about: &'static str,
-}
-
-const fn cmd(
-    name: &'static str,
-    args: &'static str,
-    (min_args, max_args): (usize, Option<usize>),
-    opts: &'static [&'static str],
-    about: &'static str,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        args,
-        min_args,
-        max_args,
-        opts,
-        about,
-    }
-}
-
-const fn n(k: usize) -> (usize, Option<usize>) {
-    (k, Some(k))
-}
-
-pub const COMMANDS: &[CommandSpec] = &[
-    cmd("status", "", n(0), &[], "version, uptime, object totals, message rates"),
-    cmd(
-        "ping",
-        "[HOST[:PORT]]",
-        (0, Some(1)),
-        &[],
-        "health check without login: the AMQP listener (default 127.0.0.1:5672) answers the protocol header",
-    ),
-    cmd("whoami", "", n(0), &[], "the authenticated user and its tags"),
-    cmd(
-        "list",
-        "KIND",
-        n(1),
-        &["columns", "all-vhosts"],
-        "list objects of one kind (see below)",
-    ),
-    cmd("add_user", "NAME PASSWORD", n(2), &["tags"], "create a user"),
-    cmd("delete_user", "NAME", n(1), &[], "delete a user"),
-    cmd(
-        "change_password",
-        "NAME PASSWORD",
-        n(2),
-        &[],
-        "set a user's password, keep its tags",
-    ),
-    cmd(
-        "set_user_tags",
-        "NAME [TAG...]",
-        (1, None),
-        &[],
-        "replace a user's tags (none: clear)",
-    ),
-    cmd(
-        "set_permissions",
-        "USER CONF WRITE READ",
-        n(4),
-        &[],
-        "set permission regexes in --vhost",
-    ),
-    cmd(
-        "clear_permissions",
-        "USER",
-        n(1),
-        &[],
-        "remove a user's permissions in --vhost",
-    ),
-    cmd(
-        "set_topic_permissions",
-        "USER EXCHANGE WRITE READ",
-        n(4),
-        &[],
-        "set topic permission regexes (routing keys) on a topic exchange in --vhost",
-    ),
-    cmd(
-        "clear_topic_permissions",
-        "USER [EXCHANGE]",
-        (1, Some(2)),
-        &[],
-        "remove a user's topic permissions in --vhost (all, or one exchange's)",
-    ),
-    cmd("add_vhost", "NAME", n(1), &["description"], "create a virtual host"),
-    cmd("delete_vhost", "NAME", n(1), &[], "delete a virtual host and all in it"),
-    cmd(
-        "set_policy",
-        "NAME PATTERN DEFINITION_JSON",
-        n(3),
-        &["priority", "apply-to"],
-        "set a policy in --vhost",
-    ),
-    cmd("clear_policy", "NAME", n(1), &[], "delete a policy in --vhost"),
-    cmd(
-        "set_operator_policy",
-        "NAME PATTERN DEFINITION_JSON",
-        n(3),
-        &["priority", "apply-to"],
-        "set an operator policy in --vhost",
-    ),
-    cmd(
-        "clear_operator_policy",
-        "NAME",
-        n(1),
-        &[],
-        "delete an operator policy in --vhost",
-    ),
-    cmd(
-        "set_vhost_limits",
-        "JSON",
-        n(1),
-        &[],
-        "set limits of --vhost, e.g. '{\"max-queues\": 100, \"max-connections\": 10}'",
-    ),
-    cmd("clear_vhost_limits", "", n(0), &[], "remove all limits of --vhost"),
-    cmd(
-        "export_definitions",
-        "FILE|-",
-        n(1),
-        &[],
-        "write definitions (all, or --vhost) to a file",
-    ),
-    cmd(
-        "import_definitions",
-        "FILE|-",
-        n(1),
-        &[],
-        "load definitions (all, or --vhost) from a file",
-    ),
-    cmd(
-        "close_connection",
-        "NAME [REASON]",
-        (1, Some(2)),
-        &[],
-        "close a client connection",
-    ),
-    cmd(
-        "declare_queue",
-        "NAME",
-        n(1),
-        &["durable", "auto-delete", "arguments"],
-        "declare a queue",
-    ),
-    cmd("purge_queue", "NAME", n(1), &[], "remove a queue's ready messages"),
-    cmd(
-        "delete_queue",
-        "NAME",
-        n(1),
-        &["if-unused", "if-empty"],
-        "delete a queue",
-    ),
-    cmd(
-        "declare_exchange",
-        "NAME TYPE",
-        n(2),
-        &["durable", "auto-delete", "internal", "arguments"],
-        "declare an exchange",
-    ),
-    cmd("delete_exchange", "NAME", n(1), &["if-unused"], "delete an exchange"),
-    cmd(
-        "declare_binding",
-        "SOURCE DESTINATION",
-        n(2),
-        &["destination-type", "routing-key", "arguments"],
-        "bind a queue (or exchange) to an exchange",
-    ),
-    cmd(
-        "publish",
-        "EXCHANGE ROUTING_KEY PAYLOAD",
-        n(3),
-        &["properties"],
-        "publish one message (EXCHANGE \"\" is the default exchange)",
-    ),
-    cmd("get", "QUEUE", n(1), &["count", "ack"], "get messages from a queue"),
-];
 
 #[derive(Default)]
 pub struct Globals {
@@ -294,7 +32,7 @@ impl Globals {
     }
 
     /// The API endpoint: `--uri` (user info in it allowed), then `--host`/`--port`
-    /// over its authority, then `-u`/`-p` over its user info.
+    /// over its authority, then `--user`/`--password` over its user info.
     pub fn endpoint(&self) -> Result<Endpoint, CtlError> {
         let uri = self.uri.as_deref().unwrap_or(DEFAULT_URI);
         let (scheme, rest) = uri
@@ -395,10 +133,6 @@ pub enum Parsed {
     Version,
 }
 
-pub fn find_command(name: &str) -> Option<&'static CommandSpec> {
-    COMMANDS.iter().find(|c| c.name == name)
-}
-
 fn find_opt(table: &'static [OptSpec], long: &str) -> Option<&'static OptSpec> {
     table.iter().find(|o| o.long == long)
 }
@@ -426,7 +160,7 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Parsed, CtlError
             let short = arg[1..].chars().next().unwrap_or_default();
             let spec = GLOBAL_OPTS
                 .iter()
-                .find(|o| o.short == Some(short))
+                .find(|o| o.shorts.contains(&short))
                 .ok_or_else(|| CtlError::Usage(format!("unknown option -{short}")))?;
             let rest = &arg[1 + short.len_utf8()..];
             (spec, (!rest.is_empty()).then(|| rest.to_string()))
@@ -565,7 +299,7 @@ mod tests {
             "secret",
             "--tags=a,b",
             "--json",
-            "-psecret2",
+            "--password=secret2",
         ])
         .unwrap();
         assert_eq!(inv.command.name, "add_user");
@@ -575,6 +309,19 @@ mod tests {
         assert_eq!(inv.globals.password.as_deref(), Some("secret2"));
         assert!(inv.globals.json);
         assert_eq!(inv.globals.vhost(), "/");
+    }
+
+    #[test]
+    fn p_is_the_vhost_as_in_rabbitmqctl_and_lavinmqctl() {
+        let inv = run(&["-p", "v1", "list_queues"]).unwrap();
+        assert_eq!(inv.globals.vhost(), "v1");
+        assert_eq!(inv.globals.password, None);
+        let inv = run(&["list_queues", "-pv2"]).unwrap();
+        assert_eq!(inv.globals.vhost(), "v2");
+        // rabbitmqadmin's -V, lavinmqctl's -U and -P.
+        let inv = run(&["-V", "v3", "-U", "http://h:1", "-P", "2", "status"]).unwrap();
+        assert_eq!(inv.globals.vhost(), "v3");
+        assert_eq!(inv.globals.endpoint().unwrap().base, "http://h:2");
     }
 
     #[test]

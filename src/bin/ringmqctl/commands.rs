@@ -8,30 +8,36 @@ use serde_json::{json, Value};
 use crate::args::{Globals, Invocation, Opts};
 use crate::client::{api_path, exchange_segment, Client, Request};
 use crate::error::CtlError;
-use crate::{lists, table};
+use crate::{lists, ops, table};
 
 /// Bytes of a message body `get` asks the server to return (the API's `truncate`).
 const GET_TRUNCATE_BYTES: u64 = 50_000;
 /// Bound on a definitions file read for `import_definitions`.
 const IMPORT_BYTES_MAX: u64 = 1 << 30;
 
-struct Ctx<'a> {
-    client: Client,
-    g: &'a Globals,
-    opts: &'a Opts,
-    args: &'a [String],
+pub struct Ctx<'a> {
+    pub client: Client,
+    pub g: &'a Globals,
+    pub opts: &'a Opts,
+    pub args: &'a [String],
 }
 
 pub fn run(inv: &Invocation) -> Result<(), CtlError> {
-    // The one command that does not use the HTTP API.
-    if inv.command.name == "ping" {
-        let addr = inv
-            .args
-            .first()
-            .map(String::as_str)
-            .unwrap_or(crate::ping::DEFAULT_ADDR);
-        let timeout = std::time::Duration::from_secs(inv.globals.timeout_secs.unwrap_or(10));
-        return emit(&crate::ping::ping(addr, timeout)?);
+    // The commands that do not use the API client (or make their own).
+    match inv.command.name {
+        "ping" => {
+            let addr = inv
+                .args
+                .first()
+                .map(String::as_str)
+                .unwrap_or(crate::ping::DEFAULT_ADDR);
+            let timeout = std::time::Duration::from_secs(inv.globals.timeout_secs.unwrap_or(10));
+            return emit(&crate::ping::ping(addr, timeout)?);
+        }
+        "hash_password" => return ops::hash_password(&inv.args[0]),
+        "completion" => return emit(&crate::completion::script(&inv.args[0])?),
+        "await_startup" => return ops::await_startup(&inv.globals),
+        _ => {}
     }
     let client = Client::new(&inv.globals.endpoint()?)?;
     let ctx = Ctx {
@@ -84,17 +90,25 @@ pub fn run(inv: &Invocation) -> Result<(), CtlError> {
         "declare_binding" => declare_binding(&ctx),
         "publish" => publish(&ctx),
         "get" => get(&ctx),
+        "delete_binding" => ops::delete_binding(&ctx),
+        "pause_queue" => ops::pause_queue(&ctx, true),
+        "resume_queue" => ops::pause_queue(&ctx, false),
+        "close_all_connections" => ops::close_all_connections(&ctx),
+        "set_user_limits" => ops::set_user_limits(&ctx),
+        "clear_user_limits" => ops::clear_user_limits(&ctx),
+        "set_parameter" => ops::set_parameter(&ctx),
+        "clear_parameter" => ops::clear_parameter(&ctx),
         other => unreachable!("command {other} is in the table but has no handler"),
     }
 }
 
 impl Ctx<'_> {
-    fn arg(&self, i: usize) -> &str {
+    pub fn arg(&self, i: usize) -> &str {
         &self.args[i]
     }
 
     /// Prints `done NAME` (or the reply with `--json`) after a mutating request.
-    fn done(&self, reply: Option<Value>, what: &str, name: &str) -> Result<(), CtlError> {
+    pub fn done(&self, reply: Option<Value>, what: &str, name: &str) -> Result<(), CtlError> {
         if self.g.json {
             return reply.map_or(Ok(()), |v| print_json(&v));
         }
@@ -116,13 +130,13 @@ pub fn emit(text: &str) -> Result<(), CtlError> {
     }
 }
 
-fn print_json(v: &Value) -> Result<(), CtlError> {
+pub fn print_json(v: &Value) -> Result<(), CtlError> {
     let text = serde_json::to_string_pretty(v).expect("a Value always serializes");
     emit(&format!("{text}\n"))
 }
 
 /// A command-line argument that must be a JSON object (definitions, arguments).
-fn json_object(what: &str, text: &str) -> Result<Value, CtlError> {
+pub fn json_object(what: &str, text: &str) -> Result<Value, CtlError> {
     match serde_json::from_str::<Value>(text) {
         Ok(v @ Value::Object(_)) => Ok(v),
         Ok(_) => Err(CtlError::Usage(format!("{what}: expected a JSON object, got {text}"))),
@@ -130,7 +144,7 @@ fn json_object(what: &str, text: &str) -> Result<Value, CtlError> {
     }
 }
 
-fn optional_object(opts: &Opts, name: &str) -> Result<Value, CtlError> {
+pub fn optional_object(opts: &Opts, name: &str) -> Result<Value, CtlError> {
     opts.value(name)
         .map_or(Ok(json!({})), |t| json_object(&format!("--{name}"), t))
 }
@@ -175,11 +189,17 @@ fn status(ctx: &Ctx<'_>) -> Result<(), CtlError> {
             if let Some(ms) = node.get("uptime").and_then(Value::as_u64) {
                 pairs.push(("uptime".into(), human_duration(ms)));
             }
-            for (label, key) in [("memory used", "mem_used"), ("disk free", "disk_free")] {
+            for (label, key) in [
+                ("memory used", "mem_used"),
+                ("memory limit", "mem_limit"),
+                ("disk free", "disk_free"),
+                ("disk free limit", "disk_free_limit"),
+            ] {
                 if let Some(bytes) = node.get(key).and_then(Value::as_u64) {
                     pairs.push((label.into(), format!("{} MiB", bytes / (1 << 20))));
                 }
             }
+            pairs.push(("alarms".into(), alarms(node)));
         }
     }
     for kind in ["connections", "channels", "exchanges", "queues", "consumers"] {
@@ -202,6 +222,20 @@ fn status(ctx: &Ctx<'_>) -> Result<(), CtlError> {
         pairs.push((label.into(), rate(&ov, stat)));
     }
     emit(&table::render_pairs(&pairs))
+}
+
+/// The resource alarms of a node (`/api/nodes`), as rabbitmqctl status names them.
+fn alarms(node: &Value) -> String {
+    let on: Vec<&str> = [("mem_alarm", "memory"), ("disk_free_alarm", "disk")]
+        .iter()
+        .filter(|(key, _)| node.get(key).and_then(Value::as_bool) == Some(true))
+        .map(|(_, name)| *name)
+        .collect();
+    if on.is_empty() {
+        "none".into()
+    } else {
+        on.join(", ")
+    }
 }
 
 fn whoami(ctx: &Ctx<'_>) -> Result<(), CtlError> {
@@ -444,17 +478,20 @@ fn delete_exchange(ctx: &Ctx<'_>) -> Result<(), CtlError> {
     ctx.done(reply, "deleted exchange", name)
 }
 
+/// `--destination-type` as the bindings API's path names it: `q` or `e`.
+pub fn destination_kind(opts: &Opts) -> Result<&'static str, CtlError> {
+    match opts.value("destination-type").unwrap_or("queue") {
+        "queue" => Ok("q"),
+        "exchange" => Ok("e"),
+        other => Err(CtlError::Usage(format!(
+            "--destination-type {other}: expected queue or exchange"
+        ))),
+    }
+}
+
 fn declare_binding(ctx: &Ctx<'_>) -> Result<(), CtlError> {
     let (source, dest) = (ctx.arg(0), ctx.arg(1));
-    let dest_kind = match ctx.opts.value("destination-type").unwrap_or("queue") {
-        "queue" => "q",
-        "exchange" => "e",
-        other => {
-            return Err(CtlError::Usage(format!(
-                "--destination-type {other}: expected queue or exchange"
-            )))
-        }
-    };
+    let dest_kind = destination_kind(ctx.opts)?;
     let body = json!({
         "routing_key": ctx.opts.value("routing-key").unwrap_or(""),
         "arguments": optional_object(ctx.opts, "arguments")?,

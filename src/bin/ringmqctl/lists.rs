@@ -132,6 +132,20 @@ const KINDS: &[ListKind] = &[
         columns: &["user", "exchange", "write", "read"],
     },
     ListKind {
+        name: "user_limits",
+        segment: "user-limits",
+        per_vhost: false,
+        under_vhost: false,
+        columns: &["user", "value"],
+    },
+    ListKind {
+        name: "parameters",
+        segment: "parameters",
+        per_vhost: false,
+        under_vhost: false,
+        columns: &["component", "vhost", "name", "value"],
+    },
+    ListKind {
         name: "vhost_limits",
         segment: "vhost-limits",
         per_vhost: true,

@@ -5,9 +5,12 @@
 mod args;
 mod client;
 mod commands;
+mod completion;
 mod error;
 mod lists;
+mod ops;
 mod ping;
+mod spec;
 mod table;
 
 use std::fmt::Write as _;
@@ -51,7 +54,7 @@ fn fail(e: &CtlError, json: bool) -> i32 {
 
 fn options_help(out: &mut String, opts: &[&OptSpec]) {
     let label = |o: &OptSpec| {
-        let short = o.short.map(|c| format!("-{c}, ")).unwrap_or_default();
+        let short: String = o.shorts.iter().map(|c| format!("-{c}, ")).collect();
         let value = o.value.map(|v| format!(" {v}")).unwrap_or_default();
         format!("{short}--{}{value}", o.long)
     };
