@@ -749,12 +749,12 @@ fn metrics_open_on_their_port_and_behind_login_on_the_api() {
     assert_eq!(m.status, 200);
     assert!(m.content_type.unwrap().starts_with("text/plain"));
     for family in [
-        "ringmq_process_resident_memory_bytes",
-        "ringmq_process_open_fds",
-        "ringmq_uptime_seconds",
-        "ringmq_disk_space_available_bytes",
-        "ringmq_queues 1",
-        "ringmq_connections 0",
+        "rabbitmq_process_resident_memory_bytes",
+        "rabbitmq_process_open_fds",
+        "rabbitmq_erlang_uptime_seconds",
+        "rabbitmq_disk_space_available_bytes",
+        "rabbitmq_queues 1",
+        "rabbitmq_connections 0",
     ] {
         assert!(m.text.contains(family), "metrics have {family}:\n{}", m.text);
     }
@@ -768,7 +768,7 @@ fn metrics_open_on_their_port_and_behind_login_on_the_api() {
     let d = open.get("/metrics/detailed?family=queue_coarse_metrics");
     assert!(
         d.text
-            .contains("ringmq_detailed_queue_messages_ready{vhost=\"/\",queue=\"metered\"} 0"),
+            .contains("rabbitmq_detailed_queue_messages_ready{vhost=\"/\",queue=\"metered\"} 0"),
         "{}",
         d.text
     );

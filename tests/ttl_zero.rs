@@ -258,7 +258,7 @@ fn sigterm_is_seen_while_the_loop_is_busy_expiring() {
         // Into the expiry of the first queue's messages.
         tokio::time::sleep(Duration::from_millis(300)).await;
     });
-    let metrics = common::http::Api::anonymous(&b.metrics_url()).get("/metrics");
+    let metrics = common::http::Api::anonymous(&b.metrics_url()).get("/metrics?prefix=ringmq");
     let longest = metrics
         .text
         .lines()

@@ -30,8 +30,12 @@ impl Broker {
                     ));
                 };
                 match self.users.authenticate(user, pass, conn.peer_is_loopback) {
-                    Ok(u) => conn.user = Some(u.name.clone()),
+                    Ok(u) => {
+                        conn.user = Some(u.name.clone());
+                        self.node_stats.logins_ok += 1;
+                    }
                     Err(why) => {
+                        self.node_stats.logins_failed += 1;
                         // Logged without the password; answered after a delay.
                         tracing::warn!(peer = %conn.peer, user, why, "login refused");
                         conn.release_at_ms = Some(now_ms + super::connection::LOGIN_FAILURE_DELAY_MS);

@@ -180,6 +180,9 @@ pub struct NodeStats {
     /// Connections, channels and queues created and closed, for RabbitMQ's
     /// `churn_rates`.
     pub churn: Churn,
+    /// AMQP logins that succeeded and failed (RabbitMQ's `auth_attempts`).
+    pub logins_ok: u64,
+    pub logins_failed: u64,
 }
 
 /// How fast a queue's depth changes (`messages_ready_details` and friends),

@@ -20,12 +20,11 @@ mod auth;
 mod error;
 mod json;
 mod paging;
+mod prom;
 mod routes;
 mod server;
 
 pub(crate) use server::spawn;
-
-use std::collections::HashMap;
 
 use bytes::Bytes;
 use hyper::header::HeaderMap;
@@ -44,22 +43,29 @@ pub struct HttpConfig {
     pub metrics: Option<(String, u16)>,
 }
 
-/// Decoded query parameters (`a=b&c=d`, `+` as space).
+/// Decoded query parameters (`a=b&c=d`, `+` as space), in order: a key may
+/// repeat (`family=a&family=b`, as RabbitMQ's detailed metrics take it).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Query(HashMap<String, String>);
+pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
     pub fn parse(q: Option<&str>) -> Query {
-        let mut m = HashMap::new();
+        let mut pairs = Vec::new();
         for pair in q.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            m.insert(decode(&k.replace('+', " ")), decode(&v.replace('+', " ")));
+            pairs.push((decode(&k.replace('+', " ")), decode(&v.replace('+', " "))));
         }
-        Query(m)
+        Query(pairs)
     }
 
+    /// The last value of `k`.
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str)
+        self.0.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `k`, in order.
+    pub fn all<'a>(&'a self, k: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(key, _)| key == k).map(|(_, v)| v.as_str())
     }
 
     pub fn flag(&self, k: &str) -> bool {

@@ -1,62 +1,24 @@
-//! `/metrics` and `/metrics/detailed` in the Prometheus text format (prefix
-//! `ringmq_`). `/metrics` is node totals and process numbers; `/metrics/detailed`
-//! adds per-object families, filtered by `family=` and `vhost=` (repeatable
-//! with commas), as RabbitMQ's detailed endpoint.
-
-use std::fmt::Write;
+//! `/metrics`: node totals in the Prometheus text format, under RabbitMQ's family
+//! names and labels (its `rabbitmq_prometheus` plugin, 3.10), so RabbitMQ's
+//! published Grafana dashboards and alerts read ringmq unchanged. `?prefix=NAME`
+//! (LavinMQ's parameter) renames every family `NAME_*`. Per-object families are
+//! in `metrics_detailed`; families only ringmq has (the shard loop's turns) come
+//! last and say so in their help text.
+//!
+//! What RabbitMQ has and ringmq does not: the Erlang VM's families (`erlang_*`,
+//! reductions, garbage collection, Mnesia, Ra) and RabbitMQ's message store and
+//! queue index I/O: nothing here corresponds to them.
 
 use super::common::ProcStats;
-use crate::core::stats::MsgCounters;
+use crate::core::stats::{Churn, MsgCounters};
 use crate::core::Broker;
+use crate::http::prom::Prom;
 use crate::http::{ApiError, Reply, Req};
 
-/// Builds the text format: a `# HELP`/`# TYPE` header once per family, then
-/// samples.
-#[derive(Debug, Default)]
-pub(crate) struct Prom {
-    pub out: String,
-}
+/// RabbitMQ's names by default.
+pub(crate) const DEFAULT_PREFIX: &str = "rabbitmq";
 
-impl Prom {
-    pub fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.out, "# HELP ringmq_{name} {help}");
-        let _ = writeln!(self.out, "# TYPE ringmq_{name} {kind}");
-    }
-
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        let _ = write!(self.out, "ringmq_{name}");
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{k}=\"{}\"", escape(v));
-            }
-            self.out.push('}');
-        }
-        if value.fract() == 0.0 && value.abs() < 1e15 {
-            let _ = writeln!(self.out, " {}", value as i64);
-        } else {
-            let _ = writeln!(self.out, " {value}");
-        }
-    }
-
-    /// A family with one unlabelled sample.
-    pub fn single(&mut self, name: &str, kind: &str, help: &str, value: f64) {
-        self.family(name, kind, help);
-        self.sample(name, &[], value);
-    }
-}
-
-/// Label values escape `\`, `"` and newlines.
-pub(crate) fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
-type QueueGauge = fn(&crate::core::queue::Queue) -> u64;
-
-fn text(p: Prom) -> Result<Reply, ApiError> {
+pub(crate) fn text(p: Prom) -> Result<Reply, ApiError> {
     Ok(Reply::Raw {
         status: 200,
         content_type: "text/plain; version=0.0.4; charset=utf-8",
@@ -64,85 +26,330 @@ fn text(p: Prom) -> Result<Reply, ApiError> {
     })
 }
 
-fn process(p: &mut Prom, req: &Req<'_>) {
-    let s = ProcStats::read(req.info);
-    p.single(
-        "process_resident_memory_bytes",
-        "gauge",
-        "Resident set size",
-        s.rss_bytes as f64,
+pub(crate) fn prom_for(req: &Req<'_>) -> Result<Prom, ApiError> {
+    Prom::new(req.query.get("prefix").map_or(DEFAULT_PREFIX, |p| p))
+}
+
+/// `identity_info` and `build_info`: dashboards join every family on the first.
+pub(crate) fn identity(p: &mut Prom, b: &Broker) {
+    let node = super::overview::node_name();
+    let global = |name: &str| {
+        let v = b.global_parameters.iter().find(|g| g.name == name).map(|g| &g.value);
+        v.and_then(|v| v.as_str()).map(str::to_owned)
+    };
+    let cluster = global("cluster_name").unwrap_or_else(|| node.clone());
+    let id = global("internal_cluster_id").unwrap_or_default();
+    p.labelled(
+        "identity_info",
+        "untyped",
+        "RabbitMQ node & cluster identity info",
+        &[
+            ("rabbitmq_node", &node),
+            ("rabbitmq_cluster", &cluster),
+            ("rabbitmq_cluster_permanent_id", &id),
+        ],
+        1.0,
     );
-    p.single("process_open_fds", "gauge", "Open file descriptors", s.open_fds as f64);
-    p.single(
-        "process_max_fds",
-        "gauge",
-        "Limit of open file descriptors",
-        s.fd_limit as f64,
-    );
-    p.single("process_cpu_seconds_total", "counter", "CPU time used", s.cpu_secs);
-    p.single(
-        "uptime_seconds",
-        "gauge",
-        "Seconds since the broker started",
-        s.uptime_ms as f64 / 1000.0,
-    );
-    p.single(
-        "disk_space_available_bytes",
-        "gauge",
-        "Free bytes in the data directory's file system",
-        s.disk_free_bytes as f64,
+    p.labelled(
+        "build_info",
+        "untyped",
+        "Broker version info (the broker is ringmq)",
+        &[("rabbitmq_version", env!("CARGO_PKG_VERSION")), ("product", "ringmq")],
+        1.0,
     );
 }
 
-fn totals(p: &mut Prom, b: &Broker) {
-    let (mut queues, mut exchanges, mut consumers, mut ready, mut unacked) = (0, 0, 0, 0u64, 0u64);
+fn process(p: &mut Prom, req: &Req<'_>, b: &Broker) {
+    let s = ProcStats::read(req.info);
+    let gauges = [
+        (
+            "process_resident_memory_bytes",
+            "Memory used in bytes",
+            s.rss_bytes as f64,
+        ),
+        (
+            "resident_memory_limit_bytes",
+            "Memory high watermark in bytes",
+            b.alarms.mem_limit as f64,
+        ),
+        ("process_open_fds", "Open file descriptors", s.open_fds as f64),
+        ("process_max_fds", "Open file descriptors limit", s.fd_limit as f64),
+        ("process_open_tcp_sockets", "Open TCP sockets", b.conns.len() as f64),
+        (
+            "disk_space_available_bytes",
+            "Disk space available in bytes",
+            s.disk_free_bytes as f64,
+        ),
+        (
+            "disk_space_available_limit_bytes",
+            "Free disk space low watermark in bytes",
+            b.alarms.disk_free_limit as f64,
+        ),
+        // RabbitMQ's name for the node's uptime, which dashboards show.
+        ("erlang_uptime_seconds", "Node uptime", s.uptime_ms as f64 / 1000.0),
+        (
+            "alarms_memory_used_watermark",
+            "is 1 if VM memory watermark alarm is in effect",
+            f64::from(u8::from(b.alarms.mem)),
+        ),
+        (
+            "alarms_free_disk_space_watermark",
+            "is 1 if free disk space watermark alarm is in effect",
+            f64::from(u8::from(b.alarms.disk)),
+        ),
+        // ringmq has no file descriptor alarm: new connections past the limit
+        // are refused at accept instead.
+        (
+            "alarms_file_descriptor_limit",
+            "is 1 if file descriptor limit alarm is in effect",
+            0.0,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        p.single(name, "gauge", help, v);
+    }
+    p.single("process_cpu_seconds_total", "counter", "CPU time used", s.cpu_secs);
+}
+
+/// RabbitMQ's churn counters, from the node's.
+fn churn(p: &mut Prom, c: &Churn, detailed: bool) {
+    let names = [
+        (
+            Churn::CONNECTION_CREATED,
+            "connections_opened_total",
+            "Total number of connections opened",
+        ),
+        (
+            Churn::CONNECTION_CLOSED,
+            "connections_closed_total",
+            "Total number of connections closed or terminated",
+        ),
+        (
+            Churn::CHANNEL_CREATED,
+            "channels_opened_total",
+            "Total number of channels opened",
+        ),
+        (
+            Churn::CHANNEL_CLOSED,
+            "channels_closed_total",
+            "Total number of channels closed",
+        ),
+        (
+            Churn::QUEUE_DECLARED,
+            "queues_declared_total",
+            "Total number of queues declared",
+        ),
+        (
+            Churn::QUEUE_CREATED,
+            "queues_created_total",
+            "Total number of queues created",
+        ),
+        (
+            Churn::QUEUE_DELETED,
+            "queues_deleted_total",
+            "Total number of queues deleted",
+        ),
+    ];
+    for (i, name, help) in names {
+        let name = if detailed {
+            format!("detailed_{name}")
+        } else {
+            name.to_owned()
+        };
+        p.single(&name, "counter", help, c.counts[i] as f64);
+    }
+}
+
+/// Gauges summed over the node's queues and channels.
+fn gauges(p: &mut Prom, b: &Broker) {
+    let (mut queues, mut consumers, mut ready, mut unacked, mut bytes, mut published) = (0, 0, 0u64, 0u64, 0u64, 0u64);
     for v in b.vhosts.values() {
         queues += v.queues.len();
-        exchanges += v.exchanges.len();
         for q in v.queues.values() {
             consumers += q.consumers().len();
             ready += q.store.ready_count();
             unacked += q.store.unacked_count();
+            bytes += q.store.total_bytes();
+            published += q.stats.c.publish;
         }
     }
-    let open = b.conns.values().filter(|c| c.vhost.is_some());
-    let (conns, chans) = open.fold((0, 0), |(n, c), x| (n + 1, c + x.channels.len()));
-    p.single("connections", "gauge", "Open AMQP connections", conns as f64);
-    p.single("channels", "gauge", "Open channels", chans as f64);
-    p.single("consumers", "gauge", "Consumers", consumers as f64);
-    p.single("queues", "gauge", "Queues", queues as f64);
-    p.single("exchanges", "gauge", "Exchanges", exchanges as f64);
-    p.single("vhosts", "gauge", "Virtual hosts", b.vhosts.len() as f64);
-    p.single(
-        "queue_messages_ready",
+    let open: Vec<_> = b.conns.values().filter(|c| c.vhost.is_some()).collect();
+    let channels = || open.iter().flat_map(|c| c.channels.values());
+    let chan_sum = |f: &dyn Fn(&crate::core::channel::Channel) -> usize| channels().map(f).sum::<usize>() as f64;
+    let list = [
+        ("connections", "Connections currently open", open.len() as f64),
+        ("channels", "Channels currently open", channels().count() as f64),
+        ("consumers", "Consumers currently connected", consumers as f64),
+        ("queues", "Queues available", queues as f64),
+        (
+            "queue_messages_ready",
+            "Messages ready to be delivered to consumers",
+            ready as f64,
+        ),
+        (
+            "queue_messages_unacked",
+            "Messages delivered to consumers but not yet acknowledged",
+            unacked as f64,
+        ),
+        (
+            "queue_messages",
+            "Sum of ready and unacknowledged messages - total queue depth",
+            (ready + unacked) as f64,
+        ),
+        (
+            "queue_messages_bytes",
+            "Size in bytes of ready and unacknowledged messages",
+            bytes as f64,
+        ),
+        ("queue_consumers", "Consumers on a queue", consumers as f64),
+        (
+            "channel_consumers",
+            "Consumers on a channel",
+            chan_sum(&|c| c.consumers.len()),
+        ),
+        (
+            "channel_messages_unacked",
+            "Delivered but not yet acknowledged messages",
+            chan_sum(&|c| c.unacked.len()),
+        ),
+        (
+            "channel_messages_unconfirmed",
+            "Published but not yet confirmed messages",
+            chan_sum(&|c| c.pending_confirms.len()),
+        ),
+        (
+            "channel_messages_uncommitted",
+            "Messages received in a transaction but not yet committed",
+            chan_sum(&|c| c.tx.as_ref().map_or(0, |t| t.publishes.len())),
+        ),
+        (
+            "channel_acks_uncommitted",
+            "Message acknowledgements in a transaction not yet committed",
+            chan_sum(&|c| c.tx.as_ref().map_or(0, |t| t.acks.len())),
+        ),
+        (
+            "channel_prefetch",
+            "Total limit of unacknowledged messages for all consumers on a channel",
+            chan_sum(&|c| usize::from(c.channel_prefetch)),
+        ),
+        (
+            "consumer_prefetch",
+            "Limit of unacknowledged messages for each consumer",
+            chan_sum(&|c| c.consumers.values().map(|x| usize::from(x.prefetch)).sum()),
+        ),
+        (
+            "connection_channels",
+            "Channels on a connection",
+            channels().count() as f64,
+        ),
+        (
+            "connection_pending_packets",
+            "Bytes waiting to be sent on a connection",
+            open.iter().map(|c| c.out.len()).sum::<usize>() as f64,
+        ),
+    ];
+    for (name, help, v) in list {
+        p.single(name, "gauge", help, v);
+    }
+    let conn_counters = [
+        (
+            "connection_incoming_bytes_total",
+            "Total number of bytes received on a connection",
+            open.iter().map(|c| c.stats.recv_oct).sum::<u64>(),
+        ),
+        (
+            "connection_outgoing_bytes_total",
+            "Total number of bytes sent on a connection",
+            open.iter().map(|c| c.stats.send_oct).sum(),
+        ),
+        (
+            "connection_incoming_packets_total",
+            "Total number of packets (socket reads) received on a connection",
+            open.iter().map(|c| c.stats.recv_cnt).sum(),
+        ),
+        (
+            "connection_outgoing_packets_total",
+            "Total number of packets (socket writes) sent on a connection",
+            open.iter().map(|c| c.stats.send_cnt).sum(),
+        ),
+        (
+            "queue_messages_published_total",
+            "Total number of messages published to queues",
+            published,
+        ),
+    ];
+    for (name, help, v) in conn_counters {
+        p.single(name, "counter", help, v as f64);
+    }
+    let amqp = [("protocol", "amqp091")];
+    p.labelled(
+        "global_consumers",
         "gauge",
-        "Messages ready for delivery",
-        ready as f64,
+        "Current number of consumers",
+        &amqp,
+        consumers as f64,
     );
-    p.single(
-        "queue_messages_unacked",
-        "gauge",
-        "Messages delivered and not yet acknowledged",
-        unacked as f64,
-    );
-    p.single(
-        "queue_messages",
-        "gauge",
-        "Messages ready and unacknowledged",
-        (ready + unacked) as f64,
-    );
-    let t = b.node_stats.vhosts.totals.values();
-    for (i, name) in MsgCounters::NAMES.iter().enumerate() {
-        if name.starts_with("publish_") {
-            continue;
-        }
-        let fam = format!("messages_{name}_total");
-        p.single(
-            &fam,
-            "counter",
-            &format!("Messages counted as {name} (updated every 5 s)"),
-            t[i] as f64,
-        );
+    let logins = [
+        (
+            "auth_attempts_total",
+            "Total number of authentication attempts",
+            b.node_stats.logins_ok + b.node_stats.logins_failed,
+        ),
+        (
+            "auth_attempts_succeeded_total",
+            "Total number of successful authentication attempts",
+            b.node_stats.logins_ok,
+        ),
+        (
+            "auth_attempts_failed_total",
+            "Total number of failed authentication attempts",
+            b.node_stats.logins_failed,
+        ),
+    ];
+    for (name, help, v) in logins {
+        p.labelled(name, "counter", help, &amqp, v as f64);
+    }
+}
+
+/// RabbitMQ's channel and global message counters, from the node's totals
+/// (updated every stats interval, 5 s).
+fn message_counters(p: &mut Prom, t: &MsgCounters) {
+    let delivered = t.deliver + t.deliver_no_ack + t.get + t.get_no_ack;
+    let unroutable = t.drop_unroutable + t.return_unroutable;
+    let channel = [
+        ("channel_messages_published_total", "Total number of messages published into an exchange on a channel", t.publish),
+        ("channel_messages_confirmed_total", "Total number of messages published into an exchange and confirmed on the channel", t.confirm),
+        ("channel_messages_unroutable_returned_total", "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable", t.return_unroutable),
+        ("channel_messages_unroutable_dropped_total", "Total number of messages published as non-mandatory into an exchange and dropped as unroutable", t.drop_unroutable),
+        ("channel_get_ack_total", "Total number of messages fetched with basic.get in manual acknowledgement mode", t.get),
+        ("channel_get_total", "Total number of messages fetched with basic.get in automatic acknowledgement mode", t.get_no_ack),
+        ("channel_messages_delivered_ack_total", "Total number of messages delivered to consumers in manual acknowledgement mode", t.deliver),
+        ("channel_messages_delivered_total", "Total number of messages delivered to consumers in automatic acknowledgement mode", t.deliver_no_ack),
+        ("channel_messages_redelivered_total", "Total number of messages redelivered to consumers", t.redeliver),
+        ("channel_messages_acked_total", "Total number of messages acknowledged by consumers", t.ack),
+        ("channel_get_empty_total", "Total number of times basic.get operations fetched no message", t.get_empty),
+    ];
+    for (name, help, v) in channel {
+        p.single(name, "counter", help, v as f64);
+    }
+    let amqp = [("protocol", "amqp091")];
+    let global = [
+        ("global_messages_received_total", "Total number of messages received from publishers", t.publish),
+        ("global_messages_routed_total", "Total number of messages routed to queues or streams", t.publish.saturating_sub(unroutable)),
+        ("global_messages_confirmed_total", "Total number of messages confirmed to publishers", t.confirm),
+        ("global_messages_delivered_total", "Total number of messages delivered to consumers", delivered),
+        ("global_messages_delivered_consume_manual_ack_total", "Total number of messages delivered to consumers using basic.consume with manual acknowledgment", t.deliver),
+        ("global_messages_delivered_consume_auto_ack_total", "Total number of messages delivered to consumers using basic.consume with automatic acknowledgment", t.deliver_no_ack),
+        ("global_messages_delivered_get_manual_ack_total", "Total number of messages delivered to consumers using basic.get with manual acknowledgment", t.get),
+        ("global_messages_delivered_get_auto_ack_total", "Total number of messages delivered to consumers using basic.get with automatic acknowledgment", t.get_no_ack),
+        ("global_messages_get_empty_total", "Total number of times basic.get operations fetched no message", t.get_empty),
+        ("global_messages_redelivered_total", "Total number of messages redelivered to consumers", t.redeliver),
+        ("global_messages_acknowledged_total", "Total number of messages acknowledged by consumers", t.ack),
+        ("global_messages_unroutable_dropped_total", "Total number of messages published as non-mandatory into an exchange and dropped as unroutable", t.drop_unroutable),
+        ("global_messages_unroutable_returned_total", "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable", t.return_unroutable),
+    ];
+    for (name, help, v) in global {
+        p.labelled(name, "counter", help, &amqp, v as f64);
     }
 }
 
@@ -153,14 +360,14 @@ fn loop_turns(p: &mut Prom, req: &Req<'_>) {
     p.single(
         "loop_turn_longest_seconds",
         "gauge",
-        "Longest turn of the shard loop since start (one call into the core)",
+        "ringmq: longest turn of the shard loop since start (one call into the core)",
         turns.longest().as_secs_f64(),
     );
     p.single(
         "loop_turns_slow_total",
         "counter",
         &format!(
-            "Loop turns longer than {} ms, each logged at WARN",
+            "ringmq: loop turns longer than {} ms, each logged at WARN",
             crate::io::stall::LOOP_TURN_WARN.as_millis()
         ),
         turns.slow_count() as f64,
@@ -168,145 +375,25 @@ fn loop_turns(p: &mut Prom, req: &Req<'_>) {
 }
 
 pub(crate) fn metrics(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let mut p = Prom::default();
-    process(&mut p, req);
+    let mut p = prom_for(req)?;
+    let b = req.shared.broker.borrow();
+    identity(&mut p, &b);
+    process(&mut p, req, &b);
+    churn(&mut p, &b.node_stats.churn, false);
+    gauges(&mut p, &b);
+    message_counters(&mut p, &b.node_stats.vhosts.totals);
+    drop(b);
     loop_turns(&mut p, req);
-    totals(&mut p, &req.shared.broker.borrow());
     text(p)
 }
 
 pub(crate) fn detailed(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let list = |k: &str| -> Option<Vec<String>> { req.query.get(k).map(|v| v.split(',').map(str::to_owned).collect()) };
-    let families = list("family");
-    let vhosts = list("vhost");
-    let want = |f: &str| families.as_ref().is_none_or(|fs| fs.iter().any(|x| x == f));
-    let in_vhost = |v: &str| vhosts.as_ref().is_none_or(|vs| vs.iter().any(|x| x == v));
-    let mut p = Prom::default();
+    let mut p = prom_for(req)?;
     let b = req.shared.broker.borrow();
-    if want("queue_coarse_metrics") {
-        let fams: [(&str, &str, QueueGauge); 4] = [
-            ("detailed_queue_messages_ready", "Ready messages per queue", |q| {
-                q.store.ready_count()
-            }),
-            (
-                "detailed_queue_messages_unacked",
-                "Unacknowledged messages per queue",
-                |q| q.store.unacked_count(),
-            ),
-            ("detailed_queue_messages", "Messages per queue", |q| {
-                q.store.ready_count() + q.store.unacked_count()
-            }),
-            ("detailed_queue_consumers", "Consumers per queue", |q| {
-                q.consumers().len() as u64
-            }),
-        ];
-        for (name, help, f) in fams {
-            p.family(name, "gauge", help);
-            for (vn, v) in b.vhosts.iter().filter(|(n, _)| in_vhost(n)) {
-                for q in v.queues.values() {
-                    p.sample(name, &[("vhost", vn), ("queue", &q.name)], f(q) as f64);
-                }
-            }
-        }
+    if super::metrics_detailed::wants(req, "connection_churn_metrics") {
+        churn(&mut p, &b.node_stats.churn, true);
     }
-    if want("queue_metrics") {
-        for (i, cname) in MsgCounters::NAMES.iter().enumerate() {
-            if !super::common::QUEUE_FIELDS.contains(cname) {
-                continue;
-            }
-            let name = format!("detailed_queue_messages_{cname}_total");
-            p.family(&name, "counter", &format!("Messages counted as {cname} per queue"));
-            for (vn, v) in b.vhosts.iter().filter(|(n, _)| in_vhost(n)) {
-                for q in v.queues.values() {
-                    p.sample(
-                        &name,
-                        &[("vhost", vn), ("queue", &q.name)],
-                        q.stats.c.values()[i] as f64,
-                    );
-                }
-            }
-        }
-    }
-    if want("exchange_metrics") {
-        for (i, cname) in MsgCounters::NAMES.iter().enumerate() {
-            if !cname.starts_with("publish_") {
-                continue;
-            }
-            let name = format!("detailed_exchange_messages_{cname}_total");
-            p.family(&name, "counter", &format!("Messages counted as {cname} per exchange"));
-            for (vn, v) in b.vhosts.iter().filter(|(n, _)| in_vhost(n)) {
-                for x in v.exchanges.values() {
-                    p.sample(
-                        &name,
-                        &[("vhost", vn), ("exchange", &x.name)],
-                        x.stats.c.values()[i] as f64,
-                    );
-                }
-            }
-        }
-    }
-    if want("vhost_metrics") {
-        for (i, cname) in MsgCounters::NAMES.iter().enumerate() {
-            if cname.starts_with("publish_") {
-                continue;
-            }
-            let name = format!("detailed_vhost_messages_{cname}_total");
-            p.family(&name, "counter", &format!("Messages counted as {cname} per vhost"));
-            for (vn, v) in b.vhosts.iter().filter(|(n, _)| in_vhost(n)) {
-                p.sample(&name, &[("vhost", vn)], v.stats.totals.values()[i] as f64);
-            }
-        }
-    }
-    if want("connection_metrics") {
-        let amqp = &req.info.amqp_addr;
-        for (name, help, recv) in [
-            (
-                "detailed_connection_received_bytes_total",
-                "Bytes received per connection",
-                true,
-            ),
-            (
-                "detailed_connection_sent_bytes_total",
-                "Bytes sent per connection",
-                false,
-            ),
-        ] {
-            p.family(name, "counter", help);
-            for c in b.conns.values() {
-                let Some(v) = c.vhost.as_deref().filter(|v| in_vhost(v)) else {
-                    continue;
-                };
-                let cn = super::connections::conn_name(c, amqp);
-                let n = if recv { c.stats.recv_oct } else { c.stats.send_oct };
-                p.sample(name, &[("vhost", v), ("connection", &cn)], n as f64);
-            }
-        }
-    }
+    super::metrics_detailed::families(&mut p, req, &b);
+    identity(&mut p, &b);
     text(p)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_format() {
-        let mut p = Prom::default();
-        p.single("queues", "gauge", "Queues", 3.0);
-        p.family("detailed_queue_messages", "gauge", "Messages per queue");
-        p.sample(
-            "detailed_queue_messages",
-            &[("vhost", "/"), ("queue", "a\"b\\c\nd")],
-            7.0,
-        );
-        p.sample("detailed_queue_messages", &[("vhost", "/"), ("queue", "r")], 0.25);
-        assert_eq!(
-            p.out,
-            "# HELP ringmq_queues Queues\n# TYPE ringmq_queues gauge\nringmq_queues 3\n\
-             # HELP ringmq_detailed_queue_messages Messages per queue\n\
-             # TYPE ringmq_detailed_queue_messages gauge\n\
-             ringmq_detailed_queue_messages{vhost=\"/\",queue=\"a\\\"b\\\\c\\nd\"} 7\n\
-             ringmq_detailed_queue_messages{vhost=\"/\",queue=\"r\"} 0.25\n"
-        );
-    }
 }

@@ -14,6 +14,7 @@ mod connections;
 mod exchanges;
 mod health;
 pub(crate) mod metrics;
+mod metrics_detailed;
 mod overview;
 mod parameters;
 mod permissions;
