@@ -65,6 +65,8 @@ pub type Map<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 pub type Set<T> = std::collections::HashSet<T, ahash::RandomState>;
 
 #[cfg(test)]
+mod dead_letter_hold_tests;
+#[cfg(test)]
 mod sim_tests;
 #[cfg(test)]
 mod tx_tests;
