@@ -453,3 +453,20 @@ fn imported_vhost_and_its_queues_are_there_for_the_importer() {
         assert_eq!(a.delete(&path).status, 204, "{path}");
     }
 }
+
+/// The cluster name set through the API is the one connection.start announces.
+#[test]
+fn connection_start_announces_the_cluster_name() {
+    let b = Broker::new();
+    if b.skip_external("connection_start_announces_the_cluster_name") {
+        return; // the external broker's name is its own
+    }
+    let a = Api::new(b.http_url(), b.user(), b.pass());
+    assert_eq!(a.put("/api/cluster-name", json!({"name": "orders-eu"})).status, 204);
+    run(async {
+        let mut c = RawConn::connect(b.addr()).await;
+        let (props, _) = c.start().await;
+        let name = props.get("cluster_name").and_then(|v| v.as_str().map(str::to_owned));
+        assert_eq!(name.as_deref(), Some("orders-eu"));
+    });
+}

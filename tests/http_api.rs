@@ -600,22 +600,12 @@ fn users_permissions_and_hashes() {
         400,
         "bad_request",
     );
-    assert_eq!(
-        a.put(
-            "/api/permissions/nope/bob",
-            json!({"configure": "", "write": "", "read": ""})
-        )
-        .status,
-        404
-    );
-    assert_eq!(
-        a.put(
-            "/api/permissions/%2F/nobody",
-            json!({"configure": "", "write": "", "read": ""})
-        )
-        .status,
-        404
-    );
+    // A missing vhost or user: RabbitMQ 3.10's 400, not 404.
+    for path in ["/api/permissions/nope/bob", "/api/permissions/%2F/nobody"] {
+        let r = a.put(path, json!({"configure": "", "write": "", "read": ""}));
+        assert_err(&r, 400, "bad_request");
+        assert_eq!(r.json["reason"], "vhost_or_user_not_found", "{path}");
+    }
     run(async {
         // The new user logs in over AMQP with the permissions set here.
         let conn = lapin::Connection::connect(&b.uri_with("bob", "pw2"), lapin::ConnectionProperties::default())

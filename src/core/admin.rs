@@ -529,7 +529,8 @@ impl Broker {
     /// Sets a user's permissions in a vhost (both must exist).
     pub fn admin_set_permission(&mut self, def: super::permissions::PermissionDef) -> Result<Declared, AdminError> {
         if self.users.get(&def.user).is_none() || !self.vhosts.contains_key(def.vhost.as_str()) {
-            return Err(not_found());
+            // RabbitMQ 3.10's answer (400, not 404).
+            return Err(AdminError::BadRequest("vhost_or_user_not_found".into()));
         }
         let existed = self.permissions.get(&def.user, &def.vhost).is_some();
         self.permissions.set(def).map_err(AdminError::BadRequest)?;

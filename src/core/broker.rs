@@ -891,7 +891,7 @@ impl Broker {
     }
 
     fn send_start(&mut self, conn: &mut Connection) {
-        let props = server_properties().to_bytes();
+        let props = server_properties(&self.cluster_name()).to_bytes();
         let start = ConnectionStart {
             version_major: 0,
             version_minor: 9,

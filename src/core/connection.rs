@@ -146,7 +146,9 @@ impl Connection {
 
 /// The server properties sent in connection.start, with a truthful capabilities
 /// table: every flag here is a feature this broker implements.
-pub fn server_properties() -> FieldTable {
+/// What connection.start tells clients about the server (`cluster_name` as the
+/// management API has it).
+pub fn server_properties(cluster_name: &str) -> FieldTable {
     let caps: FieldTable = [
         "publisher_confirms",
         "exchange_exchange_bindings",
@@ -166,7 +168,10 @@ pub fn server_properties() -> FieldTable {
     p.insert(short!("product"), "ringmq");
     p.insert(short!("version"), env!("CARGO_PKG_VERSION"));
     p.insert(short!("platform"), "Rust");
-    p.insert(short!("cluster_name"), "ringmq");
+    p.insert(
+        short!("cluster_name"),
+        FieldValue::LongString(cluster_name.as_bytes().to_vec()),
+    );
     p.insert(short!("copyright"), "ringmq authors");
     p.insert(short!("information"), "AMQP 0-9-1 broker, see README.md");
     p

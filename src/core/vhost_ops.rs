@@ -114,7 +114,32 @@ pub struct GlobalParameter {
     pub value: Value,
 }
 
+/// RabbitMQ keeps the cluster name in this global parameter (it shows in
+/// `/api/global-parameters` and in definitions).
+pub const CLUSTER_NAME_PARAMETER: &str = "cluster_name";
+
+/// This node's name, in RabbitMQ's `name@host` form: the host name when first
+/// asked (a node keeps its name, as RabbitMQ's does; and a connection.start
+/// reads no file).
+pub fn node_name() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
+        format!("ringmq@{}", host.trim())
+    })
+    .clone()
+}
+
 impl Broker {
+    /// The cluster name set through the API (or imported), else the node's name,
+    /// as RabbitMQ: the management API, `/metrics` and `connection.start` say it.
+    pub fn cluster_name(&self) -> String {
+        (self.global_parameters.iter())
+            .find(|p| p.name == CLUSTER_NAME_PARAMETER)
+            .and_then(|p| p.value.as_str())
+            .map_or_else(node_name, str::to_owned)
+    }
+
     /// Creates a vhost, or updates the description and tags of an existing one
     /// (as RabbitMQ's PUT does). `grant_to` gets full permissions on a new vhost
     /// (RabbitMQ gives them to the user who created it through the API).

@@ -3,25 +3,11 @@
 
 use serde_json::{json, Value};
 
-use super::overview::node_name;
-use crate::core::Broker;
+use crate::core::vhost_ops::CLUSTER_NAME_PARAMETER;
 use crate::http::{ApiError, Reply, Req};
 
-/// RabbitMQ keeps the cluster name in this global parameter (it shows in
-/// `/api/global-parameters` and in definitions).
-const CLUSTER_NAME_PARAMETER: &str = "cluster_name";
-
-/// The name set with PUT (or imported), else the node's name, as RabbitMQ.
-pub(crate) fn cluster_name(b: &Broker) -> String {
-    b.global_parameters
-        .iter()
-        .find(|p| p.name == CLUSTER_NAME_PARAMETER)
-        .and_then(|p| p.value.as_str())
-        .map_or_else(node_name, str::to_owned)
-}
-
 pub(crate) fn get_name(req: &Req<'_>) -> Result<Reply, ApiError> {
-    Reply::ok(json!({"name": cluster_name(&req.shared.broker.borrow())}))
+    Reply::ok(json!({"name": req.shared.broker.borrow().cluster_name()}))
 }
 
 pub(crate) fn put_name(req: &Req<'_>) -> Result<Reply, ApiError> {

@@ -37,7 +37,7 @@ pub(crate) fn identity(p: &mut Prom, b: &Broker) {
         let v = b.global_parameters.iter().find(|g| g.name == name).map(|g| &g.value);
         v.and_then(|v| v.as_str()).map(str::to_owned)
     };
-    let cluster = super::cluster::cluster_name(b);
+    let cluster = b.cluster_name();
     let id = global("internal_cluster_id").unwrap_or_default();
     p.labelled(
         "identity_info",

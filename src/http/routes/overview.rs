@@ -12,10 +12,7 @@ use crate::http::{ApiError, AuthUser, Reply, Req};
 /// The RabbitMQ version we answer to tools that check it.
 pub(crate) const RABBITMQ_VERSION: &str = "3.10.8";
 
-pub(crate) fn node_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
-    format!("ringmq@{}", host.trim())
-}
+pub(crate) use crate::core::vhost_ops::node_name;
 
 fn exchange_types() -> Value {
     let t = |name: &str, description: &str| json!({"name": name, "description": description, "enabled": true});
@@ -122,7 +119,7 @@ pub(crate) fn overview(req: &Req<'_>) -> Result<Reply, ApiError> {
         "product_version": env!("CARGO_PKG_VERSION"),
         "product_name": "ringmq",
         "rabbitmq_version": RABBITMQ_VERSION,
-        "cluster_name": super::cluster::cluster_name(&b),
+        "cluster_name": b.cluster_name(),
         "erlang_version": "none",
         "erlang_full_version": "none (ringmq is written in Rust)",
         "disable_stats": false,
