@@ -12,7 +12,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 if [ $# -lt 1 ]; then
-  echo "usage: bash tests/ui/ci.sh BASE_URL [USER PASS] [--full] [--screenshots DIR] [--amqp URL] [--timeout SECONDS] [--headed]" >&2
+  echo "usage: bash tests/ui/ci.sh BASE_URL [USER PASS] [--full] [--screenshots DIR] [--amqp URL] [--alarm-url URL] [--timeout SECONDS] [--headed]" >&2
   exit 2
 fi
 

@@ -2,7 +2,7 @@
 """Browser test of the management web UI in headless Chromium.
 
     python3 tests/ui/run.py BASE_URL [USER PASS] [--screenshots DIR] [--amqp URL]
-                            [--timeout SECONDS] [--full] [--headed]
+                            [--alarm-url URL] [--timeout SECONDS] [--full] [--headed]
 
 (tests/ui/ci.sh installs what it needs and runs it.) Drives Debian's chromium
 through Debian's chromium-driver (/usr/bin/chromedriver) with selenium; the
@@ -16,11 +16,16 @@ through the default exchange's publish form, wait for the queue list to count
 it, get it on the queue page and check the payload, delete the queue and check
 it is gone (in the UI and with the API). The queue name holds a space, a slash
 and HTML markup, so URL encoding and escaping are checked on the way.
---full also drives the other forms: vhosts, users and permissions, an
-exchange with a binding to the queue and its publish form (routed / not
-routed), purge, list paging / sorting / regex filter / vhost picker,
-definitions export and import, and (with --amqp) closing a connection with a
-reason.
+--full also drives the other pages and forms: vhosts, users and permissions,
+vhost and user limits, topic permissions, operator policies (seen on the
+queue), queue pause and resume, the nodes page and the overview's node
+status, an exchange with a binding to the queue and its publish form (routed /
+not routed), purge, list paging / sorting / regex filter / vhost picker,
+definitions export and import, and (with --amqp) the consumers page and
+closing a connection with a reason.
+--alarm-url URL: a second broker (same user and password) under a resource
+alarm, e.g. ringmq started with --memory-high-watermark 1MiB: its overview,
+header and nodes page must show each alarm its /api/nodes reports.
 --screenshots DIR also saves PNGs of the main pages. --amqp URL (for example
 amqp://guest:guest@127.0.0.1:5672/) keeps an AMQP connection with a consumer
 open while the screenshots are taken, so connections and channels show rows.
@@ -76,17 +81,17 @@ def usage(msg=None):
     if msg:
         print(f'run.py: {msg}', file=sys.stderr)
     print('usage: python3 tests/ui/run.py BASE_URL [USER PASS] [--screenshots DIR] [--amqp URL] '
-          '[--timeout SECONDS] [--full] [--headed]', file=sys.stderr)
+          '[--alarm-url URL] [--timeout SECONDS] [--full] [--headed]', file=sys.stderr)
     sys.exit(2)
 
 
 def parse_args(argv):
-    opt = {'screenshots': None, 'amqp': None, 'timeout': 120.0, 'headed': False, 'full': False}
+    opt = {'screenshots': None, 'amqp': None, 'alarm_url': None, 'timeout': 120.0, 'headed': False, 'full': False}
     positional = []
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a in ('--screenshots', '--amqp', '--timeout'):
+        if a in ('--screenshots', '--amqp', '--alarm-url', '--timeout'):
             i += 1
             if i >= len(argv):
                 usage(f'{a} needs a value')
@@ -97,7 +102,7 @@ def parse_args(argv):
                 except ValueError:
                     usage('bad --timeout')
             else:
-                opt[a[2:]] = v
+                opt[a[2:].replace('-', '_')] = v
         elif a == '--headed':
             opt['headed'] = True
         elif a == '--full':
@@ -145,8 +150,8 @@ AUTH = 'Basic ' + base64.b64encode(f'{user}:{password}'.encode()).decode()
 QPATH = f'/queues/{enc("/")}/{enc(QUEUE)}'
 
 
-def api_url(p):
-    return base + 'api' + p
+def api_url(p, root=None):
+    return (root or base) + 'api' + p
 
 
 class Fail(Exception):
@@ -207,13 +212,13 @@ def until(what, fn, timeout=30.0, every=0.5, on_miss=None):
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def api_request(method, p, body=None):
+def api_request(method, p, body=None, root=None):
     headers = {'authorization': AUTH}
     data = None
     if body is not None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         headers['content-type'] = 'application/json'
-    req = urllib.request.Request(api_url(p), data=data, method=method, headers=headers)
+    req = urllib.request.Request(api_url(p, root), data=data, method=method, headers=headers)
     try:
         with _opener.open(req, timeout=30) as r:
             return r.status, r.read()
@@ -225,8 +230,8 @@ def api_status(method, p):
     return api_request(method, p)[0]
 
 
-def api_json(method, p, body=None):
-    st, text = api_request(method, p, body)
+def api_json(method, p, body=None, root=None):
+    st, text = api_request(method, p, body, root)
     if st >= 400:
         raise Fail(f'{method} /api{p}: {st} {text[:200].decode("utf-8", "replace")}')
     return json.loads(text) if text else None
@@ -713,6 +718,8 @@ def main():
 
     if opt['full']:
         full_suite()
+    if opt['alarm_url']:
+        alarm_suite()
     if opt['screenshots']:
         screenshots()
 
@@ -768,6 +775,308 @@ def queue_count():
     cell = page.locator('#queue-counts [data-field=messages]')
     cell.wait_for()
     return lambda: cell.text().strip()
+
+
+def fmt_bytes(n):
+    """The UI's fmtBytes (binary units, one decimal above bytes)."""
+    units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+    x, i = float(n), 0
+    while abs(x) >= 1024 and i < len(units) - 1:
+        x /= 1024
+        i += 1
+    return f'{x:,.0f} B' if i == 0 else f'{x:,.1f} {units[i]}'
+
+
+def node_alarms(n):
+    """The alarm badges the UI must show for a node of /api/nodes."""
+    shown = [f'{a} alarm' for a, on in (('memory', n.get('mem_alarm')), ('disk', n.get('disk_free_alarm'))) if on]
+    return sorted(shown) or ['no alarms']
+
+
+def badge_texts(loc):
+    return sorted(t.strip() for t in loc.locator('.badge').evaluate_all('return els.map((e) => e.textContent);'))
+
+
+def check_node_status(root, n):
+    """Overview (banner, node card, header) and nodes page (row, details) of the
+    broker at root show node n's alarms, memory and disk limits as /api/nodes has them."""
+    want = node_alarms(n)
+    alarmed = want != ['no alarms']
+    set_step(f'the overview shows the node status ({", ".join(want)})')
+    page.goto(root + '#/')
+    until('the alarm badges on the overview', lambda: badge_texts(page.locator('#node-alarms')) == want, timeout=20)
+    banner = page.locator('#alarms')
+    if alarmed:
+        banner.wait_for()
+        for a in want:
+            if a not in banner.text():
+                raise Fail(f'overview alarm banner lacks "{a}": {banner.text()!r}')
+        page.locator('#nav a[data-route=nodes] .badge.alarm').wait_for()
+    else:
+        if not banner.is_hidden():
+            raise Fail(f'alarm banner shown without an alarm: {banner.text()!r}')
+        if page.locator('#nav a[data-route=nodes] .badge').count():
+            raise Fail('alarm badge in the header without an alarm')
+    set_step(f'the nodes page shows the node status ({", ".join(want)})')
+    page.click('#nav a[data-route=nodes]')
+    row = row_by_name('main', n['name'])
+    row.wait_for()
+    until('the alarm badges on the nodes page', lambda: badge_texts(row.locator('td.col-alarms')) == want, timeout=10)
+    text = row.text()
+    for part in (f"of {fmt_bytes(n['mem_limit'])} limit", f"limit {fmt_bytes(n['disk_free_limit'])}",
+                 f"of {n['fd_total']:,}", f"of {n['sockets_total']:,}"):
+        if part not in text:
+            raise Fail(f'node row lacks "{part}": {text!r}')
+    if n.get('mem_alarm') and not row.locator('.meter.alarm').count():
+        raise Fail('memory meter not red under a memory alarm')
+    details = page.locator(f'main .node[data-node="{n["name"]}"]')
+    if badge_texts(details.locator('table.kv').first) != want:
+        raise Fail('node details show other alarms than the row')
+
+
+def nodes_checks():
+    nodes = api_json('GET', '/nodes')
+    check_node_status(base, nodes[0])
+    set_step('the nodes page counts connections opened')
+    cell = page.locator('#node-churn [data-field=connection_created]')
+    seen = [None]
+
+    def same():
+        seen[0] = cell.text().strip()
+        return seen[0].split(' ')[0].replace(',', '') == str(api_json('GET', '/nodes')[0]['connection_created'])
+
+    try:
+        until('the churn counter of the API', same, timeout=15, every=1)
+    except Fail as e:
+        raise Fail(f'{e}; shown: {seen[0]!r}') from None
+    ok(f'node status on the overview and the nodes page ({", ".join(node_alarms(nodes[0]))}, limits, fds, churn)')
+
+
+def log_in_at(root):
+    page.goto(root)
+    page.locator('form#login').wait_for(timeout=remaining(20))
+    page.locator('#login [name=username]').fill(user)
+    page.locator('#login [name=password]').fill(password)
+    page.click('#login button[type=submit]')
+    page.locator('#top:not([hidden])').wait_for(timeout=remaining(15))
+
+
+def alarm_suite():
+    root = opt['alarm_url'].rstrip('/') + '/'
+    set_step('read the alarms of the --alarm-url broker')
+    n = api_json('GET', '/nodes', root=root)[0]
+    if node_alarms(n) == ['no alarms']:
+        raise Fail(f'{root}api/nodes reports no alarm (start it with e.g. --memory-high-watermark 1MiB)')
+    set_step('log in to the broker under alarm')
+    log_in_at(root)
+    check_node_status(root, n)
+    ok(f'a broker under alarm shows it: overview banner and badges, header badge, nodes page ({", ".join(node_alarms(n))})')
+    set_step('log out of the broker under alarm')
+    page.click('#logout')
+    page.locator('form#login').wait_for()
+    page.goto(base)
+    page.locator('#top:not([hidden])').wait_for(timeout=remaining(15))
+
+
+def set_limit(kind, who, limit, value):
+    """Sets a limit with the form of the limits page (kind: vhost or user);
+    returns its row, once the page and the API show it."""
+    set_step(f'set a {kind} limit with the form')
+    f = page.locator(f'form#set-{kind}-limit')
+    until(f'"{who}" in the {kind} limit form', lambda: f.locator(f'[name={kind}] option[value="{who}"]').count() > 0,
+          timeout=10)
+    f.locator(f'[name={kind}]').select_option(who)
+    f.locator('[name=limit]').select_option(limit)
+    f.locator('[name=value]').fill(str(value))
+    f.locator('button[type=submit]').click()
+    row = page.locator(f'#limits-{kind} tbody tr[data-name="{who}"][data-limit="{limit}"]')
+    row.wait_for()
+    if row.locator('td.col-value').text().strip() != str(value):
+        raise Fail(f'{kind} limit row shows {row.text()!r}')
+    got = api_json('GET', f'/{kind}-limits/{enc(who)}')
+    if got != [{kind: who, 'value': {limit: value}}]:
+        raise Fail(f'{kind} limits in the API: {got}')
+    return row
+
+
+def clear_limit(kind, who, row):
+    set_step(f'clear the {kind} limit')
+    row.get_by_role('button', 'Clear').click()
+    until(f'the {kind} limit row to disappear', lambda: row.count() == 0, timeout=10)
+    got = api_json('GET', f'/{kind}-limits/{enc(who)}')
+    if got:
+        raise Fail(f'{kind} limits left in the API: {got}')
+
+
+def limits_checks(vh, un):
+    page.click('#nav a[data-route=limits]')
+    vrow = set_limit('vhost', vh, 'max-queues', 0)
+    set_step('the vhost limit refuses a queue declared with the form')
+    page.click('#nav a[data-route=queues]')
+    qf = page.locator('form#add-queue')
+    qf.locator('[name=vhost]').select_option(vh)
+    qf.locator('[name=name]').fill(f'ui-limited-{ID}')
+    qf.locator('button[type=submit]').click()
+    refused = page.locator('.toast.error', has_text='queue limit')
+    refused.wait_for()
+    refused.locator('button.close').click()
+    st = api_status('GET', f'/queues/{enc(vh)}/ui-limited-{ID}')
+    if st != 404:
+        raise Fail(f'queue declared over a max-queues limit of 0 (GET answered {st})')
+    page.click('#nav a[data-route=limits]')
+    clear_limit('vhost', vh, vrow)
+    ok('vhost limit set (max-queues 0 refuses a queue from the form), shown and cleared')
+    clear_limit('user', un, set_limit('user', un, 'max-channels', 5))
+    ok('user limit set, shown and cleared')
+
+
+def pick_user_and_vhost(form, un, vh):
+    """Selects a user made a moment ago (the form lists it at its next refresh) and a vhost."""
+    until(f'user {un} in {form.desc}', lambda: form.locator(f'[name=user] option[value="{un}"]').count() > 0, timeout=10)
+    form.locator('[name=user]').select_option(un)
+    form.locator('[name=vhost]').select_option(vh)
+
+
+def remove_with_button(row, button, what, path):
+    """Clicks the row's button, waits for the row to go and for GET /api{path} to answer 404."""
+    set_step(f'{button.lower()} the {what}')
+    row.get_by_role('button', button).click()
+    until(f'the {what} row to disappear', lambda: row.count() == 0, timeout=10)
+    st = api_status('GET', path)
+    if st != 404:
+        raise Fail(f'{what} still there after {button.lower()} (GET /api{path} answered {st})')
+
+
+def topic_permission_checks(vh, un):
+    set_step('set a topic permission with the form')
+    write = '^ui\\.{username}\\.'
+    page.click('#nav a[data-route=topic-permissions]')
+    tf = page.locator('form#set-topic-permission')
+    pick_user_and_vhost(tf, un, vh)
+    tf.locator('[name=exchange]').fill('amq.topic')
+    tf.locator('[name=write]').fill(write)
+    tf.locator('[name=read]').fill('.*')
+    tf.locator('button[type=submit]').click()
+    trow = page.locator(f'main tbody tr[data-name="{un}"][data-vhost="{vh}"][data-exchange="amq.topic"]')
+    trow.wait_for()
+    if not trow.locator('code', has_text=write).count():
+        raise Fail(f'topic permission row shows {trow.text()!r}')
+    got = api_json('GET', f'/topic-permissions/{enc(vh)}/{enc(un)}')
+    if got != [{'user': un, 'vhost': vh, 'exchange': 'amq.topic', 'write': write, 'read': '.*'}]:
+        raise Fail(f'topic permissions in the API: {got}')
+    remove_with_button(trow, 'Clear', 'topic permission', f'/topic-permissions/{enc(vh)}/{enc(un)}')
+    ok('topic permission set, shown and cleared')
+
+
+def submit_policy_form(form, name, pattern, definition):
+    """Adds a policy or an operator policy in vhost / for queues with the form; returns its row once listed."""
+    form.wait_for()
+    form.locator('[name=vhost]').select_option('/')
+    form.locator('[name=name]').fill(name)
+    form.locator('[name=pattern]').fill(pattern)
+    form.locator('[name=apply-to]').select_option('queues')
+    form.locator('[name=definition]').fill(definition)
+    form.locator('button[type=submit]').click()
+    row = row_by_name('main', name)
+    row.wait_for()
+    return row
+
+
+def operator_policy_checks():
+    set_step('add an operator policy with the form')
+    opn = f'ui-op-{ID}'
+    page.click('#nav a[data-route=operator-policies]')
+    of = page.locator('form#add-operator-policy')
+    orow = submit_policy_form(of, opn, f'^ui test/{ID} ', '{"max-length": 1000}')  # the test queue only
+    got = api_json('GET', f'/operator-policies/%2F/{opn}')
+    if got.get('definition') != {'max-length': 1000} or got.get('apply-to') != 'queues':
+        raise Fail(f'operator policy in the API: {got}')
+    set_step('the queue page names the operator policy')
+    go(f'queues/{enc("/")}/{enc(QUEUE)}')
+    cell = page.locator('main table.kv tr', has_text='Operator policy').locator('td')
+    until('the operator policy on the queue page', lambda: cell.text().strip() == opn, timeout=15,
+          on_miss=page.reload)
+    set_step('update the operator policy with Edit')
+    page.click('#nav a[data-route=operator-policies]')
+    orow.get_by_role('button', 'Edit').click()
+    of.locator('[name=definition]').fill('{"max-length": 500}')
+    of.locator('button[type=submit]').click()
+    until('the updated definition in the list', lambda: '"max-length":500' in orow.text(), timeout=10)
+    got = [None]
+
+    def applied():  # RabbitMQ shows a queue's new policy with its next stats (every 5 s)
+        got[0] = api_json('GET', QPATH)
+        return got[0].get('operator_policy') == opn and (got[0].get('effective_policy_definition') or {}).get('max-length') == 500
+
+    try:
+        until('the updated operator policy on the queue', applied, timeout=15, every=0.5)
+    except Fail as e:
+        raise Fail(f'{e}: operator_policy {got[0].get("operator_policy")}, '
+                   f'effective definition {got[0].get("effective_policy_definition")}') from None
+    remove_with_button(orow, 'Delete', 'operator policy', f'/operator-policies/%2F/{opn}')
+    ok('operator policy added, applied to the queue, updated and deleted')
+
+
+def pause_checks():
+    product = api_json('GET', '/overview').get('product_name') or 'this broker'
+    if product != 'ringmq':
+        say(f'skip - queue pause and resume: {product} has none (RabbitMQ 3.10 answers 400 to the action)')
+        return
+    set_step('pause the queue on its page')
+    go(f'queues/{enc("/")}/{enc(QUEUE)}')
+    box = page.locator('#pause-queue')
+    state = box.locator('.queue-state')
+    box.get_by_role('button', 'Pause queue').click()
+    until('the page to show the queue paused', lambda: state.text().strip() == 'paused', timeout=10)
+    if api_json('GET', QPATH).get('state') != 'paused':
+        raise Fail('the API does not report the queue paused')
+    set_step('the queue list shows the queue paused')
+    page.click('#nav a[data-route=queues]')
+    page.locator('#list-queues input[name=filter]').fill(ID)
+    qrow = page.locator('#list-queues tbody tr', has=page.get_by_role('link', QUEUE, exact=True))
+    until('"paused" in the queue list', lambda: qrow.locator('td.col-state').text().strip() == 'paused', timeout=10)
+    set_step('resume the queue on its page')
+    qrow.get_by_role('link', QUEUE, exact=True).click()
+    box.get_by_role('button', 'Resume queue').click()
+    until('the page to show the queue running', lambda: state.text().strip() == 'running', timeout=10)
+    if api_json('GET', QPATH).get('state') != 'running':
+        raise Fail('the API does not report the queue running after resume')
+    ok('queue paused and resumed on its page (state on the page, in the list and in the API)')
+
+
+def consumers_checks():
+    set_step('open the consumers page')
+    page.click('#nav a[data-route=consumers]')
+    lst = page.locator('#list-consumers')
+    lst.wait_for()
+    if not opt['amqp']:
+        ok('consumers page shown (no --amqp: no consumer of ours to list)')
+        return
+    cq = f'ui-consumer-{ID}'
+    c = open_consumer(opt['amqp'], cq, prefetch=3, connection_name=cq)
+    try:
+        set_step('the consumers page lists our consumer')
+        lst.locator('input[name=filter]').fill(cq)
+        row = lst.locator(f'tbody tr[data-queue="{cq}"]')
+        until('the consumer to be listed', lambda: row.count() == 1, timeout=20, every=1,
+              on_miss=lambda: lst.locator('button[name=refresh]').click())
+        mine = [x for x in api_json('GET', '/consumers') if (x.get('queue') or {}).get('name') == cq]
+        if len(mine) != 1:
+            raise Fail(f'/api/consumers lists {len(mine)} consumers on {cq}')
+        want = {'td.col-tag': mine[0]['consumer_tag'], 'td.col-ack': 'manual ack', 'td.col-prefetch': '3',
+                'td.col-active': 'yes'}
+        for css, v in want.items():
+            got = row.locator(css).text().strip()
+            if got != v:
+                raise Fail(f'consumer row {css} shows {got!r}, expected {v!r}')
+        row.get_by_role('link', mine[0]['channel_details']['name'], exact=True).wait_for()
+        set_step('from the consumer to its queue')
+        row.get_by_role('link', cq, exact=True).click()
+        page.locator('main .page-title .obj-name', has_text=cq).first.wait_for()
+        page.locator('main td.col-tag', has_text=mine[0]['consumer_tag']).wait_for()
+        ok('consumers page lists the consumer (queue, channel, tag, ack mode, prefetch) and links to its queue')
+    finally:
+        c.close()
 
 
 def full_suite():
@@ -832,6 +1141,9 @@ def full_suite():
             except Exception:  # noqa: BLE001
                 pass
 
+    # ---- node status, alarms
+    nodes_checks()
+
     # ---- vhosts
     set_step('add a vhost with the form')
     vh = f'ui-vh-{ID}'
@@ -860,10 +1172,7 @@ def full_suite():
         raise Fail('user row lacks the monitoring tag')
     set_step('set permissions with the form')
     pf = page.locator('form#set-permissions')
-    until('the new user in the permissions form', lambda: pf.locator(f'[name=user] option[value="{un}"]').count() > 0,
-          timeout=10)
-    pf.locator('[name=user]').select_option(un)
-    pf.locator('[name=vhost]').select_option(vh)
+    pick_user_and_vhost(pf, un, vh)
     pf.locator('[name=configure]').fill('^ui-')
     pf.locator('button[type=submit]').click()
     perm = (page.locator('main tbody tr', has_text=un).filter(has_text=vh)
@@ -875,10 +1184,17 @@ def full_suite():
     set_step('clear permissions')
     perm.get_by_role('button', 'Clear').click()
     until('the permission row to disappear', lambda: perm.count() == 0, timeout=10)
+    ok('user added with tags, permissions set and cleared')
+
+    # ---- limits and topic permissions of the new vhost and user
+    limits_checks(vh, un)
+    topic_permission_checks(vh, un)
+
     set_step('delete the user')
+    page.click('#nav a[data-route=users]')
     urow.get_by_role('button', 'Delete').click()
     until('the user row to disappear', lambda: urow.count() == 0, timeout=10)
-    ok('user added with tags, permissions set and cleared, user deleted')
+    ok('user deleted')
 
     set_step('delete the vhost')
     page.click('#nav a[data-route=vhosts]')
@@ -950,6 +1266,10 @@ def full_suite():
         raise Fail(f'exchange still there after delete (GET answered {xs})')
     ok('exchange deleted')
 
+    # ---- operator policy on the queue, pause and resume
+    operator_policy_checks()
+    pause_checks()
+
     # ---- purge
     set_step('purge the queue')
     count_fn[0] = queue_count()
@@ -1004,6 +1324,8 @@ def full_suite():
     if is_ != 200:
         raise Fail(f'imported queue not found (GET answered {is_})')
     ok('definitions imported')
+
+    consumers_checks()
 
     # ---- close a connection
     if opt['amqp']:
@@ -1126,16 +1448,8 @@ def screenshots():
     pname = f'ui-demo-{ID}'
     set_step('add a policy with the form')
     page.goto(base + '#/policies')
-    pf = page.locator('form#add-policy')
-    pf.wait_for()
-    pf.locator('[name=vhost]').select_option('/')
-    pf.locator('[name=name]').fill(pname)
-    pf.locator('[name=pattern]').fill('^ui-demo\\.')
-    pf.locator('[name=apply-to]').select_option('queues')
-    pf.locator('[name=definition]').fill('{"max-length": 10000, "message-ttl": 3600000}')
-    pf.locator('button[type=submit]').click()
-    prow = page.locator('main tbody tr[data-name]', has_text=pname)
-    prow.wait_for()
+    prow = submit_policy_form(page.locator('form#add-policy'), pname, '^ui-demo\\.',
+                              '{"max-length": 10000, "message-ttl": 3600000}')
     ok('policy added with the form')
     shot('policies')
     set_step('delete the policy')
@@ -1166,6 +1480,10 @@ def screenshots():
     shot('channels', listed('channels'))
     page.goto(base + '#/users')
     shot('users', lambda: page.locator('main tbody tr[data-name]').first.wait_for())
+    page.goto(base + '#/consumers')
+    shot('consumers', listed('consumers'))
+    page.goto(base + '#/nodes')
+    shot('nodes', lambda: page.locator('main .node').first.wait_for())
     page.goto(base + '#/')
 
     # three polls with some traffic, so the charts have lines

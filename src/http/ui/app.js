@@ -261,6 +261,37 @@
     if (!isEmpty(o.arguments)) out.push(badge('Args', fmtJson(o.arguments), 'args'));
     return out;
   }
+  // A used/total bar (file descriptors, sockets, memory against its limit);
+  // red while the resource's alarm is in effect.
+  function meter(used, total, alarm) {
+    const pct = typeof used === 'number' && total > 0 ? Math.min(100, (used / total) * 100) : 0;
+    return h('span', { class: 'meter' + (alarm ? ' alarm' : pct >= 80 ? ' high' : ''), title: nf1.format(pct) + '%' },
+      h('span', { style: { width: pct + '%' } }));
+  }
+  function fmtUptime(ms) {
+    if (typeof ms !== 'number') return '';
+    const s = Math.floor(ms / 1000);
+    const d = Math.floor(s / 86400), hh = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+    if (d) return `${d}d ${hh}h`;
+    if (hh) return `${hh}h ${m}m`;
+    return m ? `${m}m ${s % 60}s` : `${s}s`;
+  }
+  // The resource alarms in effect on a node (/api/nodes), as RabbitMQ names them.
+  function nodeAlarms(n) {
+    const out = [];
+    if (n.mem_alarm) out.push({ name: 'memory', text: `memory alarm: ${fmtBytes(n.mem_used)} used, limit ${fmtBytes(n.mem_limit)}` });
+    if (n.disk_free_alarm) out.push({ name: 'disk', text: `disk alarm: ${fmtBytes(n.disk_free)} free, limit ${fmtBytes(n.disk_free_limit)}` });
+    return out;
+  }
+  // Every alarm of every node, one line each.
+  function alarmTexts(nodes) {
+    return (nodes || []).flatMap((n) => nodeAlarms(n).map((x) => `${n.name}: ${x.text}`));
+  }
+  function alarmBadges(n) {
+    const a = nodeAlarms(n);
+    if (!a.length) return badge('no alarms', 'memory and free disk are within their limits', 'ok');
+    return a.map((x) => badge(x.name + ' alarm', x.text + ': publishers are blocked', 'alarm'));
+  }
   function section(title, ...body) {
     return h('section', { class: 'card' }, title ? h('h2', null, title) : null, ...body);
   }
@@ -340,9 +371,10 @@
   // ------------------------------------------ list view (search, paging)
   const listStates = {};
   // spec: {key, title, path(vhost) -> api path, paged, columns, defaultSort,
-  //        searchable, rowAttrs, emptyText, perVhost}
+  //        searchable, rowAttrs, emptyText, perVhost, filterText, filterLabel}
   // If the server answers a plain array (it ignored the paging parameters),
-  // filtering, sorting and paging are done here.
+  // filtering, sorting and paging are done here: the filter matches any of
+  // filterText(row) (default: the name).
   function listView(spec) {
     const st = (listStates[spec.key] ||= {
       name: '', regex: false, page: 1, pageSize: 50, sort: spec.defaultSort || 'name', reverse: false,
@@ -350,7 +382,7 @@
     let timer = null;
     const count = h('span', { class: 'count muted' });
     const search = h('input', {
-      type: 'search', name: 'filter', placeholder: 'Filter by name', value: st.name, 'aria-label': 'Filter by name',
+      type: 'search', name: 'filter', placeholder: spec.filterLabel || 'Filter by name', value: st.name, 'aria-label': spec.filterLabel || 'Filter by name',
       oninput: () => {
         clearTimeout(timer);
         timer = setTimeout(() => {
@@ -424,7 +456,7 @@
             const needle = st.name.toLowerCase();
             test = (s) => String(s).toLowerCase().includes(needle);
           }
-          rows = rows.filter((r) => test(r.name ?? ''));
+          rows = rows.filter((r) => (spec.filterText ? spec.filterText(r) : [r.name ?? '']).some((t) => test(t ?? '')));
         }
         rows = clientSort(rows, st.sort, st.reverse);
         filtered = rows.length;
@@ -566,16 +598,22 @@
   const RATE_KEYS = ['publish', 'confirm', 'deliver_get', 'ack', 'redeliver', 'get'];
   const overview = {
     data: null,
+    nodes: null, // /api/nodes, for users who may read it (alarms in the header and overview)
     history: [],
     listeners: new Set(),
     timer: null,
     async poll() {
       if (!session.auth) return;
       try {
-        const d = await api('GET', '/overview');
+        const [d, nodes] = await Promise.all([
+          api('GET', '/overview'),
+          hasTag('monitoring') ? api('GET', '/nodes').catch(() => null) : null,
+        ]);
         this.data = d;
+        this.nodes = Array.isArray(nodes) ? nodes : null;
         this.record(d);
         updateHeader(d);
+        updateAlarms(this.nodes);
         for (const f of this.listeners) f(d, null);
       } catch (e) {
         for (const f of this.listeners) f(null, e);
@@ -620,6 +658,19 @@
     el.title = [d.cluster_name && 'cluster ' + d.cluster_name, d.node && 'node ' + d.node].filter(Boolean).join(', ');
   }
 
+  // A red badge on the Nodes link while any node has an alarm, seen from every page.
+  function updateAlarms(nodes) {
+    const a = $('#nav a[data-route=nodes]');
+    const alarms = alarmTexts(nodes);
+    let b = $('.badge', a);
+    if (!alarms.length) {
+      if (b) b.remove();
+      return;
+    }
+    if (!b) a.appendChild((b = badge('alarm', '', 'alarm')));
+    b.title = alarms.join('\n');
+  }
+
   // ---------------------------------------------------------------- pages
   function pageTitle(text, ...extra) {
     return h('div', { class: 'page-title' }, h('h1', null, text), ...extra);
@@ -647,9 +698,11 @@
       { label: 'Port', render: (l) => String(l.port), cls: 'num' },
     ], {}, () => {});
     const err = h('div', { class: 'inline-error', hidden: true });
+    const alarmBox = h('div', { id: 'alarms', class: 'alarm-banner', role: 'alert', hidden: true });
     mount(main, 
       pageTitle('Overview', h('span', { class: 'muted small' }, 'refreshes every 5 s')),
       err,
+      alarmBox,
       totals,
       section(null, h('div', { class: 'charts' }, depth.el, rates.el)),
       h('div', { class: 'cols' }, section('Node', nodeInfo), section('Listeners', listeners.el)));
@@ -677,11 +730,23 @@
         tile('Total messages', fmtNum(qt.messages ?? 0)));
       depth.draw(overview.history);
       rates.draw(overview.history);
+      const nodes = overview.nodes || [];
+      const alarms = alarmTexts(nodes);
+      alarmBox.replaceChildren(h('b', null, 'Resource alarm in effect: publishers are blocked. '), link('#/nodes', 'Nodes'),
+        h('ul', null, alarms.map((t) => h('li', null, t))));
+      alarmBox.hidden = !alarms.length;
+      const node = nodes.find((n) => n.name === d.node) || nodes[0];
       nodeInfo.replaceChildren(kv([
         ['Product', [d.product_name, d.product_version].filter(Boolean).join(' ')],
         ['Management API', d.management_version],
         ['Cluster', d.cluster_name],
-        ['Node', d.node],
+        ['Node', node ? link('#/nodes', d.node) : d.node],
+        ...(node ? [
+          ['Alarms', h('span', { id: 'node-alarms' }, alarmBadges(node))],
+          ['Memory', memoryCell(node)],
+          ['Disk free', diskCell(node)],
+          ['Uptime', fmtUptime(node.uptime)],
+        ] : []),
         ['Rates mode', d.rates_mode],
         ['Runtime', d.erlang_version && d.erlang_version !== 'none' ? 'Erlang ' + d.erlang_version : ''],
       ]));
@@ -704,6 +769,79 @@
     };
   }
 
+  // ---- Nodes
+  function memoryCell(n) {
+    return h('span', { class: 'usage' }, meter(n.mem_used, n.mem_limit, n.mem_alarm), h('span', null, `${fmtBytes(n.mem_used)} of ${fmtBytes(n.mem_limit)} limit`));
+  }
+  function diskCell(n) {
+    return h('span', { class: 'usage' + (n.disk_free_alarm ? ' alarm-text' : '') }, `${fmtBytes(n.disk_free)} free, limit ${fmtBytes(n.disk_free_limit)}`);
+  }
+  function countCell(used, total) {
+    return typeof used === 'number' ? h('span', { class: 'usage' }, meter(used, total), h('span', null, `${fmtNum(used)} of ${fmtNum(total)}`)) : '';
+  }
+  function churn(n, key) {
+    return typeof n[key] === 'number' ? `${fmtNum(n[key])} (${fmtRate(rateOf(n, key) ?? 0)})` : '';
+  }
+  function nodeDetails(n) {
+    return h('div', { class: 'node', 'data-node': n.name },
+      h('h2', { class: 'node-head' }, 'Node ', h('span', { class: 'obj-name' }, n.name)),
+      h('div', { class: 'cols' },
+        section('Resources', kv([
+          ['Alarms', alarmBadges(n)],
+          ['Memory', memoryCell(n)],
+          ['Memory measured as', n.mem_calculation_strategy],
+          ['Disk free', diskCell(n)],
+          ['File descriptors', countCell(n.fd_used, n.fd_total)],
+          ['Sockets', countCell(n.sockets_used, n.sockets_total)],
+          ['Processors', fmtNum(n.processors)],
+        ])),
+        section('Churn (total and rate)', h('table', { class: 'kv', id: 'node-churn' }, h('tbody', null,
+          [['Connections opened', 'connection_created'], ['Connections closed', 'connection_closed'],
+            ['Channels opened', 'channel_created'], ['Channels closed', 'channel_closed'],
+            ['Queues declared', 'queue_declared'], ['Queues created', 'queue_created'], ['Queues deleted', 'queue_deleted']]
+            .map(([label, key]) => h('tr', null, h('th', null, label), h('td', { class: 'num', 'data-field': key }, churn(n, key))))))),
+        section('Details', kv([
+          ['Uptime', fmtUptime(n.uptime)],
+          ['Type', [n.type, n.running === false ? ' (not running)' : ''].join('')],
+          ['OS process id', n.os_pid],
+          ['Data directory', n.db_dir],
+          ['Log', (n.log_files || []).join(', ')],
+          ['Rates mode', n.rates_mode],
+          ['Applications', (n.applications || []).map((a) => `${a.name} ${a.version}`).join(', ')],
+        ]))));
+  }
+  function nodesPage(main) {
+    const st = { sort: 'name', reverse: false };
+    let rows = [];
+    const t = dataTable([
+      { label: 'Name', sort: 'name', cls: 'col-name', render: (n) => n.name },
+      { label: 'Alarms', cls: 'col-alarms', render: alarmBadges },
+      { label: 'Memory', sort: 'mem_used', numeric: true, render: memoryCell },
+      { label: 'Disk free', sort: 'disk_free', numeric: true, render: diskCell },
+      { label: 'File descriptors', sort: 'fd_used', numeric: true, render: (n) => countCell(n.fd_used, n.fd_total) },
+      { label: 'Sockets', sort: 'sockets_used', numeric: true, render: (n) => countCell(n.sockets_used, n.sockets_total) },
+      { label: 'Uptime', sort: 'uptime', numeric: true, cls: 'num', render: (n) => fmtUptime(n.uptime) },
+    ], st, draw, { rowAttrs: (n) => ({ 'data-name': n.name }) });
+    const details = h('div');
+    mount(main, pageTitle('Nodes', h('span', { class: 'muted small' }, 'refreshes every 5 s')),
+      section(null, h('div', { class: 'scroll' }, t.el)), details);
+    function draw() {
+      t.setRows(clientSort(rows, st.sort, st.reverse), 'No nodes.');
+    }
+    async function refresh() {
+      try {
+        rows = await api('GET', '/nodes');
+      } catch (e) {
+        showError(e);
+        return;
+      }
+      draw();
+      details.replaceChildren(...rows.map(nodeDetails));
+      updateAlarms(rows);
+    }
+    return { refresh };
+  }
+
   // ---- Queues
   function queuesPage(main) {
     const list = listView({
@@ -716,8 +854,8 @@
         { label: 'Name', sort: 'name', cls: 'col-name', render: (q) => link(qHref(q.vhost, q.name), q.name) },
         { label: 'Type', sort: 'type', render: (q) => q.type || 'classic' },
         { label: 'Features', render: features },
-        { label: 'Policy', sort: 'policy', render: (q) => q.effective_policy_name || q.policy || '' },
-        { label: 'State', sort: 'state', render: (q) => q.state || '' },
+        { label: 'Policy', sort: 'policy', render: (q) => [q.effective_policy_name || q.policy || '', q.operator_policy ? [' ', badge(q.operator_policy, 'operator policy', 'op')] : null] },
+        { label: 'State', sort: 'state', cls: 'col-state', render: (q) => (q.state === 'paused' ? badge('paused', 'delivers nothing to consumers until resumed', 'warn') : q.state || '') },
         { label: 'Ready', sort: 'messages_ready', numeric: true, cls: 'num col-ready', render: (q) => fmtNum(q.messages_ready) },
         { label: 'Unacked', sort: 'messages_unacknowledged', numeric: true, cls: 'num col-unacked', render: (q) => fmtNum(q.messages_unacknowledged) },
         { label: 'Total', sort: 'messages', numeric: true, cls: 'num col-messages', render: (q) => fmtNum(q.messages) },
@@ -818,15 +956,7 @@
   function queuePage(main, [vhost, name]) {
     const base = u`/queues/${vhost}/${name}`;
     const stats = h('div', { class: 'cols' });
-    const consumers = dataTable([
-      { label: 'Channel', render: (c) => (c.channel_details && c.channel_details.name ? link(chHref(c.channel_details.name), c.channel_details.name) : '') },
-      { label: 'Consumer tag', render: (c) => c.consumer_tag },
-      { label: 'Ack required', render: (c) => (c.ack_required ? 'yes' : 'no') },
-      { label: 'Exclusive', render: (c) => (c.exclusive ? 'yes' : 'no') },
-      { label: 'Prefetch', cls: 'num', render: (c) => fmtNum(c.prefetch_count) },
-      { label: 'Active', render: (c) => (c.active === false ? 'no' : 'yes') },
-      { label: 'Arguments', render: (c) => fmtJson(c.arguments) },
-    ], {}, () => {});
+    const consumers = dataTable(consumerColumns({ channel: true, sortable: false }), {}, () => {});
     const bindings = dataTable([
       { label: 'From exchange', render: (b) => (b.source === '' ? h('span', { class: 'muted' }, '(Default exchange binding)') : link(xHref(b.vhost ?? vhost, b.source), b.source)) },
       { label: 'Routing key', render: (b) => b.routing_key },
@@ -883,6 +1013,24 @@
         }, 'Purge');
       },
     }, 'Purge messages');
+    // Pause/resume: POST .../actions, which RabbitMQ's API has for queue
+    // actions and which needs an administrator.
+    const pauseBox = h('div', { class: 'toolbar', id: 'pause-queue' });
+    function pauseButton(action, text) {
+      return h('button', {
+        type: 'button', name: action,
+        onclick: (ev) => act(ev.currentTarget, async () => {
+          await api('POST', base + '/actions', { body: { action } });
+          toast(`Queue "${name}" ${action}d.`);
+          refresh();
+        }, text),
+      }, text);
+    }
+    function drawPause(state) {
+      const paused = state === 'paused';
+      pauseBox.replaceChildren(h('span', null, 'State: ', h('b', { class: 'queue-state' }, state || 'unknown')),
+        paused ? pauseButton('resume', 'Resume queue') : pauseButton('pause', 'Pause queue'));
+    }
     const ifEmpty = h('input', { type: 'checkbox', name: 'if-empty' });
     const ifUnused = h('input', { type: 'checkbox', name: 'if-unused' });
     const deleteBtn = h('button', {
@@ -900,6 +1048,8 @@
     mount(main, 
       pageTitle('Queue ', h('span', { class: 'obj-name' }, name), h('span', { class: 'muted' }, ' in virtual host '), h('span', { class: 'obj-name muted' }, vhost)),
       stats,
+      hasTag('administrator') ? section('Pause deliveries', h('p', { class: 'muted small' },
+        'A paused queue keeps its messages and its consumers but delivers nothing to them until it is resumed.'), pauseBox) : null,
       section('Consumers', h('div', { class: 'scroll' }, consumers.el)),
       section('Bindings', h('div', { class: 'scroll' }, bindings.el), h('h3', null, 'Add binding to this queue'), bindForm),
       collapsible('Publish message', false, h('p', { class: 'muted small' }, 'Published through the default exchange with the queue name as routing key.'), pub),
@@ -924,10 +1074,11 @@
       stats.replaceChildren(
         section('Details', kv([
           ['Type', q.type || 'classic'],
-          ['State', q.state],
+          ['State', q.state === 'paused' ? badge('paused', 'delivers nothing to consumers until resumed', 'warn') : q.state],
           ['Features', features(q).length ? features(q) : h('span', { class: 'muted' }, 'none')],
           ['Arguments', isEmpty(q.arguments) ? '' : propsView(q.arguments)],
           ['Policy', q.effective_policy_name || q.policy || ''],
+          ['Operator policy', q.operator_policy || ''],
           ['Effective policy definition', isEmpty(q.effective_policy_definition) ? '' : propsView(q.effective_policy_definition)],
           ['Exclusive owner', q.owner_pid_details && q.owner_pid_details.name ? link('#/' + u`connections/${q.owner_pid_details.name}`, q.owner_pid_details.name) : ''],
           ['Consumers', fmtNum(q.consumers ?? 0)],
@@ -946,6 +1097,7 @@
           ['Published (total)', fmtNum(ms.publish)],
           ['Delivered (total)', fmtNum(ms.deliver_get)],
         ])));
+      drawPause(q.state);
       consumers.setRows(q.consumer_details || [], 'No consumers.');
       bindings.setRows(b || [], 'No bindings.');
     }
@@ -1229,14 +1381,7 @@
   function channelPage(main, [name]) {
     const base = u`/channels/${name}`;
     const info = h('div', { class: 'cols' });
-    const consumers = dataTable([
-      { label: 'Queue', render: (c) => (c.queue ? link(qHref(c.queue.vhost, c.queue.name), c.queue.name) : '') },
-      { label: 'Consumer tag', render: (c) => c.consumer_tag },
-      { label: 'Ack required', render: (c) => (c.ack_required ? 'yes' : 'no') },
-      { label: 'Exclusive', render: (c) => (c.exclusive ? 'yes' : 'no') },
-      { label: 'Prefetch', cls: 'num', render: (c) => fmtNum(c.prefetch_count) },
-      { label: 'Arguments', render: (c) => fmtJson(c.arguments) },
-    ], {}, () => {});
+    const consumers = dataTable(consumerColumns({ queue: true, sortable: false }), {}, () => {});
     mount(main, pageTitle('Channel ', h('span', { class: 'obj-name' }, name)), info, section('Consumers', h('div', { class: 'scroll' }, consumers.el)));
     let gone = false;
     async function refresh() {
@@ -1270,6 +1415,38 @@
       consumers.setRows(c.consumer_details || [], 'No consumers.');
     }
     return { refresh };
+  }
+
+  // ---- Consumers
+  // Consumer rows (/api/consumers, a queue's or a channel's consumer_details),
+  // with the queue and channel columns where the page is not about them already.
+  function consumerColumns({ vhost, queue, channel, sortable = true }) {
+    const cols = [
+      vhost ? { label: 'Virtual host', sort: 'queue.vhost', render: (c) => get(c, 'queue.vhost') } : null,
+      queue ? { label: 'Queue', sort: 'queue.name', cls: 'col-name', render: (c) => (c.queue ? link(qHref(c.queue.vhost, c.queue.name), c.queue.name) : '') } : null,
+      channel ? { label: 'Channel', sort: 'channel_details.name', render: (c) => (get(c, 'channel_details.name') ? link(chHref(c.channel_details.name), c.channel_details.name) : '') } : null,
+      { label: 'Consumer tag', sort: 'consumer_tag', cls: 'col-tag', render: (c) => c.consumer_tag },
+      { label: 'Ack mode', sort: 'ack_required', cls: 'col-ack', render: (c) => (c.ack_required ? 'manual ack' : 'automatic ack') },
+      { label: 'Prefetch', sort: 'prefetch_count', numeric: true, cls: 'num col-prefetch', render: (c) => fmtNum(c.prefetch_count) },
+      { label: 'Exclusive', sort: 'exclusive', render: (c) => (c.exclusive ? 'yes' : 'no') },
+      { label: 'Active', sort: 'activity_status', cls: 'col-active', render: (c) => (c.active === false ? 'no' : 'yes') + (c.activity_status && c.activity_status !== 'up' ? ` (${c.activity_status})` : '') },
+      { label: 'Arguments', render: (c) => fmtJson(c.arguments) },
+    ].filter(Boolean);
+    return sortable ? cols : cols.map((c) => Object.assign({}, c, { sort: undefined }));
+  }
+  function consumersPage(main) {
+    const list = listView({
+      key: 'consumers', title: 'Consumers',
+      path: (v) => (v ? u`/consumers/${v}` : '/consumers'),
+      defaultSort: 'queue.name',
+      filterText: (c) => [get(c, 'queue.name'), c.consumer_tag],
+      filterLabel: 'Filter by queue or tag',
+      rowAttrs: (c) => ({ 'data-name': c.consumer_tag, 'data-queue': get(c, 'queue.name') }),
+      emptyText: 'No consumers.',
+      columns: consumerColumns({ vhost: !session.vhost, queue: true, channel: true }),
+    });
+    mount(main, pageTitle('Consumers'), list.el);
+    return { refresh: list.refresh };
   }
 
   // ---- Users and permissions
@@ -1446,39 +1623,59 @@
     return { refresh };
   }
 
-  // ---- Policies
+  // ---- Policies and operator policies (one page each, the same shapes)
+  const POLICY_KINDS = {
+    user: {
+      title: 'Policies', api: '/policies', form: 'add-policy', what: 'Policy', applyTo: 'all',
+      applyToChoices: [['all', 'Exchanges and queues'], ['queues', 'Queues'], ['exchanges', 'Exchanges'],
+        ['classic_queues', 'Classic queues'], ['quorum_queues', 'Quorum queues'], ['streams', 'Streams']],
+      placeholder: '{"max-length": 10000, "message-ttl": 60000}',
+    },
+    operator: {
+      title: 'Operator policies', api: '/operator-policies', form: 'add-operator-policy', what: 'Operator policy', applyTo: 'queues',
+      applyToChoices: [['queues', 'Queues'], ['classic_queues', 'Classic queues'], ['quorum_queues', 'Quorum queues']],
+      placeholder: '{"max-length": 100000, "message-ttl": 86400000}',
+      intro: 'Set by administrators, applied to queues on top of the (user) policy: where both set a numeric limit, the lower one wins. '
+        + 'Keys: message-ttl, expires, max-length, max-length-bytes, delivery-limit, max-in-memory-length, max-in-memory-bytes.',
+    },
+  };
   function policiesPage(main) {
+    return policyKindPage(main, POLICY_KINDS.user);
+  }
+  function operatorPoliciesPage(main) {
+    return policyKindPage(main, POLICY_KINDS.operator);
+  }
+  function policyKindPage(main, kind) {
     const st = { sort: 'name', reverse: false };
     let rows = [];
-    const form = h('form', { id: 'add-policy', class: 'grid-form' },
+    const form = h('form', { id: kind.form, class: 'grid-form' },
       field('Virtual host', vhostSelect()),
       field('Name', h('input', { name: 'name', required: true, autocomplete: 'off' })),
       field('Pattern', h('input', { name: 'pattern', required: true, placeholder: '^amq\\.', autocomplete: 'off' })),
-      field('Apply to', h('select', { name: 'apply-to' }, options([['all', 'Exchanges and queues'], ['queues', 'Queues'], ['exchanges', 'Exchanges'],
-        ['classic_queues', 'Classic queues'], ['quorum_queues', 'Quorum queues'], ['streams', 'Streams']], 'all'))),
+      field('Apply to', h('select', { name: 'apply-to' }, options(kind.applyToChoices, kind.applyTo))),
       field('Priority', h('input', { name: 'priority', type: 'number', value: '0' })),
       h('label', { class: 'field wide' }, h('span', { class: 'lbl' }, 'Definition (JSON)'),
-        h('textarea', { name: 'definition', rows: 3, required: true, placeholder: '{"max-length": 10000, "message-ttl": 60000}' })),
-      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Add / update policy')));
+        h('textarea', { name: 'definition', rows: 3, required: true, placeholder: kind.placeholder })),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, `Add / update ${kind.what.toLowerCase()}`)));
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const f = form.elements;
       act(form.querySelector('button[type=submit]'), async () => {
         const name = f.name.value.trim();
         const definition = parseJsonField(f.definition.value, 'Definition');
-        await api('PUT', u`/policies/${f.vhost.value}/${name}`, {
+        await api('PUT', `${kind.api}/${u`${f.vhost.value}/${name}`}`, {
           body: { pattern: f.pattern.value, definition, priority: Number(f.priority.value) || 0, 'apply-to': f['apply-to'].value },
         });
-        toast(`Policy "${name}" saved.`);
+        toast(`${kind.what} "${name}" saved.`);
         refresh();
-      }, 'Save policy');
+      }, `Save ${kind.what.toLowerCase()}`);
     });
     function edit(p) {
       const f = form.elements;
       f.vhost.value = p.vhost;
       f.name.value = p.name;
       f.pattern.value = p.pattern;
-      f['apply-to'].value = p['apply-to'] || 'all';
+      f['apply-to'].value = p['apply-to'] || kind.applyTo;
       f.priority.value = String(p.priority ?? 0);
       f.definition.value = JSON.stringify(p.definition || {}, null, 1);
       form.closest('details').open = true;
@@ -1497,25 +1694,182 @@
           h('button', {
             type: 'button', class: 'small danger',
             onclick: (ev) => {
-              if (!confirm(`Delete policy "${p.name}"?`)) return;
+              if (!confirm(`Delete ${kind.what.toLowerCase()} "${p.name}"?`)) return;
               act(ev.currentTarget, async () => {
-                await api('DELETE', u`/policies/${p.vhost}/${p.name}`);
-                toast(`Policy "${p.name}" deleted.`);
+                await api('DELETE', `${kind.api}/${u`${p.vhost}/${p.name}`}`);
+                toast(`${kind.what} "${p.name}" deleted.`);
                 refresh();
-              }, 'Delete policy');
+              }, `Delete ${kind.what.toLowerCase()}`);
             },
           }, 'Delete')],
       },
     ].filter(Boolean), st, () => t.setRows(clientSort(rows, st.sort, st.reverse)), { rowAttrs: (p) => ({ 'data-name': p.name }) });
-    mount(main, pageTitle('Policies'), section(null, h('div', { class: 'scroll' }, t.el)), collapsible('Add or update a policy', true, form));
+    mount(main, pageTitle(kind.title), kind.intro ? h('p', { class: 'muted intro' }, kind.intro) : null,
+      section(null, h('div', { class: 'scroll' }, t.el)), collapsible(`Add or update ${kind.what === 'Policy' ? 'a' : 'an'} ${kind.what.toLowerCase()}`, true, form));
     async function refresh() {
       try {
-        rows = await api('GET', session.vhost ? u`/policies/${session.vhost}` : '/policies');
+        rows = await api('GET', kind.api + (session.vhost ? u`/${session.vhost}` : ''));
       } catch (e) {
         showError(e);
         return;
       }
-      t.setRows(clientSort(rows, st.sort, st.reverse), 'No policies.');
+      t.setRows(clientSort(rows, st.sort, st.reverse), `No ${kind.title.toLowerCase()}.`);
+    }
+    return { refresh };
+  }
+
+  // ---- Limits: per vhost and per user, one table row per limit set
+  const LIMIT_KINDS = {
+    vhost: { key: 'vhost', title: 'Virtual host limits', api: '/vhost-limits', form: 'set-vhost-limit', who: 'Virtual host', names: ['max-connections', 'max-queues'] },
+    user: { key: 'user', title: 'User limits', api: '/user-limits', form: 'set-user-limit', who: 'User', names: ['max-connections', 'max-channels'] },
+  };
+  function limitsPart(kind, refreshAll) {
+    const st = { sort: kind.key, reverse: false };
+    let rows = [];
+    const t = dataTable([
+      { label: kind.who, sort: kind.key, cls: 'col-name', render: (r) => r[kind.key] },
+      { label: 'Limit', sort: 'limit', render: (r) => r.limit },
+      { label: 'Value', sort: 'value', numeric: true, cls: 'num col-value', render: (r) => fmtNum(r.value) },
+      {
+        label: '', cls: 'act', render: (r) => h('button', {
+          type: 'button', class: 'small danger',
+          onclick: (ev) => act(ev.currentTarget, async () => {
+            await api('DELETE', `${kind.api}/${u`${r[kind.key]}/${r.limit}`}`);
+            toast(`Limit ${r.limit} of "${r[kind.key]}" cleared.`);
+            refreshAll();
+          }, 'Clear limit'),
+        }, 'Clear'),
+      },
+    ], st, draw, { rowAttrs: (r) => ({ 'data-name': r[kind.key], 'data-limit': r.limit }) });
+    const who = h('select', { name: kind.key });
+    const form = h('form', { id: kind.form, class: 'grid-form' },
+      field(kind.who, who),
+      field('Limit', h('select', { name: 'limit' }, options(kind.names, kind.names[0]))),
+      field('Value', h('input', { name: 'value', type: 'number', step: 1, required: true }), '0 allows none; a negative value removes the limit'),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Set limit')));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const f = form.elements;
+      act(form.querySelector('button[type=submit]'), async () => {
+        const target = f[kind.key].value;
+        await api('PUT', `${kind.api}/${u`${target}/${f.limit.value}`}`, { body: { value: Number(f.value.value) } });
+        toast(`Limit ${f.limit.value} of "${target}" set.`);
+        f.value.value = '';
+        refreshAll();
+      }, 'Set limit');
+    });
+    function draw() {
+      t.setRows(clientSort(rows, st.sort, st.reverse), 'No limits.');
+    }
+    return {
+      el: [section(kind.title, h('div', { class: 'scroll', id: 'limits-' + kind.key }, t.el)), collapsible(`Set a ${kind.key} limit`, true, form)],
+      // list: the API's [{vhost|user, value: {name: n}}]; choices: the names the form offers
+      show(list, choices) {
+        rows = list.flatMap((e) => Object.entries(e.value || {}).map(([limit, value]) => ({ [kind.key]: e[kind.key], limit, value })));
+        draw();
+        const cur = who.value;
+        who.replaceChildren(...options(choices, cur || (kind.key === 'vhost' ? session.vhost || '/' : session.user)));
+      },
+    };
+  }
+  function limitsPage(main) {
+    const vhosts = limitsPart(LIMIT_KINDS.vhost, refresh);
+    const users = limitsPart(LIMIT_KINDS.user, refresh);
+    mount(main, pageTitle('Limits'), vhosts.el, users.el);
+    async function refresh() {
+      let vl, ul, us;
+      try {
+        [vl, ul, us] = await Promise.all([
+          api('GET', session.vhost ? u`/vhost-limits/${session.vhost}` : '/vhost-limits'),
+          api('GET', '/user-limits'),
+          api('GET', '/users'),
+        ]);
+      } catch (e) {
+        showError(e);
+        return;
+      }
+      vhosts.show(vl || [], session.vhosts);
+      users.show(ul || [], (us || []).map((x) => x.name).sort());
+    }
+    return { refresh };
+  }
+
+  // ---- Topic permissions
+  function topicPermissionsPage(main) {
+    const st = { sort: 'user', reverse: false };
+    let rows = [];
+    const t = dataTable([
+      { label: 'User', sort: 'user', cls: 'col-name', render: (p) => p.user },
+      session.vhost ? null : { label: 'Virtual host', sort: 'vhost', render: (p) => p.vhost },
+      { label: 'Exchange', sort: 'exchange', render: (p) => p.exchange },
+      { label: 'Write regexp', render: (p) => h('code', null, p.write) },
+      { label: 'Read regexp', render: (p) => h('code', null, p.read) },
+      {
+        label: '', cls: 'act', render: (p) => h('button', {
+          type: 'button', class: 'small danger',
+          onclick: (ev) => act(ev.currentTarget, async () => {
+            await api('DELETE', u`/topic-permissions/${p.vhost}/${p.user}/${p.exchange}`);
+            toast(`Topic permission of "${p.user}" on "${p.exchange}" cleared.`);
+            refresh();
+          }, 'Clear topic permission'),
+        }, 'Clear'),
+      },
+    ].filter(Boolean), st, draw, { rowAttrs: (p) => ({ 'data-name': p.user, 'data-vhost': p.vhost, 'data-exchange': p.exchange }) });
+    const userSel = h('select', { name: 'user' });
+    const vhostSel = vhostSelect();
+    const topicExchanges = h('datalist', { id: 'topic-exchanges' });
+    const form = h('form', { id: 'set-topic-permission', class: 'grid-form' },
+      field('User', userSel), field('Virtual host', vhostSel),
+      field('Exchange', h('input', { name: 'exchange', list: 'topic-exchanges', required: true, value: 'amq.topic', autocomplete: 'off' }), 'a topic exchange'),
+      field('Write regexp', h('input', { name: 'write', value: '.*' }), 'routing keys the user may publish with'),
+      field('Read regexp', h('input', { name: 'read', value: '.*' }), 'binding keys the user may bind and unbind with'),
+      topicExchanges,
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Set topic permission')));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const f = form.elements;
+      act(form.querySelector('button[type=submit]'), async () => {
+        await api('PUT', u`/topic-permissions/${f.vhost.value}/${f.user.value}`, {
+          body: { exchange: f.exchange.value, write: f.write.value, read: f.read.value },
+        });
+        toast(`Topic permission set for "${f.user.value}" on "${f.exchange.value}".`);
+        refresh();
+      }, 'Set topic permission');
+    });
+    async function loadExchanges() {
+      const v = vhostSel.value;
+      let xs;
+      try {
+        xs = await api('GET', u`/exchanges/${v}`);
+      } catch {
+        return; // only suggestions: the field takes any name
+      }
+      if (vhostSel.value !== v) return;
+      topicExchanges.replaceChildren(...(Array.isArray(xs) ? xs : xs.items || []).filter((x) => x.type === 'topic').map((x) => h('option', { value: x.name })));
+    }
+    vhostSel.addEventListener('change', loadExchanges);
+    loadExchanges();
+    mount(main, pageTitle('Topic permissions'),
+      h('p', { class: 'muted intro' }, 'Write and read patterns per user, virtual host and topic exchange: publishes to the exchange need a routing key matching the write pattern, '
+        + 'binds and unbinds from it a binding key matching the read pattern. No entry for an exchange allows every key; {username} and {vhost} in a pattern stand for the user and the vhost.'),
+      section(null, h('div', { class: 'scroll' }, t.el)), collapsible('Set a topic permission', true, form));
+    function draw() {
+      t.setRows(clientSort(rows, st.sort, st.reverse), 'No topic permissions.');
+    }
+    async function refresh() {
+      let users;
+      try {
+        [rows, users] = await Promise.all([
+          api('GET', session.vhost ? u`/vhosts/${session.vhost}/topic-permissions` : '/topic-permissions'),
+          api('GET', '/users'),
+        ]);
+      } catch (e) {
+        showError(e);
+        return;
+      }
+      draw();
+      const cur = userSel.value;
+      userSel.replaceChildren(...options(users.map((x) => x.name).sort(), cur || session.user));
     }
     return { refresh };
   }
@@ -1650,6 +2004,8 @@
     overview.stop();
     overview.history = [];
     overview.data = null;
+    overview.nodes = null;
+    updateAlarms(null);
     showPage(loginPage, [], message);
   }
 
@@ -1660,9 +2016,14 @@
     exchanges: [exchangesPage, 0, exchangePage, 2],
     connections: [connectionsPage, 0, connectionPage, 1],
     channels: [channelsPage, 0, channelPage, 1],
+    nodes: [nodesPage, 0],
+    consumers: [consumersPage, 0],
     users: [usersPage, 0],
+    'topic-permissions': [topicPermissionsPage, 0],
     vhosts: [vhostsPage, 0],
+    limits: [limitsPage, 0],
     policies: [policiesPage, 0],
+    'operator-policies': [operatorPoliciesPage, 0],
     definitions: [definitionsPage, 0],
   };
   let current = null;
