@@ -141,6 +141,9 @@ struct DeliveredMark {
     current: Option<SegmentPosition>,
     /// The file says unclean (written at the first delivery since open).
     unclean_written: bool,
+    /// The file's clean mark is above every recovered message and was cut to
+    /// them: it must be written cut before new messages can fall under it.
+    stale: bool,
     /// The unclean state was written and not yet in a sync batch.
     unsynced: bool,
     file: Option<Arc<File>>,
@@ -180,6 +183,7 @@ impl DeliveredMark {
                 offset: word(4),
                 size: word(8),
             };
+            m.stale = pos > all_recovered;
             pos.min(all_recovered)
         } else {
             // A crash (or an unreadable file): any of them may have been delivered.
@@ -188,6 +192,18 @@ impl DeliveredMark {
         m.at_open = Some(mark);
         m.current = Some(mark);
         m
+    }
+
+    /// Writes the cut mark of a stale file (see `stale`), so that a crash
+    /// before the next clean close does not read the old one again: a queue
+    /// drained and closed cleanly reopens with segment ids from 1, and its old
+    /// mark then covered the new messages, flagging never-delivered ones
+    /// redelivered after kill -9 (found by the model test, `tests/model.rs`).
+    fn rewrite_if_stale(&mut self, dir: &Path) -> io::Result<()> {
+        if std::mem::take(&mut self.stale) {
+            self.write(dir, true)?.sync_data()?;
+        }
+        Ok(())
     }
 
     fn covers(&self, pos: SegmentPosition) -> bool {
@@ -275,6 +291,8 @@ impl QueueStore {
         cfg.validate()?;
         fs::create_dir_all(dir)?;
         let (rec, report) = recovery::recover(dir, keep)?;
+        let mut delivered = DeliveredMark::load(dir, rec.next_segment);
+        delivered.rewrite_if_stale(dir)?;
         let store = Self {
             dir: dir.to_path_buf(),
             cfg,
@@ -292,7 +310,7 @@ impl QueueStore {
             },
             sync: SyncState::default(),
             closed: false,
-            delivered: DeliveredMark::load(dir, rec.next_segment),
+            delivered,
             spares: find_spares(dir)?,
             space_low: false,
         };
