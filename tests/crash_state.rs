@@ -300,3 +300,47 @@ fn delivery_counts_survive_restarts() {
         assert_eq!(rest, ["other"]);
     });
 }
+
+/// Unacked messages at a kill -9 come back ready, and only ready ones count
+/// against max-length: the queue is trimmed from the head (and dead-lettered)
+/// when the broker starts, as RabbitMQ 3.10 does when a queue starts
+/// (`init_max_length`; checked: it keeps d, e and dead-letters a, b, c).
+/// ringmq kept all four (found by tests/model.rs). The connection stays open
+/// until the kill: closing it would requeue, and trim, before.
+#[test]
+fn max_length_holds_after_kill9_with_unacked_messages() {
+    let mut b = Broker::new();
+    if b.skip_external("max_length_holds_after_kill9_with_unacked_messages") {
+        return;
+    }
+    let (q, dlq) = (unique("limit"), unique("limit-dlq"));
+    let rt = runtime();
+    let held = rt.block_on(async {
+        let conn = connect(&b).await;
+        let ch = confirm_channel(&conn).await;
+        declare_queue(&ch, &dlq, durable(), FieldTable::default()).await;
+        let args = table(&[
+            ("x-max-length", AMQPValue::LongInt(2)),
+            ("x-dead-letter-exchange", lstr("")),
+            ("x-dead-letter-routing-key", lstr(&dlq)),
+        ]);
+        declare_queue(&ch, &q, durable(), args).await;
+        publish_confirmed(&ch, "", &q, &["a", "b", "c"]).await;
+        for body in ["b", "c"] {
+            let m = get(&ch, &q).await.expect("a message");
+            assert_eq!(m.delivery.data, body.as_bytes());
+        }
+        // Two ready, two unacked: within the limit.
+        publish_confirmed(&ch, "", &q, &["d", "e"]).await;
+        conn
+    });
+    crash(&mut b);
+    drop(held);
+    rt.block_on(async {
+        let (_conn, ch) = open(&b).await;
+        let got: Vec<String> = drain(&ch, &q).await.into_iter().map(|g| g.0).collect();
+        assert_eq!(got, ["d", "e"], "x-max-length 2 after recovery");
+        let dead: Vec<String> = drain(&ch, &dlq).await.into_iter().map(|g| g.0).collect();
+        assert_eq!(dead, ["a", "b", "c"]);
+    });
+}

@@ -738,7 +738,8 @@ impl Broker {
     // ---- internals ----------------------------------------------------------
 
     /// The first input after open: arm the timers of recovered queues (their
-    /// x-expires period and TTL heads) and delayed exchanges, which needs a `now`.
+    /// x-expires period and TTL heads) and delayed exchanges, which needs a `now`,
+    /// and trim queues recovered over their length limit.
     pub(crate) fn ensure_started(&mut self, now_ms: u64) {
         if self.started {
             return;
@@ -766,6 +767,7 @@ impl Broker {
             self.timers
                 .add(due, now_ms, &v, QueueId(0), super::lifecycle::TimerKind::Delayed(x));
         }
+        self.enforce_lengths_at_start();
         self.run_pending();
     }
 

@@ -277,6 +277,29 @@ impl Broker {
         }
     }
 
+    /// drop-head once for every queue, in (vhost, name) order, when the broker
+    /// starts. Unacked messages at a kill -9 come back ready, and only ready
+    /// ones count against max-length, so a queue can open over its limit (the
+    /// model test found 4 messages in an `x-max-length: 2` queue); RabbitMQ
+    /// 3.10 trims and dead-letters then too (`init_max_length` when a queue
+    /// starts).
+    pub(crate) fn enforce_lengths_at_start(&mut self) {
+        let mut over: Vec<(Arc<str>, ShortString, QueueId)> = self
+            .vhosts
+            .iter()
+            .flat_map(|(v, vh)| {
+                vh.queues
+                    .values()
+                    .filter(|q| q.needs_drop_head())
+                    .map(move |q| (v.clone(), q.name.clone(), q.id))
+            })
+            .collect();
+        over.sort();
+        for (v, _, id) in over {
+            self.enforce_length(&v, id);
+        }
+    }
+
     /// Removes the head of the ready messages, dead-lettering it if the queue
     /// has a dead-letter exchange.
     pub(crate) fn drop_head(&mut self, vhost_name: &Arc<str>, id: QueueId, reason: DeathReason) {

@@ -339,14 +339,18 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
     }
 }
 
-/// Runs an `async` test body with an overall bound.
-pub fn run<F: Future<Output = ()>>(fut: F) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// The runtime test bodies run on (two workers: the machines are small).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("runtime");
-    rt.block_on(async {
+        .expect("runtime")
+}
+
+/// Runs an `async` test body with an overall bound.
+pub fn run<F: Future<Output = ()>>(fut: F) {
+    runtime().block_on(async {
         match tokio::time::timeout(Duration::from_secs(120), fut).await {
             Ok(()) => {}
             Err(_) => panic!("test body exceeded 120 s"),
