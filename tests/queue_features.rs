@@ -701,3 +701,49 @@ fn requeue_over_max_length_drops_from_the_head() {
         assert_eq!(get_all(&ch, &q).await, strs(&["m3", "m4"]));
     });
 }
+
+/// A dead letter routed back to a queue it died in is dropped unless a
+/// rejection happened since that death (RabbitMQ's `is_cycle`); an older
+/// rejection does not count. Two rejected messages in an `x-max-length: 1`
+/// queue that dead-letters to itself: the first is pushed out by the second
+/// (maxlen) and dropped as a cycle. ringmq counted any rejection in x-death
+/// and the two pushed each other out forever (found by tests/model.rs).
+/// RabbitMQ 3.10 keeps B only, as here.
+#[test]
+fn dead_letter_cycle_after_a_rejection_ends() {
+    let b = Broker::new();
+    run(async {
+        let (_conn, ch) = open(&b).await;
+        let q = unique("dl-cycle");
+        let args = table(&[
+            ("x-max-length", AMQPValue::LongInt(1)),
+            ("x-dead-letter-exchange", lstr("")),
+            ("x-dead-letter-routing-key", lstr(&q)),
+        ]);
+        declare_queue(&ch, &q, exclusive(), args).await;
+        let mut tags = Vec::new();
+        for body in ["A", "B"] {
+            publish(&ch, "", &q, body.as_bytes()).await;
+            let m = within("get", ch.basic_get(q.as_str().into(), BasicGetOptions::default()))
+                .await
+                .unwrap()
+                .expect("a message");
+            tags.push(m.delivery.delivery_tag);
+        }
+        for tag in tags {
+            let reject = BasicRejectOptions { requeue: false };
+            within("reject", ch.basic_reject(tag, reject)).await.unwrap();
+        }
+        // The dead letters are routed before this round trip's reply.
+        let passive = QueueDeclareOptions {
+            passive: true,
+            exclusive: true,
+            ..Default::default()
+        };
+        declare_queue(&ch, &q, passive, FieldTable::default()).await;
+        tokio::time::sleep(QUIET).await;
+        assert_eq!(get_all(&ch, &q).await, strs(&["B"]));
+        tokio::time::sleep(QUIET).await;
+        assert_eq!(get_all(&ch, &q).await, strs(&[] as &[&str]), "nothing keeps coming");
+    });
+}

@@ -435,17 +435,8 @@ impl Broker {
             let props = BasicProperties::decode(&dl.properties).expect("own encoding");
             let mut queues = std::mem::take(&mut self.route_scratch);
             vhost.route(&dl.dlx, &keys, &props, &mut queues);
-            // Cycle check: a queue this message already died in, with no rejection on
-            // the way, does not get it again.
-            let deaths = death_queues(&props);
-            if !deaths.rejected {
-                queues.retain(|id| {
-                    vhost
-                        .queues
-                        .get(id)
-                        .is_some_and(|q| !deaths.queues.iter().any(|n| **n == *q.name))
-                });
-            }
+            let deaths = Deaths::of(&props);
+            queues.retain(|id| vhost.queues.get(id).is_some_and(|q| !deaths.is_cycle(&q.name)));
             let msg = StoredMessage {
                 exchange: dl.dlx.as_short(),
                 routing_key: dl.routing_key.as_short(),
@@ -720,27 +711,36 @@ pub(crate) fn expire_one(
     HeadState::Expired
 }
 
-struct Deaths<'a> {
-    queues: Vec<&'a str>,
-    rejected: bool,
-}
+/// A dead letter's x-death entries, newest first (the death that made it is
+/// the first): (queue, whether the reason was "rejected").
+struct Deaths<'a>(Vec<(Option<&'a str>, bool)>);
 
-fn death_queues<'a>(props: &BasicProperties<'a>) -> Deaths<'a> {
-    let mut d = Deaths {
-        queues: Vec::new(),
-        rejected: false,
-    };
-    let Some(FieldValueRef::Array(a)) = props.headers.and_then(|h| h.get("x-death")) else {
-        return d;
-    };
-    for entry in a.iter() {
-        let FieldValueRef::Table(t) = entry else { continue };
-        if let Some(q) = t.get("queue").and_then(|v| v.as_str()) {
-            d.queues.push(q);
-        }
-        d.rejected |= t.get("reason").and_then(|v| v.as_str()) == Some("rejected");
+impl<'a> Deaths<'a> {
+    fn of(props: &BasicProperties<'a>) -> Deaths<'a> {
+        let Some(FieldValueRef::Array(a)) = props.headers.and_then(|h| h.get("x-death")) else {
+            return Deaths(Vec::new());
+        };
+        let entry = |e: FieldValueRef<'a>| {
+            let FieldValueRef::Table(t) = e else { return None };
+            let queue = t.get("queue").and_then(|v| v.as_str());
+            Some((queue, t.get("reason").and_then(|v| v.as_str()) == Some("rejected")))
+        };
+        Deaths(a.iter().filter_map(entry).collect())
     }
-    d
+
+    /// RabbitMQ's cycle rule (`rabbit_dead_letter:is_cycle`): the message died
+    /// in `queue` before, and no death since then (that one and the newest
+    /// included) was a rejection; such a copy is dropped. A rejection further
+    /// back does not count: with "any rejection in x-death" two rejected
+    /// messages in an `x-max-length: 1` queue that dead-letters to itself
+    /// pushed each other out forever, 60,000 dead letters a second until the
+    /// queue was drained (found by the model test, tests/model.rs).
+    fn is_cycle(&self, queue: &str) -> bool {
+        match self.0.iter().position(|(q, _)| *q == Some(queue)) {
+            None => false,
+            Some(i) => self.0[..=i].iter().all(|(_, rejected)| !rejected),
+        }
+    }
 }
 
 /// Reads the message at `pos` and builds its dead letter.
