@@ -729,6 +729,29 @@ fn pause_stops_deliveries_until_resume() {
     });
 }
 
+/// A durable queue stays paused across a restart, clean or kill -9 (as LavinMQ
+/// keeps it): it must not wake up delivering.
+#[test]
+fn pause_survives_restarts() {
+    let mut b = Broker::new();
+    if b.skip_external("pause_survives_restarts") {
+        return;
+    }
+    let a = api(&b);
+    let q = unique("paused-durable");
+    let path = format!("/api/queues/%2F/{}", enc(&q));
+    assert_eq!(a.put(&path, json!({"durable": true})).status, 201);
+    assert_eq!(a.put(&format!("{path}/pause"), json!({})).status, 204);
+    b.restart();
+    assert_eq!(a.ok(&path)["state"], "paused", "after a clean restart");
+    b.kill9();
+    b.start();
+    assert_eq!(a.ok(&path)["state"], "paused", "after kill -9");
+    assert_eq!(a.put(&format!("{path}/resume"), json!({})).status, 204);
+    b.restart();
+    assert_eq!(a.ok(&path)["state"], "running", "resumed stays resumed");
+}
+
 #[test]
 fn metrics_open_on_their_port_and_behind_login_on_the_api() {
     let b = Broker::new();

@@ -225,7 +225,7 @@ impl Broker {
             .get_mut(&vname)
             .and_then(|v| v.queues.get_mut(&id))
             .ok_or(not_found())?;
-        q.paused = paused;
+        q.set_paused(paused)?;
         if !paused {
             self.deliver_pending.push((vname, id));
             self.run_pending();

@@ -26,6 +26,9 @@ pub struct ConsumerRef {
     pub priority: i32,
 }
 
+/// The marker of a paused durable queue, in its folder.
+pub const PAUSED_FILE: &str = "paused";
+
 pub struct Queue {
     pub id: QueueId,
     pub name: ShortString,
@@ -305,6 +308,31 @@ impl Queue {
     pub fn bump_delivery_count(&mut self, pos: SegmentPosition) -> u32 {
         self.acks_unwritten = true;
         self.store.bump_delivery_count(pos)
+    }
+
+    /// LavinMQ's pause: kept across restarts for a durable queue by a `paused`
+    /// file in its folder, as LavinMQ keeps it (written and synced before the
+    /// answer, so a paused queue never wakes up delivering after a crash).
+    pub fn set_paused(&mut self, paused: bool) -> std::io::Result<()> {
+        if self.durable && paused != self.paused {
+            let marker = self.store.dir().join(PAUSED_FILE);
+            if paused {
+                std::fs::File::create(&marker)?.sync_all()?;
+            } else {
+                match std::fs::remove_file(&marker) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            std::fs::File::open(self.store.dir())?.sync_all()?;
+        }
+        self.paused = paused;
+        Ok(())
+    }
+
+    /// Whether a recovered durable queue was paused when the broker stopped.
+    pub fn was_paused(dir: &std::path::Path) -> bool {
+        dir.join(PAUSED_FILE).exists()
     }
 
     /// Whether redeliveries are counted (and shown as `x-delivery-count`): on

@@ -364,6 +364,7 @@ impl VHost {
         q.dedup = super::dedup::DedupCache::from_arguments(&q.arguments).ok().flatten();
         // Recovered messages may carry per-message TTLs: check the head once.
         q.may_expire = recover;
+        q.paused = recover && Queue::was_paused(q.store.dir());
         self.queue_names.insert(name, id);
         let q = self.queues.entry(id).or_insert(q);
         super::policy_ops::apply_queue_policy(&self.policies, &self.operator_policies, q);

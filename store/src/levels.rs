@@ -56,6 +56,11 @@ fn untag(pos: SegmentPosition) -> (usize, SegmentPosition) {
 }
 
 impl LeveledStore {
+    /// The queue's directory (level 0's; higher levels are `p1`, `p2`... in it).
+    pub fn dir(&self) -> &Path {
+        self.levels[0].dir()
+    }
+
     /// Opens a store with `max_priority + 1` levels (1 for a plain queue).
     pub fn open(
         dir: &Path,
