@@ -172,11 +172,13 @@ impl Phase {
 /// Picks operations from the model's state with a seeded generator.
 pub struct Generator {
     rng: StdRng,
-    /// Against an external broker: no restarts, and policies set no
-    /// `overflow` (RabbitMQ 3.10 applies a policy's max-length before its
-    /// overflow, so a policy that brings both trims with the queue's old
-    /// overflow: `max-length: 0` with `reject-publish` emptied a queue of 2,
-    /// where ringmq keeps the messages, as reject-publish says).
+    /// Against an external broker: no restarts; policies set no `overflow`
+    /// (RabbitMQ 3.10 applies a policy's max-length before its overflow, so a
+    /// policy that brings both trims with the queue's old overflow:
+    /// `max-length: 0` with `reject-publish` emptied a queue of 2, where
+    /// ringmq keeps the messages, as reject-publish says); and no settles of
+    /// several deliveries (RabbitMQ dead-letters a batch of rejects in queue
+    /// order, ringmq and the model in delivery-tag order).
     external: bool,
     phase: Phase,
     phase_left: u32,
@@ -356,7 +358,7 @@ impl Generator {
                 Op::Settle {
                     ch,
                     tag: *pick(rng, &tags)?,
-                    multiple: rng.random_bool(0.25),
+                    multiple: !external && rng.random_bool(0.25),
                     how,
                 }
             }
