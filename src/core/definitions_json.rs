@@ -586,6 +586,7 @@ impl Broker {
                 continue;
             }
             let settings = super::queue_args::parse(&args, &q.name, &vhost).map_err(|e| bad(what.clone(), e))?;
+            super::queue_args::check_new_declare(&args, &q.name, &vhost).map_err(|e| bad(what.clone(), e))?;
             settings
                 .check_properties(q.durable, false, q.auto_delete, &q.name, &vhost)
                 .map_err(|e| bad(what.clone(), e))?;

@@ -82,6 +82,19 @@ pub struct QueueSettings {
     pub consumer_timeout_ms: Option<u64>,
 }
 
+/// Rules a new declare must pass that a queue recovered from an older version's
+/// log is not held to (it keeps its arguments, not defaults). RabbitMQ's
+/// check_dlxrk_arg: a dead-letter routing key needs a dead-letter exchange in the
+/// same arguments (a policy's does not count).
+pub fn check_new_declare(args: &FieldTable, queue: &str, vhost: &str) -> Result<(), String> {
+    if args.get("x-dead-letter-routing-key").is_some() && args.get("x-dead-letter-exchange").is_none() {
+        return Err(format!(
+            "invalid arg 'x-dead-letter-routing-key' for queue '{queue}' in vhost '{vhost}': routing_key_but_no_dlx_defined"
+        ));
+    }
+    Ok(())
+}
+
 impl QueueSettings {
     /// The dead-letter strategy in force: as RabbitMQ, at-least-once only on a
     /// quorum queue that rejects publishes when full (a dropped head could not
@@ -218,13 +231,6 @@ pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueSetting
                 Some(_) => {}
             },
         }
-    }
-    // RabbitMQ's check_dlxrk_arg: a dead-letter routing key needs a dead-letter
-    // exchange in the same arguments (a policy's does not count).
-    if args.get("x-dead-letter-routing-key").is_some() && args.get("x-dead-letter-exchange").is_none() {
-        return Err(format!(
-            "invalid arg 'x-dead-letter-routing-key' for queue '{queue}' in vhost '{vhost}': routing_key_but_no_dlx_defined"
-        ));
     }
     let kind = match args.get("x-queue-type").and_then(|v| v.as_str()) {
         None | Some("classic") => QueueType::Classic,

@@ -155,6 +155,7 @@ impl Broker {
             let owner = m.exclusive.then_some(conn_id);
             let args = m.arguments.to_owned_table();
             let settings = super::queue_args::parse(&args, name.as_str(), &vname).map_err(precondition)?;
+            super::queue_args::check_new_declare(&args, name.as_str(), &vname).map_err(precondition)?;
             (settings.check_properties(m.durable, m.exclusive, m.auto_delete, name.as_str(), &vname))
                 .map_err(precondition)?;
             super::dedup::DedupCache::from_arguments(&args).map_err(precondition)?;
