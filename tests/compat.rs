@@ -470,3 +470,81 @@ fn connection_start_announces_the_cluster_name() {
         assert_eq!(name.as_deref(), Some("orders-eu"));
     });
 }
+
+/// Redeclaring a queue with the other exclusive flag is 405, on the owning
+/// connection too (RabbitMQ's assert_equivalence: exclusivity first, strictly).
+/// aiormq's own test suite relies on it.
+#[test]
+fn exclusive_flag_mismatch_is_resource_locked() {
+    let b = Broker::new();
+    run(async {
+        let conn = connect(&b).await;
+        let (ch0, ch1) = (channel(&conn).await, channel(&conn).await);
+        let q = unique("excl-mismatch");
+        let exclusive = QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        };
+        declare_queue(&ch0, &q, exclusive, FieldTable::default()).await;
+        let r = within(
+            "redeclare not exclusive",
+            ch1.queue_declare(q.as_str().into(), QueueDeclareOptions::default(), FieldTable::default()),
+        )
+        .await;
+        assert_amqp_err(
+            r,
+            405,
+            "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue",
+        );
+        // And a shared queue declared again as exclusive.
+        let shared = unique("shared-mismatch");
+        let ch2 = channel(&conn).await;
+        temp_queue_shared(&ch2, &shared).await;
+        let ch3 = channel(&conn).await;
+        let r = within(
+            "redeclare exclusive",
+            ch3.queue_declare(shared.as_str().into(), exclusive, FieldTable::default()),
+        )
+        .await;
+        assert_amqp_err(r, 405, "RESOURCE_LOCKED");
+        let ch4 = channel(&conn).await;
+        within(
+            "delete",
+            ch4.queue_delete(shared.as_str().into(), QueueDeleteOptions::default()),
+        )
+        .await
+        .unwrap();
+    });
+}
+
+async fn temp_queue_shared(ch: &lapin::Channel, name: &str) {
+    let opts = QueueDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    };
+    declare_queue(ch, name, opts, FieldTable::default()).await;
+}
+
+/// A passive declare of the default exchange is refused as any declare of it is
+/// (aiormq's suite checks it).
+#[test]
+fn passive_declare_of_the_default_exchange_is_403() {
+    let b = Broker::new();
+    run(async {
+        let (_conn, ch) = open(&b).await;
+        let opts = ExchangeDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let r = within(
+            "passive ''",
+            ch.exchange_declare("".into(), ExchangeKind::Direct, opts, FieldTable::default()),
+        )
+        .await;
+        assert_amqp_err(
+            r,
+            403,
+            "ACCESS_REFUSED - operation not permitted on the default exchange",
+        );
+    });
+}

@@ -47,6 +47,8 @@ impl Broker {
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
         if m.passive {
+            // RabbitMQ checks the default exchange before the lookup, passive too.
+            check_name(&m.exchange)?;
             if !vhost.exchanges.contains_key(m.exchange.as_str()) {
                 return Err(no_exchange(&m.exchange, &vname));
             }

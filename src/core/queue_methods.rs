@@ -115,17 +115,16 @@ impl Broker {
                         "inequivalent arg '{arg}' for queue '{name}' in vhost '{vname}': received '{got}' but current is '{cur}'"
                     ))
                 };
+                // RabbitMQ's assert_equivalence checks exclusivity first, strictly:
+                // an exclusive flag that does not match is 405 (its text says so),
+                // on the owning connection too.
+                if q.exclusive_owner.is_some() != m.exclusive {
+                    return Err(locked(name.as_str(), &vname));
+                }
                 // Exclusive queues are transient whatever the flag says, so only
                 // shared queues compare it (as RabbitMQ does).
                 if q.exclusive_owner.is_none() && q.durable != m.durable {
                     return Err(ineq("durable", bool_str(m.durable), bool_str(q.durable)));
-                }
-                if q.exclusive_owner.is_some() != m.exclusive {
-                    return Err(ineq(
-                        "exclusive",
-                        bool_str(m.exclusive),
-                        bool_str(q.exclusive_owner.is_some()),
-                    ));
                 }
                 if q.auto_delete != m.auto_delete {
                     return Err(ineq("auto_delete", bool_str(m.auto_delete), bool_str(q.auto_delete)));
