@@ -325,7 +325,7 @@ impl Broker {
         x.bindings
             .iter()
             .filter(|(bd, _, _)| **bd == d)
-            .find(|(_, rk, args)| properties_key(rk, args) == props_key)
+            .find(|(_, rk, args)| props_match(rk, args, props_key))
             .map(|(_, rk, args)| (rk.to_string(), args.clone()))
     }
 
@@ -571,6 +571,26 @@ pub fn properties_key(routing_key: &str, arguments: &FieldTable) -> String {
     format!("{key}~{tail}")
 }
 
+/// Whether a URL's properties key names this binding. As RabbitMQ, the key part is
+/// unquoted rather than compared as text, so a client that sends the routing key
+/// decoded (rabbitmqadmin sends `a.%23` in the URL for `a.#`, which arrives as
+/// `a.#`) finds it as well as one that sends the `Location` it was given.
+pub fn props_match(routing_key: &str, arguments: &FieldTable, props: &str) -> bool {
+    let expected = properties_key(routing_key, arguments);
+    if props == expected {
+        return true;
+    }
+    let (key, tail) = props.rsplit_once('~').unwrap_or((props, ""));
+    let expected_tail = if arguments.is_empty() {
+        ""
+    } else {
+        expected.rsplit_once('~').map_or("", |(_, t)| t)
+    };
+    let key = key.replace('+', " ");
+    let key = percent_encoding::percent_decode_str(&key).decode_utf8_lossy();
+    key == routing_key && tail == expected_tail
+}
+
 /// RabbitMQ's `quote_binding`: form encoding (letters, digits and `_.-` kept,
 /// space as `+`, every other byte `%XX`), with `~`, which separates the key from
 /// the hash, as `%7E`. The URL layer percent-encodes the result once more (a
@@ -601,6 +621,12 @@ mod tests {
         assert_eq!(properties_key("k k/%", &empty), "k+k%2F%25");
         assert_eq!(properties_key("a~b.c_d-e", &empty), "a%7Eb.c_d-e");
         assert_eq!(properties_key("é", &empty), "%C3%A9");
+        // Found by its key, or by the routing key sent decoded (rabbitmqadmin).
+        assert!(props_match("a.#", &empty, "a.%23"));
+        assert!(props_match("a.#", &empty, "a.#"));
+        assert!(props_match("k k/%", &empty, "k+k%2F%25"));
+        assert!(props_match("", &empty, "~"));
+        assert!(!props_match("a.b", &empty, "a.c"));
         let mut args = FieldTable::default();
         args.insert(ringmq_codec::short!("x"), ringmq_codec::FieldValue::I64(1));
         let k = properties_key("a.b", &args);

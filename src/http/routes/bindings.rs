@@ -144,10 +144,15 @@ fn one(req: &Req<'_>, kind: DestKind) -> Result<Reply, ApiError> {
     let (source, dest) = kind_exists(req, kind)?;
     let props = req.param("props").to_owned();
     let b = req.shared.broker.borrow();
+    let found = b.admin_find_binding(req.vhost(), &source, kind, &dest, &props);
     let (n, v) = b.vhosts.get_key_value(req.vhost()).ok_or_else(ApiError::not_found)?;
+    let Some((rk, args)) = found else {
+        return Err(ApiError::not_found());
+    };
+    let key = properties_key(&rk, &args);
     collect(n, v, &|s, k, d| s == source && k == kind && d == dest)
         .into_iter()
-        .find(|i| i.v["properties_key"] == props.as_str())
+        .find(|i| i.v["properties_key"] == key.as_str())
         .map_or_else(|| Err(ApiError::not_found()), |i| Reply::ok(i.v))
 }
 
