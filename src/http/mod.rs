@@ -8,6 +8,7 @@
 //! | file | what |
 //! |---|---|
 //! | `server.rs` | listeners, hyper connections, body limits, dispatch |
+//! | `in_process.rs` | the same admission and dispatch without a socket (fuzzing) |
 //! | `auth.rs` | basic auth against the broker's users, tag rules, vhost access |
 //! | `error.rs` | `{"error": .., "reason": ..}` replies with RabbitMQ's statuses |
 //! | `paging.rs` | `page`, `page_size`, `name`, `use_regex`, `sort`, `columns` |
@@ -18,12 +19,15 @@
 
 mod auth;
 mod error;
+mod in_process;
 mod json;
 mod paging;
 mod prom;
 mod routes;
 mod server;
 
+#[doc(hidden)]
+pub use in_process::InProcess;
 pub(crate) use server::spawn;
 
 use bytes::Bytes;

@@ -132,39 +132,54 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let (parts, body) = req.into_parts();
-    // Browsers show their login box only when no credentials were sent (as RabbitMQ).
-    let anonymous = !parts.headers.contains_key(hyper::header::AUTHORIZATION);
     // Route, login and rights are decided on the head alone: a request that is
     // refused has none of its body read, so an anonymous client cannot make the
     // broker buffer anything.
     let admitted = match admit(&shared, &info, &parts) {
         Ok(a) => a,
-        Err(e) => return Ok(error_response(&e, anonymous)),
+        Err(e) => return Ok(error_response(&e, is_anonymous(&parts)).map(Full::new)),
     };
     let body = match read_body(body, &parts.headers, admitted.route.body_bytes_max).await {
         Ok(b) => b,
-        Err(e) => return Ok(error_response(&e, false)),
+        Err(e) => return Ok(error_response(&e, false).map(Full::new)),
     };
-    // From here on nothing awaits: the broker is borrowed only inside the handler.
+    Ok(dispatch(&shared, &info, &parts, admitted, body, crate::io::now_ms()).map(Full::new))
+}
+
+/// Browsers show their login box only when no credentials were sent (as RabbitMQ).
+pub(super) fn is_anonymous(parts: &hyper::http::request::Parts) -> bool {
+    !parts.headers.contains_key(hyper::header::AUTHORIZATION)
+}
+
+/// Runs the handler of an admitted request whose body has been read. From here
+/// on nothing awaits: the broker is borrowed only inside the handler.
+pub(super) fn dispatch(
+    shared: &Shared,
+    info: &ServerInfo,
+    parts: &hyper::http::request::Parts,
+    admitted: Admitted,
+    body: Bytes,
+    now_ms: u64,
+) -> Response<Bytes> {
     let req = Req {
-        shared: &shared,
+        shared,
         params: admitted.params,
         query: Query::parse(parts.uri.query()),
         headers: &parts.headers,
         body,
         user: admitted.user,
-        now_ms: crate::io::now_ms(),
-        info: &info,
+        now_ms,
+        info,
     };
-    Ok(match (admitted.route.handler)(&req) {
+    match (admitted.route.handler)(&req) {
         Ok(r) => response(r),
-        Err(e) => error_response(&e, anonymous),
-    })
+        Err(e) => error_response(&e, is_anonymous(parts)),
+    }
 }
 
 /// A request the route table and the authorisation rules let through.
-struct Admitted {
-    route: &'static routes::Route,
+pub(super) struct Admitted {
+    pub(super) route: &'static routes::Route,
     params: routes::Params,
     /// None only on routes that need no login.
     user: Option<super::AuthUser>,
@@ -172,7 +187,11 @@ struct Admitted {
 
 /// Finds the route and checks the credentials and rights for it, from the
 /// request's head.
-fn admit(shared: &Shared, info: &ServerInfo, parts: &hyper::http::request::Parts) -> Result<Admitted, ApiError> {
+pub(super) fn admit(
+    shared: &Shared,
+    info: &ServerInfo,
+    parts: &hyper::http::request::Parts,
+) -> Result<Admitted, ApiError> {
     let path = parts.uri.path();
     if info.metrics_only && !path.starts_with("/metrics") {
         return Err(ApiError::not_found());
@@ -204,7 +223,7 @@ fn admit(shared: &Shared, info: &ServerInfo, parts: &hyper::http::request::Parts
 /// Reads a body of at most `max` bytes within [`BODY_READ_TIMEOUT`]. A declared
 /// length over the limit is refused before a byte is read.
 async fn read_body(body: Incoming, headers: &hyper::HeaderMap, max: usize) -> Result<Bytes, ApiError> {
-    let too_large = || ApiError::new(413, "bad_request", format!("request body larger than {max} bytes"));
+    let too_large = || body_too_large(max);
     let declared = headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -228,7 +247,12 @@ async fn read_body(body: Incoming, headers: &hyper::HeaderMap, max: usize) -> Re
     }
 }
 
-fn response(r: Reply) -> Response<Full<Bytes>> {
+/// 413 for a body over the route's limit.
+pub(super) fn body_too_large(max: usize) -> ApiError {
+    ApiError::new(413, "bad_request", format!("request body larger than {max} bytes"))
+}
+
+fn response(r: Reply) -> Response<Bytes> {
     let json = HeaderValue::from_static("application/json");
     match r {
         Reply::Json(status, v) => build(status, Some(json), Bytes::from(v.to_string())),
@@ -262,8 +286,8 @@ fn response(r: Reply) -> Response<Full<Bytes>> {
 /// while the UI is developed).
 const UI_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-fn build(status: u16, content_type: Option<HeaderValue>, body: Bytes) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(body));
+fn build(status: u16, content_type: Option<HeaderValue>, body: Bytes) -> Response<Bytes> {
+    let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Some(ct) = content_type {
         resp.headers_mut().insert(CONTENT_TYPE, ct);
@@ -273,7 +297,7 @@ fn build(status: u16, content_type: Option<HeaderValue>, body: Bytes) -> Respons
     resp
 }
 
-fn error_response(e: &ApiError, anonymous: bool) -> Response<Full<Bytes>> {
+pub(super) fn error_response(e: &ApiError, anonymous: bool) -> Response<Bytes> {
     let mut resp = build(
         e.status,
         Some(HeaderValue::from_static("application/json")),
