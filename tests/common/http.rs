@@ -126,10 +126,11 @@ pub fn assert_err(r: &Resp, status: u16, error: &str) {
     assert!(r.json["reason"].is_string(), "error replies carry a reason: {}", r.text);
 }
 
-/// Percent-encodes a name for a URL path segment.
-pub fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
+/// Percent-encodes a name (or any bytes) for a URL path segment.
+pub fn enc(s: impl AsRef<[u8]>) -> String {
+    s.as_ref()
+        .iter()
+        .map(|&b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
