@@ -112,7 +112,7 @@ fn check_properties(p: BasicProperties<'_>) {
 /// form re-encodes to bytes that parse back to the same owned form.
 fn walk_table(t: Table<'_>) {
     for (k, v) in t.iter() {
-        let _ = (k.len(), t.get(k));
+        let _ = (k.len(), t.get(&k));
         walk_value(v);
     }
     let owned = t.to_owned_table();
