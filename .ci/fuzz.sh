@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs every fuzz target of the repo (codec/fuzz: the frame decoder; fuzz/: the
 # broker's connection state machine and its management API) for a bounded time
-# each, and fails if any of them crashes (a panic, a broken invariant, a
-# sanitizer report, an input running over FUZZ_INPUT_TIMEOUT): the input is then
-# in <crate>/artifacts/<target>/ and `cargo +nightly fuzz run <target> <file>`
-# replays it.
+# each, and fails if any of them does not build or crashes (a panic, a broken
+# invariant, a sanitizer report, an input running over FUZZ_INPUT_TIMEOUT): the
+# input is then in <crate>/artifacts/<target>/ and
+# `cargo +nightly fuzz run <target> <file>` replays it. (Building them here is
+# a check of its own: nothing else builds the fuzz crates, and decode_frame had
+# stopped compiling unnoticed.)
 #
 #   FUZZ_SECONDS        time per target, after its build (default 60)
 #   FUZZ_TARGETS        only these targets (space-separated names; default all)
@@ -57,7 +59,7 @@ for crate in codec/fuzz fuzz; do
 done
 
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "fuzz: crashes in ${failed[*]} (inputs in their artifacts/ directories)" >&2
+  echo "fuzz: ${failed[*]} failed to build or crashed (a crash's input is in its artifacts/ directory)" >&2
   exit 1
 fi
 echo "fuzz: every target ran ${secs} s without a crash"

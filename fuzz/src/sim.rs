@@ -336,6 +336,7 @@ impl Sim {
             }
         }
         let mut broker = self.api.take().expect("a broker").into_broker();
+        let before = (!crash).then(|| durable_state(&broker));
         if crash {
             drop(broker);
         } else {
@@ -343,6 +344,10 @@ impl Sim {
         }
         self.clients.clear();
         let broker = Broker::open(self.config.clone(), SEED).expect("a broker opens again on what it wrote");
+        if let Some(before) = before {
+            let after = durable_state(&broker);
+            assert_eq!(before, after, "a clean restart keeps the durable state");
+        }
         self.api = Some(InProcess::new(broker, self.config.data_dir.clone()));
         self.drain();
     }
@@ -601,6 +606,42 @@ impl Client {
 fn trace() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var_os("RINGMQ_FUZZ_TRACE").is_some())
+}
+
+/// What a clean restart must keep: per vhost, each durable queue's name and
+/// persistent ready messages (a durable queue keeps only those, as in
+/// RabbitMQ; nothing is unacked once every connection is gone) and the names
+/// of durable exchanges.
+type DurableState = std::collections::BTreeMap<String, (Vec<(String, u64)>, Vec<String>)>;
+
+fn durable_state(b: &Broker) -> DurableState {
+    let mut state = DurableState::new();
+    for (vname, v) in &b.vhosts {
+        let mut queues: Vec<(String, u64)> = v
+            .queues
+            .values()
+            .filter(|q| q.durable && q.exclusive_owner.is_none())
+            .map(|q| {
+                let mut persistent = 0;
+                let r = q.store.for_each_ready(|_, m| {
+                    let p = ringmq_codec::BasicProperties::decode(m.properties);
+                    persistent += p.is_ok_and(|p| p.is_persistent()) as u64;
+                });
+                r.expect("stored messages read back");
+                (q.name.to_string(), persistent)
+            })
+            .collect();
+        queues.sort();
+        let mut exchanges: Vec<String> = v
+            .exchanges
+            .iter()
+            .filter(|(_, x)| x.durable)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        exchanges.sort();
+        state.insert(vname.to_string(), (queues, exchanges));
+    }
+    state
 }
 
 fn remember(seen: &mut Vec<String>, name: &str) {
