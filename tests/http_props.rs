@@ -17,7 +17,7 @@ mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::http::{enc, Api, Resp};
+use common::http::{enc, enc_bytes, Api, Resp};
 use common::raw::{plain, RawConn};
 use common::Broker;
 use lapin::options::{BasicGetOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueDeclareOptions};
@@ -40,7 +40,7 @@ struct Name(Vec<u8>);
 
 impl Name {
     fn url(&self) -> String {
-        enc(&self.0)
+        enc_bytes(&self.0)
     }
 
     fn text(&self) -> String {
@@ -561,6 +561,8 @@ impl World<'_> {
             Op::Get { queue, body } => {
                 self.call("POST", &format!("/api/queues/%2F/{}/get", queue.url()), Some(body));
             }
+            // guest is the harness's own login (API and AMQP checks).
+            Op::PutUser { name, .. } if name.text() == "guest" => {}
             Op::PutUser { name, password, tags } => {
                 let body = json!({"password": password.text(), "tags": tags});
                 let r = self.call("PUT", &format!("/api/users/{}", name.url()), Some(&body));
@@ -624,6 +626,10 @@ impl World<'_> {
     }
 
     fn import(&mut self, defs: &Value) {
+        let users = defs["users"].as_array().into_iter().flatten();
+        if users.into_iter().any(|u| u["name"] == "guest") {
+            return; // guest is the harness's own login
+        }
         let r = self.call("POST", "/api/definitions", Some(defs));
         if !is_2xx(&r) {
             return;

@@ -126,10 +126,15 @@ pub fn assert_err(r: &Resp, status: u16, error: &str) {
     assert!(r.json["reason"].is_string(), "error replies carry a reason: {}", r.text);
 }
 
-/// Percent-encodes a name (or any bytes) for a URL path segment.
-pub fn enc(s: impl AsRef<[u8]>) -> String {
-    s.as_ref()
-        .iter()
+/// Percent-encodes a name for a URL path segment.
+pub fn enc(s: &str) -> String {
+    enc_bytes(s.as_bytes())
+}
+
+/// Percent-encodes any bytes for a URL path segment (the broker decodes
+/// invalid UTF-8 lossily).
+pub fn enc_bytes(b: &[u8]) -> String {
+    b.iter()
         .map(|&b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
