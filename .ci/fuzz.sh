@@ -52,7 +52,7 @@ for crate in codec/fuzz fuzz; do
     # scripts of one or two steps.
     if ! (cd "$crate" && cargo +nightly fuzz run "$target" "corpus/$target" -- \
       -max_total_time="$secs" -max_len="$max_len" -len_control=0 -timeout="$input_timeout" \
-      -artifact_prefix="artifacts/$target/" -print_final_stats=1); then
+      -artifact_prefix="artifacts/$target/" -print_final_stats=1 -print_funcs=0); then
       failed+=("$crate/$target")
     fi
   done
