@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ringmq::core::exchange::{Bindings, ExchangeKind};
+use ringmq::core::model::exchange::{Bindings, ExchangeKind};
 use ringmq_codec::{FieldTable, FieldValue, Table};
 
 /// The shape the broker uses: a binding points at a queue or an exchange.

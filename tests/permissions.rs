@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use ringmq::core::auth::{User, Users};
-use ringmq::core::permissions::{PermissionDef, Permissions};
+use ringmq::core::access::auth::{User, Users};
+use ringmq::core::access::permissions::{PermissionDef, Permissions};
 
 fn add_user(b: &Broker, name: &str, password: &str, perm: Option<(&str, &str, &str)>) {
     let dir = b.data_dir();

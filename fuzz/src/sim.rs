@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use ringmq::core::ids::ConnId;
+use ringmq::core::model::ids::ConnId;
 use ringmq::core::{Broker, CoreConfig};
 use ringmq::http::InProcess;
 use ringmq_codec::{

@@ -21,12 +21,12 @@ use ringmq_codec::{
 };
 use ringmq_store::StoreConfig;
 
-use super::auth::{Users, MECHANISMS};
-use super::channel::ChannelState;
-use super::connection::{server_properties, ConnState, Connection, Tuning};
-use super::ids::{ConnId, QueueId};
-use super::output::Output;
-use super::vhost::VHost;
+use crate::core::access::auth::{Users, MECHANISMS};
+use crate::core::amqp::channel::ChannelState;
+use crate::core::amqp::connection::{server_properties, ConnState, Connection, Tuning};
+use crate::core::amqp::output::Output;
+use crate::core::model::ids::{ConnId, QueueId};
+use crate::core::model::vhost::VHost;
 
 /// Frames handled per `handle_input` call before returning to the loop, so one
 /// busy connection cannot starve the others (the rest stays in its buffer).
@@ -123,11 +123,11 @@ pub enum Notice {
 pub struct Broker {
     pub config: CoreConfig,
     pub users: Users,
-    pub permissions: super::permissions::Permissions,
+    pub permissions: crate::core::access::permissions::Permissions,
     pub vhosts: super::Map<Arc<str>, VHost>,
     pub conns: super::Map<ConnId, Connection>,
     /// Connections not yet opened, oldest first (see `handshake.rs`).
-    pub(crate) handshakes: super::handshake::Handshakes,
+    pub(crate) handshakes: crate::core::amqp::handshake::Handshakes,
     /// See [`Broker::take_trash`].
     trash: Vec<std::path::PathBuf>,
     /// Connections closed for not finishing the handshake in time, or evicted
@@ -141,29 +141,29 @@ pub struct Broker {
     pub(crate) notices: Vec<Notice>,
     /// Queues that may be able to deliver (new messages, new credit, new consumer).
     pub(crate) deliver_pending: Vec<(Arc<str>, QueueId)>,
-    pub(crate) sync: super::confirm::SyncState,
+    pub(crate) sync: crate::core::amqp::confirm::SyncState,
     /// The time of the input being handled (ms since the Unix epoch).
     pub(crate) now_ms: u64,
     pub(crate) route_scratch: Vec<QueueId>,
     /// The resource alarms (free disk, memory) and their limits.
     pub alarms: Alarms,
     /// Store errors on publish, logged once with a count.
-    pub(crate) store_errors: super::lifecycle::RepeatedErrors,
+    pub(crate) store_errors: crate::core::model::queue::lifecycle::RepeatedErrors,
     started: bool,
-    pub(crate) dead_letters: super::lifecycle::DeadLetterQueue,
+    pub(crate) dead_letters: crate::core::model::queue::lifecycle::DeadLetterQueue,
     /// At-least-once dead letters' originals, until their copies are synced.
-    pub(crate) held_dead_letters: super::dead_letter_hold::HeldDeadLetters,
+    pub(crate) held_dead_letters: crate::core::model::queue::dead_letter_hold::HeldDeadLetters,
     pub(crate) expiry_pending: Vec<(Arc<str>, QueueId)>,
-    pub(crate) timers: super::lifecycle::Timers,
-    pub(crate) ack_flush: super::ack_flush::AckFlush,
+    pub(crate) timers: crate::core::model::queue::lifecycle::Timers,
+    pub(crate) ack_flush: crate::core::model::queue::ack_flush::AckFlush,
     /// Seed-driven generator for server-named queues and consumer tags.
     rng: u64,
     /// Global runtime parameters (`global_parameters.json`).
-    pub global_parameters: Vec<super::vhost_ops::GlobalParameter>,
+    pub global_parameters: Vec<crate::core::mgmt::vhosts::GlobalParameter>,
     /// Node-wide message totals and history (management API, metrics).
-    pub node_stats: super::stats::NodeStats,
+    pub node_stats: crate::core::model::stats::NodeStats,
     /// Counts of channels gone since the last stats tick, per vhost.
-    pub(crate) retired_stats: super::Map<Arc<str>, super::stats::MsgCounters>,
+    pub(crate) retired_stats: super::Map<Arc<str>, crate::core::model::stats::MsgCounters>,
 }
 
 /// The resource alarms, as RabbitMQ has them: while one is on, publishers are
@@ -208,11 +208,11 @@ impl Broker {
         };
         // The default user gets everything on "/" the first time (as RabbitMQ's
         // guest); a data directory from before permissions existed gets the same.
-        let permissions = match super::permissions::Permissions::load(&config.data_dir)? {
+        let permissions = match crate::core::access::permissions::Permissions::load(&config.data_dir)? {
             Some(p) if !first_start => p,
             _ => {
-                let mut p = super::permissions::Permissions::default();
-                p.set(super::permissions::PermissionDef {
+                let mut p = crate::core::access::permissions::Permissions::default();
+                p.set(crate::core::access::permissions::PermissionDef {
                     user: config.default_user.0.clone(),
                     vhost: "/".into(),
                     configure: ".*".into(),
@@ -255,9 +255,12 @@ impl Broker {
             node_stats: Default::default(),
             retired_stats: Default::default(),
         };
-        b.global_parameters =
-            ringmq_store::meta::read_json(&b.config.data_dir.join(super::vhost_ops::GLOBAL_PARAMETERS_FILE))?
-                .unwrap_or_default();
+        b.global_parameters = ringmq_store::meta::read_json(
+            &b.config
+                .data_dir
+                .join(crate::core::mgmt::vhosts::GLOBAL_PARAMETERS_FILE),
+        )?
+        .unwrap_or_default();
         // Every vhost directory is a vhost (its name is in its name file); the
         // first start creates "/". A deleted vhost is renamed before removal:
         // finish removing what a crash left.
@@ -292,7 +295,7 @@ impl Broker {
         self.trash.extend(vhost.retire_transient()?);
         let key: Arc<str> = Arc::from(name);
         self.vhosts.insert(key.clone(), vhost);
-        super::definitions::replay(self, &key, &records)?;
+        crate::core::definitions::log::replay(self, &key, &records)?;
         Ok(())
     }
 
@@ -334,7 +337,9 @@ impl Broker {
         self.ensure_started(now_ms);
         let id = ConnId(self.next_conn_id);
         self.next_conn_id += 1;
-        self.node_stats.churn.bump(super::stats::Churn::CONNECTION_CREATED);
+        self.node_stats
+            .churn
+            .bump(crate::core::model::stats::Churn::CONNECTION_CREATED);
         let tuning = Tuning {
             frame_max: FRAME_MIN_SIZE,
             channel_max: self.config.channel_max,
@@ -344,7 +349,7 @@ impl Broker {
         conn.in_handshake = true;
         self.conns.insert(id, conn);
         self.handshakes.started(id);
-        if self.handshakes.count() > super::handshake::HANDSHAKING_MAX {
+        if self.handshakes.count() > crate::core::amqp::handshake::HANDSHAKING_MAX {
             let conns = &self.conns;
             let oldest = self
                 .handshakes
@@ -393,7 +398,7 @@ impl Broker {
         } else {
             self.process_frames(&mut conn, input, now_ms)
         };
-        super::confirm::flush_ready_confirms(&mut conn, self.sync.synced);
+        crate::core::amqp::confirm::flush_ready_confirms(&mut conn, self.sync.synced);
         conn.stats.recv_oct += used as u64;
         conn.stats.recv_cnt += 1;
         if conn.release_at_ms.is_some() {
@@ -501,7 +506,9 @@ impl Broker {
         if std::mem::take(&mut conn.in_handshake) {
             self.handshakes.finished();
         }
-        self.node_stats.churn.bump(super::stats::Churn::CONNECTION_CLOSED);
+        self.node_stats
+            .churn
+            .bump(crate::core::model::stats::Churn::CONNECTION_CLOSED);
         if conn.user.is_some() {
             tracing::info!(conn = %conn.describe(), "connection closed");
         }
@@ -764,8 +771,13 @@ impl Broker {
             }
         }
         for (v, x, due) in delayed {
-            self.timers
-                .add(due, now_ms, &v, QueueId(0), super::lifecycle::TimerKind::Delayed(x));
+            self.timers.add(
+                due,
+                now_ms,
+                &v,
+                QueueId(0),
+                crate::core::model::queue::lifecycle::TimerKind::Delayed(x),
+            );
         }
         self.enforce_lengths_at_start();
         self.run_pending();
@@ -940,7 +952,7 @@ impl Broker {
     pub(crate) fn close_channel(&mut self, conn: &mut Connection, channel: u16, e: ProtocolError) {
         tracing::debug!(conn = %conn.describe(), channel, error = %e, "closing channel on error");
         // Publishes accepted before the error are confirmed before the close.
-        super::confirm::flush_confirms(conn, channel, self.sync.synced);
+        crate::core::amqp::confirm::flush_confirms(conn, channel, self.sync.synced);
         let text = e.reply_text();
         let close = ChannelClose {
             reply_code: e.code.code(),

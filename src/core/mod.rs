@@ -5,55 +5,25 @@
 //! output with [`broker::Broker::poll_output`]; fsync work comes out of
 //! [`broker::Broker::poll_sync`] and goes back in through `handle_sync_done`.
 //!
-//! | module | what |
+//! | folder | what lives there |
 //! |---|---|
-//! | [`broker`] | the shard's state and its `handle_*`/`poll_*` API |
-//! | [`dispatch`] | handshake, connection methods, per-channel frame routing |
-//! | [`connection`], [`channel`] | per-connection and per-channel state |
-//! | `exchange_methods`, `queue_methods`, `basic_methods` | one file per AMQP class |
-//! | [`confirm`] | publisher confirms, transactions, group commit |
-//! | `delivery` | queue → consumer delivery, releasing closed channels |
-//! | [`output`] | a connection's pending frames, large bodies sent from the segment mapping |
-//! | [`vhost`], [`queue`], [`exchange`] | exchanges, routing, queues, bindings |
-//! | `definitions` | the durable definitions log |
-//! | [`auth`] | SASL PLAIN/AMQPLAIN and users |
-//! | [`permissions`], [`topic_permissions`] | configure/write/read and topic rights |
-//! | [`admin`] | management operations (the HTTP API's writes) |
-//! | [`stats`] | message counters and rates (computed on a timer) |
-mod ack_flush;
-pub mod admin;
-pub mod admin_error;
-pub mod auth;
-mod basic_methods;
+//! | [`broker`] | the shard's state and the io contract (`handle_*` in, `poll_*` out, `next_deadline`) |
+//! | [`model`] | protocol-neutral: vhosts, exchanges (one file per kind), queues (store, TTL, dead-lettering, limits, dedup), ids, stats |
+//! | [`amqp`] | the AMQP 0-9-1 session on the model: connection, handshake, channel, one file per command class, confirms and transactions, delivery to consumers, output |
+//! | [`access`] | users and SASL, permissions, topic permissions |
+//! | [`policy`] | policies and operator policies turned into effective settings |
+//! | [`definitions`] | the durable definitions log and the JSON import/export |
+//! | [`mgmt`] | the management seam: the commands the HTTP API and ringmqctl run, vhost operations, their errors |
+//! | `testkit` | (tests only) the seeded simulation, transactions and dead-letter hold tests over the io contract |
+pub mod access;
+pub mod amqp;
 pub mod broker;
-pub mod channel;
-pub mod confirm;
-pub mod connection;
-mod dead_letter_hold;
-pub mod dedup;
-mod definitions;
-pub mod definitions_json;
-mod delayed;
-mod delivery;
-mod direct_reply;
-pub mod dispatch;
-pub mod exchange;
-mod exchange_methods;
-pub mod handshake;
-pub mod ids;
-pub mod json_table;
-mod lifecycle;
-pub mod output;
-pub mod permissions;
+pub mod definitions;
+pub mod mgmt;
+pub mod model;
 pub mod policy;
-pub mod policy_ops;
-pub mod queue;
-pub mod queue_args;
-mod queue_methods;
-pub mod stats;
-pub mod topic_permissions;
-pub mod vhost;
-pub mod vhost_ops;
+#[cfg(test)]
+mod testkit;
 
 pub use broker::{Broker, CoreConfig};
 
@@ -63,10 +33,3 @@ pub use broker::{Broker, CoreConfig};
 pub type Map<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 /// The hash set counterpart of [`Map`].
 pub type Set<T> = std::collections::HashSet<T, ahash::RandomState>;
-
-#[cfg(test)]
-mod dead_letter_hold_tests;
-#[cfg(test)]
-mod sim_tests;
-#[cfg(test)]
-mod tx_tests;

@@ -5,11 +5,11 @@ use ringmq_codec::ShortStr;
 use ringmq_codec::{BasicProperties, FieldTable, Table};
 use serde_json::{Map, Value};
 
-use crate::core::json_table::table_from_json;
+use crate::core::mgmt::json_table::table_from_json;
 
 use super::error::ApiError;
 
-pub(crate) use crate::core::json_table::table_to_json;
+pub(crate) use crate::core::mgmt::json_table::table_to_json;
 
 /// `arguments` of a request body: absent or an object.
 pub(crate) fn arguments(body: &Map<String, Value>) -> Result<FieldTable, ApiError> {

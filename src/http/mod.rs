@@ -36,7 +36,7 @@ use serde_json::Value;
 
 pub(crate) use error::ApiError;
 
-use crate::core::admin::AdminCtx;
+use crate::core::mgmt::commands::AdminCtx;
 use crate::io::Shared;
 
 /// Where the HTTP servers listen; `None` disables one.

@@ -11,8 +11,8 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::server::{Shared, TICK};
-use crate::core::ids::ConnId;
-use crate::core::output::Output;
+use crate::core::amqp::output::Output;
+use crate::core::model::ids::ConnId;
 
 /// Initial receive buffer; it grows to hold one whole frame when needed
 /// (frame_max bounds that), and is reused for the life of the connection.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::core::ids::ConnId;
+use crate::core::model::ids::ConnId;
 use crate::core::{Broker, CoreConfig};
 
 /// What SIGHUP runs (given by `main`, which owns the configuration and the
@@ -312,7 +312,7 @@ async fn reload_task(mut hup: tokio::signal::unix::Signal, reload: Option<Reload
 
 /// Recomputes message rates every `STATS_INTERVAL_MS` (never per message).
 async fn stats_task(shared: Rc<Shared>) {
-    let every = Duration::from_millis(crate::core::stats::STATS_INTERVAL_MS);
+    let every = Duration::from_millis(crate::core::model::stats::STATS_INTERVAL_MS);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tick.tick().await;

@@ -5,9 +5,9 @@
 use serde_json::{json, Value};
 
 use super::exchanges::url_name;
-use crate::core::admin::{properties_key, DestKind};
-use crate::core::ids::Dest;
-use crate::core::vhost::VHost;
+use crate::core::mgmt::commands::{properties_key, DestKind};
+use crate::core::model::ids::Dest;
+use crate::core::model::vhost::VHost;
 use crate::http::json::{arguments, table_to_json};
 use crate::http::paging::{self, JsonItem, ListParams};
 use crate::http::{encode, ApiError, Reply, Req};

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::core::vhost_ops::CLUSTER_NAME_PARAMETER;
+use crate::core::mgmt::vhosts::CLUSTER_NAME_PARAMETER;
 use crate::http::{ApiError, Reply, Req};
 
 pub(crate) fn get_name(req: &Req<'_>) -> Result<Reply, ApiError> {

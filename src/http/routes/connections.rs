@@ -5,10 +5,10 @@
 use serde_json::{json, Value};
 
 use super::common::{details, message_stats, CHANNEL_FIELDS};
-use crate::core::channel::{Channel, ChannelState};
-use crate::core::connection::{ConnState, Connection};
-use crate::core::ids::ConnId;
-use crate::core::queue::ConsumerRef;
+use crate::core::amqp::channel::{Channel, ChannelState};
+use crate::core::amqp::connection::{ConnState, Connection};
+use crate::core::model::ids::ConnId;
+use crate::core::model::queue::ConsumerRef;
 use crate::core::Broker;
 use crate::http::json::table_to_json;
 use crate::http::paging::{self, Item, JsonItem, ListParams, SortKey};

@@ -4,8 +4,8 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::common::{message_stats, EXCHANGE_FIELDS};
-use crate::core::admin::{Declared, ExchangeSpec};
-use crate::core::vhost::Exchange;
+use crate::core::mgmt::commands::{Declared, ExchangeSpec};
+use crate::core::model::vhost::Exchange;
 use crate::http::json::{arguments, boolean, properties_from_json, table_to_json};
 use crate::http::paging::{self, Item, ListParams, SortKey};
 use crate::http::{ApiError, Reply, Req};
@@ -104,7 +104,7 @@ pub(crate) fn put(req: &Req<'_>) -> Result<Reply, ApiError> {
         Some(Value::String(s)) => s.clone(),
         Some(_) => return Err(ApiError::bad_request("type must be a string")),
     };
-    if crate::core::exchange::ExchangeKind::parse(&kind).is_none() && kind != "x-delayed-message" {
+    if crate::core::model::exchange::ExchangeKind::parse(&kind).is_none() && kind != "x-delayed-message" {
         return Err(ApiError::bad_request(format!("unknown exchange type '{kind}'")));
     }
     let spec = ExchangeSpec {

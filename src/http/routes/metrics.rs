@@ -10,7 +10,7 @@
 //! queue index I/O: nothing here corresponds to them.
 
 use super::common::ProcStats;
-use crate::core::stats::{Churn, MsgCounters};
+use crate::core::model::stats::{Churn, MsgCounters};
 use crate::core::Broker;
 use crate::http::prom::Prom;
 use crate::http::{ApiError, Reply, Req};
@@ -175,7 +175,7 @@ fn gauges(p: &mut Prom, b: &Broker) {
     }
     let open: Vec<_> = b.conns.values().filter(|c| c.vhost.is_some()).collect();
     let channels = || open.iter().flat_map(|c| c.channels.values());
-    let chan_sum = |f: &dyn Fn(&crate::core::channel::Channel) -> usize| channels().map(f).sum::<usize>() as f64;
+    let chan_sum = |f: &dyn Fn(&crate::core::amqp::channel::Channel) -> usize| channels().map(f).sum::<usize>() as f64;
     let list = [
         ("connections", "Connections currently open", open.len() as f64),
         ("channels", "Channels currently open", channels().count() as f64),

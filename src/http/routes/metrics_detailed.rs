@@ -3,12 +3,12 @@
 //! endpoint. Names and labels are RabbitMQ 3.10's; the exchange and vhost
 //! message counters (`exchange_metrics`, `vhost_metrics`) are ringmq's own.
 
-use crate::core::stats::MsgCounters;
+use crate::core::model::stats::MsgCounters;
 use crate::core::Broker;
 use crate::http::prom::Prom;
 use crate::http::Req;
 
-type QueueGauge = fn(&crate::core::queue::Queue) -> u64;
+type QueueGauge = fn(&crate::core::model::queue::Queue) -> u64;
 /// A per-object counter family: name, help, the counter it reads.
 type CounterFamily = (&'static str, &'static str, fn(&MsgCounters) -> u64);
 
@@ -176,7 +176,7 @@ fn connections(p: &mut Prom, req: &Req<'_>, b: &Broker, in_vhost: &dyn Fn(&str) 
         .filter_map(|c| Some((c, c.vhost.as_deref().filter(|v| in_vhost(v))?)))
         .map(|(c, v)| (c, v, super::connections::conn_name(c, amqp)))
         .collect();
-    type ConnValue = fn(&crate::core::connection::Connection) -> u64;
+    type ConnValue = fn(&crate::core::amqp::connection::Connection) -> u64;
     let emit = |p: &mut Prom, name: &str, kind: &str, help: &str, f: ConnValue| {
         p.family(name, kind, help);
         for (c, v, cn) in &conns {
@@ -230,7 +230,7 @@ fn connections(p: &mut Prom, req: &Req<'_>, b: &Broker, in_vhost: &dyn Fn(&str) 
         );
     }
     if wants(req, "channel_metrics") {
-        type ChanValue = fn(&crate::core::channel::Channel) -> u64;
+        type ChanValue = fn(&crate::core::amqp::channel::Channel) -> u64;
         let fams: [(&str, &str, ChanValue); 7] = [
             ("detailed_channel_consumers", "Consumers on a channel", |c| {
                 c.consumers.len() as u64

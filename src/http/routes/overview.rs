@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::common::{details, queue_totals, vhost_message_stats, ProcStats, Window};
-use crate::core::stats::VhostStats;
+use crate::core::model::stats::VhostStats;
 use crate::core::Broker;
 use crate::http::paging::{self, Item, ListParams, SortKey};
 use crate::http::{ApiError, AuthUser, Reply, Req};
@@ -12,7 +12,7 @@ use crate::http::{ApiError, AuthUser, Reply, Req};
 /// The RabbitMQ version we answer to tools that check it.
 pub(crate) const RABBITMQ_VERSION: &str = "3.10.8";
 
-pub(crate) use crate::core::vhost_ops::node_name;
+pub(crate) use crate::core::mgmt::vhosts::node_name;
 
 fn exchange_types() -> Value {
     let t = |name: &str, description: &str| json!({"name": name, "description": description, "enabled": true});
@@ -80,9 +80,9 @@ fn totals(b: &Broker, u: &AuthUser) -> Totals {
 }
 
 /// RabbitMQ's `churn_rates`: each count with its `_details` rate.
-fn churn_rates(c: &crate::core::stats::Churn) -> Value {
+fn churn_rates(c: &crate::core::model::stats::Churn) -> Value {
     let mut m = serde_json::Map::new();
-    for (i, name) in crate::core::stats::Churn::NAMES.iter().enumerate() {
+    for (i, name) in crate::core::model::stats::Churn::NAMES.iter().enumerate() {
         m.insert((*name).to_owned(), c.counts[i].into());
         m.insert(format!("{name}_details"), details(c.rates[i]));
     }
@@ -152,11 +152,11 @@ pub(crate) fn aliveness(req: &Req<'_>) -> Result<Reply, ApiError> {
     let mut b = req.shared.broker.borrow_mut();
     let ctx = req.ctx();
     let q = "aliveness-test";
-    let spec = crate::core::admin::QueueSpec::default();
+    let spec = crate::core::mgmt::commands::QueueSpec::default();
     let r = (|| {
         b.admin_declare_queue(&ctx, q, &spec)?;
         b.admin_publish(&ctx, "", q, &[0, 0], b"test_message")?;
-        b.admin_get(&ctx, q, 1, crate::core::admin::AckMode::AckRequeueFalse)
+        b.admin_get(&ctx, q, 1, crate::core::mgmt::commands::AckMode::AckRequeueFalse)
     })();
     drop(b);
     req.shared.after_core_call();
@@ -225,7 +225,7 @@ pub(crate) fn node(req: &Req<'_>) -> Result<Reply, ApiError> {
 
 struct VhostItem<'a> {
     name: &'a str,
-    v: &'a crate::core::vhost::VHost,
+    v: &'a crate::core::model::vhost::VHost,
     ready: u64,
     unacked: u64,
     w: Option<Window>,

@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use super::super::error::ApiError;
 use super::super::{Reply, Req};
-use crate::core::definitions_json::Definitions;
-use crate::core::vhost_ops::Parameter;
+use crate::core::definitions::json::Definitions;
+use crate::core::mgmt::vhosts::Parameter;
 
 fn render(vhost: &str, p: &Parameter) -> Value {
     json!({"vhost": vhost, "component": p.component, "name": p.name, "value": p.value})

@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
-use crate::core::admin::Declared;
-use crate::core::permissions::PermissionDef;
+use crate::core::access::permissions::PermissionDef;
+use crate::core::mgmt::commands::Declared;
 use crate::core::Broker;
 use crate::http::paging::{self, Item, ListParams};
 use crate::http::{ApiError, Reply, Req};

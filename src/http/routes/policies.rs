@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 use super::super::error::ApiError;
 use super::super::paging::{self, Item, ListParams};
 use super::super::{Reply, Req};
+use crate::core::policy::apply::VhostPolicy;
 use crate::core::policy::{ApplyTo, PolicyDef, PolicyKind};
-use crate::core::policy_ops::VhostPolicy;
 
 /// A listed policy; also the shape of definitions' `policies` entries.
 pub(crate) struct PolicyItem(pub VhostPolicy);

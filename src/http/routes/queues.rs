@@ -5,8 +5,8 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::common::{details, message_stats, QUEUE_FIELDS};
-use crate::core::admin::{AckMode, Declared, QueueSpec};
-use crate::core::queue::Queue;
+use crate::core::mgmt::commands::{AckMode, Declared, QueueSpec};
+use crate::core::model::queue::Queue;
 use crate::core::Broker;
 use crate::http::json::{arguments, boolean, properties_to_json, table_to_json};
 use crate::http::paging::{self, Item, ListParams, SortKey};

@@ -7,8 +7,8 @@
 use serde_json::{json, Value};
 
 use super::permissions::Grants;
-use crate::core::admin::Declared;
-use crate::core::topic_permissions::TopicPermissionDef;
+use crate::core::access::topic_permissions::TopicPermissionDef;
+use crate::core::mgmt::commands::Declared;
 use crate::core::Broker;
 use crate::http::paging::Item;
 use crate::http::{ApiError, Reply, Req};

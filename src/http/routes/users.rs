@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 
-use crate::core::admin::{Declared, UserSpec};
-use crate::core::auth::User;
+use crate::core::access::auth::User;
+use crate::core::mgmt::commands::{Declared, UserSpec};
 use crate::http::paging::{self, Item, ListParams};
 use crate::http::{ApiError, Reply, Req};
 
@@ -117,7 +117,7 @@ pub(crate) fn bulk_delete(req: &Req<'_>) -> Result<Reply, ApiError> {
     let mut b = req.shared.broker.borrow_mut();
     for n in names {
         match b.admin_delete_user(&n) {
-            Ok(()) | Err(crate::core::admin_error::AdminError::NotFound(_)) => {}
+            Ok(()) | Err(crate::core::mgmt::error::AdminError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -127,7 +127,8 @@ pub(crate) fn bulk_delete(req: &Req<'_>) -> Result<Reply, ApiError> {
 /// `{"ok": hash}` with a fresh salt (RabbitMQ 3.11+).
 pub(crate) fn hash_password(req: &Req<'_>) -> Result<Reply, ApiError> {
     let salt: [u8; 4] = (crate::io::now_ms() as u32 ^ std::process::id().rotate_left(16)).to_le_bytes();
-    let h = crate::core::auth::hash_password(crate::core::auth::HASH_SHA256, req.param("password"), salt)
-        .expect("sha256 is known");
+    let h =
+        crate::core::access::auth::hash_password(crate::core::access::auth::HASH_SHA256, req.param("password"), salt)
+            .expect("sha256 is known");
     Reply::ok(json!({ "ok": h }))
 }

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 
 use super::super::error::ApiError;
 use super::super::{Reply, Req};
-use crate::core::definitions_json::Tags;
-use crate::core::vhost_ops::{parse_limit, VhostMeta};
+use crate::core::definitions::json::Tags;
+use crate::core::mgmt::vhosts::{parse_limit, VhostMeta};
 
 pub(crate) fn put(req: &Req<'_>) -> Result<Reply, ApiError> {
     let body = req.json_object()?;

@@ -6,8 +6,8 @@ use std::os::fd::AsRawFd;
 
 use io_uring::{opcode, squeue, types};
 
-use crate::core::ids::ConnId;
-use crate::core::output::Output;
+use crate::core::amqp::output::Output;
+use crate::core::model::ids::ConnId;
 
 /// Where a connection is in its life on the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,8 +15,8 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::bufring::BufRing;
 use super::conn::{Conn, InFlightSend, Phase};
-use crate::core::confirm::SyncJob;
-use crate::core::ids::ConnId;
+use crate::core::amqp::confirm::SyncJob;
+use crate::core::model::ids::ConnId;
 use crate::io::server::Shared;
 
 /// Completions handled per loop turn before the other tasks of the thread get a

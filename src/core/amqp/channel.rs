@@ -1,0 +1,213 @@
+//! Per-channel state: content assembly, consumers, unacked deliveries, prefetch,
+//! confirms and transactions.
+
+use ringmq_codec::{ShortBuf, ShortString};
+use std::collections::{BTreeMap, VecDeque};
+
+use ringmq_store::SegmentPosition;
+
+use crate::core::model::ids::QueueId;
+
+/// Limits per channel, each a named bound (STYLE.md: a limit on everything).
+pub const CONSUMERS_PER_CHANNEL_MAX: usize = 65_536;
+/// Unacked deliveries a channel may hold when the client set no prefetch; past it
+/// the broker stops delivering to that channel until acks come back, so a client
+/// that never acks cannot make the broker track unbounded state.
+pub const UNACKED_PER_CHANNEL_MAX: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelState {
+    Open,
+    /// We sent channel.close and wait for close-ok; everything else is dropped.
+    Closing,
+}
+
+/// A message being received: publish method seen, header and body pending.
+#[derive(Debug, Default)]
+pub struct IncomingMessage {
+    pub exchange: ShortBuf,
+    pub routing_key: ShortBuf,
+    pub mandatory: bool,
+    /// Set once the content header arrived.
+    pub header_seen: bool,
+    pub body_size: u64,
+    pub properties: Vec<u8>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct ChannelConsumer {
+    pub queue: QueueId,
+    pub queue_name: ShortString,
+    pub no_ack: bool,
+    /// Per-consumer prefetch (basic.qos global=false at consume time); 0 = none.
+    pub prefetch: u16,
+    pub unacked: u32,
+}
+
+/// A delivery waiting for ack.
+#[derive(Debug, Clone)]
+pub struct Unacked {
+    pub queue: QueueId,
+    pub position: SegmentPosition,
+    /// None for basic.get deliveries.
+    pub consumer: Option<ShortString>,
+    /// Consumer timeout: (deadline, timeout) when one applies to this delivery.
+    pub timeout: Option<(u64, u64)>,
+}
+
+/// How many of a channel's oldest deliveries each tick checks for a timeout:
+/// tags are in delivery order, so the oldest come first; a bound keeps the tick
+/// O(1) however many messages are unacked.
+pub const TIMEOUT_CHECKS_PER_TICK: usize = 16;
+
+impl Channel {
+    /// The first unacked delivery past its consumer-timeout deadline.
+    pub fn timed_out(&self, now_ms: u64) -> Option<u64> {
+        self.unacked
+            .values()
+            .take(TIMEOUT_CHECKS_PER_TICK)
+            .find_map(|u| u.timeout.filter(|(deadline, _)| now_ms >= *deadline).map(|(_, t)| t))
+    }
+}
+
+/// A message buffered by a transaction until commit.
+#[derive(Debug)]
+pub struct TxPublish {
+    pub exchange: ShortString,
+    pub routing_key: ShortString,
+    pub mandatory: bool,
+    pub properties: Vec<u8>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum TxAck {
+    Ack { tag: u64, multiple: bool },
+    Nack { tag: u64, multiple: bool, requeue: bool },
+}
+
+#[derive(Debug, Default)]
+pub struct Tx {
+    pub publishes: Vec<TxPublish>,
+    pub acks: Vec<TxAck>,
+}
+
+/// A publish waiting to be confirmed: it may go out once the group commit has
+/// reached `epoch` (0 = nothing to wait for).
+#[derive(Debug, Clone, Copy)]
+pub struct PendingConfirm {
+    pub seq: u64,
+    pub epoch: u64,
+    pub nack: bool,
+}
+
+#[derive(Debug)]
+pub struct Channel {
+    pub id: u16,
+    pub state: ChannelState,
+    pub incoming: Option<IncomingMessage>,
+    /// Reused allocation for the next incoming message.
+    pub spare: IncomingMessage,
+    pub consumers: crate::core::Map<ShortString, ChannelConsumer>,
+    pub unacked: BTreeMap<u64, Unacked>,
+    pub next_delivery_tag: u64,
+    /// basic.qos global=false: applies to consumers created afterwards.
+    pub consumer_prefetch: u16,
+    /// basic.qos global=true: shared by all consumers of the channel.
+    pub channel_prefetch: u16,
+    pub flow_active: bool,
+    pub confirm: bool,
+    pub next_publish_seq: u64,
+    pub pending_confirms: VecDeque<PendingConfirm>,
+    pub tx: Option<Tx>,
+    /// A tx.commit whose persistent messages wait for this group-commit epoch:
+    /// its commit-ok goes out once it is on disk (issue 15, defect 11).
+    pub commit_wait: Option<u64>,
+    /// The queue last declared on this channel: an empty queue name in later
+    /// methods means this one (AMQP's "current queue" rule, which RabbitMQ keeps).
+    pub last_queue: Option<ShortString>,
+    /// The direct reply-to consumer of this channel, if any.
+    pub reply_consumer: Option<crate::core::amqp::direct_reply::ReplyConsumer>,
+    /// Message counters (publish, deliver, ack, confirm, ...).
+    pub stats: crate::core::model::stats::ObjStats,
+}
+
+impl Channel {
+    pub fn new(id: u16) -> Channel {
+        Channel {
+            id,
+            state: ChannelState::Open,
+            incoming: None,
+            spare: IncomingMessage::default(),
+            consumers: Default::default(),
+            unacked: BTreeMap::new(),
+            next_delivery_tag: 1,
+            consumer_prefetch: 0,
+            channel_prefetch: 0,
+            flow_active: true,
+            confirm: false,
+            next_publish_seq: 1,
+            pending_confirms: VecDeque::new(),
+            tx: None,
+            commit_wait: None,
+            last_queue: None,
+            reply_consumer: None,
+            stats: Default::default(),
+        }
+    }
+
+    /// Whether a delivery to this consumer is allowed now by prefetch and flow.
+    pub fn has_credit(&self, consumer_tag: &str) -> bool {
+        if !self.flow_active || self.state != ChannelState::Open {
+            return false;
+        }
+        let Some(c) = self.consumers.get(consumer_tag) else {
+            return false;
+        };
+        if c.no_ack {
+            return true;
+        }
+        if c.prefetch != 0 && c.unacked >= c.prefetch as u32 {
+            return false;
+        }
+        if self.channel_prefetch != 0 && self.unacked.len() >= self.channel_prefetch as usize {
+            return false;
+        }
+        self.unacked.len() < UNACKED_PER_CHANNEL_MAX
+    }
+
+    pub fn take_delivery_tag(&mut self) -> u64 {
+        let t = self.next_delivery_tag;
+        self.next_delivery_tag += 1;
+        t
+    }
+
+    /// Removes and returns the unacked deliveries an ack/nack names: one tag, or
+    /// every tag up to it with `multiple` (tag 0 with multiple = all). `None` when
+    /// the tag is not outstanding (406 for the caller): RabbitMQ's collect_acks
+    /// requires the named tag itself to be unacked, with or without `multiple`.
+    pub fn take_unacked(&mut self, tag: u64, multiple: bool) -> Option<Vec<(u64, Unacked)>> {
+        if multiple {
+            let upto = if tag == 0 { u64::MAX } else { tag };
+            if tag != 0 && !self.unacked.contains_key(&tag) {
+                return None;
+            }
+            let rest = self.unacked.split_off(&upto.saturating_add(1));
+            let taken = std::mem::replace(&mut self.unacked, rest);
+            Some(taken.into_iter().collect())
+        } else {
+            let u = self.unacked.remove(&tag)?;
+            Some(vec![(tag, u)])
+        }
+    }
+
+    /// Accounts a removed delivery against its consumer's prefetch.
+    pub fn release_credit(&mut self, u: &Unacked) {
+        if let Some(tag) = &u.consumer {
+            if let Some(c) = self.consumers.get_mut(tag) {
+                c.unacked = c.unacked.saturating_sub(1);
+            }
+        }
+    }
+}

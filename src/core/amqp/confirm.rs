@@ -1,0 +1,309 @@
+//! Publisher confirms, transactions, and the group commit that confirms wait for.
+//!
+//! Group commit: publishes of persistent messages to durable queues mark those
+//! queues dirty. The io layer asks [`Broker::poll_sync`] for a job whenever none is
+//! running; the job carries every dirty queue's sync batch and the epoch it
+//! covers. When the fsyncs are done, [`Broker::handle_sync_done`] completes the
+//! epoch and releases every confirm that waited for it. One fsync round serves all
+//! publishes that arrived while the previous one ran: never one fsync per message.
+//!
+//! Confirms leave a channel strictly in publish order, batched with `multiple`
+//! where consecutive acks allow it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use ringmq_codec::{
+    encode_method, BasicAck, BasicNack, ConfirmSelectOk, Method, ProtocolError, ReplyCode, TxCommitOk, TxRollbackOk,
+    TxSelectOk,
+};
+use ringmq_store::SyncBatch;
+
+use crate::core::amqp::basic::{PublishOutcome, Settle};
+use crate::core::amqp::channel::{PendingConfirm, Tx, TxAck};
+use crate::core::amqp::connection::Connection;
+use crate::core::amqp::dispatch::{chan, precondition};
+use crate::core::broker::{Broker, MethodResult};
+use crate::core::model::ids::{ConnId, QueueId};
+
+#[derive(Debug, Default)]
+pub struct SyncState {
+    /// The epoch new durable appends belong to.
+    pub epoch: u64,
+    /// The last epoch known to be on disk.
+    pub synced: u64,
+    /// A job is running (its epoch).
+    pub running: Option<u64>,
+    /// Queues with appends waiting for a sync, with their vhost.
+    dirty: crate::core::Map<QueueId, Arc<str>>,
+    /// Connections with confirms waiting for a sync.
+    pub waiting: BTreeSet<ConnId>,
+}
+
+impl SyncState {
+    pub fn mark_dirty(&mut self, vhost: &Arc<str>, q: QueueId) {
+        self.dirty.entry(q).or_insert_with(|| vhost.clone());
+    }
+}
+
+/// fsync work for the io layer: run every batch, then hand the job back.
+pub struct SyncJob {
+    pub epoch: u64,
+    pub batches: Vec<SyncBatch>,
+    /// (vhost, queue, priority level, seq) of each batch.
+    queues: Vec<(Arc<str>, QueueId, usize, ringmq_store::AppendSeq)>,
+}
+
+impl SyncJob {
+    /// Runs the fsyncs on the calling thread (the io layer calls this off the loop).
+    pub fn run_blocking(&self) -> std::io::Result<()> {
+        for b in &self.batches {
+            b.run_blocking()?;
+        }
+        Ok(())
+    }
+}
+
+impl Broker {
+    pub(crate) fn track_confirm(&mut self, conn: &mut Connection, channel: u16, outcome: PublishOutcome) {
+        let epoch = if outcome.needs_sync { self.sync.epoch + 1 } else { 0 };
+        let ch = chan(conn, channel);
+        if !ch.confirm {
+            return;
+        }
+        let seq = ch.next_publish_seq;
+        ch.next_publish_seq += 1;
+        ch.pending_confirms.push_back(PendingConfirm {
+            seq,
+            epoch,
+            nack: outcome.failed,
+        });
+        if epoch == 0 {
+            // Sent when this input is handled, with the others made ready by it,
+            // as RabbitMQ coalesces confirms ready in one turn (`flush_ready_confirms`).
+            conn.confirms_ready = true;
+        } else {
+            self.sync.waiting.insert(conn.id);
+        }
+    }
+
+    /// A sync job if any durable data waits for one and none is running.
+    pub fn poll_sync(&mut self) -> Option<SyncJob> {
+        if self.sync.running.is_some() || self.sync.dirty.is_empty() {
+            return None;
+        }
+        // Every buffered ack is written before the fsyncs: none may trail a
+        // dead-lettered copy made durable by this commit (see `ack_flush`).
+        self.flush_acks();
+        self.sync.epoch += 1;
+        let epoch = self.sync.epoch;
+        let mut batches = Vec::new();
+        let mut queues = Vec::new();
+        for (qid, vname) in std::mem::take(&mut self.sync.dirty) {
+            let Some(q) = self.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&qid)) else {
+                continue;
+            };
+            match q.store.take_sync_batches() {
+                Ok(level_batches) => {
+                    for (level, b) in level_batches {
+                        queues.push((vname.clone(), qid, level, b.seq()));
+                        batches.push(b);
+                    }
+                }
+                Err(e) => tracing::error!(queue = %q.name, error = %e, "cannot prepare sync"),
+            }
+        }
+        self.sync.running = Some(epoch);
+        Some(SyncJob { epoch, batches, queues })
+    }
+
+    /// The fsyncs of a job finished. On error nothing is confirmed as durable:
+    /// the waiting publishes are nacked, which is what a publisher must be told
+    /// when the broker cannot promise the data is safe.
+    pub fn handle_sync_done(&mut self, job: SyncJob, result: std::io::Result<()>) {
+        self.sync.running = None;
+        let ok = result.is_ok();
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "group commit fsync failed; nacking waiting publishes");
+        }
+        if ok {
+            for (vname, qid, level, seq) in &job.queues {
+                if let Some(q) = self.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(qid)) {
+                    q.store.sync_completed(*level, *seq);
+                }
+            }
+            self.sync.synced = job.epoch;
+        }
+        self.release_dead_letter_sources(job.epoch, ok);
+        let waiting = std::mem::take(&mut self.sync.waiting);
+        for id in waiting {
+            let Some(mut conn) = self.conns.remove(&id) else {
+                continue;
+            };
+            let channels: Vec<u16> = conn.channels.keys().copied().collect();
+            let mut still = false;
+            for ch in channels {
+                if !ok {
+                    let c = chan(&mut conn, ch);
+                    for p in c.pending_confirms.iter_mut().filter(|p| p.epoch <= job.epoch) {
+                        p.nack = true;
+                        p.epoch = 0;
+                    }
+                }
+                flush_confirms(&mut conn, ch, self.sync.synced);
+                still |= chan(&mut conn, ch).pending_confirms.iter().any(|p| p.epoch > 0);
+                let c = chan(&mut conn, ch);
+                match c.commit_wait {
+                    Some(epoch) if !ok && epoch <= job.epoch => {
+                        c.commit_wait = None;
+                        let e = ProtocolError::new(ReplyCode::InternalError, "tx.commit failed: cannot sync to disk");
+                        self.close_channel(&mut conn, ch, e);
+                    }
+                    Some(epoch) if epoch <= self.sync.synced => {
+                        c.commit_wait = None;
+                        encode_method(&mut conn.out, ch, &Method::TxCommitOk(TxCommitOk));
+                    }
+                    Some(_) => still = true,
+                    None => {}
+                }
+            }
+            if still {
+                self.sync.waiting.insert(id);
+            }
+            if !conn.out.is_empty() {
+                self.mark_dirty(&mut conn);
+            }
+            self.conns.insert(id, conn);
+        }
+    }
+
+    pub(crate) fn confirm_select(&mut self, conn: &mut Connection, channel: u16, no_wait: bool) -> MethodResult {
+        let ch = chan(conn, channel);
+        if ch.tx.is_some() {
+            return Err(precondition("cannot switch from tx to confirm mode"));
+        }
+        ch.confirm = true;
+        if !no_wait {
+            encode_method(&mut conn.out, channel, &Method::ConfirmSelectOk(ConfirmSelectOk));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn tx_select(&mut self, conn: &mut Connection, channel: u16) -> MethodResult {
+        let ch = chan(conn, channel);
+        if ch.confirm {
+            return Err(precondition("cannot switch from confirm to tx mode"));
+        }
+        if ch.tx.is_none() {
+            ch.tx = Some(Tx::default());
+        }
+        encode_method(&mut conn.out, channel, &Method::TxSelectOk(TxSelectOk));
+        Ok(())
+    }
+
+    pub(crate) fn tx_commit(&mut self, conn: &mut Connection, channel: u16) -> MethodResult {
+        let ch = chan(conn, channel);
+        let Some(tx) = ch.tx.replace(Tx::default()) else {
+            return Err(precondition("channel is not transactional"));
+        };
+        let mut needs_sync = false;
+        for p in &tx.publishes {
+            let outcome = self.publish(
+                conn,
+                channel,
+                p.exchange.as_short(),
+                p.routing_key.as_short(),
+                p.mandatory,
+                &p.properties,
+                &p.body,
+            )?;
+            needs_sync |= outcome.needs_sync;
+        }
+        for a in tx.acks {
+            match a {
+                TxAck::Ack { tag, multiple } => self.settle(conn, channel, tag, multiple, Settle::Ack)?,
+                TxAck::Nack { tag, multiple, requeue } => {
+                    let how = if requeue { Settle::Requeue } else { Settle::Discard };
+                    self.settle(conn, channel, tag, multiple, how)?
+                }
+            }
+        }
+        if needs_sync {
+            // Committed means on disk, as a confirm does: wait for the group
+            // commit that covers these appends (see `handle_sync_done`).
+            chan(conn, channel).commit_wait = Some(self.sync.epoch + 1);
+            self.sync.waiting.insert(conn.id);
+        } else {
+            encode_method(&mut conn.out, channel, &Method::TxCommitOk(TxCommitOk));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn tx_rollback(&mut self, conn: &mut Connection, channel: u16) -> MethodResult {
+        let ch = chan(conn, channel);
+        if ch.tx.is_none() {
+            return Err(precondition("channel is not transactional"));
+        }
+        ch.tx = Some(Tx::default());
+        encode_method(&mut conn.out, channel, &Method::TxRollbackOk(TxRollbackOk));
+        Ok(())
+    }
+}
+
+/// Sends the confirms made ready while one input was handled, on every channel
+/// of the connection, each channel's run of acks as one `multiple` ack.
+pub(crate) fn flush_ready_confirms(conn: &mut Connection, synced_epoch: u64) {
+    if !std::mem::take(&mut conn.confirms_ready) {
+        return;
+    }
+    let channels: Vec<u16> = (conn.channels.iter())
+        .filter(|(_, ch)| !ch.pending_confirms.is_empty())
+        .map(|(&n, _)| n)
+        .collect();
+    for channel in channels {
+        flush_confirms(conn, channel, synced_epoch);
+    }
+}
+
+/// Sends the confirms at the head of the channel's queue that may go now, in
+/// order, coalescing runs of acks into one `multiple` ack.
+pub(crate) fn flush_confirms(conn: &mut Connection, channel: u16, synced_epoch: u64) {
+    let Some(ch) = conn.channels.get_mut(&channel) else {
+        return;
+    };
+    let mut run_end: Option<u64> = None;
+    let mut run_len = 0u64;
+    while let Some(p) = ch.pending_confirms.front().copied() {
+        if p.epoch > synced_epoch {
+            break;
+        }
+        ch.pending_confirms.pop_front();
+        if p.nack {
+            if let Some(end) = run_end.take() {
+                send_ack(&mut conn.out, channel, end, run_len > 1);
+                run_len = 0;
+            }
+            let nack = BasicNack {
+                delivery_tag: p.seq,
+                multiple: false,
+                requeue: false,
+            };
+            encode_method(&mut conn.out, channel, &Method::BasicNack(nack));
+        } else {
+            run_end = Some(p.seq);
+            run_len += 1;
+            ch.stats.c.confirm += 1;
+        }
+    }
+    if let Some(end) = run_end {
+        send_ack(&mut conn.out, channel, end, run_len > 1);
+    }
+}
+
+fn send_ack(out: &mut Vec<u8>, channel: u16, tag: u64, multiple: bool) {
+    let ack = BasicAck {
+        delivery_tag: tag,
+        multiple,
+    };
+    encode_method(out, channel, &Method::BasicAck(ack));
+}

@@ -1,0 +1,178 @@
+//! Per-connection state and the connection-class handshake.
+//!
+//! ```text
+//! AwaitingHeader --AMQP0091--> (start sent) AwaitingStartOk --start-ok--> (tune sent)
+//! AwaitingTuneOk --tune-ok--> AwaitingOpen --open--> Open --close--> Closed
+//! any state --exception--> Closing (close sent, wait for close-ok) --> Closed
+//! ```
+
+use ringmq_codec::{short, ShortStr};
+use std::sync::Arc;
+
+use ringmq_codec::{FieldTable, FieldValue, FieldValueRef, Table};
+
+use crate::core::amqp::channel::Channel;
+use crate::core::model::ids::ConnId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    AwaitingHeader,
+    AwaitingStartOk,
+    AwaitingTuneOk,
+    AwaitingOpen,
+    Open,
+    /// We sent connection.close; only close-ok (or close) is processed now.
+    Closing,
+    /// Done: the io layer writes what is left in `out`, then closes the socket.
+    Closed,
+}
+
+/// Negotiated connection parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    pub frame_max: u32,
+    pub channel_max: u16,
+    pub heartbeat_secs: u16,
+}
+
+/// What the client announced in its `capabilities` client property.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientCapabilities {
+    pub consumer_cancel_notify: bool,
+    pub authentication_failure_close: bool,
+    pub connection_blocked: bool,
+}
+
+impl ClientCapabilities {
+    pub fn from_client_properties(props: &Table<'_>) -> Self {
+        let mut caps = ClientCapabilities::default();
+        if let Some(FieldValueRef::Table(t)) = props.get("capabilities") {
+            let flag = |k: &str| matches!(t.get(k), Some(FieldValueRef::Bool(true)));
+            caps.consumer_cancel_notify = flag("consumer_cancel_notify");
+            caps.authentication_failure_close = flag("authentication_failure_close");
+            caps.connection_blocked = flag("connection.blocked");
+        }
+        caps
+    }
+}
+
+pub struct Connection {
+    pub id: ConnId,
+    pub state: ConnState,
+    pub peer: String,
+    pub peer_is_loopback: bool,
+    pub user: Option<String>,
+    pub vhost: Option<Arc<str>>,
+    pub tuning: Tuning,
+    pub client_properties: FieldTable,
+    pub capabilities: ClientCapabilities,
+    pub channels: crate::core::Map<u16, Channel>,
+    /// Frames waiting for the socket, appended by the core, drained by the io layer.
+    pub out: crate::core::amqp::output::Output,
+    /// Set while `out` is in the dirty list, so it is listed once.
+    pub dirty: bool,
+    pub last_recv_ms: u64,
+    pub last_send_ms: u64,
+    pub closing_since_ms: u64,
+    /// connection.blocked was sent and not yet unblocked.
+    pub blocked_sent: bool,
+    /// We answered the peer's connection.close; it closes the socket.
+    pub close_ok_sent: bool,
+    /// Sent at least one basic.publish: subject to flow control on disk alarm.
+    pub has_published: bool,
+    /// Confirms that need no fsync were made ready in this input: they go out at
+    /// its end, coalesced into `multiple` acks (see `confirm::flush_ready_confirms`).
+    pub confirms_ready: bool,
+    /// The user's permission in the connection's vhost (set at connection.open).
+    pub permission: Option<std::sync::Arc<crate::core::access::permissions::Permission>>,
+    /// The last exchange this connection was allowed to publish to: the
+    /// permission check on the publish path is one string compare, not a regex.
+    pub publish_allowed: Option<String>,
+    /// The output last taken by the io layer was at the high-water mark, so
+    /// deliveries may have been held back until it is written.
+    pub output_was_full: bool,
+    /// Bytes in and out, for the management API.
+    pub stats: crate::core::model::stats::ConnStats,
+    pub connected_at_ms: u64,
+    /// A refused login: its reply is held in `held_out` until this time, so a
+    /// password guesser gets one answer per [`LOGIN_FAILURE_DELAY_MS`].
+    /// Counted in the broker's handshakes (accepted, not yet opened).
+    pub in_handshake: bool,
+    pub release_at_ms: Option<u64>,
+    pub held_out: crate::core::amqp::output::Output,
+}
+
+/// How long the answer to a failed login is held back.
+pub const LOGIN_FAILURE_DELAY_MS: u64 = 1_000;
+
+impl Connection {
+    pub fn new(id: ConnId, peer: String, peer_is_loopback: bool, tuning: Tuning, now_ms: u64) -> Self {
+        Connection {
+            id,
+            state: ConnState::AwaitingHeader,
+            peer,
+            peer_is_loopback,
+            user: None,
+            vhost: None,
+            tuning,
+            client_properties: FieldTable::default(),
+            capabilities: ClientCapabilities::default(),
+            channels: Default::default(),
+            out: Default::default(),
+            dirty: false,
+            last_recv_ms: now_ms,
+            last_send_ms: now_ms,
+            closing_since_ms: 0,
+            blocked_sent: false,
+            close_ok_sent: false,
+            has_published: false,
+            confirms_ready: false,
+            permission: None,
+            publish_allowed: None,
+            output_was_full: false,
+            stats: Default::default(),
+            connected_at_ms: now_ms,
+            in_handshake: false,
+            release_at_ms: None,
+            held_out: Default::default(),
+        }
+    }
+
+    /// A name for logs: `peer (user)`.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.peer, self.user.as_deref().unwrap_or("-"))
+    }
+}
+
+/// The server properties sent in connection.start, with a truthful capabilities
+/// table: every flag here is a feature this broker implements.
+/// What connection.start tells clients about the server (`cluster_name` as the
+/// management API has it).
+pub fn server_properties(cluster_name: &str) -> FieldTable {
+    let caps: FieldTable = [
+        "publisher_confirms",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "connection.blocked",
+        "consumer_priorities",
+        "authentication_failure_close",
+        "per_consumer_qos",
+        "direct_reply_to",
+    ]
+    .into_iter()
+    .map(|k| (ShortStr::lit(k), FieldValue::Bool(true)))
+    .collect();
+    let mut p = FieldTable::new();
+    p.insert(short!("capabilities"), FieldValue::Table(caps));
+    p.insert(short!("product"), "ringmq");
+    p.insert(short!("version"), env!("CARGO_PKG_VERSION"));
+    p.insert(short!("platform"), "Rust");
+    p.insert(
+        short!("cluster_name"),
+        FieldValue::LongString(cluster_name.as_bytes().to_vec()),
+    );
+    p.insert(short!("copyright"), "ringmq authors");
+    p.insert(short!("information"), "AMQP 0-9-1 broker, see README.md");
+    p
+}

@@ -1,0 +1,24 @@
+//! The AMQP 0-9-1 session on top of the model.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`connection`], [`handshake`] | per-connection state; protocol header, SASL, tune, open |
+//! | [`dispatch`] | connection methods and per-channel frame routing |
+//! | [`channel`] | per-channel state: flow, qos, consumers, unacked, confirm and tx mode |
+//! | `exchange`, `queue`, `basic` | one file per AMQP class's methods |
+//! | [`confirm`] | publisher confirms, transactions, group commit |
+//! | `delivery` | queue → consumer delivery, releasing closed channels |
+//! | `direct_reply` | `amq.rabbitmq.reply-to` |
+//! | [`output`] | a connection's pending frames, large bodies sent from the segment mapping |
+
+pub(in crate::core) mod basic;
+pub mod channel;
+pub mod confirm;
+pub mod connection;
+pub(in crate::core) mod delivery;
+pub(in crate::core) mod direct_reply;
+pub mod dispatch;
+pub(in crate::core) mod exchange;
+pub mod handshake;
+pub mod output;
+pub(in crate::core) mod queue;

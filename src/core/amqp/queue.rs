@@ -1,0 +1,444 @@
+//! queue.declare / bind / unbind / purge / delete, with RabbitMQ's checks and texts.
+
+use ringmq_codec::{ShortStr, ShortString};
+use std::sync::Arc;
+
+use ringmq_codec::{
+    encode_method, BasicCancel, FieldValue, Method, QueueBindOk, QueueDeclare, QueueDeclareOk, QueueDelete,
+    QueueDeleteOk, QueuePurge, QueuePurgeOk, QueueUnbindOk, ReplyCode, Table,
+};
+
+use crate::core::access::permissions::Access;
+use crate::core::access::topic_permissions::TopicAccess;
+use crate::core::amqp::connection::Connection;
+use crate::core::amqp::dispatch::{chan, check_access, precondition};
+use crate::core::amqp::exchange::{bool_str, no_exchange};
+use crate::core::broker::{channel_error, Broker, Exception, MethodResult, Notice};
+use crate::core::definitions;
+use crate::core::model::exchange::validate_binding;
+use crate::core::model::ids::{ConnId, Dest, QueueId};
+
+/// A 404 from a lookup (the thing named is not there).
+pub(crate) fn is_not_found(e: &Exception) -> bool {
+    matches!(e, Exception::Channel(e) if e.code == ReplyCode::NotFound)
+}
+
+pub(crate) fn no_queue(name: &str, vhost: &str) -> Exception {
+    channel_error(ReplyCode::NotFound, format!("no queue '{name}' in vhost '{vhost}'"))
+}
+
+fn locked(name: &str, vhost: &str) -> Exception {
+    channel_error(
+        ReplyCode::ResourceLocked,
+        format!(
+            "cannot obtain exclusive access to locked queue '{name}' in vhost '{vhost}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration."
+        ),
+    )
+}
+
+/// Queue arguments whose values must match on redeclare (RabbitMQ's equivalence list).
+const EQUIVALENT_ARGS: &[&str] = &[
+    "x-message-ttl",
+    "x-expires",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-type",
+    "x-single-active-consumer",
+    "x-delivery-limit",
+];
+
+impl Broker {
+    /// Resolves a queue name from a method ("" = the channel's last declared
+    /// queue), checking exclusivity. Returns the queue id and its real name.
+    pub(crate) fn resolve_queue(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        name: ShortStr<'_>,
+    ) -> Result<(QueueId, ShortString), Exception> {
+        let name: ShortString = if name.is_empty() {
+            match &chan(conn, channel).last_queue {
+                Some(q) => q.clone(),
+                None => return Err(channel_error(ReplyCode::NotFound, "no previously declared queue")),
+            }
+        } else {
+            ShortString::from(name)
+        };
+        let conn_id = conn.id;
+        let vhost = self.vhost_of(conn);
+        let Some(id) = vhost.queue_id(&name) else {
+            return Err(no_queue(&name, &vhost.name));
+        };
+        let q = &vhost.queues[&id];
+        if q.exclusive_owner.is_some_and(|o| o != conn_id) {
+            return Err(locked(&name, &vhost.name));
+        }
+        Ok((id, name))
+    }
+
+    pub(crate) fn queue_declare(&mut self, conn: &mut Connection, channel: u16, m: QueueDeclare<'_>) -> MethodResult {
+        self.node_stats
+            .churn
+            .bump(crate::core::model::stats::Churn::QUEUE_DECLARED);
+        let conn_id = conn.id;
+        let generated;
+        let name: ShortStr<'_> = if m.queue.is_empty() && !m.passive {
+            generated = self.generated_name("amq.gen-");
+            generated.as_short()
+        } else {
+            m.queue
+        };
+        if crate::core::amqp::direct_reply::is_reply_queue(name.as_str()) && m.passive {
+            if !m.no_wait {
+                let ok = QueueDeclareOk {
+                    queue: name,
+                    message_count: 0,
+                    consumer_count: 0,
+                };
+                encode_method(&mut conn.out, channel, &Method::QueueDeclareOk(ok));
+            }
+            return Ok(());
+        }
+        let vhost = self.vhost_of(conn);
+        let vname = vhost.name.clone();
+        let (message_count, consumer_count) = if let Some(id) = vhost.queue_id(name.as_str()) {
+            let q = vhost.queues.get(&id).expect("named queue exists");
+            if q.exclusive_owner.is_some_and(|o| o != conn_id) {
+                return Err(locked(name.as_str(), &vname));
+            }
+            if !m.passive {
+                let ineq = |arg: &str, got: &str, cur: &str| {
+                    precondition(format!(
+                        "inequivalent arg '{arg}' for queue '{name}' in vhost '{vname}': received '{got}' but current is '{cur}'"
+                    ))
+                };
+                // RabbitMQ's assert_equivalence checks exclusivity first, strictly:
+                // an exclusive flag that does not match is 405 (its text says so),
+                // on the owning connection too.
+                if q.exclusive_owner.is_some() != m.exclusive {
+                    return Err(locked(name.as_str(), &vname));
+                }
+                // Exclusive queues are transient whatever the flag says, so only
+                // shared queues compare it (as RabbitMQ does).
+                if q.exclusive_owner.is_none() && q.durable != m.durable {
+                    return Err(ineq("durable", bool_str(m.durable), bool_str(q.durable)));
+                }
+                if q.auto_delete != m.auto_delete {
+                    return Err(ineq("auto_delete", bool_str(m.auto_delete), bool_str(q.auto_delete)));
+                }
+                let args = m.arguments.to_owned_table();
+                for key in EQUIVALENT_ARGS {
+                    if !arg_equivalent(args.get(key), q.arguments.get(key)) {
+                        let (got, cur) = describe_arg_pair(args.get(key), q.arguments.get(key));
+                        return Err(precondition(format!(
+                            "inequivalent arg '{key}' for queue '{name}' in vhost '{vname}': received {got} but current is {cur}"
+                        )));
+                    }
+                }
+            }
+            (q.message_count(), q.consumer_count())
+        } else {
+            if m.passive {
+                return Err(no_queue(name.as_str(), &vname));
+            }
+            if name.starts_with("amq.") && m.queue == name {
+                return Err(channel_error(
+                    ReplyCode::AccessRefused,
+                    format!("queue name '{name}' contains reserved prefix 'amq.*'"),
+                ));
+            }
+            check_access(conn, Access::Configure, "queue", name.as_str())?;
+            let owner = m.exclusive.then_some(conn_id);
+            let args = m.arguments.to_owned_table();
+            let settings =
+                crate::core::model::queue::args::parse(&args, name.as_str(), &vname).map_err(precondition)?;
+            crate::core::model::queue::args::check_new_declare(&args, name.as_str(), &vname).map_err(precondition)?;
+            (settings.check_properties(m.durable, m.exclusive, m.auto_delete, name.as_str(), &vname))
+                .map_err(precondition)?;
+            crate::core::model::queue::dedup::DedupCache::from_arguments(&args).map_err(precondition)?;
+            let id = self.new_queue_id();
+            let vhost = self.vhost_of(conn);
+            if let Some(limit) = vhost.meta.limits.max_queues {
+                if vhost.queues.len() as u64 >= limit {
+                    return Err(precondition(format!(
+                        "cannot declare queue '{name}': queue limit in vhost '{vname}' ({limit}) is reached"
+                    )));
+                }
+            }
+            // Exclusive queues are never durable on disk: they die with the connection.
+            let durable = m.durable && !m.exclusive;
+            let gen = if durable { vhost.next_store_gen(name) } else { 0 };
+            vhost
+                .create_queue(id, name, durable, m.auto_delete, owner, args, false, gen)
+                .map_err(|e| channel_error(ReplyCode::InternalError, format!("cannot create queue '{name}': {e}")))?;
+            if durable {
+                let mut rec = m;
+                rec.queue = name;
+                rec.passive = false;
+                rec.no_wait = false;
+                definitions::log::record_with_gen(vhost, &Method::QueueDeclare(rec), gen);
+            }
+            let vhost_name = conn.vhost.clone().expect("open");
+            self.touch_queue(&vhost_name, id);
+            (0, 0)
+        };
+        chan(conn, channel).last_queue = Some(name.into());
+        if !m.no_wait {
+            let ok = QueueDeclareOk {
+                queue: name,
+                message_count,
+                consumer_count,
+            };
+            encode_method(&mut conn.out, channel, &Method::QueueDeclareOk(ok));
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn queue_bind(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        queue: ShortStr<'_>,
+        exchange: ShortStr<'_>,
+        routing_key: ShortStr<'_>,
+        arguments: Table<'_>,
+        no_wait: bool,
+        bind: bool,
+    ) -> MethodResult {
+        let resolved = self.resolve_queue(conn, channel, queue);
+        if !bind && !queue.is_empty() && resolved.as_ref().is_err_and(is_not_found) {
+            // RabbitMQ: removing a binding is idempotent, so unbinding from a queue
+            // that is not there is done (clients' clean-up code unbinds blindly).
+            check_access(conn, Access::Write, "queue", queue.as_str())?;
+            check_access(conn, Access::Read, "exchange", exchange.as_str())?;
+            self.check_topic_access(conn, exchange.as_str(), routing_key.as_str(), TopicAccess::Read)?;
+            encode_method(&mut conn.out, channel, &Method::QueueUnbindOk(QueueUnbindOk));
+            return Ok(());
+        }
+        let (id, qname) = resolved?;
+        // RabbitMQ: binding needs write on the queue and read on the exchange.
+        check_access(conn, Access::Write, "queue", &qname)?;
+        check_access(conn, Access::Read, "exchange", exchange.as_str())?;
+        // An empty routing key with an empty queue name means "the current queue's name".
+        let routing_key = if queue.is_empty() && routing_key.is_empty() {
+            qname.as_short()
+        } else {
+            routing_key
+        };
+        if exchange.is_empty() {
+            return Err(channel_error(
+                ReplyCode::AccessRefused,
+                "operation not permitted on the default exchange",
+            ));
+        }
+        self.check_topic_access(conn, exchange.as_str(), routing_key.as_str(), TopicAccess::Read)?;
+        let vhost = self.vhost_of(conn);
+        let vname = vhost.name.clone();
+        let qdurable = vhost.queues[&id].durable;
+        let Some(x) = vhost.exchanges.get_mut(exchange.as_str()) else {
+            if bind {
+                return Err(no_exchange(exchange.as_str(), &vname));
+            }
+            // Idempotent unbind, as above: a missing exchange has no bindings.
+            encode_method(&mut conn.out, channel, &Method::QueueUnbindOk(QueueUnbindOk));
+            return Ok(());
+        };
+        let args = arguments.to_owned_table();
+        validate_binding(x.kind, &routing_key, &args).map_err(precondition)?;
+        let durable = x.durable && qdurable;
+        let changed = vhost.set_binding(exchange.as_str(), Dest::Queue(id), routing_key, &args, bind);
+        if changed && durable {
+            let method = if bind {
+                Method::QueueBind(ringmq_codec::QueueBind {
+                    ticket: 0,
+                    queue: qname.as_short(),
+                    exchange,
+                    routing_key,
+                    no_wait: false,
+                    arguments,
+                })
+            } else {
+                Method::QueueUnbind(ringmq_codec::QueueUnbind {
+                    ticket: 0,
+                    queue: qname.as_short(),
+                    exchange,
+                    routing_key,
+                    arguments,
+                })
+            };
+            definitions::log::record(vhost, &method);
+        }
+        if changed && !bind {
+            vhost.maybe_auto_delete_exchange(exchange.as_str());
+        }
+        if bind && !no_wait {
+            encode_method(&mut conn.out, channel, &Method::QueueBindOk(QueueBindOk));
+        } else if !bind {
+            encode_method(&mut conn.out, channel, &Method::QueueUnbindOk(QueueUnbindOk));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn queue_purge(&mut self, conn: &mut Connection, channel: u16, m: QueuePurge<'_>) -> MethodResult {
+        let (id, qname) = self.resolve_queue(conn, channel, m.queue)?;
+        check_access(conn, Access::Read, "queue", &qname)?;
+        let vhost = self.vhost_of(conn);
+        let q = vhost.queues.get_mut(&id).expect("resolved queue");
+        let purged = q
+            .purge()
+            .map_err(|e| channel_error(ReplyCode::InternalError, format!("purge failed: {e}")))?;
+        let vname = conn.vhost.clone().expect("open");
+        self.note_acks(&vname, id);
+        if !m.no_wait {
+            let ok = QueuePurgeOk {
+                message_count: u32::try_from(purged).unwrap_or(u32::MAX),
+            };
+            encode_method(&mut conn.out, channel, &Method::QueuePurgeOk(ok));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn queue_delete(&mut self, conn: &mut Connection, channel: u16, m: QueueDelete<'_>) -> MethodResult {
+        let name = if m.queue.is_empty() {
+            chan(conn, channel).last_queue.clone()
+        } else {
+            Some(m.queue.into())
+        };
+        if let Some(n) = name.as_deref() {
+            check_access(conn, Access::Configure, "queue", n)?;
+        }
+        let vhost = self.vhost_of(conn);
+        let vname = vhost.name.clone();
+        let mut message_count = 0;
+        if let Some(id) = name.as_deref().and_then(|n| vhost.queue_id(n)) {
+            let q = &vhost.queues[&id];
+            let qname = q.name.clone();
+            if q.exclusive_owner.is_some_and(|o| o != conn.id) {
+                return Err(locked(&qname, &vname));
+            }
+            if m.if_unused && q.consumer_count() > 0 {
+                return Err(precondition(format!("queue '{qname}' in vhost '{vname}' in use")));
+            }
+            if m.if_empty && q.message_count() > 0 {
+                return Err(precondition(format!("queue '{qname}' in vhost '{vname}' not empty")));
+            }
+            message_count = q.message_count();
+            let vhost_name = conn.vhost.clone().expect("open");
+            self.delete_queue(&vhost_name, id);
+        }
+        // Deleting a missing queue succeeds with a zero count, as in RabbitMQ 3.x.
+        if !m.no_wait {
+            encode_method(
+                &mut conn.out,
+                channel,
+                &Method::QueueDeleteOk(QueueDeleteOk { message_count }),
+            );
+        }
+        Ok(())
+    }
+
+    /// Deletes a queue: its consumers are cancelled (basic.cancel to clients that
+    /// asked for it), its bindings and files removed, its delete logged if durable.
+    pub(crate) fn delete_queue(&mut self, vhost_name: &Arc<str>, id: QueueId) {
+        let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
+            return;
+        };
+        let Some(q) = vhost.delete_queue(id) else { return };
+        for c in q.consumers() {
+            self.notices.push(Notice::CancelConsumer {
+                conn: c.conn,
+                channel: c.channel,
+                tag: c.tag.clone(),
+            });
+        }
+        if q.durable {
+            let rec = QueueDelete {
+                ticket: 0,
+                queue: q.name.as_short(),
+                if_unused: false,
+                if_empty: false,
+                no_wait: false,
+            };
+            definitions::log::record(vhost, &Method::QueueDelete(rec));
+        }
+        if let Err(e) = q.store.delete() {
+            tracing::warn!(queue = %q.name, error = %e, "could not remove queue files");
+        }
+    }
+
+    /// Exclusive queues die with their connection.
+    pub(crate) fn delete_exclusive_queues(&mut self, vhost_name: &Arc<str>, owner: ConnId) {
+        let Some(vhost) = self.vhosts.get(vhost_name) else {
+            return;
+        };
+        let ids: Vec<QueueId> = vhost
+            .queues
+            .values()
+            .filter(|q| q.exclusive_owner == Some(owner))
+            .map(|q| q.id)
+            .collect();
+        for id in ids {
+            self.delete_queue(vhost_name, id);
+        }
+    }
+
+    /// Applies cross-connection notices gathered while handling input.
+    pub(crate) fn apply_notices(&mut self) {
+        for notice in std::mem::take(&mut self.notices) {
+            match notice {
+                Notice::CancelConsumer { conn, channel, tag } => {
+                    let Some(c) = self.conns.get_mut(&conn) else { continue };
+                    let notify = c.capabilities.consumer_cancel_notify;
+                    let Some(ch) = c.channels.get_mut(&channel) else {
+                        continue;
+                    };
+                    if ch.consumers.remove(&tag).is_some() && notify {
+                        let cancel = BasicCancel {
+                            consumer_tag: tag.as_short(),
+                            no_wait: true,
+                        };
+                        encode_method(&mut c.out, channel, &Method::BasicCancel(cancel));
+                        self.mark_dirty_id(conn);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Integer arguments are equal across integer types (clients pick different
+/// ones for the same number); everything else compares by type and value.
+fn arg_equivalent(a: Option<&FieldValue>, b: Option<&FieldValue>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(i), Some(j)) => i == j,
+            _ => x == y,
+        },
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// RabbitMQ's wording: "received '20' but current is '10'" when both are set;
+/// "received none but current is the value '10' of type 'signedint'" otherwise.
+fn describe_arg_pair(got: Option<&FieldValue>, cur: Option<&FieldValue>) -> (String, String) {
+    let short = |v: &FieldValue| match (v.as_i64(), v.as_str()) {
+        (Some(n), _) => format!("'{n}'"),
+        (None, Some(s)) => format!("'{s}'"),
+        _ => format!("'{v:?}'"),
+    };
+    let long = |v: Option<&FieldValue>| match v {
+        None => "none".to_string(),
+        Some(v) => format!("the value {} of type '{}'", short(v), v.type_name()),
+    };
+    match (got, cur) {
+        (Some(g), Some(c)) => (short(g), short(c)),
+        _ => (long(got), long(cur)),
+    }
+}

@@ -1,0 +1,16 @@
+//! The broker's model, protocol-neutral: what AMQP today (and MQTT, shovels and
+//! federation later) publish into, route through and consume from.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`vhost`] | a virtual host: its exchanges, queues, bindings and routing |
+//! | [`exchange`] | binding tables and matchers, one file per kind; the delayed exchange |
+//! | [`queue`] | a queue: its store, consumers order, arguments, TTL, dead-lettering, limits, dedup |
+//! | [`ids`] | the small ids that name connections, queues and destinations |
+//! | [`stats`] | message counters and rates (computed on a timer) |
+
+pub mod exchange;
+pub mod ids;
+pub mod queue;
+pub mod stats;
+pub mod vhost;

@@ -1,0 +1,93 @@
+//! At-least-once dead-lettering (`x-dead-letter-strategy: at-least-once` on a
+//! quorum queue with `x-overflow: reject-publish`, as RabbitMQ requires).
+//!
+//! At-most-once (the default) removes the dead message from its queue at once and
+//! publishes its copy afterwards: a crash in between loses it. At-least-once keeps
+//! the original, taken but not acked, until the copy is on disk in every queue it
+//! was routed to: the group commit that covers the copy's appends releases it
+//! (`handle_sync_done`). A crash before that brings the original back (flagged
+//! redelivered) and it dies again: a duplicate, never a loss. A failed fsync puts
+//! the originals back as ready, for the same reason.
+//!
+//! Not yet as RabbitMQ: a copy that routes nowhere (no exchange, no binding) is
+//! dropped as at-most-once would (RabbitMQ keeps it in the source and retries).
+
+use std::sync::Arc;
+
+use ringmq_store::SegmentPosition;
+
+use crate::core::broker::Broker;
+use crate::core::model::ids::QueueId;
+
+/// An original waiting for its dead letter's group commit.
+#[derive(Debug)]
+struct Held {
+    vhost: Arc<str>,
+    queue: QueueId,
+    pos: SegmentPosition,
+    /// The sync epoch that makes the copy durable.
+    epoch: u64,
+}
+
+/// Bounded by what the queues hold: each entry is a message taken from a queue
+/// and not acked, released at the next group commit.
+#[derive(Debug, Default)]
+pub(crate) struct HeldDeadLetters {
+    held: Vec<Held>,
+}
+
+impl HeldDeadLetters {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}
+
+impl Broker {
+    /// The copy of the message at `pos` in `queue` is stored; `epoch` is the group
+    /// commit it waits for (0: nothing to wait for, e.g. a transient copy).
+    pub(crate) fn hold_dead_letter_source(
+        &mut self,
+        vhost: &Arc<str>,
+        queue: QueueId,
+        pos: SegmentPosition,
+        epoch: u64,
+    ) {
+        if epoch == 0 {
+            self.ack_dead_source(vhost, queue, pos);
+            return;
+        }
+        self.held_dead_letters.held.push(Held {
+            vhost: vhost.clone(),
+            queue,
+            pos,
+            epoch,
+        });
+    }
+
+    /// A group commit finished: originals whose copies it made durable are acked
+    /// (`ok`), or, if it failed, put back as ready to die again.
+    pub(crate) fn release_dead_letter_sources(&mut self, epoch: u64, ok: bool) {
+        if self.held_dead_letters.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.held_dead_letters.held);
+        let (done, waiting): (Vec<Held>, Vec<Held>) = held.into_iter().partition(|h| h.epoch <= epoch);
+        self.held_dead_letters.held = waiting;
+        for h in done {
+            if ok {
+                self.ack_dead_source(&h.vhost, h.queue, h.pos);
+            } else if let Some(q) = self.vhosts.get_mut(&h.vhost).and_then(|v| v.queues.get_mut(&h.queue)) {
+                q.requeue_position(h.pos);
+                self.deliver_pending.push((h.vhost, h.queue));
+            }
+        }
+    }
+
+    fn ack_dead_source(&mut self, vhost: &Arc<str>, queue: QueueId, pos: SegmentPosition) {
+        // The queue may have gone meanwhile, and its messages with it.
+        if let Some(q) = self.vhosts.get_mut(vhost).and_then(|v| v.queues.get_mut(&queue)) {
+            q.ack_position(pos);
+            self.ack_flush.note(vhost, q, self.now_ms);
+        }
+    }
+}

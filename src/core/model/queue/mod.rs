@@ -1,0 +1,402 @@
+//! A queue: its message store, its consumers, and who owns it.
+//!
+//! Messages live in the store (segments on disk); the queue holds only positions
+//! (in the store) and the consumer list. Consumer choice: highest priority group
+//! first (RabbitMQ's `x-priority`), round-robin within a group, skipping consumers
+//! that have no prefetch credit (the broker checks credit, the queue orders).
+
+pub(in crate::core) mod ack_flush;
+pub mod args;
+pub(in crate::core) mod dead_letter_hold;
+pub mod dedup;
+pub(in crate::core) mod lifecycle;
+
+use ringmq_codec::ShortString;
+
+use ringmq_codec::FieldTable;
+
+use ringmq_store::{LeveledStore, MessageRef, SegmentPosition, StoreError};
+
+use crate::core::model::queue::args::QueueSettings;
+
+use crate::core::model::ids::{ConnId, QueueId};
+
+/// One consumer as the queue sees it.
+#[derive(Debug, Clone)]
+pub struct ConsumerRef {
+    pub conn: ConnId,
+    pub channel: u16,
+    pub tag: ShortString,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    pub priority: i32,
+}
+
+/// The marker of a paused durable queue, in its folder.
+pub const PAUSED_FILE: &str = "paused";
+
+pub struct Queue {
+    pub id: QueueId,
+    pub name: ShortString,
+    pub durable: bool,
+    pub auto_delete: bool,
+    /// The connection an exclusive queue belongs to; it dies with that connection.
+    pub exclusive_owner: Option<ConnId>,
+    pub arguments: FieldTable,
+    pub store: LeveledStore,
+    /// Which folder of this name the store is (`layout::queue_dir_gen`): a queue
+    /// declared again after a delete is a new generation, recorded with its
+    /// declare in the definitions log (0: the folder of older versions).
+    pub store_gen: u32,
+    /// Sorted by priority, highest first; rotated within a priority group.
+    consumers: Vec<ConsumerRef>,
+    /// Auto-delete queues are deleted when their last consumer goes, but only once
+    /// they have had one (a fresh auto-delete queue with no consumer stays).
+    pub had_consumer: bool,
+    /// Positions that were delivered and requeued: the next delivery says
+    /// redelivered. Bounded by the unacked limit per channel times channels.
+    redelivered: crate::core::Set<SegmentPosition>,
+    /// Effective settings: arguments combined with the policies
+    /// (`policy::effective`). Set through [`Queue::set_settings`].
+    pub settings: QueueSettings,
+    /// The settings from the arguments alone, kept to recombine when a policy
+    /// changes.
+    pub arg_settings: QueueSettings,
+    /// The policy and operator policy that apply, by name.
+    pub policy: Option<std::sync::Arc<crate::core::policy::Policy>>,
+    pub operator_policy: Option<std::sync::Arc<crate::core::policy::Policy>>,
+    /// Some message carried an `expiration`: the head must be checked for TTL.
+    pub may_expire: bool,
+    /// Last declare, consume, cancel or get: for x-expires.
+    pub last_used_ms: u64,
+    /// Body bytes of ready messages, tracked only when x-max-length-bytes is set
+    /// (RabbitMQ counts bodies; the store counts whole records).
+    ready_body_bytes: u64,
+    /// `x-message-deduplication` on the queue.
+    pub dedup: Option<crate::core::model::queue::dedup::DedupCache>,
+    /// Message counters (publish, deliver, get, ack, redeliver).
+    pub stats: crate::core::model::stats::ObjStats,
+    pub depth_rates: crate::core::model::stats::DepthRates,
+    /// Paused through the management API (LavinMQ): no deliveries until resumed.
+    pub paused: bool,
+    /// The store has done messages (acked, discarded, dropped) whose offsets are
+    /// buffered, not yet written; `acks_listed`: the broker knows (`ack_flush`).
+    pub(crate) acks_unwritten: bool,
+    pub(crate) acks_listed: bool,
+}
+
+impl Queue {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: QueueId,
+        name: ShortString,
+        durable: bool,
+        auto_delete: bool,
+        exclusive_owner: Option<ConnId>,
+        arguments: FieldTable,
+        store: LeveledStore,
+    ) -> Queue {
+        Queue {
+            id,
+            name,
+            durable,
+            auto_delete,
+            exclusive_owner,
+            arguments,
+            store,
+            consumers: Vec::new(),
+            had_consumer: false,
+            redelivered: Default::default(),
+            settings: QueueSettings::default(),
+            arg_settings: QueueSettings::default(),
+            policy: None,
+            operator_policy: None,
+            may_expire: false,
+            last_used_ms: 0,
+            ready_body_bytes: 0,
+            dedup: None,
+            stats: Default::default(),
+            depth_rates: Default::default(),
+            paused: false,
+            store_gen: 0,
+            acks_unwritten: false,
+            acks_listed: false,
+        }
+    }
+
+    pub fn consumers(&self) -> &[ConsumerRef] {
+        &self.consumers
+    }
+
+    pub fn consumer_count(&self) -> u32 {
+        self.consumers.len() as u32
+    }
+
+    pub fn message_count(&self) -> u32 {
+        u32::try_from(self.store.ready_count()).unwrap_or(u32::MAX)
+    }
+
+    /// Whether some consumer holds this queue exclusively.
+    pub fn has_exclusive_consumer(&self) -> bool {
+        self.consumers.iter().any(|c| c.exclusive)
+    }
+
+    pub fn add_consumer(&mut self, c: ConsumerRef) {
+        // Insert after the last consumer with the same or higher priority, so new
+        // consumers join the end of their group's rotation.
+        let at = self
+            .consumers
+            .iter()
+            .position(|x| x.priority < c.priority)
+            .unwrap_or(self.consumers.len());
+        self.consumers.insert(at, c);
+        self.had_consumer = true;
+    }
+
+    /// Removes a consumer; returns it if it was there.
+    pub fn remove_consumer(&mut self, conn: ConnId, channel: u16, tag: &str) -> Option<ConsumerRef> {
+        let at = self
+            .consumers
+            .iter()
+            .position(|c| c.conn == conn && c.channel == channel && &*c.tag == tag)?;
+        Some(self.consumers.remove(at))
+    }
+
+    /// Removes every consumer of a channel (or of a whole connection when
+    /// `channel` is None); returns how many.
+    pub fn remove_consumers_of(&mut self, conn: ConnId, channel: Option<u16>) -> usize {
+        let before = self.consumers.len();
+        self.consumers
+            .retain(|c| !(c.conn == conn && channel.is_none_or(|ch| ch == c.channel)));
+        before - self.consumers.len()
+    }
+
+    /// Index of the consumer that should get the next message: the first, in
+    /// priority-then-rotation order, for which `has_credit` says yes.
+    pub fn pick_consumer(&self, mut has_credit: impl FnMut(&ConsumerRef) -> bool) -> Option<usize> {
+        if self.settings.single_active_consumer {
+            // Single active consumer: only the first registered (of the highest
+            // priority) gets messages; the next takes over when it goes.
+            return self.consumers.first().filter(|c| has_credit(c)).map(|_| 0);
+        }
+        self.consumers.iter().position(has_credit)
+    }
+
+    /// Moves the consumer that just got a message to the end of its priority group.
+    pub fn rotate_after_delivery(&mut self, index: usize) {
+        if self.settings.single_active_consumer {
+            return;
+        }
+        let prio = self.consumers[index].priority;
+        let group_end = self.consumers[index..]
+            .iter()
+            .position(|c| c.priority != prio)
+            .map_or(self.consumers.len(), |p| index + p);
+        self.consumers[index..group_end].rotate_left(1);
+    }
+
+    pub fn consumer(&self, index: usize) -> &ConsumerRef {
+        &self.consumers[index]
+    }
+
+    /// Takes the next ready message and marks it in flight.
+    pub fn next_ready(&mut self) -> Option<SegmentPosition> {
+        match self.store.next_ready() {
+            Ok(p) => {
+                if let Some(pos) = p {
+                    self.untrack_bytes(pos);
+                }
+                p
+            }
+            Err(e) => {
+                tracing::error!(queue = %self.name, error = %e, "cannot read next message");
+                None
+            }
+        }
+    }
+
+    /// Replaces the effective settings. When a byte limit switches on, the body
+    /// bytes of the ready messages are counted once (they are tracked only while
+    /// a byte limit is set).
+    pub fn set_settings(&mut self, s: QueueSettings) {
+        let was_tracking = self.tracks_bytes();
+        self.settings = s;
+        if self.tracks_bytes() && !was_tracking {
+            self.recount_body_bytes();
+        }
+    }
+
+    /// Counts the body bytes of the ready messages: O(ready), at open and when a
+    /// byte limit switches on.
+    pub fn recount_body_bytes(&mut self) {
+        let mut n = 0u64;
+        if let Err(e) = self.store.for_each_ready(|_, v| n += v.body.len() as u64) {
+            tracing::error!(queue = %self.name, error = %e, "cannot count ready bytes");
+        }
+        self.ready_body_bytes = n;
+    }
+
+    fn tracks_bytes(&self) -> bool {
+        self.settings.max_length_bytes.is_some()
+    }
+
+    fn body_len(&self, pos: SegmentPosition) -> u64 {
+        self.store.read(pos).map_or(0, |v| v.body.len() as u64)
+    }
+
+    fn untrack_bytes(&mut self, pos: SegmentPosition) {
+        if self.tracks_bytes() {
+            let n = self.body_len(pos);
+            self.ready_body_bytes = self.ready_body_bytes.saturating_sub(n);
+        }
+    }
+
+    /// Appends a message (ready, at the tail).
+    pub fn append(&mut self, msg: MessageRef<'_>, priority: u8) -> Result<SegmentPosition, StoreError> {
+        let n = msg.body.len() as u64;
+        let pos = self.store.append(msg, priority)?;
+        if self.tracks_bytes() {
+            self.ready_body_bytes += n;
+        }
+        Ok(pos)
+    }
+
+    /// The next ready message, without taking it.
+    pub fn peek_head(&mut self) -> Option<SegmentPosition> {
+        self.store.peek_ready().ok().flatten()
+    }
+
+    /// Discards the head of the ready messages (expired, or over a length limit).
+    pub fn remove_head(&mut self) {
+        if let Some(pos) = self.peek_head() {
+            self.untrack_bytes(pos);
+        }
+        self.acks_unwritten = true;
+        if let Err(e) = self.store.remove_next_ready() {
+            tracing::error!(queue = %self.name, error = %e, "cannot drop head message");
+        }
+    }
+
+    /// Drops every ready message; returns how many.
+    pub fn purge(&mut self) -> Result<u64, StoreError> {
+        self.acks_unwritten = true;
+        let n = self.store.purge()?;
+        self.ready_body_bytes = 0;
+        Ok(n)
+    }
+
+    /// Whether one more message of `body_bytes` would break a length limit
+    /// (for reject-publish).
+    pub fn is_full_for(&self, body_bytes: u64) -> bool {
+        let s = &self.settings;
+        s.max_length.is_some_and(|m| self.store.ready_count() >= m)
+            || s.max_length_bytes
+                .is_some_and(|m| self.ready_body_bytes + body_bytes > m)
+    }
+
+    /// drop-head is on and the queue is over a length limit: its head must go.
+    pub fn needs_drop_head(&self) -> bool {
+        self.settings.overflow == crate::core::model::queue::args::Overflow::DropHead
+            && self.message_count() > 0
+            && self.is_over_limit()
+    }
+
+    /// Whether the queue is over a length limit now (for drop-head).
+    pub fn is_over_limit(&self) -> bool {
+        let s = &self.settings;
+        s.max_length.is_some_and(|m| self.store.ready_count() > m)
+            || s.max_length_bytes.is_some_and(|m| self.ready_body_bytes > m)
+    }
+
+    /// Counts a redelivery of `pos`; returns the new count.
+    /// Kept by the store, on disk, so the limit holds across restarts (issue
+    /// 15, defect 12); written with the acks (hence `acks_unwritten`).
+    pub fn bump_delivery_count(&mut self, pos: SegmentPosition) -> u32 {
+        self.acks_unwritten = true;
+        self.store.bump_delivery_count(pos)
+    }
+
+    /// LavinMQ's pause: kept across restarts for a durable queue by a `paused`
+    /// file in its folder, as LavinMQ keeps it (written and synced before the
+    /// answer, so a paused queue never wakes up delivering after a crash).
+    pub fn set_paused(&mut self, paused: bool) -> std::io::Result<()> {
+        if self.durable && paused != self.paused {
+            let marker = self.store.dir().join(PAUSED_FILE);
+            if paused {
+                std::fs::File::create(&marker)?.sync_all()?;
+            } else {
+                match std::fs::remove_file(&marker) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            std::fs::File::open(self.store.dir())?.sync_all()?;
+        }
+        self.paused = paused;
+        Ok(())
+    }
+
+    /// Whether a recovered durable queue was paused when the broker stopped.
+    pub fn was_paused(dir: &std::path::Path) -> bool {
+        dir.join(PAUSED_FILE).exists()
+    }
+
+    /// Whether redeliveries are counted (and shown as `x-delivery-count`): on
+    /// quorum queues always, as RabbitMQ's; elsewhere only with a delivery limit.
+    pub fn counts_deliveries(&self) -> bool {
+        self.settings.delivery_limit.is_some()
+            || self.settings.kind == crate::core::model::queue::args::QueueType::Quorum
+    }
+
+    /// The `x-delivery-count` a delivery of `pos` carries: earlier deliveries, on
+    /// every delivery of a quorum queue (0 the first time, as RabbitMQ 3.10), and
+    /// on redeliveries only where a delivery limit counts them otherwise.
+    pub fn delivery_count_header(&self, pos: SegmentPosition) -> Option<u32> {
+        if !self.counts_deliveries() {
+            return None;
+        }
+        let count = self.store.delivery_count(pos);
+        (count > 0 || self.settings.kind == crate::core::model::queue::args::QueueType::Quorum).then_some(count)
+    }
+
+    pub fn forget_delivery_count(&mut self, pos: SegmentPosition) {
+        self.store.forget_delivery_count(pos);
+    }
+
+    /// Whether this position was delivered before (requeued since).
+    pub fn take_redelivered(&mut self, pos: SegmentPosition) -> bool {
+        self.redelivered.remove(&pos) | self.store.delivered_before_open(pos)
+    }
+
+    /// The message is done (acked, or discarded by nack/reject without requeue).
+    pub fn ack_position(&mut self, pos: SegmentPosition) {
+        self.store.forget_delivery_count(pos);
+        self.acks_unwritten = true;
+        if let Err(e) = self.store.ack(pos) {
+            // Not in flight means a bookkeeping bug in the broker; an io error
+            // means the ack file could not be written (the message may return
+            // after a restart, which at-least-once delivery allows).
+            tracing::error!(queue = %self.name, error = %e, "ack failed");
+            debug_assert!(
+                !matches!(e, ringmq_store::StoreError::NotInFlight(_)),
+                "ack of a position not in flight"
+            );
+        }
+    }
+
+    /// Back to ready, ahead of newer messages, flagged redelivered.
+    pub fn requeue_position(&mut self, pos: SegmentPosition) {
+        match self.store.requeue(pos) {
+            Ok(()) => {
+                if self.tracks_bytes() {
+                    self.ready_body_bytes += self.body_len(pos);
+                }
+                self.redelivered.insert(pos);
+            }
+            Err(e) => {
+                tracing::error!(queue = %self.name, error = %e, "requeue failed");
+                debug_assert!(false, "requeue of a position not in flight");
+            }
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Setting and clearing policies on a running broker: persistence
+//! (`policies.json` in each vhost's directory), re-applying to existing queues
+//! and exchanges at once, and the effects of changed settings (a new length
+//! limit trims, a new TTL expires, a new x-expires arms its timer).
+
+use ringmq_codec::ShortString;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::broker::Broker;
+use crate::core::mgmt::error::{AdminError, AdminResult};
+use crate::core::model::ids::QueueId;
+use crate::core::model::queue::args::QueueSettings;
+use crate::core::model::queue::lifecycle::TimerKind;
+use crate::core::model::queue::Queue;
+use crate::core::model::vhost::VHost;
+use crate::core::policy::{self, Policy, PolicyDef, PolicyKind, PolicySet, POLICIES_PER_VHOST_MAX};
+
+/// The policies file of a vhost.
+pub const POLICIES_FILE: &str = "policies.json";
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PoliciesFile {
+    #[serde(default)]
+    policies: Vec<PolicyDef>,
+    #[serde(default)]
+    operator_policies: Vec<PolicyDef>,
+}
+
+/// Loads the vhost's policies. An entry this version refuses is skipped with a
+/// warning (the file was written by us, so that means another version).
+pub(crate) fn load(vhost: &mut VHost) -> std::io::Result<()> {
+    let file: Option<PoliciesFile> = ringmq_store::meta::read_json(&vhost.dir.join(POLICIES_FILE))?;
+    let Some(file) = file else { return Ok(()) };
+    for (defs, kind) in [
+        (file.policies, PolicyKind::User),
+        (file.operator_policies, PolicyKind::Operator),
+    ] {
+        for def in defs {
+            let name = def.name.clone();
+            match Policy::compile(def, kind) {
+                Ok(p) => {
+                    set_of(vhost, kind).put(p);
+                }
+                Err(e) => tracing::warn!(vhost = %vhost.name, policy = %name, error = %e, "policy skipped"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn save(vhost: &VHost) -> std::io::Result<()> {
+    let file = PoliciesFile {
+        policies: vhost.policies.defs(),
+        operator_policies: vhost.operator_policies.defs(),
+    };
+    ringmq_store::meta::write_json_atomic(&vhost.dir.join(POLICIES_FILE), &file)
+}
+
+fn set_of(vhost: &mut VHost, kind: PolicyKind) -> &mut PolicySet {
+    match kind {
+        PolicyKind::User => &mut vhost.policies,
+        PolicyKind::Operator => &mut vhost.operator_policies,
+    }
+}
+
+/// Sets the policies and effective settings of one queue; returns the settings
+/// it had before.
+pub(crate) fn apply_queue_policy(policies: &PolicySet, operators: &PolicySet, q: &mut Queue) -> QueueSettings {
+    let kind = q.arg_settings.kind;
+    q.policy = policies.for_queue(&q.name, kind).cloned();
+    q.operator_policy = operators.for_queue(&q.name, kind).cloned();
+    let s = policy::effective(
+        &q.arguments,
+        &q.arg_settings,
+        q.policy.as_ref().map(|p| &p.queue),
+        q.operator_policy.as_ref().map(|p| &p.queue),
+    );
+    let old = q.settings.clone();
+    q.set_settings(s);
+    old
+}
+
+/// A policy with the vhost it belongs to, for listings and exports.
+#[derive(Debug, Clone, Serialize)]
+pub struct VhostPolicy {
+    pub vhost: String,
+    #[serde(flatten)]
+    pub def: PolicyDef,
+}
+
+impl Broker {
+    /// Adds or replaces a policy and applies it to existing objects at once.
+    /// Returns whether it is new (the API answers 201, else 204).
+    pub fn put_policy(&mut self, vhost: &str, def: PolicyDef, kind: PolicyKind, now_ms: u64) -> AdminResult<bool> {
+        let p = Policy::compile(def, kind).map_err(AdminError::BadRequest)?;
+        let v = self.vhost_mut(vhost)?;
+        let set = set_of(v, kind);
+        if set.get(p.name()).is_none() && set.len() >= POLICIES_PER_VHOST_MAX {
+            return Err(AdminError::Conflict(format!(
+                "vhost '{vhost}' has {POLICIES_PER_VHOST_MAX} policies, the most allowed"
+            )));
+        }
+        let old = set.put(p);
+        let created = old.is_none();
+        if let Err(e) = save(v) {
+            // Keep memory and disk the same: undo.
+            let set = set_of(v, kind);
+            if let Some(old) = old {
+                let name = old.def.name.clone();
+                set.remove(&name);
+                set.put(Policy::compile(old.def.clone(), kind).expect("was valid"));
+            }
+            return Err(e.into());
+        }
+        self.reapply_policies(vhost, now_ms);
+        Ok(created)
+    }
+
+    /// Deletes a policy; objects it applied to fall back to the next match.
+    pub fn delete_policy(&mut self, vhost: &str, name: &str, kind: PolicyKind, now_ms: u64) -> AdminResult<()> {
+        let v = self.vhost_mut(vhost)?;
+        let Some(old) = set_of(v, kind).remove(name) else {
+            return Err(AdminError::NotFound(format!("no policy '{name}' in vhost '{vhost}'")));
+        };
+        if let Err(e) = save(v) {
+            set_of(v, kind).put(Policy::compile(old.def.clone(), kind).expect("was valid"));
+            return Err(e.into());
+        }
+        self.reapply_policies(vhost, now_ms);
+        Ok(())
+    }
+
+    /// Policies of one vhost, or of all vhosts, sorted by vhost and name.
+    pub fn list_policies(&self, vhost: Option<&str>, kind: PolicyKind) -> AdminResult<Vec<VhostPolicy>> {
+        if let Some(v) = vhost {
+            if !self.vhosts.contains_key(v) {
+                return Err(AdminError::NotFound(format!("no vhost '{v}'")));
+            }
+        }
+        let mut out = Vec::new();
+        for (name, v) in &self.vhosts {
+            if vhost.is_some_and(|want| want != &**name) {
+                continue;
+            }
+            let set = match kind {
+                PolicyKind::User => &v.policies,
+                PolicyKind::Operator => &v.operator_policies,
+            };
+            out.extend(set.defs().into_iter().map(|def| VhostPolicy {
+                vhost: name.to_string(),
+                def,
+            }));
+        }
+        out.sort_by(|a, b| (&a.vhost, &a.def.name).cmp(&(&b.vhost, &b.def.name)));
+        Ok(out)
+    }
+
+    pub(crate) fn vhost_mut(&mut self, vhost: &str) -> AdminResult<&mut VHost> {
+        self.vhosts
+            .get_mut(vhost)
+            .ok_or_else(|| AdminError::NotFound(format!("no vhost '{vhost}'")))
+    }
+
+    /// Re-evaluates every queue and exchange of the vhost against its policies
+    /// and applies what changed. O(queues + exchanges) per policy change.
+    fn reapply_policies(&mut self, vhost: &str, now_ms: u64) {
+        self.ensure_started(now_ms);
+        self.now_ms = now_ms;
+        let Some(vname) = self.vhosts.get_key_value(vhost).map(|(k, _)| k.clone()) else {
+            return;
+        };
+        let v = self.vhosts.get_mut(vhost).expect("looked up above");
+        let names: Vec<ShortString> = v.exchanges.keys().cloned().collect();
+        for n in names {
+            let p = v.policies.for_exchange(&n).cloned();
+            if let Some(x) = v.exchanges.get_mut(n.as_str()) {
+                x.policy = p;
+            }
+        }
+        let mut changed = Vec::new();
+        let ids: Vec<QueueId> = v.queues.keys().copied().collect();
+        for id in ids {
+            let q = v.queues.get_mut(&id).expect("listed above");
+            let old = apply_queue_policy(&v.policies, &v.operator_policies, q);
+            if old != q.settings {
+                changed.push((id, old));
+            }
+        }
+        for (id, old) in changed {
+            self.settings_changed(&vname, id, &old);
+        }
+        self.run_pending();
+    }
+
+    /// Makes a queue's new effective settings take effect now.
+    fn settings_changed(&mut self, vname: &Arc<str>, id: QueueId, old: &QueueSettings) {
+        let Some(q) = self.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(&id)) else {
+            return;
+        };
+        let s = q.settings.clone();
+        tracing::info!(vhost = %vname, queue = %q.name, policy = ?q.policy.as_ref().map(|p| p.name().to_owned()), "queue settings changed by policy");
+        // A lower length limit trims from the head now (drop-head only: with
+        // reject-publish the messages already in stay, as in RabbitMQ).
+        self.enforce_length(vname, id);
+        if s.message_ttl_ms.is_some() && s.message_ttl_ms != old.message_ttl_ms {
+            self.expiry_pending.push((vname.clone(), id));
+        }
+        if s.expires_ms != old.expires_ms {
+            if let Some(expires) = s.expires_ms {
+                let last = self
+                    .vhosts
+                    .get(vname)
+                    .and_then(|v| v.queues.get(&id))
+                    .map_or(self.now_ms, |q| q.last_used_ms);
+                let due = last.saturating_add(expires).max(self.now_ms + 1);
+                self.timers.add(due, self.now_ms, vname, id, TimerKind::QueueExpires);
+            }
+        }
+        self.deliver_pending.push((vname.clone(), id));
+    }
+}
