@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 /// The upper bound for any single wait.
 const WAIT: Duration = Duration::from_secs(10);
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// Three distinct free ports: every listener is held until all are chosen.
+fn free_ports() -> (u16, u16, u16) {
+    let held: Vec<TcpListener> = (0..3).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let port = |i: usize| held[i].local_addr().unwrap().port();
+    (port(0), port(1), port(2))
 }
 
 fn receive(socket: &UnixDatagram, what: &str, log: &std::path::Path) -> String {
@@ -69,7 +72,7 @@ fn ready_then_stopping(io: &str) {
     let socket_path = dir.path().join("notify.sock");
     let receiver = UnixDatagram::bind(&socket_path).unwrap();
     receiver.set_read_timeout(Some(WAIT)).unwrap();
-    let (amqp, http, metrics) = (free_port(), free_port(), free_port());
+    let (amqp, http, metrics) = free_ports();
     let log = dir.path().join("ringmq.log");
     let out = std::fs::File::create(&log).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringmq"))

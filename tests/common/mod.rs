@@ -75,7 +75,9 @@ impl Broker {
                 metrics_port: 0,
             };
         }
-        let port = free_port();
+        // Three distinct ports: chosen one at a time, the kernel handed out the
+        // same one twice ("amqp and http both listen on ...", a CI flake).
+        let [port, http_port, metrics_port] = free_ports();
         let root = tempfile::Builder::new()
             .prefix("ringmq-test-")
             .tempdir()
@@ -91,8 +93,8 @@ impl Broker {
             root: Some(root),
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
-            http_url: format!("http://127.0.0.1:{}", free_port()),
-            metrics_port: free_port(),
+            http_url: format!("http://127.0.0.1:{http_port}"),
+            metrics_port,
         };
         b.start();
         b
@@ -306,9 +308,12 @@ fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    l.local_addr().expect("local addr").port()
+/// `N` distinct free ports: every listener is held until all are chosen.
+fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0"))
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().expect("local addr").port())
 }
 
 /// `amqp://user:pass@host:port/vhost` → (user, pass, host, port).
