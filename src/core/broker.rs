@@ -148,13 +148,13 @@ pub struct Broker {
     /// The resource alarms (free disk, memory) and their limits.
     pub alarms: Alarms,
     /// Store errors on publish, logged once with a count.
-    pub(crate) store_errors: crate::core::model::queue::lifecycle::RepeatedErrors,
+    pub(crate) store_errors: crate::core::model::queue::append::RepeatedErrors,
     started: bool,
-    pub(crate) dead_letters: crate::core::model::queue::lifecycle::DeadLetterQueue,
+    pub(crate) dead_letters: crate::core::model::queue::dead_letter::DeadLetterQueue,
     /// At-least-once dead letters' originals, until their copies are synced.
     pub(crate) held_dead_letters: crate::core::model::queue::dead_letter_hold::HeldDeadLetters,
     pub(crate) expiry_pending: Vec<(Arc<str>, QueueId)>,
-    pub(crate) timers: crate::core::model::queue::lifecycle::Timers,
+    pub(crate) timers: crate::core::model::timers::Timers,
     pub(crate) ack_flush: crate::core::model::queue::ack_flush::AckFlush,
     /// Seed-driven generator for server-named queues and consumer tags.
     rng: u64,
@@ -776,7 +776,7 @@ impl Broker {
                 now_ms,
                 &v,
                 QueueId(0),
-                crate::core::model::queue::lifecycle::TimerKind::Delayed(x),
+                crate::core::model::timers::TimerKind::Delayed(x),
             );
         }
         self.enforce_lengths_at_start();

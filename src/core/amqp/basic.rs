@@ -22,8 +22,8 @@ use crate::core::amqp::exchange::no_exchange;
 use crate::core::broker::{channel_error, connection_error, Broker, Exception, MethodResult};
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::args::parse_expiration;
-use crate::core::model::queue::lifecycle::{DeathReason, StoredMessage};
 use crate::core::model::queue::ConsumerRef;
+use crate::core::model::queue::{append::StoredMessage, dead_letter::DeathReason};
 
 /// Routing keys a message may carry through CC and BCC headers, beyond its own.
 pub const CC_KEYS_MAX: usize = 256;

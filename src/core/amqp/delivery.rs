@@ -77,16 +77,13 @@ impl Broker {
                     })
                 });
                 let Some(idx) = pick else { break };
-                match crate::core::model::queue::lifecycle::expire_one(&vname, q, self.now_ms, &mut self.dead_letters) {
-                    crate::core::model::queue::lifecycle::HeadState::Expired => continue,
-                    crate::core::model::queue::lifecycle::HeadState::Due(t) => self.timers.add(
-                        t,
-                        self.now_ms,
-                        &vname,
-                        qid,
-                        crate::core::model::queue::lifecycle::TimerKind::Head,
-                    ),
-                    crate::core::model::queue::lifecycle::HeadState::Live => {}
+                match crate::core::model::queue::ttl::expire_one(&vname, q, self.now_ms, &mut self.dead_letters) {
+                    crate::core::model::queue::ttl::HeadState::Expired => continue,
+                    crate::core::model::queue::ttl::HeadState::Due(t) => {
+                        self.timers
+                            .add(t, self.now_ms, &vname, qid, crate::core::model::timers::TimerKind::Head)
+                    }
+                    crate::core::model::queue::ttl::HeadState::Live => {}
                 }
                 let Some(pos) = q.next_ready() else { break };
                 let redelivered = q.take_redelivered(pos);

@@ -13,4 +13,5 @@ pub mod exchange;
 pub mod ids;
 pub mod queue;
 pub mod stats;
+pub(in crate::core) mod timers;
 pub mod vhost;

@@ -12,8 +12,8 @@ use crate::core::broker::Broker;
 use crate::core::mgmt::error::{AdminError, AdminResult};
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::args::QueueSettings;
-use crate::core::model::queue::lifecycle::TimerKind;
 use crate::core::model::queue::Queue;
+use crate::core::model::timers::TimerKind;
 use crate::core::model::vhost::VHost;
 use crate::core::policy::{self, Policy, PolicyDef, PolicyKind, PolicySet, POLICIES_PER_VHOST_MAX};
 

@@ -144,3 +144,125 @@ pub fn resolve_type(
         )),
     }
 }
+
+use ringmq_codec::{ShortStr, ShortString};
+use std::sync::Arc;
+
+use crate::core::amqp::basic::PublishOutcome;
+use crate::core::amqp::delivery::read_named;
+use crate::core::broker::Broker;
+use crate::core::model::ids::QueueId;
+use crate::core::model::queue::append::StoredMessage;
+use crate::core::model::queue::args::parse_expiration;
+use crate::core::model::queue::dead_letter::DEAD_LETTERS_PER_TURN_MAX;
+use crate::core::model::timers::TimerKind;
+
+// Holding and firing, on the broker.
+impl Broker {
+    /// Holds a message published to a delayed exchange; None if the exchange is
+    /// not a delayed one (route as usual).
+    pub(crate) fn hold_delayed(
+        &mut self,
+        vhost_name: &Arc<str>,
+        exchange: ShortStr<'_>,
+        routing_key: ShortStr<'_>,
+        properties: &[u8],
+        body: &[u8],
+        delay_ms: u64,
+    ) -> Option<PublishOutcome> {
+        let now_ms = self.now_ms;
+        let vhost = self.vhosts.get_mut(vhost_name)?;
+        let name = vhost.exchanges.get_key_value(exchange.as_str())?.0.clone();
+        let x = vhost.exchanges.get_mut(exchange.as_str())?;
+        let store = x.delayed.as_mut()?;
+        let msg = MessageRef {
+            timestamp_ms: now_ms,
+            exchange: exchange.as_bytes(),
+            routing_key: routing_key.as_bytes(),
+            properties,
+            body,
+        };
+        let mut outcome = PublishOutcome {
+            routed: true,
+            ..Default::default()
+        };
+        if let Err(e) = store.hold(msg, delay_ms) {
+            tracing::error!(%exchange, error = %e, "cannot hold delayed message");
+            outcome.failed = true;
+            return Some(outcome);
+        }
+        if x.durable && self.config.sync {
+            if let Err(e) = store.sync() {
+                tracing::error!(%exchange, error = %e, "cannot sync delayed message");
+                outcome.failed = true;
+            }
+        }
+        if let Some(due) = store.next_due() {
+            self.timers
+                .add(due, now_ms, vhost_name, QueueId(0), TimerKind::Delayed(name));
+        }
+        Some(outcome)
+    }
+
+    /// Routes the due messages of a delayed exchange.
+    pub(in crate::core) fn fire_delayed(&mut self, vhost_name: &Arc<str>, exchange: &ShortString) {
+        let now_ms = self.now_ms;
+        for _ in 0..DEAD_LETTERS_PER_TURN_MAX {
+            let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
+                return;
+            };
+            let Some(store) = vhost.exchanges.get_mut(&**exchange).and_then(|x| x.delayed.as_mut()) else {
+                return;
+            };
+            let Some(pos) = store.pop_due(now_ms) else {
+                if let Some(due) = store.next_due() {
+                    self.timers.add(
+                        due,
+                        now_ms,
+                        vhost_name,
+                        QueueId(0),
+                        TimerKind::Delayed(exchange.clone()),
+                    );
+                }
+                return;
+            };
+            let read = read_named(store.read(pos));
+            let (view, (_, routing_key)) = match read {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(%exchange, error = %e, "unreadable delayed message dropped");
+                    store.release(pos);
+                    continue;
+                }
+            };
+            let properties = view.properties.to_vec();
+            let body = view.body.to_vec();
+            let routing_key = ShortString::from(routing_key);
+            store.release(pos);
+            let props = BasicProperties::decode(&properties).unwrap_or_default();
+            let mut queues = std::mem::take(&mut self.route_scratch);
+            vhost.route(exchange, &[routing_key.as_str()], &props, &mut queues);
+            let msg = StoredMessage {
+                exchange: exchange.as_short(),
+                routing_key: routing_key.as_short(),
+                properties: &properties,
+                body: &body,
+                persistent: props.is_persistent(),
+                expiration_ms: props.expiration.and_then(|e| parse_expiration(e.as_str()).ok()),
+                priority: props.priority.unwrap_or(0),
+            };
+            let mut outcome = PublishOutcome::default();
+            self.store_routed(vhost_name, &queues, &msg, &mut outcome);
+            queues.clear();
+            self.route_scratch = queues;
+        }
+        // More are due: the rest in a later turn.
+        self.timers.add(
+            now_ms,
+            now_ms,
+            vhost_name,
+            QueueId(0),
+            TimerKind::Delayed(exchange.clone()),
+        );
+    }
+}

@@ -6,10 +6,13 @@
 //! that have no prefetch credit (the broker checks credit, the queue orders).
 
 pub(in crate::core) mod ack_flush;
+pub(in crate::core) mod append;
 pub mod args;
+pub(in crate::core) mod dead_letter;
 pub(in crate::core) mod dead_letter_hold;
 pub mod dedup;
-pub(in crate::core) mod lifecycle;
+pub(in crate::core) mod limits;
+pub(in crate::core) mod ttl;
 
 use ringmq_codec::ShortString;
 

@@ -1,0 +1,177 @@
+//! Storing a routed message (publish or dead-lettering) in each queue it routes
+//! to, and the one log line for repeated store errors.
+
+use ringmq_codec::ShortStr;
+use std::sync::Arc;
+
+use ringmq_codec::BasicProperties;
+use ringmq_store::MessageRef;
+
+use crate::core::amqp::basic::PublishOutcome;
+use crate::core::broker::Broker;
+use crate::core::model::ids::QueueId;
+use crate::core::model::queue::args::Overflow;
+use crate::core::model::queue::dead_letter::{make_dead_letter, DeathReason};
+
+/// A message on its way into queues (publish or dead-lettering).
+pub(crate) struct StoredMessage<'a> {
+    pub exchange: ShortStr<'a>,
+    pub routing_key: ShortStr<'a>,
+    pub properties: &'a [u8],
+    pub body: &'a [u8],
+    pub persistent: bool,
+    pub expiration_ms: Option<u64>,
+    /// The `priority` property (0 when absent); used by priority queues.
+    pub priority: u8,
+}
+
+impl Broker {
+    /// Appends a routed message to each queue, applying length limits; records
+    /// what the publisher must be told in `outcome`.
+    pub(crate) fn store_routed(
+        &mut self,
+        vhost_name: &Arc<str>,
+        queues: &[QueueId],
+        msg: &StoredMessage<'_>,
+        outcome: &mut PublishOutcome,
+    ) {
+        let mut disk_full = false;
+        self.store_routed_to(vhost_name, queues, msg, outcome, &mut disk_full);
+        if disk_full {
+            // Blocks publishers now, before the disk is full; the disk task
+            // clears it once there is room again.
+            self.handle_disk_alarm(true);
+        }
+    }
+
+    fn store_routed_to(
+        &mut self,
+        vhost_name: &Arc<str>,
+        queues: &[QueueId],
+        msg: &StoredMessage<'_>,
+        outcome: &mut PublishOutcome,
+        disk_full: &mut bool,
+    ) {
+        let now_ms = self.now_ms;
+        let sync_enabled = self.config.sync;
+        for id in queues {
+            let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
+                return;
+            };
+            let Some(q) = vhost.queues.get_mut(id) else { continue };
+            if let Some(d) = q.dedup.as_mut() {
+                let headers = BasicProperties::decode(msg.properties).ok().and_then(|p| p.headers);
+                if d.is_duplicate(headers, now_ms) {
+                    continue;
+                }
+            }
+            if q.settings.overflow != Overflow::DropHead && q.is_full_for(msg.body.len() as u64) {
+                // reject-publish: the publisher hears basic.nack (with confirms).
+                outcome.failed = true;
+                if q.settings.overflow == Overflow::RejectPublishDlx {
+                    let props = BasicProperties::decode(msg.properties).expect("validated");
+                    if let Some(dl) = make_dead_letter(
+                        vhost_name,
+                        q,
+                        &props,
+                        msg.exchange,
+                        msg.routing_key,
+                        msg.body,
+                        DeathReason::MaxLen,
+                        now_ms,
+                    ) {
+                        self.dead_letters.push_back(dl);
+                    }
+                }
+                continue;
+            }
+            let r = q.append(
+                MessageRef {
+                    timestamp_ms: now_ms,
+                    exchange: msg.exchange.as_bytes(),
+                    routing_key: msg.routing_key.as_bytes(),
+                    properties: msg.properties,
+                    body: msg.body,
+                },
+                msg.priority,
+            );
+            if let Err(e) = r {
+                *disk_full |= matches!(e, ringmq_store::StoreError::DiskFull { .. });
+                self.store_errors.note(&q.name, &e, now_ms);
+                outcome.failed = true;
+                continue;
+            }
+            // Space is checked where it is taken (segment creation and growth).
+            *disk_full |= q.store.take_space_low();
+            self.store_errors.cleared();
+            q.stats.c.publish += 1;
+            if msg.expiration_ms.is_some() {
+                q.may_expire = true;
+            }
+            if msg.persistent && q.durable && sync_enabled {
+                outcome.needs_sync = true;
+                self.sync.mark_dirty(vhost_name, *id);
+            }
+            // Checked on the queue in hand: the common case costs no lookup.
+            let q = if q.needs_drop_head() {
+                self.enforce_length(vhost_name, *id);
+                let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(id)) else {
+                    continue;
+                };
+                q
+            } else {
+                q
+            };
+            if q.may_expire || q.settings.message_ttl_ms.is_some() {
+                self.expiry_pending.push((vhost_name.clone(), *id));
+            }
+            if q.consumer_count() > 0 {
+                self.deliver_pending.push((vhost_name.clone(), *id));
+            }
+        }
+    }
+}
+
+/// Store errors on publish, logged once with a count instead of once per message:
+/// a full disk gave 60-125 k ERROR lines a second (issue 15, defect 4).
+#[derive(Debug, Default)]
+pub(crate) struct RepeatedErrors {
+    /// Errors since the last line logged.
+    suppressed: u64,
+    /// When the last line was logged; `None` while appends succeed.
+    logged_ms: Option<u64>,
+}
+
+/// At most one line per this long while store errors repeat.
+const REPEATED_ERRORS_LOG_MS: u64 = 10_000;
+
+impl RepeatedErrors {
+    /// One more error: logged if none was in the last [`REPEATED_ERRORS_LOG_MS`],
+    /// else counted for the next line.
+    pub(crate) fn note(&mut self, queue: &str, e: &ringmq_store::StoreError, now_ms: u64) {
+        match self.logged_ms {
+            Some(t) if now_ms.saturating_sub(t) < REPEATED_ERRORS_LOG_MS => self.suppressed += 1,
+            _ => {
+                tracing::error!(
+                    queue,
+                    error = %e,
+                    not_logged_before = self.suppressed,
+                    "could not store message (repeats are counted, one line per 10 s)"
+                );
+                self.suppressed = 0;
+                self.logged_ms = Some(now_ms);
+            }
+        }
+    }
+
+    /// An append succeeded: if errors were being counted, say how many and stop.
+    pub(crate) fn cleared(&mut self) {
+        if self.logged_ms.take().is_some() {
+            tracing::info!(
+                not_logged = self.suppressed,
+                "storing messages works again (after the errors above)"
+            );
+            self.suppressed = 0;
+        }
+    }
+}
