@@ -15,13 +15,14 @@ use crate::core::amqp::channel::{
     ChannelConsumer, IncomingMessage, TxAck, TxPublish, Unacked, CONSUMERS_PER_CHANNEL_MAX,
 };
 use crate::core::amqp::connection::Connection;
-use crate::core::amqp::delivery::read_named;
+use crate::core::amqp::delivery::delivery_properties;
 use crate::core::amqp::direct_reply::{is_reply_address, is_reply_queue};
 use crate::core::amqp::dispatch::{chan, check_access, precondition};
 use crate::core::amqp::exchange::no_exchange;
 use crate::core::broker::{channel_error, connection_error, Broker, Exception, MethodResult};
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::args::parse_expiration;
+use crate::core::model::queue::take::TakenAt;
 use crate::core::model::queue::ConsumerRef;
 use crate::core::model::queue::{append::StoredMessage, dead_letter::DeathReason};
 
@@ -464,10 +465,26 @@ impl Broker {
         self.expire_head(&vhost_name, qid);
         let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
         let q = vhost.queues.get_mut(&qid).expect("resolved queue");
-        let Some(pos) = q.next_ready() else {
+        let ch = conn.channels.get_mut(&channel).expect("open channel");
+        let (out, frame_max) = (&mut conn.out, conn.tuning.frame_max);
+        let got = q.take_next(None, |m| {
+            let tag = ch.take_delivery_tag();
+            let properties = delivery_properties(m.view.properties, m.delivery_count);
+            let ok = BasicGetOk {
+                delivery_tag: tag,
+                redelivered: m.redelivered,
+                exchange: m.exchange,
+                routing_key: m.routing_key,
+                message_count: m.remaining,
+            };
+            encode_method(out, channel, &Method::BasicGetOk(ok));
+            encode_content(out, channel, 60, &properties, m.view.body, frame_max);
+            tag
+        });
+        let Some((TakenAt { pos, redelivered }, tag)) = got else {
             q.stats.c.get_empty += 1;
             encode_method(
-                &mut conn.out,
+                out,
                 channel,
                 &Method::BasicGetEmpty(BasicGetEmpty {
                     cluster_id: ShortStr::EMPTY,
@@ -475,39 +492,6 @@ impl Broker {
             );
             return Ok(());
         };
-        let redelivered = q.take_redelivered(pos);
-        let ch = conn.channels.get_mut(&channel).expect("open channel");
-        let tag = ch.take_delivery_tag();
-        let message_count = q.message_count();
-        let delivery_count = q.delivery_count_header(pos);
-        let read = read_named(q.store.read(pos));
-        match read {
-            Ok((view, (exchange, routing_key))) => {
-                let properties = crate::core::amqp::delivery::delivery_properties(view.properties, delivery_count);
-                let ok = BasicGetOk {
-                    delivery_tag: tag,
-                    redelivered,
-                    exchange,
-                    routing_key,
-                    message_count,
-                };
-                encode_method(&mut conn.out, channel, &Method::BasicGetOk(ok));
-                encode_content(
-                    &mut conn.out,
-                    channel,
-                    60,
-                    &properties,
-                    view.body,
-                    conn.tuning.frame_max,
-                );
-            }
-            Err(e) => {
-                return Err(channel_error(
-                    ReplyCode::InternalError,
-                    format!("cannot read message: {e}"),
-                ));
-            }
-        }
         let timeout = q
             .settings
             .consumer_timeout_ms

@@ -4,45 +4,15 @@
 use ringmq_codec::frame::encode_body;
 use ringmq_codec::{encode_deliver_head, BasicProperties, FieldValue, Table};
 use ringmq_codec::{short, ShortStr};
-use ringmq_store::{MessageView, StoreError};
 
 use crate::core::amqp::channel::{ChannelState, Unacked};
 use crate::core::amqp::connection::{ConnState, Connection};
 use crate::core::amqp::output::{push_body_frames, ZERO_COPY_BODY_BYTES_MIN};
 use crate::core::broker::{Broker, OUT_HIGH_WATER_BYTES};
+use crate::core::model::queue::take::TakenAt;
 
 /// Deliveries from one queue per turn before others get a go.
 pub const DELIVERIES_PER_QUEUE_TURN_MAX: usize = 256;
-
-/// Why a stored message cannot be sent on: the store's checks failed, or its
-/// exchange or routing key is not the short string a publish stored.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ReadError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("stored {0} is not UTF-8 (corrupt record)")]
-    BadName(&'static str),
-}
-
-/// A stored message's exchange and routing key as short strings. Their lengths
-/// are one octet on disk, so only UTF-8 can fail, and only for bytes that changed
-/// after the publish that stored them: such a record is corrupt, like one the
-/// store's checks refuse, and is never sent with an empty or altered name.
-pub(crate) fn stored_names<'a>(view: &MessageView<'a>) -> Result<(ShortStr<'a>, ShortStr<'a>), ReadError> {
-    let exchange = ShortStr::from_bytes(view.exchange).ok_or(ReadError::BadName("exchange"))?;
-    let routing_key = ShortStr::from_bytes(view.routing_key).ok_or(ReadError::BadName("routing key"))?;
-    Ok((exchange, routing_key))
-}
-
-/// A store read with the message's names checked ([`stored_names`]): what every
-/// path that sends a stored message on (get, dead-lettering, expiry) reads.
-pub(crate) fn read_named<'a>(
-    read: Result<MessageView<'a>, StoreError>,
-) -> Result<(MessageView<'a>, (ShortStr<'a>, ShortStr<'a>)), ReadError> {
-    let view = read?;
-    let names = stored_names(&view)?;
-    Ok((view, names))
-}
 
 impl Broker {
     /// Delivers ready messages of the queues marked pending to consumers with
@@ -85,53 +55,37 @@ impl Broker {
                     }
                     crate::core::model::queue::ttl::HeadState::Live => {}
                 }
-                let Some(pos) = q.next_ready() else { break };
-                let redelivered = q.take_redelivered(pos);
                 let c = q.consumer(idx).clone();
                 let conn = conns.get_mut(&c.conn).expect("picked consumer's connection");
                 let frame_max = conn.tuning.frame_max;
                 let ch = conn.channels.get_mut(&c.channel).expect("picked consumer's channel");
-                let tag = ch.take_delivery_tag();
-                let delivery_count = q.delivery_count_header(pos);
-                let read = if pos.size as usize >= ZERO_COPY_BODY_BYTES_MIN {
-                    q.store.read_shared(pos).map(|(view, body)| (view, Some(body)))
-                } else {
-                    q.store.read(pos).map(|view| (view, None))
+                let out = &mut conn.out;
+                let sent = q.take_next(Some(ZERO_COPY_BODY_BYTES_MIN), |m| {
+                    let tag = ch.take_delivery_tag();
+                    // How often the message was delivered before (`x-delivery-count`).
+                    let properties = delivery_properties(m.view.properties, m.delivery_count);
+                    encode_deliver_head(
+                        out,
+                        c.channel,
+                        c.tag.as_short(),
+                        tag,
+                        m.redelivered,
+                        m.exchange,
+                        m.routing_key,
+                        &properties,
+                        m.view.body.len() as u64,
+                    );
+                    match m.shared {
+                        // A large body is sent from the segment mapping, not copied
+                        // (see `output`): only the frames around it are encoded here.
+                        Some(body) => push_body_frames(out, c.channel, &body, frame_max),
+                        None => encode_body(out, c.channel, m.view.body, frame_max),
+                    }
+                    tag
+                });
+                let Some((TakenAt { pos, redelivered }, tag)) = sent else {
+                    break;
                 };
-                let read = read
-                    .map_err(ReadError::from)
-                    .and_then(|(view, shared)| Ok((view, stored_names(&view)?, shared)));
-                match read {
-                    Ok((view, (exchange, routing_key), shared)) => {
-                        // How often the message was delivered before (`x-delivery-count`).
-                        let properties = delivery_properties(view.properties, delivery_count);
-                        encode_deliver_head(
-                            &mut conn.out,
-                            c.channel,
-                            c.tag.as_short(),
-                            tag,
-                            redelivered,
-                            exchange,
-                            routing_key,
-                            &properties,
-                            view.body.len() as u64,
-                        );
-                        match shared.filter(|b| b.len() >= ZERO_COPY_BODY_BYTES_MIN) {
-                            // A large body is sent from the segment mapping, not copied
-                            // (see `output`): only the frames around it are encoded here.
-                            Some(body) => push_body_frames(&mut conn.out, c.channel, &body, frame_max),
-                            None => encode_body(&mut conn.out, c.channel, view.body, frame_max),
-                        }
-                    }
-                    Err(e) => {
-                        // A record that fails the store's structural checks on read is
-                        // dropped, not delivered corrupt; the rest of the queue goes on.
-                        // (CRCs are verified when a segment is recovered at open.)
-                        tracing::error!(queue = %q.name, error = %e, "unreadable message dropped");
-                        q.ack_position(pos);
-                        continue;
-                    }
-                }
                 crate::core::model::stats::count_delivery(&mut q.stats.c, &mut ch.stats.c, c.no_ack, redelivered);
                 if c.no_ack {
                     q.ack_position(pos);
@@ -230,32 +184,4 @@ pub(crate) fn with_header(properties: &[u8], name: ShortStr<'_>, value: FieldVal
     let mut out = Vec::new();
     p.encode(&mut out);
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn view<'a>(exchange: &'a [u8], routing_key: &'a [u8]) -> MessageView<'a> {
-        MessageView {
-            timestamp_ms: 0,
-            exchange,
-            routing_key,
-            properties: &[],
-            body: b"m",
-        }
-    }
-
-    /// A name that is not UTF-8 makes the record corrupt: it is refused, not
-    /// sent empty or with replacement characters.
-    #[test]
-    fn stored_names_refuse_what_a_publish_cannot_have_stored() {
-        let (x, rk) = stored_names(&view(b"amq.direct", "k\u{e9}".as_bytes())).unwrap();
-        assert_eq!((x.as_str(), rk.as_str()), ("amq.direct", "k\u{e9}"));
-        let e = stored_names(&view(b"x\xff", b"k")).unwrap_err();
-        assert_eq!(e.to_string(), "stored exchange is not UTF-8 (corrupt record)");
-        // A two-byte character cut in half by bit rot.
-        let e = stored_names(&view(b"", b"k\xc3")).unwrap_err();
-        assert_eq!(e.to_string(), "stored routing key is not UTF-8 (corrupt record)");
-    }
 }

@@ -19,10 +19,10 @@ use ringmq_codec::{
 use crate::core::access::permissions::Access;
 use crate::core::amqp::channel::Channel;
 use crate::core::amqp::connection::{ConnState, Connection, Tuning};
-use crate::core::amqp::delivery::read_named;
 use crate::core::broker::{Broker, Exception, MethodResult};
 use crate::core::model::ids::{ConnId, Dest, QueueId};
 use crate::core::model::queue::dead_letter::DeathReason;
+use crate::core::model::queue::take::read_named;
 
 /// The id of the in-memory connections the API uses (never in `conns`).
 pub const ADMIN_CONN: ConnId = ConnId(0);

@@ -16,10 +16,10 @@ use ringmq_codec::{BasicProperties, FieldTable, FieldValue, FieldValueRef, Table
 use ringmq_store::SegmentPosition;
 
 use crate::core::amqp::basic::PublishOutcome;
-use crate::core::amqp::delivery::read_named;
 use crate::core::broker::Broker;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::append::StoredMessage;
+use crate::core::model::queue::take::read_named;
 use crate::core::model::queue::Queue;
 
 /// Dead letters processed per turn; the rest wait for the next one.

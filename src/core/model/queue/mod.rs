@@ -12,6 +12,7 @@ pub(in crate::core) mod dead_letter;
 pub(in crate::core) mod dead_letter_hold;
 pub mod dedup;
 pub(in crate::core) mod limits;
+pub(in crate::core) mod take;
 pub(in crate::core) mod ttl;
 
 use ringmq_codec::ShortString;
