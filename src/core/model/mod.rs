@@ -12,6 +12,7 @@
 pub mod exchange;
 pub mod ids;
 pub mod queue;
+pub(in crate::core) mod route;
 pub mod stats;
 pub(in crate::core) mod timers;
 pub mod vhost;

@@ -148,13 +148,13 @@ pub fn resolve_type(
 use ringmq_codec::{ShortStr, ShortString};
 use std::sync::Arc;
 
-use crate::core::amqp::basic::PublishOutcome;
 use crate::core::broker::Broker;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::append::StoredMessage;
 use crate::core::model::queue::args::parse_expiration;
 use crate::core::model::queue::dead_letter::DEAD_LETTERS_PER_TURN_MAX;
 use crate::core::model::queue::take::read_named;
+use crate::core::model::route::PublishOutcome;
 use crate::core::model::timers::TimerKind;
 
 // Holding and firing, on the broker.

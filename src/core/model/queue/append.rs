@@ -7,11 +7,11 @@ use std::sync::Arc;
 use ringmq_codec::BasicProperties;
 use ringmq_store::MessageRef;
 
-use crate::core::amqp::basic::PublishOutcome;
 use crate::core::broker::Broker;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::args::Overflow;
 use crate::core::model::queue::dead_letter::{make_dead_letter, DeathReason};
+use crate::core::model::route::PublishOutcome;
 
 /// A message on its way into queues (publish or dead-lettering).
 pub(crate) struct StoredMessage<'a> {

@@ -15,12 +15,12 @@ use std::sync::Arc;
 use ringmq_codec::{BasicProperties, FieldTable, FieldValue, FieldValueRef, Table};
 use ringmq_store::SegmentPosition;
 
-use crate::core::amqp::basic::PublishOutcome;
 use crate::core::broker::Broker;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::append::StoredMessage;
 use crate::core::model::queue::take::read_named;
 use crate::core::model::queue::Queue;
+use crate::core::model::route::PublishOutcome;
 
 /// Dead letters processed per turn; the rest wait for the next one.
 pub const DEAD_LETTERS_PER_TURN_MAX: usize = 10_000;

@@ -1,0 +1,167 @@
+//! basic.qos, basic.consume, basic.cancel, and a consumer leaving its queue.
+
+use ringmq_codec::ShortString;
+
+use ringmq_codec::{
+    encode_method, BasicCancel, BasicCancelOk, BasicConsume, BasicConsumeOk, BasicQos, BasicQosOk, Method, ReplyCode,
+};
+
+use crate::core::access::permissions::Access;
+use crate::core::amqp::channel::{ChannelConsumer, CONSUMERS_PER_CHANNEL_MAX};
+use crate::core::amqp::connection::Connection;
+use crate::core::amqp::direct_reply::is_reply_queue;
+use crate::core::amqp::dispatch::{chan, check_access, precondition};
+use crate::core::broker::{channel_error, connection_error, Broker, MethodResult};
+use crate::core::model::ids::QueueId;
+use crate::core::model::queue::ConsumerRef;
+
+impl Broker {
+    pub(crate) fn basic_qos(&mut self, conn: &mut Connection, channel: u16, m: BasicQos) -> MethodResult {
+        if m.prefetch_size != 0 {
+            return Err(connection_error(
+                ReplyCode::NotImplemented,
+                "prefetch_size!=0 (non-zero)",
+            ));
+        }
+        let ch = chan(conn, channel);
+        if m.global {
+            ch.channel_prefetch = m.prefetch_count;
+        } else {
+            ch.consumer_prefetch = m.prefetch_count;
+        }
+        encode_method(&mut conn.out, channel, &Method::BasicQosOk(BasicQosOk));
+        self.queue_deliveries_for_channel(conn, channel);
+        Ok(())
+    }
+
+    pub(crate) fn basic_consume(&mut self, conn: &mut Connection, channel: u16, m: BasicConsume<'_>) -> MethodResult {
+        let tag: ShortString = if m.consumer_tag.is_empty() {
+            self.generated_name("amq.ctag-")
+        } else {
+            ShortString::from(m.consumer_tag)
+        };
+        if is_reply_queue(&m.queue) {
+            self.consume_reply_to(conn, channel, tag.clone(), m.no_ack)?;
+            if !m.no_wait {
+                encode_method(
+                    &mut conn.out,
+                    channel,
+                    &Method::BasicConsumeOk(BasicConsumeOk {
+                        consumer_tag: tag.as_short(),
+                    }),
+                );
+            }
+            return Ok(());
+        }
+        let (qid, qname) = self.resolve_queue(conn, channel, m.queue)?;
+        check_access(conn, Access::Read, "queue", &qname)?;
+        let ch = chan(conn, channel);
+        if ch.consumers.contains_key(&tag) {
+            return Err(connection_error(
+                ReplyCode::NotAllowed,
+                format!("attempt to reuse consumer tag '{tag}'"),
+            ));
+        }
+        if let Some(max) = self.config.max_consumers_per_channel {
+            if ch.consumers.len() >= max.get() as usize {
+                // LavinMQ's setting, LavinMQ's answer.
+                return Err(channel_error(
+                    ReplyCode::ResourceError,
+                    format!("Max {max} consumers per channel reached"),
+                ));
+            }
+        }
+        if ch.consumers.len() >= CONSUMERS_PER_CHANNEL_MAX {
+            return Err(channel_error(
+                ReplyCode::ResourceError,
+                format!("too many consumers on channel (max {CONSUMERS_PER_CHANNEL_MAX})"),
+            ));
+        }
+        let priority = match m.arguments.get("x-priority") {
+            None => 0,
+            Some(v) => match v.as_i64() {
+                Some(p) => p.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+                None => {
+                    return Err(precondition(format!(
+                        "invalid arg 'x-priority' for consumer '{tag}': not an integer"
+                    )))
+                }
+            },
+        };
+        let prefetch = ch.consumer_prefetch;
+        let conn_id = conn.id;
+        let vhost = self.vhost_of(conn);
+        let vname = vhost.name.clone();
+        let q = vhost.queues.get_mut(&qid).expect("resolved queue");
+        if q.has_exclusive_consumer() || (m.exclusive && q.consumer_count() > 0) {
+            return Err(channel_error(
+                ReplyCode::AccessRefused,
+                format!("queue '{qname}' in vhost '{vname}' in exclusive use"),
+            ));
+        }
+        q.add_consumer(ConsumerRef {
+            conn: conn_id,
+            channel,
+            tag: tag.clone(),
+            no_ack: m.no_ack,
+            exclusive: m.exclusive,
+            priority,
+        });
+        chan(conn, channel).consumers.insert(
+            tag.clone(),
+            ChannelConsumer {
+                queue: qid,
+                queue_name: qname,
+                no_ack: m.no_ack,
+                prefetch,
+                unacked: 0,
+            },
+        );
+        if !m.no_wait {
+            encode_method(
+                &mut conn.out,
+                channel,
+                &Method::BasicConsumeOk(BasicConsumeOk {
+                    consumer_tag: tag.as_short(),
+                }),
+            );
+        }
+        let vhost_name = conn.vhost.clone().expect("open");
+        self.touch_queue(&vhost_name, qid);
+        self.deliver_pending.push((vhost_name, qid));
+        Ok(())
+    }
+
+    pub(crate) fn basic_cancel(&mut self, conn: &mut Connection, channel: u16, m: BasicCancel<'_>) -> MethodResult {
+        let ch = chan(conn, channel);
+        if ch.reply_consumer.as_ref().is_some_and(|rc| *rc.tag == m.consumer_tag) {
+            ch.reply_consumer = None;
+        }
+        let removed = ch.consumers.remove(m.consumer_tag.as_str());
+        if let Some(c) = removed {
+            self.detach_consumer(conn, channel, &m.consumer_tag, c.queue);
+        }
+        // Cancelling an unknown tag is not an error (the spec: "no effect").
+        if !m.no_wait {
+            let ok = BasicCancelOk {
+                consumer_tag: m.consumer_tag,
+            };
+            encode_method(&mut conn.out, channel, &Method::BasicCancelOk(ok));
+        }
+        Ok(())
+    }
+
+    /// Removes a consumer from its queue; an auto-delete queue that had consumers
+    /// and now has none is deleted.
+    pub(crate) fn detach_consumer(&mut self, conn: &Connection, channel: u16, tag: &str, queue: QueueId) {
+        let vhost_name = conn.vhost.clone().expect("open");
+        let Some(vhost) = self.vhosts.get_mut(&vhost_name) else {
+            return;
+        };
+        let Some(q) = vhost.queues.get_mut(&queue) else { return };
+        q.remove_consumer(conn.id, channel, tag);
+        if q.auto_delete && q.had_consumer && q.consumer_count() == 0 {
+            self.delete_queue(&vhost_name, queue);
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! basic.get: one message taken as a consumer's delivery takes it
+//! (`Queue::take_next`).
+
+use ringmq_codec::ShortStr;
+
+use ringmq_codec::{encode_content, encode_method, BasicGet, BasicGetEmpty, BasicGetOk, Method};
+
+use crate::core::access::permissions::Access;
+use crate::core::amqp::channel::Unacked;
+use crate::core::amqp::connection::Connection;
+use crate::core::amqp::delivery::delivery_properties;
+use crate::core::amqp::dispatch::check_access;
+use crate::core::broker::{Broker, MethodResult};
+use crate::core::model::queue::take::TakenAt;
+
+impl Broker {
+    pub(crate) fn basic_get(&mut self, conn: &mut Connection, channel: u16, m: BasicGet<'_>) -> MethodResult {
+        let (qid, qname) = self.resolve_queue(conn, channel, m.queue)?;
+        check_access(conn, Access::Read, "queue", &qname)?;
+        let vhost_name = conn.vhost.clone().expect("open");
+        self.touch_queue(&vhost_name, qid);
+        self.expire_head(&vhost_name, qid);
+        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
+        let q = vhost.queues.get_mut(&qid).expect("resolved queue");
+        let ch = conn.channels.get_mut(&channel).expect("open channel");
+        let (out, frame_max) = (&mut conn.out, conn.tuning.frame_max);
+        let got = q.take_next(None, |m| {
+            let tag = ch.take_delivery_tag();
+            let properties = delivery_properties(m.view.properties, m.delivery_count);
+            let ok = BasicGetOk {
+                delivery_tag: tag,
+                redelivered: m.redelivered,
+                exchange: m.exchange,
+                routing_key: m.routing_key,
+                message_count: m.remaining,
+            };
+            encode_method(out, channel, &Method::BasicGetOk(ok));
+            encode_content(out, channel, 60, &properties, m.view.body, frame_max);
+            tag
+        });
+        let Some((TakenAt { pos, redelivered }, tag)) = got else {
+            q.stats.c.get_empty += 1;
+            encode_method(
+                out,
+                channel,
+                &Method::BasicGetEmpty(BasicGetEmpty {
+                    cluster_id: ShortStr::EMPTY,
+                }),
+            );
+            return Ok(());
+        };
+        let timeout = q
+            .settings
+            .consumer_timeout_ms
+            .or(self.config.consumer_timeout_ms)
+            .map(|t| (self.now_ms.saturating_add(t), t));
+        for c in [&mut q.stats.c, &mut ch.stats.c] {
+            *(if m.no_ack { &mut c.get_no_ack } else { &mut c.get }) += 1;
+            c.redeliver += u64::from(redelivered);
+        }
+        if m.no_ack {
+            q.ack_position(pos);
+        } else {
+            ch.unacked.insert(
+                tag,
+                Unacked {
+                    queue: qid,
+                    position: pos,
+                    consumer: None,
+                    timeout,
+                },
+            );
+        }
+        self.ack_flush.note(&vhost_name, q, self.now_ms);
+        Ok(())
+    }
+}
