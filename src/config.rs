@@ -76,7 +76,7 @@ pub const DEFAULT_CLUSTERING_PORT: u16 = 5679;
 pub const DEFAULT_FRAME_MAX_BYTES: u32 = 131_072;
 pub const DEFAULT_CHANNEL_MAX: u16 = 2047;
 /// RabbitMQ's default `handshake_timeout`.
-pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = crate::core::broker::DEFAULT_HANDSHAKE_TIMEOUT_MS;
+pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = crate::core::config::DEFAULT_HANDSHAKE_TIMEOUT_MS;
 /// RabbitMQ's default. LavinMQ proposes 300 s; we follow RabbitMQ (DESIGN: behave as
 /// RabbitMQ where the protocol leaves a choice), which detects dead peers sooner.
 pub const DEFAULT_HEARTBEAT_SECS: u16 = 60;

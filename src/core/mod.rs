@@ -7,17 +7,22 @@
 //!
 //! | folder | what lives there |
 //! |---|---|
-//! | [`broker`] | the shard's state and the io contract (`handle_*` in, `poll_*` out, `next_deadline`) |
+//! | [`broker`] | the shard's state: opened and recovered from the data directory, closed at shutdown |
+//! | `contract` | the io contract: every call `src/io` makes (`handle_*` in, `take_*`/`poll_*` out) |
+//! | [`config`], [`alarms`] | the settings the core needs; the disk and memory alarms |
 //! | [`model`] | protocol-neutral: vhosts, exchanges (one file per kind), queues (store, TTL, dead-lettering, limits, dedup), ids, stats |
-//! | [`amqp`] | the AMQP 0-9-1 session on the model: connection, handshake, channel, one file per command class, confirms and transactions, delivery to consumers, output |
+//! | [`amqp`] | the AMQP 0-9-1 session on the model: frame loop and errors, connection, handshake, channel, one file per command class, confirms and transactions, delivery to consumers, output |
 //! | [`access`] | users and SASL, permissions, topic permissions |
 //! | [`policy`] | policies and operator policies turned into effective settings |
 //! | [`definitions`] | the durable definitions log and the JSON import/export |
 //! | [`mgmt`] | the management seam: the commands the HTTP API and ringmqctl run, vhost operations, their errors |
 //! | `testkit` | (tests only) the seeded simulation, transactions and dead-letter hold tests over the io contract |
 pub mod access;
+pub mod alarms;
 pub mod amqp;
 pub mod broker;
+pub mod config;
+mod contract;
 pub mod definitions;
 pub mod mgmt;
 pub mod model;
@@ -25,7 +30,8 @@ pub mod policy;
 #[cfg(test)]
 mod testkit;
 
-pub use broker::{Broker, CoreConfig};
+pub use broker::Broker;
+pub use config::CoreConfig;
 
 /// The hash map of the core: aHash, about 4x faster than SipHash on our short
 /// keys (the 1p1c profile had SipHash at 21% of broker CPU) and still randomly

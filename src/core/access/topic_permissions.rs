@@ -25,7 +25,8 @@ use ringmq_codec::ReplyCode;
 use serde::{Deserialize, Serialize};
 
 use crate::core::amqp::connection::Connection;
-use crate::core::broker::{channel_error, Broker, Exception};
+use crate::core::amqp::error::{channel_error, Exception};
+use crate::core::broker::Broker;
 
 pub const TOPIC_PERMISSIONS_FILE: &str = "topic_permissions.json";
 

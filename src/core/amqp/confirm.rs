@@ -23,7 +23,8 @@ use crate::core::amqp::basic::ack::Settle;
 use crate::core::amqp::channel::{PendingConfirm, Tx, TxAck};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::dispatch::{chan, precondition};
-use crate::core::broker::{Broker, MethodResult};
+use crate::core::amqp::error::MethodResult;
+use crate::core::broker::Broker;
 use crate::core::model::ids::{ConnId, QueueId};
 use crate::core::model::route::PublishOutcome;
 

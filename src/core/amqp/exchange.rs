@@ -11,14 +11,15 @@ use crate::core::access::permissions::Access;
 use crate::core::access::topic_permissions::TopicAccess;
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::dispatch::{check_access, precondition};
-use crate::core::broker::{channel_error, Broker, MethodResult};
+use crate::core::amqp::error::{channel_error, MethodResult};
+use crate::core::broker::Broker;
 use crate::core::definitions;
 use crate::core::model::exchange::{validate_binding, validate_exchange_arguments};
 use crate::core::model::ids::Dest;
 use crate::core::model::vhost::{Exchange, VHost};
 
 /// Text for a missing exchange, as RabbitMQ words it.
-pub(crate) fn no_exchange(name: &str, vhost: &str) -> crate::core::broker::Exception {
+pub(crate) fn no_exchange(name: &str, vhost: &str) -> crate::core::amqp::error::Exception {
     channel_error(ReplyCode::NotFound, format!("no exchange '{name}' in vhost '{vhost}'"))
 }
 

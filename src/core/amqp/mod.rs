@@ -3,6 +3,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`connection`], [`handshake`] | per-connection state; protocol header, SASL, tune, open |
+//! | `frames`, [`error`] | the frame loop of a connection; errors by scope and the method a close names |
 //! | [`dispatch`] | connection methods and per-channel frame routing |
 //! | [`channel`] | per-channel state: flow, qos, consumers, unacked, confirm and tx mode |
 //! | `exchange`, `queue`, `basic` | one file per AMQP class's methods |
@@ -18,7 +19,9 @@ pub mod connection;
 pub(in crate::core) mod delivery;
 pub(in crate::core) mod direct_reply;
 pub mod dispatch;
+pub mod error;
 pub(in crate::core) mod exchange;
+pub(in crate::core) mod frames;
 pub mod handshake;
 pub mod output;
 pub(in crate::core) mod queue;

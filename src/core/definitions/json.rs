@@ -570,7 +570,8 @@ impl Broker {
             check_name(&what, "exchange", &x.name)?;
             short_name("type", &x.kind).map_err(|e| bad(what.clone(), e))?;
             crate::core::model::exchange::delayed::resolve_type(&x.kind, &args).map_err(|e| {
-                let (crate::core::broker::Exception::Channel(e) | crate::core::broker::Exception::Connection(e)) = e;
+                let (crate::core::amqp::error::Exception::Channel(e)
+                | crate::core::amqp::error::Exception::Connection(e)) = e;
                 bad(what.clone(), e.text)
             })?;
             planned_exchanges.insert((vhost.clone(), x.name.clone()));

@@ -477,7 +477,8 @@ mod tests {
     use ringmq_codec::{BasicProperties, Method, QueueDeclare, QueueDelete, Table};
     use ringmq_store::{layout, DefinitionsLog, LeveledStore, MessageRef};
 
-    use crate::core::broker::{Broker, CoreConfig};
+    use crate::core::broker::Broker;
+    use crate::core::config::CoreConfig;
 
     fn declare(name: &str) -> Vec<u8> {
         let mut out = Vec::new();

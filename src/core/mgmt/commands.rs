@@ -19,7 +19,8 @@ use ringmq_codec::{
 use crate::core::access::permissions::Access;
 use crate::core::amqp::channel::Channel;
 use crate::core::amqp::connection::{ConnState, Connection, Tuning};
-use crate::core::broker::{Broker, Exception, MethodResult};
+use crate::core::amqp::error::{Exception, MethodResult};
+use crate::core::broker::Broker;
 use crate::core::model::ids::{ConnId, Dest, QueueId};
 use crate::core::model::queue::dead_letter::DeathReason;
 use crate::core::model::queue::take::read_named;
@@ -772,13 +773,13 @@ mod tests {
 
     #[test]
     fn exceptions_map_to_api_errors() {
-        let e = crate::core::broker::channel_error(ReplyCode::PreconditionFailed, "inequivalent arg 'durable'");
+        let e = crate::core::amqp::error::channel_error(ReplyCode::PreconditionFailed, "inequivalent arg 'durable'");
         assert!(matches!(AdminError::from(e), AdminError::BadRequest(s) if s == "inequivalent arg 'durable'"));
-        let e = crate::core::broker::channel_error(ReplyCode::NotFound, "no exchange 'x' in vhost '/'");
+        let e = crate::core::amqp::error::channel_error(ReplyCode::NotFound, "no exchange 'x' in vhost '/'");
         assert!(
             matches!(AdminError::from(e), AdminError::BadRequest(s) if s == "404 NOT_FOUND - no exchange 'x' in vhost '/'")
         );
-        let e = crate::core::broker::channel_error(ReplyCode::AccessRefused, "no");
+        let e = crate::core::amqp::error::channel_error(ReplyCode::AccessRefused, "no");
         assert!(matches!(AdminError::from(e), AdminError::AccessRefused(_)));
     }
 }

@@ -3,7 +3,8 @@
 
 use ringmq_codec::*;
 
-use crate::core::broker::{Broker, CoreConfig};
+use crate::core::broker::Broker;
+use crate::core::config::CoreConfig;
 use crate::core::model::ids::ConnId;
 
 fn frames(f: impl FnOnce(&mut dyn FnMut(u16, Method<'_>))) -> Vec<u8> {

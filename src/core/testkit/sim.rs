@@ -36,7 +36,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ringmq_codec::*;
 
-use crate::core::broker::{Broker, CoreConfig};
+use crate::core::broker::Broker;
+use crate::core::config::CoreConfig;
 use crate::core::model::ids::ConnId;
 
 const QUEUES: [&str; 4] = ["q0", "q1", "q2", "q3"];

@@ -4,7 +4,8 @@
 
 use ringmq_codec::*;
 
-use crate::core::broker::{Broker, CoreConfig};
+use crate::core::broker::Broker;
+use crate::core::config::CoreConfig;
 use crate::core::model::ids::ConnId;
 
 fn handshake_and_declare() -> Vec<u8> {

@@ -6,7 +6,8 @@ use ringmq_codec::{encode_method, BasicRecoverOk, Method, ReplyCode};
 use crate::core::amqp::channel::TxAck;
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::dispatch::{chan, precondition};
-use crate::core::broker::{connection_error, Broker, MethodResult};
+use crate::core::amqp::error::{connection_error, MethodResult};
+use crate::core::broker::Broker;
 use crate::core::model::queue::dead_letter::DeathReason;
 
 impl Broker {

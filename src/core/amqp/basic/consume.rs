@@ -11,7 +11,8 @@ use crate::core::amqp::channel::{ChannelConsumer, CONSUMERS_PER_CHANNEL_MAX};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::direct_reply::is_reply_queue;
 use crate::core::amqp::dispatch::{chan, check_access, precondition};
-use crate::core::broker::{channel_error, connection_error, Broker, MethodResult};
+use crate::core::amqp::error::{channel_error, connection_error, MethodResult};
+use crate::core::broker::Broker;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::ConsumerRef;
 

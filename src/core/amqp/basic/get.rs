@@ -10,7 +10,8 @@ use crate::core::amqp::channel::Unacked;
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::delivery::delivery_properties;
 use crate::core::amqp::dispatch::check_access;
-use crate::core::broker::{Broker, MethodResult};
+use crate::core::amqp::error::MethodResult;
+use crate::core::broker::Broker;
 use crate::core::model::queue::take::TakenAt;
 
 impl Broker {

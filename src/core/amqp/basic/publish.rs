@@ -14,8 +14,9 @@ use crate::core::amqp::channel::{IncomingMessage, TxPublish};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::direct_reply::is_reply_address;
 use crate::core::amqp::dispatch::{chan, check_access, precondition};
+use crate::core::amqp::error::{channel_error, connection_error, Exception, MethodResult};
 use crate::core::amqp::exchange::no_exchange;
-use crate::core::broker::{channel_error, connection_error, Broker, Exception, MethodResult};
+use crate::core::broker::Broker;
 
 use crate::core::model::route::{PublishOutcome, RouteError};
 

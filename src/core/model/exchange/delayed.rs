@@ -121,7 +121,7 @@ fn due_of(v: &MessageView<'_>) -> u64 {
 pub fn resolve_type(
     type_name: &str,
     arguments: &ringmq_codec::FieldTable,
-) -> Result<(crate::core::model::exchange::ExchangeKind, bool), crate::core::broker::Exception> {
+) -> Result<(crate::core::model::exchange::ExchangeKind, bool), crate::core::amqp::error::Exception> {
     use ringmq_codec::ReplyCode;
     if type_name == DELAYED_TYPE {
         let kind = arguments
@@ -130,7 +130,7 @@ pub fn resolve_type(
             .and_then(crate::core::model::exchange::ExchangeKind::parse);
         return match kind {
             Some(k) => Ok((k, true)),
-            None => Err(crate::core::broker::channel_error(
+            None => Err(crate::core::amqp::error::channel_error(
                 ReplyCode::PreconditionFailed,
                 "Invalid argument, 'x-delayed-type' must be an existing exchange type",
             )),
@@ -138,7 +138,7 @@ pub fn resolve_type(
     }
     match crate::core::model::exchange::ExchangeKind::parse(type_name) {
         Some(k) => Ok((k, false)),
-        None => Err(crate::core::broker::connection_error(
+        None => Err(crate::core::amqp::error::connection_error(
             ReplyCode::CommandInvalid,
             format!("unknown exchange type '{type_name}'"),
         )),

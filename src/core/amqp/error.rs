@@ -1,0 +1,53 @@
+//! AMQP errors by scope: what closes a channel and what closes the connection,
+//! and which method a close names as its cause.
+
+use ringmq_codec::{Frame, ProtocolError, ReplyCode, ShortStr};
+
+use crate::core::amqp::connection::Connection;
+
+/// A client error, by scope: closes the channel or the whole connection.
+#[derive(Debug)]
+pub enum Exception {
+    Channel(ProtocolError),
+    Connection(ProtocolError),
+}
+
+pub type MethodResult = Result<(), Exception>;
+
+pub fn channel_error(code: ReplyCode, text: impl Into<String>) -> Exception {
+    Exception::Channel(ProtocolError::new(code, text.into()))
+}
+
+pub fn connection_error(code: ReplyCode, text: impl Into<String>) -> Exception {
+    Exception::Connection(ProtocolError::new(code, text.into()))
+}
+
+/// The method a frame's error is blamed on in the close's class and method ids, as
+/// RabbitMQ does: a frame that arrives while a publish's content is being assembled
+/// belongs to that basic.publish (60/40), whatever it is; otherwise a method frame is
+/// its own cause; a stray content frame has none (0/0).
+pub(in crate::core) fn cause_of(conn: &Connection, frame: &Frame<'_>) -> (u16, u16) {
+    let channel = frame.channel();
+    let publishing = channel != 0 && conn.channels.get(&channel).is_some_and(|c| c.incoming.is_some());
+    match frame {
+        _ if publishing => (BASIC_PUBLISH.0, BASIC_PUBLISH.1),
+        Frame::Method { method, .. } => (method.class_id(), method.method_id()),
+        _ => (0, 0),
+    }
+}
+
+const BASIC_PUBLISH: (u16, u16) = (60, 40);
+
+/// Names the cause in an error that does not name one already.
+pub(in crate::core) fn attribute(e: ProtocolError, (class_id, method_id): (u16, u16)) -> ProtocolError {
+    if e.class_id == 0 && e.method_id == 0 {
+        e.in_method(class_id, method_id)
+    } else {
+        e
+    }
+}
+
+/// Reply texts are short strings: cut at 255 bytes on a char boundary.
+pub(crate) fn truncate_shortstr(s: &str) -> ShortStr<'_> {
+    ShortStr::truncate(s)
+}

@@ -1,0 +1,59 @@
+//! The settings the core needs from the configuration (the io layer owns the rest).
+
+use std::path::PathBuf;
+
+use ringmq_store::StoreConfig;
+
+/// Broker-wide settings the core needs (the io layer owns the rest).
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub data_dir: PathBuf,
+    pub frame_max: u32,
+    pub channel_max: u16,
+    pub heartbeat_secs: u16,
+    pub max_message_bytes: u64,
+    pub store: StoreConfig,
+    /// false = `--no-sync`: confirm without waiting for fsync.
+    pub sync: bool,
+    /// The user created at start (RabbitMQ's guest): name, password, loopback only.
+    pub default_user: (String, String, bool),
+    /// Broker-wide consumer timeout (ms); `x-consumer-timeout` overrides it per
+    /// queue. None: off, as LavinMQ (RabbitMQ's default is 30 minutes).
+    pub consumer_timeout_ms: Option<u64>,
+    /// `--load-definitions FILE`: a definitions JSON imported at every start
+    /// (as RabbitMQ's `load_definitions`); a bad file stops the start.
+    pub load_definitions: Option<PathBuf>,
+    /// `max_consumers_per_channel` (LavinMQ's key): basic.consume beyond it is a
+    /// channel error 506. None: only the hard bound `CONSUMERS_PER_CHANNEL_MAX`.
+    pub max_consumers_per_channel: Option<std::num::NonZeroU32>,
+    /// A connection must finish the handshake (up to connection.open-ok) within
+    /// this or is closed (RabbitMQ's `handshake_timeout`).
+    pub handshake_timeout_ms: u64,
+}
+
+/// RabbitMQ's default `handshake_timeout`.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
+impl CoreConfig {
+    /// Small, fast settings for unit tests in `dir` (no fsync, 64 KiB segments).
+    #[cfg(test)]
+    pub(crate) fn for_tests(dir: &std::path::Path) -> CoreConfig {
+        CoreConfig {
+            data_dir: dir.to_path_buf(),
+            frame_max: 131072,
+            channel_max: 16,
+            heartbeat_secs: 0,
+            max_message_bytes: 1 << 20,
+            store: StoreConfig {
+                segment_bytes: 64 * 1024,
+                ..Default::default()
+            },
+            sync: false,
+            default_user: ("guest".into(), "guest".into(), true),
+            consumer_timeout_ms: None,
+            load_definitions: None,
+            max_consumers_per_channel: None,
+            handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        }
+    }
+}

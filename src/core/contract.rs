@@ -1,0 +1,295 @@
+//! The io contract: the calls `src/io` makes into the core, and nothing else.
+//!
+//! Inputs (`handle_*`): a connection opened, bytes received, output drained, a
+//! timer tick, a connection lost, shutdown; alarms (`alarms`), sync results
+//! (`handle_sync_done`, with `poll_sync` in `amqp::confirm`) and timers
+//! (`poll_timeout`/`handle_timeout`, in `model::timers`). Outputs (`take_*` /
+//! `poll_*`): which connections have output, each connection's bytes, whether
+//! one is done. `now` is always passed in, so tests drive the core
+//! deterministically without sockets or clocks (`testkit`).
+//!
+//! Order of work in one input: decode and handle every complete frame (methods may
+//! queue deliveries and cross-connection notices), then run deliveries, then the
+//! caller polls output. Deliveries therefore always follow the `*-ok` that enabled
+//! them (consume-ok before the first deliver), as clients expect.
+
+use ringmq_codec::{ProtocolError, ReplyCode, FRAME_MIN_SIZE};
+
+use crate::core::amqp::channel::ChannelState;
+use crate::core::amqp::connection::{ConnState, Connection, Tuning};
+use crate::core::amqp::output::Output;
+use crate::core::broker::{Broker, CLOSE_TIMEOUT_MS, OUT_HIGH_WATER_BYTES};
+use crate::core::model::ids::{ConnId, QueueId};
+
+impl Broker {
+    // ---- inputs -------------------------------------------------------------
+
+    /// A TCP connection was accepted.
+    pub fn handle_connect(&mut self, peer: String, peer_is_loopback: bool, now_ms: u64) -> ConnId {
+        self.ensure_started(now_ms);
+        let id = self.new_conn_id();
+        self.node_stats
+            .churn
+            .bump(crate::core::model::stats::Churn::CONNECTION_CREATED);
+        let tuning = Tuning {
+            frame_max: FRAME_MIN_SIZE,
+            channel_max: self.config.channel_max,
+            heartbeat_secs: 0,
+        };
+        let mut conn = Connection::new(id, peer, peer_is_loopback, tuning, now_ms);
+        conn.in_handshake = true;
+        self.conns.insert(id, conn);
+        self.handshakes.started(id);
+        if self.handshakes.count() > crate::core::amqp::handshake::HANDSHAKING_MAX {
+            let conns = &self.conns;
+            let oldest = self
+                .handshakes
+                .evict_oldest(|c| conns.get(&c).is_some_and(|c| c.in_handshake));
+            if let Some(old) = oldest {
+                self.drop_in_handshake(old, now_ms, "evicted: too many connections in the handshake");
+            }
+        }
+        id
+    }
+
+    /// Bytes arrived. Returns how many were consumed; the caller keeps the rest
+    /// (an incomplete frame) and passes it again with more bytes appended.
+    pub fn handle_input(&mut self, id: ConnId, input: &[u8], now_ms: u64) -> usize {
+        let Some(mut conn) = self.conns.remove(&id) else {
+            return input.len();
+        };
+        conn.last_recv_ms = now_ms;
+        self.now_ms = now_ms;
+        let used = if conn.release_at_ms.is_some() {
+            input.len() // a refused login: nothing more is read
+        } else {
+            self.process_frames(&mut conn, input, now_ms)
+        };
+        crate::core::amqp::confirm::flush_ready_confirms(&mut conn, self.sync.synced);
+        conn.stats.recv_oct += used as u64;
+        conn.stats.recv_cnt += 1;
+        if conn.release_at_ms.is_some() {
+            let out = std::mem::take(&mut conn.out);
+            conn.held_out.append(out);
+        }
+        if !conn.out.is_empty() {
+            self.mark_dirty(&mut conn);
+        }
+        self.conns.insert(id, conn);
+        self.after_input();
+        used
+    }
+
+    /// The io layer wrote everything it took from this connection's output.
+    pub fn handle_output_drained(&mut self, id: ConnId) {
+        // Deliveries held back by the high-water mark may proceed. Only when the
+        // output taken was over the mark can any have been held back: a write of
+        // a small batch (the common case) costs nothing more here.
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        if !std::mem::take(&mut conn.output_was_full) {
+            return;
+        }
+        if let Some(conn) = self.conns.get(&id) {
+            if let Some(vhost) = &conn.vhost {
+                let vhost = vhost.clone();
+                let queues: Vec<QueueId> = conn
+                    .channels
+                    .values()
+                    .flat_map(|ch| ch.consumers.values().map(|c| c.queue))
+                    .collect();
+                for q in queues {
+                    self.deliver_pending.push((vhost.clone(), q));
+                }
+            }
+        }
+        self.after_input();
+    }
+
+    /// Timer tick: heartbeats out, dead peers and stuck closes detected.
+    pub fn handle_tick(&mut self, id: ConnId, now_ms: u64) {
+        let Some(mut conn) = self.conns.remove(&id) else { return };
+        if let Some(at) = conn.release_at_ms {
+            if now_ms >= at {
+                conn.release_at_ms = None;
+                conn.out = std::mem::take(&mut conn.held_out);
+                conn.state = ConnState::Closed;
+                self.mark_dirty(&mut conn);
+            }
+            self.conns.insert(id, conn);
+            return;
+        }
+        if conn.in_handshake && now_ms.saturating_sub(conn.connected_at_ms) > self.config.handshake_timeout_ms {
+            self.conns.insert(id, conn);
+            self.drop_in_handshake(id, now_ms, "handshake_timeout");
+            return;
+        }
+        let hb_ms = conn.tuning.heartbeat_secs as u64 * 1000;
+        if self.alarms.blocking() && conn.has_published {
+            // We are not reading this socket (flow control): its silence is ours.
+            conn.last_recv_ms = now_ms;
+        }
+        match conn.state {
+            ConnState::Open if hb_ms > 0 => {
+                if now_ms.saturating_sub(conn.last_recv_ms) > 2 * hb_ms {
+                    tracing::warn!(conn = %conn.describe(), "missed heartbeats from client, closing");
+                    conn.state = ConnState::Closed;
+                } else if now_ms.saturating_sub(conn.last_send_ms) >= hb_ms / 2 {
+                    ringmq_codec::encode_heartbeat(&mut conn.out);
+                    conn.last_send_ms = now_ms;
+                }
+            }
+            ConnState::Closing if now_ms.saturating_sub(conn.closing_since_ms) > CLOSE_TIMEOUT_MS => {
+                conn.state = ConnState::Closed;
+            }
+            _ => {}
+        }
+        if conn.state == ConnState::Open {
+            let late: Vec<(u16, u64)> = conn
+                .channels
+                .iter()
+                .filter(|(_, ch)| ch.state == ChannelState::Open)
+                .filter_map(|(id, ch)| ch.timed_out(now_ms).map(|t| (*id, t)))
+                .collect();
+            for (channel, t) in late {
+                let e = ProtocolError::new(
+                    ReplyCode::PreconditionFailed,
+                    format!(
+                        "delivery acknowledgement on channel {channel} timed out. Timeout value used: {t} ms. This timeout value can be configured, see consumers doc guide to learn more"
+                    ),
+                );
+                self.close_channel(&mut conn, channel, e);
+            }
+        }
+        if !conn.out.is_empty() {
+            self.mark_dirty(&mut conn);
+        }
+        self.conns.insert(id, conn);
+    }
+
+    /// The socket is gone (EOF, error, or we closed it): release everything the
+    /// connection held. Unacked messages go back to their queues.
+    pub fn handle_disconnect(&mut self, id: ConnId) {
+        let Some(mut conn) = self.conns.remove(&id) else { return };
+        if std::mem::take(&mut conn.in_handshake) {
+            self.handshakes.finished();
+        }
+        self.node_stats
+            .churn
+            .bump(crate::core::model::stats::Churn::CONNECTION_CLOSED);
+        if conn.user.is_some() {
+            tracing::info!(conn = %conn.describe(), "connection closed");
+        }
+        let channels: Vec<u16> = conn.channels.keys().copied().collect();
+        for ch in channels {
+            self.release_channel(&mut conn, ch);
+            self.drop_channel(&mut conn, ch);
+        }
+        if let Some(vhost) = conn.vhost.clone() {
+            self.delete_exclusive_queues(&vhost, id);
+        }
+        self.after_input();
+    }
+
+    /// The broker is stopping: every open connection gets connection.close 320
+    /// CONNECTION_FORCED, as RabbitMQ sends it, and is then considered closed.
+    pub fn handle_shutdown(&mut self, now_ms: u64) {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            let Some(mut conn) = self.conns.remove(&id) else {
+                continue;
+            };
+            if conn.state == ConnState::Open {
+                let e = ProtocolError::new(
+                    ReplyCode::ConnectionForced,
+                    "broker forced connection closure with reason 'shutdown'",
+                );
+                self.close_connection(&mut conn, e, now_ms);
+            }
+            conn.state = ConnState::Closed;
+            self.mark_dirty(&mut conn);
+            self.conns.insert(id, conn);
+        }
+    }
+
+    pub fn sync_running(&self) -> bool {
+        self.sync.running.is_some()
+    }
+
+    // ---- outputs ------------------------------------------------------------
+
+    /// Connections that have output since the last call.
+    pub fn take_dirty(&mut self, into: &mut Vec<ConnId>) {
+        for id in self.dirty.drain(..) {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.dirty = false;
+                into.push(id);
+            }
+        }
+    }
+
+    /// Swaps the connection's pending output with `buf` (which must be empty);
+    /// returns false if the connection is unknown. Bodies in the output stay in
+    /// their segment mappings (see `output`) until `buf` is cleared.
+    pub fn take_output(&mut self, id: ConnId, buf: &mut Output, now_ms: u64) -> bool {
+        debug_assert!(buf.is_empty());
+        let Some(c) = self.conns.get_mut(&id) else { return false };
+        if !c.out.is_empty() {
+            c.last_send_ms = now_ms;
+        }
+        std::mem::swap(&mut c.out, buf);
+        c.stats.send_oct += buf.len() as u64;
+        c.stats.send_cnt += u64::from(!buf.is_empty());
+        c.output_was_full = buf.len() >= OUT_HIGH_WATER_BYTES;
+        true
+    }
+
+    /// [`Self::take_output`] as plain bytes, bodies copied in (tests and tools).
+    pub fn poll_output(&mut self, id: ConnId, buf: &mut Vec<u8>, now_ms: u64) -> bool {
+        let mut out = Output::default();
+        let known = self.take_output(id, &mut out, now_ms);
+        out.copy_to(buf);
+        known
+    }
+
+    /// Whether the io layer should close the socket once output is written.
+    pub fn is_closed(&self, id: ConnId) -> bool {
+        self.conns
+            .get(&id)
+            .is_none_or(|c| c.state == ConnState::Closed && c.release_at_ms.is_none())
+    }
+
+    /// Whether the io layer should wait for the peer to close the socket: we
+    /// answered its connection.close, and the spec lets the receiver of close-ok
+    /// close the socket.
+    pub fn should_linger(&self, id: ConnId) -> bool {
+        self.conns.get(&id).is_some_and(|c| c.close_ok_sent)
+    }
+
+    /// Negotiated heartbeat, for the io layer's tick timer.
+    pub fn heartbeat_secs(&self, id: ConnId) -> u16 {
+        self.conns.get(&id).map_or(0, |c| c.tuning.heartbeat_secs)
+    }
+
+    /// Whether work is waiting for another turn (a per-turn bound was hit, or
+    /// timers are due that did not fit in the last turn).
+    pub fn has_pending_work(&self) -> bool {
+        !self.deliver_pending.is_empty()
+            || !self.dead_letters.is_empty()
+            || !self.expiry_pending.is_empty()
+            || self.timers.due_len() > 0
+    }
+
+    /// Continues deferred work (deliveries, dead letters, expiry checks and due
+    /// timers beyond their per-turn bounds), one bounded batch of each.
+    pub fn run_pending(&mut self) {
+        self.after_input();
+    }
+
+    pub(in crate::core) fn after_input(&mut self) {
+        self.apply_notices();
+        self.fire_due_timers();
+        self.process_dead_letters();
+        self.run_expiry_checks();
+        self.deliver();
+    }
+}
