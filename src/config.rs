@@ -35,17 +35,20 @@
 //! value in the file is an error naming the file, line and key.
 
 pub mod env;
+mod error;
 mod example;
 mod flags;
 mod ini;
 mod keys;
 #[cfg(test)]
 mod tests;
+mod values;
 
-use std::fmt;
+pub use error::ConfigError;
+pub use values::{DefaultPassword, IoBackend, LogFormat, LogLevel, MemWatermark, Section};
+
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use flags::{Action, TokenError};
 use keys::Outcome;
@@ -144,25 +147,6 @@ pub struct MainConfig {
     pub tls_cert_path: Option<PathBuf>,
     /// `tls_key`, `--key`.
     pub tls_key_path: Option<PathBuf>,
-}
-
-/// A memory limit: a fraction of the machine's RAM, or bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemWatermark {
-    /// Thousandths of total RAM (0.4 is 400).
-    PerMille(u32),
-    /// An absolute RSS limit.
-    Bytes(u64),
-}
-
-impl MemWatermark {
-    /// The limit in bytes on a machine with `ram_bytes` of RAM.
-    pub fn bytes(self, ram_bytes: u64) -> u64 {
-        match self {
-            MemWatermark::PerMille(p) => ram_bytes / 1000 * u64::from(p),
-            MemWatermark::Bytes(b) => b,
-        }
-    }
 }
 
 impl MainConfig {
@@ -324,190 +308,6 @@ impl Default for Config {
                 advertised_uri: None,
             },
             warnings: Vec::new(),
-        }
-    }
-}
-
-/// Log verbosity. LavinMQ's Crystal severities map onto these: `notice` is `info`,
-/// `fatal` is `error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Error,
-    Warn,
-    Info,
-    Debug,
-    Trace,
-}
-
-impl LogLevel {
-    /// The name `tracing_subscriber::EnvFilter` understands.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Error => "error",
-            Self::Warn => "warn",
-            Self::Info => "info",
-            Self::Debug => "debug",
-            Self::Trace => "trace",
-        }
-    }
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-impl FromStr for LogFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "text" => Ok(Self::Text),
-            "json" => Ok(Self::Json),
-            _ => Err("expected text or json".into()),
-        }
-    }
-}
-
-impl FromStr for LogLevel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "error" | "fatal" => Ok(Self::Error),
-            "warn" | "warning" => Ok(Self::Warn),
-            "info" | "notice" => Ok(Self::Info),
-            "debug" => Ok(Self::Debug),
-            "trace" => Ok(Self::Trace),
-            _ => Err("expected error, warn, info, debug or trace".into()),
-        }
-    }
-}
-
-/// Which transport backend serves AMQP sockets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IoBackend {
-    /// io_uring if the kernel lets us set up a ring, else epoll. Docker's default
-    /// seccomp profile blocks io_uring, so "auto" must be able to fall back.
-    Auto,
-    Uring,
-    /// The `tokio::net` backend.
-    Epoll,
-}
-
-impl FromStr for IoBackend {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(Self::Auto),
-            "uring" | "io_uring" | "io-uring" => Ok(Self::Uring),
-            "epoll" => Ok(Self::Epoll),
-            _ => Err("expected uring, epoll or auto".into()),
-        }
-    }
-}
-
-/// The default user's password, as given.
-#[derive(Clone, PartialEq, Eq)]
-pub enum DefaultPassword {
-    /// `--default-password`/`default_password`: in clear. LavinMQ's deprecated key of
-    /// this name held a hash; such a file fails closed here (the hash is the password).
-    Plain(String),
-    /// `--default-password-hash`/`default_password_hash`: a LavinMQ/RabbitMQ password
-    /// hash (base64 of salt and SHA-256), checked by the auth module.
-    Hash(String),
-}
-
-impl fmt::Debug for DefaultPassword {
-    // Configs get logged; passwords must not be.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Plain(_) => f.write_str("Plain(<redacted>)"),
-            Self::Hash(_) => f.write_str("Hash(<redacted>)"),
-        }
-    }
-}
-
-/// An INI section that holds ringmq settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Section {
-    Main,
-    Amqp,
-    Mgmt,
-    Clustering,
-}
-
-impl Section {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Main => "main",
-            Self::Amqp => "amqp",
-            Self::Mgmt => "mgmt",
-            Self::Clustering => "clustering",
-        }
-    }
-}
-
-/// Why there is no config to run with. [`ConfigError::exit_code`] says how to exit.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// `-h/--help`: not a failure; print this error (the help text) to stdout.
-    #[error("{}", Config::help_text())]
-    HelpRequested,
-    /// `-v/--version`: not a failure; print this error to stdout.
-    #[error("ringmq {}", env!("CARGO_PKG_VERSION"))]
-    VersionRequested,
-    /// `--print-config-example`: not a failure; print this error (the example
-    /// `ringmq.ini`, without its last newline) to stdout.
-    #[error("{}", example::text().trim_end())]
-    ExampleRequested,
-    #[error("no data directory: pass -D/--data-dir DIR or set data_dir in [main] of the config file")]
-    MissingDataDir,
-    #[error("unknown option {0}; see --help")]
-    UnknownFlag(String),
-    #[error("option {0} needs a value")]
-    MissingFlagValue(String),
-    #[error("option {0} takes no value")]
-    UnexpectedFlagValue(String),
-    #[error("invalid value {value:?} for {flag}: {reason}")]
-    BadFlagValue {
-        flag: String,
-        value: String,
-        reason: String,
-    },
-    #[error("cannot read config file {}: {source}", path.display())]
-    ReadFile { path: PathBuf, source: std::io::Error },
-    #[error("{}:{line}: {message}", path.display())]
-    Syntax {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
-    #[error("{}:{line}: invalid value {value:?} for {key} in [{section}]: {reason}", path.display())]
-    BadFileValue {
-        path: PathBuf,
-        line: usize,
-        section: &'static str,
-        key: String,
-        value: String,
-        reason: String,
-    },
-    #[error("invalid value {value:?} for the environment variable {var}: {reason}")]
-    BadEnv { var: String, value: String, reason: String },
-    #[error("not implemented yet, so refused rather than ignored: {0}")]
-    NotImplemented(String),
-    /// Settings that are each fine but do not fit together.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-}
-
-impl ConfigError {
-    /// 0 for help, version and the example file, 2 (usage error, as LavinMQ
-    /// exits) for the rest.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::HelpRequested | Self::VersionRequested | Self::ExampleRequested => 0,
-            _ => 2,
         }
     }
 }
