@@ -211,3 +211,15 @@ impl Channel {
         }
     }
 }
+
+impl crate::core::broker::Broker {
+    /// Removes a channel from its connection, keeping its counts.
+    pub(crate) fn drop_channel(&mut self, conn: &mut crate::core::amqp::connection::Connection, channel: u16) {
+        if let Some(ch) = conn.channels.remove(&channel) {
+            self.node_stats
+                .churn
+                .bump(crate::core::model::stats::Churn::CHANNEL_CLOSED);
+            self.retire_channel_stats(conn.vhost.as_ref(), &ch.stats);
+        }
+    }
+}

@@ -360,14 +360,6 @@ impl Broker {
         }
     }
 
-    /// Removes a channel from its connection, keeping its counts.
-    pub(crate) fn drop_channel(&mut self, conn: &mut crate::core::amqp::connection::Connection, channel: u16) {
-        if let Some(ch) = conn.channels.remove(&channel) {
-            self.node_stats.churn.bump(Churn::CHANNEL_CLOSED);
-            self.retire_channel_stats(conn.vhost.as_ref(), &ch.stats);
-        }
-    }
-
     /// Counts done by the management API itself (its gets and publishes act as a
     /// channel of their own, as RabbitMQ's direct connection does).
     pub(crate) fn count_admin(&mut self, vhost: &std::sync::Arc<str>, f: impl FnOnce(&mut MsgCounters)) {
