@@ -51,3 +51,15 @@ pub(in crate::core) fn attribute(e: ProtocolError, (class_id, method_id): (u16, 
 pub(crate) fn truncate_shortstr(s: &str) -> ShortStr<'_> {
     ShortStr::truncate(s)
 }
+
+/// A refused exchange type, by RabbitMQ's scope: a bad `x-delayed-type` closes
+/// the channel (406), an unknown type the connection (503).
+impl From<crate::core::model::exchange::delayed::ExchangeTypeError> for Exception {
+    fn from(e: crate::core::model::exchange::delayed::ExchangeTypeError) -> Exception {
+        use crate::core::model::exchange::delayed::ExchangeTypeError;
+        match e {
+            ExchangeTypeError::BadDelayedType => channel_error(ReplyCode::PreconditionFailed, e.to_string()),
+            ExchangeTypeError::Unknown(_) => connection_error(ReplyCode::CommandInvalid, e.to_string()),
+        }
+    }
+}

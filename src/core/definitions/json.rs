@@ -569,11 +569,8 @@ impl Broker {
             let args = table_from_json(&x.arguments).map_err(|e| bad(what.clone(), e))?;
             check_name(&what, "exchange", &x.name)?;
             short_name("type", &x.kind).map_err(|e| bad(what.clone(), e))?;
-            crate::core::model::exchange::delayed::resolve_type(&x.kind, &args).map_err(|e| {
-                let (crate::core::amqp::error::Exception::Channel(e)
-                | crate::core::amqp::error::Exception::Connection(e)) = e;
-                bad(what.clone(), e.text)
-            })?;
+            crate::core::model::exchange::delayed::resolve_type(&x.kind, &args)
+                .map_err(|e| bad(what.clone(), e.to_string()))?;
             planned_exchanges.insert((vhost.clone(), x.name.clone()));
             plan.exchanges.push(Planned { vhost, def: x, args });
         }

@@ -116,33 +116,32 @@ fn due_of(v: &MessageView<'_>) -> u64 {
     v.timestamp_ms.saturating_add(delay)
 }
 
-/// Resolves a declared exchange type: `(routing kind, delayed?)`. The error is
-/// the reply to send (RabbitMQ's texts).
+/// Why a declared exchange type is refused (RabbitMQ's texts).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExchangeTypeError {
+    /// `x-delayed-message` without a known `x-delayed-type` (RabbitMQ: 406).
+    #[error("Invalid argument, 'x-delayed-type' must be an existing exchange type")]
+    BadDelayedType,
+    /// No such exchange type (RabbitMQ: 503, closing the connection).
+    #[error("unknown exchange type '{0}'")]
+    Unknown(String),
+}
+
+/// Resolves a declared exchange type: `(routing kind, delayed?)`.
 pub fn resolve_type(
     type_name: &str,
     arguments: &ringmq_codec::FieldTable,
-) -> Result<(crate::core::model::exchange::ExchangeKind, bool), crate::core::amqp::error::Exception> {
-    use ringmq_codec::ReplyCode;
+) -> Result<(crate::core::model::exchange::ExchangeKind, bool), ExchangeTypeError> {
     if type_name == DELAYED_TYPE {
         let kind = arguments
             .get("x-delayed-type")
             .and_then(|v| v.as_str())
             .and_then(crate::core::model::exchange::ExchangeKind::parse);
-        return match kind {
-            Some(k) => Ok((k, true)),
-            None => Err(crate::core::amqp::error::channel_error(
-                ReplyCode::PreconditionFailed,
-                "Invalid argument, 'x-delayed-type' must be an existing exchange type",
-            )),
-        };
+        return kind.map(|k| (k, true)).ok_or(ExchangeTypeError::BadDelayedType);
     }
-    match crate::core::model::exchange::ExchangeKind::parse(type_name) {
-        Some(k) => Ok((k, false)),
-        None => Err(crate::core::amqp::error::connection_error(
-            ReplyCode::CommandInvalid,
-            format!("unknown exchange type '{type_name}'"),
-        )),
-    }
+    crate::core::model::exchange::ExchangeKind::parse(type_name)
+        .map(|k| (k, false))
+        .ok_or_else(|| ExchangeTypeError::Unknown(type_name.to_owned()))
 }
 
 use ringmq_codec::{ShortStr, ShortString};
