@@ -1,4 +1,5 @@
 //! `ringmq`: the broker binary. `ringmq -D DIR` is all it takes; see `--help`.
+#![forbid(unsafe_code)]
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

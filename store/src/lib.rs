@@ -66,6 +66,9 @@
 //! The store never reads the clock (timestamps come in with the message), never spawns
 //! threads, and only syncs when asked to: the caller owns time and I/O scheduling.
 
+// `unsafe` is refused by the compiler everywhere but the mmap layer.
+#![deny(unsafe_code)]
+
 pub mod ackfile;
 mod aside;
 mod counts;
@@ -78,6 +81,8 @@ pub mod queue;
 pub mod record;
 pub mod recovery;
 mod resync;
+// The mmap layer: each `unsafe` block has a `// SAFETY:` comment.
+#[allow(unsafe_code)]
 mod segment;
 pub mod sync;
 

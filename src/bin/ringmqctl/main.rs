@@ -1,6 +1,7 @@
 //! `ringmqctl`: a command-line client for the management HTTP API of ringmq (and of
 //! RabbitMQ, whose API ringmq copies), in the manner of rabbitmqctl, lavinmqctl and
 //! rabbitmqadmin. It only speaks HTTP; it does not link the broker library.
+#![forbid(unsafe_code)]
 
 mod args;
 mod client;
