@@ -6,7 +6,14 @@
 //! | [`core`] | sans-IO broker state: connections, channels, vhosts, exchanges, queues |
 //! | [`http`] | management API, Prometheus metrics, the embedded web UI |
 //! | [`io`] | the transport: sockets, the shard loop, group-commit fsync |
+//! | [`shard`] | the shard handle `io` and `http` share, and the services `io` starts for `main` |
+//! | `sys` | clock, disk, listeners and loop-turn timing, shared by `io` and `http` |
+//!
+//! `io` and `http` do not import each other: both use `shard` and `sys`, and
+//! `main` hands the HTTP server to the transport as a [`shard::Services`].
 pub mod config;
 pub mod core;
 pub mod http;
 pub mod io;
+pub mod shard;
+mod sys;

@@ -91,10 +91,12 @@ fn main() -> ExitCode {
         free_disk_min_bytes: cfg.main.free_disk_min_effective_bytes(),
         mem_high_watermark_bytes: cfg.main.mem_high_watermark.bytes(ringmq::io::memory::ram_bytes()),
         backend: cfg.main.io,
-        http: ringmq::http::HttpConfig {
+        // The management API and metrics listeners, started by the transport
+        // once AMQP listens.
+        services: Some(ringmq::http::services(ringmq::http::HttpConfig {
             api: cfg.mgmt.port.map(|p| (cfg.mgmt.bind.clone(), p)),
             metrics: cfg.mgmt.metrics_port.map(|p| (cfg.mgmt.metrics_bind.clone(), p)),
-        },
+        })),
         // systemd's readiness socket (Type=notify): part of how the process was
         // started, not a setting, so not in `config`.
         notify_socket: std::env::var_os("NOTIFY_SOCKET"),

@@ -15,7 +15,7 @@ use hyper::{Request, Response};
 
 use super::server::{admit, body_too_large, dispatch, error_response, is_anonymous, ServerInfo};
 use crate::core::Broker;
-use crate::io::Shared;
+use crate::shard::Shared;
 
 /// A broker and the API in front of it, as one listener on a node would serve it.
 #[doc(hidden)]

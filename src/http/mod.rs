@@ -28,7 +28,6 @@ mod server;
 
 #[doc(hidden)]
 pub use in_process::InProcess;
-pub(crate) use server::spawn;
 
 use bytes::Bytes;
 use hyper::header::HeaderMap;
@@ -37,7 +36,7 @@ use serde_json::Value;
 pub(crate) use error::ApiError;
 
 use crate::core::mgmt::commands::AdminCtx;
-use crate::io::Shared;
+use crate::shard::Shared;
 
 /// Where the HTTP servers listen; `None` disables one.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +44,15 @@ pub struct HttpConfig {
     pub api: Option<(String, u16)>,
     /// The unauthenticated `/metrics` listener (RabbitMQ's 15692).
     pub metrics: Option<(String, u16)>,
+}
+
+/// The API and metrics servers as a shard service: the binary hands this to
+/// the transport, which starts it once AMQP listens (so `io` never names `http`).
+pub fn services(cfg: HttpConfig) -> crate::shard::Services {
+    crate::shard::Services::new(move |shared, info| {
+        let cfg = cfg.clone();
+        Box::pin(async move { server::spawn(&shared, &cfg, info.amqp_addr.to_string(), info.data_dir).await })
+    })
 }
 
 /// Decoded query parameters (`a=b&c=d`, `+` as space), in order: a key may

@@ -14,7 +14,7 @@ use hyper::{Request, Response, StatusCode};
 use super::error::ApiError;
 use super::routes::{self, Need};
 use super::{HttpConfig, Query, Reply, Req};
-use crate::io::Shared;
+use crate::shard::Shared;
 
 /// Open HTTP connections per listener. Each holds a socket and hyper's buffers; a
 /// dashboard or a UI tab needs one or two, so this is far above use and far
@@ -58,7 +58,7 @@ pub(crate) async fn spawn(
     let mut bound = Vec::new();
     for (addr, metrics_only) in [(&cfg.api, false), (&cfg.metrics, true)] {
         let Some((bind, port)) = addr.clone() else { continue };
-        let listener = match crate::io::listeners::Listeners::bind(&bind, port) {
+        let listener = match crate::sys::listeners::Listeners::bind(&bind, port) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(%bind, port, error = %e, "cannot start the HTTP listener");
@@ -83,7 +83,7 @@ pub(crate) async fn spawn(
     bound
 }
 
-async fn serve(shared: Rc<Shared>, listener: crate::io::listeners::Listeners, info: Rc<ServerInfo>) {
+async fn serve(shared: Rc<Shared>, listener: crate::sys::listeners::Listeners, info: Rc<ServerInfo>) {
     let open = Rc::new(Cell::new(0usize));
     let refused = Cell::new(0u64);
     loop {
@@ -143,7 +143,7 @@ async fn handle(
         Ok(b) => b,
         Err(e) => return Ok(error_response(&e, false).map(Full::new)),
     };
-    Ok(dispatch(&shared, &info, &parts, admitted, body, crate::io::now_ms()).map(Full::new))
+    Ok(dispatch(&shared, &info, &parts, admitted, body, crate::sys::now_ms()).map(Full::new))
 }
 
 /// Browsers show their login box only when no credentials were sent (as RabbitMQ).

@@ -18,15 +18,14 @@
 //!   it) or chosen with `--io=epoll`.
 
 mod conn;
-pub(crate) mod disk;
-pub(crate) mod listeners;
 pub mod memory;
 mod notify;
 mod server;
-pub(crate) mod stall;
 mod uring;
 
-pub(crate) use server::Shared;
+/// The clock and the listeners live in `crate::sys` (shared with `http`); the
+/// backends name them here.
+pub(crate) use crate::sys::{listeners, now_ms};
 pub use server::{ListenConfig, Reload};
 
 /// Which transport backend runs the data path: one type, shared with the
@@ -53,12 +52,4 @@ pub fn run(core: crate::core::CoreConfig, listen: ListenConfig) -> std::io::Resu
         },
     }
     server::run(core, listen)
-}
-
-/// Milliseconds since the Unix epoch: the `now` the core is given.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

@@ -1,14 +1,14 @@
 //! The accept loop, the group-commit task, deferred work, and graceful shutdown.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
-
-use crate::core::model::ids::ConnId;
 use crate::core::{Broker, CoreConfig};
+/// The shard handle lives in `crate::shard` (shared with `http`); the
+/// backends (`conn`, `uring`) name it here.
+pub(crate) use crate::shard::Shared;
+use crate::shard::{Services, ShardInfo};
+use crate::sys::now_ms;
 
 /// What SIGHUP runs (given by `main`, which owns the configuration and the
 /// logger): re-applies what can change without a restart and says what it did,
@@ -31,8 +31,9 @@ pub struct ListenConfig {
     pub mem_high_watermark_bytes: u64,
     /// The transport backend (`--io=uring|epoll|auto`); `Auto` tries io_uring.
     pub backend: super::IoBackend,
-    /// The management API and metrics listeners.
-    pub http: crate::http::HttpConfig,
+    /// Servers started beside AMQP once it listens (the binary passes the
+    /// management API and metrics listeners); `None`: AMQP only.
+    pub services: Option<Services>,
     /// systemd's `NOTIFY_SOCKET`, as `main` found it in the environment: where
     /// readiness is reported (see `notify`). `None` when not run by systemd.
     pub notify_socket: Option<std::ffi::OsString>,
@@ -47,7 +48,7 @@ impl std::fmt::Debug for ListenConfig {
             .field("bind", &self.bind)
             .field("amqp_port", &self.amqp_port)
             .field("backend", &self.backend)
-            .field("http", &self.http)
+            .field("services", &self.services.is_some())
             .field("reload", &self.reload.is_some())
             .finish_non_exhaustive()
     }
@@ -65,81 +66,6 @@ pub(crate) const SHUTDOWN_FLUSH: Duration = Duration::from_millis(2_000);
 /// machine). A tick costs O(1) per connection.
 pub(crate) const TICK: Duration = Duration::from_millis(500);
 
-/// What the tasks of the shard share.
-pub(crate) struct Shared {
-    pub broker: RefCell<Broker>,
-    pub writers: RefCell<HashMap<ConnId, Rc<Notify>>>,
-    pub sync_kick: Notify,
-    pub work_kick: Notify,
-    pub open_connections: std::cell::Cell<usize>,
-    /// Woken when the disk alarm clears, so paused readers resume.
-    pub unblocked: Notify,
-    /// Wakes the timer task when a core call armed an earlier deadline.
-    pub timer_kick: Notify,
-    /// The deadline the timer task sleeps until (u64::MAX: none).
-    pub timer_armed: std::cell::Cell<u64>,
-    /// On the io_uring backend: wakes the driver, which takes the dirty
-    /// connections and sync jobs itself (`writers` and `sync_kick` are unused).
-    pub driver_kick: Option<Notify>,
-    /// How long the loop's turns take (stall warnings, the longest-turn metric).
-    pub turns: super::stall::TurnWatch,
-}
-
-impl Shared {
-    pub fn new(broker: Broker, uring: bool) -> Shared {
-        Shared {
-            broker: RefCell::new(broker),
-            writers: RefCell::new(HashMap::new()),
-            sync_kick: Notify::new(),
-            work_kick: Notify::new(),
-            open_connections: std::cell::Cell::new(0),
-            unblocked: Notify::new(),
-            timer_kick: Notify::new(),
-            timer_armed: std::cell::Cell::new(u64::MAX),
-            driver_kick: uring.then(Notify::new),
-            turns: Default::default(),
-        }
-    }
-
-    /// Wakes the timer task when the core's next deadline moved earlier.
-    pub fn rearm_timer(&self) {
-        if self
-            .broker
-            .borrow()
-            .poll_timeout()
-            .is_some_and(|t| t < self.timer_armed.get())
-        {
-            self.timer_kick.notify_one();
-        }
-    }
-
-    /// After every core call: wake the writers of connections with output, the
-    /// sync task, and the deferred-work task when there is work for them.
-    pub fn after_core_call(&self) {
-        self.rearm_timer();
-        if let Some(kick) = &self.driver_kick {
-            kick.notify_one();
-            return;
-        }
-        let mut dirty = Vec::new();
-        let pending = {
-            let mut b = self.broker.borrow_mut();
-            b.take_dirty(&mut dirty);
-            b.has_pending_work()
-        };
-        let writers = self.writers.borrow();
-        for id in dirty {
-            if let Some(n) = writers.get(&id) {
-                n.notify_one();
-            }
-        }
-        self.sync_kick.notify_one();
-        if pending {
-            self.work_kick.notify_one();
-        }
-    }
-}
-
 /// Runs the broker on the epoll backend until SIGTERM or SIGINT. Returns once
 /// state is synced.
 pub(crate) fn run(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
@@ -153,9 +79,9 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     let notify = super::notify::Notifier::new(listen.notify_socket.as_deref());
     // Opening checks every stored record: minutes for a big data directory.
     notify.status(OPENING_STATUS);
-    let seed = crate::io::now_ms() ^ (std::process::id() as u64) << 32;
+    let seed = now_ms() ^ (std::process::id() as u64) << 32;
     let broker = Broker::open(core, seed)?;
-    let listener = super::listeners::Listeners::bind(&listen.bind, listen.amqp_port)?;
+    let listener = crate::sys::listeners::Listeners::bind(&listen.bind, listen.amqp_port)?;
     let amqp_addr = listener.first_addr()?;
     for addr in listener.local_addrs() {
         tracing::info!(%addr, io = "epoll", "AMQP listener started");
@@ -197,7 +123,7 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     notify.stopping(STOPPING_STATUS);
     tracing::info!("shutting down");
     drop(listener);
-    shared.broker.borrow_mut().handle_shutdown(crate::io::now_ms());
+    shared.broker.borrow_mut().handle_shutdown(now_ms());
     shared.after_core_call();
     let deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH;
     while shared.open_connections.get() > 0 && tokio::time::Instant::now() < deadline {
@@ -235,7 +161,7 @@ pub(crate) fn ready_status(amqp: std::net::SocketAddr, io: &str, http: &[(&str, 
 }
 
 /// The tasks both backends run beside the data path: deferred deliveries, the
-/// free-disk watch, and the HTTP listeners, which are bound when this returns
+/// free-disk watch, and the other services (the HTTP listeners), which are bound when this returns
 /// (the bound ones are returned, for the readiness status).
 pub(crate) async fn spawn_common_tasks(
     shared: &Rc<Shared>,
@@ -257,15 +183,23 @@ pub(crate) async fn spawn_common_tasks(
         }
         Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
     }
-    let amqp_addr = amqp_addr.to_string();
-    let bound = crate::http::spawn(shared, &listen.http, amqp_addr, listen.data_dir.clone()).await;
+    let bound = match &listen.services {
+        Some(services) => {
+            let info = ShardInfo {
+                amqp_addr,
+                data_dir: listen.data_dir.clone(),
+            };
+            services.start(shared.clone(), info).await
+        }
+        None => Vec::new(),
+    };
     // Every listener is up: now the files of an earlier run's transient queues go,
     // on a blocking thread, however many there are.
     let trash = shared.broker.borrow_mut().take_trash();
     if !trash.is_empty() {
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let (removed, _) = super::disk::remove_trash(&trash, None);
+            let (removed, _) = crate::sys::disk::remove_trash(&trash, None);
             tracing::info!(
                 queues = removed,
                 secs = started.elapsed().as_secs_f64(),
@@ -287,7 +221,7 @@ pub(crate) fn remove_transient_files_at_shutdown(shared: &Shared) {
     if trash.is_empty() {
         return;
     }
-    let (removed, all) = super::disk::remove_trash(&trash, Some(std::time::Instant::now() + TRASH_AT_SHUTDOWN));
+    let (removed, all) = crate::sys::disk::remove_trash(&trash, Some(std::time::Instant::now() + TRASH_AT_SHUTDOWN));
     if all {
         tracing::info!(queues = removed, "removed transient queue files");
     } else {
@@ -317,7 +251,7 @@ async fn stats_task(shared: Rc<Shared>) {
     loop {
         tick.tick().await;
         let t = shared.turns.start();
-        shared.broker.borrow_mut().handle_stats_tick(crate::io::now_ms());
+        shared.broker.borrow_mut().handle_stats_tick(now_ms());
         shared.turns.end(t, "stats tick", 1);
     }
 }
@@ -392,7 +326,7 @@ async fn timer_task(shared: Rc<Shared>) {
                     tracing::error!(at, last_fired, "core re-armed a timer that was due; deferring it");
                 }
                 let at = at.max(last_fired + 1);
-                let now = crate::io::now_ms();
+                let now = now_ms();
                 if at > now {
                     let sleep = tokio::time::sleep(Duration::from_millis(at - now));
                     tokio::select! {
@@ -400,7 +334,7 @@ async fn timer_task(shared: Rc<Shared>) {
                         _ = shared.timer_kick.notified() => continue,
                     }
                 }
-                let now = crate::io::now_ms().max(at);
+                let now = now_ms().max(at);
                 last_fired = now;
                 let t = shared.turns.start();
                 let fired = shared.broker.borrow_mut().handle_timeout(now);
@@ -423,7 +357,7 @@ async fn disk_task(shared: Rc<Shared>, dir: std::path::PathBuf, min_bytes: u64, 
     let mut tick = tokio::time::interval(DISK_CHECK_EVERY);
     loop {
         tick.tick().await;
-        let disk = match super::disk::free_bytes(&dir) {
+        let disk = match crate::sys::disk::free_bytes(&dir) {
             Ok(free) => Some(free < min_bytes),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read free disk space");

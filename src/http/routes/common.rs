@@ -227,7 +227,7 @@ impl ProcStats {
             open_fds,
             fd_limit,
             uptime_ms: info.started.elapsed().as_millis() as u64,
-            disk_free_bytes: crate::io::disk::free_bytes(&info.data_dir).unwrap_or(0),
+            disk_free_bytes: crate::sys::disk::free_bytes(&info.data_dir).unwrap_or(0),
             cpu_secs,
         }
     }

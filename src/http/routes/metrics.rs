@@ -368,7 +368,7 @@ fn loop_turns(p: &mut Prom, req: &Req<'_>) {
         "counter",
         &format!(
             "ringmq: loop turns longer than {} ms, each logged at WARN",
-            crate::io::stall::LOOP_TURN_WARN.as_millis()
+            crate::sys::stall::LOOP_TURN_WARN.as_millis()
         ),
         turns.slow_count() as f64,
     );

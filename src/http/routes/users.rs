@@ -126,7 +126,7 @@ pub(crate) fn bulk_delete(req: &Req<'_>) -> Result<Reply, ApiError> {
 
 /// `{"ok": hash}` with a fresh salt (RabbitMQ 3.11+).
 pub(crate) fn hash_password(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let salt: [u8; 4] = (crate::io::now_ms() as u32 ^ std::process::id().rotate_left(16)).to_le_bytes();
+    let salt: [u8; 4] = (crate::sys::now_ms() as u32 ^ std::process::id().rotate_left(16)).to_le_bytes();
     let h =
         crate::core::access::auth::hash_password(crate::core::access::auth::HASH_SHA256, req.param("password"), salt)
             .expect("sha256 is known");

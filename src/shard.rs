@@ -1,0 +1,133 @@
+//! The shard handle: what the tasks of one shard thread share (the broker core,
+//! the wake-ups of its writers and background tasks, loop-turn timing). The
+//! transport (`io`) creates it and drives the core through it; the management
+//! API (`http`) borrows the broker through it between two of the loop's turns.
+//! Both use this module; neither imports the other.
+//!
+//! [`Services`] is how the binary hands the transport the servers that run on
+//! the shard beside AMQP (the HTTP API and metrics) without `io` naming them.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use tokio::sync::Notify;
+
+use crate::core::model::ids::ConnId;
+use crate::core::Broker;
+
+/// What the tasks of the shard share.
+pub(crate) struct Shared {
+    pub broker: RefCell<Broker>,
+    pub writers: RefCell<HashMap<ConnId, Rc<Notify>>>,
+    pub sync_kick: Notify,
+    pub work_kick: Notify,
+    pub open_connections: std::cell::Cell<usize>,
+    /// Woken when the disk alarm clears, so paused readers resume.
+    pub unblocked: Notify,
+    /// Wakes the timer task when a core call armed an earlier deadline.
+    pub timer_kick: Notify,
+    /// The deadline the timer task sleeps until (u64::MAX: none).
+    pub timer_armed: std::cell::Cell<u64>,
+    /// On the io_uring backend: wakes the driver, which takes the dirty
+    /// connections and sync jobs itself (`writers` and `sync_kick` are unused).
+    pub driver_kick: Option<Notify>,
+    /// How long the loop's turns take (stall warnings, the longest-turn metric).
+    pub turns: crate::sys::stall::TurnWatch,
+}
+
+impl Shared {
+    pub fn new(broker: Broker, uring: bool) -> Shared {
+        Shared {
+            broker: RefCell::new(broker),
+            writers: RefCell::new(HashMap::new()),
+            sync_kick: Notify::new(),
+            work_kick: Notify::new(),
+            open_connections: std::cell::Cell::new(0),
+            unblocked: Notify::new(),
+            timer_kick: Notify::new(),
+            timer_armed: std::cell::Cell::new(u64::MAX),
+            driver_kick: uring.then(Notify::new),
+            turns: Default::default(),
+        }
+    }
+
+    /// Wakes the timer task when the core's next deadline moved earlier.
+    pub fn rearm_timer(&self) {
+        if self
+            .broker
+            .borrow()
+            .poll_timeout()
+            .is_some_and(|t| t < self.timer_armed.get())
+        {
+            self.timer_kick.notify_one();
+        }
+    }
+
+    /// After every core call: wake the writers of connections with output, the
+    /// sync task, and the deferred-work task when there is work for them.
+    pub fn after_core_call(&self) {
+        self.rearm_timer();
+        if let Some(kick) = &self.driver_kick {
+            kick.notify_one();
+            return;
+        }
+        let mut dirty = Vec::new();
+        let pending = {
+            let mut b = self.broker.borrow_mut();
+            b.take_dirty(&mut dirty);
+            b.has_pending_work()
+        };
+        let writers = self.writers.borrow();
+        for id in dirty {
+            if let Some(n) = writers.get(&id) {
+                n.notify_one();
+            }
+        }
+        self.sync_kick.notify_one();
+        if pending {
+            self.work_kick.notify_one();
+        }
+    }
+}
+
+/// What a shard tells the servers it starts beside AMQP.
+#[derive(Debug, Clone)]
+pub struct ShardInfo {
+    /// `host:port` of the AMQP listener (connection names end with it).
+    pub amqp_addr: SocketAddr,
+    /// The data directory (its free space is shown).
+    pub data_dir: std::path::PathBuf,
+}
+
+/// The listeners a service bound, named for the readiness status
+/// (`("HTTP API", addr)`).
+pub type Bound = Vec<(&'static str, SocketAddr)>;
+
+/// Servers started on the shard once AMQP listens (the binary passes the HTTP
+/// API's). The future resolves when their listeners are bound; the servers
+/// themselves run as tasks on the shard's `LocalSet`.
+#[derive(Clone)]
+pub struct Services(Rc<ServicesFn>);
+
+type ServicesFn = dyn Fn(Rc<Shared>, ShardInfo) -> Pin<Box<dyn Future<Output = Bound>>>;
+
+impl Services {
+    pub(crate) fn new(start: impl Fn(Rc<Shared>, ShardInfo) -> Pin<Box<dyn Future<Output = Bound>>> + 'static) -> Self {
+        Services(Rc::new(start))
+    }
+
+    /// Starts the services; returns what they bound.
+    pub(crate) async fn start(&self, shared: Rc<Shared>, info: ShardInfo) -> Bound {
+        (self.0)(shared, info).await
+    }
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Services(..)")
+    }
+}
