@@ -22,19 +22,19 @@ use hyper::Method;
 use super::error::ApiError;
 use super::routes::Need;
 use super::AuthUser;
-use crate::core::Broker;
+use crate::core::mgmt::View;
 
 /// Checks `Authorization: Basic ..`. HTTP clients are not on the AMQP loopback
 /// rule: the API port is itself bound to loopback by default (as LavinMQ).
-pub(crate) fn authenticate(b: &Broker, header: Option<&str>) -> Result<AuthUser, ApiError> {
+pub(crate) fn authenticate(v: View<'_>, header: Option<&str>) -> Result<AuthUser, ApiError> {
     let (user, pass) = parse_basic(header).ok_or_else(ApiError::login_failed)?;
-    let u = b.users.get(&user).ok_or_else(ApiError::login_failed)?;
+    let u = v.user(&user).ok_or_else(ApiError::login_failed)?;
     if !u.check_password(&pass) {
         return Err(ApiError::login_failed());
     }
     Ok(AuthUser {
-        name: u.name.clone(),
-        tags: u.tags.clone(),
+        name: u.name().to_owned(),
+        tags: u.tags().to_vec(),
     })
 }
 
@@ -73,13 +73,13 @@ impl AuthUser {
     }
 
     /// Whether the user may see objects of `vhost` in lists.
-    pub fn sees_vhost(&self, b: &Broker, vhost: &str) -> bool {
-        self.sees_all() || b.permissions.get(&self.name, vhost).is_some()
+    pub fn sees_vhost(&self, v: View<'_>, vhost: &str) -> bool {
+        self.sees_all() || v.has_permissions(&self.name, vhost)
     }
 }
 
 /// Applies the tag rules for a route.
-pub(crate) fn authorize(_b: &Broker, u: &AuthUser, need: Need, _method: &Method) -> Result<(), ApiError> {
+pub(crate) fn authorize(_v: View<'_>, u: &AuthUser, need: Need, _method: &Method) -> Result<(), ApiError> {
     if !u.is_management() {
         return Err(ApiError::not_authorised("Not management user"));
     }
@@ -101,12 +101,12 @@ pub(crate) fn authorize(_b: &Broker, u: &AuthUser, need: Need, _method: &Method)
 
 /// A route with a `{vhost}`: the vhost must exist (404) and the user must be an
 /// administrator or have permissions in it (401).
-pub(crate) fn check_vhost(b: &Broker, u: &AuthUser, vhost: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn check_vhost(view: View<'_>, u: &AuthUser, vhost: Option<&str>) -> Result<(), ApiError> {
     let Some(v) = vhost else { return Ok(()) };
-    if !b.vhosts.contains_key(v) {
+    if !view.has_vhost(v) {
         return Err(ApiError::not_found());
     }
-    if !u.is_admin() && b.permissions.get(&u.name, v).is_none() {
+    if !u.is_admin() && !view.has_permissions(&u.name, v) {
         return Err(ApiError::not_authorised("User not authorised to access virtual host"));
     }
     Ok(())
@@ -139,9 +139,10 @@ mod tests {
     fn tag_rules_as_rabbitmq() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = crate::core::CoreConfig::for_tests(dir.path());
-        let b = Broker::open(cfg, 1).unwrap();
+        let broker = crate::core::Broker::open(cfg, 1).unwrap();
+        let b = View::of(&broker);
         let g = Method::GET;
-        let check = |tags: &[&str], need| authorize(&b, &user(tags), need, &g).map_err(|e| e.reason);
+        let check = |tags: &[&str], need| authorize(b, &user(tags), need, &g).map_err(|e| e.reason);
         assert_eq!(check(&[], Need::Management), Err("Not management user".into()));
         assert_eq!(
             check(&["impersonator"], Need::Management),
@@ -169,15 +170,15 @@ mod tests {
         }
         // vhost access: a permission entry, or the administrator tag.
         let mon = user(&["monitoring"]);
-        assert!(mon.sees_vhost(&b, "/"));
-        assert_eq!(check_vhost(&b, &mon, Some("/")).unwrap_err().status, 401);
-        assert_eq!(check_vhost(&b, &mon, Some("nope")).unwrap_err().status, 404);
-        assert!(check_vhost(&b, &user(&["administrator"]), Some("/")).is_ok());
+        assert!(mon.sees_vhost(b, "/"));
+        assert_eq!(check_vhost(b, &mon, Some("/")).unwrap_err().status, 401);
+        assert_eq!(check_vhost(b, &mon, Some("nope")).unwrap_err().status, 404);
+        assert!(check_vhost(b, &user(&["administrator"]), Some("/")).is_ok());
         let guest = AuthUser {
             name: "guest".into(),
             tags: vec!["management".into()],
         };
-        assert!(check_vhost(&b, &guest, Some("/")).is_ok());
-        assert!(!user(&["management"]).sees_vhost(&b, "/"));
+        assert!(check_vhost(b, &guest, Some("/")).is_ok());
+        assert!(!user(&["management"]).sees_vhost(b, "/"));
     }
 }

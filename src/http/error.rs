@@ -1,7 +1,7 @@
 //! API errors as RabbitMQ sends them: JSON `{"error": .., "reason": ..}` with
 //! the status RabbitMQ uses (400, 401, 404, 405, 413; 500 for disk errors).
 
-use crate::core::mgmt::error::AdminError;
+use crate::core::mgmt::AdminError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiError {

@@ -35,7 +35,7 @@ use serde_json::Value;
 
 pub(crate) use error::ApiError;
 
-use crate::core::mgmt::commands::AdminCtx;
+use crate::core::mgmt::AdminCtx;
 use crate::shard::Shared;
 
 /// Where the HTTP servers listen; `None` disables one.

@@ -14,6 +14,7 @@ use hyper::{Request, Response, StatusCode};
 use super::error::ApiError;
 use super::routes::{self, Need};
 use super::{HttpConfig, Query, Reply, Req};
+use crate::core::mgmt::View;
 use crate::shard::Shared;
 
 /// Open HTTP connections per listener. Each holds a socket and hyper's buffers; a
@@ -210,10 +211,11 @@ pub(super) fn admit(
             .headers
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let u = super::auth::authenticate(&b, header)?;
-        super::auth::authorize(&b, &u, need, &parts.method)?;
+        let v = View::of(&b);
+        let u = super::auth::authenticate(v, header)?;
+        super::auth::authorize(v, &u, need, &parts.method)?;
         if route.checks_vhost() {
-            super::auth::check_vhost(&b, &u, params.iter().find(|(n, _)| *n == "vhost").map(|p| p.1.as_str()))?;
+            super::auth::check_vhost(v, &u, params.iter().find(|(n, _)| *n == "vhost").map(|p| p.1.as_str()))?;
         }
         user = Some(u);
     }

@@ -5,20 +5,24 @@
 use serde_json::{json, Value};
 
 use super::exchanges::url_name;
-use crate::core::mgmt::commands::{properties_key, DestKind};
-use crate::core::model::ids::Dest;
-use crate::core::model::vhost::VHost;
+use crate::core::mgmt::commands::properties_key;
+use crate::core::mgmt::views::VhostView;
+use crate::core::mgmt::{DestKind, View};
 use crate::http::json::{arguments, table_to_json};
 use crate::http::paging::{self, JsonItem, ListParams};
 use crate::http::{encode, ApiError, Reply, Req};
 
 /// Every binding of a vhost, the default exchange's implicit ones first (as
 /// RabbitMQ lists them), filtered by `keep(source, dest_kind, dest)`.
-fn collect(vname: &str, v: &VHost, keep: &dyn Fn(&str, DestKind, &str) -> bool) -> Vec<JsonItem> {
+fn collect(v: VhostView<'_>, keep: &dyn Fn(&str, DestKind, &str) -> bool) -> Vec<JsonItem> {
+    let vname = v.name();
+    let empty = ringmq_codec::FieldTable::default();
     let mut out = Vec::new();
-    let mut push = |source: &str, kind: DestKind, dest: &str, rk: &str, args: &ringmq_codec::FieldTable| {
+    for b in v.bindings() {
+        let (source, kind, dest, rk) = (b.source, b.kind, b.destination, b.routing_key);
+        let args = b.arguments.unwrap_or(&empty);
         if !keep(source, kind, dest) {
-            return;
+            continue;
         }
         let v = json!({
             "source": source,
@@ -34,26 +38,6 @@ fn collect(vname: &str, v: &VHost, keep: &dyn Fn(&str, DestKind, &str) -> bool) 
             name: format!("{source}\u{0}{dest}\u{0}{rk}"),
             vhost: vname.to_owned(),
         });
-    };
-    let empty = ringmq_codec::FieldTable::default();
-    let mut queues: Vec<&str> = v.queues.values().map(|q| &*q.name).collect();
-    queues.sort_unstable();
-    for q in queues {
-        push("", DestKind::Queue, q, q, &empty);
-    }
-    let mut xs: Vec<_> = v.exchanges.values().filter(|x| !x.name.is_empty()).collect();
-    xs.sort_by(|a, b| a.name.cmp(&b.name));
-    for x in xs {
-        for (d, rk, args) in x.bindings.iter() {
-            match d {
-                Dest::Queue(id) => {
-                    if let Some(q) = v.queues.get(id) {
-                        push(&x.name, DestKind::Queue, &q.name, &rk, args);
-                    }
-                }
-                Dest::Exchange(n) => push(&x.name, DestKind::Exchange, n, &rk, args),
-            }
-        }
     }
     out
 }
@@ -70,18 +54,19 @@ fn reply(items: Vec<JsonItem>, req: &Req<'_>) -> Result<Reply, ApiError> {
 
 fn in_vhost(req: &Req<'_>, keep: &dyn Fn(&str, DestKind, &str) -> bool) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
-    let (n, v) = b.vhosts.get_key_value(req.vhost()).ok_or_else(ApiError::not_found)?;
-    reply(collect(n, v, keep), req)
+    let v = View::of(&b).vhost(req.vhost()).ok_or_else(ApiError::not_found)?;
+    reply(collect(v, keep), req)
 }
 
 pub(crate) fn list_all(req: &Req<'_>) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
+    let view = View::of(&b);
     let u = req.user();
-    let mut names: Vec<_> = b.vhosts.keys().filter(|n| u.sees_vhost(&b, n)).collect();
-    names.sort();
+    let mut vhosts: Vec<VhostView<'_>> = view.vhosts().filter(|v| u.sees_vhost(view, v.name())).collect();
+    vhosts.sort_by_key(|v| v.name());
     let mut items = Vec::new();
-    for n in names {
-        items.extend(collect(n, &b.vhosts[n], &|_, _, _| true));
+    for v in vhosts {
+        items.extend(collect(v, &|_, _, _| true));
     }
     reply(items, req)
 }
@@ -92,8 +77,8 @@ pub(crate) fn list_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
 
 fn exchange_exists(req: &Req<'_>, name: &str) -> Result<(), ApiError> {
     let b = req.shared.broker.borrow();
-    let v = b.vhosts.get(req.vhost()).ok_or_else(ApiError::not_found)?;
-    if !v.exchanges.contains_key(name) {
+    let v = View::of(&b).vhost(req.vhost()).ok_or_else(ApiError::not_found)?;
+    if !v.has_exchange(name) {
         return Err(ApiError::not_found());
     }
     Ok(())
@@ -101,8 +86,10 @@ fn exchange_exists(req: &Req<'_>, name: &str) -> Result<(), ApiError> {
 
 fn queue_exists(req: &Req<'_>, name: &str) -> Result<(), ApiError> {
     let b = req.shared.broker.borrow();
-    let v = b.vhosts.get(req.vhost()).ok_or_else(ApiError::not_found)?;
-    v.queue_id(name).ok_or_else(ApiError::not_found)?;
+    let v = View::of(&b).vhost(req.vhost()).ok_or_else(ApiError::not_found)?;
+    if !v.has_queue(name) {
+        return Err(ApiError::not_found());
+    }
     Ok(())
 }
 
@@ -144,13 +131,14 @@ fn one(req: &Req<'_>, kind: DestKind) -> Result<Reply, ApiError> {
     let (source, dest) = kind_exists(req, kind)?;
     let props = req.param("props").to_owned();
     let b = req.shared.broker.borrow();
-    let found = b.admin_find_binding(req.vhost(), &source, kind, &dest, &props);
-    let (n, v) = b.vhosts.get_key_value(req.vhost()).ok_or_else(ApiError::not_found)?;
+    let view = View::of(&b);
+    let found = view.find_binding(req.vhost(), &source, kind, &dest, &props);
+    let v = view.vhost(req.vhost()).ok_or_else(ApiError::not_found)?;
     let Some((rk, args)) = found else {
         return Err(ApiError::not_found());
     };
     let key = properties_key(&rk, &args);
-    collect(n, v, &|s, k, d| s == source && k == kind && d == dest)
+    collect(v, &|s, k, d| s == source && k == kind && d == dest)
         .into_iter()
         .find(|i| i.v["properties_key"] == key.as_str())
         .map_or_else(|| Err(ApiError::not_found()), |i| Reply::ok(i.v))
@@ -178,11 +166,8 @@ fn create(req: &Req<'_>, kind: DestKind) -> Result<Reply, ApiError> {
 
 fn delete(req: &Req<'_>, kind: DestKind) -> Result<Reply, ApiError> {
     let (source, dest) = kind_exists(req, kind)?;
-    let found = req
-        .shared
-        .broker
-        .borrow()
-        .admin_find_binding(req.vhost(), &source, kind, &dest, req.param("props"));
+    let found =
+        View::of(&req.shared.broker.borrow()).find_binding(req.vhost(), &source, kind, &dest, req.param("props"));
     let (rk, args) = found.ok_or_else(ApiError::not_found)?;
     let r = req
         .shared

@@ -3,11 +3,11 @@
 
 use serde_json::{json, Value};
 
-use crate::core::mgmt::vhosts::CLUSTER_NAME_PARAMETER;
+use crate::core::mgmt::{View, CLUSTER_NAME_PARAMETER};
 use crate::http::{ApiError, Reply, Req};
 
 pub(crate) fn get_name(req: &Req<'_>) -> Result<Reply, ApiError> {
-    Reply::ok(json!({"name": req.shared.broker.borrow().cluster_name()}))
+    Reply::ok(json!({"name": View::of(&req.shared.broker.borrow()).cluster_name()}))
 }
 
 pub(crate) fn put_name(req: &Req<'_>) -> Result<Reply, ApiError> {

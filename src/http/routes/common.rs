@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::core::model::stats::{MsgCounters, ObjStats, VhostStats, COUNTERS};
+use crate::core::mgmt::{counter_index, MsgCounters, ObjStats, Sample, VhostStats, COUNTERS};
 
 /// RabbitMQ's `{"rate": r}`.
 pub(crate) fn details(rate: f64) -> Value {
@@ -26,7 +26,7 @@ pub(crate) fn message_stats(s: &ObjStats, fields: &[&str]) -> Value {
         }
     }
     if fields.contains(&"deliver") {
-        let idx = |n: &str| crate::core::model::stats::counter_index(n).expect("counter");
+        let idx = |n: &str| counter_index(n).expect("counter");
         let rate = ["deliver", "deliver_no_ack", "get", "get_no_ack"]
             .iter()
             .map(|n| s.rate(idx(n)))
@@ -46,7 +46,7 @@ pub(crate) fn stats_sort_key(s: &ObjStats, column: &str) -> Option<f64> {
         Some(n) => (n, true),
         None => (path, false),
     };
-    let i = crate::core::model::stats::counter_index(name)?;
+    let i = counter_index(name)?;
     Some(if rate { s.rate(i) } else { s.c.values()[i] as f64 })
 }
 
@@ -114,7 +114,7 @@ pub(crate) fn vhost_message_stats(v: &VhostStats, w: Option<Window>) -> Value {
     }
     let dg: f64 = ["deliver", "deliver_no_ack", "get", "get_no_ack"]
         .iter()
-        .filter_map(|n| crate::core::model::stats::counter_index(n))
+        .filter_map(|n| counter_index(n))
         .map(|i| v.rate_of(i))
         .sum();
     m.insert("deliver_get".into(), v.totals.deliver_get().into());
@@ -122,7 +122,7 @@ pub(crate) fn vhost_message_stats(v: &VhostStats, w: Option<Window>) -> Value {
     Value::Object(m)
 }
 
-type SampleFn = fn(&crate::core::model::stats::Sample) -> u64;
+type SampleFn = fn(&Sample) -> u64;
 
 /// `messages`, `messages_ready`, `messages_unacknowledged` with details.
 pub(crate) fn queue_totals(v: &VhostStats, ready: u64, unacked: u64, w: Option<Window>) -> Value {
@@ -153,7 +153,7 @@ pub(crate) fn queue_totals(v: &VhostStats, ready: u64, unacked: u64, w: Option<W
     Value::Object(m)
 }
 
-fn add_samples(d: &mut Value, v: &VhostStats, w: Window, f: impl Fn(&crate::core::model::stats::Sample) -> u64) {
+fn add_samples(d: &mut Value, v: &VhostStats, w: Window, f: impl Fn(&Sample) -> u64) {
     let Some(last) = v.history.back() else { return };
     let since = last.at_ms.saturating_sub(w.age_ms);
     let mut samples = Vec::new();

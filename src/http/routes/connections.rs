@@ -5,18 +5,15 @@
 use serde_json::{json, Value};
 
 use super::common::{details, message_stats, CHANNEL_FIELDS};
-use crate::core::amqp::channel::{Channel, ChannelState};
-use crate::core::amqp::connection::{ConnState, Connection};
-use crate::core::model::ids::ConnId;
-use crate::core::model::queue::ConsumerRef;
-use crate::core::Broker;
+use crate::core::mgmt::views::{ChannelView, ConnPhase, ConnView, ConsumerView};
+use crate::core::mgmt::{ConnId, View};
 use crate::http::json::table_to_json;
 use crate::http::paging::{self, Item, JsonItem, ListParams, SortKey};
 use crate::http::{ApiError, AuthUser, Reply, Req};
 
 /// RabbitMQ's connection name: `peer -> listener`.
-pub(crate) fn conn_name(c: &Connection, amqp_addr: &str) -> String {
-    format!("{} -> {amqp_addr}", c.peer)
+pub(crate) fn conn_name(c: ConnView<'_>, amqp_addr: &str) -> String {
+    format!("{} -> {amqp_addr}", c.peer())
 }
 
 pub(crate) fn split_host_port(s: &str) -> (&str, u16) {
@@ -27,18 +24,17 @@ pub(crate) fn split_host_port(s: &str) -> (&str, u16) {
 }
 
 /// Connections the user may see (open ones, past the handshake).
-fn visible<'a, 'u>(b: &'a Broker, u: &'u AuthUser) -> impl Iterator<Item = &'a Connection> + 'u
+fn visible<'a, 'u>(b: View<'a>, u: &'u AuthUser) -> impl Iterator<Item = ConnView<'a>> + 'u
 where
     'a: 'u,
 {
-    b.conns
-        .values()
-        .filter(|c| c.user.is_some() && c.vhost.is_some())
-        .filter(move |c| u.sees_all() || c.user.as_deref() == Some(u.name.as_str()))
+    b.connections()
+        .filter(|c| c.is_logged_in() && c.vhost().is_some())
+        .filter(move |c| u.sees_all() || c.user() == Some(u.name.as_str()))
 }
 
 struct ConnItem<'a> {
-    c: &'a Connection,
+    c: ConnView<'a>,
     name: String,
     req: &'a Req<'a>,
 }
@@ -48,32 +44,33 @@ impl Item for ConnItem<'_> {
         &self.name
     }
     fn vhost(&self) -> &str {
-        self.c.vhost.as_deref().unwrap_or("")
+        self.c.vhost().unwrap_or("")
     }
     fn sort_key(&self, col: &str) -> Option<SortKey<'_>> {
         Some(match col {
             "name" => SortKey::Str(&self.name),
-            "user" => SortKey::Str(self.c.user.as_deref().unwrap_or("")),
-            "channels" => SortKey::Num(self.c.channels.len() as f64),
-            "recv_oct" => SortKey::Num(self.c.stats.recv_oct as f64),
-            "send_oct" => SortKey::Num(self.c.stats.send_oct as f64),
+            "user" => SortKey::Str(self.c.user().unwrap_or("")),
+            "channels" => SortKey::Num(self.c.channel_count() as f64),
+            "recv_oct" => SortKey::Num(self.c.traffic().recv_oct as f64),
+            "send_oct" => SortKey::Num(self.c.traffic().send_oct as f64),
             _ => return None,
         })
     }
     fn render(&self) -> Value {
         let c = self.c;
-        let (peer_host, peer_port) = split_host_port(&c.peer);
+        let (peer_host, peer_port) = split_host_port(c.peer());
         let (host, port) = split_host_port(&self.req.info.amqp_addr);
+        let t = c.traffic();
         json!({
             "name": self.name,
             "node": super::overview::node_name(),
-            "vhost": c.vhost.as_deref(),
-            "user": c.user.as_deref(),
-            "user_who_performed_action": c.user.as_deref(),
-            "state": match c.state {
-                ConnState::Open => "running",
-                ConnState::Closing => "closing",
-                _ => "starting",
+            "vhost": c.vhost(),
+            "user": c.user(),
+            "user_who_performed_action": c.user(),
+            "state": match c.phase() {
+                ConnPhase::Open => "running",
+                ConnPhase::Closing => "closing",
+                ConnPhase::Starting => "starting",
             },
             "type": "network",
             "protocol": "AMQP 0-9-1",
@@ -83,22 +80,22 @@ impl Item for ConnItem<'_> {
             "port": port,
             "peer_host": peer_host,
             "peer_port": peer_port,
-            "channels": c.channels.len(),
-            "channel_max": c.tuning.channel_max,
-            "frame_max": c.tuning.frame_max,
-            "timeout": c.tuning.heartbeat_secs,
-            "connected_at": c.connected_at_ms,
-            "client_properties": table_to_json(&c.client_properties),
-            "recv_oct": c.stats.recv_oct,
-            "recv_oct_details": details(c.stats.recv_oct_rate),
-            "send_oct": c.stats.send_oct,
-            "send_oct_details": details(c.stats.send_oct_rate),
-            "recv_cnt": c.stats.recv_cnt,
-            "send_cnt": c.stats.send_cnt,
-            "send_pend": c.out.len(),
-            "blocked": c.blocked_sent,
+            "channels": c.channel_count(),
+            "channel_max": c.channel_max(),
+            "frame_max": c.frame_max(),
+            "timeout": c.heartbeat_secs(),
+            "connected_at": c.connected_at_ms(),
+            "client_properties": table_to_json(c.client_properties()),
+            "recv_oct": t.recv_oct,
+            "recv_oct_details": details(t.recv_rate),
+            "send_oct": t.send_oct,
+            "send_oct_details": details(t.send_rate),
+            "recv_cnt": t.recv_cnt,
+            "send_cnt": t.send_cnt,
+            "send_pend": c.pending_bytes(),
+            "blocked": c.blocked(),
             // The client's `connection_name` property, as RabbitMQ shows it.
-            "user_provided_name": c.client_properties.get("connection_name").and_then(|v| v.as_str()),
+            "user_provided_name": c.client_properties().get("connection_name").and_then(|v| v.as_str()),
             // No TLS listeners yet: RabbitMQ's values for a plain connection.
             "ssl_protocol": null,
             "ssl_key_exchange": null,
@@ -111,9 +108,9 @@ impl Item for ConnItem<'_> {
     }
 }
 
-fn conn_items<'a>(b: &'a Broker, req: &'a Req<'a>, vhost: Option<&str>) -> Vec<ConnItem<'a>> {
+fn conn_items<'a>(b: View<'a>, req: &'a Req<'a>, vhost: Option<&str>) -> Vec<ConnItem<'a>> {
     visible(b, req.user())
-        .filter(|c| vhost.is_none_or(|v| c.vhost.as_deref() == Some(v)))
+        .filter(|c| vhost.is_none_or(|v| c.vhost() == Some(v)))
         .map(|c| ConnItem {
             c,
             name: conn_name(c, &req.info.amqp_addr),
@@ -125,28 +122,29 @@ fn conn_items<'a>(b: &'a Broker, req: &'a Req<'a>, vhost: Option<&str>) -> Vec<C
 pub(crate) fn list_all(req: &Req<'_>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
-    paging::reply(conn_items(&b, req, None), &params)
+    paging::reply(conn_items(View::of(&b), req, None), &params)
 }
 
 pub(crate) fn list_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
-    paging::reply(conn_items(&b, req, Some(req.vhost())), &params)
+    paging::reply(conn_items(View::of(&b), req, Some(req.vhost())), &params)
 }
 
 /// The connection a URL names, if the user may see it.
-fn find(b: &Broker, req: &Req<'_>) -> Result<ConnId, ApiError> {
+fn find(b: View<'_>, req: &Req<'_>) -> Result<ConnId, ApiError> {
     let name = req.param("name");
     visible(b, req.user())
-        .find(|c| conn_name(c, &req.info.amqp_addr) == name)
-        .map(|c| c.id)
+        .find(|c| conn_name(*c, &req.info.amqp_addr) == name)
+        .map(|c| c.id())
         .ok_or_else(ApiError::not_found)
 }
 
 pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
-    let id = find(&b, req)?;
-    let c = &b.conns[&id];
+    let v = View::of(&b);
+    let id = find(v, req)?;
+    let c = v.connection(id).expect("found just above");
     Reply::ok(
         ConnItem {
             c,
@@ -159,7 +157,7 @@ pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
 
 /// DELETE: connection.close 320 with `X-Reason` (or RabbitMQ's default text).
 pub(crate) fn close(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let id = find(&req.shared.broker.borrow(), req)?;
+    let id = find(View::of(&req.shared.broker.borrow()), req)?;
     let reason = req
         .header("x-reason")
         .unwrap_or("Closed via management plugin")
@@ -183,9 +181,9 @@ fn user_connections(req: &Req<'_>, write: bool) -> Result<Vec<(ConnId, String)>,
         return Err(ApiError::not_authorised("User not authorised to access object"));
     }
     let b = req.shared.broker.borrow();
-    Ok(visible(&b, me)
-        .filter(|c| c.user.as_deref() == Some(user))
-        .map(|c| (c.id, conn_name(c, &req.info.amqp_addr)))
+    Ok(visible(View::of(&b), me)
+        .filter(|c| c.user() == Some(user))
+        .map(|c| (c.id(), conn_name(c, &req.info.amqp_addr)))
         .collect())
 }
 
@@ -195,10 +193,11 @@ pub(crate) fn of_user(req: &Req<'_>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let conns = user_connections(req, false)?;
     let b = req.shared.broker.borrow();
+    let view = View::of(&b);
     let items: Vec<JsonItem> = conns
         .into_iter()
         .filter_map(|(id, name)| {
-            let vhost = b.conns.get(&id)?.vhost.as_deref()?.to_owned();
+            let vhost = view.connection(id)?.vhost()?.to_owned();
             let v =
                 json!({"name": name, "vhost": vhost, "user": req.param("user"), "node": super::overview::node_name()});
             Some(JsonItem { v, name, vhost })
@@ -225,8 +224,8 @@ pub(crate) fn close_of_user(req: &Req<'_>) -> Result<Reply, ApiError> {
 }
 
 struct ChanItem<'a> {
-    c: &'a Connection,
-    ch: &'a Channel,
+    c: ConnView<'a>,
+    ch: ChannelView<'a>,
     conn_name: String,
     name: String,
 }
@@ -236,56 +235,57 @@ impl Item for ChanItem<'_> {
         &self.name
     }
     fn vhost(&self) -> &str {
-        self.c.vhost.as_deref().unwrap_or("")
+        self.c.vhost().unwrap_or("")
     }
     fn sort_key(&self, col: &str) -> Option<SortKey<'_>> {
         Some(match col {
             "name" => SortKey::Str(&self.name),
-            "messages_unacknowledged" => SortKey::Num(self.ch.unacked.len() as f64),
-            "consumer_count" => SortKey::Num(self.ch.consumers.len() as f64),
+            "messages_unacknowledged" => SortKey::Num(self.ch.unacked() as f64),
+            "consumer_count" => SortKey::Num(self.ch.consumer_count() as f64),
             _ => return None,
         })
     }
     fn render(&self) -> Value {
         let (c, ch) = (self.c, self.ch);
-        let (peer_host, peer_port) = split_host_port(&c.peer);
+        let (peer_host, peer_port) = split_host_port(c.peer());
+        let (uncommitted, acks_uncommitted) = ch.uncommitted();
         json!({
             "name": self.name,
-            "number": ch.id,
+            "number": ch.number(),
             "node": super::overview::node_name(),
-            "vhost": c.vhost.as_deref(),
-            "user": c.user.as_deref(),
-            "user_who_performed_action": c.user.as_deref(),
-            "state": if ch.state == ChannelState::Open { if ch.flow_active { "running" } else { "flow" } } else { "closing" },
+            "vhost": c.vhost(),
+            "user": c.user(),
+            "user_who_performed_action": c.user(),
+            "state": if ch.is_open() { if ch.flow_active() { "running" } else { "flow" } } else { "closing" },
             "connection_details": {"name": self.conn_name, "peer_host": peer_host, "peer_port": peer_port},
-            "consumer_count": ch.consumers.len(),
-            "prefetch_count": ch.consumer_prefetch,
-            "global_prefetch_count": ch.channel_prefetch,
-            "messages_unacknowledged": ch.unacked.len(),
-            "messages_unconfirmed": ch.pending_confirms.len(),
-            "messages_uncommitted": ch.tx.as_ref().map_or(0, |t| t.publishes.len()),
-            "acks_uncommitted": ch.tx.as_ref().map_or(0, |t| t.acks.len()),
-            "confirm": ch.confirm,
-            "transactional": ch.tx.is_some(),
+            "consumer_count": ch.consumer_count(),
+            "prefetch_count": ch.consumer_prefetch(),
+            "global_prefetch_count": ch.channel_prefetch(),
+            "messages_unacknowledged": ch.unacked(),
+            "messages_unconfirmed": ch.unconfirmed(),
+            "messages_uncommitted": uncommitted,
+            "acks_uncommitted": acks_uncommitted,
+            "confirm": ch.confirm(),
+            "transactional": ch.transactional(),
             // Quorum queues here are not Raft groups: nothing is ever pending.
             "pending_raft_commands": 0,
-            "message_stats": message_stats(&ch.stats, CHANNEL_FIELDS),
+            "message_stats": message_stats(ch.stats(), CHANNEL_FIELDS),
         })
     }
 }
 
-fn chan_items<'a>(b: &'a Broker, req: &Req<'_>, only: Option<ConnId>, vhost: Option<&str>) -> Vec<ChanItem<'a>> {
+fn chan_items<'a>(b: View<'a>, req: &Req<'_>, only: Option<ConnId>, vhost: Option<&str>) -> Vec<ChanItem<'a>> {
     let mut out = Vec::new();
     for c in visible(b, req.user()) {
-        if only.is_some_and(|id| id != c.id) || vhost.is_some_and(|v| c.vhost.as_deref() != Some(v)) {
+        if only.is_some_and(|id| id != c.id()) || vhost.is_some_and(|v| c.vhost() != Some(v)) {
             continue;
         }
         let cn = conn_name(c, &req.info.amqp_addr);
-        for ch in c.channels.values() {
+        for ch in c.channels() {
             out.push(ChanItem {
                 c,
                 ch,
-                name: format!("{cn} ({})", ch.id),
+                name: format!("{cn} ({})", ch.number()),
                 conn_name: cn.clone(),
             });
         }
@@ -296,75 +296,78 @@ fn chan_items<'a>(b: &'a Broker, req: &Req<'_>, only: Option<ConnId>, vhost: Opt
 pub(crate) fn channels_of(req: &Req<'_>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
-    let id = find(&b, req)?;
-    paging::reply(chan_items(&b, req, Some(id), None), &params)
+    let v = View::of(&b);
+    let id = find(v, req)?;
+    paging::reply(chan_items(v, req, Some(id), None), &params)
 }
 
 pub(crate) fn channels(req: &Req<'_>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
-    paging::reply(chan_items(&b, req, None, None), &params)
+    paging::reply(chan_items(View::of(&b), req, None, None), &params)
 }
 
 pub(crate) fn channels_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
-    paging::reply(chan_items(&b, req, None, Some(req.vhost())), &params)
+    paging::reply(chan_items(View::of(&b), req, None, Some(req.vhost())), &params)
 }
 
 pub(crate) fn channel(req: &Req<'_>) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
     let name = req.param("name");
-    chan_items(&b, req, None, None)
+    chan_items(View::of(&b), req, None, None)
         .into_iter()
         .find(|i| i.name == name)
         .map_or_else(|| Err(ApiError::not_found()), |i| Reply::ok(i.render()))
 }
 
 /// One consumer as RabbitMQ lists it.
-pub(crate) fn consumer_json(b: &Broker, req: &Req<'_>, vhost: &str, queue: &str, c: &ConsumerRef) -> Value {
-    let conn = b.conns.get(&c.conn);
+pub(crate) fn consumer_json(b: View<'_>, req: &Req<'_>, vhost: &str, queue: &str, c: ConsumerView<'_>) -> Value {
+    let conn = b.connection(c.conn());
     let cn = conn.map(|x| conn_name(x, &req.info.amqp_addr)).unwrap_or_default();
-    let (peer_host, peer_port) = conn.map_or(("", 0), |x| split_host_port(&x.peer));
+    let (peer_host, peer_port) = conn.map_or(("", 0), |x| split_host_port(x.peer()));
     let prefetch = conn
-        .and_then(|x| x.channels.get(&c.channel))
-        .and_then(|ch| ch.consumers.get(&c.tag))
-        .map_or(0, |cc| cc.prefetch);
+        .and_then(|x| x.channel(c.channel()))
+        .and_then(|ch| ch.consumer_prefetch_of(c.tag()))
+        .unwrap_or(0);
     json!({
-        "consumer_tag": &*c.tag,
+        "consumer_tag": c.tag(),
         "queue": {"name": queue, "vhost": vhost},
         "channel_details": {
-            "name": format!("{cn} ({})", c.channel),
-            "number": c.channel,
+            "name": format!("{cn} ({})", c.channel()),
+            "number": c.channel(),
             "connection_name": cn,
             "peer_host": peer_host,
             "peer_port": peer_port,
-            "user": conn.and_then(|x| x.user.as_deref()),
+            "user": conn.and_then(|x| x.user()),
             "node": super::overview::node_name(),
         },
-        "ack_required": !c.no_ack,
-        "exclusive": c.exclusive,
+        "ack_required": !c.no_ack(),
+        "exclusive": c.exclusive(),
         "prefetch_count": prefetch,
         "active": true,
         "activity_status": "up",
-        "arguments": if c.priority != 0 { json!({"x-priority": c.priority}) } else { json!({}) },
+        "arguments": if c.priority() != 0 { json!({"x-priority": c.priority()}) } else { json!({}) },
     })
 }
 
 fn consumer_list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
+    let view = View::of(&b);
     let u = req.user();
     let mut items = Vec::new();
-    for (vn, v) in b.vhosts.iter() {
-        if vhost.is_some_and(|x| x != &**vn) || !u.sees_vhost(&b, vn) {
+    for v in view.vhosts() {
+        let vn = v.name();
+        if vhost.is_some_and(|x| x != vn) || !u.sees_vhost(view, vn) {
             continue;
         }
-        for q in v.queues.values() {
+        for q in v.queues() {
             for c in q.consumers() {
                 items.push(JsonItem {
-                    v: consumer_json(&b, req, vn, &q.name, c),
-                    name: c.tag.to_string(),
+                    v: consumer_json(view, req, vn, q.name(), c),
+                    name: c.tag().to_string(),
                     vhost: vn.to_string(),
                 });
             }

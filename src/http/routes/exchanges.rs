@@ -4,8 +4,8 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::common::{message_stats, EXCHANGE_FIELDS};
-use crate::core::mgmt::commands::{Declared, ExchangeSpec};
-use crate::core::model::vhost::Exchange;
+use crate::core::mgmt::views::ExchangeView;
+use crate::core::mgmt::{exchange_type_known, Declared, ExchangeSpec, View};
 use crate::http::json::{arguments, boolean, properties_from_json, table_to_json};
 use crate::http::paging::{self, Item, ListParams, SortKey};
 use crate::http::{ApiError, Reply, Req};
@@ -23,40 +23,39 @@ pub(crate) fn url_name(s: &str) -> &str {
 }
 
 struct ExchangeItem<'a> {
-    vhost: &'a str,
-    x: &'a Exchange,
+    x: ExchangeView<'a>,
 }
 
 impl Item for ExchangeItem<'_> {
     fn name(&self) -> &str {
-        &self.x.name
+        self.x.name()
     }
     fn vhost(&self) -> &str {
-        self.vhost
+        self.x.vhost()
     }
     fn sort_key(&self, c: &str) -> Option<SortKey<'_>> {
         Some(match c {
-            "name" => SortKey::Str(&self.x.name),
-            "vhost" => SortKey::Str(self.vhost),
+            "name" => SortKey::Str(self.x.name()),
+            "vhost" => SortKey::Str(self.x.vhost()),
             "type" => SortKey::Str(self.x.type_name()),
-            c => SortKey::Num(super::common::stats_sort_key(&self.x.stats, c)?),
+            c => SortKey::Num(super::common::stats_sort_key(self.x.stats(), c)?),
         })
     }
     fn render(&self) -> Value {
         let x = self.x;
         let mut v = json!({
-            "name": &*x.name,
-            "vhost": self.vhost,
+            "name": x.name(),
+            "vhost": x.vhost(),
             "type": x.type_name(),
-            "durable": x.durable,
-            "auto_delete": x.auto_delete,
-            "internal": x.internal,
-            "arguments": table_to_json(&x.arguments),
+            "durable": x.durable(),
+            "auto_delete": x.auto_delete(),
+            "internal": x.internal(),
+            "arguments": table_to_json(x.arguments()),
             "user_who_performed_action": "rmq-internal",
-            "policy": x.policy.as_ref().map(|p| p.name()),
-            "message_stats": message_stats(&x.stats, EXCHANGE_FIELDS),
+            "policy": x.policy_name(),
+            "message_stats": message_stats(x.stats(), EXCHANGE_FIELDS),
         });
-        if x.stats.c == Default::default() {
+        if x.stats().c == Default::default() {
             v.as_object_mut().expect("object").remove("message_stats");
         }
         v
@@ -66,12 +65,12 @@ impl Item for ExchangeItem<'_> {
 fn list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
+    let view = View::of(&b);
     let u = req.user();
-    let items: Vec<ExchangeItem<'_>> = b
-        .vhosts
-        .iter()
-        .filter(|(n, _)| vhost.is_none_or(|v| v == &***n) && u.sees_vhost(&b, n))
-        .flat_map(|(n, v)| v.exchanges.values().map(move |x| ExchangeItem { vhost: n, x }))
+    let items: Vec<ExchangeItem<'_>> = view
+        .vhosts()
+        .filter(|v| vhost.is_none_or(|want| want == v.name()) && u.sees_vhost(view, v.name()))
+        .flat_map(|v| v.exchanges().map(|x| ExchangeItem { x }))
         .collect();
     paging::reply(items, &params)
 }
@@ -86,12 +85,11 @@ pub(crate) fn list_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
 
 pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
-    let (vname, v) = b.vhosts.get_key_value(req.vhost()).ok_or_else(ApiError::not_found)?;
+    let v = View::of(&b).vhost(req.vhost()).ok_or_else(ApiError::not_found)?;
     let x = v
-        .exchanges
-        .get(url_name(req.param("name")))
+        .exchange(url_name(req.param("name")))
         .ok_or_else(ApiError::not_found)?;
-    let mut out = ExchangeItem { vhost: vname, x }.render();
+    let mut out = ExchangeItem { x }.render();
     out["incoming"] = json!([]);
     out["outgoing"] = json!([]);
     Reply::ok(out)
@@ -104,7 +102,7 @@ pub(crate) fn put(req: &Req<'_>) -> Result<Reply, ApiError> {
         Some(Value::String(s)) => s.clone(),
         Some(_) => return Err(ApiError::bad_request("type must be a string")),
     };
-    if crate::core::model::exchange::ExchangeKind::parse(&kind).is_none() && kind != "x-delayed-message" {
+    if !exchange_type_known(&kind) {
         return Err(ApiError::bad_request(format!("unknown exchange type '{kind}'")));
     }
     let spec = ExchangeSpec {

@@ -10,6 +10,7 @@
 use serde_json::{json, Value};
 
 use super::overview::node_name;
+use crate::core::mgmt::View;
 use crate::http::{ApiError, Reply, Req};
 
 fn ok(v: Value) -> Result<Reply, ApiError> {
@@ -22,7 +23,7 @@ fn failed(v: Value) -> Result<Reply, ApiError> {
 
 /// The resource alarms in effect, as RabbitMQ's `rabbit_alarm:format_as_maps`.
 fn alarms(req: &Req<'_>) -> Vec<Value> {
-    let a = req.shared.broker.borrow().alarms;
+    let a = View::of(&req.shared.broker.borrow()).alarms();
     let node = node_name();
     [(a.disk, "disk space"), (a.mem, "memory")]
         .into_iter()

@@ -10,8 +10,8 @@
 //! queue index I/O: nothing here corresponds to them.
 
 use super::common::ProcStats;
-use crate::core::model::stats::{Churn, MsgCounters};
-use crate::core::Broker;
+use crate::core::mgmt::views::ChannelView;
+use crate::core::mgmt::{Churn, MsgCounters, View};
 use crate::http::prom::Prom;
 use crate::http::{ApiError, Reply, Req};
 
@@ -31,10 +31,10 @@ pub(crate) fn prom_for(req: &Req<'_>) -> Result<Prom, ApiError> {
 }
 
 /// `identity_info` and `build_info`: dashboards join every family on the first.
-pub(crate) fn identity(p: &mut Prom, b: &Broker) {
+pub(crate) fn identity(p: &mut Prom, b: View<'_>) {
     let node = super::overview::node_name();
     let global = |name: &str| {
-        let v = b.global_parameters.iter().find(|g| g.name == name).map(|g| &g.value);
+        let v = b.global_parameter(name).map(|g| &g.value);
         v.and_then(|v| v.as_str()).map(str::to_owned)
     };
     let cluster = b.cluster_name();
@@ -59,8 +59,9 @@ pub(crate) fn identity(p: &mut Prom, b: &Broker) {
     );
 }
 
-fn process(p: &mut Prom, req: &Req<'_>, b: &Broker) {
+fn process(p: &mut Prom, req: &Req<'_>, b: View<'_>) {
     let s = ProcStats::read(req.info);
+    let alarms = b.alarms();
     let gauges = [
         (
             "process_resident_memory_bytes",
@@ -70,11 +71,15 @@ fn process(p: &mut Prom, req: &Req<'_>, b: &Broker) {
         (
             "resident_memory_limit_bytes",
             "Memory high watermark in bytes",
-            b.alarms.mem_limit as f64,
+            alarms.mem_limit as f64,
         ),
         ("process_open_fds", "Open file descriptors", s.open_fds as f64),
         ("process_max_fds", "Open file descriptors limit", s.fd_limit as f64),
-        ("process_open_tcp_sockets", "Open TCP sockets", b.conns.len() as f64),
+        (
+            "process_open_tcp_sockets",
+            "Open TCP sockets",
+            b.connection_count() as f64,
+        ),
         (
             "disk_space_available_bytes",
             "Disk space available in bytes",
@@ -83,19 +88,19 @@ fn process(p: &mut Prom, req: &Req<'_>, b: &Broker) {
         (
             "disk_space_available_limit_bytes",
             "Free disk space low watermark in bytes",
-            b.alarms.disk_free_limit as f64,
+            alarms.disk_free_limit as f64,
         ),
         // RabbitMQ's name for the node's uptime, which dashboards show.
         ("erlang_uptime_seconds", "Node uptime", s.uptime_ms as f64 / 1000.0),
         (
             "alarms_memory_used_watermark",
             "is 1 if VM memory watermark alarm is in effect",
-            f64::from(u8::from(b.alarms.mem)),
+            f64::from(u8::from(alarms.mem)),
         ),
         (
             "alarms_free_disk_space_watermark",
             "is 1 if free disk space watermark alarm is in effect",
-            f64::from(u8::from(b.alarms.disk)),
+            f64::from(u8::from(alarms.disk)),
         ),
         // ringmq has no file descriptor alarm: new connections past the limit
         // are refused at accept instead.
@@ -161,21 +166,21 @@ fn churn(p: &mut Prom, c: &Churn, detailed: bool) {
 }
 
 /// Gauges summed over the node's queues and channels.
-fn gauges(p: &mut Prom, b: &Broker) {
+fn gauges(p: &mut Prom, b: View<'_>) {
     let (mut queues, mut consumers, mut ready, mut unacked, mut bytes, mut published) = (0, 0, 0u64, 0u64, 0u64, 0u64);
-    for v in b.vhosts.values() {
-        queues += v.queues.len();
-        for q in v.queues.values() {
-            consumers += q.consumers().len();
-            ready += q.store.ready_count();
-            unacked += q.store.unacked_count();
-            bytes += q.store.total_bytes();
-            published += q.stats.c.publish;
+    for v in b.vhosts() {
+        queues += v.queue_count();
+        for q in v.queues() {
+            consumers += q.consumer_count();
+            ready += q.ready();
+            unacked += q.unacked();
+            bytes += q.total_bytes();
+            published += q.stats().c.publish;
         }
     }
-    let open: Vec<_> = b.conns.values().filter(|c| c.vhost.is_some()).collect();
-    let channels = || open.iter().flat_map(|c| c.channels.values());
-    let chan_sum = |f: &dyn Fn(&crate::core::amqp::channel::Channel) -> usize| channels().map(f).sum::<usize>() as f64;
+    let open: Vec<_> = b.connections().filter(|c| c.vhost().is_some()).collect();
+    let channels = || open.iter().flat_map(|c| c.channels());
+    let chan_sum = |f: &dyn Fn(&ChannelView<'_>) -> usize| channels().map(|c| f(&c)).sum::<usize>() as f64;
     let list = [
         ("connections", "Connections currently open", open.len() as f64),
         ("channels", "Channels currently open", channels().count() as f64),
@@ -205,37 +210,37 @@ fn gauges(p: &mut Prom, b: &Broker) {
         (
             "channel_consumers",
             "Consumers on a channel",
-            chan_sum(&|c| c.consumers.len()),
+            chan_sum(&|c| c.consumer_count()),
         ),
         (
             "channel_messages_unacked",
             "Delivered but not yet acknowledged messages",
-            chan_sum(&|c| c.unacked.len()),
+            chan_sum(&|c| c.unacked()),
         ),
         (
             "channel_messages_unconfirmed",
             "Published but not yet confirmed messages",
-            chan_sum(&|c| c.pending_confirms.len()),
+            chan_sum(&|c| c.unconfirmed()),
         ),
         (
             "channel_messages_uncommitted",
             "Messages received in a transaction but not yet committed",
-            chan_sum(&|c| c.tx.as_ref().map_or(0, |t| t.publishes.len())),
+            chan_sum(&|c| c.uncommitted().0),
         ),
         (
             "channel_acks_uncommitted",
             "Message acknowledgements in a transaction not yet committed",
-            chan_sum(&|c| c.tx.as_ref().map_or(0, |t| t.acks.len())),
+            chan_sum(&|c| c.uncommitted().1),
         ),
         (
             "channel_prefetch",
             "Total limit of unacknowledged messages for all consumers on a channel",
-            chan_sum(&|c| usize::from(c.channel_prefetch)),
+            chan_sum(&|c| usize::from(c.channel_prefetch())),
         ),
         (
             "consumer_prefetch",
             "Limit of unacknowledged messages for each consumer",
-            chan_sum(&|c| c.consumers.values().map(|x| usize::from(x.prefetch)).sum()),
+            chan_sum(&|c| c.consumer_prefetch_sum()),
         ),
         (
             "connection_channels",
@@ -245,7 +250,7 @@ fn gauges(p: &mut Prom, b: &Broker) {
         (
             "connection_pending_packets",
             "Bytes waiting to be sent on a connection",
-            open.iter().map(|c| c.out.len()).sum::<usize>() as f64,
+            open.iter().map(|c| c.pending_bytes()).sum::<usize>() as f64,
         ),
     ];
     for (name, help, v) in list {
@@ -255,22 +260,22 @@ fn gauges(p: &mut Prom, b: &Broker) {
         (
             "connection_incoming_bytes_total",
             "Total number of bytes received on a connection",
-            open.iter().map(|c| c.stats.recv_oct).sum::<u64>(),
+            open.iter().map(|c| c.traffic().recv_oct).sum::<u64>(),
         ),
         (
             "connection_outgoing_bytes_total",
             "Total number of bytes sent on a connection",
-            open.iter().map(|c| c.stats.send_oct).sum(),
+            open.iter().map(|c| c.traffic().send_oct).sum(),
         ),
         (
             "connection_incoming_packets_total",
             "Total number of packets (socket reads) received on a connection",
-            open.iter().map(|c| c.stats.recv_cnt).sum(),
+            open.iter().map(|c| c.traffic().recv_cnt).sum(),
         ),
         (
             "connection_outgoing_packets_total",
             "Total number of packets (socket writes) sent on a connection",
-            open.iter().map(|c| c.stats.send_cnt).sum(),
+            open.iter().map(|c| c.traffic().send_cnt).sum(),
         ),
         (
             "queue_messages_published_total",
@@ -289,21 +294,22 @@ fn gauges(p: &mut Prom, b: &Broker) {
         &amqp,
         consumers as f64,
     );
+    let (logins_ok, logins_failed) = b.logins();
     let logins = [
         (
             "auth_attempts_total",
             "Total number of authentication attempts",
-            b.node_stats.logins_ok + b.node_stats.logins_failed,
+            logins_ok + logins_failed,
         ),
         (
             "auth_attempts_succeeded_total",
             "Total number of successful authentication attempts",
-            b.node_stats.logins_ok,
+            logins_ok,
         ),
         (
             "auth_attempts_failed_total",
             "Total number of failed authentication attempts",
-            b.node_stats.logins_failed,
+            logins_failed,
         ),
     ];
     for (name, help, v) in logins {
@@ -376,24 +382,26 @@ fn loop_turns(p: &mut Prom, req: &Req<'_>) {
 
 pub(crate) fn metrics(req: &Req<'_>) -> Result<Reply, ApiError> {
     let mut p = prom_for(req)?;
-    let b = req.shared.broker.borrow();
-    identity(&mut p, &b);
-    process(&mut p, req, &b);
-    churn(&mut p, &b.node_stats.churn, false);
-    gauges(&mut p, &b);
-    message_counters(&mut p, &b.node_stats.vhosts.totals);
-    drop(b);
+    let broker = req.shared.broker.borrow();
+    let b = View::of(&broker);
+    identity(&mut p, b);
+    process(&mut p, req, b);
+    churn(&mut p, b.churn(), false);
+    gauges(&mut p, b);
+    message_counters(&mut p, &b.node_totals().totals);
+    drop(broker);
     loop_turns(&mut p, req);
     text(p)
 }
 
 pub(crate) fn detailed(req: &Req<'_>) -> Result<Reply, ApiError> {
     let mut p = prom_for(req)?;
-    let b = req.shared.broker.borrow();
+    let broker = req.shared.broker.borrow();
+    let b = View::of(&broker);
     if super::metrics_detailed::wants(req, "connection_churn_metrics") {
-        churn(&mut p, &b.node_stats.churn, true);
+        churn(&mut p, b.churn(), true);
     }
-    super::metrics_detailed::families(&mut p, req, &b);
-    identity(&mut p, &b);
+    super::metrics_detailed::families(&mut p, req, b);
+    identity(&mut p, b);
     text(p)
 }

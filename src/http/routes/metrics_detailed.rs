@@ -3,12 +3,12 @@
 //! endpoint. Names and labels are RabbitMQ 3.10's; the exchange and vhost
 //! message counters (`exchange_metrics`, `vhost_metrics`) are ringmq's own.
 
-use crate::core::model::stats::MsgCounters;
-use crate::core::Broker;
+use crate::core::mgmt::views::{ChannelView, ConnView, QueueView};
+use crate::core::mgmt::{MsgCounters, View};
 use crate::http::prom::Prom;
 use crate::http::Req;
 
-type QueueGauge = fn(&crate::core::model::queue::Queue) -> u64;
+type QueueGauge = fn(&QueueView<'_>) -> u64;
 /// A per-object counter family: name, help, the counter it reads.
 type CounterFamily = (&'static str, &'static str, fn(&MsgCounters) -> u64);
 
@@ -28,16 +28,14 @@ pub(crate) fn wants(req: &Req<'_>, family: &str) -> bool {
     list(req, "family").is_none_or(|fs| fs.iter().any(|f| f == family))
 }
 
-pub(crate) fn families(p: &mut Prom, req: &Req<'_>, b: &Broker) {
+pub(crate) fn families(p: &mut Prom, req: &Req<'_>, b: View<'_>) {
     let vhosts = list(req, "vhost");
     let in_vhost = |v: &str| vhosts.as_ref().is_none_or(|vs| vs.iter().any(|x| x == v));
-    let queues = || {
-        (b.vhosts.iter().filter(|(n, _)| in_vhost(n))).flat_map(|(vn, v)| v.queues.values().map(move |q| (&**vn, q)))
-    };
+    let queues = || b.vhosts().filter(|v| in_vhost(v.name())).flat_map(|v| v.queues());
     let gauge_family = |p: &mut Prom, name: &str, help: &str, f: QueueGauge| {
         p.family(name, "gauge", help);
-        for (vn, q) in queues() {
-            p.sample(name, &[("vhost", vn), ("queue", &q.name)], f(q) as f64);
+        for q in queues() {
+            p.sample(name, &[("vhost", q.vhost()), ("queue", q.name())], f(&q) as f64);
         }
     };
     if wants(req, "queue_coarse_metrics") {
@@ -45,17 +43,17 @@ pub(crate) fn families(p: &mut Prom, req: &Req<'_>, b: &Broker) {
             (
                 "detailed_queue_messages_ready",
                 "Messages ready to be delivered to consumers",
-                |q| q.store.ready_count(),
+                |q| q.ready(),
             ),
             (
                 "detailed_queue_messages_unacked",
                 "Messages delivered to consumers but not yet acknowledged",
-                |q| q.store.unacked_count(),
+                |q| q.unacked(),
             ),
             (
                 "detailed_queue_messages",
                 "Sum of ready and unacknowledged messages - total queue depth",
-                |q| q.store.ready_count() + q.store.unacked_count(),
+                |q| q.ready() + q.unacked(),
             ),
         ];
         for (name, help, f) in fams {
@@ -64,7 +62,7 @@ pub(crate) fn families(p: &mut Prom, req: &Req<'_>, b: &Broker) {
     }
     if wants(req, "queue_consumer_count") || wants(req, "queue_metrics") {
         gauge_family(p, "detailed_queue_consumers", "Consumers on a queue", |q| {
-            q.consumers().len() as u64
+            q.consumer_count() as u64
         });
     }
     if wants(req, "queue_metrics") {
@@ -72,7 +70,7 @@ pub(crate) fn families(p: &mut Prom, req: &Req<'_>, b: &Broker) {
             p,
             "detailed_queue_messages_bytes",
             "Size in bytes of ready and unacknowledged messages",
-            |q| q.store.total_bytes(),
+            |q| q.total_bytes(),
         );
         let counters: [CounterFamily; 8] = [
             (
@@ -118,8 +116,12 @@ pub(crate) fn families(p: &mut Prom, req: &Req<'_>, b: &Broker) {
         ];
         for (name, help, f) in counters {
             p.family(name, "counter", help);
-            for (vn, q) in queues() {
-                p.sample(name, &[("vhost", vn), ("queue", &q.name)], f(&q.stats.c) as f64);
+            for q in queues() {
+                p.sample(
+                    name,
+                    &[("vhost", q.vhost()), ("queue", q.name())],
+                    f(&q.stats().c) as f64,
+                );
             }
         }
     }
@@ -138,17 +140,21 @@ pub(crate) fn families(p: &mut Prom, req: &Req<'_>, b: &Broker) {
         ];
         for (name, help, f) in fams {
             p.family(name, "counter", help);
-            for (vn, v) in b.vhosts.iter().filter(|(n, _)| in_vhost(n)) {
-                for x in v.exchanges.values() {
-                    p.sample(name, &[("vhost", vn), ("exchange", &x.name)], f(&x.stats.c) as f64);
+            for v in b.vhosts().filter(|v| in_vhost(v.name())) {
+                for x in v.exchanges() {
+                    p.sample(
+                        name,
+                        &[("vhost", v.name()), ("exchange", x.name())],
+                        f(&x.stats().c) as f64,
+                    );
                 }
             }
         }
     }
     if wants(req, "vhost_status") {
         p.family("cluster_vhost_status", "gauge", "Whether a given vhost is running");
-        for vn in b.vhosts.keys().filter(|n| in_vhost(n)) {
-            p.sample("cluster_vhost_status", &[("vhost", vn)], 1.0);
+        for v in b.vhosts().filter(|v| in_vhost(v.name())) {
+            p.sample("cluster_vhost_status", &[("vhost", v.name())], 1.0);
         }
     }
     if wants(req, "vhost_metrics") {
@@ -162,21 +168,22 @@ pub(crate) fn families(p: &mut Prom, req: &Req<'_>, b: &Broker) {
                 "counter",
                 &format!("ringmq: messages counted as {cname} per vhost"),
             );
-            for (vn, v) in b.vhosts.iter().filter(|(n, _)| in_vhost(n)) {
-                p.sample(&name, &[("vhost", vn)], v.stats.totals.values()[i] as f64);
+            for v in b.vhosts().filter(|v| in_vhost(v.name())) {
+                p.sample(&name, &[("vhost", v.name())], v.stats().totals.values()[i] as f64);
             }
         }
     }
     connections(p, req, b, &in_vhost);
 }
 
-fn connections(p: &mut Prom, req: &Req<'_>, b: &Broker, in_vhost: &dyn Fn(&str) -> bool) {
+fn connections(p: &mut Prom, req: &Req<'_>, b: View<'_>, in_vhost: &dyn Fn(&str) -> bool) {
     let amqp = &req.info.amqp_addr;
-    let conns: Vec<_> = (b.conns.values())
-        .filter_map(|c| Some((c, c.vhost.as_deref().filter(|v| in_vhost(v))?)))
+    let conns: Vec<_> = b
+        .connections()
+        .filter_map(|c| Some((c, c.vhost().filter(|v| in_vhost(v))?)))
         .map(|(c, v)| (c, v, super::connections::conn_name(c, amqp)))
         .collect();
-    type ConnValue = fn(&crate::core::amqp::connection::Connection) -> u64;
+    type ConnValue = fn(&ConnView<'_>) -> u64;
     let emit = |p: &mut Prom, name: &str, kind: &str, help: &str, f: ConnValue| {
         p.family(name, kind, help);
         for (c, v, cn) in &conns {
@@ -189,14 +196,14 @@ fn connections(p: &mut Prom, req: &Req<'_>, b: &Broker, in_vhost: &dyn Fn(&str) 
             "detailed_connection_incoming_bytes_total",
             "counter",
             "Total number of bytes received on a connection",
-            |c| c.stats.recv_oct,
+            |c| c.traffic().recv_oct,
         );
         emit(
             p,
             "detailed_connection_outgoing_bytes_total",
             "counter",
             "Total number of bytes sent on a connection",
-            |c| c.stats.send_oct,
+            |c| c.traffic().send_oct,
         );
     }
     if wants(req, "connection_metrics") {
@@ -205,76 +212,76 @@ fn connections(p: &mut Prom, req: &Req<'_>, b: &Broker, in_vhost: &dyn Fn(&str) 
             "detailed_connection_incoming_packets_total",
             "counter",
             "Total number of packets (socket reads) received on a connection",
-            |c| c.stats.recv_cnt,
+            |c| c.traffic().recv_cnt,
         );
         emit(
             p,
             "detailed_connection_outgoing_packets_total",
             "counter",
             "Total number of packets (socket writes) sent on a connection",
-            |c| c.stats.send_cnt,
+            |c| c.traffic().send_cnt,
         );
         emit(
             p,
             "detailed_connection_pending_packets",
             "gauge",
             "Bytes waiting to be sent on a connection",
-            |c| c.out.len() as u64,
+            |c| c.pending_bytes() as u64,
         );
         emit(
             p,
             "detailed_connection_channels",
             "gauge",
             "Channels on a connection",
-            |c| c.channels.len() as u64,
+            |c| c.channel_count() as u64,
         );
     }
     if wants(req, "channel_metrics") {
-        type ChanValue = fn(&crate::core::amqp::channel::Channel) -> u64;
+        type ChanValue = fn(&ChannelView<'_>) -> u64;
         let fams: [(&str, &str, ChanValue); 7] = [
             ("detailed_channel_consumers", "Consumers on a channel", |c| {
-                c.consumers.len() as u64
+                c.consumer_count() as u64
             }),
             (
                 "detailed_channel_messages_unacked",
                 "Delivered but not yet acknowledged messages",
-                |c| c.unacked.len() as u64,
+                |c| c.unacked() as u64,
             ),
             (
                 "detailed_channel_messages_unconfirmed",
                 "Published but not yet confirmed messages",
-                |c| c.pending_confirms.len() as u64,
+                |c| c.unconfirmed() as u64,
             ),
             (
                 "detailed_channel_messages_uncommitted",
                 "Messages received in a transaction but not yet committed",
-                |c| c.tx.as_ref().map_or(0, |t| t.publishes.len() as u64),
+                |c| c.uncommitted().0 as u64,
             ),
             (
                 "detailed_channel_acks_uncommitted",
                 "Message acknowledgements in a transaction not yet committed",
-                |c| c.tx.as_ref().map_or(0, |t| t.acks.len() as u64),
+                |c| c.uncommitted().1 as u64,
             ),
             (
                 "detailed_consumer_prefetch",
                 "Limit of unacknowledged messages for each consumer",
-                |c| u64::from(c.consumer_prefetch),
+                |c| u64::from(c.consumer_prefetch()),
             ),
             (
                 "detailed_channel_prefetch",
                 "Total limit of unacknowledged messages for all consumers on a channel",
-                |c| u64::from(c.channel_prefetch),
+                |c| u64::from(c.channel_prefetch()),
             ),
         ];
         for (name, help, f) in fams {
             p.family(name, "gauge", help);
             for (c, v, cn) in &conns {
-                for ch in c.channels.values() {
-                    let number = ch.id.to_string();
+                for ch in c.channels() {
+                    let number = ch.number().to_string();
                     p.sample(
                         name,
                         &[("vhost", v), ("connection", cn), ("channel", &number)],
-                        f(ch) as f64,
+                        f(&ch) as f64,
                     );
                 }
             }

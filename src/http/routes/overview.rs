@@ -4,15 +4,16 @@
 use serde_json::{json, Value};
 
 use super::common::{details, queue_totals, vhost_message_stats, ProcStats, Window};
-use crate::core::model::stats::VhostStats;
-use crate::core::Broker;
+use crate::core::mgmt::views::vhosts::Traffic;
+use crate::core::mgmt::views::VhostView;
+use crate::core::mgmt::{AckMode, Churn, QueueSpec, VhostStats, View};
 use crate::http::paging::{self, Item, ListParams, SortKey};
 use crate::http::{ApiError, AuthUser, Reply, Req};
 
 /// The RabbitMQ version we answer to tools that check it.
 pub(crate) const RABBITMQ_VERSION: &str = "3.10.8";
 
-pub(crate) use crate::core::mgmt::vhosts::node_name;
+pub(crate) use crate::core::mgmt::node_name;
 
 fn exchange_types() -> Value {
     let t = |name: &str, description: &str| json!({"name": name, "description": description, "enabled": true});
@@ -36,7 +37,7 @@ struct Totals {
     consumers: usize,
 }
 
-fn totals(b: &Broker, u: &AuthUser) -> Totals {
+fn totals(b: View<'_>, u: &AuthUser) -> Totals {
     let mut t = Totals {
         stats: VhostStats::default(),
         ready: 0,
@@ -46,31 +47,31 @@ fn totals(b: &Broker, u: &AuthUser) -> Totals {
         consumers: 0,
     };
     let all = u.sees_all();
-    for (name, v) in &b.vhosts {
-        if !all && !u.sees_vhost(b, name) {
+    for v in b.vhosts() {
+        if !all && !u.sees_vhost(b, v.name()) {
             continue;
         }
-        t.queues += v.queues.len();
-        t.exchanges += v.exchanges.len();
-        for q in v.queues.values() {
-            t.ready += q.store.ready_count();
-            t.unacked += q.store.unacked_count();
-            t.consumers += q.consumers().len();
+        t.queues += v.queue_count();
+        t.exchanges += v.exchange_count();
+        for q in v.queues() {
+            t.ready += q.ready();
+            t.unacked += q.unacked();
+            t.consumers += q.consumer_count();
         }
     }
     if all {
         // Node totals carry the history.
-        let n = &b.node_stats.vhosts;
+        let n = b.node_totals();
         t.stats.totals = n.totals;
         t.stats.rate = n.rate;
         t.stats.messages_ready_rate = n.messages_ready_rate;
         t.stats.messages_unacknowledged_rate = n.messages_unacknowledged_rate;
         t.stats.history = n.history.clone();
     } else {
-        for (name, v) in &b.vhosts {
-            if u.sees_vhost(b, name) {
-                t.stats.totals.add(&v.stats.totals);
-                for (r, x) in t.stats.rate.iter_mut().zip(v.stats.rate) {
+        for v in b.vhosts() {
+            if u.sees_vhost(b, v.name()) {
+                t.stats.totals.add(&v.stats().totals);
+                for (r, x) in t.stats.rate.iter_mut().zip(v.stats().rate) {
                     *r += x;
                 }
             }
@@ -80,9 +81,9 @@ fn totals(b: &Broker, u: &AuthUser) -> Totals {
 }
 
 /// RabbitMQ's `churn_rates`: each count with its `_details` rate.
-fn churn_rates(c: &crate::core::model::stats::Churn) -> Value {
+fn churn_rates(c: &Churn) -> Value {
     let mut m = serde_json::Map::new();
-    for (i, name) in crate::core::model::stats::Churn::NAMES.iter().enumerate() {
+    for (i, name) in Churn::NAMES.iter().enumerate() {
         m.insert((*name).to_owned(), c.counts[i].into());
         m.insert(format!("{name}_details"), details(c.rates[i]));
     }
@@ -91,13 +92,13 @@ fn churn_rates(c: &crate::core::model::stats::Churn) -> Value {
 
 pub(crate) fn overview(req: &Req<'_>) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
+    let b = View::of(&b);
     let u = req.user();
-    let t = totals(&b, u);
+    let t = totals(b, u);
     let (conns, chans) = b
-        .conns
-        .values()
-        .filter(|c| c.user.is_some() && (u.sees_all() || c.user.as_deref() == Some(&u.name)))
-        .fold((0, 0), |(n, ch), c| (n + 1, ch + c.channels.len()));
+        .connections()
+        .filter(|c| c.is_logged_in() && (u.sees_all() || c.user() == Some(&u.name)))
+        .fold((0, 0), |(n, ch), c| (n + 1, ch + c.channel_count()));
     let node = node_name();
     let rates = Window::from_query(&req.query, "msg_rates_age", "msg_rates_incr");
     let lengths = Window::from_query(&req.query, "lengths_age", "lengths_incr");
@@ -125,7 +126,7 @@ pub(crate) fn overview(req: &Req<'_>) -> Result<Reply, ApiError> {
         "disable_stats": false,
         "enable_queue_totals": true,
         "message_stats": vhost_message_stats(&t.stats, rates),
-        "churn_rates": churn_rates(&b.node_stats.churn),
+        "churn_rates": churn_rates(b.churn()),
         "queue_totals": queue_totals(&t.stats, t.ready, t.unacked, lengths),
         "object_totals": {
             "channels": chans,
@@ -152,11 +153,11 @@ pub(crate) fn aliveness(req: &Req<'_>) -> Result<Reply, ApiError> {
     let mut b = req.shared.broker.borrow_mut();
     let ctx = req.ctx();
     let q = "aliveness-test";
-    let spec = crate::core::mgmt::commands::QueueSpec::default();
+    let spec = QueueSpec::default();
     let r = (|| {
         b.admin_declare_queue(&ctx, q, &spec)?;
         b.admin_publish(&ctx, "", q, &[0, 0], b"test_message")?;
-        b.admin_get(&ctx, q, 1, crate::core::mgmt::commands::AckMode::AckRequeueFalse)
+        b.admin_get(&ctx, q, 1, AckMode::AckRequeueFalse)
     })();
     drop(b);
     req.shared.after_core_call();
@@ -170,6 +171,8 @@ pub(crate) fn aliveness(req: &Req<'_>) -> Result<Reply, ApiError> {
 fn node_json(req: &Req<'_>) -> Value {
     let p = ProcStats::read(req.info);
     let b = req.shared.broker.borrow();
+    let b = View::of(&b);
+    let alarms = b.alarms();
     let mut node = json!({
         "name": node_name(),
         "type": "disc",
@@ -177,14 +180,14 @@ fn node_json(req: &Req<'_>) -> Value {
         "os_pid": std::process::id().to_string(),
         "fd_used": p.open_fds,
         "fd_total": p.fd_limit,
-        "sockets_used": b.conns.len(),
+        "sockets_used": b.connection_count(),
         "sockets_total": p.fd_limit,
         "mem_used": p.rss_bytes,
-        "mem_limit": b.alarms.mem_limit,
-        "mem_alarm": b.alarms.mem,
+        "mem_limit": alarms.mem_limit,
+        "mem_alarm": alarms.mem,
         "disk_free": p.disk_free_bytes,
-        "disk_free_limit": b.alarms.disk_free_limit,
-        "disk_free_alarm": b.alarms.disk,
+        "disk_free_limit": alarms.disk_free_limit,
+        "disk_free_alarm": alarms.disk,
         "proc_used": 1,
         "proc_total": 1,
         "uptime": p.uptime_ms,
@@ -206,7 +209,7 @@ fn node_json(req: &Req<'_>) -> Value {
         "cluster_links": [],
     });
     // RabbitMQ lists the churn counters on the node too, each with its rate.
-    if let (Value::Object(n), Value::Object(c)) = (&mut node, churn_rates(&b.node_stats.churn)) {
+    if let (Value::Object(n), Value::Object(c)) = (&mut node, churn_rates(b.churn())) {
         n.extend(c);
     }
     node
@@ -225,7 +228,7 @@ pub(crate) fn node(req: &Req<'_>) -> Result<Reply, ApiError> {
 
 struct VhostItem<'a> {
     name: &'a str,
-    v: &'a crate::core::model::vhost::VHost,
+    v: VhostView<'a>,
     ready: u64,
     unacked: u64,
     w: Option<Window>,
@@ -233,24 +236,17 @@ struct VhostItem<'a> {
     traffic: Traffic,
 }
 
-#[derive(Default)]
-struct Traffic {
-    recv_oct: u64,
-    send_oct: u64,
-    recv_rate: f64,
-    send_rate: f64,
-}
-
-impl Traffic {
-    fn of(b: &crate::core::Broker, vhost: &str) -> Traffic {
-        let mut t = Traffic::default();
-        for c in b.conns.values().filter(|c| c.vhost.as_deref() == Some(vhost)) {
-            t.recv_oct += c.stats.recv_oct;
-            t.send_oct += c.stats.send_oct;
-            t.recv_rate += c.stats.recv_oct_rate;
-            t.send_rate += c.stats.send_oct_rate;
+impl<'a> VhostItem<'a> {
+    fn new(v: VhostView<'a>, w: Option<Window>) -> Self {
+        let (ready, unacked) = v.depth();
+        VhostItem {
+            name: v.name(),
+            v,
+            ready,
+            unacked,
+            w,
+            traffic: v.traffic(),
         }
-        t
     }
 }
 
@@ -266,7 +262,7 @@ impl Item for VhostItem<'_> {
         }
     }
     fn render(&self) -> Value {
-        let meta = &self.v.meta;
+        let meta = self.v.meta();
         let mut v = json!({
             "name": self.name,
             "description": meta.description,
@@ -275,14 +271,14 @@ impl Item for VhostItem<'_> {
             "metadata": {"description": meta.description, "tags": meta.tags},
             "tracing": false,
             "cluster_state": {node_name(): "running"},
-            "message_stats": vhost_message_stats(&self.v.stats, self.w),
+            "message_stats": vhost_message_stats(self.v.stats(), self.w),
             "recv_oct": self.traffic.recv_oct,
             "recv_oct_details": details(self.traffic.recv_rate),
             "send_oct": self.traffic.send_oct,
             "send_oct_details": details(self.traffic.send_rate),
         });
         if let (Value::Object(m), Value::Object(t)) =
-            (&mut v, queue_totals(&self.v.stats, self.ready, self.unacked, self.w))
+            (&mut v, queue_totals(self.v.stats(), self.ready, self.unacked, self.w))
         {
             m.extend(t);
         }
@@ -293,47 +289,22 @@ impl Item for VhostItem<'_> {
 /// One vhost, as listed.
 pub(crate) fn vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
-    let (name, v) = b.vhosts.get_key_value(req.vhost()).ok_or_else(ApiError::not_found)?;
-    let (ready, unacked) = v.queues.values().fold((0, 0), |(r, un), q| {
-        (r + q.store.ready_count(), un + q.store.unacked_count())
-    });
+    let v = View::of(&b).vhost(req.vhost()).ok_or_else(ApiError::not_found)?;
     let w = Window::from_query(&req.query, "msg_rates_age", "msg_rates_incr");
-    Reply::ok(
-        VhostItem {
-            name,
-            v,
-            ready,
-            unacked,
-            w,
-            traffic: Traffic::of(&b, name),
-        }
-        .render(),
-    )
+    Reply::ok(VhostItem::new(v, w).render())
 }
 
 /// The vhost list with message counts (create and delete are in the vhosts
 /// routes).
 pub(crate) fn vhosts(req: &Req<'_>) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
+    let view = View::of(&b);
     let u = req.user();
     let w = Window::from_query(&req.query, "msg_rates_age", "msg_rates_incr");
-    let items: Vec<VhostItem<'_>> = b
-        .vhosts
-        .iter()
-        .filter(|(n, _)| u.sees_vhost(&b, n))
-        .map(|(n, v)| {
-            let (ready, unacked) = v.queues.values().fold((0, 0), |(r, un), q| {
-                (r + q.store.ready_count(), un + q.store.unacked_count())
-            });
-            VhostItem {
-                name: n,
-                v,
-                ready,
-                unacked,
-                w,
-                traffic: Traffic::of(&b, n),
-            }
-        })
+    let items: Vec<VhostItem<'_>> = view
+        .vhosts()
+        .filter(|v| u.sees_vhost(view, v.name()))
+        .map(|v| VhostItem::new(v, w))
         .collect();
     paging::reply(items, &ListParams::parse(&req.query)?)
 }

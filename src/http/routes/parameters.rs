@@ -6,8 +6,7 @@ use serde_json::{json, Value};
 
 use super::super::error::ApiError;
 use super::super::{Reply, Req};
-use crate::core::definitions::json::Definitions;
-use crate::core::mgmt::vhosts::Parameter;
+use crate::core::mgmt::{Definitions, Parameter, View};
 
 fn render(vhost: &str, p: &Parameter) -> Value {
     json!({"vhost": vhost, "component": p.component, "name": p.name, "value": p.value})
@@ -15,11 +14,12 @@ fn render(vhost: &str, p: &Parameter) -> Value {
 
 fn list(req: &Req<'_>, component: Option<&str>, vhost: Option<&str>) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
+    let view = View::of(&b);
     let u = req.user();
-    let items: Vec<Value> = b
-        .list_parameters(vhost, component)
+    let items: Vec<Value> = view
+        .parameters(vhost, component)
         .into_iter()
-        .filter(|(v, _)| u.sees_vhost(&b, v))
+        .filter(|(v, _)| u.sees_vhost(view, v))
         .map(|(v, p)| render(&v, &p))
         .collect();
     Reply::ok(Value::Array(items))
@@ -38,8 +38,8 @@ pub(crate) fn list_component_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
 pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
     let (c, n) = (req.param("component"), req.param("name"));
-    let found = b
-        .list_parameters(Some(req.vhost()), Some(c))
+    let found = View::of(&b)
+        .parameters(Some(req.vhost()), Some(c))
         .into_iter()
         .find(|(_, p)| p.name == n)
         .ok_or_else(ApiError::not_found)?;
@@ -74,17 +74,13 @@ pub(crate) fn delete(req: &Req<'_>) -> Result<Reply, ApiError> {
 
 pub(crate) fn global_list(req: &Req<'_>) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
-    Reply::ok(serde_json::to_value(&b.global_parameters).expect("plain data"))
+    Reply::ok(serde_json::to_value(View::of(&b).global_parameters()).expect("plain data"))
 }
 
 pub(crate) fn global_get(req: &Req<'_>) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
     let n = req.param("name");
-    let p = b
-        .global_parameters
-        .iter()
-        .find(|p| p.name == n)
-        .ok_or_else(ApiError::not_found)?;
+    let p = View::of(&b).global_parameter(n).ok_or_else(ApiError::not_found)?;
     Reply::ok(serde_json::to_value(p).expect("plain data"))
 }
 
@@ -114,7 +110,7 @@ pub(crate) fn global_delete(req: &Req<'_>) -> Result<Reply, ApiError> {
 }
 
 fn export(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> {
-    let d = req.shared.broker.borrow().export_definitions(vhost)?;
+    let d = View::of(&req.shared.broker.borrow()).export_definitions(vhost)?;
     Reply::ok(serde_json::to_value(d).expect("plain data"))
 }
 

@@ -2,9 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::core::access::permissions::PermissionDef;
-use crate::core::mgmt::commands::Declared;
-use crate::core::Broker;
+use crate::core::mgmt::{Declared, PermissionDef, View};
 use crate::http::paging::{self, Item, ListParams};
 use crate::http::{ApiError, Reply, Req};
 
@@ -29,7 +27,7 @@ impl Item for PermItem {
 pub(crate) trait Grants {
     /// An entry; its [`Item::name`] is the user.
     type Entry: Item;
-    fn entries(b: &Broker) -> Vec<Self::Entry>;
+    fn entries(b: View<'_>) -> Vec<Self::Entry>;
 }
 
 /// `/api/permissions`'s entries.
@@ -37,15 +35,15 @@ pub(crate) struct Perms;
 
 impl Grants for Perms {
     type Entry = PermItem;
-    fn entries(b: &Broker) -> Vec<PermItem> {
-        b.permissions.defs().into_iter().map(PermItem).collect()
+    fn entries(b: View<'_>) -> Vec<PermItem> {
+        b.permissions().into_iter().map(PermItem).collect()
     }
 }
 
 fn listed<G: Grants>(req: &Req<'_>, keep: impl Fn(&G::Entry) -> bool) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
-    let items: Vec<G::Entry> = G::entries(&b).into_iter().filter(keep).collect();
+    let items: Vec<G::Entry> = G::entries(View::of(&b)).into_iter().filter(keep).collect();
     paging::reply(items, &params)
 }
 
@@ -54,14 +52,14 @@ pub(crate) fn list<G: Grants>(req: &Req<'_>) -> Result<Reply, ApiError> {
 }
 
 pub(crate) fn of_vhost<G: Grants>(req: &Req<'_>) -> Result<Reply, ApiError> {
-    if !req.shared.broker.borrow().vhosts.contains_key(req.vhost()) {
+    if !View::of(&req.shared.broker.borrow()).has_vhost(req.vhost()) {
         return Err(ApiError::not_found());
     }
     listed::<G>(req, |e| e.vhost() == req.vhost())
 }
 
 pub(crate) fn of_user<G: Grants>(req: &Req<'_>) -> Result<Reply, ApiError> {
-    if req.shared.broker.borrow().users.get(req.param("user")).is_none() {
+    if View::of(&req.shared.broker.borrow()).user(req.param("user")).is_none() {
         return Err(ApiError::not_found());
     }
     listed::<G>(req, |e| e.name() == req.param("user"))
@@ -70,8 +68,8 @@ pub(crate) fn of_user<G: Grants>(req: &Req<'_>) -> Result<Reply, ApiError> {
 pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
     let (v, u) = (req.vhost(), req.param("user"));
     let b = req.shared.broker.borrow();
-    b.permissions
-        .defs()
+    View::of(&b)
+        .permissions()
         .into_iter()
         .find(|d| d.vhost == v && d.user == u)
         .map_or_else(|| Err(ApiError::not_found()), |d| Reply::ok(PermItem(d).render()))

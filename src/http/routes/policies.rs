@@ -8,8 +8,7 @@ use serde_json::{json, Map, Value};
 use super::super::error::ApiError;
 use super::super::paging::{self, Item, ListParams};
 use super::super::{Reply, Req};
-use crate::core::policy::apply::VhostPolicy;
-use crate::core::policy::{ApplyTo, PolicyDef, PolicyKind};
+use crate::core::mgmt::{ApplyTo, PolicyDef, PolicyKind, VhostPolicy, View};
 
 /// A listed policy; also the shape of definitions' `policies` entries.
 pub(crate) struct PolicyItem(pub VhostPolicy);
@@ -39,11 +38,12 @@ fn render(p: &VhostPolicy) -> Value {
 
 fn list(req: &Req<'_>, vhost: Option<&str>, kind: PolicyKind) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
+    let view = View::of(&b);
     let u = req.user();
-    let items: Vec<PolicyItem> = b
-        .list_policies(vhost, kind)?
+    let items: Vec<PolicyItem> = view
+        .policies(vhost, kind)?
         .into_iter()
-        .filter(|p| u.sees_vhost(&b, &p.vhost))
+        .filter(|p| u.sees_vhost(view, &p.vhost))
         .map(PolicyItem)
         .collect();
     Reply::ok(paging::list(items, &ListParams::parse(&req.query)?)?)
@@ -52,8 +52,8 @@ fn list(req: &Req<'_>, vhost: Option<&str>, kind: PolicyKind) -> Result<Reply, A
 fn get(req: &Req<'_>, kind: PolicyKind) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
     let name = req.param("name");
-    let found = b
-        .list_policies(Some(req.vhost()), kind)?
+    let found = View::of(&b)
+        .policies(Some(req.vhost()), kind)?
         .into_iter()
         .find(|p| p.def.name == name)
         .ok_or_else(ApiError::not_found)?;

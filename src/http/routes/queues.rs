@@ -5,90 +5,87 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::common::{details, message_stats, QUEUE_FIELDS};
-use crate::core::mgmt::commands::{AckMode, Declared, QueueSpec};
-use crate::core::model::queue::Queue;
-use crate::core::Broker;
+use crate::core::mgmt::views::QueueView;
+use crate::core::mgmt::{AckMode, Declared, QueueSpec, View};
 use crate::http::json::{arguments, boolean, properties_to_json, table_to_json};
 use crate::http::paging::{self, Item, ListParams, SortKey};
 use crate::http::{ApiError, Reply, Req};
 
 pub(crate) struct QueueItem<'a> {
-    pub vhost: &'a str,
-    pub q: &'a Queue,
+    pub q: QueueView<'a>,
     pub node: &'a str,
 }
 
 impl QueueItem<'_> {
     fn ready(&self) -> u64 {
-        self.q.store.ready_count()
+        self.q.ready()
     }
     fn unacked(&self) -> u64 {
-        self.q.store.unacked_count()
+        self.q.unacked()
     }
 }
 
 impl Item for QueueItem<'_> {
     fn name(&self) -> &str {
-        &self.q.name
+        self.q.name()
     }
     fn vhost(&self) -> &str {
-        self.vhost
+        self.q.vhost()
     }
     fn sort_key(&self, c: &str) -> Option<SortKey<'_>> {
         Some(match c {
-            "name" => SortKey::Str(&self.q.name),
-            "vhost" => SortKey::Str(self.vhost),
+            "name" => SortKey::Str(self.q.name()),
+            "vhost" => SortKey::Str(self.q.vhost()),
             "messages" => SortKey::Num((self.ready() + self.unacked()) as f64),
             "messages_ready" => SortKey::Num(self.ready() as f64),
             "messages_unacknowledged" => SortKey::Num(self.unacked() as f64),
             "consumers" => SortKey::Num(self.q.consumer_count() as f64),
-            "message_bytes" => SortKey::Num(self.q.store.total_bytes() as f64),
-            c => SortKey::Num(super::common::stats_sort_key(&self.q.stats, c)?),
+            "message_bytes" => SortKey::Num(self.q.total_bytes() as f64),
+            c => SortKey::Num(super::common::stats_sort_key(self.q.stats(), c)?),
         })
     }
     fn render(&self) -> Value {
         let q = self.q;
         let (ready, unacked) = (self.ready(), self.unacked());
+        let (ready_rate, unacked_rate) = q.depth_rates();
+        let consumers = q.consumer_count();
         let mut v = json!({
-            "name": &*q.name,
-            "vhost": self.vhost,
-            "durable": q.durable,
-            "auto_delete": q.auto_delete,
-            "exclusive": q.exclusive_owner.is_some(),
-            "arguments": table_to_json(&q.arguments),
+            "name": q.name(),
+            "vhost": q.vhost(),
+            "durable": q.durable(),
+            "auto_delete": q.auto_delete(),
+            "exclusive": q.exclusive_owner().is_some(),
+            "arguments": table_to_json(q.arguments()),
             "node": self.node,
-            "type": q.settings.kind.name(),
+            "type": q.kind_name(),
             // Not mirrored (RabbitMQ's value for a queue without mirrors).
             "recoverable_slaves": null,
-            "state": if q.paused { "paused" } else { "running" },
-            "policy": q.policy.as_ref().map(|p| p.name()),
-            "operator_policy": q.operator_policy.as_ref().map(|p| p.name()),
-            "effective_policy_definition": crate::core::policy::effective_definition(
-                q.policy.as_deref(),
-                q.operator_policy.as_deref(),
-            ),
-            "consumers": q.consumer_count(),
-            "consumer_capacity": if q.consumer_count() > 0 { 1.0 } else { 0.0 },
-            "consumer_utilisation": if q.consumer_count() > 0 { 1.0 } else { 0.0 },
-            "exclusive_consumer_tag": q.consumers().iter().find(|c| c.exclusive).map(|c| &*c.tag),
-            "single_active_consumer_tag": if q.settings.single_active_consumer {
-                q.consumers().first().map(|c| &*c.tag)
+            "state": if q.paused() { "paused" } else { "running" },
+            "policy": q.policy_name(),
+            "operator_policy": q.operator_policy_name(),
+            "effective_policy_definition": q.effective_policy_definition(),
+            "consumers": consumers,
+            "consumer_capacity": if consumers > 0 { 1.0 } else { 0.0 },
+            "consumer_utilisation": if consumers > 0 { 1.0 } else { 0.0 },
+            "exclusive_consumer_tag": q.consumers().find(|c| c.exclusive()).map(|c| c.tag()),
+            "single_active_consumer_tag": if q.single_active_consumer() {
+                q.consumers().next().map(|c| c.tag())
             } else {
                 None
             },
             "messages": ready + unacked,
-            "messages_details": details(f64::from(q.depth_rates.ready_rate + q.depth_rates.unacked_rate)),
+            "messages_details": details(f64::from(ready_rate + unacked_rate)),
             "messages_ready": ready,
-            "messages_ready_details": details(f64::from(q.depth_rates.ready_rate)),
+            "messages_ready_details": details(f64::from(ready_rate)),
             "messages_unacknowledged": unacked,
-            "messages_unacknowledged_details": details(f64::from(q.depth_rates.unacked_rate)),
-            "message_bytes": q.store.total_bytes(),
-            "message_bytes_ready": q.store.ready_bytes(),
-            "message_bytes_unacknowledged": q.store.total_bytes().saturating_sub(q.store.ready_bytes()),
+            "messages_unacknowledged_details": details(f64::from(unacked_rate)),
+            "message_bytes": q.total_bytes(),
+            "message_bytes_ready": q.ready_bytes(),
+            "message_bytes_unacknowledged": q.total_bytes().saturating_sub(q.ready_bytes()),
             "head_message_timestamp": Value::Null,
-            "message_stats": message_stats(&q.stats, QUEUE_FIELDS),
+            "message_stats": message_stats(q.stats(), QUEUE_FIELDS),
         });
-        if q.stats.c == Default::default() {
+        if q.stats().c == Default::default() {
             // RabbitMQ leaves message_stats out until something happened.
             v.as_object_mut().expect("object").remove("message_stats");
         }
@@ -96,12 +93,11 @@ impl Item for QueueItem<'_> {
     }
 }
 
-pub(crate) fn items<'a>(b: &'a Broker, req: &Req<'_>, vhost: Option<&str>, node: &'a str) -> Vec<QueueItem<'a>> {
+pub(crate) fn items<'a>(b: View<'a>, req: &Req<'_>, vhost: Option<&str>, node: &'a str) -> Vec<QueueItem<'a>> {
     let u = req.user();
-    b.vhosts
-        .iter()
-        .filter(|(n, _)| vhost.is_none_or(|v| v == &***n) && u.sees_vhost(b, n))
-        .flat_map(|(n, v)| v.queues.values().map(move |q| QueueItem { vhost: n, q, node }))
+    b.vhosts()
+        .filter(|v| vhost.is_none_or(|want| want == v.name()) && u.sees_vhost(b, v.name()))
+        .flat_map(|v| v.queues().map(move |q| QueueItem { q, node }))
         .collect()
 }
 
@@ -117,32 +113,24 @@ fn list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
     let node = super::overview::node_name();
-    paging::reply(items(&b, req, vhost, &node), &params)
+    paging::reply(items(View::of(&b), req, vhost, &node), &params)
 }
 
 pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
-    let (vname, v) = b.vhosts.get_key_value(req.vhost()).ok_or_else(ApiError::not_found)?;
-    let q = v
-        .queue_id(req.param("name"))
-        .and_then(|id| v.queues.get(&id))
-        .ok_or_else(ApiError::not_found)?;
+    let view = View::of(&b);
+    let v = view.vhost(req.vhost()).ok_or_else(ApiError::not_found)?;
+    let q = v.queue(req.param("name")).ok_or_else(ApiError::not_found)?;
     let node = super::overview::node_name();
-    let mut out = QueueItem {
-        vhost: vname,
-        q,
-        node: &node,
-    }
-    .render();
+    let mut out = QueueItem { q, node: &node }.render();
     // Consumers of this queue, as RabbitMQ's consumer_details.
     let consumers: Vec<Value> = q
         .consumers()
-        .iter()
-        .map(|c| super::connections::consumer_json(&b, req, vname, &q.name, c))
+        .map(|c| super::connections::consumer_json(view, req, q.vhost(), q.name(), c))
         .collect();
     out["consumer_details"] = Value::Array(consumers);
-    if let Some(owner) = q.exclusive_owner.and_then(|id| b.conns.get(&id)) {
-        let (peer_host, peer_port) = super::connections::split_host_port(&owner.peer);
+    if let Some(owner) = q.exclusive_owner().and_then(|id| view.connection(id)) {
+        let (peer_host, peer_port) = super::connections::split_host_port(owner.peer());
         out["owner_pid_details"] = json!({
             "name": super::connections::conn_name(owner, &req.info.amqp_addr),
             "peer_host": peer_host,
@@ -223,9 +211,9 @@ pub(crate) fn actions(req: &Req<'_>) -> Result<Reply, ApiError> {
         "sync" | "cancel_sync" => {
             let b = req.shared.broker.borrow();
             // RabbitMQ 3.10 fails with 500 for a missing queue; 404 says why.
-            b.vhosts
-                .get(req.vhost())
-                .and_then(|v| v.queue_id(req.param("name")))
+            View::of(&b)
+                .vhost(req.vhost())
+                .filter(|v| v.has_queue(req.param("name")))
                 .ok_or_else(ApiError::not_found)?;
             Reply::no_content()
         }

@@ -7,9 +7,7 @@
 use serde_json::{json, Value};
 
 use super::permissions::Grants;
-use crate::core::access::topic_permissions::TopicPermissionDef;
-use crate::core::mgmt::commands::Declared;
-use crate::core::Broker;
+use crate::core::mgmt::{Declared, TopicPermissionDef, View};
 use crate::http::paging::Item;
 use crate::http::{ApiError, Reply, Req};
 
@@ -34,8 +32,8 @@ pub(crate) struct Topic;
 
 impl Grants for Topic {
     type Entry = TopicItem;
-    fn entries(b: &Broker) -> Vec<TopicItem> {
-        b.permissions.topic.defs().into_iter().map(TopicItem).collect()
+    fn entries(b: View<'_>) -> Vec<TopicItem> {
+        b.topic_permissions().into_iter().map(TopicItem).collect()
     }
 }
 
@@ -44,10 +42,8 @@ impl Grants for Topic {
 pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
     let (v, u) = (req.vhost(), req.param("user"));
     let b = req.shared.broker.borrow();
-    let items: Vec<Value> = b
-        .permissions
-        .topic
-        .defs()
+    let items: Vec<Value> = View::of(&b)
+        .topic_permissions()
         .into_iter()
         .filter(|d| d.vhost == v && d.user == u)
         .map(|d| TopicItem(d).render())

@@ -3,35 +3,35 @@
 
 use serde_json::{json, Value};
 
-use crate::core::access::auth::User;
-use crate::core::mgmt::commands::{Declared, UserSpec};
+use crate::core::mgmt::views::UserView;
+use crate::core::mgmt::{AdminError, Declared, UserSpec, View};
 use crate::http::paging::{self, Item, ListParams};
 use crate::http::{ApiError, Reply, Req};
 
-struct UserItem<'a>(&'a User);
+struct UserItem<'a>(UserView<'a>);
 
 impl Item for UserItem<'_> {
     fn name(&self) -> &str {
-        &self.0.name
+        self.0.name()
     }
     fn render(&self) -> Value {
         user_json(self.0)
     }
 }
 
-pub(crate) fn user_json(u: &User) -> Value {
+pub(crate) fn user_json(u: UserView<'_>) -> Value {
     let mut limits = serde_json::Map::new();
-    if let Some(n) = u.limits.max_connections {
+    if let Some(n) = u.limits().max_connections {
         limits.insert("max-connections".into(), n.into());
     }
-    if let Some(n) = u.limits.max_channels {
+    if let Some(n) = u.limits().max_channels {
         limits.insert("max-channels".into(), n.into());
     }
     json!({
-        "name": u.name,
-        "password_hash": u.password_hash,
-        "hashing_algorithm": u.hashing_algorithm,
-        "tags": u.tags,
+        "name": u.name(),
+        "password_hash": u.password_hash(),
+        "hashing_algorithm": u.hashing_algorithm(),
+        "tags": u.tags(),
         "limits": limits,
     })
 }
@@ -39,18 +39,18 @@ pub(crate) fn user_json(u: &User) -> Value {
 pub(crate) fn list(req: &Req<'_>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
-    let items: Vec<UserItem<'_>> = b.users.iter().map(UserItem).collect();
+    let items: Vec<UserItem<'_>> = View::of(&b).users().map(UserItem).collect();
     paging::reply(items, &params)
 }
 
 pub(crate) fn without_permissions(req: &Req<'_>) -> Result<Reply, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
-    let defs = b.permissions.defs();
-    let items: Vec<UserItem<'_>> = b
-        .users
-        .iter()
-        .filter(|u| !defs.iter().any(|d| d.user == u.name))
+    let view = View::of(&b);
+    let defs = view.permissions();
+    let items: Vec<UserItem<'_>> = view
+        .users()
+        .filter(|u| !defs.iter().any(|d| d.user == u.name()))
         .map(UserItem)
         .collect();
     paging::reply(items, &params)
@@ -58,7 +58,7 @@ pub(crate) fn without_permissions(req: &Req<'_>) -> Result<Reply, ApiError> {
 
 pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
-    let u = b.users.get(req.param("user")).ok_or_else(ApiError::not_found)?;
+    let u = View::of(&b).user(req.param("user")).ok_or_else(ApiError::not_found)?;
     Reply::ok(user_json(u))
 }
 
@@ -117,7 +117,7 @@ pub(crate) fn bulk_delete(req: &Req<'_>) -> Result<Reply, ApiError> {
     let mut b = req.shared.broker.borrow_mut();
     for n in names {
         match b.admin_delete_user(&n) {
-            Ok(()) | Err(crate::core::mgmt::error::AdminError::NotFound(_)) => {}
+            Ok(()) | Err(AdminError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -127,8 +127,6 @@ pub(crate) fn bulk_delete(req: &Req<'_>) -> Result<Reply, ApiError> {
 /// `{"ok": hash}` with a fresh salt (RabbitMQ 3.11+).
 pub(crate) fn hash_password(req: &Req<'_>) -> Result<Reply, ApiError> {
     let salt: [u8; 4] = (crate::sys::now_ms() as u32 ^ std::process::id().rotate_left(16)).to_le_bytes();
-    let h =
-        crate::core::access::auth::hash_password(crate::core::access::auth::HASH_SHA256, req.param("password"), salt)
-            .expect("sha256 is known");
+    let h = crate::core::mgmt::hash_password(req.param("password"), salt);
     Reply::ok(json!({ "ok": h }))
 }

@@ -10,8 +10,7 @@ use serde_json::{json, Value};
 
 use super::super::error::ApiError;
 use super::super::{Reply, Req};
-use crate::core::definitions::json::Tags;
-use crate::core::mgmt::vhosts::{parse_limit, VhostMeta};
+use crate::core::mgmt::{parse_limit, Tags, VhostMeta, View};
 
 pub(crate) fn put(req: &Req<'_>) -> Result<Reply, ApiError> {
     let body = req.json_object()?;
@@ -57,19 +56,18 @@ fn value_of(req: &Req<'_>, name: &str) -> Result<Option<u64>, ApiError> {
 
 fn vhost_limits_json(req: &Req<'_>, only: Option<&str>) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
+    let view = View::of(&b);
     let u = req.user();
-    let mut names: Vec<&str> = b
-        .vhosts
-        .keys()
-        .map(|k| &**k)
-        .filter(|n| only.is_none_or(|o| o == *n) && u.sees_vhost(&b, n))
+    let mut vhosts: Vec<_> = view
+        .vhosts()
+        .filter(|v| only.is_none_or(|o| o == v.name()) && u.sees_vhost(view, v.name()))
         .collect();
-    names.sort_unstable();
-    let items: Vec<Value> = names
+    vhosts.sort_unstable_by_key(|v| v.name());
+    let items: Vec<Value> = vhosts
         .into_iter()
-        .filter_map(|n| {
-            let l = &b.vhosts[n].meta.limits;
-            (!l.is_empty()).then(|| json!({"vhost": n, "value": l}))
+        .filter_map(|v| {
+            let l = &v.meta().limits;
+            (!l.is_empty()).then(|| json!({"vhost": v.name(), "value": l}))
         })
         .collect();
     Reply::ok(Value::Array(items))
@@ -103,20 +101,20 @@ pub(crate) fn delete_limit(req: &Req<'_>) -> Result<Reply, ApiError> {
 
 fn user_limits_json(req: &Req<'_>, only: Option<&str>) -> Result<Reply, ApiError> {
     let b = req.shared.broker.borrow();
+    let view = View::of(&b);
     if let Some(u) = only {
-        if b.users.get(u).is_none() {
+        if view.user(u).is_none() {
             return Err(ApiError::not_found());
         }
     }
-    let mut users: Vec<_> = b
-        .users
-        .iter()
-        .filter(|u| only.is_none_or(|o| o == u.name) && !u.limits.is_empty())
+    let mut users: Vec<_> = view
+        .users()
+        .filter(|u| only.is_none_or(|o| o == u.name()) && !u.limits().is_empty())
         .collect();
-    users.sort_by(|a, b| a.name.cmp(&b.name));
+    users.sort_by(|a, b| a.name().cmp(b.name()));
     let items: Vec<Value> = users
         .into_iter()
-        .map(|u| json!({"user": u.name, "value": u.limits}))
+        .map(|u| json!({"user": u.name(), "value": u.limits()}))
         .collect();
     Reply::ok(Value::Array(items))
 }

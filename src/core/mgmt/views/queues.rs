@@ -1,0 +1,114 @@
+//! One queue, read-only: depth and bytes, settings, policies, consumers, stats.
+
+use ringmq_codec::FieldTable;
+
+use crate::core::model::ids::ConnId;
+use crate::core::model::queue::{ConsumerRef, Queue};
+use crate::core::model::stats::ObjStats;
+
+#[derive(Clone, Copy)]
+pub struct QueueView<'a> {
+    vhost: &'a str,
+    q: &'a Queue,
+}
+
+impl<'a> QueueView<'a> {
+    pub(super) fn new(vhost: &'a str, q: &'a Queue) -> Self {
+        QueueView { vhost, q }
+    }
+
+    pub fn vhost(&self) -> &'a str {
+        self.vhost
+    }
+    pub fn name(&self) -> &'a str {
+        &self.q.name
+    }
+    pub fn durable(&self) -> bool {
+        self.q.durable
+    }
+    pub fn auto_delete(&self) -> bool {
+        self.q.auto_delete
+    }
+    /// The connection an exclusive queue belongs to.
+    pub fn exclusive_owner(&self) -> Option<ConnId> {
+        self.q.exclusive_owner
+    }
+    pub fn arguments(&self) -> &'a FieldTable {
+        &self.q.arguments
+    }
+    /// `classic`, `quorum`, ...
+    pub fn kind_name(&self) -> &'static str {
+        self.q.settings.kind.name()
+    }
+    pub fn single_active_consumer(&self) -> bool {
+        self.q.settings.single_active_consumer
+    }
+    pub fn paused(&self) -> bool {
+        self.q.paused
+    }
+    pub fn policy_name(&self) -> Option<&'a str> {
+        self.q.policy.as_ref().map(|p| p.name())
+    }
+    pub fn operator_policy_name(&self) -> Option<&'a str> {
+        self.q.operator_policy.as_ref().map(|p| p.name())
+    }
+    /// The policy and operator policy merged, as RabbitMQ's
+    /// `effective_policy_definition`.
+    pub fn effective_policy_definition(&self) -> serde_json::Map<String, serde_json::Value> {
+        crate::core::policy::effective_definition(self.q.policy.as_deref(), self.q.operator_policy.as_deref())
+    }
+    pub fn ready(&self) -> u64 {
+        self.q.store.ready_count()
+    }
+    pub fn unacked(&self) -> u64 {
+        self.q.store.unacked_count()
+    }
+    /// Bytes of ready and unacknowledged messages.
+    pub fn total_bytes(&self) -> u64 {
+        self.q.store.total_bytes()
+    }
+    pub fn ready_bytes(&self) -> u64 {
+        self.q.store.ready_bytes()
+    }
+    /// How fast the ready and unacknowledged counts change, per second.
+    pub fn depth_rates(&self) -> (f32, f32) {
+        (self.q.depth_rates.ready_rate, self.q.depth_rates.unacked_rate)
+    }
+    pub fn consumer_count(&self) -> usize {
+        self.q.consumers().len()
+    }
+    pub fn consumers(&self) -> impl Iterator<Item = ConsumerView<'a>> + 'a {
+        self.q.consumers().iter().map(|c| ConsumerView { c })
+    }
+    /// Message counters (publish, deliver, get, ack, redeliver) and rates.
+    pub fn stats(&self) -> &'a ObjStats {
+        &self.q.stats
+    }
+}
+
+/// One consumer of a queue.
+#[derive(Clone, Copy)]
+pub struct ConsumerView<'a> {
+    c: &'a ConsumerRef,
+}
+
+impl<'a> ConsumerView<'a> {
+    pub fn tag(&self) -> &'a str {
+        &self.c.tag
+    }
+    pub fn conn(&self) -> ConnId {
+        self.c.conn
+    }
+    pub fn channel(&self) -> u16 {
+        self.c.channel
+    }
+    pub fn no_ack(&self) -> bool {
+        self.c.no_ack
+    }
+    pub fn exclusive(&self) -> bool {
+        self.c.exclusive
+    }
+    pub fn priority(&self) -> i32 {
+        self.c.priority
+    }
+}
