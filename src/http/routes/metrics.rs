@@ -359,7 +359,7 @@ fn message_counters(p: &mut Prom, t: &MsgCounters) {
     }
 }
 
-/// The shard loop's turns (see `io::stall`): a stall shows here even when the
+/// The shard loop's turns (see `sys::stall`): a stall shows here even when the
 /// log is not watched.
 fn loop_turns(p: &mut Prom, req: &Req<'_>) {
     let turns = &req.shared.turns;
