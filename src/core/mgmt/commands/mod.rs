@@ -29,8 +29,8 @@ use ringmq_codec::{FieldTable, ProtocolError, ReplyCode, ShortStr};
 
 use crate::core::amqp::channel::Channel;
 use crate::core::amqp::connection::{ConnState, Connection, Tuning};
-use crate::core::broker::Broker;
 use crate::core::amqp::error::{Exception, MethodResult};
+use crate::core::broker::Broker;
 use crate::core::model::ids::ConnId;
 
 /// The id of the in-memory connections the API uses (never in `conns`).

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use ringmq_codec::{QueueDeclare, QueueDelete, QueuePurge, Table};
 
 use crate::core::access::permissions::Access;
-use crate::core::model::queue::take::read_named;
 use crate::core::broker::Broker;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::dead_letter::DeathReason;
@@ -138,35 +137,25 @@ impl Broker {
             let Some(q) = self.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&id)) else {
                 break;
             };
-            let Some(pos) = q.next_ready() else {
+            let taken_one = q.take_next(None, |m| GotMessage {
+                exchange: m.exchange.to_string(),
+                routing_key: m.routing_key.to_string(),
+                redelivered: m.redelivered,
+                message_count: m.remaining,
+                // With x-delivery-count, as basic.get shows it.
+                properties: crate::core::amqp::delivery::delivery_properties(m.view.properties, m.delivery_count)
+                    .into_owned(),
+                payload: m.view.body.to_vec(),
+            });
+            let Some((at, msg)) = taken_one else {
                 // RabbitMQ counts get_empty only for a get that found nothing.
                 q.stats.c.get_empty += u64::from(got.is_empty());
                 break;
             };
-            let redelivered = q.take_redelivered(pos);
             q.stats.c.get += 1;
-            q.stats.c.redeliver += u64::from(redelivered);
-            let message_count = q.message_count();
-            let delivery_count = q.delivery_count_header(pos);
-            let read = read_named(q.store.read(pos));
-            match read {
-                Ok((view, (exchange, routing_key))) => got.push(GotMessage {
-                    exchange: exchange.to_string(),
-                    routing_key: routing_key.to_string(),
-                    redelivered,
-                    message_count,
-                    // With x-delivery-count, as basic.get shows it.
-                    properties: crate::core::amqp::delivery::delivery_properties(view.properties, delivery_count)
-                        .into_owned(),
-                    payload: view.body.to_vec(),
-                }),
-                Err(e) => {
-                    tracing::error!(queue, error = %e, "unreadable message dropped");
-                    q.ack_position(pos);
-                    continue;
-                }
-            }
-            taken.push(pos);
+            q.stats.c.redeliver += u64::from(at.redelivered);
+            got.push(msg);
+            taken.push(at.pos);
         }
         let n = taken.len() as u64;
         // Requeue newest first, so the oldest ends up at the head again.
