@@ -85,9 +85,19 @@ fn a_bit_flip_loses_only_the_record_it_hits() {
             .map(|i| w.records[i].2.clone())
             .collect();
         assert_eq!(got, want, "seed {seed}: bit flip in byte {at}");
-        if at >= last {
+        // A flip in the last record's length word makes its end a guess: shrunk,
+        // non-zero bytes follow the end it claims (no torn write leaves those: a
+        // length word is written whole); grown, it claims bytes past the file.
+        // Recovery may call that torn or damage; either way only that record is
+        // gone (checked above). (It had to be torn, and failed 5% of seeds.)
+        let in_length = (last..last + 4).contains(&at);
+        if at >= last && !in_length {
             assert!(report.torn_bytes() > 0, "seed {seed}: flip at {at}: {report:?}");
             assert!(!report.corrupt(), "seed {seed}: flip at {at}: {report:?}");
+        } else if in_length {
+            let torn = report.torn_bytes() > 0 && !report.corrupt();
+            let damaged = (report.records_dropped(), report.records_kept_after_damage()) == (1, 0);
+            assert!(torn || damaged, "seed {seed}: flip at {at}: {report:?}");
         } else {
             let hit = hit.unwrap();
             let size = (w.records[hit].1 - w.records[hit].0) as u64;
