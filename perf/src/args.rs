@@ -19,6 +19,7 @@ scenarios:
   throughput        publishers and consumers as fast as allowed
   latency           publish-to-deliver latency at fixed rates (--rates 1000,10000,100000)
   queue-count       declare -x queues, report time (and broker RSS with --pid)
+  durable-declare   declare -x durable queues on one channel, time per declare by tenths
   connection-count  open -x idle connections with -c channels each (RSS per connection with --pid)
   bind-churn | queue-churn | connection-churn | consumer-churn   operations per second
   compare           run one scenario against several --uri, A B A B for --rounds, table of medians
@@ -195,8 +196,9 @@ pub enum Command {
     Help,
 }
 
-pub const OPS_SCENARIOS: [&str; 6] = [
+pub const OPS_SCENARIOS: [&str; 7] = [
     "queue-count",
+    "durable-declare",
     "connection-count",
     "bind-churn",
     "queue-churn",

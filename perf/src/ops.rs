@@ -2,6 +2,11 @@
 //! holds (and at what memory), and how fast it binds, declares, connects and
 //! starts consumers. Each operation is one request/response round trip, so the
 //! numbers are per method, measured from one client.
+//!
+//! `durable-declare` declares -x durable queues one after another on one channel
+//! and times only the declares (the queues are deleted afterwards, untimed): the
+//! time per declare, printed for each tenth of the run, shows whether declaring
+//! N durable queues costs O(N) (flat) or O(N²) (growing with N).
 
 use std::time::{Duration, Instant};
 
@@ -19,10 +24,12 @@ pub fn run(name: &str, c: &Common, o: &Ops) -> std::result::Result<(), String> {
     let rt = tasks::current_thread();
     let rss_before = c.pid.and_then(stats::rss_bytes);
     let started = Instant::now();
+    let timed = std::cell::Cell::new(None);
     let (ops, items, rss_loaded) = rt
         .block_on(async {
             match name {
                 "queue-count" => queue_count(c, o).await,
+                "durable-declare" => durable_declare(c, o, &timed).await,
                 "connection-count" => connection_count(c, o).await,
                 "bind-churn" => churn(c, o, Churn::Bind).await.map(|n| (n, 0, None)),
                 "queue-churn" => churn(c, o, Churn::Queue).await.map(|n| (n, 0, None)),
@@ -32,7 +39,11 @@ pub fn run(name: &str, c: &Common, o: &Ops) -> std::result::Result<(), String> {
             }
         })
         .map_err(|e| format!("{name}: {e}"))?;
-    let elapsed = started.elapsed();
+    let elapsed = match name {
+        // Only the declares are timed, not the deletes after them.
+        "durable-declare" => timed.get().unwrap_or_else(|| started.elapsed()),
+        _ => started.elapsed(),
+    };
     let ops_per_s = stats::rate(0, ops, elapsed);
     let per_item = match (rss_before, rss_loaded) {
         (Some(b), Some(a)) if items > 0 => Some(a.saturating_sub(b) as f64 / items as f64),
@@ -44,6 +55,7 @@ pub fn run(name: &str, c: &Common, o: &Ops) -> std::result::Result<(), String> {
             "ops": ops,
             "elapsed_s": elapsed.as_secs_f64(),
             "ops_per_s": ops_per_s.round(),
+            "us_per_op": if ops > 0 { elapsed.as_secs_f64() * 1e6 / ops as f64 } else { 0.0 },
             "rss_before": rss_before,
             "rss_loaded": rss_loaded,
             "rss_per_item": per_item.map(f64::round),
@@ -73,6 +85,48 @@ async fn queue_count(c: &Common, o: &Ops) -> Result<(u64, usize, Option<u64>)> {
         conn.queue_declare(ch, &format!("{}-{i}", o.queue), QueueOptions::default())
             .await?;
     }
+    let rss = c.pid.and_then(stats::rss_bytes);
+    tokio::time::sleep(o.hold).await;
+    for i in 0..o.count {
+        conn.queue_delete(ch, &format!("{}-{i}", o.queue)).await?;
+    }
+    conn.close().await?;
+    Ok((o.count as u64, o.count, rss))
+}
+
+/// Declares `count` durable queues, each waiting for its declare-ok, and puts the
+/// time the declares took in `timed`; then deletes them. Prints the time per
+/// declare of each tenth of the run (unless quiet or JSON).
+async fn durable_declare(
+    c: &Common,
+    o: &Ops,
+    timed: &std::cell::Cell<Option<Duration>>,
+) -> Result<(u64, usize, Option<u64>)> {
+    let mut conn = Connection::connect(&c.uri).await?;
+    let ch = conn.open_channel().await?;
+    let durable = QueueOptions {
+        durable: true,
+        ..QueueOptions::default()
+    };
+    let tenth = o.count.div_ceil(10).max(1);
+    let started = Instant::now();
+    let mut part = Instant::now();
+    for i in 0..o.count {
+        conn.queue_declare(ch, &format!("{}-{i}", o.queue), durable).await?;
+        if (i + 1) % tenth == 0 || i + 1 == o.count {
+            let n = (i % tenth + 1) as f64;
+            if !c.quiet && !c.json {
+                let us = part.elapsed().as_secs_f64() * 1e6 / n;
+                eprintln!(
+                    "declares {:>7}..{:<7} {us:>9.1} us per declare",
+                    i + 1 - (i % tenth),
+                    i + 1
+                );
+            }
+            part = Instant::now();
+        }
+    }
+    timed.set(Some(started.elapsed()));
     let rss = c.pid.and_then(stats::rss_bytes);
     tokio::time::sleep(o.hold).await;
     for i in 0..o.count {
