@@ -9,15 +9,22 @@
 //! 8  payload
 //! ```
 //!
-//! Every append is fsynced: a declare is only answered with `declare-ok` once it is on
-//! disk. `open` returns the valid records and cuts a torn tail off, like segment
+//! Appends are written at once (the page cache survives a kill -9) and made
+//! durable by group commit: [`DefinitionsLog::take_sync`] hands the caller the file
+//! to fdatasync off its loop, once for every record appended since the last one,
+//! and the broker answers `declare-ok` only when that sync is done (as it confirms
+//! publishes). [`DefinitionsLog::sync`] does it in place (clean shutdown, tools).
+//! `open` returns the valid records and cuts a torn tail off, like segment
 //! recovery. Deletes make earlier records dead; [`DefinitionsLog::compact`] rewrites
 //! the live set (temp file, fsync, rename, fsync dir) when the caller decides enough
-//! has piled up ([`DefinitionsLog::records_since_compaction`]).
+//! has piled up ([`DefinitionsLog::records_since_compaction`]); the caller counts
+//! its live records only every so often ([`DefinitionsLog::live_check_due`]), so
+//! that an append costs O(1) amortised, not a count of the live state.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use zerocopy::little_endian::U32;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
@@ -89,9 +96,18 @@ fn decode_frames(bytes: &[u8]) -> (Vec<Vec<u8>>, usize) {
 #[derive(Debug)]
 pub struct DefinitionsLog {
     path: PathBuf,
-    file: File,
+    /// Shared with a sync in flight (see [`DefinitionsLog::take_sync`]).
+    file: Arc<File>,
+    /// Bytes of whole frames in the file: a failed write is cut back to it.
+    len: u64,
     records: u64,
     since_compaction: u64,
+    /// Appends since the caller last counted its live records, and how many may
+    /// pass before it should count again (see [`DefinitionsLog::live_check_due`]).
+    since_live_check: u64,
+    live_check_every: u64,
+    /// Records written since the last [`DefinitionsLog::take_sync`] or `sync`.
+    unsynced: bool,
     buf: Vec<u8>,
 }
 
@@ -118,24 +134,69 @@ impl DefinitionsLog {
         let n = records.len() as u64;
         let log = Self {
             path: path.to_path_buf(),
-            file,
+            file: Arc::new(file),
+            len: valid as u64,
             records: n,
             since_compaction: n,
+            since_live_check: 0,
+            live_check_every: 0,
+            unsynced: false,
             buf: Vec::new(),
         };
         Ok((log, records))
     }
 
-    /// Appends one record and fsyncs it (a definition change is durable when this
-    /// returns).
+    /// Appends one record: written to the file (it survives a kill -9 of the
+    /// process), durable against power loss once a sync taken after it has run
+    /// ([`Self::take_sync`], [`Self::sync`]). A failed write is cut off again, so
+    /// later records never follow a torn one.
     pub fn append(&mut self, payload: &[u8]) -> io::Result<()> {
         self.buf.clear();
         encode_frame(&mut self.buf, payload)?;
-        self.file.write_all(&self.buf)?;
-        self.file.sync_data()?;
+        if let Err(e) = (&*self.file).write_all(&self.buf) {
+            // The frame may be partly written: cut it, or reopening would stop at
+            // it and drop every record after.
+            if let Err(cut) = self.file.set_len(self.len) {
+                tracing::error!(path = %self.path.display(), error = %cut, "cannot cut a failed definitions append");
+            }
+            return Err(e);
+        }
+        self.len += self.buf.len() as u64;
         self.records += 1;
         self.since_compaction += 1;
+        self.since_live_check += 1;
+        self.unsynced = true;
         Ok(())
+    }
+
+    /// The file to fdatasync for every record appended since the last call, or
+    /// None when there is none. The caller runs the sync (off its loop) and treats
+    /// those records as durable when it has.
+    pub fn take_sync(&mut self) -> Option<Arc<File>> {
+        std::mem::take(&mut self.unsynced).then(|| self.file.clone())
+    }
+
+    /// Makes every appended record durable now (clean shutdown, tools, tests).
+    pub fn sync(&mut self) -> io::Result<()> {
+        if let Some(f) = self.take_sync() {
+            f.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the caller should count its live records now and report them with
+    /// [`Self::live_checked`]: after as many appends as there were live records at
+    /// the last count (at least `min`), so counting costs O(1) per append
+    /// amortised. A compaction that is due waits at most that long.
+    pub fn live_check_due(&self) -> bool {
+        self.since_live_check >= self.live_check_every
+    }
+
+    /// The caller counted `live` records; the next count is due after
+    /// `max(live, min)` more appends.
+    pub fn live_checked(&mut self, live: u64, min: u64) {
+        self.since_live_check = 0;
+        self.live_check_every = live.max(min);
     }
 
     /// Records in the file.
@@ -170,9 +231,13 @@ impl DefinitionsLog {
         drop(f);
         fs::rename(&tmp, &self.path)?;
         sync_parent_dir(&self.path)?;
-        self.file = OpenOptions::new().append(true).open(&self.path)?;
+        // Every live record is durable in the new file; a sync in flight keeps
+        // the old one open, harmlessly.
+        self.file = Arc::new(OpenOptions::new().append(true).open(&self.path)?);
+        self.len = out.len() as u64;
         self.records = n;
         self.since_compaction = 0;
+        self.unsynced = false;
         Ok(())
     }
 }
@@ -223,5 +288,47 @@ mod tests {
         let (log, recs) = DefinitionsLog::open(&path).unwrap();
         assert_eq!(recs, vec![vec![1u8; 11], vec![3u8; 13], b"after".to_vec()]);
         assert_eq!(log.record_count(), 3);
+    }
+
+    #[test]
+    fn one_sync_covers_every_append_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("definitions.amqp");
+        let (mut log, _) = DefinitionsLog::open(&path).unwrap();
+        assert!(log.take_sync().is_none(), "nothing appended");
+        for i in 1..=3u8 {
+            log.append(&[i]).unwrap();
+        }
+        let f = log.take_sync().expect("three appends, one sync");
+        assert!(log.take_sync().is_none(), "taken once");
+        f.sync_data().unwrap();
+        log.append(b"x").unwrap();
+        log.compact([b"x"]).unwrap();
+        assert!(log.take_sync().is_none(), "compaction syncs what it writes");
+        log.append(b"y").unwrap();
+        log.sync().unwrap();
+        assert!(log.take_sync().is_none());
+        drop(log);
+        let (_, recs) = DefinitionsLog::open(&path).unwrap();
+        assert_eq!(recs, vec![b"x".to_vec(), b"y".to_vec()]);
+    }
+
+    #[test]
+    fn live_checks_come_after_as_many_appends_as_there_were_live_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = DefinitionsLog::open(&dir.path().join("d")).unwrap();
+        assert!(log.live_check_due(), "due at open");
+        log.live_checked(3, 2);
+        for _ in 0..2 {
+            log.append(b"r").unwrap();
+            assert!(!log.live_check_due());
+        }
+        log.append(b"r").unwrap();
+        assert!(log.live_check_due());
+        log.live_checked(0, 2);
+        log.append(b"r").unwrap();
+        assert!(!log.live_check_due(), "at least `min` appends apart");
+        log.append(b"r").unwrap();
+        assert!(log.live_check_due());
     }
 }
