@@ -171,6 +171,7 @@ impl Broker {
         }
         if let Some(path) = b.config.load_definitions.clone() {
             b.load_definitions_file(&path)?;
+            b.sync_definitions_now();
         }
         Ok(b)
     }
@@ -185,7 +186,7 @@ impl Broker {
         self.trash.extend(vhost.retire_transient()?);
         let key: Arc<str> = Arc::from(name);
         self.vhosts.insert(key.clone(), vhost);
-        crate::core::definitions::log::replay(self, &key, &records)?;
+        crate::core::definitions::replay::replay(self, &key, &records)?;
         Ok(())
     }
 
@@ -229,6 +230,10 @@ impl Broker {
     pub fn close(&mut self) -> std::io::Result<()> {
         let mut first_err = None;
         for (_, mut vhost) in self.vhosts.drain() {
+            if let Err(e) = vhost.definitions.sync() {
+                tracing::error!(vhost = %vhost.name, error = %e, "syncing definitions failed");
+                first_err.get_or_insert(e);
+            }
             for (_, x) in std::mem::take(&mut vhost.exchanges) {
                 if let Some(d) = x.delayed {
                     if let Err(e) = d.close() {

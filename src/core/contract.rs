@@ -170,6 +170,7 @@ impl Broker {
     /// connection held. Unacked messages go back to their queues.
     pub fn handle_disconnect(&mut self, id: ConnId) {
         let Some(mut conn) = self.conns.remove(&id) else { return };
+        self.sync.forget(id);
         if std::mem::take(&mut conn.in_handshake) {
             self.handshakes.finished();
         }
@@ -193,6 +194,9 @@ impl Broker {
     /// The broker is stopping: every open connection gets connection.close 320
     /// CONNECTION_FORCED, as RabbitMQ sends it, and is then considered closed.
     pub fn handle_shutdown(&mut self, now_ms: u64) {
+        // Every written definition is durable before the last replies go out (the
+        // io layer keeps running commits while it drains, which release them).
+        self.sync_definitions_now();
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
             let Some(mut conn) = self.conns.remove(&id) else {
@@ -230,13 +234,16 @@ impl Broker {
     /// Swaps the connection's pending output with `buf` (which must be empty);
     /// returns false if the connection is unknown. Bodies in the output stay in
     /// their segment mappings (see `output`) until `buf` is cleared.
+    /// Output held for a group commit (a durable declare's reply and what follows
+    /// it) stays until the commit is done (see `confirm`).
     pub fn take_output(&mut self, id: ConnId, buf: &mut Output, now_ms: u64) -> bool {
         debug_assert!(buf.is_empty());
         let Some(c) = self.conns.get_mut(&id) else { return false };
-        if !c.out.is_empty() {
+        let out = self.sync.sendable(id, &mut c.out);
+        if !out.is_empty() {
             c.last_send_ms = now_ms;
         }
-        std::mem::swap(&mut c.out, buf);
+        std::mem::swap(out, buf);
         c.stats.send_oct += buf.len() as u64;
         c.stats.send_cnt += u64::from(!buf.is_empty());
         c.output_was_full = buf.len() >= OUT_HIGH_WATER_BYTES;
@@ -255,7 +262,7 @@ impl Broker {
     pub fn is_closed(&self, id: ConnId) -> bool {
         self.conns
             .get(&id)
-            .is_none_or(|c| c.state == ConnState::Closed && c.release_at_ms.is_none())
+            .is_none_or(|c| c.state == ConnState::Closed && c.release_at_ms.is_none() && !self.sync.holds_output(id))
     }
 
     /// Whether the io layer should wait for the peer to close the socket: we

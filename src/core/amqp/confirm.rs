@@ -7,10 +7,16 @@
 //! epoch and releases every confirm that waited for it. One fsync round serves all
 //! publishes that arrived while the previous one ran: never one fsync per message.
 //!
+//! The same commit syncs the definitions logs written since the last one (see
+//! `definitions::log`): a connection whose durable declare, bind or delete
+//! waits for it has its output held from that reply on ([`SyncState::hold_output`])
+//! and released, in order, when the commit is done.
+//!
 //! Confirms leave a channel strictly in publish order, batched with `multiple`
 //! where consecutive acks allow it.
 
 use std::collections::BTreeSet;
+use std::fs::File;
 use std::sync::Arc;
 
 use ringmq_codec::{
@@ -20,13 +26,14 @@ use ringmq_codec::{
 use ringmq_store::SyncBatch;
 
 use crate::core::amqp::basic::ack::Settle;
+use crate::core::model::route::PublishOutcome;
 use crate::core::amqp::channel::{PendingConfirm, Tx, TxAck};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::dispatch::{chan, precondition};
-use crate::core::amqp::error::MethodResult;
+use crate::core::amqp::output::Output;
 use crate::core::broker::Broker;
+use crate::core::amqp::error::MethodResult;
 use crate::core::model::ids::{ConnId, QueueId};
-use crate::core::model::route::PublishOutcome;
 
 #[derive(Debug, Default)]
 pub struct SyncState {
@@ -40,11 +47,68 @@ pub struct SyncState {
     dirty: crate::core::Map<QueueId, Arc<str>>,
     /// Connections with confirms waiting for a sync.
     pub waiting: BTreeSet<ConnId>,
+    /// Vhosts whose definitions log has records waiting for a sync.
+    definitions: BTreeSet<Arc<str>>,
+    /// Connections whose output waits for a sync (see [`SyncState::hold_output`]).
+    held: crate::core::Map<ConnId, HeldOutput>,
+}
+
+/// A connection's output split at the reply that waits for a sync: `ready` (what
+/// was written before it) may leave now; the connection's own buffer, from the
+/// reply on, leaves once the commit of `epoch` is done.
+#[derive(Debug)]
+struct HeldOutput {
+    epoch: u64,
+    ready: Output,
 }
 
 impl SyncState {
     pub fn mark_dirty(&mut self, vhost: &Arc<str>, q: QueueId) {
         self.dirty.entry(q).or_insert_with(|| vhost.clone());
+    }
+
+    /// The definitions log of `vhost` has records for the next commit.
+    pub(crate) fn definitions_dirty(&mut self, vhost: &Arc<str>) {
+        if !self.definitions.contains(vhost) {
+            self.definitions.insert(vhost.clone());
+        }
+    }
+
+    pub(crate) fn take_definitions_dirty(&mut self) -> BTreeSet<Arc<str>> {
+        std::mem::take(&mut self.definitions)
+    }
+
+    /// Holds everything `conn` is sent from now on until the next commit is done
+    /// (a commit running now may not cover what was just written). Called before
+    /// the reply is written; what is already in its buffer may leave now.
+    pub(crate) fn hold_output(&mut self, conn: &mut Connection) {
+        let epoch = self.epoch + 1;
+        match self.held.get_mut(&conn.id) {
+            Some(h) => h.epoch = epoch,
+            None => {
+                let ready = std::mem::take(&mut conn.out);
+                self.held.insert(conn.id, HeldOutput { epoch, ready });
+            }
+        }
+    }
+
+    /// Whether `id` has output waiting for a commit.
+    pub(crate) fn holds_output(&self, id: ConnId) -> bool {
+        self.held.contains_key(&id)
+    }
+
+    /// The output of connection `id` that may leave now: its buffer `own`, or the
+    /// part before the held reply.
+    pub(crate) fn sendable<'a>(&'a mut self, id: ConnId, own: &'a mut Output) -> &'a mut Output {
+        match self.held.get_mut(&id) {
+            Some(h) => &mut h.ready,
+            None => own,
+        }
+    }
+
+    /// The connection is gone: nothing of its output will be sent.
+    pub(crate) fn forget(&mut self, id: ConnId) {
+        self.held.remove(&id);
     }
 }
 
@@ -52,6 +116,8 @@ impl SyncState {
 pub struct SyncJob {
     pub epoch: u64,
     pub batches: Vec<SyncBatch>,
+    /// Definitions logs with records written since the last job (fdatasync).
+    definitions: Vec<Arc<File>>,
     /// (vhost, queue, priority level, seq) of each batch.
     queues: Vec<(Arc<str>, QueueId, usize, ringmq_store::AppendSeq)>,
 }
@@ -62,7 +128,15 @@ impl SyncJob {
         for b in &self.batches {
             b.run_blocking()?;
         }
+        for f in &self.definitions {
+            f.sync_data()?;
+        }
         Ok(())
+    }
+
+    /// The definitions log files to fdatasync, beside the batches.
+    pub fn definition_files(&self) -> &[Arc<File>] {
+        &self.definitions
     }
 }
 
@@ -91,7 +165,8 @@ impl Broker {
 
     /// A sync job if any durable data waits for one and none is running.
     pub fn poll_sync(&mut self) -> Option<SyncJob> {
-        if self.sync.running.is_some() || self.sync.dirty.is_empty() {
+        let idle = self.sync.dirty.is_empty() && self.sync.definitions.is_empty() && self.sync.held.is_empty();
+        if self.sync.running.is_some() || idle {
             return None;
         }
         // Every buffered ack is written before the fsyncs: none may trail a
@@ -115,8 +190,21 @@ impl Broker {
                 Err(e) => tracing::error!(queue = %q.name, error = %e, "cannot prepare sync"),
             }
         }
+        // Held replies whose records an in-place sync covered already
+        // (`sync_definitions_now`) are released by this job, with no file of theirs.
+        let mut definitions = Vec::new();
+        for vname in std::mem::take(&mut self.sync.definitions) {
+            if let Some(v) = self.vhosts.get_mut(&vname) {
+                definitions.extend(v.definitions.take_sync());
+            }
+        }
         self.sync.running = Some(epoch);
-        Some(SyncJob { epoch, batches, queues })
+        Some(SyncJob {
+            epoch,
+            batches,
+            definitions,
+            queues,
+        })
     }
 
     /// The fsyncs of a job finished. On error nothing is confirmed as durable:
@@ -137,6 +225,7 @@ impl Broker {
             self.sync.synced = job.epoch;
         }
         self.release_dead_letter_sources(job.epoch, ok);
+        self.release_held_output(job.epoch);
         let waiting = std::mem::take(&mut self.sync.waiting);
         for id in waiting {
             let Some(mut conn) = self.conns.remove(&id) else {
@@ -172,6 +261,29 @@ impl Broker {
             if still {
                 self.sync.waiting.insert(id);
             }
+            if !conn.out.is_empty() {
+                self.mark_dirty(&mut conn);
+            }
+            self.conns.insert(id, conn);
+        }
+    }
+
+    /// Sends the output held for commits up to `epoch`, in order. After a failed
+    /// sync too (logged above): a durable declare's reply was sent after a failed
+    /// write before group commit as well, and the client's next step tells it.
+    fn release_held_output(&mut self, epoch: u64) {
+        let done: Vec<ConnId> = (self.sync.held.iter())
+            .filter(|(_, h)| h.epoch <= epoch)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in done {
+            let Some(h) = self.sync.held.remove(&id) else { continue };
+            let Some(mut conn) = self.conns.remove(&id) else {
+                continue;
+            };
+            let mut out = h.ready;
+            out.append(std::mem::take(&mut conn.out));
+            conn.out = out;
             if !conn.out.is_empty() {
                 self.mark_dirty(&mut conn);
             }

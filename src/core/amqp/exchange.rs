@@ -113,7 +113,9 @@ impl Broker {
                 let gen = x.store_gen;
                 vhost.add_exchange(x);
                 if m.durable {
-                    definitions::log::record_with_gen(vhost, &Method::ExchangeDeclare(m), gen);
+                    if let Some(w) = definitions::log::record_with_gen(vhost, &Method::ExchangeDeclare(m), gen) {
+                        self.definitions_written(&vname, w, Some(conn));
+                    }
                 }
             }
         }
@@ -153,7 +155,9 @@ impl Broker {
             let durable = x.durable;
             vhost.delete_exchange(&m.exchange);
             if durable {
-                definitions::log::record(vhost, &Method::ExchangeDelete(m));
+                if let Some(w) = definitions::log::record(vhost, &Method::ExchangeDelete(m)) {
+                    self.definitions_written(&vname, w, Some(conn));
+                }
             }
         }
         // Deleting a missing exchange succeeds, as in RabbitMQ 3.x.
@@ -223,10 +227,12 @@ impl Broker {
                         arguments,
                     })
                 };
-                definitions::log::record(vhost, &method);
+                if let Some(w) = definitions::log::record(vhost, &method) {
+                    self.definitions_written(&vname, w, Some(conn));
+                }
             }
             if !bind {
-                vhost.maybe_auto_delete_exchange(source.as_str());
+                self.vhost_of(conn).maybe_auto_delete_exchange(source.as_str());
             }
         }
         if !no_wait {

@@ -182,7 +182,9 @@ impl Broker {
                 rec.queue = name;
                 rec.passive = false;
                 rec.no_wait = false;
-                definitions::log::record_with_gen(vhost, &Method::QueueDeclare(rec), gen);
+                if let Some(w) = definitions::log::record_with_gen(vhost, &Method::QueueDeclare(rec), gen) {
+                    self.definitions_written(&vname, w, Some(conn));
+                }
             }
             let vhost_name = conn.vhost.clone().expect("open");
             self.touch_queue(&vhost_name, id);
@@ -273,10 +275,12 @@ impl Broker {
                     arguments,
                 })
             };
-            definitions::log::record(vhost, &method);
+            if let Some(w) = definitions::log::record(vhost, &method) {
+                self.definitions_written(&vname, w, Some(conn));
+            }
         }
         if changed && !bind {
-            vhost.maybe_auto_delete_exchange(exchange.as_str());
+            self.vhost_of(conn).maybe_auto_delete_exchange(exchange.as_str());
         }
         if bind && !no_wait {
             encode_method(&mut conn.out, channel, &Method::QueueBindOk(QueueBindOk));
@@ -366,7 +370,9 @@ impl Broker {
                 if_empty: false,
                 no_wait: false,
             };
-            definitions::log::record(vhost, &Method::QueueDelete(rec));
+            if let Some(w) = definitions::log::record(vhost, &Method::QueueDelete(rec)) {
+                self.definitions_written(vhost_name, w, None);
+            }
         }
         if let Err(e) = q.store.delete() {
             tracing::warn!(queue = %q.name, error = %e, "could not remove queue files");

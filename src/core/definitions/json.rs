@@ -20,7 +20,7 @@ use crate::core::access::auth::{self, User, UserLimits};
 use crate::core::access::permissions::{Permission, PermissionDef};
 use crate::core::access::topic_permissions::{TopicPermissionDef, TopicPermissions};
 use crate::core::broker::Broker;
-use crate::core::definitions::log::{self, Mode};
+use crate::core::definitions::replay::{self, Mode};
 use crate::core::mgmt::commands::short_name;
 use crate::core::mgmt::error::{AdminError, AdminResult};
 use crate::core::mgmt::json_table::{table_from_json, table_to_json};
@@ -738,6 +738,8 @@ impl Broker {
             };
             self.import_one(&vhost, m)?;
         }
+        // The request is answered when this returns: one sync for the whole import.
+        self.sync_definitions_now();
         self.run_pending();
         if !plan.skipped_streams.is_empty() {
             let names: Vec<String> = (plan.skipped_streams.iter())
@@ -757,7 +759,7 @@ impl Broker {
             .get_key_value(vhost)
             .map(|(k, _)| k.clone())
             .ok_or_else(|| AdminError::NotFound(format!("no vhost '{vhost}'")))?;
-        log::apply(self, &key, m, Mode::Import)?;
+        replay::apply(self, &key, m, Mode::Import)?;
         Ok(())
     }
 }

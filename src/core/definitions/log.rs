@@ -3,7 +3,17 @@
 //!
 //! Each record is a method payload (class id, method id, arguments). Replaying
 //! them in order rebuilds the state; deletes and unbinds undo earlier records.
-//! When dead records pile up the log is compacted to the live state.
+//! When dead records pile up the log is compacted to the live state
+//! ([`super::compact`]); replay at start is in [`super::replay`].
+//!
+//! Durability is a group commit, as for message data: [`record`] writes the
+//! record (no fsync), and the caller tells the broker with
+//! [`Broker::definitions_written`]; the next sync job ([`Broker::poll_sync`])
+//! fdatasyncs the log off the loop, once for all records of the turn, and the
+//! reply to a client's durable declare, bind or delete is held until that job is
+//! done, so a declare-ok always means the object survives a crash. Counting the
+//! live records to decide on compaction is done every so often, not per record
+//! (`DefinitionsLog::live_check_due`), so a record costs O(1) amortised.
 //!
 //! A durable queue's declare also records the generation of its folder
 //! (`layout::queue_dir_gen`), as `[0xFF 0x01][u32 BE generation][payload]`
@@ -13,17 +23,14 @@
 //! wiped the new queue's confirmed messages). Plain declares, as older versions
 //! wrote them, are generation 0, the old folder; a log of such records that
 //! declares a name again after deleting it replays the delete without touching
-//! the folder, which the later declare owns (see [`replay`]).
+//! the folder, which the later declare owns (see [`super::replay`]).
 
-use ringmq_codec::{ShortStr, ShortString};
-use std::collections::HashSet;
-use std::sync::Arc;
+use ringmq_codec::{Method, ProtocolError};
 
-use ringmq_codec::{Method, ProtocolError, Table};
-
+use super::compact::{compact, live_count};
+use crate::core::amqp::connection::Connection;
 use crate::core::broker::Broker;
-use crate::core::model::ids::Dest;
-use crate::core::model::vhost::{Exchange, VHost};
+use crate::core::model::vhost::VHost;
 
 /// Compact when the log holds this many records more than the live state needs.
 pub const DEAD_RECORDS_COMPACT_MIN: u64 = 1_000;
@@ -33,7 +40,7 @@ const GEN_TAG: [u8; 2] = [0xFF, 0x01];
 
 /// Encodes a log record: the method payload, behind the generation tag when the
 /// object has a store generation above 0.
-fn encode_record(method: &Method<'_>, gen: u32, out: &mut Vec<u8>) {
+pub(super) fn encode_record(method: &Method<'_>, gen: u32, out: &mut Vec<u8>) {
     if gen > 0 {
         out.extend_from_slice(&GEN_TAG);
         out.extend_from_slice(&gen.to_be_bytes());
@@ -42,7 +49,7 @@ fn encode_record(method: &Method<'_>, gen: u32, out: &mut Vec<u8>) {
 }
 
 /// Decodes a log record: the method and its store generation (0 when untagged).
-fn decode_record(rec: &[u8]) -> Result<(Method<'_>, u32), ProtocolError> {
+pub(super) fn decode_record(rec: &[u8]) -> Result<(Method<'_>, u32), ProtocolError> {
     match rec.strip_prefix(&GEN_TAG) {
         Some(rest) if rest.len() >= 4 => {
             let gen = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes"));
@@ -52,565 +59,69 @@ fn decode_record(rec: &[u8]) -> Result<(Method<'_>, u32), ProtocolError> {
     }
 }
 
-/// Appends a durable change and syncs it. A failure is logged loudly: the change
-/// is live in memory but may not survive a restart.
-pub(crate) fn record(vhost: &mut VHost, method: &Method<'_>) {
-    record_with_gen(vhost, method, 0);
+/// A record was written to a vhost's log and needs the group commit: pass it to
+/// [`Broker::definitions_written`].
+#[must_use = "a written record must be handed to the group commit (Broker::definitions_written)"]
+#[derive(Debug)]
+pub(crate) struct Written(());
+
+/// Appends a durable change to the log (written, not yet synced). A failure is
+/// logged loudly: the change is live in memory but may not survive a restart.
+pub(crate) fn record(vhost: &mut VHost, method: &Method<'_>) -> Option<Written> {
+    record_with_gen(vhost, method, 0)
 }
 
 /// [`record`] for a declare of an object whose data lives in the folder of
 /// store generation `gen`.
-pub(crate) fn record_with_gen(vhost: &mut VHost, method: &Method<'_>, gen: u32) {
+pub(crate) fn record_with_gen(vhost: &mut VHost, method: &Method<'_>, gen: u32) -> Option<Written> {
     let mut buf = Vec::with_capacity(64);
     encode_record(method, gen, &mut buf);
     if let Err(e) = vhost.definitions.append(&buf) {
         tracing::error!(vhost = %vhost.name, error = %e, method = method.name(), "could not persist definition");
+        return None;
     }
-    let live = live_records(vhost).len() as u64;
-    if vhost.definitions.records_since_compaction() > live + DEAD_RECORDS_COMPACT_MIN {
-        compact(vhost);
-    }
-}
-
-/// The records that rebuild the current durable state.
-fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut push_gen = |m: Method<'_>, gen: u32| {
-        let mut buf = Vec::new();
-        encode_record(&m, gen, &mut buf);
-        out.push(buf);
-    };
-    let mut xs: Vec<&Exchange> = vhost.exchanges.values().filter(|x| x.durable && !x.builtin).collect();
-    xs.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut arg_bufs = Vec::new();
-    for x in &xs {
-        arg_bufs.push(x.arguments.to_bytes());
-    }
-    for (x, args) in xs.iter().zip(&arg_bufs) {
-        push_gen(
-            Method::ExchangeDeclare(ringmq_codec::ExchangeDeclare {
-                ticket: 0,
-                exchange: x.name.as_short(),
-                kind: ShortStr::new(x.type_name()).expect("exchange type names are short literals"),
-                passive: false,
-                durable: true,
-                auto_delete: x.auto_delete,
-                internal: x.internal,
-                no_wait: false,
-                arguments: Table::parse(args).expect("own table"),
-            }),
-            x.store_gen,
-        );
-    }
-    let mut qs: Vec<_> = vhost.queues.values().filter(|q| q.durable).collect();
-    qs.sort_by(|a, b| a.name.cmp(&b.name));
-    for q in &qs {
-        let args = q.arguments.to_bytes();
-        // The generation goes with the declare: compaction must keep the queue
-        // pointing at the folder that holds its messages.
-        let m = Method::QueueDeclare(ringmq_codec::QueueDeclare {
-            ticket: 0,
-            queue: q.name.as_short(),
-            passive: false,
-            durable: true,
-            exclusive: false,
-            auto_delete: q.auto_delete,
-            no_wait: false,
-            arguments: Table::parse(&args).expect("own table"),
-        });
-        push_gen(m, q.store_gen);
-    }
-    for x in vhost.exchanges.values().filter(|x| x.durable) {
-        for (dest, rk, args) in x.bindings.iter() {
-            let args = args.to_bytes();
-            let arguments = Table::parse(&args).expect("own table");
-            match dest {
-                Dest::Queue(id) => {
-                    let Some(q) = vhost.queues.get(id).filter(|q| q.durable) else {
-                        continue;
-                    };
-                    push_gen(
-                        Method::QueueBind(ringmq_codec::QueueBind {
-                            ticket: 0,
-                            queue: q.name.as_short(),
-                            exchange: x.name.as_short(),
-                            routing_key: rk,
-                            no_wait: false,
-                            arguments,
-                        }),
-                        0,
-                    );
-                }
-                Dest::Exchange(d) => {
-                    if !vhost.exchanges.get(d).is_some_and(|d| d.durable) {
-                        continue;
-                    }
-                    push_gen(
-                        Method::ExchangeBind(ringmq_codec::ExchangeBind {
-                            ticket: 0,
-                            destination: d.into(),
-                            source: x.name.as_short(),
-                            routing_key: rk,
-                            no_wait: false,
-                            arguments,
-                        }),
-                        0,
-                    );
-                }
-            }
+    // Counting the live state is O(live): done after as many records as were
+    // live at the last count, never per record.
+    if vhost.definitions.live_check_due() {
+        let live = live_count(vhost);
+        vhost.definitions.live_checked(live, DEAD_RECORDS_COMPACT_MIN);
+        if vhost.definitions.records_since_compaction() > live + DEAD_RECORDS_COMPACT_MIN {
+            compact(vhost);
         }
     }
-    out
+    Some(Written(()))
 }
 
-fn compact(vhost: &mut VHost) {
-    let live = live_records(vhost);
-    if let Err(e) = vhost.definitions.compact(live.iter().map(|r| r.as_slice())) {
-        tracing::error!(vhost = %vhost.name, error = %e, "definitions compaction failed");
-    }
-}
-
-/// Rebuilds a vhost's durable state from its log records.
-///
-/// Every delete is checked against the data it would remove: a queue delete
-/// removes its generation's folder only if no later declare in the log names the
-/// same folder (only plain declares of older versions can: they all name
-/// generation 0, and the last of them owns what the folder holds now).
-pub(crate) fn replay(broker: &mut Broker, vhost_name: &Arc<str>, records: &[Vec<u8>]) -> std::io::Result<()> {
-    let mut skipped = 0usize;
-    let mut decoded = Vec::with_capacity(records.len());
-    for rec in records {
-        match decode_record(rec) {
-            Ok(x) => decoded.push(x),
-            Err(e) => {
-                skipped += 1;
-                tracing::warn!(vhost = %vhost_name, error = %e, "undecodable definitions record skipped");
-            }
-        }
-    }
-    let keep_files = deletes_whose_folder_is_declared_again(&decoded);
-    for (i, (method, gen)) in decoded.into_iter().enumerate() {
-        let replayed = Replayed {
-            gen,
-            keep_files: keep_files.contains(&i),
+impl Broker {
+    /// A record of `vhost` was written: the next group commit syncs its log. When
+    /// `reply_to` is the connection whose method made the record, everything it
+    /// is sent from now on (the method's reply first) waits for that commit, as
+    /// a confirm does. Without `--sync` (`config.sync` false) replies do not wait;
+    /// the log is still synced by the next commit.
+    pub(crate) fn definitions_written(&mut self, vhost: &str, written: Written, reply_to: Option<&mut Connection>) {
+        let Written(()) = written;
+        let Some((vhost, _)) = self.vhosts.get_key_value(vhost) else {
+            return;
         };
-        apply_record(broker, vhost_name, method, Mode::Replay, replayed)?;
-    }
-    if skipped > 0 {
-        tracing::warn!(vhost = %vhost_name, skipped, "definitions records skipped");
-    }
-    let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost opened");
-    compact(vhost);
-    Ok(())
-}
-
-/// Indexes of the queue deletes in `records` whose folder (name, generation) a
-/// later declare opens again: replaying them must leave the files alone.
-fn deletes_whose_folder_is_declared_again<'a>(records: &'a [(Method<'a>, u32)]) -> HashSet<usize> {
-    // Queues and (delayed) exchanges have folders of their own: (is_exchange, name).
-    let declared = |m: &Method<'a>| match m {
-        Method::QueueDeclare(d) => Some((false, d.queue.as_str())),
-        Method::ExchangeDeclare(d) => Some((true, d.exchange.as_str())),
-        _ => None,
-    };
-    // Forward: the folder each delete removes (the live declare's generation).
-    let mut live: std::collections::HashMap<(bool, &str), u32> = Default::default();
-    let mut removes: std::collections::HashMap<usize, ((bool, &str), u32)> = Default::default();
-    for (i, (m, gen)) in records.iter().enumerate() {
-        let deleted = match m {
-            Method::QueueDelete(d) => Some((false, d.queue.as_str())),
-            Method::ExchangeDelete(d) => Some((true, d.exchange.as_str())),
-            _ => None,
-        };
-        if let Some(key) = declared(m) {
-            live.entry(key).or_insert(*gen);
-        } else if let Some(key) = deleted {
-            removes.insert(i, (key, live.remove(&key).unwrap_or(0)));
-        }
-    }
-    // Backward: a delete whose folder a later declare names keeps its files.
-    let mut declared_later: HashSet<((bool, &str), u32)> = HashSet::new();
-    let mut keep = HashSet::new();
-    for (i, (m, gen)) in records.iter().enumerate().rev() {
-        if removes.get(&i).is_some_and(|folder| declared_later.contains(folder)) {
-            keep.insert(i);
-        }
-        if let Some(key) = declared(m) {
-            declared_later.insert((key, *gen));
-        }
-    }
-    keep
-}
-
-/// What the log says beside a replayed method.
-#[derive(Debug, Clone, Copy, Default)]
-struct Replayed {
-    /// The store generation of a declare.
-    gen: u32,
-    /// A delete whose folder a later declare opens again: forget the queue, keep
-    /// its files.
-    keep_files: bool,
-}
-
-/// Why a declare is applied: replaying the log at start (durable objects that
-/// exist on disk) or importing definitions (new objects, durable or not, whose
-/// declares go into the log).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Replay,
-    Import,
-}
-
-/// Applies one declare, delete or bind to a vhost, without a connection and
-/// without permission checks (the caller validated it). Objects that exist are
-/// left as they are, as RabbitMQ's definitions import does.
-pub(crate) fn apply(broker: &mut Broker, vhost_name: &Arc<str>, method: Method<'_>, mode: Mode) -> std::io::Result<()> {
-    apply_record(broker, vhost_name, method, mode, Replayed::default())
-}
-
-fn apply_record(
-    broker: &mut Broker,
-    vhost_name: &Arc<str>,
-    method: Method<'_>,
-    mode: Mode,
-    replayed: Replayed,
-) -> std::io::Result<()> {
-    // A new durable queue from an import gets the next generation of its name.
-    let mut gen = replayed.gen;
-    if mode == Mode::Import {
-        let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
-        let x_durable = |n: &str| vhost.exchanges.get(n).is_some_and(|x| x.durable);
-        // A binding is logged when both ends are durable (as in declare handlers).
-        let durable = match &method {
-            Method::ExchangeDeclare(m) => m.durable,
-            Method::QueueDeclare(m) => m.durable,
-            Method::QueueBind(m) => {
-                x_durable(&m.exchange)
-                    && vhost
-                        .queue_id(&m.queue)
-                        .and_then(|id| vhost.queues.get(&id))
-                        .is_some_and(|q| q.durable)
+        self.sync.definitions_dirty(vhost);
+        match reply_to {
+            // The management API's connection is not a client's: its callers
+            // sync before they answer (`sync_definitions_now`).
+            Some(conn) if self.config.sync && conn.id != crate::core::mgmt::commands::ADMIN_CONN => {
+                self.sync.hold_output(conn);
             }
-            Method::ExchangeBind(m) => x_durable(&m.source) && x_durable(&m.destination),
-            _ => false,
-        };
-        let exists = match &method {
-            Method::ExchangeDeclare(m) => vhost.exchanges.contains_key(m.exchange.as_str()),
-            Method::QueueDeclare(m) => vhost.queue_id(&m.queue).is_some(),
-            _ => false,
-        };
-        if exists {
-            return Ok(());
+            _ => {}
         }
-        if let Method::QueueDeclare(m) = &method {
-            if m.durable {
-                gen = vhost.next_store_gen(m.queue);
+    }
+
+    /// Syncs every log with written records now, on this thread: for callers that
+    /// answer synchronously (the management API, definitions import, shutdown).
+    pub fn sync_definitions_now(&mut self) {
+        for vhost in self.sync.take_definitions_dirty() {
+            let Some(v) = self.vhosts.get_mut(&vhost) else { continue };
+            if let Err(e) = v.definitions.sync() {
+                tracing::error!(vhost = %v.name, error = %e, "could not sync definitions");
             }
         }
-        if let Method::ExchangeDeclare(m) = &method {
-            if m.durable && m.kind == crate::core::model::exchange::delayed::DELAYED_TYPE {
-                gen = vhost.next_delayed_gen(m.exchange);
-            }
-        }
-        if durable {
-            record_with_gen(vhost, &method, gen);
-        }
-    }
-    let durable = match &method {
-        Method::ExchangeDeclare(m) => mode == Mode::Replay || m.durable,
-        Method::QueueDeclare(m) => mode == Mode::Replay || m.durable,
-        _ => true,
-    };
-    match method {
-        Method::ExchangeDeclare(m) => {
-            let Ok((kind, delayed)) =
-                crate::core::model::exchange::delayed::resolve_type(&m.kind, &m.arguments.to_owned_table())
-            else {
-                return Ok(());
-            };
-            let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
-            let name = ShortString::from(m.exchange);
-            let mut x = Exchange::new(
-                name.clone(),
-                kind,
-                durable,
-                m.auto_delete,
-                m.internal,
-                m.arguments.to_owned_table(),
-            );
-            if delayed && !vhost.exchanges.contains_key(m.exchange.as_str()) {
-                x.delayed = Some(vhost.open_delayed_store(m.exchange, durable, gen, mode == Mode::Replay)?);
-                x.store_gen = gen;
-            }
-            if !vhost.exchanges.contains_key(name.as_str()) {
-                vhost.add_exchange(x);
-            }
-        }
-        Method::ExchangeDelete(m) => {
-            let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
-            if replayed.keep_files {
-                // A later declare (of an older version's log) opens this folder.
-                let held = vhost
-                    .exchanges
-                    .get_mut(m.exchange.as_str())
-                    .and_then(|x| x.delayed.take());
-                if let Some(Err(e)) = held.map(|d| d.close()) {
-                    tracing::warn!(exchange = %m.exchange, error = %e, "could not close delayed messages");
-                }
-            }
-            vhost.delete_exchange(&m.exchange);
-        }
-        Method::QueueDeclare(m) => {
-            let id = broker.new_queue_id();
-            let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
-            if vhost.queue_id(&m.queue).is_none() {
-                vhost.create_queue(
-                    id,
-                    m.queue,
-                    durable,
-                    m.auto_delete,
-                    None,
-                    m.arguments.to_owned_table(),
-                    mode == Mode::Replay,
-                    gen,
-                )?;
-                if mode == Mode::Import {
-                    broker.touch_queue(vhost_name, id);
-                }
-            }
-        }
-        Method::QueueDelete(m) => {
-            let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
-            if let Some(id) = vhost.queue_id(&m.queue) {
-                if let Some(q) = vhost.delete_queue(id) {
-                    let r = if replayed.keep_files {
-                        q.store.close()
-                    } else {
-                        q.store.delete()
-                    };
-                    if let Err(e) = r {
-                        tracing::warn!(queue = %m.queue, error = %e, "could not close or remove queue files");
-                    }
-                }
-            } else if !replayed.keep_files {
-                // The queue is gone from the log's view; the files of an older
-                // version's folder may remain if the delete was logged but the
-                // removal did not finish.
-                let _ = std::fs::remove_dir_all(vhost.queue_dir(&m.queue, true, 0));
-            }
-        }
-        Method::QueueBind(m) => bind(
-            broker,
-            vhost_name,
-            &m.exchange,
-            Target::Queue(&m.queue),
-            m.routing_key,
-            m.arguments,
-            true,
-        ),
-        Method::QueueUnbind(m) => bind(
-            broker,
-            vhost_name,
-            &m.exchange,
-            Target::Queue(&m.queue),
-            m.routing_key,
-            m.arguments,
-            false,
-        ),
-        Method::ExchangeBind(m) => bind(
-            broker,
-            vhost_name,
-            &m.source,
-            Target::Exchange(&m.destination),
-            m.routing_key,
-            m.arguments,
-            true,
-        ),
-        Method::ExchangeUnbind(m) => bind(
-            broker,
-            vhost_name,
-            &m.source,
-            Target::Exchange(&m.destination),
-            m.routing_key,
-            m.arguments,
-            false,
-        ),
-        other => tracing::warn!(method = other.name(), "unexpected method in definitions log"),
-    }
-    Ok(())
-}
-
-enum Target<'a> {
-    Queue(&'a str),
-    Exchange(&'a str),
-}
-
-fn bind(
-    broker: &mut Broker,
-    vhost_name: &Arc<str>,
-    source: &str,
-    target: Target<'_>,
-    rk: ShortStr<'_>,
-    args: Table<'_>,
-    add: bool,
-) {
-    let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
-    let dest = match target {
-        Target::Queue(q) => match vhost.queue_id(q) {
-            Some(id) => Dest::Queue(id),
-            None => return,
-        },
-        Target::Exchange(x) => match vhost.exchanges.get_key_value(x) {
-            Some((k, _)) => Dest::Exchange(k.clone()),
-            None => return,
-        },
-    };
-    vhost.set_binding(source, dest, rk, &args.to_owned_table(), add);
-}
-
-#[cfg(test)]
-mod tests {
-    //! Data directories written before store generations existed: queue folders
-    //! named by the hash of the name alone, plain declare records.
-    use std::path::Path;
-
-    use ringmq_codec::{BasicProperties, Method, QueueDeclare, QueueDelete, Table};
-    use ringmq_store::{layout, DefinitionsLog, LeveledStore, MessageRef};
-
-    use crate::core::broker::Broker;
-    use crate::core::config::CoreConfig;
-
-    fn declare(name: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        Method::QueueDeclare(QueueDeclare {
-            ticket: 0,
-            queue: ringmq_codec::ShortStr::new(name).unwrap(),
-            passive: false,
-            durable: true,
-            exclusive: false,
-            auto_delete: false,
-            no_wait: false,
-            arguments: Table::EMPTY,
-        })
-        .encode_payload(&mut out);
-        out
-    }
-
-    fn delete(name: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        Method::QueueDelete(QueueDelete {
-            ticket: 0,
-            queue: ringmq_codec::ShortStr::new(name).unwrap(),
-            if_unused: false,
-            if_empty: false,
-            no_wait: false,
-        })
-        .encode_payload(&mut out);
-        out
-    }
-
-    /// Writes a vhost "/" as older versions did: `records` in its log and
-    /// `messages` persistent messages in the generation-0 folder of `queue`.
-    fn old_layout(root: &Path, records: &[Vec<u8>], queue: &str, messages: usize) {
-        let vdir = layout::create_vhost_dir(root, "/").unwrap();
-        let (mut log, _) = DefinitionsLog::open(&vdir.join(layout::DEFINITIONS_FILE)).unwrap();
-        for r in records {
-            log.append(r).unwrap();
-        }
-        let qdir = layout::create_queue_dir(&vdir, queue).unwrap();
-        if queue == "q" {
-            // The old naming path: the hex SHA-1 of the name, nothing else.
-            assert_eq!(qdir, vdir.join("22ea1c649c82946aa6e479e1ffd321e4a318b1b0"));
-        }
-        let cfg = CoreConfig::for_tests(root);
-        let (mut store, _) = LeveledStore::open(&qdir, cfg.store, 0, &|_| true).unwrap();
-        let mut props = Vec::new();
-        BasicProperties {
-            delivery_mode: Some(2),
-            ..Default::default()
-        }
-        .encode(&mut props);
-        for i in 0..messages {
-            let body = format!("m{i}");
-            let msg = MessageRef {
-                timestamp_ms: 1,
-                exchange: b"",
-                routing_key: queue.as_bytes(),
-                properties: &props,
-                body: body.as_bytes(),
-            };
-            store.append(msg, 0).unwrap();
-        }
-        store.close().unwrap();
-    }
-
-    fn ready(b: &Broker, queue: &str) -> Option<u64> {
-        let v = &b.vhosts["/"];
-        v.queue_id(queue).map(|id| v.queues[&id].store.ready_count())
-    }
-
-    /// Opens the broker, checks `queue` holds `expected`, and does it again
-    /// after a clean close (the first open compacted the log with generations).
-    fn check_twice(root: &Path, queue: &str, expected: Option<u64>) {
-        for round in 0..2 {
-            let mut b = Broker::open(CoreConfig::for_tests(root), 1).unwrap();
-            assert_eq!(ready(&b, queue), expected, "open {round}");
-            b.close().unwrap();
-        }
-    }
-
-    #[test]
-    fn an_old_queue_folder_still_opens() {
-        let root = tempfile::tempdir().unwrap();
-        old_layout(root.path(), &[declare("q")], "q", 3);
-        check_twice(root.path(), "q", Some(3));
-        let b = Broker::open(CoreConfig::for_tests(root.path()), 1).unwrap();
-        let v = &b.vhosts["/"];
-        assert_eq!(
-            v.queues[&v.queue_id("q").unwrap()].store_gen,
-            0,
-            "read in place, not moved"
-        );
-    }
-
-    #[test]
-    fn an_old_log_that_declares_a_queue_again_keeps_its_messages() {
-        // Written by the old code: declare, delete, declare, 7 confirmed messages,
-        // never restarted since. The last declare owns the folder.
-        let root = tempfile::tempdir().unwrap();
-        old_layout(root.path(), &[declare("q"), delete("q"), declare("q")], "q", 7);
-        check_twice(root.path(), "q", Some(7));
-    }
-
-    #[test]
-    fn an_old_log_that_ends_with_a_delete_removes_the_folder() {
-        let root = tempfile::tempdir().unwrap();
-        old_layout(root.path(), &[declare("q"), delete("q")], "q", 2);
-        check_twice(root.path(), "q", None);
-        let vdir = layout::vhost_dir(root.path(), "/");
-        assert!(!layout::queue_dir(&vdir, "q").exists());
-    }
-
-    #[test]
-    fn a_queue_declared_again_at_runtime_gets_a_new_folder() {
-        let root = tempfile::tempdir().unwrap();
-        old_layout(root.path(), &[declare("q")], "q", 3);
-        let mut b = Broker::open(CoreConfig::for_tests(root.path()), 1).unwrap();
-        let vname: std::sync::Arc<str> = std::sync::Arc::from("/");
-        let id = b.vhosts["/"].queue_id("q").unwrap();
-        b.delete_queue(&vname, id);
-        super::apply(
-            &mut b,
-            &vname,
-            Method::decode(&declare("q")).unwrap(),
-            super::Mode::Import,
-        )
-        .unwrap();
-        let v = &b.vhosts["/"];
-        let q = &v.queues[&v.queue_id("q").unwrap()];
-        assert_eq!(q.store_gen, 1);
-        assert_eq!(q.store.ready_count(), 0);
-        b.close().unwrap();
-        check_twice(root.path(), "q", Some(0));
     }
 }

@@ -608,7 +608,8 @@ impl Driver {
         }
     }
 
-    /// Group commit through the ring: one fdatasync SQE per data file (and an
+    /// Group commit through the ring: one fdatasync SQE per data file and per
+    /// definitions log with new records (and an
     /// fsync per new directory entry), all in parallel; the job completes when
     /// the last one does. The loop never blocks on the disk.
     fn start_sync(&mut self, job: SyncJob) {
@@ -617,6 +618,7 @@ impl Driver {
             fds.extend(b.files().iter().map(|f| (f.as_raw_fd(), true)));
             fds.extend(b.dir().map(|d| (d.as_raw_fd(), false)));
         }
+        fds.extend(job.definition_files().iter().map(|f| (f.as_raw_fd(), true)));
         if fds.is_empty() {
             self.shared.broker.borrow_mut().handle_sync_done(job, Ok(()));
             return;
