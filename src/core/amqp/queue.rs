@@ -334,8 +334,13 @@ impl Broker {
                 return Err(precondition(format!("queue '{qname}' in vhost '{vname}' not empty")));
             }
             message_count = q.message_count();
+            let durable = q.durable;
             let vhost_name = conn.vhost.clone().expect("open");
             self.delete_queue(&vhost_name, id);
+            if durable {
+                // delete-ok once the delete's record is synced, as a declare-ok.
+                self.hold_reply_for_definitions(conn);
+            }
         }
         // Deleting a missing queue succeeds with a zero count, as in RabbitMQ 3.x.
         if !m.no_wait {

@@ -165,6 +165,14 @@ fn a_durable_declare_ok_waits_for_the_sync_of_its_record() {
     assert_eq!(run_job(&mut b), 1);
     assert_eq!(replies(&mut b, id), ["declare-ok e", "declare-ok f"]);
     assert!(b.poll_sync().is_none());
+
+    // A durable queue's delete-ok waits as well.
+    let mut input = Vec::new();
+    delete(&mut input, "d");
+    b.handle_input(id, &input, 6);
+    assert!(replies(&mut b, id).is_empty(), "delete-ok before the record is synced");
+    assert_eq!(run_job(&mut b), 1);
+    assert_eq!(replies(&mut b, id), ["queue.delete-ok"]);
 }
 
 #[test]

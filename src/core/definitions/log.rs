@@ -96,7 +96,7 @@ impl Broker {
     /// A record of `vhost` was written: the next group commit syncs its log. When
     /// `reply_to` is the connection whose method made the record, everything it
     /// is sent from now on (the method's reply first) waits for that commit, as
-    /// a confirm does. Without `--sync` (`config.sync` false) replies do not wait;
+    /// a confirm does. With `--no-sync` (`config.sync` false) replies do not wait;
     /// the log is still synced by the next commit.
     pub(crate) fn definitions_written(&mut self, vhost: &str, written: Written, reply_to: Option<&mut Connection>) {
         let Written(()) = written;
@@ -104,13 +104,19 @@ impl Broker {
             return;
         };
         self.sync.definitions_dirty(vhost);
-        match reply_to {
-            // The management API's connection is not a client's: its callers
-            // sync before they answer (`sync_definitions_now`).
-            Some(conn) if self.config.sync && conn.id != crate::core::mgmt::commands::ADMIN_CONN => {
-                self.sync.hold_output(conn);
-            }
-            _ => {}
+        if let Some(conn) = reply_to {
+            self.hold_reply_for_definitions(conn);
+        }
+    }
+
+    /// Holds what `conn` is sent from now on (the reply to the method that wrote
+    /// a record first) until the next group commit is done; for a record written
+    /// on the connection's behalf by a shared path (`delete_queue`).
+    pub(crate) fn hold_reply_for_definitions(&mut self, conn: &mut Connection) {
+        // The management API's connection is not a client's: its callers sync
+        // before they answer (`sync_definitions_now`).
+        if self.config.sync && conn.id != crate::core::mgmt::commands::ADMIN_CONN {
+            self.sync.hold_output(conn);
         }
     }
 
