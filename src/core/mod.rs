@@ -16,7 +16,7 @@
 //! | [`policy`] | policies and operator policies turned into effective settings |
 //! | [`definitions`] | the durable definitions log and the JSON import/export |
 //! | [`mgmt`] | the management seam: the commands the HTTP API and ringmqctl run, vhost operations, their errors |
-//! | `testkit` | (tests only) the seeded simulation, transactions and dead-letter hold tests over the io contract |
+//! | `testkit` | (tests only) the test kit over the io contract: fake clock, in-memory client, harness, power-loss disk, and the seeded simulation (confirms, transactions, timers, restarts, crashes) |
 pub mod access;
 pub mod alarms;
 pub mod amqp;

@@ -1,7 +1,26 @@
-//! Tests of the core through its io contract: the seeded simulation with
-//! restarts ([`sim`]), transactions ([`tx`]) and the at-least-once dead-letter
-//! hold ([`dead_letter_hold`]).
+//! The core's test kit: everything a test needs to drive the sans-IO core
+//! through its io contract, and the tests that use it.
+//!
+//! | file | what lives there |
+//! |---|---|
+//! | [`clock`] | the fake clock: a monotonic `now` only the test advances |
+//! | [`client`] | the in-memory AMQP client: frames encoded with `ringmq_codec`, output decoded into events |
+//! | [`harness`] | the io layer played by a test: input, output, timers, ticks, the group commit, restarts and crashes |
+//! | [`disk`] | power loss in process: the data directory restored to its last durability point |
+//! | [`model`] | what the simulation expects the broker to hold, and the invariants |
+//! | [`scenario`] | the simulated world: queues, exchange, profiles, clients |
+//! | [`ops`] | what one step of the simulation does |
+//! | [`sim`] | the seeded simulation and its tests (seeds printed, replayable) |
+//! | `tx`, `dead_letter_hold` | focused tests: commit-ok waits for the group commit; the at-least-once dead-letter hold |
+
+pub mod client;
+pub mod clock;
+pub mod disk;
+pub mod harness;
+pub mod model;
+mod ops;
+pub mod scenario;
+pub mod sim;
 
 mod dead_letter_hold;
-mod sim;
 mod tx;

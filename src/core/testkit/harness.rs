@@ -1,0 +1,243 @@
+//! The io layer, played by a test: one [`Broker`] driven through its io
+//! contract with a [`FakeClock`], in-memory [`Client`]s, the group commit run
+//! when the test says, and optionally a [`Disk`] for power loss.
+//!
+//! What the real loop does and this does too: feed input with `handle_input`,
+//! run pending work until none is left, hand each dirty connection's output to
+//! its client, fire timers with `handle_timeout` and tick every connection with
+//! `handle_tick`, and call `handle_disconnect` for connections the broker
+//! closed. Checked on the way: whole frames consumed, pending work at one `now`
+//! finishes (issue 15's livelock), and the next deadline after
+//! `handle_timeout(now)` lies after `now`.
+
+use std::collections::BTreeMap;
+
+use crate::core::amqp::confirm::SyncJob;
+use crate::core::broker::Broker;
+use crate::core::config::CoreConfig;
+use crate::core::model::ids::ConnId;
+
+use super::client::{self, Client, Event};
+use super::clock::FakeClock;
+use super::disk::Disk;
+
+/// `run_pending` calls at one `now` after which pending work counts as a livelock.
+const PENDING_TURNS_MAX: usize = 10_000;
+
+pub struct Harness {
+    /// None only inside `crash`/`restart`.
+    broker: Option<Broker>,
+    config: CoreConfig,
+    seed: u64,
+    clock: FakeClock,
+    clients: BTreeMap<ConnId, Client>,
+    /// A group commit taken from the broker and not yet finished.
+    sync_job: Option<SyncJob>,
+    disk: Option<Disk>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// A broker on a fresh directory with `CoreConfig::for_tests` changed by
+    /// `configure`; `crashable` keeps a [`Disk`] snapshot for [`Self::crash`].
+    pub fn new(seed: u64, crashable: bool, configure: impl FnOnce(&mut CoreConfig)) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = CoreConfig::for_tests(&dir.path().join("data"));
+        configure(&mut config);
+        let broker = Broker::open(config.clone(), seed).expect("open broker");
+        let disk = crashable.then(|| Disk::new(&config.data_dir).expect("snapshot"));
+        Harness {
+            broker: Some(broker),
+            config,
+            seed,
+            clock: FakeClock::starting_at(1_000),
+            clients: BTreeMap::new(),
+            sync_job: None,
+            disk,
+            _dir: dir,
+        }
+    }
+
+    pub fn broker(&self) -> &Broker {
+        self.broker.as_ref().expect("broker open")
+    }
+
+    /// For what a test does beside the io contract (policies, checks).
+    pub fn broker_mut(&mut self) -> &mut Broker {
+        self.b()
+    }
+
+    fn b(&mut self) -> &mut Broker {
+        self.broker.as_mut().expect("broker open")
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// Time passes; nothing fires until [`Self::fire_timers`] or the next input.
+    pub fn advance(&mut self, ms: u64) {
+        self.clock.advance(ms);
+    }
+
+    /// A new connection that completes the handshake and opens `channels`.
+    pub fn connect(&mut self, heartbeat_secs: u16, channels: &[u16]) -> ConnId {
+        let now = self.now();
+        let id = self.b().handle_connect("sim".into(), true, now);
+        self.clients.insert(id, Client::new());
+        let mut bytes = client::handshake(heartbeat_secs);
+        for &ch in channels {
+            bytes.extend(client::channel_open(ch));
+        }
+        self.send(id, &bytes);
+        id
+    }
+
+    /// Client `id` sends `bytes` (whole frames) at the current `now`.
+    pub fn send(&mut self, id: ConnId, bytes: &[u8]) {
+        let now = self.now();
+        let used = self.b().handle_input(id, bytes, now);
+        assert_eq!(used, bytes.len(), "seed {}: whole frames must be consumed", self.seed);
+        self.pump();
+    }
+
+    /// Runs pending work and hands out output until nothing is left.
+    pub fn pump(&mut self) {
+        let (seed, now) = (self.seed, self.now());
+        let mut dirty = Vec::new();
+        loop {
+            let b = self.broker.as_mut().expect("broker open");
+            b.take_dirty(&mut dirty);
+            let mut turns = 0;
+            while b.has_pending_work() {
+                turns += 1;
+                assert!(
+                    turns <= PENDING_TURNS_MAX,
+                    "seed {seed}: pending work at now={now} does not finish (re-armed for the same now?)"
+                );
+                b.run_pending();
+                b.take_dirty(&mut dirty);
+            }
+            if dirty.is_empty() {
+                return;
+            }
+            for id in dirty.drain(..) {
+                let mut out = Vec::new();
+                b.poll_output(id, &mut out, now);
+                if let Some(c) = self.clients.get_mut(&id) {
+                    c.receive(&out);
+                }
+                b.handle_output_drained(id);
+            }
+        }
+    }
+
+    /// Events client `id` received since the last call.
+    pub fn events(&mut self, id: ConnId) -> Vec<Event> {
+        self.clients.get_mut(&id).map(Client::take_events).unwrap_or_default()
+    }
+
+    /// Fires the timers due now and ticks every connection, as the io layer's
+    /// timers do; connections the broker closed are disconnected. Returns them.
+    pub fn fire_timers(&mut self) -> Vec<ConnId> {
+        let now = self.now();
+        self.b().handle_timeout(now);
+        let next = self.broker().poll_timeout();
+        assert!(
+            next.is_none_or(|t| t > now),
+            "seed {}: after handle_timeout({now}) the next deadline is {next:?}",
+            self.seed
+        );
+        self.pump();
+        let ids: Vec<ConnId> = self.clients.keys().copied().collect();
+        for &id in &ids {
+            self.b().handle_tick(id, now);
+        }
+        self.pump();
+        let closed: Vec<ConnId> = ids.into_iter().filter(|&id| self.broker().is_closed(id)).collect();
+        for &id in &closed {
+            self.disconnect(id);
+        }
+        closed
+    }
+
+    /// The socket of `id` is gone. Its client stays readable until dropped with
+    /// [`Self::forget`].
+    pub fn disconnect(&mut self, id: ConnId) {
+        self.b().handle_disconnect(id);
+        self.pump();
+    }
+
+    /// Drops a disconnected client's record.
+    pub fn forget(&mut self, id: ConnId) {
+        self.clients.remove(&id);
+    }
+
+    /// Takes a group commit from the broker if one is due and none is in
+    /// flight; returns whether one is in flight now.
+    pub fn start_sync(&mut self) -> bool {
+        if self.sync_job.is_none() {
+            self.sync_job = self.b().poll_sync();
+        }
+        self.sync_job.is_some()
+    }
+
+    /// Runs the fsyncs of the group commit in flight (if any) and reports it
+    /// done: a durability point.
+    pub fn finish_sync(&mut self) {
+        let Some(job) = self.sync_job.take() else { return };
+        job.run_blocking().expect("fsync");
+        self.b().handle_sync_done(job, Ok(()));
+        self.pump();
+        self.durability_point();
+    }
+
+    /// Group commits until nothing waits for one.
+    pub fn sync_all(&mut self) {
+        self.finish_sync();
+        while self.start_sync() {
+            self.finish_sync();
+        }
+    }
+
+    /// The broker may have synced something inline (definitions log, delayed
+    /// store, queue deletion): what is on disk now survives a crash.
+    pub fn durability_point(&mut self) {
+        if let Some(d) = &mut self.disk {
+            d.snapshot().expect("snapshot");
+        }
+    }
+
+    /// Clean restart: every client goes, the broker closes and opens again on
+    /// the same directory. Client ids start again, so every client is dropped.
+    pub fn restart(&mut self) {
+        let ids: Vec<ConnId> = self.clients.keys().copied().collect();
+        for id in ids {
+            self.disconnect(id);
+        }
+        self.clients.clear();
+        self.sync_all();
+        self.broker.take().expect("broker open").close().expect("clean close");
+        self.reopen();
+    }
+
+    /// Power loss: the broker is dropped without closing, and the data
+    /// directory goes back to its last durability point (see [`Disk`]).
+    pub fn crash(&mut self) {
+        let disk = self.disk.as_mut().expect("a crashable harness");
+        drop(self.broker.take());
+        drop(self.sync_job.take());
+        disk.crash().expect("restore snapshot");
+        self.clients.clear();
+        self.reopen();
+    }
+
+    fn reopen(&mut self) {
+        self.broker = Some(Broker::open(self.config.clone(), self.seed).expect("reopen broker"));
+        self.durability_point();
+    }
+
+    pub fn snapshots_taken(&self) -> u64 {
+        self.disk.as_ref().map_or(0, Disk::snapshots_taken)
+    }
+}
