@@ -142,7 +142,12 @@ impl Broker {
                     }
                 }
             }
-            (q.message_count(), q.consumer_count())
+            let counts = (q.message_count(), q.consumer_count());
+            // A declare of an existing queue is a use for x-expires (RabbitMQ:
+            // "redeclaring renews the lease").
+            let vhost_name = conn.vhost.clone().expect("open");
+            self.touch_queue(&vhost_name, id);
+            counts
         } else {
             if m.passive {
                 return Err(no_queue(name.as_str(), &vname));

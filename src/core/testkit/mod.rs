@@ -11,7 +11,7 @@
 //! | [`scenario`] | the simulated world: queues, exchange, profiles, clients |
 //! | [`ops`] | what one step of the simulation does |
 //! | [`sim`] | the seeded simulation and its tests (seeds printed, replayable) |
-//! | `tx`, `dead_letter_hold` | focused tests: commit-ok waits for the group commit; the at-least-once dead-letter hold |
+//! | `tx`, `dead_letter_hold`, `expires` | focused tests: commit-ok waits for the group commit; the at-least-once dead-letter hold; what counts as use for x-expires |
 
 pub mod client;
 pub mod clock;
@@ -23,4 +23,5 @@ pub mod scenario;
 pub mod sim;
 
 mod dead_letter_hold;
+mod expires;
 mod tx;

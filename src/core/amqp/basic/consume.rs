@@ -163,6 +163,9 @@ impl Broker {
         q.remove_consumer(conn.id, channel, tag);
         if q.auto_delete && q.had_consumer && q.consumer_count() == 0 {
             self.delete_queue(&vhost_name, queue);
+        } else {
+            // The queue was in use until now: x-expires counts from here.
+            self.touch_queue(&vhost_name, queue);
         }
     }
 }
