@@ -76,6 +76,11 @@ pub struct Model {
 }
 
 impl Model {
+    /// Checks the redelivered flag after a power loss too (see [`strict_flags`]).
+    pub fn strict_flags(&mut self) {
+        self.strict = true;
+    }
+
     /// A new message id (the body of the message).
     pub fn publish(&mut self, queue: &'static str, at: At, volatile: bool, now: u64, ttl: Option<u64>) -> u64 {
         self.next += 1;
