@@ -30,6 +30,8 @@ pub struct Harness {
     config: CoreConfig,
     seed: u64,
     clock: FakeClock,
+    /// The last `now` the broker was given (see [`Self::core_now`]).
+    core_now: u64,
     clients: BTreeMap<ConnId, Client>,
     /// A group commit taken from the broker and not yet finished.
     sync_job: Option<SyncJob>,
@@ -51,6 +53,7 @@ impl Harness {
             config,
             seed,
             clock: FakeClock::starting_at(1_000),
+            core_now: 0,
             clients: BTreeMap::new(),
             sync_job: None,
             disk,
@@ -75,6 +78,13 @@ impl Harness {
         self.clock.now()
     }
 
+    /// The time the core acts on: the last `now` an input carried. Calls
+    /// without one (`handle_disconnect`, `handle_sync_done`) run what they
+    /// cause (redeliveries, TTL checks, consumer-timeout deadlines) at it.
+    pub fn core_now(&self) -> u64 {
+        self.core_now
+    }
+
     /// Time passes; nothing fires until [`Self::fire_timers`] or the next input.
     pub fn advance(&mut self, ms: u64) {
         self.clock.advance(ms);
@@ -83,6 +93,7 @@ impl Harness {
     /// A new connection that completes the handshake and opens `channels`.
     pub fn connect(&mut self, heartbeat_secs: u16, channels: &[u16]) -> ConnId {
         let now = self.now();
+        self.core_now = now;
         let id = self.b().handle_connect("sim".into(), true, now);
         self.clients.insert(id, Client::new());
         let mut bytes = client::handshake(heartbeat_secs);
@@ -96,6 +107,7 @@ impl Harness {
     /// Client `id` sends `bytes` (whole frames) at the current `now`.
     pub fn send(&mut self, id: ConnId, bytes: &[u8]) {
         let now = self.now();
+        self.core_now = now;
         let used = self.b().handle_input(id, bytes, now);
         assert_eq!(used, bytes.len(), "seed {}: whole frames must be consumed", self.seed);
         self.pump();
@@ -141,6 +153,7 @@ impl Harness {
     /// timers do; connections the broker closed are disconnected. Returns them.
     pub fn fire_timers(&mut self) -> Vec<ConnId> {
         let now = self.now();
+        self.core_now = now;
         self.b().handle_timeout(now);
         let next = self.broker().poll_timeout();
         assert!(

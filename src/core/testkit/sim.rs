@@ -162,7 +162,8 @@ impl Sim {
 
     /// Applies one event; true when channel 1 must be reopened.
     fn event(&mut self, c: usize, e: Event) -> bool {
-        let now = self.h.now();
+        // What the broker did, it did at the last `now` it was given.
+        let now = self.h.core_now();
         match e {
             Event::Delivery(d) => {
                 let Ok(body) = <[u8; 8]>::try_from(d.body.as_slice()) else {
@@ -372,6 +373,9 @@ impl Sim {
         self.connect();
         for i in 0..steps {
             self.step = i;
+            // Time moves with the traffic, 1 ms a step (as in the simulation of
+            // issue 15), besides what the clock steps add.
+            self.h.advance(1);
             self.random_step();
             self.check();
         }
@@ -418,12 +422,12 @@ fn random_policy_changes_keep_limits_and_settle_at_most_once() {
 
 #[test]
 fn confirms_transactions_timers_and_power_loss() {
-    run_profile(FULL, 12);
+    run_profile(FULL, 16);
 }
 
 #[test]
 fn delayed_messages_heartbeats_and_consumer_timeouts() {
-    run_profile(TIMERS, 8);
+    run_profile(TIMERS, 12);
 }
 
 /// Finding (not fixed): a message the delayed exchange routed before a power
