@@ -91,8 +91,8 @@ pub const TIMERS: Profile = Profile {
 };
 
 /// Everything, delayed messages with power loss: fails today (a message routed
-/// by the delayed exchange before a power loss can be routed again after it,
-/// a second copy delivered unflagged; see `sim::delayed_messages_and_power_loss`).
+/// by the delayed exchange before a crash can be routed again after it, a
+/// second copy delivered unflagged; see `sim::delayed_messages_and_power_loss`).
 pub const CRASH_DELAYED: Profile = Profile {
     name: "crash-delayed",
     delayed: true,
