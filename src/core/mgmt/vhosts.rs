@@ -13,24 +13,14 @@ use serde_json::Value;
 
 use crate::core::broker::Broker;
 use crate::core::mgmt::error::{AdminError, AdminResult};
-use crate::core::model::vhost::VHost;
-
-pub const VHOST_META_FILE: &str = "vhost.json";
-pub const PARAMETERS_FILE: &str = "parameters.json";
-pub const GLOBAL_PARAMETERS_FILE: &str = "global_parameters.json";
+use crate::core::model::vhost_meta::{save_meta, save_parameters};
+pub use crate::core::model::vhost_meta::{
+    Parameter, VhostLimits, VhostMeta, GLOBAL_PARAMETERS_FILE, PARAMETERS_FILE, VHOST_META_FILE,
+};
 
 /// Bounds on names we store (RabbitMQ's are short strings too).
 pub const VHOST_NAME_MAX: usize = 255;
 pub const PARAMETERS_PER_VHOST_MAX: usize = 4096;
-
-/// Vhost limits; None = no limit.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct VhostLimits {
-    #[serde(rename = "max-connections", default, skip_serializing_if = "Option::is_none")]
-    pub max_connections: Option<u64>,
-    #[serde(rename = "max-queues", default, skip_serializing_if = "Option::is_none")]
-    pub max_queues: Option<u64>,
-}
 
 impl VhostLimits {
     pub fn is_empty(&self) -> bool {
@@ -52,49 +42,9 @@ impl VhostLimits {
     }
 }
 
-/// What a vhost carries besides its objects.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct VhostMeta {
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_queue_type: Option<String>,
-    #[serde(default)]
-    pub limits: VhostLimits,
-}
-
-/// A runtime parameter (federation upstreams, shovels, ...): component, name,
-/// JSON value, as RabbitMQ stores them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Parameter {
-    pub component: String,
-    pub name: String,
-    pub value: Value,
-}
-
 /// Components we accept. Operator policies and vhost limits have their own
 /// calls; these are stored for the features that read them.
 pub const PARAMETER_COMPONENTS: &[&str] = &["federation-upstream", "federation-upstream-set", "shovel"];
-
-pub(crate) fn load_meta(vhost: &mut VHost) -> std::io::Result<()> {
-    if let Some(m) = ringmq_store::meta::read_json(&vhost.dir.join(VHOST_META_FILE))? {
-        vhost.meta = m;
-    }
-    if let Some(p) = ringmq_store::meta::read_json(&vhost.dir.join(PARAMETERS_FILE))? {
-        vhost.parameters = p;
-    }
-    Ok(())
-}
-
-fn save_meta(vhost: &VHost) -> std::io::Result<()> {
-    ringmq_store::meta::write_json_atomic(&vhost.dir.join(VHOST_META_FILE), &vhost.meta)
-}
-
-fn save_parameters(vhost: &VHost) -> std::io::Result<()> {
-    ringmq_store::meta::write_json_atomic(&vhost.dir.join(PARAMETERS_FILE), &vhost.parameters)
-}
 
 /// Parses a limit value as RabbitMQ does: an integer; negative means none.
 pub fn parse_limit(name: &str, v: &Value) -> AdminResult<Option<u64>> {

@@ -16,3 +16,4 @@ pub(in crate::core) mod route;
 pub mod stats;
 pub(in crate::core) mod timers;
 pub mod vhost;
+pub mod vhost_meta;

@@ -121,9 +121,9 @@ pub struct VHost {
     pub policies: crate::core::policy::PolicySet,
     pub operator_policies: crate::core::policy::PolicySet,
     /// Description, tags and limits (`vhost.json`).
-    pub meta: crate::core::mgmt::vhosts::VhostMeta,
+    pub meta: crate::core::model::vhost_meta::VhostMeta,
     /// Runtime parameters (`parameters.json`).
-    pub parameters: Vec<crate::core::mgmt::vhosts::Parameter>,
+    pub parameters: Vec<crate::core::model::vhost_meta::Parameter>,
     pub store_config: StoreConfig,
     /// Scratch for routing, reused so a publish allocates nothing here.
     route_work: Vec<ShortString>,
@@ -169,7 +169,7 @@ impl VHost {
             delayed_gens: Default::default(),
         };
         crate::core::policy::apply::load(&mut v)?;
-        crate::core::mgmt::vhosts::load_meta(&mut v)?;
+        crate::core::model::vhost_meta::load_meta(&mut v)?;
         for (n, kind) in BUILTIN_EXCHANGES {
             let mut x = Exchange::new(
                 ShortString::from(ShortStr::lit(n)),
