@@ -11,6 +11,10 @@
 //!
 //! `io` and `http` do not import each other: both use `shard` and `sys`, and
 //! `main` hands the HTTP server to the transport as a [`shard::Services`].
+// `unsafe` is refused by the compiler everywhere but where the io layer opens
+// it: the io_uring backend (io/mod.rs) and statvfs (sys/mod.rs).
+#![deny(unsafe_code)]
+
 pub mod config;
 pub mod core;
 pub mod http;

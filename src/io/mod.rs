@@ -21,6 +21,8 @@ mod conn;
 pub mod memory;
 mod notify;
 mod server;
+// The io_uring backend: each `unsafe` block has a `// SAFETY:` comment.
+#[allow(unsafe_code)]
 mod uring;
 
 /// The clock and the listeners live in `crate::sys` (shared with `http`); the

@@ -9,6 +9,8 @@
 //! | [`listeners`] | one accept over every address of a `bind` setting |
 //! | [`stall`] | loop-turn timing: slow-turn warnings and the longest-turn metric |
 
+// statvfs through libc: its `unsafe` blocks have `// SAFETY:` comments.
+#[allow(unsafe_code)]
 pub(crate) mod disk;
 pub(crate) mod listeners;
 pub(crate) mod stall;
