@@ -12,7 +12,9 @@
 #   RINGMQ_SIM_SEED=<seed> cargo test -p ringmq --lib core::testkit::sim
 # (RINGMQ_SIM_TRAIL=<n> shows more steps). The ignored tests
 # `delayed_messages_and_power_loss` and `redelivered_flag_after_power_loss`
-# replay known findings and fail today; this script does not run them.
+# replay known findings and fail today; this script does not run them. The
+# `full` and `timers` profiles are ignored in CI until the simulation models the
+# held replies of durable declares (see their doc in sim.rs); this runs them.
 # The summary line per seed (messages, restarts, crashes, snapshots) is in the
 # log, which goes to $LOG (default target/sim-run.log).
 set -euo pipefail
@@ -25,7 +27,8 @@ mode=()
 if [ "${RELEASE:-0}" = 1 ]; then mode=(--release); fi
 start=$(date +%s)
 status=0
-RINGMQ_SIM_SEEDS=$seeds cargo test "${mode[@]}" -p ringmq --lib "$filter" -- --nocapture >"$log" 2>&1 || status=$?
+RINGMQ_SIM_SEEDS=$seeds cargo test "${mode[@]}" -p ringmq --lib "$filter" -- --nocapture \
+    --include-ignored --skip delayed_messages_and_power_loss --skip redelivered_flag_after_power_loss >"$log" 2>&1 || status=$?
 end=$(date +%s)
 runs=$(grep -c '^sim seed .*: .* messages' "$log" || true)
 echo "sim: $runs seeds finished in $((end - start)) s ($seeds per profile); log: $log"

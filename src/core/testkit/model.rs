@@ -125,7 +125,10 @@ impl Model {
     }
 
     /// A delivery of message `id` at `now`; the checks of the module doc.
-    pub fn deliver(&mut self, id: u64, redelivered: bool, now: u64) -> Result<(), Violation> {
+    /// `earliest..=now`: when the broker may have delivered it. Its client got it
+    /// at `now`; output held for a group commit (behind a durable declare's reply)
+    /// may have held it since `earliest`.
+    pub fn deliver(&mut self, id: u64, redelivered: bool, earliest: u64, now: u64) -> Result<(), Violation> {
         let Some(m) = self.msgs.get_mut(&id) else {
             return Err(format!("message {id} delivered but never published"));
         };
@@ -145,8 +148,8 @@ impl Model {
             ));
         }
         if let Some(ttl) = m.ttl {
-            if now > m.published_at + ttl {
-                return Err(format!("message {id} delivered at {now}, after its TTL: {m:?}"));
+            if earliest > m.published_at + ttl {
+                return Err(format!("message {id} delivered at {earliest}, after its TTL: {m:?}"));
             }
         }
         // Uncertain before (a crash): it was recovered, so it is on disk.

@@ -171,6 +171,10 @@ pub struct Held {
 /// One simulated client, as the simulation tracks it.
 pub struct SimClient {
     pub id: ConnId,
+    /// Since when the broker holds this client's output for a group commit
+    /// (behind a durable declare's reply): what it receives now may have been
+    /// sent (delivered, closed) since then.
+    pub held_since: Option<u64>,
     pub open: bool,
     /// Heartbeats negotiated (seconds; 0 = off).
     pub heartbeat: u16,
@@ -194,6 +198,7 @@ impl SimClient {
     pub fn new(id: ConnId, heartbeat: u16, now: u64) -> SimClient {
         SimClient {
             id,
+            held_since: None,
             open: true,
             heartbeat,
             silent: false,
