@@ -147,9 +147,9 @@ impl Broker {
         Ok(())
     }
 
-    /// Routes and stores one message. Shared by publish, tx.commit (and later
-    /// dead-lettering): one routing path for all.
-    #[allow(clippy::too_many_arguments)]
+    /// One AMQP publish (basic.publish or a committed one of tx.commit): the
+    /// access, user-id, reply-to and mandatory checks around the model's one
+    /// routing path, `route_and_store`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn publish(
         &mut self,
