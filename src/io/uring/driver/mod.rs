@@ -8,14 +8,19 @@
 
 use std::collections::HashMap;
 use std::net::TcpStream;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
-use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use io_uring::{cqueue, IoUring};
 
+mod feed;
+mod submit;
+mod sync;
+
+use self::feed::{feed, refeed, Fed};
+use self::submit::{user_data, Cqe, KIND_CANCEL, KIND_RECV, KIND_SEND, KIND_SYNC};
+use self::sync::SyncInFlight;
 use super::bufring::BufRing;
 use super::conn::{Conn, InFlightSend, Phase};
-use crate::core::amqp::confirm::SyncJob;
 use crate::core::model::ids::ConnId;
 use crate::io::server::Shared;
 
@@ -37,22 +42,6 @@ pub(super) const INPUT_BYTES_PER_CONN_TURN: usize = 64 * 1024;
 
 /// How long a connection the core closed may take to drain and see the peer's FIN.
 const CLOSE_LINGER_MS: u64 = 2_000;
-const KIND_RECV: u64 = 2;
-const KIND_SEND: u64 = 3;
-const KIND_SYNC: u64 = 4;
-const KIND_CANCEL: u64 = 5;
-
-/// user_data: kind (8 bits) | slot generation (24 bits) | slot (32 bits).
-fn user_data(kind: u64, slot: u32, gen: u32) -> u64 {
-    kind << 56 | ((gen & 0xff_ffff) as u64) << 32 | slot as u64
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Cqe {
-    user_data: u64,
-    res: i32,
-    flags: u32,
-}
 
 /// Counters for measurements, logged at shutdown.
 #[derive(Debug, Default)]
@@ -63,12 +52,6 @@ pub(super) struct Stats {
     pub sends: u64,
     pub sq_full: u64,
     pub cq_overflow: u64,
-}
-
-struct SyncInFlight {
-    job: SyncJob,
-    remaining: usize,
-    error: Option<std::io::Error>,
 }
 
 pub(super) struct DriverConfig {
@@ -151,84 +134,6 @@ impl Driver {
             || !self.input_wait.is_empty()
             || !self.more_input.is_empty()
             || !self.ring.completion().is_empty()
-    }
-
-    // ---- submission -----------------------------------------------------------
-
-    fn push(&mut self, e: squeue::Entry) {
-        self.inflight += 1;
-        loop {
-            // SAFETY: every SQE built here points only at memory that outlives its
-            // completion: a send's msghdr, iovecs, frame bytes and segment mappings
-            // (bodies) all owned by an `InFlightSend` in a connection slot that is
-            // not freed before the send's CQE (see `conn.rs`); receive buffers owned by the
-            // registered `BufRing` (`self.bufs`, leaked rather than freed while
-            // anything is in flight); fsync fds kept open by the `Arc<File>`s of the
-            // job in `self.sync` until its last CQE; cancel SQEs point at
-            // no memory.
-            let pushed = unsafe { self.ring.submission().push(&e) };
-            if pushed.is_ok() {
-                return;
-            }
-            // Submission queue full: hand what we have to the kernel and retry.
-            self.stats.sq_full += 1;
-            self.submit();
-        }
-    }
-
-    /// One `io_uring_enter` for everything queued; also flushes completions the
-    /// kernel kept back when the completion queue overflowed.
-    fn submit(&mut self) {
-        loop {
-            self.stats.enters += 1;
-            match self.ring.submit() {
-                Ok(_) => return,
-                Err(e) => match e.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    // The completion queue is full (its overflow backlog too): reap
-                    // into our own backlog, handled at the next turn, and retry.
-                    Some(libc::EBUSY) | Some(libc::EAGAIN) => {
-                        self.stats.cq_overflow += 1;
-                        let before = self.backlog.len();
-                        let backlog = &mut self.backlog;
-                        backlog.extend(self.ring.completion().map(|c| Cqe {
-                            user_data: c.user_data(),
-                            res: c.result(),
-                            flags: c.flags(),
-                        }));
-                        if self.backlog.len() == before {
-                            std::thread::yield_now();
-                        }
-                    }
-                    _ => {
-                        tracing::error!(error = %e, "io_uring_enter failed");
-                        return;
-                    }
-                },
-            }
-        }
-    }
-
-    fn arm_recv(&mut self, slot: u32) {
-        let bgid = self.bufs().bgid;
-        let Some(c) = self.slots[slot as usize].as_mut() else {
-            return;
-        };
-        if c.recv_armed || c.paused || c.phase == Phase::Dead {
-            return;
-        }
-        c.recv_armed = true;
-        let e = opcode::RecvMulti::new(types::Fd(c.sock.as_raw_fd()), bgid)
-            .build()
-            .user_data(user_data(KIND_RECV, slot, c.gen));
-        self.push(e);
-    }
-
-    fn cancel(&mut self, target: u64) {
-        let e = opcode::AsyncCancel::new(target)
-            .build()
-            .user_data(user_data(KIND_CANCEL, 0, 0));
-        self.push(e);
     }
 
     // ---- completions ----------------------------------------------------------
@@ -428,19 +333,6 @@ impl Driver {
         self.try_free(slot);
     }
 
-    fn on_sync(&mut self, c: Cqe) {
-        let s = self.sync.as_mut().expect("fsync completion without a group commit");
-        s.remaining -= 1;
-        if c.res < 0 && s.error.is_none() {
-            s.error = Some(std::io::Error::from_raw_os_error(-c.res));
-        }
-        if s.remaining == 0 {
-            let s = self.sync.take().expect("checked above");
-            let result = s.error.map_or(Ok(()), Err);
-            self.shared.broker.borrow_mut().handle_sync_done(s.job, result);
-        }
-    }
-
     // ---- connection life --------------------------------------------------------
 
     /// The peer is gone, or we gave up on it: the core forgets the connection
@@ -608,35 +500,6 @@ impl Driver {
         }
     }
 
-    /// Group commit through the ring: one fdatasync SQE per data file and per
-    /// definitions log with new records (and an
-    /// fsync per new directory entry), all in parallel; the job completes when
-    /// the last one does. The loop never blocks on the disk.
-    fn start_sync(&mut self, job: SyncJob) {
-        let mut fds = Vec::new();
-        for b in &job.batches {
-            fds.extend(b.files().iter().map(|f| (f.as_raw_fd(), true)));
-            fds.extend(b.dir().map(|d| (d.as_raw_fd(), false)));
-        }
-        fds.extend(job.definition_files().iter().map(|f| (f.as_raw_fd(), true)));
-        if fds.is_empty() {
-            self.shared.broker.borrow_mut().handle_sync_done(job, Ok(()));
-            return;
-        }
-        self.sync = Some(SyncInFlight {
-            job,
-            remaining: fds.len(),
-            error: None,
-        });
-        for (fd, data_only) in fds {
-            let mut op = opcode::Fsync::new(types::Fd(fd));
-            if data_only {
-                op = op.flags(types::FsyncFlags::DATASYNC);
-            }
-            self.push(op.build().user_data(user_data(KIND_SYNC, 0, 0)));
-        }
-    }
-
     // ---- shutdown -------------------------------------------------------------------
 
     /// Ends every connection and waits (bounded) for all operations to complete,
@@ -667,113 +530,5 @@ impl Drop for Driver {
             std::mem::forget(self.bufs.take());
             std::mem::forget(std::mem::take(&mut self.slots));
         }
-    }
-}
-
-/// What feeding input left behind.
-enum Fed {
-    Done,
-    /// The core stopped at its per-call frame bound: `carry` may hold whole frames.
-    MoreInput,
-    /// The disk alarm blocks this publisher: the input waits in `carry`.
-    Paused,
-}
-
-/// Feeds received bytes to the core: in place from the receive buffer when no
-/// partial frame is carried over, copying only the incomplete tail.
-fn feed(shared: &Shared, conn: &mut Conn, data: &[u8], now_ms: u64) -> Fed {
-    if conn.phase != Phase::Open {
-        return Fed::Done; // closing: the peer's bytes no longer matter
-    }
-    let mut b = shared.broker.borrow_mut();
-    if conn.paused || b.should_pause_reading(conn.id) {
-        conn.carry.extend_from_slice(data);
-        let first = !conn.paused;
-        conn.paused = true;
-        return if first { Fed::Paused } else { Fed::Done };
-    }
-    let used = if conn.carry.is_empty() {
-        let used = b.handle_input(conn.id, data, now_ms);
-        conn.carry.extend_from_slice(&data[used..]);
-        used
-    } else {
-        // Copy only the bytes that complete the carried frame; the rest of the
-        // buffer is parsed in place. Appending the whole buffer (and moving the
-        // unparsed tail to the front after each call) was 6.6% of the broker's CPU
-        // at 1p1c 64 KiB, where every body frame spans two or three buffers.
-        let take = if conn.framed {
-            frame_rest(&conn.carry, data)
-        } else {
-            data.len()
-        };
-        conn.carry.extend_from_slice(&data[..take]);
-        let used = b.handle_input(conn.id, &conn.carry, now_ms);
-        conn.carry.drain(..used);
-        let rest = &data[take..];
-        if conn.carry.is_empty() && !rest.is_empty() && !b.is_closed(conn.id) {
-            let more = b.handle_input(conn.id, rest, now_ms);
-            conn.carry.extend_from_slice(&rest[more..]);
-            used + more
-        } else {
-            conn.carry.extend_from_slice(rest);
-            used
-        }
-    };
-    conn.framed |= used > 0;
-    if used > 0 && !conn.carry.is_empty() && !b.is_closed(conn.id) {
-        Fed::MoreInput
-    } else {
-        Fed::Done
-    }
-}
-
-/// How many bytes of `data` complete the AMQP frame that starts `carry` (all of
-/// `data` if it does not). Frame: type u8, channel u16, size u32, payload, end u8.
-fn frame_rest(carry: &[u8], data: &[u8]) -> usize {
-    let mut header = [0u8; 7];
-    let from_carry = carry.len().min(7);
-    header[..from_carry].copy_from_slice(&carry[..from_carry]);
-    let from_data = 7 - from_carry;
-    if data.len() < from_data {
-        return data.len();
-    }
-    header[from_carry..].copy_from_slice(&data[..from_data]);
-    let size = u32::from_be_bytes([header[3], header[4], header[5], header[6]]) as usize;
-    let total = 8 + size;
-    total.saturating_sub(carry.len()).min(data.len())
-}
-
-/// Feeds the carried-over input again; true if the core may want another call.
-fn refeed(shared: &Shared, conn: &mut Conn, now_ms: u64) -> bool {
-    if conn.phase != Phase::Open || conn.carry.is_empty() {
-        return false;
-    }
-    let mut b = shared.broker.borrow_mut();
-    let used = b.handle_input(conn.id, &conn.carry, now_ms);
-    conn.carry.drain(..used);
-    used > 0 && !conn.carry.is_empty() && !b.is_closed(conn.id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::frame_rest;
-
-    #[test]
-    fn frame_rest_takes_what_completes_the_carried_frame() {
-        // A body frame of 10 payload bytes is 18 bytes long.
-        let frame: Vec<u8> = [3u8, 0, 1, 0, 0, 0, 10]
-            .into_iter()
-            .chain([7; 10])
-            .chain([0xCE])
-            .collect();
-        let next = [1u8, 0, 0, 0, 0, 0, 4, 9, 9, 9, 9, 0xCE];
-        let stream: Vec<u8> = frame.iter().chain(next.iter()).copied().collect();
-        for split in 1..frame.len() {
-            let (carry, data) = stream.split_at(split);
-            assert_eq!(frame_rest(carry, data), frame.len() - split, "split at {split}");
-        }
-        // Not enough data to finish even the header, or the frame: take it all.
-        assert_eq!(frame_rest(&frame[..2], &frame[2..5]), 3);
-        assert_eq!(frame_rest(&frame[..9], &frame[9..12]), 3);
     }
 }
