@@ -12,9 +12,7 @@
 #   RINGMQ_SIM_SEED=<seed> cargo test -p ringmq --lib core::testkit::sim
 # (RINGMQ_SIM_TRAIL=<n> shows more steps). The ignored tests
 # `delayed_messages_and_power_loss` and `redelivered_flag_after_power_loss`
-# replay known findings and fail today; this script does not run them. The
-# `full` and `timers` profiles are ignored in CI until the simulation models the
-# held replies of durable declares (see their doc in sim.rs); this runs them.
+# replay known findings and fail today; this script does not run them.
 # The summary line per seed (messages, restarts, crashes, snapshots) is in the
 # log, which goes to $LOG (default target/sim-run.log).
 set -euo pipefail

@@ -52,6 +52,9 @@ pub struct Msg {
     pub delivered_before_crash: bool,
     pub published_at: u64,
     pub ttl: Option<u64>,
+    /// Ready when its queue was deleted, at this time: a delivery held in a
+    /// client's output since before then is no error (see [`Model::deliver`]).
+    pub deleted_ready_at: Option<u64>,
 }
 
 /// Whether a message delivered before a power loss must come back flagged
@@ -96,6 +99,7 @@ impl Model {
                 delivered_before_crash: false,
                 published_at: now,
                 ttl,
+                deleted_ready_at: None,
             },
         );
         self.next
@@ -128,11 +132,16 @@ impl Model {
     /// `earliest..=now`: when the broker may have delivered it. Its client got it
     /// at `now`; output held for a group commit (behind a durable declare's reply)
     /// may have held it since `earliest`.
-    pub fn deliver(&mut self, id: u64, redelivered: bool, earliest: u64, now: u64) -> Result<(), Violation> {
+    ///
+    /// `Ok(true)`: the delivery is an orphan, of a message whose queue was
+    /// deleted after the broker delivered it into output held for a group commit.
+    pub fn deliver(&mut self, id: u64, redelivered: bool, earliest: u64, now: u64) -> Result<bool, Violation> {
         let Some(m) = self.msgs.get_mut(&id) else {
             return Err(format!("message {id} delivered but never published"));
         };
+        let orphan = m.at == At::Deleted && m.deleted_ready_at.is_some_and(|t| earliest <= t);
         match m.at {
+            At::Deleted if orphan => {}
             At::Unacked => return Err(format!("message {id} delivered while unacked: {m:?}")),
             At::Gone if !m.maybe => return Err(format!("message {id} delivered after it was settled: {m:?}")),
             At::Deleted => return Err(format!("message {id} delivered after it was deleted: {m:?}")),
@@ -152,18 +161,43 @@ impl Model {
                 return Err(format!("message {id} delivered at {earliest}, after its TTL: {m:?}"));
             }
         }
+        if orphan {
+            m.delivered = true;
+            return Ok(true);
+        }
         // Uncertain before (a crash): it was recovered, so it is on disk.
         m.durable |= m.maybe;
         m.at = At::Unacked;
         m.maybe = false;
         m.delivered = true;
         m.delivered_before_crash = false;
-        Ok(())
+        Ok(false)
+    }
+
+    /// A delivery the broker made into output held for a group commit and
+    /// took back before the client saw it (a consumer timeout closed the
+    /// channel): the message may have been delivered, settled or requeued by
+    /// others since, so only what holds at any time is checked.
+    pub fn delivered_and_released(&mut self, id: u64, now: u64) -> Result<(), Violation> {
+        let Some(m) = self.msgs.get_mut(&id) else {
+            return Err(format!("message {id} delivered but never published"));
+        };
+        match m.at {
+            At::InTx => Err(format!("message {id} delivered before its commit: {m:?}")),
+            At::Delayed(due) if now < due => Err(format!("message {id} delivered before its delay ({due}), at {now}")),
+            _ => {
+                m.delivered = true;
+                Ok(())
+            }
+        }
     }
 
     /// The queue and its messages are gone (deleted, or expired).
-    pub fn queue_deleted(&mut self, queue: &str) {
+    pub fn queue_deleted(&mut self, queue: &str, now: u64) {
         for m in self.msgs.values_mut().filter(|m| m.queue == queue) {
+            if m.at == At::Ready {
+                m.deleted_ready_at = Some(now);
+            }
             if matches!(m.at, At::Ready | At::Unacked | At::Gone) {
                 m.at = At::Deleted;
                 m.maybe = false;

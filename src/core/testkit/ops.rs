@@ -60,7 +60,15 @@ impl Sim {
             self.connect();
             return;
         }
-        let c = open[self.rng.random_range(0..open.len())];
+        // Clients are synchronous, as AMQP clients are: one that sent a durable
+        // declare or delete waits for its reply, which the broker holds until
+        // the group commit that syncs the definitions log (and all output after
+        // it). A waiting client sends nothing but heartbeats; the clock, the
+        // group commit, restarts and the other clients go on.
+        let (waiting, free): (Vec<usize>, Vec<usize>) = open.into_iter().partition(|&i| self.waits_for_reply(i));
+        let Some(&c) = free.get(self.rng.random_range(0..free.len().max(1))) else {
+            return self.while_all_wait(waiting[0]);
+        };
         let queues = self.profile.queues();
         let q = queues[self.rng.random_range(0..queues.len())];
         let p = self.rng.random_range(0..1000);
@@ -85,6 +93,27 @@ impl Sim {
             _ => self.client_step(c, q),
         }
         self.track_expiring();
+    }
+
+    /// Whether client `c` waits for a reply the broker holds for a group commit.
+    pub(super) fn waits_for_reply(&self, c: usize) -> bool {
+        self.h.broker().sync.holds_output(self.clients[c].id)
+    }
+
+    /// Every client waits for a held reply: time passes or the group commit
+    /// runs, as it would without any client.
+    fn while_all_wait(&mut self, c: usize) {
+        if !self.profile.sync {
+            self.fail(format!("client {c} waits for a reply held without a group commit"));
+        }
+        match self.rng.random_range(0..10) {
+            0..=5 => self.group_commit(),
+            6..=7 if self.profile.timers => self.jump(),
+            _ => {
+                self.h.advance(1);
+                self.fire_timers();
+            }
+        }
     }
 
     fn client_step(&mut self, c: usize, q: &'static str) {
@@ -323,8 +352,19 @@ impl Sim {
 
     /// Time jumps by up to 1.5 s in steps of at most 400 ms; clients that are
     /// not silent send heartbeats in each, timers fire after each.
+    ///
+    /// A group commit takes far less than such a jump (milliseconds against the
+    /// consumer timeout's 700 ms here, 30 min by default): replies held for one
+    /// are released first. Otherwise a client waiting for its declare-ok would
+    /// hold deliveries past the consumer timeout, and the broker would give them
+    /// to others while the channel.close that released them is still held.
     fn jump(&mut self) {
         let mut left = self.rng.random_range(100..=1500u64);
+        if (0..self.clients.len()).any(|c| self.clients[c].open && self.waits_for_reply(c)) {
+            self.note("group commits release held replies".into());
+            self.h.sync_all();
+            self.absorb();
+        }
         self.note(format!("{left} ms pass"));
         while left > 0 {
             let ms = left.min(400);
@@ -458,6 +498,10 @@ impl Sim {
         self.h.advance(400);
         self.fire_timers();
         let c = self.connect();
+        if self.waits_for_reply(c) {
+            self.h.sync_all();
+            self.absorb();
+        }
         for q in self.profile.queues() {
             loop {
                 let before = self.clients[c].unacked.len();

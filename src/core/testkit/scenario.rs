@@ -162,7 +162,11 @@ pub fn declare(queue: &str) -> Vec<u8> {
 #[derive(Debug, Clone, Copy)]
 pub struct Held {
     pub msg: u64,
+    /// When the client got it.
     pub at: u64,
+    /// When the broker may have delivered it at the earliest: before `at` when
+    /// the client's output was held for a group commit.
+    pub since: u64,
     /// Its queue was deleted: the broker forgets the message but the channel
     /// keeps the tag (an ack of it is harmless; the consumer timeout counts it).
     pub orphan: bool,

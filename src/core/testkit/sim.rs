@@ -156,8 +156,16 @@ impl Sim {
         batches.sort_by_key(|(rank, c, _)| (*rank, *c));
         let mut reopen = Vec::new();
         for (rank, c, events) in batches {
-            for e in events {
-                if self.event(c, e) {
+            // Output held for a group commit is history: deliveries on channel
+            // 1 before a channel.close in it were released by that close (a
+            // consumer timeout) and may have gone to other clients since, whose
+            // events the model has seen already.
+            let released = match self.clients[c].held_since {
+                Some(_) => (events.iter()).rposition(|e| matches!(e, Event::ChannelClose { channel: MAIN, .. })),
+                None => None,
+            };
+            for (i, e) in events.into_iter().enumerate() {
+                if self.event(c, e, released.is_some_and(|r| i < r)) {
                     reopen.push(c);
                 }
             }
@@ -176,8 +184,9 @@ impl Sim {
         }
     }
 
-    /// Applies one event; true when channel 1 must be reopened.
-    fn event(&mut self, c: usize, e: Event) -> bool {
+    /// Applies one event; true when channel 1 must be reopened. `released`:
+    /// a delivery the broker has taken back already (see `absorb_after`).
+    fn event(&mut self, c: usize, e: Event, released: bool) -> bool {
         // What the broker did, it did at the last `now` it was given.
         let now = self.h.core_now();
         match e {
@@ -187,15 +196,30 @@ impl Sim {
                 };
                 let msg = u64::from_be_bytes(body);
                 let earliest = self.clients[c].held_since.unwrap_or(now);
-                if let Err(v) = self.model.deliver(msg, d.redelivered, earliest, now) {
-                    self.fail(v);
+                if released && d.channel == MAIN {
+                    if let Err(v) = self.model.delivered_and_released(msg, now) {
+                        self.fail(v);
+                    }
+                    let held = Held {
+                        msg,
+                        at: now,
+                        since: earliest,
+                        orphan: true,
+                    };
+                    self.clients[c].unacked.insert(d.tag, held);
+                    return false;
                 }
+                let orphan = match self.model.deliver(msg, d.redelivered, earliest, now) {
+                    Ok(orphan) => orphan,
+                    Err(v) => self.fail(v),
+                };
                 let prev = self.clients[c].unacked.insert(
                     d.tag,
                     Held {
                         msg,
                         at: now,
-                        orphan: false,
+                        since: earliest,
+                        orphan,
                     },
                 );
                 if prev.is_some() {
@@ -234,7 +258,7 @@ impl Sim {
                 }
             }
             Event::ChannelClose { channel, code, text } => {
-                let oldest = self.clients[c].unacked.values().map(|h| h.at).min();
+                let oldest = self.clients[c].unacked.values().map(|h| h.since).min();
                 let timed_out = oldest.is_some_and(|at| at + CONSUMER_TIMEOUT_MS <= now);
                 if !(self.profile.timers && channel == MAIN && code == 406 && timed_out) {
                     self.fail(format!("unexpected channel.close {code} on {channel}: {text}"));
@@ -339,7 +363,7 @@ impl Sim {
 
     /// `queue` and its messages are gone: clients' tags of them are orphans.
     pub(super) fn queue_gone(&mut self, queue: &'static str) {
-        self.model.queue_deleted(queue);
+        self.model.queue_deleted(queue, self.h.now());
         for cl in &mut self.clients {
             for h in cl.unacked.values_mut() {
                 h.orphan |= self.model.get(h.msg).queue == queue;
@@ -379,17 +403,35 @@ impl Sim {
                 per_queue.join("\n  ")
             ));
         }
-        let clients: usize = self
-            .clients
-            .iter()
-            .filter(|c| c.open)
-            .map(|c| c.unacked.values().filter(|h| !h.orphan).count())
-            .sum();
-        // Deliveries in output held for a group commit are unacked in the broker
-        // and not yet at their client: equal counts only when nothing is held.
-        let held_output = (self.clients.iter()).any(|c| c.open && self.h.broker().sync.holds_output(c.id));
-        if unacked < clients as u64 || (unacked != clients as u64 && !held_output) {
-            self.fail(format!("{unacked} unacked in the broker, {clients} held by clients"));
+        // The broker's unacked messages are those its channels hold (of queues
+        // still there: a deleted queue's deliveries stay in their channels, so
+        // that their acks are no error, as in RabbitMQ).
+        let b = self.h.broker();
+        let held_by = |c: &crate::core::amqp::connection::Connection| -> usize {
+            (c.channels.values())
+                .flat_map(|ch| ch.unacked.values())
+                .filter(|u| v.queues.contains_key(&u.queue))
+                .count()
+        };
+        let in_channels: usize = b.conns.values().map(held_by).sum();
+        if unacked != in_channels as u64 {
+            self.fail(format!(
+                "{unacked} unacked in the queues, {in_channels} in the channels"
+            ));
+        }
+        // Each client holds what its connection's channels hold, unless output
+        // is held for a group commit (behind a durable declare's reply): then
+        // deliveries, or the channel.close of a consumer timeout that released
+        // them, have not reached the client yet.
+        for (i, cl) in self.clients.iter().enumerate().filter(|(_, c)| c.open) {
+            if b.sync.holds_output(cl.id) {
+                continue;
+            }
+            let theirs = cl.unacked.values().filter(|h| !h.orphan).count();
+            let ours = b.conns.get(&cl.id).map_or(0, held_by);
+            if theirs != ours {
+                self.fail(format!("client {i} holds {theirs} unacked, its connection {ours}"));
+            }
         }
     }
 
@@ -452,24 +494,12 @@ fn random_policy_changes_keep_limits_and_settle_at_most_once() {
     run_profile(POLICIES, 10);
 }
 
-/// Off in CI until the simulation models what durable declares now do: their
-/// reply, and all output after it on the connection, waits for the group commit
-/// that syncs the definitions log. The simulated clients pipeline frames after a
-/// declare instead of waiting for declare-ok, and the crash model copies the
-/// disk at each declare; 1 seed in 150 of each profile then fails
-/// (10320349650533052995 full: "13 messages held; the model says between 14 and
-/// 21"; 1856549822742984349 timers: "0 unacked in the broker, 1 held by
-/// clients"), not yet told apart from a broker bug. Issue 17 keeps it open;
-/// `tests/sim/run.sh` runs them with `--include-ignored`.
 #[test]
-#[ignore = "the held replies of durable declares are not modeled yet (see above)"]
 fn confirms_transactions_timers_and_power_loss() {
     run_profile(FULL, 16);
 }
 
-/// Off in CI for the same reason as the `full` profile above.
 #[test]
-#[ignore = "the held replies of durable declares are not modeled yet (see confirms_transactions_timers_and_power_loss)"]
 fn delayed_messages_heartbeats_and_consumer_timeouts() {
     run_profile(TIMERS, 12);
 }
