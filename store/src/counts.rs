@@ -11,7 +11,7 @@
 //! were returned have an entry, and the file is rewritten from the live ones
 //! at open and when it holds more than twice as many entries as live positions.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

@@ -207,11 +207,17 @@ pub fn encoded_len(msg: &MessageRef<'_>, max_record_bytes: u32) -> Result<u32, c
     Ok(len as u32)
 }
 
+/// Records up to this size get their CRC in one pass over the bytes just
+/// written, not part by part: each `crc32c_append` call has a fixed cost (~100
+/// instructions) that the six parts of a small record paid six times (about
+/// 600 instructions, 9% of the broker's per-message total at 16 B). The bytes
+/// are in L1 right after the copy. Larger records keep the per-part pass over
+/// the caller's slices, where the call cost does not matter.
+const CRC_AFTER_COPY_BYTES_MAX: usize = 4096;
+
 /// Writes `msg` into `dst`, which must be exactly [`encoded_len`] bytes. This is the
-/// single copy of the body. The CRC is computed from the caller's slices while they are
-/// hot in cache, not re-read from the mapping.
+/// single copy of the body.
 pub fn encode_into(dst: &mut [u8], msg: &MessageRef<'_>, seed: CrcSeed) {
-    let header = encode_header(dst.len() as u32, msg, seed);
     let mut at = RECORD_HEADER_BYTES as usize;
     for part in [msg.exchange, msg.routing_key, msg.properties, msg.body] {
         dst[at..at + part.len()].copy_from_slice(part);
@@ -222,22 +228,22 @@ pub fn encode_into(dst: &mut [u8], msg: &MessageRef<'_>, seed: CrcSeed) {
         dst.len(),
         "encode_into: destination must be exactly encoded_len bytes"
     );
-    dst[..RECORD_HEADER_BYTES as usize].copy_from_slice(header.as_bytes());
+    if dst.len() <= CRC_AFTER_COPY_BYTES_MAX {
+        let mut header = header_fields(dst.len() as u32, msg);
+        dst[..RECORD_HEADER_BYTES as usize].copy_from_slice(header.as_bytes());
+        let crc = crc32c::crc32c_append(seed.0, &dst[0..4]);
+        header.crc = U32::new(crc32c::crc32c_append(crc, &dst[8..]));
+        dst[..RECORD_HEADER_BYTES as usize].copy_from_slice(header.as_bytes());
+    } else {
+        let header = encode_header(dst.len() as u32, msg, seed);
+        dst[..RECORD_HEADER_BYTES as usize].copy_from_slice(header.as_bytes());
+    }
 }
 
 /// The record header of `msg` (with its CRC over every part), for writers that
 /// gather the parts themselves (`pwritev` of large records).
 pub fn encode_header(total_len: u32, msg: &MessageRef<'_>, seed: CrcSeed) -> RecordHeader {
-    let mut header = RecordHeader {
-        total_len: U32::new(total_len),
-        crc: U32::new(0),
-        timestamp_ms: U64::new(msg.timestamp_ms),
-        properties_len: U32::new(msg.properties.len() as u32),
-        exchange_len: msg.exchange.len() as u8,
-        routing_key_len: msg.routing_key.len() as u8,
-        kind: RECORD_KIND_MESSAGE,
-        reserved: 0,
-    };
+    let mut header = header_fields(total_len, msg);
     let hb = header.as_bytes();
     let mut crc = crc32c::crc32c_append(seed.0, &hb[0..4]);
     crc = crc32c::crc32c_append(crc, &hb[8..]);
@@ -246,6 +252,20 @@ pub fn encode_header(total_len: u32, msg: &MessageRef<'_>, seed: CrcSeed) -> Rec
     }
     header.crc = U32::new(crc);
     header
+}
+
+/// The header of `msg` with its CRC still 0.
+fn header_fields(total_len: u32, msg: &MessageRef<'_>) -> RecordHeader {
+    RecordHeader {
+        total_len: U32::new(total_len),
+        crc: U32::new(0),
+        timestamp_ms: U64::new(msg.timestamp_ms),
+        properties_len: U32::new(msg.properties.len() as u32),
+        exchange_len: msg.exchange.len() as u8,
+        routing_key_len: msg.routing_key.len() as u8,
+        kind: RECORD_KIND_MESSAGE,
+        reserved: 0,
+    }
 }
 
 /// Reads the length word at the start of `buf` (0 if fewer than 4 bytes remain, which
@@ -368,6 +388,40 @@ mod tests {
             routing_key: b"rk",
             properties: b"\x00\x01",
             body,
+        }
+    }
+
+    /// The one-pass CRC of small records and the per-part CRC of large ones
+    /// (and of `pwritev` writers) are the same checksum, on both sides of the
+    /// threshold.
+    #[test]
+    fn small_and_large_records_carry_the_per_part_crc() {
+        let seed = CrcSeed::for_segment(crate::SegmentId(3));
+        let limit = CRC_AFTER_COPY_BYTES_MAX;
+        for body_len in [
+            0,
+            1,
+            16,
+            limit - 60,
+            limit - 48,
+            limit - 47,
+            limit,
+            limit + 1,
+            3 * limit,
+        ] {
+            let body: Vec<u8> = (0..body_len).map(|i| (i * 7) as u8).collect();
+            let m = msg(&body);
+            let len = encoded_len(&m, u32::MAX).unwrap();
+            let mut buf = vec![0u8; len as usize];
+            encode_into(&mut buf, &m, seed);
+            let header = encode_header(len, &m, seed);
+            assert_eq!(
+                &buf[..RECORD_HEADER_BYTES as usize],
+                header.as_bytes(),
+                "body {body_len}"
+            );
+            let (v, l) = decode(&buf, seed).unwrap();
+            assert_eq!((v.body, l), (&body[..], len));
         }
     }
 
