@@ -139,6 +139,7 @@ impl Sim {
     /// and only then delivered them to others; the model follows that order.
     fn absorb_after(&mut self, dropped: &[ConnId]) {
         self.note_held_output();
+        self.released_while_held();
         let mut batches: Vec<(u8, usize, Vec<Event>)> = Vec::new();
         for c in 0..self.clients.len() {
             if self.clients[c].open {
@@ -181,6 +182,35 @@ impl Sim {
             let mut bytes = client::method(MAIN, ringmq_codec::Method::ChannelCloseOk(ringmq_codec::ChannelCloseOk));
             bytes.extend(client::channel_open(MAIN));
             self.send(c, &bytes);
+        }
+    }
+
+    /// A client whose output is held for a group commit may lose deliveries it
+    /// holds without knowing yet: a consumer timeout closed its channel, in
+    /// output still held, and the broker may give them to others at once. The
+    /// model follows the broker: what the channel no longer holds is ready
+    /// again, and the client's tags of it are orphans from now on.
+    fn released_while_held(&mut self) {
+        let b = self.h.broker();
+        let mut released = Vec::new();
+        for (c, cl) in self
+            .clients
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.open && c.held_since.is_some())
+        {
+            let Some(conn) = b.conns.get(&cl.id) else { continue };
+            let channel = conn.channels.get(&MAIN);
+            for (tag, h) in cl.unacked.iter().filter(|(_, h)| !h.orphan) {
+                if !channel.is_some_and(|ch| ch.unacked.contains_key(tag)) {
+                    released.push((c, *tag, h.msg));
+                }
+            }
+        }
+        for (c, tag, msg) in released {
+            self.note(format!("client {c} lost message {msg} in held output"));
+            self.model.set_at(msg, At::Ready);
+            self.clients[c].unacked.get_mut(&tag).expect("listed above").orphan = true;
         }
     }
 
