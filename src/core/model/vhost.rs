@@ -506,38 +506,37 @@ impl VHost {
         out: &mut Vec<QueueId>,
     ) {
         out.clear();
-        let mut work = std::mem::take(&mut self.route_work);
         let mut dests = std::mem::take(&mut self.route_dests);
-        work.clear();
-        match self.exchanges.get_key_value(exchange) {
-            Some((k, _)) => work.push(k.clone()),
-            None => {
-                self.route_work = work;
-                self.route_dests = dests;
-                return;
-            }
-        }
-        let mut i = 0;
-        while i < work.len() && i < ROUTE_HOPS_MAX {
-            let x = self.exchanges.get_mut(&work[i]).expect("routed exchange exists");
-            x.stats.c.publish_in += 1;
-            i += 1;
-            dests.clear();
-            if x.name.is_empty() {
-                // The default exchange binds every queue by its name, implicitly.
-                for rk in routing_keys {
-                    if let Some(id) = self.queue_names.get(*rk) {
-                        dests.push(Dest::Queue(*id));
+        dests.clear();
+        // The first hop by the name given: one lookup, no clone of the name.
+        // Most publishes end here (queues only: no exchange-to-exchange
+        // binding matched, no alternate exchange needed).
+        let Some(x) = self.exchanges.get_mut(exchange) else {
+            self.route_dests = dests;
+            return;
+        };
+        hop(x, &self.queue_names, routing_keys, props, &mut dests);
+        let needs_ae = dests.is_empty() && x.alternate_exchange().is_some();
+        if !needs_ae && dests.iter().all(|d| matches!(d, Dest::Queue(_))) {
+            for d in dests.drain(..) {
+                if let Dest::Queue(id) = d {
+                    if !out.contains(&id) {
+                        out.push(id);
                     }
                 }
-            } else {
-                for rk in routing_keys {
-                    x.bindings.route_with(RouteKey::from_properties(rk, props), &mut dests);
-                }
             }
-            x.stats.c.publish_out += u64::from(!dests.is_empty());
+            self.route_dests = dests;
+            return;
+        }
+        // Exchanges bound to exchanges, or an alternate exchange: followed
+        // breadth first, each exchange once.
+        let mut work = std::mem::take(&mut self.route_work);
+        work.clear();
+        work.push(x.name.clone());
+        let mut i = 1;
+        loop {
             if dests.is_empty() {
-                // Unroutable here: look the exchange up again (shared) for its AE.
+                // Unroutable here: the alternate exchange, if any, gets it.
                 let x = &self.exchanges[&work[i - 1]];
                 if let Some(ae) = x.alternate_exchange() {
                     if let Some((k, _)) = self.exchanges.get_key_value(ae) {
@@ -546,7 +545,6 @@ impl VHost {
                         }
                     }
                 }
-                continue;
             }
             for d in dests.drain(..) {
                 match d {
@@ -562,8 +560,40 @@ impl VHost {
                     }
                 }
             }
+            if i >= work.len() || i >= ROUTE_HOPS_MAX {
+                break;
+            }
+            let x = self.exchanges.get_mut(&work[i]).expect("routed exchange exists");
+            hop(x, &self.queue_names, routing_keys, props, &mut dests);
+            i += 1;
         }
         self.route_work = work;
         self.route_dests = dests;
     }
+}
+
+/// One exchange's destinations for a message (`dests`, cleared first), with
+/// its publish counters.
+fn hop(
+    x: &mut Exchange,
+    queue_names: &crate::core::Map<ShortString, QueueId>,
+    routing_keys: &[&str],
+    props: &BasicProperties<'_>,
+    dests: &mut Vec<Dest>,
+) {
+    x.stats.c.publish_in += 1;
+    dests.clear();
+    if x.name.is_empty() {
+        // The default exchange binds every queue by its name, implicitly.
+        for rk in routing_keys {
+            if let Some(id) = queue_names.get(*rk) {
+                dests.push(Dest::Queue(*id));
+            }
+        }
+    } else {
+        for rk in routing_keys {
+            x.bindings.route_with(RouteKey::from_properties(rk, props), dests);
+        }
+    }
+    x.stats.c.publish_out += u64::from(!dests.is_empty());
 }
