@@ -1,6 +1,11 @@
 //! Who may do what: users and SASL mechanisms ([`auth`]), configure/write/read
 //! permissions per vhost ([`permissions`]) and topic permissions
 //! ([`topic_permissions`]).
+//!
+//! The rules only, over users, vhosts and names: the AMQP session turns a
+//! refusal into its 403 (`amqp::dispatch::check_access`,
+//! `amqp::topic_access`), and the management commands change them
+//! (`mgmt::commands`).
 
 pub mod auth;
 pub mod permissions;

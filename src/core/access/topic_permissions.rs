@@ -21,11 +21,8 @@
 use std::path::Path;
 
 use regex::Regex;
-use ringmq_codec::ReplyCode;
 use serde::{Deserialize, Serialize};
 
-use crate::core::amqp::connection::Connection;
-use crate::core::amqp::error::{channel_error, Exception};
 use crate::core::broker::Broker;
 
 pub const TOPIC_PERMISSIONS_FILE: &str = "topic_permissions.json";
@@ -152,6 +149,11 @@ impl TopicPermissions {
         self.defs.is_empty()
     }
 
+    /// Whether `user` has any entry in `vhost`.
+    pub fn has_any(&self, user: &str, vhost: &str) -> bool {
+        self.defs.iter().any(|d| d.user == user && d.vhost == vhost)
+    }
+
     /// Whether `key` may be written to / bound from `exchange`; true when the
     /// user has no entry for it.
     pub fn allows(&self, user: &str, vhost: &str, exchange: &str, access: TopicAccess, key: &str) -> bool {
@@ -229,24 +231,33 @@ impl TopicPermissions {
     }
 }
 
+/// A topic permission refused a key: RabbitMQ's text is its `Display`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("access to topic '{key}' in exchange '{exchange}' in vhost '{vhost}' refused for user '{user}'")]
+pub struct TopicRefused {
+    pub user: String,
+    pub vhost: String,
+    pub exchange: String,
+    pub key: String,
+}
+
 impl Broker {
-    /// RabbitMQ's `check_topic_authorisation`: 403 ACCESS_REFUSED with its text
-    /// when the connection's user may not use `key` on `exchange`, a topic
-    /// exchange of its vhost. A missing exchange passes (its own 404 follows).
-    pub(crate) fn check_topic_access(
+    /// RabbitMQ's `check_topic_authorisation`: refused when `user` may not use
+    /// `key` on `exchange`, a topic exchange of `vhost`. A missing exchange
+    /// passes (its own 404 follows). The AMQP session turns a refusal into 403
+    /// ACCESS_REFUSED (`amqp::topic_access`).
+    pub(crate) fn check_topic(
         &self,
-        conn: &Connection,
+        user: &str,
+        vhost: &str,
         exchange: &str,
         key: &str,
         access: TopicAccess,
-    ) -> Result<(), Exception> {
+    ) -> Result<(), TopicRefused> {
         // The common case, no topic permissions at all, costs one length check.
         if self.permissions.topic.is_empty() {
             return Ok(());
         }
-        let (Some(user), Some(vhost)) = (conn.user.as_deref(), conn.vhost.as_deref()) else {
-            return Ok(());
-        };
         if self.permissions.topic.allows(user, vhost, exchange, access, key) {
             return Ok(());
         }
@@ -258,50 +269,12 @@ impl Broker {
         if !is_topic {
             return Ok(());
         }
-        Err(channel_error(
-            ReplyCode::AccessRefused,
-            format!("access to topic '{key}' in exchange '{exchange}' in vhost '{vhost}' refused for user '{user}'"),
-        ))
-    }
-
-    /// Sets a topic permission (user and vhost must exist; the exchange need
-    /// not, as in RabbitMQ). Whether the user had topic permissions in the
-    /// vhost before decides 201 or 204, as RabbitMQ's API answers.
-    pub fn admin_set_topic_permission(
-        &mut self,
-        def: TopicPermissionDef,
-    ) -> Result<crate::core::mgmt::commands::Declared, crate::core::mgmt::commands::AdminError> {
-        use crate::core::mgmt::commands::{AdminError, Declared};
-        if self.users.get(&def.user).is_none() || !self.vhosts.contains_key(def.vhost.as_str()) {
-            return Err(AdminError::BadRequest("vhost_or_user_not_found".into()));
-        }
-        let existed = self
-            .permissions
-            .topic
-            .defs
-            .iter()
-            .any(|d| d.user == def.user && d.vhost == def.vhost);
-        self.permissions.topic.set(def).map_err(AdminError::BadRequest)?;
-        self.permissions.topic.save(&self.config.data_dir)?;
-        Ok(if existed { Declared::Existed } else { Declared::Created })
-    }
-
-    /// Clears a user's topic permissions in a vhost (all, or one exchange's).
-    /// NotFound when the user has none there, as RabbitMQ's API.
-    pub fn admin_clear_topic_permissions(
-        &mut self,
-        user: &str,
-        vhost: &str,
-        exchange: Option<&str>,
-    ) -> Result<(), crate::core::mgmt::commands::AdminError> {
-        let t = &mut self.permissions.topic;
-        if !t.defs.iter().any(|d| d.user == user && d.vhost == vhost) {
-            return Err(crate::core::mgmt::commands::AdminError::NotFound("Not Found".into()));
-        }
-        if t.remove(user, vhost, exchange) {
-            t.save(&self.config.data_dir)?;
-        }
-        Ok(())
+        Err(TopicRefused {
+            user: user.to_owned(),
+            vhost: vhost.to_owned(),
+            exchange: exchange.to_owned(),
+            key: key.to_owned(),
+        })
     }
 }
 

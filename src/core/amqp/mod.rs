@@ -8,6 +8,7 @@
 //! | [`channel`] | per-channel state: flow, qos, consumers, unacked, confirm and tx mode |
 //! | `exchange`, `queue`, `basic` | one file per AMQP class's methods |
 //! | [`confirm`] | publisher confirms, transactions, group commit |
+//! | `topic_access` | topic permissions checked for the connection's user: 403 on refusal |
 //! | `delivery` | queue → consumer delivery, releasing closed channels |
 //! | `direct_reply` | `amq.rabbitmq.reply-to` |
 //! | [`output`] | a connection's pending frames, large bodies sent from the segment mapping |
@@ -25,3 +26,4 @@ pub(in crate::core) mod frames;
 pub mod handshake;
 pub mod output;
 pub(in crate::core) mod queue;
+pub(in crate::core) mod topic_access;

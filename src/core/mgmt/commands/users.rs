@@ -1,5 +1,6 @@
-//! Users and their permissions.
+//! Users and their permissions and topic permissions.
 
+use crate::core::access::topic_permissions::TopicPermissionDef;
 use crate::core::broker::Broker;
 
 use super::{not_found, AdminError, Declared};
@@ -91,6 +92,37 @@ impl Broker {
             return Err(not_found());
         }
         self.permissions.save(&self.config.data_dir)?;
+        Ok(())
+    }
+
+    /// Sets a topic permission (user and vhost must exist; the exchange need
+    /// not, as in RabbitMQ). Whether the user had topic permissions in the
+    /// vhost before decides 201 or 204, as RabbitMQ's API answers.
+    pub fn admin_set_topic_permission(&mut self, def: TopicPermissionDef) -> Result<Declared, AdminError> {
+        if self.users.get(&def.user).is_none() || !self.vhosts.contains_key(def.vhost.as_str()) {
+            return Err(AdminError::BadRequest("vhost_or_user_not_found".into()));
+        }
+        let existed = self.permissions.topic.has_any(&def.user, &def.vhost);
+        self.permissions.topic.set(def).map_err(AdminError::BadRequest)?;
+        self.permissions.topic.save(&self.config.data_dir)?;
+        Ok(if existed { Declared::Existed } else { Declared::Created })
+    }
+
+    /// Clears a user's topic permissions in a vhost (all, or one exchange's).
+    /// NotFound when the user has none there, as RabbitMQ's API.
+    pub fn admin_clear_topic_permissions(
+        &mut self,
+        user: &str,
+        vhost: &str,
+        exchange: Option<&str>,
+    ) -> Result<(), AdminError> {
+        let t = &mut self.permissions.topic;
+        if !t.has_any(user, vhost) {
+            return Err(AdminError::NotFound("Not Found".into()));
+        }
+        if t.remove(user, vhost, exchange) {
+            t.save(&self.config.data_dir)?;
+        }
         Ok(())
     }
 }
