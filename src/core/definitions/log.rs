@@ -115,7 +115,7 @@ impl Broker {
     pub(crate) fn hold_reply_for_definitions(&mut self, conn: &mut Connection) {
         // The management API's connection is not a client's: its callers sync
         // before they answer (`sync_definitions_now`).
-        if self.config.sync && conn.id != crate::core::mgmt::commands::ADMIN_CONN {
+        if self.config.sync && conn.id != crate::core::model::ids::ADMIN_CONN {
             self.sync.hold_output(conn);
         }
     }

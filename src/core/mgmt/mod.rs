@@ -11,7 +11,7 @@
 //! | [`views`] | read-only views: node, vhosts, queues, exchanges, bindings, connections, channels, users |
 //! | [`commands`] | management operations (the HTTP API's writes, get/publish/purge) |
 //! | [`vhosts`] | vhost create/delete, limits, global parameters, node and cluster names |
-//! | [`error`] | the error a management operation returns |
+//! | [`error`] | the error a management operation returns (the model's `AdminError`) and its HTTP status |
 //! | [`json_table`] | AMQP field tables to and from JSON |
 
 pub mod commands;

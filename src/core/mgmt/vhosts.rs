@@ -97,7 +97,7 @@ impl Broker {
     pub fn create_vhost(&mut self, name: &str, meta: Option<VhostMeta>, grant_to: Option<&str>) -> AdminResult<bool> {
         // connection.open names the vhost in a short string: RabbitMQ's text for
         // one that cannot be (`vhost should be less than 255 bytes, actually was 300`).
-        crate::core::mgmt::commands::short_name("vhost", name)?;
+        crate::core::model::error::short_name("vhost", name)?;
         if name.is_empty() {
             return Err(AdminError::BadRequest("vhost name must not be empty".into()));
         }

@@ -7,8 +7,10 @@
 //! | [`exchange`] | binding tables and matchers, one file per kind; the delayed exchange |
 //! | [`queue`] | a queue: its store, consumers order, arguments, TTL, dead-lettering, limits, dedup |
 //! | [`ids`] | the small ids that name connections, queues and destinations |
+//! | [`error`] | the error of an operator's operation on the model (API, import, ctl, policies), the name check at its edge |
 //! | [`stats`] | message counters and rates (computed on a timer) |
 
+pub mod error;
 pub mod exchange;
 pub mod ids;
 pub mod queue;

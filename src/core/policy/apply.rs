@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::core::broker::Broker;
-use crate::core::mgmt::error::{AdminError, AdminResult};
+use crate::core::model::error::{AdminError, AdminResult};
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::args::QueueSettings;
 use crate::core::model::queue::Queue;

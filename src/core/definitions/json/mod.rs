@@ -31,12 +31,11 @@ use crate::core::access::permissions::{Permission, PermissionDef};
 use crate::core::access::topic_permissions::{TopicPermissionDef, TopicPermissions};
 use crate::core::broker::Broker;
 use crate::core::definitions::replay::{self, Mode};
-use crate::core::mgmt::commands::short_name;
-use crate::core::mgmt::error::{AdminError, AdminResult};
 use crate::core::mgmt::json_table::{table_from_json, table_to_json};
 use crate::core::mgmt::vhosts::{
     parse_limit, GlobalParameter, Parameter, VhostLimits, VhostMeta, PARAMETER_COMPONENTS,
 };
+use crate::core::model::error::{short_name, AdminError, AdminResult};
 use crate::core::policy::{Policy, PolicyDef, PolicyKind};
 
 /// The version we say we are in exports (RabbitMQ tools read `rabbit_version`).

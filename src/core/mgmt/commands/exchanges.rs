@@ -3,9 +3,10 @@
 use ringmq_codec::{ExchangeDeclare, ExchangeDelete, FieldTable, Table};
 
 use crate::core::broker::Broker;
+use crate::core::model::error::short_name;
 use crate::core::model::ids::Dest;
 
-use super::{not_found, short_name, AdminCtx, AdminError, Declared, DestKind, ExchangeSpec};
+use super::{not_found, AdminCtx, AdminError, Declared, DestKind, ExchangeSpec};
 
 impl Broker {
     pub fn admin_declare_exchange(

@@ -11,7 +11,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `mod.rs` | the request types, [`Broker::admin_run`], closing connections, [`short_name`] |
+//! | `mod.rs` | the request types, [`Broker::admin_run`], closing connections |
 //! | `queues.rs` | declare, delete, purge, pause; publish and get through the API |
 //! | `exchanges.rs` | declare and delete exchanges, bind and unbind, properties keys |
 //! | `users.rs` | users and permissions |
@@ -25,16 +25,14 @@ mod users;
 pub use exchanges::{properties_key, props_match};
 pub use users::UserSpec;
 
-use ringmq_codec::{FieldTable, ProtocolError, ReplyCode, ShortStr};
+use ringmq_codec::{FieldTable, ProtocolError, ReplyCode};
 
 use crate::core::amqp::channel::Channel;
 use crate::core::amqp::connection::{ConnState, Connection, Tuning};
 use crate::core::amqp::error::{Exception, MethodResult};
 use crate::core::broker::Broker;
-use crate::core::model::ids::ConnId;
+use crate::core::model::ids::{ConnId, ADMIN_CONN};
 
-/// The id of the in-memory connections the API uses (never in `conns`).
-pub const ADMIN_CONN: ConnId = ConnId(0);
 /// Messages one `/get` request may take (RabbitMQ has no bound; we need one).
 pub const GET_COUNT_MAX: u32 = 10_000;
 
@@ -189,12 +187,4 @@ impl Broker {
         self.run_pending();
         Ok(())
     }
-}
-
-/// A name or key from a management request as the short string AMQP carries,
-/// or 400 with RabbitMQ's text (`queue should be less than 255 bytes, actually
-/// was 256`): the edge where API, import and ctl input becomes a name the
-/// broker can encode (issue 15, defect 3).
-pub fn short_name<'a>(what: &str, s: &'a str) -> Result<ShortStr<'a>, AdminError> {
-    ShortStr::new(s).map_err(|e| AdminError::BadRequest(e.text(what)))
 }

@@ -7,10 +7,11 @@ use ringmq_codec::{QueueDeclare, QueueDelete, QueuePurge, Table};
 
 use crate::core::access::permissions::Access;
 use crate::core::broker::Broker;
+use crate::core::model::error::short_name;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::dead_letter::DeathReason;
 
-use super::{not_found, short_name, AckMode, AdminCtx, AdminError, Declared, GotMessage, QueueSpec, GET_COUNT_MAX};
+use super::{not_found, AckMode, AdminCtx, AdminError, Declared, GotMessage, QueueSpec, GET_COUNT_MAX};
 
 impl Broker {
     fn has_queue(&self, vhost: &str, name: &str) -> Result<Option<QueueId>, AdminError> {
