@@ -12,17 +12,20 @@
 //! | [`commands`] | management operations (the HTTP API's writes, get/publish/purge) |
 //! | [`vhosts`] | vhost create/delete, limits, global parameters, node and cluster names |
 //! | [`error`] | the error a management operation returns (the model's `AdminError`) and its HTTP status |
-//! | [`json_table`] | AMQP field tables to and from JSON |
+//! | [`json_table`] | AMQP field tables to and from JSON (`definitions::json::table`, re-exported) |
 
 pub mod commands;
 pub mod error;
-pub mod json_table;
 pub mod vhosts;
 pub mod views;
 
 pub use commands::{AckMode, AdminCtx, Declared, DestKind, ExchangeSpec, GotMessage, QueueSpec, UserSpec};
 pub use error::AdminError;
 pub use views::View;
+
+/// AMQP field tables to and from JSON: the definitions format's conversion,
+/// which the API's arguments and headers use too.
+pub use crate::core::definitions::json::table as json_table;
 
 pub use crate::core::access::permissions::PermissionDef;
 pub use crate::core::access::topic_permissions::TopicPermissionDef;

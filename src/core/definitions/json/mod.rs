@@ -11,10 +11,12 @@
 //! users, permissions, policies and parameters are replaced.
 //!
 //! Where: the file's types here ([`Definitions`] and its entries); building an
-//! export in [`export`]; validating and applying an import in [`import`].
+//! export in [`export`]; validating and applying an import in [`import`]; AMQP
+//! field tables as JSON in [`table`] (arguments here, and in the HTTP API).
 
 mod export;
 mod import;
+pub mod table;
 #[cfg(test)]
 mod tests;
 
@@ -30,8 +32,8 @@ use crate::core::access::auth::{self, User, UserLimits};
 use crate::core::access::permissions::{Permission, PermissionDef};
 use crate::core::access::topic_permissions::{TopicPermissionDef, TopicPermissions};
 use crate::core::broker::Broker;
+use crate::core::definitions::json::table::{table_from_json, table_to_json};
 use crate::core::definitions::replay::{self, Mode};
-use crate::core::mgmt::json_table::{table_from_json, table_to_json};
 use crate::core::mgmt::vhosts::{
     parse_limit, GlobalParameter, Parameter, VhostLimits, VhostMeta, PARAMETER_COMPONENTS,
 };
