@@ -71,7 +71,7 @@ pub struct Broker {
     /// Seed-driven generator for server-named queues and consumer tags.
     rng: u64,
     /// Global runtime parameters (`global_parameters.json`).
-    pub global_parameters: Vec<crate::core::mgmt::vhosts::GlobalParameter>,
+    pub global_parameters: Vec<crate::core::model::vhost_meta::GlobalParameter>,
     /// Node-wide message totals and history (management API, metrics).
     pub node_stats: crate::core::model::stats::NodeStats,
     /// Counts of channels gone since the last stats tick, per vhost.
@@ -148,7 +148,7 @@ impl Broker {
         b.global_parameters = ringmq_store::meta::read_json(
             &b.config
                 .data_dir
-                .join(crate::core::mgmt::vhosts::GLOBAL_PARAMETERS_FILE),
+                .join(crate::core::model::vhost_meta::GLOBAL_PARAMETERS_FILE),
         )?
         .unwrap_or_default();
         // Every vhost directory is a vhost (its name is in its name file); the

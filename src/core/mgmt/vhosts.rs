@@ -8,61 +8,19 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::core::broker::Broker;
 use crate::core::mgmt::error::{AdminError, AdminResult};
-use crate::core::model::vhost_meta::{save_meta, save_parameters};
 pub use crate::core::model::vhost_meta::{
-    Parameter, VhostLimits, VhostMeta, GLOBAL_PARAMETERS_FILE, PARAMETERS_FILE, VHOST_META_FILE,
+    parse_limit, GlobalParameter, Parameter, VhostLimits, VhostMeta, GLOBAL_PARAMETERS_FILE, PARAMETERS_FILE,
+    PARAMETER_COMPONENTS, VHOST_META_FILE,
 };
+use crate::core::model::vhost_meta::{save_meta, save_parameters};
 
 /// Bounds on names we store (RabbitMQ's are short strings too).
 pub const VHOST_NAME_MAX: usize = 255;
 pub const PARAMETERS_PER_VHOST_MAX: usize = 4096;
-
-impl VhostLimits {
-    pub fn is_empty(&self) -> bool {
-        self.max_connections.is_none() && self.max_queues.is_none()
-    }
-
-    /// Sets one limit by its RabbitMQ name.
-    pub fn set(&mut self, key: &str, value: Option<u64>) -> AdminResult<()> {
-        match key {
-            "max-connections" => self.max_connections = value,
-            "max-queues" => self.max_queues = value,
-            other => {
-                return Err(AdminError::BadRequest(format!(
-                    "Validation failed\n\n{other} is not a vhost limit (max-connections, max-queues)\n"
-                )))
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Components we accept. Operator policies and vhost limits have their own
-/// calls; these are stored for the features that read them.
-pub const PARAMETER_COMPONENTS: &[&str] = &["federation-upstream", "federation-upstream-set", "shovel"];
-
-/// Parses a limit value as RabbitMQ does: an integer; negative means none.
-pub fn parse_limit(name: &str, v: &Value) -> AdminResult<Option<u64>> {
-    match v.as_i64() {
-        Some(n) if n < 0 => Ok(None),
-        Some(n) => Ok(Some(n as u64)),
-        None => Err(AdminError::BadRequest(format!(
-            "Validation failed\n\n{name} must be an integer, got {v}\n"
-        ))),
-    }
-}
-
-/// A global parameter, as RabbitMQ exports it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GlobalParameter {
-    pub name: String,
-    pub value: Value,
-}
 
 /// RabbitMQ keeps the cluster name in this global parameter (it shows in
 /// `/api/global-parameters` and in definitions).
@@ -346,26 +304,5 @@ impl Broker {
         ringmq_store::meta::write_json_atomic(&self.config.data_dir.join(GLOBAL_PARAMETERS_FILE), &next)?;
         self.global_parameters = next;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn limits_parse_as_rabbitmq_does() {
-        assert_eq!(parse_limit("max-queues", &Value::from(-1)).unwrap(), None);
-        assert_eq!(parse_limit("max-queues", &Value::from(0)).unwrap(), Some(0));
-        assert_eq!(parse_limit("max-queues", &Value::from(7)).unwrap(), Some(7));
-        assert!(parse_limit("max-queues", &Value::from("x")).is_err());
-        let l = VhostLimits {
-            max_connections: Some(3),
-            max_queues: None,
-        };
-        assert_eq!(
-            serde_json::to_value(&l).unwrap(),
-            serde_json::json!({"max-connections": 3})
-        );
     }
 }

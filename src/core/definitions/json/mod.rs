@@ -34,10 +34,10 @@ use crate::core::access::topic_permissions::{TopicPermissionDef, TopicPermission
 use crate::core::broker::Broker;
 use crate::core::definitions::json::table::{table_from_json, table_to_json};
 use crate::core::definitions::replay::{self, Mode};
-use crate::core::mgmt::vhosts::{
+use crate::core::model::error::{short_name, AdminError, AdminResult};
+use crate::core::model::vhost_meta::{
     parse_limit, GlobalParameter, Parameter, VhostLimits, VhostMeta, PARAMETER_COMPONENTS,
 };
-use crate::core::model::error::{short_name, AdminError, AdminResult};
 use crate::core::policy::{Policy, PolicyDef, PolicyKind};
 
 /// The version we say we are in exports (RabbitMQ tools read `rabbit_version`).
