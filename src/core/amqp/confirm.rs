@@ -9,8 +9,9 @@
 //!
 //! The same commit syncs the definitions logs written since the last one (see
 //! `definitions::log`): a connection whose durable declare, bind or delete
-//! waits for it has its output held from that reply on ([`SyncState::hold_output`])
-//! and released, in order, when the commit is done.
+//! waits for it ([`Broker::definitions_written_by`]) has its output held from
+//! that reply on ([`SyncState::hold_output`]) and released, in order, when the
+//! commit is done.
 //!
 //! Confirms leave a channel strictly in publish order, batched with `multiple`
 //! where consecutive acks allow it.
@@ -32,7 +33,8 @@ use crate::core::amqp::dispatch::{chan, precondition};
 use crate::core::amqp::error::MethodResult;
 use crate::core::amqp::output::Output;
 use crate::core::broker::Broker;
-use crate::core::model::ids::{ConnId, QueueId};
+use crate::core::definitions::log::Written;
+use crate::core::model::ids::{ConnId, QueueId, ADMIN_CONN};
 use crate::core::model::route::PublishOutcome;
 
 #[derive(Debug, Default)]
@@ -141,6 +143,28 @@ impl SyncJob {
 }
 
 impl Broker {
+    /// A record of `vhost` was written by the method `conn` runs: the next group
+    /// commit syncs the log, and everything `conn` is sent from now on (the
+    /// method's reply first) waits for that commit, as a confirm does. With
+    /// `--no-sync` (`config.sync` false) replies do not wait; the log is still
+    /// synced by the next commit.
+    pub(crate) fn definitions_written_by(&mut self, vhost: &str, written: Written, conn: &mut Connection) {
+        if self.definitions_written(vhost, written) {
+            self.hold_reply_for_definitions(conn);
+        }
+    }
+
+    /// Holds what `conn` is sent from now on (the reply to the method that wrote
+    /// a record first) until the next group commit is done; for a record written
+    /// on the connection's behalf by a shared path (`delete_queue`).
+    pub(crate) fn hold_reply_for_definitions(&mut self, conn: &mut Connection) {
+        // The management API's connection is not a client's: its callers sync
+        // before they answer (`sync_definitions_now`).
+        if self.config.sync && conn.id != ADMIN_CONN {
+            self.sync.hold_output(conn);
+        }
+    }
+
     pub(crate) fn track_confirm(&mut self, conn: &mut Connection, channel: u16, outcome: PublishOutcome) {
         let epoch = if outcome.needs_sync { self.sync.epoch + 1 } else { 0 };
         let ch = chan(conn, channel);

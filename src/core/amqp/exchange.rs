@@ -114,7 +114,7 @@ impl Broker {
                 vhost.add_exchange(x);
                 if m.durable {
                     if let Some(w) = definitions::log::record_with_gen(vhost, &Method::ExchangeDeclare(m), gen) {
-                        self.definitions_written(&vname, w, Some(conn));
+                        self.definitions_written_by(&vname, w, conn);
                     }
                 }
             }
@@ -156,7 +156,7 @@ impl Broker {
             vhost.delete_exchange(&m.exchange);
             if durable {
                 if let Some(w) = definitions::log::record(vhost, &Method::ExchangeDelete(m)) {
-                    self.definitions_written(&vname, w, Some(conn));
+                    self.definitions_written_by(&vname, w, conn);
                 }
             }
         }
@@ -228,7 +228,7 @@ impl Broker {
                     })
                 };
                 if let Some(w) = definitions::log::record(vhost, &method) {
-                    self.definitions_written(&vname, w, Some(conn));
+                    self.definitions_written_by(&vname, w, conn);
                 }
             }
             if !bind {

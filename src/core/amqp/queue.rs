@@ -188,7 +188,7 @@ impl Broker {
                 rec.passive = false;
                 rec.no_wait = false;
                 if let Some(w) = definitions::log::record_with_gen(vhost, &Method::QueueDeclare(rec), gen) {
-                    self.definitions_written(&vname, w, Some(conn));
+                    self.definitions_written_by(&vname, w, conn);
                 }
             }
             let vhost_name = conn.vhost.clone().expect("open");
@@ -281,7 +281,7 @@ impl Broker {
                 })
             };
             if let Some(w) = definitions::log::record(vhost, &method) {
-                self.definitions_written(&vname, w, Some(conn));
+                self.definitions_written_by(&vname, w, conn);
             }
         }
         if changed && !bind {
@@ -381,7 +381,7 @@ impl Broker {
                 no_wait: false,
             };
             if let Some(w) = definitions::log::record(vhost, &Method::QueueDelete(rec)) {
-                self.definitions_written(vhost_name, w, None);
+                self.definitions_written(vhost_name, w);
             }
         }
         if let Err(e) = q.store.delete() {

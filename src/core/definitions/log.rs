@@ -10,8 +10,9 @@
 //! record (no fsync), and the caller tells the broker with
 //! [`Broker::definitions_written`]; the next sync job ([`Broker::poll_sync`])
 //! fdatasyncs the log off the loop, once for all records of the turn, and the
-//! reply to a client's durable declare, bind or delete is held until that job is
-//! done, so a declare-ok always means the object survives a crash. Counting the
+//! AMQP session holds the reply to a client's durable declare, bind or delete
+//! until that job is done (`amqp::confirm`), so a declare-ok always means the
+//! object survives a crash. Counting the
 //! live records to decide on compaction is done every so often, not per record
 //! (`DefinitionsLog::live_check_due`), so a record costs O(1) amortised.
 //!
@@ -28,7 +29,6 @@
 use ringmq_codec::{Method, ProtocolError};
 
 use super::compact::{compact, live_count};
-use crate::core::amqp::connection::Connection;
 use crate::core::broker::Broker;
 use crate::core::model::vhost::VHost;
 
@@ -93,31 +93,16 @@ pub(crate) fn record_with_gen(vhost: &mut VHost, method: &Method<'_>, gen: u32) 
 }
 
 impl Broker {
-    /// A record of `vhost` was written: the next group commit syncs its log. When
-    /// `reply_to` is the connection whose method made the record, everything it
-    /// is sent from now on (the method's reply first) waits for that commit, as
-    /// a confirm does. With `--no-sync` (`config.sync` false) replies do not wait;
-    /// the log is still synced by the next commit.
-    pub(crate) fn definitions_written(&mut self, vhost: &str, written: Written, reply_to: Option<&mut Connection>) {
+    /// A record of `vhost` was written: the next group commit syncs its log.
+    /// Returns whether the vhost is open, i.e. whether a reply may wait for that
+    /// commit (`Broker::definitions_written_by`, for a client's method).
+    pub(crate) fn definitions_written(&mut self, vhost: &str, written: Written) -> bool {
         let Written(()) = written;
         let Some((vhost, _)) = self.vhosts.get_key_value(vhost) else {
-            return;
+            return false;
         };
         self.sync.definitions_dirty(vhost);
-        if let Some(conn) = reply_to {
-            self.hold_reply_for_definitions(conn);
-        }
-    }
-
-    /// Holds what `conn` is sent from now on (the reply to the method that wrote
-    /// a record first) until the next group commit is done; for a record written
-    /// on the connection's behalf by a shared path (`delete_queue`).
-    pub(crate) fn hold_reply_for_definitions(&mut self, conn: &mut Connection) {
-        // The management API's connection is not a client's: its callers sync
-        // before they answer (`sync_definitions_now`).
-        if self.config.sync && conn.id != crate::core::model::ids::ADMIN_CONN {
-            self.sync.hold_output(conn);
-        }
+        true
     }
 
     /// Syncs every log with written records now, on this thread: for callers that

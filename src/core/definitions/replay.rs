@@ -160,7 +160,7 @@ fn apply_record(
         if durable {
             if let Some(w) = record_with_gen(vhost, &method, gen) {
                 // The import's caller syncs before it answers.
-                broker.definitions_written(vhost_name, w, None);
+                broker.definitions_written(vhost_name, w);
             }
         }
     }
