@@ -180,7 +180,8 @@ impl Broker {
         if self.vhosts.contains_key(name) {
             return Ok(());
         }
-        let (vhost, records) = VHost::open(&self.config.data_dir, name, self.config.store)?;
+        let (mut vhost, records) = VHost::open(&self.config.data_dir, name, self.config.store)?;
+        crate::core::policy::apply::load(&mut vhost)?;
         // Transient queues never outlive the process: whatever an earlier run left
         // goes aside now and is removed once the broker serves.
         self.trash.extend(vhost.retire_transient()?);

@@ -8,11 +8,13 @@
 //! | [`queue`] | a queue: its store, consumers order, arguments, TTL, dead-lettering, limits, dedup |
 //! | [`ids`] | the small ids that name connections, queues and destinations |
 //! | [`error`] | the error of an operator's operation on the model (API, import, ctl, policies), the name check at its edge |
+//! | [`policy`] | a vhost's policies, which one applies to an object, a queue's effective settings from its arguments and policies |
 //! | [`stats`] | message counters and rates (computed on a timer) |
 
 pub mod error;
 pub mod exchange;
 pub mod ids;
+pub mod policy;
 pub mod queue;
 pub(in crate::core) mod route;
 pub mod stats;

@@ -55,7 +55,7 @@ pub struct Exchange {
     /// publish_in / publish_out counters.
     pub stats: crate::core::model::stats::ObjStats,
     /// The policy that applies (for `alternate-exchange`).
-    pub policy: Option<Arc<crate::core::policy::Policy>>,
+    pub policy: Option<Arc<crate::core::model::policy::Policy>>,
 }
 
 impl Exchange {
@@ -118,8 +118,8 @@ pub struct VHost {
     pub queue_names: crate::core::Map<ShortString, QueueId>,
     pub definitions: DefinitionsLog,
     /// Policies and operator policies (`policies.json` in the vhost's directory).
-    pub policies: crate::core::policy::PolicySet,
-    pub operator_policies: crate::core::policy::PolicySet,
+    pub policies: crate::core::model::policy::PolicySet,
+    pub operator_policies: crate::core::model::policy::PolicySet,
     /// Description, tags and limits (`vhost.json`).
     pub meta: crate::core::model::vhost_meta::VhostMeta,
     /// Runtime parameters (`parameters.json`).
@@ -145,7 +145,8 @@ const TRASH_PREFIX: &str = "transient.trash.";
 
 impl VHost {
     /// Opens (or creates) the vhost's directory and definitions log; the caller
-    /// replays the returned records.
+    /// loads its policies (`policy::apply::load`, which matches the built-in
+    /// exchanges against them) and replays the returned records.
     pub fn open(root: &Path, name: &str, store_config: StoreConfig) -> std::io::Result<(VHost, Vec<Vec<u8>>)> {
         let dir = ringmq_store::layout::create_vhost_dir(root, name)?;
         let (definitions, records) = DefinitionsLog::open(&dir.join("definitions.amqp"))?;
@@ -168,7 +169,6 @@ impl VHost {
             store_gens: Default::default(),
             delayed_gens: Default::default(),
         };
-        crate::core::policy::apply::load(&mut v)?;
         crate::core::model::vhost_meta::load_meta(&mut v)?;
         for (n, kind) in BUILTIN_EXCHANGES {
             let mut x = Exchange::new(
@@ -180,7 +180,6 @@ impl VHost {
                 FieldTable::default(),
             );
             x.builtin = true;
-            x.policy = v.policies.for_exchange(n).cloned();
             v.exchanges.insert(x.name.clone(), x);
         }
         Ok((v, records))
@@ -371,7 +370,7 @@ impl VHost {
         q.paused = recover && Queue::was_paused(q.store.dir());
         self.queue_names.insert(name, id);
         let q = self.queues.entry(id).or_insert(q);
-        crate::core::policy::apply::apply_queue_policy(&self.policies, &self.operator_policies, q);
+        crate::core::model::policy::apply_queue_policy(&self.policies, &self.operator_policies, q);
         Ok(q)
     }
 

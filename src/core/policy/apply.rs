@@ -3,7 +3,6 @@
 //! and exchanges at once, and the effects of changed settings (a new length
 //! limit trims, a new TTL expires, a new x-expires arms its timer).
 
-use ringmq_codec::ShortString;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -11,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::core::broker::Broker;
 use crate::core::model::error::{AdminError, AdminResult};
 use crate::core::model::ids::QueueId;
+use crate::core::model::policy::{apply_queue_policy, PolicySet};
 use crate::core::model::queue::args::QueueSettings;
-use crate::core::model::queue::Queue;
 use crate::core::model::timers::TimerKind;
 use crate::core::model::vhost::VHost;
-use crate::core::policy::{self, Policy, PolicyDef, PolicyKind, PolicySet, POLICIES_PER_VHOST_MAX};
+use crate::core::policy::{Policy, PolicyDef, PolicyKind, POLICIES_PER_VHOST_MAX};
 
 /// The policies file of a vhost.
 pub const POLICIES_FILE: &str = "policies.json";
@@ -28,8 +27,11 @@ struct PoliciesFile {
     operator_policies: Vec<PolicyDef>,
 }
 
-/// Loads the vhost's policies. An entry this version refuses is skipped with a
-/// warning (the file was written by us, so that means another version).
+/// Loads the vhost's policies, when it opens (before its definitions are
+/// replayed, so each queue gets its policy as it is created), and matches the
+/// exchanges it has (the built-in ones) against them. An entry this version
+/// refuses is skipped with a warning (the file was written by us, so that means
+/// another version).
 pub(crate) fn load(vhost: &mut VHost) -> std::io::Result<()> {
     let file: Option<PoliciesFile> = ringmq_store::meta::read_json(&vhost.dir.join(POLICIES_FILE))?;
     let Some(file) = file else { return Ok(()) };
@@ -47,7 +49,15 @@ pub(crate) fn load(vhost: &mut VHost) -> std::io::Result<()> {
             }
         }
     }
+    match_exchanges(vhost);
     Ok(())
+}
+
+/// Sets each exchange's policy to the one that applies to it now.
+fn match_exchanges(v: &mut VHost) {
+    for x in v.exchanges.values_mut() {
+        x.policy = v.policies.for_exchange(&x.name).cloned();
+    }
 }
 
 fn save(vhost: &VHost) -> std::io::Result<()> {
@@ -63,23 +73,6 @@ fn set_of(vhost: &mut VHost, kind: PolicyKind) -> &mut PolicySet {
         PolicyKind::User => &mut vhost.policies,
         PolicyKind::Operator => &mut vhost.operator_policies,
     }
-}
-
-/// Sets the policies and effective settings of one queue; returns the settings
-/// it had before.
-pub(crate) fn apply_queue_policy(policies: &PolicySet, operators: &PolicySet, q: &mut Queue) -> QueueSettings {
-    let kind = q.arg_settings.kind;
-    q.policy = policies.for_queue(&q.name, kind).cloned();
-    q.operator_policy = operators.for_queue(&q.name, kind).cloned();
-    let s = policy::effective(
-        &q.arguments,
-        &q.arg_settings,
-        q.policy.as_ref().map(|p| &p.queue),
-        q.operator_policy.as_ref().map(|p| &p.queue),
-    );
-    let old = q.settings.clone();
-    q.set_settings(s);
-    old
 }
 
 /// A policy with the vhost it belongs to, for listings and exports.
@@ -172,13 +165,7 @@ impl Broker {
             return;
         };
         let v = self.vhosts.get_mut(vhost).expect("looked up above");
-        let names: Vec<ShortString> = v.exchanges.keys().cloned().collect();
-        for n in names {
-            let p = v.policies.for_exchange(&n).cloned();
-            if let Some(x) = v.exchanges.get_mut(n.as_str()) {
-                x.policy = p;
-            }
-        }
+        match_exchanges(v);
         let mut changed = Vec::new();
         let ids: Vec<QueueId> = v.queues.keys().copied().collect();
         for id in ids {
@@ -219,5 +206,38 @@ impl Broker {
             }
         }
         self.deliver_pending.push((vname.clone(), id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::core::config::CoreConfig;
+    use crate::core::policy::ApplyTo;
+
+    /// The built-in exchanges exist before a vhost's policies are read
+    /// (`VHost::open`, then `load`): loading matches them, so a policy on one
+    /// applies again after a restart.
+    #[test]
+    fn a_policy_on_a_builtin_exchange_applies_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let def = PolicyDef {
+            name: "ae".into(),
+            pattern: "^amq\\.direct$".into(),
+            apply_to: ApplyTo::Exchanges,
+            priority: 0,
+            definition: json!({"alternate-exchange": "ae"}).as_object().unwrap().clone(),
+        };
+        let policy_of = |b: &Broker, x: &str| b.vhosts["/"].exchanges[x].policy.as_ref().map(|p| p.name().to_owned());
+        {
+            let mut b = Broker::open(CoreConfig::for_tests(dir.path()), 1).unwrap();
+            b.put_policy("/", def, PolicyKind::User, 0).unwrap();
+            assert_eq!(policy_of(&b, "amq.direct").as_deref(), Some("ae"));
+        }
+        let b = Broker::open(CoreConfig::for_tests(dir.path()), 1).unwrap();
+        assert_eq!(policy_of(&b, "amq.direct").as_deref(), Some("ae"));
+        assert_eq!(policy_of(&b, "amq.fanout"), None);
     }
 }

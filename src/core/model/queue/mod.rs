@@ -67,8 +67,8 @@ pub struct Queue {
     /// changes.
     pub arg_settings: QueueSettings,
     /// The policy and operator policy that apply, by name.
-    pub policy: Option<std::sync::Arc<crate::core::policy::Policy>>,
-    pub operator_policy: Option<std::sync::Arc<crate::core::policy::Policy>>,
+    pub policy: Option<std::sync::Arc<crate::core::model::policy::Policy>>,
+    pub operator_policy: Option<std::sync::Arc<crate::core::model::policy::Policy>>,
     /// Some message carried an `expiration`: the head must be checked for TTL.
     pub may_expire: bool,
     /// Last declare, consume, cancel or get: for x-expires.
