@@ -142,21 +142,25 @@ fn walled_paths_are_visible() {
     walled_folders_write_crate_paths_out();
 }
 
-/// The model is protocol-neutral: it knows no AMQP session, management seam,
-/// access rules or definitions log (policies are its own: they shape queues).
-fn the_model_imports_no_session_seam_access_or_definitions() {
+/// The model is protocol-neutral and at the bottom: it knows no AMQP session,
+/// management seam, access rules, definitions log or policy operations (the
+/// policies it applies are its own types, `model::policy`; validating and
+/// changing them is `core::policy`'s).
+fn the_model_imports_no_session_seam_access_definitions_or_policy() {
     let mut found = Vec::new();
     for forbidden in [
         "crate::core::amqp",
         "crate::core::mgmt",
         "crate::core::access",
         "crate::core::definitions",
+        "crate::core::policy",
+        "crate::core::testkit",
         "crate::core::{",
     ] {
         found.extend(crossings("src/core/model", forbidden, &[]));
     }
     assert_no_crossings(
-        "src/core/model imports nothing from amqp, mgmt, access or definitions",
+        "src/core/model imports nothing from amqp, mgmt, access, definitions, policy or testkit",
         found,
     );
 }
@@ -201,7 +205,7 @@ fn unsafe_only_in_the_io_layer() {
 
 #[test]
 fn model_wall() {
-    the_model_imports_no_session_seam_access_or_definitions();
+    the_model_imports_no_session_seam_access_definitions_or_policy();
 }
 
 #[test]
@@ -232,4 +236,234 @@ fn the_matcher_finds_crossings_and_only_those() {
     assert!(core("use crate::core::mgmt::X; use crate::core::amqp::Y;"));
     assert!(!core("use crate::core::mgmt::views::QueueView;"));
     assert!(!core("fn f(b: &crate::core::Broker) {}"));
+}
+
+/// The module of each line of a core file, below `src/core` (`access`,
+/// `topic_permissions`, then any inline `mod x {` it is in). Inline modules
+/// are followed by rustfmt's layout: a block closes with a `}` line at its
+/// `mod` line's indent.
+fn core_modules(lines: &[Line]) -> Vec<Vec<String>> {
+    let mut out = Vec::with_capacity(lines.len());
+    let mut open: Vec<(PathBuf, usize, String)> = Vec::new();
+    for l in lines {
+        open.retain(|(file, _, _)| *file == l.file);
+        let rel = l.file.strip_prefix("src/core").expect("a core file");
+        let mut module: Vec<String> = rel.iter().map(|c| c.to_string_lossy().into_owned()).collect();
+        let last = module.pop().expect("a file name");
+        if last != "mod.rs" {
+            module.push(last.trim_end_matches(".rs").to_owned());
+        }
+        let indent = l.code.len() - l.code.trim_start().len();
+        if l.code.trim() == "}" && open.last().is_some_and(|(_, i, _)| *i == indent) {
+            open.pop();
+        }
+        module.extend(open.iter().map(|(_, _, name)| name.clone()));
+        out.push(module);
+        let words: Vec<&str> = l.code.split_whitespace().collect();
+        if let Some(at) = words.iter().position(|w| *w == "mod") {
+            let visibility = words[..at].iter().all(|w| w.starts_with("pub"));
+            if visibility && words.len() == at + 3 && words[at + 2] == "{" {
+                open.push((l.file.clone(), indent, words[at + 1].to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// The children of the core's root that `code` names by path: the segment
+/// after `crate::core::`, or after as many `super::` as climb from `module`
+/// (the line's module below `src/core`) to the core's root. A `{` means a
+/// grouped import, which hides its names.
+fn core_children_named(code: &str, module: &[String]) -> Vec<String> {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    let segment = |rest: &str| -> String {
+        if rest.starts_with('{') {
+            return "{".to_owned();
+        }
+        rest.chars().take_while(|c| ident(*c)).collect()
+    };
+    let mut out = Vec::new();
+    for (i, _) in code.match_indices("crate::core::") {
+        if !code[..i].ends_with(ident) {
+            out.push(segment(&code[i + "crate::core::".len()..]));
+        }
+    }
+    for (i, _) in code.match_indices("super::") {
+        if code[..i].ends_with(ident) || code[..i].ends_with(':') {
+            continue; // not the start of a path (or a later `super::` of one)
+        }
+        let mut rest = &code[i..];
+        let mut up = 0;
+        while let Some(r) = rest.strip_prefix("super::") {
+            rest = r;
+            up += 1;
+        }
+        if up == module.len() {
+            out.push(segment(rest));
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// The core's folders (each directory right under `src/core`); the root's
+/// files (`broker.rs`, `contract.rs`, ...) are the shard that holds them all.
+fn core_folders() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/core");
+    let mut out: Vec<String> = std::fs::read_dir(&root)
+        .expect("src/core")
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.is_dir())
+        .map(|p| p.file_name().expect("a name").to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    assert!(out.len() >= 2, "src/core has folders: has the tree moved?");
+    out
+}
+
+/// Which folder imports which: (from, to) -> the `file:line: code`s that do.
+type FolderGraph = std::collections::BTreeMap<(String, String), Vec<String>>;
+
+/// The import graph between the core's folders, and the grouped imports at
+/// the core's root that would hide an edge from it.
+fn core_folder_graph() -> (FolderGraph, Vec<String>) {
+    let folders = core_folders();
+    let lines: Vec<Line> = lines_under("src/core")
+        .into_iter()
+        .filter(|l| l.file.components().count() > 3) // in a folder, not a root file
+        .collect();
+    let mut graph = FolderGraph::new();
+    let mut hidden = Vec::new();
+    for (l, module) in lines.iter().zip(core_modules(&lines)) {
+        let at = format!("{}:{}: {}", l.file.display(), l.number, l.code.trim());
+        for child in core_children_named(&l.code, &module) {
+            if child == "{" {
+                hidden.push(at.clone());
+            } else if folders.contains(&child) && child != module[0] {
+                graph.entry((module[0].clone(), child)).or_default().push(at.clone());
+            }
+        }
+    }
+    (graph, hidden)
+}
+
+/// One cycle of `graph` as its folders in order (the first again at the end),
+/// if there is one.
+fn a_cycle(graph: &FolderGraph) -> Option<Vec<String>> {
+    fn visit(node: &str, graph: &FolderGraph, path: &mut Vec<String>, done: &mut Vec<String>) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|n| n == node) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(node.to_owned());
+            return Some(cycle);
+        }
+        if done.iter().any(|n| n == node) {
+            return None;
+        }
+        path.push(node.to_owned());
+        for (_, to) in graph.keys().filter(|(from, _)| from == node) {
+            if let Some(c) = visit(to, graph, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.push(node.to_owned());
+        None
+    }
+    let mut done = Vec::new();
+    let starts: Vec<&String> = graph.keys().map(|(from, _)| from).collect();
+    starts
+        .into_iter()
+        .find_map(|s| visit(s, graph, &mut Vec::new(), &mut done))
+}
+
+/// No import circle between the core's folders (issue 17): each may use the
+/// model, the model none, and the layers above it (access, policy,
+/// definitions; amqp; mgmt; testkit) only the ones below. A circle fails with
+/// the lines that make it, and the whole graph.
+fn the_core_folders_import_no_circle() {
+    let (graph, hidden) = core_folder_graph();
+    assert_no_crossings(
+        "the core's folders write paths to the core's root out (no `crate::core::{..}` or `super::{..}` groups)",
+        hidden,
+    );
+    let Some(cycle) = a_cycle(&graph) else { return };
+    let mut text = format!(
+        "the core's folders import each other in a circle: {}\n",
+        cycle.join(" -> ")
+    );
+    for pair in cycle.windows(2) {
+        let lines = &graph[&(pair[0].clone(), pair[1].clone())];
+        text += &format!("  {} -> {} ({} line(s)):\n", pair[0], pair[1], lines.len());
+        for l in lines.iter().take(5) {
+            text += &format!("    {l}\n");
+        }
+    }
+    text += "the whole graph (lines per edge):\n";
+    for ((from, to), lines) in &graph {
+        text += &format!("  {from} -> {to}: {}\n", lines.len());
+    }
+    panic!("{text}");
+}
+
+#[test]
+fn core_folder_wall() {
+    the_core_folders_import_no_circle();
+}
+
+/// The graph's reading of paths: `crate::core::X` and the `super::`s that
+/// climb to the core's root name X; shorter climbs, longer names and inline
+/// `mod tests` blocks do not fool it; and a circle is found.
+#[test]
+fn the_folder_graph_reads_paths_and_finds_circles() {
+    let m = |s: &str| s.split('/').map(str::to_owned).collect::<Vec<_>>();
+    let named = |code: &str, module: &str| core_children_named(code, &m(module));
+    assert_eq!(named("use crate::core::amqp::error::Exception;", "access/x"), ["amqp"]);
+    assert_eq!(named("fn f(b: &crate::core::Broker) {}", "access"), ["Broker"]);
+    assert!(named("use mycrate::core::amqp::X;", "access/x").is_empty());
+    assert_eq!(named("use super::super::amqp::X;", "access/x"), ["amqp"]);
+    assert_eq!(named("use super::amqp::X;", "access"), ["amqp"]);
+    assert!(named("use super::permissions::Access;", "access/x").is_empty());
+    assert!(named("use super::super::Bindings;", "model/exchange/topic/tests").is_empty());
+    assert_eq!(named("use super::{amqp, model};", "access"), ["{"]);
+    assert_eq!(named("use crate::core::{amqp, model};", "access/x"), ["{"]);
+
+    let line = |file: &str, code: &str| Line {
+        file: PathBuf::from(file),
+        number: 1,
+        code: code.to_owned(),
+    };
+    let lines = [
+        line("src/core/model/exchange/topic.rs", "use x;"),
+        line("src/core/model/exchange/topic.rs", "mod tests {"),
+        line("src/core/model/exchange/topic.rs", "    use super::super::Bindings;"),
+        line("src/core/model/exchange/topic.rs", "    pub(super) mod inner {"),
+        line(
+            "src/core/model/exchange/topic.rs",
+            "        use super::super::super::Bindings;",
+        ),
+        line("src/core/model/exchange/topic.rs", "    }"),
+        line("src/core/model/exchange/topic.rs", "}"),
+        line("src/core/model/mod.rs", "pub mod exchange;"),
+    ];
+    let modules = core_modules(&lines);
+    assert_eq!(modules[0], m("model/exchange/topic"));
+    assert_eq!(modules[2], m("model/exchange/topic/tests"));
+    assert_eq!(modules[4], m("model/exchange/topic/tests/inner"));
+    assert_eq!(modules[6], m("model/exchange/topic"));
+    assert_eq!(modules[7], m("model"));
+
+    let mut graph = FolderGraph::new();
+    for (from, to) in [
+        ("amqp", "model"),
+        ("mgmt", "amqp"),
+        ("amqp", "access"),
+        ("access", "model"),
+    ] {
+        graph.insert((from.into(), to.into()), vec![]);
+    }
+    assert_eq!(a_cycle(&graph), None);
+    graph.insert(("access".into(), "mgmt".into()), vec![]);
+    let cycle = a_cycle(&graph).expect("access -> mgmt -> amqp -> access");
+    assert_eq!(cycle.first(), cycle.last());
+    assert_eq!(cycle.len(), 4);
 }
