@@ -202,8 +202,16 @@ impl Broker {
         let deadline = Instant::now() + WAIT;
         loop {
             let http: SocketAddr = format!("127.0.0.1:{}", self.http_port()).parse().expect("address");
+            let pid = self.child.as_ref().map_or(0, |c| c.id());
+            // The port must be ours: a port chosen by `free_ports` is free only
+            // until the broker binds it, and a broker of another test process
+            // may take it in between. Then this one exits (address in use) while
+            // the connect below reaches the other one, which its own test may
+            // kill at any moment (seen as "connection refused" or "reset" in a
+            // later step of an unrelated test).
             if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok()
                 && TcpStream::connect_timeout(&http, Duration::from_millis(200)).is_ok()
+                && listens_on(pid, self.port)
             {
                 return;
             }
@@ -314,6 +322,34 @@ fn free_ports<const N: usize>() -> [u16; N] {
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0"))
         .collect();
     std::array::from_fn(|i| held[i].local_addr().expect("local addr").port())
+}
+
+/// Whether process `pid` holds the listening TCP socket of `port` (Linux:
+/// the socket's inode in /proc/net/tcp{,6} among the process's open files).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            let (Some(local), Some(state), Some(inode)) = (f.get(1), f.get(3), f.get(9)) else {
+                continue;
+            };
+            let local_port = local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+            if *state == "0A" && local_port == Some(port) {
+                inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
 }
 
 /// `amqp://user:pass@host:port/vhost` → (user, pass, host, port).
