@@ -33,7 +33,7 @@ impl<'a> ContentHeader<'a> {
         let _weight = r.u16()?;
         let body_size = r.u64()?;
         let properties_raw = r.rest();
-        BasicProperties::decode(properties_raw)?;
+        BasicProperties::validate(properties_raw)?;
         Ok(ContentHeader {
             class_id,
             body_size,
@@ -95,72 +95,32 @@ impl<'a> BasicProperties<'a> {
 
     /// Decodes flags + values (the raw properties, without class/weight/size).
     pub fn decode(raw: &'a [u8]) -> Result<BasicProperties<'a>, ProtocolError> {
-        let mut r = Reader::new(raw);
-        let flags = r.u16()?;
-        let mut more = flags & FLAG_CONTINUATION != 0;
-        let mut words = 1;
-        while more {
-            words += 1;
-            if words > FLAG_WORDS_MAX {
-                return Err(ProtocolError::syntax("too many property flag words"));
-            }
-            let extra = r.u16()?;
-            if extra & !FLAG_CONTINUATION != 0 {
-                return Err(ProtocolError::syntax("unknown basic property flag"));
-            }
-            more = extra & FLAG_CONTINUATION != 0;
-        }
-        if flags & FLAG_UNUSED != 0 {
-            return Err(ProtocolError::syntax("unknown basic property flag"));
-        }
-        let has = |f: u16| flags & f != 0;
         let mut p = BasicProperties::default();
-        if has(FLAG_CONTENT_TYPE) {
-            p.content_type = Some(r.shortstr()?);
-        }
-        if has(FLAG_CONTENT_ENCODING) {
-            p.content_encoding = Some(r.shortstr()?);
-        }
-        if has(FLAG_HEADERS) {
-            p.headers = Some(r.table()?);
-        }
-        if has(FLAG_DELIVERY_MODE) {
-            p.delivery_mode = Some(r.u8()?);
-        }
-        if has(FLAG_PRIORITY) {
-            p.priority = Some(r.u8()?);
-        }
-        if has(FLAG_CORRELATION_ID) {
-            p.correlation_id = Some(r.shortstr()?);
-        }
-        if has(FLAG_REPLY_TO) {
-            p.reply_to = Some(r.shortstr()?);
-        }
-        if has(FLAG_EXPIRATION) {
-            p.expiration = Some(r.shortstr()?);
-        }
-        if has(FLAG_MESSAGE_ID) {
-            p.message_id = Some(r.shortstr()?);
-        }
-        if has(FLAG_TIMESTAMP) {
-            p.timestamp = Some(r.u64()?);
-        }
-        if has(FLAG_TYPE) {
-            p.kind = Some(r.shortstr()?);
-        }
-        if has(FLAG_USER_ID) {
-            p.user_id = Some(r.shortstr()?);
-        }
-        if has(FLAG_APP_ID) {
-            p.app_id = Some(r.shortstr()?);
-        }
-        if has(FLAG_CLUSTER_ID) {
-            p.cluster_id = Some(r.shortstr()?);
-        }
-        if !r.is_empty() {
-            return Err(ProtocolError::syntax("trailing bytes after basic properties"));
-        }
+        walk(raw, |field| match field {
+            Field::ContentType(v) => p.content_type = Some(v),
+            Field::ContentEncoding(v) => p.content_encoding = Some(v),
+            Field::Headers(v) => p.headers = Some(v),
+            Field::DeliveryMode(v) => p.delivery_mode = Some(v),
+            Field::Priority(v) => p.priority = Some(v),
+            Field::CorrelationId(v) => p.correlation_id = Some(v),
+            Field::ReplyTo(v) => p.reply_to = Some(v),
+            Field::Expiration(v) => p.expiration = Some(v),
+            Field::MessageId(v) => p.message_id = Some(v),
+            Field::Timestamp(v) => p.timestamp = Some(v),
+            Field::Kind(v) => p.kind = Some(v),
+            Field::UserId(v) => p.user_id = Some(v),
+            Field::AppId(v) => p.app_id = Some(v),
+            Field::ClusterId(v) => p.cluster_id = Some(v),
+        })?;
         Ok(p)
+    }
+
+    /// Every check of [`decode`](Self::decode) without building the struct: a
+    /// content header is validated when it arrives and decoded once, by the
+    /// publish that needs its values (the struct is ~250 bytes to fill and copy,
+    /// most of a decode's cost when few properties are set).
+    pub fn validate(raw: &[u8]) -> Result<(), ProtocolError> {
+        walk(raw, |_| {})
     }
 
     /// Appends flags + values: the raw properties form.
@@ -216,6 +176,96 @@ impl<'a> BasicProperties<'a> {
     }
 }
 
+/// One property value as read from the wire, named by its property.
+enum Field<'a> {
+    ContentType(ShortStr<'a>),
+    ContentEncoding(ShortStr<'a>),
+    Headers(Table<'a>),
+    DeliveryMode(u8),
+    Priority(u8),
+    CorrelationId(ShortStr<'a>),
+    ReplyTo(ShortStr<'a>),
+    Expiration(ShortStr<'a>),
+    MessageId(ShortStr<'a>),
+    Timestamp(u64),
+    Kind(ShortStr<'a>),
+    UserId(ShortStr<'a>),
+    AppId(ShortStr<'a>),
+    ClusterId(ShortStr<'a>),
+}
+
+/// Reads the flag words and each present value in wire order, handing each to
+/// `each`: the one parser behind [`BasicProperties::decode`] and
+/// [`BasicProperties::validate`].
+#[inline(always)]
+fn walk<'a>(raw: &'a [u8], mut each: impl FnMut(Field<'a>)) -> Result<(), ProtocolError> {
+    let mut r = Reader::new(raw);
+    let flags = r.u16()?;
+    let mut more = flags & FLAG_CONTINUATION != 0;
+    let mut words = 1;
+    while more {
+        words += 1;
+        if words > FLAG_WORDS_MAX {
+            return Err(ProtocolError::syntax("too many property flag words"));
+        }
+        let extra = r.u16()?;
+        if extra & !FLAG_CONTINUATION != 0 {
+            return Err(ProtocolError::syntax("unknown basic property flag"));
+        }
+        more = extra & FLAG_CONTINUATION != 0;
+    }
+    if flags & FLAG_UNUSED != 0 {
+        return Err(ProtocolError::syntax("unknown basic property flag"));
+    }
+    let has = |f: u16| flags & f != 0;
+    if has(FLAG_CONTENT_TYPE) {
+        each(Field::ContentType(r.shortstr()?));
+    }
+    if has(FLAG_CONTENT_ENCODING) {
+        each(Field::ContentEncoding(r.shortstr()?));
+    }
+    if has(FLAG_HEADERS) {
+        each(Field::Headers(r.table()?));
+    }
+    if has(FLAG_DELIVERY_MODE) {
+        each(Field::DeliveryMode(r.u8()?));
+    }
+    if has(FLAG_PRIORITY) {
+        each(Field::Priority(r.u8()?));
+    }
+    if has(FLAG_CORRELATION_ID) {
+        each(Field::CorrelationId(r.shortstr()?));
+    }
+    if has(FLAG_REPLY_TO) {
+        each(Field::ReplyTo(r.shortstr()?));
+    }
+    if has(FLAG_EXPIRATION) {
+        each(Field::Expiration(r.shortstr()?));
+    }
+    if has(FLAG_MESSAGE_ID) {
+        each(Field::MessageId(r.shortstr()?));
+    }
+    if has(FLAG_TIMESTAMP) {
+        each(Field::Timestamp(r.u64()?));
+    }
+    if has(FLAG_TYPE) {
+        each(Field::Kind(r.shortstr()?));
+    }
+    if has(FLAG_USER_ID) {
+        each(Field::UserId(r.shortstr()?));
+    }
+    if has(FLAG_APP_ID) {
+        each(Field::AppId(r.shortstr()?));
+    }
+    if has(FLAG_CLUSTER_ID) {
+        each(Field::ClusterId(r.shortstr()?));
+    }
+    if !r.is_empty() {
+        return Err(ProtocolError::syntax("trailing bytes after basic properties"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +297,50 @@ mod tests {
         let mut empty = Vec::new();
         BasicProperties::default().encode(&mut empty);
         assert_eq!(empty, [0, 0]);
+    }
+
+    /// `validate` is `decode` without the struct: they accept and refuse the
+    /// same bytes (every truncation and every single-byte change of a full set).
+    #[test]
+    fn validate_accepts_exactly_what_decode_accepts() {
+        let headers: FieldTable = [(crate::short!("x-a"), FieldValue::I32(1))].into_iter().collect();
+        let hb = headers.to_bytes();
+        let p = BasicProperties {
+            content_type: Some(crate::short!("text/plain")),
+            headers: Some(Table::parse(&hb).unwrap()),
+            delivery_mode: Some(2),
+            expiration: Some(crate::short!("60000")),
+            timestamp: Some(1_700_000_000),
+            cluster_id: Some(crate::short!("cl")),
+            ..Default::default()
+        };
+        let mut raw = Vec::new();
+        p.encode(&mut raw);
+        let same = |bytes: &[u8]| {
+            assert_eq!(
+                BasicProperties::validate(bytes).is_ok(),
+                BasicProperties::decode(bytes).is_ok(),
+                "{bytes:?}"
+            )
+        };
+        let (mut accepted, mut refused) = (0, 0);
+        for len in 0..=raw.len() {
+            same(&raw[..len]);
+        }
+        for i in 0..raw.len() {
+            for v in [0u8, 1, 0x7f, 0x80, 0xc3, 0xff] {
+                let mut b = raw.clone();
+                b[i] = v;
+                same(&b);
+                match BasicProperties::decode(&b) {
+                    Ok(_) => accepted += 1,
+                    Err(_) => refused += 1,
+                }
+            }
+        }
+        assert!(accepted > 0 && refused > 0, "{accepted} accepted, {refused} refused");
+        same(&[0, 1, 0, 0]);
+        same(&[0, 1, 0, 2]);
+        same(&[0, 2]);
     }
 }

@@ -54,19 +54,6 @@ impl Broker {
         }
         let now_ms = self.now_ms;
         let vhost = self.vhosts.get_mut(vhost_name).expect("vhost");
-        if let Some(d) = vhost
-            .exchanges
-            .get_mut(exchange.as_str())
-            .and_then(|x| x.dedup.as_mut())
-        {
-            if d.is_duplicate(props.headers, now_ms) {
-                // A duplicate is dropped and still confirmed, as LavinMQ does.
-                return Ok(PublishOutcome {
-                    routed: true,
-                    ..Default::default()
-                });
-            }
-        }
         let persistent = props.is_persistent();
         // CC/BCC are rare: only then build a key list; the common case routes one
         // key without allocating.
@@ -83,7 +70,14 @@ impl Broker {
         }
         let keys: &[&str] = if cc_keys.len() > 1 { &cc_keys } else { &single };
         let mut queues = std::mem::take(&mut self.route_scratch);
-        vhost.route(exchange.as_str(), keys, props, &mut queues);
+        if !vhost.route_publish(exchange.as_str(), keys, props, now_ms, &mut queues) {
+            // A duplicate is dropped and still confirmed, as LavinMQ does.
+            self.route_scratch = queues;
+            return Ok(PublishOutcome {
+                routed: true,
+                ..Default::default()
+            });
+        }
         // BCC keys route but must not be seen by consumers: strip the header.
         let stripped;
         let properties = if has_bcc {

@@ -504,16 +504,46 @@ impl VHost {
         props: &BasicProperties<'_>,
         out: &mut Vec<QueueId>,
     ) {
+        self.route_inner(exchange, routing_keys, props, None, out);
+    }
+
+    /// Routes a publish: as [`route`](Self::route), but an exchange that
+    /// deduplicates (`x-message-deduplication`) first drops a duplicate it has
+    /// seen by `now_ms`: false then, and `out` is empty. The exchange is looked
+    /// up once for both.
+    pub fn route_publish(
+        &mut self,
+        exchange: &str,
+        routing_keys: &[&str],
+        props: &BasicProperties<'_>,
+        now_ms: u64,
+        out: &mut Vec<QueueId>,
+    ) -> bool {
+        self.route_inner(exchange, routing_keys, props, Some(now_ms), out)
+    }
+
+    fn route_inner(
+        &mut self,
+        exchange: &str,
+        routing_keys: &[&str],
+        props: &BasicProperties<'_>,
+        dedup_at_ms: Option<u64>,
+        out: &mut Vec<QueueId>,
+    ) -> bool {
         out.clear();
-        let mut dests = std::mem::take(&mut self.route_dests);
-        dests.clear();
         // The first hop by the name given: one lookup, no clone of the name.
         // Most publishes end here (queues only: no exchange-to-exchange
         // binding matched, no alternate exchange needed).
         let Some(x) = self.exchanges.get_mut(exchange) else {
-            self.route_dests = dests;
-            return;
+            return true;
         };
+        if let (Some(now_ms), Some(d)) = (dedup_at_ms, x.dedup.as_mut()) {
+            if d.is_duplicate(props.headers, now_ms) {
+                return false;
+            }
+        }
+        let mut dests = std::mem::take(&mut self.route_dests);
+        dests.clear();
         hop(x, &self.queue_names, routing_keys, props, &mut dests);
         let needs_ae = dests.is_empty() && x.alternate_exchange().is_some();
         if !needs_ae && dests.iter().all(|d| matches!(d, Dest::Queue(_))) {
@@ -525,7 +555,7 @@ impl VHost {
                 }
             }
             self.route_dests = dests;
-            return;
+            return true;
         }
         // Exchanges bound to exchanges, or an alternate exchange: followed
         // breadth first, each exchange once.
@@ -568,6 +598,7 @@ impl VHost {
         }
         self.route_work = work;
         self.route_dests = dests;
+        true
     }
 }
 

@@ -44,6 +44,11 @@ impl Broker {
         }
     }
 
+    /// One vhost lookup for all the queues (a fanout stores in many): the
+    /// loop borrows the vhost and the broker's other fields apart. A queue over
+    /// its drop-head limit is trimmed after the loop (`enforce_length` needs
+    /// the whole broker); each queue is independent of the others, so the
+    /// order between them does not matter.
     fn store_routed_to(
         &mut self,
         vhost_name: &Arc<str>,
@@ -54,10 +59,11 @@ impl Broker {
     ) {
         let now_ms = self.now_ms;
         let sync_enabled = self.config.sync;
+        let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
+            return;
+        };
+        let mut over_limit: Vec<QueueId> = Vec::new();
         for id in queues {
-            let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
-                return;
-            };
             let Some(q) = vhost.queues.get_mut(id) else { continue };
             if let Some(d) = q.dedup.as_mut() {
                 let headers = BasicProperties::decode(msg.properties).ok().and_then(|p| p.headers);
@@ -113,20 +119,27 @@ impl Broker {
                 self.sync.mark_dirty(vhost_name, *id);
             }
             // Checked on the queue in hand: the common case costs no lookup.
-            let q = if q.needs_drop_head() {
-                self.enforce_length(vhost_name, *id);
-                let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(id)) else {
-                    continue;
-                };
-                q
-            } else {
-                q
-            };
+            if q.needs_drop_head() {
+                over_limit.push(*id);
+                continue;
+            }
             if q.may_expire || q.settings.message_ttl_ms.is_some() {
                 self.expiry_pending.push((vhost_name.clone(), *id));
             }
             if q.consumer_count() > 0 {
                 self.deliver_pending.push((vhost_name.clone(), *id));
+            }
+        }
+        for id in over_limit {
+            self.enforce_length(vhost_name, id);
+            let Some(q) = self.vhosts.get(vhost_name).and_then(|v| v.queues.get(&id)) else {
+                continue;
+            };
+            if q.may_expire || q.settings.message_ttl_ms.is_some() {
+                self.expiry_pending.push((vhost_name.clone(), id));
+            }
+            if q.consumer_count() > 0 {
+                self.deliver_pending.push((vhost_name.clone(), id));
             }
         }
     }
