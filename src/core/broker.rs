@@ -266,6 +266,16 @@ impl Broker {
 
     // ---- internals ----------------------------------------------------------
 
+    /// Every entry point's time: the core's `now` moves forward only. The io
+    /// layer's clock is monotonic (`sys::now_ms`), but callers such as tests and
+    /// the management API pass their own; a time before the last one seen is
+    /// taken as the last one, so a timer never fires twice and an age is never
+    /// negative. Returns the core's `now`, for the caller to go on with.
+    pub(crate) fn advance_clock(&mut self, now_ms: u64) -> u64 {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.now_ms
+    }
+
     /// The first input after open: arm the timers of recovered queues (their
     /// x-expires period and TTL heads) and delayed exchanges, which needs a `now`,
     /// and trim queues recovered over their length limit.
@@ -274,7 +284,7 @@ impl Broker {
             return;
         }
         self.started = true;
-        self.now_ms = now_ms;
+        let now_ms = self.advance_clock(now_ms);
         let all: Vec<(Arc<str>, QueueId)> = self
             .vhosts
             .iter()
@@ -343,5 +353,25 @@ impl Broker {
         let mut conn = self.conns.remove(&id).expect("present");
         self.mark_dirty(&mut conn);
         self.conns.insert(id, conn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The core's clock moves forward only, whichever entry point brings an
+    /// older time (a test's or the management API's clock).
+    #[test]
+    fn the_core_clock_never_goes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = Broker::open(CoreConfig::for_tests(&dir.path().join("data")), 1).unwrap();
+        b.handle_timeout(5_000);
+        assert_eq!(b.now_ms, 5_000);
+        b.handle_timeout(1_000);
+        assert_eq!(b.now_ms, 5_000);
+        b.delete_vhost("no-such-vhost", 2_000).unwrap_err();
+        b.handle_timeout(7_000);
+        assert_eq!(b.now_ms, 7_000);
     }
 }

@@ -59,7 +59,7 @@ impl Broker {
             return input.len();
         };
         conn.last_recv_ms = now_ms;
-        self.now_ms = now_ms;
+        let now_ms = self.advance_clock(now_ms);
         let used = if conn.release_at_ms.is_some() {
             input.len() // a refused login: nothing more is read
         } else {

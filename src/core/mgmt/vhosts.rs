@@ -101,7 +101,7 @@ impl Broker {
         if !self.vhosts.contains_key(name) {
             return Err(AdminError::NotFound(format!("no vhost '{name}'")));
         }
-        self.now_ms = now_ms;
+        self.advance_clock(now_ms);
         self.force_close(
             |c| c.vhost.as_deref() == Some(name),
             &format!("vhost '{name}' is deleted"),

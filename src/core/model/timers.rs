@@ -89,7 +89,7 @@ impl Broker {
     /// the rest are pending work for the next turns), then the work they made.
     /// Returns how many fired, for the io layer's stall report.
     pub fn handle_timeout(&mut self, now_ms: u64) -> usize {
-        self.now_ms = now_ms;
+        let now_ms = self.advance_clock(now_ms);
         self.flush_acks_if_due(now_ms);
         self.timers.take_due(now_ms);
         let fired = self.timers.due_len().min(TIMERS_PER_TURN_MAX);

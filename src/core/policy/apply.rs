@@ -160,7 +160,7 @@ impl Broker {
     /// and applies what changed. O(queues + exchanges) per policy change.
     fn reapply_policies(&mut self, vhost: &str, now_ms: u64) {
         self.ensure_started(now_ms);
-        self.now_ms = now_ms;
+        self.advance_clock(now_ms);
         let Some(vname) = self.vhosts.get_key_value(vhost).map(|(k, _)| k.clone()) else {
             return;
         };

@@ -283,7 +283,7 @@ impl Broker {
 
     fn apply_import(&mut self, plan: Plan, acting_user: Option<&str>, now_ms: u64) -> AdminResult<()> {
         self.ensure_started(now_ms);
-        self.now_ms = now_ms;
+        let now_ms = self.advance_clock(now_ms);
         for (name, meta) in plan.vhosts {
             self.create_vhost(&name, Some(meta), acting_user)?;
         }

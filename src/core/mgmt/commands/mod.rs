@@ -154,7 +154,7 @@ impl Broker {
         f: impl FnOnce(&mut Broker, &mut Connection) -> MethodResult,
     ) -> Result<(), AdminError> {
         let mut conn = self.admin_conn(ctx)?;
-        self.now_ms = ctx.now_ms;
+        self.advance_clock(ctx.now_ms);
         let r = f(self, &mut conn);
         // The API answers when this returns: what it declared must be on disk.
         self.sync_definitions_now();
@@ -179,7 +179,7 @@ impl Broker {
     /// text, as RabbitMQ's management plugin does.
     pub fn admin_close_connection(&mut self, id: ConnId, reason: &str, now_ms: u64) -> Result<(), AdminError> {
         let mut conn = self.conns.remove(&id).ok_or(not_found())?;
-        self.now_ms = now_ms;
+        let now_ms = self.advance_clock(now_ms);
         let e = ProtocolError::new(ReplyCode::ConnectionForced, reason.to_owned());
         self.close_connection(&mut conn, e, now_ms);
         self.mark_dirty(&mut conn);

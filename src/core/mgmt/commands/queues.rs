@@ -128,7 +128,7 @@ impl Broker {
         let conn = self.admin_conn(ctx)?;
         crate::core::amqp::dispatch::check_access(&conn, Access::Read, "queue", queue)?;
         let vname: Arc<str> = conn.vhost.clone().expect("admin conn has a vhost");
-        self.now_ms = ctx.now_ms;
+        self.advance_clock(ctx.now_ms);
         // A get through the API is a use of the queue (x-expires), as basic.get.
         self.touch_queue(&vname, id);
         let mut got = Vec::new();
