@@ -7,8 +7,9 @@
 #
 # For each binary: the broker runs under valgrind --tool=callgrind (--io=epoll:
 # valgrind does not know io_uring), ringmqperf publishes and consumes a fixed
-# count of messages (1 publisher, 1 consumer, auto-ack; then the same with
-# persistent messages and confirms), twice: MESSAGES and 2 x MESSAGES. The
+# count of messages (1 publisher, 1 consumer, auto-ack; then manual acks, one
+# multiple ack per 100 with prefetch 1000; then auto-ack with persistent
+# messages and confirms), twice: MESSAGES and 2 x MESSAGES. The
 # difference of the two totals over MESSAGES is the cost of one message
 # published + routed + delivered, start-up and shutdown cancelled out.
 set -euo pipefail
@@ -48,7 +49,7 @@ one_run() {
 }
 
 printf '| scenario | binary | instructions per message |\n|---|---|---|\n'
-for scenario in "transient:" "persistent+confirm:-p -c 100"; do
+for scenario in "transient:" "acked:-a 100 -P 1000" "persistent+confirm:-p -c 100"; do
   name=${scenario%%:*}
   # shellcheck disable=SC2206
   args=(${scenario#*:})

@@ -2,7 +2,7 @@
 //! confirms and transactions.
 
 use ringmq_codec::{ShortBuf, ShortString};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use ringmq_store::SegmentPosition;
 
@@ -110,7 +110,7 @@ pub struct Channel {
     /// Reused allocation for the next incoming message.
     pub spare: IncomingMessage,
     pub consumers: crate::core::Map<ShortString, ChannelConsumer>,
-    pub unacked: BTreeMap<u64, Unacked>,
+    pub unacked: crate::core::amqp::unacked::UnackedLog,
     pub next_delivery_tag: u64,
     /// basic.qos global=false: applies to consumers created afterwards.
     pub consumer_prefetch: u16,
@@ -141,7 +141,7 @@ impl Channel {
             incoming: None,
             spare: IncomingMessage::default(),
             consumers: Default::default(),
-            unacked: BTreeMap::new(),
+            unacked: Default::default(),
             next_delivery_tag: 1,
             consumer_prefetch: 0,
             channel_prefetch: 0,
@@ -190,14 +190,14 @@ impl Channel {
     pub fn take_unacked(&mut self, tag: u64, multiple: bool) -> Option<Vec<(u64, Unacked)>> {
         if multiple {
             let upto = if tag == 0 { u64::MAX } else { tag };
-            if tag != 0 && !self.unacked.contains_key(&tag) {
+            if tag != 0 && !self.unacked.contains_key(tag) {
                 return None;
             }
-            let rest = self.unacked.split_off(&upto.saturating_add(1));
-            let taken = std::mem::replace(&mut self.unacked, rest);
-            Some(taken.into_iter().collect())
+            let mut taken = Vec::new();
+            self.unacked.take_upto(upto, &mut taken);
+            Some(taken)
         } else {
-            let u = self.unacked.remove(&tag)?;
+            let u = self.unacked.remove(tag)?;
             Some(vec![(tag, u)])
         }
     }

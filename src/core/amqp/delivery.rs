@@ -90,7 +90,7 @@ impl Broker {
                 if c.no_ack {
                     q.ack_position(pos);
                 } else {
-                    ch.unacked.insert(
+                    ch.unacked.push(
                         tag,
                         Unacked {
                             queue: qid,
@@ -146,7 +146,7 @@ impl Broker {
         // what was ready went out before the close (`close_channel`).
         ch.pending_confirms.clear();
         ch.commit_wait = None;
-        let unacked = std::mem::take(&mut ch.unacked);
+        let unacked: Vec<_> = ch.unacked.take_all().collect();
         let consumers: Vec<_> = ch.consumers.drain().collect();
         for (_, u) in unacked {
             self.requeue_or_limit(&vhost_name, u.queue, u.position);

@@ -6,6 +6,7 @@
 //! | `frames`, [`error`] | the frame loop of a connection; errors by scope and the method a close names |
 //! | [`dispatch`] | connection methods and per-channel frame routing |
 //! | [`channel`] | per-channel state: flow, qos, consumers, unacked, confirm and tx mode |
+//! | [`unacked`] | a channel's deliveries waiting for an ack, in tag order |
 //! | `exchange`, `queue`, `basic` | one file per AMQP class's methods |
 //! | [`confirm`] | publisher confirms, transactions, group commit |
 //! | `topic_access` | topic permissions checked for the connection's user: 403 on refusal |
@@ -27,3 +28,4 @@ pub mod handshake;
 pub mod output;
 pub(in crate::core) mod queue;
 pub(in crate::core) mod topic_access;
+pub mod unacked;

@@ -202,7 +202,7 @@ impl Sim {
             let Some(conn) = b.conns.get(&cl.id) else { continue };
             let channel = conn.channels.get(&MAIN);
             for (tag, h) in cl.unacked.iter().filter(|(_, h)| !h.orphan) {
-                if !channel.is_some_and(|ch| ch.unacked.contains_key(tag)) {
+                if !channel.is_some_and(|ch| ch.unacked.contains_key(*tag)) {
                     released.push((c, *tag, h.msg));
                 }
             }

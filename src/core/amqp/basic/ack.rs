@@ -15,7 +15,7 @@ impl Broker {
         let ch = chan(conn, channel);
         if let Some(tx) = ch.tx.as_mut() {
             // Validate now (RabbitMQ fails the ack at once), apply at commit.
-            if !multiple && !ch.unacked.contains_key(&tag) || multiple && tag != 0 && !ch.unacked.contains_key(&tag) {
+            if !multiple && !ch.unacked.contains_key(tag) || multiple && tag != 0 && !ch.unacked.contains_key(tag) {
                 return Err(precondition(format!("unknown delivery tag {tag}")));
             }
             tx.acks.push(TxAck::Ack { tag, multiple });
@@ -34,7 +34,7 @@ impl Broker {
     ) -> MethodResult {
         let ch = chan(conn, channel);
         if let Some(tx) = ch.tx.as_mut() {
-            if !multiple && !ch.unacked.contains_key(&tag) || multiple && tag != 0 && !ch.unacked.contains_key(&tag) {
+            if !multiple && !ch.unacked.contains_key(tag) || multiple && tag != 0 && !ch.unacked.contains_key(tag) {
                 return Err(precondition(format!("unknown delivery tag {tag}")));
             }
             tx.acks.push(TxAck::Nack { tag, multiple, requeue });

@@ -62,7 +62,7 @@ impl Broker {
         if m.no_ack {
             q.ack_position(pos);
         } else {
-            ch.unacked.insert(
+            ch.unacked.push(
                 tag,
                 Unacked {
                     queue: qid,
