@@ -17,7 +17,7 @@ use std::path::Path;
 use crate::counts::DeliveryCounts;
 use crate::recovery::KeepFilter;
 use crate::{
-    AppendSeq, MessageRef, MessageView, QueueStore, RecoveryReport, SegmentId, SegmentPosition, StoreConfig,
+    AppendSeq, LastStop, MessageRef, MessageView, QueueStore, RecoveryReport, SegmentId, SegmentPosition, StoreConfig,
     StoreError, SyncBatch,
 };
 
@@ -68,6 +68,18 @@ impl LeveledStore {
         max_priority: u8,
         keep: KeepFilter<'_>,
     ) -> io::Result<(Self, RecoveryReport)> {
+        Self::open_recovering(dir, cfg, max_priority, keep, LastStop::Clean)
+    }
+
+    /// Like [`Self::open`], knowing how the store was last stopped (see
+    /// [`QueueStore::open_recovering`]).
+    pub fn open_recovering(
+        dir: &Path,
+        cfg: StoreConfig,
+        max_priority: u8,
+        keep: KeepFilter<'_>,
+        last_stop: LastStop,
+    ) -> io::Result<(Self, RecoveryReport)> {
         let mut levels = Vec::with_capacity(max_priority as usize + 1);
         let mut total = RecoveryReport::default();
         for level in 0..=max_priority as usize {
@@ -76,7 +88,7 @@ impl LeveledStore {
             } else {
                 dir.join(format!("p{level}"))
             };
-            let (s, r) = QueueStore::open_filtered(&d, cfg, keep)?;
+            let (s, r) = QueueStore::open_recovering(&d, cfg, keep, last_stop)?;
             total.messages_recovered += r.messages_recovered;
             total.bytes_recovered += r.bytes_recovered;
             total.segments_scanned += r.segments_scanned;
@@ -174,6 +186,12 @@ impl LeveledStore {
     pub fn delivered_before_open(&self, pos: SegmentPosition) -> bool {
         self.level_of(pos)
             .is_ok_and(|(l, p)| self.levels[l].delivered_before_open(p))
+    }
+
+    /// See [`QueueStore::note_maybe_delivered`] (within `pos`'s level).
+    pub fn note_maybe_delivered(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
+        let (l, p) = self.level_of(pos)?;
+        Ok(self.levels[l].note_maybe_delivered(p)?)
     }
 
     pub fn purge(&mut self) -> Result<u64, StoreError> {

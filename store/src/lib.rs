@@ -9,12 +9,14 @@
 //! | `segment`       | segment files, preallocation, mmap (the only `unsafe` in the crate) |
 //! | `ackfile`       | `acks.N` files: offsets of done records                            |
 //! | [`queue`]       | [`QueueStore`]: append, deliver, ack, requeue, purge               |
+//! | `delivered`     | a queue's `delivered` file: what was delivered before a restart    |
 //! | [`recovery`]    | rebuilding a queue on open; [`RecoveryReport`]                     |
 //! | `resync`        | finding the intact records past a damaged one                      |
 //! | `aside`         | copies of unreadable bytes (`msgs.N.corrupt.OFFSET`)               |
 //! | [`sync`]        | sans-IO group commit: [`SyncBatch`]                                |
 //! | [`definitions`] | [`DefinitionsLog`]: `definitions.amqp`, CRC-framed append-only log |
 //! | [`meta`]        | atomic JSON files (users, vhosts, policies, ...)                   |
+//! | [`running`]     | a vhost's `running` marker: was the last stop clean?               |
 //! | [`layout`]      | data directory layout: SHA-1 named vhost and queue folders         |
 //!
 //! # On-disk format
@@ -23,6 +25,7 @@
 //! <data dir>/
 //!   <sha1(vhost)>/            one per vhost; `.vhost` holds the real name
 //!     definitions.amqp        [u32 len][u32 crc32c][payload] ... (see definitions)
+//!     running                 empty; there while the vhost is open (see running)
 //!     <sha1(queue)>/          one per queue; `.queue` holds the real name
 //!       msgs.0000000001       segment: 8-byte header, records (see record), zero tail
 //!       acks.0000000001       u32 LE offsets of acked/discarded records in msgs.1
@@ -73,6 +76,7 @@ pub mod ackfile;
 mod aside;
 mod counts;
 pub mod definitions;
+mod delivered;
 pub mod error;
 pub mod layout;
 pub mod levels;
@@ -81,6 +85,7 @@ pub mod queue;
 pub mod record;
 pub mod recovery;
 mod resync;
+pub mod running;
 // The mmap layer: each `unsafe` block has a `// SAFETY:` comment.
 #[allow(unsafe_code)]
 mod segment;
@@ -89,6 +94,7 @@ pub mod sync;
 use std::io;
 
 pub use definitions::DefinitionsLog;
+pub use delivered::LastStop;
 pub use error::StoreError;
 pub use levels::LeveledStore;
 pub use queue::QueueStore;

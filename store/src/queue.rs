@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::ackfile::AckFile;
+use crate::delivered::{DeliveredMark, LastStop};
 use crate::record::{self, MessageRef, MessageView, RecordError, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{ack_path, segment_path, spare_path, MapLease, SegmentMap, SharedBytes, WriteSegment};
@@ -127,145 +128,6 @@ pub struct QueueStore {
     space_low: bool,
 }
 
-/// The `delivered` file: whether the queue was closed cleanly, and the highest
-/// position delivered before that close, so that after a restart messages
-/// delivered before (and never acked) are flagged redelivered, as RabbitMQ's
-/// queue index does, without a write per delivery.
-///
-/// The first delivery after open marks the file unclean (one 20-byte write per
-/// open, not per delivery); a clean close writes the mark and "clean". After a
-/// crash the file still says unclean, so every recovered message may have been
-/// delivered and is flagged (RabbitMQ 3.10 flags them all too; issue 15 defect
-/// 2: with the mark written only by group commits, a message delivered on a
-/// queue without persistent publishes came back unflagged after kill -9). A
-/// queue that delivered nothing since its last clean close keeps its exact mark.
-#[derive(Debug, Default)]
-struct DeliveredMark {
-    /// Positions up to it were (or may have been) delivered before this open.
-    at_open: Option<SegmentPosition>,
-    current: Option<SegmentPosition>,
-    /// The file says unclean (written at the first delivery since open).
-    unclean_written: bool,
-    /// The file's clean mark is above every recovered message and was cut to
-    /// them: it must be written cut before new messages can fall under it.
-    stale: bool,
-    /// The unclean state was written and not yet in a sync batch.
-    unsynced: bool,
-    file: Option<Arc<File>>,
-}
-
-const DELIVERED_FILE: &str = "delivered";
-/// segment u32, offset u32, size u32, flags u32, crc32c of those 16 bytes.
-const DELIVERED_BYTES: usize = 20;
-/// The format before the clean flag: no flags word; read as a clean close.
-const DELIVERED_BYTES_V1: usize = 16;
-const DELIVERED_CLEAN: u32 = 1;
-
-impl DeliveredMark {
-    fn load(dir: &Path, next_segment: SegmentId) -> DeliveredMark {
-        let mut m = DeliveredMark::default();
-        let Ok(bytes) = fs::read(dir.join(DELIVERED_FILE)) else {
-            return m;
-        };
-        // Every recovered message is in a segment below `next_segment`. A mark is
-        // never above that: ids restart at 1 when a queue reopens empty, and an
-        // old mark must not cover the new messages.
-        let all_recovered = SegmentPosition {
-            segment: SegmentId(next_segment.0.saturating_sub(1)),
-            offset: u32::MAX,
-            size: u32::MAX,
-        };
-        let word = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-        let (flags, crc_at) = match bytes.len() {
-            DELIVERED_BYTES => (word(12), 16),
-            DELIVERED_BYTES_V1 => (DELIVERED_CLEAN, 12),
-            _ => (0, 0),
-        };
-        let clean = crc_at != 0 && crc32c::crc32c(&bytes[..crc_at]) == word(crc_at) && flags & DELIVERED_CLEAN != 0;
-        let mark = if clean {
-            let pos = SegmentPosition {
-                segment: SegmentId(word(0)),
-                offset: word(4),
-                size: word(8),
-            };
-            m.stale = pos > all_recovered;
-            pos.min(all_recovered)
-        } else {
-            // A crash (or an unreadable file): any of them may have been delivered.
-            all_recovered
-        };
-        m.at_open = Some(mark);
-        m.current = Some(mark);
-        m
-    }
-
-    /// Writes the cut mark of a stale file (see `stale`), so that a crash
-    /// before the next clean close does not read the old one again: a queue
-    /// drained and closed cleanly reopens with segment ids from 1, and its old
-    /// mark then covered the new messages, flagging never-delivered ones
-    /// redelivered after kill -9 (found by the model test, `tests/model.rs`).
-    fn rewrite_if_stale(&mut self, dir: &Path) -> io::Result<()> {
-        if std::mem::take(&mut self.stale) {
-            self.write(dir, true)?.sync_data()?;
-        }
-        Ok(())
-    }
-
-    fn covers(&self, pos: SegmentPosition) -> bool {
-        self.at_open.is_some_and(|m| pos <= m)
-    }
-
-    /// Notes a delivery; the first since open marks the file unclean before the
-    /// delivery can leave. A plain write is enough for kill -9 (the page cache
-    /// survives the process); the next sync batch makes it durable.
-    fn note(&mut self, dir: &Path, pos: SegmentPosition) -> io::Result<()> {
-        if self.current.is_none_or(|c| pos > c) {
-            self.current = Some(pos);
-        }
-        if !self.unclean_written {
-            self.write(dir, false)?;
-            self.unclean_written = true;
-            self.unsynced = true;
-        }
-        Ok(())
-    }
-
-    /// Writes the mark with the clean flag; returns the file.
-    fn write(&mut self, dir: &Path, clean: bool) -> io::Result<Arc<File>> {
-        let pos = self.current.unwrap_or(SegmentPosition {
-            segment: SegmentId(0),
-            offset: 0,
-            size: 0,
-        });
-        let mut buf = [0u8; DELIVERED_BYTES];
-        buf[0..4].copy_from_slice(&pos.segment.0.to_le_bytes());
-        buf[4..8].copy_from_slice(&pos.offset.to_le_bytes());
-        buf[8..12].copy_from_slice(&pos.size.to_le_bytes());
-        let flags = if clean { DELIVERED_CLEAN } else { 0 };
-        buf[12..16].copy_from_slice(&flags.to_le_bytes());
-        let crc = crc32c::crc32c(&buf[..16]);
-        buf[16..20].copy_from_slice(&crc.to_le_bytes());
-        if self.file.is_none() {
-            let f = fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(dir.join(DELIVERED_FILE))?;
-            self.file = Some(Arc::new(f));
-        }
-        let f = self.file.as_ref().expect("opened above");
-        // One 20-byte write at offset 0 stays within one sector: it lands whole or
-        // not at all on any disk we run on, and the CRC catches anything else.
-        std::os::unix::fs::FileExt::write_all_at(&**f, &buf, 0)?;
-        Ok(Arc::clone(f))
-    }
-
-    /// The file, once, if its unclean state still needs an fsync.
-    fn take_for_sync(&mut self) -> Option<Arc<File>> {
-        std::mem::take(&mut self.unsynced).then(|| self.file.clone()).flatten()
-    }
-}
-
 impl std::fmt::Debug for QueueStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueueStore")
@@ -293,10 +155,23 @@ impl QueueStore {
         cfg: StoreConfig,
         keep: recovery::KeepFilter<'_>,
     ) -> io::Result<(Self, RecoveryReport)> {
+        Self::open_recovering(dir, cfg, keep, LastStop::Clean)
+    }
+
+    /// Like [`Self::open_filtered`], for a caller that knows how the store was
+    /// last stopped: after [`LastStop::Unclean`] every recovered message counts
+    /// as delivered before this open ([`Self::delivered_before_open`]),
+    /// whatever the queue's `delivered` file says (see `delivered`).
+    pub fn open_recovering(
+        dir: &Path,
+        cfg: StoreConfig,
+        keep: recovery::KeepFilter<'_>,
+        last_stop: LastStop,
+    ) -> io::Result<(Self, RecoveryReport)> {
         cfg.validate()?;
         fs::create_dir_all(dir)?;
         let (rec, report) = recovery::recover(dir, keep)?;
-        let mut delivered = DeliveredMark::load(dir, rec.next_segment);
+        let mut delivered = DeliveredMark::load(dir, rec.next_segment, last_stop);
         delivered.rewrite_if_stale(dir)?;
         let store = Self {
             dir: dir.to_path_buf(),
@@ -777,6 +652,16 @@ impl QueueStore {
     /// acked): its next delivery should say redelivered.
     pub fn delivered_before_open(&self, pos: SegmentPosition) -> bool {
         self.delivered.covers(pos)
+    }
+
+    /// Counts `pos` (a message just appended) and every position before it as
+    /// delivered before: their deliveries say redelivered, in this run and
+    /// after a restart. For a copy of a message that may have reached a
+    /// consumer already (a delayed message routed again after an unclean
+    /// stop); messages ahead of it are flagged too, which the protocol allows
+    /// ("may have been delivered"), and this is rare.
+    pub fn note_maybe_delivered(&mut self, pos: SegmentPosition) -> io::Result<()> {
+        self.delivered.note_maybe_delivered(&self.dir, pos)
     }
 
     /// Sequence number of the latest append (0 before the first since open).

@@ -1,6 +1,6 @@
 //! Restart bookkeeping: the delivered mark and the recovery keep-filter.
 
-use ringmq_store::{MessageRef, QueueStore, StoreConfig};
+use ringmq_store::{LastStop, MessageRef, QueueStore, StoreConfig};
 
 fn msg(body: &[u8]) -> MessageRef<'_> {
     MessageRef {
@@ -56,6 +56,76 @@ fn old_mark_does_not_cover_new_messages_after_a_crash() {
     let (s, r) = QueueStore::open(dir.path(), StoreConfig::default()).unwrap();
     assert_eq!(r.messages_recovered, 1);
     assert!(!s.delivered_before_open(fresh), "never delivered, not flagged");
+}
+
+/// What the `delivered` file cannot know alone: its "unclean" write at the
+/// first delivery after open is durable only at the next sync batch, so a
+/// power loss before it leaves the clean file of the last close. The caller's
+/// `running` marker says the stop was unclean: every recovered message counts.
+#[test]
+fn unclean_last_stop_flags_every_recovered_message_whatever_the_file_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = QueueStore::open(dir.path(), StoreConfig::default()).unwrap();
+    let p1 = s.append(msg(b"one")).unwrap();
+    let p2 = s.append(msg(b"two")).unwrap();
+    assert_eq!(s.next_ready().unwrap(), Some(p1));
+    s.close().unwrap();
+    let clean_file = std::fs::read(dir.path().join("delivered")).unwrap();
+    let (mut s, _) = QueueStore::open(dir.path(), StoreConfig::default()).unwrap();
+    assert_eq!(s.next_ready().unwrap(), Some(p1));
+    assert_eq!(s.next_ready().unwrap(), Some(p2)); // writes "unclean", unsynced
+    drop(s);
+    // Power loss: the unsynced write is lost, the clean file of the close is back.
+    std::fs::write(dir.path().join("delivered"), &clean_file).unwrap();
+    let (s, _) = QueueStore::open(dir.path(), StoreConfig::default()).unwrap();
+    assert!(!s.delivered_before_open(p2), "the file alone does not know");
+    drop(s);
+    let keep_all = |_: &ringmq_store::MessageView<'_>| true;
+    let (s, _) = QueueStore::open_recovering(dir.path(), StoreConfig::default(), &keep_all, LastStop::Unclean).unwrap();
+    assert!(s.delivered_before_open(p1) && s.delivered_before_open(p2));
+}
+
+/// Same without any `delivered` file: the queue's first delivery ever was
+/// lost with the power.
+#[test]
+fn unclean_last_stop_flags_recovered_messages_without_a_delivered_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep_all = |_: &ringmq_store::MessageView<'_>| true;
+    let (mut s, _) = QueueStore::open(dir.path(), StoreConfig::default()).unwrap();
+    let p1 = s.append(msg(b"one")).unwrap();
+    s.sync_all_blocking().unwrap();
+    drop(s);
+    let (mut s, _) = QueueStore::open(dir.path(), StoreConfig::default()).unwrap();
+    assert!(!s.delivered_before_open(p1));
+    assert_eq!(s.next_ready().unwrap(), Some(p1)); // writes the file, unsynced
+    drop(s);
+    // Power loss: that write is lost.
+    std::fs::remove_file(dir.path().join("delivered")).unwrap();
+    let (mut s, _) =
+        QueueStore::open_recovering(dir.path(), StoreConfig::default(), &keep_all, LastStop::Unclean).unwrap();
+    assert!(s.delivered_before_open(p1));
+    // New messages are not recovered ones: never flagged.
+    let fresh = s.append(msg(b"fresh")).unwrap();
+    assert!(!s.delivered_before_open(fresh));
+}
+
+/// A copy that may have been delivered already (a delayed message routed
+/// again after a crash) is flagged, in this run and after a clean restart;
+/// messages behind it are not.
+#[test]
+fn noted_maybe_delivered_is_flagged_now_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = QueueStore::open(dir.path(), StoreConfig::default()).unwrap();
+    let copy = s.append(msg(b"copy")).unwrap();
+    s.note_maybe_delivered(copy).unwrap();
+    let later = s.append(msg(b"later")).unwrap();
+    assert!(s.delivered_before_open(copy));
+    assert!(!s.delivered_before_open(later));
+    s.close().unwrap();
+    let (mut s, _) = QueueStore::open(dir.path(), StoreConfig::default()).unwrap();
+    assert!(s.delivered_before_open(copy));
+    assert!(!s.delivered_before_open(later));
+    assert_eq!(s.next_ready().unwrap(), Some(copy));
 }
 
 #[test]
