@@ -228,24 +228,30 @@ impl Broker {
         ShortString::try_from(s).expect("a short prefix and 22 characters")
     }
 
+    /// Clean shutdown. Per vhost: the queues close first (synced), then the
+    /// delayed exchanges' stores (a routed copy is durable before the ack of
+    /// its original, see `delayed`), and only when all of that worked does the
+    /// `running` marker go: otherwise the next open counts as after a crash.
     pub fn close(&mut self) -> std::io::Result<()> {
         let mut first_err = None;
         for (_, mut vhost) in self.vhosts.drain() {
+            let mut vhost_err = None;
             if let Err(e) = vhost.definitions.sync() {
                 tracing::error!(vhost = %vhost.name, error = %e, "syncing definitions failed");
-                first_err.get_or_insert(e);
-            }
-            for (_, x) in std::mem::take(&mut vhost.exchanges) {
-                if let Some(d) = x.delayed {
-                    if let Err(e) = d.close() {
-                        first_err.get_or_insert(e);
-                    }
-                }
+                vhost_err.get_or_insert(e);
             }
             for (_, q) in std::mem::take(&mut vhost.queues) {
                 if let Err(e) = q.store.close() {
                     tracing::error!(queue = %q.name, error = %e, "closing queue store failed");
-                    first_err.get_or_insert(e);
+                    vhost_err.get_or_insert(e);
+                }
+            }
+            for (_, x) in std::mem::take(&mut vhost.exchanges) {
+                if let Some(d) = x.delayed {
+                    if let Err(e) = d.close() {
+                        tracing::error!(exchange = %x.name, error = %e, "closing delayed store failed");
+                        vhost_err.get_or_insert(e);
+                    }
                 }
             }
             // The transient queues are gone with the process: their files go too
@@ -253,6 +259,15 @@ impl Broker {
             match vhost.retire_transient() {
                 Ok(t) => self.trash.extend(t),
                 Err(e) => tracing::warn!(vhost = %vhost.name, error = %e, "cannot move transient queue files aside"),
+            }
+            if vhost_err.is_none() {
+                if let Err(e) = vhost.release_running() {
+                    tracing::error!(vhost = %vhost.name, error = %e, "cannot remove the running marker");
+                    vhost_err = Some(e);
+                }
+            }
+            if let Some(e) = vhost_err {
+                first_err.get_or_insert(e);
             }
         }
         first_err.map_or(Ok(()), Err)
@@ -295,9 +310,11 @@ impl Broker {
             self.expiry_pending.push((v, q));
         }
         let mut delayed = Vec::new();
-        for (v, vh) in &self.vhosts {
-            for (name, x) in &vh.exchanges {
-                if let Some(due) = x.delayed.as_ref().and_then(|d| d.next_due()) {
+        for (v, vh) in &mut self.vhosts {
+            for (name, x) in &mut vh.exchanges {
+                let Some(d) = x.delayed.as_mut() else { continue };
+                d.started(now_ms);
+                if let Some(due) = d.next_due() {
                     delayed.push((v.clone(), name.clone(), due));
                 }
             }

@@ -113,13 +113,12 @@ impl Model {
         for q in self.queues.values_mut() {
             q.maybe.clear();
             q.entries.retain(|_, e| e.msg.persistent);
-            let flag_all = how != Restart::Clean && q.unclean;
+            // After kill -9 the vhost's `running` marker is there: every
+            // recovered message may have been delivered, in every queue.
+            let flag_all = how != Restart::Clean;
             for e in q.entries.values_mut() {
                 e.unacked = false;
                 e.redelivered |= flag_all;
-            }
-            if how == Restart::Clean {
-                q.unclean = false;
             }
         }
         self.chans = (0..CHANNELS).map(|_| Chan::fresh()).collect();
@@ -154,7 +153,7 @@ impl Model {
                 .queues
                 .iter()
                 .zip(&other.queues)
-                .all(|((a, qa), (b, qb))| a == b && qa.entries == qb.entries && qa.unclean == qb.unclean)
+                .all(|((a, qa), (b, qb))| a == b && qa.entries == qb.entries)
     }
 }
 

@@ -329,9 +329,6 @@ impl Run {
         self.compare_listing(client);
         // The look delivered them all: flagged from now on.
         for q in self.model.queues.values_mut() {
-            if q.ready() > 0 {
-                q.unclean = true;
-            }
             for e in q.entries.values_mut().filter(|e| !e.unacked) {
                 e.redelivered = true;
             }

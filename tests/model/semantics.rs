@@ -163,7 +163,6 @@ impl Model {
     fn deliver(&mut self, ch: usize, queue: &str, no_ack: bool) -> Option<Delivered> {
         let q = self.queues.get_mut(queue)?;
         let seq = q.head()?;
-        q.unclean = true;
         let inc = q.inc;
         let e = q.entries.get_mut(&seq).expect("head exists");
         let d = Delivered {
@@ -272,7 +271,6 @@ impl Model {
                 args,
                 entries: Default::default(),
                 maybe: Default::default(),
-                unclean: false,
             },
         );
     }

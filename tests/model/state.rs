@@ -136,9 +136,6 @@ pub struct Queue {
     /// Done (acked, rejected, purged, dropped) but maybe not yet in the ack
     /// file: after kill -9 each may come back. Emptied by a flush.
     pub maybe: BTreeMap<u64, Entry>,
-    /// Delivered since its last clean close: after kill -9 every message of
-    /// the queue comes back flagged redelivered (store `DeliveredMark`).
-    pub unclean: bool,
 }
 
 impl Queue {

@@ -107,6 +107,7 @@ impl Broker {
             persistent,
             expiration_ms: expiration,
             priority: props.priority.unwrap_or(0),
+            maybe_delivered: false,
         };
         self.store_routed(vhost_name, &queues, &msg, &mut outcome);
         queues.clear();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ringmq_codec::{BasicProperties, FieldTable};
-use ringmq_store::{DefinitionsLog, LeveledStore, StoreConfig};
+use ringmq_store::{DefinitionsLog, LastStop, LeveledStore, StoreConfig};
 
 use crate::core::model::exchange::{Bindings, ExchangeKind, RouteKey};
 use crate::core::model::ids::{ConnId, Dest, QueueId};
@@ -138,6 +138,12 @@ pub struct VHost {
     store_gens: crate::core::Map<ShortString, u32>,
     /// The same for durable delayed exchanges (their folders are under `delayed/`).
     delayed_gens: crate::core::Map<ShortString, u32>,
+    /// The `running` marker, held while the vhost is open (`ringmq_store::running`);
+    /// released by a clean close ([`Self::close`]). None once released.
+    running: Option<ringmq_store::running::Running>,
+    /// How the vhost was last stopped (the marker was there at open): after an
+    /// unclean stop every recovered message counts as delivered before.
+    pub last_stop: LastStop,
 }
 
 /// Folders of transient queues from an earlier run, waiting to be removed.
@@ -149,6 +155,17 @@ impl VHost {
     /// exchanges against them) and replays the returned records.
     pub fn open(root: &Path, name: &str, store_config: StoreConfig) -> std::io::Result<(VHost, Vec<Vec<u8>>)> {
         let dir = ringmq_store::layout::create_vhost_dir(root, name)?;
+        // Durable before any store opens, so no delivery can come before it.
+        let running = ringmq_store::running::Running::acquire(&dir)?;
+        let last_stop = if running.previous_stop_unclean() {
+            tracing::warn!(
+                vhost = name,
+                "the last stop was not clean: recovered messages will be flagged redelivered"
+            );
+            LastStop::Unclean
+        } else {
+            LastStop::Clean
+        };
         let (definitions, records) = DefinitionsLog::open(&dir.join("definitions.amqp"))?;
         let mut v = VHost {
             name: name.to_owned(),
@@ -168,6 +185,8 @@ impl VHost {
             queue_churn: (0, 0),
             store_gens: Default::default(),
             delayed_gens: Default::default(),
+            running: Some(running),
+            last_stop,
         };
         crate::core::model::vhost_meta::load_meta(&mut v)?;
         for (n, kind) in BUILTIN_EXCHANGES {
@@ -183,6 +202,12 @@ impl VHost {
             v.exchanges.insert(x.name.clone(), x);
         }
         Ok((v, records))
+    }
+
+    /// The last step of a clean close, once every store of the vhost closed
+    /// (synced): the `running` marker goes, so the next open is clean.
+    pub fn release_running(&mut self) -> std::io::Result<()> {
+        self.running.take().map_or(Ok(()), |r| r.release())
     }
 
     /// Moves `transient/` (the transient queues' files, which never outlive the
@@ -241,7 +266,8 @@ impl VHost {
             let g = self.delayed_gens.entry(ShortString::from(exchange)).or_insert(0);
             *g = (*g).max(gen);
         }
-        crate::core::model::exchange::delayed::DelayedStore::open(&dir, self.store_config)
+        let last_stop = if recover { self.last_stop } else { LastStop::Clean };
+        crate::core::model::exchange::delayed::DelayedStore::open(&dir, self.store_config, last_stop)
     }
 
     /// The store generation for a new declare of durable delayed exchange `name`
@@ -332,7 +358,8 @@ impl VHost {
         let keep_all = |_: &ringmq_store::MessageView<'_>| true;
         let keep: ringmq_store::recovery::KeepFilter<'_> = if recover { &keep_persistent } else { &keep_all };
         let levels = settings.max_priority.unwrap_or(0);
-        let (store, report) = LeveledStore::open(&dir, self.store_config, levels, keep)?;
+        let last_stop = if recover { self.last_stop } else { LastStop::Clean };
+        let (store, report) = LeveledStore::open_recovering(&dir, self.store_config, levels, keep, last_stop)?;
         if recover && report.corrupt() {
             // The store logged each segment with its path; this names the queue.
             tracing::warn!(

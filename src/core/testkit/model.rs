@@ -48,24 +48,11 @@ pub struct Msg {
     /// On disk for sure: confirmed, committed, or recovered.
     pub durable: bool,
     pub delivered: bool,
-    /// Delivered before a power loss and not since: see [`strict_flags`].
-    pub delivered_before_crash: bool,
     pub published_at: u64,
     pub ttl: Option<u64>,
     /// Ready when its queue was deleted, at this time: a delivery held in a
     /// client's output since before then is no error (see [`Model::deliver`]).
     pub deleted_ready_at: Option<u64>,
-}
-
-/// Whether a message delivered before a power loss must come back flagged
-/// redelivered (`RINGMQ_SIM_STRICT_FLAGS=1`, or [`Model::strict_flags`]). Off by default: the store's
-/// `delivered` mark is written unsynced at the first delivery after open and
-/// made durable by the next group commit of that queue (enough for kill -9, see
-/// `store/src/queue.rs`), so a power loss before that commit forgets that the
-/// queue delivered and the message comes back unflagged (found by this
-/// simulation; `sim::redelivered_flag_after_power_loss` replays it; reported, not fixed).
-pub fn strict_flags() -> bool {
-    std::env::var("RINGMQ_SIM_STRICT_FLAGS").is_ok_and(|v| v == "1")
 }
 
 /// A failed invariant, with what the model expected.
@@ -75,15 +62,9 @@ pub type Violation = String;
 pub struct Model {
     msgs: BTreeMap<u64, Msg>,
     next: u64,
-    strict: bool,
 }
 
 impl Model {
-    /// Checks the redelivered flag after a power loss too (see [`strict_flags`]).
-    pub fn strict_flags(&mut self) {
-        self.strict = true;
-    }
-
     /// A new message id (the body of the message).
     pub fn publish(&mut self, queue: &'static str, at: At, volatile: bool, now: u64, ttl: Option<u64>) -> u64 {
         self.next += 1;
@@ -96,7 +77,6 @@ impl Model {
                 volatile,
                 durable: false,
                 delivered: false,
-                delivered_before_crash: false,
                 published_at: now,
                 ttl,
                 deleted_ready_at: None,
@@ -151,7 +131,11 @@ impl Model {
             }
             _ => {}
         }
-        if m.delivered && !redelivered && (self.strict || strict_flags() || !m.delivered_before_crash) {
+        // Also after a power loss: the broker's `running` marker tells it the
+        // stop was unclean, and it then flags every recovered message (the
+        // store's `delivered` file alone could forget a delivery, see
+        // `ringmq_store::running`).
+        if m.delivered && !redelivered {
             return Err(format!(
                 "message {id} delivered again without the redelivered flag: {m:?}"
             ));
@@ -170,7 +154,6 @@ impl Model {
         m.at = At::Unacked;
         m.maybe = false;
         m.delivered = true;
-        m.delivered_before_crash = false;
         Ok(false)
     }
 
@@ -228,7 +211,6 @@ impl Model {
                 At::Unacked => m.at = At::Ready,
                 _ => {}
             }
-            m.delivered_before_crash |= m.delivered;
             match m.at {
                 At::Ready | At::Delayed(_) if !m.durable => m.maybe = true,
                 At::Gone => m.maybe = true,

@@ -90,9 +90,9 @@ pub const TIMERS: Profile = Profile {
     ..FULL
 };
 
-/// Everything, delayed messages with power loss: fails today (a message routed
-/// by the delayed exchange before a crash can be routed again after it, a
-/// second copy delivered unflagged; see `sim::delayed_messages_and_power_loss`).
+/// Everything, delayed messages with power loss (a message routed by the
+/// delayed exchange before a crash was routed again after it, a second copy
+/// delivered unflagged: `sim::delayed_messages_and_power_loss`).
 pub const CRASH_DELAYED: Profile = Profile {
     name: "crash-delayed",
     delayed: true,

@@ -12,7 +12,9 @@
 //! issue 15 (no fsync, clean restarts, max-length policies); `full` adds the
 //! group commit, power loss, confirms, transactions, TTL, queue expiry,
 //! heartbeats and the consumer timeout; `timers` has delayed messages with
-//! clean restarts. Two ignored tests replay findings that fail today.
+//! clean restarts, `crash-delayed` with power loss. Two tests replay seeds of
+//! findings fixed since (a duplicate of a delayed message after a crash, the
+//! redelivered flag lost by a power loss).
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -534,30 +536,35 @@ fn delayed_messages_heartbeats_and_consumer_timeouts() {
     run_profile(TIMERS, 12);
 }
 
-/// Finding (not fixed): a message the delayed exchange routed shortly before
-/// a crash is routed again after it. The routed copy is in the target queue's
-/// files (the page cache keeps it through kill -9; a power loss may too), but
-/// the delayed store's ack of it is still in its in-memory ack buffer, so the
-/// reopened delayed store holds the message and routes it once more: two
-/// copies, the second delivered without the redelivered flag. Fails today
-/// (message 84 of this seed: routed during a 1354 ms jump, power loss 3 ms
-/// later, then two deliveries of it to one consumer); RINGMQ_SIM_SEED
-/// overrides the seed.
 #[test]
-#[ignore = "finding: delayed messages duplicated by a crash"]
+fn delayed_messages_with_power_loss() {
+    run_profile(CRASH_DELAYED, 12);
+}
+
+/// Regression (was a finding): a message the delayed exchange routed shortly
+/// before a crash was routed again after it. The routed copy was in the target
+/// queue's files but the delayed store's ack only in its in-memory ack buffer,
+/// so the reopened delayed store routed the message once more: two copies, the
+/// second delivered without the redelivered flag (message 84 of this seed:
+/// routed during a 1354 ms jump, power loss 3 ms later). Firing now syncs the
+/// copies, then the acks (`model::exchange::delayed`). RINGMQ_SIM_SEED
+/// overrides the seed; `delayed_messages_with_power_loss` runs random seeds.
+#[test]
 fn delayed_messages_and_power_loss() {
     let seed = env_seed().unwrap_or(330341354292460959);
     Sim::new(seed, CRASH_DELAYED).run(steps(CRASH_DELAYED));
 }
 
-/// Finding (not fixed): see `model::strict_flags`. Fails today (message 102
-/// of this seed: delivered after a clean restart, power loss before the next
-/// group commit of its queue, delivered again after two more restarts without
-/// the flag); RINGMQ_SIM_SEED overrides the seed.
+/// Regression (was a finding): a message delivered after a clean restart came
+/// back unflagged after a power loss before its queue's next group commit
+/// (message 102 of this seed: delivered after a clean restart, power loss
+/// before the next group commit of its queue, delivered again after two more
+/// restarts without the flag). The store's `delivered` file said "clean" then;
+/// the vhost's `running` marker (`ringmq_store::running`) now says the stop
+/// was unclean, and every recovered message is flagged. RINGMQ_SIM_SEED
+/// overrides the seed.
 #[test]
-#[ignore = "finding: redelivered flag lost by a power loss"]
 fn redelivered_flag_after_power_loss() {
-    let mut sim = Sim::new(env_seed().unwrap_or(4916242126827608467), FULL);
-    sim.model.strict_flags();
-    sim.run(steps(FULL));
+    let seed = env_seed().unwrap_or(4916242126827608467);
+    Sim::new(seed, FULL).run(steps(FULL));
 }

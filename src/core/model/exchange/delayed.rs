@@ -7,19 +7,52 @@
 //! FIFO order does not matter; a due-ordered index `(due, position)` says what
 //! to route next. Memory is O(held messages) for the index, as RabbitMQ's
 //! plugin keeps its index in memory too.
+//!
+//! Firing moves a message from this store to its target queues, two files
+//! that cannot change together. The order (see [`Broker::fire_delayed`]): the
+//! copies first, synced when they are persistent copies in durable queues,
+//! then the ack here, synced. A crash can then lose nothing; between the two
+//! (or when the page cache wrote the copy before its fsync) it can leave both,
+//! and the message is routed again after the restart. That copy is flagged
+//! redelivered ([`DelayedStore::pop_due`] says it may have been routed): after
+//! an unclean stop (the vhost's `running` marker), every message that was due
+//! before the broker started again may have been routed already. At-least-once,
+//! never a silent duplicate. Before this order, the ack sat in the store's
+//! in-memory buffer until close, so every message routed before a crash came
+//! back and was routed again unflagged (sim `delayed_messages_and_power_loss`).
 
 use std::collections::BTreeSet;
 use std::io;
 use std::path::Path;
 
 use ringmq_codec::{BasicProperties, FieldValueRef};
-use ringmq_store::{MessageRef, MessageView, QueueStore, SegmentPosition, StoreConfig, StoreError};
+use ringmq_store::{LastStop, MessageRef, MessageView, QueueStore, SegmentPosition, StoreConfig, StoreError};
 
 pub const DELAYED_TYPE: &str = "x-delayed-message";
 
 pub struct DelayedStore {
     store: QueueStore,
     index: BTreeSet<(u64, SegmentPosition)>,
+    /// After an unclean stop: messages due at or before this time (the broker's
+    /// first `now` after the open, see [`Self::started`]; None before it) may
+    /// have been routed before the stop.
+    maybe_routed: Option<MaybeRouted>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum MaybeRouted {
+    /// Not started yet: every recovered message counts.
+    All,
+    DueUpTo(u64),
+}
+
+/// A due message taken by [`DelayedStore::pop_due`].
+#[derive(Debug, Clone, Copy)]
+pub struct Due {
+    pub pos: SegmentPosition,
+    /// It may have been routed before an unclean stop: its copies must be
+    /// flagged redelivered.
+    pub maybe_routed: bool,
 }
 
 /// The `x-delay` header in ms; None or a non-positive value means "route now".
@@ -33,8 +66,9 @@ pub fn delay_of(props: &BasicProperties<'_>) -> Option<u64> {
 }
 
 impl DelayedStore {
-    /// Opens the store and rebuilds the due index from what it holds.
-    pub fn open(dir: &Path, cfg: StoreConfig) -> io::Result<DelayedStore> {
+    /// Opens the store and rebuilds the due index from what it holds;
+    /// `last_stop` is how its vhost was last stopped.
+    pub fn open(dir: &Path, cfg: StoreConfig, last_stop: LastStop) -> io::Result<DelayedStore> {
         let (mut store, _) = QueueStore::open(dir, cfg)?;
         let mut index = BTreeSet::new();
         while let Some(pos) = store.next_ready().map_err(io::Error::other)? {
@@ -48,7 +82,21 @@ impl DelayedStore {
             };
             index.insert((due, pos));
         }
-        Ok(DelayedStore { store, index })
+        let maybe_routed = (last_stop == LastStop::Unclean && !index.is_empty()).then_some(MaybeRouted::All);
+        Ok(DelayedStore {
+            store,
+            index,
+            maybe_routed,
+        })
+    }
+
+    /// The broker's first `now` after the open: it is after the stop, so a
+    /// message due later cannot have been routed before it (a message held
+    /// since is due later too: `now` plus a positive delay).
+    pub fn started(&mut self, now_ms: u64) {
+        if let Some(MaybeRouted::All) = self.maybe_routed {
+            self.maybe_routed = Some(MaybeRouted::DueUpTo(now_ms));
+        }
     }
 
     /// Holds a message until `timestamp_ms + delay`. Returns whether the store
@@ -80,23 +128,36 @@ impl DelayedStore {
     }
 
     /// The next message that is due at `now_ms`.
-    pub fn pop_due(&mut self, now_ms: u64) -> Option<SegmentPosition> {
+    pub fn pop_due(&mut self, now_ms: u64) -> Option<Due> {
         let (due, _) = *self.index.first()?;
         if due > now_ms {
             return None;
         }
-        self.index.pop_first().map(|(_, p)| p)
+        let (_, pos) = self.index.pop_first()?;
+        let maybe_routed = match self.maybe_routed {
+            None => false,
+            Some(MaybeRouted::All) => true,
+            Some(MaybeRouted::DueUpTo(t)) => due <= t,
+        };
+        Some(Due { pos, maybe_routed })
     }
 
     pub fn read(&self, pos: SegmentPosition) -> Result<MessageView<'_>, StoreError> {
         self.store.read(pos)
     }
 
-    /// The message was routed: it is done here.
+    /// The message was routed: it is done here (buffered: see
+    /// [`Self::write_acks`] and [`Self::sync`]).
     pub fn release(&mut self, pos: SegmentPosition) {
         if let Err(e) = self.store.ack(pos) {
             tracing::error!(error = %e, "cannot release delayed message");
         }
+    }
+
+    /// Writes the buffered acks without syncing (enough for kill -9: the page
+    /// cache outlives the process).
+    pub fn write_acks(&mut self) -> io::Result<()> {
+        self.store.flush_acks()
     }
 
     pub fn close(self) -> io::Result<()> {
@@ -203,9 +264,13 @@ impl Broker {
         Some(outcome)
     }
 
-    /// Routes the due messages of a delayed exchange.
+    /// Routes the due messages of a delayed exchange, at most
+    /// [`DEAD_LETTERS_PER_TURN_MAX`] per turn, then settles them here (see
+    /// [`Self::settle_fired`] and the module doc for the order).
     pub(in crate::core) fn fire_delayed(&mut self, vhost_name: &Arc<str>, exchange: &ShortString) {
         let now_ms = self.now_ms;
+        let mut fired = Fired::default();
+        let mut more = true;
         for _ in 0..DEAD_LETTERS_PER_TURN_MAX {
             let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
                 return;
@@ -213,31 +278,31 @@ impl Broker {
             let Some(store) = vhost.exchanges.get_mut(&**exchange).and_then(|x| x.delayed.as_mut()) else {
                 return;
             };
-            let Some(pos) = store.pop_due(now_ms) else {
-                if let Some(due) = store.next_due() {
+            let Some(due) = store.pop_due(now_ms) else {
+                if let Some(next) = store.next_due() {
                     self.timers.add(
-                        due,
+                        next,
                         now_ms,
                         vhost_name,
                         QueueId(0),
                         TimerKind::Delayed(exchange.clone()),
                     );
                 }
-                return;
+                more = false;
+                break;
             };
-            let read = read_named(store.read(pos));
+            let read = read_named(store.read(due.pos));
             let (view, (_, routing_key)) = match read {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(%exchange, error = %e, "unreadable delayed message dropped");
-                    store.release(pos);
+                    fired.positions.push(due.pos);
                     continue;
                 }
             };
             let properties = view.properties.to_vec();
             let body = view.body.to_vec();
             let routing_key = ShortString::from(routing_key);
-            store.release(pos);
             let props = BasicProperties::decode(&properties).unwrap_or_default();
             let mut queues = std::mem::take(&mut self.route_scratch);
             vhost.route(exchange, &[routing_key.as_str()], &props, &mut queues);
@@ -249,19 +314,98 @@ impl Broker {
                 persistent: props.is_persistent(),
                 expiration_ms: props.expiration.and_then(|e| parse_expiration(e.as_str()).ok()),
                 priority: props.priority.unwrap_or(0),
+                maybe_delivered: due.maybe_routed,
             };
             let mut outcome = PublishOutcome::default();
             self.store_routed(vhost_name, &queues, &msg, &mut outcome);
+            if outcome.needs_sync {
+                fired.durable_copies.extend(queues.iter().copied());
+            }
+            fired.positions.push(due.pos);
             queues.clear();
             self.route_scratch = queues;
         }
-        // More are due: the rest in a later turn.
-        self.timers.add(
-            now_ms,
-            now_ms,
-            vhost_name,
-            QueueId(0),
-            TimerKind::Delayed(exchange.clone()),
-        );
+        self.settle_fired(vhost_name, exchange, fired);
+        if more {
+            // More are due: the rest in a later turn.
+            self.timers.add(
+                now_ms,
+                now_ms,
+                vhost_name,
+                QueueId(0),
+                TimerKind::Delayed(exchange.clone()),
+            );
+        }
     }
+
+    /// The messages of one turn were routed: their copies are made durable
+    /// first, then their acks here. Both syncs are inline, on the loop, once per
+    /// turn (not per message): the ack must not be durable before the copies,
+    /// and the group commit could only order them across two commits, leaving
+    /// a copy on disk with its original still held for up to two commit rounds
+    /// (a duplicate window of that length at every crash, where this one is
+    /// two fsyncs long). Delayed routing is rare next to publishing, bounded per
+    /// turn, and a delayed publish already syncs its store inline (`hold`).
+    fn settle_fired(&mut self, vhost_name: &Arc<str>, exchange: &ShortString, fired: Fired) {
+        if fired.positions.is_empty() {
+            return;
+        }
+        let sync = self.config.sync;
+        let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
+            return;
+        };
+        let mut copies_synced = true;
+        if sync {
+            let mut ids = fired.durable_copies;
+            ids.sort_unstable();
+            ids.dedup();
+            for id in ids {
+                let Some(q) = vhost.queues.get_mut(&id) else { continue };
+                if let Err(e) = sync_queue_now(&mut q.store) {
+                    // The copies are in their queues as any message whose fsync
+                    // failed (its publisher gets a nack): routing it again would
+                    // be a certain duplicate now, not a possible one after a crash.
+                    tracing::error!(queue = %q.name, error = %e, "cannot sync delayed messages' copies");
+                    copies_synced = false;
+                }
+            }
+        }
+        let Some(x) = vhost.exchanges.get_mut(&**exchange) else {
+            return;
+        };
+        let durable = x.durable;
+        let Some(store) = x.delayed.as_mut() else { return };
+        for pos in fired.positions {
+            store.release(pos);
+        }
+        // A transient exchange's store does not outlive the process: a plain
+        // write is enough, as for copies that are not durable anyway.
+        let r = if sync && durable && copies_synced {
+            store.sync()
+        } else {
+            store.write_acks()
+        };
+        if let Err(e) = r {
+            tracing::error!(%exchange, error = %e, "cannot write delayed messages' acks");
+        }
+    }
+}
+
+/// What one turn of [`Broker::fire_delayed`] routed.
+#[derive(Default)]
+struct Fired {
+    /// Taken from the delayed store, to be acked there.
+    positions: Vec<SegmentPosition>,
+    /// Queues that got persistent copies to sync (durable, with sync on);
+    /// may repeat (a Vec keeps the simulation's order deterministic).
+    durable_copies: Vec<QueueId>,
+}
+
+/// Runs a queue's sync batches now (blocking) and reports them done.
+fn sync_queue_now(store: &mut ringmq_store::LeveledStore) -> io::Result<()> {
+    for (level, batch) in store.take_sync_batches()? {
+        batch.run_blocking()?;
+        store.sync_completed(level, batch.seq());
+    }
+    Ok(())
 }

@@ -23,6 +23,9 @@ pub(crate) struct StoredMessage<'a> {
     pub expiration_ms: Option<u64>,
     /// The `priority` property (0 when absent); used by priority queues.
     pub priority: u8,
+    /// A copy of it may have reached a consumer already (a delayed message
+    /// routed again after an unclean stop): its copies are flagged redelivered.
+    pub maybe_delivered: bool,
 }
 
 impl Broker {
@@ -91,7 +94,7 @@ impl Broker {
                 }
                 continue;
             }
-            let r = q.append(
+            let pos = q.append(
                 MessageRef {
                     timestamp_ms: now_ms,
                     exchange: msg.exchange.as_bytes(),
@@ -101,11 +104,19 @@ impl Broker {
                 },
                 msg.priority,
             );
-            if let Err(e) = r {
-                *disk_full |= matches!(e, ringmq_store::StoreError::DiskFull { .. });
-                self.store_errors.note(&q.name, &e, now_ms);
-                outcome.failed = true;
-                continue;
+            let pos = match pos {
+                Ok(pos) => pos,
+                Err(e) => {
+                    *disk_full |= matches!(e, ringmq_store::StoreError::DiskFull { .. });
+                    self.store_errors.note(&q.name, &e, now_ms);
+                    outcome.failed = true;
+                    continue;
+                }
+            };
+            if msg.maybe_delivered {
+                if let Err(e) = q.store.note_maybe_delivered(pos) {
+                    tracing::error!(queue = %q.name, error = %e, "cannot flag a copy redelivered");
+                }
             }
             // Space is checked where it is taken (segment creation and growth).
             *disk_full |= q.store.take_space_low();

@@ -103,6 +103,7 @@ impl Broker {
                 persistent: dl.persistent,
                 expiration_ms: None,
                 priority: props.priority.unwrap_or(0),
+                maybe_delivered: false,
             };
             let mut outcome = PublishOutcome::default();
             let vname = dl.vhost.clone();
