@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the core's seeded simulation (src/core/testkit/sim.rs) for many seeds:
-# every profile (basic, policies, full, timers) gets SEEDS fresh random seeds.
+# every profile (basic, policies, full, timers, crash-delayed) gets SEEDS fresh
+# random seeds.
 # CI runs a bounded number per profile inside `cargo test`; this is for soaking.
 #
 #   tests/sim/run.sh [SEEDS]            # default 2000 seeds per profile
@@ -10,9 +11,9 @@
 #
 # A failure prints the seed, profile, the last steps and the replay command:
 #   RINGMQ_SIM_SEED=<seed> cargo test -p ringmq --lib core::testkit::sim
-# (RINGMQ_SIM_TRAIL=<n> shows more steps). The ignored tests
-# `delayed_messages_and_power_loss` and `redelivered_flag_after_power_loss`
-# replay known findings and fail today; this script does not run them.
+# (RINGMQ_SIM_TRAIL=<n> shows more steps). `delayed_messages_and_power_loss`
+# and `redelivered_flag_after_power_loss` replay the seeds of fixed findings
+# (with RINGMQ_SIM_SEED set they replay that seed instead).
 # The summary line per seed (messages, restarts, crashes, snapshots) is in the
 # log, which goes to $LOG (default target/sim-run.log).
 set -euo pipefail
@@ -26,7 +27,7 @@ if [ "${RELEASE:-0}" = 1 ]; then mode=(--release); fi
 start=$(date +%s)
 status=0
 RINGMQ_SIM_SEEDS=$seeds cargo test "${mode[@]}" -p ringmq --lib "$filter" -- --nocapture \
-    --include-ignored --skip delayed_messages_and_power_loss --skip redelivered_flag_after_power_loss >"$log" 2>&1 || status=$?
+    --include-ignored >"$log" 2>&1 || status=$?
 end=$(date +%s)
 runs=$(grep -c '^sim seed .*: .* messages' "$log" || true)
 echo "sim: $runs seeds finished in $((end - start)) s ($seeds per profile); log: $log"

@@ -68,7 +68,7 @@ impl Disk {
 
 /// Copies `from` into a new directory `to`, recursively (regular files and
 /// directories: the store makes nothing else).
-fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+pub(super) fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     fs::create_dir_all(to)?;
     for entry in fs::read_dir(from)? {
         let entry = entry?;

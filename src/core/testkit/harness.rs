@@ -245,6 +245,20 @@ impl Harness {
         self.reopen();
     }
 
+    /// kill -9: the broker is dropped without closing and every write it made
+    /// is kept, synced or not (the page cache outlives the process); `change`
+    /// may alter the data directory before the broker opens again (a test
+    /// putting back files to stand for writes that did not reach the disk).
+    /// Limit: dropping the stores writes their buffered acks, which a real
+    /// kill -9 loses (the broker writes them within `ACK_FLUSH_DELAY_MS`).
+    pub fn kill9(&mut self, change: impl FnOnce(&std::path::Path)) {
+        drop(self.broker.take());
+        drop(self.sync_job.take());
+        change(&self.config.data_dir);
+        self.clients.clear();
+        self.reopen();
+    }
+
     fn reopen(&mut self) {
         self.broker = Some(Broker::open(self.config.clone(), self.seed).expect("reopen broker"));
         self.durability_point();

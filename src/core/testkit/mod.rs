@@ -12,6 +12,7 @@
 //! | [`ops`] | what one step of the simulation does |
 //! | [`sim`] | the seeded simulation and its tests (seeds printed, replayable) |
 //! | `tx`, `dead_letter_hold`, `expires` | focused tests: commit-ok waits for the group commit; the at-least-once dead-letter hold; what counts as use for x-expires |
+//! | `after_crash` | focused tests: redelivered flags after power loss and kill -9 (the `running` marker); delayed messages routed around a crash |
 
 pub mod client;
 pub mod clock;
@@ -22,6 +23,7 @@ mod ops;
 pub mod scenario;
 pub mod sim;
 
+mod after_crash;
 mod dead_letter_hold;
 mod expires;
 mod tx;
