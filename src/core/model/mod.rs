@@ -3,7 +3,8 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`vhost`] | a virtual host: its exchanges, queues, bindings and routing |
+//! | [`vhost`] | a virtual host: its exchanges, queues and bindings |
+//! | [`route_graph`] | which queues a message goes to: the exchange graph walk of a vhost |
 //! | [`exchange`] | binding tables and matchers, one file per kind; the delayed exchange |
 //! | [`queue`] | a queue: its store, consumers order, arguments, TTL, dead-lettering, limits, dedup |
 //! | [`ids`] | the small ids that name connections, queues and destinations |
@@ -17,6 +18,7 @@ pub mod ids;
 pub mod policy;
 pub mod queue;
 pub(in crate::core) mod route;
+pub mod route_graph;
 pub mod stats;
 pub(in crate::core) mod timers;
 pub mod vhost;
