@@ -202,11 +202,14 @@ impl Channel {
         }
     }
 
-    /// Accounts a removed delivery against its consumer's prefetch.
-    pub fn release_credit(&mut self, u: &Unacked) {
-        if let Some(tag) = &u.consumer {
-            if let Some(c) = self.consumers.get_mut(tag) {
-                c.unacked = c.unacked.saturating_sub(1);
+    /// Accounts removed deliveries against their consumers' prefetch: one
+    /// lookup per run of one consumer's deliveries (a `multiple` ack).
+    pub fn release_credit(&mut self, taken: &[(u64, Unacked)]) {
+        for run in taken.chunk_by(|a, b| a.1.consumer == b.1.consumer) {
+            if let Some(tag) = &run[0].1.consumer {
+                if let Some(c) = self.consumers.get_mut(tag) {
+                    c.unacked = c.unacked.saturating_sub(run.len() as u32);
+                }
             }
         }
     }
