@@ -9,7 +9,7 @@ use ringmq_codec::{
 use crate::core::access::auth::parse_response;
 use crate::core::amqp::channel::{Channel, ChannelState};
 use crate::core::amqp::connection::{ClientCapabilities, ConnState, Connection};
-use crate::core::amqp::error::{channel_error, connection_error, Exception, MethodResult};
+use crate::core::amqp::error::{channel_error, connection_error, in_publish, Exception, MethodResult};
 use crate::core::broker::Broker;
 
 impl Broker {
@@ -287,7 +287,10 @@ impl Broker {
             }
             return Ok(());
         }
-        match frame {
+        // Whatever fails while a publish's content is assembled is blamed on the
+        // publish (see `cause_of`).
+        let publishing = ch.incoming.is_some();
+        let r = match frame {
             Frame::Method { method, .. } => {
                 if let Some(msg) = &ch.incoming {
                     let text = if msg.header_seen {
@@ -295,14 +298,19 @@ impl Broker {
                     } else {
                         "expected content header for class 60, got non content header frame instead"
                     };
-                    return Err(connection_error(ReplyCode::UnexpectedFrame, text));
+                    return Err(in_publish(connection_error(ReplyCode::UnexpectedFrame, text)));
                 }
-                // The close names this method: see `cause_of` in broker.rs.
+                // The close names this method: see `cause_of`.
                 self.handle_channel_method(conn, channel, method)
             }
             Frame::Header { header, .. } => self.handle_content_header(conn, channel, header),
             Frame::Body { payload, .. } => self.handle_content_body(conn, channel, payload),
             Frame::Heartbeat => Ok(()),
+        };
+        if publishing {
+            r.map_err(in_publish)
+        } else {
+            r
         }
     }
 

@@ -3,8 +3,6 @@
 
 use ringmq_codec::{Frame, ProtocolError, ReplyCode, ShortStr};
 
-use crate::core::amqp::connection::Connection;
-
 /// A client error, by scope: closes the channel or the whole connection.
 #[derive(Debug)]
 pub enum Exception {
@@ -23,20 +21,29 @@ pub fn connection_error(code: ReplyCode, text: impl Into<String>) -> Exception {
 }
 
 /// The method a frame's error is blamed on in the close's class and method ids, as
-/// RabbitMQ does: a frame that arrives while a publish's content is being assembled
-/// belongs to that basic.publish (60/40), whatever it is; otherwise a method frame is
-/// its own cause; a stray content frame has none (0/0).
-pub(in crate::core) fn cause_of(conn: &Connection, frame: &Frame<'_>) -> (u16, u16) {
-    let channel = frame.channel();
-    let publishing = channel != 0 && conn.channels.get(&channel).is_some_and(|c| c.incoming.is_some());
+/// RabbitMQ does: a method frame is its own cause; a stray content frame has none
+/// (0/0). A frame that arrives while a publish's content is being assembled
+/// belongs to that basic.publish (60/40), whatever it is: the channel's frame
+/// handler names that cause ([`in_publish`]), where it has the channel in hand,
+/// so no frame pays a channel lookup for it.
+pub(in crate::core) fn cause_of(frame: &Frame<'_>) -> (u16, u16) {
     match frame {
-        _ if publishing => (BASIC_PUBLISH.0, BASIC_PUBLISH.1),
         Frame::Method { method, .. } => (method.class_id(), method.method_id()),
         _ => (0, 0),
     }
 }
 
-const BASIC_PUBLISH: (u16, u16) = (60, 40);
+/// basic.publish's class and method ids.
+pub(in crate::core) const BASIC_PUBLISH: (u16, u16) = (60, 40);
+
+/// Names basic.publish as the cause of an error of a frame that came while a
+/// publish's content was being assembled (unless it names one already).
+pub(in crate::core) fn in_publish(e: Exception) -> Exception {
+    match e {
+        Exception::Channel(e) => Exception::Channel(attribute(e, BASIC_PUBLISH)),
+        Exception::Connection(e) => Exception::Connection(attribute(e, BASIC_PUBLISH)),
+    }
+}
 
 /// Names the cause in an error that does not name one already.
 pub(in crate::core) fn attribute(e: ProtocolError, (class_id, method_id): (u16, u16)) -> ProtocolError {

@@ -85,7 +85,7 @@ impl Broker {
             ConnState::Closed | ConnState::AwaitingHeader => return,
             ConnState::Open => {}
             _ => {
-                let cause = cause_of(conn, &frame);
+                let cause = cause_of(&frame);
                 let r = self.handle_handshake(conn, frame, now_ms);
                 if let Err(e) = r {
                     let e = match e {
@@ -97,7 +97,7 @@ impl Broker {
             }
         }
         let channel = frame.channel();
-        let cause = cause_of(conn, &frame);
+        let cause = cause_of(&frame);
         let result = if channel == 0 {
             self.handle_connection_method(conn, frame)
         } else {
