@@ -157,12 +157,15 @@ impl Channel {
         }
     }
 
-    /// Whether a delivery to this consumer is allowed now by prefetch and flow.
-    pub fn has_credit(&self, consumer_tag: &str) -> bool {
+    /// Whether a delivery to this consumer is allowed now by prefetch and flow,
+    /// and if so, counts it against the consumer's prefetch (a delivery follows
+    /// at once; [`Self::uncount_delivery`] takes it back if none does). One
+    /// consumer lookup for both.
+    pub fn count_delivery(&mut self, consumer_tag: &str) -> bool {
         if !self.flow_active || self.state != ChannelState::Open {
             return false;
         }
-        let Some(c) = self.consumers.get(consumer_tag) else {
+        let Some(c) = self.consumers.get_mut(consumer_tag) else {
             return false;
         };
         if c.no_ack {
@@ -171,10 +174,20 @@ impl Channel {
         if c.prefetch != 0 && c.unacked >= c.prefetch as u32 {
             return false;
         }
-        if self.channel_prefetch != 0 && self.unacked.len() >= self.channel_prefetch as usize {
+        let unacked = self.unacked.len();
+        if self.channel_prefetch != 0 && unacked >= self.channel_prefetch as usize || unacked >= UNACKED_PER_CHANNEL_MAX
+        {
             return false;
         }
-        self.unacked.len() < UNACKED_PER_CHANNEL_MAX
+        c.unacked += 1;
+        true
+    }
+
+    /// Takes back [`Self::count_delivery`] when no delivery followed.
+    pub fn uncount_delivery(&mut self, consumer_tag: &str) {
+        if let Some(c) = self.consumers.get_mut(consumer_tag).filter(|c| !c.no_ack) {
+            c.unacked = c.unacked.saturating_sub(1);
+        }
     }
 
     pub fn take_delivery_tag(&mut self) -> u64 {

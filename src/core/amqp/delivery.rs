@@ -11,6 +11,14 @@ use crate::core::amqp::output::{push_body_frames, ZERO_COPY_BODY_BYTES_MIN};
 use crate::core::broker::{Broker, OUT_HIGH_WATER_BYTES};
 use crate::core::model::queue::take::TakenAt;
 
+/// What one round of a queue's delivery loop did.
+enum Step {
+    Delivered,
+    /// The head message had expired (dead-lettered or dropped): try again.
+    Expired,
+    NoCredit,
+}
+
 /// Deliveries from one queue per turn before others get a go.
 pub const DELIVERIES_PER_QUEUE_TURN_MAX: usize = 256;
 
@@ -39,80 +47,98 @@ impl Broker {
                     again.push((vname.clone(), qid));
                     break;
                 }
-                let pick = q.pick_consumer(|c| {
-                    conns.get(&c.conn).is_some_and(|conn| {
-                        conn.state == ConnState::Open
-                            && conn.out.len() < OUT_HIGH_WATER_BYTES
-                            && conn.channels.get(&c.channel).is_some_and(|ch| ch.has_credit(&c.tag))
-                    })
-                });
-                let Some(idx) = pick else { break };
-                match crate::core::model::queue::ttl::expire_one(&vname, q, self.now_ms, &mut self.dead_letters) {
-                    crate::core::model::queue::ttl::HeadState::Expired => continue,
-                    crate::core::model::queue::ttl::HeadState::Due(t) => {
-                        self.timers
-                            .add(t, self.now_ms, &vname, qid, crate::core::model::timers::TimerKind::Head)
+                // The first consumer in the queue's order (priority, then
+                // rotation; only the first with single active consumer) whose
+                // connection takes output and whose channel has credit gets the
+                // next message: its connection, channel and consumer are each
+                // looked up once, and the message is sent while they are in hand.
+                let mut step = Step::NoCredit;
+                for idx in 0..q.delivery_candidates() {
+                    let c = q.consumer(idx);
+                    let Some(conn) = conns.get_mut(&c.conn) else { continue };
+                    if conn.state != ConnState::Open || conn.out.len() >= OUT_HIGH_WATER_BYTES {
+                        continue;
                     }
-                    crate::core::model::queue::ttl::HeadState::Live => {}
-                }
-                let c = q.consumer(idx).clone();
-                let conn = conns.get_mut(&c.conn).expect("picked consumer's connection");
-                let frame_max = conn.tuning.frame_max;
-                let ch = conn.channels.get_mut(&c.channel).expect("picked consumer's channel");
-                let out = &mut conn.out;
-                let sent = q.take_next(Some(ZERO_COPY_BODY_BYTES_MIN), |m| {
-                    let tag = ch.take_delivery_tag();
-                    // How often the message was delivered before (`x-delivery-count`).
-                    let properties = delivery_properties(m.view.properties, m.delivery_count);
-                    encode_deliver_head(
-                        out,
-                        c.channel,
-                        c.tag.as_short(),
-                        tag,
-                        m.redelivered,
-                        m.exchange,
-                        m.routing_key,
-                        &properties,
-                        m.view.body.len() as u64,
-                    );
-                    match m.shared {
-                        // A large body is sent from the segment mapping, not copied
-                        // (see `output`): only the frames around it are encoded here.
-                        Some(body) => push_body_frames(out, c.channel, &body, frame_max),
-                        None => encode_body(out, c.channel, m.view.body, frame_max),
+                    let Some(ch) = conn.channels.get_mut(&c.channel) else {
+                        continue;
+                    };
+                    if !ch.count_delivery(&c.tag) {
+                        continue;
                     }
-                    tag
-                });
-                let Some((TakenAt { pos, redelivered }, tag)) = sent else {
+                    let c = c.clone();
+                    match crate::core::model::queue::ttl::expire_one(&vname, q, self.now_ms, &mut self.dead_letters) {
+                        crate::core::model::queue::ttl::HeadState::Expired => {
+                            ch.uncount_delivery(&c.tag);
+                            step = Step::Expired;
+                            break;
+                        }
+                        crate::core::model::queue::ttl::HeadState::Due(t) => {
+                            self.timers
+                                .add(t, self.now_ms, &vname, qid, crate::core::model::timers::TimerKind::Head)
+                        }
+                        crate::core::model::queue::ttl::HeadState::Live => {}
+                    }
+                    let frame_max = conn.tuning.frame_max;
+                    let out = &mut conn.out;
+                    let sent = q.take_next(Some(ZERO_COPY_BODY_BYTES_MIN), |m| {
+                        let tag = ch.take_delivery_tag();
+                        // How often the message was delivered before (`x-delivery-count`).
+                        let properties = delivery_properties(m.view.properties, m.delivery_count);
+                        encode_deliver_head(
+                            out,
+                            c.channel,
+                            c.tag.as_short(),
+                            tag,
+                            m.redelivered,
+                            m.exchange,
+                            m.routing_key,
+                            &properties,
+                            m.view.body.len() as u64,
+                        );
+                        match m.shared {
+                            // A large body is sent from the segment mapping, not copied
+                            // (see `output`): only the frames around it are encoded here.
+                            Some(body) => push_body_frames(out, c.channel, &body, frame_max),
+                            None => encode_body(out, c.channel, m.view.body, frame_max),
+                        }
+                        tag
+                    });
+                    let Some((TakenAt { pos, redelivered }, tag)) = sent else {
+                        ch.uncount_delivery(&c.tag);
+                        break;
+                    };
+                    crate::core::model::stats::count_delivery(&mut q.stats.c, &mut ch.stats.c, c.no_ack, redelivered);
+                    if c.no_ack {
+                        q.ack_position(pos);
+                    } else {
+                        ch.unacked.push(
+                            tag,
+                            Unacked {
+                                queue: qid,
+                                position: pos,
+                                consumer: Some(c.tag),
+                                timeout: q
+                                    .settings
+                                    .consumer_timeout_ms
+                                    .or(self.config.consumer_timeout_ms)
+                                    .map(|t| (self.now_ms.saturating_add(t), t)),
+                            },
+                        );
+                    }
+                    if !conn.dirty {
+                        conn.dirty = true;
+                        self.dirty.push(conn.id);
+                    }
+                    q.rotate_after_delivery(idx);
+                    step = Step::Delivered;
                     break;
-                };
-                crate::core::model::stats::count_delivery(&mut q.stats.c, &mut ch.stats.c, c.no_ack, redelivered);
-                if c.no_ack {
-                    q.ack_position(pos);
-                } else {
-                    ch.unacked.push(
-                        tag,
-                        Unacked {
-                            queue: qid,
-                            position: pos,
-                            consumer: Some(c.tag.clone()),
-                            timeout: q
-                                .settings
-                                .consumer_timeout_ms
-                                .or(self.config.consumer_timeout_ms)
-                                .map(|t| (self.now_ms.saturating_add(t), t)),
-                        },
-                    );
-                    if let Some(cc) = ch.consumers.get_mut(&c.tag) {
-                        cc.unacked += 1;
-                    }
                 }
-                if !conn.dirty {
-                    conn.dirty = true;
-                    self.dirty.push(conn.id);
+                match step {
+                    Step::Delivered => budget -= 1,
+                    Step::Expired => continue,
+                    // No consumer with credit, or nothing readable left.
+                    Step::NoCredit => break,
                 }
-                q.rotate_after_delivery(idx);
-                budget -= 1;
             }
             self.ack_flush.note(&vname, q, self.now_ms);
         }

@@ -175,15 +175,16 @@ impl Queue {
         before - self.consumers.len()
     }
 
-    /// Index of the consumer that should get the next message: the first, in
-    /// priority-then-rotation order, for which `has_credit` says yes.
-    pub fn pick_consumer(&self, mut has_credit: impl FnMut(&ConsumerRef) -> bool) -> Option<usize> {
+    /// How many consumers, from the first in priority-then-rotation order,
+    /// may get the next message: all, or with single active consumer only the
+    /// first (the first registered of the highest priority; the next takes
+    /// over when it goes).
+    pub fn delivery_candidates(&self) -> usize {
         if self.settings.single_active_consumer {
-            // Single active consumer: only the first registered (of the highest
-            // priority) gets messages; the next takes over when it goes.
-            return self.consumers.first().filter(|c| has_credit(c)).map(|_| 0);
+            self.consumers.len().min(1)
+        } else {
+            self.consumers.len()
         }
-        self.consumers.iter().position(has_credit)
     }
 
     /// Moves the consumer that just got a message to the end of its priority group.
