@@ -12,6 +12,7 @@
 //! | [`ops`] | what one step of the simulation does |
 //! | [`sim`] | the seeded simulation and its tests (seeds printed, replayable) |
 //! | `tx`, `dead_letter_hold`, `expires` | focused tests: commit-ok waits for the group commit; the at-least-once dead-letter hold; what counts as use for x-expires |
+//! | `delayed_commit` | focused tests: a delayed publish is synced by the group commit, not on the loop, and confirmed (or nacked) by it |
 //! | `after_crash` | focused tests: redelivered flags after power loss and kill -9 (the `running` marker); delayed messages routed around a crash |
 
 pub mod client;
@@ -25,5 +26,6 @@ pub mod sim;
 
 mod after_crash;
 mod dead_letter_hold;
+mod delayed_commit;
 mod expires;
 mod tx;

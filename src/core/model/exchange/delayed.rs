@@ -115,6 +115,11 @@ impl DelayedStore {
         self.store.sync_all_blocking()
     }
 
+    /// Whether held messages or acks wait for a sync.
+    pub fn needs_sync(&self) -> bool {
+        self.store.needs_sync()
+    }
+
     pub fn next_due(&self) -> Option<u64> {
         self.index.first().map(|(d, _)| *d)
     }
