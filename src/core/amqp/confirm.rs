@@ -7,6 +7,9 @@
 //! epoch and releases every confirm that waited for it. One fsync round serves all
 //! publishes that arrived while the previous one ran: never one fsync per message.
 //!
+//! Publishes to a durable delayed exchange mark its store dirty the same way
+//! ([`SyncState::delayed_dirty`]): the job syncs it with the queues.
+//!
 //! The same commit syncs the definitions logs written since the last one (see
 //! `definitions::log`): a connection whose durable declare, bind or delete
 //! waits for it ([`Broker::definitions_written_by`]) has its output held from
@@ -21,8 +24,8 @@ use std::fs::File;
 use std::sync::Arc;
 
 use ringmq_codec::{
-    encode_method, BasicAck, BasicNack, ConfirmSelectOk, Method, ProtocolError, ReplyCode, TxCommitOk, TxRollbackOk,
-    TxSelectOk,
+    encode_method, BasicAck, BasicNack, ConfirmSelectOk, Method, ProtocolError, ReplyCode, ShortString, TxCommitOk,
+    TxRollbackOk, TxSelectOk,
 };
 use ringmq_store::SyncBatch;
 
@@ -51,6 +54,9 @@ pub struct SyncState {
     pub waiting: BTreeSet<ConnId>,
     /// Vhosts whose definitions log has records waiting for a sync.
     definitions: BTreeSet<Arc<str>>,
+    /// Delayed exchanges (vhost, exchange) whose store holds messages waiting
+    /// for a sync.
+    delayed: BTreeSet<(Arc<str>, ShortString)>,
     /// Connections whose output waits for a sync (see [`SyncState::hold_output`]).
     held: crate::core::Map<ConnId, HeldOutput>,
 }
@@ -73,6 +79,15 @@ impl SyncState {
     pub(crate) fn definitions_dirty(&mut self, vhost: &Arc<str>) {
         if !self.definitions.contains(vhost) {
             self.definitions.insert(vhost.clone());
+        }
+    }
+
+    /// The store of the delayed exchange `exchange` of `vhost` has held
+    /// messages for the next commit.
+    pub(crate) fn delayed_dirty(&mut self, vhost: &Arc<str>, exchange: &ShortString) {
+        let key = (vhost.clone(), exchange.clone());
+        if !self.delayed.contains(&key) {
+            self.delayed.insert(key);
         }
     }
 
@@ -120,8 +135,10 @@ pub struct SyncJob {
     pub batches: Vec<SyncBatch>,
     /// Definitions logs with records written since the last job (fdatasync).
     definitions: Vec<Arc<File>>,
-    /// (vhost, queue, priority level, seq) of each batch.
+    /// (vhost, queue, priority level, seq) of each queue's batch.
     queues: Vec<(Arc<str>, QueueId, usize, ringmq_store::AppendSeq)>,
+    /// (vhost, delayed exchange, seq) of each delayed store's batch.
+    delayed: Vec<(Arc<str>, ShortString, ringmq_store::AppendSeq)>,
 }
 
 impl SyncJob {
@@ -189,7 +206,10 @@ impl Broker {
 
     /// A sync job if any durable data waits for one and none is running.
     pub fn poll_sync(&mut self) -> Option<SyncJob> {
-        let idle = self.sync.dirty.is_empty() && self.sync.definitions.is_empty() && self.sync.held.is_empty();
+        let idle = self.sync.dirty.is_empty()
+            && self.sync.delayed.is_empty()
+            && self.sync.definitions.is_empty()
+            && self.sync.held.is_empty();
         if self.sync.running.is_some() || idle {
             return None;
         }
@@ -214,6 +234,24 @@ impl Broker {
                 Err(e) => tracing::error!(queue = %q.name, error = %e, "cannot prepare sync"),
             }
         }
+        let mut delayed = Vec::new();
+        for (vname, exchange) in std::mem::take(&mut self.sync.delayed) {
+            let x = self
+                .vhosts
+                .get_mut(&vname)
+                .and_then(|v| v.exchanges.get_mut(&*exchange));
+            let Some(store) = x.and_then(|x| x.delayed.as_mut()) else {
+                continue;
+            };
+            match store.take_sync_batch() {
+                Ok(Some(b)) => {
+                    delayed.push((vname, exchange, b.seq()));
+                    batches.push(b);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(%exchange, error = %e, "cannot prepare sync"),
+            }
+        }
         // Held replies whose records an in-place sync covered already
         // (`sync_definitions_now`) are released by this job, with no file of theirs.
         let mut definitions = Vec::new();
@@ -228,6 +266,7 @@ impl Broker {
             batches,
             definitions,
             queues,
+            delayed,
         })
     }
 
@@ -247,6 +286,15 @@ impl Broker {
                 }
             }
             self.sync.synced = job.epoch;
+        }
+        for (vname, exchange, seq) in &job.delayed {
+            let x = self
+                .vhosts
+                .get_mut(vname)
+                .and_then(|v| v.exchanges.get_mut(&**exchange));
+            if let Some(store) = x.and_then(|x| x.delayed.as_mut()) {
+                store.commit_done(*seq, ok);
+            }
         }
         self.release_dead_letter_sources(job.epoch, ok);
         self.release_held_output(job.epoch);

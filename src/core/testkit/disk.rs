@@ -6,10 +6,11 @@
 //! Here the simulation copies the whole data directory into a snapshot each time
 //! the broker may have made something durable: a group commit completed
 //! (`handle_sync_done`), or a step that syncs inline (declares and deletes write
-//! the definitions log with an fdatasync, a delayed publish syncs its store, an
-//! open rewrites a stale delivered mark, an expired queue is deleted). A crash
-//! drops the broker without `close` and puts the snapshot back: every write after
-//! the last durability point is lost, every write before it kept.
+//! the definitions log with an fdatasync, delayed messages fired sync their
+//! copies and acks, an open rewrites a stale delivered mark, an expired queue
+//! is deleted). A crash drops the broker without `close` and puts the snapshot
+//! back: every write after the last durability point is lost, every write
+//! before it kept.
 //!
 //! Limits of the model (what it cannot find):
 //! - writes before the snapshot that were never synced are all kept (the page

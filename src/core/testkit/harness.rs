@@ -213,8 +213,8 @@ impl Harness {
         }
     }
 
-    /// The broker may have synced something inline (definitions log, delayed
-    /// store, queue deletion): what is on disk now survives a crash.
+    /// The broker may have synced something inline (definitions log, fired
+    /// delayed messages, queue deletion): what is on disk now survives a crash.
     pub fn durability_point(&mut self) {
         if let Some(d) = &mut self.disk {
             d.snapshot().expect("snapshot");

@@ -26,7 +26,9 @@ use std::io;
 use std::path::Path;
 
 use ringmq_codec::{BasicProperties, FieldValueRef};
-use ringmq_store::{LastStop, MessageRef, MessageView, QueueStore, SegmentPosition, StoreConfig, StoreError};
+use ringmq_store::{
+    AppendSeq, LastStop, MessageRef, MessageView, QueueStore, SegmentPosition, StoreConfig, StoreError, SyncBatch,
+};
 
 pub const DELAYED_TYPE: &str = "x-delayed-message";
 
@@ -37,6 +39,11 @@ pub struct DelayedStore {
     /// first `now` after the open, see [`Self::started`]; None before it) may
     /// have been routed before the stop.
     maybe_routed: Option<MaybeRouted>,
+    /// The batch the running group commit took from this store (see
+    /// [`Self::take_sync_batch`]): only that one is completed by it, so a job
+    /// that finishes after its exchange was deleted and declared again does
+    /// not complete a batch of the new store that it never took.
+    in_commit: Option<AppendSeq>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +94,7 @@ impl DelayedStore {
             store,
             index,
             maybe_routed,
+            in_commit: None,
         })
     }
 
@@ -99,8 +107,8 @@ impl DelayedStore {
         }
     }
 
-    /// Holds a message until `timestamp_ms + delay`. Returns whether the store
-    /// must be synced (the caller syncs before confirming).
+    /// Holds a message until `timestamp_ms + delay`. Written, not synced: the
+    /// caller has the group commit sync it before confirming.
     pub fn hold(&mut self, msg: MessageRef<'_>, delay_ms: u64) -> Result<(), StoreError> {
         let due = msg.timestamp_ms.saturating_add(delay_ms);
         self.store.append(msg)?;
@@ -109,10 +117,34 @@ impl DelayedStore {
         Ok(())
     }
 
-    /// Syncs what was held (delayed publishes are rare; each is made durable
-    /// before it is confirmed).
+    /// Syncs the store now, blocking: the firing path's acks (see
+    /// [`Broker::fire_delayed`]); held messages wait for the group commit.
     pub fn sync(&mut self) -> io::Result<()> {
         self.store.sync_all_blocking()
+    }
+
+    /// The files the group commit must sync for what was held since the last
+    /// batch (None: nothing); report it with [`Self::commit_done`].
+    pub fn take_sync_batch(&mut self) -> io::Result<Option<SyncBatch>> {
+        let batch = self.store.take_sync_batch()?;
+        if let Some(b) = &batch {
+            debug_assert!(self.in_commit.is_none(), "one group commit at a time");
+            self.in_commit = Some(b.seq());
+        }
+        Ok(batch)
+    }
+
+    /// The group commit that took the batch `seq` is done. A failed one leaves
+    /// the batch incomplete, as for a queue's store: after a failed fsync the
+    /// store cannot know what is on disk.
+    pub fn commit_done(&mut self, seq: AppendSeq, ok: bool) {
+        if self.in_commit != Some(seq) {
+            return;
+        }
+        self.in_commit = None;
+        if ok {
+            self.store.sync_completed(seq);
+        }
     }
 
     /// Whether held messages or acks wait for a sync.
@@ -257,10 +289,10 @@ impl Broker {
             return Some(outcome);
         }
         if x.durable && self.config.sync {
-            if let Err(e) = store.sync() {
-                tracing::error!(%exchange, error = %e, "cannot sync delayed message");
-                outcome.failed = true;
-            }
+            // Synced off the loop by the group commit, which the confirm (or
+            // commit-ok) waits for; a failed commit nacks it, as for queues.
+            outcome.needs_sync = true;
+            self.sync.delayed_dirty(vhost_name, &name);
         }
         if let Some(due) = store.next_due() {
             self.timers
@@ -349,8 +381,8 @@ impl Broker {
     /// and the group commit could only order them across two commits, leaving
     /// a copy on disk with its original still held for up to two commit rounds
     /// (a duplicate window of that length at every crash, where this one is
-    /// two fsyncs long). Delayed routing is rare next to publishing, bounded per
-    /// turn, and a delayed publish already syncs its store inline (`hold`).
+    /// two fsyncs long). Delayed routing is rare next to publishing and bounded
+    /// per turn (a delayed publish is synced by the group commit instead).
     fn settle_fired(&mut self, vhost_name: &Arc<str>, exchange: &ShortString, fired: Fired) {
         if fired.positions.is_empty() {
             return;
