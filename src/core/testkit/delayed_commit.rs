@@ -118,3 +118,34 @@ fn without_sync_a_delayed_publish_is_confirmed_at_once() {
     publish_delayed(&mut h, id, MAIN);
     assert_eq!(confirms(&h.events(id)), vec![(1, true)]);
 }
+
+/// A group commit that finishes after its delayed exchange was deleted and
+/// declared again completes nothing of the new store (it took no batch of it),
+/// and the new store's messages are synced by the next commit.
+#[test]
+fn a_commit_that_outlives_its_delayed_exchange_leaves_the_new_one_alone() {
+    let mut h = Harness::new(7, false, |c| c.sync = true);
+    let id = connect(&mut h);
+
+    publish_delayed(&mut h, id, MAIN);
+    let job = h.broker_mut().poll_sync().expect("a group commit for the held message");
+    let delete = Method::ExchangeDelete(ExchangeDelete {
+        ticket: 0,
+        exchange: client::name(DELAYED_EXCHANGE),
+        if_unused: false,
+        no_wait: false,
+    });
+    let mut bytes = client::method(MAIN, delete);
+    bytes.extend(declare(DELAYED_QUEUE));
+    h.send(id, &bytes);
+    publish_delayed(&mut h, id, MAIN);
+    assert!(store_unsynced(&h), "the new store's message waits for a commit");
+
+    job.run_blocking().expect("fsync");
+    h.broker_mut().handle_sync_done(job, Ok(()));
+    h.pump();
+    assert!(store_unsynced(&h), "the old commit covered the new store");
+    h.sync_all();
+    assert!(!store_unsynced(&h));
+    assert_eq!(confirms(&h.events(id)), vec![(1, true), (2, true)]);
+}
