@@ -172,9 +172,9 @@ impl Broker {
         // what was ready went out before the close (`close_channel`).
         ch.pending_confirms.clear();
         ch.commit_wait = None;
-        let unacked: Vec<_> = ch.unacked.take_all().collect();
+        let unacked = std::mem::take(&mut ch.unacked);
         let consumers: Vec<_> = ch.consumers.drain().collect();
-        for (_, u) in unacked {
+        for (_, u) in unacked.into_entries() {
             self.requeue_or_limit(&vhost_name, u.queue, u.position);
             self.deliver_pending.push((vhost_name.clone(), u.queue));
         }

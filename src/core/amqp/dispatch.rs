@@ -298,10 +298,12 @@ impl Broker {
                     } else {
                         "expected content header for class 60, got non content header frame instead"
                     };
-                    return Err(in_publish(connection_error(ReplyCode::UnexpectedFrame, text)));
+                    // Blamed on the publish below, as every error while publishing.
+                    Err(connection_error(ReplyCode::UnexpectedFrame, text))
+                } else {
+                    // The close names this method: see `cause_of`.
+                    self.handle_channel_method(conn, channel, method)
                 }
-                // The close names this method: see `cause_of`.
-                self.handle_channel_method(conn, channel, method)
             }
             Frame::Header { header, .. } => self.handle_content_header(conn, channel, header),
             Frame::Body { payload, .. } => self.handle_content_body(conn, channel, payload),

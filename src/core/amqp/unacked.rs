@@ -76,12 +76,9 @@ impl UnackedLog {
         self.tidy();
     }
 
-    /// Removes every delivery, oldest first.
-    pub fn take_all(&mut self) -> impl Iterator<Item = (u64, Unacked)> {
-        self.live = 0;
-        std::mem::take(&mut self.slots)
-            .into_iter()
-            .filter_map(|(t, u)| u.map(|u| (t, u)))
+    /// Every delivery, oldest first.
+    pub fn into_entries(self) -> impl Iterator<Item = (u64, Unacked)> {
+        self.slots.into_iter().filter_map(|(t, u)| u.map(|u| (t, u)))
     }
 
     /// The deliveries, oldest first.
@@ -141,8 +138,7 @@ mod tests {
         assert_eq!(out.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [2, 3, 4, 6, 7]);
         assert_eq!(tags(&log), [8, 9, 10]);
         assert_eq!(log.len(), 3);
-        assert_eq!(log.take_all().map(|(t, _)| t).collect::<Vec<_>>(), [8, 9, 10]);
-        assert!(log.is_empty());
+        assert_eq!(log.into_entries().map(|(t, _)| t).collect::<Vec<_>>(), [8, 9, 10]);
     }
 
     /// One delivery never acked while a million others come and go: the log
