@@ -434,7 +434,7 @@ impl Sim {
                 }
             }
         }
-        for (vname, vhost) in &b.vhosts {
+        for (vname, vhost) in b.model().vhosts() {
             for (id, q) in &vhost.queues {
                 let n = held.remove(&(&**vname, id.0)).unwrap_or(0);
                 assert_eq!(
@@ -628,7 +628,7 @@ type DurableState = std::collections::BTreeMap<String, (Vec<(String, u64)>, Vec<
 
 fn durable_state(b: &Broker) -> DurableState {
     let mut state = DurableState::new();
-    for (vname, v) in &b.vhosts {
+    for (vname, v) in b.model().vhosts() {
         let mut queues: Vec<(String, u64)> = v
             .queues
             .values()

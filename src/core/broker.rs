@@ -36,7 +36,8 @@ pub struct Broker {
     pub config: CoreConfig,
     pub users: Users,
     pub permissions: crate::core::access::permissions::Permissions,
-    pub vhosts: super::Map<Arc<str>, VHost>,
+    /// The protocol-neutral state: vhosts, timers, dead letters, pending work.
+    pub(crate) model: crate::core::model::Model,
     pub conns: super::Map<ConnId, Connection>,
     /// Connections not yet opened, oldest first (see `handshake.rs`).
     pub(crate) handshakes: crate::core::amqp::handshake::Handshakes,
@@ -51,23 +52,10 @@ pub struct Broker {
     /// Connections with output to write, in the order they got it.
     pub(crate) dirty: Vec<ConnId>,
     pub(crate) notices: Vec<Notice>,
-    /// Queues that may be able to deliver (new messages, new credit, new consumer).
-    pub(crate) deliver_pending: Vec<(Arc<str>, QueueId)>,
     pub(crate) sync: crate::core::amqp::confirm::SyncState,
-    /// The time of the input being handled (ms since the Unix epoch).
-    pub(crate) now_ms: u64,
-    pub(crate) route_scratch: Vec<QueueId>,
     /// The resource alarms (free disk, memory) and their limits.
     pub alarms: Alarms,
-    /// Store errors on publish, logged once with a count.
-    pub(crate) store_errors: crate::core::model::queue::append::RepeatedErrors,
     started: bool,
-    pub(crate) dead_letters: crate::core::model::queue::dead_letter::DeadLetterQueue,
-    /// At-least-once dead letters' originals, until their copies are synced.
-    pub(crate) held_dead_letters: crate::core::model::queue::dead_letter_hold::HeldDeadLetters,
-    pub(crate) expiry_pending: Vec<(Arc<str>, QueueId)>,
-    pub(crate) timers: crate::core::model::timers::Timers,
-    pub(crate) ack_flush: crate::core::model::queue::ack_flush::AckFlush,
     /// Seed-driven generator for server-named queues and consumer tags.
     rng: u64,
     /// Global runtime parameters (`global_parameters.json`).
@@ -118,7 +106,7 @@ impl Broker {
             config,
             users,
             permissions,
-            vhosts: Default::default(),
+            model: Default::default(),
             conns: Default::default(),
             handshakes: Default::default(),
             trash: Vec::new(),
@@ -128,19 +116,10 @@ impl Broker {
             next_queue_id: 1,
             dirty: Vec::new(),
             notices: Vec::new(),
-            deliver_pending: Vec::new(),
             sync: Default::default(),
             rng: seed | 1,
-            now_ms: 0,
-            route_scratch: Vec::new(),
             alarms: Alarms::default(),
-            store_errors: Default::default(),
             started: false,
-            dead_letters: Default::default(),
-            held_dead_letters: Default::default(),
-            expiry_pending: Vec::new(),
-            timers: Default::default(),
-            ack_flush: Default::default(),
             global_parameters: Vec::new(),
             node_stats: Default::default(),
             retired_stats: Default::default(),
@@ -177,7 +156,7 @@ impl Broker {
     }
 
     pub fn open_vhost(&mut self, name: &str) -> std::io::Result<()> {
-        if self.vhosts.contains_key(name) {
+        if self.model.vhosts.contains_key(name) {
             return Ok(());
         }
         let (mut vhost, records) = VHost::open(&self.config.data_dir, name, self.config.store)?;
@@ -186,9 +165,14 @@ impl Broker {
         // goes aside now and is removed once the broker serves.
         self.trash.extend(vhost.retire_transient()?);
         let key: Arc<str> = Arc::from(name);
-        self.vhosts.insert(key.clone(), vhost);
+        self.model.vhosts.insert(key.clone(), vhost);
         crate::core::definitions::replay::replay(self, &key, &records)?;
         Ok(())
+    }
+
+    /// The protocol-neutral state, read-only.
+    pub fn model(&self) -> &crate::core::model::Model {
+        &self.model
     }
 
     pub(crate) fn new_conn_id(&mut self) -> ConnId {
@@ -234,7 +218,7 @@ impl Broker {
     /// `running` marker go: otherwise the next open counts as after a crash.
     pub fn close(&mut self) -> std::io::Result<()> {
         let mut first_err = None;
-        for (_, mut vhost) in self.vhosts.drain() {
+        for (_, mut vhost) in self.model.vhosts.drain() {
             let mut vhost_err = None;
             if let Err(e) = vhost.definitions.sync() {
                 tracing::error!(vhost = %vhost.name, error = %e, "syncing definitions failed");
@@ -287,8 +271,8 @@ impl Broker {
     /// taken as the last one, so a timer never fires twice and an age is never
     /// negative. Returns the core's `now`, for the caller to go on with.
     pub(crate) fn advance_clock(&mut self, now_ms: u64) -> u64 {
-        self.now_ms = self.now_ms.max(now_ms);
-        self.now_ms
+        self.model.now_ms = self.model.now_ms.max(now_ms);
+        self.model.now_ms
     }
 
     /// The first input after open: arm the timers of recovered queues (their
@@ -301,16 +285,17 @@ impl Broker {
         self.started = true;
         let now_ms = self.advance_clock(now_ms);
         let all: Vec<(Arc<str>, QueueId)> = self
+            .model
             .vhosts
             .iter()
             .flat_map(|(v, vh)| vh.queues.keys().map(move |q| (v.clone(), *q)))
             .collect();
         for (v, q) in all {
             self.touch_queue(&v, q);
-            self.expiry_pending.push((v, q));
+            self.model.expiry_pending.push((v, q));
         }
         let mut delayed = Vec::new();
-        for (v, vh) in &mut self.vhosts {
+        for (v, vh) in &mut self.model.vhosts {
             for (name, x) in &mut vh.exchanges {
                 let Some(d) = x.delayed.as_mut() else { continue };
                 d.started(now_ms);
@@ -320,7 +305,7 @@ impl Broker {
             }
         }
         for (v, x, due) in delayed {
-            self.timers.add(
+            self.model.timers.add(
                 due,
                 now_ms,
                 &v,
@@ -384,11 +369,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut b = Broker::open(CoreConfig::for_tests(&dir.path().join("data")), 1).unwrap();
         b.handle_timeout(5_000);
-        assert_eq!(b.now_ms, 5_000);
+        assert_eq!(b.model.now_ms, 5_000);
         b.handle_timeout(1_000);
-        assert_eq!(b.now_ms, 5_000);
+        assert_eq!(b.model.now_ms, 5_000);
         b.delete_vhost("no-such-vhost", 2_000).unwrap_err();
         b.handle_timeout(7_000);
-        assert_eq!(b.now_ms, 7_000);
+        assert_eq!(b.model.now_ms, 7_000);
     }
 }

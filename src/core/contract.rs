@@ -98,7 +98,7 @@ impl Broker {
                     .flat_map(|ch| ch.consumers.values().map(|c| c.queue))
                     .collect();
                 for q in queues {
-                    self.deliver_pending.push((vhost.clone(), q));
+                    self.model.deliver_pending.push((vhost.clone(), q));
                 }
             }
         }
@@ -280,10 +280,10 @@ impl Broker {
     /// Whether work is waiting for another turn (a per-turn bound was hit, or
     /// timers are due that did not fit in the last turn).
     pub fn has_pending_work(&self) -> bool {
-        !self.deliver_pending.is_empty()
-            || !self.dead_letters.is_empty()
-            || !self.expiry_pending.is_empty()
-            || self.timers.due_len() > 0
+        !self.model.deliver_pending.is_empty()
+            || !self.model.dead_letters.is_empty()
+            || !self.model.expiry_pending.is_empty()
+            || self.model.timers.due_len() > 0
     }
 
     /// Continues deferred work (deliveries, dead letters, expiry checks and due

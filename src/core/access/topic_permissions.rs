@@ -262,6 +262,7 @@ impl Broker {
             return Ok(());
         }
         let is_topic = self
+            .model
             .vhosts
             .get(vhost)
             .and_then(|v| v.exchanges.get(exchange))

@@ -221,7 +221,7 @@ impl Broker {
         let mut batches = Vec::new();
         let mut queues = Vec::new();
         for (qid, vname) in std::mem::take(&mut self.sync.dirty) {
-            let Some(q) = self.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&qid)) else {
+            let Some(q) = self.model.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&qid)) else {
                 continue;
             };
             match q.store.take_sync_batches() {
@@ -237,6 +237,7 @@ impl Broker {
         let mut delayed = Vec::new();
         for (vname, exchange) in std::mem::take(&mut self.sync.delayed) {
             let x = self
+                .model
                 .vhosts
                 .get_mut(&vname)
                 .and_then(|v| v.exchanges.get_mut(&*exchange));
@@ -256,7 +257,7 @@ impl Broker {
         // (`sync_definitions_now`) are released by this job, with no file of theirs.
         let mut definitions = Vec::new();
         for vname in std::mem::take(&mut self.sync.definitions) {
-            if let Some(v) = self.vhosts.get_mut(&vname) {
+            if let Some(v) = self.model.vhosts.get_mut(&vname) {
                 definitions.extend(v.definitions.take_sync());
             }
         }
@@ -281,7 +282,7 @@ impl Broker {
         }
         if ok {
             for (vname, qid, level, seq) in &job.queues {
-                if let Some(q) = self.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(qid)) {
+                if let Some(q) = self.model.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(qid)) {
                     q.store.sync_completed(*level, *seq);
                 }
             }
@@ -289,6 +290,7 @@ impl Broker {
         }
         for (vname, exchange, seq) in &job.delayed {
             let x = self
+                .model
                 .vhosts
                 .get_mut(vname)
                 .and_then(|v| v.exchanges.get_mut(&**exchange));

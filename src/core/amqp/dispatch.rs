@@ -94,7 +94,7 @@ impl Broker {
                 Ok(())
             }
             (ConnState::AwaitingOpen, Method::ConnectionOpen(m)) => {
-                let Some((name, _)) = self.vhosts.get_key_value(m.virtual_host.as_str()) else {
+                let Some((name, _)) = self.model.vhosts.get_key_value(m.virtual_host.as_str()) else {
                     return Err(connection_error(
                         ReplyCode::NotAllowed,
                         format!("vhost {} not found", m.virtual_host),
@@ -108,6 +108,7 @@ impl Broker {
                     ));
                 };
                 let vlimit = self
+                    .model
                     .vhosts
                     .get(m.virtual_host.as_str())
                     .and_then(|v| v.meta.limits.max_connections);

@@ -36,7 +36,10 @@ fn check_name(name: &str) -> MethodResult {
 impl Broker {
     pub(crate) fn vhost_of(&mut self, conn: &Connection) -> &mut VHost {
         let name = conn.vhost.as_ref().expect("open connection has a vhost");
-        self.vhosts.get_mut(name).expect("vhost of an open connection exists")
+        self.model
+            .vhosts
+            .get_mut(name)
+            .expect("vhost of an open connection exists")
     }
 
     pub(crate) fn exchange_declare(

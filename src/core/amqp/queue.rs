@@ -361,7 +361,7 @@ impl Broker {
     /// Deletes a queue: its consumers are cancelled (basic.cancel to clients that
     /// asked for it), its bindings and files removed, its delete logged if durable.
     pub(crate) fn delete_queue(&mut self, vhost_name: &Arc<str>, id: QueueId) {
-        let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
+        let Some(vhost) = self.model.vhosts.get_mut(vhost_name) else {
             return;
         };
         let Some(q) = vhost.delete_queue(id) else { return };
@@ -391,7 +391,7 @@ impl Broker {
 
     /// Exclusive queues die with their connection.
     pub(crate) fn delete_exclusive_queues(&mut self, vhost_name: &Arc<str>, owner: ConnId) {
-        let Some(vhost) = self.vhosts.get(vhost_name) else {
+        let Some(vhost) = self.model.vhosts.get(vhost_name) else {
             return;
         };
         let ids: Vec<QueueId> = vhost

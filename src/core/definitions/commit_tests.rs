@@ -270,9 +270,9 @@ fn churn_compacts_the_log_and_live_count_matches_the_records() {
         declare(&mut input, &format!("churn{i}"), true, false);
         delete(&mut input, &format!("churn{i}"));
         b.handle_input(id, &input, 3);
-        most = most.max(b.vhosts["/"].definitions.record_count());
+        most = most.max(b.model.vhosts["/"].definitions.record_count());
     }
-    let v = &b.vhosts["/"];
+    let v = &b.model.vhosts["/"];
     let live = live_count(v);
     assert_eq!(live, 600, "300 queues, 300 bindings");
     assert_eq!(live, live_records(v).len() as u64);
@@ -282,5 +282,5 @@ fn churn_compacts_the_log_and_live_count_matches_the_records() {
     assert!(most > live + min, "compaction is not eager either: {most}");
     b.close().expect("close");
     let b = broker(dir.path(), false);
-    assert_eq!(b.vhosts["/"].queues.len(), 300);
+    assert_eq!(b.model.vhosts["/"].queues.len(), 300);
 }

@@ -98,7 +98,7 @@ impl Broker {
     /// commit (`Broker::definitions_written_by`, for a client's method).
     pub(crate) fn definitions_written(&mut self, vhost: &str, written: Written) -> bool {
         let Written(()) = written;
-        let Some((vhost, _)) = self.vhosts.get_key_value(vhost) else {
+        let Some((vhost, _)) = self.model.vhosts.get_key_value(vhost) else {
             return false;
         };
         self.sync.definitions_dirty(vhost);
@@ -109,7 +109,9 @@ impl Broker {
     /// answer synchronously (the management API, definitions import, shutdown).
     pub fn sync_definitions_now(&mut self) {
         for vhost in self.sync.take_definitions_dirty() {
-            let Some(v) = self.vhosts.get_mut(&vhost) else { continue };
+            let Some(v) = self.model.vhosts.get_mut(&vhost) else {
+                continue;
+            };
             if let Err(e) = v.definitions.sync() {
                 tracing::error!(vhost = %v.name, error = %e, "could not sync definitions");
             }

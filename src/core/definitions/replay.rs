@@ -44,7 +44,7 @@ pub(crate) fn replay(broker: &mut Broker, vhost_name: &Arc<str>, records: &[Vec<
     if skipped > 0 {
         tracing::warn!(vhost = %vhost_name, skipped, "definitions records skipped");
     }
-    let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost opened");
+    let vhost = broker.model.vhosts.get_mut(vhost_name).expect("vhost opened");
     compact(vhost);
     Ok(())
 }
@@ -123,7 +123,7 @@ fn apply_record(
     // A new durable queue from an import gets the next generation of its name.
     let mut gen = replayed.gen;
     if mode == Mode::Import {
-        let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
+        let vhost = broker.model.vhosts.get_mut(vhost_name).expect("vhost");
         let x_durable = |n: &str| vhost.exchanges.get(n).is_some_and(|x| x.durable);
         // A binding is logged when both ends are durable (as in declare handlers).
         let durable = match &method {
@@ -176,7 +176,7 @@ fn apply_record(
             else {
                 return Ok(());
             };
-            let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
+            let vhost = broker.model.vhosts.get_mut(vhost_name).expect("vhost");
             let name = ShortString::from(m.exchange);
             let mut x = Exchange::new(
                 name.clone(),
@@ -195,7 +195,7 @@ fn apply_record(
             }
         }
         Method::ExchangeDelete(m) => {
-            let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
+            let vhost = broker.model.vhosts.get_mut(vhost_name).expect("vhost");
             if replayed.keep_files {
                 // A later declare (of an older version's log) opens this folder.
                 let held = vhost
@@ -210,7 +210,7 @@ fn apply_record(
         }
         Method::QueueDeclare(m) => {
             let id = broker.new_queue_id();
-            let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
+            let vhost = broker.model.vhosts.get_mut(vhost_name).expect("vhost");
             if vhost.queue_id(&m.queue).is_none() {
                 vhost.create_queue(
                     id,
@@ -228,7 +228,7 @@ fn apply_record(
             }
         }
         Method::QueueDelete(m) => {
-            let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
+            let vhost = broker.model.vhosts.get_mut(vhost_name).expect("vhost");
             if let Some(id) = vhost.queue_id(&m.queue) {
                 if let Some(q) = vhost.delete_queue(id) {
                     let r = if replayed.keep_files {
@@ -302,7 +302,7 @@ fn bind(
     args: Table<'_>,
     add: bool,
 ) {
-    let vhost = broker.vhosts.get_mut(vhost_name).expect("vhost");
+    let vhost = broker.model.vhosts.get_mut(vhost_name).expect("vhost");
     let dest = match target {
         Target::Queue(q) => match vhost.queue_id(q) {
             Some(id) => Dest::Queue(id),
@@ -393,7 +393,7 @@ mod tests {
     }
 
     fn ready(b: &Broker, queue: &str) -> Option<u64> {
-        let v = &b.vhosts["/"];
+        let v = &b.model.vhosts["/"];
         v.queue_id(queue).map(|id| v.queues[&id].store.ready_count())
     }
 
@@ -413,7 +413,7 @@ mod tests {
         old_layout(root.path(), &[declare("q")], "q", 3);
         check_twice(root.path(), "q", Some(3));
         let b = Broker::open(CoreConfig::for_tests(root.path()), 1).unwrap();
-        let v = &b.vhosts["/"];
+        let v = &b.model.vhosts["/"];
         assert_eq!(
             v.queues[&v.queue_id("q").unwrap()].store_gen,
             0,
@@ -445,7 +445,7 @@ mod tests {
         old_layout(root.path(), &[declare("q")], "q", 3);
         let mut b = Broker::open(CoreConfig::for_tests(root.path()), 1).unwrap();
         let vname: std::sync::Arc<str> = std::sync::Arc::from("/");
-        let id = b.vhosts["/"].queue_id("q").unwrap();
+        let id = b.model.vhosts["/"].queue_id("q").unwrap();
         b.delete_queue(&vname, id);
         super::apply(
             &mut b,
@@ -454,7 +454,7 @@ mod tests {
             super::Mode::Import,
         )
         .unwrap();
-        let v = &b.vhosts["/"];
+        let v = &b.model.vhosts["/"];
         let q = &v.queues[&v.queue_id("q").unwrap()];
         assert_eq!(q.store_gen, 1);
         assert_eq!(q.store.ready_count(), 0);

@@ -59,7 +59,7 @@ impl Broker {
         if name.is_empty() {
             return Err(AdminError::BadRequest("vhost name must not be empty".into()));
         }
-        if let Some(v) = self.vhosts.get_mut(name) {
+        if let Some(v) = self.model.vhosts.get_mut(name) {
             if let Some(mut m) = meta {
                 m.limits = v.meta.limits.clone();
                 let old = std::mem::replace(&mut v.meta, m);
@@ -71,7 +71,7 @@ impl Broker {
             return Ok(false);
         }
         self.open_vhost(name)?;
-        let v = self.vhosts.get_mut(name).expect("just opened");
+        let v = self.model.vhosts.get_mut(name).expect("just opened");
         if let Some(m) = meta {
             v.meta = m;
         }
@@ -98,7 +98,7 @@ impl Broker {
     /// queues and exchanges go, its data is removed from disk, and the
     /// permissions on it are dropped.
     pub fn delete_vhost(&mut self, name: &str, now_ms: u64) -> AdminResult<()> {
-        if !self.vhosts.contains_key(name) {
+        if !self.model.vhosts.contains_key(name) {
             return Err(AdminError::NotFound(format!("no vhost '{name}'")));
         }
         self.advance_clock(now_ms);
@@ -106,7 +106,7 @@ impl Broker {
             |c| c.vhost.as_deref() == Some(name),
             &format!("vhost '{name}' is deleted"),
         );
-        let v = self.vhosts.remove(name).expect("checked above");
+        let v = self.model.vhosts.remove(name).expect("checked above");
         let dir = v.dir.clone();
         for (_, x) in v.exchanges {
             if let Some(d) = x.delayed {
@@ -134,7 +134,8 @@ impl Broker {
     }
 
     pub fn vhost_meta(&self, name: &str) -> AdminResult<&VhostMeta> {
-        self.vhosts
+        self.model
+            .vhosts
             .get(name)
             .map(|v| &v.meta)
             .ok_or_else(|| AdminError::NotFound(format!("no vhost '{name}'")))
@@ -264,6 +265,7 @@ impl Broker {
     /// Parameters of one vhost or all, as (vhost, parameter), sorted.
     pub fn list_parameters(&self, vhost: Option<&str>, component: Option<&str>) -> Vec<(Arc<str>, Parameter)> {
         let mut out: Vec<(Arc<str>, Parameter)> = self
+            .model
             .vhosts
             .iter()
             .filter(|(n, _)| vhost.is_none_or(|v| v == &***n))

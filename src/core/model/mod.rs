@@ -3,6 +3,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`state`] | [`Model`]: the vhosts and the model's pending work (timers, dead letters, expiry, delivery, buffered acks) |
 //! | [`vhost`] | a virtual host: its exchanges, queues and bindings |
 //! | [`route_graph`] | which queues a message goes to: the exchange graph walk of a vhost |
 //! | [`exchange`] | binding tables and matchers, one file per kind; the delayed exchange |
@@ -19,7 +20,10 @@ pub mod policy;
 pub mod queue;
 pub(in crate::core) mod route;
 pub mod route_graph;
+pub mod state;
 pub mod stats;
 pub(in crate::core) mod timers;
 pub mod vhost;
 pub mod vhost_meta;
+
+pub use state::Model;

@@ -322,13 +322,13 @@ impl Broker {
         }
         let mut node_delta = MsgCounters::default();
         let (mut node_ready, mut node_unacked) = (0u64, 0u64);
-        for vhost in self.vhosts.values_mut() {
+        for vhost in self.model.vhosts.values_mut() {
             let (created, deleted) = std::mem::take(&mut vhost.queue_churn);
             self.node_stats.churn.counts[Churn::QUEUE_CREATED] += created;
             self.node_stats.churn.counts[Churn::QUEUE_DELETED] += deleted;
         }
         self.node_stats.churn.tick(interval_ms);
-        for (name, vhost) in self.vhosts.iter_mut() {
+        for (name, vhost) in self.model.vhosts.iter_mut() {
             let (mut ready, mut unacked) = (0u64, 0u64);
             for q in vhost.queues.values_mut() {
                 q.stats.tick(interval_ms);

@@ -79,7 +79,7 @@ impl Broker {
     /// due but not yet handled (the per-turn bound) are pending work instead
     /// ([`Broker::has_pending_work`]).
     pub fn poll_timeout(&self) -> Option<u64> {
-        match (self.timers.first(), self.ack_flush.due_ms()) {
+        match (self.model.timers.first(), self.model.ack_flush.due_ms()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -91,8 +91,8 @@ impl Broker {
     pub fn handle_timeout(&mut self, now_ms: u64) -> usize {
         let now_ms = self.advance_clock(now_ms);
         self.flush_acks_if_due(now_ms);
-        self.timers.take_due(now_ms);
-        let fired = self.timers.due_len().min(TIMERS_PER_TURN_MAX);
+        self.model.timers.take_due(now_ms);
+        let fired = self.model.timers.due_len().min(TIMERS_PER_TURN_MAX);
         self.run_pending();
         debug_assert!(
             self.poll_timeout().is_none_or(|t| t > now_ms),
@@ -103,10 +103,10 @@ impl Broker {
 
     /// Runs one batch of due timers (part of every turn's pending work).
     pub(crate) fn fire_due_timers(&mut self) {
-        if self.timers.due_len() == 0 {
+        if self.model.timers.due_len() == 0 {
             return;
         }
-        for (vname, id, kind) in self.timers.pop_due_batch() {
+        for (vname, id, kind) in self.model.timers.pop_due_batch() {
             match kind {
                 TimerKind::Head => self.expire_head(&vname, id),
                 TimerKind::QueueExpires => self.check_queue_expiry(&vname, id),

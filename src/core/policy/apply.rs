@@ -128,12 +128,12 @@ impl Broker {
     /// Policies of one vhost, or of all vhosts, sorted by vhost and name.
     pub fn list_policies(&self, vhost: Option<&str>, kind: PolicyKind) -> AdminResult<Vec<VhostPolicy>> {
         if let Some(v) = vhost {
-            if !self.vhosts.contains_key(v) {
+            if !self.model.vhosts.contains_key(v) {
                 return Err(AdminError::NotFound(format!("no vhost '{v}'")));
             }
         }
         let mut out = Vec::new();
-        for (name, v) in &self.vhosts {
+        for (name, v) in &self.model.vhosts {
             if vhost.is_some_and(|want| want != &**name) {
                 continue;
             }
@@ -151,7 +151,8 @@ impl Broker {
     }
 
     pub(crate) fn vhost_mut(&mut self, vhost: &str) -> AdminResult<&mut VHost> {
-        self.vhosts
+        self.model
+            .vhosts
             .get_mut(vhost)
             .ok_or_else(|| AdminError::NotFound(format!("no vhost '{vhost}'")))
     }
@@ -161,10 +162,10 @@ impl Broker {
     fn reapply_policies(&mut self, vhost: &str, now_ms: u64) {
         self.ensure_started(now_ms);
         self.advance_clock(now_ms);
-        let Some(vname) = self.vhosts.get_key_value(vhost).map(|(k, _)| k.clone()) else {
+        let Some(vname) = self.model.vhosts.get_key_value(vhost).map(|(k, _)| k.clone()) else {
             return;
         };
-        let v = self.vhosts.get_mut(vhost).expect("looked up above");
+        let v = self.model.vhosts.get_mut(vhost).expect("looked up above");
         match_exchanges(v);
         let mut changed = Vec::new();
         let ids: Vec<QueueId> = v.queues.keys().copied().collect();
@@ -183,7 +184,7 @@ impl Broker {
 
     /// Makes a queue's new effective settings take effect now.
     fn settings_changed(&mut self, vname: &Arc<str>, id: QueueId, old: &QueueSettings) {
-        let Some(q) = self.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(&id)) else {
+        let Some(q) = self.model.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(&id)) else {
             return;
         };
         let s = q.settings.clone();
@@ -192,20 +193,23 @@ impl Broker {
         // reject-publish the messages already in stay, as in RabbitMQ).
         self.enforce_length(vname, id);
         if s.message_ttl_ms.is_some() && s.message_ttl_ms != old.message_ttl_ms {
-            self.expiry_pending.push((vname.clone(), id));
+            self.model.expiry_pending.push((vname.clone(), id));
         }
         if s.expires_ms != old.expires_ms {
             if let Some(expires) = s.expires_ms {
                 let last = self
+                    .model
                     .vhosts
                     .get(vname)
                     .and_then(|v| v.queues.get(&id))
-                    .map_or(self.now_ms, |q| q.last_used_ms);
-                let due = last.saturating_add(expires).max(self.now_ms + 1);
-                self.timers.add(due, self.now_ms, vname, id, TimerKind::QueueExpires);
+                    .map_or(self.model.now_ms, |q| q.last_used_ms);
+                let due = last.saturating_add(expires).max(self.model.now_ms + 1);
+                self.model
+                    .timers
+                    .add(due, self.model.now_ms, vname, id, TimerKind::QueueExpires);
             }
         }
-        self.deliver_pending.push((vname.clone(), id));
+        self.model.deliver_pending.push((vname.clone(), id));
     }
 }
 
@@ -230,7 +234,12 @@ mod tests {
             priority: 0,
             definition: json!({"alternate-exchange": "ae"}).as_object().unwrap().clone(),
         };
-        let policy_of = |b: &Broker, x: &str| b.vhosts["/"].exchanges[x].policy.as_ref().map(|p| p.name().to_owned());
+        let policy_of = |b: &Broker, x: &str| {
+            b.model.vhosts["/"].exchanges[x]
+                .policy
+                .as_ref()
+                .map(|p| p.name().to_owned())
+        };
         {
             let mut b = Broker::open(CoreConfig::for_tests(dir.path()), 1).unwrap();
             b.put_policy("/", def, PolicyKind::User, 0).unwrap();

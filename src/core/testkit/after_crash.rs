@@ -79,13 +79,13 @@ fn pair(body: &[u8], redelivered: bool) -> (Vec<u8>, bool) {
 }
 
 fn ready(h: &Harness, queue: &str) -> u64 {
-    let v = &h.broker().vhosts["/"];
+    let v = &h.broker().model.vhosts["/"];
     v.queue_id(queue).map_or(0, |id| v.queues[&id].store.ready_count())
 }
 
 /// The folder of the vhost's durable delayed exchanges' stores.
 fn delayed_dir(h: &Harness) -> std::path::PathBuf {
-    h.broker().vhosts["/"].dir.join("delayed")
+    h.broker().model.vhosts["/"].dir.join("delayed")
 }
 
 #[test]
@@ -108,7 +108,9 @@ fn delivered_after_a_clean_restart_is_flagged_after_a_power_loss() {
 fn a_clean_stop_leaves_no_marker_and_flags_nothing_undelivered() {
     let mut h = harness(false);
     let id = connect(&mut h);
-    let marker = h.broker().vhosts["/"].dir.join(ringmq_store::running::RUNNING_FILE);
+    let marker = h.broker().model.vhosts["/"]
+        .dir
+        .join(ringmq_store::running::RUNNING_FILE);
     assert!(marker.exists(), "the marker is there while the vhost is open");
     publish(&mut h, id, PLAIN[0], b"m1", None);
     h.restart();
@@ -134,7 +136,7 @@ fn a_delayed_message_routed_before_kill9_is_not_routed_again() {
     // One copy, flagged: recovered after an unclean stop.
     assert_eq!(drain(&mut h, id, DELAYED_QUEUE), vec![pair(b"d1", true)]);
     assert_eq!(
-        h.broker().vhosts["/"].exchanges[DELAYED_EXCHANGE]
+        h.broker().model.vhosts["/"].exchanges[DELAYED_EXCHANGE]
             .delayed
             .as_ref()
             .map(|d| d.len()),

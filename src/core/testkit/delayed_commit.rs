@@ -49,7 +49,7 @@ fn publish_delayed(h: &mut Harness, id: ConnId, channel: u16) {
 
 /// Whether the delayed store has writes no sync has taken yet.
 fn store_unsynced(h: &Harness) -> bool {
-    let x = &h.broker().vhosts["/"].exchanges[DELAYED_EXCHANGE];
+    let x = &h.broker().model.vhosts["/"].exchanges[DELAYED_EXCHANGE];
     x.delayed.as_ref().expect("a delayed store").needs_sync()
 }
 

@@ -18,7 +18,7 @@ fn declare() -> Vec<u8> {
 }
 
 fn exists(h: &Harness) -> bool {
-    h.broker().vhosts["/"].queue_id("qx").is_some()
+    h.broker().model.vhosts["/"].queue_id("qx").is_some()
 }
 
 #[test]

@@ -434,7 +434,7 @@ impl Sim {
     /// After an open: `qx` exists again if it was on disk.
     fn after_open(&mut self) {
         if self.profile.timers {
-            let there = self.h.broker().vhosts["/"].queue_id(EXPIRING).is_some();
+            let there = self.h.broker().model.vhosts["/"].queue_id(EXPIRING).is_some();
             if self.qx_exists && !there {
                 self.fail("qx gone after a restart");
             }

@@ -375,7 +375,7 @@ impl Sim {
         if !self.profile.timers || !self.qx_exists {
             return;
         }
-        let v = &self.h.broker().vhosts["/"];
+        let v = &self.h.broker().model.vhosts["/"];
         if v.queue_id(EXPIRING).is_some() {
             return;
         }
@@ -406,7 +406,7 @@ impl Sim {
 
     /// The counts of the module doc of `model`, and the length limits.
     pub(super) fn check(&self) {
-        let v = &self.h.broker().vhosts["/"];
+        let v = &self.h.broker().model.vhosts["/"];
         let mut held = 0;
         let mut unacked = 0;
         for q in v.queues.values() {

@@ -69,13 +69,13 @@ impl Broker {
             Settle::Discard => {
                 for (_, u) in taken {
                     self.discard_delivered(&vhost_name, u.queue, u.position, DeathReason::Rejected);
-                    self.deliver_pending.push((vhost_name.clone(), u.queue));
+                    self.model.deliver_pending.push((vhost_name.clone(), u.queue));
                 }
             }
             Settle::Requeue => {
                 for (_, u) in taken {
                     self.requeue_or_limit(&vhost_name, u.queue, u.position);
-                    self.deliver_pending.push((vhost_name.clone(), u.queue));
+                    self.model.deliver_pending.push((vhost_name.clone(), u.queue));
                 }
             }
         }
@@ -86,8 +86,8 @@ impl Broker {
     /// so each run of one queue's deliveries costs one queue lookup, one ack
     /// flush listing and one delivery wake-up, not one per message.
     fn ack_taken(&mut self, vhost_name: &Arc<str>, taken: &[(u64, Unacked)]) {
-        let now_ms = self.now_ms;
-        let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
+        let now_ms = self.model.now_ms;
+        let Some(vhost) = self.model.vhosts.get_mut(vhost_name) else {
             return;
         };
         for run in taken.chunk_by(|a, b| a.1.queue == b.1.queue) {
@@ -99,8 +99,8 @@ impl Broker {
                 q.ack_position(u.position);
             }
             q.stats.c.ack += run.len() as u64;
-            self.ack_flush.note(vhost_name, q, now_ms);
-            self.deliver_pending.push((vhost_name.clone(), id));
+            self.model.ack_flush.note(vhost_name, q, now_ms);
+            self.model.deliver_pending.push((vhost_name.clone(), id));
         }
     }
 

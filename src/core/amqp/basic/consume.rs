@@ -129,7 +129,7 @@ impl Broker {
         }
         let vhost_name = conn.vhost.clone().expect("open");
         self.touch_queue(&vhost_name, qid);
-        self.deliver_pending.push((vhost_name, qid));
+        self.model.deliver_pending.push((vhost_name, qid));
         Ok(())
     }
 
@@ -156,7 +156,7 @@ impl Broker {
     /// and now has none is deleted.
     pub(crate) fn detach_consumer(&mut self, conn: &Connection, channel: u16, tag: &str, queue: QueueId) {
         let vhost_name = conn.vhost.clone().expect("open");
-        let Some(vhost) = self.vhosts.get_mut(&vhost_name) else {
+        let Some(vhost) = self.model.vhosts.get_mut(&vhost_name) else {
             return;
         };
         let Some(q) = vhost.queues.get_mut(&queue) else { return };

@@ -21,7 +21,7 @@ impl Broker {
         let vhost_name = conn.vhost.clone().expect("open");
         self.touch_queue(&vhost_name, qid);
         self.expire_head(&vhost_name, qid);
-        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
+        let vhost = self.model.vhosts.get_mut(&vhost_name).expect("vhost");
         let q = vhost.queues.get_mut(&qid).expect("resolved queue");
         let ch = conn.channels.get_mut(&channel).expect("open channel");
         let (out, frame_max) = (&mut conn.out, conn.tuning.frame_max);
@@ -54,7 +54,7 @@ impl Broker {
             .settings
             .consumer_timeout_ms
             .or(self.config.consumer_timeout_ms)
-            .map(|t| (self.now_ms.saturating_add(t), t));
+            .map(|t| (self.model.now_ms.saturating_add(t), t));
         for c in [&mut q.stats.c, &mut ch.stats.c] {
             *(if m.no_ack { &mut c.get_no_ack } else { &mut c.get }) += 1;
             c.redeliver += u64::from(redelivered);
@@ -72,7 +72,7 @@ impl Broker {
                 },
             );
         }
-        self.ack_flush.note(&vhost_name, q, self.now_ms);
+        self.model.ack_flush.note(&vhost_name, q, self.model.now_ms);
         Ok(())
     }
 }

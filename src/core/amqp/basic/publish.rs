@@ -166,7 +166,7 @@ impl Broker {
             conn.publish_allowed = Some(exchange.to_string());
         }
         let vhost_name = conn.vhost.clone().expect("open");
-        let vhost = self.vhosts.get_mut(&vhost_name).expect("vhost");
+        let vhost = self.model.vhosts.get_mut(&vhost_name).expect("vhost");
         match vhost.exchanges.get(exchange.as_str()) {
             None => return Err(no_exchange(exchange.as_str(), &vhost_name)),
             Some(x) if x.internal => {

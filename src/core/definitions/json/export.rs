@@ -8,13 +8,14 @@ impl Broker {
     /// users, vhosts and permissions, and without `vhost` fields, as RabbitMQ).
     pub fn export_definitions(&self, vhost: Option<&str>) -> AdminResult<Definitions> {
         if let Some(v) = vhost {
-            if !self.vhosts.contains_key(v) {
+            if !self.model.vhosts.contains_key(v) {
                 return Err(AdminError::NotFound(format!("no vhost '{v}'")));
             }
         }
         let all = vhost.is_none();
         let tag_vhost = |v: &str| all.then(|| v.to_owned());
         let mut vnames: Vec<&Arc<str>> = self
+            .model
             .vhosts
             .keys()
             .filter(|n| vhost.is_none_or(|v| v == &***n))
@@ -52,7 +53,7 @@ impl Broker {
                 vnames
                     .iter()
                     .map(|n| {
-                        let m = &self.vhosts[*n].meta;
+                        let m = &self.model.vhosts[*n].meta;
                         VhostDef {
                             name: n.to_string(),
                             description: Some(m.description.clone()),
@@ -68,7 +69,7 @@ impl Broker {
             d.global_parameters = Some(self.global_parameters.clone());
         }
         for n in vnames {
-            let v = &self.vhosts[n];
+            let v = &self.model.vhosts[n];
             let params = d.parameters.as_mut().expect("set above");
             if !v.meta.limits.is_empty() {
                 params.push(ParameterDef {

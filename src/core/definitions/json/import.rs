@@ -86,8 +86,9 @@ impl Broker {
                 },
             ));
         }
-        let vhost_known =
-            |plan: &Plan, name: &str| self.vhosts.contains_key(name) || plan.vhosts.iter().any(|(n, _)| n == name);
+        let vhost_known = |plan: &Plan, name: &str| {
+            self.model.vhosts.contains_key(name) || plan.vhosts.iter().any(|(n, _)| n == name)
+        };
         let pick = |plan: &Plan, what: &str, v: Option<String>| -> AdminResult<String> {
             // Into one vhost, every entry goes there whatever its `vhost` field
             // says (RabbitMQ does the same, so a vhost's export can be copied
@@ -247,7 +248,7 @@ impl Broker {
                 short_name(field, s).map_err(|e| bad(what.clone(), e))?;
             }
             let args = table_from_json(&b.arguments).map_err(|e| bad(what.clone(), e))?;
-            let v = self.vhosts.get(vhost.as_str());
+            let v = self.model.vhosts.get(vhost.as_str());
             let x_known = |n: &str| {
                 v.is_some_and(|v| v.exchanges.contains_key(n))
                     || planned_exchanges.contains(&(vhost.clone(), n.to_owned()))
@@ -391,6 +392,7 @@ impl Broker {
 
     fn import_one(&mut self, vhost: &str, m: Method<'_>) -> AdminResult<()> {
         let key = self
+            .model
             .vhosts
             .get_key_value(vhost)
             .map(|(k, _)| k.clone())

@@ -44,7 +44,7 @@ fn rabbitmq_export_imports_and_round_trips() {
     let mut b = broker(dir.path());
     let d: Definitions = serde_json::from_value(rabbit_export()).unwrap();
     b.import_definitions(d, None, None, 1_000).unwrap();
-    let v2 = &b.vhosts["v2"];
+    let v2 = &b.model.vhosts["v2"];
     assert_eq!(v2.meta.limits.max_connections, Some(100));
     let q1 = v2.queues[&v2.queue_id("q1").unwrap()].settings.clone();
     // Lowest of argument 10, policy 50 and operator policy 5.
@@ -84,7 +84,7 @@ fn rabbitmq_export_imports_and_round_trips() {
     // And durable things survive a restart.
     drop(b2);
     let b3 = broker(dir2.path());
-    let v2 = &b3.vhosts["v2"];
+    let v2 = &b3.model.vhosts["v2"];
     assert!(v2.queue_id("q1").is_some());
     assert!(v2.queue_id("t1").is_none(), "transient queue gone after restart");
     assert_eq!(v2.policies.len(), 1);
@@ -104,7 +104,7 @@ fn a_bad_entry_is_named_and_nothing_is_applied() {
         .to_string();
     assert!(e.contains("binding of 'x1' to queue 'missing'"), "{e}");
     assert!(e.contains("does not exist"), "{e}");
-    assert!(!b.vhosts.contains_key("v2"), "nothing applied");
+    assert!(!b.model.vhosts.contains_key("v2"), "nothing applied");
     assert!(b.users.get("bob").is_none());
 
     let mut d = rabbit_export();
@@ -121,7 +121,7 @@ fn a_bad_entry_is_named_and_nothing_is_applied() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("queue 'q1'") && e.contains("value_negative"), "{e}");
-    assert!(!b.vhosts.contains_key("v2"));
+    assert!(!b.model.vhosts.contains_key("v2"));
 }
 
 #[test]
@@ -136,6 +136,6 @@ fn per_vhost_export_has_no_vhost_fields_and_imports_elsewhere() {
     b.create_vhost("v3", None, None).unwrap();
     b.import_definitions(serde_json::from_value(one).unwrap(), Some("v3"), None, 2)
         .unwrap();
-    assert!(b.vhosts["v3"].queue_id("q1").is_some());
-    assert_eq!(b.vhosts["v3"].policies.len(), 1);
+    assert!(b.model.vhosts["v3"].queue_id("q1").is_some());
+    assert_eq!(b.model.vhosts["v3"].policies.len(), 1);
 }

@@ -17,7 +17,7 @@ impl Broker {
     ) -> Result<Declared, AdminError> {
         let name = short_name("exchange", name)?;
         let kind = short_name("type", &spec.kind)?;
-        let v = self.vhosts.get(ctx.vhost).ok_or(not_found())?;
+        let v = self.model.vhosts.get(ctx.vhost).ok_or(not_found())?;
         let existed = v.exchanges.contains_key(name.as_str());
         let args = spec.arguments.to_bytes();
         let m = ExchangeDeclare {
@@ -36,7 +36,7 @@ impl Broker {
     }
 
     pub fn admin_delete_exchange(&mut self, ctx: &AdminCtx<'_>, name: &str, if_unused: bool) -> Result<(), AdminError> {
-        let v = self.vhosts.get(ctx.vhost).ok_or(not_found())?;
+        let v = self.model.vhosts.get(ctx.vhost).ok_or(not_found())?;
         if !v.exchanges.contains_key(name) {
             return Err(not_found());
         }
@@ -64,7 +64,7 @@ impl Broker {
         bind: bool,
     ) -> Result<String, AdminError> {
         let routing_key = short_name("routing_key", routing_key)?;
-        let v = self.vhosts.get(ctx.vhost).ok_or(not_found())?;
+        let v = self.model.vhosts.get(ctx.vhost).ok_or(not_found())?;
         let dest_exists = match kind {
             DestKind::Queue => v.queue_id(dest).is_some(),
             DestKind::Exchange => v.exchanges.contains_key(dest),
@@ -92,7 +92,7 @@ impl Broker {
         dest: &str,
         props_key: &str,
     ) -> Option<(String, FieldTable)> {
-        let v = self.vhosts.get(vhost)?;
+        let v = self.model.vhosts.get(vhost)?;
         let d = match kind {
             DestKind::Queue => Dest::Queue(v.queue_id(dest)?),
             DestKind::Exchange => Dest::Exchange(v.exchanges.get_key_value(dest)?.0.clone()),

@@ -131,7 +131,7 @@ impl Broker {
     /// Builds the API's connection for `ctx` (open, channel 1, the user's
     /// permission in the vhost). NotFound when the vhost does not exist.
     fn admin_conn(&self, ctx: &AdminCtx<'_>) -> Result<Connection, AdminError> {
-        let (vhost, _) = self.vhosts.get_key_value(ctx.vhost).ok_or(not_found())?;
+        let (vhost, _) = self.model.vhosts.get_key_value(ctx.vhost).ok_or(not_found())?;
         let tuning = Tuning {
             frame_max: self.config.frame_max,
             channel_max: 1,
@@ -171,7 +171,7 @@ impl Broker {
         let ids: Vec<ConnId> = self.conns.values().filter(|c| which(c)).map(|c| c.id).collect();
         for id in ids {
             // Known to exist: collected just above, and nothing between removes one.
-            let _ = self.admin_close_connection(id, reason, self.now_ms);
+            let _ = self.admin_close_connection(id, reason, self.model.now_ms);
         }
     }
 

@@ -15,7 +15,7 @@ use super::{not_found, AckMode, AdminCtx, AdminError, Declared, GotMessage, Queu
 
 impl Broker {
     fn has_queue(&self, vhost: &str, name: &str) -> Result<Option<QueueId>, AdminError> {
-        let v = self.vhosts.get(vhost).ok_or(not_found())?;
+        let v = self.model.vhosts.get(vhost).ok_or(not_found())?;
         Ok(v.queue_id(name))
     }
 
@@ -76,15 +76,16 @@ impl Broker {
     /// but delivers nothing until resumed.
     pub fn admin_pause_queue(&mut self, ctx: &AdminCtx<'_>, name: &str, paused: bool) -> Result<(), AdminError> {
         let id = self.has_queue(ctx.vhost, name)?.ok_or(not_found())?;
-        let vname = self.vhosts.get_key_value(ctx.vhost).ok_or(not_found())?.0.clone();
+        let vname = self.model.vhosts.get_key_value(ctx.vhost).ok_or(not_found())?.0.clone();
         let q = self
+            .model
             .vhosts
             .get_mut(&vname)
             .and_then(|v| v.queues.get_mut(&id))
             .ok_or(not_found())?;
         q.set_paused(paused)?;
         if !paused {
-            self.deliver_pending.push((vname, id));
+            self.model.deliver_pending.push((vname, id));
             self.run_pending();
         }
         Ok(())
@@ -135,7 +136,7 @@ impl Broker {
         let mut taken = Vec::new();
         for _ in 0..count.min(GET_COUNT_MAX) {
             self.expire_head(&vname, id);
-            let Some(q) = self.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&id)) else {
+            let Some(q) = self.model.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&id)) else {
                 break;
             };
             let taken_one = q.take_next(None, |m| GotMessage {
@@ -164,7 +165,7 @@ impl Broker {
             match mode {
                 AckMode::AckRequeueTrue | AckMode::RejectRequeueTrue => self.requeue_or_limit(&vname, id, pos),
                 AckMode::AckRequeueFalse => {
-                    if let Some(q) = self.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&id)) {
+                    if let Some(q) = self.model.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&id)) {
                         q.ack_position(pos);
                         q.stats.c.ack += 1;
                     }
@@ -183,7 +184,7 @@ impl Broker {
                 c.ack += n;
             }
         });
-        self.deliver_pending.push((vname, id));
+        self.model.deliver_pending.push((vname, id));
         self.run_pending();
         Ok(got)
     }

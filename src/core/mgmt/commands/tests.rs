@@ -37,7 +37,7 @@ fn props() -> Vec<u8> {
 }
 
 fn ready(b: &Broker, q: &str) -> u64 {
-    let v = &b.vhosts["/"];
+    let v = &b.model.vhosts["/"];
     v.queues[&v.queue_id(q).unwrap()].store.ready_count()
 }
 
@@ -138,9 +138,9 @@ fn admin_operations_on_a_core_broker() {
 
     // The API's work counts in the vhost once the stats tick runs.
     b.handle_stats_tick(6_000);
-    let t = &b.vhosts["/"].stats.totals;
+    let t = &b.model.vhosts["/"].stats.totals;
     assert_eq!((t.publish, t.get, t.ack), (5, 4, 1));
-    let q = &b.vhosts["/"].queues[&b.vhosts["/"].queue_id("q").unwrap()];
+    let q = &b.model.vhosts["/"].queues[&b.model.vhosts["/"].queue_id("q").unwrap()];
     assert_eq!((q.stats.c.publish, q.stats.c.get, q.stats.c.get_empty), (3, 4, 1));
 
     b.admin_pause_queue(&ctx, "q", true).unwrap();

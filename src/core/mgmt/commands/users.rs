@@ -77,7 +77,7 @@ impl Broker {
         &mut self,
         def: crate::core::access::permissions::PermissionDef,
     ) -> Result<Declared, AdminError> {
-        if self.users.get(&def.user).is_none() || !self.vhosts.contains_key(def.vhost.as_str()) {
+        if self.users.get(&def.user).is_none() || !self.model.vhosts.contains_key(def.vhost.as_str()) {
             // RabbitMQ 3.10's answer (400, not 404).
             return Err(AdminError::BadRequest("vhost_or_user_not_found".into()));
         }
@@ -99,7 +99,7 @@ impl Broker {
     /// not, as in RabbitMQ). Whether the user had topic permissions in the
     /// vhost before decides 201 or 204, as RabbitMQ's API answers.
     pub fn admin_set_topic_permission(&mut self, def: TopicPermissionDef) -> Result<Declared, AdminError> {
-        if self.users.get(&def.user).is_none() || !self.vhosts.contains_key(def.vhost.as_str()) {
+        if self.users.get(&def.user).is_none() || !self.model.vhosts.contains_key(def.vhost.as_str()) {
             return Err(AdminError::BadRequest("vhost_or_user_not_found".into()));
         }
         let existed = self.permissions.topic.has_any(&def.user, &def.vhost);

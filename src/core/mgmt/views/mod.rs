@@ -51,16 +51,20 @@ impl<'a> View<'a> {
 
     /// Every vhost, in no particular order.
     pub fn vhosts(self) -> impl Iterator<Item = VhostView<'a>> {
-        self.b.vhosts.iter().map(move |(name, v)| VhostView::new(self, name, v))
+        self.b
+            .model
+            .vhosts
+            .iter()
+            .map(move |(name, v)| VhostView::new(self, name, v))
     }
 
     pub fn vhost(self, name: &str) -> Option<VhostView<'a>> {
-        let (name, v) = self.b.vhosts.get_key_value(name)?;
+        let (name, v) = self.b.model.vhosts.get_key_value(name)?;
         Some(VhostView::new(self, name, v))
     }
 
     pub fn has_vhost(self, name: &str) -> bool {
-        self.b.vhosts.contains_key(name)
+        self.b.model.vhosts.contains_key(name)
     }
 
     /// Every connection, from accept on (check [`ConnView::is_logged_in`]).

@@ -60,9 +60,9 @@ impl Broker {
         outcome: &mut PublishOutcome,
         disk_full: &mut bool,
     ) {
-        let now_ms = self.now_ms;
+        let now_ms = self.model.now_ms;
         let sync_enabled = self.config.sync;
-        let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
+        let Some(vhost) = self.model.vhosts.get_mut(vhost_name) else {
             return;
         };
         let mut over_limit: Vec<QueueId> = Vec::new();
@@ -89,7 +89,7 @@ impl Broker {
                         DeathReason::MaxLen,
                         now_ms,
                     ) {
-                        self.dead_letters.push_back(dl);
+                        self.model.dead_letters.push_back(dl);
                     }
                 }
                 continue;
@@ -108,7 +108,7 @@ impl Broker {
                 Ok(pos) => pos,
                 Err(e) => {
                     *disk_full |= matches!(e, ringmq_store::StoreError::DiskFull { .. });
-                    self.store_errors.note(&q.name, &e, now_ms);
+                    self.model.store_errors.note(&q.name, &e, now_ms);
                     outcome.failed = true;
                     continue;
                 }
@@ -120,7 +120,7 @@ impl Broker {
             }
             // Space is checked where it is taken (segment creation and growth).
             *disk_full |= q.store.take_space_low();
-            self.store_errors.cleared();
+            self.model.store_errors.cleared();
             q.stats.c.publish += 1;
             if msg.expiration_ms.is_some() {
                 q.may_expire = true;
@@ -135,22 +135,22 @@ impl Broker {
                 continue;
             }
             if q.may_expire || q.settings.message_ttl_ms.is_some() {
-                self.expiry_pending.push((vhost_name.clone(), *id));
+                self.model.expiry_pending.push((vhost_name.clone(), *id));
             }
             if q.consumer_count() > 0 {
-                self.deliver_pending.push((vhost_name.clone(), *id));
+                self.model.deliver_pending.push((vhost_name.clone(), *id));
             }
         }
         for id in over_limit {
             self.enforce_length(vhost_name, id);
-            let Some(q) = self.vhosts.get(vhost_name).and_then(|v| v.queues.get(&id)) else {
+            let Some(q) = self.model.vhosts.get(vhost_name).and_then(|v| v.queues.get(&id)) else {
                 continue;
             };
             if q.may_expire || q.settings.message_ttl_ms.is_some() {
-                self.expiry_pending.push((vhost_name.clone(), id));
+                self.model.expiry_pending.push((vhost_name.clone(), id));
             }
             if q.consumer_count() > 0 {
-                self.deliver_pending.push((vhost_name.clone(), id));
+                self.model.deliver_pending.push((vhost_name.clone(), id));
             }
         }
     }

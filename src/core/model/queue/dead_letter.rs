@@ -73,15 +73,15 @@ impl DeadLetter {
 impl Broker {
     /// Routes queued dead letters to their exchanges (bounded per turn).
     pub(crate) fn process_dead_letters(&mut self) {
-        if !self.dead_letters.is_empty() {
+        if !self.model.dead_letters.is_empty() {
             // The sources' acks reach their files before the copies are stored.
             self.flush_acks();
         }
         for _ in 0..DEAD_LETTERS_PER_TURN_MAX {
-            let Some(dl) = self.dead_letters.pop_front() else {
+            let Some(dl) = self.model.dead_letters.pop_front() else {
                 return;
             };
-            let Some(vhost) = self.vhosts.get_mut(&dl.vhost) else {
+            let Some(vhost) = self.model.vhosts.get_mut(&dl.vhost) else {
                 continue;
             };
             if !vhost.exchanges.contains_key(dl.dlx.as_str()) {
@@ -91,7 +91,7 @@ impl Broker {
             }
             let keys: Vec<&str> = dl.routing_keys.iter().map(String::as_str).collect();
             let props = BasicProperties::decode(&dl.properties).expect("own encoding");
-            let mut queues = std::mem::take(&mut self.route_scratch);
+            let mut queues = std::mem::take(&mut self.model.route_scratch);
             vhost.route(&dl.dlx, &keys, &props, &mut queues);
             let deaths = Deaths::of(&props);
             queues.retain(|id| vhost.queues.get(id).is_some_and(|q| !deaths.is_cycle(&q.name)));
@@ -110,7 +110,7 @@ impl Broker {
             let routed = !queues.is_empty();
             self.store_routed(&vname, &queues, &msg, &mut outcome);
             queues.clear();
-            self.route_scratch = queues;
+            self.model.route_scratch = queues;
             if !routed {
                 self.drop_unroutable_dead_letter(&dl);
             } else if let Some((id, pos)) = dl.hold {

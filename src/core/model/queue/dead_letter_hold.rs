@@ -56,7 +56,7 @@ impl Broker {
             self.ack_dead_source(vhost, queue, pos);
             return;
         }
-        self.held_dead_letters.held.push(Held {
+        self.model.held_dead_letters.held.push(Held {
             vhost: vhost.clone(),
             queue,
             pos,
@@ -67,27 +67,32 @@ impl Broker {
     /// A group commit finished: originals whose copies it made durable are acked
     /// (`ok`), or, if it failed, put back as ready to die again.
     pub(crate) fn release_dead_letter_sources(&mut self, epoch: u64, ok: bool) {
-        if self.held_dead_letters.is_empty() {
+        if self.model.held_dead_letters.is_empty() {
             return;
         }
-        let held = std::mem::take(&mut self.held_dead_letters.held);
+        let held = std::mem::take(&mut self.model.held_dead_letters.held);
         let (done, waiting): (Vec<Held>, Vec<Held>) = held.into_iter().partition(|h| h.epoch <= epoch);
-        self.held_dead_letters.held = waiting;
+        self.model.held_dead_letters.held = waiting;
         for h in done {
             if ok {
                 self.ack_dead_source(&h.vhost, h.queue, h.pos);
-            } else if let Some(q) = self.vhosts.get_mut(&h.vhost).and_then(|v| v.queues.get_mut(&h.queue)) {
+            } else if let Some(q) = self
+                .model
+                .vhosts
+                .get_mut(&h.vhost)
+                .and_then(|v| v.queues.get_mut(&h.queue))
+            {
                 q.requeue_position(h.pos);
-                self.deliver_pending.push((h.vhost, h.queue));
+                self.model.deliver_pending.push((h.vhost, h.queue));
             }
         }
     }
 
     fn ack_dead_source(&mut self, vhost: &Arc<str>, queue: QueueId, pos: SegmentPosition) {
         // The queue may have gone meanwhile, and its messages with it.
-        if let Some(q) = self.vhosts.get_mut(vhost).and_then(|v| v.queues.get_mut(&queue)) {
+        if let Some(q) = self.model.vhosts.get_mut(vhost).and_then(|v| v.queues.get_mut(&queue)) {
             q.ack_position(pos);
-            self.ack_flush.note(vhost, q, self.now_ms);
+            self.model.ack_flush.note(vhost, q, self.model.now_ms);
         }
     }
 }

@@ -21,6 +21,7 @@ impl Broker {
     pub(crate) fn enforce_length(&mut self, vhost_name: &Arc<str>, id: QueueId) {
         loop {
             let over = self
+                .model
                 .vhosts
                 .get(vhost_name)
                 .and_then(|v| v.queues.get(&id))
@@ -40,6 +41,7 @@ impl Broker {
     /// starts).
     pub(crate) fn enforce_lengths_at_start(&mut self) {
         let mut over: Vec<(Arc<str>, ShortString, QueueId)> = self
+            .model
             .vhosts
             .iter()
             .flat_map(|(v, vh)| {
@@ -58,8 +60,13 @@ impl Broker {
     /// Removes the head of the ready messages, dead-lettering it if the queue
     /// has a dead-letter exchange.
     pub(crate) fn drop_head(&mut self, vhost_name: &Arc<str>, id: QueueId, reason: DeathReason) {
-        let now_ms = self.now_ms;
-        let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(&id)) else {
+        let now_ms = self.model.now_ms;
+        let Some(q) = self
+            .model
+            .vhosts
+            .get_mut(vhost_name)
+            .and_then(|v| v.queues.get_mut(&id))
+        else {
             return;
         };
         let Some(pos) = q.peek_head() else { return };
@@ -70,9 +77,9 @@ impl Broker {
             .then(|| dead_letter_at(vhost_name, q, pos, reason, now_ms))
             .flatten();
         q.remove_head();
-        self.ack_flush.note(vhost_name, q, now_ms);
+        self.model.ack_flush.note(vhost_name, q, now_ms);
         if let Some(dl) = dl {
-            self.dead_letters.push_back(dl);
+            self.model.dead_letters.push_back(dl);
         }
     }
 
@@ -85,8 +92,13 @@ impl Broker {
         pos: SegmentPosition,
         reason: DeathReason,
     ) {
-        let now_ms = self.now_ms;
-        let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(&id)) else {
+        let now_ms = self.model.now_ms;
+        let Some(q) = self
+            .model
+            .vhosts
+            .get_mut(vhost_name)
+            .and_then(|v| v.queues.get_mut(&id))
+        else {
             return;
         };
         if q.settings.dead_letter_exchange.is_some() {
@@ -94,20 +106,25 @@ impl Broker {
                 if q.settings.dead_lettering() == DeadLetterStrategy::AtLeastOnce {
                     // Acked when the copy is durable (`dead_letter_hold`).
                     dl.hold_original(id, pos);
-                    self.dead_letters.push_back(dl);
+                    self.model.dead_letters.push_back(dl);
                     return;
                 }
-                self.dead_letters.push_back(dl);
+                self.model.dead_letters.push_back(dl);
             }
         }
         q.ack_position(pos);
-        self.ack_flush.note(vhost_name, q, now_ms);
+        self.model.ack_flush.note(vhost_name, q, now_ms);
     }
 
     /// Requeues a delivered message, unless it has reached the queue's delivery
     /// limit, in which case it dies with reason `delivery_limit`.
     pub(crate) fn requeue_or_limit(&mut self, vhost_name: &Arc<str>, id: QueueId, pos: SegmentPosition) {
-        let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(&id)) else {
+        let Some(q) = self
+            .model
+            .vhosts
+            .get_mut(vhost_name)
+            .and_then(|v| v.queues.get_mut(&id))
+        else {
             return;
         };
         if q.counts_deliveries() {
@@ -120,7 +137,7 @@ impl Broker {
         }
         q.requeue_position(pos);
         // A bumped delivery count is written with the acks.
-        self.ack_flush.note(vhost_name, q, self.now_ms);
+        self.model.ack_flush.note(vhost_name, q, self.model.now_ms);
         if q.needs_drop_head() {
             self.enforce_length(vhost_name, id);
         }

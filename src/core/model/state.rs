@@ -1,0 +1,48 @@
+//! The model's state: what the broker holds that is not an AMQP session.
+//!
+//! [`Model`] owns the vhosts (their exchanges, queues and stores) and the work the
+//! model does between inputs: timers, dead letters waiting to be routed or held
+//! for a commit, queues to expire or to deliver from, buffered acks. The AMQP
+//! session (`crate::core::amqp`) and the io contract (`crate::core::contract`)
+//! hold a `Model` inside `Broker`, beside the connections; MQTT and the shovel and
+//! federation links are meant to sit beside AMQP over the same model.
+//!
+//! `now_ms` is the time of the input being handled, set only through
+//! `Broker::advance_clock` (never read from a clock here, never going back).
+
+use std::sync::Arc;
+
+use crate::core::model::ids::QueueId;
+use crate::core::model::queue::{ack_flush::AckFlush, append::RepeatedErrors};
+use crate::core::model::queue::{dead_letter::DeadLetterQueue, dead_letter_hold::HeldDeadLetters};
+use crate::core::model::timers::Timers;
+use crate::core::model::vhost::VHost;
+
+/// The protocol-neutral state of one shard's broker.
+#[derive(Default)]
+pub struct Model {
+    pub(crate) vhosts: crate::core::Map<Arc<str>, VHost>,
+    /// The time of the input being handled (ms since the Unix epoch).
+    pub(crate) now_ms: u64,
+    pub(crate) timers: Timers,
+    /// Queues that may be able to deliver (new messages, new credit, new consumer).
+    pub(crate) deliver_pending: Vec<(Arc<str>, QueueId)>,
+    /// Queues whose `x-expires` or message TTL is due, checked at the end of the input.
+    pub(crate) expiry_pending: Vec<(Arc<str>, QueueId)>,
+    pub(crate) dead_letters: DeadLetterQueue,
+    /// At-least-once dead letters' originals, until their copies are synced.
+    pub(crate) held_dead_letters: HeldDeadLetters,
+    pub(crate) ack_flush: AckFlush,
+    /// Store errors on publish, logged once with a count.
+    pub(crate) store_errors: RepeatedErrors,
+    /// The queues a publish routes to, reused from one publish to the next.
+    pub(crate) route_scratch: Vec<QueueId>,
+}
+
+impl Model {
+    /// Every vhost with its name, for readers outside the core's folders (the
+    /// fuzz targets' invariant checks); the management API reads through `mgmt`.
+    pub fn vhosts(&self) -> impl Iterator<Item = (&Arc<str>, &VHost)> {
+        self.vhosts.iter()
+    }
+}
