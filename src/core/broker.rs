@@ -291,7 +291,7 @@ impl Broker {
             .flat_map(|(v, vh)| vh.queues.keys().map(move |q| (v.clone(), *q)))
             .collect();
         for (v, q) in all {
-            self.touch_queue(&v, q);
+            self.model.touch_queue(&v, q);
             self.model.expiry_pending.push((v, q));
         }
         let mut delayed = Vec::new();
@@ -313,7 +313,7 @@ impl Broker {
                 crate::core::model::timers::TimerKind::Delayed(x),
             );
         }
-        self.enforce_lengths_at_start();
+        self.model.enforce_lengths_at_start();
         self.run_pending();
     }
 

@@ -20,6 +20,7 @@ use crate::core::amqp::connection::{ConnState, Connection, Tuning};
 use crate::core::amqp::output::Output;
 use crate::core::broker::{Broker, CLOSE_TIMEOUT_MS, OUT_HIGH_WATER_BYTES};
 use crate::core::model::ids::{ConnId, QueueId};
+use crate::core::model::timers::{TimerKind, TIMERS_PER_TURN_MAX};
 
 impl Broker {
     // ---- inputs -------------------------------------------------------------
@@ -296,7 +297,55 @@ impl Broker {
         self.apply_notices();
         self.fire_due_timers();
         self.process_dead_letters();
-        self.run_expiry_checks();
+        self.model.run_expiry_checks();
         self.deliver();
+    }
+}
+
+/// The timers of the io contract.
+impl Broker {
+    /// When the next timer is due (ms since the epoch), for the io layer's sleep.
+    /// After `handle_timeout(now)` this is always after `now`; timers that are
+    /// due but not yet handled (the per-turn bound) are pending work instead
+    /// ([`Broker::has_pending_work`]).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        match (self.model.timers.first(), self.model.ack_flush.due_ms()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Fires the timers due at `now_ms` (at most [`TIMERS_PER_TURN_MAX`] of them;
+    /// the rest are pending work for the next turns), then the work they made.
+    /// Returns how many fired, for the io layer's stall report.
+    pub fn handle_timeout(&mut self, now_ms: u64) -> usize {
+        let now_ms = self.advance_clock(now_ms);
+        self.model.flush_acks_if_due(now_ms);
+        self.model.timers.take_due(now_ms);
+        let fired = self.model.timers.due_len().min(TIMERS_PER_TURN_MAX);
+        self.run_pending();
+        debug_assert!(
+            self.poll_timeout().is_none_or(|t| t > now_ms),
+            "a timer was armed at or before now ({now_ms})"
+        );
+        fired
+    }
+
+    /// Runs one batch of due timers (part of every turn's pending work).
+    pub(crate) fn fire_due_timers(&mut self) {
+        if self.model.timers.due_len() == 0 {
+            return;
+        }
+        for (vname, id, kind) in self.model.timers.pop_due_batch() {
+            match kind {
+                TimerKind::Head => self.model.expire_head(&vname, id),
+                TimerKind::QueueExpires => {
+                    if self.model.queue_expiry_due(&vname, id) {
+                        self.delete_queue(&vname, id);
+                    }
+                }
+                TimerKind::Delayed(x) => self.fire_delayed(&vname, &x),
+            }
+        }
     }
 }

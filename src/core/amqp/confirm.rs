@@ -215,7 +215,7 @@ impl Broker {
         }
         // Every buffered ack is written before the fsyncs: none may trail a
         // dead-lettered copy made durable by this commit (see `ack_flush`).
-        self.flush_acks();
+        self.model.flush_acks();
         self.sync.epoch += 1;
         let epoch = self.sync.epoch;
         let mut batches = Vec::new();
@@ -298,7 +298,7 @@ impl Broker {
                 store.commit_done(*seq, ok);
             }
         }
-        self.release_dead_letter_sources(job.epoch, ok);
+        self.model.release_dead_letter_sources(job.epoch, ok);
         self.release_held_output(job.epoch);
         let waiting = std::mem::take(&mut self.sync.waiting);
         for id in waiting {

@@ -183,7 +183,7 @@ impl Broker {
         let unacked = std::mem::take(&mut ch.unacked);
         let consumers: Vec<_> = ch.consumers.drain().collect();
         for (_, u) in unacked.into_entries() {
-            self.requeue_or_limit(&vhost_name, u.queue, u.position);
+            self.model.requeue_or_limit(&vhost_name, u.queue, u.position);
             self.model.deliver_pending.push((vhost_name.clone(), u.queue));
         }
         for (tag, c) in consumers {

@@ -146,7 +146,7 @@ impl Broker {
             // A declare of an existing queue is a use for x-expires (RabbitMQ:
             // "redeclaring renews the lease").
             let vhost_name = conn.vhost.clone().expect("open");
-            self.touch_queue(&vhost_name, id);
+            self.model.touch_queue(&vhost_name, id);
             counts
         } else {
             if m.passive {
@@ -192,7 +192,7 @@ impl Broker {
                 }
             }
             let vhost_name = conn.vhost.clone().expect("open");
-            self.touch_queue(&vhost_name, id);
+            self.model.touch_queue(&vhost_name, id);
             (0, 0)
         };
         chan(conn, channel).last_queue = Some(name.into());
@@ -304,7 +304,7 @@ impl Broker {
             .purge()
             .map_err(|e| channel_error(ReplyCode::InternalError, format!("purge failed: {e}")))?;
         let vname = conn.vhost.clone().expect("open");
-        self.note_acks(&vname, id);
+        self.model.note_acks(&vname, id);
         if !m.no_wait {
             let ok = QueuePurgeOk {
                 message_count: u32::try_from(purged).unwrap_or(u32::MAX),

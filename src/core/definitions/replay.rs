@@ -223,7 +223,7 @@ fn apply_record(
                     gen,
                 )?;
                 if mode == Mode::Import {
-                    broker.touch_queue(vhost_name, id);
+                    broker.model.touch_queue(vhost_name, id);
                 }
             }
         }

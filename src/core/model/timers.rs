@@ -1,11 +1,10 @@
-//! The core's timers (head TTL, queue expiry, delayed exchanges) and the io
-//! contract's `poll_timeout`/`handle_timeout`.
+//! The core's timers (head TTL, queue expiry, delayed exchanges); the io
+//! contract's `poll_timeout`/`handle_timeout` (`crate::core::contract`) run them.
 
 use ringmq_codec::ShortString;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use crate::core::broker::Broker;
 use crate::core::model::ids::QueueId;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -58,7 +57,7 @@ impl Timers {
     }
 
     /// Moves every timer whose deadline is at or before `now_ms` to the due list.
-    fn take_due(&mut self, now_ms: u64) {
+    pub(in crate::core) fn take_due(&mut self, now_ms: u64) {
         while self.set.first().is_some_and(|t| t.0 <= now_ms) {
             let (_, v, q, k) = self.set.pop_first().expect("checked first");
             self.due.push_back((v, q, k));
@@ -67,51 +66,8 @@ impl Timers {
 
     /// Up to [`TIMERS_PER_TURN_MAX`] due timers, oldest first; the ones handlers
     /// add back as due while these run wait for the next turn.
-    fn pop_due_batch(&mut self) -> Vec<TimerEntry> {
+    pub(in crate::core) fn pop_due_batch(&mut self) -> Vec<TimerEntry> {
         let n = self.due.len().min(TIMERS_PER_TURN_MAX);
         self.due.drain(..n).collect()
-    }
-}
-
-impl Broker {
-    /// When the next timer is due (ms since the epoch), for the io layer's sleep.
-    /// After `handle_timeout(now)` this is always after `now`; timers that are
-    /// due but not yet handled (the per-turn bound) are pending work instead
-    /// ([`Broker::has_pending_work`]).
-    pub fn poll_timeout(&self) -> Option<u64> {
-        match (self.model.timers.first(), self.model.ack_flush.due_ms()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Fires the timers due at `now_ms` (at most [`TIMERS_PER_TURN_MAX`] of them;
-    /// the rest are pending work for the next turns), then the work they made.
-    /// Returns how many fired, for the io layer's stall report.
-    pub fn handle_timeout(&mut self, now_ms: u64) -> usize {
-        let now_ms = self.advance_clock(now_ms);
-        self.flush_acks_if_due(now_ms);
-        self.model.timers.take_due(now_ms);
-        let fired = self.model.timers.due_len().min(TIMERS_PER_TURN_MAX);
-        self.run_pending();
-        debug_assert!(
-            self.poll_timeout().is_none_or(|t| t > now_ms),
-            "a timer was armed at or before now ({now_ms})"
-        );
-        fired
-    }
-
-    /// Runs one batch of due timers (part of every turn's pending work).
-    pub(crate) fn fire_due_timers(&mut self) {
-        if self.model.timers.due_len() == 0 {
-            return;
-        }
-        for (vname, id, kind) in self.model.timers.pop_due_batch() {
-            match kind {
-                TimerKind::Head => self.expire_head(&vname, id),
-                TimerKind::QueueExpires => self.check_queue_expiry(&vname, id),
-                TimerKind::Delayed(x) => self.fire_delayed(&vname, &x),
-            }
-        }
     }
 }

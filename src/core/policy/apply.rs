@@ -191,7 +191,7 @@ impl Broker {
         tracing::info!(vhost = %vname, queue = %q.name, policy = ?q.policy.as_ref().map(|p| p.name().to_owned()), "queue settings changed by policy");
         // A lower length limit trims from the head now (drop-head only: with
         // reject-publish the messages already in stay, as in RabbitMQ).
-        self.enforce_length(vname, id);
+        self.model.enforce_length(vname, id);
         if s.message_ttl_ms.is_some() && s.message_ttl_ms != old.message_ttl_ms {
             self.model.expiry_pending.push((vname.clone(), id));
         }

@@ -68,13 +68,14 @@ impl Broker {
             Settle::Ack => self.ack_taken(&vhost_name, &taken),
             Settle::Discard => {
                 for (_, u) in taken {
-                    self.discard_delivered(&vhost_name, u.queue, u.position, DeathReason::Rejected);
+                    self.model
+                        .discard_delivered(&vhost_name, u.queue, u.position, DeathReason::Rejected);
                     self.model.deliver_pending.push((vhost_name.clone(), u.queue));
                 }
             }
             Settle::Requeue => {
                 for (_, u) in taken {
-                    self.requeue_or_limit(&vhost_name, u.queue, u.position);
+                    self.model.requeue_or_limit(&vhost_name, u.queue, u.position);
                     self.model.deliver_pending.push((vhost_name.clone(), u.queue));
                 }
             }

@@ -128,7 +128,7 @@ impl Broker {
             );
         }
         let vhost_name = conn.vhost.clone().expect("open");
-        self.touch_queue(&vhost_name, qid);
+        self.model.touch_queue(&vhost_name, qid);
         self.model.deliver_pending.push((vhost_name, qid));
         Ok(())
     }
@@ -165,7 +165,7 @@ impl Broker {
             self.delete_queue(&vhost_name, queue);
         } else {
             // The queue was in use until now: x-expires counts from here.
-            self.touch_queue(&vhost_name, queue);
+            self.model.touch_queue(&vhost_name, queue);
         }
     }
 }

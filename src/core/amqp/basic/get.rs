@@ -19,8 +19,8 @@ impl Broker {
         let (qid, qname) = self.resolve_queue(conn, channel, m.queue)?;
         check_access(conn, Access::Read, "queue", &qname)?;
         let vhost_name = conn.vhost.clone().expect("open");
-        self.touch_queue(&vhost_name, qid);
-        self.expire_head(&vhost_name, qid);
+        self.model.touch_queue(&vhost_name, qid);
+        self.model.expire_head(&vhost_name, qid);
         let vhost = self.model.vhosts.get_mut(&vhost_name).expect("vhost");
         let q = vhost.queues.get_mut(&qid).expect("resolved queue");
         let ch = conn.channels.get_mut(&channel).expect("open channel");

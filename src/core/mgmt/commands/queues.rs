@@ -131,11 +131,11 @@ impl Broker {
         let vname: Arc<str> = conn.vhost.clone().expect("admin conn has a vhost");
         self.advance_clock(ctx.now_ms);
         // A get through the API is a use of the queue (x-expires), as basic.get.
-        self.touch_queue(&vname, id);
+        self.model.touch_queue(&vname, id);
         let mut got = Vec::new();
         let mut taken = Vec::new();
         for _ in 0..count.min(GET_COUNT_MAX) {
-            self.expire_head(&vname, id);
+            self.model.expire_head(&vname, id);
             let Some(q) = self.model.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&id)) else {
                 break;
             };
@@ -163,17 +163,17 @@ impl Broker {
         // Requeue newest first, so the oldest ends up at the head again.
         for pos in taken.into_iter().rev() {
             match mode {
-                AckMode::AckRequeueTrue | AckMode::RejectRequeueTrue => self.requeue_or_limit(&vname, id, pos),
+                AckMode::AckRequeueTrue | AckMode::RejectRequeueTrue => self.model.requeue_or_limit(&vname, id, pos),
                 AckMode::AckRequeueFalse => {
                     if let Some(q) = self.model.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&id)) {
                         q.ack_position(pos);
                         q.stats.c.ack += 1;
                     }
                 }
-                AckMode::RejectRequeueFalse => self.discard_delivered(&vname, id, pos, DeathReason::Rejected),
+                AckMode::RejectRequeueFalse => self.model.discard_delivered(&vname, id, pos, DeathReason::Rejected),
             }
         }
-        self.note_acks(&vname, id);
+        self.model.note_acks(&vname, id);
         let redelivered = got.iter().filter(|m| m.redelivered).count() as u64;
         let empty = u64::from(got.is_empty() && count > 0);
         self.count_admin(&vname, |c| {

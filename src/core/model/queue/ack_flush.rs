@@ -19,9 +19,9 @@
 
 use std::sync::Arc;
 
-use crate::core::broker::Broker;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::Queue;
+use crate::core::model::Model;
 
 /// How long an ack may sit in memory before it is written (a plain write).
 pub const ACK_FLUSH_DELAY_MS: u64 = 100;
@@ -52,12 +52,12 @@ impl AckFlush {
     }
 }
 
-impl Broker {
+impl Model {
     /// Writes the buffered acks of every listed queue (see the module docs).
     pub(crate) fn flush_acks(&mut self) {
-        self.model.ack_flush.due_ms = None;
-        for (vname, id) in std::mem::take(&mut self.model.ack_flush.queues) {
-            let Some(q) = self.model.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&id)) else {
+        self.ack_flush.due_ms = None;
+        for (vname, id) in std::mem::take(&mut self.ack_flush.queues) {
+            let Some(q) = self.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&id)) else {
                 continue;
             };
             q.acks_listed = false;
@@ -70,7 +70,7 @@ impl Broker {
 
     /// The ack timer, when `handle_timeout(now)` reaches it.
     pub(crate) fn flush_acks_if_due(&mut self, now_ms: u64) {
-        if self.model.ack_flush.due_ms.is_some_and(|t| t <= now_ms) {
+        if self.ack_flush.due_ms.is_some_and(|t| t <= now_ms) {
             self.flush_acks();
         }
     }
@@ -78,9 +78,9 @@ impl Broker {
     /// Lists queue `id` if it has unwritten acks (after a call that may have
     /// made some).
     pub(crate) fn note_acks(&mut self, vhost: &Arc<str>, id: QueueId) {
-        let now_ms = self.model.now_ms;
-        if let Some(q) = self.model.vhosts.get_mut(vhost).and_then(|v| v.queues.get_mut(&id)) {
-            self.model.ack_flush.note(vhost, q, now_ms);
+        let now_ms = self.now_ms;
+        if let Some(q) = self.vhosts.get_mut(vhost).and_then(|v| v.queues.get_mut(&id)) {
+            self.ack_flush.note(vhost, q, now_ms);
         }
     }
 }

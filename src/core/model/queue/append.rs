@@ -142,7 +142,7 @@ impl Broker {
             }
         }
         for id in over_limit {
-            self.enforce_length(vhost_name, id);
+            self.model.enforce_length(vhost_name, id);
             let Some(q) = self.model.vhosts.get(vhost_name).and_then(|v| v.queues.get(&id)) else {
                 continue;
             };

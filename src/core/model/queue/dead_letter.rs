@@ -75,7 +75,7 @@ impl Broker {
     pub(crate) fn process_dead_letters(&mut self) {
         if !self.model.dead_letters.is_empty() {
             // The sources' acks reach their files before the copies are stored.
-            self.flush_acks();
+            self.model.flush_acks();
         }
         for _ in 0..DEAD_LETTERS_PER_TURN_MAX {
             let Some(dl) = self.model.dead_letters.pop_front() else {
@@ -116,7 +116,7 @@ impl Broker {
             } else if let Some((id, pos)) = dl.hold {
                 // The epoch these appends belong to, as a confirm would wait for.
                 let epoch = if outcome.needs_sync { self.sync.epoch + 1 } else { 0 };
-                self.hold_dead_letter_source(&vname, id, pos, epoch);
+                self.model.hold_dead_letter_source(&vname, id, pos, epoch);
             }
         }
     }
@@ -125,7 +125,7 @@ impl Broker {
     /// `dead_letter_hold` for at-least-once's difference): its held original too.
     fn drop_unroutable_dead_letter(&mut self, dl: &DeadLetter) {
         if let Some((id, pos)) = dl.hold {
-            self.hold_dead_letter_source(&dl.vhost, id, pos, 0);
+            self.model.hold_dead_letter_source(&dl.vhost, id, pos, 0);
         }
     }
 }

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use ringmq_store::SegmentPosition;
 
-use crate::core::broker::Broker;
 use crate::core::model::ids::QueueId;
+use crate::core::model::Model;
 
 /// An original waiting for its dead letter's group commit.
 #[derive(Debug)]
@@ -42,7 +42,7 @@ impl HeldDeadLetters {
     }
 }
 
-impl Broker {
+impl Model {
     /// The copy of the message at `pos` in `queue` is stored; `epoch` is the group
     /// commit it waits for (0: nothing to wait for, e.g. a transient copy).
     pub(crate) fn hold_dead_letter_source(
@@ -56,7 +56,7 @@ impl Broker {
             self.ack_dead_source(vhost, queue, pos);
             return;
         }
-        self.model.held_dead_letters.held.push(Held {
+        self.held_dead_letters.held.push(Held {
             vhost: vhost.clone(),
             queue,
             pos,
@@ -67,32 +67,27 @@ impl Broker {
     /// A group commit finished: originals whose copies it made durable are acked
     /// (`ok`), or, if it failed, put back as ready to die again.
     pub(crate) fn release_dead_letter_sources(&mut self, epoch: u64, ok: bool) {
-        if self.model.held_dead_letters.is_empty() {
+        if self.held_dead_letters.is_empty() {
             return;
         }
-        let held = std::mem::take(&mut self.model.held_dead_letters.held);
+        let held = std::mem::take(&mut self.held_dead_letters.held);
         let (done, waiting): (Vec<Held>, Vec<Held>) = held.into_iter().partition(|h| h.epoch <= epoch);
-        self.model.held_dead_letters.held = waiting;
+        self.held_dead_letters.held = waiting;
         for h in done {
             if ok {
                 self.ack_dead_source(&h.vhost, h.queue, h.pos);
-            } else if let Some(q) = self
-                .model
-                .vhosts
-                .get_mut(&h.vhost)
-                .and_then(|v| v.queues.get_mut(&h.queue))
-            {
+            } else if let Some(q) = self.vhosts.get_mut(&h.vhost).and_then(|v| v.queues.get_mut(&h.queue)) {
                 q.requeue_position(h.pos);
-                self.model.deliver_pending.push((h.vhost, h.queue));
+                self.deliver_pending.push((h.vhost, h.queue));
             }
         }
     }
 
     fn ack_dead_source(&mut self, vhost: &Arc<str>, queue: QueueId, pos: SegmentPosition) {
         // The queue may have gone meanwhile, and its messages with it.
-        if let Some(q) = self.model.vhosts.get_mut(vhost).and_then(|v| v.queues.get_mut(&queue)) {
+        if let Some(q) = self.vhosts.get_mut(vhost).and_then(|v| v.queues.get_mut(&queue)) {
             q.ack_position(pos);
-            self.model.ack_flush.note(vhost, q, self.model.now_ms);
+            self.ack_flush.note(vhost, q, self.now_ms);
         }
     }
 }

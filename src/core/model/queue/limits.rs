@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use ringmq_store::SegmentPosition;
 
-use crate::core::broker::Broker;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::args::DeadLetterStrategy;
 use crate::core::model::queue::dead_letter::{dead_letter_at, DeathReason};
 use crate::core::model::queue::Queue;
+use crate::core::model::Model;
 
-impl Broker {
+impl Model {
     /// drop-head: removes (dead-letters) head messages while the queue is over
     /// its max-length or max-length-bytes. Run after every way messages become
     /// ready (publish, requeue) and when a policy lowers a limit, as RabbitMQ
@@ -21,7 +21,6 @@ impl Broker {
     pub(crate) fn enforce_length(&mut self, vhost_name: &Arc<str>, id: QueueId) {
         loop {
             let over = self
-                .model
                 .vhosts
                 .get(vhost_name)
                 .and_then(|v| v.queues.get(&id))
@@ -41,7 +40,6 @@ impl Broker {
     /// starts).
     pub(crate) fn enforce_lengths_at_start(&mut self) {
         let mut over: Vec<(Arc<str>, ShortString, QueueId)> = self
-            .model
             .vhosts
             .iter()
             .flat_map(|(v, vh)| {
@@ -60,13 +58,8 @@ impl Broker {
     /// Removes the head of the ready messages, dead-lettering it if the queue
     /// has a dead-letter exchange.
     pub(crate) fn drop_head(&mut self, vhost_name: &Arc<str>, id: QueueId, reason: DeathReason) {
-        let now_ms = self.model.now_ms;
-        let Some(q) = self
-            .model
-            .vhosts
-            .get_mut(vhost_name)
-            .and_then(|v| v.queues.get_mut(&id))
-        else {
+        let now_ms = self.now_ms;
+        let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(&id)) else {
             return;
         };
         let Some(pos) = q.peek_head() else { return };
@@ -77,9 +70,9 @@ impl Broker {
             .then(|| dead_letter_at(vhost_name, q, pos, reason, now_ms))
             .flatten();
         q.remove_head();
-        self.model.ack_flush.note(vhost_name, q, now_ms);
+        self.ack_flush.note(vhost_name, q, now_ms);
         if let Some(dl) = dl {
-            self.model.dead_letters.push_back(dl);
+            self.dead_letters.push_back(dl);
         }
     }
 
@@ -92,13 +85,8 @@ impl Broker {
         pos: SegmentPosition,
         reason: DeathReason,
     ) {
-        let now_ms = self.model.now_ms;
-        let Some(q) = self
-            .model
-            .vhosts
-            .get_mut(vhost_name)
-            .and_then(|v| v.queues.get_mut(&id))
-        else {
+        let now_ms = self.now_ms;
+        let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(&id)) else {
             return;
         };
         if q.settings.dead_letter_exchange.is_some() {
@@ -106,25 +94,20 @@ impl Broker {
                 if q.settings.dead_lettering() == DeadLetterStrategy::AtLeastOnce {
                     // Acked when the copy is durable (`dead_letter_hold`).
                     dl.hold_original(id, pos);
-                    self.model.dead_letters.push_back(dl);
+                    self.dead_letters.push_back(dl);
                     return;
                 }
-                self.model.dead_letters.push_back(dl);
+                self.dead_letters.push_back(dl);
             }
         }
         q.ack_position(pos);
-        self.model.ack_flush.note(vhost_name, q, now_ms);
+        self.ack_flush.note(vhost_name, q, now_ms);
     }
 
     /// Requeues a delivered message, unless it has reached the queue's delivery
     /// limit, in which case it dies with reason `delivery_limit`.
     pub(crate) fn requeue_or_limit(&mut self, vhost_name: &Arc<str>, id: QueueId, pos: SegmentPosition) {
-        let Some(q) = self
-            .model
-            .vhosts
-            .get_mut(vhost_name)
-            .and_then(|v| v.queues.get_mut(&id))
-        else {
+        let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(&id)) else {
             return;
         };
         if q.counts_deliveries() {
@@ -137,7 +120,7 @@ impl Broker {
         }
         q.requeue_position(pos);
         // A bumped delivery count is written with the acks.
-        self.model.ack_flush.note(vhost_name, q, self.model.now_ms);
+        self.ack_flush.note(vhost_name, q, self.now_ms);
         if q.needs_drop_head() {
             self.enforce_length(vhost_name, id);
         }
