@@ -102,11 +102,12 @@ impl Broker {
                 p
             }
         };
+        let model = crate::core::model::Model::new(config.sync);
         let mut b = Broker {
             config,
             users,
             permissions,
-            model: Default::default(),
+            model,
             conns: Default::default(),
             handshakes: Default::default(),
             trash: Vec::new(),

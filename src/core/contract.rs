@@ -66,7 +66,7 @@ impl Broker {
         } else {
             self.process_frames(&mut conn, input, now_ms)
         };
-        crate::core::amqp::confirm::flush_ready_confirms(&mut conn, self.sync.synced);
+        crate::core::amqp::confirm::flush_ready_confirms(&mut conn, self.model.commit.synced);
         conn.stats.recv_oct += used as u64;
         conn.stats.recv_cnt += 1;
         if conn.release_at_ms.is_some() {
@@ -217,7 +217,7 @@ impl Broker {
     }
 
     pub fn sync_running(&self) -> bool {
-        self.sync.running.is_some()
+        self.model.commit.running.is_some()
     }
 
     // ---- outputs ------------------------------------------------------------
@@ -294,9 +294,12 @@ impl Broker {
     }
 
     pub(in crate::core) fn after_input(&mut self) {
+        if std::mem::take(&mut self.model.disk_low) {
+            self.handle_disk_alarm(true);
+        }
         self.apply_notices();
         self.fire_due_timers();
-        self.process_dead_letters();
+        self.model.process_dead_letters();
         self.model.run_expiry_checks();
         self.deliver();
     }
@@ -344,7 +347,7 @@ impl Broker {
                         self.delete_queue(&vname, id);
                     }
                 }
-                TimerKind::Delayed(x) => self.fire_delayed(&vname, &x),
+                TimerKind::Delayed(x) => self.model.fire_delayed(&vname, &x),
             }
         }
     }

@@ -8,7 +8,7 @@
 //! publishes that arrived while the previous one ran: never one fsync per message.
 //!
 //! Publishes to a durable delayed exchange mark its store dirty the same way
-//! ([`SyncState::delayed_dirty`]): the job syncs it with the queues.
+//! (`Commit::delayed_dirty` in `model::commit`): the job syncs it with the queues.
 //!
 //! The same commit syncs the definitions logs written since the last one (see
 //! `definitions::log`): a connection whose durable declare, bind or delete
@@ -40,23 +40,11 @@ use crate::core::definitions::log::Written;
 use crate::core::model::ids::{ConnId, QueueId, ADMIN_CONN};
 use crate::core::model::route::PublishOutcome;
 
+/// The session's side of the group commit: who waits for it.
 #[derive(Debug, Default)]
 pub struct SyncState {
-    /// The epoch new durable appends belong to.
-    pub epoch: u64,
-    /// The last epoch known to be on disk.
-    pub synced: u64,
-    /// A job is running (its epoch).
-    pub running: Option<u64>,
-    /// Queues with appends waiting for a sync, with their vhost.
-    dirty: crate::core::Map<QueueId, Arc<str>>,
     /// Connections with confirms waiting for a sync.
     pub waiting: BTreeSet<ConnId>,
-    /// Vhosts whose definitions log has records waiting for a sync.
-    definitions: BTreeSet<Arc<str>>,
-    /// Delayed exchanges (vhost, exchange) whose store holds messages waiting
-    /// for a sync.
-    delayed: BTreeSet<(Arc<str>, ShortString)>,
     /// Connections whose output waits for a sync (see [`SyncState::hold_output`]).
     held: crate::core::Map<ConnId, HeldOutput>,
 }
@@ -71,35 +59,10 @@ struct HeldOutput {
 }
 
 impl SyncState {
-    pub fn mark_dirty(&mut self, vhost: &Arc<str>, q: QueueId) {
-        self.dirty.entry(q).or_insert_with(|| vhost.clone());
-    }
-
-    /// The definitions log of `vhost` has records for the next commit.
-    pub(crate) fn definitions_dirty(&mut self, vhost: &Arc<str>) {
-        if !self.definitions.contains(vhost) {
-            self.definitions.insert(vhost.clone());
-        }
-    }
-
-    /// The store of the delayed exchange `exchange` of `vhost` has held
-    /// messages for the next commit.
-    pub(crate) fn delayed_dirty(&mut self, vhost: &Arc<str>, exchange: &ShortString) {
-        let key = (vhost.clone(), exchange.clone());
-        if !self.delayed.contains(&key) {
-            self.delayed.insert(key);
-        }
-    }
-
-    pub(crate) fn take_definitions_dirty(&mut self) -> BTreeSet<Arc<str>> {
-        std::mem::take(&mut self.definitions)
-    }
-
     /// Holds everything `conn` is sent from now on until the next commit is done
     /// (a commit running now may not cover what was just written). Called before
     /// the reply is written; what is already in its buffer may leave now.
-    pub(crate) fn hold_output(&mut self, conn: &mut Connection) {
-        let epoch = self.epoch + 1;
+    pub(crate) fn hold_output(&mut self, conn: &mut Connection, epoch: u64) {
         match self.held.get_mut(&conn.id) {
             Some(h) => h.epoch = epoch,
             None => {
@@ -177,13 +140,17 @@ impl Broker {
     pub(crate) fn hold_reply_for_definitions(&mut self, conn: &mut Connection) {
         // The management API's connection is not a client's: its callers sync
         // before they answer (`sync_definitions_now`).
-        if self.config.sync && conn.id != ADMIN_CONN {
-            self.sync.hold_output(conn);
+        if self.model.commit.enabled() && conn.id != ADMIN_CONN {
+            self.sync.hold_output(conn, self.model.commit.next_epoch());
         }
     }
 
     pub(crate) fn track_confirm(&mut self, conn: &mut Connection, channel: u16, outcome: PublishOutcome) {
-        let epoch = if outcome.needs_sync { self.sync.epoch + 1 } else { 0 };
+        let epoch = if outcome.needs_sync {
+            self.model.commit.epoch + 1
+        } else {
+            0
+        };
         let ch = chan(conn, channel);
         if !ch.confirm {
             return;
@@ -206,21 +173,18 @@ impl Broker {
 
     /// A sync job if any durable data waits for one and none is running.
     pub fn poll_sync(&mut self) -> Option<SyncJob> {
-        let idle = self.sync.dirty.is_empty()
-            && self.sync.delayed.is_empty()
-            && self.sync.definitions.is_empty()
-            && self.sync.held.is_empty();
-        if self.sync.running.is_some() || idle {
+        let idle = self.model.commit.nothing_dirty() && self.sync.held.is_empty();
+        if self.model.commit.running.is_some() || idle {
             return None;
         }
         // Every buffered ack is written before the fsyncs: none may trail a
         // dead-lettered copy made durable by this commit (see `ack_flush`).
         self.model.flush_acks();
-        self.sync.epoch += 1;
-        let epoch = self.sync.epoch;
+        self.model.commit.epoch += 1;
+        let epoch = self.model.commit.epoch;
         let mut batches = Vec::new();
         let mut queues = Vec::new();
-        for (qid, vname) in std::mem::take(&mut self.sync.dirty) {
+        for (qid, vname) in std::mem::take(&mut self.model.commit.dirty) {
             let Some(q) = self.model.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&qid)) else {
                 continue;
             };
@@ -235,7 +199,7 @@ impl Broker {
             }
         }
         let mut delayed = Vec::new();
-        for (vname, exchange) in std::mem::take(&mut self.sync.delayed) {
+        for (vname, exchange) in std::mem::take(&mut self.model.commit.delayed) {
             let x = self
                 .model
                 .vhosts
@@ -256,12 +220,12 @@ impl Broker {
         // Held replies whose records an in-place sync covered already
         // (`sync_definitions_now`) are released by this job, with no file of theirs.
         let mut definitions = Vec::new();
-        for vname in std::mem::take(&mut self.sync.definitions) {
+        for vname in std::mem::take(&mut self.model.commit.definitions) {
             if let Some(v) = self.model.vhosts.get_mut(&vname) {
                 definitions.extend(v.definitions.take_sync());
             }
         }
-        self.sync.running = Some(epoch);
+        self.model.commit.running = Some(epoch);
         Some(SyncJob {
             epoch,
             batches,
@@ -275,7 +239,7 @@ impl Broker {
     /// the waiting publishes are nacked, which is what a publisher must be told
     /// when the broker cannot promise the data is safe.
     pub fn handle_sync_done(&mut self, job: SyncJob, result: std::io::Result<()>) {
-        self.sync.running = None;
+        self.model.commit.running = None;
         let ok = result.is_ok();
         if let Err(e) = &result {
             tracing::error!(error = %e, "group commit fsync failed; nacking waiting publishes");
@@ -286,7 +250,7 @@ impl Broker {
                     q.store.sync_completed(*level, *seq);
                 }
             }
-            self.sync.synced = job.epoch;
+            self.model.commit.synced = job.epoch;
         }
         for (vname, exchange, seq) in &job.delayed {
             let x = self
@@ -315,7 +279,7 @@ impl Broker {
                         p.epoch = 0;
                     }
                 }
-                flush_confirms(&mut conn, ch, self.sync.synced);
+                flush_confirms(&mut conn, ch, self.model.commit.synced);
                 still |= chan(&mut conn, ch).pending_confirms.iter().any(|p| p.epoch > 0);
                 let c = chan(&mut conn, ch);
                 match c.commit_wait {
@@ -324,7 +288,7 @@ impl Broker {
                         let e = ProtocolError::new(ReplyCode::InternalError, "tx.commit failed: cannot sync to disk");
                         self.close_channel(&mut conn, ch, e);
                     }
-                    Some(epoch) if epoch <= self.sync.synced => {
+                    Some(epoch) if epoch <= self.model.commit.synced => {
                         c.commit_wait = None;
                         encode_method(&mut conn.out, ch, &Method::TxCommitOk(TxCommitOk));
                     }
@@ -419,7 +383,7 @@ impl Broker {
         if needs_sync {
             // Committed means on disk, as a confirm does: wait for the group
             // commit that covers these appends (see `handle_sync_done`).
-            chan(conn, channel).commit_wait = Some(self.sync.epoch + 1);
+            chan(conn, channel).commit_wait = Some(self.model.commit.epoch + 1);
             self.sync.waiting.insert(conn.id);
         } else {
             encode_method(&mut conn.out, channel, &Method::TxCommitOk(TxCommitOk));

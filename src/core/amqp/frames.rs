@@ -158,7 +158,7 @@ impl Broker {
     pub(crate) fn close_channel(&mut self, conn: &mut Connection, channel: u16, e: ProtocolError) {
         tracing::debug!(conn = %conn.describe(), channel, error = %e, "closing channel on error");
         // Publishes accepted before the error are confirmed before the close.
-        crate::core::amqp::confirm::flush_confirms(conn, channel, self.sync.synced);
+        crate::core::amqp::confirm::flush_confirms(conn, channel, self.model.commit.synced);
         let text = e.reply_text();
         let close = ChannelClose {
             reply_code: e.code.code(),

@@ -101,14 +101,14 @@ impl Broker {
         let Some((vhost, _)) = self.model.vhosts.get_key_value(vhost) else {
             return false;
         };
-        self.sync.definitions_dirty(vhost);
+        self.model.commit.definitions_dirty(vhost);
         true
     }
 
     /// Syncs every log with written records now, on this thread: for callers that
     /// answer synchronously (the management API, definitions import, shutdown).
     pub fn sync_definitions_now(&mut self) {
-        for vhost in self.sync.take_definitions_dirty() {
+        for vhost in self.model.commit.take_definitions_dirty() {
             let Some(v) = self.model.vhosts.get_mut(&vhost) else {
                 continue;
             };

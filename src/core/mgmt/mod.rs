@@ -11,11 +11,13 @@
 //! | [`views`] | read-only views: node, vhosts, queues, exchanges, bindings, connections, channels, users |
 //! | [`commands`] | management operations (the HTTP API's writes, get/publish/purge) |
 //! | [`vhosts`] | vhost create/delete, limits, global parameters, node and cluster names |
+//! | [`stats`] | the statistics tick: rates of connections, channels, queues, exchanges, vhosts, node |
 //! | [`error`] | the error a management operation returns (the model's `AdminError`) and its HTTP status |
 //! | [`json_table`] | AMQP field tables to and from JSON (`definitions::json::table`, re-exported) |
 
 pub mod commands;
 pub mod error;
+mod stats;
 pub mod vhosts;
 pub mod views;
 

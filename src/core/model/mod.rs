@@ -3,6 +3,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`commit`] | what the next group commit covers (dirty queues, delayed stores, definitions logs), its epochs |
 //! | [`state`] | [`Model`]: the vhosts and the model's pending work (timers, dead letters, expiry, delivery, buffered acks) |
 //! | [`vhost`] | a virtual host: its exchanges, queues and bindings |
 //! | [`route_graph`] | which queues a message goes to: the exchange graph walk of a vhost |
@@ -13,6 +14,7 @@
 //! | [`policy`] | a vhost's policies, which one applies to an object, a queue's effective settings from its arguments and policies |
 //! | [`stats`] | message counters and rates (computed on a timer) |
 
+pub(in crate::core) mod commit;
 pub mod error;
 pub mod exchange;
 pub mod ids;

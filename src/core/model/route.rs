@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use ringmq_codec::{BasicProperties, FieldTable, FieldValueRef, ShortStr, Table};
 
-use crate::core::broker::Broker;
 use crate::core::model::queue::append::StoredMessage;
 use crate::core::model::queue::args::parse_expiration;
+use crate::core::model::Model;
 
 /// Routing keys a message may carry through CC and BCC headers, beyond its own.
 pub const CC_KEYS_MAX: usize = 256;
@@ -34,7 +34,7 @@ pub(crate) enum RouteError {
     BadExpiration(String),
 }
 
-impl Broker {
+impl Model {
     /// Routes one message from `exchange` of `vhost_name` (which exist: the
     /// caller checked) and stores it in every queue it routes to; `props` is
     /// `properties` decoded.
@@ -52,8 +52,8 @@ impl Broker {
                 return Ok(outcome);
             }
         }
-        let now_ms = self.model.now_ms;
-        let vhost = self.model.vhosts.get_mut(vhost_name).expect("vhost");
+        let now_ms = self.now_ms;
+        let vhost = self.vhosts.get_mut(vhost_name).expect("vhost");
         let persistent = props.is_persistent();
         // CC/BCC are rare: only then build a key list; the common case routes one
         // key without allocating.
@@ -69,10 +69,10 @@ impl Broker {
             has_bcc = collect_cc(&h, "BCC", &mut cc_keys);
         }
         let keys: &[&str] = if cc_keys.len() > 1 { &cc_keys } else { &single };
-        let mut queues = std::mem::take(&mut self.model.route_scratch);
+        let mut queues = std::mem::take(&mut self.route_scratch);
         if !vhost.route_publish(exchange.as_str(), keys, props, now_ms, &mut queues) {
             // A duplicate is dropped and still confirmed, as LavinMQ does.
-            self.model.route_scratch = queues;
+            self.route_scratch = queues;
             return Ok(PublishOutcome {
                 routed: true,
                 ..Default::default()
@@ -93,7 +93,7 @@ impl Broker {
         let expiration = match props.expiration.map(|e| parse_expiration(&e)) {
             Some(Err(e)) => {
                 queues.clear();
-                self.model.route_scratch = queues;
+                self.route_scratch = queues;
                 return Err(RouteError::BadExpiration(e));
             }
             Some(Ok(ms)) => Some(ms),
@@ -111,7 +111,7 @@ impl Broker {
         };
         self.store_routed(vhost_name, &queues, &msg, &mut outcome);
         queues.clear();
-        self.model.route_scratch = queues;
+        self.route_scratch = queues;
         Ok(outcome)
     }
 }

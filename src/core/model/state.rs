@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use crate::core::model::commit::Commit;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::{ack_flush::AckFlush, append::RepeatedErrors};
 use crate::core::model::queue::{dead_letter::DeadLetterQueue, dead_letter_hold::HeldDeadLetters};
@@ -37,9 +38,22 @@ pub struct Model {
     pub(crate) store_errors: RepeatedErrors,
     /// The queues a publish routes to, reused from one publish to the next.
     pub(crate) route_scratch: Vec<QueueId>,
+    /// What the next group commit covers, and how far commits have come.
+    pub(crate) commit: Commit,
+    /// A store said free space is below its margin: the session raises the
+    /// disk alarm (blocks publishers) when the input is handled.
+    pub(crate) disk_low: bool,
 }
 
 impl Model {
+    /// An empty model; `sync` false is `--no-sync` (see [`Commit::enabled`]).
+    pub(crate) fn new(sync: bool) -> Model {
+        Model {
+            commit: Commit::new(sync),
+            ..Default::default()
+        }
+    }
+
     /// Every vhost with its name, for readers outside the core's folders (the
     /// fuzz targets' invariant checks); the management API reads through `mgmt`.
     pub fn vhosts(&self) -> impl Iterator<Item = (&Arc<str>, &VHost)> {

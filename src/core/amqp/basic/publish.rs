@@ -205,7 +205,10 @@ impl Broker {
                 ..Default::default()
             });
         }
-        let outcome = match self.route_and_store(&vhost_name, exchange, routing_key, &props, properties, body) {
+        let outcome = match self
+            .model
+            .route_and_store(&vhost_name, exchange, routing_key, &props, properties, body)
+        {
             Ok(outcome) => outcome,
             Err(RouteError::BadExpiration(e)) => return Err(precondition(e)),
         };

@@ -245,7 +245,6 @@ pub fn resolve_type(
 use ringmq_codec::{ShortStr, ShortString};
 use std::sync::Arc;
 
-use crate::core::broker::Broker;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::append::StoredMessage;
 use crate::core::model::queue::args::parse_expiration;
@@ -253,9 +252,10 @@ use crate::core::model::queue::dead_letter::DEAD_LETTERS_PER_TURN_MAX;
 use crate::core::model::queue::take::read_named;
 use crate::core::model::route::PublishOutcome;
 use crate::core::model::timers::TimerKind;
+use crate::core::model::Model;
 
 // Holding and firing, on the broker.
-impl Broker {
+impl Model {
     /// Holds a message published to a delayed exchange; None if the exchange is
     /// not a delayed one (route as usual).
     pub(crate) fn hold_delayed(
@@ -267,8 +267,8 @@ impl Broker {
         body: &[u8],
         delay_ms: u64,
     ) -> Option<PublishOutcome> {
-        let now_ms = self.model.now_ms;
-        let vhost = self.model.vhosts.get_mut(vhost_name)?;
+        let now_ms = self.now_ms;
+        let vhost = self.vhosts.get_mut(vhost_name)?;
         let name = vhost.exchanges.get_key_value(exchange.as_str())?.0.clone();
         let x = vhost.exchanges.get_mut(exchange.as_str())?;
         let store = x.delayed.as_mut()?;
@@ -288,15 +288,14 @@ impl Broker {
             outcome.failed = true;
             return Some(outcome);
         }
-        if x.durable && self.config.sync {
+        if x.durable && self.commit.enabled() {
             // Synced off the loop by the group commit, which the confirm (or
             // commit-ok) waits for; a failed commit nacks it, as for queues.
             outcome.needs_sync = true;
-            self.sync.delayed_dirty(vhost_name, &name);
+            self.commit.delayed_dirty(vhost_name, &name);
         }
         if let Some(due) = store.next_due() {
-            self.model
-                .timers
+            self.timers
                 .add(due, now_ms, vhost_name, QueueId(0), TimerKind::Delayed(name));
         }
         Some(outcome)
@@ -306,11 +305,11 @@ impl Broker {
     /// [`DEAD_LETTERS_PER_TURN_MAX`] per turn, then settles them here (see
     /// [`Self::settle_fired`] and the module doc for the order).
     pub(in crate::core) fn fire_delayed(&mut self, vhost_name: &Arc<str>, exchange: &ShortString) {
-        let now_ms = self.model.now_ms;
+        let now_ms = self.now_ms;
         let mut fired = Fired::default();
         let mut more = true;
         for _ in 0..DEAD_LETTERS_PER_TURN_MAX {
-            let Some(vhost) = self.model.vhosts.get_mut(vhost_name) else {
+            let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
                 return;
             };
             let Some(store) = vhost.exchanges.get_mut(&**exchange).and_then(|x| x.delayed.as_mut()) else {
@@ -318,7 +317,7 @@ impl Broker {
             };
             let Some(due) = store.pop_due(now_ms) else {
                 if let Some(next) = store.next_due() {
-                    self.model.timers.add(
+                    self.timers.add(
                         next,
                         now_ms,
                         vhost_name,
@@ -342,7 +341,7 @@ impl Broker {
             let body = view.body.to_vec();
             let routing_key = ShortString::from(routing_key);
             let props = BasicProperties::decode(&properties).unwrap_or_default();
-            let mut queues = std::mem::take(&mut self.model.route_scratch);
+            let mut queues = std::mem::take(&mut self.route_scratch);
             vhost.route(exchange, &[routing_key.as_str()], &props, &mut queues);
             let msg = StoredMessage {
                 exchange: exchange.as_short(),
@@ -361,12 +360,12 @@ impl Broker {
             }
             fired.positions.push(due.pos);
             queues.clear();
-            self.model.route_scratch = queues;
+            self.route_scratch = queues;
         }
         self.settle_fired(vhost_name, exchange, fired);
         if more {
             // More are due: the rest in a later turn.
-            self.model.timers.add(
+            self.timers.add(
                 now_ms,
                 now_ms,
                 vhost_name,
@@ -388,8 +387,8 @@ impl Broker {
         if fired.positions.is_empty() {
             return;
         }
-        let sync = self.config.sync;
-        let Some(vhost) = self.model.vhosts.get_mut(vhost_name) else {
+        let sync = self.commit.enabled();
+        let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
             return;
         };
         let mut copies_synced = true;

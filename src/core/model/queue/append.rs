@@ -7,11 +7,11 @@ use std::sync::Arc;
 use ringmq_codec::BasicProperties;
 use ringmq_store::MessageRef;
 
-use crate::core::broker::Broker;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::args::Overflow;
 use crate::core::model::queue::dead_letter::{make_dead_letter, DeathReason};
 use crate::core::model::route::PublishOutcome;
+use crate::core::model::Model;
 
 /// A message on its way into queues (publish or dead-lettering).
 pub(crate) struct StoredMessage<'a> {
@@ -28,7 +28,7 @@ pub(crate) struct StoredMessage<'a> {
     pub maybe_delivered: bool,
 }
 
-impl Broker {
+impl Model {
     /// Appends a routed message to each queue, applying length limits; records
     /// what the publisher must be told in `outcome`.
     pub(crate) fn store_routed(
@@ -41,9 +41,10 @@ impl Broker {
         let mut disk_full = false;
         self.store_routed_to(vhost_name, queues, msg, outcome, &mut disk_full);
         if disk_full {
-            // Blocks publishers now, before the disk is full; the disk task
-            // clears it once there is room again.
-            self.handle_disk_alarm(true);
+            // Publishers are blocked at the end of this input, before the disk
+            // is full (`Broker::after_input`); the disk task clears the alarm
+            // once there is room again.
+            self.disk_low = true;
         }
     }
 
@@ -60,9 +61,9 @@ impl Broker {
         outcome: &mut PublishOutcome,
         disk_full: &mut bool,
     ) {
-        let now_ms = self.model.now_ms;
-        let sync_enabled = self.config.sync;
-        let Some(vhost) = self.model.vhosts.get_mut(vhost_name) else {
+        let now_ms = self.now_ms;
+        let sync_enabled = self.commit.enabled();
+        let Some(vhost) = self.vhosts.get_mut(vhost_name) else {
             return;
         };
         let mut over_limit: Vec<QueueId> = Vec::new();
@@ -89,7 +90,7 @@ impl Broker {
                         DeathReason::MaxLen,
                         now_ms,
                     ) {
-                        self.model.dead_letters.push_back(dl);
+                        self.dead_letters.push_back(dl);
                     }
                 }
                 continue;
@@ -108,7 +109,7 @@ impl Broker {
                 Ok(pos) => pos,
                 Err(e) => {
                     *disk_full |= matches!(e, ringmq_store::StoreError::DiskFull { .. });
-                    self.model.store_errors.note(&q.name, &e, now_ms);
+                    self.store_errors.note(&q.name, &e, now_ms);
                     outcome.failed = true;
                     continue;
                 }
@@ -120,14 +121,14 @@ impl Broker {
             }
             // Space is checked where it is taken (segment creation and growth).
             *disk_full |= q.store.take_space_low();
-            self.model.store_errors.cleared();
+            self.store_errors.cleared();
             q.stats.c.publish += 1;
             if msg.expiration_ms.is_some() {
                 q.may_expire = true;
             }
             if msg.persistent && q.durable && sync_enabled {
                 outcome.needs_sync = true;
-                self.sync.mark_dirty(vhost_name, *id);
+                self.commit.mark_dirty(vhost_name, *id);
             }
             // Checked on the queue in hand: the common case costs no lookup.
             if q.needs_drop_head() {
@@ -135,22 +136,22 @@ impl Broker {
                 continue;
             }
             if q.may_expire || q.settings.message_ttl_ms.is_some() {
-                self.model.expiry_pending.push((vhost_name.clone(), *id));
+                self.expiry_pending.push((vhost_name.clone(), *id));
             }
             if q.consumer_count() > 0 {
-                self.model.deliver_pending.push((vhost_name.clone(), *id));
+                self.deliver_pending.push((vhost_name.clone(), *id));
             }
         }
         for id in over_limit {
-            self.model.enforce_length(vhost_name, id);
-            let Some(q) = self.model.vhosts.get(vhost_name).and_then(|v| v.queues.get(&id)) else {
+            self.enforce_length(vhost_name, id);
+            let Some(q) = self.vhosts.get(vhost_name).and_then(|v| v.queues.get(&id)) else {
                 continue;
             };
             if q.may_expire || q.settings.message_ttl_ms.is_some() {
-                self.model.expiry_pending.push((vhost_name.clone(), id));
+                self.expiry_pending.push((vhost_name.clone(), id));
             }
             if q.consumer_count() > 0 {
-                self.model.deliver_pending.push((vhost_name.clone(), id));
+                self.deliver_pending.push((vhost_name.clone(), id));
             }
         }
     }

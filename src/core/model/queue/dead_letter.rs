@@ -15,12 +15,12 @@ use std::sync::Arc;
 use ringmq_codec::{BasicProperties, FieldTable, FieldValue, FieldValueRef, Table};
 use ringmq_store::SegmentPosition;
 
-use crate::core::broker::Broker;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::append::StoredMessage;
 use crate::core::model::queue::take::read_named;
 use crate::core::model::queue::Queue;
 use crate::core::model::route::PublishOutcome;
+use crate::core::model::Model;
 
 /// Dead letters processed per turn; the rest wait for the next one.
 pub const DEAD_LETTERS_PER_TURN_MAX: usize = 10_000;
@@ -70,18 +70,18 @@ impl DeadLetter {
     }
 }
 
-impl Broker {
+impl Model {
     /// Routes queued dead letters to their exchanges (bounded per turn).
     pub(crate) fn process_dead_letters(&mut self) {
-        if !self.model.dead_letters.is_empty() {
+        if !self.dead_letters.is_empty() {
             // The sources' acks reach their files before the copies are stored.
-            self.model.flush_acks();
+            self.flush_acks();
         }
         for _ in 0..DEAD_LETTERS_PER_TURN_MAX {
-            let Some(dl) = self.model.dead_letters.pop_front() else {
+            let Some(dl) = self.dead_letters.pop_front() else {
                 return;
             };
-            let Some(vhost) = self.model.vhosts.get_mut(&dl.vhost) else {
+            let Some(vhost) = self.vhosts.get_mut(&dl.vhost) else {
                 continue;
             };
             if !vhost.exchanges.contains_key(dl.dlx.as_str()) {
@@ -91,7 +91,7 @@ impl Broker {
             }
             let keys: Vec<&str> = dl.routing_keys.iter().map(String::as_str).collect();
             let props = BasicProperties::decode(&dl.properties).expect("own encoding");
-            let mut queues = std::mem::take(&mut self.model.route_scratch);
+            let mut queues = std::mem::take(&mut self.route_scratch);
             vhost.route(&dl.dlx, &keys, &props, &mut queues);
             let deaths = Deaths::of(&props);
             queues.retain(|id| vhost.queues.get(id).is_some_and(|q| !deaths.is_cycle(&q.name)));
@@ -110,13 +110,13 @@ impl Broker {
             let routed = !queues.is_empty();
             self.store_routed(&vname, &queues, &msg, &mut outcome);
             queues.clear();
-            self.model.route_scratch = queues;
+            self.route_scratch = queues;
             if !routed {
                 self.drop_unroutable_dead_letter(&dl);
             } else if let Some((id, pos)) = dl.hold {
                 // The epoch these appends belong to, as a confirm would wait for.
-                let epoch = if outcome.needs_sync { self.sync.epoch + 1 } else { 0 };
-                self.model.hold_dead_letter_source(&vname, id, pos, epoch);
+                let epoch = if outcome.needs_sync { self.commit.epoch + 1 } else { 0 };
+                self.hold_dead_letter_source(&vname, id, pos, epoch);
             }
         }
     }
@@ -125,7 +125,7 @@ impl Broker {
     /// `dead_letter_hold` for at-least-once's difference): its held original too.
     fn drop_unroutable_dead_letter(&mut self, dl: &DeadLetter) {
         if let Some((id, pos)) = dl.hold {
-            self.model.hold_dead_letter_source(&dl.vhost, id, pos, 0);
+            self.hold_dead_letter_source(&dl.vhost, id, pos, 0);
         }
     }
 }
