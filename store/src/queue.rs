@@ -126,6 +126,9 @@ pub struct QueueStore {
     spares: std::collections::VecDeque<Spare>,
     /// See [`Self::take_space_low`].
     space_low: bool,
+    /// Segments below this id were open when a sync failed: never kept as spares
+    /// (see [`Self::sync_failed`]).
+    reuse_from: SegmentId,
 }
 
 impl std::fmt::Debug for QueueStore {
@@ -193,6 +196,7 @@ impl QueueStore {
             delivered,
             spares: find_spares(dir)?,
             space_low: false,
+            reuse_from: SegmentId(0),
         };
         Ok((store, report))
     }
@@ -526,7 +530,8 @@ impl QueueStore {
         let path = segment_path(&self.dir, id);
         // (Never replace a spare; ids only restart at 1 in a folder without any.)
         let clash = self.spares.iter().any(|s| s.id == id);
-        if self.spares.len() < SPARES_MAX && end <= self.cfg.segment_bytes && !clash {
+        let reusable = id >= self.reuse_from;
+        if self.spares.len() < SPARES_MAX && end <= self.cfg.segment_bytes && !clash && reusable {
             fs::rename(&path, spare_path(&self.dir, id))?;
             self.spares.push_back(Spare { id, lease: Some(lease) });
             return Ok(());
@@ -676,24 +681,45 @@ impl QueueStore {
 
     /// Collects the files dirtied since the last batch (buffered acks are written out
     /// first). None when there is nothing to sync. The caller fdatasyncs them (e.g.
-    /// [`SyncBatch::run_blocking`]) and then calls [`Self::sync_completed`].
+    /// [`SyncBatch::run_blocking`]) and then calls [`Self::sync_completed`], or
+    /// [`Self::sync_failed`] if that failed. On an error nothing is taken: what was
+    /// dirty stays so for the next batch.
     pub fn take_sync_batch(&mut self) -> io::Result<Option<SyncBatch>> {
+        let prepared = self.prepare_sync()?;
+        Ok(self.take_prepared(prepared))
+    }
+
+    /// The half of taking a batch that can fail, done before anything is taken: a
+    /// batch that failed half way used to drop the ack files (and `delivered`) it had
+    /// taken, so they were never synced.
+    pub(crate) fn prepare_sync(&mut self) -> io::Result<PreparedSync> {
+        let room = self.sync.check_room();
+        debug_assert!(room.is_ok(), "sync batches taken and never reported");
+        room?;
+        self.flush_acks()?;
+        self.delivered.rewrite_after_failure(&self.dir)?;
+        let dir = if self.sync.dir_dirty {
+            Some(Arc::new(File::open(&self.dir)?))
+        } else {
+            None
+        };
+        Ok(PreparedSync { dir })
+    }
+
+    /// The batch of what [`Self::prepare_sync`] readied (nothing may change between
+    /// the two).
+    pub(crate) fn take_prepared(&mut self, prepared: PreparedSync) -> Option<SyncBatch> {
         let mut files = Vec::new();
         for id in std::mem::take(&mut self.dirty_acks) {
             if let Some(acks) = self.segments.get_mut(&id).and_then(|m| m.acks.as_mut()) {
-                files.extend(acks.take_for_sync()?);
+                files.extend(acks.take_written());
             }
         }
         if self.sync.writer_dirty {
             files.extend(self.writer.as_ref().map(|w| Arc::clone(w.file())));
         }
         files.extend(self.delivered.take_for_sync());
-        let dir = if self.sync.dir_dirty {
-            Some(Arc::new(File::open(&self.dir)?))
-        } else {
-            None
-        };
-        Ok(self.sync.make_batch(files, dir))
+        self.sync.make_batch(files, prepared.dir)
     }
 
     /// Writes buffered acks (and discards) to their ack files, without syncing.
@@ -718,15 +744,37 @@ impl QueueStore {
         self.sync.completed(seq);
     }
 
-    /// Whether appends or acks are waiting for a sync batch.
-    pub fn needs_sync(&self) -> bool {
-        self.sync.needs_batch() || !self.dirty_acks.is_empty()
+    /// Reports that the batch with `seq` was not made durable: its fsync failed, or it
+    /// was never run. Returns the seq up to which appends are lost: the caller must not
+    /// confirm any of them that it has not confirmed yet. The store goes on: the next
+    /// append starts a new segment, and later batches make later appends durable as
+    /// usual. Why, and what it means for [`Self::synced_seq`]: see [`crate::sync`].
+    ///
+    /// Closing the write segment may fail (truncating it); that is logged: the segment
+    /// is closed either way, and recovery reads a segment left untruncated.
+    pub fn sync_failed(&mut self, seq: AppendSeq) -> AppendSeq {
+        let lost = self.sync.failed(seq);
+        self.reuse_from = self.next_segment;
+        if let Err(e) = self.close_writer() {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "closing the write segment after a failed sync");
+        }
+        self.delivered.sync_failed();
+        lost
     }
 
-    /// Takes and runs one batch with blocking syscalls (tests, tools, clean shutdown).
+    /// Whether appends or acks are waiting for a sync.
+    pub fn needs_sync(&self) -> bool {
+        self.sync.needs_batch() || !self.dirty_acks.is_empty() || self.delivered.rewrite_pending()
+    }
+
+    /// Takes and runs one batch with blocking syscalls (tests, tools, clean shutdown);
+    /// a failed one is reported failed (its error returned).
     pub fn sync_all_blocking(&mut self) -> io::Result<()> {
         if let Some(batch) = self.take_sync_batch()? {
-            batch.run_blocking()?;
+            if let Err(e) = batch.run_blocking() {
+                self.sync_failed(batch.seq());
+                return Err(e);
+            }
             self.sync_completed(batch.seq());
         }
         Ok(())
@@ -753,6 +801,12 @@ impl QueueStore {
         self.segments.clear();
         fs::remove_dir_all(&self.dir)
     }
+}
+
+/// What [`QueueStore::prepare_sync`] readied for [`QueueStore::take_prepared`].
+pub(crate) struct PreparedSync {
+    /// The queue's directory, opened when its entries changed.
+    dir: Option<Arc<File>>,
 }
 
 /// Spare segment files kept per queue: at most this many segments of disk beyond
