@@ -59,6 +59,9 @@ pub struct SyncState {
     delayed: BTreeSet<(Arc<str>, ShortString)>,
     /// Connections whose output waits for a sync (see [`SyncState::hold_output`]).
     held: crate::core::Map<ConnId, HeldOutput>,
+    /// See [`SyncState::inline_sync_failed`]: the epoch up to which the next
+    /// job to finish fails what waits.
+    failed_inline: Option<u64>,
 }
 
 /// A connection's output split at the reply that waits for a sync: `ready` (what
@@ -89,6 +92,14 @@ impl SyncState {
         if !self.delayed.contains(&key) {
             self.delayed.insert(key);
         }
+    }
+
+    /// A store the group commit also syncs was synced inline (firing delayed
+    /// messages) and that failed: what waits for a commit now may be in its
+    /// failed files, so the next job to finish fails it, as a failed fsync of
+    /// its own would (see [`Broker::handle_sync_done`]).
+    pub(crate) fn inline_sync_failed(&mut self) {
+        self.failed_inline = Some(self.epoch + 1);
     }
 
     pub(crate) fn take_definitions_dirty(&mut self) -> BTreeSet<Arc<str>> {
@@ -139,6 +150,8 @@ pub struct SyncJob {
     queues: Vec<(Arc<str>, QueueId, usize, ringmq_store::AppendSeq)>,
     /// (vhost, delayed exchange, seq) of each delayed store's batch.
     delayed: Vec<(Arc<str>, ShortString, ringmq_store::AppendSeq)>,
+    /// A store's batch could not be taken: what waits for this job is not synced.
+    prepare_failed: bool,
 }
 
 impl SyncJob {
@@ -209,7 +222,8 @@ impl Broker {
         let idle = self.sync.dirty.is_empty()
             && self.sync.delayed.is_empty()
             && self.sync.definitions.is_empty()
-            && self.sync.held.is_empty();
+            && self.sync.held.is_empty()
+            && self.sync.failed_inline.is_none();
         if self.sync.running.is_some() || idle {
             return None;
         }
@@ -220,6 +234,7 @@ impl Broker {
         let epoch = self.sync.epoch;
         let mut batches = Vec::new();
         let mut queues = Vec::new();
+        let mut prepare_failed = false;
         for (qid, vname) in std::mem::take(&mut self.sync.dirty) {
             let Some(q) = self.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&qid)) else {
                 continue;
@@ -231,7 +246,10 @@ impl Broker {
                         batches.push(b);
                     }
                 }
-                Err(e) => tracing::error!(queue = %q.name, error = %e, "cannot prepare sync"),
+                Err(e) => {
+                    tracing::error!(queue = %q.name, error = %e, "cannot prepare sync; nacking waiting publishes");
+                    prepare_failed = true;
+                }
             }
         }
         let mut delayed = Vec::new();
@@ -249,7 +267,10 @@ impl Broker {
                     batches.push(b);
                 }
                 Ok(None) => {}
-                Err(e) => tracing::error!(%exchange, error = %e, "cannot prepare sync"),
+                Err(e) => {
+                    tracing::error!(%exchange, error = %e, "cannot prepare sync; nacking waiting publishes");
+                    prepare_failed = true;
+                }
             }
         }
         // Held replies whose records an in-place sync covered already
@@ -267,24 +288,41 @@ impl Broker {
             definitions,
             queues,
             delayed,
+            prepare_failed,
         })
     }
 
     /// The fsyncs of a job finished. On error nothing is confirmed as durable:
     /// the waiting publishes are nacked, which is what a publisher must be told
-    /// when the broker cannot promise the data is safe.
+    /// when the broker cannot promise the data is safe. After a failed fsync that
+    /// is every publish waiting, for this job or the next: those that came while
+    /// it ran are in the same files, and after a failed fsync the next one of a
+    /// file reports success for pages whose write-back failed (see
+    /// `ringmq_store::sync`). The stores are told, and go on in new files. After
+    /// a batch that could not be prepared, it is what waits for this job.
     pub fn handle_sync_done(&mut self, job: SyncJob, result: std::io::Result<()>) {
         self.sync.running = None;
-        let ok = result.is_ok();
+        let synced = result.is_ok();
         if let Err(e) = &result {
             tracing::error!(error = %e, "group commit fsync failed; nacking waiting publishes");
         }
-        if ok {
-            for (vname, qid, level, seq) in &job.queues {
-                if let Some(q) = self.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(qid)) {
+        let failed_through = match (synced, job.prepare_failed) {
+            (false, _) => Some(self.sync.epoch + 1),
+            (true, true) => Some(job.epoch),
+            (true, false) => None,
+        };
+        let failed_through = failed_through.max(self.sync.failed_inline.take());
+        let ok = failed_through.is_none();
+        for (vname, qid, level, seq) in &job.queues {
+            if let Some(q) = self.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(qid)) {
+                if synced {
                     q.store.sync_completed(*level, *seq);
+                } else {
+                    q.store.sync_failed(*level, *seq);
                 }
             }
+        }
+        if ok {
             self.sync.synced = job.epoch;
         }
         for (vname, exchange, seq) in &job.delayed {
@@ -293,10 +331,10 @@ impl Broker {
                 .get_mut(vname)
                 .and_then(|v| v.exchanges.get_mut(&**exchange));
             if let Some(store) = x.and_then(|x| x.delayed.as_mut()) {
-                store.commit_done(*seq, ok);
+                store.commit_done(*seq, synced);
             }
         }
-        self.release_dead_letter_sources(job.epoch, ok);
+        self.release_dead_letter_sources(failed_through.unwrap_or(job.epoch), ok);
         self.release_held_output(job.epoch);
         let waiting = std::mem::take(&mut self.sync.waiting);
         for id in waiting {
@@ -306,9 +344,9 @@ impl Broker {
             let channels: Vec<u16> = conn.channels.keys().copied().collect();
             let mut still = false;
             for ch in channels {
-                if !ok {
+                if let Some(failed) = failed_through {
                     let c = chan(&mut conn, ch);
-                    for p in c.pending_confirms.iter_mut().filter(|p| p.epoch <= job.epoch) {
+                    for p in c.pending_confirms.iter_mut().filter(|p| p.epoch <= failed) {
                         p.nack = true;
                         p.epoch = 0;
                     }
@@ -317,7 +355,7 @@ impl Broker {
                 still |= chan(&mut conn, ch).pending_confirms.iter().any(|p| p.epoch > 0);
                 let c = chan(&mut conn, ch);
                 match c.commit_wait {
-                    Some(epoch) if !ok && epoch <= job.epoch => {
+                    Some(epoch) if failed_through.is_some_and(|f| epoch <= f) => {
                         c.commit_wait = None;
                         let e = ProtocolError::new(ReplyCode::InternalError, "tx.commit failed: cannot sync to disk");
                         self.close_channel(&mut conn, ch, e);
