@@ -62,10 +62,12 @@ impl AckFile {
         Ok(())
     }
 
-    /// Flushes and hands out the file if it has unsynced writes.
-    pub fn take_for_sync(&mut self) -> io::Result<Option<Arc<File>>> {
-        self.flush()?;
-        Ok(std::mem::take(&mut self.unsynced).then(|| Arc::clone(&self.file)))
+    /// Hands out the file if it has writes no sync batch has taken yet. Buffered acks
+    /// are not among them: [`Self::flush`] first (which can fail, while taking
+    /// cannot: a batch is prepared before anything is taken from the store).
+    pub fn take_written(&mut self) -> Option<Arc<File>> {
+        debug_assert!(self.pending.is_empty(), "take_written with buffered acks");
+        std::mem::take(&mut self.unsynced).then(|| Arc::clone(&self.file))
     }
 }
 

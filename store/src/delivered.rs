@@ -49,6 +49,9 @@ pub(crate) struct DeliveredMark {
     stale: bool,
     /// The unclean state was written and not yet in a sync batch.
     unsynced: bool,
+    /// A sync batch that may have held the file failed: the unclean state is written
+    /// again before the next batch (see [`Self::sync_failed`]).
+    rewrite: bool,
     file: Option<Arc<File>>,
 }
 
@@ -177,6 +180,28 @@ impl DeliveredMark {
             self.at_open = Some(pos);
         }
         self.note(dir, pos)
+    }
+
+    /// A sync batch failed. The file's unclean state may have been in it, and its page
+    /// marked clean though not written (see `sync`): written again, the page is dirty
+    /// and the next batch's fsync writes it for sure.
+    pub(crate) fn sync_failed(&mut self) {
+        self.rewrite = self.unclean_written;
+    }
+
+    /// Whether the unclean state waits to be written again (see [`Self::sync_failed`]).
+    pub(crate) fn rewrite_pending(&self) -> bool {
+        self.rewrite
+    }
+
+    /// Writes the unclean state again after a failed batch, for the next one.
+    pub(crate) fn rewrite_after_failure(&mut self, dir: &Path) -> io::Result<()> {
+        if self.rewrite {
+            self.write(dir, false)?;
+            self.rewrite = false;
+            self.unsynced = true;
+        }
+        Ok(())
     }
 
     /// The file, once, if its unclean state still needs an fsync.

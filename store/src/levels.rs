@@ -226,15 +226,35 @@ impl LeveledStore {
         self.levels.iter().map(QueueStore::total_bytes).sum()
     }
 
-    /// One sync batch per level that has something to sync, with its level.
+    /// One sync batch per level that has something to sync, with its level. Every
+    /// level is prepared before any batch is taken, so an error takes nothing from
+    /// any level (a level's batch taken before another failed was dropped, never
+    /// synced nor reported: its appends stayed unsynced and the store's durable
+    /// point stuck behind it).
     pub fn take_sync_batches(&mut self) -> io::Result<Vec<(usize, SyncBatch)>> {
-        let mut out = Vec::new();
-        for (l, s) in self.levels.iter_mut().enumerate() {
-            if let Some(b) = s.take_sync_batch()? {
-                out.push((l, b));
+        let prepared = (self.levels.iter_mut())
+            .map(QueueStore::prepare_sync)
+            .collect::<io::Result<Vec<_>>>()?;
+        let levels = self.levels.iter_mut().zip(prepared).enumerate();
+        Ok(levels
+            .filter_map(|(l, (s, p))| s.take_prepared(p).map(|b| (l, b)))
+            .collect())
+    }
+
+    /// Takes and runs every level's batch with blocking syscalls, reporting each
+    /// done or failed; the first error is returned.
+    pub fn sync_all_blocking(&mut self) -> io::Result<()> {
+        let mut first = Ok(());
+        for (level, batch) in self.take_sync_batches()? {
+            match batch.run_blocking() {
+                Ok(()) => self.sync_completed(level, batch.seq()),
+                Err(e) => {
+                    self.sync_failed(level, batch.seq());
+                    first = first.and(Err(e));
+                }
             }
         }
-        Ok(out)
+        first
     }
 
     /// [`QueueStore::flush_acks`] of every level, and the delivery counts.
@@ -248,6 +268,13 @@ impl LeveledStore {
     pub fn sync_completed(&mut self, level: usize, seq: AppendSeq) {
         if let Some(s) = self.levels.get_mut(level) {
             s.sync_completed(seq);
+        }
+    }
+
+    /// [`QueueStore::sync_failed`] of `level`'s batch `seq`.
+    pub fn sync_failed(&mut self, level: usize, seq: AppendSeq) {
+        if let Some(s) = self.levels.get_mut(level) {
+            s.sync_failed(seq);
         }
     }
 

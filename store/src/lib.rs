@@ -51,6 +51,8 @@
 //!           seq = append_seq()                      confirm once synced_seq() >= seq
 //! commit:   batch = take_sync_batch()               any time, e.g. once per loop turn
 //!           batch.run_blocking() / io_uring fsync   then sync_completed(batch.seq())
+//!           ... or, if that failed:                 lost = sync_failed(batch.seq()):
+//!                                                   never confirm a seq <= lost (see sync)
 //! deliver:  pos = next_ready(); view = read(pos)    view borrows the mapping
 //!           ack(pos) | requeue(pos)                 requeued come back first, in order
 //! expire:   peek_ready() / remove_next_ready()      drop the head without delivering

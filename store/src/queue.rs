@@ -15,7 +15,7 @@ use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use ahash::AHashSet;
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::ops::Bound::{Excluded, Unbounded};
 use std::path::{Path, PathBuf};
@@ -26,8 +26,10 @@ use crate::delivered::{DeliveredMark, LastStop};
 use crate::record::{self, MessageRef, MessageView, RecordError, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{ack_path, segment_path, spare_path, MapLease, SegmentMap, SharedBytes, WriteSegment};
-use crate::sync::{AppendSeq, SyncBatch, SyncState};
+use crate::sync::SyncState;
 use crate::{SegmentId, SegmentPosition, StoreConfig, StoreError};
+
+mod commit;
 
 /// Where the next ready message after the requeued ones is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +128,9 @@ pub struct QueueStore {
     spares: std::collections::VecDeque<Spare>,
     /// See [`Self::take_space_low`].
     space_low: bool,
+    /// Segments below this id were open when a sync failed: never kept as spares
+    /// (see [`Self::sync_failed`]).
+    reuse_from: SegmentId,
 }
 
 impl std::fmt::Debug for QueueStore {
@@ -193,6 +198,7 @@ impl QueueStore {
             delivered,
             spares: find_spares(dir)?,
             space_low: false,
+            reuse_from: SegmentId(0),
         };
         Ok((store, report))
     }
@@ -526,7 +532,8 @@ impl QueueStore {
         let path = segment_path(&self.dir, id);
         // (Never replace a spare; ids only restart at 1 in a folder without any.)
         let clash = self.spares.iter().any(|s| s.id == id);
-        if self.spares.len() < SPARES_MAX && end <= self.cfg.segment_bytes && !clash {
+        let reusable = id >= self.reuse_from;
+        if self.spares.len() < SPARES_MAX && end <= self.cfg.segment_bytes && !clash && reusable {
             fs::rename(&path, spare_path(&self.dir, id))?;
             self.spares.push_back(Spare { id, lease: Some(lease) });
             return Ok(());
@@ -662,74 +669,6 @@ impl QueueStore {
     /// ("may have been delivered"), and this is rare.
     pub fn note_maybe_delivered(&mut self, pos: SegmentPosition) -> io::Result<()> {
         self.delivered.note_maybe_delivered(&self.dir, pos)
-    }
-
-    /// Sequence number of the latest append (0 before the first since open).
-    pub fn append_seq(&self) -> AppendSeq {
-        self.sync.append_seq
-    }
-
-    /// Appends up to this seq are on disk.
-    pub fn synced_seq(&self) -> AppendSeq {
-        self.sync.synced_seq
-    }
-
-    /// Collects the files dirtied since the last batch (buffered acks are written out
-    /// first). None when there is nothing to sync. The caller fdatasyncs them (e.g.
-    /// [`SyncBatch::run_blocking`]) and then calls [`Self::sync_completed`].
-    pub fn take_sync_batch(&mut self) -> io::Result<Option<SyncBatch>> {
-        let mut files = Vec::new();
-        for id in std::mem::take(&mut self.dirty_acks) {
-            if let Some(acks) = self.segments.get_mut(&id).and_then(|m| m.acks.as_mut()) {
-                files.extend(acks.take_for_sync()?);
-            }
-        }
-        if self.sync.writer_dirty {
-            files.extend(self.writer.as_ref().map(|w| Arc::clone(w.file())));
-        }
-        files.extend(self.delivered.take_for_sync());
-        let dir = if self.sync.dir_dirty {
-            Some(Arc::new(File::open(&self.dir)?))
-        } else {
-            None
-        };
-        Ok(self.sync.make_batch(files, dir))
-    }
-
-    /// Writes buffered acks (and discards) to their ack files, without syncing.
-    /// A plain write is what kill -9 needs: the data is then in the page cache,
-    /// which outlives the process; the fdatasync that power loss needs comes with
-    /// the next group commit (the files stay in `dirty_acks` for it). The broker
-    /// calls this within a bounded delay of an ack (issue 15 defect 2: acks of a
-    /// queue without persistent publishes stayed in memory and came back after a
-    /// crash) and before dead-lettered copies are stored elsewhere.
-    pub fn flush_acks(&mut self) -> io::Result<()> {
-        for id in &self.dirty_acks {
-            if let Some(acks) = self.segments.get_mut(id).and_then(|m| m.acks.as_mut()) {
-                acks.flush()?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Reports that the batch with `seq` was synced. Batches may complete out of order;
-    /// [`Self::synced_seq`] only moves past a batch when all earlier ones are done.
-    pub fn sync_completed(&mut self, seq: AppendSeq) {
-        self.sync.completed(seq);
-    }
-
-    /// Whether appends or acks are waiting for a sync batch.
-    pub fn needs_sync(&self) -> bool {
-        self.sync.needs_batch() || !self.dirty_acks.is_empty()
-    }
-
-    /// Takes and runs one batch with blocking syscalls (tests, tools, clean shutdown).
-    pub fn sync_all_blocking(&mut self) -> io::Result<()> {
-        if let Some(batch) = self.take_sync_batch()? {
-            batch.run_blocking()?;
-            self.sync_completed(batch.seq());
-        }
-        Ok(())
     }
 
     /// Clean close: truncates the write segment to its data and syncs everything.

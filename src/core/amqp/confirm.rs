@@ -102,6 +102,8 @@ pub struct SyncJob {
     queues: Vec<(Arc<str>, QueueId, usize, ringmq_store::AppendSeq)>,
     /// (vhost, delayed exchange, seq) of each delayed store's batch.
     delayed: Vec<(Arc<str>, ShortString, ringmq_store::AppendSeq)>,
+    /// A store's batch could not be taken: what waits for this job is not synced.
+    prepare_failed: bool,
 }
 
 impl SyncJob {
@@ -184,6 +186,7 @@ impl Broker {
         let epoch = self.model.commit.epoch;
         let mut batches = Vec::new();
         let mut queues = Vec::new();
+        let mut prepare_failed = false;
         for (qid, vname) in std::mem::take(&mut self.model.commit.dirty) {
             let Some(q) = self.model.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&qid)) else {
                 continue;
@@ -195,7 +198,10 @@ impl Broker {
                         batches.push(b);
                     }
                 }
-                Err(e) => tracing::error!(queue = %q.name, error = %e, "cannot prepare sync"),
+                Err(e) => {
+                    tracing::error!(queue = %q.name, error = %e, "cannot prepare sync; nacking waiting publishes");
+                    prepare_failed = true;
+                }
             }
         }
         let mut delayed = Vec::new();
@@ -214,7 +220,10 @@ impl Broker {
                     batches.push(b);
                 }
                 Ok(None) => {}
-                Err(e) => tracing::error!(%exchange, error = %e, "cannot prepare sync"),
+                Err(e) => {
+                    tracing::error!(%exchange, error = %e, "cannot prepare sync; nacking waiting publishes");
+                    prepare_failed = true;
+                }
             }
         }
         // Held replies whose records an in-place sync covered already
@@ -232,24 +241,41 @@ impl Broker {
             definitions,
             queues,
             delayed,
+            prepare_failed,
         })
     }
 
     /// The fsyncs of a job finished. On error nothing is confirmed as durable:
     /// the waiting publishes are nacked, which is what a publisher must be told
-    /// when the broker cannot promise the data is safe.
+    /// when the broker cannot promise the data is safe. After a failed fsync that
+    /// is every publish waiting, for this job or the next: those that came while
+    /// it ran are in the same files, and after a failed fsync the next one of a
+    /// file reports success for pages whose write-back failed (see
+    /// `ringmq_store::sync`). The stores are told, and go on in new files. After
+    /// a batch that could not be prepared, it is what waits for this job.
     pub fn handle_sync_done(&mut self, job: SyncJob, result: std::io::Result<()>) {
         self.model.commit.running = None;
-        let ok = result.is_ok();
+        let synced = result.is_ok();
         if let Err(e) = &result {
             tracing::error!(error = %e, "group commit fsync failed; nacking waiting publishes");
         }
-        if ok {
-            for (vname, qid, level, seq) in &job.queues {
-                if let Some(q) = self.model.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(qid)) {
+        let failed_through = match (synced, job.prepare_failed) {
+            (false, _) => Some(self.model.commit.epoch + 1),
+            (true, true) => Some(job.epoch),
+            (true, false) => None,
+        };
+        let failed_through = failed_through.max(self.model.commit.failed_inline.take());
+        let ok = failed_through.is_none();
+        for (vname, qid, level, seq) in &job.queues {
+            if let Some(q) = self.model.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(qid)) {
+                if synced {
                     q.store.sync_completed(*level, *seq);
+                } else {
+                    q.store.sync_failed(*level, *seq);
                 }
             }
+        }
+        if ok {
             self.model.commit.synced = job.epoch;
         }
         for (vname, exchange, seq) in &job.delayed {
@@ -259,10 +285,11 @@ impl Broker {
                 .get_mut(vname)
                 .and_then(|v| v.exchanges.get_mut(&**exchange));
             if let Some(store) = x.and_then(|x| x.delayed.as_mut()) {
-                store.commit_done(*seq, ok);
+                store.commit_done(*seq, synced);
             }
         }
-        self.model.release_dead_letter_sources(job.epoch, ok);
+        self.model
+            .release_dead_letter_sources(failed_through.unwrap_or(job.epoch), ok);
         self.release_held_output(job.epoch);
         let waiting = std::mem::take(&mut self.sync.waiting);
         for id in waiting {
@@ -272,9 +299,9 @@ impl Broker {
             let channels: Vec<u16> = conn.channels.keys().copied().collect();
             let mut still = false;
             for ch in channels {
-                if !ok {
+                if let Some(failed) = failed_through {
                     let c = chan(&mut conn, ch);
-                    for p in c.pending_confirms.iter_mut().filter(|p| p.epoch <= job.epoch) {
+                    for p in c.pending_confirms.iter_mut().filter(|p| p.epoch <= failed) {
                         p.nack = true;
                         p.epoch = 0;
                     }
@@ -283,7 +310,7 @@ impl Broker {
                 still |= chan(&mut conn, ch).pending_confirms.iter().any(|p| p.epoch > 0);
                 let c = chan(&mut conn, ch);
                 match c.commit_wait {
-                    Some(epoch) if !ok && epoch <= job.epoch => {
+                    Some(epoch) if failed_through.is_some_and(|f| epoch <= f) => {
                         c.commit_wait = None;
                         let e = ProtocolError::new(ReplyCode::InternalError, "tx.commit failed: cannot sync to disk");
                         self.close_channel(&mut conn, ch, e);

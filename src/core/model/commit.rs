@@ -35,6 +35,9 @@ pub(crate) struct Commit {
     /// Delayed exchanges (vhost, exchange) whose store holds messages waiting
     /// for a sync.
     pub(crate) delayed: BTreeSet<(Arc<str>, ShortString)>,
+    /// See [`Commit::inline_sync_failed`]: the epoch up to which the next job
+    /// to finish fails what waits.
+    pub(crate) failed_inline: Option<u64>,
 }
 
 impl Commit {
@@ -56,9 +59,18 @@ impl Commit {
         self.epoch + 1
     }
 
-    /// Whether no file waits for a commit.
+    /// Whether no file waits for a commit, and no inline sync failed since the
+    /// last one (the next job reports that failure).
     pub(crate) fn nothing_dirty(&self) -> bool {
-        self.dirty.is_empty() && self.delayed.is_empty() && self.definitions.is_empty()
+        self.dirty.is_empty() && self.delayed.is_empty() && self.definitions.is_empty() && self.failed_inline.is_none()
+    }
+
+    /// A store the group commit also syncs was synced inline (firing delayed
+    /// messages) and that failed: what waits for a commit now may be in its
+    /// failed files, so the next job to finish fails it, as a failed fsync of
+    /// its own would (see `Broker::handle_sync_done`).
+    pub(crate) fn inline_sync_failed(&mut self) {
+        self.failed_inline = Some(self.epoch + 1);
     }
 
     pub(crate) fn mark_dirty(&mut self, vhost: &Arc<str>, q: QueueId) {

@@ -75,14 +75,15 @@ fn setup(b: &mut Broker) -> ConnId {
     id
 }
 
-fn publish_get_reject(b: &mut Broker, id: ConnId, tag: u64) {
+/// A persistent message to `queue`.
+fn publish(b: &mut Broker, id: ConnId, queue: &str) {
     let mut input = frames(|m| {
         m(
             1,
             Method::BasicPublish(BasicPublish {
                 ticket: 0,
                 exchange: short!(""),
-                routing_key: short!("src"),
+                routing_key: ShortStr::new(queue).expect("short"),
                 mandatory: false,
                 immediate: false,
             }),
@@ -96,7 +97,16 @@ fn publish_get_reject(b: &mut Broker, id: ConnId, tag: u64) {
     .encode(&mut props);
     encode_content(&mut input, 1, 60, &props, b"m", 131072);
     b.handle_input(id, &input, 2);
+}
+
+fn publish_get_reject(b: &mut Broker, id: ConnId, tag: u64) {
+    publish(b, id, "src");
     sync_all(b);
+    get_reject(b, id, tag);
+}
+
+/// basic.get of `src` and basic.reject (dead-letters it).
+fn get_reject(b: &mut Broker, id: ConnId, tag: u64) {
     let get = frames(|m| {
         m(
             1,
@@ -159,5 +169,29 @@ fn the_original_waits_for_its_dead_letter_to_be_synced() {
     assert_eq!(counts(&b, "src"), (0, 1));
     let job = b.poll_sync().expect("sync job");
     b.handle_sync_done(job, Err(std::io::Error::other("injected")));
+    assert_eq!(counts(&b, "src"), (1, 0), "back as ready after a failed fsync");
+}
+
+/// A dead letter stored while a commit that syncs its queue's file runs is in
+/// that file: when the commit fails, the next one cannot vouch for it either
+/// (the failed pages may be clean, not written), so the original comes back.
+#[test]
+fn a_dead_letter_stored_while_a_failing_commit_ran_puts_the_original_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = CoreConfig {
+        sync: true,
+        ..CoreConfig::for_tests(dir.path())
+    };
+    let mut b = Broker::open(cfg, 1).expect("open");
+    let id = setup(&mut b);
+    publish(&mut b, id, "src");
+    sync_all(&mut b);
+
+    publish(&mut b, id, "dlq");
+    let job = b.poll_sync().expect("a sync job for dlq");
+    get_reject(&mut b, id, 1);
+    assert_eq!(counts(&b, "src"), (0, 1), "held for the next commit");
+    b.handle_sync_done(job, Err(std::io::Error::other("injected")));
+    sync_all(&mut b);
     assert_eq!(counts(&b, "src"), (1, 0), "back as ready after a failed fsync");
 }

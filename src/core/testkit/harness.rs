@@ -205,6 +205,16 @@ impl Harness {
         self.durability_point();
     }
 
+    /// Reports the group commit in flight (if any) failed with EIO, as the io
+    /// layer does when an fsync returns an error. Its fsyncs are not run: what a
+    /// failed one wrote is unknown. Not a durability point.
+    pub fn fail_sync(&mut self) {
+        let Some(job) = self.sync_job.take() else { return };
+        let eio = std::io::Error::from_raw_os_error(libc::EIO);
+        self.b().handle_sync_done(job, Err(eio));
+        self.pump();
+    }
+
     /// Group commits until nothing waits for one.
     pub fn sync_all(&mut self) {
         self.finish_sync();

@@ -13,6 +13,7 @@
 //! | [`sim`] | the seeded simulation and its tests (seeds printed, replayable) |
 //! | `tx`, `dead_letter_hold`, `expires` | focused tests: commit-ok waits for the group commit; the at-least-once dead-letter hold; what counts as use for x-expires |
 //! | `delayed_commit` | focused tests: a delayed publish is synced by the group commit, not on the loop, and confirmed (or nacked) by it |
+//! | `sync_failure` | focused tests: a group commit that fails (fsync error, or a queue's batch that cannot be prepared) nacks what waits for it, never panics, and the queue goes on |
 //! | `after_crash` | focused tests: redelivered flags after power loss and kill -9 (the `running` marker); delayed messages routed around a crash |
 
 pub mod client;
@@ -28,4 +29,5 @@ mod after_crash;
 mod dead_letter_hold;
 mod delayed_commit;
 mod expires;
+mod sync_failure;
 mod tx;

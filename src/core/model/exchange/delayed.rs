@@ -134,9 +134,9 @@ impl DelayedStore {
         Ok(batch)
     }
 
-    /// The group commit that took the batch `seq` is done. A failed one leaves
-    /// the batch incomplete, as for a queue's store: after a failed fsync the
-    /// store cannot know what is on disk.
+    /// The group commit that took the batch `seq` is done. A failed one is
+    /// reported failed, as for a queue's store: the store goes on in a new
+    /// segment (see `ringmq_store::sync`), and the broker nacks what waited.
     pub fn commit_done(&mut self, seq: AppendSeq, ok: bool) {
         if self.in_commit != Some(seq) {
             return;
@@ -144,6 +144,8 @@ impl DelayedStore {
         self.in_commit = None;
         if ok {
             self.store.sync_completed(seq);
+        } else {
+            self.store.sync_failed(seq);
         }
     }
 
@@ -398,12 +400,14 @@ impl Model {
             ids.dedup();
             for id in ids {
                 let Some(q) = vhost.queues.get_mut(&id) else { continue };
-                if let Err(e) = sync_queue_now(&mut q.store) {
+                if let Err(e) = q.store.sync_all_blocking() {
                     // The copies are in their queues as any message whose fsync
                     // failed (its publisher gets a nack): routing it again would
                     // be a certain duplicate now, not a possible one after a crash.
+                    // The sync covered publishes waiting for the group commit too.
                     tracing::error!(queue = %q.name, error = %e, "cannot sync delayed messages' copies");
                     copies_synced = false;
+                    self.commit.inline_sync_failed();
                 }
             }
         }
@@ -417,13 +421,14 @@ impl Model {
         }
         // A transient exchange's store does not outlive the process: a plain
         // write is enough, as for copies that are not durable anyway.
-        let r = if sync && durable && copies_synced {
-            store.sync()
-        } else {
-            store.write_acks()
-        };
+        let synced = sync && durable && copies_synced;
+        let r = if synced { store.sync() } else { store.write_acks() };
         if let Err(e) = r {
             tracing::error!(%exchange, error = %e, "cannot write delayed messages' acks");
+            if synced {
+                // Held messages waiting for the group commit were in that sync.
+                self.commit.inline_sync_failed();
+            }
         }
     }
 }
@@ -436,13 +441,4 @@ struct Fired {
     /// Queues that got persistent copies to sync (durable, with sync on);
     /// may repeat (a Vec keeps the simulation's order deterministic).
     durable_copies: Vec<QueueId>,
-}
-
-/// Runs a queue's sync batches now (blocking) and reports them done.
-fn sync_queue_now(store: &mut ringmq_store::LeveledStore) -> io::Result<()> {
-    for (level, batch) in store.take_sync_batches()? {
-        batch.run_blocking()?;
-        store.sync_completed(level, batch.seq());
-    }
-    Ok(())
 }
