@@ -233,7 +233,7 @@ impl Sim {
         let client = self.clients.get(c)?;
         let channel_max = {
             let b = self.broker();
-            b.conns.get(&client.id).map_or(0, |conn| conn.tuning.channel_max)
+            b.connection(client.id).map_or(0, |conn| conn.tuning.channel_max)
         };
         if (1..=3).contains(&channel) && channel <= channel_max && !client.open_channels.contains(&channel) {
             let id = client.id;
@@ -251,8 +251,7 @@ impl Sim {
     /// The frame_max the broker holds client `c` to.
     pub fn frame_max(&self, c: usize) -> u32 {
         let b = self.broker();
-        b.conns
-            .get(&self.clients[c].id)
+        b.connection(self.clients[c].id)
             .map_or(ringmq_codec::FRAME_MIN_SIZE, |conn| conn.tuning.frame_max)
     }
 
@@ -426,7 +425,7 @@ impl Sim {
     fn check_unacked(&self) {
         let b = self.broker();
         let mut held: HashMap<(&str, u64), u64> = HashMap::new();
-        for conn in b.conns.values() {
+        for conn in b.connections() {
             let Some(vhost) = conn.vhost.as_deref() else { continue };
             for ch in conn.channels.values() {
                 for u in ch.unacked.values() {
@@ -452,8 +451,7 @@ impl Sim {
     fn receive(&mut self, c: usize, mut bytes: &[u8]) {
         let frame_max = {
             let b = self.broker();
-            b.conns
-                .get(&self.clients[c].id)
+            b.connection(self.clients[c].id)
                 .map_or(FRAME_MAX, |conn| conn.tuning.frame_max)
         };
         let client = &mut self.clients[c];

@@ -31,6 +31,17 @@ impl Alarms {
 }
 
 impl Broker {
+    /// The limits the io layer measures against, for the management API to show.
+    pub fn set_alarm_limits(&mut self, disk_free_limit: u64, mem_limit: u64) {
+        self.alarms.disk_free_limit = disk_free_limit;
+        self.alarms.mem_limit = mem_limit;
+    }
+
+    /// The alarms now (publishers are blocked while one is on).
+    pub fn alarms(&self) -> Alarms {
+        self.alarms
+    }
+
     /// The free-disk alarm changed. While it (or the memory alarm) is on, clients
     /// that announced the `connection.blocked` capability are told, and the io
     /// layer stops reading from connections that publish (RabbitMQ's flow

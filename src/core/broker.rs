@@ -33,14 +33,14 @@ pub enum Notice {
 }
 
 pub struct Broker {
-    pub config: CoreConfig,
-    pub users: Users,
-    pub permissions: crate::core::access::permissions::Permissions,
+    pub(in crate::core) config: CoreConfig,
+    pub(in crate::core) users: Users,
+    pub(in crate::core) permissions: crate::core::access::permissions::Permissions,
     /// The protocol-neutral state: vhosts, timers, dead letters, pending work.
-    pub(crate) model: crate::core::model::Model,
-    pub conns: super::Map<ConnId, Connection>,
+    pub(in crate::core) model: crate::core::model::Model,
+    pub(in crate::core) conns: super::Map<ConnId, Connection>,
     /// Connections not yet opened, oldest first (see `handshake.rs`).
-    pub(crate) handshakes: crate::core::amqp::handshake::Handshakes,
+    pub(in crate::core) handshakes: crate::core::amqp::handshake::Handshakes,
     /// See [`Broker::take_trash`].
     trash: Vec<std::path::PathBuf>,
     /// Connections closed for not finishing the handshake in time, or evicted
@@ -50,20 +50,20 @@ pub struct Broker {
     next_conn_id: u64,
     next_queue_id: u64,
     /// Connections with output to write, in the order they got it.
-    pub(crate) dirty: Vec<ConnId>,
-    pub(crate) notices: Vec<Notice>,
-    pub(crate) sync: crate::core::amqp::confirm::SyncState,
+    pub(in crate::core) dirty: Vec<ConnId>,
+    pub(in crate::core) notices: Vec<Notice>,
+    pub(in crate::core) sync: crate::core::amqp::confirm::SyncState,
     /// The resource alarms (free disk, memory) and their limits.
-    pub alarms: Alarms,
+    pub(in crate::core) alarms: Alarms,
     started: bool,
     /// Seed-driven generator for server-named queues and consumer tags.
     rng: u64,
     /// Global runtime parameters (`global_parameters.json`).
-    pub global_parameters: Vec<crate::core::model::vhost_meta::GlobalParameter>,
+    pub(in crate::core) global_parameters: Vec<crate::core::model::vhost_meta::GlobalParameter>,
     /// Node-wide message totals and history (management API, metrics).
-    pub node_stats: crate::core::model::stats::NodeStats,
+    pub(in crate::core) node_stats: crate::core::model::stats::NodeStats,
     /// Counts of channels gone since the last stats tick, per vhost.
-    pub(crate) retired_stats: super::Map<Arc<str>, crate::core::model::stats::MsgCounters>,
+    pub(in crate::core) retired_stats: super::Map<Arc<str>, crate::core::model::stats::MsgCounters>,
 }
 
 impl Broker {
@@ -169,6 +169,17 @@ impl Broker {
         self.model.vhosts.insert(key.clone(), vhost);
         crate::core::definitions::replay::replay(self, &key, &records)?;
         Ok(())
+    }
+
+    /// An open connection's session state, read-only (the fuzz targets' checks;
+    /// the management API reads through `mgmt`'s views).
+    pub fn connection(&self, id: ConnId) -> Option<&Connection> {
+        self.conns.get(&id)
+    }
+
+    /// Every connection's session state, read-only (see [`Broker::connection`]).
+    pub fn connections(&self) -> impl Iterator<Item = &Connection> {
+        self.conns.values()
     }
 
     /// The protocol-neutral state, read-only.

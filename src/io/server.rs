@@ -351,8 +351,7 @@ async fn timer_task(shared: Rc<Shared>) {
 async fn disk_task(shared: Rc<Shared>, dir: std::path::PathBuf, min_bytes: u64, mem_limit: u64) {
     {
         let mut b = shared.broker.borrow_mut();
-        b.alarms.disk_free_limit = min_bytes;
-        b.alarms.mem_limit = mem_limit;
+        b.set_alarm_limits(min_bytes, mem_limit);
     }
     let mut tick = tokio::time::interval(DISK_CHECK_EVERY);
     loop {
@@ -371,7 +370,7 @@ async fn disk_task(shared: Rc<Shared>, dir: std::path::PathBuf, min_bytes: u64, 
                 b.handle_disk_alarm(alarm);
             }
             b.handle_mem_alarm(mem);
-            b.alarms.blocking()
+            b.alarms().blocking()
         };
         if !blocking {
             shared.unblocked.notify_waiters();
