@@ -52,14 +52,17 @@ impl AckFile {
         Ok(())
     }
 
-    /// Writes the buffered offsets to the file (not synced).
+    /// Writes the buffered offsets to the file (not synced). On an error the
+    /// bytes that did reach the file are dropped from the buffer, the rest kept
+    /// for the next flush (see [`write_out`]).
     pub fn flush(&mut self) -> io::Result<()> {
-        if !self.pending.is_empty() {
-            (&*self.file).write_all(&self.pending)?;
-            self.pending.clear();
-            self.unsynced = true;
+        if self.pending.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let r = write_out(&mut &*self.file, &mut self.pending);
+        // Whatever reached the file needs the next sync, even after an error.
+        self.unsynced |= r.as_ref().map_or_else(|(n, _)| *n > 0, |n| *n > 0);
+        r.map(|_| ()).map_err(|(_, e)| e)
     }
 
     /// Hands out the file if it has writes no sync batch has taken yet. Buffered acks
@@ -69,6 +72,32 @@ impl AckFile {
         debug_assert!(self.pending.is_empty(), "take_written with buffered acks");
         std::mem::take(&mut self.unsynced).then(|| Arc::clone(&self.file))
     }
+}
+
+/// Writes `pending` to `w` (a file opened to append) and drains what was
+/// written: all of it, or on an error the prefix that did reach the file.
+/// Returns the bytes written (with the error when one stopped it).
+///
+/// Why not `write_all`: a short write followed by an error (ENOSPC mid-buffer,
+/// EFBIG) leaves part of the buffer in the file; `write_all` then keeps the
+/// whole buffer, the next flush appends it again from a point inside an entry,
+/// and every later entry is misaligned: read back as offsets that are not the
+/// acked ones, one of which could fall on a live record and drop it.
+fn write_out(w: &mut impl Write, pending: &mut Vec<u8>) -> Result<usize, (usize, io::Error)> {
+    let mut done = 0;
+    let result = loop {
+        if done == pending.len() {
+            break Ok(done);
+        }
+        match w.write(&pending[done..]) {
+            Ok(0) => break Err((done, io::Error::from(io::ErrorKind::WriteZero))),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err((done, e)),
+        }
+    };
+    pending.drain(..done);
+    result
 }
 
 /// What recovery read from an ack file.
@@ -108,4 +137,53 @@ pub fn load(dir: &Path, id: SegmentId) -> io::Result<LoadedAcks> {
     offsets.sort_unstable();
     offsets.dedup();
     Ok(LoadedAcks { offsets, torn_bytes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file that takes `room` more bytes, then fails with ENOSPC, as a full
+    /// disk does after a short write.
+    struct Filling {
+        data: Vec<u8>,
+        room: usize,
+    }
+
+    impl Write for Filling {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            let n = buf.len().min(self.room);
+            self.data.extend_from_slice(&buf[..n]);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_short_write_then_an_error_keeps_the_entries_aligned() {
+        let mut f = Filling {
+            data: Vec::new(),
+            room: 6,
+        };
+        let mut pending: Vec<u8> = [100u32, 200, 300].iter().flat_map(|o| o.to_le_bytes()).collect();
+        let (n, e) = write_out(&mut f, &mut pending).unwrap_err();
+        assert_eq!((n, e.raw_os_error()), (6, Some(28)));
+        // Space is back: the next flush continues where the file ends.
+        f.room = usize::MAX;
+        pending.extend_from_slice(&400u32.to_le_bytes());
+        assert_eq!(write_out(&mut f, &mut pending).unwrap(), 10);
+        assert!(pending.is_empty());
+        let offsets: Vec<u32> = f
+            .data
+            .chunks_exact(ACK_ENTRY_BYTES)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        assert_eq!(offsets, [100, 200, 300, 400]);
+    }
 }
