@@ -98,6 +98,8 @@ pub struct SyncJob {
     pub batches: Vec<SyncBatch>,
     /// Definitions logs with records written since the last job (fdatasync).
     definitions: Vec<Arc<File>>,
+    /// The vhost of each of `definitions`.
+    definition_vhosts: Vec<Arc<str>>,
     /// (vhost, queue, priority level, seq) of each queue's batch.
     queues: Vec<(Arc<str>, QueueId, usize, ringmq_store::AppendSeq)>,
     /// (vhost, delayed exchange, seq) of each delayed store's batch.
@@ -229,16 +231,29 @@ impl Broker {
         // Held replies whose records an in-place sync covered already
         // (`sync_definitions_now`) are released by this job, with no file of theirs.
         let mut definitions = Vec::new();
+        let mut definition_vhosts = Vec::new();
         for vname in std::mem::take(&mut self.model.commit.definitions) {
-            if let Some(v) = self.model.vhosts.get_mut(&vname) {
-                definitions.extend(v.definitions.take_sync());
+            if let Some(f) = self
+                .model
+                .vhosts
+                .get_mut(&vname)
+                .and_then(|v| v.definitions.take_sync())
+            {
+                definitions.push(f);
+                definition_vhosts.push(vname);
             }
+        }
+        // Logs whose rewrite after a failed sync failed too: again, before
+        // this commit's replies are released.
+        for vname in std::mem::take(&mut self.model.commit.definitions_rewrite) {
+            self.rewrite_definitions(&vname);
         }
         self.model.commit.running = Some(epoch);
         Some(SyncJob {
             epoch,
             batches,
             definitions,
+            definition_vhosts,
             queues,
             delayed,
             prepare_failed,
@@ -277,6 +292,11 @@ impl Broker {
         }
         if ok {
             self.model.commit.synced = job.epoch;
+        }
+        if !synced {
+            for vname in &job.definition_vhosts {
+                self.rewrite_definitions(vname);
+            }
         }
         for (vname, exchange, seq) in &job.delayed {
             let x = self

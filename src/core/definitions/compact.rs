@@ -99,13 +99,21 @@ pub(super) fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
     out
 }
 
-pub(super) fn compact(vhost: &mut VHost) {
+/// Rewrites the log to the live records (temp file, fsync, rename); whether
+/// that worked (a failure is logged, the old log stays).
+pub(super) fn compact(vhost: &mut VHost) -> bool {
     let live = live_records(vhost);
     match vhost.definitions.compact(live.iter().map(|r| r.as_slice())) {
-        Ok(()) => vhost
-            .definitions
-            .live_checked(live.len() as u64, DEAD_RECORDS_COMPACT_MIN),
-        Err(e) => tracing::error!(vhost = %vhost.name, error = %e, "definitions compaction failed"),
+        Ok(()) => {
+            vhost
+                .definitions
+                .live_checked(live.len() as u64, DEAD_RECORDS_COMPACT_MIN);
+            true
+        }
+        Err(e) => {
+            tracing::error!(vhost = %vhost.name, error = %e, "definitions compaction failed");
+            false
+        }
     }
 }
 

@@ -27,6 +27,7 @@
 //! the folder, which the later declare owns (see [`super::replay`]).
 
 use ringmq_codec::{Method, ProtocolError};
+use std::sync::Arc;
 
 use super::compact::{compact, live_count};
 use crate::core::broker::Broker;
@@ -86,7 +87,7 @@ pub(crate) fn record_with_gen(vhost: &mut VHost, method: &Method<'_>, gen: u32) 
         let live = live_count(vhost);
         vhost.definitions.live_checked(live, DEAD_RECORDS_COMPACT_MIN);
         if vhost.definitions.records_since_compaction() > live + DEAD_RECORDS_COMPACT_MIN {
-            compact(vhost);
+            let _logged = compact(vhost);
         }
     }
     Some(Written(()))
@@ -105,6 +106,25 @@ impl Broker {
         true
     }
 
+    /// A sync of `vhost`'s log failed. After a failed fsync the kernel may have
+    /// dropped the pages that did not reach the disk and the next fsync of the
+    /// file reports success anyway ("fsyncgate", see `ringmq_store::sync`), so
+    /// the log is not trusted again: it is rewritten from the state in memory
+    /// (compaction: a new file, fsynced, renamed over it). If that fails too,
+    /// the vhost is listed and tried again before the next group commit.
+    pub(crate) fn rewrite_definitions(&mut self, vhost: &Arc<str>) {
+        let Some(v) = self.model.vhosts.get_mut(vhost) else {
+            self.model.commit.definitions_rewrite.remove(vhost);
+            return;
+        };
+        if compact(v) {
+            tracing::info!(vhost = %v.name, "definitions log rewritten after a failed sync");
+            self.model.commit.definitions_rewrite.remove(vhost);
+        } else {
+            self.model.commit.definitions_rewrite.insert(vhost.clone());
+        }
+    }
+
     /// Syncs every log with written records now, on this thread: for callers that
     /// answer synchronously (the management API, definitions import, shutdown).
     pub fn sync_definitions_now(&mut self) {
@@ -114,6 +134,7 @@ impl Broker {
             };
             if let Err(e) = v.definitions.sync() {
                 tracing::error!(vhost = %v.name, error = %e, "could not sync definitions");
+                self.rewrite_definitions(&vhost);
             }
         }
     }

@@ -45,7 +45,7 @@ pub(crate) fn replay(broker: &mut Broker, vhost_name: &Arc<str>, records: &[Vec<
         tracing::warn!(vhost = %vhost_name, skipped, "definitions records skipped");
     }
     let vhost = broker.model.vhosts.get_mut(vhost_name).expect("vhost opened");
-    compact(vhost);
+    let _logged = compact(vhost);
     Ok(())
 }
 

@@ -38,6 +38,9 @@ pub(crate) struct Commit {
     /// See [`Commit::inline_sync_failed`]: the epoch up to which the next job
     /// to finish fails what waits.
     pub(crate) failed_inline: Option<u64>,
+    /// Vhosts whose definitions log failed a sync and could not be rewritten
+    /// yet (`Broker::rewrite_definitions`).
+    pub(crate) definitions_rewrite: BTreeSet<Arc<str>>,
 }
 
 impl Commit {

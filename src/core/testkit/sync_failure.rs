@@ -168,3 +168,33 @@ fn a_queue_whose_batch_cannot_be_prepared_has_its_publishes_nacked() {
     h.sync_all();
     assert_eq!(confirms(&h.events(id), &mut tag), [(3, true)]);
 }
+
+/// A durable declare whose commit fails: the definitions log is not trusted
+/// again (the next fsync of the file would report success for pages whose
+/// write-back failed), it is rewritten from memory into a new file, and the
+/// queue declared is in it after a restart.
+#[test]
+fn a_failed_commit_rewrites_the_definitions_log() {
+    use std::os::unix::fs::MetadataExt;
+    let mut h = Harness::new(7, false, |c| c.sync = true);
+    let id = connect(&mut h);
+    let log = h.broker().model.vhosts["/"].dir.join("definitions.amqp");
+    let inode = || std::fs::metadata(&log).expect("the log").ino();
+    let before = inode();
+
+    h.send(id, &declare("later"));
+    assert!(h.start_sync());
+    h.fail_sync();
+    assert_ne!(inode(), before, "the log was not rewritten after its sync failed");
+    let rewritten = inode();
+
+    // A commit that works leaves the log where it is.
+    h.send(id, &declare("after"));
+    h.sync_all();
+    assert_eq!(inode(), rewritten);
+    h.kill9(|_| {});
+    let v = &h.broker().model.vhosts["/"];
+    for q in [PLAIN[0], "later", "after"] {
+        assert!(v.queue_id(q).is_some(), "{q} lost");
+    }
+}
