@@ -437,11 +437,11 @@ impl Sim {
             for (id, q) in &vhost.queues {
                 let n = held.remove(&(&**vname, id.0)).unwrap_or(0);
                 assert_eq!(
-                    q.store.unacked_count(),
+                    q.unacked_count(),
                     n,
                     "queue {:?} in {vname:?} counts {} unacked, its channels hold {n}",
                     q.name.as_str(),
-                    q.store.unacked_count()
+                    q.unacked_count()
                 );
             }
         }
@@ -633,7 +633,7 @@ fn durable_state(b: &Broker) -> DurableState {
             .filter(|q| q.durable && q.exclusive_owner.is_none())
             .map(|q| {
                 let mut persistent = 0;
-                let r = q.store.for_each_ready(|_, m| {
+                let r = q.for_each_ready(|_, m| {
                     let p = ringmq_codec::BasicProperties::decode(m.properties);
                     persistent += p.is_ok_and(|p| p.is_persistent()) as u64;
                 });

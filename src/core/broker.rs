@@ -237,8 +237,9 @@ impl Broker {
                 vhost_err.get_or_insert(e);
             }
             for (_, q) in std::mem::take(&mut vhost.queues) {
-                if let Err(e) = q.store.close() {
-                    tracing::error!(queue = %q.name, error = %e, "closing queue store failed");
+                let name = q.name.clone();
+                if let Err(e) = q.close() {
+                    tracing::error!(queue = %name, error = %e, "closing queue store failed");
                     vhost_err.get_or_insert(e);
                 }
             }

@@ -193,7 +193,7 @@ impl Broker {
             let Some(q) = self.model.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&qid)) else {
                 continue;
             };
-            match q.store.take_sync_batches() {
+            match q.take_sync_batches() {
                 Ok(level_batches) => {
                     for (level, b) in level_batches {
                         queues.push((vname.clone(), qid, level, b.seq()));
@@ -284,9 +284,9 @@ impl Broker {
         for (vname, qid, level, seq) in &job.queues {
             if let Some(q) = self.model.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(qid)) {
                 if synced {
-                    q.store.sync_completed(*level, *seq);
+                    q.sync_completed(*level, *seq);
                 } else {
-                    q.store.sync_failed(*level, *seq);
+                    q.sync_failed(*level, *seq);
                 }
             }
         }

@@ -42,7 +42,7 @@ impl Broker {
             let Some(q) = vhost.queues.get_mut(&qid) else { continue };
             let conns = &mut self.conns;
             let mut budget = DELIVERIES_PER_QUEUE_TURN_MAX;
-            while q.store.ready_count() > 0 && q.consumer_count() > 0 && !q.paused {
+            while q.ready_count() > 0 && q.consumer_count() > 0 && !q.paused {
                 if budget == 0 {
                     again.push((vname.clone(), qid));
                     break;

@@ -384,8 +384,9 @@ impl Broker {
                 self.definitions_written(vhost_name, w);
             }
         }
-        if let Err(e) = q.store.delete() {
-            tracing::warn!(queue = %q.name, error = %e, "could not remove queue files");
+        let name = q.name.clone();
+        if let Err(e) = q.delete() {
+            tracing::warn!(queue = %name, error = %e, "could not remove queue files");
         }
     }
 

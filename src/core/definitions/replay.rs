@@ -231,11 +231,7 @@ fn apply_record(
             let vhost = broker.model.vhosts.get_mut(vhost_name).expect("vhost");
             if let Some(id) = vhost.queue_id(&m.queue) {
                 if let Some(q) = vhost.delete_queue(id) {
-                    let r = if replayed.keep_files {
-                        q.store.close()
-                    } else {
-                        q.store.delete()
-                    };
+                    let r = if replayed.keep_files { q.close() } else { q.delete() };
                     if let Err(e) = r {
                         tracing::warn!(queue = %m.queue, error = %e, "could not close or remove queue files");
                     }
@@ -394,7 +390,7 @@ mod tests {
 
     fn ready(b: &Broker, queue: &str) -> Option<u64> {
         let v = &b.model.vhosts["/"];
-        v.queue_id(queue).map(|id| v.queues[&id].store.ready_count())
+        v.queue_id(queue).map(|id| v.queues[&id].ready_count())
     }
 
     /// Opens the broker, checks `queue` holds `expected`, and does it again
@@ -457,7 +453,7 @@ mod tests {
         let v = &b.model.vhosts["/"];
         let q = &v.queues[&v.queue_id("q").unwrap()];
         assert_eq!(q.store_gen, 1);
-        assert_eq!(q.store.ready_count(), 0);
+        assert_eq!(q.ready_count(), 0);
         b.close().unwrap();
         check_twice(root.path(), "q", Some(0));
     }

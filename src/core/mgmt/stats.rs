@@ -48,7 +48,7 @@ impl Broker {
             let (mut ready, mut unacked) = (0u64, 0u64);
             for q in vhost.queues.values_mut() {
                 q.stats.tick(interval_ms);
-                let (r, u) = (q.store.ready_count(), q.store.unacked_count());
+                let (r, u) = (q.ready_count(), q.unacked_count());
                 q.depth_rates.tick(r, u, interval_ms);
                 ready += r;
                 unacked += u;

@@ -114,8 +114,9 @@ impl Broker {
             }
         }
         for (_, q) in v.queues {
-            if let Err(e) = q.store.delete() {
-                tracing::warn!(vhost = name, queue = %q.name, error = %e, "could not remove queue files");
+            let queue = q.name.clone();
+            if let Err(e) = q.delete() {
+                tracing::warn!(vhost = name, %queue, error = %e, "could not remove queue files");
             }
         }
         // Rename first so a crash mid-removal cannot leave a half vhost that

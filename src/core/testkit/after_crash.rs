@@ -80,7 +80,7 @@ fn pair(body: &[u8], redelivered: bool) -> (Vec<u8>, bool) {
 
 fn ready(h: &Harness, queue: &str) -> u64 {
     let v = &h.broker().model.vhosts["/"];
-    v.queue_id(queue).map_or(0, |id| v.queues[&id].store.ready_count())
+    v.queue_id(queue).map_or(0, |id| v.queues[&id].ready_count())
 }
 
 /// The folder of the vhost's durable delayed exchanges' stores.

@@ -138,7 +138,7 @@ fn sync_all(b: &mut Broker) {
 fn counts(b: &Broker, name: &str) -> (u64, u64) {
     let v = &b.model.vhosts["/"];
     let q = &v.queues[&v.queue_id(name).expect("queue")];
-    (q.store.ready_count(), q.store.unacked_count())
+    (q.ready_count(), q.unacked_count())
 }
 
 #[test]

@@ -410,14 +410,14 @@ impl Sim {
         let mut held = 0;
         let mut unacked = 0;
         for q in v.queues.values() {
-            let ready = q.store.ready_count();
+            let ready = q.ready_count();
             if let Some(max) = q.settings.max_length {
                 if ready > max {
                     self.fail(format!("queue {} has {ready} ready, limit {max}", q.name));
                 }
             }
-            held += ready + q.store.unacked_count();
-            unacked += q.store.unacked_count();
+            held += ready + q.unacked_count();
+            unacked += q.unacked_count();
         }
         let (lo, hi) = self.model.bounds(self.h.now());
         if held < lo || held > hi {
@@ -426,7 +426,7 @@ impl Sim {
                 .values()
                 .map(|q| {
                     let must: Vec<u64> = self.model.must_hold(&q.name).iter().map(|(i, _)| *i).collect();
-                    let n = q.store.ready_count() + q.store.unacked_count();
+                    let n = q.ready_count() + q.unacked_count();
                     format!("{}: {n} held, must hold {must:?}", q.name)
                 })
                 .collect();

@@ -145,7 +145,7 @@ fn a_queue_whose_batch_cannot_be_prepared_has_its_publishes_nacked() {
     let id = connect(&mut h);
     let mut tag = 0;
     let v = &h.broker().model.vhosts["/"];
-    let dir = v.queues[&v.queue_id(PLAIN[0]).expect("q0")].store.dir().to_path_buf();
+    let dir = v.queues[&v.queue_id(PLAIN[0]).expect("q0")].dir().to_path_buf();
     let moved = dir.with_extension("moved");
 
     // The first message creates the queue's first segment: the commit must sync

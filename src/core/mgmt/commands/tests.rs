@@ -38,7 +38,7 @@ fn props() -> Vec<u8> {
 
 fn ready(b: &Broker, q: &str) -> u64 {
     let v = &b.model.vhosts["/"];
-    v.queues[&v.queue_id(q).unwrap()].store.ready_count()
+    v.queues[&v.queue_id(q).unwrap()].ready_count()
 }
 
 /// The API's operations without sockets: declare, publish, get in each

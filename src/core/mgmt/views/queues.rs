@@ -58,17 +58,17 @@ impl<'a> QueueView<'a> {
         crate::core::policy::effective_definition(self.q.policy.as_deref(), self.q.operator_policy.as_deref())
     }
     pub fn ready(&self) -> u64 {
-        self.q.store.ready_count()
+        self.q.ready_count()
     }
     pub fn unacked(&self) -> u64 {
-        self.q.store.unacked_count()
+        self.q.unacked_count()
     }
     /// Bytes of ready and unacknowledged messages.
     pub fn total_bytes(&self) -> u64 {
-        self.q.store.total_bytes()
+        self.q.total_bytes()
     }
     pub fn ready_bytes(&self) -> u64 {
-        self.q.store.ready_bytes()
+        self.q.ready_bytes()
     }
     /// How fast the ready and unacknowledged counts change, per second.
     pub fn depth_rates(&self) -> (f32, f32) {

@@ -79,9 +79,10 @@ impl<'a> VhostView<'a> {
 
     /// Ready and unacknowledged messages over the vhost's queues.
     pub fn depth(&self) -> (u64, u64) {
-        self.v.queues.values().fold((0, 0), |(r, un), q| {
-            (r + q.store.ready_count(), un + q.store.unacked_count())
-        })
+        self.v
+            .queues
+            .values()
+            .fold((0, 0), |(r, un), q| (r + q.ready_count(), un + q.unacked_count()))
     }
 
     /// Bytes in and out of the connections open in this vhost.

@@ -12,6 +12,7 @@ pub(in crate::core) mod dead_letter;
 pub(in crate::core) mod dead_letter_hold;
 pub mod dedup;
 pub(in crate::core) mod limits;
+mod storage;
 pub(in crate::core) mod take;
 pub(in crate::core) mod ttl;
 
@@ -47,7 +48,7 @@ pub struct Queue {
     /// The connection an exclusive queue belongs to; it dies with that connection.
     pub exclusive_owner: Option<ConnId>,
     pub arguments: FieldTable,
-    pub store: LeveledStore,
+    pub(in crate::core::model) store: LeveledStore,
     /// Which folder of this name the store is (`layout::queue_dir_gen`): a queue
     /// declared again after a delete is a new generation, recorded with its
     /// declare in the definitions log (0: the folder of older versions).
