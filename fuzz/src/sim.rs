@@ -233,7 +233,7 @@ impl Sim {
         let client = self.clients.get(c)?;
         let channel_max = {
             let b = self.broker();
-            b.connection(client.id).map_or(0, |conn| conn.tuning.channel_max)
+            b.connection(client.id).map_or(0, |conn| conn.tuning().channel_max)
         };
         if (1..=3).contains(&channel) && channel <= channel_max && !client.open_channels.contains(&channel) {
             let id = client.id;
@@ -252,7 +252,7 @@ impl Sim {
     pub fn frame_max(&self, c: usize) -> u32 {
         let b = self.broker();
         b.connection(self.clients[c].id)
-            .map_or(ringmq_codec::FRAME_MIN_SIZE, |conn| conn.tuning.frame_max)
+            .map_or(ringmq_codec::FRAME_MIN_SIZE, |conn| conn.tuning().frame_max)
     }
 
     /// Bytes from client `c`, handled as the io layer does, then everything
@@ -426,10 +426,10 @@ impl Sim {
         let b = self.broker();
         let mut held: HashMap<(&str, u64), u64> = HashMap::new();
         for conn in b.connections() {
-            let Some(vhost) = conn.vhost.as_deref() else { continue };
-            for ch in conn.channels.values() {
-                for u in ch.unacked.values() {
-                    *held.entry((vhost, u.queue.0)).or_default() += 1;
+            let Some(vhost) = conn.vhost() else { continue };
+            for ch in conn.channels() {
+                for queue in ch.unacked_queues() {
+                    *held.entry((vhost, queue.0)).or_default() += 1;
                 }
             }
         }
@@ -452,7 +452,7 @@ impl Sim {
         let frame_max = {
             let b = self.broker();
             b.connection(self.clients[c].id)
-                .map_or(FRAME_MAX, |conn| conn.tuning.frame_max)
+                .map_or(FRAME_MAX, |conn| conn.tuning().frame_max)
         };
         let client = &mut self.clients[c];
         if std::mem::take(&mut client.header_answer_possible) && bytes.starts_with(b"AMQP") {

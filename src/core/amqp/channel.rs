@@ -62,6 +62,12 @@ pub struct Unacked {
 pub const TIMEOUT_CHECKS_PER_TICK: usize = 16;
 
 impl Channel {
+    /// The queue of each delivery waiting for an ack, in tag order (the fuzz
+    /// targets' checks).
+    pub fn unacked_queues(&self) -> impl Iterator<Item = QueueId> + '_ {
+        self.unacked.values().map(|u| u.queue)
+    }
+
     /// The first unacked delivery past its consumer-timeout deadline.
     pub fn timed_out(&self, now_ms: u64) -> Option<u64> {
         self.unacked
@@ -104,33 +110,33 @@ pub struct PendingConfirm {
 
 #[derive(Debug)]
 pub struct Channel {
-    pub id: u16,
-    pub state: ChannelState,
-    pub incoming: Option<IncomingMessage>,
+    pub(in crate::core) id: u16,
+    pub(in crate::core) state: ChannelState,
+    pub(in crate::core) incoming: Option<IncomingMessage>,
     /// Reused allocation for the next incoming message.
-    pub spare: IncomingMessage,
-    pub consumers: crate::core::Map<ShortString, ChannelConsumer>,
-    pub unacked: crate::core::amqp::unacked::UnackedLog,
-    pub next_delivery_tag: u64,
+    pub(in crate::core) spare: IncomingMessage,
+    pub(in crate::core) consumers: crate::core::Map<ShortString, ChannelConsumer>,
+    pub(in crate::core) unacked: crate::core::amqp::unacked::UnackedLog,
+    pub(in crate::core) next_delivery_tag: u64,
     /// basic.qos global=false: applies to consumers created afterwards.
-    pub consumer_prefetch: u16,
+    pub(in crate::core) consumer_prefetch: u16,
     /// basic.qos global=true: shared by all consumers of the channel.
-    pub channel_prefetch: u16,
-    pub flow_active: bool,
-    pub confirm: bool,
-    pub next_publish_seq: u64,
-    pub pending_confirms: VecDeque<PendingConfirm>,
-    pub tx: Option<Tx>,
+    pub(in crate::core) channel_prefetch: u16,
+    pub(in crate::core) flow_active: bool,
+    pub(in crate::core) confirm: bool,
+    pub(in crate::core) next_publish_seq: u64,
+    pub(in crate::core) pending_confirms: VecDeque<PendingConfirm>,
+    pub(in crate::core) tx: Option<Tx>,
     /// A tx.commit whose persistent messages wait for this group-commit epoch:
     /// its commit-ok goes out once it is on disk (issue 15, defect 11).
-    pub commit_wait: Option<u64>,
+    pub(in crate::core) commit_wait: Option<u64>,
     /// The queue last declared on this channel: an empty queue name in later
     /// methods means this one (AMQP's "current queue" rule, which RabbitMQ keeps).
-    pub last_queue: Option<ShortString>,
+    pub(in crate::core) last_queue: Option<ShortString>,
     /// The direct reply-to consumer of this channel, if any.
-    pub reply_consumer: Option<crate::core::amqp::direct_reply::ReplyConsumer>,
+    pub(in crate::core) reply_consumer: Option<crate::core::amqp::direct_reply::ReplyConsumer>,
     /// Message counters (publish, deliver, ack, confirm, ...).
-    pub stats: crate::core::model::stats::ObjStats,
+    pub(in crate::core) stats: crate::core::model::stats::ObjStats,
 }
 
 impl Channel {

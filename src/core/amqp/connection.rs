@@ -57,55 +57,70 @@ impl ClientCapabilities {
 }
 
 pub struct Connection {
-    pub id: ConnId,
-    pub state: ConnState,
-    pub peer: String,
-    pub peer_is_loopback: bool,
-    pub user: Option<String>,
-    pub vhost: Option<Arc<str>>,
-    pub tuning: Tuning,
-    pub client_properties: FieldTable,
-    pub capabilities: ClientCapabilities,
-    pub channels: crate::core::Map<u16, Channel>,
+    pub(in crate::core) id: ConnId,
+    pub(in crate::core) state: ConnState,
+    pub(in crate::core) peer: String,
+    pub(in crate::core) peer_is_loopback: bool,
+    pub(in crate::core) user: Option<String>,
+    pub(in crate::core) vhost: Option<Arc<str>>,
+    pub(in crate::core) tuning: Tuning,
+    pub(in crate::core) client_properties: FieldTable,
+    pub(in crate::core) capabilities: ClientCapabilities,
+    pub(in crate::core) channels: crate::core::Map<u16, Channel>,
     /// Frames waiting for the socket, appended by the core, drained by the io layer.
-    pub out: crate::core::amqp::output::Output,
+    pub(in crate::core) out: crate::core::amqp::output::Output,
     /// Set while `out` is in the dirty list, so it is listed once.
-    pub dirty: bool,
-    pub last_recv_ms: u64,
-    pub last_send_ms: u64,
-    pub closing_since_ms: u64,
+    pub(in crate::core) dirty: bool,
+    pub(in crate::core) last_recv_ms: u64,
+    pub(in crate::core) last_send_ms: u64,
+    pub(in crate::core) closing_since_ms: u64,
     /// connection.blocked was sent and not yet unblocked.
-    pub blocked_sent: bool,
+    pub(in crate::core) blocked_sent: bool,
     /// We answered the peer's connection.close; it closes the socket.
-    pub close_ok_sent: bool,
+    pub(in crate::core) close_ok_sent: bool,
     /// Sent at least one basic.publish: subject to flow control on disk alarm.
-    pub has_published: bool,
+    pub(in crate::core) has_published: bool,
     /// Confirms that need no fsync were made ready in this input: they go out at
     /// its end, coalesced into `multiple` acks (see `confirm::flush_ready_confirms`).
-    pub confirms_ready: bool,
+    pub(in crate::core) confirms_ready: bool,
     /// The user's permission in the connection's vhost (set at connection.open).
-    pub permission: Option<std::sync::Arc<crate::core::access::permissions::Permission>>,
+    pub(in crate::core) permission: Option<std::sync::Arc<crate::core::access::permissions::Permission>>,
     /// The last exchange this connection was allowed to publish to: the
     /// permission check on the publish path is one string compare, not a regex.
-    pub publish_allowed: Option<String>,
+    pub(in crate::core) publish_allowed: Option<String>,
     /// The output last taken by the io layer was at the high-water mark, so
     /// deliveries may have been held back until it is written.
-    pub output_was_full: bool,
+    pub(in crate::core) output_was_full: bool,
     /// Bytes in and out, for the management API.
-    pub stats: crate::core::model::stats::ConnStats,
-    pub connected_at_ms: u64,
+    pub(in crate::core) stats: crate::core::model::stats::ConnStats,
+    pub(in crate::core) connected_at_ms: u64,
     /// A refused login: its reply is held in `held_out` until this time, so a
     /// password guesser gets one answer per [`LOGIN_FAILURE_DELAY_MS`].
     /// Counted in the broker's handshakes (accepted, not yet opened).
-    pub in_handshake: bool,
-    pub release_at_ms: Option<u64>,
-    pub held_out: crate::core::amqp::output::Output,
+    pub(in crate::core) in_handshake: bool,
+    pub(in crate::core) release_at_ms: Option<u64>,
+    pub(in crate::core) held_out: crate::core::amqp::output::Output,
 }
 
 /// How long the answer to a failed login is held back.
 pub const LOGIN_FAILURE_DELAY_MS: u64 = 1_000;
 
 impl Connection {
+    /// What was negotiated (channel-max, frame-max, heartbeat).
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
+    }
+
+    /// The vhost, once connection.open named one.
+    pub fn vhost(&self) -> Option<&str> {
+        self.vhost.as_deref()
+    }
+
+    /// The open channels, read-only (the fuzz targets' checks).
+    pub fn channels(&self) -> impl Iterator<Item = &Channel> {
+        self.channels.values()
+    }
+
     pub fn new(id: ConnId, peer: String, peer_is_loopback: bool, tuning: Tuning, now_ms: u64) -> Self {
         Connection {
             id,
