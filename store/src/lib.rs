@@ -77,6 +77,7 @@
 pub mod ackfile;
 mod aside;
 mod counts;
+mod crc;
 pub mod definitions;
 mod delivered;
 pub mod error;
