@@ -10,7 +10,7 @@
 //! | [`broker`] | the shard's state: opened and recovered from the data directory, closed at shutdown |
 //! | `contract` | the io contract: every call `src/io` makes (`handle_*` in, `take_*`/`poll_*` out) |
 //! | [`config`], [`alarms`] | the settings the core needs; the disk and memory alarms |
-//! | [`model`] | protocol-neutral: vhosts, exchanges (one file per kind), queues (store, TTL, dead-lettering, limits, dedup), the policies applied to them, ids, stats, the error of operators' operations |
+//! | [`model`] | protocol-neutral, in one type (`model::Model`): vhosts, exchanges (one file per kind), queues (store, TTL, dead-lettering, limits, dedup), the group commit's state, timers, the policies applied to them, ids, stats, the error of operators' operations |
 //! | [`amqp`] | the AMQP 0-9-1 session on the model: frame loop and errors, connection, handshake, channel, one file per command class, confirms and transactions, delivery to consumers, output |
 //! | [`access`] | users and SASL, permissions, topic permissions |
 //! | [`policy`] | policies and operator policies as operators write them: validation, files, set/delete/list, re-applying on change |
@@ -19,7 +19,7 @@
 //! | `testkit` | (tests only) the test kit over the io contract: fake clock, in-memory client, harness, power-loss disk, and the seeded simulation (confirms, transactions, timers, restarts, crashes) |
 //!
 //! The folders import downwards only, never in a circle (`tests/walls.rs`):
-//! `model` imports none; `access`, `policy` and `definitions` the model (and
+//! `model` imports none (nothing of the core but itself); `access`, `policy` and `definitions` the model (and
 //! `definitions` the two others, for the JSON import); `amqp` those; `mgmt`
 //! everything; `testkit` anything. The root's files hold them together.
 pub mod access;

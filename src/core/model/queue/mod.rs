@@ -4,6 +4,21 @@
 //! (in the store) and the consumer list. Consumer choice: highest priority group
 //! first (RabbitMQ's `x-priority`), round-robin within a group, skipping consumers
 //! that have no prefetch credit (the broker checks credit, the queue orders).
+//!
+//! The store is the model's only: the rest of the core asks the queue
+//! ([`storage`]'s methods: counts, sizes, folder, group commit, close, delete),
+//! the interface stream and replicated queues will implement their own way.
+//!
+//! | module | what |
+//! |---|---|
+//! | `storage` | the queue's messages as the rest of the core sees them |
+//! | [`append`] | storing a routed message in each queue it routes to |
+//! | [`take`] | the one "take a message for delivery" (consumers, basic.get, the API's get) |
+//! | [`limits`] | max-length (drop-head), the delivery limit, discarding a rejected delivery |
+//! | [`ttl`] | message TTL at the head, queue expiry (`x-expires`) |
+//! | [`dead_letter`], [`dead_letter_hold`] | dead-lettering; at-least-once originals held until their copies' commit |
+//! | [`ack_flush`] | buffered acks written within a bounded time |
+//! | [`args`], [`dedup`] | a queue's arguments and settings; the deduplication cache |
 
 pub(in crate::core) mod ack_flush;
 pub(in crate::core) mod append;
