@@ -318,7 +318,7 @@ impl Broker {
         }
     }
 
-    /// Fires the timers due at `now_ms` (at most [`TIMERS_PER_TURN_MAX`] of them;
+    /// Fires the timers due at `now_ms` (at most `TIMERS_PER_TURN_MAX` of them;
     /// the rest are pending work for the next turns), then the work they made.
     /// Returns how many fired, for the io layer's stall report.
     pub fn handle_timeout(&mut self, now_ms: u64) -> usize {
