@@ -59,8 +59,12 @@ impl Item for ConnItem<'_> {
     fn render(&self) -> Value {
         let c = self.c;
         let (peer_host, peer_port) = split_host_port(c.peer());
-        let (host, port) = split_host_port(&self.req.info.amqp_addr);
+        let (host, mut port) = split_host_port(&self.req.info.amqp_addr);
         let t = c.traffic();
+        let tls = self.req.shared.tls_conns.borrow().get(&c.id()).copied();
+        if let (Some(_), Some(p)) = (tls, self.req.info.amqps_port) {
+            port = p;
+        }
         json!({
             "name": self.name,
             "node": super::overview::node_name(),
@@ -75,7 +79,7 @@ impl Item for ConnItem<'_> {
             "type": "network",
             "protocol": "AMQP 0-9-1",
             "auth_mechanism": "PLAIN",
-            "ssl": false,
+            "ssl": tls.is_some(),
             "host": host,
             "port": port,
             "peer_host": peer_host,
@@ -96,16 +100,48 @@ impl Item for ConnItem<'_> {
             "blocked": c.blocked(),
             // The client's `connection_name` property, as RabbitMQ shows it.
             "user_provided_name": c.client_properties().get("connection_name").and_then(|v| v.as_str()),
-            // No TLS listeners yet: RabbitMQ's values for a plain connection.
-            "ssl_protocol": null,
-            "ssl_key_exchange": null,
-            "ssl_cipher": null,
-            "ssl_hash": null,
+            // RabbitMQ's values: null on a plain connection; Erlang's names of
+            // the parts of the suite on a TLS one.
+            "ssl_protocol": tls.map(|t| t.protocol),
+            "ssl_key_exchange": tls.map(|t| suite_parts(t.cipher_suite).0),
+            "ssl_cipher": tls.map(|t| suite_parts(t.cipher_suite).1),
+            "ssl_hash": tls.map(|t| suite_parts(t.cipher_suite).2),
             "peer_cert_subject": null,
             "peer_cert_issuer": null,
             "peer_cert_validity": null,
         })
     }
+}
+
+/// A suite's key exchange, cipher and MAC as RabbitMQ (Erlang's `ssl`) names
+/// them: `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384` is `ecdhe_rsa`, `aes_256_gcm`
+/// and `aead` (every suite rustls has is AEAD; the SHA names the PRF, which
+/// RabbitMQ does not show); TLS 1.3 suites leave the key exchange to the
+/// handshake (`any`).
+fn suite_parts(suite: &str) -> (String, String, &'static str) {
+    let lower = suite.to_ascii_lowercase();
+    let (kx, rest) = match lower.strip_prefix("tls13_") {
+        Some(rest) => ("any", rest),
+        None => {
+            let body = lower.strip_prefix("tls_").unwrap_or(&lower);
+            body.split_once("_with_").unwrap_or(("", body))
+        }
+    };
+    let cipher = rest.rsplit_once('_').map_or(rest, |(cipher, _prf)| cipher);
+    (kx.to_string(), cipher.to_string(), "aead")
+}
+
+#[cfg(test)]
+#[test]
+fn suites_as_rabbitmq_names_them() {
+    assert_eq!(
+        suite_parts("TLS13_AES_256_GCM_SHA384"),
+        ("any".into(), "aes_256_gcm".into(), "aead")
+    );
+    assert_eq!(
+        suite_parts("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"),
+        ("ecdhe_rsa".into(), "chacha20_poly1305".into(), "aead")
+    );
 }
 
 fn conn_items<'a>(b: View<'a>, req: &'a Req<'a>, vhost: Option<&str>) -> Vec<ConnItem<'a>> {
