@@ -372,3 +372,50 @@ fn start_up_errors_are_clear() {
         assert!(text.contains(says), "{args:?}: {text}");
     }
 }
+
+#[test]
+fn ringmqperf_speaks_amqps() {
+    let pki = pki(KeyKind::EcdsaP256);
+    let (_b, addr) = common::tls::broker(&pki, "uring", &[]);
+    let uri = format!("amqps://guest:guest@localhost:{}/%2f", addr.port());
+    for trust in [vec!["--tls-ca", pki.ca_path.to_str().unwrap()], vec!["--insecure"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ringmqperf"))
+            .args([
+                "throughput",
+                "--uri",
+                &uri,
+                "-C",
+                "3000",
+                "-D",
+                "3000",
+                "-s",
+                "1000",
+                "-a",
+                "50",
+            ])
+            .args(&trust)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{trust:?}: {text}");
+        assert!(text.contains("published 3000 consumed 3000"), "{trust:?}: {text}");
+    }
+    // Another CA's certificate: refused.
+    let other = common::tls::pki(KeyKind::EcdsaP256);
+    let out = Command::new(env!("CARGO_BIN_EXE_ringmqperf"))
+        .args([
+            "throughput",
+            "--uri",
+            &uri,
+            "-C",
+            "10",
+            "--tls-ca",
+            other.ca_path.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("invalid peer certificate"), "{text}");
+}
