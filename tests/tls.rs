@@ -95,6 +95,8 @@ fn lapin_publishes_and_consumes_over_tls_on_both_backends() {
                     || c["ssl_cipher"].as_str().unwrap().contains("chacha"),
                 "{c}"
             );
+            api.ok(&format!("/api/health/checks/port-listener/{}", addr.port()));
+            api.ok("/api/health/checks/protocol-listener/amqp%2Fssl");
             let listeners = api.ok("/api/overview")["listeners"].clone();
             assert!(
                 listeners
