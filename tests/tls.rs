@@ -107,6 +107,13 @@ fn lapin_publishes_and_consumes_over_tls_on_both_backends() {
                 "{listeners}"
             );
             conn.close(200, "bye".into()).await.unwrap();
+            // A refused login: the broker's close (and close_notify) over TLS.
+            let bad = format!("amqps://guest:wrong@localhost:{}/%2f", addr.port());
+            let err = lapin_tls(&bad, &pki.ca_pem).await.expect_err("a wrong password");
+            assert!(
+                format!("{err:?}").contains("ACCESS_REFUSED") || format!("{err:?}").contains("403"),
+                "{err:?}"
+            );
             // The plain listener still speaks plain AMQP, and says so.
             let (plain, _ch) = open(&b).await;
             let conns = api.ok("/api/connections");
@@ -419,5 +426,8 @@ fn ringmqperf_speaks_amqps() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && text.contains("invalid peer certificate"), "{text}");
+    assert!(
+        !out.status.success() && text.contains("invalid peer certificate"),
+        "{text}"
+    );
 }

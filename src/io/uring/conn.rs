@@ -43,8 +43,6 @@ pub(super) struct Conn {
     /// On the AMQPS listener: received bytes are decrypted before the core sees
     /// them, and what is sent is the session's ciphertext (see `driver::tls`).
     pub tls: Option<Box<crate::io::tls::TlsSession>>,
-    /// TLS: the plaintext of one receive, reused.
-    pub plain: Vec<u8>,
 }
 
 impl Conn {
@@ -61,7 +59,6 @@ impl Conn {
             paused: false,
             phase: Phase::Open,
             tls,
-            plain: Vec::new(),
         }
     }
 

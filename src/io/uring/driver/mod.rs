@@ -91,6 +91,8 @@ pub(super) struct Driver {
     /// Connections whose receive stopped for want of buffers: re-armed once
     /// `input_wait` is empty (its completions hold the buffers).
     starved: Vec<u32>,
+    /// The plaintext of one TLS receive (one buffer for all connections).
+    tls_plain: Vec<u8>,
     pub stats: Stats,
 }
 
@@ -117,6 +119,7 @@ impl Driver {
             input_wait: std::collections::VecDeque::new(),
             turn_input: Default::default(),
             starved: Vec::new(),
+            tls_plain: Vec::new(),
             stats: Stats::default(),
         }
     }
@@ -273,7 +276,7 @@ impl Driver {
             let bufs = self.bufs.as_ref().expect("buffer ring");
             let outcome = match conn.tls {
                 None => feed(&self.shared, conn, bufs.bytes(&buf), now_ms),
-                Some(_) => tls::feed_tls(&self.shared, conn, bufs.bytes(&buf), now_ms),
+                Some(_) => tls::feed_tls(&self.shared, conn, bufs.bytes(&buf), &mut self.tls_plain, now_ms),
             };
             self.bufs.as_mut().expect("buffer ring").recycle(buf);
             match outcome {

@@ -11,27 +11,25 @@ use crate::core::Broker;
 use crate::io::server::Shared;
 use crate::io::tls::TlsSession;
 
-/// Decrypts received bytes and feeds the plaintext to the core as `feed` does
-/// a plain connection's. On a TLS failure the alert goes out at once if no
+/// Decrypts received bytes (into `plain`, the driver's scratch) and feeds the
+/// plaintext to the core as `feed` does a plain connection's. On a TLS failure the alert goes out at once if no
 /// send is in flight (best effort: a fatal alert is a courtesy, and the socket
 /// closes next), and the connection ends.
-pub(super) fn feed_tls(shared: &Shared, conn: &mut Conn, data: &[u8], now_ms: u64) -> Fed {
+pub(super) fn feed_tls(shared: &Shared, conn: &mut Conn, data: &[u8], plain: &mut Vec<u8>, now_ms: u64) -> Fed {
     if conn.phase != Phase::Open {
         return Fed::Done; // closing: the peer's bytes no longer matter
     }
     let session = conn.tls.as_mut().expect("a TLS connection");
-    let mut plain = std::mem::take(&mut conn.plain);
-    let received = session.receive(data, &mut plain);
+    plain.clear();
+    let received = session.receive(data, plain);
     if let Some(info) = session.take_new_info() {
         shared.tls_conns.borrow_mut().insert(conn.id, info);
     }
     let fed = if plain.is_empty() {
         Fed::Done
     } else {
-        feed(shared, conn, &plain, now_ms)
+        feed(shared, conn, plain, now_ms)
     };
-    plain.clear();
-    conn.plain = plain;
     match received {
         Ok(false) => fed,
         // close_notify: as an EOF (the bytes before it were fed).
