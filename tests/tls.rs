@@ -88,6 +88,10 @@ fn lapin_publishes_and_consumes_over_tls_on_both_backends() {
                 .find(|c| c["port"] == addr.port())
                 .expect("the TLS connection");
             assert_eq!(c["ssl"], true, "{c}");
+            let name = c["name"].as_str().unwrap();
+            assert!(name.ends_with(&format!(" -> {addr}")), "{c}");
+            let one = api.ok(&format!("/api/connections/{}", common::http::enc(name)));
+            assert_eq!(one["ssl"], true, "{one}");
             assert_eq!(c["ssl_protocol"], "tlsv1.3", "{c}");
             assert_eq!(c["ssl_key_exchange"], "any", "{c}");
             assert!(

@@ -11,9 +11,21 @@ use crate::http::json::table_to_json;
 use crate::http::paging::{self, Item, JsonItem, ListParams, SortKey};
 use crate::http::{ApiError, AuthUser, Reply, Req};
 
-/// RabbitMQ's connection name: `peer -> listener`.
-pub(crate) fn conn_name(c: ConnView<'_>, amqp_addr: &str) -> String {
-    format!("{} -> {amqp_addr}", c.peer())
+/// RabbitMQ's connection name: `peer -> listener` (the AMQPS listener for a
+/// TLS connection).
+pub(crate) fn conn_name(c: ConnView<'_>, req: &Req<'_>) -> String {
+    let amqp = req.info.amqp_addr.as_str();
+    match req
+        .info
+        .amqps_port
+        .filter(|_| req.shared.tls_conns.borrow().contains_key(&c.id()))
+    {
+        Some(port) => {
+            let host = amqp.rsplit_once(':').map_or(amqp, |(h, _)| h);
+            format!("{} -> {host}:{port}", c.peer())
+        }
+        None => format!("{} -> {amqp}", c.peer()),
+    }
 }
 
 pub(crate) fn split_host_port(s: &str) -> (&str, u16) {
@@ -149,7 +161,7 @@ fn conn_items<'a>(b: View<'a>, req: &'a Req<'a>, vhost: Option<&str>) -> Vec<Con
         .filter(|c| vhost.is_none_or(|v| c.vhost() == Some(v)))
         .map(|c| ConnItem {
             c,
-            name: conn_name(c, &req.info.amqp_addr),
+            name: conn_name(c, req),
             req,
         })
         .collect()
@@ -171,7 +183,7 @@ pub(crate) fn list_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
 fn find(b: View<'_>, req: &Req<'_>) -> Result<ConnId, ApiError> {
     let name = req.param("name");
     visible(b, req.user())
-        .find(|c| conn_name(*c, &req.info.amqp_addr) == name)
+        .find(|c| conn_name(*c, req) == name)
         .map(|c| c.id())
         .ok_or_else(ApiError::not_found)
 }
@@ -184,7 +196,7 @@ pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
     Reply::ok(
         ConnItem {
             c,
-            name: conn_name(c, &req.info.amqp_addr),
+            name: conn_name(c, req),
             req,
         }
         .render(),
@@ -219,7 +231,7 @@ fn user_connections(req: &Req<'_>, write: bool) -> Result<Vec<(ConnId, String)>,
     let b = req.shared.broker.borrow();
     Ok(visible(View::of(&b), me)
         .filter(|c| c.user() == Some(user))
-        .map(|c| (c.id(), conn_name(c, &req.info.amqp_addr)))
+        .map(|c| (c.id(), conn_name(c, req)))
         .collect())
 }
 
@@ -316,7 +328,7 @@ fn chan_items<'a>(b: View<'a>, req: &Req<'_>, only: Option<ConnId>, vhost: Optio
         if only.is_some_and(|id| id != c.id()) || vhost.is_some_and(|v| c.vhost() != Some(v)) {
             continue;
         }
-        let cn = conn_name(c, &req.info.amqp_addr);
+        let cn = conn_name(c, req);
         for ch in c.channels() {
             out.push(ChanItem {
                 c,
@@ -361,7 +373,7 @@ pub(crate) fn channel(req: &Req<'_>) -> Result<Reply, ApiError> {
 /// One consumer as RabbitMQ lists it.
 pub(crate) fn consumer_json(b: View<'_>, req: &Req<'_>, vhost: &str, queue: &str, c: ConsumerView<'_>) -> Value {
     let conn = b.connection(c.conn());
-    let cn = conn.map(|x| conn_name(x, &req.info.amqp_addr)).unwrap_or_default();
+    let cn = conn.map(|x| conn_name(x, req)).unwrap_or_default();
     let (peer_host, peer_port) = conn.map_or(("", 0), |x| split_host_port(x.peer()));
     let prefetch = conn
         .and_then(|x| x.channel(c.channel()))
