@@ -42,9 +42,11 @@ mod ini;
 mod keys;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod values;
 
 pub use error::ConfigError;
+pub use tls::{is_tls13_suite, TlsVersion, CIPHER_SUITES};
 pub use values::{DefaultPassword, IoBackend, LogFormat, LogLevel, MemWatermark, Section};
 
 use std::num::NonZeroU32;
@@ -147,6 +149,11 @@ pub struct MainConfig {
     pub tls_cert_path: Option<PathBuf>,
     /// `tls_key`, `--key`.
     pub tls_key_path: Option<PathBuf>,
+    /// `tls_min_version`, `--tls-min-version` (LavinMQ's names): see [`TlsVersion`].
+    pub tls_min_version: TlsVersion,
+    /// `tls_ciphers`, `--ciphers` (LavinMQ's names): the suites offered, by rustls's
+    /// names in preference order; empty is all of [`CIPHER_SUITES`], rustls's order.
+    pub tls_ciphers: Vec<String>,
 }
 
 impl MainConfig {
@@ -278,6 +285,8 @@ impl Default for Config {
                 default_user_only_loopback: true,
                 tls_cert_path: None,
                 tls_key_path: None,
+                tls_min_version: TlsVersion::V1_2,
+                tls_ciphers: Vec::new(),
             },
             amqp: AmqpConfig {
                 bind: "127.0.0.1".into(),
@@ -361,6 +370,13 @@ impl Config {
             cfg.apply_flag(g)?;
         }
         cfg.validate()?;
+        let tls_files = cfg.main.tls_cert_path.is_some() || cfg.main.tls_key_path.is_some();
+        if tls_files && cfg.amqp.tls_port.is_none() && cfg.mgmt.tls_port.is_none() {
+            // LavinMQ listens on 5671 once a certificate is set; ringmq listens
+            // only where asked, and says so rather than stay silent.
+            cfg.warnings
+                .push("tls_cert/tls_key are set but no TLS port is (--amqps-port): nothing listens with TLS".into());
+        }
         Ok(cfg)
     }
 
@@ -479,14 +495,8 @@ impl Config {
         if self.main.shards != d.main.shards {
             set.push("shards (--shards): the broker runs one shard");
         }
-        if self.amqp.tls_port.is_some() {
-            set.push("[amqp] tls_port (--amqps-port): ringmq has no TLS listeners yet");
-        }
         if self.mgmt.tls_port.is_some() {
-            set.push("[mgmt] tls_port (--https-port): ringmq has no TLS listeners yet");
-        }
-        if self.main.tls_cert_path.is_some() || self.main.tls_key_path.is_some() {
-            set.push("tls_cert / tls_key (--cert, --key): ringmq has no TLS listeners yet");
+            set.push("[mgmt] tls_port (--https-port): ringmq has no HTTPS listener yet");
         }
         if self.clustering != d.clustering {
             set.push("[clustering] (--clustering*): ringmq has no clustering yet");
@@ -511,6 +521,16 @@ impl Config {
         if tls_wanted && (self.main.tls_cert_path.is_none() || self.main.tls_key_path.is_none()) {
             return Err(ConfigError::Invalid(
                 "a TLS port (amqps/https) is enabled but tls_cert and tls_key (--cert, --key) are not both set".into(),
+            ));
+        }
+        let ciphers = &self.main.tls_ciphers;
+        if self.main.tls_min_version == TlsVersion::V1_3
+            && !ciphers.is_empty()
+            && !ciphers.iter().any(|c| is_tls13_suite(c))
+        {
+            return Err(ConfigError::Invalid(
+                "tls_ciphers (--ciphers) names only TLS 1.2 suites, but tls_min_version is 1.3: no suite is left"
+                    .into(),
             ));
         }
         self.check_listeners_distinct()

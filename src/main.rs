@@ -82,9 +82,31 @@ fn main() -> ExitCode {
         max_consumers_per_channel: cfg.amqp.max_consumers_per_channel,
         handshake_timeout_ms: cfg.amqp.handshake_timeout_ms,
     };
+    // The certificate and key are read now: a bad file stops the start with its
+    // name, before anything listens.
+    let amqps = match cfg.amqp.tls_port {
+        None => None,
+        Some(port) => {
+            let settings = ringmq::io::tls::TlsSettings {
+                cert_path: cfg.main.tls_cert_path.clone().expect("validated with the port"),
+                key_path: cfg.main.tls_key_path.clone().expect("validated with the port"),
+                min_version: cfg.main.tls_min_version,
+                ciphers: cfg.main.tls_ciphers.clone(),
+            };
+            match ringmq::io::tls::TlsAcceptor::load(&settings) {
+                Ok(acceptor) => Some(ringmq::io::AmqpsListen { port, acceptor }),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("ringmq: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
     let listen = ringmq::io::ListenConfig {
         bind: cfg.amqp.bind.clone(),
         amqp_port: cfg.amqp.port,
+        amqps,
         tcp_nodelay: cfg.amqp.tcp_nodelay,
         max_connections: cfg.amqp.max_connections as usize,
         data_dir: cfg.main.data_dir.clone(),

@@ -37,6 +37,18 @@ pub(crate) struct Shared {
     pub driver_kick: Option<Notify>,
     /// How long the loop's turns take (stall warnings, the longest-turn metric).
     pub turns: crate::sys::stall::TurnWatch,
+    /// The TLS connections past their handshake (the io layer adds and removes
+    /// them; the management API shows them). The core does not know about TLS.
+    pub tls_conns: RefCell<HashMap<ConnId, TlsInfo>>,
+}
+
+/// What the management API shows of a TLS connection (RabbitMQ's `ssl_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// `"tlsv1.2"` or `"tlsv1.3"`, as RabbitMQ's `ssl_protocol`.
+    pub protocol: &'static str,
+    /// rustls's name of the suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher_suite: &'static str,
 }
 
 impl Shared {
@@ -52,6 +64,7 @@ impl Shared {
             timer_armed: std::cell::Cell::new(u64::MAX),
             driver_kick: uring.then(Notify::new),
             turns: Default::default(),
+            tls_conns: RefCell::new(HashMap::new()),
         }
     }
 
@@ -99,6 +112,8 @@ impl Shared {
 pub struct ShardInfo {
     /// `host:port` of the AMQP listener (connection names end with it).
     pub amqp_addr: SocketAddr,
+    /// `host:port` of the AMQPS listener, if there is one.
+    pub amqps_addr: Option<SocketAddr>,
     /// The data directory (its free space is shown).
     pub data_dir: std::path::PathBuf,
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use ringmq_codec::{FieldTable, FieldValue};
 
 use crate::client::Uri;
+use crate::tls::TlsTrust;
 
 pub const USAGE: &str = "\
 ringmqperf: AMQP 0-9-1 load generator and broker comparison tool
@@ -26,6 +27,8 @@ scenarios:
   sink | source     a minimal AMQP server that discards publishes / floods deliveries
 
 common: --uri amqp://user:pass@host:port/vhost (default amqp://guest:guest@localhost:5672)
+        amqps://... for TLS (port 5671 by default) with --tls-ca FILE (PEM CAs to trust)
+        or --insecure (any certificate: self-signed test certificates only)
         -j/--json (last line is one JSON object)  -q/--quiet  --pid PID (broker, for RSS)
         --threads N (0: one current-thread runtime per client; N: one N-worker runtime)
 
@@ -55,6 +58,22 @@ pub struct Common {
     /// 0: each client on its own thread with a current-thread runtime.
     pub threads: usize,
     pub pid: Option<u32>,
+    /// `--tls-ca` / `--insecure`, for an `amqps://` URI.
+    pub tls_trust: TlsTrust,
+}
+
+impl Common {
+    /// Gives an `amqps://` URI the trust the flags named (they may come after
+    /// `--uri`); refuses one without any.
+    fn finish(mut self) -> Result<Common, String> {
+        if self.uri.tls.is_some() {
+            if self.tls_trust == TlsTrust::Unset {
+                return Err("amqps:// needs --tls-ca FILE (or --insecure for a test certificate)".into());
+            }
+            self.uri.tls = Some(self.tls_trust.clone());
+        }
+        Ok(self)
+    }
 }
 
 impl Default for Common {
@@ -65,6 +84,7 @@ impl Default for Common {
             quiet: false,
             threads: 0,
             pid: None,
+            tls_trust: TlsTrust::Unset,
         }
     }
 }
@@ -256,6 +276,8 @@ fn common_flag(c: &mut Common, flag: &str, inline: &mut Option<String>, t: &mut 
         "-q" | "--quiet" => c.quiet = true,
         "--threads" => c.threads = t.num(flag, inline.take())?,
         "--pid" => c.pid = Some(t.num(flag, inline.take())?),
+        "--tls-ca" => c.tls_trust = TlsTrust::CaFile(t.value(flag, inline.take())?.into()),
+        "--insecure" => c.tls_trust = TlsTrust::Insecure,
         _ => return Ok(false),
     }
     Ok(true)
@@ -337,7 +359,7 @@ fn parse_throughput(args: &[String]) -> Result<(Common, Throughput), String> {
     if o.size > 256 * 1024 * 1024 {
         return Err("--size above 256 MiB".into());
     }
-    Ok((c, o))
+    Ok((c.finish()?, o))
 }
 
 fn parse_ops(args: &[String]) -> Result<(Common, Ops), String> {
@@ -359,7 +381,7 @@ fn parse_ops(args: &[String]) -> Result<(Common, Ops), String> {
             _ => return Err(format!("unknown option {flag}")),
         }
     }
-    Ok((c, o))
+    Ok((c.finish()?, o))
 }
 
 fn parse_compare(args: &[String]) -> Result<Command, String> {
@@ -543,6 +565,25 @@ mod tests {
         assert!(parse(&args("nope")).is_err());
         assert!(parse(&args("throughput -x 0 -y 0")).is_err());
         assert_eq!(parse(&[]).unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn amqps_takes_its_trust_from_the_flags_in_any_order() {
+        let Command::Throughput(c, _) = parse(&args("throughput --uri amqps://h/ --tls-ca /ca.pem")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.uri.tls, Some(TlsTrust::CaFile("/ca.pem".into())));
+        let Command::Ops(_, c, _) = parse(&args("connection-churn --insecure --uri amqps://h:1/")).unwrap() else {
+            panic!()
+        };
+        assert_eq!((c.uri.port, c.uri.tls), (1, Some(TlsTrust::Insecure)));
+        let e = parse(&args("throughput --uri amqps://h/")).unwrap_err();
+        assert!(e.contains("--tls-ca"), "{e}");
+        // A plain URI ignores them.
+        let Command::Throughput(c, _) = parse(&args("throughput --uri amqp://h/ --insecure")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.uri.tls, None);
     }
 
     #[test]

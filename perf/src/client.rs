@@ -14,6 +14,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use crate::tls::Stream;
 use ringmq_codec::frame::{FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD};
 use ringmq_codec::{
     encode_content, encode_method, short, split_frame, BasicAck, BasicCancel, BasicConsume, BasicGet, BasicProperties,
@@ -22,9 +23,6 @@ use ringmq_codec::{
     FieldValue, Method, QueueBind, QueueDeclare, QueueDelete, QueuePurge, QueueUnbind, ShortStr, Table, TxCommit,
     TxSelect, PROTOCOL_HEADER,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 
 /// The frame_max we ask for: RabbitMQ's default, and large enough that a 64 KiB
 /// body is one frame.
@@ -144,8 +142,8 @@ pub struct QueueOptions<'a> {
 }
 
 pub struct Connection {
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    /// Plain TCP, or TLS over it for `amqps://`.
+    io: Stream,
     rbuf: Vec<u8>,
     rstart: usize,
     rend: usize,
@@ -169,12 +167,13 @@ impl Connection {
     /// Connects and runs the handshake (PLAIN, no heartbeats: a load generator
     /// that stalls should be seen stalling, not disconnected).
     pub async fn connect(uri: &Uri) -> Result<Connection> {
-        let stream = TcpStream::connect((uri.host.as_str(), uri.port)).await?;
-        stream.set_nodelay(true)?;
-        let (rd, wr) = stream.into_split();
+        let tls = match &uri.tls {
+            None => None,
+            Some(trust) => Some(crate::tls::cached_config(trust).map_err(ClientError::Protocol)?),
+        };
+        let io = Stream::connect(&uri.host, uri.port, tls.as_ref()).await?;
         let mut c = Connection {
-            rd,
-            wr,
+            io,
             rbuf: vec![0; RECV_BUF_BYTES],
             rstart: 0,
             rend: 0,
@@ -250,7 +249,7 @@ impl Connection {
     /// Writes everything queued in `wbuf` and clears it.
     pub async fn flush(&mut self) -> Result<()> {
         if !self.wbuf.is_empty() {
-            self.wr.write_all(&self.wbuf).await?;
+            self.io.write_all(&self.wbuf).await?;
             self.wbuf.clear();
         }
         Ok(())
@@ -259,7 +258,7 @@ impl Connection {
     /// Reads at least one more byte into the receive buffer.
     pub async fn fill(&mut self) -> Result<()> {
         self.make_room();
-        let n = self.rd.read(&mut self.rbuf[self.rend..]).await?;
+        let n = self.io.read(&mut self.rbuf[self.rend..]).await?;
         if n == 0 {
             return Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into()));
         }
@@ -270,7 +269,7 @@ impl Connection {
     /// Reads what the socket has without waiting; false if it had nothing.
     pub fn try_fill(&mut self) -> Result<bool> {
         self.make_room();
-        match self.rd.try_read(&mut self.rbuf[self.rend..]) {
+        match self.io.try_read(&mut self.rbuf[self.rend..]) {
             Ok(0) => Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into())),
             Ok(n) => {
                 self.rend += n;
@@ -400,7 +399,7 @@ impl Connection {
                 };
                 encode_method(&mut self.wbuf, channel, &ok);
                 // Best effort: the peer is closing anyway.
-                let _ = self.wr.try_write(&self.wbuf);
+                let _ = self.io.try_write(&self.wbuf);
                 self.wbuf.clear();
                 return Err(ClientError::Closed { channel, code, text });
             }

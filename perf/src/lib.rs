@@ -10,7 +10,8 @@
 //! | [`ops`] | `queue-count`, `connection-count` and the churn scenarios |
 //! | [`compare`] | the same scenario against several brokers, A B A B |
 //! | [`server`] | `sink` and `source`: a minimal broker to measure the tool itself |
-//! | [`uri`] | AMQP URI parsing |
+//! | [`uri`] | AMQP URI parsing (`amqp://`, `amqps://`) |
+//! | [`tls`] | the client's stream: plain TCP or TLS (rustls) over it |
 //! | [`tasks`] | where client tasks run (thread per client, or a worker pool) |
 #![forbid(unsafe_code)]
 
@@ -24,4 +25,5 @@ pub mod server;
 pub mod stats;
 pub mod tasks;
 pub mod throughput;
+pub mod tls;
 pub mod uri;

@@ -1,4 +1,6 @@
-//! AMQP URIs: `amqp://user:pass@host:port/vhost`, percent-decoded.
+//! AMQP URIs: `amqp://user:pass@host:port/vhost` (and `amqps://`), percent-decoded.
+
+use crate::tls::TlsTrust;
 
 /// `amqp://user:pass@host:port/vhost`, the parts this tool needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -8,13 +10,18 @@ pub struct Uri {
     pub user: String,
     pub password: String,
     pub vhost: String,
+    /// `amqps://`: TLS, with the trust the command line gives (`--tls-ca`,
+    /// `--insecure`; `Unset` until then).
+    pub tls: Option<TlsTrust>,
 }
 
 impl Uri {
     pub fn parse(s: &str) -> std::result::Result<Uri, String> {
-        let rest = s
-            .strip_prefix("amqp://")
-            .ok_or_else(|| format!("{s}: only amqp:// URIs are supported"))?;
+        let (rest, tls) = match (s.strip_prefix("amqp://"), s.strip_prefix("amqps://")) {
+            (Some(rest), _) => (rest, None),
+            (_, Some(rest)) => (rest, Some(TlsTrust::Unset)),
+            _ => return Err(format!("{s}: only amqp:// and amqps:// URIs are supported")),
+        };
         let (auth, rest) = match rest.rsplit_once('@') {
             Some((a, r)) => (Some(a), r),
             None => (None, rest),
@@ -34,7 +41,7 @@ impl Uri {
         };
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("{s}: bad port {p:?}"))?),
-            None => (hostport, 5672),
+            None => (hostport, if tls.is_some() { 5671 } else { 5672 }),
         };
         let host = if host.is_empty() { "localhost" } else { host };
         Ok(Uri {
@@ -43,6 +50,7 @@ impl Uri {
             user,
             password,
             vhost,
+            tls,
         })
     }
 }
@@ -79,13 +87,17 @@ mod tests {
                 port: 1234,
                 user: "a".into(),
                 password: "b@c".into(),
-                vhost: "v/x".into()
+                vhost: "v/x".into(),
+                tls: None,
             }
         );
+        let t = Uri::parse("amqps://h/").unwrap();
+        assert_eq!((t.port, t.tls), (5671, Some(TlsTrust::Unset)));
         let d = Uri::parse("amqp://localhost").unwrap();
         assert_eq!((d.port, d.user.as_str(), d.vhost.as_str()), (5672, "guest", "/"));
         assert_eq!(Uri::parse("amqp://h:5/").unwrap().vhost, "/");
         assert!(Uri::parse("http://h").is_err());
+        assert!(Uri::parse("amqpx://h").is_err());
         assert!(Uri::parse("amqp://h:x").is_err());
     }
 }

@@ -116,7 +116,7 @@ const fn key(section: Section, key: &'static str, help: &'static str, default: &
     flag(None, "", "", help, Some(default), Action::Key(section, key))
 }
 
-const NO_TLS: &str = "ringmq has no TLS listeners yet";
+const NO_HTTPS: &str = "ringmq has no HTTPS listener yet";
 const NO_CLUSTERING: &str = "ringmq has no clustering yet";
 
 /// Groups for `--help`, in order; each flag below belongs to the group it follows.
@@ -306,8 +306,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "AMQPS port, -1 disables",
                 Some("-1"),
                 Action::Set(&[(Amqp, "tls_port")]),
-            )
-            .not_yet(NO_TLS),
+            ),
             flag(
                 None,
                 "http-bind",
@@ -350,7 +349,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 Some("-1"),
                 Action::Set(&[(Mgmt, "tls_port")]),
             )
-            .not_yet(NO_TLS),
+            .not_yet(NO_HTTPS),
             flag(
                 None,
                 "cert",
@@ -359,8 +358,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 None,
                 Action::Set(&[(Main, "tls_cert")]),
             )
-            .aliases(&[(Amqp, "tls_cert"), (Mgmt, "tls_cert")])
-            .not_yet(NO_TLS),
+            .aliases(&[(Amqp, "tls_cert"), (Mgmt, "tls_cert")]),
             flag(
                 None,
                 "key",
@@ -369,8 +367,23 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 None,
                 Action::Set(&[(Main, "tls_key")]),
             )
-            .aliases(&[(Amqp, "tls_key"), (Mgmt, "tls_key")])
-            .not_yet(NO_TLS),
+            .aliases(&[(Amqp, "tls_key"), (Mgmt, "tls_key")]),
+            flag(
+                None,
+                "tls-min-version",
+                "VERSION",
+                "Oldest TLS version accepted: 1.2 or 1.3",
+                Some("1.2"),
+                Action::Set(&[(Main, "tls_min_version")]),
+            ),
+            flag(
+                None,
+                "ciphers",
+                "LIST",
+                "TLS cipher suites offered, ':'-separated, IANA or OpenSSL names (empty: all rustls has, all AEAD with forward secrecy)",
+                Some(""),
+                Action::Set(&[(Main, "tls_ciphers")]),
+            ),
         ],
     ),
     (
@@ -611,7 +624,11 @@ pub(crate) fn help_text() -> String {
                 names.push('=');
                 names.push_str(f.metavar);
             }
-            let default = f.default.map(|d| format!(" (default: {d})")).unwrap_or_default();
+            let default = f
+                .default
+                .filter(|d| !d.is_empty())
+                .map(|d| format!(" (default: {d})"))
+                .unwrap_or_default();
             let not_yet = if f.not_yet.is_some() {
                 " [not in effect yet: refused]"
             } else {

@@ -67,6 +67,8 @@ fn set_main(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
         "default_user_only_loopback" | "guest_only_loopback" => m.default_user_only_loopback = boolean(v)?,
         "tls_cert" => m.tls_cert_path = Some(path(v)?),
         "tls_key" => m.tls_key_path = Some(path(v)?),
+        "tls_min_version" => m.tls_min_version = v.parse::<super::TlsVersion>()?,
+        "tls_ciphers" => m.tls_ciphers = super::tls::cipher_list(v)?,
         // LavinMQ keeps tcp_nodelay under [main] although only AMQP sockets use it.
         "tcp_nodelay" => cfg.amqp.tcp_nodelay = boolean(v)?,
         _ => return Ok(Outcome::UnknownKey),

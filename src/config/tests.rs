@@ -238,6 +238,8 @@ fn every_flag_parses() {
         "--default-user-only-loopback=false",
         "--cert=/c.pem",
         "--key=/k.pem",
+        "--tls-min-version=1.3",
+        "--ciphers=TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES256-GCM-SHA384",
         "--amqp-bind=10.0.0.2",
         "--amqp-port=0",
         "--amqps-port=5671",
@@ -272,6 +274,11 @@ fn every_flag_parses() {
     assert!(!m.default_user_only_loopback);
     assert_eq!(m.tls_cert_path.as_deref(), Some(Path::new("/c.pem")));
     assert_eq!(m.tls_key_path.as_deref(), Some(Path::new("/k.pem")));
+    assert_eq!(m.tls_min_version, crate::config::TlsVersion::V1_3);
+    assert_eq!(
+        m.tls_ciphers,
+        ["TLS13_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"]
+    );
     let a = &cfg.amqp;
     assert_eq!((a.bind.as_str(), a.port, a.tls_port), ("10.0.0.2", 0, Some(5671)));
     assert_eq!(a.heartbeat_secs, 10);
@@ -343,6 +350,10 @@ fn values_out_of_range_are_rejected() {
         &["--segment-size=100"],
         &["--tcp-nodelay=maybe"],
         &["--amqps-port=-2"],
+        &["--tls-min-version=1.1"],
+        &["--tls-min-version=1.4"],
+        &["--ciphers=HIGH:!aNULL"],
+        &["--ciphers=TLS_AES_128_GCM_SHA256:RC4-SHA"],
         &["--clustering-etcd-endpoints=,"],
         &["--default-user="],
     ] {
@@ -359,6 +370,29 @@ fn settings_that_do_not_fit_together() {
     assert!(
         matches!(err, ConfigError::Invalid(ref m) if m.contains("tls_cert")),
         "{err:?}"
+    );
+    let err = parse(&["-D", "/d", "--amqps-port=5671", "--cert=/c"]).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Invalid(ref m) if m.contains("tls_key")),
+        "{err:?}"
+    );
+    let err = parse(&[
+        "-D",
+        "/d",
+        "--tls-min-version=1.3",
+        "--ciphers=ECDHE-RSA-AES128-GCM-SHA256",
+    ])
+    .unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Invalid(ref m) if m.contains("no suite is left")),
+        "{err:?}"
+    );
+    // Files without a TLS port: accepted, with a warning (LavinMQ would listen on 5671).
+    let cfg = parse(&["-D", "/d", "--cert=/c", "--key=/k"]).unwrap();
+    assert!(
+        cfg.warnings.iter().any(|w| w.contains("nothing listens with TLS")),
+        "{:?}",
+        cfg.warnings
     );
     let err = parse(&["-D", "/d", "--http-port=5672"]).unwrap_err();
     assert!(
@@ -549,10 +583,6 @@ mod unimplemented {
     fn settings_without_an_implementation_are_refused_not_ignored() {
         for (args, names) in [
             (
-                &["-D", "/d", "--amqps-port", "5671", "--cert", "/c", "--key", "/k"][..],
-                "tls_port",
-            ),
-            (
                 &["-D", "/d", "--https-port", "15671", "--cert", "/c", "--key", "/k"][..],
                 "--https-port",
             ),
@@ -577,6 +607,8 @@ mod unimplemented {
             refused(&["-D", "/d", "--shards", "1", "--max-consumers-per-channel", "3"]),
             None
         );
+        let amqps = ["-D", "/d", "--amqps-port", "5671", "--cert", "/c", "--key", "/k"];
+        assert_eq!(refused(&amqps), None);
     }
 }
 

@@ -32,6 +32,7 @@ impl InProcess {
             info: ServerInfo {
                 started: Instant::now(),
                 amqp_addr: "127.0.0.1:5672".into(),
+                amqps_port: None,
                 api_port: Some(15672),
                 metrics_port: None,
                 data_dir,

@@ -51,7 +51,7 @@ pub struct HttpConfig {
 pub fn services(cfg: HttpConfig) -> crate::shard::Services {
     crate::shard::Services::new(move |shared, info| {
         let cfg = cfg.clone();
-        Box::pin(async move { server::spawn(&shared, &cfg, info.amqp_addr.to_string(), info.data_dir).await })
+        Box::pin(async move { server::spawn(&shared, &cfg, info).await })
     })
 }
 

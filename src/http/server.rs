@@ -39,6 +39,8 @@ pub(crate) struct ServerInfo {
     pub started: Instant,
     /// `host:port` of the AMQP listener (connection names end with it).
     pub amqp_addr: String,
+    /// The AMQPS listener's port, if there is one.
+    pub amqps_port: Option<u16>,
     pub api_port: Option<u16>,
     pub metrics_port: Option<u16>,
     pub data_dir: std::path::PathBuf,
@@ -52,8 +54,7 @@ pub(crate) struct ServerInfo {
 pub(crate) async fn spawn(
     shared: &Rc<Shared>,
     cfg: &HttpConfig,
-    amqp_addr: String,
-    data_dir: std::path::PathBuf,
+    shard: crate::shard::ShardInfo,
 ) -> Vec<(&'static str, std::net::SocketAddr)> {
     let started = Instant::now();
     let mut bound = Vec::new();
@@ -73,10 +74,11 @@ pub(crate) async fn spawn(
         }
         let info = ServerInfo {
             started,
-            amqp_addr: amqp_addr.clone(),
+            amqp_addr: shard.amqp_addr.to_string(),
+            amqps_port: shard.amqps_addr.map(|a| a.port()),
             api_port: cfg.api.as_ref().map(|a| a.1),
             metrics_port: cfg.metrics.as_ref().map(|a| a.1),
-            data_dir: data_dir.clone(),
+            data_dir: shard.data_dir.clone(),
             metrics_only,
         };
         tokio::task::spawn_local(serve(shared.clone(), listener, Rc::new(info)));

@@ -1,5 +1,10 @@
 //! One client connection: a reader loop and a writer task around the core.
+//!
+//! On the AMQPS listener both share the connection's [`TlsSession`]: the reader
+//! decrypts what it reads before the core sees it, the writer encrypts what the
+//! core wrote (and sends TLS's own records) before it goes out.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -11,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::server::{Shared, TICK};
+use super::tls::TlsSession;
 use crate::core::amqp::output::Output;
 use crate::core::model::ids::ConnId;
 
@@ -21,7 +27,19 @@ const READ_BUF_BYTES: usize = 64 * 1024;
 /// to close the socket.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
-pub(crate) async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer: SocketAddr) {
+/// How the reader stopped.
+enum ReadEnd {
+    /// EOF, or the peer closed TLS: nothing more can be written.
+    PeerGone,
+    /// The core closed the connection: write what is left, then close.
+    Closed,
+    /// TLS failed: the alert (if any) goes out, then the socket closes.
+    TlsFailed,
+}
+
+type Tls = Option<Rc<RefCell<TlsSession>>>;
+
+pub(crate) async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer: SocketAddr, tls: Option<TlsSession>) {
     shared.open_connections.set(shared.open_connections.get() + 1);
     let id = shared.broker.borrow_mut().handle_connect(
         peer.to_string(),
@@ -31,9 +49,11 @@ pub(crate) async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer
     let notify = Rc::new(Notify::new());
     shared.writers.borrow_mut().insert(id, notify.clone());
     let (mut rd, wr) = stream.into_split();
-    let writer = tokio::task::spawn_local(write_loop(shared.clone(), id, wr, notify.clone()));
-    let closed_by_protocol = match read_loop(&shared, id, &mut rd).await {
-        Ok(closed) => closed,
+    let tls: Tls = tls.map(|t| Rc::new(RefCell::new(t)));
+    let writer = tokio::task::spawn_local(write_loop(shared.clone(), id, wr, notify.clone(), tls.clone()));
+    let closed_by_protocol = match read_loop(&shared, id, &mut rd, &tls, &notify).await {
+        Ok(ReadEnd::Closed | ReadEnd::TlsFailed) => true,
+        Ok(ReadEnd::PeerGone) => false,
         Err(e) => {
             tracing::debug!(%peer, error = %e, "connection read error");
             false
@@ -61,14 +81,26 @@ pub(crate) async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer
         writer.abort();
     }
     shared.writers.borrow_mut().remove(&id);
+    if let Some(tls) = &tls {
+        tls.borrow().log_if_unfinished(Some(peer));
+        shared.tls_conns.borrow_mut().remove(&id);
+    }
     shared.broker.borrow_mut().handle_disconnect(id);
     shared.after_core_call();
     shared.open_connections.set(shared.open_connections.get() - 1);
 }
 
-/// Reads until EOF (`Ok(false)`) or until the core closed the connection (`Ok(true)`).
-async fn read_loop(shared: &Shared, id: ConnId, rd: &mut tokio::net::tcp::OwnedReadHalf) -> std::io::Result<bool> {
+/// Reads until EOF, until the core closed the connection, or until TLS failed.
+async fn read_loop(
+    shared: &Shared,
+    id: ConnId,
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    tls: &Tls,
+    writer: &Notify,
+) -> std::io::Result<ReadEnd> {
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF_BYTES);
+    // TLS: ciphertext is read here and decrypted into `buf`.
+    let mut cipher: Vec<u8> = Vec::with_capacity(if tls.is_some() { READ_BUF_BYTES } else { 0 });
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -87,17 +119,34 @@ async fn read_loop(shared: &Shared, id: ConnId, rd: &mut tokio::net::tcp::OwnedR
         if buf.capacity() - buf.len() < READ_BUF_BYTES / 4 {
             buf.reserve(READ_BUF_BYTES);
         }
+        let into = if tls.is_some() { &mut cipher } else { &mut buf };
         tokio::select! {
-            r = rd.read_buf(&mut buf) => {
+            r = rd.read_buf(into) => {
                 let n = r?;
                 if n == 0 {
-                    return Ok(false);
+                    return Ok(ReadEnd::PeerGone);
+                }
+                let mut peer_closed = false;
+                if let Some(tls) = tls {
+                    match decrypt(shared, id, tls, &mut cipher, &mut buf) {
+                        Ok(closed) => peer_closed = closed,
+                        Err(why) => {
+                            super::tls::log_failure(rd.peer_addr().ok(), &why);
+                            writer.notify_one();
+                            return Ok(ReadEnd::TlsFailed);
+                        }
+                    }
+                    // Handshake records (or a close_notify) may wait to be sent.
+                    writer.notify_one();
                 }
                 let t = shared.turns.start();
                 let used = shared.broker.borrow_mut().handle_input(id, &buf, super::now_ms());
                 buf.drain(..used);
                 shared.after_core_call();
                 shared.turns.end(t, "connection input (bytes)", used);
+                if peer_closed {
+                    return Ok(ReadEnd::PeerGone);
+                }
                 // Fairness: a publisher's socket is always readable, and tokio only
                 // preempts after ~128 reads (megabytes of publishes); yield after each
                 // batch so consumers' acks and writers get their turn. Without it a
@@ -111,9 +160,28 @@ async fn read_loop(shared: &Shared, id: ConnId, rd: &mut tokio::net::tcp::OwnedR
             }
         }
         if shared.broker.borrow().is_closed(id) {
-            return Ok(true);
+            return Ok(ReadEnd::Closed);
         }
     }
+}
+
+/// Decrypts the ciphertext read (emptying `cipher`) onto the end of `plain`;
+/// records the handshake's result for the API once it is known. `Ok(true)`:
+/// the peer closed TLS.
+fn decrypt(
+    shared: &Shared,
+    id: ConnId,
+    tls: &RefCell<TlsSession>,
+    cipher: &mut Vec<u8>,
+    plain: &mut Vec<u8>,
+) -> Result<bool, String> {
+    let mut t = tls.borrow_mut();
+    let r = t.receive(cipher, plain);
+    cipher.clear();
+    if let Some(info) = t.take_new_info() {
+        shared.tls_conns.borrow_mut().insert(id, info);
+    }
+    r
 }
 
 /// Writes all of `out` (frame bytes and bodies in segment mappings, see
@@ -139,38 +207,88 @@ async fn write_loop(
     id: ConnId,
     mut wr: tokio::net::tcp::OwnedWriteHalf,
     notify: Rc<Notify>,
+    tls: Tls,
 ) -> Option<tokio::net::tcp::OwnedWriteHalf> {
     let mut buf = Output::default();
+    let mut cipher: Vec<u8> = Vec::new();
     loop {
         notify.notified().await;
         loop {
             let (known, closed) = {
                 let mut b = shared.broker.borrow_mut();
-                let known = b.take_output(id, &mut buf, super::now_ms());
+                let known = match &tls {
+                    None => b.take_output(id, &mut buf, super::now_ms()),
+                    // With TLS, more is taken from the core only once what it gave
+                    // is sealed: the ciphertext per connection stays bounded.
+                    Some(t) => match t.borrow_mut().plaintext_slot() {
+                        Some(slot) => b.take_output(id, slot, super::now_ms()),
+                        None => true,
+                    },
+                };
                 (known, b.is_closed(id))
             };
-            if !buf.is_empty() {
-                if write_all_vectored(&mut wr, &buf).await.is_err() {
-                    return None;
+            let wrote = match &tls {
+                None if buf.is_empty() => false,
+                None => {
+                    if write_all_vectored(&mut wr, &buf).await.is_err() {
+                        return None;
+                    }
+                    // Drops the bodies' hold on their segment mappings: written.
+                    buf.clear();
+                    true
                 }
-                // Drops the bodies' hold on their segment mappings: written.
-                buf.clear();
+                // Drained once everything taken is encrypted and sent (the
+                // plaintext may wait for the end of the handshake).
+                Some(tls) => write_sealed(&mut wr, tls, &mut cipher).await? == (true, true),
+            };
+            if wrote {
                 shared.broker.borrow_mut().handle_output_drained(id);
                 shared.after_core_call();
                 continue;
             }
-            if !known || closed {
+            let tls_failed = tls.as_ref().is_some_and(|t| t.borrow().failed());
+            if !known || closed || tls_failed {
                 // We received close-ok (or gave up): the socket is ours to close,
                 // so FIN right after the last frame. When we *sent* close-ok the
                 // client closes first (the spec gives the receiver of close-ok
                 // that job, and clients such as lapin report an early EOF as an
                 // error), so we wait for its FIN instead.
-                if !shared.broker.borrow().should_linger(id) {
+                if !shared.broker.borrow().should_linger(id) || tls_failed {
+                    if let Some(tls) = &tls {
+                        // close_notify before the FIN (after an alert, nothing).
+                        if !tls_failed {
+                            tls.borrow_mut().close();
+                        }
+                        let _ = write_sealed(&mut wr, tls, &mut cipher).await;
+                    }
                     let _ = wr.shutdown().await;
                 }
                 return Some(wr);
             }
             break;
+        }
+    }
+}
+
+/// Seals and writes what the TLS session has (its own records, and queued
+/// plaintext one bounded chunk at a time). Returns whether anything was written
+/// and whether no plaintext is left queued (it may wait for the handshake);
+/// `None` if the socket failed.
+async fn write_sealed(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    tls: &RefCell<TlsSession>,
+    cipher: &mut Vec<u8>,
+) -> Option<(bool, bool)> {
+    let mut sent = false;
+    loop {
+        cipher.clear();
+        let all = tls.borrow_mut().seal(cipher);
+        if !cipher.is_empty() {
+            wr.write_all(cipher).await.ok()?;
+            sent = true;
+        }
+        if all || cipher.is_empty() {
+            return Some((sent, all));
         }
     }
 }

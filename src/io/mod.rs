@@ -21,6 +21,7 @@ mod conn;
 pub mod memory;
 mod notify;
 mod server;
+pub mod tls;
 // The io_uring backend: each `unsafe` block has a `// SAFETY:` comment.
 #[allow(unsafe_code)]
 mod uring;
@@ -28,7 +29,7 @@ mod uring;
 /// The clock and the listeners live in `crate::sys` (shared with `http`); the
 /// backends name them here.
 pub(crate) use crate::sys::{listeners, now_ms};
-pub use server::{ListenConfig, Reload};
+pub use server::{AmqpsListen, ListenConfig, Reload};
 
 /// Which transport backend runs the data path: one type, shared with the
 /// configuration (`--io=uring|epoll|auto`).

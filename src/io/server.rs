@@ -20,6 +20,8 @@ pub type Reload = Rc<dyn Fn() -> Result<String, String>>;
 pub struct ListenConfig {
     pub bind: String,
     pub amqp_port: u16,
+    /// The AMQPS listener (same addresses as AMQP), if asked for.
+    pub amqps: Option<AmqpsListen>,
     pub tcp_nodelay: bool,
     /// Connections beyond this are refused at accept (closed at once).
     pub max_connections: usize,
@@ -42,11 +44,45 @@ pub struct ListenConfig {
     pub reload: Option<Reload>,
 }
 
+/// `--amqps-port` and the TLS configuration its connections use.
+#[derive(Debug, Clone)]
+pub struct AmqpsListen {
+    pub port: u16,
+    pub acceptor: super::tls::TlsAcceptor,
+}
+
+/// The AMQPS listener bound (its first address for the API and readiness), or
+/// none; logged like the AMQP one.
+pub(crate) fn bind_amqps(
+    listen: &ListenConfig,
+    io: &str,
+) -> std::io::Result<Option<(crate::sys::listeners::Listeners, std::net::SocketAddr)>> {
+    let Some(amqps) = &listen.amqps else { return Ok(None) };
+    let listener = crate::sys::listeners::Listeners::bind(&listen.bind, amqps.port)?;
+    let first = listener.first_addr()?;
+    for addr in listener.local_addrs() {
+        tracing::info!(%addr, io, "AMQPS listener started");
+    }
+    Ok(Some((listener, first)))
+}
+
+/// Accepts on an optional listener; pending forever without one (no AMQPS, or
+/// closed at shutdown).
+pub(crate) async fn accept_on(
+    listener: &Option<crate::sys::listeners::Listeners>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl std::fmt::Debug for ListenConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListenConfig")
             .field("bind", &self.bind)
             .field("amqp_port", &self.amqp_port)
+            .field("amqps_port", &self.amqps.as_ref().map(|a| a.port))
             .field("backend", &self.backend)
             .field("services", &self.services.is_some())
             .field("reload", &self.reload.is_some())
@@ -86,9 +122,13 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     for addr in listener.local_addrs() {
         tracing::info!(%addr, io = "epoll", "AMQP listener started");
     }
+    let (tls_listener, amqps_addr) = bind_amqps(&listen, "epoll")?.unzip();
     let shared = Rc::new(Shared::new(broker, false));
     tokio::task::spawn_local(sync_task(shared.clone()));
-    let http = spawn_common_tasks(&shared, &listen, amqp_addr).await;
+    let mut http = spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr).await;
+    if let Some(a) = amqps_addr {
+        http.insert(0, ("AMQPS", a));
+    }
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -96,25 +136,10 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     notify.ready(&ready_status(amqp_addr, "epoll", &http));
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                if shared.open_connections.get() >= listen.max_connections {
-                    tracing::warn!(%peer, max = listen.max_connections, "connection refused: max_connections reached");
-                    drop(stream);
-                    continue;
-                }
-                if listen.tcp_nodelay {
-                    let _ = stream.set_nodelay(true);
-                }
-                tokio::task::spawn_local(super::conn::serve_connection(shared.clone(), stream, peer));
+            accepted = listener.accept() => accepted_one(&shared, &listen, accepted, None).await,
+            accepted = accept_on(&tls_listener) => {
+                let acceptor = listen.amqps.as_ref().map(|a| &a.acceptor);
+                accepted_one(&shared, &listen, accepted, acceptor).await;
             }
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
@@ -123,6 +148,7 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     notify.stopping(STOPPING_STATUS);
     tracing::info!("shutting down");
     drop(listener);
+    drop(tls_listener);
     shared.broker.borrow_mut().handle_shutdown(now_ms());
     shared.after_core_call();
     let deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH;
@@ -143,6 +169,41 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     remove_transient_files_at_shutdown(&shared);
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Starts serving an accepted connection (TLS when `acceptor` is given), or
+/// refuses it at max_connections.
+async fn accepted_one(
+    shared: &Rc<Shared>,
+    listen: &ListenConfig,
+    accepted: std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>,
+    acceptor: Option<&super::tls::TlsAcceptor>,
+) {
+    let (stream, peer) = match accepted {
+        Ok(x) => x,
+        Err(e) => {
+            // EMFILE and friends: back off instead of spinning.
+            tracing::warn!(error = %e, "accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
+        }
+    };
+    if shared.open_connections.get() >= listen.max_connections {
+        tracing::warn!(%peer, max = listen.max_connections, "connection refused: max_connections reached");
+        return;
+    }
+    let tls = match acceptor.map(|a| a.session()) {
+        None => None,
+        Some(Ok(session)) => Some(session),
+        Some(Err(e)) => {
+            super::tls::log_failure(Some(peer), &e.to_string());
+            return;
+        }
+    };
+    if listen.tcp_nodelay {
+        let _ = stream.set_nodelay(true);
+    }
+    tokio::task::spawn_local(super::conn::serve_connection(shared.clone(), stream, peer, tls));
 }
 
 /// systemd's status line while the data directory is opened (recovery).
@@ -167,6 +228,7 @@ pub(crate) async fn spawn_common_tasks(
     shared: &Rc<Shared>,
     listen: &ListenConfig,
     amqp_addr: std::net::SocketAddr,
+    amqps_addr: Option<std::net::SocketAddr>,
 ) -> Vec<(&'static str, std::net::SocketAddr)> {
     tokio::task::spawn_local(timer_task(shared.clone()));
     tokio::task::spawn_local(work_task(shared.clone()));
@@ -187,6 +249,7 @@ pub(crate) async fn spawn_common_tasks(
         Some(services) => {
             let info = ShardInfo {
                 amqp_addr,
+                amqps_addr,
                 data_dir: listen.data_dir.clone(),
             };
             services.start(shared.clone(), info).await

@@ -9,6 +9,7 @@
 pub mod http;
 pub mod load;
 pub mod raw;
+pub mod tls;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -288,6 +289,11 @@ impl Broker {
         let mut child = self.child.take().expect("broker running");
         child.kill().expect("kill -9");
         child.wait().expect("wait");
+    }
+
+    /// The spawned broker's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     pub fn log_tail(&self) -> String {

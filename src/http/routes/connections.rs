@@ -11,9 +11,21 @@ use crate::http::json::table_to_json;
 use crate::http::paging::{self, Item, JsonItem, ListParams, SortKey};
 use crate::http::{ApiError, AuthUser, Reply, Req};
 
-/// RabbitMQ's connection name: `peer -> listener`.
-pub(crate) fn conn_name(c: ConnView<'_>, amqp_addr: &str) -> String {
-    format!("{} -> {amqp_addr}", c.peer())
+/// RabbitMQ's connection name: `peer -> listener` (the AMQPS listener for a
+/// TLS connection).
+pub(crate) fn conn_name(c: ConnView<'_>, req: &Req<'_>) -> String {
+    let amqp = req.info.amqp_addr.as_str();
+    match req
+        .info
+        .amqps_port
+        .filter(|_| req.shared.tls_conns.borrow().contains_key(&c.id()))
+    {
+        Some(port) => {
+            let host = amqp.rsplit_once(':').map_or(amqp, |(h, _)| h);
+            format!("{} -> {host}:{port}", c.peer())
+        }
+        None => format!("{} -> {amqp}", c.peer()),
+    }
 }
 
 pub(crate) fn split_host_port(s: &str) -> (&str, u16) {
@@ -59,8 +71,12 @@ impl Item for ConnItem<'_> {
     fn render(&self) -> Value {
         let c = self.c;
         let (peer_host, peer_port) = split_host_port(c.peer());
-        let (host, port) = split_host_port(&self.req.info.amqp_addr);
+        let (host, mut port) = split_host_port(&self.req.info.amqp_addr);
         let t = c.traffic();
+        let tls = self.req.shared.tls_conns.borrow().get(&c.id()).copied();
+        if let (Some(_), Some(p)) = (tls, self.req.info.amqps_port) {
+            port = p;
+        }
         json!({
             "name": self.name,
             "node": super::overview::node_name(),
@@ -75,7 +91,7 @@ impl Item for ConnItem<'_> {
             "type": "network",
             "protocol": "AMQP 0-9-1",
             "auth_mechanism": "PLAIN",
-            "ssl": false,
+            "ssl": tls.is_some(),
             "host": host,
             "port": port,
             "peer_host": peer_host,
@@ -96,11 +112,12 @@ impl Item for ConnItem<'_> {
             "blocked": c.blocked(),
             // The client's `connection_name` property, as RabbitMQ shows it.
             "user_provided_name": c.client_properties().get("connection_name").and_then(|v| v.as_str()),
-            // No TLS listeners yet: RabbitMQ's values for a plain connection.
-            "ssl_protocol": null,
-            "ssl_key_exchange": null,
-            "ssl_cipher": null,
-            "ssl_hash": null,
+            // RabbitMQ's values: null on a plain connection; Erlang's names of
+            // the parts of the suite on a TLS one.
+            "ssl_protocol": tls.map(|t| t.protocol),
+            "ssl_key_exchange": tls.map(|t| suite_parts(t.cipher_suite).0),
+            "ssl_cipher": tls.map(|t| suite_parts(t.cipher_suite).1),
+            "ssl_hash": tls.map(|t| suite_parts(t.cipher_suite).2),
             "peer_cert_subject": null,
             "peer_cert_issuer": null,
             "peer_cert_validity": null,
@@ -108,12 +125,43 @@ impl Item for ConnItem<'_> {
     }
 }
 
+/// A suite's key exchange, cipher and MAC as RabbitMQ (Erlang's `ssl`) names
+/// them: `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384` is `ecdhe_rsa`, `aes_256_gcm`
+/// and `aead` (every suite rustls has is AEAD; the SHA names the PRF, which
+/// RabbitMQ does not show); TLS 1.3 suites leave the key exchange to the
+/// handshake (`any`).
+fn suite_parts(suite: &str) -> (String, String, &'static str) {
+    let lower = suite.to_ascii_lowercase();
+    let (kx, rest) = match lower.strip_prefix("tls13_") {
+        Some(rest) => ("any", rest),
+        None => {
+            let body = lower.strip_prefix("tls_").unwrap_or(&lower);
+            body.split_once("_with_").unwrap_or(("", body))
+        }
+    };
+    let cipher = rest.rsplit_once('_').map_or(rest, |(cipher, _prf)| cipher);
+    (kx.to_string(), cipher.to_string(), "aead")
+}
+
+#[cfg(test)]
+#[test]
+fn suites_as_rabbitmq_names_them() {
+    assert_eq!(
+        suite_parts("TLS13_AES_256_GCM_SHA384"),
+        ("any".into(), "aes_256_gcm".into(), "aead")
+    );
+    assert_eq!(
+        suite_parts("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"),
+        ("ecdhe_rsa".into(), "chacha20_poly1305".into(), "aead")
+    );
+}
+
 fn conn_items<'a>(b: View<'a>, req: &'a Req<'a>, vhost: Option<&str>) -> Vec<ConnItem<'a>> {
     visible(b, req.user())
         .filter(|c| vhost.is_none_or(|v| c.vhost() == Some(v)))
         .map(|c| ConnItem {
             c,
-            name: conn_name(c, &req.info.amqp_addr),
+            name: conn_name(c, req),
             req,
         })
         .collect()
@@ -135,7 +183,7 @@ pub(crate) fn list_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
 fn find(b: View<'_>, req: &Req<'_>) -> Result<ConnId, ApiError> {
     let name = req.param("name");
     visible(b, req.user())
-        .find(|c| conn_name(*c, &req.info.amqp_addr) == name)
+        .find(|c| conn_name(*c, req) == name)
         .map(|c| c.id())
         .ok_or_else(ApiError::not_found)
 }
@@ -148,7 +196,7 @@ pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
     Reply::ok(
         ConnItem {
             c,
-            name: conn_name(c, &req.info.amqp_addr),
+            name: conn_name(c, req),
             req,
         }
         .render(),
@@ -183,7 +231,7 @@ fn user_connections(req: &Req<'_>, write: bool) -> Result<Vec<(ConnId, String)>,
     let b = req.shared.broker.borrow();
     Ok(visible(View::of(&b), me)
         .filter(|c| c.user() == Some(user))
-        .map(|c| (c.id(), conn_name(c, &req.info.amqp_addr)))
+        .map(|c| (c.id(), conn_name(c, req)))
         .collect())
 }
 
@@ -280,7 +328,7 @@ fn chan_items<'a>(b: View<'a>, req: &Req<'_>, only: Option<ConnId>, vhost: Optio
         if only.is_some_and(|id| id != c.id()) || vhost.is_some_and(|v| c.vhost() != Some(v)) {
             continue;
         }
-        let cn = conn_name(c, &req.info.amqp_addr);
+        let cn = conn_name(c, req);
         for ch in c.channels() {
             out.push(ChanItem {
                 c,
@@ -325,7 +373,7 @@ pub(crate) fn channel(req: &Req<'_>) -> Result<Reply, ApiError> {
 /// One consumer as RabbitMQ lists it.
 pub(crate) fn consumer_json(b: View<'_>, req: &Req<'_>, vhost: &str, queue: &str, c: ConsumerView<'_>) -> Value {
     let conn = b.connection(c.conn());
-    let cn = conn.map(|x| conn_name(x, &req.info.amqp_addr)).unwrap_or_default();
+    let cn = conn.map(|x| conn_name(x, req)).unwrap_or_default();
     let (peer_host, peer_port) = conn.map_or(("", 0), |x| split_host_port(x.peer()));
     let prefetch = conn
         .and_then(|x| x.channel(c.channel()))

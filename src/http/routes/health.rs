@@ -49,14 +49,14 @@ pub(crate) fn alarms_local(req: &Req<'_>) -> Result<Reply, ApiError> {
     alarm_check(req, "There are alarms in effect on the node")
 }
 
-/// The ports this node listens on (AMQP, API, metrics), ascending.
+/// The ports this node listens on (AMQP, AMQPS, API, metrics), ascending.
 fn listener_ports(req: &Req<'_>) -> Vec<u16> {
     let amqp = req
         .info
         .amqp_addr
         .rsplit_once(':')
         .and_then(|(_, p)| p.parse::<u16>().ok());
-    let mut ports: Vec<u16> = [amqp, req.info.api_port, req.info.metrics_port]
+    let mut ports: Vec<u16> = [amqp, req.info.amqps_port, req.info.api_port, req.info.metrics_port]
         .into_iter()
         .flatten()
         .collect();
@@ -79,6 +79,9 @@ pub(crate) fn port_listener(req: &Req<'_>) -> Result<Reply, ApiError> {
 
 pub(crate) fn protocol_listener(req: &Req<'_>) -> Result<Reply, ApiError> {
     let mut protocols = vec!["amqp"];
+    if req.info.amqps_port.is_some() {
+        protocols.push("amqp/ssl");
+    }
     if req.info.api_port.is_some() {
         protocols.push("http");
     }
@@ -88,6 +91,7 @@ pub(crate) fn protocol_listener(req: &Req<'_>) -> Result<Reply, ApiError> {
     // RabbitMQ normalises the AMQP 0-9-1 aliases and answers with the name.
     let wanted = match req.param("protocol") {
         "amqp091" | "amqp0-9-1" | "amqp0.9.1" => "amqp",
+        "amqps" => "amqp/ssl",
         "prometheus" => "http/prometheus",
         p => p,
     };

@@ -177,11 +177,10 @@ pub(crate) fn families(p: &mut Prom, req: &Req<'_>, b: View<'_>) {
 }
 
 fn connections(p: &mut Prom, req: &Req<'_>, b: View<'_>, in_vhost: &dyn Fn(&str) -> bool) {
-    let amqp = &req.info.amqp_addr;
     let conns: Vec<_> = b
         .connections()
         .filter_map(|c| Some((c, c.vhost().filter(|v| in_vhost(v))?)))
-        .map(|(c, v)| (c, v, super::connections::conn_name(c, amqp)))
+        .map(|(c, v)| (c, v, super::connections::conn_name(c, req)))
         .collect();
     type ConnValue = fn(&ConnView<'_>) -> u64;
     let emit = |p: &mut Prom, name: &str, kind: &str, help: &str, f: ConnValue| {

@@ -106,6 +106,10 @@ pub(crate) fn overview(req: &Req<'_>) -> Result<Reply, ApiError> {
     let (host, port) = req.info.amqp_addr.rsplit_once(':').unwrap_or(("127.0.0.1", "5672"));
     listeners
         .push(json!({"node": node, "protocol": "amqp", "ip_address": host, "port": port.parse::<u16>().unwrap_or(0)}));
+    if let Some(p) = req.info.amqps_port {
+        // RabbitMQ's name for its TLS listener.
+        listeners.push(json!({"node": node, "protocol": "amqp/ssl", "ip_address": host, "port": p}));
+    }
     if let Some(p) = req.info.api_port {
         listeners.push(json!({"node": node, "protocol": "http", "ip_address": host, "port": p}));
     }

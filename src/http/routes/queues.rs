@@ -132,7 +132,7 @@ pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
     if let Some(owner) = q.exclusive_owner().and_then(|id| view.connection(id)) {
         let (peer_host, peer_port) = super::connections::split_host_port(owner.peer());
         out["owner_pid_details"] = json!({
-            "name": super::connections::conn_name(owner, &req.info.amqp_addr),
+            "name": super::connections::conn_name(owner, req),
             "peer_host": peer_host,
             "peer_port": peer_port,
         });

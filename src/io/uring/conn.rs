@@ -40,10 +40,13 @@ pub(super) struct Conn {
     /// Not read while the disk alarm blocks publishers; the input waits in `carry`.
     pub paused: bool,
     pub phase: Phase,
+    /// On the AMQPS listener: received bytes are decrypted before the core sees
+    /// them, and what is sent is the session's ciphertext (see `driver::tls`).
+    pub tls: Option<Box<crate::io::tls::TlsSession>>,
 }
 
 impl Conn {
-    pub fn new(id: ConnId, sock: TcpStream, gen: u32) -> Conn {
+    pub fn new(id: ConnId, sock: TcpStream, gen: u32, tls: Option<Box<crate::io::tls::TlsSession>>) -> Conn {
         Conn {
             id,
             sock,
@@ -55,7 +58,13 @@ impl Conn {
             recv_armed: false,
             paused: false,
             phase: Phase::Open,
+            tls,
         }
+    }
+
+    /// Everything taken from the core went out (with TLS: was also encrypted).
+    pub fn output_drained(&self) -> bool {
+        self.tls.as_ref().is_none_or(|t| !t.has_pending())
     }
 
     /// No completion can still arrive for this slot, so it may be freed.

@@ -111,8 +111,12 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     for addr in listener.local_addrs() {
         tracing::info!(%addr, io = "io_uring", "AMQP listener started");
     }
+    let (tls_listener, amqps_addr) = server::bind_amqps(&listen, "io_uring")?.unzip();
     let shared = Rc::new(Shared::new(broker, true));
-    let http = server::spawn_common_tasks(&shared, &listen, amqp_addr).await;
+    let mut http = server::spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr).await;
+    if let Some(a) = amqps_addr {
+        http.insert(0, ("AMQPS", a));
+    }
 
     let efd = eventfd()?;
     ring.ring.submitter().register_eventfd(efd.as_raw_fd())?;
@@ -126,6 +130,8 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     };
     let mut d = Driver::new(ring.ring, ring.bufs, shared.clone(), cfg);
     let mut listener = Some(listener);
+    let mut tls_listener = tls_listener;
+    let acceptor = listen.amqps.as_ref().map(|a| &a.acceptor);
     let kick = shared.driver_kick.as_ref().expect("uring mode");
 
     let mut tick = tokio::time::interval(server::TICK);
@@ -164,24 +170,17 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
                 r?.clear_ready();
             }
             _ = kick.notified() => {}
-            accepted = accept(&listener) => match accepted {
-                Ok((stream, _)) => match stream.into_std() {
-                    Ok(sock) => d.adopt(sock, crate::io::now_ms()),
-                    Err(e) => tracing::warn!(error = %e, "cannot take over accepted socket"),
-                },
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
+            accepted = server::accept_on(&listener) => adopt(&mut d, accepted, None).await,
+            accepted = server::accept_on(&tls_listener) => adopt(&mut d, accepted, acceptor).await,
             _ = tick.tick() => d.tick_all(crate::io::now_ms()),
             _ = sigterm.recv(), if stop_at.is_none() => {
                 listener = None;
+                tls_listener = None;
                 stop_at = Some(begin_shutdown(&shared, &notify));
             }
             _ = sigint.recv(), if stop_at.is_none() => {
                 listener = None;
+                tls_listener = None;
                 stop_at = Some(begin_shutdown(&shared, &notify));
             }
             _ = tokio::time::sleep(Duration::from_millis(10)), if stop_at.is_some() => {}
@@ -211,13 +210,33 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     Ok(())
 }
 
-/// Accepts on the listener; pending forever once it is closed (shutdown).
-async fn accept(
-    listener: &Option<super::listeners::Listeners>,
-) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
-    match listener {
-        Some(l) => l.accept().await,
-        None => std::future::pending().await,
+/// Hands an accepted socket to the driver (with a TLS session from `acceptor`
+/// on the AMQPS listener).
+async fn adopt(
+    d: &mut Driver,
+    accepted: std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>,
+    acceptor: Option<&crate::io::tls::TlsAcceptor>,
+) {
+    let (stream, peer) = match accepted {
+        Ok(x) => x,
+        Err(e) => {
+            // EMFILE and friends: back off instead of spinning.
+            tracing::warn!(error = %e, "accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
+        }
+    };
+    let tls = match acceptor.map(|a| a.session()) {
+        None => None,
+        Some(Ok(session)) => Some(Box::new(session)),
+        Some(Err(e)) => {
+            crate::io::tls::log_failure(Some(peer), &e.to_string());
+            return;
+        }
+    };
+    match stream.into_std() {
+        Ok(sock) => d.adopt(sock, tls, crate::io::now_ms()),
+        Err(e) => tracing::warn!(error = %e, "cannot take over accepted socket"),
     }
 }
 

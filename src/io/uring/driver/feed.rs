@@ -11,6 +11,9 @@ pub(super) enum Fed {
     MoreInput,
     /// The disk alarm blocks this publisher: the input waits in `carry`.
     Paused,
+    /// TLS failed (its alert sent if it could be), or the peer closed TLS: the
+    /// connection ends.
+    TlsEnd,
 }
 
 /// Feeds received bytes to the core: in place from the receive buffer when no

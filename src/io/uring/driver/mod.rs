@@ -15,6 +15,7 @@ use io_uring::{cqueue, IoUring};
 mod feed;
 mod submit;
 mod sync;
+mod tls;
 
 use self::feed::{feed, refeed, Fed};
 use self::submit::{user_data, Cqe, KIND_CANCEL, KIND_RECV, KIND_SEND, KIND_SYNC};
@@ -90,6 +91,8 @@ pub(super) struct Driver {
     /// Connections whose receive stopped for want of buffers: re-armed once
     /// `input_wait` is empty (its completions hold the buffers).
     starved: Vec<u32>,
+    /// The plaintext of one TLS receive (one buffer for all connections).
+    tls_plain: Vec<u8>,
     pub stats: Stats,
 }
 
@@ -116,6 +119,7 @@ impl Driver {
             input_wait: std::collections::VecDeque::new(),
             turn_input: Default::default(),
             starved: Vec::new(),
+            tls_plain: Vec::new(),
             stats: Stats::default(),
         }
     }
@@ -221,7 +225,7 @@ impl Driver {
 
     /// Takes over an accepted connection (accepted on the epoll side: see
     /// `super::serve` for why accept is not an SQE).
-    pub fn adopt(&mut self, sock: TcpStream, now_ms: u64) {
+    pub fn adopt(&mut self, sock: TcpStream, tls: Option<Box<crate::io::tls::TlsSession>>, now_ms: u64) {
         if self.shared.open_connections.get() >= self.cfg.max_connections {
             tracing::warn!(
                 max = self.cfg.max_connections,
@@ -244,7 +248,7 @@ impl Driver {
         self.shared.open_connections.set(self.shared.open_connections.get() + 1);
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1) & 0xff_ffff;
-        let conn = Conn::new(id, sock, gen);
+        let conn = Conn::new(id, sock, gen, tls);
         let slot = match self.free_slots.pop() {
             Some(s) => {
                 self.slots[s as usize] = Some(conn);
@@ -270,10 +274,16 @@ impl Driver {
         }
         if let Some(buf) = buf {
             let bufs = self.bufs.as_ref().expect("buffer ring");
-            let outcome = feed(&self.shared, conn, bufs.bytes(&buf), now_ms);
+            let outcome = match conn.tls {
+                None => feed(&self.shared, conn, bufs.bytes(&buf), now_ms),
+                Some(_) => tls::feed_tls(&self.shared, conn, bufs.bytes(&buf), &mut self.tls_plain, now_ms),
+            };
             self.bufs.as_mut().expect("buffer ring").recycle(buf);
             match outcome {
                 Fed::Done => {}
+                // The slot is freed once its last completion is in (this one's
+                // handling below sees it gone or dead).
+                Fed::TlsEnd => self.peer_gone(slot),
                 Fed::MoreInput => self.more_input.push(slot),
                 Fed::Paused => {
                     self.paused.push(slot);
@@ -326,7 +336,7 @@ impl Driver {
             return;
         }
         conn.spare = send.release();
-        if conn.phase != Phase::Dead {
+        if conn.phase != Phase::Dead && conn.output_drained() {
             self.shared.broker.borrow_mut().handle_output_drained(conn.id);
             self.want_send.push(slot);
         }
@@ -352,6 +362,10 @@ impl Driver {
             let _ = conn.sock.shutdown(std::net::Shutdown::Both);
         }
         self.by_id.remove(&id);
+        if let Some(session) = &conn.tls {
+            session.log_if_unfinished(conn.sock.peer_addr().ok());
+            self.shared.tls_conns.borrow_mut().remove(&id);
+        }
         self.shared.broker.borrow_mut().handle_disconnect(id);
         self.shared.open_connections.set(self.shared.open_connections.get() - 1);
         self.try_free(slot);
@@ -451,7 +465,12 @@ impl Driver {
             };
         }
         let mut buf = std::mem::take(&mut conn.spare);
-        b.take_output(conn.id, &mut buf, now_ms);
+        match conn.tls.as_deref_mut() {
+            None => {
+                b.take_output(conn.id, &mut buf, now_ms);
+            }
+            Some(session) => tls::take_sealed(&mut b, conn.id, conn.phase, session, &mut buf, now_ms),
+        }
         if buf.is_empty() {
             conn.spare = buf;
             if let Phase::Closing { fin_sent: false, .. } = conn.phase {

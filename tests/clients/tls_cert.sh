@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# A test CA and a server certificate for localhost/127.0.0.1 signed by it (ECDSA
+# P-256, 30 days), for running the broker's AMQPS listener in CI:
+#   DIR/ca.pem (what clients trust), DIR/cert.pem (leaf + CA), DIR/key.pem
+#
+#   bash tests/clients/tls_cert.sh DIR
+set -euo pipefail
+dir=${1:?usage: tls_cert.sh DIR}
+mkdir -p "$dir"
+cd "$dir"
+ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.pem -days 30 -subj "/CN=ringmq CI CA" 2>/dev/null
+openssl req "${ec[@]}" -keyout key.pem -out leaf.csr -subj /CN=localhost 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >leaf.ext
+openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+  -extfile leaf.ext -out leaf.pem 2>/dev/null
+cat leaf.pem ca.pem >cert.pem
