@@ -116,6 +116,13 @@ impl Connection {
         self.vhost.as_deref()
     }
 
+    /// Whether it counts against connection limits: not once it is closed
+    /// (close-ok sent or received), though the io layer may not have closed
+    /// its socket yet; the client may already be connecting again.
+    pub(crate) fn holds_slot(&self) -> bool {
+        !matches!(self.state, ConnState::Closed)
+    }
+
     /// The open channels, read-only (the fuzz targets' checks).
     pub fn channels(&self) -> impl Iterator<Item = &Channel> {
         self.channels.values()

@@ -188,7 +188,7 @@ impl Broker {
     pub(crate) fn vhost_connection_count(&self, vhost: &str) -> u64 {
         self.conns
             .values()
-            .filter(|c| c.vhost.as_deref() == Some(vhost))
+            .filter(|c| c.holds_slot() && c.vhost.as_deref() == Some(vhost))
             .count() as u64
     }
 
@@ -196,7 +196,7 @@ impl Broker {
     pub(crate) fn user_usage(&self, user: &str) -> (u64, u64) {
         self.conns
             .values()
-            .filter(|c| c.vhost.is_some() && c.user.as_deref() == Some(user))
+            .filter(|c| c.holds_slot() && c.vhost.is_some() && c.user.as_deref() == Some(user))
             .fold((0, 0), |(n, ch), c| (n + 1, ch + c.channels.len() as u64))
     }
 

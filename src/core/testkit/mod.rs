@@ -29,5 +29,6 @@ mod after_crash;
 mod dead_letter_hold;
 mod delayed_commit;
 mod expires;
+mod limits;
 mod sync_failure;
 mod tx;
