@@ -547,6 +547,9 @@ impl AmqpOp {
                 };
                 let mut out = Vec::new();
                 method.encode(sim, c, channel.get(), &mut out);
+                if let ClientMethod::ConfirmSelect(_) = method {
+                    sim.clients[c].confirm_select(channel.get());
+                }
                 sim.send(c, &out);
             }
             AmqpOp::Publish(p) => p.run(sim),

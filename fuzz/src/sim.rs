@@ -58,6 +58,23 @@ pub struct Setup {
     pub prelude: u8,
 }
 
+/// What the harness knows of a channel's confirm mode.
+#[derive(Debug)]
+enum Confirms {
+    /// Not in confirm mode: opened (or never used) and no confirm.select sent.
+    Off,
+    /// A confirm.select went out (no-wait or not, answered or not: the
+    /// broker counts from it, as RabbitMQ does): the publishes sent since,
+    /// and the sequence numbers confirmed (acked or nacked) so far.
+    Counting {
+        sent: u64,
+        done: std::collections::BTreeSet<u64>,
+    },
+    /// Bytes the harness did not build went out on the connection: its
+    /// publishes and confirm.selects are not known, so neither is the count.
+    Unknown,
+}
+
 /// An AMQP client: a byte buffer in each direction and what the checks need.
 pub struct Client {
     pub id: ConnId,
@@ -71,9 +88,13 @@ pub struct Client {
     content: Option<(u16, Option<u64>)>,
     /// Delivery tags seen, for acks that hit (newest last; bounded).
     pub tags: Vec<(u16, u64)>,
-    /// Per channel in confirm mode: publishes sent since confirm.select-ok,
-    /// and the sequence numbers confirmed (acked or nacked) so far.
-    confirms: HashMap<u16, (u64, std::collections::BTreeSet<u64>)>,
+    /// Per channel, what the harness knows of its confirm mode; a channel
+    /// not in the map is [`Confirms::Off`], or [`Confirms::Unknown`] once
+    /// `confirms_unknown` is set.
+    confirms: HashMap<u16, Confirms>,
+    /// Raw or corrupted bytes went out: any channel not opened since may be
+    /// in confirm mode with publishes the harness did not count.
+    confirms_unknown: bool,
     /// Channels the broker opened and has not closed.
     open_channels: std::collections::BTreeSet<u16>,
     /// What the client answers by itself (close-ok to a close), as clients do.
@@ -185,6 +206,7 @@ impl Sim {
             open_channels: Default::default(),
             replies: Vec::new(),
             confirms: HashMap::new(),
+            confirms_unknown: false,
         });
         let c = self.clients.len() - 1;
         let Some((channel_max, frame_max, heartbeat)) = handshake else {
@@ -501,22 +523,43 @@ impl Sim {
 }
 
 impl Client {
+    /// What the harness knows of `channel`'s confirm mode.
+    fn confirms_of(&mut self, channel: u16) -> &mut Confirms {
+        let unknown = self.confirms_unknown;
+        self.confirms
+            .entry(channel)
+            .or_insert(if unknown { Confirms::Unknown } else { Confirms::Off })
+    }
+
+    /// A confirm.select went out on `channel` (no-wait or not).
+    pub fn confirm_select(&mut self, channel: u16) {
+        let track = self.confirms_of(channel);
+        if let Confirms::Off = track {
+            *track = Confirms::Counting {
+                sent: 0,
+                done: Default::default(),
+            };
+        }
+    }
+
     /// A publish went out on `channel` (counted if the channel confirms).
     pub fn published(&mut self, channel: u16) {
-        if let Some((sent, _)) = self.confirms.get_mut(&channel) {
+        if let Confirms::Counting { sent, .. } = self.confirms_of(channel) {
             *sent += 1;
         }
     }
 
-    /// Raw or corrupted bytes may hold publishes the harness does not count:
-    /// the confirms check stops for this client (a new channel starts it again).
+    /// Raw or corrupted bytes may hold publishes and confirm.selects the
+    /// harness does not count: the confirms check stops for this client until
+    /// a channel opens again.
     pub fn forget_confirms(&mut self) {
         self.confirms.clear();
+        self.confirms_unknown = true;
     }
 
     /// Each publish is confirmed once, and only publishes are.
     fn confirmed(&mut self, channel: u16, tag: u64, multiple: bool) {
-        let Some((sent, done)) = self.confirms.get_mut(&channel) else {
+        let Confirms::Counting { sent, done } = self.confirms_of(channel) else {
             return; // not in confirm mode as far as the harness knows
         };
         assert!(
@@ -550,7 +593,11 @@ impl Client {
     fn check_method(&mut self, channel: u16, method: &Method<'_>, seen: &mut Vec<String>) {
         let tag = match method {
             Method::ConfirmSelectOk(_) => {
-                self.confirms.entry(channel).or_default();
+                let track = self.confirms_of(channel);
+                assert!(
+                    !matches!(track, Confirms::Off),
+                    "confirm.select-ok on channel {channel} that sent no confirm.select"
+                );
                 None
             }
             Method::BasicAck(a) => {
@@ -563,7 +610,7 @@ impl Client {
             }
             Method::ChannelOpenOk(_) => {
                 self.last_tag.insert(channel, 0);
-                self.confirms.remove(&channel);
+                self.confirms.insert(channel, Confirms::Off);
                 self.open_channels.insert(channel);
                 None
             }
