@@ -257,7 +257,11 @@ impl VHost {
             // Left by a crash between creating the folder and logging the declare.
             std::fs::remove_dir_all(&dir)?;
         }
-        let dir = ringmq_store::layout::create_queue_dir_gen(&base, &exchange, gen)?;
+        let dir = if durable {
+            ringmq_store::layout::create_queue_dir_gen(&base, &exchange, gen)?
+        } else {
+            ringmq_store::layout::create_transient_dir(&base, &exchange)?
+        };
         if durable {
             let g = self.delayed_gens.entry(ShortString::from(exchange)).or_insert(0);
             *g = (*g).max(gen);
@@ -339,7 +343,11 @@ impl VHost {
             std::fs::remove_dir_all(&dir)?;
         }
         let parent = dir.parent().expect("queue dir has a parent").to_path_buf();
-        let dir = ringmq_store::layout::create_queue_dir_gen(&parent, name, gen)?;
+        let dir = if durable {
+            ringmq_store::layout::create_queue_dir_gen(&parent, name, gen)?
+        } else {
+            ringmq_store::layout::create_transient_dir(&parent, name)?
+        };
         // Arguments were validated when the queue was declared; a log written by
         // another version may hold values we now refuse: run with defaults then.
         let settings = crate::core::model::queue::args::parse(&arguments, name, &self.name).unwrap_or_else(|e| {
