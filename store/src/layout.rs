@@ -79,7 +79,7 @@ fn create_named(dir: PathBuf, name_file: &str, name: &str) -> io::Result<PathBuf
 /// folder is set aside and removed at the next start whatever it holds, so a
 /// crash can leave nothing here that is read back. The name file is written
 /// only for an operator looking at the folder. (Durable creation's fsyncs made
-/// 80% of a transient declare's time: 754 declares/s on ext4.)
+/// 80% of a transient declare's time on ext4.)
 pub fn create_transient_dir(parent: &Path, name: &str) -> io::Result<PathBuf> {
     let dir = queue_dir(parent, name);
     fs::create_dir_all(&dir)?;

@@ -145,6 +145,17 @@ pub struct VHost {
 /// Folders of transient queues from an earlier run, waiting to be removed.
 const TRASH_PREFIX: &str = "transient.trash.";
 
+/// Creates the folder of a queue's or delayed exchange's store under
+/// `parent`: durable ones with fsyncs (generation `gen`), transient ones
+/// without (their folder is wiped at start).
+fn create_store_dir(parent: &std::path::Path, name: &str, durable: bool, gen: u32) -> std::io::Result<PathBuf> {
+    if durable {
+        ringmq_store::layout::create_queue_dir_gen(parent, name, gen)
+    } else {
+        ringmq_store::layout::create_transient_dir(parent, name)
+    }
+}
+
 impl VHost {
     /// Opens (or creates) the vhost's directory and definitions log; the caller
     /// loads its policies (`policy::apply::load`, which matches the built-in
@@ -257,11 +268,7 @@ impl VHost {
             // Left by a crash between creating the folder and logging the declare.
             std::fs::remove_dir_all(&dir)?;
         }
-        let dir = if durable {
-            ringmq_store::layout::create_queue_dir_gen(&base, &exchange, gen)?
-        } else {
-            ringmq_store::layout::create_transient_dir(&base, &exchange)?
-        };
+        let dir = create_store_dir(&base, &exchange, durable, gen)?;
         if durable {
             let g = self.delayed_gens.entry(ShortString::from(exchange)).or_insert(0);
             *g = (*g).max(gen);
@@ -343,11 +350,7 @@ impl VHost {
             std::fs::remove_dir_all(&dir)?;
         }
         let parent = dir.parent().expect("queue dir has a parent").to_path_buf();
-        let dir = if durable {
-            ringmq_store::layout::create_queue_dir_gen(&parent, name, gen)?
-        } else {
-            ringmq_store::layout::create_transient_dir(&parent, name)?
-        };
+        let dir = create_store_dir(&parent, name, durable, gen)?;
         // Arguments were validated when the queue was declared; a log written by
         // another version may hold values we now refuse: run with defaults then.
         let settings = crate::core::model::queue::args::parse(&arguments, name, &self.name).unwrap_or_else(|e| {
