@@ -5,7 +5,13 @@
 #   benches/compare.sh                 # DURATION=5 s per run, ROUNDS=2 (A B A B)
 #   DURATION=10 ROUNDS=3 benches/compare.sh
 #   NO_RABBITMQ=1 benches/compare.sh   # ringmq only
+#   PEER_URI=amqp://guest:guest@127.0.0.1:5674 PEER_PID=1234 PEER_NAME=lavinmq benches/compare.sh
+#                                      # one more broker (LavinMQ or any other) in the same table
 #
+# Columns: each broker's median, then ringmq divided by each peer (ringmq is
+# named last and `compare --against-last` divides it by every earlier one).
+# PEER_PID lets the table report the peer's CPU per message; without it the
+# CPU rows say "-" for that broker.
 # ringmq runs from a fresh temp data dir on a free port; RabbitMQ comes from
 # ../shared/peers/rabbitmq.sh (AMQP 127.0.0.1:5673), started if it is not up,
 # and stopped again only if this script started it.
@@ -61,6 +67,11 @@ if [ "${NO_RABBITMQ:-0}" != 1 ] && [ -f "$PEER" ]; then
     NAMES+=(--name rabbitmq)
   fi
 fi
+if [ -n "${PEER_URI:-}" ]; then
+  URIS+=(--uri "$PEER_URI")
+  PIDS+=(--pid "${PEER_PID:-0}")
+  NAMES+=(--name "${PEER_NAME:-peer}")
+fi
 URIS+=(--uri "amqp://guest:guest@127.0.0.1:$PORT")
 PIDS+=(--pid "$RINGMQ_PID")
 NAMES+=(--name ringmq)
@@ -68,12 +79,13 @@ NAMES+=(--name ringmq)
 header="| scenario | metric |"
 sep="|---|---|"
 for ((i = 1; i < ${#NAMES[@]}; i += 2)); do header+=" ${NAMES[$i]} |"; sep+="---|"; done
-for ((i = 3; i < ${#NAMES[@]}; i += 2)); do header+=" ${NAMES[$i]}/${NAMES[1]} |"; sep+="---|"; done
+last=$((${#NAMES[@]} - 1))
+for ((i = 1; i < last; i += 2)); do header+=" ${NAMES[$last]}/${NAMES[$i]} |"; sep+="---|"; done
 
 run() {
   local label=$1
   shift
-  "$PERF" compare "${URIS[@]}" "${NAMES[@]}" "${PIDS[@]}" --rounds "$ROUNDS" --row "$label" -q -- "$@"
+  "$PERF" compare "${URIS[@]}" "${NAMES[@]}" "${PIDS[@]}" --rounds "$ROUNDS" --row "$label" --against-last -q -- "$@"
 }
 
 Q10=(--queue-pattern 'perf-q%d' --queue-pattern-from 1 --queue-pattern-to 10)

@@ -44,7 +44,7 @@ throughput/latency:
 ops: -x/--count N  -c/--channels N  -z/--time SECONDS  -u/--queue NAME  --hold SECONDS
 
 compare: --uri A --uri B [--name a --name b] [--pid PA --pid PB] --rounds N [--row LABEL]
-         -- <scenario> [scenario options]
+         [--against-last: ratios last/each other, not each other/first] -- <scenario> [options]
 
 sink/source: --bind ADDR (127.0.0.1)  --port PORT (5690)  -s/--size BYTES (source body)
 ";
@@ -194,6 +194,9 @@ pub struct Compare {
     pub pids: Vec<u32>,
     pub rounds: usize,
     pub row: Option<String>,
+    /// Ratio columns divide the last broker by each earlier one (`ringmq/rabbitmq`,
+    /// `ringmq/lavinmq`) instead of each later one by the first.
+    pub against_last: bool,
     /// The scenario and its options, passed through to each run.
     pub scenario: Vec<String>,
 }
@@ -410,6 +413,7 @@ fn parse_compare(args: &[String]) -> Result<Command, String> {
             "--pid" => o.pids.push(t.num(f, inline)?),
             "--rounds" => o.rounds = t.num(f, inline)?,
             "--row" => o.row = Some(t.value(f, inline)?),
+            "--against-last" => o.against_last = true,
             "-j" | "--json" => c.json = true,
             "-q" | "--quiet" => c.quiet = true,
             _ => return Err(format!("unknown compare option {flag}")),

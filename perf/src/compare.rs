@@ -102,6 +102,18 @@ pub fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
+/// The (numerator, denominator) broker indices of the ratio columns: each
+/// later broker over the first, or (`--against-last`) the last over each
+/// earlier one, so the broker under test can be named last beside several peers.
+fn ratio_pairs(brokers: usize, against_last: bool) -> Vec<(usize, usize)> {
+    if against_last {
+        let last = brokers.saturating_sub(1);
+        (0..last).map(|den| (last, den)).collect()
+    } else {
+        (1..brokers).map(|num| (num, 0)).collect()
+    }
+}
+
 fn fmt_value(x: Option<f64>) -> String {
     match x {
         Some(x) if x.abs() >= 100.0 => format!("{x:.0}"),
@@ -128,8 +140,8 @@ fn print_table(c: &Common, o: &Compare, names: &[String], table: &[(&str, Vec<Op
     for n in names {
         header.push_str(&format!(" {n} |"));
     }
-    for n in &names[1..] {
-        header.push_str(&format!(" {n}/{} |", names[0]));
+    for (num, den) in ratio_pairs(names.len(), o.against_last) {
+        header.push_str(&format!(" {}/{} |", names[num], names[den]));
     }
     // With --row the caller (benches/compare.sh) prints one header for all scenarios.
     if label.is_none() {
@@ -148,8 +160,8 @@ fn print_table(c: &Common, o: &Compare, names: &[String], table: &[(&str, Vec<Op
         for x in meds {
             row.push_str(&format!(" {} |", fmt_value(*x)));
         }
-        for x in &meds[1..] {
-            row.push_str(&format!(" {} |", ratio(meds[0], *x)));
+        for (num, den) in ratio_pairs(meds.len(), o.against_last) {
+            row.push_str(&format!(" {} |", ratio(meds[den], meds[num])));
         }
         println!("{row}");
     }
@@ -177,5 +189,14 @@ mod tests {
         assert_eq!(ratio(Some(200.0), Some(60.0)), "0.30");
         assert_eq!(ratio(Some(0.0), Some(60.0)), "-");
         assert_eq!(ratio(None, Some(1.0)), "-");
+    }
+
+    #[test]
+    fn ratio_columns_against_the_first_or_the_last() {
+        assert_eq!(ratio_pairs(3, false), vec![(1, 0), (2, 0)]);
+        assert_eq!(ratio_pairs(3, true), vec![(2, 0), (2, 1)]);
+        // Two brokers: both ways give last/first.
+        assert_eq!(ratio_pairs(2, true), ratio_pairs(2, false));
+        assert!(ratio_pairs(1, true).is_empty() && ratio_pairs(1, false).is_empty());
     }
 }
