@@ -219,12 +219,7 @@ async fn adopt(
 ) {
     let (stream, peer) = match accepted {
         Ok(x) => x,
-        Err(e) => {
-            // EMFILE and friends: back off instead of spinning.
-            tracing::warn!(error = %e, "accept failed");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            return;
-        }
+        Err(e) => return server::accept_failed(&e).await,
     };
     let tls = match acceptor.map(|a| a.session()) {
         None => None,
