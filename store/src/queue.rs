@@ -411,9 +411,19 @@ impl QueueStore {
 
     /// Takes the next message to deliver (requeued first, in original order, then new
     /// ones) and marks it in flight until [`Self::ack`] or [`Self::requeue`].
+    ///
+    /// When the queue's `delivered` mark cannot be written (out of descriptors,
+    /// EIO) the take is undone: the message is ready again, first in line, not
+    /// left neither ready nor in flight until a restart. (Undone as a requeue,
+    /// which puts it back in its place; only this error path pays for it.)
     pub fn next_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
         let Some(pos) = self.take_ready()? else { return Ok(None) };
-        self.delivered.note(&self.dir, pos)?;
+        if let Err(e) = self.delivered.note(&self.dir, pos) {
+            self.counts.ready += 1;
+            self.counts.ready_bytes += u64::from(pos.size);
+            self.requeued.insert(pos);
+            return Err(e.into());
+        }
         self.in_flight.insert(pos);
         self.counts.unacked += 1;
         self.counts.unacked_bytes += u64::from(pos.size);

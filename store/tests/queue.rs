@@ -223,3 +223,38 @@ fn shared_bytes_survive_retirement_and_recycling() {
         .count();
     assert!(spares <= ringmq_store::queue::SPARES_MAX);
 }
+
+/// Taking a message writes the queue's `delivered` mark first (for the
+/// redelivered flag after a crash). When that write fails (EMFILE, EIO, ...)
+/// the take fails and the message stays ready, first in line: it was neither
+/// lost from the queue nor left in flight with no delivery to settle it.
+#[test]
+fn a_take_that_cannot_write_its_delivered_mark_leaves_the_message_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = QueueStore::open(dir.path(), small()).unwrap();
+    for i in 0..3u32 {
+        q.append(msg(&i.to_le_bytes())).unwrap();
+    }
+    // A directory where the mark's file goes: opening it for writing fails.
+    let mark = dir.path().join("delivered");
+    std::fs::create_dir(&mark).unwrap();
+    for _ in 0..2 {
+        assert!(
+            q.next_ready().is_err(),
+            "the take must fail when its mark cannot be written"
+        );
+        assert_eq!((q.ready_count(), q.unacked_count()), (3, 0), "nothing taken");
+        assert_eq!(
+            q.peek_ready().unwrap().map(|p| body_of(&q, p)),
+            Some(0u32.to_le_bytes().to_vec())
+        );
+    }
+    std::fs::remove_dir(&mark).unwrap();
+    for i in 0..3u32 {
+        let pos = q.next_ready().unwrap().expect("still ready");
+        assert_eq!(body_of(&q, pos), i.to_le_bytes(), "in order");
+        q.ack(pos).unwrap();
+    }
+    assert_eq!((q.ready_count(), q.unacked_count()), (0, 0));
+    assert_eq!(q.next_ready().unwrap(), None);
+}
