@@ -10,6 +10,7 @@
 //! |---|---|
 //! | [`views`] | read-only views: node, vhosts, queues, exchanges, bindings, connections, channels, users |
 //! | [`commands`] | management operations (the HTTP API's writes, get/publish/purge) |
+//! | `policies` | policies set, deleted and listed, and re-applied to the session's queues at once |
 //! | [`vhosts`] | vhost create/delete, limits, global parameters, node and cluster names |
 //! | [`stats`] | the statistics tick: rates of connections, channels, queues, exchanges, vhosts, node |
 //! | [`error`] | the error a management operation returns (the model's `AdminError`) and its HTTP status |
@@ -17,6 +18,7 @@
 
 pub mod commands;
 pub mod error;
+mod policies;
 mod stats;
 pub mod vhosts;
 pub mod views;
