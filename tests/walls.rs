@@ -416,6 +416,48 @@ fn core_folder_wall() {
     the_core_folders_import_no_circle();
 }
 
+/// The middle layers are types and functions over their own state and the
+/// model's: `access`, `policy` and `definitions` (and the model below them)
+/// name neither the shard (`broker`, `Broker`, `contract`, `alarms`) nor the
+/// layers above (`amqp`, `mgmt`), by `crate::core::` or by `super::`s that
+/// climb to the core's root, and hold no `impl Broker`. What needs the whole
+/// broker (connections, the session's pending work, management commands) is
+/// glue in `amqp/` or `mgmt/` that passes them what they need (issue 17).
+fn the_middle_layers_name_no_broker() {
+    const FOLDERS: [&str; 4] = ["access", "policy", "definitions", "model"];
+    const ABOVE: [&str; 6] = ["broker", "Broker", "amqp", "mgmt", "contract", "alarms"];
+    let lines: Vec<Line> = FOLDERS
+        .iter()
+        .flat_map(|f| lines_under(&format!("src/core/{f}")))
+        .collect();
+    let mut found = Vec::new();
+    for (l, module) in lines.iter().zip(core_modules(&lines)) {
+        let named = core_children_named(&l.code, &module);
+        let reaches = named.iter().any(|c| c == "{" || ABOVE.contains(&c.as_str()));
+        if reaches || implements_broker(&l.code) || l.code.contains("crate::{") {
+            found.push(format!("{}:{}: {}", l.file.display(), l.number, l.code.trim()));
+        }
+    }
+    assert_no_crossings(
+        "src/core/{access,policy,definitions,model} name no broker, amqp, mgmt, contract or alarms (nor `impl Broker`): the glue that needs the whole broker lives in amqp/ or mgmt/",
+        found,
+    );
+}
+
+/// Whether `code` opens an `impl Broker` block (by any path to it).
+fn implements_broker(code: &str) -> bool {
+    let words: Vec<&str> = code.split_whitespace().collect();
+    words.windows(2).any(|w| {
+        let ty = w[1].trim_end_matches('{');
+        w[0] == "impl" && (ty == "Broker" || ty.ends_with("::Broker"))
+    })
+}
+
+#[test]
+fn middle_layers_wall() {
+    the_middle_layers_name_no_broker();
+}
+
 /// The graph's reading of paths: `crate::core::X` and the `super::`s that
 /// climb to the core's root name X; shorter climbs, longer names and inline
 /// `mod tests` blocks do not fool it; and a circle is found.
@@ -432,6 +474,10 @@ fn the_folder_graph_reads_paths_and_finds_circles() {
     assert!(named("use super::super::Bindings;", "model/exchange/topic/tests").is_empty());
     assert_eq!(named("use super::{amqp, model};", "access"), ["{"]);
     assert_eq!(named("use crate::core::{amqp, model};", "access/x"), ["{"]);
+    assert!(implements_broker("impl Broker {"));
+    assert!(implements_broker("impl crate::core::broker::Broker{"));
+    assert!(!implements_broker("impl BrokerView {"));
+    assert!(!implements_broker("fn implement(b: Broker) {}"));
 
     let line = |file: &str, code: &str| Line {
         file: PathBuf::from(file),

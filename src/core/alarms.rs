@@ -1,12 +1,6 @@
-//! Resource alarms (free disk, memory): publishers blocked while one is on.
-
-use ringmq_codec::{short, ShortStr};
-
-use ringmq_codec::{encode_method, Method};
-
-use crate::core::amqp::connection::{ConnState, Connection};
-use crate::core::broker::Broker;
-use crate::core::model::ids::ConnId;
+//! Resource alarms (free disk, memory): the state, which `Broker` holds and the
+//! management API reads. What an alarm does to the AMQP connections (blocked,
+//! unblocked, reading paused) is the session's: `amqp::alarms`.
 
 /// The resource alarms, as RabbitMQ has them: while one is on, publishers are
 /// blocked. Set by the io layer (which measures) and by the store (which sees
@@ -27,109 +21,5 @@ impl Alarms {
     /// Whether publishers are blocked.
     pub fn blocking(&self) -> bool {
         self.disk || self.mem
-    }
-}
-
-impl Broker {
-    /// The limits the io layer measures against, for the management API to show.
-    pub fn set_alarm_limits(&mut self, disk_free_limit: u64, mem_limit: u64) {
-        self.alarms.disk_free_limit = disk_free_limit;
-        self.alarms.mem_limit = mem_limit;
-    }
-
-    /// The alarms now (publishers are blocked while one is on).
-    pub fn alarms(&self) -> Alarms {
-        self.alarms
-    }
-
-    /// The free-disk alarm changed. While it (or the memory alarm) is on, clients
-    /// that announced the `connection.blocked` capability are told, and the io
-    /// layer stops reading from connections that publish (RabbitMQ's flow
-    /// control), so publishers cannot fill the disk.
-    pub fn handle_disk_alarm(&mut self, on: bool) {
-        if self.alarms.disk == on {
-            return;
-        }
-        if on {
-            tracing::warn!(
-                limit = self.alarms.disk_free_limit,
-                "free disk space below the limit: blocking publishers"
-            );
-        } else {
-            tracing::info!("free disk space back above the limit");
-        }
-        let was = self.alarms.blocking();
-        self.alarms.disk = on;
-        self.alarm_changed(was, short!("low on disk"));
-    }
-
-    /// The memory alarm changed (RSS at or above the high watermark): publishers
-    /// are blocked as for the disk alarm, with RabbitMQ's reason "low on memory".
-    pub fn handle_mem_alarm(&mut self, on: bool) {
-        if self.alarms.mem == on {
-            return;
-        }
-        if on {
-            tracing::warn!(
-                limit = self.alarms.mem_limit,
-                "memory use above the high watermark: blocking publishers"
-            );
-        } else {
-            tracing::info!("memory use back below the high watermark");
-        }
-        let was = self.alarms.blocking();
-        self.alarms.mem = on;
-        self.alarm_changed(was, short!("low on memory"));
-    }
-
-    /// Tells connections when publishers become blocked or free (not when a
-    /// second alarm joins or one of two clears).
-    fn alarm_changed(&mut self, was: bool, reason: ShortStr<'static>) {
-        let on = self.alarms.blocking();
-        if on == was {
-            return;
-        }
-        if !on {
-            tracing::info!("no resource alarm: unblocking publishers");
-        }
-        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
-        for id in ids {
-            let Some(mut conn) = self.conns.remove(&id) else {
-                continue;
-            };
-            if conn.state == ConnState::Open && conn.capabilities.connection_blocked && conn.blocked_sent != on {
-                let m = if on {
-                    Method::ConnectionBlocked(ringmq_codec::ConnectionBlocked { reason })
-                } else {
-                    Method::ConnectionUnblocked(ringmq_codec::ConnectionUnblocked)
-                };
-                encode_method(&mut conn.out, 0, &m);
-                conn.blocked_sent = on;
-                self.mark_dirty(&mut conn);
-            }
-            self.conns.insert(id, conn);
-        }
-    }
-
-    /// A connection publishes for the first time while publishers are blocked:
-    /// it is told now (RabbitMQ sends connection.blocked when a connection would
-    /// publish under an alarm, not only when the alarm starts).
-    pub(crate) fn tell_blocked_on_publish(&self, conn: &mut Connection) {
-        if self.alarms.blocking() && conn.capabilities.connection_blocked && !conn.blocked_sent {
-            let reason = if self.alarms.disk {
-                short!("low on disk")
-            } else {
-                short!("low on memory")
-            };
-            let m = Method::ConnectionBlocked(ringmq_codec::ConnectionBlocked { reason });
-            encode_method(&mut conn.out, 0, &m);
-            conn.blocked_sent = true;
-        }
-    }
-
-    /// Whether the io layer should stop reading from this connection: a resource
-    /// alarm is on and the connection publishes.
-    pub fn should_pause_reading(&self, id: ConnId) -> bool {
-        self.alarms.blocking() && self.conns.get(&id).is_some_and(|c| c.has_published)
     }
 }

@@ -48,7 +48,6 @@ pub struct Broker {
     handshake_drops: u64,
     handshake_drops_logged_ms: u64,
     next_conn_id: u64,
-    next_queue_id: u64,
     /// Connections with output to write, in the order they got it.
     pub(in crate::core) dirty: Vec<ConnId>,
     pub(in crate::core) notices: Vec<Notice>,
@@ -114,7 +113,6 @@ impl Broker {
             handshake_drops: 0,
             handshake_drops_logged_ms: 0,
             next_conn_id: 1,
-            next_queue_id: 1,
             dirty: Vec::new(),
             notices: Vec::new(),
             sync: Default::default(),
@@ -151,7 +149,7 @@ impl Broker {
         }
         if let Some(path) = b.config.load_definitions.clone() {
             b.load_definitions_file(&path)?;
-            b.sync_definitions_now();
+            crate::core::definitions::log::sync_now(&mut b.model);
         }
         Ok(b)
     }
@@ -167,7 +165,7 @@ impl Broker {
         self.trash.extend(vhost.retire_transient()?);
         let key: Arc<str> = Arc::from(name);
         self.model.vhosts.insert(key.clone(), vhost);
-        crate::core::definitions::replay::replay(self, &key, &records)?;
+        crate::core::definitions::replay::replay(&mut self.model, &key, &records)?;
         Ok(())
     }
 
@@ -190,12 +188,6 @@ impl Broker {
     pub(crate) fn new_conn_id(&mut self) -> ConnId {
         let id = ConnId(self.next_conn_id);
         self.next_conn_id += 1;
-        id
-    }
-
-    pub(crate) fn new_queue_id(&mut self) -> QueueId {
-        let id = QueueId(self.next_queue_id);
-        self.next_queue_id += 1;
         id
     }
 

@@ -197,7 +197,7 @@ impl Broker {
     pub fn handle_shutdown(&mut self, now_ms: u64) {
         // Every written definition is durable before the last replies go out (the
         // io layer keeps running commits while it drains, which release them).
-        self.sync_definitions_now();
+        crate::core::definitions::log::sync_now(&mut self.model);
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
             let Some(mut conn) = self.conns.remove(&id) else {

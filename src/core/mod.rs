@@ -9,19 +9,24 @@
 //! |---|---|
 //! | [`broker`] | the shard's state: opened and recovered from the data directory, closed at shutdown |
 //! | `contract` | the io contract: every call `src/io` makes (`handle_*` in, `take_*`/`poll_*` out) |
-//! | [`config`], [`alarms`] | the settings the core needs; the disk and memory alarms |
+//! | [`config`], [`alarms`] | the settings the core needs; the disk and memory alarms' state (their effect on connections is `amqp::alarms`) |
 //! | [`model`] | protocol-neutral, in one type (`model::Model`): vhosts, exchanges (one file per kind), queues (store, TTL, dead-lettering, limits, dedup), the group commit's state, timers, the policies applied to them, ids, stats, the error of operators' operations |
 //! | [`amqp`] | the AMQP 0-9-1 session on the model: frame loop and errors, connection, handshake, channel, one file per command class, confirms and transactions, delivery to consumers, output |
 //! | [`access`] | users and SASL, permissions, topic permissions |
-//! | [`policy`] | policies and operator policies as operators write them: validation, files, set/delete/list, re-applying on change |
-//! | [`definitions`] | the durable definitions log and the JSON import/export |
-//! | [`mgmt`] | the management seam: the commands the HTTP API and ringmqctl run, vhost operations, their errors' HTTP status |
+//! | [`policy`] | policies and operator policies as operators write them: validation, files, put/delete/list over a vhost, re-applying to the model |
+//! | [`definitions`] | the durable definitions log (over the model) and the JSON format: export, an import validated into a plan |
+//! | [`mgmt`] | the management seam: the commands the HTTP API and ringmqctl run, vhost operations, policies and definitions import/export on the broker, their errors' HTTP status |
 //! | `testkit` | (tests only) the test kit over the io contract: fake clock, in-memory client, harness, power-loss disk, and the seeded simulation (confirms, transactions, timers, restarts, crashes) |
 //!
 //! The folders import downwards only, never in a circle (`tests/walls.rs`):
 //! `model` imports none (nothing of the core but itself); `access`, `policy` and `definitions` the model (and
 //! `definitions` the two others, for the JSON import); `amqp` those; `mgmt`
 //! everything; `testkit` anything. The root's files hold them together.
+//! `access`, `policy` and `definitions` (and `model`) are types and functions
+//! over their own state and the model's: they name no `Broker` and nothing of
+//! `amqp`, `mgmt`, `contract` or `alarms`, and hold no `impl Broker`; what
+//! needs the whole broker is glue in `amqp` or `mgmt` that passes them what
+//! they need.
 pub mod access;
 pub mod alarms;
 pub mod amqp;

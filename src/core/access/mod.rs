@@ -2,10 +2,11 @@
 //! permissions per vhost ([`permissions`]) and topic permissions
 //! ([`topic_permissions`]).
 //!
-//! The rules only, over users, vhosts and names: the AMQP session turns a
-//! refusal into its 403 (`amqp::dispatch::check_access`,
+//! The rules only, over users, vhosts and names (and the model, for whether an
+//! exchange is a topic one: `TopicPermissions::check`): the AMQP session turns
+//! a refusal into its 403 (`amqp::dispatch::check_access`,
 //! `amqp::topic_access`), and the management commands change them
-//! (`mgmt::commands`).
+//! (`mgmt::commands`). Nothing here names `Broker` (`tests/walls.rs`).
 
 pub mod auth;
 pub mod permissions;

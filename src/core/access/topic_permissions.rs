@@ -23,7 +23,7 @@ use std::path::Path;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::core::broker::Broker;
+use crate::core::model::Model;
 
 pub const TOPIC_PERMISSIONS_FILE: &str = "topic_permissions.json";
 
@@ -241,13 +241,14 @@ pub struct TopicRefused {
     pub key: String,
 }
 
-impl Broker {
+impl TopicPermissions {
     /// RabbitMQ's `check_topic_authorisation`: refused when `user` may not use
-    /// `key` on `exchange`, a topic exchange of `vhost`. A missing exchange
-    /// passes (its own 404 follows). The AMQP session turns a refusal into 403
-    /// ACCESS_REFUSED (`amqp::topic_access`).
-    pub(crate) fn check_topic(
+    /// `key` on `exchange`, a topic exchange of `vhost` in `model`. A missing
+    /// exchange passes (its own 404 follows). The AMQP session turns a refusal
+    /// into 403 ACCESS_REFUSED (`amqp::topic_access`).
+    pub(crate) fn check(
         &self,
+        model: &Model,
         user: &str,
         vhost: &str,
         exchange: &str,
@@ -255,14 +256,13 @@ impl Broker {
         access: TopicAccess,
     ) -> Result<(), TopicRefused> {
         // The common case, no topic permissions at all, costs one length check.
-        if self.permissions.topic.is_empty() {
+        if self.is_empty() {
             return Ok(());
         }
-        if self.permissions.topic.allows(user, vhost, exchange, access, key) {
+        if self.allows(user, vhost, exchange, access, key) {
             return Ok(());
         }
-        let is_topic = self
-            .model
+        let is_topic = model
             .vhosts
             .get(vhost)
             .and_then(|v| v.exchanges.get(exchange))

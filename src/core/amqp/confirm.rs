@@ -36,7 +36,7 @@ use crate::core::amqp::dispatch::{chan, precondition};
 use crate::core::amqp::error::MethodResult;
 use crate::core::amqp::output::Output;
 use crate::core::broker::Broker;
-use crate::core::definitions::log::Written;
+use crate::core::definitions::{self, log::Written};
 use crate::core::model::ids::{ConnId, QueueId, ADMIN_CONN};
 use crate::core::model::route::PublishOutcome;
 
@@ -133,7 +133,7 @@ impl Broker {
     /// `--no-sync` (`config.sync` false) replies do not wait; the log is still
     /// synced by the next commit.
     pub(crate) fn definitions_written_by(&mut self, vhost: &str, written: Written, conn: &mut Connection) {
-        if self.definitions_written(vhost, written) {
+        if definitions::log::written(&mut self.model, vhost, written) {
             self.hold_reply_for_definitions(conn);
         }
     }
@@ -143,7 +143,7 @@ impl Broker {
     /// on the connection's behalf by a shared path (`delete_queue`).
     pub(crate) fn hold_reply_for_definitions(&mut self, conn: &mut Connection) {
         // The management API's connection is not a client's: its callers sync
-        // before they answer (`sync_definitions_now`).
+        // before they answer (`definitions::log::sync_now`).
         if self.model.commit.enabled() && conn.id != ADMIN_CONN {
             self.sync.hold_output(conn, self.model.commit.next_epoch());
         }
@@ -229,7 +229,7 @@ impl Broker {
             }
         }
         // Held replies whose records an in-place sync covered already
-        // (`sync_definitions_now`) are released by this job, with no file of theirs.
+        // (`definitions::log::sync_now`) are released by this job, with no file of theirs.
         let mut definitions = Vec::new();
         let mut definition_vhosts = Vec::new();
         for vname in std::mem::take(&mut self.model.commit.definitions) {
@@ -246,7 +246,7 @@ impl Broker {
         // Logs whose rewrite after a failed sync failed too: again, before
         // this commit's replies are released.
         for vname in std::mem::take(&mut self.model.commit.definitions_rewrite) {
-            self.rewrite_definitions(&vname);
+            definitions::log::rewrite(&mut self.model, &vname);
         }
         self.model.commit.running = Some(epoch);
         Some(SyncJob {
@@ -295,7 +295,7 @@ impl Broker {
         }
         if !synced {
             for vname in &job.definition_vhosts {
-                self.rewrite_definitions(vname);
+                definitions::log::rewrite(&mut self.model, vname);
             }
         }
         for (vname, exchange, seq) in &job.delayed {

@@ -9,11 +9,13 @@
 //! | [`unacked`] | a channel's deliveries waiting for an ack, in tag order |
 //! | `exchange`, `queue`, `basic` | one file per AMQP class's methods |
 //! | [`confirm`] | publisher confirms, transactions, group commit |
+//! | `alarms` | resource alarms on the connections: blocked, unblocked, reading paused; the io layer sets them here |
 //! | `topic_access` | topic permissions checked for the connection's user: 403 on refusal |
 //! | `delivery` | queue → consumer delivery, releasing closed channels |
 //! | `direct_reply` | `amq.rabbitmq.reply-to` |
 //! | [`output`] | a connection's pending frames, large bodies sent from the segment mapping |
 
+pub(in crate::core) mod alarms;
 pub(in crate::core) mod basic;
 pub mod channel;
 pub mod confirm;

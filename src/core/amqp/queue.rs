@@ -167,7 +167,7 @@ impl Broker {
             (settings.check_properties(m.durable, m.exclusive, m.auto_delete, name.as_str(), &vname))
                 .map_err(precondition)?;
             crate::core::model::queue::dedup::DedupCache::from_arguments(&args).map_err(precondition)?;
-            let id = self.new_queue_id();
+            let id = self.model.new_queue_id();
             let vhost = self.vhost_of(conn);
             if let Some(limit) = vhost.meta.limits.max_queues {
                 if vhost.queues.len() as u64 >= limit {
@@ -381,7 +381,7 @@ impl Broker {
                 no_wait: false,
             };
             if let Some(w) = definitions::log::record(vhost, &Method::QueueDelete(rec)) {
-                self.definitions_written(vhost_name, w);
+                definitions::log::written(&mut self.model, vhost_name, w);
             }
         }
         let name = q.name.clone();

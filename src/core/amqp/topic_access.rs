@@ -1,5 +1,5 @@
 //! Topic permissions on the AMQP session: the connection's user and vhost
-//! checked by `access` (`Broker::check_topic`), a refusal answered as RabbitMQ
+//! checked by `access` (`TopicPermissions::check`), a refusal answered as RabbitMQ
 //! does, 403 ACCESS_REFUSED on the channel.
 
 use ringmq_codec::ReplyCode;
@@ -24,7 +24,8 @@ impl Broker {
         let (Some(user), Some(vhost)) = (conn.user.as_deref(), conn.vhost.as_deref()) else {
             return Ok(());
         };
-        self.check_topic(user, vhost, exchange, key, access)
+        (self.permissions.topic)
+            .check(&self.model, user, vhost, exchange, key, access)
             .map_err(|refused| channel_error(ReplyCode::AccessRefused, refused.to_string()))
     }
 }

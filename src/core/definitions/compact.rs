@@ -9,7 +9,7 @@ use crate::core::model::ids::Dest;
 use crate::core::model::vhost::{Exchange, VHost};
 
 /// The records that rebuild the current durable state.
-pub(super) fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
+pub(crate) fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut push_gen = |m: Method<'_>, gen: u32| {
         let mut buf = Vec::new();
@@ -118,7 +118,7 @@ pub(super) fn compact(vhost: &mut VHost) -> bool {
 }
 
 /// How many records [`live_records`] would return, without encoding them.
-pub(super) fn live_count(vhost: &VHost) -> u64 {
+pub(crate) fn live_count(vhost: &VHost) -> u64 {
     let exchanges = vhost.exchanges.values().filter(|x| x.durable && !x.builtin).count();
     let queues = vhost.queues.values().filter(|q| q.durable).count();
     let mut bindings = 0;

@@ -7,12 +7,13 @@
 //! ([`super::compact`]); replay at start is in [`super::replay`].
 //!
 //! Durability is a group commit, as for message data: [`record`] writes the
-//! record (no fsync), and the caller tells the broker with
-//! [`Broker::definitions_written`]; the next sync job ([`Broker::poll_sync`])
-//! fdatasyncs the log off the loop, once for all records of the turn, and the
-//! AMQP session holds the reply to a client's durable declare, bind or delete
-//! until that job is done (`amqp::confirm`), so a declare-ok always means the
-//! object survives a crash. Counting the
+//! record (no fsync), and the caller hands it to the model's commit state with
+//! [`written`]; the next sync job (`Broker::poll_sync`) fdatasyncs the log off
+//! the loop, once for all records of the turn, and the AMQP session holds the
+//! reply to a client's durable declare, bind or delete until that job is done
+//! (`amqp::confirm`), so a declare-ok always means the object survives a
+//! crash. A log whose sync failed is rewritten ([`rewrite`]); callers that
+//! answer synchronously sync at once ([`sync_now`]). Counting the
 //! live records to decide on compaction is done every so often, not per record
 //! (`DefinitionsLog::live_check_due`), so a record costs O(1) amortised.
 //!
@@ -30,8 +31,8 @@ use ringmq_codec::{Method, ProtocolError};
 use std::sync::Arc;
 
 use super::compact::{compact, live_count};
-use crate::core::broker::Broker;
 use crate::core::model::vhost::VHost;
+use crate::core::model::Model;
 
 /// Compact when the log holds this many records more than the live state needs.
 pub const DEAD_RECORDS_COMPACT_MIN: u64 = 1_000;
@@ -61,8 +62,8 @@ pub(super) fn decode_record(rec: &[u8]) -> Result<(Method<'_>, u32), ProtocolErr
 }
 
 /// A record was written to a vhost's log and needs the group commit: pass it to
-/// [`Broker::definitions_written`].
-#[must_use = "a written record must be handed to the group commit (Broker::definitions_written)"]
+/// [`written`].
+#[must_use = "a written record must be handed to the group commit (definitions::log::written)"]
 #[derive(Debug)]
 pub(crate) struct Written(());
 
@@ -93,49 +94,47 @@ pub(crate) fn record_with_gen(vhost: &mut VHost, method: &Method<'_>, gen: u32) 
     Some(Written(()))
 }
 
-impl Broker {
-    /// A record of `vhost` was written: the next group commit syncs its log.
-    /// Returns whether the vhost is open, i.e. whether a reply may wait for that
-    /// commit (`Broker::definitions_written_by`, for a client's method).
-    pub(crate) fn definitions_written(&mut self, vhost: &str, written: Written) -> bool {
-        let Written(()) = written;
-        let Some((vhost, _)) = self.model.vhosts.get_key_value(vhost) else {
-            return false;
-        };
-        self.model.commit.definitions_dirty(vhost);
-        true
-    }
+/// A record of `vhost` was written: the next group commit syncs its log.
+/// Returns whether the vhost is open, i.e. whether a reply may wait for that
+/// commit (`Broker::definitions_written_by`, for a client's method).
+pub(crate) fn written(model: &mut Model, vhost: &str, written: Written) -> bool {
+    let Written(()) = written;
+    let Some((vhost, _)) = model.vhosts.get_key_value(vhost) else {
+        return false;
+    };
+    model.commit.definitions_dirty(vhost);
+    true
+}
 
-    /// A sync of `vhost`'s log failed. After a failed fsync the kernel may have
-    /// dropped the pages that did not reach the disk and the next fsync of the
-    /// file reports success anyway ("fsyncgate", see `ringmq_store::sync`), so
-    /// the log is not trusted again: it is rewritten from the state in memory
-    /// (compaction: a new file, fsynced, renamed over it). If that fails too,
-    /// the vhost is listed and tried again before the next group commit.
-    pub(crate) fn rewrite_definitions(&mut self, vhost: &Arc<str>) {
-        let Some(v) = self.model.vhosts.get_mut(vhost) else {
-            self.model.commit.definitions_rewrite.remove(vhost);
-            return;
-        };
-        if compact(v) {
-            tracing::info!(vhost = %v.name, "definitions log rewritten after a failed sync");
-            self.model.commit.definitions_rewrite.remove(vhost);
-        } else {
-            self.model.commit.definitions_rewrite.insert(vhost.clone());
-        }
+/// A sync of `vhost`'s log failed. After a failed fsync the kernel may have
+/// dropped the pages that did not reach the disk and the next fsync of the
+/// file reports success anyway ("fsyncgate", see `ringmq_store::sync`), so
+/// the log is not trusted again: it is rewritten from the state in memory
+/// (compaction: a new file, fsynced, renamed over it). If that fails too,
+/// the vhost is listed and tried again before the next group commit.
+pub(crate) fn rewrite(model: &mut Model, vhost: &Arc<str>) {
+    let Some(v) = model.vhosts.get_mut(vhost) else {
+        model.commit.definitions_rewrite.remove(vhost);
+        return;
+    };
+    if compact(v) {
+        tracing::info!(vhost = %v.name, "definitions log rewritten after a failed sync");
+        model.commit.definitions_rewrite.remove(vhost);
+    } else {
+        model.commit.definitions_rewrite.insert(vhost.clone());
     }
+}
 
-    /// Syncs every log with written records now, on this thread: for callers that
-    /// answer synchronously (the management API, definitions import, shutdown).
-    pub fn sync_definitions_now(&mut self) {
-        for vhost in self.model.commit.take_definitions_dirty() {
-            let Some(v) = self.model.vhosts.get_mut(&vhost) else {
-                continue;
-            };
-            if let Err(e) = v.definitions.sync() {
-                tracing::error!(vhost = %v.name, error = %e, "could not sync definitions");
-                self.rewrite_definitions(&vhost);
-            }
+/// Syncs every log with written records now, on this thread: for callers that
+/// answer synchronously (the management API, definitions import, shutdown).
+pub(crate) fn sync_now(model: &mut Model) {
+    for vhost in model.commit.take_definitions_dirty() {
+        let Some(v) = model.vhosts.get_mut(&vhost) else {
+            continue;
+        };
+        if let Err(e) = v.definitions.sync() {
+            tracing::error!(vhost = %v.name, error = %e, "could not sync definitions");
+            rewrite(model, &vhost);
         }
     }
 }

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use ringmq_codec::{Method, ShortStr, ShortString, Table};
 
 use super::compact::compact;
-use super::log::{decode_record, record_with_gen};
-use crate::core::broker::Broker;
+use super::log::{decode_record, record_with_gen, written};
 use crate::core::model::ids::Dest;
 use crate::core::model::vhost::Exchange;
+use crate::core::model::Model;
 
 /// Rebuilds a vhost's durable state from its log records.
 ///
@@ -21,7 +21,7 @@ use crate::core::model::vhost::Exchange;
 /// removes its generation's folder only if no later declare in the log names the
 /// same folder (only plain declares of older versions can: they all name
 /// generation 0, and the last of them owns what the folder holds now).
-pub(crate) fn replay(broker: &mut Broker, vhost_name: &Arc<str>, records: &[Vec<u8>]) -> std::io::Result<()> {
+pub(crate) fn replay(model: &mut Model, vhost_name: &Arc<str>, records: &[Vec<u8>]) -> std::io::Result<()> {
     let mut skipped = 0usize;
     let mut decoded = Vec::with_capacity(records.len());
     for rec in records {
@@ -39,12 +39,12 @@ pub(crate) fn replay(broker: &mut Broker, vhost_name: &Arc<str>, records: &[Vec<
             gen,
             keep_files: keep_files.contains(&i),
         };
-        apply_record(broker, vhost_name, method, Mode::Replay, replayed)?;
+        apply_record(model, vhost_name, method, Mode::Replay, replayed)?;
     }
     if skipped > 0 {
         tracing::warn!(vhost = %vhost_name, skipped, "definitions records skipped");
     }
-    let vhost = broker.model.vhosts.get_mut(vhost_name).expect("vhost opened");
+    let vhost = model.vhosts.get_mut(vhost_name).expect("vhost opened");
     let _logged = compact(vhost);
     Ok(())
 }
@@ -109,12 +109,12 @@ pub(crate) enum Mode {
 /// Applies one declare, delete or bind to a vhost, without a connection and
 /// without permission checks (the caller validated it). Objects that exist are
 /// left as they are, as RabbitMQ's definitions import does.
-pub(crate) fn apply(broker: &mut Broker, vhost_name: &Arc<str>, method: Method<'_>, mode: Mode) -> std::io::Result<()> {
-    apply_record(broker, vhost_name, method, mode, Replayed::default())
+pub(crate) fn apply(model: &mut Model, vhost_name: &Arc<str>, method: Method<'_>, mode: Mode) -> std::io::Result<()> {
+    apply_record(model, vhost_name, method, mode, Replayed::default())
 }
 
 fn apply_record(
-    broker: &mut Broker,
+    model: &mut Model,
     vhost_name: &Arc<str>,
     method: Method<'_>,
     mode: Mode,
@@ -123,7 +123,7 @@ fn apply_record(
     // A new durable queue from an import gets the next generation of its name.
     let mut gen = replayed.gen;
     if mode == Mode::Import {
-        let vhost = broker.model.vhosts.get_mut(vhost_name).expect("vhost");
+        let vhost = model.vhosts.get_mut(vhost_name).expect("vhost");
         let x_durable = |n: &str| vhost.exchanges.get(n).is_some_and(|x| x.durable);
         // A binding is logged when both ends are durable (as in declare handlers).
         let durable = match &method {
@@ -160,7 +160,7 @@ fn apply_record(
         if durable {
             if let Some(w) = record_with_gen(vhost, &method, gen) {
                 // The import's caller syncs before it answers.
-                broker.definitions_written(vhost_name, w);
+                written(model, vhost_name, w);
             }
         }
     }
@@ -176,7 +176,7 @@ fn apply_record(
             else {
                 return Ok(());
             };
-            let vhost = broker.model.vhosts.get_mut(vhost_name).expect("vhost");
+            let vhost = model.vhosts.get_mut(vhost_name).expect("vhost");
             let name = ShortString::from(m.exchange);
             let mut x = Exchange::new(
                 name.clone(),
@@ -195,7 +195,7 @@ fn apply_record(
             }
         }
         Method::ExchangeDelete(m) => {
-            let vhost = broker.model.vhosts.get_mut(vhost_name).expect("vhost");
+            let vhost = model.vhosts.get_mut(vhost_name).expect("vhost");
             if replayed.keep_files {
                 // A later declare (of an older version's log) opens this folder.
                 let held = vhost
@@ -209,8 +209,8 @@ fn apply_record(
             vhost.delete_exchange(&m.exchange);
         }
         Method::QueueDeclare(m) => {
-            let id = broker.new_queue_id();
-            let vhost = broker.model.vhosts.get_mut(vhost_name).expect("vhost");
+            let id = model.new_queue_id();
+            let vhost = model.vhosts.get_mut(vhost_name).expect("vhost");
             if vhost.queue_id(&m.queue).is_none() {
                 vhost.create_queue(
                     id,
@@ -223,12 +223,12 @@ fn apply_record(
                     gen,
                 )?;
                 if mode == Mode::Import {
-                    broker.model.touch_queue(vhost_name, id);
+                    model.touch_queue(vhost_name, id);
                 }
             }
         }
         Method::QueueDelete(m) => {
-            let vhost = broker.model.vhosts.get_mut(vhost_name).expect("vhost");
+            let vhost = model.vhosts.get_mut(vhost_name).expect("vhost");
             if let Some(id) = vhost.queue_id(&m.queue) {
                 if let Some(q) = vhost.delete_queue(id) {
                     let r = if replayed.keep_files { q.close() } else { q.delete() };
@@ -244,7 +244,7 @@ fn apply_record(
             }
         }
         Method::QueueBind(m) => bind(
-            broker,
+            model,
             vhost_name,
             &m.exchange,
             Target::Queue(&m.queue),
@@ -253,7 +253,7 @@ fn apply_record(
             true,
         ),
         Method::QueueUnbind(m) => bind(
-            broker,
+            model,
             vhost_name,
             &m.exchange,
             Target::Queue(&m.queue),
@@ -262,7 +262,7 @@ fn apply_record(
             false,
         ),
         Method::ExchangeBind(m) => bind(
-            broker,
+            model,
             vhost_name,
             &m.source,
             Target::Exchange(&m.destination),
@@ -271,7 +271,7 @@ fn apply_record(
             true,
         ),
         Method::ExchangeUnbind(m) => bind(
-            broker,
+            model,
             vhost_name,
             &m.source,
             Target::Exchange(&m.destination),
@@ -290,7 +290,7 @@ enum Target<'a> {
 }
 
 fn bind(
-    broker: &mut Broker,
+    model: &mut Model,
     vhost_name: &Arc<str>,
     source: &str,
     target: Target<'_>,
@@ -298,7 +298,7 @@ fn bind(
     args: Table<'_>,
     add: bool,
 ) {
-    let vhost = broker.model.vhosts.get_mut(vhost_name).expect("vhost");
+    let vhost = model.vhosts.get_mut(vhost_name).expect("vhost");
     let dest = match target {
         Target::Queue(q) => match vhost.queue_id(q) {
             Some(id) => Dest::Queue(id),
@@ -310,151 +310,4 @@ fn bind(
         },
     };
     vhost.set_binding(source, dest, rk, &args.to_owned_table(), add);
-}
-
-#[cfg(test)]
-mod tests {
-    //! Data directories written before store generations existed: queue folders
-    //! named by the hash of the name alone, plain declare records.
-    use std::path::Path;
-
-    use ringmq_codec::{BasicProperties, Method, QueueDeclare, QueueDelete, Table};
-    use ringmq_store::{layout, DefinitionsLog, LeveledStore, MessageRef};
-
-    use crate::core::broker::Broker;
-    use crate::core::config::CoreConfig;
-
-    fn declare(name: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        Method::QueueDeclare(QueueDeclare {
-            ticket: 0,
-            queue: ringmq_codec::ShortStr::new(name).unwrap(),
-            passive: false,
-            durable: true,
-            exclusive: false,
-            auto_delete: false,
-            no_wait: false,
-            arguments: Table::EMPTY,
-        })
-        .encode_payload(&mut out);
-        out
-    }
-
-    fn delete(name: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        Method::QueueDelete(QueueDelete {
-            ticket: 0,
-            queue: ringmq_codec::ShortStr::new(name).unwrap(),
-            if_unused: false,
-            if_empty: false,
-            no_wait: false,
-        })
-        .encode_payload(&mut out);
-        out
-    }
-
-    /// Writes a vhost "/" as older versions did: `records` in its log and
-    /// `messages` persistent messages in the generation-0 folder of `queue`.
-    fn old_layout(root: &Path, records: &[Vec<u8>], queue: &str, messages: usize) {
-        let vdir = layout::create_vhost_dir(root, "/").unwrap();
-        let (mut log, _) = DefinitionsLog::open(&vdir.join(layout::DEFINITIONS_FILE)).unwrap();
-        for r in records {
-            log.append(r).unwrap();
-        }
-        let qdir = layout::create_queue_dir(&vdir, queue).unwrap();
-        if queue == "q" {
-            // The old naming path: the hex SHA-1 of the name, nothing else.
-            assert_eq!(qdir, vdir.join("22ea1c649c82946aa6e479e1ffd321e4a318b1b0"));
-        }
-        let cfg = CoreConfig::for_tests(root);
-        let (mut store, _) = LeveledStore::open(&qdir, cfg.store, 0, &|_| true).unwrap();
-        let mut props = Vec::new();
-        BasicProperties {
-            delivery_mode: Some(2),
-            ..Default::default()
-        }
-        .encode(&mut props);
-        for i in 0..messages {
-            let body = format!("m{i}");
-            let msg = MessageRef {
-                timestamp_ms: 1,
-                exchange: b"",
-                routing_key: queue.as_bytes(),
-                properties: &props,
-                body: body.as_bytes(),
-            };
-            store.append(msg, 0).unwrap();
-        }
-        store.close().unwrap();
-    }
-
-    fn ready(b: &Broker, queue: &str) -> Option<u64> {
-        let v = &b.model.vhosts["/"];
-        v.queue_id(queue).map(|id| v.queues[&id].ready_count())
-    }
-
-    /// Opens the broker, checks `queue` holds `expected`, and does it again
-    /// after a clean close (the first open compacted the log with generations).
-    fn check_twice(root: &Path, queue: &str, expected: Option<u64>) {
-        for round in 0..2 {
-            let mut b = Broker::open(CoreConfig::for_tests(root), 1).unwrap();
-            assert_eq!(ready(&b, queue), expected, "open {round}");
-            b.close().unwrap();
-        }
-    }
-
-    #[test]
-    fn an_old_queue_folder_still_opens() {
-        let root = tempfile::tempdir().unwrap();
-        old_layout(root.path(), &[declare("q")], "q", 3);
-        check_twice(root.path(), "q", Some(3));
-        let b = Broker::open(CoreConfig::for_tests(root.path()), 1).unwrap();
-        let v = &b.model.vhosts["/"];
-        assert_eq!(
-            v.queues[&v.queue_id("q").unwrap()].store_gen,
-            0,
-            "read in place, not moved"
-        );
-    }
-
-    #[test]
-    fn an_old_log_that_declares_a_queue_again_keeps_its_messages() {
-        // Written by the old code: declare, delete, declare, 7 confirmed messages,
-        // never restarted since. The last declare owns the folder.
-        let root = tempfile::tempdir().unwrap();
-        old_layout(root.path(), &[declare("q"), delete("q"), declare("q")], "q", 7);
-        check_twice(root.path(), "q", Some(7));
-    }
-
-    #[test]
-    fn an_old_log_that_ends_with_a_delete_removes_the_folder() {
-        let root = tempfile::tempdir().unwrap();
-        old_layout(root.path(), &[declare("q"), delete("q")], "q", 2);
-        check_twice(root.path(), "q", None);
-        let vdir = layout::vhost_dir(root.path(), "/");
-        assert!(!layout::queue_dir(&vdir, "q").exists());
-    }
-
-    #[test]
-    fn a_queue_declared_again_at_runtime_gets_a_new_folder() {
-        let root = tempfile::tempdir().unwrap();
-        old_layout(root.path(), &[declare("q")], "q", 3);
-        let mut b = Broker::open(CoreConfig::for_tests(root.path()), 1).unwrap();
-        let vname: std::sync::Arc<str> = std::sync::Arc::from("/");
-        let id = b.model.vhosts["/"].queue_id("q").unwrap();
-        b.delete_queue(&vname, id);
-        super::apply(
-            &mut b,
-            &vname,
-            Method::decode(&declare("q")).unwrap(),
-            super::Mode::Import,
-        )
-        .unwrap();
-        let v = &b.model.vhosts["/"];
-        let q = &v.queues[&v.queue_id("q").unwrap()];
-        assert_eq!(q.store_gen, 1);
-        assert_eq!(q.ready_count(), 0);
-        b.close().unwrap();
-        check_twice(root.path(), "q", Some(0));
-    }
 }

@@ -10,13 +10,17 @@
 //! |---|---|
 //! | [`views`] | read-only views: node, vhosts, queues, exchanges, bindings, connections, channels, users |
 //! | [`commands`] | management operations (the HTTP API's writes, get/publish/purge) |
+//! | `definitions` | definitions import and export on the broker: a validated plan applied through the commands, one sync |
+//! | `policies` | policies set, deleted and listed, and re-applied to the session's queues at once |
 //! | [`vhosts`] | vhost create/delete, limits, global parameters, node and cluster names |
 //! | [`stats`] | the statistics tick: rates of connections, channels, queues, exchanges, vhosts, node |
 //! | [`error`] | the error a management operation returns (the model's `AdminError`) and its HTTP status |
 //! | [`json_table`] | AMQP field tables to and from JSON (`definitions::json::table`, re-exported) |
 
 pub mod commands;
+mod definitions;
 pub mod error;
+mod policies;
 mod stats;
 pub mod vhosts;
 pub mod views;

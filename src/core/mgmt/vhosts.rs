@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::core::broker::Broker;
 use crate::core::mgmt::error::{AdminError, AdminResult};
+use crate::core::model::vhost::VHost;
 pub use crate::core::model::vhost_meta::{
     parse_limit, GlobalParameter, Parameter, VhostLimits, VhostMeta, GLOBAL_PARAMETERS_FILE, PARAMETERS_FILE,
     PARAMETER_COMPONENTS, VHOST_META_FILE,
@@ -39,6 +40,14 @@ pub fn node_name() -> String {
 }
 
 impl Broker {
+    /// A vhost to change, or the management API's 404.
+    pub(crate) fn vhost_mut(&mut self, vhost: &str) -> AdminResult<&mut VHost> {
+        self.model
+            .vhosts
+            .get_mut(vhost)
+            .ok_or_else(|| AdminError::NotFound(format!("no vhost '{vhost}'")))
+    }
+
     /// The cluster name set through the API (or imported), else the node's name,
     /// as RabbitMQ: the management API, `/metrics` and `connection.start` say it.
     pub fn cluster_name(&self) -> String {

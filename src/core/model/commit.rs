@@ -39,7 +39,7 @@ pub(crate) struct Commit {
     /// to finish fails what waits.
     pub(crate) failed_inline: Option<u64>,
     /// Vhosts whose definitions log failed a sync and could not be rewritten
-    /// yet (`Broker::rewrite_definitions`).
+    /// yet (`definitions::log::rewrite`).
     pub(crate) definitions_rewrite: BTreeSet<Arc<str>>,
 }
 

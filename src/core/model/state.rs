@@ -43,6 +43,9 @@ pub struct Model {
     /// A store said free space is below its margin: the session raises the
     /// disk alarm (blocks publishers) when the input is handled.
     pub(crate) disk_low: bool,
+    /// The id the next queue gets (ids start at 1; 0 names no queue, as the
+    /// delayed exchanges' timers use it).
+    next_queue_id: u64,
 }
 
 impl Model {
@@ -50,8 +53,17 @@ impl Model {
     pub(crate) fn new(sync: bool) -> Model {
         Model {
             commit: Commit::new(sync),
+            next_queue_id: 1,
             ..Default::default()
         }
+    }
+
+    /// A new queue's id: the session's declares, the definitions log's replay
+    /// and the JSON import take them from one counter.
+    pub(crate) fn new_queue_id(&mut self) -> QueueId {
+        let id = QueueId(self.next_queue_id);
+        self.next_queue_id += 1;
+        id
     }
 
     /// Every vhost with its name, for readers outside the core's folders (the

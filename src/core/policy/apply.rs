@@ -1,19 +1,22 @@
-//! Setting and clearing policies on a running broker: persistence
+//! Setting and clearing policies over a vhost and the model: persistence
 //! (`policies.json` in each vhost's directory), re-applying to existing queues
-//! and exchanges at once, and the effects of changed settings (a new length
-//! limit trims, a new TTL expires, a new x-expires arms its timer).
+//! and exchanges ([`reapply`]), and the effects of changed settings on the
+//! model (a new length limit trims, a new TTL expires, a new x-expires arms its
+//! timer). The `Broker` operations the management API calls (which start the
+//! timers first and run the session's pending deliveries after) are
+//! `mgmt::policies`.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::broker::Broker;
 use crate::core::model::error::{AdminError, AdminResult};
 use crate::core::model::ids::QueueId;
 use crate::core::model::policy::{apply_queue_policy, PolicySet};
 use crate::core::model::queue::args::QueueSettings;
 use crate::core::model::timers::TimerKind;
 use crate::core::model::vhost::VHost;
+use crate::core::model::Model;
 use crate::core::policy::{Policy, PolicyDef, PolicyKind, POLICIES_PER_VHOST_MAX};
 
 /// The policies file of a vhost.
@@ -83,170 +86,120 @@ pub struct VhostPolicy {
     pub def: PolicyDef,
 }
 
-impl Broker {
-    /// Adds or replaces a policy and applies it to existing objects at once.
-    /// Returns whether it is new (the API answers 201, else 204).
-    pub fn put_policy(&mut self, vhost: &str, def: PolicyDef, kind: PolicyKind, now_ms: u64) -> AdminResult<bool> {
-        let p = Policy::compile(def, kind).map_err(AdminError::BadRequest)?;
-        let v = self.vhost_mut(vhost)?;
+/// Adds or replaces a validated policy in `v` and saves the vhost's policies.
+/// Returns whether it is new (the API answers 201, else 204). The caller
+/// re-applies the vhost's policies ([`reapply`]).
+pub(crate) fn put(v: &mut VHost, p: Policy, kind: PolicyKind) -> AdminResult<bool> {
+    let set = set_of(v, kind);
+    if set.get(p.name()).is_none() && set.len() >= POLICIES_PER_VHOST_MAX {
+        return Err(AdminError::Conflict(format!(
+            "vhost '{}' has {POLICIES_PER_VHOST_MAX} policies, the most allowed",
+            v.name
+        )));
+    }
+    let old = set.put(p);
+    let created = old.is_none();
+    if let Err(e) = save(v) {
+        // Keep memory and disk the same: undo.
         let set = set_of(v, kind);
-        if set.get(p.name()).is_none() && set.len() >= POLICIES_PER_VHOST_MAX {
-            return Err(AdminError::Conflict(format!(
-                "vhost '{vhost}' has {POLICIES_PER_VHOST_MAX} policies, the most allowed"
-            )));
+        if let Some(old) = old {
+            let name = old.def.name.clone();
+            set.remove(&name);
+            set.put(Policy::compile(old.def.clone(), kind).expect("was valid"));
         }
-        let old = set.put(p);
-        let created = old.is_none();
-        if let Err(e) = save(v) {
-            // Keep memory and disk the same: undo.
-            let set = set_of(v, kind);
-            if let Some(old) = old {
-                let name = old.def.name.clone();
-                set.remove(&name);
-                set.put(Policy::compile(old.def.clone(), kind).expect("was valid"));
-            }
-            return Err(e.into());
-        }
-        self.reapply_policies(vhost, now_ms);
-        Ok(created)
+        return Err(e.into());
     }
+    Ok(created)
+}
 
-    /// Deletes a policy; objects it applied to fall back to the next match.
-    pub fn delete_policy(&mut self, vhost: &str, name: &str, kind: PolicyKind, now_ms: u64) -> AdminResult<()> {
-        let v = self.vhost_mut(vhost)?;
-        let Some(old) = set_of(v, kind).remove(name) else {
-            return Err(AdminError::NotFound(format!("no policy '{name}' in vhost '{vhost}'")));
+/// Deletes a policy of `v` and saves the vhost's policies; the caller
+/// re-applies them ([`reapply`]): objects it applied to fall back to the next
+/// match.
+pub(crate) fn delete(v: &mut VHost, name: &str, kind: PolicyKind) -> AdminResult<()> {
+    let Some(old) = set_of(v, kind).remove(name) else {
+        return Err(AdminError::NotFound(format!(
+            "no policy '{name}' in vhost '{}'",
+            v.name
+        )));
+    };
+    if let Err(e) = save(v) {
+        set_of(v, kind).put(Policy::compile(old.def.clone(), kind).expect("was valid"));
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Policies of one vhost, or of all vhosts, sorted by vhost and name.
+pub(crate) fn list(model: &Model, vhost: Option<&str>, kind: PolicyKind) -> AdminResult<Vec<VhostPolicy>> {
+    if let Some(v) = vhost {
+        if !model.vhosts.contains_key(v) {
+            return Err(AdminError::NotFound(format!("no vhost '{v}'")));
+        }
+    }
+    let mut out = Vec::new();
+    for (name, v) in &model.vhosts {
+        if vhost.is_some_and(|want| want != &**name) {
+            continue;
+        }
+        let set = match kind {
+            PolicyKind::User => &v.policies,
+            PolicyKind::Operator => &v.operator_policies,
         };
-        if let Err(e) = save(v) {
-            set_of(v, kind).put(Policy::compile(old.def.clone(), kind).expect("was valid"));
-            return Err(e.into());
-        }
-        self.reapply_policies(vhost, now_ms);
-        Ok(())
+        out.extend(set.defs().into_iter().map(|def| VhostPolicy {
+            vhost: name.to_string(),
+            def,
+        }));
     }
+    out.sort_by(|a, b| (&a.vhost, &a.def.name).cmp(&(&b.vhost, &b.def.name)));
+    Ok(out)
+}
 
-    /// Policies of one vhost, or of all vhosts, sorted by vhost and name.
-    pub fn list_policies(&self, vhost: Option<&str>, kind: PolicyKind) -> AdminResult<Vec<VhostPolicy>> {
-        if let Some(v) = vhost {
-            if !self.model.vhosts.contains_key(v) {
-                return Err(AdminError::NotFound(format!("no vhost '{v}'")));
-            }
+/// Re-evaluates every queue and exchange of the vhost against its policies
+/// and applies what changed to the model; the session then delivers from the
+/// queues this lists as pending. O(queues + exchanges) per policy change.
+pub(crate) fn reapply(model: &mut Model, vhost: &str) {
+    let Some(vname) = model.vhosts.get_key_value(vhost).map(|(k, _)| k.clone()) else {
+        return;
+    };
+    let v = model.vhosts.get_mut(vhost).expect("looked up above");
+    match_exchanges(v);
+    let mut changed = Vec::new();
+    let ids: Vec<QueueId> = v.queues.keys().copied().collect();
+    for id in ids {
+        let q = v.queues.get_mut(&id).expect("listed above");
+        let old = apply_queue_policy(&v.policies, &v.operator_policies, q);
+        if old != q.settings {
+            changed.push((id, old));
         }
-        let mut out = Vec::new();
-        for (name, v) in &self.model.vhosts {
-            if vhost.is_some_and(|want| want != &**name) {
-                continue;
-            }
-            let set = match kind {
-                PolicyKind::User => &v.policies,
-                PolicyKind::Operator => &v.operator_policies,
-            };
-            out.extend(set.defs().into_iter().map(|def| VhostPolicy {
-                vhost: name.to_string(),
-                def,
-            }));
-        }
-        out.sort_by(|a, b| (&a.vhost, &a.def.name).cmp(&(&b.vhost, &b.def.name)));
-        Ok(out)
     }
-
-    pub(crate) fn vhost_mut(&mut self, vhost: &str) -> AdminResult<&mut VHost> {
-        self.model
-            .vhosts
-            .get_mut(vhost)
-            .ok_or_else(|| AdminError::NotFound(format!("no vhost '{vhost}'")))
-    }
-
-    /// Re-evaluates every queue and exchange of the vhost against its policies
-    /// and applies what changed. O(queues + exchanges) per policy change.
-    fn reapply_policies(&mut self, vhost: &str, now_ms: u64) {
-        self.ensure_started(now_ms);
-        self.advance_clock(now_ms);
-        let Some(vname) = self.model.vhosts.get_key_value(vhost).map(|(k, _)| k.clone()) else {
-            return;
-        };
-        let v = self.model.vhosts.get_mut(vhost).expect("looked up above");
-        match_exchanges(v);
-        let mut changed = Vec::new();
-        let ids: Vec<QueueId> = v.queues.keys().copied().collect();
-        for id in ids {
-            let q = v.queues.get_mut(&id).expect("listed above");
-            let old = apply_queue_policy(&v.policies, &v.operator_policies, q);
-            if old != q.settings {
-                changed.push((id, old));
-            }
-        }
-        for (id, old) in changed {
-            self.settings_changed(&vname, id, &old);
-        }
-        self.run_pending();
-    }
-
-    /// Makes a queue's new effective settings take effect now.
-    fn settings_changed(&mut self, vname: &Arc<str>, id: QueueId, old: &QueueSettings) {
-        let Some(q) = self.model.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(&id)) else {
-            return;
-        };
-        let s = q.settings.clone();
-        tracing::info!(vhost = %vname, queue = %q.name, policy = ?q.policy.as_ref().map(|p| p.name().to_owned()), "queue settings changed by policy");
-        // A lower length limit trims from the head now (drop-head only: with
-        // reject-publish the messages already in stay, as in RabbitMQ).
-        self.model.enforce_length(vname, id);
-        if s.message_ttl_ms.is_some() && s.message_ttl_ms != old.message_ttl_ms {
-            self.model.expiry_pending.push((vname.clone(), id));
-        }
-        if s.expires_ms != old.expires_ms {
-            if let Some(expires) = s.expires_ms {
-                let last = self
-                    .model
-                    .vhosts
-                    .get(vname)
-                    .and_then(|v| v.queues.get(&id))
-                    .map_or(self.model.now_ms, |q| q.last_used_ms);
-                let due = last.saturating_add(expires).max(self.model.now_ms + 1);
-                self.model
-                    .timers
-                    .add(due, self.model.now_ms, vname, id, TimerKind::QueueExpires);
-            }
-        }
-        self.model.deliver_pending.push((vname.clone(), id));
+    for (id, old) in changed {
+        settings_changed(model, &vname, id, &old);
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-    use crate::core::config::CoreConfig;
-    use crate::core::policy::ApplyTo;
-
-    /// The built-in exchanges exist before a vhost's policies are read
-    /// (`VHost::open`, then `load`): loading matches them, so a policy on one
-    /// applies again after a restart.
-    #[test]
-    fn a_policy_on_a_builtin_exchange_applies_after_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let def = PolicyDef {
-            name: "ae".into(),
-            pattern: "^amq\\.direct$".into(),
-            apply_to: ApplyTo::Exchanges,
-            priority: 0,
-            definition: json!({"alternate-exchange": "ae"}).as_object().unwrap().clone(),
-        };
-        let policy_of = |b: &Broker, x: &str| {
-            b.model.vhosts["/"].exchanges[x]
-                .policy
-                .as_ref()
-                .map(|p| p.name().to_owned())
-        };
-        {
-            let mut b = Broker::open(CoreConfig::for_tests(dir.path()), 1).unwrap();
-            b.put_policy("/", def, PolicyKind::User, 0).unwrap();
-            assert_eq!(policy_of(&b, "amq.direct").as_deref(), Some("ae"));
-        }
-        let b = Broker::open(CoreConfig::for_tests(dir.path()), 1).unwrap();
-        assert_eq!(policy_of(&b, "amq.direct").as_deref(), Some("ae"));
-        assert_eq!(policy_of(&b, "amq.fanout"), None);
+/// Makes a queue's new effective settings take effect now.
+fn settings_changed(model: &mut Model, vname: &Arc<str>, id: QueueId, old: &QueueSettings) {
+    let Some(q) = model.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(&id)) else {
+        return;
+    };
+    let s = q.settings.clone();
+    tracing::info!(vhost = %vname, queue = %q.name, policy = ?q.policy.as_ref().map(|p| p.name().to_owned()), "queue settings changed by policy");
+    // A lower length limit trims from the head now (drop-head only: with
+    // reject-publish the messages already in stay, as in RabbitMQ).
+    model.enforce_length(vname, id);
+    if s.message_ttl_ms.is_some() && s.message_ttl_ms != old.message_ttl_ms {
+        model.expiry_pending.push((vname.clone(), id));
     }
+    if s.expires_ms != old.expires_ms {
+        if let Some(expires) = s.expires_ms {
+            let last = model
+                .vhosts
+                .get(vname)
+                .and_then(|v| v.queues.get(&id))
+                .map_or(model.now_ms, |q| q.last_used_ms);
+            let due = last.saturating_add(expires).max(model.now_ms + 1);
+            model.timers.add(due, model.now_ms, vname, id, TimerKind::QueueExpires);
+        }
+    }
+    model.deliver_pending.push((vname.clone(), id));
 }

@@ -1,9 +1,12 @@
 //! Policies and operator policies as operators write them: validating a
 //! definition into a [`Policy`] (`Policy::compile`: RabbitMQ's keys, bounds
 //! and error texts), and, in [`apply`], the per-vhost policy files and the
-//! operations that set, delete and list policies on a running broker and
-//! re-apply them at once; and the effective definition the management API
-//! shows for a queue ([`effective_definition`]).
+//! operations that put, delete and list policies over a vhost and re-apply
+//! them to the model's queues and exchanges; and the effective definition the
+//! management API shows for a queue ([`effective_definition`]). The `Broker`
+//! calls the API makes (which also start the timers and run the session's
+//! pending deliveries) are `mgmt::policies`; nothing here names `Broker`
+//! (`tests/walls.rs`).
 //!
 //! The policies themselves, which one applies to an object and how they and a
 //! queue's arguments make its effective settings (`effective`) are the

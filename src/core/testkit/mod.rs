@@ -14,6 +14,7 @@
 //! | `tx`, `dead_letter_hold`, `expires` | focused tests: commit-ok waits for the group commit; the at-least-once dead-letter hold; what counts as use for x-expires |
 //! | `delayed_commit` | focused tests: a delayed publish is synced by the group commit, not on the loop, and confirmed (or nacked) by it |
 //! | `sync_failure` | focused tests: a group commit that fails (fsync error, or a queue's batch that cannot be prepared) nacks what waits for it, never panics, and the queue goes on |
+//! | `definitions_commit`, `old_layout` | focused tests of the definitions log: a durable declare's reply waits for the group commit that syncs its record, compaction; replaying logs and folders of older versions at open |
 //! | `after_crash` | focused tests: redelivered flags after power loss and kill -9 (the `running` marker); delayed messages routed around a crash |
 
 pub mod client;
@@ -27,8 +28,10 @@ pub mod sim;
 
 mod after_crash;
 mod dead_letter_hold;
+mod definitions_commit;
 mod delayed_commit;
 mod expires;
 mod limits;
+mod old_layout;
 mod sync_failure;
 mod tx;

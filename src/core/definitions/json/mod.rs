@@ -4,21 +4,24 @@
 //! policies, queues, exchanges and bindings; for the whole broker or one vhost.
 //!
 //! Import is all or nothing as far as validation goes: every entry is checked
-//! against the broker and the rest of the file first, and the first bad entry is
+//! against the model, the users and the rest of the file first, and the first bad entry is
 //! named in the error with nothing applied. Then entries are applied in
 //! dependency order (vhosts, users, permissions and topic permissions, limits,
 //! policies, exchanges, queues, bindings). Objects that exist are kept as they are, as RabbitMQ does;
 //! users, permissions, policies and parameters are replaced.
 //!
 //! Where: the file's types here ([`Definitions`] and its entries); building an
-//! export in [`export`]; validating and applying an import in [`import`]; AMQP
-//! field tables as JSON in [`table`] (arguments here, and in the HTTP API).
+//! export from the model, users and permissions in [`export`]; validating an
+//! import into a plan, and declaring its exchanges, queues and bindings into
+//! the model, in [`import`]; AMQP field tables as JSON in [`table`] (arguments
+//! here, and in the HTTP API). Applying a plan (vhosts, users, permissions,
+//! limits, parameters, policies through the management commands, then one
+//! sync) and the `Broker` calls the API and `--load-definitions` make are
+//! `mgmt::definitions`, which also holds this format's tests.
 
-mod export;
-mod import;
+pub(crate) mod export;
+pub(crate) mod import;
 pub mod table;
-#[cfg(test)]
-mod tests;
 
 // What the types here, the export and the import use (the latter two take it
 // with `use super::*`: one list for one format).
@@ -28,16 +31,16 @@ use ringmq_codec::{ExchangeBind, ExchangeDeclare, Method, QueueBind, QueueDeclar
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::core::access::auth::{self, User, UserLimits};
-use crate::core::access::permissions::{Permission, PermissionDef};
+use crate::core::access::auth::{self, User, UserLimits, Users};
+use crate::core::access::permissions::{Permission, PermissionDef, Permissions};
 use crate::core::access::topic_permissions::{TopicPermissionDef, TopicPermissions};
-use crate::core::broker::Broker;
 use crate::core::definitions::json::table::{table_from_json, table_to_json};
 use crate::core::definitions::replay::{self, Mode};
 use crate::core::model::error::{short_name, AdminError, AdminResult};
 use crate::core::model::vhost_meta::{
     parse_limit, GlobalParameter, Parameter, VhostLimits, VhostMeta, PARAMETER_COMPONENTS,
 };
+use crate::core::model::Model;
 use crate::core::policy::{Policy, PolicyDef, PolicyKind};
 
 /// The version we say we are in exports (RabbitMQ tools read `rabbit_version`).

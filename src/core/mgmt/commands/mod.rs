@@ -157,7 +157,7 @@ impl Broker {
         self.advance_clock(ctx.now_ms);
         let r = f(self, &mut conn);
         // The API answers when this returns: what it declared must be on disk.
-        self.sync_definitions_now();
+        crate::core::definitions::log::sync_now(&mut self.model);
         // Its counts belong to the vhost, as a closed channel's do.
         if let Some(ch) = conn.channels.get(&1) {
             self.retire_channel_stats(conn.vhost.as_ref(), &ch.stats);

@@ -5,9 +5,9 @@
 
 use ringmq_codec::*;
 
-use super::compact::{live_count, live_records};
 use crate::core::broker::Broker;
 use crate::core::config::CoreConfig;
+use crate::core::definitions::compact::{live_count, live_records};
 use crate::core::model::ids::ConnId;
 
 fn method(out: &mut Vec<u8>, ch: u16, m: Method<'_>) {
@@ -245,7 +245,7 @@ fn churn_compacts_the_log_and_live_count_matches_the_records() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut b = broker(dir.path(), false);
     let id = connect(&mut b);
-    let min = super::log::DEAD_RECORDS_COMPACT_MIN;
+    let min = crate::core::definitions::log::DEAD_RECORDS_COMPACT_MIN;
     // Some live state, with bindings, then churn: declare and delete.
     let mut input = Vec::new();
     for i in 0..300 {

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::core::CoreConfig;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn broker(dir: &std::path::Path) -> Broker {
     let cfg = CoreConfig::for_tests(dir);
