@@ -495,9 +495,6 @@ impl Config {
         if self.main.shards != d.main.shards {
             set.push("shards (--shards): the broker runs one shard");
         }
-        if self.mgmt.tls_port.is_some() {
-            set.push("[mgmt] tls_port (--https-port): ringmq has no HTTPS listener yet");
-        }
         if self.clustering != d.clustering {
             set.push("[clustering] (--clustering*): ringmq has no clustering yet");
         }

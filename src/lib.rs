@@ -21,3 +21,4 @@ pub mod http;
 pub mod io;
 pub mod shard;
 mod sys;
+pub mod tls;

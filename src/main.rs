@@ -83,26 +83,28 @@ fn main() -> ExitCode {
         handshake_timeout_ms: cfg.amqp.handshake_timeout_ms,
     };
     // The certificate and key are read now: a bad file stops the start with its
-    // name, before anything listens.
-    let amqps = match cfg.amqp.tls_port {
-        None => None,
-        Some(port) => {
-            let settings = ringmq::io::tls::TlsSettings {
-                cert_path: cfg.main.tls_cert_path.clone().expect("validated with the port"),
-                key_path: cfg.main.tls_key_path.clone().expect("validated with the port"),
-                min_version: cfg.main.tls_min_version,
-                ciphers: cfg.main.tls_ciphers.clone(),
-            };
-            match ringmq::io::tls::TlsAcceptor::load(&settings) {
-                Ok(acceptor) => Some(ringmq::io::AmqpsListen { port, acceptor }),
-                Err(e) => {
-                    tracing::error!("{e}");
-                    eprintln!("ringmq: {e}");
-                    return ExitCode::from(2);
-                }
+    // name, before anything listens. AMQPS and HTTPS share them (as LavinMQ's
+    // `tls_cert`/`tls_key`).
+    let tls = if cfg.amqp.tls_port.is_some() || cfg.mgmt.tls_port.is_some() {
+        let settings = ringmq::tls::TlsSettings {
+            cert_path: cfg.main.tls_cert_path.clone().expect("validated with the port"),
+            key_path: cfg.main.tls_key_path.clone().expect("validated with the port"),
+            min_version: cfg.main.tls_min_version,
+            ciphers: cfg.main.tls_ciphers.clone(),
+        };
+        match ringmq::tls::TlsAcceptor::load(&settings) {
+            Ok(acceptor) => Some(acceptor),
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("ringmq: {e}");
+                return ExitCode::from(2);
             }
         }
+    } else {
+        None
     };
+    let amqps = (cfg.amqp.tls_port.zip(tls.clone())).map(|(port, acceptor)| ringmq::io::AmqpsListen { port, acceptor });
+    let https = (cfg.mgmt.tls_port.zip(tls)).map(|(port, acceptor)| (cfg.mgmt.bind.clone(), port, acceptor));
     let listen = ringmq::io::ListenConfig {
         bind: cfg.amqp.bind.clone(),
         amqp_port: cfg.amqp.port,
@@ -117,6 +119,7 @@ fn main() -> ExitCode {
         // once AMQP listens.
         services: Some(ringmq::http::services(ringmq::http::HttpConfig {
             api: cfg.mgmt.port.map(|p| (cfg.mgmt.bind.clone(), p)),
+            https,
             metrics: cfg.mgmt.metrics_port.map(|p| (cfg.mgmt.metrics_bind.clone(), p)),
         })),
         // systemd's readiness socket (Type=notify): part of how the process was

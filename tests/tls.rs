@@ -343,9 +343,11 @@ fn start_up_errors_are_clear() {
             vec!["--amqps-port", "0", "--cert", cert, "--key", cert],
             "no private key",
         ),
+        // The HTTPS listener reads the same files, with the same errors.
+        (vec!["--https-port", "0", "--key", key], "tls_cert and tls_key"),
         (
-            vec!["--https-port", "0", "--cert", cert, "--key", key],
-            "no HTTPS listener yet",
+            vec!["--https-port", "0", "--cert", cert, "--key", missing],
+            "missing.pem",
         ),
         (
             vec![

@@ -234,13 +234,7 @@ mod tests {
     #[test]
     fn settings_not_in_effect_are_marked_and_left_out() {
         let text = text();
-        for key in [
-            "shards",
-            "tls_port",
-            "enabled",
-            "etcd_endpoints",
-            "default_password_hash",
-        ] {
+        for key in ["shards", "enabled", "etcd_endpoints", "default_password_hash"] {
             let line = format!("\n;{key} =");
             let at = text.find(&line).unwrap_or_else(|| panic!("{key} is not left out"));
             let before = &text[..at];
@@ -248,5 +242,7 @@ mod tests {
             assert!(comment.contains("NOT IN EFFECT YET"), "{key}: {comment}");
         }
         assert!(Config::help_text().contains("Number of shard threads (default: 1) [not in effect yet: refused]"));
+        // The HTTPS port is in effect: shown and set like the others.
+        assert!(text.contains("\ntls_port = -1\n\n[clustering]"), "{text}");
     }
 }

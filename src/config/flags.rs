@@ -116,7 +116,6 @@ const fn key(section: Section, key: &'static str, help: &'static str, default: &
     flag(None, "", "", help, Some(default), Action::Key(section, key))
 }
 
-const NO_HTTPS: &str = "ringmq has no HTTPS listener yet";
 const NO_CLUSTERING: &str = "ringmq has no clustering yet";
 
 /// Groups for `--help`, in order; each flag below belongs to the group it follows.
@@ -345,11 +344,10 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 None,
                 "https-port",
                 "PORT",
-                "HTTPS port, -1 disables",
+                "HTTPS port for the API and UI (needs --cert, --key), -1 disables",
                 Some("-1"),
                 Action::Set(&[(Mgmt, "tls_port")]),
-            )
-            .not_yet(NO_HTTPS),
+            ),
             flag(
                 None,
                 "cert",

@@ -34,6 +34,7 @@ impl InProcess {
                 amqp_addr: "127.0.0.1:5672".into(),
                 amqps_port: None,
                 api_port: Some(15672),
+                https_port: None,
                 metrics_port: None,
                 data_dir,
                 metrics_only: false,

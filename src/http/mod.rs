@@ -42,6 +42,9 @@ use crate::shard::Shared;
 #[derive(Debug, Clone, Default)]
 pub struct HttpConfig {
     pub api: Option<(String, u16)>,
+    /// The API over TLS (RabbitMQ's and LavinMQ's 15671): bind address, port
+    /// and the certificate's configuration.
+    pub https: Option<(String, u16, crate::tls::TlsAcceptor)>,
     /// The unauthenticated `/metrics` listener (RabbitMQ's 15692).
     pub metrics: Option<(String, u16)>,
 }

@@ -42,6 +42,7 @@ pub(crate) struct ServerInfo {
     /// The AMQPS listener's port, if there is one.
     pub amqps_port: Option<u16>,
     pub api_port: Option<u16>,
+    pub https_port: Option<u16>,
     pub metrics_port: Option<u16>,
     pub data_dir: std::path::PathBuf,
     /// Only `/metrics*` is served (the unauthenticated listener).
@@ -57,44 +58,91 @@ pub(crate) async fn spawn(
     shard: crate::shard::ShardInfo,
 ) -> Vec<(&'static str, std::net::SocketAddr)> {
     let started = Instant::now();
+    // The HTTPS listener offers HTTP/1.1 by ALPN (hyper here speaks only it).
+    let https = (cfg.https.as_ref()).map(|(bind, port, tls)| (bind.clone(), *port, tls.with_alpn(&[b"http/1.1"])));
+    let wanted = [
+        (Kind::Api, cfg.api.clone(), None),
+        (
+            Kind::Https,
+            https.as_ref().map(|(b, p, _)| (b.clone(), *p)),
+            https.map(|h| h.2),
+        ),
+        (Kind::Metrics, cfg.metrics.clone(), None),
+    ];
+    // Bound first, so that each listener's info names the ports the others
+    // really got (port 0 picks one).
+    let mut listening = Vec::new();
     let mut bound = Vec::new();
-    for (addr, metrics_only) in [(&cfg.api, false), (&cfg.metrics, true)] {
-        let Some((bind, port)) = addr.clone() else { continue };
+    for (kind, addr, tls) in wanted {
+        let Some((bind, port)) = addr else { continue };
         let listener = match crate::sys::listeners::Listeners::bind(&bind, port) {
             Ok(l) => l,
             Err(e) => {
-                tracing::error!(%bind, port, error = %e, "cannot start the HTTP listener");
+                tracing::error!(%bind, port, error = %e, "cannot start the {} listener", kind.name());
                 continue;
             }
         };
-        let what = if metrics_only { "metrics" } else { "HTTP API" };
         for a in listener.local_addrs() {
-            tracing::info!(addr = %a, "{what} listener started");
-            bound.push((what, a));
+            tracing::info!(addr = %a, "{} listener started", kind.name());
+            bound.push((kind.name(), a));
         }
+        listening.push((kind, listener, tls));
+    }
+    let port_of = |k: Kind| {
+        (bound.iter())
+            .find(|(name, _)| *name == k.name())
+            .map(|(_, a)| a.port())
+    };
+    for (kind, listener, tls) in listening {
         let info = ServerInfo {
             started,
             amqp_addr: shard.amqp_addr.to_string(),
             amqps_port: shard.amqps_addr.map(|a| a.port()),
-            api_port: cfg.api.as_ref().map(|a| a.1),
-            metrics_port: cfg.metrics.as_ref().map(|a| a.1),
+            api_port: port_of(Kind::Api),
+            https_port: port_of(Kind::Https),
+            metrics_port: port_of(Kind::Metrics),
             data_dir: shard.data_dir.clone(),
-            metrics_only,
+            metrics_only: kind == Kind::Metrics,
         };
-        tokio::task::spawn_local(serve(shared.clone(), listener, Rc::new(info)));
+        tokio::task::spawn_local(serve(shared.clone(), listener, tls, Rc::new(info)));
     }
     bound
 }
 
-async fn serve(shared: Rc<Shared>, listener: crate::sys::listeners::Listeners, info: Rc<ServerInfo>) {
+/// The HTTP listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Api,
+    Https,
+    /// Only `/metrics*`, without a login.
+    Metrics,
+}
+
+impl Kind {
+    /// As the log's "... listener started" line says it.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Api => "HTTP API",
+            Kind::Https => "HTTPS API",
+            Kind::Metrics => "metrics",
+        }
+    }
+}
+
+async fn serve(
+    shared: Rc<Shared>,
+    listener: crate::sys::listeners::Listeners,
+    tls: Option<crate::tls::TlsAcceptor>,
+    info: Rc<ServerInfo>,
+) {
     let open = Rc::new(Cell::new(0usize));
     let refused = Cell::new(0u64);
+    let tls = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config()));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                tracing::warn!(error = %e, "HTTP accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                crate::sys::listeners::accept_failed(&e).await;
                 continue;
             }
         };
@@ -109,23 +157,40 @@ async fn serve(shared: Rc<Shared>, listener: crate::sys::listeners::Listeners, i
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let (shared, info, open) = (shared.clone(), info.clone(), open.clone());
+        let (shared, info, open, tls) = (shared.clone(), info.clone(), open.clone(), tls.clone());
         open.set(open.get() + 1);
         tokio::task::spawn_local(async move {
-            let svc = hyper::service::service_fn(move |req| handle(shared.clone(), info.clone(), req));
-            let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .max_header_size(HEAD_BYTES_MAX)
-                .serve_connection(io, svc)
-                .await
-            {
-                tracing::debug!(error = %e, "HTTP connection ended");
+            match tls {
+                None => serve_connection(shared, info, stream).await,
+                // The handshake is bounded like a request's head: a client that
+                // connects and says nothing holds a slot for at most that long.
+                Some(tls) => match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(shared, info, stream).await,
+                    Ok(Err(e)) => crate::tls::log_failure(Some(peer), &e.to_string()),
+                    Err(_) => crate::tls::log_failure(Some(peer), "no TLS handshake within the header timeout"),
+                },
             }
             open.set(open.get() - 1);
         });
+    }
+}
+
+/// One HTTP/1.1 connection (plain or TLS) served by hyper until it ends.
+async fn serve_connection<S>(shared: Rc<Shared>, info: Rc<ServerInfo>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| handle(shared.clone(), info.clone(), req));
+    let io = hyper_util::rt::TokioIo::new(stream);
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_header_size(HEAD_BYTES_MAX)
+        .serve_connection(io, svc)
+        .await
+    {
+        tracing::debug!(error = %e, "HTTP connection ended");
     }
 }
 

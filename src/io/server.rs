@@ -171,18 +171,6 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     Ok(())
 }
 
-/// An accept that failed (EMFILE, ENFILE, ENOBUFS...): logged, then a pause
-/// before the listener is polled again, so a process out of descriptors does
-/// not spin on the same error (both backends).
-pub(crate) async fn accept_failed(e: &std::io::Error) {
-    tracing::warn!(error = %e, "accept failed");
-    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-}
-
-/// How long [`accept_failed`] pauses: long enough to stop a spin, short enough
-/// that a freed descriptor is used soon.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
-
 /// Starts serving an accepted connection (TLS when `acceptor` is given), or
 /// refuses it at max_connections.
 async fn accepted_one(
@@ -193,13 +181,13 @@ async fn accepted_one(
 ) {
     let (stream, peer) = match accepted {
         Ok(x) => x,
-        Err(e) => return accept_failed(&e).await,
+        Err(e) => return crate::sys::listeners::accept_failed(&e).await,
     };
     if shared.open_connections.get() >= listen.max_connections {
         tracing::warn!(%peer, max = listen.max_connections, "connection refused: max_connections reached");
         return;
     }
-    let tls = match acceptor.map(|a| a.session()) {
+    let tls = match acceptor.map(super::tls::session) {
         None => None,
         Some(Ok(session)) => Some(session),
         Some(Err(e)) => {

@@ -24,6 +24,18 @@ pub(crate) struct Listeners {
     next: std::cell::Cell<usize>,
 }
 
+/// An accept that failed (EMFILE, ENFILE, ENOBUFS...): logged, then a pause
+/// before the listener is polled again, so a process out of descriptors does
+/// not spin on the same error (every listener, AMQP and HTTP).
+pub(crate) async fn accept_failed(e: &io::Error) {
+    tracing::warn!(error = %e, "accept failed");
+    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+}
+
+/// How long [`accept_failed`] pauses: long enough to stop a spin, short enough
+/// that a freed descriptor is used soon.
+const ACCEPT_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl Listeners {
     /// Binds every address of `bind` (see [`crate::config::bind_addresses`]) on
     /// `port`. A name (`localhost`) binds its first address that binds. Any

@@ -49,17 +49,23 @@ pub(crate) fn alarms_local(req: &Req<'_>) -> Result<Reply, ApiError> {
     alarm_check(req, "There are alarms in effect on the node")
 }
 
-/// The ports this node listens on (AMQP, AMQPS, API, metrics), ascending.
+/// The ports this node listens on (AMQP, AMQPS, API, HTTPS API, metrics), ascending.
 fn listener_ports(req: &Req<'_>) -> Vec<u16> {
     let amqp = req
         .info
         .amqp_addr
         .rsplit_once(':')
         .and_then(|(_, p)| p.parse::<u16>().ok());
-    let mut ports: Vec<u16> = [amqp, req.info.amqps_port, req.info.api_port, req.info.metrics_port]
-        .into_iter()
-        .flatten()
-        .collect();
+    let mut ports: Vec<u16> = [
+        amqp,
+        req.info.amqps_port,
+        req.info.api_port,
+        req.info.https_port,
+        req.info.metrics_port,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     ports.sort_unstable();
     ports.dedup();
     ports
@@ -84,6 +90,9 @@ pub(crate) fn protocol_listener(req: &Req<'_>) -> Result<Reply, ApiError> {
     }
     if req.info.api_port.is_some() {
         protocols.push("http");
+    }
+    if req.info.https_port.is_some() {
+        protocols.push("https");
     }
     if req.info.metrics_port.is_some() {
         protocols.push("http/prometheus");

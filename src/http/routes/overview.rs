@@ -113,6 +113,10 @@ pub(crate) fn overview(req: &Req<'_>) -> Result<Reply, ApiError> {
     if let Some(p) = req.info.api_port {
         listeners.push(json!({"node": node, "protocol": "http", "ip_address": host, "port": p}));
     }
+    if let Some(p) = req.info.https_port {
+        // RabbitMQ's name for the management plugin's TLS listener.
+        listeners.push(json!({"node": node, "protocol": "https", "ip_address": host, "port": p}));
+    }
     if let Some(p) = req.info.metrics_port {
         listeners.push(json!({"node": node, "protocol": "http/prometheus", "ip_address": host, "port": p}));
     }

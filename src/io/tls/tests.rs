@@ -80,7 +80,7 @@ fn plaintext_both_ways_and_the_handshake_reported() {
     for alg in [&rcgen::PKCS_ECDSA_P256_SHA256, &rcgen::PKCS_ED25519] {
         let p = pki(alg);
         let acceptor = TlsAcceptor::load(&settings(&p)).unwrap();
-        let mut s = acceptor.session().unwrap();
+        let mut s = super::session(&acceptor).unwrap();
         let mut c = client(&p);
         let mut plain = Vec::new();
         handshake(&mut c, &mut s, &mut plain);
@@ -137,7 +137,7 @@ fn plain_amqp_and_garbage_fail_with_an_alert() {
         &[0xff; 300][..],
         &[0x16, 3, 1, 0xff, 0xff, 1][..],
     ] {
-        let mut s = acceptor.session().unwrap();
+        let mut s = super::session(&acceptor).unwrap();
         let mut plain = Vec::new();
         let e = s.receive(input, &mut plain);
         assert!(e.is_err(), "{input:?}: {e:?}");
@@ -189,7 +189,7 @@ fn every_configurable_suite_is_in_the_provider() {
     let mut s = settings(&p);
     s.ciphers = vec!["TLS13_CHACHA20_POLY1305_SHA256".into()];
     let acceptor = TlsAcceptor::load(&s).unwrap();
-    let mut session = acceptor.session().unwrap();
+    let mut session = super::session(&acceptor).unwrap();
     let mut c = client(&p);
     handshake(&mut c, &mut session, &mut Vec::new());
     assert_eq!(

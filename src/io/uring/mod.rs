@@ -219,9 +219,9 @@ async fn adopt(
 ) {
     let (stream, peer) = match accepted {
         Ok(x) => x,
-        Err(e) => return server::accept_failed(&e).await,
+        Err(e) => return crate::sys::listeners::accept_failed(&e).await,
     };
-    let tls = match acceptor.map(|a| a.session()) {
+    let tls = match acceptor.map(crate::io::tls::session) {
         None => None,
         Some(Ok(session)) => Some(Box::new(session)),
         Some(Err(e)) => {
