@@ -134,7 +134,7 @@ fn apply_record(
                     && vhost
                         .queue_id(&m.queue)
                         .and_then(|id| vhost.queues.get(&id))
-                        .is_some_and(|q| q.durable)
+                        .is_some_and(|q| q.is_durable())
             }
             Method::ExchangeBind(m) => x_durable(&m.source) && x_durable(&m.destination),
             _ => false,
@@ -411,7 +411,7 @@ mod tests {
         let b = Broker::open(CoreConfig::for_tests(root.path()), 1).unwrap();
         let v = &b.model.vhosts["/"];
         assert_eq!(
-            v.queues[&v.queue_id("q").unwrap()].store_gen,
+            v.queues[&v.queue_id("q").unwrap()].store_gen(),
             0,
             "read in place, not moved"
         );
@@ -452,7 +452,7 @@ mod tests {
         .unwrap();
         let v = &b.model.vhosts["/"];
         let q = &v.queues[&v.queue_id("q").unwrap()];
-        assert_eq!(q.store_gen, 1);
+        assert_eq!(q.store_gen(), 1);
         assert_eq!(q.ready_count(), 0);
         b.close().unwrap();
         check_twice(root.path(), "q", Some(0));

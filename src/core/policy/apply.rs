@@ -172,7 +172,7 @@ impl Broker {
         for id in ids {
             let q = v.queues.get_mut(&id).expect("listed above");
             let old = apply_queue_policy(&v.policies, &v.operator_policies, q);
-            if old != q.settings {
+            if old != *q.settings() {
                 changed.push((id, old));
             }
         }
@@ -187,8 +187,8 @@ impl Broker {
         let Some(q) = self.model.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(&id)) else {
             return;
         };
-        let s = q.settings.clone();
-        tracing::info!(vhost = %vname, queue = %q.name, policy = ?q.policy.as_ref().map(|p| p.name().to_owned()), "queue settings changed by policy");
+        let s = q.settings().clone();
+        tracing::info!(vhost = %vname, queue = %q.name(), policy = ?q.policy().map(|p| p.name().to_owned()), "queue settings changed by policy");
         // A lower length limit trims from the head now (drop-head only: with
         // reject-publish the messages already in stay, as in RabbitMQ).
         self.model.enforce_length(vname, id);
@@ -202,7 +202,7 @@ impl Broker {
                     .vhosts
                     .get(vname)
                     .and_then(|v| v.queues.get(&id))
-                    .map_or(self.model.now_ms, |q| q.last_used_ms);
+                    .map_or(self.model.now_ms, |q| q.last_used_ms());
                 let due = last.saturating_add(expires).max(self.model.now_ms + 1);
                 self.model
                     .timers

@@ -40,6 +40,7 @@ use ringmq_store::{LeveledStore, MessageRef, SegmentPosition, StoreError};
 use crate::core::model::queue::args::QueueSettings;
 
 use crate::core::model::ids::{ConnId, QueueId};
+use crate::core::model::policy::PolicySet;
 
 /// One consumer as the queue sees it.
 #[derive(Debug, Clone)]
@@ -56,66 +57,76 @@ pub struct ConsumerRef {
 pub const PAUSED_FILE: &str = "paused";
 
 pub struct Queue {
-    pub id: QueueId,
-    pub name: ShortString,
-    pub durable: bool,
-    pub auto_delete: bool,
+    id: QueueId,
+    name: ShortString,
+    durable: bool,
+    auto_delete: bool,
     /// The connection an exclusive queue belongs to; it dies with that connection.
-    pub exclusive_owner: Option<ConnId>,
-    pub arguments: FieldTable,
-    pub(in crate::core::model) store: LeveledStore,
+    exclusive_owner: Option<ConnId>,
+    arguments: FieldTable,
+    store: LeveledStore,
     /// Which folder of this name the store is (`layout::queue_dir_gen`): a queue
     /// declared again after a delete is a new generation, recorded with its
     /// declare in the definitions log (0: the folder of older versions).
-    pub store_gen: u32,
+    store_gen: u32,
     /// Sorted by priority, highest first; rotated within a priority group.
     consumers: Vec<ConsumerRef>,
     /// Auto-delete queues are deleted when their last consumer goes, but only once
     /// they have had one (a fresh auto-delete queue with no consumer stays).
-    pub had_consumer: bool,
+    had_consumer: bool,
     /// Positions that were delivered and requeued: the next delivery says
     /// redelivered. Bounded by the unacked limit per channel times channels.
     redelivered: crate::core::Set<SegmentPosition>,
     /// Effective settings: arguments combined with the policies
     /// (`policy::effective`). Set through [`Queue::set_settings`].
-    pub settings: QueueSettings,
+    settings: QueueSettings,
     /// The settings from the arguments alone, kept to recombine when a policy
     /// changes.
-    pub arg_settings: QueueSettings,
+    arg_settings: QueueSettings,
     /// The policy and operator policy that apply, by name.
-    pub policy: Option<std::sync::Arc<crate::core::model::policy::Policy>>,
-    pub operator_policy: Option<std::sync::Arc<crate::core::model::policy::Policy>>,
+    policy: Option<std::sync::Arc<crate::core::model::policy::Policy>>,
+    operator_policy: Option<std::sync::Arc<crate::core::model::policy::Policy>>,
     /// Some message carried an `expiration`: the head must be checked for TTL.
-    pub may_expire: bool,
+    may_expire: bool,
     /// Last declare, consume, cancel or get: for x-expires.
-    pub last_used_ms: u64,
+    last_used_ms: u64,
     /// Body bytes of ready messages, tracked only when x-max-length-bytes is set
     /// (RabbitMQ counts bodies; the store counts whole records).
     ready_body_bytes: u64,
     /// `x-message-deduplication` on the queue.
-    pub dedup: Option<crate::core::model::queue::dedup::DedupCache>,
+    dedup: Option<crate::core::model::queue::dedup::DedupCache>,
     /// Message counters (publish, deliver, get, ack, redeliver).
-    pub stats: crate::core::model::stats::ObjStats,
-    pub depth_rates: crate::core::model::stats::DepthRates,
+    stats: crate::core::model::stats::ObjStats,
+    depth_rates: crate::core::model::stats::DepthRates,
     /// Paused through the management API (LavinMQ): no deliveries until resumed.
-    pub paused: bool,
+    paused: bool,
     /// The store has done messages (acked, discarded, dropped) whose offsets are
     /// buffered, not yet written; `acks_listed`: the broker knows (`ack_flush`).
-    pub(crate) acks_unwritten: bool,
-    pub(crate) acks_listed: bool,
+    acks_unwritten: bool,
+    acks_listed: bool,
 }
 
 impl Queue {
+    /// A queue over its opened store. `arg_settings`: its arguments parsed;
+    /// `recovered`: opened at start from a store with messages, which may be
+    /// paused and hold messages with a TTL (the head is checked once).
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(in crate::core::model) fn new(
         id: QueueId,
         name: ShortString,
         durable: bool,
         auto_delete: bool,
         exclusive_owner: Option<ConnId>,
         arguments: FieldTable,
+        arg_settings: QueueSettings,
         store: LeveledStore,
+        store_gen: u32,
+        recovered: bool,
     ) -> Queue {
+        let dedup = crate::core::model::queue::dedup::DedupCache::from_arguments(&arguments)
+            .ok()
+            .flatten();
+        let paused = recovered && Queue::was_paused(store.dir());
         Queue {
             id,
             name,
@@ -128,20 +139,131 @@ impl Queue {
             had_consumer: false,
             redelivered: Default::default(),
             settings: QueueSettings::default(),
-            arg_settings: QueueSettings::default(),
+            arg_settings,
             policy: None,
             operator_policy: None,
-            may_expire: false,
+            may_expire: recovered,
             last_used_ms: 0,
             ready_body_bytes: 0,
-            dedup: None,
+            dedup,
             stats: Default::default(),
             depth_rates: Default::default(),
-            paused: false,
-            store_gen: 0,
+            paused,
+            store_gen,
             acks_unwritten: false,
             acks_listed: false,
         }
+    }
+
+    pub fn id(&self) -> QueueId {
+        self.id
+    }
+
+    pub fn name(&self) -> &ShortString {
+        &self.name
+    }
+
+    pub fn is_durable(&self) -> bool {
+        self.durable
+    }
+
+    pub fn is_auto_delete(&self) -> bool {
+        self.auto_delete
+    }
+
+    /// The connection an exclusive queue belongs to.
+    pub fn exclusive_owner(&self) -> Option<ConnId> {
+        self.exclusive_owner
+    }
+
+    /// Exclusive to a connection other than `conn`: `conn` may not use it (405).
+    pub fn is_exclusive_to_other(&self, conn: ConnId) -> bool {
+        self.exclusive_owner.is_some_and(|o| o != conn)
+    }
+
+    /// The arguments it was declared with.
+    pub fn arguments(&self) -> &FieldTable {
+        &self.arguments
+    }
+
+    /// Which generation of its name's folder holds the store (see the field).
+    pub fn store_gen(&self) -> u32 {
+        self.store_gen
+    }
+
+    /// An auto-delete queue whose consumers have all gone (it had one): it must
+    /// be deleted now.
+    pub fn is_unused_auto_delete(&self) -> bool {
+        self.auto_delete && self.had_consumer && self.consumers.is_empty()
+    }
+
+    /// The effective settings (arguments combined with the policies).
+    #[inline]
+    pub fn settings(&self) -> &QueueSettings {
+        &self.settings
+    }
+
+    /// The policy that applies, if any.
+    pub fn policy(&self) -> Option<&std::sync::Arc<crate::core::model::policy::Policy>> {
+        self.policy.as_ref()
+    }
+
+    /// The operator policy that applies, if any.
+    pub fn operator_policy(&self) -> Option<&std::sync::Arc<crate::core::model::policy::Policy>> {
+        self.operator_policy.as_ref()
+    }
+
+    /// When it was last declared, consumed from, cancelled from or got from
+    /// (for x-expires; set by the model's `touch_queue`).
+    pub fn last_used_ms(&self) -> u64 {
+        self.last_used_ms
+    }
+
+    /// Paused through the management API: no deliveries until resumed.
+    #[inline]
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Message counters and their rates.
+    pub fn stats(&self) -> &crate::core::model::stats::ObjStats {
+        &self.stats
+    }
+
+    /// Rates of change of the ready and unacked counts.
+    pub fn depth_rates(&self) -> &crate::core::model::stats::DepthRates {
+        &self.depth_rates
+    }
+
+    /// Counts a delivery to a consumer (the channel counts its own).
+    #[inline]
+    pub fn count_delivery(&mut self, no_ack: bool, redelivered: bool) {
+        crate::core::model::stats::count_delivery(&mut self.stats.c, no_ack, redelivered);
+    }
+
+    /// Counts a message taken by basic.get or the API's get (the channel
+    /// counts its own).
+    pub fn count_get(&mut self, no_ack: bool, redelivered: bool) {
+        crate::core::model::stats::count_get(&mut self.stats.c, no_ack, redelivered);
+    }
+
+    /// Counts a get that found the queue empty.
+    pub fn count_get_empty(&mut self) {
+        self.stats.c.get_empty += 1;
+    }
+
+    /// A delivered message is acked by its client: done, and counted.
+    #[inline]
+    pub fn ack_delivered(&mut self, pos: SegmentPosition) {
+        self.ack_position(pos);
+        self.stats.c.ack += 1;
+    }
+
+    /// One stats interval has passed: message rates and depth rates move on.
+    pub fn tick_stats(&mut self, interval_ms: u64) {
+        self.stats.tick(interval_ms);
+        let (ready, unacked) = (self.ready_count(), self.unacked_count());
+        self.depth_rates.tick(ready, unacked, interval_ms);
     }
 
     pub fn consumers(&self) -> &[ConsumerRef] {
@@ -236,10 +358,33 @@ impl Queue {
         }
     }
 
+    /// Finds the policy and operator policy that apply to this queue and makes
+    /// its effective settings from them and its arguments
+    /// ([`crate::core::model::policy::effective`]); returns the settings it had
+    /// before.
+    pub(in crate::core::model) fn apply_policies(
+        &mut self,
+        policies: &PolicySet,
+        operators: &PolicySet,
+    ) -> QueueSettings {
+        let kind = self.arg_settings.kind;
+        self.policy = policies.for_queue(&self.name, kind).cloned();
+        self.operator_policy = operators.for_queue(&self.name, kind).cloned();
+        let s = crate::core::model::policy::effective(
+            &self.arguments,
+            &self.arg_settings,
+            self.policy.as_ref().map(|p| &p.queue),
+            self.operator_policy.as_ref().map(|p| &p.queue),
+        );
+        let old = self.settings.clone();
+        self.set_settings(s);
+        old
+    }
+
     /// Replaces the effective settings. When a byte limit switches on, the body
     /// bytes of the ready messages are counted once (they are tracked only while
     /// a byte limit is set).
-    pub fn set_settings(&mut self, s: QueueSettings) {
+    fn set_settings(&mut self, s: QueueSettings) {
         let was_tracking = self.tracks_bytes();
         self.settings = s;
         if self.tracks_bytes() && !was_tracking {
@@ -249,7 +394,7 @@ impl Queue {
 
     /// Counts the body bytes of the ready messages: O(ready), at open and when a
     /// byte limit switches on.
-    pub fn recount_body_bytes(&mut self) {
+    fn recount_body_bytes(&mut self) {
         let mut n = 0u64;
         if let Err(e) = self.store.for_each_ready(|_, v| n += v.body.len() as u64) {
             tracing::error!(queue = %self.name, error = %e, "cannot count ready bytes");

@@ -63,6 +63,12 @@ impl Queue {
         self.store.sync_failed(level, seq);
     }
 
+    /// Syncs everything appended, now (delayed messages' copies, outside the
+    /// group commit).
+    pub(crate) fn sync_all_blocking(&mut self) -> io::Result<()> {
+        self.store.sync_all_blocking()
+    }
+
     /// Clean close: everything synced.
     pub(crate) fn close(self) -> io::Result<()> {
         self.store.close()
