@@ -393,7 +393,7 @@ impl VHost {
             exclusive_owner,
             arguments,
             settings,
-            store,
+            crate::core::model::queue::QueueStorage::Classic(store),
             gen,
             recover,
         );

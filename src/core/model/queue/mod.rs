@@ -5,13 +5,21 @@
 //! first (RabbitMQ's `x-priority`), round-robin within a group, skipping consumers
 //! that have no prefetch credit (the broker checks credit, the queue orders).
 //!
-//! The store is the model's only: the rest of the core asks the queue
-//! ([`storage`]'s methods: counts, sizes, folder, group commit, close, delete),
-//! the interface stream and replicated queues will implement their own way.
+//! A queue's fields are private to this module: the rest of the core reads them
+//! through accessors ([`Queue::name`], [`Queue::settings`], [`Queue::stats`],
+//! ...) and changes them through methods that say what they do
+//! ([`Queue::ack_delivered`], [`Queue::set_paused`], [`Queue::apply_policies`],
+//! the model's `touch_queue`, ...).
+//!
+//! Its messages are reached only through [`QueueStorage`] (`storage`), the
+//! queue interface: an enum over the kinds of message store (today the classic
+//! `LeveledStore`), where stream and replicated queues will be variants. The
+//! rest of the core asks the queue (counts, sizes, folder, group commit, close,
+//! delete), never the store.
 //!
 //! | module | what |
 //! |---|---|
-//! | `storage` | the queue's messages as the rest of the core sees them |
+//! | `storage` | the queue interface: [`QueueStorage`], what a queue kind provides |
 //! | [`append`] | storing a routed message in each queue it routes to |
 //! | [`take`] | the one "take a message for delivery" (consumers, basic.get, the API's get) |
 //! | [`limits`] | max-length (drop-head), the delivery limit, discarding a rejected delivery |
@@ -28,6 +36,7 @@ pub(in crate::core) mod dead_letter_hold;
 pub mod dedup;
 pub(in crate::core) mod limits;
 mod storage;
+pub(in crate::core::model) use storage::QueueStorage;
 pub(in crate::core) mod take;
 pub(in crate::core) mod ttl;
 
@@ -35,7 +44,7 @@ use ringmq_codec::ShortString;
 
 use ringmq_codec::FieldTable;
 
-use ringmq_store::{LeveledStore, MessageRef, SegmentPosition, StoreError};
+use ringmq_store::{MessageRef, SegmentPosition, StoreError};
 
 use crate::core::model::queue::args::QueueSettings;
 
@@ -64,7 +73,8 @@ pub struct Queue {
     /// The connection an exclusive queue belongs to; it dies with that connection.
     exclusive_owner: Option<ConnId>,
     arguments: FieldTable,
-    store: LeveledStore,
+    /// Its messages, by kind of queue: the only way to them.
+    storage: QueueStorage,
     /// Which folder of this name the store is (`layout::queue_dir_gen`): a queue
     /// declared again after a delete is a new generation, recorded with its
     /// declare in the definitions log (0: the folder of older versions).
@@ -119,14 +129,14 @@ impl Queue {
         exclusive_owner: Option<ConnId>,
         arguments: FieldTable,
         arg_settings: QueueSettings,
-        store: LeveledStore,
+        storage: QueueStorage,
         store_gen: u32,
         recovered: bool,
     ) -> Queue {
         let dedup = crate::core::model::queue::dedup::DedupCache::from_arguments(&arguments)
             .ok()
             .flatten();
-        let paused = recovered && Queue::was_paused(store.dir());
+        let paused = recovered && Queue::was_paused(storage.dir());
         Queue {
             id,
             name,
@@ -134,7 +144,7 @@ impl Queue {
             auto_delete,
             exclusive_owner,
             arguments,
-            store,
+            storage,
             consumers: Vec::new(),
             had_consumer: false,
             redelivered: Default::default(),
@@ -275,7 +285,7 @@ impl Queue {
     }
 
     pub fn message_count(&self) -> u32 {
-        u32::try_from(self.store.ready_count()).unwrap_or(u32::MAX)
+        u32::try_from(self.storage.ready_count()).unwrap_or(u32::MAX)
     }
 
     /// Whether some consumer holds this queue exclusively.
@@ -344,7 +354,7 @@ impl Queue {
 
     /// Takes the next ready message and marks it in flight.
     pub fn next_ready(&mut self) -> Option<SegmentPosition> {
-        match self.store.next_ready() {
+        match self.storage.next_ready() {
             Ok(p) => {
                 if let Some(pos) = p {
                     self.untrack_bytes(pos);
@@ -396,7 +406,7 @@ impl Queue {
     /// byte limit switches on.
     fn recount_body_bytes(&mut self) {
         let mut n = 0u64;
-        if let Err(e) = self.store.for_each_ready(|_, v| n += v.body.len() as u64) {
+        if let Err(e) = self.storage.for_each_ready(|_, v| n += v.body.len() as u64) {
             tracing::error!(queue = %self.name, error = %e, "cannot count ready bytes");
         }
         self.ready_body_bytes = n;
@@ -407,7 +417,7 @@ impl Queue {
     }
 
     fn body_len(&self, pos: SegmentPosition) -> u64 {
-        self.store.read(pos).map_or(0, |v| v.body.len() as u64)
+        self.storage.read(pos).map_or(0, |v| v.body.len() as u64)
     }
 
     fn untrack_bytes(&mut self, pos: SegmentPosition) {
@@ -420,7 +430,7 @@ impl Queue {
     /// Appends a message (ready, at the tail).
     pub fn append(&mut self, msg: MessageRef<'_>, priority: u8) -> Result<SegmentPosition, StoreError> {
         let n = msg.body.len() as u64;
-        let pos = self.store.append(msg, priority)?;
+        let pos = self.storage.append(msg, priority)?;
         if self.tracks_bytes() {
             self.ready_body_bytes += n;
         }
@@ -429,7 +439,7 @@ impl Queue {
 
     /// The next ready message, without taking it.
     pub fn peek_head(&mut self) -> Option<SegmentPosition> {
-        self.store.peek_ready().ok().flatten()
+        self.storage.peek_ready().ok().flatten()
     }
 
     /// Discards the head of the ready messages (expired, or over a length limit).
@@ -438,7 +448,7 @@ impl Queue {
             self.untrack_bytes(pos);
         }
         self.acks_unwritten = true;
-        if let Err(e) = self.store.remove_next_ready() {
+        if let Err(e) = self.storage.remove_next_ready() {
             tracing::error!(queue = %self.name, error = %e, "cannot drop head message");
         }
     }
@@ -446,7 +456,7 @@ impl Queue {
     /// Drops every ready message; returns how many.
     pub fn purge(&mut self) -> Result<u64, StoreError> {
         self.acks_unwritten = true;
-        let n = self.store.purge()?;
+        let n = self.storage.purge()?;
         self.ready_body_bytes = 0;
         Ok(n)
     }
@@ -455,7 +465,7 @@ impl Queue {
     /// (for reject-publish).
     pub fn is_full_for(&self, body_bytes: u64) -> bool {
         let s = &self.settings;
-        s.max_length.is_some_and(|m| self.store.ready_count() >= m)
+        s.max_length.is_some_and(|m| self.storage.ready_count() >= m)
             || s.max_length_bytes
                 .is_some_and(|m| self.ready_body_bytes + body_bytes > m)
     }
@@ -470,7 +480,7 @@ impl Queue {
     /// Whether the queue is over a length limit now (for drop-head).
     pub fn is_over_limit(&self) -> bool {
         let s = &self.settings;
-        s.max_length.is_some_and(|m| self.store.ready_count() > m)
+        s.max_length.is_some_and(|m| self.storage.ready_count() > m)
             || s.max_length_bytes.is_some_and(|m| self.ready_body_bytes > m)
     }
 
@@ -479,7 +489,7 @@ impl Queue {
     /// 15, defect 12); written with the acks (hence `acks_unwritten`).
     pub fn bump_delivery_count(&mut self, pos: SegmentPosition) -> u32 {
         self.acks_unwritten = true;
-        self.store.bump_delivery_count(pos)
+        self.storage.bump_delivery_count(pos)
     }
 
     /// LavinMQ's pause: kept across restarts for a durable queue by a `paused`
@@ -487,7 +497,7 @@ impl Queue {
     /// answer, so a paused queue never wakes up delivering after a crash).
     pub fn set_paused(&mut self, paused: bool) -> std::io::Result<()> {
         if self.durable && paused != self.paused {
-            let marker = self.store.dir().join(PAUSED_FILE);
+            let marker = self.storage.dir().join(PAUSED_FILE);
             if paused {
                 std::fs::File::create(&marker)?.sync_all()?;
             } else {
@@ -496,7 +506,7 @@ impl Queue {
                     _ => {}
                 }
             }
-            std::fs::File::open(self.store.dir())?.sync_all()?;
+            std::fs::File::open(self.storage.dir())?.sync_all()?;
         }
         self.paused = paused;
         Ok(())
@@ -521,24 +531,24 @@ impl Queue {
         if !self.counts_deliveries() {
             return None;
         }
-        let count = self.store.delivery_count(pos);
+        let count = self.storage.delivery_count(pos);
         (count > 0 || self.settings.kind == crate::core::model::queue::args::QueueType::Quorum).then_some(count)
     }
 
     pub fn forget_delivery_count(&mut self, pos: SegmentPosition) {
-        self.store.forget_delivery_count(pos);
+        self.storage.forget_delivery_count(pos);
     }
 
     /// Whether this position was delivered before (requeued since).
     pub fn take_redelivered(&mut self, pos: SegmentPosition) -> bool {
-        self.redelivered.remove(&pos) | self.store.delivered_before_open(pos)
+        self.redelivered.remove(&pos) | self.storage.delivered_before_open(pos)
     }
 
     /// The message is done (acked, or discarded by nack/reject without requeue).
     pub fn ack_position(&mut self, pos: SegmentPosition) {
-        self.store.forget_delivery_count(pos);
+        self.storage.forget_delivery_count(pos);
         self.acks_unwritten = true;
-        if let Err(e) = self.store.ack(pos) {
+        if let Err(e) = self.storage.ack(pos) {
             // Not in flight means a bookkeeping bug in the broker; an io error
             // means the ack file could not be written (the message may return
             // after a restart, which at-least-once delivery allows).
@@ -552,7 +562,7 @@ impl Queue {
 
     /// Back to ready, ahead of newer messages, flagged redelivered.
     pub fn requeue_position(&mut self, pos: SegmentPosition) {
-        match self.store.requeue(pos) {
+        match self.storage.requeue(pos) {
             Ok(()) => {
                 if self.tracks_bytes() {
                     self.ready_body_bytes += self.body_len(pos);
