@@ -63,7 +63,7 @@ pub struct ConsumerRef {
 }
 
 /// The marker of a paused durable queue, in its folder.
-pub const PAUSED_FILE: &str = "paused";
+const PAUSED_FILE: &str = "paused";
 
 pub struct Queue {
     id: QueueId,
@@ -513,7 +513,7 @@ impl Queue {
     }
 
     /// Whether a recovered durable queue was paused when the broker stopped.
-    pub fn was_paused(dir: &std::path::Path) -> bool {
+    fn was_paused(dir: &std::path::Path) -> bool {
         dir.join(PAUSED_FILE).exists()
     }
 
