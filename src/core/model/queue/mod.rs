@@ -88,7 +88,7 @@ pub struct Queue {
     /// redelivered. Bounded by the unacked limit per channel times channels.
     redelivered: crate::core::Set<SegmentPosition>,
     /// Effective settings: arguments combined with the policies
-    /// (`policy::effective`). Set through [`Queue::set_settings`].
+    /// (`policy::effective`). Set through [`Queue::apply_policies`].
     settings: QueueSettings,
     /// The settings from the arguments alone, kept to recombine when a policy
     /// changes.
