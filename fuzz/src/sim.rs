@@ -462,7 +462,7 @@ impl Sim {
                     q.unacked_count(),
                     n,
                     "queue {:?} in {vname:?} counts {} unacked, its channels hold {n}",
-                    q.name.as_str(),
+                    q.name().as_str(),
                     q.unacked_count()
                 );
             }
@@ -677,7 +677,7 @@ fn durable_state(b: &Broker) -> DurableState {
         let mut queues: Vec<(String, u64)> = v
             .queues
             .values()
-            .filter(|q| q.durable && q.exclusive_owner.is_none())
+            .filter(|q| q.is_durable() && q.exclusive_owner().is_none())
             .map(|q| {
                 let mut persistent = 0;
                 let r = q.for_each_ready(|_, m| {
@@ -685,7 +685,7 @@ fn durable_state(b: &Broker) -> DurableState {
                     persistent += p.is_ok_and(|p| p.is_persistent()) as u64;
                 });
                 r.expect("stored messages read back");
-                (q.name.to_string(), persistent)
+                (q.name().to_string(), persistent)
             })
             .collect();
         queues.sort();

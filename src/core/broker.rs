@@ -229,7 +229,7 @@ impl Broker {
                 vhost_err.get_or_insert(e);
             }
             for (_, q) in std::mem::take(&mut vhost.queues) {
-                let name = q.name.clone();
+                let name = q.name().clone();
                 if let Err(e) = q.close() {
                     tracing::error!(queue = %name, error = %e, "closing queue store failed");
                     vhost_err.get_or_insert(e);

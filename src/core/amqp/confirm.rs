@@ -201,7 +201,7 @@ impl Broker {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(queue = %q.name, error = %e, "cannot prepare sync; nacking waiting publishes");
+                    tracing::error!(queue = %q.name(), error = %e, "cannot prepare sync; nacking waiting publishes");
                     prepare_failed = true;
                 }
             }

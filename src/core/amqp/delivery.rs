@@ -42,7 +42,7 @@ impl Broker {
             let Some(q) = vhost.queues.get_mut(&qid) else { continue };
             let conns = &mut self.conns;
             let mut budget = DELIVERIES_PER_QUEUE_TURN_MAX;
-            while q.ready_count() > 0 && q.consumer_count() > 0 && !q.paused {
+            while q.ready_count() > 0 && q.consumer_count() > 0 && !q.is_paused() {
                 if budget == 0 {
                     again.push((vname.clone(), qid));
                     break;
@@ -115,7 +115,8 @@ impl Broker {
                         ch.uncount_delivery(&c.tag);
                         break;
                     };
-                    crate::core::model::stats::count_delivery(&mut q.stats.c, &mut ch.stats.c, c.no_ack, redelivered);
+                    q.count_delivery(c.no_ack, redelivered);
+                    crate::core::model::stats::count_delivery(&mut ch.stats.c, c.no_ack, redelivered);
                     if c.no_ack {
                         q.ack_position(pos);
                     } else {
@@ -126,7 +127,7 @@ impl Broker {
                                 position: pos,
                                 consumer: Some(c.tag),
                                 timeout: q
-                                    .settings
+                                    .settings()
                                     .consumer_timeout_ms
                                     .or(self.config.consumer_timeout_ms)
                                     .map(|t| (self.model.now_ms.saturating_add(t), t)),

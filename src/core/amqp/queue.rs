@@ -76,7 +76,7 @@ impl Broker {
             return Err(no_queue(&name, &vhost.name));
         };
         let q = &vhost.queues[&id];
-        if q.exclusive_owner.is_some_and(|o| o != conn_id) {
+        if q.is_exclusive_to_other(conn_id) {
             return Err(locked(&name, &vhost.name));
         }
         Ok((id, name))
@@ -109,7 +109,7 @@ impl Broker {
         let vname = vhost.name.clone();
         let (message_count, consumer_count) = if let Some(id) = vhost.queue_id(name.as_str()) {
             let q = vhost.queues.get(&id).expect("named queue exists");
-            if q.exclusive_owner.is_some_and(|o| o != conn_id) {
+            if q.is_exclusive_to_other(conn_id) {
                 return Err(locked(name.as_str(), &vname));
             }
             if !m.passive {
@@ -121,21 +121,25 @@ impl Broker {
                 // RabbitMQ's assert_equivalence checks exclusivity first, strictly:
                 // an exclusive flag that does not match is 405 (its text says so),
                 // on the owning connection too.
-                if q.exclusive_owner.is_some() != m.exclusive {
+                if q.exclusive_owner().is_some() != m.exclusive {
                     return Err(locked(name.as_str(), &vname));
                 }
                 // Exclusive queues are transient whatever the flag says, so only
                 // shared queues compare it (as RabbitMQ does).
-                if q.exclusive_owner.is_none() && q.durable != m.durable {
-                    return Err(ineq("durable", bool_str(m.durable), bool_str(q.durable)));
+                if q.exclusive_owner().is_none() && q.is_durable() != m.durable {
+                    return Err(ineq("durable", bool_str(m.durable), bool_str(q.is_durable())));
                 }
-                if q.auto_delete != m.auto_delete {
-                    return Err(ineq("auto_delete", bool_str(m.auto_delete), bool_str(q.auto_delete)));
+                if q.is_auto_delete() != m.auto_delete {
+                    return Err(ineq(
+                        "auto_delete",
+                        bool_str(m.auto_delete),
+                        bool_str(q.is_auto_delete()),
+                    ));
                 }
                 let args = m.arguments.to_owned_table();
                 for key in EQUIVALENT_ARGS {
-                    if !arg_equivalent(args.get(key), q.arguments.get(key)) {
-                        let (got, cur) = describe_arg_pair(args.get(key), q.arguments.get(key));
+                    if !arg_equivalent(args.get(key), q.arguments().get(key)) {
+                        let (got, cur) = describe_arg_pair(args.get(key), q.arguments().get(key));
                         return Err(precondition(format!(
                             "inequivalent arg '{key}' for queue '{name}' in vhost '{vname}': received {got} but current is {cur}"
                         )));
@@ -248,7 +252,7 @@ impl Broker {
         self.check_topic_access(conn, exchange.as_str(), routing_key.as_str(), TopicAccess::Read)?;
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
-        let qdurable = vhost.queues[&id].durable;
+        let qdurable = vhost.queues[&id].is_durable();
         let Some(x) = vhost.exchanges.get_mut(exchange.as_str()) else {
             if bind {
                 return Err(no_exchange(exchange.as_str(), &vname));
@@ -328,8 +332,8 @@ impl Broker {
         let mut message_count = 0;
         if let Some(id) = name.as_deref().and_then(|n| vhost.queue_id(n)) {
             let q = &vhost.queues[&id];
-            let qname = q.name.clone();
-            if q.exclusive_owner.is_some_and(|o| o != conn.id) {
+            let qname = q.name().clone();
+            if q.is_exclusive_to_other(conn.id) {
                 return Err(locked(&qname, &vname));
             }
             if m.if_unused && q.consumer_count() > 0 {
@@ -339,7 +343,7 @@ impl Broker {
                 return Err(precondition(format!("queue '{qname}' in vhost '{vname}' not empty")));
             }
             message_count = q.message_count();
-            let durable = q.durable;
+            let durable = q.is_durable();
             let vhost_name = conn.vhost.clone().expect("open");
             self.delete_queue(&vhost_name, id);
             if durable {
@@ -372,10 +376,10 @@ impl Broker {
                 tag: c.tag.clone(),
             });
         }
-        if q.durable {
+        if q.is_durable() {
             let rec = QueueDelete {
                 ticket: 0,
-                queue: q.name.as_short(),
+                queue: q.name().as_short(),
                 if_unused: false,
                 if_empty: false,
                 no_wait: false,
@@ -384,7 +388,7 @@ impl Broker {
                 definitions::log::written(&mut self.model, vhost_name, w);
             }
         }
-        let name = q.name.clone();
+        let name = q.name().clone();
         if let Err(e) = q.delete() {
             tracing::warn!(queue = %name, error = %e, "could not remove queue files");
         }
@@ -398,8 +402,8 @@ impl Broker {
         let ids: Vec<QueueId> = vhost
             .queues
             .values()
-            .filter(|q| q.exclusive_owner == Some(owner))
-            .map(|q| q.id)
+            .filter(|q| q.exclusive_owner() == Some(owner))
+            .map(|q| q.id())
             .collect();
         for id in ids {
             self.delete_queue(vhost_name, id);

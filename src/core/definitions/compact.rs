@@ -38,23 +38,23 @@ pub(crate) fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
             x.store_gen,
         );
     }
-    let mut qs: Vec<_> = vhost.queues.values().filter(|q| q.durable).collect();
-    qs.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut qs: Vec<_> = vhost.queues.values().filter(|q| q.is_durable()).collect();
+    qs.sort_by(|a, b| a.name().cmp(b.name()));
     for q in &qs {
-        let args = q.arguments.to_bytes();
+        let args = q.arguments().to_bytes();
         // The generation goes with the declare: compaction must keep the queue
         // pointing at the folder that holds its messages.
         let m = Method::QueueDeclare(ringmq_codec::QueueDeclare {
             ticket: 0,
-            queue: q.name.as_short(),
+            queue: q.name().as_short(),
             passive: false,
             durable: true,
             exclusive: false,
-            auto_delete: q.auto_delete,
+            auto_delete: q.is_auto_delete(),
             no_wait: false,
             arguments: Table::parse(&args).expect("own table"),
         });
-        push_gen(m, q.store_gen);
+        push_gen(m, q.store_gen());
     }
     for x in vhost.exchanges.values().filter(|x| x.durable) {
         for (dest, rk, args) in x.bindings.iter() {
@@ -62,13 +62,13 @@ pub(crate) fn live_records(vhost: &VHost) -> Vec<Vec<u8>> {
             let arguments = Table::parse(&args).expect("own table");
             match dest {
                 Dest::Queue(id) => {
-                    let Some(q) = vhost.queues.get(id).filter(|q| q.durable) else {
+                    let Some(q) = vhost.queues.get(id).filter(|q| q.is_durable()) else {
                         continue;
                     };
                     push_gen(
                         Method::QueueBind(ringmq_codec::QueueBind {
                             ticket: 0,
-                            queue: q.name.as_short(),
+                            queue: q.name().as_short(),
                             exchange: x.name.as_short(),
                             routing_key: rk,
                             no_wait: false,
@@ -120,12 +120,12 @@ pub(super) fn compact(vhost: &mut VHost) -> bool {
 /// How many records [`live_records`] would return, without encoding them.
 pub(crate) fn live_count(vhost: &VHost) -> u64 {
     let exchanges = vhost.exchanges.values().filter(|x| x.durable && !x.builtin).count();
-    let queues = vhost.queues.values().filter(|q| q.durable).count();
+    let queues = vhost.queues.values().filter(|q| q.is_durable()).count();
     let mut bindings = 0;
     for x in vhost.exchanges.values().filter(|x| x.durable) {
         for (dest, _, _) in x.bindings.iter() {
             let durable = match dest {
-                Dest::Queue(id) => vhost.queues.get(id).is_some_and(|q| q.durable),
+                Dest::Queue(id) => vhost.queues.get(id).is_some_and(|q| q.is_durable()),
                 Dest::Exchange(d) => vhost.exchanges.get(d).is_some_and(|d| d.durable),
             };
             bindings += usize::from(durable);

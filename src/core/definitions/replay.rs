@@ -134,7 +134,7 @@ fn apply_record(
                     && vhost
                         .queue_id(&m.queue)
                         .and_then(|id| vhost.queues.get(&id))
-                        .is_some_and(|q| q.durable)
+                        .is_some_and(|q| q.is_durable())
             }
             Method::ExchangeBind(m) => x_durable(&m.source) && x_durable(&m.destination),
             _ => false,

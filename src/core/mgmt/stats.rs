@@ -47,9 +47,8 @@ impl Broker {
         for (name, vhost) in self.model.vhosts.iter_mut() {
             let (mut ready, mut unacked) = (0u64, 0u64);
             for q in vhost.queues.values_mut() {
-                q.stats.tick(interval_ms);
+                q.tick_stats(interval_ms);
                 let (r, u) = (q.ready_count(), q.unacked_count());
-                q.depth_rates.tick(r, u, interval_ms);
                 ready += r;
                 unacked += u;
             }

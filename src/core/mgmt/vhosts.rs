@@ -123,7 +123,7 @@ impl Broker {
             }
         }
         for (_, q) in v.queues {
-            let queue = q.name.clone();
+            let queue = q.name().clone();
             if let Err(e) = q.delete() {
                 tracing::warn!(vhost = name, %queue, error = %e, "could not remove queue files");
             }

@@ -245,18 +245,7 @@ pub fn effective(
 /// Sets the policies and effective settings of one queue; returns the settings
 /// it had before.
 pub(crate) fn apply_queue_policy(policies: &PolicySet, operators: &PolicySet, q: &mut Queue) -> QueueSettings {
-    let kind = q.arg_settings.kind;
-    q.policy = policies.for_queue(&q.name, kind).cloned();
-    q.operator_policy = operators.for_queue(&q.name, kind).cloned();
-    let s = effective(
-        &q.arguments,
-        &q.arg_settings,
-        q.policy.as_ref().map(|p| &p.queue),
-        q.operator_policy.as_ref().map(|p| &p.queue),
-    );
-    let old = q.settings.clone();
-    q.set_settings(s);
-    old
+    q.apply_policies(policies, operators)
 }
 
 #[cfg(test)]

@@ -278,17 +278,25 @@ impl VhostStats {
     }
 }
 
-/// Counts one delivery to a consumer on its queue and channel.
+/// Counts one delivery to a consumer (on its queue's or its channel's counters).
 #[inline]
-pub(crate) fn count_delivery(q: &mut MsgCounters, ch: &mut MsgCounters, no_ack: bool, redelivered: bool) {
-    for c in [q, ch] {
-        if no_ack {
-            c.deliver_no_ack += 1;
-        } else {
-            c.deliver += 1;
-        }
-        c.redeliver += u64::from(redelivered);
+pub(crate) fn count_delivery(c: &mut MsgCounters, no_ack: bool, redelivered: bool) {
+    if no_ack {
+        c.deliver_no_ack += 1;
+    } else {
+        c.deliver += 1;
     }
+    c.redeliver += u64::from(redelivered);
+}
+
+/// Counts one message taken by a get (on its queue's or its channel's counters).
+pub(crate) fn count_get(c: &mut MsgCounters, no_ack: bool, redelivered: bool) {
+    if no_ack {
+        c.get_no_ack += 1;
+    } else {
+        c.get += 1;
+    }
+    c.redeliver += u64::from(redelivered);
 }
 
 /// Index of a counter by name.

@@ -385,23 +385,18 @@ impl VHost {
         if durable {
             self.note_store_gen(&name, gen);
         }
-        let mut q = Queue::new(
+        let q = Queue::new(
             id,
             name.clone(),
             durable,
             auto_delete,
             exclusive_owner,
             arguments,
-            store,
+            settings,
+            crate::core::model::queue::QueueStorage::Classic(store),
+            gen,
+            recover,
         );
-        q.arg_settings = settings;
-        q.store_gen = gen;
-        q.dedup = crate::core::model::queue::dedup::DedupCache::from_arguments(&q.arguments)
-            .ok()
-            .flatten();
-        // Recovered messages may carry per-message TTLs: check the head once.
-        q.may_expire = recover;
-        q.paused = recover && Queue::was_paused(q.store.dir());
         self.queue_names.insert(name, id);
         let q = self.queues.entry(id).or_insert(q);
         crate::core::model::policy::apply_queue_policy(&self.policies, &self.operator_policies, q);
@@ -413,7 +408,7 @@ impl VHost {
     pub fn delete_queue(&mut self, id: QueueId) -> Option<Queue> {
         let q = self.queues.remove(&id)?;
         self.queue_churn.1 += 1;
-        self.queue_names.remove(&q.name);
+        self.queue_names.remove(q.name());
         let emptied = self.unbind_destination(&Dest::Queue(id));
         self.auto_delete_chain(emptied);
         Some(q)

@@ -168,7 +168,7 @@ pub(crate) fn reapply(model: &mut Model, vhost: &str) {
     for id in ids {
         let q = v.queues.get_mut(&id).expect("listed above");
         let old = apply_queue_policy(&v.policies, &v.operator_policies, q);
-        if old != q.settings {
+        if old != *q.settings() {
             changed.push((id, old));
         }
     }
@@ -182,8 +182,8 @@ fn settings_changed(model: &mut Model, vname: &Arc<str>, id: QueueId, old: &Queu
     let Some(q) = model.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(&id)) else {
         return;
     };
-    let s = q.settings.clone();
-    tracing::info!(vhost = %vname, queue = %q.name, policy = ?q.policy.as_ref().map(|p| p.name().to_owned()), "queue settings changed by policy");
+    let s = q.settings().clone();
+    tracing::info!(vhost = %vname, queue = %q.name(), policy = ?q.policy().map(|p| p.name().to_owned()), "queue settings changed by policy");
     // A lower length limit trims from the head now (drop-head only: with
     // reject-publish the messages already in stay, as in RabbitMQ).
     model.enforce_length(vname, id);
@@ -196,7 +196,7 @@ fn settings_changed(model: &mut Model, vname: &Arc<str>, id: QueueId, old: &Queu
                 .vhosts
                 .get(vname)
                 .and_then(|v| v.queues.get(&id))
-                .map_or(model.now_ms, |q| q.last_used_ms);
+                .map_or(model.now_ms, |q| q.last_used_ms());
             let due = last.saturating_add(expires).max(model.now_ms + 1);
             model.timers.add(due, model.now_ms, vname, id, TimerKind::QueueExpires);
         }

@@ -98,7 +98,7 @@ fn an_old_queue_folder_still_opens() {
     let b = Broker::open(CoreConfig::for_tests(root.path()), 1).unwrap();
     let v = &b.model.vhosts["/"];
     assert_eq!(
-        v.queues[&v.queue_id("q").unwrap()].store_gen,
+        v.queues[&v.queue_id("q").unwrap()].store_gen(),
         0,
         "read in place, not moved"
     );
@@ -139,7 +139,7 @@ fn a_queue_declared_again_at_runtime_gets_a_new_folder() {
     .unwrap();
     let v = &b.model.vhosts["/"];
     let q = &v.queues[&v.queue_id("q").unwrap()];
-    assert_eq!(q.store_gen, 1);
+    assert_eq!(q.store_gen(), 1);
     assert_eq!(q.ready_count(), 0);
     b.close().unwrap();
     check_twice(root.path(), "q", Some(0));

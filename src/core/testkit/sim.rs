@@ -411,9 +411,9 @@ impl Sim {
         let mut unacked = 0;
         for q in v.queues.values() {
             let ready = q.ready_count();
-            if let Some(max) = q.settings.max_length {
+            if let Some(max) = q.settings().max_length {
                 if ready > max {
-                    self.fail(format!("queue {} has {ready} ready, limit {max}", q.name));
+                    self.fail(format!("queue {} has {ready} ready, limit {max}", q.name()));
                 }
             }
             held += ready + q.unacked_count();
@@ -425,9 +425,9 @@ impl Sim {
                 .queues
                 .values()
                 .map(|q| {
-                    let must: Vec<u64> = self.model.must_hold(&q.name).iter().map(|(i, _)| *i).collect();
+                    let must: Vec<u64> = self.model.must_hold(q.name()).iter().map(|(i, _)| *i).collect();
                     let n = q.ready_count() + q.unacked_count();
-                    format!("{}: {n} held, must hold {must:?}", q.name)
+                    format!("{}: {n} held, must hold {must:?}", q.name())
                 })
                 .collect();
             self.fail(format!(

@@ -97,9 +97,8 @@ impl Broker {
                 continue;
             };
             for (_, u) in run {
-                q.ack_position(u.position);
+                q.ack_delivered(u.position);
             }
-            q.stats.c.ack += run.len() as u64;
             self.model.ack_flush.note(vhost_name, q, now_ms);
             self.model.deliver_pending.push((vhost_name.clone(), id));
         }

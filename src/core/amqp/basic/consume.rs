@@ -161,7 +161,7 @@ impl Broker {
         };
         let Some(q) = vhost.queues.get_mut(&queue) else { return };
         q.remove_consumer(conn.id, channel, tag);
-        if q.auto_delete && q.had_consumer && q.consumer_count() == 0 {
+        if q.is_unused_auto_delete() {
             self.delete_queue(&vhost_name, queue);
         } else {
             // The queue was in use until now: x-expires counts from here.

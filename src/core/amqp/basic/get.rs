@@ -40,7 +40,7 @@ impl Broker {
             tag
         });
         let Some((TakenAt { pos, redelivered }, tag)) = got else {
-            q.stats.c.get_empty += 1;
+            q.count_get_empty();
             encode_method(
                 out,
                 channel,
@@ -51,14 +51,12 @@ impl Broker {
             return Ok(());
         };
         let timeout = q
-            .settings
+            .settings()
             .consumer_timeout_ms
             .or(self.config.consumer_timeout_ms)
             .map(|t| (self.model.now_ms.saturating_add(t), t));
-        for c in [&mut q.stats.c, &mut ch.stats.c] {
-            *(if m.no_ack { &mut c.get_no_ack } else { &mut c.get }) += 1;
-            c.redeliver += u64::from(redelivered);
-        }
+        q.count_get(m.no_ack, redelivered);
+        crate::core::model::stats::count_get(&mut ch.stats.c, m.no_ack, redelivered);
         if m.no_ack {
             q.ack_position(pos);
         } else {

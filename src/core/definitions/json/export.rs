@@ -115,17 +115,17 @@ pub(crate) fn export(
                 vhost: Some(n.to_string()),
                 def,
             }));
-        let mut qs: Vec<_> = v.queues.values().filter(|q| q.exclusive_owner.is_none()).collect();
-        qs.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut qs: Vec<_> = v.queues.values().filter(|q| q.exclusive_owner().is_none()).collect();
+        qs.sort_by(|a, b| a.name().cmp(b.name()));
         d.queues
             .as_mut()
             .expect("set above")
             .extend(qs.iter().map(|q| QueueDef {
-                name: q.name.to_string(),
+                name: q.name().to_string(),
                 vhost: tag_vhost(n),
-                durable: q.durable,
-                auto_delete: q.auto_delete,
-                arguments: table_to_json(&q.arguments),
+                durable: q.is_durable(),
+                auto_delete: q.is_auto_delete(),
+                arguments: table_to_json(q.arguments()),
             }));
         let mut xs: Vec<_> = v.exchanges.values().filter(|x| !x.builtin).collect();
         xs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -146,7 +146,7 @@ pub(crate) fn export(
             for (dest, rk, args) in x.bindings.iter() {
                 let (destination, destination_type) = match dest {
                     Dest::Queue(id) => match v.queues.get(id) {
-                        Some(q) if q.exclusive_owner.is_none() => (q.name.to_string(), "queue"),
+                        Some(q) if q.exclusive_owner().is_none() => (q.name().to_string(), "queue"),
                         _ => continue,
                     },
                     Dest::Exchange(e) => (e.to_string(), "exchange"),

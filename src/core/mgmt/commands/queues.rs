@@ -151,11 +151,12 @@ impl Broker {
             });
             let Some((at, msg)) = taken_one else {
                 // RabbitMQ counts get_empty only for a get that found nothing.
-                q.stats.c.get_empty += u64::from(got.is_empty());
+                if got.is_empty() {
+                    q.count_get_empty();
+                }
                 break;
             };
-            q.stats.c.get += 1;
-            q.stats.c.redeliver += u64::from(at.redelivered);
+            q.count_get(false, at.redelivered);
             got.push(msg);
             taken.push(at.pos);
         }
@@ -166,8 +167,7 @@ impl Broker {
                 AckMode::AckRequeueTrue | AckMode::RejectRequeueTrue => self.model.requeue_or_limit(&vname, id, pos),
                 AckMode::AckRequeueFalse => {
                     if let Some(q) = self.model.vhosts.get_mut(&vname).and_then(|v| v.queues.get_mut(&id)) {
-                        q.ack_position(pos);
-                        q.stats.c.ack += 1;
+                        q.ack_delivered(pos);
                     }
                 }
                 AckMode::RejectRequeueFalse => self.model.discard_delivered(&vname, id, pos, DeathReason::Rejected),

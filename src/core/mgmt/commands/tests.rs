@@ -141,7 +141,7 @@ fn admin_operations_on_a_core_broker() {
     let t = &b.model.vhosts["/"].stats.totals;
     assert_eq!((t.publish, t.get, t.ack), (5, 4, 1));
     let q = &b.model.vhosts["/"].queues[&b.model.vhosts["/"].queue_id("q").unwrap()];
-    assert_eq!((q.stats.c.publish, q.stats.c.get, q.stats.c.get_empty), (3, 4, 1));
+    assert_eq!((q.stats().c.publish, q.stats().c.get, q.stats().c.get_empty), (3, 4, 1));
 
     b.admin_pause_queue(&ctx, "q", true).unwrap();
     assert!(matches!(

@@ -46,7 +46,7 @@ fn rabbitmq_export_imports_and_round_trips() {
     b.import_definitions(d, None, None, 1_000).unwrap();
     let v2 = &b.model.vhosts["v2"];
     assert_eq!(v2.meta.limits.max_connections, Some(100));
-    let q1 = v2.queues[&v2.queue_id("q1").unwrap()].settings.clone();
+    let q1 = v2.queues[&v2.queue_id("q1").unwrap()].settings().clone();
     // Lowest of argument 10, policy 50 and operator policy 5.
     assert_eq!(q1.max_length, Some(5));
     assert_eq!(q1.message_ttl_ms, Some(60_000));

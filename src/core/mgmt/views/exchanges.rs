@@ -63,7 +63,7 @@ pub struct BindingRow<'a> {
 /// See [`super::VhostView::bindings`].
 pub(super) fn bindings_of(v: &VHost) -> Vec<BindingRow<'_>> {
     let mut out = Vec::new();
-    let mut queues: Vec<&str> = v.queues.values().map(|q| &*q.name).collect();
+    let mut queues: Vec<&str> = v.queues.values().map(|q| &**q.name()).collect();
     queues.sort_unstable();
     for q in queues {
         out.push(BindingRow {
@@ -80,7 +80,7 @@ pub(super) fn bindings_of(v: &VHost) -> Vec<BindingRow<'_>> {
         for (d, rk, args) in x.bindings.iter() {
             let (kind, destination) = match d {
                 Dest::Queue(id) => match v.queues.get(id) {
-                    Some(q) => (DestKind::Queue, &*q.name),
+                    Some(q) => (DestKind::Queue, &**q.name()),
                     None => continue,
                 },
                 Dest::Exchange(n) => (DestKind::Exchange, &**n),

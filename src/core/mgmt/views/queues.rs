@@ -21,41 +21,41 @@ impl<'a> QueueView<'a> {
         self.vhost
     }
     pub fn name(&self) -> &'a str {
-        &self.q.name
+        self.q.name()
     }
     pub fn durable(&self) -> bool {
-        self.q.durable
+        self.q.is_durable()
     }
     pub fn auto_delete(&self) -> bool {
-        self.q.auto_delete
+        self.q.is_auto_delete()
     }
     /// The connection an exclusive queue belongs to.
     pub fn exclusive_owner(&self) -> Option<ConnId> {
-        self.q.exclusive_owner
+        self.q.exclusive_owner()
     }
     pub fn arguments(&self) -> &'a FieldTable {
-        &self.q.arguments
+        self.q.arguments()
     }
     /// `classic`, `quorum`, ...
     pub fn kind_name(&self) -> &'static str {
-        self.q.settings.kind.name()
+        self.q.settings().kind.name()
     }
     pub fn single_active_consumer(&self) -> bool {
-        self.q.settings.single_active_consumer
+        self.q.settings().single_active_consumer
     }
     pub fn paused(&self) -> bool {
-        self.q.paused
+        self.q.is_paused()
     }
     pub fn policy_name(&self) -> Option<&'a str> {
-        self.q.policy.as_ref().map(|p| p.name())
+        self.q.policy().map(|p| p.name())
     }
     pub fn operator_policy_name(&self) -> Option<&'a str> {
-        self.q.operator_policy.as_ref().map(|p| p.name())
+        self.q.operator_policy().map(|p| p.name())
     }
     /// The policy and operator policy merged, as RabbitMQ's
     /// `effective_policy_definition`.
     pub fn effective_policy_definition(&self) -> serde_json::Map<String, serde_json::Value> {
-        crate::core::policy::effective_definition(self.q.policy.as_deref(), self.q.operator_policy.as_deref())
+        crate::core::policy::effective_definition(self.q.policy().map(|p| &**p), self.q.operator_policy().map(|p| &**p))
     }
     pub fn ready(&self) -> u64 {
         self.q.ready_count()
@@ -72,7 +72,7 @@ impl<'a> QueueView<'a> {
     }
     /// How fast the ready and unacknowledged counts change, per second.
     pub fn depth_rates(&self) -> (f32, f32) {
-        (self.q.depth_rates.ready_rate, self.q.depth_rates.unacked_rate)
+        (self.q.depth_rates().ready_rate, self.q.depth_rates().unacked_rate)
     }
     pub fn consumer_count(&self) -> usize {
         self.q.consumers().len()
@@ -82,7 +82,7 @@ impl<'a> QueueView<'a> {
     }
     /// Message counters (publish, deliver, get, ack, redeliver) and rates.
     pub fn stats(&self) -> &'a ObjStats {
-        &self.q.stats
+        self.q.stats()
     }
 }
 

@@ -400,12 +400,12 @@ impl Model {
             ids.dedup();
             for id in ids {
                 let Some(q) = vhost.queues.get_mut(&id) else { continue };
-                if let Err(e) = q.store.sync_all_blocking() {
+                if let Err(e) = q.sync_all_blocking() {
                     // The copies are in their queues as any message whose fsync
                     // failed (its publisher gets a nack): routing it again would
                     // be a certain duplicate now, not a possible one after a crash.
                     // The sync covered publishes waiting for the group commit too.
-                    tracing::error!(queue = %q.name, error = %e, "cannot sync delayed messages' copies");
+                    tracing::error!(queue = %q.name(), error = %e, "cannot sync delayed messages' copies");
                     copies_synced = false;
                     self.commit.inline_sync_failed();
                 }

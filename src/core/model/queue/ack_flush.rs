@@ -62,7 +62,7 @@ impl Model {
             };
             q.acks_listed = false;
             q.acks_unwritten = false;
-            if let Err(e) = q.store.flush_acks() {
+            if let Err(e) = q.storage.flush_acks() {
                 tracing::error!(queue = %q.name, error = %e, "cannot write acks");
             }
         }

@@ -115,12 +115,12 @@ impl Model {
                 }
             };
             if msg.maybe_delivered {
-                if let Err(e) = q.store.note_maybe_delivered(pos) {
+                if let Err(e) = q.storage.note_maybe_delivered(pos) {
                     tracing::error!(queue = %q.name, error = %e, "cannot flag a copy redelivered");
                 }
             }
             // Space is checked where it is taken (segment creation and growth).
-            *disk_full |= q.store.take_space_low();
+            *disk_full |= q.storage.take_space_low();
             self.store_errors.cleared();
             q.stats.c.publish += 1;
             if msg.expiration_ms.is_some() {

@@ -170,7 +170,7 @@ pub(in crate::core) fn dead_letter_at(
     reason: DeathReason,
     now_ms: u64,
 ) -> Option<DeadLetter> {
-    let read = read_named(q.store.read(pos));
+    let read = read_named(q.storage.read(pos));
     let (view, (exchange, rk)) = match read {
         Ok(r) => r,
         Err(e) => {

@@ -5,13 +5,21 @@
 //! first (RabbitMQ's `x-priority`), round-robin within a group, skipping consumers
 //! that have no prefetch credit (the broker checks credit, the queue orders).
 //!
-//! The store is the model's only: the rest of the core asks the queue
-//! ([`storage`]'s methods: counts, sizes, folder, group commit, close, delete),
-//! the interface stream and replicated queues will implement their own way.
+//! A queue's fields are private to this module: the rest of the core reads them
+//! through accessors ([`Queue::name`], [`Queue::settings`], [`Queue::stats`],
+//! ...) and changes them through methods that say what they do
+//! ([`Queue::ack_delivered`], [`Queue::set_paused`], [`Queue::apply_policies`],
+//! the model's `touch_queue`, ...).
+//!
+//! Its messages are reached only through [`QueueStorage`] (`storage`), the
+//! queue interface: an enum over the kinds of message store (today the classic
+//! `LeveledStore`), where stream and replicated queues will be variants. The
+//! rest of the core asks the queue (counts, sizes, folder, group commit, close,
+//! delete), never the store.
 //!
 //! | module | what |
 //! |---|---|
-//! | `storage` | the queue's messages as the rest of the core sees them |
+//! | `storage` | the queue interface: [`QueueStorage`], what a queue kind provides |
 //! | [`append`] | storing a routed message in each queue it routes to |
 //! | [`take`] | the one "take a message for delivery" (consumers, basic.get, the API's get) |
 //! | [`limits`] | max-length (drop-head), the delivery limit, discarding a rejected delivery |
@@ -28,6 +36,7 @@ pub(in crate::core) mod dead_letter_hold;
 pub mod dedup;
 pub(in crate::core) mod limits;
 mod storage;
+pub(in crate::core::model) use storage::QueueStorage;
 pub(in crate::core) mod take;
 pub(in crate::core) mod ttl;
 
@@ -35,11 +44,12 @@ use ringmq_codec::ShortString;
 
 use ringmq_codec::FieldTable;
 
-use ringmq_store::{LeveledStore, MessageRef, SegmentPosition, StoreError};
+use ringmq_store::{MessageRef, SegmentPosition, StoreError};
 
 use crate::core::model::queue::args::QueueSettings;
 
 use crate::core::model::ids::{ConnId, QueueId};
+use crate::core::model::policy::PolicySet;
 
 /// One consumer as the queue sees it.
 #[derive(Debug, Clone)]
@@ -53,69 +63,80 @@ pub struct ConsumerRef {
 }
 
 /// The marker of a paused durable queue, in its folder.
-pub const PAUSED_FILE: &str = "paused";
+const PAUSED_FILE: &str = "paused";
 
 pub struct Queue {
-    pub id: QueueId,
-    pub name: ShortString,
-    pub durable: bool,
-    pub auto_delete: bool,
+    id: QueueId,
+    name: ShortString,
+    durable: bool,
+    auto_delete: bool,
     /// The connection an exclusive queue belongs to; it dies with that connection.
-    pub exclusive_owner: Option<ConnId>,
-    pub arguments: FieldTable,
-    pub(in crate::core::model) store: LeveledStore,
+    exclusive_owner: Option<ConnId>,
+    arguments: FieldTable,
+    /// Its messages, by kind of queue: the only way to them.
+    storage: QueueStorage,
     /// Which folder of this name the store is (`layout::queue_dir_gen`): a queue
     /// declared again after a delete is a new generation, recorded with its
     /// declare in the definitions log (0: the folder of older versions).
-    pub store_gen: u32,
+    store_gen: u32,
     /// Sorted by priority, highest first; rotated within a priority group.
     consumers: Vec<ConsumerRef>,
     /// Auto-delete queues are deleted when their last consumer goes, but only once
     /// they have had one (a fresh auto-delete queue with no consumer stays).
-    pub had_consumer: bool,
+    had_consumer: bool,
     /// Positions that were delivered and requeued: the next delivery says
     /// redelivered. Bounded by the unacked limit per channel times channels.
     redelivered: crate::core::Set<SegmentPosition>,
     /// Effective settings: arguments combined with the policies
-    /// (`policy::effective`). Set through [`Queue::set_settings`].
-    pub settings: QueueSettings,
+    /// (`policy::effective`). Set through [`Queue::apply_policies`].
+    settings: QueueSettings,
     /// The settings from the arguments alone, kept to recombine when a policy
     /// changes.
-    pub arg_settings: QueueSettings,
+    arg_settings: QueueSettings,
     /// The policy and operator policy that apply, by name.
-    pub policy: Option<std::sync::Arc<crate::core::model::policy::Policy>>,
-    pub operator_policy: Option<std::sync::Arc<crate::core::model::policy::Policy>>,
+    policy: Option<std::sync::Arc<crate::core::model::policy::Policy>>,
+    operator_policy: Option<std::sync::Arc<crate::core::model::policy::Policy>>,
     /// Some message carried an `expiration`: the head must be checked for TTL.
-    pub may_expire: bool,
+    may_expire: bool,
     /// Last declare, consume, cancel or get: for x-expires.
-    pub last_used_ms: u64,
+    last_used_ms: u64,
     /// Body bytes of ready messages, tracked only when x-max-length-bytes is set
     /// (RabbitMQ counts bodies; the store counts whole records).
     ready_body_bytes: u64,
     /// `x-message-deduplication` on the queue.
-    pub dedup: Option<crate::core::model::queue::dedup::DedupCache>,
+    dedup: Option<crate::core::model::queue::dedup::DedupCache>,
     /// Message counters (publish, deliver, get, ack, redeliver).
-    pub stats: crate::core::model::stats::ObjStats,
-    pub depth_rates: crate::core::model::stats::DepthRates,
+    stats: crate::core::model::stats::ObjStats,
+    depth_rates: crate::core::model::stats::DepthRates,
     /// Paused through the management API (LavinMQ): no deliveries until resumed.
-    pub paused: bool,
+    paused: bool,
     /// The store has done messages (acked, discarded, dropped) whose offsets are
     /// buffered, not yet written; `acks_listed`: the broker knows (`ack_flush`).
-    pub(crate) acks_unwritten: bool,
-    pub(crate) acks_listed: bool,
+    acks_unwritten: bool,
+    acks_listed: bool,
 }
 
 impl Queue {
+    /// A queue over its opened store. `arg_settings`: its arguments parsed;
+    /// `recovered`: opened at start from a store with messages, which may be
+    /// paused and hold messages with a TTL (the head is checked once).
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(in crate::core::model) fn new(
         id: QueueId,
         name: ShortString,
         durable: bool,
         auto_delete: bool,
         exclusive_owner: Option<ConnId>,
         arguments: FieldTable,
-        store: LeveledStore,
+        arg_settings: QueueSettings,
+        storage: QueueStorage,
+        store_gen: u32,
+        recovered: bool,
     ) -> Queue {
+        let dedup = crate::core::model::queue::dedup::DedupCache::from_arguments(&arguments)
+            .ok()
+            .flatten();
+        let paused = recovered && Queue::was_paused(storage.dir());
         Queue {
             id,
             name,
@@ -123,25 +144,136 @@ impl Queue {
             auto_delete,
             exclusive_owner,
             arguments,
-            store,
+            storage,
             consumers: Vec::new(),
             had_consumer: false,
             redelivered: Default::default(),
             settings: QueueSettings::default(),
-            arg_settings: QueueSettings::default(),
+            arg_settings,
             policy: None,
             operator_policy: None,
-            may_expire: false,
+            may_expire: recovered,
             last_used_ms: 0,
             ready_body_bytes: 0,
-            dedup: None,
+            dedup,
             stats: Default::default(),
             depth_rates: Default::default(),
-            paused: false,
-            store_gen: 0,
+            paused,
+            store_gen,
             acks_unwritten: false,
             acks_listed: false,
         }
+    }
+
+    pub fn id(&self) -> QueueId {
+        self.id
+    }
+
+    pub fn name(&self) -> &ShortString {
+        &self.name
+    }
+
+    pub fn is_durable(&self) -> bool {
+        self.durable
+    }
+
+    pub fn is_auto_delete(&self) -> bool {
+        self.auto_delete
+    }
+
+    /// The connection an exclusive queue belongs to.
+    pub fn exclusive_owner(&self) -> Option<ConnId> {
+        self.exclusive_owner
+    }
+
+    /// Exclusive to a connection other than `conn`: `conn` may not use it (405).
+    pub fn is_exclusive_to_other(&self, conn: ConnId) -> bool {
+        self.exclusive_owner.is_some_and(|o| o != conn)
+    }
+
+    /// The arguments it was declared with.
+    pub fn arguments(&self) -> &FieldTable {
+        &self.arguments
+    }
+
+    /// Which generation of its name's folder holds the store (see the field).
+    pub fn store_gen(&self) -> u32 {
+        self.store_gen
+    }
+
+    /// An auto-delete queue whose consumers have all gone (it had one): it must
+    /// be deleted now.
+    pub fn is_unused_auto_delete(&self) -> bool {
+        self.auto_delete && self.had_consumer && self.consumers.is_empty()
+    }
+
+    /// The effective settings (arguments combined with the policies).
+    #[inline]
+    pub fn settings(&self) -> &QueueSettings {
+        &self.settings
+    }
+
+    /// The policy that applies, if any.
+    pub fn policy(&self) -> Option<&std::sync::Arc<crate::core::model::policy::Policy>> {
+        self.policy.as_ref()
+    }
+
+    /// The operator policy that applies, if any.
+    pub fn operator_policy(&self) -> Option<&std::sync::Arc<crate::core::model::policy::Policy>> {
+        self.operator_policy.as_ref()
+    }
+
+    /// When it was last declared, consumed from, cancelled from or got from
+    /// (for x-expires; set by the model's `touch_queue`).
+    pub fn last_used_ms(&self) -> u64 {
+        self.last_used_ms
+    }
+
+    /// Paused through the management API: no deliveries until resumed.
+    #[inline]
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Message counters and their rates.
+    pub fn stats(&self) -> &crate::core::model::stats::ObjStats {
+        &self.stats
+    }
+
+    /// Rates of change of the ready and unacked counts.
+    pub fn depth_rates(&self) -> &crate::core::model::stats::DepthRates {
+        &self.depth_rates
+    }
+
+    /// Counts a delivery to a consumer (the channel counts its own).
+    #[inline]
+    pub fn count_delivery(&mut self, no_ack: bool, redelivered: bool) {
+        crate::core::model::stats::count_delivery(&mut self.stats.c, no_ack, redelivered);
+    }
+
+    /// Counts a message taken by basic.get or the API's get (the channel
+    /// counts its own).
+    pub fn count_get(&mut self, no_ack: bool, redelivered: bool) {
+        crate::core::model::stats::count_get(&mut self.stats.c, no_ack, redelivered);
+    }
+
+    /// Counts a get that found the queue empty.
+    pub fn count_get_empty(&mut self) {
+        self.stats.c.get_empty += 1;
+    }
+
+    /// A delivered message is acked by its client: done, and counted.
+    #[inline]
+    pub fn ack_delivered(&mut self, pos: SegmentPosition) {
+        self.ack_position(pos);
+        self.stats.c.ack += 1;
+    }
+
+    /// One stats interval has passed: message rates and depth rates move on.
+    pub fn tick_stats(&mut self, interval_ms: u64) {
+        self.stats.tick(interval_ms);
+        let (ready, unacked) = (self.ready_count(), self.unacked_count());
+        self.depth_rates.tick(ready, unacked, interval_ms);
     }
 
     pub fn consumers(&self) -> &[ConsumerRef] {
@@ -153,7 +285,7 @@ impl Queue {
     }
 
     pub fn message_count(&self) -> u32 {
-        u32::try_from(self.store.ready_count()).unwrap_or(u32::MAX)
+        u32::try_from(self.storage.ready_count()).unwrap_or(u32::MAX)
     }
 
     /// Whether some consumer holds this queue exclusively.
@@ -222,7 +354,7 @@ impl Queue {
 
     /// Takes the next ready message and marks it in flight.
     pub fn next_ready(&mut self) -> Option<SegmentPosition> {
-        match self.store.next_ready() {
+        match self.storage.next_ready() {
             Ok(p) => {
                 if let Some(pos) = p {
                     self.untrack_bytes(pos);
@@ -236,10 +368,33 @@ impl Queue {
         }
     }
 
+    /// Finds the policy and operator policy that apply to this queue and makes
+    /// its effective settings from them and its arguments
+    /// ([`crate::core::model::policy::effective`]); returns the settings it had
+    /// before.
+    pub(in crate::core::model) fn apply_policies(
+        &mut self,
+        policies: &PolicySet,
+        operators: &PolicySet,
+    ) -> QueueSettings {
+        let kind = self.arg_settings.kind;
+        self.policy = policies.for_queue(&self.name, kind).cloned();
+        self.operator_policy = operators.for_queue(&self.name, kind).cloned();
+        let s = crate::core::model::policy::effective(
+            &self.arguments,
+            &self.arg_settings,
+            self.policy.as_ref().map(|p| &p.queue),
+            self.operator_policy.as_ref().map(|p| &p.queue),
+        );
+        let old = self.settings.clone();
+        self.set_settings(s);
+        old
+    }
+
     /// Replaces the effective settings. When a byte limit switches on, the body
     /// bytes of the ready messages are counted once (they are tracked only while
     /// a byte limit is set).
-    pub fn set_settings(&mut self, s: QueueSettings) {
+    fn set_settings(&mut self, s: QueueSettings) {
         let was_tracking = self.tracks_bytes();
         self.settings = s;
         if self.tracks_bytes() && !was_tracking {
@@ -249,9 +404,9 @@ impl Queue {
 
     /// Counts the body bytes of the ready messages: O(ready), at open and when a
     /// byte limit switches on.
-    pub fn recount_body_bytes(&mut self) {
+    fn recount_body_bytes(&mut self) {
         let mut n = 0u64;
-        if let Err(e) = self.store.for_each_ready(|_, v| n += v.body.len() as u64) {
+        if let Err(e) = self.storage.for_each_ready(|_, v| n += v.body.len() as u64) {
             tracing::error!(queue = %self.name, error = %e, "cannot count ready bytes");
         }
         self.ready_body_bytes = n;
@@ -262,7 +417,7 @@ impl Queue {
     }
 
     fn body_len(&self, pos: SegmentPosition) -> u64 {
-        self.store.read(pos).map_or(0, |v| v.body.len() as u64)
+        self.storage.read(pos).map_or(0, |v| v.body.len() as u64)
     }
 
     fn untrack_bytes(&mut self, pos: SegmentPosition) {
@@ -275,7 +430,7 @@ impl Queue {
     /// Appends a message (ready, at the tail).
     pub fn append(&mut self, msg: MessageRef<'_>, priority: u8) -> Result<SegmentPosition, StoreError> {
         let n = msg.body.len() as u64;
-        let pos = self.store.append(msg, priority)?;
+        let pos = self.storage.append(msg, priority)?;
         if self.tracks_bytes() {
             self.ready_body_bytes += n;
         }
@@ -284,7 +439,7 @@ impl Queue {
 
     /// The next ready message, without taking it.
     pub fn peek_head(&mut self) -> Option<SegmentPosition> {
-        self.store.peek_ready().ok().flatten()
+        self.storage.peek_ready().ok().flatten()
     }
 
     /// Discards the head of the ready messages (expired, or over a length limit).
@@ -293,7 +448,7 @@ impl Queue {
             self.untrack_bytes(pos);
         }
         self.acks_unwritten = true;
-        if let Err(e) = self.store.remove_next_ready() {
+        if let Err(e) = self.storage.remove_next_ready() {
             tracing::error!(queue = %self.name, error = %e, "cannot drop head message");
         }
     }
@@ -301,7 +456,7 @@ impl Queue {
     /// Drops every ready message; returns how many.
     pub fn purge(&mut self) -> Result<u64, StoreError> {
         self.acks_unwritten = true;
-        let n = self.store.purge()?;
+        let n = self.storage.purge()?;
         self.ready_body_bytes = 0;
         Ok(n)
     }
@@ -310,7 +465,7 @@ impl Queue {
     /// (for reject-publish).
     pub fn is_full_for(&self, body_bytes: u64) -> bool {
         let s = &self.settings;
-        s.max_length.is_some_and(|m| self.store.ready_count() >= m)
+        s.max_length.is_some_and(|m| self.storage.ready_count() >= m)
             || s.max_length_bytes
                 .is_some_and(|m| self.ready_body_bytes + body_bytes > m)
     }
@@ -325,7 +480,7 @@ impl Queue {
     /// Whether the queue is over a length limit now (for drop-head).
     pub fn is_over_limit(&self) -> bool {
         let s = &self.settings;
-        s.max_length.is_some_and(|m| self.store.ready_count() > m)
+        s.max_length.is_some_and(|m| self.storage.ready_count() > m)
             || s.max_length_bytes.is_some_and(|m| self.ready_body_bytes > m)
     }
 
@@ -334,7 +489,7 @@ impl Queue {
     /// 15, defect 12); written with the acks (hence `acks_unwritten`).
     pub fn bump_delivery_count(&mut self, pos: SegmentPosition) -> u32 {
         self.acks_unwritten = true;
-        self.store.bump_delivery_count(pos)
+        self.storage.bump_delivery_count(pos)
     }
 
     /// LavinMQ's pause: kept across restarts for a durable queue by a `paused`
@@ -342,7 +497,7 @@ impl Queue {
     /// answer, so a paused queue never wakes up delivering after a crash).
     pub fn set_paused(&mut self, paused: bool) -> std::io::Result<()> {
         if self.durable && paused != self.paused {
-            let marker = self.store.dir().join(PAUSED_FILE);
+            let marker = self.storage.dir().join(PAUSED_FILE);
             if paused {
                 std::fs::File::create(&marker)?.sync_all()?;
             } else {
@@ -351,14 +506,14 @@ impl Queue {
                     _ => {}
                 }
             }
-            std::fs::File::open(self.store.dir())?.sync_all()?;
+            std::fs::File::open(self.storage.dir())?.sync_all()?;
         }
         self.paused = paused;
         Ok(())
     }
 
     /// Whether a recovered durable queue was paused when the broker stopped.
-    pub fn was_paused(dir: &std::path::Path) -> bool {
+    fn was_paused(dir: &std::path::Path) -> bool {
         dir.join(PAUSED_FILE).exists()
     }
 
@@ -376,24 +531,24 @@ impl Queue {
         if !self.counts_deliveries() {
             return None;
         }
-        let count = self.store.delivery_count(pos);
+        let count = self.storage.delivery_count(pos);
         (count > 0 || self.settings.kind == crate::core::model::queue::args::QueueType::Quorum).then_some(count)
     }
 
     pub fn forget_delivery_count(&mut self, pos: SegmentPosition) {
-        self.store.forget_delivery_count(pos);
+        self.storage.forget_delivery_count(pos);
     }
 
     /// Whether this position was delivered before (requeued since).
     pub fn take_redelivered(&mut self, pos: SegmentPosition) -> bool {
-        self.redelivered.remove(&pos) | self.store.delivered_before_open(pos)
+        self.redelivered.remove(&pos) | self.storage.delivered_before_open(pos)
     }
 
     /// The message is done (acked, or discarded by nack/reject without requeue).
     pub fn ack_position(&mut self, pos: SegmentPosition) {
-        self.store.forget_delivery_count(pos);
+        self.storage.forget_delivery_count(pos);
         self.acks_unwritten = true;
-        if let Err(e) = self.store.ack(pos) {
+        if let Err(e) = self.storage.ack(pos) {
             // Not in flight means a bookkeeping bug in the broker; an io error
             // means the ack file could not be written (the message may return
             // after a restart, which at-least-once delivery allows).
@@ -407,7 +562,7 @@ impl Queue {
 
     /// Back to ready, ahead of newer messages, flagged redelivered.
     pub fn requeue_position(&mut self, pos: SegmentPosition) {
-        match self.store.requeue(pos) {
+        match self.storage.requeue(pos) {
             Ok(()) => {
                 if self.tracks_bytes() {
                     self.ready_body_bytes += self.body_len(pos);

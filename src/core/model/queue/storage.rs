@@ -1,75 +1,336 @@
-//! What the rest of the core asks of a queue's messages, without knowing how
-//! the queue keeps them: counts and sizes (views, stats, limits), its folder,
-//! its part in the group commit, and its end (close or delete).
+//! The queue interface: [`QueueStorage`], the one way any part of the core
+//! reaches a queue's messages, whatever kind of queue keeps them.
 //!
-//! The queue's store (`ringmq_store::LeveledStore`: segments, ack files,
-//! priority levels) is private to `model`; these methods are the queue
-//! interface that stream and replicated queues will implement their own way.
+//! It is an enum with a variant per kind of message store, so the hot path
+//! (append, take, ack) is dispatched statically; this file is the only one that
+//! matches on the variant. Today there is one kind:
+//!
+//! - `Classic(LeveledStore)`: segments on disk, one store per priority level
+//!   (`x-max-priority`), acks buffered in ack files, redelivery counts kept
+//!   with the acks. Classic and quorum queues (`x-queue-type`) both use it: a
+//!   quorum queue on one node is a durable queue that counts every redelivery
+//!   (see `args::QueueType`).
+//!
+//! # What a queue kind provides
+//!
+//! Every operation of [`QueueStorage`], for positions of type
+//! `ringmq_store::SegmentPosition` (the queue module keeps them: the
+//! redelivered set, unacked deliveries on channels, held dead letters):
+//!
+//! | group | operations | what the core relies on |
+//! |---|---|---|
+//! | publish | `append`, `note_maybe_delivered`, `take_space_low` | a position per stored message; disk-full as `StoreError::DiskFull` |
+//! | delivery | `next_ready`, `peek_ready`, `read`, `read_shared` | ready messages in delivery order (higher priority first); a taken message is in flight until settled |
+//! | settle | `ack`, `requeue`, `remove_next_ready`, `purge` | done messages leave the ready and unacked counts; a requeued one is next again |
+//! | redelivery | `delivery_count`, `bump_delivery_count`, `forget_delivery_count`, `delivered_before_open` | counts that survive a restart (the delivery limit) |
+//! | durability | `take_sync_batches`, `sync_completed`, `sync_failed`, `sync_all_blocking`, `flush_acks` | the group commit's part: what a confirm waits for |
+//! | views | `ready_count`, `unacked_count`, `ready_bytes`, `total_bytes`, `dir`, `for_each_ready` | counts for queue.declare-ok, limits, stats; the folder (the `paused` marker) |
+//! | end | `close`, `delete` | a clean stop; the queue and its files gone |
+//!
+//! # Operations without a meaning for some kinds
+//!
+//! Facts about RabbitMQ's other queue kinds that the queue interface has to
+//! accommodate when they come:
+//!
+//! - A stream (`x-queue-type: stream`) is an append-only log read from an offset
+//!   per consumer: an ack does not remove a message (messages go by retention,
+//!   `x-max-length-bytes` and `x-max-age`), so `ack`, `requeue`,
+//!   `remove_next_ready` and the delivery counts do nothing to its log, and
+//!   "ready"/"unacked" counts are not per queue but per consumer offset.
+//!   RabbitMQ refuses `queue.purge` and `basic.get` on streams, has no priority
+//!   levels, message TTL or dead-lettering for them.
+//! - A replicated (quorum) queue settles as a classic one (acks remove, requeue,
+//!   delivery counts), but every change is an entry of its replicated log: the
+//!   sync batches are that log's commit, and `dir` is the local replica's.
+//!
+//! The positions, the message view (`ringmq_store::MessageView`) and the sync
+//! batch (`ringmq_store::SyncBatch`) are the classic store's types; a kind that
+//! cannot produce them needs them made kind-neutral first.
 
 use std::io;
 use std::path::Path;
 
-use ringmq_store::{AppendSeq, MessageView, SegmentPosition, StoreError, SyncBatch};
+use ringmq_store::{
+    AppendSeq, LeveledStore, MessageRef, MessageView, SegmentPosition, SharedBytes, StoreError, SyncBatch,
+};
 
 use crate::core::model::queue::Queue;
 
+/// A queue's messages, by kind of queue (see the module docs).
+pub(in crate::core::model) enum QueueStorage {
+    /// Classic and (single-node) quorum queues.
+    Classic(LeveledStore),
+}
+
+impl QueueStorage {
+    /// Stores a message (ready, at the tail of its priority level).
+    #[inline]
+    pub(super) fn append(&mut self, msg: MessageRef<'_>, priority: u8) -> Result<SegmentPosition, StoreError> {
+        match self {
+            QueueStorage::Classic(s) => s.append(msg, priority),
+        }
+    }
+
+    /// Flags a just-appended copy as maybe delivered before (a delayed message
+    /// routed again after an unclean stop): its deliveries say redelivered.
+    #[inline]
+    pub(super) fn note_maybe_delivered(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
+        match self {
+            QueueStorage::Classic(s) => s.note_maybe_delivered(pos),
+        }
+    }
+
+    /// Whether free space went low since the last call (the disk alarm).
+    #[inline]
+    pub(super) fn take_space_low(&mut self) -> bool {
+        match self {
+            QueueStorage::Classic(s) => s.take_space_low(),
+        }
+    }
+
+    /// Takes the next ready message and marks it in flight.
+    #[inline]
+    pub(super) fn next_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
+        match self {
+            QueueStorage::Classic(s) => s.next_ready(),
+        }
+    }
+
+    /// The next ready message, without taking it.
+    #[inline]
+    pub(super) fn peek_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
+        match self {
+            QueueStorage::Classic(s) => s.peek_ready(),
+        }
+    }
+
+    /// Discards the next ready message (expired, over a limit) as done.
+    #[inline]
+    pub(super) fn remove_next_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
+        match self {
+            QueueStorage::Classic(s) => s.remove_next_ready(),
+        }
+    }
+
+    /// The message at `pos`, checked.
+    #[inline]
+    pub(super) fn read(&self, pos: SegmentPosition) -> Result<MessageView<'_>, StoreError> {
+        match self {
+            QueueStorage::Classic(s) => s.read(pos),
+        }
+    }
+
+    /// The message at `pos`, its body shared rather than copied (large bodies).
+    #[inline]
+    pub(super) fn read_shared(&self, pos: SegmentPosition) -> Result<(MessageView<'_>, SharedBytes), StoreError> {
+        match self {
+            QueueStorage::Classic(s) => s.read_shared(pos),
+        }
+    }
+
+    /// A delivered message is done (acked, or discarded without requeue).
+    #[inline]
+    pub(super) fn ack(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
+        match self {
+            QueueStorage::Classic(s) => s.ack(pos),
+        }
+    }
+
+    /// A delivered message is ready again, ahead of newer ones.
+    #[inline]
+    pub(super) fn requeue(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
+        match self {
+            QueueStorage::Classic(s) => s.requeue(pos),
+        }
+    }
+
+    /// Drops every ready message; returns how many.
+    pub(super) fn purge(&mut self) -> Result<u64, StoreError> {
+        match self {
+            QueueStorage::Classic(s) => s.purge(),
+        }
+    }
+
+    /// Earlier deliveries of `pos` (kept on disk with the acks).
+    #[inline]
+    pub(super) fn delivery_count(&self, pos: SegmentPosition) -> u32 {
+        match self {
+            QueueStorage::Classic(s) => s.delivery_count(pos),
+        }
+    }
+
+    /// Counts a redelivery of `pos`; returns the new count.
+    #[inline]
+    pub(super) fn bump_delivery_count(&mut self, pos: SegmentPosition) -> u32 {
+        match self {
+            QueueStorage::Classic(s) => s.bump_delivery_count(pos),
+        }
+    }
+
+    /// `pos` is settled: its delivery count goes.
+    #[inline]
+    pub(super) fn forget_delivery_count(&mut self, pos: SegmentPosition) {
+        match self {
+            QueueStorage::Classic(s) => s.forget_delivery_count(pos),
+        }
+    }
+
+    /// Whether `pos` was (maybe) delivered before the store was opened.
+    #[inline]
+    pub(super) fn delivered_before_open(&self, pos: SegmentPosition) -> bool {
+        match self {
+            QueueStorage::Classic(s) => s.delivered_before_open(pos),
+        }
+    }
+
+    #[inline]
+    pub(super) fn ready_count(&self) -> u64 {
+        match self {
+            QueueStorage::Classic(s) => s.ready_count(),
+        }
+    }
+
+    #[inline]
+    pub(super) fn unacked_count(&self) -> u64 {
+        match self {
+            QueueStorage::Classic(s) => s.unacked_count(),
+        }
+    }
+
+    pub(super) fn ready_bytes(&self) -> u64 {
+        match self {
+            QueueStorage::Classic(s) => s.ready_bytes(),
+        }
+    }
+
+    pub(super) fn total_bytes(&self) -> u64 {
+        match self {
+            QueueStorage::Classic(s) => s.total_bytes(),
+        }
+    }
+
+    pub(super) fn dir(&self) -> &Path {
+        match self {
+            QueueStorage::Classic(s) => s.dir(),
+        }
+    }
+
+    pub(super) fn for_each_ready(&self, f: impl FnMut(SegmentPosition, &MessageView<'_>)) -> Result<(), StoreError> {
+        match self {
+            QueueStorage::Classic(s) => s.for_each_ready(f),
+        }
+    }
+
+    pub(super) fn take_sync_batches(&mut self) -> io::Result<Vec<(usize, SyncBatch)>> {
+        match self {
+            QueueStorage::Classic(s) => s.take_sync_batches(),
+        }
+    }
+
+    pub(super) fn sync_completed(&mut self, level: usize, seq: AppendSeq) {
+        match self {
+            QueueStorage::Classic(s) => s.sync_completed(level, seq),
+        }
+    }
+
+    pub(super) fn sync_failed(&mut self, level: usize, seq: AppendSeq) {
+        match self {
+            QueueStorage::Classic(s) => s.sync_failed(level, seq),
+        }
+    }
+
+    pub(super) fn sync_all_blocking(&mut self) -> io::Result<()> {
+        match self {
+            QueueStorage::Classic(s) => s.sync_all_blocking(),
+        }
+    }
+
+    /// Writes the buffered offsets of done messages (see `ack_flush`).
+    pub(super) fn flush_acks(&mut self) -> io::Result<()> {
+        match self {
+            QueueStorage::Classic(s) => s.flush_acks(),
+        }
+    }
+
+    pub(super) fn close(self) -> io::Result<()> {
+        match self {
+            QueueStorage::Classic(s) => s.close(),
+        }
+    }
+
+    pub(super) fn delete(self) -> io::Result<()> {
+        match self {
+            QueueStorage::Classic(s) => s.delete(),
+        }
+    }
+}
+
+/// What the rest of the core asks of a queue's messages, without knowing how
+/// the queue keeps them: counts and sizes (views, stats, limits), its folder,
+/// its part in the group commit, and its end (close or delete).
 impl Queue {
     /// Messages ready for delivery.
     #[inline]
     pub fn ready_count(&self) -> u64 {
-        self.store.ready_count()
+        self.storage.ready_count()
     }
 
     /// Messages delivered and not yet acked.
     #[inline]
     pub fn unacked_count(&self) -> u64 {
-        self.store.unacked_count()
+        self.storage.unacked_count()
     }
 
     /// Body bytes of the ready messages.
     pub fn ready_bytes(&self) -> u64 {
-        self.store.ready_bytes()
+        self.storage.ready_bytes()
     }
 
     /// Bytes the queue's files take on disk.
     pub fn total_bytes(&self) -> u64 {
-        self.store.total_bytes()
+        self.storage.total_bytes()
     }
 
     /// The queue's folder.
     pub fn dir(&self) -> &Path {
-        self.store.dir()
+        self.storage.dir()
     }
 
     /// Every ready message in delivery order, read-only (invariant checks).
     pub fn for_each_ready(&self, f: impl FnMut(SegmentPosition, &MessageView<'_>)) -> Result<(), StoreError> {
-        self.store.for_each_ready(f)
+        self.storage.for_each_ready(f)
     }
 
     /// The files the next group commit must sync, per priority level (see
     /// `ringmq_store::sync`); nothing is taken on an error.
     pub(crate) fn take_sync_batches(&mut self) -> io::Result<Vec<(usize, SyncBatch)>> {
-        self.store.take_sync_batches()
+        self.storage.take_sync_batches()
     }
 
     /// The commit that took batch `seq` of `level` is done.
     pub(crate) fn sync_completed(&mut self, level: usize, seq: AppendSeq) {
-        self.store.sync_completed(level, seq);
+        self.storage.sync_completed(level, seq);
     }
 
     /// The commit that took batch `seq` of `level` failed: the store goes on in
     /// new files (see `ringmq_store::sync`).
     pub(crate) fn sync_failed(&mut self, level: usize, seq: AppendSeq) {
-        self.store.sync_failed(level, seq);
+        self.storage.sync_failed(level, seq);
+    }
+
+    /// Syncs everything appended, now (delayed messages' copies, outside the
+    /// group commit).
+    pub(crate) fn sync_all_blocking(&mut self) -> io::Result<()> {
+        self.storage.sync_all_blocking()
     }
 
     /// Clean close: everything synced.
     pub(crate) fn close(self) -> io::Result<()> {
-        self.store.close()
+        self.storage.close()
     }
 
     /// The queue is gone: its folder and everything in it.
     pub(crate) fn delete(self) -> io::Result<()> {
-        self.store.delete()
+        self.storage.delete()
     }
 }

@@ -90,9 +90,9 @@ impl Queue {
             let remaining = self.message_count();
             let read = match shared_min {
                 Some(min) if pos.size as usize >= min => {
-                    self.store.read_shared(pos).map(|(view, body)| (view, Some(body)))
+                    self.storage.read_shared(pos).map(|(view, body)| (view, Some(body)))
                 }
-                _ => self.store.read(pos).map(|view| (view, None)),
+                _ => self.storage.read(pos).map(|view| (view, None)),
             };
             let read = read
                 .map_err(ReadError::from)

@@ -139,7 +139,7 @@ pub(crate) fn expire_one(
     let Some(pos) = q.peek_head() else {
         return HeadState::Live;
     };
-    let Ok(view) = q.store.read(pos) else {
+    let Ok(view) = q.storage.read(pos) else {
         return HeadState::Live;
     };
     let props = BasicProperties::decode(view.properties).unwrap_or_default();
