@@ -2,8 +2,8 @@
 //! recovered from the data directory, closed at shutdown. What the io layer
 //! calls is in `contract`.
 
+use crate::core::model::ids::VhostName;
 use ringmq_codec::ShortString;
-use std::sync::Arc;
 
 use crate::core::access::auth::Users;
 use crate::core::amqp::connection::{ConnState, Connection};
@@ -62,7 +62,7 @@ pub struct Broker {
     /// Node-wide message totals and history (management API, metrics).
     pub(in crate::core) node_stats: crate::core::model::stats::NodeStats,
     /// Counts of channels gone since the last stats tick, per vhost.
-    pub(in crate::core) retired_stats: super::Map<Arc<str>, crate::core::model::stats::MsgCounters>,
+    pub(in crate::core) retired_stats: super::Map<VhostName, crate::core::model::stats::MsgCounters>,
 }
 
 impl Broker {
@@ -158,12 +158,15 @@ impl Broker {
         if self.model.vhosts.contains_key(name) {
             return Ok(());
         }
-        let (mut vhost, records) = VHost::open(&self.config.data_dir, name, self.config.store)?;
+        // The one place a vhost enters the model: its name is checked here, so
+        // every vhost held is one connection.open can name.
+        let key = VhostName::new(name)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("vhost {name:?}: {e}")))?;
+        let (mut vhost, records) = VHost::open(&self.config.data_dir, &key, self.config.store)?;
         crate::core::policy::apply::load(&mut vhost)?;
         // Transient queues never outlive the process: whatever an earlier run left
         // goes aside now and is removed once the broker serves.
         self.trash.extend(vhost.retire_transient()?);
-        let key: Arc<str> = Arc::from(name);
         self.model.vhosts.insert(key.clone(), vhost);
         crate::core::definitions::replay::replay(&mut self.model, &key, &records)?;
         Ok(())
@@ -289,7 +292,7 @@ impl Broker {
         }
         self.started = true;
         let now_ms = self.advance_clock(now_ms);
-        let all: Vec<(Arc<str>, QueueId)> = self
+        let all: Vec<(VhostName, QueueId)> = self
             .model
             .vhosts
             .iter()

@@ -19,6 +19,7 @@
 //! Confirms leave a channel strictly in publish order, batched with `multiple`
 //! where consecutive acks allow it.
 
+use crate::core::model::ids::VhostName;
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::sync::Arc;
@@ -99,11 +100,11 @@ pub struct SyncJob {
     /// Definitions logs with records written since the last job (fdatasync).
     definitions: Vec<Arc<File>>,
     /// The vhost of each of `definitions`.
-    definition_vhosts: Vec<Arc<str>>,
+    definition_vhosts: Vec<VhostName>,
     /// (vhost, queue, priority level, seq) of each queue's batch.
-    queues: Vec<(Arc<str>, QueueId, usize, ringmq_store::AppendSeq)>,
+    queues: Vec<(VhostName, QueueId, usize, ringmq_store::AppendSeq)>,
     /// (vhost, delayed exchange, seq) of each delayed store's batch.
-    delayed: Vec<(Arc<str>, ShortString, ringmq_store::AppendSeq)>,
+    delayed: Vec<(VhostName, ShortString, ringmq_store::AppendSeq)>,
     /// A store's batch could not be taken: what waits for this job is not synced.
     prepare_failed: bool,
 }

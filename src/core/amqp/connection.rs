@@ -6,8 +6,8 @@
 //! any state --exception--> Closing (close sent, wait for close-ok) --> Closed
 //! ```
 
+use crate::core::model::ids::VhostName;
 use ringmq_codec::{short, ShortStr};
-use std::sync::Arc;
 
 use ringmq_codec::{FieldTable, FieldValue, FieldValueRef, Table};
 
@@ -62,7 +62,7 @@ pub struct Connection {
     pub(in crate::core) peer: String,
     pub(in crate::core) peer_is_loopback: bool,
     pub(in crate::core) user: Option<String>,
-    pub(in crate::core) vhost: Option<Arc<str>>,
+    pub(in crate::core) vhost: Option<VhostName>,
     pub(in crate::core) tuning: Tuning,
     pub(in crate::core) client_properties: FieldTable,
     pub(in crate::core) capabilities: ClientCapabilities,

@@ -1,7 +1,7 @@
 //! queue.declare / bind / unbind / purge / delete, with RabbitMQ's checks and texts.
 
+use crate::core::model::ids::VhostName;
 use ringmq_codec::{ShortStr, ShortString};
-use std::sync::Arc;
 
 use ringmq_codec::{
     encode_method, BasicCancel, FieldValue, Method, QueueBindOk, QueueDeclare, QueueDeclareOk, QueueDelete,
@@ -364,7 +364,7 @@ impl Broker {
 
     /// Deletes a queue: its consumers are cancelled (basic.cancel to clients that
     /// asked for it), its bindings and files removed, its delete logged if durable.
-    pub(crate) fn delete_queue(&mut self, vhost_name: &Arc<str>, id: QueueId) {
+    pub(crate) fn delete_queue(&mut self, vhost_name: &VhostName, id: QueueId) {
         let Some(vhost) = self.model.vhosts.get_mut(vhost_name) else {
             return;
         };
@@ -395,7 +395,7 @@ impl Broker {
     }
 
     /// Exclusive queues die with their connection.
-    pub(crate) fn delete_exclusive_queues(&mut self, vhost_name: &Arc<str>, owner: ConnId) {
+    pub(crate) fn delete_exclusive_queues(&mut self, vhost_name: &VhostName, owner: ConnId) {
         let Some(vhost) = self.model.vhosts.get(vhost_name) else {
             return;
         };

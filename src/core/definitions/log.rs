@@ -27,8 +27,8 @@
 //! declares a name again after deleting it replays the delete without touching
 //! the folder, which the later declare owns (see [`super::replay`]).
 
+use crate::core::model::ids::VhostName;
 use ringmq_codec::{Method, ProtocolError};
-use std::sync::Arc;
 
 use super::compact::{compact, live_count};
 use crate::core::model::vhost::VHost;
@@ -112,7 +112,7 @@ pub(crate) fn written(model: &mut Model, vhost: &str, written: Written) -> bool 
 /// the log is not trusted again: it is rewritten from the state in memory
 /// (compaction: a new file, fsynced, renamed over it). If that fails too,
 /// the vhost is listed and tried again before the next group commit.
-pub(crate) fn rewrite(model: &mut Model, vhost: &Arc<str>) {
+pub(crate) fn rewrite(model: &mut Model, vhost: &VhostName) {
     let Some(v) = model.vhosts.get_mut(vhost) else {
         model.commit.definitions_rewrite.remove(vhost);
         return;

@@ -4,8 +4,8 @@
 //! A durable queue's declare may carry the generation of its folder (see
 //! [`super::log`]); replay checks every delete against the data it would remove.
 
+use crate::core::model::ids::VhostName;
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use ringmq_codec::{Method, ShortStr, ShortString, Table};
 
@@ -21,7 +21,7 @@ use crate::core::model::Model;
 /// removes its generation's folder only if no later declare in the log names the
 /// same folder (only plain declares of older versions can: they all name
 /// generation 0, and the last of them owns what the folder holds now).
-pub(crate) fn replay(model: &mut Model, vhost_name: &Arc<str>, records: &[Vec<u8>]) -> std::io::Result<()> {
+pub(crate) fn replay(model: &mut Model, vhost_name: &VhostName, records: &[Vec<u8>]) -> std::io::Result<()> {
     let mut skipped = 0usize;
     let mut decoded = Vec::with_capacity(records.len());
     for rec in records {
@@ -109,13 +109,13 @@ pub(crate) enum Mode {
 /// Applies one declare, delete or bind to a vhost, without a connection and
 /// without permission checks (the caller validated it). Objects that exist are
 /// left as they are, as RabbitMQ's definitions import does.
-pub(crate) fn apply(model: &mut Model, vhost_name: &Arc<str>, method: Method<'_>, mode: Mode) -> std::io::Result<()> {
+pub(crate) fn apply(model: &mut Model, vhost_name: &VhostName, method: Method<'_>, mode: Mode) -> std::io::Result<()> {
     apply_record(model, vhost_name, method, mode, Replayed::default())
 }
 
 fn apply_record(
     model: &mut Model,
-    vhost_name: &Arc<str>,
+    vhost_name: &VhostName,
     method: Method<'_>,
     mode: Mode,
     replayed: Replayed,
@@ -291,7 +291,7 @@ enum Target<'a> {
 
 fn bind(
     model: &mut Model,
-    vhost_name: &Arc<str>,
+    vhost_name: &VhostName,
     source: &str,
     target: Target<'_>,
     rk: ShortStr<'_>,

@@ -5,6 +5,7 @@
 //! management views that show the result.
 
 use crate::core::broker::Broker;
+use crate::core::model::ids::VhostName;
 use crate::core::model::stats::{Churn, MsgCounters, ObjStats, STATS_INTERVAL_MS};
 
 impl Broker {
@@ -18,7 +19,7 @@ impl Broker {
             now_ms.saturating_sub(last).max(1)
         };
         self.node_stats.last_tick_ms = now_ms;
-        let mut per_vhost: crate::core::Map<std::sync::Arc<str>, MsgCounters> = Default::default();
+        let mut per_vhost: crate::core::Map<VhostName, MsgCounters> = Default::default();
         for conn in self.conns.values_mut() {
             let s = &mut conn.stats;
             let secs = interval_ms as f64 / 1000.0;
@@ -67,7 +68,7 @@ impl Broker {
     }
 
     /// A channel is going away: its counts since the last tick go to its vhost.
-    pub(crate) fn retire_channel_stats(&mut self, vhost: Option<&std::sync::Arc<str>>, stats: &ObjStats) {
+    pub(crate) fn retire_channel_stats(&mut self, vhost: Option<&VhostName>, stats: &ObjStats) {
         let Some(v) = vhost else { return };
         let rest = stats.unflushed();
         if rest != MsgCounters::default() {
@@ -77,7 +78,7 @@ impl Broker {
 
     /// Counts done by the management API itself (its gets and publishes act as a
     /// channel of their own, as RabbitMQ's direct connection does).
-    pub(crate) fn count_admin(&mut self, vhost: &std::sync::Arc<str>, f: impl FnOnce(&mut MsgCounters)) {
+    pub(crate) fn count_admin(&mut self, vhost: &VhostName, f: impl FnOnce(&mut MsgCounters)) {
         f(self.retired_stats.entry(vhost.clone()).or_default());
     }
 }

@@ -6,7 +6,7 @@
 //! Limits follow RabbitMQ: `max-connections` and `max-queues` per vhost; a
 //! negative value means no limit, 0 refuses every new connection or queue.
 
-use std::sync::Arc;
+use crate::core::model::ids::VhostName;
 
 use serde_json::Value;
 
@@ -273,8 +273,8 @@ impl Broker {
     }
 
     /// Parameters of one vhost or all, as (vhost, parameter), sorted.
-    pub fn list_parameters(&self, vhost: Option<&str>, component: Option<&str>) -> Vec<(Arc<str>, Parameter)> {
-        let mut out: Vec<(Arc<str>, Parameter)> = self
+    pub fn list_parameters(&self, vhost: Option<&str>, component: Option<&str>) -> Vec<(VhostName, Parameter)> {
+        let mut out: Vec<(VhostName, Parameter)> = self
             .model
             .vhosts
             .iter()

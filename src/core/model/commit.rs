@@ -10,9 +10,9 @@
 //! Protocol-neutral: the model marks what is dirty; who waits (AMQP channels'
 //! confirms, replies held for the commit) is the session's (`amqp::confirm`).
 
+use crate::core::model::ids::VhostName;
 use ringmq_codec::ShortString;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use crate::core::model::ids::QueueId;
 
@@ -29,18 +29,18 @@ pub(crate) struct Commit {
     /// A job is running (its epoch).
     pub(crate) running: Option<u64>,
     /// Queues with appends waiting for a sync, with their vhost.
-    pub(crate) dirty: crate::core::Map<QueueId, Arc<str>>,
+    pub(crate) dirty: crate::core::Map<QueueId, VhostName>,
     /// Vhosts whose definitions log has records waiting for a sync.
-    pub(crate) definitions: BTreeSet<Arc<str>>,
+    pub(crate) definitions: BTreeSet<VhostName>,
     /// Delayed exchanges (vhost, exchange) whose store holds messages waiting
     /// for a sync.
-    pub(crate) delayed: BTreeSet<(Arc<str>, ShortString)>,
+    pub(crate) delayed: BTreeSet<(VhostName, ShortString)>,
     /// See [`Commit::inline_sync_failed`]: the epoch up to which the next job
     /// to finish fails what waits.
     pub(crate) failed_inline: Option<u64>,
     /// Vhosts whose definitions log failed a sync and could not be rewritten
     /// yet (`definitions::log::rewrite`).
-    pub(crate) definitions_rewrite: BTreeSet<Arc<str>>,
+    pub(crate) definitions_rewrite: BTreeSet<VhostName>,
 }
 
 impl Commit {
@@ -76,12 +76,12 @@ impl Commit {
         self.failed_inline = Some(self.epoch + 1);
     }
 
-    pub(crate) fn mark_dirty(&mut self, vhost: &Arc<str>, q: QueueId) {
+    pub(crate) fn mark_dirty(&mut self, vhost: &VhostName, q: QueueId) {
         self.dirty.entry(q).or_insert_with(|| vhost.clone());
     }
 
     /// The definitions log of `vhost` has records for the next commit.
-    pub(crate) fn definitions_dirty(&mut self, vhost: &Arc<str>) {
+    pub(crate) fn definitions_dirty(&mut self, vhost: &VhostName) {
         if !self.definitions.contains(vhost) {
             self.definitions.insert(vhost.clone());
         }
@@ -89,14 +89,14 @@ impl Commit {
 
     /// The store of the delayed exchange `exchange` of `vhost` has held
     /// messages for the next commit.
-    pub(crate) fn delayed_dirty(&mut self, vhost: &Arc<str>, exchange: &ShortString) {
+    pub(crate) fn delayed_dirty(&mut self, vhost: &VhostName, exchange: &ShortString) {
         let key = (vhost.clone(), exchange.clone());
         if !self.delayed.contains(&key) {
             self.delayed.insert(key);
         }
     }
 
-    pub(crate) fn take_definitions_dirty(&mut self) -> BTreeSet<Arc<str>> {
+    pub(crate) fn take_definitions_dirty(&mut self) -> BTreeSet<VhostName> {
         std::mem::take(&mut self.definitions)
     }
 }

@@ -19,3 +19,87 @@ pub enum Dest {
     Queue(QueueId),
     Exchange(ringmq_codec::ShortString),
 }
+
+/// A vhost's name as AMQP can carry it: 1 to 255 bytes of UTF-8
+/// (connection.open names the vhost in a short string; RabbitMQ refuses an
+/// empty one). Built only by [`VhostName::new`], so every vhost the model holds
+/// is one a client can open and every encoder can write. Shared, so a clone
+/// (per connection, per pending delivery) is a reference count, not a copy.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VhostName(std::sync::Arc<str>);
+
+/// Why a string is not a vhost name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VhostNameError {
+    #[error("vhost name must not be empty")]
+    Empty,
+    /// RabbitMQ's text for a name over a short string's 255 bytes.
+    #[error("vhost should be less than 255 bytes, actually was {0}")]
+    TooLong(usize),
+}
+
+impl VhostName {
+    pub fn new(s: &str) -> Result<VhostName, VhostNameError> {
+        match s.len() {
+            0 => Err(VhostNameError::Empty),
+            n if n > ringmq_codec::short::SHORTSTR_BYTES_MAX => Err(VhostNameError::TooLong(n)),
+            _ => Ok(VhostName(std::sync::Arc::from(s))),
+        }
+    }
+
+    #[inline]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for VhostName {
+    type Target = str;
+    #[inline]
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Maps keyed by vhost name are looked up with a `&str` (a client's
+/// connection.open, an API path).
+impl std::borrow::Borrow<str> for VhostName {
+    #[inline]
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for VhostName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Debug for VhostName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vhost_name_is_what_connection_open_can_carry() {
+        assert_eq!(VhostName::new("/").unwrap().as_str(), "/");
+        assert_eq!(VhostName::new(""), Err(VhostNameError::Empty));
+        let long = "v".repeat(256);
+        assert_eq!(VhostName::new(&long), Err(VhostNameError::TooLong(256)));
+        assert_eq!(
+            VhostNameError::TooLong(256).to_string(),
+            "vhost should be less than 255 bytes, actually was 256"
+        );
+        assert!(VhostName::new(&long[..255]).is_ok());
+        // Looked up by &str in a map keyed by names.
+        let mut m = std::collections::HashMap::new();
+        m.insert(VhostName::new("a").unwrap(), 1);
+        assert_eq!(m.get("a"), Some(&1));
+    }
+}

@@ -5,7 +5,7 @@
 //! queue it routes to stores it. (Dead letters and due delayed messages are
 //! routed again from the model itself, without the hold and the dedup check.)
 
-use std::sync::Arc;
+use crate::core::model::ids::VhostName;
 
 use ringmq_codec::{BasicProperties, FieldTable, FieldValueRef, ShortStr, Table};
 
@@ -40,7 +40,7 @@ impl Model {
     /// `properties` decoded.
     pub(crate) fn route_and_store(
         &mut self,
-        vhost_name: &Arc<str>,
+        vhost_name: &VhostName,
         exchange: ShortStr<'_>,
         routing_key: ShortStr<'_>,
         props: &BasicProperties<'_>,

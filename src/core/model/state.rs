@@ -10,7 +10,7 @@
 //! `now_ms` is the time of the input being handled, set only through
 //! `Broker::advance_clock` (never read from a clock here, never going back).
 
-use std::sync::Arc;
+use crate::core::model::ids::VhostName;
 
 use crate::core::model::commit::Commit;
 use crate::core::model::ids::QueueId;
@@ -22,14 +22,14 @@ use crate::core::model::vhost::VHost;
 /// The protocol-neutral state of one shard's broker.
 #[derive(Default)]
 pub struct Model {
-    pub(crate) vhosts: crate::core::Map<Arc<str>, VHost>,
+    pub(crate) vhosts: crate::core::Map<VhostName, VHost>,
     /// The time of the input being handled (ms since the Unix epoch).
     pub(crate) now_ms: u64,
     pub(crate) timers: Timers,
     /// Queues that may be able to deliver (new messages, new credit, new consumer).
-    pub(crate) deliver_pending: Vec<(Arc<str>, QueueId)>,
+    pub(crate) deliver_pending: Vec<(VhostName, QueueId)>,
     /// Queues whose `x-expires` or message TTL is due, checked at the end of the input.
-    pub(crate) expiry_pending: Vec<(Arc<str>, QueueId)>,
+    pub(crate) expiry_pending: Vec<(VhostName, QueueId)>,
     pub(crate) dead_letters: DeadLetterQueue,
     /// At-least-once dead letters' originals, until their copies are synced.
     pub(crate) held_dead_letters: HeldDeadLetters,
@@ -68,7 +68,7 @@ impl Model {
 
     /// Every vhost with its name, for readers outside the core's folders (the
     /// fuzz targets' invariant checks); the management API reads through `mgmt`.
-    pub fn vhosts(&self) -> impl Iterator<Item = (&Arc<str>, &VHost)> {
+    pub fn vhosts(&self) -> impl Iterator<Item = (&VhostName, &VHost)> {
         self.vhosts.iter()
     }
 }

@@ -1,9 +1,9 @@
 //! The core's timers (head TTL, queue expiry, delayed exchanges); the io
 //! contract's `poll_timeout`/`handle_timeout` (`crate::core::contract`) run them.
 
+use crate::core::model::ids::VhostName;
 use ringmq_codec::ShortString;
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::Arc;
 
 use crate::core::model::ids::QueueId;
 
@@ -22,7 +22,7 @@ pub(crate) enum TimerKind {
 pub const TIMERS_PER_TURN_MAX: usize = 1_024;
 
 /// A timer's target.
-type TimerEntry = (Arc<str>, QueueId, TimerKind);
+type TimerEntry = (VhostName, QueueId, TimerKind);
 
 /// The core's timers. A deadline in the future waits in `set`, ordered; one at
 /// or before `now` goes to `due`, which is work for the current or next turn and
@@ -31,14 +31,14 @@ type TimerEntry = (Arc<str>, QueueId, TimerKind);
 /// re-armed at `now` made `handle_timeout` pop it again forever).
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    set: BTreeSet<(u64, Arc<str>, QueueId, TimerKind)>,
+    set: BTreeSet<(u64, VhostName, QueueId, TimerKind)>,
     due: VecDeque<TimerEntry>,
 }
 
 impl Timers {
     /// Arms a timer for `at_ms`; one at or before `now_ms` is due at once (run in
     /// this or the next turn, never re-armed for the same `now`).
-    pub fn add(&mut self, at_ms: u64, now_ms: u64, vhost: &Arc<str>, q: QueueId, kind: TimerKind) {
+    pub fn add(&mut self, at_ms: u64, now_ms: u64, vhost: &VhostName, q: QueueId, kind: TimerKind) {
         if at_ms <= now_ms {
             self.due.push_back((vhost.clone(), q, kind));
         } else {

@@ -4,6 +4,7 @@
 //! Routing is one function ([`VHost::route`]) used by publish, exchange-to-exchange
 //! bindings, alternate exchanges and CC/BCC alike (DESIGN.md: one copy of each truth).
 
+use crate::core::model::ids::VhostName;
 use ringmq_codec::{ShortStr, ShortString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -107,7 +108,7 @@ impl Exchange {
 }
 
 pub struct VHost {
-    pub name: String,
+    pub name: VhostName,
     pub dir: PathBuf,
     pub exchanges: crate::core::Map<ShortString, Exchange>,
     pub queues: crate::core::Map<QueueId, Queue>,
@@ -160,13 +161,13 @@ impl VHost {
     /// Opens (or creates) the vhost's directory and definitions log; the caller
     /// loads its policies (`policy::apply::load`, which matches the built-in
     /// exchanges against them) and replays the returned records.
-    pub fn open(root: &Path, name: &str, store_config: StoreConfig) -> std::io::Result<(VHost, Vec<Vec<u8>>)> {
+    pub fn open(root: &Path, name: &VhostName, store_config: StoreConfig) -> std::io::Result<(VHost, Vec<Vec<u8>>)> {
         let dir = ringmq_store::layout::create_vhost_dir(root, name)?;
         // Durable before any store opens, so no delivery can come before it.
         let running = ringmq_store::running::Running::acquire(&dir)?;
         let last_stop = if running.previous_stop_unclean() {
             tracing::warn!(
-                vhost = name,
+                vhost = %name,
                 "the last stop was not clean: recovered messages will be flagged redelivered"
             );
             LastStop::Unclean
@@ -175,7 +176,7 @@ impl VHost {
         };
         let (definitions, records) = DefinitionsLog::open(&dir.join("definitions.amqp"))?;
         let mut v = VHost {
-            name: name.to_owned(),
+            name: name.clone(),
             dir,
             exchanges: Default::default(),
             queues: Default::default(),

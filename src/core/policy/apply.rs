@@ -6,7 +6,7 @@
 //! timers first and run the session's pending deliveries after) are
 //! `mgmt::policies`.
 
-use std::sync::Arc;
+use crate::core::model::ids::VhostName;
 
 use serde::{Deserialize, Serialize};
 
@@ -178,7 +178,7 @@ pub(crate) fn reapply(model: &mut Model, vhost: &str) {
 }
 
 /// Makes a queue's new effective settings take effect now.
-fn settings_changed(model: &mut Model, vname: &Arc<str>, id: QueueId, old: &QueueSettings) {
+fn settings_changed(model: &mut Model, vname: &VhostName, id: QueueId, old: &QueueSettings) {
     let Some(q) = model.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(&id)) else {
         return;
     };

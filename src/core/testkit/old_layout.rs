@@ -2,6 +2,7 @@
 //! open: data directories written before store generations existed, with
 //! queue folders named by the hash of the name alone and plain declare records.
 
+use crate::core::model::ids::VhostName;
 use std::path::Path;
 
 use ringmq_codec::{BasicProperties, Method, QueueDeclare, QueueDelete, Table};
@@ -127,7 +128,7 @@ fn a_queue_declared_again_at_runtime_gets_a_new_folder() {
     let root = tempfile::tempdir().unwrap();
     old_layout(root.path(), &[declare("q")], "q", 3);
     let mut b = Broker::open(CoreConfig::for_tests(root.path()), 1).unwrap();
-    let vname: std::sync::Arc<str> = std::sync::Arc::from("/");
+    let vname = VhostName::new("/").unwrap();
     let id = b.model.vhosts["/"].queue_id("q").unwrap();
     b.delete_queue(&vname, id);
     replay::apply(

@@ -1,9 +1,8 @@
 //! basic.ack, basic.nack, basic.reject and basic.recover: settling deliveries
 //! by tag.
 
+use crate::core::model::ids::VhostName;
 use ringmq_codec::{encode_method, BasicRecoverOk, Method, ReplyCode};
-
-use std::sync::Arc;
 
 use crate::core::amqp::channel::{TxAck, Unacked};
 use crate::core::amqp::connection::Connection;
@@ -86,7 +85,7 @@ impl Broker {
     /// Acks taken deliveries: a `multiple` ack names many, mostly of one queue,
     /// so each run of one queue's deliveries costs one queue lookup, one ack
     /// flush listing and one delivery wake-up, not one per message.
-    fn ack_taken(&mut self, vhost_name: &Arc<str>, taken: &[(u64, Unacked)]) {
+    fn ack_taken(&mut self, vhost_name: &VhostName, taken: &[(u64, Unacked)]) {
         let now_ms = self.model.now_ms;
         let Some(vhost) = self.model.vhosts.get_mut(vhost_name) else {
             return;

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::core::model::ids::Dest;
+use crate::core::model::ids::VhostName;
 
 /// Exports the definitions of the broker (the model, the users, the
 /// permissions and topic permissions, the global parameters), or of one vhost
@@ -22,7 +23,7 @@ pub(crate) fn export(
     }
     let all = vhost.is_none();
     let tag_vhost = |v: &str| all.then(|| v.to_owned());
-    let mut vnames: Vec<&Arc<str>> = model
+    let mut vnames: Vec<&VhostName> = model
         .vhosts
         .keys()
         .filter(|n| vhost.is_none_or(|v| v == &***n))

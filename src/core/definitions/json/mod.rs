@@ -25,7 +25,6 @@ pub mod table;
 
 // What the types here, the export and the import use (the latter two take it
 // with `use super::*`: one list for one format).
-use std::sync::Arc;
 
 use ringmq_codec::{ExchangeBind, ExchangeDeclare, Method, QueueBind, QueueDeclare, ShortStr, Table};
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,7 @@
 //! Queue commands: declare, delete, purge, pause/resume, and publish and get
 //! through the API (as the user would on a channel).
 
-use std::sync::Arc;
+use crate::core::model::ids::VhostName;
 
 use ringmq_codec::{QueueDeclare, QueueDelete, QueuePurge, Table};
 
@@ -128,7 +128,7 @@ impl Broker {
         let id = self.has_queue(ctx.vhost, queue)?.ok_or(not_found())?;
         let conn = self.admin_conn(ctx)?;
         crate::core::amqp::dispatch::check_access(&conn, Access::Read, "queue", queue)?;
-        let vname: Arc<str> = conn.vhost.clone().expect("admin conn has a vhost");
+        let vname: VhostName = conn.vhost.clone().expect("admin conn has a vhost");
         self.advance_clock(ctx.now_ms);
         // A get through the API is a use of the queue (x-expires), as basic.get.
         self.model.touch_queue(&vname, id);

@@ -20,6 +20,7 @@ pub mod queues;
 pub mod vhosts;
 
 use crate::core::model::ids::ConnId;
+use crate::core::model::ids::VhostName;
 use crate::core::model::stats::{Churn, VhostStats};
 use crate::core::Broker;
 
@@ -151,11 +152,7 @@ impl<'a> View<'a> {
     }
 
     /// Runtime parameters as (vhost, parameter), of one vhost or component or all.
-    pub fn parameters(
-        self,
-        vhost: Option<&str>,
-        component: Option<&str>,
-    ) -> Vec<(std::sync::Arc<str>, super::Parameter)> {
+    pub fn parameters(self, vhost: Option<&str>, component: Option<&str>) -> Vec<(VhostName, super::Parameter)> {
         self.b.list_parameters(vhost, component)
     }
 

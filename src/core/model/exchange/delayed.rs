@@ -21,6 +21,7 @@
 //! in-memory buffer until close, so every message routed before a crash came
 //! back and was routed again unflagged (sim `delayed_messages_and_power_loss`).
 
+use crate::core::model::ids::VhostName;
 use std::collections::BTreeSet;
 use std::io;
 use std::path::Path;
@@ -245,7 +246,6 @@ pub fn resolve_type(
 }
 
 use ringmq_codec::{ShortStr, ShortString};
-use std::sync::Arc;
 
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::append::StoredMessage;
@@ -262,7 +262,7 @@ impl Model {
     /// not a delayed one (route as usual).
     pub(crate) fn hold_delayed(
         &mut self,
-        vhost_name: &Arc<str>,
+        vhost_name: &VhostName,
         exchange: ShortStr<'_>,
         routing_key: ShortStr<'_>,
         properties: &[u8],
@@ -306,7 +306,7 @@ impl Model {
     /// Routes the due messages of a delayed exchange, at most
     /// [`DEAD_LETTERS_PER_TURN_MAX`] per turn, then settles them here (see
     /// [`Self::settle_fired`] and the module doc for the order).
-    pub(in crate::core) fn fire_delayed(&mut self, vhost_name: &Arc<str>, exchange: &ShortString) {
+    pub(in crate::core) fn fire_delayed(&mut self, vhost_name: &VhostName, exchange: &ShortString) {
         let now_ms = self.now_ms;
         let mut fired = Fired::default();
         let mut more = true;
@@ -385,7 +385,7 @@ impl Model {
     /// (a duplicate window of that length at every crash, where this one is
     /// two fsyncs long). Delayed routing is rare next to publishing and bounded
     /// per turn (a delayed publish is synced by the group commit instead).
-    fn settle_fired(&mut self, vhost_name: &Arc<str>, exchange: &ShortString, fired: Fired) {
+    fn settle_fired(&mut self, vhost_name: &VhostName, exchange: &ShortString, fired: Fired) {
         if fired.positions.is_empty() {
             return;
         }

@@ -17,7 +17,7 @@
 //! synced by the next group commit of their queue; an ack lost with the power
 //! means a redelivery, which at-least-once delivery allows.
 
-use std::sync::Arc;
+use crate::core::model::ids::VhostName;
 
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::Queue;
@@ -29,7 +29,7 @@ pub const ACK_FLUSH_DELAY_MS: u64 = 100;
 /// Queues with buffered acks, and when they must be written.
 #[derive(Debug, Default)]
 pub(crate) struct AckFlush {
-    queues: Vec<(Arc<str>, QueueId)>,
+    queues: Vec<(VhostName, QueueId)>,
     /// The timer: set with the first listed queue, always after the `now` it
     /// was set at; handled (and cleared) by the first `handle_timeout` at or
     /// after it.
@@ -38,7 +38,7 @@ pub(crate) struct AckFlush {
 
 impl AckFlush {
     /// Lists `q` if its store has done messages not yet written.
-    pub fn note(&mut self, vhost: &Arc<str>, q: &mut Queue, now_ms: u64) {
+    pub fn note(&mut self, vhost: &VhostName, q: &mut Queue, now_ms: u64) {
         if !q.acks_unwritten || q.acks_listed {
             return;
         }
@@ -77,7 +77,7 @@ impl Model {
 
     /// Lists queue `id` if it has unwritten acks (after a call that may have
     /// made some).
-    pub(crate) fn note_acks(&mut self, vhost: &Arc<str>, id: QueueId) {
+    pub(crate) fn note_acks(&mut self, vhost: &VhostName, id: QueueId) {
         let now_ms = self.now_ms;
         if let Some(q) = self.vhosts.get_mut(vhost).and_then(|v| v.queues.get_mut(&id)) {
             self.ack_flush.note(vhost, q, now_ms);

@@ -1,8 +1,8 @@
 //! Storing a routed message (publish or dead-lettering) in each queue it routes
 //! to, and the one log line for repeated store errors.
 
+use crate::core::model::ids::VhostName;
 use ringmq_codec::ShortStr;
-use std::sync::Arc;
 
 use ringmq_codec::BasicProperties;
 use ringmq_store::MessageRef;
@@ -33,7 +33,7 @@ impl Model {
     /// what the publisher must be told in `outcome`.
     pub(crate) fn store_routed(
         &mut self,
-        vhost_name: &Arc<str>,
+        vhost_name: &VhostName,
         queues: &[QueueId],
         msg: &StoredMessage<'_>,
         outcome: &mut PublishOutcome,
@@ -55,7 +55,7 @@ impl Model {
     /// order between them does not matter.
     fn store_routed_to(
         &mut self,
-        vhost_name: &Arc<str>,
+        vhost_name: &VhostName,
         queues: &[QueueId],
         msg: &StoredMessage<'_>,
         outcome: &mut PublishOutcome,

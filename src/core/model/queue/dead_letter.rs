@@ -8,9 +8,9 @@
 //! would return to a queue it already died in, with no `rejected` death on the
 //! way, is dropped.
 
+use crate::core::model::ids::VhostName;
 use ringmq_codec::{short, ShortStr, ShortString};
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use ringmq_codec::{BasicProperties, FieldTable, FieldValue, FieldValueRef, Table};
 use ringmq_store::SegmentPosition;
@@ -47,7 +47,7 @@ impl DeathReason {
 
 /// A dead-lettered message waiting to be routed to its queue's DLX.
 pub(crate) struct DeadLetter {
-    vhost: Arc<str>,
+    vhost: VhostName,
     dlx: ShortString,
     /// The routing key it is stored with: the dead-letter routing key, else the
     /// one it was published with.
@@ -164,7 +164,7 @@ impl<'a> Deaths<'a> {
 
 /// Reads the message at `pos` and builds its dead letter.
 pub(in crate::core) fn dead_letter_at(
-    vhost: &Arc<str>,
+    vhost: &VhostName,
     q: &Queue,
     pos: SegmentPosition,
     reason: DeathReason,
@@ -186,7 +186,7 @@ pub(in crate::core) fn dead_letter_at(
 /// RabbitMQ writes it, `expiration` removed (kept as `original-expiration`).
 #[allow(clippy::too_many_arguments)]
 pub(in crate::core) fn make_dead_letter(
-    vhost: &Arc<str>,
+    vhost: &VhostName,
     q: &Queue,
     props: &BasicProperties<'_>,
     exchange: ShortStr<'_>,

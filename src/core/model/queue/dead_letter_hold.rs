@@ -12,7 +12,7 @@
 //! Not yet as RabbitMQ: a copy that routes nowhere (no exchange, no binding) is
 //! dropped as at-most-once would (RabbitMQ keeps it in the source and retries).
 
-use std::sync::Arc;
+use crate::core::model::ids::VhostName;
 
 use ringmq_store::SegmentPosition;
 
@@ -22,7 +22,7 @@ use crate::core::model::Model;
 /// An original waiting for its dead letter's group commit.
 #[derive(Debug)]
 struct Held {
-    vhost: Arc<str>,
+    vhost: VhostName,
     queue: QueueId,
     pos: SegmentPosition,
     /// The sync epoch that makes the copy durable.
@@ -47,7 +47,7 @@ impl Model {
     /// commit it waits for (0: nothing to wait for, e.g. a transient copy).
     pub(crate) fn hold_dead_letter_source(
         &mut self,
-        vhost: &Arc<str>,
+        vhost: &VhostName,
         queue: QueueId,
         pos: SegmentPosition,
         epoch: u64,
@@ -83,7 +83,7 @@ impl Model {
         }
     }
 
-    fn ack_dead_source(&mut self, vhost: &Arc<str>, queue: QueueId, pos: SegmentPosition) {
+    fn ack_dead_source(&mut self, vhost: &VhostName, queue: QueueId, pos: SegmentPosition) {
         // The queue may have gone meanwhile, and its messages with it.
         if let Some(q) = self.vhosts.get_mut(vhost).and_then(|v| v.queues.get_mut(&queue)) {
             q.ack_position(pos);

@@ -2,8 +2,8 @@
 //! delivery limit: what dies when a queue is too long or a message was delivered
 //! too often, and the discard of a rejected delivery.
 
+use crate::core::model::ids::VhostName;
 use ringmq_codec::ShortString;
-use std::sync::Arc;
 
 use ringmq_store::SegmentPosition;
 
@@ -18,7 +18,7 @@ impl Model {
     /// its max-length or max-length-bytes. Run after every way messages become
     /// ready (publish, requeue) and when a policy lowers a limit, as RabbitMQ
     /// does (`maybe_drop_head` after publish and requeue).
-    pub(crate) fn enforce_length(&mut self, vhost_name: &Arc<str>, id: QueueId) {
+    pub(crate) fn enforce_length(&mut self, vhost_name: &VhostName, id: QueueId) {
         loop {
             let over = self
                 .vhosts
@@ -39,7 +39,7 @@ impl Model {
     /// 3.10 trims and dead-letters then too (`init_max_length` when a queue
     /// starts).
     pub(crate) fn enforce_lengths_at_start(&mut self) {
-        let mut over: Vec<(Arc<str>, ShortString, QueueId)> = self
+        let mut over: Vec<(VhostName, ShortString, QueueId)> = self
             .vhosts
             .iter()
             .flat_map(|(v, vh)| {
@@ -57,7 +57,7 @@ impl Model {
 
     /// Removes the head of the ready messages, dead-lettering it if the queue
     /// has a dead-letter exchange.
-    pub(crate) fn drop_head(&mut self, vhost_name: &Arc<str>, id: QueueId, reason: DeathReason) {
+    pub(crate) fn drop_head(&mut self, vhost_name: &VhostName, id: QueueId, reason: DeathReason) {
         let now_ms = self.now_ms;
         let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(&id)) else {
             return;
@@ -80,7 +80,7 @@ impl Model {
     /// delivery limit): dead-letter it if the queue has a DLX, then ack it.
     pub(crate) fn discard_delivered(
         &mut self,
-        vhost_name: &Arc<str>,
+        vhost_name: &VhostName,
         id: QueueId,
         pos: SegmentPosition,
         reason: DeathReason,
@@ -106,7 +106,7 @@ impl Model {
 
     /// Requeues a delivered message, unless it has reached the queue's delivery
     /// limit, in which case it dies with reason `delivery_limit`.
-    pub(crate) fn requeue_or_limit(&mut self, vhost_name: &Arc<str>, id: QueueId, pos: SegmentPosition) {
+    pub(crate) fn requeue_or_limit(&mut self, vhost_name: &VhostName, id: QueueId, pos: SegmentPosition) {
         let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(&id)) else {
             return;
         };

@@ -1,7 +1,7 @@
 //! Time to live: message TTL (`x-message-ttl`, `expiration`) expired at the head
 //! of a queue, and queue expiry (`x-expires`).
 
-use std::sync::Arc;
+use crate::core::model::ids::VhostName;
 
 use ringmq_codec::BasicProperties;
 
@@ -34,7 +34,7 @@ pub(in crate::core) fn deadline(
 impl Model {
     /// Expires messages at the head of a queue and arms the timer for the next
     /// one: every caller (publish, get, the timer itself, the API's get) needs both.
-    pub(crate) fn expire_head(&mut self, vhost_name: &Arc<str>, id: QueueId) {
+    pub(crate) fn expire_head(&mut self, vhost_name: &VhostName, id: QueueId) {
         if let Some(due) = self.head_expiry(vhost_name, id) {
             self.timers.add(due, self.now_ms, vhost_name, id, TimerKind::Head);
         }
@@ -42,7 +42,7 @@ impl Model {
 
     /// Expires messages at the head of a queue; returns when the next one is due
     /// (`now` when the per-check bound was hit: the rest go in a later turn).
-    fn head_expiry(&mut self, vhost_name: &Arc<str>, id: QueueId) -> Option<u64> {
+    fn head_expiry(&mut self, vhost_name: &VhostName, id: QueueId) -> Option<u64> {
         let now_ms = self.now_ms;
         for _ in 0..EXPIRED_PER_CHECK_MAX {
             let q = self.vhosts.get_mut(vhost_name)?.queues.get_mut(&id)?;
@@ -77,7 +77,7 @@ impl Model {
     /// x-expires: whether the queue was unused for its period and is to be
     /// deleted now (the caller deletes it: its consumers and channels are the
     /// session's); if not, its timer is armed again.
-    pub(in crate::core) fn queue_expiry_due(&mut self, vname: &Arc<str>, id: QueueId) -> bool {
+    pub(in crate::core) fn queue_expiry_due(&mut self, vname: &VhostName, id: QueueId) -> bool {
         let now_ms = self.now_ms;
         let Some(q) = self.vhosts.get(vname).and_then(|v| v.queues.get(&id)) else {
             return false;
@@ -96,7 +96,7 @@ impl Model {
     }
 
     /// Arms the x-expires timer of a queue that was just used.
-    pub(crate) fn touch_queue(&mut self, vname: &Arc<str>, id: QueueId) {
+    pub(crate) fn touch_queue(&mut self, vname: &VhostName, id: QueueId) {
         let now_ms = self.now_ms;
         let Some(q) = self.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(&id)) else {
             return;
@@ -128,7 +128,7 @@ pub(crate) enum HeadState {
 /// rather than the broker, so the delivery loop can call it while it holds a
 /// queue and the connections.
 pub(crate) fn expire_one(
-    vhost: &Arc<str>,
+    vhost: &VhostName,
     q: &mut Queue,
     now_ms: u64,
     dead_letters: &mut DeadLetterQueue,
