@@ -10,7 +10,6 @@ use ringmq_store::SegmentPosition;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::args::DeadLetterStrategy;
 use crate::core::model::queue::dead_letter::{dead_letter_at, DeathReason};
-use crate::core::model::queue::Queue;
 use crate::core::model::Model;
 
 impl Model {
@@ -24,7 +23,7 @@ impl Model {
                 .vhosts
                 .get(vhost_name)
                 .and_then(|v| v.queues.get(&id))
-                .is_some_and(Queue::needs_drop_head);
+                .is_some_and(|q| q.needs_drop_head());
             if !over {
                 return;
             }

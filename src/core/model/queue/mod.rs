@@ -90,9 +90,6 @@ pub struct Queue {
     /// Effective settings: arguments combined with the policies
     /// (`policy::effective`). Set through [`Queue::apply_policies`].
     settings: QueueSettings,
-    /// The settings from the arguments alone, kept to recombine when a policy
-    /// changes.
-    arg_settings: QueueSettings,
     /// The policy and operator policy that apply, by name.
     policy: Option<std::sync::Arc<crate::core::model::policy::Policy>>,
     operator_policy: Option<std::sync::Arc<crate::core::model::policy::Policy>>,
@@ -104,7 +101,9 @@ pub struct Queue {
     /// (RabbitMQ counts bodies; the store counts whole records).
     ready_body_bytes: u64,
     /// `x-message-deduplication` on the queue.
-    dedup: Option<crate::core::model::queue::dedup::DedupCache>,
+    /// Boxed: most queues have none, and the cache's header is as big as the
+    /// rest of a queue's cold fields together.
+    dedup: Option<Box<crate::core::model::queue::dedup::DedupCache>>,
     /// Message counters (publish, deliver, get, ack, redeliver).
     stats: crate::core::model::stats::ObjStats,
     depth_rates: crate::core::model::stats::DepthRates,
@@ -117,7 +116,8 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// A queue over its opened store. `arg_settings`: its arguments parsed;
+    /// A queue over its opened store, with default settings until
+    /// [`Queue::apply_policies`] makes them from its arguments and policies;
     /// `recovered`: opened at start from a store with messages, which may be
     /// paused and hold messages with a TTL (the head is checked once).
     #[allow(clippy::too_many_arguments)]
@@ -128,14 +128,14 @@ impl Queue {
         auto_delete: bool,
         exclusive_owner: Option<ConnId>,
         arguments: FieldTable,
-        arg_settings: QueueSettings,
         storage: QueueStorage,
         store_gen: u32,
         recovered: bool,
     ) -> Queue {
         let dedup = crate::core::model::queue::dedup::DedupCache::from_arguments(&arguments)
             .ok()
-            .flatten();
+            .flatten()
+            .map(Box::new);
         let paused = recovered && Queue::was_paused(storage.dir());
         Queue {
             id,
@@ -149,7 +149,6 @@ impl Queue {
             had_consumer: false,
             redelivered: Default::default(),
             settings: QueueSettings::default(),
-            arg_settings,
             policy: None,
             operator_policy: None,
             may_expire: recovered,
@@ -377,18 +376,30 @@ impl Queue {
         policies: &PolicySet,
         operators: &PolicySet,
     ) -> QueueSettings {
-        let kind = self.arg_settings.kind;
+        // The arguments' settings are parsed again rather than kept: this runs
+        // when a queue is made and when a policy changes, and keeping them cost
+        // every queue 136 bytes.
+        let arg_settings = self.arg_settings();
+        let kind = arg_settings.kind;
         self.policy = policies.for_queue(&self.name, kind).cloned();
         self.operator_policy = operators.for_queue(&self.name, kind).cloned();
         let s = crate::core::model::policy::effective(
             &self.arguments,
-            &self.arg_settings,
+            &arg_settings,
             self.policy.as_ref().map(|p| &p.queue),
             self.operator_policy.as_ref().map(|p| &p.queue),
         );
         let old = self.settings.clone();
         self.set_settings(s);
         old
+    }
+
+    /// The settings from the arguments alone, without policies. The arguments
+    /// were checked when the queue was declared; one that a log of another
+    /// version holds and this one refuses counts as absent (as at recovery,
+    /// which logged it).
+    fn arg_settings(&self) -> QueueSettings {
+        crate::core::model::queue::args::parse(&self.arguments, &self.name, "").unwrap_or_default()
     }
 
     /// Replaces the effective settings. When a byte limit switches on, the body
