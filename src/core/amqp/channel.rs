@@ -1,5 +1,12 @@
 //! Per-channel state: content assembly, consumers, unacked deliveries, prefetch,
 //! confirms and transactions.
+//!
+//! `Channel`'s fields are the AMQP session's (`pub(in crate::core::amqp)`, a
+//! wall in `tests/walls.rs`): the management API's channel view and the fuzz
+//! targets' checks read them through the accessors below; only `amqp/`
+//! changes them. The helper types (`ChannelConsumer`, `Unacked`,
+//! `IncomingMessage`, `Tx`, `TxPublish`, `TxAck`, `PendingConfirm`) are plain
+//! data with public fields: nothing outside `amqp/` uses them.
 
 use ringmq_codec::{ShortBuf, ShortString};
 use std::collections::VecDeque;
@@ -117,7 +124,7 @@ pub struct Channel {
     pub(in crate::core::amqp) spare: IncomingMessage,
     pub(in crate::core::amqp) consumers: crate::core::Map<ShortString, ChannelConsumer>,
     pub(in crate::core::amqp) unacked: crate::core::amqp::unacked::UnackedLog,
-    pub(in crate::core::amqp) next_delivery_tag: u64,
+    next_delivery_tag: u64,
     /// basic.qos global=false: applies to consumers created afterwards.
     pub(in crate::core::amqp) consumer_prefetch: u16,
     /// basic.qos global=true: shared by all consumers of the channel.

@@ -5,6 +5,13 @@
 //! AwaitingTuneOk --tune-ok--> AwaitingOpen --open--> Open --close--> Closed
 //! any state --exception--> Closing (close sent, wait for close-ok) --> Closed
 //! ```
+//!
+//! `Connection`'s fields are the AMQP session's (`pub(in crate::core::amqp)`,
+//! a wall in `tests/walls.rs`): the rest of the core reads them through the
+//! accessors below and changes them through methods named for what they do
+//! (`conn_io.rs`: what the io contract and the output list do;
+//! [`Connection::for_admin`]: the management API's connection). `Tuning` and
+//! `ClientCapabilities` are plain data with public fields.
 
 use ringmq_codec::{short, ShortStr};
 use std::sync::Arc;
