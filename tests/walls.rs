@@ -17,11 +17,16 @@ struct Line {
     code: String,
 }
 
-/// Every `.rs` file under `dir` (relative to the crate root), line by line.
+/// Every `.rs` file under `dir` (relative to the crate root; or that one
+/// file), line by line.
 fn lines_under(dir: &str) -> Vec<Line> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    collect_rs(&root.join(dir), &mut files);
+    if root.join(dir).is_file() {
+        files.push(root.join(dir));
+    } else {
+        collect_rs(&root.join(dir), &mut files);
+    }
     assert!(!files.is_empty(), "no .rs files under {dir}: has the tree moved?");
     files.sort();
     let mut out = Vec::new();
@@ -456,6 +461,39 @@ fn implements_broker(code: &str) -> bool {
 #[test]
 fn middle_layers_wall() {
     the_middle_layers_name_no_broker();
+}
+
+/// The AMQP session's state is its own: `Connection`'s and `Channel`'s fields
+/// are visible inside `src/core/amqp/` at most; the rest of the core reads them
+/// through accessors and changes them through methods named for what they do.
+fn the_session_fields_are_the_sessions() {
+    const STRUCTS: [(&str, &str); 2] = [
+        ("src/core/amqp/connection.rs", "pub struct Connection {"),
+        ("src/core/amqp/channel.rs", "pub struct Channel {"),
+    ];
+    let mut found = Vec::new();
+    for (file, opening) in STRUCTS {
+        let lines = lines_under(file);
+        let start = lines
+            .iter()
+            .position(|l| l.code.trim() == opening)
+            .unwrap_or_else(|| panic!("{file}: no `{opening}`: has the struct moved?"));
+        for l in lines[start + 1..].iter().take_while(|l| l.code.trim() != "}") {
+            let code = l.code.trim();
+            if code.starts_with("pub") && !code.starts_with("pub(in crate::core::amqp)") && code.contains(':') {
+                found.push(format!("{}:{}: {}", l.file.display(), l.number, code));
+            }
+        }
+    }
+    assert_no_crossings(
+        "Connection's and Channel's fields are pub(in crate::core::amqp) at most: outside amqp/, accessors read them and named methods change them",
+        found,
+    );
+}
+
+#[test]
+fn session_fields_wall() {
+    the_session_fields_are_the_sessions();
 }
 
 /// The graph's reading of paths: `crate::core::X` and the `super::`s that

@@ -6,7 +6,7 @@ use crate::core::model::ids::VhostName;
 use ringmq_codec::ShortString;
 
 use crate::core::access::auth::Users;
-use crate::core::amqp::connection::{ConnState, Connection};
+use crate::core::amqp::connection::Connection;
 use crate::core::model::ids::{ConnId, QueueId};
 use crate::core::model::vhost::VHost;
 use crate::core::{alarms::Alarms, config::CoreConfig};
@@ -326,16 +326,14 @@ impl Broker {
     }
 
     pub(crate) fn mark_dirty(&mut self, conn: &mut Connection) {
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(conn.id);
+        if conn.enlist_output() {
+            self.dirty.push(conn.id());
         }
     }
 
     pub(crate) fn mark_dirty_id(&mut self, id: ConnId) {
         if let Some(c) = self.conns.get_mut(&id) {
-            if !c.dirty && !c.out.is_empty() {
-                c.dirty = true;
+            if c.has_output() && c.enlist_output() {
                 self.dirty.push(id);
             }
         }
@@ -345,8 +343,7 @@ impl Broker {
     /// it closed at its next turn or tick and drops the socket).
     pub(in crate::core) fn drop_in_handshake(&mut self, id: ConnId, now_ms: u64, why: &str) {
         let Some(conn) = self.conns.get_mut(&id) else { return };
-        conn.state = ConnState::Closed;
-        conn.in_handshake = false;
+        conn.abort_handshake();
         self.handshakes.finished();
         self.handshake_drops += 1;
         // One line per 10 s at most: a flood must not become a log flood.

@@ -15,10 +15,9 @@
 
 use ringmq_codec::{ProtocolError, ReplyCode, FRAME_MIN_SIZE};
 
-use crate::core::amqp::channel::ChannelState;
-use crate::core::amqp::connection::{ConnState, Connection, Tuning};
+use crate::core::amqp::connection::{Connection, Tuning};
 use crate::core::amqp::output::Output;
-use crate::core::broker::{Broker, CLOSE_TIMEOUT_MS, OUT_HIGH_WATER_BYTES};
+use crate::core::broker::Broker;
 use crate::core::model::ids::{ConnId, QueueId};
 use crate::core::model::timers::{TimerKind, TIMERS_PER_TURN_MAX};
 
@@ -38,14 +37,14 @@ impl Broker {
             heartbeat_secs: 0,
         };
         let mut conn = Connection::new(id, peer, peer_is_loopback, tuning, now_ms);
-        conn.in_handshake = true;
+        conn.begin_handshake();
         self.conns.insert(id, conn);
         self.handshakes.started(id);
         if self.handshakes.count() > crate::core::amqp::handshake::HANDSHAKING_MAX {
             let conns = &self.conns;
             let oldest = self
                 .handshakes
-                .evict_oldest(|c| conns.get(&c).is_some_and(|c| c.in_handshake));
+                .evict_oldest(|c| conns.get(&c).is_some_and(|c| c.in_handshake()));
             if let Some(old) = oldest {
                 self.drop_in_handshake(old, now_ms, "evicted: too many connections in the handshake");
             }
@@ -59,21 +58,16 @@ impl Broker {
         let Some(mut conn) = self.conns.remove(&id) else {
             return input.len();
         };
-        conn.last_recv_ms = now_ms;
+        conn.note_input(now_ms);
         let now_ms = self.advance_clock(now_ms);
-        let used = if conn.release_at_ms.is_some() {
+        let used = if conn.login_refused() {
             input.len() // a refused login: nothing more is read
         } else {
             self.process_frames(&mut conn, input, now_ms)
         };
         crate::core::amqp::confirm::flush_ready_confirms(&mut conn, self.model.commit.synced);
-        conn.stats.recv_oct += used as u64;
-        conn.stats.recv_cnt += 1;
-        if conn.release_at_ms.is_some() {
-            let out = std::mem::take(&mut conn.out);
-            conn.held_out.append(out);
-        }
-        if !conn.out.is_empty() {
+        conn.count_input(used);
+        if conn.has_output() {
             self.mark_dirty(&mut conn);
         }
         self.conns.insert(id, conn);
@@ -87,17 +81,13 @@ impl Broker {
         // output taken was over the mark can any have been held back: a write of
         // a small batch (the common case) costs nothing more here.
         let Some(conn) = self.conns.get_mut(&id) else { return };
-        if !std::mem::take(&mut conn.output_was_full) {
+        if !conn.output_written() {
             return;
         }
         if let Some(conn) = self.conns.get(&id) {
-            if let Some(vhost) = &conn.vhost {
+            if let Some(vhost) = conn.vhost_key() {
                 let vhost = vhost.clone();
-                let queues: Vec<QueueId> = conn
-                    .channels
-                    .values()
-                    .flat_map(|ch| ch.consumers.values().map(|c| c.queue))
-                    .collect();
+                let queues: Vec<QueueId> = conn.consumed_queues().collect();
                 for q in queues {
                     self.model.deliver_pending.push((vhost.clone(), q));
                 }
@@ -109,48 +99,22 @@ impl Broker {
     /// Timer tick: heartbeats out, dead peers and stuck closes detected.
     pub fn handle_tick(&mut self, id: ConnId, now_ms: u64) {
         let Some(mut conn) = self.conns.remove(&id) else { return };
-        if let Some(at) = conn.release_at_ms {
-            if now_ms >= at {
-                conn.release_at_ms = None;
-                conn.out = std::mem::take(&mut conn.held_out);
-                conn.state = ConnState::Closed;
+        if conn.login_refused() {
+            if conn.release_refused_login(now_ms) {
                 self.mark_dirty(&mut conn);
             }
             self.conns.insert(id, conn);
             return;
         }
-        if conn.in_handshake && now_ms.saturating_sub(conn.connected_at_ms) > self.config.handshake_timeout_ms {
+        if conn.handshake_timed_out(now_ms, self.config.handshake_timeout_ms) {
             self.conns.insert(id, conn);
             self.drop_in_handshake(id, now_ms, "handshake_timeout");
             return;
         }
-        let hb_ms = conn.tuning.heartbeat_secs as u64 * 1000;
-        if self.alarms.blocking() && conn.has_published {
-            // We are not reading this socket (flow control): its silence is ours.
-            conn.last_recv_ms = now_ms;
-        }
-        match conn.state {
-            ConnState::Open if hb_ms > 0 => {
-                if now_ms.saturating_sub(conn.last_recv_ms) > 2 * hb_ms {
-                    tracing::warn!(conn = %conn.describe(), "missed heartbeats from client, closing");
-                    conn.state = ConnState::Closed;
-                } else if now_ms.saturating_sub(conn.last_send_ms) >= hb_ms / 2 {
-                    ringmq_codec::encode_heartbeat(&mut conn.out);
-                    conn.last_send_ms = now_ms;
-                }
-            }
-            ConnState::Closing if now_ms.saturating_sub(conn.closing_since_ms) > CLOSE_TIMEOUT_MS => {
-                conn.state = ConnState::Closed;
-            }
-            _ => {}
-        }
-        if conn.state == ConnState::Open {
-            let late: Vec<(u16, u64)> = conn
-                .channels
-                .iter()
-                .filter(|(_, ch)| ch.state == ChannelState::Open)
-                .filter_map(|(id, ch)| ch.timed_out(now_ms).map(|t| (*id, t)))
-                .collect();
+        // While publishers' sockets are not read (flow control), their silence is ours.
+        conn.tick_heartbeats(now_ms, self.alarms.blocking());
+        if conn.is_open() {
+            let late = conn.timed_out_channels(now_ms);
             for (channel, t) in late {
                 let e = ProtocolError::new(
                     ReplyCode::PreconditionFailed,
@@ -161,7 +125,7 @@ impl Broker {
                 self.close_channel(&mut conn, channel, e);
             }
         }
-        if !conn.out.is_empty() {
+        if conn.has_output() {
             self.mark_dirty(&mut conn);
         }
         self.conns.insert(id, conn);
@@ -172,21 +136,21 @@ impl Broker {
     pub fn handle_disconnect(&mut self, id: ConnId) {
         let Some(mut conn) = self.conns.remove(&id) else { return };
         self.sync.forget(id);
-        if std::mem::take(&mut conn.in_handshake) {
+        if conn.leave_handshake() {
             self.handshakes.finished();
         }
         self.node_stats
             .churn
             .bump(crate::core::model::stats::Churn::CONNECTION_CLOSED);
-        if conn.user.is_some() {
+        if conn.user().is_some() {
             tracing::info!(conn = %conn.describe(), "connection closed");
         }
-        let channels: Vec<u16> = conn.channels.keys().copied().collect();
+        let channels = conn.channel_numbers();
         for ch in channels {
             self.release_channel(&mut conn, ch);
             self.drop_channel(&mut conn, ch);
         }
-        if let Some(vhost) = conn.vhost.clone() {
+        if let Some(vhost) = conn.vhost_key().cloned() {
             self.delete_exclusive_queues(&vhost, id);
         }
         self.after_input();
@@ -203,14 +167,14 @@ impl Broker {
             let Some(mut conn) = self.conns.remove(&id) else {
                 continue;
             };
-            if conn.state == ConnState::Open {
+            if conn.is_open() {
                 let e = ProtocolError::new(
                     ReplyCode::ConnectionForced,
                     "broker forced connection closure with reason 'shutdown'",
                 );
                 self.close_connection(&mut conn, e, now_ms);
             }
-            conn.state = ConnState::Closed;
+            conn.mark_closed();
             self.mark_dirty(&mut conn);
             self.conns.insert(id, conn);
         }
@@ -226,7 +190,7 @@ impl Broker {
     pub fn take_dirty(&mut self, into: &mut Vec<ConnId>) {
         for id in self.dirty.drain(..) {
             if let Some(c) = self.conns.get_mut(&id) {
-                c.dirty = false;
+                c.delist_output();
                 into.push(id);
             }
         }
@@ -240,14 +204,7 @@ impl Broker {
     pub fn take_output(&mut self, id: ConnId, buf: &mut Output, now_ms: u64) -> bool {
         debug_assert!(buf.is_empty());
         let Some(c) = self.conns.get_mut(&id) else { return false };
-        let out = self.sync.sendable(id, &mut c.out);
-        if !out.is_empty() {
-            c.last_send_ms = now_ms;
-        }
-        std::mem::swap(out, buf);
-        c.stats.send_oct += buf.len() as u64;
-        c.stats.send_cnt += u64::from(!buf.is_empty());
-        c.output_was_full = buf.len() >= OUT_HIGH_WATER_BYTES;
+        c.take_output(&mut self.sync, buf, now_ms);
         true
     }
 
@@ -263,19 +220,19 @@ impl Broker {
     pub fn is_closed(&self, id: ConnId) -> bool {
         self.conns
             .get(&id)
-            .is_none_or(|c| c.state == ConnState::Closed && c.release_at_ms.is_none() && !self.sync.holds_output(id))
+            .is_none_or(|c| c.is_done() && !self.sync.holds_output(id))
     }
 
     /// Whether the io layer should wait for the peer to close the socket: we
     /// answered its connection.close, and the spec lets the receiver of close-ok
     /// close the socket.
     pub fn should_linger(&self, id: ConnId) -> bool {
-        self.conns.get(&id).is_some_and(|c| c.close_ok_sent)
+        self.conns.get(&id).is_some_and(|c| c.close_ok_sent())
     }
 
     /// Negotiated heartbeat, for the io layer's tick timer.
     pub fn heartbeat_secs(&self, id: ConnId) -> u16 {
-        self.conns.get(&id).map_or(0, |c| c.tuning.heartbeat_secs)
+        self.conns.get(&id).map_or(0, |c| c.tuning().heartbeat_secs)
     }
 
     /// Whether work is waiting for another turn (a per-turn bound was hit, or

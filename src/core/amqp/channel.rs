@@ -1,5 +1,12 @@
 //! Per-channel state: content assembly, consumers, unacked deliveries, prefetch,
 //! confirms and transactions.
+//!
+//! `Channel`'s fields are the AMQP session's (`pub(in crate::core::amqp)`, a
+//! wall in `tests/walls.rs`): the management API's channel view and the fuzz
+//! targets' checks read them through the accessors below; only `amqp/`
+//! changes them. The helper types (`ChannelConsumer`, `Unacked`,
+//! `IncomingMessage`, `Tx`, `TxPublish`, `TxAck`, `PendingConfirm`) are plain
+//! data with public fields: nothing outside `amqp/` uses them.
 
 use ringmq_codec::{ShortBuf, ShortString};
 use std::collections::VecDeque;
@@ -110,33 +117,33 @@ pub struct PendingConfirm {
 
 #[derive(Debug)]
 pub struct Channel {
-    pub(in crate::core) id: u16,
-    pub(in crate::core) state: ChannelState,
-    pub(in crate::core) incoming: Option<IncomingMessage>,
+    pub(in crate::core::amqp) id: u16,
+    pub(in crate::core::amqp) state: ChannelState,
+    pub(in crate::core::amqp) incoming: Option<IncomingMessage>,
     /// Reused allocation for the next incoming message.
-    pub(in crate::core) spare: IncomingMessage,
-    pub(in crate::core) consumers: crate::core::Map<ShortString, ChannelConsumer>,
-    pub(in crate::core) unacked: crate::core::amqp::unacked::UnackedLog,
-    pub(in crate::core) next_delivery_tag: u64,
+    pub(in crate::core::amqp) spare: IncomingMessage,
+    pub(in crate::core::amqp) consumers: crate::core::Map<ShortString, ChannelConsumer>,
+    pub(in crate::core::amqp) unacked: crate::core::amqp::unacked::UnackedLog,
+    next_delivery_tag: u64,
     /// basic.qos global=false: applies to consumers created afterwards.
-    pub(in crate::core) consumer_prefetch: u16,
+    pub(in crate::core::amqp) consumer_prefetch: u16,
     /// basic.qos global=true: shared by all consumers of the channel.
-    pub(in crate::core) channel_prefetch: u16,
-    pub(in crate::core) flow_active: bool,
-    pub(in crate::core) confirm: bool,
-    pub(in crate::core) next_publish_seq: u64,
-    pub(in crate::core) pending_confirms: VecDeque<PendingConfirm>,
-    pub(in crate::core) tx: Option<Tx>,
+    pub(in crate::core::amqp) channel_prefetch: u16,
+    pub(in crate::core::amqp) flow_active: bool,
+    pub(in crate::core::amqp) confirm: bool,
+    pub(in crate::core::amqp) next_publish_seq: u64,
+    pub(in crate::core::amqp) pending_confirms: VecDeque<PendingConfirm>,
+    pub(in crate::core::amqp) tx: Option<Tx>,
     /// A tx.commit whose persistent messages wait for this group-commit epoch:
     /// its commit-ok goes out once it is on disk (issue 15, defect 11).
-    pub(in crate::core) commit_wait: Option<u64>,
+    pub(in crate::core::amqp) commit_wait: Option<u64>,
     /// The queue last declared on this channel: an empty queue name in later
     /// methods means this one (AMQP's "current queue" rule, which RabbitMQ keeps).
-    pub(in crate::core) last_queue: Option<ShortString>,
+    pub(in crate::core::amqp) last_queue: Option<ShortString>,
     /// The direct reply-to consumer of this channel, if any.
-    pub(in crate::core) reply_consumer: Option<crate::core::amqp::direct_reply::ReplyConsumer>,
+    pub(in crate::core::amqp) reply_consumer: Option<crate::core::amqp::direct_reply::ReplyConsumer>,
     /// Message counters (publish, deliver, ack, confirm, ...).
-    pub(in crate::core) stats: crate::core::model::stats::ObjStats,
+    pub(in crate::core::amqp) stats: crate::core::model::stats::ObjStats,
 }
 
 impl Channel {
@@ -231,6 +238,82 @@ impl Channel {
                 }
             }
         }
+    }
+}
+
+/// Read access for the rest of the core (the management API's channel view,
+/// the fuzz targets' checks): the fields themselves are the AMQP session's.
+impl Channel {
+    #[inline]
+    pub fn number(&self) -> u16 {
+        self.id
+    }
+    /// Open (not closing).
+    #[inline]
+    pub fn is_open(&self) -> bool {
+        self.state == ChannelState::Open
+    }
+    /// channel.flow: false when the client paused deliveries.
+    #[inline]
+    pub fn flow_active(&self) -> bool {
+        self.flow_active
+    }
+    #[inline]
+    pub fn consumer_count(&self) -> usize {
+        self.consumers.len()
+    }
+    /// The prefetch of one consumer's consume (`0`: none), if it is on this channel.
+    #[inline]
+    pub fn consumer_prefetch_of(&self, tag: &str) -> Option<u16> {
+        self.consumers.get(tag).map(|c| c.prefetch)
+    }
+    /// The prefetches of this channel's consumers, summed.
+    pub fn consumer_prefetch_sum(&self) -> usize {
+        self.consumers.values().map(|c| usize::from(c.prefetch)).sum()
+    }
+    /// basic.qos global=false: the prefetch new consumers get.
+    #[inline]
+    pub fn consumer_prefetch(&self) -> u16 {
+        self.consumer_prefetch
+    }
+    /// basic.qos global=true: the channel's limit.
+    #[inline]
+    pub fn channel_prefetch(&self) -> u16 {
+        self.channel_prefetch
+    }
+    /// Deliveries waiting for an ack.
+    #[inline]
+    pub fn unacked_count(&self) -> usize {
+        self.unacked.len()
+    }
+    /// Whether the delivery `tag` waits for an ack.
+    #[inline]
+    pub fn is_unacked(&self, tag: u64) -> bool {
+        self.unacked.contains_key(tag)
+    }
+    /// Publishes waiting for a confirm.
+    #[inline]
+    pub fn unconfirmed_count(&self) -> usize {
+        self.pending_confirms.len()
+    }
+    /// Publishes and acks in the open transaction.
+    pub fn uncommitted(&self) -> (usize, usize) {
+        self.tx.as_ref().map_or((0, 0), |t| (t.publishes.len(), t.acks.len()))
+    }
+    /// confirm.select was sent.
+    #[inline]
+    pub fn confirm_mode(&self) -> bool {
+        self.confirm
+    }
+    /// tx.select was sent.
+    #[inline]
+    pub fn is_transactional(&self) -> bool {
+        self.tx.is_some()
+    }
+    /// Message counters (publish, deliver, ack, confirm, ...).
+    #[inline]
+    pub fn stats(&self) -> &crate::core::model::stats::ObjStats {
+        &self.stats
     }
 }
 

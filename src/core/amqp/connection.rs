@@ -5,14 +5,24 @@
 //! AwaitingTuneOk --tune-ok--> AwaitingOpen --open--> Open --close--> Closed
 //! any state --exception--> Closing (close sent, wait for close-ok) --> Closed
 //! ```
+//!
+//! `Connection`'s fields are the AMQP session's (`pub(in crate::core::amqp)`,
+//! a wall in `tests/walls.rs`): the rest of the core reads them through the
+//! accessors below and changes them through methods named for what they do
+//! (`conn_io.rs`: what the io contract and the output list do;
+//! [`Connection::for_admin`]: the management API's connection). `Tuning` and
+//! `ClientCapabilities` are plain data with public fields.
 
 use crate::core::model::ids::VhostName;
 use ringmq_codec::{short, ShortStr};
+use std::sync::Arc;
 
 use ringmq_codec::{FieldTable, FieldValue, FieldValueRef, Table};
 
+use crate::core::access::permissions::Permission;
 use crate::core::amqp::channel::Channel;
 use crate::core::model::ids::ConnId;
+use crate::core::model::stats::ConnStats;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnState {
@@ -57,49 +67,49 @@ impl ClientCapabilities {
 }
 
 pub struct Connection {
-    pub(in crate::core) id: ConnId,
-    pub(in crate::core) state: ConnState,
-    pub(in crate::core) peer: String,
-    pub(in crate::core) peer_is_loopback: bool,
-    pub(in crate::core) user: Option<String>,
-    pub(in crate::core) vhost: Option<VhostName>,
-    pub(in crate::core) tuning: Tuning,
-    pub(in crate::core) client_properties: FieldTable,
-    pub(in crate::core) capabilities: ClientCapabilities,
-    pub(in crate::core) channels: crate::core::Map<u16, Channel>,
+    pub(in crate::core::amqp) id: ConnId,
+    pub(in crate::core::amqp) state: ConnState,
+    pub(in crate::core::amqp) peer: String,
+    pub(in crate::core::amqp) peer_is_loopback: bool,
+    pub(in crate::core::amqp) user: Option<String>,
+    pub(in crate::core::amqp) vhost: Option<VhostName>,
+    pub(in crate::core::amqp) tuning: Tuning,
+    pub(in crate::core::amqp) client_properties: FieldTable,
+    pub(in crate::core::amqp) capabilities: ClientCapabilities,
+    pub(in crate::core::amqp) channels: crate::core::Map<u16, Channel>,
     /// Frames waiting for the socket, appended by the core, drained by the io layer.
-    pub(in crate::core) out: crate::core::amqp::output::Output,
+    pub(in crate::core::amqp) out: crate::core::amqp::output::Output,
     /// Set while `out` is in the dirty list, so it is listed once.
-    pub(in crate::core) dirty: bool,
-    pub(in crate::core) last_recv_ms: u64,
-    pub(in crate::core) last_send_ms: u64,
-    pub(in crate::core) closing_since_ms: u64,
+    pub(in crate::core::amqp) dirty: bool,
+    pub(in crate::core::amqp) last_recv_ms: u64,
+    pub(in crate::core::amqp) last_send_ms: u64,
+    pub(in crate::core::amqp) closing_since_ms: u64,
     /// connection.blocked was sent and not yet unblocked.
-    pub(in crate::core) blocked_sent: bool,
+    pub(in crate::core::amqp) blocked_sent: bool,
     /// We answered the peer's connection.close; it closes the socket.
-    pub(in crate::core) close_ok_sent: bool,
+    pub(in crate::core::amqp) close_ok_sent: bool,
     /// Sent at least one basic.publish: subject to flow control on disk alarm.
-    pub(in crate::core) has_published: bool,
+    pub(in crate::core::amqp) has_published: bool,
     /// Confirms that need no fsync were made ready in this input: they go out at
     /// its end, coalesced into `multiple` acks (see `confirm::flush_ready_confirms`).
-    pub(in crate::core) confirms_ready: bool,
+    pub(in crate::core::amqp) confirms_ready: bool,
     /// The user's permission in the connection's vhost (set at connection.open).
-    pub(in crate::core) permission: Option<std::sync::Arc<crate::core::access::permissions::Permission>>,
+    pub(in crate::core::amqp) permission: Option<Arc<Permission>>,
     /// The last exchange this connection was allowed to publish to: the
     /// permission check on the publish path is one string compare, not a regex.
-    pub(in crate::core) publish_allowed: Option<String>,
+    pub(in crate::core::amqp) publish_allowed: Option<String>,
     /// The output last taken by the io layer was at the high-water mark, so
     /// deliveries may have been held back until it is written.
-    pub(in crate::core) output_was_full: bool,
+    pub(in crate::core::amqp) output_was_full: bool,
     /// Bytes in and out, for the management API.
-    pub(in crate::core) stats: crate::core::model::stats::ConnStats,
-    pub(in crate::core) connected_at_ms: u64,
+    pub(in crate::core::amqp) stats: ConnStats,
+    pub(in crate::core::amqp) connected_at_ms: u64,
     /// A refused login: its reply is held in `held_out` until this time, so a
     /// password guesser gets one answer per [`LOGIN_FAILURE_DELAY_MS`].
     /// Counted in the broker's handshakes (accepted, not yet opened).
-    pub(in crate::core) in_handshake: bool,
-    pub(in crate::core) release_at_ms: Option<u64>,
-    pub(in crate::core) held_out: crate::core::amqp::output::Output,
+    pub(in crate::core::amqp) in_handshake: bool,
+    pub(in crate::core::amqp) release_at_ms: Option<u64>,
+    pub(in crate::core::amqp) held_out: crate::core::amqp::output::Output,
 }
 
 /// How long the answer to a failed login is held back.
@@ -163,6 +173,118 @@ impl Connection {
     /// A name for logs: `peer (user)`.
     pub fn describe(&self) -> String {
         format!("{} ({})", self.peer, self.user.as_deref().unwrap_or("-"))
+    }
+
+    /// The management API's connection: open, logged in as `user` on `vhost`
+    /// with `permission`, with channel 1 open.
+    pub(in crate::core) fn for_admin(
+        id: ConnId,
+        tuning: Tuning,
+        now_ms: u64,
+        user: &str,
+        vhost: VhostName,
+        permission: Option<Arc<Permission>>,
+    ) -> Self {
+        let mut c = Connection::new(id, "management".into(), true, tuning, now_ms);
+        c.state = ConnState::Open;
+        c.user = Some(user.to_owned());
+        c.vhost = Some(vhost);
+        c.permission = permission;
+        c.channels.insert(1, Channel::new(1));
+        c
+    }
+}
+
+/// Read access for the rest of the core (management views, limits, the io
+/// contract): the fields themselves are the AMQP session's.
+impl Connection {
+    #[inline]
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+    /// The peer's `host:port`.
+    #[inline]
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+    /// The logged-in user, past the login.
+    #[inline]
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+    /// The vhost as the model keys it, once connection.open named one.
+    #[inline]
+    pub(in crate::core) fn vhost_key(&self) -> Option<&VhostName> {
+        self.vhost.as_ref()
+    }
+    #[inline]
+    pub fn state(&self) -> ConnState {
+        self.state
+    }
+    #[inline]
+    pub fn is_open(&self) -> bool {
+        self.state == ConnState::Open
+    }
+    #[inline]
+    pub fn connected_at_ms(&self) -> u64 {
+        self.connected_at_ms
+    }
+    #[inline]
+    pub fn client_properties(&self) -> &FieldTable {
+        &self.client_properties
+    }
+    /// Bytes in and out, for the management API.
+    #[inline]
+    pub fn stats(&self) -> &ConnStats {
+        &self.stats
+    }
+    /// Bytes waiting to be sent.
+    #[inline]
+    pub fn pending_bytes(&self) -> usize {
+        self.out.len()
+    }
+    /// Whether there is output waiting for the socket.
+    #[inline]
+    pub(in crate::core) fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+    /// Whether connection.blocked was sent (and not yet unblocked).
+    #[inline]
+    pub fn is_blocked(&self) -> bool {
+        self.blocked_sent
+    }
+    /// Accepted, and connection.open not yet done.
+    #[inline]
+    pub(in crate::core) fn in_handshake(&self) -> bool {
+        self.in_handshake
+    }
+    /// We answered the peer's connection.close; it closes the socket.
+    #[inline]
+    pub(in crate::core) fn close_ok_sent(&self) -> bool {
+        self.close_ok_sent
+    }
+    /// A refused login whose answer is held back.
+    #[inline]
+    pub(in crate::core) fn login_refused(&self) -> bool {
+        self.release_at_ms.is_some()
+    }
+    /// Closed, with nothing held back: the io layer may close the socket once
+    /// its output is written.
+    #[inline]
+    pub(in crate::core) fn is_done(&self) -> bool {
+        self.state == ConnState::Closed && self.release_at_ms.is_none()
+    }
+    #[inline]
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+    #[inline]
+    pub fn channel(&self, number: u16) -> Option<&Channel> {
+        self.channels.get(&number)
+    }
+    /// The numbers of the open channels.
+    pub(in crate::core) fn channel_numbers(&self) -> Vec<u16> {
+        self.channels.keys().copied().collect()
     }
 }
 

@@ -3,6 +3,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`connection`], [`handshake`] | per-connection state; protocol header, SASL, tune, open |
+//! | `conn_io` | what the io contract and the output list do to a connection, one method per intent |
 //! | `frames`, [`error`] | the frame loop of a connection; errors by scope and the method a close names |
 //! | [`dispatch`] | connection methods and per-channel frame routing |
 //! | [`channel`] | per-channel state: flow, qos, consumers, unacked, confirm and tx mode |
@@ -19,6 +20,7 @@ pub(in crate::core) mod alarms;
 pub(in crate::core) mod basic;
 pub mod channel;
 pub mod confirm;
+pub(in crate::core) mod conn_io;
 pub mod connection;
 pub(in crate::core) mod delivery;
 pub(in crate::core) mod direct_reply;

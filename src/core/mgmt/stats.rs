@@ -21,17 +21,10 @@ impl Broker {
         self.node_stats.last_tick_ms = now_ms;
         let mut per_vhost: crate::core::Map<VhostName, MsgCounters> = Default::default();
         for conn in self.conns.values_mut() {
-            let s = &mut conn.stats;
-            let secs = interval_ms as f64 / 1000.0;
-            s.recv_oct_rate = (s.recv_oct - s.prev_recv_oct) as f64 / secs;
-            s.send_oct_rate = (s.send_oct - s.prev_send_oct) as f64 / secs;
-            s.prev_recv_oct = s.recv_oct;
-            s.prev_send_oct = s.send_oct;
-            let Some(v) = conn.vhost.clone() else { continue };
-            let acc = per_vhost.entry(v).or_default();
-            for ch in conn.channels.values_mut() {
-                acc.add(&ch.stats.tick(interval_ms));
-            }
+            let Some((v, delta)) = conn.tick_stats(interval_ms) else {
+                continue;
+            };
+            per_vhost.entry(v.clone()).or_default().add(&delta);
         }
         // Channels that went away since the last tick.
         for (v, c) in self.retired_stats.drain() {

@@ -111,10 +111,7 @@ impl Broker {
             return Err(AdminError::NotFound(format!("no vhost '{name}'")));
         }
         self.advance_clock(now_ms);
-        self.force_close(
-            |c| c.vhost.as_deref() == Some(name),
-            &format!("vhost '{name}' is deleted"),
-        );
+        self.force_close(|c| c.vhost() == Some(name), &format!("vhost '{name}' is deleted"));
         let v = self.model.vhosts.remove(name).expect("checked above");
         let dir = v.dir.clone();
         for (_, x) in v.exchanges {
@@ -197,7 +194,7 @@ impl Broker {
     pub(crate) fn vhost_connection_count(&self, vhost: &str) -> u64 {
         self.conns
             .values()
-            .filter(|c| c.holds_slot() && c.vhost.as_deref() == Some(vhost))
+            .filter(|c| c.holds_slot() && c.vhost() == Some(vhost))
             .count() as u64
     }
 
@@ -205,8 +202,8 @@ impl Broker {
     pub(crate) fn user_usage(&self, user: &str) -> (u64, u64) {
         self.conns
             .values()
-            .filter(|c| c.holds_slot() && c.vhost.is_some() && c.user.as_deref() == Some(user))
-            .fold((0, 0), |(n, ch), c| (n + 1, ch + c.channels.len() as u64))
+            .filter(|c| c.holds_slot() && c.vhost().is_some() && c.user() == Some(user))
+            .fold((0, 0), |(n, ch), c| (n + 1, ch + c.channel_count() as u64))
     }
 
     // ---- parameters -----------------------------------------------------------

@@ -202,9 +202,9 @@ impl Sim {
             .filter(|(_, c)| c.open && c.held_since.is_some())
         {
             let Some(conn) = b.conns.get(&cl.id) else { continue };
-            let channel = conn.channels.get(&MAIN);
+            let channel = conn.channel(MAIN);
             for (tag, h) in cl.unacked.iter().filter(|(_, h)| !h.orphan) {
-                if !channel.is_some_and(|ch| ch.unacked.contains_key(*tag)) {
+                if !channel.is_some_and(|ch| ch.is_unacked(*tag)) {
                     released.push((c, *tag, h.msg));
                 }
             }
@@ -440,9 +440,9 @@ impl Sim {
         // that their acks are no error, as in RabbitMQ).
         let b = self.h.broker();
         let held_by = |c: &crate::core::amqp::connection::Connection| -> usize {
-            (c.channels.values())
-                .flat_map(|ch| ch.unacked.values())
-                .filter(|u| v.queues.contains_key(&u.queue))
+            (c.channels())
+                .flat_map(|ch| ch.unacked_queues())
+                .filter(|q| v.queues.contains_key(q))
                 .count()
         };
         let in_channels: usize = b.conns.values().map(held_by).sum();

@@ -27,8 +27,7 @@ pub use users::UserSpec;
 
 use ringmq_codec::{FieldTable, ProtocolError, ReplyCode};
 
-use crate::core::amqp::channel::Channel;
-use crate::core::amqp::connection::{ConnState, Connection, Tuning};
+use crate::core::amqp::connection::{Connection, Tuning};
 use crate::core::amqp::error::{Exception, MethodResult};
 use crate::core::broker::Broker;
 use crate::core::model::ids::{ConnId, ADMIN_CONN};
@@ -137,13 +136,15 @@ impl Broker {
             channel_max: 1,
             heartbeat_secs: 0,
         };
-        let mut c = Connection::new(ADMIN_CONN, "management".into(), true, tuning, ctx.now_ms);
-        c.state = ConnState::Open;
-        c.user = Some(ctx.user.to_owned());
-        c.vhost = Some(vhost.clone());
-        c.permission = self.permissions.get(ctx.user, ctx.vhost);
-        c.channels.insert(1, Channel::new(1));
-        Ok(c)
+        let permission = self.permissions.get(ctx.user, ctx.vhost);
+        Ok(Connection::for_admin(
+            ADMIN_CONN,
+            tuning,
+            ctx.now_ms,
+            ctx.user,
+            vhost.clone(),
+            permission,
+        ))
     }
 
     /// Runs AMQP method handlers on the API's connection (channel 1), then lets
@@ -159,8 +160,8 @@ impl Broker {
         // The API answers when this returns: what it declared must be on disk.
         crate::core::definitions::log::sync_now(&mut self.model);
         // Its counts belong to the vhost, as a closed channel's do.
-        if let Some(ch) = conn.channels.get(&1) {
-            self.retire_channel_stats(conn.vhost.as_ref(), &ch.stats);
+        if let Some(ch) = conn.channel(1) {
+            self.retire_channel_stats(conn.vhost_key(), ch.stats());
         }
         self.run_pending();
         r.map_err(AdminError::from)
@@ -168,7 +169,7 @@ impl Broker {
 
     /// Closes every client connection `which` selects with 320 CONNECTION_FORCED.
     pub(crate) fn force_close(&mut self, which: impl Fn(&Connection) -> bool, reason: &str) {
-        let ids: Vec<ConnId> = self.conns.values().filter(|c| which(c)).map(|c| c.id).collect();
+        let ids: Vec<ConnId> = self.conns.values().filter(|c| which(c)).map(|c| c.id()).collect();
         for id in ids {
             // Known to exist: collected just above, and nothing between removes one.
             let _ = self.admin_close_connection(id, reason, self.model.now_ms);

@@ -109,7 +109,7 @@ impl Broker {
         let mut routed = false;
         self.admin_run(ctx, |b, c| {
             let outcome = b.publish(c, 1, exchange, routing_key, false, properties, body)?;
-            c.channels.get_mut(&1).expect("admin channel").stats.c.publish += 1;
+            c.count_publish(1);
             routed = outcome.routed;
             Ok(())
         })?;
@@ -128,7 +128,7 @@ impl Broker {
         let id = self.has_queue(ctx.vhost, queue)?.ok_or(not_found())?;
         let conn = self.admin_conn(ctx)?;
         crate::core::amqp::dispatch::check_access(&conn, Access::Read, "queue", queue)?;
-        let vname: VhostName = conn.vhost.clone().expect("admin conn has a vhost");
+        let vname: VhostName = conn.vhost_key().cloned().expect("admin conn has a vhost");
         self.advance_clock(ctx.now_ms);
         // A get through the API is a use of the queue (x-expires), as basic.get.
         self.model.touch_queue(&vname, id);

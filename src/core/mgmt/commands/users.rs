@@ -61,10 +61,7 @@ impl Broker {
     /// 320 "user '...' is deleted").
     pub fn admin_delete_user(&mut self, name: &str) -> Result<(), AdminError> {
         self.users.remove(name).ok_or_else(not_found)?;
-        self.force_close(
-            |c| c.user.as_deref() == Some(name),
-            &format!("user '{name}' is deleted"),
-        );
+        self.force_close(|c| c.user() == Some(name), &format!("user '{name}' is deleted"));
         self.users.save(&self.config.data_dir)?;
         if self.permissions.remove_user(name) {
             self.permissions.save(&self.config.data_dir)?;

@@ -2,7 +2,7 @@
 
 use ringmq_codec::FieldTable;
 
-use crate::core::amqp::channel::{Channel, ChannelState};
+use crate::core::amqp::channel::Channel;
 use crate::core::amqp::connection::{ConnState, Connection};
 use crate::core::model::ids::ConnId;
 use crate::core::model::stats::ObjStats;
@@ -39,46 +39,46 @@ impl<'a> ConnView<'a> {
     }
 
     pub fn id(&self) -> ConnId {
-        self.c.id
+        self.c.id()
     }
     /// The peer's `host:port`.
     pub fn peer(&self) -> &'a str {
-        &self.c.peer
+        self.c.peer()
     }
     pub fn user(&self) -> Option<&'a str> {
-        self.c.user.as_deref()
+        self.c.user()
     }
     pub fn vhost(&self) -> Option<&'a str> {
-        self.c.vhost.as_deref()
+        self.c.vhost()
     }
     /// Past the login (a user is known).
     pub fn is_logged_in(&self) -> bool {
-        self.c.user.is_some()
+        self.c.user().is_some()
     }
     pub fn phase(&self) -> ConnPhase {
-        match self.c.state {
+        match self.c.state() {
             ConnState::Open => ConnPhase::Open,
             ConnState::Closing => ConnPhase::Closing,
             _ => ConnPhase::Starting,
         }
     }
     pub fn channel_max(&self) -> u16 {
-        self.c.tuning.channel_max
+        self.c.tuning().channel_max
     }
     pub fn frame_max(&self) -> u32 {
-        self.c.tuning.frame_max
+        self.c.tuning().frame_max
     }
     pub fn heartbeat_secs(&self) -> u16 {
-        self.c.tuning.heartbeat_secs
+        self.c.tuning().heartbeat_secs
     }
     pub fn connected_at_ms(&self) -> u64 {
-        self.c.connected_at_ms
+        self.c.connected_at_ms()
     }
     pub fn client_properties(&self) -> &'a FieldTable {
-        &self.c.client_properties
+        self.c.client_properties()
     }
     pub fn traffic(&self) -> ConnTraffic {
-        let s = &self.c.stats;
+        let s = self.c.stats();
         ConnTraffic {
             recv_oct: s.recv_oct,
             send_oct: s.send_oct,
@@ -90,20 +90,20 @@ impl<'a> ConnView<'a> {
     }
     /// Bytes waiting to be sent.
     pub fn pending_bytes(&self) -> usize {
-        self.c.out.len()
+        self.c.pending_bytes()
     }
     /// Whether connection.blocked was sent (and not yet unblocked).
     pub fn blocked(&self) -> bool {
-        self.c.blocked_sent
+        self.c.is_blocked()
     }
     pub fn channel_count(&self) -> usize {
-        self.c.channels.len()
+        self.c.channel_count()
     }
     pub fn channels(&self) -> impl Iterator<Item = ChannelView<'a>> + 'a {
-        self.c.channels.values().map(|ch| ChannelView { ch })
+        self.c.channels().map(|ch| ChannelView { ch })
     }
     pub fn channel(&self, number: u16) -> Option<ChannelView<'a>> {
-        self.c.channels.get(&number).map(|ch| ChannelView { ch })
+        self.c.channel(number).map(|ch| ChannelView { ch })
     }
 }
 
@@ -114,55 +114,52 @@ pub struct ChannelView<'a> {
 
 impl<'a> ChannelView<'a> {
     pub fn number(&self) -> u16 {
-        self.ch.id
+        self.ch.number()
     }
     /// Open (not closing).
     pub fn is_open(&self) -> bool {
-        self.ch.state == ChannelState::Open
+        self.ch.is_open()
     }
     /// channel.flow: false when the client paused deliveries.
     pub fn flow_active(&self) -> bool {
-        self.ch.flow_active
+        self.ch.flow_active()
     }
     pub fn consumer_count(&self) -> usize {
-        self.ch.consumers.len()
+        self.ch.consumer_count()
     }
     /// The prefetch of one consumer's consume (`0`: none), if it is on this channel.
     pub fn consumer_prefetch_of(&self, tag: &str) -> Option<u16> {
-        self.ch.consumers.get(tag).map(|c| c.prefetch)
+        self.ch.consumer_prefetch_of(tag)
     }
     /// The prefetches of this channel's consumers, summed.
     pub fn consumer_prefetch_sum(&self) -> usize {
-        self.ch.consumers.values().map(|c| usize::from(c.prefetch)).sum()
+        self.ch.consumer_prefetch_sum()
     }
     /// basic.qos global=false: the prefetch new consumers get.
     pub fn consumer_prefetch(&self) -> u16 {
-        self.ch.consumer_prefetch
+        self.ch.consumer_prefetch()
     }
     /// basic.qos global=true: the channel's limit.
     pub fn channel_prefetch(&self) -> u16 {
-        self.ch.channel_prefetch
+        self.ch.channel_prefetch()
     }
     pub fn unacked(&self) -> usize {
-        self.ch.unacked.len()
+        self.ch.unacked_count()
     }
     pub fn unconfirmed(&self) -> usize {
-        self.ch.pending_confirms.len()
+        self.ch.unconfirmed_count()
     }
     /// Publishes and acks in the open transaction.
     pub fn uncommitted(&self) -> (usize, usize) {
-        self.ch
-            .tx
-            .as_ref()
-            .map_or((0, 0), |t| (t.publishes.len(), t.acks.len()))
+        self.ch.uncommitted()
     }
     pub fn confirm(&self) -> bool {
-        self.ch.confirm
+        self.ch.confirm_mode()
     }
     pub fn transactional(&self) -> bool {
-        self.ch.tx.is_some()
+        self.ch.is_transactional()
     }
     pub fn stats(&self) -> &'a ObjStats {
-        &self.ch.stats
+        self.ch.stats()
     }
 }
