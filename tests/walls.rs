@@ -496,6 +496,55 @@ fn session_fields_wall() {
     the_session_fields_are_the_sessions();
 }
 
+/// The core's root holds no state a folder must import back: `Broker` (the
+/// model with the connections) lives in `amqp/`, and the root's files are the
+/// io contract (`contract.rs`, the top: no folder names it), and two leaves the
+/// folders may use (`config.rs`, the settings; `alarms.rs`, the alarms'
+/// state), which name nothing of the core (issue 17: no circle through the
+/// root, as there was through the old `core/broker.rs`).
+fn the_core_root_is_a_top_and_leaves() {
+    const FOLDERS: [&str; 6] = ["access", "policy", "definitions", "model", "amqp", "mgmt"];
+    let mut found = Vec::new();
+    for f in FOLDERS {
+        for l in lines_under(&format!("src/core/{f}")) {
+            if crosses(&l.code, "crate::core::contract", &[]) {
+                found.push(format!("{}:{}: {}", l.file.display(), l.number, l.code.trim()));
+            }
+        }
+    }
+    for leaf in ["src/core/config.rs", "src/core/alarms.rs"] {
+        for l in lines_under(leaf) {
+            if l.code.contains("crate::core::") || l.code.contains("super::") && !l.code.contains("use super::*") {
+                found.push(format!("{}:{}: {}", l.file.display(), l.number, l.code.trim()));
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/core");
+    let mut files: Vec<String> = std::fs::read_dir(&root)
+        .expect("src/core")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    for f in files {
+        if !["mod.rs", "contract.rs", "config.rs", "alarms.rs"].contains(&f.as_str()) {
+            found.push(format!(
+                "src/core/{f}: a new root file (the root is the io contract and two leaves; state goes in a folder)"
+            ));
+        }
+    }
+    assert_no_crossings(
+        "the core's root is the io contract (which no folder names) and two leaves (config, alarms) that name nothing of the core",
+        found,
+    );
+}
+
+#[test]
+fn core_root_wall() {
+    the_core_root_is_a_top_and_leaves();
+}
+
 /// The graph's reading of paths: `crate::core::X` and the `super::`s that
 /// climb to the core's root name X; shorter climbs, longer names and inline
 /// `mod tests` blocks do not fool it; and a circle is found.

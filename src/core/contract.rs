@@ -15,9 +15,9 @@
 
 use ringmq_codec::{ProtocolError, ReplyCode, FRAME_MIN_SIZE};
 
+use crate::core::amqp::broker::Broker;
 use crate::core::amqp::connection::{Connection, Tuning};
 use crate::core::amqp::output::Output;
-use crate::core::broker::Broker;
 use crate::core::model::ids::{ConnId, QueueId};
 use crate::core::model::timers::{TimerKind, TIMERS_PER_TURN_MAX};
 

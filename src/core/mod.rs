@@ -1,17 +1,16 @@
 //! The sans-IO broker core: frames and `now` in, frames and effects out.
 //!
 //! Nothing here opens a socket, reads the clock or spawns a thread. The io layer
-//! feeds bytes into [`broker::Broker::handle_input`] and drains each connection's
-//! output with [`broker::Broker::poll_output`]; fsync work comes out of
-//! [`broker::Broker::poll_sync`] and goes back in through `handle_sync_done`.
+//! feeds bytes into [`Broker::handle_input`] and drains each connection's
+//! output with [`Broker::poll_output`]; fsync work comes out of
+//! [`Broker::poll_sync`] and goes back in through `handle_sync_done`.
 //!
 //! | folder | what lives there |
 //! |---|---|
-//! | [`broker`] | the shard's state: opened and recovered from the data directory, closed at shutdown |
 //! | `contract` | the io contract: every call `src/io` makes (`handle_*` in, `take_*`/`poll_*` out) |
 //! | [`config`], [`alarms`] | the settings the core needs; the disk and memory alarms' state (their effect on connections is `amqp::alarms`) |
 //! | [`model`] | protocol-neutral, in one type (`model::Model`): vhosts, exchanges (one file per kind), queues (store, TTL, dead-lettering, limits, dedup), the group commit's state, timers, the policies applied to them, ids, stats, the error of operators' operations |
-//! | [`amqp`] | the AMQP 0-9-1 session on the model: frame loop and errors, connection, handshake, channel, one file per command class, confirms and transactions, delivery to consumers, output |
+//! | [`amqp`] | the AMQP 0-9-1 session on the model, and [`Broker`] (`amqp/broker.rs`): the shard's state, the model with the connections, opened and recovered from the data directory, closed at shutdown; frame loop and errors, connection, handshake, channel, one file per command class, confirms and transactions, delivery to consumers, output |
 //! | [`access`] | users and SASL, permissions, topic permissions |
 //! | [`policy`] | policies and operator policies as operators write them: validation, files, put/delete/list over a vhost, re-applying to the model |
 //! | [`definitions`] | the durable definitions log (over the model) and the JSON format: export, an import validated into a plan |
@@ -21,7 +20,10 @@
 //! The folders import downwards only, never in a circle (`tests/walls.rs`):
 //! `model` imports none (nothing of the core but itself); `access`, `policy` and `definitions` the model (and
 //! `definitions` the two others, for the JSON import); `amqp` those; `mgmt`
-//! everything; `testkit` anything. The root's files hold them together.
+//! everything; `testkit` anything. The root's files are the io contract
+//! (`contract`, over the `Broker`), the settings and the alarms' state; no root
+//! file is imported by a folder that it imports (`Broker` lives in `amqp`, the
+//! session's connections are its state).
 //! `access`, `policy` and `definitions` (and `model`) are types and functions
 //! over their own state and the model's: they name no `Broker` and nothing of
 //! `amqp`, `mgmt`, `contract` or `alarms`, and hold no `impl Broker`; what
@@ -30,7 +32,6 @@
 pub mod access;
 pub mod alarms;
 pub mod amqp;
-pub mod broker;
 pub mod config;
 mod contract;
 pub mod definitions;
@@ -40,7 +41,7 @@ pub mod policy;
 #[cfg(test)]
 mod testkit;
 
-pub use broker::Broker;
+pub use amqp::broker::Broker;
 pub use config::CoreConfig;
 
 /// The hash map of the core: foldhash, randomly keyed per process, so

@@ -6,8 +6,8 @@
 use ringmq_codec::{encode_method, short, Method, ShortStr};
 
 use crate::core::alarms::Alarms;
+use crate::core::amqp::broker::Broker;
 use crate::core::amqp::connection::{ConnState, Connection};
-use crate::core::broker::Broker;
 use crate::core::model::ids::ConnId;
 
 impl Broker {

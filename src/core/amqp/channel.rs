@@ -317,7 +317,7 @@ impl Channel {
     }
 }
 
-impl crate::core::broker::Broker {
+impl crate::core::amqp::broker::Broker {
     /// Removes a channel from its connection, keeping its counts.
     pub(crate) fn drop_channel(&mut self, conn: &mut crate::core::amqp::connection::Connection, channel: u16) {
         if let Some(ch) = conn.channels.remove(&channel) {

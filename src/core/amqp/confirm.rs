@@ -31,12 +31,12 @@ use ringmq_codec::{
 use ringmq_store::SyncBatch;
 
 use crate::core::amqp::basic::ack::Settle;
+use crate::core::amqp::broker::Broker;
 use crate::core::amqp::channel::{PendingConfirm, Tx, TxAck};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::dispatch::{chan, precondition};
 use crate::core::amqp::error::MethodResult;
 use crate::core::amqp::output::Output;
-use crate::core::broker::Broker;
 use crate::core::definitions::{self, log::Written};
 use crate::core::model::ids::{ConnId, QueueId, ADMIN_CONN};
 use crate::core::model::route::PublishOutcome;

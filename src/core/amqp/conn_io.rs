@@ -3,11 +3,11 @@
 //! written, the dirty-list mark, the held answer to a refused login,
 //! heartbeats and close timeouts on a tick, the handshake's end.
 
+use crate::core::amqp::broker::{CLOSE_TIMEOUT_MS, OUT_HIGH_WATER_BYTES};
 use crate::core::amqp::channel::ChannelState;
 use crate::core::amqp::confirm::SyncState;
 use crate::core::amqp::connection::{ConnState, Connection};
 use crate::core::amqp::output::Output;
-use crate::core::broker::{CLOSE_TIMEOUT_MS, OUT_HIGH_WATER_BYTES};
 use crate::core::model::ids::{QueueId, VhostName};
 use crate::core::model::stats::MsgCounters;
 

@@ -5,10 +5,10 @@ use ringmq_codec::frame::encode_body;
 use ringmq_codec::{encode_deliver_head, BasicProperties, FieldValue, Table};
 use ringmq_codec::{short, ShortStr};
 
+use crate::core::amqp::broker::{Broker, OUT_HIGH_WATER_BYTES};
 use crate::core::amqp::channel::{ChannelState, Unacked};
 use crate::core::amqp::connection::{ConnState, Connection};
 use crate::core::amqp::output::{push_body_frames, ZERO_COPY_BODY_BYTES_MIN};
-use crate::core::broker::{Broker, OUT_HIGH_WATER_BYTES};
 use crate::core::model::queue::take::TakenAt;
 
 /// What one round of a queue's delivery loop did.

@@ -12,10 +12,10 @@ use ringmq_codec::{ShortStr, ShortString};
 
 use ringmq_codec::{encode_deliver, BasicProperties};
 
+use crate::core::amqp::broker::{Broker, OUT_HIGH_WATER_BYTES};
 use crate::core::amqp::connection::{ConnState, Connection};
 use crate::core::amqp::dispatch::{chan, precondition};
 use crate::core::amqp::error::Exception;
-use crate::core::broker::{Broker, OUT_HIGH_WATER_BYTES};
 use crate::core::model::ids::ConnId;
 
 pub const REPLY_TO_QUEUE: &str = "amq.rabbitmq.reply-to";

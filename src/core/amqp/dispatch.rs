@@ -7,10 +7,10 @@ use ringmq_codec::{
 };
 
 use crate::core::access::auth::parse_response;
+use crate::core::amqp::broker::Broker;
 use crate::core::amqp::channel::{Channel, ChannelState};
 use crate::core::amqp::connection::{ClientCapabilities, ConnState, Connection};
 use crate::core::amqp::error::{channel_error, connection_error, in_publish, Exception, MethodResult};
-use crate::core::broker::Broker;
 
 impl Broker {
     pub(crate) fn handle_handshake(&mut self, conn: &mut Connection, frame: Frame<'_>, now_ms: u64) -> MethodResult {

@@ -9,10 +9,10 @@ use ringmq_codec::{
 
 use crate::core::access::permissions::Access;
 use crate::core::access::topic_permissions::TopicAccess;
+use crate::core::amqp::broker::Broker;
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::dispatch::{check_access, precondition};
 use crate::core::amqp::error::{channel_error, MethodResult};
-use crate::core::broker::Broker;
 use crate::core::definitions;
 use crate::core::model::exchange::{validate_binding, validate_exchange_arguments};
 use crate::core::model::ids::Dest;

@@ -7,10 +7,10 @@ use ringmq_codec::{
 };
 
 use crate::core::access::auth::MECHANISMS;
+use crate::core::amqp::broker::{Broker, FRAMES_PER_INPUT_MAX};
 use crate::core::amqp::channel::ChannelState;
 use crate::core::amqp::connection::{server_properties, ConnState, Connection};
 use crate::core::amqp::error::{attribute, cause_of, truncate_shortstr, Exception};
-use crate::core::broker::{Broker, FRAMES_PER_INPUT_MAX};
 
 impl Broker {
     pub(in crate::core) fn process_frames(&mut self, conn: &mut Connection, input: &[u8], now_ms: u64) -> usize {

@@ -2,6 +2,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`broker`] | `Broker`: the model, the connections and the state of access, policies and definitions, owned together; the core's entry points (`contract.rs`) and `mgmt` work on it |
 //! | [`connection`], [`handshake`] | per-connection state; protocol header, SASL, tune, open |
 //! | `conn_io` | what the io contract and the output list do to a connection, one method per intent |
 //! | `frames`, [`error`] | the frame loop of a connection; errors by scope and the method a close names |
@@ -18,6 +19,7 @@
 
 pub(in crate::core) mod alarms;
 pub(in crate::core) mod basic;
+pub mod broker;
 pub mod channel;
 pub mod confirm;
 pub(in crate::core) mod conn_io;

@@ -10,11 +10,11 @@ use ringmq_codec::{
 
 use crate::core::access::permissions::Access;
 use crate::core::access::topic_permissions::TopicAccess;
+use crate::core::amqp::broker::{Broker, Notice};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::dispatch::{chan, check_access, precondition};
 use crate::core::amqp::error::{channel_error, Exception, MethodResult};
 use crate::core::amqp::exchange::{bool_str, no_exchange};
-use crate::core::broker::{Broker, Notice};
 use crate::core::definitions;
 use crate::core::model::exchange::validate_binding;
 use crate::core::model::ids::{ConnId, Dest, QueueId};

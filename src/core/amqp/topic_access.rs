@@ -5,9 +5,9 @@
 use ringmq_codec::ReplyCode;
 
 use crate::core::access::topic_permissions::TopicAccess;
+use crate::core::amqp::broker::Broker;
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::error::{channel_error, Exception};
-use crate::core::broker::Broker;
 
 impl Broker {
     /// RabbitMQ's `check_topic_authorisation` for `conn`: 403 ACCESS_REFUSED

@@ -4,7 +4,7 @@
 //! `policy::apply`; here the timers are started first and the session's
 //! pending work (deliveries from queues whose limits changed) runs after.
 
-use crate::core::broker::Broker;
+use crate::core::amqp::broker::Broker;
 use crate::core::model::error::{AdminError, AdminResult};
 use crate::core::policy::apply::{self, VhostPolicy};
 use crate::core::policy::{Policy, PolicyDef, PolicyKind};

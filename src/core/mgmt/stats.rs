@@ -4,7 +4,7 @@
 //! It reads the AMQP connections beside the model, so it lives here, with the
 //! management views that show the result.
 
-use crate::core::broker::Broker;
+use crate::core::amqp::broker::Broker;
 use crate::core::model::ids::VhostName;
 use crate::core::model::stats::{Churn, MsgCounters, ObjStats, STATS_INTERVAL_MS};
 

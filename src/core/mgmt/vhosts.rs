@@ -10,7 +10,7 @@ use crate::core::model::ids::VhostName;
 
 use serde_json::Value;
 
-use crate::core::broker::Broker;
+use crate::core::amqp::broker::Broker;
 use crate::core::mgmt::error::{AdminError, AdminResult};
 use crate::core::model::vhost::VHost;
 pub use crate::core::model::vhost_meta::{

@@ -5,7 +5,7 @@
 
 use ringmq_codec::*;
 
-use crate::core::broker::Broker;
+use crate::core::amqp::broker::Broker;
 use crate::core::config::CoreConfig;
 use crate::core::definitions::compact::{live_count, live_records};
 use crate::core::model::ids::ConnId;

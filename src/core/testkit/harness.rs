@@ -12,8 +12,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::core::amqp::broker::Broker;
 use crate::core::amqp::confirm::SyncJob;
-use crate::core::broker::Broker;
 use crate::core::config::CoreConfig;
 use crate::core::model::ids::ConnId;
 

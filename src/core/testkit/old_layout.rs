@@ -8,7 +8,7 @@ use std::path::Path;
 use ringmq_codec::{BasicProperties, Method, QueueDeclare, QueueDelete, Table};
 use ringmq_store::{layout, DefinitionsLog, LeveledStore, MessageRef};
 
-use crate::core::broker::Broker;
+use crate::core::amqp::broker::Broker;
 use crate::core::config::CoreConfig;
 use crate::core::definitions::replay;
 

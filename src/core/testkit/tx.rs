@@ -4,7 +4,7 @@
 
 use ringmq_codec::*;
 
-use crate::core::broker::Broker;
+use crate::core::amqp::broker::Broker;
 use crate::core::config::CoreConfig;
 use crate::core::model::ids::ConnId;
 

@@ -4,11 +4,11 @@
 use crate::core::model::ids::VhostName;
 use ringmq_codec::{encode_method, BasicRecoverOk, Method, ReplyCode};
 
+use crate::core::amqp::broker::Broker;
 use crate::core::amqp::channel::{TxAck, Unacked};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::dispatch::{chan, precondition};
 use crate::core::amqp::error::{connection_error, MethodResult};
-use crate::core::broker::Broker;
 use crate::core::model::queue::dead_letter::DeathReason;
 
 impl Broker {

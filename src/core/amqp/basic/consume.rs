@@ -7,12 +7,12 @@ use ringmq_codec::{
 };
 
 use crate::core::access::permissions::Access;
+use crate::core::amqp::broker::Broker;
 use crate::core::amqp::channel::{ChannelConsumer, CONSUMERS_PER_CHANNEL_MAX};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::direct_reply::is_reply_queue;
 use crate::core::amqp::dispatch::{chan, check_access, precondition};
 use crate::core::amqp::error::{channel_error, connection_error, MethodResult};
-use crate::core::broker::Broker;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::ConsumerRef;
 

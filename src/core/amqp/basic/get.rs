@@ -6,12 +6,12 @@ use ringmq_codec::ShortStr;
 use ringmq_codec::{encode_content, encode_method, BasicGet, BasicGetEmpty, BasicGetOk, Method};
 
 use crate::core::access::permissions::Access;
+use crate::core::amqp::broker::Broker;
 use crate::core::amqp::channel::Unacked;
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::delivery::delivery_properties;
 use crate::core::amqp::dispatch::check_access;
 use crate::core::amqp::error::MethodResult;
-use crate::core::broker::Broker;
 use crate::core::model::queue::take::TakenAt;
 
 impl Broker {

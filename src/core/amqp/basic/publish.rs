@@ -10,13 +10,13 @@ use ringmq_codec::{
 
 use crate::core::access::permissions::Access;
 use crate::core::access::topic_permissions::TopicAccess;
+use crate::core::amqp::broker::Broker;
 use crate::core::amqp::channel::{IncomingMessage, TxPublish};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::direct_reply::is_reply_address;
 use crate::core::amqp::dispatch::{chan, check_access, precondition};
 use crate::core::amqp::error::{channel_error, connection_error, Exception, MethodResult};
 use crate::core::amqp::exchange::no_exchange;
-use crate::core::broker::Broker;
 
 use crate::core::model::route::{PublishOutcome, RouteError};
 

@@ -2,7 +2,7 @@
 
 use ringmq_codec::{ExchangeDeclare, ExchangeDelete, FieldTable, Table};
 
-use crate::core::broker::Broker;
+use crate::core::amqp::broker::Broker;
 use crate::core::model::error::short_name;
 use crate::core::model::ids::Dest;
 

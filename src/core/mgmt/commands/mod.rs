@@ -27,9 +27,9 @@ pub use users::UserSpec;
 
 use ringmq_codec::{FieldTable, ProtocolError, ReplyCode};
 
+use crate::core::amqp::broker::Broker;
 use crate::core::amqp::connection::{Connection, Tuning};
 use crate::core::amqp::error::{Exception, MethodResult};
-use crate::core::broker::Broker;
 use crate::core::model::ids::{ConnId, ADMIN_CONN};
 
 /// Messages one `/get` request may take (RabbitMQ has no bound; we need one).

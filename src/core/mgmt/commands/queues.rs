@@ -6,7 +6,7 @@ use crate::core::model::ids::VhostName;
 use ringmq_codec::{QueueDeclare, QueueDelete, QueuePurge, Table};
 
 use crate::core::access::permissions::Access;
-use crate::core::broker::Broker;
+use crate::core::amqp::broker::Broker;
 use crate::core::model::error::short_name;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::dead_letter::DeathReason;

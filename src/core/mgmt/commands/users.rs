@@ -1,7 +1,7 @@
 //! Users and their permissions and topic permissions.
 
 use crate::core::access::topic_permissions::TopicPermissionDef;
-use crate::core::broker::Broker;
+use crate::core::amqp::broker::Broker;
 
 use super::{not_found, AdminError, Declared};
 

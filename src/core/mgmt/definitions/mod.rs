@@ -6,7 +6,7 @@
 //! policies), declares the file's exchanges, queues and bindings, and syncs
 //! the definitions logs once before the caller answers.
 
-use crate::core::broker::Broker;
+use crate::core::amqp::broker::Broker;
 use crate::core::definitions;
 use crate::core::definitions::json::import::{self, Plan};
 use crate::core::definitions::json::{export, Definitions};

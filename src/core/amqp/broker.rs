@@ -6,10 +6,11 @@ use crate::core::model::ids::VhostName;
 use ringmq_codec::ShortString;
 
 use crate::core::access::auth::Users;
+use crate::core::alarms::Alarms;
 use crate::core::amqp::connection::Connection;
+use crate::core::config::CoreConfig;
 use crate::core::model::ids::{ConnId, QueueId};
 use crate::core::model::vhost::VHost;
-use crate::core::{alarms::Alarms, config::CoreConfig};
 
 /// Frames handled per `handle_input` call before returning to the loop, so one
 /// busy connection cannot starve the others (the rest stays in its buffer).
@@ -38,7 +39,7 @@ pub struct Broker {
     pub(in crate::core) permissions: crate::core::access::permissions::Permissions,
     /// The protocol-neutral state: vhosts, timers, dead letters, pending work.
     pub(in crate::core) model: crate::core::model::Model,
-    pub(in crate::core) conns: super::Map<ConnId, Connection>,
+    pub(in crate::core) conns: crate::core::Map<ConnId, Connection>,
     /// Connections not yet opened, oldest first (see `handshake.rs`).
     pub(in crate::core) handshakes: crate::core::amqp::handshake::Handshakes,
     /// See [`Broker::take_trash`].
@@ -62,7 +63,7 @@ pub struct Broker {
     /// Node-wide message totals and history (management API, metrics).
     pub(in crate::core) node_stats: crate::core::model::stats::NodeStats,
     /// Counts of channels gone since the last stats tick, per vhost.
-    pub(in crate::core) retired_stats: super::Map<VhostName, crate::core::model::stats::MsgCounters>,
+    pub(in crate::core) retired_stats: crate::core::Map<VhostName, crate::core::model::stats::MsgCounters>,
 }
 
 impl Broker {
