@@ -39,7 +39,7 @@ impl Broker {
             let Some(vhost) = self.model.vhosts.get_mut(&vname) else {
                 continue;
             };
-            let Some(q) = vhost.queues.get_mut(&qid) else { continue };
+            let Some(q) = vhost.queues.get_mut(&qid).map(|q| &mut **q) else { continue };
             let conns = &mut self.conns;
             let mut budget = DELIVERIES_PER_QUEUE_TURN_MAX;
             while q.ready_count() > 0 && q.consumer_count() > 0 && !q.is_paused() {

@@ -92,7 +92,7 @@ impl Broker {
         };
         for run in taken.chunk_by(|a, b| a.1.queue == b.1.queue) {
             let id = run[0].1.queue;
-            let Some(q) = vhost.queues.get_mut(&id) else {
+            let Some(q) = vhost.queues.get_mut(&id).map(|q| &mut **q) else {
                 continue;
             };
             for (_, u) in run {
