@@ -118,6 +118,9 @@ fn out_of_descriptors_the_broker_pauses_keeps_serving_and_recovers() {
             "the message that could not be taken left its queue"
         );
 
+        // A consumer of that queue waits: nothing can be taken for it yet.
+        let mut consumer = consume_no_ack(&ch, &unread).await;
+
         // It pauses between tries: over one second a spinning accept loop logs
         // thousands of failures, a paused one a few dozen at most.
         let before = accept_failures(&b);
@@ -128,10 +131,13 @@ fn out_of_descriptors_the_broker_pauses_keeps_serving_and_recovers() {
             "{in_a_second} accept failures logged in one second: spinning"
         );
 
-        // Descriptors back: a new client gets in, and the queue that could not
-        // open its file stores again.
+        // Descriptors back: the waiting consumer gets the message with no new
+        // event on its queue (the broker tries the take again by itself), a new
+        // client gets in, and the queue that could not open its file stores again.
         set_nofile(pid, old.rlim_cur, old.rlim_max);
         extra.clear();
+        let kept = next(&mut consumer).await;
+        assert_eq!(kept.data, b"kept", "the message that could not be taken");
         let (_conn2, ch2) = open(&b).await;
         ch2.queue_declare(fresh.as_str().into(), passive, FieldTable::default())
             .await

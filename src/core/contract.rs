@@ -305,6 +305,7 @@ impl Broker {
                     }
                 }
                 TimerKind::Delayed(x) => self.model.fire_delayed(&vname, &x),
+                TimerKind::TakeRetry => self.model.deliver_pending.push((vname, id)),
             }
         }
     }

@@ -39,7 +39,9 @@ impl Broker {
             let Some(vhost) = self.model.vhosts.get_mut(&vname) else {
                 continue;
             };
-            let Some(q) = vhost.queues.get_mut(&qid).map(|q| &mut **q) else { continue };
+            let Some(q) = vhost.queues.get_mut(&qid).map(|q| &mut **q) else {
+                continue;
+            };
             let conns = &mut self.conns;
             let mut budget = DELIVERIES_PER_QUEUE_TURN_MAX;
             while q.ready_count() > 0 && q.consumer_count() > 0 && !q.is_paused() {
@@ -113,6 +115,14 @@ impl Broker {
                     });
                     let Some((TakenAt { pos, redelivered }, tag)) = sent else {
                         ch.uncount_delivery(&c.tag);
+                        if q.ready_count() > 0 {
+                            // Ready messages but none could be taken: the store
+                            // failed (logged). Try again later, not never.
+                            let now = self.model.now_ms;
+                            let at = crate::core::model::timers::take_retry_at(now);
+                            let kind = crate::core::model::timers::TimerKind::TakeRetry;
+                            self.model.timers.add(at, now, &vname, qid, kind);
+                        }
                         break;
                     };
                     q.count_delivery(c.no_ack, redelivered);

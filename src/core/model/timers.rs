@@ -1,4 +1,5 @@
-//! The core's timers (head TTL, queue expiry, delayed exchanges); the io
+//! The core's timers (head TTL, queue expiry, delayed exchanges, a failed
+//! take tried again); the io
 //! contract's `poll_timeout`/`handle_timeout` (`crate::core::contract`) run them.
 
 use crate::core::model::ids::VhostName;
@@ -15,6 +16,22 @@ pub(crate) enum TimerKind {
     QueueExpires,
     /// Held messages of a delayed exchange are due.
     Delayed(ShortString),
+    /// A queue's next message could not be taken for a consumer (a read or its
+    /// delivered mark failed: out of descriptors, EIO): delivery is tried again,
+    /// since no other event may come to the queue ([`TAKE_RETRY_MS`]).
+    TakeRetry,
+}
+
+/// How long after a failed take a queue's delivery is tried again. Whole
+/// seconds on the clock, so every failure within one second arms the same
+/// timer (the set holds it once), and a failing store is read once a second,
+/// not once per publish.
+pub const TAKE_RETRY_MS: u64 = 1_000;
+
+/// The deadline of the retry for a take that failed at `now_ms`: the whole
+/// second after the next one, so it is at least [`TAKE_RETRY_MS`] away.
+pub(crate) fn take_retry_at(now_ms: u64) -> u64 {
+    (now_ms / TAKE_RETRY_MS + 2) * TAKE_RETRY_MS
 }
 
 /// Timers handled per turn (`handle_timeout` or `run_pending`); the rest wait,
@@ -69,5 +86,29 @@ impl Timers {
     pub(in crate::core) fn pop_due_batch(&mut self) -> Vec<TimerEntry> {
         let n = self.due.len().min(TIMERS_PER_TURN_MAX);
         self.due.drain(..n).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every failure within one second arms one retry, at least a retry
+    /// interval later.
+    #[test]
+    fn a_take_retry_is_one_per_second_and_never_sooner_than_the_interval() {
+        for now in [0, 1, 999, 1_000, 1_500, 123_456_789] {
+            let at = take_retry_at(now);
+            assert!(at >= now + TAKE_RETRY_MS, "{now} -> {at}");
+            assert!(at < now + 2 * TAKE_RETRY_MS + 1, "{now} -> {at}");
+            assert_eq!(at % TAKE_RETRY_MS, 0);
+        }
+        assert_eq!(take_retry_at(1_000), take_retry_at(1_999));
+        let mut t = Timers::default();
+        let v = VhostName::new("/").unwrap();
+        for now in 5_000..5_900 {
+            t.add(take_retry_at(now), now, &v, QueueId(1), TimerKind::TakeRetry);
+        }
+        assert_eq!(t.set.len(), 1, "failures in one second arm one retry");
     }
 }

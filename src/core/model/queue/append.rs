@@ -68,7 +68,9 @@ impl Model {
         };
         let mut over_limit: Vec<QueueId> = Vec::new();
         for id in queues {
-            let Some(q) = vhost.queues.get_mut(id).map(|q| &mut **q) else { continue };
+            let Some(q) = vhost.queues.get_mut(id).map(|q| &mut **q) else {
+                continue;
+            };
             if let Some(d) = q.dedup.as_mut() {
                 let headers = BasicProperties::decode(msg.properties).ok().and_then(|p| p.headers);
                 if d.is_duplicate(headers, now_ms) {
