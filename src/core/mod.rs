@@ -51,5 +51,11 @@ pub use config::CoreConfig;
 /// (a generic build has no AES instructions) foldhash took the broker from
 /// 6,104 to 5,976 instructions per 16 B message (benches/callgrind.sh).
 pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// The maps a publish looks up by a name from the wire (exchanges, queues by
+/// name, direct bindings): [`Map`]'s hashing, and looked up with
+/// [`model::ids::Name`], which compares without libc's `memcmp` (see
+/// `ringmq_codec::short::names_eq` for why). `std`'s map compares through
+/// `Borrow<str>`, i.e. `memcmp`; hashbrown's `Equivalent` lets the key decide.
+pub type NameMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 /// The hash set counterpart of [`Map`].
 pub type Set<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;

@@ -25,8 +25,27 @@ pub enum Dest {
 /// empty one). Built only by [`VhostName::new`], so every vhost the model holds
 /// is one a client can open and every encoder can write. Shared, so a clone
 /// (per connection, per pending delivery) is a reference count, not a copy.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Equal when both share one allocation (a connection's name is a clone of the
+/// map's key) before any byte is compared, and then without libc's `memcmp`
+/// (see [`ringmq_codec::short::names_eq`] for why).
+#[derive(Clone, Eq, PartialOrd, Ord)]
 pub struct VhostName(std::sync::Arc<str>);
+
+/// As `str` hashes, so a map keyed by vhost names is looked up with a `&str`.
+impl std::hash::Hash for VhostName {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (*self.0).hash(state)
+    }
+}
+
+impl PartialEq for VhostName {
+    #[inline]
+    fn eq(&self, other: &VhostName) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || ringmq_codec::short::names_eq(&self.0, &other.0)
+    }
+}
 
 /// Why a string is not a vhost name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +101,33 @@ impl std::fmt::Debug for VhostName {
     }
 }
 
+/// A name from the wire, to look up a [`NameMap`](crate::core::NameMap) keyed
+/// by names: hashes as `str` does (so as the key) and compares with
+/// [`ringmq_codec::short::names_eq`], not `memcmp`.
+#[derive(Debug, Clone, Copy)]
+pub struct Name<'a>(pub &'a str);
+
+impl std::hash::Hash for Name<'_> {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
+
+impl hashbrown::Equivalent<ringmq_codec::ShortString> for Name<'_> {
+    #[inline]
+    fn equivalent(&self, key: &ringmq_codec::ShortString) -> bool {
+        ringmq_codec::short::names_eq(self.0, key)
+    }
+}
+
+impl hashbrown::Equivalent<Box<str>> for Name<'_> {
+    #[inline]
+    fn equivalent(&self, key: &Box<str>) -> bool {
+        ringmq_codec::short::names_eq(self.0, key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +147,28 @@ mod tests {
         let mut m = std::collections::HashMap::new();
         m.insert(VhostName::new("a").unwrap(), 1);
         assert_eq!(m.get("a"), Some(&1));
+        // Equal by content when not one allocation.
+        assert_eq!(m.get(&VhostName::new("a").unwrap()), Some(&1));
+        assert!(VhostName::new("ab").unwrap() != VhostName::new("ac").unwrap());
+    }
+
+    #[test]
+    fn a_name_from_the_wire_finds_its_key_in_a_name_map() {
+        let mut m: crate::core::NameMap<ringmq_codec::ShortString, u32> = Default::default();
+        let names = ["", "q", "orders.eu", "a-name-longer-than-sixteen-bytes", "amq.direct"];
+        for (i, n) in names.iter().enumerate() {
+            m.insert(ringmq_codec::ShortString::new(n).unwrap(), i as u32);
+        }
+        for (i, n) in names.iter().enumerate() {
+            // The hash must be the key's, the comparison ours.
+            assert_eq!(m.get(&Name(n)), Some(&(i as u32)), "{n:?}");
+            assert_eq!(m.get(*n), Some(&(i as u32)), "{n:?}");
+        }
+        assert_eq!(m.get(&Name("orders.e")), None);
+        assert_eq!(m.get(&Name("orders.eU")), None);
+        let mut b: crate::core::NameMap<Box<str>, u32> = Default::default();
+        b.insert("key".into(), 7);
+        assert_eq!(b.get(&Name("key")), Some(&7));
+        assert_eq!(b.get(&Name("kez")), None);
     }
 }

@@ -7,7 +7,7 @@
 use ringmq_codec::{BasicProperties, ShortString};
 
 use crate::core::model::exchange::RouteKey;
-use crate::core::model::ids::{Dest, QueueId};
+use crate::core::model::ids::{Dest, Name, QueueId};
 use crate::core::model::vhost::{Exchange, VHost};
 
 /// How deep exchange-to-exchange routing may go before we stop following
@@ -57,7 +57,7 @@ impl VHost {
         // The first hop by the name given: one lookup, no clone of the name.
         // Most publishes end here (queues only: no exchange-to-exchange
         // binding matched, no alternate exchange needed).
-        let Some(x) = self.exchanges.get_mut(exchange) else {
+        let Some(x) = self.exchanges.get_mut(&Name(exchange)) else {
             return true;
         };
         if let (Some(now_ms), Some(d)) = (dedup_at_ms, x.dedup.as_mut()) {
@@ -129,7 +129,7 @@ impl VHost {
 /// its publish counters.
 fn hop(
     x: &mut Exchange,
-    queue_names: &crate::core::Map<ShortString, QueueId>,
+    queue_names: &crate::core::NameMap<ShortString, QueueId>,
     routing_keys: &[&str],
     props: &BasicProperties<'_>,
     dests: &mut Vec<Dest>,
@@ -139,7 +139,7 @@ fn hop(
     if x.name.is_empty() {
         // The default exchange binds every queue by its name, implicitly.
         for rk in routing_keys {
-            if let Some(id) = queue_names.get(*rk) {
+            if let Some(id) = queue_names.get(&Name(rk)) {
                 dests.push(Dest::Queue(*id));
             }
         }

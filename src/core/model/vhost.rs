@@ -110,11 +110,11 @@ impl Exchange {
 pub struct VHost {
     pub name: VhostName,
     pub dir: PathBuf,
-    pub exchanges: crate::core::Map<ShortString, Exchange>,
+    pub exchanges: crate::core::NameMap<ShortString, Exchange>,
     /// Boxed: a map grown by doubling holds up to twice its entries' size, and
     /// a queue is ~600 bytes (100,000 queues took 2.0 KiB each unboxed).
     pub queues: crate::core::Map<QueueId, Box<Queue>>,
-    pub queue_names: crate::core::Map<ShortString, QueueId>,
+    pub queue_names: crate::core::NameMap<ShortString, QueueId>,
     pub definitions: DefinitionsLog,
     /// Policies and operator policies (`policies.json` in the vhost's directory).
     pub policies: crate::core::model::policy::PolicySet,

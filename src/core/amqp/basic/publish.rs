@@ -18,6 +18,7 @@ use crate::core::amqp::dispatch::{chan, check_access, precondition};
 use crate::core::amqp::error::{channel_error, connection_error, Exception, MethodResult};
 use crate::core::amqp::exchange::no_exchange;
 
+use crate::core::model::ids::Name;
 use crate::core::model::route::{PublishOutcome, RouteError};
 
 impl Broker {
@@ -161,13 +162,17 @@ impl Broker {
         properties: &[u8],
         body: &[u8],
     ) -> Result<PublishOutcome, Exception> {
-        if conn.publish_allowed.as_deref() != Some(exchange.as_str()) {
+        if !conn
+            .publish_allowed
+            .as_deref()
+            .is_some_and(|a| short::names_eq(a, exchange.as_str()))
+        {
             check_access(conn, Access::Write, "exchange", exchange.as_str())?;
             conn.publish_allowed = Some(exchange.to_string());
         }
         let vhost_name = conn.vhost.clone().expect("open");
         let vhost = self.model.vhosts.get_mut(&vhost_name).expect("vhost");
-        match vhost.exchanges.get(exchange.as_str()) {
+        match vhost.exchanges.get(&Name(exchange.as_str())) {
             None => return Err(no_exchange(exchange.as_str(), &vhost_name)),
             Some(x) if x.internal => {
                 return Err(channel_error(

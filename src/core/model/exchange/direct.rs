@@ -10,7 +10,7 @@ use super::Dedup;
 /// those bindings leaves the other routing.
 #[derive(Debug)]
 pub(super) struct Direct<D> {
-    by_key: crate::core::Map<Box<str>, Vec<D>>,
+    by_key: crate::core::NameMap<Box<str>, Vec<D>>,
 }
 
 impl<D> Default for Direct<D> {
@@ -44,7 +44,7 @@ impl<D: Clone + Eq + Hash + Ord> Direct<D> {
     }
 
     pub(super) fn route(&self, routing_key: &str, out: &mut Vec<D>) {
-        if let Some(dests) = self.by_key.get(routing_key) {
+        if let Some(dests) = self.by_key.get(&crate::core::model::ids::Name(routing_key)) {
             Dedup::new(out).extend(dests);
         }
     }
