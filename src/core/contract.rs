@@ -36,7 +36,7 @@ impl Broker {
             channel_max: self.config.channel_max,
             heartbeat_secs: 0,
         };
-        let mut conn = Connection::new(id, peer, peer_is_loopback, tuning, now_ms);
+        let mut conn = Box::new(Connection::new(id, peer, peer_is_loopback, tuning, now_ms));
         conn.begin_handshake();
         self.conns.insert(id, conn);
         self.handshakes.started(id);

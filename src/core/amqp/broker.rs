@@ -39,7 +39,7 @@ pub struct Broker {
     pub(in crate::core) permissions: crate::core::access::permissions::Permissions,
     /// The protocol-neutral state: vhosts, timers, dead letters, pending work.
     pub(in crate::core) model: crate::core::model::Model,
-    pub(in crate::core) conns: crate::core::Map<ConnId, Connection>,
+    pub(in crate::core) conns: crate::core::Map<ConnId, Box<Connection>>,
     /// Connections not yet opened, oldest first (see `handshake.rs`).
     pub(in crate::core) handshakes: crate::core::amqp::handshake::Handshakes,
     /// See [`Broker::take_trash`].
@@ -176,12 +176,12 @@ impl Broker {
     /// An open connection's session state, read-only (the fuzz targets' checks;
     /// the management API reads through `mgmt`'s views).
     pub fn connection(&self, id: ConnId) -> Option<&Connection> {
-        self.conns.get(&id)
+        self.conns.get(&id).map(|c| &**c)
     }
 
     /// Every connection's session state, read-only (see [`Broker::connection`]).
     pub fn connections(&self) -> impl Iterator<Item = &Connection> {
-        self.conns.values()
+        self.conns.values().map(|c| &**c)
     }
 
     /// The protocol-neutral state, read-only.

@@ -7,7 +7,7 @@ use crate::core::amqp::broker::{CLOSE_TIMEOUT_MS, OUT_HIGH_WATER_BYTES};
 use crate::core::amqp::channel::ChannelState;
 use crate::core::amqp::confirm::SyncState;
 use crate::core::amqp::connection::{ConnState, Connection};
-use crate::core::amqp::output::Output;
+use crate::core::amqp::output::{Output, IDLE_RELEASE_MS};
 use crate::core::model::ids::{QueueId, VhostName};
 use crate::core::model::stats::MsgCounters;
 
@@ -90,13 +90,17 @@ impl Connection {
         self.in_handshake && now_ms.saturating_sub(self.connected_at_ms) > timeout_ms
     }
 
-    /// A tick's heartbeat and close-timeout work: a peer silent for two
+    /// A tick's heartbeat and close-timeout work, and an idle connection's
+    /// output buffer given back after [`IDLE_RELEASE_MS`] without output: a peer silent for two
     /// heartbeats is closed, a heartbeat goes out after half of one without
     /// output, a close unanswered for [`CLOSE_TIMEOUT_MS`] is given up.
     /// `reading_paused`: the broker is not reading publishers' sockets (flow
     /// control), so a publisher's silence is ours.
     pub(in crate::core) fn tick_heartbeats(&mut self, now_ms: u64, reading_paused: bool) {
         let hb_ms = self.tuning.heartbeat_secs as u64 * 1000;
+        if now_ms.saturating_sub(self.last_send_ms) >= IDLE_RELEASE_MS {
+            self.out.release_if_empty();
+        }
         if reading_paused && self.has_published {
             self.last_recv_ms = now_ms;
         }

@@ -74,9 +74,9 @@ pub struct Connection {
     pub(in crate::core::amqp) user: Option<String>,
     pub(in crate::core::amqp) vhost: Option<VhostName>,
     pub(in crate::core::amqp) tuning: Tuning,
-    pub(in crate::core::amqp) client_properties: FieldTable,
+    pub(in crate::core::amqp) client_properties: Box<[u8]>,
     pub(in crate::core::amqp) capabilities: ClientCapabilities,
-    pub(in crate::core::amqp) channels: crate::core::Map<u16, Channel>,
+    pub(in crate::core::amqp) channels: crate::core::Map<u16, Box<Channel>>,
     /// Frames waiting for the socket, appended by the core, drained by the io layer.
     pub(in crate::core::amqp) out: crate::core::amqp::output::Output,
     /// Set while `out` is in the dirty list, so it is listed once.
@@ -135,7 +135,7 @@ impl Connection {
 
     /// The open channels, read-only (the fuzz targets' checks).
     pub fn channels(&self) -> impl Iterator<Item = &Channel> {
-        self.channels.values()
+        self.channels.values().map(|c| &**c)
     }
 
     pub fn new(id: ConnId, peer: String, peer_is_loopback: bool, tuning: Tuning, now_ms: u64) -> Self {
@@ -147,7 +147,7 @@ impl Connection {
             user: None,
             vhost: None,
             tuning,
-            client_properties: FieldTable::default(),
+            client_properties: Box::default(),
             capabilities: ClientCapabilities::default(),
             channels: Default::default(),
             out: Default::default(),
@@ -190,7 +190,7 @@ impl Connection {
         c.user = Some(user.to_owned());
         c.vhost = Some(vhost);
         c.permission = permission;
-        c.channels.insert(1, Channel::new(1));
+        c.channels.insert(1, Box::new(Channel::new(1)));
         c
     }
 }
@@ -230,8 +230,15 @@ impl Connection {
         self.connected_at_ms
     }
     #[inline]
-    pub fn client_properties(&self) -> &FieldTable {
-        &self.client_properties
+    /// The output buffer's capacity (tests: idle connections give it back).
+    #[cfg(test)]
+    pub fn output_capacity(&self) -> usize {
+        self.out.capacity()
+    }
+
+    pub fn client_properties(&self) -> Table<'_> {
+        // Validated when connection.start-ok was decoded.
+        Table::parse(&self.client_properties).unwrap_or(Table::EMPTY)
     }
     /// Bytes in and out, for the management API.
     #[inline]
@@ -280,7 +287,7 @@ impl Connection {
     }
     #[inline]
     pub fn channel(&self, number: u16) -> Option<&Channel> {
-        self.channels.get(&number)
+        self.channels.get(&number).map(|c| &**c)
     }
     /// The numbers of the open channels.
     pub(in crate::core) fn channel_numbers(&self) -> Vec<u16> {

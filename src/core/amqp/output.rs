@@ -22,6 +22,12 @@ use ringmq_store::SharedBytes;
 /// Bodies at least this large are sent from the segment mapping instead of being
 /// copied into the output buffer. Below it, the copy is cheaper than an iovec entry
 /// and the `Arc` traffic of a shared body.
+/// How long a connection sends nothing before its output buffers are freed
+/// ([`Output::release_if_empty`]: the core's on a tick, the io layer's spare
+/// likewise). Long enough that a connection between bursts keeps its buffers;
+/// short against how long idle connections stay idle.
+pub const IDLE_RELEASE_MS: u64 = 2_000;
+
 pub const ZERO_COPY_BODY_BYTES_MIN: usize = 16 * 1024;
 
 /// Encoded frames and the bodies sent between them. See the module docs.
@@ -59,6 +65,16 @@ impl Output {
         self.body_bytes += other.body_bytes;
         self.bodies
             .extend(other.bodies.into_iter().map(|(at, body)| (base + at, body)));
+    }
+
+    /// Gives the buffers' memory back when nothing is pending: what an idle
+    /// connection does, so 10,000 of them do not each keep the ~1 KiB their
+    /// handshake grew (connection.start's server properties). The next output
+    /// allocates again.
+    pub fn release_if_empty(&mut self) {
+        if self.is_empty() {
+            *self = Output::default();
+        }
     }
 
     /// Empties it, keeping the byte buffer's capacity. Drops the bodies, and so

@@ -445,7 +445,7 @@ impl Sim {
                 .filter(|q| v.queues.contains_key(q))
                 .count()
         };
-        let in_channels: usize = b.conns.values().map(held_by).sum();
+        let in_channels: usize = b.conns.values().map(|c| held_by(c)).sum();
         if unacked != in_channels as u64 {
             self.fail(format!(
                 "{unacked} unacked in the queues, {in_channels} in the channels"
@@ -460,7 +460,7 @@ impl Sim {
                 continue;
             }
             let theirs = cl.unacked.values().filter(|h| !h.orphan).count();
-            let ours = b.conns.get(&cl.id).map_or(0, held_by);
+            let ours = b.conns.get(&cl.id).map_or(0, |c| held_by(c));
             if theirs != ours {
                 self.fail(format!("client {i} holds {theirs} unacked, its connection {ours}"));
             }

@@ -101,7 +101,7 @@ impl Item for ConnItem<'_> {
             "frame_max": c.frame_max(),
             "timeout": c.heartbeat_secs(),
             "connected_at": c.connected_at_ms(),
-            "client_properties": table_to_json(c.client_properties()),
+            "client_properties": table_to_json(&c.client_properties()),
             "recv_oct": t.recv_oct,
             "recv_oct_details": details(t.recv_rate),
             "send_oct": t.send_oct,

@@ -43,6 +43,8 @@ pub(super) struct Conn {
     /// On the AMQPS listener: received bytes are decrypted before the core sees
     /// them, and what is sent is the session's ciphertext (see `driver::tls`).
     pub tls: Option<Box<crate::io::tls::TlsSession>>,
+    /// When the last send was submitted: idle slots give their buffers back.
+    pub last_send_ms: u64,
 }
 
 impl Conn {
@@ -59,6 +61,7 @@ impl Conn {
             paused: false,
             phase: Phase::Open,
             tls,
+            last_send_ms: 0,
         }
     }
 

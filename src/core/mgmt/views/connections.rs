@@ -74,8 +74,9 @@ impl<'a> ConnView<'a> {
     pub fn connected_at_ms(&self) -> u64 {
         self.c.connected_at_ms()
     }
-    pub fn client_properties(&self) -> &'a FieldTable {
-        self.c.client_properties()
+    /// Decoded from the bytes the client sent, for each call.
+    pub fn client_properties(&self) -> FieldTable {
+        self.c.client_properties().to_owned_table()
     }
     pub fn traffic(&self) -> ConnTraffic {
         let s = self.c.stats();

@@ -70,11 +70,11 @@ impl<'a> View<'a> {
 
     /// Every connection, from accept on (check [`ConnView::is_logged_in`]).
     pub fn connections(self) -> impl Iterator<Item = ConnView<'a>> {
-        self.b.conns.values().map(ConnView::new)
+        self.b.conns.values().map(|c| ConnView::new(c))
     }
 
     pub fn connection(self, id: ConnId) -> Option<ConnView<'a>> {
-        self.b.conns.get(&id).map(ConnView::new)
+        self.b.conns.get(&id).map(|c| ConnView::new(c))
     }
 
     /// Sockets the core knows (connections at any stage).

@@ -22,6 +22,7 @@ use self::submit::{user_data, Cqe, KIND_CANCEL, KIND_RECV, KIND_SEND, KIND_SYNC}
 use self::sync::SyncInFlight;
 use super::bufring::BufRing;
 use super::conn::{Conn, InFlightSend, Phase};
+use crate::core::amqp::output::IDLE_RELEASE_MS;
 use crate::core::model::ids::ConnId;
 use crate::io::server::Shared;
 
@@ -386,11 +387,19 @@ impl Driver {
     /// their deadline are dropped.
     pub fn tick_all(&mut self, now_ms: u64) {
         for slot in 0..self.slots.len() as u32 {
-            let Some(conn) = self.slots[slot as usize].as_ref() else {
+            let Some(conn) = self.slots[slot as usize].as_mut() else {
                 continue;
             };
             match conn.phase {
                 Phase::Open => {
+                    if conn.send.is_none() && now_ms.saturating_sub(conn.last_send_ms) >= IDLE_RELEASE_MS {
+                        // Idle: the spare output buffer and an emptied carry-over
+                        // go back to the allocator (10,000 idle connections).
+                        conn.spare.release_if_empty();
+                        if conn.carry.is_empty() {
+                            conn.carry = Vec::new();
+                        }
+                    }
                     self.shared.broker.borrow_mut().handle_tick(conn.id, now_ms);
                     self.want_send.push(slot);
                 }
@@ -491,6 +500,7 @@ impl Driver {
         let mut sent = InFlightSend::new(buf);
         let e = sent.sqe(&conn.sock, user_data(KIND_SEND, slot, conn.gen));
         conn.send = Some(sent);
+        conn.last_send_ms = now_ms;
         self.stats.sends += 1;
         self.push(e);
     }
