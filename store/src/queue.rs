@@ -292,13 +292,20 @@ impl QueueStore {
     fn close_writer(&mut self) -> io::Result<()> {
         let Some(w) = self.writer.take() else { return Ok(()) };
         let id = w.id();
+        let end = w.end();
         let (file, map) = w.finish()?;
         if std::mem::take(&mut self.sync.writer_dirty) {
             self.sync.closed_dirty.push(file);
         }
-        if self.cursor.segment == id {
-            // The reader is still in this segment: keep reading through the mapping
-            // it already has faulted in, rather than mapping the file again.
+        // A reader keeping up (in this segment's last quarter) goes on through the
+        // mapping the writer faulted in, rather than mapping the file again. A
+        // reader far behind, or none (a queue filling up with no consumer), does
+        // not keep the written pages in the broker's RSS: the segment is mapped
+        // again when read, and faulted in from the page cache page by page
+        // (~2,000 minor faults for 8 MiB). 100 M queued messages held the whole
+        // first segment resident (8 MiB of a 27 MB RSS).
+        let keeping_up = end.saturating_sub(self.cursor.offset) <= self.cfg.segment_bytes / 4;
+        if self.cursor.segment == id && keeping_up {
             if let Some(meta) = self.segments.get(&id) {
                 let _ = meta.map.set(map);
             }

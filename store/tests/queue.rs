@@ -258,3 +258,49 @@ fn a_take_that_cannot_write_its_delivered_mark_leaves_the_message_ready() {
     assert_eq!((q.ready_count(), q.unacked_count()), (0, 0));
     assert_eq!(q.next_ready().unwrap(), None);
 }
+
+/// Resident bytes of this process's mappings of `file` (`/proc/self/smaps`).
+fn resident_kib(file: &std::path::Path) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut ours = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            ours = line.ends_with(&*file.to_string_lossy());
+        } else if ours && first == "Rss:" {
+            kib += line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap();
+        }
+    }
+    kib
+}
+
+#[test]
+fn a_queue_filling_with_no_reader_keeps_no_written_segment_resident() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig {
+        segment_bytes: 1 << 20,
+        ..StoreConfig::default()
+    };
+    let (mut q, _) = QueueStore::open(dir.path(), cfg).unwrap();
+    let body = vec![7u8; 4000];
+    // Three segments' worth, nothing read: the cursor stays at the first message.
+    for _ in 0..3 * 256 {
+        q.append(msg(&body)).unwrap();
+    }
+    let first = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("msgs."))
+        .min()
+        .expect("a segment file");
+    assert_eq!(
+        resident_kib(&first),
+        0,
+        "the first segment stays mapped with its written pages: {}",
+        first.display()
+    );
+    // It is mapped again when read, and reads back what was written.
+    let pos = q.next_ready().unwrap().expect("a message");
+    assert_eq!(body_of(&q, pos), body);
+}
