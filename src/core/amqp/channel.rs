@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 
 use ringmq_store::SegmentPosition;
 
-use crate::core::model::ids::QueueId;
+use crate::core::model::ids::{Name, QueueId};
 
 /// Limits per channel, each a named bound (STYLE.md: a limit on everything).
 pub const CONSUMERS_PER_CHANNEL_MAX: usize = 65_536;
@@ -122,7 +122,7 @@ pub struct Channel {
     pub(in crate::core::amqp) incoming: Option<IncomingMessage>,
     /// Reused allocation for the next incoming message.
     pub(in crate::core::amqp) spare: IncomingMessage,
-    pub(in crate::core::amqp) consumers: crate::core::Map<ShortString, ChannelConsumer>,
+    pub(in crate::core::amqp) consumers: crate::core::NameMap<ShortString, ChannelConsumer>,
     pub(in crate::core::amqp) unacked: crate::core::amqp::unacked::UnackedLog,
     next_delivery_tag: u64,
     /// basic.qos global=false: applies to consumers created afterwards.
@@ -178,7 +178,7 @@ impl Channel {
         if !self.flow_active || self.state != ChannelState::Open {
             return false;
         }
-        let Some(c) = self.consumers.get_mut(consumer_tag) else {
+        let Some(c) = self.consumers.get_mut(&Name(consumer_tag)) else {
             return false;
         };
         if c.no_ack {
@@ -198,7 +198,7 @@ impl Channel {
 
     /// Takes back [`Self::count_delivery`] when no delivery followed.
     pub fn uncount_delivery(&mut self, consumer_tag: &str) {
-        if let Some(c) = self.consumers.get_mut(consumer_tag).filter(|c| !c.no_ack) {
+        if let Some(c) = self.consumers.get_mut(&Name(consumer_tag)).filter(|c| !c.no_ack) {
             c.unacked = c.unacked.saturating_sub(1);
         }
     }
@@ -233,7 +233,7 @@ impl Channel {
     pub fn release_credit(&mut self, taken: &[(u64, Unacked)]) {
         for run in taken.chunk_by(|a, b| a.1.consumer == b.1.consumer) {
             if let Some(tag) = &run[0].1.consumer {
-                if let Some(c) = self.consumers.get_mut(tag) {
+                if let Some(c) = self.consumers.get_mut(&Name(tag)) {
                     c.unacked = c.unacked.saturating_sub(run.len() as u32);
                 }
             }
@@ -265,7 +265,7 @@ impl Channel {
     /// The prefetch of one consumer's consume (`0`: none), if it is on this channel.
     #[inline]
     pub fn consumer_prefetch_of(&self, tag: &str) -> Option<u16> {
-        self.consumers.get(tag).map(|c| c.prefetch)
+        self.consumers.get(&Name(tag)).map(|c| c.prefetch)
     }
     /// The prefetches of this channel's consumers, summed.
     pub fn consumer_prefetch_sum(&self) -> usize {
