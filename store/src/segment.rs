@@ -296,8 +296,17 @@ pub struct WriteSegment {
     /// Bytes of the file with disk reserved (its length); the mapping is only
     /// written below this (I3, I4).
     allocated: u32,
+    /// End of the range prefaulted for small records (`populate_ahead`); `u32::MAX`
+    /// once the kernel refused `MADV_POPULATE_WRITE` (before Linux 5.14).
+    populated: u32,
     seed: CrcSeed,
 }
+
+/// Small records are written through the mapping; its pages are faulted in this
+/// many bytes ahead of the writer with one `madvise(MADV_POPULATE_WRITE)` instead
+/// of one write fault per 4 KiB page (1p1c 1 KiB: the faults and ext4's
+/// `page_mkwrite` under them were ~10% of the broker's CPU).
+pub const POPULATE_AHEAD_BYTES: u32 = 256 * 1024;
 
 /// Zeros for the end mark after each record (see record.rs, version 2).
 const END_MARK: [u8; END_MARK_BYTES as usize] = [0; END_MARK_BYTES as usize];
@@ -375,6 +384,7 @@ impl WriteSegment {
             }),
             end: SEGMENT_HEADER_BYTES,
             allocated,
+            populated: 0,
             seed: CrcSeed::for_segment(id),
         })
     }
@@ -399,6 +409,31 @@ impl WriteSegment {
         preallocate(&self.file, u64::from(self.allocated), u64::from(grown))?;
         self.allocated = grown;
         Ok(())
+    }
+
+    /// Prefaults the next [`POPULATE_AHEAD_BYTES`] of the mapping once the writer
+    /// (at `at`) is within half of that of the prefaulted end. Only pages with
+    /// disk reserved (I4), whole pages; large records never come here, so their
+    /// pages are still filled by `pwritev` without being zeroed first.
+    fn populate_ahead(&mut self, at: u32) {
+        const PAGE: u32 = 4096;
+        if self.populated == u32::MAX || at + POPULATE_AHEAD_BYTES / 2 <= self.populated {
+            return;
+        }
+        let from = self.populated.max(at) / PAGE * PAGE;
+        let to = (from + POPULATE_AHEAD_BYTES).min(self.allocated) / PAGE * PAGE;
+        if to <= from {
+            return;
+        }
+        let raw = self.map.raw.as_ref().expect("a write segment is mapped");
+        // Populating does not write the bytes or hand out references; the range is
+        // inside the mapping and below the reserved disk, so no fault can SIGBUS.
+        match raw.advise_range(Advice::PopulateWrite, from as usize, (to - from) as usize) {
+            Ok(()) => self.populated = to,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.populated = u32::MAX,
+            // ENOMEM or EFAULT under memory pressure: the writes fault as before.
+            Err(_) => self.populated = to,
+        }
     }
 
     /// Which segment this is.
@@ -465,6 +500,7 @@ impl WriteSegment {
             let (rec, tail) = dst.split_at_mut(len as usize);
             record::encode_into(rec, msg, self.seed);
             tail.copy_from_slice(mark);
+            self.populate_ahead(offset + len);
         }
         self.end += len;
         Ok(offset)
