@@ -67,32 +67,74 @@ fn wait_exit(child: &mut Child, log: &std::path::Path) -> std::process::ExitStat
     }
 }
 
+/// Starts the broker with fresh ports until one run gets them all: the ports
+/// are free when chosen, but another test may bind one before the broker does
+/// (a flake seen once in CI). Only a start that failed on a port in use is
+/// retried; anything else fails the test. Returns the child, its ports, and the
+/// STATUS and READY notifications.
+fn start_ready(
+    io: &str,
+    dir: &std::path::Path,
+    receiver: &UnixDatagram,
+    socket_path: &std::path::Path,
+    log: &std::path::Path,
+) -> (Child, (u16, u16, u16), String, String) {
+    for attempt in 1..=5 {
+        let (amqp, http, metrics) = free_ports();
+        let out = std::fs::File::create(log).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringmq"))
+            .arg(format!("--io={io}"))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["--bind", "127.0.0.1"])
+            .args(["--amqp-port", &amqp.to_string()])
+            .args(["--http-port", &http.to_string()])
+            .args(["--metrics-http-port", &metrics.to_string()])
+            .env("NOTIFY_SOCKET", socket_path)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("spawn ringmq");
+        let opening = receive(receiver, "STATUS while opening", log);
+        let mut buf = [0u8; 4096];
+        match receiver.recv(&mut buf) {
+            Ok(n) => {
+                let ready = String::from_utf8(buf[..n].to_vec()).expect("UTF-8 notification");
+                // The HTTP listeners log a port they cannot bind and the broker runs on.
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                if text.contains("Address already in use") && attempt < 5 {
+                    eprintln!("attempt {attempt}: a port was taken before the broker bound it; again");
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    continue;
+                }
+                return (child, (amqp, http, metrics), opening, ready);
+            }
+            Err(e) => {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let exited = child.try_wait().unwrap().is_some();
+                if exited && text.contains("Address already in use") && attempt < 5 {
+                    eprintln!("attempt {attempt}: a port was taken before the broker bound it; again");
+                    continue;
+                }
+                let _ = child.kill();
+                panic!("no READY=1 notification within {WAIT:?}: {e}\n{text}");
+            }
+        }
+    }
+    unreachable!("the last attempt returns or panics")
+}
+
 fn ready_then_stopping(io: &str) {
     let dir = tempfile::Builder::new().prefix("ringmq-notify-").tempdir().unwrap();
     let socket_path = dir.path().join("notify.sock");
     let receiver = UnixDatagram::bind(&socket_path).unwrap();
     receiver.set_read_timeout(Some(WAIT)).unwrap();
-    let (amqp, http, metrics) = free_ports();
     let log = dir.path().join("ringmq.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringmq"))
-        .arg(format!("--io={io}"))
-        .arg("-D")
-        .arg(dir.path().join("data"))
-        .args(["--bind", "127.0.0.1"])
-        .args(["--amqp-port", &amqp.to_string()])
-        .args(["--http-port", &http.to_string()])
-        .args(["--metrics-http-port", &metrics.to_string()])
-        .env("NOTIFY_SOCKET", &socket_path)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .expect("spawn ringmq");
-
-    let opening = receive(&receiver, "STATUS while opening", &log);
+    let (mut child, (amqp, http, metrics), opening, ready) =
+        start_ready(io, dir.path(), &receiver, &socket_path, &log);
     assert!(opening.starts_with("STATUS=Starting"), "{opening:?}");
-    let ready = receive(&receiver, "READY=1", &log);
     // Checked before anything else can have happened: the ports must serve now.
     amqp_serves(amqp);
     TcpStream::connect(("127.0.0.1", http)).expect("HTTP API port accepts at READY=1");
