@@ -17,9 +17,11 @@
 //!   Used where io_uring is unavailable (Docker's default seccomp profile blocks
 //!   it) or chosen with `--io=epoll`.
 
+mod accept;
 mod conn;
 pub mod memory;
 mod notify;
+mod proxy;
 mod server;
 pub mod tls;
 // The io_uring backend: each `unsafe` block has a `// SAFETY:` comment.
@@ -29,7 +31,7 @@ mod uring;
 /// The clock and the listeners live in `crate::sys` (shared with `http`); the
 /// backends name them here.
 pub(crate) use crate::sys::{listeners, now_ms};
-pub use server::{AmqpsListen, ListenConfig, Reload};
+pub use server::{AmqpsListen, ListenConfig, Reload, UnixListen};
 
 /// Which transport backend runs the data path: one type, shared with the
 /// configuration (`--io=uring|epoll|auto`).
