@@ -193,9 +193,29 @@ fn parse_v2(buf: &[u8]) -> Result<Parsed, HeaderError> {
         return Err(HeaderError::V2Command(command));
     }
     let family = buf[13];
+    // Checked before waiting for the rest, so that a bad header is refused at
+    // once. LOCAL: "the receiver must accept this connection as valid and must
+    // use the real connection endpoints and discard the protocol block
+    // including the family".
+    let need = match (command, family) {
+        (0, _) => 0,
+        (_, 0x11) => 12,
+        (_, 0x21) => 36,
+        (_, 0x31 | 0x32) => 216,
+        // UNSPEC: "the receiver ... must use the real endpoints".
+        (_, 0x00) => 0,
+        (_, 0x12 | 0x22) => return Err(HeaderError::V2Datagram(family)),
+        (_, f) => return Err(HeaderError::V2Family(f)),
+    };
     let len = V2_FIXED_BYTES + usize::from(u16::from_be_bytes([buf[14], buf[15]]));
     if len > V2_BYTES_MAX {
         return Err(HeaderError::V2TooLong(len));
+    }
+    if len < V2_FIXED_BYTES + need {
+        return Err(HeaderError::V2ShortAddresses {
+            got: len - V2_FIXED_BYTES,
+            need,
+        });
     }
     if buf.len() < len {
         return Ok(Parsed::Incomplete);
@@ -206,22 +226,8 @@ fn parse_v2(buf: &[u8]) -> Result<Parsed, HeaderError> {
         header: Header::Local { version: Version::V2 },
         len,
     };
-    // LOCAL: "the receiver must accept this connection as valid and must use
-    // the real connection endpoints and discard the protocol block".
     if command == 0 {
         return Ok(local);
-    }
-    let need = match family {
-        0x11 => 12,
-        0x21 => 36,
-        0x31 | 0x32 => 216,
-        // UNSPEC: "the receiver ... must use the real endpoints".
-        0x00 => 0,
-        0x12 | 0x22 => return Err(HeaderError::V2Datagram(family)),
-        f => return Err(HeaderError::V2Family(f)),
-    };
-    if block.len() < need {
-        return Err(HeaderError::V2ShortAddresses { got: block.len(), need });
     }
     check_tlvs(header, V2_FIXED_BYTES + need)?;
     let be16 = |at: usize| u16::from_be_bytes([block[at], block[at + 1]]);
@@ -450,6 +456,11 @@ mod tests {
             parse(&v2(1, 0x21, &[0; 12], &[])),
             Err(HeaderError::V2ShortAddresses { got: 12, need: 36 })
         );
+        // Refused from the fixed part alone, without waiting for the rest.
+        let fixed = &v2(1, 0x12, &[0; 12], &[])[..16];
+        assert_eq!(parse(fixed), Err(HeaderError::V2Datagram(0x12)));
+        let fixed = &v2(1, 0x21, &[0; 12], &[])[..16];
+        assert_eq!(parse(fixed), Err(HeaderError::V2ShortAddresses { got: 12, need: 36 }));
         let mut big = V2_SIGNATURE.to_vec();
         big.extend_from_slice(&[0x21, 0x11, 0xff, 0xff]);
         assert_eq!(parse(&big), Err(HeaderError::V2TooLong(16 + 0xffff)));
