@@ -16,6 +16,10 @@
 //!   frames of one loop turn go out in one `write`; fsync on a blocking thread.
 //!   Used where io_uring is unavailable (Docker's default seccomp profile blocks
 //!   it) or chosen with `--io=epoll`.
+//!
+//! Both accept on tokio's side ([`accept`]: TCP, TLS and Unix socket listeners),
+//! where a listener that requires one reads the PROXY protocol header first
+//! ([`proxy`]), before the backend takes the socket.
 
 mod accept;
 mod conn;
