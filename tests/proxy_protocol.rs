@@ -269,3 +269,100 @@ fn amqps_behind_haproxy_on_both_backends() {
         });
     }
 }
+
+/// A stream whose first write carries `head` in front of the caller's bytes,
+/// in one write: a header and the client's first bytes in one segment, as a
+/// proxy may send them when the client spoke first.
+struct Prepend {
+    inner: tokio::net::TcpStream,
+    head: Option<Vec<u8>>,
+}
+
+impl tokio::io::AsyncRead for Prepend {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Prepend {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        let Some(head) = self.head.take() else {
+            return std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        };
+        let both = [head.as_slice(), buf].concat();
+        // A loopback socket takes a few hundred bytes whole.
+        match std::pin::Pin::new(&mut self.inner).poll_write(cx, &both) {
+            Poll::Ready(Ok(n)) if n == both.len() => Poll::Ready(Ok(buf.len())),
+            Poll::Ready(Ok(n)) => Poll::Ready(Err(std::io::Error::other(format!("short write {n}")))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                self.head = Some(head);
+                Poll::Pending
+            }
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The client's first bytes in the same segment as the header (the AMQP
+/// protocol header; a TLS ClientHello on AMQPS): read with the header, they
+/// must still reach the core (or rustls) first, on both backends.
+#[test]
+fn bytes_that_come_with_the_header_are_the_clients_on_both_backends() {
+    let pki = common::tls::pki(KeyKind::EcdsaP256);
+    for io in BACKENDS {
+        let (b, amqps) = common::tls::broker(&pki, io, &["--amqp-proxy-protocol", "1", "--amqps-proxy-protocol", "1"]);
+        if b.skip_external("bytes_that_come_with_the_header_are_the_clients_on_both_backends") {
+            return;
+        }
+        let config = common::tls::client_config(&pki.ca_der, &[&rustls::version::TLS13]);
+        run(async {
+            let client: SocketAddr = "127.0.0.9:777".parse().unwrap();
+            let mut c = RawConn::connect(b.addr()).await;
+            let mut first = v2_header(client, b.addr());
+            first.extend_from_slice(&PROTOCOL_HEADER);
+            c.send(&first).await;
+            c.expect("connection.start").await;
+            c.start_ok("PLAIN", &plain("guest", "guest")).await;
+            c.tune_open().await;
+            assert_shown_as(&b, client);
+
+            let tls_client: SocketAddr = "127.0.0.10:778".parse().unwrap();
+            let sock = within("connect", tokio::net::TcpStream::connect(amqps)).await.unwrap();
+            let prepend = Prepend {
+                inner: sock,
+                head: Some(format!("PROXY TCP4 {} {} 778 1\r\n", tls_client.ip(), amqps.ip()).into_bytes()),
+            };
+            let tls = tokio_rustls::TlsConnector::from(Arc::clone(&config));
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let stream = within("TLS after a header in the same write", tls.connect(name, prepend))
+                .await
+                .expect("TLS handshake");
+            let mut c = RawConn::over(stream);
+            log_in(&mut c, "guest", "guest").await;
+            assert_shown_as(&b, tls_client);
+        });
+    }
+}
