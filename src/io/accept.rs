@@ -84,6 +84,8 @@ pub(crate) struct Listener {
     tls: Option<TlsAcceptor>,
     /// Connections waiting for their PROXY header.
     waiting: Cell<usize>,
+    /// Connections refused because too many were waiting.
+    refused: Cell<u64>,
     /// Set at shutdown: a header that arrives later starts nothing.
     closed: Cell<bool>,
 }
@@ -95,6 +97,7 @@ impl Listener {
             proxy,
             tls,
             waiting: Cell::new(0),
+            refused: Cell::new(0),
             closed: Cell::new(false),
         })
     }
@@ -128,12 +131,19 @@ pub(crate) fn next_step(inc: Incoming) -> Next {
     }
     let waiting = inc.listener.waiting.get();
     if waiting >= HEADER_WAITING_MAX {
-        tracing::warn!(
-            listener = inc.listener.name,
-            peer = %inc.peer.name,
-            max = HEADER_WAITING_MAX,
-            "connection refused: too many connections waiting for their PROXY header"
-        );
+        // The first refusal and every 1,000th after it: a flood must not
+        // become a log flood (as the HTTP listeners do).
+        let refused = inc.listener.refused.get() + 1;
+        inc.listener.refused.set(refused);
+        if refused % 1000 == 1 {
+            tracing::warn!(
+                listener = inc.listener.name,
+                peer = %inc.peer.name,
+                max = HEADER_WAITING_MAX,
+                refused,
+                "connection refused: too many connections waiting for their PROXY header"
+            );
+        }
         return Next::Refused;
     }
     inc.listener.waiting.set(waiting + 1);
@@ -283,6 +293,44 @@ async fn accept_unix(l: &Option<(UnixListener, Rc<Listener>)>) -> io::Result<Inc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn incoming(listener: &Rc<Listener>) -> (Incoming, tokio::net::UnixStream) {
+        let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
+        let inc = Incoming {
+            stream: Stream::Unix(ours),
+            peer: Peer::unix("/s:1".into()),
+            listener: listener.clone(),
+        };
+        (inc, theirs)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn waiting_for_headers_is_bounded_and_counted_back() {
+        let l = Listener::new("AMQP", true, None);
+        l.waiting.set(HEADER_WAITING_MAX - 1);
+        let (inc, mut client) = incoming(&l);
+        let Next::Header(waiting) = next_step(inc) else {
+            panic!("the last place was refused");
+        };
+        assert_eq!(l.waiting.get(), HEADER_WAITING_MAX);
+        let (inc, _c2) = incoming(&l);
+        assert!(matches!(next_step(inc), Next::Refused));
+        assert_eq!(l.refused.get(), 1);
+        // The header comes: the place is free again, the peer is the header's.
+        use tokio::io::AsyncWriteExt;
+        client
+            .write_all(b"PROXY TCP4 192.0.2.9 192.0.2.1 7 5672\r\nAMQP")
+            .await
+            .unwrap();
+        let acc = after_header(waiting, Duration::from_secs(5)).await.expect("accepted");
+        assert_eq!(l.waiting.get(), HEADER_WAITING_MAX - 1);
+        assert_eq!(acc.peer.name, "192.0.2.9:7");
+        assert_eq!(acc.initial, b"AMQP");
+        // Without a PROXY setting, nothing waits.
+        let plain = Listener::new("AMQP", false, None);
+        let (inc, _c3) = incoming(&plain);
+        assert!(matches!(next_step(inc), Next::Ready(_)));
+    }
 
     #[test]
     fn the_header_names_the_peer_unless_it_is_local() {
