@@ -224,6 +224,20 @@ pub struct AmqpConfig {
     /// transport already batches a loop turn's frames into one send, so Nagle only
     /// adds up to 40 ms (delayed ACK) to a lone confirm or delivery.
     pub tcp_nodelay: bool,
+    /// `unix_path`, `--amqp-unix-path` (LavinMQ's names): AMQP on a Unix
+    /// domain socket too; `None` (empty) is none.
+    pub unix_path: Option<PathBuf>,
+    /// `tcp_proxy_protocol` (LavinMQ's), `--amqp-proxy-protocol`: the AMQP
+    /// port requires a PROXY protocol header (v1 or v2) before the client's
+    /// first byte; the header's client is the connection's peer.
+    pub tcp_proxy_protocol: bool,
+    /// ringmq `tls_proxy_protocol`, `--amqps-proxy-protocol`: the same on the
+    /// AMQPS port, the header before the TLS handshake.
+    pub tls_proxy_protocol: bool,
+    /// `unix_proxy_protocol`, `--amqp-unix-proxy-protocol`: the same on the
+    /// Unix socket. Off by default, where LavinMQ's is 1 and its header
+    /// optional: here a listener's header is either required or not read.
+    pub unix_proxy_protocol: bool,
 }
 
 /// `[mgmt]` (LavinMQ also accepts `[http]`).
@@ -243,6 +257,9 @@ pub struct MgmtConfig {
     /// `metrics_http_port`, `--metrics-http-port`; `None` (-1) disables it, 0
     /// picks a free port. RabbitMQ's 15692 by default.
     pub metrics_port: Option<u16>,
+    /// `unix_path`, `--http-unix-path` (LavinMQ's names): the API on a Unix
+    /// domain socket too; `None` (empty) is none.
+    pub unix_path: Option<PathBuf>,
 }
 
 /// `[clustering]`: parsed and kept for the cluster module.
@@ -300,6 +317,10 @@ impl Default for Config {
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 max_consumers_per_channel: None,
                 tcp_nodelay: true,
+                unix_path: None,
+                tcp_proxy_protocol: false,
+                tls_proxy_protocol: false,
+                unix_proxy_protocol: false,
             },
             mgmt: MgmtConfig {
                 bind: "127.0.0.1".into(),
@@ -307,6 +328,7 @@ impl Default for Config {
                 tls_port: None,
                 metrics_bind: "127.0.0.1".into(),
                 metrics_port: Some(DEFAULT_METRICS_PORT),
+                unix_path: None,
             },
             clustering: ClusteringConfig {
                 enabled: false,
@@ -530,7 +552,33 @@ impl Config {
                     .into(),
             ));
         }
+        self.check_unix_and_proxy()?;
         self.check_listeners_distinct()
+    }
+
+    /// A PROXY setting for a listener that is not there would do nothing: refused.
+    fn check_unix_and_proxy(&self) -> Result<(), ConfigError> {
+        let a = &self.amqp;
+        if a.tls_proxy_protocol && a.tls_port.is_none() {
+            return Err(ConfigError::Invalid(
+                "tls_proxy_protocol (--amqps-proxy-protocol) is on, but there is no AMQPS listener (tls_port, --amqps-port)"
+                    .into(),
+            ));
+        }
+        if a.unix_proxy_protocol && a.unix_path.is_none() {
+            return Err(ConfigError::Invalid(
+                "unix_proxy_protocol (--amqp-unix-proxy-protocol) is on, but there is no AMQP Unix socket (unix_path in [amqp], --amqp-unix-path)".into(),
+            ));
+        }
+        if let (Some(amqp), Some(http)) = (&a.unix_path, &self.mgmt.unix_path) {
+            if amqp == http {
+                return Err(ConfigError::Invalid(format!(
+                    "the AMQP and HTTP Unix sockets are both {}",
+                    amqp.display()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Two listeners on one address and port would fail at bind with a vaguer error.

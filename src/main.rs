@@ -103,12 +103,21 @@ fn main() -> ExitCode {
     } else {
         None
     };
-    let amqps = (cfg.amqp.tls_port.zip(tls.clone())).map(|(port, acceptor)| ringmq::io::AmqpsListen { port, acceptor });
+    let amqps = (cfg.amqp.tls_port.zip(tls.clone())).map(|(port, acceptor)| ringmq::io::AmqpsListen {
+        port,
+        acceptor,
+        proxy_protocol: cfg.amqp.tls_proxy_protocol,
+    });
     let https = (cfg.mgmt.tls_port.zip(tls)).map(|(port, acceptor)| (cfg.mgmt.bind.clone(), port, acceptor));
     let listen = ringmq::io::ListenConfig {
         bind: cfg.amqp.bind.clone(),
         amqp_port: cfg.amqp.port,
+        amqp_proxy_protocol: cfg.amqp.tcp_proxy_protocol,
         amqps,
+        unix: cfg.amqp.unix_path.clone().map(|path| ringmq::io::UnixListen {
+            path,
+            proxy_protocol: cfg.amqp.unix_proxy_protocol,
+        }),
         tcp_nodelay: cfg.amqp.tcp_nodelay,
         max_connections: cfg.amqp.max_connections as usize,
         data_dir: cfg.main.data_dir.clone(),
@@ -121,6 +130,7 @@ fn main() -> ExitCode {
             api: cfg.mgmt.port.map(|p| (cfg.mgmt.bind.clone(), p)),
             https,
             metrics: cfg.mgmt.metrics_port.map(|p| (cfg.mgmt.metrics_bind.clone(), p)),
+            unix: cfg.mgmt.unix_path.clone(),
         })),
         // systemd's readiness socket (Type=notify): part of how the process was
         // started, not a setting, so not in `config`.

@@ -95,6 +95,10 @@ fn set_amqp(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
             a.max_consumers_per_channel = NonZeroU32::new(in_range(integer(v)?, 0, u32::MAX.into())? as u32);
         }
         "tcp_nodelay" => a.tcp_nodelay = boolean(v)?,
+        "unix_path" => a.unix_path = optional_path(v),
+        "tcp_proxy_protocol" => a.tcp_proxy_protocol = proxy_protocol(v)?,
+        "tls_proxy_protocol" => a.tls_proxy_protocol = proxy_protocol(v)?,
+        "unix_proxy_protocol" => a.unix_proxy_protocol = proxy_protocol(v)?,
         // LavinMQ accepts the TLS files here too, "for backward compatibility".
         "tls_cert" => cfg.main.tls_cert_path = Some(path(v)?),
         "tls_key" => cfg.main.tls_key_path = Some(path(v)?),
@@ -111,6 +115,7 @@ fn set_mgmt(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
         "tls_port" => h.tls_port = optional_port(v)?,
         "metrics_http_bind" => h.metrics_bind = addresses(v)?,
         "metrics_http_port" => h.metrics_port = optional_port(v)?,
+        "unix_path" => h.unix_path = optional_path(v),
         "tls_cert" => cfg.main.tls_cert_path = Some(path(v)?),
         "tls_key" => cfg.main.tls_key_path = Some(path(v)?),
         _ => return Ok(Outcome::UnknownKey),
@@ -162,6 +167,22 @@ fn non_empty(v: &str) -> Result<&str, String> {
 
 fn path(v: &str) -> Result<PathBuf, String> {
     non_empty(v).map(PathBuf::from)
+}
+
+/// LavinMQ's `unix_path`: empty (its default) is no Unix socket.
+fn optional_path(v: &str) -> Option<PathBuf> {
+    (!v.is_empty()).then(|| PathBuf::from(v))
+}
+
+/// LavinMQ's `tcp_proxy_protocol` and `unix_proxy_protocol`: 0 off, 1 or 2 a
+/// PROXY header version; `true` is 1 there. Either number turns it on here and
+/// takes either version, as LavinMQ's listener does (the header says which).
+fn proxy_protocol(v: &str) -> Result<bool, String> {
+    match v {
+        "0" => Ok(false),
+        "1" | "2" => Ok(true),
+        _ => boolean(v).map_err(|_| "expected 0 (off), 1 or 2 (a PROXY header is required), or true/false".into()),
+    }
 }
 
 /// LavinMQ's `true?` accepts true/yes/y/1 and reads anything else as false; we also

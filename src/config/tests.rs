@@ -253,6 +253,11 @@ fn every_flag_parses() {
         "--max-connections=10",
         "--max-consumers-per-channel=3",
         "--tcp-nodelay=no",
+        "--amqp-unix-path=/run/a.sock",
+        "--amqp-proxy-protocol=2",
+        "--amqps-proxy-protocol=1",
+        "--amqp-unix-proxy-protocol=true",
+        "--http-unix-path=/run/h.sock",
         "--clustering",
         "--clustering-bind=10.0.0.4",
         "--clustering-port=5000",
@@ -288,6 +293,9 @@ fn every_flag_parses() {
     assert_eq!(a.max_connections, 10);
     assert_eq!(a.max_consumers_per_channel, NonZeroU32::new(3));
     assert!(!a.tcp_nodelay);
+    assert_eq!(a.unix_path.as_deref(), Some(Path::new("/run/a.sock")));
+    assert!(a.tcp_proxy_protocol && a.tls_proxy_protocol && a.unix_proxy_protocol);
+    assert_eq!(cfg.mgmt.unix_path.as_deref(), Some(Path::new("/run/h.sock")));
     assert_eq!(
         (cfg.mgmt.bind.as_str(), cfg.mgmt.port, cfg.mgmt.tls_port),
         ("10.0.0.3", None, Some(15671))
@@ -399,9 +407,45 @@ fn settings_that_do_not_fit_together() {
         matches!(err, ConfigError::Invalid(ref m) if m.contains("amqp and http")),
         "{err:?}"
     );
+    // A PROXY setting for a listener that is not there would do nothing.
+    let err = parse(&["-D", "/d", "--amqps-proxy-protocol=1"]).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Invalid(ref m) if m.contains("no AMQPS listener")),
+        "{err:?}"
+    );
+    let err = parse(&["-D", "/d", "--amqp-unix-proxy-protocol=2"]).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Invalid(ref m) if m.contains("no AMQP Unix socket")),
+        "{err:?}"
+    );
+    let err = parse(&["-D", "/d", "--amqp-unix-path=/s", "--http-unix-path=/s"]).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Invalid(ref m) if m.contains("both /s")),
+        "{err:?}"
+    );
     // Different addresses, or port 0, do not collide.
     parse(&["-D", "/d", "--http-port=5672", "--http-bind=127.0.0.2"]).unwrap();
     parse(&["-D", "/d", "-p", "0", "--http-port=0"]).unwrap();
+}
+
+#[test]
+fn lavinmq_unix_socket_and_proxy_protocol_keys() {
+    let f = file(
+        "[main]\ndata_dir = /d\n[amqp]\nunix_path = /run/lavinmq/amqp.sock\ntcp_proxy_protocol = 1\n\
+         unix_proxy_protocol = 0\n[mgmt]\nunix_path = /run/lavinmq/http.sock\n",
+    );
+    let cfg = parse(&["-c", f.path().to_str().unwrap()]).unwrap();
+    assert_eq!(cfg.amqp.unix_path.as_deref(), Some(Path::new("/run/lavinmq/amqp.sock")));
+    assert!(cfg.amqp.tcp_proxy_protocol && !cfg.amqp.unix_proxy_protocol);
+    assert_eq!(cfg.mgmt.unix_path.as_deref(), Some(Path::new("/run/lavinmq/http.sock")));
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    // LavinMQ's default: an empty path is no socket.
+    let f = file("[main]\ndata_dir = /d\n[amqp]\nunix_path =\n");
+    assert_eq!(parse(&["-c", f.path().to_str().unwrap()]).unwrap().amqp.unix_path, None);
+    for bad in ["3", "v2", "yes please"] {
+        let err = parse(&["-D", "/d", &format!("--amqp-proxy-protocol={bad}")]).unwrap_err();
+        assert!(matches!(err, ConfigError::BadFlagValue { .. }), "{bad}: {err:?}");
+    }
 }
 
 #[test]

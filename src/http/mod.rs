@@ -47,6 +47,8 @@ pub struct HttpConfig {
     pub https: Option<(String, u16, crate::tls::TlsAcceptor)>,
     /// The unauthenticated `/metrics` listener (RabbitMQ's 15692).
     pub metrics: Option<(String, u16)>,
+    /// The API on a Unix domain socket (LavinMQ's `[mgmt] unix_path`).
+    pub unix: Option<std::path::PathBuf>,
 }
 
 /// The API and metrics servers as a shard service: the binary hands this to

@@ -16,6 +16,7 @@ use super::routes::{self, Need};
 use super::{HttpConfig, Query, Reply, Req};
 use crate::core::mgmt::View;
 use crate::shard::Shared;
+use crate::sys::stream::Stream;
 
 /// Open HTTP connections per listener. Each holds a socket and hyper's buffers; a
 /// dashboard or a UI tab needs one or two, so this is far above use and far
@@ -86,7 +87,16 @@ pub(crate) async fn spawn(
             tracing::info!(addr = %a, "{} listener started", kind.name());
             bound.push((kind.name(), a));
         }
-        listening.push((kind, listener, tls));
+        listening.push((kind, Listener::Tcp(listener), tls));
+    }
+    if let Some(path) = &cfg.unix {
+        match crate::sys::unix_socket::UnixListener::bind(path) {
+            Ok(l) => {
+                tracing::info!(path = %l.path().display(), "HTTP API Unix socket listener started");
+                listening.push((Kind::Api, Listener::Unix(l), None));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start the HTTP API Unix socket listener"),
+        }
     }
     let port_of = |k: Kind| {
         (bound.iter())
@@ -109,6 +119,29 @@ pub(crate) async fn spawn(
     bound
 }
 
+/// Where an HTTP listener accepts.
+enum Listener {
+    Tcp(crate::sys::listeners::Listeners),
+    Unix(crate::sys::unix_socket::UnixListener),
+}
+
+impl Listener {
+    /// The next connection and its peer's name (for log lines).
+    async fn accept(&self) -> std::io::Result<(Stream, String)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, peer) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                Ok((Stream::Tcp(s), peer.to_string()))
+            }
+            Listener::Unix(l) => {
+                let (s, peer) = l.accept().await?;
+                Ok((Stream::Unix(s), peer))
+            }
+        }
+    }
+}
+
 /// The HTTP listeners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -129,12 +162,7 @@ impl Kind {
     }
 }
 
-async fn serve(
-    shared: Rc<Shared>,
-    listener: crate::sys::listeners::Listeners,
-    tls: Option<crate::tls::TlsAcceptor>,
-    info: Rc<ServerInfo>,
-) {
+async fn serve(shared: Rc<Shared>, listener: Listener, tls: Option<crate::tls::TlsAcceptor>, info: Rc<ServerInfo>) {
     let open = Rc::new(Cell::new(0usize));
     let refused = Cell::new(0u64);
     let tls = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config()));
@@ -156,7 +184,6 @@ async fn serve(
             drop(stream);
             continue;
         }
-        let _ = stream.set_nodelay(true);
         let (shared, info, open, tls) = (shared.clone(), info.clone(), open.clone(), tls.clone());
         open.set(open.get() + 1);
         tokio::task::spawn_local(async move {
@@ -166,8 +193,8 @@ async fn serve(
                 // connects and says nothing holds a slot for at most that long.
                 Some(tls) => match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await {
                     Ok(Ok(stream)) => serve_connection(shared, info, stream).await,
-                    Ok(Err(e)) => crate::tls::log_failure(Some(peer), &e.to_string()),
-                    Err(_) => crate::tls::log_failure(Some(peer), "no TLS handshake within the header timeout"),
+                    Ok(Err(e)) => crate::tls::log_failure(peer.parse().ok(), &e.to_string()),
+                    Err(_) => crate::tls::log_failure(peer.parse().ok(), "no TLS handshake within the header timeout"),
                 },
             }
             open.set(open.get() - 1);

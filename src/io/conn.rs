@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use std::io::IoSlice;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use super::server::{Shared, TICK};
@@ -39,23 +38,64 @@ enum ReadEnd {
 
 type Tls = Option<Rc<RefCell<TlsSession>>>;
 
-pub(crate) async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer: SocketAddr, tls: Option<TlsSession>) {
+/// Serves a connection from any AMQP listener (TCP or Unix socket) until it ends.
+pub(crate) async fn serve_connection(shared: Rc<Shared>, acc: super::accept::Accepted) {
+    let super::accept::Accepted {
+        stream,
+        peer,
+        tls,
+        initial,
+    } = acc;
+    let conn = Conn {
+        peer: peer.addr,
+        tls: tls.map(|t| Rc::new(RefCell::new(*t))),
+    };
     shared.open_connections.set(shared.open_connections.get() + 1);
-    let id = shared.broker.borrow_mut().handle_connect(
-        peer.to_string(),
-        crate::io::listeners::is_loopback(&peer),
-        super::now_ms(),
-    );
+    let id = shared
+        .broker
+        .borrow_mut()
+        .handle_connect(peer.name, peer.loopback, super::now_ms());
+    // Each kind split into its owned halves: no lock between reader and writer.
+    match stream {
+        crate::sys::stream::Stream::Tcp(s) => {
+            let (rd, wr) = s.into_split();
+            serve_halves(shared, id, conn, rd, wr, initial).await;
+        }
+        crate::sys::stream::Stream::Unix(s) => {
+            let (rd, wr) = s.into_split();
+            serve_halves(shared, id, conn, rd, wr, initial).await;
+        }
+    }
+}
+
+/// What the reader and the writer of a connection both know.
+struct Conn {
+    /// The client's address (from its PROXY header, if any), for TLS log lines.
+    peer: Option<SocketAddr>,
+    tls: Tls,
+}
+
+async fn serve_halves<R, W>(shared: Rc<Shared>, id: ConnId, conn: Conn, mut rd: R, wr: W, initial: Vec<u8>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + 'static,
+{
+    let Conn { peer, tls } = conn;
     let notify = Rc::new(Notify::new());
     shared.writers.borrow_mut().insert(id, notify.clone());
-    let (mut rd, wr) = stream.into_split();
-    let tls: Tls = tls.map(|t| Rc::new(RefCell::new(t)));
     let writer = tokio::task::spawn_local(write_loop(shared.clone(), id, wr, notify.clone(), tls.clone()));
-    let closed_by_protocol = match read_loop(&shared, id, &mut rd, &tls, &notify).await {
+    let reader = Reader {
+        shared: &shared,
+        id,
+        tls: &tls,
+        writer: &notify,
+        peer,
+    };
+    let closed_by_protocol = match reader.read_loop(&mut rd, initial).await {
         Ok(ReadEnd::Closed | ReadEnd::TlsFailed) => true,
         Ok(ReadEnd::PeerGone) => false,
         Err(e) => {
-            tracing::debug!(%peer, error = %e, "connection read error");
+            tracing::debug!(?peer, error = %e, "connection read error");
             false
         }
     };
@@ -82,7 +122,7 @@ pub(crate) async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer
     }
     shared.writers.borrow_mut().remove(&id);
     if let Some(tls) = &tls {
-        tls.borrow().log_if_unfinished(Some(peer));
+        tls.borrow().log_if_unfinished(peer);
         shared.tls_conns.borrow_mut().remove(&id);
     }
     shared.broker.borrow_mut().handle_disconnect(id);
@@ -90,78 +130,99 @@ pub(crate) async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer
     shared.open_connections.set(shared.open_connections.get() - 1);
 }
 
-/// Reads until EOF, until the core closed the connection, or until TLS failed.
-async fn read_loop(
-    shared: &Shared,
+/// The reading side of a connection.
+struct Reader<'a> {
+    shared: &'a Shared,
     id: ConnId,
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
-    tls: &Tls,
-    writer: &Notify,
-) -> std::io::Result<ReadEnd> {
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF_BYTES);
-    // TLS: ciphertext is read here and decrypted into `buf`.
-    let mut cipher: Vec<u8> = Vec::with_capacity(if tls.is_some() { READ_BUF_BYTES } else { 0 });
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        if shared.broker.borrow().should_pause_reading(id) {
-            // Flow control: a publisher's socket is not read while the disk alarm
-            // is on; TCP backpressure then slows the client down.
+    tls: &'a Tls,
+    /// Wakes the connection's writer.
+    writer: &'a Notify,
+    peer: Option<SocketAddr>,
+}
+
+impl Reader<'_> {
+    /// Reads until EOF, until the core closed the connection, or until TLS
+    /// failed. `initial` (bytes read with a PROXY header) goes first.
+    async fn read_loop<R: AsyncRead + Unpin>(&self, rd: &mut R, initial: Vec<u8>) -> std::io::Result<ReadEnd> {
+        let (shared, id) = (self.shared, self.id);
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF_BYTES);
+        // TLS: ciphertext is read here and decrypted into `buf`.
+        let mut cipher: Vec<u8> = Vec::with_capacity(if self.tls.is_some() { READ_BUF_BYTES } else { 0 });
+        if !initial.is_empty() {
+            let into = if self.tls.is_some() { &mut cipher } else { &mut buf };
+            into.extend_from_slice(&initial);
+            if let Some(end) = self.on_input(&mut cipher, &mut buf) {
+                return Ok(end);
+            }
+        }
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if shared.broker.borrow().is_closed(id) {
+                return Ok(ReadEnd::Closed);
+            }
+            if shared.broker.borrow().should_pause_reading(id) {
+                // Flow control: a publisher's socket is not read while the disk alarm
+                // is on; TCP backpressure then slows the client down.
+                tokio::select! {
+                    _ = shared.unblocked.notified() => {}
+                    _ = tick.tick() => {
+                        shared.broker.borrow_mut().handle_tick(id, super::now_ms());
+                        shared.after_core_call();
+                    }
+                }
+                continue;
+            }
+            if buf.capacity() - buf.len() < READ_BUF_BYTES / 4 {
+                buf.reserve(READ_BUF_BYTES);
+            }
+            let into = if self.tls.is_some() { &mut cipher } else { &mut buf };
             tokio::select! {
-                _ = shared.unblocked.notified() => {}
+                r = rd.read_buf(into) => {
+                    if r? == 0 {
+                        return Ok(ReadEnd::PeerGone);
+                    }
+                    if let Some(end) = self.on_input(&mut cipher, &mut buf) {
+                        return Ok(end);
+                    }
+                    // Fairness: a publisher's socket is always readable, and tokio only
+                    // preempts after ~128 reads (megabytes of publishes); yield after each
+                    // batch so consumers' acks and writers get their turn. Without it a
+                    // flooding publisher starved a consumer to ~5k msgs/s (measured with
+                    // `ringmqperf throughput -x1 -y1 -a100 -P1000`).
+                    tokio::task::yield_now().await;
+                }
                 _ = tick.tick() => {
                     shared.broker.borrow_mut().handle_tick(id, super::now_ms());
                     shared.after_core_call();
                 }
             }
-            continue;
         }
-        if buf.capacity() - buf.len() < READ_BUF_BYTES / 4 {
-            buf.reserve(READ_BUF_BYTES);
-        }
-        let into = if tls.is_some() { &mut cipher } else { &mut buf };
-        tokio::select! {
-            r = rd.read_buf(into) => {
-                let n = r?;
-                if n == 0 {
-                    return Ok(ReadEnd::PeerGone);
+    }
+
+    /// Hands what was read (decrypted first on TLS) to the core; `Some` when
+    /// reading is over.
+    fn on_input(&self, cipher: &mut Vec<u8>, buf: &mut Vec<u8>) -> Option<ReadEnd> {
+        let (shared, id) = (self.shared, self.id);
+        let mut peer_closed = false;
+        if let Some(tls) = self.tls {
+            match decrypt(shared, id, tls, cipher, buf) {
+                Ok(closed) => peer_closed = closed,
+                Err(why) => {
+                    super::tls::log_failure(self.peer, &why);
+                    self.writer.notify_one();
+                    return Some(ReadEnd::TlsFailed);
                 }
-                let mut peer_closed = false;
-                if let Some(tls) = tls {
-                    match decrypt(shared, id, tls, &mut cipher, &mut buf) {
-                        Ok(closed) => peer_closed = closed,
-                        Err(why) => {
-                            super::tls::log_failure(rd.peer_addr().ok(), &why);
-                            writer.notify_one();
-                            return Ok(ReadEnd::TlsFailed);
-                        }
-                    }
-                    // Handshake records (or a close_notify) may wait to be sent.
-                    writer.notify_one();
-                }
-                let t = shared.turns.start();
-                let used = shared.broker.borrow_mut().handle_input(id, &buf, super::now_ms());
-                buf.drain(..used);
-                shared.after_core_call();
-                shared.turns.end(t, "connection input (bytes)", used);
-                if peer_closed {
-                    return Ok(ReadEnd::PeerGone);
-                }
-                // Fairness: a publisher's socket is always readable, and tokio only
-                // preempts after ~128 reads (megabytes of publishes); yield after each
-                // batch so consumers' acks and writers get their turn. Without it a
-                // flooding publisher starved a consumer to ~5k msgs/s (measured with
-                // `ringmqperf throughput -x1 -y1 -a100 -P1000`).
-                tokio::task::yield_now().await;
             }
-            _ = tick.tick() => {
-                shared.broker.borrow_mut().handle_tick(id, super::now_ms());
-                shared.after_core_call();
-            }
+            // Handshake records (or a close_notify) may wait to be sent.
+            self.writer.notify_one();
         }
-        if shared.broker.borrow().is_closed(id) {
-            return Ok(ReadEnd::Closed);
-        }
+        let t = shared.turns.start();
+        let used = shared.broker.borrow_mut().handle_input(id, buf, super::now_ms());
+        buf.drain(..used);
+        shared.after_core_call();
+        shared.turns.end(t, "connection input (bytes)", used);
+        peer_closed.then_some(ReadEnd::PeerGone)
     }
 }
 
@@ -186,7 +247,7 @@ fn decrypt(
 
 /// Writes all of `out` (frame bytes and bodies in segment mappings, see
 /// `core::output`) with as few `writev` calls as the socket allows.
-async fn write_all_vectored(wr: &mut tokio::net::tcp::OwnedWriteHalf, out: &Output) -> std::io::Result<()> {
+async fn write_all_vectored<W: AsyncWrite + Unpin>(wr: &mut W, out: &Output) -> std::io::Result<()> {
     let mut slices: Vec<IoSlice<'_>> = out.pieces().map(IoSlice::new).collect();
     let mut rest: &mut [IoSlice<'_>] = &mut slices;
     while !rest.is_empty() {
@@ -202,13 +263,13 @@ async fn write_all_vectored(wr: &mut tokio::net::tcp::OwnedWriteHalf, out: &Outp
 
 /// Writes the core's output until the connection is closed; returns the write
 /// half (unshut) so the caller decides when the socket goes.
-async fn write_loop(
+async fn write_loop<W: AsyncWrite + Unpin>(
     shared: Rc<Shared>,
     id: ConnId,
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut wr: W,
     notify: Rc<Notify>,
     tls: Tls,
-) -> Option<tokio::net::tcp::OwnedWriteHalf> {
+) -> Option<W> {
     let mut buf = Output::default();
     let mut cipher: Vec<u8> = Vec::new();
     loop {
@@ -274,8 +335,8 @@ async fn write_loop(
 /// plaintext one bounded chunk at a time). Returns whether anything was written
 /// and whether no plaintext is left queued (it may wait for the handshake);
 /// `None` if the socket failed.
-async fn write_sealed(
-    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+async fn write_sealed<W: AsyncWrite + Unpin>(
+    wr: &mut W,
     tls: &RefCell<TlsSession>,
     cipher: &mut Vec<u8>,
 ) -> Option<(bool, bool)> {

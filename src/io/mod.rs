@@ -16,10 +16,16 @@
 //!   frames of one loop turn go out in one `write`; fsync on a blocking thread.
 //!   Used where io_uring is unavailable (Docker's default seccomp profile blocks
 //!   it) or chosen with `--io=epoll`.
+//!
+//! Both accept on tokio's side ([`accept`]: TCP, TLS and Unix socket listeners),
+//! where a listener that requires one reads the PROXY protocol header first
+//! ([`proxy`]), before the backend takes the socket.
 
+mod accept;
 mod conn;
 pub mod memory;
 mod notify;
+mod proxy;
 mod server;
 pub mod tls;
 // The io_uring backend: each `unsafe` block has a `// SAFETY:` comment.
@@ -29,7 +35,7 @@ mod uring;
 /// The clock and the listeners live in `crate::sys` (shared with `http`); the
 /// backends name them here.
 pub(crate) use crate::sys::{listeners, now_ms};
-pub use server::{AmqpsListen, ListenConfig, Reload};
+pub use server::{AmqpsListen, ListenConfig, Reload, UnixListen};
 
 /// Which transport backend runs the data path: one type, shared with the
 /// configuration (`--io=uring|epoll|auto`).

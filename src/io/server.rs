@@ -20,8 +20,12 @@ pub type Reload = Rc<dyn Fn() -> Result<String, String>>;
 pub struct ListenConfig {
     pub bind: String,
     pub amqp_port: u16,
+    /// The AMQP listener requires a PROXY protocol header (`tcp_proxy_protocol`).
+    pub amqp_proxy_protocol: bool,
     /// The AMQPS listener (same addresses as AMQP), if asked for.
     pub amqps: Option<AmqpsListen>,
+    /// An AMQP listener on a Unix domain socket, if asked for.
+    pub unix: Option<UnixListen>,
     pub tcp_nodelay: bool,
     /// Connections beyond this are refused at accept (closed at once).
     pub max_connections: usize,
@@ -49,32 +53,16 @@ pub struct ListenConfig {
 pub struct AmqpsListen {
     pub port: u16,
     pub acceptor: super::tls::TlsAcceptor,
+    /// A PROXY protocol header comes before the TLS ClientHello (`tls_proxy_protocol`).
+    pub proxy_protocol: bool,
 }
 
-/// The AMQPS listener bound (its first address for the API and readiness), or
-/// none; logged like the AMQP one.
-pub(crate) fn bind_amqps(
-    listen: &ListenConfig,
-    io: &str,
-) -> std::io::Result<Option<(crate::sys::listeners::Listeners, std::net::SocketAddr)>> {
-    let Some(amqps) = &listen.amqps else { return Ok(None) };
-    let listener = crate::sys::listeners::Listeners::bind(&listen.bind, amqps.port)?;
-    let first = listener.first_addr()?;
-    for addr in listener.local_addrs() {
-        tracing::info!(%addr, io, "AMQPS listener started");
-    }
-    Ok(Some((listener, first)))
-}
-
-/// Accepts on an optional listener; pending forever without one (no AMQPS, or
-/// closed at shutdown).
-pub(crate) async fn accept_on(
-    listener: &Option<crate::sys::listeners::Listeners>,
-) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
-    match listener {
-        Some(l) => l.accept().await,
-        None => std::future::pending().await,
-    }
+/// `[amqp] unix_path`: AMQP on a Unix domain socket.
+#[derive(Debug, Clone)]
+pub struct UnixListen {
+    pub path: std::path::PathBuf,
+    /// A PROXY protocol header is required (`unix_proxy_protocol`).
+    pub proxy_protocol: bool,
 }
 
 impl std::fmt::Debug for ListenConfig {
@@ -82,7 +70,9 @@ impl std::fmt::Debug for ListenConfig {
         f.debug_struct("ListenConfig")
             .field("bind", &self.bind)
             .field("amqp_port", &self.amqp_port)
+            .field("amqp_proxy_protocol", &self.amqp_proxy_protocol)
             .field("amqps_port", &self.amqps.as_ref().map(|a| a.port))
+            .field("unix", &self.unix)
             .field("backend", &self.backend)
             .field("services", &self.services.is_some())
             .field("reload", &self.reload.is_some())
@@ -116,13 +106,10 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     // Opening checks every stored record: minutes for a big data directory.
     notify.status(OPENING_STATUS);
     let seed = now_ms() ^ (std::process::id() as u64) << 32;
+    let header_timeout = Duration::from_millis(core.handshake_timeout_ms);
     let broker = Broker::open(core, seed)?;
-    let listener = crate::sys::listeners::Listeners::bind(&listen.bind, listen.amqp_port)?;
-    let amqp_addr = listener.first_addr()?;
-    for addr in listener.local_addrs() {
-        tracing::info!(%addr, io = "epoll", "AMQP listener started");
-    }
-    let (tls_listener, amqps_addr) = bind_amqps(&listen, "epoll")?.unzip();
+    let mut listeners = super::accept::AmqpListeners::bind(&listen, "epoll")?;
+    let (amqp_addr, amqps_addr) = (listeners.amqp_addr, listeners.amqps_addr);
     let shared = Rc::new(Shared::new(broker, false));
     tokio::task::spawn_local(sync_task(shared.clone()));
     let mut http = spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr).await;
@@ -136,19 +123,14 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     notify.ready(&ready_status(amqp_addr, "epoll", &http));
     loop {
         tokio::select! {
-            accepted = listener.accept() => accepted_one(&shared, &listen, accepted, None).await,
-            accepted = accept_on(&tls_listener) => {
-                let acceptor = listen.amqps.as_ref().map(|a| &a.acceptor);
-                accepted_one(&shared, &listen, accepted, acceptor).await;
-            }
+            accepted = listeners.accept() => accepted_one(&shared, &listen, accepted, header_timeout).await,
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
     }
     notify.stopping(STOPPING_STATUS);
     tracing::info!("shutting down");
-    drop(listener);
-    drop(tls_listener);
+    listeners.close();
     shared.broker.borrow_mut().handle_shutdown(now_ms());
     shared.after_core_call();
     let deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH;
@@ -171,34 +153,47 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Starts serving an accepted connection (TLS when `acceptor` is given), or
-/// refuses it at max_connections.
+/// Starts serving an accepted connection (after its PROXY header, on a
+/// listener that requires one), or refuses it at max_connections.
 async fn accepted_one(
     shared: &Rc<Shared>,
     listen: &ListenConfig,
-    accepted: std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>,
-    acceptor: Option<&super::tls::TlsAcceptor>,
+    accepted: std::io::Result<super::accept::Incoming>,
+    header_timeout: Duration,
 ) {
-    let (stream, peer) = match accepted {
+    use super::accept::{after_header, next_step, Next};
+    let incoming = match accepted {
         Ok(x) => x,
         Err(e) => return crate::sys::listeners::accept_failed(&e).await,
     };
-    if shared.open_connections.get() >= listen.max_connections {
-        tracing::warn!(%peer, max = listen.max_connections, "connection refused: max_connections reached");
+    if !below_max_connections(shared, listen.max_connections) {
         return;
     }
-    let tls = match acceptor.map(super::tls::session) {
-        None => None,
-        Some(Ok(session)) => Some(session),
-        Some(Err(e)) => {
-            super::tls::log_failure(Some(peer), &e.to_string());
-            return;
+    match next_step(incoming) {
+        Next::Ready(acc) => {
+            tokio::task::spawn_local(super::conn::serve_connection(shared.clone(), acc));
         }
-    };
-    if listen.tcp_nodelay {
-        let _ = stream.set_nodelay(true);
+        Next::Header(incoming) => {
+            let (shared, max) = (shared.clone(), listen.max_connections);
+            tokio::task::spawn_local(async move {
+                if let Some(acc) = after_header(incoming, header_timeout).await {
+                    if below_max_connections(&shared, max) {
+                        super::conn::serve_connection(shared, acc).await;
+                    }
+                }
+            });
+        }
+        Next::Refused => {}
     }
-    tokio::task::spawn_local(super::conn::serve_connection(shared.clone(), stream, peer, tls));
+}
+
+/// Whether one more connection may be served; logs a refusal.
+fn below_max_connections(shared: &Shared, max: usize) -> bool {
+    let below = shared.open_connections.get() < max;
+    if !below {
+        tracing::warn!(max, "connection refused: max_connections reached");
+    }
+    below
 }
 
 /// systemd's status line while the data directory is opened (recovery).

@@ -1,6 +1,7 @@
 //! What the transport (`io`) and the management API (`http`) both take from the
 //! operating system, so neither imports the other: the clock, the data
-//! directory's disk, TCP listeners on several addresses, and loop-turn timing.
+//! directory's disk, TCP listeners on several addresses, Unix socket listeners,
+//! and loop-turn timing.
 //!
 //! | file | what |
 //! |---|---|
@@ -8,12 +9,16 @@
 //! | [`disk`] | free bytes (`statvfs`), removing transient queue files |
 //! | [`listeners`] | one accept over every address of a `bind` setting |
 //! | [`stall`] | loop-turn timing: slow-turn warnings and the longest-turn metric |
+//! | [`stream`] | a client's stream, TCP or Unix socket |
+//! | [`unix_socket`] | a Unix domain socket listener: stale file removed, 0666, removed at shutdown |
 
 // statvfs through libc: its `unsafe` blocks have `// SAFETY:` comments.
 #[allow(unsafe_code)]
 pub(crate) mod disk;
 pub(crate) mod listeners;
 pub(crate) mod stall;
+pub(crate) mod stream;
+pub(crate) mod unix_socket;
 
 /// The core's clock: milliseconds on the Unix epoch's scale that never go
 /// back. The wall clock is read once, at the first call, so that times the

@@ -6,6 +6,7 @@
 //! a fresh data dir, and kills it on drop.
 #![allow(dead_code)]
 
+pub mod haproxy;
 pub mod http;
 pub mod load;
 pub mod raw;
@@ -323,7 +324,7 @@ fn tail(path: &Path, n: usize) -> String {
 }
 
 /// `N` distinct free ports: every listener is held until all are chosen.
-fn free_ports<const N: usize>() -> [u16; N] {
+pub fn free_ports<const N: usize>() -> [u16; N] {
     let held: Vec<TcpListener> = (0..N)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0"))
         .collect();

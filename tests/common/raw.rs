@@ -9,7 +9,7 @@ use ringmq_codec::{
     decode_frame, encode_method, ChannelOpen, ConnectionCloseOk, ConnectionOpen, ConnectionStartOk, ConnectionTuneOk,
     DecodeError, FieldTable, FieldValue, Frame, Method, Table, PROTOCOL_HEADER,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{within, Broker};
@@ -30,8 +30,17 @@ pub struct Got {
     pub ack: Option<(u64, bool)>,
 }
 
+/// Any byte stream a raw connection can run over (a Unix socket, TLS).
+pub trait RawIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> RawIo for T {}
+
+enum Sock {
+    Tcp(TcpStream),
+    Other(Box<dyn RawIo>),
+}
+
 pub struct RawConn {
-    sock: TcpStream,
+    sock: Sock,
     buf: Vec<u8>,
 }
 
@@ -40,19 +49,42 @@ impl RawConn {
         let sock = within("raw connect", TcpStream::connect(addr))
             .await
             .expect("raw connect");
-        sock.set_nodelay(true).expect("nodelay");
-        RawConn { sock, buf: Vec::new() }
+        Self::from_tcp(sock)
     }
 
-    /// The socket itself, for byte-level checks.
+    /// Over a TCP stream the test connected itself (from a chosen address, say).
+    pub fn from_tcp(sock: TcpStream) -> RawConn {
+        sock.set_nodelay(true).expect("nodelay");
+        RawConn {
+            sock: Sock::Tcp(sock),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Over any other stream: a Unix socket, a TLS session.
+    pub fn over(stream: impl RawIo + 'static) -> RawConn {
+        RawConn {
+            sock: Sock::Other(Box::new(stream)),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The socket itself, for byte-level checks (TCP connections only).
     pub fn socket(&mut self) -> &mut TcpStream {
-        &mut self.sock
+        match &mut self.sock {
+            Sock::Tcp(s) => s,
+            Sock::Other(_) => panic!("not a TCP connection"),
+        }
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {
-        within("raw write", self.sock.write_all(bytes))
-            .await
-            .expect("raw write");
+        let write = async {
+            match &mut self.sock {
+                Sock::Tcp(s) => s.write_all(bytes).await,
+                Sock::Other(s) => s.write_all(bytes).await,
+            }
+        };
+        within("raw write", write).await.expect("raw write");
     }
 
     pub async fn send_method(&mut self, channel: u16, method: &Method<'_>) {
@@ -78,7 +110,11 @@ impl RawConn {
                 Err(DecodeError::Malformed(e)) => panic!("server sent a malformed frame: {e:?}"),
             }
             let mut chunk = [0u8; 16384];
-            match self.sock.read(&mut chunk).await {
+            let read = match &mut self.sock {
+                Sock::Tcp(s) => s.read(&mut chunk).await,
+                Sock::Other(s) => s.read(&mut chunk).await,
+            };
+            match read {
                 Ok(0) | Err(_) => return None,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
             }

@@ -24,6 +24,8 @@ pub struct Globals {
     pub vhost: Option<String>,
     pub json: bool,
     pub timeout_secs: Option<u64>,
+    /// `--socket PATH`: the API over this Unix socket.
+    pub socket: Option<std::path::PathBuf>,
 }
 
 impl Globals {
@@ -34,6 +36,11 @@ impl Globals {
     /// The API endpoint: `--uri` (user info in it allowed), then `--host`/`--port`
     /// over its authority, then `--user`/`--password` over its user info.
     pub fn endpoint(&self) -> Result<Endpoint, CtlError> {
+        if self.socket.is_some() && (self.host.is_some() || self.port.is_some()) {
+            return Err(CtlError::Usage(
+                "--socket replaces the API's host and port: --host and --port do not apply".into(),
+            ));
+        }
         let uri = self.uri.as_deref().unwrap_or(DEFAULT_URI);
         let (scheme, rest) = uri
             .split_once("://")
@@ -64,6 +71,7 @@ impl Globals {
         };
         Ok(Endpoint {
             base: format!("{scheme}://{host}:{port}{}", path.trim_end_matches('/')),
+            socket: self.socket.clone(),
             user: self.user.as_deref().or(uri_user).unwrap_or("guest").to_string(),
             password: self.password.as_deref().or(uri_pass).unwrap_or("guest").to_string(),
             timeout: Duration::from_secs(self.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)),
@@ -127,7 +135,7 @@ pub struct Invocation {
 }
 
 pub enum Parsed {
-    Run(Invocation),
+    Run(Box<Invocation>),
     /// General help, or one command's.
     Help(Option<&'static CommandSpec>),
     Version,
@@ -188,6 +196,7 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Parsed, CtlError
             "vhost" => globals.vhost = value,
             "json" => globals.json = true,
             "timeout" => globals.timeout_secs = Some(number("timeout", value)?),
+            "socket" => globals.socket = value.map(Into::into),
             "help" => help = true,
             "version" => version = true,
             long => opts.0.push((long, value)),
@@ -252,12 +261,12 @@ fn finish(
             lists::names().join(", ")
         )));
     }
-    Ok(Parsed::Run(Invocation {
+    Ok(Parsed::Run(Box::new(Invocation {
         globals,
         command,
         args: positionals,
         opts,
-    }))
+    })))
 }
 
 /// The command by name; rabbitmqctl's `list_queues` is `list queues`.
@@ -276,7 +285,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Invocation, CtlError> {
         match parse(args.iter().map(|s| s.to_string()))? {
-            Parsed::Run(inv) => Ok(inv),
+            Parsed::Run(inv) => Ok(*inv),
             _ => panic!("expected a command"),
         }
     }
@@ -411,5 +420,16 @@ mod tests {
             ..Globals::default()
         };
         assert!(matches!(g.endpoint(), Err(CtlError::Usage(_))));
+    }
+
+    #[test]
+    fn socket_replaces_host_and_port_only() {
+        let inv = run(&["--socket", "/run/ringmq/http.sock", "-u", "a", "list", "queues"]).unwrap();
+        let e = inv.globals.endpoint().unwrap();
+        assert_eq!(e.socket.as_deref(), Some(std::path::Path::new("/run/ringmq/http.sock")));
+        assert_eq!(e.user, "a");
+        assert_eq!(e.describe(), "the API on /run/ringmq/http.sock");
+        let inv = run(&["--socket=/s", "--port", "1", "list", "queues"]).unwrap();
+        assert!(matches!(inv.globals.endpoint(), Err(CtlError::Usage(m)) if m.contains("--socket")));
     }
 }

@@ -18,15 +18,34 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Endpoint {
     /// `http://host:port` plus an optional path prefix, no trailing slash.
     pub base: String,
+    /// `--socket`: the API on this Unix socket instead of `base`'s host and
+    /// port (`base`'s path prefix still applies).
+    pub socket: Option<std::path::PathBuf>,
     pub user: String,
     pub password: String,
     pub timeout: Duration,
 }
 
+impl Endpoint {
+    /// Where the API is, as messages say it.
+    pub fn describe(&self) -> String {
+        match &self.socket {
+            Some(path) => format!("the API on {}", path.display()),
+            None => self.base.clone(),
+        }
+    }
+}
+
 pub struct Client {
-    agent: ureq::Agent,
+    transport: Transport,
     base: String,
     auth: String,
+}
+
+enum Transport {
+    Tcp(ureq::Agent),
+    /// The socket's path, and the request timeout.
+    Unix(std::path::PathBuf, Duration),
 }
 
 /// One request: method, path below the base (already percent-encoded), an optional
@@ -72,18 +91,23 @@ impl Client {
                 endpoint.base
             )));
         }
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(CONNECT_TIMEOUT)
-            .timeout(endpoint.timeout)
-            .user_agent(concat!("ringmqctl/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let transport = match &endpoint.socket {
+            Some(path) => Transport::Unix(path.clone(), endpoint.timeout),
+            None => Transport::Tcp(
+                ureq::AgentBuilder::new()
+                    .timeout_connect(CONNECT_TIMEOUT)
+                    .timeout(endpoint.timeout)
+                    .user_agent(concat!("ringmqctl/", env!("CARGO_PKG_VERSION")))
+                    .build(),
+            ),
+        };
         let credentials = format!("{}:{}", endpoint.user, endpoint.password);
         let auth = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(credentials)
         );
         Ok(Client {
-            agent,
+            transport,
             base: endpoint.base.clone(),
             auth,
         })
@@ -107,10 +131,49 @@ impl Client {
 
     /// Sends the request; `Ok(None)` for an empty 2xx body (201/204 replies).
     pub fn send(&self, req: Request<'_>) -> Result<Option<Value>, CtlError> {
+        let body = match &self.transport {
+            Transport::Tcp(agent) => self.send_tcp(agent, &req)?,
+            Transport::Unix(socket, timeout) => {
+                // The base's path prefix (`http://host/prefix`), if any, is kept.
+                let prefix = self
+                    .base
+                    .splitn(4, '/')
+                    .nth(3)
+                    .map(|p| format!("/{p}"))
+                    .unwrap_or_default();
+                let target = format!("{prefix}{}", req.path);
+                let mut headers = req.headers.clone();
+                headers.push(("Authorization", self.auth.clone()));
+                if req.body.is_some() {
+                    headers.push(("Content-Type", "application/json".into()));
+                }
+                let call = crate::unix_http::Call {
+                    method: req.method,
+                    target: &target,
+                    headers: &headers,
+                    body: req.body.as_deref(),
+                };
+                let (status, body) = crate::unix_http::request(socket, *timeout, &call, REPLY_BYTES_MAX)?;
+                if !(200..300).contains(&status) {
+                    return Err(api_error(status, &body));
+                }
+                body
+            }
+        };
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| CtlError::Other(format!("{} {}: reply is not JSON: {e}", req.method, req.path)))
+    }
+
+    /// The body of a 2xx reply over TCP.
+    fn send_tcp(&self, agent: &ureq::Agent, req: &Request<'_>) -> Result<Vec<u8>, CtlError> {
         let url = format!("{}{}", self.base, req.path);
         // No `Accept: application/json`: RabbitMQ's vhost-limit resource offers no
         // content type and answers such a PUT with 406.
-        let mut call = self.agent.request(req.method, &url).set("Authorization", &self.auth);
+        let mut call = agent.request(req.method, &url).set("Authorization", &self.auth);
         for (name, value) in &req.headers {
             call = call.set(name, value);
         }
@@ -119,15 +182,7 @@ impl Client {
             None => call.call(),
         };
         match result {
-            Ok(resp) => {
-                let body = read_body(resp)?;
-                if body.iter().all(u8::is_ascii_whitespace) {
-                    return Ok(None);
-                }
-                serde_json::from_slice(&body)
-                    .map(Some)
-                    .map_err(|e| CtlError::Other(format!("{} {}: reply is not JSON: {e}", req.method, req.path)))
-            }
+            Ok(resp) => read_body(resp),
             Err(ureq::Error::Status(status, resp)) => {
                 let body = read_body(resp).unwrap_or_default();
                 Err(api_error(status, &body))
@@ -275,6 +330,7 @@ mod tests {
     fn only_http_is_accepted() {
         let ep = |base: &str| Endpoint {
             base: base.into(),
+            socket: None,
             user: "guest".into(),
             password: "guest".into(),
             timeout: Duration::from_secs(1),

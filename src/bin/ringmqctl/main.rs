@@ -13,6 +13,7 @@ mod ops;
 mod ping;
 mod spec;
 mod table;
+mod unix_http;
 
 use std::fmt::Write as _;
 

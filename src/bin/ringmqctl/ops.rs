@@ -148,7 +148,7 @@ pub fn await_startup(g: &crate::args::Globals) -> Result<(), CtlError> {
     let deadline = Instant::now() + total;
     loop {
         match client.get(api_path(&["overview"])) {
-            Ok(_) => return emit(&format!("{} is up\n", endpoint.base)),
+            Ok(_) => return emit(&format!("{} is up\n", endpoint.describe())),
             Err(CtlError::Unavailable(e))
             | Err(CtlError::Api {
                 reason: e, status: 503, ..

@@ -21,9 +21,16 @@ const FRAME_METHOD: u8 = 1;
 const CONNECTION_START: [u8; 4] = [0, 10, 0, 10];
 pub const DEFAULT_ADDR: &str = "127.0.0.1:5672";
 
-/// Pings `addr` (`host:port`, `[v6]:port`, or a host alone for port 5672); the
-/// whole exchange must finish within `timeout`.
+/// Pings `addr` (`host:port`, `[v6]:port`, a host alone for port 5672, or
+/// the path of the broker's AMQP Unix socket); the whole exchange must finish
+/// within `timeout`.
 pub fn ping(addr: &str, timeout: Duration) -> Result<String, CtlError> {
+    let deadline = Instant::now() + timeout;
+    if addr.contains('/') {
+        let s = std::os::unix::net::UnixStream::connect(addr)
+            .map_err(|e| CtlError::Unavailable(format!("ping {addr}: {e}")))?;
+        return exchange(s, addr, deadline, timeout, |s, t| s.set_read_timeout(t));
+    }
     let with_port = if addr
         .rsplit_once(':')
         .is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok())
@@ -33,13 +40,24 @@ pub fn ping(addr: &str, timeout: Duration) -> Result<String, CtlError> {
         format!("{addr}:5672")
     };
     let unavailable = |what: String| CtlError::Unavailable(format!("ping {with_port}: {what}"));
-    let deadline = Instant::now() + timeout;
     let sockaddr = with_port
         .to_socket_addrs()
         .map_err(|e| unavailable(e.to_string()))?
         .next()
         .ok_or_else(|| unavailable("no address".into()))?;
-    let mut s = TcpStream::connect_timeout(&sockaddr, timeout).map_err(|e| unavailable(e.to_string()))?;
+    let s = TcpStream::connect_timeout(&sockaddr, timeout).map_err(|e| unavailable(e.to_string()))?;
+    exchange(s, &with_port, deadline, timeout, |s, t| s.set_read_timeout(t))
+}
+
+/// Sends the protocol header and expects `connection.start` by `deadline`.
+fn exchange<S: Read + Write>(
+    mut s: S,
+    with_port: &str,
+    deadline: Instant,
+    timeout: Duration,
+    set_read_timeout: impl Fn(&S, Option<Duration>) -> std::io::Result<()>,
+) -> Result<String, CtlError> {
+    let unavailable = |what: String| CtlError::Unavailable(format!("ping {with_port}: {what}"));
     s.write_all(PROTOCOL_HEADER).map_err(|e| unavailable(e.to_string()))?;
     // Type (1), channel (2), size (4), then the method's class and id (4).
     let mut head = [0u8; 11];
@@ -52,7 +70,7 @@ pub fn ping(addr: &str, timeout: Duration) -> Result<String, CtlError> {
                 timeout.as_secs_f32()
             )));
         }
-        s.set_read_timeout(Some(left)).map_err(|e| unavailable(e.to_string()))?;
+        set_read_timeout(&s, Some(left)).map_err(|e| unavailable(e.to_string()))?;
         match s.read(&mut head[got..]) {
             Ok(0) => return Err(unavailable("closed before connection.start".into())),
             Ok(n) => got += n,
@@ -112,6 +130,28 @@ mod tests {
         assert!(matches!(ping(&addr, Duration::from_secs(5)), Err(CtlError::Other(_))));
         let addr = server(b"HTTP/1.1 400 Bad Request\r\n\r\n");
         assert!(matches!(ping(&addr, Duration::from_secs(5)), Err(CtlError::Other(_))));
+    }
+
+    #[test]
+    fn a_unix_socket_path_is_pinged_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("amqp.sock");
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut h = [0u8; 8];
+            s.read_exact(&mut h).unwrap();
+            s.write_all(b"\x01\x00\x00\x00\x00\x01\x00\x00\x0a\x00\x0a\x00\x09")
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        });
+        let ok = ping(path.to_str().unwrap(), Duration::from_secs(5)).unwrap();
+        assert!(ok.contains("amqp.sock: ok"), "{ok}");
+        let gone = dir.path().join("none.sock");
+        assert!(matches!(
+            ping(gone.to_str().unwrap(), Duration::from_secs(1)),
+            Err(CtlError::Unavailable(_))
+        ));
     }
 
     #[test]

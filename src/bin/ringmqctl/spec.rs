@@ -45,6 +45,11 @@ pub const GLOBAL_OPTS: &[OptSpec] = &[
     ),
     opt("host", Some("HOST"), "replaces the host of --uri"),
     short(&['P'], "port", Some("PORT"), "replaces the port of --uri"),
+    opt(
+        "socket",
+        Some("PATH"),
+        "the API on this Unix socket (the broker's --http-unix-path) instead of TCP",
+    ),
     short(&['u'], "user", Some("USER"), "user (default guest)"),
     opt("password", Some("PASSWORD"), "password (default guest)"),
     short(&['p', 'V'], "vhost", Some("VHOST"), "virtual host (default /)"),
@@ -118,10 +123,10 @@ pub const COMMANDS: &[CommandSpec] = &[
     cmd("status", "", n(0), &[], "version, uptime, object totals, message rates"),
     cmd(
         "ping",
-        "[HOST[:PORT]]",
+        "[HOST[:PORT]|SOCKET]",
         (0, Some(1)),
         &[],
-        "health check without login: the AMQP listener (default 127.0.0.1:5672) answers the protocol header",
+        "health check without login: the AMQP listener (default 127.0.0.1:5672, or a Unix socket's path) answers the protocol header",
     ),
     cmd("whoami", "", n(0), &[], "the authenticated user and its tags"),
     cmd(

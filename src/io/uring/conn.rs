@@ -1,7 +1,7 @@
 //! One connection's slot in the io_uring driver, and the send buffer the kernel
 //! reads from.
 
-use std::net::TcpStream;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 use io_uring::{opcode, squeue, types};
@@ -29,7 +29,10 @@ const ASYNC_SEND_BYTES_MIN: usize = 64 * 1024;
 
 pub(super) struct Conn {
     pub id: ConnId,
-    pub sock: TcpStream,
+    /// A TCP or Unix stream socket.
+    pub sock: socket2::Socket,
+    /// The client's address (from its PROXY header, if any), for TLS log lines.
+    pub peer: Option<SocketAddr>,
     /// Tells completions for an earlier user of the same slot apart.
     pub gen: u32,
     /// The incomplete tail of the input, for the next receive to complete.
@@ -54,10 +57,17 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub fn new(id: ConnId, sock: TcpStream, gen: u32, tls: Option<Box<crate::io::tls::TlsSession>>) -> Conn {
+    pub fn new(
+        id: ConnId,
+        sock: socket2::Socket,
+        peer: Option<SocketAddr>,
+        gen: u32,
+        tls: Option<Box<crate::io::tls::TlsSession>>,
+    ) -> Conn {
         Conn {
             id,
             sock,
+            peer,
             gen,
             carry: Vec::new(),
             framed: false,
@@ -146,7 +156,7 @@ impl InFlightSend {
     }
 
     /// The SQE that sends what is not yet sent.
-    pub fn sqe(&mut self, sock: &TcpStream, user_data: u64) -> squeue::Entry {
+    pub fn sqe(&mut self, sock: &socket2::Socket, user_data: u64) -> squeue::Entry {
         let rest = &mut self.iov[self.next..];
         self.msg.msg_iov = rest.as_mut_ptr();
         self.msg.msg_iovlen = rest.len().min(IOV_MAX) as _;

@@ -100,18 +100,18 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     // Opening checks every stored record: minutes for a big data directory.
     notify.status(server::OPENING_STATUS);
     let seed = crate::io::now_ms() ^ (std::process::id() as u64) << 32;
+    let header_timeout = Duration::from_millis(core.handshake_timeout_ms);
     let broker = Broker::open(core, seed)?;
     // Accept runs on tokio's epoll side, not as a multishot accept SQE: an SQE
     // holds a reference to the listening socket that outlives the process by
     // the ring's asynchronous teardown (measured ~6 ms after kill -9 here), and
     // meanwhile the dead broker's port still completes handshakes that nobody
     // serves and a restarted broker cannot bind it. Accept is not on the hot path.
-    let listener = super::listeners::Listeners::bind(&listen.bind, listen.amqp_port)?;
-    let amqp_addr = listener.first_addr()?;
-    for addr in listener.local_addrs() {
-        tracing::info!(%addr, io = "io_uring", "AMQP listener started");
-    }
-    let (tls_listener, amqps_addr) = server::bind_amqps(&listen, "io_uring")?.unzip();
+    // A PROXY header is read there too, by a task per connection, which hands
+    // the connection over through `proxied` once the header is in.
+    let mut listeners = super::accept::AmqpListeners::bind(&listen, "io_uring")?;
+    let (amqp_addr, amqps_addr) = (listeners.amqp_addr, listeners.amqps_addr);
+    let (proxied_tx, mut proxied) = tokio::sync::mpsc::unbounded_channel();
     let shared = Rc::new(Shared::new(broker, true));
     let mut http = server::spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr).await;
     if let Some(a) = amqps_addr {
@@ -125,13 +125,9 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     let efd =
         unsafe { AsyncFd::register_with_interest(efd, tokio::io::Interest::READABLE) }.map_err(|e| e.into_parts().1)?;
     let cfg = DriverConfig {
-        tcp_nodelay: listen.tcp_nodelay,
         max_connections: listen.max_connections,
     };
     let mut d = Driver::new(ring.ring, ring.bufs, shared.clone(), cfg);
-    let mut listener = Some(listener);
-    let mut tls_listener = tls_listener;
-    let acceptor = listen.amqps.as_ref().map(|a| &a.acceptor);
     let kick = shared.driver_kick.as_ref().expect("uring mode");
 
     let mut tick = tokio::time::interval(server::TICK);
@@ -170,17 +166,15 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
                 r?.clear_ready();
             }
             _ = kick.notified() => {}
-            accepted = server::accept_on(&listener) => adopt(&mut d, accepted, None).await,
-            accepted = server::accept_on(&tls_listener) => adopt(&mut d, accepted, acceptor).await,
+            accepted = listeners.accept() => adopt(&mut d, accepted, &proxied_tx, header_timeout).await,
+            Some(acc) = proxied.recv(), if stop_at.is_none() => d.adopt(acc, crate::io::now_ms()),
             _ = tick.tick() => d.tick_all(crate::io::now_ms()),
             _ = sigterm.recv(), if stop_at.is_none() => {
-                listener = None;
-                tls_listener = None;
+                listeners.close();
                 stop_at = Some(begin_shutdown(&shared, &notify));
             }
             _ = sigint.recv(), if stop_at.is_none() => {
-                listener = None;
-                tls_listener = None;
+                listeners.close();
                 stop_at = Some(begin_shutdown(&shared, &notify));
             }
             _ = tokio::time::sleep(Duration::from_millis(10)), if stop_at.is_some() => {}
@@ -210,28 +204,31 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     Ok(())
 }
 
-/// Hands an accepted socket to the driver (with a TLS session from `acceptor`
-/// on the AMQPS listener).
+/// Hands an accepted socket to the driver, or to a task that reads its PROXY
+/// header first and then sends it to `proxied`.
 async fn adopt(
     d: &mut Driver,
-    accepted: std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>,
-    acceptor: Option<&crate::io::tls::TlsAcceptor>,
+    accepted: std::io::Result<super::accept::Incoming>,
+    proxied: &tokio::sync::mpsc::UnboundedSender<super::accept::Accepted>,
+    header_timeout: Duration,
 ) {
-    let (stream, peer) = match accepted {
+    use super::accept::{after_header, next_step, Next};
+    let incoming = match accepted {
         Ok(x) => x,
         Err(e) => return crate::sys::listeners::accept_failed(&e).await,
     };
-    let tls = match acceptor.map(crate::io::tls::session) {
-        None => None,
-        Some(Ok(session)) => Some(Box::new(session)),
-        Some(Err(e)) => {
-            crate::io::tls::log_failure(Some(peer), &e.to_string());
-            return;
+    match next_step(incoming) {
+        Next::Ready(acc) => d.adopt(acc, crate::io::now_ms()),
+        Next::Header(incoming) => {
+            let proxied = proxied.clone();
+            tokio::task::spawn_local(async move {
+                if let Some(acc) = after_header(incoming, header_timeout).await {
+                    // Fails only once the loop is gone (shutdown): the socket closes.
+                    let _ = proxied.send(acc);
+                }
+            });
         }
-    };
-    match stream.into_std() {
-        Ok(sock) => d.adopt(sock, tls, crate::io::now_ms()),
-        Err(e) => tracing::warn!(error = %e, "cannot take over accepted socket"),
+        Next::Refused => {}
     }
 }
 

@@ -7,7 +7,6 @@
 //! submits it all.
 
 use std::collections::HashMap;
-use std::net::TcpStream;
 use std::rc::Rc;
 
 use io_uring::{cqueue, IoUring};
@@ -57,7 +56,6 @@ pub(super) struct Stats {
 }
 
 pub(super) struct DriverConfig {
-    pub tcp_nodelay: bool,
     pub max_connections: usize,
 }
 
@@ -224,9 +222,10 @@ impl Driver {
         }
     }
 
-    /// Takes over an accepted connection (accepted on the epoll side: see
-    /// `super::serve` for why accept is not an SQE).
-    pub fn adopt(&mut self, sock: TcpStream, tls: Option<Box<crate::io::tls::TlsSession>>, now_ms: u64) {
+    /// Takes over an accepted connection (accepted on the epoll side, after
+    /// its PROXY header if the listener requires one: see `super::serve` for
+    /// why accept is not an SQE).
+    pub fn adopt(&mut self, acc: crate::io::accept::Accepted, now_ms: u64) {
         if self.shared.open_connections.get() >= self.cfg.max_connections {
             tracing::warn!(
                 max = self.cfg.max_connections,
@@ -234,22 +233,26 @@ impl Driver {
             );
             return;
         }
-        // The socket came from tokio (non-blocking); the ring's receive and send
-        // wait for readiness themselves.
+        // The socket came from tokio (non-blocking, TCP_NODELAY set if asked
+        // for); the ring's receive and send wait for readiness themselves.
+        let sock = match acc.stream {
+            crate::sys::stream::Stream::Tcp(s) => s.into_std().map(socket2::Socket::from),
+            crate::sys::stream::Stream::Unix(s) => s.into_std().map(socket2::Socket::from),
+        };
+        let sock = match sock {
+            Ok(s) => s,
+            Err(e) => return tracing::warn!(error = %e, "cannot take over accepted socket"),
+        };
         let _ = sock.set_nonblocking(false);
-        let Ok(peer) = sock.peer_addr() else { return };
-        if self.cfg.tcp_nodelay {
-            let _ = sock.set_nodelay(true);
-        }
-        let id = self.shared.broker.borrow_mut().handle_connect(
-            peer.to_string(),
-            crate::io::listeners::is_loopback(&peer),
-            now_ms,
-        );
+        let id = self
+            .shared
+            .broker
+            .borrow_mut()
+            .handle_connect(acc.peer.name, acc.peer.loopback, now_ms);
         self.shared.open_connections.set(self.shared.open_connections.get() + 1);
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1) & 0xff_ffff;
-        let conn = Conn::new(id, sock, gen, tls);
+        let conn = Conn::new(id, sock, acc.peer.addr, gen, acc.tls);
         let slot = match self.free_slots.pop() {
             Some(s) => {
                 self.slots[s as usize] = Some(conn);
@@ -261,7 +264,40 @@ impl Driver {
             }
         };
         self.by_id.insert(id, slot);
+        if !acc.initial.is_empty() {
+            // The client's first bytes, read with its PROXY header: fed as a
+            // receive's would be, before the first receive is armed.
+            self.feed_bytes(slot, &acc.initial, false, now_ms);
+        }
         self.arm_recv(slot);
+    }
+
+    /// Feeds received bytes (plain, or ciphertext on AMQPS) to the core and
+    /// queues what follows from it; `armed`: a multishot receive is running.
+    fn feed_bytes(&mut self, slot: u32, data: &[u8], armed: bool, now_ms: u64) {
+        let conn = self.slots[slot as usize].as_mut().expect("a live slot");
+        let (gen, outcome) = match conn.tls {
+            None => (conn.gen, feed(&self.shared, conn, data, now_ms)),
+            Some(_) => (
+                conn.gen,
+                tls::feed_tls(&self.shared, conn, data, &mut self.tls_plain, now_ms),
+            ),
+        };
+        match outcome {
+            Fed::Done => {}
+            // The slot is freed once its last completion is in (this one's
+            // handling sees it gone or dead).
+            Fed::TlsEnd => self.peer_gone(slot),
+            Fed::MoreInput => self.more_input.push(slot),
+            Fed::Paused => {
+                self.paused.push(slot);
+                if armed {
+                    // Stop reading: TCP backpressure then slows the publisher.
+                    self.cancel(user_data(KIND_RECV, slot, gen));
+                }
+            }
+        }
+        self.want_send.push(slot);
     }
 
     fn on_recv(&mut self, slot: u32, gen: u32, c: Cqe, more: bool, now_ms: u64) {
@@ -274,27 +310,12 @@ impl Driver {
             conn.recv_armed = false;
         }
         if let Some(buf) = buf {
-            let bufs = self.bufs.as_ref().expect("buffer ring");
-            let outcome = match conn.tls {
-                None => feed(&self.shared, conn, bufs.bytes(&buf), now_ms),
-                Some(_) => tls::feed_tls(&self.shared, conn, bufs.bytes(&buf), &mut self.tls_plain, now_ms),
-            };
+            // Out of `self` while its bytes are fed (the struct moves, the
+            // buffers it owns do not); nothing on the way uses the ring's buffers.
+            let bufs = self.bufs.take().expect("buffer ring");
+            self.feed_bytes(slot, bufs.bytes(&buf), more, now_ms);
+            self.bufs = Some(bufs);
             self.bufs.as_mut().expect("buffer ring").recycle(buf);
-            match outcome {
-                Fed::Done => {}
-                // The slot is freed once its last completion is in (this one's
-                // handling below sees it gone or dead).
-                Fed::TlsEnd => self.peer_gone(slot),
-                Fed::MoreInput => self.more_input.push(slot),
-                Fed::Paused => {
-                    self.paused.push(slot);
-                    if more {
-                        // Stop reading: TCP backpressure then slows the publisher.
-                        self.cancel(user_data(KIND_RECV, slot, gen));
-                    }
-                }
-            }
-            self.want_send.push(slot);
         }
         match c.res {
             n if n > 0 => {
@@ -364,7 +385,7 @@ impl Driver {
         }
         self.by_id.remove(&id);
         if let Some(session) = &conn.tls {
-            session.log_if_unfinished(conn.sock.peer_addr().ok());
+            session.log_if_unfinished(conn.peer);
             self.shared.tls_conns.borrow_mut().remove(&id);
         }
         self.shared.broker.borrow_mut().handle_disconnect(id);

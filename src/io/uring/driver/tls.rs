@@ -35,7 +35,7 @@ pub(super) fn feed_tls(shared: &Shared, conn: &mut Conn, data: &[u8], plain: &mu
         // close_notify: as an EOF (the bytes before it were fed).
         Ok(true) => Fed::TlsEnd,
         Err(why) => {
-            crate::io::tls::log_failure(conn.sock.peer_addr().ok(), &why);
+            crate::io::tls::log_failure(conn.peer, &why);
             let session = conn.tls.as_mut().expect("a TLS connection");
             if conn.send.is_none() {
                 let mut alert = Vec::new();
