@@ -132,8 +132,7 @@ fn ready_then_stopping(io: &str) {
     let receiver = UnixDatagram::bind(&socket_path).unwrap();
     receiver.set_read_timeout(Some(WAIT)).unwrap();
     let log = dir.path().join("ringmq.log");
-    let (mut child, (amqp, http, metrics), opening, ready) =
-        start_ready(io, dir.path(), &receiver, &socket_path, &log);
+    let (mut child, (amqp, http, metrics), opening, ready) = start_ready(io, dir.path(), &receiver, &socket_path, &log);
     assert!(opening.starts_with("STATUS=Starting"), "{opening:?}");
     // Checked before anything else can have happened: the ports must serve now.
     amqp_serves(amqp);
