@@ -40,12 +40,14 @@ mod example;
 mod flags;
 mod ini;
 mod keys;
+mod sni;
 #[cfg(test)]
 mod tests;
 mod tls;
 mod values;
 
 pub use error::ConfigError;
+pub use sni::SniConfig;
 pub use tls::{is_tls13_suite, TlsVersion, CIPHER_SUITES};
 pub use values::{DefaultPassword, IoBackend, LogFormat, LogLevel, MemWatermark, Section};
 
@@ -97,6 +99,9 @@ pub struct Config {
     pub amqp: AmqpConfig,
     pub mgmt: MgmtConfig,
     pub clustering: ClusteringConfig,
+    /// `[sni:HOST]` sections (LavinMQ's): certificates chosen by the name a
+    /// TLS client asks for, in file order.
+    pub sni: Vec<SniConfig>,
     /// Things ignored on the way (unknown keys and sections). Returned rather than
     /// logged because the log level is itself a setting: log them once logging is up.
     pub warnings: Vec<String>,
@@ -154,6 +159,19 @@ pub struct MainConfig {
     /// `tls_ciphers`, `--ciphers` (LavinMQ's names): the suites offered, by rustls's
     /// names in preference order; empty is all of [`CIPHER_SUITES`], rustls's order.
     pub tls_ciphers: Vec<String>,
+    /// `tls_verify_peer`, `--tls-verify-peer` (LavinMQ's key, from its `[sni:HOST]`
+    /// sections; RabbitMQ's `ssl_options.verify = verify_peer`): AMQPS clients
+    /// are asked for a certificate, verified against `tls_ca_cert`.
+    pub tls_verify_peer: bool,
+    /// `tls_ca_cert`, `--ca-cert` (LavinMQ's; RabbitMQ's `cacertfile`): PEM CAs.
+    pub tls_ca_cert_path: Option<PathBuf>,
+    /// `tls_fail_if_no_peer_cert`, `--tls-fail-if-no-peer-cert` (RabbitMQ's
+    /// `fail_if_no_peer_cert`): with `tls_verify_peer`, a client without a
+    /// certificate is refused. True by default, unlike RabbitMQ's false:
+    /// LavinMQ's `tls_verify_peer` alone already refuses such clients
+    /// (OpenSSL's FAIL_IF_NO_PEER_CERT), and failing closed is the safer reading
+    /// of a file that asks for client certificates.
+    pub tls_fail_if_no_peer_cert: bool,
 }
 
 impl MainConfig {
@@ -287,6 +305,9 @@ impl Default for Config {
                 tls_key_path: None,
                 tls_min_version: TlsVersion::V1_2,
                 tls_ciphers: Vec::new(),
+                tls_verify_peer: false,
+                tls_ca_cert_path: None,
+                tls_fail_if_no_peer_cert: true,
             },
             amqp: AmqpConfig {
                 bind: "127.0.0.1".into(),
@@ -316,6 +337,7 @@ impl Default for Config {
                 etcd_prefix: "ringmq".into(),
                 advertised_uri: None,
             },
+            sni: Vec::new(),
             warnings: Vec::new(),
         }
     }
@@ -370,7 +392,7 @@ impl Config {
             cfg.apply_flag(g)?;
         }
         cfg.validate()?;
-        let tls_files = cfg.main.tls_cert_path.is_some() || cfg.main.tls_key_path.is_some();
+        let tls_files = cfg.main.tls_cert_path.is_some() || cfg.main.tls_key_path.is_some() || !cfg.sni.is_empty();
         if tls_files && cfg.amqp.tls_port.is_none() && cfg.mgmt.tls_port.is_none() {
             // LavinMQ listens on 5671 once a certificate is set; ringmq listens
             // only where asked, and says so rather than stay silent.
@@ -399,10 +421,23 @@ impl Config {
         })?;
         // None while inside a section we skip.
         let mut section = None;
+        // Inside an `[sni:HOST]` section: its index in `self.sni`.
+        let mut sni_at: Option<usize> = None;
         for item in items {
             match item {
-                ini::Item::Section { line, name } => section = self.section_named(name, line, path)?,
+                ini::Item::Section { line, name } => {
+                    sni_at = None;
+                    section = None;
+                    match name.strip_prefix("sni:") {
+                        Some(host) => sni_at = Some(sni::section(self, host, line, path)?),
+                        None => section = self.section_named(name, line, path)?,
+                    }
+                }
                 ini::Item::Pair { line, key, value } => {
+                    if let Some(at) = sni_at {
+                        sni::set(self, at, key, value, line, path)?;
+                        continue;
+                    }
                     let Some(section) = section else { continue };
                     match keys::set(self, section, key, value) {
                         Ok(Outcome::Applied) => {}
@@ -444,13 +479,6 @@ impl Config {
             "mgmt" | "http" => Ok(Some(Section::Mgmt)),
             "clustering" => Ok(Some(Section::Clustering)),
             "mqtt" | "oauth" | "experimental" => {
-                self.warnings.push(format!(
-                    "{}:{line}: [{name}] is not supported by ringmq, ignored",
-                    path.display()
-                ));
-                Ok(None)
-            }
-            n if n.starts_with("sni:") => {
                 self.warnings.push(format!(
                     "{}:{line}: [{name}] is not supported by ringmq, ignored",
                     path.display()
@@ -520,6 +548,8 @@ impl Config {
                 "a TLS port (amqps/https) is enabled but tls_cert and tls_key (--cert, --key) are not both set".into(),
             ));
         }
+        self.validate_client_certificates()?;
+        sni::validate(self)?;
         let ciphers = &self.main.tls_ciphers;
         if self.main.tls_min_version == TlsVersion::V1_3
             && !ciphers.is_empty()
@@ -531,6 +561,24 @@ impl Config {
             ));
         }
         self.check_listeners_distinct()
+    }
+
+    /// Mutual TLS: each of its settings must do something with the others
+    /// (a setting that is accepted and does nothing would be a lie).
+    fn validate_client_certificates(&self) -> Result<(), ConfigError> {
+        let m = &self.main;
+        let why = if m.tls_verify_peer && m.tls_ca_cert_path.is_none() {
+            "tls_verify_peer (--tls-verify-peer) needs tls_ca_cert (--ca-cert), the CAs client certificates are verified against"
+        } else if m.tls_verify_peer && self.amqp.tls_port.is_none() {
+            "tls_verify_peer (--tls-verify-peer) asks AMQPS clients for certificates, but no AMQPS port is set (--amqps-port); the HTTPS API never asks for one"
+        } else if !m.tls_verify_peer && m.tls_ca_cert_path.is_some() {
+            "tls_ca_cert (--ca-cert) is set but tls_verify_peer (--tls-verify-peer) is not: no client certificate would be asked for"
+        } else if !m.tls_verify_peer && !m.tls_fail_if_no_peer_cert {
+            "tls_fail_if_no_peer_cert = false (--tls-fail-if-no-peer-cert) does nothing without tls_verify_peer (--tls-verify-peer)"
+        } else {
+            return Ok(());
+        };
+        Err(ConfigError::Invalid(why.into()))
     }
 
     /// Two listeners on one address and port would fail at bind with a vaguer error.

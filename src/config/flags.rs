@@ -376,6 +376,39 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
             ),
             flag(
                 None,
+                "tls-verify-peer",
+                "",
+                "Ask AMQPS clients for a certificate and verify it against --ca-cert (SASL EXTERNAL logs in its CN)",
+                None,
+                Action::Switch(Main, "tls_verify_peer", "true"),
+            ),
+            key(
+                Main,
+                "tls_verify_peer",
+                "Ask AMQPS clients for a certificate and verify it against tls_ca_cert (--tls-verify-peer); SASL EXTERNAL logs in its CN",
+                "false",
+            )
+            .aliases(&[(Amqp, "tls_verify_peer")]),
+            flag(
+                None,
+                "ca-cert",
+                "FILE",
+                "CA certificates (PEM) that AMQPS client certificates must chain to; needs --tls-verify-peer",
+                None,
+                Action::Set(&[(Main, "tls_ca_cert")]),
+            )
+            .aliases(&[(Amqp, "tls_ca_cert")]),
+            flag(
+                None,
+                "tls-fail-if-no-peer-cert",
+                "BOOL",
+                "With --tls-verify-peer: refuse AMQPS clients that send no certificate (false: they may log in with a password)",
+                Some("true"),
+                Action::Set(&[(Main, "tls_fail_if_no_peer_cert")]),
+            )
+            .aliases(&[(Amqp, "tls_fail_if_no_peer_cert")]),
+            flag(
+                None,
                 "ciphers",
                 "LIST",
                 "TLS cipher suites offered, ':'-separated, IANA or OpenSSL names (empty: all rustls has, all AEAD with forward secrecy)",

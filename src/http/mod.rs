@@ -47,6 +47,10 @@ pub struct HttpConfig {
     pub https: Option<(String, u16, crate::tls::TlsAcceptor)>,
     /// The unauthenticated `/metrics` listener (RabbitMQ's 15692).
     pub metrics: Option<(String, u16)>,
+    /// The TLS configuration of the AMQPS and HTTPS listeners, if either is
+    /// on: the certificate-expiration health check and the expiry metric read
+    /// its certificates.
+    pub tls: Option<crate::tls::TlsAcceptor>,
 }
 
 /// The API and metrics servers as a shard service: the binary hands this to
