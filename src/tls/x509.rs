@@ -106,7 +106,8 @@ fn escape_value(v: &[u8]) -> String {
     for (i, &c) in v.iter().enumerate() {
         let first = i == 0;
         let last = i + 1 == v.len();
-        if (first && (c == b' ' || c == b'#')) || (!first && last && c == b' ') || b"\"+,;<>\\".contains(&c) {
+        let edge_space = c == b' ' && (first || last);
+        if edge_space || (first && c == b'#') || b"\"+,;<>\\".contains(&c) {
             out.push('\\');
             out.push(c as char);
         } else if !(32..126).contains(&c) {
