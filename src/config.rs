@@ -34,6 +34,7 @@
 //! range-checked in one place, `keys::set`, whichever source it comes from; a bad
 //! value in the file is an error naming the file, line and key.
 
+mod args;
 pub mod env;
 mod error;
 mod example;
