@@ -34,18 +34,22 @@
 //! range-checked in one place, `keys::set`, whichever source it comes from; a bad
 //! value in the file is an error naming the file, line and key.
 
+mod args;
+mod checks;
 pub mod env;
 mod error;
 mod example;
 mod flags;
 mod ini;
 mod keys;
+mod sni;
 #[cfg(test)]
 mod tests;
 mod tls;
 mod values;
 
 pub use error::ConfigError;
+pub use sni::SniConfig;
 pub use tls::{is_tls13_suite, TlsVersion, CIPHER_SUITES};
 pub use values::{DefaultPassword, IoBackend, LogFormat, LogLevel, MemWatermark, Section};
 
@@ -97,6 +101,9 @@ pub struct Config {
     pub amqp: AmqpConfig,
     pub mgmt: MgmtConfig,
     pub clustering: ClusteringConfig,
+    /// `[sni:HOST]` sections (LavinMQ's): certificates chosen by the name a
+    /// TLS client asks for, in file order.
+    pub sni: Vec<SniConfig>,
     /// Things ignored on the way (unknown keys and sections). Returned rather than
     /// logged because the log level is itself a setting: log them once logging is up.
     pub warnings: Vec<String>,
@@ -154,6 +161,19 @@ pub struct MainConfig {
     /// `tls_ciphers`, `--ciphers` (LavinMQ's names): the suites offered, by rustls's
     /// names in preference order; empty is all of [`CIPHER_SUITES`], rustls's order.
     pub tls_ciphers: Vec<String>,
+    /// `tls_verify_peer`, `--tls-verify-peer` (LavinMQ's key, from its `[sni:HOST]`
+    /// sections; RabbitMQ's `ssl_options.verify = verify_peer`): AMQPS clients
+    /// are asked for a certificate, verified against `tls_ca_cert`.
+    pub tls_verify_peer: bool,
+    /// `tls_ca_cert`, `--ca-cert` (LavinMQ's; RabbitMQ's `cacertfile`): PEM CAs.
+    pub tls_ca_cert_path: Option<PathBuf>,
+    /// `tls_fail_if_no_peer_cert`, `--tls-fail-if-no-peer-cert` (RabbitMQ's
+    /// `fail_if_no_peer_cert`): with `tls_verify_peer`, a client without a
+    /// certificate is refused. True by default, unlike RabbitMQ's false:
+    /// LavinMQ's `tls_verify_peer` alone already refuses such clients
+    /// (OpenSSL's FAIL_IF_NO_PEER_CERT), and failing closed is the safer reading
+    /// of a file that asks for client certificates.
+    pub tls_fail_if_no_peer_cert: bool,
 }
 
 impl MainConfig {
@@ -304,6 +324,9 @@ impl Default for Config {
                 tls_key_path: None,
                 tls_min_version: TlsVersion::V1_2,
                 tls_ciphers: Vec::new(),
+                tls_verify_peer: false,
+                tls_ca_cert_path: None,
+                tls_fail_if_no_peer_cert: true,
             },
             amqp: AmqpConfig {
                 bind: "127.0.0.1".into(),
@@ -338,6 +361,7 @@ impl Default for Config {
                 etcd_prefix: "ringmq".into(),
                 advertised_uri: None,
             },
+            sni: Vec::new(),
             warnings: Vec::new(),
         }
     }
@@ -392,7 +416,7 @@ impl Config {
             cfg.apply_flag(g)?;
         }
         cfg.validate()?;
-        let tls_files = cfg.main.tls_cert_path.is_some() || cfg.main.tls_key_path.is_some();
+        let tls_files = cfg.main.tls_cert_path.is_some() || cfg.main.tls_key_path.is_some() || !cfg.sni.is_empty();
         if tls_files && cfg.amqp.tls_port.is_none() && cfg.mgmt.tls_port.is_none() {
             // LavinMQ listens on 5671 once a certificate is set; ringmq listens
             // only where asked, and says so rather than stay silent.
@@ -421,10 +445,23 @@ impl Config {
         })?;
         // None while inside a section we skip.
         let mut section = None;
+        // Inside an `[sni:HOST]` section: its index in `self.sni`.
+        let mut sni_at: Option<usize> = None;
         for item in items {
             match item {
-                ini::Item::Section { line, name } => section = self.section_named(name, line, path)?,
+                ini::Item::Section { line, name } => {
+                    sni_at = None;
+                    section = None;
+                    match name.strip_prefix("sni:") {
+                        Some(host) => sni_at = Some(sni::section(self, host, line, path)?),
+                        None => section = self.section_named(name, line, path)?,
+                    }
+                }
                 ini::Item::Pair { line, key, value } => {
+                    if let Some(at) = sni_at {
+                        sni::set(self, at, key, value, line, path)?;
+                        continue;
+                    }
                     let Some(section) = section else { continue };
                     match keys::set(self, section, key, value) {
                         Ok(Outcome::Applied) => {}
@@ -466,13 +503,6 @@ impl Config {
             "mgmt" | "http" => Ok(Some(Section::Mgmt)),
             "clustering" => Ok(Some(Section::Clustering)),
             "mqtt" | "oauth" | "experimental" => {
-                self.warnings.push(format!(
-                    "{}:{line}: [{name}] is not supported by ringmq, ignored",
-                    path.display()
-                ));
-                Ok(None)
-            }
-            n if n.starts_with("sni:") => {
                 self.warnings.push(format!(
                     "{}:{line}: [{name}] is not supported by ringmq, ignored",
                     path.display()
@@ -529,83 +559,5 @@ impl Config {
             return Ok(());
         }
         Err(ConfigError::NotImplemented(set.join("; ")))
-    }
-
-    /// Checks settings against each other; each value alone was checked when set.
-    fn validate(&self) -> Result<(), ConfigError> {
-        if self.main.data_dir.as_os_str().is_empty() {
-            return Err(ConfigError::MissingDataDir);
-        }
-        let tls_wanted = self.amqp.tls_port.is_some() || self.mgmt.tls_port.is_some();
-        if tls_wanted && (self.main.tls_cert_path.is_none() || self.main.tls_key_path.is_none()) {
-            return Err(ConfigError::Invalid(
-                "a TLS port (amqps/https) is enabled but tls_cert and tls_key (--cert, --key) are not both set".into(),
-            ));
-        }
-        let ciphers = &self.main.tls_ciphers;
-        if self.main.tls_min_version == TlsVersion::V1_3
-            && !ciphers.is_empty()
-            && !ciphers.iter().any(|c| is_tls13_suite(c))
-        {
-            return Err(ConfigError::Invalid(
-                "tls_ciphers (--ciphers) names only TLS 1.2 suites, but tls_min_version is 1.3: no suite is left"
-                    .into(),
-            ));
-        }
-        self.check_unix_and_proxy()?;
-        self.check_listeners_distinct()
-    }
-
-    /// A PROXY setting for a listener that is not there would do nothing: refused.
-    fn check_unix_and_proxy(&self) -> Result<(), ConfigError> {
-        let a = &self.amqp;
-        if a.tls_proxy_protocol && a.tls_port.is_none() {
-            return Err(ConfigError::Invalid(
-                "tls_proxy_protocol (--amqps-proxy-protocol) is on, but there is no AMQPS listener (tls_port, --amqps-port)"
-                    .into(),
-            ));
-        }
-        if a.unix_proxy_protocol && a.unix_path.is_none() {
-            return Err(ConfigError::Invalid(
-                "unix_proxy_protocol (--amqp-unix-proxy-protocol) is on, but there is no AMQP Unix socket (unix_path in [amqp], --amqp-unix-path)".into(),
-            ));
-        }
-        if let (Some(amqp), Some(http)) = (&a.unix_path, &self.mgmt.unix_path) {
-            if amqp == http {
-                return Err(ConfigError::Invalid(format!(
-                    "the AMQP and HTTP Unix sockets are both {}",
-                    amqp.display()
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// Two listeners on one address and port would fail at bind with a vaguer error.
-    /// (Address lists are compared whole: overlapping lists fail at bind, named.)
-    fn check_listeners_distinct(&self) -> Result<(), ConfigError> {
-        let mut listeners: Vec<(&str, &str, u16)> = vec![("amqp", &self.amqp.bind, self.amqp.port)];
-        let optional = [
-            ("amqps", &self.amqp.bind, self.amqp.tls_port),
-            ("http", &self.mgmt.bind, self.mgmt.port),
-            ("https", &self.mgmt.bind, self.mgmt.tls_port),
-            (
-                "clustering",
-                &self.clustering.bind,
-                self.clustering.enabled.then_some(self.clustering.port),
-            ),
-        ];
-        listeners.extend(optional.iter().filter_map(|(n, b, p)| p.map(|p| (*n, b.as_str(), p))));
-        for (i, (name_a, bind_a, port_a)) in listeners.iter().enumerate() {
-            for (name_b, bind_b, port_b) in &listeners[i + 1..] {
-                // Port 0 picks a fresh port per listener, so it never collides.
-                if *port_a != 0 && port_a == port_b && bind_a == bind_b {
-                    return Err(ConfigError::Invalid(format!(
-                        "{name_a} and {name_b} both listen on {bind_a}:{port_a}"
-                    )));
-                }
-            }
-        }
-        Ok(())
     }
 }

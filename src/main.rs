@@ -33,21 +33,6 @@ fn main() -> ExitCode {
         .with((!json).then(|| tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal())))
         .with(json.then(|| tracing_subscriber::fmt::layer().json().flatten_event(true)))
         .init();
-    let log_level = std::cell::Cell::new(cfg.main.log_level);
-    let reload: ringmq::io::Reload = std::rc::Rc::new(move || {
-        // The same arguments and environment as at start: the file may have changed.
-        let new = Config::from_args_and_env(std::env::args().skip(1), env_vars()).map_err(|e| e.to_string())?;
-        let (old_level, new_level) = (log_level.get(), new.main.log_level);
-        filter_handle
-            .modify(|f| *f = tracing_subscriber::EnvFilter::new(new_level.as_str()))
-            .map_err(|e| e.to_string())?;
-        log_level.set(new_level);
-        Ok(format!(
-            "log level {} -> {} (other settings take effect at the next start)",
-            old_level.as_str(),
-            new_level.as_str()
-        ))
-    });
     for w in &cfg.warnings {
         tracing::warn!("config: {w}");
     }
@@ -82,17 +67,11 @@ fn main() -> ExitCode {
         max_consumers_per_channel: cfg.amqp.max_consumers_per_channel,
         handshake_timeout_ms: cfg.amqp.handshake_timeout_ms,
     };
-    // The certificate and key are read now: a bad file stops the start with its
-    // name, before anything listens. AMQPS and HTTPS share them (as LavinMQ's
-    // `tls_cert`/`tls_key`).
+    // The certificates and keys are read now: a bad file stops the start with
+    // its name, before anything listens. AMQPS and HTTPS share them (as
+    // LavinMQ's `tls_cert`/`tls_key`).
     let tls = if cfg.amqp.tls_port.is_some() || cfg.mgmt.tls_port.is_some() {
-        let settings = ringmq::tls::TlsSettings {
-            cert_path: cfg.main.tls_cert_path.clone().expect("validated with the port"),
-            key_path: cfg.main.tls_key_path.clone().expect("validated with the port"),
-            min_version: cfg.main.tls_min_version,
-            ciphers: cfg.main.tls_ciphers.clone(),
-        };
-        match ringmq::tls::TlsAcceptor::load(&settings) {
+        match ringmq::tls::TlsAcceptor::load(&tls_settings(&cfg)) {
             Ok(acceptor) => Some(acceptor),
             Err(e) => {
                 tracing::error!("{e}");
@@ -103,12 +82,38 @@ fn main() -> ExitCode {
     } else {
         None
     };
+    let log_level = std::cell::Cell::new(cfg.main.log_level);
+    let reload_tls = tls.clone();
+    let reload: ringmq::io::Reload = std::rc::Rc::new(move || {
+        // The same arguments and environment as at start: the file may have changed.
+        let new = Config::from_args_and_env(std::env::args().skip(1), env_vars()).map_err(|e| e.to_string())?;
+        // The certificates first: if one is bad, nothing changes (the old ones
+        // keep serving) and the error names it.
+        let certs = match &reload_tls {
+            Some(t) => {
+                let files = t.reload(&tls_settings(&new)).map_err(|e| e.to_string())?;
+                let names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
+                format!("TLS certificates reloaded ({}), ", names.join(", "))
+            }
+            None => String::new(),
+        };
+        let (old_level, new_level) = (log_level.get(), new.main.log_level);
+        filter_handle
+            .modify(|f| *f = tracing_subscriber::EnvFilter::new(new_level.as_str()))
+            .map_err(|e| e.to_string())?;
+        log_level.set(new_level);
+        Ok(format!(
+            "{certs}log level {} -> {} (other settings take effect at the next start)",
+            old_level.as_str(),
+            new_level.as_str()
+        ))
+    });
     let amqps = (cfg.amqp.tls_port.zip(tls.clone())).map(|(port, acceptor)| ringmq::io::AmqpsListen {
         port,
         acceptor,
         proxy_protocol: cfg.amqp.tls_proxy_protocol,
     });
-    let https = (cfg.mgmt.tls_port.zip(tls)).map(|(port, acceptor)| (cfg.mgmt.bind.clone(), port, acceptor));
+    let https = (cfg.mgmt.tls_port.zip(tls.clone())).map(|(port, acceptor)| (cfg.mgmt.bind.clone(), port, acceptor));
     let listen = ringmq::io::ListenConfig {
         bind: cfg.amqp.bind.clone(),
         amqp_port: cfg.amqp.port,
@@ -131,6 +136,7 @@ fn main() -> ExitCode {
             https,
             metrics: cfg.mgmt.metrics_port.map(|p| (cfg.mgmt.metrics_bind.clone(), p)),
             unix: cfg.mgmt.unix_path.clone(),
+            tls: tls.clone(),
         })),
         // systemd's readiness socket (Type=notify): part of how the process was
         // started, not a setting, so not in `config`.
@@ -145,5 +151,31 @@ fn main() -> ExitCode {
             eprintln!("ringmq: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The TLS listeners' settings: `[main]`'s certificate, versions, suites and
+/// client verification, and the `[sni:HOST]` sections.
+fn tls_settings(cfg: &Config) -> ringmq::tls::TlsSettings {
+    let m = &cfg.main;
+    let cert = m.tls_cert_path.clone().unwrap_or_default();
+    let key = m.tls_key_path.clone().unwrap_or_default();
+    ringmq::tls::TlsSettings {
+        min_version: m.tls_min_version,
+        ciphers: m.tls_ciphers.clone(),
+        verify_peer: m.tls_verify_peer,
+        ca_cert_path: m.tls_ca_cert_path.clone(),
+        fail_if_no_peer_cert: m.tls_fail_if_no_peer_cert,
+        sni: (cfg.sni.iter())
+            .map(|s| {
+                let cert_path = s.cert_path.clone().unwrap_or_default();
+                ringmq::tls::SniCert {
+                    host: s.host.clone(),
+                    key_path: s.key_path.clone().unwrap_or_else(|| cert_path.clone()),
+                    cert_path,
+                }
+            })
+            .collect(),
+        ..ringmq::tls::TlsSettings::new(cert, key)
     }
 }

@@ -42,13 +42,18 @@ pub(crate) struct Shared {
     pub tls_conns: RefCell<HashMap<ConnId, TlsInfo>>,
 }
 
-/// What the management API shows of a TLS connection (RabbitMQ's `ssl_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the management API shows of a TLS connection (RabbitMQ's `ssl_*`
+/// and `peer_cert_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsInfo {
     /// `"tlsv1.2"` or `"tlsv1.3"`, as RabbitMQ's `ssl_protocol`.
     pub protocol: &'static str,
     /// rustls's name of the suite, e.g. `TLS13_AES_256_GCM_SHA384`.
     pub cipher_suite: &'static str,
+    /// The client's certificate, verified against `tls_ca_cert` (rustls ends
+    /// the handshake of a client whose certificate does not verify); None when
+    /// it sent none.
+    pub peer_cert: Option<std::sync::Arc<crate::tls::CertFacts>>,
 }
 
 impl Shared {

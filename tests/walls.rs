@@ -159,6 +159,7 @@ fn the_model_imports_nothing_of_the_core_but_itself() {
     let allowed = [
         "crate::core::model",
         "crate::core::Map",
+        "crate::core::NameMap",
         "crate::core::Set",
         "crate::core)",
     ];

@@ -50,8 +50,22 @@ pub(crate) fn text() -> String {
             write_key(&mut out, row, key);
         }
     }
+    out.push_str(SNI);
     out
 }
+
+/// `[sni:HOST]` sections are not rows of the table (their name holds a host):
+/// shown as an example in comments (not `;`: that marks a setting whose
+/// default the tests check).
+const SNI: &str = "
+# [sni:HOST] (LavinMQ's): the certificate for TLS clients that ask for HOST by
+# server name indication (AMQPS and HTTPS); every other name gets tls_cert of
+# [main]. HOST may be *.domain (any one label). tls_cert and tls_key only;
+# without tls_key the key is read from tls_cert's file. Reread on SIGHUP.
+#[sni:mq.example.com]
+#tls_cert = /etc/ringmq/mq.example.com.pem
+#tls_key = /etc/ringmq/mq.example.com.key
+";
 
 fn write_key(out: &mut String, row: &flags::Flag, key: &str) {
     let _ = writeln!(out, "# {}", row.help);

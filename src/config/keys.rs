@@ -69,6 +69,9 @@ fn set_main(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
         "tls_key" => m.tls_key_path = Some(path(v)?),
         "tls_min_version" => m.tls_min_version = v.parse::<super::TlsVersion>()?,
         "tls_ciphers" => m.tls_ciphers = super::tls::cipher_list(v)?,
+        "tls_verify_peer" => m.tls_verify_peer = boolean(v)?,
+        "tls_ca_cert" => m.tls_ca_cert_path = Some(path(v)?),
+        "tls_fail_if_no_peer_cert" => m.tls_fail_if_no_peer_cert = boolean(v)?,
         // LavinMQ keeps tcp_nodelay under [main] although only AMQP sockets use it.
         "tcp_nodelay" => cfg.amqp.tcp_nodelay = boolean(v)?,
         _ => return Ok(Outcome::UnknownKey),
@@ -102,6 +105,8 @@ fn set_amqp(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
         // LavinMQ accepts the TLS files here too, "for backward compatibility".
         "tls_cert" => cfg.main.tls_cert_path = Some(path(v)?),
         "tls_key" => cfg.main.tls_key_path = Some(path(v)?),
+        // Client certificates are an AMQPS matter: [amqp] reads them too.
+        "tls_verify_peer" | "tls_ca_cert" | "tls_fail_if_no_peer_cert" => return set_main(cfg, key, v),
         _ => return Ok(Outcome::UnknownKey),
     }
     Ok(Outcome::Applied)
@@ -165,7 +170,7 @@ fn non_empty(v: &str) -> Result<&str, String> {
     }
 }
 
-fn path(v: &str) -> Result<PathBuf, String> {
+pub(crate) fn path(v: &str) -> Result<PathBuf, String> {
     non_empty(v).map(PathBuf::from)
 }
 

@@ -52,6 +52,17 @@ impl Broker {
         id
     }
 
+    /// The connection's TLS handshake verified a client certificate: what it
+    /// offers SASL EXTERNAL. The io layer calls this once, when the handshake
+    /// ends and before the connection's first plaintext reaches
+    /// [`Self::handle_input`] (a TLS client sends AMQP only after its
+    /// handshake), so connection.start offers EXTERNAL to it and to no one else.
+    pub fn handle_peer_certificate(&mut self, id: ConnId, identity: crate::core::access::auth::CertIdentity) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.set_cert_identity(identity);
+        }
+    }
+
     /// Bytes arrived. Returns how many were consumed; the caller keeps the rest
     /// (an incomplete frame) and passes it again with more bytes appended.
     pub fn handle_input(&mut self, id: ConnId, input: &[u8], now_ms: u64) -> usize {

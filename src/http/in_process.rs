@@ -38,6 +38,7 @@ impl InProcess {
                 metrics_port: None,
                 data_dir,
                 metrics_only: false,
+                tls: None,
             },
         }
     }

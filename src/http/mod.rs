@@ -49,6 +49,10 @@ pub struct HttpConfig {
     pub metrics: Option<(String, u16)>,
     /// The API on a Unix domain socket (LavinMQ's `[mgmt] unix_path`).
     pub unix: Option<std::path::PathBuf>,
+    /// The TLS configuration of the AMQPS and HTTPS listeners, if either is
+    /// on: the certificate-expiration health check and the expiry metric read
+    /// its certificates.
+    pub tls: Option<crate::tls::TlsAcceptor>,
 }
 
 /// The API and metrics servers as a shard service: the binary hands this to

@@ -48,6 +48,8 @@ pub(crate) struct ServerInfo {
     pub data_dir: std::path::PathBuf,
     /// Only `/metrics*` is served (the unauthenticated listener).
     pub metrics_only: bool,
+    /// The TLS listeners' certificates (their expiry is a health check and a metric).
+    pub tls: Option<crate::tls::TlsAcceptor>,
 }
 
 /// Starts the API and metrics listeners (each only if configured). They are
@@ -60,7 +62,7 @@ pub(crate) async fn spawn(
 ) -> Vec<(&'static str, std::net::SocketAddr)> {
     let started = Instant::now();
     // The HTTPS listener offers HTTP/1.1 by ALPN (hyper here speaks only it).
-    let https = (cfg.https.as_ref()).map(|(bind, port, tls)| (bind.clone(), *port, tls.with_alpn(&[b"http/1.1"])));
+    let https = (cfg.https.as_ref()).map(|(bind, port, tls)| (bind.clone(), *port, tls.for_http()));
     let wanted = [
         (Kind::Api, cfg.api.clone(), None),
         (
@@ -113,6 +115,7 @@ pub(crate) async fn spawn(
             metrics_port: port_of(Kind::Metrics),
             data_dir: shard.data_dir.clone(),
             metrics_only: kind == Kind::Metrics,
+            tls: cfg.tls.clone(),
         };
         tokio::task::spawn_local(serve(shared.clone(), listener, tls, Rc::new(info)));
     }
@@ -165,7 +168,6 @@ impl Kind {
 async fn serve(shared: Rc<Shared>, listener: Listener, tls: Option<crate::tls::TlsAcceptor>, info: Rc<ServerInfo>) {
     let open = Rc::new(Cell::new(0usize));
     let refused = Cell::new(0u64);
-    let tls = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config()));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -184,7 +186,9 @@ async fn serve(shared: Rc<Shared>, listener: Listener, tls: Option<crate::tls::T
             drop(stream);
             continue;
         }
-        let (shared, info, open, tls) = (shared.clone(), info.clone(), open.clone(), tls.clone());
+        // The configuration in force now: a reload (SIGHUP) reaches the next handshake.
+        let tls = tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.config()));
+        let (shared, info, open) = (shared.clone(), info.clone(), open.clone());
         open.set(open.get() + 1);
         tokio::task::spawn_local(async move {
             match tls {

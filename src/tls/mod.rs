@@ -12,34 +12,109 @@
 //! (X25519MLKEM768) that rustls offers only with aws-lc-rs: clients get X25519,
 //! P-256 or P-384.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+mod error;
+mod load;
+pub mod x509;
 
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
 use rustls::ServerConfig;
+
+pub use error::{FileRole, TlsError};
+pub use x509::CertFacts;
 
 use crate::config::TlsVersion;
 
 /// What a TLS listener needs from the configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSettings {
     /// PEM: the certificate first, then its chain.
-    pub cert_path: std::path::PathBuf,
+    pub cert_path: PathBuf,
     /// PEM: PKCS#8, PKCS#1 (RSA) or SEC1 (EC); RSA, ECDSA or Ed25519.
-    pub key_path: std::path::PathBuf,
+    pub key_path: PathBuf,
     pub min_version: TlsVersion,
     /// rustls's suite names (`config::CIPHER_SUITES`), in preference order; empty: all.
     pub ciphers: Vec<String>,
+    /// `tls_verify_peer`: AMQPS clients are asked for a certificate, which is
+    /// verified against `ca_cert_path`.
+    pub verify_peer: bool,
+    /// `tls_ca_cert`: PEM, the CAs client certificates must chain to.
+    pub ca_cert_path: Option<PathBuf>,
+    /// `tls_fail_if_no_peer_cert`: with `verify_peer`, a client without a
+    /// certificate is refused (else it may log in with a password).
+    pub fail_if_no_peer_cert: bool,
+    /// `[sni:HOST]` sections: other certificates, chosen by the name the
+    /// client asks for; the one above serves every other name.
+    pub sni: Vec<SniCert>,
 }
 
-/// A listener's TLS configuration, loaded once at start (certificate and key
-/// read and checked against each other) and shared by its connections.
+impl TlsSettings {
+    /// One certificate and key, the default versions and suites, no client
+    /// certificates, no SNI.
+    pub fn new(cert_path: PathBuf, key_path: PathBuf) -> TlsSettings {
+        TlsSettings {
+            cert_path,
+            key_path,
+            min_version: TlsVersion::V1_2,
+            ciphers: Vec::new(),
+            verify_peer: false,
+            ca_cert_path: None,
+            fail_if_no_peer_cert: true,
+            sni: Vec::new(),
+        }
+    }
+}
+
+/// An `[sni:HOST]` section: the certificate for clients that ask for `host`
+/// (`*.example.com`: any one label before `example.com`, as LavinMQ).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SniCert {
+    /// Lowercase.
+    pub host: String,
+    pub cert_path: PathBuf,
+    /// LavinMQ's rule: without `tls_key`, the key is read from the certificate's file.
+    pub key_path: PathBuf,
+}
+
+/// A certificate file in use, for the expiry health check and metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFile {
+    pub path: PathBuf,
+    pub role: FileRole,
+    /// The `[sni:HOST]` section it comes from; None: the default certificate
+    /// (or the CA bundle).
+    pub sni: Option<String>,
+    /// `notAfter` of each certificate in the file, seconds since the epoch.
+    pub not_after_unix: Vec<i64>,
+}
+
+/// A listener's TLS configuration, loaded at start (certificates and keys
+/// read and checked against each other) and shared by its connections; a
+/// [`reload`](Self::reload) swaps in a new one for the handshakes that follow,
+/// while open connections keep the one they started with.
 #[derive(Clone)]
 pub struct TlsAcceptor {
-    config: Arc<ServerConfig>,
+    live: Arc<RwLock<Arc<Loaded>>>,
+    role: Role,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Amqp,
+    Http,
+}
+
+/// One load of the files: the configuration of each listener and what was read.
+pub(crate) struct Loaded {
+    /// AMQPS: client certificates asked for when `verify_peer`.
+    amqp: Arc<ServerConfig>,
+    /// HTTPS: offers `http/1.1` by ALPN and asks for no client certificate
+    /// (the API logs in with passwords, as RabbitMQ's management listener by
+    /// default).
+    http: Arc<ServerConfig>,
+    files: Vec<CertFile>,
 }
 
 impl std::fmt::Debug for TlsAcceptor {
@@ -49,90 +124,53 @@ impl std::fmt::Debug for TlsAcceptor {
 }
 
 impl TlsAcceptor {
-    /// Reads the certificate chain and key and builds the rustls configuration;
-    /// the error names the file and what is wrong with it.
-    pub fn load(s: &TlsSettings) -> Result<TlsAcceptor, String> {
-        let certs = read_certs(&s.cert_path)?;
-        let key = PrivateKeyDer::from_pem_file(&s.key_path)
-            .map_err(|e| format!("TLS key {}: {}", s.key_path.display(), pem_error(e)))?;
-        let provider = provider(&s.ciphers)?;
-        let versions: &[&rustls::SupportedProtocolVersion] = match s.min_version {
-            TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            TlsVersion::V1_3 => &[&rustls::version::TLS13],
-        };
-        let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
-            .with_protocol_versions(versions)
-            .map_err(|e| format!("TLS settings: {e}"))?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|e| {
-                format!(
-                    "TLS certificate {} and key {}: {e}",
-                    s.cert_path.display(),
-                    s.key_path.display()
-                )
-            })?;
-        // `tls_ciphers` is the server's order of preference, as OpenSSL's
-        // cipher list is for LavinMQ and RabbitMQ (`honor_cipher_order`).
-        config.ignore_client_order = !s.ciphers.is_empty();
+    /// Reads the certificates, keys and CA bundle and builds the rustls
+    /// configurations; the error names the file and what is wrong with it.
+    pub fn load(s: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
         Ok(TlsAcceptor {
-            config: Arc::new(config),
+            live: Arc::new(RwLock::new(Arc::new(load::build(s)?))),
+            role: Role::Amqp,
         })
     }
 
-    /// The rustls configuration every connection of the listener shares.
-    pub fn config(&self) -> Arc<ServerConfig> {
-        Arc::clone(&self.config)
+    /// Reads the files again (SIGHUP) and, if every one is good, uses them for
+    /// the handshakes from now on; on an error nothing changes. Open
+    /// connections keep the configuration they started with. The session
+    /// cache starts empty, so no new connection resumes a session verified
+    /// with the old files.
+    pub fn reload(&self, s: &TlsSettings) -> Result<Vec<CertFile>, TlsError> {
+        let new = Arc::new(load::build(s)?);
+        let files = new.files.clone();
+        *self.live.write().unwrap_or_else(PoisonError::into_inner) = new;
+        Ok(files)
     }
 
-    /// The same certificate and settings, offering these ALPN protocols
-    /// (`http/1.1` on the HTTPS listener; AMQP has no registered ALPN id).
-    pub fn with_alpn(&self, protocols: &[&[u8]]) -> TlsAcceptor {
-        let mut config = (*self.config).clone();
-        config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
-        TlsAcceptor {
-            config: Arc::new(config),
+    fn current(&self) -> Arc<Loaded> {
+        Arc::clone(&self.live.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The rustls configuration for the next connection of the listener.
+    pub fn config(&self) -> Arc<ServerConfig> {
+        let loaded = self.current();
+        match self.role {
+            Role::Amqp => Arc::clone(&loaded.amqp),
+            Role::Http => Arc::clone(&loaded.http),
         }
     }
-}
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("TLS certificate {}: {}", path.display(), pem_error(e)))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "TLS certificate {}: no CERTIFICATE block in the file (PEM expected)",
-            path.display()
-        ));
+    /// The same files for the HTTPS listener: `http/1.1` offered by ALPN,
+    /// no client certificate asked for. Reloads reach it too.
+    pub fn for_http(&self) -> TlsAcceptor {
+        TlsAcceptor {
+            live: Arc::clone(&self.live),
+            role: Role::Http,
+        }
     }
-    Ok(certs)
-}
 
-fn pem_error(e: rustls::pki_types::pem::Error) -> String {
-    use rustls::pki_types::pem::Error;
-    match e {
-        Error::Io(e) => e.to_string(),
-        Error::NoItemsFound => "no private key in the file (PEM expected)".into(),
-        other => format!("not a valid PEM file ({other:?})"),
+    /// The certificate files in use and when their certificates expire.
+    pub fn files(&self) -> Vec<CertFile> {
+        self.current().files.clone()
     }
-}
-
-/// The ring provider with the chosen suites, in the chosen order.
-fn provider(ciphers: &[String]) -> Result<CryptoProvider, String> {
-    let mut p = rustls::crypto::ring::default_provider();
-    if ciphers.is_empty() {
-        return Ok(p);
-    }
-    let all = std::mem::take(&mut p.cipher_suites);
-    for name in ciphers {
-        let suite = all
-            .iter()
-            .find(|s| s.suite().as_str() == Some(name.as_str()))
-            .ok_or_else(|| format!("cipher suite {name} is not offered by this build's TLS library"))?;
-        p.cipher_suites.push(*suite);
-    }
-    Ok(p)
 }
 
 /// A refused or failed TLS connection: one DEBUG line each, and an INFO line

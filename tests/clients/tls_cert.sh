@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A test CA and a server certificate for localhost/127.0.0.1 signed by it (ECDSA
 # P-256, 30 days), for running the broker's AMQPS listener in CI:
-#   DIR/ca.pem (what clients trust), DIR/cert.pem (leaf + CA), DIR/key.pem
+#   DIR/ca.pem (what clients trust), DIR/cert.pem (leaf + CA), DIR/key.pem,
+#   and a client certificate for CN=guest: DIR/client.pem, DIR/client.key
 #
 #   bash tests/clients/tls_cert.sh DIR
 set -euo pipefail
@@ -15,3 +16,10 @@ printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' 
 openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
   -extfile leaf.ext -out leaf.pem 2>/dev/null
 cat leaf.pem ca.pem >cert.pem
+# A client certificate for SASL EXTERNAL (CN=guest), signed by the same CA:
+#   DIR/client.pem (leaf + CA), DIR/client.key
+openssl req "${ec[@]}" -keyout client.key -out client.csr -subj /CN=guest 2>/dev/null
+printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' >client.ext
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+  -extfile client.ext -out client-leaf.pem 2>/dev/null
+cat client-leaf.pem ca.pem >client.pem

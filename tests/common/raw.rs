@@ -259,7 +259,7 @@ pub fn amqplain(user: &str, pass: &str) -> Vec<u8> {
     out
 }
 
-fn describe(frame: &Frame<'_>) -> Got {
+pub fn describe(frame: &Frame<'_>) -> Got {
     let mut got = Got {
         channel: frame.channel(),
         name: "",

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use super::{Broker, WAIT};
@@ -34,6 +34,8 @@ pub struct Pki {
     /// The server's certificate followed by the CA's (a chain), PEM.
     pub cert_path: PathBuf,
     pub key_path: PathBuf,
+    /// The CA's key and name, to sign more certificates (clients', other hosts').
+    pub issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
 }
 
 fn key_pair(kind: KeyKind) -> rcgen::KeyPair {
@@ -54,18 +56,25 @@ fn key_pair(kind: KeyKind) -> rcgen::KeyPair {
 
 /// A fresh CA (ECDSA P-256) and a `kind` server key and certificate, as files.
 pub fn pki(kind: KeyKind) -> Pki {
+    pki_named(kind, "ringmq test CA", None)
+}
+
+/// As [`pki`], with the CA's CN and (if given) the server certificate's end
+/// of validity.
+pub fn pki_named(kind: KeyKind, ca_name: &str, not_after: Option<(i32, u8, u8)>) -> Pki {
     let dir = tempfile::Builder::new().prefix("ringmq-tls-").tempdir().unwrap();
     let ca_key = key_pair(KeyKind::EcdsaP256);
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "ringmq test CA");
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, ca_name);
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let key = key_pair(kind);
     let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
     params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    if let Some((y, m, d)) = not_after {
+        params.not_after = rcgen::date_time_ymd(y, m, d);
+    }
     let cert = params.signed_by(&key, &issuer).unwrap();
     let p = |name: &str| dir.path().join(name);
     std::fs::write(p("ca.pem"), ca.pem()).unwrap();
@@ -78,7 +87,57 @@ pub fn pki(kind: KeyKind) -> Pki {
         cert_path: p("cert.pem"),
         key_path: p("key.pem"),
         dir,
+        issuer,
     }
+}
+
+impl Pki {
+    /// A certificate signed by this CA: for `names` (subject alternative
+    /// names) with subject CN `cn`, as a chain (leaf, CA) and its key.
+    pub fn issue(&self, cn: &str, names: &[&str]) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let key = key_pair(KeyKind::EcdsaP256);
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let chain = vec![cert.der().clone(), self.ca_der.clone()];
+        (chain, PrivateKeyDer::try_from(key.serialize_der()).unwrap())
+    }
+
+    /// [`Self::issue`] written to `NAME.pem` (chain) and `NAME.key` in this
+    /// Pki's folder; the paths.
+    pub fn issue_files(&self, file: &str, cn: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+        let key = key_pair(KeyKind::EcdsaP256);
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let (c, k) = (
+            self.dir.path().join(format!("{file}.pem")),
+            self.dir.path().join(format!("{file}.key")),
+        );
+        std::fs::write(&c, cert.pem() + &self.ca_pem).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+}
+
+/// A rustls client config trusting `ca` that presents `chain` and `key`.
+pub fn client_config_with_cert(
+    ca: &CertificateDer<'static>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Arc<ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    Arc::new(
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .unwrap(),
+    )
 }
 
 /// A broker on backend `io` with an AMQPS listener on a free port and `extra`
@@ -138,9 +197,15 @@ pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 /// Connects with TLS, sends the AMQP protocol header and reads the first frame:
 /// Ok with the stream once connection.start (class 10, method 10) came back.
 pub fn amqp_start(addr: SocketAddr, config: Arc<ClientConfig>) -> Result<TlsStream, String> {
+    amqp_start_as(addr, config, "localhost")
+}
+
+/// [`amqp_start`] asking for server name `name` (SNI).
+pub fn amqp_start_as(addr: SocketAddr, config: Arc<ClientConfig>, name: &str) -> Result<TlsStream, String> {
     let sock = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     sock.set_read_timeout(Some(WAIT)).unwrap();
-    let conn = ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(name.to_owned()).map_err(|e| e.to_string())?;
+    let conn = ClientConnection::new(config, name).map_err(|e| e.to_string())?;
     let mut tls = StreamOwned::new(conn, sock);
     tls.write_all(b"AMQP\x00\x00\x09\x01").map_err(|e| e.to_string())?;
     let mut head = [0u8; 11];

@@ -1,4 +1,4 @@
-//! SASL mechanisms (PLAIN, AMQPLAIN), users with RabbitMQ-compatible password
+//! SASL mechanisms (PLAIN, AMQPLAIN, EXTERNAL), users with RabbitMQ-compatible password
 //! hashes, and their persistence in `users.json`.
 //!
 //! A password hash is stored as RabbitMQ stores it (and exports it in
@@ -21,6 +21,32 @@ use sha2::Digest;
 
 /// The mechanisms announced in connection.start, in order of preference.
 pub const MECHANISMS: &[u8] = b"PLAIN AMQPLAIN";
+/// The same with EXTERNAL, on a connection whose TLS handshake verified a
+/// client certificate (RabbitMQ's rabbitmq_auth_mechanism_ssl offers it only
+/// then too).
+pub const MECHANISMS_WITH_EXTERNAL: &[u8] = b"PLAIN AMQPLAIN EXTERNAL";
+
+/// What a connection's TLS client certificate offers SASL EXTERNAL. The io
+/// layer reads it from the certificate its TLS verified (`handle_peer_certificate`);
+/// the core never sees the certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CertIdentity {
+    /// Plain TCP, or TLS without a client certificate.
+    #[default]
+    None,
+    /// A verified certificate whose subject's CN is this (RabbitMQ's
+    /// `ssl_cert_login_from = common_name`).
+    CommonName(String),
+    /// A verified certificate whose subject has no CN: EXTERNAL is offered and
+    /// refused, as RabbitMQ refuses it.
+    NoCommonName,
+}
+
+impl CertIdentity {
+    pub fn is_some(&self) -> bool {
+        !matches!(self, CertIdentity::None)
+    }
+}
 /// The users file in the data directory.
 pub const USERS_FILE: &str = "users.json";
 
@@ -242,6 +268,24 @@ impl Users {
     }
 }
 
+impl Users {
+    /// SASL EXTERNAL: the certificate's name must be a user's (no password is
+    /// asked: the TLS handshake proved the key). `Err` carries the reason for
+    /// the log, as [`Users::authenticate`]'s.
+    pub fn authenticate_external(&self, id: &CertIdentity, peer_is_loopback: bool) -> Result<&User, &'static str> {
+        let name = match id {
+            CertIdentity::CommonName(name) => name,
+            CertIdentity::NoCommonName => return Err("the client certificate's subject has no CN"),
+            CertIdentity::None => return Err("EXTERNAL without a verified client certificate"),
+        };
+        let user = self.users.get(name).ok_or("no such user (the certificate's CN)")?;
+        if user.loopback_only && !peer_is_loopback {
+            return Err("user may only connect via localhost");
+        }
+        Ok(user)
+    }
+}
+
 /// Extracts (username, password) from a start-ok response for a mechanism.
 pub fn parse_response<'a>(mechanism: &str, response: &'a [u8]) -> Option<(&'a str, &'a str)> {
     match mechanism {
@@ -283,6 +327,20 @@ mod tests {
         .collect();
         assert_eq!(parse_response("AMQPLAIN", &t.to_bytes()), Some(("u", "p")));
         assert_eq!(parse_response("EXTERNAL", b""), None);
+    }
+
+    #[test]
+    fn external_needs_a_certificate_a_cn_and_a_user() {
+        let mut u = Users::with_default_user("guest", "guest", true, [1, 2, 3, 4]);
+        u.insert(User::new("alice", "pw", [5; 4], false));
+        let cn = |n: &str| CertIdentity::CommonName(n.into());
+        assert_eq!(u.authenticate_external(&cn("alice"), false).unwrap().name, "alice");
+        assert!(u.authenticate_external(&cn("bob"), true).is_err(), "unknown user");
+        assert!(u.authenticate_external(&cn("Alice"), true).is_err(), "names are exact");
+        assert!(u.authenticate_external(&CertIdentity::NoCommonName, true).is_err());
+        assert!(u.authenticate_external(&CertIdentity::None, true).is_err());
+        assert!(u.authenticate_external(&cn("guest"), false).is_err(), "loopback only");
+        assert!(u.authenticate_external(&cn("guest"), true).is_ok());
     }
 
     #[test]

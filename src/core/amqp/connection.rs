@@ -110,6 +110,11 @@ pub struct Connection {
     pub(in crate::core::amqp) in_handshake: bool,
     pub(in crate::core::amqp) release_at_ms: Option<u64>,
     pub(in crate::core::amqp) held_out: crate::core::amqp::output::Output,
+    /// What the TLS client certificate offers SASL EXTERNAL (the io layer
+    /// says, before the first byte of AMQP).
+    pub(in crate::core::amqp) cert_identity: crate::core::access::auth::CertIdentity,
+    /// The SASL mechanism the client logged in with (the API's `auth_mechanism`).
+    pub(in crate::core::amqp) auth_mechanism: &'static str,
 }
 
 /// How long the answer to a failed login is held back.
@@ -167,6 +172,8 @@ impl Connection {
             in_handshake: false,
             release_at_ms: None,
             held_out: Default::default(),
+            cert_identity: Default::default(),
+            auth_mechanism: "PLAIN",
         }
     }
 
@@ -206,6 +213,16 @@ impl Connection {
     #[inline]
     pub fn peer(&self) -> &str {
         &self.peer
+    }
+    /// What the TLS client certificate offers SASL EXTERNAL (the io contract's
+    /// `handle_peer_certificate` sets it).
+    pub(in crate::core) fn set_cert_identity(&mut self, id: crate::core::access::auth::CertIdentity) {
+        self.cert_identity = id;
+    }
+    /// The SASL mechanism of the login (`PLAIN`, `AMQPLAIN`, `EXTERNAL`).
+    #[inline]
+    pub fn auth_mechanism(&self) -> &'static str {
+        self.auth_mechanism
     }
     /// The logged-in user, past the login.
     #[inline]

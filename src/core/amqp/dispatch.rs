@@ -26,21 +26,43 @@ impl Broker {
                 // as a map of owned values it was ~1.2 KB of each connection.
                 conn.client_properties = m.client_properties.as_bytes().into();
                 conn.capabilities = ClientCapabilities::from_client_properties(&m.client_properties);
-                let Some((user, pass)) = parse_response(&m.mechanism, m.response) else {
-                    return Err(connection_error(
-                        ReplyCode::AccessRefused,
-                        format!("unsupported or malformed authentication mechanism {}", m.mechanism),
-                    ));
+                // EXTERNAL takes the name from the certificate and ignores the
+                // response (an authorization identity at most), as RabbitMQ's
+                // rabbit_auth_mechanism_ssl does.
+                let (login, mechanism) = if m.mechanism.as_str() == "EXTERNAL" {
+                    let login = self
+                        .users
+                        .authenticate_external(&conn.cert_identity, conn.peer_is_loopback);
+                    let user = match &conn.cert_identity {
+                        crate::core::access::auth::CertIdentity::CommonName(n) => n.clone(),
+                        _ => String::new(),
+                    };
+                    (login.map_err(|why| (user, why)), "EXTERNAL")
+                } else {
+                    let Some((user, pass)) = parse_response(&m.mechanism, m.response) else {
+                        return Err(connection_error(
+                            ReplyCode::AccessRefused,
+                            format!("unsupported or malformed authentication mechanism {}", m.mechanism),
+                        ));
+                    };
+                    let mechanism = if m.mechanism.as_str() == "AMQPLAIN" {
+                        "AMQPLAIN"
+                    } else {
+                        "PLAIN"
+                    };
+                    let login = self.users.authenticate(user, pass, conn.peer_is_loopback);
+                    (login.map_err(|why| (user.to_owned(), why)), mechanism)
                 };
-                match self.users.authenticate(user, pass, conn.peer_is_loopback) {
+                match login {
                     Ok(u) => {
                         conn.user = Some(u.name.clone());
+                        conn.auth_mechanism = mechanism;
                         self.node_stats.logins_ok += 1;
                     }
-                    Err(why) => {
+                    Err((user, why)) => {
                         self.node_stats.logins_failed += 1;
                         // Logged without the password; answered after a delay.
-                        tracing::warn!(peer = %conn.peer, user, why, "login refused");
+                        tracing::warn!(peer = %conn.peer, %user, why, mechanism, "login refused");
                         conn.release_at_ms = Some(now_ms + crate::core::amqp::connection::LOGIN_FAILURE_DELAY_MS);
                         if !conn.capabilities.authentication_failure_close {
                             // Old clients expect the socket to just close.

@@ -6,7 +6,7 @@ use ringmq_codec::{
     Frame, Method, ProtocolError, ReplyCode, Table, PROTOCOL_HEADER,
 };
 
-use crate::core::access::auth::MECHANISMS;
+use crate::core::access::auth::{MECHANISMS, MECHANISMS_WITH_EXTERNAL};
 use crate::core::amqp::broker::{Broker, FRAMES_PER_INPUT_MAX};
 use crate::core::amqp::channel::ChannelState;
 use crate::core::amqp::connection::{server_properties, ConnState, Connection};
@@ -116,7 +116,11 @@ impl Broker {
             version_major: 0,
             version_minor: 9,
             server_properties: Table::parse(&props).expect("own table"),
-            mechanisms: MECHANISMS,
+            mechanisms: if conn.cert_identity.is_some() {
+                MECHANISMS_WITH_EXTERNAL
+            } else {
+                MECHANISMS
+            },
             locales: b"en_US",
         };
         encode_method(&mut conn.out, 0, &Method::ConnectionStart(start));

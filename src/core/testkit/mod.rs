@@ -31,6 +31,7 @@ mod dead_letter_hold;
 mod definitions_commit;
 mod delayed_commit;
 mod expires;
+mod external;
 mod idle_buffers;
 mod limits;
 mod old_layout;

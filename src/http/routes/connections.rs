@@ -73,10 +73,11 @@ impl Item for ConnItem<'_> {
         let (peer_host, peer_port) = split_host_port(c.peer());
         let (host, mut port) = split_host_port(&self.req.info.amqp_addr);
         let t = c.traffic();
-        let tls = self.req.shared.tls_conns.borrow().get(&c.id()).copied();
-        if let (Some(_), Some(p)) = (tls, self.req.info.amqps_port) {
+        let tls = self.req.shared.tls_conns.borrow().get(&c.id()).cloned();
+        if let (Some(_), Some(p)) = (&tls, self.req.info.amqps_port) {
             port = p;
         }
+        let peer = tls.as_ref().and_then(|t| t.peer_cert.as_deref());
         json!({
             "name": self.name,
             "node": super::overview::node_name(),
@@ -90,7 +91,7 @@ impl Item for ConnItem<'_> {
             },
             "type": "network",
             "protocol": "AMQP 0-9-1",
-            "auth_mechanism": "PLAIN",
+            "auth_mechanism": c.auth_mechanism(),
             "ssl": tls.is_some(),
             "host": host,
             "port": port,
@@ -114,13 +115,15 @@ impl Item for ConnItem<'_> {
             "user_provided_name": c.client_properties().get("connection_name").and_then(|v| v.as_str()),
             // RabbitMQ's values: null on a plain connection; Erlang's names of
             // the parts of the suite on a TLS one.
-            "ssl_protocol": tls.map(|t| t.protocol),
-            "ssl_key_exchange": tls.map(|t| suite_parts(t.cipher_suite).0),
-            "ssl_cipher": tls.map(|t| suite_parts(t.cipher_suite).1),
-            "ssl_hash": tls.map(|t| suite_parts(t.cipher_suite).2),
-            "peer_cert_subject": null,
-            "peer_cert_issuer": null,
-            "peer_cert_validity": null,
+            "ssl_protocol": tls.as_ref().map(|t| t.protocol),
+            "ssl_key_exchange": tls.as_ref().map(|t| suite_parts(t.cipher_suite).0),
+            "ssl_cipher": tls.as_ref().map(|t| suite_parts(t.cipher_suite).1),
+            "ssl_hash": tls.as_ref().map(|t| suite_parts(t.cipher_suite).2),
+            // The client's verified certificate, in RabbitMQ's formats
+            // (`rabbit_cert_info`); null without one.
+            "peer_cert_subject": peer.map(|p| p.subject.as_str()),
+            "peer_cert_issuer": peer.map(|p| p.issuer.as_str()),
+            "peer_cert_validity": peer.map(|p| p.validity.as_str()),
         })
     }
 }

@@ -380,6 +380,33 @@ fn loop_turns(p: &mut Prom, req: &Req<'_>) {
     );
 }
 
+/// When each certificate of the TLS listeners expires (RabbitMQ has no such
+/// family; its health check is `certificate-expiration`): one sample per
+/// certificate file, the earliest `notAfter` in it (a chain expires with its
+/// first certificate), so an alert can say "expires within 14 days" as
+/// `..._expiry_timestamp_seconds - time() < 14 * 86400`.
+fn tls_certificates(p: &mut Prom, req: &Req<'_>) {
+    let Some(tls) = &req.info.tls else { return };
+    let name = "tls_certificate_expiry_timestamp_seconds";
+    p.family(
+        name,
+        "gauge",
+        "ringmq: when the earliest certificate in a TLS certificate file expires (seconds since the epoch; reread on SIGHUP)",
+    );
+    for f in tls.files() {
+        let Some(first) = f.not_after_unix.iter().min() else {
+            continue;
+        };
+        let role = match f.role {
+            crate::tls::FileRole::CaBundle => "ca",
+            _ => "certificate",
+        };
+        let path = f.path.display().to_string();
+        let sni = f.sni.as_deref().unwrap_or("");
+        p.sample(name, &[("file", &path), ("role", role), ("sni", sni)], *first as f64);
+    }
+}
+
 pub(crate) fn metrics(req: &Req<'_>) -> Result<Reply, ApiError> {
     let mut p = prom_for(req)?;
     let broker = req.shared.broker.borrow();
@@ -391,6 +418,7 @@ pub(crate) fn metrics(req: &Req<'_>) -> Result<Reply, ApiError> {
     message_counters(&mut p, &b.node_totals().totals);
     drop(broker);
     loop_turns(&mut p, req);
+    tls_certificates(&mut p, req);
     text(p)
 }
 

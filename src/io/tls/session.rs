@@ -191,7 +191,18 @@ impl TlsSession {
             .suite()
             .as_str()
             .unwrap_or("unknown");
-        Some(TlsInfo { protocol, cipher_suite })
+        // A certificate is only there if the verifier accepted it.
+        let peer_cert = self
+            .conn
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|c| crate::tls::CertFacts::from_der(c))
+            .map(std::sync::Arc::new);
+        Some(TlsInfo {
+            protocol,
+            cipher_suite,
+            peer_cert,
+        })
     }
 }
 

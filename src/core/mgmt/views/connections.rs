@@ -48,6 +48,10 @@ impl<'a> ConnView<'a> {
     pub fn user(&self) -> Option<&'a str> {
         self.c.user()
     }
+    /// The SASL mechanism of the login (`PLAIN`, `AMQPLAIN`, `EXTERNAL`).
+    pub fn auth_mechanism(&self) -> &'static str {
+        self.c.auth_mechanism()
+    }
     pub fn vhost(&self) -> Option<&'a str> {
         self.c.vhost()
     }
