@@ -318,7 +318,7 @@ fn small_records_across_prefaulted_windows_read_back_and_survive_reopen() {
     let body = |i: u32| -> Vec<u8> { (0..300u32).map(|j| (i.wrapping_mul(31) ^ j) as u8).collect() };
     let n = 8_000u32; // ~2.6 MiB: three segments, each grown from 4 KiB by doubling
     {
-        let (mut q, _) = QueueStore::open(dir.path(), cfg.clone()).unwrap();
+        let (mut q, _) = QueueStore::open(dir.path(), cfg).unwrap();
         for i in 0..n {
             q.append(msg(&body(i))).unwrap();
         }
