@@ -188,7 +188,6 @@ fn bad_headers_are_closed_at_once_and_silent_ones_at_the_handshake_timeout() {
         return;
     }
     run(async {
-        let quick = Duration::from_millis(500);
         for (bytes, why) in [
             (&b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 1\r\n"[..], "bad port"),
             (b"PROXY TCP5 1.2.3.4 5.6.7.8 1 1\r\n", "protocol is not TCP4"),
@@ -197,13 +196,9 @@ fn bad_headers_are_closed_at_once_and_silent_ones_at_the_handshake_timeout() {
         ] {
             let mut c = RawConn::connect(b.addr()).await;
             c.send(bytes).await;
-            let started = Instant::now();
             assert!(c.recv().await.is_none(), "{why}: answered");
-            assert!(
-                started.elapsed() < quick,
-                "{why}: closed only after {:?}",
-                started.elapsed()
-            );
+            // Closed for the header, not at the handshake timeout: the log line
+            // names the header's fault (no wall-clock bound: shared machines).
             wait_for_log_line(&b, &["no valid PROXY header", why]);
         }
         // A v1 line that never ends: refused at 107 bytes.
@@ -217,10 +212,8 @@ fn bad_headers_are_closed_at_once_and_silent_ones_at_the_handshake_timeout() {
         let started = Instant::now();
         assert!(c.recv().await.is_none());
         let took = started.elapsed();
-        assert!(
-            took >= Duration::from_millis(600) && took < Duration::from_secs(5),
-            "closed after {took:?}"
-        );
+        // Not before the timeout (a lower bound holds on any machine).
+        assert!(took >= Duration::from_millis(600), "closed after {took:?}");
         wait_for_log_line(&b, &["no complete PROXY header within 700 ms (19 bytes came)"]);
         // The broker serves proxied clients as before.
         let mut c = RawConn::connect(b.addr()).await;
