@@ -26,26 +26,11 @@ pub enum Dest {
 /// is one a client can open and every encoder can write. Shared, so a clone
 /// (per connection, per pending delivery) is a reference count, not a copy.
 ///
-/// Equal when both share one allocation (a connection's name is a clone of the
-/// map's key) before any byte is compared, and then without libc's `memcmp`
-/// (see [`ringmq_codec::short::names_eq`] for why).
-#[derive(Clone, Eq, PartialOrd, Ord)]
-pub struct VhostName(std::sync::Arc<str>);
-
-/// As `str` hashes, so a map keyed by vhost names is looked up with a `&str`.
-impl std::hash::Hash for VhostName {
-    #[inline]
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (*self.0).hash(state)
-    }
-}
-
-impl PartialEq for VhostName {
-    #[inline]
-    fn eq(&self, other: &VhostName) -> bool {
-        std::sync::Arc::ptr_eq(&self.0, &other.0) || ringmq_codec::short::names_eq(&self.0, &other.0)
-    }
-}
+/// A short string inside, so equality and hashing are `ShortString`'s: equal
+/// at once when both share one allocation (a connection's name is a clone of
+/// the map's key), otherwise compared without libc's `memcmp`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VhostName(ringmq_codec::ShortString);
 
 /// Why a string is not a vhost name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,7 +47,9 @@ impl VhostName {
         match s.len() {
             0 => Err(VhostNameError::Empty),
             n if n > ringmq_codec::short::SHORTSTR_BYTES_MAX => Err(VhostNameError::TooLong(n)),
-            _ => Ok(VhostName(std::sync::Arc::from(s))),
+            _ => Ok(VhostName(
+                ringmq_codec::ShortString::new(s).expect("length checked above"),
+            )),
         }
     }
 
