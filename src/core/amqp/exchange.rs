@@ -1,6 +1,6 @@
 //! exchange.declare / delete / bind / unbind, with RabbitMQ's checks and texts.
 
-use ringmq_codec::{ShortStr, ShortString};
+use ringmq_codec::ShortStr;
 
 use ringmq_codec::{
     encode_method, ExchangeBindOk, ExchangeDeclare, ExchangeDeclareOk, ExchangeDelete, ExchangeDeleteOk,
@@ -13,10 +13,11 @@ use crate::core::amqp::broker::Broker;
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::dispatch::{check_access, precondition};
 use crate::core::amqp::error::{channel_error, MethodResult};
-use crate::core::definitions;
+use crate::core::amqp::meta::internal_error;
 use crate::core::model::exchange::{validate_binding, validate_exchange_arguments};
 use crate::core::model::ids::Dest;
-use crate::core::model::vhost::{Exchange, VHost};
+use crate::core::model::meta::{BindingOp, ExchangeDecl, MetaOp};
+use crate::core::model::vhost::VHost;
 
 /// Text for a missing exchange, as RabbitMQ words it.
 pub(crate) fn no_exchange(name: &str, vhost: &str) -> crate::core::amqp::error::Exception {
@@ -95,31 +96,28 @@ impl Broker {
                         format!("exchange name '{}' contains reserved prefix 'amq.*'", m.exchange),
                     ));
                 }
-                let name = ShortString::from(m.exchange);
-                let mut x = Exchange::new(name.clone(), kind, m.durable, m.auto_delete, m.internal, arguments);
-                if delayed {
-                    // A new folder generation: replaying an earlier delete of the
-                    // name must not touch this one's held messages.
-                    let gen = if m.durable {
-                        vhost.next_delayed_gen(m.exchange)
-                    } else {
-                        0
-                    };
-                    let store = vhost
-                        .open_delayed_store(m.exchange, m.durable, gen, false)
-                        .map_err(|e| {
-                            channel_error(ReplyCode::InternalError, format!("cannot create delayed exchange: {e}"))
-                        })?;
-                    x.delayed = Some(store);
-                    x.store_gen = gen;
-                }
-                let gen = x.store_gen;
-                vhost.add_exchange(x);
-                if m.durable {
-                    if let Some(w) = definitions::log::record_with_gen(vhost, &Method::ExchangeDeclare(m), gen) {
-                        self.definitions_written_by(&vname, w, conn);
-                    }
-                }
+                // A durable delayed exchange gets a new folder generation:
+                // replaying an earlier delete of the name must not touch this
+                // one's held messages.
+                let gen = if delayed && m.durable {
+                    vhost.next_delayed_gen(m.exchange)
+                } else {
+                    0
+                };
+                let op = MetaOp::ExchangeDeclare(ExchangeDecl {
+                    vhost: vname,
+                    name: m.exchange.into(),
+                    kind,
+                    delayed,
+                    durable: m.durable,
+                    auto_delete: m.auto_delete,
+                    internal: m.internal,
+                    arguments,
+                    gen,
+                    recover: false,
+                });
+                self.apply_meta_for(conn, &op)
+                    .map_err(|e| internal_error(format_args!("cannot create delayed exchange"), e))?;
             }
         }
         if !m.no_wait {
@@ -155,13 +153,13 @@ impl Broker {
                     m.exchange
                 )));
             }
-            let durable = x.durable;
-            vhost.delete_exchange(&m.exchange);
-            if durable {
-                if let Some(w) = definitions::log::record(vhost, &Method::ExchangeDelete(m)) {
-                    self.definitions_written_by(&vname, w, conn);
-                }
-            }
+            let op = MetaOp::ExchangeDelete {
+                vhost: vname,
+                name: m.exchange.into(),
+                keep_files: false,
+            };
+            self.apply_meta_for(conn, &op)
+                .map_err(|e| internal_error(format_args!("cannot delete exchange"), e))?;
         }
         // Deleting a missing exchange succeeds, as in RabbitMQ 3.x.
         if !m.no_wait {
@@ -204,40 +202,19 @@ impl Broker {
             (_, None) => return Err(no_exchange(destination.as_str(), &vname)),
             (None, _) => return Err(no_exchange(source.as_str(), &vname)),
         };
-        let (dname, ddurable) = dest;
+        let (dname, _) = dest;
         let args = arguments.to_owned_table();
         validate_binding(src.kind, routing_key.as_str(), &args).map_err(precondition)?;
-        let durable = src.durable && ddurable;
-        let changed = vhost.set_binding(source.as_str(), Dest::Exchange(dname), routing_key, &args, bind);
-        if changed {
-            if durable {
-                let method = if bind {
-                    Method::ExchangeBind(ringmq_codec::ExchangeBind {
-                        ticket: 0,
-                        destination,
-                        source,
-                        routing_key,
-                        no_wait: false,
-                        arguments,
-                    })
-                } else {
-                    Method::ExchangeUnbind(ringmq_codec::ExchangeUnbind {
-                        ticket: 0,
-                        destination,
-                        source,
-                        routing_key,
-                        no_wait: false,
-                        arguments,
-                    })
-                };
-                if let Some(w) = definitions::log::record(vhost, &method) {
-                    self.definitions_written_by(&vname, w, conn);
-                }
-            }
-            if !bind {
-                self.vhost_of(conn).maybe_auto_delete_exchange(source.as_str());
-            }
-        }
+        let op = MetaOp::Binding(BindingOp {
+            vhost: vname,
+            source: source.into(),
+            dest: Dest::Exchange(dname),
+            routing_key: routing_key.into(),
+            arguments: args,
+            add: bind,
+        });
+        self.apply_meta_for(conn, &op)
+            .map_err(|e| internal_error(format_args!("cannot change binding"), e))?;
         if !no_wait {
             let ok = if bind {
                 Method::ExchangeBindOk(ExchangeBindOk)

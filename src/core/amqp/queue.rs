@@ -15,9 +15,10 @@ use crate::core::amqp::connection::Connection;
 use crate::core::amqp::dispatch::{chan, check_access, precondition};
 use crate::core::amqp::error::{channel_error, Exception, MethodResult};
 use crate::core::amqp::exchange::{bool_str, no_exchange};
-use crate::core::definitions;
+use crate::core::amqp::meta::internal_error;
 use crate::core::model::exchange::validate_binding;
 use crate::core::model::ids::{ConnId, Dest, QueueId};
+use crate::core::model::meta::{BindingOp, MetaOp, QueueDecl, ShardId};
 
 /// A 404 from a lookup (the thing named is not there).
 pub(crate) fn is_not_found(e: &Exception) -> bool {
@@ -183,20 +184,21 @@ impl Broker {
             // Exclusive queues are never durable on disk: they die with the connection.
             let durable = m.durable && !m.exclusive;
             let gen = if durable { vhost.next_store_gen(name) } else { 0 };
-            vhost
-                .create_queue(id, name, durable, m.auto_delete, owner, args, false, gen)
-                .map_err(|e| channel_error(ReplyCode::InternalError, format!("cannot create queue '{name}': {e}")))?;
-            if durable {
-                let mut rec = m;
-                rec.queue = name;
-                rec.passive = false;
-                rec.no_wait = false;
-                if let Some(w) = definitions::log::record_with_gen(vhost, &Method::QueueDeclare(rec), gen) {
-                    self.definitions_written_by(&vname, w, conn);
-                }
-            }
-            let vhost_name = conn.vhost.clone().expect("open");
-            self.model.touch_queue(&vhost_name, id);
+            let op = MetaOp::QueueDeclare(QueueDecl {
+                vhost: vname,
+                id,
+                name: name.into(),
+                // One shard until the shards' rings exist (docs/shards.md, step 3).
+                owner: ShardId::FIRST,
+                durable,
+                auto_delete: m.auto_delete,
+                exclusive: owner,
+                arguments: args,
+                gen,
+                recover: false,
+            });
+            self.apply_meta_for(conn, &op)
+                .map_err(|e| internal_error(format_args!("cannot create queue '{name}'"), e))?;
             (0, 0)
         };
         chan(conn, channel).last_queue = Some(name.into());
@@ -252,7 +254,6 @@ impl Broker {
         self.check_topic_access(conn, exchange.as_str(), routing_key.as_str(), TopicAccess::Read)?;
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
-        let qdurable = vhost.queues[&id].is_durable();
         let Some(x) = vhost.exchanges.get_mut(exchange.as_str()) else {
             if bind {
                 return Err(no_exchange(exchange.as_str(), &vname));
@@ -263,34 +264,16 @@ impl Broker {
         };
         let args = arguments.to_owned_table();
         validate_binding(x.kind, &routing_key, &args).map_err(precondition)?;
-        let durable = x.durable && qdurable;
-        let changed = vhost.set_binding(exchange.as_str(), Dest::Queue(id), routing_key, &args, bind);
-        if changed && durable {
-            let method = if bind {
-                Method::QueueBind(ringmq_codec::QueueBind {
-                    ticket: 0,
-                    queue: qname.as_short(),
-                    exchange,
-                    routing_key,
-                    no_wait: false,
-                    arguments,
-                })
-            } else {
-                Method::QueueUnbind(ringmq_codec::QueueUnbind {
-                    ticket: 0,
-                    queue: qname.as_short(),
-                    exchange,
-                    routing_key,
-                    arguments,
-                })
-            };
-            if let Some(w) = definitions::log::record(vhost, &method) {
-                self.definitions_written_by(&vname, w, conn);
-            }
-        }
-        if changed && !bind {
-            self.vhost_of(conn).maybe_auto_delete_exchange(exchange.as_str());
-        }
+        let op = MetaOp::Binding(BindingOp {
+            vhost: vname,
+            source: exchange.into(),
+            dest: Dest::Queue(id),
+            routing_key: routing_key.into(),
+            arguments: args,
+            add: bind,
+        });
+        self.apply_meta_for(conn, &op)
+            .map_err(|e| internal_error(format_args!("cannot change binding"), e))?;
         if bind && !no_wait {
             encode_method(&mut conn.out, channel, &Method::QueueBindOk(QueueBindOk));
         } else if !bind {
@@ -365,32 +348,17 @@ impl Broker {
     /// Deletes a queue: its consumers are cancelled (basic.cancel to clients that
     /// asked for it), its bindings and files removed, its delete logged if durable.
     pub(crate) fn delete_queue(&mut self, vhost_name: &VhostName, id: QueueId) {
-        let Some(vhost) = self.model.vhosts.get_mut(vhost_name) else {
+        let Some(q) = self.model.vhosts.get(vhost_name).and_then(|v| v.queues.get(&id)) else {
             return;
         };
-        let Some(q) = vhost.delete_queue(id) else { return };
-        for c in q.consumers() {
-            self.notices.push(Notice::CancelConsumer {
-                conn: c.conn,
-                channel: c.channel,
-                tag: c.tag.clone(),
-            });
-        }
-        if q.is_durable() {
-            let rec = QueueDelete {
-                ticket: 0,
-                queue: q.name().as_short(),
-                if_unused: false,
-                if_empty: false,
-                no_wait: false,
-            };
-            if let Some(w) = definitions::log::record(vhost, &Method::QueueDelete(rec)) {
-                definitions::log::written(&mut self.model, vhost_name, w);
-            }
-        }
         let name = q.name().clone();
-        if let Err(e) = q.delete() {
-            tracing::warn!(queue = %name, error = %e, "could not remove queue files");
+        let op = MetaOp::QueueDelete {
+            vhost: vhost_name.clone(),
+            name: name.clone(),
+            keep_files: false,
+        };
+        if let Err(e) = self.apply_meta(&op) {
+            tracing::warn!(queue = %name, error = %e, "could not delete queue");
         }
     }
 

@@ -6,7 +6,7 @@
 //! When dead records pile up the log is compacted to the live state
 //! ([`super::compact`]); replay at start is in [`super::replay`].
 //!
-//! Durability is a group commit, as for message data: [`record`] writes the
+//! Durability is a group commit, as for message data: [`record_with_gen`] writes the
 //! record (no fsync), and the caller hands it to the model's commit state with
 //! [`written`]; the next sync job (`Broker::poll_sync`) fdatasyncs the log off
 //! the loop, once for all records of the turn, and the AMQP session holds the
@@ -67,14 +67,10 @@ pub(super) fn decode_record(rec: &[u8]) -> Result<(Method<'_>, u32), ProtocolErr
 #[derive(Debug)]
 pub(crate) struct Written(());
 
-/// Appends a durable change to the log (written, not yet synced). A failure is
-/// logged loudly: the change is live in memory but may not survive a restart.
-pub(crate) fn record(vhost: &mut VHost, method: &Method<'_>) -> Option<Written> {
-    record_with_gen(vhost, method, 0)
-}
-
-/// [`record`] for a declare of an object whose data lives in the folder of
-/// store generation `gen`.
+/// Appends a durable change to the log (written, not yet synced), for an object
+/// whose data lives in the folder of store generation `gen` (0: none, or the
+/// old layout). A failure is logged loudly: the change is live in memory but may
+/// not survive a restart. Records are made from metadata ops ([`super::ops`]).
 pub(crate) fn record_with_gen(vhost: &mut VHost, method: &Method<'_>, gen: u32) -> Option<Written> {
     let mut buf = Vec::with_capacity(64);
     encode_record(method, gen, &mut buf);

@@ -15,4 +15,5 @@
 pub mod compact;
 pub mod json;
 pub mod log;
+pub mod ops;
 pub mod replay;

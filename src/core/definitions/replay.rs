@@ -7,12 +7,14 @@
 use crate::core::model::ids::VhostName;
 use std::collections::HashSet;
 
-use ringmq_codec::{Method, ShortStr, ShortString, Table};
+use ringmq_codec::Method;
 
 use super::compact::compact;
-use super::log::{decode_record, record_with_gen, written};
-use crate::core::model::ids::Dest;
-use crate::core::model::vhost::Exchange;
+use super::log::decode_record;
+use super::ops::{op_of_method, record_op_written, FromMethod};
+use crate::core::model::exchange::delayed::DELAYED_TYPE;
+use crate::core::model::meta::apply::ApplyError;
+use crate::core::model::meta::MetaOp;
 use crate::core::model::Model;
 
 /// Rebuilds a vhost's durable state from its log records.
@@ -120,194 +122,56 @@ fn apply_record(
     mode: Mode,
     replayed: Replayed,
 ) -> std::io::Result<()> {
-    // A new durable queue from an import gets the next generation of its name.
     let mut gen = replayed.gen;
     if mode == Mode::Import {
+        // Objects that exist are left as they are; a new durable queue or
+        // delayed exchange gets the next generation of its name.
         let vhost = model.vhosts.get_mut(vhost_name).expect("vhost");
-        let x_durable = |n: &str| vhost.exchanges.get(n).is_some_and(|x| x.durable);
-        // A binding is logged when both ends are durable (as in declare handlers).
-        let durable = match &method {
-            Method::ExchangeDeclare(m) => m.durable,
-            Method::QueueDeclare(m) => m.durable,
-            Method::QueueBind(m) => {
-                x_durable(&m.exchange)
-                    && vhost
-                        .queue_id(&m.queue)
-                        .and_then(|id| vhost.queues.get(&id))
-                        .is_some_and(|q| q.is_durable())
+        match &method {
+            Method::ExchangeDeclare(m) if vhost.exchanges.contains_key(m.exchange.as_str()) => return Ok(()),
+            Method::QueueDeclare(m) if vhost.queue_id(&m.queue).is_some() => return Ok(()),
+            Method::QueueDeclare(m) if m.durable => gen = vhost.next_store_gen(m.queue),
+            Method::ExchangeDeclare(m) if m.durable && m.kind == DELAYED_TYPE => {
+                gen = vhost.next_delayed_gen(m.exchange)
             }
-            Method::ExchangeBind(m) => x_durable(&m.source) && x_durable(&m.destination),
-            _ => false,
-        };
-        let exists = match &method {
-            Method::ExchangeDeclare(m) => vhost.exchanges.contains_key(m.exchange.as_str()),
-            Method::QueueDeclare(m) => vhost.queue_id(&m.queue).is_some(),
-            _ => false,
-        };
-        if exists {
+            _ => {}
+        }
+    }
+    let how = FromMethod {
+        replay: mode == Mode::Replay,
+        gen,
+        keep_files: replayed.keep_files,
+    };
+    let Some(op) = op_of_method(model, vhost_name, &method, how) else {
+        if !matches!(
+            method,
+            Method::QueueBind(_) | Method::QueueUnbind(_) | Method::ExchangeDeclare(_)
+        ) {
+            tracing::warn!(method = method.name(), "unexpected method in definitions log");
+        }
+        return Ok(());
+    };
+    if let (MetaOp::QueueDelete { name, .. }, false) = (&op, replayed.keep_files) {
+        let vhost = model.vhosts.get(vhost_name).expect("vhost");
+        if mode == Mode::Replay && vhost.queue_id(name).is_none() {
+            // The queue is gone from the log's view; the files of an older
+            // version's folder may remain if the delete was logged but the
+            // removal did not finish.
+            let _ = std::fs::remove_dir_all(vhost.queue_dir(name, true, 0));
             return Ok(());
         }
-        if let Method::QueueDeclare(m) = &method {
-            if m.durable {
-                gen = vhost.next_store_gen(m.queue);
-            }
-        }
-        if let Method::ExchangeDeclare(m) = &method {
-            if m.durable && m.kind == crate::core::model::exchange::delayed::DELAYED_TYPE {
-                gen = vhost.next_delayed_gen(m.exchange);
-            }
-        }
-        if durable {
-            if let Some(w) = record_with_gen(vhost, &method, gen) {
-                // The import's caller syncs before it answers.
-                written(model, vhost_name, w);
-            }
-        }
     }
-    let durable = match &method {
-        Method::ExchangeDeclare(m) => mode == Mode::Replay || m.durable,
-        Method::QueueDeclare(m) => mode == Mode::Replay || m.durable,
-        _ => true,
+    let applied = match mode {
+        Mode::Replay => model.apply_logged(&op),
+        Mode::Import => model.apply(&op),
     };
-    match method {
-        Method::ExchangeDeclare(m) => {
-            let Ok((kind, delayed)) =
-                crate::core::model::exchange::delayed::resolve_type(&m.kind, &m.arguments.to_owned_table())
-            else {
-                return Ok(());
-            };
-            let vhost = model.vhosts.get_mut(vhost_name).expect("vhost");
-            let name = ShortString::from(m.exchange);
-            let mut x = Exchange::new(
-                name.clone(),
-                kind,
-                durable,
-                m.auto_delete,
-                m.internal,
-                m.arguments.to_owned_table(),
-            );
-            if delayed && !vhost.exchanges.contains_key(m.exchange.as_str()) {
-                x.delayed = Some(vhost.open_delayed_store(m.exchange, durable, gen, mode == Mode::Replay)?);
-                x.store_gen = gen;
-            }
-            if !vhost.exchanges.contains_key(name.as_str()) {
-                vhost.add_exchange(x);
-            }
-        }
-        Method::ExchangeDelete(m) => {
-            let vhost = model.vhosts.get_mut(vhost_name).expect("vhost");
-            if replayed.keep_files {
-                // A later declare (of an older version's log) opens this folder.
-                let held = vhost
-                    .exchanges
-                    .get_mut(m.exchange.as_str())
-                    .and_then(|x| x.delayed.take());
-                if let Some(Err(e)) = held.map(|d| d.close()) {
-                    tracing::warn!(exchange = %m.exchange, error = %e, "could not close delayed messages");
-                }
-            }
-            vhost.delete_exchange(&m.exchange);
-        }
-        Method::QueueDeclare(m) => {
-            let id = model.new_queue_id();
-            let vhost = model.vhosts.get_mut(vhost_name).expect("vhost");
-            if vhost.queue_id(&m.queue).is_none() {
-                vhost.create_queue(
-                    id,
-                    m.queue,
-                    durable,
-                    m.auto_delete,
-                    None,
-                    m.arguments.to_owned_table(),
-                    mode == Mode::Replay,
-                    gen,
-                )?;
-                if mode == Mode::Import {
-                    model.touch_queue(vhost_name, id);
-                }
-            }
-        }
-        Method::QueueDelete(m) => {
-            let vhost = model.vhosts.get_mut(vhost_name).expect("vhost");
-            if let Some(id) = vhost.queue_id(&m.queue) {
-                if let Some(q) = vhost.delete_queue(id) {
-                    let r = if replayed.keep_files { q.close() } else { q.delete() };
-                    if let Err(e) = r {
-                        tracing::warn!(queue = %m.queue, error = %e, "could not close or remove queue files");
-                    }
-                }
-            } else if !replayed.keep_files {
-                // The queue is gone from the log's view; the files of an older
-                // version's folder may remain if the delete was logged but the
-                // removal did not finish.
-                let _ = std::fs::remove_dir_all(vhost.queue_dir(&m.queue, true, 0));
-            }
-        }
-        Method::QueueBind(m) => bind(
-            model,
-            vhost_name,
-            &m.exchange,
-            Target::Queue(&m.queue),
-            m.routing_key,
-            m.arguments,
-            true,
-        ),
-        Method::QueueUnbind(m) => bind(
-            model,
-            vhost_name,
-            &m.exchange,
-            Target::Queue(&m.queue),
-            m.routing_key,
-            m.arguments,
-            false,
-        ),
-        Method::ExchangeBind(m) => bind(
-            model,
-            vhost_name,
-            &m.source,
-            Target::Exchange(&m.destination),
-            m.routing_key,
-            m.arguments,
-            true,
-        ),
-        Method::ExchangeUnbind(m) => bind(
-            model,
-            vhost_name,
-            &m.source,
-            Target::Exchange(&m.destination),
-            m.routing_key,
-            m.arguments,
-            false,
-        ),
-        other => tracing::warn!(method = other.name(), "unexpected method in definitions log"),
+    let applied = applied.map_err(|e| match e {
+        ApplyError::Store(e) => e,
+        other => std::io::Error::other(other.to_string()),
+    })?;
+    if mode == Mode::Import {
+        // The import's caller syncs before it answers.
+        record_op_written(model, &op, &applied);
     }
     Ok(())
-}
-
-enum Target<'a> {
-    Queue(&'a str),
-    Exchange(&'a str),
-}
-
-fn bind(
-    model: &mut Model,
-    vhost_name: &VhostName,
-    source: &str,
-    target: Target<'_>,
-    rk: ShortStr<'_>,
-    args: Table<'_>,
-    add: bool,
-) {
-    let vhost = model.vhosts.get_mut(vhost_name).expect("vhost");
-    let dest = match target {
-        Target::Queue(q) => match vhost.queue_id(q) {
-            Some(id) => Dest::Queue(id),
-            None => return,
-        },
-        Target::Exchange(x) => match vhost.exchanges.get_key_value(x) {
-            Some((k, _)) => Dest::Exchange(k.clone()),
-            None => return,
-        },
-    };
-    vhost.set_binding(source, dest, rk, &args.to_owned_table(), add);
 }

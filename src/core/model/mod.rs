@@ -9,6 +9,7 @@
 //! | [`route_graph`] | which queues a message goes to: the exchange graph walk of a vhost |
 //! | [`exchange`] | binding tables and matchers, one file per kind; the delayed exchange |
 //! | [`queue`] | a queue: its store, consumers order, arguments, TTL, dead-lettering, limits, dedup |
+//! | [`meta`] | metadata ops: a declare, delete or binding as a value, applied by one function; the shard that owns a queue |
 //! | [`ids`] | the small ids that name connections, queues and destinations |
 //! | [`error`] | the error of an operator's operation on the model (API, import, ctl, policies), the name check at its edge |
 //! | [`policy`] | a vhost's policies, which one applies to an object, a queue's effective settings from its arguments and policies |
@@ -18,6 +19,7 @@ pub(in crate::core) mod commit;
 pub mod error;
 pub mod exchange;
 pub mod ids;
+pub mod meta;
 pub mod policy;
 pub mod queue;
 pub(in crate::core) mod route;

@@ -46,6 +46,9 @@ pub struct Model {
     /// The id the next queue gets (ids start at 1; 0 names no queue, as the
     /// delayed exchanges' timers use it).
     next_queue_id: u64,
+    /// The metadata ops applied since the tap was turned on (`meta::apply`);
+    /// None, and nothing kept, unless someone reads them.
+    pub(crate) meta_tap: Option<Vec<crate::core::model::meta::MetaOp>>,
 }
 
 impl Model {
@@ -64,6 +67,11 @@ impl Model {
         let id = QueueId(self.next_queue_id);
         self.next_queue_id += 1;
         id
+    }
+
+    /// An op made elsewhere named queue `id`: ids handed out here stay above it.
+    pub(crate) fn saw_queue_id(&mut self, id: QueueId) {
+        self.next_queue_id = self.next_queue_id.max(id.0 + 1);
     }
 
     /// Every vhost with its name, for readers outside the core's folders (the

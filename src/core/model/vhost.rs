@@ -107,6 +107,14 @@ impl Exchange {
     }
 }
 
+/// An auto-delete exchange that went because an op left it without bindings
+/// (RabbitMQ deletes it then, and a durable one stays deleted after a restart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoDeleted {
+    pub name: ShortString,
+    pub durable: bool,
+}
+
 pub struct VHost {
     pub name: VhostName,
     pub dir: PathBuf,
@@ -405,15 +413,20 @@ impl VHost {
         Ok(q)
     }
 
-    /// Removes a queue, its bindings and its files. Returns the removed queue's
-    /// ready message count.
-    pub fn delete_queue(&mut self, id: QueueId) -> Option<Queue> {
+    /// Removes a queue and its bindings (its files are the caller's). Returns
+    /// the queue and the auto-delete exchanges this left without bindings, which
+    /// went too.
+    ///
+    /// `cascade` false leaves the auto-delete exchanges alone: the definitions
+    /// log's replay, whose records name every exchange that went that way
+    /// (the live run decided with bindings the log does not hold).
+    pub fn delete_queue(&mut self, id: QueueId, cascade: bool) -> Option<(Queue, Vec<AutoDeleted>)> {
         let q = self.queues.remove(&id)?;
         self.queue_churn.1 += 1;
         self.queue_names.remove(q.name());
         let emptied = self.unbind_destination(&Dest::Queue(id));
-        self.auto_delete_chain(emptied);
-        Some(*q)
+        let emptied = if cascade { emptied } else { Vec::new() };
+        Some((*q, self.auto_delete_chain(emptied)))
     }
 
     /// Removes every binding to `dest`; returns the auto-delete exchanges that this
@@ -432,18 +445,24 @@ impl VHost {
     /// deletion leaves without bindings in turn, as RabbitMQ does (a chain of
     /// exchange-to-exchange bindings goes as a whole). A work list, not recursion:
     /// bindings may form long chains or cycles.
-    fn auto_delete_chain(&mut self, mut emptied: Vec<ShortString>) {
+    fn auto_delete_chain(&mut self, mut emptied: Vec<ShortString>) -> Vec<AutoDeleted> {
+        let mut deleted = Vec::new();
         while let Some(name) = emptied.pop() {
             if self
                 .exchanges
                 .get(&*name)
                 .is_some_and(|x| x.auto_delete && x.bindings.is_empty() && !x.builtin)
             {
-                if let Some((_, more)) = self.unlink_exchange(&name) {
+                if let Some((x, more)) = self.unlink_exchange(&name) {
+                    deleted.push(AutoDeleted {
+                        name: x.name,
+                        durable: x.durable,
+                    });
                     emptied.extend(more);
                 }
             }
         }
+        deleted
     }
 
     /// Adds (`add`) or removes a binding of `source` to `dest`, keeping the
@@ -483,24 +502,21 @@ impl VHost {
     }
 
     /// Deletes an auto-delete exchange that has no bindings left as a source (and
-    /// the chain that this empties: see `auto_delete_chain`).
-    pub fn maybe_auto_delete_exchange(&mut self, name: &str) -> bool {
-        let Some(x) = self.exchanges.get(name) else {
-            return false;
+    /// the chain that this empties: see `auto_delete_chain`). Returns what went.
+    pub fn maybe_auto_delete_exchange(&mut self, name: &str) -> Vec<AutoDeleted> {
+        let Some(name) = self.exchanges.get_key_value(name).map(|(k, _)| k.clone()) else {
+            return Vec::new();
         };
-        if !x.auto_delete || !x.bindings.is_empty() || x.builtin {
-            return false;
-        }
-        self.delete_exchange(name);
-        true
+        self.auto_delete_chain(vec![name])
     }
 
-    /// Removes an exchange and every binding to or from it; auto-delete exchanges
-    /// this leaves without bindings go too.
-    pub fn delete_exchange(&mut self, name: &str) -> Option<Exchange> {
+    /// Removes an exchange and every binding to or from it. Returns it and the
+    /// auto-delete exchanges this left without bindings, which went too
+    /// (`cascade` false: see [`Self::delete_queue`]).
+    pub fn delete_exchange(&mut self, name: &str, cascade: bool) -> Option<(Exchange, Vec<AutoDeleted>)> {
         let (x, emptied) = self.unlink_exchange(name)?;
-        self.auto_delete_chain(emptied);
-        Some(x)
+        let emptied = if cascade { emptied } else { Vec::new() };
+        Some((x, self.auto_delete_chain(emptied)))
     }
 
     /// Removes one exchange and its bindings; returns it and the auto-delete

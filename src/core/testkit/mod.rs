@@ -34,6 +34,7 @@ mod expires;
 mod external;
 mod idle_buffers;
 mod limits;
+mod meta_replay;
 mod old_layout;
 mod sync_failure;
 mod tx;
