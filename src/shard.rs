@@ -133,15 +133,18 @@ pub type Bound = Vec<(&'static str, SocketAddr)>;
 #[derive(Clone)]
 pub struct Services(Rc<ServicesFn>);
 
-type ServicesFn = dyn Fn(Rc<Shared>, ShardInfo) -> Pin<Box<dyn Future<Output = Bound>>>;
+type ServicesFn = dyn Fn(Rc<Shared>, ShardInfo) -> Pin<Box<dyn Future<Output = std::io::Result<Bound>>>>;
 
 impl Services {
-    pub(crate) fn new(start: impl Fn(Rc<Shared>, ShardInfo) -> Pin<Box<dyn Future<Output = Bound>>> + 'static) -> Self {
+    pub(crate) fn new(
+        start: impl Fn(Rc<Shared>, ShardInfo) -> Pin<Box<dyn Future<Output = std::io::Result<Bound>>>> + 'static,
+    ) -> Self {
         Services(Rc::new(start))
     }
 
-    /// Starts the services; returns what they bound.
-    pub(crate) async fn start(&self, shared: Rc<Shared>, info: ShardInfo) -> Bound {
+    /// Starts the services; returns what they bound, or why one could not
+    /// bind (the broker does not start then).
+    pub(crate) async fn start(&self, shared: Rc<Shared>, info: ShardInfo) -> std::io::Result<Bound> {
         (self.0)(shared, info).await
     }
 }

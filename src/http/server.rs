@@ -53,13 +53,15 @@ pub(crate) struct ServerInfo {
 }
 
 /// Starts the API and metrics listeners (each only if configured). They are
-/// bound when this returns (systemd is told the broker is ready after it); the
-/// ones that bound are returned. One that cannot bind is logged and skipped.
+/// bound when this returns (systemd is told the broker is ready after it), and
+/// returned. One that cannot bind stops the start, as RabbitMQ's boot fails: a
+/// broker running without the API or metrics its operator configured would be
+/// found out only by what stops working (monitoring, the management tools).
 pub(crate) async fn spawn(
     shared: &Rc<Shared>,
     cfg: &HttpConfig,
     shard: crate::shard::ShardInfo,
-) -> Vec<(&'static str, std::net::SocketAddr)> {
+) -> std::io::Result<Vec<(&'static str, std::net::SocketAddr)>> {
     let started = Instant::now();
     // The HTTPS listener offers HTTP/1.1 by ALPN (hyper here speaks only it).
     let https = (cfg.https.as_ref()).map(|(bind, port, tls)| (bind.clone(), *port, tls.for_http()));
@@ -78,13 +80,8 @@ pub(crate) async fn spawn(
     let mut bound = Vec::new();
     for (kind, addr, tls) in wanted {
         let Some((bind, port)) = addr else { continue };
-        let listener = match crate::sys::listeners::Listeners::bind(&bind, port) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(%bind, port, error = %e, "cannot start the {} listener", kind.name());
-                continue;
-            }
-        };
+        let listener = crate::sys::listeners::Listeners::bind(&bind, port)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start the {} listener: {e}", kind.name())))?;
         for a in listener.local_addrs() {
             tracing::info!(addr = %a, "{} listener started", kind.name());
             bound.push((kind.name(), a));
@@ -92,13 +89,14 @@ pub(crate) async fn spawn(
         listening.push((kind, Listener::Tcp(listener), tls));
     }
     if let Some(path) = &cfg.unix {
-        match crate::sys::unix_socket::UnixListener::bind(path) {
-            Ok(l) => {
-                tracing::info!(path = %l.path().display(), "HTTP API Unix socket listener started");
-                listening.push((Kind::Api, Listener::Unix(l), None));
-            }
-            Err(e) => tracing::error!(error = %e, "cannot start the HTTP API Unix socket listener"),
-        }
+        let l = crate::sys::unix_socket::UnixListener::bind(path).map_err(|e| {
+            std::io::Error::other(format!(
+                "cannot start the HTTP API Unix socket listener at {}: {e}",
+                path.display()
+            ))
+        })?;
+        tracing::info!(path = %l.path().display(), "HTTP API Unix socket listener started");
+        listening.push((Kind::Api, Listener::Unix(l), None));
     }
     let port_of = |k: Kind| {
         (bound.iter())
@@ -119,7 +117,7 @@ pub(crate) async fn spawn(
         };
         tokio::task::spawn_local(serve(shared.clone(), listener, tls, Rc::new(info)));
     }
-    bound
+    Ok(bound)
 }
 
 /// Where an HTTP listener accepts.

@@ -107,12 +107,18 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     notify.status(OPENING_STATUS);
     let seed = now_ms() ^ (std::process::id() as u64) << 32;
     let header_timeout = Duration::from_millis(core.handshake_timeout_ms);
-    let broker = Broker::open(core, seed)?;
-    let mut listeners = super::accept::AmqpListeners::bind(&listen, "epoll")?;
+    let mut broker = Broker::open(core, seed)?;
+    let mut listeners = match super::accept::AmqpListeners::bind(&listen, "epoll") {
+        Ok(l) => l,
+        Err(e) => {
+            close_unserved(&mut broker);
+            return Err(e);
+        }
+    };
     let (amqp_addr, amqps_addr) = (listeners.amqp_addr, listeners.amqps_addr);
     let shared = Rc::new(Shared::new(broker, false));
     tokio::task::spawn_local(sync_task(shared.clone()));
-    let mut http = spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr).await;
+    let mut http = spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr).await?;
     if let Some(a) = amqps_addr {
         http.insert(0, ("AMQPS", a));
     }
@@ -213,13 +219,14 @@ pub(crate) fn ready_status(amqp: std::net::SocketAddr, io: &str, http: &[(&str, 
 
 /// The tasks both backends run beside the data path: deferred deliveries, the
 /// free-disk watch, and the other services (the HTTP listeners), which are bound when this returns
-/// (the bound ones are returned, for the readiness status).
+/// (the bound ones are returned, for the readiness status; one that cannot bind is an error,
+/// and the broker does not start).
 pub(crate) async fn spawn_common_tasks(
     shared: &Rc<Shared>,
     listen: &ListenConfig,
     amqp_addr: std::net::SocketAddr,
     amqps_addr: Option<std::net::SocketAddr>,
-) -> Vec<(&'static str, std::net::SocketAddr)> {
+) -> std::io::Result<Vec<(&'static str, std::net::SocketAddr)>> {
     tokio::task::spawn_local(timer_task(shared.clone()));
     tokio::task::spawn_local(work_task(shared.clone()));
     tokio::task::spawn_local(disk_task(
@@ -242,7 +249,13 @@ pub(crate) async fn spawn_common_tasks(
                 amqps_addr,
                 data_dir: listen.data_dir.clone(),
             };
-            services.start(shared.clone(), info).await
+            match services.start(shared.clone(), info).await {
+                Ok(bound) => bound,
+                Err(e) => {
+                    close_unserved(&mut shared.broker.borrow_mut());
+                    return Err(e);
+                }
+            }
         }
         None => Vec::new(),
     };
@@ -260,7 +273,17 @@ pub(crate) async fn spawn_common_tasks(
             );
         });
     }
-    bound
+    Ok(bound)
+}
+
+/// A start that failed after the data directory was opened (a listener that
+/// cannot bind): nothing was served, so the stores close cleanly and the next
+/// start is not taken for one after a crash (which flags every recovered
+/// message redelivered).
+pub(crate) fn close_unserved(broker: &mut Broker) {
+    if let Err(e) = broker.close() {
+        tracing::warn!(error = %e, "could not close the data directory cleanly");
+    }
 }
 
 /// How long shutdown spends removing transient queue files; what is left is

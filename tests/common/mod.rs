@@ -77,28 +77,41 @@ impl Broker {
                 metrics_port: 0,
             };
         }
-        // Three distinct ports: chosen one at a time, the kernel handed out the
-        // same one twice ("amqp and http both listen on ...", a CI flake).
-        let [port, http_port, metrics_port] = free_ports();
         let root = tempfile::Builder::new()
             .prefix("ringmq-test-")
             .tempdir()
             .expect("temp dir");
         std::fs::create_dir_all(root.path().join("data")).expect("data dir");
         let mut b = Broker {
-            uri: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+            uri: String::new(),
             host: "127.0.0.1".into(),
-            port,
+            port: 0,
             user: "guest".into(),
             pass: "guest".into(),
             external: false,
             root: Some(root),
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
-            http_url: format!("http://127.0.0.1:{http_port}"),
-            metrics_port,
+            http_url: String::new(),
+            metrics_port: 0,
         };
-        b.start();
+        // A port chosen by `free_ports` is free only until the broker binds it:
+        // another test process may take it in between, and the broker refuses
+        // to start on a port in use (AMQP, API or metrics). Then new ports.
+        for attempt in 1.. {
+            // Three distinct ports: chosen one at a time, the kernel handed out
+            // the same one twice ("amqp and http both listen on ...", a CI flake).
+            let [port, http_port, metrics_port] = free_ports();
+            b.port = port;
+            b.uri = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+            b.http_url = format!("http://127.0.0.1:{http_port}");
+            b.metrics_port = metrics_port;
+            match b.try_start() {
+                Ok(()) => break,
+                Err(e) if e.contains("Address already in use") && attempt < 5 => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
         b
     }
 
@@ -172,6 +185,13 @@ impl Broker {
 
     /// Starts the binary on the same dir and port and waits until the port accepts.
     pub fn start(&mut self) {
+        if let Err(e) = self.try_start() {
+            panic!("{e}");
+        }
+    }
+
+    /// [`Self::start`], saying why it failed.
+    fn try_start(&mut self) -> Result<(), String> {
         assert!(!self.external, "cannot start an external broker");
         assert!(self.child.is_none(), "broker already running");
         let log = std::fs::OpenOptions::new()
@@ -215,18 +235,21 @@ impl Broker {
                 && TcpStream::connect_timeout(&http, Duration::from_millis(200)).is_ok()
                 && listens_on(pid, self.port)
             {
-                return;
+                return Ok(());
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 self.child = None;
-                panic!("ringmq exited during start-up with {status}\n{}", self.log_tail());
+                return Err(format!(
+                    "ringmq exited during start-up with {status}\n{}",
+                    self.log_tail()
+                ));
             }
             if Instant::now() > deadline {
-                panic!(
+                return Err(format!(
                     "ringmq did not accept on port {} within {WAIT:?}\n{}",
                     self.port,
                     self.log_tail()
-                );
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -101,7 +101,7 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     notify.status(server::OPENING_STATUS);
     let seed = crate::io::now_ms() ^ (std::process::id() as u64) << 32;
     let header_timeout = Duration::from_millis(core.handshake_timeout_ms);
-    let broker = Broker::open(core, seed)?;
+    let mut broker = Broker::open(core, seed)?;
     // Accept runs on tokio's epoll side, not as a multishot accept SQE: an SQE
     // holds a reference to the listening socket that outlives the process by
     // the ring's asynchronous teardown (measured ~6 ms after kill -9 here), and
@@ -109,11 +109,17 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     // serves and a restarted broker cannot bind it. Accept is not on the hot path.
     // A PROXY header is read there too, by a task per connection, which hands
     // the connection over through `proxied` once the header is in.
-    let mut listeners = super::accept::AmqpListeners::bind(&listen, "io_uring")?;
+    let mut listeners = match super::accept::AmqpListeners::bind(&listen, "io_uring") {
+        Ok(l) => l,
+        Err(e) => {
+            server::close_unserved(&mut broker);
+            return Err(e);
+        }
+    };
     let (amqp_addr, amqps_addr) = (listeners.amqp_addr, listeners.amqps_addr);
     let (proxied_tx, mut proxied) = tokio::sync::mpsc::unbounded_channel();
     let shared = Rc::new(Shared::new(broker, true));
-    let mut http = server::spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr).await;
+    let mut http = server::spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr).await?;
     if let Some(a) = amqps_addr {
         http.insert(0, ("AMQPS", a));
     }
