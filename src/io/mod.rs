@@ -17,6 +17,10 @@
 //!   Used where io_uring is unavailable (Docker's default seccomp profile blocks
 //!   it) or chosen with `--io=epoll`.
 //!
+//! - [`rings`]: what crosses between shards (step 2 of `docs/shards.md`): a
+//!   bounded single-producer single-consumer ring of batches per ordered pair of
+//!   shards, and an eventfd per shard that peers write after a turn that pushed.
+//!
 //! Both accept on tokio's side ([`accept`]: TCP, TLS and Unix socket listeners),
 //! where a listener that requires one reads the PROXY protocol header first
 //! ([`proxy`]), before the backend takes the socket.
@@ -26,6 +30,9 @@ mod conn;
 pub mod memory;
 mod notify;
 mod proxy;
+// The rings between shards: each `unsafe` block has a `// SAFETY:` comment.
+#[allow(unsafe_code)]
+pub mod rings;
 mod server;
 pub mod tls;
 // The io_uring backend: each `unsafe` block has a `// SAFETY:` comment.

@@ -245,7 +245,7 @@ fn begin_shutdown(shared: &Shared, notify: &super::notify::Notifier) -> tokio::t
     tokio::time::Instant::now() + server::SHUTDOWN_FLUSH
 }
 
-fn eventfd() -> std::io::Result<OwnedFd> {
+pub(in crate::io) fn eventfd() -> std::io::Result<OwnedFd> {
     // SAFETY: eventfd takes no pointers; a non-negative result is a new fd we own.
     let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
     if fd < 0 {
