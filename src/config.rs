@@ -174,6 +174,16 @@ pub struct MainConfig {
     /// (OpenSSL's FAIL_IF_NO_PEER_CERT), and failing closed is the safer reading
     /// of a file that asks for client certificates.
     pub tls_fail_if_no_peer_cert: bool,
+    /// `tls_cert_login_from`, `--tls-cert-login-from` (RabbitMQ's
+    /// `ssl_cert_login_from`, its values and its default, `distinguished_name`):
+    /// which name of a verified client certificate SASL EXTERNAL logs in as.
+    pub tls_cert_login_from: String,
+    /// `tls_cert_login_san_type` (RabbitMQ's `ssl_cert_login_san_type`): with
+    /// `subject_alternative_name`, the kind of name.
+    pub tls_cert_login_san_type: crate::tls::SanKind,
+    /// `tls_cert_login_san_index` (RabbitMQ's `ssl_cert_login_san_index`): with
+    /// `subject_alternative_name`, which one of that kind, from 0.
+    pub tls_cert_login_san_index: usize,
 }
 
 impl MainConfig {
@@ -327,6 +337,9 @@ impl Default for Config {
                 tls_verify_peer: false,
                 tls_ca_cert_path: None,
                 tls_fail_if_no_peer_cert: true,
+                tls_cert_login_from: "distinguished_name".into(),
+                tls_cert_login_san_type: crate::tls::SanKind::Dns,
+                tls_cert_login_san_index: 0,
             },
             amqp: AmqpConfig {
                 bind: "127.0.0.1".into(),

@@ -166,6 +166,13 @@ fn tls_settings(cfg: &Config) -> ringmq::tls::TlsSettings {
         verify_peer: m.tls_verify_peer,
         ca_cert_path: m.tls_ca_cert_path.clone(),
         fail_if_no_peer_cert: m.tls_fail_if_no_peer_cert,
+        // Checked when the configuration was read.
+        cert_login: ringmq::tls::CertLogin::parse(
+            &m.tls_cert_login_from,
+            m.tls_cert_login_san_type,
+            m.tls_cert_login_san_index,
+        )
+        .unwrap_or_default(),
         sni: (cfg.sni.iter())
             .map(|s| {
                 let cert_path = s.cert_path.clone().unwrap_or_default();

@@ -1,6 +1,7 @@
 //! Mutual TLS, SASL EXTERNAL, SNI, certificate reload and expiry (issue 19):
 //! rustls clients with and without a client certificate, of the right CA and
-//! of another; EXTERNAL logging in the certificate's CN over a hand-rolled
+//! of another; EXTERNAL logging in the certificate's subject, CN or
+//! alternative name (`--tls-cert-login-from`) over a hand-rolled
 //! AMQP client (pika's ExternalCredentials in tests/clients); the certificate
 //! a server name gets; SIGHUP swapping the certificate under an open
 //! connection; the certificate-expiration health check and metric.
@@ -135,7 +136,14 @@ fn client_certificates_are_verified_and_external_logs_in_their_cn() {
     let stranger = pki_named(KeyKind::EcdsaP256, "another CA", None);
     let ca = clients.ca_path.to_str().unwrap();
     for io in BACKENDS {
-        let (b, addr) = common::tls::broker(&server, io, &["--tls-verify-peer", "--ca-cert", ca]);
+        let args = [
+            "--tls-verify-peer",
+            "--ca-cert",
+            ca,
+            "--tls-cert-login-from",
+            "common_name",
+        ];
+        let (b, addr) = common::tls::broker(&server, io, &args);
         let with = |p: &common::tls::Pki, cn: &str| {
             let (chain, key) = p.issue(cn, &[]);
             client_config_with_cert(&server.ca_der, chain, key)
@@ -182,7 +190,13 @@ fn without_fail_if_no_peer_cert_a_client_may_come_without_one() {
     let server = pki(KeyKind::EcdsaP256);
     let clients = pki_named(KeyKind::EcdsaP256, "ringmq client CA", None);
     let ca = clients.ca_path.to_str().unwrap();
-    let args = ["--tls-verify-peer", "--ca-cert", ca, "--tls-fail-if-no-peer-cert=false"];
+    let args = [
+        "--tls-verify-peer",
+        "--ca-cert",
+        ca,
+        "--tls-fail-if-no-peer-cert=false",
+        "--tls-cert-login-from=common_name",
+    ];
     let (_b, addr) = common::tls::broker(&server, "epoll", &args);
     let (mut c, mechanisms) = Client::connect(addr, client_config(&server.ca_der, &[&rustls::version::TLS13])).unwrap();
     assert_eq!(mechanisms, "PLAIN AMQPLAIN", "no certificate: no EXTERNAL");
@@ -230,6 +244,29 @@ fn settings_that_would_do_nothing_are_refused_at_start() {
             "TLS CA bundle (tls_ca_cert) /nonexistent.pem",
         ),
         (vec!["--tls-verify-peer", "--ca-cert", key], "no CERTIFICATE block"),
+        (
+            vec!["--tls-cert-login-from", "common_name"],
+            "tls_cert_login_from (--tls-cert-login-from) does nothing without tls_verify_peer",
+        ),
+        (
+            vec![
+                "--tls-verify-peer",
+                "--ca-cert",
+                ca,
+                "--tls-cert-login-san-type",
+                "email",
+            ],
+            "do nothing unless tls_cert_login_from = subject_alternative_name",
+        ),
+        (vec!["--tls-cert-login-from", "cn"], "'cn' is not distinguished_name"),
+        (
+            vec![
+                "--tls-cert-login-from=subject_alt_name",
+                "--tls-cert-login-san-type",
+                "x400",
+            ],
+            "'x400' is not dns, ip, email, uri or other_name",
+        ),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringmq"))
             .args(base)
@@ -400,4 +437,69 @@ fn certificate_expiration_health_check_and_metric() {
         server.cert_path.display()
     );
     assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+}
+
+/// `--tls-cert-login-from` (RabbitMQ's `ssl_cert_login_from`): by default the
+/// whole subject (`CN=alice`) is the user, as in RabbitMQ; with
+/// `subject_alternative_name` the SAN of the type and index asked for, and a
+/// certificate without it is refused.
+#[test]
+fn external_logs_in_as_the_subject_or_an_alternative_name() {
+    let server = pki(KeyKind::EcdsaP256);
+    let clients = pki_named(KeyKind::EcdsaP256, "ringmq client CA", None);
+    let ca = clients.ca_path.to_str().unwrap();
+    let with = |cn: &str, names: &[&str]| {
+        let (chain, key) = clients.issue(cn, names);
+        client_config_with_cert(&server.ca_der, chain, key)
+    };
+    let add_user = |b: &Broker, name: &str| {
+        let api = Api::new(b.http_url(), "guest", "guest");
+        let enc = name.replace('=', "%3D").replace(',', "%2C");
+        api.put(
+            &format!("/api/users/{enc}"),
+            serde_json::json!({"password": "x", "tags": ""}),
+        );
+        let all = serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"});
+        api.put(&format!("/api/permissions/%2F/{enc}"), all);
+    };
+
+    // The default: the subject as RabbitMQ writes it.
+    let (b, addr) = common::tls::broker(&server, "epoll", &["--tls-verify-peer", "--ca-cert", ca]);
+    add_user(&b, "CN=alice");
+    let (mut c, _) = Client::connect(addr, with("alice", &[])).unwrap();
+    c.login("EXTERNAL", b"").expect("EXTERNAL as CN=alice");
+    let api = Api::new(b.http_url(), "guest", "guest");
+    let seen = api_conn(&api, c.tls.sock.local_addr().unwrap().port());
+    assert_eq!(seen["user"], "CN=alice", "{seen}");
+    // A user named as the CN alone is not the subject.
+    let (mut g, _) = Client::connect(addr, with("guest", &[])).unwrap();
+    assert_eq!(g.login("EXTERNAL", b""), Err((403, REFUSED.into())));
+    drop(b);
+
+    // The second DNS name.
+    let args = [
+        "--tls-verify-peer",
+        "--ca-cert",
+        ca,
+        "--tls-cert-login-from",
+        "subject_alternative_name",
+        "--tls-cert-login-san-type",
+        "dns",
+        "--tls-cert-login-san-index",
+        "1",
+    ];
+    for io in BACKENDS {
+        let (b, addr) = common::tls::broker(&server, io, &args);
+        add_user(&b, "bob.example");
+        let (mut c, _) = Client::connect(addr, with("guest", &["a.example", "bob.example"])).unwrap();
+        c.login("EXTERNAL", b"").expect("EXTERNAL as the second DNS name");
+        let api = Api::new(b.http_url(), "guest", "guest");
+        let seen = api_conn(&api, c.tls.sock.local_addr().unwrap().port());
+        assert_eq!(seen["user"], "bob.example", "{io}: {seen}");
+        // One DNS name only: no second one to log in as, whatever the CN.
+        let (mut one, _) = Client::connect(addr, with("guest", &["a.example"])).unwrap();
+        assert_eq!(one.login("EXTERNAL", b""), Err((403, REFUSED.into())), "{io}");
+        let log = std::fs::read_to_string(b.log_path()).unwrap();
+        assert!(log.contains("no name where tls_cert_login_from looks"), "{io}: {log}");
+    }
 }

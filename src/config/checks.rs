@@ -69,6 +69,12 @@ impl Config {
             "tls_ca_cert (--ca-cert) is set but tls_verify_peer (--tls-verify-peer) is not: no client certificate would be asked for"
         } else if !m.tls_verify_peer && !m.tls_fail_if_no_peer_cert {
             "tls_fail_if_no_peer_cert = false (--tls-fail-if-no-peer-cert) does nothing without tls_verify_peer (--tls-verify-peer)"
+        } else if !m.tls_verify_peer && m.tls_cert_login_from != "distinguished_name" {
+            "tls_cert_login_from (--tls-cert-login-from) does nothing without tls_verify_peer (--tls-verify-peer): no client certificate would be asked for"
+        } else if !m.tls_cert_login_from.starts_with("subject_alt")
+            && (m.tls_cert_login_san_type != crate::tls::SanKind::Dns || m.tls_cert_login_san_index != 0)
+        {
+            "tls_cert_login_san_type and tls_cert_login_san_index (--tls-cert-login-san-*) do nothing unless tls_cert_login_from = subject_alternative_name"
         } else {
             return Ok(());
         };

@@ -418,14 +418,14 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 None,
                 "tls-verify-peer",
                 "",
-                "Ask AMQPS clients for a certificate and verify it against --ca-cert (SASL EXTERNAL logs in its CN)",
+                "Ask AMQPS clients for a certificate and verify it against --ca-cert (SASL EXTERNAL logs in as the name --tls-cert-login-from takes)",
                 None,
                 Action::Switch(Main, "tls_verify_peer", "true"),
             ),
             key(
                 Main,
                 "tls_verify_peer",
-                "Ask AMQPS clients for a certificate and verify it against tls_ca_cert (--tls-verify-peer); SASL EXTERNAL logs in its CN",
+                "Ask AMQPS clients for a certificate and verify it against tls_ca_cert (--tls-verify-peer); SASL EXTERNAL logs in as the name tls_cert_login_from takes",
                 "false",
             )
             .aliases(&[(Amqp, "tls_verify_peer")]),
@@ -447,6 +447,33 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 Action::Set(&[(Main, "tls_fail_if_no_peer_cert")]),
             )
             .aliases(&[(Amqp, "tls_fail_if_no_peer_cert")]),
+            flag(
+                None,
+                "tls-cert-login-from",
+                "FIELD",
+                "Which name of a client certificate SASL EXTERNAL logs in as: distinguished_name (the subject, as CN=alice,O=Example), common_name or subject_alternative_name (RabbitMQ's ssl_cert_login_from)",
+                Some("distinguished_name"),
+                Action::Set(&[(Main, "tls_cert_login_from")]),
+            )
+            .aliases(&[(Amqp, "tls_cert_login_from")]),
+            flag(
+                None,
+                "tls-cert-login-san-type",
+                "TYPE",
+                "With --tls-cert-login-from subject_alternative_name: dns, ip, email, uri or other_name",
+                Some("dns"),
+                Action::Set(&[(Main, "tls_cert_login_san_type")]),
+            )
+            .aliases(&[(Amqp, "tls_cert_login_san_type")]),
+            flag(
+                None,
+                "tls-cert-login-san-index",
+                "N",
+                "With --tls-cert-login-from subject_alternative_name: which name of that type, from 0",
+                Some("0"),
+                Action::Set(&[(Main, "tls_cert_login_san_index")]),
+            )
+            .aliases(&[(Amqp, "tls_cert_login_san_index")]),
             flag(
                 None,
                 "ciphers",

@@ -72,6 +72,14 @@ fn set_main(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
         "tls_verify_peer" => m.tls_verify_peer = boolean(v)?,
         "tls_ca_cert" => m.tls_ca_cert_path = Some(path(v)?),
         "tls_fail_if_no_peer_cert" => m.tls_fail_if_no_peer_cert = boolean(v)?,
+        "tls_cert_login_from" => {
+            crate::tls::CertLogin::parse(v, Default::default(), 0)?;
+            m.tls_cert_login_from = v.to_owned();
+        }
+        "tls_cert_login_san_type" => m.tls_cert_login_san_type = v.parse()?,
+        "tls_cert_login_san_index" => {
+            m.tls_cert_login_san_index = in_range(integer(v)?, 0, crate::tls::login::SAN_INDEX_MAX as u64)? as usize;
+        }
         // LavinMQ keeps tcp_nodelay under [main] although only AMQP sockets use it.
         "tcp_nodelay" => cfg.amqp.tcp_nodelay = boolean(v)?,
         _ => return Ok(Outcome::UnknownKey),
@@ -106,7 +114,12 @@ fn set_amqp(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
         "tls_cert" => cfg.main.tls_cert_path = Some(path(v)?),
         "tls_key" => cfg.main.tls_key_path = Some(path(v)?),
         // Client certificates are an AMQPS matter: [amqp] reads them too.
-        "tls_verify_peer" | "tls_ca_cert" | "tls_fail_if_no_peer_cert" => return set_main(cfg, key, v),
+        "tls_verify_peer"
+        | "tls_ca_cert"
+        | "tls_fail_if_no_peer_cert"
+        | "tls_cert_login_from"
+        | "tls_cert_login_san_type"
+        | "tls_cert_login_san_index" => return set_main(cfg, key, v),
         _ => return Ok(Outcome::UnknownKey),
     }
     Ok(Outcome::Applied)

@@ -240,7 +240,7 @@ fn decrypt(
     let r = t.receive(cipher, plain);
     cipher.clear();
     if let Some(info) = t.take_new_info() {
-        super::tls::handshake_done(shared, id, info);
+        super::tls::handshake_done(shared, id, info, t.cert_login());
     }
     r
 }

@@ -51,6 +51,7 @@ pub(super) fn build(s: &TlsSettings) -> Result<Loaded, TlsError> {
         amqp: Arc::new(amqp),
         http: Arc::new(http),
         files,
+        cert_login: s.cert_login,
     })
 }
 

@@ -14,6 +14,7 @@
 
 mod error;
 mod load;
+pub mod login;
 pub mod x509;
 
 use std::path::PathBuf;
@@ -23,7 +24,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use rustls::ServerConfig;
 
 pub use error::{FileRole, TlsError};
-pub use x509::CertFacts;
+pub use login::CertLogin;
+pub use x509::{CertFacts, SanKind};
 
 use crate::config::TlsVersion;
 
@@ -48,6 +50,9 @@ pub struct TlsSettings {
     /// `[sni:HOST]` sections: other certificates, chosen by the name the
     /// client asks for; the one above serves every other name.
     pub sni: Vec<SniCert>,
+    /// `tls_cert_login_from` and the SAN settings: which name of a verified
+    /// client certificate SASL EXTERNAL logs in as.
+    pub cert_login: CertLogin,
 }
 
 impl TlsSettings {
@@ -63,6 +68,7 @@ impl TlsSettings {
             ca_cert_path: None,
             fail_if_no_peer_cert: true,
             sni: Vec::new(),
+            cert_login: CertLogin::default(),
         }
     }
 }
@@ -115,6 +121,8 @@ pub(crate) struct Loaded {
     /// default).
     http: Arc<ServerConfig>,
     files: Vec<CertFile>,
+    /// Read with the files, so a SIGHUP's new setting reaches new connections.
+    cert_login: CertLogin,
 }
 
 impl std::fmt::Debug for TlsAcceptor {
@@ -147,6 +155,17 @@ impl TlsAcceptor {
 
     fn current(&self) -> Arc<Loaded> {
         Arc::clone(&self.live.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The rustls configuration for the next connection of the listener and
+    /// the name its client certificate logs in as (one read of the live files).
+    pub(crate) fn session_parts(&self) -> (Arc<ServerConfig>, CertLogin) {
+        let loaded = self.current();
+        let config = match self.role {
+            Role::Amqp => Arc::clone(&loaded.amqp),
+            Role::Http => Arc::clone(&loaded.http),
+        };
+        (config, loaded.cert_login)
     }
 
     /// The rustls configuration for the next connection of the listener.

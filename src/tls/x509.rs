@@ -20,6 +20,82 @@ pub struct CertFacts {
     /// The subject's first common name, as RabbitMQ's `ssl_cert_login_from =
     /// common_name` takes it (None: the subject has no CN, or it is not a string).
     pub common_name: Option<String>,
+    /// The subject alternative names of the kinds a login may come from, in
+    /// the certificate's order (`ssl_cert_login_san_type` and `_index`).
+    pub subject_alt_names: Vec<(SanKind, String)>,
+}
+
+/// The kinds of subject alternative name a login may come from (RabbitMQ's
+/// `ssl_cert_login_san_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SanKind {
+    #[default]
+    Dns,
+    /// An address, written as Rust and Erlang's `inet:ntoa` write it.
+    Ip,
+    /// `rfc822Name`.
+    Email,
+    Uri,
+    /// An `otherName` whose value is a string (a Windows UPN, say).
+    OtherName,
+}
+
+impl std::str::FromStr for SanKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<SanKind, String> {
+        Ok(match s {
+            "dns" => SanKind::Dns,
+            "ip" => SanKind::Ip,
+            "email" => SanKind::Email,
+            "uri" => SanKind::Uri,
+            "other_name" => SanKind::OtherName,
+            other => return Err(format!("'{other}' is not dns, ip, email, uri or other_name")),
+        })
+    }
+}
+
+/// The names of the certificate's subject alternative name extension that a
+/// login may use; others (directory names, X.400 addresses) are left out.
+fn subject_alt_names(cert: &X509Certificate<'_>) -> Vec<(SanKind, String)> {
+    use x509_parser::extensions::GeneralName;
+    let Ok(Some(ext)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    (ext.value.general_names.iter())
+        .filter_map(|name| match name {
+            GeneralName::DNSName(s) => Some((SanKind::Dns, (*s).to_owned())),
+            GeneralName::RFC822Name(s) => Some((SanKind::Email, (*s).to_owned())),
+            GeneralName::URI(s) => Some((SanKind::Uri, (*s).to_owned())),
+            GeneralName::IPAddress(b) => ip_text(b).map(|ip| (SanKind::Ip, ip)),
+            GeneralName::OtherName(_, value) => other_name_text(value).map(|v| (SanKind::OtherName, v)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ip_text(b: &[u8]) -> Option<String> {
+    match b.len() {
+        4 => Some(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(b).ok()?).to_string()),
+        16 => Some(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(b).ok()?).to_string()),
+        _ => None,
+    }
+}
+
+/// An otherName's value: `[0] EXPLICIT` around a string (UTF8String,
+/// PrintableString, IA5String); None for anything else.
+fn other_name_text(value: &[u8]) -> Option<String> {
+    use x509_parser::der_parser::ber::BerObjectContent;
+    let (_, wrapped) = x509_parser::der_parser::der::parse_der(value).ok()?;
+    let inner = match &wrapped.content {
+        BerObjectContent::Unknown(any) => x509_parser::der_parser::der::parse_der(any.data).ok()?.1,
+        _ => wrapped,
+    };
+    match inner.content {
+        BerObjectContent::UTF8String(s) | BerObjectContent::PrintableString(s) | BerObjectContent::IA5String(s) => {
+            Some(s.to_owned())
+        }
+        _ => None,
+    }
 }
 
 impl CertFacts {
@@ -44,6 +120,7 @@ impl CertFacts {
             ),
             not_after_unix: v.not_after.timestamp(),
             common_name,
+            subject_alt_names: subject_alt_names(&cert),
         })
     }
 }

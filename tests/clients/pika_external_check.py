@@ -1,8 +1,8 @@
 """pika (Python, blocking) logging in with SASL EXTERNAL over AMQPS: the
 client certificate's CN (guest) is the user, no password is sent
 (pika.credentials.ExternalCredentials). The broker runs with
---tls-verify-peer --ca-cert CA.pem, so a client without a certificate is
-refused in the TLS handshake.
+--tls-verify-peer --ca-cert CA.pem --tls-cert-login-from common_name, so a
+client without a certificate is refused in the TLS handshake.
 
     python tests/clients/pika_external_check.py amqps://localhost:5671/ CA.pem CLIENT.pem CLIENT.key
 """

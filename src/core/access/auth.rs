@@ -34,12 +34,14 @@ pub enum CertIdentity {
     /// Plain TCP, or TLS without a client certificate.
     #[default]
     None,
-    /// A verified certificate whose subject's CN is this (RabbitMQ's
-    /// `ssl_cert_login_from = common_name`).
-    CommonName(String),
-    /// A verified certificate whose subject has no CN: EXTERNAL is offered and
-    /// refused, as RabbitMQ refuses it.
-    NoCommonName,
+    /// A verified certificate, and the user name it gives (by
+    /// `tls_cert_login_from`, RabbitMQ's `ssl_cert_login_from`: its subject,
+    /// its CN or one of its alternative names).
+    Name(String),
+    /// A verified certificate without the name the setting asks for (no CN,
+    /// no alternative name of that kind): EXTERNAL is offered and refused, as
+    /// RabbitMQ refuses it.
+    NoName,
 }
 
 impl CertIdentity {
@@ -274,11 +276,11 @@ impl Users {
     /// the log, as [`Users::authenticate`]'s.
     pub fn authenticate_external(&self, id: &CertIdentity, peer_is_loopback: bool) -> Result<&User, &'static str> {
         let name = match id {
-            CertIdentity::CommonName(name) => name,
-            CertIdentity::NoCommonName => return Err("the client certificate's subject has no CN"),
+            CertIdentity::Name(name) => name,
+            CertIdentity::NoName => return Err("the client certificate has no name where tls_cert_login_from looks"),
             CertIdentity::None => return Err("EXTERNAL without a verified client certificate"),
         };
-        let user = self.users.get(name).ok_or("no such user (the certificate's CN)")?;
+        let user = self.users.get(name).ok_or("no such user (the certificate's name)")?;
         if user.loopback_only && !peer_is_loopback {
             return Err("user may only connect via localhost");
         }
@@ -333,11 +335,11 @@ mod tests {
     fn external_needs_a_certificate_a_cn_and_a_user() {
         let mut u = Users::with_default_user("guest", "guest", true, [1, 2, 3, 4]);
         u.insert(User::new("alice", "pw", [5; 4], false));
-        let cn = |n: &str| CertIdentity::CommonName(n.into());
+        let cn = |n: &str| CertIdentity::Name(n.into());
         assert_eq!(u.authenticate_external(&cn("alice"), false).unwrap().name, "alice");
         assert!(u.authenticate_external(&cn("bob"), true).is_err(), "unknown user");
         assert!(u.authenticate_external(&cn("Alice"), true).is_err(), "names are exact");
-        assert!(u.authenticate_external(&CertIdentity::NoCommonName, true).is_err());
+        assert!(u.authenticate_external(&CertIdentity::NoName, true).is_err());
         assert!(u.authenticate_external(&CertIdentity::None, true).is_err());
         assert!(u.authenticate_external(&cn("guest"), false).is_err(), "loopback only");
         assert!(u.authenticate_external(&cn("guest"), true).is_ok());

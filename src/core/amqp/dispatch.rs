@@ -34,7 +34,7 @@ impl Broker {
                         .users
                         .authenticate_external(&conn.cert_identity, conn.peer_is_loopback);
                     let user = match &conn.cert_identity {
-                        crate::core::access::auth::CertIdentity::CommonName(n) => n.clone(),
+                        crate::core::access::auth::CertIdentity::Name(n) => n.clone(),
                         _ => String::new(),
                     };
                     (login.map_err(|why| (user, why)), "EXTERNAL")

@@ -75,7 +75,7 @@ fn external_is_offered_with_a_certificate_and_logs_in_its_cn() {
     let (_, start) = connect(&mut b, None);
     assert_eq!(start, ["start PLAIN AMQPLAIN"], "no certificate: no EXTERNAL");
 
-    let (id, start) = connect(&mut b, Some(CertIdentity::CommonName("guest".into())));
+    let (id, start) = connect(&mut b, Some(CertIdentity::Name("guest".into())));
     assert_eq!(start, ["start PLAIN AMQPLAIN EXTERNAL"]);
     b.handle_input(id, &start_ok("EXTERNAL"), 2);
     assert_eq!(output(&mut b, id, 2), ["connection.tune"], "logged in as the CN's user");
@@ -84,8 +84,8 @@ fn external_is_offered_with_a_certificate_and_logs_in_its_cn() {
 
     // Refused, with the close a wrong password gets, a second later.
     let refused = [
-        Some(CertIdentity::CommonName("nobody".into())),
-        Some(CertIdentity::NoCommonName),
+        Some(CertIdentity::Name("nobody".into())),
+        Some(CertIdentity::NoName),
         None,
     ];
     for identity in refused {

@@ -19,14 +19,20 @@ pub use crate::tls::{log_failure, TlsAcceptor, TlsSettings};
 pub(crate) use session::TlsSession;
 
 /// The handshake of connection `id` ended: the API learns what it agreed, and
-/// the core what the client's verified certificate offers SASL EXTERNAL (before
-/// the plaintext that came with the handshake's last flight is fed to it).
-pub(crate) fn handshake_done(shared: &crate::shard::Shared, id: crate::core::model::ids::ConnId, info: TlsInfo) {
+/// the core what the client's verified certificate offers SASL EXTERNAL, the
+/// name `login` takes from it (before the plaintext that came with the
+/// handshake's last flight is fed to it).
+pub(crate) fn handshake_done(
+    shared: &crate::shard::Shared,
+    id: crate::core::model::ids::ConnId,
+    info: TlsInfo,
+    login: crate::tls::CertLogin,
+) {
     use crate::core::access::auth::CertIdentity;
     if let Some(cert) = &info.peer_cert {
-        let identity = match &cert.common_name {
-            Some(cn) => CertIdentity::CommonName(cn.clone()),
-            None => CertIdentity::NoCommonName,
+        let identity = match login.name_of(cert) {
+            Some(name) => CertIdentity::Name(name),
+            None => CertIdentity::NoName,
         };
         shared.broker.borrow_mut().handle_peer_certificate(id, identity);
     }
@@ -35,7 +41,8 @@ pub(crate) fn handshake_done(shared: &crate::shard::Shared, id: crate::core::mod
 
 /// A new connection's TLS state on a listener with `acceptor`'s configuration.
 pub(crate) fn session(acceptor: &TlsAcceptor) -> Result<TlsSession, rustls::Error> {
-    TlsSession::new(acceptor.config())
+    let (config, login) = acceptor.session_parts();
+    TlsSession::new(config, login)
 }
 
 #[cfg(test)]

@@ -37,10 +37,13 @@ pub(crate) struct TlsSession {
     failed: bool,
     /// The handshake's result was handed out (see `take_new_info`).
     info_taken: bool,
+    /// Which name of a client certificate SASL EXTERNAL logs in as (the
+    /// listener's setting when the connection came).
+    login: crate::tls::CertLogin,
 }
 
 impl TlsSession {
-    pub(super) fn new(config: Arc<ServerConfig>) -> Result<TlsSession, rustls::Error> {
+    pub(super) fn new(config: Arc<ServerConfig>, login: crate::tls::CertLogin) -> Result<TlsSession, rustls::Error> {
         let mut conn = ServerConnection::new(config)?;
         conn.set_buffer_limit(Some(RUSTLS_SEND_BUFFER_BYTES));
         Ok(TlsSession {
@@ -50,7 +53,13 @@ impl TlsSession {
             close_sent: false,
             failed: false,
             info_taken: false,
+            login,
         })
+    }
+
+    /// Which name of the client's certificate SASL EXTERNAL logs in as.
+    pub fn cert_login(&self) -> crate::tls::CertLogin {
+        self.login
     }
 
     /// Decrypts `data` (all of it), appending the plaintext to `plain`. `Ok(true)`:

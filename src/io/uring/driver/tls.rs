@@ -23,7 +23,7 @@ pub(super) fn feed_tls(shared: &Shared, conn: &mut Conn, data: &[u8], plain: &mu
     plain.clear();
     let received = session.receive(data, plain);
     if let Some(info) = session.take_new_info() {
-        crate::io::tls::handshake_done(shared, conn.id, info);
+        crate::io::tls::handshake_done(shared, conn.id, info, session.cert_login());
     }
     let fed = if plain.is_empty() {
         Fed::Done
