@@ -36,7 +36,7 @@ pub(in crate::core) mod dead_letter_hold;
 pub mod dedup;
 pub(in crate::core) mod limits;
 mod storage;
-pub(in crate::core::model) use storage::QueueStorage;
+pub(in crate::core::model) use storage::{QueueStorage, StoreHome};
 pub(in crate::core) mod take;
 pub(in crate::core) mod ttl;
 
@@ -136,8 +136,7 @@ impl Queue {
             .ok()
             .flatten()
             .map(Box::new);
-        let paused = recovered && Queue::was_paused(storage.dir());
-        Queue {
+        let mut q = Queue {
             id,
             name,
             durable,
@@ -157,11 +156,13 @@ impl Queue {
             dedup,
             stats: Default::default(),
             depth_rates: Default::default(),
-            paused,
+            paused: false,
             store_gen,
             acks_unwritten: false,
             acks_listed: false,
-        }
+        };
+        q.paused = recovered && Queue::was_paused(&q.dir());
+        q
     }
 
     pub fn id(&self) -> QueueId {
@@ -441,6 +442,9 @@ impl Queue {
     /// Appends a message (ready, at the tail).
     pub fn append(&mut self, msg: MessageRef<'_>, priority: u8) -> Result<SegmentPosition, StoreError> {
         let n = msg.body.len() as u64;
+        if !self.is_store_open() {
+            self.open_store()?;
+        }
         let pos = self.storage.append(msg, priority)?;
         if self.tracks_bytes() {
             self.ready_body_bytes += n;
@@ -508,7 +512,8 @@ impl Queue {
     /// answer, so a paused queue never wakes up delivering after a crash).
     pub fn set_paused(&mut self, paused: bool) -> std::io::Result<()> {
         if self.durable && paused != self.paused {
-            let marker = self.storage.dir().join(PAUSED_FILE);
+            let dir = self.dir();
+            let marker = dir.join(PAUSED_FILE);
             if paused {
                 std::fs::File::create(&marker)?.sync_all()?;
             } else {
@@ -517,7 +522,7 @@ impl Queue {
                     _ => {}
                 }
             }
-            std::fs::File::open(self.storage.dir())?.sync_all()?;
+            std::fs::File::open(&dir)?.sync_all()?;
         }
         self.paused = paused;
         Ok(())

@@ -3,7 +3,8 @@
 //!
 //! It is an enum with a variant per kind of message store, so the hot path
 //! (append, take, ack) is dispatched statically; this file is the only one that
-//! matches on the variant. Today there is one kind:
+//! matches on the variant. A queue that never stored a message has none
+//! (`Unopened`: its store opens at the first append). Today there is one kind:
 //!
 //! - `Classic(LeveledStore)`: segments on disk, one store per priority level
 //!   (`x-max-priority`), acks buffered in ack files, redelivery counts kept
@@ -48,18 +49,48 @@
 //! cannot produce them needs them made kind-neutral first.
 
 use std::io;
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use ringmq_store::{
-    AppendSeq, LeveledStore, MessageRef, MessageView, SegmentPosition, SharedBytes, StoreError, SyncBatch,
+    AppendSeq, LastStop, LeveledStore, MessageRef, MessageView, SegmentPosition, SharedBytes, StoreConfig, StoreError,
+    SyncBatch,
 };
 
 use crate::core::model::queue::Queue;
 
 /// A queue's messages, by kind of queue (see the module docs).
 pub(in crate::core::model) enum QueueStorage {
-    /// Classic and (single-node) quorum queues.
-    Classic(LeveledStore),
+    /// No store open yet: the queue never stored a message since it was
+    /// declared (or recovered from a folder without store files). It holds no
+    /// `QueueStore`, no open file, no mapping (100,000 idle queues paid ~0.6 KiB
+    /// each for theirs); the first append opens the store ([`Queue::open_store`]).
+    /// Every view answers "empty".
+    Unopened(Arc<StoreHome>),
+    /// Classic and (single-node) quorum queues. Boxed: the store's header
+    /// (~150 bytes) is paid only by queues that stored a message.
+    Classic(Box<LeveledStore>),
+}
+
+/// Where and how the queues of a vhost open their stores: one per vhost,
+/// shared by its unopened queues.
+#[derive(Debug)]
+pub(crate) struct StoreHome {
+    pub(crate) vhost_dir: PathBuf,
+    pub(crate) config: StoreConfig,
+}
+
+impl StoreHome {
+    /// Where a queue's segments live: durable queues under the vhost (one folder
+    /// per generation of the name), transient ones under `transient/`, which is
+    /// wiped at start.
+    pub(crate) fn queue_dir(&self, name: &str, durable: bool, gen: u32) -> PathBuf {
+        if durable {
+            ringmq_store::layout::queue_dir_gen(&self.vhost_dir, name, gen)
+        } else {
+            ringmq_store::layout::queue_dir(&self.vhost_dir.join("transient"), name)
+        }
+    }
 }
 
 impl QueueStorage {
@@ -68,6 +99,7 @@ impl QueueStorage {
     pub(super) fn append(&mut self, msg: MessageRef<'_>, priority: u8) -> Result<SegmentPosition, StoreError> {
         match self {
             QueueStorage::Classic(s) => s.append(msg, priority),
+            QueueStorage::Unopened(_) => Err(StoreError::Io(io::Error::other("queue store not open"))),
         }
     }
 
@@ -77,6 +109,7 @@ impl QueueStorage {
     pub(super) fn note_maybe_delivered(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
         match self {
             QueueStorage::Classic(s) => s.note_maybe_delivered(pos),
+            QueueStorage::Unopened(_) => Ok(()),
         }
     }
 
@@ -85,6 +118,7 @@ impl QueueStorage {
     pub(super) fn take_space_low(&mut self) -> bool {
         match self {
             QueueStorage::Classic(s) => s.take_space_low(),
+            QueueStorage::Unopened(_) => false,
         }
     }
 
@@ -93,6 +127,7 @@ impl QueueStorage {
     pub(super) fn next_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
         match self {
             QueueStorage::Classic(s) => s.next_ready(),
+            QueueStorage::Unopened(_) => Ok(None),
         }
     }
 
@@ -101,6 +136,7 @@ impl QueueStorage {
     pub(super) fn peek_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
         match self {
             QueueStorage::Classic(s) => s.peek_ready(),
+            QueueStorage::Unopened(_) => Ok(None),
         }
     }
 
@@ -109,6 +145,7 @@ impl QueueStorage {
     pub(super) fn remove_next_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
         match self {
             QueueStorage::Classic(s) => s.remove_next_ready(),
+            QueueStorage::Unopened(_) => Ok(None),
         }
     }
 
@@ -117,6 +154,7 @@ impl QueueStorage {
     pub(super) fn read(&self, pos: SegmentPosition) -> Result<MessageView<'_>, StoreError> {
         match self {
             QueueStorage::Classic(s) => s.read(pos),
+            QueueStorage::Unopened(_) => Err(StoreError::UnknownSegment(pos.segment)),
         }
     }
 
@@ -125,6 +163,7 @@ impl QueueStorage {
     pub(super) fn read_shared(&self, pos: SegmentPosition) -> Result<(MessageView<'_>, SharedBytes), StoreError> {
         match self {
             QueueStorage::Classic(s) => s.read_shared(pos),
+            QueueStorage::Unopened(_) => Err(StoreError::UnknownSegment(pos.segment)),
         }
     }
 
@@ -133,6 +172,7 @@ impl QueueStorage {
     pub(super) fn ack(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
         match self {
             QueueStorage::Classic(s) => s.ack(pos),
+            QueueStorage::Unopened(_) => Err(StoreError::NotInFlight(pos)),
         }
     }
 
@@ -141,6 +181,7 @@ impl QueueStorage {
     pub(super) fn requeue(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
         match self {
             QueueStorage::Classic(s) => s.requeue(pos),
+            QueueStorage::Unopened(_) => Err(StoreError::NotInFlight(pos)),
         }
     }
 
@@ -148,6 +189,7 @@ impl QueueStorage {
     pub(super) fn purge(&mut self) -> Result<u64, StoreError> {
         match self {
             QueueStorage::Classic(s) => s.purge(),
+            QueueStorage::Unopened(_) => Ok(0),
         }
     }
 
@@ -156,6 +198,7 @@ impl QueueStorage {
     pub(super) fn delivery_count(&self, pos: SegmentPosition) -> u32 {
         match self {
             QueueStorage::Classic(s) => s.delivery_count(pos),
+            QueueStorage::Unopened(_) => 0,
         }
     }
 
@@ -164,6 +207,7 @@ impl QueueStorage {
     pub(super) fn bump_delivery_count(&mut self, pos: SegmentPosition) -> u32 {
         match self {
             QueueStorage::Classic(s) => s.bump_delivery_count(pos),
+            QueueStorage::Unopened(_) => 1,
         }
     }
 
@@ -172,6 +216,7 @@ impl QueueStorage {
     pub(super) fn forget_delivery_count(&mut self, pos: SegmentPosition) {
         match self {
             QueueStorage::Classic(s) => s.forget_delivery_count(pos),
+            QueueStorage::Unopened(_) => {}
         }
     }
 
@@ -180,6 +225,7 @@ impl QueueStorage {
     pub(super) fn delivered_before_open(&self, pos: SegmentPosition) -> bool {
         match self {
             QueueStorage::Classic(s) => s.delivered_before_open(pos),
+            QueueStorage::Unopened(_) => false,
         }
     }
 
@@ -187,6 +233,7 @@ impl QueueStorage {
     pub(super) fn ready_count(&self) -> u64 {
         match self {
             QueueStorage::Classic(s) => s.ready_count(),
+            QueueStorage::Unopened(_) => 0,
         }
     }
 
@@ -194,54 +241,56 @@ impl QueueStorage {
     pub(super) fn unacked_count(&self) -> u64 {
         match self {
             QueueStorage::Classic(s) => s.unacked_count(),
+            QueueStorage::Unopened(_) => 0,
         }
     }
 
     pub(super) fn ready_bytes(&self) -> u64 {
         match self {
             QueueStorage::Classic(s) => s.ready_bytes(),
+            QueueStorage::Unopened(_) => 0,
         }
     }
 
     pub(super) fn total_bytes(&self) -> u64 {
         match self {
             QueueStorage::Classic(s) => s.total_bytes(),
-        }
-    }
-
-    pub(super) fn dir(&self) -> &Path {
-        match self {
-            QueueStorage::Classic(s) => s.dir(),
+            QueueStorage::Unopened(_) => 0,
         }
     }
 
     pub(super) fn for_each_ready(&self, f: impl FnMut(SegmentPosition, &MessageView<'_>)) -> Result<(), StoreError> {
         match self {
             QueueStorage::Classic(s) => s.for_each_ready(f),
+            QueueStorage::Unopened(_) => Ok(()),
         }
     }
 
     pub(super) fn take_sync_batches(&mut self) -> io::Result<Vec<(usize, SyncBatch)>> {
         match self {
             QueueStorage::Classic(s) => s.take_sync_batches(),
+            QueueStorage::Unopened(_) => Ok(Vec::new()),
         }
     }
 
     pub(super) fn sync_completed(&mut self, level: usize, seq: AppendSeq) {
         match self {
             QueueStorage::Classic(s) => s.sync_completed(level, seq),
+            QueueStorage::Unopened(_) => {}
         }
     }
 
     pub(super) fn sync_failed(&mut self, level: usize, seq: AppendSeq) {
         match self {
             QueueStorage::Classic(s) => s.sync_failed(level, seq),
+            QueueStorage::Unopened(_) => {}
         }
     }
 
     pub(super) fn sync_all_blocking(&mut self) -> io::Result<()> {
         match self {
             QueueStorage::Classic(s) => s.sync_all_blocking(),
+            QueueStorage::Unopened(_) => Ok(()),
         }
     }
 
@@ -249,18 +298,14 @@ impl QueueStorage {
     pub(super) fn flush_acks(&mut self) -> io::Result<()> {
         match self {
             QueueStorage::Classic(s) => s.flush_acks(),
+            QueueStorage::Unopened(_) => Ok(()),
         }
     }
 
     pub(super) fn close(self) -> io::Result<()> {
         match self {
-            QueueStorage::Classic(s) => s.close(),
-        }
-    }
-
-    pub(super) fn delete(self) -> io::Result<()> {
-        match self {
-            QueueStorage::Classic(s) => s.delete(),
+            QueueStorage::Classic(s) => (*s).close(),
+            QueueStorage::Unopened(_) => Ok(()),
         }
     }
 }
@@ -291,9 +336,38 @@ impl Queue {
         self.storage.total_bytes()
     }
 
-    /// The queue's folder.
-    pub fn dir(&self) -> &Path {
-        self.storage.dir()
+    /// The queue's folder (a transient queue's is made when its store opens).
+    pub fn dir(&self) -> PathBuf {
+        match &self.storage {
+            QueueStorage::Unopened(home) => home.queue_dir(&self.name, self.durable, self.store_gen),
+            QueueStorage::Classic(s) => s.dir().to_path_buf(),
+        }
+    }
+
+    /// Whether the queue's store is open (it stored a message since it was
+    /// declared or recovered).
+    pub fn is_store_open(&self) -> bool {
+        !matches!(self.storage, QueueStorage::Unopened(_))
+    }
+
+    /// Opens the store of an unopened queue, for its first message: a
+    /// transient queue's folder is made now; a durable one's was made at
+    /// declare (recovery finds it), and holds no store files, so nothing is
+    /// recovered. A store that is open stays as it is.
+    #[cold]
+    pub(super) fn open_store(&mut self) -> Result<(), StoreError> {
+        let QueueStorage::Unopened(home) = &self.storage else {
+            return Ok(());
+        };
+        let dir = home.queue_dir(&self.name, self.durable, self.store_gen);
+        if !self.durable {
+            let parent = dir.parent().expect("queue dir has a parent");
+            ringmq_store::layout::create_transient_dir(parent, &self.name)?;
+        }
+        let levels = self.arg_settings().max_priority.unwrap_or(0);
+        let (store, _) = LeveledStore::open_recovering(&dir, home.config, levels, &|_| true, LastStop::Clean)?;
+        self.storage = QueueStorage::Classic(Box::new(store));
+        Ok(())
     }
 
     /// Every ready message in delivery order, read-only (invariant checks).
@@ -331,6 +405,14 @@ impl Queue {
 
     /// The queue is gone: its folder and everything in it.
     pub(crate) fn delete(self) -> io::Result<()> {
-        self.storage.delete()
+        match self.storage {
+            QueueStorage::Classic(s) => (*s).delete(),
+            QueueStorage::Unopened(ref home) => {
+                match std::fs::remove_dir_all(home.queue_dir(&self.name, self.durable, self.store_gen)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                }
+            }
+        }
     }
 }
