@@ -125,7 +125,7 @@ pub struct VHost {
     pub parameters: Vec<crate::core::model::vhost_meta::Parameter>,
     pub store_config: StoreConfig,
     /// The vhost's folder and store config, shared by its unopened queues
-    /// (`QueueStorage::Unopened`), which open their stores with it.
+    /// (an unopened store until the first message), which open their stores with it.
     store_home: Arc<crate::core::model::queue::StoreHome>,
     /// Scratch for routing, reused so a publish allocates nothing here.
     pub(super) route_work: Vec<ShortString>,
@@ -368,9 +368,9 @@ impl VHost {
         // The store is opened now only if there is one to recover: a queue that
         // never stored a message has no store until its first (issue 18).
         let storage = if recover && ringmq_store::layout::holds_store_files(&dir)? {
-            crate::core::model::queue::QueueStorage::Classic(Box::new(self.recover_store(&dir, name, &arguments)?))
+            crate::core::model::queue::QueueStorage::Classic(self.recover_store(&dir, name, &arguments)?)
         } else {
-            crate::core::model::queue::QueueStorage::Unopened(self.store_home.clone())
+            crate::core::model::queue::QueueStorage::Classic(LeveledStore::unopened())
         };
         let name = ShortString::from(short);
         if !recover {
@@ -387,6 +387,7 @@ impl VHost {
             exclusive_owner,
             arguments,
             storage,
+            self.store_home.clone(),
             gen,
             recover,
         );
