@@ -87,6 +87,29 @@ pub fn create_transient_dir(parent: &Path, name: &str) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Files of a queue folder that are not its store's: the name file and the
+/// broker's `paused` marker.
+const NOT_STORE_FILES: &[&str] = &[QUEUE_NAME_FILE, "paused"];
+
+/// Whether a queue folder holds anything of a message store (segments, ack
+/// files, spares, marks, priority levels' folders, anything unknown): a folder
+/// with only its name file (and a `paused` marker) is a queue whose store was
+/// never opened, which recovery leaves unopened. A missing folder holds none.
+pub fn holds_store_files(dir: &Path) -> io::Result<bool> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let name = entry?.file_name();
+        if !NOT_STORE_FILES.iter().any(|f| name.as_encoded_bytes() == f.as_bytes()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Creates (if needed) the vhost folder and its name file; returns the folder.
 pub fn create_vhost_dir(root: &Path, name: &str) -> io::Result<PathBuf> {
     create_named(vhost_dir(root, name), VHOST_NAME_FILE, name)
@@ -152,6 +175,26 @@ pub fn list_queues(vhost_dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_with_only_its_name_file_holds_no_store() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(!holds_store_files(&root.path().join("missing")).unwrap());
+        let dir = create_queue_dir_gen(root.path(), "q", 1).unwrap();
+        fs::write(dir.join("paused"), b"").unwrap();
+        assert!(!holds_store_files(&dir).unwrap());
+        let (mut s, _) = crate::QueueStore::open(&dir, crate::StoreConfig::default()).unwrap();
+        s.append(crate::MessageRef {
+            timestamp_ms: 0,
+            exchange: b"",
+            routing_key: b"q",
+            properties: b"",
+            body: b"m",
+        })
+        .unwrap();
+        s.close().unwrap();
+        assert!(holds_store_files(&dir).unwrap());
+    }
 
     #[test]
     fn names_round_trip_through_hashed_folders() {

@@ -30,7 +30,9 @@ const SEGMENT_MASK: u32 = (1 << LEVEL_SHIFT) - 1;
 pub struct LeveledStore {
     levels: Vec<QueueStore>,
     /// Returns per message for `x-delivery-limit` (positions tagged by level).
-    counts: DeliveryCounts,
+    /// Boxed: its header is most of a store's (~120 of 152 bytes), and the
+    /// broker keeps a store inline in each queue; None in an unopened store.
+    counts: Option<Box<DeliveryCounts>>,
 }
 
 fn tag(level: usize, pos: SegmentPosition) -> SegmentPosition {
@@ -56,7 +58,25 @@ fn untag(pos: SegmentPosition) -> (usize, SegmentPosition) {
 }
 
 impl LeveledStore {
+    /// A store not opened (yet): no level, no file, nothing ready; every call
+    /// answers as an empty store would, except [`Self::append`], [`Self::dir`]
+    /// and [`Self::delete`], which need an open one. The broker keeps one in a
+    /// queue that never got a message, and opens the real one at its first.
+    pub fn unopened() -> Self {
+        LeveledStore {
+            levels: Vec::new(),
+            counts: None,
+        }
+    }
+
+    /// Whether the store was opened (not [`Self::unopened`]).
+    #[inline]
+    pub fn is_open(&self) -> bool {
+        !self.levels.is_empty()
+    }
+
     /// The queue's directory (level 0's; higher levels are `p1`, `p2`... in it).
+    /// Open stores only.
     pub fn dir(&self) -> &Path {
         self.levels[0].dir()
     }
@@ -101,6 +121,7 @@ impl LeveledStore {
             let (l, p) = untag(pos);
             levels.get(l).is_some_and(|s| s.has_segment(p.segment))
         })?;
+        let counts = Some(Box::new(counts));
         Ok((LeveledStore { levels, counts }, total))
     }
 
@@ -108,7 +129,7 @@ impl LeveledStore {
         self.levels.len()
     }
 
-    /// Appends at `priority` (clamped to the highest level).
+    /// Appends at `priority` (clamped to the highest level). Open stores only.
     pub fn append(&mut self, msg: MessageRef<'_>, priority: u8) -> Result<SegmentPosition, StoreError> {
         let level = (priority as usize).min(self.levels.len() - 1);
         Ok(tag(level, self.levels[level].append(msg)?))
@@ -147,6 +168,7 @@ impl LeveledStore {
         Ok((l, p))
     }
 
+    #[inline]
     pub fn read(&self, pos: SegmentPosition) -> Result<MessageView<'_>, StoreError> {
         let (l, p) = self.level_of(pos)?;
         self.levels[l].read(p)
@@ -160,17 +182,19 @@ impl LeveledStore {
 
     /// Times `pos` was returned to the queue (for `x-delivery-limit`).
     pub fn delivery_count(&self, pos: SegmentPosition) -> u32 {
-        self.counts.get(pos)
+        self.counts.as_ref().map_or(0, |c| c.get(pos))
     }
 
     /// Counts one more return of `pos`; returns the new count. Written with the
     /// acks ([`Self::flush_acks`]).
     pub fn bump_delivery_count(&mut self, pos: SegmentPosition) -> u32 {
-        self.counts.bump(pos)
+        self.counts.as_mut().map_or(1, |c| c.bump(pos))
     }
 
     pub fn forget_delivery_count(&mut self, pos: SegmentPosition) {
-        self.counts.forget(pos);
+        if let Some(c) = self.counts.as_mut() {
+            c.forget(pos);
+        }
     }
 
     pub fn ack(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
@@ -262,7 +286,7 @@ impl LeveledStore {
         for s in &mut self.levels {
             s.flush_acks()?;
         }
-        self.counts.flush()
+        self.counts.as_mut().map_or(Ok(()), |c| c.flush())
     }
 
     pub fn sync_completed(&mut self, level: usize, seq: AppendSeq) {
@@ -279,7 +303,7 @@ impl LeveledStore {
     }
 
     pub fn close(mut self) -> io::Result<()> {
-        let mut first = self.counts.flush();
+        let mut first = self.counts.as_mut().map_or(Ok(()), |c| c.flush());
         for s in self.levels {
             let r = s.close();
             if first.is_ok() {
@@ -289,7 +313,8 @@ impl LeveledStore {
         first
     }
 
-    /// Deletes every level; level 0 owns the directory, so it goes last.
+    /// Deletes every level; level 0 owns the directory, so it goes last. Open
+    /// stores only.
     pub fn delete(self) -> io::Result<()> {
         let mut levels = self.levels;
         let base = levels.remove(0);
@@ -312,6 +337,25 @@ mod tests {
             properties: b"",
             body,
         }
+    }
+
+    #[test]
+    fn an_unopened_store_is_empty() {
+        let mut s = LeveledStore::unopened();
+        assert!(!s.is_open());
+        assert_eq!((s.ready_count(), s.unacked_count(), s.total_bytes()), (0, 0, 0));
+        assert_eq!(s.next_ready().unwrap(), None);
+        assert_eq!(s.purge().unwrap(), 0);
+        assert!(s.take_sync_batches().unwrap().is_empty());
+        s.flush_acks().unwrap();
+        let pos = SegmentPosition {
+            segment: SegmentId(1),
+            offset: 0,
+            size: 1,
+        };
+        assert!(s.read(pos).is_err() && s.ack(pos).is_err());
+        assert_eq!(s.delivery_count(pos), 0);
+        s.close().unwrap();
     }
 
     #[test]

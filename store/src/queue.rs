@@ -346,6 +346,7 @@ impl QueueStore {
 
     /// Reads and verifies (lengths and CRC) the message at `pos`. The slices borrow the
     /// segment mapping, so no `&mut self` call can run while they live.
+    #[inline]
     pub fn read(&self, pos: SegmentPosition) -> Result<MessageView<'_>, StoreError> {
         let data = self.segment_data(pos.segment)?;
         let range = pos.offset as usize..pos.offset as usize + pos.size as usize;

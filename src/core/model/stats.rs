@@ -29,6 +29,9 @@ macro_rules! counters {
         }
 
         impl MsgCounters {
+            /// All zero (what [`Default`] gives), usable in a `static`.
+            pub const ZERO: MsgCounters = MsgCounters { $($f: 0,)* };
+
             /// The field names, in [`MsgCounters::values`] order.
             pub const NAMES: &'static [&'static str] = &[$(stringify!($f)),*];
 
@@ -194,6 +197,14 @@ pub struct DepthRates {
 }
 
 impl DepthRates {
+    /// All zero (what [`Default`] gives), usable in a `static`.
+    pub const ZERO: DepthRates = DepthRates {
+        prev_ready: 0,
+        prev_unacked: 0,
+        ready_rate: 0.0,
+        unacked_rate: 0.0,
+    };
+
     pub(in crate::core) fn tick(&mut self, ready: u64, unacked: u64, interval_ms: u64) {
         let secs = interval_ms.max(1) as f64 / 1000.0;
         self.ready_rate = ((ready as f64 - self.prev_ready as f64) / secs) as f32;

@@ -120,7 +120,7 @@ pub struct VHost {
     pub dir: PathBuf,
     pub exchanges: crate::core::NameMap<ShortString, Exchange>,
     /// Boxed: a map grown by doubling holds up to twice its entries' size, and
-    /// a queue is ~600 bytes (100,000 queues took 2.0 KiB each unboxed).
+    /// a queue was ~600 bytes then (100,000 queues took 2.0 KiB each unboxed; 208 now).
     pub queues: crate::core::Map<QueueId, Box<Queue>>,
     pub queue_names: crate::core::NameMap<ShortString, QueueId>,
     pub definitions: DefinitionsLog,
@@ -132,6 +132,9 @@ pub struct VHost {
     /// Runtime parameters (`parameters.json`).
     pub parameters: Vec<crate::core::model::vhost_meta::Parameter>,
     pub store_config: StoreConfig,
+    /// The vhost's folder and store config, shared by its unopened queues
+    /// (an unopened store until the first message), which open their stores with it.
+    store_home: Arc<crate::core::model::queue::StoreHome>,
     /// Scratch for routing, reused so a publish allocates nothing here.
     pub(super) route_work: Vec<ShortString>,
     pub(super) route_dests: Vec<Dest>,
@@ -185,9 +188,14 @@ impl VHost {
             LastStop::Clean
         };
         let (definitions, records) = DefinitionsLog::open(&dir.join("definitions.amqp"))?;
+        let store_home = Arc::new(crate::core::model::queue::StoreHome {
+            vhost_dir: dir.clone(),
+            config: store_config,
+        });
         let mut v = VHost {
             name: name.clone(),
             dir,
+            store_home,
             exchanges: Default::default(),
             queues: Default::default(),
             queue_names: Default::default(),
@@ -316,11 +324,7 @@ impl VHost {
     /// per generation of the name), transient ones under `transient/`, which is
     /// wiped at start.
     pub fn queue_dir(&self, name: &str, durable: bool, gen: u32) -> PathBuf {
-        if durable {
-            ringmq_store::layout::queue_dir_gen(&self.dir, name, gen)
-        } else {
-            ringmq_store::layout::queue_dir(&self.dir.join("transient"), name)
-        }
+        self.store_home.queue_dir(name, durable, gen)
     }
 
     /// The store generation for a new declare of durable queue `name`: above
@@ -360,35 +364,22 @@ impl VHost {
             // between logging a delete and removing the files.
             std::fs::remove_dir_all(&dir)?;
         }
-        let parent = dir.parent().expect("queue dir has a parent").to_path_buf();
-        let dir = create_store_dir(&parent, name, durable, gen)?;
-        // Arguments were validated when the queue was declared; a log written by
-        // another version may hold values we now refuse: run with defaults then.
-        let settings = crate::core::model::queue::args::parse(&arguments, name, &self.name).unwrap_or_else(|e| {
-            tracing::warn!(queue = name, error = %e, "ignoring invalid queue arguments");
-            Default::default()
-        });
-        // RabbitMQ semantics: a durable queue keeps only its persistent messages
-        // across a restart.
-        let keep_persistent = |m: &ringmq_store::MessageView<'_>| {
-            ringmq_codec::BasicProperties::decode(m.properties).map_or(true, |p| p.is_persistent())
+        // A durable queue's folder and name file are made at declare: recovery
+        // finds the queue by them. A transient queue's folder waits for its
+        // first message (`Queue::open_store`).
+        let dir = if durable {
+            let parent = dir.parent().expect("queue dir has a parent").to_path_buf();
+            create_store_dir(&parent, name, durable, gen)?
+        } else {
+            dir
         };
-        let keep_all = |_: &ringmq_store::MessageView<'_>| true;
-        let keep: ringmq_store::recovery::KeepFilter<'_> = if recover { &keep_persistent } else { &keep_all };
-        let levels = settings.max_priority.unwrap_or(0);
-        let last_stop = if recover { self.last_stop } else { LastStop::Clean };
-        let (store, report) = LeveledStore::open_recovering(&dir, self.store_config, levels, keep, last_stop)?;
-        if recover && report.corrupt() {
-            // The store logged each segment with its path; this names the queue.
-            tracing::warn!(
-                vhost = %self.name, queue = name, messages = report.messages_recovered,
-                records_kept_after_damage = report.records_kept_after_damage(),
-                records_unreadable = report.records_dropped(), bytes_set_aside = report.bytes_dropped(),
-                report = ?report, "queue recovered from damaged segments"
-            );
-        } else if recover {
-            tracing::info!(vhost = %self.name, queue = name, report = ?report, "queue recovered");
-        }
+        // The store is opened now only if there is one to recover: a queue that
+        // never stored a message has no store until its first (issue 18).
+        let storage = if recover && ringmq_store::layout::holds_store_files(&dir)? {
+            crate::core::model::queue::QueueStorage::Classic(self.recover_store(&dir, name, &arguments)?)
+        } else {
+            crate::core::model::queue::QueueStorage::Classic(LeveledStore::unopened())
+        };
         let name = ShortString::from(short);
         if !recover {
             self.queue_churn.0 += 1;
@@ -403,7 +394,8 @@ impl VHost {
             auto_delete,
             exclusive_owner,
             arguments,
-            crate::core::model::queue::QueueStorage::Classic(store),
+            storage,
+            self.store_home.clone(),
             gen,
             recover,
         );
@@ -411,6 +403,36 @@ impl VHost {
         let q = self.queues.entry(id).or_insert(Box::new(q));
         crate::core::model::policy::apply_queue_policy(&self.policies, &self.operator_policies, q);
         Ok(q)
+    }
+
+    /// Opens the store found in a durable queue's folder at start, keeping only
+    /// its persistent messages (RabbitMQ semantics: a durable queue keeps only
+    /// its persistent messages across a restart).
+    fn recover_store(&self, dir: &Path, name: &str, arguments: &FieldTable) -> std::io::Result<LeveledStore> {
+        // Arguments were validated when the queue was declared; a log written by
+        // another version may hold values we now refuse: run with defaults then.
+        let settings = crate::core::model::queue::args::parse(arguments, name, &self.name).unwrap_or_else(|e| {
+            tracing::warn!(queue = name, error = %e, "ignoring invalid queue arguments");
+            Default::default()
+        });
+        let keep_persistent = |m: &ringmq_store::MessageView<'_>| {
+            ringmq_codec::BasicProperties::decode(m.properties).map_or(true, |p| p.is_persistent())
+        };
+        let levels = settings.max_priority.unwrap_or(0);
+        let (store, report) =
+            LeveledStore::open_recovering(dir, self.store_config, levels, &keep_persistent, self.last_stop)?;
+        if report.corrupt() {
+            // The store logged each segment with its path; this names the queue.
+            tracing::warn!(
+                vhost = %self.name, queue = name, messages = report.messages_recovered,
+                records_kept_after_damage = report.records_kept_after_damage(),
+                records_unreadable = report.records_dropped(), bytes_set_aside = report.bytes_dropped(),
+                report = ?report, "queue recovered from damaged segments"
+            );
+        } else {
+            tracing::info!(vhost = %self.name, queue = name, report = ?report, "queue recovered");
+        }
+        Ok(store)
     }
 
     /// Removes a queue and its bindings (its files are the caller's). Returns

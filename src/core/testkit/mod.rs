@@ -16,6 +16,7 @@
 //! | `sync_failure` | focused tests: a group commit that fails (fsync error, or a queue's batch that cannot be prepared) nacks what waits for it, never panics, and the queue goes on |
 //! | `definitions_commit`, `old_layout` | focused tests of the definitions log: a durable declare's reply waits for the group commit that syncs its record, compaction; replaying logs and folders of older versions at open |
 //! | `after_crash` | focused tests: redelivered flags after power loss and kill -9 (the `running` marker); delayed messages routed around a crash |
+//! | `lazy_store` | focused tests: a queue opens its store at its first message; restarts recover durable queues, empty or not; purge and delete of a queue never opened |
 
 pub mod client;
 pub mod clock;
@@ -33,6 +34,7 @@ mod delayed_commit;
 mod expires;
 mod external;
 mod idle_buffers;
+mod lazy_store;
 mod limits;
 mod meta_replay;
 mod old_layout;

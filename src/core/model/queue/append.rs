@@ -71,16 +71,16 @@ impl Model {
             let Some(q) = vhost.queues.get_mut(id).map(|q| &mut **q) else {
                 continue;
             };
-            if let Some(d) = q.dedup.as_mut() {
+            if let Some(d) = q.tuning.dedup_mut() {
                 let headers = BasicProperties::decode(msg.properties).ok().and_then(|p| p.headers);
                 if d.is_duplicate(headers, now_ms) {
                     continue;
                 }
             }
-            if q.settings.overflow != Overflow::DropHead && q.is_full_for(msg.body.len() as u64) {
+            if q.settings().overflow != Overflow::DropHead && q.is_full_for(msg.body.len() as u64) {
                 // reject-publish: the publisher hears basic.nack (with confirms).
                 outcome.failed = true;
-                if q.settings.overflow == Overflow::RejectPublishDlx {
+                if q.settings().overflow == Overflow::RejectPublishDlx {
                     let props = BasicProperties::decode(msg.properties).expect("validated");
                     if let Some(dl) = make_dead_letter(
                         vhost_name,
@@ -124,7 +124,7 @@ impl Model {
             // Space is checked where it is taken (segment creation and growth).
             *disk_full |= q.storage.take_space_low();
             self.store_errors.cleared();
-            q.stats.c.publish += 1;
+            q.counters.count().publish += 1;
             if msg.expiration_ms.is_some() {
                 q.may_expire = true;
             }
@@ -137,7 +137,7 @@ impl Model {
                 over_limit.push(*id);
                 continue;
             }
-            if q.may_expire || q.settings.message_ttl_ms.is_some() {
+            if q.may_expire || q.settings().message_ttl_ms.is_some() {
                 self.expiry_pending.push((vhost_name.clone(), *id));
             }
             if q.consumer_count() > 0 {
@@ -149,7 +149,7 @@ impl Model {
             let Some(q) = self.vhosts.get(vhost_name).and_then(|v| v.queues.get(&id)) else {
                 continue;
             };
-            if q.may_expire || q.settings.message_ttl_ms.is_some() {
+            if q.may_expire || q.settings().message_ttl_ms.is_some() {
                 self.expiry_pending.push((vhost_name.clone(), id));
             }
             if q.consumer_count() > 0 {

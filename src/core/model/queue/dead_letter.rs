@@ -195,7 +195,7 @@ pub(in crate::core) fn make_dead_letter(
     reason: DeathReason,
     now_ms: u64,
 ) -> Option<DeadLetter> {
-    let dlx = q.settings.dead_letter_exchange.clone()?;
+    let dlx = q.settings().dead_letter_exchange.clone()?;
     let mut headers: FieldTable = props.headers.map(|h| h.to_owned_table()).unwrap_or_default();
     // The routing keys the message was published with: its own and CC (BCC was
     // stripped at publish).
@@ -248,7 +248,7 @@ pub(in crate::core) fn make_dead_letter(
     p.expiration = None;
     let mut properties = Vec::new();
     p.encode(&mut properties);
-    let (routing_key, routing_keys) = match &q.settings.dead_letter_routing_key {
+    let (routing_key, routing_keys) = match &q.settings().dead_letter_routing_key {
         Some(k) => (k.clone(), vec![k.to_string()]),
         None => (routing_key.into(), original_keys),
     };

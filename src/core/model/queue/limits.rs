@@ -63,7 +63,7 @@ impl Model {
         };
         let Some(pos) = q.peek_head() else { return };
         let dl = q
-            .settings
+            .settings()
             .dead_letter_exchange
             .is_some()
             .then(|| dead_letter_at(vhost_name, q, pos, reason, now_ms))
@@ -88,9 +88,9 @@ impl Model {
         let Some(q) = self.vhosts.get_mut(vhost_name).and_then(|v| v.queues.get_mut(&id)) else {
             return;
         };
-        if q.settings.dead_letter_exchange.is_some() {
+        if q.settings().dead_letter_exchange.is_some() {
             if let Some(mut dl) = dead_letter_at(vhost_name, q, pos, reason, now_ms) {
-                if q.settings.dead_lettering() == DeadLetterStrategy::AtLeastOnce {
+                if q.settings().dead_lettering() == DeadLetterStrategy::AtLeastOnce {
                     // Acked when the copy is durable (`dead_letter_hold`).
                     dl.hold_original(id, pos);
                     self.dead_letters.push_back(dl);
@@ -111,7 +111,10 @@ impl Model {
         };
         if q.counts_deliveries() {
             let count = q.bump_delivery_count(pos);
-            if q.settings.delivery_limit.is_some_and(|limit| u64::from(count) > limit) {
+            if q.settings()
+                .delivery_limit
+                .is_some_and(|limit| u64::from(count) > limit)
+            {
                 q.forget_delivery_count(pos);
                 self.discard_delivered(vhost_name, id, pos, DeathReason::DeliveryLimit);
                 return;

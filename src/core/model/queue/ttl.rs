@@ -82,7 +82,7 @@ impl Model {
         let Some(q) = self.vhosts.get(vname).and_then(|v| v.queues.get(&id)) else {
             return false;
         };
-        let Some(expires) = q.settings.expires_ms else {
+        let Some(expires) = q.settings().expires_ms else {
             return false;
         };
         let due = q.last_used_ms.saturating_add(expires);
@@ -102,7 +102,7 @@ impl Model {
             return;
         };
         q.last_used_ms = now_ms;
-        if let Some(expires) = q.settings.expires_ms {
+        if let Some(expires) = q.settings().expires_ms {
             self.timers.add(
                 now_ms.saturating_add(expires),
                 now_ms,
@@ -133,7 +133,7 @@ pub(crate) fn expire_one(
     now_ms: u64,
     dead_letters: &mut DeadLetterQueue,
 ) -> HeadState {
-    if !(q.may_expire || q.settings.message_ttl_ms.is_some()) {
+    if !(q.may_expire || q.settings().message_ttl_ms.is_some()) {
         return HeadState::Live;
     }
     let Some(pos) = q.peek_head() else {
@@ -143,7 +143,7 @@ pub(crate) fn expire_one(
         return HeadState::Live;
     };
     let props = BasicProperties::decode(view.properties).unwrap_or_default();
-    let Some((due, ttl)) = deadline(view.timestamp_ms, &props, q.settings.message_ttl_ms) else {
+    let Some((due, ttl)) = deadline(view.timestamp_ms, &props, q.settings().message_ttl_ms) else {
         return HeadState::Live;
     };
     // TTL 0 means "deliver now or never": a message published and offered in the
@@ -155,9 +155,9 @@ pub(crate) fn expire_one(
     if now_ms < expires_at {
         return HeadState::Due(expires_at);
     }
-    if q.settings.dead_letter_exchange.is_some() {
+    if q.settings().dead_letter_exchange.is_some() {
         if let Some(mut dl) = dead_letter_at(vhost, q, pos, DeathReason::Expired, now_ms) {
-            if q.settings.dead_lettering() == DeadLetterStrategy::AtLeastOnce {
+            if q.settings().dead_lettering() == DeadLetterStrategy::AtLeastOnce {
                 // Taken, not acked, until the copy is durable (`dead_letter_hold`).
                 q.next_ready();
                 dl.hold_original(q.id, pos);
