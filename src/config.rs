@@ -40,6 +40,7 @@ pub mod env;
 mod error;
 mod example;
 mod flags;
+mod flags_tls;
 mod ini;
 mod keys;
 mod sni;
