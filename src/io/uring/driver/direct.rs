@@ -122,7 +122,7 @@ impl Driver {
 
     /// After feeding a multishot receive's bytes: leave multishot if the carried
     /// frame now calls for a direct receive (its last completions come first).
-    pub(super) fn maybe_leave_multishot(&mut self, slot: u32) {
+    pub(super) fn maybe_leave_multishot(&mut self, slot: u32, now_ms: u64) {
         let Some(c) = self.slots[slot as usize].as_mut() else {
             return;
         };
@@ -132,6 +132,7 @@ impl Driver {
         if is_large(&c.carry) {
             c.direct_credit = DIRECT_CREDIT;
             c.leaving_multishot = true;
+            c.last_recv_ms = now_ms; // the idle clock of the direct receive to come
             let gen = c.gen;
             self.cancel(user_data(KIND_RECV, slot, gen));
         }

@@ -288,7 +288,7 @@ impl Driver {
             ),
         };
         match outcome {
-            Fed::Done if armed => self.maybe_leave_multishot(slot),
+            Fed::Done if armed => self.maybe_leave_multishot(slot, now_ms),
             Fed::Done => {}
             // The slot is freed once its last completion is in (this one's
             // handling sees it gone or dead).
