@@ -36,6 +36,8 @@ const DIRECT_EXTRA_BYTES: usize = 4 * 1024;
 /// Asked for by a direct receive when no frame is carried: a 64 KiB body frame,
 /// its method and header frames, and the extra.
 const DIRECT_RECV_BYTES: usize = 64 * 1024 + DIRECT_EXTRA_BYTES;
+/// At most this much is asked for by one direct receive that completes a frame.
+const DIRECT_BATCH_BYTES: usize = 224 * 1024;
 /// Direct receives without a large frame before going back to multishot.
 pub(super) const DIRECT_CREDIT: u8 = 32;
 
@@ -66,7 +68,18 @@ impl DirectRecv {
     /// Takes `carry` and makes room for the rest of its first frame and a little
     /// more, or for [`DIRECT_RECV_BYTES`] if no frame is incomplete at its start.
     fn new(mut carry: Vec<u8>) -> DirectRecv {
-        let want = frame_lacks(&carry).map_or(DIRECT_RECV_BYTES, |n| n + DIRECT_EXTRA_BYTES);
+        let want = match frame_lacks(&carry) {
+            None => DIRECT_RECV_BYTES,
+            Some(n) => {
+                // A publisher ahead of us has more such messages queued: ask for
+                // up to DIRECT_BATCH_BYTES of them, each guessed as long as this
+                // frame and its method and header frames, so what is left over
+                // past the last one stays about DIRECT_EXTRA_BYTES.
+                let msg = carry.len() + n + DIRECT_EXTRA_BYTES / 4;
+                let more = DIRECT_BATCH_BYTES.saturating_sub(n) / msg;
+                n + DIRECT_EXTRA_BYTES + more * msg
+            }
+        };
         carry.reserve(want);
         DirectRecv { buf: carry, want }
     }
