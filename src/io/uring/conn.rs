@@ -63,6 +63,8 @@ pub(super) struct Conn {
     /// Direct receives left before going back to multishot: refilled whenever a
     /// large frame is carried, counted down by each receive that ends without.
     pub direct_credit: u8,
+    /// The last direct receive got all it asked for: the next may ask for more.
+    pub direct_backlog: bool,
     /// When the last direct receive completed (an idle one is cancelled: it pins
     /// the carry-over's capacity).
     pub last_recv_ms: u64,
@@ -93,6 +95,7 @@ impl Conn {
             direct: None,
             leaving_multishot: false,
             direct_credit: 0,
+            direct_backlog: false,
             last_recv_ms: 0,
         }
     }

@@ -67,20 +67,24 @@ pub(in crate::io::uring) struct DirectRecv {
 impl DirectRecv {
     /// Takes `carry` and makes room for the rest of its first frame and a little
     /// more, or for [`DIRECT_RECV_BYTES`] if no frame is incomplete at its start.
-    fn new(mut carry: Vec<u8>) -> DirectRecv {
+    /// `backlog`: the last direct receive got all it asked for, so the peer is
+    /// probably ahead of us.
+    fn new(mut carry: Vec<u8>, backlog: bool) -> DirectRecv {
         let want = match frame_lacks(&carry) {
             None => DIRECT_RECV_BYTES,
-            Some(n) => {
+            Some(n) if backlog => {
                 // A publisher ahead of us has more such messages queued: ask for
                 // up to DIRECT_BATCH_BYTES of them, each guessed as long as this
                 // frame and its method and header frames, so what is left over
-                // past the last one stays about DIRECT_EXTRA_BYTES.
+                // past the last one stays about DIRECT_EXTRA_BYTES. (Only then: a
+                // receive waiting for a slow peer pins what it asked for.)
                 let msg = carry.len() + n + DIRECT_EXTRA_BYTES / 4;
                 let more = DIRECT_BATCH_BYTES.saturating_sub(n) / msg;
                 n + DIRECT_EXTRA_BYTES + more * msg
             }
+            Some(n) => n + DIRECT_EXTRA_BYTES,
         };
-        carry.reserve(want);
+        carry.reserve_exact(want);
         DirectRecv { buf: carry, want }
     }
 
@@ -124,7 +128,7 @@ impl Driver {
         if c.direct_credit == 0 {
             return false;
         }
-        let mut d = DirectRecv::new(std::mem::take(&mut c.carry));
+        let mut d = DirectRecv::new(std::mem::take(&mut c.carry), c.direct_backlog);
         let e = d.sqe(c.sock.as_raw_fd(), user_data(KIND_RECV_INTO, slot, c.gen));
         c.direct = Some(d);
         c.recv_armed = true;
@@ -162,6 +166,7 @@ impl Driver {
             .direct
             .take()
             .expect("direct receive completion without one in flight");
+        conn.direct_backlog = c.res > 0 && c.res as usize >= d.want;
         conn.carry = d.complete(c.res.max(0) as usize);
         conn.last_recv_ms = now_ms;
         match c.res {
