@@ -54,6 +54,20 @@ pub(super) struct Conn {
     pub tls: Option<Box<crate::io::tls::TlsSession>>,
     /// When the last send was submitted: idle slots give their buffers back.
     pub last_send_ms: u64,
+    /// A single-shot receive into the carry-over (moved in there meanwhile) is in
+    /// flight: a large frame is received in place (see `driver::direct`).
+    pub direct: Option<super::driver::DirectRecv>,
+    /// The multishot receive was cancelled to receive the carried large frame
+    /// directly; its last completion is still to come.
+    pub leaving_multishot: bool,
+    /// Direct receives left before going back to multishot: refilled whenever a
+    /// large frame is carried, counted down by each receive that ends without.
+    pub direct_credit: u8,
+    /// The last direct receive got all it asked for: the next may ask for more.
+    pub direct_backlog: bool,
+    /// When the last direct receive completed (an idle one is cancelled: it pins
+    /// the carry-over's capacity).
+    pub last_recv_ms: u64,
 }
 
 impl Conn {
@@ -78,6 +92,11 @@ impl Conn {
             phase: Phase::Open,
             tls,
             last_send_ms: 0,
+            direct: None,
+            leaving_multishot: false,
+            direct_credit: 0,
+            direct_backlog: false,
+            last_recv_ms: 0,
         }
     }
 
@@ -101,6 +120,10 @@ impl Drop for Conn {
         assert!(
             self.send.is_none() || std::thread::panicking(),
             "connection slot dropped with a send in flight"
+        );
+        assert!(
+            self.direct.is_none() || std::thread::panicking(),
+            "connection slot dropped with a receive in flight"
         );
     }
 }

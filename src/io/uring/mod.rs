@@ -199,6 +199,7 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
         completions = s.cqes,
         enters = s.enters,
         sends = s.sends,
+        direct_recvs = s.direct_recvs,
         sq_full = s.sq_full,
         cq_overflow = s.cq_overflow,
         "io_uring driver stopped"

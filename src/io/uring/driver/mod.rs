@@ -11,13 +11,15 @@ use std::rc::Rc;
 
 use io_uring::{cqueue, IoUring};
 
+mod direct;
 mod feed;
 mod submit;
 mod sync;
 mod tls;
 
+pub(super) use self::direct::DirectRecv;
 use self::feed::{feed, refeed, Fed};
-use self::submit::{user_data, Cqe, KIND_CANCEL, KIND_RECV, KIND_SEND, KIND_SYNC};
+use self::submit::{user_data, Cqe, KIND_CANCEL, KIND_RECV, KIND_RECV_INTO, KIND_SEND, KIND_SYNC};
 use self::sync::SyncInFlight;
 use super::bufring::BufRing;
 use super::conn::{Conn, InFlightSend, Phase};
@@ -51,6 +53,7 @@ pub(super) struct Stats {
     pub cqes: u64,
     pub enters: u64,
     pub sends: u64,
+    pub direct_recvs: u64,
     pub sq_full: u64,
     pub cq_overflow: u64,
 }
@@ -187,7 +190,7 @@ impl Driver {
 
     /// Handles a completion now, or queues it behind the turn's input bound.
     fn route(&mut self, c: Cqe, input_bytes: &mut usize, now_ms: u64) {
-        let is_input = c.user_data >> 56 == KIND_RECV;
+        let is_input = matches!(c.user_data >> 56, KIND_RECV | KIND_RECV_INTO);
         if is_input {
             // A connection's completions stay in order: once one of its waits,
             // the rest of its completions wait too.
@@ -215,6 +218,7 @@ impl Driver {
         }
         match kind {
             KIND_RECV => self.on_recv(slot, gen, c, more, now_ms),
+            KIND_RECV_INTO => self.on_recv_into(slot, gen, c, now_ms),
             KIND_SEND => self.on_send(slot, gen, c),
             KIND_SYNC => self.on_sync(c),
             KIND_CANCEL => {}
@@ -284,6 +288,7 @@ impl Driver {
             ),
         };
         match outcome {
+            Fed::Done if armed => self.maybe_leave_multishot(slot, now_ms),
             Fed::Done => {}
             // The slot is freed once its last completion is in (this one's
             // handling sees it gone or dead).
@@ -308,6 +313,7 @@ impl Driver {
             .expect("receive completion for a freed slot");
         if !more {
             conn.recv_armed = false;
+            conn.leaving_multishot = false;
         }
         if let Some(buf) = buf {
             // Out of `self` while its bytes are fed (the struct moves, the
@@ -330,7 +336,14 @@ impl Driver {
                     self.starved.push(slot);
                 }
             }
-            e if e == -libc::ECANCELED => self.try_free(slot),
+            e if e == -libc::ECANCELED => {
+                // Cancelled to pause reading (re-armed on resume), to receive a
+                // large frame directly, or because the connection ends.
+                if !more {
+                    self.rearm.push(slot);
+                }
+                self.try_free(slot);
+            }
             e => {
                 tracing::debug!(error = %std::io::Error::from_raw_os_error(-e), "connection read error");
                 self.peer_gone(slot);
@@ -423,6 +436,7 @@ impl Driver {
                     }
                     self.shared.broker.borrow_mut().handle_tick(conn.id, now_ms);
                     self.want_send.push(slot);
+                    self.cancel_idle_direct(slot, now_ms, IDLE_RELEASE_MS);
                 }
                 Phase::Closing { deadline_ms, .. } if now_ms > deadline_ms => self.peer_gone(slot),
                 _ => {}

@@ -13,6 +13,8 @@ pub(super) const KIND_RECV: u64 = 2;
 pub(super) const KIND_SEND: u64 = 3;
 pub(super) const KIND_SYNC: u64 = 4;
 pub(super) const KIND_CANCEL: u64 = 5;
+/// A single-shot receive into a connection's carry-over (`direct.rs`).
+pub(super) const KIND_RECV_INTO: u64 = 6;
 
 /// user_data: kind (8 bits) | slot generation (24 bits) | slot (32 bits).
 pub(super) fn user_data(kind: u64, slot: u32, gen: u32) -> u64 {
@@ -35,7 +37,8 @@ impl Driver {
             // (bodies) all owned by an `InFlightSend` in a connection slot that is
             // not freed before the send's CQE (see `conn.rs`); receive buffers owned by the
             // registered `BufRing` (`self.bufs`, leaked rather than freed while
-            // anything is in flight); fsync fds kept open by the `Arc<File>`s of the
+            // anything is in flight); a direct receive's buffer owned by the
+            // `DirectRecv` of a slot that is not freed before its CQE (`direct.rs`); fsync fds kept open by the `Arc<File>`s of the
             // job in `self.sync` until its last CQE; cancel SQEs point at
             // no memory.
             let pushed = unsafe { self.ring.submission().push(&e) };
@@ -89,6 +92,12 @@ impl Driver {
         if c.recv_armed || c.paused || c.phase == Phase::Dead {
             return;
         }
+        if self.arm_direct(slot) {
+            return;
+        }
+        let Some(c) = self.slots[slot as usize].as_mut() else {
+            return;
+        };
         c.recv_armed = true;
         let e = opcode::RecvMulti::new(types::Fd(c.sock.as_raw_fd()), bgid)
             .build()
