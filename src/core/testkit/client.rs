@@ -264,16 +264,25 @@ pub fn queue_declare(channel: u16, queue: &str, arguments: &[u8]) -> Vec<u8> {
     method(
         channel,
         Method::QueueDeclare(QueueDeclare {
-            ticket: 0,
-            queue: name(queue),
-            passive: false,
-            durable: true,
-            exclusive: false,
-            auto_delete: false,
-            no_wait: false,
             arguments,
+            ..queue_decl(queue, true)
         }),
     )
+}
+
+/// A plain queue.declare of `queue` (not exclusive, not auto-delete, no
+/// arguments); change fields with struct update syntax.
+pub fn queue_decl(queue: &str, durable: bool) -> QueueDeclare<'_> {
+    QueueDeclare {
+        ticket: 0,
+        queue: name(queue),
+        passive: false,
+        durable,
+        exclusive: false,
+        auto_delete: false,
+        no_wait: false,
+        arguments: Table::EMPTY,
+    }
 }
 
 /// basic.publish with its content (one body frame: bodies here are small).

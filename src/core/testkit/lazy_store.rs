@@ -33,19 +33,7 @@ fn open_files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn declare(h: &mut Harness, id: ConnId, name: &str, durable: bool) {
-    let bytes = client::method(
-        CH,
-        Method::QueueDeclare(QueueDeclare {
-            ticket: 0,
-            queue: client::name(name),
-            passive: false,
-            durable,
-            exclusive: false,
-            auto_delete: false,
-            no_wait: false,
-            arguments: Table::EMPTY,
-        }),
-    );
+    let bytes = client::method(CH, Method::QueueDeclare(client::queue_decl(name, durable)));
     h.send(id, &bytes);
     h.sync_all();
 }

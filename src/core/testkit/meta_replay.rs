@@ -181,14 +181,10 @@ fn random_method(rng: &mut StdRng, ch: u16) -> Vec<u8> {
             return method(
                 ch,
                 Method::QueueDeclare(QueueDeclare {
-                    ticket: 0,
-                    queue: name(q),
-                    passive: false,
-                    durable: flag(rng, 0.5),
                     exclusive: flag(rng, 0.2),
                     auto_delete: flag(rng, 0.3),
-                    no_wait: false,
                     arguments: Table::parse(&bytes).expect("own table"),
+                    ..client::queue_decl(q, flag(rng, 0.5))
                 }),
             );
         }
@@ -350,16 +346,7 @@ impl Routing<'_> {
     }
 
     fn queue(&mut self, q: &str, durable: bool) {
-        self.send(Method::QueueDeclare(QueueDeclare {
-            ticket: 0,
-            queue: name(q),
-            passive: false,
-            durable,
-            exclusive: false,
-            auto_delete: false,
-            no_wait: false,
-            arguments: Table::EMPTY,
-        }));
+        self.send(Method::QueueDeclare(client::queue_decl(q, durable)));
     }
 
     fn bind(&mut self, x: &str, q: &str, add: bool) {
