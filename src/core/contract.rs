@@ -71,6 +71,8 @@ impl Broker {
         };
         conn.note_input(now_ms);
         let now_ms = self.advance_clock(now_ms);
+        // Other shards' declares and bindings first: one atomic load when none.
+        self.catch_up_meta();
         let used = if conn.login_refused() {
             input.len() // a refused login: nothing more is read
         } else {

@@ -64,6 +64,9 @@ pub struct Broker {
     pub(in crate::core) node_stats: crate::core::model::stats::NodeStats,
     /// Counts of channels gone since the last stats tick, per vhost.
     pub(in crate::core) retired_stats: crate::core::Map<VhostName, crate::core::model::stats::MsgCounters>,
+    /// With several shards, this shard's place in the metadata log (see
+    /// `amqp::meta`); None with one shard.
+    pub(in crate::core) meta: Option<crate::core::amqp::meta::MetaLink>,
 }
 
 impl Broker {
@@ -123,6 +126,7 @@ impl Broker {
             global_parameters: Vec::new(),
             node_stats: Default::default(),
             retired_stats: Default::default(),
+            meta: None,
         };
         b.global_parameters = ringmq_store::meta::read_json(
             &b.config
@@ -187,6 +191,11 @@ impl Broker {
     /// The protocol-neutral state, read-only.
     pub fn model(&self) -> &crate::core::model::Model {
         &self.model
+    }
+
+    /// Connection ids count from `base` + 1 (a shard's range, `amqp::meta`).
+    pub(crate) fn set_conn_id_base(&mut self, base: u64) {
+        self.next_conn_id = base + 1;
     }
 
     pub(crate) fn new_conn_id(&mut self) -> ConnId {

@@ -377,51 +377,59 @@ impl Broker {
                 );
                 Ok(())
             }
-            Method::ExchangeDeclare(m) => self.exchange_declare(conn, channel, m),
-            Method::ExchangeDelete(m) => self.exchange_delete(conn, channel, m),
-            Method::ExchangeBind(m) => self.exchange_bind(
-                conn,
-                channel,
-                m.destination,
-                m.source,
-                m.routing_key,
-                m.arguments,
-                m.no_wait,
-                true,
-            ),
-            Method::ExchangeUnbind(m) => self.exchange_bind(
-                conn,
-                channel,
-                m.destination,
-                m.source,
-                m.routing_key,
-                m.arguments,
-                m.no_wait,
-                false,
-            ),
-            Method::QueueDeclare(m) => self.queue_declare(conn, channel, m),
-            Method::QueueBind(m) => self.queue_bind(
-                conn,
-                channel,
-                m.queue,
-                m.exchange,
-                m.routing_key,
-                m.arguments,
-                m.no_wait,
-                true,
-            ),
-            Method::QueueUnbind(m) => self.queue_bind(
-                conn,
-                channel,
-                m.queue,
-                m.exchange,
-                m.routing_key,
-                m.arguments,
-                false,
-                false,
-            ),
+            Method::ExchangeDeclare(m) => self.in_meta_section(|b| b.exchange_declare(conn, channel, m)),
+            Method::ExchangeDelete(m) => self.in_meta_section(|b| b.exchange_delete(conn, channel, m)),
+            Method::ExchangeBind(m) => self.in_meta_section(|b| {
+                b.exchange_bind(
+                    conn,
+                    channel,
+                    m.destination,
+                    m.source,
+                    m.routing_key,
+                    m.arguments,
+                    m.no_wait,
+                    true,
+                )
+            }),
+            Method::ExchangeUnbind(m) => self.in_meta_section(|b| {
+                b.exchange_bind(
+                    conn,
+                    channel,
+                    m.destination,
+                    m.source,
+                    m.routing_key,
+                    m.arguments,
+                    m.no_wait,
+                    false,
+                )
+            }),
+            Method::QueueDeclare(m) => self.in_meta_section(|b| b.queue_declare(conn, channel, m)),
+            Method::QueueBind(m) => self.in_meta_section(|b| {
+                b.queue_bind(
+                    conn,
+                    channel,
+                    m.queue,
+                    m.exchange,
+                    m.routing_key,
+                    m.arguments,
+                    m.no_wait,
+                    true,
+                )
+            }),
+            Method::QueueUnbind(m) => self.in_meta_section(|b| {
+                b.queue_bind(
+                    conn,
+                    channel,
+                    m.queue,
+                    m.exchange,
+                    m.routing_key,
+                    m.arguments,
+                    false,
+                    false,
+                )
+            }),
             Method::QueuePurge(m) => self.queue_purge(conn, channel, m),
-            Method::QueueDelete(m) => self.queue_delete(conn, channel, m),
+            Method::QueueDelete(m) => self.in_meta_section(|b| b.queue_delete(conn, channel, m)),
             Method::BasicQos(m) => self.basic_qos(conn, channel, m),
             Method::BasicConsume(m) => self.basic_consume(conn, channel, m),
             Method::BasicCancel(m) => self.basic_cancel(conn, channel, m),

@@ -3,14 +3,32 @@
 //! decided is applied to the model, its record written to the definitions log
 //! when it changed durable objects, and the consumers of a deleted queue are
 //! cancelled on their channels.
+//!
+//! With several shards, ops also go through the shared [`MetaLog`]
+//! (`model::meta::log`): an op is decided and applied inside a *metadata
+//! section*, which holds the log's lock, first applies what other shards
+//! appended, and appends this shard's ops at its end. With one shard there is
+//! no log and a section costs nothing.
 
 use crate::core::amqp::broker::{Broker, Notice};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::error::{channel_error, Exception};
 use crate::core::definitions;
 use crate::core::model::meta::apply::ApplyError;
-use crate::core::model::meta::{Applied, MetaOp};
+use crate::core::model::meta::{Applied, MetaLog, MetaOp, Shards};
 use ringmq_codec::ReplyCode;
+use std::sync::Arc;
+
+/// A shard's place in the metadata log.
+pub(crate) struct MetaLink {
+    log: Arc<MetaLog>,
+    /// The position of the first op this shard has not applied.
+    cursor: u64,
+    /// A section is open: the lock is held by the caller of the section.
+    in_section: bool,
+    /// Ops this shard applied in the open section, appended at its end.
+    made: Vec<MetaOp>,
+}
 
 impl Broker {
     /// Applies an op decided by a method of `conn`: when it changed durable
@@ -18,6 +36,7 @@ impl Broker {
     /// its record (so a declare-ok means the object survives a crash).
     pub(crate) fn apply_meta_for(&mut self, conn: &mut Connection, op: &MetaOp) -> Result<(), ApplyError> {
         let applied = self.apply_meta_quietly(op)?;
+        self.made_meta(op, &applied);
         if let Some(w) = definitions::ops::record_op(&mut self.model, op, &applied) {
             self.definitions_written_by(op.vhost(), w, conn);
         }
@@ -29,8 +48,86 @@ impl Broker {
     /// group commit.
     pub(crate) fn apply_meta(&mut self, op: &MetaOp) -> Result<(), ApplyError> {
         let applied = self.apply_meta_quietly(op)?;
+        self.made_meta(op, &applied);
         definitions::ops::record_op_written(&mut self.model, op, &applied);
         Ok(())
+    }
+
+    /// Joins the shards of one broker: this is shard `shards.me`, and every
+    /// op goes through `log`. Called once, before the first connection.
+    pub fn join_shards(&mut self, shards: Shards, log: Arc<MetaLog>) {
+        assert!(
+            self.conns.is_empty() && self.meta.is_none(),
+            "shards are joined at start"
+        );
+        self.model.shards = shards;
+        self.set_conn_id_base(u64::from(shards.me.0) << CONN_ID_SHARD_SHIFT);
+        self.meta = Some(MetaLink {
+            cursor: log.head(),
+            log,
+            in_section: false,
+            made: Vec::new(),
+        });
+    }
+
+    /// Runs `f` in a metadata section: what `f` decides is decided on a copy
+    /// that has every other shard's ops, and the ops it applies are appended
+    /// in the order it applied them before any other shard can append. A
+    /// section inside a section is the same section.
+    pub(crate) fn in_meta_section<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let log = match &self.meta {
+            Some(link) if !link.in_section => Arc::clone(&link.log),
+            _ => return f(self),
+        };
+        let mut guard = log.lock();
+        self.apply_others_ops(&guard);
+        self.meta.as_mut().expect("joined").in_section = true;
+        let r = f(self);
+        let link = self.meta.as_mut().expect("joined");
+        link.in_section = false;
+        for op in link.made.drain(..) {
+            link.cursor = guard.append(op);
+        }
+        guard.advance(self.model.shards.me, link.cursor);
+        r
+    }
+
+    /// Applies what the other shards appended since this one last looked: one
+    /// atomic load when there is nothing (the io layer calls this before each
+    /// input, so a client that got a bind-ok through one shard finds the
+    /// binding on every other).
+    pub fn catch_up_meta(&mut self) {
+        match &self.meta {
+            Some(link) if !link.in_section && link.cursor < link.log.head() => {}
+            _ => return,
+        }
+        let log = Arc::clone(&self.meta.as_ref().expect("joined").log);
+        let mut guard = log.lock();
+        self.apply_others_ops(&guard);
+        let cursor = self.meta.as_ref().expect("joined").cursor;
+        guard.advance(self.model.shards.me, cursor);
+    }
+
+    fn apply_others_ops(&mut self, guard: &crate::core::model::meta::log::MetaLogGuard<'_>) {
+        let cursor = self.meta.as_ref().expect("joined").cursor;
+        let ops = guard.since(cursor);
+        for op in &ops {
+            // The shard that made the op logged its record; a copy that cannot
+            // make the store of a queue it owns (disk) says so and goes on.
+            if let Err(e) = self.apply_meta_quietly(op) {
+                tracing::error!(error = %e, ?op, "could not apply another shard's metadata op");
+            }
+        }
+        self.meta.as_mut().expect("joined").cursor = cursor + ops.len() as u64;
+    }
+
+    /// An op this shard applied, for the log when there is one.
+    fn made_meta(&mut self, op: &MetaOp, applied: &Applied) {
+        let Some(link) = self.meta.as_mut() else { return };
+        assert!(link.in_section, "a metadata op outside a section: {op:?}");
+        if applied.changed {
+            link.made.push(op.clone());
+        }
     }
 
     fn apply_meta_quietly(&mut self, op: &MetaOp) -> Result<Applied, ApplyError> {
@@ -45,6 +142,11 @@ impl Broker {
         Ok(applied)
     }
 }
+
+/// Where a shard's connection ids start (`shard << 48`): ids stay unique
+/// across shards, so an exclusive queue's owner names one connection in every
+/// shard's copy.
+pub(crate) const CONN_ID_SHARD_SHIFT: u32 = 48;
 
 /// A 541 for an op that could not be applied: what the client sees when a
 /// queue's or delayed exchange's folder cannot be made.

@@ -18,7 +18,7 @@ use crate::core::amqp::exchange::{bool_str, no_exchange};
 use crate::core::amqp::meta::internal_error;
 use crate::core::model::exchange::validate_binding;
 use crate::core::model::ids::{ConnId, Dest, QueueId};
-use crate::core::model::meta::{BindingOp, MetaOp, QueueDecl, ShardId};
+use crate::core::model::meta::{BindingOp, MetaOp, QueueDecl};
 
 /// A 404 from a lookup (the thing named is not there).
 pub(crate) fn is_not_found(e: &Exception) -> bool {
@@ -184,12 +184,12 @@ impl Broker {
             // Exclusive queues are never durable on disk: they die with the connection.
             let durable = m.durable && !m.exclusive;
             let gen = if durable { vhost.next_store_gen(name) } else { 0 };
+            let owner_shard = self.model.shards.owner_of_queue(&vname, name.as_str());
             let op = MetaOp::QueueDeclare(QueueDecl {
                 vhost: vname,
                 id,
                 name: name.into(),
-                // One shard until the shards' rings exist (docs/shards.md, step 3).
-                owner: ShardId::FIRST,
+                owner: owner_shard,
                 durable,
                 auto_delete: m.auto_delete,
                 exclusive: owner,
@@ -348,6 +348,10 @@ impl Broker {
     /// Deletes a queue: its consumers are cancelled (basic.cancel to clients that
     /// asked for it), its bindings and files removed, its delete logged if durable.
     pub(crate) fn delete_queue(&mut self, vhost_name: &VhostName, id: QueueId) {
+        self.in_meta_section(|b| b.delete_queue_now(vhost_name, id));
+    }
+
+    fn delete_queue_now(&mut self, vhost_name: &VhostName, id: QueueId) {
         let Some(q) = self.model.vhosts.get(vhost_name).and_then(|v| v.queues.get(&id)) else {
             return;
         };

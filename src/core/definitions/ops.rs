@@ -11,7 +11,7 @@ use ringmq_codec::{
 use super::log::{record_with_gen, written, Written};
 use crate::core::model::exchange::delayed::{resolve_type, DELAYED_TYPE};
 use crate::core::model::ids::{Dest, VhostName};
-use crate::core::model::meta::{Applied, BindingOp, ExchangeDecl, MetaOp, QueueDecl, ShardId};
+use crate::core::model::meta::{Applied, BindingOp, ExchangeDecl, MetaOp, QueueDecl};
 use crate::core::model::Model;
 
 /// Writes the record of `op` when applying it changed durable objects. The
@@ -202,7 +202,7 @@ pub(crate) fn op_of_method(
             vhost: vhost.clone(),
             id: model.new_queue_id(),
             name: m.queue.into(),
-            owner: ShardId::FIRST,
+            owner: model.shards.owner_of_queue(vhost, m.queue.as_str()),
             durable: how.replay || m.durable,
             auto_delete: m.auto_delete,
             exclusive: None,

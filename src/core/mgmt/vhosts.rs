@@ -121,7 +121,8 @@ impl Broker {
         }
         for (_, q) in v.queues {
             let queue = q.name().clone();
-            if let Err(e) = q.delete() {
+            let local = q.owner() == self.model.shards.me;
+            if let Err(e) = q.delete(local) {
                 tracing::warn!(vhost = name, %queue, error = %e, "could not remove queue files");
             }
         }

@@ -353,12 +353,17 @@ impl VHost {
         arguments: FieldTable,
         recover: bool,
         gen: u32,
+        owner: crate::core::model::meta::ShardId,
+        local: bool,
     ) -> std::io::Result<&mut Queue> {
         let short = name;
         let name: &str = short.as_str();
         let gen = if durable { gen } else { 0 };
         let dir = self.queue_dir(name, durable, gen);
-        if !recover && dir.exists() {
+        // Another shard's queue is a copy for routing here: its folder is the
+        // owner's alone (`docs/shards.md`).
+        let recover = recover && local;
+        if local && !recover && dir.exists() {
             // A queue that is declared anew has no messages: anything there is left
             // from a crash between creating the folder and logging the declare, or
             // between logging a delete and removing the files.
@@ -367,7 +372,7 @@ impl VHost {
         // A durable queue's folder and name file are made at declare: recovery
         // finds the queue by them. A transient queue's folder waits for its
         // first message (`Queue::open_store`).
-        let dir = if durable {
+        let dir = if durable && local {
             let parent = dir.parent().expect("queue dir has a parent").to_path_buf();
             create_store_dir(&parent, name, durable, gen)?
         } else {
@@ -385,6 +390,7 @@ impl VHost {
             self.queue_churn.0 += 1;
         }
         if durable {
+            // Every copy tracks generations: any shard may decide the next declare.
             self.note_store_gen(&name, gen);
         }
         let q = Queue::new(
@@ -398,6 +404,7 @@ impl VHost {
             self.store_home.clone(),
             gen,
             recover,
+            owner,
         );
         self.queue_names.insert(name, id);
         let q = self.queues.entry(id).or_insert(Box::new(q));

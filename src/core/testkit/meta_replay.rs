@@ -28,9 +28,9 @@ use crate::core::model::ids::{ConnId, Dest};
 use crate::core::model::Model;
 
 const EXCHANGES: [&str; 4] = ["x0", "x1", "x2", "xd"];
-const QUEUES: [&str; 5] = ["q0", "q1", "q2", "q3", "q4"];
+pub(super) const QUEUES: [&str; 5] = ["q0", "q1", "q2", "q3", "q4"];
 const KEYS: [&str; 4] = ["a", "b", "a.*", "#"];
-const EXPIRES_MS: i64 = 50;
+pub(super) const EXPIRES_MS: i64 = 50;
 const STEPS: usize = 400;
 
 #[test]
@@ -71,7 +71,7 @@ fn run(seed: u64) {
         *channels += 1;
         let ch = *channels;
         let mut bytes = client::channel_open(ch);
-        bytes.extend(random_method(&mut rng, ch));
+        bytes.extend(random_method(&mut rng, ch, &|_| true));
         h.send(*id, &bytes);
         let _ = h.events(*id);
         if ch == 2000 {
@@ -136,7 +136,9 @@ fn run(seed: u64) {
     assert_eq!(before, after, "seed {seed}: durable routing data after a restart");
 }
 
-fn random_method(rng: &mut StdRng, ch: u16) -> Vec<u8> {
+/// One random routing method on channel `ch`; a consumer only on a queue that
+/// `may_consume` allows (the sharded run keeps consumers on their queue's shard).
+pub(super) fn random_method(rng: &mut StdRng, ch: u16, may_consume: &dyn Fn(&str) -> bool) -> Vec<u8> {
     let x = EXCHANGES[rng.random_range(0..EXCHANGES.len())];
     let x2 = EXCHANGES[rng.random_range(0..EXCHANGES.len())];
     let q = QUEUES[rng.random_range(0..QUEUES.len())];
@@ -226,6 +228,10 @@ fn random_method(rng: &mut StdRng, ch: u16) -> Vec<u8> {
             no_wait: false,
             arguments: Table::EMPTY,
         }),
+        _ if !may_consume(q) => Method::QueueDeclare(QueueDeclare {
+            passive: true,
+            ..client::queue_decl(q, false)
+        }),
         _ => {
             // A consumer that comes and goes: the end of an auto-delete
             // queue's last consumer deletes it.
@@ -259,7 +265,7 @@ fn random_method(rng: &mut StdRng, ch: u16) -> Vec<u8> {
 
 /// A vhost's exchanges, queues and bindings as comparable lines (`durable`:
 /// only durable exchanges and queues, and bindings between durable ends).
-fn routing(model: &Model, durable: bool) -> BTreeSet<String> {
+pub(super) fn routing(model: &Model, durable: bool) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for (vname, v) in model.vhosts() {
         let queue_name = |d: &Dest| match d {

@@ -37,6 +37,7 @@ mod idle_buffers;
 mod lazy_store;
 mod limits;
 mod meta_replay;
+mod meta_shards;
 mod old_layout;
 mod sync_failure;
 mod tx;

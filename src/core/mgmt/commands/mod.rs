@@ -156,7 +156,8 @@ impl Broker {
     ) -> Result<(), AdminError> {
         let mut conn = self.admin_conn(ctx)?;
         self.advance_clock(ctx.now_ms);
-        let r = f(self, &mut conn);
+        // A section: what it declares is decided on a current copy (`amqp::meta`).
+        let r = self.in_meta_section(|b| f(b, &mut conn));
         // The API answers when this returns: what it declared must be on disk.
         crate::core::definitions::log::sync_now(&mut self.model);
         // Its counts belong to the vhost, as a closed channel's do.

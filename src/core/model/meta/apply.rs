@@ -110,7 +110,8 @@ impl Model {
                     auto_deleted,
                     ..Applied::changed(q.is_durable())
                 };
-                let removed = if *keep_files { q.close() } else { q.delete() };
+                let local = q.owner() == self.shards.me;
+                let removed = if *keep_files { q.close() } else { q.delete(local) };
                 if let Err(e) = removed {
                     tracing::warn!(queue = %name, error = %e, "could not close or remove queue files");
                 }
@@ -172,6 +173,7 @@ impl Model {
     fn declare_queue(&mut self, d: &QueueDecl) -> Result<Applied, ApplyError> {
         // Ids are chosen by whoever made the op: never hand out one again here.
         self.saw_queue_id(d.id);
+        let local = d.owner == self.shards.me;
         let v = self.vhost_mut(&d.vhost)?;
         if v.queue_id(&d.name).is_some() {
             return Ok(Applied::unchanged());
@@ -185,8 +187,10 @@ impl Model {
             d.arguments.clone(),
             d.recover,
             d.gen,
+            d.owner,
+            local,
         )?;
-        if !d.recover {
+        if !d.recover && local {
             // A new queue's x-expires lease starts now; recovered ones are
             // armed when the vhost opens.
             self.touch_queue(&d.vhost, d.id);

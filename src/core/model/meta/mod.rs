@@ -16,11 +16,14 @@
 //! | [`op`] | the ops: exchange and queue declares and deletes, bindings |
 //! | [`apply`] | applying one op to the model, and what it changed |
 //! | [`shard`] | the shard that owns a queue: a stable hash of vhost and name |
+//! | [`log`] | the log that orders the ops of every shard, so their copies stay equal |
 
 pub mod apply;
+pub mod log;
 pub mod op;
 pub mod shard;
 
 pub use apply::Applied;
+pub use log::MetaLog;
 pub use op::{BindingOp, ExchangeDecl, MetaOp, QueueDecl};
-pub use shard::ShardId;
+pub use shard::{ShardId, Shards, SHARDS_MAX};

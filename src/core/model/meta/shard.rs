@@ -37,6 +37,43 @@ impl ShardId {
     }
 }
 
+/// Which shard this is, and of how many: what a shard's model needs to tell
+/// its own queues from the copies of other shards' queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shards {
+    pub me: ShardId,
+    pub count: u16,
+}
+
+impl Default for Shards {
+    fn default() -> Self {
+        Shards::ONE
+    }
+}
+
+impl Shards {
+    /// One shard, which owns everything.
+    pub const ONE: Shards = Shards {
+        me: ShardId::FIRST,
+        count: 1,
+    };
+
+    /// Shard `me` of `count` (1 to [`SHARDS_MAX`]).
+    pub fn new(me: ShardId, count: u16) -> Shards {
+        assert!(
+            (1..=SHARDS_MAX).contains(&count) && me.0 < count,
+            "shard {} of {count}",
+            me.0
+        );
+        Shards { me, count }
+    }
+
+    /// The shard that owns queue `name` of `vhost`.
+    pub fn owner_of_queue(&self, vhost: &str, name: &str) -> ShardId {
+        ShardId::owner_of_queue(vhost, name, self.count)
+    }
+}
+
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 

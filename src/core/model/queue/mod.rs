@@ -111,6 +111,10 @@ pub struct Queue {
     /// buffered, not yet written; `acks_listed`: the broker knows (`ack_flush`).
     acks_unwritten: bool,
     acks_listed: bool,
+    /// The shard whose thread holds the store, consumers and timers; every
+    /// other shard holds a copy for routing, with no store and no files
+    /// (`docs/shards.md`).
+    owner: crate::core::model::meta::ShardId,
 }
 
 impl Queue {
@@ -130,6 +134,7 @@ impl Queue {
         home: std::sync::Arc<StoreHome>,
         store_gen: u32,
         recovered: bool,
+        owner: crate::core::model::meta::ShardId,
     ) -> Queue {
         let dedup = crate::core::model::queue::dedup::DedupCache::from_arguments(&arguments)
             .ok()
@@ -154,6 +159,7 @@ impl Queue {
             store_gen,
             acks_unwritten: false,
             acks_listed: false,
+            owner,
         };
         q.tuning.set_dedup(dedup);
         q.paused = recovered && Queue::was_paused(&q.dir());
@@ -170,6 +176,11 @@ impl Queue {
 
     pub fn is_durable(&self) -> bool {
         self.durable
+    }
+
+    /// The shard that owns the queue (its store, consumers and timers).
+    pub fn owner(&self) -> crate::core::model::meta::ShardId {
+        self.owner
     }
 
     pub fn is_auto_delete(&self) -> bool {

@@ -380,8 +380,11 @@ impl Queue {
     }
 
     /// The queue is gone: its folder and everything in it.
-    pub(crate) fn delete(self) -> io::Result<()> {
+    /// `local`: the queue is this shard's; a copy of another shard's queue
+    /// has no files here to remove.
+    pub(crate) fn delete(self, local: bool) -> io::Result<()> {
         match self.storage {
+            QueueStorage::Classic(_) if !local => Ok(()),
             QueueStorage::Classic(s) if s.is_open() => s.delete(),
             QueueStorage::Classic(_) => {
                 match std::fs::remove_dir_all(self.home.queue_dir(&self.name, self.durable, self.store_gen)) {

@@ -1,0 +1,208 @@
+//! The metadata log: the one order in which every shard applies the metadata
+//! ops (`docs/shards.md`, step 3).
+//!
+//! Each shard keeps its own copy of the routing data, so a publish routes on
+//! the shard's own memory with no lock. The copies stay equal because every op
+//! goes through this log and every shard applies the log's ops in its order.
+//! A shard that makes an op (a client's declare, a queue's expiry) takes the
+//! lock, first applies what other shards appended since it last looked, then
+//! decides, appends and applies its own op, and lets go: the decision is made
+//! on a copy that is current, so two shards declaring one name differently
+//! are ordered here and the second gets the 406, as on one shard.
+//!
+//! The lock is taken for metadata only (declares, bindings, deletes), never by
+//! a publish, a delivery or an ack. Between inputs a shard reads [`MetaLog::head`],
+//! one atomic load, and takes the lock only when it is behind: a client that
+//! got its bind-ok from one shard and then publishes through another sees its
+//! binding there.
+//!
+//! Entries every shard has applied are dropped from the front, so the log
+//! holds only what some shard has not seen yet.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{MetaOp, ShardId, SHARDS_MAX};
+
+/// Entries past which a shard that does not catch up is logged as stalled:
+/// every entry is kept until each shard has applied it.
+pub const LAGGING_OPS_WARN: usize = 1 << 20;
+
+/// The log shared by a broker's shards.
+pub struct MetaLog {
+    inner: Mutex<Inner>,
+    /// The position after the last entry, readable without the lock.
+    head: AtomicU64,
+}
+
+struct Inner {
+    /// The position of `ops[0]`.
+    base: u64,
+    ops: VecDeque<Arc<MetaOp>>,
+    /// Per shard, the position of the first entry it has not applied.
+    cursors: Vec<u64>,
+    warned: bool,
+}
+
+impl MetaLog {
+    /// An empty log for `shards` shards, each at position 0.
+    pub fn new(shards: u16) -> Arc<MetaLog> {
+        assert!((1..=SHARDS_MAX).contains(&shards), "shard count {shards}");
+        Arc::new(MetaLog {
+            inner: Mutex::new(Inner {
+                base: 0,
+                ops: VecDeque::new(),
+                cursors: vec![0; usize::from(shards)],
+                warned: false,
+            }),
+            head: AtomicU64::new(0),
+        })
+    }
+
+    /// The position after the last entry: a shard whose cursor is here has
+    /// applied everything.
+    pub fn head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// Takes the log's lock. A shard that panicked while holding it left the
+    /// log as it was before its append (an append is one push), so the lock is
+    /// taken over rather than poisoning every other shard.
+    pub fn lock(&self) -> MetaLogGuard<'_> {
+        MetaLogGuard {
+            inner: self.inner.lock().unwrap_or_else(|e| e.into_inner()),
+            head: &self.head,
+        }
+    }
+}
+
+/// The log, locked.
+pub struct MetaLogGuard<'a> {
+    inner: MutexGuard<'a, Inner>,
+    head: &'a AtomicU64,
+}
+
+impl MetaLogGuard<'_> {
+    /// The entries from `cursor` on, oldest first (shared: the ops are not
+    /// copied per shard).
+    pub fn since(&self, cursor: u64) -> Vec<Arc<MetaOp>> {
+        let inner = &*self.inner;
+        assert!(
+            cursor >= inner.base,
+            "cursor {cursor} before the log's start {}",
+            inner.base
+        );
+        let skip = usize::try_from(cursor - inner.base).expect("in memory");
+        inner.ops.iter().skip(skip).cloned().collect()
+    }
+
+    /// Appends an op; returns the position after it.
+    pub fn append(&mut self, op: MetaOp) -> u64 {
+        let inner = &mut *self.inner;
+        inner.ops.push_back(Arc::new(op));
+        if inner.ops.len() >= LAGGING_OPS_WARN && !inner.warned {
+            inner.warned = true;
+            tracing::warn!(
+                entries = inner.ops.len(),
+                cursors = ?inner.cursors,
+                "a shard has not applied the metadata log for {LAGGING_OPS_WARN} entries"
+            );
+        }
+        let head = inner.base + inner.ops.len() as u64;
+        self.head.store(head, Ordering::Release);
+        head
+    }
+
+    /// `shard` has applied everything before `to`; entries every shard has
+    /// applied are dropped.
+    pub fn advance(&mut self, shard: ShardId, to: u64) {
+        let inner = &mut *self.inner;
+        let head = inner.base + inner.ops.len() as u64;
+        let cursor = &mut inner.cursors[usize::from(shard.0)];
+        assert!(
+            *cursor <= to && to <= head,
+            "shard {} moves from {} to {to} (head {head})",
+            shard.0,
+            *cursor
+        );
+        *cursor = to;
+        let min = *inner.cursors.iter().min().expect("one shard at least");
+        while inner.base < min {
+            inner.ops.pop_front();
+            inner.base += 1;
+        }
+        if inner.ops.len() < LAGGING_OPS_WARN / 2 {
+            inner.warned = false;
+        }
+    }
+
+    /// Entries held for shards that have not applied them.
+    pub fn held(&self) -> usize {
+        self.inner.ops.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringmq_codec::ShortString;
+
+    fn op(n: usize) -> MetaOp {
+        MetaOp::QueueDelete {
+            vhost: crate::core::model::ids::VhostName::new("/").expect("a name"),
+            name: ShortString::try_from(format!("q{n}").as_str()).expect("short"),
+            keep_files: false,
+        }
+    }
+
+    #[test]
+    fn entries_stay_until_every_shard_applied_them() {
+        let log = MetaLog::new(3);
+        let mut g = log.lock();
+        for n in 0..5 {
+            g.append(op(n));
+        }
+        drop(g);
+        assert_eq!(log.head(), 5);
+        let mut g = log.lock();
+        assert_eq!(g.since(0).len(), 5);
+        g.advance(ShardId(0), 5);
+        g.advance(ShardId(1), 3);
+        assert_eq!(g.held(), 5, "shard 2 has applied none");
+        g.advance(ShardId(2), 4);
+        assert_eq!(g.held(), 2);
+        assert_eq!(g.since(3), vec![Arc::new(op(3)), Arc::new(op(4))]);
+        g.advance(ShardId(1), 5);
+        g.advance(ShardId(2), 5);
+        assert_eq!(g.held(), 0);
+        assert_eq!(g.append(op(5)), 6);
+        assert_eq!(g.since(5), vec![Arc::new(op(5))]);
+    }
+
+    #[test]
+    #[should_panic(expected = "before the log's start")]
+    fn reading_dropped_entries_is_a_bug() {
+        let log = MetaLog::new(1);
+        let mut g = log.lock();
+        g.append(op(0));
+        g.advance(ShardId(0), 1);
+        g.since(0);
+    }
+
+    #[test]
+    fn a_shard_that_panicked_holding_the_lock_does_not_stop_the_others() {
+        let log = MetaLog::new(2);
+        let l = Arc::clone(&log);
+        let _ = std::thread::spawn(move || {
+            let mut g = l.lock();
+            g.append(op(0));
+            panic!("a shard fails while holding the log");
+        })
+        .join();
+        let mut g = log.lock();
+        assert_eq!(g.since(0).len(), 1);
+        g.append(op(1));
+        assert_eq!(log.head(), 2);
+    }
+}
