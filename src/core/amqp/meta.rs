@@ -24,10 +24,10 @@ pub(crate) struct MetaLink {
     log: Arc<MetaLog>,
     /// The position of the first op this shard has not applied.
     cursor: u64,
-    /// A section is open: the lock is held by the caller of the section.
+    /// A section is open: the lock is held by the caller of the section, and
+    /// the model keeps the ops applied in it (`Model::meta_made`) to be
+    /// appended at its end.
     in_section: bool,
-    /// Ops this shard applied in the open section, appended at its end.
-    made: Vec<MetaOp>,
 }
 
 impl Broker {
@@ -35,8 +35,8 @@ impl Broker {
     /// objects, the reply to that method waits for the group commit that syncs
     /// its record (so a declare-ok means the object survives a crash).
     pub(crate) fn apply_meta_for(&mut self, conn: &mut Connection, op: &MetaOp) -> Result<(), ApplyError> {
+        self.assert_in_section(op);
         let applied = self.apply_meta_quietly(op)?;
-        self.made_meta(op, &applied);
         if let Some(w) = definitions::ops::record_op(&mut self.model, op, &applied) {
             self.definitions_written_by(op.vhost(), w, conn);
         }
@@ -47,8 +47,8 @@ impl Broker {
     /// its last consumer or its connection's end): its record goes to the next
     /// group commit.
     pub(crate) fn apply_meta(&mut self, op: &MetaOp) -> Result<(), ApplyError> {
+        self.assert_in_section(op);
         let applied = self.apply_meta_quietly(op)?;
-        self.made_meta(op, &applied);
         definitions::ops::record_op_written(&mut self.model, op, &applied);
         Ok(())
     }
@@ -66,7 +66,6 @@ impl Broker {
             cursor: log.head(),
             log,
             in_section: false,
-            made: Vec::new(),
         });
     }
 
@@ -82,10 +81,12 @@ impl Broker {
         let mut guard = log.lock();
         self.apply_others_ops(&guard);
         self.meta.as_mut().expect("joined").in_section = true;
+        self.model.meta_made = Some(Vec::new());
         let r = f(self);
+        let made = self.model.meta_made.take().expect("the section's");
         let link = self.meta.as_mut().expect("joined");
         link.in_section = false;
-        for op in link.made.drain(..) {
+        for op in made {
             link.cursor = guard.append(op);
         }
         guard.advance(self.model.shards.me, link.cursor);
@@ -121,12 +122,11 @@ impl Broker {
         self.meta.as_mut().expect("joined").cursor = cursor + ops.len() as u64;
     }
 
-    /// An op this shard applied, for the log when there is one.
-    fn made_meta(&mut self, op: &MetaOp, applied: &Applied) {
-        let Some(link) = self.meta.as_mut() else { return };
-        assert!(link.in_section, "a metadata op outside a section: {op:?}");
-        if applied.changed {
-            link.made.push(op.clone());
+    /// With several shards, an op is made in a section or other shards never
+    /// see it.
+    fn assert_in_section(&self, op: &MetaOp) {
+        if let Some(link) = &self.meta {
+            assert!(link.in_section, "a metadata op outside a section: {op:?}");
         }
     }
 

@@ -49,6 +49,9 @@ pub struct Model {
     /// The metadata ops applied since the tap was turned on (`meta::apply`);
     /// None, and nothing kept, unless someone reads them.
     pub(crate) meta_tap: Option<Vec<crate::core::model::meta::MetaOp>>,
+    /// In a metadata section of a broker with several shards: every op applied
+    /// that changed the model, for the shared log (`amqp::meta`); None outside.
+    pub(crate) meta_made: Option<Vec<crate::core::model::meta::MetaOp>>,
     /// Which shard's model this is: its own queues have stores and timers,
     /// the other shards' are copies for routing.
     pub(crate) shards: crate::core::model::meta::Shards,

@@ -2,7 +2,8 @@
 //! log (`docs/shards.md`, step 3): seeded clients spread over 2 to 4 shards
 //! (each shard a broker of its own in this one thread, joined to one
 //! [`MetaLog`]) declare, bind, unbind and delete exchanges and queues, use
-//! exclusive, auto-delete and x-expires queues, and close connections, in a
+//! exclusive, auto-delete and x-expires queues, import definitions through the
+//! management API, and close connections, in a
 //! seeded interleaving of the shards. At the end every shard has applied the
 //! log, and:
 //!
@@ -80,6 +81,22 @@ fn run(seed: u64, n: u16) {
             h.forget(c.conn);
             c.conn = h.connect(0, &[]);
             c.channels = 0;
+            false
+        } else if rng.random_bool(0.02) {
+            // The management API imports definitions on this shard.
+            let q = QUEUES[rng.random_range(0..QUEUES.len())];
+            let d = serde_json::json!({
+                "exchanges": [{"name": "x1", "vhost": "/", "type": "topic", "durable": true,
+                    "auto_delete": false, "internal": false, "arguments": {}}],
+                "queues": [{"name": q, "vhost": "/", "durable": true, "auto_delete": false,
+                    "arguments": {}}],
+                "bindings": [{"source": "x1", "vhost": "/", "destination": q,
+                    "destination_type": "queue", "routing_key": "i", "arguments": {}}],
+            });
+            // Refused when x1 or the queue exists otherwise (a 4xx, nothing applied).
+            let _ = h
+                .broker_mut()
+                .import_definitions(serde_json::from_value(d).expect("definitions"), None, None, 0);
             false
         } else if rng.random_bool(0.05) {
             // x-expires runs on the queue's owner, which deletes it for all.

@@ -29,8 +29,12 @@ impl Broker {
         now_ms: u64,
     ) -> AdminResult<()> {
         let salt_seed = self.random_u64();
-        let plan = import::validate(d, vhost, salt_seed, &self.model, &self.users)?;
-        self.apply_import(plan, acting_user, now_ms)
+        // A section: validated on a current copy, and the ops it applies go to
+        // every shard (`amqp::meta`).
+        self.in_meta_section(|b| {
+            let plan = import::validate(d, vhost, salt_seed, &b.model, &b.users)?;
+            b.apply_import(plan, acting_user, now_ms)
+        })
     }
 
     /// Imports a definitions file at start (`--load-definitions`).

@@ -119,8 +119,13 @@ impl Model {
             }
             MetaOp::Binding(b) => self.set_binding(b, cascade),
         }?;
-        if let Some(tap) = self.meta_tap.as_mut().filter(|_| applied.changed) {
-            tap.push(op.clone());
+        if applied.changed {
+            if let Some(made) = self.meta_made.as_mut() {
+                made.push(op.clone());
+            }
+            if let Some(tap) = self.meta_tap.as_mut() {
+                tap.push(op.clone());
+            }
         }
         Ok(applied)
     }
