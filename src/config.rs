@@ -50,7 +50,7 @@ mod tls;
 mod values;
 
 pub use error::ConfigError;
-pub use sni::SniConfig;
+pub use sni::{SniConfig, SniEffective, SniKeys, SniListener};
 pub use tls::{is_tls13_suite, TlsVersion, CIPHER_SUITES};
 pub use values::{DefaultPassword, IoBackend, LogFormat, LogLevel, MemWatermark, Section};
 

@@ -185,7 +185,7 @@ async fn serve(shared: Rc<Shared>, listener: Listener, tls: Option<crate::tls::T
             continue;
         }
         // The configuration in force now: a reload (SIGHUP) reaches the next handshake.
-        let tls = tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.config()));
+        let tls = tls.as_ref().map(|t| t.configs());
         let (shared, info, open) = (shared.clone(), info.clone(), open.clone());
         open.set(open.get() + 1);
         tokio::task::spawn_local(async move {
@@ -193,7 +193,7 @@ async fn serve(shared: Rc<Shared>, listener: Listener, tls: Option<crate::tls::T
                 None => serve_connection(shared, info, stream).await,
                 // The handshake is bounded like a request's head: a client that
                 // connects and says nothing holds a slot for at most that long.
-                Some(tls) => match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await {
+                Some(tls) => match tokio::time::timeout(HEADER_READ_TIMEOUT, tls_handshake(&tls, stream)).await {
                     Ok(Ok(stream)) => serve_connection(shared, info, stream).await,
                     Ok(Err(e)) => crate::tls::log_failure(peer.parse().ok(), &e.to_string()),
                     Err(_) => crate::tls::log_failure(peer.parse().ok(), "no TLS handshake within the header timeout"),
@@ -202,6 +202,23 @@ async fn serve(shared: Rc<Shared>, listener: Listener, tls: Option<crate::tls::T
             open.set(open.get() - 1);
         });
     }
+}
+
+/// The TLS handshake of an HTTPS connection, with the configuration for the
+/// name the client asks for when `[sni:HOST]` sections exist (read from the
+/// ClientHello first).
+async fn tls_handshake(
+    configs: &crate::tls::Configs,
+    stream: Stream,
+) -> std::io::Result<tokio_rustls::server::TlsStream<Stream>> {
+    if let Some(config) = configs.only() {
+        return tokio_rustls::TlsAcceptor::from(std::sync::Arc::clone(config))
+            .accept(stream)
+            .await;
+    }
+    let start = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
+    let config = std::sync::Arc::clone(configs.pick(start.client_hello().server_name()));
+    start.into_stream(config).await
 }
 
 /// One HTTP/1.1 connection (plain or TLS) served by hyper until it ends.
