@@ -136,6 +136,7 @@ fn main() -> ExitCode {
             https,
             metrics: cfg.mgmt.metrics_port.map(|p| (cfg.mgmt.metrics_bind.clone(), p)),
             unix: cfg.mgmt.unix_path.clone(),
+            control: cfg.mgmt.control_unix_path.clone(),
             tls: tls.clone(),
         })),
         // systemd's readiness socket (Type=notify): part of how the process was

@@ -46,6 +46,17 @@ impl Config {
                 "unix_proxy_protocol (--amqp-unix-proxy-protocol) is on, but there is no AMQP Unix socket (unix_path in [amqp], --amqp-unix-path)".into(),
             ));
         }
+        let control = self.mgmt.control_unix_path.as_ref();
+        if let Some(other) = [&a.unix_path, &self.mgmt.unix_path]
+            .into_iter()
+            .flatten()
+            .find(|p| Some(*p) == control)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "control_unix_path (--control-unix-path) is {}, another Unix socket's path too",
+                other.display()
+            )));
+        }
         if let (Some(amqp), Some(http)) = (&a.unix_path, &self.mgmt.unix_path) {
             if amqp == http {
                 return Err(ConfigError::Invalid(format!(

@@ -98,6 +98,10 @@ pub(crate) async fn spawn(
         tracing::info!(path = %l.path().display(), "HTTP API Unix socket listener started");
         listening.push((Kind::Api, Listener::Unix(l), None));
     }
+    if let Some(l) = cfg.control.as_deref().and_then(control_socket).transpose()? {
+        tracing::info!(path = %l.path().display(), "ringmqctl control socket listener started");
+        listening.push((Kind::Api, Listener::Unix(l), None));
+    }
     let port_of = |k: Kind| {
         (bound.iter())
             .find(|(name, _)| *name == k.name())
@@ -118,6 +122,30 @@ pub(crate) async fn spawn(
         tokio::task::spawn_local(serve(shared.clone(), listener, tls, Rc::new(info)));
     }
     Ok(bound)
+}
+
+/// The control socket for ringmqctl (the API, mode 0660). At the default path
+/// a socket that cannot be made is not an error (None): no `/run/ringmq` (a
+/// broker not started by systemd), or another broker listening there (which
+/// keeps it; a stale file from a dead one is replaced).
+fn control_socket(path: &std::path::Path) -> Option<std::io::Result<crate::sys::unix_socket::UnixListener>> {
+    use crate::sys::unix_socket::{UnixBindError, UnixListener, CONTROL_SOCKET_MODE};
+    match UnixListener::bind_with_mode(path, CONTROL_SOCKET_MODE) {
+        Ok(l) => Some(Ok(l)),
+        Err(e) if path == std::path::Path::new(crate::config::DEFAULT_CONTROL_UNIX_PATH) => {
+            match &e {
+                UnixBindError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::info!(path = %path.display(), "no ringmqctl control socket: its directory does not exist")
+                }
+                _ => tracing::warn!(error = %e, "no ringmqctl control socket"),
+            }
+            None
+        }
+        Err(e) => Some(Err(std::io::Error::other(format!(
+            "cannot start the ringmqctl control socket listener at {}: {e}",
+            path.display()
+        )))),
+    }
 }
 
 /// Where an HTTP listener accepts.
