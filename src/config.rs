@@ -102,8 +102,8 @@ pub struct Config {
     pub amqp: AmqpConfig,
     pub mgmt: MgmtConfig,
     pub clustering: ClusteringConfig,
-    /// `[sni:HOST]` sections (LavinMQ's): certificates chosen by the name a
-    /// TLS client asks for, in file order.
+    /// `[sni:HOST]` sections (LavinMQ's): certificates and TLS settings chosen by the
+    /// name a TLS client asks for, in file order.
     pub sni: Vec<SniConfig>,
     /// Things ignored on the way (unknown keys and sections). Returned rather than
     /// logged because the log level is itself a setting: log them once logging is up.

@@ -214,9 +214,7 @@ impl Broker {
             .arg(self.http_port().to_string())
             .arg("--metrics-http-port")
             .arg(self.metrics_port.to_string())
-            // No control socket at the default path (/run/ringmq): test brokers
-            // stay out of the way of an installed one; a test asks for its own.
-            .arg("--control-unix-path=")
+            .arg("--control-unix-path=") // none at /run/ringmq; a test asks for its own
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
