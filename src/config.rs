@@ -50,7 +50,7 @@ mod tls;
 mod values;
 
 pub use error::ConfigError;
-pub use sni::SniConfig;
+pub use sni::{SniConfig, SniEffective, SniKeys, SniListener};
 pub use tls::{is_tls13_suite, TlsVersion, CIPHER_SUITES};
 pub use values::{DefaultPassword, IoBackend, LogFormat, LogLevel, MemWatermark, Section};
 
@@ -102,8 +102,8 @@ pub struct Config {
     pub amqp: AmqpConfig,
     pub mgmt: MgmtConfig,
     pub clustering: ClusteringConfig,
-    /// `[sni:HOST]` sections (LavinMQ's): certificates chosen by the name a
-    /// TLS client asks for, in file order.
+    /// `[sni:HOST]` sections (LavinMQ's): certificates and TLS settings chosen by the
+    /// name a TLS client asks for, in file order.
     pub sni: Vec<SniConfig>,
     /// Things ignored on the way (unknown keys and sections). Returned rather than
     /// logged because the log level is itself a setting: log them once logging is up.
@@ -291,7 +291,20 @@ pub struct MgmtConfig {
     /// `unix_path`, `--http-unix-path` (LavinMQ's names): the API on a Unix
     /// domain socket too; `None` (empty) is none.
     pub unix_path: Option<PathBuf>,
+    /// `control_unix_path` in `[main]`, `--control-unix-path` (LavinMQ's
+    /// names): the API on the Unix socket `ringmqctl` tries first when given
+    /// no connection option; [`DEFAULT_CONTROL_UNIX_PATH`] by default, `None`
+    /// (empty) is none. Mode 0660. At the default path a socket that cannot
+    /// be made (no `/run/ringmq`, another broker listening there) is a log
+    /// line, not an error.
+    pub control_unix_path: Option<PathBuf>,
 }
+
+/// The control socket's default path: in systemd's `RuntimeDirectory=ringmq`
+/// (packaging/systemd), a directory only the broker's user writes, so no other
+/// local user can put a socket of theirs where `ringmqctl` looks. LavinMQ's
+/// default is `/tmp/lavinmqctl.sock`, which any local user can take first.
+pub const DEFAULT_CONTROL_UNIX_PATH: &str = "/run/ringmq/ringmqctl.sock";
 
 /// `[clustering]`: parsed and kept for the cluster module.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -366,6 +379,7 @@ impl Default for Config {
                 metrics_bind: "127.0.0.1".into(),
                 metrics_port: Some(DEFAULT_METRICS_PORT),
                 unix_path: None,
+                control_unix_path: Some(DEFAULT_CONTROL_UNIX_PATH.into()),
             },
             clustering: ClusteringConfig {
                 enabled: false,

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use ringmq::config::{Config, DefaultPassword, LogFormat};
+use ringmq::config::{Config, DefaultPassword, LogFormat, SniListener};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -136,6 +136,7 @@ fn main() -> ExitCode {
             https,
             metrics: cfg.mgmt.metrics_port.map(|p| (cfg.mgmt.metrics_bind.clone(), p)),
             unix: cfg.mgmt.unix_path.clone(),
+            control: cfg.mgmt.control_unix_path.clone(),
             tls: tls.clone(),
         })),
         // systemd's readiness socket (Type=notify): part of how the process was
@@ -174,15 +175,23 @@ fn tls_settings(cfg: &Config) -> ringmq::tls::TlsSettings {
         )
         .unwrap_or_default(),
         sni: (cfg.sni.iter())
-            .map(|s| {
-                let cert_path = s.cert_path.clone().unwrap_or_default();
-                ringmq::tls::SniCert {
-                    host: s.host.clone(),
-                    key_path: s.key_path.clone().unwrap_or_else(|| cert_path.clone()),
-                    cert_path,
-                }
+            .map(|s| ringmq::tls::SniHost {
+                host: s.host.clone(),
+                amqp: host_tls(s.effective(cfg, SniListener::Amqp)),
+                http: host_tls(s.effective(cfg, SniListener::Http)),
             })
             .collect(),
         ..ringmq::tls::TlsSettings::new(cert, key)
+    }
+}
+
+fn host_tls(e: ringmq::config::SniEffective) -> ringmq::tls::HostTls {
+    ringmq::tls::HostTls {
+        cert_path: e.cert_path,
+        key_path: e.key_path,
+        min_version: e.min_version,
+        ciphers: e.ciphers,
+        verify_peer: e.verify_peer,
+        ca_cert_path: e.ca_cert_path,
     }
 }

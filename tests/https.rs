@@ -2,7 +2,8 @@
 //! certificate and key as AMQPS, served beside the plain API; ALPN offers
 //! HTTP/1.1; the overview and health checks list the listener as RabbitMQ names
 //! it (`https`); a client that speaks plain HTTP or garbage to it is closed and
-//! the broker goes on.
+//! the broker goes on; an `[sni:HOST]` section's certificate and HTTPS
+//! versions serve its name only.
 
 mod common;
 
@@ -50,9 +51,19 @@ fn https_client(pki: &Pki) -> Arc<ClientConfig> {
 /// One `GET path` over TLS as guest; the status, the body and the ALPN protocol
 /// the server chose.
 fn get(addr: SocketAddr, config: Arc<ClientConfig>, path: &str) -> (u16, serde_json::Value, Option<Vec<u8>>) {
+    get_as(addr, config, path, "localhost")
+}
+
+/// [`get`] asking for server name `name` (SNI).
+fn get_as(
+    addr: SocketAddr,
+    config: Arc<ClientConfig>,
+    path: &str,
+    name: &str,
+) -> (u16, serde_json::Value, Option<Vec<u8>>) {
     let sock = TcpStream::connect(addr).unwrap();
     sock.set_read_timeout(Some(WAIT)).unwrap();
-    let conn = ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap();
+    let conn = ClientConnection::new(config, ServerName::try_from(name.to_owned()).unwrap()).unwrap();
     let mut tls = StreamOwned::new(conn, sock);
     let auth = base64::engine::general_purpose::STANDARD.encode("guest:guest");
     let req =
@@ -174,4 +185,53 @@ fn curl_trusts_the_api_with_the_ca() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "curl trusted an unknown CA");
+}
+
+/// `[sni:api.test]` with its certificate and `http_tls_min_version = 1.3`: the
+/// HTTPS listener reads the ClientHello, serves that name its certificate over
+/// TLS 1.3 only, and every other name `[main]`'s, TLS 1.2 included.
+#[test]
+fn an_sni_section_sets_the_certificate_and_https_versions_for_its_name() {
+    let p = pki(KeyKind::EcdsaP256);
+    let (api_cert, api_key) = p.issue_files("api", "api.test", &["api.test"]);
+    let conf = p.dir.path().join("sni.ini");
+    let text = format!(
+        "[sni:api.test]\ntls_cert = {}\ntls_key = {}\nhttp_tls_min_version = 1.3\n",
+        api_cert.display(),
+        api_key.display()
+    );
+    std::fs::write(&conf, text).unwrap();
+    let (cert, key) = (p.cert_path.to_str().unwrap(), p.key_path.to_str().unwrap());
+    let b = Broker::with_args(&[
+        "--https-port",
+        "0",
+        "--cert",
+        cert,
+        "--key",
+        key,
+        "-c",
+        conf.to_str().unwrap(),
+    ]);
+    let addr = listener_addr(&b, "HTTPS API listener started");
+    let with = |versions: &[&'static rustls::SupportedProtocolVersion]| {
+        let mut c = (*client_config(&p.ca_der, versions)).clone();
+        c.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(c)
+    };
+    // rustls checks the name: api.test's certificate came (the default one names localhost).
+    let (status, _, alpn) = get_as(addr, with(&[&rustls::version::TLS13]), "/api/overview", "api.test");
+    assert_eq!((status, alpn.as_deref()), (200, Some(&b"http/1.1"[..])));
+    let (status, _, _) = get_as(addr, with(&[&rustls::version::TLS12]), "/api/overview", "localhost");
+    assert_eq!(status, 200, "TLS 1.2 for the other names");
+    // TLS 1.2 asking for api.test: no handshake.
+    let sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let conn = ClientConnection::new(
+        with(&[&rustls::version::TLS12]),
+        ServerName::try_from("api.test").unwrap(),
+    );
+    let mut tls = StreamOwned::new(conn.unwrap(), sock);
+    let e = tls.write_all(b"GET / HTTP/1.1\r\n\r\n").and_then(|_| tls.flush());
+    let e = e.and_then(|_| tls.read(&mut [0u8; 64])).err().map(|e| e.to_string());
+    assert!(e.as_deref().is_some_and(|e| e.contains("ProtocolVersion")), "{e:?}");
 }

@@ -37,10 +37,15 @@ impl Client {
     /// TLS handshake (as `localhost`), protocol header, connection.start: the
     /// client and the mechanisms the broker offered.
     fn connect(addr: SocketAddr, config: Arc<ClientConfig>) -> Result<(Client, String), String> {
+        Client::connect_as(addr, config, "localhost")
+    }
+
+    /// [`Client::connect`] asking for server name `name` (SNI).
+    fn connect_as(addr: SocketAddr, config: Arc<ClientConfig>, name: &str) -> Result<(Client, String), String> {
         let sock = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
         sock.set_read_timeout(Some(WAIT)).unwrap();
-        let conn =
-            ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).map_err(|e| e.to_string())?;
+        let name = ServerName::try_from(name.to_owned()).unwrap();
+        let conn = ClientConnection::new(config, name).map_err(|e| e.to_string())?;
         let mut c = Client {
             tls: StreamOwned::new(conn, sock),
             buf: Vec::new(),
@@ -341,6 +346,95 @@ fn sni_picks_the_certificate_by_name_and_the_default_for_others() {
             "unknown names get the default"
         );
         assert_eq!(served_cn(addr, "localhost"), "localhost");
+    }
+}
+
+/// `[sni:HOST]` sections with their own client verification and versions:
+/// `mtls.test` asks for a certificate of its own CA (and offers EXTERNAL),
+/// `modern.test` takes TLS 1.3 only; the default name does neither. SIGHUP
+/// re-reads the sections: a bad CA file keeps the running ones, another CA
+/// takes effect.
+#[test]
+fn sni_sections_verify_clients_and_set_versions_for_their_name_only() {
+    let server = pki(KeyKind::EcdsaP256);
+    let clients = pki_named(KeyKind::EcdsaP256, "mtls.test clients", None);
+    let (mtls_cert, mtls_key) = server.issue_files("mtls", "mtls.test", &["mtls.test"]);
+    let (modern_cert, modern_key) = server.issue_files("modern", "modern.test", &["modern.test"]);
+    let conf = server.dir.path().join("sni.ini");
+    let write_conf = |ca: &std::path::Path| {
+        let verify = format!("tls_verify_peer = true\ntls_ca_cert = {}\n", ca.display());
+        let text = format!(
+            "[sni:mtls.test]\ntls_cert = {}\ntls_key = {}\n{verify}\n\
+             [sni:modern.test]\ntls_cert = {}\ntls_key = {}\ntls_min_version = 1.3\n",
+            mtls_cert.display(),
+            mtls_key.display(),
+            modern_cert.display(),
+            modern_key.display()
+        );
+        std::fs::write(&conf, text).unwrap();
+    };
+    write_conf(&clients.ca_path);
+    let both = [&rustls::version::TLS13, &rustls::version::TLS12];
+    for io in BACKENDS {
+        let args = ["-c", conf.to_str().unwrap(), "--tls-cert-login-from", "common_name"];
+        let (b, addr) = common::tls::broker(&server, io, &args);
+        let anonymous = || client_config(&server.ca_der, &both);
+        let with = |p: &common::tls::Pki, cn: &str| {
+            let (chain, key) = p.issue(cn, &[]);
+            client_config_with_cert(&server.ca_der, chain, key)
+        };
+        // The default name asks for no certificate: no EXTERNAL.
+        let (mut c, mechanisms) = Client::connect_as(addr, anonymous(), "localhost").unwrap();
+        assert_eq!(mechanisms, "PLAIN AMQPLAIN", "{io}");
+        c.login("PLAIN", b"\0guest\0guest").unwrap();
+        // mtls.test: no certificate, or one of another CA, gets no handshake.
+        let none = Client::connect_as(addr, anonymous(), "mtls.test");
+        assert!(none.is_err(), "{io}: mtls.test without a certificate got in");
+        let other = Client::connect_as(addr, with(&pki(KeyKind::EcdsaP256), "guest"), "mtls.test");
+        assert!(other.is_err(), "{io}: a certificate of another CA got in");
+        // A certificate of its CA: EXTERNAL is offered and logs in by the CN.
+        let (mut c, mechanisms) = Client::connect_as(addr, with(&clients, "guest"), "mtls.test").unwrap();
+        assert_eq!(mechanisms, "PLAIN AMQPLAIN EXTERNAL", "{io}");
+        c.login("EXTERNAL", b"").expect("EXTERNAL as guest");
+        // The default name does not ask, so a certificate sent anyway is not used.
+        let (_, mechanisms) = Client::connect_as(addr, with(&clients, "guest"), "localhost").unwrap();
+        assert_eq!(mechanisms, "PLAIN AMQPLAIN", "{io}");
+        // modern.test: TLS 1.3 only; other names still take 1.2.
+        let tls12 = || client_config(&server.ca_der, &[&rustls::version::TLS12]);
+        let old = amqp_start_as(addr, tls12(), "modern.test").err().unwrap_or_default();
+        assert!(old.contains("ProtocolVersion"), "{io}: TLS 1.2 for modern.test: {old}");
+        assert!(amqp_start_as(addr, tls12(), "localhost").is_ok(), "{io}");
+        assert!(
+            amqp_start_as(addr, tls12(), "mtls.test").is_err(),
+            "{io}: no certificate"
+        );
+        assert!(amqp_start_as(addr, anonymous(), "modern.test").is_ok(), "{io}");
+        if io != "epoll" {
+            continue;
+        }
+        // SIGHUP with a bad CA file: nothing changes.
+        let bad = server.dir.path().join("bad-ca.pem");
+        std::fs::write(&bad, "not a certificate").unwrap();
+        write_conf(&bad);
+        let mark = std::fs::metadata(b.log_path()).unwrap().len() as usize;
+        b.signal(libc::SIGHUP);
+        log_after(&b, mark, "SIGHUP: nothing reloaded");
+        assert!(
+            Client::connect_as(addr, anonymous(), "mtls.test").is_err(),
+            "still verified"
+        );
+        let (_, mechanisms) = Client::connect_as(addr, with(&clients, "guest"), "mtls.test").unwrap();
+        assert_eq!(mechanisms, "PLAIN AMQPLAIN EXTERNAL", "the old CA still");
+        // Another CA for the section: its certificates get in, the old CA's not.
+        let next = pki_named(KeyKind::EcdsaP256, "next clients", None);
+        write_conf(&next.ca_path);
+        let mark = std::fs::metadata(b.log_path()).unwrap().len() as usize;
+        b.signal(libc::SIGHUP);
+        log_after(&b, mark, "TLS certificates reloaded");
+        assert!(Client::connect_as(addr, with(&clients, "guest"), "mtls.test").is_err());
+        let (mut c, _) = Client::connect_as(addr, with(&next, "guest"), "mtls.test").unwrap();
+        c.login("EXTERNAL", b"")
+            .expect("EXTERNAL with the new CA's certificate");
     }
 }
 

@@ -3,7 +3,7 @@
 //! backends (a local peer, so `guest` may log in), the API over it with curl
 //! and ringmqctl, the socket files' mode, a stale file from a killed broker
 //! replaced, a live one or a regular file refused, both files gone after a
-//! clean stop.
+//! clean stop; ringmqctl without connection options on the control socket.
 
 mod common;
 
@@ -269,4 +269,54 @@ fn proxy_header_on_the_unix_socket_when_asked() {
         log.contains("no valid PROXY header") && log.contains("listener=\"AMQP (Unix socket)\""),
         "{log}"
     );
+}
+
+/// ringmqctl given no connection option reaches the broker through its
+/// control socket (`--control-unix-path`; by default both sides use
+/// /run/ringmq/ringmqctl.sock, here a temporary one named to ringmqctl by
+/// `RINGMQCTL_CONTROL_UNIX_PATH`), made 0660; with the socket gone (a stale
+/// file left) it uses TCP, http://127.0.0.1:15672.
+#[test]
+fn ringmqctl_without_options_uses_the_control_socket_else_tcp() {
+    let s = sockets();
+    let control = s.http.with_file_name("ctl.sock");
+    let mut b = Broker::with_args(&["--control-unix-path", control.to_str().unwrap()]);
+    if b.skip_external("ringmqctl_without_options_uses_the_control_socket_else_tcp") {
+        return;
+    }
+    assert_eq!(mode(&control), 0o660);
+    let q = unique("ctl");
+    let (status, body) = curl(&control, "PUT", &format!("/api/queues/%2F/{q}"), Some("{}"));
+    assert_eq!(status, 201, "{body}");
+    let ctl = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ringmqctl"))
+            .env("RINGMQCTL_CONTROL_UNIX_PATH", &control)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ringmqctl")
+    };
+    // No --uri, --host, --port or --socket: the control socket, where the queue is.
+    let out = ctl(&["--json", "list", "queues"]);
+    assert!(out.status.success(), "{out:?}");
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(list.as_array().unwrap().iter().any(|x| x["name"] == q), "{list}");
+    // A connection option: TCP at that address, the socket is not used.
+    let out = ctl(&["--port", &b.http_port().to_string(), "--json", "list", "queues"]);
+    assert!(out.status.success(), "{out:?}");
+    b.stop();
+    assert!(!control.exists(), "the control socket left after a clean stop");
+    // A stale file where the socket was: ringmqctl falls back to TCP's default
+    // (where nothing of this test listens; if another broker answers there,
+    // it is not this one).
+    drop(std::os::unix::net::UnixListener::bind(&control).unwrap());
+    let out = ctl(&["--json", "list", "queues"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(&q), "{out:?}");
+    } else {
+        assert_eq!(out.status.code(), Some(69), "{out:?}");
+        assert!(err.contains("127.0.0.1:15672"), "{err}");
+    }
+    assert!(!err.contains("ctl.sock"), "{err}");
 }

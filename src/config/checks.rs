@@ -16,8 +16,8 @@ impl Config {
                 "a TLS port (amqps/https) is enabled but tls_cert and tls_key (--cert, --key) are not both set".into(),
             ));
         }
-        self.validate_client_certificates()?;
         sni::validate(self)?;
+        self.validate_client_certificates()?;
         let ciphers = &self.main.tls_ciphers;
         if self.main.tls_min_version == TlsVersion::V1_3
             && !ciphers.is_empty()
@@ -46,6 +46,17 @@ impl Config {
                 "unix_proxy_protocol (--amqp-unix-proxy-protocol) is on, but there is no AMQP Unix socket (unix_path in [amqp], --amqp-unix-path)".into(),
             ));
         }
+        let control = self.mgmt.control_unix_path.as_ref();
+        if let Some(other) = [&a.unix_path, &self.mgmt.unix_path]
+            .into_iter()
+            .flatten()
+            .find(|p| Some(*p) == control)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "control_unix_path (--control-unix-path) is {}, another Unix socket's path too",
+                other.display()
+            )));
+        }
         if let (Some(amqp), Some(http)) = (&a.unix_path, &self.mgmt.unix_path) {
             if amqp == http {
                 return Err(ConfigError::Invalid(format!(
@@ -61,16 +72,19 @@ impl Config {
     /// (a setting that is accepted and does nothing would be a lie).
     fn validate_client_certificates(&self) -> Result<(), ConfigError> {
         let m = &self.main;
+        // `[sni:HOST]` sections may verify clients where [main] does not.
+        let sections_verify = (self.sni.iter()).any(|s| s.effective(self, sni::SniListener::Amqp).verify_peer);
+        let any_verify = m.tls_verify_peer || sections_verify;
         let why = if m.tls_verify_peer && m.tls_ca_cert_path.is_none() {
             "tls_verify_peer (--tls-verify-peer) needs tls_ca_cert (--ca-cert), the CAs client certificates are verified against"
-        } else if m.tls_verify_peer && self.amqp.tls_port.is_none() {
-            "tls_verify_peer (--tls-verify-peer) asks AMQPS clients for certificates, but no AMQPS port is set (--amqps-port); the HTTPS API never asks for one"
+        } else if any_verify && self.amqp.tls_port.is_none() {
+            "tls_verify_peer (--tls-verify-peer, or an [sni:HOST] section's) asks AMQPS clients for certificates, but no AMQPS port is set (--amqps-port); the HTTPS API never asks for one"
         } else if !m.tls_verify_peer && m.tls_ca_cert_path.is_some() {
             "tls_ca_cert (--ca-cert) is set but tls_verify_peer (--tls-verify-peer) is not: no client certificate would be asked for"
-        } else if !m.tls_verify_peer && !m.tls_fail_if_no_peer_cert {
-            "tls_fail_if_no_peer_cert = false (--tls-fail-if-no-peer-cert) does nothing without tls_verify_peer (--tls-verify-peer)"
-        } else if !m.tls_verify_peer && m.tls_cert_login_from != "distinguished_name" {
-            "tls_cert_login_from (--tls-cert-login-from) does nothing without tls_verify_peer (--tls-verify-peer): no client certificate would be asked for"
+        } else if !any_verify && !m.tls_fail_if_no_peer_cert {
+            "tls_fail_if_no_peer_cert = false (--tls-fail-if-no-peer-cert) does nothing without tls_verify_peer (--tls-verify-peer, or in an [sni:HOST] section)"
+        } else if !any_verify && m.tls_cert_login_from != "distinguished_name" {
+            "tls_cert_login_from (--tls-cert-login-from) does nothing without tls_verify_peer (--tls-verify-peer, or in an [sni:HOST] section): no client certificate would be asked for"
         } else if !m.tls_cert_login_from.starts_with("subject_alt")
             && (m.tls_cert_login_san_type != crate::tls::SanKind::Dns || m.tls_cert_login_san_index != 0)
         {

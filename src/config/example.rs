@@ -58,13 +58,20 @@ pub(crate) fn text() -> String {
 /// shown as an example in comments (not `;`: that marks a setting whose
 /// default the tests check).
 const SNI: &str = "
-# [sni:HOST] (LavinMQ's): the certificate for TLS clients that ask for HOST by
-# server name indication (AMQPS and HTTPS); every other name gets tls_cert of
-# [main]. HOST may be *.domain (any one label). tls_cert and tls_key only;
-# without tls_key the key is read from tls_cert's file. Reread on SIGHUP.
+# [sni:HOST] (LavinMQ's): the certificate and settings for TLS clients that ask
+# for HOST by server name indication (AMQPS and HTTPS); every other name gets
+# those of [main]. HOST may be *.domain (any one label). Keys: tls_cert,
+# tls_key (without it, the key is read from tls_cert's file), tls_min_version,
+# tls_ciphers, tls_verify_peer and tls_ca_cert (AMQPS clients' certificates,
+# for this name only), each also as amqp_tls_* or http_tls_* for one listener
+# (http_ without verify_peer and ca_cert). A key left out is [main]'s. Reread
+# on SIGHUP.
 #[sni:mq.example.com]
 #tls_cert = /etc/ringmq/mq.example.com.pem
 #tls_key = /etc/ringmq/mq.example.com.key
+#tls_verify_peer = true
+#tls_ca_cert = /etc/ringmq/mq-clients-ca.pem
+#tls_min_version = 1.3
 ";
 
 fn write_key(out: &mut String, row: &flags::Flag, key: &str) {

@@ -97,6 +97,14 @@ pub(super) const BINDINGS_AND_TLS: &[Flag] = &[
         ),
         flag(
             None,
+            "control-unix-path",
+            "PATH",
+            "The HTTP API on this Unix socket for ringmqctl, which tries it first when given no --uri, --host, --port or --socket (mode 0660; empty: none; at the default path, no socket is only logged: no /run/ringmq, or another broker there)",
+            Some(super::DEFAULT_CONTROL_UNIX_PATH),
+            Action::Set(&[(Main, "control_unix_path")]),
+        ),
+        flag(
+            None,
             "metrics-http-bind",
             "ADDR",
             "Address the Prometheus metrics server listens on",

@@ -45,6 +45,7 @@ fn set_main(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
         "data_dir" => m.data_dir = path(v)?,
         // LavinMQ reads the metrics listener from [main]; [mgmt] works too.
         "metrics_http_bind" | "metrics_http_port" => return set_mgmt(cfg, key, v),
+        "control_unix_path" => cfg.mgmt.control_unix_path = optional_path(v),
         "log_level" => m.log_level = v.parse::<LogLevel>()?,
         "log_format" => m.log_format = v.parse::<LogFormat>()?,
         "segment_size" => {

@@ -1,48 +1,122 @@
-//! `[sni:HOST]` sections, LavinMQ 2.9's way of serving several certificates on
-//! one TLS port: a client that asks for `HOST` (TLS's server name indication)
-//! gets the section's certificate, every other client the `tls_cert` of
-//! `[main]`.
+//! `[sni:HOST]` sections, LavinMQ 2.9's way of serving several certificates and
+//! TLS settings on one TLS port: a client that asks for `HOST` (TLS's server
+//! name indication) gets the section's certificate and settings, every other
+//! client those of `[main]`.
 //!
 //! ```ini
 //! [sni:mq.example.com]
 //! tls_cert = /etc/ringmq/mq.example.com.pem
 //! tls_key = /etc/ringmq/mq.example.com.key
+//! tls_verify_peer = true
+//! tls_ca_cert = /etc/ringmq/mq-clients-ca.pem
+//! tls_min_version = 1.3
 //!
 //! [sni:*.example.org]
 //! tls_cert = /etc/ringmq/wildcard.pem
+//! http_tls_cert = /etc/ringmq/wildcard-api.pem
 //! ```
 //!
-//! `tls_cert` and `tls_key` are read (the key from the certificate's file when
-//! `tls_key` is left out, as LavinMQ). LavinMQ's other keys there (per-host
-//! `tls_verify_peer`, `tls_ca_cert`, versions, ciphers, per-protocol `amqp_*`,
-//! `mqtt_*`, `http_*` overrides) are refused by name rather than ignored: one
-//! rustls configuration serves every name here, and a per-host client
-//! verification that silently did nothing would be worse than none.
+//! Read, as LavinMQ reads them: `tls_cert`, `tls_key` (the key from the
+//! certificate's file when left out), `tls_min_version`, `tls_ciphers`,
+//! `tls_verify_peer`, `tls_ca_cert`, and the same with `amqp_` or `http_` in
+//! front for one listener only (`amqp_tls_cert` serves AMQPS, `http_tls_cert`
+//! HTTPS). Two differences from LavinMQ, both on the side of refusing more:
+//! a setting a section leaves out is `[main]`'s (LavinMQ's section starts from
+//! OpenSSL's defaults: no client verification even where `[main]` asks for
+//! it), and `tls_verify_peer` asks AMQPS clients only, as it does in `[main]`
+//! (the HTTP API logs in with passwords), so `http_tls_verify_peer` and
+//! `http_tls_ca_cert` are refused by name. Refused by name too:
+//! `tls_keylog_file` (no key log anywhere in ringmq); `mqtt_tls_*` keys are
+//! ignored with a warning, as the `[mqtt]` section is (no MQTT listener).
 
 use std::path::{Path, PathBuf};
 
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, TlsVersion};
 
 /// One `[sni:HOST]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SniConfig {
     /// Lowercase: a DNS name, or `*.` and one (any one label in its place).
     pub host: String,
-    pub cert_path: Option<PathBuf>,
-    pub key_path: Option<PathBuf>,
+    /// The keys without a prefix: for both listeners.
+    pub tls: SniKeys,
+    /// `amqp_tls_*`: for AMQPS only, over `tls`.
+    pub amqp: SniKeys,
+    /// `http_tls_*`: for HTTPS only, over `tls` (no client verification keys).
+    pub http: SniKeys,
     /// Where the section starts, for messages.
     pub file: PathBuf,
     pub line: usize,
 }
 
-/// The keys LavinMQ reads in an `[sni:HOST]` section that ringmq does not act on.
-const PER_HOST_NOT_SUPPORTED: &[&str] = &[
-    "tls_min_version",
-    "tls_ciphers",
-    "tls_verify_peer",
-    "tls_ca_cert",
-    "tls_keylog_file",
-];
+/// The TLS keys of a section (or of its `amqp_`/`http_` overrides); None: not set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SniKeys {
+    pub cert_path: Option<PathBuf>,
+    pub key_path: Option<PathBuf>,
+    pub min_version: Option<TlsVersion>,
+    /// rustls's suite names, in preference order (as `[main]`'s `tls_ciphers`).
+    pub ciphers: Option<Vec<String>>,
+    pub verify_peer: Option<bool>,
+    pub ca_cert_path: Option<PathBuf>,
+}
+
+/// A listener's settings for one host, with what the section leaves out taken
+/// from the other keys of the section and then from `[main]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SniEffective {
+    pub cert_path: PathBuf,
+    /// LavinMQ's rule: the listener's `tls_key`, else the section's, else the
+    /// certificate's file.
+    pub key_path: PathBuf,
+    pub min_version: TlsVersion,
+    pub ciphers: Vec<String>,
+    /// Always false for HTTPS.
+    pub verify_peer: bool,
+    pub ca_cert_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SniListener {
+    Amqp,
+    Http,
+}
+
+impl SniConfig {
+    /// The effective settings of `listener` for this host (`[main]` from `cfg`).
+    pub fn effective(&self, cfg: &Config, listener: SniListener) -> SniEffective {
+        let (over, m) = (
+            match listener {
+                SniListener::Amqp => &self.amqp,
+                SniListener::Http => &self.http,
+            },
+            &cfg.main,
+        );
+        let base = &self.tls;
+        let cert_path = (over.cert_path.clone())
+            .or_else(|| base.cert_path.clone())
+            .unwrap_or_default();
+        let amqp = listener == SniListener::Amqp;
+        SniEffective {
+            key_path: (over.key_path.clone())
+                .or_else(|| base.key_path.clone())
+                .unwrap_or_else(|| cert_path.clone()),
+            cert_path,
+            min_version: over.min_version.or(base.min_version).unwrap_or(m.tls_min_version),
+            ciphers: (over.ciphers.clone())
+                .or_else(|| base.ciphers.clone())
+                .unwrap_or_else(|| m.tls_ciphers.clone()),
+            verify_peer: amqp && over.verify_peer.or(base.verify_peer).unwrap_or(m.tls_verify_peer),
+            ca_cert_path: if amqp {
+                (over.ca_cert_path.clone())
+                    .or_else(|| base.ca_cert_path.clone())
+                    .or_else(|| m.tls_ca_cert_path.clone())
+            } else {
+                None
+            },
+        }
+    }
+}
 
 /// Enters section `[sni:host]`: its index in `cfg.sni` (a host named twice is
 /// one section, as in LavinMQ).
@@ -61,8 +135,9 @@ pub(super) fn section(cfg: &mut Config, host: &str, line: usize, path: &Path) ->
     }
     cfg.sni.push(SniConfig {
         host,
-        cert_path: None,
-        key_path: None,
+        tls: SniKeys::default(),
+        amqp: SniKeys::default(),
+        http: SniKeys::default(),
         file: path.to_owned(),
         line,
     });
@@ -87,22 +162,40 @@ pub(super) fn set(
         value: value.to_owned(),
         reason,
     };
-    let protocol_override = ["amqp_", "mqtt_", "http_"]
-        .iter()
-        .any(|p| key.strip_prefix(p).is_some_and(|k| k.starts_with("tls_")));
-    match key {
-        "tls_cert" => s.cert_path = Some(super::keys::path(value).map_err(bad)?),
-        "tls_key" => s.key_path = Some(super::keys::path(value).map_err(bad)?),
-        k if PER_HOST_NOT_SUPPORTED.contains(&k) || protocol_override => {
-            return Err(bad(format!(
-                "[sni:{}] takes tls_cert and tls_key only; per-host TLS settings are not supported (set them in [main] for every host)",
-                s.host
-            )))
+    let (keys, rest) = if let Some(rest) = key.strip_prefix("amqp_") {
+        (&mut s.amqp, rest)
+    } else if let Some(rest) = key.strip_prefix("http_") {
+        (&mut s.http, rest)
+    } else {
+        (&mut s.tls, key)
+    };
+    let http = key.starts_with("http_");
+    match rest {
+        "tls_cert" => keys.cert_path = Some(super::keys::path(value).map_err(bad)?),
+        "tls_key" => keys.key_path = Some(super::keys::path(value).map_err(bad)?),
+        "tls_min_version" => keys.min_version = Some(value.parse().map_err(bad)?),
+        "tls_ciphers" => keys.ciphers = Some(super::tls::cipher_list(value).map_err(bad)?),
+        "tls_verify_peer" | "tls_ca_cert" if http => {
+            return Err(bad(
+                "HTTPS does not ask for client certificates (the HTTP API logs in with passwords); tls_verify_peer and tls_ca_cert apply to AMQPS".into(),
+            ))
+        }
+        "tls_verify_peer" => keys.verify_peer = Some(super::keys::boolean(value).map_err(bad)?),
+        "tls_ca_cert" => keys.ca_cert_path = Some(super::keys::path(value).map_err(bad)?),
+        "tls_keylog_file" => {
+            return Err(bad(
+                "TLS key logging is not supported (neither in [main] nor per host)".into(),
+            ))
         }
         _ => {
             let host = s.host.clone();
+            let why = if key.starts_with("mqtt_tls_") {
+                "ringmq has no MQTT listener"
+            } else {
+                "unknown key"
+            };
             cfg.warnings.push(format!(
-                "{}:{line}: unknown key {key} in [sni:{host}], ignored",
+                "{}:{line}: {why}: {key} in [sni:{host}], ignored",
                 path.display()
             ));
         }
@@ -110,16 +203,40 @@ pub(super) fn set(
     Ok(())
 }
 
-/// Every section names its certificate, and a default one exists for the
-/// other names.
+/// Every listener of every section has a certificate, a client verification
+/// has its CA bundle, a default certificate exists for the other names, and
+/// the versions leave a suite.
 pub(super) fn validate(cfg: &Config) -> Result<(), ConfigError> {
     for s in &cfg.sni {
-        if s.cert_path.is_none() {
-            return Err(ConfigError::Syntax {
-                path: s.file.clone(),
-                line: s.line,
-                message: format!("[sni:{}] has no tls_cert", s.host),
-            });
+        let at = |message: String| ConfigError::Syntax {
+            path: s.file.clone(),
+            line: s.line,
+            message,
+        };
+        let host = &s.host;
+        if s.tls.cert_path.is_none() && (s.amqp.cert_path.is_none() || s.http.cert_path.is_none()) {
+            return Err(at(format!("[sni:{host}] has no tls_cert")));
+        }
+        let amqp = s.effective(cfg, SniListener::Amqp);
+        if amqp.verify_peer && amqp.ca_cert_path.is_none() {
+            return Err(at(format!(
+                "[sni:{host}]: tls_verify_peer needs tls_ca_cert (in the section or in [main]): the CAs client certificates must chain to"
+            )));
+        }
+        if !amqp.verify_peer && (s.tls.ca_cert_path.is_some() || s.amqp.ca_cert_path.is_some()) {
+            return Err(at(format!(
+                "[sni:{host}]: tls_ca_cert is set but client certificates are not asked for (tls_verify_peer, in the section or in [main])"
+            )));
+        }
+        for (name, e) in [("amqp", &amqp), ("http", &s.effective(cfg, SniListener::Http))] {
+            if e.min_version == TlsVersion::V1_3
+                && !e.ciphers.is_empty()
+                && !e.ciphers.iter().any(|c| super::is_tls13_suite(c))
+            {
+                return Err(at(format!(
+                    "[sni:{host}] ({name}): tls_ciphers names only TLS 1.2 suites, but tls_min_version is 1.3: no suite is left"
+                )));
+            }
         }
     }
     if !cfg.sni.is_empty() && (cfg.main.tls_cert_path.is_none() || cfg.main.tls_key_path.is_none()) {
@@ -129,12 +246,14 @@ pub(super) fn validate(cfg: &Config) -> Result<(), ConfigError> {
     }
     Ok(())
 }
-
 #[cfg(test)]
 mod tests {
     use std::io::Write;
 
-    use super::super::{Config, ConfigError};
+    use std::path::Path;
+
+    use super::super::{Config, ConfigError, TlsVersion};
+    use super::{SniEffective, SniListener};
 
     fn load(text: &str) -> Result<Config, ConfigError> {
         let mut f = tempfile::NamedTempFile::new().unwrap();
@@ -148,18 +267,82 @@ mod tests {
     #[test]
     fn sections_are_read_as_lavinmq_writes_them() {
         let cfg = load(&format!(
-            "{MAIN}[sni:MQ.example.com]\ntls_cert = /a.pem\ntls_key = /a.key\n\n[sni:*.example.org]\ntls_cert = /w.pem\nfoo = 1\n"
+            "{MAIN}[sni:MQ.example.com]\ntls_cert = /a.pem\ntls_key = /a.key\n\n[sni:*.example.org]\ntls_cert = /w.pem\nfoo = 1\nmqtt_tls_cert = /m.pem\n"
         ))
         .unwrap();
         assert_eq!(cfg.sni.len(), 2);
         assert_eq!(cfg.sni[0].host, "mq.example.com");
-        assert_eq!(cfg.sni[0].key_path.as_deref(), Some(std::path::Path::new("/a.key")));
+        assert_eq!(cfg.sni[0].tls.key_path.as_deref(), Some(Path::new("/a.key")));
         assert_eq!(cfg.sni[1].host, "*.example.org");
-        assert_eq!(cfg.sni[1].key_path, None, "the key from the certificate's file");
+        assert_eq!(cfg.sni[1].tls.key_path, None);
+        let w = cfg.sni[1].effective(&cfg, SniListener::Amqp);
+        assert_eq!(w.key_path, Path::new("/w.pem"), "the key from the certificate's file");
         assert!(cfg
             .warnings
             .iter()
-            .any(|w| w.contains("unknown key foo in [sni:*.example.org]")));
+            .any(|w| w.contains("unknown key: foo in [sni:*.example.org]")));
+        assert!(cfg
+            .warnings
+            .iter()
+            .any(|w| w.contains("no MQTT listener: mqtt_tls_cert")));
+    }
+
+    #[test]
+    fn per_host_settings_and_what_they_inherit() {
+        let cfg = load(&format!(
+            "{MAIN}tls_min_version = 1.2\ntls_ciphers = TLS_AES_256_GCM_SHA384:ECDHE-RSA-AES128-GCM-SHA256\n\
+             [amqp]\ntls_port = 5671\n[sni:a.example.com]\ntls_cert = /a.pem\ntls_verify_peer = yes\ntls_ca_cert = /ca.pem\n\
+             tls_min_version = TLSv1.3\namqp_tls_ca_cert = /amqp-ca.pem\n\
+             http_tls_cert = /api.pem\nhttp_tls_key = /api.key\nhttp_tls_min_version = 1.2\n\
+             [sni:b.example.com]\ntls_cert = /b.pem\namqp_tls_ciphers = TLS_AES_128_GCM_SHA256\n"
+        ))
+        .unwrap();
+        let a = &cfg.sni[0];
+        assert_eq!(a.tls.verify_peer, Some(true));
+        let amqp = a.effective(&cfg, SniListener::Amqp);
+        assert_eq!(
+            amqp,
+            SniEffective {
+                cert_path: "/a.pem".into(),
+                key_path: "/a.pem".into(),
+                min_version: TlsVersion::V1_3,
+                ciphers: vec![
+                    "TLS13_AES_256_GCM_SHA384".into(),
+                    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into()
+                ],
+                verify_peer: true,
+                ca_cert_path: Some("/amqp-ca.pem".into()),
+            }
+        );
+        let http = a.effective(&cfg, SniListener::Http);
+        assert_eq!(
+            (http.cert_path.to_str(), http.key_path.to_str(), http.min_version),
+            (Some("/api.pem"), Some("/api.key"), TlsVersion::V1_2)
+        );
+        assert!(
+            !http.verify_peer && http.ca_cert_path.is_none(),
+            "HTTPS asks for no certificate"
+        );
+        let b = cfg.sni[1].effective(&cfg, SniListener::Amqp);
+        assert_eq!(b.ciphers, ["TLS13_AES_128_GCM_SHA256"]);
+        assert!(!b.verify_peer, "[main] does not verify");
+        assert_eq!(
+            cfg.sni[1].effective(&cfg, SniListener::Http).ciphers.len(),
+            2,
+            "[main]'s"
+        );
+
+        // [main]'s client verification reaches a section that says nothing,
+        // and a section may turn it off.
+        let cfg = load(&format!(
+            "{MAIN}tls_verify_peer = true\ntls_ca_cert = /ca.pem\n[amqp]\ntls_port = 5671\n\
+             [sni:a.example.com]\ntls_cert = /a.pem\n[sni:b.example.com]\ntls_cert = /b.pem\ntls_verify_peer = false\n"
+        ));
+        let cfg = cfg.unwrap();
+        let a = cfg.sni[0].effective(&cfg, SniListener::Amqp);
+        assert!(a.verify_peer);
+        assert_eq!(a.ca_cert_path.as_deref(), Some(Path::new("/ca.pem")));
+        assert!(!cfg.sni[1].effective(&cfg, SniListener::Amqp).verify_peer);
     }
 
     #[test]
@@ -167,12 +350,46 @@ mod tests {
         for (text, want) in [
             (format!("{MAIN}[sni:a.example.com]\ntls_key = /k\n"), "has no tls_cert"),
             (
-                format!("{MAIN}[sni:a.example.com]\ntls_cert = /c\ntls_verify_peer = true\n"),
-                "per-host TLS settings are not supported",
+                format!("{MAIN}[sni:a.example.com]\namqp_tls_cert = /k\n"),
+                "has no tls_cert",
             ),
             (
-                format!("{MAIN}[sni:a.example.com]\ntls_cert = /c\namqp_tls_cert = /x\n"),
-                "per-host TLS settings are not supported",
+                format!("{MAIN}[sni:a.example.com]\ntls_cert = /c\ntls_verify_peer = true\n"),
+                "tls_verify_peer needs tls_ca_cert",
+            ),
+            (
+                format!("{MAIN}[sni:a.example.com]\ntls_cert = /c\ntls_ca_cert = /ca\n"),
+                "tls_ca_cert is set but client certificates are not asked for",
+            ),
+            (
+                format!("{MAIN}[sni:a.example.com]\ntls_cert = /c\nhttp_tls_verify_peer = true\n"),
+                "HTTPS does not ask for client certificates",
+            ),
+            (
+                format!("{MAIN}[sni:a.example.com]\ntls_cert = /c\nhttp_tls_ca_cert = /ca\n"),
+                "HTTPS does not ask for client certificates",
+            ),
+            (
+                format!("{MAIN}[sni:a.example.com]\ntls_cert = /c\ntls_keylog_file = /k\n"),
+                "key logging is not supported",
+            ),
+            (
+                format!("{MAIN}[sni:a.example.com]\ntls_cert = /c\ntls_min_version = 1.1\n"),
+                "RFC 8996",
+            ),
+            (
+                format!("{MAIN}[sni:a.example.com]\ntls_cert = /c\namqp_tls_ciphers = HIGH\n"),
+                "unknown cipher suite",
+            ),
+            (
+                format!("{MAIN}[sni:a.example.com]\ntls_cert = /c\ntls_verify_peer = maybe\n"),
+                "expected true or false",
+            ),
+            (
+                format!(
+                    "{MAIN}[sni:a.example.com]\ntls_cert = /c\ntls_min_version = 1.3\namqp_tls_ciphers = ECDHE-RSA-AES128-GCM-SHA256\n"
+                ),
+                "(amqp): tls_ciphers names only TLS 1.2 suites",
             ),
             (
                 "[sni:a.example.com]\ntls_cert = /c\n".to_owned(),

@@ -49,6 +49,10 @@ pub struct HttpConfig {
     pub metrics: Option<(String, u16)>,
     /// The API on a Unix domain socket (LavinMQ's `[mgmt] unix_path`).
     pub unix: Option<std::path::PathBuf>,
+    /// The API on the Unix socket ringmqctl tries first (`control_unix_path`,
+    /// mode 0660); at [`crate::config::DEFAULT_CONTROL_UNIX_PATH`] a socket
+    /// that cannot be made is logged, not an error.
+    pub control: Option<std::path::PathBuf>,
     /// The TLS configuration of the AMQPS and HTTPS listeners, if either is
     /// on: the certificate-expiration health check and the expiry metric read
     /// its certificates.

@@ -98,6 +98,10 @@ pub(crate) async fn spawn(
         tracing::info!(path = %l.path().display(), "HTTP API Unix socket listener started");
         listening.push((Kind::Api, Listener::Unix(l), None));
     }
+    if let Some(l) = cfg.control.as_deref().and_then(control_socket).transpose()? {
+        tracing::info!(path = %l.path().display(), "ringmqctl control socket listener started");
+        listening.push((Kind::Api, Listener::Unix(l), None));
+    }
     let port_of = |k: Kind| {
         (bound.iter())
             .find(|(name, _)| *name == k.name())
@@ -118,6 +122,30 @@ pub(crate) async fn spawn(
         tokio::task::spawn_local(serve(shared.clone(), listener, tls, Rc::new(info)));
     }
     Ok(bound)
+}
+
+/// The control socket for ringmqctl (the API, mode 0660). At the default path
+/// a socket that cannot be made is not an error (None): no `/run/ringmq` (a
+/// broker not started by systemd), or another broker listening there (which
+/// keeps it; a stale file from a dead one is replaced).
+fn control_socket(path: &std::path::Path) -> Option<std::io::Result<crate::sys::unix_socket::UnixListener>> {
+    use crate::sys::unix_socket::{UnixBindError, UnixListener, CONTROL_SOCKET_MODE};
+    match UnixListener::bind_with_mode(path, CONTROL_SOCKET_MODE) {
+        Ok(l) => Some(Ok(l)),
+        Err(e) if path == std::path::Path::new(crate::config::DEFAULT_CONTROL_UNIX_PATH) => {
+            match &e {
+                UnixBindError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::info!(path = %path.display(), "no ringmqctl control socket: its directory does not exist")
+                }
+                _ => tracing::warn!(error = %e, "no ringmqctl control socket"),
+            }
+            None
+        }
+        Err(e) => Some(Err(std::io::Error::other(format!(
+            "cannot start the ringmqctl control socket listener at {}: {e}",
+            path.display()
+        )))),
+    }
 }
 
 /// Where an HTTP listener accepts.
@@ -185,7 +213,7 @@ async fn serve(shared: Rc<Shared>, listener: Listener, tls: Option<crate::tls::T
             continue;
         }
         // The configuration in force now: a reload (SIGHUP) reaches the next handshake.
-        let tls = tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.config()));
+        let tls = tls.as_ref().map(|t| t.configs());
         let (shared, info, open) = (shared.clone(), info.clone(), open.clone());
         open.set(open.get() + 1);
         tokio::task::spawn_local(async move {
@@ -193,7 +221,7 @@ async fn serve(shared: Rc<Shared>, listener: Listener, tls: Option<crate::tls::T
                 None => serve_connection(shared, info, stream).await,
                 // The handshake is bounded like a request's head: a client that
                 // connects and says nothing holds a slot for at most that long.
-                Some(tls) => match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await {
+                Some(tls) => match tokio::time::timeout(HEADER_READ_TIMEOUT, tls_handshake(&tls, stream)).await {
                     Ok(Ok(stream)) => serve_connection(shared, info, stream).await,
                     Ok(Err(e)) => crate::tls::log_failure(peer.parse().ok(), &e.to_string()),
                     Err(_) => crate::tls::log_failure(peer.parse().ok(), "no TLS handshake within the header timeout"),
@@ -202,6 +230,23 @@ async fn serve(shared: Rc<Shared>, listener: Listener, tls: Option<crate::tls::T
             open.set(open.get() - 1);
         });
     }
+}
+
+/// The TLS handshake of an HTTPS connection, with the configuration for the
+/// name the client asks for when `[sni:HOST]` sections exist (read from the
+/// ClientHello first).
+async fn tls_handshake(
+    configs: &crate::tls::Configs,
+    stream: Stream,
+) -> std::io::Result<tokio_rustls::server::TlsStream<Stream>> {
+    if let Some(config) = configs.only() {
+        return tokio_rustls::TlsAcceptor::from(std::sync::Arc::clone(config))
+            .accept(stream)
+            .await;
+    }
+    let start = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
+    let config = std::sync::Arc::clone(configs.pick(start.client_hello().server_name()));
+    start.into_stream(config).await
 }
 
 /// One HTTP/1.1 connection (plain or TLS) served by hyper until it ends.

@@ -5,7 +5,9 @@
 //! decided by the login (AMQP's, the API's basic auth), as on a loopback TCP
 //! port any local user can reach; a deployment that wants fewer local users in
 //! puts the socket in a directory they cannot enter (systemd's
-//! `RuntimeDirectory=` with `RuntimeDirectoryMode=0750`).
+//! `RuntimeDirectory=` with `RuntimeDirectoryMode=0750`). The ringmqctl control
+//! socket (`control_unix_path`) is made 0660 instead: it is found at a fixed
+//! path, and a ringmqctl of another user falls back to TCP.
 //!
 //! A socket file left by a broker that crashed (or was killed) is removed at
 //! start, but only once a connect to it is refused: a live process listening
@@ -19,6 +21,9 @@ use std::path::{Path, PathBuf};
 
 /// The socket file's mode (see the module's docs for why everyone may connect).
 pub(crate) const SOCKET_MODE: u32 = 0o666;
+/// The ringmqctl control socket's (`control_unix_path`): the broker's user and
+/// group (and root). Another user's ringmqctl, refused there, uses TCP.
+pub(crate) const CONTROL_SOCKET_MODE: u32 = 0o660;
 
 /// Why a Unix socket listener could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +62,11 @@ impl UnixListener {
     /// Listens on `path` (made absolute against the working directory), after
     /// removing a stale socket file there.
     pub(crate) fn bind(path: &Path) -> Result<UnixListener, UnixBindError> {
+        UnixListener::bind_with_mode(path, SOCKET_MODE)
+    }
+
+    /// [`bind`](Self::bind) with the socket file made `mode`.
+    pub(crate) fn bind_with_mode(path: &Path, mode: u32) -> Result<UnixListener, UnixBindError> {
         let io_err = |path: &Path| {
             let path = path.to_owned();
             move |source| UnixBindError::Io { path, source }
@@ -65,7 +75,7 @@ impl UnixListener {
         remove_stale(&path)?;
         let std_listener = std::os::unix::net::UnixListener::bind(&path).map_err(io_err(&path))?;
         let set_up = || -> io::Result<(tokio::net::UnixListener, (u64, u64))> {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(SOCKET_MODE))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
             let meta = std::fs::metadata(&path)?;
             std_listener.set_nonblocking(true)?;
             Ok((

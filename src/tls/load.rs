@@ -15,44 +15,99 @@ use rustls::server::{ClientHello, ResolvesServerCert, ResolvesServerCertUsingSni
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
-use super::{CertFacts, CertFile, FileRole, Loaded, SniCert, TlsError, TlsSettings};
+use super::{CertFacts, CertFile, Configs, FileRole, HostTls, Loaded, TlsError, TlsSettings};
 use crate::config::TlsVersion;
 
 pub(super) fn build(s: &TlsSettings) -> Result<Loaded, TlsError> {
-    let provider = Arc::new(provider(&s.ciphers)?);
     let mut files = Vec::new();
-    let default = certified_key(&s.cert_path, &s.key_path, &provider, None, &mut files)?;
-    let mut by_name = HashMap::new();
+    let main = HostTls::of_main(s);
+    let fail = s.fail_if_no_peer_cert;
+    let amqp_default = server_config(&main, None, Listener::Amqp, fail, &mut files)?;
+    let http_default = server_config(&main, None, Listener::Http, fail, &mut files)?;
+    let (mut amqp, mut http) = (HashMap::new(), HashMap::new());
     for sni in &s.sni {
-        let ck = certified_key(&sni.cert_path, &sni.key_path, &provider, Some(sni), &mut files)?;
-        by_name.insert(sni.host.clone(), ck);
+        let host = Some(sni.host.as_str());
+        amqp.insert(
+            sni.host.clone(),
+            server_config(&sni.amqp, host, Listener::Amqp, fail, &mut files)?,
+        );
+        http.insert(
+            sni.host.clone(),
+            server_config(&sni.http, host, Listener::Http, fail, &mut files)?,
+        );
     }
-    let resolver: Arc<dyn ResolvesServerCert> = Arc::new(SniResolver { default, by_name });
-    let verifier = client_verifier(s, &provider, &mut files)?;
-    let versions: &[&rustls::SupportedProtocolVersion] = match s.min_version {
-        TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-        TlsVersion::V1_3 => &[&rustls::version::TLS13],
-    };
-    let config = |verifier: Arc<dyn ClientCertVerifier>| -> Result<ServerConfig, TlsError> {
-        let mut config = ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_protocol_versions(versions)
-            .map_err(TlsError::Settings)?
-            .with_client_cert_verifier(verifier)
-            .with_cert_resolver(Arc::clone(&resolver));
-        // `tls_ciphers` is the server's order of preference, as OpenSSL's
-        // cipher list is for LavinMQ and RabbitMQ (`honor_cipher_order`).
-        config.ignore_client_order = !s.ciphers.is_empty();
-        Ok(config)
-    };
-    let amqp = config(verifier)?;
-    let mut http = config(WebPkiClientVerifier::no_client_auth())?;
-    http.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Loaded {
-        amqp: Arc::new(amqp),
-        http: Arc::new(http),
+        amqp: Arc::new(Configs {
+            default: amqp_default,
+            by_name: amqp,
+        }),
+        http: Arc::new(Configs {
+            default: http_default,
+            by_name: http,
+        }),
         files,
         cert_login: s.cert_login,
     })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    Amqp,
+    Http,
+}
+
+/// One listener's configuration for one name (`sni`; None: `[main]`'s): its
+/// certificate, versions, suites and, on AMQPS, client verification.
+fn server_config(
+    h: &HostTls,
+    sni: Option<&str>,
+    listener: Listener,
+    fail_if_no_peer_cert: bool,
+    files: &mut Vec<CertFile>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(provider(&h.ciphers)?);
+    let key = certified_key(&h.cert_path, &h.key_path, &provider, sni, files)?;
+    let verifier = match listener {
+        Listener::Amqp => client_verifier(h, sni, fail_if_no_peer_cert, &provider, files)?,
+        Listener::Http => WebPkiClientVerifier::no_client_auth(),
+    };
+    let versions: &[&rustls::SupportedProtocolVersion] = match h.min_version {
+        TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::V1_3 => &[&rustls::version::TLS13],
+    };
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(TlsError::Settings)?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(OneCert(key)));
+    // `tls_ciphers` is the server's order of preference, as OpenSSL's
+    // cipher list is for LavinMQ and RabbitMQ (`honor_cipher_order`).
+    config.ignore_client_order = !h.ciphers.is_empty();
+    if listener == Listener::Http {
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    }
+    Ok(Arc::new(config))
+}
+
+/// The certificate of a configuration: the name was chosen before (`Configs`).
+#[derive(Debug)]
+struct OneCert(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for OneCert {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
+}
+
+/// Notes a file read, once per (path, role, section): AMQPS and HTTPS often
+/// share one.
+fn note(files: &mut Vec<CertFile>, f: CertFile) {
+    if !files
+        .iter()
+        .any(|g| g.path == f.path && g.role == f.role && g.sni == f.sni)
+    {
+        files.push(f);
+    }
 }
 
 /// A chain and its key, checked against each other (and, for an SNI
@@ -61,7 +116,7 @@ fn certified_key(
     cert_path: &Path,
     key_path: &Path,
     provider: &CryptoProvider,
-    sni: Option<&SniCert>,
+    sni: Option<&str>,
     files: &mut Vec<CertFile>,
 ) -> Result<Arc<CertifiedKey>, TlsError> {
     let certs = read_certs(cert_path, FileRole::Certificate)?;
@@ -72,23 +127,21 @@ fn certified_key(
         key: key_path.to_owned(),
         source,
     })?;
-    if let Some(sni) = sni.filter(|s| !s.host.starts_with("*.")) {
+    if let Some(host) = sni.filter(|h| !h.starts_with("*.")) {
         // rustls's own SNI resolver checks that the certificate names the host
         // (a wildcard section has no one name to check it against).
         ResolvesServerCertUsingSni::new()
-            .add(&sni.host, ck.clone())
+            .add(host, ck.clone())
             .map_err(|source| TlsError::SniName {
-                host: sni.host.clone(),
+                host: host.to_owned(),
                 cert: cert_path.to_owned(),
                 source,
             })?;
     }
-    files.push(cert_file(
-        cert_path,
-        FileRole::Certificate,
-        sni.map(|s| s.host.clone()),
-        &certs,
-    ));
+    note(
+        files,
+        cert_file(cert_path, FileRole::Certificate, sni.map(str::to_owned), &certs),
+    );
     Ok(Arc::new(ck))
 }
 
@@ -109,7 +162,9 @@ fn cert_file(path: &Path, role: FileRole, sni: Option<String>, certs: &[Certific
 /// is what a client's chain must end in; without `fail_if_no_peer_cert` a
 /// client may also send none (and log in with a password).
 fn client_verifier(
-    s: &TlsSettings,
+    s: &HostTls,
+    sni: Option<&str>,
+    fail_if_no_peer_cert: bool,
     provider: &Arc<CryptoProvider>,
     files: &mut Vec<CertFile>,
 ) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
@@ -133,45 +188,18 @@ fn client_verifier(
             why: format!("not a usable CA certificate: {e}"),
         })?;
     }
-    files.push(cert_file(path, FileRole::CaBundle, None, &certs));
+    note(
+        files,
+        cert_file(path, FileRole::CaBundle, sni.map(str::to_owned), &certs),
+    );
     let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider));
-    if !s.fail_if_no_peer_cert {
+    if !fail_if_no_peer_cert {
         builder = builder.allow_unauthenticated();
     }
     builder.build().map_err(|e| TlsError::Verifier {
         path: path.clone(),
         why: e.to_string(),
     })
-}
-
-/// The certificate for the name the client asked for (an exact `[sni:HOST]`,
-/// then a `*.` one for its parent domain), else the default one: a client
-/// that sends no name (one connecting to an address) or an unknown one still
-/// gets a certificate, as from LavinMQ.
-#[derive(Debug)]
-struct SniResolver {
-    default: Arc<CertifiedKey>,
-    /// Lowercase host names; `*.example.com` for a wildcard section.
-    by_name: HashMap<String, Arc<CertifiedKey>>,
-}
-
-impl SniResolver {
-    fn pick(&self, name: Option<&str>) -> Arc<CertifiedKey> {
-        let found = name.and_then(|n| {
-            self.by_name.get(n).or_else(|| {
-                let parent = &n[n.find('.')? + 1..];
-                self.by_name.get(&format!("*.{parent}"))
-            })
-        });
-        Arc::clone(found.unwrap_or(&self.default))
-    }
-}
-
-impl ResolvesServerCert for SniResolver {
-    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        // rustls hands the name over lowercased (a DNS name, never an address).
-        Some(self.pick(hello.server_name()))
-    }
 }
 
 pub(super) fn read_certs(path: &Path, role: FileRole) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -220,23 +248,10 @@ mod tests {
 
     #[test]
     fn sni_picks_exact_then_wildcard_then_default() {
-        let key = |n: u8| {
-            let k = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-            let signing =
-                rustls::crypto::ring::sign::any_supported_type(&PrivateKeyDer::try_from(k.serialize_der()).unwrap())
-                    .unwrap();
-            Arc::new(CertifiedKey::new(vec![CertificateDer::from(vec![n])], signing))
-        };
-        let r = SniResolver {
-            default: key(0),
-            by_name: [
-                ("a.example.com".to_owned(), key(1)),
-                ("*.example.com".to_owned(), key(2)),
-            ]
+        let map: HashMap<String, u8> = [("a.example.com".to_owned(), 1), ("*.example.com".to_owned(), 2)]
             .into_iter()
-            .collect(),
-        };
-        let first = |name: Option<&str>| r.pick(name).cert[0].as_ref()[0];
+            .collect();
+        let first = |name: Option<&str>| *super::super::by_name(&map, &0, name);
         assert_eq!(first(Some("a.example.com")), 1);
         assert_eq!(first(Some("b.example.com")), 2);
         assert_eq!(first(Some("x.b.example.com")), 0, "a wildcard is one label");

@@ -17,6 +17,7 @@ mod load;
 pub mod login;
 pub mod x509;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -47,9 +48,9 @@ pub struct TlsSettings {
     /// `tls_fail_if_no_peer_cert`: with `verify_peer`, a client without a
     /// certificate is refused (else it may log in with a password).
     pub fail_if_no_peer_cert: bool,
-    /// `[sni:HOST]` sections: other certificates, chosen by the name the
-    /// client asks for; the one above serves every other name.
-    pub sni: Vec<SniCert>,
+    /// `[sni:HOST]` sections: other certificates and settings, chosen by the
+    /// name the client asks for; the ones above serve every other name.
+    pub sni: Vec<SniHost>,
     /// `tls_cert_login_from` and the SAN settings: which name of a verified
     /// client certificate SASL EXTERNAL logs in as.
     pub cert_login: CertLogin,
@@ -73,15 +74,42 @@ impl TlsSettings {
     }
 }
 
-/// An `[sni:HOST]` section: the certificate for clients that ask for `host`
-/// (`*.example.com`: any one label before `example.com`, as LavinMQ).
+/// An `[sni:HOST]` section: the certificate and settings for clients that ask
+/// for `host` (`*.example.com`: any one label before `example.com`, as LavinMQ),
+/// per listener, with what the section leaves out already taken from `[main]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SniCert {
+pub struct SniHost {
     /// Lowercase.
     pub host: String,
+    pub amqp: HostTls,
+    /// `verify_peer` is not read: HTTPS asks for no client certificate.
+    pub http: HostTls,
+}
+
+/// One listener's TLS settings for one `[sni:HOST]` name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostTls {
     pub cert_path: PathBuf,
     /// LavinMQ's rule: without `tls_key`, the key is read from the certificate's file.
     pub key_path: PathBuf,
+    pub min_version: TlsVersion,
+    pub ciphers: Vec<String>,
+    pub verify_peer: bool,
+    pub ca_cert_path: Option<PathBuf>,
+}
+
+impl HostTls {
+    /// `[main]`'s settings, for the names no section names.
+    fn of_main(s: &TlsSettings) -> HostTls {
+        HostTls {
+            cert_path: s.cert_path.clone(),
+            key_path: s.key_path.clone(),
+            min_version: s.min_version,
+            ciphers: s.ciphers.clone(),
+            verify_peer: s.verify_peer,
+            ca_cert_path: s.ca_cert_path.clone(),
+        }
+    }
 }
 
 /// A certificate file in use, for the expiry health check and metric.
@@ -115,11 +143,11 @@ enum Role {
 /// One load of the files: the configuration of each listener and what was read.
 pub(crate) struct Loaded {
     /// AMQPS: client certificates asked for when `verify_peer`.
-    amqp: Arc<ServerConfig>,
+    amqp: Arc<Configs>,
     /// HTTPS: offers `http/1.1` by ALPN and asks for no client certificate
     /// (the API logs in with passwords, as RabbitMQ's management listener by
     /// default).
-    http: Arc<ServerConfig>,
+    http: Arc<Configs>,
     files: Vec<CertFile>,
     /// Read with the files, so a SIGHUP's new setting reaches new connections.
     cert_login: CertLogin,
@@ -157,20 +185,19 @@ impl TlsAcceptor {
         Arc::clone(&self.live.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The rustls configuration for the next connection of the listener and
+    /// The rustls configurations for the next connection of the listener and
     /// the name its client certificate logs in as (one read of the live files).
-    pub(crate) fn session_parts(&self) -> (Arc<ServerConfig>, CertLogin) {
+    pub(crate) fn session_parts(&self) -> (Arc<Configs>, CertLogin) {
         let loaded = self.current();
-        let config = match self.role {
-            Role::Amqp => Arc::clone(&loaded.amqp),
-            Role::Http => Arc::clone(&loaded.http),
-        };
-        (config, loaded.cert_login)
+        (self.of_role(&loaded), loaded.cert_login)
     }
 
-    /// The rustls configuration for the next connection of the listener.
-    pub fn config(&self) -> Arc<ServerConfig> {
-        let loaded = self.current();
+    /// The rustls configurations for the next connection of the listener.
+    pub(crate) fn configs(&self) -> Arc<Configs> {
+        self.of_role(&self.current())
+    }
+
+    fn of_role(&self, loaded: &Loaded) -> Arc<Configs> {
         match self.role {
             Role::Amqp => Arc::clone(&loaded.amqp),
             Role::Http => Arc::clone(&loaded.http),
@@ -190,6 +217,46 @@ impl TlsAcceptor {
     pub fn files(&self) -> Vec<CertFile> {
         self.current().files.clone()
     }
+}
+
+/// A listener's rustls configurations: `[main]`'s, and one per `[sni:HOST]`
+/// section. One is chosen once the ClientHello is read
+/// (`rustls::server::Acceptor`), by the name the client asks for, so each name
+/// has its own certificate, client verification, versions and suites; a
+/// session resumes only with the configuration (and cache) it was made with.
+#[derive(Debug)]
+pub(crate) struct Configs {
+    default: Arc<ServerConfig>,
+    /// Lowercase host names; `*.example.com` for a wildcard section.
+    by_name: HashMap<String, Arc<ServerConfig>>,
+}
+
+impl Configs {
+    /// The one configuration when no section exists: no ClientHello needs to
+    /// be read before the connection is made.
+    pub(crate) fn only(&self) -> Option<&Arc<ServerConfig>> {
+        self.by_name.is_empty().then_some(&self.default)
+    }
+
+    /// The configuration for the name the client asked for (rustls hands it
+    /// over lowercased; None from a client that sends no name, as one
+    /// connecting to an address).
+    pub(crate) fn pick(&self, name: Option<&str>) -> &Arc<ServerConfig> {
+        by_name(&self.by_name, &self.default, name)
+    }
+}
+
+/// An exact `[sni:HOST]`, then a `*.` one for the parent domain, else the
+/// default: a client that sends no name or an unknown one is still served, as
+/// by LavinMQ.
+fn by_name<'a, T>(map: &'a HashMap<String, T>, default: &'a T, name: Option<&str>) -> &'a T {
+    let found = name.and_then(|n| {
+        map.get(n).or_else(|| {
+            let parent = &n[n.find('.')? + 1..];
+            map.get(&format!("*.{parent}"))
+        })
+    });
+    found.unwrap_or(default)
 }
 
 /// A refused or failed TLS connection: one DEBUG line each, and an INFO line

@@ -214,6 +214,7 @@ impl Broker {
             .arg(self.http_port().to_string())
             .arg("--metrics-http-port")
             .arg(self.metrics_port.to_string())
+            .arg("--control-unix-path=") // none at /run/ringmq; a test asks for its own
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))

@@ -11,6 +11,12 @@ use crate::lists;
 pub use crate::spec::{find_command, CommandSpec, OptSpec, COMMANDS, COMMAND_OPTS, GLOBAL_OPTS};
 
 pub const DEFAULT_URI: &str = "http://127.0.0.1:15672";
+/// The broker's `control_unix_path` default (`config::DEFAULT_CONTROL_UNIX_PATH`):
+/// tried first when no connection option is given.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ringmq/ringmqctl.sock";
+/// Another control socket path to try first (as lavinmqctl's
+/// `LAVINMQCTL_CONTROL_UNIX_PATH`): a broker started with `--control-unix-path`.
+pub const CONTROL_SOCKET_ENV: &str = "RINGMQCTL_CONTROL_UNIX_PATH";
 const DEFAULT_TIMEOUT_SECS: u64 = 60;
 
 #[derive(Default)]
@@ -71,12 +77,30 @@ impl Globals {
         };
         Ok(Endpoint {
             base: format!("{scheme}://{host}:{port}{}", path.trim_end_matches('/')),
-            socket: self.socket.clone(),
+            socket: match &self.socket {
+                Some(s) => Some(s.clone()),
+                None if self.uri.is_none() && self.host.is_none() && self.port.is_none() => {
+                    control_socket(std::env::var_os(CONTROL_SOCKET_ENV))
+                }
+                None => None,
+            },
             user: self.user.as_deref().or(uri_user).unwrap_or("guest").to_string(),
             password: self.password.as_deref().or(uri_pass).unwrap_or("guest").to_string(),
             timeout: Duration::from_secs(self.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)),
         })
     }
+}
+
+/// With no connection option: the broker's control socket (`env`, the
+/// variable's value, else the default path) if a connect to it succeeds, else
+/// None (the API over TCP at [`DEFAULT_URI`]): no socket there, a stale file, or
+/// one this user may not open (mode 0660) all fall back.
+fn control_socket(env: Option<std::ffi::OsString>) -> Option<std::path::PathBuf> {
+    let path: std::path::PathBuf = env
+        .filter(|v| !v.is_empty())
+        .map(Into::into)
+        .unwrap_or_else(|| DEFAULT_CONTROL_SOCKET.into());
+    std::os::unix::net::UnixStream::connect(&path).ok().map(|_| path)
 }
 
 /// `host`, `host:port`, `[v6]`, `[v6]:port`.
@@ -420,6 +444,25 @@ mod tests {
             ..Globals::default()
         };
         assert!(matches!(g.endpoint(), Err(CtlError::Usage(_))));
+    }
+
+    #[test]
+    fn the_control_socket_only_when_something_listens_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ctl.sock");
+        let env = || Some(path.clone().into_os_string());
+        assert_eq!(control_socket(env()), None, "no file");
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert_eq!(control_socket(env()), None, "a stale file");
+        std::fs::remove_file(&path).unwrap();
+        let _live = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert_eq!(control_socket(env()), Some(path.clone()));
+        // An option that names the endpoint: no socket is tried.
+        let g = Globals {
+            port: Some(1),
+            ..Globals::default()
+        };
+        assert_eq!(g.endpoint().unwrap().socket, None);
     }
 
     #[test]

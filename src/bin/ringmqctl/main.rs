@@ -100,6 +100,15 @@ fn help(command: Option<&CommandSpec>) -> String {
     options_help(&mut out, &globals);
     let _ = write!(
         out,
+        "\nconnection: --socket PATH, else --uri/--host/--port over TCP; with none of them, \
+         the broker's control socket ({}, or ${}; the broker's --control-unix-path) when \
+         it answers, else {}\n",
+        args::DEFAULT_CONTROL_SOCKET,
+        args::CONTROL_SOCKET_ENV,
+        args::DEFAULT_URI
+    );
+    let _ = write!(
+        out,
         "\nexit codes:\n  {EXIT_OK}   success\n  {EXIT_ERROR}   the API answered with an error \
          (printed to stderr), or a local file could not be read or written\n  {EXIT_USAGE}   \
          usage error: unknown command or option, wrong arguments, invalid JSON argument\n  \

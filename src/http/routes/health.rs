@@ -152,13 +152,18 @@ pub(crate) fn certificate_expiration(req: &Req<'_>) -> Result<Reply, ApiError> {
     let expiring: Vec<Value> = tls_listeners(req)
         .into_iter()
         .flat_map(|(protocol, port)| {
-            let ca = files
-                .iter()
-                .find(|f| f.role == crate::tls::FileRole::CaBundle && protocol == "amqp/ssl");
+            let files = &files;
             files
                 .iter()
                 .filter(|f| f.role == crate::tls::FileRole::Certificate)
                 .filter_map(move |f| {
+                    // The CA bundle of the same name (an `[sni:HOST]`'s own), else [main]'s.
+                    let ca_of = |sni: &Option<String>| {
+                        (files.iter()).find(|c| c.role == crate::tls::FileRole::CaBundle && &c.sni == sni)
+                    };
+                    let ca = (protocol == "amqp/ssl")
+                        .then(|| ca_of(&f.sni).or_else(|| ca_of(&None)))
+                        .flatten();
                     let soon = |f: &crate::tls::CertFile| -> Vec<String> {
                         (f.not_after_unix.iter())
                             .filter(|t| **t < limit)

@@ -41,8 +41,8 @@ pub(crate) fn handshake_done(
 
 /// A new connection's TLS state on a listener with `acceptor`'s configuration.
 pub(crate) fn session(acceptor: &TlsAcceptor) -> Result<TlsSession, rustls::Error> {
-    let (config, login) = acceptor.session_parts();
-    TlsSession::new(config, login)
+    let (configs, login) = acceptor.session_parts();
+    TlsSession::new(configs, login)
 }
 
 #[cfg(test)]

@@ -4,10 +4,12 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use rustls::{ServerConfig, ServerConnection};
+use rustls::server::{Accepted, Acceptor};
+use rustls::ServerConnection;
 
 use super::TlsInfo;
 use crate::core::amqp::output::Output;
+use crate::tls::Configs;
 
 /// Ciphertext made per [`TlsSession::seal`] call, about (one rustls buffer more
 /// at most): what one send carries. The rest of the plaintext the core gave
@@ -28,7 +30,13 @@ const RUSTLS_SEND_BUFFER_BYTES: usize = 64 * 1024;
 /// [`SEAL_BYTES_MAX`] per call, and the backend takes more from the core only
 /// once everything queued is sealed ([`plaintext_slot`](Self::plaintext_slot)).
 pub(crate) struct TlsSession {
-    conn: ServerConnection,
+    /// None while `accepting`: no configuration is chosen yet.
+    conn: Option<ServerConnection>,
+    /// With `[sni:HOST]` sections: the ClientHello is read first, and the
+    /// configuration for the name it asks for chosen (`Configs::pick`).
+    accepting: Option<(Acceptor, Arc<Configs>)>,
+    /// An alert from a failed accept, for the next `seal`.
+    alert: Vec<u8>,
     /// Plaintext taken from the core and not yet all encrypted.
     pending: Output,
     /// Bytes of `pending` already encrypted.
@@ -43,11 +51,15 @@ pub(crate) struct TlsSession {
 }
 
 impl TlsSession {
-    pub(super) fn new(config: Arc<ServerConfig>, login: crate::tls::CertLogin) -> Result<TlsSession, rustls::Error> {
-        let mut conn = ServerConnection::new(config)?;
-        conn.set_buffer_limit(Some(RUSTLS_SEND_BUFFER_BYTES));
+    pub(super) fn new(configs: Arc<Configs>, login: crate::tls::CertLogin) -> Result<TlsSession, rustls::Error> {
+        let (conn, accepting) = match configs.only() {
+            Some(config) => (Some(connection(Arc::clone(config))?), None),
+            None => (None, Some((Acceptor::default(), configs))),
+        };
         Ok(TlsSession {
             conn,
+            accepting,
+            alert: Vec::new(),
             pending: Output::default(),
             sealed: 0,
             close_sent: false,
@@ -76,22 +88,33 @@ impl TlsSession {
     }
 
     fn receive_all(&mut self, data: &mut &[u8], plain: &mut Vec<u8>) -> Result<bool, String> {
-        while !data.is_empty() {
-            let n = self.conn.read_tls(data).map_err(|e| e.to_string())?;
-            let state = self.conn.process_new_packets().map_err(|e| e.to_string())?;
+        let mut accepted_now = false;
+        while !data.is_empty() || accepted_now {
+            let conn = match self.conn.as_mut() {
+                Some(conn) => conn,
+                None => {
+                    if !self.accept(data)? {
+                        return Ok(false); // the ClientHello is not all there yet
+                    }
+                    accepted_now = true;
+                    continue;
+                }
+            };
+            // Right after the accept, the bytes that came with the ClientHello
+            // are in rustls already: processed before anything more is read.
+            let took = accepted_now || conn.read_tls(data).map_err(|e| e.to_string())? > 0;
+            accepted_now = false;
+            let state = conn.process_new_packets().map_err(|e| e.to_string())?;
             let ready = state.plaintext_bytes_to_read();
             if ready > 0 {
                 let at = plain.len();
                 plain.resize(at + ready, 0);
-                self.conn
-                    .reader()
-                    .read_exact(&mut plain[at..])
-                    .map_err(|e| e.to_string())?;
+                conn.reader().read_exact(&mut plain[at..]).map_err(|e| e.to_string())?;
             }
             if state.peer_has_closed() {
                 return Ok(true);
             }
-            if n == 0 {
+            if !took {
                 // rustls takes nothing more after close_notify (handled above); a
                 // reader that made no progress otherwise would spin.
                 return Err("TLS layer took no input".into());
@@ -116,12 +139,47 @@ impl TlsSession {
         Some(&mut self.pending)
     }
 
+    /// Reads ciphertext into the acceptor until the ClientHello is there
+    /// (true), then makes the connection with the configuration for the name
+    /// it asks for. A failure leaves its alert for `seal`.
+    fn accept(&mut self, data: &mut &[u8]) -> Result<bool, String> {
+        let (acceptor, configs) = self.accepting.as_mut().expect("accepting without a connection");
+        let mut accepted: Option<Accepted> = None;
+        while accepted.is_none() && !data.is_empty() {
+            if acceptor.read_tls(data).map_err(|e| e.to_string())? == 0 {
+                return Err("TLS layer took no input".into());
+            }
+            accepted = acceptor.accept().map_err(|(e, mut alert)| {
+                let _ = alert.write_all(&mut self.alert);
+                e.to_string()
+            })?;
+        }
+        let Some(accepted) = accepted else {
+            return Ok(false);
+        };
+        let config = Arc::clone(configs.pick(accepted.client_hello().server_name()));
+        let mut conn = accepted.into_connection(config).map_err(|(e, mut alert)| {
+            let _ = alert.write_all(&mut self.alert);
+            e.to_string()
+        })?;
+        conn.set_buffer_limit(Some(RUSTLS_SEND_BUFFER_BYTES));
+        self.conn = Some(conn);
+        self.accepting = None;
+        Ok(true)
+    }
+
     /// Sends close_notify with the next [`seal`](Self::seal) (once).
     pub fn close(&mut self) {
         if !self.close_sent {
             self.close_sent = true;
-            self.conn.send_close_notify();
+            if let Some(conn) = &mut self.conn {
+                conn.send_close_notify();
+            }
         }
+    }
+
+    fn handshaking(&self) -> bool {
+        self.conn.as_ref().is_none_or(|c| c.is_handshaking())
     }
 
     pub fn failed(&self) -> bool {
@@ -131,14 +189,14 @@ impl TlsSession {
     /// Whether the handshake is still going on.
     #[cfg(test)]
     pub fn is_handshaking(&self) -> bool {
-        self.conn.is_handshaking()
+        self.handshaking()
     }
 
     /// The connection ends: if its handshake never finished and nothing said
     /// why yet (a client that rejected our certificate without an alert, a
     /// probe, a timeout), this says so.
     pub fn log_if_unfinished(&self, peer: Option<std::net::SocketAddr>) {
-        if !self.failed && self.conn.is_handshaking() {
+        if !self.failed && self.handshaking() {
             super::log_failure(peer, "the connection ended before the TLS handshake finished");
         }
     }
@@ -148,6 +206,11 @@ impl TlsSession {
     /// Returns true when no queued plaintext is left: the output taken from
     /// the core is encrypted (and its bodies' mappings released).
     pub fn seal(&mut self, cipher: &mut Vec<u8>) -> bool {
+        cipher.append(&mut self.alert);
+        let Some(conn) = self.conn.as_mut() else {
+            // Still reading the ClientHello: nothing of the core's can go yet.
+            return self.pending.is_empty();
+        };
         let start = cipher.len();
         let mut skip = self.sealed;
         'pieces: for piece in self.pending.pieces() {
@@ -161,11 +224,11 @@ impl TlsSession {
                 if cipher.len() - start >= SEAL_BYTES_MAX {
                     break 'pieces;
                 }
-                let n = self.conn.writer().write(rest).unwrap_or(0);
+                let n = conn.writer().write(rest).unwrap_or(0);
                 if n == 0 {
                     // rustls's buffer is full, or the handshake is not over yet.
                     let before = cipher.len();
-                    drain_records(&mut self.conn, cipher);
+                    drain_records(conn, cipher);
                     if cipher.len() == before {
                         break 'pieces;
                     }
@@ -175,7 +238,7 @@ impl TlsSession {
                 self.sealed += n;
             }
         }
-        drain_records(&mut self.conn, cipher);
+        drain_records(conn, cipher);
         if self.sealed == self.pending.len() {
             self.pending.clear();
             self.sealed = 0;
@@ -185,24 +248,19 @@ impl TlsSession {
 
     /// The negotiated protocol and suite, once, right after the handshake.
     pub fn take_new_info(&mut self) -> Option<TlsInfo> {
-        if self.info_taken || self.conn.is_handshaking() {
+        let conn = self.conn.as_ref()?;
+        if self.info_taken || conn.is_handshaking() {
             return None;
         }
         self.info_taken = true;
-        let protocol = match self.conn.protocol_version()? {
+        let protocol = match conn.protocol_version()? {
             rustls::ProtocolVersion::TLSv1_3 => "tlsv1.3",
             rustls::ProtocolVersion::TLSv1_2 => "tlsv1.2",
             _ => "tls",
         };
-        let cipher_suite = self
-            .conn
-            .negotiated_cipher_suite()?
-            .suite()
-            .as_str()
-            .unwrap_or("unknown");
+        let cipher_suite = conn.negotiated_cipher_suite()?.suite().as_str().unwrap_or("unknown");
         // A certificate is only there if the verifier accepted it.
-        let peer_cert = self
-            .conn
+        let peer_cert = conn
             .peer_certificates()
             .and_then(|chain| chain.first())
             .and_then(|c| crate::tls::CertFacts::from_der(c))
@@ -213,6 +271,13 @@ impl TlsSession {
             peer_cert,
         })
     }
+}
+
+/// A connection made with `config` from the first byte (no `[sni:HOST]`).
+fn connection(config: Arc<rustls::ServerConfig>) -> Result<ServerConnection, rustls::Error> {
+    let mut conn = ServerConnection::new(config)?;
+    conn.set_buffer_limit(Some(RUSTLS_SEND_BUFFER_BYTES));
+    Ok(conn)
 }
 
 /// Moves rustls's finished records to the end of `cipher`.

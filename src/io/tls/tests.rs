@@ -198,3 +198,57 @@ fn every_configurable_suite_is_in_the_provider() {
         "TLS13_CHACHA20_POLY1305_SHA256"
     );
 }
+
+#[test]
+fn with_sni_sections_the_client_hello_is_read_first_even_in_pieces() {
+    let p = pki(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let mut s = settings(&p);
+    let host = crate::tls::HostTls {
+        cert_path: s.cert_path.clone(),
+        key_path: s.key_path.clone(),
+        min_version: TlsVersion::V1_3,
+        ciphers: Vec::new(),
+        verify_peer: false,
+        ca_cert_path: None,
+    };
+    s.sni = vec![crate::tls::SniHost {
+        host: "*.example".into(),
+        amqp: host.clone(),
+        http: host,
+    }];
+    let acceptor = TlsAcceptor::load(&s).unwrap();
+    let mut session = super::session(&acceptor).unwrap();
+    let mut c = client(&p);
+    let mut hello = Vec::new();
+    while c.wants_write() {
+        c.write_tls(&mut hello).unwrap();
+    }
+    // A byte at a time: nothing is chosen, nothing sent, until it is whole.
+    let mut plain = Vec::new();
+    let (last, first) = hello.split_last().unwrap();
+    for b in first {
+        assert_eq!(session.receive(std::slice::from_ref(b), &mut plain), Ok(false));
+        let mut out = Vec::new();
+        session.seal(&mut out);
+        assert!(out.is_empty() && session.is_handshaking());
+        assert!(session.take_new_info().is_none());
+    }
+    assert_eq!(session.receive(std::slice::from_ref(last), &mut plain), Ok(false));
+    let mut back = Vec::new();
+    session.seal(&mut back);
+    assert!(!back.is_empty(), "the server's flight");
+    c.read_tls(&mut &back[..]).unwrap();
+    c.process_new_packets().unwrap();
+    handshake(&mut c, &mut session, &mut plain);
+    assert_eq!(session.take_new_info().unwrap().protocol, "tlsv1.3");
+    c.writer().write_all(b"AMQP\x00\x00\x09\x01").unwrap();
+    let mut wire = Vec::new();
+    c.write_tls(&mut wire).unwrap();
+    assert_eq!(session.receive(&wire, &mut plain), Ok(false));
+    assert_eq!(plain, b"AMQP\x00\x00\x09\x01");
+
+    // Not TLS: refused before any configuration is chosen.
+    let mut g = super::session(&acceptor).unwrap();
+    assert!(g.receive(b"AMQP\x00\x00\x09\x01", &mut Vec::new()).is_err());
+    assert!(g.failed());
+}
