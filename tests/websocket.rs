@@ -10,6 +10,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use common::raw::{plain, RawConn};
 use common::*;
@@ -26,17 +27,23 @@ type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
 
 /// A WebSocket to the broker's HTTP port at `path`, offering `protocols`.
 async fn ws_connect(http_port: u16, path: &str, protocols: Option<&str>) -> Result<Ws, String> {
-    let mut req = format!("ws://127.0.0.1:{http_port}{path}")
-        .into_client_request()
-        .expect("request");
+    let tcp = TcpStream::connect(("127.0.0.1", http_port))
+        .await
+        .map_err(|e| e.to_string())?;
+    ws_over(tcp, &format!("ws://127.0.0.1:{http_port}{path}"), protocols).await
+}
+
+/// The WebSocket handshake over `io` (TCP, or TLS for `wss://`).
+async fn ws_over<S>(io: S, url: &str, protocols: Option<&str>) -> Result<tokio_tungstenite::WebSocketStream<S>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut req = url.into_client_request().expect("request");
     if let Some(p) = protocols {
         req.headers_mut()
             .insert("sec-websocket-protocol", p.parse().expect("header"));
     }
-    let tcp = TcpStream::connect(("127.0.0.1", http_port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let (ws, resp) = tokio_tungstenite::client_async(req, tcp)
+    let (ws, resp) = tokio_tungstenite::client_async(req, io)
         .await
         .map_err(|e| e.to_string())?;
     let chosen = resp
@@ -47,23 +54,55 @@ async fn ws_connect(http_port: u16, path: &str, protocols: Option<&str>) -> Resu
     Ok(ws)
 }
 
+/// Where a bridge takes its connections: the HTTP port, or HTTPS with a client
+/// configuration that trusts its certificate.
+#[derive(Clone)]
+enum Target {
+    Http(u16),
+    Https(SocketAddr, Arc<rustls::ClientConfig>),
+}
+
 /// A local TCP address whose connections are each carried to the broker over
 /// a WebSocket of their own: what a client writes goes as binary messages of
 /// whatever size its writes have, and the broker's messages come back as bytes.
 async fn bridge(b: &Broker) -> SocketAddr {
+    bridge_to(Target::Http(b.http_port())).await
+}
+
+async fn bridge_to(target: Target) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let http_port = b.http_port();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
-            tokio::spawn(carry(tcp, http_port));
+            let target = target.clone();
+            tokio::spawn(async move {
+                match target {
+                    Target::Http(port) => {
+                        let ws = ws_connect(port, "/ws", Some("amqp")).await.expect("WebSocket");
+                        carry(tcp, ws).await
+                    }
+                    Target::Https(addr, config) => {
+                        let sock = TcpStream::connect(addr).await.expect("connect");
+                        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+                        let tls = tokio_rustls::TlsConnector::from(config)
+                            .connect(name, sock)
+                            .await
+                            .expect("TLS");
+                        let url = format!("wss://localhost:{}/", addr.port());
+                        let ws = ws_over(tls, &url, Some("amqp")).await.expect("WebSocket");
+                        carry(tcp, ws).await
+                    }
+                }
+            });
         }
     });
     addr
 }
 
-async fn carry(tcp: TcpStream, http_port: u16) {
-    let ws = ws_connect(http_port, "/ws", Some("amqp")).await.expect("WebSocket");
+async fn carry<S>(tcp: TcpStream, ws: tokio_tungstenite::WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let (mut sink, mut stream) = ws.split();
     let (mut rd, mut wr) = tcp.into_split();
     let up = async move {
@@ -208,6 +247,50 @@ fn the_epoll_backend_serves_websocket_too() {
         let addr = bridge(&b).await;
         round_trip(addr, &b).await;
     });
+}
+
+#[test]
+fn wss_on_the_https_listener() {
+    let pki = common::tls::pki(common::tls::KeyKind::EcdsaP256);
+    let (cert, key) = (pki.cert_path.to_str().unwrap(), pki.key_path.to_str().unwrap());
+    let b = Broker::with_args(&["--https-port", "0", "--cert", cert, "--key", key]);
+    if b.skip_external("wss_on_the_https_listener") {
+        return;
+    }
+    let https = listener_addr(&b, "HTTPS API listener started");
+    let mut config = (*common::tls::client_config(&pki.ca_der, rustls::DEFAULT_VERSIONS)).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    run(async {
+        let addr = bridge_to(Target::Https(https, Arc::new(config))).await;
+        round_trip(addr, &b).await;
+        let conn = lapin_via(addr, &b).await;
+        let api = http::Api::new(b.http_url(), b.user(), b.pass());
+        let found = tokio::task::spawn_blocking(move || api.ok("/api/connections"))
+            .await
+            .expect("api");
+        let c = &found[0];
+        assert_eq!(c["protocol"], "Web AMQP 0-9-1", "{c}");
+        assert_eq!(c["port"], https.port(), "{c}");
+        assert_eq!(c["ssl"], true, "{c}");
+        within("connection.close", conn.close(200, "bye".into()))
+            .await
+            .expect("connection.close");
+    });
+}
+
+/// The address from the broker's `what ... addr=` log line.
+fn listener_addr(b: &Broker, what: &str) -> SocketAddr {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let log = std::fs::read_to_string(b.log_path()).unwrap_or_default();
+        if let Some(line) = log.lines().rev().find(|l| l.contains(what)) {
+            let at = line.find("addr=").expect("addr= in the listener line") + 5;
+            let addr = line[at..].split_whitespace().next().unwrap();
+            return addr.parse().unwrap_or_else(|e| panic!("{addr}: {e}"));
+        }
+        assert!(std::time::Instant::now() < deadline, "no {what:?} in the log:\n{log}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 #[test]
