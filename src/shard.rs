@@ -114,8 +114,14 @@ impl Shared {
         }
     }
 
+    /// At shutdown, as the AMQP listeners close: no more byte streams are
+    /// taken (the services' listeners stay open until the process ends).
+    pub fn stop_adopting_streams(&self) {
+        self.stream_server.borrow_mut().take();
+    }
+
     /// Hands `conn` to the transport to serve as an AMQP connection; false if
-    /// refused (max_connections, or no transport registered).
+    /// refused (max_connections, shutting down, or no transport registered).
     pub fn adopt_stream(self: &Rc<Self>, conn: StreamConn) -> bool {
         let server = self.stream_server.borrow().clone();
         server.is_some_and(|serve| serve(self.clone(), conn))

@@ -27,14 +27,29 @@ type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
 
 /// A WebSocket to the broker's HTTP port at `path`, offering `protocols`.
 async fn ws_connect(http_port: u16, path: &str, protocols: Option<&str>) -> Result<Ws, String> {
+    ws_connect_from(http_port, path, protocols, None).await
+}
+
+/// [`ws_connect`] as a browser page from `origin` would.
+async fn ws_connect_from(
+    http_port: u16,
+    path: &str,
+    protocols: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Ws, String> {
     let tcp = TcpStream::connect(("127.0.0.1", http_port))
         .await
         .map_err(|e| e.to_string())?;
-    ws_over(tcp, &format!("ws://127.0.0.1:{http_port}{path}"), protocols).await
+    ws_over(tcp, &format!("ws://127.0.0.1:{http_port}{path}"), protocols, origin).await
 }
 
 /// The WebSocket handshake over `io` (TCP, or TLS for `wss://`).
-async fn ws_over<S>(io: S, url: &str, protocols: Option<&str>) -> Result<tokio_tungstenite::WebSocketStream<S>, String>
+async fn ws_over<S>(
+    io: S,
+    url: &str,
+    protocols: Option<&str>,
+    origin: Option<&str>,
+) -> Result<tokio_tungstenite::WebSocketStream<S>, String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -42,6 +57,9 @@ where
     if let Some(p) = protocols {
         req.headers_mut()
             .insert("sec-websocket-protocol", p.parse().expect("header"));
+    }
+    if let Some(o) = origin {
+        req.headers_mut().insert("origin", o.parse().expect("header"));
     }
     let (ws, resp) = tokio_tungstenite::client_async(req, io)
         .await
@@ -58,7 +76,8 @@ where
 /// configuration that trusts its certificate.
 #[derive(Clone)]
 enum Target {
-    Http(u16),
+    /// The HTTP port, and the `Origin` a browser page would send.
+    Http(u16, Option<&'static str>),
     Https(SocketAddr, Arc<rustls::ClientConfig>),
 }
 
@@ -66,7 +85,7 @@ enum Target {
 /// a WebSocket of their own: what a client writes goes as binary messages of
 /// whatever size its writes have, and the broker's messages come back as bytes.
 async fn bridge(b: &Broker) -> SocketAddr {
-    bridge_to(Target::Http(b.http_port())).await
+    bridge_to(Target::Http(b.http_port(), None)).await
 }
 
 async fn bridge_to(target: Target) -> SocketAddr {
@@ -77,8 +96,10 @@ async fn bridge_to(target: Target) -> SocketAddr {
             let target = target.clone();
             tokio::spawn(async move {
                 match target {
-                    Target::Http(port) => {
-                        let ws = ws_connect(port, "/ws", Some("amqp")).await.expect("WebSocket");
+                    Target::Http(port, origin) => {
+                        let ws = ws_connect_from(port, "/ws", Some("amqp"), origin)
+                            .await
+                            .expect("WebSocket");
                         carry(tcp, ws).await
                     }
                     Target::Https(addr, config) => {
@@ -89,7 +110,7 @@ async fn bridge_to(target: Target) -> SocketAddr {
                             .await
                             .expect("TLS");
                         let url = format!("wss://localhost:{}/", addr.port());
-                        let ws = ws_over(tls, &url, Some("amqp")).await.expect("WebSocket");
+                        let ws = ws_over(tls, &url, Some("amqp"), None).await.expect("WebSocket");
                         carry(tcp, ws).await
                     }
                 }
@@ -275,6 +296,44 @@ fn wss_on_the_https_listener() {
         within("connection.close", conn.close(200, "bye".into()))
             .await
             .expect("connection.close");
+    });
+}
+
+#[test]
+fn pages_from_other_sites_are_not_loopback() {
+    let b = Broker::new();
+    if b.skip_external("pages_from_other_sites_are_not_loopback") {
+        return;
+    }
+    let api = http::Api::new(b.http_url(), b.user(), b.pass());
+    api.add_user("ws-user", "ws-pass", "", true);
+    run(async {
+        // A browser on this host showing another site's page: guest (loopback
+        // only) is refused, as from another host.
+        let evil = bridge_to(Target::Http(b.http_port(), Some("https://evil.example"))).await;
+        let r = within(
+            "lapin connect",
+            Connection::connect(&uri_via(evil, "guest", "guest"), ConnectionProperties::default()),
+        )
+        .await;
+        match r {
+            Ok(_) => panic!("guest logged in from another site's page"),
+            Err(e) => {
+                let (code, text) = amqp_error(&e);
+                assert_eq!(code, 403, "{text}");
+            }
+        }
+        // Other users log in from any page.
+        let conn = within(
+            "lapin connect",
+            Connection::connect(&uri_via(evil, "ws-user", "ws-pass"), ConnectionProperties::default()),
+        )
+        .await
+        .expect("ws-user logs in");
+        within("close", conn.close(200, "bye".into())).await.expect("close");
+        // A page served from this host is this host.
+        let local = bridge_to(Target::Http(b.http_port(), Some("http://localhost:8080"))).await;
+        round_trip(local, &b).await;
     });
 }
 

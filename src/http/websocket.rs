@@ -81,10 +81,14 @@ fn has_token(value: &HeaderValue, token: &str) -> bool {
 /// connection over; or why not (400, 405, 426).
 pub(super) fn upgrade(
     shared: Rc<Shared>,
-    client: Client,
+    mut client: Client,
     mut req: Request<Incoming>,
 ) -> Result<Response<Bytes>, ApiError> {
     let accept = check(&req)?;
+    // A page from another site, in a browser on this host, is not this host:
+    // without this any web page could log in as `guest` through its visitor's
+    // browser (the default user's loopback rule).
+    client.loopback &= origin_is_local(req.headers());
     let limit = message_limit(crate::core::mgmt::View::of(&shared.broker.borrow()).frame_max());
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::task::spawn_local(async move {
@@ -101,6 +105,28 @@ pub(super) fn upgrade(
     h.insert("sec-websocket-accept", accept);
     h.insert("sec-websocket-protocol", HeaderValue::from_static(SUBPROTOCOL));
     Ok(resp)
+}
+
+/// Whether the request's `Origin` (which browsers send, and other clients
+/// usually not) is this host: none, or a page served from a loopback name or
+/// address (`http://localhost:8080`, `http://127.0.0.1`, `http://[::1]:3000`).
+fn origin_is_local(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(hyper::header::ORIGIN) else {
+        return true;
+    };
+    let Some((_, authority)) = origin.to_str().ok().and_then(|o| o.split_once("://")) else {
+        return false; // "null" (a sandboxed page, a file), or not an origin
+    };
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// The handshake's checks (RFC 6455 section 4.2.1); the `Sec-WebSocket-Accept` value.
@@ -184,8 +210,9 @@ async fn serve(shared: Rc<Shared>, client: Client, upgraded: hyper::upgrade::Upg
         },
     };
     if !shared.adopt_stream(conn) {
-        // max_connections (logged by the transport): "try again later".
-        let _ = ws.send(close(CloseCode::Again, "max_connections reached")).await;
+        // max_connections (logged by the transport), or shutting down: "try again later".
+        let reason = "no connection slot: max_connections reached, or the broker is stopping";
+        let _ = ws.send(close(CloseCode::Again, reason)).await;
         let _ = tokio::time::timeout(CLOSE_WAIT, drain(&mut ws)).await;
         return;
     }
@@ -324,6 +351,37 @@ mod tests {
             super::accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
+    }
+
+    #[test]
+    fn origins_of_this_host() {
+        let local = |origin: Option<&str>| {
+            let mut h = super::HeaderMap::new();
+            if let Some(o) = origin {
+                h.insert(hyper::header::ORIGIN, o.parse().unwrap());
+            }
+            super::origin_is_local(&h)
+        };
+        assert!(local(None));
+        for o in [
+            "http://localhost:8080",
+            "https://LOCALHOST",
+            "http://127.0.0.1",
+            "http://127.1.2.3:80",
+            "http://[::1]:3000",
+            "http://app.localhost",
+        ] {
+            assert!(local(Some(o)), "{o}");
+        }
+        for o in [
+            "https://example.com",
+            "http://localhost.example.com",
+            "http://[2001:db8::1]",
+            "null",
+            "http://10.0.0.1:15672",
+        ] {
+            assert!(!local(Some(o)), "{o}");
+        }
     }
 
     #[test]

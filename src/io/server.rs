@@ -137,6 +137,7 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     notify.stopping(STOPPING_STATUS);
     tracing::info!("shutting down");
     listeners.close();
+    shared.stop_adopting_streams();
     shared.broker.borrow_mut().handle_shutdown(now_ms());
     shared.after_core_call();
     let deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH;
