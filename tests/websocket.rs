@@ -170,14 +170,22 @@ async fn lapin_via(addr: SocketAddr, b: &Broker) -> Connection {
     .expect("lapin connect over WebSocket")
 }
 
-/// Open, declare, publish with confirms, consume, ack, close: over WebSocket.
+/// Open, declare (durable), publish (persistent) with confirms, consume, ack,
+/// close: over WebSocket.
 async fn round_trip(addr: SocketAddr, b: &Broker) {
     let conn = lapin_via(addr, b).await;
     let ch = confirm_channel(&conn).await;
     let q = unique("ws");
     within(
         "queue.declare",
-        ch.queue_declare(q.as_str().into(), QueueDeclareOptions::default(), FieldTable::default()),
+        ch.queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        ),
     )
     .await
     .expect("queue.declare");
@@ -191,7 +199,8 @@ async fn round_trip(addr: SocketAddr, b: &Broker) {
                 q.as_str().into(),
                 BasicPublishOptions::default(),
                 body,
-                BasicProperties::default(),
+                // Persistent to a durable queue: confirmed after the group commit.
+                BasicProperties::default().with_delivery_mode(2),
             ),
         )
         .await
@@ -568,6 +577,29 @@ fn websocket_rules_are_kept() {
         let mut rest = Vec::new();
         within("EOF", s.read_to_end(&mut rest)).await.expect("EOF");
         assert!(rest.is_empty());
+
+        // The core ending the session ends the WebSocket: a protocol header it
+        // does not speak gets the one it does, then close 1000.
+        let mut s = upgraded(&b).await;
+        s.write_all(&masked(0x82, b"AMQP\x00\x00\x09\x02"))
+            .await
+            .expect("header");
+        let mut got = Vec::new();
+        loop {
+            let (first, payload) = read_frame(&mut s).await;
+            if first == 0x88 {
+                assert_eq!(&payload[..2], &1000u16.to_be_bytes()[..], "close 1000");
+                break;
+            }
+            assert_eq!(first, 0x82, "binary messages");
+            got.extend_from_slice(&payload);
+        }
+        assert_eq!(got, b"AMQP\x00\x00\x09\x01");
+        s.write_all(&masked(0x88, &1000u16.to_be_bytes()))
+            .await
+            .expect("close reply");
+        let mut rest = Vec::new();
+        within("EOF", s.read_to_end(&mut rest)).await.expect("EOF");
 
         // Text messages are not AMQP: 1003.
         let mut s = upgraded(&b).await;
