@@ -258,24 +258,16 @@ async fn pump(ws: Ws, pipe: tokio::io::DuplexStream, peer: &str) {
             }
             End::Gone
         };
-        let outbound = async {
-            let mut buf = vec![0u8; OUT_MESSAGE_BYTES];
-            loop {
-                let n = match pipe_rd.read(&mut buf).await {
-                    Ok(0) | Err(_) => return End::AmqpDone,
-                    Ok(n) => n,
-                };
-                let msg = Message::Binary(Bytes::copy_from_slice(&buf[..n]));
-                if sink.send(msg).await.is_err() {
-                    return End::Gone;
-                }
-            }
-        };
         tokio::select! {
             end = inbound => end,
-            end = outbound => end,
+            end = forward(&mut pipe_rd, &mut sink) => end,
         }
     };
+    if let End::AmqpDone = end {
+        // The session is gone: what it wrote last (a close-ok) goes out
+        // before the close frame.
+        let _ = tokio::time::timeout(CLOSE_WAIT, forward(&mut pipe_rd, &mut sink)).await;
+    }
     // The AMQP session sees its peer go (EOF) from here on.
     drop((pipe_rd, pipe_wr));
     let mut ws = match sink.reunite(stream) {
@@ -283,7 +275,8 @@ async fn pump(ws: Ws, pipe: tokio::io::DuplexStream, peer: &str) {
         Err(_) => return,
     };
     match end {
-        // tungstenite queued the reply: flush it; the client closes the TCP connection.
+        // tungstenite queued the reply: flush it, then close the TCP connection
+        // (the server closes first, RFC 6455 section 7.1.1).
         End::PeerClosed => {
             let _ = tokio::time::timeout(CLOSE_WAIT, async {
                 let _ = ws.flush().await;
@@ -300,6 +293,25 @@ async fn pump(ws: Ws, pipe: tokio::io::DuplexStream, peer: &str) {
             tracing::info!(%peer, code = u16::from(code), %reason, "WebSocket connection failed");
             let _ = ws.send(close(code, &reason)).await;
             let _ = tokio::time::timeout(CLOSE_WAIT, drain(&mut ws)).await;
+        }
+    }
+}
+
+/// Sends what the AMQP session writes as binary messages until it ends
+/// (`AmqpDone`) or the connection fails (`Gone`).
+async fn forward(
+    pipe: &mut tokio::io::ReadHalf<tokio::io::DuplexStream>,
+    sink: &mut futures_util::stream::SplitSink<Ws, Message>,
+) -> End {
+    let mut buf = vec![0u8; OUT_MESSAGE_BYTES];
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return End::AmqpDone,
+            Ok(n) => n,
+        };
+        let msg = Message::Binary(Bytes::copy_from_slice(&buf[..n]));
+        if sink.send(msg).await.is_err() {
+            return End::Gone;
         }
     }
 }
