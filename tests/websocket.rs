@@ -675,3 +675,26 @@ async fn admitted(b: &Broker) -> bool {
     let (first, _) = read_frame(&mut s).await;
     first == 0x82
 }
+
+#[test]
+fn a_stopping_broker_closes_websocket_sessions() {
+    for io in ["uring", "epoll"] {
+        let io_flag = format!("--io={io}");
+        let mut b = Broker::with_args(&[io_flag.as_str()]);
+        if b.skip_external("a_stopping_broker_closes_websocket_sessions") {
+            return;
+        }
+        run(async {
+            let addr = bridge(&b).await;
+            let conn = lapin_via(addr, &b).await;
+            let _ch = channel(&conn).await;
+            // SIGTERM: the session is closed by the broker (connection.close
+            // through the WebSocket), and the broker exits cleanly.
+            tokio::task::block_in_place(|| b.stop());
+            closed_by_server(&conn).await;
+        });
+        let log = std::fs::read_to_string(b.log_path()).expect("log");
+        assert!(log.contains("shutdown complete"), "{io}: {log}");
+        assert!(!log.contains("connections still open at shutdown"), "{io}: {log}");
+    }
+}
