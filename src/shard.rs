@@ -6,6 +6,10 @@
 //!
 //! [`Services`] is how the binary hands the transport the servers that run on
 //! the shard beside AMQP (the HTTP API and metrics) without `io` naming them.
+//! [`StreamConn`] goes the other way: a server beside AMQP (the HTTP
+//! listeners' AMQP over WebSocket) hands the transport a byte stream to serve
+//! as an AMQP connection, through the handler the transport registered
+//! ([`Shared::adopt_stream`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -33,14 +37,49 @@ pub(crate) struct Shared {
     /// The deadline the timer task sleeps until (u64::MAX: none).
     pub timer_armed: std::cell::Cell<u64>,
     /// On the io_uring backend: wakes the driver, which takes the dirty
-    /// connections and sync jobs itself (`writers` and `sync_kick` are unused).
+    /// connections and sync jobs itself (`sync_kick` is unused, and `writers`
+    /// holds only the byte streams of [`StreamConn`], woken by the driver).
     pub driver_kick: Option<Notify>,
     /// How long the loop's turns take (stall warnings, the longest-turn metric).
     pub turns: crate::sys::stall::TurnWatch,
     /// The TLS connections past their handshake (the io layer adds and removes
     /// them; the management API shows them). The core does not know about TLS.
     pub tls_conns: RefCell<HashMap<ConnId, TlsInfo>>,
+    /// The connections that came as a [`StreamConn`] (AMQP over WebSocket),
+    /// for the management API (the transport adds and removes them).
+    pub stream_conns: RefCell<HashMap<ConnId, StreamVia>>,
+    /// Serves a [`StreamConn`] as an AMQP connection: registered by the
+    /// transport before the services start (`None`: no transport to take one).
+    pub stream_server: RefCell<Option<StreamServer>>,
 }
+
+/// An AMQP byte stream handed to the transport by another server on the
+/// shard: the AMQP bytes in both directions, as a socket would carry them
+/// (the other end is that server's, which frames them for its protocol).
+#[derive(Debug)]
+pub struct StreamConn {
+    pub stream: tokio::io::DuplexStream,
+    /// The client as the core and the API name it (`203.0.113.7:50412`).
+    pub peer: String,
+    /// For the default user's loopback rule.
+    pub loopback: bool,
+    pub via: StreamVia,
+}
+
+/// How a [`StreamConn`] reached the broker, as the management API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamVia {
+    /// As the API's `protocol` field says it: `"Web AMQP 0-9-1"`.
+    pub protocol: &'static str,
+    /// The listener's port (the API's `port`); None on a Unix socket.
+    pub port: Option<u16>,
+    /// Over TLS (HTTPS).
+    pub tls: bool,
+}
+
+/// Takes a [`StreamConn`] and starts serving it; false if it was refused
+/// (max_connections), and the stream is dropped.
+pub(crate) type StreamServer = Rc<dyn Fn(Rc<Shared>, StreamConn) -> bool>;
 
 /// What the management API shows of a TLS connection (RabbitMQ's `ssl_*`
 /// and `peer_cert_*`).
@@ -70,7 +109,22 @@ impl Shared {
             driver_kick: uring.then(Notify::new),
             turns: Default::default(),
             tls_conns: RefCell::new(HashMap::new()),
+            stream_conns: RefCell::new(HashMap::new()),
+            stream_server: RefCell::new(None),
         }
+    }
+
+    /// At shutdown, as the AMQP listeners close: no more byte streams are
+    /// taken (the services' listeners stay open until the process ends).
+    pub fn stop_adopting_streams(&self) {
+        self.stream_server.borrow_mut().take();
+    }
+
+    /// Hands `conn` to the transport to serve as an AMQP connection; false if
+    /// refused (max_connections, shutting down, or no transport registered).
+    pub fn adopt_stream(self: &Rc<Self>, conn: StreamConn) -> bool {
+        let server = self.stream_server.borrow().clone();
+        server.is_some_and(|serve| serve(self.clone(), conn))
     }
 
     /// Wakes the timer task when the core's next deadline moved earlier.

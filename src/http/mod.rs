@@ -15,6 +15,7 @@
 //! | `json.rs` | AMQP field tables and properties to and from JSON |
 //! | `routes/mod.rs` | the route table: one line per route (extend it there) |
 //! | `routes/*.rs` | one file per resource group (queues, exchanges, users, ...) |
+//! | `websocket.rs` | AMQP over WebSocket: the upgrade, RFC 6455 framing, the stream handed to the transport |
 //! | `ui/` | the web UI's static files, embedded with `include_bytes!` |
 
 mod auth;
@@ -25,6 +26,7 @@ mod paging;
 mod prom;
 mod routes;
 mod server;
+mod websocket;
 
 #[doc(hidden)]
 pub use in_process::InProcess;

@@ -13,6 +13,7 @@ use hyper::{Request, Response, StatusCode};
 
 use super::error::ApiError;
 use super::routes::{self, Need};
+use super::websocket::Client;
 use super::{HttpConfig, Query, Reply, Req};
 use crate::core::mgmt::View;
 use crate::shard::Shared;
@@ -155,17 +156,31 @@ enum Listener {
 }
 
 impl Listener {
-    /// The next connection and its peer's name (for log lines).
-    async fn accept(&self) -> std::io::Result<(Stream, String)> {
+    /// The next connection and who is at its other end (for log lines, and
+    /// the AMQP session of a WebSocket upgrade).
+    async fn accept(&self, tls: bool) -> std::io::Result<(Stream, Client)> {
         match self {
             Listener::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
                 let _ = s.set_nodelay(true);
-                Ok((Stream::Tcp(s), peer.to_string()))
+                let client = Client {
+                    peer: peer.to_string(),
+                    loopback: crate::sys::listeners::is_loopback(&peer),
+                    port: s.local_addr().ok().map(|a| a.port()),
+                    tls,
+                };
+                Ok((Stream::Tcp(s), client))
             }
             Listener::Unix(l) => {
                 let (s, peer) = l.accept().await?;
-                Ok((Stream::Unix(s), peer))
+                // Only local processes reach a Unix socket (as the AMQP one).
+                let client = Client {
+                    peer,
+                    loopback: true,
+                    port: None,
+                    tls,
+                };
+                Ok((Stream::Unix(s), client))
             }
         }
     }
@@ -195,7 +210,7 @@ async fn serve(shared: Rc<Shared>, listener: Listener, tls: Option<crate::tls::T
     let open = Rc::new(Cell::new(0usize));
     let refused = Cell::new(0u64);
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let (stream, client) = match listener.accept(tls.is_some()).await {
             Ok(x) => x,
             Err(e) => {
                 crate::sys::listeners::accept_failed(&e).await;
@@ -207,7 +222,7 @@ async fn serve(shared: Rc<Shared>, listener: Listener, tls: Option<crate::tls::T
             // a flood must not become a log flood.
             refused.set(refused.get() + 1);
             if refused.get() % 1000 == 1 {
-                tracing::warn!(%peer, max = HTTP_CONNECTIONS_MAX, refused = refused.get(), "HTTP connection refused: too many open");
+                tracing::warn!(peer = %client.peer, max = HTTP_CONNECTIONS_MAX, refused = refused.get(), "HTTP connection refused: too many open");
             }
             drop(stream);
             continue;
@@ -218,13 +233,15 @@ async fn serve(shared: Rc<Shared>, listener: Listener, tls: Option<crate::tls::T
         open.set(open.get() + 1);
         tokio::task::spawn_local(async move {
             match tls {
-                None => serve_connection(shared, info, stream).await,
+                None => serve_connection(shared, info, stream, client).await,
                 // The handshake is bounded like a request's head: a client that
                 // connects and says nothing holds a slot for at most that long.
                 Some(tls) => match tokio::time::timeout(HEADER_READ_TIMEOUT, tls_handshake(&tls, stream)).await {
-                    Ok(Ok(stream)) => serve_connection(shared, info, stream).await,
-                    Ok(Err(e)) => crate::tls::log_failure(peer.parse().ok(), &e.to_string()),
-                    Err(_) => crate::tls::log_failure(peer.parse().ok(), "no TLS handshake within the header timeout"),
+                    Ok(Ok(stream)) => serve_connection(shared, info, stream, client).await,
+                    Ok(Err(e)) => crate::tls::log_failure(client.peer.parse().ok(), &e.to_string()),
+                    Err(_) => {
+                        crate::tls::log_failure(client.peer.parse().ok(), "no TLS handshake within the header timeout")
+                    }
                 },
             }
             open.set(open.get() - 1);
@@ -249,12 +266,15 @@ async fn tls_handshake(
     start.into_stream(config).await
 }
 
-/// One HTTP/1.1 connection (plain or TLS) served by hyper until it ends.
-async fn serve_connection<S>(shared: Rc<Shared>, info: Rc<ServerInfo>, stream: S)
+/// One HTTP/1.1 connection (plain or TLS) served by hyper until it ends, or
+/// until it is upgraded to WebSocket (the upgraded connection is served by
+/// its own task, and no longer counts as an HTTP connection).
+async fn serve_connection<S>(shared: Rc<Shared>, info: Rc<ServerInfo>, stream: S, client: Client)
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req| handle(shared.clone(), info.clone(), req));
+    let client = Rc::new(client);
+    let svc = hyper::service::service_fn(move |req| handle(shared.clone(), info.clone(), client.clone(), req));
     let io = hyper_util::rt::TokioIo::new(stream);
     if let Err(e) = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
@@ -262,6 +282,7 @@ where
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_header_size(HEAD_BYTES_MAX)
         .serve_connection(io, svc)
+        .with_upgrades()
         .await
     {
         tracing::debug!(error = %e, "HTTP connection ended");
@@ -271,8 +292,16 @@ where
 async fn handle(
     shared: Rc<Shared>,
     info: Rc<ServerInfo>,
+    client: Rc<Client>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    // AMQP over WebSocket, on any path of the API listeners; the session logs
+    // in with AMQP's own SASL, not the API's basic auth.
+    if !info.metrics_only && super::websocket::is_upgrade(req.headers()) {
+        let anonymous = !req.headers().contains_key(hyper::header::AUTHORIZATION);
+        let resp = super::websocket::upgrade(shared, (*client).clone(), req);
+        return Ok(resp.unwrap_or_else(|e| error_response(&e, anonymous)).map(Full::new));
+    }
     let (parts, body) = req.into_parts();
     // Route, login and rights are decided on the head alone: a request that is
     // refused has none of its body read, so an anonymous client cannot make the

@@ -68,6 +68,29 @@ pub(crate) async fn serve_connection(shared: Rc<Shared>, acc: super::accept::Acc
     }
 }
 
+/// Serves a byte stream another server on the shard handed over (AMQP over
+/// WebSocket, see `crate::shard::StreamConn`) until it ends, as a connection
+/// of this backend: the same core session as a socket's, whichever backend
+/// serves the sockets.
+pub(crate) async fn serve_stream(shared: Rc<Shared>, conn: crate::shard::StreamConn) {
+    let crate::shard::StreamConn {
+        stream,
+        peer,
+        loopback,
+        via,
+    } = conn;
+    shared.open_connections.set(shared.open_connections.get() + 1);
+    let id = shared
+        .broker
+        .borrow_mut()
+        .handle_connect(peer, loopback, super::now_ms());
+    shared.stream_conns.borrow_mut().insert(id, via);
+    let (rd, wr) = tokio::io::split(stream);
+    let conn = Conn { peer: None, tls: None };
+    serve_halves(shared.clone(), id, conn, rd, wr, Vec::new()).await;
+    shared.stream_conns.borrow_mut().remove(&id);
+}
+
 /// What the reader and the writer of a connection both know.
 struct Conn {
     /// The client's address (from its PROXY header, if any), for TLS log lines.

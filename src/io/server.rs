@@ -137,6 +137,7 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     notify.stopping(STOPPING_STATUS);
     tracing::info!("shutting down");
     listeners.close();
+    shared.stop_adopting_streams();
     shared.broker.borrow_mut().handle_shutdown(now_ms());
     shared.after_core_call();
     let deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH;
@@ -236,6 +237,17 @@ pub(crate) async fn spawn_common_tasks(
         listen.mem_high_watermark_bytes,
     ));
     tokio::task::spawn_local(stats_task(shared.clone()));
+    // Byte streams from the services (AMQP over WebSocket) are served by the
+    // epoll backend's connection tasks on either backend, and count towards
+    // max_connections with the sockets.
+    let max = listen.max_connections;
+    *shared.stream_server.borrow_mut() = Some(Rc::new(move |shared, conn| {
+        if !below_max_connections(&shared, max) {
+            return false;
+        }
+        tokio::task::spawn_local(super::conn::serve_stream(shared, conn));
+        true
+    }));
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(hup) => {
             tokio::task::spawn_local(reload_task(hup, listen.reload.clone()));

@@ -12,20 +12,26 @@ use crate::http::paging::{self, Item, JsonItem, ListParams, SortKey};
 use crate::http::{ApiError, AuthUser, Reply, Req};
 
 /// RabbitMQ's connection name: `peer -> listener` (the AMQPS listener for a
-/// TLS connection).
+/// TLS connection, the HTTP(S) one for AMQP over WebSocket).
 pub(crate) fn conn_name(c: ConnView<'_>, req: &Req<'_>) -> String {
     let amqp = req.info.amqp_addr.as_str();
-    match req
-        .info
-        .amqps_port
-        .filter(|_| req.shared.tls_conns.borrow().contains_key(&c.id()))
-    {
+    match listener_port(c, req) {
         Some(port) => {
             let host = amqp.rsplit_once(':').map_or(amqp, |(h, _)| h);
             format!("{} -> {host}:{port}", c.peer())
         }
         None => format!("{} -> {amqp}", c.peer()),
     }
+}
+
+/// The port of the listener a connection came in on, when not the AMQP one's.
+fn listener_port(c: ConnView<'_>, req: &Req<'_>) -> Option<u16> {
+    if let Some(via) = req.shared.stream_conns.borrow().get(&c.id()) {
+        return via.port;
+    }
+    req.info
+        .amqps_port
+        .filter(|_| req.shared.tls_conns.borrow().contains_key(&c.id()))
 }
 
 pub(crate) fn split_host_port(s: &str) -> (&str, u16) {
@@ -74,10 +80,14 @@ impl Item for ConnItem<'_> {
         let (host, mut port) = split_host_port(&self.req.info.amqp_addr);
         let t = c.traffic();
         let tls = self.req.shared.tls_conns.borrow().get(&c.id()).cloned();
-        if let (Some(_), Some(p)) = (&tls, self.req.info.amqps_port) {
+        if let Some(p) = listener_port(c, self.req) {
             port = p;
         }
         let peer = tls.as_ref().and_then(|t| t.peer_cert.as_deref());
+        // AMQP over WebSocket: its protocol, and TLS when on HTTPS.
+        let via = self.req.shared.stream_conns.borrow().get(&c.id()).cloned();
+        let protocol = via.as_ref().map_or("AMQP 0-9-1", |v| v.protocol);
+        let ssl = tls.is_some() || via.as_ref().is_some_and(|v| v.tls);
         json!({
             "name": self.name,
             "node": super::overview::node_name(),
@@ -90,9 +100,9 @@ impl Item for ConnItem<'_> {
                 ConnPhase::Starting => "starting",
             },
             "type": "network",
-            "protocol": "AMQP 0-9-1",
+            "protocol": protocol,
             "auth_mechanism": c.auth_mechanism(),
-            "ssl": tls.is_some(),
+            "ssl": ssl,
             "host": host,
             "port": port,
             "peer_host": peer_host,

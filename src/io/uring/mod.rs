@@ -242,6 +242,7 @@ async fn adopt(
 fn begin_shutdown(shared: &Shared, notify: &super::notify::Notifier) -> tokio::time::Instant {
     notify.stopping(server::STOPPING_STATUS);
     tracing::info!("shutting down");
+    shared.stop_adopting_streams();
     shared.broker.borrow_mut().handle_shutdown(crate::io::now_ms());
     tokio::time::Instant::now() + server::SHUTDOWN_FLUSH
 }

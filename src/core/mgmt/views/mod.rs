@@ -50,6 +50,11 @@ impl<'a> View<'a> {
         View { b }
     }
 
+    /// The largest frame the broker negotiates (`frame_max`; 0: no limit).
+    pub fn frame_max(self) -> u32 {
+        self.b.config.frame_max
+    }
+
     /// Every vhost, in no particular order.
     pub fn vhosts(self) -> impl Iterator<Item = VhostView<'a>> {
         self.b

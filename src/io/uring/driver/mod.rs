@@ -466,6 +466,10 @@ impl Driver {
         for id in ids.drain(..) {
             if let Some(&slot) = self.by_id.get(&id) {
                 self.want_send.push(slot);
+            } else if let Some(writer) = self.shared.writers.borrow().get(&id) {
+                // A connection of the tokio tasks (a byte stream a service
+                // handed over: AMQP over WebSocket) wakes its own writer.
+                writer.notify_one();
             }
         }
         self.dirty_ids = ids;
