@@ -18,7 +18,9 @@ use ringmq_codec::{ProtocolError, ReplyCode, FRAME_MIN_SIZE};
 use crate::core::amqp::broker::Broker;
 use crate::core::amqp::connection::{Connection, Tuning};
 use crate::core::amqp::output::Output;
+use crate::core::model::cross::CrossMsg;
 use crate::core::model::ids::{ConnId, QueueId};
+use crate::core::model::meta::ShardId;
 use crate::core::model::timers::{TimerKind, TIMERS_PER_TURN_MAX};
 
 impl Broker {
@@ -197,7 +199,30 @@ impl Broker {
         self.model.commit.running.is_some()
     }
 
+    /// A batch from shard `from` (`model::cross`): messages for this shard's
+    /// queues, stored and delivered as a publish here would be, and the word
+    /// of other shards that they stored this shard's publishes, which
+    /// releases their confirms.
+    pub fn handle_cross(&mut self, from: ShardId, msgs: Vec<CrossMsg>, now_ms: u64) {
+        self.ensure_started(now_ms);
+        self.advance_clock(now_ms);
+        self.catch_up_meta();
+        for msg in msgs {
+            match msg {
+                CrossMsg::Forward(f) => self.model.store_forward(from, &f),
+                CrossMsg::Stored { confirm, failed } => self.handle_stored(confirm, failed),
+            }
+        }
+        self.after_input();
+    }
+
     // ---- outputs ------------------------------------------------------------
+
+    /// What this shard has for other shards since the last call, a batch per
+    /// peer (`model::cross`): the io layer hands each to its shard, in order.
+    pub fn take_cross(&mut self, out: &mut Vec<(ShardId, Vec<CrossMsg>)>) {
+        self.model.cross.take(out);
+    }
 
     /// Connections that have output since the last call.
     pub fn take_dirty(&mut self, into: &mut Vec<ConnId>) {

@@ -113,6 +113,9 @@ pub struct PendingConfirm {
     pub seq: u64,
     pub epoch: u64,
     pub nack: bool,
+    /// Shards whose word that they stored the message is still awaited
+    /// (`model::cross`).
+    pub remote: u16,
 }
 
 #[derive(Debug)]
@@ -133,6 +136,8 @@ pub struct Channel {
     pub(in crate::core::amqp) confirm: bool,
     pub(in crate::core::amqp) next_publish_seq: u64,
     pub(in crate::core::amqp) pending_confirms: VecDeque<PendingConfirm>,
+    /// Which of the connection's channel opens this is (`channels_opened`).
+    pub(in crate::core::amqp) serial: u32,
     pub(in crate::core::amqp) tx: Option<Tx>,
     /// A tx.commit whose persistent messages wait for this group-commit epoch:
     /// its commit-ok goes out once it is on disk (issue 15, defect 11).
@@ -162,6 +167,7 @@ impl Channel {
             confirm: false,
             next_publish_seq: 1,
             pending_confirms: VecDeque::new(),
+            serial: 0,
             tx: None,
             commit_wait: None,
             last_queue: None,

@@ -38,6 +38,7 @@ use crate::core::amqp::dispatch::{chan, precondition};
 use crate::core::amqp::error::MethodResult;
 use crate::core::amqp::output::Output;
 use crate::core::definitions::{self, log::Written};
+use crate::core::model::cross::ConfirmRef;
 use crate::core::model::ids::{ConnId, QueueId, ADMIN_CONN};
 use crate::core::model::route::PublishOutcome;
 
@@ -166,14 +167,45 @@ impl Broker {
             seq,
             epoch,
             nack: outcome.failed,
+            remote: outcome.remote,
         });
-        if epoch == 0 {
+        if outcome.remote > 0 {
+            // Sent when the other shards' word comes (`Broker::handle_cross`).
+        } else if epoch == 0 {
             // Sent when this input is handled, with the others made ready by it,
             // as RabbitMQ coalesces confirms ready in one turn (`flush_ready_confirms`).
             conn.confirms_ready = true;
         } else {
             self.sync.waiting.insert(conn.id);
         }
+    }
+
+    /// Another shard stored (or failed to store) a message this shard
+    /// forwarded for the publisher's `confirm`: when it was the last word
+    /// awaited, the confirm may go, in the channel's order.
+    pub(crate) fn handle_stored(&mut self, confirm: ConfirmRef, failed: bool) {
+        let Some(mut conn) = self.conns.remove(&confirm.conn) else {
+            return; // the publisher is gone
+        };
+        let synced = self.model.commit.synced;
+        if let Some(ch) = conn
+            .channels
+            .get_mut(&confirm.channel)
+            .filter(|c| c.serial == confirm.serial)
+        {
+            let pending = &mut ch.pending_confirms;
+            let at = pending.partition_point(|p| p.seq < confirm.seq);
+            if let Some(p) = pending.get_mut(at).filter(|p| p.seq == confirm.seq) {
+                debug_assert!(p.remote > 0, "one word per shard forwarded to: {confirm:?}");
+                p.remote = p.remote.saturating_sub(1);
+                p.nack |= failed;
+            }
+            flush_confirms(&mut conn, confirm.channel, synced);
+        }
+        if conn.has_output() {
+            self.mark_dirty(&mut conn);
+        }
+        self.conns.insert(confirm.conn, conn);
     }
 
     /// A sync job if any durable data waits for one and none is running.
@@ -309,6 +341,7 @@ impl Broker {
                 store.commit_done(*seq, synced);
             }
         }
+        self.model.cross.commit_done(self.model.commit.synced, failed_through);
         self.model
             .release_dead_letter_sources(failed_through.unwrap_or(job.epoch), ok);
         self.release_held_output(job.epoch);
@@ -474,7 +507,7 @@ pub(crate) fn flush_confirms(conn: &mut Connection, channel: u16, synced_epoch: 
     let mut run_end: Option<u64> = None;
     let mut run_len = 0u64;
     while let Some(p) = ch.pending_confirms.front().copied() {
-        if p.epoch > synced_epoch {
+        if p.epoch > synced_epoch || p.remote > 0 {
             break;
         }
         ch.pending_confirms.pop_front();

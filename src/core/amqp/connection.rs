@@ -93,6 +93,10 @@ pub struct Connection {
     /// Confirms that need no fsync were made ready in this input: they go out at
     /// its end, coalesced into `multiple` acks (see `confirm::flush_ready_confirms`).
     pub(in crate::core::amqp) confirms_ready: bool,
+    /// Channels opened so far: each channel's serial, so a confirm another
+    /// shard sends for a closed channel is not taken by the next channel of
+    /// its number (`model::cross`).
+    pub(in crate::core::amqp) channels_opened: u32,
     /// The user's permission in the connection's vhost (set at connection.open).
     pub(in crate::core::amqp) permission: Option<Arc<Permission>>,
     /// The last exchange this connection was allowed to publish to: the
@@ -164,6 +168,7 @@ impl Connection {
             close_ok_sent: false,
             has_published: false,
             confirms_ready: false,
+            channels_opened: 0,
             permission: None,
             publish_allowed: None,
             output_was_full: false,

@@ -273,7 +273,10 @@ impl Broker {
                             }
                         }
                     }
-                    conn.channels.insert(channel, Box::new(Channel::new(channel)));
+                    conn.channels_opened = conn.channels_opened.wrapping_add(1);
+                    let mut ch = Box::new(Channel::new(channel));
+                    ch.serial = conn.channels_opened;
+                    conn.channels.insert(channel, ch);
                     self.node_stats
                         .churn
                         .bump(crate::core::model::stats::Churn::CHANNEL_CREATED);

@@ -9,6 +9,7 @@
 //! | [`route_graph`] | which queues a message goes to: the exchange graph walk of a vhost |
 //! | [`exchange`] | binding tables and matchers, one file per kind; the delayed exchange |
 //! | [`queue`] | a queue: its store, consumers order, arguments, TTL, dead-lettering, limits, dedup |
+//! | [`cross`] | what crosses between shards on the data path: messages for another shard's queues, and its word that they were stored |
 //! | [`meta`] | metadata ops: a declare, delete or binding as a value, applied by one function; the shard that owns a queue |
 //! | [`ids`] | the small ids that name connections, queues and destinations |
 //! | [`error`] | the error of an operator's operation on the model (API, import, ctl, policies), the name check at its edge |
@@ -16,6 +17,7 @@
 //! | [`stats`] | message counters and rates (computed on a timer) |
 
 pub(in crate::core) mod commit;
+pub mod cross;
 pub mod error;
 pub mod exchange;
 pub mod ids;

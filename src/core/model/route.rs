@@ -24,6 +24,9 @@ pub struct PublishOutcome {
     pub needs_sync: bool,
     /// Storing failed somewhere: confirm with basic.nack.
     pub failed: bool,
+    /// Shards the message was forwarded to whose word its confirm waits for
+    /// (`model::cross`).
+    pub remote: u16,
 }
 
 /// Why a message cannot be routed.

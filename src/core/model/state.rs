@@ -52,6 +52,8 @@ pub struct Model {
     /// In a metadata section of a broker with several shards: every op applied
     /// that changed the model, for the shared log (`amqp::meta`); None outside.
     pub(crate) meta_made: Option<Vec<crate::core::model::meta::MetaOp>>,
+    /// Messages for other shards' queues and their confirms (`model::cross`).
+    pub(crate) cross: crate::core::model::cross::Cross,
     /// Which shard's model this is: its own queues have stores and timers,
     /// the other shards' are copies for routing.
     pub(crate) shards: crate::core::model::meta::Shards,

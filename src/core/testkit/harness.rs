@@ -215,6 +215,23 @@ impl Harness {
         self.pump();
     }
 
+    /// Whether a group commit would have work (dirty queues, logs, stores).
+    pub fn sync_wanted(&self) -> bool {
+        !self.broker().model.commit.nothing_dirty() || self.sync_job.is_some()
+    }
+
+    /// A batch another shard sent this one (`model::cross`), taken in now.
+    pub fn handle_cross(
+        &mut self,
+        from: crate::core::model::meta::ShardId,
+        msgs: Vec<crate::core::model::cross::CrossMsg>,
+    ) {
+        let now = self.now();
+        self.core_now = now;
+        self.b().handle_cross(from, msgs, now);
+        self.pump();
+    }
+
     /// Group commits until nothing waits for one.
     pub fn sync_all(&mut self) {
         self.finish_sync();

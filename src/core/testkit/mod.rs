@@ -28,6 +28,7 @@ pub mod scenario;
 pub mod sim;
 
 mod after_crash;
+mod cross_shards;
 mod dead_letter_hold;
 mod definitions_commit;
 mod delayed_commit;

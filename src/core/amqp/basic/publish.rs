@@ -18,6 +18,7 @@ use crate::core::amqp::dispatch::{chan, check_access, precondition};
 use crate::core::amqp::error::{channel_error, connection_error, Exception, MethodResult};
 use crate::core::amqp::exchange::no_exchange;
 
+use crate::core::model::cross::ConfirmRef;
 use crate::core::model::ids::Name;
 use crate::core::model::route::{PublishOutcome, RouteError};
 
@@ -210,10 +211,22 @@ impl Broker {
                 ..Default::default()
             });
         }
-        let outcome = match self
+        if self.model.shards.count > 1 {
+            // What other shards store of it, they confirm (`model::cross`).
+            let conn_id = conn.id;
+            let ch = chan(conn, channel);
+            self.model.cross.origin = ch.confirm.then_some(ConfirmRef {
+                conn: conn_id,
+                channel,
+                serial: ch.serial,
+                seq: ch.next_publish_seq,
+            });
+        }
+        let routed = self
             .model
-            .route_and_store(&vhost_name, exchange, routing_key, &props, properties, body)
-        {
+            .route_and_store(&vhost_name, exchange, routing_key, &props, properties, body);
+        self.model.cross.origin = None;
+        let outcome = match routed {
             Ok(outcome) => outcome,
             Err(RouteError::BadExpiration(e)) => return Err(precondition(e)),
         };

@@ -39,7 +39,13 @@ impl Model {
         outcome: &mut PublishOutcome,
     ) {
         let mut disk_full = false;
-        self.store_routed_to(vhost_name, queues, msg, outcome, &mut disk_full);
+        if self.shards.count > 1 {
+            // Other shards' queues get the message through `model::cross`.
+            let local = self.forward_to_owners(vhost_name, queues, msg, outcome);
+            self.store_routed_to(vhost_name, &local, msg, outcome, &mut disk_full);
+        } else {
+            self.store_routed_to(vhost_name, queues, msg, outcome, &mut disk_full);
+        }
         if disk_full {
             // Publishers are blocked at the end of this input, before the disk
             // is full (`Broker::after_input`); the disk task clears the alarm

@@ -1,0 +1,286 @@
+//! What crosses between shards on the data path (`docs/shards.md`, step 3):
+//! a message routed on one shard to queues another shard owns, and the
+//! owner's word that it was stored, which a publisher's confirm waits for.
+//!
+//! The model collects what it has for each peer shard during an input
+//! ([`Cross::send`]); the io layer takes it at the end of the turn
+//! (`Broker::take_cross`) and hands it to the peer in one batch, and the
+//! peer's broker takes it in (`Broker::handle_cross`). Within one pair of
+//! shards batches arrive in the order they left, so a channel's publishes
+//! reach a queue in publish order, as AMQP promises.
+//!
+//! With one shard nothing here is used: every queue is local.
+
+use ringmq_codec::ShortString;
+
+use crate::core::model::ids::{ConnId, QueueId, VhostName};
+use crate::core::model::meta::ShardId;
+use crate::core::model::queue::append::StoredMessage;
+use crate::core::model::route::PublishOutcome;
+use crate::core::model::Model;
+
+/// A publisher's confirm that waits for another shard: the connection,
+/// channel and publish sequence number it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfirmRef {
+    pub conn: ConnId,
+    pub channel: u16,
+    /// The channel's serial: a confirm for a closed channel is not taken by
+    /// the next channel of the number.
+    pub serial: u32,
+    pub seq: u64,
+}
+
+/// One message for the queues of the receiving shard, routed on the sender's
+/// copy of the routing data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forward {
+    pub vhost: VhostName,
+    /// The receiver's queues the message routed to.
+    pub queues: Vec<QueueId>,
+    pub exchange: ShortString,
+    pub routing_key: ShortString,
+    pub properties: Vec<u8>,
+    pub body: Vec<u8>,
+    pub persistent: bool,
+    pub expiration_ms: Option<u64>,
+    pub priority: u8,
+    /// The publisher waits for a confirm (None: no one waits, as for dead
+    /// letters and publishes without confirms).
+    pub confirm: Option<ConfirmRef>,
+}
+
+/// What one shard sends another.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CrossMsg {
+    Forward(Box<Forward>),
+    /// The forwarded message was stored (and synced, when it must be) in every
+    /// queue of the receiver it routed to, or `failed` somewhere.
+    Stored {
+        confirm: ConfirmRef,
+        failed: bool,
+    },
+}
+
+/// A stored message's confirm that waits for the receiver's group commit.
+#[derive(Debug, Clone, Copy)]
+struct AfterSync {
+    epoch: u64,
+    to: ShardId,
+    confirm: ConfirmRef,
+    failed: bool,
+}
+
+/// The model's side of the crossing: what leaves at the end of the turn, and
+/// what waits for a group commit before it may.
+#[derive(Debug, Default)]
+pub struct Cross {
+    /// Per peer shard, in the order made.
+    out: Vec<Vec<CrossMsg>>,
+    /// The confirm of the publish being routed (set by the session around one
+    /// publish), carried by its forwards.
+    pub(crate) origin: Option<ConfirmRef>,
+    after_sync: Vec<AfterSync>,
+}
+
+impl Cross {
+    /// Queues `msg` for shard `to`.
+    pub fn send(&mut self, to: ShardId, msg: CrossMsg) {
+        let i = usize::from(to.0);
+        if self.out.len() <= i {
+            self.out.resize_with(i + 1, Vec::new);
+        }
+        self.out[i].push(msg);
+    }
+
+    /// The confirm of a message stored here goes back once the commit of
+    /// `epoch` is done.
+    pub fn send_after_sync(&mut self, epoch: u64, to: ShardId, confirm: ConfirmRef, failed: bool) {
+        self.after_sync.push(AfterSync {
+            epoch,
+            to,
+            confirm,
+            failed,
+        });
+    }
+
+    /// The commit went as far as `synced`; the ones through `failed_through`
+    /// failed: their confirms go back as failures (nacks).
+    pub fn commit_done(&mut self, synced: u64, failed_through: Option<u64>) {
+        let mut i = 0;
+        while i < self.after_sync.len() {
+            let w = self.after_sync[i];
+            let failed = failed_through.is_some_and(|f| w.epoch <= f);
+            if failed || w.epoch <= synced {
+                self.after_sync.swap_remove(i);
+                self.send(
+                    w.to,
+                    CrossMsg::Stored {
+                        confirm: w.confirm,
+                        failed: w.failed || failed,
+                    },
+                );
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Takes everything made for other shards since the last call.
+    pub fn take(&mut self, out: &mut Vec<(ShardId, Vec<CrossMsg>)>) {
+        for (i, msgs) in self.out.iter_mut().enumerate() {
+            if !msgs.is_empty() {
+                out.push((ShardId(i as u16), std::mem::take(msgs)));
+            }
+        }
+    }
+
+    /// Whether anything waits to leave.
+    pub fn has_output(&self) -> bool {
+        self.out.iter().any(|m| !m.is_empty())
+    }
+}
+
+impl Model {
+    /// Sends `msg` to the owners of the queues in `queues` that are not this
+    /// shard's, one forward per owner; returns this shard's queues.
+    pub(crate) fn forward_to_owners(
+        &mut self,
+        vhost_name: &VhostName,
+        queues: &[QueueId],
+        msg: &StoredMessage<'_>,
+        outcome: &mut PublishOutcome,
+    ) -> Vec<QueueId> {
+        let me = self.shards.me;
+        let Some(vhost) = self.vhosts.get(vhost_name) else {
+            return Vec::new();
+        };
+        let mut local = Vec::with_capacity(queues.len());
+        let mut remote: Vec<(ShardId, Vec<QueueId>)> = Vec::new();
+        for id in queues {
+            let Some(owner) = vhost.queues.get(id).map(|q| q.owner()) else {
+                continue;
+            };
+            if owner == me {
+                local.push(*id);
+            } else if let Some((_, ids)) = remote.iter_mut().find(|(s, _)| *s == owner) {
+                ids.push(*id);
+            } else {
+                remote.push((owner, vec![*id]));
+            }
+        }
+        let confirm = self.cross.origin;
+        for (owner, ids) in remote {
+            if confirm.is_some() {
+                outcome.remote += 1;
+            }
+            self.cross.send(
+                owner,
+                CrossMsg::Forward(Box::new(Forward {
+                    vhost: vhost_name.clone(),
+                    queues: ids,
+                    exchange: msg.exchange.into(),
+                    routing_key: msg.routing_key.into(),
+                    properties: msg.properties.to_vec(),
+                    body: msg.body.to_vec(),
+                    persistent: msg.persistent,
+                    expiration_ms: msg.expiration_ms,
+                    priority: msg.priority,
+                    confirm,
+                })),
+            );
+        }
+        local
+    }
+
+    /// A forward from shard `from`: stored in this shard's queues; its confirm
+    /// goes back now, or after the group commit that syncs it.
+    pub(crate) fn store_forward(&mut self, from: ShardId, f: &Forward) {
+        let mut outcome = PublishOutcome::default();
+        let msg = StoredMessage {
+            exchange: f.exchange.as_short(),
+            routing_key: f.routing_key.as_short(),
+            properties: &f.properties,
+            body: &f.body,
+            persistent: f.persistent,
+            expiration_ms: f.expiration_ms,
+            priority: f.priority,
+            maybe_delivered: false,
+        };
+        self.store_routed(&f.vhost, &f.queues, &msg, &mut outcome);
+        let Some(confirm) = f.confirm else { return };
+        if outcome.needs_sync {
+            self.cross
+                .send_after_sync(self.commit.epoch + 1, from, confirm, outcome.failed);
+        } else {
+            self.cross.send(
+                from,
+                CrossMsg::Stored {
+                    confirm,
+                    failed: outcome.failed,
+                },
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(seq: u64) -> ConfirmRef {
+        ConfirmRef {
+            conn: ConnId(1),
+            channel: 1,
+            serial: 1,
+            seq,
+        }
+    }
+
+    #[test]
+    fn confirms_wait_for_their_commit_and_failures_go_back_as_failures() {
+        let mut x = Cross::default();
+        x.send_after_sync(3, ShardId(1), c(1), false);
+        x.send_after_sync(4, ShardId(1), c(2), false);
+        x.send_after_sync(5, ShardId(2), c(3), true);
+        x.commit_done(2, None);
+        assert!(!x.has_output());
+        x.commit_done(3, None);
+        let mut out = Vec::new();
+        x.take(&mut out);
+        assert_eq!(
+            out,
+            vec![(
+                ShardId(1),
+                vec![CrossMsg::Stored {
+                    confirm: c(1),
+                    failed: false
+                }]
+            )]
+        );
+        x.commit_done(3, Some(5));
+        out.clear();
+        x.take(&mut out);
+        out.sort_by_key(|(s, _)| *s);
+        assert_eq!(
+            out,
+            vec![
+                (
+                    ShardId(1),
+                    vec![CrossMsg::Stored {
+                        confirm: c(2),
+                        failed: true
+                    }]
+                ),
+                (
+                    ShardId(2),
+                    vec![CrossMsg::Stored {
+                        confirm: c(3),
+                        failed: true
+                    }]
+                ),
+            ]
+        );
+        assert!(!x.has_output());
+    }
+}
