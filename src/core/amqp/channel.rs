@@ -142,6 +142,9 @@ pub struct Channel {
     /// A tx.commit whose persistent messages wait for this group-commit epoch:
     /// its commit-ok goes out once it is on disk (issue 15, defect 11).
     pub(in crate::core::amqp) commit_wait: Option<u64>,
+    /// Shards whose word that they stored the committed publishes is still
+    /// awaited: commit-ok waits for it too (`model::cross`).
+    pub(in crate::core::amqp) commit_remote: u32,
     /// The queue last declared on this channel: an empty queue name in later
     /// methods means this one (AMQP's "current queue" rule, which RabbitMQ keeps).
     pub(in crate::core::amqp) last_queue: Option<ShortString>,
@@ -170,6 +173,7 @@ impl Channel {
             serial: 0,
             tx: None,
             commit_wait: None,
+            commit_remote: 0,
             last_queue: None,
             reply_consumer: None,
             stats: Default::default(),

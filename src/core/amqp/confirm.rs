@@ -38,7 +38,7 @@ use crate::core::amqp::dispatch::{chan, precondition};
 use crate::core::amqp::error::MethodResult;
 use crate::core::amqp::output::Output;
 use crate::core::definitions::{self, log::Written};
-use crate::core::model::cross::ConfirmRef;
+use crate::core::model::cross::{ConfirmRef, TX_COMMIT};
 use crate::core::model::ids::{ConnId, QueueId, ADMIN_CONN};
 use crate::core::model::route::PublishOutcome;
 
@@ -188,7 +188,20 @@ impl Broker {
             return; // the publisher is gone
         };
         let synced = self.model.commit.synced;
-        if let Some(ch) = conn
+        let channel = conn
+            .channels
+            .get_mut(&confirm.channel)
+            .filter(|c| c.serial == confirm.serial);
+        if let Some(ch) = channel.filter(|_| confirm.seq == TX_COMMIT) {
+            // A transaction's publish: as on one shard, a store that failed
+            // (a full queue) does not fail the commit.
+            debug_assert!(ch.commit_remote > 0, "one word per shard forwarded to: {confirm:?}");
+            ch.commit_remote = ch.commit_remote.saturating_sub(1);
+            if ch.commit_remote == 0 && ch.commit_wait.is_some_and(|e| e <= synced) {
+                ch.commit_wait = None;
+                encode_method(&mut conn.out, confirm.channel, &Method::TxCommitOk(TxCommitOk));
+            }
+        } else if let Some(ch) = conn
             .channels
             .get_mut(&confirm.channel)
             .filter(|c| c.serial == confirm.serial)
@@ -364,15 +377,18 @@ impl Broker {
                 still |= chan(&mut conn, ch).pending_confirms.iter().any(|p| p.epoch > 0);
                 let c = chan(&mut conn, ch);
                 match c.commit_wait {
-                    Some(epoch) if failed_through.is_some_and(|f| epoch <= f) => {
+                    // (Epoch 0: a commit that waits for other shards only.)
+                    Some(epoch) if epoch > 0 && failed_through.is_some_and(|f| epoch <= f) => {
                         c.commit_wait = None;
                         let e = ProtocolError::new(ReplyCode::InternalError, "tx.commit failed: cannot sync to disk");
                         self.close_channel(&mut conn, ch, e);
                     }
-                    Some(epoch) if epoch <= self.model.commit.synced => {
+                    Some(epoch) if epoch <= self.model.commit.synced && c.commit_remote == 0 => {
                         c.commit_wait = None;
                         encode_method(&mut conn.out, ch, &Method::TxCommitOk(TxCommitOk));
                     }
+                    // The other shards' word finishes it (`handle_stored`).
+                    Some(epoch) if epoch <= self.model.commit.synced => {}
                     Some(_) => still = true,
                     None => {}
                 }
@@ -440,6 +456,7 @@ impl Broker {
             return Err(precondition("channel is not transactional"));
         };
         let mut needs_sync = false;
+        let mut remote = 0u32;
         for p in &tx.publishes {
             let outcome = self.publish(
                 conn,
@@ -451,6 +468,7 @@ impl Broker {
                 &p.body,
             )?;
             needs_sync |= outcome.needs_sync;
+            remote += u32::from(outcome.remote);
         }
         for a in tx.acks {
             match a {
@@ -461,11 +479,17 @@ impl Broker {
                 }
             }
         }
-        if needs_sync {
+        if needs_sync || remote > 0 {
             // Committed means on disk, as a confirm does: wait for the group
-            // commit that covers these appends (see `handle_sync_done`).
-            chan(conn, channel).commit_wait = Some(self.model.commit.epoch + 1);
-            self.sync.waiting.insert(conn.id);
+            // commit that covers these appends (see `handle_sync_done`), and
+            // for the other shards that stored some (`handle_stored`).
+            let epoch = if needs_sync { self.model.commit.epoch + 1 } else { 0 };
+            let ch = chan(conn, channel);
+            ch.commit_wait = Some(epoch);
+            ch.commit_remote = remote;
+            if needs_sync {
+                self.sync.waiting.insert(conn.id);
+            }
         } else {
             encode_method(&mut conn.out, channel, &Method::TxCommitOk(TxCommitOk));
         }

@@ -191,6 +191,7 @@ impl Broker {
         // what was ready went out before the close (`close_channel`).
         ch.pending_confirms.clear();
         ch.commit_wait = None;
+        ch.commit_remote = 0;
         let unacked = std::mem::take(&mut ch.unacked);
         let consumers: Vec<_> = ch.consumers.drain().collect();
         for (_, u) in unacked.into_entries() {

@@ -54,7 +54,7 @@ fn run(seed: u64, n: u16) {
     let log = MetaLog::new(n);
     let mut shards: Vec<Harness> = (0..n)
         .map(|i| {
-            let mut h = Harness::new(seed + u64::from(i), false, |_| {});
+            let mut h = Harness::new(seed + u64::from(i), false, |c| c.sync = true);
             h.broker_mut().join_shards(Shards::new(ShardId(i), n), log.clone());
             h
         })
@@ -241,4 +241,60 @@ fn run(seed: u64, n: u16) {
 /// Whether a shard has a group commit to run (its confirms wait for it).
 fn pending_syncs(shards: &[Harness]) -> bool {
     shards.iter().any(Harness::sync_wanted)
+}
+
+#[test]
+fn a_commit_whose_publishes_cross_waits_for_the_other_shards_word() {
+    let log = MetaLog::new(2);
+    let mut shards: Vec<Harness> = (0..2u16)
+        .map(|i| {
+            let mut h = Harness::new(u64::from(i), false, |c| c.sync = true);
+            h.broker_mut().join_shards(Shards::new(ShardId(i), 2), log.clone());
+            h
+        })
+        .collect();
+    let remote = *QUEUES
+        .iter()
+        .find(|q| ShardId::owner_of_queue("/", q, 2) == ShardId(1))
+        .expect("shard 1 owns a queue");
+    let c = shards[0].connect(0, &[1]);
+    let mut bytes = method(1, Method::QueueDeclare(client::queue_decl(remote, true)));
+    bytes.extend(method(1, Method::TxSelect(ringmq_codec::TxSelect)));
+    let props = BasicProperties {
+        delivery_mode: Some(2),
+        ..Default::default()
+    };
+    for i in 0..3 {
+        bytes.extend(client::publish(1, "", remote, &props, format!("m{i}").as_bytes()));
+    }
+    bytes.extend(method(1, Method::TxCommit(ringmq_codec::TxCommit)));
+    shards[0].send(c, &bytes);
+    shards[0].sync_all();
+    let commit_ok = |events: Vec<Event>| events.iter().any(|e| matches!(e, Event::TxCommitOk { .. }));
+    assert!(
+        !commit_ok(shards[0].events(c)),
+        "commit-ok before shard 1 has the messages"
+    );
+
+    let mut out = Vec::new();
+    shards[0].broker_mut().take_cross(&mut out);
+    let [(to, batch)] = <[_; 1]>::try_from(out).expect("one batch, for shard 1");
+    assert_eq!(to, ShardId(1));
+    assert_eq!(batch.len(), 3, "one forward per publish");
+    shards[1].handle_cross(ShardId(0), batch);
+    let mut back = Vec::new();
+    shards[1].broker_mut().take_cross(&mut back);
+    assert!(
+        back.is_empty(),
+        "persistent to a durable queue: the word waits for shard 1's commit"
+    );
+    shards[1].sync_all();
+    shards[1].broker_mut().take_cross(&mut back);
+    let [(to, words)] = <[_; 1]>::try_from(back).expect("the words, for shard 0");
+    assert_eq!(to, ShardId(0));
+    let (last, first) = words.split_last().expect("three words");
+    shards[0].handle_cross(ShardId(1), first.to_vec());
+    assert!(!commit_ok(shards[0].events(c)), "commit-ok before the last word");
+    shards[0].handle_cross(ShardId(1), vec![last.clone()]);
+    assert!(commit_ok(shards[0].events(c)), "commit-ok once every word came");
 }

@@ -18,7 +18,7 @@ use crate::core::amqp::dispatch::{chan, check_access, precondition};
 use crate::core::amqp::error::{channel_error, connection_error, Exception, MethodResult};
 use crate::core::amqp::exchange::no_exchange;
 
-use crate::core::model::cross::ConfirmRef;
+use crate::core::model::cross::{ConfirmRef, TX_COMMIT};
 use crate::core::model::ids::Name;
 use crate::core::model::route::{PublishOutcome, RouteError};
 
@@ -215,11 +215,18 @@ impl Broker {
             // What other shards store of it, they confirm (`model::cross`).
             let conn_id = conn.id;
             let ch = chan(conn, channel);
-            self.model.cross.origin = ch.confirm.then_some(ConfirmRef {
+            // In a transaction (publishes are routed at tx.commit only), the
+            // commit-ok waits for the word.
+            let seq = if ch.confirm {
+                Some(ch.next_publish_seq)
+            } else {
+                ch.tx.is_some().then_some(TX_COMMIT)
+            };
+            self.model.cross.origin = seq.map(|seq| ConfirmRef {
                 conn: conn_id,
                 channel,
                 serial: ch.serial,
-                seq: ch.next_publish_seq,
+                seq,
             });
         }
         let routed = self
