@@ -42,46 +42,72 @@ user=browser-ws-check
 pass=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 queue=browser-ws-check
 work=$(mktemp -d)
+web_pid=
 cleanup() {
-  curl_api -o /dev/null -X DELETE "$api/queues/%2F/$queue" 2>/dev/null || true
+  if [ -n "$web_pid" ]; then kill "$web_pid" 2>/dev/null || true; fi
+  for q in "$queue" "$queue-guest"; do curl_api -o /dev/null -X DELETE "$api/queues/%2F/$q" 2>/dev/null || true; done
   curl_api -o /dev/null -X DELETE "$api/users/$user" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-curl_api -o /dev/null -X DELETE "$api/queues/%2F/$queue" 2>/dev/null || true
+for q in "$queue" "$queue-guest"; do curl_api -o /dev/null -X DELETE "$api/queues/%2F/$q" 2>/dev/null || true; done
 curl_api -o /dev/null -X PUT "$api/users/$user" -d "{\"password\":\"$pass\",\"tags\":\"\"}"
 curl_api -o /dev/null -X PUT "$api/permissions/%2F/$user" -d '{"configure":".*","write":".*","read":".*"}'
+urlenc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 
-query="host=$host&port=$port&user=$user&pass=$pass&queue=$queue&body=hello-from-chromium&large=300000"
-if [ "$api_user" = guest ]; then
-  # The password URL-encoded: the page reads it with URLSearchParams.
-  query+="&refuse=guest:$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$api_pass")"
-fi
-# First, so it wins: the page takes the first value of each parameter.
-if [ -n "${BROWSER_WS_QUERY:-}" ]; then query="$BROWSER_WS_QUERY&$query"; fi
-
-# The page closes its window when it has its outcome, which ends Chromium; the
-# timeout only guards against a hang. The console messages are in the log.
-rc=0
-timeout -k 5 60 "$chromium" --headless=new --no-sandbox --disable-gpu --no-first-run \
-  --user-data-dir="$work/profile" --enable-logging=stderr --v=0 \
-  "file://$here/browser_ws/amqp.html?$query" >"$work/chromium.log" 2>&1 || rc=$?
-
-# The page's console messages, one a line: [...:INFO:CONSOLE:N] "RINGMQ-WHAT text", source: URL (N)
-console() { sed -n "s/.*:INFO:CONSOLE[^]]*] \"RINGMQ-$1 \(.*\)\", source: .*/\1/p" "$work/chromium.log"; }
-result=$(console RESULT | tail -1)
-refused=$(console REFUSED | tail -1)
 failed=
 fail() {
   echo "browser-ws: FAIL: $*"
   failed=1
 }
-if [ "$rc" != 0 ]; then fail "chromium exited with $rc (124: no outcome within 60 s)"; fi
+# page NAME URL: Chromium shows the page, which closes its window when it has its
+# outcome, and that ends Chromium; the timeout only guards against a hang. Sets
+# result and refused from the page's console messages in $work/NAME.log.
+# BROWSER_WS_QUERY goes first in the query, so it wins: the page takes the first
+# value of each parameter.
+page() {
+  local name=$1 url=$2 rc=0
+  if [ -n "${BROWSER_WS_QUERY:-}" ]; then url="${url%%\?*}?$BROWSER_WS_QUERY&${url#*\?}"; fi
+  timeout -k 5 60 "$chromium" --headless=new --no-sandbox --disable-gpu --no-first-run \
+    --user-data-dir="$work/profile-$name" --enable-logging=stderr --v=0 \
+    "$url" >"$work/$name.log" 2>&1 || rc=$?
+  if [ "$rc" != 0 ]; then fail "$name: chromium exited with $rc (124: no outcome within 60 s)"; fi
+  result=$(console "$name" RESULT | tail -1)
+  refused=$(console "$name" REFUSED | tail -1)
+}
+# The page's console messages, one a line: [...:INFO:CONSOLE:N] "RINGMQ-WHAT text", source: URL (N)
+console() { sed -n "s/.*:INFO:CONSOLE[^]]*] \"RINGMQ-$2 \(.*\)\", source: .*/\1/p" "$work/$1.log"; }
 want="OK body=hello-from-chromium large=300000"
-if [ "$result" != "$want" ]; then fail "the page says '${result:-nothing}', expected '$want'"; fi
-if [ "$api_user" = guest ] && [[ $refused != "refused guest: 403 ACCESS_REFUSED"* ]]; then
+query="host=$host&port=$port&body=hello-from-chromium&large=300000"
+
+# 1. From a file (Origin null: another site): guest refused, the check's user served.
+refuse=
+if [ "$api_user" = guest ]; then refuse="&refuse=guest:$(urlenc "$api_pass")"; fi
+page file "file://$here/browser_ws/amqp.html?$query&user=$user&pass=$pass&queue=$queue$refuse"
+if [ "$result" != "$want" ]; then fail "file:// page: '${result:-nothing}', expected '$want'"; fi
+if [ -n "$refuse" ] && [[ $refused != "refused guest: 403 ACCESS_REFUSED"* ]]; then
   fail "guest from a file:// page (Origin null): '${refused:-nothing}', expected a 403 refusal"
+fi
+file_result=$result file_refused=$refused
+
+# 2. The same page served from this host (http://127.0.0.1:N, Python's http.server):
+# a page of this host may log in as the loopback-only guest.
+loopback=
+if [ "$api_user" = guest ]; then
+  python3 -c '
+import functools, http.server, sys
+h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), h)
+with open(sys.argv[2] + ".tmp", "w") as f: f.write(str(s.server_address[1]))
+import os; os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+s.serve_forever()' "$here/browser_ws" "$work/web.port" 2>"$work/web.log" &
+  web_pid=$!
+  for _ in $(seq 50); do [ -s "$work/web.port" ] && break; sleep 0.1; done
+  web_port=$(cat "$work/web.port" 2>/dev/null || echo 0)
+  page loopback "http://127.0.0.1:$web_port/amqp.html?$query&user=guest&pass=$(urlenc "$api_pass")&queue=$queue-guest"
+  if [ "$result" != "$want" ]; then fail "guest from http://127.0.0.1:$web_port/ (this host): '${result:-nothing}', expected '$want'"; fi
+  loopback="; guest from http://127.0.0.1:$web_port/: ${result%% *}"
 fi
 
 # The broker's side: the queue the page left, its counters (they may lag a stats tick).
@@ -107,10 +133,13 @@ print(sum(1 for c in json.load(sys.stdin) if c.get('user') == '$user'))")
 fi
 
 if [ -n "$failed" ]; then
-  echo "--- the page's <pre>s"
-  console DOM | python3 -c 'import json, sys; [print(json.loads(l)) for l in sys.stdin]' || true
-  echo "--- chromium's log (last 30 lines)"
-  tail -30 "$work/chromium.log"
+  for name in file loopback; do
+    [ -f "$work/$name.log" ] || continue
+    echo "--- $name: the page's <pre>s"
+    console "$name" DOM | python3 -c 'import json, sys; [print(json.loads(l)) for l in sys.stdin]' || true
+    echo "--- $name: chromium's log (last 20 lines)"
+    tail -20 "$work/$name.log"
+  done
   exit 1
 fi
-echo "browser-ws: OK: Chromium $("$chromium" --version 2>/dev/null | awk '{print $2}'), $result; $refused; API: $seen"
+echo "browser-ws: OK: Chromium $("$chromium" --version 2>/dev/null | awk '{print $2}'), $file_result; $file_refused$loopback; API: $seen"
