@@ -9,7 +9,9 @@
 # consumes and acks both, cancels and closes. The page's outcome ("OK body=..."
 # or "FAIL reason") comes back on Chromium's console log; the queue's counters
 # in the API must then show both messages published, delivered and acked, none
-# left, no consumer. The user and the queue are deleted at the end.
+# left, no consumer. Then the same page served from http://127.0.0.1:N (this
+# host: Python's http.server) does it all as guest. The user and the queues are
+# deleted at the end.
 #
 #   bash tests/clients/browser_ws_check.sh http://USER:PASS@HOST:PORT
 #
