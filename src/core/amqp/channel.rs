@@ -118,6 +118,17 @@ pub struct PendingConfirm {
     pub remote: u16,
 }
 
+/// A tx.commit whose commit-ok waits.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingCommit {
+    /// The channel's count of commits when it was made.
+    pub no: u64,
+    /// The group commit its appends need (0: none).
+    pub epoch: u64,
+    /// Other shards whose word that they stored its publishes is awaited.
+    pub remote: u32,
+}
+
 #[derive(Debug)]
 pub struct Channel {
     pub(in crate::core::amqp) id: u16,
@@ -141,10 +152,13 @@ pub struct Channel {
     pub(in crate::core::amqp) tx: Option<Tx>,
     /// A tx.commit whose persistent messages wait for this group-commit epoch:
     /// its commit-ok goes out once it is on disk (issue 15, defect 11).
-    pub(in crate::core::amqp) commit_wait: Option<u64>,
-    /// Shards whose word that they stored the committed publishes is still
-    /// awaited: commit-ok waits for it too (`model::cross`).
-    pub(in crate::core::amqp) commit_remote: u32,
+    /// tx.commits not answered yet, oldest first: a client may send the next
+    /// before the last commit-ok, and the answers go in order, each once its
+    /// commit is on disk.
+    pub(in crate::core::amqp) commits: VecDeque<PendingCommit>,
+    /// tx.commits made on the channel: the number of the last, which other
+    /// shards' words name (`model::cross::TX_COMMIT`).
+    pub(in crate::core::amqp) commits_made: u64,
     /// The queue last declared on this channel: an empty queue name in later
     /// methods means this one (AMQP's "current queue" rule, which RabbitMQ keeps).
     pub(in crate::core::amqp) last_queue: Option<ShortString>,
@@ -172,8 +186,8 @@ impl Channel {
             pending_confirms: VecDeque::new(),
             serial: 0,
             tx: None,
-            commit_wait: None,
-            commit_remote: 0,
+            commits: VecDeque::new(),
+            commits_made: 0,
             last_queue: None,
             reply_consumer: None,
             stats: Default::default(),

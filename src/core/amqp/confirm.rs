@@ -32,7 +32,7 @@ use ringmq_store::SyncBatch;
 
 use crate::core::amqp::basic::ack::Settle;
 use crate::core::amqp::broker::Broker;
-use crate::core::amqp::channel::{PendingConfirm, Tx, TxAck};
+use crate::core::amqp::channel::{PendingCommit, PendingConfirm, Tx, TxAck};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::dispatch::{chan, precondition};
 use crate::core::amqp::error::MethodResult;
@@ -192,15 +192,15 @@ impl Broker {
             .channels
             .get_mut(&confirm.channel)
             .filter(|c| c.serial == confirm.serial);
-        if let Some(ch) = channel.filter(|_| confirm.seq == TX_COMMIT) {
+        if let Some(ch) = channel.filter(|_| confirm.seq & TX_COMMIT != 0) {
             // A transaction's publish: as on one shard, a store that failed
             // (a full queue) does not fail the commit.
-            debug_assert!(ch.commit_remote > 0, "one word per shard forwarded to: {confirm:?}");
-            ch.commit_remote = ch.commit_remote.saturating_sub(1);
-            if ch.commit_remote == 0 && ch.commit_wait.is_some_and(|e| e <= synced) {
-                ch.commit_wait = None;
-                encode_method(&mut conn.out, confirm.channel, &Method::TxCommitOk(TxCommitOk));
+            let no = confirm.seq & !TX_COMMIT;
+            if let Some(c) = ch.commits.iter_mut().find(|c| c.no == no) {
+                debug_assert!(c.remote > 0, "one word per shard forwarded to: {confirm:?}");
+                c.remote = c.remote.saturating_sub(1);
             }
+            flush_commits(&mut conn, confirm.channel, synced);
         } else if let Some(ch) = conn
             .channels
             .get_mut(&confirm.channel)
@@ -376,22 +376,23 @@ impl Broker {
                 flush_confirms(&mut conn, ch, self.model.commit.synced);
                 still |= chan(&mut conn, ch).pending_confirms.iter().any(|p| p.epoch > 0);
                 let c = chan(&mut conn, ch);
-                match c.commit_wait {
-                    // (Epoch 0: a commit that waits for other shards only.)
-                    Some(epoch) if epoch > 0 && failed_through.is_some_and(|f| epoch <= f) => {
-                        c.commit_wait = None;
-                        let e = ProtocolError::new(ReplyCode::InternalError, "tx.commit failed: cannot sync to disk");
-                        self.close_channel(&mut conn, ch, e);
-                    }
-                    Some(epoch) if epoch <= self.model.commit.synced && c.commit_remote == 0 => {
-                        c.commit_wait = None;
-                        encode_method(&mut conn.out, ch, &Method::TxCommitOk(TxCommitOk));
-                    }
-                    // The other shards' word finishes it (`handle_stored`).
-                    Some(epoch) if epoch <= self.model.commit.synced => {}
-                    Some(_) => still = true,
-                    None => {}
+                // (Epoch 0: a commit with nothing to sync here.)
+                if c.commits
+                    .iter()
+                    .any(|p| p.epoch > 0 && failed_through.is_some_and(|f| p.epoch <= f))
+                {
+                    c.commits.clear();
+                    let e = ProtocolError::new(ReplyCode::InternalError, "tx.commit failed: cannot sync to disk");
+                    self.close_channel(&mut conn, ch, e);
+                    continue;
                 }
+                flush_commits(&mut conn, ch, self.model.commit.synced);
+                // Commits left wait for a later sync, or for other shards' word
+                // (`handle_stored`, which finishes those).
+                still |= chan(&mut conn, ch)
+                    .commits
+                    .iter()
+                    .any(|p| p.epoch > self.model.commit.synced);
             }
             if still {
                 self.sync.waiting.insert(id);
@@ -455,6 +456,8 @@ impl Broker {
         let Some(tx) = ch.tx.replace(Tx::default()) else {
             return Err(precondition("channel is not transactional"));
         };
+        ch.commits_made += 1;
+        let no = ch.commits_made;
         let mut needs_sync = false;
         let mut remote = 0u32;
         for p in &tx.publishes {
@@ -479,20 +482,18 @@ impl Broker {
                 }
             }
         }
-        if needs_sync || remote > 0 {
-            // Committed means on disk, as a confirm does: wait for the group
-            // commit that covers these appends (see `handle_sync_done`), and
-            // for the other shards that stored some (`handle_stored`).
-            let epoch = if needs_sync { self.model.commit.epoch + 1 } else { 0 };
-            let ch = chan(conn, channel);
-            ch.commit_wait = Some(epoch);
-            ch.commit_remote = remote;
-            if needs_sync {
-                self.sync.waiting.insert(conn.id);
-            }
-        } else {
-            encode_method(&mut conn.out, channel, &Method::TxCommitOk(TxCommitOk));
+        // Committed means on disk, as a confirm does: commit-ok waits for the
+        // group commit that covers these appends (see `handle_sync_done`), for
+        // the other shards that stored some (`handle_stored`), and for the
+        // commits before it on the channel.
+        let epoch = if needs_sync { self.model.commit.epoch + 1 } else { 0 };
+        chan(conn, channel)
+            .commits
+            .push_back(PendingCommit { no, epoch, remote });
+        if needs_sync {
+            self.sync.waiting.insert(conn.id);
         }
+        flush_commits(conn, channel, self.model.commit.synced);
         Ok(())
     }
 
@@ -554,6 +555,22 @@ pub(crate) fn flush_confirms(conn: &mut Connection, channel: u16, synced_epoch: 
     }
     if let Some(end) = run_end {
         send_ack(&mut conn.out, channel, end, run_len > 1);
+    }
+}
+
+/// Sends the commit-oks at the head of the channel's commits that may go
+/// now, in order.
+pub(crate) fn flush_commits(conn: &mut Connection, channel: u16, synced_epoch: u64) {
+    let Some(ch) = conn.channels.get_mut(&channel) else {
+        return;
+    };
+    while ch
+        .commits
+        .front()
+        .is_some_and(|c| c.epoch <= synced_epoch && c.remote == 0)
+    {
+        ch.commits.pop_front();
+        encode_method(&mut conn.out, channel, &Method::TxCommitOk(TxCommitOk));
     }
 }
 

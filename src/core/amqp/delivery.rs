@@ -190,8 +190,7 @@ impl Broker {
         // A closed channel gets no more confirms or commit-ok (RabbitMQ's neither):
         // what was ready went out before the close (`close_channel`).
         ch.pending_confirms.clear();
-        ch.commit_wait = None;
-        ch.commit_remote = 0;
+        ch.commits.clear();
         let unacked = std::mem::take(&mut ch.unacked);
         let consumers: Vec<_> = ch.consumers.drain().collect();
         for (_, u) in unacked.into_entries() {

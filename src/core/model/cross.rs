@@ -28,13 +28,15 @@ pub struct ConfirmRef {
     /// The channel's serial: a confirm for a closed channel is not taken by
     /// the next channel of the number.
     pub serial: u32,
-    /// The publish's sequence number, or [`TX_COMMIT`]: a publish of the
-    /// channel's `tx.commit`, whose commit-ok waits for the word.
+    /// The publish's sequence number, or [`TX_COMMIT`] with the number of
+    /// the channel's `tx.commit` whose publish it is (its commit-ok waits for
+    /// the word).
     pub seq: u64,
 }
 
-/// The `seq` of a transaction's publishes (confirm sequence numbers start at 1).
-pub const TX_COMMIT: u64 = 0;
+/// The bit of `seq` that says "the publish of a tx.commit" (confirm numbers
+/// never get that high).
+pub const TX_COMMIT: u64 = 1 << 63;
 
 /// One message for the queues of the receiving shard, routed on the sender's
 /// copy of the routing data.

@@ -150,3 +150,32 @@ fn commit_ok_waits_for_the_group_commit() {
         "{frame:?}"
     );
 }
+
+/// A client may send its next commit before the last commit-ok (AMQP allows
+/// pipelining): the commit-oks come in order, each when its own commit is on
+/// disk. A second commit with nothing to sync was answered at once, ahead of
+/// the first's group commit: the client took it for the first's.
+#[test]
+fn pipelined_commits_are_answered_in_order_each_when_on_disk() {
+    use super::client::{self, method, Event};
+    use super::harness::Harness;
+    let mut h = Harness::new(7, false, |c| c.sync = true);
+    let c = h.connect(0, &[1]);
+    let persistent = BasicProperties {
+        delivery_mode: Some(2),
+        ..Default::default()
+    };
+    let transient = BasicProperties::default();
+    h.send(c, &method(1, Method::QueueDeclare(client::queue_decl("pq", true))));
+    h.sync_all();
+    let mut bytes = method(1, Method::TxSelect(TxSelect));
+    bytes.extend(client::publish(1, "", "pq", &persistent, b"one"));
+    bytes.extend(method(1, Method::TxCommit(TxCommit)));
+    bytes.extend(client::publish(1, "", "pq", &transient, b"two"));
+    bytes.extend(method(1, Method::TxCommit(TxCommit)));
+    h.send(c, &bytes);
+    let oks = |events: Vec<Event>| events.iter().filter(|e| matches!(e, Event::TxCommitOk { .. })).count();
+    assert_eq!(oks(h.events(c)), 0, "a commit-ok before the first commit is on disk");
+    h.sync_all();
+    assert_eq!(oks(h.events(c)), 2, "both commits answered once the first is on disk");
+}

@@ -220,7 +220,7 @@ impl Broker {
             let seq = if ch.confirm {
                 Some(ch.next_publish_seq)
             } else {
-                ch.tx.is_some().then_some(TX_COMMIT)
+                ch.tx.is_some().then_some(TX_COMMIT | ch.commits_made)
             };
             self.model.cross.origin = seq.map(|seq| ConfirmRef {
                 conn: conn_id,
