@@ -26,7 +26,7 @@ use super::harness::Harness;
 use super::sim::seeds;
 use crate::core::model::cross::CrossMsg;
 use crate::core::model::ids::ConnId;
-use crate::core::model::meta::{MetaLog, ShardId, Shards};
+use crate::core::model::meta::{MetaLog, ShardId};
 
 const QUEUES: [&str; 6] = ["c0", "c1", "c2", "c3", "c4", "c5"];
 const PUBLISHES: usize = 300;
@@ -52,13 +52,7 @@ struct Publisher {
 fn run(seed: u64, n: u16) {
     let mut rng = StdRng::seed_from_u64(seed);
     let log = MetaLog::new(n);
-    let mut shards: Vec<Harness> = (0..n)
-        .map(|i| {
-            let mut h = Harness::new(seed + u64::from(i), false, |c| c.sync = true);
-            h.broker_mut().join_shards(Shards::new(ShardId(i), n), log.clone());
-            h
-        })
-        .collect();
+    let mut shards = Harness::shards(seed, n, &log, true);
     let owner = |q: &str| usize::from(ShardId::owner_of_queue("/", q, n).0);
     assert!(
         (0..usize::from(n)).all(|s| QUEUES.iter().any(|q| owner(q) == s)),
@@ -246,13 +240,7 @@ fn pending_syncs(shards: &[Harness]) -> bool {
 #[test]
 fn a_commit_whose_publishes_cross_waits_for_the_other_shards_word() {
     let log = MetaLog::new(2);
-    let mut shards: Vec<Harness> = (0..2u16)
-        .map(|i| {
-            let mut h = Harness::new(u64::from(i), false, |c| c.sync = true);
-            h.broker_mut().join_shards(Shards::new(ShardId(i), 2), log.clone());
-            h
-        })
-        .collect();
+    let mut shards = Harness::shards(0, 2, &log, true);
     let remote = *QUEUES
         .iter()
         .find(|q| ShardId::owner_of_queue("/", q, 2) == ShardId(1))

@@ -61,6 +61,25 @@ impl Harness {
         }
     }
 
+    /// `n` shards of one broker, each a harness of its own joined to `log`
+    /// (which has a cursor per shard, and may have more for readers of its
+    /// own): shard `i` is seeded `seed + i`; `sync`: group commit on.
+    pub fn shards(
+        seed: u64,
+        n: u16,
+        log: &std::sync::Arc<crate::core::model::meta::MetaLog>,
+        sync: bool,
+    ) -> Vec<Harness> {
+        use crate::core::model::meta::{ShardId, Shards};
+        (0..n)
+            .map(|i| {
+                let mut h = Harness::new(seed + u64::from(i), false, |c| c.sync = sync);
+                h.broker_mut().join_shards(Shards::new(ShardId(i), n), log.clone());
+                h
+            })
+            .collect()
+    }
+
     pub fn broker(&self) -> &Broker {
         self.broker.as_ref().expect("broker open")
     }

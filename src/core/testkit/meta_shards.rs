@@ -24,7 +24,7 @@ use super::harness::Harness;
 use super::meta_replay::{random_method, routing, EXPIRES_MS, QUEUES};
 use super::sim::seeds;
 use crate::core::model::ids::ConnId;
-use crate::core::model::meta::{MetaLog, ShardId, Shards};
+use crate::core::model::meta::{MetaLog, ShardId};
 
 const STEPS: usize = 600;
 
@@ -50,13 +50,7 @@ fn run(seed: u64, n: u16) {
     let log = MetaLog::new(n + 1);
     let mut reference = Harness::new(seed, false, |_| {});
     let mut read = 0;
-    let mut shards: Vec<Harness> = (0..n)
-        .map(|i| {
-            let mut h = Harness::new(seed + u64::from(i), false, |_| {});
-            h.broker_mut().join_shards(Shards::new(ShardId(i), n), log.clone());
-            h
-        })
-        .collect();
+    let mut shards = Harness::shards(seed, n, &log, false);
     shards[0].broker_mut().model.tap_meta_ops(true);
     let mut clients: Vec<Client> = (0..usize::from(n) * 2)
         .map(|i| {
