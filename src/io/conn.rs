@@ -16,12 +16,17 @@ use tokio::sync::Notify;
 
 use super::server::{Shared, TICK};
 use super::tls::TlsSession;
-use crate::core::amqp::output::Output;
+use crate::core::amqp::output::{Output, IDLE_RELEASE_MS};
 use crate::core::model::ids::ConnId;
 
-/// Initial receive buffer; it grows to hold one whole frame when needed
-/// (frame_max bounds that), and is reused for the life of the connection.
+/// A read's room: it starts at [`READ_BUF_MIN`] and doubles each time a read
+/// fills it, up to this (the buffer itself grows further to hold one whole
+/// frame when needed; frame_max bounds that). After [`IDLE_RELEASE_MS`] without
+/// input the buffer goes back to the allocator and the room to the minimum, so
+/// an idle connection keeps ~1 KiB for reading, not the pages 64 KiB of reads
+/// touched (10,000 idle connections).
 const READ_BUF_BYTES: usize = 64 * 1024;
+const READ_BUF_MIN: usize = 1024;
 /// How long a closed connection waits for its output to drain and for the peer
 /// to close the socket.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -145,9 +150,10 @@ impl Reader<'_> {
     /// failed. `initial` (bytes read with a PROXY header) goes first.
     async fn read_loop<R: AsyncRead + Unpin>(&self, rd: &mut R, initial: Vec<u8>) -> std::io::Result<ReadEnd> {
         let (shared, id) = (self.shared, self.id);
-        let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF_BYTES);
+        let mut buf: Vec<u8> = Vec::new();
         // TLS: ciphertext is read here and decrypted into `buf`.
-        let mut cipher: Vec<u8> = Vec::with_capacity(if self.tls.is_some() { READ_BUF_BYTES } else { 0 });
+        let mut cipher: Vec<u8> = Vec::new();
+        let mut room = ReadRoom::new();
         if !initial.is_empty() {
             let into = if self.tls.is_some() { &mut cipher } else { &mut buf };
             into.extend_from_slice(&initial);
@@ -173,15 +179,15 @@ impl Reader<'_> {
                 }
                 continue;
             }
-            if buf.capacity() - buf.len() < READ_BUF_BYTES / 4 {
-                buf.reserve(READ_BUF_BYTES);
-            }
             let into = if self.tls.is_some() { &mut cipher } else { &mut buf };
+            let spare = room.prepare(into);
             tokio::select! {
                 r = rd.read_buf(into) => {
-                    if r? == 0 {
+                    let n = r?;
+                    if n == 0 {
                         return Ok(ReadEnd::PeerGone);
                     }
+                    room.after_read(n, spare, super::now_ms());
                     if let Some(end) = self.on_input(&mut cipher, &mut buf) {
                         return Ok(end);
                     }
@@ -193,7 +199,12 @@ impl Reader<'_> {
                     tokio::task::yield_now().await;
                 }
                 _ = tick.tick() => {
-                    shared.broker.borrow_mut().handle_tick(id, super::now_ms());
+                    let now = super::now_ms();
+                    if room.idle(now) {
+                        release_if_empty(&mut buf);
+                        release_if_empty(&mut cipher);
+                    }
+                    shared.broker.borrow_mut().handle_tick(id, now);
                     shared.after_core_call();
                 }
             }
@@ -223,6 +234,55 @@ impl Reader<'_> {
         shared.after_core_call();
         shared.turns.end(t, "connection input (bytes)", used);
         peer_closed.then_some(ReadEnd::PeerGone)
+    }
+}
+
+/// How much room the next read gets (see [`READ_BUF_BYTES`]).
+#[derive(Debug)]
+struct ReadRoom {
+    want: usize,
+    last_read_ms: u64,
+}
+
+impl ReadRoom {
+    fn new() -> ReadRoom {
+        ReadRoom {
+            want: READ_BUF_MIN,
+            last_read_ms: super::now_ms(),
+        }
+    }
+
+    /// Makes room in `into` for the next read; returns the room there is.
+    fn prepare(&self, into: &mut Vec<u8>) -> usize {
+        if into.capacity() - into.len() < self.want / 4 {
+            into.reserve(self.want);
+        }
+        into.capacity() - into.len()
+    }
+
+    /// A read of `n` bytes into `spare` bytes of room: a full one doubles the room.
+    fn after_read(&mut self, n: usize, spare: usize, now_ms: u64) {
+        if n >= spare && self.want < READ_BUF_BYTES {
+            self.want *= 2;
+        }
+        self.last_read_ms = now_ms;
+    }
+
+    /// Nothing read for [`IDLE_RELEASE_MS`]: the room goes back to the minimum
+    /// and the caller may release its buffers.
+    fn idle(&mut self, now_ms: u64) -> bool {
+        if now_ms.saturating_sub(self.last_read_ms) < IDLE_RELEASE_MS {
+            return false;
+        }
+        self.want = READ_BUF_MIN;
+        true
+    }
+}
+
+/// Gives an empty buffer's memory back to the allocator.
+fn release_if_empty(buf: &mut Vec<u8>) {
+    if buf.is_empty() && buf.capacity() > 0 {
+        *buf = Vec::new();
     }
 }
 
@@ -351,5 +411,40 @@ async fn write_sealed<W: AsyncWrite + Unpin>(
         if all || cipher.is_empty() {
             return Some((sent, all));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_room_grows_on_full_reads_and_shrinks_when_idle() {
+        let mut room = ReadRoom::new();
+        let mut buf = Vec::new();
+        let spare = room.prepare(&mut buf);
+        assert!((READ_BUF_MIN..READ_BUF_BYTES).contains(&spare), "{spare}");
+        // A publisher's reads fill the room: it doubles up to the maximum.
+        for _ in 0..20 {
+            buf.clear();
+            let spare = room.prepare(&mut buf);
+            room.after_read(spare, spare, 1_000);
+        }
+        buf.clear();
+        assert!(room.prepare(&mut buf) >= READ_BUF_BYTES);
+        assert_eq!(room.want, READ_BUF_BYTES);
+        // A short read does not grow it.
+        room.after_read(10, READ_BUF_BYTES, 1_500);
+        assert_eq!(room.want, READ_BUF_BYTES);
+        // Idle: nothing read for IDLE_RELEASE_MS releases the buffer.
+        assert!(!room.idle(1_500 + IDLE_RELEASE_MS - 1));
+        assert!(room.idle(1_500 + IDLE_RELEASE_MS));
+        release_if_empty(&mut buf);
+        assert_eq!(buf.capacity(), 0);
+        assert!(room.prepare(&mut buf) < READ_BUF_BYTES / 4);
+        // A partial frame is kept.
+        let mut part = vec![1u8; 3];
+        release_if_empty(&mut part);
+        assert_eq!(part, [1, 1, 1]);
     }
 }
