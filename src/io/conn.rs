@@ -43,6 +43,24 @@ enum ReadEnd {
 
 type Tls = Option<Rc<RefCell<TlsSession>>>;
 
+/// A socket's read half that can wait for input without a buffer to put it
+/// in: an idle connection then holds no read buffer at all.
+trait ReadHalf: AsyncRead + Unpin {
+    async fn readable(&self) -> std::io::Result<()>;
+}
+
+impl ReadHalf for tokio::net::tcp::OwnedReadHalf {
+    async fn readable(&self) -> std::io::Result<()> {
+        tokio::net::tcp::OwnedReadHalf::readable(self).await
+    }
+}
+
+impl ReadHalf for tokio::net::unix::OwnedReadHalf {
+    async fn readable(&self) -> std::io::Result<()> {
+        tokio::net::unix::OwnedReadHalf::readable(self).await
+    }
+}
+
 /// Serves a connection from any AMQP listener (TCP or Unix socket) until it ends.
 pub(crate) async fn serve_connection(shared: Rc<Shared>, acc: super::accept::Accepted) {
     let super::accept::Accepted {
@@ -82,7 +100,7 @@ struct Conn {
 
 async fn serve_halves<R, W>(shared: Rc<Shared>, id: ConnId, conn: Conn, mut rd: R, wr: W, initial: Vec<u8>)
 where
-    R: AsyncRead + Unpin,
+    R: ReadHalf,
     W: AsyncWrite + Unpin + 'static,
 {
     let Conn { peer, tls } = conn;
@@ -148,7 +166,7 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// Reads until EOF, until the core closed the connection, or until TLS
     /// failed. `initial` (bytes read with a PROXY header) goes first.
-    async fn read_loop<R: AsyncRead + Unpin>(&self, rd: &mut R, initial: Vec<u8>) -> std::io::Result<ReadEnd> {
+    async fn read_loop<R: ReadHalf>(&self, rd: &mut R, initial: Vec<u8>) -> std::io::Result<ReadEnd> {
         let (shared, id) = (self.shared, self.id);
         let mut buf: Vec<u8> = Vec::new();
         // TLS: ciphertext is read here and decrypted into `buf`.
@@ -172,12 +190,20 @@ impl Reader<'_> {
                 // is on; TCP backpressure then slows the client down.
                 tokio::select! {
                     _ = shared.unblocked.notified() => {}
-                    _ = tick.tick() => {
-                        shared.broker.borrow_mut().handle_tick(id, super::now_ms());
-                        shared.after_core_call();
-                    }
+                    _ = tick.tick() => self.on_tick(&mut room, &mut buf, &mut cipher),
                 }
                 continue;
+            }
+            let into = if self.tls.is_some() { &mut cipher } else { &mut buf };
+            if into.capacity() == 0 {
+                // No buffer (new, or released when idle): wait for input first.
+                tokio::select! {
+                    r = rd.readable() => r?,
+                    _ = tick.tick() => {
+                        self.on_tick(&mut room, &mut buf, &mut cipher);
+                        continue;
+                    }
+                }
             }
             let into = if self.tls.is_some() { &mut cipher } else { &mut buf };
             let spare = room.prepare(into);
@@ -198,17 +224,20 @@ impl Reader<'_> {
                     // `ringmqperf throughput -x1 -y1 -a100 -P1000`).
                     tokio::task::yield_now().await;
                 }
-                _ = tick.tick() => {
-                    let now = super::now_ms();
-                    if room.idle(now) {
-                        release_if_empty(&mut buf);
-                        release_if_empty(&mut cipher);
-                    }
-                    shared.broker.borrow_mut().handle_tick(id, now);
-                    shared.after_core_call();
-                }
+                _ = tick.tick() => self.on_tick(&mut room, &mut buf, &mut cipher),
             }
         }
+    }
+
+    /// The heartbeat timer; the read buffers go after a while without input.
+    fn on_tick(&self, room: &mut ReadRoom, buf: &mut Vec<u8>, cipher: &mut Vec<u8>) {
+        let now = super::now_ms();
+        if room.idle(now) {
+            release_if_empty(buf);
+            release_if_empty(cipher);
+        }
+        self.shared.broker.borrow_mut().handle_tick(self.id, now);
+        self.shared.after_core_call();
     }
 
     /// Hands what was read (decrypted first on TLS) to the core; `Some` when
@@ -332,8 +361,15 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 ) -> Option<W> {
     let mut buf = Output::default();
     let mut cipher: Vec<u8> = Vec::new();
+    let idle = Duration::from_millis(IDLE_RELEASE_MS);
     loop {
-        notify.notified().await;
+        // After IDLE_RELEASE_MS without output the buffers go back to the
+        // allocator (a notification that races the timeout is kept as a permit).
+        if tokio::time::timeout(idle, notify.notified()).await.is_err() {
+            buf.release_if_empty();
+            cipher = Vec::new();
+            notify.notified().await;
+        }
         loop {
             let (known, closed) = {
                 let mut b = shared.broker.borrow_mut();
