@@ -27,6 +27,8 @@ use crate::core::model::ids::ConnId;
 /// touched (10,000 idle connections).
 const READ_BUF_BYTES: usize = 64 * 1024;
 const READ_BUF_MIN: usize = 1024;
+/// Output written in one go below this size is not worth keeping a buffer for.
+const SMALL_OUTPUT_BYTES: usize = 4096;
 /// How long a closed connection waits for its output to drain and for the peer
 /// to close the socket.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -217,6 +219,13 @@ impl Reader<'_> {
                     if let Some(end) = self.on_input(&mut cipher, &mut buf) {
                         return Ok(end);
                     }
+                    if room.want == READ_BUF_MIN {
+                        // Not a stream of input (a handshake, acks): the buffer is
+                        // freed now, for the next connection to reuse, rather than
+                        // after IDLE_RELEASE_MS, when it would leave a hole.
+                        release_if_empty(&mut buf);
+                        release_if_empty(&mut cipher);
+                    }
                     // Fairness: a publisher's socket is always readable, and tokio only
                     // preempts after ~128 reads (megabytes of publishes); yield after each
                     // batch so consumers' acks and writers get their turn. Without it a
@@ -361,13 +370,23 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 ) -> Option<W> {
     let mut buf = Output::default();
     let mut cipher: Vec<u8> = Vec::new();
-    let idle = Duration::from_millis(IDLE_RELEASE_MS);
+    // A buffer kept after a large write goes back to the allocator after
+    // IDLE_RELEASE_MS without output (small writes free theirs at once). The
+    // timer is boxed: only a connection that holds a buffer pays for one.
+    let mut holding = false;
     loop {
-        // After IDLE_RELEASE_MS without output the buffers go back to the
-        // allocator (a notification that races the timeout is kept as a permit).
-        if tokio::time::timeout(idle, notify.notified()).await.is_err() {
-            buf.release_if_empty();
-            cipher = Vec::new();
+        if holding {
+            let mut idle = Box::pin(tokio::time::sleep(Duration::from_millis(IDLE_RELEASE_MS)));
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = &mut idle => {
+                    buf.release_if_empty();
+                    cipher = Vec::new();
+                    holding = false;
+                    notify.notified().await;
+                }
+            }
+        } else {
             notify.notified().await;
         }
         loop {
@@ -390,13 +409,24 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     if write_all_vectored(&mut wr, &buf).await.is_err() {
                         return None;
                     }
+                    let small = buf.len() < SMALL_OUTPUT_BYTES;
                     // Drops the bodies' hold on their segment mappings: written.
                     buf.clear();
+                    if small {
+                        // Freed now, not after IDLE_RELEASE_MS: the allocator hands
+                        // it to the next connection's handshake instead of leaving
+                        // a hole between long-lived allocations.
+                        buf.release_if_empty();
+                    }
+                    holding = !small;
                     true
                 }
                 // Drained once everything taken is encrypted and sent (the
                 // plaintext may wait for the end of the handshake).
-                Some(tls) => write_sealed(&mut wr, tls, &mut cipher).await? == (true, true),
+                Some(tls) => {
+                    holding = true;
+                    write_sealed(&mut wr, tls, &mut cipher).await? == (true, true)
+                }
             };
             if wrote {
                 shared.broker.borrow_mut().handle_output_drained(id);
