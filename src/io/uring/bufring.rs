@@ -91,6 +91,8 @@ pub(super) struct BufRing {
     state: Vec<BufState>,
     /// Registered with IOU_PBUF_RING_INC.
     inc: bool,
+    /// Buffers the kernel finished that are not back in the ring.
+    done_out: u16,
     /// Our tail: entries before it are the kernel's; published by `publish`.
     tail: u16,
     pub(super) bgid: u16,
@@ -121,6 +123,7 @@ impl BufRing {
             buf_bytes,
             state: vec![BufState::default(); count as usize],
             inc,
+            done_out: 0,
             tail: 0,
             bgid,
         };
@@ -192,6 +195,7 @@ impl BufRing {
         // and the kernel moved past it. One of 0 bytes (end of stream) consumed
         // nothing: the buffer stays at the ring's head, still the kernel's.
         s.kernel_done = !self.inc || (len > 0 && !io_uring::cqueue::buffer_more(flags));
+        self.done_out += u16::from(s.kernel_done);
         off
     }
 
@@ -226,6 +230,7 @@ impl BufRing {
         s.out -= 1;
         if s.out == 0 && s.kernel_done {
             *s = BufState::default();
+            self.done_out -= 1;
             self.provide(buf.bid);
         }
     }
@@ -234,6 +239,11 @@ impl BufRing {
     #[cfg(test)]
     pub(super) fn out(&self) -> usize {
         self.state.iter().filter(|s| s.kernel_done || s.out > 0).count()
+    }
+
+    /// At least half the buffers are in the ring (published or about to be).
+    pub(super) fn half_free(&self) -> bool {
+        self.done_out <= self.count / 2
     }
 
     /// Puts buffer `bid`, which is not in the ring, at its tail.

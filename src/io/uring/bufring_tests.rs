@@ -119,10 +119,12 @@ fn enobufs_rearm_loses_no_byte(inc: bool) {
             assert_eq!(res, -libc::ENOBUFS, "the pool ran out");
             enobufs += 1;
             assert_eq!(bufs.out(), 2);
+            assert!(!bufs.half_free());
             for piece in held.drain(..) {
                 bufs.recycle(piece);
             }
             assert_eq!(bufs.out(), 0);
+            assert!(bufs.half_free());
             bufs.publish();
             arm(&mut ring, &ours, 1);
         }

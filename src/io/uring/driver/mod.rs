@@ -474,7 +474,9 @@ impl Driver {
         for slot in std::mem::take(&mut self.want_send) {
             self.flush_send(slot, now_ms);
         }
-        if self.input_wait.is_empty() {
+        if self.input_wait.is_empty() || self.bufs().half_free() {
+            // Out of buffers: armed again once half the pool is back (a small
+            // pool must not wait for all the waiting input to be fed).
             self.rearm.append(&mut self.starved);
         }
         for slot in std::mem::take(&mut self.rearm) {
