@@ -131,7 +131,9 @@ where
         // Read until the peer closes its side: closing a socket with unread bytes
         // makes the kernel send a reset, which clients report as an error instead
         // of the clean close they just negotiated.
-        let mut sink = [0u8; 512];
+        // On the heap: in the future it would take 512 bytes of every idle
+        // connection's task, the future's size being that of its largest state.
+        let mut sink = vec![0u8; 512];
         let _ = tokio::time::timeout(CLOSE_LINGER, async {
             while let Ok(n) = rd.read(&mut sink).await {
                 if n == 0 {
