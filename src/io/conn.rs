@@ -16,12 +16,19 @@ use tokio::sync::Notify;
 
 use super::server::{Shared, TICK};
 use super::tls::TlsSession;
-use crate::core::amqp::output::Output;
+use crate::core::amqp::output::{Output, IDLE_RELEASE_MS};
 use crate::core::model::ids::ConnId;
 
-/// Initial receive buffer; it grows to hold one whole frame when needed
-/// (frame_max bounds that), and is reused for the life of the connection.
+/// A read's room: it starts at [`READ_BUF_MIN`] and doubles each time a read
+/// fills it, up to this (the buffer itself grows further to hold one whole
+/// frame when needed; frame_max bounds that). After [`IDLE_RELEASE_MS`] without
+/// input the buffer goes back to the allocator and the room to the minimum, so
+/// an idle connection keeps ~1 KiB for reading, not the pages 64 KiB of reads
+/// touched (10,000 idle connections).
 const READ_BUF_BYTES: usize = 64 * 1024;
+const READ_BUF_MIN: usize = 1024;
+/// Output written in one go below this size is not worth keeping a buffer for.
+const SMALL_OUTPUT_BYTES: usize = 4096;
 /// How long a closed connection waits for its output to drain and for the peer
 /// to close the socket.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -37,6 +44,24 @@ enum ReadEnd {
 }
 
 type Tls = Option<Rc<RefCell<TlsSession>>>;
+
+/// A socket's read half that can wait for input without a buffer to put it
+/// in: an idle connection then holds no read buffer at all.
+trait ReadHalf: AsyncRead + Unpin {
+    async fn readable(&self) -> std::io::Result<()>;
+}
+
+impl ReadHalf for tokio::net::tcp::OwnedReadHalf {
+    async fn readable(&self) -> std::io::Result<()> {
+        tokio::net::tcp::OwnedReadHalf::readable(self).await
+    }
+}
+
+impl ReadHalf for tokio::net::unix::OwnedReadHalf {
+    async fn readable(&self) -> std::io::Result<()> {
+        tokio::net::unix::OwnedReadHalf::readable(self).await
+    }
+}
 
 /// Serves a connection from any AMQP listener (TCP or Unix socket) until it ends.
 pub(crate) async fn serve_connection(shared: Rc<Shared>, acc: super::accept::Accepted) {
@@ -100,7 +125,7 @@ struct Conn {
 
 async fn serve_halves<R, W>(shared: Rc<Shared>, id: ConnId, conn: Conn, mut rd: R, wr: W, initial: Vec<u8>)
 where
-    R: AsyncRead + Unpin,
+    R: ReadHalf,
     W: AsyncWrite + Unpin + 'static,
 {
     let Conn { peer, tls } = conn;
@@ -129,7 +154,9 @@ where
         // Read until the peer closes its side: closing a socket with unread bytes
         // makes the kernel send a reset, which clients report as an error instead
         // of the clean close they just negotiated.
-        let mut sink = [0u8; 512];
+        // On the heap: in the future it would take 512 bytes of every idle
+        // connection's task, the future's size being that of its largest state.
+        let mut sink = vec![0u8; 512];
         let _ = tokio::time::timeout(CLOSE_LINGER, async {
             while let Ok(n) = rd.read(&mut sink).await {
                 if n == 0 {
@@ -166,11 +193,12 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// Reads until EOF, until the core closed the connection, or until TLS
     /// failed. `initial` (bytes read with a PROXY header) goes first.
-    async fn read_loop<R: AsyncRead + Unpin>(&self, rd: &mut R, initial: Vec<u8>) -> std::io::Result<ReadEnd> {
+    async fn read_loop<R: ReadHalf>(&self, rd: &mut R, initial: Vec<u8>) -> std::io::Result<ReadEnd> {
         let (shared, id) = (self.shared, self.id);
-        let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF_BYTES);
+        let mut buf: Vec<u8> = Vec::new();
         // TLS: ciphertext is read here and decrypted into `buf`.
-        let mut cipher: Vec<u8> = Vec::with_capacity(if self.tls.is_some() { READ_BUF_BYTES } else { 0 });
+        let mut cipher: Vec<u8> = Vec::new();
+        let mut room = ReadRoom::new();
         if !initial.is_empty() {
             let into = if self.tls.is_some() { &mut cipher } else { &mut buf };
             into.extend_from_slice(&initial);
@@ -189,24 +217,39 @@ impl Reader<'_> {
                 // is on; TCP backpressure then slows the client down.
                 tokio::select! {
                     _ = shared.unblocked.notified() => {}
-                    _ = tick.tick() => {
-                        shared.broker.borrow_mut().handle_tick(id, super::now_ms());
-                        shared.after_core_call();
-                    }
+                    _ = tick.tick() => self.on_tick(&mut room, &mut buf, &mut cipher),
                 }
                 continue;
             }
-            if buf.capacity() - buf.len() < READ_BUF_BYTES / 4 {
-                buf.reserve(READ_BUF_BYTES);
+            let into = if self.tls.is_some() { &mut cipher } else { &mut buf };
+            if into.capacity() == 0 {
+                // No buffer (new, or released when idle): wait for input first.
+                tokio::select! {
+                    r = rd.readable() => r?,
+                    _ = tick.tick() => {
+                        self.on_tick(&mut room, &mut buf, &mut cipher);
+                        continue;
+                    }
+                }
             }
             let into = if self.tls.is_some() { &mut cipher } else { &mut buf };
+            let spare = room.prepare(into);
             tokio::select! {
                 r = rd.read_buf(into) => {
-                    if r? == 0 {
+                    let n = r?;
+                    if n == 0 {
                         return Ok(ReadEnd::PeerGone);
                     }
+                    room.after_read(n, spare, super::now_ms());
                     if let Some(end) = self.on_input(&mut cipher, &mut buf) {
                         return Ok(end);
+                    }
+                    if room.want == READ_BUF_MIN {
+                        // Not a stream of input (a handshake, acks): the buffer is
+                        // freed now, for the next connection to reuse, rather than
+                        // after IDLE_RELEASE_MS, when it would leave a hole.
+                        release_if_empty(&mut buf);
+                        release_if_empty(&mut cipher);
                     }
                     // Fairness: a publisher's socket is always readable, and tokio only
                     // preempts after ~128 reads (megabytes of publishes); yield after each
@@ -215,12 +258,20 @@ impl Reader<'_> {
                     // `ringmqperf throughput -x1 -y1 -a100 -P1000`).
                     tokio::task::yield_now().await;
                 }
-                _ = tick.tick() => {
-                    shared.broker.borrow_mut().handle_tick(id, super::now_ms());
-                    shared.after_core_call();
-                }
+                _ = tick.tick() => self.on_tick(&mut room, &mut buf, &mut cipher),
             }
         }
+    }
+
+    /// The heartbeat timer; the read buffers go after a while without input.
+    fn on_tick(&self, room: &mut ReadRoom, buf: &mut Vec<u8>, cipher: &mut Vec<u8>) {
+        let now = super::now_ms();
+        if room.idle(now) {
+            release_if_empty(buf);
+            release_if_empty(cipher);
+        }
+        self.shared.broker.borrow_mut().handle_tick(self.id, now);
+        self.shared.after_core_call();
     }
 
     /// Hands what was read (decrypted first on TLS) to the core; `Some` when
@@ -246,6 +297,55 @@ impl Reader<'_> {
         shared.after_core_call();
         shared.turns.end(t, "connection input (bytes)", used);
         peer_closed.then_some(ReadEnd::PeerGone)
+    }
+}
+
+/// How much room the next read gets (see [`READ_BUF_BYTES`]).
+#[derive(Debug)]
+struct ReadRoom {
+    want: usize,
+    last_read_ms: u64,
+}
+
+impl ReadRoom {
+    fn new() -> ReadRoom {
+        ReadRoom {
+            want: READ_BUF_MIN,
+            last_read_ms: super::now_ms(),
+        }
+    }
+
+    /// Makes room in `into` for the next read; returns the room there is.
+    fn prepare(&self, into: &mut Vec<u8>) -> usize {
+        if into.capacity() - into.len() < self.want / 4 {
+            into.reserve(self.want);
+        }
+        into.capacity() - into.len()
+    }
+
+    /// A read of `n` bytes into `spare` bytes of room: a full one doubles the room.
+    fn after_read(&mut self, n: usize, spare: usize, now_ms: u64) {
+        if n >= spare && self.want < READ_BUF_BYTES {
+            self.want *= 2;
+        }
+        self.last_read_ms = now_ms;
+    }
+
+    /// Nothing read for [`IDLE_RELEASE_MS`]: the room goes back to the minimum
+    /// and the caller may release its buffers.
+    fn idle(&mut self, now_ms: u64) -> bool {
+        if now_ms.saturating_sub(self.last_read_ms) < IDLE_RELEASE_MS {
+            return false;
+        }
+        self.want = READ_BUF_MIN;
+        true
+    }
+}
+
+/// Gives an empty buffer's memory back to the allocator.
+fn release_if_empty(buf: &mut Vec<u8>) {
+    if buf.is_empty() && buf.capacity() > 0 {
+        *buf = Vec::new();
     }
 }
 
@@ -295,8 +395,25 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 ) -> Option<W> {
     let mut buf = Output::default();
     let mut cipher: Vec<u8> = Vec::new();
+    // A buffer kept after a large write goes back to the allocator after
+    // IDLE_RELEASE_MS without output (small writes free theirs at once). The
+    // timer is boxed: only a connection that holds a buffer pays for one.
+    let mut holding = false;
     loop {
-        notify.notified().await;
+        if holding {
+            let mut idle = Box::pin(tokio::time::sleep(Duration::from_millis(IDLE_RELEASE_MS)));
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = &mut idle => {
+                    buf.release_if_empty();
+                    cipher = Vec::new();
+                    holding = false;
+                    notify.notified().await;
+                }
+            }
+        } else {
+            notify.notified().await;
+        }
         loop {
             let (known, closed) = {
                 let mut b = shared.broker.borrow_mut();
@@ -317,13 +434,24 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     if write_all_vectored(&mut wr, &buf).await.is_err() {
                         return None;
                     }
+                    let small = buf.len() < SMALL_OUTPUT_BYTES;
                     // Drops the bodies' hold on their segment mappings: written.
                     buf.clear();
+                    if small {
+                        // Freed now, not after IDLE_RELEASE_MS: the allocator hands
+                        // it to the next connection's handshake instead of leaving
+                        // a hole between long-lived allocations.
+                        buf.release_if_empty();
+                    }
+                    holding = !small;
                     true
                 }
                 // Drained once everything taken is encrypted and sent (the
                 // plaintext may wait for the end of the handshake).
-                Some(tls) => write_sealed(&mut wr, tls, &mut cipher).await? == (true, true),
+                Some(tls) => {
+                    holding = true;
+                    write_sealed(&mut wr, tls, &mut cipher).await? == (true, true)
+                }
             };
             if wrote {
                 shared.broker.borrow_mut().handle_output_drained(id);
@@ -374,5 +502,40 @@ async fn write_sealed<W: AsyncWrite + Unpin>(
         if all || cipher.is_empty() {
             return Some((sent, all));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_room_grows_on_full_reads_and_shrinks_when_idle() {
+        let mut room = ReadRoom::new();
+        let mut buf = Vec::new();
+        let spare = room.prepare(&mut buf);
+        assert!((READ_BUF_MIN..READ_BUF_BYTES).contains(&spare), "{spare}");
+        // A publisher's reads fill the room: it doubles up to the maximum.
+        for _ in 0..20 {
+            buf.clear();
+            let spare = room.prepare(&mut buf);
+            room.after_read(spare, spare, 1_000);
+        }
+        buf.clear();
+        assert!(room.prepare(&mut buf) >= READ_BUF_BYTES);
+        assert_eq!(room.want, READ_BUF_BYTES);
+        // A short read does not grow it.
+        room.after_read(10, READ_BUF_BYTES, 1_500);
+        assert_eq!(room.want, READ_BUF_BYTES);
+        // Idle: nothing read for IDLE_RELEASE_MS releases the buffer.
+        assert!(!room.idle(1_500 + IDLE_RELEASE_MS - 1));
+        assert!(room.idle(1_500 + IDLE_RELEASE_MS));
+        release_if_empty(&mut buf);
+        assert_eq!(buf.capacity(), 0);
+        assert!(room.prepare(&mut buf) < READ_BUF_BYTES / 4);
+        // A partial frame is kept.
+        let mut part = vec![1u8; 3];
+        release_if_empty(&mut part);
+        assert_eq!(part, [1, 1, 1]);
     }
 }

@@ -29,12 +29,7 @@ use crate::core::{Broker, CoreConfig};
 const SQ_ENTRIES: u32 = 1024;
 /// Multishot receives post many completions per submission: room for them.
 const CQ_ENTRIES: u32 = 8192;
-/// Receive buffers: count × size is the memory the ring keeps for input
-/// (8 MiB). Buffers go back to the ring within the turn that filled them (the
-/// incomplete tail of a frame is copied out), so this bounds in-flight input per
-/// turn, not per connection.
-const RECV_BUFS: u16 = 256;
-const RECV_BUF_BYTES: usize = 32 * 1024;
+/// The receive buffer ring's group (its pool's size: `bufring::INC_POOL`).
 const RECV_BGID: u16 = 0;
 /// Oldest kernel with everything used here (multishot receive into a buffer ring).
 const KERNEL_MIN: (u32, u32) = (6, 0);
@@ -73,9 +68,13 @@ impl Ring {
         if !ring.params().is_feature_nodrop() {
             return Err("the kernel lacks IORING_FEAT_NODROP".into());
         }
-        let bufs = BufRing::new(RECV_BUFS, RECV_BUF_BYTES, RECV_BGID);
-        bufs.register(&ring.submitter())
-            .map_err(|e| format!("IORING_REGISTER_PBUF_RING: {e}"))?;
+        let bufs =
+            BufRing::setup(&ring.submitter(), RECV_BGID).map_err(|e| format!("IORING_REGISTER_PBUF_RING: {e}"))?;
+        tracing::debug!(
+            incremental = bufs.incremental(),
+            bytes = bufs.pool_bytes(),
+            "receive buffer pool"
+        );
         Ok(Ring { ring, bufs })
     }
 }

@@ -166,11 +166,13 @@ impl Driver {
         }
         loop {
             let mut batch = std::mem::take(&mut self.scratch);
-            batch.extend(self.ring.completion().take(CQES_PER_TURN - reaped).map(|c| Cqe {
-                user_data: c.user_data(),
-                res: c.result(),
-                flags: c.flags(),
-            }));
+            let bufs = &mut self.bufs;
+            batch.extend(
+                self.ring
+                    .completion()
+                    .take(CQES_PER_TURN - reaped)
+                    .map(|c| Cqe::reaped(&c, bufs)),
+            );
             if batch.is_empty() {
                 self.scratch = batch;
                 break;
@@ -306,7 +308,7 @@ impl Driver {
     }
 
     fn on_recv(&mut self, slot: u32, gen: u32, c: Cqe, more: bool, now_ms: u64) {
-        let buf = cqueue::buffer_select(c.flags).map(|bid| self.bufs().take(bid, c.res.max(0) as usize));
+        let buf = cqueue::buffer_select(c.flags).map(|bid| self.bufs().take(bid, c.buf_off, c.res.max(0) as usize));
         let conn = self.slots[slot as usize]
             .as_mut()
             .filter(|conn| conn.gen == gen)
@@ -476,7 +478,9 @@ impl Driver {
         for slot in std::mem::take(&mut self.want_send) {
             self.flush_send(slot, now_ms);
         }
-        if self.input_wait.is_empty() {
+        if self.input_wait.is_empty() || self.bufs().half_free() {
+            // Out of buffers: armed again once half the pool is back (a small
+            // pool must not wait for all the waiting input to be fed).
             self.rearm.append(&mut self.starved);
         }
         for slot in std::mem::take(&mut self.rearm) {

@@ -6,6 +6,7 @@ use std::os::fd::AsRawFd;
 
 use io_uring::{opcode, squeue, types};
 
+use super::super::bufring::BufRing;
 use super::super::conn::Phase;
 use super::Driver;
 
@@ -26,6 +27,27 @@ pub(super) struct Cqe {
     pub user_data: u64,
     pub res: i32,
     pub flags: u32,
+    /// Where a receive's bytes start in its buffer (`BufRing::note`).
+    pub buf_off: u32,
+}
+
+impl Cqe {
+    /// A completion as reaped: a receive's buffer is accounted for now, in
+    /// reaping order, which is the order the kernel filled it in (handling may
+    /// come later and in another order, see `Driver::route`).
+    pub(super) fn reaped(c: &io_uring::cqueue::Entry, bufs: &mut Option<BufRing>) -> Cqe {
+        let (user_data, res, flags) = (c.user_data(), c.result(), c.flags());
+        let buf_off = match io_uring::cqueue::buffer_select(flags) {
+            Some(bid) if user_data >> 56 == KIND_RECV => bufs.as_mut().expect("buffer ring").note(bid, res, flags),
+            _ => 0,
+        };
+        Cqe {
+            user_data,
+            res,
+            flags,
+            buf_off,
+        }
+    }
 }
 
 impl Driver {
@@ -65,12 +87,9 @@ impl Driver {
                     Some(libc::EBUSY) | Some(libc::EAGAIN) => {
                         self.stats.cq_overflow += 1;
                         let before = self.backlog.len();
-                        let backlog = &mut self.backlog;
-                        backlog.extend(self.ring.completion().map(|c| Cqe {
-                            user_data: c.user_data(),
-                            res: c.result(),
-                            flags: c.flags(),
-                        }));
+                        let bufs = &mut self.bufs;
+                        self.backlog
+                            .extend(self.ring.completion().map(|c| Cqe::reaped(&c, bufs)));
                         if self.backlog.len() == before {
                             std::thread::yield_now();
                         }
