@@ -63,6 +63,15 @@ impl ReadHalf for tokio::net::unix::OwnedReadHalf {
     }
 }
 
+/// A byte stream another server handed over (AMQP over WebSocket): it cannot
+/// say it is readable without a read, so it keeps its (small) read buffer
+/// while it waits.
+impl ReadHalf for tokio::io::ReadHalf<tokio::io::DuplexStream> {
+    async fn readable(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Serves a connection from any AMQP listener (TCP or Unix socket) until it ends.
 pub(crate) async fn serve_connection(shared: Rc<Shared>, acc: super::accept::Accepted) {
     let super::accept::Accepted {
