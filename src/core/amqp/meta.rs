@@ -62,8 +62,12 @@ impl Broker {
         );
         self.model.shards = shards;
         self.set_conn_id_base(u64::from(shards.me.0) << CONN_ID_SHARD_SHIFT);
+        // From where the log holds this shard (the start, for a new log): a
+        // shard that joins after others made ops applies them first. (Taking
+        // the head lost them: `testkit/meta_shards.rs` on threads found it.)
+        let cursor = log.lock().cursor(shards.me);
         self.meta = Some(MetaLink {
-            cursor: log.head(),
+            cursor,
             log,
             in_section: false,
         });

@@ -70,14 +70,21 @@ impl Harness {
         log: &std::sync::Arc<crate::core::model::meta::MetaLog>,
         sync: bool,
     ) -> Vec<Harness> {
+        (0..n).map(|i| Harness::shards_one(seed, i, n, log, sync)).collect()
+    }
+
+    /// Shard `i` of [`Self::shards`] alone (for a thread of its own).
+    pub fn shards_one(
+        seed: u64,
+        i: u16,
+        n: u16,
+        log: &std::sync::Arc<crate::core::model::meta::MetaLog>,
+        sync: bool,
+    ) -> Harness {
         use crate::core::model::meta::{ShardId, Shards};
-        (0..n)
-            .map(|i| {
-                let mut h = Harness::new(seed + u64::from(i), false, |c| c.sync = sync);
-                h.broker_mut().join_shards(Shards::new(ShardId(i), n), log.clone());
-                h
-            })
-            .collect()
+        let mut h = Harness::new(seed + u64::from(i), false, |c| c.sync = sync);
+        h.broker_mut().join_shards(Shards::new(ShardId(i), n), log.clone());
+        h
     }
 
     pub fn broker(&self) -> &Broker {

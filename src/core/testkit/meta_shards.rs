@@ -188,3 +188,85 @@ fn run(seed: u64, n: u16) {
         "seed {seed}: shard 0 owns every queue; the run shows little"
     );
 }
+
+/// The same clients on real threads, one per shard, at once: the log's lock
+/// and cursors under true concurrency (the seeded run above interleaves
+/// whole steps only). Each shard's clients declare, bind and delete as fast
+/// as they can; when all are done every shard catches up, and every copy
+/// must be the same, and equal to the log's ops applied on one shard in
+/// shard 0's order.
+#[test]
+fn shards_on_threads_keep_equal_copies() {
+    for seed in seeds(3) {
+        let n: u16 = 2 + (seed % 3) as u16;
+        eprintln!("meta shards on threads seed {seed} ({n} shards)");
+        let log = MetaLog::new(n);
+        let threads: Vec<_> = (0..n)
+            .map(|i| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut h = Harness::shards_one(seed, i, n, &log, false);
+                    h.broker_mut().model.tap_meta_ops(true);
+                    let mut rng = StdRng::seed_from_u64(seed ^ u64::from(i) << 32);
+                    let me = ShardId(i);
+                    let may_consume = |q: &str| ShardId::owner_of_queue("/", q, n) == me;
+                    let mut conn = h.connect(0, &[]);
+                    let mut channels = 0u16;
+                    for _ in 0..STEPS {
+                        if rng.random_bool(0.03) {
+                            h.disconnect(conn);
+                            h.forget(conn);
+                            conn = h.connect(0, &[]);
+                            channels = 0;
+                            continue;
+                        }
+                        channels += 1;
+                        let mut bytes = client::channel_open(channels);
+                        bytes.extend(random_method(&mut rng, channels, &may_consume));
+                        h.send(conn, &bytes);
+                        let _ = h.events(conn);
+                    }
+                    h.disconnect(conn);
+                    h
+                })
+            })
+            .collect();
+        // Every shard is done: each catches up, here (a thread that failed
+        // fails the test; no other waits for it).
+        let done: Vec<Harness> = threads.into_iter().map(|t| t.join().expect("a shard thread")).collect();
+        let results: Vec<_> = done
+            .into_iter()
+            .map(|mut h| {
+                h.broker_mut().catch_up_meta();
+                let ops = h.broker_mut().model.take_meta_ops();
+                (routing(&h.broker().model, false), ops)
+            })
+            .collect();
+        let (first, ops) = &results[0];
+        for (i, (_, other)) in results.iter().enumerate().skip(1) {
+            let same = ops.iter().zip(other).take_while(|(a, b)| a == b).count();
+            assert!(
+                ops.len() == other.len() && same == ops.len(),
+                "seed {seed}: shard {i} applied {} ops, shard 0 {}; the same first {same}: {:?} / {:?}",
+                other.len(),
+                ops.len(),
+                ops.get(same),
+                other.get(same)
+            );
+        }
+        for (i, (copy, _)) in results.iter().enumerate().skip(1) {
+            assert_eq!(first, copy, "seed {seed}: shard {i}'s copy differs from shard 0's");
+        }
+        let mut one = Harness::new(seed, false, |_| {});
+        for op in ops {
+            let _ = one.broker_mut().model.apply(op).expect("op applies");
+        }
+        assert_eq!(
+            first,
+            &routing(&one.broker().model, false),
+            "seed {seed}: shard 0's order of {} ops rebuilds another model",
+            ops.len()
+        );
+        assert_eq!(log.lock().held(), 0, "seed {seed}: every shard applied the log");
+    }
+}

@@ -137,6 +137,11 @@ impl MetaLogGuard<'_> {
         }
     }
 
+    /// Where `shard` is: the first entry it has not applied.
+    pub fn cursor(&self, shard: ShardId) -> u64 {
+        self.inner.cursors[usize::from(shard.0)]
+    }
+
     /// Entries held for shards that have not applied them.
     pub fn held(&self) -> usize {
         self.inner.ops.len()
