@@ -40,5 +40,6 @@ mod limits;
 mod meta_replay;
 mod meta_shards;
 mod old_layout;
+mod remote_ops;
 mod sync_failure;
 mod tx;
