@@ -218,7 +218,8 @@ impl Broker {
                 CrossMsg::Forward(f) => self.model.store_forward(from, &f),
                 CrossMsg::Stored { confirm, failed } => self.handle_stored(confirm, failed),
                 CrossMsg::Ask(ask) => self.handle_ask(from, &ask),
-                CrossMsg::Reply(reply) => self.handle_reply(&reply),
+                CrossMsg::Reply(reply) => self.handle_reply(from, &reply),
+                CrossMsg::Settle(s) => self.model.handle_settlement(&s),
             }
         }
         self.after_input();

@@ -251,6 +251,8 @@ impl Harness {
     /// The socket of `id` is gone. Its client stays readable until dropped with
     /// [`Self::forget`].
     pub fn disconnect(&mut self, id: ConnId) {
+        // What a parked connection had not read goes with its socket.
+        self.unread.remove(&id);
         self.b().handle_disconnect(id);
         self.pump();
     }

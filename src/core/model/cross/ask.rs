@@ -4,7 +4,8 @@
 //! *parked* until the answer comes (`amqp::remote`): its next frames wait,
 //! so its replies keep their order, as on one shard.
 
-use ringmq_codec::ReplyCode;
+use ringmq_codec::{ReplyCode, ShortString};
+use ringmq_store::SegmentPosition;
 
 use crate::core::model::ids::{ConnId, QueueId, VhostName};
 
@@ -39,6 +40,10 @@ pub enum AskWhat {
     /// `queue.delete` with its conditions: the owner checks them on its own
     /// state and deletes (the delete goes through the metadata log).
     Delete { if_unused: bool, if_empty: bool },
+    /// `basic.get`: the next ready message, taken for the asker's channel
+    /// (acked at once with `no_ack`, else it waits for the channel's
+    /// settlement, `settle`).
+    Get { no_ack: bool },
 }
 
 /// The owner's answer.
@@ -55,6 +60,10 @@ pub enum Answer {
     Deleted {
         messages: u32,
     },
+    /// A message for basic.get-ok.
+    Got(Box<Got>),
+    /// Nothing ready: basic.get-empty.
+    Empty,
     /// The queue is not on its owner (deleted since the asker looked).
     NotFound,
     /// Refused: the channel is closed with this code and text.
@@ -62,6 +71,25 @@ pub enum Answer {
         code: ReplyCode,
         text: String,
     },
+}
+
+/// A message taken from its queue for another shard's channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Got {
+    pub vhost: VhostName,
+    pub queue: QueueId,
+    /// Where it is in its queue: what the channel's ack names.
+    pub position: SegmentPosition,
+    /// Acked by the owner as it was taken (`no_ack`).
+    pub acked: bool,
+    pub exchange: ShortString,
+    pub routing_key: ShortString,
+    /// As delivered (with `x-delivery-count` where the queue counts it).
+    pub properties: Vec<u8>,
+    pub body: Vec<u8>,
+    pub redelivered: bool,
+    /// Ready messages left after it.
+    pub remaining: u32,
 }
 
 /// An answer on its way back to `to`.

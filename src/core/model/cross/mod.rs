@@ -14,11 +14,14 @@
 //! | module | what |
 //! |---|---|
 //! | this file | forwarded publishes and their `Stored` word, the outbox |
-//! | [`ask`] | questions to a queue's owner (counts, purge, delete) and answers |
+//! | [`ask`] | questions to a queue's owner (counts, purge, delete, get) and answers |
+//! | [`settle`] | acks, requeues and discards of another shard's deliveries |
 
 pub mod ask;
+pub mod settle;
 
-pub use ask::{Answer, Ask, AskRef, AskWhat, Reply};
+pub use ask::{Answer, Ask, AskRef, AskWhat, Got, Reply};
+pub use settle::{SettleHow, Settlement};
 
 use ringmq_codec::ShortString;
 
@@ -80,6 +83,8 @@ pub enum CrossMsg {
     Ask(Box<Ask>),
     /// The owner's answer.
     Reply(Box<Reply>),
+    /// Deliveries of the receiver's queue settled on the sender's channels.
+    Settle(Box<Settlement>),
 }
 
 /// A word that waits for the sender's group commit: a stored message's
@@ -144,7 +149,7 @@ impl Cross {
                             text: "the queue's owner could not sync its change to disk".into(),
                         }
                     }
-                    CrossMsg::Forward(_) | CrossMsg::Ask(_) => {}
+                    CrossMsg::Forward(_) | CrossMsg::Ask(_) | CrossMsg::Settle(_) => {}
                 }
             }
             self.send(w.to, w.msg);
