@@ -105,6 +105,9 @@ impl Broker {
         if !conn.output_written() {
             return;
         }
+        if self.model.shards.count > 1 {
+            self.grant_owed(id);
+        }
         if let Some(conn) = self.conns.get(&id) {
             if let Some(vhost) = conn.vhost_key() {
                 let vhost = vhost.clone();
@@ -220,6 +223,9 @@ impl Broker {
                 CrossMsg::Ask(ask) => self.handle_ask(from, &ask),
                 CrossMsg::Reply(reply) => self.handle_reply(from, &reply),
                 CrossMsg::Settle(s) => self.model.handle_settlement(&s),
+                CrossMsg::Deliver(d) => self.handle_deliver(from, *d),
+                CrossMsg::Grant { consumer, permits } => self.handle_grant(&consumer, permits),
+                CrossMsg::Cancel(k) => self.handle_cancel(&k),
             }
         }
         self.after_input();

@@ -50,6 +50,11 @@ pub struct ChannelConsumer {
     /// Per-consumer prefetch (basic.qos global=false at consume time); 0 = none.
     pub prefetch: u16,
     pub unacked: u32,
+    /// The owner of the queue when it is another shard (`remote_consume`).
+    pub remote: Option<crate::core::model::meta::ShardId>,
+    /// A remote consumer's permits to grant back once the connection's output
+    /// drains (deliveries written while it was over its high-water mark).
+    pub owed: u32,
 }
 
 /// A delivery waiting for ack.

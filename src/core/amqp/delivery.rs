@@ -17,6 +17,8 @@ enum Step {
     /// The head message had expired (dead-lettered or dropped): try again.
     Expired,
     NoCredit,
+    /// The first consumer with credit is on another shard (`remote_consume`).
+    Remote(usize),
 }
 
 /// Deliveries from one queue per turn before others get a go.
@@ -35,6 +37,7 @@ impl Broker {
         pending.sort_unstable_by_key(|e| e.1);
         pending.dedup_by_key(|e| e.1);
         let mut again = Vec::new();
+        let me = self.model.shards.me;
         for (vname, qid) in pending.drain(..) {
             let Some(vhost) = self.model.vhosts.get_mut(&vname) else {
                 continue;
@@ -57,7 +60,15 @@ impl Broker {
                 let mut step = Step::NoCredit;
                 for idx in 0..q.delivery_candidates() {
                     let c = q.consumer(idx);
-                    let Some(conn) = conns.get_mut(&c.conn) else { continue };
+                    let Some(conn) = conns.get_mut(&c.conn) else {
+                        // Not this shard's connection: a consumer on another
+                        // shard, which may be sent what it has permits for.
+                        if c.permits > 0 && c.conn.shard() != me {
+                            step = Step::Remote(idx);
+                            break;
+                        }
+                        continue;
+                    };
                     if conn.state != ConnState::Open || conn.out.len() >= OUT_HIGH_WATER_BYTES {
                         continue;
                     }
@@ -152,9 +163,23 @@ impl Broker {
                     step = Step::Delivered;
                     break;
                 }
+                if let Step::Remote(idx) = step {
+                    let o = crate::core::amqp::remote_consume::RemoteOut {
+                        now_ms: self.model.now_ms,
+                        timers: &mut self.model.timers,
+                        dead_letters: &mut self.model.dead_letters,
+                        cross: &mut self.model.cross,
+                    };
+                    step = match crate::core::amqp::remote_consume::deliver_remote(q, idx, &vname, qid, o) {
+                        crate::core::amqp::remote_consume::RemoteStep::Delivered => Step::Delivered,
+                        crate::core::amqp::remote_consume::RemoteStep::Expired => Step::Expired,
+                        crate::core::amqp::remote_consume::RemoteStep::Stopped => Step::NoCredit,
+                    };
+                }
                 match step {
                     Step::Delivered => budget -= 1,
                     Step::Expired => continue,
+                    Step::Remote(_) => unreachable!("delivered above"),
                     // No consumer with credit, or nothing readable left.
                     Step::NoCredit => break,
                 }

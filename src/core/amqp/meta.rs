@@ -150,7 +150,7 @@ impl Broker {
 /// Where a shard's connection ids start (`shard << 48`): ids stay unique
 /// across shards, so an exclusive queue's owner names one connection in every
 /// shard's copy.
-pub(crate) const CONN_ID_SHARD_SHIFT: u32 = 48;
+pub(crate) const CONN_ID_SHARD_SHIFT: u32 = crate::core::model::ids::ConnId::SHARD_SHIFT;
 
 /// A 541 for an op that could not be applied: what the client sees when a
 /// queue's or delayed exchange's folder cannot be made.

@@ -47,6 +47,8 @@ pub(crate) enum Pending {
         queue: QueueId,
         no_ack: bool,
     },
+    /// basic.consume-ok, and the consumer on its channel.
+    Consume(Box<crate::core::amqp::remote_consume::PendingConsume>),
 }
 
 impl Broker {
@@ -108,8 +110,15 @@ impl Broker {
     }
 
     fn answer_ask(&mut self, ask: &Ask) -> Answer {
-        if let AskWhat::Get { no_ack } = ask.what {
-            return self.answer_get(&ask.vhost, ask.queue, no_ack);
+        match &ask.what {
+            AskWhat::Get { no_ack } => return self.answer_get(&ask.vhost, ask.queue, *no_ack),
+            AskWhat::Consume(c) => {
+                let Some(from) = ask.from else {
+                    return Answer::NotFound; // a consume always waits
+                };
+                return self.answer_consume(&ask.vhost, ask.queue, from, c);
+            }
+            _ => {}
         }
         let vhost = &ask.vhost;
         let Some(q) = self
@@ -121,7 +130,7 @@ impl Broker {
             return Answer::NotFound;
         };
         debug_assert_eq!(q.owner(), self.model.shards.me, "asked the owner");
-        match ask.what {
+        match &ask.what {
             AskWhat::Counts => {
                 let (messages, consumers) = (q.message_count(), q.consumer_count());
                 self.model.touch_queue(vhost, ask.queue);
@@ -139,8 +148,8 @@ impl Broker {
                     text: format!("purge failed: {e}"),
                 },
             },
-            AskWhat::Get { .. } => unreachable!("answered above"),
-            AskWhat::Delete { if_unused, if_empty } => {
+            AskWhat::Get { .. } | AskWhat::Consume(_) => unreachable!("answered above"),
+            &AskWhat::Delete { if_unused, if_empty } => {
                 let name = q.name().clone();
                 if if_unused && q.consumer_count() > 0 {
                     return Answer::Refused {
@@ -289,6 +298,11 @@ impl Broker {
             Pending::Purge => (50, 30),
             Pending::Delete => (50, 40),
             Pending::Get { .. } => (60, 70),
+            Pending::Consume(_) => (60, 20),
+        };
+        let pending = match (pending, answer) {
+            (Pending::Consume(p), Answer::Consumed) => return self.reply_consume(conn, channel, *p),
+            (pending, _) => pending,
         };
         if let Pending::Get { queue, no_ack } = pending {
             match answer {

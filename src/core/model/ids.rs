@@ -4,6 +4,16 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
+impl ConnId {
+    /// Bits of a connection id below its shard's number (`amqp::meta`).
+    pub const SHARD_SHIFT: u32 = 48;
+
+    /// The shard the connection is on.
+    pub fn shard(self) -> crate::core::model::meta::ShardId {
+        crate::core::model::meta::ShardId((self.0 >> Self::SHARD_SHIFT) as u16)
+    }
+}
+
 /// The id of the in-memory connections the management API runs AMQP methods
 /// on (`mgmt::commands`): never a client's, never in the broker's `conns`.
 pub const ADMIN_CONN: ConnId = ConnId(0);

@@ -40,6 +40,7 @@ mod limits;
 mod meta_replay;
 mod meta_shards;
 mod old_layout;
+mod remote_consume;
 mod remote_get;
 mod remote_ops;
 mod sync_failure;

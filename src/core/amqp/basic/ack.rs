@@ -68,9 +68,10 @@ impl Broker {
             ch.stats.c.ack += taken.len() as u64;
         }
         let vhost_name = conn.vhost.clone().expect("open");
+        self.grant_settled(conn, channel, &taken);
         self.settle_remote(&vhost_name, &mut taken, how);
         match how {
-            SettleHow::Ack => self.ack_taken(&vhost_name, &taken),
+            SettleHow::Ack | SettleHow::Delivered => self.ack_taken(&vhost_name, &taken),
             SettleHow::Discard => {
                 for (_, u) in taken {
                     self.model

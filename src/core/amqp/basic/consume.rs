@@ -13,6 +13,7 @@ use crate::core::amqp::connection::Connection;
 use crate::core::amqp::direct_reply::is_reply_queue;
 use crate::core::amqp::dispatch::{chan, check_access, precondition};
 use crate::core::amqp::error::{channel_error, connection_error, MethodResult};
+use crate::core::amqp::remote_consume::PendingConsume;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::ConsumerRef;
 
@@ -91,9 +92,27 @@ impl Broker {
         };
         let prefetch = ch.consumer_prefetch;
         let conn_id = conn.id;
+        let me = self.model.shards.me;
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
         let q = vhost.queues.get_mut(&qid).expect("resolved queue");
+        let owner = q.owner();
+        if owner != me {
+            // The owner adds it, and decides an exclusive consumer's claim.
+            let p = PendingConsume {
+                queue: qid,
+                queue_name: qname,
+                owner,
+                tag,
+                no_ack: m.no_ack,
+                exclusive: m.exclusive,
+                priority,
+                prefetch,
+                no_wait: m.no_wait,
+            };
+            self.consume_remote(conn, channel, &vname, p);
+            return Ok(());
+        }
         if q.has_exclusive_consumer() || (m.exclusive && q.consumer_count() > 0) {
             return Err(channel_error(
                 ReplyCode::AccessRefused,
@@ -107,6 +126,7 @@ impl Broker {
             no_ack: m.no_ack,
             exclusive: m.exclusive,
             priority,
+            permits: 0,
         });
         chan(conn, channel).consumers.insert(
             tag.clone(),
@@ -116,6 +136,8 @@ impl Broker {
                 no_ack: m.no_ack,
                 prefetch,
                 unacked: 0,
+                remote: None,
+                owed: 0,
             },
         );
         if !m.no_wait {
@@ -160,6 +182,13 @@ impl Broker {
             return;
         };
         let Some(q) = vhost.queues.get_mut(&queue) else { return };
+        let owner = q.owner();
+        if owner != self.model.shards.me {
+            // The owner's list has it, and decides an auto-delete queue's end.
+            let tag = ShortString::from(ringmq_codec::ShortStr::truncate(tag));
+            self.cancel_remote(&vhost_name, queue, owner, conn.id, channel, tag);
+            return;
+        }
         q.remove_consumer(conn.id, channel, tag);
         if q.is_unused_auto_delete() {
             self.delete_queue(&vhost_name, queue);

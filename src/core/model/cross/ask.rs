@@ -30,7 +30,7 @@ pub struct Ask {
     pub from: Option<AskRef>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AskWhat {
     /// A declare of an existing queue (passive or not): its counts, and a
     /// use of the queue for `x-expires`.
@@ -44,6 +44,8 @@ pub enum AskWhat {
     /// (acked at once with `no_ack`, else it waits for the channel's
     /// settlement, `settle`).
     Get { no_ack: bool },
+    /// `basic.consume`: the owner adds the consumer to its queue.
+    Consume(Box<super::ConsumeAsk>),
 }
 
 /// The owner's answer.
@@ -60,6 +62,8 @@ pub enum Answer {
     Deleted {
         messages: u32,
     },
+    /// The consumer was added.
+    Consumed,
     /// A message for basic.get-ok.
     Got(Box<Got>),
     /// Nothing ready: basic.get-empty.

@@ -16,9 +16,13 @@
 //! | this file | forwarded publishes and their `Stored` word, the outbox |
 //! | [`ask`] | questions to a queue's owner (counts, purge, delete, get) and answers |
 //! | [`settle`] | acks, requeues and discards of another shard's deliveries |
+//! | [`consume`] | consumers on another shard's queue: deliveries and permits |
 
 pub mod ask;
+pub mod consume;
 pub mod settle;
+
+pub use consume::{ConsumeAsk, ConsumerKey, Deliver, REMOTE_WINDOW};
 
 pub use ask::{Answer, Ask, AskRef, AskWhat, Got, Reply};
 pub use settle::{SettleHow, Settlement};
@@ -85,6 +89,17 @@ pub enum CrossMsg {
     Reply(Box<Reply>),
     /// Deliveries of the receiver's queue settled on the sender's channels.
     Settle(Box<Settlement>),
+    /// A message for a consumer of the receiver's.
+    Deliver(Box<Deliver>),
+    /// More deliveries the consumer may be sent.
+    Grant {
+        consumer: Box<ConsumerKey>,
+        permits: u32,
+    },
+    /// The consumer is gone (basic.cancel, its channel's or connection's
+    /// end). (When its queue goes, its shard cancels it as it applies the
+    /// queue's delete from the metadata log.)
+    Cancel(Box<ConsumerKey>),
 }
 
 /// A word that waits for the sender's group commit: a stored message's
@@ -149,7 +164,7 @@ impl Cross {
                             text: "the queue's owner could not sync its change to disk".into(),
                         }
                     }
-                    CrossMsg::Forward(_) | CrossMsg::Ask(_) | CrossMsg::Settle(_) => {}
+                    _ => {}
                 }
             }
             self.send(w.to, w.msg);

@@ -10,6 +10,8 @@ use crate::core::model::ids::{QueueId, VhostName};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SettleHow {
     Ack,
+    /// Written to a no-ack consumer (`consume`): done, not counted as an ack.
+    Delivered,
     /// Back to the queue, ahead of newer messages, marked redelivered (a
     /// nack or reject with requeue, a recover, a channel's end).
     Requeue,
@@ -32,12 +34,16 @@ impl crate::core::model::Model {
     pub(crate) fn handle_settlement(&mut self, s: &Settlement) {
         let now_ms = self.now_ms;
         match s.how {
-            SettleHow::Ack => {
+            SettleHow::Ack | SettleHow::Delivered => {
                 let Some(q) = self.vhosts.get_mut(&s.vhost).and_then(|v| v.queues.get_mut(&s.queue)) else {
                     return; // deleted meanwhile: its messages went with it
                 };
                 for &pos in &s.positions {
-                    q.ack_delivered(pos);
+                    if s.how == SettleHow::Ack {
+                        q.ack_delivered(pos);
+                    } else {
+                        q.ack_position(pos);
+                    }
                 }
                 self.ack_flush.note(&s.vhost, q, now_ms);
             }

@@ -39,6 +39,7 @@ pub mod dedup;
 pub(in crate::core) mod limits;
 mod storage;
 pub(in crate::core::model) use storage::{QueueStorage, StoreHome};
+mod remote;
 pub(in crate::core) mod take;
 pub(in crate::core) mod ttl;
 mod tuning;
@@ -63,6 +64,9 @@ pub struct ConsumerRef {
     pub no_ack: bool,
     pub exclusive: bool,
     pub priority: i32,
+    /// A consumer on another shard (`remote`): deliveries it may still be
+    /// sent before its shard grants more. Unused for this shard's consumers.
+    pub permits: u32,
 }
 
 /// The marker of a paused durable queue, in its folder.

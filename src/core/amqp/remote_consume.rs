@@ -1,0 +1,476 @@
+//! Consumers on another shard's queue (`model::cross::consume`).
+//!
+//! On the consumer's shard: basic.consume parks the connection and asks the
+//! owner; once added, the consumer is on its channel as any other, with an
+//! entry in this shard's copy of the queue (so the queue's delete, applied
+//! from the metadata log, cancels it here as it would a local one). A
+//! delivery that comes gets the channel's tag; the consumer's permits go
+//! back to the owner as its deliveries are settled (a prefetch in ack mode)
+//! or as they are written (no-ack, or no prefetch), so what crosses for one
+//! consumer is bounded by its prefetch or [`REMOTE_WINDOW`], and by its
+//! connection's output.
+//!
+//! On the owner: the consumer is an entry in the queue's consumer list with a
+//! connection id of another shard; the delivery loop sends it a message per
+//! permit (`Broker::deliver_remote`).
+
+use ringmq_codec::{encode_deliver_head, encode_method, BasicConsumeOk, Method, ReplyCode, ShortString};
+
+use crate::core::amqp::broker::{Broker, OUT_HIGH_WATER_BYTES};
+use crate::core::amqp::channel::{ChannelConsumer, ChannelState, Unacked};
+use crate::core::amqp::connection::Connection;
+use crate::core::amqp::remote::Pending;
+use crate::core::model::cross::{
+    Answer, AskRef, AskWhat, ConsumeAsk, ConsumerKey, CrossMsg, Deliver, SettleHow, Settlement, REMOTE_WINDOW,
+};
+use crate::core::model::ids::{QueueId, VhostName};
+use crate::core::model::meta::ShardId;
+use crate::core::model::queue::ConsumerRef;
+
+/// A basic.consume waiting for the owner's word.
+#[derive(Debug)]
+pub(crate) struct PendingConsume {
+    pub queue: QueueId,
+    pub queue_name: ShortString,
+    pub owner: ShardId,
+    pub tag: ShortString,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    pub priority: i32,
+    pub prefetch: u16,
+    pub no_wait: bool,
+}
+
+/// The permits a consumer gets at first: its prefetch in ack mode, else the window.
+fn first_permits(no_ack: bool, prefetch: u16) -> u32 {
+    if !no_ack && prefetch > 0 {
+        u32::from(prefetch).min(REMOTE_WINDOW)
+    } else {
+        REMOTE_WINDOW
+    }
+}
+
+/// Whether a consumer's permits go back as its deliveries are settled (else
+/// as they are written).
+fn granted_on_settle(no_ack: bool, prefetch: u16) -> bool {
+    !no_ack && prefetch > 0
+}
+
+impl Broker {
+    /// basic.consume of another shard's queue: asked of its owner.
+    pub(crate) fn consume_remote(&mut self, conn: &mut Connection, channel: u16, vhost: &VhostName, p: PendingConsume) {
+        let what = AskWhat::Consume(Box::new(ConsumeAsk {
+            tag: p.tag.clone(),
+            no_ack: p.no_ack,
+            exclusive: p.exclusive,
+            priority: p.priority,
+            permits: first_permits(p.no_ack, p.prefetch),
+        }));
+        let (queue, owner) = (p.queue, p.owner);
+        // Parked even with no_wait: a refusal closes the channel, and what
+        // the client sends next must not pass it.
+        self.ask_owner(
+            conn,
+            channel,
+            vhost,
+            queue,
+            owner,
+            what,
+            Pending::Consume(Box::new(p)),
+            false,
+        );
+    }
+
+    /// The owner's side of basic.consume.
+    pub(crate) fn answer_consume(&mut self, vhost: &VhostName, id: QueueId, from: AskRef, c: &ConsumeAsk) -> Answer {
+        let Some(q) = self.model.vhosts.get_mut(vhost).and_then(|v| v.queues.get_mut(&id)) else {
+            return Answer::NotFound;
+        };
+        if q.has_exclusive_consumer() || (c.exclusive && q.consumer_count() > 0) {
+            return Answer::Refused {
+                code: ReplyCode::AccessRefused,
+                text: format!("queue '{}' in vhost '{vhost}' in exclusive use", q.name()),
+            };
+        }
+        q.add_consumer(ConsumerRef {
+            conn: from.conn,
+            channel: from.channel,
+            tag: c.tag.clone(),
+            no_ack: c.no_ack,
+            exclusive: c.exclusive,
+            priority: c.priority,
+            permits: c.permits,
+        });
+        self.model.touch_queue(vhost, id);
+        self.model.deliver_pending.push((vhost.clone(), id));
+        Answer::Consumed
+    }
+
+    /// The asker's side: the consumer is added (or refused).
+    pub(crate) fn reply_consume(&mut self, conn: &mut Connection, channel: u16, p: PendingConsume) -> bool {
+        let vhost = conn.vhost.clone().expect("open");
+        let open = conn
+            .channels
+            .get(&channel)
+            .is_some_and(|c| c.state == ChannelState::Open);
+        if !open {
+            // The channel went while the owner added it: take it back.
+            self.cancel_remote(&vhost, p.queue, p.owner, conn.id, channel, p.tag);
+            return true;
+        }
+        if let Some(q) = self
+            .model
+            .vhosts
+            .get_mut(&vhost)
+            .and_then(|v| v.queues.get_mut(&p.queue))
+        {
+            // In this shard's copy too: the queue's delete cancels it here.
+            q.add_consumer(ConsumerRef {
+                conn: conn.id,
+                channel,
+                tag: p.tag.clone(),
+                no_ack: p.no_ack,
+                exclusive: p.exclusive,
+                priority: p.priority,
+                permits: 0,
+            });
+        }
+        let ch = conn.channels.get_mut(&channel).expect("open");
+        ch.consumers.insert(
+            p.tag.clone(),
+            ChannelConsumer {
+                queue: p.queue,
+                queue_name: p.queue_name,
+                no_ack: p.no_ack,
+                prefetch: p.prefetch,
+                unacked: 0,
+                remote: Some(p.owner),
+                owed: 0,
+            },
+        );
+        if !p.no_wait {
+            let ok = BasicConsumeOk {
+                consumer_tag: p.tag.as_short(),
+            };
+            encode_method(&mut conn.out, channel, &Method::BasicConsumeOk(ok));
+        }
+        true
+    }
+
+    /// A consumer of another shard's queue leaves: its copy entry here, its
+    /// entry on the owner (which decides an auto-delete queue's end).
+    pub(crate) fn cancel_remote(
+        &mut self,
+        vhost: &VhostName,
+        queue: QueueId,
+        owner: ShardId,
+        conn: crate::core::model::ids::ConnId,
+        channel: u16,
+        tag: ShortString,
+    ) {
+        if let Some(q) = self.model.vhosts.get_mut(vhost).and_then(|v| v.queues.get_mut(&queue)) {
+            q.remove_consumer(conn, channel, &tag);
+        }
+        let key = ConsumerKey {
+            vhost: vhost.clone(),
+            queue,
+            conn,
+            channel,
+            tag,
+        };
+        self.model.cross.send(owner, CrossMsg::Cancel(Box::new(key)));
+    }
+
+    /// The owner's side of a cancel.
+    pub(crate) fn handle_cancel(&mut self, k: &ConsumerKey) {
+        let Some(q) = self
+            .model
+            .vhosts
+            .get_mut(&k.vhost)
+            .and_then(|v| v.queues.get_mut(&k.queue))
+        else {
+            return;
+        };
+        q.remove_consumer(k.conn, k.channel, &k.tag);
+        if q.is_unused_auto_delete() {
+            self.delete_queue(&k.vhost, k.queue);
+        } else {
+            self.model.touch_queue(&k.vhost, k.queue);
+        }
+    }
+
+    /// The owner's side of a grant.
+    pub(crate) fn handle_grant(&mut self, k: &ConsumerKey, permits: u32) {
+        let Some(q) = self
+            .model
+            .vhosts
+            .get_mut(&k.vhost)
+            .and_then(|v| v.queues.get_mut(&k.queue))
+        else {
+            return;
+        };
+        if q.grant(k.conn, k.channel, &k.tag, permits) {
+            self.model.deliver_pending.push((k.vhost.clone(), k.queue));
+        }
+    }
+
+    /// A delivery from the owner of a queue: to its consumer on this shard,
+    /// or back when the consumer is gone.
+    pub(crate) fn handle_deliver(&mut self, from: ShardId, d: Deliver) {
+        let k = &d.to;
+        let Some(mut conn) = self.conns.remove(&k.conn) else {
+            self.return_delivery(from, &d);
+            return;
+        };
+        let delivered = self.deliver_here(&mut conn, &d);
+        if !delivered {
+            self.return_delivery(from, &d);
+        }
+        if conn.has_output() {
+            self.mark_dirty(&mut conn);
+        }
+        self.conns.insert(k.conn, conn);
+    }
+
+    fn deliver_here(&mut self, conn: &mut Connection, d: &Deliver) -> bool {
+        let k = &d.to;
+        let frame_max = conn.tuning.frame_max;
+        let over = conn.out.len() >= OUT_HIGH_WATER_BYTES;
+        let Some(ch) = conn
+            .channels
+            .get_mut(&k.channel)
+            .filter(|c| c.state == ChannelState::Open)
+        else {
+            return false;
+        };
+        let Some(c) = ch.consumers.get_mut(k.tag.as_str()) else {
+            return false;
+        };
+        let (no_ack, prefetch) = (c.no_ack, c.prefetch);
+        if !no_ack {
+            c.unacked += 1;
+        }
+        // Permits that go back as deliveries are written: now, or once the
+        // output drains.
+        let mut grant = 0;
+        if !granted_on_settle(no_ack, prefetch) {
+            if over {
+                c.owed += 1;
+            } else {
+                grant = 1;
+            }
+        }
+        let tag = ch.take_delivery_tag();
+        let out = &mut conn.out;
+        encode_deliver_head(
+            out,
+            k.channel,
+            k.tag.as_short(),
+            tag,
+            d.redelivered,
+            d.exchange.as_short(),
+            d.routing_key.as_short(),
+            &d.properties,
+            d.body.len() as u64,
+        );
+        ringmq_codec::frame::encode_body(out, k.channel, &d.body, frame_max);
+        crate::core::model::stats::count_delivery(&mut ch.stats.c, no_ack, d.redelivered);
+        if !no_ack {
+            let timeout = self
+                .model
+                .vhosts
+                .get(&k.vhost)
+                .and_then(|v| v.queues.get(&k.queue))
+                .and_then(|q| q.settings().consumer_timeout_ms)
+                .or(self.config.consumer_timeout_ms)
+                .map(|t| (self.model.now_ms.saturating_add(t), t));
+            ch.unacked.push(
+                tag,
+                Unacked {
+                    queue: k.queue,
+                    position: d.position,
+                    consumer: Some(k.tag.clone()),
+                    timeout,
+                },
+            );
+        }
+        if grant > 0 {
+            self.send_grant(k, grant);
+        }
+        if no_ack {
+            let s = Settlement {
+                vhost: k.vhost.clone(),
+                queue: k.queue,
+                how: SettleHow::Delivered,
+                positions: vec![d.position],
+            };
+            self.send_to_owner(k, CrossMsg::Settle(Box::new(s)));
+        }
+        true
+    }
+
+    fn send_to_owner(&mut self, k: &ConsumerKey, msg: CrossMsg) {
+        let owner = self
+            .model
+            .vhosts
+            .get(&k.vhost)
+            .and_then(|v| v.queues.get(&k.queue))
+            .map(|q| q.owner());
+        if let Some(owner) = owner {
+            self.model.cross.send(owner, msg);
+        }
+    }
+
+    fn send_grant(&mut self, k: &ConsumerKey, permits: u32) {
+        let msg = CrossMsg::Grant {
+            consumer: Box::new(k.clone()),
+            permits,
+        };
+        self.send_to_owner(k, msg);
+    }
+
+    /// A delivery nobody here takes goes back to its queue (unless the owner
+    /// acked it as it took it, for a no-ack consumer).
+    fn return_delivery(&mut self, owner: ShardId, d: &Deliver) {
+        if d.acked {
+            return;
+        }
+        let s = Settlement {
+            vhost: d.to.vhost.clone(),
+            queue: d.to.queue,
+            how: SettleHow::Requeue,
+            positions: vec![d.position],
+        };
+        self.model.cross.send(owner, CrossMsg::Settle(Box::new(s)));
+    }
+
+    /// Permits owed to the owners of `conn`'s remote consumers, granted now
+    /// that its output drained.
+    pub(crate) fn grant_owed(&mut self, conn: crate::core::model::ids::ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(vhost) = c.vhost.clone() else { return };
+        let mut grants = Vec::new();
+        for ch in c.channels.values_mut() {
+            for (tag, cc) in ch.consumers.iter_mut() {
+                if cc.owed > 0 {
+                    grants.push((ch.id, tag.clone(), cc.queue, std::mem::take(&mut cc.owed)));
+                }
+            }
+        }
+        for (channel, tag, queue, n) in grants {
+            let k = ConsumerKey {
+                vhost: vhost.clone(),
+                queue,
+                conn,
+                channel,
+                tag,
+            };
+            self.send_grant(&k, n);
+        }
+    }
+
+    /// Permits of remote consumers in ack mode with a prefetch go back as
+    /// their deliveries are settled: `taken` are a channel's settled ones.
+    pub(crate) fn grant_settled(&mut self, conn: &Connection, channel: u16, taken: &[(u64, Unacked)]) {
+        if self.model.shards.count == 1 {
+            return;
+        }
+        let Some(ch) = conn.channels.get(&channel) else { return };
+        let vhost = conn.vhost.clone().expect("open");
+        for run in taken.chunk_by(|a, b| a.1.consumer == b.1.consumer) {
+            let Some(tag) = &run[0].1.consumer else { continue };
+            let Some(c) = ch.consumers.get(tag.as_str()) else {
+                continue;
+            };
+            if c.remote.is_none() || !granted_on_settle(c.no_ack, c.prefetch) {
+                continue;
+            }
+            let k = ConsumerKey {
+                vhost: vhost.clone(),
+                queue: c.queue,
+                conn: conn.id,
+                channel,
+                tag: tag.clone(),
+            };
+            self.send_grant(&k, run.len() as u32);
+        }
+    }
+}
+
+/// What one delivery to a consumer on another shard did.
+pub(crate) enum RemoteStep {
+    Delivered,
+    /// The head message had expired: try again.
+    Expired,
+    /// Nothing could be taken.
+    Stopped,
+}
+
+/// The model's parts a delivery to another shard uses, borrowed beside the
+/// queue.
+pub(crate) struct RemoteOut<'a> {
+    pub now_ms: u64,
+    pub timers: &'a mut crate::core::model::timers::Timers,
+    pub dead_letters: &'a mut crate::core::model::queue::dead_letter::DeadLetterQueue,
+    pub cross: &'a mut crate::core::model::cross::Cross,
+}
+
+/// The owner's delivery loop for consumer `idx` of `q`, on another shard,
+/// which has a permit: the next message goes to it, taken as a local
+/// delivery would be (expiry first; acked at once for a no-ack consumer).
+pub(crate) fn deliver_remote(
+    q: &mut crate::core::model::queue::Queue,
+    idx: usize,
+    vname: &VhostName,
+    qid: QueueId,
+    o: RemoteOut<'_>,
+) -> RemoteStep {
+    use crate::core::model::queue::ttl::{expire_one, HeadState};
+    use crate::core::model::timers::TimerKind;
+    match expire_one(vname, q, o.now_ms, o.dead_letters) {
+        HeadState::Expired => return RemoteStep::Expired,
+        HeadState::Due(t) => o.timers.add(t, o.now_ms, vname, qid, TimerKind::Head),
+        HeadState::Live => {}
+    }
+    let c = q.consumer(idx).clone();
+    let taken = q.take_next(None, |m| {
+        (
+            ShortString::from(m.exchange),
+            ShortString::from(m.routing_key),
+            crate::core::amqp::delivery::delivery_properties(m.view.properties, m.delivery_count).into_owned(),
+            m.view.body.to_vec(),
+        )
+    });
+    let Some((at, (exchange, routing_key, properties, body))) = taken else {
+        if q.ready_count() > 0 {
+            // As for a local consumer: the store failed (logged); try later.
+            let at = crate::core::model::timers::take_retry_at(o.now_ms);
+            o.timers.add(at, o.now_ms, vname, qid, TimerKind::TakeRetry);
+        }
+        return RemoteStep::Stopped;
+    };
+    // Even a no-ack consumer's message stays the queue's until its shard
+    // says it was written (`Delivered`): one that finds its consumer gone
+    // goes back, not lost.
+    q.count_delivery(c.no_ack, at.redelivered);
+    q.spend_permit(idx);
+    q.rotate_after_delivery(idx);
+    let d = Deliver {
+        to: ConsumerKey {
+            vhost: vname.clone(),
+            queue: qid,
+            conn: c.conn,
+            channel: c.channel,
+            tag: c.tag,
+        },
+        position: at.pos,
+        acked: false,
+        exchange,
+        routing_key,
+        properties,
+        body,
+        redelivered: at.redelivered,
+    };
+    o.cross.send(c.conn.shard(), CrossMsg::Deliver(Box::new(d)));
+    RemoteStep::Delivered
+}

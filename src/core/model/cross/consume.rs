@@ -1,0 +1,54 @@
+//! Consumers on another shard's queue (`docs/shards.md`, step 3): the
+//! consumer lives on its connection's shard, and an entry for it in the
+//! queue's consumer list on the owner; the owner sends it messages while it
+//! has *permits*, which its shard grants (a window bounded by the
+//! consumer's prefetch), and its shard gives each delivery the channel's tag
+//! and settles it with the owner (`settle`).
+
+use ringmq_codec::ShortString;
+use ringmq_store::SegmentPosition;
+
+use crate::core::model::ids::{ConnId, QueueId, VhostName};
+
+/// Deliveries a consumer on another shard may be sent before its shard
+/// grants more: bounds what crosses for one consumer (and, with a prefetch,
+/// is at most the prefetch, so the consumer's channel never holds more
+/// unacked deliveries than it asked for).
+pub const REMOTE_WINDOW: u32 = 64;
+
+/// basic.consume asked of the queue's owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumeAsk {
+    pub tag: ShortString,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    pub priority: i32,
+    /// The first grant of permits.
+    pub permits: u32,
+}
+
+/// Which consumer, on which connection and channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerKey {
+    pub vhost: VhostName,
+    pub queue: QueueId,
+    pub conn: ConnId,
+    pub channel: u16,
+    pub tag: ShortString,
+}
+
+/// A message the owner sends a consumer on another shard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deliver {
+    pub to: ConsumerKey,
+    pub position: SegmentPosition,
+    /// Acked by the owner as it was taken (never, today: a no-ack consumer's
+    /// shard says `Delivered` once it wrote it).
+    pub acked: bool,
+    pub exchange: ShortString,
+    pub routing_key: ShortString,
+    /// As delivered (with `x-delivery-count` where the queue counts it).
+    pub properties: Vec<u8>,
+    pub body: Vec<u8>,
+    pub redelivered: bool,
+}
