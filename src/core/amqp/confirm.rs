@@ -184,6 +184,11 @@ impl Broker {
     /// forwarded for the publisher's `confirm`: when it was the last word
     /// awaited, the confirm may go, in the channel's order.
     pub(crate) fn handle_stored(&mut self, confirm: ConfirmRef, failed: bool) {
+        if confirm.conn == crate::core::model::queue::dead_letter_hold::DEAD_LETTERS {
+            // A held dead letter's copy (at-least-once), not a publisher's.
+            self.model.dead_letter_stored(confirm.seq, failed);
+            return;
+        }
         let Some(mut conn) = self.conns.remove(&confirm.conn) else {
             return; // the publisher is gone
         };

@@ -29,6 +29,7 @@ pub mod sim;
 
 mod after_crash;
 mod cross_shards;
+mod dead_letter_cross;
 mod dead_letter_hold;
 mod definitions_commit;
 mod delayed_commit;

@@ -15,8 +15,10 @@ use std::collections::VecDeque;
 use ringmq_codec::{BasicProperties, FieldTable, FieldValue, FieldValueRef, Table};
 use ringmq_store::SegmentPosition;
 
+use crate::core::model::cross::ConfirmRef;
 use crate::core::model::ids::QueueId;
 use crate::core::model::queue::append::StoredMessage;
+use crate::core::model::queue::dead_letter_hold::DEAD_LETTERS;
 use crate::core::model::queue::take::read_named;
 use crate::core::model::queue::Queue;
 use crate::core::model::route::PublishOutcome;
@@ -108,7 +110,18 @@ impl Model {
             let mut outcome = PublishOutcome::default();
             let vname = dl.vhost.clone();
             let routed = !queues.is_empty();
+            if dl.hold.is_some() {
+                // Copies to other shards' queues carry the hold's reference:
+                // their words release the original (`dead_letter_hold`).
+                self.cross.origin = Some(ConfirmRef {
+                    conn: DEAD_LETTERS,
+                    channel: 0,
+                    serial: 0,
+                    seq: self.held_dead_letters.next_id(),
+                });
+            }
             self.store_routed(&vname, &queues, &msg, &mut outcome);
+            self.cross.origin = None;
             queues.clear();
             self.route_scratch = queues;
             if !routed {
@@ -116,7 +129,7 @@ impl Model {
             } else if let Some((id, pos)) = dl.hold {
                 // The epoch these appends belong to, as a confirm would wait for.
                 let epoch = if outcome.needs_sync { self.commit.epoch + 1 } else { 0 };
-                self.hold_dead_letter_source(&vname, id, pos, epoch);
+                self.hold_dead_letter_source(&vname, id, pos, epoch, u32::from(outcome.remote));
             }
         }
     }
@@ -125,7 +138,7 @@ impl Model {
     /// `dead_letter_hold` for at-least-once's difference): its held original too.
     fn drop_unroutable_dead_letter(&mut self, dl: &DeadLetter) {
         if let Some((id, pos)) = dl.hold {
-            self.hold_dead_letter_source(&dl.vhost, id, pos, 0);
+            self.hold_dead_letter_source(&dl.vhost, id, pos, 0, 0);
         }
     }
 }
