@@ -219,6 +219,7 @@ impl Broker {
         for msg in msgs {
             match msg {
                 CrossMsg::Forward(f) => self.model.store_forward(from, &f),
+                CrossMsg::ForwardDelayed(f) => self.model.store_delayed_forward(from, &f),
                 CrossMsg::Stored { confirm, failed } => self.handle_stored(confirm, failed),
                 CrossMsg::Ask(ask) => self.handle_ask(from, &ask),
                 CrossMsg::Reply(reply) => self.handle_reply(from, &reply),

@@ -71,7 +71,7 @@ impl Broker {
                         m.exchange
                     ))
                 };
-                if x.kind != kind || x.delayed.is_some() != delayed {
+                if x.kind != kind || x.is_delayed() != delayed {
                     return Err(ineq("type", &m.kind, x.type_name()));
                 }
                 if x.durable != m.durable {

@@ -44,6 +44,9 @@ pub struct Exchange {
     /// For `x-delayed-message` exchanges: the held messages. `kind` is then the
     /// `x-delayed-type` that routes them when due.
     pub delayed: Option<crate::core::model::exchange::delayed::DelayedStore>,
+    /// A delayed exchange whose store is another shard's (`model::cross::delayed`):
+    /// its messages go there.
+    pub delayed_owner: Option<crate::core::model::meta::ShardId>,
     /// Which folder of this name a durable delayed exchange's store is, as for
     /// queues (`Queue::store_gen`), recorded with its declare.
     pub store_gen: u32,
@@ -56,9 +59,14 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// An `x-delayed-message` exchange, its store here or on another shard.
+    pub fn is_delayed(&self) -> bool {
+        self.delayed.is_some() || self.delayed_owner.is_some()
+    }
+
     /// The type as clients declare it.
     pub fn type_name(&self) -> &'static str {
-        if self.delayed.is_some() {
+        if self.is_delayed() {
             crate::core::model::exchange::delayed::DELAYED_TYPE
         } else {
             self.kind.as_str()
@@ -91,6 +99,7 @@ impl Exchange {
             builtin: false,
             bound_as_destination: 0,
             delayed: None,
+            delayed_owner: None,
             store_gen: 0,
             policy: None,
             stats: Default::default(),
@@ -289,8 +298,7 @@ impl VHost {
         }
         let dir = create_store_dir(&base, &exchange, durable, gen)?;
         if durable {
-            let g = self.delayed_gens.entry(ShortString::from(exchange)).or_insert(0);
-            *g = (*g).max(gen);
+            self.note_delayed_gen(exchange, gen);
         }
         let last_stop = if recover { self.last_stop } else { LastStop::Clean };
         crate::core::model::exchange::delayed::DelayedStore::open(&dir, self.store_config, last_stop)
@@ -333,6 +341,13 @@ impl VHost {
         let g = self.store_gens.entry(ShortString::from(name)).or_insert(0);
         *g = g.checked_add(1).expect("2^32 generations of one queue name");
         *g
+    }
+
+    /// A durable delayed exchange of generation `gen` was declared (here, or
+    /// on the shard that holds its store): the next declare's is above it.
+    pub fn note_delayed_gen(&mut self, name: ShortStr<'_>, gen: u32) {
+        let g = self.delayed_gens.entry(ShortString::from(name)).or_insert(0);
+        *g = (*g).max(gen);
     }
 
     fn note_store_gen(&mut self, name: &ShortString, gen: u32) {

@@ -33,6 +33,7 @@ mod dead_letter_cross;
 mod dead_letter_hold;
 mod definitions_commit;
 mod delayed_commit;
+mod delayed_cross;
 mod expires;
 mod external;
 mod idle_buffers;

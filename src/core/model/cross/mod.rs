@@ -17,9 +17,11 @@
 //! | [`ask`] | questions to a queue's owner (counts, purge, delete, get) and answers |
 //! | [`settle`] | acks, requeues and discards of another shard's deliveries |
 //! | [`consume`] | consumers on another shard's queue: deliveries and permits |
+//! | [`delayed`] | messages for another shard's delayed exchange |
 
 pub mod ask;
 pub mod consume;
+pub mod delayed;
 pub mod settle;
 
 pub use consume::{ConsumeAsk, ConsumerKey, Deliver, REMOTE_WINDOW};
@@ -77,6 +79,8 @@ pub struct Forward {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CrossMsg {
     Forward(Box<Forward>),
+    /// A message for the receiver's delayed exchange.
+    ForwardDelayed(Box<delayed::DelayedForward>),
     /// The forwarded message was stored (and synced, when it must be) in every
     /// queue of the receiver it routed to, or `failed` somewhere.
     Stored {

@@ -273,6 +273,10 @@ impl Model {
         let vhost = self.vhosts.get_mut(vhost_name)?;
         let name = vhost.exchanges.get_key_value(exchange.as_str())?.0.clone();
         let x = vhost.exchanges.get_mut(exchange.as_str())?;
+        if let Some(owner) = x.delayed_owner {
+            let outcome = self.forward_delayed(owner, vhost_name, exchange, routing_key, properties, body, delay_ms);
+            return Some(outcome);
+        }
         let store = x.delayed.as_mut()?;
         let msg = MessageRef {
             timestamp_ms: now_ms,

@@ -155,6 +155,9 @@ impl Model {
     }
 
     fn declare_exchange(&mut self, d: &ExchangeDecl) -> Result<Applied, ApplyError> {
+        // A delayed exchange's store is on one shard (`model::cross::delayed`).
+        let owner = self.shards.owner_of_queue(d.vhost.as_str(), d.name.as_str());
+        let here = owner == self.shards.me;
         let v = self.vhost_mut(&d.vhost)?;
         if v.exchanges.contains_key(d.name.as_str()) {
             return Ok(Applied::unchanged());
@@ -167,9 +170,15 @@ impl Model {
             d.internal,
             d.arguments.clone(),
         );
-        if d.delayed {
+        if d.delayed && here {
             x.delayed = Some(v.open_delayed_store(d.name.as_short(), d.durable, d.gen, d.recover)?);
             x.store_gen = d.gen;
+        } else if d.delayed {
+            x.delayed_owner = Some(owner);
+            x.store_gen = d.gen;
+            if d.durable {
+                v.note_delayed_gen(d.name.as_short(), d.gen);
+            }
         }
         v.add_exchange(x);
         Ok(Applied::changed(d.durable))
