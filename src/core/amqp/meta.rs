@@ -37,8 +37,8 @@ impl Broker {
     pub(crate) fn apply_meta_for(&mut self, conn: &mut Connection, op: &MetaOp) -> Result<(), ApplyError> {
         self.assert_in_section(op);
         let applied = self.apply_meta_quietly(op)?;
-        if let Some(w) = definitions::ops::record_op(&mut self.model, op, &applied) {
-            self.definitions_written_by(op.vhost(), w, conn);
+        if let (Some(w), Some(vhost)) = (definitions::ops::record_op(&mut self.model, op, &applied), op.vhost()) {
+            self.definitions_written_by(vhost, w, conn);
         }
         Ok(())
     }
@@ -117,9 +117,10 @@ impl Broker {
         let cursor = self.meta.as_ref().expect("joined").cursor;
         let ops = guard.since(cursor);
         for op in &ops {
-            // The shard that made the op logged its record; a copy that cannot
-            // make the store of a queue it owns (disk) says so and goes on.
-            if let Err(e) = self.apply_meta_quietly(op) {
+            // The shard that made the op logged its record (or saved the file
+            // of an access op); a copy that cannot make the store of a queue
+            // it owns (disk) says so and goes on.
+            if let Err(e) = self.apply_logged_op(op) {
                 tracing::error!(error = %e, ?op, "could not apply another shard's metadata op");
             }
         }
@@ -132,6 +133,12 @@ impl Broker {
         if let Some(link) = &self.meta {
             assert!(link.in_section, "a metadata op outside a section: {op:?}");
         }
+    }
+
+    /// Applies a routing op of the log, saving nothing: returns whether it
+    /// changed the copy.
+    pub(crate) fn apply_meta_routing(&mut self, op: &MetaOp) -> Result<bool, ApplyError> {
+        self.apply_meta_quietly(op).map(|a| a.changed)
     }
 
     fn apply_meta_quietly(&mut self, op: &MetaOp) -> Result<Applied, ApplyError> {

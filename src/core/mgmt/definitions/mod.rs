@@ -11,6 +11,7 @@ use crate::core::definitions;
 use crate::core::definitions::json::import::{self, Plan};
 use crate::core::definitions::json::{export, Definitions};
 use crate::core::model::error::AdminResult;
+use crate::core::model::meta::AccessOp;
 use crate::core::policy::PolicyKind;
 
 #[cfg(test)]
@@ -57,23 +58,15 @@ impl Broker {
         for (name, meta) in plan.vhosts {
             self.create_vhost(&name, Some(meta), acting_user)?;
         }
-        if !plan.users.is_empty() {
-            for u in plan.users {
-                self.users.insert(u);
-            }
-            self.users.save(&self.config.data_dir)?;
+        // Each an op for every shard (`meta::access`), hashed passwords and all.
+        for u in plan.users {
+            self.make_access(AccessOp::UserPut(u))?;
         }
-        if !plan.permissions.is_empty() {
-            for p in plan.permissions {
-                self.permissions.set(p).expect("validated");
-            }
-            self.permissions.save(&self.config.data_dir)?;
+        for p in plan.permissions {
+            self.make_access(AccessOp::PermissionSet(p))?;
         }
-        if !plan.topic_permissions.is_empty() {
-            for p in plan.topic_permissions {
-                self.permissions.topic.set(p).expect("validated");
-            }
-            self.permissions.topic.save(&self.config.data_dir)?;
+        for p in plan.topic_permissions {
+            self.make_access(AccessOp::TopicPermissionSet(p))?;
         }
         for (vhost, limits) in plan.limits {
             self.set_vhost_limits(&vhost, limits)?;

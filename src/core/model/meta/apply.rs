@@ -54,6 +54,25 @@ pub enum ApplyError {
     /// The store of a new queue or delayed exchange could not be created or opened.
     #[error("{0}")]
     Store(#[from] std::io::Error),
+    /// An access op given to the model: the broker applies those
+    /// (`Broker::apply_logged_op`), as it holds users and permissions.
+    #[error("an access op is applied by the broker, not the model")]
+    Access,
+    /// An access op whose content this shard refuses (a pattern that does
+    /// not compile): the maker validated it, so another version made it.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<ApplyError> for crate::core::model::error::AdminError {
+    fn from(e: ApplyError) -> Self {
+        use crate::core::model::error::AdminError;
+        match e {
+            ApplyError::NoVhost(v) => AdminError::NotFound(format!("no vhost '{v}'")),
+            ApplyError::Store(e) => AdminError::Io(e),
+            ApplyError::Access | ApplyError::Invalid(_) => AdminError::BadRequest(e.to_string()),
+        }
+    }
 }
 
 impl Model {
@@ -118,16 +137,23 @@ impl Model {
                 Ok(applied)
             }
             MetaOp::Binding(b) => self.set_binding(b, cascade),
+            MetaOp::Access(_) => Err(ApplyError::Access),
         }?;
         if applied.changed {
-            if let Some(made) = self.meta_made.as_mut() {
-                made.push(op.clone());
-            }
-            if let Some(tap) = self.meta_tap.as_mut() {
-                tap.push(op.clone());
-            }
+            self.note_made(op);
         }
         Ok(applied)
+    }
+
+    /// An op that changed this shard's copy: kept for the section to append
+    /// (when one is open) and for the tap (when on).
+    pub(crate) fn note_made(&mut self, op: &MetaOp) {
+        if let Some(made) = self.meta_made.as_mut() {
+            made.push(op.clone());
+        }
+        if let Some(tap) = self.meta_tap.as_mut() {
+            tap.push(op.clone());
+        }
     }
 
     /// Starts (or stops) keeping every op that changed the model, in order:

@@ -1,4 +1,5 @@
-//! The metadata ops: a change to a vhost's exchanges, queues or bindings as a
+//! The metadata ops: a change to a vhost's exchanges, queues or bindings (or,
+//! through [`AccessOp`], to users, permissions, vhosts and policies) as a
 //! value (owned, so it can be logged, sent to another shard, compared).
 //!
 //! An op carries what was decided, never what is to be checked: ids, store
@@ -9,7 +10,7 @@ use ringmq_codec::{FieldTable, ShortString};
 
 use crate::core::model::exchange::ExchangeKind;
 use crate::core::model::ids::{ConnId, Dest, QueueId, VhostName};
-use crate::core::model::meta::ShardId;
+use crate::core::model::meta::{AccessOp, ShardId};
 
 /// One change to a vhost's routing data.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,16 +36,21 @@ pub enum MetaOp {
         keep_files: bool,
     },
     Binding(BindingOp),
+    /// Users, permissions, vhosts, policies, parameters (`meta::access`):
+    /// applied by the broker, which holds users and permissions, not by
+    /// [`Model::apply`](crate::core::model::Model::apply).
+    Access(AccessOp),
 }
 
 impl MetaOp {
-    /// The vhost the op changes.
-    pub fn vhost(&self) -> &VhostName {
+    /// The vhost whose routing data the op changes (None for an access op).
+    pub fn vhost(&self) -> Option<&VhostName> {
         match self {
-            MetaOp::ExchangeDeclare(d) => &d.vhost,
-            MetaOp::ExchangeDelete { vhost, .. } | MetaOp::QueueDelete { vhost, .. } => vhost,
-            MetaOp::QueueDeclare(d) => &d.vhost,
-            MetaOp::Binding(b) => &b.vhost,
+            MetaOp::ExchangeDeclare(d) => Some(&d.vhost),
+            MetaOp::ExchangeDelete { vhost, .. } | MetaOp::QueueDelete { vhost, .. } => Some(vhost),
+            MetaOp::QueueDeclare(d) => Some(&d.vhost),
+            MetaOp::Binding(b) => Some(&b.vhost),
+            MetaOp::Access(_) => None,
         }
     }
 }
