@@ -130,6 +130,17 @@ impl Harness {
         id
     }
 
+    /// A connection that logs in as `user` and opens `vhost` (no heartbeat);
+    /// its events say whether it got connection.open-ok.
+    pub fn connect_as(&mut self, user: &str, password: &str, vhost: &str) -> ConnId {
+        let now = self.now();
+        self.core_now = now;
+        let id = self.b().handle_connect("sim".into(), true, now);
+        self.clients.insert(id, Client::new());
+        self.send(id, &client::handshake_as(user, password, vhost, 0));
+        id
+    }
+
     /// Client `id` sends `bytes` (whole frames) at the current `now`.
     pub fn send(&mut self, id: ConnId, bytes: &[u8]) {
         let now = self.now();
