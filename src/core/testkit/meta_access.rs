@@ -159,6 +159,17 @@ fn run(seed: u64, n: u16) {
         opened(&shards[last].events(kept)),
         "seed {seed}: alice, made on shard 0, logs in on shard {last}"
     );
+    // Saved once, by the shard that made the op: shard 0's users file has
+    // her, the other shard's copy has her in memory only.
+    let saved = |h: &Harness| {
+        let file = h.broker().config.data_dir.join(crate::core::access::auth::USERS_FILE);
+        std::fs::read_to_string(file).expect("users.json").contains("\"alice\"")
+    };
+    assert!(saved(&shards[0]), "seed {seed}: shard 0 saved the user it made");
+    assert!(
+        !saved(&shards[last]),
+        "seed {seed}: shard {last} saved another shard's user"
+    );
     assert!(
         !login(&mut shards[last], "alice", "wrong", "/"),
         "seed {seed}: a wrong password"
