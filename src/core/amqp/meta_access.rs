@@ -1,4 +1,4 @@
-//! The session's side of an access op (`model::meta::access`): users,
+//! The session's side of an access op (`access::op`): users,
 //! permissions, vhosts, policies and parameters change here, on every shard,
 //! in the metadata log's order.
 //!
@@ -12,11 +12,12 @@
 //! vhost are closed (a notice, run after the log's lock is let go), a policy
 //! is re-applied to the vhost's queues and exchanges.
 
+use crate::core::access::op::AccessOp;
 use crate::core::amqp::broker::{Broker, Notice};
+use crate::core::amqp::meta::LoggedOp;
 use crate::core::model::error::AdminResult;
 use crate::core::model::ids::ConnId;
 use crate::core::model::meta::apply::ApplyError;
-use crate::core::model::meta::{AccessOp, MetaOp};
 use crate::core::model::vhost_meta::{save_meta, save_parameters, GLOBAL_PARAMETERS_FILE};
 use crate::core::policy::apply as policy;
 use crate::core::policy::Policy;
@@ -32,7 +33,7 @@ impl Broker {
             let changed = b.apply_access(&op)?;
             if changed {
                 b.save_access(&op)?;
-                b.model.note_made(&MetaOp::Access(op));
+                b.keep_made(Some(op));
             }
             Ok(changed)
         })
@@ -41,16 +42,10 @@ impl Broker {
     /// Applies an op another shard made (or, in tests, an op of the log fed
     /// to a broker of one shard): routing ops to the model, access ops here.
     /// Nothing is saved: the maker did that.
-    pub(crate) fn apply_logged_op(&mut self, op: &MetaOp) -> Result<bool, ApplyError> {
+    pub(crate) fn apply_logged_op(&mut self, op: &LoggedOp) -> Result<bool, ApplyError> {
         match op {
-            MetaOp::Access(a) => {
-                let changed = self.apply_access(a)?;
-                if changed {
-                    self.model.note_made(op);
-                }
-                Ok(changed)
-            }
-            _ => self.apply_meta_routing(op),
+            LoggedOp::Routing(op) => self.apply_meta_routing(op),
+            LoggedOp::Access(a) => self.apply_access(a),
         }
     }
 

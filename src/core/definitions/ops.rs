@@ -18,7 +18,7 @@ use crate::core::model::Model;
 /// caller hands the result to the group commit ([`super::log::written`]) or to
 /// `Broker::definitions_written_by`, which holds a client's reply until it.
 pub(crate) fn record_op(model: &mut Model, op: &MetaOp, applied: &Applied) -> Option<Written> {
-    let vhost = model.vhosts.get_mut(op.vhost()?)?;
+    let vhost = model.vhosts.get_mut(op.vhost())?;
     // Durable auto-delete exchanges the op took with it: their deletes are
     // logged after the op's own record (replay derives them from the op too,
     // when their bindings were logged; these records cover the rest).
@@ -56,25 +56,22 @@ fn record_own(vhost: &mut crate::core::model::vhost::VHost, op: &MetaOp) -> Opti
         MetaOp::QueueDeclare(d) => (d.arguments.to_bytes(), d.gen),
         MetaOp::Binding(b) => (b.arguments.to_bytes(), 0),
         MetaOp::ExchangeDelete { .. } | MetaOp::QueueDelete { .. } => (Vec::new(), 0),
-        // Access ops are saved to files of their own, not to this log.
-        MetaOp::Access(_) => return None,
     };
     let arguments = Table::parse(&args).expect("a table the codec encoded");
-    record_with_gen(vhost, &method_of(op, arguments, &queue)?, gen)
+    record_with_gen(vhost, &method_of(op, arguments, &queue), gen)
 }
 
 /// [`record_op`], then the group commit: for callers that sync before they
 /// answer (the import) or that answer nobody (a queue deleted by a timer).
 pub(crate) fn record_op_written(model: &mut Model, op: &MetaOp, applied: &Applied) {
-    if let (Some(w), Some(vhost)) = (record_op(model, op, applied), op.vhost()) {
-        written(model, vhost, w);
+    if let Some(w) = record_op(model, op, applied) {
+        written(model, op.vhost(), w);
     }
 }
 
-/// The method a record of `op` holds (none for an access op); `queue` names
-/// a queue binding's queue.
-fn method_of<'a>(op: &'a MetaOp, arguments: Table<'a>, queue: &'a ShortString) -> Option<Method<'a>> {
-    Some(match op {
+/// The method a record of `op` holds; `queue` names a queue binding's queue.
+fn method_of<'a>(op: &'a MetaOp, arguments: Table<'a>, queue: &'a ShortString) -> Method<'a> {
+    match op {
         MetaOp::ExchangeDeclare(d) => Method::ExchangeDeclare(ExchangeDeclare {
             ticket: 0,
             exchange: d.name.as_short(),
@@ -145,8 +142,7 @@ fn method_of<'a>(op: &'a MetaOp, arguments: Table<'a>, queue: &'a ShortString) -
                 }),
             }
         }
-        MetaOp::Access(_) => return None,
-    })
+    }
 }
 
 /// What a replayed or imported method becomes.

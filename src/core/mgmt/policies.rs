@@ -8,7 +8,7 @@
 
 use crate::core::amqp::broker::Broker;
 use crate::core::model::error::{AdminError, AdminResult};
-use crate::core::model::meta::AccessOp;
+use crate::core::access::op::AccessOp;
 use crate::core::policy::apply::{self, VhostPolicy};
 use crate::core::policy::{Policy, PolicyDef, PolicyKind};
 

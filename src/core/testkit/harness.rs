@@ -67,7 +67,7 @@ impl Harness {
     pub fn shards(
         seed: u64,
         n: u16,
-        log: &std::sync::Arc<crate::core::model::meta::MetaLog>,
+        log: &std::sync::Arc<crate::core::amqp::meta::ShardLog>,
         sync: bool,
     ) -> Vec<Harness> {
         (0..n).map(|i| Harness::shards_one(seed, i, n, log, sync)).collect()
@@ -78,7 +78,7 @@ impl Harness {
         seed: u64,
         i: u16,
         n: u16,
-        log: &std::sync::Arc<crate::core::model::meta::MetaLog>,
+        log: &std::sync::Arc<crate::core::amqp::meta::ShardLog>,
         sync: bool,
     ) -> Harness {
         use crate::core::model::meta::{ShardId, Shards};

@@ -1,7 +1,7 @@
 //! Users, permissions, vhosts, policies and parameters are metadata ops
 //! (`model::meta::access`), so every shard's copy of them is equal: seeded
 //! management commands on 2 to 4 shards (each a broker of its own in this one
-//! thread, joined to one [`MetaLog`]) add and delete users, set and clear
+//! thread, joined to one [`ShardLog`]) add and delete users, set and clear
 //! permissions and topic permissions, create and delete vhosts, set vhost
 //! limits, set and clear policies and parameters, import definitions, while
 //! AMQP clients declare and delete queues on "/" (so access ops and routing
@@ -28,7 +28,8 @@ use crate::core::access::permissions::PermissionDef;
 use crate::core::access::topic_permissions::TopicPermissionDef;
 use crate::core::amqp::broker::Broker;
 use crate::core::mgmt::commands::UserSpec;
-use crate::core::model::meta::{MetaLog, ShardId};
+use crate::core::amqp::meta::ShardLog;
+use crate::core::model::meta::ShardId;
 use crate::core::model::policy::{ApplyTo, PolicyDef, PolicyKind};
 use crate::core::model::vhost_meta::{Parameter, VhostMeta};
 
@@ -67,8 +68,10 @@ fn access(b: &Broker) -> String {
             .map(|q| (q.name().to_string(), q.policy().map(|p| p.name().to_owned())))
             .collect();
         queues.sort();
+        let mut exchanges: Vec<_> = v.exchanges.keys().map(|x| x.to_string()).collect();
+        exchanges.sort();
         out += &format!(
-            "vhost {name} {:?} {:?}\n  policies {:?} {:?}\n  queues {queues:?}\n",
+            "vhost {name} {:?} {:?}\n  policies {:?} {:?}\n  queues {queues:?}\n  exchanges {exchanges:?}\n",
             v.meta,
             v.parameters,
             v.policies.defs(),
@@ -107,7 +110,7 @@ fn password(user: &str, version: u32) -> String {
 }
 
 /// Applies the log's new entries to the reference broker; returns how many.
-fn feed(log: &MetaLog, read: &mut u64, reference: &mut Harness, reader: ShardId) -> usize {
+fn feed(log: &ShardLog, read: &mut u64, reference: &mut Harness, reader: ShardId) -> usize {
     let ops = log.lock().since(*read);
     *read += ops.len() as u64;
     log.lock().advance(reader, *read);
@@ -121,7 +124,7 @@ fn feed(log: &MetaLog, read: &mut u64, reference: &mut Harness, reader: ShardId)
 fn run(seed: u64, n: u16) {
     let mut rng = StdRng::seed_from_u64(seed);
     // One cursor more than shards: the reference's.
-    let log = MetaLog::new(n + 1);
+    let log = ShardLog::new(n + 1);
     let reader = ShardId(n);
     let mut reference = Harness::new(seed, false, |_| {});
     let mut read = 0;
@@ -268,6 +271,22 @@ fn run(seed: u64, n: u16) {
             11 => {
                 let kind = [PolicyKind::User, PolicyKind::Operator][rng.random_range(0..2)];
                 drop(b.delete_policy(vhost, &format!("p{}", rng.random_range(0..2)), kind, now));
+            }
+            12 if rng.random_bool(0.3) => {
+                // An import that makes a vhost, a user, a permission and an
+                // exchange in the new vhost: its ops keep their order in the
+                // log (the exchange's declare after the vhost's create).
+                versions[u] += 1;
+                let v = VHOSTS[rng.random_range(0..VHOSTS.len())];
+                let d = json!({
+                    "vhosts": [{"name": v}],
+                    "users": [{"name": user, "password": password(user, versions[u]), "tags": ""}],
+                    "permissions": [{"user": user, "vhost": v, "configure": ".*", "write": ".*", "read": ".*"}],
+                    "exchanges": [{"name": format!("x{step}"), "vhost": v, "type": "topic", "durable": true,
+                        "auto_delete": false, "internal": false, "arguments": {}}],
+                });
+                let d = serde_json::from_value(d).expect("definitions");
+                b.import_definitions(d, None, None, now).expect("an import");
             }
             12 => {
                 let p = Parameter {

@@ -5,7 +5,7 @@
 use crate::core::access::permissions::Permission;
 use crate::core::access::topic_permissions::{TopicPermissionDef, TopicPermissions};
 use crate::core::amqp::broker::Broker;
-use crate::core::model::meta::AccessOp;
+use crate::core::access::op::AccessOp;
 
 use super::{not_found, AdminError, Declared};
 

@@ -11,7 +11,7 @@ use crate::core::definitions;
 use crate::core::definitions::json::import::{self, Plan};
 use crate::core::definitions::json::{export, Definitions};
 use crate::core::model::error::AdminResult;
-use crate::core::model::meta::AccessOp;
+use crate::core::access::op::AccessOp;
 use crate::core::policy::PolicyKind;
 
 #[cfg(test)]

@@ -54,10 +54,6 @@ pub enum ApplyError {
     /// The store of a new queue or delayed exchange could not be created or opened.
     #[error("{0}")]
     Store(#[from] std::io::Error),
-    /// An access op given to the model: the broker applies those
-    /// (`Broker::apply_logged_op`), as it holds users and permissions.
-    #[error("an access op is applied by the broker, not the model")]
-    Access,
     /// An access op whose content this shard refuses (a pattern that does
     /// not compile): the maker validated it, so another version made it.
     #[error("{0}")]
@@ -70,7 +66,7 @@ impl From<ApplyError> for crate::core::model::error::AdminError {
         match e {
             ApplyError::NoVhost(v) => AdminError::NotFound(format!("no vhost '{v}'")),
             ApplyError::Store(e) => AdminError::Io(e),
-            ApplyError::Access | ApplyError::Invalid(_) => AdminError::BadRequest(e.to_string()),
+            ApplyError::Invalid(e) => AdminError::BadRequest(e),
         }
     }
 }
@@ -137,7 +133,6 @@ impl Model {
                 Ok(applied)
             }
             MetaOp::Binding(b) => self.set_binding(b, cascade),
-            MetaOp::Access(_) => Err(ApplyError::Access),
         }?;
         if applied.changed {
             self.note_made(op);

@@ -14,18 +14,15 @@
 //! | module | what |
 //! |---|---|
 //! | [`op`] | the ops: exchange and queue declares and deletes, bindings |
-//! | [`access`] | the access ops: users, permissions, vhosts, policies, parameters |
 //! | [`apply`] | applying one op to the model, and what it changed |
 //! | [`shard`] | the shard that owns a queue: a stable hash of vhost and name |
 //! | [`log`] | the log that orders the ops of every shard, so their copies stay equal |
 
-pub mod access;
 pub mod apply;
 pub mod log;
 pub mod op;
 pub mod shard;
 
-pub use access::AccessOp;
 pub use apply::Applied;
 pub use log::MetaLog;
 pub use op::{BindingOp, ExchangeDecl, MetaOp, QueueDecl};

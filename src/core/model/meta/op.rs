@@ -1,5 +1,4 @@
-//! The metadata ops: a change to a vhost's exchanges, queues or bindings (or,
-//! through [`AccessOp`], to users, permissions, vhosts and policies) as a
+//! The metadata ops: a change to a vhost's exchanges, queues or bindings as a
 //! value (owned, so it can be logged, sent to another shard, compared).
 //!
 //! An op carries what was decided, never what is to be checked: ids, store
@@ -10,7 +9,7 @@ use ringmq_codec::{FieldTable, ShortString};
 
 use crate::core::model::exchange::ExchangeKind;
 use crate::core::model::ids::{ConnId, Dest, QueueId, VhostName};
-use crate::core::model::meta::{AccessOp, ShardId};
+use crate::core::model::meta::ShardId;
 
 /// One change to a vhost's routing data.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,21 +35,16 @@ pub enum MetaOp {
         keep_files: bool,
     },
     Binding(BindingOp),
-    /// Users, permissions, vhosts, policies, parameters (`meta::access`):
-    /// applied by the broker, which holds users and permissions, not by
-    /// [`Model::apply`](crate::core::model::Model::apply).
-    Access(AccessOp),
 }
 
 impl MetaOp {
-    /// The vhost whose routing data the op changes (None for an access op).
-    pub fn vhost(&self) -> Option<&VhostName> {
+    /// The vhost the op changes.
+    pub fn vhost(&self) -> &VhostName {
         match self {
-            MetaOp::ExchangeDeclare(d) => Some(&d.vhost),
-            MetaOp::ExchangeDelete { vhost, .. } | MetaOp::QueueDelete { vhost, .. } => Some(vhost),
-            MetaOp::QueueDeclare(d) => Some(&d.vhost),
-            MetaOp::Binding(b) => Some(&b.vhost),
-            MetaOp::Access(_) => None,
+            MetaOp::ExchangeDeclare(d) => &d.vhost,
+            MetaOp::ExchangeDelete { vhost, .. } | MetaOp::QueueDelete { vhost, .. } => vhost,
+            MetaOp::QueueDeclare(d) => &d.vhost,
+            MetaOp::Binding(b) => &b.vhost,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The access ops: a change to users, permissions, vhosts, policies or
 //! parameters as a value, carried by the same metadata log as the routing ops
-//! ([`MetaOp::Access`](super::MetaOp::Access)), so every shard's copy of who
-//! may log in where, and of each vhost's policies, stays equal.
+//! (`model::meta`; the log's entry is `amqp::meta::LoggedOp`), so every
+//! shard's copy of who may log in where, and of each vhost's policies, stays
+//! equal.
 //!
 //! As for the routing ops, an op carries what was decided: a user with its
 //! password already hashed (a shard that hashed a clear password again would
