@@ -12,12 +12,12 @@
 //! routing ops and the access ops (users, permissions, vhosts, policies:
 //! `amqp::meta_access`) in one order.
 
+use crate::core::access::op::AccessOp;
 use crate::core::amqp::broker::{Broker, Notice};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::error::{channel_error, Exception};
 use crate::core::definitions;
 use crate::core::model::meta::apply::ApplyError;
-use crate::core::access::op::AccessOp;
 use crate::core::model::meta::{Applied, MetaLog, MetaOp, Shards};
 use ringmq_codec::ReplyCode;
 use std::sync::Arc;

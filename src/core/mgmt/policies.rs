@@ -6,9 +6,9 @@
 //! session's pending work (deliveries from queues whose limits changed) runs
 //! after.
 
+use crate::core::access::op::AccessOp;
 use crate::core::amqp::broker::Broker;
 use crate::core::model::error::{AdminError, AdminResult};
-use crate::core::access::op::AccessOp;
 use crate::core::policy::apply::{self, VhostPolicy};
 use crate::core::policy::{Policy, PolicyDef, PolicyKind};
 

@@ -13,9 +13,9 @@ use crate::core::model::ids::VhostName;
 
 use serde_json::Value;
 
+use crate::core::access::op::AccessOp;
 use crate::core::amqp::broker::Broker;
 use crate::core::mgmt::error::{AdminError, AdminResult};
-use crate::core::access::op::AccessOp;
 use crate::core::model::vhost::VHost;
 pub use crate::core::model::vhost_meta::{
     parse_limit, GlobalParameter, Parameter, VhostLimits, VhostMeta, GLOBAL_PARAMETERS_FILE, PARAMETERS_FILE,

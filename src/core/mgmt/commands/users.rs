@@ -2,10 +2,10 @@
 //! checked here, on a current copy (a metadata section), and made as an
 //! access op that every shard applies (`amqp::meta_access`).
 
+use crate::core::access::op::AccessOp;
 use crate::core::access::permissions::Permission;
 use crate::core::access::topic_permissions::{TopicPermissionDef, TopicPermissions};
 use crate::core::amqp::broker::Broker;
-use crate::core::access::op::AccessOp;
 
 use super::{not_found, AdminError, Declared};
 

@@ -6,12 +6,12 @@
 //! policies), declares the file's exchanges, queues and bindings, and syncs
 //! the definitions logs once before the caller answers.
 
+use crate::core::access::op::AccessOp;
 use crate::core::amqp::broker::Broker;
 use crate::core::definitions;
 use crate::core::definitions::json::import::{self, Plan};
 use crate::core::definitions::json::{export, Definitions};
 use crate::core::model::error::AdminResult;
-use crate::core::access::op::AccessOp;
 use crate::core::policy::PolicyKind;
 
 #[cfg(test)]
