@@ -10,7 +10,8 @@
 //! on a copy that is current, so two shards declaring one name differently
 //! are ordered here and the second gets the 406, as on one shard.
 //!
-//! The lock is taken for metadata only (declares, bindings, deletes), never by
+//! The lock is taken for metadata only (declares, bindings, deletes; users,
+//! permissions, vhosts and policies), never by
 //! a publish, a delivery or an ack. Between inputs a shard reads [`MetaLog::head`],
 //! one atomic load, and takes the lock only when it is behind: a client that
 //! got its bind-ok from one shard and then publishes through another sees its
