@@ -11,8 +11,8 @@
 //! are ordered here and the second gets the 406, as on one shard.
 //!
 //! The lock is taken for metadata only (declares, bindings, deletes; users,
-//! permissions, vhosts and policies), never by
-//! a publish, a delivery or an ack. Between inputs a shard reads [`MetaLog::head`],
+//! permissions, vhosts and policies), never by a publish, a delivery or an
+//! ack. Between inputs a shard reads [`MetaLog::head`],
 //! one atomic load, and takes the lock only when it is behind: a client that
 //! got its bind-ok from one shard and then publishes through another sees its
 //! binding there.
