@@ -15,7 +15,7 @@ use crate::core::policy::{Policy, PolicyDef, PolicyKind};
 impl Broker {
     /// Adds or replaces a policy and applies it to existing objects at once.
     /// Returns whether it is new (the API answers 201, else 204).
-    /// An op for every shard (`meta::access`): each re-applies it to its copy.
+    /// An op for every shard (`access::op`): each re-applies it to its copy.
     pub fn put_policy(&mut self, vhost: &str, def: PolicyDef, kind: PolicyKind, now_ms: u64) -> AdminResult<bool> {
         Policy::compile(def.clone(), kind).map_err(AdminError::BadRequest)?;
         self.start_policy_change(now_ms);

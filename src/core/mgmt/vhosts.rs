@@ -63,7 +63,7 @@ impl Broker {
     /// Creates a vhost, or updates the description and tags of an existing one
     /// (as RabbitMQ's PUT does). `grant_to` gets full permissions on a new vhost
     /// (RabbitMQ gives them to the user who created it through the API).
-    /// Returns whether the vhost is new. Ops for every shard (`meta::access`).
+    /// Returns whether the vhost is new. Ops for every shard (`access::op`).
     pub fn create_vhost(&mut self, name: &str, meta: Option<VhostMeta>, grant_to: Option<&str>) -> AdminResult<bool> {
         // connection.open names the vhost in a short string: RabbitMQ's text for
         // one that cannot be (`vhost should be less than 255 bytes, actually was 300`).

@@ -1,5 +1,5 @@
 //! Users, permissions, vhosts, policies and parameters are metadata ops
-//! (`model::meta::access`), so every shard's copy of them is equal: seeded
+//! (`access::op`), so every shard's copy of them is equal: seeded
 //! management commands on 2 to 4 shards (each a broker of its own in this one
 //! thread, joined to one [`ShardLog`]) add and delete users, set and clear
 //! permissions and topic permissions, create and delete vhosts, set vhost

@@ -22,7 +22,7 @@ impl Broker {
     /// Creates or updates a user (RabbitMQ: a new user needs `password` or
     /// `password_hash`; an update without either keeps the password).
     /// The user goes to every shard as it is decided here: hashed once, with
-    /// this shard's salt (`meta::access`).
+    /// this shard's salt (`access::op`).
     pub fn admin_put_user(&mut self, name: &str, spec: &UserSpec) -> Result<Declared, AdminError> {
         self.in_meta_section(|b| b.put_user_now(name, spec))
     }

@@ -58,7 +58,7 @@ impl Broker {
         for (name, meta) in plan.vhosts {
             self.create_vhost(&name, Some(meta), acting_user)?;
         }
-        // Each an op for every shard (`meta::access`), hashed passwords and all.
+        // Each an op for every shard (`access::op`), hashed passwords and all.
         for u in plan.users {
             self.make_access(AccessOp::UserPut(u))?;
         }
