@@ -71,10 +71,16 @@ impl Broker {
         let Some(mut conn) = self.conns.remove(&id) else {
             return input.len();
         };
-        conn.note_input(now_ms);
-        let now_ms = self.advance_clock(now_ms);
         // Other shards' declares and bindings first: one atomic load when none.
         self.catch_up_meta();
+        if conn.is_parked() {
+            // Waiting for another shard's answer: the input stays with the
+            // caller until `take_resumed` names this connection.
+            self.conns.insert(id, conn);
+            return 0;
+        }
+        conn.note_input(now_ms);
+        let now_ms = self.advance_clock(now_ms);
         let used = if conn.login_refused() {
             input.len() // a refused login: nothing more is read
         } else {
@@ -211,6 +217,9 @@ impl Broker {
             match msg {
                 CrossMsg::Forward(f) => self.model.store_forward(from, &f),
                 CrossMsg::Stored { confirm, failed } => self.handle_stored(confirm, failed),
+                CrossMsg::Ask(ask) => self.handle_ask(from, &ask),
+                CrossMsg::Reply(reply) => self.handle_reply(from, &reply),
+                CrossMsg::Settle(s) => self.model.handle_settlement(&s),
             }
         }
         self.after_input();
@@ -222,6 +231,13 @@ impl Broker {
     /// peer (`model::cross`): the io layer hands each to its shard, in order.
     pub fn take_cross(&mut self, out: &mut Vec<(ShardId, Vec<CrossMsg>)>) {
         self.model.cross.take(out);
+    }
+
+    /// Connections that were parked for another shard's answer and may go on:
+    /// the io layer hands each its unconsumed input again (`handle_input`
+    /// took none of it while parked, and its reading was paused).
+    pub fn take_resumed(&mut self, into: &mut Vec<ConnId>) {
+        into.append(&mut self.resumed);
     }
 
     /// Connections that have output since the last call.

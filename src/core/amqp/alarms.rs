@@ -110,6 +110,8 @@ impl Broker {
     /// Whether the io layer should stop reading from this connection: a resource
     /// alarm is on and the connection publishes.
     pub fn should_pause_reading(&self, id: ConnId) -> bool {
-        self.alarms.blocking() && self.conns.get(&id).is_some_and(|c| c.has_published)
+        self.conns
+            .get(&id)
+            .is_some_and(|c| c.parked.is_some() || (self.alarms.blocking() && c.has_published))
     }
 }

@@ -70,6 +70,9 @@ pub struct Broker {
     /// With several shards, this shard's place in the metadata log (see
     /// `amqp::meta`); None with one shard.
     pub(in crate::core) meta: Option<crate::core::amqp::meta::MetaLink>,
+    /// Parked connections whose answer came: their input is to be handed in
+    /// again (`take_resumed`).
+    pub(in crate::core) resumed: Vec<ConnId>,
 }
 
 impl Broker {
@@ -130,6 +133,7 @@ impl Broker {
             node_stats: Default::default(),
             retired_stats: Default::default(),
             meta: None,
+            resumed: Vec::new(),
         };
         b.global_parameters = ringmq_store::meta::read_json(
             &b.config

@@ -30,7 +30,6 @@ use ringmq_codec::{
 };
 use ringmq_store::SyncBatch;
 
-use crate::core::amqp::basic::ack::Settle;
 use crate::core::amqp::broker::Broker;
 use crate::core::amqp::channel::{PendingCommit, PendingConfirm, Tx, TxAck};
 use crate::core::amqp::connection::Connection;
@@ -38,6 +37,7 @@ use crate::core::amqp::dispatch::{chan, precondition};
 use crate::core::amqp::error::MethodResult;
 use crate::core::amqp::output::Output;
 use crate::core::definitions::{self, log::Written};
+use crate::core::model::cross::SettleHow;
 use crate::core::model::cross::{ConfirmRef, TX_COMMIT};
 use crate::core::model::ids::{ConnId, QueueId, ADMIN_CONN};
 use crate::core::model::route::PublishOutcome;
@@ -475,9 +475,13 @@ impl Broker {
         }
         for a in tx.acks {
             match a {
-                TxAck::Ack { tag, multiple } => self.settle(conn, channel, tag, multiple, Settle::Ack)?,
+                TxAck::Ack { tag, multiple } => self.settle(conn, channel, tag, multiple, SettleHow::Ack)?,
                 TxAck::Nack { tag, multiple, requeue } => {
-                    let how = if requeue { Settle::Requeue } else { Settle::Discard };
+                    let how = if requeue {
+                        SettleHow::Requeue
+                    } else {
+                        SettleHow::Discard
+                    };
                     self.settle(conn, channel, tag, multiple, how)?
                 }
             }

@@ -14,6 +14,11 @@ use crate::core::model::stats::MsgCounters;
 impl Connection {
     /// Bytes arrived at `now_ms` (before they are processed).
     #[inline]
+    /// Waiting for another shard's answer (`remote`).
+    pub(in crate::core) fn is_parked(&self) -> bool {
+        self.parked.is_some()
+    }
+
     pub(in crate::core) fn note_input(&mut self, now_ms: u64) {
         self.last_recv_ms = now_ms;
     }

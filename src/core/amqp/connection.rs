@@ -119,6 +119,9 @@ pub struct Connection {
     pub(in crate::core::amqp) cert_identity: crate::core::access::auth::CertIdentity,
     /// The SASL mechanism the client logged in with (the API's `auth_mechanism`).
     pub(in crate::core::amqp) auth_mechanism: &'static str,
+    /// Waiting for another shard's answer (`remote`): no frame is handled
+    /// until it comes.
+    pub(in crate::core::amqp) parked: Option<crate::core::amqp::remote::Parked>,
 }
 
 /// How long the answer to a failed login is held back.
@@ -179,6 +182,7 @@ impl Connection {
             held_out: Default::default(),
             cert_identity: Default::default(),
             auth_mechanism: "PLAIN",
+            parked: None,
         }
     }
 

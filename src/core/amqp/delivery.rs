@@ -193,7 +193,9 @@ impl Broker {
         ch.commits.clear();
         let unacked = std::mem::take(&mut ch.unacked);
         let consumers: Vec<_> = ch.consumers.drain().collect();
-        for (_, u) in unacked.into_entries() {
+        let mut unacked: Vec<_> = unacked.into_entries().collect();
+        self.settle_remote(&vhost_name, &mut unacked, crate::core::model::cross::SettleHow::Requeue);
+        for (_, u) in unacked {
             self.model.requeue_or_limit(&vhost_name, u.queue, u.position);
             self.model.deliver_pending.push((vhost_name.clone(), u.queue));
         }

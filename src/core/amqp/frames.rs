@@ -54,6 +54,9 @@ impl Broker {
                 }
             };
             self.handle_frame(conn, frame, now_ms);
+            if conn.parked.is_some() {
+                break; // the rest waits for another shard's answer (`remote`)
+            }
         }
         pos
     }

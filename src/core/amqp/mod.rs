@@ -17,6 +17,7 @@
 //! | `topic_access` | topic permissions checked for the connection's user: 403 on refusal |
 //! | `delivery` | queue → consumer delivery, releasing closed channels |
 //! | `direct_reply` | `amq.rabbitmq.reply-to` |
+//! | `remote` | a method on another shard's queue: the connection parked until the owner answers |
 //! | [`output`] | a connection's pending frames, large bodies sent from the segment mapping |
 
 pub(in crate::core) mod alarms;
@@ -37,5 +38,6 @@ pub(in crate::core) mod meta;
 pub(in crate::core) mod meta_access;
 pub mod output;
 pub(in crate::core) mod queue;
+pub(in crate::core) mod remote;
 pub(in crate::core) mod topic_access;
 pub mod unacked;

@@ -16,6 +16,8 @@ use crate::core::amqp::dispatch::{chan, check_access, precondition};
 use crate::core::amqp::error::{channel_error, Exception, MethodResult};
 use crate::core::amqp::exchange::{bool_str, no_exchange};
 use crate::core::amqp::meta::internal_error;
+use crate::core::amqp::remote::Pending;
+use crate::core::model::cross::AskWhat;
 use crate::core::model::exchange::validate_binding;
 use crate::core::model::ids::{ConnId, Dest, QueueId};
 use crate::core::model::meta::{BindingOp, MetaOp, QueueDecl};
@@ -148,9 +150,17 @@ impl Broker {
                 }
             }
             let counts = (q.message_count(), q.consumer_count());
+            let owner = q.owner();
+            let vhost_name = conn.vhost.clone().expect("open");
+            if owner != self.model.shards.me {
+                // The counts, and the lease's renewal, are the owner's.
+                chan(conn, channel).last_queue = Some(name.into());
+                let reply = Pending::Declare { queue: name.into() };
+                self.ask_owner(conn, channel, &vhost_name, id, owner, AskWhat::Counts, reply, m.no_wait);
+                return Ok(());
+            }
             // A declare of an existing queue is a use for x-expires (RabbitMQ:
             // "redeclaring renews the lease").
-            let vhost_name = conn.vhost.clone().expect("open");
             self.model.touch_queue(&vhost_name, id);
             counts
         } else {
@@ -285,8 +295,24 @@ impl Broker {
     pub(crate) fn queue_purge(&mut self, conn: &mut Connection, channel: u16, m: QueuePurge<'_>) -> MethodResult {
         let (id, qname) = self.resolve_queue(conn, channel, m.queue)?;
         check_access(conn, Access::Read, "queue", &qname)?;
+        let me = self.model.shards.me;
         let vhost = self.vhost_of(conn);
         let q = vhost.queues.get_mut(&id).expect("resolved queue");
+        let owner = q.owner();
+        if owner != me {
+            let vname = conn.vhost.clone().expect("open");
+            self.ask_owner(
+                conn,
+                channel,
+                &vname,
+                id,
+                owner,
+                AskWhat::Purge,
+                Pending::Purge,
+                m.no_wait,
+            );
+            return Ok(());
+        }
         let purged = q
             .purge()
             .map_err(|e| channel_error(ReplyCode::InternalError, format!("purge failed: {e}")))?;
@@ -310,6 +336,7 @@ impl Broker {
         if let Some(n) = name.as_deref() {
             check_access(conn, Access::Configure, "queue", n)?;
         }
+        let me = self.model.shards.me;
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
         let mut message_count = 0;
@@ -318,6 +345,16 @@ impl Broker {
             let qname = q.name().clone();
             if q.is_exclusive_to_other(conn.id) {
                 return Err(locked(&qname, &vname));
+            }
+            let owner = q.owner();
+            if owner != me {
+                // The conditions, the count and the delete are the owner's.
+                let what = AskWhat::Delete {
+                    if_unused: m.if_unused,
+                    if_empty: m.if_empty,
+                };
+                self.ask_owner(conn, channel, &vname, id, owner, what, Pending::Delete, m.no_wait);
+                return Ok(());
             }
             if m.if_unused && q.consumer_count() > 0 {
                 return Err(precondition(format!("queue '{qname}' in vhost '{vname}' in use")));

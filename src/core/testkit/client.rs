@@ -43,6 +43,14 @@ pub enum Event {
         text: String,
     },
     Heartbeat,
+    /// queue.declare-ok, queue.purge-ok or queue.delete-ok, with its counts
+    /// (`consumers` only in a declare-ok).
+    QueueOk {
+        channel: u16,
+        name: &'static str,
+        messages: u32,
+        consumers: u32,
+    },
     /// Any other method, by name (declare-ok, consume-ok, ...).
     Other {
         channel: u16,
@@ -176,6 +184,24 @@ impl Client {
             Method::ConnectionClose(c) => Event::ConnectionClose {
                 code: c.reply_code,
                 text: c.reply_text.as_str().to_owned(),
+            },
+            Method::QueueDeclareOk(ok) => Event::QueueOk {
+                channel,
+                name: "queue.declare-ok",
+                messages: ok.message_count,
+                consumers: ok.consumer_count,
+            },
+            Method::QueuePurgeOk(ok) => Event::QueueOk {
+                channel,
+                name: "queue.purge-ok",
+                messages: ok.message_count,
+                consumers: 0,
+            },
+            Method::QueueDeleteOk(ok) => Event::QueueOk {
+                channel,
+                name: "queue.delete-ok",
+                messages: ok.message_count,
+                consumers: 0,
             },
             other => Event::Other {
                 channel,

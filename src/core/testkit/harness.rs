@@ -33,6 +33,9 @@ pub struct Harness {
     /// The last `now` the broker was given (see [`Self::core_now`]).
     core_now: u64,
     clients: BTreeMap<ConnId, Client>,
+    /// Input a connection parked for another shard's answer has not taken
+    /// yet (the io layer's read buffer): handed in again when it resumes.
+    unread: BTreeMap<ConnId, Vec<u8>>,
     /// A group commit taken from the broker and not yet finished.
     sync_job: Option<SyncJob>,
     disk: Option<Disk>,
@@ -55,6 +58,7 @@ impl Harness {
             clock: FakeClock::starting_at(1_000),
             core_now: 0,
             clients: BTreeMap::new(),
+            unread: BTreeMap::new(),
             sync_job: None,
             disk,
             _dir: dir,
@@ -141,13 +145,57 @@ impl Harness {
         id
     }
 
-    /// Client `id` sends `bytes` (whole frames) at the current `now`.
+    /// Client `id` sends `bytes` (whole frames) at the current `now`. A
+    /// connection parked for another shard's answer takes them when it
+    /// resumes ([`Self::is_parked`]).
     pub fn send(&mut self, id: ConnId, bytes: &[u8]) {
         let now = self.now();
         self.core_now = now;
-        let used = self.b().handle_input(id, bytes, now);
-        assert_eq!(used, bytes.len(), "seed {}: whole frames must be consumed", self.seed);
+        let unread = self.unread.entry(id).or_default();
+        unread.extend_from_slice(bytes);
+        let input = std::mem::take(unread);
+        let used = self.b().handle_input(id, &input, now);
+        self.keep_unread(id, input, used);
         self.pump();
+    }
+
+    /// What `handle_input` left: nothing unless the connection parked.
+    fn keep_unread(&mut self, id: ConnId, mut input: Vec<u8>, used: usize) {
+        if used < input.len() {
+            assert!(
+                self.broker().connection(id).is_some_and(|c| c.is_parked()),
+                "seed {}: whole frames must be consumed unless parked",
+                self.seed
+            );
+            input.drain(..used);
+            self.unread.insert(id, input);
+        } else {
+            self.unread.remove(&id);
+        }
+    }
+
+    /// Whether connection `id` waits for another shard's answer, with input
+    /// not taken yet.
+    pub fn is_parked(&self, id: ConnId) -> bool {
+        self.broker().connection(id).is_some_and(|c| c.is_parked())
+    }
+
+    /// Hands the resumed connections their input again, as the io layer does.
+    fn feed_resumed(&mut self) {
+        let mut resumed = Vec::new();
+        loop {
+            self.b().take_resumed(&mut resumed);
+            if resumed.is_empty() {
+                return;
+            }
+            let now = self.now();
+            for id in resumed.drain(..) {
+                let Some(input) = self.unread.remove(&id) else { continue };
+                let used = self.b().handle_input(id, &input, now);
+                self.keep_unread(id, input, used);
+            }
+            self.pump();
+        }
     }
 
     /// Runs pending work and hands out output until nothing is left.
@@ -214,6 +262,8 @@ impl Harness {
     /// The socket of `id` is gone. Its client stays readable until dropped with
     /// [`Self::forget`].
     pub fn disconnect(&mut self, id: ConnId) {
+        // What a parked connection had not read goes with its socket.
+        self.unread.remove(&id);
         self.b().handle_disconnect(id);
         self.pump();
     }
@@ -267,6 +317,7 @@ impl Harness {
         self.core_now = now;
         self.b().handle_cross(from, msgs, now);
         self.pump();
+        self.feed_resumed();
     }
 
     /// Group commits until nothing waits for one.

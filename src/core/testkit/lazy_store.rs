@@ -51,7 +51,7 @@ fn replies(h: &mut Harness, id: ConnId) -> Vec<&'static str> {
     h.events(id)
         .into_iter()
         .map(|e| match e {
-            Event::Other { name, .. } => name,
+            Event::Other { name, .. } | Event::QueueOk { name, .. } => name,
             other => panic!("unexpected {other:?}"),
         })
         .collect()

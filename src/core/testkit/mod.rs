@@ -42,5 +42,7 @@ mod meta_access;
 mod meta_replay;
 mod meta_shards;
 mod old_layout;
+mod remote_get;
+mod remote_ops;
 mod sync_failure;
 mod tx;

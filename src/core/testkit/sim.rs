@@ -300,7 +300,11 @@ impl Sim {
                 return true;
             }
             Event::ConnectionClose { code, text } => self.fail(format!("unexpected connection.close {code}: {text}")),
-            Event::GetEmpty { .. } | Event::TxRollbackOk { .. } | Event::Heartbeat | Event::Other { .. } => {}
+            Event::GetEmpty { .. }
+            | Event::TxRollbackOk { .. }
+            | Event::Heartbeat
+            | Event::Other { .. }
+            | Event::QueueOk { .. } => {}
         }
         false
     }

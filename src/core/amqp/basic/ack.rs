@@ -9,6 +9,7 @@ use crate::core::amqp::channel::{TxAck, Unacked};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::dispatch::{chan, precondition};
 use crate::core::amqp::error::{connection_error, MethodResult};
+use crate::core::model::cross::SettleHow;
 use crate::core::model::queue::dead_letter::DeathReason;
 
 impl Broker {
@@ -22,7 +23,7 @@ impl Broker {
             tx.acks.push(TxAck::Ack { tag, multiple });
             return Ok(());
         }
-        self.settle(conn, channel, tag, multiple, Settle::Ack)
+        self.settle(conn, channel, tag, multiple, SettleHow::Ack)
     }
 
     pub(crate) fn basic_nack(
@@ -41,7 +42,11 @@ impl Broker {
             tx.acks.push(TxAck::Nack { tag, multiple, requeue });
             return Ok(());
         }
-        let how = if requeue { Settle::Requeue } else { Settle::Discard };
+        let how = if requeue {
+            SettleHow::Requeue
+        } else {
+            SettleHow::Discard
+        };
         self.settle(conn, channel, tag, multiple, how)
     }
 
@@ -52,27 +57,28 @@ impl Broker {
         channel: u16,
         tag: u64,
         multiple: bool,
-        how: Settle,
+        how: SettleHow,
     ) -> MethodResult {
         let ch = chan(conn, channel);
-        let Some(taken) = ch.take_unacked(tag, multiple) else {
+        let Some(mut taken) = ch.take_unacked(tag, multiple) else {
             return Err(precondition(format!("unknown delivery tag {tag}")));
         };
         ch.release_credit(&taken);
-        if how == Settle::Ack {
+        if how == SettleHow::Ack {
             ch.stats.c.ack += taken.len() as u64;
         }
         let vhost_name = conn.vhost.clone().expect("open");
+        self.settle_remote(&vhost_name, &mut taken, how);
         match how {
-            Settle::Ack => self.ack_taken(&vhost_name, &taken),
-            Settle::Discard => {
+            SettleHow::Ack => self.ack_taken(&vhost_name, &taken),
+            SettleHow::Discard => {
                 for (_, u) in taken {
                     self.model
                         .discard_delivered(&vhost_name, u.queue, u.position, DeathReason::Rejected);
                     self.model.deliver_pending.push((vhost_name.clone(), u.queue));
                 }
             }
-            Settle::Requeue => {
+            SettleHow::Requeue => {
                 for (_, u) in taken {
                     self.model.requeue_or_limit(&vhost_name, u.queue, u.position);
                     self.model.deliver_pending.push((vhost_name.clone(), u.queue));
@@ -113,17 +119,10 @@ impl Broker {
         if !requeue {
             return Err(connection_error(ReplyCode::NotImplemented, "requeue=false"));
         }
-        self.settle(conn, channel, 0, true, Settle::Requeue)?;
+        self.settle(conn, channel, 0, true, SettleHow::Requeue)?;
         if reply {
             encode_method(&mut conn.out, channel, &Method::BasicRecoverOk(BasicRecoverOk));
         }
         Ok(())
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Settle {
-    Ack,
-    Requeue,
-    Discard,
 }

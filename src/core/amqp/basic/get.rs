@@ -12,6 +12,8 @@ use crate::core::amqp::connection::Connection;
 use crate::core::amqp::delivery::delivery_properties;
 use crate::core::amqp::dispatch::check_access;
 use crate::core::amqp::error::MethodResult;
+use crate::core::amqp::remote::Pending;
+use crate::core::model::cross::AskWhat;
 use crate::core::model::queue::take::TakenAt;
 
 impl Broker {
@@ -19,6 +21,17 @@ impl Broker {
         let (qid, qname) = self.resolve_queue(conn, channel, m.queue)?;
         check_access(conn, Access::Read, "queue", &qname)?;
         let vhost_name = conn.vhost.clone().expect("open");
+        let owner = self.model.vhosts[&vhost_name].queues[&qid].owner();
+        if owner != self.model.shards.me {
+            // The message is the owner's to take (`amqp::remote`).
+            let what = AskWhat::Get { no_ack: m.no_ack };
+            let reply = Pending::Get {
+                queue: qid,
+                no_ack: m.no_ack,
+            };
+            self.ask_owner(conn, channel, &vhost_name, qid, owner, what, reply, false);
+            return Ok(());
+        }
         self.model.touch_queue(&vhost_name, qid);
         self.model.expire_head(&vhost_name, qid);
         let vhost = self.model.vhosts.get_mut(&vhost_name).expect("vhost");

@@ -10,6 +10,18 @@
 //! reach a queue in publish order, as AMQP promises.
 //!
 //! With one shard nothing here is used: every queue is local.
+//!
+//! | module | what |
+//! |---|---|
+//! | this file | forwarded publishes and their `Stored` word, the outbox |
+//! | [`ask`] | questions to a queue's owner (counts, purge, delete, get) and answers |
+//! | [`settle`] | acks, requeues and discards of another shard's deliveries |
+
+pub mod ask;
+pub mod settle;
+
+pub use ask::{Answer, Ask, AskRef, AskWhat, Got, Reply};
+pub use settle::{SettleHow, Settlement};
 
 use ringmq_codec::ShortString;
 
@@ -67,15 +79,21 @@ pub enum CrossMsg {
         confirm: ConfirmRef,
         failed: bool,
     },
+    /// A question for the owner of a queue (`ask`).
+    Ask(Box<Ask>),
+    /// The owner's answer.
+    Reply(Box<Reply>),
+    /// Deliveries of the receiver's queue settled on the sender's channels.
+    Settle(Box<Settlement>),
 }
 
-/// A stored message's confirm that waits for the receiver's group commit.
-#[derive(Debug, Clone, Copy)]
+/// A word that waits for the sender's group commit: a stored message's
+/// confirm, a durable queue's delete.
+#[derive(Debug)]
 struct AfterSync {
     epoch: u64,
     to: ShardId,
-    confirm: ConfirmRef,
-    failed: bool,
+    msg: CrossMsg,
 }
 
 /// The model's side of the crossing: what leaves at the end of the turn, and
@@ -103,33 +121,38 @@ impl Cross {
     /// The confirm of a message stored here goes back once the commit of
     /// `epoch` is done.
     pub fn send_after_sync(&mut self, epoch: u64, to: ShardId, confirm: ConfirmRef, failed: bool) {
-        self.after_sync.push(AfterSync {
-            epoch,
-            to,
-            confirm,
-            failed,
-        });
+        self.reply_after_sync(epoch, to, CrossMsg::Stored { confirm, failed });
+    }
+
+    /// `msg` goes to `to` once the commit of `epoch` is done.
+    pub fn reply_after_sync(&mut self, epoch: u64, to: ShardId, msg: CrossMsg) {
+        self.after_sync.push(AfterSync { epoch, to, msg });
     }
 
     /// The commit went as far as `synced`; the ones through `failed_through`
-    /// failed: their confirms go back as failures (nacks).
+    /// failed: their confirms go back as failures (nacks), their answers as
+    /// internal errors. Each peer gets its words in the order they were made.
     pub fn commit_done(&mut self, synced: u64, failed_through: Option<u64>) {
-        let mut i = 0;
-        while i < self.after_sync.len() {
-            let w = self.after_sync[i];
+        let waiting = std::mem::take(&mut self.after_sync);
+        for mut w in waiting {
             let failed = failed_through.is_some_and(|f| w.epoch <= f);
-            if failed || w.epoch <= synced {
-                self.after_sync.swap_remove(i);
-                self.send(
-                    w.to,
-                    CrossMsg::Stored {
-                        confirm: w.confirm,
-                        failed: w.failed || failed,
-                    },
-                );
-            } else {
-                i += 1;
+            if !failed && w.epoch > synced {
+                self.after_sync.push(w);
+                continue;
             }
+            if failed {
+                match &mut w.msg {
+                    CrossMsg::Stored { failed, .. } => *failed = true,
+                    CrossMsg::Reply(r) => {
+                        r.answer = Answer::Refused {
+                            code: ringmq_codec::ReplyCode::InternalError,
+                            text: "the queue's owner could not sync its change to disk".into(),
+                        }
+                    }
+                    CrossMsg::Forward(_) | CrossMsg::Ask(_) | CrossMsg::Settle(_) => {}
+                }
+            }
+            self.send(w.to, w.msg);
         }
     }
 
