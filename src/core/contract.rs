@@ -300,6 +300,7 @@ impl Broker {
     /// timers are due that did not fit in the last turn).
     pub fn has_pending_work(&self) -> bool {
         !self.model.deliver_pending.is_empty()
+            || !self.notices.is_empty()
             || !self.model.dead_letters.is_empty()
             || !self.model.expiry_pending.is_empty()
             || self.model.timers.due_len() > 0

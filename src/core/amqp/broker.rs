@@ -31,6 +31,9 @@ pub enum Notice {
         channel: u16,
         tag: ShortString,
     },
+    /// Close a connection with 320 CONNECTION_FORCED: its user or vhost was
+    /// deleted (an access op, applied while the metadata log's lock is held).
+    ForceClose { conn: ConnId, reason: String },
 }
 
 pub struct Broker {

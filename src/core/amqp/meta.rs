@@ -8,8 +8,11 @@
 //! (`model::meta::log`): an op is decided and applied inside a *metadata
 //! section*, which holds the log's lock, first applies what other shards
 //! appended, and appends this shard's ops at its end. With one shard there is
-//! no log and a section costs nothing.
+//! no log and a section costs nothing. The log carries [`LoggedOp`]s: the
+//! routing ops and the access ops (users, permissions, vhosts, policies:
+//! `amqp::meta_access`) in one order.
 
+use crate::core::access::op::AccessOp;
 use crate::core::amqp::broker::{Broker, Notice};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::error::{channel_error, Exception};
@@ -19,15 +22,29 @@ use crate::core::model::meta::{Applied, MetaLog, MetaOp, Shards};
 use ringmq_codec::ReplyCode;
 use std::sync::Arc;
 
+/// An entry of the shards' metadata log: one op, of the model's routing data
+/// or of access (which the model does not hold).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoggedOp {
+    Routing(MetaOp),
+    Access(AccessOp),
+}
+
+/// The log the shards of one broker share.
+pub type ShardLog = MetaLog<LoggedOp>;
+
 /// A shard's place in the metadata log.
 pub(crate) struct MetaLink {
-    log: Arc<MetaLog>,
+    log: Arc<ShardLog>,
     /// The position of the first op this shard has not applied.
     cursor: u64,
     /// A section is open: the lock is held by the caller of the section, and
-    /// the model keeps the ops applied in it (`Model::meta_made`) to be
-    /// appended at its end.
+    /// the model keeps the routing ops applied in it (`Model::meta_made`) to
+    /// be appended at its end.
     in_section: bool,
+    /// The ops made in the open section so far, in order, when an access op
+    /// came between routing ops (see [`Broker::keep_made`]).
+    made: Vec<LoggedOp>,
 }
 
 impl Broker {
@@ -55,7 +72,7 @@ impl Broker {
 
     /// Joins the shards of one broker: this is shard `shards.me`, and every
     /// op goes through `log`. Called once, before the first connection.
-    pub fn join_shards(&mut self, shards: Shards, log: Arc<MetaLog>) {
+    pub fn join_shards(&mut self, shards: Shards, log: Arc<ShardLog>) {
         assert!(
             self.conns.is_empty() && self.meta.is_none(),
             "shards are joined at start"
@@ -70,6 +87,7 @@ impl Broker {
             cursor,
             log,
             in_section: false,
+            made: Vec::new(),
         });
     }
 
@@ -87,10 +105,11 @@ impl Broker {
         self.meta.as_mut().expect("joined").in_section = true;
         self.model.meta_made = Some(Vec::new());
         let r = f(self);
-        let made = self.model.meta_made.take().expect("the section's");
+        self.keep_made(None);
+        self.model.meta_made = None;
         let link = self.meta.as_mut().expect("joined");
         link.in_section = false;
-        for op in made {
+        for op in std::mem::take(&mut link.made) {
             link.cursor = guard.append(op);
         }
         guard.advance(self.model.shards.me, link.cursor);
@@ -113,13 +132,26 @@ impl Broker {
         guard.advance(self.model.shards.me, cursor);
     }
 
-    fn apply_others_ops(&mut self, guard: &crate::core::model::meta::log::MetaLogGuard<'_>) {
+    /// Keeps what the open section made, in the order it was made: the
+    /// routing ops the model applied since the last call, then `access`.
+    /// Without a section (one shard) nothing is kept.
+    pub(crate) fn keep_made(&mut self, access: Option<AccessOp>) {
+        let Some(link) = self.meta.as_mut().filter(|l| l.in_section) else {
+            return;
+        };
+        let routing = self.model.meta_made.as_mut().map(std::mem::take).unwrap_or_default();
+        link.made.extend(routing.into_iter().map(LoggedOp::Routing));
+        link.made.extend(access.map(LoggedOp::Access));
+    }
+
+    fn apply_others_ops(&mut self, guard: &crate::core::model::meta::log::MetaLogGuard<'_, LoggedOp>) {
         let cursor = self.meta.as_ref().expect("joined").cursor;
         let ops = guard.since(cursor);
         for op in &ops {
-            // The shard that made the op logged its record; a copy that cannot
-            // make the store of a queue it owns (disk) says so and goes on.
-            if let Err(e) = self.apply_meta_quietly(op) {
+            // The shard that made the op logged its record (or saved the file
+            // of an access op); a copy that cannot make the store of a queue
+            // it owns (disk) says so and goes on.
+            if let Err(e) = self.apply_logged_op(op) {
                 tracing::error!(error = %e, ?op, "could not apply another shard's metadata op");
             }
         }
@@ -132,6 +164,12 @@ impl Broker {
         if let Some(link) = &self.meta {
             assert!(link.in_section, "a metadata op outside a section: {op:?}");
         }
+    }
+
+    /// Applies a routing op of the log, saving nothing: returns whether it
+    /// changed the copy.
+    pub(crate) fn apply_meta_routing(&mut self, op: &MetaOp) -> Result<bool, ApplyError> {
+        self.apply_meta_quietly(op).map(|a| a.changed)
     }
 
     fn apply_meta_quietly(&mut self, op: &MetaOp) -> Result<Applied, ApplyError> {

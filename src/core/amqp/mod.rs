@@ -11,6 +11,7 @@
 //! | [`unacked`] | a channel's deliveries waiting for an ack, in tag order |
 //! | `exchange`, `queue`, `basic` | one file per AMQP class's methods |
 //! | `meta` | a metadata op a method decided: applied, its durable record logged, a deleted queue's consumers cancelled |
+//! | `meta_access` | users, permissions, vhosts, policies and parameters as ops: made by a command, applied on every shard, saved once |
 //! | [`confirm`] | publisher confirms, transactions, group commit |
 //! | `alarms` | resource alarms on the connections: blocked, unblocked, reading paused; the io layer sets them here |
 //! | `topic_access` | topic permissions checked for the connection's user: 403 on refusal |
@@ -35,6 +36,7 @@ pub(in crate::core) mod exchange;
 pub(in crate::core) mod frames;
 pub mod handshake;
 pub(in crate::core) mod meta;
+pub(in crate::core) mod meta_access;
 pub mod output;
 pub(in crate::core) mod queue;
 pub(in crate::core) mod remote;

@@ -438,6 +438,15 @@ impl Broker {
                         self.mark_dirty_id(conn);
                     }
                 }
+                Notice::ForceClose { conn, reason } => {
+                    let Some(mut c) = self.conns.remove(&conn) else {
+                        continue;
+                    };
+                    let e = ringmq_codec::ProtocolError::new(ringmq_codec::ReplyCode::ConnectionForced, reason);
+                    self.close_connection(&mut c, e, self.model.now_ms);
+                    self.mark_dirty(&mut c);
+                    self.conns.insert(conn, c);
+                }
             }
         }
     }

@@ -1,9 +1,12 @@
 //! Policies on the running broker: the `Broker` operations the HTTP API and
 //! the definitions import call to set, delete and list policies. Validating,
 //! saving and re-applying them to the model's queues and exchanges is
-//! `policy::apply`; here the timers are started first and the session's
-//! pending work (deliveries from queues whose limits changed) runs after.
+//! `policy::apply`; here a change is checked and made as an op for every
+//! shard (`amqp::meta_access`), the timers are started first and the
+//! session's pending work (deliveries from queues whose limits changed) runs
+//! after.
 
+use crate::core::access::op::AccessOp;
 use crate::core::amqp::broker::Broker;
 use crate::core::model::error::{AdminError, AdminResult};
 use crate::core::policy::apply::{self, VhostPolicy};
@@ -12,17 +15,35 @@ use crate::core::policy::{Policy, PolicyDef, PolicyKind};
 impl Broker {
     /// Adds or replaces a policy and applies it to existing objects at once.
     /// Returns whether it is new (the API answers 201, else 204).
+    /// An op for every shard (`access::op`): each re-applies it to its copy.
     pub fn put_policy(&mut self, vhost: &str, def: PolicyDef, kind: PolicyKind, now_ms: u64) -> AdminResult<bool> {
-        let p = Policy::compile(def, kind).map_err(AdminError::BadRequest)?;
-        let created = apply::put(self.vhost_mut(vhost)?, p, kind)?;
-        self.reapply_policies(vhost, now_ms);
+        Policy::compile(def.clone(), kind).map_err(AdminError::BadRequest)?;
+        self.start_policy_change(now_ms);
+        let created = self.in_meta_section(|b| {
+            let v = b.vhost_mut(vhost)?;
+            apply::check_room(v, &def.name, kind)?;
+            let created = apply::policies(v, kind).get(&def.name).is_none();
+            let vhost = v.name.clone();
+            b.make_access(AccessOp::PolicyPut { vhost, def, kind })?;
+            Ok::<_, AdminError>(created)
+        })?;
+        self.run_pending();
         Ok(created)
     }
 
     /// Deletes a policy; objects it applied to fall back to the next match.
     pub fn delete_policy(&mut self, vhost: &str, name: &str, kind: PolicyKind, now_ms: u64) -> AdminResult<()> {
-        apply::delete(self.vhost_mut(vhost)?, name, kind)?;
-        self.reapply_policies(vhost, now_ms);
+        self.start_policy_change(now_ms);
+        self.in_meta_section(|b| {
+            let v = b.vhost_mut(vhost)?;
+            if apply::policies(v, kind).get(name).is_none() {
+                return Err(AdminError::NotFound(format!("no policy '{name}' in vhost '{vhost}'")));
+            }
+            let vhost = v.name.clone();
+            let name = name.to_owned();
+            b.make_access(AccessOp::PolicyDelete { vhost, name, kind })
+        })?;
+        self.run_pending();
         Ok(())
     }
 
@@ -31,16 +52,12 @@ impl Broker {
         apply::list(&self.model, vhost, kind)
     }
 
-    /// Re-applies the vhost's policies to its queues and exchanges, and lets
-    /// queues whose settings changed trim, expire and deliver now.
-    fn reapply_policies(&mut self, vhost: &str, now_ms: u64) {
+    /// Timers run before a policy changes: the op re-applies the vhost's
+    /// policies, and queues whose settings changed trim, expire and deliver
+    /// (`run_pending`, after the section).
+    fn start_policy_change(&mut self, now_ms: u64) {
         self.ensure_started(now_ms);
         self.advance_clock(now_ms);
-        if !self.model.vhosts.contains_key(vhost) {
-            return;
-        }
-        apply::reapply(&mut self.model, vhost);
-        self.run_pending();
     }
 }
 

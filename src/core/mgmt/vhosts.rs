@@ -3,6 +3,9 @@
 //! in `parameters.json`, global ones in the data directory's
 //! `global_parameters.json`).
 //!
+//! Every change is checked here on a current copy (a metadata section) and
+//! made as an access op that every shard applies (`amqp::meta_access`).
+//!
 //! Limits follow RabbitMQ: `max-connections` and `max-queues` per vhost; a
 //! negative value means no limit, 0 refuses every new connection or queue.
 
@@ -10,6 +13,7 @@ use crate::core::model::ids::VhostName;
 
 use serde_json::Value;
 
+use crate::core::access::op::AccessOp;
 use crate::core::amqp::broker::Broker;
 use crate::core::mgmt::error::{AdminError, AdminResult};
 use crate::core::model::vhost::VHost;
@@ -17,7 +21,6 @@ pub use crate::core::model::vhost_meta::{
     parse_limit, GlobalParameter, Parameter, VhostLimits, VhostMeta, GLOBAL_PARAMETERS_FILE, PARAMETERS_FILE,
     PARAMETER_COMPONENTS, VHOST_META_FILE,
 };
-use crate::core::model::vhost_meta::{save_meta, save_parameters};
 
 /// Bounds on names we store (RabbitMQ's are short strings too).
 pub const VHOST_NAME_MAX: usize = 255;
@@ -60,7 +63,7 @@ impl Broker {
     /// Creates a vhost, or updates the description and tags of an existing one
     /// (as RabbitMQ's PUT does). `grant_to` gets full permissions on a new vhost
     /// (RabbitMQ gives them to the user who created it through the API).
-    /// Returns whether the vhost is new.
+    /// Returns whether the vhost is new. Ops for every shard (`access::op`).
     pub fn create_vhost(&mut self, name: &str, meta: Option<VhostMeta>, grant_to: Option<&str>) -> AdminResult<bool> {
         // connection.open names the vhost in a short string: RabbitMQ's text for
         // one that cannot be (`vhost should be less than 255 bytes, actually was 300`).
@@ -68,75 +71,44 @@ impl Broker {
         if name.is_empty() {
             return Err(AdminError::BadRequest("vhost name must not be empty".into()));
         }
-        if let Some(v) = self.model.vhosts.get_mut(name) {
-            if let Some(mut m) = meta {
-                m.limits = v.meta.limits.clone();
-                let old = std::mem::replace(&mut v.meta, m);
-                if let Err(e) = save_meta(v) {
-                    v.meta = old;
-                    return Err(e.into());
+        let key = VhostName::new(name).map_err(|e| AdminError::BadRequest(format!("vhost {name:?}: {e}")))?;
+        self.in_meta_section(|b| {
+            if let Some(v) = b.model.vhosts.get(name) {
+                if let Some(mut m) = meta {
+                    m.limits = v.meta.limits.clone();
+                    b.make_access(AccessOp::VhostMeta { name: key, meta: m })?;
                 }
+                return Ok(false);
             }
-            return Ok(false);
-        }
-        self.open_vhost(name)?;
-        let v = self.model.vhosts.get_mut(name).expect("just opened");
-        if let Some(m) = meta {
-            v.meta = m;
-        }
-        save_meta(v)?;
-        tracing::info!(vhost = name, "vhost created");
-        if let Some(user) = grant_to {
-            if self.users.get(user).is_some() {
-                self.permissions
-                    .set(crate::core::access::permissions::PermissionDef {
+            let meta = meta.unwrap_or_default();
+            b.make_access(AccessOp::VhostCreate { name: key, meta })?;
+            if let Some(user) = grant_to.filter(|u| b.users.get(u).is_some()) {
+                b.make_access(AccessOp::PermissionSet(
+                    crate::core::access::permissions::PermissionDef {
                         user: user.to_owned(),
                         vhost: name.to_owned(),
                         configure: ".*".into(),
                         write: ".*".into(),
                         read: ".*".into(),
-                    })
-                    .expect("valid patterns");
-                self.permissions.save(&self.config.data_dir)?;
+                    },
+                ))?;
             }
-        }
-        Ok(true)
+            Ok(true)
+        })
     }
 
     /// Deletes a vhost: its connections are closed (320 CONNECTION_FORCED), its
     /// queues and exchanges go, its data is removed from disk, and the
-    /// permissions on it are dropped.
+    /// permissions on it are dropped, on every shard.
     pub fn delete_vhost(&mut self, name: &str, now_ms: u64) -> AdminResult<()> {
-        if !self.model.vhosts.contains_key(name) {
-            return Err(AdminError::NotFound(format!("no vhost '{name}'")));
-        }
         self.advance_clock(now_ms);
-        self.force_close(|c| c.vhost() == Some(name), &format!("vhost '{name}' is deleted"));
-        let v = self.model.vhosts.remove(name).expect("checked above");
-        let dir = v.dir.clone();
-        for (_, x) in v.exchanges {
-            if let Some(d) = x.delayed {
-                let _ = d.close();
-            }
-        }
-        for (_, q) in v.queues {
-            let queue = q.name().clone();
-            let local = q.owner() == self.model.shards.me;
-            if let Err(e) = q.delete(local) {
-                tracing::warn!(vhost = name, %queue, error = %e, "could not remove queue files");
-            }
-        }
-        // Rename first so a crash mid-removal cannot leave a half vhost that
-        // opens at the next start; the leftover is removed at the next start.
-        let doomed = dir.with_extension("deleted");
-        std::fs::rename(&dir, &doomed)?;
-        if let Err(e) = std::fs::remove_dir_all(&doomed) {
-            tracing::warn!(vhost = name, error = %e, "could not remove vhost files");
-        }
-        if self.permissions.remove_vhost(name) {
-            self.permissions.save(&self.config.data_dir)?;
-        }
-        tracing::info!(vhost = name, "vhost deleted");
+        self.in_meta_section(|b| {
+            let Some((key, _)) = b.model.vhosts.get_key_value(name) else {
+                return Err(AdminError::NotFound(format!("no vhost '{name}'")));
+            };
+            let name = key.clone();
+            b.make_access(AccessOp::VhostDelete { name }).map(drop)
+        })?;
         self.run_pending();
         Ok(())
     }
@@ -158,18 +130,24 @@ impl Broker {
 
     /// Replaces all limits of a vhost (definitions import, `vhost-limits` parameter).
     pub fn set_vhost_limits(&mut self, vhost: &str, limits: VhostLimits) -> AdminResult<()> {
-        let v = self.vhost_mut(vhost)?;
-        let old = std::mem::replace(&mut v.meta.limits, limits);
-        if let Err(e) = save_meta(v) {
-            v.meta.limits = old;
-            return Err(e.into());
-        }
-        Ok(())
+        self.in_meta_section(|b| {
+            let v = b.vhost_mut(vhost)?;
+            let meta = VhostMeta {
+                limits,
+                ..v.meta.clone()
+            };
+            let name = v.name.clone();
+            b.make_access(AccessOp::VhostMeta { name, meta }).map(drop)
+        })
     }
 
     /// Sets (Some) or clears (None) one user limit: `max-connections` or
     /// `max-channels`. Applies to new connections and channels.
     pub fn set_user_limit(&mut self, user: &str, key: &str, value: Option<u64>) -> AdminResult<()> {
+        self.in_meta_section(|b| b.set_user_limit_now(user, key, value))
+    }
+
+    fn set_user_limit_now(&mut self, user: &str, key: &str, value: Option<u64>) -> AdminResult<()> {
         let Some(old) = self.users.get(user).cloned() else {
             return Err(AdminError::NotFound(format!("no user '{user}'")));
         };
@@ -183,12 +161,7 @@ impl Broker {
                 )))
             }
         }
-        self.users.insert(u);
-        if let Err(e) = self.users.save(&self.config.data_dir) {
-            self.users.insert(old);
-            return Err(e.into());
-        }
-        Ok(())
+        self.make_access(AccessOp::UserPut(u)).map(drop)
     }
 
     /// Open connections on a vhost (for its max-connections).
@@ -222,52 +195,35 @@ impl Broker {
                 "parameter name must be 1 to {VHOST_NAME_MAX} bytes"
             )));
         }
-        let v = self.vhost_mut(vhost)?;
-        let at = v
-            .parameters
-            .iter()
-            .position(|x| x.component == p.component && x.name == p.name);
-        if at.is_none() && v.parameters.len() >= PARAMETERS_PER_VHOST_MAX {
-            return Err(AdminError::Conflict(format!(
-                "vhost '{vhost}' has {PARAMETERS_PER_VHOST_MAX} parameters, the most allowed"
-            )));
-        }
-        let old = match at {
-            Some(i) => Some(std::mem::replace(&mut v.parameters[i], p)),
-            None => {
-                v.parameters.push(p);
-                None
+        self.in_meta_section(|b| {
+            let v = b.vhost_mut(vhost)?;
+            let known = (v.parameters.iter()).any(|x| x.component == p.component && x.name == p.name);
+            if !known && v.parameters.len() >= PARAMETERS_PER_VHOST_MAX {
+                return Err(AdminError::Conflict(format!(
+                    "vhost '{vhost}' has {PARAMETERS_PER_VHOST_MAX} parameters, the most allowed"
+                )));
             }
-        };
-        if let Err(e) = save_parameters(v) {
-            match (at, old) {
-                (Some(i), Some(o)) => v.parameters[i] = o,
-                _ => {
-                    v.parameters.pop();
-                }
-            }
-            return Err(e.into());
-        }
-        Ok(())
+            let vhost = v.name.clone();
+            b.make_access(AccessOp::ParameterPut { vhost, parameter: p }).map(drop)
+        })
     }
 
     pub fn delete_parameter(&mut self, vhost: &str, component: &str, name: &str) -> AdminResult<()> {
-        let v = self.vhost_mut(vhost)?;
-        let Some(i) = v
-            .parameters
-            .iter()
-            .position(|x| x.component == component && x.name == name)
-        else {
-            return Err(AdminError::NotFound(format!(
-                "no parameter '{name}' of component '{component}' in vhost '{vhost}'"
-            )));
-        };
-        let old = v.parameters.remove(i);
-        if let Err(e) = save_parameters(v) {
-            v.parameters.insert(i, old);
-            return Err(e.into());
-        }
-        Ok(())
+        self.in_meta_section(|b| {
+            let v = b.vhost_mut(vhost)?;
+            if !(v.parameters.iter()).any(|x| x.component == component && x.name == name) {
+                return Err(AdminError::NotFound(format!(
+                    "no parameter '{name}' of component '{component}' in vhost '{vhost}'"
+                )));
+            }
+            let vhost = v.name.clone();
+            b.make_access(AccessOp::ParameterDelete {
+                vhost,
+                component: component.to_owned(),
+                name: name.to_owned(),
+            })
+            .map(drop)
+        })
     }
 
     /// Parameters of one vhost or all, as (vhost, parameter), sorted.
@@ -290,29 +246,20 @@ impl Broker {
                 "parameter name must be 1 to {VHOST_NAME_MAX} bytes"
             )));
         }
-        let mut next = self.global_parameters.clone();
-        match next.iter_mut().find(|p| p.name == name) {
-            Some(p) => p.value = value,
-            None => next.push(GlobalParameter {
-                name: name.to_owned(),
-                value,
-            }),
-        }
-        next.sort_by(|a, b| a.name.cmp(&b.name));
-        ringmq_store::meta::write_json_atomic(&self.config.data_dir.join(GLOBAL_PARAMETERS_FILE), &next)?;
-        self.global_parameters = next;
-        Ok(())
+        let p = GlobalParameter {
+            name: name.to_owned(),
+            value,
+        };
+        self.make_access(AccessOp::GlobalParameterPut(p)).map(drop)
     }
 
     pub fn delete_global_parameter(&mut self, name: &str) -> AdminResult<()> {
-        let mut next = self.global_parameters.clone();
-        let before = next.len();
-        next.retain(|p| p.name != name);
-        if next.len() == before {
-            return Err(AdminError::NotFound(format!("no global parameter '{name}'")));
-        }
-        ringmq_store::meta::write_json_atomic(&self.config.data_dir.join(GLOBAL_PARAMETERS_FILE), &next)?;
-        self.global_parameters = next;
-        Ok(())
+        self.in_meta_section(|b| {
+            if !b.global_parameters.iter().any(|p| p.name == name) {
+                return Err(AdminError::NotFound(format!("no global parameter '{name}'")));
+            }
+            b.make_access(AccessOp::GlobalParameterDelete { name: name.to_owned() })
+                .map(drop)
+        })
     }
 }

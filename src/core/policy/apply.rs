@@ -63,12 +63,21 @@ fn match_exchanges(v: &mut VHost) {
     }
 }
 
-fn save(vhost: &VHost) -> std::io::Result<()> {
+/// Writes the vhost's policies and operator policies (`policies.json`).
+pub(crate) fn save(vhost: &VHost) -> std::io::Result<()> {
     let file = PoliciesFile {
         policies: vhost.policies.defs(),
         operator_policies: vhost.operator_policies.defs(),
     };
     ringmq_store::meta::write_json_atomic(&vhost.dir.join(POLICIES_FILE), &file)
+}
+
+/// The vhost's policies of one kind.
+pub(crate) fn policies(vhost: &VHost, kind: PolicyKind) -> &PolicySet {
+    match kind {
+        PolicyKind::User => &vhost.policies,
+        PolicyKind::Operator => &vhost.operator_policies,
+    }
 }
 
 fn set_of(vhost: &mut VHost, kind: PolicyKind) -> &mut PolicySet {
@@ -86,47 +95,31 @@ pub struct VhostPolicy {
     pub def: PolicyDef,
 }
 
-/// Adds or replaces a validated policy in `v` and saves the vhost's policies.
-/// Returns whether it is new (the API answers 201, else 204). The caller
-/// re-applies the vhost's policies ([`reapply`]).
-pub(crate) fn put(v: &mut VHost, p: Policy, kind: PolicyKind) -> AdminResult<bool> {
-    let set = set_of(v, kind);
-    if set.get(p.name()).is_none() && set.len() >= POLICIES_PER_VHOST_MAX {
+/// Whether `v` has room for a policy named `name` (a new one past
+/// [`POLICIES_PER_VHOST_MAX`] is refused; a replaced one always fits).
+pub(crate) fn check_room(v: &VHost, name: &str, kind: PolicyKind) -> AdminResult<()> {
+    let set = policies(v, kind);
+    if set.get(name).is_none() && set.len() >= POLICIES_PER_VHOST_MAX {
         return Err(AdminError::Conflict(format!(
             "vhost '{}' has {POLICIES_PER_VHOST_MAX} policies, the most allowed",
             v.name
         )));
     }
-    let old = set.put(p);
-    let created = old.is_none();
-    if let Err(e) = save(v) {
-        // Keep memory and disk the same: undo.
-        let set = set_of(v, kind);
-        if let Some(old) = old {
-            let name = old.def.name.clone();
-            set.remove(&name);
-            set.put(Policy::compile(old.def.clone(), kind).expect("was valid"));
-        }
-        return Err(e.into());
-    }
-    Ok(created)
+    Ok(())
 }
 
-/// Deletes a policy of `v` and saves the vhost's policies; the caller
-/// re-applies them ([`reapply`]): objects it applied to fall back to the next
-/// match.
-pub(crate) fn delete(v: &mut VHost, name: &str, kind: PolicyKind) -> AdminResult<()> {
-    let Some(old) = set_of(v, kind).remove(name) else {
-        return Err(AdminError::NotFound(format!(
-            "no policy '{name}' in vhost '{}'",
-            v.name
-        )));
-    };
-    if let Err(e) = save(v) {
-        set_of(v, kind).put(Policy::compile(old.def.clone(), kind).expect("was valid"));
-        return Err(e.into());
-    }
-    Ok(())
+/// Adds or replaces a compiled policy in `v`, in memory (an op's apply on
+/// every shard; the maker saves with [`save`]). Returns whether it is new.
+/// The caller re-applies the vhost's policies ([`reapply`]).
+pub(crate) fn set(v: &mut VHost, p: Policy, kind: PolicyKind) -> bool {
+    set_of(v, kind).put(p).is_none()
+}
+
+/// Removes a policy of `v`, in memory; returns whether it was there. The
+/// caller re-applies the policies: objects it applied to fall back to the
+/// next match.
+pub(crate) fn remove(v: &mut VHost, name: &str, kind: PolicyKind) -> bool {
+    set_of(v, kind).remove(name).is_some()
 }
 
 /// Policies of one vhost, or of all vhosts, sorted by vhost and name.
@@ -182,6 +175,11 @@ fn settings_changed(model: &mut Model, vname: &VhostName, id: QueueId, old: &Que
     let Some(q) = model.vhosts.get_mut(vname).and_then(|v| v.queues.get_mut(&id)) else {
         return;
     };
+    if q.owner() != model.shards.me {
+        // A copy of another shard's queue: its settings are what the views
+        // show; its owner trims, expires and delivers.
+        return;
+    }
     let s = q.settings().clone();
     tracing::info!(vhost = %vname, queue = %q.name(), policy = ?q.policy().map(|p| p.name().to_owned()), "queue settings changed by policy");
     // A lower length limit trims from the head now (drop-head only: with

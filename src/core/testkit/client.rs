@@ -236,6 +236,12 @@ pub fn method(channel: u16, m: Method<'_>) -> Vec<u8> {
 /// Protocol header, start-ok (guest/guest), tune-ok with `heartbeat_secs`,
 /// connection.open on "/".
 pub fn handshake(heartbeat_secs: u16) -> Vec<u8> {
+    handshake_as("guest", "guest", "/", heartbeat_secs)
+}
+
+/// [`handshake`] as `user` with `password`, opening `vhost`.
+pub fn handshake_as(user: &str, password: &str, vhost: &str, heartbeat_secs: u16) -> Vec<u8> {
+    let response = format!("\0{user}\0{password}");
     let mut out = PROTOCOL_HEADER.to_vec();
     let mut m = |ch, m: Method<'_>| encode_method(&mut out, ch, &m);
     m(
@@ -243,7 +249,7 @@ pub fn handshake(heartbeat_secs: u16) -> Vec<u8> {
         Method::ConnectionStartOk(ConnectionStartOk {
             client_properties: Table::EMPTY,
             mechanism: short!("PLAIN"),
-            response: b"\0guest\0guest",
+            response: response.as_bytes(),
             locale: short!("en_US"),
         }),
     );
@@ -258,7 +264,7 @@ pub fn handshake(heartbeat_secs: u16) -> Vec<u8> {
     m(
         0,
         Method::ConnectionOpen(ConnectionOpen {
-            virtual_host: short!("/"),
+            virtual_host: ShortStr::new(vhost).expect("a short vhost name"),
             capabilities: short!(""),
             insist: false,
         }),

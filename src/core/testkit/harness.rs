@@ -71,7 +71,7 @@ impl Harness {
     pub fn shards(
         seed: u64,
         n: u16,
-        log: &std::sync::Arc<crate::core::model::meta::MetaLog>,
+        log: &std::sync::Arc<crate::core::amqp::meta::ShardLog>,
         sync: bool,
     ) -> Vec<Harness> {
         (0..n).map(|i| Harness::shards_one(seed, i, n, log, sync)).collect()
@@ -82,7 +82,7 @@ impl Harness {
         seed: u64,
         i: u16,
         n: u16,
-        log: &std::sync::Arc<crate::core::model::meta::MetaLog>,
+        log: &std::sync::Arc<crate::core::amqp::meta::ShardLog>,
         sync: bool,
     ) -> Harness {
         use crate::core::model::meta::{ShardId, Shards};
@@ -131,6 +131,17 @@ impl Harness {
             bytes.extend(client::channel_open(ch));
         }
         self.send(id, &bytes);
+        id
+    }
+
+    /// A connection that logs in as `user` and opens `vhost` (no heartbeat);
+    /// its events say whether it got connection.open-ok.
+    pub fn connect_as(&mut self, user: &str, password: &str, vhost: &str) -> ConnId {
+        let now = self.now();
+        self.core_now = now;
+        let id = self.b().handle_connect("sim".into(), true, now);
+        self.clients.insert(id, Client::new());
+        self.send(id, &client::handshake_as(user, password, vhost, 0));
         id
     }
 

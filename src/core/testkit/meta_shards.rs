@@ -114,7 +114,7 @@ fn run(seed: u64, n: u16) {
         read += new_ops.len() as u64;
         log.lock().advance(ShardId(n), read);
         for op in &new_ops {
-            let _ = reference.broker_mut().model.apply(op).expect("op applies");
+            let _ = reference.broker_mut().apply_logged_op(op).expect("op applies");
         }
         made += new_ops.len();
         // The shard that acted decided on a current copy and applied its ops
@@ -135,7 +135,7 @@ fn run(seed: u64, n: u16) {
         read += settled.len() as u64;
         log.lock().advance(ShardId(n), read);
         for op in &settled {
-            let _ = reference.broker_mut().model.apply(op).expect("op applies");
+            let _ = reference.broker_mut().apply_logged_op(op).expect("op applies");
         }
         made += settled.len();
     }

@@ -16,6 +16,7 @@
 //! | `sync_failure` | focused tests: a group commit that fails (fsync error, or a queue's batch that cannot be prepared) nacks what waits for it, never panics, and the queue goes on |
 //! | `definitions_commit`, `old_layout` | focused tests of the definitions log: a durable declare's reply waits for the group commit that syncs its record, compaction; replaying logs and folders of older versions at open |
 //! | `after_crash` | focused tests: redelivered flags after power loss and kill -9 (the `running` marker); delayed messages routed around a crash |
+//! | `meta_access` | focused tests: users, permissions, vhosts, policies and parameters made on any of 2-4 shards are equal on all (the metadata log's access ops); a user made on one shard logs in on another |
 //! | `lazy_store` | focused tests: a queue opens its store at its first message; restarts recover durable queues, empty or not; purge and delete of a queue never opened |
 
 pub mod client;
@@ -39,6 +40,7 @@ mod external;
 mod idle_buffers;
 mod lazy_store;
 mod limits;
+mod meta_access;
 mod meta_replay;
 mod meta_shards;
 mod old_layout;

@@ -168,15 +168,6 @@ impl Broker {
         r.map_err(AdminError::from)
     }
 
-    /// Closes every client connection `which` selects with 320 CONNECTION_FORCED.
-    pub(crate) fn force_close(&mut self, which: impl Fn(&Connection) -> bool, reason: &str) {
-        let ids: Vec<ConnId> = self.conns.values().filter(|c| which(c)).map(|c| c.id()).collect();
-        for id in ids {
-            // Known to exist: collected just above, and nothing between removes one.
-            let _ = self.admin_close_connection(id, reason, self.model.now_ms);
-        }
-    }
-
     /// Closes a client connection with 320 CONNECTION_FORCED and `reason` as the
     /// text, as RabbitMQ's management plugin does.
     pub fn admin_close_connection(&mut self, id: ConnId, reason: &str, now_ms: u64) -> Result<(), AdminError> {

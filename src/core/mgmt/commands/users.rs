@@ -1,6 +1,10 @@
-//! Users and their permissions and topic permissions.
+//! Users and their permissions and topic permissions: each change is
+//! checked here, on a current copy (a metadata section), and made as an
+//! access op that every shard applies (`amqp::meta_access`).
 
-use crate::core::access::topic_permissions::TopicPermissionDef;
+use crate::core::access::op::AccessOp;
+use crate::core::access::permissions::Permission;
+use crate::core::access::topic_permissions::{TopicPermissionDef, TopicPermissions};
 use crate::core::amqp::broker::Broker;
 
 use super::{not_found, AdminError, Declared};
@@ -17,7 +21,13 @@ pub struct UserSpec {
 impl Broker {
     /// Creates or updates a user (RabbitMQ: a new user needs `password` or
     /// `password_hash`; an update without either keeps the password).
+    /// The user goes to every shard as it is decided here: hashed once, with
+    /// this shard's salt (`access::op`).
     pub fn admin_put_user(&mut self, name: &str, spec: &UserSpec) -> Result<Declared, AdminError> {
+        self.in_meta_section(|b| b.put_user_now(name, spec))
+    }
+
+    fn put_user_now(&mut self, name: &str, spec: &UserSpec) -> Result<Declared, AdminError> {
         if name.is_empty() {
             return Err(AdminError::BadRequest("user name must not be empty".into()));
         }
@@ -48,8 +58,7 @@ impl Broker {
             user.limits = old.limits.clone();
         }
         user.tags = spec.tags.clone();
-        self.users.insert(user);
-        self.users.save(&self.config.data_dir)?;
+        self.make_access(AccessOp::UserPut(user))?;
         Ok(if existing.is_some() {
             Declared::Existed
         } else {
@@ -60,12 +69,12 @@ impl Broker {
     /// Deletes a user and its permissions, and closes its connections (RabbitMQ's
     /// 320 "user '...' is deleted").
     pub fn admin_delete_user(&mut self, name: &str) -> Result<(), AdminError> {
-        self.users.remove(name).ok_or_else(not_found)?;
-        self.force_close(|c| c.user() == Some(name), &format!("user '{name}' is deleted"));
-        self.users.save(&self.config.data_dir)?;
-        if self.permissions.remove_user(name) {
-            self.permissions.save(&self.config.data_dir)?;
-        }
+        self.in_meta_section(|b| {
+            b.users.get(name).ok_or_else(not_found)?;
+            b.make_access(AccessOp::UserDelete { name: name.to_owned() })
+        })?;
+        // The connections' closes (notices of the op).
+        self.run_pending();
         Ok(())
     }
 
@@ -74,35 +83,39 @@ impl Broker {
         &mut self,
         def: crate::core::access::permissions::PermissionDef,
     ) -> Result<Declared, AdminError> {
-        if self.users.get(&def.user).is_none() || !self.model.vhosts.contains_key(def.vhost.as_str()) {
-            // RabbitMQ 3.10's answer (400, not 404).
-            return Err(AdminError::BadRequest("vhost_or_user_not_found".into()));
-        }
-        let existed = self.permissions.get(&def.user, &def.vhost).is_some();
-        self.permissions.set(def).map_err(AdminError::BadRequest)?;
-        self.permissions.save(&self.config.data_dir)?;
-        Ok(if existed { Declared::Existed } else { Declared::Created })
+        self.in_meta_section(|b| {
+            if b.users.get(&def.user).is_none() || !b.model.vhosts.contains_key(def.vhost.as_str()) {
+                // RabbitMQ 3.10's answer (400, not 404).
+                return Err(AdminError::BadRequest("vhost_or_user_not_found".into()));
+            }
+            Permission::compile(&def).map_err(AdminError::BadRequest)?;
+            let existed = b.permissions.get(&def.user, &def.vhost).is_some();
+            b.make_access(AccessOp::PermissionSet(def))?;
+            Ok(if existed { Declared::Existed } else { Declared::Created })
+        })
     }
 
     pub fn admin_delete_permission(&mut self, user: &str, vhost: &str) -> Result<(), AdminError> {
-        if !self.permissions.remove(user, vhost) {
-            return Err(not_found());
-        }
-        self.permissions.save(&self.config.data_dir)?;
-        Ok(())
+        self.in_meta_section(|b| {
+            b.permissions.get(user, vhost).ok_or_else(not_found)?;
+            let (user, vhost) = (user.to_owned(), vhost.to_owned());
+            b.make_access(AccessOp::PermissionDelete { user, vhost }).map(drop)
+        })
     }
 
     /// Sets a topic permission (user and vhost must exist; the exchange need
     /// not, as in RabbitMQ). Whether the user had topic permissions in the
     /// vhost before decides 201 or 204, as RabbitMQ's API answers.
     pub fn admin_set_topic_permission(&mut self, def: TopicPermissionDef) -> Result<Declared, AdminError> {
-        if self.users.get(&def.user).is_none() || !self.model.vhosts.contains_key(def.vhost.as_str()) {
-            return Err(AdminError::BadRequest("vhost_or_user_not_found".into()));
-        }
-        let existed = self.permissions.topic.has_any(&def.user, &def.vhost);
-        self.permissions.topic.set(def).map_err(AdminError::BadRequest)?;
-        self.permissions.topic.save(&self.config.data_dir)?;
-        Ok(if existed { Declared::Existed } else { Declared::Created })
+        self.in_meta_section(|b| {
+            if b.users.get(&def.user).is_none() || !b.model.vhosts.contains_key(def.vhost.as_str()) {
+                return Err(AdminError::BadRequest("vhost_or_user_not_found".into()));
+            }
+            TopicPermissions::validate(&def).map_err(AdminError::BadRequest)?;
+            let existed = b.permissions.topic.has_any(&def.user, &def.vhost);
+            b.make_access(AccessOp::TopicPermissionSet(def))?;
+            Ok(if existed { Declared::Existed } else { Declared::Created })
+        })
     }
 
     /// Clears a user's topic permissions in a vhost (all, or one exchange's).
@@ -113,13 +126,16 @@ impl Broker {
         vhost: &str,
         exchange: Option<&str>,
     ) -> Result<(), AdminError> {
-        let t = &mut self.permissions.topic;
-        if !t.has_any(user, vhost) {
-            return Err(AdminError::NotFound("Not Found".into()));
-        }
-        if t.remove(user, vhost, exchange) {
-            t.save(&self.config.data_dir)?;
-        }
-        Ok(())
+        self.in_meta_section(|b| {
+            if !b.permissions.topic.has_any(user, vhost) {
+                return Err(AdminError::NotFound("Not Found".into()));
+            }
+            b.make_access(AccessOp::TopicPermissionClear {
+                user: user.to_owned(),
+                vhost: vhost.to_owned(),
+                exchange: exchange.map(str::to_owned),
+            })
+            .map(drop)
+        })
     }
 }

@@ -6,6 +6,7 @@
 //! policies), declares the file's exchanges, queues and bindings, and syncs
 //! the definitions logs once before the caller answers.
 
+use crate::core::access::op::AccessOp;
 use crate::core::amqp::broker::Broker;
 use crate::core::definitions;
 use crate::core::definitions::json::import::{self, Plan};
@@ -57,23 +58,15 @@ impl Broker {
         for (name, meta) in plan.vhosts {
             self.create_vhost(&name, Some(meta), acting_user)?;
         }
-        if !plan.users.is_empty() {
-            for u in plan.users {
-                self.users.insert(u);
-            }
-            self.users.save(&self.config.data_dir)?;
+        // Each an op for every shard (`access::op`), hashed passwords and all.
+        for u in plan.users {
+            self.make_access(AccessOp::UserPut(u))?;
         }
-        if !plan.permissions.is_empty() {
-            for p in plan.permissions {
-                self.permissions.set(p).expect("validated");
-            }
-            self.permissions.save(&self.config.data_dir)?;
+        for p in plan.permissions {
+            self.make_access(AccessOp::PermissionSet(p))?;
         }
-        if !plan.topic_permissions.is_empty() {
-            for p in plan.topic_permissions {
-                self.permissions.topic.set(p).expect("validated");
-            }
-            self.permissions.topic.save(&self.config.data_dir)?;
+        for p in plan.topic_permissions {
+            self.make_access(AccessOp::TopicPermissionSet(p))?;
         }
         for (vhost, limits) in plan.limits {
             self.set_vhost_limits(&vhost, limits)?;

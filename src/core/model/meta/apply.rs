@@ -54,6 +54,21 @@ pub enum ApplyError {
     /// The store of a new queue or delayed exchange could not be created or opened.
     #[error("{0}")]
     Store(#[from] std::io::Error),
+    /// An access op whose content this shard refuses (a pattern that does
+    /// not compile): the maker validated it, so another version made it.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<ApplyError> for crate::core::model::error::AdminError {
+    fn from(e: ApplyError) -> Self {
+        use crate::core::model::error::AdminError;
+        match e {
+            ApplyError::NoVhost(v) => AdminError::NotFound(format!("no vhost '{v}'")),
+            ApplyError::Store(e) => AdminError::Io(e),
+            ApplyError::Invalid(e) => AdminError::BadRequest(e),
+        }
+    }
 }
 
 impl Model {
@@ -120,14 +135,20 @@ impl Model {
             MetaOp::Binding(b) => self.set_binding(b, cascade),
         }?;
         if applied.changed {
-            if let Some(made) = self.meta_made.as_mut() {
-                made.push(op.clone());
-            }
-            if let Some(tap) = self.meta_tap.as_mut() {
-                tap.push(op.clone());
-            }
+            self.note_made(op);
         }
         Ok(applied)
+    }
+
+    /// An op that changed this shard's copy: kept for the section to append
+    /// (when one is open) and for the tap (when on).
+    pub(crate) fn note_made(&mut self, op: &MetaOp) {
+        if let Some(made) = self.meta_made.as_mut() {
+            made.push(op.clone());
+        }
+        if let Some(tap) = self.meta_tap.as_mut() {
+            tap.push(op.clone());
+        }
     }
 
     /// Starts (or stops) keeping every op that changed the model, in order:

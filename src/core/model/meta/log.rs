@@ -10,8 +10,9 @@
 //! on a copy that is current, so two shards declaring one name differently
 //! are ordered here and the second gets the 406, as on one shard.
 //!
-//! The lock is taken for metadata only (declares, bindings, deletes), never by
-//! a publish, a delivery or an ack. Between inputs a shard reads [`MetaLog::head`],
+//! The lock is taken for metadata only (declares, bindings, deletes; users,
+//! permissions, vhosts and policies), never by a publish, a delivery or an
+//! ack. Between inputs a shard reads [`MetaLog::head`],
 //! one atomic load, and takes the lock only when it is behind: a client that
 //! got its bind-ok from one shard and then publishes through another sees its
 //! binding there.
@@ -23,31 +24,33 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{MetaOp, ShardId, SHARDS_MAX};
+use super::{ShardId, SHARDS_MAX};
 
 /// Entries past which a shard that does not catch up is logged as stalled:
 /// every entry is kept until each shard has applied it.
 pub const LAGGING_OPS_WARN: usize = 1 << 20;
 
-/// The log shared by a broker's shards.
-pub struct MetaLog {
-    inner: Mutex<Inner>,
+/// The log shared by a broker's shards. `T` is what it carries: the
+/// broker's entry (a [`MetaOp`](super::MetaOp), or an access op of the
+/// layers above the model, `amqp::meta::LoggedOp`), in one order for all.
+pub struct MetaLog<T> {
+    inner: Mutex<Inner<T>>,
     /// The position after the last entry, readable without the lock.
     head: AtomicU64,
 }
 
-struct Inner {
+struct Inner<T> {
     /// The position of `ops[0]`.
     base: u64,
-    ops: VecDeque<Arc<MetaOp>>,
+    ops: VecDeque<Arc<T>>,
     /// Per shard, the position of the first entry it has not applied.
     cursors: Vec<u64>,
     warned: bool,
 }
 
-impl MetaLog {
+impl<T> MetaLog<T> {
     /// An empty log for `shards` shards, each at position 0.
-    pub fn new(shards: u16) -> Arc<MetaLog> {
+    pub fn new(shards: u16) -> Arc<MetaLog<T>> {
         assert!((1..=SHARDS_MAX).contains(&shards), "shard count {shards}");
         Arc::new(MetaLog {
             inner: Mutex::new(Inner {
@@ -69,7 +72,7 @@ impl MetaLog {
     /// Takes the log's lock. A shard that panicked while holding it left the
     /// log as it was before its append (an append is one push), so the lock is
     /// taken over rather than poisoning every other shard.
-    pub fn lock(&self) -> MetaLogGuard<'_> {
+    pub fn lock(&self) -> MetaLogGuard<'_, T> {
         MetaLogGuard {
             inner: self.inner.lock().unwrap_or_else(|e| e.into_inner()),
             head: &self.head,
@@ -78,15 +81,15 @@ impl MetaLog {
 }
 
 /// The log, locked.
-pub struct MetaLogGuard<'a> {
-    inner: MutexGuard<'a, Inner>,
+pub struct MetaLogGuard<'a, T> {
+    inner: MutexGuard<'a, Inner<T>>,
     head: &'a AtomicU64,
 }
 
-impl MetaLogGuard<'_> {
+impl<T> MetaLogGuard<'_, T> {
     /// The entries from `cursor` on, oldest first (shared: the ops are not
     /// copied per shard).
-    pub fn since(&self, cursor: u64) -> Vec<Arc<MetaOp>> {
+    pub fn since(&self, cursor: u64) -> Vec<Arc<T>> {
         let inner = &*self.inner;
         assert!(
             cursor >= inner.base,
@@ -98,7 +101,7 @@ impl MetaLogGuard<'_> {
     }
 
     /// Appends an op; returns the position after it.
-    pub fn append(&mut self, op: MetaOp) -> u64 {
+    pub fn append(&mut self, op: T) -> u64 {
         let inner = &mut *self.inner;
         inner.ops.push_back(Arc::new(op));
         if inner.ops.len() >= LAGGING_OPS_WARN && !inner.warned {
@@ -151,6 +154,7 @@ impl MetaLogGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::model::meta::MetaOp;
     use ringmq_codec::ShortString;
 
     fn op(n: usize) -> MetaOp {
