@@ -32,8 +32,12 @@ impl Broker {
         self.in_meta_section(|b| {
             let changed = b.apply_access(&op)?;
             if changed {
-                b.save_access(&op)?;
+                // Applied here, so logged for the other shards even when the
+                // save failed: the copies stay equal (the caller's 500 says
+                // the file is behind; the change is not rolled back).
+                let saved = b.save_access(&op);
                 b.keep_made(Some(op));
+                saved?;
             }
             Ok(changed)
         })
