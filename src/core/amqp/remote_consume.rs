@@ -309,6 +309,8 @@ impl Broker {
         true
     }
 
+    /// A grant or a `Delivered` settlement to the queue's owner, merged with
+    /// one like it on its way (`Cross::send_merged`).
     fn send_to_owner(&mut self, k: &ConsumerKey, msg: CrossMsg) {
         let owner = self
             .model
@@ -317,7 +319,7 @@ impl Broker {
             .and_then(|v| v.queues.get(&k.queue))
             .map(|q| q.owner());
         if let Some(owner) = owner {
-            self.model.cross.send(owner, msg);
+            self.model.cross.send_merged(owner, msg);
         }
     }
 

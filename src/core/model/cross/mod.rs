@@ -143,6 +143,40 @@ impl Cross {
         self.reply_after_sync(epoch, to, CrossMsg::Stored { confirm, failed });
     }
 
+    /// Queues a grant or a settlement for shard `to`, merged into one made
+    /// for the same consumer (or the same queue and kind) among the last few
+    /// for that shard, so a busy consumer costs one message per batch, not
+    /// one per delivery. Both only add (permits, acks), so moving one earlier
+    /// among the batch's messages changes nothing another message depends on.
+    pub fn send_merged(&mut self, to: ShardId, msg: CrossMsg) {
+        const LOOK_BACK: usize = 8;
+        let i = usize::from(to.0);
+        if let Some(out) = self.out.get_mut(i) {
+            for prev in out.iter_mut().rev().take(LOOK_BACK) {
+                match (prev, &msg) {
+                    (
+                        CrossMsg::Grant { consumer, permits },
+                        CrossMsg::Grant {
+                            consumer: c,
+                            permits: more,
+                        },
+                    ) if consumer == c => {
+                        *permits = permits.saturating_add(*more);
+                        return;
+                    }
+                    (CrossMsg::Settle(s), CrossMsg::Settle(more))
+                        if s.queue == more.queue && s.how == more.how && s.how == SettleHow::Delivered =>
+                    {
+                        s.positions.extend_from_slice(&more.positions);
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.send(to, msg);
+    }
+
     /// `msg` goes to `to` once the commit of `epoch` is done.
     pub fn reply_after_sync(&mut self, epoch: u64, to: ShardId, msg: CrossMsg) {
         self.after_sync.push(AfterSync { epoch, to, msg });
@@ -331,5 +365,52 @@ mod tests {
             ]
         );
         assert!(!x.has_output());
+    }
+
+    #[test]
+    fn grants_and_delivered_settlements_merge_others_do_not() {
+        use ringmq_store::SegmentPosition;
+        let key = |tag: &str| ConsumerKey {
+            vhost: VhostName::new("/").expect("name"),
+            queue: QueueId(1),
+            conn: ConnId(7),
+            channel: 1,
+            tag: ShortString::try_from(tag).expect("short"),
+        };
+        let grant = |tag: &str, permits| CrossMsg::Grant {
+            consumer: Box::new(key(tag)),
+            permits,
+        };
+        let settle = |how, offset| {
+            CrossMsg::Settle(Box::new(Settlement {
+                vhost: VhostName::new("/").expect("name"),
+                queue: QueueId(1),
+                how,
+                positions: vec![SegmentPosition {
+                    segment: ringmq_store::SegmentId(1),
+                    offset,
+                    size: 10,
+                }],
+            }))
+        };
+        let mut x = Cross::default();
+        let to = ShardId(1);
+        x.send_merged(to, grant("a", 1));
+        x.send_merged(to, settle(SettleHow::Delivered, 8));
+        x.send_merged(to, grant("a", 1));
+        x.send_merged(to, settle(SettleHow::Delivered, 18));
+        x.send_merged(to, grant("b", 1));
+        x.send_merged(to, settle(SettleHow::Requeue, 28));
+        x.send_merged(to, settle(SettleHow::Requeue, 38));
+        let mut out = Vec::new();
+        x.take(&mut out);
+        let msgs = &out[0].1;
+        assert_eq!(msgs.len(), 5, "{msgs:?}");
+        assert_eq!(msgs[0], grant("a", 2));
+        match &msgs[1] {
+            CrossMsg::Settle(s) => assert_eq!(s.positions.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(msgs[2], grant("b", 1));
     }
 }
