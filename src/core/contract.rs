@@ -106,7 +106,7 @@ impl Broker {
             return;
         }
         if self.model.shards.count > 1 {
-            self.grant_owed(id);
+            self.regrant_all(id);
         }
         if let Some(conn) = self.conns.get(&id) {
             if let Some(vhost) = conn.vhost_key() {

@@ -52,9 +52,9 @@ pub struct ChannelConsumer {
     pub unacked: u32,
     /// The owner of the queue when it is another shard (`remote_consume`).
     pub remote: Option<crate::core::model::meta::ShardId>,
-    /// A remote consumer's permits to grant back once the connection's output
-    /// drains (deliveries written while it was over its high-water mark).
-    pub owed: u32,
+    /// A remote consumer's permits granted to the owner and not used yet
+    /// (`remote_permits`).
+    pub permits_out: u32,
 }
 
 /// A delivery waiting for ack.

@@ -18,7 +18,8 @@
 //! | `delivery` | queue → consumer delivery, releasing closed channels |
 //! | `direct_reply` | `amq.rabbitmq.reply-to` |
 //! | `remote` | a method on another shard's queue: the connection parked until the owner answers |
-//! | `remote_consume` | consumers on another shard's queue: deliveries, permits, cancels |
+//! | `remote_consume` | consumers on another shard's queue: deliveries, cancels |
+//! | `remote_permits` | what such a consumer may be sent: its prefetch, its channel's, a window, its output |
 //! | [`output`] | a connection's pending frames, large bodies sent from the segment mapping |
 
 pub(in crate::core) mod alarms;
@@ -41,5 +42,6 @@ pub mod output;
 pub(in crate::core) mod queue;
 pub(in crate::core) mod remote;
 pub(in crate::core) mod remote_consume;
+pub(in crate::core) mod remote_permits;
 pub(in crate::core) mod topic_access;
 pub mod unacked;

@@ -4,11 +4,9 @@
 //! owner; once added, the consumer is on its channel as any other, with an
 //! entry in this shard's copy of the queue (so the queue's delete, applied
 //! from the metadata log, cancels it here as it would a local one). A
-//! delivery that comes gets the channel's tag; the consumer's permits go
-//! back to the owner as its deliveries are settled (a prefetch in ack mode)
-//! or as they are written (no-ack, or no prefetch), so what crosses for one
-//! consumer is bounded by its prefetch or [`REMOTE_WINDOW`], and by its
-//! connection's output.
+//! delivery that comes gets the channel's tag; the consumer's shard grants
+//! it permits for what it has room for (`remote_permits`: its prefetch, its
+//! channel's, [`REMOTE_WINDOW`], its connection's output).
 //!
 //! On the owner: the consumer is an entry in the queue's consumer list with a
 //! connection id of another shard; the delivery loop sends it a message per
@@ -16,12 +14,12 @@
 
 use ringmq_codec::{encode_deliver_head, encode_method, BasicConsumeOk, Method, ReplyCode, ShortString};
 
-use crate::core::amqp::broker::{Broker, OUT_HIGH_WATER_BYTES};
+use crate::core::amqp::broker::Broker;
 use crate::core::amqp::channel::{ChannelConsumer, ChannelState, Unacked};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::remote::Pending;
 use crate::core::model::cross::{
-    Answer, AskRef, AskWhat, ConsumeAsk, ConsumerKey, CrossMsg, Deliver, SettleHow, Settlement, REMOTE_WINDOW,
+    Answer, AskRef, AskWhat, ConsumeAsk, ConsumerKey, CrossMsg, Deliver, SettleHow, Settlement,
 };
 use crate::core::model::ids::{QueueId, VhostName};
 use crate::core::model::meta::ShardId;
@@ -41,21 +39,6 @@ pub(crate) struct PendingConsume {
     pub no_wait: bool,
 }
 
-/// The permits a consumer gets at first: its prefetch in ack mode, else the window.
-fn first_permits(no_ack: bool, prefetch: u16) -> u32 {
-    if !no_ack && prefetch > 0 {
-        u32::from(prefetch).min(REMOTE_WINDOW)
-    } else {
-        REMOTE_WINDOW
-    }
-}
-
-/// Whether a consumer's permits go back as its deliveries are settled (else
-/// as they are written).
-fn granted_on_settle(no_ack: bool, prefetch: u16) -> bool {
-    !no_ack && prefetch > 0
-}
-
 impl Broker {
     /// basic.consume of another shard's queue: asked of its owner.
     pub(crate) fn consume_remote(&mut self, conn: &mut Connection, channel: u16, vhost: &VhostName, p: PendingConsume) {
@@ -64,7 +47,8 @@ impl Broker {
             no_ack: p.no_ack,
             exclusive: p.exclusive,
             priority: p.priority,
-            permits: first_permits(p.no_ack, p.prefetch),
+            // Granted once it is on its channel (`remote_permits`).
+            permits: 0,
         }));
         let (queue, owner) = (p.queue, p.owner);
         // Parked even with no_wait: a refusal closes the channel, and what
@@ -145,7 +129,7 @@ impl Broker {
                 prefetch: p.prefetch,
                 unacked: 0,
                 remote: Some(p.owner),
-                owed: 0,
+                permits_out: 0,
             },
         );
         if !p.no_wait {
@@ -154,6 +138,7 @@ impl Broker {
             };
             encode_method(&mut conn.out, channel, &Method::BasicConsumeOk(ok));
         }
+        self.regrant(conn, channel);
         true
     }
 
@@ -235,7 +220,6 @@ impl Broker {
     fn deliver_here(&mut self, conn: &mut Connection, d: &Deliver) -> bool {
         let k = &d.to;
         let frame_max = conn.tuning.frame_max;
-        let over = conn.out.len() >= OUT_HIGH_WATER_BYTES;
         let Some(ch) = conn
             .channels
             .get_mut(&k.channel)
@@ -246,19 +230,11 @@ impl Broker {
         let Some(c) = ch.consumers.get_mut(k.tag.as_str()) else {
             return false;
         };
-        let (no_ack, prefetch) = (c.no_ack, c.prefetch);
+        let no_ack = c.no_ack;
+        // The permit is used: the delivery counts against the prefetch now.
+        c.permits_out = c.permits_out.saturating_sub(1);
         if !no_ack {
             c.unacked += 1;
-        }
-        // Permits that go back as deliveries are written: now, or once the
-        // output drains.
-        let mut grant = 0;
-        if !granted_on_settle(no_ack, prefetch) {
-            if over {
-                c.owed += 1;
-            } else {
-                grant = 1;
-            }
         }
         let tag = ch.take_delivery_tag();
         let out = &mut conn.out;
@@ -294,9 +270,6 @@ impl Broker {
                 },
             );
         }
-        if grant > 0 {
-            self.send_grant(k, grant);
-        }
         if no_ack {
             let s = Settlement {
                 vhost: k.vhost.clone(),
@@ -306,6 +279,7 @@ impl Broker {
             };
             self.send_to_owner(k, CrossMsg::Settle(Box::new(s)));
         }
+        self.regrant(conn, k.channel);
         true
     }
 
@@ -323,7 +297,7 @@ impl Broker {
         }
     }
 
-    fn send_grant(&mut self, k: &ConsumerKey, permits: u32) {
+    pub(crate) fn send_grant(&mut self, k: &ConsumerKey, permits: u32) {
         let msg = CrossMsg::Grant {
             consumer: Box::new(k.clone()),
             permits,
@@ -344,58 +318,6 @@ impl Broker {
             positions: vec![d.position],
         };
         self.model.cross.send(owner, CrossMsg::Settle(Box::new(s)));
-    }
-
-    /// Permits owed to the owners of `conn`'s remote consumers, granted now
-    /// that its output drained.
-    pub(crate) fn grant_owed(&mut self, conn: crate::core::model::ids::ConnId) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
-        let Some(vhost) = c.vhost.clone() else { return };
-        let mut grants = Vec::new();
-        for ch in c.channels.values_mut() {
-            for (tag, cc) in ch.consumers.iter_mut() {
-                if cc.owed > 0 {
-                    grants.push((ch.id, tag.clone(), cc.queue, std::mem::take(&mut cc.owed)));
-                }
-            }
-        }
-        for (channel, tag, queue, n) in grants {
-            let k = ConsumerKey {
-                vhost: vhost.clone(),
-                queue,
-                conn,
-                channel,
-                tag,
-            };
-            self.send_grant(&k, n);
-        }
-    }
-
-    /// Permits of remote consumers in ack mode with a prefetch go back as
-    /// their deliveries are settled: `taken` are a channel's settled ones.
-    pub(crate) fn grant_settled(&mut self, conn: &Connection, channel: u16, taken: &[(u64, Unacked)]) {
-        if self.model.shards.count == 1 {
-            return;
-        }
-        let Some(ch) = conn.channels.get(&channel) else { return };
-        let vhost = conn.vhost.clone().expect("open");
-        for run in taken.chunk_by(|a, b| a.1.consumer == b.1.consumer) {
-            let Some(tag) = &run[0].1.consumer else { continue };
-            let Some(c) = ch.consumers.get(tag.as_str()) else {
-                continue;
-            };
-            if c.remote.is_none() || !granted_on_settle(c.no_ack, c.prefetch) {
-                continue;
-            }
-            let k = ConsumerKey {
-                vhost: vhost.clone(),
-                queue: c.queue,
-                conn: conn.id,
-                channel,
-                tag: tag.clone(),
-            };
-            self.send_grant(&k, run.len() as u32);
-        }
     }
 }
 

@@ -48,6 +48,9 @@ struct Consumer {
     queue: usize,
     no_ack: bool,
     prefetch: u16,
+    /// The prefetch is the channel's (basic.qos global), shared by the
+    /// channel's consumers of every round.
+    global: bool,
     /// The consumer's tag number (a new one for each consume).
     round: u32,
     /// Consuming now (not cancelled).
@@ -89,6 +92,7 @@ fn run(seed: u64, n: u16) {
             queue: rng.random_range(0..QUEUES.len()),
             no_ack: rng.random_bool(0.25),
             prefetch: [0, 1, 3, 10][rng.random_range(0..4)],
+            global: rng.random_bool(0.3),
             round: 0,
             active: false,
             held: BTreeMap::new(),
@@ -195,7 +199,11 @@ fn run(seed: u64, n: u16) {
         let owner = usize::from(ShardId::owner_of_queue("/", q, n).0);
         let v = &shards[owner].broker().model().vhosts[&vhost];
         let ready = v.queue_id(q).map_or(0, |id| v.queues[&id].message_count());
-        let held = c.held.values().filter(|(_, r)| *r == c.round).count();
+        let held = if c.global {
+            c.held.len()
+        } else {
+            c.held.values().filter(|(_, r)| *r == c.round).count()
+        };
         let room = c.no_ack || c.prefetch == 0 || held < usize::from(c.prefetch);
         assert!(
             !(c.active && room && ready > 0),
@@ -278,7 +286,7 @@ fn consume(c: &mut Consumer) -> Vec<u8> {
     let qos = Method::BasicQos(BasicQos {
         prefetch_size: 0,
         prefetch_count: c.prefetch,
-        global: false,
+        global: c.global,
     });
     let t = tag(c);
     let m = Method::BasicConsume(BasicConsume {
@@ -394,7 +402,11 @@ fn observe(seed: u64, shards: &mut [Harness], consumers: &mut [Consumer], tally:
                         let t = d.consumer_tag.as_deref().expect("a delivery");
                         let round: u32 = t[1..].parse().expect("t<round>");
                         c.held.insert(d.tag, (body, round));
-                        let of_round = c.held.values().filter(|(_, r)| *r == round).count();
+                        let of_round = if c.global {
+                            c.held.len()
+                        } else {
+                            c.held.values().filter(|(_, r)| *r == round).count()
+                        };
                         if c.prefetch > 0 {
                             assert!(
                                 of_round <= usize::from(c.prefetch),

@@ -68,7 +68,6 @@ impl Broker {
             ch.stats.c.ack += taken.len() as u64;
         }
         let vhost_name = conn.vhost.clone().expect("open");
-        self.grant_settled(conn, channel, &taken);
         self.settle_remote(&vhost_name, &mut taken, how);
         match how {
             SettleHow::Ack | SettleHow::Delivered => self.ack_taken(&vhost_name, &taken),
@@ -86,6 +85,8 @@ impl Broker {
                 }
             }
         }
+        // Room for more on the channel's consumers of other shards' queues.
+        self.regrant(conn, channel);
         Ok(())
     }
 

@@ -33,6 +33,7 @@ impl Broker {
         }
         encode_method(&mut conn.out, channel, &Method::BasicQosOk(BasicQosOk));
         self.queue_deliveries_for_channel(conn, channel);
+        self.regrant(conn, channel);
         Ok(())
     }
 
@@ -137,7 +138,7 @@ impl Broker {
                 prefetch,
                 unacked: 0,
                 remote: None,
-                owed: 0,
+                permits_out: 0,
             },
         );
         if !m.no_wait {
