@@ -106,7 +106,10 @@ impl Connection {
         if now_ms.saturating_sub(self.last_send_ms) >= IDLE_RELEASE_MS {
             self.out.release_if_empty();
         }
-        if reading_paused && self.has_published {
+        // Not read, so not heard: a publisher paused by an alarm, or a
+        // connection parked for another shard's answer (`remote`), is not
+        // taken for a dead peer.
+        if reading_paused && self.has_published || self.parked.is_some() {
             self.last_recv_ms = now_ms;
         }
         match self.state {

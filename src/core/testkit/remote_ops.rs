@@ -300,3 +300,49 @@ fn delete(channel: u16, queue: &str, if_unused: bool, if_empty: bool) -> Vec<u8>
         }),
     )
 }
+
+/// A connection parked for another shard's answer is not read, so its
+/// client's heartbeats are not heard: that is no reason to take it for dead.
+#[test]
+fn a_parked_connection_outlives_its_heartbeat_timeout() {
+    let log = MetaLog::new(2);
+    let mut shards = Harness::shards(0, 2, &log, false);
+    let remote = *QUEUES
+        .iter()
+        .find(|q| ShardId::owner_of_queue("/", q, 2) == ShardId(1))
+        .expect("shard 1 owns a queue");
+    let c = shards[0].connect(1, &[1]);
+    shards[0].send(c, &method(1, Method::QueueDeclare(client::queue_decl(remote, true))));
+    shards[0].send(c, &delete(1, remote, false, false));
+    assert!(shards[0].is_parked(c), "waits for shard 1");
+    for _ in 0..10 {
+        shards[0].advance(1_000);
+        let closed = shards[0].fire_timers();
+        assert!(
+            !closed.contains(&c),
+            "closed while parked, for heartbeats it could not read"
+        );
+    }
+    let mut out = Vec::new();
+    shards[0].broker_mut().take_cross(&mut out);
+    for (to, batch) in out {
+        shards[usize::from(to.0)].handle_cross(ShardId(0), batch);
+    }
+    let mut back = Vec::new();
+    shards[1].broker_mut().take_cross(&mut back);
+    for (_, batch) in back {
+        shards[0].handle_cross(ShardId(1), batch);
+    }
+    assert!(!shards[0].is_parked(c), "answered");
+    let events = shards[0].events(c);
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::QueueOk {
+                name: "queue.delete-ok",
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+}
