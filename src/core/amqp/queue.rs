@@ -16,7 +16,7 @@ use crate::core::amqp::dispatch::{chan, check_access, precondition};
 use crate::core::amqp::error::{channel_error, Exception, MethodResult};
 use crate::core::amqp::exchange::{bool_str, no_exchange};
 use crate::core::amqp::meta::internal_error;
-use crate::core::amqp::remote::Pending;
+use crate::core::amqp::remote::{Pending, Redeclare};
 use crate::core::model::cross::AskWhat;
 use crate::core::model::exchange::validate_binding;
 use crate::core::model::ids::{ConnId, Dest, QueueId};
@@ -155,7 +155,18 @@ impl Broker {
             if owner != self.model.shards.me {
                 // The counts, and the lease's renewal, are the owner's.
                 chan(conn, channel).last_queue = Some(name.into());
-                let reply = Pending::Declare { queue: name.into() };
+                let again = (!m.passive).then(|| {
+                    Box::new(Redeclare {
+                        durable: m.durable,
+                        exclusive: m.exclusive,
+                        auto_delete: m.auto_delete,
+                        arguments: m.arguments.to_owned_table().to_bytes(),
+                    })
+                });
+                let reply = Pending::Declare {
+                    queue: name.into(),
+                    again,
+                };
                 self.ask_owner(conn, channel, &vhost_name, id, owner, AskWhat::Counts, reply, m.no_wait);
                 return Ok(());
             }

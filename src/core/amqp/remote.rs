@@ -11,8 +11,8 @@
 //! on the asker; the owner checks what its state decides (in use, not empty).
 
 use ringmq_codec::{
-    encode_content, encode_method, BasicGetEmpty, BasicGetOk, Method, ProtocolError, QueueDeclareOk, QueueDeleteOk,
-    QueuePurgeOk, ReplyCode, ShortStr, ShortString,
+    encode_content, encode_method, BasicGetEmpty, BasicGetOk, Method, ProtocolError, QueueDeclare, QueueDeclareOk,
+    QueueDeleteOk, QueuePurgeOk, ReplyCode, ShortStr, ShortString, Table,
 };
 
 use crate::core::amqp::broker::Broker;
@@ -20,7 +20,7 @@ use crate::core::amqp::channel::{ChannelState, Unacked};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::delivery::delivery_properties;
 use crate::core::amqp::dispatch::chan;
-use crate::core::amqp::error::attribute;
+use crate::core::amqp::error::{attribute, Exception};
 use crate::core::model::cross::{Answer, Ask, AskRef, AskWhat, CrossMsg, Got, Reply, SettleHow, Settlement};
 use crate::core::model::ids::{QueueId, VhostName};
 use crate::core::model::meta::ShardId;
@@ -33,12 +33,25 @@ pub(crate) struct Parked {
     pub(crate) reply: Pending,
 }
 
+/// A non-passive queue.declare's flags and arguments, kept to declare the
+/// queue anew if the owner deleted it before it answered.
+#[derive(Debug)]
+pub(crate) struct Redeclare {
+    pub(crate) durable: bool,
+    pub(crate) exclusive: bool,
+    pub(crate) auto_delete: bool,
+    /// The arguments' table, encoded.
+    pub(crate) arguments: Vec<u8>,
+}
+
 /// The method waiting for its reply.
 #[derive(Debug)]
 pub(crate) enum Pending {
-    /// queue.declare-ok of the queue of this name.
+    /// queue.declare-ok of the queue of this name; `again`: a non-passive
+    /// declare, made again if the queue went meanwhile.
     Declare {
         queue: ShortString,
+        again: Option<Box<Redeclare>>,
     },
     Purge,
     Delete,
@@ -317,8 +330,38 @@ impl Broker {
                 _ => {}
             }
         }
+        if let (Pending::Declare { queue, again: Some(r) }, Answer::NotFound) = (&pending, answer) {
+            // Deleted between this shard's look and the owner's: declared
+            // anew, as a declare after the delete would be.
+            let open = conn
+                .channels
+                .get(&channel)
+                .is_some_and(|c| c.state == ChannelState::Open);
+            let Ok(arguments) = Table::parse(&r.arguments) else {
+                return true; // our own encoding
+            };
+            let m = QueueDeclare {
+                ticket: 0,
+                queue: queue.as_short(),
+                passive: false,
+                durable: r.durable,
+                exclusive: r.exclusive,
+                auto_delete: r.auto_delete,
+                no_wait: false,
+                arguments,
+            };
+            if open {
+                if let Err(e) = self.in_meta_section(|b| b.queue_declare(conn, channel, m)) {
+                    let e = match e {
+                        Exception::Channel(e) | Exception::Connection(e) => e,
+                    };
+                    self.close_channel(conn, channel, attribute(e, cause));
+                }
+            }
+            return true;
+        }
         let method = match (&pending, answer) {
-            (Pending::Declare { queue }, Answer::Counts { messages, consumers }) => {
+            (Pending::Declare { queue, .. }, Answer::Counts { messages, consumers }) => {
                 Method::QueueDeclareOk(QueueDeclareOk {
                     queue: queue.as_short(),
                     message_count: *messages,
@@ -344,7 +387,7 @@ impl Broker {
                 // a 404 from the asker's own copy would have said.
                 let vhost = conn.vhost.as_deref().unwrap_or_default();
                 let text = match pending {
-                    Pending::Declare { queue } => format!("no queue '{queue}' in vhost '{vhost}'"),
+                    Pending::Declare { queue, .. } => format!("no queue '{queue}' in vhost '{vhost}'"),
                     _ => format!("the queue in vhost '{vhost}' was deleted"),
                 };
                 let e = ProtocolError::new(ReplyCode::NotFound, text);

@@ -346,3 +346,56 @@ fn a_parked_connection_outlives_its_heartbeat_timeout() {
         "{events:?}"
     );
 }
+
+/// A declare of a queue its owner deletes before the question comes: made
+/// anew, as a declare after the delete would be (RabbitMQ's declare creates).
+#[test]
+fn a_declare_whose_queue_went_meanwhile_declares_it_again() {
+    let log = MetaLog::new(2);
+    let mut shards = Harness::shards(0, 2, &log, false);
+    let remote = *QUEUES
+        .iter()
+        .find(|q| ShardId::owner_of_queue("/", q, 2) == ShardId(1))
+        .expect("shard 1 owns a queue");
+    let b = shards[1].connect(0, &[1]);
+    shards[1].send(b, &method(1, Method::QueueDeclare(client::queue_decl(remote, true))));
+    let a = shards[0].connect(0, &[1]);
+    shards[0].send(a, &method(1, Method::QueueDeclare(client::queue_decl(remote, true))));
+    assert!(shards[0].is_parked(a), "the counts are shard 1's");
+    shards[1].send(b, &delete(1, remote, false, false));
+    let mut out = Vec::new();
+    shards[0].broker_mut().take_cross(&mut out);
+    for (_, batch) in out {
+        shards[1].handle_cross(ShardId(0), batch);
+    }
+    let mut back = Vec::new();
+    shards[1].broker_mut().take_cross(&mut back);
+    for (_, batch) in back {
+        shards[0].handle_cross(ShardId(1), batch);
+    }
+    let events = shards[0].events(a);
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::QueueOk {
+                name: "queue.declare-ok",
+                messages: 0,
+                consumers: 0,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::ChannelClose { .. })),
+        "{events:?}"
+    );
+    let vhost = VhostName::new("/").expect("name");
+    for h in &mut shards {
+        h.broker_mut().catch_up_meta();
+        assert!(
+            h.broker().model().vhosts[&vhost].queue_id(remote).is_some(),
+            "declared anew"
+        );
+    }
+}
