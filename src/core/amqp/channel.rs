@@ -207,6 +207,12 @@ impl Channel {
         if !self.flow_active || self.state != ChannelState::Open {
             return false;
         }
+        // Rare (basic.qos global): only then the consumers are looked over.
+        let promised = if self.channel_prefetch != 0 {
+            self.promised_remote()
+        } else {
+            0
+        };
         let Some(c) = self.consumers.get_mut(&Name(consumer_tag)) else {
             return false;
         };
@@ -217,12 +223,23 @@ impl Channel {
             return false;
         }
         let unacked = self.unacked.len();
-        if self.channel_prefetch != 0 && unacked >= self.channel_prefetch as usize || unacked >= UNACKED_PER_CHANNEL_MAX
+        if self.channel_prefetch != 0 && unacked + promised >= self.channel_prefetch as usize
+            || unacked >= UNACKED_PER_CHANNEL_MAX
         {
             return false;
         }
         c.unacked += 1;
         true
+    }
+
+    /// Deliveries promised to the owners of other shards' queues consumed in
+    /// ack mode here (permits granted, not used: `remote_permits`), which a
+    /// channel-wide prefetch counts as made. Looked at only under one.
+    pub fn promised_remote(&self) -> usize {
+        (self.consumers.values())
+            .filter(|c| c.remote.is_some() && !c.no_ack)
+            .map(|c| c.permits_out as usize)
+            .sum()
     }
 
     /// Takes back [`Self::count_delivery`] when no delivery followed.

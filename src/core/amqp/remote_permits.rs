@@ -41,10 +41,7 @@ impl Broker {
         }
         // The channel's room in ack mode: its bound less what it holds and
         // what its consumers of other shards may still be sent.
-        let promised: usize = (ch.consumers.values())
-            .filter(|c| c.remote.is_some() && !c.no_ack)
-            .map(|c| c.permits_out as usize)
-            .sum();
+        let promised = ch.promised_remote();
         let bound = match ch.channel_prefetch {
             0 => UNACKED_PER_CHANNEL_MAX,
             p => usize::from(p).min(UNACKED_PER_CHANNEL_MAX),

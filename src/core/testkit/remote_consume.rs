@@ -425,3 +425,68 @@ fn observe(seed: u64, shards: &mut [Harness], consumers: &mut [Consumer], tally:
         }
     }
 }
+
+/// A channel-wide prefetch (basic.qos global) over a consumer of this
+/// shard's queue and one of another shard's: the two together never hold
+/// more, the permits promised to the other shard counting as deliveries.
+#[test]
+fn a_channel_prefetch_bounds_local_and_remote_consumers_together() {
+    let log = MetaLog::new(2);
+    let mut shards = Harness::shards(0, 2, &log, false);
+    let owned = |s: u16| {
+        *QUEUES
+            .iter()
+            .find(|q| ShardId::owner_of_queue("/", q, 2) == ShardId(s))
+            .expect("a queue")
+    };
+    let (local, remote) = (owned(0), owned(1));
+    let c = shards[0].connect(0, &[1]);
+    let mut bytes = Vec::new();
+    for q in [local, remote] {
+        bytes.extend(method(1, Method::QueueDeclare(client::queue_decl(q, false))));
+    }
+    let qos = Method::BasicQos(BasicQos {
+        prefetch_size: 0,
+        prefetch_count: 2,
+        global: true,
+    });
+    bytes.extend(method(1, qos));
+    shards[0].send(c, &bytes);
+    let mut wires = Wires::new();
+    for (i, q) in [remote, local].into_iter().enumerate() {
+        let m = Method::BasicConsume(BasicConsume {
+            ticket: 0,
+            queue: name(q),
+            consumer_tag: name(["r", "l"][i]),
+            no_local: false,
+            no_ack: false,
+            exclusive: false,
+            no_wait: false,
+            arguments: Table::EMPTY,
+        });
+        shards[0].send(c, &method(1, m));
+        settle_all(&mut shards, &mut wires);
+    }
+    let p = shards[0].connect(0, &[1]);
+    let mut bytes = Vec::new();
+    for i in 0..10 {
+        for q in [local, remote] {
+            bytes.extend(client::publish(
+                1,
+                "",
+                q,
+                &BasicProperties::default(),
+                format!("{q} {i}").as_bytes(),
+            ));
+        }
+    }
+    shards[0].send(p, &bytes);
+    settle_all(&mut shards, &mut wires);
+    let held = shards[0]
+        .events(c)
+        .iter()
+        .filter(|e| matches!(e, Event::Delivery(_)))
+        .count();
+    assert!(held >= 1, "something is delivered");
+    assert!(held <= 2, "{held} deliveries held under a channel prefetch of 2");
+}
