@@ -15,7 +15,7 @@
 //!
 //! Seeds are printed; replay one with `RINGMQ_SIM_SEED`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -24,7 +24,7 @@ use ringmq_codec::{BasicConsume, BasicProperties, ConfirmSelect, Method, QueueBi
 use super::client::{self, method, name, Event};
 use super::harness::Harness;
 use super::sim::seeds;
-use crate::core::model::cross::CrossMsg;
+use super::wires::{carry, hand_over, Wires};
 use crate::core::model::ids::ConnId;
 use crate::core::model::meta::{MetaLog, ShardId};
 
@@ -121,7 +121,7 @@ fn run(seed: u64, n: u16) {
         .collect();
 
     // Batches in flight between each ordered pair of shards.
-    let mut wires: BTreeMap<(usize, usize), VecDeque<Vec<CrossMsg>>> = BTreeMap::new();
+    let mut wires = Wires::new();
     let mut delivered: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     let mut published = 0;
     while published < PUBLISHES || wires.values().any(|w| !w.is_empty()) || pending_syncs(&shards) {
@@ -147,28 +147,14 @@ fn run(seed: u64, n: u16) {
                 shards[pb.shard].send(pb.conn, &client::publish(1, x, key, &props, body.as_bytes()));
                 published += 1;
             }
-            5..=7 => {
-                // Hand over one waiting batch of one pair, in order.
-                let ready: Vec<(usize, usize)> = wires.iter().filter(|(_, w)| !w.is_empty()).map(|(k, _)| *k).collect();
-                if let Some(&(from, to)) = ready.get(rng.random_range(0..ready.len().max(1))) {
-                    let batch = wires.get_mut(&(from, to)).and_then(VecDeque::pop_front).expect("ready");
-                    shards[to].handle_cross(ShardId(from as u16), batch);
-                }
-            }
+            5..=7 => hand_over(&mut rng, &mut shards, &mut wires),
             _ => {
                 let s = rng.random_range(0..shards.len());
                 shards[s].sync_all();
             }
         }
         // What each shard made for the others this step goes on the wires.
-        for (from, h) in shards.iter_mut().enumerate() {
-            let mut out = Vec::new();
-            h.broker_mut().take_cross(&mut out);
-            for (to, batch) in out {
-                assert_ne!(usize::from(to.0), from, "seed {seed}: a shard sent itself a batch");
-                wires.entry((from, usize::from(to.0))).or_default().push_back(batch);
-            }
-        }
+        carry(&mut shards, &mut wires);
         // Deliveries, then confirms: a confirmed message is in every queue
         // it routed to already, on whichever shard (each consumer takes what
         // its queue stores at once).

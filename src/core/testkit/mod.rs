@@ -27,6 +27,7 @@ pub mod model;
 mod ops;
 pub mod scenario;
 pub mod sim;
+pub mod wires;
 
 mod after_crash;
 mod cross_shards;

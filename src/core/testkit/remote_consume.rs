@@ -13,7 +13,7 @@
 //!
 //! Seeds are printed; replay one with `RINGMQ_SIM_SEED`.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -25,7 +25,7 @@ use ringmq_codec::{
 use super::client::{self, method, name, Event};
 use super::harness::Harness;
 use super::sim::seeds;
-use crate::core::model::cross::CrossMsg;
+use super::wires::{carry, hand_over, settle_all, Wires};
 use crate::core::model::ids::ConnId;
 use crate::core::model::meta::{MetaLog, ShardId};
 
@@ -69,8 +69,6 @@ struct Tally {
     consumed: BTreeSet<String>,
     discarded: BTreeSet<String>,
 }
-
-type Wires = BTreeMap<(usize, usize), VecDeque<Vec<CrossMsg>>>;
 
 fn run(seed: u64, n: u16) {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -347,35 +345,6 @@ fn settle_some(rng: &mut StdRng, c: &mut Consumer, tally: &mut Tally) -> Option<
         }
     }
     Some(method(c.channel, m))
-}
-
-fn hand_over(rng: &mut StdRng, shards: &mut [Harness], wires: &mut Wires) {
-    let ready: Vec<(usize, usize)> = wires.iter().filter(|(_, w)| !w.is_empty()).map(|(k, _)| *k).collect();
-    if let Some(&(from, to)) = ready.get(rng.random_range(0..ready.len().max(1))) {
-        let batch = wires.get_mut(&(from, to)).and_then(VecDeque::pop_front).expect("ready");
-        shards[to].handle_cross(ShardId(from as u16), batch);
-    }
-}
-
-fn carry(shards: &mut [Harness], wires: &mut Wires) {
-    for (from, h) in shards.iter_mut().enumerate() {
-        let mut out = Vec::new();
-        h.broker_mut().take_cross(&mut out);
-        for (to, batch) in out {
-            wires.entry((from, usize::from(to.0))).or_default().push_back(batch);
-        }
-    }
-}
-
-fn settle_all(shards: &mut [Harness], wires: &mut Wires) {
-    loop {
-        carry(shards, wires);
-        let Some((&(from, to), _)) = wires.iter().find(|(_, w)| !w.is_empty()) else {
-            return;
-        };
-        let batch = wires.get_mut(&(from, to)).and_then(VecDeque::pop_front).expect("ready");
-        shards[to].handle_cross(ShardId(from as u16), batch);
-    }
 }
 
 /// The consumers' deliveries.

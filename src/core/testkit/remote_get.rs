@@ -21,9 +21,9 @@ use ringmq_codec::{
 use super::client::{self, method, name, Event};
 use super::harness::Harness;
 use super::sim::seeds;
-use crate::core::model::cross::CrossMsg;
+use super::wires::{carry, hand_over, settle_all, Wires};
 use crate::core::model::ids::ConnId;
-use crate::core::model::meta::{MetaLog, ShardId};
+use crate::core::model::meta::MetaLog;
 
 const QUEUES: [&str; 6] = ["c0", "c1", "c2", "c3", "c4", "c5"];
 const STEPS: usize = 600;
@@ -60,8 +60,6 @@ struct Tally {
     /// Got without the redelivered mark (once at most).
     firsts: BTreeSet<String>,
 }
-
-type Wires = BTreeMap<(usize, usize), VecDeque<Vec<CrossMsg>>>;
 
 fn run(seed: u64, n: u16) {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -265,38 +263,6 @@ fn settle_some(rng: &mut StdRng, g: &mut Getter, tally: &mut Tally) -> Option<Ve
         }
     }
     Some(method(ch, m))
-}
-
-/// Hands over one waiting batch of one pair of shards, in order.
-fn hand_over(rng: &mut StdRng, shards: &mut [Harness], wires: &mut Wires) {
-    let ready: Vec<(usize, usize)> = wires.iter().filter(|(_, w)| !w.is_empty()).map(|(k, _)| *k).collect();
-    if let Some(&(from, to)) = ready.get(rng.random_range(0..ready.len().max(1))) {
-        let batch = wires.get_mut(&(from, to)).and_then(VecDeque::pop_front).expect("ready");
-        shards[to].handle_cross(ShardId(from as u16), batch);
-    }
-}
-
-/// What each shard made for the others goes on the wires.
-fn carry(shards: &mut [Harness], wires: &mut Wires) {
-    for (from, h) in shards.iter_mut().enumerate() {
-        let mut out = Vec::new();
-        h.broker_mut().take_cross(&mut out);
-        for (to, batch) in out {
-            wires.entry((from, usize::from(to.0))).or_default().push_back(batch);
-        }
-    }
-}
-
-/// Hands everything over until nothing moves.
-fn settle_all(shards: &mut [Harness], wires: &mut Wires) {
-    loop {
-        carry(shards, wires);
-        let Some((&(from, to), _)) = wires.iter().find(|(_, w)| !w.is_empty()) else {
-            return;
-        };
-        let batch = wires.get_mut(&(from, to)).and_then(VecDeque::pop_front).expect("ready");
-        shards[to].handle_cross(ShardId(from as u16), batch);
-    }
 }
 
 /// The getters' replies: what they got, on which channel.

@@ -16,8 +16,6 @@
 //!
 //! Seeds are printed; replay one with `RINGMQ_SIM_SEED`.
 
-use std::collections::{BTreeMap, VecDeque};
-
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ringmq_codec::{BasicConsume, BasicProperties, Method, QueueDeclare, QueueDelete, QueuePurge, Table};
@@ -25,7 +23,7 @@ use ringmq_codec::{BasicConsume, BasicProperties, Method, QueueDeclare, QueueDel
 use super::client::{self, method, name, Event};
 use super::harness::Harness;
 use super::sim::seeds;
-use crate::core::model::cross::CrossMsg;
+use super::wires::{carry, hand_over, Wires};
 use crate::core::model::ids::{ConnId, VhostName};
 use crate::core::model::meta::{MetaLog, ShardId};
 
@@ -116,7 +114,7 @@ fn run(seed: u64, n: u16) {
         shards[u.shard].events(u.conn);
     }
     let mut known = [Known::default(); QUEUES.len()];
-    let mut wires: BTreeMap<(usize, usize), VecDeque<Vec<CrossMsg>>> = BTreeMap::new();
+    let mut wires = Wires::new();
 
     let mut step = 0;
     while step < STEPS || wires.values().any(|w| !w.is_empty()) || shards.iter().any(Harness::sync_wanted) {
@@ -132,26 +130,13 @@ fn run(seed: u64, n: u16) {
                 let bytes = act(&mut rng, u, q, &mut known[q]);
                 shards[u.shard].send(u.conn, &bytes);
             }
-            5..=7 => {
-                // Hand over one waiting batch of one pair, in order.
-                let ready: Vec<(usize, usize)> = wires.iter().filter(|(_, w)| !w.is_empty()).map(|(k, _)| *k).collect();
-                if let Some(&(from, to)) = ready.get(rng.random_range(0..ready.len().max(1))) {
-                    let batch = wires.get_mut(&(from, to)).and_then(VecDeque::pop_front).expect("ready");
-                    shards[to].handle_cross(ShardId(from as u16), batch);
-                }
-            }
+            5..=7 => hand_over(&mut rng, &mut shards, &mut wires),
             _ => {
                 let s = rng.random_range(0..shards.len());
                 shards[s].sync_all();
             }
         }
-        for (from, h) in shards.iter_mut().enumerate() {
-            let mut out = Vec::new();
-            h.broker_mut().take_cross(&mut out);
-            for (to, batch) in out {
-                wires.entry((from, usize::from(to.0))).or_default().push_back(batch);
-            }
-        }
+        carry(&mut shards, &mut wires);
         for u in &mut users {
             for e in shards[u.shard].events(u.conn) {
                 match e {

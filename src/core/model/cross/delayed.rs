@@ -71,18 +71,8 @@ impl Model {
         // An exchange deleted meanwhile: the message goes nowhere, and an
         // unroutable message is confirmed, as on one shard.
         let outcome = held.unwrap_or_default();
-        let Some(confirm) = f.confirm else { return };
-        if outcome.needs_sync {
-            self.cross
-                .send_after_sync(self.commit.epoch + 1, from, confirm, outcome.failed);
-        } else {
-            self.cross.send(
-                from,
-                CrossMsg::Stored {
-                    confirm,
-                    failed: outcome.failed,
-                },
-            );
+        if let Some(confirm) = f.confirm {
+            self.answer_stored(from, confirm, &outcome);
         }
     }
 }

@@ -276,6 +276,18 @@ impl Model {
         local
     }
 
+    /// The word for a message shard `from` forwarded with `confirm`, stored
+    /// here: now, or after the group commit that syncs it.
+    pub(crate) fn answer_stored(&mut self, from: ShardId, confirm: ConfirmRef, outcome: &PublishOutcome) {
+        if outcome.needs_sync {
+            self.cross
+                .send_after_sync(self.commit.epoch + 1, from, confirm, outcome.failed);
+        } else {
+            let failed = outcome.failed;
+            self.cross.send(from, CrossMsg::Stored { confirm, failed });
+        }
+    }
+
     /// A forward from shard `from`: stored in this shard's queues; its confirm
     /// goes back now, or after the group commit that syncs it.
     pub(crate) fn store_forward(&mut self, from: ShardId, f: &Forward) {
@@ -291,18 +303,8 @@ impl Model {
             maybe_delivered: false,
         };
         self.store_routed(&f.vhost, &f.queues, &msg, &mut outcome);
-        let Some(confirm) = f.confirm else { return };
-        if outcome.needs_sync {
-            self.cross
-                .send_after_sync(self.commit.epoch + 1, from, confirm, outcome.failed);
-        } else {
-            self.cross.send(
-                from,
-                CrossMsg::Stored {
-                    confirm,
-                    failed: outcome.failed,
-                },
-            );
+        if let Some(confirm) = f.confirm {
+            self.answer_stored(from, confirm, &outcome);
         }
     }
 }
