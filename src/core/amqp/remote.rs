@@ -18,9 +18,9 @@ use ringmq_codec::{
 use crate::core::amqp::broker::Broker;
 use crate::core::amqp::channel::{ChannelState, Unacked};
 use crate::core::amqp::connection::Connection;
-use crate::core::amqp::delivery::delivery_properties;
 use crate::core::amqp::dispatch::chan;
 use crate::core::amqp::error::{attribute, Exception};
+use crate::core::amqp::remote_consume::take_to_cross;
 use crate::core::model::cross::{Answer, Ask, AskRef, AskWhat, CrossMsg, Got, Reply, SettleHow, Settlement};
 use crate::core::model::ids::{QueueId, VhostName};
 use crate::core::model::meta::ShardId;
@@ -192,35 +192,20 @@ impl Broker {
         let Some(q) = self.model.vhosts.get_mut(vhost).and_then(|v| v.queues.get_mut(&id)) else {
             return Answer::NotFound;
         };
-        let got = q.take_next(None, |m| {
-            (
-                m.exchange.into(),
-                m.routing_key.into(),
-                delivery_properties(m.view.properties, m.delivery_count).into_owned(),
-                m.view.body.to_vec(),
-                m.remaining,
-            )
-        });
-        let Some((at, (exchange, routing_key, properties, body, remaining))) = got else {
+        let Some(msg) = take_to_cross(q) else {
             q.count_get_empty();
             return Answer::Empty;
         };
+        q.count_get(no_ack, msg.redelivered);
+        if no_ack {
+            q.ack_position(msg.position);
+        }
         let got = Got {
             vhost: vhost.clone(),
             queue: id,
-            position: at.pos,
             acked: no_ack,
-            exchange,
-            routing_key,
-            properties,
-            body,
-            redelivered: at.redelivered,
-            remaining,
+            msg,
         };
-        q.count_get(no_ack, at.redelivered);
-        if no_ack {
-            q.ack_position(at.pos);
-        }
         self.model.ack_flush.note(vhost, q, now_ms);
         Answer::Got(Box::new(got))
     }
@@ -263,7 +248,7 @@ impl Broker {
             vhost: got.vhost.clone(),
             queue: got.queue,
             how: SettleHow::Requeue,
-            positions: vec![got.position],
+            positions: vec![got.msg.position],
         };
         self.model.cross.send(owner, CrossMsg::Settle(Box::new(s)));
     }
@@ -413,14 +398,21 @@ impl Broker {
         let tag = ch.take_delivery_tag();
         let ok = BasicGetOk {
             delivery_tag: tag,
-            redelivered: got.redelivered,
-            exchange: got.exchange.as_short(),
-            routing_key: got.routing_key.as_short(),
-            message_count: got.remaining,
+            redelivered: got.msg.redelivered,
+            exchange: got.msg.exchange.as_short(),
+            routing_key: got.msg.routing_key.as_short(),
+            message_count: got.msg.remaining,
         };
         encode_method(&mut conn.out, channel, &Method::BasicGetOk(ok));
-        encode_content(&mut conn.out, channel, 60, &got.properties, &got.body, frame_max);
-        crate::core::model::stats::count_get(&mut ch.stats.c, no_ack, got.redelivered);
+        encode_content(
+            &mut conn.out,
+            channel,
+            60,
+            &got.msg.properties,
+            &got.msg.body,
+            frame_max,
+        );
+        crate::core::model::stats::count_get(&mut ch.stats.c, no_ack, got.msg.redelivered);
         if !no_ack {
             let vhost = conn.vhost.as_ref().expect("open");
             let timeout = self
@@ -435,7 +427,7 @@ impl Broker {
                 tag,
                 Unacked {
                     queue,
-                    position: got.position,
+                    position: got.msg.position,
                     consumer: None,
                     timeout,
                 },

@@ -19,7 +19,7 @@ use crate::core::amqp::channel::{ChannelConsumer, ChannelState, Unacked};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::remote::Pending;
 use crate::core::model::cross::{
-    Answer, AskRef, AskWhat, ConsumeAsk, ConsumerKey, CrossMsg, Deliver, SettleHow, Settlement,
+    Answer, AskRef, AskWhat, ConsumeAsk, ConsumerKey, CrossMsg, Deliver, SettleHow, Settlement, Taken,
 };
 use crate::core::model::ids::{QueueId, VhostName};
 use crate::core::model::meta::ShardId;
@@ -243,14 +243,14 @@ impl Broker {
             k.channel,
             k.tag.as_short(),
             tag,
-            d.redelivered,
-            d.exchange.as_short(),
-            d.routing_key.as_short(),
-            &d.properties,
-            d.body.len() as u64,
+            d.msg.redelivered,
+            d.msg.exchange.as_short(),
+            d.msg.routing_key.as_short(),
+            &d.msg.properties,
+            d.msg.body.len() as u64,
         );
-        ringmq_codec::frame::encode_body(out, k.channel, &d.body, frame_max);
-        crate::core::model::stats::count_delivery(&mut ch.stats.c, no_ack, d.redelivered);
+        ringmq_codec::frame::encode_body(out, k.channel, &d.msg.body, frame_max);
+        crate::core::model::stats::count_delivery(&mut ch.stats.c, no_ack, d.msg.redelivered);
         if !no_ack {
             let timeout = self
                 .model
@@ -264,7 +264,7 @@ impl Broker {
                 tag,
                 Unacked {
                     queue: k.queue,
-                    position: d.position,
+                    position: d.msg.position,
                     consumer: Some(k.tag.clone()),
                     timeout,
                 },
@@ -275,7 +275,7 @@ impl Broker {
                 vhost: k.vhost.clone(),
                 queue: k.queue,
                 how: SettleHow::Delivered,
-                positions: vec![d.position],
+                positions: vec![d.msg.position],
             };
             self.send_to_owner(k, CrossMsg::Settle(Box::new(s)));
         }
@@ -315,7 +315,7 @@ impl Broker {
             vhost: d.to.vhost.clone(),
             queue: d.to.queue,
             how: SettleHow::Requeue,
-            positions: vec![d.position],
+            positions: vec![d.msg.position],
         };
         self.model.cross.send(owner, CrossMsg::Settle(Box::new(s)));
     }
@@ -357,15 +357,7 @@ pub(crate) fn deliver_remote(
         HeadState::Live => {}
     }
     let c = q.consumer(idx).clone();
-    let taken = q.take_next(None, |m| {
-        (
-            ShortString::from(m.exchange),
-            ShortString::from(m.routing_key),
-            crate::core::amqp::delivery::delivery_properties(m.view.properties, m.delivery_count).into_owned(),
-            m.view.body.to_vec(),
-        )
-    });
-    let Some((at, (exchange, routing_key, properties, body))) = taken else {
+    let Some(msg) = take_to_cross(q) else {
         if q.ready_count() > 0 {
             // As for a local consumer: the store failed (logged); try later.
             let at = crate::core::model::timers::take_retry_at(o.now_ms);
@@ -373,10 +365,7 @@ pub(crate) fn deliver_remote(
         }
         return RemoteStep::Stopped;
     };
-    // Even a no-ack consumer's message stays the queue's until its shard
-    // says it was written (`Delivered`): one that finds its consumer gone
-    // goes back, not lost.
-    q.count_delivery(c.no_ack, at.redelivered);
+    q.count_delivery(c.no_ack, msg.redelivered);
     q.spend_permit(idx);
     q.rotate_after_delivery(idx);
     let d = Deliver {
@@ -387,14 +376,33 @@ pub(crate) fn deliver_remote(
             channel: c.channel,
             tag: c.tag,
         },
-        position: at.pos,
         acked: false,
+        msg,
+    };
+    o.cross.send(c.conn.shard(), CrossMsg::Deliver(Box::new(d)));
+    RemoteStep::Delivered
+}
+
+/// Takes the next ready message of `q` for a receiver on another shard,
+/// copied out of its segment with its properties as delivered.
+pub(crate) fn take_to_cross(q: &mut crate::core::model::queue::Queue) -> Option<Taken> {
+    let taken = q.take_next(None, |m| {
+        (
+            ShortString::from(m.exchange),
+            ShortString::from(m.routing_key),
+            crate::core::amqp::delivery::delivery_properties(m.view.properties, m.delivery_count).into_owned(),
+            m.view.body.to_vec(),
+            m.remaining,
+        )
+    });
+    let (at, (exchange, routing_key, properties, body, remaining)) = taken?;
+    Some(Taken {
+        position: at.pos,
         exchange,
         routing_key,
         properties,
         body,
         redelivered: at.redelivered,
-    };
-    o.cross.send(c.conn.shard(), CrossMsg::Deliver(Box::new(d)));
-    RemoteStep::Delivered
+        remaining,
+    })
 }

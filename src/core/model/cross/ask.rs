@@ -4,8 +4,7 @@
 //! *parked* until the answer comes (`amqp::remote`): its next frames wait,
 //! so its replies keep their order, as on one shard.
 
-use ringmq_codec::{ReplyCode, ShortString};
-use ringmq_store::SegmentPosition;
+use ringmq_codec::ReplyCode;
 
 use crate::core::model::ids::{ConnId, QueueId, VhostName};
 
@@ -82,18 +81,9 @@ pub enum Answer {
 pub struct Got {
     pub vhost: VhostName,
     pub queue: QueueId,
-    /// Where it is in its queue: what the channel's ack names.
-    pub position: SegmentPosition,
     /// Acked by the owner as it was taken (`no_ack`).
     pub acked: bool,
-    pub exchange: ShortString,
-    pub routing_key: ShortString,
-    /// As delivered (with `x-delivery-count` where the queue counts it).
-    pub properties: Vec<u8>,
-    pub body: Vec<u8>,
-    pub redelivered: bool,
-    /// Ready messages left after it.
-    pub remaining: u32,
+    pub msg: super::Taken,
 }
 
 /// An answer on its way back to `to`.

@@ -6,7 +6,6 @@
 //! and settles it with the owner (`settle`).
 
 use ringmq_codec::ShortString;
-use ringmq_store::SegmentPosition;
 
 use crate::core::model::ids::{ConnId, QueueId, VhostName};
 
@@ -41,14 +40,8 @@ pub struct ConsumerKey {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deliver {
     pub to: ConsumerKey,
-    pub position: SegmentPosition,
     /// Acked by the owner as it was taken (never, today: a no-ack consumer's
     /// shard says `Delivered` once it wrote it).
     pub acked: bool,
-    pub exchange: ShortString,
-    pub routing_key: ShortString,
-    /// As delivered (with `x-delivery-count` where the queue counts it).
-    pub properties: Vec<u8>,
-    pub body: Vec<u8>,
-    pub redelivered: bool,
+    pub msg: super::Taken,
 }

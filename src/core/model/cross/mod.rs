@@ -75,6 +75,22 @@ pub struct Forward {
     pub confirm: Option<ConfirmRef>,
 }
 
+/// A message taken from its queue for a receiver on another shard: what a
+/// get-ok or a delivery carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Taken {
+    /// Where it is in its queue: what the receiver's settlement names.
+    pub position: ringmq_store::SegmentPosition,
+    pub exchange: ShortString,
+    pub routing_key: ShortString,
+    /// As delivered (with `x-delivery-count` where the queue counts it).
+    pub properties: Vec<u8>,
+    pub body: Vec<u8>,
+    pub redelivered: bool,
+    /// Ready messages left after it (basic.get-ok's count).
+    pub remaining: u32,
+}
+
 /// What one shard sends another.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CrossMsg {
