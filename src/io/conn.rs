@@ -1,4 +1,6 @@
-//! One client connection: a reader loop and a writer task around the core.
+//! One client connection: a reader and a writer around the core, two futures
+//! of one task; one ticker ([`tick_task`]) gives every connection its heartbeat
+//! tick.
 //!
 //! On the AMQPS listener both share the connection's [`TlsSession`]: the reader
 //! decrypts what it reads before the core sees it, the writer encrypts what the
@@ -46,20 +48,23 @@ enum ReadEnd {
 type Tls = Option<Rc<RefCell<TlsSession>>>;
 
 /// A socket's read half that can wait for input without a buffer to put it
-/// in: an idle connection then holds no read buffer at all.
+/// in: an idle connection then holds no read buffer at all. Polled, not an
+/// `async fn`: tokio's `readable()` future (its waiter in the socket's list)
+/// took 184 bytes of every idle connection's task; the poll uses the socket's
+/// one reader waker, as the reads do (only this task reads the socket).
 trait ReadHalf: AsyncRead + Unpin {
-    async fn readable(&self) -> std::io::Result<()>;
+    fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>>;
 }
 
 impl ReadHalf for tokio::net::tcp::OwnedReadHalf {
-    async fn readable(&self) -> std::io::Result<()> {
-        tokio::net::tcp::OwnedReadHalf::readable(self).await
+    fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        self.as_ref().poll_read_ready(cx)
     }
 }
 
 impl ReadHalf for tokio::net::unix::OwnedReadHalf {
-    async fn readable(&self) -> std::io::Result<()> {
-        tokio::net::unix::OwnedReadHalf::readable(self).await
+    fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        self.as_ref().poll_read_ready(cx)
     }
 }
 
@@ -67,8 +72,8 @@ impl ReadHalf for tokio::net::unix::OwnedReadHalf {
 /// say it is readable without a read, so it keeps its (small) read buffer
 /// while it waits.
 impl ReadHalf for tokio::io::ReadHalf<tokio::io::DuplexStream> {
-    async fn readable(&self) -> std::io::Result<()> {
-        Ok(())
+    fn poll_readable(&self, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 
@@ -139,96 +144,104 @@ struct Conn {
     tls: Tls,
 }
 
-async fn serve_halves<R, W>(shared: Rc<Shared>, id: ConnId, conn: Conn, mut rd: R, wr: W, initial: Vec<u8>)
+/// Not an `async fn`: its future would keep the arguments twice (as given, and in its body).
+#[allow(clippy::manual_async_fn)]
+fn serve_halves<R, W>(
+    shared: Rc<Shared>,
+    id: ConnId,
+    conn: Conn,
+    mut rd: R,
+    wr: W,
+    mut initial: Vec<u8>,
+) -> impl std::future::Future<Output = ()>
 where
     R: ReadHalf,
     W: AsyncWrite + Unpin + 'static,
 {
-    let Conn { peer, tls } = conn;
-    let notify = Rc::new(Notify::new());
-    shared.writers.borrow_mut().insert(id, notify.clone());
-    // Reader and writer are two futures of one task, not two tasks: a task
-    // costs its header and an allocation aligned to 128 bytes (10,000 idle
-    // connections). Both are polled each time the task runs, so a writer
-    // blocked on a slow peer never stops the reading, nor the other way round.
-    let writer = write_loop(&shared, id, wr, &notify, &tls);
-    let mut writer = std::pin::pin!(writer);
-    // The writer's result once it ended: the write half, kept (unshut) while
-    // a closed connection lingers.
-    let mut written: Option<Option<W>> = None;
-    let reader = Reader {
-        shared: &shared,
-        id,
-        tls: &tls,
-        writer: &notify,
-        peer,
-    };
-    let end = {
-        let read = reader.read_loop(&mut rd, initial);
-        let mut read = std::pin::pin!(read);
-        loop {
-            tokio::select! {
-                end = &mut read => break end,
-                w = &mut writer, if written.is_none() => written = Some(w),
-                // The connection ticker: a tick closed a connection (maybe this
-                // one, whose writer may be stuck on a peer that reads nothing),
-                // or readers are paused.
-                _ = shared.conn_wake.notified() => {}
-            }
-            // The writer ended after the core closed the connection (it closed
-            // the socket's sending side, or waits for the peer's FIN), or a tick
-            // closed it: the writer gets CLOSE_LINGER to finish, as on input.
-            if shared.broker.borrow().is_closed(id) {
-                break Ok(ReadEnd::Closed);
-            }
-        }
-    };
-    let closed_by_protocol = match end {
-        Ok(ReadEnd::Closed | ReadEnd::TlsFailed) => true,
-        Ok(ReadEnd::PeerGone) => false,
-        Err(e) => {
-            tracing::debug!(?peer, error = %e, "connection read error");
-            false
-        }
-    };
-    if closed_by_protocol {
-        // Let the writer send what is left (a close-ok, an error close), bounded.
-        notify.notify_one();
-        if written.is_none() {
-            written = tokio::time::timeout(CLOSE_LINGER, &mut writer).await.ok();
-        }
-        // Read until the peer closes its side: closing a socket with unread bytes
-        // makes the kernel send a reset, which clients report as an error instead
-        // of the clean close they just negotiated.
-        // On the heap: in the future it would take 512 bytes of every idle
-        // connection's task, the future's size being that of its largest state.
-        let mut sink = vec![0u8; 512];
-        let _ = tokio::time::timeout(CLOSE_LINGER, async {
-            while let Ok(n) = rd.read(&mut sink).await {
-                if n == 0 {
-                    break;
+    async move {
+        let (peer, tls) = (conn.peer, &conn.tls);
+        let notify = Rc::new(Notify::new());
+        shared.writers.borrow_mut().insert(id, notify.clone());
+        // Reader and writer are two futures of one task, not two tasks: a task
+        // costs its header and an allocation aligned to 128 bytes (10,000 idle
+        // connections). Both are polled each time the task runs, so a writer
+        // blocked on a slow peer never stops the reading, nor the other way round.
+        let writer = write_loop(&shared, id, wr, &notify, tls);
+        let mut writer = std::pin::pin!(writer);
+        // The writer's result: the write half, kept (unshut) while closing.
+        let mut written: Option<Option<W>> = None;
+        let reader = Reader {
+            shared: &shared,
+            id,
+            tls,
+            writer: &notify,
+            peer,
+        };
+        let end = {
+            let read = reader.read_loop(&mut rd, &mut initial);
+            let mut read = std::pin::pin!(read);
+            loop {
+                tokio::select! {
+                    end = &mut read => break end,
+                    w = &mut writer, if written.is_none() => written = Some(w),
+                    // The connection ticker: a tick closed a connection (maybe this
+                    // one, whose writer may be stuck on a peer that reads nothing),
+                    // or readers are paused.
+                    _ = shared.conn_wake.notified() => {}
+                }
+                // The writer ended after the core closed the connection (it closed
+                // the socket's sending side, or waits for the peer's FIN), or a tick
+                // closed it: the writer gets CLOSE_LINGER to finish, as on input.
+                if shared.broker.borrow().is_closed(id) {
+                    break Ok(ReadEnd::Closed);
                 }
             }
-        })
-        .await;
+        };
+        let closed_by_protocol = match end {
+            Ok(ReadEnd::Closed | ReadEnd::TlsFailed) => true,
+            Ok(ReadEnd::PeerGone) => false,
+            Err(e) => {
+                tracing::debug!(?peer, error = %e, "connection read error");
+                false
+            }
+        };
+        if closed_by_protocol {
+            // Let the writer send what is left (a close-ok, an error close), bounded.
+            notify.notify_one();
+            if written.is_none() {
+                written = tokio::time::timeout(CLOSE_LINGER, &mut writer).await.ok();
+            }
+            // Read until the peer closes its side: closing a socket with unread bytes
+            // makes the kernel send a reset, which clients report as an error instead
+            // of the clean close they just negotiated.
+            // On the heap: in the future it would take 512 bytes of every idle
+            // connection's task, the future's size being that of its largest state.
+            let mut sink = vec![0u8; 512];
+            let _ = tokio::time::timeout(CLOSE_LINGER, async {
+                while let Ok(n) = rd.read(&mut sink).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        // The peer is gone (nothing more can be written), or the linger is over.
+        drop(written);
+        shared.writers.borrow_mut().remove(&id);
+        if let Some(tls) = tls {
+            tls.borrow().log_if_unfinished(peer);
+            shared.tls_conns.borrow_mut().remove(&id);
+        }
+        shared.broker.borrow_mut().handle_disconnect(id);
+        shared.after_core_call();
+        shared.open_connections.set(shared.open_connections.get() - 1);
     }
-    // The peer is gone (nothing more can be written), or the linger is over.
-    drop(written);
-    shared.writers.borrow_mut().remove(&id);
-    if let Some(tls) = &tls {
-        tls.borrow().log_if_unfinished(peer);
-        shared.tls_conns.borrow_mut().remove(&id);
-    }
-    shared.broker.borrow_mut().handle_disconnect(id);
-    shared.after_core_call();
-    shared.open_connections.set(shared.open_connections.get() - 1);
 }
 
-/// The heartbeat timer of the connections served here (every connection on
-/// the epoll backend; the handed-over byte streams on io_uring): one timer for
-/// all, not one per connection. Every [`TICK`] each gets the core's tick; one
-/// the core closed (heartbeats missed, a stuck close) has its task woken to
-/// end it; readers paused by flow control look again.
+/// The heartbeat timer of the connections served here (all on epoll, the byte
+/// streams on io_uring), not one each: every [`TICK`] each gets the core's tick;
+/// if one closed (heartbeats missed) or a reader is paused, the tasks look again.
 pub(crate) async fn tick_task(shared: Rc<Shared>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -272,7 +285,7 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// Reads until EOF, until the core closed the connection, or until TLS
     /// failed. `initial` (bytes read with a PROXY header) goes first.
-    async fn read_loop<R: ReadHalf>(&self, rd: &mut R, initial: Vec<u8>) -> std::io::Result<ReadEnd> {
+    async fn read_loop<R: ReadHalf>(&self, rd: &mut R, initial: &mut Vec<u8>) -> std::io::Result<ReadEnd> {
         let (shared, id) = (self.shared, self.id);
         let mut buf: Vec<u8> = Vec::new();
         // TLS: ciphertext is read here and decrypted into `buf`.
@@ -280,14 +293,14 @@ impl Reader<'_> {
         let mut room = ReadRoom::new();
         if !initial.is_empty() {
             let into = if self.tls.is_some() { &mut cipher } else { &mut buf };
-            into.extend_from_slice(&initial);
+            into.extend_from_slice(initial);
+            *initial = Vec::new();
             if let Some(end) = self.on_input(&mut cipher, &mut buf) {
                 return Ok(end);
             }
         }
-        // While a read buffer is kept (a stream of input, or a partial frame):
-        // fires IDLE_RELEASE_MS after the last read to free it. Boxed: only a
-        // connection that holds a buffer pays for one.
+        // While a read buffer is kept: frees it IDLE_RELEASE_MS after the last
+        // read. Boxed: only a connection that holds a buffer pays for one.
         let mut idle: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         loop {
             if shared.broker.borrow().is_closed(id) {
@@ -295,8 +308,8 @@ impl Reader<'_> {
             }
             if shared.broker.borrow().should_pause_reading(id) {
                 // Flow control: a publisher's socket is not read while the disk alarm
-                // is on; TCP backpressure then slows the client down. The connection
-                // ticker wakes the tasks of paused readers every TICK to look again.
+                // is on; TCP backpressure then slows the client down. The ticker
+                // wakes the tasks every TICK while a reader is paused.
                 tokio::select! {
                     _ = shared.unblocked.notified() => {}
                     _ = NextPoll(false) => {}
@@ -306,7 +319,7 @@ impl Reader<'_> {
             let into = if self.tls.is_some() { &mut cipher } else { &mut buf };
             if into.capacity() == 0 {
                 // No buffer (new, or released when idle): wait for input first.
-                rd.readable().await?;
+                std::future::poll_fn(|cx| rd.poll_readable(cx)).await?;
             }
             let into = if self.tls.is_some() { &mut cipher } else { &mut buf };
             let spare = room.prepare(into);
@@ -382,8 +395,7 @@ impl Reader<'_> {
     }
 }
 
-/// Ready at the next poll of the task: whatever woke it (the connection
-/// ticker, the writer's wake-up), the reader looks again.
+/// Ready at the next poll of the task, whatever woke it (the ticker, the writer).
 struct NextPoll(bool);
 
 impl std::future::Future for NextPoll {
