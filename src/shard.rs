@@ -32,6 +32,10 @@ pub(crate) struct Shared {
     pub open_connections: std::cell::Cell<usize>,
     /// Woken when the disk alarm clears, so paused readers resume.
     pub unblocked: Notify,
+    /// Wakes every connection task (`io::conn`): the connection ticker's call
+    /// when a tick closed a connection (its task ends it) or readers are paused
+    /// (they look again).
+    pub conn_wake: Notify,
     /// Wakes the timer task when a core call armed an earlier deadline.
     pub timer_kick: Notify,
     /// The deadline the timer task sleeps until (u64::MAX: none).
@@ -104,6 +108,7 @@ impl Shared {
             work_kick: Notify::new(),
             open_connections: std::cell::Cell::new(0),
             unblocked: Notify::new(),
+            conn_wake: Notify::new(),
             timer_kick: Notify::new(),
             timer_armed: std::cell::Cell::new(u64::MAX),
             driver_kick: uring.then(Notify::new),

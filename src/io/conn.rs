@@ -1,4 +1,6 @@
-//! One client connection: a reader loop and a writer task around the core.
+//! One client connection: a reader and a writer around the core, two futures
+//! of one task; one ticker ([`tick_task`]) gives every connection its heartbeat
+//! tick.
 //!
 //! On the AMQPS listener both share the connection's [`TlsSession`]: the reader
 //! decrypts what it reads before the core sees it, the writer encrypts what the
@@ -46,20 +48,23 @@ enum ReadEnd {
 type Tls = Option<Rc<RefCell<TlsSession>>>;
 
 /// A socket's read half that can wait for input without a buffer to put it
-/// in: an idle connection then holds no read buffer at all.
+/// in: an idle connection then holds no read buffer at all. Polled, not an
+/// `async fn`: tokio's `readable()` future (its waiter in the socket's list)
+/// took 184 bytes of every idle connection's task; the poll uses the socket's
+/// one reader waker, as the reads do (only this task reads the socket).
 trait ReadHalf: AsyncRead + Unpin {
-    async fn readable(&self) -> std::io::Result<()>;
+    fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>>;
 }
 
 impl ReadHalf for tokio::net::tcp::OwnedReadHalf {
-    async fn readable(&self) -> std::io::Result<()> {
-        tokio::net::tcp::OwnedReadHalf::readable(self).await
+    fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        self.as_ref().poll_read_ready(cx)
     }
 }
 
 impl ReadHalf for tokio::net::unix::OwnedReadHalf {
-    async fn readable(&self) -> std::io::Result<()> {
-        tokio::net::unix::OwnedReadHalf::readable(self).await
+    fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        self.as_ref().poll_read_ready(cx)
     }
 }
 
@@ -67,13 +72,20 @@ impl ReadHalf for tokio::net::unix::OwnedReadHalf {
 /// say it is readable without a read, so it keeps its (small) read buffer
 /// while it waits.
 impl ReadHalf for tokio::io::ReadHalf<tokio::io::DuplexStream> {
-    async fn readable(&self) -> std::io::Result<()> {
-        Ok(())
+    fn poll_readable(&self, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 
-/// Serves a connection from any AMQP listener (TCP or Unix socket) until it ends.
-pub(crate) async fn serve_connection(shared: Rc<Shared>, acc: super::accept::Accepted) {
+/// Serves a connection from any AMQP listener (TCP or Unix socket) until it
+/// ends: the core learns of it now, and the future returned serves it. Not an
+/// `async fn`: one would keep what it was given (the accepted socket, the
+/// peer's name) beside the future it awaits, bytes of every idle connection.
+pub(crate) fn serve_connection(
+    shared: Rc<Shared>,
+    acc: super::accept::Accepted,
+) -> impl std::future::Future<Output = ()> {
+    use futures_util::future::Either;
     let super::accept::Accepted {
         stream,
         peer,
@@ -93,11 +105,11 @@ pub(crate) async fn serve_connection(shared: Rc<Shared>, acc: super::accept::Acc
     match stream {
         crate::sys::stream::Stream::Tcp(s) => {
             let (rd, wr) = s.into_split();
-            serve_halves(shared, id, conn, rd, wr, initial).await;
+            Either::Left(serve_halves(shared, id, conn, rd, wr, initial))
         }
         crate::sys::stream::Stream::Unix(s) => {
             let (rd, wr) = s.into_split();
-            serve_halves(shared, id, conn, rd, wr, initial).await;
+            Either::Right(serve_halves(shared, id, conn, rd, wr, initial))
         }
     }
 }
@@ -132,61 +144,132 @@ struct Conn {
     tls: Tls,
 }
 
-async fn serve_halves<R, W>(shared: Rc<Shared>, id: ConnId, conn: Conn, mut rd: R, wr: W, initial: Vec<u8>)
+/// Not an `async fn`: its future would keep the arguments twice (as given, and in its body).
+#[allow(clippy::manual_async_fn)]
+fn serve_halves<R, W>(
+    shared: Rc<Shared>,
+    id: ConnId,
+    conn: Conn,
+    mut rd: R,
+    wr: W,
+    mut initial: Vec<u8>,
+) -> impl std::future::Future<Output = ()>
 where
     R: ReadHalf,
     W: AsyncWrite + Unpin + 'static,
 {
-    let Conn { peer, tls } = conn;
-    let notify = Rc::new(Notify::new());
-    shared.writers.borrow_mut().insert(id, notify.clone());
-    let writer = tokio::task::spawn_local(write_loop(shared.clone(), id, wr, notify.clone(), tls.clone()));
-    let reader = Reader {
-        shared: &shared,
-        id,
-        tls: &tls,
-        writer: &notify,
-        peer,
-    };
-    let closed_by_protocol = match reader.read_loop(&mut rd, initial).await {
-        Ok(ReadEnd::Closed | ReadEnd::TlsFailed) => true,
-        Ok(ReadEnd::PeerGone) => false,
-        Err(e) => {
-            tracing::debug!(?peer, error = %e, "connection read error");
-            false
-        }
-    };
-    if closed_by_protocol {
-        // Let the writer send what is left (a close-ok, an error close), bounded.
-        notify.notify_one();
-        let wr = tokio::time::timeout(CLOSE_LINGER, writer).await;
-        // Read until the peer closes its side: closing a socket with unread bytes
-        // makes the kernel send a reset, which clients report as an error instead
-        // of the clean close they just negotiated.
-        // On the heap: in the future it would take 512 bytes of every idle
-        // connection's task, the future's size being that of its largest state.
-        let mut sink = vec![0u8; 512];
-        let _ = tokio::time::timeout(CLOSE_LINGER, async {
-            while let Ok(n) = rd.read(&mut sink).await {
-                if n == 0 {
-                    break;
+    async move {
+        let (peer, tls) = (conn.peer, &conn.tls);
+        let notify = Rc::new(Notify::new());
+        shared.writers.borrow_mut().insert(id, notify.clone());
+        // Reader and writer are two futures of one task, not two tasks: a task
+        // costs its header and an allocation aligned to 128 bytes (10,000 idle
+        // connections). Both are polled each time the task runs, so a writer
+        // blocked on a slow peer never stops the reading, nor the other way round.
+        let writer = write_loop(&shared, id, wr, &notify, tls);
+        let mut writer = std::pin::pin!(writer);
+        // The writer's result: the write half, kept (unshut) while closing.
+        let mut written: Option<Option<W>> = None;
+        let reader = Reader {
+            shared: &shared,
+            id,
+            tls,
+            writer: &notify,
+            peer,
+        };
+        let end = {
+            let read = reader.read_loop(&mut rd, &mut initial);
+            let mut read = std::pin::pin!(read);
+            loop {
+                tokio::select! {
+                    end = &mut read => break end,
+                    w = &mut writer, if written.is_none() => written = Some(w),
+                    // The connection ticker: a tick closed a connection (maybe this
+                    // one, whose writer may be stuck on a peer that reads nothing),
+                    // or readers are paused.
+                    _ = shared.conn_wake.notified() => {}
+                }
+                // The writer ended after the core closed the connection (it closed
+                // the socket's sending side, or waits for the peer's FIN), or a tick
+                // closed it: the writer gets CLOSE_LINGER to finish, as on input.
+                if shared.broker.borrow().is_closed(id) {
+                    break Ok(ReadEnd::Closed);
                 }
             }
-        })
-        .await;
-        drop(wr);
-    } else {
-        // The peer is gone: nothing more can be written.
-        writer.abort();
+        };
+        let closed_by_protocol = match end {
+            Ok(ReadEnd::Closed | ReadEnd::TlsFailed) => true,
+            Ok(ReadEnd::PeerGone) => false,
+            Err(e) => {
+                tracing::debug!(?peer, error = %e, "connection read error");
+                false
+            }
+        };
+        if closed_by_protocol {
+            // Let the writer send what is left (a close-ok, an error close), bounded.
+            notify.notify_one();
+            if written.is_none() {
+                written = tokio::time::timeout(CLOSE_LINGER, &mut writer).await.ok();
+            }
+            // Read until the peer closes its side: closing a socket with unread bytes
+            // makes the kernel send a reset, which clients report as an error instead
+            // of the clean close they just negotiated.
+            // On the heap: in the future it would take 512 bytes of every idle
+            // connection's task, the future's size being that of its largest state.
+            let mut sink = vec![0u8; 512];
+            let _ = tokio::time::timeout(CLOSE_LINGER, async {
+                while let Ok(n) = rd.read(&mut sink).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        // The peer is gone (nothing more can be written), or the linger is over.
+        drop(written);
+        shared.writers.borrow_mut().remove(&id);
+        if let Some(tls) = tls {
+            tls.borrow().log_if_unfinished(peer);
+            shared.tls_conns.borrow_mut().remove(&id);
+        }
+        shared.broker.borrow_mut().handle_disconnect(id);
+        shared.after_core_call();
+        shared.open_connections.set(shared.open_connections.get() - 1);
     }
-    shared.writers.borrow_mut().remove(&id);
-    if let Some(tls) = &tls {
-        tls.borrow().log_if_unfinished(peer);
-        shared.tls_conns.borrow_mut().remove(&id);
+}
+
+/// The heartbeat timer of the connections served here (all on epoll, the byte
+/// streams on io_uring), not one each: every [`TICK`] each gets the core's tick;
+/// if one closed (heartbeats missed) or a reader is paused, the tasks look again.
+pub(crate) async fn tick_task(shared: Rc<Shared>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ids: Vec<ConnId> = Vec::new();
+    loop {
+        tick.tick().await;
+        ids.extend(shared.writers.borrow().keys().copied());
+        if !ids.is_empty() {
+            let t = shared.turns.start();
+            let now = super::now_ms();
+            let mut wake = false;
+            {
+                let mut b = shared.broker.borrow_mut();
+                for &id in &ids {
+                    if !b.is_closed(id) {
+                        b.handle_tick(id, now);
+                        wake |= b.is_closed(id) || b.should_pause_reading(id);
+                    }
+                }
+            }
+            shared.after_core_call();
+            if wake {
+                shared.conn_wake.notify_waiters();
+            }
+            shared.turns.end(t, "connection ticks", ids.len());
+            ids.clear();
+        }
     }
-    shared.broker.borrow_mut().handle_disconnect(id);
-    shared.after_core_call();
-    shared.open_connections.set(shared.open_connections.get() - 1);
 }
 
 /// The reading side of a connection.
@@ -202,7 +285,7 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// Reads until EOF, until the core closed the connection, or until TLS
     /// failed. `initial` (bytes read with a PROXY header) goes first.
-    async fn read_loop<R: ReadHalf>(&self, rd: &mut R, initial: Vec<u8>) -> std::io::Result<ReadEnd> {
+    async fn read_loop<R: ReadHalf>(&self, rd: &mut R, initial: &mut Vec<u8>) -> std::io::Result<ReadEnd> {
         let (shared, id) = (self.shared, self.id);
         let mut buf: Vec<u8> = Vec::new();
         // TLS: ciphertext is read here and decrypted into `buf`.
@@ -210,77 +293,80 @@ impl Reader<'_> {
         let mut room = ReadRoom::new();
         if !initial.is_empty() {
             let into = if self.tls.is_some() { &mut cipher } else { &mut buf };
-            into.extend_from_slice(&initial);
+            into.extend_from_slice(initial);
+            *initial = Vec::new();
             if let Some(end) = self.on_input(&mut cipher, &mut buf) {
                 return Ok(end);
             }
         }
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // While a read buffer is kept: frees it IDLE_RELEASE_MS after the last
+        // read. Boxed: only a connection that holds a buffer pays for one.
+        let mut idle: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         loop {
             if shared.broker.borrow().is_closed(id) {
                 return Ok(ReadEnd::Closed);
             }
             if shared.broker.borrow().should_pause_reading(id) {
                 // Flow control: a publisher's socket is not read while the disk alarm
-                // is on; TCP backpressure then slows the client down.
+                // is on; TCP backpressure then slows the client down. The ticker
+                // wakes the tasks every TICK while a reader is paused.
                 tokio::select! {
                     _ = shared.unblocked.notified() => {}
-                    _ = tick.tick() => self.on_tick(&mut room, &mut buf, &mut cipher),
+                    _ = NextPoll(false) => {}
                 }
                 continue;
             }
             let into = if self.tls.is_some() { &mut cipher } else { &mut buf };
             if into.capacity() == 0 {
                 // No buffer (new, or released when idle): wait for input first.
-                tokio::select! {
-                    r = rd.readable() => r?,
-                    _ = tick.tick() => {
-                        self.on_tick(&mut room, &mut buf, &mut cipher);
-                        continue;
-                    }
-                }
+                std::future::poll_fn(|cx| rd.poll_readable(cx)).await?;
             }
             let into = if self.tls.is_some() { &mut cipher } else { &mut buf };
             let spare = room.prepare(into);
-            tokio::select! {
-                r = rd.read_buf(into) => {
-                    let n = r?;
-                    if n == 0 {
-                        return Ok(ReadEnd::PeerGone);
+            let read = match &mut idle {
+                None => rd.read_buf(into).await,
+                Some(timer) => tokio::select! {
+                    r = rd.read_buf(into) => r,
+                    _ = timer.as_mut() => {
+                        let now = super::now_ms();
+                        if room.idle(now) {
+                            release_if_empty(&mut buf);
+                            release_if_empty(&mut cipher);
+                            idle = None;
+                        } else {
+                            let left = (room.last_read_ms + IDLE_RELEASE_MS).saturating_sub(now);
+                            timer.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(left));
+                        }
+                        continue;
                     }
-                    room.after_read(n, spare, super::now_ms());
-                    if let Some(end) = self.on_input(&mut cipher, &mut buf) {
-                        return Ok(end);
-                    }
-                    if room.want == READ_BUF_MIN {
-                        // Not a stream of input (a handshake, acks): the buffer is
-                        // freed now, for the next connection to reuse, rather than
-                        // after IDLE_RELEASE_MS, when it would leave a hole.
-                        release_if_empty(&mut buf);
-                        release_if_empty(&mut cipher);
-                    }
-                    // Fairness: a publisher's socket is always readable, and tokio only
-                    // preempts after ~128 reads (megabytes of publishes); yield after each
-                    // batch so consumers' acks and writers get their turn. Without it a
-                    // flooding publisher starved a consumer to ~5k msgs/s (measured with
-                    // `ringmqperf throughput -x1 -y1 -a100 -P1000`).
-                    tokio::task::yield_now().await;
-                }
-                _ = tick.tick() => self.on_tick(&mut room, &mut buf, &mut cipher),
+                },
+            };
+            let n = read?;
+            if n == 0 {
+                return Ok(ReadEnd::PeerGone);
             }
+            room.after_read(n, spare, super::now_ms());
+            if let Some(end) = self.on_input(&mut cipher, &mut buf) {
+                return Ok(end);
+            }
+            if room.want == READ_BUF_MIN {
+                // Not a stream of input (a handshake, acks): the buffer is
+                // freed now, for the next connection to reuse, rather than
+                // after IDLE_RELEASE_MS, when it would leave a hole.
+                release_if_empty(&mut buf);
+                release_if_empty(&mut cipher);
+            }
+            if idle.is_none() && (buf.capacity() > 0 || cipher.capacity() > 0) {
+                let at = Duration::from_millis(IDLE_RELEASE_MS);
+                idle = Some(Box::pin(tokio::time::sleep(at)));
+            }
+            // Fairness: a publisher's socket is always readable, and tokio only
+            // preempts after ~128 reads (megabytes of publishes); yield after each
+            // batch so consumers' acks and writers get their turn. Without it a
+            // flooding publisher starved a consumer to ~5k msgs/s (measured with
+            // `ringmqperf throughput -x1 -y1 -a100 -P1000`).
+            tokio::task::yield_now().await;
         }
-    }
-
-    /// The heartbeat timer; the read buffers go after a while without input.
-    fn on_tick(&self, room: &mut ReadRoom, buf: &mut Vec<u8>, cipher: &mut Vec<u8>) {
-        let now = super::now_ms();
-        if room.idle(now) {
-            release_if_empty(buf);
-            release_if_empty(cipher);
-        }
-        self.shared.broker.borrow_mut().handle_tick(self.id, now);
-        self.shared.after_core_call();
     }
 
     /// Hands what was read (decrypted first on TLS) to the core; `Some` when
@@ -306,6 +392,20 @@ impl Reader<'_> {
         shared.after_core_call();
         shared.turns.end(t, "connection input (bytes)", used);
         peer_closed.then_some(ReadEnd::PeerGone)
+    }
+}
+
+/// Ready at the next poll of the task, whatever woke it (the ticker, the writer).
+struct NextPoll(bool);
+
+impl std::future::Future for NextPoll {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if std::mem::replace(&mut self.0, true) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
     }
 }
 
@@ -396,11 +496,11 @@ async fn write_all_vectored<W: AsyncWrite + Unpin>(wr: &mut W, out: &Output) -> 
 /// Writes the core's output until the connection is closed; returns the write
 /// half (unshut) so the caller decides when the socket goes.
 async fn write_loop<W: AsyncWrite + Unpin>(
-    shared: Rc<Shared>,
+    shared: &Shared,
     id: ConnId,
     mut wr: W,
-    notify: Rc<Notify>,
-    tls: Tls,
+    notify: &Notify,
+    tls: &Tls,
 ) -> Option<W> {
     let mut buf = Output::default();
     let mut cipher: Vec<u8> = Vec::new();
@@ -426,7 +526,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         loop {
             let (known, closed) = {
                 let mut b = shared.broker.borrow_mut();
-                let known = match &tls {
+                let known = match tls {
                     None => b.take_output(id, &mut buf, super::now_ms()),
                     // With TLS, more is taken from the core only once what it gave
                     // is sealed: the ciphertext per connection stays bounded.
@@ -437,7 +537,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 };
                 (known, b.is_closed(id))
             };
-            let wrote = match &tls {
+            let wrote = match tls {
                 None if buf.is_empty() => false,
                 None => {
                     if write_all_vectored(&mut wr, &buf).await.is_err() {
@@ -475,7 +575,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 // that job, and clients such as lapin report an early EOF as an
                 // error), so we wait for its FIN instead.
                 if !shared.broker.borrow().should_linger(id) || tls_failed {
-                    if let Some(tls) = &tls {
+                    if let Some(tls) = tls {
                         // close_notify before the FIN (after an alert, nothing).
                         if !tls_failed {
                             tls.borrow_mut().close();

@@ -10,10 +10,11 @@
 //!   eventfd that tokio watches; multishot accept and receive into a provided
 //!   buffer ring, one send per connection per loop turn, group commit as fsync
 //!   SQEs. The only place with `unsafe` in the broker.
-//! - `server` + `conn`, the `tokio::net` (epoll) backend: per connection a reader
-//!   task (socket → `handle_input`) and a writer task (`poll_output` → socket),
-//!   woken by a `Notify` when the core reports the connection dirty, so all
-//!   frames of one loop turn go out in one `write`; fsync on a blocking thread.
+//! - `server` + `conn`, the `tokio::net` (epoll) backend: per connection one
+//!   task, a reader (socket → `handle_input`) beside a writer (`poll_output` →
+//!   socket) woken by a `Notify` when the core reports the connection dirty, so
+//!   all frames of one loop turn go out in one `write`; one ticker task for the
+//!   heartbeats of all; fsync on a blocking thread.
 //!   Used where io_uring is unavailable (Docker's default seccomp profile blocks
 //!   it) or chosen with `--io=epoll`.
 //!

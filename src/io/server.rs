@@ -237,6 +237,8 @@ pub(crate) async fn spawn_common_tasks(
         listen.mem_high_watermark_bytes,
     ));
     tokio::task::spawn_local(stats_task(shared.clone()));
+    // The heartbeat timer of the connection tasks (see `conn::tick_task`).
+    tokio::task::spawn_local(super::conn::tick_task(shared.clone()));
     // Byte streams from the services (AMQP over WebSocket) are served by the
     // epoll backend's connection tasks on either backend, and count towards
     // max_connections with the sockets.
