@@ -81,3 +81,82 @@ fn a_peer_that_heartbeats_stays_connected() {
         c.open_channel(1).await;
     });
 }
+
+/// A consumer that reads nothing and sends nothing: the broker's writes to it
+/// block on a full socket while its heartbeats stop. It must still be dropped
+/// (two silent intervals), its consumer gone from the queue, whatever its
+/// writer is waiting for; the broker goes on serving others.
+#[test]
+fn a_peer_that_reads_nothing_is_dropped_when_its_heartbeats_stop() {
+    let b = Broker::new();
+    if b.is_external() {
+        eprintln!("skipped against an external broker");
+        return;
+    }
+    run(async {
+        let queue = "hb-stuck";
+        let mut consumer = connect_with_heartbeat(&b, 1).await;
+        consumer.open_channel(1).await;
+        let declare = |passive| {
+            Method::QueueDeclare(ringmq_codec::QueueDeclare {
+                ticket: 0,
+                queue: ringmq_codec::ShortStr::new(queue).expect("short"),
+                passive,
+                durable: false,
+                exclusive: false,
+                auto_delete: false,
+                no_wait: false,
+                arguments: ringmq_codec::Table::EMPTY,
+            })
+        };
+        consumer.send_method(1, &declare(false)).await;
+        consumer.expect("queue.declare-ok").await;
+        let consume = Method::BasicConsume(ringmq_codec::BasicConsume {
+            ticket: 0,
+            queue: ringmq_codec::ShortStr::new(queue).expect("short"),
+            consumer_tag: ringmq_codec::ShortStr::new("stuck").expect("short"),
+            no_local: false,
+            no_ack: true,
+            exclusive: false,
+            no_wait: false,
+            arguments: ringmq_codec::Table::EMPTY,
+        });
+        consumer.send_method(1, &consume).await;
+        consumer.expect("basic.consume-ok").await;
+        // From here the consumer reads nothing. 32 MiB of deliveries fill its
+        // socket's buffers (and the broker's output up to its high-water mark).
+        let (mut publisher, _, _) = RawConn::handshake(&b).await;
+        publisher.open_channel(1).await;
+        let body = vec![7u8; 64 * 1024];
+        for _ in 0..8 {
+            let mut out = Vec::new();
+            for _ in 0..64 {
+                let m = Method::BasicPublish(ringmq_codec::BasicPublish {
+                    ticket: 0,
+                    exchange: ringmq_codec::ShortStr::EMPTY,
+                    routing_key: ringmq_codec::ShortStr::new(queue).expect("short"),
+                    mandatory: false,
+                    immediate: false,
+                });
+                ringmq_codec::encode_method(&mut out, 1, &m);
+                ringmq_codec::encode_content(&mut out, 1, 60, &[0, 0], &body, 131_072);
+            }
+            publisher.send(&out).await;
+        }
+        // The consumer's connection is dropped after its heartbeats stop: its
+        // consumer leaves the queue. Polled through the publisher (each
+        // declare-ok bounded by the harness; the loop by its count).
+        let mut consumers = u32::MAX;
+        for _ in 0..60 {
+            publisher.send_method(1, &declare(true)).await;
+            let ok = publisher.expect("queue.declare-ok").await;
+            consumers = ok.declare_ok.expect("counts").1;
+            if consumers == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(consumers, 0, "the silent, unread consumer is still attached");
+        drop(consumer);
+    });
+}

@@ -28,6 +28,8 @@ pub struct Got {
     pub close: Option<(u16, String, u16, u16)>,
     /// basic.ack / basic.nack from the server: delivery tag, multiple.
     pub ack: Option<(u64, bool)>,
+    /// queue.declare-ok: message count, consumer count.
+    pub declare_ok: Option<(u32, u32)>,
 }
 
 /// Any byte stream a raw connection can run over (a Unix socket, TLS).
@@ -267,6 +269,7 @@ pub fn describe(frame: &Frame<'_>) -> Got {
         tune: None,
         close: None,
         ack: None,
+        declare_ok: None,
     };
     match frame {
         Frame::Method { method, .. } => {
@@ -287,6 +290,7 @@ pub fn describe(frame: &Frame<'_>) -> Got {
                 }
                 Method::BasicAck(a) => got.ack = Some((a.delivery_tag, a.multiple)),
                 Method::BasicNack(n) => got.ack = Some((n.delivery_tag, n.multiple)),
+                Method::QueueDeclareOk(d) => got.declare_ok = Some((d.message_count, d.consumer_count)),
                 _ => {}
             }
         }

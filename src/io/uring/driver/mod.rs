@@ -437,6 +437,17 @@ impl Driver {
                         }
                     }
                     self.shared.broker.borrow_mut().handle_tick(conn.id, now_ms);
+                    if conn.send.is_some() && self.shared.broker.borrow().is_closed(conn.id) {
+                        // Closed by the core (heartbeats missed) while a send
+                        // waits on a peer that reads nothing: `flush_send`, which
+                        // starts the close, waits for that send, which may never
+                        // end. The close's deadline starts now instead.
+                        conn.phase = Phase::Closing {
+                            deadline_ms: now_ms + CLOSE_LINGER_MS,
+                            fin_sent: false,
+                        };
+                        continue;
+                    }
                     self.want_send.push(slot);
                     self.cancel_idle_direct(slot, now_ms, IDLE_RELEASE_MS);
                 }
