@@ -168,20 +168,7 @@ impl Broker {
 
     /// The owner's side of a cancel.
     pub(crate) fn handle_cancel(&mut self, k: &ConsumerKey) {
-        let Some(q) = self
-            .model
-            .vhosts
-            .get_mut(&k.vhost)
-            .and_then(|v| v.queues.get_mut(&k.queue))
-        else {
-            return;
-        };
-        q.remove_consumer(k.conn, k.channel, &k.tag);
-        if q.is_unused_auto_delete() {
-            self.delete_queue(&k.vhost, k.queue);
-        } else {
-            self.model.touch_queue(&k.vhost, k.queue);
-        }
+        self.leave_queue(&k.vhost, k.queue, k.conn, k.channel, &k.tag);
     }
 
     /// The owner's side of a grant.

@@ -190,12 +190,35 @@ impl Broker {
             self.cancel_remote(&vhost_name, queue, owner, conn.id, channel, tag);
             return;
         }
-        q.remove_consumer(conn.id, channel, tag);
+        self.leave_queue(&vhost_name, queue, conn.id, channel, tag);
+    }
+
+    /// On the queue's owner: the consumer leaves the queue's list; an
+    /// auto-delete queue that had consumers and now has none is deleted,
+    /// another starts its x-expires lease from here. (Its own shard's
+    /// consumer, or one of another shard's, `remote_consume`.)
+    pub(crate) fn leave_queue(
+        &mut self,
+        vhost_name: &crate::core::model::ids::VhostName,
+        queue: QueueId,
+        conn: crate::core::model::ids::ConnId,
+        channel: u16,
+        tag: &str,
+    ) {
+        let Some(q) = self
+            .model
+            .vhosts
+            .get_mut(vhost_name)
+            .and_then(|v| v.queues.get_mut(&queue))
+        else {
+            return;
+        };
+        q.remove_consumer(conn, channel, tag);
         if q.is_unused_auto_delete() {
-            self.delete_queue(&vhost_name, queue);
+            self.delete_queue(vhost_name, queue);
         } else {
             // The queue was in use until now: x-expires counts from here.
-            self.model.touch_queue(&vhost_name, queue);
+            self.model.touch_queue(vhost_name, queue);
         }
     }
 }
