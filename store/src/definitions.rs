@@ -176,6 +176,13 @@ impl DefinitionsLog {
         std::mem::take(&mut self.unsynced).then(|| self.file.clone())
     }
 
+    /// The file records are appended to now, to fdatasync for records this
+    /// caller appended, whoever took [`Self::take_sync`] last: the shards of a
+    /// broker share one log (behind a lock) and each syncs what it wrote.
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
     /// Makes every appended record durable now (clean shutdown, tools, tests).
     pub fn sync(&mut self) -> io::Result<()> {
         if let Some(f) = self.take_sync() {

@@ -10,7 +10,8 @@ use crate::core::alarms::Alarms;
 use crate::core::amqp::connection::Connection;
 use crate::core::config::CoreConfig;
 use crate::core::model::ids::{ConnId, QueueId};
-use crate::core::model::vhost::VHost;
+
+mod open;
 
 /// Frames handled per `handle_input` call before returning to the loop, so one
 /// busy connection cannot starve the others (the rest stays in its buffer).
@@ -76,43 +77,15 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Opens the data directory and recovers durable state.
-    pub fn open(config: CoreConfig, seed: u64) -> std::io::Result<Broker> {
-        std::fs::create_dir_all(&config.data_dir)?;
-        // users.json holds the users once the broker has started once; the first
-        // start creates the configured default user (RabbitMQ's guest) in it.
-        let mut first_start = false;
-        let users = match Users::load(&config.data_dir)? {
-            Some(u) => u,
-            None => {
-                first_start = true;
-                let salt = (seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32;
-                let (name, password, loopback) = &config.default_user;
-                let u = Users::with_default_user(name, password, *loopback, salt.to_le_bytes());
-                u.save(&config.data_dir)?;
-                u
-            }
-        };
-        // The default user gets everything on "/" the first time (as RabbitMQ's
-        // guest); a data directory from before permissions existed gets the same.
-        let permissions = match crate::core::access::permissions::Permissions::load(&config.data_dir)? {
-            Some(p) if !first_start => p,
-            _ => {
-                let mut p = crate::core::access::permissions::Permissions::default();
-                p.set(crate::core::access::permissions::PermissionDef {
-                    user: config.default_user.0.clone(),
-                    vhost: "/".into(),
-                    configure: ".*".into(),
-                    write: ".*".into(),
-                    read: ".*".into(),
-                })
-                .expect("valid patterns");
-                p.save(&config.data_dir)?;
-                p
-            }
-        };
+    /// A broker with `users` and `permissions` and no vhost yet (see `open`).
+    fn unopened(
+        config: CoreConfig,
+        seed: u64,
+        users: Users,
+        permissions: crate::core::access::permissions::Permissions,
+    ) -> Broker {
         let model = crate::core::model::Model::new(config.sync);
-        let mut b = Broker {
+        Broker {
             config,
             users,
             permissions,
@@ -134,54 +107,7 @@ impl Broker {
             retired_stats: Default::default(),
             meta: None,
             resumed: Vec::new(),
-        };
-        b.global_parameters = ringmq_store::meta::read_json(
-            &b.config
-                .data_dir
-                .join(crate::core::model::vhost_meta::GLOBAL_PARAMETERS_FILE),
-        )?
-        .unwrap_or_default();
-        // Every vhost directory is a vhost (its name is in its name file); the
-        // first start creates "/". A deleted vhost is renamed before removal:
-        // finish removing what a crash left.
-        let root = b.config.data_dir.clone();
-        for entry in std::fs::read_dir(&root)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "deleted") && path.is_dir() {
-                tracing::info!(dir = %path.display(), "removing a vhost deleted before a crash");
-                std::fs::remove_dir_all(&path)?;
-            }
         }
-        let existing = ringmq_store::layout::list_vhosts(&root)?;
-        if first_start {
-            b.open_vhost("/")?;
-        }
-        for (name, _) in existing {
-            b.open_vhost(&name)?;
-        }
-        if let Some(path) = b.config.load_definitions.clone() {
-            b.load_definitions_file(&path)?;
-            crate::core::definitions::log::sync_now(&mut b.model);
-        }
-        Ok(b)
-    }
-
-    pub fn open_vhost(&mut self, name: &str) -> std::io::Result<()> {
-        if self.model.vhosts.contains_key(name) {
-            return Ok(());
-        }
-        // The one place a vhost enters the model: its name is checked here, so
-        // every vhost held is one connection.open can name.
-        let key = VhostName::new(name)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("vhost {name:?}: {e}")))?;
-        let (mut vhost, records) = VHost::open(&self.config.data_dir, &key, self.config.store)?;
-        crate::core::policy::apply::load(&mut vhost)?;
-        // Transient queues never outlive the process: whatever an earlier run left
-        // goes aside now and is removed once the broker serves.
-        self.trash.extend(vhost.retire_transient()?);
-        self.model.vhosts.insert(key.clone(), vhost);
-        crate::core::definitions::replay::replay(&mut self.model, &key, &records)?;
-        Ok(())
     }
 
     /// An open connection's session state, read-only (the fuzz targets' checks;
@@ -265,7 +191,13 @@ impl Broker {
             }
             // The transient queues are gone with the process: their files go too
             // (the io layer removes what `take_trash` gives, within its shutdown time).
-            match vhost.retire_transient() {
+            // With several shards, another's may still be open: the next start does it.
+            let retired = if vhost.shared_by_shards() {
+                Ok(Vec::new())
+            } else {
+                vhost.retire_transient()
+            };
+            match retired {
                 Ok(t) => self.trash.extend(t),
                 Err(e) => tracing::warn!(vhost = %vhost.name, error = %e, "cannot move transient queue files aside"),
             }

@@ -297,7 +297,7 @@ impl Broker {
         // Logs whose rewrite after a failed sync failed too: again, before
         // this commit's replies are released.
         for vname in std::mem::take(&mut self.model.commit.definitions_rewrite) {
-            definitions::log::rewrite(&mut self.model, &vname);
+            self.rewrite_definitions(&vname);
         }
         self.model.commit.running = Some(epoch);
         Some(SyncJob {
@@ -346,7 +346,7 @@ impl Broker {
         }
         if !synced {
             for vname in &job.definition_vhosts {
-                definitions::log::rewrite(&mut self.model, vname);
+                self.rewrite_definitions(vname);
             }
         }
         for (vname, exchange, seq) in &job.delayed {
@@ -407,6 +407,13 @@ impl Broker {
             }
             self.conns.insert(id, conn);
         }
+    }
+
+    /// Rewrites a vhost's definitions log after a failed sync from this
+    /// shard's copy, in a metadata section: the copy then has every shard's
+    /// ops, and no other shard appends meanwhile (`model::vhost_files`).
+    fn rewrite_definitions(&mut self, vname: &VhostName) {
+        self.in_meta_section(|b| definitions::log::rewrite(&mut b.model, vname));
     }
 
     /// Sends the output held for commits up to `epoch`, in order. After a failed

@@ -19,6 +19,7 @@ use crate::core::amqp::error::{channel_error, Exception};
 use crate::core::definitions;
 use crate::core::model::meta::apply::ApplyError;
 use crate::core::model::meta::{Applied, MetaLog, MetaOp, Shards};
+use crate::core::model::vhost_files::VhostFiles;
 use ringmq_codec::ReplyCode;
 use std::sync::Arc;
 
@@ -28,6 +29,11 @@ use std::sync::Arc;
 pub enum LoggedOp {
     Routing(MetaOp),
     Access(AccessOp),
+    /// A routing op of the definitions log's replay at start (shard 0's):
+    /// applied as the replay applies it (`Model::apply_logged`: no
+    /// auto-delete follows from it), with the owners of its queues opening
+    /// their folders.
+    Replayed(MetaOp),
 }
 
 /// The log the shards of one broker share.
@@ -45,6 +51,23 @@ pub(crate) struct MetaLink {
     /// The ops made in the open section so far, in order, when an access op
     /// came between routing ops (see [`Broker::keep_made`]).
     made: Vec<LoggedOp>,
+    /// The vhost folders the shards share (`model::vhost_files`).
+    files: Arc<VhostFiles>,
+    /// Applying another shard's ops (not making one): a vhost created is
+    /// followed, not made, and a deleted one's folder is its maker's to remove.
+    following: bool,
+    /// The routing ops made now are the definitions log's replay at start.
+    replaying: bool,
+}
+
+impl MetaLink {
+    pub(crate) fn files(&self) -> &Arc<VhostFiles> {
+        &self.files
+    }
+
+    pub(crate) fn following(&self) -> bool {
+        self.following
+    }
 }
 
 impl Broker {
@@ -70,9 +93,10 @@ impl Broker {
         Ok(())
     }
 
-    /// Joins the shards of one broker: this is shard `shards.me`, and every
-    /// op goes through `log`. Called once, before the first connection.
-    pub fn join_shards(&mut self, shards: Shards, log: Arc<ShardLog>) {
+    /// Joins the shards of one broker: this is shard `shards.me`, every op
+    /// goes through `log`, and vhost folders are shared through `files`.
+    /// Called once, when the broker opens (`broker::open`).
+    pub(crate) fn join_shards(&mut self, shards: Shards, log: Arc<ShardLog>, files: Arc<VhostFiles>) {
         assert!(
             self.conns.is_empty() && self.meta.is_none(),
             "shards are joined at start"
@@ -88,6 +112,9 @@ impl Broker {
             log,
             in_section: false,
             made: Vec::new(),
+            files,
+            following: false,
+            replaying: false,
         });
     }
 
@@ -101,7 +128,8 @@ impl Broker {
             _ => return f(self),
         };
         let mut guard = log.lock();
-        self.apply_others_ops(&guard);
+        // Logged there; the section decides on the copy as it is.
+        let _ = self.apply_others_ops(&guard);
         self.meta.as_mut().expect("joined").in_section = true;
         self.model.meta_made = Some(Vec::new());
         let r = f(self);
@@ -121,15 +149,37 @@ impl Broker {
     /// input, so a client that got a bind-ok through one shard finds the
     /// binding on every other).
     pub fn catch_up_meta(&mut self) {
+        let _ = self.catch_up_meta_or_fail();
+    }
+
+    /// [`Self::catch_up_meta`], returning the first op that could not be
+    /// applied (logged either way): a shard's start fails on it, as a broker
+    /// of one shard does when a queue's folder cannot be opened.
+    pub(crate) fn catch_up_meta_or_fail(&mut self) -> Result<(), ApplyError> {
         match &self.meta {
             Some(link) if !link.in_section && link.cursor < link.log.head() => {}
-            _ => return,
+            _ => return Ok(()),
         }
         let log = Arc::clone(&self.meta.as_ref().expect("joined").log);
         let mut guard = log.lock();
-        self.apply_others_ops(&guard);
+        let failed = self.apply_others_ops(&guard);
         let cursor = self.meta.as_ref().expect("joined").cursor;
         guard.advance(self.model.shards.me, cursor);
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Runs `f`, the definitions log's replay at start, in the open section:
+    /// the routing ops it applies are kept as [`LoggedOp::Replayed`].
+    pub(crate) fn replaying<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        if self.meta.is_none() {
+            return f(self);
+        }
+        self.keep_made(None);
+        self.meta.as_mut().expect("joined").replaying = true;
+        let r = f(self);
+        self.keep_made(None);
+        self.meta.as_mut().expect("joined").replaying = false;
+        r
     }
 
     /// Keeps what the open section made, in the order it was made: the
@@ -140,22 +190,38 @@ impl Broker {
             return;
         };
         let routing = self.model.meta_made.as_mut().map(std::mem::take).unwrap_or_default();
-        link.made.extend(routing.into_iter().map(LoggedOp::Routing));
+        let as_logged = if link.replaying {
+            LoggedOp::Replayed
+        } else {
+            LoggedOp::Routing
+        };
+        link.made.extend(routing.into_iter().map(as_logged));
         link.made.extend(access.map(LoggedOp::Access));
     }
 
-    fn apply_others_ops(&mut self, guard: &crate::core::model::meta::log::MetaLogGuard<'_, LoggedOp>) {
+    /// Applies the ops other shards appended since this one last looked;
+    /// returns the first that failed (each is logged, and the rest applied).
+    fn apply_others_ops(
+        &mut self,
+        guard: &crate::core::model::meta::log::MetaLogGuard<'_, LoggedOp>,
+    ) -> Option<ApplyError> {
         let cursor = self.meta.as_ref().expect("joined").cursor;
         let ops = guard.since(cursor);
+        self.meta.as_mut().expect("joined").following = true;
+        let mut failed = None;
         for op in &ops {
             // The shard that made the op logged its record (or saved the file
             // of an access op); a copy that cannot make the store of a queue
             // it owns (disk) says so and goes on.
             if let Err(e) = self.apply_logged_op(op) {
                 tracing::error!(error = %e, ?op, "could not apply another shard's metadata op");
+                failed.get_or_insert(e);
             }
         }
-        self.meta.as_mut().expect("joined").cursor = cursor + ops.len() as u64;
+        let link = self.meta.as_mut().expect("joined");
+        link.following = false;
+        link.cursor = cursor + ops.len() as u64;
+        failed
     }
 
     /// With several shards, an op is made in a section or other shards never

@@ -50,6 +50,7 @@ impl Broker {
         match op {
             LoggedOp::Routing(op) => self.apply_meta_routing(op),
             LoggedOp::Access(a) => self.apply_access(a),
+            LoggedOp::Replayed(op) => Ok(self.model.apply_logged(op)?.changed),
         }
     }
 
@@ -195,6 +196,18 @@ impl Broker {
             if let Err(e) = q.delete(local) {
                 tracing::warn!(vhost = name, %queue, error = %e, "could not remove queue files");
             }
+        }
+        // With several shards the folder is the maker's to remove (this
+        // shard's queue folders in it went above): another shard applying the
+        // delete later must not remove a folder made again meanwhile.
+        match &self.meta {
+            Some(link) if link.following() => {
+                self.permissions.remove_vhost(name);
+                tracing::info!(vhost = name, "vhost deleted");
+                return true;
+            }
+            Some(link) => link.files().unregister(&v.name),
+            None => {}
         }
         // Rename first so a crash mid-removal cannot leave a half vhost that
         // opens at the next start; the leftover is removed at the next start.

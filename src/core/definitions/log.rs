@@ -130,7 +130,13 @@ pub(crate) fn sync_now(model: &mut Model) {
         };
         if let Err(e) = v.definitions.sync() {
             tracing::error!(vhost = %v.name, error = %e, "could not sync definitions");
-            rewrite(model, &vhost);
+            if model.shards.count > 1 {
+                // Rewritten from a copy that has every shard's ops: in a
+                // section, by the next group commit (`Broker::poll_sync`).
+                model.commit.definitions_rewrite.insert(vhost);
+            } else {
+                rewrite(model, &vhost);
+            }
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod state;
 pub mod stats;
 pub(in crate::core) mod timers;
 pub mod vhost;
+pub mod vhost_files;
 pub mod vhost_meta;
 
 pub use state::Model;

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use ringmq_codec::FieldTable;
 use ringmq_store::{DefinitionsLog, LastStop, LeveledStore, StoreConfig};
 
+use crate::core::model::vhost_files::{VhostFiles, VhostLog, VhostShare};
+
 use crate::core::model::exchange::{Bindings, ExchangeKind};
 use crate::core::model::ids::{ConnId, Dest, QueueId};
 use crate::core::model::queue::Queue;
@@ -132,7 +134,8 @@ pub struct VHost {
     /// a queue was ~600 bytes then (100,000 queues took 2.0 KiB each unboxed; 208 now).
     pub queues: crate::core::Map<QueueId, Box<Queue>>,
     pub queue_names: crate::core::NameMap<ShortString, QueueId>,
-    pub definitions: DefinitionsLog,
+    /// Shared with the broker's other shards (`model::vhost_files`).
+    pub definitions: VhostLog,
     /// Policies and operator policies (`policies.json` in the vhost's directory).
     pub policies: crate::core::model::policy::PolicySet,
     pub operator_policies: crate::core::model::policy::PolicySet,
@@ -158,11 +161,19 @@ pub struct VHost {
     /// The same for durable delayed exchanges (their folders are under `delayed/`).
     delayed_gens: crate::core::Map<ShortString, u32>,
     /// The `running` marker, held while the vhost is open (`ringmq_store::running`);
-    /// released by a clean close ([`Self::close`]). None once released.
-    running: Option<ringmq_store::running::Running>,
+    /// released by a clean close ([`Self::release_running`]). None once released.
+    running: Option<Marker>,
     /// How the vhost was last stopped (the marker was there at open): after an
     /// unclean stop every recovered message counts as delivered before.
     pub last_stop: LastStop,
+}
+
+/// A vhost's `running` marker as a shard holds it.
+enum Marker {
+    /// One shard: the vhost's alone.
+    Own(ringmq_store::running::Running),
+    /// Shared by the shards (`model::vhost_files`): the last to close releases it.
+    Shared(Arc<VhostFiles>, VhostShare),
 }
 
 /// Folders of transient queues from an earlier run, waiting to be removed.
@@ -197,6 +208,56 @@ impl VHost {
             LastStop::Clean
         };
         let (definitions, records) = DefinitionsLog::open(&dir.join("definitions.amqp"))?;
+        let mut v = VHost::with(name, dir, store_config, VhostLog::new(definitions), last_stop);
+        v.running = Some(Marker::Own(running));
+        crate::core::model::vhost_meta::load_meta(&mut v)?;
+        Ok((v, records))
+    }
+
+    /// [`Self::open`] by one of several shards (the vhost's maker, or shard 0
+    /// at start): the folder's log and marker are registered in `files` for
+    /// the other shards to follow.
+    pub fn open_shared(
+        root: &Path,
+        name: &VhostName,
+        store_config: StoreConfig,
+        files: &Arc<VhostFiles>,
+    ) -> std::io::Result<(VHost, Vec<Vec<u8>>)> {
+        let (mut v, records) = VHost::open(root, name, store_config)?;
+        let Some(Marker::Own(running)) = v.running.take() else {
+            unreachable!("a vhost just opened holds its marker")
+        };
+        let share = files.register(name, &v.definitions, v.last_stop, running);
+        v.running = Some(Marker::Shared(files.clone(), share));
+        Ok((v, records))
+    }
+
+    /// This shard's copy of a vhost another shard made (its folder, log and
+    /// marker are that shard's, found in `files`): nothing is read from the
+    /// disk, what the vhost holds comes from the metadata log's ops. The copy
+    /// of a vhost whose folder is gone already (deleted by another shard
+    /// before this one applied its creation) has no log; applying the delete
+    /// comes next.
+    pub fn follow(root: &Path, name: &VhostName, store_config: StoreConfig, files: &Arc<VhostFiles>) -> VHost {
+        let dir = ringmq_store::layout::vhost_dir(root, name);
+        match files.follow(name) {
+            Some((log, last_stop, share)) => {
+                let mut v = VHost::with(name, dir, store_config, log, last_stop);
+                v.running = Some(Marker::Shared(files.clone(), share));
+                v
+            }
+            None => VHost::with(name, dir, store_config, VhostLog::gone(), LastStop::Clean),
+        }
+    }
+
+    /// A vhost with its built-in exchanges and nothing else.
+    fn with(
+        name: &VhostName,
+        dir: PathBuf,
+        store_config: StoreConfig,
+        definitions: VhostLog,
+        last_stop: LastStop,
+    ) -> VHost {
         let store_home = Arc::new(crate::core::model::queue::StoreHome {
             vhost_dir: dir.clone(),
             config: store_config,
@@ -220,10 +281,9 @@ impl VHost {
             queue_churn: (0, 0),
             store_gens: Default::default(),
             delayed_gens: Default::default(),
-            running: Some(running),
+            running: None,
             last_stop,
         };
-        crate::core::model::vhost_meta::load_meta(&mut v)?;
         for (n, kind) in BUILTIN_EXCHANGES {
             let mut x = Exchange::new(
                 ShortString::from(ShortStr::lit(n)),
@@ -236,13 +296,24 @@ impl VHost {
             x.builtin = true;
             v.exchanges.insert(x.name.clone(), x);
         }
-        Ok((v, records))
+        v
+    }
+
+    /// Whether the broker's shards share the vhost's folder: its transient
+    /// files are then removed at the next start, not at a shard's close
+    /// (another shard's may still be open).
+    pub fn shared_by_shards(&self) -> bool {
+        matches!(self.running, Some(Marker::Shared(..)))
     }
 
     /// The last step of a clean close, once every store of the vhost closed
     /// (synced): the `running` marker goes, so the next open is clean.
     pub fn release_running(&mut self) -> std::io::Result<()> {
-        self.running.take().map_or(Ok(()), |r| r.release())
+        match self.running.take() {
+            None => Ok(()),
+            Some(Marker::Own(r)) => r.release(),
+            Some(Marker::Shared(files, share)) => files.closed_cleanly(&share),
+        }
     }
 
     /// Moves `transient/` (the transient queues' files, which never outlive the

@@ -39,7 +39,8 @@ pub struct Harness {
     /// A group commit taken from the broker and not yet finished.
     sync_job: Option<SyncJob>,
     disk: Option<Disk>,
-    _dir: tempfile::TempDir,
+    /// Shared by the shards of one broker (one data directory).
+    dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 impl Harness {
@@ -52,6 +53,13 @@ impl Harness {
         let broker = Broker::open(config.clone(), seed).expect("open broker");
         let disk = crashable.then(|| Disk::new(&config.data_dir).expect("snapshot"));
         Harness {
+            disk,
+            ..Harness::with_broker(broker, config, seed, std::sync::Arc::new(dir))
+        }
+    }
+
+    fn with_broker(broker: Broker, config: CoreConfig, seed: u64, dir: std::sync::Arc<tempfile::TempDir>) -> Harness {
+        Harness {
             broker: Some(broker),
             config,
             seed,
@@ -60,12 +68,13 @@ impl Harness {
             clients: BTreeMap::new(),
             unread: BTreeMap::new(),
             sync_job: None,
-            disk,
-            _dir: dir,
+            disk: None,
+            dir,
         }
     }
 
-    /// `n` shards of one broker, each a harness of its own joined to `log`
+    /// `n` shards of one broker on one data directory, each a harness of its
+    /// own, opened as `Broker::open_shards` opens them and joined to `log`
     /// (which has a cursor per shard, and may have more for readers of its
     /// own): shard `i` is seeded `seed + i`; `sync`: group commit on.
     pub fn shards(
@@ -74,21 +83,69 @@ impl Harness {
         log: &std::sync::Arc<crate::core::amqp::meta::ShardLog>,
         sync: bool,
     ) -> Vec<Harness> {
-        (0..n).map(|i| Harness::shards_one(seed, i, n, log, sync)).collect()
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = CoreConfig::for_tests(&dir.path().join("data"));
+        config.sync = sync;
+        Harness::shards_in(std::sync::Arc::new(dir), config, seed, n, log)
     }
 
-    /// Shard `i` of [`Self::shards`] alone (for a thread of its own).
-    pub fn shards_one(
+    fn shards_in(
+        dir: std::sync::Arc<tempfile::TempDir>,
+        config: CoreConfig,
         seed: u64,
-        i: u16,
         n: u16,
         log: &std::sync::Arc<crate::core::amqp::meta::ShardLog>,
-        sync: bool,
-    ) -> Harness {
+    ) -> Vec<Harness> {
         use crate::core::model::meta::{ShardId, Shards};
-        let mut h = Harness::new(seed + u64::from(i), false, |c| c.sync = sync);
-        h.broker_mut().join_shards(Shards::new(ShardId(i), n), log.clone());
-        h
+        let files = crate::core::model::vhost_files::VhostFiles::new(n);
+        (0..n)
+            .map(|i| {
+                let seed = seed + u64::from(i);
+                let shards = Shards::new(ShardId(i), n);
+                let b = Broker::open_shard(config.clone(), seed, shards, log, &files).expect("open shard");
+                Harness::with_broker(b, config.clone(), seed, dir.clone())
+            })
+            .collect()
+    }
+
+    /// Restart of the shards of one broker: their clients go, each closes
+    /// as [`Self::restart`] does, but those in `killed` are dropped without
+    /// closing (kill -9, as [`Self::kill9`] changing nothing); then they open
+    /// again on their data directory, joined to `log`, a new one (a log
+    /// lives for one run).
+    pub fn restart_shards(
+        mut shards: Vec<Harness>,
+        log: &std::sync::Arc<crate::core::amqp::meta::ShardLog>,
+        killed: &[usize],
+    ) -> Vec<Harness> {
+        for (i, h) in shards.iter_mut().enumerate() {
+            if killed.contains(&i) {
+                continue;
+            }
+            let ids: Vec<ConnId> = h.clients.keys().copied().collect();
+            for id in ids {
+                h.disconnect(id);
+            }
+            h.clients.clear();
+            h.sync_all();
+        }
+        let (dir, config, seed, n) = (
+            shards[0].dir.clone(),
+            shards[0].config.clone(),
+            shards[0].seed,
+            shards.len() as u16,
+        );
+        for (i, h) in shards.iter_mut().enumerate() {
+            let mut b = h.broker.take().expect("broker open");
+            if killed.contains(&i) {
+                drop(b);
+                drop(h.sync_job.take());
+            } else {
+                b.close().expect("clean close");
+            }
+        }
+        drop(shards);
+        Harness::shards_in(dir, config, seed, n, log)
     }
 
     pub fn broker(&self) -> &Broker {

@@ -48,5 +48,6 @@ mod old_layout;
 mod remote_consume;
 mod remote_get;
 mod remote_ops;
+mod shards_restart;
 mod sync_failure;
 mod tx;
