@@ -23,6 +23,8 @@ use tokio::sync::Notify;
 use crate::core::model::ids::ConnId;
 use crate::core::Broker;
 
+pub(crate) mod peers;
+
 /// What the tasks of the shard share.
 pub(crate) struct Shared {
     pub broker: RefCell<Broker>,
@@ -55,6 +57,9 @@ pub(crate) struct Shared {
     /// Serves a [`StreamConn`] as an AMQP connection: registered by the
     /// transport before the services start (`None`: no transport to take one).
     pub stream_server: RefCell<Option<StreamServer>>,
+    /// The other shards, for jobs of the management API ([`peers`]): empty
+    /// with one shard.
+    peers: RefCell<Vec<peers::PeerSender>>,
 }
 
 /// An AMQP byte stream handed to the transport by another server on the
@@ -116,6 +121,7 @@ impl Shared {
             tls_conns: RefCell::new(HashMap::new()),
             stream_conns: RefCell::new(HashMap::new()),
             stream_server: RefCell::new(None),
+            peers: RefCell::new(Vec::new()),
         }
     }
 

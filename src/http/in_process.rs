@@ -21,7 +21,7 @@ use crate::shard::Shared;
 #[doc(hidden)]
 pub struct InProcess {
     shared: Shared,
-    info: ServerInfo,
+    info: std::sync::Arc<ServerInfo>,
 }
 
 impl InProcess {
@@ -29,7 +29,7 @@ impl InProcess {
     pub fn new(broker: Broker, data_dir: PathBuf) -> InProcess {
         InProcess {
             shared: Shared::new(broker, false),
-            info: ServerInfo {
+            info: std::sync::Arc::new(ServerInfo {
                 started: Instant::now(),
                 amqp_addr: "127.0.0.1:5672".into(),
                 amqps_port: None,
@@ -39,7 +39,7 @@ impl InProcess {
                 data_dir,
                 metrics_only: false,
                 tls: None,
-            },
+            }),
         }
     }
 
@@ -71,6 +71,9 @@ impl InProcess {
         if body.len() > max {
             return error_response(&body_too_large(max), false);
         }
-        dispatch(&self.shared, &self.info, &parts, admitted, body, now_ms)
+        match dispatch(&self.shared, &self.info, &parts, admitted, body, now_ms) {
+            Ok(r) => r,
+            Err(_) => unreachable!("one shard: no reply waits for another"),
+        }
     }
 }

@@ -20,6 +20,7 @@
 
 mod auth;
 mod error;
+mod gather;
 mod in_process;
 mod json;
 mod paging;
@@ -217,6 +218,8 @@ pub(crate) enum Reply {
         content_type: &'static str,
         body: Bytes,
     },
+    /// Made from every shard's part (`gather`).
+    Gather(gather::Gather),
 }
 
 impl Reply {

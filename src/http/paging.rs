@@ -173,6 +173,141 @@ pub fn list<I: Item>(items: Vec<I>, p: &ListParams) -> Result<Value, ApiError> {
     }))
 }
 
+/// One shard's part of a list (`http::gather`): its items filtered and
+/// sorted, as many as the page asked for needs (all without a page),
+/// rendered whole; and how many it had before and after the filter.
+#[derive(Debug, Default)]
+pub struct Part {
+    pub rows: Vec<Row>,
+    pub total: usize,
+    pub filtered: usize,
+    /// This shard has the object the list is of (a connection, for its
+    /// channels): set by the caller.
+    pub found: bool,
+}
+
+/// An item of a [`Part`]: rendered, with its name, vhost and its key for
+/// the asked sort column as the item gave them.
+#[derive(Debug)]
+pub struct Row {
+    pub v: Value,
+    pub name: String,
+    pub vhost: String,
+    key: Option<OwnedKey>,
+}
+
+#[derive(Debug, Clone)]
+enum OwnedKey {
+    Num(f64),
+    Str(String),
+}
+
+impl Row {
+    /// A row of its own (an object that is one shard's: a single queue).
+    pub fn new(v: Value, name: &str, vhost: &str) -> Row {
+        Row {
+            v,
+            name: name.to_owned(),
+            vhost: vhost.to_owned(),
+            key: None,
+        }
+    }
+}
+
+impl Item for Row {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn vhost(&self) -> &str {
+        &self.vhost
+    }
+    fn sort_key(&self, _column: &str) -> Option<SortKey<'_>> {
+        // Made for the one column the list is sorted by (see `part`).
+        self.key.as_ref().map(|k| match k {
+            OwnedKey::Num(n) => SortKey::Num(*n),
+            OwnedKey::Str(s) => SortKey::Str(s),
+        })
+    }
+    fn render(&self) -> Value {
+        self.v.clone()
+    }
+}
+
+/// This shard's [`Part`] of a list of `items`.
+pub fn part<I: Item>(items: Vec<I>, p: &ListParams) -> Result<Part, ApiError> {
+    let total = items.len();
+    let items = sort(filter(items, p)?, p);
+    let filtered = items.len();
+    let keep = p.page.map_or(usize::MAX, |page| page.saturating_mul(p.page_size));
+    let rows = (items.iter().take(keep))
+        .map(|i| Row {
+            v: i.render(),
+            name: i.name().to_owned(),
+            vhost: i.vhost().to_owned(),
+            key: (p.sort.as_deref()).and_then(|col| i.sort_key(col)).map(|k| match k {
+                SortKey::Num(n) => OwnedKey::Num(n),
+                SortKey::Str(s) => OwnedKey::Str(s.to_owned()),
+            }),
+        })
+        .collect();
+    Ok(Part {
+        rows,
+        total,
+        filtered,
+        found: false,
+    })
+}
+
+/// The reply to a list made of every shard's [`Part`]: what [`reply`] gives
+/// for the items of all of them (sorted and paged again as one list).
+pub fn merge(parts: Vec<Part>, p: &ListParams) -> Result<super::Reply, ApiError> {
+    let total: usize = parts.iter().map(|x| x.total).sum();
+    let filtered: usize = parts.iter().map(|x| x.filtered).sum();
+    let rows = sort(parts.into_iter().flat_map(|x| x.rows).collect(), p);
+    let Some(page) = p.page else {
+        let mut out = Vec::with_capacity(2 + rows.len() * 64);
+        out.push(b'[');
+        for (i, row) in rows.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, &select(row.v, &p.columns)).expect("JSON to memory");
+        }
+        out.push(b']');
+        return Ok(super::Reply::Raw {
+            status: 200,
+            content_type: "application/json",
+            body: out.into(),
+        });
+    };
+    let page_count = filtered.div_ceil(p.page_size);
+    if page > page_count.max(1) {
+        return Err(ApiError::new(
+            400,
+            "page_out_of_range",
+            format!(
+                "Page out of range, page: {page} page size: {} len: {filtered}",
+                p.page_size
+            ),
+        ));
+    }
+    let page_items: Vec<Value> = (rows.into_iter().skip((page - 1) * p.page_size).take(p.page_size))
+        .map(|r| select(r.v, &p.columns))
+        .collect();
+    Ok(super::Reply::Json(
+        200,
+        serde_json::json!({
+            "filtered_count": filtered,
+            "item_count": page_items.len(),
+            "items": page_items,
+            "page": page,
+            "page_count": page_count,
+            "page_size": p.page_size,
+            "total_count": total,
+        }),
+    ))
+}
+
 /// `name=`: a case-insensitive substring, or with `use_regex=true` a
 /// case-insensitive regular expression (as RabbitMQ).
 fn filter<I: Item>(items: Vec<I>, p: &ListParams) -> Result<Vec<I>, ApiError> {

@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,6 +13,7 @@ use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
 
 use super::error::ApiError;
+use super::gather;
 use super::routes::{self, Need};
 use super::websocket::Client;
 use super::{HttpConfig, Query, Reply, Req};
@@ -120,7 +122,7 @@ pub(crate) async fn spawn(
             metrics_only: kind == Kind::Metrics,
             tls: cfg.tls.clone(),
         };
-        tokio::task::spawn_local(serve(shared.clone(), listener, tls, Rc::new(info)));
+        tokio::task::spawn_local(serve(shared.clone(), listener, tls, std::sync::Arc::new(info)));
     }
     Ok(bound)
 }
@@ -206,7 +208,7 @@ impl Kind {
     }
 }
 
-async fn serve(shared: Rc<Shared>, listener: Listener, tls: Option<crate::tls::TlsAcceptor>, info: Rc<ServerInfo>) {
+async fn serve(shared: Rc<Shared>, listener: Listener, tls: Option<crate::tls::TlsAcceptor>, info: Arc<ServerInfo>) {
     let open = Rc::new(Cell::new(0usize));
     let refused = Cell::new(0u64);
     loop {
@@ -269,7 +271,7 @@ async fn tls_handshake(
 /// One HTTP/1.1 connection (plain or TLS) served by hyper until it ends, or
 /// until it is upgraded to WebSocket (the upgraded connection is served by
 /// its own task, and no longer counts as an HTTP connection).
-async fn serve_connection<S>(shared: Rc<Shared>, info: Rc<ServerInfo>, stream: S, client: Client)
+async fn serve_connection<S>(shared: Rc<Shared>, info: Arc<ServerInfo>, stream: S, client: Client)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -291,7 +293,7 @@ where
 
 async fn handle(
     shared: Rc<Shared>,
-    info: Rc<ServerInfo>,
+    info: Arc<ServerInfo>,
     client: Rc<Client>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
@@ -314,7 +316,11 @@ async fn handle(
         Ok(b) => b,
         Err(e) => return Ok(error_response(&e, false).map(Full::new)),
     };
-    Ok(dispatch(&shared, &info, &parts, admitted, body, crate::sys::now_ms()).map(Full::new))
+    let reply = match dispatch(&shared, &info, &parts, admitted, body, crate::sys::now_ms()) {
+        Ok(r) => r,
+        Err(later) => later.finish(&shared).await,
+    };
+    Ok(reply.map(Full::new))
 }
 
 /// Browsers show their login box only when no credentials were sent (as RabbitMQ).
@@ -323,15 +329,17 @@ pub(super) fn is_anonymous(parts: &hyper::http::request::Parts) -> bool {
 }
 
 /// Runs the handler of an admitted request whose body has been read. From here
-/// on nothing awaits: the broker is borrowed only inside the handler.
+/// on nothing awaits: the broker is borrowed only inside the handler. A reply
+/// to be gathered from other shards comes back as [`Later`], for the caller
+/// to await ([`gather::everywhere`]).
 pub(super) fn dispatch(
     shared: &Shared,
-    info: &ServerInfo,
+    info: &Arc<ServerInfo>,
     parts: &hyper::http::request::Parts,
     admitted: Admitted,
     body: Bytes,
     now_ms: u64,
-) -> Response<Bytes> {
+) -> Result<Response<Bytes>, Box<Later>> {
     let req = Req {
         shared,
         params: admitted.params,
@@ -342,9 +350,36 @@ pub(super) fn dispatch(
         now_ms,
         info,
     };
-    match (admitted.route.handler)(&req) {
+    let reply = match (admitted.route.handler)(&req) {
+        Ok(Reply::Gather(g)) if shared.shard_count() > 1 => {
+            return Err(Box::new(Later {
+                req: gather::OwnedReq::of(&req, info.clone()),
+                gather: g,
+                anonymous: is_anonymous(parts),
+            }))
+        }
+        Ok(Reply::Gather(g)) => gather::here(&req, g),
+        other => other,
+    };
+    Ok(match reply {
         Ok(r) => response(r),
         Err(e) => error_response(&e, is_anonymous(parts)),
+    })
+}
+
+/// A reply that waits for other shards' parts.
+pub(super) struct Later {
+    req: gather::OwnedReq,
+    gather: gather::Gather,
+    anonymous: bool,
+}
+
+impl Later {
+    pub(super) async fn finish(self, shared: &Shared) -> Response<Bytes> {
+        match gather::everywhere(shared, self.req, self.gather).await {
+            Ok(r) => response(r),
+            Err(e) => error_response(&e, self.anonymous),
+        }
     }
 }
 
@@ -450,6 +485,11 @@ fn response(r: Reply) -> Response<Bytes> {
             h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
             h.insert("x-frame-options", HeaderValue::from_static("DENY"));
             resp
+        }
+        // Gathered before this (`dispatch`); a merge never answers another.
+        Reply::Gather(_) => {
+            debug_assert!(false, "a merge answered Reply::Gather");
+            error_response(&ApiError::new(500, "internal_error", "a reply gathered twice"), false)
         }
     }
 }

@@ -4,6 +4,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::core::mgmt::{counter_index, MsgCounters, ObjStats, Sample, VhostStats, COUNTERS};
+use crate::http::paging::{self, ListParams, Part, Row};
+use crate::http::{ApiError, Reply, Req};
 
 /// RabbitMQ's `{"rate": r}`.
 pub(crate) fn details(rate: f64) -> Value {
@@ -231,4 +233,112 @@ impl ProcStats {
             cpu_secs,
         }
     }
+}
+
+/// A reply made from every shard's part (`http::gather`).
+pub(crate) fn gather(
+    part: fn(&Req<'_>) -> Result<Part, ApiError>,
+    merge: fn(&Req<'_>, Vec<Part>) -> Result<Reply, ApiError>,
+) -> Result<Reply, ApiError> {
+    Ok(Reply::Gather(crate::http::gather::Gather { part, merge }))
+}
+
+/// The merge of a list: every shard's items, sorted and paged as one list.
+pub(crate) fn merge_list(req: &Req<'_>, parts: Vec<Part>) -> Result<Reply, ApiError> {
+    paging::merge(parts, &ListParams::parse(&req.query)?)
+}
+
+/// The part of an object that is one shard's: its rendering where it is.
+pub(crate) fn one_part(v: Option<Value>) -> Result<Part, ApiError> {
+    Ok(match v {
+        Some(v) => Part {
+            rows: vec![Row::new(v, "", "")],
+            total: 1,
+            filtered: 1,
+            found: true,
+        },
+        None => Part::default(),
+    })
+}
+
+/// The merge of an object that is one shard's: its rendering, or 404.
+pub(crate) fn merge_one(_: &Req<'_>, parts: Vec<Part>) -> Result<Reply, ApiError> {
+    match parts.into_iter().flat_map(|p| p.rows).next() {
+        Some(row) => Reply::ok(row.v),
+        None => Err(ApiError::not_found()),
+    }
+}
+
+/// The part of a command run where its object is: the command's reply,
+/// carried as a row ([`merge_done`] makes it the reply again).
+pub(crate) fn done_part(r: Result<Reply, ApiError>) -> Result<Part, ApiError> {
+    let v = match r? {
+        Reply::Empty(status) => json!({"status": status}),
+        Reply::Json(status, body) => json!({"status": status, "body": body}),
+        other => {
+            debug_assert!(false, "a command answered {other:?}");
+            return Err(ApiError::new(500, "internal_error", "an unexpected reply"));
+        }
+    };
+    one_part(Some(v))
+}
+
+/// The merge of a command: the reply of the shard that ran it, or 404 when
+/// none had its object.
+pub(crate) fn merge_done(_: &Req<'_>, parts: Vec<Part>) -> Result<Reply, ApiError> {
+    let Some(mut row) = parts.into_iter().flat_map(|p| p.rows).next() else {
+        return Err(ApiError::not_found());
+    };
+    let status = row.v["status"].as_u64().unwrap_or(500) as u16;
+    Ok(match row.v.get_mut("body").map(Value::take) {
+        Some(body) => Reply::Json(status, body),
+        None => Reply::Empty(status),
+    })
+}
+
+/// Adds the numbers of `b` into `a`, in objects and arrays alike (the
+/// overview of every shard's counts and rates); a `timestamp` stays `a`'s,
+/// and what is not a number in both stays `a`'s.
+pub(crate) fn sum_json(a: &mut Value, b: &Value) {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let sum = match (x.as_u64(), y.as_u64()) {
+                (Some(x), Some(y)) => Value::from(x.saturating_add(y)),
+                _ => Value::from(round(x.as_f64().unwrap_or(0.0) + y.as_f64().unwrap_or(0.0))),
+            };
+            *x = match sum {
+                Value::Number(n) => n,
+                _ => unreachable!("a number"),
+            };
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, v) in y {
+                match x.get_mut(k) {
+                    Some(_) if k == "timestamp" => {}
+                    Some(mine) => sum_json(mine, v),
+                    None => {
+                        x.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            for (mine, v) in x.iter_mut().zip(y) {
+                sum_json(mine, v);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn sums_numbers_and_keeps_the_rest() {
+    let mut a = json!({"n": 1, "r": {"rate": 0.5}, "s": [{"timestamp": 10, "sample": 2}], "name": "x"});
+    let b = json!({"n": 2, "r": {"rate": 0.25}, "s": [{"timestamp": 11, "sample": 3}], "name": "y", "new": 4});
+    sum_json(&mut a, &b);
+    assert_eq!(
+        a,
+        json!({"n": 3, "r": {"rate": 0.75}, "s": [{"timestamp": 10, "sample": 5}], "name": "x", "new": 4})
+    );
 }

@@ -4,11 +4,13 @@
 
 use serde_json::{json, Value};
 
-use super::common::{details, message_stats, CHANNEL_FIELDS};
+use super::common::{
+    details, done_part, gather, merge_done, merge_list, merge_one, message_stats, one_part, CHANNEL_FIELDS,
+};
 use crate::core::mgmt::views::{ChannelView, ConnPhase, ConnView, ConsumerView};
 use crate::core::mgmt::{ConnId, View};
 use crate::http::json::table_to_json;
-use crate::http::paging::{self, Item, JsonItem, ListParams, SortKey};
+use crate::http::paging::{self, Item, JsonItem, ListParams, Part, SortKey};
 use crate::http::{ApiError, AuthUser, Reply, Req};
 
 /// RabbitMQ's connection name: `peer -> listener` (the AMQPS listener for a
@@ -180,57 +182,77 @@ fn conn_items<'a>(b: View<'a>, req: &'a Req<'a>, vhost: Option<&str>) -> Vec<Con
         .collect()
 }
 
-pub(crate) fn list_all(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let params = ListParams::parse(&req.query)?;
-    let b = req.shared.broker.borrow();
-    paging::reply(conn_items(View::of(&b), req, None), &params)
+pub(crate) fn list_all(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| {
+            let b = req.shared.broker.borrow();
+            paging::part(conn_items(View::of(&b), req, None), &ListParams::parse(&req.query)?)
+        },
+        merge_list,
+    )
 }
 
-pub(crate) fn list_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let params = ListParams::parse(&req.query)?;
-    let b = req.shared.broker.borrow();
-    paging::reply(conn_items(View::of(&b), req, Some(req.vhost())), &params)
+pub(crate) fn list_vhost(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| {
+            let b = req.shared.broker.borrow();
+            paging::part(
+                conn_items(View::of(&b), req, Some(req.vhost())),
+                &ListParams::parse(&req.query)?,
+            )
+        },
+        merge_list,
+    )
 }
 
-/// The connection a URL names, if the user may see it.
-fn find(b: View<'_>, req: &Req<'_>) -> Result<ConnId, ApiError> {
+/// The connection a URL names, if the user may see it and it is this shard's.
+fn find(b: View<'_>, req: &Req<'_>) -> Option<ConnId> {
     let name = req.param("name");
     visible(b, req.user())
         .find(|c| conn_name(*c, req) == name)
         .map(|c| c.id())
-        .ok_or_else(ApiError::not_found)
 }
 
-pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let b = req.shared.broker.borrow();
-    let v = View::of(&b);
-    let id = find(v, req)?;
-    let c = v.connection(id).expect("found just above");
-    Reply::ok(
-        ConnItem {
-            c,
-            name: conn_name(c, req),
-            req,
-        }
-        .render(),
+pub(crate) fn get(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| {
+            let b = req.shared.broker.borrow();
+            let v = View::of(&b);
+            one_part(find(v, req).and_then(|id| v.connection(id)).map(|c| {
+                ConnItem {
+                    c,
+                    name: conn_name(c, req),
+                    req,
+                }
+                .render()
+            }))
+        },
+        merge_one,
     )
 }
 
-/// DELETE: connection.close 320 with `X-Reason` (or RabbitMQ's default text).
-pub(crate) fn close(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let id = find(View::of(&req.shared.broker.borrow()), req)?;
-    let reason = req
-        .header("x-reason")
-        .unwrap_or("Closed via management plugin")
-        .to_owned();
-    let r = req
-        .shared
-        .broker
-        .borrow_mut()
-        .admin_close_connection(id, &reason, req.now_ms);
-    req.shared.after_core_call();
-    r?;
-    Reply::no_content()
+/// DELETE: connection.close 320 with `X-Reason` (or RabbitMQ's default text),
+/// by the shard that has it.
+pub(crate) fn close(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| {
+            let Some(id) = find(View::of(&req.shared.broker.borrow()), req) else {
+                return Ok(Part::default());
+            };
+            let reason = req
+                .header("x-reason")
+                .unwrap_or("Closed via management plugin")
+                .to_owned();
+            let r = req
+                .shared
+                .broker
+                .borrow_mut()
+                .admin_close_connection(id, &reason, req.now_ms);
+            req.shared.after_core_call();
+            done_part(r.map_err(ApiError::from).and_then(|()| Reply::no_content()))
+        },
+        merge_done,
+    )
 }
 
 /// `/api/connections/username/{user}` may be read by that user, monitoring
@@ -250,38 +272,47 @@ fn user_connections(req: &Req<'_>, write: bool) -> Result<Vec<(ConnId, String)>,
 
 /// GET: the user's connections as RabbitMQ's connection tracking lists them
 /// (name, vhost, user, node; not the full connection objects).
-pub(crate) fn of_user(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let params = ListParams::parse(&req.query)?;
-    let conns = user_connections(req, false)?;
-    let b = req.shared.broker.borrow();
-    let view = View::of(&b);
-    let items: Vec<JsonItem> = conns
-        .into_iter()
-        .filter_map(|(id, name)| {
-            let vhost = view.connection(id)?.vhost()?.to_owned();
-            let v =
-                json!({"name": name, "vhost": vhost, "user": req.param("user"), "node": super::overview::node_name()});
-            Some(JsonItem { v, name, vhost })
-        })
-        .collect();
-    paging::reply(items, &params)
+pub(crate) fn of_user(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| {
+            let params = ListParams::parse(&req.query)?;
+            let conns = user_connections(req, false)?;
+            let b = req.shared.broker.borrow();
+            let view = View::of(&b);
+            let items: Vec<JsonItem> = conns
+                .into_iter()
+                .filter_map(|(id, name)| {
+                    let vhost = view.connection(id)?.vhost()?.to_owned();
+                    let v = json!({"name": name, "vhost": vhost, "user": req.param("user"), "node": super::overview::node_name()});
+                    Some(JsonItem { v, name, vhost })
+                })
+                .collect();
+            paging::part(items, &params)
+        },
+        merge_list,
+    )
 }
 
-/// DELETE: closes every connection of the user (320, `X-Reason` or RabbitMQ's
-/// default text); 204 also when there are none.
-pub(crate) fn close_of_user(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let conns = user_connections(req, true)?;
-    let reason = req.header("x-reason").unwrap_or("Closed via management plugin");
-    for (id, _) in conns {
-        let r = req
-            .shared
-            .broker
-            .borrow_mut()
-            .admin_close_connection(id, reason, req.now_ms);
-        req.shared.after_core_call();
-        r?;
-    }
-    Reply::no_content()
+/// DELETE: closes every connection of the user, on every shard (320,
+/// `X-Reason` or RabbitMQ's default text); 204 also when there are none.
+pub(crate) fn close_of_user(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| {
+            let conns = user_connections(req, true)?;
+            let reason = req.header("x-reason").unwrap_or("Closed via management plugin");
+            for (id, _) in conns {
+                let r = req
+                    .shared
+                    .broker
+                    .borrow_mut()
+                    .admin_close_connection(id, reason, req.now_ms);
+                req.shared.after_core_call();
+                r?;
+            }
+            done_part(Reply::no_content())
+        },
+        merge_done,
+    )
 }
 
 struct ChanItem<'a> {
@@ -354,33 +385,69 @@ fn chan_items<'a>(b: View<'a>, req: &Req<'_>, only: Option<ConnId>, vhost: Optio
     out
 }
 
-pub(crate) fn channels_of(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let params = ListParams::parse(&req.query)?;
-    let b = req.shared.broker.borrow();
-    let v = View::of(&b);
-    let id = find(v, req)?;
-    paging::reply(chan_items(v, req, Some(id), None), &params)
+/// The channels of one connection: from the shard that has it (404 where
+/// none has).
+pub(crate) fn channels_of(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| {
+            let b = req.shared.broker.borrow();
+            let v = View::of(&b);
+            let Some(id) = find(v, req) else {
+                return Ok(Part::default());
+            };
+            let mut part = paging::part(chan_items(v, req, Some(id), None), &ListParams::parse(&req.query)?)?;
+            part.found = true;
+            Ok(part)
+        },
+        |req, parts| {
+            if !parts.iter().any(|p| p.found) {
+                return Err(ApiError::not_found());
+            }
+            merge_list(req, parts)
+        },
+    )
 }
 
-pub(crate) fn channels(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let params = ListParams::parse(&req.query)?;
-    let b = req.shared.broker.borrow();
-    paging::reply(chan_items(View::of(&b), req, None, None), &params)
+pub(crate) fn channels(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| {
+            let b = req.shared.broker.borrow();
+            paging::part(
+                chan_items(View::of(&b), req, None, None),
+                &ListParams::parse(&req.query)?,
+            )
+        },
+        merge_list,
+    )
 }
 
-pub(crate) fn channels_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let params = ListParams::parse(&req.query)?;
-    let b = req.shared.broker.borrow();
-    paging::reply(chan_items(View::of(&b), req, None, Some(req.vhost())), &params)
+pub(crate) fn channels_vhost(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| {
+            let b = req.shared.broker.borrow();
+            paging::part(
+                chan_items(View::of(&b), req, None, Some(req.vhost())),
+                &ListParams::parse(&req.query)?,
+            )
+        },
+        merge_list,
+    )
 }
 
-pub(crate) fn channel(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let b = req.shared.broker.borrow();
-    let name = req.param("name");
-    chan_items(View::of(&b), req, None, None)
-        .into_iter()
-        .find(|i| i.name == name)
-        .map_or_else(|| Err(ApiError::not_found()), |i| Reply::ok(i.render()))
+pub(crate) fn channel(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| {
+            let b = req.shared.broker.borrow();
+            let name = req.param("name");
+            one_part(
+                chan_items(View::of(&b), req, None, None)
+                    .into_iter()
+                    .find(|i| i.name == name)
+                    .map(|i| i.render()),
+            )
+        },
+        merge_one,
+    )
 }
 
 /// One consumer as RabbitMQ lists it.
@@ -413,7 +480,11 @@ pub(crate) fn consumer_json(b: View<'_>, req: &Req<'_>, vhost: &str, queue: &str
     })
 }
 
-fn consumer_list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> {
+/// This shard's consumers: those whose connection is here. A consumer of
+/// another shard's queue is in this shard's copy of the queue too (and in
+/// the owner's list, where its connection is not), so each is listed once,
+/// by the shard of its channel.
+fn consumer_part(req: &Req<'_>, vhost: Option<&str>) -> Result<Part, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
     let view = View::of(&b);
@@ -425,7 +496,7 @@ fn consumer_list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> 
             continue;
         }
         for q in v.queues() {
-            for c in q.consumers() {
+            for c in q.consumers().filter(|c| view.connection(c.conn()).is_some()) {
                 items.push(JsonItem {
                     v: consumer_json(view, req, vn, q.name(), c),
                     name: c.tag().to_string(),
@@ -434,13 +505,13 @@ fn consumer_list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> 
             }
         }
     }
-    paging::reply(items, &params)
+    paging::part(items, &params)
 }
 
-pub(crate) fn consumers(req: &Req<'_>) -> Result<Reply, ApiError> {
-    consumer_list(req, None)
+pub(crate) fn consumers(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(|req| consumer_part(req, None), merge_list)
 }
 
-pub(crate) fn consumers_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
-    consumer_list(req, Some(req.vhost()))
+pub(crate) fn consumers_vhost(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(|req| consumer_part(req, Some(req.vhost())), merge_list)
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::common::{details, queue_totals, vhost_message_stats, ProcStats, Window};
+use super::common::{details, gather, one_part, queue_totals, sum_json, vhost_message_stats, ProcStats, Window};
 use crate::core::mgmt::views::vhosts::Traffic;
 use crate::core::mgmt::views::VhostView;
 use crate::core::mgmt::{AckMode, Churn, QueueSpec, VhostStats, View};
@@ -47,13 +47,19 @@ fn totals(b: View<'_>, u: &AuthUser) -> Totals {
         consumers: 0,
     };
     let all = u.sees_all();
+    // Each shard counts the queues it owns (with their messages and
+    // consumers, remote ones included) and shard 0 the exchanges, which
+    // every shard has: the overview sums the shards' counts (`overview`).
+    let me = b.shard();
     for v in b.vhosts() {
         if !all && !u.sees_vhost(b, v.name()) {
             continue;
         }
-        t.queues += v.queue_count();
-        t.exchanges += v.exchange_count();
-        for q in v.queues() {
+        if me.0 == 0 {
+            t.exchanges += v.exchange_count();
+        }
+        for q in v.queues().filter(|q| q.owner() == me) {
+            t.queues += 1;
             t.ready += q.ready();
             t.unacked += q.unacked();
             t.consumers += q.consumer_count();
@@ -90,7 +96,25 @@ fn churn_rates(c: &Churn) -> Value {
     Value::Object(m)
 }
 
-pub(crate) fn overview(req: &Req<'_>) -> Result<Reply, ApiError> {
+/// Each shard's overview of what it holds; the counts, totals and rates of
+/// all of them summed into shard 0's.
+pub(crate) fn overview(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| one_part(Some(overview_here(req)?)),
+        |_, parts| {
+            let mut rows = parts.into_iter().flat_map(|p| p.rows).map(|r| r.v);
+            let mut all = rows.next().ok_or_else(ApiError::not_found)?;
+            for other in rows {
+                for key in ["message_stats", "churn_rates", "queue_totals", "object_totals"] {
+                    sum_json(&mut all[key], &other[key]);
+                }
+            }
+            Reply::ok(all)
+        },
+    )
+}
+
+fn overview_here(req: &Req<'_>) -> Result<Value, ApiError> {
     let b = req.shared.broker.borrow();
     let b = View::of(&b);
     let u = req.user();
@@ -120,7 +144,7 @@ pub(crate) fn overview(req: &Req<'_>) -> Result<Reply, ApiError> {
     if let Some(p) = req.info.metrics_port {
         listeners.push(json!({"node": node, "protocol": "http/prometheus", "ip_address": host, "port": p}));
     }
-    Reply::ok(json!({
+    Ok(json!({
         "management_version": RABBITMQ_VERSION,
         "rates_mode": "basic",
         "sample_retention_policies": {"global": [600], "basic": [600], "detailed": [600]},

@@ -4,11 +4,13 @@
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::common::{details, message_stats, QUEUE_FIELDS};
+use super::common::{
+    details, done_part, gather, merge_done, merge_list, merge_one, message_stats, one_part, QUEUE_FIELDS,
+};
 use crate::core::mgmt::views::QueueView;
 use crate::core::mgmt::{AckMode, Declared, QueueSpec, View};
 use crate::http::json::{arguments, boolean, properties_to_json, table_to_json};
-use crate::http::paging::{self, Item, ListParams, SortKey};
+use crate::http::paging::{self, Item, ListParams, Part, SortKey};
 use crate::http::{ApiError, Reply, Req};
 
 pub(crate) struct QueueItem<'a> {
@@ -101,43 +103,72 @@ pub(crate) fn items<'a>(b: View<'a>, req: &Req<'_>, vhost: Option<&str>, node: &
         .collect()
 }
 
-pub(crate) fn list_all(req: &Req<'_>) -> Result<Reply, ApiError> {
-    list(req, None)
+pub(crate) fn list_all(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(|req| part(req, None), merge_list)
 }
 
-pub(crate) fn list_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
-    list(req, Some(req.vhost()))
+pub(crate) fn list_vhost(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(|req| part(req, Some(req.vhost())), merge_list)
 }
 
-fn list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> {
+/// The queues this shard owns (each shard's copies of the others' show their
+/// settings, not their messages and consumers).
+fn part(req: &Req<'_>, vhost: Option<&str>) -> Result<Part, ApiError> {
     let params = ListParams::parse(&req.query)?;
     let b = req.shared.broker.borrow();
+    let view = View::of(&b);
     let node = super::overview::node_name();
-    paging::reply(items(View::of(&b), req, vhost, &node), &params)
+    let mut items = items(view, req, vhost, &node);
+    items.retain(|i| i.q.owner() == view.shard());
+    paging::part(items, &params)
 }
 
-pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let b = req.shared.broker.borrow();
-    let view = View::of(&b);
-    let v = view.vhost(req.vhost()).ok_or_else(ApiError::not_found)?;
-    let q = v.queue(req.param("name")).ok_or_else(ApiError::not_found)?;
-    let node = super::overview::node_name();
-    let mut out = QueueItem { q, node: &node }.render();
-    // Consumers of this queue, as RabbitMQ's consumer_details.
-    let consumers: Vec<Value> = q
-        .consumers()
-        .map(|c| super::connections::consumer_json(view, req, q.vhost(), q.name(), c))
-        .collect();
-    out["consumer_details"] = Value::Array(consumers);
-    if let Some(owner) = q.exclusive_owner().and_then(|id| view.connection(id)) {
-        let (peer_host, peer_port) = super::connections::split_host_port(owner.peer());
-        out["owner_pid_details"] = json!({
-            "name": super::connections::conn_name(owner, req),
-            "peer_host": peer_host,
-            "peer_port": peer_port,
-        });
+/// One queue, as its owner has it.
+pub(crate) fn get(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| {
+            let b = req.shared.broker.borrow();
+            let view = View::of(&b);
+            let v = view.vhost(req.vhost()).ok_or_else(ApiError::not_found)?;
+            let q = v.queue(req.param("name")).ok_or_else(ApiError::not_found)?;
+            if q.owner() != view.shard() {
+                return Ok(Part::default());
+            }
+            let node = super::overview::node_name();
+            let mut out = QueueItem { q, node: &node }.render();
+            // Consumers of this queue, as RabbitMQ's consumer_details.
+            let consumers: Vec<Value> = q
+                .consumers()
+                .map(|c| super::connections::consumer_json(view, req, q.vhost(), q.name(), c))
+                .collect();
+            out["consumer_details"] = Value::Array(consumers);
+            if let Some(owner) = q.exclusive_owner().and_then(|id| view.connection(id)) {
+                let (peer_host, peer_port) = super::connections::split_host_port(owner.peer());
+                out["owner_pid_details"] = json!({
+                    "name": super::connections::conn_name(owner, req),
+                    "peer_host": peer_host,
+                    "peer_port": peer_port,
+                });
+            }
+            one_part(Some(out))
+        },
+        merge_one,
+    )
+}
+
+/// Runs `command` on the shard that owns the queue the URL names: its part
+/// is the command's reply there, none elsewhere (404 when no shard has it).
+fn on_owner(req: &Req<'_>, command: fn(&Req<'_>) -> Result<Reply, ApiError>) -> Result<Part, ApiError> {
+    let here = {
+        let b = req.shared.broker.borrow();
+        let view = View::of(&b);
+        let q = view.vhost(req.vhost()).and_then(|v| v.queue(req.param("name")));
+        q.is_some_and(|q| q.owner() == view.shard())
+    };
+    if !here {
+        return Ok(Part::default());
     }
-    Reply::ok(out)
+    done_part(command(req))
 }
 
 pub(crate) fn put(req: &Req<'_>) -> Result<Reply, ApiError> {
@@ -159,7 +190,11 @@ pub(crate) fn put(req: &Req<'_>) -> Result<Reply, ApiError> {
     }
 }
 
-pub(crate) fn delete(req: &Req<'_>) -> Result<Reply, ApiError> {
+pub(crate) fn delete(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(|req| on_owner(req, delete_here), merge_done)
+}
+
+fn delete_here(req: &Req<'_>) -> Result<Reply, ApiError> {
     let (if_unused, if_empty) = (req.query.flag("if-unused"), req.query.flag("if-empty"));
     let r = req
         .shared
@@ -171,7 +206,11 @@ pub(crate) fn delete(req: &Req<'_>) -> Result<Reply, ApiError> {
     Reply::no_content()
 }
 
-pub(crate) fn purge(req: &Req<'_>) -> Result<Reply, ApiError> {
+pub(crate) fn purge(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(|req| on_owner(req, purge_here), merge_done)
+}
+
+fn purge_here(req: &Req<'_>) -> Result<Reply, ApiError> {
     let r = req
         .shared
         .broker
@@ -193,19 +232,23 @@ fn set_paused(req: &Req<'_>, paused: bool) -> Result<Reply, ApiError> {
     Reply::no_content()
 }
 
-pub(crate) fn pause(req: &Req<'_>) -> Result<Reply, ApiError> {
-    set_paused(req, true)
+pub(crate) fn pause(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(|req| on_owner(req, |req| set_paused(req, true)), merge_done)
 }
 
-pub(crate) fn resume(req: &Req<'_>) -> Result<Reply, ApiError> {
-    set_paused(req, false)
+pub(crate) fn resume(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(|req| on_owner(req, |req| set_paused(req, false)), merge_done)
 }
 
 /// POST `/actions` `{"action": ..}`: RabbitMQ's `sync` and `cancel_sync` are
 /// for classic mirrored queues; for a queue without mirrors (every queue
 /// here) RabbitMQ answers 204 and does nothing, and so does this. `pause` and
 /// `resume` are LavinMQ's pause and resume as actions (RabbitMQ: 400).
-pub(crate) fn actions(req: &Req<'_>) -> Result<Reply, ApiError> {
+pub(crate) fn actions(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(|req| on_owner(req, actions_here), merge_done)
+}
+
+fn actions_here(req: &Req<'_>) -> Result<Reply, ApiError> {
     let [action]: [String; 1] = req.string_fields(&["action"])?.try_into().expect("one key, one value");
     match action.as_str() {
         "sync" | "cancel_sync" => {
@@ -224,7 +267,11 @@ pub(crate) fn actions(req: &Req<'_>) -> Result<Reply, ApiError> {
 }
 
 /// POST `/get`: `count`, `ackmode`, `encoding` (auto|base64), `truncate`.
-pub(crate) fn get_messages(req: &Req<'_>) -> Result<Reply, ApiError> {
+pub(crate) fn get_messages(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(|req| on_owner(req, get_messages_here), merge_done)
+}
+
+fn get_messages_here(req: &Req<'_>) -> Result<Reply, ApiError> {
     let body = req.json_object()?;
     let count = match body.get("count") {
         Some(v) => v

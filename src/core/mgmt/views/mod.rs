@@ -50,6 +50,11 @@ impl<'a> View<'a> {
         View { b }
     }
 
+    /// The shard this broker is (its queues are the ones whose owner it is).
+    pub fn shard(self) -> crate::core::model::meta::ShardId {
+        self.b.model.shards.me
+    }
+
     /// The largest frame the broker negotiates (`frame_max`; 0: no limit).
     pub fn frame_max(self) -> u32 {
         self.b.config.frame_max

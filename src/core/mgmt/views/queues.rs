@@ -20,6 +20,11 @@ impl<'a> QueueView<'a> {
     pub fn vhost(&self) -> &'a str {
         self.vhost
     }
+    /// The shard that holds the queue's messages and consumers (another
+    /// shard's copy shows its settings only).
+    pub fn owner(&self) -> crate::core::model::meta::ShardId {
+        self.q.owner()
+    }
     pub fn name(&self) -> &'a str {
         self.q.name()
     }
