@@ -203,6 +203,12 @@ enum OwnedKey {
 }
 
 impl Row {
+    /// Its numbers were summed with other shards' (`routes::common::merge_summed`):
+    /// the key its shard gave is not the sum's, so sort by the row itself.
+    pub fn forget_key(&mut self) {
+        self.key = None;
+    }
+
     /// A row of its own (an object that is one shard's: a single queue).
     pub fn new(v: Value, name: &str, vhost: &str) -> Row {
         Row {

@@ -342,3 +342,60 @@ fn sums_numbers_and_keeps_the_rest() {
         json!({"n": 3, "r": {"rate": 0.75}, "s": [{"timestamp": 10, "sample": 5}], "name": "x", "new": 4})
     );
 }
+
+/// The part of a list every shard has all of (exchanges, vhosts), each with
+/// its own counts and rates: every row the filter keeps, for [`merge_summed`].
+pub(crate) fn all_part<I: paging::Item>(items: Vec<I>, req: &Req<'_>) -> Result<Part, ApiError> {
+    let mut p = ListParams::parse(&req.query)?;
+    p.page = None;
+    paging::part(items, &p)
+}
+
+/// The merge of [`all_part`]s: each object once, its `keys` (counts, rates,
+/// message stats) summed over the shards, sorted and paged as one list.
+pub(crate) fn merge_summed(req: &Req<'_>, parts: Vec<Part>, keys: &[&str]) -> Result<Reply, ApiError> {
+    let (total, filtered) = parts.first().map_or((0, 0), |p| (p.total, p.filtered));
+    let mut rows: Vec<Row> = Vec::new();
+    let mut at: std::collections::HashMap<(String, String), usize> = Default::default();
+    for part in parts {
+        for mut row in part.rows {
+            match at.get(&(row.vhost.clone(), row.name.clone())) {
+                Some(&i) => {
+                    for k in keys {
+                        if let (Some(mine), Some(theirs)) = (rows[i].v.get_mut(*k), row.v.get(*k)) {
+                            sum_json(mine, theirs);
+                        }
+                    }
+                    rows[i].forget_key();
+                }
+                None => {
+                    row.forget_key();
+                    at.insert((row.vhost.clone(), row.name.clone()), rows.len());
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    let part = Part {
+        rows,
+        total,
+        filtered,
+        found: false,
+    };
+    paging::merge(vec![part], &ListParams::parse(&req.query)?)
+}
+
+/// The merge of one object every shard has (an exchange, a vhost): its
+/// `keys` summed over the shards; 404 when none has it.
+pub(crate) fn merge_one_summed(parts: Vec<Part>, keys: &[&str]) -> Result<Reply, ApiError> {
+    let mut rows = parts.into_iter().flat_map(|p| p.rows);
+    let mut one = rows.next().ok_or_else(ApiError::not_found)?.v;
+    for row in rows {
+        for k in keys {
+            if let (Some(mine), Some(theirs)) = (one.get_mut(*k), row.v.get(*k)) {
+                sum_json(mine, theirs);
+            }
+        }
+    }
+    Reply::ok(one)
+}

@@ -3,11 +3,11 @@
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::common::{message_stats, EXCHANGE_FIELDS};
+use super::common::{all_part, gather, merge_one_summed, merge_summed, message_stats, one_part, EXCHANGE_FIELDS};
 use crate::core::mgmt::views::ExchangeView;
 use crate::core::mgmt::{exchange_type_known, Declared, ExchangeSpec, View};
 use crate::http::json::{arguments, boolean, properties_from_json, table_to_json};
-use crate::http::paging::{self, Item, ListParams, SortKey};
+use crate::http::paging::{Item, Part, SortKey};
 use crate::http::{ApiError, Reply, Req};
 
 /// The default exchange's name in URLs (its real name is "").
@@ -62,8 +62,11 @@ impl Item for ExchangeItem<'_> {
     }
 }
 
-fn list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> {
-    let params = ListParams::parse(&req.query)?;
+/// What each shard counts of an exchange: the messages published to it
+/// through that shard's connections.
+const SUMMED: &[&str] = &["message_stats"];
+
+fn part(req: &Req<'_>, vhost: Option<&str>) -> Result<Part, ApiError> {
     let b = req.shared.broker.borrow();
     let view = View::of(&b);
     let u = req.user();
@@ -72,27 +75,35 @@ fn list(req: &Req<'_>, vhost: Option<&str>) -> Result<Reply, ApiError> {
         .filter(|v| vhost.is_none_or(|want| want == v.name()) && u.sees_vhost(view, v.name()))
         .flat_map(|v| v.exchanges().map(|x| ExchangeItem { x }))
         .collect();
-    paging::reply(items, &params)
+    all_part(items, req)
 }
 
-pub(crate) fn list_all(req: &Req<'_>) -> Result<Reply, ApiError> {
-    list(req, None)
+pub(crate) fn list_all(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(|req| part(req, None), |req, parts| merge_summed(req, parts, SUMMED))
 }
 
-pub(crate) fn list_vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
-    list(req, Some(req.vhost()))
+pub(crate) fn list_vhost(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| part(req, Some(req.vhost())),
+        |req, parts| merge_summed(req, parts, SUMMED),
+    )
 }
 
-pub(crate) fn get(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let b = req.shared.broker.borrow();
-    let v = View::of(&b).vhost(req.vhost()).ok_or_else(ApiError::not_found)?;
-    let x = v
-        .exchange(url_name(req.param("name")))
-        .ok_or_else(ApiError::not_found)?;
-    let mut out = ExchangeItem { x }.render();
-    out["incoming"] = json!([]);
-    out["outgoing"] = json!([]);
-    Reply::ok(out)
+pub(crate) fn get(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| {
+            let b = req.shared.broker.borrow();
+            let v = View::of(&b).vhost(req.vhost()).ok_or_else(ApiError::not_found)?;
+            let x = v
+                .exchange(url_name(req.param("name")))
+                .ok_or_else(ApiError::not_found)?;
+            let mut out = ExchangeItem { x }.render();
+            out["incoming"] = json!([]);
+            out["outgoing"] = json!([]);
+            one_part(Some(out))
+        },
+        |_, parts| merge_one_summed(parts, SUMMED),
+    )
 }
 
 pub(crate) fn put(req: &Req<'_>) -> Result<Reply, ApiError> {

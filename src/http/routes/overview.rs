@@ -3,11 +3,14 @@
 
 use serde_json::{json, Value};
 
-use super::common::{details, gather, one_part, queue_totals, sum_json, vhost_message_stats, ProcStats, Window};
+use super::common::{
+    all_part, details, gather, merge_one_summed, merge_summed, one_part, queue_totals, sum_json, vhost_message_stats,
+    ProcStats, Window,
+};
 use crate::core::mgmt::views::vhosts::Traffic;
 use crate::core::mgmt::views::VhostView;
 use crate::core::mgmt::{AckMode, Churn, QueueSpec, VhostStats, View};
-use crate::http::paging::{self, Item, ListParams, SortKey};
+use crate::http::paging::{Item, SortKey};
 use crate::http::{ApiError, AuthUser, Reply, Req};
 
 /// The RabbitMQ version we answer to tools that check it.
@@ -318,25 +321,52 @@ impl Item for VhostItem<'_> {
     }
 }
 
+/// What each shard counts of a vhost: the messages of the queues it owns,
+/// the traffic of its connections, the messages published and delivered
+/// through it.
+const VHOST_SUMMED: &[&str] = &[
+    "message_stats",
+    "recv_oct",
+    "recv_oct_details",
+    "send_oct",
+    "send_oct_details",
+    "messages",
+    "messages_details",
+    "messages_ready",
+    "messages_ready_details",
+    "messages_unacknowledged",
+    "messages_unacknowledged_details",
+];
+
 /// One vhost, as listed.
-pub(crate) fn vhost(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let b = req.shared.broker.borrow();
-    let v = View::of(&b).vhost(req.vhost()).ok_or_else(ApiError::not_found)?;
-    let w = Window::from_query(&req.query, "msg_rates_age", "msg_rates_incr");
-    Reply::ok(VhostItem::new(v, w).render())
+pub(crate) fn vhost(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| {
+            let b = req.shared.broker.borrow();
+            let v = View::of(&b).vhost(req.vhost()).ok_or_else(ApiError::not_found)?;
+            let w = Window::from_query(&req.query, "msg_rates_age", "msg_rates_incr");
+            one_part(Some(VhostItem::new(v, w).render()))
+        },
+        |_, parts| merge_one_summed(parts, VHOST_SUMMED),
+    )
 }
 
 /// The vhost list with message counts (create and delete are in the vhosts
 /// routes).
-pub(crate) fn vhosts(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let b = req.shared.broker.borrow();
-    let view = View::of(&b);
-    let u = req.user();
-    let w = Window::from_query(&req.query, "msg_rates_age", "msg_rates_incr");
-    let items: Vec<VhostItem<'_>> = view
-        .vhosts()
-        .filter(|v| u.sees_vhost(view, v.name()))
-        .map(|v| VhostItem::new(v, w))
-        .collect();
-    paging::reply(items, &ListParams::parse(&req.query)?)
+pub(crate) fn vhosts(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| {
+            let b = req.shared.broker.borrow();
+            let view = View::of(&b);
+            let u = req.user();
+            let w = Window::from_query(&req.query, "msg_rates_age", "msg_rates_incr");
+            let items: Vec<VhostItem<'_>> = view
+                .vhosts()
+                .filter(|v| u.sees_vhost(view, v.name()))
+                .map(|v| VhostItem::new(v, w))
+                .collect();
+            all_part(items, req)
+        },
+        |req, parts| merge_summed(req, parts, VHOST_SUMMED),
+    )
 }
