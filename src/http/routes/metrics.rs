@@ -9,22 +9,15 @@
 //! reductions, garbage collection, Mnesia, Ra) and RabbitMQ's message store and
 //! queue index I/O: nothing here corresponds to them.
 
-use super::common::ProcStats;
+use super::common::{gather, one_part, ProcStats};
 use crate::core::mgmt::views::ChannelView;
 use crate::core::mgmt::{Churn, MsgCounters, View};
+use crate::http::paging::Part;
 use crate::http::prom::Prom;
 use crate::http::{ApiError, Reply, Req};
 
 /// RabbitMQ's names by default.
 pub(crate) const DEFAULT_PREFIX: &str = "rabbitmq";
-
-pub(crate) fn text(p: Prom) -> Result<Reply, ApiError> {
-    Ok(Reply::Raw {
-        status: 200,
-        content_type: "text/plain; version=0.0.4; charset=utf-8",
-        body: p.out.into(),
-    })
-}
 
 pub(crate) fn prom_for(req: &Req<'_>) -> Result<Prom, ApiError> {
     Prom::new(req.query.get("prefix").map_or(DEFAULT_PREFIX, |p| p))
@@ -168,9 +161,10 @@ fn churn(p: &mut Prom, c: &Churn, detailed: bool) {
 /// Gauges summed over the node's queues and channels.
 fn gauges(p: &mut Prom, b: View<'_>) {
     let (mut queues, mut consumers, mut ready, mut unacked, mut bytes, mut published) = (0, 0, 0u64, 0u64, 0u64, 0u64);
+    // The queues this shard owns (a scrape adds up every shard's, `metrics`).
     for v in b.vhosts() {
-        queues += v.queue_count();
-        for q in v.queues() {
+        for q in v.queues().filter(|q| q.owner() == b.shard()) {
+            queues += 1;
             consumers += q.consumer_count();
             ready += q.ready();
             unacked += q.unacked();
@@ -407,29 +401,61 @@ fn tls_certificates(p: &mut Prom, req: &Req<'_>) {
     }
 }
 
-pub(crate) fn metrics(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let mut p = prom_for(req)?;
-    let broker = req.shared.broker.borrow();
-    let b = View::of(&broker);
-    identity(&mut p, b);
-    process(&mut p, req, b);
-    churn(&mut p, b.churn(), false);
-    gauges(&mut p, b);
-    message_counters(&mut p, &b.node_totals().totals);
-    drop(broker);
-    loop_turns(&mut p, req);
-    tls_certificates(&mut p, req);
-    text(p)
+/// Each shard's families of what it holds (its connections, the queues it
+/// owns, the messages through it), added up sample by sample into shard 0's,
+/// which also has the process's and the listeners' (`prom::merge`).
+pub(crate) fn metrics(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| {
+            let mut p = prom_for(req)?;
+            let broker = req.shared.broker.borrow();
+            let b = View::of(&broker);
+            let first = b.shard().0 == 0;
+            if first {
+                identity(&mut p, b);
+                process(&mut p, req, b);
+            }
+            churn(&mut p, b.churn(), false);
+            gauges(&mut p, b);
+            message_counters(&mut p, &b.node_totals().totals);
+            drop(broker);
+            if first {
+                loop_turns(&mut p, req);
+                tls_certificates(&mut p, req);
+            }
+            one_part(Some(p.out.into()))
+        },
+        merge_texts,
+    )
 }
 
-pub(crate) fn detailed(req: &Req<'_>) -> Result<Reply, ApiError> {
-    let mut p = prom_for(req)?;
-    let broker = req.shared.broker.borrow();
-    let b = View::of(&broker);
-    if super::metrics_detailed::wants(req, "connection_churn_metrics") {
-        churn(&mut p, b.churn(), true);
-    }
-    super::metrics_detailed::families(&mut p, req, b);
-    identity(&mut p, b);
-    text(p)
+pub(crate) fn detailed(_: &Req<'_>) -> Result<Reply, ApiError> {
+    gather(
+        |req| {
+            let mut p = prom_for(req)?;
+            let broker = req.shared.broker.borrow();
+            let b = View::of(&broker);
+            if super::metrics_detailed::wants(req, "connection_churn_metrics") {
+                churn(&mut p, b.churn(), true);
+            }
+            super::metrics_detailed::families(&mut p, req, b);
+            if b.shard().0 == 0 {
+                identity(&mut p, b);
+            }
+            one_part(Some(p.out.into()))
+        },
+        merge_texts,
+    )
+}
+
+/// Every shard's text, added up into the first's.
+fn merge_texts(_: &Req<'_>, parts: Vec<Part>) -> Result<Reply, ApiError> {
+    let texts = (parts.into_iter().flat_map(|p| p.rows))
+        .map(|r| r.v.as_str().unwrap_or_default().to_owned())
+        .collect();
+    Ok(Reply::Raw {
+        status: 200,
+        content_type: "text/plain; version=0.0.4; charset=utf-8",
+        body: crate::http::prom::merge(texts).into(),
+    })
 }

@@ -31,7 +31,14 @@ pub(crate) fn wants(req: &Req<'_>, family: &str) -> bool {
 pub(crate) fn families(p: &mut Prom, req: &Req<'_>, b: View<'_>) {
     let vhosts = list(req, "vhost");
     let in_vhost = |v: &str| vhosts.as_ref().is_none_or(|vs| vs.iter().any(|x| x == v));
-    let queues = || b.vhosts().filter(|v| in_vhost(v.name())).flat_map(|v| v.queues());
+    // The queues this shard owns: the others' are their owners' to count
+    // (the scrape adds up every shard's, `routes::metrics`).
+    let me = b.shard();
+    let queues = || {
+        (b.vhosts().filter(|v| in_vhost(v.name())))
+            .flat_map(|v| v.queues())
+            .filter(move |q| q.owner() == me)
+    };
     let gauge_family = |p: &mut Prom, name: &str, help: &str, f: QueueGauge| {
         p.family(name, "gauge", help);
         for q in queues() {
