@@ -4,13 +4,11 @@
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::common::{
-    details, done_part, gather, merge_done, merge_list, merge_one, message_stats, one_part, QUEUE_FIELDS,
-};
+use super::common::{details, done_part, gather, merge_done, merge_list, message_stats, QUEUE_FIELDS};
 use crate::core::mgmt::views::QueueView;
 use crate::core::mgmt::{AckMode, Declared, QueueSpec, View};
 use crate::http::json::{arguments, boolean, properties_to_json, table_to_json};
-use crate::http::paging::{self, Item, ListParams, Part, SortKey};
+use crate::http::paging::{self, Item, ListParams, Part, Row, SortKey};
 use crate::http::{ApiError, Reply, Req};
 
 pub(crate) struct QueueItem<'a> {
@@ -124,6 +122,9 @@ fn part(req: &Req<'_>, vhost: Option<&str>) -> Result<Part, ApiError> {
 }
 
 /// One queue, as its owner has it.
+/// One queue: its owner's view of it, with its consumers and its exclusive
+/// owner as the shards of their connections show them (a consumer of
+/// another shard's queue is in its own shard's copy of the queue too).
 pub(crate) fn get(_: &Req<'_>) -> Result<Reply, ApiError> {
     gather(
         |req| {
@@ -131,28 +132,38 @@ pub(crate) fn get(_: &Req<'_>) -> Result<Reply, ApiError> {
             let view = View::of(&b);
             let v = view.vhost(req.vhost()).ok_or_else(ApiError::not_found)?;
             let q = v.queue(req.param("name")).ok_or_else(ApiError::not_found)?;
-            if q.owner() != view.shard() {
-                return Ok(Part::default());
+            let mut part = Part::default();
+            if q.owner() == view.shard() {
+                let node = super::overview::node_name();
+                part.rows
+                    .push(Row::new(QueueItem { q, node: &node }.render(), "queue", ""));
             }
-            let node = super::overview::node_name();
-            let mut out = QueueItem { q, node: &node }.render();
-            // Consumers of this queue, as RabbitMQ's consumer_details.
-            let consumers: Vec<Value> = q
-                .consumers()
-                .map(|c| super::connections::consumer_json(view, req, q.vhost(), q.name(), c))
-                .collect();
-            out["consumer_details"] = Value::Array(consumers);
+            // As RabbitMQ's consumer_details.
+            for c in q.consumers().filter(|c| view.connection(c.conn()).is_some()) {
+                let json = super::connections::consumer_json(view, req, q.vhost(), q.name(), c);
+                part.rows.push(Row::new(json, "consumer", ""));
+            }
             if let Some(owner) = q.exclusive_owner().and_then(|id| view.connection(id)) {
                 let (peer_host, peer_port) = super::connections::split_host_port(owner.peer());
-                out["owner_pid_details"] = json!({
+                let details = json!({
                     "name": super::connections::conn_name(owner, req),
                     "peer_host": peer_host,
                     "peer_port": peer_port,
                 });
+                part.rows.push(Row::new(details, "owner", ""));
             }
-            one_part(Some(out))
+            Ok(part)
         },
-        merge_one,
+        |_, parts| {
+            let rows: Vec<Row> = parts.into_iter().flat_map(|p| p.rows).collect();
+            let of = |what: &'static str| rows.iter().filter(move |r| r.name == what).map(|r| r.v.clone());
+            let mut out = of("queue").next().ok_or_else(ApiError::not_found)?;
+            out["consumer_details"] = Value::Array(of("consumer").collect());
+            if let Some(owner) = of("owner").next() {
+                out["owner_pid_details"] = owner;
+            }
+            Reply::ok(out)
+        },
     )
 }
 
