@@ -1,0 +1,266 @@
+//! One client connection: a reader and a writer around the core, two futures
+//! of one task; one ticker ([`tick_task`]) gives every connection its heartbeat
+//! tick.
+//!
+//! On the AMQPS listener both share the connection's [`TlsSession`]: the reader
+//! decrypts what it reads before the core sees it, the writer encrypts what the
+//! core wrote (and sends TLS's own records) before it goes out.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::Notify;
+
+use super::server::{Shared, TICK};
+use super::tls::TlsSession;
+use crate::core::model::ids::ConnId;
+
+mod read;
+mod write;
+
+use read::Reader;
+use write::write_loop;
+
+/// How long a closed connection waits for its output to drain and for the peer
+/// to close the socket.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// How the reader stopped.
+enum ReadEnd {
+    /// EOF, or the peer closed TLS: nothing more can be written.
+    PeerGone,
+    /// The core closed the connection: write what is left, then close.
+    Closed,
+    /// TLS failed: the alert (if any) goes out, then the socket closes.
+    TlsFailed,
+}
+
+type Tls = Option<Rc<RefCell<TlsSession>>>;
+
+/// A socket's read half that can wait for input without a buffer to put it
+/// in: an idle connection then holds no read buffer at all. Polled, not an
+/// `async fn`: tokio's `readable()` future (its waiter in the socket's list)
+/// took 184 bytes of every idle connection's task; the poll uses the socket's
+/// one reader waker, as the reads do (only this task reads the socket).
+trait ReadHalf: AsyncRead + Unpin {
+    fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>>;
+}
+
+impl ReadHalf for tokio::net::tcp::OwnedReadHalf {
+    fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        self.as_ref().poll_read_ready(cx)
+    }
+}
+
+impl ReadHalf for tokio::net::unix::OwnedReadHalf {
+    fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        self.as_ref().poll_read_ready(cx)
+    }
+}
+
+/// A byte stream another server handed over (AMQP over WebSocket): it cannot
+/// say it is readable without a read, so it keeps its (small) read buffer
+/// while it waits.
+impl ReadHalf for tokio::io::ReadHalf<tokio::io::DuplexStream> {
+    fn poll_readable(&self, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Serves a connection from any AMQP listener (TCP or Unix socket) until it
+/// ends: the core learns of it now, and the future returned serves it. Not an
+/// `async fn`: one would keep what it was given (the accepted socket, the
+/// peer's name) beside the future it awaits, bytes of every idle connection.
+pub(crate) fn serve_connection(
+    shared: Rc<Shared>,
+    acc: super::accept::Accepted,
+) -> impl std::future::Future<Output = ()> {
+    use futures_util::future::Either;
+    let super::accept::Accepted {
+        stream,
+        peer,
+        tls,
+        initial,
+    } = acc;
+    let conn = Conn {
+        peer: peer.addr,
+        tls: tls.map(|t| Rc::new(RefCell::new(*t))),
+    };
+    shared.open_connections.set(shared.open_connections.get() + 1);
+    let id = shared
+        .broker
+        .borrow_mut()
+        .handle_connect(peer.name, peer.loopback, crate::io::now_ms());
+    // Each kind split into its owned halves: no lock between reader and writer.
+    match stream {
+        crate::sys::stream::Stream::Tcp(s) => {
+            let (rd, wr) = s.into_split();
+            Either::Left(serve_halves(shared, id, conn, rd, wr, initial))
+        }
+        crate::sys::stream::Stream::Unix(s) => {
+            let (rd, wr) = s.into_split();
+            Either::Right(serve_halves(shared, id, conn, rd, wr, initial))
+        }
+    }
+}
+
+/// Serves a byte stream another server on the shard handed over (AMQP over
+/// WebSocket, see `crate::shard::StreamConn`) until it ends, as a connection
+/// of this backend: the same core session as a socket's, whichever backend
+/// serves the sockets.
+pub(crate) async fn serve_stream(shared: Rc<Shared>, conn: crate::shard::StreamConn) {
+    let crate::shard::StreamConn {
+        stream,
+        peer,
+        loopback,
+        via,
+    } = conn;
+    shared.open_connections.set(shared.open_connections.get() + 1);
+    let id = shared
+        .broker
+        .borrow_mut()
+        .handle_connect(peer, loopback, crate::io::now_ms());
+    shared.stream_conns.borrow_mut().insert(id, via);
+    let (rd, wr) = tokio::io::split(stream);
+    let conn = Conn { peer: None, tls: None };
+    serve_halves(shared.clone(), id, conn, rd, wr, Vec::new()).await;
+    shared.stream_conns.borrow_mut().remove(&id);
+}
+
+/// What the reader and the writer of a connection both know.
+struct Conn {
+    /// The client's address (from its PROXY header, if any), for TLS log lines.
+    peer: Option<SocketAddr>,
+    tls: Tls,
+}
+
+/// Not an `async fn`: its future would keep the arguments twice (as given, and in its body).
+#[allow(clippy::manual_async_fn)]
+fn serve_halves<R, W>(
+    shared: Rc<Shared>,
+    id: ConnId,
+    conn: Conn,
+    mut rd: R,
+    wr: W,
+    mut initial: Vec<u8>,
+) -> impl std::future::Future<Output = ()>
+where
+    R: ReadHalf,
+    W: AsyncWrite + Unpin + 'static,
+{
+    async move {
+        let (peer, tls) = (conn.peer, &conn.tls);
+        let notify = Rc::new(Notify::new());
+        shared.writers.borrow_mut().insert(id, notify.clone());
+        // Reader and writer are two futures of one task, not two tasks: a task
+        // costs its header and an allocation aligned to 128 bytes (10,000 idle
+        // connections). Both are polled each time the task runs, so a writer
+        // blocked on a slow peer never stops the reading, nor the other way round.
+        let writer = write_loop(&shared, id, wr, &notify, tls);
+        let mut writer = std::pin::pin!(writer);
+        // The writer's result: the write half, kept (unshut) while closing.
+        let mut written: Option<Option<W>> = None;
+        let reader = Reader {
+            shared: &shared,
+            id,
+            tls,
+            writer: &notify,
+            peer,
+        };
+        let end = {
+            let read = reader.read_loop(&mut rd, &mut initial);
+            let mut read = std::pin::pin!(read);
+            loop {
+                tokio::select! {
+                    end = &mut read => break end,
+                    w = &mut writer, if written.is_none() => written = Some(w),
+                    // The connection ticker: a tick closed a connection (maybe this
+                    // one, whose writer may be stuck on a peer that reads nothing),
+                    // or readers are paused.
+                    _ = shared.conn_wake.notified() => {}
+                }
+                // The writer ended after the core closed the connection (it closed
+                // the socket's sending side, or waits for the peer's FIN), or a tick
+                // closed it: the writer gets CLOSE_LINGER to finish, as on input.
+                if shared.broker.borrow().is_closed(id) {
+                    break Ok(ReadEnd::Closed);
+                }
+            }
+        };
+        let closed_by_protocol = match end {
+            Ok(ReadEnd::Closed | ReadEnd::TlsFailed) => true,
+            Ok(ReadEnd::PeerGone) => false,
+            Err(e) => {
+                tracing::debug!(?peer, error = %e, "connection read error");
+                false
+            }
+        };
+        if closed_by_protocol {
+            // Let the writer send what is left (a close-ok, an error close), bounded.
+            notify.notify_one();
+            if written.is_none() {
+                written = tokio::time::timeout(CLOSE_LINGER, &mut writer).await.ok();
+            }
+            // Read until the peer closes its side: closing a socket with unread bytes
+            // makes the kernel send a reset, which clients report as an error instead
+            // of the clean close they just negotiated.
+            // On the heap: in the future it would take 512 bytes of every idle
+            // connection's task, the future's size being that of its largest state.
+            let mut sink = vec![0u8; 512];
+            let _ = tokio::time::timeout(CLOSE_LINGER, async {
+                while let Ok(n) = rd.read(&mut sink).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        // The peer is gone (nothing more can be written), or the linger is over.
+        drop(written);
+        shared.writers.borrow_mut().remove(&id);
+        if let Some(tls) = tls {
+            tls.borrow().log_if_unfinished(peer);
+            shared.tls_conns.borrow_mut().remove(&id);
+        }
+        shared.broker.borrow_mut().handle_disconnect(id);
+        shared.after_core_call();
+        shared.open_connections.set(shared.open_connections.get() - 1);
+    }
+}
+
+/// The heartbeat timer of the connections served here (all on epoll, the byte
+/// streams on io_uring), not one each: every [`TICK`] each gets the core's tick;
+/// if one closed (heartbeats missed) or a reader is paused, the tasks look again.
+pub(crate) async fn tick_task(shared: Rc<Shared>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ids: Vec<ConnId> = Vec::new();
+    loop {
+        tick.tick().await;
+        ids.extend(shared.writers.borrow().keys().copied());
+        if !ids.is_empty() {
+            let t = shared.turns.start();
+            let now = crate::io::now_ms();
+            let mut wake = false;
+            {
+                let mut b = shared.broker.borrow_mut();
+                for &id in &ids {
+                    if !b.is_closed(id) {
+                        b.handle_tick(id, now);
+                        wake |= b.is_closed(id) || b.should_pause_reading(id);
+                    }
+                }
+            }
+            shared.after_core_call();
+            if wake {
+                shared.conn_wake.notify_waiters();
+            }
+            shared.turns.end(t, "connection ticks", ids.len());
+            ids.clear();
+        }
+    }
+}
