@@ -572,9 +572,6 @@ impl Config {
     pub fn refuse_unimplemented(&self) -> Result<(), ConfigError> {
         let d = Config::default();
         let mut set: Vec<&str> = Vec::new();
-        if self.main.shards != d.main.shards {
-            set.push("shards (--shards): the broker runs one shard");
-        }
         if self.clustering != d.clustering {
             set.push("[clustering] (--clustering*): ringmq has no clustering yet");
         }

@@ -129,6 +129,7 @@ fn main() -> ExitCode {
         free_disk_min_bytes: cfg.main.free_disk_min_effective_bytes(),
         mem_high_watermark_bytes: cfg.main.mem_high_watermark.bytes(ringmq::io::memory::ram_bytes()),
         backend: cfg.main.io,
+        shards: cfg.main.shards,
         // The management API and metrics listeners, started by the transport
         // once AMQP listens.
         services: Some(ringmq::http::services(ringmq::http::HttpConfig {

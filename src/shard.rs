@@ -31,7 +31,13 @@ pub(crate) struct Shared {
     pub writers: RefCell<HashMap<ConnId, Rc<Notify>>>,
     pub sync_kick: Notify,
     pub work_kick: Notify,
+    /// This shard's open connections (shutdown waits for them).
     pub open_connections: std::cell::Cell<usize>,
+    /// Every shard's open connections (`max_connections` is broker-wide).
+    pub all_connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// With several shards: this shard's port on the rings between shards
+    /// (`io::shards`); None with one.
+    pub cross: Option<crate::io::shards::cross::CrossPort>,
     /// Woken when the disk alarm clears, so paused readers resume.
     pub unblocked: Notify,
     /// Wakes every connection task (`io::conn`): the connection ticker's call
@@ -112,6 +118,8 @@ impl Shared {
             sync_kick: Notify::new(),
             work_kick: Notify::new(),
             open_connections: std::cell::Cell::new(0),
+            all_connections: Default::default(),
+            cross: None,
             unblocked: Notify::new(),
             conn_wake: Notify::new(),
             timer_kick: Notify::new(),
@@ -123,6 +131,34 @@ impl Shared {
             stream_server: RefCell::new(None),
             peers: RefCell::new(Vec::new()),
         }
+    }
+
+    /// With several shards: this shard's port on the rings, and the count
+    /// of connections shared by all shards.
+    pub(crate) fn with_cross(mut self, port: Option<crate::io::shards::cross::CrossPort>) -> Shared {
+        if let Some(p) = &port {
+            self.all_connections = p.crew.connections.clone();
+        }
+        self.cross = port;
+        self
+    }
+
+    /// A connection is served from now on.
+    pub fn conn_opened(&self) {
+        self.open_connections.set(self.open_connections.get() + 1);
+        self.all_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A connection served here ended.
+    pub fn conn_closed(&self) {
+        self.open_connections.set(self.open_connections.get() - 1);
+        self.all_connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether one more connection may be served (`max_connections` counts
+    /// every shard's).
+    pub fn below_max_connections(&self, max: usize) -> bool {
+        self.all_connections.load(std::sync::atomic::Ordering::Relaxed) < max
     }
 
     /// At shutdown, as the AMQP listeners close: no more byte streams are
@@ -159,11 +195,21 @@ impl Shared {
             return;
         }
         let mut dirty = Vec::new();
+        let mut unblocked = false;
         let pending = {
             let mut b = self.broker.borrow_mut();
             b.take_dirty(&mut dirty);
+            if let Some(port) = &self.cross {
+                // A parked connection whose answer came: waking its task
+                // hands its kept input to the core again (`io::conn`).
+                b.take_resumed(&mut dirty);
+                unblocked = port.pump(&mut b);
+            }
             b.has_pending_work()
         };
+        if unblocked {
+            self.unblocked.notify_waiters();
+        }
         let writers = self.writers.borrow();
         for id in dirty {
             if let Some(n) = writers.get(&id) {

@@ -266,11 +266,10 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 None,
                 "shards",
                 "N",
-                "Number of shard threads",
+                "Number of shard threads, one broker loop each (queues are spread over them by name)",
                 Some("1"),
                 Action::Set(&[(Main, "shards")]),
-            )
-            .not_yet("the broker runs one shard"),
+            ),
         ],
     ),
     ("Bindings & TLS", super::flags_tls::BINDINGS_AND_TLS),

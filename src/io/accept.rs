@@ -203,8 +203,18 @@ pub(crate) struct AmqpListeners {
 impl AmqpListeners {
     /// Binds every AMQP listener `listen` asks for, logging each (`io` names
     /// the backend).
-    pub(crate) fn bind(listen: &ListenConfig, io: &str) -> io::Result<AmqpListeners> {
-        let tcp = Listeners::bind(&listen.bind, listen.amqp_port)?;
+    /// `at`: on shards 1.., where shard 0 listens (the same addresses and
+    /// ports, with `SO_REUSEPORT`; no Unix socket there, it is shard 0's).
+    pub(crate) fn bind(
+        listen: &ListenConfig,
+        io: &str,
+        at: Option<&super::shards::ShardAddrs>,
+    ) -> io::Result<AmqpListeners> {
+        let reuse = listen.shards > 1;
+        let tcp = match at {
+            Some(at) => Listeners::bind_same(&at.amqp)?,
+            None => Listeners::bind_shared(&listen.bind, listen.amqp_port, reuse)?,
+        };
         let amqp_addr = tcp.first_addr()?;
         for addr in tcp.local_addrs() {
             tracing::info!(%addr, io, proxy_protocol = listen.amqp_proxy_protocol, "AMQP listener started");
@@ -212,7 +222,10 @@ impl AmqpListeners {
         let tls = match &listen.amqps {
             None => None,
             Some(amqps) => {
-                let l = Listeners::bind(&listen.bind, amqps.port)?;
+                let l = match at.and_then(|a| a.amqps.as_deref()) {
+                    Some(addrs) => Listeners::bind_same(addrs)?,
+                    None => Listeners::bind_shared(&listen.bind, amqps.port, reuse)?,
+                };
                 for addr in l.local_addrs() {
                     tracing::info!(%addr, io, proxy_protocol = amqps.proxy_protocol, "AMQPS listener started");
                 }
@@ -223,6 +236,7 @@ impl AmqpListeners {
         let amqps_addr = tls.as_ref().map(|(l, _)| l.first_addr()).transpose()?;
         let unix = match &listen.unix {
             None => None,
+            Some(_) if at.is_some() => None,
             Some(u) => {
                 let l = UnixListener::bind(&u.path)?;
                 tracing::info!(path = %l.path().display(), io, proxy_protocol = u.proxy_protocol, "AMQP Unix socket listener started");
@@ -245,6 +259,14 @@ impl AmqpListeners {
             r = accept_tcp(&self.tcp, self.tcp_nodelay) => r,
             r = accept_tcp(&self.tls, self.tcp_nodelay) => r,
             r = accept_unix(&self.unix) => r,
+        }
+    }
+
+    /// Where the TCP listeners are bound (for the other shards to bind).
+    pub(crate) fn addrs(&self) -> super::shards::ShardAddrs {
+        super::shards::ShardAddrs {
+            amqp: self.tcp.as_ref().map(|(l, _)| l.local_addrs()).unwrap_or_default(),
+            amqps: self.tls.as_ref().map(|(l, _)| l.local_addrs()),
         }
     }
 

@@ -35,6 +35,7 @@ mod proxy;
 #[allow(unsafe_code)]
 pub mod rings;
 mod server;
+pub(crate) mod shards;
 pub mod tls;
 // The io_uring backend: each `unsafe` block has a `// SAFETY:` comment.
 #[allow(unsafe_code)]

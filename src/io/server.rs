@@ -3,6 +3,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::IoBackend;
 use crate::core::{Broker, CoreConfig};
 /// The shard handle lives in `crate::shard` (shared with `http`); the
 /// backends (`conn`, `uring`) name it here.
@@ -37,6 +38,8 @@ pub struct ListenConfig {
     pub mem_high_watermark_bytes: u64,
     /// The transport backend (`--io=uring|epoll|auto`); `Auto` tries io_uring.
     pub backend: super::IoBackend,
+    /// Shard threads (`--shards`), each with its own loop and backend.
+    pub shards: u16,
     /// Servers started beside AMQP once it listens (the binary passes the
     /// management API and metrics listeners); `None`: AMQP only.
     pub services: Option<Services>,
@@ -105,10 +108,59 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     let notify = super::notify::Notifier::new(listen.notify_socket.as_deref());
     // Opening checks every stored record: minutes for a big data directory.
     notify.status(OPENING_STATUS);
-    let seed = now_ms() ^ (std::process::id() as u64) << 32;
     let header_timeout = Duration::from_millis(core.handshake_timeout_ms);
-    let mut broker = Broker::open(core, seed)?;
-    let mut listeners = match super::accept::AmqpListeners::bind(&listen, "epoll") {
+    let (mut broker, port, mut team) = super::shards::open(core, listen.shards)?;
+    let listeners = match super::accept::AmqpListeners::bind(&listen, "epoll", None) {
+        Ok(l) => l,
+        Err(e) => {
+            close_unserved(&mut broker);
+            team.iter_mut().for_each(super::shards::Team::close_unserved);
+            return Err(e);
+        }
+    };
+    let (amqp_addr, amqps_addr) = (listeners.amqp_addr, listeners.amqps_addr);
+    if let Some(team) = &mut team {
+        if let Err(e) = team.start(&listen, listeners.addrs(), IoBackend::Epoll, header_timeout) {
+            close_unserved(&mut broker);
+            return Err(e);
+        }
+    }
+    let shared = Rc::new(Shared::new(broker, false).with_cross(port));
+    tokio::task::spawn_local(sync_task(shared.clone()));
+    let mut http = match spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr, true).await {
+        Ok(bound) => bound,
+        Err(e) => {
+            if let Some(team) = team {
+                let _ = team.stop_and_join();
+            }
+            return Err(e);
+        }
+    };
+    if let Some(a) = amqps_addr {
+        http.insert(0, ("AMQPS", a));
+    }
+    let stopper = super::shards::Stopper::new(true)?;
+    // Only now: every listener is bound and SIGTERM is ours to handle.
+    notify.ready(&ready_status(amqp_addr, "epoll", &http));
+    let served = serve_until_stopped(&shared, &listen, listeners, stopper, header_timeout, Some(&notify)).await;
+    // The other shards were asked to stop with this one; their threads end
+    // once each has shut down.
+    let joined = team.map_or(Ok(()), super::shards::Team::stop_and_join);
+    served.and(joined)
+}
+
+/// A shard thread's loop on the epoll backend (`io::shards`): its broker,
+/// shard 0's ports, no signals and no services.
+pub(crate) async fn serve_peer(start: super::shards::PeerStart) -> std::io::Result<()> {
+    let super::shards::PeerStart {
+        mut broker,
+        port,
+        at,
+        listen,
+        header_timeout,
+        ready,
+    } = start;
+    let listeners = match super::accept::AmqpListeners::bind(&listen, "epoll", Some(&at)) {
         Ok(l) => l,
         Err(e) => {
             close_unserved(&mut broker);
@@ -116,25 +168,33 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
         }
     };
     let (amqp_addr, amqps_addr) = (listeners.amqp_addr, listeners.amqps_addr);
-    let shared = Rc::new(Shared::new(broker, false));
+    let shared = Rc::new(Shared::new(broker, false).with_cross(Some(port)));
     tokio::task::spawn_local(sync_task(shared.clone()));
-    let mut http = spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr).await?;
-    if let Some(a) = amqps_addr {
-        http.insert(0, ("AMQPS", a));
-    }
+    spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr, false).await?;
+    let stopper = super::shards::Stopper::new(false)?;
+    let _ = ready.send(());
+    serve_until_stopped(&shared, &listen, listeners, stopper, header_timeout, None).await
+}
 
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    // Only now: every listener is bound and SIGTERM is ours to handle.
-    notify.ready(&ready_status(amqp_addr, "epoll", &http));
+/// Accepts until the shard is told to stop, then shuts it down: every
+/// connection gets its close, and state is synced.
+async fn serve_until_stopped(
+    shared: &Rc<Shared>,
+    listen: &ListenConfig,
+    mut listeners: super::accept::AmqpListeners,
+    mut stopper: super::shards::Stopper,
+    header_timeout: Duration,
+    notify: Option<&super::notify::Notifier>,
+) -> std::io::Result<()> {
     loop {
         tokio::select! {
-            accepted = listeners.accept() => accepted_one(&shared, &listen, accepted, header_timeout).await,
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
+            accepted = listeners.accept() => accepted_one(shared, listen, accepted, header_timeout).await,
+            _ = stopper.wait(shared) => break,
         }
     }
-    notify.stopping(STOPPING_STATUS);
+    if let Some(notify) = notify {
+        notify.stopping(STOPPING_STATUS);
+    }
     tracing::info!("shutting down");
     listeners.close();
     shared.stop_adopting_streams();
@@ -155,7 +215,7 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
         );
     }
     shared.broker.borrow_mut().close()?;
-    remove_transient_files_at_shutdown(&shared);
+    remove_transient_files_at_shutdown(shared);
     tracing::info!("shutdown complete");
     Ok(())
 }
@@ -196,7 +256,7 @@ async fn accepted_one(
 
 /// Whether one more connection may be served; logs a refusal.
 fn below_max_connections(shared: &Shared, max: usize) -> bool {
-    let below = shared.open_connections.get() < max;
+    let below = shared.below_max_connections(max);
     if !below {
         tracing::warn!(max, "connection refused: max_connections reached");
     }
@@ -227,7 +287,11 @@ pub(crate) async fn spawn_common_tasks(
     listen: &ListenConfig,
     amqp_addr: std::net::SocketAddr,
     amqps_addr: Option<std::net::SocketAddr>,
+    first: bool,
 ) -> std::io::Result<Vec<(&'static str, std::net::SocketAddr)>> {
+    if shared.cross.is_some() {
+        tokio::task::spawn_local(super::shards::cross::cross_task(shared.clone()));
+    }
     tokio::task::spawn_local(timer_task(shared.clone()));
     tokio::task::spawn_local(work_task(shared.clone()));
     tokio::task::spawn_local(disk_task(
@@ -250,11 +314,14 @@ pub(crate) async fn spawn_common_tasks(
         tokio::task::spawn_local(super::conn::serve_stream(shared, conn));
         true
     }));
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(hup) => {
-            tokio::task::spawn_local(reload_task(hup, listen.reload.clone()));
+    // Signals are shard 0's (a shard thread's runtime would take them too).
+    if first {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(hup) => {
+                tokio::task::spawn_local(reload_task(hup, listen.reload.clone()));
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
         }
-        Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
     }
     let bound = match &listen.services {
         Some(services) => {

@@ -41,6 +41,12 @@ impl Listeners {
     /// `port`. A name (`localhost`) binds its first address that binds. Any
     /// address that cannot be bound fails the whole call, naming it.
     pub(crate) fn bind(bind: &str, port: u16) -> io::Result<Listeners> {
+        Self::bind_shared(bind, port, false)
+    }
+
+    /// As [`Self::bind`]; with `reuse_port`, with `SO_REUSEPORT` (every shard
+    /// binds the AMQP port and the kernel spreads the accepts).
+    pub(crate) fn bind_shared(bind: &str, port: u16, reuse_port: bool) -> io::Result<Listeners> {
         let names: Vec<&str> = crate::config::bind_addresses(bind).collect();
         let resolved: Vec<(&str, Vec<SocketAddr>)> = names
             .iter()
@@ -57,7 +63,7 @@ impl Listeners {
             let mut last = io::Error::new(io::ErrorKind::InvalidInput, format!("{name} resolves to no address"));
             let mut bound = None;
             for addr in addrs {
-                match listen(addr, addr.is_ipv6() && has_v4) {
+                match listen(addr, addr.is_ipv6() && has_v4, reuse_port) {
                     Ok(l) => {
                         bound = Some(l);
                         break;
@@ -67,6 +73,25 @@ impl Listeners {
             }
             all.push(bound.ok_or(last)?);
         }
+        if all.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no listener address"));
+        }
+        Ok(Listeners {
+            all,
+            next: std::cell::Cell::new(0),
+        })
+    }
+
+    /// Binds exactly `addrs` (another shard's [`Self::local_addrs`]) with
+    /// `SO_REUSEPORT`.
+    pub(crate) fn bind_same(addrs: &[SocketAddr]) -> io::Result<Listeners> {
+        let has_v4 = addrs.iter().any(SocketAddr::is_ipv4);
+        let all = (addrs.iter())
+            .map(|&a| {
+                listen(a, a.is_ipv6() && has_v4, true)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
         if all.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "no listener address"));
         }
@@ -104,11 +129,14 @@ impl Listeners {
     }
 }
 
-fn listen(addr: SocketAddr, v6_only: bool) -> io::Result<TcpListener> {
+fn listen(addr: SocketAddr, v6_only: bool, reuse_port: bool) -> io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // As tokio's bind: a restarted broker binds while old connections linger.
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(v6_only)?;
     }

@@ -137,11 +137,25 @@ impl Broker {
         self.model.meta_made = None;
         let link = self.meta.as_mut().expect("joined");
         link.in_section = false;
-        for op in std::mem::take(&mut link.made) {
+        let made = std::mem::take(&mut link.made);
+        let appended = !made.is_empty();
+        for op in made {
             link.cursor = guard.append(op);
         }
         guard.advance(self.model.shards.me, link.cursor);
+        drop(guard);
+        if appended {
+            log.appended(self.model.shards.me);
+        }
         r
+    }
+
+    /// Sets what the shards' metadata log calls after a shard appended (the
+    /// io layer wakes the other shards); once per log. No-op on one shard.
+    pub fn set_meta_append_hook(&self, hook: crate::core::model::meta::log::AppendHook) {
+        if let Some(link) = &self.meta {
+            link.log.set_on_append(hook);
+        }
     }
 
     /// Applies what the other shards appended since this one last looked: one

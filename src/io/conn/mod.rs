@@ -89,7 +89,7 @@ pub(crate) fn serve_connection(
         peer: peer.addr,
         tls: tls.map(|t| Rc::new(RefCell::new(*t))),
     };
-    shared.open_connections.set(shared.open_connections.get() + 1);
+    shared.conn_opened();
     let id = shared
         .broker
         .borrow_mut()
@@ -118,7 +118,7 @@ pub(crate) async fn serve_stream(shared: Rc<Shared>, conn: crate::shard::StreamC
         loopback,
         via,
     } = conn;
-    shared.open_connections.set(shared.open_connections.get() + 1);
+    shared.conn_opened();
     let id = shared
         .broker
         .borrow_mut()
@@ -228,7 +228,7 @@ where
         }
         shared.broker.borrow_mut().handle_disconnect(id);
         shared.after_core_call();
-        shared.open_connections.set(shared.open_connections.get() - 1);
+        shared.conn_closed();
     }
 }
 

@@ -53,17 +53,30 @@ impl Reader<'_> {
         // While a read buffer is kept: frees it IDLE_RELEASE_MS after the last
         // read. Boxed: only a connection that holds a buffer pays for one.
         let mut idle: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        let mut paused = false;
         loop {
             if shared.broker.borrow().is_closed(id) {
                 return Ok(ReadEnd::Closed);
             }
-            if shared.broker.borrow().should_pause_reading(id) {
+            if shared.broker.borrow().should_pause_reading(id) || crate::io::shards::input_waits(shared) {
                 // Flow control: a publisher's socket is not read while the disk alarm
                 // is on; TCP backpressure then slows the client down. The ticker
-                // wakes the tasks every TICK while a reader is paused.
+                // wakes the tasks every TICK while a reader is paused. Also while
+                // the connection is parked for another shard's answer (its
+                // resume wakes this task), or the batches for other shards wait
+                // for room in their rings (`io::shards::cross`).
                 tokio::select! {
                     _ = shared.unblocked.notified() => {}
                     _ = NextPoll(false) => {}
+                }
+                paused = true;
+                continue;
+            }
+            if std::mem::take(&mut paused) && !buf.is_empty() {
+                // The input kept while paused (a parked connection's: the core
+                // took none of it) goes first.
+                if let Some(end) = self.on_input(&mut cipher, &mut buf) {
+                    return Ok(end);
                 }
                 continue;
             }

@@ -142,6 +142,12 @@ impl<T> Links<T> {
         n
     }
 
+    /// Every shard's wake-up, index = shard (to wake them for something
+    /// other than a push: the metadata log's growth, a stop).
+    pub fn wakes(&self) -> Arc<[Wake]> {
+        self.wakes.clone()
+    }
+
     /// A watch on this shard's wake-up for its loop (inside its runtime).
     pub fn watch(&self) -> std::io::Result<wake::Watch> {
         self.wakes[usize::from(self.me.0)].watch()

@@ -23,7 +23,7 @@ use tokio::io::unix::AsyncFd;
 use self::bufring::BufRing;
 use self::driver::{Driver, DriverConfig};
 use super::server::{self, ListenConfig, Shared};
-use crate::core::{Broker, CoreConfig};
+use crate::core::CoreConfig;
 
 /// Submission queue entries (the completion queue gets [`CQ_ENTRIES`]).
 const SQ_ENTRIES: u32 = 1024;
@@ -98,9 +98,8 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     let notify = super::notify::Notifier::new(listen.notify_socket.as_deref());
     // Opening checks every stored record: minutes for a big data directory.
     notify.status(server::OPENING_STATUS);
-    let seed = crate::io::now_ms() ^ (std::process::id() as u64) << 32;
     let header_timeout = Duration::from_millis(core.handshake_timeout_ms);
-    let mut broker = Broker::open(core, seed)?;
+    let (mut broker, port, mut team) = super::shards::open(core, listen.shards)?;
     // Accept runs on tokio's epoll side, not as a multishot accept SQE: an SQE
     // holds a reference to the listening socket that outlives the process by
     // the ring's asynchronous teardown (measured ~6 ms after kill -9 here), and
@@ -108,41 +107,122 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     // serves and a restarted broker cannot bind it. Accept is not on the hot path.
     // A PROXY header is read there too, by a task per connection, which hands
     // the connection over through `proxied` once the header is in.
-    let mut listeners = match super::accept::AmqpListeners::bind(&listen, "io_uring") {
+    let listeners = match super::accept::AmqpListeners::bind(&listen, "io_uring", None) {
+        Ok(l) => l,
+        Err(e) => {
+            server::close_unserved(&mut broker);
+            team.iter_mut().for_each(super::shards::Team::close_unserved);
+            return Err(e);
+        }
+    };
+    if let Some(team) = &mut team {
+        let at = listeners.addrs();
+        if let Err(e) = team.start(&listen, at, super::IoBackend::Uring, header_timeout) {
+            server::close_unserved(&mut broker);
+            return Err(e);
+        }
+    }
+    let shared = Rc::new(Shared::new(broker, true).with_cross(port));
+    let (amqp_addr, amqps_addr) = (listeners.amqp_addr, listeners.amqps_addr);
+    let mut http = match server::spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr, true).await {
+        Ok(bound) => bound,
+        Err(e) => {
+            if let Some(team) = team {
+                let _ = team.stop_and_join();
+            }
+            return Err(e);
+        }
+    };
+    if let Some(a) = amqps_addr {
+        http.insert(0, ("AMQPS", a));
+    }
+    let stopper = super::shards::Stopper::new(true)?;
+    let started = Started {
+        listeners,
+        stopper,
+        header_timeout,
+        max_connections: listen.max_connections,
+    };
+    let served = drive(&shared, ring, started, Some((&notify, &http))).await;
+    // The other shards were asked to stop with this one; their threads end
+    // once each has shut down.
+    let joined = team.map_or(Ok(()), super::shards::Team::stop_and_join);
+    served.and(joined)
+}
+
+/// A shard thread's loop on the io_uring backend (`io::shards`): its broker
+/// and ring, shard 0's ports, no signals and no services.
+pub(crate) async fn serve_peer(start: super::shards::PeerStart, ring: Ring) -> std::io::Result<()> {
+    let super::shards::PeerStart {
+        mut broker,
+        port,
+        at,
+        listen,
+        header_timeout,
+        ready,
+    } = start;
+    let listeners = match super::accept::AmqpListeners::bind(&listen, "io_uring", Some(&at)) {
         Ok(l) => l,
         Err(e) => {
             server::close_unserved(&mut broker);
             return Err(e);
         }
     };
+    let shared = Rc::new(Shared::new(broker, true).with_cross(Some(port)));
     let (amqp_addr, amqps_addr) = (listeners.amqp_addr, listeners.amqps_addr);
-    let (proxied_tx, mut proxied) = tokio::sync::mpsc::unbounded_channel();
-    let shared = Rc::new(Shared::new(broker, true));
-    let mut http = server::spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr).await?;
-    if let Some(a) = amqps_addr {
-        http.insert(0, ("AMQPS", a));
-    }
+    server::spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr, false).await?;
+    let started = Started {
+        listeners,
+        stopper: super::shards::Stopper::new(false)?,
+        header_timeout,
+        max_connections: listen.max_connections,
+    };
+    let _ = ready.send(());
+    drive(&shared, ring, started, None).await
+}
 
+/// A shard's listeners and how it learns to stop, for [`drive`].
+struct Started {
+    listeners: super::accept::AmqpListeners,
+    stopper: super::shards::Stopper,
+    header_timeout: Duration,
+    max_connections: usize,
+}
+
+/// Runs the driver until the shard is told to stop, then shuts it down.
+/// `ready`: on shard 0, systemd's notifier and the services' listeners.
+async fn drive(
+    shared: &Rc<Shared>,
+    ring: Ring,
+    started: Started,
+    ready: Option<(&super::notify::Notifier, &crate::shard::Bound)>,
+) -> std::io::Result<()> {
+    let Started {
+        mut listeners,
+        mut stopper,
+        header_timeout,
+        max_connections,
+    } = started;
+    let amqp_addr = listeners.amqp_addr;
+    let (proxied_tx, mut proxied) = tokio::sync::mpsc::unbounded_channel();
     let efd = eventfd()?;
     ring.ring.submitter().register_eventfd(efd.as_raw_fd())?;
     // SAFETY: `efd` is an `OwnedFd`: open, and the same descriptor, for as long
     // as the AsyncFd that owns it.
     let efd =
         unsafe { AsyncFd::register_with_interest(efd, tokio::io::Interest::READABLE) }.map_err(|e| e.into_parts().1)?;
-    let cfg = DriverConfig {
-        max_connections: listen.max_connections,
-    };
+    let cfg = DriverConfig { max_connections };
     let mut d = Driver::new(ring.ring, ring.bufs, shared.clone(), cfg);
     let kick = shared.driver_kick.as_ref().expect("uring mode");
 
     let mut tick = tokio::time::interval(server::TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut stop_at: Option<tokio::time::Instant> = None;
     // Only now: every listener is bound, the driver is set up, and SIGTERM is
     // ours to handle.
-    notify.ready(&server::ready_status(amqp_addr, "io_uring", &http));
+    if let Some((notify, http)) = ready {
+        notify.ready(&server::ready_status(amqp_addr, "io_uring", http));
+    }
     loop {
         let t = shared.turns.start();
         let cqes = d.stats.cqes;
@@ -174,13 +254,9 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
             accepted = listeners.accept() => adopt(&mut d, accepted, &proxied_tx, header_timeout).await,
             Some(acc) = proxied.recv(), if stop_at.is_none() => d.adopt(acc, crate::io::now_ms()),
             _ = tick.tick() => d.tick_all(crate::io::now_ms()),
-            _ = sigterm.recv(), if stop_at.is_none() => {
+            _ = stopper.wait(shared), if stop_at.is_none() => {
                 listeners.close();
-                stop_at = Some(begin_shutdown(&shared, &notify));
-            }
-            _ = sigint.recv(), if stop_at.is_none() => {
-                listeners.close();
-                stop_at = Some(begin_shutdown(&shared, &notify));
+                stop_at = Some(begin_shutdown(shared, ready.map(|r| r.0)));
             }
             _ = tokio::time::sleep(Duration::from_millis(10)), if stop_at.is_some() => {}
         }
@@ -205,7 +281,7 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     );
     drop(d);
     shared.broker.borrow_mut().close()?;
-    server::remove_transient_files_at_shutdown(&shared);
+    server::remove_transient_files_at_shutdown(shared);
     tracing::info!("shutdown complete");
     Ok(())
 }
@@ -238,8 +314,10 @@ async fn adopt(
     }
 }
 
-fn begin_shutdown(shared: &Shared, notify: &super::notify::Notifier) -> tokio::time::Instant {
-    notify.stopping(server::STOPPING_STATUS);
+fn begin_shutdown(shared: &Shared, notify: Option<&super::notify::Notifier>) -> tokio::time::Instant {
+    if let Some(notify) = notify {
+        notify.stopping(server::STOPPING_STATUS);
+    }
     tracing::info!("shutting down");
     shared.stop_adopting_streams();
     shared.broker.borrow_mut().handle_shutdown(crate::io::now_ms());

@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::{ShardId, SHARDS_MAX};
 
@@ -37,7 +37,13 @@ pub struct MetaLog<T> {
     inner: Mutex<Inner<T>>,
     /// The position after the last entry, readable without the lock.
     head: AtomicU64,
+    /// Told which shard appended, after its section let go of the lock: the
+    /// io layer wakes the other shards, so an idle one applies the ops too.
+    on_append: OnceLock<AppendHook>,
 }
+
+/// See [`MetaLog::set_on_append`].
+pub type AppendHook = Box<dyn Fn(ShardId) + Send + Sync>;
 
 struct Inner<T> {
     /// The position of `ops[0]`.
@@ -60,7 +66,20 @@ impl<T> MetaLog<T> {
                 warned: false,
             }),
             head: AtomicU64::new(0),
+            on_append: OnceLock::new(),
         })
+    }
+
+    /// Sets what [`Self::appended`] calls (once; false if already set).
+    pub fn set_on_append(&self, hook: AppendHook) -> bool {
+        self.on_append.set(hook).is_ok()
+    }
+
+    /// `by` appended ops in a section that has let go of the lock.
+    pub fn appended(&self, by: ShardId) {
+        if let Some(hook) = self.on_append.get() {
+            hook(by);
+        }
     }
 
     /// The position after the last entry: a shard whose cursor is here has

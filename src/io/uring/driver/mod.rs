@@ -13,6 +13,7 @@ use io_uring::{cqueue, IoUring};
 
 mod direct;
 mod feed;
+mod resume;
 mod submit;
 mod sync;
 mod tls;
@@ -232,7 +233,7 @@ impl Driver {
     /// its PROXY header if the listener requires one: see `super::serve` for
     /// why accept is not an SQE).
     pub fn adopt(&mut self, acc: crate::io::accept::Accepted, now_ms: u64) {
-        if self.shared.open_connections.get() >= self.cfg.max_connections {
+        if !self.shared.below_max_connections(self.cfg.max_connections) {
             tracing::warn!(
                 max = self.cfg.max_connections,
                 "connection refused: max_connections reached"
@@ -255,7 +256,7 @@ impl Driver {
             .broker
             .borrow_mut()
             .handle_connect(acc.peer.name, acc.peer.loopback, now_ms);
-        self.shared.open_connections.set(self.shared.open_connections.get() + 1);
+        self.shared.conn_opened();
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1) & 0xff_ffff;
         let conn = Conn::new(id, sock, acc.peer.addr, gen, acc.tls);
@@ -404,7 +405,7 @@ impl Driver {
             self.shared.tls_conns.borrow_mut().remove(&id);
         }
         self.shared.broker.borrow_mut().handle_disconnect(id);
-        self.shared.open_connections.set(self.shared.open_connections.get() - 1);
+        self.shared.conn_closed();
         self.try_free(slot);
     }
 
@@ -460,6 +461,9 @@ impl Driver {
     // ---- the end of a turn --------------------------------------------------------
 
     fn flush(&mut self, now_ms: u64) {
+        if self.shared.cross.is_some() {
+            self.take_resumed();
+        }
         for slot in std::mem::take(&mut self.more_input) {
             if let Some(conn) = self.slots[slot as usize].as_mut() {
                 if refeed(&self.shared, conn, now_ms) {
@@ -473,6 +477,15 @@ impl Driver {
             let job = self.shared.broker.borrow_mut().poll_sync();
             let Some(job) = job else { break };
             self.start_sync(job);
+        }
+        if let Some(port) = &self.shared.cross {
+            // What this turn made for other shards goes out, one batch each;
+            // readers paused for room in the rings go on at the next turn.
+            if port.pump(&mut self.shared.broker.borrow_mut()) {
+                if let Some(kick) = &self.shared.driver_kick {
+                    kick.notify_one();
+                }
+            }
         }
         let mut ids = std::mem::take(&mut self.dirty_ids);
         self.shared.broker.borrow_mut().take_dirty(&mut ids);
@@ -557,30 +570,6 @@ impl Driver {
         conn.last_send_ms = now_ms;
         self.stats.sends += 1;
         self.push(e);
-    }
-
-    fn resume_paused(&mut self, now_ms: u64) {
-        if self.paused.is_empty() {
-            return;
-        }
-        for slot in std::mem::take(&mut self.paused) {
-            let Some(conn) = self.slots[slot as usize].as_mut() else {
-                continue;
-            };
-            if conn.phase != Phase::Open {
-                continue;
-            }
-            if self.shared.broker.borrow().should_pause_reading(conn.id) {
-                self.paused.push(slot);
-                continue;
-            }
-            conn.paused = false;
-            if refeed(&self.shared, conn, now_ms) {
-                self.more_input.push(slot);
-            }
-            self.want_send.push(slot);
-            self.rearm.push(slot);
-        }
     }
 
     // ---- shutdown -------------------------------------------------------------------

@@ -1,0 +1,166 @@
+//! A shard's port on the rings (`io::rings`): what the core's `take_cross`
+//! gives goes out as one batch per peer per loop turn, and what peers sent
+//! comes in through [`cross_task`] to `handle_cross`.
+//!
+//! A full ring is back-pressure, never blocking and never a loss: the batch
+//! waits in the peer's outbox, in order (a later batch for that peer queues
+//! behind it), and is pushed again when the peer wakes this shard, which it
+//! does at the end of the turn in which it made room (`rings` docs). While
+//! the outboxes hold more than [`OUTBOX_BATCHES_MAX`] batches, connections'
+//! input is not handed to the core (their readers pause as at the output
+//! high-water mark: [`CrossPort::backlogged`]). Draining what peers sent
+//! never stops, whatever the outboxes hold: two shards whose rings towards
+//! each other are full still take each other's batches, so neither waits for
+//! the other and they cannot deadlock.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use super::Crew;
+use crate::core::model::cross::CrossMsg;
+use crate::core::model::meta::ShardId;
+use crate::core::Broker;
+use crate::io::rings::Links;
+use crate::shard::Shared;
+
+/// A loop turn's messages for one peer.
+pub(crate) type Batch = Vec<CrossMsg>;
+
+/// Slots per ring: a turn pushes at most one batch per peer, and the epoll
+/// backend's turns are one connection's input each, so a burst of small
+/// batches fits before the outbox takes over.
+pub(crate) const RING_SLOTS: usize = 64;
+/// Batches waiting in the outboxes past which connections' input waits.
+pub(crate) const OUTBOX_BATCHES_MAX: usize = 256;
+/// Batches taken from peers per turn of [`cross_task`] before the other
+/// tasks of the shard get a turn.
+const DRAIN_PER_TURN: usize = 256;
+
+/// What a shard holds of the mesh (one per shard thread; `Shared::cross`).
+pub(crate) struct CrossPort {
+    links: RefCell<Links<Batch>>,
+    /// Per peer, batches its full ring gave back, oldest first.
+    outbox: RefCell<Vec<VecDeque<Batch>>>,
+    held: Cell<usize>,
+    scratch: RefCell<Vec<(ShardId, Batch)>>,
+    pub crew: Arc<Crew>,
+    /// Wakes this shard's main loop when the crew stops.
+    pub stop: Notify,
+}
+
+impl CrossPort {
+    pub(crate) fn new(links: Links<Batch>, crew: Arc<Crew>, shards: u16) -> CrossPort {
+        CrossPort {
+            links: RefCell::new(links),
+            outbox: RefCell::new((0..shards).map(|_| VecDeque::new()).collect()),
+            held: Cell::new(0),
+            scratch: RefCell::new(Vec::new()),
+            crew,
+            stop: Notify::new(),
+        }
+    }
+
+    pub(crate) fn shard(&self) -> ShardId {
+        self.links.borrow().shard()
+    }
+
+    /// Whether connections' input should wait for the outboxes to drain.
+    pub(crate) fn backlogged(&self) -> bool {
+        self.held.get() > OUTBOX_BATCHES_MAX
+    }
+
+    /// After a turn that called the core: what it made for other shards goes
+    /// out (behind what waits in the outboxes), and each peer pushed to is
+    /// woken once. Returns true when the outboxes just went back under their
+    /// bound (paused readers may go on).
+    pub(crate) fn pump(&self, broker: &mut Broker) -> bool {
+        let was = self.backlogged();
+        let mut links = self.links.borrow_mut();
+        let mut outbox = self.outbox.borrow_mut();
+        let mut held = self.held.get();
+        if held > 0 {
+            for (i, q) in outbox.iter_mut().enumerate() {
+                while let Some(batch) = q.pop_front() {
+                    if let Err(batch) = links.push(ShardId(i as u16), batch) {
+                        q.push_front(batch);
+                        break;
+                    }
+                    held -= 1;
+                }
+            }
+        }
+        let mut out = self.scratch.borrow_mut();
+        broker.take_cross(&mut out);
+        for (peer, batch) in out.drain(..) {
+            if batch.is_empty() {
+                continue;
+            }
+            let q = &mut outbox[usize::from(peer.0)];
+            if !q.is_empty() {
+                q.push_back(batch);
+                held += 1;
+            } else if let Err(batch) = links.push(peer, batch) {
+                q.push_back(batch);
+                held += 1;
+            }
+        }
+        self.held.set(held);
+        if let Err(e) = links.end_turn() {
+            tracing::error!(error = %e, "cannot wake another shard");
+        }
+        was && !self.backlogged()
+    }
+}
+
+/// Takes what peers send (on every wake of this shard) into the core, and
+/// keeps the shard's copy of the metadata current on a shard without input
+/// (on every wake, and every tick). Runs until the loop ends.
+pub(crate) async fn cross_task(shared: Rc<Shared>) {
+    let Some(port) = shared.cross.as_ref() else { return };
+    let watch = match port.links.borrow().watch() {
+        Ok(w) => w,
+        Err(e) => {
+            port.crew
+                .fail(format!("shard {}: cannot watch its wake-up: {e}", port.shard().0));
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(crate::io::server::TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            r = watch.wait() => {
+                if let Err(e) = r {
+                    port.crew.fail(format!("shard {}: its wake-up failed: {e}", port.shard().0));
+                    return;
+                }
+            }
+            _ = tick.tick() => {}
+        }
+        loop {
+            // Before popping: a push after this take wakes the shard again.
+            port.links.borrow().take_wake();
+            if port.crew.stopping() {
+                port.stop.notify_one();
+            }
+            let t = shared.turns.start();
+            let now = crate::io::now_ms();
+            let n = {
+                let mut b = shared.broker.borrow_mut();
+                b.catch_up_meta();
+                let mut links = port.links.borrow_mut();
+                links.drain(DRAIN_PER_TURN, |from, msgs| b.handle_cross(from, msgs, now))
+            };
+            shared.after_core_call();
+            shared.turns.end(t, "cross-shard batches", n);
+            if n < DRAIN_PER_TURN {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
