@@ -1,0 +1,356 @@
+//! `--shards 2` on both backends, through real sockets and lapin: queues on
+//! both shards (by `ShardId::owner_of_queue`), clients on whichever shard the
+//! kernel gave their connection (`SO_REUSEPORT`). Every test has queues on
+//! both shards, so whatever shard a connection lands on, some of its
+//! publishes, gets or declares cross to the other shard: without the rings
+//! carrying `take_cross` batches, confirms, deliveries and replies never come
+//! and the bounded waits fail.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use futures_lite::StreamExt;
+use ringmq::core::model::meta::ShardId;
+
+const SHARDS: u16 = 2;
+
+/// A queue name with `prefix` that shard `shard` owns.
+fn owned_by(shard: u16, prefix: &str) -> String {
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|n| ShardId::owner_of_queue("/", n, SHARDS) == ShardId(shard))
+        .expect("some name")
+}
+
+fn start(io: &str) -> Broker {
+    Broker::with_args(&["--shards", "2", "--io", io])
+}
+
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    }
+}
+
+fn passive() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    }
+}
+
+/// (a): publishers with confirms on several connections to queues of both
+/// shards; consumers on other connections get every message once, in each
+/// publisher's order.
+fn publish_and_consume(io: &str) {
+    let b = start(io);
+    run(async {
+        let queues = [owned_by(0, &unique("a0")), owned_by(1, &unique("a1"))];
+        let (_setup, ch) = open(&b).await;
+        for q in &queues {
+            declare_queue(&ch, q, QueueDeclareOptions::default(), FieldTable::default()).await;
+        }
+        const PUBLISHERS: usize = 4;
+        const EACH: usize = 300;
+        // The consumers first, each on its own connection.
+        let mut consumers = Vec::new();
+        for q in &queues {
+            let conn = connect(&b).await;
+            let ch = channel(&conn).await;
+            let c = consume_no_ack(&ch, q).await;
+            consumers.push((conn, ch, c));
+        }
+        let mut publishers = Vec::new();
+        for p in 0..PUBLISHERS {
+            let queues = queues.clone();
+            let conn = connect(&b).await;
+            publishers.push(tokio::spawn(async move {
+                let ch = confirm_channel(&conn).await;
+                let mut pending = Vec::new();
+                for i in 0..EACH {
+                    for q in &queues {
+                        let body = format!("{p}:{i}");
+                        let c = within(
+                            "publish",
+                            ch.basic_publish(
+                                "".into(),
+                                q.as_str().into(),
+                                BasicPublishOptions::default(),
+                                body.as_bytes(),
+                                BasicProperties::default(),
+                            ),
+                        )
+                        .await
+                        .expect("publish");
+                        pending.push(c);
+                    }
+                }
+                for (n, c) in pending.into_iter().enumerate() {
+                    let c = within("confirm", c).await.expect("confirm");
+                    assert!(
+                        matches!(c, Confirmation::Ack(None)),
+                        "publisher {p}, publish {n}: {c:?}"
+                    );
+                }
+                conn
+            }));
+        }
+        let mut conns = Vec::new();
+        for p in publishers {
+            conns.push(p.await.expect("publisher"));
+        }
+        for (qi, (_conn, _ch, c)) in consumers.iter_mut().enumerate() {
+            let mut next_of: HashMap<usize, usize> = HashMap::new();
+            for _ in 0..PUBLISHERS * EACH {
+                let d = next(c).await;
+                let body = String::from_utf8(d.data.clone()).expect("utf-8");
+                let (p, i) = body.split_once(':').expect("p:i");
+                let (p, i): (usize, usize) = (p.parse().unwrap(), i.parse().unwrap());
+                let want = next_of.entry(p).or_insert(0);
+                assert_eq!(i, *want, "queue {}: publisher {p} out of order", queues[qi]);
+                *want += 1;
+            }
+            assert_quiet(c).await;
+            assert!(next_of.values().all(|&n| n == EACH), "{next_of:?}");
+        }
+    });
+}
+
+#[test]
+fn publish_and_consume_across_shards_epoll() {
+    publish_and_consume("epoll");
+}
+
+#[test]
+fn publish_and_consume_across_shards_uring() {
+    publish_and_consume("uring");
+}
+
+/// (b): a declare and a bind made through one connection route a publish
+/// through another right after the declare-ok and bind-ok, whichever shards
+/// the two connections are on (several pairs, queues of both shards).
+fn declare_then_publish_elsewhere(io: &str) {
+    let b = start(io);
+    run(async {
+        for round in 0..6 {
+            let shard = round % 2;
+            let q = owned_by(shard, &unique("b"));
+            let x = unique("bx");
+            let (_a, cha) = open(&b).await;
+            declare_exchange(
+                &cha,
+                &x,
+                ExchangeKind::Direct,
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await;
+            declare_queue(&cha, &q, QueueDeclareOptions::default(), FieldTable::default()).await;
+            bind(&cha, &q, &x, "k", FieldTable::default()).await;
+            let (_b, chb) = open(&b).await;
+            within("confirm.select", chb.confirm_select(ConfirmSelectOptions::default()))
+                .await
+                .expect("confirm.select");
+            // Mandatory: routed nowhere (a binding not seen there) comes back.
+            let opts = BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            };
+            let c = publish_with(&chb, &x, "k", b"routed", BasicProperties::default(), opts).await;
+            assert!(matches!(c, Confirmation::Ack(None)), "round {round}: {c:?}");
+            let d = declare_queue(&chb, &q, passive(), FieldTable::default()).await;
+            assert_eq!(d.message_count(), 1, "round {round}: queue {q} of shard {shard}");
+            assert_eq!(get_all(&chb, &q).await, ["routed"]);
+        }
+    });
+}
+
+#[test]
+fn declare_on_one_connection_routes_on_another_epoll() {
+    declare_then_publish_elsewhere("epoll");
+}
+
+#[test]
+fn declare_on_one_connection_routes_on_another_uring() {
+    declare_then_publish_elsewhere("uring");
+}
+
+/// (c): basic.get and a passive queue.declare's counts, from connections on
+/// either shard, for queues of both shards.
+fn get_and_counts(io: &str) {
+    let b = start(io);
+    run(async {
+        let queues = [owned_by(0, &unique("c0")), owned_by(1, &unique("c1"))];
+        let (_c, ch) = open(&b).await;
+        let pch = confirm_channel(&_c).await;
+        for q in &queues {
+            declare_queue(&ch, q, QueueDeclareOptions::default(), FieldTable::default()).await;
+            for i in 0..5 {
+                publish(&pch, "", q, format!("m{i}").as_bytes()).await;
+            }
+        }
+        // Several connections: the kernel puts some on each shard.
+        let mut conns = Vec::new();
+        for _ in 0..4 {
+            conns.push(open(&b).await);
+        }
+        for (_, ch) in &conns {
+            for q in &queues {
+                let d = declare_queue(ch, q, passive(), FieldTable::default()).await;
+                assert_eq!((d.message_count(), d.consumer_count()), (5, 0), "{q}");
+            }
+        }
+        for (n, q) in queues.iter().enumerate() {
+            let (_, ch) = &conns[n];
+            let got = within("get", ch.basic_get(q.as_str().into(), BasicGetOptions::default()))
+                .await
+                .expect("get")
+                .expect("a message");
+            assert_eq!(got.delivery.data, b"m0");
+            assert_eq!(got.message_count, 4, "{q}");
+            within(
+                "ack",
+                ch.basic_ack(got.delivery.delivery_tag, BasicAckOptions::default()),
+            )
+            .await
+            .expect("ack");
+            let (_, other) = &conns[3 - n];
+            assert_eq!(get_all(other, q).await, ["m1", "m2", "m3", "m4"]);
+            let d = declare_queue(other, q, passive(), FieldTable::default()).await;
+            assert_eq!(d.message_count(), 0, "{q}");
+        }
+    });
+}
+
+#[test]
+fn get_and_declare_counts_across_shards_epoll() {
+    get_and_counts("epoll");
+}
+
+#[test]
+fn get_and_declare_counts_across_shards_uring() {
+    get_and_counts("uring");
+}
+
+/// (d): SIGTERM stops every shard (exit 0, asserted by `stop`) while
+/// clients publish and consume on both shards' queues, and the broker starts
+/// again with the same shard count and serves queues of both.
+fn sigterm_stops_every_shard(io: &str) {
+    let mut b = start(io);
+    run(async {
+        for q in [owned_by(0, &unique("t0")), owned_by(1, &unique("t1"))] {
+            let (c, ch) = open(&b).await;
+            // Transient: what survives is `restart_keeps_durable_messages`'s
+            // (with the TEMPORARY open_shards, recovered queues' ids are not
+            // made through the log and may collide with new ones).
+            declare_queue(&ch, &q, QueueDeclareOptions::default(), FieldTable::default()).await;
+            let pch = confirm_channel(&c).await;
+            publish(&pch, "", &q, b"t").await;
+            // A consumer still attached at the stop, its delivery unacked.
+            let cch = channel(&c).await;
+            let opts = BasicConsumeOptions::default();
+            let consume = cch.basic_consume(q.as_str().into(), "".into(), opts, FieldTable::default());
+            let mut consumer = within("consume", consume).await.expect("consume");
+            assert_eq!(next(&mut consumer).await.data, b"t");
+            std::mem::forget(c);
+        }
+    });
+    b.restart();
+    run(async {
+        for q in [owned_by(0, &unique("u0")), owned_by(1, &unique("u1"))] {
+            let (c, ch) = open(&b).await;
+            declare_queue(&ch, &q, QueueDeclareOptions::default(), FieldTable::default()).await;
+            let pch = confirm_channel(&c).await;
+            publish(&pch, "", &q, b"again").await;
+            assert_eq!(get_all(&ch, &q).await, ["again"]);
+        }
+    });
+    b.stop();
+}
+
+#[test]
+fn sigterm_stops_every_shard_epoll() {
+    sigterm_stops_every_shard("epoll");
+}
+
+#[test]
+fn sigterm_stops_every_shard_uring() {
+    sigterm_stops_every_shard("uring");
+}
+
+/// (d): durable messages on both shards' queues are there after a start
+/// with the same shard count.
+fn restart_keeps_durable_messages(io: &str) {
+    let mut b = start(io);
+    let queues = [owned_by(0, &unique("d0")), owned_by(1, &unique("d1"))];
+    run(async {
+        for q in &queues {
+            let (c, ch) = open(&b).await;
+            declare_queue(&ch, q, durable(), FieldTable::default()).await;
+            let pch = confirm_channel(&c).await;
+            for i in 0..10 {
+                let props = BasicProperties::default().with_delivery_mode(2);
+                publish_with(&pch, "", q, format!("d{i}").as_bytes(), props, Default::default()).await;
+            }
+        }
+    });
+    b.restart();
+    run(async {
+        for q in &queues {
+            let (_c, ch) = open(&b).await;
+            let d = declare_queue(&ch, q, passive(), FieldTable::default()).await;
+            assert_eq!(d.message_count(), 10, "{q}");
+            let want: Vec<String> = (0..10).map(|i| format!("d{i}")).collect();
+            assert_eq!(get_all(&ch, q).await, want, "{q}");
+        }
+    });
+    b.stop();
+}
+
+// Needs the real `Broker::open_shards` (one data directory, shard 0 recovers
+// the definitions into the log): with the branch's TEMPORARY one each shard
+// recovers only the definitions made through its own connections, and a
+// queue declared through the other shard is 404 there after the restart.
+#[test]
+#[ignore = "needs the real Broker::open_shards (one data directory)"]
+fn durable_messages_survive_a_restart_epoll() {
+    restart_keeps_durable_messages("epoll");
+}
+
+#[test]
+#[ignore = "needs the real Broker::open_shards (one data directory)"]
+fn durable_messages_survive_a_restart_uring() {
+    restart_keeps_durable_messages("uring");
+}
+
+/// Connections spread over both shards, and consumers get messages whichever
+/// shard their queue is on (a quick smoke test of the listeners).
+#[test]
+fn both_shards_accept() {
+    let b = start("epoll");
+    run(async {
+        let q = owned_by(1, &unique("s"));
+        let (_c, ch) = open(&b).await;
+        declare_queue(&ch, &q, QueueDeclareOptions::default(), FieldTable::default()).await;
+        let mut consumers = Vec::new();
+        for _ in 0..4 {
+            let (c, ch) = open(&b).await;
+            let cons = consume_no_ack(&ch, &q).await;
+            consumers.push((c, ch, cons));
+        }
+        let pch = confirm_channel(&_c).await;
+        for i in 0..8 {
+            publish(&pch, "", &q, format!("{i}").as_bytes()).await;
+        }
+        let mut got = 0;
+        for (_, _, c) in &mut consumers {
+            while let Ok(Some(Ok(_))) = tokio::time::timeout(QUIET, c.next()).await {
+                got += 1;
+            }
+        }
+        assert_eq!(got, 8);
+    });
+}
