@@ -13,7 +13,7 @@
 //! each other are full still take each other's batches, so neither waits for
 //! the other and they cannot deadlock.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -43,9 +43,7 @@ const DRAIN_PER_TURN: usize = 256;
 /// What a shard holds of the mesh (one per shard thread; `Shared::cross`).
 pub(crate) struct CrossPort {
     links: RefCell<Links<Batch>>,
-    /// Per peer, batches its full ring gave back, oldest first.
-    outbox: RefCell<Vec<VecDeque<Batch>>>,
-    held: Cell<usize>,
+    outbox: RefCell<Outboxes<Batch>>,
     scratch: RefCell<Vec<(ShardId, Batch)>>,
     pub crew: Arc<Crew>,
     /// Wakes this shard's main loop when the crew stops.
@@ -56,8 +54,7 @@ impl CrossPort {
     pub(crate) fn new(links: Links<Batch>, crew: Arc<Crew>, shards: u16) -> CrossPort {
         CrossPort {
             links: RefCell::new(links),
-            outbox: RefCell::new((0..shards).map(|_| VecDeque::new()).collect()),
-            held: Cell::new(0),
+            outbox: RefCell::new(Outboxes::new(shards)),
             scratch: RefCell::new(Vec::new()),
             crew,
             stop: Notify::new(),
@@ -70,7 +67,7 @@ impl CrossPort {
 
     /// Whether connections' input should wait for the outboxes to drain.
     pub(crate) fn backlogged(&self) -> bool {
-        self.held.get() > OUTBOX_BATCHES_MAX
+        self.outbox.borrow().held() > OUTBOX_BATCHES_MAX
     }
 
     /// After a turn that called the core: what it made for other shards goes
@@ -80,39 +77,63 @@ impl CrossPort {
     pub(crate) fn pump(&self, broker: &mut Broker) -> bool {
         let was = self.backlogged();
         let mut links = self.links.borrow_mut();
-        let mut outbox = self.outbox.borrow_mut();
-        let mut held = self.held.get();
-        if held > 0 {
-            for (i, q) in outbox.iter_mut().enumerate() {
+        let mut out = self.scratch.borrow_mut();
+        broker.take_cross(&mut out);
+        let batches = out.drain(..).filter(|(_, b)| !b.is_empty());
+        self.outbox.borrow_mut().send(&mut links, batches);
+        if let Err(e) = links.end_turn() {
+            tracing::error!(error = %e, "cannot wake another shard");
+        }
+        was && !self.backlogged()
+    }
+}
+
+/// Per peer, the batches its full ring gave back, oldest first: never
+/// dropped, never blocking.
+pub(crate) struct Outboxes<T> {
+    queues: Vec<VecDeque<T>>,
+    held: usize,
+}
+
+impl<T> Outboxes<T> {
+    pub(crate) fn new(shards: u16) -> Outboxes<T> {
+        Outboxes {
+            queues: (0..shards).map(|_| VecDeque::new()).collect(),
+            held: 0,
+        }
+    }
+
+    /// Batches waiting for room.
+    pub(crate) fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Pushes what waits for room, then `batches`, each behind what still
+    /// waits for its peer (a peer's batches stay in order). The caller ends
+    /// the turn (`Links::end_turn`).
+    pub(crate) fn send(&mut self, links: &mut Links<T>, batches: impl Iterator<Item = (ShardId, T)>) {
+        if self.held > 0 {
+            for (i, q) in self.queues.iter_mut().enumerate() {
                 while let Some(batch) = q.pop_front() {
                     if let Err(batch) = links.push(ShardId(i as u16), batch) {
                         q.push_front(batch);
                         break;
                     }
-                    held -= 1;
+                    self.held -= 1;
                 }
             }
         }
-        let mut out = self.scratch.borrow_mut();
-        broker.take_cross(&mut out);
-        for (peer, batch) in out.drain(..) {
-            if batch.is_empty() {
-                continue;
-            }
-            let q = &mut outbox[usize::from(peer.0)];
-            if !q.is_empty() {
+        for (peer, batch) in batches {
+            let q = &mut self.queues[usize::from(peer.0)];
+            let back = match q.is_empty() {
+                true => links.push(peer, batch).err(),
+                false => Some(batch),
+            };
+            if let Some(batch) = back {
                 q.push_back(batch);
-                held += 1;
-            } else if let Err(batch) = links.push(peer, batch) {
-                q.push_back(batch);
-                held += 1;
+                self.held += 1;
             }
         }
-        self.held.set(held);
-        if let Err(e) = links.end_turn() {
-            tracing::error!(error = %e, "cannot wake another shard");
-        }
-        was && !self.backlogged()
     }
 }
 
@@ -162,5 +183,36 @@ pub(crate) async fn cross_task(shared: Rc<Shared>) {
             }
             tokio::task::yield_now().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::rings::mesh;
+
+    #[test]
+    fn a_full_ring_keeps_batches_in_order_and_sends_them_when_the_peer_makes_room() {
+        let mut links = mesh::<u32>(2, 2).unwrap();
+        let (peer, me) = (ShardId(1), ShardId(0));
+        let mut boxes = Outboxes::new(2);
+        boxes.send(&mut links[0], (0..5).map(|i| (peer, i)));
+        links[0].end_turn().unwrap();
+        assert_eq!(boxes.held(), 3, "two fit in the ring");
+        // A later batch queues behind the held ones, even if the ring had room.
+        assert_eq!(links[1].pop_from(me), Some(0));
+        boxes.send(&mut links[0], std::iter::once((peer, 5)));
+        assert_eq!(boxes.held(), 3);
+        // The peer drains: the end of its turn wakes this shard to send more.
+        links[0].take_wake();
+        let mut got = Vec::new();
+        links[1].drain(10, |_, b| got.push(b));
+        links[1].end_turn().unwrap();
+        assert!(links[0].take_wake(), "the peer that made room wakes the sender");
+        while boxes.held() > 0 {
+            boxes.send(&mut links[0], std::iter::empty());
+            links[1].drain(10, |_, b| got.push(b));
+        }
+        assert_eq!(got, [1, 2, 3, 4, 5], "nothing lost, nothing reordered");
     }
 }

@@ -201,9 +201,10 @@ impl Team {
         }
         for rx in waits {
             if rx.recv().is_err() {
-                let why = self.crew.failure().unwrap_or_else(|| "a shard did not start".into());
+                // Its thread says why once it has ended: join first.
                 self.crew.stop_all();
                 self.join_threads();
+                let why = self.crew.failure().unwrap_or_else(|| "a shard did not start".into());
                 return Err(std::io::Error::other(why));
             }
         }
