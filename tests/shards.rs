@@ -354,3 +354,29 @@ fn both_shards_accept() {
         assert_eq!(got, 8);
     });
 }
+
+/// `max_connections` counts every shard's connections: with 2 shards and a
+/// maximum of 3, a fourth connection is refused whichever shard the kernel
+/// gives it (a count per shard would take up to 6).
+#[test]
+fn max_connections_is_broker_wide() {
+    let b = Broker::with_args(&["--shards", "2", "--max-connections", "3"]);
+    run(async {
+        // Up to 3 (the start-up probe's socket may still count for a moment).
+        let mut open = Vec::new();
+        for _ in 0..50 {
+            if open.len() == 3 {
+                break;
+            }
+            match lapin::Connection::connect(b.uri(), Default::default()).await {
+                Ok(c) => open.push(c),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+        assert_eq!(open.len(), 3);
+        for i in 0..6 {
+            let r = within("connect", lapin::Connection::connect(b.uri(), Default::default())).await;
+            assert!(r.is_err(), "connection {} over the maximum was served", i + 4);
+        }
+    });
+}
