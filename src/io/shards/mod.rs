@@ -250,7 +250,7 @@ fn peer_main(
     ready: std::sync::mpsc::Sender<()>,
 ) {
     let shards = pl.shards;
-    let run = std::panic::AssertUnwindSafe(|| -> std::io::Result<()> {
+    let run = || -> std::io::Result<()> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let local = tokio::task::LocalSet::new();
         let start = PeerStart {
@@ -269,8 +269,14 @@ fn peer_main(
             }
             _ => local.block_on(&rt, super::server::serve_peer(start)),
         }
-    });
-    match std::panic::catch_unwind(run) {
+    };
+    caught(k, &crew, run);
+}
+
+/// Runs shard `k`'s thread body: an error or a panic stops every shard, and
+/// is the process's error.
+fn caught(k: u16, crew: &Crew, run: impl FnOnce() -> std::io::Result<()>) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => crew.fail(format!("shard {k}: {e}")),
         Err(panic) => {
@@ -328,3 +334,6 @@ impl Stopper {
 pub(crate) fn input_waits(shared: &Shared) -> bool {
     shared.cross.as_ref().is_some_and(CrossPort::backlogged)
 }
+
+#[cfg(test)]
+mod tests;
