@@ -380,3 +380,37 @@ fn max_connections_is_broker_wide() {
         }
     });
 }
+
+/// AMQPS with 2 shards: both bind the TLS port (port 0 asked for: the
+/// other shard binds the one shard 0 got), and TLS connections on either
+/// publish with confirms to both shards' queues and get the messages back.
+#[test]
+fn amqps_on_both_shards() {
+    let pki = common::tls::pki(common::tls::KeyKind::EcdsaP256);
+    for io in common::tls::BACKENDS {
+        let (b, addr) = common::tls::broker(&pki, io, &["--shards", "2"]);
+        let log = std::fs::read_to_string(b.log_path()).unwrap();
+        let listening = log.lines().filter(|l| l.contains("AMQPS listener started")).count();
+        assert_eq!(listening, 2, "one AMQPS listener per shard:\n{log}");
+        let uri = format!("amqps://guest:guest@localhost:{}/%2f", addr.port());
+        run(async {
+            let queues = [owned_by(0, &unique("tls0")), owned_by(1, &unique("tls1"))];
+            for n in 0..4 {
+                let tls = lapin::tcp::OwnedTLSConfig {
+                    identity: None,
+                    cert_chain: Some(pki.ca_pem.clone()),
+                };
+                let runtime = lapin::runtime::default_runtime().expect("runtime");
+                let connect = lapin::Connection::connect_with_config(&uri, Default::default(), tls, runtime);
+                let conn = within("connect over TLS", connect).await.expect("lapin over TLS");
+                let ch = confirm_channel(&conn).await;
+                for q in &queues {
+                    declare_queue(&ch, q, QueueDeclareOptions::default(), FieldTable::default()).await;
+                    let c = publish(&ch, "", q, format!("{io} {n}").as_bytes()).await;
+                    assert!(matches!(c, Confirmation::Ack(None)), "{c:?}");
+                    assert_eq!(get_all(&ch, q).await, [format!("{io} {n}")]);
+                }
+            }
+        });
+    }
+}
