@@ -214,6 +214,9 @@ async fn serve_until_stopped(
             "connections still open at shutdown"
         );
     }
+    if let Some(port) = &shared.cross {
+        port.log_stats();
+    }
     shared.broker.borrow_mut().close()?;
     remove_transient_files_at_shutdown(shared);
     tracing::info!("shutdown complete");

@@ -45,6 +45,9 @@ pub(crate) struct CrossPort {
     links: RefCell<Links<Batch>>,
     outbox: RefCell<Outboxes<Batch>>,
     scratch: RefCell<Vec<(ShardId, Batch)>>,
+    /// Counts for the shutdown's log line: batches sent and received, and
+    /// the most that waited in the outboxes at once.
+    stats: std::cell::Cell<(u64, u64, usize)>,
     pub crew: Arc<Crew>,
     /// Wakes this shard's main loop when the crew stops.
     pub stop: Notify,
@@ -56,6 +59,7 @@ impl CrossPort {
             links: RefCell::new(links),
             outbox: RefCell::new(Outboxes::new(shards)),
             scratch: RefCell::new(Vec::new()),
+            stats: Default::default(),
             crew,
             stop: Notify::new(),
         }
@@ -63,6 +67,12 @@ impl CrossPort {
 
     pub(crate) fn shard(&self) -> ShardId {
         self.links.borrow().shard()
+    }
+
+    /// Logs what crossed (at shutdown).
+    pub(crate) fn log_stats(&self) {
+        let (sent, received, held_max) = self.stats.get();
+        tracing::info!(shard = self.shard().0, sent, received, held_max, "cross-shard batches");
     }
 
     /// Whether connections' input should wait for the outboxes to drain.
@@ -79,8 +89,12 @@ impl CrossPort {
         let mut links = self.links.borrow_mut();
         let mut out = self.scratch.borrow_mut();
         broker.take_cross(&mut out);
-        let batches = out.drain(..).filter(|(_, b)| !b.is_empty());
-        self.outbox.borrow_mut().send(&mut links, batches);
+        let (mut sent, received, held_max) = self.stats.get();
+        let batches = out.drain(..).filter(|(_, b)| !b.is_empty()).inspect(|_| sent += 1);
+        let mut outbox = self.outbox.borrow_mut();
+        outbox.send(&mut links, batches);
+        self.stats.set((sent, received, held_max.max(outbox.held())));
+        drop(outbox);
         if let Err(e) = links.end_turn() {
             tracing::error!(error = %e, "cannot wake another shard");
         }
@@ -176,6 +190,8 @@ pub(crate) async fn cross_task(shared: Rc<Shared>) {
                 let mut links = port.links.borrow_mut();
                 links.drain(DRAIN_PER_TURN, |from, msgs| b.handle_cross(from, msgs, now))
             };
+            let (sent, received, held_max) = port.stats.get();
+            port.stats.set((sent, received + n as u64, held_max));
             shared.after_core_call();
             shared.turns.end(t, "cross-shard batches", n);
             if n < DRAIN_PER_TURN {

@@ -280,6 +280,9 @@ async fn drive(
         "io_uring driver stopped"
     );
     drop(d);
+    if let Some(port) = &shared.cross {
+        port.log_stats();
+    }
     shared.broker.borrow_mut().close()?;
     server::remove_transient_files_at_shutdown(shared);
     tracing::info!("shutdown complete");
