@@ -25,6 +25,15 @@ use super::IoBackend;
 use crate::core::{Broker, CoreConfig};
 use crate::shard::Shared;
 
+// Shard 0's thread opens every broker (`Broker::open_shards`) and moves each
+// to its shard's thread, with its ends of the rings: they must be `Send`.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<Broker>();
+    send::<Links<Batch>>();
+    send::<PeerListen>();
+};
+
 /// What every shard of one broker shares.
 pub(crate) struct Crew {
     stop: AtomicBool,
