@@ -160,6 +160,9 @@ pub(crate) async fn serve_peer(start: super::shards::PeerStart) -> std::io::Resu
         header_timeout,
         ready,
     } = start;
+    // What shard 0 recovered into the metadata log (the owner opens its
+    // queues' stores as it applies them), before this shard serves anyone.
+    broker.catch_up_meta();
     let listeners = match super::accept::AmqpListeners::bind(&listen, "epoll", Some(&at)) {
         Ok(l) => l,
         Err(e) => {
