@@ -243,9 +243,7 @@ fn sigterm_stops_every_shard(io: &str) {
     run(async {
         for q in [owned_by(0, &unique("t0")), owned_by(1, &unique("t1"))] {
             let (c, ch) = open(&b).await;
-            // Transient: what survives is `restart_keeps_durable_messages`'s
-            // (with the TEMPORARY open_shards, recovered queues' ids are not
-            // made through the log and may collide with new ones).
+            // Transient: what survives is `restart_keeps_durable_messages`'s.
             declare_queue(&ch, &q, QueueDeclareOptions::default(), FieldTable::default()).await;
             let pch = confirm_channel(&c).await;
             publish(&pch, "", &q, b"t").await;
@@ -310,18 +308,12 @@ fn restart_keeps_durable_messages(io: &str) {
     b.stop();
 }
 
-// Needs the real `Broker::open_shards` (one data directory, shard 0 recovers
-// the definitions into the log): with the branch's TEMPORARY one each shard
-// recovers only the definitions made through its own connections, and a
-// queue declared through the other shard is 404 there after the restart.
 #[test]
-#[ignore = "needs the real Broker::open_shards (one data directory)"]
 fn durable_messages_survive_a_restart_epoll() {
     restart_keeps_durable_messages("epoll");
 }
 
 #[test]
-#[ignore = "needs the real Broker::open_shards (one data directory)"]
 fn durable_messages_survive_a_restart_uring() {
     restart_keeps_durable_messages("uring");
 }
@@ -413,4 +405,48 @@ fn amqps_on_both_shards() {
             }
         });
     }
+}
+
+/// The management API (on shard 0) gathers every shard's part: both shards'
+/// queues are listed, each with its owner's message count, and the
+/// connections of both shards.
+#[test]
+fn the_api_shows_every_shard() {
+    let b = start("epoll");
+    let queues = [owned_by(0, &unique("h0")), owned_by(1, &unique("h1"))];
+    // Kept (and its runtime, which drives the clients) until the end.
+    let rt = runtime();
+    let (conns, _channels) = rt.block_on(async {
+        let (mut conns, mut channels) = (Vec::new(), Vec::new());
+        for (n, q) in queues.iter().enumerate() {
+            let (c, ch) = open(&b).await;
+            declare_queue(&ch, q, QueueDeclareOptions::default(), FieldTable::default()).await;
+            let pch = confirm_channel(&c).await;
+            for i in 0..=n {
+                publish(&pch, "", q, format!("{i}").as_bytes()).await;
+            }
+            conns.push(c);
+            channels.extend([ch, pch]);
+        }
+        // More connections: the kernel puts some on each shard.
+        for _ in 0..4 {
+            conns.push(connect(&b).await);
+        }
+        (conns, channels)
+    });
+    let api = common::http::Api::new(b.http_url(), b.user(), b.pass());
+    for (n, q) in queues.iter().enumerate() {
+        let one = api.ok(&format!("/api/queues/%2F/{}", common::http::enc(q)));
+        assert_eq!(one["messages"], n + 1, "{q}: {one}");
+    }
+    let listed = api.ok("/api/queues");
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|q| q["name"].as_str())
+        .collect();
+    assert!(queues.iter().all(|q| names.contains(&q.as_str())), "{names:?}");
+    let listed = api.ok("/api/connections");
+    assert_eq!(listed.as_array().unwrap().len(), conns.len(), "{listed}");
 }

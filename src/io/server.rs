@@ -297,6 +297,7 @@ pub(crate) async fn spawn_common_tasks(
 ) -> std::io::Result<Vec<(&'static str, std::net::SocketAddr)>> {
     if shared.cross.is_some() {
         tokio::task::spawn_local(super::shards::cross::cross_task(shared.clone()));
+        super::shards::cross::serve_jobs(shared);
     }
     tokio::task::spawn_local(timer_task(shared.clone()));
     tokio::task::spawn_local(work_task(shared.clone()));

@@ -28,14 +28,11 @@ pub(crate) type Job<R> = Arc<dyn Fn(&Shared) -> R + Send + Sync>;
 
 /// A channel for jobs to one shard: the sender for the others, the
 /// receiver for that shard's [`serve`].
-// Until the transport runs several shards (`--shards`), only the tests call it.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn channel() -> (PeerSender, mpsc::UnboundedReceiver<PeerJob>) {
     mpsc::unbounded_channel()
 }
 
 /// Runs the jobs other shards send this one, until they all went.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) async fn serve(shared: Rc<Shared>, mut jobs: mpsc::UnboundedReceiver<PeerJob>) {
     while let Some(job) = jobs.recv().await {
         job(&shared);
@@ -45,7 +42,6 @@ pub(crate) async fn serve(shared: Rc<Shared>, mut jobs: mpsc::UnboundedReceiver<
 impl Shared {
     /// The senders of the other shards, in shard order (this one left out):
     /// set once by the transport before the services start.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn set_peers(&self, peers: Vec<PeerSender>) {
         *self.peers.borrow_mut() = peers;
     }

@@ -49,17 +49,21 @@ pub(crate) struct CrossPort {
     /// the most that waited in the outboxes at once.
     stats: std::cell::Cell<(u64, u64, usize)>,
     pub crew: Arc<Crew>,
+    /// The management API's jobs for this shard and the other shards'
+    /// senders (`shard::peers`), until the shard's tasks start.
+    jobs: RefCell<Option<super::Jobs>>,
     /// Wakes this shard's main loop when the crew stops.
     pub stop: Notify,
 }
 
 impl CrossPort {
-    pub(crate) fn new(links: Links<Batch>, crew: Arc<Crew>, shards: u16) -> CrossPort {
+    pub(crate) fn new(links: Links<Batch>, crew: Arc<Crew>, shards: u16, jobs: super::Jobs) -> CrossPort {
         CrossPort {
             links: RefCell::new(links),
             outbox: RefCell::new(Outboxes::new(shards)),
             scratch: RefCell::new(Vec::new()),
             stats: Default::default(),
+            jobs: RefCell::new(Some(jobs)),
             crew,
             stop: Notify::new(),
         }
@@ -149,6 +153,17 @@ impl<T> Outboxes<T> {
             }
         }
     }
+}
+
+/// Serves the management API's jobs sent to this shard, and gives it the
+/// other shards' senders (`shard::peers`): before the services start.
+pub(crate) fn serve_jobs(shared: &Rc<Shared>) {
+    let Some(port) = shared.cross.as_ref() else { return };
+    let Some(jobs) = port.jobs.borrow_mut().take() else {
+        return;
+    };
+    shared.set_peers(jobs.others);
+    tokio::task::spawn_local(crate::shard::peers::serve(shared.clone(), jobs.mine));
 }
 
 /// Takes what peers send (on every wake of this shard) into the core, and

@@ -23,6 +23,7 @@ use super::rings::{self, wake::Wake, Links};
 use super::server::{AmqpsListen, ListenConfig};
 use super::IoBackend;
 use crate::core::{Broker, CoreConfig};
+use crate::shard::peers::{PeerJob, PeerSender};
 use crate::shard::Shared;
 
 // Shard 0's thread opens every broker (`Broker::open_shards`) and moves each
@@ -31,6 +32,7 @@ const _: () = {
     const fn send<T: Send>() {}
     send::<Broker>();
     send::<Links<Batch>>();
+    send::<Jobs>();
     send::<PeerListen>();
 };
 
@@ -73,11 +75,32 @@ impl Crew {
     }
 }
 
+/// A shard's ends of the management API's job channels (`shard::peers`).
+pub(crate) struct Jobs {
+    mine: tokio::sync::mpsc::UnboundedReceiver<PeerJob>,
+    /// The other shards' senders, in shard order.
+    others: Vec<PeerSender>,
+}
+
+/// Every shard's [`Jobs`], index = shard.
+fn job_channels(shards: u16) -> Vec<Jobs> {
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards).map(|_| crate::shard::peers::channel()).unzip();
+    (receivers.into_iter().enumerate())
+        .map(|(k, mine)| Jobs {
+            mine,
+            others: (senders.iter().enumerate())
+                .filter(|&(i, _)| i != k)
+                .map(|(_, s)| s.clone())
+                .collect(),
+        })
+        .collect()
+}
+
 /// What shard 0 keeps of the other shards until it has started them, then
 /// their threads.
 pub(crate) struct Team {
     crew: Arc<Crew>,
-    seeds: Vec<(Broker, Links<Batch>)>,
+    seeds: Vec<(Broker, Links<Batch>, Jobs)>,
     threads: Vec<(u16, std::thread::JoinHandle<()>)>,
 }
 
@@ -109,10 +132,13 @@ pub(crate) fn open(core: CoreConfig, shards: u16) -> std::io::Result<(Broker, Op
         }
     }));
     let first = brokers.remove(0);
-    let port = CrossPort::new(links.remove(0), crew.clone(), shards);
+    let mut jobs = job_channels(shards);
+    let port = CrossPort::new(links.remove(0), crew.clone(), shards, jobs.remove(0));
     let team = Team {
         crew,
-        seeds: brokers.into_iter().zip(links).collect(),
+        seeds: (brokers.into_iter().zip(links).zip(jobs))
+            .map(|((b, l), j)| (b, l, j))
+            .collect(),
         threads: Vec::new(),
     };
     Ok((first, Some(port), Some(team)))
@@ -186,7 +212,7 @@ impl Team {
         header_timeout: Duration,
     ) -> std::io::Result<()> {
         let mut waits = Vec::new();
-        for (broker, links) in std::mem::take(&mut self.seeds) {
+        for (broker, links, jobs) in std::mem::take(&mut self.seeds) {
             let k = links.shard().0;
             let pl = PeerListen {
                 at: at.clone(),
@@ -204,7 +230,7 @@ impl Team {
             let (tx, rx) = std::sync::mpsc::channel();
             let thread = std::thread::Builder::new()
                 .name(format!("ringmq-shard-{k}"))
-                .spawn(move || peer_main(k, broker, links, crew, pl, backend, tx))?;
+                .spawn(move || peer_main(k, (broker, links, jobs), crew, pl, backend, tx))?;
             self.threads.push((k, thread));
             waits.push(rx);
         }
@@ -241,7 +267,7 @@ impl Team {
 
     /// A start that failed before the other shards ran: their brokers close.
     pub(crate) fn close_unserved(&mut self) {
-        for (b, _) in &mut self.seeds {
+        for (b, _, _) in &mut self.seeds {
             super::server::close_unserved(b);
         }
     }
@@ -251,8 +277,7 @@ impl Team {
 /// stops every shard, and shard 0 ends the process with it.
 fn peer_main(
     k: u16,
-    broker: Broker,
-    links: Links<Batch>,
+    (broker, links, jobs): (Broker, Links<Batch>, Jobs),
     crew: Arc<Crew>,
     pl: PeerListen,
     backend: IoBackend,
@@ -264,7 +289,7 @@ fn peer_main(
         let local = tokio::task::LocalSet::new();
         let start = PeerStart {
             broker,
-            port: CrossPort::new(links, crew.clone(), shards),
+            port: CrossPort::new(links, crew.clone(), shards, jobs),
             at: pl.at.clone(),
             listen: pl.listen_config(backend),
             header_timeout: pl.header_timeout,
