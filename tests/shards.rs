@@ -450,3 +450,36 @@ fn the_api_shows_every_shard() {
     let listed = api.ok("/api/connections");
     assert_eq!(listed.as_array().unwrap().len(), conns.len(), "{listed}");
 }
+
+/// The Unix socket is shard 0's: a connection on it publishes to a queue of
+/// shard 1 (always across), on both backends.
+#[test]
+fn the_unix_socket_is_shard_0s_and_its_publishes_cross() {
+    use common::raw::{plain, RawConn};
+    for io in common::tls::BACKENDS {
+        let dir = tempfile::Builder::new().prefix("ringmq-unix-").tempdir().unwrap();
+        let sock = dir.path().join("amqp.sock");
+        let b = Broker::with_args(&["--shards", "2", "--io", io, "--amqp-unix-path", sock.to_str().unwrap()]);
+        run(async {
+            let q = owned_by(1, &unique("unix"));
+            let (_c, ch) = open(&b).await;
+            declare_queue(&ch, &q, QueueDeclareOptions::default(), FieldTable::default()).await;
+            let stream = within("unix connect", tokio::net::UnixStream::connect(&sock))
+                .await
+                .unwrap();
+            let mut c = RawConn::over(stream);
+            c.start().await;
+            c.start_ok("PLAIN", &plain("guest", "guest")).await;
+            c.tune_open().await;
+            c.open_channel(1).await;
+            let mut out = Vec::new();
+            RawConn::encode_publish(&mut out, 1, "", &q);
+            c.send(&out).await;
+            eventually("the message on shard 1's queue", || async {
+                let d = declare_queue(&ch, &q, passive(), FieldTable::default()).await;
+                d.message_count() == 1
+            })
+            .await;
+        });
+    }
+}
