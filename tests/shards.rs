@@ -483,3 +483,101 @@ fn the_unix_socket_is_shard_0s_and_its_publishes_cross() {
         });
     }
 }
+
+/// The API's totals add up both shards (overview, consumers, /metrics), a
+/// queue's consumers are named by the shard of their connection, and its
+/// commands run on the shard that has the queue or the connection (purge,
+/// get, close). Each queue lives on one shard, so shard 0's copy alone
+/// would show the other's queue empty and its consumer unnamed.
+#[test]
+fn the_api_totals_and_commands_reach_every_shard() {
+    let b = start("uring");
+    let queues = [owned_by(0, &unique("t0")), owned_by(1, &unique("t1"))];
+    let rt = runtime();
+    let (conns, _keep) = rt.block_on(async {
+        let (c, ch) = open(&b).await;
+        let pch = confirm_channel(&c).await;
+        for (n, q) in queues.iter().enumerate() {
+            declare_queue(&ch, q, QueueDeclareOptions::default(), FieldTable::default()).await;
+            for i in 0..n + 2 {
+                publish(&pch, "", q, format!("{i}").as_bytes()).await;
+            }
+        }
+        // A consumer of shard 1's queue, one message unacked, on a
+        // connection of its own (on whichever shard the kernel picks).
+        let (cc, cch) = open(&b).await;
+        cch.basic_qos(1, BasicQosOptions::default()).await.expect("qos");
+        let mut consumer = cch
+            .basic_consume(
+                queues[1].as_str().into(),
+                "t-consumer".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        let first = within("a delivery", consumer.next()).await.expect("one").expect("ok");
+        let mut conns = vec![c, cc];
+        for _ in 0..4 {
+            conns.push(connect(&b).await);
+        }
+        (conns, (ch, pch, cch, consumer, first))
+    });
+    let api = common::http::Api::new(b.http_url(), b.user(), b.pass());
+    let enc = common::http::enc;
+    let overview = api.ok("/api/overview");
+    assert_eq!(overview["queue_totals"]["messages"], 5, "{overview}");
+    assert_eq!(overview["queue_totals"]["messages_unacknowledged"], 1, "{overview}");
+    let totals = &overview["object_totals"];
+    assert_eq!(totals["queues"], 2, "{overview}");
+    assert_eq!(totals["consumers"], 1, "{overview}");
+    assert_eq!(totals["connections"], conns.len(), "{overview}");
+
+    let consumers = api.ok("/api/consumers");
+    let listed = consumers.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{consumers}");
+    assert_ne!(listed[0]["channel_details"]["connection_name"], "", "{consumers}");
+    let q1 = api.ok(&format!("/api/queues/%2F/{}", enc(&queues[1])));
+    assert_eq!(
+        (q1["messages"].as_u64(), q1["consumers"].as_u64()),
+        (Some(3), Some(1)),
+        "{q1}"
+    );
+    let details = q1["consumer_details"].as_array().unwrap();
+    assert_eq!(details.len(), 1, "{q1}");
+    assert_ne!(details[0]["channel_details"]["connection_name"], "", "{q1}");
+
+    let metrics = common::http::Api::anonymous(&b.metrics_url()).get("/metrics").text;
+    assert!(
+        metrics.lines().any(|l| l == "rabbitmq_queue_messages 5"),
+        "both shards' queues summed: {metrics}"
+    );
+
+    // Commands on shard 0's and shard 1's queues.
+    let purged = api.delete(&format!("/api/queues/%2F/{}/contents", enc(&queues[0])));
+    assert_eq!(purged.status, 204, "{}", purged.text);
+    assert_eq!(api.ok(&format!("/api/queues/%2F/{}", enc(&queues[0])))["messages"], 0);
+    let got = api.post(
+        &format!("/api/queues/%2F/{}/get", enc(&queues[1])),
+        serde_json::json!({"count": 5, "ackmode": "ack_requeue_false", "encoding": "auto"}),
+    );
+    assert_eq!(got.status, 200, "{}", got.text);
+    assert_eq!(
+        got.json.as_array().map(Vec::len),
+        Some(2),
+        "the two ready ones: {}",
+        got.text
+    );
+
+    // Every connection closed through the API, by the shard that has it.
+    let listed = api.ok("/api/connections");
+    for c in listed.as_array().unwrap() {
+        let name = c["name"].as_str().unwrap();
+        let r = api.delete(&format!("/api/connections/{}", enc(name)));
+        assert_eq!(r.status, 204, "{name}: {}", r.text);
+    }
+    rt.block_on(eventually("every connection closed", || async {
+        conns.iter().all(|c| !c.status().connected())
+    }));
+    assert_eq!(api.ok("/api/connections").as_array().map(Vec::len), Some(0));
+}
