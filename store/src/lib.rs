@@ -89,6 +89,7 @@ pub mod record;
 pub mod recovery;
 mod resync;
 pub mod running;
+pub mod stream;
 // The mmap layer: each `unsafe` block has a `// SAFETY:` comment.
 #[allow(unsafe_code)]
 mod segment;
@@ -101,6 +102,7 @@ pub use delivered::LastStop;
 pub use error::StoreError;
 pub use levels::LeveledStore;
 pub use queue::QueueStore;
+pub use stream::{SegmentIndex, StreamPosition, StreamStore};
 pub use record::{MessageRef, MessageView};
 pub use recovery::{RecoveryReport, SegmentDamage};
 pub use segment::SharedBytes;

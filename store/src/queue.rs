@@ -30,6 +30,7 @@ use crate::sync::SyncState;
 use crate::{SegmentId, SegmentPosition, StoreConfig, StoreError};
 
 mod commit;
+mod stream_ops;
 
 /// Where the next ready message after the requeued ones is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
