@@ -69,7 +69,8 @@ impl ApplyTo {
             ApplyTo::All | ApplyTo::Queues => true,
             ApplyTo::ClassicQueues => kind == QueueType::Classic,
             ApplyTo::QuorumQueues => kind == QueueType::Quorum,
-            ApplyTo::Exchanges | ApplyTo::Streams => false,
+            ApplyTo::Streams => kind == QueueType::Stream,
+            ApplyTo::Exchanges => false,
         }
     }
 
