@@ -68,6 +68,15 @@ impl Broker {
             ch.stats.c.ack += taken.len() as u64;
         }
         let vhost_name = conn.vhost.clone().expect("open");
+        if how != SettleHow::Ack {
+            if let Some(q) = self.stream_among(&vhost_name, &taken) {
+                return Err(crate::core::amqp::stream::not_for_streams(
+                    "basic.nack and basic.reject",
+                    &q,
+                    &vhost_name,
+                ));
+            }
+        }
         self.settle_remote(&vhost_name, &mut taken, how);
         match how {
             SettleHow::Ack | SettleHow::Delivered => self.ack_taken(&vhost_name, &taken),
@@ -88,6 +97,16 @@ impl Broker {
         // Room for more on the channel's consumers of other shards' queues.
         self.regrant(conn, channel);
         Ok(())
+    }
+
+    /// The name of a stream some of the deliveries came from: a stream keeps
+    /// every message, so they cannot be requeued or discarded (RabbitMQ 3.10).
+    fn stream_among(&self, vhost_name: &VhostName, taken: &[(u64, Unacked)]) -> Option<String> {
+        let vhost = self.model.vhosts.get(vhost_name)?;
+        taken.iter().find_map(|(_, u)| {
+            let q = vhost.queues.get(&u.queue)?;
+            q.is_stream().then(|| q.name().to_string())
+        })
     }
 
     /// Acks taken deliveries: a `multiple` ack names many, mostly of one queue,

@@ -1,0 +1,302 @@
+//! Stream queues (`x-queue-type: stream`, issue 20) in the model: the log
+//! (`ringmq_store::StreamStore`), its readers, and its retention.
+//!
+//! A consumer of a stream is a reader: the offset of the next message it gets
+//! and where the last one it got is, so reading on costs one record header,
+//! never a seek. Readers share the log's mapped segments; a reader costs this
+//! struct, not a copy of anything. Acks only give the channel its credit back
+//! (prefetch); nothing is removed but by retention, whole segments, on the
+//! append that starts a new segment and on the stats timer (`x-max-age`).
+//!
+//! Readers are kept here, by consumer (connection, channel, tag), rather than
+//! in the queue's consumer list, which every queue kind shares and which the
+//! classic delivery loop clones from: a consumer on another shard (later)
+//! would be a reader here too, fed through the remote-consume path.
+
+use std::io;
+use std::path::Path;
+
+use ringmq_codec::{FieldValue, ShortString};
+use ringmq_store::{StoreConfig, StoreError, StreamPosition, StreamStore};
+
+use crate::core::model::ids::ConnId;
+use crate::core::model::queue::args::QueueSettings;
+use crate::core::model::queue::take::{stored_names, ReadError, Taken, TakenAt};
+use crate::core::model::queue::Queue;
+
+/// Where a new reader starts (`x-stream-offset` on basic.consume).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamStart {
+    First,
+    /// The first message of the newest chunk (RabbitMQ's `last`).
+    Last,
+    /// Only messages published from now on (RabbitMQ's default).
+    Next,
+    Offset(u64),
+    /// The first message published at or after this time (ms since the epoch).
+    Time(u64),
+}
+
+impl StreamStart {
+    /// RabbitMQ's forms: `first`, `last`, `next`, an offset (a negative one is
+    /// `first`), an AMQP timestamp (seconds), or an interval back from now
+    /// (`1h`, `30m`, `7D`: `x-max-age`'s units). Absent: `next`.
+    pub fn parse(v: Option<&FieldValue>, now_ms: u64) -> Result<Self, String> {
+        let Some(v) = v else { return Ok(StreamStart::Next) };
+        if let FieldValue::Timestamp(secs) = v {
+            return Ok(StreamStart::Time(secs.saturating_mul(1000)));
+        }
+        if let Some(n) = v.as_i64() {
+            return Ok(if n < 0 {
+                StreamStart::First
+            } else {
+                StreamStart::Offset(n as u64)
+            });
+        }
+        match v.as_str() {
+            Some("first") => Ok(StreamStart::First),
+            Some("last") => Ok(StreamStart::Last),
+            Some("next") => Ok(StreamStart::Next),
+            Some(s) => match crate::core::model::queue::args::parse_max_age(s) {
+                Some(ms) => Ok(StreamStart::Time(now_ms.saturating_sub(ms))),
+                None => Err(format!("invalid x-stream-offset '{s}'")),
+            },
+            None => Err(format!("invalid x-stream-offset of type {}", v.type_name())),
+        }
+    }
+}
+
+/// One consumer's place in the stream.
+struct Reader {
+    conn: ConnId,
+    channel: u16,
+    tag: ShortString,
+    /// The offset of the next message it gets.
+    next: u64,
+    /// The last message it got, for reading on from there.
+    last: Option<StreamPosition>,
+}
+
+/// What a view shows of a stream.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamInfo {
+    pub first_offset: u64,
+    pub next_offset: u64,
+    pub messages: u64,
+    pub segments: usize,
+    pub bytes: u64,
+    pub first_ts_ms: Option<u64>,
+    pub last_ts_ms: Option<u64>,
+}
+
+/// A stream queue's messages (`QueueStorage::Stream`).
+pub(in crate::core::model) struct Stream {
+    pub(super) log: StreamStore,
+    readers: Vec<Reader>,
+    max_bytes: Option<u64>,
+    max_age_ms: Option<u64>,
+}
+
+impl Stream {
+    /// Opens (or recovers) the stream in `dir`, with its segment size.
+    pub(in crate::core::model) fn open(dir: &Path, mut cfg: StoreConfig, s: &QueueSettings) -> io::Result<Self> {
+        if let Some(b) = s.stream_segment_bytes {
+            let b = b.clamp(
+                ringmq_store::MIN_SEGMENT_BYTES.into(),
+                ringmq_store::MAX_SEGMENT_BYTES.into(),
+            );
+            cfg.segment_bytes = b as u32;
+        }
+        let (log, report) = StreamStore::open(dir, cfg)?;
+        if report.corrupt() {
+            tracing::warn!(dir = %dir.display(), report = ?report, "stream recovered from damaged segments");
+        }
+        Ok(Self {
+            log,
+            readers: Vec::new(),
+            max_bytes: s.stream_max_bytes,
+            max_age_ms: s.max_age_ms,
+        })
+    }
+
+    /// Appends a message; a new segment is when retention may drop old ones
+    /// (`now_ms`: the message's publish time).
+    #[inline]
+    pub(super) fn append(&mut self, msg: ringmq_store::MessageRef<'_>) -> Result<StreamPosition, StoreError> {
+        let at = self.log.append(msg)?;
+        if at.pos.offset == ringmq_store::record::SEGMENT_HEADER_BYTES {
+            self.retain(msg.timestamp_ms);
+        }
+        Ok(at)
+    }
+
+    pub(super) fn retain(&mut self, now_ms: u64) {
+        if self.max_bytes.is_none() && self.max_age_ms.is_none() {
+            return;
+        }
+        if let Err(e) = self.log.retain(self.max_bytes, self.max_age_ms, now_ms) {
+            tracing::error!(dir = %self.log.dir().display(), error = %e, "stream retention failed");
+        }
+    }
+
+    fn reader(&mut self, conn: ConnId, channel: u16, tag: &str) -> Option<&mut Reader> {
+        (self.readers.iter_mut()).find(|r| r.conn == conn && r.channel == channel && &*r.tag == tag)
+    }
+
+    pub(super) fn forget_readers(&mut self, f: impl Fn(ConnId, u16, &str) -> bool) {
+        self.readers.retain(|r| !f(r.conn, r.channel, &r.tag));
+    }
+
+    pub(super) fn info(&self) -> StreamInfo {
+        let segs = self.log.segments();
+        StreamInfo {
+            first_offset: self.log.first_offset(),
+            next_offset: self.log.next_offset(),
+            messages: self.log.message_count(),
+            segments: segs.len(),
+            bytes: segs.iter().map(|s| s.bytes).sum(),
+            first_ts_ms: segs.front().map(|s| s.first_ts_ms),
+            last_ts_ms: segs.back().map(|s| s.last_ts_ms),
+        }
+    }
+}
+
+impl Queue {
+    /// Whether this is a stream (`x-queue-type: stream`).
+    #[inline]
+    pub fn is_stream(&self) -> bool {
+        self.storage.stream().is_some()
+    }
+
+    /// The stream's offsets, size and times, for views; None for other kinds.
+    pub fn stream_info(&self) -> Option<StreamInfo> {
+        self.storage.stream().map(Stream::info)
+    }
+
+    /// A consumer starts reading the stream at `start`.
+    pub(crate) fn stream_attach(&mut self, conn: ConnId, channel: u16, tag: ShortString, start: StreamStart) {
+        let Some(s) = self.storage.stream_mut() else { return };
+        let log = &s.log;
+        let next = match start {
+            StreamStart::First => log.first_offset(),
+            StreamStart::Last => log.last_chunk_offset(),
+            StreamStart::Next => log.next_offset(),
+            StreamStart::Offset(o) => o.clamp(log.first_offset(), log.next_offset()),
+            StreamStart::Time(t) => log.offset_at_time(t).unwrap_or_else(|e| {
+                tracing::error!(queue = %self.name, error = %e, "stream seek by time failed; reading from the end");
+                log.next_offset()
+            }),
+        };
+        s.readers.push(Reader {
+            conn,
+            channel,
+            tag,
+            next,
+            last: None,
+        });
+    }
+
+    /// The consumer's next message, read and handed to `send`; returns where
+    /// it is, its offset and what `send` returned. None when the consumer has
+    /// read everything there is (it gets more as they are published).
+    pub(crate) fn stream_take<R>(
+        &mut self,
+        conn: ConnId,
+        channel: u16,
+        tag: &str,
+        shared_min: usize,
+        send: impl FnOnce(u64, Taken<'_>) -> R,
+    ) -> Option<(TakenAt, R)> {
+        let name = &self.name;
+        let s = self.storage.stream_mut()?;
+        let (next, last) = {
+            let r = s.reader(conn, channel, tag)?;
+            (r.next, r.last)
+        };
+        let found = match last {
+            Some(at) if at.offset + 1 == next => s.log.after(at),
+            _ => s.log.seek_offset(next),
+        };
+        let at = match found {
+            Ok(at) => at?,
+            Err(e) => {
+                tracing::error!(queue = %name, error = %e, "stream read failed");
+                return None;
+            }
+        };
+        let read = if at.pos.size as usize >= shared_min {
+            s.log.read_shared(at.pos).map(|(v, b)| (v, Some(b)))
+        } else {
+            s.log.read(at.pos).map(|v| (v, None))
+        };
+        let read = read
+            .map_err(ReadError::from)
+            .and_then(|(view, shared)| Ok((view, stored_names(&view)?, shared)));
+        let r = match read {
+            Ok((view, (exchange, routing_key), shared)) => send(
+                at.offset,
+                Taken {
+                    shared: shared.filter(|b| b.len() >= shared_min),
+                    view,
+                    exchange,
+                    routing_key,
+                    delivery_count: None,
+                    remaining: 0,
+                    redelivered: false,
+                },
+            ),
+            Err(e) => {
+                // Skipped, not sent corrupt (see `take`); the reader goes on.
+                tracing::error!(queue = %name, offset = at.offset, error = %e, "unreadable stream message skipped");
+                let r = s.reader(conn, channel, tag).expect("found above");
+                (r.next, r.last) = (at.offset + 1, Some(at));
+                return None;
+            }
+        };
+        let reader = s.reader(conn, channel, tag).expect("found above");
+        (reader.next, reader.last) = (at.offset + 1, Some(at));
+        let taken = TakenAt {
+            pos: at.pos,
+            redelivered: false,
+        };
+        Some((taken, r))
+    }
+
+    /// Whether the consumer has messages it has not been sent.
+    pub(crate) fn stream_has_more(&mut self, conn: ConnId, channel: u16, tag: &str) -> bool {
+        let Some(s) = self.storage.stream_mut() else {
+            return false;
+        };
+        let end = s.log.next_offset();
+        s.reader(conn, channel, tag).is_some_and(|r| r.next < end)
+    }
+
+    /// Retention by age, on a timer (the stats tick): a stream that nobody
+    /// publishes to still loses what is older than `x-max-age`.
+    pub fn retain_stream(&mut self, now_ms: u64) {
+        if let Some(s) = self.storage.stream_mut() {
+            s.retain(now_ms);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_offsets_parse_as_rabbitmq_reads_them() {
+        let p = |v: FieldValue| StreamStart::parse(Some(&v), 10_000_000);
+        assert_eq!(StreamStart::parse(None, 0), Ok(StreamStart::Next));
+        assert_eq!(p("first".into()), Ok(StreamStart::First));
+        assert_eq!(p("last".into()), Ok(StreamStart::Last));
+        assert_eq!(p("next".into()), Ok(StreamStart::Next));
+        assert_eq!(p(FieldValue::I64(42)), Ok(StreamStart::Offset(42)));
+        assert_eq!(p(FieldValue::I32(-1)), Ok(StreamStart::First));
+        assert_eq!(p(FieldValue::Timestamp(5)), Ok(StreamStart::Time(5000)));
+        assert_eq!(p("1h".into()), Ok(StreamStart::Time(10_000_000 - 3_600_000)));
+        assert_eq!(p("30m".into()), Ok(StreamStart::Time(10_000_000 - 1_800_000)));
+        assert!(p("bogus".into()).is_err());
+        assert!(p(FieldValue::Bool(true)).is_err());
+    }
+}
