@@ -41,7 +41,7 @@ pub(in crate::core) mod limits;
 mod storage;
 pub(in crate::core::model) use storage::{QueueStorage, StoreHome};
 mod remote;
-pub(in crate::core) mod stream;
+pub mod stream;
 pub(in crate::core) mod take;
 pub(in crate::core) mod ttl;
 mod tuning;
