@@ -102,10 +102,10 @@ pub use delivered::LastStop;
 pub use error::StoreError;
 pub use levels::LeveledStore;
 pub use queue::QueueStore;
-pub use stream::{SegmentIndex, StreamPosition, StreamStore};
 pub use record::{MessageRef, MessageView};
 pub use recovery::{RecoveryReport, SegmentDamage};
 pub use segment::SharedBytes;
+pub use stream::{SegmentIndex, StreamPosition, StreamStore};
 pub use sync::{AppendSeq, SyncBatch};
 
 /// Default segment size: 8 MiB, as LavinMQ.

@@ -192,7 +192,9 @@ impl StreamStore {
     /// next offset when none is).
     pub fn offset_at_time(&self, ts_ms: u64) -> Result<u64, StoreError> {
         let i = self.index.partition_point(|s| s.last_ts_ms < ts_ms);
-        let Some(seg) = self.index.get(i) else { return Ok(self.next_offset) };
+        let Some(seg) = self.index.get(i) else {
+            return Ok(self.next_offset);
+        };
         let mut at = self.store.record_from(seg.segment, SEGMENT_HEADER_BYTES)?;
         let mut offset = seg.first_offset;
         while let Some(pos) = at {

@@ -96,7 +96,11 @@ fn retention_drops_whole_old_segments_and_keeps_offsets_across_restart() {
     assert_eq!(first, removed);
     assert!(s.segments().iter().map(|x| x.bytes).sum::<u64>() <= 400);
     assert!(s.segments().len() < segs && total > 400);
-    assert_eq!(read_from(&s, 0), (first..60).collect::<Vec<_>>(), "a seek before the first starts at it");
+    assert_eq!(
+        read_from(&s, 0),
+        (first..60).collect::<Vec<_>>(),
+        "a seek before the first starts at it"
+    );
     s.close().unwrap();
     let (mut s, _) = StreamStore::open(dir.path(), cfg()).unwrap();
     assert_eq!((s.first_offset(), s.next_offset()), (first, 60));

@@ -23,7 +23,9 @@ impl QueueStore {
     /// The first record of segment `id` at or after `offset` (skipping a hole);
     /// None past its end (or when the segment is gone).
     pub fn record_from(&self, id: SegmentId, offset: u32) -> Result<Option<SegmentPosition>, StoreError> {
-        let Some(meta) = self.segments.get(&id) else { return Ok(None) };
+        let Some(meta) = self.segments.get(&id) else {
+            return Ok(None);
+        };
         let offset = meta.skip_hole(offset.max(SEGMENT_HEADER_BYTES));
         if offset >= meta.end {
             return Ok(None);
@@ -66,7 +68,9 @@ impl QueueStore {
     /// record at a time. The file goes the way of a fully acked segment's (kept
     /// as a spare for reuse, or deleted).
     pub fn drop_oldest_segment(&mut self) -> io::Result<Option<SegmentId>> {
-        let Some((&id, _)) = self.segments.first_key_value() else { return Ok(None) };
+        let Some((&id, _)) = self.segments.first_key_value() else {
+            return Ok(None);
+        };
         if self.writer.as_ref().is_some_and(|w| w.id() == id) {
             return Ok(None);
         }
@@ -85,4 +89,7 @@ impl QueueStore {
     }
 }
 
-const _: () = assert!(RECORD_HEADER_BYTES >= 16, "timestamp_at reads bytes 8..16 of the header");
+const _: () = assert!(
+    RECORD_HEADER_BYTES >= 16,
+    "timestamp_at reads bytes 8..16 of the header"
+);

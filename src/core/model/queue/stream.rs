@@ -262,6 +262,11 @@ impl Queue {
         Some((taken, r))
     }
 
+    /// Readers of the stream (one per consumer).
+    pub fn stream_reader_count(&self) -> usize {
+        self.storage.stream().map_or(0, |s| s.readers.len())
+    }
+
     /// Whether the consumer has messages it has not been sent.
     pub(crate) fn stream_has_more(&mut self, conn: ConnId, channel: u16, tag: &str) -> bool {
         let Some(s) = self.storage.stream_mut() else {
