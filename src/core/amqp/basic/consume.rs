@@ -106,6 +106,14 @@ impl Broker {
                 now_ms,
             )
             .map_err(precondition)?;
+            let filter = crate::core::model::queue::stream::StreamFilter::parse(
+                m.arguments.get("x-stream-filter").map(|v| v.to_owned_value()).as_ref(),
+                m.arguments
+                    .get("x-stream-match-unfiltered")
+                    .map(|v| v.to_owned_value())
+                    .as_ref(),
+            )
+            .map_err(precondition)?;
             if owner != me {
                 return Err(crate::core::amqp::stream::not_for_streams(
                     "consuming from another shard",
@@ -113,7 +121,7 @@ impl Broker {
                     &vname,
                 ));
             }
-            Some(start)
+            Some((start, filter))
         } else {
             None
         };
@@ -150,8 +158,8 @@ impl Broker {
             priority,
             permits: 0,
         });
-        if let Some(start) = stream_start {
-            q.stream_attach(conn_id, channel, tag.clone(), start);
+        if let Some((start, filter)) = stream_start {
+            q.stream_attach(conn_id, channel, tag.clone(), start, filter);
         }
         chan(conn, channel).consumers.insert(
             tag.clone(),

@@ -66,6 +66,61 @@ impl StreamStart {
     }
 }
 
+/// What a consumer asked to be sent of a stream (`x-stream-filter`,
+/// `x-stream-match-unfiltered` on basic.consume; RabbitMQ 3.13's): messages
+/// whose `x-stream-filter-value` header is one of `values`, and those without
+/// one when `match_unfiltered`. Checked per message, exactly: RabbitMQ skips
+/// whole chunks by a Bloom filter and leaves the rest to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamFilter {
+    pub values: Vec<String>,
+    pub match_unfiltered: bool,
+}
+
+/// Filter values per consumer, at most (a limit on everything).
+pub const STREAM_FILTER_VALUES_MAX: usize = 64;
+/// Messages a filtered reader skips per call before it lets the delivery loop
+/// go on (a rare filter over a long stream must not stall the loop turn).
+const FILTER_SKIPS_PER_TAKE_MAX: usize = 4096;
+
+impl StreamFilter {
+    /// From basic.consume's arguments; None without `x-stream-filter`.
+    pub fn parse(filter: Option<&FieldValue>, unfiltered: Option<&FieldValue>) -> Result<Option<Self>, String> {
+        let Some(filter) = filter else { return Ok(None) };
+        let values: Vec<String> = match filter {
+            FieldValue::Array(vs) => vs.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<_>>(),
+            v => v.as_str().map(|s| vec![s.to_owned()]),
+        }
+        .ok_or_else(|| "x-stream-filter must be a string or an array of strings".to_owned())?;
+        if values.len() > STREAM_FILTER_VALUES_MAX {
+            return Err(format!(
+                "x-stream-filter has more than {STREAM_FILTER_VALUES_MAX} values"
+            ));
+        }
+        let match_unfiltered = match unfiltered {
+            None => false,
+            Some(FieldValue::Bool(b)) => *b,
+            Some(_) => return Err("x-stream-match-unfiltered must be a boolean".to_owned()),
+        };
+        Ok(Some(StreamFilter {
+            values,
+            match_unfiltered,
+        }))
+    }
+
+    /// Whether a message with these (encoded) properties passes.
+    fn passes(&self, properties: &[u8]) -> bool {
+        let props = ringmq_codec::BasicProperties::decode(properties).ok();
+        let value = props
+            .and_then(|p| p.headers)
+            .and_then(|h| h.get("x-stream-filter-value"));
+        match value.as_ref().and_then(|v| v.as_str()) {
+            Some(v) => self.values.iter().any(|f| f == v),
+            None => self.match_unfiltered,
+        }
+    }
+}
+
 /// One consumer's place in the stream.
 struct Reader {
     conn: ConnId,
@@ -75,6 +130,7 @@ struct Reader {
     next: u64,
     /// The last message it got, for reading on from there.
     last: Option<StreamPosition>,
+    filter: Option<Box<StreamFilter>>,
 }
 
 /// What a view shows of a stream.
@@ -143,6 +199,26 @@ impl Stream {
         (self.readers.iter_mut()).find(|r| r.conn == conn && r.channel == channel && &*r.tag == tag)
     }
 
+    /// The next message the consumer is to be sent: past what its filter
+    /// refuses (the reader moves over those), up to a bound per call.
+    fn next_for(&mut self, conn: ConnId, channel: u16, tag: &str) -> Result<Option<StreamPosition>, StoreError> {
+        let log = &self.log;
+        let reader = (self.readers.iter_mut()).find(|r| r.conn == conn && r.channel == channel && &*r.tag == tag);
+        let Some(r) = reader else { return Ok(None) };
+        for _ in 0..FILTER_SKIPS_PER_TAKE_MAX {
+            let found = match r.last {
+                Some(at) if at.offset + 1 == r.next => log.after(at)?,
+                _ => log.seek_offset(r.next)?,
+            };
+            let Some(at) = found else { return Ok(None) };
+            match &r.filter {
+                Some(f) if !f.passes(log.read(at.pos)?.properties) => (r.next, r.last) = (at.offset + 1, Some(at)),
+                _ => return Ok(Some(at)),
+            }
+        }
+        Ok(None)
+    }
+
     pub(super) fn forget_readers(&mut self, f: impl Fn(ConnId, u16, &str) -> bool) {
         self.readers.retain(|r| !f(r.conn, r.channel, &r.tag));
     }
@@ -174,7 +250,14 @@ impl Queue {
     }
 
     /// A consumer starts reading the stream at `start`.
-    pub(crate) fn stream_attach(&mut self, conn: ConnId, channel: u16, tag: ShortString, start: StreamStart) {
+    pub(crate) fn stream_attach(
+        &mut self,
+        conn: ConnId,
+        channel: u16,
+        tag: ShortString,
+        start: StreamStart,
+        filter: Option<StreamFilter>,
+    ) {
         let Some(s) = self.storage.stream_mut() else { return };
         let log = &s.log;
         let next = match start {
@@ -193,6 +276,7 @@ impl Queue {
             tag,
             next,
             last: None,
+            filter: filter.map(Box::new),
         });
     }
 
@@ -209,15 +293,7 @@ impl Queue {
     ) -> Option<(TakenAt, R)> {
         let name = &self.name;
         let s = self.storage.stream_mut()?;
-        let (next, last) = {
-            let r = s.reader(conn, channel, tag)?;
-            (r.next, r.last)
-        };
-        let found = match last {
-            Some(at) if at.offset + 1 == next => s.log.after(at),
-            _ => s.log.seek_offset(next),
-        };
-        let at = match found {
+        let at = match s.next_for(conn, channel, tag) {
             Ok(at) => at?,
             Err(e) => {
                 tracing::error!(queue = %name, error = %e, "stream read failed");
@@ -303,5 +379,39 @@ mod tests {
         assert_eq!(p("30m".into()), Ok(StreamStart::Time(10_000_000 - 1_800_000)));
         assert!(p("bogus".into()).is_err());
         assert!(p(FieldValue::Bool(true)).is_err());
+    }
+
+    fn with_filter_value(v: Option<&str>) -> Vec<u8> {
+        let mut headers = ringmq_codec::FieldTable::new();
+        if let Some(v) = v {
+            headers.insert(ringmq_codec::short!("x-stream-filter-value"), v);
+        }
+        headers.insert(ringmq_codec::short!("other"), FieldValue::I32(1));
+        let bytes = headers.to_bytes();
+        let props = ringmq_codec::BasicProperties {
+            headers: Some(ringmq_codec::Table::parse(&bytes).unwrap()),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        props.encode(&mut out);
+        out
+    }
+
+    #[test]
+    fn filters_pass_their_values_and_maybe_the_unfiltered() {
+        let one = StreamFilter::parse(Some(&"a".into()), None).unwrap().unwrap();
+        assert!(one.passes(&with_filter_value(Some("a"))));
+        assert!(!one.passes(&with_filter_value(Some("b"))));
+        assert!(!one.passes(&with_filter_value(None)));
+        let list = FieldValue::Array(vec!["a".into(), "b".into()]);
+        let two = StreamFilter::parse(Some(&list), Some(&FieldValue::Bool(true)))
+            .unwrap()
+            .unwrap();
+        assert!(two.passes(&with_filter_value(Some("b"))));
+        assert!(two.passes(&with_filter_value(None)));
+        assert!(!two.passes(&with_filter_value(Some("c"))));
+        assert_eq!(StreamFilter::parse(None, Some(&FieldValue::Bool(true))), Ok(None));
+        assert!(StreamFilter::parse(Some(&FieldValue::I32(1)), None).is_err());
+        assert!(StreamFilter::parse(Some(&"a".into()), Some(&"yes".into())).is_err());
     }
 }
