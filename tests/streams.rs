@@ -545,3 +545,39 @@ fn filtered_consumers_get_their_values() {
         delete(&ch, &q).await;
     });
 }
+
+/// A policy's `max-length-bytes` and `max-age` are a stream's retention (its
+/// TTLs and lengths are not for streams: a publish still lands). Needs
+/// ringmq's small segments, so not against `RINGMQ_TEST_URI`.
+#[test]
+fn policies_set_a_streams_retention() {
+    let b = Broker::new();
+    if b.skip_external("policies_set_a_streams_retention") {
+        return;
+    }
+    let a = Api::new(b.http_url(), b.user(), b.pass());
+    let q = unique("s-policy");
+    let def = json!({"pattern": format!("^{q}$"), "apply-to": "streams",
+                     "definition": {"max-length-bytes": 2000, "max-length": 1, "message-ttl": 1}});
+    assert!(a.put("/api/policies/%2F/s-retention", def).status < 300);
+    run(async {
+        let conn = connect(&b).await;
+        let ch = confirm_channel(&conn).await;
+        declare_stream(&ch, &q, &[("x-stream-max-segment-size-bytes", AMQPValue::LongInt(500))]).await;
+        for i in 0..40 {
+            let body = format!("m{i}-{}", "x".repeat(150));
+            assert!(publish(&ch, "", &q, body.as_bytes()).await.is_ack());
+        }
+        let (rch, mut c) = reader(&conn, &q, 100, Some(lstr("first"))).await;
+        let d = next(&mut c).await;
+        let first = offset_of(&d);
+        assert!(first > 20, "old segments dropped by the policy's size: first {first}");
+        within("ack", rch.basic_ack(d.delivery_tag, BasicAckOptions::default()))
+            .await
+            .unwrap();
+        let rest = (39 - first) as usize;
+        let got = take(&rch, &mut c, rest).await;
+        assert_eq!(got.last().map(|g| g.0), Some(39), "the newest are all there");
+    });
+    assert_eq!(a.delete("/api/policies/%2F/s-retention").status, 204);
+}

@@ -433,6 +433,9 @@ impl Queue {
         if s.max_length_bytes.is_none() {
             self.tuning.set_ready_body_bytes(0);
         }
+        if let Some(stream) = self.storage.stream_mut() {
+            stream.set_retention(&s);
+        }
         self.tuning.set_settings(s, policy, operator);
         if self.tracks_bytes() && !was_tracking {
             self.recount_body_bytes();

@@ -186,6 +186,13 @@ impl Stream {
         Ok(at)
     }
 
+    /// The retention settings changed (a policy): they apply from the next
+    /// segment roll or stats tick. (A new segment size applies at the next
+    /// open.)
+    pub(super) fn set_retention(&mut self, s: &QueueSettings) {
+        (self.max_bytes, self.max_age_ms) = (s.stream_max_bytes, s.max_age_ms);
+    }
+
     pub(super) fn retain(&mut self, now_ms: u64) {
         if self.max_bytes.is_none() && self.max_age_ms.is_none() {
             return;
