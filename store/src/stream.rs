@@ -224,6 +224,17 @@ impl StreamStore {
         self.store.read(pos)
     }
 
+    /// No reader is in `segment` any more: its mapping goes (mapped again
+    /// when read). See [`QueueStore::release_map`].
+    pub fn release_map(&mut self, segment: SegmentId) {
+        self.store.release_map(segment);
+    }
+
+    /// Segments mapped for reading now.
+    pub fn mapped_segment_count(&self) -> usize {
+        self.store.mapped_segment_count()
+    }
+
     pub fn read_shared(&self, pos: SegmentPosition) -> Result<(MessageView<'_>, SharedBytes), StoreError> {
         self.store.read_shared(pos)
     }

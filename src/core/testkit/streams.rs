@@ -178,3 +178,31 @@ fn retention_by_age_runs_on_the_stats_tick() {
         "all but the segment written"
     );
 }
+
+/// A consumer reading a long stream from the start leaves no mapping behind
+/// in the segments it has passed: what stays mapped is where readers are.
+#[test]
+fn segments_passed_by_every_reader_are_unmapped() {
+    let mut h = Harness::new(23, false, |_| {});
+    let id = h.connect(0, &[CH]);
+    declare(
+        &mut h,
+        id,
+        "s",
+        &[("x-stream-max-segment-size-bytes", FieldValue::I64(128))],
+    );
+    for i in 0..40 {
+        publish(&mut h, id, "s", &format!("m{i}"));
+    }
+    h.sync_all();
+    assert!(info(&h, "s").segments >= 10, "{:?}", info(&h, "s"));
+    consume(&mut h, id, 2, "s", "a", "first".into());
+    consume(&mut h, id, 3, "s", "b", "first".into());
+    assert_eq!(delivered(&mut h, id).len(), 80);
+    h.pump();
+    let mapped = info(&h, "s").mapped_segments;
+    assert!(
+        mapped <= 2,
+        "{mapped} segments still mapped after both readers passed them"
+    );
+}

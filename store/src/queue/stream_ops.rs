@@ -63,6 +63,23 @@ impl QueueStore {
         Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
 
+    /// Segments mapped for reading now (the write segment not counted).
+    pub fn mapped_segment_count(&self) -> usize {
+        self.segments.values().filter(|m| m.map.get().is_some()).count()
+    }
+
+    /// Drops the read mapping of segment `id` (not the one being written):
+    /// its pages leave this process's RSS; a send still holding a
+    /// [`crate::SharedBytes`] of it keeps that mapping alive until done.
+    pub fn release_map(&mut self, id: SegmentId) {
+        if self.writer.as_ref().is_some_and(|w| w.id() == id) {
+            return;
+        }
+        if let Some(meta) = self.segments.get_mut(&id) {
+            meta.map.take();
+        }
+    }
+
     /// Removes the oldest segment with its records, unless it is the one being
     /// written; returns it. The stream's retention: whole segments, never a
     /// record at a time. The file goes the way of a fully acked segment's (kept

@@ -143,6 +143,8 @@ pub struct StreamInfo {
     pub bytes: u64,
     pub first_ts_ms: Option<u64>,
     pub last_ts_ms: Option<u64>,
+    /// Segments mapped for reading (readers in them, or just seeked).
+    pub mapped_segments: usize,
 }
 
 /// A stream queue's messages (`QueueStorage::Stream`).
@@ -227,7 +229,30 @@ impl Stream {
     }
 
     pub(super) fn forget_readers(&mut self, f: impl Fn(ConnId, u16, &str) -> bool) {
-        self.readers.retain(|r| !f(r.conn, r.channel, &r.tag));
+        let mut left = Vec::new();
+        self.readers.retain(|r| {
+            let stays = !f(r.conn, r.channel, &r.tag);
+            if !stays {
+                left.extend(r.last.map(|l| l.pos.segment));
+            }
+            stays
+        });
+        for segment in left {
+            self.release_unread(segment);
+        }
+    }
+
+    /// A reader left `segment`: when no other reads in it, its mapping goes
+    /// (a stream read from the start must not keep every segment it passed
+    /// mapped; the page cache keeps the pages for the next reader).
+    fn release_unread(&mut self, segment: ringmq_store::SegmentId) {
+        if !self
+            .readers
+            .iter()
+            .any(|r| r.last.is_some_and(|l| l.pos.segment == segment))
+        {
+            self.log.release_map(segment);
+        }
     }
 
     pub(super) fn info(&self) -> StreamInfo {
@@ -240,6 +265,7 @@ impl Stream {
             bytes: segs.iter().map(|s| s.bytes).sum(),
             first_ts_ms: segs.front().map(|s| s.first_ts_ms),
             last_ts_ms: segs.back().map(|s| s.last_ts_ms),
+            mapped_segments: self.log.mapped_segment_count(),
         }
     }
 }
@@ -337,7 +363,11 @@ impl Queue {
             }
         };
         let reader = s.reader(conn, channel, tag).expect("found above");
+        let left = reader.last.map(|l| l.pos.segment).filter(|&l| l != at.pos.segment);
         (reader.next, reader.last) = (at.offset + 1, Some(at));
+        if let Some(left) = left {
+            s.release_unread(left);
+        }
         let taken = TakenAt {
             pos: at.pos,
             redelivered: false,
