@@ -31,7 +31,7 @@
 //! # Operations without a meaning for some kinds
 //!
 //! Facts about RabbitMQ's other queue kinds that the queue interface has to
-//! accommodate when they come:
+//! accommodate (streams are here, `stream.rs`; replicated queues to come):
 //!
 //! - A stream (`x-queue-type: stream`) is an append-only log read from an offset
 //!   per consumer: an ack does not remove a message (messages go by retention,
