@@ -199,6 +199,7 @@ fn consumers_start_at_every_kind_of_offset() {
         let (fch, mut future) = reader(&conn, &q, 100, Some(AMQPValue::Timestamp(now + 3600))).await;
         let (nch, mut next_c) = reader(&conn, &q, 100, Some(lstr("next"))).await;
         let (dch, mut default) = reader(&conn, &q, 100, None).await;
+        let (ach, mut ahead) = reader(&conn, &q, 100, Some(AMQPValue::LongLongInt(11))).await;
         assert_quiet(&mut next_c).await;
         assert_quiet(&mut default).await;
         assert_quiet(&mut future).await;
@@ -206,6 +207,11 @@ fn consumers_start_at_every_kind_of_offset() {
         assert_eq!(take(&nch, &mut next_c, 2).await, numbered(10..12));
         assert_eq!(take(&dch, &mut default, 2).await, numbered(10..12));
         assert_eq!(take(&fch, &mut future, 2).await, numbered(10..12));
+        assert_eq!(
+            take(&ach, &mut ahead, 1).await,
+            numbered(11..12),
+            "an offset ahead waits for it"
+        );
         assert_eq!(take(&lch, &mut last, 2).await, numbered(10..12), "readers go on");
         delete(&pub_ch, &q).await;
     });
