@@ -470,7 +470,9 @@ impl Queue {
         }
     }
 
-    /// Appends a message (ready, at the tail).
+    /// Appends a message (ready, at the tail). Inlined into the publish path
+    /// (with the stream arm it stopped being: ~30 instructions a message).
+    #[inline(always)]
     pub fn append(&mut self, msg: MessageRef<'_>, priority: u8) -> Result<SegmentPosition, StoreError> {
         let n = msg.body.len() as u64;
         if !self.is_store_open() {
