@@ -587,3 +587,32 @@ fn policies_set_a_streams_retention() {
     });
     assert_eq!(a.delete("/api/policies/%2F/s-retention").status, 204);
 }
+
+/// Bodies larger than a frame (sent from the segment mapping) arrive whole,
+/// to two readers.
+#[test]
+fn large_bodies_are_read_whole() {
+    let b = Broker::new();
+    run(async {
+        let conn = connect(&b).await;
+        let ch = confirm_channel(&conn).await;
+        let q = unique("s-large");
+        declare_stream(&ch, &q, &[]).await;
+        let bodies: Vec<Vec<u8>> = (0..3u8).map(|i| vec![b'a' + i; 300_000 + usize::from(i)]).collect();
+        for body in &bodies {
+            assert!(publish(&ch, "", &q, body).await.is_ack());
+        }
+        for _ in 0..2 {
+            let (rch, mut c) = reader(&conn, &q, 10, Some(lstr("first"))).await;
+            for (i, want) in bodies.iter().enumerate() {
+                let d = next(&mut c).await;
+                assert_eq!((offset_of(&d), d.data.len()), (i as i64, want.len()));
+                assert!(d.data == *want, "body {i}");
+                within("ack", rch.basic_ack(d.delivery_tag, BasicAckOptions::default()))
+                    .await
+                    .unwrap();
+            }
+        }
+        delete(&ch, &q).await;
+    });
+}
