@@ -272,10 +272,12 @@ impl Stream {
 }
 
 impl Queue {
-    /// Whether this is a stream (`x-queue-type: stream`).
+    /// Whether this is a stream (`x-queue-type: stream`): by its settings,
+    /// so that another shard's copy of a stream (which has no log) says so
+    /// too, and refuses what the owner would.
     #[inline]
     pub fn is_stream(&self) -> bool {
-        self.storage.stream().is_some()
+        self.settings().kind == crate::core::model::queue::args::QueueType::Stream
     }
 
     /// The stream's offsets, size and times, for views; None for other kinds.
