@@ -616,3 +616,74 @@ fn large_bodies_are_read_whole() {
         delete(&ch, &q).await;
     });
 }
+
+/// Server-side offset tracking (LavinMQ's): a consumer that names itself and
+/// asks for it (`x-stream-automatic-offset-tracking`, or `x-stream-offset`
+/// null) resumes after the last offset it acked, across a restart. Not in
+/// RabbitMQ 3.10 (its AMQP consumers have no tracking).
+#[test]
+fn tracked_consumers_resume_after_their_last_ack() {
+    let mut b = Broker::new();
+    if b.skip_external("tracked_consumers_resume_after_their_last_ack") {
+        return;
+    }
+    let q = unique("s-track");
+    let tracked = |ch: Channel, tag: &'static str, offset: AMQPValue| {
+        let q = q.clone();
+        async move {
+            within("qos", ch.basic_qos(100, BasicQosOptions::default()))
+                .await
+                .unwrap();
+            let args = table(&[
+                ("x-stream-offset", offset),
+                ("x-stream-automatic-offset-tracking", AMQPValue::Boolean(true)),
+            ]);
+            let c = ch.basic_consume(q.as_str().into(), tag.into(), BasicConsumeOptions::default(), args);
+            let c = within("consume", c).await.expect("basic.consume");
+            (ch, c)
+        }
+    };
+    run(async {
+        let conn = connect(&b).await;
+        let ch = confirm_channel(&conn).await;
+        declare_stream(&ch, &q, &[]).await;
+        publish_all(&ch, &q, bodies_of(0..10)).await;
+        let (tch, mut t) = tracked(channel(&conn).await, "trk", lstr("first")).await;
+        assert_eq!(take(&tch, &mut t, 4).await, numbered(0..4));
+        // Delivered, not acked: not counted.
+        let _unacked = next(&mut t).await;
+        drop(tch);
+        let (tch, mut t) = tracked(channel(&conn).await, "trk", lstr("first")).await;
+        assert_eq!(
+            take(&tch, &mut t, 3).await,
+            numbered(4..7),
+            "resumed after the last ack"
+        );
+        let nch = channel(&conn).await;
+        within("qos", nch.basic_qos(100, BasicQosOptions::default()))
+            .await
+            .unwrap();
+        let args = table(&[("x-stream-offset", AMQPValue::Void)]);
+        let c = nch.basic_consume(q.as_str().into(), "nul".into(), BasicConsumeOptions::default(), args);
+        let mut n = within("consume", c).await.unwrap();
+        assert_eq!(
+            take(&nch, &mut n, 2).await,
+            numbered(0..2),
+            "null: from the start the first time"
+        );
+    });
+    b.restart();
+    run(async {
+        let conn = connect(&b).await;
+        let (tch, mut t) = tracked(channel(&conn).await, "trk", lstr("first")).await;
+        assert_eq!(take(&tch, &mut t, 3).await, numbered(7..10), "and after a restart");
+        let nch = channel(&conn).await;
+        within("qos", nch.basic_qos(100, BasicQosOptions::default()))
+            .await
+            .unwrap();
+        let args = table(&[("x-stream-offset", AMQPValue::Void)]);
+        let c = nch.basic_consume(q.as_str().into(), "nul".into(), BasicConsumeOptions::default(), args);
+        let mut n = within("consume", c).await.unwrap();
+        assert_eq!(take(&nch, &mut n, 8).await, numbered(2..10));
+    });
+}

@@ -90,6 +90,7 @@ pub mod recovery;
 mod resync;
 pub mod running;
 pub mod stream;
+pub mod stream_offsets;
 // The mmap layer: each `unsafe` block has a `// SAFETY:` comment.
 #[allow(unsafe_code)]
 mod segment;

@@ -71,6 +71,8 @@ pub struct StreamStore {
     /// was taken: the start of the newest "chunk" (RabbitMQ's `last`).
     chunk_start: u64,
     chunk_open: bool,
+    /// Server-side offset tracking (`stream_offsets`).
+    tracked: crate::stream_offsets::TrackedOffsets,
 }
 
 impl StreamStore {
@@ -85,6 +87,7 @@ impl StreamStore {
             next_offset: 0,
             chunk_start: 0,
             chunk_open: false,
+            tracked: crate::stream_offsets::TrackedOffsets::open(dir)?,
         };
         if let Some(base) = &base {
             // A crash between writing the base and removing the segments below it.
@@ -165,6 +168,16 @@ impl StreamStore {
     /// after a restart, the newest message.
     pub fn last_chunk_offset(&self) -> u64 {
         self.chunk_start.max(self.first_offset())
+    }
+
+    /// The last offset consumer `tag` acked (server-side offset tracking).
+    pub fn tracked_offset(&self, tag: &str) -> Option<u64> {
+        self.tracked.get(tag)
+    }
+
+    /// Consumer `tag` acked `offset`.
+    pub fn track(&mut self, tag: &str, offset: u64) -> io::Result<()> {
+        self.tracked.set(tag, offset)
     }
 
     /// The index, oldest segment first.

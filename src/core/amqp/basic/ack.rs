@@ -1,7 +1,7 @@
 //! basic.ack, basic.nack, basic.reject and basic.recover: settling deliveries
 //! by tag.
 
-use crate::core::model::ids::VhostName;
+use crate::core::model::ids::{ConnId, VhostName};
 use ringmq_codec::{encode_method, BasicRecoverOk, Method, ReplyCode};
 
 use crate::core::amqp::broker::Broker;
@@ -79,7 +79,7 @@ impl Broker {
         }
         self.settle_remote(&vhost_name, &mut taken, how);
         match how {
-            SettleHow::Ack | SettleHow::Delivered => self.ack_taken(&vhost_name, &taken),
+            SettleHow::Ack | SettleHow::Delivered => self.ack_taken(&vhost_name, (conn.id, channel), &taken),
             SettleHow::Discard => {
                 for (_, u) in taken {
                     self.model
@@ -112,7 +112,9 @@ impl Broker {
     /// Acks taken deliveries: a `multiple` ack names many, mostly of one queue,
     /// so each run of one queue's deliveries costs one queue lookup, one ack
     /// flush listing and one delivery wake-up, not one per message.
-    fn ack_taken(&mut self, vhost_name: &VhostName, taken: &[(u64, Unacked)]) {
+    /// A stream's acks move its tracking consumers' offsets (`channel`: whose
+    /// acks they are).
+    fn ack_taken(&mut self, vhost_name: &VhostName, channel: (ConnId, u16), taken: &[(u64, Unacked)]) {
         let now_ms = self.model.now_ms;
         let Some(vhost) = self.model.vhosts.get_mut(vhost_name) else {
             return;
@@ -122,6 +124,12 @@ impl Broker {
             let Some(q) = vhost.queues.get_mut(&id).map(|q| &mut **q) else {
                 continue;
             };
+            if q.is_stream() {
+                for (_, u) in run.iter().filter(|(_, u)| u.consumer.is_some()) {
+                    let tag = u.consumer.as_deref().expect("filtered");
+                    q.stream_acked(channel.0, channel.1, tag, u.position);
+                }
+            }
             for (_, u) in run {
                 q.ack_delivered(u.position);
             }

@@ -114,6 +114,13 @@ impl Broker {
                     .as_ref(),
             )
             .map_err(precondition)?;
+            let track = crate::core::model::queue::stream::tracks_offset(
+                m.arguments.get("x-stream-offset").map(|v| v.to_owned_value()).as_ref(),
+                m.arguments
+                    .get("x-stream-automatic-offset-tracking")
+                    .map(|v| v.to_owned_value())
+                    .as_ref(),
+            );
             if owner != me {
                 return Err(crate::core::amqp::stream::not_for_streams(
                     "consuming from another shard",
@@ -121,7 +128,7 @@ impl Broker {
                     &vname,
                 ));
             }
-            Some((start, filter))
+            Some((start, filter, track))
         } else {
             None
         };
@@ -158,8 +165,8 @@ impl Broker {
             priority,
             permits: 0,
         });
-        if let Some((start, filter)) = stream_start {
-            q.stream_attach(conn_id, channel, tag.clone(), start, filter);
+        if let Some((start, filter, track)) = stream_start {
+            q.stream_attach(conn_id, channel, tag.clone(), start, filter, track);
         }
         chan(conn, channel).consumers.insert(
             tag.clone(),

@@ -43,6 +43,11 @@ impl StreamStart {
     /// (`1h`, `30m`, `7D`: `x-max-age`'s units). Absent: `next`.
     pub fn parse(v: Option<&FieldValue>, now_ms: u64) -> Result<Self, String> {
         let Some(v) = v else { return Ok(StreamStart::Next) };
+        if let FieldValue::Void = v {
+            // LavinMQ's "track my offset" (see `tracks_offset`): from the start
+            // the first time.
+            return Ok(StreamStart::First);
+        }
         if let FieldValue::Timestamp(secs) = v {
             return Ok(StreamStart::Time(secs.saturating_mul(1000)));
         }
@@ -121,6 +126,13 @@ impl StreamFilter {
     }
 }
 
+/// Whether a consumer asks for server-side offset tracking (LavinMQ's):
+/// `x-stream-offset` null, or `x-stream-automatic-offset-tracking` true. Its
+/// consumer tag names it; it resumes after the last offset it acked.
+pub fn tracks_offset(offset: Option<&FieldValue>, automatic: Option<&FieldValue>) -> bool {
+    matches!(offset, Some(FieldValue::Void)) || matches!(automatic, Some(FieldValue::Bool(true)))
+}
+
 /// One consumer's place in the stream.
 struct Reader {
     conn: ConnId,
@@ -131,6 +143,9 @@ struct Reader {
     /// The last message it got, for reading on from there.
     last: Option<StreamPosition>,
     filter: Option<Box<StreamFilter>>,
+    /// Offset tracking: the deliveries not yet acked, with their offsets
+    /// (bounded by the consumer's prefetch); None when not tracked.
+    tracked: Option<Box<std::collections::VecDeque<(ringmq_store::SegmentPosition, u64)>>>,
 }
 
 /// What a view shows of a stream.
@@ -293,9 +308,12 @@ impl Queue {
         tag: ShortString,
         start: StreamStart,
         filter: Option<StreamFilter>,
+        track: bool,
     ) {
         let Some(s) = self.storage.stream_mut() else { return };
         let log = &s.log;
+        let resume = track.then(|| log.tracked_offset(&tag)).flatten();
+        let start = resume.map_or(start, |o| StreamStart::Offset(o + 1));
         let next = match start {
             StreamStart::First => log.first_offset(),
             StreamStart::Last => log.last_chunk_offset(),
@@ -314,6 +332,7 @@ impl Queue {
             next,
             last: None,
             filter: filter.map(Box::new),
+            tracked: track.then(Box::default),
         });
     }
 
@@ -367,6 +386,9 @@ impl Queue {
             }
         };
         let reader = s.reader(conn, channel, tag).expect("found above");
+        if let Some(t) = reader.tracked.as_mut() {
+            t.push_back((at.pos, at.offset));
+        }
         let left = reader.last.map(|l| l.pos.segment).filter(|&l| l != at.pos.segment);
         (reader.next, reader.last) = (at.offset + 1, Some(at));
         if let Some(left) = left {
@@ -377,6 +399,22 @@ impl Queue {
             redelivered: false,
         };
         Some((taken, r))
+    }
+
+    /// Consumer `tag` acked the delivery at `pos`: a tracking consumer's
+    /// offset moves to it (persisted, see `ringmq_store::stream_offsets`).
+    pub(crate) fn stream_acked(&mut self, conn: ConnId, channel: u16, tag: &str, pos: ringmq_store::SegmentPosition) {
+        let name = &self.name;
+        let Some(s) = self.storage.stream_mut() else { return };
+        let Some(r) = s.reader(conn, channel, tag) else { return };
+        let Some(t) = r.tracked.as_mut() else { return };
+        let Some(i) = t.iter().position(|(p, _)| *p == pos) else {
+            return;
+        };
+        let (_, offset) = t.remove(i).expect("found");
+        if let Err(e) = s.log.track(tag, offset) {
+            tracing::warn!(queue = %name, error = %e, "cannot write a tracked stream offset");
+        }
     }
 
     /// Readers of the stream (one per consumer).
