@@ -145,7 +145,7 @@ struct Reader {
     filter: Option<Box<StreamFilter>>,
     /// Offset tracking: the deliveries not yet acked, with their offsets
     /// (bounded by the consumer's prefetch); None when not tracked.
-    tracked: Option<Box<std::collections::VecDeque<(ringmq_store::SegmentPosition, u64)>>>,
+    tracked: Option<std::collections::VecDeque<(ringmq_store::SegmentPosition, u64)>>,
 }
 
 /// What a view shows of a stream.
@@ -332,7 +332,7 @@ impl Queue {
             next,
             last: None,
             filter: filter.map(Box::new),
-            tracked: track.then(Box::default),
+            tracked: track.then(Default::default),
         });
     }
 
