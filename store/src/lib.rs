@@ -89,6 +89,8 @@ pub mod record;
 pub mod recovery;
 mod resync;
 pub mod running;
+pub mod stream;
+pub mod stream_offsets;
 // The mmap layer: each `unsafe` block has a `// SAFETY:` comment.
 #[allow(unsafe_code)]
 mod segment;
@@ -104,6 +106,7 @@ pub use queue::QueueStore;
 pub use record::{MessageRef, MessageView};
 pub use recovery::{RecoveryReport, SegmentDamage};
 pub use segment::SharedBytes;
+pub use stream::{SegmentIndex, StreamPosition, StreamStore};
 pub use sync::{AppendSeq, SyncBatch};
 
 /// Default segment size: 8 MiB, as LavinMQ.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real clients the integration tests do not use, against a running broker:
-# Debian's amqp-tools (C), aio-pika (Python asyncio), a Celery worker (kombu)
+# Debian's amqp-tools (C), aio-pika (Python asyncio), a Celery worker (kombu),
+# pika on stream queues
 # and, given the management API's URL, RabbitMQ's rabbitmqadmin and headless
 # Chromium speaking AMQP over WebSocket on the API's port (browser_ws_check.sh);
 # given an AMQPS URL and the CA that signed the broker's certificate, pika over TLS.
@@ -44,6 +45,7 @@ run() {
 run amqp-tools bash "$here/amqp_tools.sh" "$url"
 run aio-pika "$venv/bin/python" "$here/aio_pika_check.py" "$url"
 run celery "$venv/bin/python" "$here/celery_check.py" "$url"
+run "pika (streams)" "$venv/bin/python" "$here/pika_streams_check.py" "$url"
 if [ -n "$http" ]; then
   run rabbitmqadmin bash "$here/rabbitmqadmin.sh" "$url" "$http"
   run "chromium (AMQP over WebSocket)" bash "$here/browser_ws_check.sh" "$http"

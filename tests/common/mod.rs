@@ -10,6 +10,7 @@ pub mod haproxy;
 pub mod http;
 pub mod load;
 pub mod raw;
+pub mod streams;
 pub mod tls;
 
 use std::future::Future;

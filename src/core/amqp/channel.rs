@@ -202,7 +202,10 @@ impl Channel {
     /// Whether a delivery to this consumer is allowed now by prefetch and flow,
     /// and if so, counts it against the consumer's prefetch (a delivery follows
     /// at once; [`Self::uncount_delivery`] takes it back if none does). One
-    /// consumer lookup for both.
+    /// consumer lookup for both. Inlined into the classic delivery loop: with
+    /// the stream's loop as a second caller the compiler made it a call (28
+    /// instructions a message, benches/callgrind.sh).
+    #[inline(always)]
     pub fn count_delivery(&mut self, consumer_tag: &str) -> bool {
         if !self.flow_active || self.state != ChannelState::Open {
             return false;

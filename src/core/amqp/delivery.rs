@@ -45,6 +45,12 @@ impl Broker {
             let Some(q) = vhost.queues.get_mut(&qid).map(|q| &mut **q) else {
                 continue;
             };
+            if q.is_stream() {
+                if crate::core::amqp::stream::deliver_stream(q, qid, &mut self.conns, &mut self.dirty) {
+                    again.push((vname.clone(), qid));
+                }
+                continue;
+            }
             let conns = &mut self.conns;
             let mut budget = DELIVERIES_PER_QUEUE_TURN_MAX;
             while q.ready_count() > 0 && q.consumer_count() > 0 && !q.is_paused() {

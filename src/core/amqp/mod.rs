@@ -17,6 +17,7 @@
 //! | `topic_access` | topic permissions checked for the connection's user: 403 on refusal |
 //! | `delivery` | queue → consumer delivery, releasing closed channels |
 //! | `direct_reply` | `amq.rabbitmq.reply-to` |
+//! | `stream` | stream queues: what they refuse, delivery from each consumer's offset |
 //! | `remote` | a method on another shard's queue: the connection parked until the owner answers |
 //! | `remote_consume` | consumers on another shard's queue: deliveries, cancels |
 //! | `remote_permits` | what such a consumer may be sent: its prefetch, its channel's, a window, its output |
@@ -43,5 +44,6 @@ pub(in crate::core) mod queue;
 pub(in crate::core) mod remote;
 pub(in crate::core) mod remote_consume;
 pub(in crate::core) mod remote_permits;
+pub(in crate::core) mod stream;
 pub(in crate::core) mod topic_access;
 pub mod unacked;

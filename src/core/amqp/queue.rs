@@ -149,7 +149,11 @@ impl Broker {
                     }
                 }
             }
-            let counts = (q.message_count(), q.consumer_count());
+            // A stream counts what it holds (RabbitMQ's, a moment late).
+            let messages = q
+                .stream_info()
+                .map_or(q.message_count(), |i| u32::try_from(i.messages).unwrap_or(u32::MAX));
+            let counts = (messages, q.consumer_count());
             let owner = q.owner();
             let vhost_name = conn.vhost.clone().expect("open");
             if owner != self.model.shards.me {
@@ -309,6 +313,13 @@ impl Broker {
         let me = self.model.shards.me;
         let vhost = self.vhost_of(conn);
         let q = vhost.queues.get_mut(&id).expect("resolved queue");
+        if q.is_stream() {
+            return Err(crate::core::amqp::stream::not_for_streams(
+                "queue.purge",
+                &qname,
+                &vhost.name,
+            ));
+        }
         let owner = q.owner();
         if owner != me {
             let vname = conn.vhost.clone().expect("open");

@@ -42,6 +42,7 @@ impl Broker {
             let (mut ready, mut unacked) = (0u64, 0u64);
             for q in vhost.queues.values_mut() {
                 q.tick_stats(interval_ms);
+                q.retain_stream(now_ms);
                 let (r, u) = (q.ready_count(), q.unacked_count());
                 ready += r;
                 unacked += u;

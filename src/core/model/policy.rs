@@ -69,7 +69,8 @@ impl ApplyTo {
             ApplyTo::All | ApplyTo::Queues => true,
             ApplyTo::ClassicQueues => kind == QueueType::Classic,
             ApplyTo::QuorumQueues => kind == QueueType::Quorum,
-            ApplyTo::Exchanges | ApplyTo::Streams => false,
+            ApplyTo::Streams => kind == QueueType::Stream,
+            ApplyTo::Exchanges => false,
         }
     }
 
@@ -112,6 +113,9 @@ pub struct QueuePolicy {
     pub dead_letter_exchange: Option<ShortString>,
     pub dead_letter_routing_key: Option<ShortString>,
     pub dead_letter_strategy: Option<DeadLetterStrategy>,
+    /// Streams: `max-age` and `stream-max-segment-size-bytes`.
+    pub max_age_ms: Option<u64>,
+    pub stream_segment_bytes: Option<u64>,
 }
 
 /// A validated policy with its compiled pattern (built by `Policy::compile`).
@@ -213,6 +217,18 @@ pub fn effective(
     operator: Option<&QueuePolicy>,
 ) -> QueueSettings {
     let mut s = from_args.clone();
+    if s.kind == QueueType::Stream {
+        // A stream takes its retention from policies, nothing else: RabbitMQ
+        // ignores the rest (TTLs, lengths, dead-lettering) for streams.
+        for p in [policy, operator].into_iter().flatten() {
+            s.stream_max_bytes = min_opt(s.stream_max_bytes, p.max_length_bytes);
+        }
+        if let Some(p) = policy {
+            s.max_age_ms = s.max_age_ms.or(p.max_age_ms);
+            s.stream_segment_bytes = s.stream_segment_bytes.or(p.stream_segment_bytes);
+        }
+        return s;
+    }
     for p in [policy, operator].into_iter().flatten() {
         s.message_ttl_ms = min_opt(s.message_ttl_ms, p.message_ttl_ms);
         s.expires_ms = min_opt(s.expires_ms, p.expires_ms);

@@ -353,7 +353,13 @@ impl VHost {
         };
         // The store is opened now only if there is one to recover: a queue that
         // never stored a message has no store until its first (issue 18).
-        let storage = if recover && ringmq_store::layout::holds_store_files(&dir)? {
+        let settings = crate::core::model::queue::args::parse(&arguments, name, &self.name).unwrap_or_default();
+        let storage = if settings.kind == crate::core::model::queue::args::QueueType::Stream && local {
+            // A stream's log is opened at declare: its index and offsets are
+            // the queue's state, not something its first message brings.
+            let s = crate::core::model::queue::stream::Stream::open(&dir, self.store_config, &settings)?;
+            crate::core::model::queue::QueueStorage::Stream(Box::new(s))
+        } else if recover && ringmq_store::layout::holds_store_files(&dir)? {
             crate::core::model::queue::QueueStorage::Classic(self.recover_store(&dir, name, &arguments)?)
         } else {
             crate::core::model::queue::QueueStorage::Classic(LeveledStore::unopened())

@@ -226,6 +226,7 @@ impl Policy {
                         "max-length-bytes" => q.max_length_bytes = n,
                         "delivery-limit" => q.delivery_limit = n,
                         "consumer-timeout" => q.consumer_timeout_ms = n,
+                        "stream-max-segment-size-bytes" => q.stream_segment_bytes = n,
                         _ => {}
                     }
                 }
@@ -275,6 +276,7 @@ impl Policy {
                     if !v.as_str().is_some_and(valid_max_age) {
                         return Err(failed(format!("{} is not a valid max age", erl(v))));
                     }
+                    q.max_age_ms = v.as_str().and_then(crate::core::model::queue::args::parse_max_age);
                 }
                 KeyKind::AnyValue => {}
             }

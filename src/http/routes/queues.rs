@@ -85,6 +85,17 @@ impl Item for QueueItem<'_> {
             "head_message_timestamp": Value::Null,
             "message_stats": message_stats(q.stats(), QUEUE_FIELDS),
         });
+        if let Some(s) = q.stream() {
+            // ringmq's own: what the log holds (RabbitMQ shows none of it).
+            v["stream"] = json!({
+                "first_offset": s.first_offset,
+                "last_offset": s.next_offset.checked_sub(1).filter(|_| s.messages > 0),
+                "segments": s.segments,
+                "bytes": s.bytes,
+                "first_timestamp": s.first_ts_ms,
+                "last_timestamp": s.last_ts_ms,
+            });
+        }
         if q.stats().c == Default::default() {
             // RabbitMQ leaves message_stats out until something happened.
             v.as_object_mut().expect("object").remove("message_stats");

@@ -1,7 +1,7 @@
 //! basic.ack, basic.nack, basic.reject and basic.recover: settling deliveries
 //! by tag.
 
-use crate::core::model::ids::VhostName;
+use crate::core::model::ids::{ConnId, VhostName};
 use ringmq_codec::{encode_method, BasicRecoverOk, Method, ReplyCode};
 
 use crate::core::amqp::broker::Broker;
@@ -68,9 +68,18 @@ impl Broker {
             ch.stats.c.ack += taken.len() as u64;
         }
         let vhost_name = conn.vhost.clone().expect("open");
+        if how != SettleHow::Ack {
+            if let Some(q) = self.stream_among(&vhost_name, &taken) {
+                return Err(crate::core::amqp::stream::not_for_streams(
+                    "basic.nack and basic.reject",
+                    &q,
+                    &vhost_name,
+                ));
+            }
+        }
         self.settle_remote(&vhost_name, &mut taken, how);
         match how {
-            SettleHow::Ack | SettleHow::Delivered => self.ack_taken(&vhost_name, &taken),
+            SettleHow::Ack | SettleHow::Delivered => self.ack_taken(&vhost_name, (conn.id, channel), &taken),
             SettleHow::Discard => {
                 for (_, u) in taken {
                     self.model
@@ -90,10 +99,22 @@ impl Broker {
         Ok(())
     }
 
+    /// The name of a stream some of the deliveries came from: a stream keeps
+    /// every message, so they cannot be requeued or discarded (RabbitMQ 3.10).
+    fn stream_among(&self, vhost_name: &VhostName, taken: &[(u64, Unacked)]) -> Option<String> {
+        let vhost = self.model.vhosts.get(vhost_name)?;
+        taken.iter().find_map(|(_, u)| {
+            let q = vhost.queues.get(&u.queue)?;
+            q.is_stream().then(|| q.name().to_string())
+        })
+    }
+
     /// Acks taken deliveries: a `multiple` ack names many, mostly of one queue,
     /// so each run of one queue's deliveries costs one queue lookup, one ack
     /// flush listing and one delivery wake-up, not one per message.
-    fn ack_taken(&mut self, vhost_name: &VhostName, taken: &[(u64, Unacked)]) {
+    /// A stream's acks move its tracking consumers' offsets (`channel`: whose
+    /// acks they are).
+    fn ack_taken(&mut self, vhost_name: &VhostName, channel: (ConnId, u16), taken: &[(u64, Unacked)]) {
         let now_ms = self.model.now_ms;
         let Some(vhost) = self.model.vhosts.get_mut(vhost_name) else {
             return;
@@ -103,6 +124,12 @@ impl Broker {
             let Some(q) = vhost.queues.get_mut(&id).map(|q| &mut **q) else {
                 continue;
             };
+            if q.is_stream() {
+                for (_, u) in run.iter().filter(|(_, u)| u.consumer.is_some()) {
+                    let tag = u.consumer.as_deref().expect("filtered");
+                    q.stream_acked(channel.0, channel.1, tag, u.position);
+                }
+            }
             for (_, u) in run {
                 q.ack_delivered(u.position);
             }

@@ -94,10 +94,46 @@ impl Broker {
         let prefetch = ch.consumer_prefetch;
         let conn_id = conn.id;
         let me = self.model.shards.me;
+        let now_ms = self.model.now_ms;
         let vhost = self.vhost_of(conn);
         let vname = vhost.name.clone();
         let q = vhost.queues.get_mut(&qid).expect("resolved queue");
         let owner = q.owner();
+        let stream_start = if q.is_stream() {
+            crate::core::amqp::stream::check_consume(m.no_ack, prefetch, &qname, &vname)?;
+            let start = crate::core::model::queue::stream::StreamStart::parse(
+                m.arguments.get("x-stream-offset").map(|v| v.to_owned_value()).as_ref(),
+                now_ms,
+            )
+            .map_err(precondition)?;
+            let filter = crate::core::model::queue::stream::StreamFilter::parse(
+                m.arguments.get("x-stream-filter").map(|v| v.to_owned_value()).as_ref(),
+                m.arguments
+                    .get("x-stream-match-unfiltered")
+                    .map(|v| v.to_owned_value())
+                    .as_ref(),
+            )
+            .map_err(precondition)?;
+            let track = crate::core::model::queue::stream::tracks_offset(
+                m.arguments.get("x-stream-offset").map(|v| v.to_owned_value()).as_ref(),
+                m.arguments
+                    .get("x-stream-automatic-offset-tracking")
+                    .map(|v| v.to_owned_value())
+                    .as_ref(),
+            );
+            if owner != me {
+                return Err(crate::core::amqp::stream::not_for_streams(
+                    "consuming from another shard",
+                    &qname,
+                    &vname,
+                ));
+            }
+            Some((start, filter, track))
+        } else {
+            None
+        };
+        let vhost = self.vhost_of(conn);
+        let q = vhost.queues.get_mut(&qid).expect("resolved queue");
         if owner != me {
             // The owner adds it, and decides an exclusive consumer's claim.
             let p = PendingConsume {
@@ -129,6 +165,9 @@ impl Broker {
             priority,
             permits: 0,
         });
+        if let Some((start, filter, track)) = stream_start {
+            q.stream_attach(conn_id, channel, tag.clone(), start, filter, track);
+        }
         chan(conn, channel).consumers.insert(
             tag.clone(),
             ChannelConsumer {

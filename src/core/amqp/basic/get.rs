@@ -21,7 +21,15 @@ impl Broker {
         let (qid, qname) = self.resolve_queue(conn, channel, m.queue)?;
         check_access(conn, Access::Read, "queue", &qname)?;
         let vhost_name = conn.vhost.clone().expect("open");
-        let owner = self.model.vhosts[&vhost_name].queues[&qid].owner();
+        let q = &self.model.vhosts[&vhost_name].queues[&qid];
+        if q.is_stream() {
+            return Err(crate::core::amqp::stream::not_for_streams(
+                "basic.get",
+                &qname,
+                &vhost_name,
+            ));
+        }
+        let owner = q.owner();
         if owner != self.model.shards.me {
             // The message is the owner's to take (`amqp::remote`).
             let what = AskWhat::Get { no_ack: m.no_ack };

@@ -197,12 +197,6 @@ pub(crate) fn validate(
         let vhost = pick(&plan, &what, q.vhost.take())?;
         check_name(&what, "queue", &q.name)?;
         let args = table_from_json(&q.arguments).map_err(|e| bad(what.clone(), e))?;
-        if args.get("x-queue-type").and_then(|t| t.as_str()) == Some("stream") {
-            // Until streams exist: the rest of a RabbitMQ export still imports,
-            // and the answer names what did not (see `refuse_skipped_streams`).
-            plan.skipped_streams.push((vhost, q.name));
-            continue;
-        }
         let settings =
             crate::core::model::queue::args::parse(&args, &q.name, &vhost).map_err(|e| bad(what.clone(), e))?;
         crate::core::model::queue::args::check_new_declare(&args, &q.name, &vhost).map_err(|e| bad(what.clone(), e))?;
@@ -240,10 +234,6 @@ pub(crate) fn validate(
             "exchange" => false,
             other => return Err(bad(what, format!("unknown destination_type '{other}'"))),
         };
-        let skipped = |(v, q): &(String, String)| *v == vhost && *q == b.destination;
-        if to_queue && plan.skipped_streams.iter().any(skipped) {
-            continue; // bound to a stream queue that is not imported
-        }
         let planned_queue = || planned_queues.contains(&(vhost.clone(), b.destination.clone()));
         let dest_known = if to_queue {
             v.is_some_and(|v| v.queue_id(&b.destination).is_some()) || planned_queue()
@@ -334,21 +324,6 @@ fn declare_one(model: &mut Model, vhost: &str, m: Method<'_>) -> AdminResult<()>
     Ok(())
 }
 
-/// The answer to an import that left stream queues out (everything else was
-/// imported): they are not supported yet.
-pub(crate) fn refuse_skipped_streams(skipped: &[(String, String)]) -> AdminResult<()> {
-    if skipped.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<String> = (skipped.iter())
-        .map(|(v, q)| format!("queue '{q}' in vhost '{v}'"))
-        .collect();
-    Err(AdminError::BadRequest(format!(
-        "stream queues are not supported yet; everything else was imported, but not: {}",
-        names.join(", ")
-    )))
-}
-
 /// A validated import, ready to apply.
 #[derive(Default)]
 pub(crate) struct Plan {
@@ -363,8 +338,6 @@ pub(crate) struct Plan {
     pub(crate) policies: Vec<(String, PolicyDef)>,
     /// Exchanges, queues and bindings, declared last.
     pub(crate) objects: Objects,
-    /// Stream queues (vhost, name), left out with their bindings.
-    pub(crate) skipped_streams: Vec<(String, String)>,
 }
 
 /// The exchanges, queues and bindings of a validated import.

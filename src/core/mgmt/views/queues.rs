@@ -62,8 +62,17 @@ impl<'a> QueueView<'a> {
     pub fn effective_policy_definition(&self) -> serde_json::Map<String, serde_json::Value> {
         crate::core::policy::effective_definition(self.q.policy().map(|p| &**p), self.q.operator_policy().map(|p| &**p))
     }
+    /// Ready messages; a stream's are all it holds (RabbitMQ shows a
+    /// stream's messages as ready, none unacknowledged).
     pub fn ready(&self) -> u64 {
-        self.q.ready_count()
+        match self.q.stream_info() {
+            Some(s) => s.messages,
+            None => self.q.ready_count(),
+        }
+    }
+    /// A stream's offsets, segments and times; None for other kinds.
+    pub fn stream(&self) -> Option<crate::core::model::queue::stream::StreamInfo> {
+        self.q.stream_info()
     }
     pub fn unacked(&self) -> u64 {
         self.q.unacked_count()
@@ -73,7 +82,10 @@ impl<'a> QueueView<'a> {
         self.q.total_bytes()
     }
     pub fn ready_bytes(&self) -> u64 {
-        self.q.ready_bytes()
+        match self.q.stream_info() {
+            Some(_) => self.q.total_bytes(),
+            None => self.q.ready_bytes(),
+        }
     }
     /// How fast the ready and unacknowledged counts change, per second.
     pub fn depth_rates(&self) -> (f32, f32) {

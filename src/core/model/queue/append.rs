@@ -140,7 +140,8 @@ impl Model {
             if msg.expiration_ms.is_some() {
                 q.may_expire = true;
             }
-            if msg.persistent && q.durable && sync_enabled {
+            // A stream keeps every message, persistent or not (as RabbitMQ's).
+            if (msg.persistent || q.is_stream()) && q.durable && sync_enabled {
                 outcome.needs_sync = true;
                 self.commit.mark_dirty(vhost_name, *id);
             }

@@ -31,6 +31,9 @@ pub enum QueueType {
     #[default]
     Classic,
     Quorum,
+    /// An append-only log read from an offset per consumer (issue 20): acks
+    /// do not remove, retention does (`x-max-length-bytes`, `x-max-age`).
+    Stream,
 }
 
 impl QueueType {
@@ -39,6 +42,7 @@ impl QueueType {
         match self {
             QueueType::Classic => "classic",
             QueueType::Quorum => "quorum",
+            QueueType::Stream => "stream",
         }
     }
 }
@@ -64,6 +68,26 @@ const NOT_FOR_QUORUM: &[&str] = &[
     "x-queue-version",
 ];
 
+/// Arguments a stream refuses (RabbitMQ 3.10's rabbit_stream_queue
+/// capabilities, checked against 3.10.8).
+const NOT_FOR_STREAM: &[&str] = &[
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-dead-letter-strategy",
+    "x-delivery-limit",
+    "x-expires",
+    "x-max-in-memory-bytes",
+    "x-max-in-memory-length",
+    "x-max-length",
+    "x-max-priority",
+    "x-message-ttl",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-version",
+    "x-quorum-initial-group-size",
+    "x-single-active-consumer",
+];
+
 /// Effective settings of a queue, from its arguments.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueueSettings {
@@ -80,6 +104,13 @@ pub struct QueueSettings {
     pub single_active_consumer: bool,
     pub delivery_limit: Option<u64>,
     pub consumer_timeout_ms: Option<u64>,
+    /// Streams: drop whole segments whose newest message is older (`x-max-age`).
+    pub max_age_ms: Option<u64>,
+    /// Streams: the size of a segment (`x-stream-max-segment-size-bytes`).
+    pub stream_segment_bytes: Option<u64>,
+    /// Streams: drop whole old segments beyond this size (`x-max-length-bytes`
+    /// of a stream, which is retention, not a classic queue's length limit).
+    pub stream_max_bytes: Option<u64>,
 }
 
 /// Rules a new declare must pass that a queue recovered from an older version's
@@ -109,7 +140,8 @@ impl QueueSettings {
     }
 
     /// The declare's properties that this queue type refuses, with RabbitMQ 3.10's
-    /// text (rabbit_quorum_queue:declare checks them in this order).
+    /// text (rabbit_quorum_queue:declare and rabbit_stream_queue:declare check
+    /// them in this order).
     pub fn check_properties(
         &self,
         durable: bool,
@@ -118,7 +150,7 @@ impl QueueSettings {
         queue: &str,
         vhost: &str,
     ) -> Result<(), String> {
-        if self.kind != QueueType::Quorum {
+        if self.kind == QueueType::Classic {
             return Ok(());
         }
         let invalid = [
@@ -170,6 +202,8 @@ const TABLE: &[(&str, Kind)] = &[
     ),
     ("x-max-length", Kind::UInt { min: 0, max: i64::MAX }),
     ("x-max-length-bytes", Kind::UInt { min: 0, max: i64::MAX }),
+    ("x-stream-max-segment-size-bytes", Kind::UInt { min: 0, max: i64::MAX }),
+    ("x-max-age", Kind::Str),
     (
         "x-overflow",
         Kind::OneOf(&["drop-head", "reject-publish", "reject-publish-dlx"]),
@@ -235,6 +269,7 @@ pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueSetting
     let kind = match args.get("x-queue-type").and_then(|v| v.as_str()) {
         None | Some("classic") => QueueType::Classic,
         Some("quorum") => QueueType::Quorum,
+        Some("stream") => QueueType::Stream,
         Some(t) => {
             return Err(format!(
             "invalid arg 'x-queue-type' for queue '{queue}' in vhost '{vhost}': queue type '{t}' is not supported yet"
@@ -248,6 +283,19 @@ pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueSetting
             ));
         }
     }
+    if kind == QueueType::Stream {
+        if let Some(k) = NOT_FOR_STREAM.iter().find(|k| args.get(k).is_some()) {
+            return Err(format!(
+                "invalid arg '{k}' for queue '{queue}' in vhost '{vhost}' of queue type rabbit_stream_queue"
+            ));
+        }
+    }
+    let max_age_ms = match args.get("x-max-age").and_then(|v| v.as_str()) {
+        None => None,
+        Some(age) => Some(parse_max_age(age).ok_or_else(|| {
+            format!("invalid arg 'x-max-age' for queue '{queue}' in vhost '{vhost}': invalid_max_age")
+        })?),
+    };
     let at_least_once = match args.get("x-dead-letter-strategy") {
         None => false,
         Some(v) => match v.as_str() {
@@ -291,7 +339,7 @@ pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueSetting
         message_ttl_ms: u("x-message-ttl"),
         expires_ms: u("x-expires"),
         max_length: u("x-max-length"),
-        max_length_bytes: u("x-max-length-bytes"),
+        max_length_bytes: u("x-max-length-bytes").filter(|_| kind != QueueType::Stream),
         overflow,
         dead_letter_exchange: s("x-dead-letter-exchange")?,
         dead_letter_routing_key: s("x-dead-letter-routing-key")?,
@@ -299,7 +347,38 @@ pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueSetting
         single_active_consumer: matches!(args.get("x-single-active-consumer"), Some(FieldValue::Bool(true))),
         delivery_limit: u("x-delivery-limit"),
         consumer_timeout_ms: u("x-consumer-timeout"),
+        max_age_ms,
+        stream_segment_bytes: u("x-stream-max-segment-size-bytes"),
+        stream_max_bytes: u("x-max-length-bytes").filter(|_| kind == QueueType::Stream),
     })
+}
+
+/// Milliseconds per unit of RabbitMQ's `max-age` (`Y M D h m s`; a month is 30
+/// days and a year 365, as rabbit_amqqueue:check_max_age does).
+fn age_unit_ms(unit: u8) -> Option<u64> {
+    const S: u64 = 1000;
+    Some(match unit {
+        b'Y' => 365 * 24 * 3600 * S,
+        b'M' => 30 * 24 * 3600 * S,
+        b'D' => 24 * 3600 * S,
+        b'h' => 3600 * S,
+        b'm' => 60 * S,
+        b's' => S,
+        _ => return None,
+    })
+}
+
+/// A stream's `x-max-age` (`7D`, `1h`, `30m`...): a positive number and one
+/// unit; None when it is not (RabbitMQ's `invalid_max_age`). Also the
+/// interval form of `x-stream-offset`.
+pub fn parse_max_age(s: &str) -> Option<u64> {
+    let (&unit, digits) = s.as_bytes().split_last()?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let ms = n.checked_mul(age_unit_ms(unit)?)?;
+    (ms > 0).then_some(ms)
 }
 
 /// Parses a per-message `expiration` property: a non-negative integer of
@@ -352,6 +431,45 @@ mod tests {
         assert!(e.ends_with("\"expected integer, got longstr\""), "{e}");
         let e = parse(&t("x-overflow", FieldValue::from("nope")), "q", "/").unwrap_err();
         assert!(e.contains("invalid_value"), "{e}");
+    }
+
+    /// RabbitMQ 3.10.8's answers (tests/streams.rs checks them on the wire).
+    #[test]
+    fn streams_refuse_what_they_cannot_honour() {
+        let mut a = t("x-queue-type", FieldValue::from("stream"));
+        let s = parse(&a, "s", "/").unwrap();
+        assert_eq!(s.kind, QueueType::Stream);
+        assert_eq!(
+            s.check_properties(false, false, false, "s", "/").unwrap_err(),
+            "invalid property 'non-durable' for queue 's' in vhost '/'"
+        );
+        assert!(s.check_properties(true, false, false, "s", "/").is_ok());
+        a.insert(ringmq_codec::short!("x-max-priority"), FieldValue::U8(5));
+        assert_eq!(
+            parse(&a, "s", "/").unwrap_err(),
+            "invalid arg 'x-max-priority' for queue 's' in vhost '/' of queue type rabbit_stream_queue"
+        );
+        let mut a = t("x-queue-type", FieldValue::from("stream"));
+        a.insert(ringmq_codec::short!("x-max-age"), "7D");
+        a.insert(ringmq_codec::short!("x-max-length-bytes"), FieldValue::I64(1000));
+        a.insert(
+            ringmq_codec::short!("x-stream-max-segment-size-bytes"),
+            FieldValue::I32(500),
+        );
+        let s = parse(&a, "s", "/").unwrap();
+        assert_eq!(s.max_age_ms, Some(7 * 24 * 3600 * 1000));
+        assert_eq!((s.max_length_bytes, s.stream_max_bytes), (None, Some(1000)));
+        assert_eq!(s.stream_segment_bytes, Some(500));
+        a.insert(ringmq_codec::short!("x-max-age"), FieldValue::I32(5));
+        assert!(parse(&a, "s", "/")
+            .unwrap_err()
+            .ends_with("{unacceptable_type,signedint}"));
+        for bad in ["0s", "1X", "h", "", "-1h", "1.5h"] {
+            a.insert(ringmq_codec::short!("x-max-age"), bad);
+            assert!(parse(&a, "s", "/").unwrap_err().ends_with(": invalid_max_age"), "{bad}");
+        }
+        assert_eq!(parse_max_age("30m"), Some(30 * 60 * 1000));
+        assert_eq!(parse_max_age("1Y"), Some(365 * 24 * 3600 * 1000));
     }
 
     #[test]

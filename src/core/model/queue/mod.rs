@@ -27,6 +27,7 @@
 //! | [`dead_letter`], [`dead_letter_hold`] | dead-lettering; at-least-once originals held until their copies' commit |
 //! | [`ack_flush`] | buffered acks written within a bounded time |
 //! | [`args`], [`dedup`] | a queue's arguments and settings; the deduplication cache |
+//! | [`stream`] | stream queues: the log's readers (one per consumer), retention |
 //! | `counters`, `tuning` | what most queues never use, boxed only when used: message counters and rates; non-default settings, policies, the dedup cache |
 
 pub(in crate::core) mod ack_flush;
@@ -40,6 +41,7 @@ pub(in crate::core) mod limits;
 mod storage;
 pub(in crate::core::model) use storage::{QueueStorage, StoreHome};
 mod remote;
+pub mod stream;
 pub(in crate::core) mod take;
 pub(in crate::core) mod ttl;
 mod tuning;
@@ -320,6 +322,9 @@ impl Queue {
             .consumers
             .iter()
             .position(|c| c.conn == conn && c.channel == channel && &*c.tag == tag)?;
+        if let Some(s) = self.storage.stream_mut() {
+            s.forget_readers(|c, ch, t| c == conn && ch == channel && t == tag);
+        }
         Some(self.consumers.remove(at))
     }
 
@@ -329,6 +334,9 @@ impl Queue {
         let before = self.consumers.len();
         self.consumers
             .retain(|c| !(c.conn == conn && channel.is_none_or(|ch| ch == c.channel)));
+        if let Some(s) = self.storage.stream_mut() {
+            s.forget_readers(|c, ch, _| c == conn && channel.is_none_or(|x| x == ch));
+        }
         before - self.consumers.len()
     }
 
@@ -425,6 +433,9 @@ impl Queue {
         if s.max_length_bytes.is_none() {
             self.tuning.set_ready_body_bytes(0);
         }
+        if let Some(stream) = self.storage.stream_mut() {
+            stream.set_retention(&s);
+        }
         self.tuning.set_settings(s, policy, operator);
         if self.tracks_bytes() && !was_tracking {
             self.recount_body_bytes();
@@ -459,7 +470,9 @@ impl Queue {
         }
     }
 
-    /// Appends a message (ready, at the tail).
+    /// Appends a message (ready, at the tail). Inlined into the publish path
+    /// (with the stream arm it stopped being: ~30 instructions a message).
+    #[inline(always)]
     pub fn append(&mut self, msg: MessageRef<'_>, priority: u8) -> Result<SegmentPosition, StoreError> {
         let n = msg.body.len() as u64;
         if !self.is_store_open() {
@@ -598,6 +611,9 @@ impl Queue {
 
     /// Back to ready, ahead of newer messages, flagged redelivered.
     pub fn requeue_position(&mut self, pos: SegmentPosition) {
+        if self.is_stream() {
+            return; // a stream's message never left it
+        }
         match self.storage.requeue(pos) {
             Ok(()) => {
                 if self.tracks_bytes() {

@@ -4,7 +4,7 @@
 //! It is an enum with a variant per kind of message store, so the hot path
 //! (append, take, ack) is dispatched statically; this file is the only one that
 //! matches on the variant. A queue that never stored a message has an
-//! unopened store (opened at the first append). Today there is one kind:
+//! unopened store (opened at the first append). Two kinds:
 //!
 //! - `Classic(LeveledStore)`: segments on disk, one store per priority level
 //!   (`x-max-priority`), acks buffered in ack files, redelivery counts kept
@@ -31,7 +31,7 @@
 //! # Operations without a meaning for some kinds
 //!
 //! Facts about RabbitMQ's other queue kinds that the queue interface has to
-//! accommodate when they come:
+//! accommodate (streams are here, `stream.rs`; replicated queues to come):
 //!
 //! - A stream (`x-queue-type: stream`) is an append-only log read from an offset
 //!   per consumer: an ack does not remove a message (messages go by retention,
@@ -56,6 +56,7 @@ use ringmq_store::{
     SyncBatch,
 };
 
+use crate::core::model::queue::stream::Stream;
 use crate::core::model::queue::Queue;
 
 /// A queue's messages, by kind of queue (see the module docs).
@@ -68,6 +69,10 @@ pub(in crate::core::model) enum QueueStorage {
     /// and a boxed store cost each message ~65 instructions more (callgrind:
     /// a match and a load more on every call).
     Classic(LeveledStore),
+    /// Streams (`x-queue-type: stream`, `stream`): one log, read by offset,
+    /// never acked. Opened at declare (and at start); boxed, so classic
+    /// queues pay no size for it.
+    Stream(Box<Stream>),
 }
 
 /// Where and how the queues of a vhost open their stores: one per vhost,
@@ -97,6 +102,7 @@ impl QueueStorage {
     pub(super) fn append(&mut self, msg: MessageRef<'_>, priority: u8) -> Result<SegmentPosition, StoreError> {
         match self {
             QueueStorage::Classic(s) => s.append(msg, priority),
+            QueueStorage::Stream(s) => s.append(msg).map(|at| at.pos),
         }
     }
 
@@ -106,6 +112,7 @@ impl QueueStorage {
     pub(super) fn note_maybe_delivered(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
         match self {
             QueueStorage::Classic(s) => s.note_maybe_delivered(pos),
+            QueueStorage::Stream(_) => Ok(()),
         }
     }
 
@@ -114,6 +121,7 @@ impl QueueStorage {
     pub(super) fn take_space_low(&mut self) -> bool {
         match self {
             QueueStorage::Classic(s) => s.take_space_low(),
+            QueueStorage::Stream(s) => s.log.take_space_low(),
         }
     }
 
@@ -122,6 +130,7 @@ impl QueueStorage {
     pub(super) fn next_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
         match self {
             QueueStorage::Classic(s) => s.next_ready(),
+            QueueStorage::Stream(_) => Ok(None),
         }
     }
 
@@ -130,6 +139,7 @@ impl QueueStorage {
     pub(super) fn peek_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
         match self {
             QueueStorage::Classic(s) => s.peek_ready(),
+            QueueStorage::Stream(_) => Ok(None),
         }
     }
 
@@ -138,6 +148,7 @@ impl QueueStorage {
     pub(super) fn remove_next_ready(&mut self) -> Result<Option<SegmentPosition>, StoreError> {
         match self {
             QueueStorage::Classic(s) => s.remove_next_ready(),
+            QueueStorage::Stream(_) => Ok(None),
         }
     }
 
@@ -146,6 +157,7 @@ impl QueueStorage {
     pub(super) fn read(&self, pos: SegmentPosition) -> Result<MessageView<'_>, StoreError> {
         match self {
             QueueStorage::Classic(s) => s.read(pos),
+            QueueStorage::Stream(s) => s.log.read(pos),
         }
     }
 
@@ -154,6 +166,7 @@ impl QueueStorage {
     pub(super) fn read_shared(&self, pos: SegmentPosition) -> Result<(MessageView<'_>, SharedBytes), StoreError> {
         match self {
             QueueStorage::Classic(s) => s.read_shared(pos),
+            QueueStorage::Stream(s) => s.log.read_shared(pos),
         }
     }
 
@@ -162,6 +175,7 @@ impl QueueStorage {
     pub(super) fn ack(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
         match self {
             QueueStorage::Classic(s) => s.ack(pos),
+            QueueStorage::Stream(_) => Ok(()),
         }
     }
 
@@ -170,6 +184,7 @@ impl QueueStorage {
     pub(super) fn requeue(&mut self, pos: SegmentPosition) -> Result<(), StoreError> {
         match self {
             QueueStorage::Classic(s) => s.requeue(pos),
+            QueueStorage::Stream(_) => Ok(()),
         }
     }
 
@@ -177,6 +192,7 @@ impl QueueStorage {
     pub(super) fn purge(&mut self) -> Result<u64, StoreError> {
         match self {
             QueueStorage::Classic(s) => s.purge(),
+            QueueStorage::Stream(_) => Ok(0),
         }
     }
 
@@ -185,6 +201,7 @@ impl QueueStorage {
     pub(super) fn delivery_count(&self, pos: SegmentPosition) -> u32 {
         match self {
             QueueStorage::Classic(s) => s.delivery_count(pos),
+            QueueStorage::Stream(_) => 0,
         }
     }
 
@@ -193,6 +210,7 @@ impl QueueStorage {
     pub(super) fn bump_delivery_count(&mut self, pos: SegmentPosition) -> u32 {
         match self {
             QueueStorage::Classic(s) => s.bump_delivery_count(pos),
+            QueueStorage::Stream(_) => 0,
         }
     }
 
@@ -201,6 +219,7 @@ impl QueueStorage {
     pub(super) fn forget_delivery_count(&mut self, pos: SegmentPosition) {
         match self {
             QueueStorage::Classic(s) => s.forget_delivery_count(pos),
+            QueueStorage::Stream(_) => {}
         }
     }
 
@@ -209,6 +228,7 @@ impl QueueStorage {
     pub(super) fn delivered_before_open(&self, pos: SegmentPosition) -> bool {
         match self {
             QueueStorage::Classic(s) => s.delivered_before_open(pos),
+            QueueStorage::Stream(_) => false,
         }
     }
 
@@ -216,6 +236,7 @@ impl QueueStorage {
     pub(super) fn ready_count(&self) -> u64 {
         match self {
             QueueStorage::Classic(s) => s.ready_count(),
+            QueueStorage::Stream(_) => 0,
         }
     }
 
@@ -223,48 +244,56 @@ impl QueueStorage {
     pub(super) fn unacked_count(&self) -> u64 {
         match self {
             QueueStorage::Classic(s) => s.unacked_count(),
+            QueueStorage::Stream(_) => 0,
         }
     }
 
     pub(super) fn ready_bytes(&self) -> u64 {
         match self {
             QueueStorage::Classic(s) => s.ready_bytes(),
+            QueueStorage::Stream(_) => 0,
         }
     }
 
     pub(super) fn total_bytes(&self) -> u64 {
         match self {
             QueueStorage::Classic(s) => s.total_bytes(),
+            QueueStorage::Stream(s) => s.log.total_bytes(),
         }
     }
 
     pub(super) fn for_each_ready(&self, f: impl FnMut(SegmentPosition, &MessageView<'_>)) -> Result<(), StoreError> {
         match self {
             QueueStorage::Classic(s) => s.for_each_ready(f),
+            QueueStorage::Stream(_) => Ok(()),
         }
     }
 
     pub(super) fn take_sync_batches(&mut self) -> io::Result<Vec<(usize, SyncBatch)>> {
         match self {
             QueueStorage::Classic(s) => s.take_sync_batches(),
+            QueueStorage::Stream(s) => Ok(s.log.take_sync_batch()?.map(|b| (0, b)).into_iter().collect()),
         }
     }
 
     pub(super) fn sync_completed(&mut self, level: usize, seq: AppendSeq) {
         match self {
             QueueStorage::Classic(s) => s.sync_completed(level, seq),
+            QueueStorage::Stream(s) => s.log.sync_completed(seq),
         }
     }
 
     pub(super) fn sync_failed(&mut self, level: usize, seq: AppendSeq) {
         match self {
             QueueStorage::Classic(s) => s.sync_failed(level, seq),
+            QueueStorage::Stream(s) => s.log.sync_failed(seq),
         }
     }
 
     pub(super) fn sync_all_blocking(&mut self) -> io::Result<()> {
         match self {
             QueueStorage::Classic(s) => s.sync_all_blocking(),
+            QueueStorage::Stream(s) => s.log.sync_all_blocking(),
         }
     }
 
@@ -272,12 +301,31 @@ impl QueueStorage {
     pub(super) fn flush_acks(&mut self) -> io::Result<()> {
         match self {
             QueueStorage::Classic(s) => s.flush_acks(),
+            QueueStorage::Stream(_) => Ok(()),
+        }
+    }
+
+    /// The stream, for a stream queue (see `stream`).
+    #[inline]
+    pub(super) fn stream(&self) -> Option<&Stream> {
+        match self {
+            QueueStorage::Classic(_) => None,
+            QueueStorage::Stream(s) => Some(s),
+        }
+    }
+
+    #[inline]
+    pub(super) fn stream_mut(&mut self) -> Option<&mut Stream> {
+        match self {
+            QueueStorage::Classic(_) => None,
+            QueueStorage::Stream(s) => Some(s),
         }
     }
 
     pub(super) fn close(self) -> io::Result<()> {
         match self {
             QueueStorage::Classic(s) => s.close(),
+            QueueStorage::Stream(s) => s.log.close(),
         }
     }
 }
@@ -313,6 +361,7 @@ impl Queue {
         match &self.storage {
             QueueStorage::Classic(s) if s.is_open() => s.dir().to_path_buf(),
             QueueStorage::Classic(_) => self.home.queue_dir(&self.name, self.durable, self.store_gen),
+            QueueStorage::Stream(s) => s.log.dir().to_path_buf(),
         }
     }
 
@@ -322,6 +371,7 @@ impl Queue {
     pub fn is_store_open(&self) -> bool {
         match &self.storage {
             QueueStorage::Classic(s) => s.is_open(),
+            QueueStorage::Stream(_) => true,
         }
     }
 
@@ -384,7 +434,8 @@ impl Queue {
     /// has no files here to remove.
     pub(crate) fn delete(self, local: bool) -> io::Result<()> {
         match self.storage {
-            QueueStorage::Classic(_) if !local => Ok(()),
+            QueueStorage::Classic(_) | QueueStorage::Stream(_) if !local => Ok(()),
+            QueueStorage::Stream(s) => s.log.delete(),
             QueueStorage::Classic(s) if s.is_open() => s.delete(),
             QueueStorage::Classic(_) => {
                 match std::fs::remove_dir_all(self.home.queue_dir(&self.name, self.durable, self.store_gen)) {

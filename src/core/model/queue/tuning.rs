@@ -25,6 +25,9 @@ static DEFAULT_SETTINGS: QueueSettings = QueueSettings {
     single_active_consumer: false,
     delivery_limit: None,
     consumer_timeout_ms: None,
+    max_age_ms: None,
+    stream_segment_bytes: None,
+    stream_max_bytes: None,
 };
 
 struct Tuned {

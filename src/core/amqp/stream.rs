@@ -1,0 +1,123 @@
+//! Stream queues over AMQP 0-9-1 (issue 20), as RabbitMQ 3.10 serves them:
+//! what a stream refuses (basic.get, queue.purge, nack/reject, automatic
+//! acks, a consumer without a prefetch), and delivery to its consumers, each
+//! from its own offset, every delivery carrying its `x-stream-offset`.
+//!
+//! A stream's delivery is its own loop, not the classic one: every consumer
+//! reads every message, so the question per consumer is "has it credit and
+//! something it has not read", not "who gets the next ready message".
+
+use ringmq_codec::frame::encode_body;
+use ringmq_codec::{encode_deliver_head, short, FieldValue, ReplyCode};
+
+use crate::core::amqp::broker::OUT_HIGH_WATER_BYTES;
+use crate::core::amqp::channel::Unacked;
+use crate::core::amqp::connection::{ConnState, Connection};
+use crate::core::amqp::delivery::{with_header, DELIVERIES_PER_QUEUE_TURN_MAX};
+use crate::core::amqp::error::{channel_error, connection_error, Exception};
+use crate::core::amqp::output::{push_body_frames, ZERO_COPY_BODY_BYTES_MIN};
+use crate::core::model::ids::{ConnId, QueueId};
+use crate::core::model::queue::Queue;
+
+/// RabbitMQ's answer to a method streams do not have (540, closing the
+/// connection): `basic.get not supported by stream queues queue 's' in vhost '/'`.
+pub(crate) fn not_for_streams(what: &str, queue: &str, vhost: &str) -> Exception {
+    connection_error(
+        ReplyCode::NotImplemented,
+        format!("{what} not supported by stream queues queue '{queue}' in vhost '{vhost}'"),
+    )
+}
+
+/// What basic.consume on a stream must have (RabbitMQ 3.10's
+/// rabbit_stream_queue:consume, in its order): manual acks, then a consumer
+/// prefetch (`basic.qos` with global=false; a channel-wide one does not count).
+pub(crate) fn check_consume(no_ack: bool, consumer_prefetch: u16, queue: &str, vhost: &str) -> Result<(), Exception> {
+    if no_ack {
+        return Err(not_for_streams("automatic acknowledgement", queue, vhost));
+    }
+    if consumer_prefetch == 0 {
+        return Err(channel_error(
+            ReplyCode::PreconditionFailed,
+            format!("consumer prefetch count is not set for 'queue '{queue}' in vhost '{vhost}''"),
+        ));
+    }
+    Ok(())
+}
+
+/// Delivers what a stream's consumers have credit for and not yet read, up to
+/// the per-queue bound; true when it stopped at the bound (more to do).
+pub(crate) fn deliver_stream(
+    q: &mut Queue,
+    qid: QueueId,
+    conns: &mut crate::core::Map<ConnId, Box<Connection>>,
+    dirty: &mut Vec<ConnId>,
+) -> bool {
+    let mut budget = DELIVERIES_PER_QUEUE_TURN_MAX;
+    if q.is_paused() {
+        return false;
+    }
+    for idx in 0..q.consumers().len() {
+        let c = q.consumer(idx).clone();
+        let Some(conn) = conns.get_mut(&c.conn) else {
+            continue; // another shard's consumer: not yet (docs/shards.md)
+        };
+        let frame_max = conn.tuning.frame_max;
+        let mut sent_any = false;
+        while budget > 0 && conn.state == ConnState::Open && conn.out.len() < OUT_HIGH_WATER_BYTES {
+            let Some(ch) = conn.channels.get_mut(&c.channel) else {
+                break;
+            };
+            if !q.stream_has_more(c.conn, c.channel, &c.tag) || !ch.count_delivery(&c.tag) {
+                break;
+            }
+            let out = &mut conn.out;
+            let sent = q.stream_take(c.conn, c.channel, &c.tag, ZERO_COPY_BODY_BYTES_MIN, |offset, m| {
+                let tag = ch.take_delivery_tag();
+                let properties = with_header(
+                    m.view.properties,
+                    short!("x-stream-offset"),
+                    FieldValue::I64(offset as i64),
+                );
+                encode_deliver_head(
+                    out,
+                    c.channel,
+                    c.tag.as_short(),
+                    tag,
+                    false,
+                    m.exchange,
+                    m.routing_key,
+                    &properties,
+                    m.view.body.len() as u64,
+                );
+                match m.shared {
+                    Some(body) => push_body_frames(out, c.channel, &body, frame_max),
+                    None => encode_body(out, c.channel, m.view.body, frame_max),
+                }
+                tag
+            });
+            let Some((at, tag)) = sent else {
+                ch.uncount_delivery(&c.tag);
+                continue; // an unreadable message skipped (logged), or none
+            };
+            q.count_delivery(false, false);
+            crate::core::model::stats::count_delivery(&mut ch.stats.c, false, false);
+            // The channel holds it until the ack, which only gives the credit back.
+            ch.unacked.push(
+                tag,
+                Unacked {
+                    queue: qid,
+                    position: at.pos,
+                    consumer: Some(c.tag.clone()),
+                    timeout: None,
+                },
+            );
+            budget -= 1;
+            sent_any = true;
+        }
+        if sent_any && !conn.dirty {
+            conn.dirty = true;
+            dirty.push(conn.id);
+        }
+    }
+    budget == 0
+}

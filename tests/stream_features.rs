@@ -1,0 +1,176 @@
+//! Stream features beyond RabbitMQ 3.10's AMQP streams (issue 20): filters
+//! (RabbitMQ 3.13's), policies as retention on ringmq's small segments, and
+//! server-side offset tracking (LavinMQ's). Each test is skipped against
+//! `RINGMQ_TEST_URI`.
+
+mod common;
+
+use common::http::Api;
+use common::streams::*;
+use common::*;
+use lapin::Channel;
+use serde_json::json;
+
+/// `x-stream-filter` (one value or several) and `x-stream-match-unfiltered`
+/// on consume, `x-stream-filter-value` on publish: a filtered consumer gets
+/// exactly its values (RabbitMQ 3.13 filters by chunk and leaves the rest to
+/// the client; 3.10 has no filters, so not against `RINGMQ_TEST_URI`).
+#[test]
+fn filtered_consumers_get_their_values() {
+    let b = Broker::new();
+    if b.skip_external("filtered_consumers_get_their_values") {
+        return;
+    }
+    run(async {
+        let conn = connect(&b).await;
+        let ch = confirm_channel(&conn).await;
+        let q = unique("s-filter");
+        declare_stream(&ch, &q, &[]).await;
+        let values = ["a", "b", "", "a", "c", "", "b", "a"];
+        for (i, v) in values.iter().enumerate() {
+            let headers = if v.is_empty() {
+                table(&[])
+            } else {
+                table(&[("x-stream-filter-value", lstr(v))])
+            };
+            let props = BasicProperties::default().with_headers(headers);
+            let body = format!("m{i}");
+            let c = publish_with(&ch, "", &q, body.as_bytes(), props, BasicPublishOptions::default()).await;
+            assert!(c.is_ack());
+        }
+        let of = |want: &[&str]| -> Vec<(i64, String)> {
+            let picked = values.iter().enumerate().filter(|(_, v)| want.contains(v));
+            picked.map(|(i, _)| (i as i64, format!("m{i}"))).collect()
+        };
+        let consume = |args: FieldTable| {
+            let conn = &conn;
+            let q = q.clone();
+            async move {
+                let ch = channel(conn).await;
+                within("qos", ch.basic_qos(100, BasicQosOptions::default()))
+                    .await
+                    .unwrap();
+                let c = ch.basic_consume(q.as_str().into(), "".into(), BasicConsumeOptions::default(), args);
+                let c = within("consume", c).await.expect("basic.consume");
+                (ch, c)
+            }
+        };
+        let first = ("x-stream-offset", lstr("first"));
+        let (fch, mut f) = consume(table(&[first.clone(), ("x-stream-filter", lstr("a"))])).await;
+        assert_eq!(take(&fch, &mut f, 3).await, of(&["a"]));
+        assert_quiet(&mut f).await;
+        let list = AMQPValue::FieldArray(vec![lstr("b"), lstr("c")].into());
+        let unfiltered = ("x-stream-match-unfiltered", AMQPValue::Boolean(true));
+        let (gch, mut g) = consume(table(&[first, ("x-stream-filter", list), unfiltered])).await;
+        assert_eq!(take(&gch, &mut g, 5).await, of(&["b", "c", ""]));
+        assert_quiet(&mut g).await;
+        delete(&ch, &q).await;
+    });
+}
+
+/// A policy's `max-length-bytes` and `max-age` are a stream's retention (its
+/// TTLs and lengths are not for streams: a publish still lands). Needs
+/// ringmq's small segments, so not against `RINGMQ_TEST_URI`.
+#[test]
+fn policies_set_a_streams_retention() {
+    let b = Broker::new();
+    if b.skip_external("policies_set_a_streams_retention") {
+        return;
+    }
+    let a = Api::new(b.http_url(), b.user(), b.pass());
+    let q = unique("s-policy");
+    let def = json!({"pattern": format!("^{q}$"), "apply-to": "streams",
+                     "definition": {"max-length-bytes": 2000, "max-length": 1, "message-ttl": 1}});
+    assert!(a.put("/api/policies/%2F/s-retention", def).status < 300);
+    run(async {
+        let conn = connect(&b).await;
+        let ch = confirm_channel(&conn).await;
+        declare_stream(&ch, &q, &[("x-stream-max-segment-size-bytes", AMQPValue::LongInt(500))]).await;
+        for i in 0..40 {
+            let body = format!("m{i}-{}", "x".repeat(150));
+            assert!(publish(&ch, "", &q, body.as_bytes()).await.is_ack());
+        }
+        let (rch, mut c) = reader(&conn, &q, 100, Some(lstr("first"))).await;
+        let d = next(&mut c).await;
+        let first = offset_of(&d);
+        assert!(first > 20, "old segments dropped by the policy's size: first {first}");
+        within("ack", rch.basic_ack(d.delivery_tag, BasicAckOptions::default()))
+            .await
+            .unwrap();
+        let rest = (39 - first) as usize;
+        let got = take(&rch, &mut c, rest).await;
+        assert_eq!(got.last().map(|g| g.0), Some(39), "the newest are all there");
+    });
+    assert_eq!(a.delete("/api/policies/%2F/s-retention").status, 204);
+}
+
+/// Server-side offset tracking (LavinMQ's): a consumer that names itself and
+/// asks for it (`x-stream-automatic-offset-tracking`, or `x-stream-offset`
+/// null) resumes after the last offset it acked, across a restart. Not in
+/// RabbitMQ 3.10 (its AMQP consumers have no tracking).
+#[test]
+fn tracked_consumers_resume_after_their_last_ack() {
+    let mut b = Broker::new();
+    if b.skip_external("tracked_consumers_resume_after_their_last_ack") {
+        return;
+    }
+    let q = unique("s-track");
+    let tracked = |ch: Channel, tag: &'static str, offset: AMQPValue| {
+        let q = q.clone();
+        async move {
+            within("qos", ch.basic_qos(100, BasicQosOptions::default()))
+                .await
+                .unwrap();
+            let args = table(&[
+                ("x-stream-offset", offset),
+                ("x-stream-automatic-offset-tracking", AMQPValue::Boolean(true)),
+            ]);
+            let c = ch.basic_consume(q.as_str().into(), tag.into(), BasicConsumeOptions::default(), args);
+            let c = within("consume", c).await.expect("basic.consume");
+            (ch, c)
+        }
+    };
+    run(async {
+        let conn = connect(&b).await;
+        let ch = confirm_channel(&conn).await;
+        declare_stream(&ch, &q, &[]).await;
+        publish_all(&ch, &q, bodies_of(0..10)).await;
+        let (tch, mut t) = tracked(channel(&conn).await, "trk", lstr("first")).await;
+        assert_eq!(take(&tch, &mut t, 4).await, numbered(0..4));
+        // Delivered, not acked: not counted.
+        let _unacked = next(&mut t).await;
+        drop(tch);
+        let (tch, mut t) = tracked(channel(&conn).await, "trk", lstr("first")).await;
+        assert_eq!(
+            take(&tch, &mut t, 3).await,
+            numbered(4..7),
+            "resumed after the last ack"
+        );
+        let nch = channel(&conn).await;
+        within("qos", nch.basic_qos(100, BasicQosOptions::default()))
+            .await
+            .unwrap();
+        let args = table(&[("x-stream-offset", AMQPValue::Void)]);
+        let c = nch.basic_consume(q.as_str().into(), "nul".into(), BasicConsumeOptions::default(), args);
+        let mut n = within("consume", c).await.unwrap();
+        assert_eq!(
+            take(&nch, &mut n, 2).await,
+            numbered(0..2),
+            "null: from the start the first time"
+        );
+    });
+    b.restart();
+    run(async {
+        let conn = connect(&b).await;
+        let (tch, mut t) = tracked(channel(&conn).await, "trk", lstr("first")).await;
+        assert_eq!(take(&tch, &mut t, 3).await, numbered(7..10), "and after a restart");
+        let nch = channel(&conn).await;
+        within("qos", nch.basic_qos(100, BasicQosOptions::default()))
+            .await
+            .unwrap();
+        let args = table(&[("x-stream-offset", AMQPValue::Void)]);
+        let c = nch.basic_consume(q.as_str().into(), "nul".into(), BasicConsumeOptions::default(), args);
+        let mut n = within("consume", c).await.unwrap();
+        assert_eq!(take(&nch, &mut n, 8).await, numbered(2..10));
+    });
+}
