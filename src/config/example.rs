@@ -263,7 +263,7 @@ mod tests {
             assert!(comment.contains("NOT IN EFFECT YET"), "{key}: {comment}");
         }
         // --shards is in effect: no "not in effect" mark after its default.
-        assert!(Config::help_text().contains("(queues are spread over them by name) (default: 1)\n"));
+        assert!(Config::help_text().contains("docs/shards.md) (default: 1)\n"));
         // The HTTPS port is in effect: shown and set like the others.
         assert!(text.contains("\ntls_port = -1\n\n[clustering]"), "{text}");
     }

@@ -266,7 +266,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 None,
                 "shards",
                 "N",
-                "Number of shard threads, one broker loop each (queues are spread over them by name)",
+                "Number of shard threads, one broker loop each (queues are spread over them by name; work for another shard's queue crosses threads, and until connections move to their queues' shard 2 shards are slower than 1 for most loads: docs/shards.md)",
                 Some("1"),
                 Action::Set(&[(Main, "shards")]),
             ),
