@@ -120,20 +120,26 @@ pub fn reply<I: Item>(items: Vec<I>, p: &ListParams) -> Result<super::Reply, Api
         return Ok(super::Reply::Json(200, list(items, p)?));
     }
     let items = sort(filter(items, p)?, p);
-    let mut out = Vec::with_capacity(2 + items.len() * 64);
+    Ok(raw_array(items.iter().map(|i| select(i.render(), &p.columns))))
+}
+
+/// A JSON array of `values`, written as they come (a list of 100,000 queues
+/// is never one `Value`).
+fn raw_array(values: impl Iterator<Item = Value>) -> super::Reply {
+    let mut out = Vec::with_capacity(2 + values.size_hint().0 * 64);
     out.push(b'[');
-    for (i, item) in items.iter().enumerate() {
+    for (i, v) in values.enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        serde_json::to_writer(&mut out, &select(item.render(), &p.columns)).expect("JSON to memory");
+        serde_json::to_writer(&mut out, &v).expect("JSON to memory");
     }
     out.push(b']');
-    Ok(super::Reply::Raw {
+    super::Reply::Raw {
         status: 200,
         content_type: "application/json",
         body: out.into(),
-    })
+    }
 }
 
 /// Filters, sorts and pages `items`; renders only what is returned.
@@ -141,10 +147,23 @@ pub fn list<I: Item>(items: Vec<I>, p: &ListParams) -> Result<Value, ApiError> {
     let total = items.len();
     let items = sort(filter(items, p)?, p);
     let filtered = items.len();
-    let Some(page) = p.page else {
-        let all: Vec<Value> = items.iter().map(|i| select(i.render(), &p.columns)).collect();
-        return Ok(Value::Array(all));
-    };
+    let rendered = items.iter().map(|i| select(i.render(), &p.columns));
+    if p.page.is_none() {
+        return Ok(Value::Array(rendered.collect()));
+    }
+    page_of(rendered, total, filtered, p)
+}
+
+/// The page `p` asks for (`p.page` is set) of `values`, sorted, `filtered`
+/// of `total` before the filter: RabbitMQ's paged object; only the page's
+/// values are rendered.
+fn page_of(
+    values: impl Iterator<Item = Value>,
+    total: usize,
+    filtered: usize,
+    p: &ListParams,
+) -> Result<Value, ApiError> {
+    let page = p.page.expect("a page asked for");
     let page_count = filtered.div_ceil(p.page_size);
     if page > page_count.max(1) {
         return Err(ApiError::new(
@@ -156,12 +175,7 @@ pub fn list<I: Item>(items: Vec<I>, p: &ListParams) -> Result<Value, ApiError> {
             ),
         ));
     }
-    let page_items: Vec<Value> = items
-        .iter()
-        .skip((page - 1) * p.page_size)
-        .take(p.page_size)
-        .map(|i| select(i.render(), &p.columns))
-        .collect();
+    let page_items: Vec<Value> = values.skip((page - 1) * p.page_size).take(p.page_size).collect();
     Ok(serde_json::json!({
         "filtered_count": filtered,
         "item_count": page_items.len(),
@@ -270,48 +284,11 @@ pub fn merge(parts: Vec<Part>, p: &ListParams) -> Result<super::Reply, ApiError>
     let total: usize = parts.iter().map(|x| x.total).sum();
     let filtered: usize = parts.iter().map(|x| x.filtered).sum();
     let rows = sort(parts.into_iter().flat_map(|x| x.rows).collect(), p);
-    let Some(page) = p.page else {
-        let mut out = Vec::with_capacity(2 + rows.len() * 64);
-        out.push(b'[');
-        for (i, row) in rows.into_iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            serde_json::to_writer(&mut out, &select(row.v, &p.columns)).expect("JSON to memory");
-        }
-        out.push(b']');
-        return Ok(super::Reply::Raw {
-            status: 200,
-            content_type: "application/json",
-            body: out.into(),
-        });
-    };
-    let page_count = filtered.div_ceil(p.page_size);
-    if page > page_count.max(1) {
-        return Err(ApiError::new(
-            400,
-            "page_out_of_range",
-            format!(
-                "Page out of range, page: {page} page size: {} len: {filtered}",
-                p.page_size
-            ),
-        ));
+    let values = rows.into_iter().map(|r| select(r.v, &p.columns));
+    if p.page.is_none() {
+        return Ok(raw_array(values));
     }
-    let page_items: Vec<Value> = (rows.into_iter().skip((page - 1) * p.page_size).take(p.page_size))
-        .map(|r| select(r.v, &p.columns))
-        .collect();
-    Ok(super::Reply::Json(
-        200,
-        serde_json::json!({
-            "filtered_count": filtered,
-            "item_count": page_items.len(),
-            "items": page_items,
-            "page": page,
-            "page_count": page_count,
-            "page_size": p.page_size,
-            "total_count": total,
-        }),
-    ))
+    Ok(super::Reply::Json(200, page_of(values, total, filtered, p)?))
 }
 
 /// `name=`: a case-insensitive substring, or with `use_regex=true` a
