@@ -186,6 +186,9 @@ fn acks_only_return_credit() {
             );
             assert_eq!(view["messages_unacknowledged"], 0);
             assert_eq!(view["stream"]["last_offset"], 5);
+            // The vhost's and the overview's totals count them too.
+            assert_eq!(api.ok("/api/vhosts/%2F")["messages_ready"], 6);
+            assert_eq!(api.ok("/api/overview")["queue_totals"]["messages_ready"], 6);
         }
         delete(&pub_ch, &q).await;
     });

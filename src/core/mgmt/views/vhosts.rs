@@ -78,11 +78,12 @@ impl<'a> VhostView<'a> {
     }
 
     /// Ready and unacknowledged messages over the vhost's queues.
+    /// Ready and unacknowledged messages of the vhost's queues, as each
+    /// queue's view counts them (a stream's messages are all ready).
     pub fn depth(&self) -> (u64, u64) {
-        self.v
-            .queues
-            .values()
-            .fold((0, 0), |(r, un), q| (r + q.ready_count(), un + q.unacked_count()))
+        (self.v.queues.values())
+            .map(|q| super::queues::QueueView::new(self.name, q))
+            .fold((0, 0), |(r, un), q| (r + q.ready(), un + q.unacked()))
     }
 
     /// Bytes in and out of the connections open in this vhost.
