@@ -8,8 +8,8 @@ use ringmq_codec::{short, ShortStr};
 use crate::core::amqp::broker::{Broker, OUT_HIGH_WATER_BYTES};
 use crate::core::amqp::channel::{ChannelState, Unacked};
 use crate::core::amqp::connection::{ConnState, Connection};
-use crate::core::amqp::output::{push_body_frames, ZERO_COPY_BODY_BYTES_MIN};
-use crate::core::model::queue::take::TakenAt;
+use crate::core::amqp::output::{push_body_frames, Output, ZERO_COPY_BODY_BYTES_MIN};
+use crate::core::model::queue::take::{Taken, TakenAt};
 
 /// What one round of a queue's delivery loop did.
 enum Step {
@@ -111,23 +111,13 @@ impl Broker {
                         let tag = ch.take_delivery_tag();
                         // How often the message was delivered before (`x-delivery-count`).
                         let properties = delivery_properties(m.view.properties, m.delivery_count);
-                        encode_deliver_head(
-                            out,
-                            c.channel,
-                            c.tag.as_short(),
-                            tag,
-                            m.redelivered,
-                            m.exchange,
-                            m.routing_key,
-                            &properties,
-                            m.view.body.len() as u64,
-                        );
-                        match m.shared {
-                            // A large body is sent from the segment mapping, not copied
-                            // (see `output`): only the frames around it are encoded here.
-                            Some(body) => push_body_frames(out, c.channel, &body, frame_max),
-                            None => encode_body(out, c.channel, m.view.body, frame_max),
-                        }
+                        let to = DeliverTo {
+                            channel: c.channel,
+                            consumer_tag: c.tag.as_short(),
+                            delivery_tag: tag,
+                            frame_max,
+                        };
+                        encode_taken(out, &to, &m, m.redelivered, &properties);
                         tag
                     });
                     let Some((TakenAt { pos, redelivered }, tag)) = sent else {
@@ -233,6 +223,38 @@ impl Broker {
         for (tag, c) in consumers {
             self.detach_consumer(conn, channel, &tag, c.queue);
         }
+    }
+}
+
+/// Where a delivery goes: its channel, consumer and delivery tag, and the
+/// connection's frame size.
+pub(crate) struct DeliverTo<'a> {
+    pub channel: u16,
+    pub consumer_tag: ShortStr<'a>,
+    pub delivery_tag: u64,
+    pub frame_max: u32,
+}
+
+/// Encodes a taken message as a basic.deliver with `properties` (the stored
+/// ones, or those with a header added): method and header frames, then the
+/// body, a large one sent from the segment mapping rather than copied (see
+/// `output`): only the frames around it are encoded here. Every delivery of a
+/// stored message (classic queues' and streams') is encoded here.
+pub(crate) fn encode_taken(out: &mut Output, to: &DeliverTo<'_>, m: &Taken<'_>, redelivered: bool, properties: &[u8]) {
+    encode_deliver_head(
+        out,
+        to.channel,
+        to.consumer_tag,
+        to.delivery_tag,
+        redelivered,
+        m.exchange,
+        m.routing_key,
+        properties,
+        m.view.body.len() as u64,
+    );
+    match &m.shared {
+        Some(body) => push_body_frames(out, to.channel, body, to.frame_max),
+        None => encode_body(out, to.channel, m.view.body, to.frame_max),
     }
 }
 

@@ -7,15 +7,14 @@
 //! reads every message, so the question per consumer is "has it credit and
 //! something it has not read", not "who gets the next ready message".
 
-use ringmq_codec::frame::encode_body;
-use ringmq_codec::{encode_deliver_head, short, FieldValue, ReplyCode};
+use ringmq_codec::{short, FieldValue, ReplyCode};
 
 use crate::core::amqp::broker::OUT_HIGH_WATER_BYTES;
 use crate::core::amqp::channel::Unacked;
 use crate::core::amqp::connection::{ConnState, Connection};
-use crate::core::amqp::delivery::{with_header, DELIVERIES_PER_QUEUE_TURN_MAX};
+use crate::core::amqp::delivery::{encode_taken, with_header, DeliverTo, DELIVERIES_PER_QUEUE_TURN_MAX};
 use crate::core::amqp::error::{channel_error, connection_error, Exception};
-use crate::core::amqp::output::{push_body_frames, ZERO_COPY_BODY_BYTES_MIN};
+use crate::core::amqp::output::ZERO_COPY_BODY_BYTES_MIN;
 use crate::core::model::ids::{ConnId, QueueId};
 use crate::core::model::queue::Queue;
 
@@ -78,21 +77,13 @@ pub(crate) fn deliver_stream(
                     short!("x-stream-offset"),
                     FieldValue::I64(offset as i64),
                 );
-                encode_deliver_head(
-                    out,
-                    c.channel,
-                    c.tag.as_short(),
-                    tag,
-                    false,
-                    m.exchange,
-                    m.routing_key,
-                    &properties,
-                    m.view.body.len() as u64,
-                );
-                match m.shared {
-                    Some(body) => push_body_frames(out, c.channel, &body, frame_max),
-                    None => encode_body(out, c.channel, m.view.body, frame_max),
-                }
+                let to = DeliverTo {
+                    channel: c.channel,
+                    consumer_tag: c.tag.as_short(),
+                    delivery_tag: tag,
+                    frame_max,
+                };
+                encode_taken(out, &to, &m, false, &properties);
                 tag
             });
             let Some((at, tag)) = sent else {
