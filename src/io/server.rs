@@ -149,9 +149,21 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
     served.and(joined)
 }
 
-/// A shard thread's loop on the epoll backend (`io::shards`): its broker,
-/// shard 0's ports, no signals and no services.
-pub(crate) async fn serve_peer(start: super::shards::PeerStart) -> std::io::Result<()> {
+/// A shard thread on either backend, set up to serve: its broker caught up
+/// with the metadata log, listening on shard 0's ports, the tasks every loop
+/// runs spawned.
+pub(crate) struct PeerServing {
+    pub shared: Rc<Shared>,
+    pub listeners: super::accept::AmqpListeners,
+    pub listen: ListenConfig,
+    pub header_timeout: Duration,
+    /// Told once the loop is about to serve.
+    pub ready: std::sync::mpsc::Sender<()>,
+}
+
+/// Sets a shard thread up (`io::shards`) on the io_uring backend or, without
+/// `uring`, on epoll: no signals and no services, those are shard 0's.
+pub(crate) async fn start_peer(start: super::shards::PeerStart, uring: bool) -> std::io::Result<PeerServing> {
     let super::shards::PeerStart {
         mut broker,
         port,
@@ -163,7 +175,8 @@ pub(crate) async fn serve_peer(start: super::shards::PeerStart) -> std::io::Resu
     // What shard 0 recovered into the metadata log (the owner opens its
     // queues' stores as it applies them), before this shard serves anyone.
     broker.catch_up_meta();
-    let listeners = match super::accept::AmqpListeners::bind(&listen, "epoll", Some(&at)) {
+    let backend = if uring { "io_uring" } else { "epoll" };
+    let listeners = match super::accept::AmqpListeners::bind(&listen, backend, Some(&at)) {
         Ok(l) => l,
         Err(e) => {
             close_unserved(&mut broker);
@@ -171,9 +184,27 @@ pub(crate) async fn serve_peer(start: super::shards::PeerStart) -> std::io::Resu
         }
     };
     let (amqp_addr, amqps_addr) = (listeners.amqp_addr, listeners.amqps_addr);
-    let shared = Rc::new(Shared::new(broker, false).with_cross(Some(port)));
-    tokio::task::spawn_local(sync_task(shared.clone()));
+    let shared = Rc::new(Shared::new(broker, uring).with_cross(Some(port)));
     spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr, false).await?;
+    Ok(PeerServing {
+        shared,
+        listeners,
+        listen,
+        header_timeout,
+        ready,
+    })
+}
+
+/// A shard thread's loop on the epoll backend.
+pub(crate) async fn serve_peer(start: super::shards::PeerStart) -> std::io::Result<()> {
+    let PeerServing {
+        shared,
+        listeners,
+        listen,
+        header_timeout,
+        ready,
+    } = start_peer(start, false).await?;
+    tokio::task::spawn_local(sync_task(shared.clone()));
     let stopper = super::shards::Stopper::new(false)?;
     let _ = ready.send(());
     serve_until_stopped(&shared, &listen, listeners, stopper, header_timeout, None).await

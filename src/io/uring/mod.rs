@@ -150,30 +150,15 @@ async fn serve(core: CoreConfig, listen: ListenConfig, ring: Ring) -> std::io::R
     served.and(joined)
 }
 
-/// A shard thread's loop on the io_uring backend (`io::shards`): its broker
-/// and ring, shard 0's ports, no signals and no services.
+/// A shard thread's loop on the io_uring backend (`server::start_peer`).
 pub(crate) async fn serve_peer(start: super::shards::PeerStart, ring: Ring) -> std::io::Result<()> {
-    let super::shards::PeerStart {
-        mut broker,
-        port,
-        at,
+    let server::PeerServing {
+        shared,
+        listeners,
         listen,
         header_timeout,
         ready,
-    } = start;
-    // What shard 0 recovered into the metadata log (the owner opens its
-    // queues' stores as it applies them), before this shard serves anyone.
-    broker.catch_up_meta();
-    let listeners = match super::accept::AmqpListeners::bind(&listen, "io_uring", Some(&at)) {
-        Ok(l) => l,
-        Err(e) => {
-            server::close_unserved(&mut broker);
-            return Err(e);
-        }
-    };
-    let shared = Rc::new(Shared::new(broker, true).with_cross(Some(port)));
-    let (amqp_addr, amqps_addr) = (listeners.amqp_addr, listeners.amqps_addr);
-    server::spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr, false).await?;
+    } = server::start_peer(start, true).await?;
     let started = Started {
         listeners,
         stopper: super::shards::Stopper::new(false)?,
