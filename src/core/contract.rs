@@ -218,7 +218,7 @@ impl Broker {
         self.catch_up_meta();
         for msg in msgs {
             match msg {
-                CrossMsg::Forward(f) => self.model.store_forward(from, &f),
+                CrossMsg::Forwards(f) => self.model.store_forwards(from, &f),
                 CrossMsg::ForwardDelayed(f) => self.model.store_delayed_forward(from, &f),
                 CrossMsg::Stored { confirm, failed } => self.handle_stored(confirm, failed),
                 CrossMsg::Ask(ask) => self.handle_ask(from, &ask),

@@ -13,7 +13,8 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | this file | forwarded publishes and their `Stored` word, the outbox |
+//! | this file | the outbox, forwarded publishes' `Stored` word |
+//! | [`forwards`] | forwarded publishes, packed per batch ([`packed`]) |
 //! | [`ask`] | questions to a queue's owner (counts, purge, delete, get) and answers |
 //! | [`settle`] | acks, requeues and discards of another shard's deliveries |
 //! | [`consume`] | consumers on another shard's queue: deliveries and permits |
@@ -22,11 +23,14 @@
 pub mod ask;
 pub mod consume;
 pub mod delayed;
+pub mod forwards;
+mod packed;
 pub mod settle;
 
 pub use consume::{ConsumeAsk, ConsumerKey, Deliver, REMOTE_WINDOW};
 
 pub use ask::{Answer, Ask, AskRef, AskWhat, Got, Reply};
+pub use forwards::Forwards;
 pub use settle::{SettleHow, Settlement};
 
 use ringmq_codec::ShortString;
@@ -56,25 +60,6 @@ pub struct ConfirmRef {
 /// never get that high).
 pub const TX_COMMIT: u64 = 1 << 63;
 
-/// One message for the queues of the receiving shard, routed on the sender's
-/// copy of the routing data.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Forward {
-    pub vhost: VhostName,
-    /// The receiver's queues the message routed to.
-    pub queues: Vec<QueueId>,
-    pub exchange: ShortString,
-    pub routing_key: ShortString,
-    pub properties: Vec<u8>,
-    pub body: Vec<u8>,
-    pub persistent: bool,
-    pub expiration_ms: Option<u64>,
-    pub priority: u8,
-    /// The publisher waits for a confirm (None: no one waits, as for dead
-    /// letters and publishes without confirms).
-    pub confirm: Option<ConfirmRef>,
-}
-
 /// A message taken from its queue for a receiver on another shard: what a
 /// get-ok or a delivery carries.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,15 +79,14 @@ pub struct Taken {
 /// What one shard sends another.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CrossMsg {
-    Forward(Box<Forward>),
+    /// Messages for the receiver's queues, routed on the sender's copy of
+    /// the routing data.
+    Forwards(Box<Forwards>),
     /// A message for the receiver's delayed exchange.
     ForwardDelayed(Box<delayed::DelayedForward>),
     /// The forwarded message was stored (and synced, when it must be) in every
     /// queue of the receiver it routed to, or `failed` somewhere.
-    Stored {
-        confirm: ConfirmRef,
-        failed: bool,
-    },
+    Stored { confirm: ConfirmRef, failed: bool },
     /// A question for the owner of a queue (`ask`).
     Ask(Box<Ask>),
     /// The owner's answer.
@@ -112,10 +96,7 @@ pub enum CrossMsg {
     /// A message for a consumer of the receiver's.
     Deliver(Box<Deliver>),
     /// More deliveries the consumer may be sent.
-    Grant {
-        consumer: Box<ConsumerKey>,
-        permits: u32,
-    },
+    Grant { consumer: Box<ConsumerKey>, permits: u32 },
     /// The consumer is gone (basic.cancel, its channel's or connection's
     /// end). (When its queue goes, its shard cancels it as it applies the
     /// queue's delete from the metadata log.)
@@ -146,11 +127,29 @@ pub struct Cross {
 impl Cross {
     /// Queues `msg` for shard `to`.
     pub fn send(&mut self, to: ShardId, msg: CrossMsg) {
+        self.out_to(to).push(msg);
+    }
+
+    fn out_to(&mut self, to: ShardId) -> &mut Vec<CrossMsg> {
         let i = usize::from(to.0);
         if self.out.len() <= i {
             self.out.resize_with(i + 1, Vec::new);
         }
-        self.out[i].push(msg);
+        &mut self.out[i]
+    }
+
+    /// The forwards to shard `to` that the next one joins: the last message
+    /// made for it, when that is forwards (so the order of everything sent
+    /// stays the order made), or new ones.
+    fn forwards_to(&mut self, to: ShardId) -> &mut Forwards {
+        let out = self.out_to(to);
+        if !matches!(out.last(), Some(CrossMsg::Forwards(_))) {
+            out.push(CrossMsg::Forwards(Box::default()));
+        }
+        match out.last_mut() {
+            Some(CrossMsg::Forwards(f)) => f,
+            _ => unreachable!("pushed above"),
+        }
     }
 
     /// The confirm of a message stored here goes back once the commit of
@@ -242,18 +241,33 @@ impl Cross {
 
 impl Model {
     /// Sends `msg` to the owners of the queues in `queues` that are not this
-    /// shard's, one forward per owner; returns this shard's queues.
+    /// shard's, one forward per owner; returns this shard's queues, None when
+    /// they are all of `queues`. A message routed to one queue (the common
+    /// case) allocates nothing here.
     pub(crate) fn forward_to_owners(
         &mut self,
         vhost_name: &VhostName,
         queues: &[QueueId],
         msg: &StoredMessage<'_>,
         outcome: &mut PublishOutcome,
-    ) -> Vec<QueueId> {
+    ) -> Option<Vec<QueueId>> {
         let me = self.shards.me;
         let Some(vhost) = self.vhosts.get(vhost_name) else {
-            return Vec::new();
+            return Some(Vec::new());
         };
+        let owner = |id: &QueueId| vhost.queues.get(id).map(|q| q.owner());
+        if queues.iter().all(|id| owner(id).is_none_or(|o| o == me)) {
+            return None; // a queue gone meanwhile is skipped by the store
+        }
+        if let [id] = queues {
+            let owner = owner(id).expect("checked above");
+            let confirm = self.cross.origin;
+            if confirm.is_some() {
+                outcome.remote += 1;
+            }
+            self.cross.forwards_to(owner).push(vhost_name, queues, msg, confirm);
+            return Some(Vec::new());
+        }
         let mut local = Vec::with_capacity(queues.len());
         let mut remote: Vec<(ShardId, Vec<QueueId>)> = Vec::new();
         for id in queues {
@@ -273,23 +287,9 @@ impl Model {
             if confirm.is_some() {
                 outcome.remote += 1;
             }
-            self.cross.send(
-                owner,
-                CrossMsg::Forward(Box::new(Forward {
-                    vhost: vhost_name.clone(),
-                    queues: ids,
-                    exchange: msg.exchange.into(),
-                    routing_key: msg.routing_key.into(),
-                    properties: msg.properties.to_vec(),
-                    body: msg.body.to_vec(),
-                    persistent: msg.persistent,
-                    expiration_ms: msg.expiration_ms,
-                    priority: msg.priority,
-                    confirm,
-                })),
-            );
+            self.cross.forwards_to(owner).push(vhost_name, &ids, msg, confirm);
         }
-        local
+        Some(local)
     }
 
     /// The word for a message shard `from` forwarded with `confirm`, stored
@@ -304,23 +304,25 @@ impl Model {
         }
     }
 
-    /// A forward from shard `from`: stored in this shard's queues; its confirm
-    /// goes back now, or after the group commit that syncs it.
-    pub(crate) fn store_forward(&mut self, from: ShardId, f: &Forward) {
-        let mut outcome = PublishOutcome::default();
-        let msg = StoredMessage {
-            exchange: f.exchange.as_short(),
-            routing_key: f.routing_key.as_short(),
-            properties: &f.properties,
-            body: &f.body,
-            persistent: f.persistent,
-            expiration_ms: f.expiration_ms,
-            priority: f.priority,
-            maybe_delivered: false,
-        };
-        self.store_routed(&f.vhost, &f.queues, &msg, &mut outcome);
-        if let Some(confirm) = f.confirm {
-            self.answer_stored(from, confirm, &outcome);
+    /// Forwards from shard `from`: stored in this shard's queues; each
+    /// one's confirm goes back now, or after the group commit that syncs it.
+    pub(crate) fn store_forwards(&mut self, from: ShardId, forwards: &Forwards) {
+        for f in forwards.iter() {
+            let mut outcome = PublishOutcome::default();
+            let msg = StoredMessage {
+                exchange: f.msg.exchange,
+                routing_key: f.msg.routing_key,
+                properties: f.msg.properties,
+                body: f.msg.body,
+                persistent: f.persistent,
+                expiration_ms: f.expiration_ms,
+                priority: f.priority,
+                maybe_delivered: false,
+            };
+            self.store_routed(f.vhost, f.queues, &msg, &mut outcome);
+            if let Some(confirm) = f.confirm {
+                self.answer_stored(from, confirm, &outcome);
+            }
         }
     }
 }

@@ -41,11 +41,12 @@ impl Model {
         let mut disk_full = false;
         // Other shards' queues get the message through `model::cross`.
         let local;
-        let queues = if self.shards.count > 1 {
-            local = self.forward_to_owners(vhost_name, queues, msg, outcome);
-            &local[..]
-        } else {
-            queues
+        let queues = match self.shards.count > 1 {
+            true => {
+                local = self.forward_to_owners(vhost_name, queues, msg, outcome);
+                local.as_deref().unwrap_or(queues)
+            }
+            false => queues,
         };
         self.store_routed_to(vhost_name, queues, msg, outcome, &mut disk_full);
         if disk_full {
