@@ -224,7 +224,7 @@ impl Broker {
                 CrossMsg::Ask(ask) => self.handle_ask(from, &ask),
                 CrossMsg::Reply(reply) => self.handle_reply(from, &reply),
                 CrossMsg::Settle(s) => self.model.handle_settlement(&s),
-                CrossMsg::Deliver(d) => self.handle_deliver(from, *d),
+                CrossMsg::Delivers(d) => self.handle_delivers(from, &d),
                 CrossMsg::Grant { consumer, permits } => self.handle_grant(&consumer, permits),
                 CrossMsg::Cancel(k) => self.handle_cancel(&k),
             }

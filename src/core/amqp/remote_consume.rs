@@ -18,8 +18,11 @@ use crate::core::amqp::broker::Broker;
 use crate::core::amqp::channel::{ChannelConsumer, ChannelState, Unacked};
 use crate::core::amqp::connection::Connection;
 use crate::core::amqp::remote::Pending;
+use crate::core::model::cross::delivers::{ConsumerAt, DeliverRef};
+use crate::core::model::cross::packed::MsgParts;
+use crate::core::model::cross::Delivers;
 use crate::core::model::cross::{
-    Answer, AskRef, AskWhat, ConsumeAsk, ConsumerKey, CrossMsg, Deliver, SettleHow, Settlement, Taken,
+    Answer, AskRef, AskWhat, ConsumeAsk, ConsumerKey, CrossMsg, SettleHow, Settlement, Taken,
 };
 use crate::core::model::ids::{QueueId, VhostName};
 use crate::core::model::meta::ShardId;
@@ -186,25 +189,40 @@ impl Broker {
         }
     }
 
-    /// A delivery from the owner of a queue: to its consumer on this shard,
-    /// or back when the consumer is gone.
-    pub(crate) fn handle_deliver(&mut self, from: ShardId, d: Deliver) {
-        let k = &d.to;
-        let Some(mut conn) = self.conns.remove(&k.conn) else {
-            self.return_delivery(from, &d);
-            return;
-        };
-        let delivered = self.deliver_here(&mut conn, &d);
-        if !delivered {
-            self.return_delivery(from, &d);
+    /// Deliveries from the owner of a queue: each to its consumer on this
+    /// shard, or back when the consumer is gone.
+    pub(crate) fn handle_delivers(&mut self, from: ShardId, delivers: &Delivers) {
+        // Consecutive deliveries nearly always go to one connection: it is
+        // taken out of the map once for them.
+        let mut held: Option<Box<Connection>> = None;
+        for d in delivers.iter() {
+            if held.as_ref().is_some_and(|c| c.id != d.to.conn) {
+                self.put_back(held.take());
+            }
+            if held.is_none() {
+                held = self.conns.remove(&d.to.conn);
+            }
+            let delivered = match held.as_mut() {
+                Some(conn) => self.deliver_here(conn, &d),
+                None => false,
+            };
+            if !delivered {
+                self.return_delivery(from, &d);
+            }
         }
+        self.put_back(held);
+    }
+
+    /// A connection taken out for deliveries goes back, marked for output.
+    fn put_back(&mut self, conn: Option<Box<Connection>>) {
+        let Some(mut conn) = conn else { return };
         if conn.has_output() {
             self.mark_dirty(&mut conn);
         }
-        self.conns.insert(k.conn, conn);
+        self.conns.insert(conn.id, conn);
     }
 
-    fn deliver_here(&mut self, conn: &mut Connection, d: &Deliver) -> bool {
+    fn deliver_here(&mut self, conn: &mut Connection, d: &DeliverRef<'_>) -> bool {
         let k = &d.to;
         let frame_max = conn.tuning.frame_max;
         let Some(ch) = conn
@@ -214,9 +232,13 @@ impl Broker {
         else {
             return false;
         };
-        let Some(c) = ch.consumers.get_mut(k.tag.as_str()) else {
+        let Some((tag_key, c)) = ch
+            .consumers
+            .get_key_value_mut(&crate::core::model::ids::Name(k.tag.as_str()))
+        else {
             return false;
         };
+        let tag_key = tag_key.clone();
         let no_ack = c.no_ack;
         // The permit is used: the delivery counts against the prefetch now.
         c.permits_out = c.permits_out.saturating_sub(1);
@@ -228,21 +250,21 @@ impl Broker {
         encode_deliver_head(
             out,
             k.channel,
-            k.tag.as_short(),
+            k.tag,
             tag,
-            d.msg.redelivered,
-            d.msg.exchange.as_short(),
-            d.msg.routing_key.as_short(),
-            &d.msg.properties,
+            d.redelivered,
+            d.msg.exchange,
+            d.msg.routing_key,
+            d.msg.properties,
             d.msg.body.len() as u64,
         );
-        ringmq_codec::frame::encode_body(out, k.channel, &d.msg.body, frame_max);
-        crate::core::model::stats::count_delivery(&mut ch.stats.c, no_ack, d.msg.redelivered);
+        ringmq_codec::frame::encode_body(out, k.channel, d.msg.body, frame_max);
+        crate::core::model::stats::count_delivery(&mut ch.stats.c, no_ack, d.redelivered);
         if !no_ack {
             let timeout = self
                 .model
                 .vhosts
-                .get(&k.vhost)
+                .get(k.vhost)
                 .and_then(|v| v.queues.get(&k.queue))
                 .and_then(|q| q.settings().consumer_timeout_ms)
                 .or(self.config.consumer_timeout_ms)
@@ -251,8 +273,8 @@ impl Broker {
                 tag,
                 Unacked {
                     queue: k.queue,
-                    position: d.msg.position,
-                    consumer: Some(k.tag.clone()),
+                    position: d.position,
+                    consumer: Some(tag_key),
                     timeout,
                 },
             );
@@ -262,9 +284,9 @@ impl Broker {
                 vhost: k.vhost.clone(),
                 queue: k.queue,
                 how: SettleHow::Delivered,
-                positions: vec![d.msg.position],
+                positions: vec![d.position],
             };
-            self.send_to_owner(k, CrossMsg::Settle(Box::new(s)));
+            self.send_to_owner(k.vhost, k.queue, CrossMsg::Settle(Box::new(s)));
         }
         self.regrant(conn, k.channel);
         true
@@ -272,12 +294,12 @@ impl Broker {
 
     /// A grant or a `Delivered` settlement to the queue's owner, merged with
     /// one like it on its way (`Cross::send_merged`).
-    fn send_to_owner(&mut self, k: &ConsumerKey, msg: CrossMsg) {
+    fn send_to_owner(&mut self, vhost: &VhostName, queue: QueueId, msg: CrossMsg) {
         let owner = self
             .model
             .vhosts
-            .get(&k.vhost)
-            .and_then(|v| v.queues.get(&k.queue))
+            .get(vhost)
+            .and_then(|v| v.queues.get(&queue))
             .map(|q| q.owner());
         if let Some(owner) = owner {
             self.model.cross.send_merged(owner, msg);
@@ -289,20 +311,17 @@ impl Broker {
             consumer: Box::new(k.clone()),
             permits,
         };
-        self.send_to_owner(k, msg);
+        self.send_to_owner(&k.vhost, k.queue, msg);
     }
 
     /// A delivery nobody here takes goes back to its queue (unless the owner
     /// acked it as it took it, for a no-ack consumer).
-    fn return_delivery(&mut self, owner: ShardId, d: &Deliver) {
-        if d.acked {
-            return;
-        }
+    fn return_delivery(&mut self, owner: ShardId, d: &DeliverRef<'_>) {
         let s = Settlement {
             vhost: d.to.vhost.clone(),
             queue: d.to.queue,
             how: SettleHow::Requeue,
-            positions: vec![d.msg.position],
+            positions: vec![d.position],
         };
         self.model.cross.send(owner, CrossMsg::Settle(Box::new(s)));
     }
@@ -343,8 +362,29 @@ pub(crate) fn deliver_remote(
         HeadState::Due(t) => o.timers.add(t, o.now_ms, vname, qid, TimerKind::Head),
         HeadState::Live => {}
     }
-    let c = q.consumer(idx).clone();
-    let Some(msg) = take_to_cross(q) else {
+    let c = q.consumer(idx);
+    let (conn, channel, tag, no_ack) = (c.conn, c.channel, c.tag.clone(), c.no_ack);
+    let to = ConsumerAt {
+        vhost: vname,
+        queue: qid,
+        conn,
+        channel,
+        tag: tag.as_short(),
+    };
+    // Packed into the batch for the consumer's shard straight from the
+    // segment (`cross::delivers`): no copy of its own.
+    let delivers = o.cross.delivers_to(conn.shard());
+    let taken = q.take_next(None, |m| {
+        let properties = crate::core::amqp::delivery::delivery_properties(m.view.properties, m.delivery_count);
+        let parts = MsgParts {
+            exchange: m.exchange,
+            routing_key: m.routing_key,
+            properties: &properties,
+            body: m.view.body,
+        };
+        delivers.pack(to.tag, &parts)
+    });
+    let Some((at, packed)) = taken else {
         if q.ready_count() > 0 {
             // As for a local consumer: the store failed (logged); try later.
             let at = crate::core::model::timers::take_retry_at(o.now_ms);
@@ -352,21 +392,10 @@ pub(crate) fn deliver_remote(
         }
         return RemoteStep::Stopped;
     };
-    q.count_delivery(c.no_ack, msg.redelivered);
+    delivers.push_packed(&to, packed, at.pos, at.redelivered);
+    q.count_delivery(no_ack, at.redelivered);
     q.spend_permit(idx);
     q.rotate_after_delivery(idx);
-    let d = Deliver {
-        to: ConsumerKey {
-            vhost: vname.clone(),
-            queue: qid,
-            conn: c.conn,
-            channel: c.channel,
-            tag: c.tag,
-        },
-        acked: false,
-        msg,
-    };
-    o.cross.send(c.conn.shard(), CrossMsg::Deliver(Box::new(d)));
     RemoteStep::Delivered
 }
 

@@ -35,13 +35,3 @@ pub struct ConsumerKey {
     pub channel: u16,
     pub tag: ShortString,
 }
-
-/// A message the owner sends a consumer on another shard.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Deliver {
-    pub to: ConsumerKey,
-    /// Acked by the owner as it was taken (never, today: a no-ack consumer's
-    /// shard says `Delivered` once it wrote it).
-    pub acked: bool,
-    pub msg: super::Taken,
-}

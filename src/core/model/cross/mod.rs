@@ -18,16 +18,19 @@
 //! | [`ask`] | questions to a queue's owner (counts, purge, delete, get) and answers |
 //! | [`settle`] | acks, requeues and discards of another shard's deliveries |
 //! | [`consume`] | consumers on another shard's queue: deliveries and permits |
+//! | [`delivers`] | deliveries to them, packed per batch |
 //! | [`delayed`] | messages for another shard's delayed exchange |
 
 pub mod ask;
 pub mod consume;
 pub mod delayed;
+pub mod delivers;
 pub mod forwards;
-mod packed;
+pub(crate) mod packed;
 pub mod settle;
 
-pub use consume::{ConsumeAsk, ConsumerKey, Deliver, REMOTE_WINDOW};
+pub use consume::{ConsumeAsk, ConsumerKey, REMOTE_WINDOW};
+pub use delivers::Delivers;
 
 pub use ask::{Answer, Ask, AskRef, AskWhat, Got, Reply};
 pub use forwards::Forwards;
@@ -93,8 +96,8 @@ pub enum CrossMsg {
     Reply(Box<Reply>),
     /// Deliveries of the receiver's queue settled on the sender's channels.
     Settle(Box<Settlement>),
-    /// A message for a consumer of the receiver's.
-    Deliver(Box<Deliver>),
+    /// Messages for consumers of the receiver's.
+    Delivers(Box<Delivers>),
     /// More deliveries the consumer may be sent.
     Grant { consumer: Box<ConsumerKey>, permits: u32 },
     /// The consumer is gone (basic.cancel, its channel's or connection's
@@ -141,15 +144,26 @@ impl Cross {
     /// The forwards to shard `to` that the next one joins: the last message
     /// made for it, when that is forwards (so the order of everything sent
     /// stays the order made), or new ones.
-    fn forwards_to(&mut self, to: ShardId) -> &mut Forwards {
-        let out = self.out_to(to);
-        if !matches!(out.last(), Some(CrossMsg::Forwards(_))) {
-            out.push(CrossMsg::Forwards(Box::default()));
+    pub(crate) fn forwards_to(&mut self, to: ShardId) -> &mut Forwards {
+        fn is(m: &mut CrossMsg) -> Option<&mut Forwards> {
+            match m {
+                CrossMsg::Forwards(f) => Some(f),
+                _ => None,
+            }
         }
-        match out.last_mut() {
-            Some(CrossMsg::Forwards(f)) => f,
-            _ => unreachable!("pushed above"),
+        last_or_new(self.out_to(to), is, CrossMsg::Forwards)
+    }
+
+    /// The deliveries to shard `to` that the next one joins, as
+    /// [`Cross::forwards_to`].
+    pub(crate) fn delivers_to(&mut self, to: ShardId) -> &mut Delivers {
+        fn is(m: &mut CrossMsg) -> Option<&mut Delivers> {
+            match m {
+                CrossMsg::Delivers(d) => Some(d),
+                _ => None,
+            }
         }
+        last_or_new(self.out_to(to), is, CrossMsg::Delivers)
     }
 
     /// The confirm of a message stored here goes back once the commit of
@@ -237,6 +251,18 @@ impl Cross {
     pub fn has_output(&self) -> bool {
         self.out.iter().any(|m| !m.is_empty())
     }
+}
+
+/// The last of `out` when `is` takes it, or a new default one pushed.
+fn last_or_new<T: Default>(
+    out: &mut Vec<CrossMsg>,
+    is: fn(&mut CrossMsg) -> Option<&mut T>,
+    make: fn(Box<T>) -> CrossMsg,
+) -> &mut T {
+    if out.last_mut().and_then(is).is_none() {
+        out.push(make(Box::default()));
+    }
+    out.last_mut().and_then(is).expect("pushed above")
 }
 
 impl Model {

@@ -91,15 +91,24 @@ impl Arena {
         }
     }
 
+    /// Appends a short string (a consumer tag) to the names; returns its
+    /// length, which reads it back ([`Arena::read_short`]).
+    pub(crate) fn push_short(&mut self, s: ShortStr<'_>) -> u8 {
+        self.names.push_str(s.as_str());
+        s.len_u8()
+    }
+
+    /// The short string of `len` at `at`; moves `at` past it.
+    pub(crate) fn read_short(&self, at: &mut Cursor, len: u8) -> ShortStr<'_> {
+        let s = &self.names[at.names..at.names + usize::from(len)];
+        at.names += usize::from(len);
+        ShortStr::new(s).expect("at most 255 bytes, as pushed")
+    }
+
     /// The parts at `at` with `lens`; moves `at` past them.
     pub(crate) fn read(&self, at: &mut Cursor, lens: MsgLens) -> MsgParts<'_> {
-        let short = |at: &mut usize, len: u8| {
-            let s = &self.names[*at..*at + usize::from(len)];
-            *at += usize::from(len);
-            ShortStr::new(s).expect("at most 255 bytes, as pushed")
-        };
-        let exchange = short(&mut at.names, lens.exchange);
-        let routing_key = short(&mut at.names, lens.routing_key);
+        let exchange = self.read_short(at, lens.exchange);
+        let routing_key = self.read_short(at, lens.routing_key);
         let properties = &self.bytes[at.bytes..at.bytes + lens.properties as usize];
         at.bytes += lens.properties as usize;
         let body = &self.bytes[at.bytes..at.bytes + lens.body as usize];
