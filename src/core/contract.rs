@@ -136,7 +136,8 @@ impl Broker {
             return;
         }
         // While publishers' sockets are not read (flow control), their silence is ours.
-        conn.tick_heartbeats(now_ms, self.alarms.blocking());
+        let held_back = self.holds_back(&conn);
+        conn.tick_heartbeats(now_ms, held_back);
         if conn.is_open() {
             let late = conn.timed_out_channels(now_ms);
             for (channel, t) in late {

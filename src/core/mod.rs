@@ -39,7 +39,7 @@ pub mod mgmt;
 pub mod model;
 pub mod policy;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 pub use amqp::broker::Broker;
 pub use config::CoreConfig;

@@ -10,6 +10,15 @@ use crate::core::amqp::broker::Broker;
 use crate::core::amqp::connection::{ConnState, Connection};
 use crate::core::model::ids::ConnId;
 
+/// Why a publisher is not read (see [`Broker::held_back`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldBack {
+    /// A resource alarm (disk, memory).
+    Alarm,
+    /// The credit between shards.
+    Flow,
+}
+
 impl Broker {
     /// The limits the io layer measures against, for the management API to show.
     pub fn set_alarm_limits(&mut self, disk_free_limit: u64, mem_limit: u64) {
@@ -107,11 +116,37 @@ impl Broker {
         }
     }
 
-    /// Whether the io layer should stop reading from this connection: a resource
-    /// alarm is on and the connection publishes.
+    /// Whether the io layer should stop reading from this connection: it is
+    /// parked for another shard's answer, or publishers are held back and it
+    /// is one ([`Broker::holds_back`]).
     pub fn should_pause_reading(&self, id: ConnId) -> bool {
         self.conns
             .get(&id)
-            .is_some_and(|c| c.parked.is_some() || (self.alarms.blocking() && c.has_published))
+            .is_some_and(|c| c.parked.is_some() || self.holds_back(c))
+    }
+
+    /// Whether `conn`, a publisher, is not read for now ([`Broker::held_back`]).
+    pub(crate) fn holds_back(&self, conn: &Connection) -> bool {
+        self.held_back(conn).is_some()
+    }
+
+    /// Why `conn`, a publisher, is not read for now: a resource alarm is on,
+    /// or its publishes go to other shards and the batches for them are
+    /// backed up ([`Broker::set_cross_flow`]).
+    pub(crate) fn held_back(&self, conn: &Connection) -> Option<HeldBack> {
+        if self.alarms.blocking() && conn.has_published {
+            Some(HeldBack::Alarm)
+        } else if self.cross_flow && conn.forwards {
+            Some(HeldBack::Flow)
+        } else {
+            None
+        }
+    }
+
+    /// The io layer says whether the batches this shard made for other
+    /// shards are past their bound. Connections it held back are read
+    /// again once it is off (the io layer wakes them).
+    pub fn set_cross_flow(&mut self, on: bool) {
+        self.cross_flow = on;
     }
 }

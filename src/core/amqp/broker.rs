@@ -59,6 +59,10 @@ pub struct Broker {
     pub(in crate::core) sync: crate::core::amqp::confirm::SyncState,
     /// The resource alarms (free disk, memory) and their limits.
     pub(in crate::core) alarms: Alarms,
+    /// The batches for another shard past their bound (`io::shards::cross`):
+    /// connections whose publishes go to other shards' queues are not read
+    /// (credit flow, as RabbitMQ's "flow" state), the others go on.
+    pub(in crate::core) cross_flow: bool,
     started: bool,
     /// Seed-driven generator for server-named queues and consumer tags.
     rng: u64,
@@ -101,6 +105,7 @@ impl Broker {
             sync: Default::default(),
             rng: seed | 1,
             alarms: Alarms::default(),
+            cross_flow: false,
             started: false,
             global_parameters: Vec::new(),
             node_stats: Default::default(),

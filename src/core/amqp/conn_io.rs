@@ -99,9 +99,9 @@ impl Connection {
     /// output buffer given back after [`IDLE_RELEASE_MS`] without output: a peer silent for two
     /// heartbeats is closed, a heartbeat goes out after half of one without
     /// output, a close unanswered for [`CLOSE_TIMEOUT_MS`] is given up.
-    /// `reading_paused`: the broker is not reading publishers' sockets (flow
-    /// control), so a publisher's silence is ours.
-    pub(in crate::core) fn tick_heartbeats(&mut self, now_ms: u64, reading_paused: bool) {
+    /// `held_back`: the broker is not reading this publisher's socket (flow
+    /// control), so its silence is ours.
+    pub(in crate::core) fn tick_heartbeats(&mut self, now_ms: u64, held_back: bool) {
         let hb_ms = self.tuning.heartbeat_secs as u64 * 1000;
         if now_ms.saturating_sub(self.last_send_ms) >= IDLE_RELEASE_MS {
             self.out.release_if_empty();
@@ -109,7 +109,7 @@ impl Connection {
         // Not read, so not heard: a publisher paused by an alarm, or a
         // connection parked for another shard's answer (`remote`), is not
         // taken for a dead peer.
-        if reading_paused && self.has_published || self.parked.is_some() {
+        if held_back || self.parked.is_some() {
             self.last_recv_ms = now_ms;
         }
         match self.state {

@@ -90,6 +90,9 @@ pub struct Connection {
     pub(in crate::core::amqp) close_ok_sent: bool,
     /// Sent at least one basic.publish: subject to flow control on disk alarm.
     pub(in crate::core::amqp) has_published: bool,
+    /// A publish of its was forwarded to another shard's queue: subject to
+    /// flow control when the batches for other shards back up.
+    pub(in crate::core::amqp) forwards: bool,
     /// Confirms that need no fsync were made ready in this input: they go out at
     /// its end, coalesced into `multiple` acks (see `confirm::flush_ready_confirms`).
     pub(in crate::core::amqp) confirms_ready: bool,
@@ -170,6 +173,7 @@ impl Connection {
             blocked_sent: false,
             close_ok_sent: false,
             has_published: false,
+            forwards: false,
             confirms_ready: false,
             channels_opened: 0,
             permission: None,

@@ -27,6 +27,8 @@ pub struct PublishOutcome {
     /// Shards the message was forwarded to whose word its confirm waits for
     /// (`model::cross`).
     pub remote: u16,
+    /// It went to another shard's queue (with a confirm or without).
+    pub forwarded: bool,
 }
 
 /// Why a message cannot be routed.

@@ -98,6 +98,8 @@ impl Item for ConnItem<'_> {
             "user_who_performed_action": c.user(),
             "state": match c.phase() {
                 ConnPhase::Open => "running",
+                ConnPhase::Blocked => "blocked",
+                ConnPhase::Flow => "flow",
                 ConnPhase::Closing => "closing",
                 ConnPhase::Starting => "starting",
             },

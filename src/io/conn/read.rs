@@ -58,13 +58,13 @@ impl Reader<'_> {
             if shared.broker.borrow().is_closed(id) {
                 return Ok(ReadEnd::Closed);
             }
-            if shared.broker.borrow().should_pause_reading(id) || crate::io::shards::input_waits(shared) {
+            if shared.broker.borrow().should_pause_reading(id) {
                 // Flow control: a publisher's socket is not read while the disk alarm
                 // is on; TCP backpressure then slows the client down. The ticker
                 // wakes the tasks every TICK while a reader is paused. Also while
                 // the connection is parked for another shard's answer (its
-                // resume wakes this task), or the batches for other shards wait
-                // for room in their rings (`io::shards::cross`).
+                // resume wakes this task), or it publishes to other shards and
+                // the batches for them are past their credit (`io::shards::cross`).
                 tokio::select! {
                     _ = shared.unblocked.notified() => {}
                     _ = NextPoll(false) => {}

@@ -13,6 +13,13 @@
 //! ([`Links::drain`]). With N shards there are N(N-1) rings; 64 shards with 8
 //! slots of one pointer each is 32 K slots, 4 MiB with the padded indexes.
 //!
+//! Credit: a full ring bounds batches, not bytes, and a batch is a whole
+//! turn's messages. Each ordered pair of shards also counts the weight (the
+//! bytes, roughly) sent and not yet taken in ([`Links::add_weight`],
+//! [`Links::took_in`]); the sender holds its publishers back while the count
+//! is past its bound, and the receiver wakes it once the count falls under
+//! the point where it may go on.
+//!
 //! The simulation runs all shards' links in one thread and chooses, by its
 //! seed, which shard pops which peer's ring next ([`Links::pop_from`]): the
 //! same code as the threads run, deterministically interleaved.
@@ -20,6 +27,7 @@
 pub mod spsc;
 pub mod wake;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::core::model::meta::shard::SHARDS_MAX;
@@ -38,6 +46,9 @@ pub struct Links<T> {
     /// The peers to wake at the end of the turn: pushed to, or whose full
     /// ring to this shard it drained.
     to_wake: Vec<bool>,
+    /// Per ordered pair (`from * n + to`): the weight sent and not yet taken
+    /// in by the receiver.
+    weights: Arc<[AtomicUsize]>,
 }
 
 impl<T> std::fmt::Debug for Links<T> {
@@ -51,6 +62,7 @@ pub fn mesh<T: Send>(shards: u16, slots: usize) -> std::io::Result<Vec<Links<T>>
     assert!((1..=SHARDS_MAX).contains(&shards), "{shards} shards");
     let n = usize::from(shards);
     let wakes: Arc<[Wake]> = (0..n).map(|_| Wake::new()).collect::<std::io::Result<Vec<_>>>()?.into();
+    let weights: Arc<[AtomicUsize]> = (0..n * n).map(|_| AtomicUsize::new(0)).collect();
     let mut links: Vec<Links<T>> = (0..n)
         .map(|i| Links {
             me: ShardId(i as u16),
@@ -58,6 +70,7 @@ pub fn mesh<T: Send>(shards: u16, slots: usize) -> std::io::Result<Vec<Links<T>>
             from: (0..n).map(|_| None).collect(),
             wakes: wakes.clone(),
             to_wake: vec![false; n],
+            weights: weights.clone(),
         })
         .collect();
     for a in 0..n {
@@ -140,6 +153,33 @@ impl<T> Links<T> {
             }
         }
         n
+    }
+
+    fn weight_of(&self, from: ShardId, to: ShardId) -> &AtomicUsize {
+        &self.weights[usize::from(from.0) * self.to.len() + usize::from(to.0)]
+    }
+
+    /// Counts `weight` more sent to `peer` (when made: a batch waiting in
+    /// an outbox counts as sent).
+    pub fn add_weight(&self, peer: ShardId, weight: usize) {
+        self.weight_of(self.me, peer).fetch_add(weight, Ordering::Relaxed);
+    }
+
+    /// The weight sent to `peer` that it has not taken in yet.
+    pub fn weight_to(&self, peer: ShardId) -> usize {
+        self.weight_of(self.me, peer).load(Ordering::Relaxed)
+    }
+
+    /// The receiver's side: `weight` of what `from` sent was taken in. When
+    /// that brings what `from` has in flight to this shard under
+    /// `resume_at`, `from` is woken at the end of the turn: it may be
+    /// holding its publishers back for it.
+    pub fn took_in(&mut self, from: ShardId, weight: usize, resume_at: usize) {
+        let before = self.weight_of(from, self.me).fetch_sub(weight, Ordering::AcqRel);
+        debug_assert!(before >= weight, "took in more than was sent");
+        if before >= resume_at && before - weight < resume_at {
+            self.to_wake[usize::from(from.0)] = true;
+        }
     }
 
     /// Every shard's wake-up, index = shard (to wake them for something

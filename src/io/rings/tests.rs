@@ -209,3 +209,31 @@ fn a_shard_has_no_ring_to_itself() {
     let mut links = mesh::<u32>(2, 2).unwrap();
     let _ = links[0].push(ShardId(0), 1);
 }
+
+#[test]
+fn weight_in_flight_is_counted_per_pair_and_its_fall_under_the_mark_wakes_the_sender() {
+    let mut links = mesh::<u32>(3, 4).unwrap();
+    let (a, b, c) = (ShardId(0), ShardId(1), ShardId(2));
+    links[0].add_weight(b, 300);
+    links[0].add_weight(b, 200);
+    links[2].add_weight(b, 50);
+    assert_eq!(
+        (links[0].weight_to(b), links[0].weight_to(c), links[2].weight_to(b)),
+        (500, 0, 50)
+    );
+    let _ = links[0].take_wake();
+    // Still over the mark: no wake.
+    links[1].took_in(a, 200, 250);
+    links[1].end_turn().unwrap();
+    assert!(!links[0].take_wake(), "300 left, the mark is 250");
+    // Under it: the sender is woken once, another sender's count is its own.
+    links[1].took_in(a, 100, 250);
+    links[1].took_in(c, 50, 250);
+    links[1].end_turn().unwrap();
+    assert!(links[0].take_wake(), "fell under the mark");
+    assert!(!links[2].take_wake(), "never over it");
+    assert_eq!((links[0].weight_to(b), links[2].weight_to(b)), (200, 0));
+    links[1].took_in(a, 200, 250);
+    links[1].end_turn().unwrap();
+    assert!(!links[0].take_wake(), "already under it");
+}

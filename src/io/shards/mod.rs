@@ -364,10 +364,5 @@ impl Stopper {
     }
 }
 
-/// Whether a shard's input waits for its outboxes (see `cross`).
-pub(crate) fn input_waits(shared: &Shared) -> bool {
-    shared.cross.as_ref().is_some_and(CrossPort::backlogged)
-}
-
 #[cfg(test)]
 mod tests;

@@ -237,6 +237,9 @@ impl Broker {
             Ok(outcome) => outcome,
             Err(RouteError::BadExpiration(e)) => return Err(precondition(e)),
         };
+        if outcome.forwarded && !conn.forwards {
+            conn.forwards = true;
+        }
         if !outcome.routed {
             // Rare path: the channel lookup for the counter costs nothing on routed messages.
             let c = &mut chan(conn, channel).stats.c;

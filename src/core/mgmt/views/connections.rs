@@ -1,5 +1,6 @@
 //! Client connections and their channels, read-only.
 
+use crate::core::amqp::alarms::HeldBack;
 use ringmq_codec::FieldTable;
 
 use crate::core::amqp::channel::Channel;
@@ -13,6 +14,12 @@ pub enum ConnPhase {
     /// Anywhere but open or closing (handshake; also done, waiting for the socket).
     Starting,
     Open,
+    /// Open, a publisher not read while a resource alarm is on (RabbitMQ's
+    /// `blocked`).
+    Blocked,
+    /// Open, a publisher to other shards' queues not read while the batches
+    /// for them are past their credit (RabbitMQ's `flow`).
+    Flow,
     /// Sent connection.close, waiting for close-ok.
     Closing,
 }
@@ -31,11 +38,12 @@ pub struct ConnTraffic {
 #[derive(Clone, Copy)]
 pub struct ConnView<'a> {
     c: &'a Connection,
+    held_back: Option<HeldBack>,
 }
 
 impl<'a> ConnView<'a> {
-    pub(super) fn new(c: &'a Connection) -> Self {
-        ConnView { c }
+    pub(super) fn new(c: &'a Connection, held_back: Option<HeldBack>) -> Self {
+        ConnView { c, held_back }
     }
 
     pub fn id(&self) -> ConnId {
@@ -61,7 +69,11 @@ impl<'a> ConnView<'a> {
     }
     pub fn phase(&self) -> ConnPhase {
         match self.c.state() {
-            ConnState::Open => ConnPhase::Open,
+            ConnState::Open => match self.held_back {
+                None => ConnPhase::Open,
+                Some(HeldBack::Alarm) => ConnPhase::Blocked,
+                Some(HeldBack::Flow) => ConnPhase::Flow,
+            },
             ConnState::Closing => ConnPhase::Closing,
             _ => ConnPhase::Starting,
         }

@@ -80,11 +80,11 @@ impl<'a> View<'a> {
 
     /// Every connection, from accept on (check [`ConnView::is_logged_in`]).
     pub fn connections(self) -> impl Iterator<Item = ConnView<'a>> {
-        self.b.conns.values().map(|c| ConnView::new(c))
+        self.b.conns.values().map(|c| ConnView::new(c, self.b.held_back(c)))
     }
 
     pub fn connection(self, id: ConnId) -> Option<ConnView<'a>> {
-        self.b.conns.get(&id).map(|c| ConnView::new(c))
+        self.b.conns.get(&id).map(|c| ConnView::new(c, self.b.held_back(c)))
     }
 
     /// Sockets the core knows (connections at any stage).

@@ -53,6 +53,7 @@ impl Model {
         PublishOutcome {
             routed: true,
             remote: u16::from(confirm.is_some()),
+            forwarded: true,
             ..Default::default()
         }
     }

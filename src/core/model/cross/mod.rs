@@ -106,6 +106,26 @@ pub enum CrossMsg {
     Cancel(Box<ConsumerKey>),
 }
 
+/// What a boxed message costs beside its payload: the box and the slot in
+/// the batch (for [`CrossMsg::weight`]).
+const MSG_WEIGHT_MIN: usize = 64;
+
+impl CrossMsg {
+    /// Roughly the bytes this message holds while it crosses: what the
+    /// credit between shards counts (`io::shards::cross`). Exact for the
+    /// messages that carry bodies, a fixed cost for the small ones.
+    pub fn weight(&self) -> usize {
+        MSG_WEIGHT_MIN
+            + match self {
+                CrossMsg::Forwards(f) => f.weight(),
+                CrossMsg::Delivers(d) => d.weight(),
+                CrossMsg::ForwardDelayed(f) => f.properties.len() + f.body.len(),
+                CrossMsg::Settle(s) => s.positions.len() * std::mem::size_of::<ringmq_store::SegmentPosition>(),
+                _ => 0,
+            }
+    }
+}
+
 /// A word that waits for the sender's group commit: a stored message's
 /// confirm, a durable queue's delete.
 #[derive(Debug)]
@@ -291,6 +311,7 @@ impl Model {
             if confirm.is_some() {
                 outcome.remote += 1;
             }
+            outcome.forwarded = true;
             self.cross.forwards_to(owner).push(vhost_name, queues, msg, confirm);
             return Some(Vec::new());
         }
@@ -313,6 +334,7 @@ impl Model {
             if confirm.is_some() {
                 outcome.remote += 1;
             }
+            outcome.forwarded = true;
             self.cross.forwards_to(owner).push(vhost_name, &ids, msg, confirm);
         }
         Some(local)

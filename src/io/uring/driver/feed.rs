@@ -23,9 +23,10 @@ pub(super) fn feed(shared: &Shared, conn: &mut Conn, data: &[u8], now_ms: u64) -
         return Fed::Done; // closing: the peer's bytes no longer matter
     }
     let mut b = shared.broker.borrow_mut();
-    // Also while parked for another shard's answer, or while the batches for
-    // other shards wait for room in their rings (`io::shards::cross`).
-    if conn.paused || b.should_pause_reading(conn.id) || crate::io::shards::input_waits(shared) {
+    // Also while parked for another shard's answer, or while it publishes to
+    // other shards and the batches for them are past their credit
+    // (`io::shards::cross`).
+    if conn.paused || b.should_pause_reading(conn.id) {
         conn.carry.extend_from_slice(data);
         let first = !conn.paused;
         conn.paused = true;

@@ -39,8 +39,7 @@ impl Driver {
             if conn.phase != Phase::Open {
                 continue;
             }
-            if self.shared.broker.borrow().should_pause_reading(conn.id) || crate::io::shards::input_waits(&self.shared)
-            {
+            if self.shared.broker.borrow().should_pause_reading(conn.id) {
                 self.paused.push(slot);
                 continue;
             }
