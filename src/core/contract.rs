@@ -219,13 +219,19 @@ impl Broker {
         self.catch_up_meta();
         for msg in msgs {
             match msg {
-                CrossMsg::Forwards(f) => self.model.store_forwards(from, &f),
+                CrossMsg::Forwards(mut f) => {
+                    f.localize(|v| self.model.local_vhost(v));
+                    self.model.store_forwards(from, &f)
+                }
                 CrossMsg::ForwardDelayed(f) => self.model.store_delayed_forward(from, &f),
                 CrossMsg::Stored { confirm, failed } => self.handle_stored(confirm, failed),
                 CrossMsg::Ask(ask) => self.handle_ask(from, &ask),
                 CrossMsg::Reply(reply) => self.handle_reply(from, &reply),
                 CrossMsg::Settle(s) => self.model.handle_settlement(&s),
-                CrossMsg::Delivers(d) => self.handle_delivers(from, &d),
+                CrossMsg::Delivers(mut d) => {
+                    d.localize(|v| self.model.local_vhost(v));
+                    self.handle_delivers(from, &d)
+                }
                 CrossMsg::Grant { consumer, permits } => self.handle_grant(&consumer, permits),
                 CrossMsg::Cancel(k) => self.handle_cancel(&k),
             }

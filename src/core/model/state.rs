@@ -87,4 +87,10 @@ impl Model {
     pub fn vhosts(&self) -> impl Iterator<Item = (&VhostName, &VHost)> {
         self.vhosts.iter()
     }
+
+    /// This shard's own name of the vhost `name` names (another shard's
+    /// allocation of it, say), if it has the vhost: see `cross::packed`.
+    pub(crate) fn local_vhost(&self, name: &VhostName) -> Option<VhostName> {
+        self.vhosts.get_key_value(name.as_str()).map(|(k, _)| k.clone())
+    }
 }

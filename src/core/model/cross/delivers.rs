@@ -105,6 +105,11 @@ impl Delivers {
         });
     }
 
+    /// Each vhost named by the receiver's own name (see `Vhosts::localize`).
+    pub(crate) fn localize(&mut self, local: impl Fn(&VhostName) -> Option<VhostName>) {
+        self.vhosts.localize(local);
+    }
+
     /// Deliveries held.
     pub fn len(&self) -> usize {
         self.entries.len()

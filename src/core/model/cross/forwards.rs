@@ -76,6 +76,11 @@ impl Forwards {
         });
     }
 
+    /// Each vhost named by the receiver's own name (see `Vhosts::localize`).
+    pub(crate) fn localize(&mut self, local: impl Fn(&VhostName) -> Option<VhostName>) {
+        self.vhosts.localize(local);
+    }
+
     /// Messages held.
     pub fn len(&self) -> usize {
         self.entries.len()

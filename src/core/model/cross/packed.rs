@@ -36,6 +36,22 @@ impl Vhosts {
     pub(crate) fn get(&self, i: u16) -> &VhostName {
         &self.0[usize::from(i)]
     }
+
+    /// The receiver's side: each name replaced by the receiver's own (`local`
+    /// gives it; a vhost it does not have keeps the sender's). A name is a
+    /// shared allocation: the receiver cloning the sender's for each message
+    /// it stores (the queues to deliver from, their pending work) bumped a
+    /// reference count the sender bumps for each publish, one cache line
+    /// between two cores: 15% of two shards' CPU (`perf annotate`: the
+    /// `lock incq` and `lock decq` of `Arc<str>` under `store_routed`,
+    /// `publish` and `deliver`, 10p10c over 10 queues).
+    pub(crate) fn localize(&mut self, local: impl Fn(&VhostName) -> Option<VhostName>) {
+        for v in &mut self.0 {
+            if let Some(mine) = local(v) {
+                *v = mine;
+            }
+        }
+    }
 }
 
 /// Where a packed message's variable parts are: their lengths, in the order
@@ -157,6 +173,21 @@ mod tests {
             assert_eq!((m.properties, m.body), (*p, *b));
         }
         assert_eq!(a.len(), "exrkamq.topica.b.c".len() + 2 + 8 + 5 + 70_000);
+    }
+
+    #[test]
+    fn localized_vhosts_are_the_receivers_allocations() {
+        let theirs = VhostName::new("v").unwrap();
+        let mine = VhostName::new("v").unwrap();
+        let mut v = Vhosts::default();
+        v.index(&theirs);
+        v.index(&VhostName::new("gone").unwrap());
+        v.localize(|n| (n.as_str() == "v").then(|| mine.clone()));
+        assert!(
+            std::ptr::eq(v.get(0).as_str(), mine.as_str()),
+            "the receiver's own name"
+        );
+        assert_eq!(v.get(1).as_str(), "gone");
     }
 
     #[test]
