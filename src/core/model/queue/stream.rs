@@ -82,6 +82,14 @@ pub struct StreamFilter {
     pub match_unfiltered: bool,
 }
 
+/// A message's `x-stream-filter-value`: a string header (any other type, as
+/// no header, makes it unfiltered). The one reading of it, for the exact check
+/// and for the segments' summaries (`StreamStore::open`), so the two agree.
+pub fn filter_value(properties: &[u8]) -> Option<&[u8]> {
+    let headers = ringmq_codec::BasicProperties::decode(properties).ok()?.headers?;
+    Some(headers.get("x-stream-filter-value")?.as_str()?.as_bytes())
+}
+
 /// Filter values per consumer, at most (a limit on everything).
 pub const STREAM_FILTER_VALUES_MAX: usize = 64;
 /// Messages a filtered reader skips per call before it lets the delivery loop
@@ -115,12 +123,8 @@ impl StreamFilter {
 
     /// Whether a message with these (encoded) properties passes.
     fn passes(&self, properties: &[u8]) -> bool {
-        let props = ringmq_codec::BasicProperties::decode(properties).ok();
-        let value = props
-            .and_then(|p| p.headers)
-            .and_then(|h| h.get("x-stream-filter-value"));
-        match value.as_ref().and_then(|v| v.as_str()) {
-            Some(v) => self.values.iter().any(|f| f == v),
+        match filter_value(properties) {
+            Some(v) => self.values.iter().any(|f| f.as_bytes() == v),
             None => self.match_unfiltered,
         }
     }
@@ -180,7 +184,7 @@ impl Stream {
             );
             cfg.segment_bytes = b as u32;
         }
-        let (log, report) = StreamStore::open(dir, cfg)?;
+        let (log, report) = StreamStore::open(dir, cfg, filter_value)?;
         if report.corrupt() {
             tracing::warn!(dir = %dir.display(), report = ?report, "stream recovered from damaged segments");
         }
