@@ -15,9 +15,10 @@ use crate::args::{Common, Compare};
 use crate::stats;
 
 /// Metrics reported, in table order, when the runs produce them.
-const METRICS: [&str; 11] = [
+const METRICS: [&str; 12] = [
     "publish_rate",
     "consume_rate",
+    "cpu_us_per_msg",
     "ops_per_s",
     "p50_us",
     "p90_us",
