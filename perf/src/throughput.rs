@@ -79,6 +79,8 @@ pub struct Summary {
     pub errors: Vec<String>,
     /// CPU the broker (`--pid`) used during the measured run, in seconds.
     pub broker_cpu_s: Option<f64>,
+    /// The broker's highest RSS seen during the run (sampled every 50 ms).
+    pub broker_rss_peak: Option<u64>,
 }
 
 impl Summary {
@@ -106,6 +108,9 @@ impl Summary {
             for (name, us) in stats::percentiles(h) {
                 v[format!("{name}_us")] = json!(us);
             }
+        }
+        if let Some(rss) = self.broker_rss_peak {
+            v["rss_peak_mb"] = json!(rss as f64 / (1024.0 * 1024.0));
         }
         if let Some(cpu) = self.broker_cpu_s {
             v["broker_cpu_s"] = json!(cpu);
@@ -586,7 +591,7 @@ pub fn run(c: &Common, o: &Throughput) -> std::result::Result<Summary, String> {
     let started = Instant::now();
     let cpu_at_start = c.pid.and_then(stats::cpu_secs);
     sh.go.store(true, Relaxed);
-    let end = report_until_done(c, o, &sh, started, total);
+    let (end, broker_rss_peak) = report_until_done(c, o, &sh, started, total);
     let cpu_at_end = c.pid.and_then(stats::cpu_secs);
     sh.stop.store(true, Relaxed);
     for h in handles {
@@ -609,13 +614,21 @@ pub fn run(c: &Common, o: &Throughput) -> std::result::Result<Summary, String> {
         latency,
         errors,
         broker_cpu_s: cpu_at_start.zip(cpu_at_end).map(|(a, b)| b - a),
+        broker_rss_peak,
     })
 }
 
 /// Prints a line per second until the run is over; returns when the work ended
 /// (the last progress for runs that end by running out of work, so a drained
-/// queue's idle tail does not dilute the rates).
-fn report_until_done(c: &Common, o: &Throughput, sh: &Shared, started: Instant, total: usize) -> Instant {
+/// queue's idle tail does not dilute the rates) and the broker's peak RSS.
+fn report_until_done(
+    c: &Common,
+    o: &Throughput,
+    sh: &Shared,
+    started: Instant,
+    total: usize,
+) -> (Instant, Option<u64>) {
+    let mut rss_peak = None;
     let tick = Duration::from_millis(50);
     let mut last_line = started;
     let mut at_line = sh.counters.snapshot();
@@ -623,6 +636,9 @@ fn report_until_done(c: &Common, o: &Throughput, sh: &Shared, started: Instant, 
     let mut latency_total = stats::new_histogram();
     loop {
         std::thread::sleep(tick);
+        if let Some(rss) = c.pid.and_then(stats::rss_bytes) {
+            rss_peak = rss_peak.max(Some(rss));
+        }
         let now = Instant::now();
         let s = sh.counters.snapshot();
         if (s.published, s.consumed, s.confirmed)
@@ -655,7 +671,7 @@ fn report_until_done(c: &Common, o: &Throughput, sh: &Shared, started: Instant, 
         }
         if o.duration.is_some_and(|d| now.duration_since(started) >= d) {
             finish_latency(sh, latency_total);
-            return now;
+            return (now, rss_peak);
         }
         let publishers_done = sh.finished_publishers.load(Relaxed) >= o.publishers;
         let all_done = sh.finished_tasks.load(Relaxed) >= total;
@@ -668,7 +684,7 @@ fn report_until_done(c: &Common, o: &Throughput, sh: &Shared, started: Instant, 
             || (publishers_done && bounded && idle && s.consumed > 0)
         {
             finish_latency(sh, latency_total);
-            return if idle { last_change.0 } else { now };
+            return (if idle { last_change.0 } else { now }, rss_peak);
         }
     }
 }
