@@ -245,8 +245,25 @@ impl Stream {
 
     /// The next message the consumer is to be sent: past the segments whose
     /// summaries rule out its filter (unread) and the messages it refuses (the
-    /// reader moves over those), up to a bound per call.
+    /// reader moves over those), up to a bound per call. The segments it left
+    /// on the way lose their mapping when no other reader is in them.
     fn next_for(&mut self, conn: ConnId, channel: u16, tag: &str) -> Result<Option<StreamPosition>, StoreError> {
+        let mut left = Vec::new();
+        let next = self.pass_refused(conn, channel, tag, &mut left);
+        for segment in left {
+            self.release_unread(segment);
+        }
+        next
+    }
+
+    /// [`Self::next_for`]'s walk; `left` gets the segments the reader left.
+    fn pass_refused(
+        &mut self,
+        conn: ConnId,
+        channel: u16,
+        tag: &str,
+        left: &mut Vec<ringmq_store::SegmentId>,
+    ) -> Result<Option<StreamPosition>, StoreError> {
         let log = &self.log;
         let reader = (self.readers.iter_mut()).find(|r| r.conn == conn && r.channel == channel && &*r.tag == tag);
         let Some(r) = reader else { return Ok(None) };
@@ -264,7 +281,12 @@ impl Stream {
             };
             let Some(at) = found else { return Ok(None) };
             match &r.filter {
-                Some(f) if !f.passes(log.read(at.pos)?.properties) => (r.next, r.last) = (at.offset + 1, Some(at)),
+                Some(f) if !f.passes(log.read(at.pos)?.properties) => {
+                    // Without this a filtered reader kept every segment it
+                    // passed mapped: 105 MB of RSS in a 10 s run at 1%.
+                    left.extend(r.last.map(|l| l.pos.segment).filter(|&l| l != at.pos.segment));
+                    (r.next, r.last) = (at.offset + 1, Some(at));
+                }
                 _ => return Ok(Some(at)),
             }
         }
