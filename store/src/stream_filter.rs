@@ -28,7 +28,7 @@ use crate::SegmentId;
 /// Bytes of a segment's Bloom filter. Fixed, so a segment's summary has a
 /// bound whatever it holds: 4096 bits with [`BLOOM_HASHES`] probes answer
 /// "maybe" for a value a segment does not hold about 0.1% of the time when the
-/// segment holds 200 distinct values, 2.5% at 500; past a few thousand values
+/// segment holds 200 distinct values, 2% at 500; past a few thousand values
 /// nearly always (the reader then reads the segment: slower, never wrong).
 /// Per segment of 8 MiB (the default) it is 0.006% of the data, and a segment
 /// whose messages have no filter value holds none (the filter is boxed on the
