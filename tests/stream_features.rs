@@ -159,6 +159,9 @@ fn tracked_consumers_resume_after_their_last_ack() {
             numbered(0..2),
             "null: from the start the first time"
         );
+        // A close after the acks: dropped instead, the last ack could be lost
+        // with the connection (seen: resumed at 1, not 2, about one run in 4).
+        within("close", conn.close(200, "bye".into())).await.expect("close");
     });
     b.restart();
     run(async {
