@@ -40,6 +40,8 @@ throughput/latency:
   -u/--queue NAME (perf-test)  -k/--routing-key KEY  --queue-args JSON  --consumer-args JSON
   --queue-pattern 'q-%d' --queue-pattern-from N --queue-pattern-to M  -l/--measure-latency
   --prefill N (publish N messages before starting)  --keep-queues  --rates LIST (latency)
+  --stream (stream queues; -a 100 -P 1000 unless given)  --stream-offset first|last|next|N|timestamp|30s
+  --filter-value V (consumers filter on V)  --filter-selectivity PCT (V on PCT% of publishes; else 'other')
 
 ops: -x/--count N  -c/--channels N  -z/--time SECONDS  -u/--queue NAME  --hold SECONDS
 
@@ -117,6 +119,8 @@ pub struct Throughput {
     pub prefill: u64,
     pub keep_queues: bool,
     pub rates: Vec<u64>,
+    /// `--stream` and its options (`streams.rs`).
+    pub stream: Option<crate::streams::StreamOpts>,
 }
 
 impl Default for Throughput {
@@ -147,6 +151,7 @@ impl Default for Throughput {
             prefill: 0,
             keep_queues: false,
             rates: vec![1_000, 10_000, 100_000],
+            stream: None,
         }
     }
 }
@@ -344,6 +349,7 @@ fn parse_throughput(args: &[String]) -> Result<(Common, Throughput), String> {
             "--prefill" => o.prefill = t.num(f, inline)?,
             "--keep-queues" => o.keep_queues = true,
             "--rates" => o.rates = num_list(&t.value(f, inline)?)?,
+            _ if crate::streams::flag(&mut o, f, || t.value(f, inline.clone()))? => {}
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -362,6 +368,7 @@ fn parse_throughput(args: &[String]) -> Result<(Common, Throughput), String> {
     if o.size > 256 * 1024 * 1024 {
         return Err("--size above 256 MiB".into());
     }
+    crate::streams::finish(&mut o)?;
     Ok((c.finish()?, o))
 }
 

@@ -15,9 +15,10 @@ use crate::args::{Common, Compare};
 use crate::stats;
 
 /// Metrics reported, in table order, when the runs produce them.
-const METRICS: [&str; 11] = [
+const METRICS: [&str; 13] = [
     "publish_rate",
     "consume_rate",
+    "cpu_us_per_msg",
     "ops_per_s",
     "p50_us",
     "p90_us",
@@ -26,6 +27,7 @@ const METRICS: [&str; 11] = [
     "p99_99_us",
     "max_us",
     "rss_per_item",
+    "rss_peak_mb",
     "rss_mb",
 ];
 

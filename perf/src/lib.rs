@@ -4,7 +4,8 @@
 //! |---|---|
 //! | [`client`] | the lean AMQP client (tokio + `ringmq-codec`), reusable by tests |
 //! | [`args`] | command line (lavinmqperf's flag names) |
-//! | [`stats`] | counters, rates, medians, latency histograms, RSS |
+//! | [`stats`] | counters, rates, medians, latency histograms, RSS, CPU |
+//! | [`streams`] | `--stream`: stream queues, offsets, filters (issue 20) |
 //! | [`throughput`] | `throughput` (and the engine behind `latency`) |
 //! | [`latency`] | `latency` at fixed rates |
 //! | [`ops`] | `queue-count`, `connection-count` and the churn scenarios |
@@ -23,6 +24,7 @@ pub mod latency;
 pub mod ops;
 pub mod server;
 pub mod stats;
+pub mod streams;
 pub mod tasks;
 pub mod throughput;
 pub mod tls;

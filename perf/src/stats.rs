@@ -155,6 +155,22 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     parse_vmrss(&status)
 }
 
+/// CPU time (user + system) a process has used, in seconds, from
+/// /proc/PID/stat. Ticks are taken as 100 a second: USER_HZ on every Linux
+/// this runs on (x86-64, arm64), and the tool has no libc to ask sysconf.
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    parse_cpu_secs(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_cpu_secs(stat: &str) -> Option<f64> {
+    // After the command (in parentheses, which may hold spaces): state is
+    // field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace().skip(11);
+    let (user, system): (u64, u64) = (f.next()?.parse().ok()?, f.next()?.parse().ok()?);
+    Some((user + system) as f64 / 100.0)
+}
+
 fn parse_vmrss(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -164,6 +180,13 @@ fn parse_vmrss(status: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_is_read_past_a_command_with_spaces() {
+        let stat = "42 (beam smp) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 30 0";
+        assert_eq!(parse_cpu_secs(stat), Some(3.0));
+        assert_eq!(parse_cpu_secs("42 (x"), None);
+    }
 
     #[test]
     fn rates() {

@@ -4,15 +4,16 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
 use ringmq_codec::{BasicProperties, Method, TxCommit};
 use serde_json::json;
 
 use crate::args::{Common, Throughput};
-use crate::client::{sh as short_name, ClientError, Connection, Event, PublishTemplate, QueueOptions, Result, Uri};
+use crate::client::{sh as short_name, ClientError, Connection, Event, QueueOptions, Result, Uri};
 use crate::stats::{self, Counters, LatencySink};
+use crate::streams::{self, Templates};
 use crate::tasks::{self, Task};
 
 /// Bytes of publishes encoded before one write: large enough to amortise the
@@ -76,6 +77,10 @@ pub struct Summary {
     pub nacked: u64,
     pub latency: Option<Histogram<u64>>,
     pub errors: Vec<String>,
+    /// CPU the broker (`--pid`) used during the measured run, in seconds.
+    pub broker_cpu_s: Option<f64>,
+    /// The broker's highest RSS seen during the run (sampled every 50 ms).
+    pub broker_rss_peak: Option<u64>,
 }
 
 impl Summary {
@@ -104,7 +109,20 @@ impl Summary {
                 v[format!("{name}_us")] = json!(us);
             }
         }
+        if let Some(rss) = self.broker_rss_peak {
+            v["rss_peak_mb"] = json!(rss as f64 / (1024.0 * 1024.0));
+        }
+        if let Some(cpu) = self.broker_cpu_s {
+            v["broker_cpu_s"] = json!(cpu);
+            v["cpu_us_per_msg"] = json!(self.cpu_us_per_msg(cpu));
+        }
         v
+    }
+
+    /// The broker's CPU per message moved: per publish received plus per
+    /// delivery sent (a stream message read by 10 consumers counts 11 times).
+    fn cpu_us_per_msg(&self, cpu_s: f64) -> f64 {
+        cpu_s * 1e6 / (self.published + self.consumed).max(1) as f64
     }
 
     pub fn print_text(&self) {
@@ -121,6 +139,12 @@ impl Summary {
         );
         if let Some(h) = &self.latency {
             println!("latency: {}", latency_line(h));
+        }
+        if let Some(cpu) = self.broker_cpu_s {
+            println!(
+                "broker CPU {cpu:.2} s, {:.2} µs per message in or out",
+                self.cpu_us_per_msg(cpu)
+            );
         }
         for e in &self.errors {
             println!("error: {e}");
@@ -150,7 +174,8 @@ async fn setup(uri: &Uri, o: &Throughput) -> Result<()> {
     let queues = o.queue_names();
     for q in &queues {
         let opts = QueueOptions {
-            durable: o.persistent,
+            // RabbitMQ refuses a stream that is not durable.
+            durable: o.persistent || o.stream.is_some(),
             arguments: &o.queue_args,
             ..Default::default()
         };
@@ -174,8 +199,8 @@ async fn prefill(conn: &mut Connection, ch: u16, o: &Throughput, queues: &[Strin
     let tpls: Vec<_> = queues
         .iter()
         .map(|q| {
-            let (x, rk) = (short_name(&o.exchange)?, short_name(publish_key(o, q))?);
-            Ok(PublishTemplate::new(ch, x, rk, &props, &body, conn.frame_max))
+            let names = (short_name(&o.exchange)?, short_name(publish_key(o, q))?);
+            Ok(Templates::new(o, ch, names, &props, &body, conn.frame_max))
         })
         .collect::<Result<_>>()?;
     let started = Instant::now();
@@ -189,7 +214,9 @@ async fn prefill(conn: &mut Connection, ch: u16, o: &Throughput, queues: &[Strin
             conn.fill().await?;
         } else {
             for i in 0..n {
-                conn.push_publish(&tpls[((sent + i) % tpls.len() as u64) as usize], None);
+                let seq = sent + i;
+                let q = (seq % tpls.len() as u64) as usize;
+                conn.push_publish(tpls[q].get(seq / tpls.len() as u64), None);
             }
             conn.flush().await?;
             confirms.sent(n);
@@ -314,14 +341,9 @@ async fn publisher(sh: Arc<Shared>, o: Arc<Throughput>, uri: Uri, idx: usize) ->
     let queues = o.queue_names();
     let q = &queues[idx % queues.len()];
     let body: Vec<u8> = (0..o.size).map(|i| (i % 27 + 64) as u8).collect();
-    let tpl = PublishTemplate::new(
-        ch,
-        short_name(&o.exchange)?,
-        short_name(publish_key(&o, q))?,
-        &properties(&o),
-        &body,
-        conn.frame_max,
-    );
+    let names = (short_name(&o.exchange)?, short_name(publish_key(&o, q))?);
+    let tpls = Templates::new(&o, ch, names, &properties(&o), &body, conn.frame_max);
+    let tpl = tpls.common();
     let batch_max = (BATCH_BYTES / tpl.bytes.len()).clamp(1, BATCH_MSGS_MAX);
     let limited = o.pmessages > 0;
     let stamp = o.measure_latency && tpl.stamp_at.is_some();
@@ -356,8 +378,8 @@ async fn publisher(sh: Arc<Shared>, o: Arc<Throughput>, uri: Uri, idx: usize) ->
         if n == 0 {
             break;
         }
-        for _ in 0..n {
-            conn.push_publish(&tpl, stamp.then(stats::now_nanos));
+        for i in 0..n as u64 {
+            conn.push_publish(tpls.get(sent + i), stamp.then(stats::now_nanos));
         }
         conn.flush().await?;
         sent += n as u64;
@@ -536,10 +558,17 @@ where
 /// Runs one throughput scenario; prints per-second lines unless quiet.
 pub fn run(c: &Common, o: &Throughput) -> std::result::Result<Summary, String> {
     let rt = tasks::current_thread();
+    let setup_start = SystemTime::now();
     rt.block_on(setup(&c.uri, o)).map_err(|e| format!("setup: {e}"))?;
     let sh = Arc::new(Shared::default());
     sh.pub_left.store(o.pmessages as i64, Relaxed);
-    let oa = Arc::new(o.clone());
+    let mut run_o = o.clone();
+    if let Some(s) = &o.stream {
+        run_o
+            .consumer_args
+            .extend(streams::consumer_args(s, (setup_start, SystemTime::now())));
+    }
+    let oa = Arc::new(run_o);
     let mut all: Vec<Task> = Vec::new();
     for i in 0..o.consumers {
         let f = consumer(sh.clone(), oa.clone(), c.uri.clone(), i);
@@ -560,8 +589,10 @@ pub fn run(c: &Common, o: &Throughput) -> std::result::Result<Summary, String> {
         std::thread::sleep(Duration::from_millis(5));
     }
     let started = Instant::now();
+    let cpu_at_start = c.pid.and_then(stats::cpu_secs);
     sh.go.store(true, Relaxed);
-    let end = report_until_done(c, o, &sh, started, total);
+    let (end, broker_rss_peak) = report_until_done(c, o, &sh, started, total);
+    let cpu_at_end = c.pid.and_then(stats::cpu_secs);
     sh.stop.store(true, Relaxed);
     for h in handles {
         let _ = h.join();
@@ -582,13 +613,22 @@ pub fn run(c: &Common, o: &Throughput) -> std::result::Result<Summary, String> {
         nacked: sh.counters.nacked.load(Relaxed),
         latency,
         errors,
+        broker_cpu_s: cpu_at_start.zip(cpu_at_end).map(|(a, b)| b - a),
+        broker_rss_peak,
     })
 }
 
 /// Prints a line per second until the run is over; returns when the work ended
 /// (the last progress for runs that end by running out of work, so a drained
-/// queue's idle tail does not dilute the rates).
-fn report_until_done(c: &Common, o: &Throughput, sh: &Shared, started: Instant, total: usize) -> Instant {
+/// queue's idle tail does not dilute the rates) and the broker's peak RSS.
+fn report_until_done(
+    c: &Common,
+    o: &Throughput,
+    sh: &Shared,
+    started: Instant,
+    total: usize,
+) -> (Instant, Option<u64>) {
+    let mut rss_peak = None;
     let tick = Duration::from_millis(50);
     let mut last_line = started;
     let mut at_line = sh.counters.snapshot();
@@ -596,6 +636,9 @@ fn report_until_done(c: &Common, o: &Throughput, sh: &Shared, started: Instant, 
     let mut latency_total = stats::new_histogram();
     loop {
         std::thread::sleep(tick);
+        if let Some(rss) = c.pid.and_then(stats::rss_bytes) {
+            rss_peak = rss_peak.max(Some(rss));
+        }
         let now = Instant::now();
         let s = sh.counters.snapshot();
         if (s.published, s.consumed, s.confirmed)
@@ -628,13 +671,11 @@ fn report_until_done(c: &Common, o: &Throughput, sh: &Shared, started: Instant, 
         }
         if o.duration.is_some_and(|d| now.duration_since(started) >= d) {
             finish_latency(sh, latency_total);
-            return now;
+            return (now, rss_peak);
         }
         let publishers_done = sh.finished_publishers.load(Relaxed) >= o.publishers;
         let all_done = sh.finished_tasks.load(Relaxed) >= total;
-        // On the default exchange each publish is one delivery; elsewhere (fanout)
-        // the copies are unknown, so only the idle rule ends a bounded run.
-        let drained = o.consumers == 0 || (o.exchange.is_empty() && s.consumed >= s.published);
+        let drained = drained(o, s.published, s.consumed);
         let idle = now.duration_since(last_change.0) >= Duration::from_secs(2);
         let bounded = o.duration.is_none() || o.pmessages > 0 || o.cmessages > 0 || o.prefill > 0;
         if all_done
@@ -643,9 +684,17 @@ fn report_until_done(c: &Common, o: &Throughput, sh: &Shared, started: Instant, 
             || (publishers_done && bounded && idle && s.consumed > 0)
         {
             finish_latency(sh, latency_total);
-            return if idle { last_change.0 } else { now };
+            return (if idle { last_change.0 } else { now }, rss_peak);
         }
     }
+}
+
+/// Whether the consumers have had all that was published. On the default
+/// exchange each publish is one delivery; elsewhere (fanout) the copies are
+/// unknown, and on a stream each consumer reads every message, the prefill's
+/// too (streams.rs): there only the idle rule ends a bounded run.
+fn drained(o: &Throughput, published: u64, consumed: u64) -> bool {
+    o.consumers == 0 || (o.exchange.is_empty() && o.stream.is_none() && consumed >= published)
 }
 
 /// Puts the per-second histograms back so the summary sees every sample.
@@ -656,6 +705,19 @@ fn finish_latency(sh: &Shared, mut total: Histogram<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_run_is_not_drained_by_counts() {
+        let plain = Throughput::default();
+        assert!(drained(&plain, 10, 10) && !drained(&plain, 10, 9));
+        let stream = Throughput {
+            stream: Some(Default::default()),
+            ..Throughput::default()
+        };
+        assert!(!drained(&stream, 10, 30), "three consumers of a stream each read all");
+        let idle = Throughput { consumers: 0, ..stream };
+        assert!(drained(&idle, 10, 0));
+    }
 
     #[test]
     fn confirms_single_multiple_and_out_of_order() {

@@ -61,6 +61,9 @@ impl Broker {
             .arg("-D")
             .arg(dir.path())
             .args(["--amqp-port", &port.to_string()])
+            // Each test's own: two brokers at once must not both want 15672 and 15692.
+            .args(["--http-port", &free_port().to_string()])
+            .args(["--metrics-http-port", &free_port().to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -150,4 +153,33 @@ fn sink_confirms_every_publish() {
     let s = throughput::run(&common, &t).unwrap();
     assert!(s.errors.is_empty(), "{:?}", s.errors);
     assert_eq!((s.published, s.confirmed), (50_000, 50_000));
+}
+
+fn parsed(args: &str) -> Throughput {
+    let args: Vec<String> = args.split_whitespace().map(String::from).collect();
+    match ringmq_perf::args::parse(&args).unwrap() {
+        ringmq_perf::args::Command::Throughput(_, t) => t,
+        c => panic!("{c:?}"),
+    }
+}
+
+/// `--stream`: every consumer reads every message, the prefill's and the
+/// publisher's (the run does not end when as many were consumed as
+/// published); a filtered consumer gets exactly the 1% that carry its value;
+/// one from the prefill's middle gets no more than the stream holds.
+#[test]
+fn stream_scenarios_count_every_reader() {
+    let broker = Broker::start();
+    let t = parsed("throughput --stream -x 1 -y 3 --prefill 2000 -C 1000 -c 100 -z 60");
+    let s = throughput::run(&broker.common(), &t).unwrap();
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!((s.published, s.consumed), (1000, 3 * 3000));
+    let t = parsed("throughput --filter-value v --filter-selectivity 1 -y 1 --prefill 10000 -C 10000 -z 60");
+    let s = throughput::run(&broker.common(), &t).unwrap();
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!((s.published, s.consumed), (10_000, 100 + 100));
+    let t = parsed("throughput --stream --stream-offset timestamp -x 0 -y 1 --prefill 5000 -z 60");
+    let s = throughput::run(&broker.common(), &t).unwrap();
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert!(s.consumed > 0 && s.consumed <= 5000, "{}", s.consumed);
 }

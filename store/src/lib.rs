@@ -90,6 +90,7 @@ pub mod recovery;
 mod resync;
 pub mod running;
 pub mod stream;
+pub mod stream_filter;
 pub mod stream_offsets;
 // The mmap layer: each `unsafe` block has a `// SAFETY:` comment.
 #[allow(unsafe_code)]
@@ -107,6 +108,7 @@ pub use record::{MessageRef, MessageView};
 pub use recovery::{RecoveryReport, SegmentDamage};
 pub use segment::SharedBytes;
 pub use stream::{SegmentIndex, StreamPosition, StreamStore};
+pub use stream_filter::{FilterKey, FilterQuery, FilterValueOf, SegmentFilter};
 pub use sync::{AppendSeq, SyncBatch};
 
 /// Default segment size: 8 MiB, as LavinMQ.

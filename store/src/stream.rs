@@ -18,6 +18,10 @@
 //!
 //! Seeks: by offset or time, a binary search over the index and a walk of the
 //! record headers of one segment.
+//!
+//! Each index entry also summarizes the segment's filter values
+//! ([`SegmentFilter`], `stream_filter`), so a filtered reader skips segments
+//! that cannot hold what it asks for ([`StreamStore::skip_segments`]).
 
 use std::collections::VecDeque;
 use std::io;
@@ -28,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::record::{MessageRef, MessageView, SEGMENT_HEADER_BYTES};
 use crate::recovery::RecoveryReport;
 use crate::segment::SharedBytes;
+use crate::stream_filter::{self, Covers, FilterQuery, FilterValueOf, SegmentFilter};
 use crate::sync::{AppendSeq, SyncBatch};
 use crate::{QueueStore, SegmentId, SegmentPosition, StoreConfig, StoreError};
 
@@ -41,7 +46,7 @@ struct Base {
 }
 
 /// What the stream knows of one segment without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentIndex {
     pub segment: SegmentId,
     pub first_offset: u64,
@@ -51,6 +56,8 @@ pub struct SegmentIndex {
     pub last_ts_ms: u64,
     /// Record bytes (headers included).
     pub bytes: u64,
+    /// The filter values of its messages.
+    pub filter: SegmentFilter,
 }
 
 /// A message of the stream: its offset and where it is.
@@ -73,12 +80,13 @@ pub struct StreamStore {
     chunk_open: bool,
     /// Server-side offset tracking (`stream_offsets`).
     tracked: crate::stream_offsets::TrackedOffsets,
+    value_of: FilterValueOf,
 }
 
 impl StreamStore {
     /// Opens (creating if needed) the stream in `dir`, recovering its records
-    /// and rebuilding its index.
-    pub fn open(dir: &Path, cfg: StoreConfig) -> io::Result<(Self, RecoveryReport)> {
+    /// and rebuilding its index; `value_of` reads a message's filter value.
+    pub fn open(dir: &Path, cfg: StoreConfig, value_of: FilterValueOf) -> io::Result<(Self, RecoveryReport)> {
         let (store, report) = QueueStore::open(dir, cfg)?;
         let base: Option<Base> = crate::meta::read_json(&dir.join(BASE_FILE))?;
         let mut s = Self {
@@ -88,6 +96,7 @@ impl StreamStore {
             chunk_start: 0,
             chunk_open: false,
             tracked: crate::stream_offsets::TrackedOffsets::open(dir)?,
+            value_of,
         };
         if let Some(base) = &base {
             // A crash between writing the base and removing the segments below it.
@@ -96,9 +105,11 @@ impl StreamStore {
             }
             s.next_offset = base.first_offset;
         }
+        stream_filter::remove_orphans(dir, |id| s.store.has_segment(id))?;
         let ids: Vec<SegmentId> = s.store.segment_ids().collect();
         for id in ids {
             s.index_segment(id).map_err(io::Error::other)?;
+            s.recover_filter(id).map_err(io::Error::other)?;
         }
         s.chunk_start = s.next_offset.saturating_sub(1);
         Ok((s, report))
@@ -113,6 +124,50 @@ impl StreamStore {
             at = self.store.record_after(pos)?;
         }
         Ok(())
+    }
+
+    /// The filter summary of a recovered segment: its saved one when that
+    /// covers exactly the records recovered, else rebuilt from them (and saved
+    /// for the next open).
+    fn recover_filter(&mut self, id: SegmentId) -> Result<(), StoreError> {
+        let dir = self.store.dir();
+        let Some(seg) = self.index.back_mut().filter(|s| s.segment == id) else {
+            return Ok(()); // no record in it
+        };
+        let covers = Covers {
+            segment: id,
+            count: seg.count,
+            bytes: seg.bytes,
+        };
+        if let Some(f) = stream_filter::load(dir, covers) {
+            seg.filter = f;
+            return Ok(());
+        }
+        let mut filter = SegmentFilter::default();
+        let mut at = self.store.record_from(id, SEGMENT_HEADER_BYTES)?;
+        while let Some(pos) = at.filter(|p| p.segment == id) {
+            filter.add((self.value_of)(self.store.read(pos)?.properties));
+            at = self.store.record_after(pos)?;
+        }
+        if let Err(e) = stream_filter::save(dir, &filter, covers) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot save a stream segment's filter summary");
+        }
+        seg.filter = filter;
+        Ok(())
+    }
+
+    /// The writer left the newest indexed segment: it is sealed, its summary
+    /// final. A failed save costs a rebuild at the next open.
+    fn save_sealed_filter(&self) {
+        let Some(seg) = self.index.back() else { return };
+        let covers = Covers {
+            segment: seg.segment,
+            count: seg.count,
+            bytes: seg.bytes,
+        };
+        if let Err(e) = stream_filter::save(self.store.dir(), &seg.filter, covers) {
+            tracing::warn!(dir = %self.store.dir().display(), error = %e, "cannot save a stream segment's filter summary");
+        }
     }
 
     fn note_appended(&mut self, pos: SegmentPosition, ts: u64) {
@@ -130,6 +185,7 @@ impl StreamStore {
                 first_ts_ms: ts,
                 last_ts_ms: ts,
                 bytes: u64::from(pos.size),
+                filter: SegmentFilter::default(),
             }),
         }
         self.next_offset += 1;
@@ -139,12 +195,17 @@ impl StreamStore {
     /// sync batch covering [`Self::append_seq`] completes.
     pub fn append(&mut self, msg: MessageRef<'_>) -> Result<StreamPosition, StoreError> {
         let pos = self.store.append(msg)?;
+        if self.index.back().is_some_and(|last| last.segment != pos.segment) {
+            self.save_sealed_filter();
+        }
         if !self.chunk_open {
             self.chunk_open = true;
             self.chunk_start = self.next_offset;
         }
         let offset = self.next_offset;
         self.note_appended(pos, msg.timestamp_ms);
+        let last = self.index.back_mut().expect("appended");
+        last.filter.add((self.value_of)(msg.properties));
         Ok(StreamPosition { offset, pos })
     }
 
@@ -193,12 +254,26 @@ impl StreamStore {
             return Ok(None);
         }
         let i = self.index.partition_point(|s| s.first_offset + s.count <= offset);
-        let seg = self.index[i];
+        let seg = &self.index[i];
         let mut at = self.store.record_from(seg.segment, SEGMENT_HEADER_BYTES)?;
         for _ in seg.first_offset..offset {
             at = at.map(|p| self.store.record_after(p)).transpose()?.flatten();
         }
         Ok(at.map(|pos| StreamPosition { offset, pos }))
+    }
+
+    /// The first offset at or after `offset` in a segment whose summary may
+    /// hold what `q` asks for (the next offset when none does), and how many
+    /// segments were passed over unread to get there.
+    pub fn skip_segments(&self, offset: u64, q: &FilterQuery) -> (u64, u64) {
+        let mut i = self.index.partition_point(|s| s.first_offset + s.count <= offset);
+        let mut at = offset;
+        let mut skipped = 0;
+        while let Some(seg) = self.index.get(i).filter(|s| !s.filter.may_match(q)) {
+            at = seg.first_offset + seg.count;
+            (i, skipped) = (i + 1, skipped + 1);
+        }
+        (at, skipped)
     }
 
     /// The offset of the first message published at or after `ts_ms` (the
@@ -270,7 +345,7 @@ impl StreamStore {
         if drop == 0 {
             return Ok(0);
         }
-        let keep = self.index[drop];
+        let keep = &self.index[drop];
         let base = Base {
             segment: keep.segment.0,
             first_offset: keep.first_offset,
@@ -279,6 +354,9 @@ impl StreamStore {
         let mut removed = 0;
         for _ in 0..drop {
             let gone = self.index.pop_front().expect("counted above");
+            // The summary first: a crash between leaves a segment without
+            // one (rebuilt at open), not a summary without its segment.
+            stream_filter::remove(self.store.dir(), gone.segment)?;
             let dropped = self.store.drop_oldest_segment()?;
             debug_assert_eq!(dropped, Some(gone.segment));
             removed += gone.count;
@@ -321,7 +399,10 @@ impl StreamStore {
         self.store.sync_all_blocking()
     }
 
+    /// Closes the stream; the write segment's summary is saved too (the
+    /// store writes into a new segment after the next open).
     pub fn close(self) -> io::Result<()> {
+        self.save_sealed_filter();
         self.store.close()
     }
 

@@ -45,6 +45,10 @@ fn readers(h: &Harness, name: &str) -> usize {
 }
 
 fn consume(h: &mut Harness, id: ConnId, ch: u16, queue: &str, tag: &str, offset: FieldValue) {
+    consume_with(h, id, ch, queue, tag, &[("x-stream-offset", offset)]);
+}
+
+fn consume_with(h: &mut Harness, id: ConnId, ch: u16, queue: &str, tag: &str, extra: &[(&str, FieldValue)]) {
     h.send(id, &client::channel_open(ch));
     let qos = BasicQos {
         prefetch_size: 0,
@@ -53,7 +57,9 @@ fn consume(h: &mut Harness, id: ConnId, ch: u16, queue: &str, tag: &str, offset:
     };
     h.send(id, &client::method(ch, Method::BasicQos(qos)));
     let mut args = FieldTable::new();
-    args.insert(short!("x-stream-offset"), offset);
+    for (k, v) in extra {
+        args.insert(ShortStr::new(k).unwrap(), v.clone());
+    }
     let bytes = args.to_bytes();
     let m = BasicConsume {
         ticket: 0,
@@ -204,5 +210,38 @@ fn segments_passed_by_every_reader_are_unmapped() {
     assert!(
         mapped <= 2,
         "{mapped} segments still mapped after both readers passed them"
+    );
+}
+
+/// A filtered reader leaves no mapping behind in the segments it passed over
+/// messages it refused (it kept them all mapped: 105 MB of RSS in a 10 s
+/// ringmqperf run at 1%).
+#[test]
+fn segments_passed_by_a_filtered_reader_are_unmapped() {
+    let mut h = Harness::new(24, false, |_| {});
+    let id = h.connect(0, &[CH]);
+    let seg = [("x-stream-max-segment-size-bytes", FieldValue::I64(256))];
+    declare(&mut h, id, "s", &seg);
+    for i in 0..60 {
+        let mut headers = FieldTable::new();
+        headers.insert(short!("x-stream-filter-value"), if i % 3 == 0 { "a" } else { "b" });
+        let bytes = headers.to_bytes();
+        let props = BasicProperties {
+            headers: Some(Table::parse(&bytes).unwrap()),
+            ..Default::default()
+        };
+        let body = format!("m{i}");
+        h.send(id, &client::publish(CH, "", "s", &props, body.as_bytes()));
+    }
+    h.sync_all();
+    assert!(info(&h, "s").segments >= 10, "{:?}", info(&h, "s"));
+    let args = [("x-stream-offset", "first".into()), ("x-stream-filter", "a".into())];
+    consume_with(&mut h, id, 2, "s", "f", &args);
+    assert_eq!(delivered(&mut h, id).len(), 20);
+    h.pump();
+    let mapped = info(&h, "s").mapped_segments;
+    assert!(
+        mapped <= 2,
+        "{mapped} segments still mapped after the filtered reader passed them"
     );
 }

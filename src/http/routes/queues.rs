@@ -94,6 +94,7 @@ impl Item for QueueItem<'_> {
                 "bytes": s.bytes,
                 "first_timestamp": s.first_ts_ms,
                 "last_timestamp": s.last_ts_ms,
+                "filter_skipped_segments": s.filter_skipped_segments,
             });
         }
         if q.stats().c == Default::default() {

@@ -17,7 +17,7 @@ use std::io;
 use std::path::Path;
 
 use ringmq_codec::{FieldValue, ShortString};
-use ringmq_store::{StoreConfig, StoreError, StreamPosition, StreamStore};
+use ringmq_store::{FilterKey, FilterQuery, StoreConfig, StoreError, StreamPosition, StreamStore};
 
 use crate::core::model::ids::ConnId;
 use crate::core::model::queue::args::QueueSettings;
@@ -74,12 +74,24 @@ impl StreamStart {
 /// What a consumer asked to be sent of a stream (`x-stream-filter`,
 /// `x-stream-match-unfiltered` on basic.consume; RabbitMQ 3.13's): messages
 /// whose `x-stream-filter-value` header is one of `values`, and those without
-/// one when `match_unfiltered`. Checked per message, exactly: RabbitMQ skips
-/// whole chunks by a Bloom filter and leaves the rest to the client.
+/// one when `match_unfiltered`. Whole segments are skipped by their summaries
+/// (`ringmq_store::stream_filter`, Bloom filters, as RabbitMQ skips chunks);
+/// the messages of the others are checked one by one, exactly (RabbitMQ leaves
+/// that to the client).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamFilter {
     pub values: Vec<String>,
     pub match_unfiltered: bool,
+    /// The values hashed for the segments' summaries.
+    query: FilterQuery,
+}
+
+/// A message's `x-stream-filter-value`: a string header (any other type, as
+/// no header, makes it unfiltered). The one reading of it, for the exact check
+/// and for the segments' summaries (`StreamStore::open`), so the two agree.
+pub fn filter_value(properties: &[u8]) -> Option<&[u8]> {
+    let headers = ringmq_codec::BasicProperties::decode(properties).ok()?.headers?;
+    Some(headers.get("x-stream-filter-value")?.as_str()?.as_bytes())
 }
 
 /// Filter values per consumer, at most (a limit on everything).
@@ -107,20 +119,21 @@ impl StreamFilter {
             Some(FieldValue::Bool(b)) => *b,
             Some(_) => return Err("x-stream-match-unfiltered must be a boolean".to_owned()),
         };
+        let query = FilterQuery {
+            keys: values.iter().map(|v| FilterKey::of(v.as_bytes())).collect(),
+            match_unfiltered,
+        };
         Ok(Some(StreamFilter {
             values,
             match_unfiltered,
+            query,
         }))
     }
 
     /// Whether a message with these (encoded) properties passes.
     fn passes(&self, properties: &[u8]) -> bool {
-        let props = ringmq_codec::BasicProperties::decode(properties).ok();
-        let value = props
-            .and_then(|p| p.headers)
-            .and_then(|h| h.get("x-stream-filter-value"));
-        match value.as_ref().and_then(|v| v.as_str()) {
-            Some(v) => self.values.iter().any(|f| f == v),
+        match filter_value(properties) {
+            Some(v) => self.values.iter().any(|f| f.as_bytes() == v),
             None => self.match_unfiltered,
         }
     }
@@ -160,6 +173,9 @@ pub struct StreamInfo {
     pub last_ts_ms: Option<u64>,
     /// Segments mapped for reading (readers in them, or just seeked).
     pub mapped_segments: usize,
+    /// Segments filtered readers passed over unread (their summaries ruled
+    /// them out), since the stream was opened.
+    pub filter_skipped_segments: u64,
 }
 
 /// A stream queue's messages (`QueueStorage::Stream`).
@@ -168,6 +184,8 @@ pub(in crate::core::model) struct Stream {
     readers: Vec<Reader>,
     max_bytes: Option<u64>,
     max_age_ms: Option<u64>,
+    /// See [`StreamInfo::filter_skipped_segments`].
+    filter_skipped_segments: u64,
 }
 
 impl Stream {
@@ -180,7 +198,7 @@ impl Stream {
             );
             cfg.segment_bytes = b as u32;
         }
-        let (log, report) = StreamStore::open(dir, cfg)?;
+        let (log, report) = StreamStore::open(dir, cfg, filter_value)?;
         if report.corrupt() {
             tracing::warn!(dir = %dir.display(), report = ?report, "stream recovered from damaged segments");
         }
@@ -189,6 +207,7 @@ impl Stream {
             readers: Vec::new(),
             max_bytes: s.stream_max_bytes,
             max_age_ms: s.max_age_ms,
+            filter_skipped_segments: 0,
         })
     }
 
@@ -224,20 +243,50 @@ impl Stream {
         (self.readers.iter_mut()).find(|r| r.conn == conn && r.channel == channel && &*r.tag == tag)
     }
 
-    /// The next message the consumer is to be sent: past what its filter
-    /// refuses (the reader moves over those), up to a bound per call.
+    /// The next message the consumer is to be sent: past the segments whose
+    /// summaries rule out its filter (unread) and the messages it refuses (the
+    /// reader moves over those), up to a bound per call. The segments it left
+    /// on the way lose their mapping when no other reader is in them.
     fn next_for(&mut self, conn: ConnId, channel: u16, tag: &str) -> Result<Option<StreamPosition>, StoreError> {
+        let mut left = Vec::new();
+        let next = self.pass_refused(conn, channel, tag, &mut left);
+        for segment in left {
+            self.release_unread(segment);
+        }
+        next
+    }
+
+    /// [`Self::next_for`]'s walk; `left` gets the segments the reader left.
+    fn pass_refused(
+        &mut self,
+        conn: ConnId,
+        channel: u16,
+        tag: &str,
+        left: &mut Vec<ringmq_store::SegmentId>,
+    ) -> Result<Option<StreamPosition>, StoreError> {
         let log = &self.log;
         let reader = (self.readers.iter_mut()).find(|r| r.conn == conn && r.channel == channel && &*r.tag == tag);
         let Some(r) = reader else { return Ok(None) };
         for _ in 0..FILTER_SKIPS_PER_TAKE_MAX {
+            if let Some(f) = &r.filter {
+                // A binary search over the index per message: small beside
+                // the properties' decoding of the exact check below.
+                let (next, skipped) = log.skip_segments(r.next, &f.query);
+                self.filter_skipped_segments += skipped;
+                r.next = next;
+            }
             let found = match r.last {
                 Some(at) if at.offset + 1 == r.next => log.after(at)?,
                 _ => log.seek_offset(r.next)?,
             };
             let Some(at) = found else { return Ok(None) };
             match &r.filter {
-                Some(f) if !f.passes(log.read(at.pos)?.properties) => (r.next, r.last) = (at.offset + 1, Some(at)),
+                Some(f) if !f.passes(log.read(at.pos)?.properties) => {
+                    // Without this a filtered reader kept every segment it
+                    // passed mapped: 105 MB of RSS in a 10 s run at 1%.
+                    left.extend(r.last.map(|l| l.pos.segment).filter(|&l| l != at.pos.segment));
+                    (r.next, r.last) = (at.offset + 1, Some(at));
+                }
                 _ => return Ok(Some(at)),
             }
         }
@@ -282,6 +331,7 @@ impl Stream {
             first_ts_ms: segs.front().map(|s| s.first_ts_ms),
             last_ts_ms: segs.back().map(|s| s.last_ts_ms),
             mapped_segments: self.log.mapped_segment_count(),
+            filter_skipped_segments: self.filter_skipped_segments,
         }
     }
 }
