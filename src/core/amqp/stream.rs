@@ -83,7 +83,7 @@ pub(crate) fn deliver_stream(
                     delivery_tag: tag,
                     frame_max,
                 };
-                encode_taken(out, &to, &m, false, &properties);
+                encode_taken(out, &to, false, &properties, m);
                 tag
             });
             let Some((at, tag)) = sent else {

@@ -237,8 +237,8 @@ impl Broker {
             Ok(outcome) => outcome,
             Err(RouteError::BadExpiration(e)) => return Err(precondition(e)),
         };
-        if outcome.forwarded && !conn.forwards {
-            conn.forwards = true;
+        if outcome.forwarded {
+            conn.forwards = true; // only ever set with more than one shard
         }
         if !outcome.routed {
             // Rare path: the channel lookup for the counter costs nothing on routed messages.
