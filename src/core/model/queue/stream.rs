@@ -467,6 +467,17 @@ impl Queue {
         }
     }
 
+    /// The offset consumer `tag` reads next: every message before it was sent
+    /// to it or passed over by its filter. None when it is no reader here
+    /// (not a stream, or another consumer).
+    pub fn stream_reader_offset(&self, conn: ConnId, channel: u16, tag: &str) -> Option<u64> {
+        let s = self.storage.stream()?;
+        let mut readers = s.readers.iter();
+        readers
+            .find(|r| r.conn == conn && r.channel == channel && &*r.tag == tag)
+            .map(|r| r.next)
+    }
+
     /// Readers of the stream (one per consumer).
     pub fn stream_reader_count(&self) -> usize {
         self.storage.stream().map_or(0, |s| s.readers.len())
