@@ -363,6 +363,14 @@ impl Queue {
         self.storage.stream().map(Stream::info)
     }
 
+    /// The message count queue.declare-ok gives, on the owner: a stream
+    /// counts what it holds (RabbitMQ's, a moment late), other queues their
+    /// ready messages.
+    pub fn declare_ok_count(&self) -> u32 {
+        self.stream_info()
+            .map_or(self.message_count(), |i| u32::try_from(i.messages).unwrap_or(u32::MAX))
+    }
+
     /// A consumer starts reading the stream at `start`.
     pub(crate) fn stream_attach(
         &mut self,
