@@ -105,6 +105,67 @@ fn policies_set_a_streams_retention() {
     assert_eq!(a.delete("/api/policies/%2F/s-retention").status, 204);
 }
 
+/// A policy's `stream-max-segment-size-bytes` sizes the segments a stream
+/// makes after it is set (the one being written keeps its size), and its
+/// removal gives the broker's default back. Counts ringmq's segments, so not
+/// against `RINGMQ_TEST_URI`.
+#[test]
+fn a_policy_sets_the_size_of_new_segments() {
+    let b = Broker::new();
+    if b.skip_external("a_policy_sets_the_size_of_new_segments") {
+        return;
+    }
+    let a = Api::new(b.http_url(), b.user(), b.pass());
+    let q = unique("s-seg-policy");
+    let segments = || {
+        a.ok(&format!("/api/queues/%2F/{q}"))["stream"]["segments"]
+            .as_u64()
+            .unwrap()
+    };
+    let small = |i: i64| format!("m{i}-{}", "x".repeat(200));
+    run(async {
+        let conn = connect(&b).await;
+        let ch = confirm_channel(&conn).await;
+        declare_stream(&ch, &q, &[]).await;
+        assert!(publish(&ch, "", &q, small(0).as_bytes()).await.is_ack());
+        assert_eq!(segments(), 1);
+        let def = json!({"pattern": format!("^{q}$"), "apply-to": "streams",
+                         "definition": {"stream-max-segment-size-bytes": 1000}});
+        assert!(a.put("/api/policies/%2F/s-seg-size", def).status < 300);
+        // The first segment (the broker's 8 MiB) goes on: a body too big for
+        // what is left of it rolls over, to a segment of its own.
+        let big = vec![b'b'; 8 << 20];
+        assert!(publish(&ch, "", &q, &big).await.is_ack());
+        assert_eq!(segments(), 2);
+        for i in 2..22 {
+            assert!(publish(&ch, "", &q, small(i).as_bytes()).await.is_ack());
+        }
+        // 20 records of ~300 bytes, 3 to a 1000-byte segment: 7 more.
+        let with_policy = segments();
+        assert!(
+            with_policy >= 2 + 6,
+            "{with_policy} segments: the policy's size not used"
+        );
+        assert_eq!(a.delete("/api/policies/%2F/s-seg-size").status, 204);
+        for i in 22..42 {
+            assert!(publish(&ch, "", &q, small(i).as_bytes()).await.is_ack());
+        }
+        // The 1000-byte segment fills, then one of the default size takes the rest.
+        assert!(
+            segments() <= with_policy + 1,
+            "{} segments after the policy went",
+            segments()
+        );
+        let (rch, mut c) = reader(&conn, &q, 100, Some(lstr("first"))).await;
+        let got = take(&rch, &mut c, 42).await;
+        let offsets: Vec<i64> = got.iter().map(|g| g.0).collect();
+        assert_eq!(offsets, (0..42).collect::<Vec<_>>(), "every message at its offset");
+        assert_eq!(got[1].1.len(), big.len());
+        assert_eq!(got[41].1, small(41));
+        delete(&ch, &q).await;
+    });
+}
+
 /// Server-side offset tracking (LavinMQ's): a consumer that names itself and
 /// asks for it (`x-stream-automatic-offset-tracking`, or `x-stream-offset`
 /// null) resumes after the last offset it acked, across a restart. Not in

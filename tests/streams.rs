@@ -194,6 +194,67 @@ fn acks_only_return_credit() {
     });
 }
 
+/// The API lists a stream's consumers with the offset each reads next
+/// (`stream_offset`, ringmq's field: RabbitMQ 3.10 shows none for AMQP
+/// consumers), in the queue's `consumer_details` and in `/api/consumers`.
+#[test]
+fn the_api_shows_each_consumers_offset() {
+    let b = Broker::new();
+    run(async {
+        let conn = connect(&b).await;
+        let pub_ch = confirm_channel(&conn).await;
+        let q = unique("s-api-offsets");
+        declare_stream(&pub_ch, &q, &[]).await;
+        publish_all(&pub_ch, &q, bodies_of(0..6)).await;
+        // Prefetch 2, nothing acked: the broker has sent 0 and 1 and waits.
+        let (pch, mut p) = reader(&conn, &q, 2, Some(lstr("first"))).await;
+        let d1 = [next(&mut p).await, next(&mut p).await].map(|d| offset_of(&d));
+        assert_eq!(d1, [0, 1]);
+        let (_ach, mut at4) = reader(&conn, &q, 1, Some(AMQPValue::LongLongInt(4))).await;
+        assert_eq!(offset_of(&next(&mut at4).await), 4);
+        let api = Api::new(b.http_url(), b.user(), b.pass());
+        let offsets = |path: &str, items: &dyn Fn(&serde_json::Value) -> serde_json::Value| {
+            let v = api.ok(path);
+            let mut got: Vec<(String, serde_json::Value)> = items(&v)
+                .as_array()
+                .expect("a list")
+                .iter()
+                .filter(|c| c["queue"]["name"] == q.as_str())
+                .map(|c| {
+                    (
+                        c["consumer_tag"].as_str().unwrap().to_owned(),
+                        c["stream_offset"].clone(),
+                    )
+                })
+                .collect();
+            got.sort_by(|a, b| a.0.cmp(&b.0));
+            got
+        };
+        let (ptag, atag) = (p.tag().to_string(), at4.tag().to_string());
+        let want = |p_at: i64| {
+            let mut w = vec![(ptag.clone(), json!(p_at)), (atag.clone(), json!(5))];
+            w.sort_by(|a, b| a.0.cmp(&b.0));
+            w
+        };
+        let in_queue = |v: &serde_json::Value| v["consumer_details"].clone();
+        let listed = |v: &serde_json::Value| v.clone();
+        if !b.is_external() {
+            assert_eq!(offsets(&format!("/api/queues/%2F/{q}"), &in_queue), want(2));
+            assert_eq!(offsets("/api/consumers", &listed), want(2));
+        }
+        within("ack", pch.basic_ack(2, BasicAckOptions { multiple: true }))
+            .await
+            .unwrap();
+        // Sent 2 and 3 (not acked: the offset stops at 4, not further).
+        let d2 = [next(&mut p).await, next(&mut p).await].map(|d| offset_of(&d));
+        assert_eq!(d2, [2, 3]);
+        if !b.is_external() {
+            assert_eq!(offsets("/api/consumers/%2F", &listed), want(4));
+        }
+        delete(&pub_ch, &q).await;
+    });
+}
+
 #[test]
 fn what_a_stream_refuses_is_answered_as_rabbitmq_does() {
     let b = Broker::new();

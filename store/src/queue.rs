@@ -563,6 +563,25 @@ impl QueueStore {
         fs::remove_file(path)
     }
 
+    /// Segments made from now on are `bytes` long (a stream's segment size
+    /// changed by a policy); those already made keep theirs. The spares go:
+    /// one of the old size would be recycled too large (or wastefully large).
+    pub fn set_segment_bytes(&mut self, bytes: u32) -> io::Result<()> {
+        let cfg = StoreConfig {
+            segment_bytes: bytes,
+            ..self.cfg
+        };
+        cfg.validate()?;
+        if bytes == self.cfg.segment_bytes {
+            return Ok(());
+        }
+        self.cfg = cfg;
+        while let Some(spare) = self.spares.pop_front() {
+            remove_if_exists(&spare_path(&self.dir, spare.id))?;
+        }
+        Ok(())
+    }
+
     /// Drops every ready message (requeued and not yet delivered); in-flight ones stay.
     /// Returns how many were dropped. Whole segments are deleted without touching their
     /// records, so the cost is O(segments) plus at most one segment's records.

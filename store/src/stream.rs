@@ -209,6 +209,12 @@ impl StreamStore {
         Ok(StreamPosition { offset, pos })
     }
 
+    /// Segments made from now on are `bytes` long; see
+    /// [`QueueStore::set_segment_bytes`].
+    pub fn set_segment_bytes(&mut self, bytes: u32) -> io::Result<()> {
+        self.store.set_segment_bytes(bytes)
+    }
+
     /// The oldest offset still in the stream (the next offset when empty).
     pub fn first_offset(&self) -> u64 {
         self.index.front().map_or(self.next_offset, |s| s.first_offset)

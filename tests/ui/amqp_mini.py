@@ -58,7 +58,7 @@ def _method_frame(channel, class_id, method_id, *args):
 
 
 class Consumer:
-    def __init__(self, url, queue, prefetch=10, connection_name='ringmq UI test', timeout=10.0):
+    def __init__(self, url, queue, prefetch=10, connection_name='ringmq UI test', timeout=10.0, stream=False):
         u = urlsplit(url)
         if u.scheme != 'amqp':
             raise AmqpError(f'amqp-mini: only amqp:// URLs (got {url})')
@@ -94,13 +94,17 @@ class Consumer:
             self._expect(10, 41)
             self._send(_method_frame(1, 20, 10, _shortstr('')))
             self._expect(20, 11)
-            # passive=0 durable=0 exclusive=1 auto-delete=1 no-wait=0
-            self._send(_method_frame(1, 50, 10, struct.pack('>H', 0), _shortstr(queue), bytes([0b01100]), _table({})))
+            # passive=0 durable=0 exclusive=1 auto-delete=1 no-wait=0; a
+            # stream is durable only, and read from its first message (what
+            # is delivered stays unacked: the prefetch stops the reader)
+            flags, qargs = (0b00010, {'x-queue-type': 'stream'}) if stream else (0b01100, {})
+            cargs = {'x-stream-offset': 'first'} if stream else {}
+            self._send(_method_frame(1, 50, 10, struct.pack('>H', 0), _shortstr(queue), bytes([flags]), _table(qargs)))
             self._expect(50, 11)
             self._send(_method_frame(1, 60, 10, struct.pack('>IHB', 0, prefetch, 0)))
             self._expect(60, 11)
             self._send(_method_frame(1, 60, 20, struct.pack('>H', 0), _shortstr(queue), _shortstr('ui-test-consumer'),
-                                     b'\x00', _table({})))
+                                     b'\x00', _table(cargs)))
             self._expect(60, 21)
         except BaseException:
             self._fail('amqp-mini: closed by the client')
@@ -145,7 +149,7 @@ class Consumer:
                         self._send(bytes([8, 0, 0, 0, 0, 0, 0, FRAME_END]))  # heartbeat back
                         continue
                     if ftype != 1:
-                        continue  # content frames: not expected (nothing is published to the queue)
+                        continue  # content frames: the bodies of a stream's deliveries, not looked at
                     class_id, method_id = struct.unpack_from('>HH', payload, 0)
                     if (class_id, method_id) in ((10, 50), (20, 40)):
                         code = struct.unpack_from('>H', payload, 4)[0]
@@ -194,5 +198,5 @@ class Consumer:
         self._fail('amqp-mini: closed by the client')
 
 
-def open_consumer(url, queue, prefetch=10, connection_name='ringmq UI test'):
-    return Consumer(url, queue, prefetch=prefetch, connection_name=connection_name)
+def open_consumer(url, queue, prefetch=10, connection_name='ringmq UI test', stream=False):
+    return Consumer(url, queue, prefetch=prefetch, connection_name=connection_name, stream=stream)

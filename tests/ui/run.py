@@ -1077,6 +1077,35 @@ def consumers_checks():
         ok('consumers page lists the consumer (queue, channel, tag, ack mode, prefetch) and links to its queue')
     finally:
         c.close()
+    stream_consumer_checks()
+
+
+def stream_consumer_checks():
+    """A stream's consumer with its offset on the queue page (ringmq's
+    stream_offset: RabbitMQ 3.10 shows none for AMQP consumers)."""
+    product = api_json('GET', '/overview').get('product_name') or 'this broker'
+    if product != 'ringmq':
+        say(f'skip - stream consumer offsets: {product} shows none')
+        return
+    set_step('a stream consumer shows its offset on the queue page')
+    sq = f'ui-stream-{ID}'
+    api_json('PUT', f'/queues/%2F/{sq}', {'durable': True, 'arguments': {'x-queue-type': 'stream'}})
+    try:
+        for i in range(5):
+            api_json('POST', '/exchanges/%2F/amq.default/publish', {
+                'properties': {}, 'routing_key': sq, 'payload': f's{i}', 'payload_encoding': 'string'})
+        # Prefetch 3, no acks: sent offsets 0..2, reads 3 next.
+        c = open_consumer(opt['amqp'], sq, prefetch=3, connection_name=sq, stream=True)
+        try:
+            go(f'queues/{enc("/")}/{enc(sq)}')
+            cell = page.locator('main td.col-stream-offset')
+            until('the consumer\'s offset to show', lambda: cell.count() == 1 and cell.text().strip() == '3',
+                  timeout=20, every=1)
+            ok('a stream consumer shows the offset it reads next on the queue page')
+        finally:
+            c.close()
+    finally:
+        api_status('DELETE', f'/queues/%2F/{sq}')
 
 
 def full_suite():

@@ -149,11 +149,7 @@ impl Broker {
                     }
                 }
             }
-            // A stream counts what it holds (RabbitMQ's, a moment late).
-            let messages = q
-                .stream_info()
-                .map_or(q.message_count(), |i| u32::try_from(i.messages).unwrap_or(u32::MAX));
-            let counts = (messages, q.consumer_count());
+            let counts = (q.declare_ok_count(), q.consumer_count());
             let owner = q.owner();
             let vhost_name = conn.vhost.clone().expect("open");
             if owner != self.model.shards.me {

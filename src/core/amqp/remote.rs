@@ -145,7 +145,10 @@ impl Broker {
         debug_assert_eq!(q.owner(), self.model.shards.me, "asked the owner");
         match &ask.what {
             AskWhat::Counts => {
-                let (messages, consumers) = (q.message_count(), q.consumer_count());
+                // As the owner answers its own connections (it answered a
+                // stream's ready count, 0: through another shard a passive
+                // declare found every stream empty).
+                let (messages, consumers) = (q.declare_ok_count(), q.consumer_count());
                 self.model.touch_queue(vhost, ask.queue);
                 Answer::Counts { messages, consumers }
             }

@@ -461,7 +461,7 @@ pub(crate) fn consumer_json(b: View<'_>, req: &Req<'_>, vhost: &str, queue: &str
         .and_then(|x| x.channel(c.channel()))
         .and_then(|ch| ch.consumer_prefetch_of(c.tag()))
         .unwrap_or(0);
-    json!({
+    let mut v = json!({
         "consumer_tag": c.tag(),
         "queue": {"name": queue, "vhost": vhost},
         "channel_details": {
@@ -479,7 +479,15 @@ pub(crate) fn consumer_json(b: View<'_>, req: &Req<'_>, vhost: &str, queue: &str
         "active": true,
         "activity_status": "up",
         "arguments": if c.priority() != 0 { json!({"x-priority": c.priority()}) } else { json!({}) },
-    })
+    });
+    // ringmq's own field (RabbitMQ 3.10 shows no offset for an AMQP consumer
+    // of a stream): the offset the consumer reads next. A stream's consumers
+    // all have their connection on its owner (basic/consume.rs), where the
+    // reader is, so the shard that lists a consumer knows its offset.
+    if let Some(offset) = c.stream_offset() {
+        v["stream_offset"] = json!(offset);
+    }
+    v
 }
 
 /// This shard's consumers: those whose connection is here. A consumer of

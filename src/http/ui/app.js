@@ -1431,6 +1431,8 @@
       { label: 'Exclusive', sort: 'exclusive', render: (c) => (c.exclusive ? 'yes' : 'no') },
       { label: 'Active', sort: 'activity_status', cls: 'col-active', render: (c) => (c.active === false ? 'no' : 'yes') + (c.activity_status && c.activity_status !== 'up' ? ` (${c.activity_status})` : '') },
       { label: 'Arguments', render: (c) => fmtJson(c.arguments) },
+      // A stream consumer's offset, the one it reads next (ringmq's stream_offset).
+      { label: 'Stream offset', sort: 'stream_offset', numeric: true, cls: 'num col-stream-offset', render: (c) => (typeof c.stream_offset === 'number' ? fmtNum(c.stream_offset) : '') },
     ].filter(Boolean);
     return sortable ? cols : cols.map((c) => Object.assign({}, c, { sort: undefined }));
   }

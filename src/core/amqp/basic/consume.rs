@@ -122,11 +122,17 @@ impl Broker {
                     .as_ref(),
             );
             if owner != me {
-                return Err(crate::core::amqp::stream::not_for_streams(
-                    "consuming from another shard",
-                    &qname,
-                    &vname,
-                ));
+                // A stream's readers live on its owner, whose delivery loop
+                // (amqp/stream.rs) serves only its own connections: refused,
+                // naming both shards, rather than a consumer that never gets
+                // anything. (Reading across shards would need the reader's
+                // start on the consume ask, x-stream-offset on the packed
+                // deliveries and the consumer tag on settlements.)
+                let what = format!(
+                    "consuming from a connection on shard {} (the stream is on shard {})",
+                    me.0, owner.0
+                );
+                return Err(crate::core::amqp::stream::not_for_streams(&what, &qname, &vname));
             }
             Some((start, filter, track))
         } else {

@@ -95,7 +95,8 @@ impl<'a> QueueView<'a> {
         self.q.consumers().len()
     }
     pub fn consumers(&self) -> impl Iterator<Item = ConsumerView<'a>> + 'a {
-        self.q.consumers().iter().map(|c| ConsumerView { c })
+        let q = self.q;
+        q.consumers().iter().map(move |c| ConsumerView { c, q })
     }
     /// Message counters (publish, deliver, get, ack, redeliver) and rates.
     pub fn stats(&self) -> &'a ObjStats {
@@ -107,6 +108,7 @@ impl<'a> QueueView<'a> {
 #[derive(Clone, Copy)]
 pub struct ConsumerView<'a> {
     c: &'a ConsumerRef,
+    q: &'a Queue,
 }
 
 impl<'a> ConsumerView<'a> {
@@ -127,5 +129,10 @@ impl<'a> ConsumerView<'a> {
     }
     pub fn priority(&self) -> i32 {
         self.c.priority
+    }
+    /// A stream consumer's offset: the one it reads next (see
+    /// `Queue::stream_reader_offset`); None for other queues' consumers.
+    pub fn stream_offset(&self) -> Option<u64> {
+        self.q.stream_reader_offset(self.c.conn, self.c.channel, &self.c.tag)
     }
 }

@@ -178,12 +178,26 @@ pub struct StreamInfo {
     pub filter_skipped_segments: u64,
 }
 
+/// The segment size `s` asks for (`x-stream-max-segment-size-bytes` or the
+/// policy's `stream-max-segment-size-bytes`) within the store's bounds, or
+/// `default` when it asks for none.
+fn segment_bytes(s: &QueueSettings, default: u32) -> u32 {
+    s.stream_segment_bytes.map_or(default, |b| {
+        b.clamp(
+            ringmq_store::MIN_SEGMENT_BYTES.into(),
+            ringmq_store::MAX_SEGMENT_BYTES.into(),
+        ) as u32
+    })
+}
+
 /// A stream queue's messages (`QueueStorage::Stream`).
 pub(in crate::core::model) struct Stream {
     pub(super) log: StreamStore,
     readers: Vec<Reader>,
     max_bytes: Option<u64>,
     max_age_ms: Option<u64>,
+    /// The broker's segment size, for a stream whose settings name none.
+    default_segment_bytes: u32,
     /// See [`StreamInfo::filter_skipped_segments`].
     filter_skipped_segments: u64,
 }
@@ -191,13 +205,8 @@ pub(in crate::core::model) struct Stream {
 impl Stream {
     /// Opens (or recovers) the stream in `dir`, with its segment size.
     pub(in crate::core::model) fn open(dir: &Path, mut cfg: StoreConfig, s: &QueueSettings) -> io::Result<Self> {
-        if let Some(b) = s.stream_segment_bytes {
-            let b = b.clamp(
-                ringmq_store::MIN_SEGMENT_BYTES.into(),
-                ringmq_store::MAX_SEGMENT_BYTES.into(),
-            );
-            cfg.segment_bytes = b as u32;
-        }
+        let default_segment_bytes = cfg.segment_bytes;
+        cfg.segment_bytes = segment_bytes(s, default_segment_bytes);
         let (log, report) = StreamStore::open(dir, cfg, filter_value)?;
         if report.corrupt() {
             tracing::warn!(dir = %dir.display(), report = ?report, "stream recovered from damaged segments");
@@ -207,6 +216,7 @@ impl Stream {
             readers: Vec::new(),
             max_bytes: s.stream_max_bytes,
             max_age_ms: s.max_age_ms,
+            default_segment_bytes,
             filter_skipped_segments: 0,
         })
     }
@@ -224,10 +234,13 @@ impl Stream {
     }
 
     /// The retention settings changed (a policy): they apply from the next
-    /// segment roll or stats tick. (A new segment size applies at the next
-    /// open.)
+    /// segment roll or stats tick, a new segment size to the segments made
+    /// from now on (the one being written keeps its size).
     pub(super) fn set_retention(&mut self, s: &QueueSettings) {
         (self.max_bytes, self.max_age_ms) = (s.stream_max_bytes, s.max_age_ms);
+        if let Err(e) = self.log.set_segment_bytes(segment_bytes(s, self.default_segment_bytes)) {
+            tracing::error!(dir = %self.log.dir().display(), error = %e, "cannot change the stream's segment size");
+        }
     }
 
     pub(super) fn retain(&mut self, now_ms: u64) {
@@ -350,6 +363,14 @@ impl Queue {
         self.storage.stream().map(Stream::info)
     }
 
+    /// The message count queue.declare-ok gives, on the owner: a stream
+    /// counts what it holds (RabbitMQ's, a moment late), other queues their
+    /// ready messages.
+    pub fn declare_ok_count(&self) -> u32 {
+        self.stream_info()
+            .map_or(self.message_count(), |i| u32::try_from(i.messages).unwrap_or(u32::MAX))
+    }
+
     /// A consumer starts reading the stream at `start`.
     pub(crate) fn stream_attach(
         &mut self,
@@ -465,6 +486,17 @@ impl Queue {
         if let Err(e) = s.log.track(tag, offset) {
             tracing::warn!(queue = %name, error = %e, "cannot write a tracked stream offset");
         }
+    }
+
+    /// The offset consumer `tag` reads next: every message before it was sent
+    /// to it or passed over by its filter. None when it is no reader here
+    /// (not a stream, or another consumer).
+    pub fn stream_reader_offset(&self, conn: ConnId, channel: u16, tag: &str) -> Option<u64> {
+        let s = self.storage.stream()?;
+        let mut readers = s.readers.iter();
+        readers
+            .find(|r| r.conn == conn && r.channel == channel && &*r.tag == tag)
+            .map(|r| r.next)
     }
 
     /// Readers of the stream (one per consumer).

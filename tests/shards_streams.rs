@@ -1,0 +1,163 @@
+//! Stream queues with `--shards 2` (issue 20), on both backends: publishes
+//! from either shard land at the stream's offsets on its owner; a consumer
+//! whose connection is on the owner reads with `x-stream-offset` headers and
+//! acks that return credit; one on the other shard is refused with 540 and a
+//! text naming both shards (a stream's readers are on its owner; see
+//! `basic/consume.rs`). The Unix socket is always shard 0's, which makes the
+//! refusal certain; TCP connections land where the kernel puts them. Needs
+//! the spawned binary's shards: skipped against `RINGMQ_TEST_URI`.
+
+mod common;
+
+use common::raw::{plain, RawConn};
+use common::streams::*;
+use common::*;
+use ringmq::core::model::meta::ShardId;
+use ringmq_codec::{
+    BasicConsume, BasicQos, FieldTable as CodecTable, FieldValue, Method, QueueDeclare, ShortStr, Table,
+};
+
+/// A queue name with `prefix` that shard `shard` owns (of 2).
+fn owned_by(shard: u16, prefix: &str) -> String {
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|n| ShardId::owner_of_queue("/", n, 2) == ShardId(shard))
+        .expect("some name")
+}
+
+/// A raw connection on the Unix socket (shard 0's), channel 1 open.
+async fn on_shard_0(sock: &std::path::Path) -> RawConn {
+    let stream = within("unix connect", tokio::net::UnixStream::connect(sock))
+        .await
+        .unwrap();
+    let mut c = RawConn::over(stream);
+    c.start().await;
+    c.start_ok("PLAIN", &plain("guest", "guest")).await;
+    c.tune_open().await;
+    c.open_channel(1).await;
+    c
+}
+
+#[test]
+fn stream_consumers_read_on_the_owner_shard_and_are_refused_on_the_other() {
+    for io in common::tls::BACKENDS {
+        let dir = tempfile::Builder::new().prefix("ringmq-unix-").tempdir().unwrap();
+        let sock = dir.path().join("amqp.sock");
+        let b = Broker::with_args(&["--shards", "2", "--io", io, "--amqp-unix-path", sock.to_str().unwrap()]);
+        if b.skip_external("stream_consumers_read_on_the_owner_shard_and_are_refused_on_the_other") {
+            return;
+        }
+        run(async {
+            let q = owned_by(1, &unique("s-shards"));
+            // Published from shard 0 (the Unix socket: every publish crosses)
+            // and from TCP connections (either shard), with confirms.
+            let setup = connect(&b).await;
+            let ch = confirm_channel(&setup).await;
+            declare_stream(&ch, &q, &[]).await;
+            let mut raw = on_shard_0(&sock).await;
+            let mut out = Vec::new();
+            for _ in 0..3 {
+                RawConn::encode_publish(&mut out, 1, "", &q);
+            }
+            raw.send(&out).await;
+            // Counted through shard 0 too: its queue.declare-ok asks the owner.
+            let mut counted = 0;
+            for _ in 0..500 {
+                let passive = QueueDeclare {
+                    ticket: 0,
+                    queue: ShortStr::new(&q).unwrap(),
+                    passive: true,
+                    durable: false,
+                    exclusive: false,
+                    auto_delete: false,
+                    no_wait: false,
+                    arguments: Table::EMPTY,
+                };
+                raw.send_method(1, &Method::QueueDeclare(passive)).await;
+                counted = raw.expect("queue.declare-ok").await.declare_ok.unwrap().0;
+                if counted == 3 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            assert_eq!(counted, 3, "shard 0's publishes, counted through shard 0");
+            for i in 3..6 {
+                let conn = connect(&b).await;
+                let ch = confirm_channel(&conn).await;
+                assert!(publish(&ch, "", &q, format!("m{i}").as_bytes()).await.is_ack());
+            }
+            // A consumer on shard 0, not the stream's: refused, by name.
+            let qos = BasicQos {
+                prefetch_size: 0,
+                prefetch_count: 10,
+                global: false,
+            };
+            raw.send_method(1, &Method::BasicQos(qos)).await;
+            raw.expect("basic.qos-ok").await;
+            let mut args = CodecTable::default();
+            args.insert(
+                ringmq_codec::short!("x-stream-offset"),
+                FieldValue::LongString(b"first".to_vec()),
+            );
+            let mut entries = Vec::new();
+            args.encode_entries(&mut entries);
+            let consume = BasicConsume {
+                ticket: 0,
+                queue: ShortStr::new(&q).unwrap(),
+                consumer_tag: ShortStr::EMPTY,
+                no_local: false,
+                no_ack: false,
+                exclusive: false,
+                no_wait: false,
+                arguments: Table::parse(&entries).unwrap(),
+            };
+            raw.send_method(1, &Method::BasicConsume(consume)).await;
+            let (code, text, class, method) = raw.expect_connection_close().await;
+            let want = format!(
+                "NOT_IMPLEMENTED - consuming from a connection on shard 0 (the stream is on shard 1) \
+                 not supported by stream queues queue '{q}' in vhost '/'"
+            );
+            assert_eq!((code, text.as_str(), class, method), (540, want.as_str(), 60, 20));
+            // On shard 1 (TCP, tried until a connection lands there: each
+            // try is a coin toss, 32 of them all on shard 0 is 2^-32): every
+            // message at its offset, the prefetch's credit returned by acks.
+            let mut reader_on_1 = None;
+            for _ in 0..32 {
+                let conn = connect(&b).await;
+                let ch = channel(&conn).await;
+                within("qos", ch.basic_qos(2, BasicQosOptions::default()))
+                    .await
+                    .unwrap();
+                let args = table(&[("x-stream-offset", lstr("first"))]);
+                let consume = ch.basic_consume(q.as_str().into(), "".into(), BasicConsumeOptions::default(), args);
+                match within("consume", consume).await {
+                    Ok(c) => {
+                        reader_on_1 = Some((conn, ch, c));
+                        break;
+                    }
+                    Err(e) => {
+                        let e = format!("{e:?}");
+                        assert!(e.contains("on shard 0 (the stream is on shard 1)"), "{e}");
+                    }
+                }
+            }
+            let (_conn, rch, mut c) = reader_on_1.expect("a connection on shard 1 in 32 tries");
+            let d0 = next(&mut c).await;
+            let d1 = next(&mut c).await;
+            assert_eq!((offset_of(&d0), offset_of(&d1)), (0, 1));
+            assert_quiet(&mut c).await;
+            within(
+                "ack",
+                rch.basic_ack(d1.delivery_tag, BasicAckOptions { multiple: true }),
+            )
+            .await
+            .unwrap();
+            let rest = take(&rch, &mut c, 4).await;
+            let offsets: Vec<i64> = rest.iter().map(|r| r.0).collect();
+            assert_eq!(offsets, [2, 3, 4, 5]);
+            let bodies: Vec<&str> = rest.iter().map(|r| r.1.as_str()).collect();
+            assert_eq!(bodies, ["", "m3", "m4", "m5"], "shard 0's three (empty), then the rest");
+            delete(&ch, &q).await;
+        });
+    }
+}
