@@ -1,11 +1,11 @@
 //! Stream queues with `--shards 2` (issue 20), on both backends: publishes
-//! from either shard land at the stream's offsets on its owner; a consumer
-//! whose connection is on the owner reads with `x-stream-offset` headers and
-//! acks that return credit; one on the other shard is refused with 540 and a
-//! text naming both shards (a stream's readers are on its owner; see
-//! `basic/consume.rs`). The Unix socket is always shard 0's, which makes the
-//! refusal certain; TCP connections land where the kernel puts them. Needs
-//! the spawned binary's shards: skipped against `RINGMQ_TEST_URI`.
+//! from either shard land at the stream's offsets on its owner; a consumer on
+//! either shard reads with `x-stream-offset` headers and acks that return
+//! credit (its reader is on the owner, which sends a consumer on the other
+//! shard what its permits allow: `amqp::stream`); server-side offset tracking
+//! from the other shard is refused with 540 naming both shards. The Unix
+//! socket is always shard 0's; TCP connections land where the kernel puts
+//! them. Needs the spawned binary's shards: skipped against `RINGMQ_TEST_URI`.
 
 mod common;
 
@@ -38,13 +38,65 @@ async fn on_shard_0(sock: &std::path::Path) -> RawConn {
     c
 }
 
+/// `x-stream-offset` = `value` (a string: first, last, next).
+fn stream_consume(_q: &str, value: &str, _tag: &str) -> CodecTable {
+    let mut args = CodecTable::default();
+    args.insert(
+        ringmq_codec::short!("x-stream-offset"),
+        FieldValue::LongString(value.as_bytes().to_vec()),
+    );
+    args
+}
+
+/// basic.consume of `q` with `args` and consumer tag `tag`, manual acks.
+fn consume_of<'a>(q: &'a str, args: &CodecTable, tag: &'a str) -> BasicConsume<'a> {
+    let mut entries = Vec::new();
+    args.encode_entries(&mut entries);
+    BasicConsume {
+        ticket: 0,
+        queue: ShortStr::new(q).unwrap(),
+        consumer_tag: ShortStr::new(tag).unwrap(),
+        no_local: false,
+        no_ack: false,
+        exclusive: false,
+        no_wait: false,
+        arguments: Table::parse(Box::leak(entries.into_boxed_slice())).unwrap(),
+    }
+}
+
+/// The next `n` deliveries on a raw connection: their delivery tags, their
+/// `x-stream-offset` headers and their bodies (one body frame each: small).
+async fn deliveries(raw: &mut RawConn, n: usize) -> (Vec<u64>, Vec<i64>, Vec<String>) {
+    let (mut tags, mut offsets, mut bodies) = (Vec::new(), Vec::new(), Vec::new());
+    while tags.len() < n {
+        let d = raw.expect("basic.deliver").await;
+        tags.push(d.deliver.unwrap());
+        let h = raw.expect("header").await;
+        offsets.push(h.stream_offset.expect("x-stream-offset"));
+        // An empty body has no body frame; these are one frame each.
+        let body = match h.body_size.unwrap() {
+            0 => String::new(),
+            _ => String::from_utf8(raw.expect("body").await.body.unwrap()).unwrap(),
+        };
+        bodies.push(body);
+    }
+    (tags, offsets, bodies)
+}
+
+/// Nothing more comes for a moment (the prefetch holds it back).
+async fn assert_quiet_raw(raw: &mut RawConn) {
+    if let Ok(Some(g)) = tokio::time::timeout(std::time::Duration::from_millis(300), raw.recv_any()).await {
+        assert_eq!(g.name, "heartbeat", "nothing while the prefetch is used up: {g:?}");
+    }
+}
+
 #[test]
-fn stream_consumers_read_on_the_owner_shard_and_are_refused_on_the_other() {
+fn stream_consumers_read_on_either_shard() {
     for io in common::tls::BACKENDS {
         let dir = tempfile::Builder::new().prefix("ringmq-unix-").tempdir().unwrap();
         let sock = dir.path().join("amqp.sock");
         let b = Broker::with_args(&["--shards", "2", "--io", io, "--amqp-unix-path", sock.to_str().unwrap()]);
-        if b.skip_external("stream_consumers_read_on_the_owner_shard_and_are_refused_on_the_other") {
+        if b.skip_external("stream_consumers_read_on_either_shard") {
             return;
         }
         run(async {
@@ -86,35 +138,52 @@ fn stream_consumers_read_on_the_owner_shard_and_are_refused_on_the_other() {
                 let ch = confirm_channel(&conn).await;
                 assert!(publish(&ch, "", &q, format!("m{i}").as_bytes()).await.is_ack());
             }
-            // A consumer on shard 0, not the stream's: refused, by name.
+            // A consumer on shard 0, not the stream's: its reader is on the
+            // owner, which sends it what the prefetch allows.
             let qos = BasicQos {
                 prefetch_size: 0,
-                prefetch_count: 10,
+                prefetch_count: 2,
                 global: false,
             };
             raw.send_method(1, &Method::BasicQos(qos)).await;
             raw.expect("basic.qos-ok").await;
-            let mut args = CodecTable::default();
-            args.insert(
-                ringmq_codec::short!("x-stream-offset"),
-                FieldValue::LongString(b"first".to_vec()),
-            );
-            let mut entries = Vec::new();
-            args.encode_entries(&mut entries);
-            let consume = BasicConsume {
-                ticket: 0,
-                queue: ShortStr::new(&q).unwrap(),
-                consumer_tag: ShortStr::EMPTY,
-                no_local: false,
-                no_ack: false,
-                exclusive: false,
-                no_wait: false,
-                arguments: Table::parse(&entries).unwrap(),
+            let first = stream_consume(&q, "first", "reader-0");
+            raw.send_method(1, &Method::BasicConsume(consume_of(&q, &first, "reader-0")))
+                .await;
+            raw.expect("basic.consume-ok").await;
+            let (tags, offsets, bodies) = deliveries(&mut raw, 2).await;
+            assert_eq!(offsets, [0, 1], "from first, each with its x-stream-offset");
+            assert_eq!(bodies, ["", ""], "shard 0's own publishes");
+            // Two unacked: the prefetch holds the rest back.
+            assert_quiet_raw(&mut raw).await;
+            let ack = ringmq_codec::BasicAck {
+                delivery_tag: tags[1],
+                multiple: true,
             };
-            raw.send_method(1, &Method::BasicConsume(consume)).await;
+            raw.send_method(1, &Method::BasicAck(ack)).await;
+            let (tags, offsets, bodies) = deliveries(&mut raw, 2).await;
+            assert_eq!(offsets, [2, 3]);
+            assert_eq!(bodies, ["", "m3"]);
+            let ack = ringmq_codec::BasicAck {
+                delivery_tag: tags[1],
+                multiple: true,
+            };
+            raw.send_method(1, &Method::BasicAck(ack)).await;
+            let (_, offsets, bodies) = deliveries(&mut raw, 2).await;
+            assert_eq!(offsets, [4, 5]);
+            assert_eq!(bodies, ["m4", "m5"]);
+            // Server-side offset tracking stays on the owner's connections:
+            // refused from shard 0, naming both shards.
+            raw.open_channel(2).await;
+            raw.send_method(2, &Method::BasicQos(qos)).await;
+            raw.expect("basic.qos-ok").await;
+            let mut tracked = CodecTable::default();
+            tracked.insert(ringmq_codec::short!("x-stream-offset"), FieldValue::Void);
+            raw.send_method(2, &Method::BasicConsume(consume_of(&q, &tracked, "tracked")))
+                .await;
             let (code, text, class, method) = raw.expect_connection_close().await;
             let want = format!(
-                "NOT_IMPLEMENTED - consuming from a connection on shard 0 (the stream is on shard 1) \
+                "NOT_IMPLEMENTED - offset tracking from a connection on shard 0 (the stream is on shard 1) \
                  not supported by stream queues queue '{q}' in vhost '/'"
             );
             assert_eq!((code, text.as_str(), class, method), (540, want.as_str(), 60, 20));

@@ -30,6 +30,14 @@ pub struct Got {
     pub ack: Option<(u64, bool)>,
     /// queue.declare-ok: message count, consumer count.
     pub declare_ok: Option<(u32, u32)>,
+    /// basic.deliver: its delivery tag.
+    pub deliver: Option<u64>,
+    /// A content header: its `x-stream-offset` header, if any.
+    pub stream_offset: Option<i64>,
+    /// A content header: the body size.
+    pub body_size: Option<u64>,
+    /// A body frame: its bytes.
+    pub body: Option<Vec<u8>>,
 }
 
 /// Any byte stream a raw connection can run over (a Unix socket, TLS).
@@ -98,6 +106,12 @@ impl RawConn {
     /// The next frame, or `None` when the server closed the socket.
     pub async fn recv(&mut self) -> Option<Got> {
         within("raw frame", self.recv_unbounded()).await
+    }
+
+    /// The next frame, or `None` when the server closed the socket, waiting
+    /// as long as it takes (the caller bounds it).
+    pub async fn recv_any(&mut self) -> Option<Got> {
+        self.recv_unbounded().await
     }
 
     async fn recv_unbounded(&mut self) -> Option<Got> {
@@ -270,6 +284,10 @@ pub fn describe(frame: &Frame<'_>) -> Got {
         close: None,
         ack: None,
         declare_ok: None,
+        deliver: None,
+        stream_offset: None,
+        body_size: None,
+        body: None,
     };
     match frame {
         Frame::Method { method, .. } => {
@@ -291,11 +309,23 @@ pub fn describe(frame: &Frame<'_>) -> Got {
                 Method::BasicAck(a) => got.ack = Some((a.delivery_tag, a.multiple)),
                 Method::BasicNack(n) => got.ack = Some((n.delivery_tag, n.multiple)),
                 Method::QueueDeclareOk(d) => got.declare_ok = Some((d.message_count, d.consumer_count)),
+                Method::BasicDeliver(d) => got.deliver = Some(d.delivery_tag),
                 _ => {}
             }
         }
-        Frame::Header { .. } => got.name = "header",
-        Frame::Body { .. } => got.name = "body",
+        Frame::Header { header, .. } => {
+            got.name = "header";
+            got.body_size = Some(header.body_size);
+            let props = ringmq_codec::BasicProperties::decode(header.properties_raw).ok();
+            got.stream_offset = props
+                .and_then(|p| p.headers)
+                .and_then(|h| h.get("x-stream-offset"))
+                .and_then(|v| v.as_i64());
+        }
+        Frame::Body { payload, .. } => {
+            got.name = "body";
+            got.body = Some(payload.to_vec());
+        }
         Frame::Heartbeat => got.name = "heartbeat",
     }
     got

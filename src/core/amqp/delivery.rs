@@ -46,7 +46,12 @@ impl Broker {
                 continue;
             };
             if q.is_stream() {
-                if crate::core::amqp::stream::deliver_stream(q, qid, &mut self.conns, &mut self.dirty) {
+                let elsewhere = crate::core::amqp::stream::Elsewhere {
+                    me,
+                    vhost: &vname,
+                    cross: &mut self.model.cross,
+                };
+                if crate::core::amqp::stream::deliver_stream(q, qid, &mut self.conns, &mut self.dirty, elsewhere) {
                     again.push((vname.clone(), qid));
                 }
                 continue;

@@ -22,7 +22,7 @@ use crate::core::model::cross::delivers::{ConsumerAt, DeliverRef};
 use crate::core::model::cross::packed::MsgParts;
 use crate::core::model::cross::Delivers;
 use crate::core::model::cross::{
-    Answer, AskRef, AskWhat, ConsumeAsk, ConsumerKey, CrossMsg, SettleHow, Settlement, Taken,
+    Answer, AskRef, AskWhat, ConsumeAsk, ConsumerKey, CrossMsg, SettleHow, Settlement, StreamConsume, Taken,
 };
 use crate::core::model::ids::{QueueId, VhostName};
 use crate::core::model::meta::ShardId;
@@ -40,6 +40,8 @@ pub(crate) struct PendingConsume {
     pub priority: i32,
     pub prefetch: u16,
     pub no_wait: bool,
+    /// On a stream: its reader, made on the owner.
+    pub stream: Option<Box<StreamConsume>>,
 }
 
 impl Broker {
@@ -52,6 +54,7 @@ impl Broker {
             priority: p.priority,
             // Granted once it is on its channel (`remote_permits`).
             permits: 0,
+            stream: p.stream.clone(),
         }));
         let (queue, owner) = (p.queue, p.owner);
         // Parked even with no_wait: a refusal closes the channel, and what
@@ -88,6 +91,16 @@ impl Broker {
             priority: c.priority,
             permits: c.permits,
         });
+        if let Some(s) = &c.stream {
+            q.stream_attach(
+                from.conn,
+                from.channel,
+                c.tag.clone(),
+                s.start,
+                s.filter.clone(),
+                s.track,
+            );
+        }
         self.model.touch_queue(vhost, id);
         self.model.deliver_pending.push((vhost.clone(), id));
         Answer::Consumed

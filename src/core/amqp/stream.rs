@@ -15,7 +15,11 @@ use crate::core::amqp::connection::{ConnState, Connection};
 use crate::core::amqp::delivery::{encode_taken, with_header, DeliverTo, DELIVERIES_PER_QUEUE_TURN_MAX};
 use crate::core::amqp::error::{channel_error, connection_error, Exception};
 use crate::core::amqp::output::ZERO_COPY_BODY_BYTES_MIN;
-use crate::core::model::ids::{ConnId, QueueId};
+use crate::core::model::cross::delivers::ConsumerAt;
+use crate::core::model::cross::packed::MsgParts;
+use crate::core::model::cross::Cross;
+use crate::core::model::ids::{ConnId, QueueId, VhostName};
+use crate::core::model::meta::ShardId;
 use crate::core::model::queue::Queue;
 
 /// RabbitMQ's answer to a method streams do not have (540, closing the
@@ -43,6 +47,13 @@ pub(crate) fn check_consume(no_ack: bool, consumer_prefetch: u16, queue: &str, v
     Ok(())
 }
 
+/// What the owner needs to send readers on other shards their messages.
+pub(crate) struct Elsewhere<'a> {
+    pub me: ShardId,
+    pub vhost: &'a VhostName,
+    pub cross: &'a mut Cross,
+}
+
 /// Delivers what a stream's consumers have credit for and not yet read, up to
 /// the per-queue bound; true when it stopped at the bound (more to do).
 pub(crate) fn deliver_stream(
@@ -50,6 +61,7 @@ pub(crate) fn deliver_stream(
     qid: QueueId,
     conns: &mut crate::core::Map<ConnId, Box<Connection>>,
     dirty: &mut Vec<ConnId>,
+    elsewhere: Elsewhere<'_>,
 ) -> bool {
     let mut budget = DELIVERIES_PER_QUEUE_TURN_MAX;
     if q.is_paused() {
@@ -58,7 +70,10 @@ pub(crate) fn deliver_stream(
     for idx in 0..q.consumers().len() {
         let c = q.consumer(idx).clone();
         let Some(conn) = conns.get_mut(&c.conn) else {
-            continue; // another shard's consumer: not yet (docs/shards.md)
+            if c.conn.shard() != elsewhere.me {
+                budget -= deliver_elsewhere(q, idx, qid, elsewhere.vhost, elsewhere.cross, budget);
+            }
+            continue;
         };
         let frame_max = conn.tuning.frame_max;
         let mut sent_any = false;
@@ -111,4 +126,57 @@ pub(crate) fn deliver_stream(
         }
     }
     budget == 0
+}
+
+/// Sends consumer `idx`, whose connection is on another shard, what it has
+/// permits for (its shard grants them from its prefetch, `remote_permits`)
+/// and not read yet, packed for its shard with each one's `x-stream-offset`
+/// (`cross::delivers`); returns how many, at most `budget`. Its shard gives
+/// them its channel's tags; its acks come back as settlements, which on a
+/// stream move nothing but its credit.
+fn deliver_elsewhere(
+    q: &mut Queue,
+    idx: usize,
+    qid: QueueId,
+    vhost: &VhostName,
+    cross: &mut Cross,
+    budget: usize,
+) -> usize {
+    let c = q.consumer(idx);
+    let (conn, channel, tag) = (c.conn, c.channel, c.tag.clone());
+    let to = ConsumerAt {
+        vhost,
+        queue: qid,
+        conn,
+        channel,
+        tag: tag.as_short(),
+    };
+    let mut sent = 0;
+    // A bound on tries too: a record that cannot be read is skipped (logged).
+    for _ in 0..budget {
+        if sent == budget || q.consumer(idx).permits == 0 || !q.stream_has_more(conn, channel, &tag) {
+            break;
+        }
+        let delivers = cross.delivers_to(conn.shard());
+        let taken = q.stream_take(conn, channel, &tag, usize::MAX, |offset, m| {
+            let properties = with_header(
+                m.view.properties,
+                short!("x-stream-offset"),
+                FieldValue::I64(offset as i64),
+            );
+            let parts = MsgParts {
+                exchange: m.exchange,
+                routing_key: m.routing_key,
+                properties: &properties,
+                body: m.view.body,
+            };
+            delivers.pack(to.tag, &parts)
+        });
+        let Some((at, packed)) = taken else { continue };
+        delivers.push_packed(&to, packed, at.pos, false);
+        q.spend_permit(idx);
+        q.count_delivery(false, false);
+        sent += 1;
+    }
+    sent
 }

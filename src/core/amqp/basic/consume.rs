@@ -121,15 +121,13 @@ impl Broker {
                     .map(|v| v.to_owned_value())
                     .as_ref(),
             );
-            if owner != me {
-                // A stream's readers live on its owner, whose delivery loop
-                // (amqp/stream.rs) serves only its own connections: refused,
-                // naming both shards, rather than a consumer that never gets
-                // anything. (Reading across shards would need the reader's
-                // start on the consume ask, x-stream-offset on the packed
-                // deliveries and the consumer tag on settlements.)
+            if owner != me && track {
+                // The owner keeps the reader and the tracked offset, and a
+                // settlement from another shard names positions, not the
+                // consumer whose offset they move: refused rather than an
+                // offset that never moves.
                 let what = format!(
-                    "consuming from a connection on shard {} (the stream is on shard {})",
+                    "offset tracking from a connection on shard {} (the stream is on shard {})",
                     me.0, owner.0
                 );
                 return Err(crate::core::amqp::stream::not_for_streams(&what, &qname, &vname));
@@ -152,6 +150,9 @@ impl Broker {
                 priority,
                 prefetch,
                 no_wait: m.no_wait,
+                stream: stream_start.map(|(start, filter, track)| {
+                    Box::new(crate::core::model::cross::StreamConsume { start, filter, track })
+                }),
             };
             self.consume_remote(conn, channel, &vname, p);
             return Ok(());

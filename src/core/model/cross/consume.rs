@@ -24,6 +24,18 @@ pub struct ConsumeAsk {
     pub priority: i32,
     /// The first grant of permits.
     pub permits: u32,
+    /// On a stream: where its reader starts, what it filters, and whether
+    /// the owner tracks its offset.
+    pub stream: Option<Box<StreamConsume>>,
+}
+
+/// A stream consumer's reader, made on the stream's owner (its readers live
+/// there: `amqp::stream`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamConsume {
+    pub start: crate::core::model::queue::stream::StreamStart,
+    pub filter: Option<crate::core::model::queue::stream::StreamFilter>,
+    pub track: bool,
 }
 
 /// Which consumer, on which connection and channel.

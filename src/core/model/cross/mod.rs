@@ -29,7 +29,7 @@ pub mod forwards;
 pub(crate) mod packed;
 pub mod settle;
 
-pub use consume::{ConsumeAsk, ConsumerKey, REMOTE_WINDOW};
+pub use consume::{ConsumeAsk, ConsumerKey, StreamConsume, REMOTE_WINDOW};
 pub use delivers::Delivers;
 
 pub use ask::{Answer, Ask, AskRef, AskWhat, Got, Reply};
