@@ -220,7 +220,12 @@ impl Broker {
         let unacked = std::mem::take(&mut ch.unacked);
         let consumers: Vec<_> = ch.consumers.drain().collect();
         let mut unacked: Vec<_> = unacked.into_entries().collect();
-        self.settle_remote(&vhost_name, &mut unacked, crate::core::model::cross::SettleHow::Requeue);
+        self.settle_remote(
+            &vhost_name,
+            (conn.id, channel),
+            &mut unacked,
+            crate::core::model::cross::SettleHow::Requeue,
+        );
         for (_, u) in unacked {
             self.model.requeue_or_limit(&vhost_name, u.queue, u.position);
             self.model.deliver_pending.push((vhost_name.clone(), u.queue));

@@ -21,8 +21,9 @@ use crate::core::amqp::connection::Connection;
 use crate::core::amqp::dispatch::chan;
 use crate::core::amqp::error::{attribute, Exception};
 use crate::core::amqp::remote_consume::take_to_cross;
+use crate::core::model::cross::settle::ReaderKey;
 use crate::core::model::cross::{Answer, Ask, AskRef, AskWhat, CrossMsg, Got, Reply, SettleHow, Settlement};
-use crate::core::model::ids::{QueueId, VhostName};
+use crate::core::model::ids::{ConnId, QueueId, VhostName};
 use crate::core::model::meta::ShardId;
 
 /// A connection waiting for another shard's answer.
@@ -252,6 +253,7 @@ impl Broker {
             queue: got.queue,
             how: SettleHow::Requeue,
             positions: vec![got.msg.position],
+            reader: None,
         };
         self.model.cross.send(owner, CrossMsg::Settle(Box::new(s)));
     }
@@ -259,7 +261,13 @@ impl Broker {
     /// Sends the settlements of other shards' queues among `taken` to their
     /// owners, one per run of a queue's deliveries, and removes them: what
     /// is left is this shard's. Nothing to do with one shard.
-    pub(crate) fn settle_remote(&mut self, vhost: &VhostName, taken: &mut Vec<(u64, Unacked)>, how: SettleHow) {
+    pub(crate) fn settle_remote(
+        &mut self,
+        vhost: &VhostName,
+        (conn, channel): (ConnId, u16),
+        taken: &mut Vec<(u64, Unacked)>,
+        how: SettleHow,
+    ) {
         if self.model.shards.count == 1 {
             return;
         }
@@ -268,12 +276,21 @@ impl Broker {
         let mut sent: Vec<(ShardId, Settlement)> = Vec::new();
         taken.retain(|(_, u)| {
             // A queue deleted meanwhile is nobody's: its messages went with it.
-            let owner = v.queues.get(&u.queue).map_or(me, |q| q.owner());
-            if owner == me {
+            let Some(q) = v.queues.get(&u.queue).filter(|q| q.owner() != me) else {
                 return true;
-            }
+            };
+            let owner = q.owner();
+            // A stream's reader is on its owner: the ack moves its tracked
+            // offset there.
+            let reader = (q.is_stream().then_some(u.consumer.as_ref()).flatten()).map(|tag| ReaderKey {
+                conn,
+                channel,
+                tag: tag.clone(),
+            });
             match sent.last_mut() {
-                Some((_, s)) if s.queue == u.queue => s.positions.push(u.position),
+                Some((_, s)) if s.queue == u.queue && s.reader.as_deref() == reader.as_ref() => {
+                    s.positions.push(u.position)
+                }
                 _ => sent.push((
                     owner,
                     Settlement {
@@ -281,6 +298,7 @@ impl Broker {
                         queue: u.queue,
                         how,
                         positions: vec![u.position],
+                        reader: reader.map(Box::new),
                     },
                 )),
             }

@@ -298,6 +298,7 @@ impl Broker {
                 queue: k.queue,
                 how: SettleHow::Delivered,
                 positions: vec![d.position],
+                reader: None,
             };
             self.send_to_owner(k.vhost, k.queue, CrossMsg::Settle(Box::new(s)));
         }
@@ -335,6 +336,7 @@ impl Broker {
             queue: d.to.queue,
             how: SettleHow::Requeue,
             positions: vec![d.position],
+            reader: None,
         };
         self.model.cross.send(owner, CrossMsg::Settle(Box::new(s)));
     }

@@ -77,7 +77,7 @@ impl Broker {
                 ));
             }
         }
-        self.settle_remote(&vhost_name, &mut taken, how);
+        self.settle_remote(&vhost_name, (conn.id, channel), &mut taken, how);
         match how {
             SettleHow::Ack | SettleHow::Delivered => self.ack_taken(&vhost_name, (conn.id, channel), &taken),
             SettleHow::Discard => {

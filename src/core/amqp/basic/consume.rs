@@ -121,17 +121,6 @@ impl Broker {
                     .map(|v| v.to_owned_value())
                     .as_ref(),
             );
-            if owner != me && track {
-                // The owner keeps the reader and the tracked offset, and a
-                // settlement from another shard names positions, not the
-                // consumer whose offset they move: refused rather than an
-                // offset that never moves.
-                let what = format!(
-                    "offset tracking from a connection on shard {} (the stream is on shard {})",
-                    me.0, owner.0
-                );
-                return Err(crate::core::amqp::stream::not_for_streams(&what, &qname, &vname));
-            }
             Some((start, filter, track))
         } else {
             None

@@ -214,7 +214,10 @@ impl Cross {
                         return;
                     }
                     (CrossMsg::Settle(s), CrossMsg::Settle(more))
-                        if s.queue == more.queue && s.how == more.how && s.how == SettleHow::Delivered =>
+                        if s.queue == more.queue
+                            && s.how == more.how
+                            && s.how == SettleHow::Delivered
+                            && s.reader == more.reader =>
                     {
                         s.positions.extend_from_slice(&more.positions);
                         return;
@@ -459,6 +462,7 @@ mod tests {
                     offset,
                     size: 10,
                 }],
+                reader: None,
             }))
         };
         let mut x = Cross::default();

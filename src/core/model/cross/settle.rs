@@ -4,7 +4,9 @@
 
 use ringmq_store::SegmentPosition;
 
-use crate::core::model::ids::{QueueId, VhostName};
+use ringmq_codec::ShortString;
+
+use crate::core::model::ids::{ConnId, QueueId, VhostName};
 
 /// How a delivery is settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,17 @@ pub struct Settlement {
     pub queue: QueueId,
     pub how: SettleHow,
     pub positions: Vec<SegmentPosition>,
+    /// On a stream: the consumer whose reader they were sent from (on the
+    /// owner), whose tracked offset an ack moves.
+    pub reader: Option<Box<ReaderKey>>,
+}
+
+/// A stream consumer's reader: its connection, channel and tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderKey {
+    pub conn: ConnId,
+    pub channel: u16,
+    pub tag: ShortString,
 }
 
 impl crate::core::model::Model {
@@ -39,6 +52,9 @@ impl crate::core::model::Model {
                     return; // deleted meanwhile: its messages went with it
                 };
                 for &pos in &s.positions {
+                    if let Some(r) = &s.reader {
+                        q.stream_acked(r.conn, r.channel, &r.tag, pos);
+                    }
                     if s.how == SettleHow::Ack {
                         q.ack_delivered(pos);
                     } else {
