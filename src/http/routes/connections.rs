@@ -481,9 +481,9 @@ pub(crate) fn consumer_json(b: View<'_>, req: &Req<'_>, vhost: &str, queue: &str
         "arguments": if c.priority() != 0 { json!({"x-priority": c.priority()}) } else { json!({}) },
     });
     // ringmq's own field (RabbitMQ 3.10 shows no offset for an AMQP consumer
-    // of a stream): the offset the consumer reads next. A stream's consumers
-    // all have their connection on its owner (basic/consume.rs), where the
-    // reader is, so the shard that lists a consumer knows its offset.
+    // of a stream): the offset the consumer reads next. Its reader is on the
+    // stream's owner; a consumer is listed by its connection's shard, so one
+    // on another shard shows none yet (docs/shards.md).
     if let Some(offset) = c.stream_offset() {
         v["stream_offset"] = json!(offset);
     }
