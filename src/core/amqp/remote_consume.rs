@@ -391,13 +391,7 @@ pub(crate) fn deliver_remote(
     let delivers = o.cross.delivers_to(conn.shard());
     let taken = q.take_next(None, |m| {
         let properties = crate::core::amqp::delivery::delivery_properties(m.view.properties, m.delivery_count);
-        let parts = MsgParts {
-            exchange: m.exchange,
-            routing_key: m.routing_key,
-            properties: &properties,
-            body: m.view.body,
-        };
-        delivers.pack(to.tag, &parts)
+        delivers.pack(to.tag, &MsgParts::of(&m, &properties))
     });
     let Some((at, packed)) = taken else {
         if q.ready_count() > 0 {

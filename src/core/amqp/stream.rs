@@ -87,11 +87,7 @@ pub(crate) fn deliver_stream(
             let out = &mut conn.out;
             let sent = q.stream_take(c.conn, c.channel, &c.tag, ZERO_COPY_BODY_BYTES_MIN, |offset, m| {
                 let tag = ch.take_delivery_tag();
-                let properties = with_header(
-                    m.view.properties,
-                    short!("x-stream-offset"),
-                    FieldValue::I64(offset as i64),
-                );
+                let properties = with_offset(m.view.properties, offset);
                 let to = DeliverTo {
                     channel: c.channel,
                     consumer_tag: c.tag.as_short(),
@@ -128,6 +124,12 @@ pub(crate) fn deliver_stream(
     budget == 0
 }
 
+/// A stream delivery's properties: the stored ones with the message's
+/// `x-stream-offset` header.
+fn with_offset(properties: &[u8], offset: u64) -> Vec<u8> {
+    with_header(properties, short!("x-stream-offset"), FieldValue::I64(offset as i64))
+}
+
 /// Sends consumer `idx`, whose connection is on another shard, what it has
 /// permits for (its shard grants them from its prefetch, `remote_permits`)
 /// and not read yet, packed for its shard with each one's `x-stream-offset`
@@ -159,18 +161,7 @@ fn deliver_elsewhere(
         }
         let delivers = cross.delivers_to(conn.shard());
         let taken = q.stream_take(conn, channel, &tag, usize::MAX, |offset, m| {
-            let properties = with_header(
-                m.view.properties,
-                short!("x-stream-offset"),
-                FieldValue::I64(offset as i64),
-            );
-            let parts = MsgParts {
-                exchange: m.exchange,
-                routing_key: m.routing_key,
-                properties: &properties,
-                body: m.view.body,
-            };
-            delivers.pack(to.tag, &parts)
+            delivers.pack(to.tag, &MsgParts::of(&m, &with_offset(m.view.properties, offset)))
         });
         let Some((at, packed)) = taken else { continue };
         delivers.push_packed(&to, packed, at.pos, false);

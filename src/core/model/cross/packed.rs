@@ -74,6 +74,18 @@ pub(crate) struct MsgParts<'a> {
     pub body: &'a [u8],
 }
 
+impl<'a> MsgParts<'a> {
+    /// A taken message's parts, with the `properties` it is delivered with.
+    pub(crate) fn of(m: &crate::core::model::queue::take::Taken<'a>, properties: &'a [u8]) -> MsgParts<'a> {
+        MsgParts {
+            exchange: m.exchange,
+            routing_key: m.routing_key,
+            properties,
+            body: m.view.body,
+        }
+    }
+}
+
 /// The variable parts of a batch's messages, one after another.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Arena {
