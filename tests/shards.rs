@@ -581,3 +581,163 @@ fn the_api_totals_and_commands_reach_every_shard() {
     }));
     assert_eq!(api.ok("/api/connections").as_array().map(Vec::len), Some(0));
 }
+
+/// Step 4 (`core::amqp::hand_off`, io_uring): a connection whose work is on
+/// the other shard's queues moves there with its socket: consumers before
+/// their basic.consume, publishers once a publish of theirs crossed, one
+/// with confirms once its confirm is in. The kernel puts connections on
+/// either shard, so about half of them move: every one ends on its queue's
+/// shard (the API's `shard`), every message arrives once and each consumer
+/// sees each publisher's messages in order; an API close reaches a moved
+/// connection. Publishers with confirms always outstanding (`x`) move only
+/// when none are: their confirms all come (none is lost on the way; three
+/// per queue, so that some land on the other shard nearly always).
+#[test]
+fn connections_move_to_their_queues_shard() {
+    const EACH: usize = 300;
+    const PER_QUEUE: usize = 3;
+    const PUBLISHERS: usize = PER_QUEUE + 3;
+    let b = start("uring");
+    let queues = [owned_by(0, &unique("m0")), owned_by(1, &unique("m1"))];
+    let rt = runtime();
+    let named = |name: String| lapin::ConnectionProperties::default().with_connection_name(name.into());
+    let conns = rt.block_on(async {
+        let (setup, ch) = open(&b).await;
+        for q in &queues {
+            declare_queue(&ch, q, QueueDeclareOptions::default(), FieldTable::default()).await;
+        }
+        let mut conns = vec![setup];
+        let mut consumers = Vec::new();
+        for (k, q) in queues.iter().enumerate() {
+            for n in 0..PER_QUEUE {
+                let conn = within(
+                    "connect",
+                    lapin::Connection::connect(b.uri(), named(format!("c{k}-{n}"))),
+                )
+                .await
+                .expect("connect");
+                let ch = channel(&conn).await;
+                within("qos", ch.basic_qos(50, BasicQosOptions::default()))
+                    .await
+                    .expect("qos");
+                let c = within(
+                    "basic.consume",
+                    ch.basic_consume(
+                        q.as_str().into(),
+                        "c".into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    ),
+                )
+                .await
+                .expect("basic.consume");
+                consumers.push((k, ch, c));
+                conns.push(conn);
+            }
+        }
+        let mut publishers = Vec::new();
+        for (k, q) in queues.iter().enumerate() {
+            for n in 0..PUBLISHERS {
+                let name = match n {
+                    n if n >= PER_QUEUE => format!("x{k}-{n}"),
+                    n => format!("p{k}-{n}"),
+                };
+                let conn = within("connect", lapin::Connection::connect(b.uri(), named(name)))
+                    .await
+                    .expect("connect");
+                let q = q.clone();
+                // The third publisher of each queue waits for each confirm,
+                // the `x`s for all of them at the end.
+                let (confirms, pipelined) = (n >= PER_QUEUE - 1, n >= PER_QUEUE);
+                publishers.push(tokio::spawn(async move {
+                    let ch = match confirms {
+                        true => confirm_channel(&conn).await,
+                        false => channel(&conn).await,
+                    };
+                    let mut pending = Vec::new();
+                    for i in 0..EACH {
+                        let body = format!("{k}-{n}:{i}");
+                        let c = within(
+                            "publish",
+                            ch.basic_publish(
+                                "".into(),
+                                q.as_str().into(),
+                                BasicPublishOptions::default(),
+                                body.as_bytes(),
+                                BasicProperties::default(),
+                            ),
+                        )
+                        .await
+                        .expect("publish");
+                        if pipelined {
+                            pending.push((body, c));
+                        } else if confirms {
+                            let c = within("confirm", c).await.expect("confirm");
+                            assert!(matches!(c, Confirmation::Ack(None)), "{body}: {c:?}");
+                        }
+                    }
+                    for (body, c) in pending {
+                        let c = within("confirm", c).await.expect("confirm");
+                        assert!(matches!(c, Confirmation::Ack(None)), "{body}: {c:?}");
+                    }
+                    conn
+                }));
+            }
+        }
+        for p in publishers {
+            conns.push(p.await.expect("publisher"));
+        }
+        // Each queue's consumers share its messages: each sees every
+        // publisher's in order, and together they see each once.
+        for k in 0..queues.len() {
+            let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
+            let mut last: HashMap<(usize, String), usize> = HashMap::new();
+            let mut left = PUBLISHERS * EACH;
+            while left > 0 {
+                for (ci, (_, _, c)) in consumers.iter_mut().enumerate().filter(|(_, (kk, _, _))| *kk == k) {
+                    let Ok(Some(d)) = tokio::time::timeout(std::time::Duration::from_millis(50), c.next()).await else {
+                        continue;
+                    };
+                    let d = d.expect("delivery");
+                    let body = String::from_utf8(d.data.clone()).expect("utf-8");
+                    let (p, i) = body.split_once(':').expect("p:i");
+                    let i: usize = i.parse().unwrap();
+                    if let Some(&before) = last.get(&(ci, p.to_string())) {
+                        assert!(i > before, "consumer {ci} of queue {k}: {p}:{i} after {p}:{before}");
+                    }
+                    last.insert((ci, p.to_string()), i);
+                    seen.entry(p.to_string()).or_default().push(i);
+                    within("ack", d.ack(BasicAckOptions::default())).await.expect("ack");
+                    left -= 1;
+                }
+            }
+            for (p, mut got) in seen {
+                got.sort_unstable();
+                assert_eq!(got, (0..EACH).collect::<Vec<_>>(), "publisher {p} to queue {k}");
+            }
+        }
+        conns
+    });
+    let api = common::http::Api::new(b.http_url(), b.user(), b.pass());
+    let listed = api.ok("/api/connections");
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), conns.len(), "{listed:?}");
+    let mut checked = 0;
+    for c in listed {
+        let Some(name) = c["user_provided_name"].as_str().filter(|n| !n.starts_with('x')) else {
+            continue;
+        };
+        let k: u64 = name[1..2].parse().unwrap();
+        assert_eq!(c["shard"], k, "{name} is served by the shard of queue {k}: {c}");
+        checked += 1;
+    }
+    assert_eq!(checked, 4 * PER_QUEUE);
+    for c in listed {
+        let name = c["name"].as_str().unwrap();
+        let r = api.delete(&format!("/api/connections/{}", common::http::enc(name)));
+        assert_eq!(r.status, 204, "{name}: {}", r.text);
+    }
+    rt.block_on(eventually("every connection closed", || async {
+        conns.iter().all(|c| !c.status().connected())
+    }));
+}

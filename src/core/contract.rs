@@ -73,9 +73,10 @@ impl Broker {
         };
         // Other shards' declares and bindings first: one atomic load when none.
         self.catch_up_meta();
-        if conn.is_parked() {
+        if conn.is_parked() || conn.is_leaving() {
             // Waiting for another shard's answer: the input stays with the
-            // caller until `take_resumed` names this connection.
+            // caller until `take_resumed` names this connection (or, leaving
+            // for another shard, goes there with it: `hand_off`).
             self.conns.insert(id, conn);
             return 0;
         }

@@ -122,7 +122,7 @@ impl Broker {
     pub fn should_pause_reading(&self, id: ConnId) -> bool {
         self.conns
             .get(&id)
-            .is_some_and(|c| c.parked.is_some() || self.holds_back(c))
+            .is_some_and(|c| c.parked.is_some() || c.leaving.is_some() || self.holds_back(c))
     }
 
     /// Whether `conn`, a publisher, is not read for now ([`Broker::held_back`]).

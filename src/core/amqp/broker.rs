@@ -78,6 +78,9 @@ pub struct Broker {
     /// Parked connections whose answer came: their input is to be handed in
     /// again (`take_resumed`).
     pub(in crate::core) resumed: Vec<ConnId>,
+    /// Connections stopped to move to another shard (`hand_off`), for the
+    /// io layer.
+    pub(in crate::core) leaving: Vec<ConnId>,
 }
 
 impl Broker {
@@ -112,6 +115,7 @@ impl Broker {
             retired_stats: Default::default(),
             meta: None,
             resumed: Vec::new(),
+            leaving: Vec::new(),
         }
     }
 

@@ -174,6 +174,23 @@ pub struct Channel {
 }
 
 impl Channel {
+    /// Nothing on it names its connection on this shard: no consumer, no
+    /// delivery unacked, no confirm or commit-ok awaited, no message half
+    /// received (what a connection's hand-off to another shard needs).
+    pub(in crate::core::amqp) fn is_quiet(&self) -> bool {
+        self.state == ChannelState::Open
+            && self.incoming.is_none()
+            && self.consumers.is_empty()
+            && self.unacked.is_empty()
+            && self.pending_confirms.is_empty()
+            && self.commits.is_empty()
+            && self.reply_consumer.is_none()
+            && self
+                .tx
+                .as_ref()
+                .is_none_or(|t| t.publishes.is_empty() && t.acks.is_empty())
+    }
+
     pub fn new(id: u16) -> Channel {
         Channel {
             id,

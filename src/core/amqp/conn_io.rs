@@ -19,6 +19,11 @@ impl Connection {
         self.parked.is_some()
     }
 
+    /// Stopped before a frame to move to another shard (`hand_off`).
+    pub(in crate::core) fn is_leaving(&self) -> bool {
+        self.leaving.is_some()
+    }
+
     pub(in crate::core) fn note_input(&mut self, now_ms: u64) {
         self.last_recv_ms = now_ms;
     }

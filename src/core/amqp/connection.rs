@@ -125,6 +125,18 @@ pub struct Connection {
     /// Waiting for another shard's answer (`remote`): no frame is handled
     /// until it comes.
     pub(in crate::core::amqp) parked: Option<crate::core::amqp::remote::Parked>,
+    /// Where it goes, and whether it may (`hand_off`): the io layer allows
+    /// it; a publish that went all to one other shard's queues points there;
+    /// it stopped before a frame to go there; when it came here (0: it was
+    /// accepted here).
+    pub(in crate::core::amqp) movable: bool,
+    pub(in crate::core::amqp) lean_to: Option<crate::core::model::meta::ShardId>,
+    /// Publishes in a row that went all to `lean_to`'s queues.
+    pub(in crate::core::amqp) lean_count: u8,
+    pub(in crate::core::amqp) leaving: Option<crate::core::model::meta::ShardId>,
+    pub(in crate::core::amqp) arrived_ms: u64,
+    /// It declared an exclusive queue (which names it): it stays.
+    pub(in crate::core::amqp) owns_exclusive: bool,
 }
 
 /// How long the answer to a failed login is held back.
@@ -187,6 +199,12 @@ impl Connection {
             cert_identity: Default::default(),
             auth_mechanism: "PLAIN",
             parked: None,
+            movable: false,
+            lean_to: None,
+            lean_count: 0,
+            leaving: None,
+            arrived_ms: 0,
+            owns_exclusive: false,
         }
     }
 

@@ -53,6 +53,12 @@ impl Broker {
                     continue;
                 }
             };
+            if let Some(to) = self.leaves_before(conn, &frame, now_ms) {
+                // The frame is handled on `to`, with the rest of the input.
+                self.start_leaving(conn, to);
+                pos -= used;
+                break;
+            }
             self.handle_frame(conn, frame, now_ms);
             if conn.parked.is_some() {
                 break; // the rest waits for another shard's answer (`remote`)

@@ -20,6 +20,7 @@
 //! | `stream` | stream queues: what they refuse, delivery from each consumer's offset |
 //! | `remote` | a method on another shard's queue: the connection parked until the owner answers |
 //! | `remote_consume` | consumers on another shard's queue: deliveries, cancels |
+//! | [`hand_off`] | a connection whose work is on another shard's queues moves there |
 //! | `remote_permits` | what such a consumer may be sent: its prefetch, its channel's, a window, its output |
 //! | [`output`] | a connection's pending frames, large bodies sent from the segment mapping |
 
@@ -36,6 +37,7 @@ pub mod dispatch;
 pub mod error;
 pub(in crate::core) mod exchange;
 pub(in crate::core) mod frames;
+pub mod hand_off;
 pub mod handshake;
 pub(in crate::core) mod meta;
 pub(in crate::core) mod meta_access;

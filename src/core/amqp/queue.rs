@@ -186,6 +186,7 @@ impl Broker {
             }
             check_access(conn, Access::Configure, "queue", name.as_str())?;
             let owner = m.exclusive.then_some(conn_id);
+            conn.owns_exclusive |= m.exclusive; // it names the connection: it stays (`hand_off`)
             let args = m.arguments.to_owned_table();
             let settings =
                 crate::core::model::queue::args::parse(&args, name.as_str(), &vname).map_err(precondition)?;

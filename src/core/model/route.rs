@@ -29,6 +29,9 @@ pub struct PublishOutcome {
     pub remote: u16,
     /// It went to another shard's queue (with a confirm or without).
     pub forwarded: bool,
+    /// It went to queues of this one other shard and no others: where its
+    /// publisher's connection may move (`amqp::hand_off`).
+    pub forwarded_to: Option<crate::core::model::meta::ShardId>,
 }
 
 /// Why a message cannot be routed.

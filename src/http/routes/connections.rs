@@ -93,6 +93,8 @@ impl Item for ConnItem<'_> {
         json!({
             "name": self.name,
             "node": super::overview::node_name(),
+            // ringmq's own: the shard (loop thread) that serves it.
+            "shard": self.req.shared.cross.as_ref().map_or(0, |p| p.shard().0),
             "vhost": c.vhost(),
             "user": c.user(),
             "user_who_performed_action": c.user(),

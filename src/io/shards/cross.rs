@@ -32,17 +32,46 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use super::Crew;
+use crate::core::amqp::hand_off::Departing;
 use crate::core::model::cross::CrossMsg;
 use crate::core::model::meta::ShardId;
 use crate::core::Broker;
 use crate::io::rings::Links;
 use crate::shard::Shared;
 
-/// A loop turn's messages for one peer, with their weight.
-#[derive(Debug)]
+/// A loop turn's messages for one peer, with their weight, then the
+/// connections handed to it (after the messages: what a connection
+/// forwarded before it left is taken in before it arrives).
+#[derive(Debug, Default)]
 pub(crate) struct Batch {
     msgs: Vec<CrossMsg>,
     weight: usize,
+    moving: Vec<Moving>,
+}
+
+/// A connection on its way to another shard (`core::amqp::hand_off`): its
+/// core state, its socket, and the input it had not handled.
+#[derive(Debug)]
+pub(crate) struct Moving {
+    pub departing: Departing,
+    pub socket: std::os::fd::OwnedFd,
+    pub input: Vec<u8>,
+}
+
+impl Moving {
+    /// Its weight against the credit: its input and a fixed cost for the rest.
+    fn weight(&self) -> usize {
+        4096 + self.input.len()
+    }
+}
+
+/// A connection another shard handed to this one, with its id here: the io
+/// layer serves its socket from now on, its input first.
+#[derive(Debug)]
+pub(crate) struct Arrived {
+    pub id: crate::core::model::ids::ConnId,
+    pub socket: std::os::fd::OwnedFd,
+    pub input: Vec<u8>,
 }
 
 /// Slots per ring: a turn pushes at most one batch per peer, and the epoll
@@ -86,6 +115,10 @@ pub(crate) struct CrossPort {
     jobs: RefCell<Option<super::Jobs>>,
     /// Wakes this shard's main loop when the crew stops.
     pub stop: Notify,
+    /// Connections leaving for other shards, for the next [`CrossPort::pump`].
+    departing: RefCell<Vec<Moving>>,
+    /// Connections that came from other shards, for the io layer to serve.
+    arrived: RefCell<Vec<Arrived>>,
 }
 
 impl CrossPort {
@@ -101,7 +134,24 @@ impl CrossPort {
             jobs: RefCell::new(Some(jobs)),
             crew,
             stop: Notify::new(),
+            departing: RefCell::new(Vec::new()),
+            arrived: RefCell::new(Vec::new()),
         }
+    }
+
+    /// Connection `m` goes to its target with the next [`CrossPort::pump`].
+    pub(crate) fn depart(&self, m: Moving) {
+        self.departing.borrow_mut().push(m);
+    }
+
+    /// The connections other shards handed here since the last call.
+    pub(crate) fn take_arrived(&self) -> Vec<Arrived> {
+        std::mem::take(&mut self.arrived.borrow_mut())
+    }
+
+    /// Whether connections came that the io layer has not taken yet.
+    pub(crate) fn has_arrived(&self) -> bool {
+        !self.arrived.borrow().is_empty()
     }
 
     pub(crate) fn shard(&self) -> ShardId {
@@ -132,12 +182,28 @@ impl CrossPort {
         broker.take_cross(&mut out);
         let (mut sent, received, held_max) = self.stats.get();
         let batches = out.drain(..).filter(|(_, b)| !b.is_empty()).map(|(peer, msgs)| {
-            sent += 1;
             let weight = msgs.iter().map(CrossMsg::weight).sum();
-            links.add_weight(peer, weight);
-            (peer, Batch { msgs, weight })
+            let moving = Vec::new();
+            (peer, Batch { msgs, weight, moving })
         });
-        let batches: Vec<_> = batches.collect();
+        let mut batches: Vec<_> = batches.collect();
+        for m in self.departing.borrow_mut().drain(..) {
+            let to = m.departing.to;
+            let at = match batches.iter().position(|(p, _)| *p == to) {
+                Some(at) => at,
+                None => {
+                    batches.push((to, Batch::default()));
+                    batches.len() - 1
+                }
+            };
+            let b = &mut batches[at].1;
+            b.weight += m.weight();
+            b.moving.push(m);
+        }
+        for (peer, b) in &batches {
+            sent += 1;
+            links.add_weight(*peer, b.weight);
+        }
         let mut outbox = self.outbox.borrow_mut();
         outbox.send(&mut links, batches.into_iter());
         self.stats.set((sent, received, held_max.max(outbox.held())));
@@ -166,8 +232,14 @@ impl CrossPort {
     pub(crate) fn take_in(&self, broker: &mut Broker, now_ms: u64) -> usize {
         let mut links = self.links.borrow_mut();
         let mut took = [(ShardId(0), 0); DRAIN_PER_TURN];
+        let mut arrived = self.arrived.borrow_mut();
         let n = links.drain(DRAIN_PER_TURN, |from, batch| {
             broker.handle_cross(from, batch.msgs, now_ms);
+            for m in batch.moving {
+                let id = broker.arrive(m.departing, now_ms);
+                let (socket, input) = (m.socket, m.input);
+                arrived.push(Arrived { id, socket, input });
+            }
             took[0] = (from, batch.weight);
             took.rotate_left(1); // the newest last
         });

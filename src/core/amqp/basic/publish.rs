@@ -240,6 +240,9 @@ impl Broker {
         if outcome.forwarded {
             conn.forwards = true; // only ever set with more than one shard
         }
+        if conn.movable {
+            conn.lean(outcome.forwarded_to);
+        }
         if !outcome.routed {
             // Rare path: the channel lookup for the counter costs nothing on routed messages.
             let c = &mut chan(conn, channel).stats.c;

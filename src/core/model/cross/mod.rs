@@ -315,6 +315,7 @@ impl Model {
                 outcome.remote += 1;
             }
             outcome.forwarded = true;
+            outcome.forwarded_to = Some(owner);
             self.cross.forwards_to(owner).push(vhost_name, queues, msg, confirm);
             return Some(Vec::new());
         }
@@ -333,6 +334,9 @@ impl Model {
             }
         }
         let confirm = self.cross.origin;
+        if let ([], [(owner, _)]) = (&local[..], &remote[..]) {
+            outcome.forwarded_to = Some(*owner);
+        }
         for (owner, ids) in remote {
             if confirm.is_some() {
                 outcome.remote += 1;

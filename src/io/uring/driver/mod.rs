@@ -13,6 +13,7 @@ use io_uring::{cqueue, IoUring};
 
 mod direct;
 mod feed;
+mod hand_off;
 mod resume;
 mod submit;
 mod sync;
@@ -96,6 +97,9 @@ pub(super) struct Driver {
     starved: Vec<u32>,
     /// The plaintext of one TLS receive (one buffer for all connections).
     tls_plain: Vec<u8>,
+    /// Connections leaving for another shard (slot, generation): handed
+    /// over once nothing of theirs is in flight (`hand_off`).
+    leaving: Vec<(u32, u32)>,
     pub stats: Stats,
 }
 
@@ -123,6 +127,7 @@ impl Driver {
             turn_input: Default::default(),
             starved: Vec::new(),
             tls_plain: Vec::new(),
+            leaving: Vec::new(),
             stats: Stats::default(),
         }
     }
@@ -242,6 +247,9 @@ impl Driver {
         }
         // The socket came from tokio (non-blocking, TCP_NODELAY set if asked
         // for); the ring's receive and send wait for readiness themselves.
+        // Plain TCP may move to another shard with its socket; TLS (its
+        // session is this driver's) and the Unix socket (shard 0's) stay.
+        let movable = acc.tls.is_none() && matches!(acc.stream, crate::sys::stream::Stream::Tcp(_));
         let sock = match acc.stream {
             crate::sys::stream::Stream::Tcp(s) => s.into_std().map(socket2::Socket::from),
             crate::sys::stream::Stream::Unix(s) => s.into_std().map(socket2::Socket::from),
@@ -251,15 +259,30 @@ impl Driver {
             Err(e) => return tracing::warn!(error = %e, "cannot take over accepted socket"),
         };
         let _ = sock.set_nonblocking(false);
-        let id = self
-            .shared
-            .broker
-            .borrow_mut()
-            .handle_connect(acc.peer.name, acc.peer.loopback, now_ms);
+        let id = {
+            let mut b = self.shared.broker.borrow_mut();
+            let id = b.handle_connect(acc.peer.name, acc.peer.loopback, now_ms);
+            if movable {
+                b.allow_hand_off(id);
+            }
+            id
+        };
+        let slot = self.add_slot(id, |gen| Conn::new(id, sock, acc.peer.addr, gen, acc.tls));
+        if !acc.initial.is_empty() {
+            // The client's first bytes, read with its PROXY header: fed as a
+            // receive's would be, before the first receive is armed.
+            self.feed_bytes(slot, &acc.initial, false, now_ms);
+        }
+        self.arm_recv(slot);
+    }
+
+    /// A slot for connection `id` (served here from now on), made by `conn`
+    /// with its generation.
+    fn add_slot(&mut self, id: ConnId, conn: impl FnOnce(u32) -> Conn) -> u32 {
         self.shared.conn_opened();
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1) & 0xff_ffff;
-        let conn = Conn::new(id, sock, acc.peer.addr, gen, acc.tls);
+        let conn = conn(gen);
         let slot = match self.free_slots.pop() {
             Some(s) => {
                 self.slots[s as usize] = Some(conn);
@@ -271,12 +294,7 @@ impl Driver {
             }
         };
         self.by_id.insert(id, slot);
-        if !acc.initial.is_empty() {
-            // The client's first bytes, read with its PROXY header: fed as a
-            // receive's would be, before the first receive is armed.
-            self.feed_bytes(slot, &acc.initial, false, now_ms);
-        }
-        self.arm_recv(slot);
+        slot
     }
 
     /// Feeds received bytes (plain, or ciphertext on AMQPS) to the core and
@@ -463,6 +481,8 @@ impl Driver {
     fn flush(&mut self, now_ms: u64) {
         if self.shared.cross.is_some() {
             self.take_resumed();
+            self.take_arrived(now_ms);
+            self.hand_off_leaving();
         }
         for slot in std::mem::take(&mut self.more_input) {
             if let Some(conn) = self.slots[slot as usize].as_mut() {
