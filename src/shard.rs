@@ -198,6 +198,10 @@ impl Shared {
         let mut unblocked = false;
         let pending = {
             let mut b = self.broker.borrow_mut();
+            // Connections leaving for other shards: their readers see it
+            // after the input that made them leave (`io::conn`).
+            b.take_leaving(&mut dirty);
+            dirty.clear();
             b.take_dirty(&mut dirty);
             if let Some(port) = &self.cross {
                 // A parked connection whose answer came: waking its task

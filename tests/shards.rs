@@ -582,7 +582,7 @@ fn the_api_totals_and_commands_reach_every_shard() {
     assert_eq!(api.ok("/api/connections").as_array().map(Vec::len), Some(0));
 }
 
-/// Step 4 (`core::amqp::hand_off`, io_uring): a connection whose work is on
+/// Step 4 (`core::amqp::hand_off`, both backends): a connection whose work is on
 /// the other shard's queues moves there with its socket: consumers before
 /// their basic.consume, publishers once a publish of theirs crossed, one
 /// with confirms once its confirm is in. The kernel puts connections on
@@ -592,12 +592,11 @@ fn the_api_totals_and_commands_reach_every_shard() {
 /// connection. Publishers with confirms always outstanding (`x`) move only
 /// when none are: their confirms all come (none is lost on the way; three
 /// per queue, so that some land on the other shard nearly always).
-#[test]
-fn connections_move_to_their_queues_shard() {
+fn connections_move_to_their_queues_shard(io: &str) {
     const EACH: usize = 300;
     const PER_QUEUE: usize = 3;
     const PUBLISHERS: usize = PER_QUEUE + 3;
-    let b = start("uring");
+    let b = start(io);
     let queues = [owned_by(0, &unique("m0")), owned_by(1, &unique("m1"))];
     let rt = runtime();
     let named = |name: String| lapin::ConnectionProperties::default().with_connection_name(name.into());
@@ -740,4 +739,14 @@ fn connections_move_to_their_queues_shard() {
     rt.block_on(eventually("every connection closed", || async {
         conns.iter().all(|c| !c.status().connected())
     }));
+}
+
+#[test]
+fn connections_move_to_their_queues_shard_epoll() {
+    connections_move_to_their_queues_shard("epoll");
+}
+
+#[test]
+fn connections_move_to_their_queues_shard_uring() {
+    connections_move_to_their_queues_shard("uring");
 }

@@ -23,7 +23,7 @@
 //! make it bounce.
 //!
 //! The io layer says which connections may move at all
-//! ([`Broker::allow_hand_off`]: plain TCP on io_uring); it stops reading a
+//! ([`Broker::allow_hand_off`]: plain TCP); it stops reading a
 //! leaving one ([`Broker::take_leaving`]), and once its sends are done takes
 //! it ([`Broker::hand_off`]) with its socket and unread input to the target,
 //! whose broker gives it an id of its own ([`Broker::arrive`]). The rings
@@ -136,6 +136,12 @@ impl Broker {
     pub(in crate::core::amqp) fn start_leaving(&mut self, conn: &mut Connection, to: ShardId) {
         conn.leaving = Some(to);
         self.leaving.push(conn.id);
+    }
+
+    /// Whether connection `id` stopped before a frame to move (the epoll
+    /// backend's reader asks after each input).
+    pub fn is_leaving(&self, id: ConnId) -> bool {
+        self.conns.get(&id).is_some_and(|c| c.leaving.is_some())
     }
 
     /// Connections that stopped to move since the last call: the io layer

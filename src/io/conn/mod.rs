@@ -30,6 +30,9 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// How the reader stopped.
 enum ReadEnd {
+    /// The core handed the connection to another shard (`core::amqp::hand_off`):
+    /// what it had not handled of the input goes with it.
+    Leaving(Vec<u8>),
     /// EOF, or the peer closed TLS: nothing more can be written.
     PeerGone,
     /// The core closed the connection: write what is left, then close.
@@ -61,6 +64,26 @@ impl ReadHalf for tokio::net::unix::OwnedReadHalf {
     }
 }
 
+/// A socket's two halves made one again, as a descriptor to hand to another
+/// shard with its connection; only TCP connections move (a Unix socket and a
+/// WebSocket's stream are shard 0's).
+trait Rejoin<W>: Sized {
+    fn rejoin(self, _: W) -> Option<std::os::fd::OwnedFd> {
+        None
+    }
+}
+
+impl Rejoin<tokio::net::tcp::OwnedWriteHalf> for tokio::net::tcp::OwnedReadHalf {
+    fn rejoin(self, w: tokio::net::tcp::OwnedWriteHalf) -> Option<std::os::fd::OwnedFd> {
+        let s = self.reunite(w).ok()?.into_std().ok()?;
+        Some(s.into())
+    }
+}
+
+impl Rejoin<tokio::net::unix::OwnedWriteHalf> for tokio::net::unix::OwnedReadHalf {}
+
+impl Rejoin<tokio::io::WriteHalf<tokio::io::DuplexStream>> for tokio::io::ReadHalf<tokio::io::DuplexStream> {}
+
 /// A byte stream another server handed over (AMQP over WebSocket): it cannot
 /// say it is readable without a read, so it keeps its (small) read buffer
 /// while it waits.
@@ -90,10 +113,16 @@ pub(crate) fn serve_connection(
         tls: tls.map(|t| Rc::new(RefCell::new(*t))),
     };
     shared.conn_opened();
-    let id = shared
-        .broker
-        .borrow_mut()
-        .handle_connect(peer.name, peer.loopback, crate::io::now_ms());
+    let id = {
+        let mut b = shared.broker.borrow_mut();
+        let id = b.handle_connect(peer.name, peer.loopback, crate::io::now_ms());
+        // Plain TCP may move to another shard with its socket; TLS (its
+        // session is this task's) and the Unix socket (shard 0's) stay.
+        if conn.tls.is_none() && matches!(stream, crate::sys::stream::Stream::Tcp(_)) {
+            b.allow_hand_off(id);
+        }
+        id
+    };
     // Each kind split into its owned halves: no lock between reader and writer.
     match stream {
         crate::sys::stream::Stream::Tcp(s) => {
@@ -105,6 +134,31 @@ pub(crate) fn serve_connection(
             Either::Right(serve_halves(shared, id, conn, rd, wr, initial))
         }
     }
+}
+
+/// Serves a connection another shard handed over (`core::amqp::hand_off`),
+/// its unhandled input first, until it ends (or moves again).
+pub(crate) async fn serve_arrived(shared: Rc<Shared>, a: crate::io::shards::cross::Arrived) {
+    let std = std::net::TcpStream::from(a.socket);
+    let stream = match std
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpStream::from_std(std))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot serve a connection another shard handed over");
+            shared.broker.borrow_mut().handle_disconnect(a.id);
+            return;
+        }
+    };
+    shared.conn_opened();
+    shared.broker.borrow_mut().allow_hand_off(a.id);
+    let conn = Conn {
+        peer: stream.peer_addr().ok(),
+        tls: None,
+    };
+    let (rd, wr) = stream.into_split();
+    serve_halves(shared, a.id, conn, rd, wr, a.input).await;
 }
 
 /// Serves a byte stream another server on the shard handed over (AMQP over
@@ -148,13 +202,15 @@ fn serve_halves<R, W>(
     mut initial: Vec<u8>,
 ) -> impl std::future::Future<Output = ()>
 where
-    R: ReadHalf,
+    R: ReadHalf + Rejoin<W>,
     W: AsyncWrite + Unpin + 'static,
 {
     async move {
         let (peer, tls) = (conn.peer, &conn.tls);
         let notify = Rc::new(Notify::new());
         shared.writers.borrow_mut().insert(id, notify.clone());
+        // A connection another shard handed over may have output waiting.
+        notify.notify_one();
         // Reader and writer are two futures of one task, not two tasks: a task
         // costs its header and an allocation aligned to 128 bytes (10,000 idle
         // connections). Both are polled each time the task runs, so a writer
@@ -190,7 +246,20 @@ where
                 }
             }
         };
+        if let Ok(ReadEnd::Leaving(input)) = end {
+            // Its writer stops at its next turn (it takes no more output):
+            // then the socket and the input go, and the core's state.
+            notify.notify_one();
+            if written.is_none() {
+                written = tokio::time::timeout(CLOSE_LINGER, &mut writer).await.ok();
+            }
+            shared.writers.borrow_mut().remove(&id);
+            let socket = written.flatten().and_then(|wr| rd.rejoin(wr));
+            depart(&shared, id, socket, input);
+            return;
+        }
         let closed_by_protocol = match end {
+            Ok(ReadEnd::Leaving(_)) => unreachable!("handled above"),
             Ok(ReadEnd::Closed | ReadEnd::TlsFailed) => true,
             Ok(ReadEnd::PeerGone) => false,
             Err(e) => {
@@ -230,6 +299,26 @@ where
         shared.after_core_call();
         shared.conn_closed();
     }
+}
+
+/// Hands connection `id` with its `socket` and unhandled `input` to the shard
+/// it is leaving for; without a socket (its writer stuck on a peer that
+/// reads nothing, or it closed meanwhile) it ends here.
+fn depart(shared: &Shared, id: ConnId, socket: Option<std::os::fd::OwnedFd>, input: Vec<u8>) {
+    let departing = match (&shared.cross, socket) {
+        (Some(port), Some(socket)) => (shared.broker.borrow_mut().hand_off(id)).map(|d| (port, d, socket)),
+        _ => None,
+    };
+    match departing {
+        Some((port, departing, socket)) => port.depart(crate::io::shards::cross::Moving {
+            departing,
+            socket,
+            input,
+        }),
+        None => shared.broker.borrow_mut().handle_disconnect(id),
+    }
+    shared.after_core_call();
+    shared.conn_closed();
 }
 
 /// The heartbeat timer of the connections served here (all on epoll, the byte

@@ -58,6 +58,11 @@ impl Reader<'_> {
             if shared.broker.borrow().is_closed(id) {
                 return Ok(ReadEnd::Closed);
             }
+            if shared.broker.borrow().is_leaving(id) {
+                // Handed to another shard: what the core did not take goes too
+                // (a TLS connection does not move: no ciphertext is left).
+                return Ok(ReadEnd::Leaving(std::mem::take(&mut buf)));
+            }
             if shared.broker.borrow().should_pause_reading(id) {
                 // Flow control: a publisher's socket is not read while the disk alarm
                 // is on; TCP backpressure then slows the client down. The ticker

@@ -64,6 +64,11 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
             notify.notified().await;
         }
         loop {
+            if shared.broker.borrow().is_leaving(id) {
+                // Handed to another shard: its output goes with it, the write
+                // half back to be joined to the read half (`serve_halves`).
+                return Some(wr);
+            }
             let (known, closed) = {
                 let mut b = shared.broker.borrow_mut();
                 let known = match tls {

@@ -352,6 +352,13 @@ pub(crate) async fn cross_task(shared: Rc<Shared>) {
             };
             let (sent, received, held_max) = port.stats.get();
             port.stats.set((sent, received + n as u64, held_max));
+            if shared.driver_kick.is_none() {
+                // The epoll backend serves each connection handed here in a
+                // task (the io_uring driver takes them at its next turn).
+                for a in port.take_arrived() {
+                    tokio::task::spawn_local(crate::io::conn::serve_arrived(shared.clone(), a));
+                }
+            }
             shared.after_core_call();
             shared.turns.end(t, "cross-shard batches", n);
             if n < DRAIN_PER_TURN {
