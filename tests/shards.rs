@@ -455,7 +455,7 @@ fn the_api_shows_every_shard() {
 /// shard 1 (always across), on both backends.
 #[test]
 fn the_unix_socket_is_shard_0s_and_its_publishes_cross() {
-    use common::raw::{plain, RawConn};
+    use common::raw::RawConn;
     for io in common::tls::BACKENDS {
         let dir = tempfile::Builder::new().prefix("ringmq-unix-").tempdir().unwrap();
         let sock = dir.path().join("amqp.sock");
@@ -464,14 +464,7 @@ fn the_unix_socket_is_shard_0s_and_its_publishes_cross() {
             let q = owned_by(1, &unique("unix"));
             let (_c, ch) = open(&b).await;
             declare_queue(&ch, &q, QueueDeclareOptions::default(), FieldTable::default()).await;
-            let stream = within("unix connect", tokio::net::UnixStream::connect(&sock))
-                .await
-                .unwrap();
-            let mut c = RawConn::over(stream);
-            c.start().await;
-            c.start_ok("PLAIN", &plain("guest", "guest")).await;
-            c.tune_open().await;
-            c.open_channel(1).await;
+            let mut c = RawConn::unix_guest(&sock).await;
             let mut out = Vec::new();
             RawConn::encode_publish(&mut out, 1, "", &q);
             c.send(&out).await;

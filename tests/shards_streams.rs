@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::raw::{plain, RawConn};
+use common::raw::RawConn;
 use common::streams::*;
 use common::*;
 use ringmq::core::model::meta::ShardId;
@@ -23,19 +23,6 @@ fn owned_by(shard: u16, prefix: &str) -> String {
         .map(|i| format!("{prefix}-{i}"))
         .find(|n| ShardId::owner_of_queue("/", n, 2) == ShardId(shard))
         .expect("some name")
-}
-
-/// A raw connection on the Unix socket (shard 0's), channel 1 open.
-async fn on_shard_0(sock: &std::path::Path) -> RawConn {
-    let stream = within("unix connect", tokio::net::UnixStream::connect(sock))
-        .await
-        .unwrap();
-    let mut c = RawConn::over(stream);
-    c.start().await;
-    c.start_ok("PLAIN", &plain("guest", "guest")).await;
-    c.tune_open().await;
-    c.open_channel(1).await;
-    c
 }
 
 /// `x-stream-offset` = `value` (a string: first, last, next).
@@ -108,7 +95,7 @@ fn stream_consumers_read_on_either_shard() {
             let setup = connect(&b).await;
             let ch = confirm_channel(&setup).await;
             declare_stream(&ch, &q, &[]).await;
-            let mut raw = on_shard_0(&sock).await;
+            let mut raw = RawConn::unix_guest(&sock).await; // shard 0's
             let mut out = Vec::new();
             for _ in 0..3 {
                 RawConn::encode_publish(&mut out, 1, "", &q);

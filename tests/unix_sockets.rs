@@ -99,15 +99,7 @@ fn amqp_and_the_api_over_unix_sockets_on_both_backends() {
         let (status, body) = curl(&s.http, "PUT", &format!("/api/queues/%2F/{q}"), Some("{}"));
         assert_eq!(status, 201, "{body}");
         run(async {
-            let stream = within("unix connect", tokio::net::UnixStream::connect(&s.amqp))
-                .await
-                .unwrap();
-            let mut c = RawConn::over(stream);
-            // guest logs in: a Unix socket's peer is local.
-            c.start().await;
-            c.start_ok("PLAIN", &plain("guest", "guest")).await;
-            c.tune_open().await;
-            c.open_channel(1).await;
+            let mut c = RawConn::unix_guest(&s.amqp).await;
             let mut out = Vec::new();
             RawConn::encode_publish(&mut out, 1, "", &q);
             c.send(&out).await;

@@ -210,6 +210,20 @@ impl RawConn {
         (c, props, tune)
     }
 
+    /// A connection on the Unix socket at `path`, logged in as guest (a Unix
+    /// socket's peer is local), vhost "/" and channel 1 open.
+    pub async fn unix_guest(path: &std::path::Path) -> RawConn {
+        let stream = within("unix connect", tokio::net::UnixStream::connect(path))
+            .await
+            .expect("unix connect");
+        let mut c = RawConn::over(stream);
+        c.start().await;
+        c.start_ok("PLAIN", &plain("guest", "guest")).await;
+        c.tune_open().await;
+        c.open_channel(1).await;
+        c
+    }
+
     /// Expects tune, echoes it in tune-ok (heartbeat 0), opens vhost "/".
     pub async fn tune_open(&mut self) -> (u16, u32, u16) {
         let g = self.expect("connection.tune").await;
