@@ -15,6 +15,7 @@
 // it: the io_uring backend (io/mod.rs) and statvfs (sys/mod.rs).
 #![deny(unsafe_code)]
 
+pub mod cluster;
 pub mod config;
 pub mod core;
 pub mod http;

@@ -1,0 +1,16 @@
+//! Clustering (issue 22), as LavinMQ does it: etcd decides which node leads;
+//! the leader serves everything and streams its data to followers that keep
+//! an in-sync copy. Built from the bottom:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`etcd`] | a client of etcd's v3 API over its JSON gateway: leases, get, put, create-if-absent, delete, watch |
+//! | [`election`] | the election as a state machine (time passed in): lease, campaign, and the fencing rule that makes a leader step down before its lease can expire |
+//! | [`elect`] | runs an [`election::Election`] against etcd, reporting the node's role |
+//!
+//! Not yet: replication, the in-sync replica set's upkeep, followers'
+//! proxying; until they exist `--clustering` stays refused (`config`).
+
+pub mod elect;
+pub mod election;
+pub mod etcd;

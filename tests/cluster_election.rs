@@ -1,0 +1,189 @@
+//! Issue 22, the election against a real etcd (Debian's `etcd-server`, started
+//! here on free loopback ports; `.ci/run` installs it): three nodes, one
+//! leads; the leader dies (its task dropped, no resign) and another leads
+//! once its lease ends; a leader cut off from etcd (through a proxy the test
+//! cuts) stops leading before another can win. Every 10 ms no two lead.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ringmq::cluster::elect::{self, Status};
+use ringmq::cluster::election::{ElectionConfig, Leader};
+use ringmq::cluster::etcd::Etcd;
+
+const TTL_MS: u64 = 2_000;
+
+struct EtcdProc {
+    child: Child,
+    _dir: tempfile::TempDir,
+    endpoint: String,
+}
+
+impl Drop for EtcdProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An etcd of its own (`.ci/run` installs it; without it the test fails).
+fn start_etcd() -> EtcdProc {
+    assert!(
+        Command::new("etcd").arg("--version").output().is_ok(),
+        "no etcd binary: apt-get install etcd-server"
+    );
+    let [client, peer] = common::free_ports::<2>();
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new("etcd")
+        .env_remove("ETCD_NAME")
+        .args(["--name", "t", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg(format!("--listen-client-urls=http://127.0.0.1:{client}"))
+        .arg(format!("--advertise-client-urls=http://127.0.0.1:{client}"))
+        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+        .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer}"))
+        .arg(format!("--initial-cluster=t=http://127.0.0.1:{peer}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn etcd");
+    let endpoint = format!("127.0.0.1:{client}");
+    let e = EtcdProc {
+        child,
+        _dir: dir,
+        endpoint,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&e.endpoint).is_err() {
+        assert!(Instant::now() < deadline, "etcd did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    e
+}
+
+/// A TCP proxy to `to` that the test can cut: connections stop being
+/// relayed (and new ones are refused) once `cut` is set.
+async fn proxy(to: String, cut: Arc<Mutex<bool>>) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut c, _)) = l.accept().await else { return };
+            if *cut.lock().unwrap() {
+                continue; // dropped: refused
+            }
+            let to = to.clone();
+            let cut = cut.clone();
+            tokio::spawn(async move {
+                let Ok(mut s) = tokio::net::TcpStream::connect(&to).await else {
+                    return;
+                };
+                let relay = tokio::io::copy_bidirectional(&mut c, &mut s);
+                let watch = async {
+                    while !*cut.lock().unwrap() {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                };
+                tokio::select! { _ = relay => {}, _ = watch => {} }
+            });
+        }
+    });
+    at
+}
+
+fn now_ms() -> u64 {
+    elect::now_ms()
+}
+
+fn node(endpoint: &str, me: &str, key: &[u8]) -> (tokio::task::JoinHandle<()>, tokio::sync::watch::Receiver<Status>) {
+    // A short timeout: a call to an etcd that is cut off fails well within the TTL.
+    let etcd = Etcd::new(&[endpoint.to_string()], Duration::from_millis(300));
+    let cfg = ElectionConfig {
+        me: me.into(),
+        ttl_ms: TTL_MS,
+    };
+    let (tx, rx) = tokio::sync::watch::channel(Status {
+        leader: Leader::Unknown,
+        leads_until_ms: None,
+    });
+    (tokio::spawn(elect::run(etcd, cfg, key.to_vec(), tx)), rx)
+}
+
+/// Samples every 10 ms until `done` says so (or 15 s): asserts no two nodes
+/// lead at once; returns, per node, when it first led in the window.
+async fn watch_leaders(
+    nodes: &[(&str, tokio::sync::watch::Receiver<Status>)],
+    mut done: impl FnMut(&[Option<u64>]) -> bool,
+) -> Vec<Option<u64>> {
+    let mut first = vec![None; nodes.len()];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = now_ms();
+        let leading: Vec<&str> = (nodes.iter().enumerate())
+            .filter(|(_, (_, rx))| rx.borrow().leads(now))
+            .map(|(i, (name, _))| {
+                first[i].get_or_insert(now);
+                *name
+            })
+            .collect();
+        assert!(leading.len() <= 1, "at {now} ms {leading:?} all lead");
+        if done(&first) {
+            return first;
+        }
+        assert!(Instant::now() < deadline, "timed out; first led: {first:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn one_leads_and_another_takes_over_when_it_dies_or_is_cut_off() {
+    let etcd = start_etcd();
+    let rt = common::runtime();
+    rt.block_on(async {
+        let key = b"/ringmq-test/leader";
+        let cut = Arc::new(Mutex::new(false));
+        let via = proxy(etcd.endpoint.clone(), cut.clone()).await;
+        // Node a reaches etcd only through the proxy; it starts first, so it
+        // leads (the others start once it does).
+        let (a, a_rx) = node(&via, "a", key);
+        watch_leaders(&[("a", a_rx.clone())], |f| f[0].is_some()).await;
+        let (b, b_rx) = node(&etcd.endpoint, "b", key);
+        let (c, c_rx) = node(&etcd.endpoint, "c", key);
+        let nodes = [("a", a_rx.clone()), ("b", b_rx.clone()), ("c", c_rx.clone())];
+        let rxs = [&b_rx, &c_rx];
+        let follows_a = |rx: &tokio::sync::watch::Receiver<Status>| {
+            matches!(&rx.borrow().leader, Leader::Other { uri, .. } if uri == "a")
+        };
+        common::eventually("b and c follow a", || async { rxs.iter().all(|rx| follows_a(rx)) }).await;
+
+        // a is cut off from etcd: it stops leading before b or c can lead.
+        let a_until = a_rx.borrow().leads_until_ms.expect("a leads");
+        *cut.lock().unwrap() = true;
+        let first = watch_leaders(&nodes, |f| f[1].is_some() || f[2].is_some()).await;
+        let new = first[1].or(first[2]).unwrap();
+        assert!(!a_rx.borrow().leads(now_ms()), "a still leads");
+        assert!(
+            new >= a_until,
+            "the new leader led at {new} ms, before a's fence at {a_until} ms"
+        );
+        println!("cut off: a's fence at {a_until}, the next leader at {new} (+{} ms)", new - a_until);
+        a.abort();
+
+        // The new leader dies (no resign): the last one leads once its lease ends.
+        let (dead, alive, alive_rx) = match first[1].is_some() {
+            true => (b, c, c_rx.clone()),
+            false => (c, b, b_rx.clone()),
+        };
+        let died = now_ms();
+        dead.abort();
+        let alive_name = if first[1].is_some() { "c" } else { "b" };
+        let last = watch_leaders(&[(alive_name, alive_rx.clone())], |f| f[0].is_some()).await;
+        let took = last[0].unwrap() - died;
+        println!("{alive_name} leads {took} ms after the leader died");
+        assert!(took <= TTL_MS + 3_000, "took {took} ms");
+        alive.abort();
+    });
+}
