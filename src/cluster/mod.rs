@@ -8,7 +8,7 @@
 //! | [`election`] | the election as a state machine (time passed in): lease, campaign, and the fencing rule that makes a leader step down before its lease can expire |
 //! | [`elect`] | runs an [`election::Election`] against etcd, reporting the node's role |
 //!
-//! Not yet: replication, the in-sync replica set's upkeep, followers'
+//! The plan and what is left: `docs/cluster.md`. Not yet: replication, the in-sync replica set's upkeep, followers'
 //! proxying; until they exist `--clustering` stays refused (`config`).
 
 pub mod elect;
