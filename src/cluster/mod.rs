@@ -7,6 +7,7 @@
 //! | [`etcd`] | a client of etcd's v3 API over its JSON gateway: leases, get, put, create-if-absent, delete, watch |
 //! | [`election`] | the election as a state machine (time passed in): lease, campaign, and the fencing rule that makes a leader step down before its lease can expire |
 //! | [`elect`] | runs an [`election::Election`] against etcd, reporting the node's role |
+//! | [`wire`] | the replication stream's frames: challenge, hello with the file list, batches of changes, synced, ack |
 //!
 //! The plan and what is left: `docs/cluster.md`. Not yet: replication, the in-sync replica set's upkeep, followers'
 //! proxying; until they exist `--clustering` stays refused (`config`).
@@ -14,3 +15,4 @@
 pub mod elect;
 pub mod election;
 pub mod etcd;
+pub mod wire;
