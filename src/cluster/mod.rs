@@ -7,6 +7,9 @@
 //! | [`etcd`] | a client of etcd's v3 API over its JSON gateway: leases, get, put, create-if-absent, delete, watch |
 //! | [`election`] | the election as a state machine (time passed in): lease, campaign, and the fencing rule that makes a leader step down before its lease can expire |
 //! | [`elect`] | runs an [`election::Election`] against etcd, reporting the node's role |
+//! | [`files`] | a data directory as replication reads and changes it (in memory for tests) |
+//! | [`log`] | the leader's numbered, bounded log of changes |
+//! | [`leader`], [`follower`] | each side of a follower's connection as a state machine: challenge, full sync by plan, live stream, acks |
 //! | [`wire`] | the replication stream's frames: challenge, hello with the file list, batches of changes, synced, ack |
 //!
 //! The plan and what is left: `docs/cluster.md`. Not yet: replication, the in-sync replica set's upkeep, followers'
@@ -15,4 +18,11 @@
 pub mod elect;
 pub mod election;
 pub mod etcd;
+pub mod files;
+pub mod follower;
+pub mod leader;
+pub mod log;
 pub mod wire;
+
+#[cfg(test)]
+mod sim_tests;
