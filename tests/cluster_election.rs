@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ringmq::cluster::elect::{self, Status};
+use ringmq::cluster::elect::{self, Isr, Keys, Status};
 use ringmq::cluster::election::{ElectionConfig, Leader};
 use ringmq::cluster::etcd::Etcd;
 
@@ -98,7 +98,7 @@ fn now_ms() -> u64 {
     elect::now_ms()
 }
 
-fn node(endpoint: &str, me: &str, key: &[u8]) -> (tokio::task::JoinHandle<()>, tokio::sync::watch::Receiver<Status>) {
+fn node(endpoint: &str, me: &str, prefix: &str) -> (tokio::task::JoinHandle<()>, tokio::sync::watch::Receiver<Status>) {
     // A short timeout: a call to an etcd that is cut off fails well within the TTL.
     let etcd = Etcd::new(&[endpoint.to_string()], Duration::from_millis(300));
     let cfg = ElectionConfig {
@@ -109,7 +109,7 @@ fn node(endpoint: &str, me: &str, key: &[u8]) -> (tokio::task::JoinHandle<()>, t
         leader: Leader::Unknown,
         leads_until_ms: None,
     });
-    (tokio::spawn(elect::run(etcd, cfg, key.to_vec(), tx)), rx)
+    (tokio::spawn(elect::run(etcd, cfg, Keys::under(prefix), tx)), rx)
 }
 
 /// Samples every 10 ms until `done` says so (or 15 s): asserts no two nodes
@@ -143,7 +143,7 @@ fn one_leads_and_another_takes_over_when_it_dies_or_is_cut_off() {
     let etcd = start_etcd();
     let rt = common::runtime();
     rt.block_on(async {
-        let key = b"/ringmq-test/leader";
+        let key = "/ringmq-test";
         let cut = Arc::new(Mutex::new(false));
         let via = proxy(etcd.endpoint.clone(), cut.clone()).await;
         // Node a reaches etcd only through the proxy; it starts first, so it
@@ -185,5 +185,48 @@ fn one_leads_and_another_takes_over_when_it_dies_or_is_cut_off() {
         println!("{alive_name} leads {took} ms after the leader died");
         assert!(took <= TTL_MS + 3_000, "took {took} ms");
         alive.abort();
+    });
+}
+
+/// Only members of the in-sync replica set campaign (or anyone while it is
+/// empty); only the leader of the current term writes the set.
+#[test]
+fn only_in_sync_replicas_campaign_and_only_the_leader_writes_the_set() {
+    let etcd = start_etcd();
+    let rt = common::runtime();
+    rt.block_on(async {
+        let prefix = "/ringmq-isr";
+        let keys = Keys::under(prefix);
+        let client = Etcd::new(&[etcd.endpoint.clone()], Duration::from_secs(2));
+        let isr = |m: &[&str]| Isr {
+            members: m.iter().map(|s| s.to_string()).collect(),
+        };
+        let set = serde_json::to_vec(&isr(&["b"])).unwrap();
+        client.put(&keys.isr, &set, 0).await.unwrap();
+        // a starts first but is not in the set: b leads.
+        let (a, a_rx) = node(&etcd.endpoint, "a", prefix);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(a_rx.borrow().leader, Leader::Unknown, "a campaigned");
+        let (b, b_rx) = node(&etcd.endpoint, "b", prefix);
+        watch_leaders(&[("a", a_rx.clone()), ("b", b_rx.clone())], |f| f[1].is_some()).await;
+        let Leader::Me { term } = b_rx.borrow().leader.clone() else {
+            panic!("b leads")
+        };
+        // The leader writes the set; a, not leading, cannot (nor b with another term).
+        assert!(elect::write_isr(&client, &keys, "b", term, &isr(&["b", "a"]))
+            .await
+            .unwrap());
+        assert!(!elect::write_isr(&client, &keys, "a", term, &isr(&["a"])).await.unwrap());
+        assert!(!elect::write_isr(&client, &keys, "b", term + 1, &isr(&["a"]))
+            .await
+            .unwrap());
+        let got: Isr = serde_json::from_slice(&client.get(&keys.isr).await.unwrap().unwrap().value).unwrap();
+        assert_eq!(got, isr(&["b", "a"]));
+        // Now a is in the set: when b dies, a leads.
+        b.abort();
+        watch_leaders(&[("a", a_rx.clone())], |f| f[0].is_some()).await;
+        // b's term is over: its write is refused.
+        assert!(!elect::write_isr(&client, &keys, "b", term, &isr(&["b"])).await.unwrap());
+        a.abort();
     });
 }

@@ -34,15 +34,74 @@ pub fn now_ms() -> u64 {
     crate::io::now_ms()
 }
 
-/// Runs the election of `cfg.me` on `leader_key` until the task is dropped
-/// (a dropped node's lease ends by its TTL; [`resign`] ends it at once).
-pub async fn run(etcd: Etcd, cfg: ElectionConfig, leader_key: Vec<u8>, out: watch::Sender<Status>) {
+/// Where a cluster keeps its state in etcd, under its prefix.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    /// The leader's advertised URI, attached to its lease.
+    pub leader: Vec<u8>,
+    /// The in-sync replica set ([`Isr`] as JSON), written only by the leader.
+    pub isr: Vec<u8>,
+}
+
+impl Keys {
+    pub fn under(prefix: &str) -> Keys {
+        let p = prefix.trim_end_matches('/');
+        Keys {
+            leader: format!("{p}/leader").into_bytes(),
+            isr: format!("{p}/isr").into_bytes(),
+        }
+    }
+}
+
+/// The in-sync replica set: the nodes that hold every confirmed change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Isr {
+    pub members: Vec<String>,
+}
+
+impl Isr {
+    /// Whether `me` may campaign: a member, or the set is empty (the
+    /// cluster's first start). An unreadable set counts as not eligible.
+    fn admits(value: Option<&[u8]>, me: &str) -> bool {
+        match value {
+            None => true,
+            Some(v) => serde_json::from_slice::<Isr>(v)
+                .is_ok_and(|isr| isr.members.is_empty() || isr.members.iter().any(|m| m == me)),
+        }
+    }
+}
+
+/// Writes the in-sync replica set, as leader `me` of term `term`: false if
+/// it no longer leads that term (the write is refused by etcd).
+pub async fn write_isr(
+    etcd: &Etcd,
+    keys: &Keys,
+    me: &str,
+    term: i64,
+    isr: &Isr,
+) -> Result<bool, super::etcd::EtcdError> {
+    let value = serde_json::to_vec(isr).expect("plain data");
+    etcd.put_if(&keys.isr, &value, &keys.leader, me.as_bytes(), term).await
+}
+
+/// Runs the election of `cfg.me` until the task is dropped (a dropped
+/// node's lease ends by its TTL; [`resign`] ends it at once). While nobody
+/// is known to lead, the in-sync replica set is read before campaigning:
+/// only its members campaign.
+pub async fn run(etcd: Etcd, cfg: ElectionConfig, keys: Keys, out: watch::Sender<Status>) {
     let me = cfg.me.clone();
+    let leader_key = keys.leader.clone();
     let mut e = Election::new(cfg);
     let mut watching: Option<super::etcd::Watch> = None;
     let mut rewatch_at = 0;
     loop {
         let now = now_ms();
+        if *e.leader() == Leader::Unknown {
+            match etcd.get(&keys.isr).await {
+                Ok(kv) => e.set_eligible(Isr::admits(kv.as_ref().map(|kv| &kv.value[..]), &me)),
+                Err(err) => tracing::warn!(error = %err, "cannot read the in-sync replica set"),
+            }
+        }
         while let Some(action) = e.poll(now_ms()) {
             act(&etcd, &mut e, action, &leader_key, &me).await;
         }

@@ -193,6 +193,29 @@ impl Etcd {
         }
     }
 
+    /// Sets `key` to `value` only while `guard` holds `guard_value` and was
+    /// created in revision `guard_created` (one transaction): true if set. The
+    /// leader writes the in-sync replica set so: a deposed leader's write fails.
+    pub async fn put_if(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        guard: &[u8],
+        guard_value: &[u8],
+        guard_created: i64,
+    ) -> Result<bool, EtcdError> {
+        let g = b64(guard);
+        let txn = json!({
+            "compare": [
+                { "key": g, "target": "VALUE", "value": b64(guard_value), "result": "EQUAL" },
+                { "key": g, "target": "CREATE", "create_revision": guard_created.to_string(), "result": "EQUAL" },
+            ],
+            "success": [{ "request_put": { "key": b64(key), "value": b64(value) } }],
+        });
+        let r = self.call("/v3/kv/txn", txn).await?;
+        Ok(r["succeeded"].as_bool() == Some(true))
+    }
+
     /// Deletes `key`.
     pub async fn delete(&self, key: &[u8]) -> Result<(), EtcdError> {
         self.call("/v3/kv/deleterange", json!({ "key": b64(key) })).await?;
