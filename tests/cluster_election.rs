@@ -197,7 +197,7 @@ fn only_in_sync_replicas_campaign_and_only_the_leader_writes_the_set() {
     rt.block_on(async {
         let prefix = "/ringmq-isr";
         let keys = Keys::under(prefix);
-        let client = Etcd::new(&[etcd.endpoint.clone()], Duration::from_secs(2));
+        let client = Etcd::new(std::slice::from_ref(&etcd.endpoint), Duration::from_secs(2));
         let isr = |m: &[&str]| Isr {
             members: m.iter().map(|s| s.to_string()).collect(),
         };
