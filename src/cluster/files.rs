@@ -19,7 +19,9 @@ pub trait Files {
     fn crc_of_prefix(&self, path: &str, len: u64) -> Option<u32>;
     /// Applies a change (the follower's side; the leader records its own
     /// as it makes them).
-    fn apply(&mut self, op: &Op);
+    fn apply(&mut self, op: &Op) -> std::io::Result<()>;
+    /// Makes every change applied so far durable (before an ack says so).
+    fn sync(&mut self) -> std::io::Result<()>;
 }
 
 /// Files in memory.
@@ -53,7 +55,11 @@ impl Files for MemFiles {
         b.get(..len as usize).map(crc32c::crc32c)
     }
 
-    fn apply(&mut self, op: &Op) {
+    fn sync(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn apply(&mut self, op: &Op) -> std::io::Result<()> {
         match op {
             Op::Write { path, offset, bytes } => {
                 let f = self.files.entry(path.clone()).or_default();
@@ -75,5 +81,6 @@ impl Files for MemFiles {
                 self.files.remove(path);
             }
         }
+        Ok(())
     }
 }

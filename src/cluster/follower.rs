@@ -27,6 +27,8 @@ pub enum FollowerError {
     OutOfTurn(&'static str),
     #[error("the leader skipped changes: expected {expected}, got {got}")]
     Gap { expected: u64, got: u64 },
+    #[error("cannot apply a change: {0}")]
+    Apply(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,11 +83,7 @@ impl Follower {
                 });
                 self.state = State::Syncing;
             }
-            (State::Syncing, Frame::Ops { first_seq: 0, ops }) => {
-                for op in &ops {
-                    files.apply(op);
-                }
-            }
+            (State::Syncing, Frame::Ops { first_seq: 0, ops }) => apply(files, &ops)?,
             (State::Syncing, Frame::Synced { seq }) => {
                 self.applied = seq;
                 self.acked = None;
@@ -98,9 +96,7 @@ impl Follower {
                         got: first_seq,
                     });
                 }
-                for op in &ops {
-                    files.apply(op);
-                }
+                apply(files, &ops)?;
                 self.applied += ops.len() as u64;
             }
             (_, f) => {
@@ -128,4 +124,11 @@ impl Follower {
         }
         None
     }
+}
+
+fn apply(files: &mut dyn Files, ops: &[super::wire::Op]) -> Result<(), FollowerError> {
+    for op in ops {
+        files.apply(op).map_err(|e| FollowerError::Apply(e.to_string()))?;
+    }
+    Ok(())
 }

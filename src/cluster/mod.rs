@@ -7,6 +7,7 @@
 //! | [`etcd`] | a client of etcd's v3 API over its JSON gateway: leases, get, put, create-if-absent, delete, watch |
 //! | [`election`] | the election as a state machine (time passed in): lease, campaign, and the fencing rule that makes a leader step down before its lease can expire |
 //! | [`elect`] | runs an [`election::Election`] against etcd, reporting the node's role |
+//! | [`dir_files`] | those files on disk: changes applied and synced, listed with their checksums |
 //! | [`files`] | a data directory as replication reads and changes it (in memory for tests) |
 //! | [`log`] | the leader's numbered, bounded log of changes |
 //! | [`leader`], [`follower`] | each side of a follower's connection as a state machine: challenge, full sync by plan, live stream, acks |
@@ -15,6 +16,7 @@
 //! The plan and what is left: `docs/cluster.md`. Not yet: replication, the in-sync replica set's upkeep, followers'
 //! proxying; until they exist `--clustering` stays refused (`config`).
 
+pub mod dir_files;
 pub mod elect;
 pub mod election;
 pub mod etcd;
