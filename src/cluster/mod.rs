@@ -11,6 +11,7 @@
 //! | [`files`] | a data directory as replication reads and changes it (in memory for tests) |
 //! | [`log`] | the leader's numbered, bounded log of changes |
 //! | [`leader`], [`follower`] | each side of a follower's connection as a state machine: challenge, full sync by plan, live stream, acks |
+//! | [`stream`] | the stream over TCP: the leader serving followers, a follower reconnecting |
 //! | [`wire`] | the replication stream's frames: challenge, hello with the file list, batches of changes, synced, ack |
 //!
 //! The plan and what is left: `docs/cluster.md`. Not yet: replication, the in-sync replica set's upkeep, followers'
@@ -24,6 +25,7 @@ pub mod files;
 pub mod follower;
 pub mod leader;
 pub mod log;
+pub mod stream;
 pub mod wire;
 
 #[cfg(test)]
