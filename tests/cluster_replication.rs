@@ -112,3 +112,47 @@ fn a_follower_syncs_follows_and_resyncs_after_a_restart() {
     assert!(mine.len() > 5, "{mine:?}");
     assert_eq!(theirs, mine, "the follower's directory equals the leader's");
 }
+
+/// A follower's relay: a client connected to it works with the leader
+/// (lapin publishes with a confirm and gets the message back), and with no
+/// leader known the connection is refused promptly.
+#[test]
+fn a_client_of_a_follower_is_served_by_the_leader() {
+    use common::*;
+    let b = Broker::new();
+    let rt = common::runtime();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let leader = std::rc::Rc::new(RefCell::new(Some(b.addr().to_string())));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let via = listener.local_addr().unwrap();
+        tokio::task::spawn_local(ringmq::cluster::relay::relay(listener, leader.clone()));
+        let uri = format!("amqp://{}:{}@{via}/%2f", b.user(), b.pass());
+        let conn = within(
+            "connect through the relay",
+            lapin::Connection::connect(&uri, Default::default()),
+        )
+        .await
+        .expect("connect");
+        let ch = confirm_channel(&conn).await;
+        let q = unique("relay");
+        declare_queue(&ch, &q, QueueDeclareOptions::default(), FieldTable::default()).await;
+        assert!(matches!(
+            publish(&ch, "", &q, b"via a follower").await,
+            Confirmation::Ack(None)
+        ));
+        let got = within("get", ch.basic_get(q.as_str().into(), BasicGetOptions { no_ack: true }))
+            .await
+            .unwrap()
+            .expect("a message");
+        assert_eq!(got.delivery.data, b"via a follower");
+        // No leader: refused, not hung.
+        *leader.borrow_mut() = None;
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            lapin::Connection::connect(&uri, Default::default()),
+        )
+        .await;
+        assert!(matches!(r, Ok(Err(_))), "connected without a leader");
+    });
+}

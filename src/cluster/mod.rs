@@ -11,6 +11,7 @@
 //! | [`files`] | a data directory as replication reads and changes it (in memory for tests) |
 //! | [`log`] | the leader's numbered, bounded log of changes |
 //! | [`leader`], [`follower`] | each side of a follower's connection as a state machine: challenge, full sync by plan, live stream, acks |
+//! | [`relay`] | a follower passing its clients' connections to the leader |
 //! | [`stream`] | the stream over TCP: the leader serving followers, a follower reconnecting |
 //! | [`wire`] | the replication stream's frames: challenge, hello with the file list, batches of changes, synced, ack |
 //!
@@ -25,6 +26,7 @@ pub mod files;
 pub mod follower;
 pub mod leader;
 pub mod log;
+pub mod relay;
 pub mod stream;
 pub mod wire;
 
