@@ -1,0 +1,367 @@
+//! Dynamic shovels between real brokers: two ringmq binaries (a source and a
+//! destination), shovels configured through the API as RabbitMQ users do.
+//! Queue to queue and exchange to exchange in each ack mode, delete-after
+//! queue-length, a destination killed and restarted mid-stream with
+//! on-confirm (nothing lost), wrong credentials, a deleted parameter.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::http::{enc, Api};
+use common::*;
+use ringmq_client::{Connection, Event, QueueOptions, Uri};
+use ringmq_codec::BasicProperties;
+use serde_json::{json, Value};
+
+fn api(b: &Broker) -> Api {
+    Api::new(b.http_url(), b.user(), b.pass())
+}
+
+/// Polls `check` until it is true, for at most `within`.
+fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out after {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn put_shovel(b: &Broker, name: &str, value: Value) {
+    let r = api(b).put(
+        &format!("/api/parameters/shovel/%2F/{}", enc(name)),
+        json!({ "value": value }),
+    );
+    assert!(
+        r.status == 201 || r.status == 204,
+        "PUT shovel {name}: {} {}",
+        r.status,
+        r.text
+    );
+}
+
+fn shovel_status(b: &Broker, name: &str) -> Option<Value> {
+    let all = api(b).ok("/api/shovels/%2F");
+    all.as_array()
+        .expect("a list")
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+}
+
+fn wait_state(b: &Broker, name: &str, state: &str) -> Value {
+    let mut last = None;
+    wait_until(&format!("shovel {name} {state}"), WAIT, || {
+        last = shovel_status(b, name);
+        last.as_ref().is_some_and(|s| s["state"] == state)
+    });
+    last.expect("seen")
+}
+
+async fn client(b: &Broker) -> Connection {
+    Connection::connect(&Uri::parse(b.uri()).unwrap())
+        .await
+        .expect("connect")
+}
+
+fn persistent() -> Vec<u8> {
+    let mut p = Vec::new();
+    BasicProperties {
+        delivery_mode: Some(2),
+        ..Default::default()
+    }
+    .encode(&mut p);
+    p
+}
+
+/// Declares durable `queue` on `b` (and binds it to `bind` = (exchange, key)).
+fn declare(b: &Broker, queue: &str, bind: Option<(&str, &str)>) {
+    run(async {
+        let mut c = client(b).await;
+        let ch = c.open_channel().await.unwrap();
+        let o = QueueOptions {
+            durable: true,
+            ..QueueOptions::default()
+        };
+        c.queue_declare(ch, queue, o).await.unwrap();
+        if let Some((x, k)) = bind {
+            c.queue_bind(ch, queue, x, k).await.unwrap();
+        }
+        c.close().await.unwrap();
+    });
+}
+
+/// Publishes `n` persistent messages `{prefix}{i}` to `exchange` with `key`,
+/// waiting for the broker's confirms.
+fn publish(b: &Broker, exchange: &str, key: &str, prefix: &str, n: usize) {
+    run(async {
+        let mut c = client(b).await;
+        let ch = c.open_channel().await.unwrap();
+        c.confirm_select(ch).await.unwrap();
+        let props = persistent();
+        for i in 0..n {
+            c.push_publish_raw(ch, exchange, key, &props, format!("{prefix}{i}").as_bytes())
+                .unwrap();
+        }
+        c.flush().await.unwrap();
+        let mut confirmed = 0;
+        while confirmed < n as u64 {
+            match within("confirms", c.next()).await.unwrap() {
+                Event::Ack { delivery_tag, .. } => confirmed = delivery_tag,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        c.close().await.unwrap();
+    });
+}
+
+/// (ready, unacknowledged-or-not: the count of a passive declare).
+fn count(b: &Broker, queue: &str) -> u32 {
+    let mut n = 0;
+    run(async {
+        let mut c = client(b).await;
+        let ch = c.open_channel().await.unwrap();
+        let o = QueueOptions {
+            passive: true,
+            ..QueueOptions::default()
+        };
+        n = c.queue_declare(ch, queue, o).await.unwrap().1;
+        c.close().await.unwrap();
+    });
+    n
+}
+
+/// Takes every message of `queue` (acknowledged), in order.
+fn drain(b: &Broker, queue: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    run(async {
+        let mut c = client(b).await;
+        let ch = c.open_channel().await.unwrap();
+        c.keep_content();
+        c.consume(ch, queue, true, &[]).await.unwrap();
+        while let Ok(ev) = tokio::time::timeout(Duration::from_millis(500), c.next()).await {
+            if let Event::Delivery { .. } = ev.unwrap() {
+                out.push(String::from_utf8(c.take_content().unwrap().body).unwrap());
+            }
+        }
+        c.close().await.unwrap();
+    });
+    out
+}
+
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+/// A source and a destination broker; the shovel runs on the source.
+fn pair() -> (Broker, Broker) {
+    let (src, dest) = (Broker::new(), Broker::new());
+    assert!(!src.is_external(), "shovel tests start their own brokers");
+    (src, dest)
+}
+
+#[test]
+fn queue_to_queue_in_each_ack_mode() {
+    let (src, dest) = pair();
+    for mode in ["on-confirm", "on-publish", "no-ack"] {
+        let (sq, dq) = (format!("src-{mode}"), format!("dest-{mode}"));
+        declare(&src, &sq, None);
+        publish(&src, "", &sq, "m", 300);
+        put_shovel(
+            &src,
+            mode,
+            json!({"src-uri": "amqp://", "src-queue": sq, "dest-uri": dest.uri(), "dest-queue": dq,
+                   "ack-mode": mode, "src-prefetch-count": 50}),
+        );
+        let s = wait_state(&src, mode, "running");
+        assert_eq!(
+            (s["src_queue"].as_str(), s["dest_queue"].as_str()),
+            (Some(&*sq), Some(&*dq))
+        );
+        assert_eq!(s["type"], "dynamic");
+        wait_until(&format!("{mode}: 300 on the destination"), WAIT, || {
+            count(&dest, &dq) == 300
+        });
+        wait_until(&format!("{mode}: the source empty"), WAIT, || count(&src, &sq) == 0);
+        assert_eq!(drain(&dest, &dq), names("m", 300), "{mode}: all, in order, once");
+        // Messages published while it runs follow.
+        publish(&src, "", &sq, "late", 5);
+        wait_until(&format!("{mode}: the late ones"), WAIT, || count(&dest, &dq) == 5);
+        // Stopped, the shovel's connection goes: had it left any message
+        // unacknowledged, the source would have it back.
+        assert_eq!(
+            api(&src).delete(&format!("/api/parameters/shovel/%2F/{mode}")).status,
+            204
+        );
+        wait_until("no consumer", WAIT, || {
+            api(&src).ok(&format!("/api/queues/%2F/{sq}"))["consumers"].as_u64() == Some(0)
+        });
+        std::thread::sleep(QUIET);
+        assert_eq!(
+            count(&src, &sq),
+            0,
+            "{mode}: every message acknowledged (or taken with no-ack)"
+        );
+    }
+}
+
+#[test]
+fn exchange_to_exchange_in_each_ack_mode() {
+    let (src, dest) = pair();
+    for mode in ["on-confirm", "on-publish", "no-ack"] {
+        let dq = format!("x-dest-{mode}");
+        declare(&dest, &dq, Some(("amq.direct", mode)));
+        put_shovel(
+            &src,
+            mode,
+            json!({"src-uri": "amqp://", "src-exchange": "amq.topic", "src-exchange-key": format!("{mode}.#"),
+                   "dest-uri": [dest.uri()], "dest-exchange": "amq.direct", "dest-exchange-key": mode,
+                   "ack-mode": mode, "dest-add-forward-headers": true}),
+        );
+        let s = wait_state(&src, mode, "running");
+        assert_eq!(s["src_exchange"], "amq.topic");
+        assert_eq!(s["dest_exchange_key"], mode);
+        publish(&src, "amq.topic", &format!("{mode}.a"), "x", 100);
+        publish(&src, "amq.topic", "other.a", "no", 10);
+        wait_until(&format!("{mode}: 100 routed on"), WAIT, || count(&dest, &dq) == 100);
+        assert_eq!(drain(&dest, &dq), names("x", 100));
+    }
+}
+
+#[test]
+fn delete_after_queue_length_moves_what_was_there_and_deletes_itself() {
+    let (src, dest) = pair();
+    declare(&src, "dl", None);
+    publish(&src, "", "dl", "m", 20);
+    put_shovel(
+        &src,
+        "once",
+        json!({"src-uri": "amqp://", "src-queue": "dl", "dest-uri": dest.uri(), "dest-queue": "dl-out",
+               "src-delete-after": "queue-length", "src-prefetch-count": 7}),
+    );
+    wait_until("the parameter deleted", WAIT, || {
+        api(&src).get("/api/parameters/shovel/%2F/once").status == 404
+    });
+    wait_until("its status gone", WAIT, || shovel_status(&src, "once").is_none());
+    assert_eq!(count(&dest, "dl-out"), 20);
+    publish(&src, "", "dl", "after", 3);
+    std::thread::sleep(QUIET);
+    assert_eq!(count(&src, "dl"), 3, "nothing more moved");
+    assert_eq!(drain(&dest, "dl-out"), names("m", 20));
+}
+
+/// The destination frozen (SIGSTOP) while the shovel has messages in flight
+/// to it, then killed (-9) and started again: with on-confirm the source
+/// acknowledged none of what the destination never confirmed (the source's
+/// count stays at N - prefetch while frozen), and every message arrives.
+#[test]
+fn on_confirm_loses_nothing_when_the_destination_is_killed_mid_stream() {
+    let (src, mut dest) = pair();
+    const N: usize = 3000;
+    const PREFETCH: u32 = 500;
+    declare(&src, "big", None);
+    declare(&dest, "big-out", None);
+    put_shovel(
+        &src,
+        "tough",
+        json!({"src-uri": "amqp://", "src-queue": "big", "dest-uri": dest.uri(), "dest-queue": "big-out",
+               "reconnect-delay": 1, "src-prefetch-count": PREFETCH}),
+    );
+    wait_state(&src, "tough", "running");
+    dest.signal(libc::SIGSTOP);
+    publish(&src, "", "big", "m", N);
+    // The shovel takes a prefetch's worth and publishes it into the frozen
+    // destination's socket; none of it may be acknowledged at the source.
+    wait_until("a prefetch taken", WAIT, || count(&src, "big") <= N as u32 - PREFETCH);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        count(&src, "big"),
+        N as u32 - PREFETCH,
+        "nothing acked before it was confirmed"
+    );
+    dest.kill9();
+    let st = wait_state(&src, "tough", "terminated");
+    assert!(st["reason"].as_str().unwrap().contains("destination"), "{st}");
+    dest.start();
+    wait_state(&src, "tough", "running");
+    wait_until("the source drained", Duration::from_secs(60), || {
+        count(&src, "big") == 0
+    });
+    let got = drain(&dest, "big-out");
+    let mut unique: Vec<&String> = got.iter().collect();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        N,
+        "every message arrived (at least once): {} of {N}",
+        unique.len()
+    );
+}
+
+#[test]
+fn wrong_credentials_terminate_with_the_reason() {
+    let (src, dest) = pair();
+    let bad = format!("amqp://guest:wrong@127.0.0.1:{}/", dest.port());
+    put_shovel(
+        &src,
+        "badpw",
+        json!({"src-uri": "amqp://", "src-queue": "q", "dest-uri": bad, "dest-queue": "q2", "reconnect-delay": 1}),
+    );
+    let s = wait_state(&src, "badpw", "terminated");
+    let reason = s["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("ACCESS_REFUSED") && reason.contains("destination"),
+        "{reason}"
+    );
+    assert!(!reason.contains("wrong"), "no password in the reason: {reason}");
+    // It keeps trying: starting again after the delay, and failing again.
+    wait_state(&src, "badpw", "starting");
+}
+
+#[test]
+fn deleting_the_parameter_stops_the_shovel() {
+    let (src, dest) = pair();
+    declare(&src, "del", None);
+    put_shovel(
+        &src,
+        "gone",
+        json!({"src-uri": "amqp://", "src-queue": "del", "dest-uri": dest.uri(), "dest-queue": "del-out"}),
+    );
+    wait_state(&src, "gone", "running");
+    publish(&src, "", "del", "a", 5);
+    wait_until("moved while it ran", WAIT, || count(&dest, "del-out") == 5);
+    let r = api(&src).delete("/api/parameters/shovel/%2F/gone");
+    assert_eq!(r.status, 204, "{}", r.text);
+    wait_until("its status gone", WAIT, || shovel_status(&src, "gone").is_none());
+    // Its connections are closed: the source queue has no consumer left.
+    wait_until("no consumer", WAIT, || {
+        api(&src).ok("/api/queues/%2F/del")["consumers"].as_u64() == Some(0)
+    });
+    publish(&src, "", "del", "b", 5);
+    std::thread::sleep(QUIET);
+    assert_eq!((count(&src, "del"), count(&dest, "del-out")), (5, 5));
+}
+
+#[test]
+fn a_bad_value_is_refused_with_rabbitmqs_text() {
+    let b = Broker::new();
+    if b.skip_external("a_bad_value_is_refused_with_rabbitmqs_text") {
+        return;
+    }
+    let r = api(&b).put(
+        "/api/parameters/shovel/%2F/s1",
+        json!({"value": {"src-uri": "amqp://"}}),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json["reason"],
+        "Validation failed\n\nMust specify 'src-exchange' or 'src-queue'\nKey \"dest-uri\" not found in s1\n"
+    );
+    let r = api(&b).put(
+        "/api/parameters/shovel/%2F/s1",
+        json!({"value": {"src-uri": "amqp://", "src-queue": "q", "dest-uri": "http://example.invalid/"}}),
+    );
+    assert_eq!(r.status, 400, "HTTP destinations are not implemented: {}", r.text);
+    assert_eq!(api(&b).get("/api/parameters/shovel/%2F/s1").status, 404);
+}
