@@ -9,9 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::http::{enc, Api};
+use common::links::{count, declare, drain, publish};
 use common::*;
-use ringmq_client::{Connection, Event, QueueOptions, Uri};
-use ringmq_codec::BasicProperties;
 use serde_json::{json, Value};
 
 fn api(b: &Broker) -> Api {
@@ -58,97 +57,6 @@ fn wait_state(b: &Broker, name: &str, state: &str) -> Value {
     last.expect("seen")
 }
 
-async fn client(b: &Broker) -> Connection {
-    Connection::connect(&Uri::parse(b.uri()).unwrap())
-        .await
-        .expect("connect")
-}
-
-fn persistent() -> Vec<u8> {
-    let mut p = Vec::new();
-    BasicProperties {
-        delivery_mode: Some(2),
-        ..Default::default()
-    }
-    .encode(&mut p);
-    p
-}
-
-/// Declares durable `queue` on `b` (and binds it to `bind` = (exchange, key)).
-fn declare(b: &Broker, queue: &str, bind: Option<(&str, &str)>) {
-    run(async {
-        let mut c = client(b).await;
-        let ch = c.open_channel().await.unwrap();
-        let o = QueueOptions {
-            durable: true,
-            ..QueueOptions::default()
-        };
-        c.queue_declare(ch, queue, o).await.unwrap();
-        if let Some((x, k)) = bind {
-            c.queue_bind(ch, queue, x, k).await.unwrap();
-        }
-        c.close().await.unwrap();
-    });
-}
-
-/// Publishes `n` persistent messages `{prefix}{i}` to `exchange` with `key`,
-/// waiting for the broker's confirms.
-fn publish(b: &Broker, exchange: &str, key: &str, prefix: &str, n: usize) {
-    run(async {
-        let mut c = client(b).await;
-        let ch = c.open_channel().await.unwrap();
-        c.confirm_select(ch).await.unwrap();
-        let props = persistent();
-        for i in 0..n {
-            c.push_publish_raw(ch, exchange, key, &props, format!("{prefix}{i}").as_bytes())
-                .unwrap();
-        }
-        c.flush().await.unwrap();
-        let mut confirmed = 0;
-        while confirmed < n as u64 {
-            match within("confirms", c.next()).await.unwrap() {
-                Event::Ack { delivery_tag, .. } => confirmed = delivery_tag,
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        c.close().await.unwrap();
-    });
-}
-
-/// (ready, unacknowledged-or-not: the count of a passive declare).
-fn count(b: &Broker, queue: &str) -> u32 {
-    let mut n = 0;
-    run(async {
-        let mut c = client(b).await;
-        let ch = c.open_channel().await.unwrap();
-        let o = QueueOptions {
-            passive: true,
-            ..QueueOptions::default()
-        };
-        n = c.queue_declare(ch, queue, o).await.unwrap().1;
-        c.close().await.unwrap();
-    });
-    n
-}
-
-/// Takes every message of `queue` (acknowledged), in order.
-fn drain(b: &Broker, queue: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    run(async {
-        let mut c = client(b).await;
-        let ch = c.open_channel().await.unwrap();
-        c.keep_content();
-        c.consume(ch, queue, true, &[]).await.unwrap();
-        while let Ok(ev) = tokio::time::timeout(Duration::from_millis(500), c.next()).await {
-            if let Event::Delivery { .. } = ev.unwrap() {
-                out.push(String::from_utf8(c.take_content().unwrap().body).unwrap());
-            }
-        }
-        c.close().await.unwrap();
-    });
-    out
-}
-
 fn names(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
 }
@@ -165,8 +73,8 @@ fn queue_to_queue_in_each_ack_mode() {
     let (src, dest) = pair();
     for mode in ["on-confirm", "on-publish", "no-ack"] {
         let (sq, dq) = (format!("src-{mode}"), format!("dest-{mode}"));
-        declare(&src, &sq, None);
-        publish(&src, "", &sq, "m", 300);
+        declare(src.uri(), &sq, None);
+        publish(src.uri(), "", &sq, "m", 300);
         put_shovel(
             &src,
             mode,
@@ -180,13 +88,15 @@ fn queue_to_queue_in_each_ack_mode() {
         );
         assert_eq!(s["type"], "dynamic");
         wait_until(&format!("{mode}: 300 on the destination"), WAIT, || {
-            count(&dest, &dq) == 300
+            count(dest.uri(), &dq) == 300
         });
-        wait_until(&format!("{mode}: the source empty"), WAIT, || count(&src, &sq) == 0);
-        assert_eq!(drain(&dest, &dq), names("m", 300), "{mode}: all, in order, once");
+        wait_until(&format!("{mode}: the source empty"), WAIT, || {
+            count(src.uri(), &sq) == 0
+        });
+        assert_eq!(drain(dest.uri(), &dq), names("m", 300), "{mode}: all, in order, once");
         // Messages published while it runs follow.
-        publish(&src, "", &sq, "late", 5);
-        wait_until(&format!("{mode}: the late ones"), WAIT, || count(&dest, &dq) == 5);
+        publish(src.uri(), "", &sq, "late", 5);
+        wait_until(&format!("{mode}: the late ones"), WAIT, || count(dest.uri(), &dq) == 5);
         // Stopped, the shovel's connection goes: had it left any message
         // unacknowledged, the source would have it back.
         assert_eq!(
@@ -198,7 +108,7 @@ fn queue_to_queue_in_each_ack_mode() {
         });
         std::thread::sleep(QUIET);
         assert_eq!(
-            count(&src, &sq),
+            count(src.uri(), &sq),
             0,
             "{mode}: every message acknowledged (or taken with no-ack)"
         );
@@ -210,7 +120,7 @@ fn exchange_to_exchange_in_each_ack_mode() {
     let (src, dest) = pair();
     for mode in ["on-confirm", "on-publish", "no-ack"] {
         let dq = format!("x-dest-{mode}");
-        declare(&dest, &dq, Some(("amq.direct", mode)));
+        declare(dest.uri(), &dq, Some(("amq.direct", mode)));
         put_shovel(
             &src,
             mode,
@@ -221,18 +131,20 @@ fn exchange_to_exchange_in_each_ack_mode() {
         let s = wait_state(&src, mode, "running");
         assert_eq!(s["src_exchange"], "amq.topic");
         assert_eq!(s["dest_exchange_key"], mode);
-        publish(&src, "amq.topic", &format!("{mode}.a"), "x", 100);
-        publish(&src, "amq.topic", "other.a", "no", 10);
-        wait_until(&format!("{mode}: 100 routed on"), WAIT, || count(&dest, &dq) == 100);
-        assert_eq!(drain(&dest, &dq), names("x", 100));
+        publish(src.uri(), "amq.topic", &format!("{mode}.a"), "x", 100);
+        publish(src.uri(), "amq.topic", "other.a", "no", 10);
+        wait_until(&format!("{mode}: 100 routed on"), WAIT, || {
+            count(dest.uri(), &dq) == 100
+        });
+        assert_eq!(drain(dest.uri(), &dq), names("x", 100));
     }
 }
 
 #[test]
 fn delete_after_queue_length_moves_what_was_there_and_deletes_itself() {
     let (src, dest) = pair();
-    declare(&src, "dl", None);
-    publish(&src, "", "dl", "m", 20);
+    declare(src.uri(), "dl", None);
+    publish(src.uri(), "", "dl", "m", 20);
     put_shovel(
         &src,
         "once",
@@ -243,11 +155,11 @@ fn delete_after_queue_length_moves_what_was_there_and_deletes_itself() {
         api(&src).get("/api/parameters/shovel/%2F/once").status == 404
     });
     wait_until("its status gone", WAIT, || shovel_status(&src, "once").is_none());
-    assert_eq!(count(&dest, "dl-out"), 20);
-    publish(&src, "", "dl", "after", 3);
+    assert_eq!(count(dest.uri(), "dl-out"), 20);
+    publish(src.uri(), "", "dl", "after", 3);
     std::thread::sleep(QUIET);
-    assert_eq!(count(&src, "dl"), 3, "nothing more moved");
-    assert_eq!(drain(&dest, "dl-out"), names("m", 20));
+    assert_eq!(count(src.uri(), "dl"), 3, "nothing more moved");
+    assert_eq!(drain(dest.uri(), "dl-out"), names("m", 20));
 }
 
 /// The destination frozen (SIGSTOP) while the shovel has messages in flight
@@ -259,8 +171,8 @@ fn on_confirm_loses_nothing_when_the_destination_is_killed_mid_stream() {
     let (src, mut dest) = pair();
     const N: usize = 3000;
     const PREFETCH: u32 = 500;
-    declare(&src, "big", None);
-    declare(&dest, "big-out", None);
+    declare(src.uri(), "big", None);
+    declare(dest.uri(), "big-out", None);
     put_shovel(
         &src,
         "tough",
@@ -269,13 +181,15 @@ fn on_confirm_loses_nothing_when_the_destination_is_killed_mid_stream() {
     );
     wait_state(&src, "tough", "running");
     dest.signal(libc::SIGSTOP);
-    publish(&src, "", "big", "m", N);
+    publish(src.uri(), "", "big", "m", N);
     // The shovel takes a prefetch's worth and publishes it into the frozen
     // destination's socket; none of it may be acknowledged at the source.
-    wait_until("a prefetch taken", WAIT, || count(&src, "big") <= N as u32 - PREFETCH);
+    wait_until("a prefetch taken", WAIT, || {
+        count(src.uri(), "big") <= N as u32 - PREFETCH
+    });
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
-        count(&src, "big"),
+        count(src.uri(), "big"),
         N as u32 - PREFETCH,
         "nothing acked before it was confirmed"
     );
@@ -285,9 +199,9 @@ fn on_confirm_loses_nothing_when_the_destination_is_killed_mid_stream() {
     dest.start();
     wait_state(&src, "tough", "running");
     wait_until("the source drained", Duration::from_secs(60), || {
-        count(&src, "big") == 0
+        count(src.uri(), "big") == 0
     });
-    let got = drain(&dest, "big-out");
+    let got = drain(dest.uri(), "big-out");
     let mut unique: Vec<&String> = got.iter().collect();
     unique.sort();
     unique.dedup();
@@ -322,15 +236,15 @@ fn wrong_credentials_terminate_with_the_reason() {
 #[test]
 fn deleting_the_parameter_stops_the_shovel() {
     let (src, dest) = pair();
-    declare(&src, "del", None);
+    declare(src.uri(), "del", None);
     put_shovel(
         &src,
         "gone",
         json!({"src-uri": "amqp://", "src-queue": "del", "dest-uri": dest.uri(), "dest-queue": "del-out"}),
     );
     wait_state(&src, "gone", "running");
-    publish(&src, "", "del", "a", 5);
-    wait_until("moved while it ran", WAIT, || count(&dest, "del-out") == 5);
+    publish(src.uri(), "", "del", "a", 5);
+    wait_until("moved while it ran", WAIT, || count(dest.uri(), "del-out") == 5);
     let r = api(&src).delete("/api/parameters/shovel/%2F/gone");
     assert_eq!(r.status, 204, "{}", r.text);
     wait_until("its status gone", WAIT, || shovel_status(&src, "gone").is_none());
@@ -338,9 +252,9 @@ fn deleting_the_parameter_stops_the_shovel() {
     wait_until("no consumer", WAIT, || {
         api(&src).ok("/api/queues/%2F/del")["consumers"].as_u64() == Some(0)
     });
-    publish(&src, "", "del", "b", 5);
+    publish(src.uri(), "", "del", "b", 5);
     std::thread::sleep(QUIET);
-    assert_eq!((count(&src, "del"), count(&dest, "del-out")), (5, 5));
+    assert_eq!((count(src.uri(), "del"), count(dest.uri(), "del-out")), (5, 5));
 }
 
 #[test]
