@@ -279,3 +279,52 @@ fn a_bad_value_is_refused_with_rabbitmqs_text() {
     assert_eq!(r.status, 400, "HTTP destinations are not implemented: {}", r.text);
     assert_eq!(api(&b).get("/api/parameters/shovel/%2F/s1").status, 404);
 }
+
+fn ctl(b: &Broker, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ringmqctl"))
+        .args(["--uri", b.http_url(), "-u", b.user(), "--password", b.pass()])
+        .args(args)
+        .output()
+        .expect("run ringmqctl")
+}
+
+/// A shovel set with ringmqctl is listed by it, restarted through the API,
+/// runs again after the broker restarts (its parameter loaded at start), and
+/// a definitions import with a bad shovel is refused as the API refuses it.
+#[test]
+fn ctl_restart_and_broker_restart() {
+    let (mut src, dest) = pair();
+    declare(src.uri(), "persist", None);
+    let value =
+        json!({"src-uri": "amqp://", "src-queue": "persist", "dest-uri": dest.uri(), "dest-queue": "persist-out"});
+    let out = ctl(&src, &["set_parameter", "shovel", "kept", &value.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let before = wait_state(&src, "kept", "running");
+    let out = ctl(&src, &["list_shovels"]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("kept") && listed.contains("running"), "{listed}");
+    let bad = ctl(&src, &["set_parameter", "shovel", "nope", r#"{"src-uri": "amqp://"}"#]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("Must specify 'src-exchange' or 'src-queue'"));
+
+    // Restart: it goes down and comes back running (a new run, a new timestamp or state change).
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(api(&src).delete("/api/shovels/vhost/%2F/kept/restart").status, 204);
+    assert_eq!(api(&src).delete("/api/shovels/vhost/%2F/none/restart").status, 404);
+    wait_until("restarted", WAIT, || {
+        shovel_status(&src, "kept").is_some_and(|s| s["state"] == "running" && s["timestamp"] != before["timestamp"])
+    });
+
+    src.restart();
+    wait_state(&src, "kept", "running");
+    publish(src.uri(), "", "persist", "p", 10);
+    wait_until("moved after the restart", WAIT, || {
+        count(dest.uri(), "persist-out") == 10
+    });
+
+    let defs = json!({"parameters": [{"vhost": "/", "component": "shovel", "name": "imported",
+                                       "value": {"src-uri": "amqp://", "src-queue": "q", "dest-uri": "ftp://h"}}]});
+    let r = api(&src).post("/api/definitions", defs);
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("unexpected_uri_scheme"), "{}", r.text);
+}

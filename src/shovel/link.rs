@@ -7,7 +7,7 @@
 //! only when the destination's confirm for its publish arrives; on any failure
 //! both connections are dropped, and the source requeues what was not
 //! acknowledged (at least once: a message confirmed but whose ack was lost is
-//! delivered again, flagged redelivered).
+//! moved again; nothing marks the copy at the destination).
 
 use std::net::SocketAddr;
 use std::time::Instant;
