@@ -370,6 +370,10 @@ impl Connection {
     /// Waits for the next event, reading as needed, sending heartbeats and
     /// watching the peer's while it waits (what a link that may sit idle for
     /// hours uses; the load generator's loops call `fill`/`next_event`).
+    ///
+    /// Cancel-safe while it waits, not while it writes a heartbeat: a caller
+    /// that drops it (a `select!` on two connections) must not flush the
+    /// connection afterwards. The shovel's loop waits on `fill` instead.
     pub async fn next(&mut self) -> Result<Event> {
         loop {
             if let Some(e) = self.next_event()? {

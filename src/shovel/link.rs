@@ -225,8 +225,11 @@ impl Pump<'_> {
             return Ok(());
         };
         let content = self.src.take_content().expect("content kept for every delivery");
-        if self.limit.is_some_and(|l| self.published >= l) {
+        let no_ack = self.def.ack_mode == AckMode::NoAck;
+        if !no_ack && self.limit.is_some_and(|l| self.published >= l) {
             // Past src-delete-after: left unacknowledged, requeued at close.
+            // (With no-ack the source let go of it already: it is moved, so
+            // a no-ack shovel may move a few past its limit rather than lose them.)
             return Ok(());
         }
         self.consumer.handle_delivery(delivery_tag).map_err(src_err)?;
