@@ -90,6 +90,31 @@ impl Consumer {
         conn.push_ack(self.channel, delivery_tag, multiple);
     }
 
+    /// Queues acks for `tags` (taken from the vector), as few as it can: one
+    /// `multiple` ack when they are the oldest unsettled deliveries (the usual
+    /// case: confirms come in publish order), one each otherwise.
+    pub fn push_acks(&mut self, conn: &mut Connection, tags: &mut Vec<u64>) {
+        if tags.is_empty() {
+            return;
+        }
+        tags.sort_unstable();
+        if let Some(last) = self.one_multiple(tags) {
+            self.push_ack(conn, last, true);
+        } else {
+            for t in tags.iter() {
+                self.push_ack(conn, *t, false);
+            }
+        }
+        tags.clear();
+    }
+
+    /// The tag of one `multiple` ack that settles exactly `sorted` (they are
+    /// the oldest unsettled), or None.
+    fn one_multiple(&self, sorted: &[u64]) -> Option<u64> {
+        let prefix = sorted.len() <= self.unacked.len() && sorted.iter().zip(&self.unacked).all(|(a, b)| a == b);
+        prefix.then(|| *sorted.last().expect("not empty"))
+    }
+
     /// Queues basic.nack (requeued or not) and opens the window by it.
     pub fn push_nack(&mut self, conn: &mut Connection, delivery_tag: u64, multiple: bool, requeue: bool) {
         self.settle(delivery_tag, multiple);
@@ -124,5 +149,26 @@ mod tests {
         assert_eq!((c.unacked(), c.credit()), (2, Some(1)));
         c.settle(3, true);
         assert_eq!(c.credit(), Some(3));
+    }
+
+    #[test]
+    fn acks_for_the_oldest_deliveries_go_as_one_multiple() {
+        let mut c = Consumer {
+            channel: 1,
+            tag: "t".into(),
+            prefetch: 0,
+            no_ack: false,
+            unacked: (1..=6).collect(),
+        };
+        assert_eq!(c.one_multiple(&[1, 2, 3]), Some(3));
+        assert_eq!(
+            c.one_multiple(&[2, 3]),
+            None,
+            "1 is still out: a multiple ack would settle it"
+        );
+        assert_eq!(c.one_multiple(&[1, 3]), None, "2 is still out");
+        c.settle(3, true);
+        assert_eq!(c.one_multiple(&[4, 5]), Some(5));
+        assert_eq!(c.one_multiple(&[4, 5, 6, 7]), None, "7 was never delivered");
     }
 }

@@ -207,6 +207,8 @@ struct Pump<'a> {
     /// Source delivery tags of publishes the destination has not confirmed.
     confirms: Confirms<u64>,
     settled: Vec<(u64, Outcome)>,
+    /// Source tags confirmed this turn, acked together at its end.
+    to_ack: Vec<u64>,
     props: Vec<u8>,
     /// Messages forwarded (published; with on-confirm, confirmed) and the
     /// most to forward.
@@ -277,7 +279,7 @@ impl Pump<'_> {
         for (src_tag, outcome) in self.settled.drain(..) {
             match outcome {
                 Outcome::Ack => {
-                    self.consumer.push_ack(&mut self.src, src_tag, false);
+                    self.to_ack.push(src_tag);
                     self.moved += 1;
                 }
                 // As RabbitMQ's shovel: what the destination refused is
@@ -292,6 +294,8 @@ impl Pump<'_> {
             while let Some(ev) = self.dest.next_event().map_err(dest_err)? {
                 self.on_dest(ev, report);
             }
+            // One multiple ack for a turn's confirms, when they are in order.
+            self.consumer.push_acks(&mut self.src, &mut self.to_ack);
             while let Some(ev) = self.src.next_event().map_err(src_err)? {
                 self.on_src(ev)?;
             }
@@ -340,6 +344,7 @@ pub async fn run_once(def: &ShovelDef, name: &str, local: &Local, report: &mut d
         rewrite,
         confirms: Confirms::default(),
         settled: Vec::new(),
+        to_ack: Vec::new(),
         props: Vec::new(),
         moved: 0,
         published: 0,
