@@ -367,3 +367,24 @@ fn a_source_killed_mid_stream_loses_nothing() {
         unique.len()
     );
 }
+
+/// The source queue deleted under a running shovel: it stops with the reason
+/// and, after the delay, starts again (declaring the queue anew).
+#[test]
+fn a_deleted_source_queue_terminates_and_restarts() {
+    let (src, dest) = pair();
+    declare(src.uri(), "doomed", None);
+    put_shovel(
+        &src,
+        "orphan",
+        json!({"src-uri": "amqp://", "src-queue": "doomed", "dest-uri": dest.uri(), "dest-queue": "d-out",
+               "reconnect-delay": 1}),
+    );
+    wait_state(&src, "orphan", "running");
+    assert_eq!(api(&src).delete("/api/queues/%2F/doomed").status, 204);
+    let st = wait_state(&src, "orphan", "terminated");
+    assert!(st["reason"].as_str().unwrap().contains("cancelled"), "{st}");
+    wait_state(&src, "orphan", "running");
+    publish(src.uri(), "", "doomed", "again", 3);
+    wait_until("moved from the new queue", WAIT, || count(dest.uri(), "d-out") == 3);
+}

@@ -38,6 +38,8 @@ pub enum LinkError {
     ConsumerArgs(String),
     #[error(transparent)]
     Properties(#[from] BadProperties),
+    #[error("source: the broker cancelled the consumer (its queue was deleted?)")]
+    Cancelled,
 }
 
 /// What the run reports as it goes.
@@ -223,8 +225,15 @@ impl Pump<'_> {
     }
 
     fn on_src(&mut self, ev: Event) -> Result<(), LinkError> {
-        let Event::Delivery { delivery_tag, .. } = ev else {
-            return Ok(());
+        let delivery_tag = match ev {
+            Event::Delivery { delivery_tag, .. } => delivery_tag,
+            // basic.cancel from the broker: the source queue was deleted.
+            Event::Method {
+                class_id: 60,
+                method_id: 30,
+                ..
+            } => return Err(LinkError::Cancelled),
+            _ => return Ok(()),
         };
         let content = self.src.take_content().expect("content kept for every delivery");
         let no_ack = self.def.ack_mode == AckMode::NoAck;
@@ -284,7 +293,11 @@ impl Pump<'_> {
                 }
                 // As RabbitMQ's shovel: what the destination refused is
                 // rejected at the source (dead-lettered if it has a DLX).
-                Outcome::Nack => self.consumer.push_nack(&mut self.src, src_tag, false, false),
+                Outcome::Nack => {
+                    self.consumer.push_nack(&mut self.src, src_tag, false, false);
+                    // Settled too: src-delete-after counts it.
+                    self.moved += 1;
+                }
             }
         }
     }
