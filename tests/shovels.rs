@@ -274,9 +274,9 @@ fn a_bad_value_is_refused_with_rabbitmqs_text() {
     );
     let r = api(&b).put(
         "/api/parameters/shovel/%2F/s1",
-        json!({"value": {"src-uri": "amqp://", "src-queue": "q", "dest-uri": "http://example.invalid/"}}),
+        json!({"value": {"src-uri": "amqp://", "src-queue": "q", "dest-uri": "https://example.invalid/"}}),
     );
-    assert_eq!(r.status, 400, "HTTP destinations are not implemented: {}", r.text);
+    assert_eq!(r.status, 400, "HTTPS destinations are not implemented: {}", r.text);
     assert_eq!(api(&b).get("/api/parameters/shovel/%2F/s1").status, 404);
 }
 
@@ -387,4 +387,101 @@ fn a_deleted_source_queue_terminates_and_restarts() {
     wait_state(&src, "orphan", "running");
     publish(src.uri(), "", "doomed", "again", 3);
     wait_until("moved from the new queue", WAIT, || count(dest.uri(), "d-out") == 3);
+}
+
+/// A minimal HTTP endpoint on a thread: answers its first `fail_first`
+/// requests 503, then 200; records each request's head (lowercased) and body.
+/// The requests an endpoint got: (head, body) each.
+type Requests = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+fn http_endpoint(fail_first: usize) -> (u16, Requests) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = Requests::default();
+    let got = seen.clone();
+    std::thread::spawn(move || {
+        let mut answered = 0;
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { return };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut w = conn;
+            loop {
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line.to_ascii_lowercase());
+                }
+                if head.is_empty() {
+                    break;
+                }
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).unwrap();
+                let status = if answered < fail_first {
+                    "503 Service Unavailable"
+                } else {
+                    "200 OK"
+                };
+                answered += 1;
+                got.lock().unwrap().push((head, String::from_utf8(body).unwrap()));
+                write!(w, "HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n").unwrap();
+            }
+        }
+    });
+    (port, seen)
+}
+
+/// `dest-uri` `http://`: each message POSTed with its properties as headers;
+/// the endpoint's first answers are 503, the message is retried (in order,
+/// none skipped), and acknowledged at the source only on a 2xx.
+#[test]
+fn an_http_destination_gets_each_message_retried_until_2xx() {
+    let b = Broker::new();
+    if b.skip_external("an_http_destination_gets_each_message_retried_until_2xx") {
+        return;
+    }
+    let (port, seen) = http_endpoint(2);
+    declare(b.uri(), "to-http", None);
+    put_shovel(
+        &b,
+        "web",
+        json!({"src-uri": "amqp://", "src-queue": "to-http", "dest-uri": format!("http://u:p@127.0.0.1:{port}/in"),
+               "dest-add-forward-headers": true}),
+    );
+    let s = wait_state(&b, "web", "running");
+    assert_eq!(s["dest_uri"], format!("http://127.0.0.1:{port}/in"));
+    publish(b.uri(), "", "to-http", "h", 4);
+    wait_until("4 accepted", Duration::from_secs(15), || {
+        seen.lock().unwrap().len() == 6
+    });
+    wait_until("all acked", WAIT, || count(b.uri(), "to-http") == 0);
+    let reqs = seen.lock().unwrap().clone();
+    let bodies: Vec<&str> = reqs.iter().map(|(_, b)| b.as_str()).collect();
+    assert_eq!(
+        bodies,
+        ["h0", "h0", "h0", "h1", "h2", "h3"],
+        "the first retried until a 2xx, then in order"
+    );
+    let head = &reqs[0].0;
+    assert!(head.starts_with("post /in http/1.1"), "{head}");
+    assert!(head.contains("authorization: basic dtpw"), "{head}");
+    assert!(
+        head.contains("x-amqp-delivery-mode: 2") && head.contains("x-amqp-routing-key: to-http"),
+        "{head}"
+    );
+    // While it was refused, the message stayed unacknowledged at the source:
+    // stopping the shovel now leaves nothing to requeue.
+    assert_eq!(api(&b).delete("/api/parameters/shovel/%2F/web").status, 204);
+    std::thread::sleep(QUIET);
+    assert_eq!(count(b.uri(), "to-http"), 0);
 }

@@ -43,7 +43,7 @@ pub enum LinkError {
 }
 
 /// What the run reports as it goes.
-pub trait Report {
+pub(super) trait Report {
     /// Both ends are up: moving messages (with the URIs connected to).
     fn running(&mut self, src_uri: &str, dest_uri: &str);
     /// The destination blocked (connection.blocked) or unblocked us.
@@ -252,6 +252,7 @@ impl Pump<'_> {
                 (exchange.as_str(), key.as_deref().unwrap_or(&content.routing_key))
             }
             ShovelDest::AsPublished => (content.exchange.as_str(), content.routing_key.as_str()),
+            ShovelDest::Http => unreachable!("an HTTP destination runs http_dest::run"),
         };
         (self.dest)
             .push_publish_raw(self.dest_ch, exchange, key, &self.props, &content.body)
@@ -343,6 +344,13 @@ impl Pump<'_> {
 /// after `reconnect-delay`).
 pub async fn run_once(def: &ShovelDef, name: &str, local: &Local, report: &mut dyn Report) -> Result<(), LinkError> {
     let (mut src, src_uri) = connect("source", &def.src_uris, local, name).await?;
+    if def.dest == ShovelDest::Http {
+        let (consumer, limit) = setup_source(&mut src, def).await?;
+        let dest_uri = without_credentials(&def.dest_uris[0]);
+        report.running(&src_uri, &dest_uri);
+        let rewrite = Rewrite::new(def, &local.vhost, name, &local.node, &src_uri, &dest_uri);
+        return super::http_dest::run(def, name, src, consumer, limit, rewrite, report).await;
+    }
     let (mut dest, dest_uri) = connect("destination", &def.dest_uris, local, name).await?;
     let (consumer, limit) = setup_source(&mut src, def).await?;
     let dest_ch = setup_dest(&mut dest, def).await?;

@@ -55,7 +55,7 @@ impl Rewrite {
                         put("dest-exchange-key", k);
                     }
                 }
-                ShovelDest::AsPublished => {}
+                ShovelDest::AsPublished | ShovelDest::Http => {}
             }
             t
         });

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `supervisor.rs` | one per broker: a task per parameter, started, restarted, stopped as parameters change |
 //! | `link.rs` | one run of a shovel: connect, declare, move messages (ack modes, confirms, delete-after) |
+//! | `http_dest.rs` | an `http://` destination: each message POSTed, a 2xx acks it, others retried |
 //! | `message.rs` | what a shovel changes in a message's properties (forward and timestamp headers) |
 //! | `status.rs` | each shovel's state and last error for `GET /api/shovels` (RabbitMQ's shape) |
 //!
@@ -14,6 +15,7 @@
 //! `core::model::shovel`, so the API, definitions and ringmqctl refuse the
 //! same values.
 
+mod http_dest;
 mod link;
 mod message;
 pub mod status;

@@ -124,7 +124,7 @@ impl Status {
                             o.insert("dest_exchange_key".into(), k.clone().into());
                         }
                     }
-                    ShovelDest::AsPublished => {}
+                    ShovelDest::AsPublished | ShovelDest::Http => {}
                 }
             }
             State::Terminated => {

@@ -6,7 +6,8 @@
 //! `dest-add-forward-headers`, a number for `dest-publish-properties`); those
 //! are refused here with its "should be" wording. Its reasons are HTML-escaped
 //! by its management plugin (`&lt;&lt;"bad"&gt;&gt;`): ours say the same
-//! thing unescaped (`<<"bad">>`).
+//! thing unescaped (`<<"bad">>`). `dest-uri` may also be one `http://` URI
+//! (LavinMQ's HTTP shovel); `https://` is refused until there is a CA setting.
 
 use serde_json::{Map, Value};
 
@@ -39,6 +40,9 @@ pub enum ShovelDest {
     Exchange { exchange: String, key: Option<String> },
     /// Neither: the exchange and key each message was published with.
     AsPublished,
+    /// `dest-uri` `http://...`: each message POSTed there (LavinMQ's HTTP
+    /// shovel); a 2xx acknowledges it at the source, anything else is retried.
+    Http,
 }
 
 /// When a shovel deletes itself (its parameter).
@@ -162,9 +166,13 @@ fn erl(v: &Value) -> String {
 
 /// A URI's scheme check, as RabbitMQ's `amqp_uri:parse` reports it. The URI
 /// itself is parsed by the shovel task (the client's parser).
-fn check_uri(s: &str, problems: &mut Vec<String>) {
+fn check_uri(s: &str, http_ok: bool, problems: &mut Vec<String>) {
     let scheme = s.split_once("://").map_or(s, |(scheme, _)| scheme);
-    if scheme != "amqp" && scheme != "amqps" {
+    if http_ok && scheme == "https" {
+        problems.push(format!(
+            "\"{s}\": https:// destinations are not supported yet (http:// is)"
+        ));
+    } else if !(scheme == "amqp" || scheme == "amqps" || http_ok && scheme == "http") {
         problems.push(format!(
             "\"{s}\" not a valid URI: {{{{unexpected_uri_scheme,\"{scheme}\"}},\"{s}\"}}"
         ));
@@ -180,7 +188,7 @@ fn uris(key: &str, v: &Value, problems: &mut Vec<String>) -> Vec<String> {
     for item in list {
         match item {
             Value::String(s) => {
-                check_uri(s, problems);
+                check_uri(s, key == "dest-uri", problems);
                 out.push(s.clone());
             }
             other => problems.push(format!("{key} should be list, actually was {}", erl(other))),
@@ -358,6 +366,22 @@ impl ShovelDef {
         if !problems.is_empty() {
             return Err(ShovelDefError(problems));
         }
+        let dest_http = dest_uris
+            .as_ref()
+            .is_some_and(|u| u.iter().any(|u| u.starts_with("http://")));
+        if dest_http {
+            if dest_uris.as_ref().is_some_and(|u| u.len() > 1) {
+                problems.push("an http:// dest-uri must be the only one".to_owned());
+            }
+            for key in ["dest-queue", "dest-exchange", "dest-exchange-key"] {
+                if obj.contains_key(key) {
+                    problems.push(format!("{key} has no meaning with an http:// dest-uri"));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ShovelDefError(problems));
+        }
         let src = match (src_queue, src_exchange) {
             (Some(q), None) => ShovelSource::Queue(q),
             (None, Some(exchange)) => ShovelSource::Exchange {
@@ -367,6 +391,7 @@ impl ShovelDef {
             _ => unreachable!("one of them, checked above"),
         };
         let dest = match (dest_queue, dest_exchange) {
+            _ if dest_http => ShovelDest::Http,
             (Some(q), None) => ShovelDest::Queue(q),
             (None, Some(exchange)) => ShovelDest::Exchange {
                 exchange,

@@ -62,9 +62,17 @@ fn bad_values_say_what_they_should_be() {
         ["\"foo://\" not a valid URI: {{unexpected_uri_scheme,\"foo\"},\"foo://\"}"]
     );
     assert_eq!(
-        with("dest-uri", json!("http://h/")),
+        with("src-uri", json!("http://h/")),
         ["\"http://h/\" not a valid URI: {{unexpected_uri_scheme,\"http\"},\"http://h/\"}"],
-        "HTTP destinations are not implemented: refused, not stored"
+        "an HTTP source is no shovel"
+    );
+    assert_eq!(
+        with("dest-uri", json!("http://h/")),
+        ["dest-queue has no meaning with an http:// dest-uri"]
+    );
+    assert_eq!(
+        with("dest-uri", json!("https://h/")),
+        ["\"https://h/\": https:// destinations are not supported yet (http:// is)"]
     );
     assert_eq!(
         with("dest-add-forward-headers", json!("x")),
@@ -127,4 +135,10 @@ fn a_full_value_parses_into_its_definition() {
     .unwrap();
     assert_eq!((min.ack_mode, min.dest), (AckMode::OnConfirm, ShovelDest::AsPublished));
     assert_eq!((min.src_prefetch_count, min.reconnect_delay_secs), (1000, 5));
+    let http = ShovelDef::parse(
+        "s",
+        &json!({"src-uri": "amqp://", "src-queue": "q", "dest-uri": "http://h:8080/in"}),
+    )
+    .unwrap();
+    assert_eq!(http.dest, ShovelDest::Http);
 }
