@@ -71,6 +71,10 @@ fn bad_values_say_what_they_should_be() {
         ["dest-queue has no meaning with an http:// dest-uri"]
     );
     assert_eq!(
+        with("src-uri", json!("amqps://h/")),
+        ["\"amqps://h/\": amqps:// shovels are not supported yet (no CA setting)"]
+    );
+    assert_eq!(
         with("dest-uri", json!("https://h/")),
         ["\"https://h/\": https:// destinations are not supported yet (http:// is)"]
     );
