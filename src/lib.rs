@@ -7,6 +7,7 @@
 //! | [`http`] | management API, Prometheus metrics, the embedded web UI |
 //! | [`io`] | the transport: sockets, the shard loop, group-commit fsync |
 //! | [`shard`] | the shard handle `io` and `http` share, and the services `io` starts for `main` |
+//! | [`shovel`] | dynamic shovels: a supervisor and a task per `shovel` parameter, on shard 0 (a service) |
 //! | `sys` | clock, disk, listeners and loop-turn timing, shared by `io` and `http` |
 //!
 //! `io` and `http` do not import each other: both use `shard` and `sys`, and
@@ -21,5 +22,6 @@ pub mod core;
 pub mod http;
 pub mod io;
 pub mod shard;
+pub mod shovel;
 mod sys;
 pub mod tls;

@@ -132,14 +132,18 @@ fn main() -> ExitCode {
         shards: cfg.main.shards,
         // The management API and metrics listeners, started by the transport
         // once AMQP listens.
-        services: Some(ringmq::http::services(ringmq::http::HttpConfig {
-            api: cfg.mgmt.port.map(|p| (cfg.mgmt.bind.clone(), p)),
-            https,
-            metrics: cfg.mgmt.metrics_port.map(|p| (cfg.mgmt.metrics_bind.clone(), p)),
-            unix: cfg.mgmt.unix_path.clone(),
-            control: cfg.mgmt.control_unix_path.clone(),
-            tls: tls.clone(),
-        })),
+        services: Some(
+            ringmq::http::services(ringmq::http::HttpConfig {
+                api: cfg.mgmt.port.map(|p| (cfg.mgmt.bind.clone(), p)),
+                https,
+                metrics: cfg.mgmt.metrics_port.map(|p| (cfg.mgmt.metrics_bind.clone(), p)),
+                unix: cfg.mgmt.unix_path.clone(),
+                control: cfg.mgmt.control_unix_path.clone(),
+                tls: tls.clone(),
+            })
+            // Dynamic shovels: their supervisor, on the same shard.
+            .and(ringmq::shovel::services()),
+        ),
         // systemd's readiness socket (Type=notify): part of how the process was
         // started, not a setting, so not in `config`.
         notify_socket: std::env::var_os("NOTIFY_SOCKET"),

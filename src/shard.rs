@@ -66,6 +66,9 @@ pub(crate) struct Shared {
     /// The other shards, for jobs of the management API ([`peers`]): empty
     /// with one shard.
     peers: RefCell<Vec<peers::PeerSender>>,
+    /// The shovels' statuses and requests (shard 0: its supervisor writes,
+    /// the API reads).
+    pub shovels: RefCell<crate::shovel::status::Registry>,
 }
 
 /// An AMQP byte stream handed to the transport by another server on the
@@ -130,6 +133,7 @@ impl Shared {
             stream_conns: RefCell::new(HashMap::new()),
             stream_server: RefCell::new(None),
             peers: RefCell::new(Vec::new()),
+            shovels: RefCell::new(Default::default()),
         }
     }
 
@@ -255,6 +259,18 @@ impl Services {
         start: impl Fn(Rc<Shared>, ShardInfo) -> Pin<Box<dyn Future<Output = std::io::Result<Bound>>>> + 'static,
     ) -> Self {
         Services(Rc::new(start))
+    }
+
+    /// These services, then `other`'s (what both bound).
+    pub fn and(self, other: Services) -> Services {
+        Services::new(move |shared, info| {
+            let (a, b) = (self.clone(), other.clone());
+            Box::pin(async move {
+                let mut bound = a.start(shared.clone(), info.clone()).await?;
+                bound.extend(b.start(shared, info).await?);
+                Ok(bound)
+            })
+        })
     }
 
     /// Starts the services; returns what they bound, or why one could not

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use ringmq_codec::{FieldTable, FieldValue};
 
-use crate::client::Uri;
-use crate::tls::TlsTrust;
+use ringmq_client::tls::TlsTrust;
+use ringmq_client::Uri;
 
 pub const USAGE: &str = "\
 ringmqperf: AMQP 0-9-1 load generator and broker comparison tool

@@ -1,8 +1,8 @@
-//! ringmqperf: an AMQP 0-9-1 load generator and broker comparison tool.
+//! ringmqperf: an AMQP 0-9-1 load generator and broker comparison tool, on the
+//! workspace's client (`ringmq-client`: connections, URIs, TLS).
 //!
 //! | module | what |
 //! |---|---|
-//! | [`client`] | the lean AMQP client (tokio + `ringmq-codec`), reusable by tests |
 //! | [`args`] | command line (lavinmqperf's flag names) |
 //! | [`stats`] | counters, rates, medians, latency histograms, RSS, CPU |
 //! | [`streams`] | `--stream`: stream queues, offsets, filters (issue 20) |
@@ -11,14 +11,11 @@
 //! | [`ops`] | `queue-count`, `connection-count` and the churn scenarios |
 //! | [`compare`] | the same scenario against several brokers, A B A B |
 //! | [`server`] | `sink` and `source`: a minimal broker to measure the tool itself |
-//! | [`uri`] | AMQP URI parsing (`amqp://`, `amqps://`) |
-//! | [`tls`] | the client's stream: plain TCP or TLS (rustls) over it |
 //! | [`tasks`] | where client tasks run (thread per client, or a worker pool) |
 #![forbid(unsafe_code)]
 
 pub mod args;
 pub mod cli;
-pub mod client;
 pub mod compare;
 pub mod latency;
 pub mod ops;
@@ -27,5 +24,3 @@ pub mod stats;
 pub mod streams;
 pub mod tasks;
 pub mod throughput;
-pub mod tls;
-pub mod uri;

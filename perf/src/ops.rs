@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::args::{Common, Ops};
-use crate::client::{Connection, QueueOptions, Result};
 use crate::stats;
 use crate::tasks;
+use ringmq_client::{Connection, QueueOptions, Result};
 
 /// Connections opened concurrently by `connection-count`, as lavinmqperf does.
 const CONNECT_BATCH: usize = 100;
@@ -149,7 +149,7 @@ async fn connection_count(c: &Common, o: &Ops) -> Result<(u64, usize, Option<u64
                 for _ in 0..channels {
                     conn.open_channel().await?;
                 }
-                Ok::<_, crate::client::ClientError>(conn)
+                Ok::<_, ringmq_client::ClientError>(conn)
             });
         }
         while let Some(r) = set.join_next().await {

@@ -23,8 +23,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::args::Server;
-use crate::client::FRAME_MAX;
 use crate::tasks;
+use ringmq_client::FRAME_MAX;
 
 /// Output bytes gathered before one write while flooding.
 const FLOOD_BATCH_BYTES: usize = 64 * 1024;

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ringmq_codec::{BasicProperties, FieldTable, FieldValue, ShortStr, Table};
 
 use crate::args::Throughput;
-use crate::client::PublishTemplate;
+use ringmq_client::PublishTemplate;
 
 /// Where consumers start (`x-stream-offset`).
 #[derive(Debug, Clone, PartialEq)]

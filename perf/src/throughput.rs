@@ -11,10 +11,10 @@ use ringmq_codec::{BasicProperties, Method, TxCommit};
 use serde_json::json;
 
 use crate::args::{Common, Throughput};
-use crate::client::{sh as short_name, ClientError, Connection, Event, QueueOptions, Result, Uri};
 use crate::stats::{self, Counters, LatencySink};
 use crate::streams::{self, Templates};
 use crate::tasks::{self, Task};
+use ringmq_client::{sh as short_name, ClientError, Connection, Event, QueueOptions, Result, Uri};
 
 /// Bytes of publishes encoded before one write: large enough to amortise the
 /// syscall, small enough to stay in L2 and keep the broker's reads even.

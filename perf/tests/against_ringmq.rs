@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ringmq_client::Uri;
 use ringmq_perf::args::{Common, Server, Throughput};
-use ringmq_perf::client::Uri;
 use ringmq_perf::{server, throughput};
 
 fn workspace_root() -> PathBuf {

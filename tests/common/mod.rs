@@ -8,6 +8,7 @@
 
 pub mod haproxy;
 pub mod http;
+pub mod links;
 pub mod load;
 pub mod raw;
 pub mod streams;

@@ -145,6 +145,14 @@ const KINDS: &[ListKind] = &[
         under_vhost: false,
         columns: &["component", "vhost", "name", "value"],
     },
+    // RabbitMQ's `rabbitmqctl shovel_status`: each shovel's state and last error.
+    ListKind {
+        name: "shovels",
+        segment: "shovels",
+        per_vhost: true,
+        under_vhost: false,
+        columns: &["name", "vhost", "type", "state", "src_uri", "dest_uri", "reason"],
+    },
     ListKind {
         name: "vhost_limits",
         segment: "vhost-limits",

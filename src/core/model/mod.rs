@@ -15,6 +15,7 @@
 //! | [`error`] | the error of an operator's operation on the model (API, import, ctl, policies), the name check at its edge |
 //! | [`policy`] | a vhost's policies, which one applies to an object, a queue's effective settings from its arguments and policies |
 //! | [`stats`] | message counters and rates (computed on a timer) |
+//! | [`shovel`] | a dynamic shovel's parameter value, checked (RabbitMQ's keys and texts) and parsed |
 
 pub(in crate::core) mod commit;
 pub mod cross;
@@ -26,6 +27,7 @@ pub mod policy;
 pub mod queue;
 pub(in crate::core) mod route;
 pub mod route_graph;
+pub mod shovel;
 pub mod state;
 pub mod stats;
 pub(in crate::core) mod timers;

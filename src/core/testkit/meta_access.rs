@@ -299,7 +299,9 @@ fn run(seed: u64, n: u16) {
                 let p = Parameter {
                     component: "shovel".into(),
                     name: format!("s{}", rng.random_range(0..2)),
-                    value: json!({"step": step}),
+                    // A valid shovel (the value is checked), different each step.
+                    value: json!({"src-uri": "amqp://", "src-queue": "q", "dest-uri": "amqp://",
+                                  "dest-queue": format!("d{step}")}),
                 };
                 drop(b.put_parameter(vhost, p));
                 if rng.random_bool(0.5) {

@@ -20,6 +20,7 @@ mod parameters;
 mod permissions;
 mod policies;
 mod queues;
+mod shovels;
 mod static_ui;
 mod topic_permissions;
 mod users;
@@ -403,6 +404,15 @@ pub(crate) static ROUTES: &[Route] = &[
         "/api/parameters/{component}/{vhost}/{name}",
         Policy,
         parameters::delete,
+    ),
+    // shovels.rs: shovel_management's status and restart
+    Route::new(GET, "/api/shovels", Mgmt, shovels::list_all),
+    Route::new(GET, "/api/shovels/{vhost}", Mgmt, shovels::list_vhost),
+    Route::new(
+        DELETE,
+        "/api/shovels/vhost/{vhost}/{name}/restart",
+        Policy,
+        shovels::restart,
     ),
     Route::new(GET, "/api/global-parameters", Admin, parameters::global_list),
     Route::new(GET, "/api/global-parameters/{name}", Admin, parameters::global_get),

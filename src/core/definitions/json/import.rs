@@ -8,6 +8,7 @@
 //! the end answers for the whole import: that glue is `mgmt::definitions`.
 
 use super::*;
+use crate::core::model::shovel::ShovelDef;
 
 /// Validates an import (into `only`, when given: then every entry goes there,
 /// and users and vhosts are refused) against `model` and `users`; `salt_seed`
@@ -159,6 +160,17 @@ pub(crate) fn validate(
                 let def: PolicyDef = serde_json::from_value(Value::Object(obj)).map_err(|e| bad(what.clone(), e))?;
                 Policy::compile(def.clone(), PolicyKind::Operator).map_err(|e| bad(what, e.trim().to_owned()))?;
                 plan.operator_policies.push((vhost, def));
+            }
+            "shovel" => {
+                ShovelDef::parse(&p.name, &p.value).map_err(|e| bad(what.clone(), e.to_string().trim()))?;
+                plan.parameters.push((
+                    vhost,
+                    Parameter {
+                        component: p.component,
+                        name: p.name,
+                        value: p.value,
+                    },
+                ))
             }
             c if PARAMETER_COMPONENTS.contains(&c) => plan.parameters.push((
                 vhost,

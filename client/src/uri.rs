@@ -13,6 +13,10 @@ pub struct Uri {
     /// `amqps://`: TLS, with the trust the command line gives (`--tls-ca`,
     /// `--insecure`; `Unset` until then).
     pub tls: Option<TlsTrust>,
+    /// False for `amqp://` with no host (`amqp://`, `amqp:///vhost`,
+    /// `amqp://user:pass@`): `host` is then `localhost`, and a link inside a
+    /// broker takes it to mean that broker itself, as RabbitMQ's shovels do.
+    pub host_given: bool,
 }
 
 impl Uri {
@@ -43,8 +47,10 @@ impl Uri {
             Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("{s}: bad port {p:?}"))?),
             None => (hostport, if tls.is_some() { 5671 } else { 5672 }),
         };
+        let host_given = !host.is_empty();
         let host = if host.is_empty() { "localhost" } else { host };
         Ok(Uri {
+            host_given,
             host: host.to_string(),
             port,
             user,
@@ -89,8 +95,11 @@ mod tests {
                 password: "b@c".into(),
                 vhost: "v/x".into(),
                 tls: None,
+                host_given: true,
             }
         );
+        assert!(!Uri::parse("amqp://").unwrap().host_given);
+        assert!(!Uri::parse("amqp://u:p@/v").unwrap().host_given);
         let t = Uri::parse("amqps://h/").unwrap();
         assert_eq!((t.port, t.tls), (5671, Some(TlsTrust::Unset)));
         let d = Uri::parse("amqp://localhost").unwrap();

@@ -1,4 +1,4 @@
-//! A lean AMQP 0-9-1 client for load generation, on plain tokio and our codec.
+//! The connection: a lean AMQP 0-9-1 client on plain tokio and our codec.
 //!
 //! One [`Connection`] is one TCP socket owned by one task; there is no background
 //! reader, no channel objects, no per-message allocation. Setup methods are
@@ -14,6 +14,8 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use crate::content::{Capture, Content};
+use crate::heartbeat::{Heartbeat, HeartbeatAction};
 use crate::tls::Stream;
 use ringmq_codec::frame::{FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD};
 use ringmq_codec::{
@@ -32,14 +34,17 @@ const RECV_BUF_BYTES: usize = 512 * 1024;
 
 /// A name or key as a short string: one over 255 bytes is refused here, before
 /// it could reach the encoder.
-pub(crate) fn sh(s: &str) -> Result<ShortStr<'_>> {
+pub fn sh(s: &str) -> Result<ShortStr<'_>> {
     ShortStr::new(s).map_err(|e| ClientError::Protocol(e.text(&format!("'{s}'"))))
 }
 
 #[derive(Debug)]
-
 pub enum ClientError {
     Io(io::Error),
+    /// Nothing came from the peer for two heartbeat intervals.
+    PeerDead {
+        heartbeat_secs: u16,
+    },
     /// The broker closed the connection (connection.close) or a channel.
     Closed {
         channel: u16,
@@ -53,6 +58,9 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientError::Io(e) => write!(f, "i/o: {e}"),
+            ClientError::PeerDead { heartbeat_secs } => {
+                write!(f, "missed heartbeats from the peer (heartbeat {heartbeat_secs} s)")
+            }
             ClientError::Closed { channel: 0, code, text } => write!(f, "connection closed: {code} {text}"),
             ClientError::Closed { channel, code, text } => write!(f, "channel {channel} closed: {code} {text}"),
             ClientError::Protocol(s) => write!(f, "protocol: {s}"),
@@ -141,9 +149,38 @@ pub struct QueueOptions<'a> {
     pub arguments: &'a [u8],
 }
 
+/// How [`Connection::connect_with`] sets up a connection.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// The heartbeat we ask for; 0 turns heartbeats off whatever the broker
+    /// proposes (a load generator that stalls should be seen stalling, not
+    /// disconnected). Otherwise the lower of ours and the broker's, as
+    /// RabbitMQ's clients negotiate it.
+    pub heartbeat_secs: u16,
+    /// The `product` client property (the broker's connection list shows it).
+    pub product: String,
+    /// The `connection_name` client property, if any.
+    pub connection_name: Option<String>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            heartbeat_secs: 0,
+            product: "ringmqperf".into(),
+            connection_name: None,
+        }
+    }
+}
+
 pub struct Connection {
     /// Plain TCP, or TLS over it for `amqps://`.
     io: Stream,
+    /// Negotiated heartbeats, when on: what we read and write moves its clocks.
+    heartbeat: Option<Heartbeat>,
+    /// Deliveries' exchange, routing key, properties and body, when asked for
+    /// ([`Connection::keep_content`]); the load generator's hot path skips them.
+    capture: Option<Capture>,
     rbuf: Vec<u8>,
     rstart: usize,
     rend: usize,
@@ -167,6 +204,11 @@ impl Connection {
     /// Connects and runs the handshake (PLAIN, no heartbeats: a load generator
     /// that stalls should be seen stalling, not disconnected).
     pub async fn connect(uri: &Uri) -> Result<Connection> {
+        Self::connect_with(uri, &ConnectOptions::default()).await
+    }
+
+    /// Connects and runs the handshake (PLAIN) with `opts`.
+    pub async fn connect_with(uri: &Uri, opts: &ConnectOptions) -> Result<Connection> {
         let tls = match &uri.tls {
             None => None,
             Some(trust) => Some(crate::tls::cached_config(trust).map_err(ClientError::Protocol)?),
@@ -174,6 +216,8 @@ impl Connection {
         let io = Stream::connect(&uri.host, uri.port, tls.as_ref()).await?;
         let mut c = Connection {
             io,
+            heartbeat: None,
+            capture: None,
             rbuf: vec![0; RECV_BUF_BYTES],
             rstart: 0,
             rend: 0,
@@ -187,13 +231,25 @@ impl Connection {
         c.flush().await?;
         c.expect_method(0, 10, 10).await?;
         let mut props = FieldTable::new();
-        props.insert(short!("product"), "ringmqperf");
+        props.insert(
+            short!("product"),
+            FieldValue::LongString(opts.product.clone().into_bytes()),
+        );
+        if let Some(name) = &opts.connection_name {
+            props.insert(
+                short!("connection_name"),
+                FieldValue::LongString(name.clone().into_bytes()),
+            );
+        }
         let mut caps = FieldTable::new();
         for cap in [
             "publisher_confirms",
             "basic.nack",
             "consumer_cancel_notify",
             "connection.blocked",
+            // A refused login is told with connection.close 403 (and why)
+            // rather than a closed socket.
+            "authentication_failure_close",
         ] {
             caps.insert(sh(cap)?, true);
         }
@@ -223,15 +279,23 @@ impl Connection {
         };
         c.frame_max = frame_max;
         let channel_max = if t.channel_max == 0 { 2047 } else { t.channel_max };
+        let heartbeat = match (opts.heartbeat_secs, t.heartbeat) {
+            (0, _) => 0,
+            (ours, 0) => ours,
+            (ours, theirs) => ours.min(theirs),
+        };
         encode_method(
             &mut c.wbuf,
             0,
             &Method::ConnectionTuneOk(ConnectionTuneOk {
                 channel_max,
                 frame_max,
-                heartbeat: 0,
+                heartbeat,
             }),
         );
+        if heartbeat > 0 {
+            c.heartbeat = Some(Heartbeat::new(heartbeat, std::time::Instant::now()));
+        }
         let open = Method::ConnectionOpen(ConnectionOpen {
             virtual_host: sh(&uri.vhost)?,
             capabilities: short!(""),
@@ -251,11 +315,15 @@ impl Connection {
         if !self.wbuf.is_empty() {
             self.io.write_all(&self.wbuf).await?;
             self.wbuf.clear();
+            if let Some(hb) = &mut self.heartbeat {
+                hb.handle_sent(std::time::Instant::now());
+            }
         }
         Ok(())
     }
 
-    /// Reads at least one more byte into the receive buffer.
+    /// Reads at least one more byte into the receive buffer. Cancel-safe: a
+    /// read that did not finish took nothing.
     pub async fn fill(&mut self) -> Result<()> {
         self.make_room();
         let n = self.io.read(&mut self.rbuf[self.rend..]).await?;
@@ -263,6 +331,99 @@ impl Connection {
             return Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into()));
         }
         self.rend += n;
+        if let Some(hb) = &mut self.heartbeat {
+            hb.handle_received(std::time::Instant::now());
+        }
+        Ok(())
+    }
+
+    /// The negotiated heartbeat, 0 when off.
+    pub fn heartbeat_secs(&self) -> u16 {
+        self.heartbeat.as_ref().map_or(0, Heartbeat::interval_secs)
+    }
+
+    /// When [`Connection::poll_heartbeat`] has something to do next; None
+    /// when heartbeats are off.
+    pub fn heartbeat_deadline(&self) -> Option<std::time::Instant> {
+        self.heartbeat.as_ref().map(Heartbeat::poll_timeout)
+    }
+
+    /// Queues a heartbeat frame if one is due (the caller flushes), or fails
+    /// with [`ClientError::PeerDead`] when nothing came for two intervals.
+    pub fn poll_heartbeat(&mut self, now: std::time::Instant) -> Result<()> {
+        let Some(hb) = &mut self.heartbeat else {
+            return Ok(());
+        };
+        match hb.poll(now) {
+            HeartbeatAction::Idle => Ok(()),
+            HeartbeatAction::Send => {
+                self.wbuf
+                    .extend_from_slice(&[FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, ringmq_codec::frame::FRAME_END]);
+                Ok(())
+            }
+            HeartbeatAction::PeerDead => Err(ClientError::PeerDead {
+                heartbeat_secs: hb.interval_secs(),
+            }),
+        }
+    }
+
+    /// Waits for the next event, reading as needed, sending heartbeats and
+    /// watching the peer's while it waits (what a link that may sit idle for
+    /// hours uses; the load generator's loops call `fill`/`next_event`).
+    ///
+    /// Cancel-safe while it waits, not while it writes a heartbeat: a caller
+    /// that drops it (a `select!` on two connections) must not flush the
+    /// connection afterwards. The shovel's loop waits on `fill` instead.
+    pub async fn next(&mut self) -> Result<Event> {
+        loop {
+            if let Some(e) = self.next_event()? {
+                return Ok(e);
+            }
+            let Some(deadline) = self.heartbeat_deadline() else {
+                self.fill().await?;
+                continue;
+            };
+            tokio::select! {
+                r = self.fill() => r?,
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    self.poll_heartbeat(std::time::Instant::now())?;
+                    self.flush().await?;
+                }
+            }
+        }
+    }
+
+    /// From now on, keep each delivery's exchange, routing key, properties and
+    /// body for [`Connection::take_content`] (a shovel forwards them; the load
+    /// generator does not pay for the copy).
+    pub fn keep_content(&mut self) {
+        self.capture.get_or_insert_with(Capture::default);
+    }
+
+    /// The content of the last [`Event::Delivery`] (or `Returned`), if
+    /// [`Connection::keep_content`] is on.
+    pub fn take_content(&mut self) -> Option<Content> {
+        self.capture.as_mut().and_then(Capture::take)
+    }
+
+    /// Queues a basic.publish with raw (encoded) properties and `body`.
+    pub fn push_publish_raw(
+        &mut self,
+        ch: u16,
+        exchange: &str,
+        routing_key: &str,
+        properties_raw: &[u8],
+        body: &[u8],
+    ) -> Result<()> {
+        let m = Method::BasicPublish(BasicPublish {
+            ticket: 0,
+            exchange: sh(exchange)?,
+            routing_key: sh(routing_key)?,
+            mandatory: false,
+            immediate: false,
+        });
+        encode_method(&mut self.wbuf, ch, &m);
+        encode_content(&mut self.wbuf, ch, 60, properties_raw, body, self.frame_max);
         Ok(())
     }
 
@@ -356,14 +517,23 @@ impl Connection {
             (60, 60) => {
                 let tag_len = *p.get(4).unwrap_or(&0) as usize;
                 self.pending = Some(pending(u64_at(5 + tag_len)?, PendingKind::Deliver));
+                if let Some(c) = &mut self.capture {
+                    c.handle_method(p)?;
+                }
                 None
             }
             (60, 71) => {
                 self.pending = Some(pending(u64_at(4)?, PendingKind::Get));
+                if let Some(c) = &mut self.capture {
+                    c.handle_method(p)?;
+                }
                 None
             }
             (60, 50) => {
                 self.pending = Some(pending(0, PendingKind::Return));
+                if let Some(c) = &mut self.capture {
+                    c.handle_method(p)?;
+                }
                 None
             }
             (60, 72) => Some(Event::GetEmpty { channel }),
@@ -428,6 +598,9 @@ impl Connection {
             return Err(ClientError::Protocol("short content header".into()));
         }
         pend.body_size = u64::from_be_bytes(p[4..12].try_into().expect("8 bytes"));
+        if let Some(c) = &mut self.capture {
+            c.handle_header(&p[12..], pend.body_size)?;
+        }
         Ok(self.complete_if_done())
     }
 
@@ -446,6 +619,9 @@ impl Connection {
             pend.head[at..at + n].copy_from_slice(&p[..n]);
         }
         pend.got += p.len() as u64;
+        if let Some(c) = &mut self.capture {
+            c.handle_body(p);
+        }
         Ok(self.complete_if_done())
     }
 
@@ -457,12 +633,12 @@ impl Connection {
         self.pending = None;
         Some(match pend.kind {
             PendingKind::Return => Event::Returned { channel: pend.channel },
-            kind => Event::Delivery {
+            PendingKind::Get | PendingKind::Deliver => Event::Delivery {
                 channel: pend.channel,
                 delivery_tag: pend.delivery_tag,
                 body_size: pend.body_size,
                 head: u64::from_be_bytes(pend.head),
-                get: kind == PendingKind::Get,
+                get: pend.kind == PendingKind::Get,
             },
         })
     }

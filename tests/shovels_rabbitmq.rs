@@ -1,0 +1,169 @@
+//! Shovels interoperating with a real RabbitMQ (the peer: `rabbitmq.sh` with
+//! `RMQ_PLUGINS="rabbitmq_shovel rabbitmq_shovel_management"`): a ringmq
+//! shovel from RabbitMQ into ringmq and one back out to RabbitMQ, and a
+//! RabbitMQ shovel taking from ringmq. The peer is found at
+//! `RINGMQ_SHOVEL_PEER` (AMQP URI, default `amqp://guest:guest@127.0.0.1:5694/`)
+//! and `RINGMQ_SHOVEL_PEER_HTTP` (default `http://127.0.0.1:15694`); without
+//! it each test says so and passes (`.ci/run` starts the peer for them).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::http::{enc, Api};
+use common::links::{count, declare, drain, publish};
+use common::*;
+use serde_json::{json, Value};
+
+struct Peer {
+    amqp: String,
+    http: Api,
+}
+
+/// The peer RabbitMQ, or None (and why, printed) when it does not answer.
+fn peer(test: &str) -> Option<Peer> {
+    let amqp = std::env::var("RINGMQ_SHOVEL_PEER").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5694/".into());
+    let http = std::env::var("RINGMQ_SHOVEL_PEER_HTTP").unwrap_or_else(|_| "http://127.0.0.1:15694".into());
+    let api = Api::new(&http, "guest", "guest");
+    let hostport = http.trim_start_matches("http://").trim_end_matches('/');
+    let listens = std::net::ToSocketAddrs::to_socket_addrs(hostport)
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok());
+    if !listens || api.get("/api/shovels").status != 200 {
+        println!(
+            "SKIPPED {test}: no RabbitMQ with the shovel plugins at {http}; start one with \
+             RMQ_PLUGINS=\"rabbitmq_shovel rabbitmq_shovel_management\" RMQ_AMQP_PORT=5694 RMQ_MGMT_PORT=15694 \
+             bash ../shared/peers/rabbitmq.sh start"
+        );
+        return None;
+    }
+    Some(Peer { amqp, http: api })
+}
+
+fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out after {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn put_shovel(api: &Api, name: &str, value: Value) {
+    let r = api.put(
+        &format!("/api/parameters/shovel/%2F/{}", enc(name)),
+        json!({ "value": value }),
+    );
+    assert!(
+        r.status == 201 || r.status == 204,
+        "PUT shovel {name}: {} {}",
+        r.status,
+        r.text
+    );
+}
+
+fn status(api: &Api, name: &str) -> Option<Value> {
+    let all = api.ok("/api/shovels/%2F");
+    all.as_array()
+        .expect("a list")
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+}
+
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+#[test]
+fn a_ringmq_shovel_takes_from_rabbitmq_and_another_gives_back() {
+    let Some(p) = peer("a_ringmq_shovel_takes_from_rabbitmq_and_another_gives_back") else {
+        return;
+    };
+    let b = Broker::new();
+    let ours = Api::new(b.http_url(), b.user(), b.pass());
+    let (r_in, here, r_out) = (unique("rmq-in"), unique("here"), unique("rmq-out"));
+    declare(&p.amqp, &r_in, None);
+    declare(&p.amqp, &r_out, None);
+    put_shovel(
+        &ours,
+        "from-rabbit",
+        json!({"src-uri": p.amqp, "src-queue": r_in, "dest-uri": "amqp://", "dest-queue": here}),
+    );
+    put_shovel(
+        &ours,
+        "to-rabbit",
+        json!({"src-uri": "amqp://", "src-queue": here, "dest-uri": p.amqp, "dest-queue": r_out,
+               "dest-add-forward-headers": true}),
+    );
+    wait_until("both running", WAIT, || {
+        ["from-rabbit", "to-rabbit"]
+            .iter()
+            .all(|n| status(&ours, n).is_some_and(|s| s["state"] == "running"))
+    });
+    publish(&p.amqp, "", &r_in, "m", 200);
+    wait_until("200 back on RabbitMQ", WAIT, || count(&p.amqp, &r_out) == 200);
+    assert_eq!(count(&p.amqp, &r_in), 0);
+    assert_eq!(drain(&p.amqp, &r_out), names("m", 200), "in order, once");
+    // Our status has every field RabbitMQ's has for a running shovel.
+    let theirs_keys = [
+        "node",
+        "timestamp",
+        "name",
+        "vhost",
+        "type",
+        "state",
+        "src_uri",
+        "src_protocol",
+        "dest_protocol",
+        "dest_uri",
+        "src_queue",
+        "dest_queue",
+    ];
+    let s = status(&ours, "to-rabbit").unwrap();
+    for k in theirs_keys {
+        assert!(s.get(k).is_some(), "{k} missing in {s}");
+    }
+    assert_eq!(s["src_uri"], "amqp://");
+    assert!(
+        !s["dest_uri"].as_str().unwrap().contains("guest:"),
+        "credentials shown: {s}"
+    );
+    for n in ["from-rabbit", "to-rabbit"] {
+        assert_eq!(ours.delete(&format!("/api/parameters/shovel/%2F/{n}")).status, 204);
+    }
+    for q in [&r_in, &r_out] {
+        p.http.delete(&format!("/api/queues/%2F/{}", enc(q)));
+    }
+}
+
+#[test]
+fn a_rabbitmq_shovel_takes_from_ringmq() {
+    let Some(p) = peer("a_rabbitmq_shovel_takes_from_ringmq") else {
+        return;
+    };
+    let b = Broker::new();
+    let (here, there, name) = (unique("rg-src"), unique("rmq-dest"), unique("from-ringmq"));
+    declare(b.uri(), &here, None);
+    declare(&p.amqp, &there, None);
+    publish(b.uri(), "", &here, "r", 150);
+    put_shovel(
+        &p.http,
+        &name,
+        json!({"src-uri": b.uri(), "src-queue": here, "dest-uri": "amqp://", "dest-queue": there}),
+    );
+    wait_until("RabbitMQ's shovel moved all", Duration::from_secs(30), || {
+        count(&p.amqp, &there) == 150
+    });
+    let s = status(&p.http, &name).expect("RabbitMQ reports it");
+    assert_eq!(s["state"], "running", "{s}");
+    assert_eq!(count(b.uri(), &here), 0);
+    assert_eq!(drain(&p.amqp, &there), names("r", 150));
+    assert_eq!(
+        p.http
+            .delete(&format!("/api/parameters/shovel/%2F/{}", enc(&name)))
+            .status,
+        204
+    );
+    p.http.delete(&format!("/api/queues/%2F/{}", enc(&there)));
+}
