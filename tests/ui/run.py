@@ -18,7 +18,8 @@ it is gone (in the UI and with the API). The queue name holds a space, a slash
 and HTML markup, so URL encoding and escaping are checked on the way.
 --full also drives the other pages and forms: vhosts, users and permissions,
 vhost and user limits, topic permissions, operator policies (seen on the
-queue), queue pause and resume, the nodes page and the overview's node
+queue), queue pause and resume, a shovel (added, running, moving a message,
+restarted, deleted), the nodes page and the overview's node
 status, an exchange with a binding to the queue and its publish form (routed /
 not routed), purge, list paging / sorting / regex filter / vhost picker,
 definitions export and import, and (with --amqp) the consumers page and
@@ -1044,6 +1045,48 @@ def pause_checks():
     ok('queue paused and resumed on its page (state on the page, in the list and in the API)')
 
 
+def shovel_checks():
+    """The shovels page: add one with the form (queue to queue on this broker), see it
+    running, a message published to its source arrive at its destination,
+    restart it, delete it."""
+    product = api_json('GET', '/overview').get('product_name') or 'this broker'
+    if product != 'ringmq':
+        say(f'skip - shovels page: {product} shows shovels only with its shovel plugins')
+        return
+    set_step('add a shovel with the form')
+    src, dest, sn = f'ui-shovel-src-{ID}', f'ui-shovel-dest-{ID}', f'ui-shovel-{ID}'
+    for q in (src, dest):
+        api_request('PUT', f'/queues/%2F/{enc(q)}', {'durable': True})
+    page.click('#nav a[data-route=shovels]')
+    sf = page.locator('form#add-shovel')
+    sf.wait_for()
+    sf.locator('[name=vhost]').select_option('/')
+    sf.locator('[name=name]').fill(sn)
+    sf.locator('[name=src-queue]').fill(src)
+    sf.locator('[name=dest-queue]').fill(dest)
+    sf.locator('button[type=submit]').click()
+    row = row_by_name('main', sn)
+    row.wait_for()
+    got = api_json('GET', f'/parameters/shovel/%2F/{enc(sn)}')
+    if got.get('value', {}).get('src-queue') != src or got['value'].get('dest-queue') != dest:
+        raise Fail(f'shovel parameter in the API: {got}')
+    state = row.locator('[data-field=state]')
+    until('the shovel running on its row', lambda: state.text().strip() == 'running', timeout=15,
+          on_miss=page.reload)
+    set_step('a message published to the source reaches the destination')
+    api_json('POST', '/exchanges/%2F/amq.default/publish', {
+        'properties': {}, 'routing_key': src, 'payload': 'shovelled', 'payload_encoding': 'string'})
+    until('the message in the destination queue',
+          lambda: api_json('GET', f'/queues/%2F/{enc(dest)}').get('messages') == 1, timeout=15)
+    set_step('restart the shovel with its button')
+    row.get_by_role('button', 'Restart').click()
+    until('the shovel running again', lambda: state.text().strip() == 'running', timeout=15)
+    remove_with_button(row, 'Delete', 'shovel', f'/parameters/shovel/%2F/{enc(sn)}')
+    for q in (src, dest):
+        api_request('DELETE', f'/queues/%2F/{enc(q)}')
+    ok('shovel added, running, moved a message, restarted and deleted')
+
+
 def consumers_checks():
     set_step('open the consumers page')
     page.click('#nav a[data-route=consumers]')
@@ -1298,6 +1341,7 @@ def full_suite():
     # ---- operator policy on the queue, pause and resume
     operator_policy_checks()
     pause_checks()
+    shovel_checks()
 
     # ---- purge
     set_step('purge the queue')

@@ -1876,6 +1876,105 @@
     return { refresh };
   }
 
+  // ---- Shovels: the shovel parameters, each with its status (/api/shovels)
+  function shovelsPage(main) {
+    const st = { sort: 'name', reverse: false };
+    let rows = [];
+    const endpoint = (value, side) => {
+      const q = value[`${side}-queue`];
+      const x = value[`${side}-exchange`];
+      const key = value[`${side}-exchange-key`];
+      const what = q !== undefined ? `queue ${q}` : x !== undefined ? `exchange ${x}${key ? ` (${key})` : ''}` : '';
+      const uri = [].concat(value[`${side}-uri`] || [])[0] || '';
+      // Credentials in a URI are not shown.
+      return `${what} @ ${uri.replace(/\/\/[^@/]*@/, '//')}`;
+    };
+    const t = dataTable([
+      session.vhost ? null : { label: 'Virtual host', sort: 'vhost', render: (s) => s.vhost },
+      { label: 'Name', sort: 'name', cls: 'col-name', render: (s) => s.name },
+      { label: 'State', sort: 'state', render: (s) => h('span', { 'data-field': 'state' }, s.state) },
+      { label: 'Source', render: (s) => endpoint(s.value, 'src') },
+      { label: 'Destination', render: (s) => endpoint(s.value, 'dest') },
+      { label: 'Ack mode', render: (s) => s.value['ack-mode'] || 'on-confirm' },
+      { label: 'Reason', render: (s) => h('code', { 'data-field': 'reason' }, s.reason || '') },
+      {
+        label: '', cls: 'act', render: (s) => [
+          h('button', {
+            type: 'button', class: 'small',
+            onclick: (ev) => act(ev.currentTarget, async () => {
+              await api('DELETE', u`/shovels/vhost/${s.vhost}/${s.name}/restart`);
+              toast(`Shovel "${s.name}" restarted.`);
+              refresh();
+            }, 'Restart shovel'),
+          }, 'Restart'), ' ',
+          h('button', {
+            type: 'button', class: 'small danger',
+            onclick: (ev) => {
+              if (!confirm(`Delete shovel "${s.name}"?`)) return;
+              act(ev.currentTarget, async () => {
+                await api('DELETE', u`/parameters/shovel/${s.vhost}/${s.name}`);
+                toast(`Shovel "${s.name}" deleted.`);
+                refresh();
+              }, 'Delete shovel');
+            },
+          }, 'Delete'),
+        ],
+      },
+    ].filter(Boolean), st, draw, { rowAttrs: (s) => ({ 'data-name': s.name, 'data-vhost': s.vhost }) });
+    const side = (label, s) => [
+      field(`${label} URI`, h('input', { name: `${s}-uri`, required: true, value: 'amqp://', autocomplete: 'off' }),
+        'amqp://user:pass@host:port/vhost; amqp:// alone is this broker'),
+      field(`${label} queue`, h('input', { name: `${s}-queue`, autocomplete: 'off' }), 'or an exchange below'),
+      field(`${label} exchange`, h('input', { name: `${s}-exchange`, autocomplete: 'off' })),
+      field(`${label} routing key`, h('input', { name: `${s}-exchange-key`, autocomplete: 'off' })),
+    ];
+    const form = h('form', { id: 'add-shovel', class: 'grid-form' },
+      field('Virtual host', vhostSelect()),
+      field('Name', h('input', { name: 'name', required: true, autocomplete: 'off' })),
+      ...side('Source', 'src'), ...side('Destination', 'dest'),
+      field('Ack mode', h('select', { name: 'ack-mode' }, options(['on-confirm', 'on-publish', 'no-ack'], 'on-confirm'))),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Add shovel')));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const f = form.elements;
+      act(form.querySelector('button[type=submit]'), async () => {
+        const value = { 'ack-mode': f['ack-mode'].value };
+        for (const k of ['src-uri', 'src-queue', 'src-exchange', 'src-exchange-key', 'dest-uri', 'dest-queue', 'dest-exchange', 'dest-exchange-key']) {
+          if (f[k].value !== '') value[k] = f[k].value;
+        }
+        const name = f.name.value.trim();
+        await api('PUT', u`/parameters/shovel/${f.vhost.value}/${name}`, { body: { value } });
+        toast(`Shovel "${name}" added.`);
+        refresh();
+      }, 'Add shovel');
+    });
+    mount(main, pageTitle('Shovels'),
+      h('p', { class: 'muted intro' }, 'Dynamic shovels move messages from a queue or exchange to a queue or exchange, here or on another broker, as RabbitMQ\'s shovel plugin does. '
+        + 'With on-confirm nothing is acknowledged at the source before the destination confirmed it.'),
+      section(null, h('div', { class: 'scroll' }, t.el)), collapsible('Add a shovel', true, form));
+    function draw() {
+      t.setRows(clientSort(rows, st.sort, st.reverse), 'No shovels.');
+    }
+    async function refresh() {
+      let params, status;
+      try {
+        [params, status] = await Promise.all([
+          api('GET', session.vhost ? u`/parameters/shovel/${session.vhost}` : '/parameters/shovel'),
+          api('GET', session.vhost ? u`/shovels/${session.vhost}` : '/shovels'),
+        ]);
+      } catch (e) {
+        showError(e);
+        return;
+      }
+      rows = params.map((p) => {
+        const s = status.find((x) => x.vhost === p.vhost && x.name === p.name) || {};
+        return { vhost: p.vhost, name: p.name, value: p.value || {}, state: s.state || 'starting', reason: s.reason };
+      });
+      draw();
+    }
+    return { refresh };
+  }
+
   // ---- Definitions
   function definitionsPage(main) {
     const allOpt = () => [h('option', { value: '' }, 'All virtual hosts'), ...session.vhosts.map((v) => h('option', { value: v }, v))];
@@ -2026,6 +2125,7 @@
     limits: [limitsPage, 0],
     policies: [policiesPage, 0],
     'operator-policies': [operatorPoliciesPage, 0],
+    shovels: [shovelsPage, 0],
     definitions: [definitionsPage, 0],
   };
   let current = null;
