@@ -99,15 +99,7 @@ impl Follower {
                 apply(files, &ops)?;
                 self.applied += ops.len() as u64;
             }
-            (_, f) => {
-                return Err(FollowerError::OutOfTurn(match f {
-                    Frame::Challenge { .. } => "a challenge",
-                    Frame::Hello { .. } => "a hello",
-                    Frame::Ops { .. } => "changes",
-                    Frame::Synced { .. } => "the end of the sync",
-                    Frame::Ack { .. } => "an ack",
-                }))
-            }
+            (_, f) => return Err(FollowerError::OutOfTurn(f.name())),
         }
         Ok(())
     }

@@ -132,15 +132,7 @@ impl Session {
                 }
                 self.acked = self.acked.max(seq);
             }
-            (_, f) => {
-                return Err(SessionError::OutOfTurn(match f {
-                    Frame::Challenge { .. } => "a challenge",
-                    Frame::Hello { .. } => "a hello",
-                    Frame::Ops { .. } => "changes",
-                    Frame::Synced { .. } => "the end of a sync",
-                    Frame::Ack { .. } => "an ack",
-                }))
-            }
+            (_, f) => return Err(SessionError::OutOfTurn(f.name())),
         }
         Ok(())
     }

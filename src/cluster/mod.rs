@@ -32,3 +32,5 @@ pub mod wire;
 
 #[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+mod test_rng;

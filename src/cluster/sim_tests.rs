@@ -13,26 +13,7 @@ use super::leader::Session;
 use super::log::ReplLog;
 use super::wire::{decode, encode, Op};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-    /// 1 to `max` random bytes (or 0 to `max - 1` with `from_zero`).
-    fn some_bytes(&mut self, max: u64, from_zero: bool) -> Vec<u8> {
-        let n = self.below(max) as usize + usize::from(!from_zero);
-        self.bytes(n)
-    }
-}
+use super::test_rng::Rng;
 
 const SECRET: &[u8] = b"the cluster's secret";
 
@@ -120,7 +101,7 @@ fn pump(link: &mut Link, leader: &MemFiles, log: &ReplLog, follower: &mut dyn Fi
 }
 
 fn simulate(seed: u64, on_disk: bool) {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::seeded(seed);
     let mut leader = MemFiles::default();
     for _ in 0..30 {
         let op = random_op(&mut rng, &leader);
@@ -228,7 +209,7 @@ fn a_full_sync_makes_every_kind_of_difference_equal() {
         }
     }
     let log = ReplLog::new(1 << 20);
-    let mut link = connect(&mut Rng(1));
+    let mut link = connect(&mut Rng::seeded(1));
     assert!(pump(&mut link, &leader, &log, &mut follower, 100));
     assert!(link.follower.is_live() && link.session.is_live());
     assert_eq!(follower, leader);

@@ -93,6 +93,30 @@ fn nonce() -> [u8; 16] {
     n
 }
 
+/// Frames encoded and not written yet (a write takes from `at`).
+#[derive(Default)]
+struct Outgoing {
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl Outgoing {
+    /// Whether everything was written: then the buffer is emptied for the
+    /// next frames.
+    fn drained(&mut self) -> bool {
+        let done = self.at == self.buf.len();
+        if done {
+            self.buf.clear();
+            self.at = 0;
+        }
+        done
+    }
+
+    fn rest(&self) -> &[u8] {
+        &self.buf[self.at..]
+    }
+}
+
 /// Takes whole frames from the front of `buf`.
 fn frames(buf: &mut Vec<u8>, mut each: impl FnMut(Frame) -> Result<(), StreamError>) -> Result<(), StreamError> {
     loop {
@@ -135,15 +159,13 @@ async fn session(mut stream: TcpStream, primary: &RefCell<Primary>) -> Result<()
     };
     let mut s = Session::new(term, nonce(), &secret);
     let (mut rd, mut wr) = stream.split();
-    let (mut inbuf, mut out, mut at) = (Vec::with_capacity(64 << 10), Vec::new(), 0);
+    let (mut inbuf, mut out) = (Vec::with_capacity(64 << 10), Outgoing::default());
     loop {
-        if at == out.len() {
-            out.clear();
-            at = 0;
+        if out.drained() {
             let p = primary.borrow();
-            while out.len() < WRITE_BATCH {
+            while out.buf.len() < WRITE_BATCH {
                 match s.poll_frame(&*p.files, &p.log)? {
-                    Some(f) => encode(&mut out, &f),
+                    Some(f) => encode(&mut out.buf, &f),
                     None => break,
                 }
             }
@@ -162,8 +184,8 @@ async fn session(mut stream: TcpStream, primary: &RefCell<Primary>) -> Result<()
                     p.acks.insert(node.to_string(), s.acked());
                 }
             }
-            w = wr.write(&out[at..]), if at < out.len() => at += w?,
-            _ = grown, if at == out.len() => {}
+            w = wr.write(out.rest()), if !out.rest().is_empty() => out.at += w?,
+            _ = grown, if out.rest().is_empty() => {}
         }
     }
 }
@@ -200,18 +222,16 @@ async fn follow_once(
     let _ = stream.set_nodelay(true);
     let mut f = Follower::new(node, secret);
     let (mut rd, mut wr) = stream.split();
-    let (mut inbuf, mut out, mut at) = (Vec::with_capacity(64 << 10), Vec::new(), 0);
+    let (mut inbuf, mut out) = (Vec::with_capacity(64 << 10), Outgoing::default());
     loop {
-        if at == out.len() {
-            out.clear();
-            at = 0;
+        if out.drained() {
             while let Some(frame) = f.poll_frame() {
                 if let Frame::Ack { seq } = frame {
                     // An ack promises the changes survive a crash.
                     files.sync()?;
                     applied.send_replace(seq);
                 }
-                encode(&mut out, &frame);
+                encode(&mut out.buf, &frame);
             }
         }
         tokio::select! {
@@ -221,7 +241,7 @@ async fn follow_once(
                 }
                 frames(&mut inbuf, |frame| Ok(f.handle_frame(frame, files)?))?;
             }
-            w = wr.write(&out[at..]), if at < out.len() => at += w?,
+            w = wr.write(out.rest()), if !out.rest().is_empty() => out.at += w?,
         }
     }
 }

@@ -69,6 +69,19 @@ pub enum Frame {
     Ack { seq: u64 },
 }
 
+impl Frame {
+    /// What it is, for errors that name a frame out of turn.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Frame::Challenge { .. } => "a challenge",
+            Frame::Hello { .. } => "a hello",
+            Frame::Ops { .. } => "changes",
+            Frame::Synced { .. } => "the end of a sync",
+            Frame::Ack { .. } => "an ack",
+        }
+    }
+}
+
 /// Why a frame could not be taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {

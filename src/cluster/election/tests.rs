@@ -1,4 +1,5 @@
 use super::*;
+use crate::cluster::test_rng::Rng;
 
 const TTL: u64 = 2_000;
 
@@ -105,20 +106,6 @@ fn never_two_leaders_under_random_delays_and_partitions() {
     }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 #[derive(Default)]
 struct FakeEtcd {
     /// lease id -> when it ends (etcd's time: receipt of the last renewal + TTL)
@@ -146,7 +133,7 @@ enum Reply {
 }
 
 fn simulate(seed: u64) {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::seeded(seed);
     let mut etcd = FakeEtcd::default();
     let names = ["a", "b", "c"];
     let mut nodes: Vec<Election> = names.iter().map(|n| node(n)).collect();
