@@ -30,6 +30,7 @@ pub mod route_graph;
 pub mod shovel;
 pub mod state;
 pub mod stats;
+pub mod terms;
 pub(in crate::core) mod timers;
 pub mod vhost;
 pub mod vhost_files;

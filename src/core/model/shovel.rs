@@ -11,6 +11,8 @@
 
 use serde_json::{Map, Value};
 
+use super::terms::{boolean, erl, number, string, table, unknown_terms, uris, ValidationFailed};
+
 /// What `src-prefetch-count` is when not given (RabbitMQ's default).
 pub const SRC_PREFETCH_COUNT_DEFAULT: u16 = 1000;
 /// What `reconnect-delay` is when not given, in seconds (RabbitMQ's default).
@@ -99,9 +101,7 @@ pub struct ShovelDef {
 
 /// Why a value is not a shovel: every problem found, in RabbitMQ's order and
 /// words, one a line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Validation failed\n\n{}\n", .0.join("\n"))]
-pub struct ShovelDefError(pub Vec<String>);
+pub type ShovelDefError = ValidationFailed;
 
 const KEYS: &[&str] = &[
     "src-uri",
@@ -147,118 +147,6 @@ pub enum PropKind {
     Int,
 }
 
-/// A JSON value as RabbitMQ prints the Erlang term it decoded it into.
-fn erl(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("<<\"{s}\">>"),
-        Value::Array(a) => format!("[{}]", a.iter().map(erl).collect::<Vec<_>>().join(",")),
-        Value::Object(o) => format!(
-            "[{}]",
-            o.iter()
-                .map(|(k, v)| format!("{{<<\"{k}\">>,{}}}", erl(v)))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-        Value::Null => "null".into(),
-        other => other.to_string(),
-    }
-}
-
-/// A URI's scheme check, as RabbitMQ's `amqp_uri:parse` reports it. The URI
-/// itself is parsed by the shovel task (the client's parser).
-fn check_uri(s: &str, http_ok: bool, problems: &mut Vec<String>) {
-    let scheme = s.split_once("://").map_or(s, |(scheme, _)| scheme);
-    if http_ok && scheme == "https" {
-        problems.push(format!(
-            "\"{s}\": https:// destinations are not supported yet (http:// is)"
-        ));
-    } else if scheme == "amqps" {
-        // The client speaks TLS, but a shovel has no setting yet for the CA
-        // to trust: refused here rather than failing at every connect.
-        problems.push(format!(
-            "\"{s}\": amqps:// shovels are not supported yet (no CA setting)"
-        ));
-    } else if !(scheme == "amqp" || http_ok && scheme == "http") {
-        problems.push(format!(
-            "\"{s}\" not a valid URI: {{{{unexpected_uri_scheme,\"{scheme}\"}},\"{s}\"}}"
-        ));
-    }
-}
-
-fn uris(key: &str, v: &Value, problems: &mut Vec<String>) -> Vec<String> {
-    let list: Vec<&Value> = match v {
-        Value::Array(a) => a.iter().collect(),
-        one => vec![one],
-    };
-    let mut out = Vec::new();
-    for item in list {
-        match item {
-            Value::String(s) => {
-                check_uri(s, key == "dest-uri", problems);
-                out.push(s.clone());
-            }
-            other => problems.push(format!("{key} should be list, actually was {}", erl(other))),
-        }
-    }
-    if out.is_empty() && problems.is_empty() {
-        problems.push(format!("{key} should be a non-empty list, actually was []"));
-    }
-    if out.len() > URIS_MAX {
-        problems.push(format!(
-            "{key} should have at most {URIS_MAX} URIs, actually has {}",
-            out.len()
-        ));
-    }
-    out
-}
-
-fn string(obj: &Map<String, Value>, key: &str, problems: &mut Vec<String>) -> Option<String> {
-    match obj.get(key)? {
-        Value::String(s) => Some(s.clone()),
-        other => {
-            problems.push(format!("{key} should be binary, actually was {}", erl(other)));
-            None
-        }
-    }
-}
-
-fn number(obj: &Map<String, Value>, key: &str, max: u64, problems: &mut Vec<String>) -> Option<u64> {
-    let v = obj.get(key)?;
-    match v.as_u64() {
-        Some(n) if n <= max => Some(n),
-        Some(n) => {
-            problems.push(format!("{key} should be at most {max}, actually was {n}"));
-            None
-        }
-        None => {
-            problems.push(format!("{key} should be a number, actually was {}", erl(v)));
-            None
-        }
-    }
-}
-
-fn boolean(obj: &Map<String, Value>, key: &str, problems: &mut Vec<String>) -> bool {
-    match obj.get(key) {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            problems.push(format!("{key} should be boolean, actually was {}", erl(other)));
-            false
-        }
-    }
-}
-
-fn table(obj: &Map<String, Value>, key: &str, problems: &mut Vec<String>) -> Map<String, Value> {
-    match obj.get(key) {
-        None => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(other) => {
-            problems.push(format!("{key} should be a table, actually was {}", erl(other)));
-            Map::new()
-        }
-    }
-}
-
 fn publish_properties(m: &Map<String, Value>, problems: &mut Vec<String>) {
     for (k, v) in m {
         let ok = match PUBLISH_PROPERTIES.iter().find(|(name, _)| name == k) {
@@ -286,7 +174,7 @@ impl ShovelDef {
     /// Checks the value of the shovel parameter `name`.
     pub fn parse(name: &str, value: &Value) -> Result<ShovelDef, ShovelDefError> {
         let Value::Object(obj) = value else {
-            return Err(ShovelDefError(vec![format!(
+            return Err(ValidationFailed(vec![format!(
                 "the value of shovel {name} should be a JSON object, actually was {}",
                 erl(value)
             )]));
@@ -362,15 +250,9 @@ impl ShovelDef {
         let src_consumer_args = table(obj, "src-consumer-args", &mut problems);
         let dest_publish_properties = table(obj, "dest-publish-properties", &mut problems);
         publish_properties(&dest_publish_properties, &mut problems);
-        let unknown: Vec<String> = (obj.iter())
-            .filter(|(k, _)| !KEYS.contains(&k.as_str()))
-            .map(|(k, v)| format!("{{<<\"{k}\">>,{}}}", erl(v)))
-            .collect();
-        if !unknown.is_empty() {
-            problems.push(format!("Unrecognised terms [{}] in {name}", unknown.join(",")));
-        }
+        unknown_terms(obj, KEYS, name, &mut problems);
         if !problems.is_empty() {
-            return Err(ShovelDefError(problems));
+            return Err(ValidationFailed(problems));
         }
         let dest_http = dest_uris
             .as_ref()
@@ -386,7 +268,7 @@ impl ShovelDef {
             }
         }
         if !problems.is_empty() {
-            return Err(ShovelDefError(problems));
+            return Err(ValidationFailed(problems));
         }
         let src = match (src_queue, src_exchange) {
             (Some(q), None) => ShovelSource::Queue(q),
