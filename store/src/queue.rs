@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::ackfile::AckFile;
 use crate::delivered::{DeliveredMark, LastStop};
-use crate::record::{self, MessageRef, MessageView, RecordError, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::record::{self, BodyCrc, MessageRef, MessageView, RecordError, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{ack_path, segment_path, spare_path, MapLease, SegmentMap, SharedBytes, WriteSegment};
 use crate::sync::SyncState;
@@ -212,6 +212,12 @@ impl QueueStore {
     /// Appends a message (ready, behind all others). Not durable until a sync batch
     /// covering [`Self::append_seq`] completes.
     pub fn append(&mut self, msg: MessageRef<'_>) -> Result<SegmentPosition, StoreError> {
+        self.append_with(msg, BodyCrc::Checked)
+    }
+
+    /// [`Self::append`], with the body left out of the record's CRC when `body` says
+    /// so: for messages that no recovery keeps (see `record.rs`).
+    pub fn append_with(&mut self, msg: MessageRef<'_>, body: BodyCrc) -> Result<SegmentPosition, StoreError> {
         let len = record::encoded_len(&msg, self.cfg.max_record_bytes)?;
         let full = |e: io::Error| match e.raw_os_error() {
             Some(libc::ENOSPC) | Some(libc::EDQUOT) => StoreError::DiskFull { record_bytes: len },
@@ -224,7 +230,7 @@ impl QueueStore {
         }
         let w = self.writer.as_mut().expect("roll opened a writer");
         let allocated = w.allocated();
-        let offset = w.append(&msg, len).map_err(full)?;
+        let offset = w.append(&msg, len, body).map_err(full)?;
         took_space |= w.allocated() != allocated;
         if took_space && self.cfg.free_disk_min_bytes > 0 {
             // Checked where space is taken, not only on the caller's timer: a fast

@@ -44,7 +44,7 @@ use std::sync::Arc;
 use memmap2::{Advice, Mmap, MmapOptions, MmapRaw};
 use zerocopy::IntoBytes;
 
-use crate::record::{self, CrcSeed, MessageRef, END_MARK_BYTES, SEGMENT_HEADER_BYTES};
+use crate::record::{self, BodyCrc, CrcSeed, MessageRef, END_MARK_BYTES, SEGMENT_HEADER_BYTES};
 use crate::SegmentId;
 
 /// `msgs.NNNNNNNNNN` in `dir`.
@@ -458,7 +458,7 @@ impl WriteSegment {
 
     /// Appends a record of `len` bytes (from [`record::encoded_len`]); returns its
     /// offset. Panics if it does not fit: the caller rolls over first.
-    pub fn append(&mut self, msg: &MessageRef<'_>, len: u32) -> io::Result<u32> {
+    pub fn append(&mut self, msg: &MessageRef<'_>, len: u32, body: BodyCrc) -> io::Result<u32> {
         assert!(len <= self.remaining(), "record does not fit the write segment");
         let offset = self.end;
         // The end mark after the record, where it fits (record.rs, version 2): over a
@@ -472,7 +472,7 @@ impl WriteSegment {
         // ENOSPC nothing changed and the append can be tried again.
         self.reserve(offset + len + mark.len() as u32)?;
         if len >= PWRITE_RECORD_BYTES_MIN {
-            let header = record::encode_header(len, msg, self.seed);
+            let header = record::encode_header(len, msg, self.seed, body);
             let parts = [
                 header.as_bytes(),
                 msg.exchange,
@@ -498,7 +498,7 @@ impl WriteSegment {
             // above, checked: I3, I4).
             let dst = unsafe { std::slice::from_raw_parts_mut(raw.as_mut_ptr().add(offset as usize), total) };
             let (rec, tail) = dst.split_at_mut(len as usize);
-            record::encode_into(rec, msg, self.seed);
+            record::encode_into(rec, msg, self.seed, body);
             tail.copy_from_slice(mark);
             self.populate_ahead(offset + len);
         }
