@@ -17,8 +17,8 @@ use std::path::Path;
 use crate::counts::DeliveryCounts;
 use crate::recovery::KeepFilter;
 use crate::{
-    AppendSeq, LastStop, MessageRef, MessageView, QueueStore, RecoveryReport, SegmentId, SegmentPosition, StoreConfig,
-    StoreError, SyncBatch,
+    AppendSeq, BodyCrc, LastStop, MessageRef, MessageView, QueueStore, RecoveryReport, SegmentId, SegmentPosition,
+    StoreConfig, StoreError, SyncBatch,
 };
 
 /// Bits of the segment id that hold the level.
@@ -131,8 +131,18 @@ impl LeveledStore {
 
     /// Appends at `priority` (clamped to the highest level). Open stores only.
     pub fn append(&mut self, msg: MessageRef<'_>, priority: u8) -> Result<SegmentPosition, StoreError> {
+        self.append_with(msg, priority, BodyCrc::Checked)
+    }
+
+    /// [`Self::append`] with [`QueueStore::append_with`]'s choice of CRC.
+    pub fn append_with(
+        &mut self,
+        msg: MessageRef<'_>,
+        priority: u8,
+        body: BodyCrc,
+    ) -> Result<SegmentPosition, StoreError> {
         let level = (priority as usize).min(self.levels.len() - 1);
-        Ok(tag(level, self.levels[level].append(msg)?))
+        Ok(tag(level, self.levels[level].append_with(msg, body)?))
     }
 
     /// [`QueueStore::take_space_low`] of every level.

@@ -104,7 +104,7 @@ pub use delivered::LastStop;
 pub use error::StoreError;
 pub use levels::LeveledStore;
 pub use queue::QueueStore;
-pub use record::{MessageRef, MessageView};
+pub use record::{BodyCrc, MessageRef, MessageView};
 pub use recovery::{RecoveryReport, SegmentDamage};
 pub use segment::SharedBytes;
 pub use stream::{SegmentIndex, StreamPosition, StreamStore};

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::ackfile::AckFile;
 use crate::delivered::{DeliveredMark, LastStop};
-use crate::record::{self, MessageRef, MessageView, RecordError, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::record::{self, BodyCrc, MessageRef, MessageView, RecordError, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{ack_path, segment_path, spare_path, MapLease, SegmentMap, SharedBytes, WriteSegment};
 use crate::sync::SyncState;
@@ -127,6 +127,10 @@ pub struct QueueStore {
     /// Fully acked segment files kept (as `spare.N`) for the next rollovers instead
     /// of being deleted, oldest first: see [`Self::retire_segment`].
     spares: std::collections::VecDeque<Spare>,
+    /// Write mappings of segments the cursor has left, whose messages are not all
+    /// acked yet, newest last (at most [`SPARES_MAX`]): kept for the spare the
+    /// segment becomes ([`Self::retire_segment`]), dropped when more come.
+    passed_maps: std::collections::VecDeque<(SegmentId, Arc<SegmentMap>)>,
     /// See [`Self::take_space_low`].
     space_low: bool,
     /// Segments below this id were open when a sync failed: never kept as spares
@@ -198,6 +202,7 @@ impl QueueStore {
             closed: false,
             delivered,
             spares: find_spares(dir)?,
+            passed_maps: std::collections::VecDeque::new(),
             space_low: false,
             reuse_from: SegmentId(0),
         };
@@ -212,6 +217,12 @@ impl QueueStore {
     /// Appends a message (ready, behind all others). Not durable until a sync batch
     /// covering [`Self::append_seq`] completes.
     pub fn append(&mut self, msg: MessageRef<'_>) -> Result<SegmentPosition, StoreError> {
+        self.append_with(msg, BodyCrc::Checked)
+    }
+
+    /// [`Self::append`], with the body left out of the record's CRC when `body` says
+    /// so: for messages that no recovery keeps (see `record.rs`).
+    pub fn append_with(&mut self, msg: MessageRef<'_>, body: BodyCrc) -> Result<SegmentPosition, StoreError> {
         let len = record::encoded_len(&msg, self.cfg.max_record_bytes)?;
         let full = |e: io::Error| match e.raw_os_error() {
             Some(libc::ENOSPC) | Some(libc::EDQUOT) => StoreError::DiskFull { record_bytes: len },
@@ -224,7 +235,7 @@ impl QueueStore {
         }
         let w = self.writer.as_mut().expect("roll opened a writer");
         let allocated = w.allocated();
-        let offset = w.append(&msg, len).map_err(full)?;
+        let offset = w.append(&msg, len, body).map_err(full)?;
         took_space |= w.allocated() != allocated;
         if took_space && self.cfg.free_disk_min_bytes > 0 {
             // Checked where space is taken, not only on the caller's timer: a fast
@@ -260,10 +271,7 @@ impl QueueStore {
         let meta = SegmentMeta::recovered(SEGMENT_HEADER_BYTES, 0, 0, 0, Vec::new());
         let lease = Arc::clone(&meta.lease);
         // The oldest spare no mapping uses any more (segment.rs, I5).
-        let free = self
-            .spares
-            .iter()
-            .position(|s| s.lease.as_ref().is_none_or(|l| Arc::strong_count(l) == 1));
+        let free = self.spares.iter().position(Spare::is_free);
         let w = match free.filter(|_| capacity == self.cfg.segment_bytes) {
             Some(i) => {
                 let spare = self.spares.remove(i).expect("found above");
@@ -271,7 +279,9 @@ impl QueueStore {
                 // file's stale records never carry the seed of its new id.
                 assert!(spare.id < id, "spare {:?} not below new segment {id:?}", spare.id);
                 let path = spare_path(&self.dir, spare.id);
-                match WriteSegment::recycle(&self.dir, &path, id, capacity, Arc::clone(&lease)) {
+                // Free (checked above): the spare holds the only reference.
+                let map = spare.map.and_then(|m| Arc::try_unwrap(m).ok());
+                match WriteSegment::recycle(&self.dir, &path, id, capacity, map, Arc::clone(&lease)) {
                     Ok(w) => w,
                     Err(e) => {
                         tracing::warn!(path = %path.display(), error = %e, "cannot reuse a spare segment; deleting it");
@@ -310,8 +320,26 @@ impl QueueStore {
             if let Some(meta) = self.segments.get(&id) {
                 let _ = meta.map.set(map);
             }
+        } else if self.cursor.segment == id && self.cursor.offset > SEGMENT_HEADER_BYTES {
+            // A reader behind, but in this segment: it will be done with it
+            // soon. The write mapping waits for the spare the segment becomes
+            // (and serves the reader meanwhile); with no reader, or one far
+            // behind, the pages go back as above.
+            self.keep_passed_map(id, map);
         }
         self.maybe_delete(id)
+    }
+
+    /// Keeps the write mapping of closed segment `id` for the spare it becomes
+    /// (`passed_maps`), the oldest going when there are more than [`SPARES_MAX`].
+    fn keep_passed_map(&mut self, id: SegmentId, map: Arc<SegmentMap>) {
+        if self.passed_maps.iter().any(|(s, _)| *s == id) {
+            return;
+        }
+        self.passed_maps.push_back((id, map));
+        if self.passed_maps.len() > SPARES_MAX {
+            self.passed_maps.pop_front();
+        }
     }
 
     /// Bytes of segment `id` up to its end of data, mapping it if needed.
@@ -329,8 +357,11 @@ impl QueueStore {
         }
         let meta = self.segments.get(&id).ok_or(StoreError::UnknownSegment(id))?;
         if meta.map.get().is_none() {
-            let map = SegmentMap::open_read(&self.dir, id, Arc::clone(&meta.lease))?;
-            let _ = meta.map.set(Arc::new(map));
+            let map = match self.passed_maps.iter().find(|(s, _)| *s == id) {
+                Some((_, m)) => Arc::clone(m),
+                None => Arc::new(SegmentMap::open_read(&self.dir, id, Arc::clone(&meta.lease))?),
+            };
+            let _ = meta.map.set(map);
         }
         let map = meta.map.get().expect("mapped above");
         let data = map.bytes(map_len_bound(map, meta.end));
@@ -399,7 +430,11 @@ impl QueueStore {
                 offset: SEGMENT_HEADER_BYTES,
             };
             if let Some(meta) = self.segments.get_mut(&id) {
-                meta.map.take(); // the cursor is gone: give the pages back (see segment.rs)
+                // The cursor is gone: give the pages back (see segment.rs), but
+                // keep the write mapping of a few for their spares.
+                if let Some(map) = meta.map.take().filter(|m| m.is_writable()) {
+                    self.keep_passed_map(id, map);
+                }
             }
             self.maybe_delete(id)?;
         }
@@ -517,11 +552,10 @@ impl QueueStore {
         }
         let end = meta.end;
         let SegmentMeta { map, lease, .. } = self.segments.remove(&id).expect("checked above");
-        drop(map);
         self.dirty_acks.remove(&id);
         // Segment first: if the second unlink is lost in a crash, an orphan ack file is
         // deleted by recovery; the other order could resurrect acked messages.
-        self.retire_segment(id, end, lease)?;
+        self.retire_segment(id, end, lease, map.into_inner())?;
         remove_if_exists(&ack_path(&self.dir, id))
     }
 
@@ -550,14 +584,36 @@ impl QueueStore {
     /// retirement found it still read by a send and made a fresh file (1p1c 64 KiB
     /// with sends from the mapping: ext4 inode eviction and fresh-page faults back
     /// at ~15% of the broker's CPU).
-    fn retire_segment(&mut self, id: SegmentId, end: u32, lease: Arc<MapLease>) -> io::Result<()> {
+    ///
+    /// The write mapping (`map`, kept by a reader that kept up: `close_writer`)
+    /// goes with the spare when it is the file's whole length: the next life
+    /// writes into pages that are still mapped. 1p1c 1 KiB spent ~16% of the
+    /// broker's CPU faulting a new mapping's pages in (`MADV_POPULATE_WRITE`)
+    /// and ~4% unmapping them. It keeps up to [`SPARES_MAX`] segments of page
+    /// cache mapped (in the RSS) per queue that was busy.
+    fn retire_segment(
+        &mut self,
+        id: SegmentId,
+        end: u32,
+        lease: Arc<MapLease>,
+        map: Option<Arc<SegmentMap>>,
+    ) -> io::Result<()> {
         let path = segment_path(&self.dir, id);
+        let passed = self.passed_maps.iter().position(|(s, _)| *s == id);
+        let passed = passed.and_then(|i| self.passed_maps.remove(i)).map(|(_, m)| m);
+        let map = map.or(passed);
         // (Never replace a spare; ids only restart at 1 in a folder without any.)
         let clash = self.spares.iter().any(|s| s.id == id);
         let reusable = id >= self.reuse_from;
         if self.spares.len() < SPARES_MAX && end <= self.cfg.segment_bytes && !clash && reusable {
             fs::rename(&path, spare_path(&self.dir, id))?;
-            self.spares.push_back(Spare { id, lease: Some(lease) });
+            let whole = self.cfg.segment_bytes;
+            let map = map.filter(|m| m.is_writable() && m.bytes_len() == whole);
+            self.spares.push_back(Spare {
+                id,
+                lease: Some(lease),
+                map,
+            });
             return Ok(());
         }
         fs::remove_file(path)
@@ -745,6 +801,23 @@ struct Spare {
     /// The lease of the segment it was, while mappings of it may live (None when
     /// found at open: nothing of this process maps it).
     lease: Option<Arc<MapLease>>,
+    /// Its write mapping, kept for the next life when the reader kept up (see
+    /// [`QueueStore::retire_segment`]): its pages stay mapped, so the next
+    /// writer does not fault them in again.
+    map: Option<Arc<SegmentMap>>,
+}
+
+impl Spare {
+    /// No mapping of the file is in use any more but the spare's own (segment.rs, I5).
+    fn is_free(&self) -> bool {
+        match (&self.lease, &self.map) {
+            (None, _) => true,
+            (Some(l), None) => Arc::strong_count(l) == 1,
+            // The kept mapping holds the lease once; a send in flight holds the
+            // mapping (its `SharedBytes`), another mapping the lease.
+            (Some(l), Some(m)) => Arc::strong_count(m) == 1 && Arc::strong_count(l) == 2,
+        }
+    }
 }
 
 /// The spare files left in `dir` (by an earlier run), up to [`SPARES_MAX`]; the
@@ -762,7 +835,14 @@ fn find_spares(dir: &Path) -> io::Result<std::collections::VecDeque<Spare>> {
     for id in ids {
         remove_if_exists(&spare_path(dir, id))?;
     }
-    Ok(keep.into_iter().map(|id| Spare { id, lease: None }).collect())
+    Ok(keep
+        .into_iter()
+        .map(|id| Spare {
+            id,
+            lease: None,
+            map: None,
+        })
+        .collect())
 }
 
 /// The record at `offset` of segment `id`, whose data (`data`) ends at `end`: its

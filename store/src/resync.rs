@@ -156,7 +156,7 @@ mod tests {
             starts.push(out.len());
             out.resize(out.len() + len, 0);
             let at = starts[i];
-            encode_into(&mut out[at..], &m, seed);
+            encode_into(&mut out[at..], &m, seed, crate::record::BodyCrc::Checked);
         }
         (out, starts)
     }

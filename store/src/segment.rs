@@ -9,6 +9,10 @@
 //! of reading it. So at any time a queue holds: the write mapping of its current
 //! segment, the read mapping of the segment under its read cursor, and read mappings of
 //! older segments only while a redelivery reads them (dropped when the cursor moves on).
+//! And up to `SPARES_MAX` write mappings of segments a reader was in (their spares',
+//! or waiting for their last acks): a recycled file is written through its old
+//! mapping, whose pages are still mapped, instead of faulting a new one's in
+//! (`QueueStore::retire_segment`).
 //!
 //! Invariants that make the mappings sound (referenced by the SAFETY comments):
 //! - (I1) the queue directory belongs to one `QueueStore` (the broker takes a lock on
@@ -33,7 +37,13 @@
 //!   `end`, and a file is recycled (overwritten as a later segment) only when its
 //!   [`MapLease`] shows no mapping of it alive. So a slice of written bytes stays
 //!   valid and unchanged for as long as its [`SegmentMap`] lives, which is what lets
-//!   [`SharedBytes`] be handed to the kernel by a send that completes later.
+//!   [`SharedBytes`] be handed to the kernel by a send that completes later. The
+//!   one exception is the file's own write mapping, kept by its spare: it is
+//!   reused for the next life ([`WriteSegment::recycle`]) only once the queue
+//!   holds the sole reference to it (no `SharedBytes`, no other mapping: the
+//!   lease's count shows only the spare and that mapping), and nothing is read
+//!   through it between the file's truncation at `finish` and its preallocation
+//!   back to full length at `recycle` (I2, I3).
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -44,7 +54,7 @@ use std::sync::Arc;
 use memmap2::{Advice, Mmap, MmapOptions, MmapRaw};
 use zerocopy::IntoBytes;
 
-use crate::record::{self, CrcSeed, MessageRef, END_MARK_BYTES, SEGMENT_HEADER_BYTES};
+use crate::record::{self, BodyCrc, CrcSeed, MessageRef, END_MARK_BYTES, SEGMENT_HEADER_BYTES};
 use crate::SegmentId;
 
 /// `msgs.NNNNNNNNNN` in `dir`.
@@ -179,6 +189,8 @@ pub struct MapLease(());
 pub struct SegmentMap {
     raw: Option<MmapRaw>,
     _lease: Arc<MapLease>,
+    /// Made by a [`WriteSegment`] (read-write, the segment's whole capacity).
+    writable: bool,
 }
 
 impl SegmentMap {
@@ -193,6 +205,7 @@ impl SegmentMap {
             return Ok(Self {
                 raw: None,
                 _lease: lease,
+                writable: false,
             });
         }
         // Mapping raw memory is safe; reading it is what `bytes` (unsafe) argues for:
@@ -205,7 +218,13 @@ impl SegmentMap {
         Ok(Self {
             raw: Some(raw),
             _lease: lease,
+            writable: false,
         })
+    }
+
+    /// Whether a [`WriteSegment`] made it (read-write, of its whole capacity).
+    pub fn is_writable(&self) -> bool {
+        self.writable
     }
 
     fn len(&self) -> usize {
@@ -297,7 +316,8 @@ pub struct WriteSegment {
     /// written below this (I3, I4).
     allocated: u32,
     /// End of the range prefaulted for small records (`populate_ahead`); `u32::MAX`
-    /// once the kernel refused `MADV_POPULATE_WRITE` (before Linux 5.14).
+    /// once the kernel refused `MADV_POPULATE_WRITE` (before Linux 5.14), and for a
+    /// reused mapping (`recycle`).
     populated: u32,
     seed: CrcSeed,
 }
@@ -337,7 +357,17 @@ impl WriteSegment {
     /// allocating fresh ones. The new header and an end mark go in before the rename,
     /// so `msgs.<id>` never shows the old life's records as data; those that remain
     /// behind the mark fail their CRC under the new id's seed (record.rs).
-    pub fn recycle(dir: &Path, spare: &Path, id: SegmentId, capacity: u32, lease: Arc<MapLease>) -> io::Result<Self> {
+    ///
+    /// `map`: the spare's write mapping from its last life, if kept and no longer
+    /// shared (the queue checked: I5); reused when it is `capacity` long.
+    pub fn recycle(
+        dir: &Path,
+        spare: &Path,
+        id: SegmentId,
+        capacity: u32,
+        map: Option<SegmentMap>,
+        lease: Arc<MapLease>,
+    ) -> io::Result<Self> {
         assert!(capacity >= SEGMENT_HEADER_BYTES, "segment capacity below header size");
         let file = OpenOptions::new().read(true).write(true).open(spare)?;
         if file.metadata()?.len() > u64::from(capacity) {
@@ -355,7 +385,26 @@ impl WriteSegment {
         head[..SEGMENT_HEADER_BYTES as usize].copy_from_slice(record::segment_header(true).as_bytes());
         std::os::unix::fs::FileExt::write_all_at(&file, &head, 0)?;
         std::fs::rename(spare, segment_path(dir, id))?;
-        Self::mapped(file, id, capacity, capacity, lease)
+        let raw = map
+            .filter(|m| m.writable && m.len() == capacity as usize)
+            .and_then(|mut m| m.raw.take());
+        let w = match raw {
+            // The same file (the spare was renamed, not copied), now again `capacity`
+            // long with its blocks reserved (above: I3, I4); only this queue maps it
+            // (I1), and no reference into the old life's bytes is left: the mapping
+            // was the spare's alone (I5), so `append` may write it from the header on.
+            Some(raw) => {
+                let mut w = Self::with_map(file, id, capacity, capacity, raw, lease);
+                // Its pages are mapped and writable already: populating would only
+                // walk them (`follow_page_pte`, 4% of the broker's CPU at 1p1c
+                // 1 KiB). The few that are not (past the last life's end, or
+                // write-protected by a writeback since) fault one by one.
+                w.populated = u32::MAX;
+                w
+            }
+            None => Self::mapped(file, id, capacity, capacity, lease)?,
+        };
+        Ok(w)
     }
 
     fn mapped(file: File, id: SegmentId, capacity: u32, allocated: u32, lease: Arc<MapLease>) -> io::Result<Self> {
@@ -375,18 +424,24 @@ impl WriteSegment {
         // many pages at once, including ones that pwritev would fill without
         // zeroing; fault one page at a time instead.
         raw.advise(Advice::Random)?;
-        Ok(Self {
+        Ok(Self::with_map(file, id, capacity, allocated, raw, lease))
+    }
+
+    fn with_map(file: File, id: SegmentId, capacity: u32, allocated: u32, raw: MmapRaw, lease: Arc<MapLease>) -> Self {
+        debug_assert_eq!(raw.len(), capacity as usize);
+        Self {
             id,
             file: Arc::new(file),
             map: Arc::new(SegmentMap {
                 raw: Some(raw),
                 _lease: lease,
+                writable: true,
             }),
             end: SEGMENT_HEADER_BYTES,
             allocated,
             populated: 0,
             seed: CrcSeed::for_segment(id),
-        })
+        }
     }
 
     /// Bytes of the file with disk reserved.
@@ -458,7 +513,7 @@ impl WriteSegment {
 
     /// Appends a record of `len` bytes (from [`record::encoded_len`]); returns its
     /// offset. Panics if it does not fit: the caller rolls over first.
-    pub fn append(&mut self, msg: &MessageRef<'_>, len: u32) -> io::Result<u32> {
+    pub fn append(&mut self, msg: &MessageRef<'_>, len: u32, body: BodyCrc) -> io::Result<u32> {
         assert!(len <= self.remaining(), "record does not fit the write segment");
         let offset = self.end;
         // The end mark after the record, where it fits (record.rs, version 2): over a
@@ -472,7 +527,7 @@ impl WriteSegment {
         // ENOSPC nothing changed and the append can be tried again.
         self.reserve(offset + len + mark.len() as u32)?;
         if len >= PWRITE_RECORD_BYTES_MIN {
-            let header = record::encode_header(len, msg, self.seed);
+            let header = record::encode_header(len, msg, self.seed, body);
             let parts = [
                 header.as_bytes(),
                 msg.exchange,
@@ -498,7 +553,7 @@ impl WriteSegment {
             // above, checked: I3, I4).
             let dst = unsafe { std::slice::from_raw_parts_mut(raw.as_mut_ptr().add(offset as usize), total) };
             let (rec, tail) = dst.split_at_mut(len as usize);
-            record::encode_into(rec, msg, self.seed);
+            record::encode_into(rec, msg, self.seed, body);
             tail.copy_from_slice(mark);
             self.populate_ahead(offset + len);
         }

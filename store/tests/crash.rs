@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::*;
 use rand::Rng;
-use ringmq_store::{MessageRef, QueueStore, StoreConfig};
+use ringmq_store::{BodyCrc, MessageRef, QueueStore, StoreConfig};
 
 const RECORDS: usize = 40;
 const SYNCED: usize = 20;
@@ -292,4 +292,94 @@ fn a_recycled_segment_recovers_only_its_new_records() {
         "a torn write is not set aside"
     );
     drop(q);
+}
+
+/// Records of messages no recovery keeps ([`BodyCrc::Unrecovered`]: the broker's
+/// transient messages) leave their body out of the CRC. Recovery still walks past
+/// them by their checked length and drops them by their checked properties, so
+/// whatever happened to their bodies (torn by a crash, damaged after), exactly the
+/// checked records come back and nothing is reported as damage; large ones
+/// (`pwritev`) and small ones (through the mapping) alike. A flip in an
+/// unrecovered record's header or properties is damage as before, and loses
+/// only that record.
+#[test]
+fn unrecovered_records_are_walked_past_whatever_their_bodies_hold() {
+    let (mut rng, seed) = rng();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = QueueStore::open(dir.path(), config()).unwrap();
+    // (start, end, body start, checked, body) of each record.
+    let mut recs = Vec::new();
+    // The last one checked: a flip in the newest segment's last record may be
+    // taken as a torn write rather than damage (a_bit_flip_loses_only_the_record_it_hits).
+    for i in 0..25u64 {
+        let checked = i % 3 == 0;
+        // Three large records (16,500 bytes: `pwritev`), one of them checked.
+        let len = if [1, 9, 10].contains(&i) {
+            16_500
+        } else {
+            rng.random_range(0..200)
+        };
+        let body: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        let props = [u8::from(checked)];
+        let m = MessageRef {
+            timestamp_ms: i,
+            exchange: b"ex",
+            routing_key: b"rk",
+            properties: &props,
+            body: &body,
+        };
+        let crc = if checked {
+            BodyCrc::Checked
+        } else {
+            BodyCrc::Unrecovered
+        };
+        let p = q.append_with(m, crc).unwrap();
+        assert_eq!(p.segment.0, 1);
+        let end = (p.offset + p.size) as usize;
+        recs.push((p.offset as usize, end, end - body.len(), checked, body));
+    }
+    q.close().unwrap();
+    let bytes = fs::read(dir.path().join("msgs.0000000001")).unwrap();
+    let keep = |m: &ringmq_store::MessageView<'_>| m.properties == [1];
+    let want: Vec<Vec<u8>> = recs.iter().filter(|r| r.3).map(|r| r.4.clone()).collect();
+    let run = |seg: &[u8]| {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("msgs.0000000001"), seg).unwrap();
+        let (mut q, report) = QueueStore::open_filtered(d.path(), config(), &keep).unwrap();
+        let mut got = Vec::new();
+        while let Some(p) = q.next_ready().unwrap() {
+            got.push(q.read(p).unwrap().body.to_vec());
+        }
+        (got, report)
+    };
+    let (got, report) = run(&bytes);
+    assert_eq!(got, want, "seed {seed}: intact");
+    assert!(!report.corrupt(), "seed {seed}: {report:?}");
+    for r in recs.iter().filter(|r| !r.3 && r.1 > r.2) {
+        // The body zeroed (a write torn inside a preallocated segment), or with
+        // random bytes flipped (damage a CRC would have caught).
+        let mut zeroed = bytes.clone();
+        zeroed[r.2..r.1].fill(0);
+        let mut flipped = bytes.clone();
+        for _ in 0..4 {
+            let at = rng.random_range(r.2..r.1);
+            flipped[at] ^= 1 << rng.random_range(0..8);
+        }
+        for (how, seg) in [("zeroed", &zeroed), ("flipped", &flipped)] {
+            let (got, report) = run(seg);
+            assert_eq!(got, want, "seed {seed}: body of record at {} {how}", r.0);
+            assert!(!report.corrupt(), "seed {seed}: {how} at {}: {report:?}", r.0);
+        }
+        // A flip in its header or properties: that record is damage, the rest stays.
+        let mut c = bytes.clone();
+        let at = rng.random_range(r.0 + 8..r.2);
+        c[at] ^= 1 << rng.random_range(0..8);
+        let (got, report) = run(&c);
+        assert_eq!(got, want, "seed {seed}: header flip at {at}");
+        assert_eq!(
+            report.records_dropped(),
+            1,
+            "seed {seed}: header flip at {at}: {report:?}"
+        );
+    }
 }

@@ -46,11 +46,38 @@ pub async fn publish_confirmed_until(
     confirmed: Arc<Mutex<BTreeSet<u64>>>,
     stop: Arc<AtomicBool>,
 ) {
+    publish_until(uri, queue, confirmed, stop, |_| false).await
+}
+
+/// Whether message `id` of [`publish_mixed_confirmed_until`] is transient.
+pub fn mixed_transient(id: u64) -> bool {
+    id % 3 == 1
+}
+
+/// [`publish_confirmed_until`], with every third message transient
+/// ([`mixed_transient`]): a restart drops those, so `confirmed` gets only the
+/// persistent ones.
+pub async fn publish_mixed_confirmed_until(
+    uri: String,
+    queue: &str,
+    confirmed: Arc<Mutex<BTreeSet<u64>>>,
+    stop: Arc<AtomicBool>,
+) {
+    publish_until(uri, queue, confirmed, stop, mixed_transient).await
+}
+
+async fn publish_until(
+    uri: String,
+    queue: &str,
+    confirmed: Arc<Mutex<BTreeSet<u64>>>,
+    stop: Arc<AtomicBool>,
+    transient: fn(u64) -> bool,
+) {
     let (_conn, ch) = durable_confirm_channel(&uri, queue).await;
     let mut pending = VecDeque::new();
     let mut id = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let props = BasicProperties::default().with_delivery_mode(2);
+        let props = BasicProperties::default().with_delivery_mode(if transient(id) { 1 } else { 2 });
         let Ok(c) = ch
             .basic_publish(
                 "".into(),
@@ -69,7 +96,9 @@ pub async fn publish_confirmed_until(
             let (i, c) = pending.pop_front().expect("non-empty");
             match tokio::time::timeout(Duration::from_secs(5), c).await {
                 Ok(Ok(conf)) if conf.is_ack() => {
-                    confirmed.lock().expect("lock").insert(i);
+                    if !transient(i) {
+                        confirmed.lock().expect("lock").insert(i);
+                    }
                 }
                 _ => return,
             }

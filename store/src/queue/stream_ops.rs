@@ -104,7 +104,7 @@ impl QueueStore {
         self.dirty_acks.remove(&id);
         let (end, lease) = (meta.end, meta.lease);
         drop(meta.map);
-        self.retire_segment(id, end, lease)?;
+        self.retire_segment(id, end, lease, None)?;
         remove_if_exists(&ack_path(&self.dir, id))?;
         Ok(Some(id))
     }

@@ -119,6 +119,7 @@ impl Model {
                     body: msg.body,
                 },
                 msg.priority,
+                msg.persistent,
             );
             let pos = match pos {
                 Ok(pos) => pos,

@@ -50,7 +50,7 @@ use ringmq_codec::ShortString;
 
 use ringmq_codec::FieldTable;
 
-use ringmq_store::{MessageRef, SegmentPosition, StoreError};
+use ringmq_store::{BodyCrc, MessageRef, SegmentPosition, StoreError};
 
 use crate::core::model::queue::args::QueueSettings;
 
@@ -472,13 +472,17 @@ impl Queue {
 
     /// Appends a message (ready, at the tail). Inlined into the publish path
     /// (with the stream arm it stopped being: ~30 instructions a message).
+    /// Unless `persistent` (delivery mode 2) in a durable queue, no recovery keeps
+    /// it: its record's CRC leaves the body out (`ringmq_store::record`).
     #[inline(always)]
-    pub fn append(&mut self, msg: MessageRef<'_>, priority: u8) -> Result<SegmentPosition, StoreError> {
+    pub fn append(&mut self, msg: MessageRef<'_>, prio: u8, persistent: bool) -> Result<SegmentPosition, StoreError> {
         let n = msg.body.len() as u64;
         if !self.is_store_open() {
             self.open_store()?;
         }
-        let pos = self.storage.append(msg, priority)?;
+        let pos = self
+            .storage
+            .append(msg, prio, BodyCrc::when_kept(persistent && self.durable))?;
         if self.tracks_bytes() {
             self.tuning.set_ready_body_bytes(self.tuning.ready_body_bytes() + n);
         }

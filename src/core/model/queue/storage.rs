@@ -99,9 +99,15 @@ impl StoreHome {
 impl QueueStorage {
     /// Stores a message (ready, at the tail of its priority level).
     #[inline]
-    pub(super) fn append(&mut self, msg: MessageRef<'_>, priority: u8) -> Result<SegmentPosition, StoreError> {
+    pub(super) fn append(
+        &mut self,
+        msg: MessageRef<'_>,
+        priority: u8,
+        body: ringmq_store::BodyCrc,
+    ) -> Result<SegmentPosition, StoreError> {
         match self {
-            QueueStorage::Classic(s) => s.append(msg, priority),
+            QueueStorage::Classic(s) => s.append_with(msg, priority, body),
+            // A stream keeps every message across a restart: always checked.
             QueueStorage::Stream(s) => s.append(msg).map(|at| at.pos),
         }
     }
