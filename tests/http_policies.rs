@@ -316,6 +316,20 @@ fn parameters_and_global_parameters() {
     );
     let v = api.ok("GET", "/api/parameters/federation-upstream/%2F/up1", None);
     assert_eq!(v["value"]["uri"], "amqp://upstream");
+    // A value no upstream could be: 400 with RabbitMQ's text, nothing stored.
+    let (status, reply) = api.call(
+        "PUT",
+        "/api/parameters/federation-upstream/%2F/up2",
+        Some(json!({"value": {"uri": "amqp://upstream", "max-hops": "a"}})),
+    );
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply.to_string().contains("max-hops should be a number"), "{reply}");
+    let (status, _) = api.call(
+        "PUT",
+        "/api/parameters/federation-upstream-set/%2F/s1",
+        Some(json!({"value": [{}]})),
+    );
+    assert_eq!(status, 400);
     assert_eq!(
         api.ok("GET", "/api/parameters/federation-upstream", None)
             .as_array()

@@ -195,10 +195,8 @@ impl Broker {
                 "parameter name must be 1 to {VHOST_NAME_MAX} bytes"
             )));
         }
-        if p.component == "shovel" {
-            crate::core::model::shovel::ShovelDef::parse(&p.name, &p.value)
-                .map_err(|e| AdminError::BadRequest(e.to_string()))?;
-        }
+        crate::core::model::terms::check_parameter(&p.component, &p.name, &p.value)
+            .map_err(|e| AdminError::BadRequest(e.to_string()))?;
         self.in_meta_section(|b| {
             let v = b.vhost_mut(vhost)?;
             let known = (v.parameters.iter()).any(|x| x.component == p.component && x.name == p.name);

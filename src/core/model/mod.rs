@@ -21,6 +21,7 @@ pub(in crate::core) mod commit;
 pub mod cross;
 pub mod error;
 pub mod exchange;
+pub mod federation;
 pub mod ids;
 pub mod meta;
 pub mod policy;

@@ -135,3 +135,15 @@ pub(crate) fn table(obj: &Map<String, Value>, key: &str, problems: &mut Vec<Stri
         }
     }
 }
+
+/// Checks a runtime parameter's value by its component: shovels, federation
+/// upstreams and upstream sets (every component we know has a form).
+pub fn check_parameter(component: &str, name: &str, value: &Value) -> Result<(), ValidationFailed> {
+    use super::federation::{parse_set, Upstream};
+    match component {
+        "shovel" => super::shovel::ShovelDef::parse(name, value).map(drop),
+        "federation-upstream" => Upstream::parse(name, value).map(drop),
+        "federation-upstream-set" => parse_set(name, value).map(drop),
+        _ => Ok(()),
+    }
+}

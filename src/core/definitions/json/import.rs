@@ -8,7 +8,7 @@
 //! the end answers for the whole import: that glue is `mgmt::definitions`.
 
 use super::*;
-use crate::core::model::shovel::ShovelDef;
+use crate::core::model::terms::check_parameter;
 
 /// Validates an import (into `only`, when given: then every entry goes there,
 /// and users and vhosts are refused) against `model` and `users`; `salt_seed`
@@ -161,8 +161,8 @@ pub(crate) fn validate(
                 Policy::compile(def.clone(), PolicyKind::Operator).map_err(|e| bad(what, e.trim().to_owned()))?;
                 plan.operator_policies.push((vhost, def));
             }
-            "shovel" => {
-                ShovelDef::parse(&p.name, &p.value).map_err(|e| bad(what.clone(), e.to_string().trim()))?;
+            c if PARAMETER_COMPONENTS.contains(&c) => {
+                check_parameter(c, &p.name, &p.value).map_err(|e| bad(what.clone(), e.to_string().trim()))?;
                 plan.parameters.push((
                     vhost,
                     Parameter {
@@ -172,14 +172,6 @@ pub(crate) fn validate(
                     },
                 ))
             }
-            c if PARAMETER_COMPONENTS.contains(&c) => plan.parameters.push((
-                vhost,
-                Parameter {
-                    component: p.component,
-                    name: p.name,
-                    value: p.value,
-                },
-            )),
             other => return Err(bad(what, format!("unknown component '{other}'"))),
         }
     }
