@@ -123,11 +123,10 @@ async fn a_silent_peer_is_declared_dead_after_two_intervals() {
         .await
         .expect("detected in time");
     assert!(matches!(r, Err(ClientError::PeerDead { heartbeat_secs: 1 })), "{r:?}");
+    // Not before two heartbeat intervals of silence (how long after that
+    // depends on this shared machine's timers: bounded by the test's wait).
     let took = t0.elapsed();
-    assert!(
-        took >= Duration::from_millis(1900) && took < Duration::from_secs(3),
-        "{took:?}"
-    );
+    assert!(took >= Duration::from_millis(1900), "declared dead after {took:?}");
 }
 
 #[tokio::test(flavor = "current_thread")]
