@@ -499,6 +499,15 @@ impl Queue {
             .map(|r| r.next)
     }
 
+    /// Every reader of the stream with the offset it reads next: (its
+    /// connection, channel, consumer tag, offset). The owner's readers
+    /// include those of consumers on other shards, which the API lists by
+    /// their connection's shard (`http::routes::connections`).
+    pub fn stream_reader_offsets(&self) -> impl Iterator<Item = (ConnId, u16, &str, u64)> + '_ {
+        let readers = self.storage.stream().map(|s| s.readers.as_slice()).unwrap_or_default();
+        readers.iter().map(|r| (r.conn, r.channel, &*r.tag, r.next))
+    }
+
     /// Readers of the stream (one per consumer).
     pub fn stream_reader_count(&self) -> usize {
         self.storage.stream().map_or(0, |s| s.readers.len())
