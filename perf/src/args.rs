@@ -42,6 +42,7 @@ throughput/latency:
   --prefill N (publish N messages before starting)  --keep-queues  --rates LIST (latency)
   --stream (stream queues; -a 100 -P 1000 unless given)  --stream-offset first|last|next|N|timestamp|30s
   --filter-value V (consumers filter on V)  --filter-selectivity PCT (V on PCT% of publishes; else 'other')
+  --filter-run N (V's publishes in runs of N in a row: values clustered in time)
 
 ops: -x/--count N  -c/--channels N  -z/--time SECONDS  -u/--queue NAME  --hold SECONDS
 
