@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::http::{enc, Api};
-use common::links::{count, declare, drain, publish};
+use common::links::{self, count, declare, drain, publish};
 use common::*;
 use serde_json::{json, Value};
 
@@ -366,6 +366,74 @@ fn a_source_killed_mid_stream_loses_nothing() {
         "every message arrived (at least once): {} of {N}",
         unique.len()
     );
+}
+
+/// The broker that runs the shovel (and holds its source) killed -9
+/// mid-stream and started again: the stored parameter starts the shovel
+/// anew, every confirmed message arrives at least once, and every copy that
+/// repeats an earlier one is flagged (`redelivered` in its `x-shovelled`
+/// entry: the source redelivered it after the crash).
+#[test]
+fn the_hosting_broker_killed_mid_stream_loses_nothing_and_flags_repeats() {
+    use ringmq_codec::{BasicProperties, FieldValue};
+    let (mut src, dest) = pair();
+    const N: usize = 3000;
+    declare(src.uri(), "home", None);
+    declare(dest.uri(), "home-out", None);
+    publish(src.uri(), "", "home", "m", N);
+    put_shovel(
+        &src,
+        "homebound",
+        json!({"src-uri": "amqp://", "src-queue": "home", "dest-uri": dest.uri(), "dest-queue": "home-out",
+               "reconnect-delay": 1, "src-prefetch-count": 100, "dest-add-forward-headers": true}),
+    );
+    wait_until("some moved", WAIT, || count(dest.uri(), "home-out") > 0);
+    src.kill9();
+    let before = count(dest.uri(), "home-out") as usize;
+    assert!(before < N, "killed mid-stream, not after: {before} of {N} moved");
+    src.start();
+    wait_state(&src, "homebound", "running");
+    wait_until("the source drained", Duration::from_secs(60), || {
+        count(src.uri(), "home") == 0
+    });
+    let got = links::drain_contents(dest.uri(), "home-out");
+    let flagged = |c: &ringmq_client::Content| {
+        let p = BasicProperties::decode(&c.properties_raw).unwrap();
+        let h = p.headers.expect("x-shovelled").to_owned_table();
+        let Some(FieldValue::Array(entries)) = h.get("x-shovelled") else {
+            panic!("no x-shovelled: {h:?}")
+        };
+        let Some(FieldValue::Table(entry)) = entries.first() else {
+            panic!("{entries:?}")
+        };
+        entry.get("redelivered") == Some(&FieldValue::Bool(true))
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut repeats = 0;
+    for c in &got {
+        if !seen.insert(c.body.clone()) {
+            repeats += 1;
+            assert!(
+                flagged(c),
+                "a repeat not flagged: {:?}",
+                String::from_utf8_lossy(&c.body)
+            );
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        N,
+        "every message arrived (at least once): {} of {N}",
+        seen.len()
+    );
+    // The shovel held up to a prefetch of unacked deliveries when it died: the
+    // restarted source redelivers them, flagged whether or not they repeat.
+    let redelivered = got.iter().filter(|c| flagged(c)).count();
+    println!(
+        "moved before the kill {before}, copies {}, repeats {repeats}, flagged {redelivered}",
+        got.len()
+    );
+    assert!(redelivered > 0, "the deliveries in flight came back as redeliveries");
 }
 
 /// The source queue deleted under a running shovel: it stops with the reason

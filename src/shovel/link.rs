@@ -244,8 +244,12 @@ impl Pump<'_> {
             return Ok(());
         }
         self.consumer.handle_delivery(delivery_tag).map_err(src_err)?;
-        self.rewrite
-            .apply(&content.properties_raw, super::status::now_secs(), &mut self.props)?;
+        self.rewrite.apply(
+            &content.properties_raw,
+            content.redelivered,
+            super::status::now_secs(),
+            &mut self.props,
+        )?;
         let (exchange, key) = match &self.def.dest {
             ShovelDest::Queue(q) => ("", q.as_str()),
             ShovelDest::Exchange { exchange, key } => {
