@@ -69,7 +69,8 @@ impl Common {
     /// Gives an `amqps://` URI the trust the flags named (they may come after
     /// `--uri`); refuses one without any.
     fn finish(mut self) -> Result<Common, String> {
-        if self.uri.tls.is_some() {
+        // A URI's own `cacertfile=` / `verify=` stand; the flags fill in the rest.
+        if self.uri.tls == Some(TlsTrust::Unset) {
             if self.tls_trust == TlsTrust::Unset {
                 return Err("amqps:// needs --tls-ca FILE (or --insecure for a test certificate)".into());
             }
