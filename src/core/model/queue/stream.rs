@@ -40,9 +40,10 @@ pub enum StreamStart {
 impl StreamStart {
     /// RabbitMQ's forms: `first`, `last`, `next`, an offset (a negative one is
     /// `first`), an AMQP timestamp (seconds), or an interval back from now
-    /// (`1h`, `30m`, `7D`: `x-max-age`'s units). Absent: `next`.
-    pub fn parse(v: Option<&FieldValue>, now_ms: u64) -> Result<Self, String> {
-        let Some(v) = v else { return Ok(StreamStart::Next) };
+    /// (`1h`, `30m`, `7D`: `x-max-age`'s units). Absent: `absent` (the
+    /// broker's `default_stream_offset`: `next` unless set).
+    pub fn parse(v: Option<&FieldValue>, now_ms: u64, absent: StreamStart) -> Result<Self, String> {
+        let Some(v) = v else { return Ok(absent) };
         if let FieldValue::Void = v {
             // LavinMQ's "track my offset" (see `tracks_offset`): from the start
             // the first time.
@@ -537,8 +538,9 @@ mod tests {
 
     #[test]
     fn stream_offsets_parse_as_rabbitmq_reads_them() {
-        let p = |v: FieldValue| StreamStart::parse(Some(&v), 10_000_000);
-        assert_eq!(StreamStart::parse(None, 0), Ok(StreamStart::Next));
+        let p = |v: FieldValue| StreamStart::parse(Some(&v), 10_000_000, StreamStart::Next);
+        assert_eq!(StreamStart::parse(None, 0, StreamStart::Next), Ok(StreamStart::Next));
+        assert_eq!(StreamStart::parse(None, 0, StreamStart::First), Ok(StreamStart::First));
         assert_eq!(p("first".into()), Ok(StreamStart::First));
         assert_eq!(p("last".into()), Ok(StreamStart::Last));
         assert_eq!(p("next".into()), Ok(StreamStart::Next));
