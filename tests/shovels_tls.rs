@@ -6,55 +6,15 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::http::{enc, Api};
+use common::http::Api;
 use common::links::{count, declare, publish};
+use common::shovel_api::{put_shovel, shovel_status, wait_shovel_state, wait_until};
 use common::tls::{amqps_addr, pki, KeyKind};
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn api(b: &Broker) -> Api {
     Api::new(b.http_url(), b.user(), b.pass())
-}
-
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn put_shovel(b: &Broker, name: &str, value: Value) {
-    let r = api(b).put(
-        &format!("/api/parameters/shovel/%2F/{}", enc(name)),
-        json!({ "value": value }),
-    );
-    assert!(
-        r.status == 201 || r.status == 204,
-        "PUT shovel {name}: {} {}",
-        r.status,
-        r.text
-    );
-}
-
-fn status(b: &Broker, name: &str) -> Option<Value> {
-    let all = api(b).ok("/api/shovels/%2F");
-    all.as_array()
-        .expect("a list")
-        .iter()
-        .find(|s| s["name"] == name)
-        .cloned()
-}
-
-fn wait_state(b: &Broker, name: &str, state: &str) -> Value {
-    let mut last = None;
-    wait_until(&format!("shovel {name} {state}: {last:?}"), || {
-        last = status(b, name);
-        last.as_ref().is_some_and(|s| s["state"] == state)
-    });
-    last.expect("seen")
 }
 
 #[test]
@@ -88,14 +48,14 @@ fn a_shovel_moves_over_amqps_with_certificates_both_ways() {
         client_key.display()
     ));
     put_shovel(
-        &src,
+        &api(&src),
         "sealed",
         json!({"src-uri": "amqp://", "src-queue": "secret", "dest-uri": trusted, "dest-queue": "secret-out",
                "reconnect-delay": 1}),
     );
-    wait_state(&src, "sealed", "running");
+    wait_shovel_state(&api(&src), "sealed", "running");
     publish(src.uri(), "", "secret", "s", 200);
-    wait_until("moved over TLS", || count(dest.uri(), "secret-out") == 200);
+    wait_until("moved over TLS", WAIT, || count(dest.uri(), "secret-out") == 200);
     // The destination saw a TLS connection presenting the shovel's certificate,
     // with the heartbeat the URI asked for.
     let conns = api(&dest).ok("/api/connections");
@@ -105,7 +65,7 @@ fn a_shovel_moves_over_amqps_with_certificates_both_ways() {
     let subject = shovel_conn["peer_cert_subject"].as_str().unwrap_or_default();
     assert!(subject.contains("shovel-client"), "{shovel_conn}");
     assert_eq!(shovel_conn["timeout"], 5, "heartbeat=5 from the URI: {shovel_conn}");
-    let listed = status(&src, "sealed").unwrap();
+    let listed = shovel_status(&api(&src), "sealed").unwrap();
     assert!(
         !listed.to_string().contains("guest:guest"),
         "no credentials in the status: {listed}"
@@ -121,12 +81,12 @@ fn a_shovel_moves_over_amqps_with_certificates_both_ways() {
         client_key.display()
     ));
     put_shovel(
-        &src,
+        &api(&src),
         "doubtful",
         json!({"src-uri": "amqp://", "src-queue": "secret2", "dest-uri": untrusting, "dest-queue": "secret-out",
                "reconnect-delay": 60}),
     );
-    let st = wait_state(&src, "doubtful", "terminated");
+    let st = wait_shovel_state(&api(&src), "doubtful", "terminated");
     let reason = st["reason"].as_str().unwrap_or_default().to_lowercase();
     assert!(reason.contains("certificate") || reason.contains("issuer"), "{st}");
     let unchecked = tls_uri(&format!(
@@ -135,14 +95,14 @@ fn a_shovel_moves_over_amqps_with_certificates_both_ways() {
         client_key.display()
     ));
     put_shovel(
-        &src,
+        &api(&src),
         "careless",
         json!({"src-uri": "amqp://", "src-queue": "secret3", "dest-uri": unchecked, "dest-queue": "secret-out3",
                "reconnect-delay": 1}),
     );
-    wait_state(&src, "careless", "running");
+    wait_shovel_state(&api(&src), "careless", "running");
     publish(src.uri(), "", "secret3", "c", 10);
-    wait_until("moved unchecked", || count(dest.uri(), "secret-out3") == 10);
+    wait_until("moved unchecked", WAIT, || count(dest.uri(), "secret-out3") == 10);
 
     // Without a trust setting, or with an unknown parameter: refused at PUT.
     for (uri, says) in [
