@@ -4,7 +4,9 @@
 //! with no-ack), anything else (a status, a refused connection, no answer in
 //! [`POST_TIMEOUT`]) is retried with a doubling pause up to [`RETRY_PAUSE_MAX`],
 //! the same message, in order. One request at a time: a slow endpoint slows
-//! the shovel, it does not pile up requests.
+//! the shovel, it does not pile up requests. `https://` endpoints are checked
+//! against the system's CA store (`SSL_CERT_FILE` / `SSL_CERT_DIR` in the
+//! broker's environment choose another, as for OpenSSL).
 
 use std::time::{Duration, Instant};
 
@@ -36,12 +38,41 @@ pub enum PostError {
     Status(u16),
     #[error("no answer within {POST_TIMEOUT:?}")]
     Timeout,
+    #[error("tls: {0}")]
+    Tls(String),
+}
+
+/// The client TLS configuration of https:// destinations: the system's CA
+/// store, read once per process (a failure is not kept: the next connect
+/// tries again).
+fn system_trust() -> Result<std::sync::Arc<rustls::ClientConfig>, PostError> {
+    static MADE: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    if let Some(c) = MADE.get() {
+        return Ok(c.clone());
+    }
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let why = found.errors.first().map_or("none found".to_owned(), |e| e.to_string());
+        return Err(PostError::Tls(format!(
+            "no CA certificate in the system store (SSL_CERT_FILE, SSL_CERT_DIR or the OS's): {why}"
+        )));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PostError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MADE.get_or_init(|| std::sync::Arc::new(config)).clone())
 }
 
 /// The endpoint and its connection (made again after a failure).
 struct Endpoint {
     host: String,
     port: u16,
+    tls: bool,
     path: String,
     authorization: Option<String>,
     shovel: String,
@@ -54,7 +85,11 @@ impl Endpoint {
             uri: without_credentials(uri),
             why: why.to_owned(),
         };
-        let rest = uri.strip_prefix("http://").ok_or_else(|| bad("not http://"))?;
+        let (rest, tls) = match (uri.strip_prefix("http://"), uri.strip_prefix("https://")) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => return Err(bad("not http:// or https://")),
+        };
         let (authority, path) = rest
             .split_once('/')
             .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
@@ -63,7 +98,7 @@ impl Endpoint {
             .map_or((None, authority), |(u, h)| (Some(u), h));
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) => (h, p.parse().map_err(|_| bad("bad port"))?),
-            None => (hostport, 80),
+            None => (hostport, if tls { 443 } else { 80 }),
         };
         if host.is_empty() {
             return Err(bad("no host"));
@@ -73,6 +108,7 @@ impl Endpoint {
         Ok(Endpoint {
             host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
             port,
+            tls,
             path,
             authorization,
             shovel: shovel.to_owned(),
@@ -85,10 +121,26 @@ impl Endpoint {
             let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
                 .await
                 .map_err(PostError::Connect)?;
-            let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
-            tokio::task::spawn_local(async move {
-                let _ = conn.await;
-            });
+            let sender = if self.tls {
+                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+                    .map_err(|e| PostError::Tls(e.to_string()))?;
+                let stream = tokio_rustls::TlsConnector::from(system_trust()?)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| PostError::Tls(e.to_string()))?;
+                let (sender, conn) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+                tokio::task::spawn_local(async move {
+                    let _ = conn.await;
+                });
+                sender
+            } else {
+                let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+                tokio::task::spawn_local(async move {
+                    let _ = conn.await;
+                });
+                sender
+            };
             self.sender = Some(sender);
         }
         Ok(self.sender.as_mut().expect("made above"))

@@ -44,6 +44,8 @@ pub struct Broker {
     child: Option<Child>,
     /// Flags added to every start of a spawned binary.
     extra_args: Vec<String>,
+    /// Environment variables set for every start of a spawned binary.
+    env: Vec<(String, String)>,
     /// The management API (`http://host:port`, no trailing slash) and the
     /// metrics listener's port (free ports per spawned broker: tests run in parallel).
     http_url: String,
@@ -59,6 +61,12 @@ impl Broker {
     /// A spawned broker started with these extra flags (the external broker of
     /// `RINGMQ_TEST_URI` ignores them: check [`Broker::skip_external`]).
     pub fn with_args(extra: &[&str]) -> Broker {
+        Self::with_args_env(extra, &[])
+    }
+
+    /// [`Self::with_args`] with environment variables (`SSL_CERT_FILE`...)
+    /// set for the spawned binary.
+    pub fn with_args_env(extra: &[&str], env: &[(&str, &str)]) -> Broker {
         if let Ok(uri) = std::env::var("RINGMQ_TEST_URI") {
             let (user, pass, host, port) = parse_uri(&uri);
             return Broker {
@@ -71,6 +79,7 @@ impl Broker {
                 root: None,
                 child: None,
                 extra_args: Vec::new(),
+                env: Vec::new(),
                 // `RINGMQ_TEST_HTTP_URI` names the external broker's API
                 // (RabbitMQ's peer: http://127.0.0.1:15673).
                 http_url: std::env::var("RINGMQ_TEST_HTTP_URI")
@@ -95,6 +104,7 @@ impl Broker {
             root: Some(root),
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             http_url: String::new(),
             metrics_port: 0,
         };
@@ -219,6 +229,7 @@ impl Broker {
             .arg(self.metrics_port.to_string())
             .arg("--control-unix-path=") // none at /run/ringmq; a test asks for its own
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)

@@ -7,7 +7,7 @@
 //! are refused here with its "should be" wording. Its reasons are HTML-escaped
 //! by its management plugin (`&lt;&lt;"bad"&gt;&gt;`): ours say the same
 //! thing unescaped (`<<"bad">>`). `dest-uri` may also be one `http://` URI
-//! (LavinMQ's HTTP shovel); `https://` is refused until there is a CA setting.
+//! (LavinMQ's HTTP shovel) or `https://` (checked against the system's CA store).
 //! AMQP URIs are read whole by the links' client (`ringmq_client::Uri`, with
 //! RabbitMQ's query parameters, `cacertfile` and the rest for `amqps://`).
 
@@ -258,7 +258,7 @@ impl ShovelDef {
         }
         let dest_http = dest_uris
             .as_ref()
-            .is_some_and(|u| u.iter().any(|u| u.starts_with("http://")));
+            .is_some_and(|u| u.iter().any(|u| u.starts_with("http://") || u.starts_with("https://")));
         if dest_http {
             if dest_uris.as_ref().is_some_and(|u| u.len() > 1) {
                 problems.push("an http:// dest-uri must be the only one".to_owned());

@@ -86,7 +86,8 @@ fn bad_values_say_what_they_should_be() {
     assert!(bad[0].contains("unknown query parameter \"colour\""), "{bad:?}");
     assert_eq!(
         with("dest-uri", json!("https://h/")),
-        ["\"https://h/\": https:// destinations are not supported yet (http:// is)"]
+        ["dest-queue has no meaning with an http:// dest-uri"],
+        "https:// is an HTTP destination too"
     );
     assert_eq!(
         with("dest-add-forward-headers", json!("x")),

@@ -45,11 +45,7 @@ pub(crate) fn erl(v: &Value) -> String {
 /// itself is parsed by the shovel task (the client's parser).
 pub(crate) fn check_uri(s: &str, http_ok: bool, problems: &mut Vec<String>) {
     let scheme = s.split_once("://").map_or(s, |(scheme, _)| scheme);
-    if http_ok && scheme == "https" {
-        problems.push(format!(
-            "\"{s}\": https:// destinations are not supported yet (http:// is)"
-        ));
-    } else if scheme == "amqp" || scheme == "amqps" {
+    if scheme == "amqp" || scheme == "amqps" {
         // The whole URI as the links' client reads it (its query parameters
         // are RabbitMQ's Erlang client's), refused now rather than failing at
         // every connect.
@@ -62,7 +58,7 @@ pub(crate) fn check_uri(s: &str, http_ok: bool, problems: &mut Vec<String>) {
             )),
             Ok(_) => {}
         }
-    } else if !(http_ok && scheme == "http") {
+    } else if !(http_ok && (scheme == "http" || scheme == "https")) {
         problems.push(format!(
             "\"{s}\" not a valid URI: {{{{unexpected_uri_scheme,\"{scheme}\"}},\"{s}\"}}"
         ));
