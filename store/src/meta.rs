@@ -36,6 +36,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.sync_all()?;
     drop(f);
     fs::rename(&tmp, path)?;
+    crate::changes::replaced(path, bytes);
     sync_parent_dir(path)
 }
 
