@@ -15,6 +15,7 @@ fn weight(op: &Op) -> usize {
         + match op {
             Op::Write { path, bytes, .. } | Op::Replace { path, bytes } => path.len() + bytes.len(),
             Op::Truncate { path, .. } | Op::Remove { path } => path.len(),
+            Op::Rename { from, to } => from.len() + to.len(),
         }
 }
 

@@ -1,0 +1,188 @@
+//! The leader's recorder: what a thread's store tells it
+//! (`ringmq_store::changes`) becomes numbered [`Op`]s in the replication log
+//! ([`ReplLog`]) that every follower's [`super::leader::Session`] serves.
+//!
+//! A region of a file written by the store's hot path (a record in a
+//! segment, acks appended) comes without its bytes: adjacent ones are joined
+//! and kept pending, and read back from the file when they are flushed, so a
+//! message is copied once by the store (into the mapping) and once more only
+//! into the log that is sent. Pending regions are flushed at every group
+//! commit ([`Change::Synced`]), past [`PENDING_BYTES_MAX`], and before any
+//! other change, which is what keeps reading them later right: a rename,
+//! cut or removal told after a region can only run once that region's bytes
+//! are read, while the file still holds them under the name they were
+//! written to. A later write over a pending region (only the `delivered`
+//! mark and segment headers are rewritten, and they come with their bytes)
+//! gives the region the newer bytes, which the later change sets anyway.
+//!
+//! Paths are made relative to the data directory; changes outside it, and
+//! to what is not replicated (a vhost's `transient/` and its
+//! `transient.trash.N` leftovers, the `.lock`), are dropped.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ringmq_store::changes::{Change, ChangeSink};
+
+use super::log::ReplLog;
+use super::wire::Op;
+
+/// Bytes of regions kept pending before they are read without waiting for
+/// the next group commit.
+pub const PENDING_BYTES_MAX: u64 = 4 << 20;
+
+/// A region written, to be read back from its file.
+#[derive(Debug)]
+struct Region {
+    path: String,
+    at: PathBuf,
+    offset: u64,
+    len: u64,
+}
+
+/// One thread's recorder ([`ChangeSink`]) into a log shared by the threads.
+#[derive(Debug)]
+pub struct Recorder {
+    root: PathBuf,
+    log: Arc<Mutex<ReplLog>>,
+    pending: Vec<Region>,
+    pending_bytes: u64,
+    /// The last change of this thread's last group commit.
+    synced_seq: u64,
+}
+
+impl Recorder {
+    pub fn new(root: &Path, log: Arc<Mutex<ReplLog>>) -> Recorder {
+        Recorder {
+            root: root.to_path_buf(),
+            log,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            synced_seq: 0,
+        }
+    }
+
+    /// The last change covered by this thread's last group commit: a confirm
+    /// of what that commit synced waits for followers to hold it.
+    pub fn synced_seq(&self) -> u64 {
+        self.synced_seq
+    }
+
+    /// `path` relative to the data directory with `/` separators, if it is a
+    /// replicated file there.
+    pub fn relative(&self, path: &Path) -> Option<String> {
+        let rel = path.strip_prefix(&self.root).ok()?;
+        let mut parts = Vec::new();
+        for c in rel.components() {
+            match c {
+                Component::Normal(s) => parts.push(s.to_str()?),
+                _ => return None,
+            }
+        }
+        let skipped = |p: &&str| *p == "transient" || p.starts_with("transient.trash.");
+        if parts.is_empty() || parts.iter().take(2).any(|p| skipped(p)) || parts == [".lock"] {
+            return None;
+        }
+        Some(parts.join("/"))
+    }
+
+    fn append(&mut self, op: Op) {
+        let seq = self.log.lock().expect("the replication log's lock").append(op);
+        debug_assert!(seq > 0);
+    }
+
+    /// Reads every pending region into the log, in order.
+    pub fn flush(&mut self) {
+        let mut open: Option<(PathBuf, File)> = None;
+        for r in std::mem::take(&mut self.pending) {
+            if open.as_ref().is_none_or(|(p, _)| *p != r.at) {
+                open = File::open(&r.at).ok().map(|f| (r.at.clone(), f));
+            }
+            let mut bytes = vec![0u8; r.len as usize];
+            let read = match &open {
+                Some((_, f)) => f.read_exact_at(&mut bytes, r.offset),
+                None => Err(std::io::ErrorKind::NotFound.into()),
+            };
+            if let Err(e) = read {
+                // Regions are read before their file can move or shrink: this is
+                // a bug, or someone else's hand in the data directory. The
+                // follower then differs until its next full sync.
+                tracing::error!(path = r.path, offset = r.offset, len = r.len, error = %e, "cannot read a change back");
+                debug_assert!(false, "a pending region of {} cannot be read: {e}", r.path);
+                continue;
+            }
+            self.append(Op::Write {
+                path: r.path,
+                offset: r.offset,
+                bytes,
+            });
+        }
+        self.pending_bytes = 0;
+    }
+
+    fn wrote(&mut self, at: &Path, offset: u64, len: u64) {
+        let Some(path) = self.relative(at) else { return };
+        self.pending_bytes += len;
+        match self.pending.last_mut() {
+            Some(last) if last.path == path && last.offset + last.len == offset => last.len += len,
+            _ => self.pending.push(Region {
+                path,
+                at: at.to_path_buf(),
+                offset,
+                len,
+            }),
+        }
+        if self.pending_bytes > PENDING_BYTES_MAX {
+            self.flush();
+        }
+    }
+
+    fn op(&self, c: Change<'_>) -> Option<Op> {
+        let rel = |p: &Path| self.relative(p);
+        Some(match c {
+            Change::Wrote { .. } | Change::Synced => return None,
+            Change::WroteBytes { path, offset, bytes } => Op::Write {
+                path: rel(path)?,
+                offset,
+                bytes: bytes.to_vec(),
+            },
+            Change::Replaced { path, bytes } => Op::Replace {
+                path: rel(path)?,
+                bytes: bytes.to_vec(),
+            },
+            Change::SetLen { path, len } => Op::Truncate { path: rel(path)?, len },
+            Change::Removed { path } => Op::Remove { path: rel(path)? },
+            Change::Renamed { from, to } => match (rel(from), rel(to)) {
+                (Some(from), Some(to)) => Op::Rename { from, to },
+                (None, None) => return None,
+                // Into or out of what is not replicated: as a removal, or as
+                // a file that appears (not made by the store: a bug).
+                (Some(path), None) => Op::Remove { path },
+                (None, Some(to)) => {
+                    tracing::error!(path = to, "a file renamed into the replicated files from outside");
+                    return None;
+                }
+            },
+        })
+    }
+}
+
+impl ChangeSink for Recorder {
+    fn change(&mut self, c: Change<'_>) {
+        match c {
+            Change::Wrote { path, offset, len } => self.wrote(path, offset, len),
+            Change::Synced => {
+                self.flush();
+                self.synced_seq = self.log.lock().expect("the replication log's lock").last_seq();
+            }
+            c => {
+                self.flush();
+                if let Some(op) = self.op(c) {
+                    self.append(op);
+                }
+            }
+        }
+    }
+}
