@@ -33,6 +33,10 @@ pub mod stream;
 pub mod wire;
 
 #[cfg(test)]
+mod replay_tests;
+#[cfg(test)]
+pub(crate) mod replica_check;
+#[cfg(test)]
 mod sim_tests;
 #[cfg(test)]
 mod test_rng;

@@ -142,7 +142,7 @@ impl Recorder {
     fn op(&self, c: Change<'_>) -> Option<Op> {
         let rel = |p: &Path| self.relative(p);
         Some(match c {
-            Change::Wrote { .. } | Change::Synced => return None,
+            Change::Wrote { .. } | Change::Barrier | Change::Synced => return None,
             Change::WroteBytes { path, offset, bytes } => Op::Write {
                 path: rel(path)?,
                 offset,

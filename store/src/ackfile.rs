@@ -136,6 +136,7 @@ pub fn load(dir: &Path, id: SegmentId) -> io::Result<LoadedAcks> {
     let torn_bytes = (bytes.len() - whole) as u64;
     if torn_bytes > 0 {
         tracing::warn!(path = %path.display(), torn_bytes, "ack file has a torn trailing entry; cutting it off");
+        changes::barrier();
         file.set_len(whole as u64)?;
         changes::set_len(&path, whole as u64);
     }

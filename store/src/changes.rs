@@ -57,6 +57,10 @@ pub enum Change<'a> {
     Removed {
         path: &'a Path,
     },
+    /// A file is about to be moved, cut or removed: regions told without
+    /// their bytes must be read now (changes are told after they are made;
+    /// this one comes before).
+    Barrier,
     /// A group commit: every change told before is durable on this node.
     Synced,
 }
@@ -120,8 +124,17 @@ pub fn appended(path: &Path, file: &File, n: usize) {
     }
 }
 
+/// Before a file is moved, cut or removed (see [`Change::Barrier`]).
+#[inline]
+pub fn barrier() {
+    if recording() {
+        tell(Change::Barrier);
+    }
+}
+
 /// `std::fs::rename`, told.
 pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    barrier();
     std::fs::rename(from, to)?;
     if recording() {
         tell(Change::Renamed { from, to });
@@ -131,6 +144,7 @@ pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
 
 /// `std::fs::remove_file`, told.
 pub fn remove_file(path: &Path) -> io::Result<()> {
+    barrier();
     std::fs::remove_file(path)?;
     if recording() {
         tell(Change::Removed { path });
@@ -140,6 +154,7 @@ pub fn remove_file(path: &Path) -> io::Result<()> {
 
 /// `std::fs::remove_dir_all`, told.
 pub fn remove_dir_all(path: &Path) -> io::Result<()> {
+    barrier();
     std::fs::remove_dir_all(path)?;
     if recording() {
         tell(Change::Removed { path });
@@ -147,7 +162,8 @@ pub fn remove_dir_all(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// `path` was set to `len` bytes (`set_len`, `fallocate`).
+/// `path` was set to `len` bytes (`set_len`, `fallocate`); a cut comes
+/// after a [`barrier`].
 #[inline]
 pub fn set_len(path: &Path, len: u64) {
     if recording() {

@@ -308,6 +308,7 @@ fn scan_segment(
     }
     drop(map); // (I2) in segment.rs: unmap before shrinking
     if file_len > end as u64 {
+        crate::changes::barrier();
         file.set_len(end as u64)?;
         crate::changes::set_len(&path, end as u64);
     }

@@ -616,6 +616,7 @@ impl WriteSegment {
         let Self {
             file, map, end, path, ..
         } = self;
+        changes::barrier();
         file.set_len(u64::from(end))?;
         changes::set_len(&path, u64::from(end));
         Ok((file, map))
