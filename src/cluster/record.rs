@@ -82,7 +82,7 @@ impl Recorder {
             }
         }
         let skipped = |p: &&str| *p == "transient" || p.starts_with("transient.trash.");
-        if parts.is_empty() || parts.iter().take(2).any(|p| skipped(p)) || parts == [".lock"] {
+        if parts.is_empty() || parts.iter().take(2).any(skipped) || parts == [".lock"] {
             return None;
         }
         Some(parts.join("/"))
