@@ -17,7 +17,8 @@ use super::wire::{FileSum, Op};
 pub const FILE_MAX: u64 = 1 << 40;
 
 /// A data directory on disk; `skip` names top-level folders that are not
-/// replicated (the transient queues').
+/// replicated, besides what `record::replicated` leaves out (a vhost's
+/// transient queues, the lock).
 #[derive(Debug)]
 pub struct DirFiles {
     root: PathBuf,
@@ -50,6 +51,9 @@ impl DirFiles {
                 format!("{rel}/{name}")
             };
             let kind = e.file_type()?;
+            if !super::record::replicated(&path.split('/').collect::<Vec<_>>()) {
+                continue;
+            }
             if kind.is_dir() {
                 if !(rel.is_empty() && self.skip.contains(&name)) {
                     self.walk(&e.path(), &path, out)?;

@@ -78,6 +78,12 @@ impl ReplLog {
         Some(out)
     }
 
+    /// The changes from `seq` on, borrowed; None if `seq` is no longer kept.
+    pub fn iter_since(&self, seq: u64) -> Option<impl Iterator<Item = &Op>> {
+        let skip = seq.checked_sub(self.first_seq)?;
+        Some(self.ops.iter().skip(skip as usize))
+    }
+
     /// Every follower has the changes up to `seq`: they go.
     pub fn trim_to(&mut self, seq: u64) {
         while !self.ops.is_empty() && self.first_seq <= seq {

@@ -35,7 +35,11 @@ pub mod wire;
 #[cfg(test)]
 mod replay_tests;
 #[cfg(test)]
+mod replay_world;
+#[cfg(test)]
 pub(crate) mod replica_check;
+#[cfg(test)]
+mod serve_tests;
 #[cfg(test)]
 mod sim_tests;
 #[cfg(test)]

@@ -33,6 +33,14 @@ use super::wire::Op;
 /// the next group commit.
 pub const PENDING_BYTES_MAX: u64 = 4 << 20;
 
+/// Whether a path of the data directory (its components) is replicated: not
+/// the lock, not a vhost's `transient/` folder or the `transient.trash.N`
+/// ones it is set aside as at start (wiped: `VHost::retire_transient`).
+pub fn replicated(parts: &[&str]) -> bool {
+    let skipped = |p: &&str| *p == "transient" || p.starts_with("transient.trash.");
+    !parts.is_empty() && !parts.iter().take(2).any(skipped) && parts != [".lock"]
+}
+
 /// A region written, to be read back from its file.
 #[derive(Debug)]
 struct Region {
@@ -81,11 +89,7 @@ impl Recorder {
                 _ => return None,
             }
         }
-        let skipped = |p: &&str| *p == "transient" || p.starts_with("transient.trash.");
-        if parts.is_empty() || parts.iter().take(2).any(skipped) || parts == [".lock"] {
-            return None;
-        }
-        Some(parts.join("/"))
+        replicated(&parts).then(|| parts.join("/"))
     }
 
     fn append(&mut self, op: Op) {
