@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use rand::Rng;
 
 use super::dir_files::DirFiles;
-use super::files::{Files, MemFiles};
+use super::files::MemFiles;
 use super::follower::Follower;
 use super::leader::Session;
 use super::log::ReplLog;
