@@ -190,3 +190,99 @@ impl ChangeSink for Recorder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorder(root: &Path) -> (Recorder, Arc<Mutex<ReplLog>>) {
+        let log = Arc::new(Mutex::new(ReplLog::new(usize::MAX)));
+        (Recorder::new(root, log.clone()), log)
+    }
+
+    fn ops(log: &Arc<Mutex<ReplLog>>) -> Vec<Op> {
+        log.lock().unwrap().since(1, usize::MAX, usize::MAX).unwrap()
+    }
+
+    /// Adjacent regions become one write, read at the group commit; a gap
+    /// or another file starts a new one; nothing reaches the log before.
+    #[test]
+    fn adjacent_regions_are_joined_and_read_at_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("v/a"), dir.path().join("v/b"));
+        std::fs::create_dir_all(dir.path().join("v")).unwrap();
+        std::fs::write(&a, b"0123456789").unwrap();
+        std::fs::write(&b, b"abcdef").unwrap();
+        let (mut r, log) = recorder(dir.path());
+        let wrote = |path, offset, len| Change::Wrote { path, offset, len };
+        for c in [
+            wrote(&a, 0, 2),
+            wrote(&a, 2, 3),
+            wrote(&a, 7, 1),
+            wrote(&b, 1, 2),
+            wrote(&b, 3, 1),
+        ] {
+            r.change(c);
+        }
+        assert!(ops(&log).is_empty(), "pending until the commit");
+        r.change(Change::Synced);
+        let w = |path: &str, offset, bytes: &[u8]| Op::Write {
+            path: path.into(),
+            offset,
+            bytes: bytes.to_vec(),
+        };
+        let want = vec![w("v/a", 0, b"01234"), w("v/a", 7, b"7"), w("v/b", 1, b"bcd")];
+        assert_eq!(ops(&log), want);
+        assert_eq!(r.synced_seq(), 3);
+    }
+
+    /// A barrier reads what is pending before the file moves; what is not
+    /// replicated is dropped, and a rename out of the replicated files is a
+    /// removal.
+    #[test]
+    fn a_barrier_reads_first_and_transient_files_are_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("v/transient")).unwrap();
+        std::fs::write(root.join("v/q"), b"xy").unwrap();
+        let (mut r, log) = recorder(root);
+        r.change(Change::Wrote {
+            path: &root.join("v/q"),
+            offset: 0,
+            len: 2,
+        });
+        r.change(Change::Barrier);
+        std::fs::remove_file(root.join("v/q")).unwrap();
+        r.change(Change::Removed {
+            path: &root.join("v/q"),
+        });
+        for path in [
+            root.join("v/transient/t"),
+            root.join("v/transient.trash.3/t"),
+            root.join(".lock"),
+        ] {
+            r.change(Change::Replaced {
+                path: &path,
+                bytes: b"no",
+            });
+        }
+        r.change(Change::Renamed {
+            from: &root.join("v/x"),
+            to: &root.join("v/transient/x"),
+        });
+        r.change(Change::Replaced {
+            path: Path::new("/elsewhere/f"),
+            bytes: b"no",
+        });
+        let want = vec![
+            Op::Write {
+                path: "v/q".into(),
+                offset: 0,
+                bytes: b"xy".to_vec(),
+            },
+            Op::Remove { path: "v/q".into() },
+            Op::Remove { path: "v/x".into() },
+        ];
+        assert_eq!(ops(&log), want);
+    }
+}
