@@ -58,6 +58,7 @@ pub(super) struct World {
     defs_live: Vec<Vec<u8>>,
     running: Option<ringmq_store::running::Running>,
     body: Vec<u8>,
+    tracked: u64,
 }
 
 impl World {
@@ -83,6 +84,7 @@ impl World {
             defs_live: Vec::new(),
             running,
             body: Vec::new(),
+            tracked: 0,
         }
     }
 
@@ -117,9 +119,15 @@ impl World {
             }
             30..=44 => match self.queues[q].s().next_ready().unwrap() {
                 Some(pos) => {
-                    self.queues[q].s().bump_delivery_count(pos);
+                    // Now and then one delivered again and again, written out:
+                    // the delivery counts' file is rewritten past 4,096 entries.
+                    let times = if self.rng.random_bool(0.1) { 2500 } else { 1 };
+                    for _ in 0..times {
+                        self.queues[q].s().bump_delivery_count(pos);
+                    }
+                    self.queues[q].s().flush_acks().unwrap();
                     self.queues[q].unacked.push(pos);
-                    format!("deliver from q{q}")
+                    format!("deliver from q{q} ({times} times)")
                 }
                 None => "nothing to deliver".into(),
             },
@@ -193,10 +201,15 @@ impl World {
                 "stream append".into()
             }
             6 => {
-                let tag = ["a", "b", "c"][self.rng.random_range(0..3)];
-                let at = self.rng.random_range(0..s.next_offset() + 1);
-                s.track(tag, at).unwrap();
-                format!("stream offset {tag} {at}")
+                // Many at once now and then: the offsets file is compacted
+                // past 1,024 records.
+                let times = if self.rng.random_bool(0.5) { 400 } else { 1 };
+                for _ in 0..times {
+                    let tag = ["a", "b", "c"][self.rng.random_range(0..3)];
+                    self.tracked += 1;
+                    s.track(tag, self.tracked).unwrap();
+                }
+                format!("stream offsets tracked {times} times")
             }
             7 => {
                 let removed = s.retain(Some(2048), None, 2000).unwrap();

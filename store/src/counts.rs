@@ -145,6 +145,7 @@ impl DeliveryCounts {
         }
         let tmp = self.path.with_extension("tmp");
         fs::write(&tmp, &buf)?;
+        changes::barrier();
         fs::rename(&tmp, &self.path)?;
         changes::replaced(&self.path, &buf);
         self.entries_in_file = self.map.len();

@@ -242,6 +242,7 @@ impl DefinitionsLog {
         f.write_all(&out)?;
         f.sync_all()?;
         drop(f);
+        changes::barrier();
         fs::rename(&tmp, &self.path)?;
         changes::replaced(&self.path, &out);
         sync_parent_dir(&self.path)?;
