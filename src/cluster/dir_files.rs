@@ -17,7 +17,8 @@ use super::wire::{FileSum, Op};
 pub const FILE_MAX: u64 = 1 << 40;
 
 /// A data directory on disk; `skip` names top-level folders that are not
-/// replicated (the transient queues').
+/// replicated, besides what `record::replicated` leaves out (a vhost's
+/// transient queues, the lock).
 #[derive(Debug)]
 pub struct DirFiles {
     root: PathBuf,
@@ -50,6 +51,9 @@ impl DirFiles {
                 format!("{rel}/{name}")
             };
             let kind = e.file_type()?;
+            if !super::record::replicated(&path.split('/').collect::<Vec<_>>()) {
+                continue;
+            }
             if kind.is_dir() {
                 if !(rel.is_empty() && self.skip.contains(&name)) {
                     self.walk(&e.path(), &path, out)?;
@@ -142,14 +146,36 @@ impl Files for DirFiles {
                 if *len > FILE_MAX {
                     return Err(io::Error::other(format!("a length past {FILE_MAX} bytes for {path}")));
                 }
-                match OpenOptions::new().write(true).open(self.at(path)) {
-                    Ok(f) => {
-                        self.dirty.insert(self.at(path));
-                        f.set_len(*len)
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                    Err(e) => Err(e),
+                self.open(path)?.set_len(*len)
+            }
+            Op::Remove { path } if self.at(path).is_dir() => {
+                std::fs::remove_dir_all(self.at(path))?;
+                let inside = self.at(path);
+                self.dirty.retain(|p| !p.starts_with(&inside));
+                self.dirty.extend(inside.parent().map(Path::to_path_buf));
+                Ok(())
+            }
+            Op::Rename { from, to } => {
+                let (from, to) = (self.at(from), self.at(to));
+                if let Some(parent) = to.parent() {
+                    std::fs::create_dir_all(parent)?;
                 }
+                std::fs::rename(&from, &to)?;
+                // What was dirty under the old name is synced under the new one.
+                let moved: Vec<PathBuf> = self.dirty.iter().filter(|p| p.starts_with(&from)).cloned().collect();
+                for p in moved {
+                    self.dirty.remove(&p);
+                    let rest = p.strip_prefix(&from).expect("filtered");
+                    let renamed = if rest.as_os_str().is_empty() {
+                        to.clone()
+                    } else {
+                        to.join(rest)
+                    };
+                    self.dirty.insert(renamed);
+                }
+                self.dirty.insert(to.clone());
+                self.dirty.extend(from.parent().map(Path::to_path_buf));
+                Ok(())
             }
             Op::Remove { path } => match std::fs::remove_file(self.at(path)) {
                 Ok(()) => {

@@ -73,12 +73,23 @@ impl Files for MemFiles {
                 self.files.insert(path.clone(), bytes.clone());
             }
             Op::Truncate { path, len } => {
-                if let Some(f) = self.files.get_mut(path) {
-                    f.resize(*len as usize, 0);
-                }
+                self.files.entry(path.clone()).or_default().resize(*len as usize, 0);
             }
             Op::Remove { path } => {
                 self.files.remove(path);
+                let inside = format!("{path}/");
+                self.files.retain(|p, _| !p.starts_with(&inside));
+            }
+            Op::Rename { from, to } => {
+                if let Some(b) = self.files.remove(from) {
+                    self.files.insert(to.clone(), b);
+                }
+                let inside = format!("{from}/");
+                let moved: Vec<String> = self.files.keys().filter(|p| p.starts_with(&inside)).cloned().collect();
+                for p in moved {
+                    let b = self.files.remove(&p).expect("listed");
+                    self.files.insert(format!("{to}/{}", &p[inside.len()..]), b);
+                }
             }
         }
         Ok(())

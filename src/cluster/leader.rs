@@ -155,7 +155,8 @@ impl Session {
                     Step::Truncate(path, len) => Op::Truncate { path, len },
                     Step::Copy { path, from, to } => {
                         let n = (to - from).min(COPY_CHUNK);
-                        let bytes = files.read(&path, from, n);
+                        let now_at = moved_to(&path, log, self.synced_at).ok_or(SessionError::TooFarBehind)?;
+                        let bytes = now_at.map_or_else(Vec::new, |at| files.read(&at, from, n));
                         if from + n < to && bytes.len() as u64 == n {
                             self.plan.push_front(Step::Copy {
                                 path: path.clone(),
@@ -188,6 +189,34 @@ impl Session {
             }
         }
     }
+}
+
+/// Where the bytes `path` held at change `synced_at` are now: a file is
+/// copied after that point, and a rename since (a segment made a spare, a
+/// spare recycled, a vhost's folder set aside for removal) moved them. The
+/// follower gets them under the old name, and the rename, replayed, moves
+/// them. Some(None): removed since (the removal is replayed too); None: the
+/// log no longer holds the changes since `synced_at`.
+fn moved_to(path: &str, log: &ReplLog, synced_at: u64) -> Option<Option<String>> {
+    let mut now = path.to_string();
+    for op in log.iter_since(synced_at + 1)? {
+        let under = |dir: &str| {
+            now.strip_prefix(dir)
+                .and_then(|r| r.strip_prefix('/'))
+                .map(str::to_string)
+        };
+        match op {
+            Op::Rename { from, to } if now == *from => now = to.clone(),
+            Op::Rename { from, to } => {
+                if let Some(rest) = under(from) {
+                    now = format!("{to}/{rest}");
+                }
+            }
+            Op::Remove { path } if now == *path || under(path).is_some() => return Some(None),
+            _ => {}
+        }
+    }
+    Some(Some(now))
 }
 
 /// What makes `theirs` equal to `mine`: files they have and we do not go;

@@ -15,6 +15,7 @@ fn weight(op: &Op) -> usize {
         + match op {
             Op::Write { path, bytes, .. } | Op::Replace { path, bytes } => path.len() + bytes.len(),
             Op::Truncate { path, .. } | Op::Remove { path } => path.len(),
+            Op::Rename { from, to } => from.len() + to.len(),
         }
 }
 
@@ -75,6 +76,12 @@ impl ReplLog {
             out.push(op.clone());
         }
         Some(out)
+    }
+
+    /// The changes from `seq` on, borrowed; None if `seq` is no longer kept.
+    pub fn iter_since(&self, seq: u64) -> Option<impl Iterator<Item = &Op>> {
+        let skip = seq.checked_sub(self.first_seq)?;
+        Some(self.ops.iter().skip(skip as usize))
     }
 
     /// Every follower has the changes up to `seq`: they go.

@@ -10,6 +10,7 @@
 //! | [`dir_files`] | those files on disk: changes applied and synced, listed with their checksums |
 //! | [`files`] | a data directory as replication reads and changes it (in memory for tests) |
 //! | [`log`] | the leader's numbered, bounded log of changes |
+//! | [`record`] | the store's changes (`ringmq_store::changes`) made numbered changes of that log, their bytes read back from the files |
 //! | [`leader`], [`follower`] | each side of a follower's connection as a state machine: challenge, full sync by plan, live stream, acks |
 //! | [`relay`] | a follower passing its clients' connections to the leader |
 //! | [`stream`] | the stream over TCP: the leader serving followers, a follower reconnecting |
@@ -26,10 +27,19 @@ pub mod files;
 pub mod follower;
 pub mod leader;
 pub mod log;
+pub mod record;
 pub mod relay;
 pub mod stream;
 pub mod wire;
 
+#[cfg(test)]
+mod replay_tests;
+#[cfg(test)]
+mod replay_world;
+#[cfg(test)]
+pub(crate) mod replica_check;
+#[cfg(test)]
+mod serve_tests;
 #[cfg(test)]
 mod sim_tests;
 #[cfg(test)]

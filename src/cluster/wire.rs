@@ -30,23 +30,15 @@ pub struct FileSum {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Bytes written at an offset (appends, and records rewritten in place).
-    Write {
-        path: String,
-        offset: u64,
-        bytes: Vec<u8>,
-    },
+    Write { path: String, offset: u64, bytes: Vec<u8> },
     /// A small file replaced whole (atomically: written aside, renamed).
-    Replace {
-        path: String,
-        bytes: Vec<u8>,
-    },
-    Truncate {
-        path: String,
-        len: u64,
-    },
-    Remove {
-        path: String,
-    },
+    Replace { path: String, bytes: Vec<u8> },
+    /// The length set: cut, or grown with zeros; the file made if missing.
+    Truncate { path: String, len: u64 },
+    /// A file, or a folder with everything in it, gone.
+    Remove { path: String },
+    /// A file or folder renamed (over `to`, if there).
+    Rename { from: String, to: String },
 }
 
 /// What leader and follower send each other.
@@ -102,6 +94,7 @@ const OP_WRITE: u8 = 1;
 const OP_REPLACE: u8 = 2;
 const OP_TRUNCATE: u8 = 3;
 const OP_REMOVE: u8 = 4;
+const OP_RENAME: u8 = 5;
 
 /// A path a follower may write: relative, inside the data directory, no
 /// empty, `.` or `..` component, no NUL.
@@ -167,6 +160,11 @@ pub fn encode(out: &mut Vec<u8>, f: &Frame) {
                     Op::Remove { path } => {
                         out.push(OP_REMOVE);
                         put_path(out, path);
+                    }
+                    Op::Rename { from, to } => {
+                        out.push(OP_RENAME);
+                        put_path(out, from);
+                        put_path(out, to);
                     }
                 }
             }
@@ -253,6 +251,10 @@ pub fn decode(input: &[u8]) -> Result<(Frame, usize), WireError> {
                         len: r.u64()?,
                     },
                     OP_REMOVE => Op::Remove { path: r.path()? },
+                    OP_RENAME => Op::Rename {
+                        from: r.path()?,
+                        to: r.path()?,
+                    },
                     k => return Err(WireError::Malformed(format!("change of kind {k}"))),
                 });
             }

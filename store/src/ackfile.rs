@@ -7,9 +7,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::changes;
 use crate::segment::ack_path;
 use crate::SegmentId;
 
@@ -21,6 +22,8 @@ pub const ACK_ENTRY_BYTES: usize = 4;
 /// An open ack file with its write buffer.
 pub struct AckFile {
     file: Arc<File>,
+    /// To tell its appends by (`changes`).
+    path: PathBuf,
     pending: Vec<u8>,
     /// Written but not yet in a sync batch.
     unsynced: bool,
@@ -32,10 +35,14 @@ impl AckFile {
     pub fn open(dir: &Path, id: SegmentId) -> io::Result<(Self, bool)> {
         let path = ack_path(dir, id);
         let created = !path.exists();
-        let file = OpenOptions::new().append(true).create(true).open(path)?;
+        let file = OpenOptions::new().append(true).create(true).open(&path)?;
+        if created {
+            changes::set_len(&path, 0);
+        }
         Ok((
             Self {
                 file: Arc::new(file),
+                path,
                 pending: Vec::new(),
                 unsynced: false,
             },
@@ -60,6 +67,7 @@ impl AckFile {
             return Ok(());
         }
         let r = write_out(&mut &*self.file, &mut self.pending);
+        changes::appended(&self.path, &self.file, *r.as_ref().unwrap_or_else(|(n, _)| n));
         // Whatever reached the file needs the next sync, even after an error.
         self.unsynced |= r.as_ref().map_or_else(|(n, _)| *n > 0, |n| *n > 0);
         r.map(|_| ()).map_err(|(_, e)| e)
@@ -128,7 +136,9 @@ pub fn load(dir: &Path, id: SegmentId) -> io::Result<LoadedAcks> {
     let torn_bytes = (bytes.len() - whole) as u64;
     if torn_bytes > 0 {
         tracing::warn!(path = %path.display(), torn_bytes, "ack file has a torn trailing entry; cutting it off");
+        changes::barrier();
         file.set_len(whole as u64)?;
+        changes::set_len(&path, whole as u64);
     }
     let mut offsets: Vec<u32> = bytes[..whole]
         .chunks_exact(ACK_ENTRY_BYTES)

@@ -85,7 +85,7 @@ pub(crate) fn move_segment(dir: &Path, id: SegmentId) -> io::Result<PathBuf> {
         if !path.exists() {
             // (I1) in segment.rs: this directory is ours alone, so nothing can
             // take the name between the check and the rename.
-            fs::rename(segment_path(dir, id), &path)?;
+            crate::changes::rename(&segment_path(dir, id), &path)?;
             return Ok(path);
         }
     }

@@ -16,6 +16,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::changes;
 use crate::{SegmentId, SegmentPosition};
 
 const FILE: &str = "delivery_counts";
@@ -119,7 +120,9 @@ impl DeliveryCounts {
         if self.file.is_none() {
             self.file = Some(OpenOptions::new().create(true).append(true).open(&self.path)?);
         }
-        self.file.as_ref().expect("opened above").write_all(&self.pending)?;
+        let mut file = self.file.as_ref().expect("opened above");
+        file.write_all(&self.pending)?;
+        changes::appended(&self.path, file, self.pending.len());
         self.entries_in_file += self.pending.len() / ENTRY_BYTES;
         self.pending.clear();
         Ok(())
@@ -131,7 +134,7 @@ impl DeliveryCounts {
         self.file = None;
         if self.map.is_empty() {
             self.entries_in_file = 0;
-            return match fs::remove_file(&self.path) {
+            return match changes::remove_file(&self.path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
                 _ => Ok(()),
             };
@@ -142,7 +145,9 @@ impl DeliveryCounts {
         }
         let tmp = self.path.with_extension("tmp");
         fs::write(&tmp, &buf)?;
+        changes::barrier();
         fs::rename(&tmp, &self.path)?;
+        changes::replaced(&self.path, &buf);
         self.entries_in_file = self.map.len();
         Ok(())
     }

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use zerocopy::little_endian::U32;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+use crate::changes;
 use crate::meta::{sync_parent_dir, temp_path};
 
 /// Largest payload: a declare with a big arguments table is a few KB; this is a bound
@@ -119,6 +120,7 @@ impl DefinitionsLog {
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
         if created {
             sync_parent_dir(path)?;
+            changes::set_len(path, 0);
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
@@ -130,6 +132,7 @@ impl DefinitionsLog {
             );
             file.set_len(valid as u64)?;
             file.sync_all()?;
+            changes::set_len(path, valid as u64);
         }
         let n = records.len() as u64;
         let log = Self {
@@ -161,6 +164,9 @@ impl DefinitionsLog {
             }
             return Err(e);
         }
+        // With its bytes: the shards share the log, so another's compaction may
+        // replace the file before this thread's recorder would read them back.
+        changes::wrote_bytes(&self.path, self.len, &self.buf);
         self.len += self.buf.len() as u64;
         self.records += 1;
         self.since_compaction += 1;
@@ -236,7 +242,9 @@ impl DefinitionsLog {
         f.write_all(&out)?;
         f.sync_all()?;
         drop(f);
+        changes::barrier();
         fs::rename(&tmp, &self.path)?;
+        changes::replaced(&self.path, &out);
         sync_parent_dir(&self.path)?;
         // Every live record is durable in the new file; a sync in flight keeps
         // the old one open, harmlessly.

@@ -168,6 +168,7 @@ impl DeliveredMark {
         // One 20-byte write at offset 0 stays within one sector: it lands whole or
         // not at all on any disk we run on, and the CRC catches anything else.
         std::os::unix::fs::FileExt::write_all_at(&**f, &buf, 0)?;
+        crate::changes::wrote_bytes(&dir.join(DELIVERED_FILE), 0, &buf);
         Ok(Arc::clone(f))
     }
 

@@ -83,6 +83,7 @@ fn create_named(dir: PathBuf, name_file: &str, name: &str) -> io::Result<PathBuf
 pub fn create_transient_dir(parent: &Path, name: &str) -> io::Result<PathBuf> {
     let dir = queue_dir(parent, name);
     fs::create_dir_all(&dir)?;
+    // Under `transient/`: not told (`changes`).
     fs::write(dir.join(QUEUE_NAME_FILE), name.as_bytes())?;
     Ok(dir)
 }

@@ -76,6 +76,7 @@
 
 pub mod ackfile;
 mod aside;
+pub mod changes;
 mod counts;
 mod crc;
 pub mod definitions;

@@ -35,7 +35,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
+    // Appends to `path` told without their bytes are read before it is replaced.
+    crate::changes::barrier();
     fs::rename(&tmp, path)?;
+    crate::changes::replaced(path, bytes);
     sync_parent_dir(path)
 }
 

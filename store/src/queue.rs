@@ -606,7 +606,7 @@ impl QueueStore {
         let clash = self.spares.iter().any(|s| s.id == id);
         let reusable = id >= self.reuse_from;
         if self.spares.len() < SPARES_MAX && end <= self.cfg.segment_bytes && !clash && reusable {
-            fs::rename(&path, spare_path(&self.dir, id))?;
+            crate::changes::rename(&path, &spare_path(&self.dir, id))?;
             let whole = self.cfg.segment_bytes;
             let map = map.filter(|m| m.is_writable() && m.bytes_len() == whole);
             self.spares.push_back(Spare {
@@ -616,7 +616,7 @@ impl QueueStore {
             });
             return Ok(());
         }
-        fs::remove_file(path)
+        crate::changes::remove_file(&path)
     }
 
     /// Segments made from now on are `bytes` long (a stream's segment size
@@ -787,7 +787,7 @@ impl QueueStore {
         self.closed = true;
         self.writer = None;
         self.segments.clear();
-        fs::remove_dir_all(&self.dir)
+        crate::changes::remove_dir_all(&self.dir)
     }
 }
 
@@ -871,7 +871,7 @@ fn map_len_bound(map: &SegmentMap, end: u32) -> u32 {
 }
 
 fn remove_if_exists(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
+    match crate::changes::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }

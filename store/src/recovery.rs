@@ -258,7 +258,7 @@ fn scan_segment(
         if resync::used_len(data) == 0 {
             drop(map);
             // Created but the header never reached the disk: nothing was in it.
-            fs::remove_file(&path)?;
+            crate::changes::remove_file(&path)?;
             return Ok(None);
         }
         damage.records_dropped = resync::count_records(data.get(SEGMENT_HEADER_BYTES as usize..).unwrap_or(&[]));
@@ -308,7 +308,9 @@ fn scan_segment(
     }
     drop(map); // (I2) in segment.rs: unmap before shrinking
     if file_len > end as u64 {
+        crate::changes::barrier();
         file.set_len(end as u64)?;
+        crate::changes::set_len(&path, end as u64);
     }
     Ok(Some(scan))
 }
@@ -348,7 +350,7 @@ fn log_damage(path: &Path, first: u32, reason: Option<RecordError>, tail_cut: bo
 }
 
 fn remove_if_exists(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
+    match crate::changes::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }

@@ -17,7 +17,7 @@
 //! marker is removed last, and the removal is synced too. A crash in between
 //! leaves the marker: the next open flags more than it must, never less.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -47,6 +47,9 @@ impl Running {
             .write(true)
             .open(&path)?
             .sync_all()?;
+        if !unclean {
+            crate::changes::set_len(&path, 0);
+        }
         File::open(dir)?.sync_all()?;
         Ok(Running {
             dir: dir.to_path_buf(),
@@ -63,7 +66,7 @@ impl Running {
     /// Clean stop, after every store of the vhost closed: removes the marker and
     /// syncs the directory.
     pub fn release(self) -> io::Result<()> {
-        match fs::remove_file(self.dir.join(RUNNING_FILE)) {
+        match crate::changes::remove_file(&self.dir.join(RUNNING_FILE)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }

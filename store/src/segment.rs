@@ -54,6 +54,7 @@ use std::sync::Arc;
 use memmap2::{Advice, Mmap, MmapOptions, MmapRaw};
 use zerocopy::IntoBytes;
 
+use crate::changes;
 use crate::record::{self, BodyCrc, CrcSeed, MessageRef, END_MARK_BYTES, SEGMENT_HEADER_BYTES};
 use crate::SegmentId;
 
@@ -308,6 +309,8 @@ impl std::fmt::Debug for SharedBytes {
 /// The segment being appended to: preallocated, mapped writable (MAP_SHARED).
 pub struct WriteSegment {
     id: SegmentId,
+    /// Its file's path, to tell its changes by (`changes`).
+    path: PathBuf,
     file: Arc<File>,
     map: Arc<SegmentMap>,
     /// End of written data; the next record goes here.
@@ -343,7 +346,11 @@ impl WriteSegment {
         let allocated = first.max(SEGMENT_GROW_MIN_BYTES).min(capacity);
         let made = preallocate(&file, 0, u64::from(allocated))
             .and_then(|()| std::os::unix::fs::FileExt::write_all_at(&file, record::segment_header(false).as_bytes(), 0))
-            .and_then(|()| Self::mapped(file, id, capacity, allocated, lease));
+            .and_then(|()| Self::mapped(file, &path, id, capacity, allocated, lease));
+        if made.is_ok() {
+            changes::set_len(&path, u64::from(allocated));
+            changes::wrote_bytes(&path, 0, record::segment_header(false).as_bytes());
+        }
         if made.is_err() {
             if let Err(e) = std::fs::remove_file(&path) {
                 tracing::warn!(path = %path.display(), error = %e, "cannot remove a segment whose creation failed");
@@ -380,11 +387,14 @@ impl WriteSegment {
         let len = file.metadata()?.len();
         if len < u64::from(capacity) {
             preallocate(&file, len, u64::from(capacity))?;
+            changes::set_len(spare, u64::from(capacity));
         }
         let mut head = [0u8; (SEGMENT_HEADER_BYTES + END_MARK_BYTES) as usize];
         head[..SEGMENT_HEADER_BYTES as usize].copy_from_slice(record::segment_header(true).as_bytes());
         std::os::unix::fs::FileExt::write_all_at(&file, &head, 0)?;
-        std::fs::rename(spare, segment_path(dir, id))?;
+        changes::wrote_bytes(spare, 0, &head);
+        let path = segment_path(dir, id);
+        changes::rename(spare, &path)?;
         let raw = map
             .filter(|m| m.writable && m.len() == capacity as usize)
             .and_then(|mut m| m.raw.take());
@@ -394,7 +404,7 @@ impl WriteSegment {
             // (I1), and no reference into the old life's bytes is left: the mapping
             // was the spare's alone (I5), so `append` may write it from the header on.
             Some(raw) => {
-                let mut w = Self::with_map(file, id, capacity, capacity, raw, lease);
+                let mut w = Self::with_map(file, path, id, capacity, capacity, raw, lease);
                 // Its pages are mapped and writable already: populating would only
                 // walk them (`follow_page_pte`, 4% of the broker's CPU at 1p1c
                 // 1 KiB). The few that are not (past the last life's end, or
@@ -402,12 +412,19 @@ impl WriteSegment {
                 w.populated = u32::MAX;
                 w
             }
-            None => Self::mapped(file, id, capacity, capacity, lease)?,
+            None => Self::mapped(file, &path, id, capacity, capacity, lease)?,
         };
         Ok(w)
     }
 
-    fn mapped(file: File, id: SegmentId, capacity: u32, allocated: u32, lease: Arc<MapLease>) -> io::Result<Self> {
+    fn mapped(
+        file: File,
+        path: &Path,
+        id: SegmentId,
+        capacity: u32,
+        allocated: u32,
+        lease: Arc<MapLease>,
+    ) -> io::Result<Self> {
         // Mapping raw memory is safe; what makes the accesses in `append` and
         // `SegmentMap::bytes` sound: (I1) the file is this queue's alone (created with
         // create_new, or our own spare, which no mapping uses any more: (I5)); (I3/I4) it is exactly
@@ -424,13 +441,30 @@ impl WriteSegment {
         // many pages at once, including ones that pwritev would fill without
         // zeroing; fault one page at a time instead.
         raw.advise(Advice::Random)?;
-        Ok(Self::with_map(file, id, capacity, allocated, raw, lease))
+        Ok(Self::with_map(
+            file,
+            path.to_path_buf(),
+            id,
+            capacity,
+            allocated,
+            raw,
+            lease,
+        ))
     }
 
-    fn with_map(file: File, id: SegmentId, capacity: u32, allocated: u32, raw: MmapRaw, lease: Arc<MapLease>) -> Self {
+    fn with_map(
+        file: File,
+        path: PathBuf,
+        id: SegmentId,
+        capacity: u32,
+        allocated: u32,
+        raw: MmapRaw,
+        lease: Arc<MapLease>,
+    ) -> Self {
         debug_assert_eq!(raw.len(), capacity as usize);
         Self {
             id,
+            path,
             file: Arc::new(file),
             map: Arc::new(SegmentMap {
                 raw: Some(raw),
@@ -463,6 +497,7 @@ impl WriteSegment {
             .min(capacity);
         preallocate(&self.file, u64::from(self.allocated), u64::from(grown))?;
         self.allocated = grown;
+        changes::set_len(&self.path, u64::from(grown));
         Ok(())
     }
 
@@ -558,6 +593,14 @@ impl WriteSegment {
             self.populate_ahead(offset + len);
         }
         self.end += len;
+        if changes::recording() {
+            // The bytes stay in the file: the recorder reads them from there.
+            changes::tell(changes::Change::Wrote {
+                path: &self.path,
+                offset: u64::from(offset),
+                len: u64::from(len) + mark.len() as u64,
+            });
+        }
         Ok(offset)
     }
 
@@ -570,8 +613,12 @@ impl WriteSegment {
     /// the data; returns the file for the next group commit, and the mapping, which
     /// stays valid below the end (I2) and serves reads of the now closed segment.
     pub fn finish(self) -> io::Result<(Arc<File>, Arc<SegmentMap>)> {
-        let Self { file, map, end, .. } = self;
+        let Self {
+            file, map, end, path, ..
+        } = self;
+        changes::barrier();
         file.set_len(u64::from(end))?;
+        changes::set_len(&path, u64::from(end));
         Ok((file, map))
     }
 }

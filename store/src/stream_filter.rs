@@ -169,7 +169,10 @@ fn decode(b: &[u8], c: Covers) -> Option<SegmentFilter> {
 
 /// Writes the summary of a sealed segment (not synced: see the module docs).
 pub(crate) fn save(dir: &Path, f: &SegmentFilter, c: Covers) -> io::Result<()> {
-    fs::write(path(dir, c.segment), encode(f, c))
+    let (p, bytes) = (path(dir, c.segment), encode(f, c));
+    fs::write(&p, &bytes)?;
+    crate::changes::replaced(&p, &bytes);
+    Ok(())
 }
 
 /// The saved summary of the segment recovered as `c`; None when missing,
@@ -179,7 +182,7 @@ pub(crate) fn load(dir: &Path, c: Covers) -> Option<SegmentFilter> {
 }
 
 pub(crate) fn remove(dir: &Path, id: SegmentId) -> io::Result<()> {
-    match fs::remove_file(path(dir, id)) {
+    match crate::changes::remove_file(&path(dir, id)) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }

@@ -107,7 +107,10 @@ impl TrackedOffsets {
         if self.file.is_none() {
             self.file = Some(OpenOptions::new().create(true).append(true).open(&self.path)?);
         }
-        self.file.as_mut().expect("opened").write_all(&record(tag, offset))?;
+        let rec = record(tag, offset);
+        let file = self.file.as_mut().expect("opened");
+        file.write_all(&rec)?;
+        crate::changes::appended(&self.path, file, rec.len());
         self.records += 1;
         Ok(())
     }

@@ -18,6 +18,7 @@ fn op() -> impl Strategy<Value = Op> {
         (path(), prop::collection::vec(any::<u8>(), 0..64)).prop_map(|(path, bytes)| Op::Replace { path, bytes }),
         (path(), any::<u64>()).prop_map(|(path, len)| Op::Truncate { path, len }),
         path().prop_map(|path| Op::Remove { path }),
+        (path(), path()).prop_map(|(from, to)| Op::Rename { from, to }),
     ]
 }
 

@@ -212,7 +212,8 @@ impl Broker {
         // Rename first so a crash mid-removal cannot leave a half vhost that
         // opens at the next start; the leftover is removed at the next start.
         let doomed = dir.with_extension("deleted");
-        let removed = std::fs::rename(&dir, &doomed).and_then(|()| std::fs::remove_dir_all(&doomed));
+        let removed =
+            ringmq_store::changes::rename(&dir, &doomed).and_then(|()| ringmq_store::changes::remove_dir_all(&doomed));
         if let Err(e) = removed {
             tracing::warn!(vhost = name, error = %e, "could not remove vhost files");
         }

@@ -157,7 +157,7 @@ fn apply_record(
             // The queue is gone from the log's view; the files of an older
             // version's folder may remain if the delete was logged but the
             // removal did not finish.
-            let _ = std::fs::remove_dir_all(vhost.queue_dir(name, true, 0));
+            let _ = ringmq_store::changes::remove_dir_all(&vhost.queue_dir(name, true, 0));
             return Ok(());
         }
     }

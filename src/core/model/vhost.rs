@@ -252,7 +252,7 @@ impl VHost {
         let dir = ringmq_store::layout::queue_dir_gen(&base, &exchange, gen);
         if !recover && dir.exists() {
             // Left by a crash between creating the folder and logging the declare.
-            std::fs::remove_dir_all(&dir)?;
+            ringmq_store::changes::remove_dir_all(&dir)?;
         }
         let dir = create_store_dir(&base, &exchange, durable, gen)?;
         if durable {
@@ -340,7 +340,7 @@ impl VHost {
             // A queue that is declared anew has no messages: anything there is left
             // from a crash between creating the folder and logging the declare, or
             // between logging a delete and removing the files.
-            std::fs::remove_dir_all(&dir)?;
+            ringmq_store::changes::remove_dir_all(&dir)?;
         }
         // A durable queue's folder and name file are made at declare: recovery
         // finds the queue by them. A transient queue's folder waits for its

@@ -148,6 +148,11 @@ impl Harness {
         Harness::shards_in(dir, config, seed, n, log)
     }
 
+    /// The data directory, and what keeps it (a temp dir) past the harness.
+    pub fn data_dir(&self) -> (&std::path::Path, std::sync::Arc<tempfile::TempDir>) {
+        (&self.config.data_dir, self.dir.clone())
+    }
+
     pub fn broker(&self) -> &Broker {
         self.broker.as_ref().expect("broker open")
     }

@@ -18,6 +18,7 @@
 //! | `after_crash` | focused tests: redelivered flags after power loss and kill -9 (the `running` marker); delayed messages routed around a crash |
 //! | `meta_access` | focused tests: users, permissions, vhosts, policies and parameters made on any of 2-4 shards are equal on all (the metadata log's access ops); a user made on one shard logs in on another |
 //! | `streams` | focused tests of stream queues: every message synced before its confirm (power loss keeps each at its offset), readers per consumer, retention by age on the stats tick |
+//! | `replicated` | the record-and-replay test of clustering: every change of a simulated run recorded, replayed, equal to the data directory byte for byte at every few steps |
 //! | `lazy_store` | focused tests: a queue opens its store at its first message; restarts recover durable queues, empty or not; purge and delete of a queue never opened |
 
 pub mod client;
@@ -49,6 +50,7 @@ mod old_layout;
 mod remote_consume;
 mod remote_get;
 mod remote_ops;
+mod replicated;
 mod shards_restart;
 mod streams;
 mod sync_failure;

@@ -57,11 +57,22 @@ pub struct Sim {
 
 impl Sim {
     pub fn new(seed: u64, profile: Profile) -> Sim {
+        Sim::configured(seed, profile, |_| {})
+    }
+
+    /// A run with the broker's settings changed by `configure` after the
+    /// profile's (tiny segments, for one).
+    pub fn configured(
+        seed: u64,
+        profile: Profile,
+        configure: impl FnOnce(&mut crate::core::config::CoreConfig),
+    ) -> Sim {
         let h = Harness::new(seed, profile.crashes, |c| {
             c.sync = profile.sync;
             if profile.timers {
                 c.consumer_timeout_ms = Some(CONSUMER_TIMEOUT_MS);
             }
+            configure(c);
         });
         Sim {
             seed,

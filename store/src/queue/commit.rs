@@ -60,6 +60,8 @@ impl QueueStore {
             files.extend(self.writer.as_ref().map(|w| Arc::clone(w.file())));
         }
         files.extend(self.delivered.take_for_sync());
+        // What the batch covers is all told: a recorder forwards it now.
+        crate::changes::synced();
         self.sync.make_batch(files, prepared.dir)
     }
 

@@ -129,7 +129,7 @@ impl Broker {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "deleted") && path.is_dir() {
                 tracing::info!(dir = %path.display(), "removing a vhost deleted before a crash");
-                std::fs::remove_dir_all(&path)?;
+                ringmq_store::changes::remove_dir_all(&path)?;
             }
         }
         let mut names: Vec<String> = ringmq_store::layout::list_vhosts(&root)?
@@ -214,8 +214,8 @@ impl Broker {
         if left.exists() {
             tracing::warn!(vhost = name, dir = %left.display(), "removing the folder a deleted vhost left");
             let doomed = left.with_extension("deleted");
-            std::fs::rename(&left, &doomed)?;
-            std::fs::remove_dir_all(&doomed)?;
+            ringmq_store::changes::rename(&left, &doomed)?;
+            ringmq_store::changes::remove_dir_all(&doomed)?;
         }
         let (mut vhost, records) = match &files {
             Some((files, _)) => VHost::open_shared(&root, &key, store, files)?,

@@ -553,8 +553,9 @@ impl Queue {
             let marker = dir.join(PAUSED_FILE);
             if paused {
                 std::fs::File::create(&marker)?.sync_all()?;
+                ringmq_store::changes::replaced(&marker, b"");
             } else {
-                match std::fs::remove_file(&marker) {
+                match ringmq_store::changes::remove_file(&marker) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                     _ => {}
                 }

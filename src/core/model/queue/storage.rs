@@ -444,7 +444,11 @@ impl Queue {
             QueueStorage::Stream(s) => s.log.delete(),
             QueueStorage::Classic(s) if s.is_open() => s.delete(),
             QueueStorage::Classic(_) => {
-                match std::fs::remove_dir_all(self.home.queue_dir(&self.name, self.durable, self.store_gen)) {
+                match ringmq_store::changes::remove_dir_all(&self.home.queue_dir(
+                    &self.name,
+                    self.durable,
+                    self.store_gen,
+                )) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
                     _ => Ok(()),
                 }
