@@ -2,6 +2,10 @@
 # Shovel throughput ringmq -> ringmq: N persistent messages of SIZE bytes preloaded into a
 # durable queue on one broker, then a shovel (on-confirm, the default) moves them to the
 # other; the time from the shovel's PUT until the destination holds all N.
+# With RMQ_AMQP (a RabbitMQ's AMQP URI, e.g. amqp://guest:guest@127.0.0.1:5694/%2F) also
+# ringmq -> RabbitMQ: a ringmq shovel (on A) and RabbitMQ's own shovel (on RabbitMQ)
+# each move N from A into RabbitMQ, timed until A's queue is empty (on-confirm: the
+# source's ack follows the destination's confirm, so all N are then in RabbitMQ).
 # With a RabbitMQ with the shovel plugins on RMQ_HTTP (default
 # http://127.0.0.1:15694), a RabbitMQ shovel moves the same between the same
 # two ringmq brokers in the same run, for comparison (URIs name the vhost as
@@ -48,4 +52,29 @@ if curl -sf -o /dev/null -u guest:guest "$rmq_http/api/shovels"; then
   api -X DELETE "$rmq_http/api/parameters/shovel/%2F/ringmq-bench" >/dev/null
 else
   echo "no RabbitMQ with the shovel plugins at $rmq_http: its shovel not measured"
+fi
+
+# ringmq -> RabbitMQ: timed until A's source queue is empty.
+drain_run() {
+  local q=$1 name=$2; shift 2
+  "$perf" throughput --uri amqp://guest:guest@127.0.0.1:35611/ -q -x 1 -y 0 -p -s "$size" -C "$n" -c 1000 \
+    -u "$q" --keep-queues >/dev/null
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@"
+  while [ "$(depth 35711 "$q")" -gt 0 ]; do sleep 0.05; done
+  t1=$(date +%s.%N)
+  python3 -c "import sys; t=$t1-$t0; print(f'$name: $n x $size B in {t:.2f} s = {$n/t:,.0f} msg/s')"
+}
+if [ -n "${RMQ_AMQP:-}" ] && curl -sf -o /dev/null -u guest:guest "$rmq_http/api/shovels"; then
+  drain_run to-rmq "ringmq shovel (on A) A -> RabbitMQ" \
+    api -X PUT http://127.0.0.1:35711/api/parameters/shovel/%2F/to-rmq \
+    -d "$(value amqp:// to-rmq "$RMQ_AMQP" to-rmq)"
+  api -X DELETE http://127.0.0.1:35711/api/parameters/shovel/%2F/to-rmq >/dev/null
+  drain_run rmq-pull "RabbitMQ shovel (on RabbitMQ) A -> RabbitMQ" \
+    api -X PUT "$rmq_http/api/parameters/shovel/%2F/rmq-pull" \
+    -d "$(value amqp://guest:guest@127.0.0.1:35611/%2F rmq-pull amqp:// rmq-pull)"
+  api -X DELETE "$rmq_http/api/parameters/shovel/%2F/rmq-pull" >/dev/null
+  # Leave RabbitMQ as found.
+  for q in to-rmq-out rmq-pull-out; do api -X DELETE "$rmq_http/api/queues/%2F/$q" >/dev/null || true; done
 fi
