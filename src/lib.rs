@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`config`] | flags and the INI file, with defaults |
 //! | [`core`] | sans-IO broker state: connections, channels, vhosts, exchanges, queues |
+//! | [`federation`] | federation links: a supervisor and a task per federated exchange or queue and upstream, on shard 0 (a service) |
 //! | [`http`] | management API, Prometheus metrics, the embedded web UI |
 //! | [`io`] | the transport: sockets, the shard loop, group-commit fsync |
 //! | [`shard`] | the shard handle `io` and `http` share, and the services `io` starts for `main` |
@@ -20,6 +21,7 @@
 pub mod cluster;
 pub mod config;
 pub mod core;
+pub mod federation;
 pub mod http;
 pub mod io;
 mod links;
