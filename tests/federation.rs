@@ -249,6 +249,14 @@ fn bindings_follow_the_downstream_exchange() {
     let q = "federation: fed.d -> bind-b";
     assert_eq!(count(a.uri(), q), 0, "the upstream queue gets nothing unbound");
     assert_eq!(count(b.uri(), "qd"), 10);
+    // The policy gone, the link stops and removes what it made upstream
+    // (RabbitMQ's resource-cleanup-mode default).
+    assert_eq!(api(&b).delete("/api/policies/%2F/fed").status, 204);
+    wait_until("the upstream queue deleted", WAIT, || {
+        api(&a).get(&format!("/api/queues/%2F/{}", enc(q))).status == 404
+    });
+    assert_eq!(api(&a).get(&format!("/api/exchanges/%2F/{}", enc(helper))).status, 404);
+    assert!(link(&b, "fed.d").is_none());
 }
 
 /// The upstream killed (kill -9) and restarted while messages flow: the link

@@ -248,6 +248,20 @@ pub async fn run_once(
     }
 }
 
+/// What RabbitMQ's link does when it stops for good (its policy, upstream
+/// or exchange gone; `resource-cleanup-mode` not `never`): the upstream
+/// queue and helper exchange deleted, so nothing keeps collecting there.
+pub async fn clean_up(ctx: &LinkCtx) -> Result<(), LinkError> {
+    let (mut up, _, up_vhost) = ctx.connect_upstream().await?;
+    let up_x = ctx.upstream.exchange.clone().unwrap_or_else(|| ctx.key.name.clone());
+    let q = queue_name(&up_x, &up_vhost, &ctx.key.name, &ctx.key.vhost, &ctx.cluster);
+    let ch = up.open_channel().await.map_err(up_err)?;
+    up.queue_delete(ch, &q).await.map_err(up_err)?;
+    up.exchange_delete(ch, &format!("{q} A")).await.map_err(up_err)?;
+    let _ = up.close().await;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,6 +69,7 @@ enum Control {
 
 struct Task {
     config: Config,
+    ctx: LinkCtx,
     control: Control,
     handle: JoinHandle<()>,
 }
@@ -283,6 +284,26 @@ async fn run(shared: Rc<Shared>, ctx: LinkCtx, facts: Facts, mut control: Contro
     }
 }
 
+/// A link gone for good: its upstream queue and helper deleted (tried once).
+async fn clean_up(ctx: LinkCtx) {
+    let k = &ctx.key;
+    match exchange_link::clean_up(&ctx).await {
+        Ok(()) => tracing::info!(
+            vhost = k.vhost,
+            exchange = k.name,
+            upstream = k.upstream,
+            "federation link stopped: its upstream queue and exchange deleted"
+        ),
+        Err(e) => tracing::warn!(
+            vhost = k.vhost,
+            exchange = k.name,
+            upstream = k.upstream,
+            error = %e,
+            "federation link stopped: its upstream queue and exchange could not be deleted"
+        ),
+    }
+}
+
 pub(crate) async fn supervise(shared: Rc<Shared>, amqp_addr: SocketAddr, login: LocalLogin) {
     let mut tasks: BTreeMap<LinkKey, Task> = BTreeMap::new();
     let node = crate::core::mgmt::node_name();
@@ -298,6 +319,9 @@ pub(crate) async fn supervise(shared: Rc<Shared>, amqp_addr: SocketAddr, login: 
             let keep = !restarts.contains(key) && wanted.get(key).is_some_and(|w| w.config == t.config);
             if !keep {
                 t.handle.abort();
+            }
+            if !wanted.contains_key(key) && key.kind == Kind::Exchange && !t.config.upstream.keep_resources {
+                tokio::task::spawn_local(clean_up(t.ctx.clone()));
             }
             keep
         });
@@ -346,11 +370,12 @@ pub(crate) async fn supervise(shared: Rc<Shared>, amqp_addr: SocketAddr, login: 
                     (Control::Queue(tx), ControlRx::Queue(rx))
                 }
             };
-            let handle = tokio::task::spawn_local(run(shared.clone(), ctx, w.config.facts.clone(), rx));
+            let handle = tokio::task::spawn_local(run(shared.clone(), ctx.clone(), w.config.facts.clone(), rx));
             tasks.insert(
                 key,
                 Task {
                     config: w.config,
+                    ctx,
                     control,
                     handle,
                 },
