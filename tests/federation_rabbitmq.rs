@@ -285,3 +285,92 @@ fn regex_escape(s: &str) -> String {
         })
         .collect()
 }
+
+/// Takes `n` messages from `queue` with a consumer (prefetch 3, acked one by one).
+fn consume_n(uri: &str, queue: &str, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    run(async {
+        let mut c = client(uri).await;
+        let ch = c.open_channel().await.unwrap();
+        c.keep_content();
+        let mut consumer = ringmq_client::Consumer::start(&mut c, ch, queue, 3, false, &[])
+            .await
+            .unwrap();
+        while got.len() < n {
+            let ev = tokio::time::timeout(Duration::from_secs(30), c.next()).await;
+            if let Event::Delivery { delivery_tag, .. } = ev.expect("a federated delivery within 30 s").unwrap() {
+                consumer.handle_delivery(delivery_tag).unwrap();
+                got.push(String::from_utf8(c.take_content().unwrap().body).unwrap());
+                consumer.push_ack(&mut c, delivery_tag, false);
+                c.flush().await.unwrap();
+            }
+        }
+        c.close().await.unwrap();
+    });
+    got
+}
+
+/// Queue federation both ways: a consumer on a federated queue (ringmq's,
+/// then RabbitMQ's) gets what waited in the other broker's queue.
+#[test]
+fn queue_federation_both_ways_with_rabbitmq() {
+    let Some(p) = peer("queue_federation_both_ways_with_rabbitmq") else {
+        return;
+    };
+    let b = Broker::new();
+    let api = Api::new(b.http_url(), b.user(), b.pass());
+    let want = |prefix: &str| (0..20).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>();
+    // ringmq's queue fed from RabbitMQ's.
+    let q1 = unique("fedq-from-rabbit");
+    declare(&p.amqp, &q1, None);
+    publish(&p.amqp, "", &q1, "r", 20);
+    declare(b.uri(), &q1, None);
+    put(
+        &api,
+        "/api/parameters/federation-upstream/%2F/rabbit",
+        json!({"value": {"uri": p.amqp}}),
+    );
+    put(
+        &api,
+        "/api/policies/%2F/fedq",
+        json!({"pattern": "^fedq-from-rabbit", "apply-to": "queues", "definition": {"federation-upstream": "rabbit"}}),
+    );
+    wait_until("ringmq's queue link running", Duration::from_secs(30), || {
+        links(&api).iter().any(|l| l["queue"] == q1 && l["status"] == "running")
+    });
+    assert_eq!(consume_n(b.uri(), &q1, 20), want("r"));
+    assert_eq!(count(&p.amqp, &q1), 0);
+    // RabbitMQ's queue fed from ringmq's.
+    let q2 = unique("fedq-from-ringmq");
+    let (up, policy) = (unique("ringmq-q"), unique("fedq-from-ringmq"));
+    declare(b.uri(), &q2, None);
+    publish(b.uri(), "", &q2, "m", 20);
+    declare(&p.amqp, &q2, None);
+    put(
+        &p.http,
+        &format!("/api/parameters/federation-upstream/%2F/{}", enc(&up)),
+        json!({"value": {"uri": b.uri()}}),
+    );
+    put(
+        &p.http,
+        &format!("/api/policies/%2F/{}", enc(&policy)),
+        json!({"pattern": format!("^{}$", regex_escape(&q2)), "apply-to": "queues",
+               "definition": {"federation-upstream": up}}),
+    );
+    wait_until("RabbitMQ's queue link running", Duration::from_secs(30), || {
+        links(&p.http)
+            .iter()
+            .any(|l| l["queue"] == q2 && l["status"] == "running")
+    });
+    assert_eq!(consume_n(&p.amqp, &q2, 20), want("m"));
+    assert_eq!(count(b.uri(), &q2), 0);
+    delete_on_peer(
+        &p,
+        &[
+            format!("/api/policies/%2F/{}", enc(&policy)),
+            format!("/api/parameters/federation-upstream/%2F/{}", enc(&up)),
+            format!("/api/queues/%2F/{}", enc(&q1)),
+            format!("/api/queues/%2F/{}", enc(&q2)),
+        ],
+    );
+}
