@@ -32,7 +32,11 @@ fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
 
 /// A broker with its own cluster name (the links' names and loop checks use it).
 fn broker(cluster: &str) -> Broker {
-    let b = Broker::new();
+    broker_with(cluster, &[])
+}
+
+fn broker_with(cluster: &str, args: &[&str]) -> Broker {
+    let b = Broker::with_args(args);
     assert!(!b.is_external(), "federation tests start their own brokers");
     let r = api(&b).put("/api/cluster-name", json!({ "name": cluster }));
     assert_eq!(r.status, 204, "{}", r.text);
@@ -378,4 +382,49 @@ fn queue_federation_fetches_for_local_consumers_only() {
     publish(a.uri(), "", "work", "later", 10);
     std::thread::sleep(QUIET * 2);
     assert_eq!((count(a.uri(), "work"), count(b.uri(), "work")), (10, 0));
+}
+
+/// Links come back after the downstream restarts (policies and upstreams are
+/// durable), with two shards: the queue link asks the queue's owner shard
+/// whether it has consumers.
+#[test]
+fn links_come_back_after_a_restart_with_two_shards() {
+    let a = broker("restart-a");
+    let mut b = broker_with("restart-b", &["--shards", "2"]);
+    declare_exchange(b.uri(), "fed.r", "fanout");
+    for q in ["qr", "work0", "work1", "work2", "work3"] {
+        declare(b.uri(), q, if q == "qr" { Some(("fed.r", "")) } else { None });
+        declare(a.uri(), q, None);
+    }
+    put_upstream(&b, "up", json!({"uri": a.uri(), "reconnect-delay": 1}));
+    put_policy(&b, "fedx", "^fed\\.", "exchanges", json!({"federation-upstream": "up"}));
+    put_policy(&b, "fedq", "^work", "queues", json!({"federation-upstream-set": "all"}));
+    wait_status(&b, "fed.r", "running");
+    b.restart();
+    wait_status(&b, "fed.r", "running");
+    wait_until("bound upstream again", WAIT, || bindings_from(&a, "fed.r").len() == 1);
+    publish(a.uri(), "fed.r", "", "after", 10);
+    wait_until("10 after the restart", WAIT, || count(b.uri(), "qr") == 10);
+    // Four queues: with two shards some are owned by the other one.
+    for q in ["work0", "work1", "work2", "work3"] {
+        wait_status(&b, q, "running");
+        publish(a.uri(), "", q, q, 5);
+        let mut got = Vec::new();
+        run(async {
+            let mut c = client(b.uri()).await;
+            let ch = c.open_channel().await.unwrap();
+            c.keep_content();
+            let mut consumer = Consumer::start(&mut c, ch, q, 2, false, &[]).await.unwrap();
+            while got.len() < 5 {
+                if let Event::Delivery { delivery_tag, .. } = within("a federated delivery", c.next()).await.unwrap() {
+                    consumer.handle_delivery(delivery_tag).unwrap();
+                    got.push(String::from_utf8(c.take_content().unwrap().body).unwrap());
+                    consumer.push_ack(&mut c, delivery_tag, false);
+                    c.flush().await.unwrap();
+                }
+            }
+            c.close().await.unwrap();
+        });
+        assert_eq!(got, (0..5).map(|i| format!("{q}{i}")).collect::<Vec<_>>(), "{q}");
+    }
 }
