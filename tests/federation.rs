@@ -428,3 +428,95 @@ fn links_come_back_after_a_restart_with_two_shards() {
         assert_eq!(got, (0..5).map(|i| format!("{q}{i}")).collect::<Vec<_>>(), "{q}");
     }
 }
+
+/// Each ack mode moves every message once and leaves nothing unacknowledged
+/// upstream; the upstream's `user_id` is dropped unless `trust-user-id`.
+#[test]
+fn each_ack_mode_moves_everything_once() {
+    let (a, b) = (broker("modes-a"), broker("modes-b"));
+    for mode in ["on-confirm", "on-publish", "no-ack"] {
+        let x = format!("fed.{mode}");
+        declare_exchange(b.uri(), &x, "fanout");
+        declare(b.uri(), &format!("q-{mode}"), Some((&x, "")));
+        put_upstream(&b, mode, json!({"uri": a.uri(), "ack-mode": mode, "prefetch-count": 7}));
+        put_policy(
+            &b,
+            mode,
+            &format!("^fed\\.{mode}$"),
+            "exchanges",
+            json!({"federation-upstream": mode}),
+        );
+    }
+    for mode in ["on-confirm", "on-publish", "no-ack"] {
+        let x = format!("fed.{mode}");
+        wait_status(&b, &x, "running");
+        wait_until("bound upstream", WAIT, || bindings_from(&a, &x).len() == 1);
+        publish(a.uri(), &x, "", mode, 100);
+    }
+    for mode in ["on-confirm", "on-publish", "no-ack"] {
+        let q = format!("q-{mode}");
+        wait_until(&format!("{mode}: 100 arrived"), WAIT, || count(b.uri(), &q) == 100);
+        let up_q = format!("federation: fed.{mode} -> modes-b");
+        wait_until(&format!("{mode}: nothing left upstream"), WAIT, || {
+            api(&a).ok(&format!("/api/queues/%2F/{}", enc(&up_q)))["messages"] == 0
+        });
+        let mut got = drain(b.uri(), &q);
+        got.sort();
+        let mut want: Vec<String> = (0..100).map(|i| format!("{mode}{i}")).collect();
+        want.sort();
+        assert_eq!(got, want, "{mode}: each once");
+    }
+    // user_id: dropped (the local broker would refuse another user's), kept
+    // with trust-user-id.
+    declare_exchange(b.uri(), "fed.trusted", "fanout");
+    declare(b.uri(), "q-trusted", Some(("fed.trusted", "")));
+    put_upstream(&b, "trusted", json!({"uri": a.uri(), "trust-user-id": true}));
+    put_policy(
+        &b,
+        "trusted",
+        "^fed\\.trusted$",
+        "exchanges",
+        json!({"federation-upstream": "trusted"}),
+    );
+    wait_status(&b, "fed.trusted", "running");
+    for x in ["fed.on-confirm", "fed.trusted"] {
+        wait_until("bound upstream", WAIT, || bindings_from(&a, x).len() == 1);
+        run(async {
+            let mut c = client(a.uri()).await;
+            let ch = c.open_channel().await.unwrap();
+            c.confirm_select(ch).await.unwrap();
+            let mut props = Vec::new();
+            BasicProperties {
+                user_id: Some(ringmq_codec::ShortStr::truncate("guest")),
+                ..Default::default()
+            }
+            .encode(&mut props);
+            c.push_publish_raw(ch, x, "", &props, b"who").unwrap();
+            c.flush().await.unwrap();
+            while !matches!(within("a confirm", c.next()).await.unwrap(), Event::Ack { .. }) {}
+            c.close().await.unwrap();
+        });
+    }
+    for (q, user) in [("q-on-confirm", None), ("q-trusted", Some("guest"))] {
+        wait_until(&format!("{q}: the message"), WAIT, || count(b.uri(), q) == 1);
+        let mut seen = None;
+        run(async {
+            let mut c = client(b.uri()).await;
+            let ch = c.open_channel().await.unwrap();
+            c.keep_content();
+            c.consume(ch, q, true, &[]).await.unwrap();
+            loop {
+                if let Event::Delivery { .. } = within("a delivery", c.next()).await.unwrap() {
+                    let raw = c.take_content().unwrap().properties_raw;
+                    seen = BasicProperties::decode(&raw)
+                        .unwrap()
+                        .user_id
+                        .map(|u| u.as_str().to_owned());
+                    break;
+                }
+            }
+            c.close().await.unwrap();
+        });
+        assert_eq!(seen.as_deref(), user, "{q}");
+    }
+}
