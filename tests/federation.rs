@@ -520,3 +520,23 @@ fn each_ack_mode_moves_everything_once() {
         assert_eq!(seen.as_deref(), user, "{q}");
     }
 }
+
+/// The upstream queue deleted under the link (an operator on the upstream):
+/// the consumer is cancelled, the link says so, starts again and makes it anew.
+#[test]
+fn a_deleted_upstream_queue_restarts_the_link() {
+    let (a, b) = (broker("del-a"), broker("del-b"));
+    declare_exchange(b.uri(), "fed.del", "fanout");
+    declare(b.uri(), "qdel", Some(("fed.del", "")));
+    put_upstream(&b, "up", json!({"uri": a.uri(), "reconnect-delay": 1}));
+    put_policy(&b, "fed", "^fed\\.", "exchanges", json!({"federation-upstream": "up"}));
+    wait_status(&b, "fed.del", "running");
+    let up_q = "federation: fed.del -> del-b";
+    assert_eq!(api(&a).delete(&format!("/api/queues/%2F/{}", enc(up_q))).status, 204);
+    let l = wait_status(&b, "fed.del", "error");
+    assert!(l["error"].as_str().is_some_and(|e| e.contains("cancelled")), "{l}");
+    wait_status(&b, "fed.del", "running");
+    wait_until("bound upstream again", WAIT, || bindings_from(&a, "fed.del").len() == 1);
+    publish(a.uri(), "fed.del", "", "again", 10);
+    wait_until("10 after the restart", WAIT, || count(b.uri(), "qdel") == 10);
+}
