@@ -26,6 +26,8 @@ pub struct Binder {
     pub cluster: String,
     pub vhost: String,
     pub exchange: String,
+    /// The helper exchange's suffix this run (A or B).
+    pub suffix: &'static str,
     /// The upstream's cluster name (when it said) and vhost.
     pub upstream_cluster: Option<String>,
     pub upstream_vhost: String,
@@ -72,7 +74,7 @@ impl Binder {
         info.insert(ShortStr::truncate("vhost"), s(&self.vhost));
         info.insert(
             ShortStr::truncate("exchange"),
-            s(&format!("{}:{} A", self.vhost, self.exchange)),
+            s(&format!("{}:{} {}", self.vhost, self.exchange, self.suffix)),
         );
         info.insert(
             ShortStr::truncate("hops"),
@@ -95,6 +97,7 @@ mod tests {
             cluster: cluster.into(),
             vhost: "/".into(),
             exchange: "x".into(),
+            suffix: "A",
             upstream_cluster: Some(upstream.into()),
             upstream_vhost: "/".into(),
         }

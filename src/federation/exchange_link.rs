@@ -6,7 +6,7 @@
 //! - a durable queue `federation: X -> CLUSTER` (`:DX` or `:DVHOST:DX` after
 //!   it when the downstream's name or vhost differs), with `x-expires` and
 //!   `x-message-ttl` from the upstream's `expires` and `message-ttl`;
-//! - the helper exchange `<queue> A`, type `x-federation-upstream` (a plain
+//! - the helper exchange `<queue> A` (or `B`), type `x-federation-upstream` (a plain
 //!   fanout on a broker without it), internal, auto-delete, with
 //!   `x-max-hops`, `x-downstream-name`, `x-downstream-vhost`; the queue
 //!   bound to it;
@@ -18,9 +18,13 @@
 //! - a consumer on the queue (prefetch `prefetch-count`), each delivery
 //!   republished to the downstream exchange (`pump.rs`).
 //!
-//! RabbitMQ alternates the helper's suffix A/B across restarts to rebind
-//! without a gap; here it is always A: it is deleted and declared again at
-//! each start, and the queue keeps what arrives meanwhile.
+//! Each run makes a new helper with the other suffix (A, B) than the one
+//! it finds upstream, binds the queue and every key to it, and only then
+//! deletes the old one, as RabbitMQ does: the queue is bound to one helper
+//! or both all the while, so nothing published upstream across a restart is
+//! missed (`tests/federation.rs` restarts a link under a publisher).
+//! RabbitMQ remembers the suffix in its database; here the upstream says
+//! which one is there.
 
 use ringmq_client::{sh, Consumer, ExchangeOptions, QueueOptions};
 use ringmq_codec::{ExchangeBind, ExchangeUnbind, FieldTable, FieldValue, Method, ShortStr, Table};
@@ -107,7 +111,6 @@ pub async fn run_once(
     report.connected(&uri);
     let up_x = up_cfg.exchange.clone().unwrap_or_else(|| ctx.key.name.clone());
     let q = queue_name(&up_x, &up_vhost, &ctx.key.name, &ctx.key.vhost, &ctx.cluster);
-    let helper = format!("{q} A");
 
     let mut ch = up.open_channel().await.map_err(up_err)?;
     // The upstream exchange: used as it is, or declared like ours.
@@ -143,8 +146,16 @@ pub async fn run_once(
         ..QueueOptions::default()
     };
     up.queue_declare(ch, &q, qo).await.map_err(up_err)?;
-    // The helper: made again at each start, so its arguments are this run's.
-    let _ = up.exchange_delete(ch, &helper).await;
+    // The helper: a new one each run (its arguments this run's), the old
+    // one deleted once the new one is bound.
+    let r = up
+        .exchange_declare_with(ch, &format!("{q} A"), "x-federation-upstream", passive)
+        .await;
+    let a_there = exists_or_reopen(&mut up, &mut ch, r).await.map_err(up_err)?;
+    let (suffix, old) = if a_there { ("B", "A") } else { ("A", "B") };
+    let (helper, old) = (format!("{q} {suffix}"), format!("{q} {old}"));
+    let r = up.exchange_delete(ch, &helper).await;
+    exists_or_reopen(&mut up, &mut ch, r).await.map_err(up_err)?;
     let mut xargs = FieldTable::new();
     xargs.insert(
         ShortStr::truncate(MAX_HOPS_ARG),
@@ -192,6 +203,7 @@ pub async fn run_once(
         cluster: ctx.cluster.clone(),
         vhost: ctx.key.vhost.clone(),
         exchange: ctx.key.name.clone(),
+        suffix,
         upstream_cluster: up.server_cluster_name().map(str::to_owned),
         upstream_vhost: up_vhost.clone(),
     };
@@ -203,6 +215,8 @@ pub async fn run_once(
                 .map_err(up_err)?;
         }
     }
+    let r = up.exchange_delete(ch, &old).await;
+    exists_or_reopen(&mut up, &mut ch, r).await.map_err(up_err)?;
 
     let no_ack = up_cfg.ack_mode == AckMode::NoAck;
     let cch = up.open_channel().await.map_err(up_err)?;
@@ -255,9 +269,14 @@ pub async fn clean_up(ctx: &LinkCtx) -> Result<(), LinkError> {
     let (mut up, _, up_vhost) = ctx.connect_upstream().await?;
     let up_x = ctx.upstream.exchange.clone().unwrap_or_else(|| ctx.key.name.clone());
     let q = queue_name(&up_x, &up_vhost, &ctx.key.name, &ctx.key.vhost, &ctx.cluster);
-    let ch = up.open_channel().await.map_err(up_err)?;
-    up.queue_delete(ch, &q).await.map_err(up_err)?;
-    up.exchange_delete(ch, &format!("{q} A")).await.map_err(up_err)?;
+    let mut ch = up.open_channel().await.map_err(up_err)?;
+    let r = up.queue_delete(ch, &q).await;
+    exists_or_reopen(&mut up, &mut ch, r).await.map_err(up_err)?;
+    for suffix in ["A", "B"] {
+        // A 404 (gone already) is as good as deleted.
+        let r = up.exchange_delete(ch, &format!("{q} {suffix}")).await;
+        exists_or_reopen(&mut up, &mut ch, r).await.map_err(up_err)?;
+    }
     let _ = up.close().await;
     Ok(())
 }
