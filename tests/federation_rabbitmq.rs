@@ -374,3 +374,87 @@ fn queue_federation_both_ways_with_rabbitmq() {
         ],
     );
 }
+
+/// ringmq and RabbitMQ federating one exchange from each other with max-hops
+/// 1: each message once on each side (each one's loop check and binding
+/// propagation read the other's headers and binding arguments).
+#[test]
+fn a_ring_of_ringmq_and_rabbitmq_passes_each_message_once() {
+    let Some(p) = peer("a_ring_of_ringmq_and_rabbitmq_passes_each_message_once") else {
+        return;
+    };
+    let b = Broker::new();
+    let api = Api::new(b.http_url(), b.user(), b.pass());
+    let cluster = unique("ring-ringmq");
+    put(&api, "/api/cluster-name", json!({ "name": cluster }));
+    let x = unique("fedr.ring");
+    let (up, policy) = (unique("ring-ringmq"), unique("ring"));
+    let (qr, qb) = (unique("ring-at-rabbit"), unique("ring-at-ringmq"));
+    declare_exchange(&p.amqp, &x, "fanout");
+    declare(&p.amqp, &qr, Some((&x, "")));
+    declare_exchange(b.uri(), &x, "fanout");
+    declare(b.uri(), &qb, Some((&x, "")));
+    put(
+        &api,
+        "/api/parameters/federation-upstream/%2F/rabbit",
+        json!({"value": {"uri": p.amqp, "max-hops": 1}}),
+    );
+    put(
+        &api,
+        "/api/policies/%2F/fed",
+        json!({"pattern": format!("^{}$", regex_escape(&x)), "apply-to": "exchanges",
+               "definition": {"federation-upstream": "rabbit"}}),
+    );
+    put(
+        &p.http,
+        &format!("/api/parameters/federation-upstream/%2F/{}", enc(&up)),
+        json!({"value": {"uri": b.uri(), "max-hops": 1}}),
+    );
+    put(
+        &p.http,
+        &format!("/api/policies/%2F/{}", enc(&policy)),
+        json!({"pattern": format!("^{}$", regex_escape(&x)), "apply-to": "exchanges",
+               "definition": {"federation-upstream": up}}),
+    );
+    wait_running(&api, &x);
+    wait_running(&p.http, &x);
+    // Each side's exchange bound to the other's link helper (the queue's binding and one E2E).
+    let bound = |a: &Api| {
+        a.ok(&format!("/api/exchanges/%2F/{}/bindings/source", enc(&x)))
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    wait_until("both helpers bound", Duration::from_secs(20), || {
+        bound(&api) == 2 && bound(&p.http) == 2
+    });
+    publish(b.uri(), &x, "", "from-ringmq", 30);
+    publish(&p.amqp, &x, "", "from-rabbit", 30);
+    wait_until("60 on each side", Duration::from_secs(20), || {
+        count(b.uri(), &qb) == 60 && count(&p.amqp, &qr) == 60
+    });
+    std::thread::sleep(QUIET * 3);
+    assert_eq!(
+        (count(b.uri(), &qb), count(&p.amqp, &qr)),
+        (60, 60),
+        "nothing went round again"
+    );
+    let mut at_ringmq = drain(b.uri(), &qb);
+    at_ringmq.sort();
+    let mut want: Vec<String> = (0..30).map(|i| format!("from-ringmq{i}")).collect();
+    want.extend((0..30).map(|i| format!("from-rabbit{i}")));
+    want.sort();
+    assert_eq!(at_ringmq, want);
+    delete_on_peer(
+        &p,
+        &[
+            format!("/api/policies/%2F/{}", enc(&policy)),
+            format!("/api/parameters/federation-upstream/%2F/{}", enc(&up)),
+            format!("/api/queues/%2F/{}", enc(&qr)),
+            format!("/api/exchanges/%2F/{}", enc(&x)),
+            // What ringmq's link made there (the broker is gone before it could).
+            format!("/api/queues/%2F/{}", enc(&format!("federation: {x} -> {cluster}"))),
+            format!("/api/exchanges/%2F/{}", enc(&format!("federation: {x} -> {cluster} A"))),
+            format!("/api/exchanges/%2F/{}", enc(&format!("federation: {x} -> {cluster} B"))),
+        ],
+    );
+}
