@@ -143,6 +143,10 @@ pub struct MainConfig {
     /// than this closes its channel with 406, as RabbitMQ's consumer timeout. Off
     /// (None) by default, as in LavinMQ.
     pub consumer_timeout_ms: Option<u64>,
+    /// `default_stream_offset`, `--default-stream-offset`: where a stream
+    /// consumer without `x-stream-offset` starts: `next` (RabbitMQ's, the
+    /// default), `first` (LavinMQ's) or `last`.
+    pub default_stream_offset: crate::core::model::queue::stream::StreamStart,
     /// `load_definitions`, `--load-definitions`: a definitions JSON file (RabbitMQ
     /// format) imported at every start.
     pub load_definitions: Option<PathBuf>,
@@ -340,6 +344,7 @@ impl Default for Config {
                 io: IoBackend::Auto,
                 shards: 1,
                 consumer_timeout_ms: None,
+                default_stream_offset: crate::core::model::queue::stream::StreamStart::Next,
                 load_definitions: None,
                 default_user: "guest".into(),
                 default_password: DefaultPassword::Plain("guest".into()),

@@ -66,6 +66,7 @@ fn main() -> ExitCode {
         load_definitions: cfg.main.load_definitions.clone(),
         max_consumers_per_channel: cfg.amqp.max_consumers_per_channel,
         handshake_timeout_ms: cfg.amqp.handshake_timeout_ms,
+        default_stream_offset: cfg.main.default_stream_offset,
     };
     // The certificates and keys are read now: a bad file stops the start with
     // its name, before anything listens. AMQPS and HTTPS share them (as

@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::http::Api;
 use common::raw::RawConn;
 use common::streams::*;
 use common::*;
@@ -161,6 +162,25 @@ fn stream_consumers_read_on_either_shard() {
             let (_, offsets, bodies) = deliveries(&mut raw, 2).await;
             assert_eq!(offsets, [4, 5]);
             assert_eq!(bodies, ["m4", "m5"]);
+            // The API lists the consumer by its connection's shard (0) and
+            // its offset by the owner's reader (shard 1): both in one row,
+            // in the queue's consumer_details and in /api/consumers.
+            let api = Api::new(b.http_url(), b.user(), b.pass());
+            let in_queue = api.ok(&format!("/api/queues/%2F/{q}"))["consumer_details"].clone();
+            for (what, list) in [
+                ("consumer_details", in_queue),
+                ("/api/consumers", api.ok("/api/consumers")),
+            ] {
+                let row = (list.as_array().expect("a list").iter())
+                    .find(|c| c["consumer_tag"] == "reader-0")
+                    .unwrap_or_else(|| panic!("reader-0 in {what}: {list}"))
+                    .clone();
+                assert_eq!(row["stream_offset"], 6, "{what}: the owner's offset of reader-0: {row}");
+                assert!(
+                    row.get("_awaits_stream_offset").is_none(),
+                    "{what}: no merge's mark left: {row}"
+                );
+            }
             // Server-side offset tracking from shard 0: the owner keeps the
             // reader's offset, moved by the acks that cross back.
             let tracked_on = |n: u16| {

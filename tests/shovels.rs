@@ -6,59 +6,16 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::http::{enc, Api};
-use common::links::{count, declare, drain, publish};
+use common::http::Api;
+use common::links::{self, count, declare, drain, publish};
+use common::shovel_api::{names, put_shovel, shovel_status, wait_shovel_state, wait_until};
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn api(b: &Broker) -> Api {
     Api::new(b.http_url(), b.user(), b.pass())
-}
-
-/// Polls `check` until it is true, for at most `within`.
-fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out after {within:?}: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn put_shovel(b: &Broker, name: &str, value: Value) {
-    let r = api(b).put(
-        &format!("/api/parameters/shovel/%2F/{}", enc(name)),
-        json!({ "value": value }),
-    );
-    assert!(
-        r.status == 201 || r.status == 204,
-        "PUT shovel {name}: {} {}",
-        r.status,
-        r.text
-    );
-}
-
-fn shovel_status(b: &Broker, name: &str) -> Option<Value> {
-    let all = api(b).ok("/api/shovels/%2F");
-    all.as_array()
-        .expect("a list")
-        .iter()
-        .find(|s| s["name"] == name)
-        .cloned()
-}
-
-fn wait_state(b: &Broker, name: &str, state: &str) -> Value {
-    let mut last = None;
-    wait_until(&format!("shovel {name} {state}"), WAIT, || {
-        last = shovel_status(b, name);
-        last.as_ref().is_some_and(|s| s["state"] == state)
-    });
-    last.expect("seen")
-}
-
-fn names(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{prefix}{i}")).collect()
 }
 
 /// A source and a destination broker; the shovel runs on the source.
@@ -76,12 +33,12 @@ fn queue_to_queue_in_each_ack_mode() {
         declare(src.uri(), &sq, None);
         publish(src.uri(), "", &sq, "m", 300);
         put_shovel(
-            &src,
+            &api(&src),
             mode,
             json!({"src-uri": "amqp://", "src-queue": sq, "dest-uri": dest.uri(), "dest-queue": dq,
                    "ack-mode": mode, "src-prefetch-count": 50}),
         );
-        let s = wait_state(&src, mode, "running");
+        let s = wait_shovel_state(&api(&src), mode, "running");
         assert_eq!(
             (s["src_queue"].as_str(), s["dest_queue"].as_str()),
             (Some(&*sq), Some(&*dq))
@@ -122,13 +79,13 @@ fn exchange_to_exchange_in_each_ack_mode() {
         let dq = format!("x-dest-{mode}");
         declare(dest.uri(), &dq, Some(("amq.direct", mode)));
         put_shovel(
-            &src,
+            &api(&src),
             mode,
             json!({"src-uri": "amqp://", "src-exchange": "amq.topic", "src-exchange-key": format!("{mode}.#"),
                    "dest-uri": [dest.uri()], "dest-exchange": "amq.direct", "dest-exchange-key": mode,
                    "ack-mode": mode, "dest-add-forward-headers": true}),
         );
-        let s = wait_state(&src, mode, "running");
+        let s = wait_shovel_state(&api(&src), mode, "running");
         assert_eq!(s["src_exchange"], "amq.topic");
         assert_eq!(s["dest_exchange_key"], mode);
         publish(src.uri(), "amq.topic", &format!("{mode}.a"), "x", 100);
@@ -146,7 +103,7 @@ fn delete_after_queue_length_moves_what_was_there_and_deletes_itself() {
     declare(src.uri(), "dl", None);
     publish(src.uri(), "", "dl", "m", 20);
     put_shovel(
-        &src,
+        &api(&src),
         "once",
         json!({"src-uri": "amqp://", "src-queue": "dl", "dest-uri": dest.uri(), "dest-queue": "dl-out",
                "src-delete-after": "queue-length", "src-prefetch-count": 7}),
@@ -154,7 +111,7 @@ fn delete_after_queue_length_moves_what_was_there_and_deletes_itself() {
     wait_until("the parameter deleted", WAIT, || {
         api(&src).get("/api/parameters/shovel/%2F/once").status == 404
     });
-    wait_until("its status gone", WAIT, || shovel_status(&src, "once").is_none());
+    wait_until("its status gone", WAIT, || shovel_status(&api(&src), "once").is_none());
     assert_eq!(count(dest.uri(), "dl-out"), 20);
     publish(src.uri(), "", "dl", "after", 3);
     std::thread::sleep(QUIET);
@@ -174,12 +131,12 @@ fn on_confirm_loses_nothing_when_the_destination_is_killed_mid_stream() {
     declare(src.uri(), "big", None);
     declare(dest.uri(), "big-out", None);
     put_shovel(
-        &src,
+        &api(&src),
         "tough",
         json!({"src-uri": "amqp://", "src-queue": "big", "dest-uri": dest.uri(), "dest-queue": "big-out",
                "reconnect-delay": 1, "src-prefetch-count": PREFETCH}),
     );
-    wait_state(&src, "tough", "running");
+    wait_shovel_state(&api(&src), "tough", "running");
     dest.signal(libc::SIGSTOP);
     publish(src.uri(), "", "big", "m", N);
     // The shovel takes a prefetch's worth and publishes it into the frozen
@@ -194,10 +151,10 @@ fn on_confirm_loses_nothing_when_the_destination_is_killed_mid_stream() {
         "nothing acked before it was confirmed"
     );
     dest.kill9();
-    let st = wait_state(&src, "tough", "terminated");
+    let st = wait_shovel_state(&api(&src), "tough", "terminated");
     assert!(st["reason"].as_str().unwrap().contains("destination"), "{st}");
     dest.start();
-    wait_state(&src, "tough", "running");
+    wait_shovel_state(&api(&src), "tough", "running");
     wait_until("the source drained", Duration::from_secs(60), || {
         count(src.uri(), "big") == 0
     });
@@ -218,11 +175,11 @@ fn wrong_credentials_terminate_with_the_reason() {
     let (src, dest) = pair();
     let bad = format!("amqp://guest:wrong@127.0.0.1:{}/", dest.port());
     put_shovel(
-        &src,
+        &api(&src),
         "badpw",
         json!({"src-uri": "amqp://", "src-queue": "q", "dest-uri": bad, "dest-queue": "q2", "reconnect-delay": 1}),
     );
-    let s = wait_state(&src, "badpw", "terminated");
+    let s = wait_shovel_state(&api(&src), "badpw", "terminated");
     let reason = s["reason"].as_str().unwrap();
     assert!(
         reason.contains("ACCESS_REFUSED") && reason.contains("destination"),
@@ -230,7 +187,7 @@ fn wrong_credentials_terminate_with_the_reason() {
     );
     assert!(!reason.contains("wrong"), "no password in the reason: {reason}");
     // It keeps trying: starting again after the delay, and failing again.
-    wait_state(&src, "badpw", "starting");
+    wait_shovel_state(&api(&src), "badpw", "starting");
 }
 
 #[test]
@@ -238,16 +195,16 @@ fn deleting_the_parameter_stops_the_shovel() {
     let (src, dest) = pair();
     declare(src.uri(), "del", None);
     put_shovel(
-        &src,
+        &api(&src),
         "gone",
         json!({"src-uri": "amqp://", "src-queue": "del", "dest-uri": dest.uri(), "dest-queue": "del-out"}),
     );
-    wait_state(&src, "gone", "running");
+    wait_shovel_state(&api(&src), "gone", "running");
     publish(src.uri(), "", "del", "a", 5);
     wait_until("moved while it ran", WAIT, || count(dest.uri(), "del-out") == 5);
     let r = api(&src).delete("/api/parameters/shovel/%2F/gone");
     assert_eq!(r.status, 204, "{}", r.text);
-    wait_until("its status gone", WAIT, || shovel_status(&src, "gone").is_none());
+    wait_until("its status gone", WAIT, || shovel_status(&api(&src), "gone").is_none());
     // Its connections are closed: the source queue has no consumer left.
     wait_until("no consumer", WAIT, || {
         api(&src).ok("/api/queues/%2F/del")["consumers"].as_u64() == Some(0)
@@ -299,7 +256,7 @@ fn ctl_restart_and_broker_restart() {
         json!({"src-uri": "amqp://", "src-queue": "persist", "dest-uri": dest.uri(), "dest-queue": "persist-out"});
     let out = ctl(&src, &["set_parameter", "shovel", "kept", &value.to_string()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let before = wait_state(&src, "kept", "running");
+    let before = wait_shovel_state(&api(&src), "kept", "running");
     let out = ctl(&src, &["list_shovels"]);
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(listed.contains("kept") && listed.contains("running"), "{listed}");
@@ -312,11 +269,12 @@ fn ctl_restart_and_broker_restart() {
     assert_eq!(api(&src).delete("/api/shovels/vhost/%2F/kept/restart").status, 204);
     assert_eq!(api(&src).delete("/api/shovels/vhost/%2F/none/restart").status, 404);
     wait_until("restarted", WAIT, || {
-        shovel_status(&src, "kept").is_some_and(|s| s["state"] == "running" && s["timestamp"] != before["timestamp"])
+        shovel_status(&api(&src), "kept")
+            .is_some_and(|s| s["state"] == "running" && s["timestamp"] != before["timestamp"])
     });
 
     src.restart();
-    wait_state(&src, "kept", "running");
+    wait_shovel_state(&api(&src), "kept", "running");
     publish(src.uri(), "", "persist", "p", 10);
     wait_until("moved after the restart", WAIT, || {
         count(dest.uri(), "persist-out") == 10
@@ -340,7 +298,7 @@ fn a_source_killed_mid_stream_loses_nothing() {
     declare(dest.uri(), "near", None);
     publish(src.uri(), "", "far", "m", N);
     put_shovel(
-        &dest,
+        &api(&dest),
         "pull",
         json!({"src-uri": src.uri(), "src-queue": "far", "dest-uri": "amqp://", "dest-queue": "near",
                "reconnect-delay": 1, "src-prefetch-count": 10}),
@@ -349,10 +307,10 @@ fn a_source_killed_mid_stream_loses_nothing() {
     let left = count(src.uri(), "far");
     src.kill9();
     assert!(left > 0, "killed mid-stream, not after");
-    let st = wait_state(&dest, "pull", "terminated");
+    let st = wait_shovel_state(&api(&dest), "pull", "terminated");
     assert!(st["reason"].as_str().unwrap().contains("source"), "{st}");
     src.start();
-    wait_state(&dest, "pull", "running");
+    wait_shovel_state(&api(&dest), "pull", "running");
     wait_until("the source drained", Duration::from_secs(60), || {
         count(src.uri(), "far") == 0
     });
@@ -368,6 +326,74 @@ fn a_source_killed_mid_stream_loses_nothing() {
     );
 }
 
+/// The broker that runs the shovel (and holds its source) killed -9
+/// mid-stream and started again: the stored parameter starts the shovel
+/// anew, every confirmed message arrives at least once, and every copy that
+/// repeats an earlier one is flagged (`redelivered` in its `x-shovelled`
+/// entry: the source redelivered it after the crash).
+#[test]
+fn the_hosting_broker_killed_mid_stream_loses_nothing_and_flags_repeats() {
+    use ringmq_codec::{BasicProperties, FieldValue};
+    let (mut src, dest) = pair();
+    const N: usize = 3000;
+    declare(src.uri(), "home", None);
+    declare(dest.uri(), "home-out", None);
+    publish(src.uri(), "", "home", "m", N);
+    put_shovel(
+        &api(&src),
+        "homebound",
+        json!({"src-uri": "amqp://", "src-queue": "home", "dest-uri": dest.uri(), "dest-queue": "home-out",
+               "reconnect-delay": 1, "src-prefetch-count": 100, "dest-add-forward-headers": true}),
+    );
+    wait_until("some moved", WAIT, || count(dest.uri(), "home-out") > 0);
+    src.kill9();
+    let before = count(dest.uri(), "home-out") as usize;
+    assert!(before < N, "killed mid-stream, not after: {before} of {N} moved");
+    src.start();
+    wait_shovel_state(&api(&src), "homebound", "running");
+    wait_until("the source drained", Duration::from_secs(60), || {
+        count(src.uri(), "home") == 0
+    });
+    let got = links::drain_contents(dest.uri(), "home-out");
+    let flagged = |c: &ringmq_client::Content| {
+        let p = BasicProperties::decode(&c.properties_raw).unwrap();
+        let h = p.headers.expect("x-shovelled").to_owned_table();
+        let Some(FieldValue::Array(entries)) = h.get("x-shovelled") else {
+            panic!("no x-shovelled: {h:?}")
+        };
+        let Some(FieldValue::Table(entry)) = entries.first() else {
+            panic!("{entries:?}")
+        };
+        entry.get("redelivered") == Some(&FieldValue::Bool(true))
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut repeats = 0;
+    for c in &got {
+        if !seen.insert(c.body.clone()) {
+            repeats += 1;
+            assert!(
+                flagged(c),
+                "a repeat not flagged: {:?}",
+                String::from_utf8_lossy(&c.body)
+            );
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        N,
+        "every message arrived (at least once): {} of {N}",
+        seen.len()
+    );
+    // The shovel held up to a prefetch of unacked deliveries when it died: the
+    // restarted source redelivers them, flagged whether or not they repeat.
+    let redelivered = got.iter().filter(|c| flagged(c)).count();
+    println!(
+        "moved before the kill {before}, copies {}, repeats {repeats}, flagged {redelivered}",
+        got.len()
+    );
+    assert!(redelivered > 0, "the deliveries in flight came back as redeliveries");
+}
+
 /// The source queue deleted under a running shovel: it stops with the reason
 /// and, after the delay, starts again (declaring the queue anew).
 #[test]
@@ -375,16 +401,16 @@ fn a_deleted_source_queue_terminates_and_restarts() {
     let (src, dest) = pair();
     declare(src.uri(), "doomed", None);
     put_shovel(
-        &src,
+        &api(&src),
         "orphan",
         json!({"src-uri": "amqp://", "src-queue": "doomed", "dest-uri": dest.uri(), "dest-queue": "d-out",
                "reconnect-delay": 1}),
     );
-    wait_state(&src, "orphan", "running");
+    wait_shovel_state(&api(&src), "orphan", "running");
     assert_eq!(api(&src).delete("/api/queues/%2F/doomed").status, 204);
-    let st = wait_state(&src, "orphan", "terminated");
+    let st = wait_shovel_state(&api(&src), "orphan", "terminated");
     assert!(st["reason"].as_str().unwrap().contains("cancelled"), "{st}");
-    wait_state(&src, "orphan", "running");
+    wait_shovel_state(&api(&src), "orphan", "running");
     publish(src.uri(), "", "doomed", "again", 3);
     wait_until("moved from the new queue", WAIT, || count(dest.uri(), "d-out") == 3);
 }
@@ -453,12 +479,12 @@ fn an_http_destination_gets_each_message_retried_until_2xx() {
     let (port, seen) = http_endpoint(2);
     declare(b.uri(), "to-http", None);
     put_shovel(
-        &b,
+        &api(&b),
         "web",
         json!({"src-uri": "amqp://", "src-queue": "to-http", "dest-uri": format!("http://u:p@127.0.0.1:{port}/in"),
                "dest-add-forward-headers": true}),
     );
-    let s = wait_state(&b, "web", "running");
+    let s = wait_shovel_state(&api(&b), "web", "running");
     assert_eq!(s["dest_uri"], format!("http://127.0.0.1:{port}/in"));
     publish(b.uri(), "", "to-http", "h", 4);
     wait_until("4 accepted", Duration::from_secs(15), || {

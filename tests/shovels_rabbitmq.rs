@@ -8,12 +8,13 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::http::{enc, Api};
 use common::links::{count, declare, drain, publish};
+use common::shovel_api::{names, put_shovel, shovel_status, wait_until};
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 struct Peer {
     amqp: String,
@@ -41,40 +42,6 @@ fn peer(test: &str) -> Option<Peer> {
     Some(Peer { amqp, http: api })
 }
 
-fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out after {within:?}: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn put_shovel(api: &Api, name: &str, value: Value) {
-    let r = api.put(
-        &format!("/api/parameters/shovel/%2F/{}", enc(name)),
-        json!({ "value": value }),
-    );
-    assert!(
-        r.status == 201 || r.status == 204,
-        "PUT shovel {name}: {} {}",
-        r.status,
-        r.text
-    );
-}
-
-fn status(api: &Api, name: &str) -> Option<Value> {
-    let all = api.ok("/api/shovels/%2F");
-    all.as_array()
-        .expect("a list")
-        .iter()
-        .find(|s| s["name"] == name)
-        .cloned()
-}
-
-fn names(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{prefix}{i}")).collect()
-}
-
 #[test]
 fn a_ringmq_shovel_takes_from_rabbitmq_and_another_gives_back() {
     let Some(p) = peer("a_ringmq_shovel_takes_from_rabbitmq_and_another_gives_back") else {
@@ -99,7 +66,7 @@ fn a_ringmq_shovel_takes_from_rabbitmq_and_another_gives_back() {
     wait_until("both running", WAIT, || {
         ["from-rabbit", "to-rabbit"]
             .iter()
-            .all(|n| status(&ours, n).is_some_and(|s| s["state"] == "running"))
+            .all(|n| shovel_status(&ours, n).is_some_and(|s| s["state"] == "running"))
     });
     publish(&p.amqp, "", &r_in, "m", 200);
     wait_until("200 back on RabbitMQ", WAIT, || count(&p.amqp, &r_out) == 200);
@@ -120,7 +87,7 @@ fn a_ringmq_shovel_takes_from_rabbitmq_and_another_gives_back() {
         "src_queue",
         "dest_queue",
     ];
-    let s = status(&ours, "to-rabbit").unwrap();
+    let s = shovel_status(&ours, "to-rabbit").unwrap();
     for k in theirs_keys {
         assert!(s.get(k).is_some(), "{k} missing in {s}");
     }
@@ -155,7 +122,7 @@ fn a_rabbitmq_shovel_takes_from_ringmq() {
     wait_until("RabbitMQ's shovel moved all", Duration::from_secs(30), || {
         count(&p.amqp, &there) == 150
     });
-    let s = status(&p.http, &name).expect("RabbitMQ reports it");
+    let s = shovel_status(&p.http, &name).expect("RabbitMQ reports it");
     assert_eq!(s["state"], "running", "{s}");
     assert_eq!(count(b.uri(), &here), 0);
     assert_eq!(drain(&p.amqp, &there), names("r", 150));

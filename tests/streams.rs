@@ -141,6 +141,31 @@ fn consumers_start_at_every_kind_of_offset() {
     });
 }
 
+/// `--default-stream-offset first` (LavinMQ's default): a consumer without
+/// `x-stream-offset` reads from the start; one that names an offset still
+/// gets it. Needs the spawned binary's flag: skipped against `RINGMQ_TEST_URI`.
+#[test]
+fn the_default_offset_is_one_setting_away() {
+    let b = Broker::with_args(&["--default-stream-offset", "first"]);
+    if b.skip_external("the_default_offset_is_one_setting_away") {
+        return;
+    }
+    run(async {
+        let conn = connect(&b).await;
+        let pub_ch = confirm_channel(&conn).await;
+        let q = unique("s-default-first");
+        declare_stream(&pub_ch, &q, &[]).await;
+        publish_all(&pub_ch, &q, bodies_of(0..5)).await;
+        let (dch, mut default) = reader(&conn, &q, 100, None).await;
+        assert_eq!(take(&dch, &mut default, 5).await, numbered(0..5), "from the start");
+        let (nch, mut next_c) = reader(&conn, &q, 100, Some(lstr("next"))).await;
+        assert_quiet(&mut next_c).await;
+        publish_all(&pub_ch, &q, bodies_of(5..6)).await;
+        assert_eq!(take(&nch, &mut next_c, 1).await, numbered(5..6), "next is still next");
+        delete(&pub_ch, &q).await;
+    });
+}
+
 /// Acks remove nothing: every consumer reads every message, a later one from
 /// the start again; the prefetch bounds what a consumer has unacked.
 #[test]

@@ -198,6 +198,8 @@ pub struct Connection {
     pub wbuf: Vec<u8>,
     pub frame_max: u32,
     next_channel: u16,
+    /// The most channels negotiated (tune-ok's `channel_max`).
+    channel_max: u16,
     pending: Option<Pending>,
     last_payload: (usize, usize),
     /// The `cluster_name` server property of connection.start (RabbitMQ's
@@ -220,13 +222,30 @@ impl Connection {
         Self::connect_with(uri, &ConnectOptions::default()).await
     }
 
-    /// Connects and runs the handshake (PLAIN) with `opts`.
+    /// Connects and runs the handshake (PLAIN) with `opts`, within the URI's
+    /// `connection_timeout` if it has one.
     pub async fn connect_with(uri: &Uri, opts: &ConnectOptions) -> Result<Connection> {
+        let Some(ms) = uri.options.connection_timeout_ms else {
+            return Self::connect_now(uri, opts).await;
+        };
+        match tokio::time::timeout(std::time::Duration::from_millis(ms), Self::connect_now(uri, opts)).await {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("not connected within connection_timeout ({ms} ms)"),
+            ))),
+        }
+    }
+
+    async fn connect_now(uri: &Uri, opts: &ConnectOptions) -> Result<Connection> {
+        let o = &uri.options;
         let tls = match &uri.tls {
             None => None,
-            Some(trust) => Some(crate::tls::cached_config(trust).map_err(ClientError::Protocol)?),
+            Some(trust) => {
+                Some(crate::tls::cached_config(trust, o.client_cert.as_ref(), o.sni).map_err(ClientError::Protocol)?)
+            }
         };
-        let io = Stream::connect(&uri.host, uri.port, tls.as_ref()).await?;
+        let io = Stream::connect(&uri.host, uri.port, tls.as_ref(), o.server_name.as_deref()).await?;
         let mut c = Connection {
             io,
             heartbeat: None,
@@ -237,6 +256,7 @@ impl Connection {
             wbuf: Vec::with_capacity(256 * 1024),
             frame_max: FRAME_MAX,
             next_channel: 1,
+            channel_max: 0,
             pending: None,
             last_payload: (0, 0),
             server_cluster_name: None,
@@ -301,7 +321,13 @@ impl Connection {
         };
         c.frame_max = frame_max;
         let channel_max = if t.channel_max == 0 { 2047 } else { t.channel_max };
-        let heartbeat = match (opts.heartbeat_secs, t.heartbeat) {
+        let channel_max = uri
+            .options
+            .channel_max
+            .filter(|&n| n > 0)
+            .map_or(channel_max, |n| n.min(channel_max));
+        c.channel_max = channel_max;
+        let heartbeat = match (uri.options.heartbeat_secs.unwrap_or(opts.heartbeat_secs), t.heartbeat) {
             (0, _) => 0,
             (ours, 0) => ours,
             (ours, theirs) => ours.min(theirs),

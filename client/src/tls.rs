@@ -5,8 +5,10 @@
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
+use crate::uri::ClientCert;
+
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::ClientConnection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -25,21 +27,35 @@ pub enum TlsTrust {
     Unset,
 }
 
-/// The client TLS configuration for `trust`, made once per process and shared
-/// by every connection (connection churn measures connections, not file reads).
-pub fn cached_config(trust: &TlsTrust) -> Result<Arc<rustls::ClientConfig>, String> {
-    static MADE: std::sync::Mutex<Vec<(TlsTrust, Arc<rustls::ClientConfig>)>> = std::sync::Mutex::new(Vec::new());
+/// What a client TLS configuration is made of: the trust, the certificate
+/// presented (if any), whether the server name is sent.
+type ConfigKey = (TlsTrust, Option<ClientCert>, bool);
+
+/// The client TLS configuration for `trust` (with `cert` presented and SNI
+/// as `sni` says), made once per process and shared by every connection
+/// (connection churn measures connections, not file reads).
+pub fn cached_config(
+    trust: &TlsTrust,
+    cert: Option<&ClientCert>,
+    sni: bool,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    static MADE: std::sync::Mutex<Vec<(ConfigKey, Arc<rustls::ClientConfig>)>> = std::sync::Mutex::new(Vec::new());
+    let key = (trust.clone(), cert.cloned(), sni);
     let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, c)) = made.iter().find(|(t, _)| t == trust) {
+    if let Some((_, c)) = made.iter().find(|(k, _)| *k == key) {
         return Ok(c.clone());
     }
-    let c = client_config(trust)?;
-    made.push((trust.clone(), c.clone()));
+    let c = client_config(trust, cert, sni)?;
+    made.push((key, c.clone()));
     Ok(c)
 }
 
 /// A client TLS configuration.
-pub fn client_config(trust: &TlsTrust) -> Result<Arc<rustls::ClientConfig>, String> {
+pub fn client_config(
+    trust: &TlsTrust,
+    cert: Option<&ClientCert>,
+    sni: bool,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -54,15 +70,45 @@ pub fn client_config(trust: &TlsTrust) -> Result<Arc<rustls::ClientConfig>, Stri
             if roots.is_empty() {
                 return Err(format!("{}: no certificate in the file", path.display()));
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            with_cert(builder.with_root_certificates(roots), cert)?
         }
-        TlsTrust::Insecure => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-            .with_no_client_auth(),
-        TlsTrust::Unset => return Err("amqps:// needs --tls-ca FILE (or --insecure for a test certificate)".into()),
+        TlsTrust::Insecure => with_cert(
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerify(provider))),
+            cert,
+        )?,
+        TlsTrust::Unset => {
+            return Err(
+                "amqps:// needs a CA to trust: --tls-ca FILE or the URI's cacertfile=FILE (or --insecure / \
+                 verify=verify_none for a test certificate)"
+                    .into(),
+            )
+        }
     };
+    let mut config = config;
+    config.enable_sni = sni;
     Ok(Arc::new(config))
+}
+
+/// Finishes a configuration with `cert` presented, or none.
+fn with_cert(
+    b: rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
+    cert: Option<&ClientCert>,
+) -> Result<rustls::ClientConfig, String> {
+    let Some(c) = cert else {
+        return Ok(b.with_no_client_auth());
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&c.cert)
+        .map_err(|e| format!("{}: {e:?}", c.cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e:?}", c.cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no certificate in the file", c.cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&c.key).map_err(|e| format!("{}: {e:?}", c.key.display()))?;
+    b.with_client_auth_cert(chain, key)
+        .map_err(|e| format!("{}: {e}", c.cert.display()))
 }
 
 /// Ciphertext read per socket read (at most).
@@ -86,15 +132,21 @@ struct Tls {
 }
 
 impl Stream {
-    /// Connects, and with `tls` runs the handshake (server name: `host`).
-    pub async fn connect(host: &str, port: u16, tls: Option<&Arc<rustls::ClientConfig>>) -> io::Result<Stream> {
+    /// Connects, and with `tls` runs the handshake (the certificate checked
+    /// against `server_name`, or `host`).
+    pub async fn connect(
+        host: &str,
+        port: u16,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+        server_name: Option<&str>,
+    ) -> io::Result<Stream> {
         let stream = TcpStream::connect((host, port)).await?;
         stream.set_nodelay(true)?;
         let (rd, wr) = stream.into_split();
         let tls = match tls {
             None => None,
             Some(config) => {
-                let name = ServerName::try_from(host.to_string())
+                let name = ServerName::try_from(server_name.unwrap_or(host).to_string())
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                 let mut conn = ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
                 // Every write is flushed at once: rustls need not bound it.

@@ -42,6 +42,7 @@ throughput/latency:
   --prefill N (publish N messages before starting)  --keep-queues  --rates LIST (latency)
   --stream (stream queues; -a 100 -P 1000 unless given)  --stream-offset first|last|next|N|timestamp|30s
   --filter-value V (consumers filter on V)  --filter-selectivity PCT (V on PCT% of publishes; else 'other')
+  --filter-run N (V's publishes in runs of N in a row: values clustered in time)
 
 ops: -x/--count N  -c/--channels N  -z/--time SECONDS  -u/--queue NAME  --hold SECONDS
 
@@ -68,7 +69,8 @@ impl Common {
     /// Gives an `amqps://` URI the trust the flags named (they may come after
     /// `--uri`); refuses one without any.
     fn finish(mut self) -> Result<Common, String> {
-        if self.uri.tls.is_some() {
+        // A URI's own `cacertfile=` / `verify=` stand; the flags fill in the rest.
+        if self.uri.tls == Some(TlsTrust::Unset) {
             if self.tls_trust == TlsTrust::Unset {
                 return Err("amqps:// needs --tls-ca FILE (or --insecure for a test certificate)".into());
             }

@@ -4,7 +4,10 @@
 //! filter on V (`x-stream-filter`, RabbitMQ 3.13+ and ringmq; 3.10 has no
 //! filters) and the publishers (and the prefill) put V in the
 //! `x-stream-filter-value` header of `--filter-selectivity` percent of their
-//! messages, "other" in the rest's.
+//! messages, "other" in the rest's; `--filter-run N` puts them in runs of N
+//! in a row (values clustered in time, where per-segment filter summaries let
+//! a filtered reader pass over whole segments), one in every N x (100 /
+//! selectivity).
 //!
 //! A stream consumer needs manual acks and a prefetch (RabbitMQ refuses
 //! auto-ack): `--stream` makes `-a` 100 and `-P` 1000 unless given. Each
@@ -47,6 +50,8 @@ pub struct StreamOpts {
     pub filter_value: Option<String>,
     /// Percent of published messages that carry `filter_value`.
     pub selectivity_pct: f64,
+    /// They come in runs of this many in a row (1: spread evenly).
+    pub filter_run: u64,
 }
 
 impl Default for StreamOpts {
@@ -55,6 +60,7 @@ impl Default for StreamOpts {
             offset: StreamOffset::Named("first".into()),
             filter_value: None,
             selectivity_pct: 100.0,
+            filter_run: 1,
         }
     }
 }
@@ -75,6 +81,11 @@ pub(crate) fn flag(
             let pct = v.parse().map_err(|_| format!("{f}: {v:?} is not a number"))?;
             o.stream.get_or_insert_with(s).selectivity_pct = pct;
         }
+        "--filter-run" => {
+            let v = value()?;
+            let run = v.parse().ok().filter(|&n: &u64| n > 0);
+            o.stream.get_or_insert_with(s).filter_run = run.ok_or_else(|| format!("{f}: {v:?} is not a count > 0"))?;
+        }
         _ => return Ok(false),
     }
     Ok(true)
@@ -89,6 +100,9 @@ pub(crate) fn finish(o: &mut Throughput) -> Result<(), String> {
     }
     if s.filter_value.is_none() && s.selectivity_pct < 100.0 {
         return Err("--filter-selectivity needs --filter-value".into());
+    }
+    if s.filter_value.is_none() && s.filter_run > 1 {
+        return Err("--filter-run needs --filter-value".into());
     }
     if o.get {
         return Err("--stream: streams refuse basic.get".into());
@@ -122,11 +136,18 @@ pub fn consumer_args(s: &StreamOpts, prefill: (SystemTime, SystemTime)) -> Vec<u
     t.to_bytes()
 }
 
-/// A publisher's templates: with a filter value, one carrying it for every
-/// `every`-th message and one carrying "other" for the rest.
+/// A publisher's templates: with a filter value, one carrying it for runs
+/// of `run` messages, a run in every `every`, and one carrying "other" for
+/// the rest.
 pub struct Templates {
     rest: PublishTemplate,
-    picked: Option<(PublishTemplate, u64)>,
+    picked: Option<Picked>,
+}
+
+struct Picked {
+    template: PublishTemplate,
+    every: u64,
+    run: u64,
 }
 
 impl Templates {
@@ -142,8 +163,8 @@ impl Templates {
         let filter = o
             .stream
             .as_ref()
-            .and_then(|s| Some((s.filter_value.as_deref()?, s.selectivity_pct)));
-        let Some((value, pct)) = filter else {
+            .and_then(|s| Some((s.filter_value.as_deref()?, s.selectivity_pct, s.filter_run)));
+        let Some((value, pct, run)) = filter else {
             let rest = PublishTemplate::new(ch, x, rk, props, body, frame_max);
             return Templates { rest, picked: None };
         };
@@ -161,14 +182,18 @@ impl Templates {
         let every = (100.0 / pct).round().max(1.0) as u64;
         Templates {
             rest: with("other"),
-            picked: Some((with(value), every)),
+            picked: Some(Picked {
+                template: with(value),
+                every,
+                run,
+            }),
         }
     }
 
     /// The template of the publisher's `seq`-th message.
     pub fn get(&self, seq: u64) -> &PublishTemplate {
         match &self.picked {
-            Some((t, every)) if seq.is_multiple_of(*every) => t,
+            Some(p) if (seq / p.run).is_multiple_of(p.every) => &p.template,
             _ => &self.rest,
         }
     }
@@ -234,5 +259,24 @@ mod tests {
         assert!(has(tpls.get(0), b"x-stream-filter-valueS\0\0\0\x01v"));
         assert!(has(tpls.common(), b"x-stream-filter-valueS\0\0\0\x05other"));
         assert!(std::ptr::eq(tpls.get(1), tpls.common()));
+    }
+
+    #[test]
+    fn a_filter_run_clusters_the_value_without_changing_its_share() {
+        let t = throughput("throughput --filter-value v --filter-selectivity 1 --filter-run 50").unwrap();
+        let names = (ringmq_codec::short!(""), ringmq_codec::short!("q"));
+        let tpls = Templates::new(&t, 1, names, &BasicProperties::default(), b"body", 131072);
+        let picked: Vec<u64> = (0..20_000)
+            .filter(|&i| !std::ptr::eq(tpls.get(i), tpls.common()))
+            .collect();
+        assert_eq!(picked.len(), 200, "still 1%");
+        let want: Vec<u64> = (0..50)
+            .chain(5000..5050)
+            .chain(10_000..10_050)
+            .chain(15_000..15_050)
+            .collect();
+        assert_eq!(picked, want, "in runs of 50, one run in every 5,000");
+        assert!(throughput("throughput --stream --filter-run 10").is_err());
+        assert!(throughput("throughput --filter-value v --filter-run 0").is_err());
     }
 }

@@ -256,6 +256,14 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
             ),
             flag(
                 None,
+                "default-stream-offset",
+                "WHERE",
+                "Where a stream consumer without x-stream-offset starts: next (RabbitMQ's), first (LavinMQ's) or last",
+                Some("next"),
+                Action::Set(&[(Main, "default_stream_offset")]),
+            ),
+            flag(
+                None,
                 "load-definitions",
                 "FILE",
                 "Import this definitions JSON (RabbitMQ format) at every start",

@@ -59,6 +59,15 @@ fn set_main(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
             let ms = integer(v)?;
             m.consumer_timeout_ms = (ms > 0).then_some(ms);
         }
+        "default_stream_offset" => {
+            use crate::core::model::queue::stream::StreamStart;
+            m.default_stream_offset = match v {
+                "next" => StreamStart::Next,
+                "first" => StreamStart::First,
+                "last" => StreamStart::Last,
+                _ => return Err(format!("{v:?}: first, last or next")),
+            }
+        }
         "load_definitions" => m.load_definitions = Some(path(v)?),
         "shards" => m.shards = in_range(integer(v)?, 1, SHARDS_LIMIT.into())? as u16,
         "default_user" => m.default_user = non_empty(v)?.to_owned(),

@@ -29,6 +29,10 @@ pub struct CoreConfig {
     /// A connection must finish the handshake (up to connection.open-ok) within
     /// this or is closed (RabbitMQ's `handshake_timeout`).
     pub handshake_timeout_ms: u64,
+    /// Where a stream consumer without `x-stream-offset` starts: `next` as
+    /// RabbitMQ (the default), `first` as LavinMQ, or `last`
+    /// (`default_stream_offset`, `--default-stream-offset`).
+    pub default_stream_offset: crate::core::model::queue::stream::StreamStart,
 }
 
 /// RabbitMQ's default `handshake_timeout`.
@@ -54,6 +58,7 @@ impl CoreConfig {
             load_definitions: None,
             max_consumers_per_channel: None,
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+            default_stream_offset: crate::core::model::queue::stream::StreamStart::Next,
         }
     }
 }

@@ -77,6 +77,7 @@ impl LinkCtx {
             vhost: self.key.vhost.clone(),
             tls: None,
             host_given: true,
+            options: Default::default(),
         };
         Connection::connect_with(&uri, &self.options()).await.map_err(local_err)
     }

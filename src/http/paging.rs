@@ -198,6 +198,10 @@ pub struct Part {
     /// This shard has the object the list is of (a connection, for its
     /// channels): set by the caller.
     pub found: bool,
+    /// What this shard knows of other shards' rows, for the merge to put in
+    /// them (a stream's reader offsets, kept by the stream's owner): not
+    /// items of the list.
+    pub aside: Vec<Value>,
 }
 
 /// An item of a [`Part`]: rendered, with its name, vhost and its key for
@@ -275,6 +279,7 @@ pub fn part<I: Item>(items: Vec<I>, p: &ListParams) -> Result<Part, ApiError> {
         total,
         filtered,
         found: false,
+        aside: Vec::new(),
     })
 }
 

@@ -206,7 +206,12 @@ pub(super) async fn run(
         };
         let content = src.take_content().expect("content kept for every delivery");
         consumer.handle_delivery(tag).map_err(src_err)?;
-        rewrite.apply(&content.properties_raw, super::status::now_secs(), &mut props)?;
+        rewrite.apply(
+            &content.properties_raw,
+            content.redelivered,
+            super::status::now_secs(),
+            &mut props,
+        )?;
         let mut pause = Duration::from_secs(1);
         loop {
             let r = match tokio::time::timeout(POST_TIMEOUT, endpoint.post(&content, &props)).await {

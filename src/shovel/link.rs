@@ -196,6 +196,7 @@ impl Pump<'_> {
         self.consumer.handle_delivery(delivery_tag).map_err(src_err)?;
         self.rewrite.apply(
             &content.properties_raw,
+            content.redelivered,
             crate::links::shown::now_secs(),
             &mut self.props,
         )?;

@@ -4,6 +4,12 @@
 //! properties of `dest-publish-properties`, as RabbitMQ's shovel sets them.
 //! A shovel with none of them passes the properties through as they came,
 //! byte for byte (no decode, no encode).
+//!
+//! ringmq's addition: an `x-shovelled` entry says `redelivered: true` when
+//! the source redelivered the message (as federation's `x-received-from`
+//! does). After a crash of either side a message may be moved twice; the
+//! second copy is always such a redelivery, so with forward headers on, every
+//! copy that may repeat one is flagged.
 
 use ringmq_codec::{BasicProperties, FieldTable, FieldValue, ShortStr, Table};
 use serde_json::{Map, Value};
@@ -70,8 +76,9 @@ impl Rewrite {
         self.forward.is_none() && !self.timestamp && self.properties.is_empty()
     }
 
-    /// The properties to publish with, into `out` (cleared first).
-    pub fn apply(&self, raw: &[u8], now_secs: u64, out: &mut Vec<u8>) -> Result<(), BadProperties> {
+    /// The properties to publish with, into `out` (cleared first), for a
+    /// message the source did (`redelivered`) or did not deliver before.
+    pub fn apply(&self, raw: &[u8], redelivered: bool, now_secs: u64, out: &mut Vec<u8>) -> Result<(), BadProperties> {
         out.clear();
         if self.is_identity() {
             out.extend_from_slice(raw);
@@ -82,7 +89,11 @@ impl Rewrite {
         if self.forward.is_some() || self.timestamp {
             let mut headers = p.headers.map(|h| h.to_owned_table()).unwrap_or_default();
             if let Some(entry) = &self.forward {
-                let mut list = vec![FieldValue::Table(entry.clone())];
+                let mut entry = entry.clone();
+                if redelivered {
+                    entry.insert(ShortStr::truncate("redelivered"), FieldValue::Bool(true));
+                }
+                let mut list = vec![FieldValue::Table(entry)];
                 if let Some(FieldValue::Array(old)) = headers.get("x-shovelled") {
                     list.extend(old.iter().cloned());
                 }
@@ -144,7 +155,7 @@ mod tests {
         }
         .encode(&mut raw);
         let mut out = Vec::new();
-        rw.apply(&raw, 1_700_000_000, &mut out).unwrap();
+        rw.apply(&raw, false, 1_700_000_000, &mut out).unwrap();
         let p = BasicProperties::decode(&out).unwrap();
         assert_eq!(p.message_id.map(|m| m.as_str()), Some("m1"));
         assert_eq!(
@@ -161,6 +172,20 @@ mod tests {
         };
         assert_eq!(t.get("shovel-name"), Some(&lstr("s")));
         assert_eq!(t.get("dest-queue"), Some(&lstr("d")));
+        assert_eq!(t.get("redelivered"), None, "delivered the first time");
+        rw.apply(&raw, true, 1_700_000_000, &mut out).unwrap();
+        let h = BasicProperties::decode(&out).unwrap().headers.unwrap().to_owned_table();
+        let Some(FieldValue::Array(list)) = h.get("x-shovelled") else {
+            panic!("{h:?}")
+        };
+        let Some(FieldValue::Table(t)) = list.first() else {
+            panic!()
+        };
+        assert_eq!(
+            t.get("redelivered"),
+            Some(&FieldValue::Bool(true)),
+            "a redelivery is flagged"
+        );
         // No changes asked: the bytes go through as they came.
         let plain = ShovelDef::parse(
             "s",
@@ -168,7 +193,7 @@ mod tests {
         )
         .unwrap();
         let id = Rewrite::new(&plain, "/", "s", "n", "", "");
-        id.apply(&raw, 0, &mut out).unwrap();
+        id.apply(&raw, true, 0, &mut out).unwrap();
         assert_eq!(out, raw);
     }
 }

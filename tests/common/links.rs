@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ringmq_client::{Connection, Event, QueueOptions, Uri};
+use ringmq_client::{Connection, Content, Event, QueueOptions, Uri};
 use ringmq_codec::BasicProperties;
 
 use super::{run, within};
@@ -79,8 +79,14 @@ pub fn count(uri: &str, queue: &str) -> u32 {
     n
 }
 
-/// Takes every message of `queue` (acknowledged), in order.
+/// Takes every message of `queue` (acknowledged), in order: their bodies.
 pub fn drain(uri: &str, queue: &str) -> Vec<String> {
+    let bodies = drain_contents(uri, queue).into_iter().map(|c| c.body);
+    bodies.map(|b| String::from_utf8(b).unwrap()).collect()
+}
+
+/// Takes every message of `queue` (acknowledged), in order, whole.
+pub fn drain_contents(uri: &str, queue: &str) -> Vec<Content> {
     let mut out = Vec::new();
     run(async {
         let mut c = client(uri).await;
@@ -89,7 +95,7 @@ pub fn drain(uri: &str, queue: &str) -> Vec<String> {
         c.consume(ch, queue, true, &[]).await.unwrap();
         while let Ok(ev) = tokio::time::timeout(Duration::from_millis(500), c.next()).await {
             if let Event::Delivery { .. } = ev.unwrap() {
-                out.push(String::from_utf8(c.take_content().unwrap().body).unwrap());
+                out.push(c.take_content().unwrap());
             }
         }
         c.close().await.unwrap();

@@ -11,6 +11,7 @@ pub mod http;
 pub mod links;
 pub mod load;
 pub mod raw;
+pub mod shovel_api;
 pub mod streams;
 pub mod tls;
 

@@ -39,7 +39,13 @@ impl Connection {
 
     pub async fn open_channel(&mut self) -> Result<u16> {
         let ch = self.next_channel;
-        self.next_channel += 1;
+        if ch == 0 || ch > self.channel_max {
+            return Err(ClientError::Protocol(format!(
+                "no channel left: channel_max is {}",
+                self.channel_max
+            )));
+        }
+        self.next_channel = ch.wrapping_add(1); // past 65535: 0, refused above
         self.rpc(
             ch,
             &Method::ChannelOpen(ChannelOpen {

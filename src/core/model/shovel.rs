@@ -8,6 +8,8 @@
 //! by its management plugin (`&lt;&lt;"bad"&gt;&gt;`): ours say the same
 //! thing unescaped (`<<"bad">>`). `dest-uri` may also be one `http://` URI
 //! (LavinMQ's HTTP shovel); `https://` is refused until there is a CA setting.
+//! AMQP URIs are read whole by the links' client (`ringmq_client::Uri`, with
+//! RabbitMQ's query parameters, `cacertfile` and the rest for `amqps://`).
 
 use serde_json::{Map, Value};
 

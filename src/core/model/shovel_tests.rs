@@ -72,8 +72,18 @@ fn bad_values_say_what_they_should_be() {
     );
     assert_eq!(
         with("src-uri", json!("amqps://h/")),
-        ["\"amqps://h/\": amqps:// shovels are not supported yet (no CA setting)"]
+        ["\"amqps://h/\": amqps:// needs cacertfile=FILE (the CA to trust), or verify=verify_none"]
     );
+    for ok in [
+        "amqps://h/?cacertfile=/etc/ca.pem",
+        "amqps://h/?verify=verify_none&heartbeat=10",
+    ] {
+        let mut o = base.clone();
+        o["src-uri"] = json!(ok);
+        assert!(ShovelDef::parse("s1", &o).is_ok(), "{ok}");
+    }
+    let bad = with("dest-uri", json!("amqp://h/?colour=red"));
+    assert!(bad[0].contains("unknown query parameter \"colour\""), "{bad:?}");
     assert_eq!(
         with("dest-uri", json!("https://h/")),
         ["\"https://h/\": https:// destinations are not supported yet (http:// is)"]

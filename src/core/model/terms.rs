@@ -49,13 +49,20 @@ pub(crate) fn check_uri(s: &str, http_ok: bool, problems: &mut Vec<String>) {
         problems.push(format!(
             "\"{s}\": https:// destinations are not supported yet (http:// is)"
         ));
-    } else if scheme == "amqps" {
-        // The client speaks TLS, but a shovel has no setting yet for the CA
-        // to trust: refused here rather than failing at every connect.
-        problems.push(format!(
-            "\"{s}\": amqps:// shovels are not supported yet (no CA setting)"
-        ));
-    } else if !(scheme == "amqp" || http_ok && scheme == "http") {
+    } else if scheme == "amqp" || scheme == "amqps" {
+        // The whole URI as the links' client reads it (its query parameters
+        // are RabbitMQ's Erlang client's), refused now rather than failing at
+        // every connect.
+        match ringmq_client::Uri::parse(s) {
+            Err(e) => problems.push(format!("\"{s}\" not a valid URI: {e}")),
+            // RabbitMQ 3.10 would connect without checking the certificate;
+            // we ask for the choice to be written down.
+            Ok(u) if u.tls == Some(ringmq_client::tls::TlsTrust::Unset) => problems.push(format!(
+                "\"{s}\": amqps:// needs cacertfile=FILE (the CA to trust), or verify=verify_none"
+            )),
+            Ok(_) => {}
+        }
+    } else if !(http_ok && scheme == "http") {
         problems.push(format!(
             "\"{s}\" not a valid URI: {{{{unexpected_uri_scheme,\"{scheme}\"}},\"{s}\"}}"
         ));

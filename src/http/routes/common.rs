@@ -256,6 +256,7 @@ pub(crate) fn one_part(v: Option<Value>) -> Result<Part, ApiError> {
             total: 1,
             filtered: 1,
             found: true,
+            aside: Vec::new(),
         },
         None => Part::default(),
     })
@@ -381,6 +382,7 @@ pub(crate) fn merge_summed(req: &Req<'_>, parts: Vec<Part>, keys: &[&str]) -> Re
         total,
         filtered,
         found: false,
+        aside: Vec::new(),
     };
     paging::merge(vec![part], &ListParams::parse(&req.query)?)
 }

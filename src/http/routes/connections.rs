@@ -2,12 +2,14 @@
 //! their channels and consumers. Management users see only their own
 //! connections and channels; monitoring and administrators see all.
 
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 
 use super::common::{
     details, done_part, gather, merge_done, merge_list, merge_one, message_stats, one_part, CHANNEL_FIELDS,
 };
-use crate::core::mgmt::views::{ChannelView, ConnPhase, ConnView, ConsumerView};
+use crate::core::mgmt::views::{ChannelView, ConnPhase, ConnView, ConsumerView, QueueView};
 use crate::core::mgmt::{ConnId, View};
 use crate::http::json::table_to_json;
 use crate::http::paging::{self, Item, JsonItem, ListParams, Part, SortKey};
@@ -484,12 +486,60 @@ pub(crate) fn consumer_json(b: View<'_>, req: &Req<'_>, vhost: &str, queue: &str
     });
     // ringmq's own field (RabbitMQ 3.10 shows no offset for an AMQP consumer
     // of a stream): the offset the consumer reads next. Its reader is on the
-    // stream's owner; a consumer is listed by its connection's shard, so one
-    // on another shard shows none yet (docs/shards.md).
-    if let Some(offset) = c.stream_offset() {
-        v["stream_offset"] = json!(offset);
+    // stream's owner while the consumer is listed by its connection's shard:
+    // when that is another shard, the owner's part brings the offset aside
+    // and the merge puts it in (`place_stream_offsets`).
+    match c.stream_offset() {
+        Some(offset) => v["stream_offset"] = json!(offset),
+        None if c.of_stream() => v[AWAITS_OFFSET] = json!(reader_key(c.conn(), c.channel(), c.tag())),
+        None => {}
     }
     v
+}
+
+/// The field of a consumer row whose stream offset is on another shard
+/// (taken out by the merge).
+const AWAITS_OFFSET: &str = "_awaits_stream_offset";
+
+/// A stream reader as both shards name it: its connection (ids are unique
+/// over the shards), channel and consumer tag.
+fn reader_key(conn: ConnId, channel: u16, tag: &str) -> String {
+    format!("{}/{channel}/{tag}", conn.0)
+}
+
+/// The offsets of `q`'s readers (a stream this shard owns) whose consumers
+/// are listed by other shards: for this shard's `Part::aside`.
+pub(crate) fn stream_offsets_aside<'a>(view: View<'a>, q: QueueView<'a>) -> impl Iterator<Item = Value> + 'a {
+    (q.stream_reader_offsets())
+        .filter(move |(conn, ..)| view.connection(*conn).is_none())
+        .map(|(conn, channel, tag, offset)| json!({"reader": reader_key(conn, channel, tag), "offset": offset}))
+}
+
+/// Puts the offsets the stream owners' parts brought aside into the consumer
+/// rows awaiting them, before the parts are merged.
+pub(crate) fn place_stream_offsets(parts: &mut [Part]) {
+    let offsets: HashMap<&str, u64> = (parts.iter().flat_map(|p| &p.aside))
+        .filter_map(|a| Some((a["reader"].as_str()?, a["offset"].as_u64()?)))
+        .collect();
+    let mut found = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        for (j, row) in part.rows.iter().enumerate() {
+            if let Some(key) = row.v.get(AWAITS_OFFSET).and_then(Value::as_str) {
+                found.push((i, j, offsets.get(key).copied()));
+            }
+        }
+    }
+    for (i, j, offset) in found {
+        let v = &mut parts[i].rows[j].v;
+        if let Some(o) = v.as_object_mut() {
+            o.remove(AWAITS_OFFSET);
+        }
+        // None: the reader went between the shards' looks (the consumer was
+        // cancelled), so there is no offset to show.
+        if let Some(offset) = offset {
+            v["stream_offset"] = json!(offset);
+        }
+    }
 }
 
 /// This shard's consumers: those whose connection is here. A consumer of
@@ -502,6 +552,7 @@ fn consumer_part(req: &Req<'_>, vhost: Option<&str>) -> Result<Part, ApiError> {
     let view = View::of(&b);
     let u = req.user();
     let mut items = Vec::new();
+    let mut aside = Vec::new();
     for v in view.vhosts() {
         let vn = v.name();
         if vhost.is_some_and(|x| x != vn) || !u.sees_vhost(view, vn) {
@@ -515,15 +566,25 @@ fn consumer_part(req: &Req<'_>, vhost: Option<&str>) -> Result<Part, ApiError> {
                     vhost: vn.to_string(),
                 });
             }
+            if q.owner() == view.shard() {
+                aside.extend(stream_offsets_aside(view, q));
+            }
         }
     }
-    paging::part(items, &params)
+    let mut part = paging::part(items, &params)?;
+    part.aside = aside;
+    Ok(part)
 }
 
 pub(crate) fn consumers(_: &Req<'_>) -> Result<Reply, ApiError> {
-    gather(|req| consumer_part(req, None), merge_list)
+    gather(|req| consumer_part(req, None), merge_consumers)
 }
 
 pub(crate) fn consumers_vhost(_: &Req<'_>) -> Result<Reply, ApiError> {
-    gather(|req| consumer_part(req, Some(req.vhost())), merge_list)
+    gather(|req| consumer_part(req, Some(req.vhost())), merge_consumers)
+}
+
+fn merge_consumers(req: &Req<'_>, mut parts: Vec<Part>) -> Result<Reply, ApiError> {
+    place_stream_offsets(&mut parts);
+    merge_list(req, parts)
 }

@@ -155,6 +155,9 @@ pub(crate) fn get(_: &Req<'_>) -> Result<Reply, ApiError> {
                 let json = super::connections::consumer_json(view, req, q.vhost(), q.name(), c);
                 part.rows.push(Row::new(json, "consumer", ""));
             }
+            if q.owner() == view.shard() {
+                part.aside.extend(super::connections::stream_offsets_aside(view, q));
+            }
             if let Some(owner) = q.exclusive_owner().and_then(|id| view.connection(id)) {
                 let (peer_host, peer_port) = super::connections::split_host_port(owner.peer());
                 let details = json!({
@@ -166,7 +169,8 @@ pub(crate) fn get(_: &Req<'_>) -> Result<Reply, ApiError> {
             }
             Ok(part)
         },
-        |_, parts| {
+        |_, mut parts| {
+            super::connections::place_stream_offsets(&mut parts);
             let rows: Vec<Row> = parts.into_iter().flat_map(|p| p.rows).collect();
             let of = |what: &'static str| rows.iter().filter(move |r| r.name == what).map(|r| r.v.clone());
             let mut out = of("queue").next().ok_or_else(ApiError::not_found)?;

@@ -95,6 +95,11 @@ impl<'a> QueueView<'a> {
     pub fn depth_rates(&self) -> (f32, f32) {
         (self.q.depth_rates().ready_rate, self.q.depth_rates().unacked_rate)
     }
+    /// A stream's readers and the offsets they read next, those of
+    /// consumers on other shards included (see `ConsumerView::stream_offset`).
+    pub fn stream_reader_offsets(&self) -> impl Iterator<Item = (ConnId, u16, &'a str, u64)> + 'a {
+        self.q.stream_reader_offsets()
+    }
     pub fn consumer_count(&self) -> usize {
         self.q.consumers().len()
     }
@@ -133,6 +138,10 @@ impl<'a> ConsumerView<'a> {
     }
     pub fn priority(&self) -> i32 {
         self.c.priority
+    }
+    /// A consumer of a stream (its offset is kept by the stream's owner).
+    pub fn of_stream(&self) -> bool {
+        self.q.is_stream()
     }
     /// A stream consumer's offset: the one it reads next (see
     /// `Queue::stream_reader_offset`); None for other queues' consumers.

@@ -40,9 +40,10 @@ pub enum StreamStart {
 impl StreamStart {
     /// RabbitMQ's forms: `first`, `last`, `next`, an offset (a negative one is
     /// `first`), an AMQP timestamp (seconds), or an interval back from now
-    /// (`1h`, `30m`, `7D`: `x-max-age`'s units). Absent: `next`.
-    pub fn parse(v: Option<&FieldValue>, now_ms: u64) -> Result<Self, String> {
-        let Some(v) = v else { return Ok(StreamStart::Next) };
+    /// (`1h`, `30m`, `7D`: `x-max-age`'s units). Absent: `absent` (the
+    /// broker's `default_stream_offset`: `next` unless set).
+    pub fn parse(v: Option<&FieldValue>, now_ms: u64, absent: StreamStart) -> Result<Self, String> {
+        let Some(v) = v else { return Ok(absent) };
         if let FieldValue::Void = v {
             // LavinMQ's "track my offset" (see `tracks_offset`): from the start
             // the first time.
@@ -499,6 +500,15 @@ impl Queue {
             .map(|r| r.next)
     }
 
+    /// Every reader of the stream with the offset it reads next: (its
+    /// connection, channel, consumer tag, offset). The owner's readers
+    /// include those of consumers on other shards, which the API lists by
+    /// their connection's shard (`http::routes::connections`).
+    pub fn stream_reader_offsets(&self) -> impl Iterator<Item = (ConnId, u16, &str, u64)> + '_ {
+        let readers = self.storage.stream().map(|s| s.readers.as_slice()).unwrap_or_default();
+        readers.iter().map(|r| (r.conn, r.channel, &*r.tag, r.next))
+    }
+
     /// Readers of the stream (one per consumer).
     pub fn stream_reader_count(&self) -> usize {
         self.storage.stream().map_or(0, |s| s.readers.len())
@@ -528,8 +538,9 @@ mod tests {
 
     #[test]
     fn stream_offsets_parse_as_rabbitmq_reads_them() {
-        let p = |v: FieldValue| StreamStart::parse(Some(&v), 10_000_000);
-        assert_eq!(StreamStart::parse(None, 0), Ok(StreamStart::Next));
+        let p = |v: FieldValue| StreamStart::parse(Some(&v), 10_000_000, StreamStart::Next);
+        assert_eq!(StreamStart::parse(None, 0, StreamStart::Next), Ok(StreamStart::Next));
+        assert_eq!(StreamStart::parse(None, 0, StreamStart::First), Ok(StreamStart::First));
         assert_eq!(p("first".into()), Ok(StreamStart::First));
         assert_eq!(p("last".into()), Ok(StreamStart::Last));
         assert_eq!(p("next".into()), Ok(StreamStart::Next));
