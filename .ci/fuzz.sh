@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of the repo (codec/fuzz: the frame decoder; fuzz/: the
+# Runs every fuzz target of the repo (codec/fuzz: the frame decoder; mqtt-codec/fuzz:
+# the MQTT packet decoder; fuzz/: the
 # broker's connection state machine and its management API) for a bounded time
 # each, and fails if any of them does not build or crashes (a panic, a broken
 # invariant, a sanitizer report, an input running over FUZZ_INPUT_TIMEOUT): the
@@ -33,12 +34,17 @@ if [ -z "$(ls -A codec/fuzz/corpus/decode_frame 2>/dev/null)" ]; then
   RINGMQ_FUZZ_SEEDS=$PWD/codec/fuzz/corpus/decode_frame cargo test -q -p ringmq-codec --test fuzz_seeds
 fi
 
+# The MQTT decoder's: every packet of every version, as its round-trip test encodes them.
+if [ -z "$(ls -A mqtt-codec/fuzz/corpus/decode_packet 2>/dev/null)" ]; then
+  RINGMQ_MQTT_FUZZ_SEEDS=$PWD/mqtt-codec/fuzz/corpus/decode_packet cargo test -q -p ringmq-mqtt-codec --lib
+fi
+
 failed=()
-for crate in codec/fuzz fuzz; do
+for crate in codec/fuzz mqtt-codec/fuzz fuzz; do
   # Longest input: a few frames for the decoder; a script of up to 64 steps
   # for the broker's targets (longer inputs only repeat steps and run slower).
   case $crate in
-    codec/fuzz) max_len=16384 ;;
+    codec/fuzz | mqtt-codec/fuzz) max_len=16384 ;;
     *) max_len=4096 ;;
   esac
   for target in $(cd "$crate" && cargo +nightly fuzz list); do

@@ -146,7 +146,7 @@ pub struct MainConfig {
     /// `default_stream_offset`, `--default-stream-offset`: where a stream
     /// consumer without `x-stream-offset` starts: `next` (RabbitMQ's, the
     /// default), `first` (LavinMQ's) or `last`.
-    pub default_stream_offset: crate::core::model::queue::stream::StreamStart,
+    pub default_stream_offset: crate::core::config::DefaultStreamOffset,
     /// `load_definitions`, `--load-definitions`: a definitions JSON file (RabbitMQ
     /// format) imported at every start.
     pub load_definitions: Option<PathBuf>,
@@ -344,7 +344,7 @@ impl Default for Config {
                 io: IoBackend::Auto,
                 shards: 1,
                 consumer_timeout_ms: None,
-                default_stream_offset: crate::core::model::queue::stream::StreamStart::Next,
+                default_stream_offset: crate::core::config::DefaultStreamOffset::Next,
                 load_definitions: None,
                 default_user: "guest".into(),
                 default_password: DefaultPassword::Plain("guest".into()),

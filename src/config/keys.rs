@@ -60,11 +60,11 @@ fn set_main(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, String> {
             m.consumer_timeout_ms = (ms > 0).then_some(ms);
         }
         "default_stream_offset" => {
-            use crate::core::model::queue::stream::StreamStart;
+            use crate::core::config::DefaultStreamOffset;
             m.default_stream_offset = match v {
-                "next" => StreamStart::Next,
-                "first" => StreamStart::First,
-                "last" => StreamStart::Last,
+                "next" => DefaultStreamOffset::Next,
+                "first" => DefaultStreamOffset::First,
+                "last" => DefaultStreamOffset::Last,
                 _ => return Err(format!("{v:?}: first, last or next")),
             }
         }

@@ -32,7 +32,19 @@ pub struct CoreConfig {
     /// Where a stream consumer without `x-stream-offset` starts: `next` as
     /// RabbitMQ (the default), `first` as LavinMQ, or `last`
     /// (`default_stream_offset`, `--default-stream-offset`).
-    pub default_stream_offset: crate::core::model::queue::stream::StreamStart,
+    pub default_stream_offset: DefaultStreamOffset,
+}
+
+/// Where a stream consumer without `x-stream-offset` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DefaultStreamOffset {
+    /// Only what is published from now on (RabbitMQ's default).
+    #[default]
+    Next,
+    /// The stream's first message (LavinMQ's default).
+    First,
+    /// The newest chunk (RabbitMQ's `last`).
+    Last,
 }
 
 /// RabbitMQ's default `handshake_timeout`.
@@ -58,7 +70,7 @@ impl CoreConfig {
             load_definitions: None,
             max_consumers_per_channel: None,
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
-            default_stream_offset: crate::core::model::queue::stream::StreamStart::Next,
+            default_stream_offset: DefaultStreamOffset::Next,
         }
     }
 }

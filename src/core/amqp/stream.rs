@@ -171,3 +171,15 @@ fn deliver_elsewhere(
     }
     sent
 }
+
+/// The broker's `default_stream_offset` as where a reader starts.
+impl From<crate::core::config::DefaultStreamOffset> for crate::core::model::queue::stream::StreamStart {
+    fn from(d: crate::core::config::DefaultStreamOffset) -> Self {
+        use crate::core::config::DefaultStreamOffset as D;
+        match d {
+            D::Next => Self::Next,
+            D::First => Self::First,
+            D::Last => Self::Last,
+        }
+    }
+}

@@ -104,7 +104,7 @@ impl Broker {
             let start = crate::core::model::queue::stream::StreamStart::parse(
                 m.arguments.get("x-stream-offset").map(|v| v.to_owned_value()).as_ref(),
                 now_ms,
-                self.config.default_stream_offset,
+                self.config.default_stream_offset.into(),
             )
             .map_err(precondition)?;
             let filter = crate::core::model::queue::stream::StreamFilter::parse(
