@@ -594,3 +594,59 @@ fn link_restarts_lose_nothing_published_meanwhile() {
     got.dedup();
     assert_eq!(got.len(), n, "every confirmed message arrived");
 }
+
+/// An upstream over AMQPS with RabbitMQ's URI query parameters: the link
+/// checks the upstream's certificate and presents its own.
+#[test]
+fn an_upstream_over_amqps_with_certificates_both_ways() {
+    use common::tls::{amqps_addr, pki, KeyKind};
+    let ca = pki(KeyKind::EcdsaP256);
+    let (client_cert, client_key) = ca.issue_files("federation", "fed-client", &["fed-client"]);
+    let (cert, key, ca_file) = (
+        ca.cert_path.to_str().unwrap(),
+        ca.key_path.to_str().unwrap(),
+        ca.ca_path.to_str().unwrap(),
+    );
+    let a = broker_with(
+        "tls-a",
+        &[
+            "--amqps-port",
+            "0",
+            "--cert",
+            cert,
+            "--key",
+            key,
+            "--tls-verify-peer",
+            "--ca-cert",
+            ca_file,
+        ],
+    );
+    let b = broker("tls-b");
+    let port = amqps_addr(&a).port();
+    let uri = format!(
+        "amqps://guest:guest@localhost:{port}/%2F?cacertfile={ca_file}&certfile={}&keyfile={}&verify=verify_peer",
+        client_cert.display(),
+        client_key.display()
+    );
+    declare_exchange(b.uri(), "fed.tls", "fanout");
+    declare(b.uri(), "qt", Some(("fed.tls", "")));
+    put_upstream(&b, "sealed", json!({"uri": uri, "reconnect-delay": 1}));
+    put_policy(
+        &b,
+        "fed",
+        "^fed\\.",
+        "exchanges",
+        json!({"federation-upstream": "sealed"}),
+    );
+    let l = wait_status(&b, "fed.tls", "running");
+    assert!(!l.to_string().contains("guest:guest"), "no credentials: {l}");
+    wait_until("bound upstream", WAIT, || bindings_from(&a, "fed.tls").len() == 1);
+    publish(a.uri(), "fed.tls", "", "t", 50);
+    wait_until("50 over TLS", WAIT, || count(b.uri(), "qt") == 50);
+    let conns = api(&a).ok("/api/connections");
+    let link_conn = (conns.as_array().unwrap().iter())
+        .find(|c| c["ssl"] == true)
+        .unwrap_or_else(|| panic!("a TLS connection: {conns}"));
+    let subject = link_conn["peer_cert_subject"].as_str().unwrap_or_default();
+    assert!(subject.contains("fed-client"), "{link_conn}");
+}
