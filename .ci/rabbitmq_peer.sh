@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A RabbitMQ with the shovel plugins on loopback (AMQP 5694, management 15694),
-# for the interop tests (tests/shovels_rabbitmq.rs): Debian's rabbitmq-server,
+# A RabbitMQ with the shovel and federation plugins on loopback (AMQP 5694,
+# management 15694), for the interop tests (tests/shovels_rabbitmq.rs,
+# tests/federation_rabbitmq.rs): Debian's rabbitmq-server,
 # installed when missing, in a directory of its own.
 #   .ci/rabbitmq_peer.sh start DIR | stop DIR
 set -euo pipefail
@@ -22,7 +23,7 @@ case "$1" in
     : > "$RABBITMQ_CONF_ENV_FILE"; echo "[]." > "$RABBITMQ_ADVANCED_CONFIG_FILE"
     printf 'listeners.tcp.1 = 127.0.0.1:5694\nmanagement.tcp.ip = 127.0.0.1\nmanagement.tcp.port = 15694\n' > "$RABBITMQ_CONFIG_FILE"
     printf 'disk_free_limit.absolute = 50MB\nlog.console = false\n' >> "$RABBITMQ_CONFIG_FILE"
-    echo "[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management]." > "$RABBITMQ_ENABLED_PLUGINS_FILE"
+    echo "[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management,rabbitmq_federation,rabbitmq_federation_management]." > "$RABBITMQ_ENABLED_PLUGINS_FILE"
     setsid nohup "$CLI/rabbitmq-server" > "$dir/server.stdout" 2>&1 < /dev/null &
     timeout 120 "$CLI/rabbitmqctl" -n "$RABBITMQ_NODENAME" wait --timeout 120 "$RABBITMQ_PID_FILE" >/dev/null
     for _ in $(seq 100); do curl -sf -o /dev/null -u guest:guest http://127.0.0.1:15694/api/shovels && break; sleep 0.2; done

@@ -4,10 +4,12 @@
 //! |---|---|
 //! | [`config`] | flags and the INI file, with defaults |
 //! | [`core`] | sans-IO broker state: connections, channels, vhosts, exchanges, queues |
+//! | [`federation`] | federation links: a supervisor and a task per federated exchange or queue and upstream, on shard 0 (a service) |
 //! | [`http`] | management API, Prometheus metrics, the embedded web UI |
 //! | [`io`] | the transport: sockets, the shard loop, group-commit fsync |
 //! | [`shard`] | the shard handle `io` and `http` share, and the services `io` starts for `main` |
 //! | [`shovel`] | dynamic shovels: a supervisor and a task per `shovel` parameter, on shard 0 (a service) |
+//! | `links` | what shovels and federation share: connecting (this broker for `amqp://`), URIs and times as shown |
 //! | `sys` | clock, disk, listeners and loop-turn timing, shared by `io` and `http` |
 //!
 //! `io` and `http` do not import each other: both use `shard` and `sys`, and
@@ -19,8 +21,10 @@
 pub mod cluster;
 pub mod config;
 pub mod core;
+pub mod federation;
 pub mod http;
 pub mod io;
+mod links;
 pub mod shard;
 pub mod shovel;
 mod sys;

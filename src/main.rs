@@ -143,7 +143,15 @@ fn main() -> ExitCode {
                 tls: tls.clone(),
             })
             // Dynamic shovels: their supervisor, on the same shard.
-            .and(ringmq::shovel::services()),
+            .and(ringmq::shovel::services())
+            // Federation links: their supervisor, on the same shard.
+            .and(ringmq::federation::services(ringmq::federation::LocalLogin {
+                user: cfg.main.default_user.clone(),
+                password: match &cfg.main.default_password {
+                    ringmq::config::DefaultPassword::Plain(p) => Some(p.clone()),
+                    _ => None,
+                },
+            })),
         ),
         // systemd's readiness socket (Type=notify): part of how the process was
         // started, not a setting, so not in `config`.

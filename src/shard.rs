@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     /// The shovels' statuses and requests (shard 0: its supervisor writes,
     /// the API reads).
     pub shovels: RefCell<crate::shovel::status::Registry>,
+    /// The federation links' statuses and restarts (shard 0, as `shovels`).
+    pub federation: RefCell<crate::federation::status::Registry>,
 }
 
 /// An AMQP byte stream handed to the transport by another server on the
@@ -134,6 +136,7 @@ impl Shared {
             stream_server: RefCell::new(None),
             peers: RefCell::new(Vec::new()),
             shovels: RefCell::new(Default::default()),
+            federation: RefCell::new(Default::default()),
         }
     }
 

@@ -148,6 +148,17 @@ pub struct QueueOptions<'a> {
     pub arguments: &'a [u8],
 }
 
+/// Options for exchange.declare beyond name and type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExchangeOptions<'a> {
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub passive: bool,
+    /// Encoded field-table entries (see `FieldTable::to_bytes`).
+    pub arguments: &'a [u8],
+}
+
 /// How [`Connection::connect_with`] sets up a connection.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -191,6 +202,9 @@ pub struct Connection {
     channel_max: u16,
     pending: Option<Pending>,
     last_payload: (usize, usize),
+    /// The `cluster_name` server property of connection.start (RabbitMQ's
+    /// and ringmq's; federation records it in `x-received-from`).
+    server_cluster_name: Option<String>,
 }
 
 impl fmt::Debug for Connection {
@@ -245,10 +259,19 @@ impl Connection {
             channel_max: 0,
             pending: None,
             last_payload: (0, 0),
+            server_cluster_name: None,
         };
         c.wbuf.extend_from_slice(&PROTOCOL_HEADER);
         c.flush().await?;
-        c.expect_method(0, 10, 10).await?;
+        let start = c.expect_method(0, 10, 10).await?;
+        if let Ok(Method::ConnectionStart(st)) = Method::decode(&start) {
+            c.server_cluster_name = st
+                .server_properties
+                .to_owned_table()
+                .get("cluster_name")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
+        }
         let mut props = FieldTable::new();
         props.insert(
             short!("product"),
@@ -363,6 +386,11 @@ impl Connection {
     }
 
     /// The negotiated heartbeat, 0 when off.
+    /// The server's `cluster_name` property, when it sent one.
+    pub fn server_cluster_name(&self) -> Option<&str> {
+        self.server_cluster_name.as_deref()
+    }
+
     pub fn heartbeat_secs(&self) -> u16 {
         self.heartbeat.as_ref().map_or(0, Heartbeat::interval_secs)
     }

@@ -49,6 +49,20 @@ impl Consumer {
         })
     }
 
+    /// A consumer started without waiting for consume-ok (`no_wait`, its tag
+    /// chosen by the caller; basic.qos already sent): a link that starts and
+    /// cancels its consumer while deliveries flow, so no reply is awaited
+    /// in the middle of them.
+    pub fn started(channel: u16, tag: &str, prefetch: u16, no_ack: bool) -> Consumer {
+        Consumer {
+            channel,
+            tag: tag.to_owned(),
+            prefetch,
+            no_ack,
+            unacked: VecDeque::new(),
+        }
+    }
+
     /// A delivery for this consumer arrived.
     pub fn handle_delivery(&mut self, delivery_tag: u64) -> Result<()> {
         if self.no_ack {

@@ -9,17 +9,15 @@
 //! acknowledged (at least once: a message confirmed but whose ack was lost is
 //! moved again; nothing marks the copy at the destination).
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
-use ringmq_client::{ClientError, Confirms, ConnectOptions, Connection, Consumer, Event, Outcome, QueueOptions, Uri};
+use ringmq_client::{ClientError, Confirms, ConnectOptions, Connection, Consumer, Event, Outcome, QueueOptions};
 
 use super::message::{BadProperties, Rewrite};
-use super::status::without_credentials;
 use crate::core::model::shovel::{AckMode, DeleteAfter, ShovelDef, ShovelDest, ShovelSource};
-
-/// Heartbeats on both ends: a silent peer is noticed within 20 s.
-const LINK_HEARTBEAT_SECS: u16 = 10;
+pub use crate::links::connect::Local;
+use crate::links::connect::{ConnectError, LINK_HEARTBEAT_SECS};
+use crate::links::shown::without_credentials;
 
 /// Why a run ended.
 #[derive(Debug, thiserror::Error)]
@@ -50,71 +48,23 @@ pub(super) trait Report {
     fn blocked(&mut self, blocked: bool);
 }
 
-/// Where a link inside the broker connects for `amqp://` with no host: this
-/// broker's own AMQP listener over loopback. RabbitMQ's "direct" connection
-/// skips sockets and framing; here each message is framed, crosses the
-/// loopback twice (in and out) and is parsed again, on the same shard's loop
-/// — about the cost of one more client per shovel, paid for one client library
-/// and one session type (no second way into the core).
-#[derive(Debug, Clone)]
-pub struct Local {
-    pub amqp_addr: SocketAddr,
-    /// The shovel's vhost: `amqp://` with no path means it (as RabbitMQ's
-    /// `amqp_uri:parse(Uri, VHost)`).
-    pub vhost: String,
-    /// RabbitMQ's node name, for `x-shovelled`.
-    pub node: String,
-}
-
-/// A shovel's URI as a client URI: `amqp://` with no host is this broker.
-fn resolve(s: &str, local: &Local) -> Result<Uri, LinkError> {
-    let mut uri = Uri::parse(s).map_err(|e| LinkError::BadUri {
-        uri: without_credentials(s),
-        why: e,
-    })?;
-    let after_scheme = s.split_once("://").map_or("", |(_, r)| r);
-    let after_auth = after_scheme.rsplit_once('@').map_or(after_scheme, |(_, r)| r);
-    if !after_auth.contains('/') {
-        uri.vhost = local.vhost.clone();
-    }
-    if !uri.host_given {
-        let ip = local.amqp_addr.ip();
-        let ip = if ip.is_unspecified() {
-            match ip {
-                std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            }
-        } else {
-            ip
-        };
-        uri.host = ip.to_string();
-        uri.port = local.amqp_addr.port();
-    }
-    Ok(uri)
-}
-
 async fn connect(
     end: &'static str,
     uris: &[String],
     local: &Local,
     name: &str,
 ) -> Result<(Connection, String), LinkError> {
-    let parsed = uris.iter().map(|u| resolve(u, local)).collect::<Result<Vec<_>, _>>()?;
     let opts = ConnectOptions {
         heartbeat_secs: LINK_HEARTBEAT_SECS,
         product: "ringmq shovel".into(),
         connection_name: Some(format!("Shovel {name}")),
     };
-    match ringmq_client::reconnect::connect_first(&parsed, &opts).await {
-        Ok((c, i)) => Ok((c, without_credentials(&uris[i]))),
-        Err(errors) => Err(LinkError::Connect {
-            end,
-            errors: errors
-                .into_iter()
-                .map(|(i, e)| format!("{}: {e}", without_credentials(&uris[i])))
-                .collect(),
-        }),
-    }
+    crate::links::connect::connect(uris, local, &opts)
+        .await
+        .map_err(|e| match e {
+            ConnectError::BadUri { uri, why } => LinkError::BadUri { uri, why },
+            ConnectError::Failed(errors) => LinkError::Connect { end, errors },
+        })
 }
 
 fn src_err(source: ClientError) -> LinkError {
@@ -247,7 +197,7 @@ impl Pump<'_> {
         self.rewrite.apply(
             &content.properties_raw,
             content.redelivered,
-            super::status::now_secs(),
+            crate::links::shown::now_secs(),
             &mut self.props,
         )?;
         let (exchange, key) = match &self.def.dest {

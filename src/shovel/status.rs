@@ -3,11 +3,12 @@
 //! the operator's requests to the supervisor (restart one).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
 use crate::core::model::shovel::{ShovelDef, ShovelDest, ShovelSource};
+use crate::links::shown::timestamp;
+pub use crate::links::shown::{now_secs, without_credentials};
 
 /// A shovel by its vhost and name.
 pub type ShovelKey = (String, String);
@@ -60,32 +61,6 @@ pub struct Registry {
     pub finished: BTreeSet<ShovelKey>,
 }
 
-pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// RabbitMQ's shovel timestamp: `2026-12-05 6:32:58` (local time there; UTC here).
-fn timestamp(secs: u64) -> String {
-    let (y, m, d) = crate::tls::x509::civil_from_days((secs / 86_400) as i64);
-    let s = secs % 86_400;
-    format!("{y}-{m:02}-{d:02} {}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
-}
-
-/// A URI as the status shows it: without `user:password@`.
-pub fn without_credentials(uri: &str) -> String {
-    match uri.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            match path {
-                Some(p) => format!("{scheme}://{host}/{p}"),
-                None => format!("{scheme}://{host}"),
-            }
-        }
-        None => uri.to_owned(),
-    }
-}
-
 impl Status {
     /// As RabbitMQ's shovel_management shows one: the endpoints only while
     /// running, `reason` while terminated; `blocked_status` as 3.12+ adds it.
@@ -133,19 +108,5 @@ impl Status {
             State::Starting => {}
         }
         Value::Object(o)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_and_uris_as_shown() {
-        assert_eq!(timestamp(1_700_000_000), "2023-11-14 22:13:20");
-        assert_eq!(timestamp(1_700_000_000 - 22 * 3600), "2023-11-14 0:13:20");
-        assert_eq!(without_credentials("amqp://u:p@h:5672/v"), "amqp://h:5672/v");
-        assert_eq!(without_credentials("amqp://"), "amqp://");
-        assert_eq!(without_credentials("amqp://u:p@"), "amqp://");
     }
 }

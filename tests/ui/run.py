@@ -19,7 +19,8 @@ and HTML markup, so URL encoding and escaping are checked on the way.
 --full also drives the other pages and forms: vhosts, users and permissions,
 vhost and user limits, topic permissions, operator policies (seen on the
 queue), queue pause and resume, a shovel (added, running, moving a message,
-restarted, deleted), the nodes page and the overview's node
+restarted, deleted), federation (an upstream added with the form, its link
+running and moving a message, restarted, gone with the upstream), the nodes page and the overview's node
 status, an exchange with a binding to the queue and its publish form (routed /
 not routed), purge, list paging / sorting / regex filter / vhost picker,
 definitions export and import, and (with --amqp) the consumers page and
@@ -1087,6 +1088,58 @@ def shovel_checks():
     ok('shovel added, running, moved a message, restarted and deleted')
 
 
+def federation_checks():
+    """The federation page: add an upstream with the form (this broker, amqp://,
+    another exchange as the upstream one), federate an exchange from it with a
+    policy, see its link running, a message published upstream reach a queue
+    bound downstream, restart the link, delete the upstream (the link goes)."""
+    product = api_json('GET', '/overview').get('product_name') or 'this broker'
+    if product != 'ringmq':
+        say(f'skip - federation page: {product} shows federation only with its federation plugins')
+        return
+    set_step('add a federation upstream with the form')
+    up, x, upx, q, pol = f'ui-up-{ID}', f'ui-fed-{ID}', f'ui-fed-up-{ID}', f'ui-fed-q-{ID}', f'ui-fed-{ID}'
+    api_request('PUT', f'/exchanges/%2F/{enc(x)}', {'type': 'fanout', 'durable': True})
+    api_request('PUT', f'/queues/%2F/{enc(q)}', {'durable': True})
+    api_request('POST', f'/bindings/%2F/e/{enc(x)}/q/{enc(q)}', {'routing_key': ''})
+    page.click('#nav a[data-route=federation]')
+    uf = page.locator('form#add-upstream')
+    uf.wait_for()
+    uf.locator('[name=vhost]').select_option('/')
+    uf.locator('[name=name]').fill(up)
+    uf.locator('[name=exchange]').fill(upx)
+    uf.locator('button[type=submit]').click()
+    urow = row_by_name('#list-upstreams', up)
+    urow.wait_for()
+    got = api_json('GET', f'/parameters/federation-upstream/%2F/{enc(up)}')
+    if got.get('value', {}).get('uri') != 'amqp://' or got['value'].get('exchange') != upx:
+        raise Fail(f'upstream parameter in the API: {got}')
+    set_step('a policy federates an exchange from it: its link running')
+    api_json('PUT', f'/policies/%2F/{enc(pol)}', {
+        'pattern': f'^{x}$', 'apply-to': 'exchanges', 'definition': {'federation-upstream': up}})
+    lrow = row_by_name('#list-federation-links', x)
+    status = lrow.locator('[data-field=status]')
+    until('the link running on its row', lambda: lrow.count() == 1 and status.text().strip() == 'running',
+          timeout=15, on_miss=page.reload)
+    set_step('a message published upstream reaches the queue bound downstream')
+    api_json('POST', f'/exchanges/%2F/{enc(upx)}/publish', {
+        'properties': {}, 'routing_key': '', 'payload': 'federated', 'payload_encoding': 'string'})
+    until('the message in the downstream queue',
+          lambda: api_json('GET', f'/queues/%2F/{enc(q)}').get('messages') == 1, timeout=15)
+    set_step('restart the link with its button')
+    lrow.get_by_role('button', 'Restart').click()
+    until('the link running again', lambda: status.text().strip() == 'running', timeout=15, on_miss=page.reload)
+    remove_with_button(urow, 'Delete', 'upstream', f'/parameters/federation-upstream/%2F/{enc(up)}')
+    until('the link gone from the page', lambda: lrow.count() == 0, timeout=15, on_miss=page.reload)
+    cluster = api_json('GET', '/overview').get('cluster_name')
+    up_q = f'federation: {upx} -> {cluster}:{x}'
+    api_request('DELETE', f'/policies/%2F/{enc(pol)}')
+    for path in (f'/queues/%2F/{enc(q)}', f'/queues/%2F/{enc(up_q)}', f'/exchanges/%2F/{enc(up_q + " A")}',
+                 f'/exchanges/%2F/{enc(x)}', f'/exchanges/%2F/{enc(upx)}'):
+        api_request('DELETE', path)
+    ok('federation upstream added, its link running, moved a message, restarted, gone with the upstream')
+
+
 def consumers_checks():
     set_step('open the consumers page')
     page.click('#nav a[data-route=consumers]')
@@ -1342,6 +1395,7 @@ def full_suite():
     operator_policy_checks()
     pause_checks()
     shovel_checks()
+    federation_checks()
 
     # ---- purge
     set_step('purge the queue')

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use ringmq_codec::{
     encode_method, short, BasicAck, BasicCancel, BasicConsume, BasicGet, BasicQos, ChannelClose, ChannelOpen,
-    ConfirmSelect, ConnectionClose, ExchangeDeclare, Method, QueueBind, QueueDeclare, QueueDelete, QueuePurge,
-    QueueUnbind, ShortStr, Table, TxCommit, TxSelect,
+    ConfirmSelect, ConnectionClose, ExchangeBind, ExchangeDeclare, ExchangeDelete, ExchangeUnbind, Method, QueueBind,
+    QueueDeclare, QueueDelete, QueuePurge, QueueUnbind, ShortStr, Table, TxCommit, TxSelect,
 };
 
-use super::{sh, ClientError, Connection, Event, PublishTemplate, QueueOptions, Result};
+use super::{sh, ClientError, Connection, Event, ExchangeOptions, PublishTemplate, QueueOptions, Result};
 
 impl Connection {
     /// Waits for one specific method, skipping anything else (setup-time only).
@@ -80,6 +80,74 @@ impl Connection {
             arguments: Table::EMPTY,
         });
         self.rpc(ch, &m, (40, 11)).await.map(drop)
+    }
+
+    /// exchange.declare with every flag and arguments (a link's setup on
+    /// another broker: internal, auto-delete, passive checks).
+    pub async fn exchange_declare_with(
+        &mut self,
+        ch: u16,
+        name: &str,
+        kind: &str,
+        o: ExchangeOptions<'_>,
+    ) -> Result<()> {
+        let m = Method::ExchangeDeclare(ExchangeDeclare {
+            ticket: 0,
+            exchange: sh(name)?,
+            kind: sh(kind)?,
+            passive: o.passive,
+            durable: o.durable,
+            auto_delete: o.auto_delete,
+            internal: o.internal,
+            no_wait: false,
+            arguments: Table::parse(o.arguments).map_err(|e| ClientError::Protocol(e.to_string()))?,
+        });
+        self.rpc(ch, &m, (40, 11)).await.map(drop)
+    }
+
+    pub async fn exchange_delete(&mut self, ch: u16, name: &str) -> Result<()> {
+        let m = Method::ExchangeDelete(ExchangeDelete {
+            ticket: 0,
+            exchange: sh(name)?,
+            if_unused: false,
+            no_wait: false,
+        });
+        self.rpc(ch, &m, (40, 21)).await.map(drop)
+    }
+
+    /// exchange.bind (`unbind` false) or exchange.unbind (true) of
+    /// `destination` to `source`; `arguments` encoded field-table entries.
+    pub async fn exchange_bind(
+        &mut self,
+        ch: u16,
+        destination: &str,
+        source: &str,
+        routing_key: &str,
+        arguments: &[u8],
+        unbind: bool,
+    ) -> Result<()> {
+        let arguments = Table::parse(arguments).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let (destination, source, routing_key) = (sh(destination)?, sh(source)?, sh(routing_key)?);
+        if unbind {
+            let m = Method::ExchangeUnbind(ExchangeUnbind {
+                ticket: 0,
+                destination,
+                source,
+                routing_key,
+                no_wait: false,
+                arguments,
+            });
+            return self.rpc(ch, &m, (40, 51)).await.map(drop);
+        }
+        let m = Method::ExchangeBind(ExchangeBind {
+            ticket: 0,
+            destination,
+            source,
+            routing_key,
+            no_wait: false,
+            arguments,
+        });
+        self.rpc(ch, &m, (40, 31)).await.map(drop)
     }
 
     /// Declares a queue; returns its name (server-named if `name` is empty) and

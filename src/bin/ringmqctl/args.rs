@@ -293,8 +293,16 @@ fn finish(
     })))
 }
 
-/// The command by name; rabbitmqctl's `list_queues` is `list queues`.
+/// rabbitmqctl's status commands of plugins, as the lists they are here.
+const STATUS_ALIASES: &[(&str, &str)] = &[("federation_status", "federation_links"), ("shovel_status", "shovels")];
+
+/// The command by name; rabbitmqctl's `list_queues` is `list queues`,
+/// `federation_status` is `list federation_links`.
 fn resolve(name: &str, positionals: &mut Vec<String>) -> Result<&'static CommandSpec, CtlError> {
+    if let Some((_, kind)) = STATUS_ALIASES.iter().find(|(alias, _)| *alias == name) {
+        positionals.insert(0, kind.to_string());
+        return Ok(find_command("list").expect("list is a command"));
+    }
     if let Some(kind) = name.strip_prefix("list_").filter(|k| lists::find(k).is_some()) {
         positionals.insert(0, kind.to_string());
         return Ok(find_command("list").expect("list is a command"));
@@ -367,6 +375,8 @@ mod tests {
 
     #[test]
     fn list_aliases_and_kinds() {
+        let inv = run(&["federation_status"]).unwrap();
+        assert_eq!((inv.command.name, inv.args[0].as_str()), ("list", "federation_links"));
         let inv = run(&["list_queues", "--columns", "name,messages"]).unwrap();
         assert_eq!((inv.command.name, inv.args[0].as_str()), ("list", "queues"));
         assert_eq!(inv.opts.value("columns"), Some("name,messages"));

@@ -153,6 +153,25 @@ const KINDS: &[ListKind] = &[
         under_vhost: false,
         columns: &["name", "vhost", "type", "state", "src_uri", "dest_uri", "reason"],
     },
+    // The federation plugin's `rabbitmqctl federation_status`: each link's
+    // state (`ringmqctl federation_status` too).
+    ListKind {
+        name: "federation_links",
+        segment: "federation-links",
+        per_vhost: true,
+        under_vhost: false,
+        columns: &[
+            "type",
+            "vhost",
+            "exchange",
+            "queue",
+            "upstream",
+            "status",
+            "uri",
+            "error",
+            "timestamp",
+        ],
+    },
     ListKind {
         name: "vhost_limits",
         segment: "vhost-limits",

@@ -92,7 +92,9 @@ fn help(command: Option<&CommandSpec>) -> String {
                 let _ = writeln!(out, "  {:<w$}  {}", label(c), c.about);
             }
             let _ = writeln!(out, "\nlist KIND: {}", lists::names().join(", "));
-            out.push_str("  (rabbitmqctl's list_queues etc. work too)\n");
+            out.push_str(
+                "  (rabbitmqctl's list_queues etc. work too, and the plugins' federation_status and shovel_status)\n",
+            );
             out.push_str("`ringmqctl help COMMAND` or `ringmqctl COMMAND --help` shows a command's options.\n\n");
         }
     }

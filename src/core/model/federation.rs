@@ -4,9 +4,8 @@
 //!
 //! RabbitMQ 3.10 takes some values its links cannot use (`max-hops` 0, a
 //! negative `prefetch-count`, `expires` 0, an empty `uri` list); those are
-//! refused here, in its "should be" wording. The links themselves are not
-//! built yet (issue 21): the values are kept, and the policies that name
-//! them have no effect (the README says so).
+//! refused here, in its "should be" wording. The links that use them are
+//! `crate::federation`'s (issue 21).
 
 use serde_json::{Map, Value};
 

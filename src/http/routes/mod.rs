@@ -12,6 +12,7 @@ mod cluster;
 mod common;
 mod connections;
 mod exchanges;
+mod federation;
 mod health;
 pub(crate) mod metrics;
 mod metrics_detailed;
@@ -413,6 +414,27 @@ pub(crate) static ROUTES: &[Route] = &[
         "/api/shovels/vhost/{vhost}/{name}/restart",
         Policy,
         shovels::restart,
+    ),
+    // federation.rs: federation_management's link status and restart
+    Route::new(GET, "/api/federation-links", Monitor, federation::list_all),
+    Route::new(
+        GET,
+        "/api/federation-links/state/down",
+        Monitor,
+        federation::list_all_down,
+    ),
+    Route::new(GET, "/api/federation-links/{vhost}", Monitor, federation::list_vhost),
+    Route::new(
+        GET,
+        "/api/federation-links/{vhost}/state/down",
+        Monitor,
+        federation::list_vhost_down,
+    ),
+    Route::new(
+        DELETE,
+        "/api/federation-links/vhost/{vhost}/{id}/{node}/restart",
+        Policy,
+        federation::restart,
     ),
     Route::new(GET, "/api/global-parameters", Admin, parameters::global_list),
     Route::new(GET, "/api/global-parameters/{name}", Admin, parameters::global_get),

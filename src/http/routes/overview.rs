@@ -27,6 +27,7 @@ fn exchange_types() -> Value {
         t("topic", "AMQP topic exchange, as per the AMQP specification"),
         t("x-delayed-message", "Delayed message exchange"),
         t("x-consistent-hash", "Consistent hash exchange"),
+        t("x-federation-upstream", "Federation upstream helper exchange"),
     ])
 }
 

@@ -1876,6 +1876,121 @@
     return { refresh };
   }
 
+  // ---- Federation: the links (/api/federation-links) and the upstreams
+  // (federation-upstream parameters); policies name the upstreams.
+  function federationPage(main) {
+    const lst = { sort: 'name', reverse: false };
+    const ust = { sort: 'name', reverse: false };
+    let links = [];
+    let upstreams = [];
+    // Credentials in a URI are not shown.
+    const safe = (uri) => String(uri || '').replace(/\/\/[^@/]*@/, '//');
+    const lt = dataTable([
+      session.vhost ? null : { label: 'Virtual host', sort: 'vhost', render: (l) => l.vhost },
+      { label: 'Type', sort: 'type', render: (l) => l.type },
+      { label: 'Exchange or queue', sort: 'name', cls: 'col-name', render: (l) => l.name },
+      { label: 'Upstream', sort: 'upstream', render: (l) => l.upstream },
+      { label: 'Upstream exchange or queue', render: (l) => l.upstream_exchange || l.upstream_queue || '' },
+      { label: 'Status', sort: 'status', render: (l) => h('span', { 'data-field': 'status' }, l.status) },
+      { label: 'URI', render: (l) => safe(l.uri) },
+      { label: 'Since', sort: 'timestamp', render: (l) => l.timestamp || '' },
+      { label: 'Error', render: (l) => h('code', { 'data-field': 'error' }, l.error || '') },
+      {
+        label: '', cls: 'act', render: (l) => h('button', {
+          type: 'button', class: 'small',
+          onclick: (ev) => act(ev.currentTarget, async () => {
+            await api('DELETE', u`/federation-links/vhost/${l.vhost}/${l.id}/${l.node}/restart`);
+            toast(`Federation link of "${l.name}" restarted.`);
+            refresh();
+          }, 'Restart link'),
+        }, 'Restart'),
+      },
+    ].filter(Boolean), lst, drawLinks, { rowAttrs: (l) => ({ 'data-name': l.name, 'data-vhost': l.vhost }) });
+    const ut = dataTable([
+      session.vhost ? null : { label: 'Virtual host', sort: 'vhost', render: (p) => p.vhost },
+      { label: 'Name', sort: 'name', cls: 'col-name', render: (p) => p.name },
+      { label: 'URI', render: (p) => [].concat(p.value.uri || []).map(safe).join(', ') },
+      { label: 'Exchange', render: (p) => p.value.exchange || '' },
+      { label: 'Queue', render: (p) => p.value.queue || '' },
+      { label: 'Max hops', render: (p) => String(p.value['max-hops'] || 1) },
+      { label: 'Prefetch', render: (p) => String(p.value['prefetch-count'] || 1000) },
+      { label: 'Ack mode', render: (p) => p.value['ack-mode'] || 'on-confirm' },
+      {
+        label: '', cls: 'act', render: (p) => h('button', {
+          type: 'button', class: 'small danger',
+          onclick: (ev) => {
+            if (!confirm(`Delete upstream "${p.name}"?`)) return;
+            act(ev.currentTarget, async () => {
+              await api('DELETE', u`/parameters/federation-upstream/${p.vhost}/${p.name}`);
+              toast(`Upstream "${p.name}" deleted.`);
+              refresh();
+            }, 'Delete upstream');
+          },
+        }, 'Delete'),
+      },
+    ].filter(Boolean), ust, drawUpstreams, { rowAttrs: (p) => ({ 'data-name': p.name, 'data-vhost': p.vhost }) });
+    ut.el.id = 'list-upstreams';
+    lt.el.id = 'list-federation-links';
+    const form = h('form', { id: 'add-upstream', class: 'grid-form' },
+      field('Virtual host', vhostSelect()),
+      field('Name', h('input', { name: 'name', required: true, autocomplete: 'off' })),
+      field('URI', h('input', { name: 'uri', required: true, value: 'amqp://', autocomplete: 'off' }),
+        'amqp://user:pass@host:port/vhost; amqp:// alone is this broker'),
+      field('Exchange', h('input', { name: 'exchange', autocomplete: 'off' }), 'upstream exchange, when not named as the federated one'),
+      field('Queue', h('input', { name: 'queue', autocomplete: 'off' }), 'upstream queue, when not named as the federated one'),
+      field('Max hops', h('input', { name: 'max-hops', type: 'number', min: 1, value: 1 })),
+      field('Prefetch count', h('input', { name: 'prefetch-count', type: 'number', min: 1, value: 1000 })),
+      field('Expires (ms)', h('input', { name: 'expires', type: 'number', min: 1 }), 'x-expires of the queue made upstream'),
+      field('Message TTL (ms)', h('input', { name: 'message-ttl', type: 'number', min: 0 })),
+      field('Ack mode', h('select', { name: 'ack-mode' }, options(['on-confirm', 'on-publish', 'no-ack'], 'on-confirm'))),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Add upstream')));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const f = form.elements;
+      act(form.querySelector('button[type=submit]'), async () => {
+        const value = { uri: f.uri.value, 'ack-mode': f['ack-mode'].value };
+        for (const k of ['exchange', 'queue']) if (f[k].value !== '') value[k] = f[k].value;
+        for (const k of ['max-hops', 'prefetch-count', 'expires', 'message-ttl']) {
+          if (f[k].value !== '') value[k] = Number(f[k].value);
+        }
+        const name = f.name.value.trim();
+        await api('PUT', u`/parameters/federation-upstream/${f.vhost.value}/${name}`, { body: { value } });
+        toast(`Upstream "${name}" added.`);
+        refresh();
+      }, 'Add upstream');
+    });
+    mount(main, pageTitle('Federation'),
+      h('p', { class: 'muted intro' }, 'An exchange or queue whose policy names an upstream (federation-upstream) or a set of them '
+        + '(federation-upstream-set, "all": every upstream) receives what is published to the upstream\'s exchange, or fetches '
+        + 'from its queue while it has consumers, as RabbitMQ\'s federation plugin does. Set the policy on the Policies page.'),
+      section('Links', h('div', { class: 'scroll' }, lt.el)),
+      section('Upstreams', h('div', { class: 'scroll' }, ut.el)),
+      collapsible('Add an upstream', true, form));
+    function drawLinks() {
+      lt.setRows(clientSort(links, lst.sort, lst.reverse), 'No federation links.');
+    }
+    function drawUpstreams() {
+      ut.setRows(clientSort(upstreams, ust.sort, ust.reverse), 'No upstreams.');
+    }
+    async function refresh() {
+      let params, status;
+      try {
+        [params, status] = await Promise.all([
+          api('GET', session.vhost ? u`/parameters/federation-upstream/${session.vhost}` : '/parameters/federation-upstream'),
+          api('GET', session.vhost ? u`/federation-links/${session.vhost}` : '/federation-links'),
+        ]);
+      } catch (e) {
+        showError(e);
+        return;
+      }
+      upstreams = params.map((p) => ({ vhost: p.vhost, name: p.name, value: p.value || {} }));
+      links = status.map((l) => ({ ...l, name: l.exchange !== undefined ? l.exchange : l.queue }));
+      drawLinks();
+      drawUpstreams();
+    }
+    return { refresh };
+  }
+
   // ---- Shovels: the shovel parameters, each with its status (/api/shovels)
   function shovelsPage(main) {
     const st = { sort: 'name', reverse: false };
@@ -2126,6 +2241,7 @@
     policies: [policiesPage, 0],
     'operator-policies': [operatorPoliciesPage, 0],
     shovels: [shovelsPage, 0],
+    federation: [federationPage, 0],
     definitions: [definitionsPage, 0],
   };
   let current = null;

@@ -43,6 +43,15 @@ impl<'a> ExchangeView<'a> {
     pub fn policy_name(&self) -> Option<&'a str> {
         self.x.policy.as_ref().map(|p| p.name())
     }
+    /// The definition of the policy that applies (federation reads its
+    /// `federation-upstream(-set)`).
+    pub fn policy_definition(&self) -> Option<&'a serde_json::Map<String, serde_json::Value>> {
+        self.x.policy.as_ref().map(|p| &p.def.definition)
+    }
+    /// Each binding's routing key and arguments, whatever its destination.
+    pub fn binding_keys(&self) -> impl Iterator<Item = (&'a str, &'a FieldTable)> + 'a {
+        self.x.bindings.iter().map(|(_, k, a)| (k.as_str(), a))
+    }
     /// publish_in / publish_out counters and rates.
     pub fn stats(&self) -> &'a ObjStats {
         &self.x.stats

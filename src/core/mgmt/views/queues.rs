@@ -54,6 +54,10 @@ impl<'a> QueueView<'a> {
     pub fn policy_name(&self) -> Option<&'a str> {
         self.q.policy().map(|p| p.name())
     }
+    /// The definition of the (user) policy that applies.
+    pub fn policy_definition(&self) -> Option<&'a serde_json::Map<String, serde_json::Value>> {
+        self.q.policy().map(|p| &p.def.definition)
+    }
     pub fn operator_policy_name(&self) -> Option<&'a str> {
         self.q.operator_policy().map(|p| p.name())
     }

@@ -13,6 +13,7 @@
 //! | [`topic`] | a trie over words with `*` and `#` edges | ~ words × branches, independent of the binding count |
 //! | [`headers`] | binding rules checked one by one | bindings × pattern entries |
 //! | [`consistent_hash`] | a ring of weighted points (`x-consistent-hash`) | one hash + binary search |
+//! | [`federation_upstream`] | fanout behind a loop check (`x-federation-upstream`) | the `x-received-from` entries + one copy |
 //!
 //! Semantics follow RabbitMQ 3.x/4.x; each file cites the Erlang source it mirrors.
 
@@ -23,6 +24,7 @@ mod consistent_hash;
 mod consistent_hash_tests;
 mod direct;
 mod fanout;
+pub mod federation_upstream;
 pub mod field_bytes;
 mod headers;
 mod topic;
@@ -45,6 +47,9 @@ pub enum ExchangeKind {
     Headers,
     /// RabbitMQ's `rabbitmq_consistent_hash_exchange` plugin type.
     ConsistentHash,
+    /// RabbitMQ's federation plugin's upstream helper: what a federation
+    /// link (ours or RabbitMQ's) declares here when this broker is its upstream.
+    FederationUpstream,
 }
 
 impl ExchangeKind {
@@ -58,6 +63,7 @@ impl ExchangeKind {
             "topic" => ExchangeKind::Topic,
             "headers" => ExchangeKind::Headers,
             "x-consistent-hash" => ExchangeKind::ConsistentHash,
+            "x-federation-upstream" => ExchangeKind::FederationUpstream,
             _ => return None,
         })
     }
@@ -69,6 +75,7 @@ impl ExchangeKind {
             ExchangeKind::Topic => "topic",
             ExchangeKind::Headers => "headers",
             ExchangeKind::ConsistentHash => "x-consistent-hash",
+            ExchangeKind::FederationUpstream => "x-federation-upstream",
         }
     }
 }
@@ -103,6 +110,7 @@ pub fn validate_binding(kind: ExchangeKind, routing_key: &str, arguments: &Field
 pub fn validate_exchange_arguments(kind: ExchangeKind, arguments: &FieldTable) -> Result<(), String> {
     match kind {
         ExchangeKind::ConsistentHash => HashOn::from_arguments(arguments).map(|_| ()),
+        ExchangeKind::FederationUpstream => federation_upstream::LoopFilter::from_arguments(arguments).map(|_| ()),
         _ => Ok(()),
     }
 }
@@ -148,6 +156,7 @@ enum Matcher<D> {
     Topic(topic::Topic<D>),
     Headers(headers::Headers<D>),
     ConsistentHash(consistent_hash::ConsistentHash<D>),
+    FederationUpstream(fanout::Fanout<D>, federation_upstream::LoopFilter),
 }
 
 impl<D: Clone + Eq + Hash + Ord> Bindings<D> {
@@ -157,12 +166,25 @@ impl<D: Clone + Eq + Hash + Ord> Bindings<D> {
         Self::with_hash_on(kind, HashOn::RoutingKey)
     }
 
+    /// An `x-federation-upstream` exchange's table: fanout behind `filter`.
+    fn federation_upstream(filter: federation_upstream::LoopFilter) -> Self {
+        let mut b = Self::with_hash_on(ExchangeKind::Fanout, HashOn::RoutingKey);
+        b.kind = ExchangeKind::FederationUpstream;
+        b.matcher = Matcher::FederationUpstream(fanout::Fanout::default(), filter);
+        b
+    }
+
     /// A table for an exchange with its declare arguments, which consistent-hash
     /// exchanges read (`hash-header`, `hash-property`). The error is the 406 text
     /// of [`validate_exchange_arguments`].
     pub fn new_with_args(kind: ExchangeKind, arguments: &FieldTable) -> Result<Self, String> {
         let hash_on = match kind {
             ExchangeKind::ConsistentHash => HashOn::from_arguments(arguments)?,
+            ExchangeKind::FederationUpstream => {
+                return Ok(Self::federation_upstream(
+                    federation_upstream::LoopFilter::from_arguments(arguments)?,
+                ))
+            }
             _ => HashOn::RoutingKey,
         };
         Ok(Self::with_hash_on(kind, hash_on))
@@ -175,6 +197,16 @@ impl<D: Clone + Eq + Hash + Ord> Bindings<D> {
             ExchangeKind::Topic => Matcher::Topic(topic::Topic::default()),
             ExchangeKind::Headers => Matcher::Headers(headers::Headers::default()),
             ExchangeKind::ConsistentHash => Matcher::ConsistentHash(consistent_hash::ConsistentHash::new(hash_on)),
+            // Declared without its arguments (not through a declare, which
+            // checks them): no hop limit known, so none is routed.
+            ExchangeKind::FederationUpstream => Matcher::FederationUpstream(
+                fanout::Fanout::default(),
+                federation_upstream::LoopFilter {
+                    max_hops: 0,
+                    downstream_name: None,
+                    downstream_vhost: None,
+                },
+            ),
         };
         Bindings {
             kind,
@@ -231,6 +263,7 @@ impl<D: Clone + Eq + Hash + Ord> Bindings<D> {
             Matcher::Topic(m) => m.add(dest, routing_key),
             Matcher::Headers(m) => m.add(id, dest, arguments),
             Matcher::ConsistentHash(m) => m.add(id, dest, routing_key),
+            Matcher::FederationUpstream(m, _) => m.add(dest),
         }
         true
     }
@@ -276,6 +309,7 @@ impl<D: Clone + Eq + Hash + Ord> Bindings<D> {
             Matcher::Topic(m) => m.remove(dest, &binding.routing_key),
             Matcher::Headers(m) => m.remove(binding.id),
             Matcher::ConsistentHash(m) => m.remove(dest, binding.id),
+            Matcher::FederationUpstream(m, _) => m.remove(dest),
         }
     }
 
@@ -301,6 +335,11 @@ impl<D: Clone + Eq + Hash + Ord> Bindings<D> {
             Matcher::Topic(m) => m.route(key.routing_key, out),
             Matcher::Headers(m) => m.route(key.headers.unwrap_or(Table::EMPTY), out),
             Matcher::ConsistentHash(m) => m.route(key, out),
+            Matcher::FederationUpstream(m, filter) => {
+                if filter.should_forward(key.headers) {
+                    m.route(out)
+                }
+            }
         }
     }
 
@@ -395,6 +434,7 @@ mod tests {
             ExchangeKind::Topic,
             ExchangeKind::Headers,
             ExchangeKind::ConsistentHash,
+            ExchangeKind::FederationUpstream,
         ] {
             assert_eq!(ExchangeKind::parse(k.as_str()), Some(k));
             assert_eq!(k.to_string().parse::<ExchangeKind>(), Ok(k));
