@@ -14,36 +14,18 @@ use std::time::{Duration, Instant};
 
 use common::http::{enc, Api};
 use common::links::{client, count, declare, drain, publish};
+use common::peer::Peer;
 use common::*;
 use ringmq_client::{Event, ExchangeOptions};
 use ringmq_codec::{BasicProperties, FieldValue};
 use serde_json::{json, Value};
 
-struct Peer {
-    amqp: String,
-    http: Api,
-}
-
-/// The peer RabbitMQ, or None (and why, printed) when it does not answer.
+/// The peer with the federation plugins; its AMQP URI names the vhost `/`
+/// as `%2F` (our client reads an empty path as "/", RabbitMQ as "").
 fn peer(test: &str) -> Option<Peer> {
-    let amqp = std::env::var("RINGMQ_SHOVEL_PEER").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5694/".into());
-    let http = std::env::var("RINGMQ_SHOVEL_PEER_HTTP").unwrap_or_else(|_| "http://127.0.0.1:15694".into());
-    let api = Api::new(&http, "guest", "guest");
-    let hostport = http.trim_start_matches("http://").trim_end_matches('/');
-    let listens = std::net::ToSocketAddrs::to_socket_addrs(hostport)
-        .ok()
-        .and_then(|mut a| a.next())
-        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok());
-    if !listens || api.get("/api/federation-links").status != 200 {
-        println!(
-            "SKIPPED {test}: no RabbitMQ with the federation plugins at {http}; start one with \
-             .ci/rabbitmq_peer.sh start DIR"
-        );
-        return None;
-    }
-    // Our client reads an empty path as "/", RabbitMQ as "": say "/" for both.
-    let amqp = format!("{}/%2F", amqp.trim_end_matches('/'));
-    Some(Peer { amqp, http: api })
+    let mut p = common::peer::rabbitmq(test, "/api/federation-links")?;
+    p.amqp = format!("{}/%2F", p.amqp.trim_end_matches('/'));
+    Some(p)
 }
 
 fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {

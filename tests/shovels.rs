@@ -231,9 +231,10 @@ fn a_bad_value_is_refused_with_rabbitmqs_text() {
     );
     let r = api(&b).put(
         "/api/parameters/shovel/%2F/s1",
-        json!({"value": {"src-uri": "amqp://", "src-queue": "q", "dest-uri": "https://example.invalid/"}}),
+        json!({"value": {"src-uri": "amqp://", "src-queue": "q", "dest-uri": "amqps://example.invalid/"}}),
     );
-    assert_eq!(r.status, 400, "HTTPS destinations are not implemented: {}", r.text);
+    assert_eq!(r.status, 400, "amqps:// without a CA to trust: {}", r.text);
+    assert!(r.text.contains("needs cacertfile"), "{}", r.text);
     assert_eq!(api(&b).get("/api/parameters/shovel/%2F/s1").status, 404);
 }
 

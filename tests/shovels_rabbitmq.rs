@@ -12,34 +12,13 @@ use std::time::Duration;
 
 use common::http::{enc, Api};
 use common::links::{count, declare, drain, publish};
+use common::peer::Peer;
 use common::shovel_api::{names, put_shovel, shovel_status, wait_until};
 use common::*;
 use serde_json::json;
 
-struct Peer {
-    amqp: String,
-    http: Api,
-}
-
-/// The peer RabbitMQ, or None (and why, printed) when it does not answer.
 fn peer(test: &str) -> Option<Peer> {
-    let amqp = std::env::var("RINGMQ_SHOVEL_PEER").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5694/".into());
-    let http = std::env::var("RINGMQ_SHOVEL_PEER_HTTP").unwrap_or_else(|_| "http://127.0.0.1:15694".into());
-    let api = Api::new(&http, "guest", "guest");
-    let hostport = http.trim_start_matches("http://").trim_end_matches('/');
-    let listens = std::net::ToSocketAddrs::to_socket_addrs(hostport)
-        .ok()
-        .and_then(|mut a| a.next())
-        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok());
-    if !listens || api.get("/api/shovels").status != 200 {
-        println!(
-            "SKIPPED {test}: no RabbitMQ with the shovel plugins at {http}; start one with \
-             RMQ_PLUGINS=\"rabbitmq_shovel rabbitmq_shovel_management\" RMQ_AMQP_PORT=5694 RMQ_MGMT_PORT=15694 \
-             bash ../shared/peers/rabbitmq.sh start"
-        );
-        return None;
-    }
-    Some(Peer { amqp, http: api })
+    common::peer::rabbitmq(test, "/api/shovels")
 }
 
 #[test]

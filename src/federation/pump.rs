@@ -110,14 +110,10 @@ impl Pump {
     }
 
     fn on_up(&mut self, ev: Event) -> Result<(), LinkError> {
-        let delivery_tag = match ev {
-            Event::Delivery { delivery_tag, .. } => delivery_tag,
-            Event::Method {
-                class_id: 60,
-                method_id: 30,
-                ..
-            } => return Err(LinkError::Cancelled),
-            _ => return Ok(()),
+        let delivery_tag = match crate::links::consumed(&ev) {
+            crate::links::Consumed::Delivery(tag) => tag,
+            crate::links::Consumed::Cancelled => return Err(LinkError::Cancelled),
+            crate::links::Consumed::Other => return Ok(()),
         };
         let content = self.up.take_content().expect("content kept for every delivery");
         self.consumer.handle_delivery(delivery_tag).map_err(up_err)?;

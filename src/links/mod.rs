@@ -9,3 +9,28 @@
 
 pub mod connect;
 pub mod shown;
+
+use ringmq_client::Event;
+
+/// What a link's consumer event is to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumed {
+    /// A message (its delivery tag): the content is in the connection.
+    Delivery(u64),
+    /// basic.cancel from the broker: the queue consumed was deleted.
+    Cancelled,
+    /// Anything else (the link ignores it here).
+    Other,
+}
+
+pub fn consumed(ev: &Event) -> Consumed {
+    match *ev {
+        Event::Delivery { delivery_tag, .. } => Consumed::Delivery(delivery_tag),
+        Event::Method {
+            class_id: 60,
+            method_id: 30,
+            ..
+        } => Consumed::Cancelled,
+        _ => Consumed::Other,
+    }
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use ringmq_client::{Connection, Consumer, Content, Event};
+use ringmq_client::{Connection, Consumer, Content};
 use ringmq_codec::{BasicProperties, FieldValueRef};
 
 use super::link::{LinkError, Report};
@@ -247,14 +247,10 @@ pub(super) async fn run(
     let mut props = Vec::new();
     let mut moved = 0u64;
     while limit.is_none_or(|l| moved < l) {
-        let tag = match src.next().await.map_err(src_err)? {
-            Event::Delivery { delivery_tag, .. } => delivery_tag,
-            Event::Method {
-                class_id: 60,
-                method_id: 30,
-                ..
-            } => return Err(LinkError::Cancelled),
-            _ => continue,
+        let tag = match crate::links::consumed(&src.next().await.map_err(src_err)?) {
+            crate::links::Consumed::Delivery(tag) => tag,
+            crate::links::Consumed::Cancelled => return Err(LinkError::Cancelled),
+            crate::links::Consumed::Other => continue,
         };
         let content = src.take_content().expect("content kept for every delivery");
         consumer.handle_delivery(tag).map_err(src_err)?;

@@ -175,15 +175,11 @@ impl Pump<'_> {
     }
 
     fn on_src(&mut self, ev: Event) -> Result<(), LinkError> {
-        let delivery_tag = match ev {
-            Event::Delivery { delivery_tag, .. } => delivery_tag,
-            // basic.cancel from the broker: the source queue was deleted.
-            Event::Method {
-                class_id: 60,
-                method_id: 30,
-                ..
-            } => return Err(LinkError::Cancelled),
-            _ => return Ok(()),
+        let delivery_tag = match crate::links::consumed(&ev) {
+            crate::links::Consumed::Delivery(tag) => tag,
+            // The source queue was deleted.
+            crate::links::Consumed::Cancelled => return Err(LinkError::Cancelled),
+            crate::links::Consumed::Other => return Ok(()),
         };
         let content = self.src.take_content().expect("content kept for every delivery");
         let no_ack = self.def.ack_mode == AckMode::NoAck;

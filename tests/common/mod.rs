@@ -10,6 +10,7 @@ pub mod haproxy;
 pub mod http;
 pub mod links;
 pub mod load;
+pub mod peer;
 pub mod raw;
 pub mod shovel_api;
 pub mod streams;

@@ -1,0 +1,34 @@
+//! The peer RabbitMQ of the interop suites (`.ci/rabbitmq_peer.sh`: AMQP 5694,
+//! management 15694, with the shovel and federation plugins), or None when it
+//! does not answer: the suites then skip, saying how to start one.
+
+use std::time::Duration;
+
+use super::http::Api;
+
+pub struct Peer {
+    /// `RINGMQ_SHOVEL_PEER`, as given (default `amqp://guest:guest@127.0.0.1:5694/`).
+    pub amqp: String,
+    pub http: Api,
+}
+
+/// The peer, if its management API answers `probe` (a plugin's path, such
+/// as `/api/shovels`) with 200; otherwise None, with a SKIPPED line for `test`.
+pub fn rabbitmq(test: &str, probe: &str) -> Option<Peer> {
+    let amqp = std::env::var("RINGMQ_SHOVEL_PEER").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5694/".into());
+    let http = std::env::var("RINGMQ_SHOVEL_PEER_HTTP").unwrap_or_else(|_| "http://127.0.0.1:15694".into());
+    let api = Api::new(&http, "guest", "guest");
+    let hostport = http.trim_start_matches("http://").trim_end_matches('/');
+    let listens = std::net::ToSocketAddrs::to_socket_addrs(hostport)
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok());
+    if !listens || api.get(probe).status != 200 {
+        println!(
+            "SKIPPED {test}: no RabbitMQ answering {probe} at {http}; start one with \
+             .ci/rabbitmq_peer.sh start DIR"
+        );
+        return None;
+    }
+    Some(Peer { amqp, http: api })
+}
