@@ -26,7 +26,10 @@ case "$1" in
     echo "[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management,rabbitmq_federation,rabbitmq_federation_management]." > "$RABBITMQ_ENABLED_PLUGINS_FILE"
     setsid nohup "$CLI/rabbitmq-server" > "$dir/server.stdout" 2>&1 < /dev/null &
     timeout 120 "$CLI/rabbitmqctl" -n "$RABBITMQ_NODENAME" wait --timeout 120 "$RABBITMQ_PID_FILE" >/dev/null
-    for _ in $(seq 100); do curl -sf -o /dev/null -u guest:guest http://127.0.0.1:15694/api/shovels && break; sleep 0.2; done
+    # Each plugin's API answers once the plugin has started: wait for both.
+    for path in shovels federation-links; do
+      for _ in $(seq 100); do curl -sf -o /dev/null -u guest:guest "http://127.0.0.1:15694/api/$path" && break; sleep 0.2; done
+    done
     ;;
   stop)
     timeout 60 "$CLI/rabbitmqctl" -n "$RABBITMQ_NODENAME" stop "$RABBITMQ_PID_FILE" >/dev/null 2>&1 || true

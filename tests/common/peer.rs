@@ -1,6 +1,7 @@
 //! The peer RabbitMQ of the interop suites (`.ci/rabbitmq_peer.sh`: AMQP 5694,
 //! management 15694, with the shovel and federation plugins), or None when it
-//! does not answer: the suites then skip, saying how to start one.
+//! does not answer: the suites then skip, saying how to start one (and fail
+//! instead when `RINGMQ_PEER_REQUIRED` is set, as CI's interop step sets it).
 
 use std::time::Duration;
 
@@ -24,10 +25,11 @@ pub fn rabbitmq(test: &str, probe: &str) -> Option<Peer> {
         .and_then(|mut a| a.next())
         .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok());
     if !listens || api.get(probe).status != 200 {
-        println!(
-            "SKIPPED {test}: no RabbitMQ answering {probe} at {http}; start one with \
-             .ci/rabbitmq_peer.sh start DIR"
-        );
+        let why = format!("no RabbitMQ answering {probe} at {http}; start one with .ci/rabbitmq_peer.sh start DIR");
+        // CI's interop step starts the peer: there a skip would be a test
+        // that cannot fail.
+        assert!(std::env::var_os("RINGMQ_PEER_REQUIRED").is_none(), "{test}: {why}");
+        println!("SKIPPED {test}: {why}");
         return None;
     }
     Some(Peer { amqp, http: api })
