@@ -139,6 +139,7 @@ impl Sim {
             load_definitions: None,
             max_consumers_per_channel: None,
             handshake_timeout_ms: 10_000,
+            default_stream_offset: Default::default(),
         };
         // Small segments, so rollovers and growth happen within a short script.
         config.store.segment_bytes = 64 * 1024;
