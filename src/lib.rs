@@ -24,7 +24,7 @@ pub mod core;
 pub mod federation;
 pub mod http;
 pub mod io;
-mod links;
+pub mod links;
 pub mod shard;
 pub mod shovel;
 mod sys;

@@ -45,6 +45,20 @@ fn main() -> ExitCode {
         DefaultPassword::Plain(p) => p.clone(),
         DefaultPassword::Hash(_) => unreachable!("refused by refuse_unimplemented"),
     };
+    // The broker's own links log in over loopback with this (see
+    // `InternalSecret`): made fresh at each start, never stored.
+    let internal_secret = match internal_secret() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("reading /dev/urandom: {e}");
+            eprintln!("ringmq: reading /dev/urandom: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let links_login = ringmq::links::connect::InternalLogin {
+        user: cfg.main.default_user.clone(),
+        secret: internal_secret.clone(),
+    };
     let core = ringmq::core::CoreConfig {
         data_dir: cfg.main.data_dir.clone(),
         frame_max: cfg.amqp.frame_max_bytes,
@@ -67,6 +81,7 @@ fn main() -> ExitCode {
         max_consumers_per_channel: cfg.amqp.max_consumers_per_channel,
         handshake_timeout_ms: cfg.amqp.handshake_timeout_ms,
         default_stream_offset: cfg.main.default_stream_offset,
+        internal_secret: Some(internal_secret),
     };
     // The certificates and keys are read now: a bad file stops the start with
     // its name, before anything listens. AMQPS and HTTPS share them (as
@@ -143,15 +158,9 @@ fn main() -> ExitCode {
                 tls: tls.clone(),
             })
             // Dynamic shovels: their supervisor, on the same shard.
-            .and(ringmq::shovel::services())
+            .and(ringmq::shovel::services(links_login.clone()))
             // Federation links: their supervisor, on the same shard.
-            .and(ringmq::federation::services(ringmq::federation::LocalLogin {
-                user: cfg.main.default_user.clone(),
-                password: match &cfg.main.default_password {
-                    ringmq::config::DefaultPassword::Plain(p) => Some(p.clone()),
-                    _ => None,
-                },
-            })),
+            .and(ringmq::federation::services(links_login)),
         ),
         // systemd's readiness socket (Type=notify): part of how the process was
         // started, not a setting, so not in `config`.
@@ -167,6 +176,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// 32 bytes from the kernel's generator, as the links' secret.
+fn internal_secret() -> std::io::Result<ringmq::core::config::InternalSecret> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(ringmq::core::config::InternalSecret::from_random(bytes))
 }
 
 /// The TLS listeners' settings: `[main]`'s certificate, versions, suites and

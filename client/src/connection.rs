@@ -171,7 +171,35 @@ pub struct ConnectOptions {
     pub product: String,
     /// The `connection_name` client property, if any.
     pub connection_name: Option<String>,
+    /// How the URI's user proves who it is.
+    pub login: Login,
 }
+
+/// How a connection logs in (the SASL mechanism of connection.start-ok).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum Login {
+    /// PLAIN with the URI's user and password.
+    #[default]
+    Plain,
+    /// ringmq's own links (shovels, federation) logging in to the broker that
+    /// runs them, over loopback, as the URI's user: the proof is the secret
+    /// that broker made at its start (mechanism `RINGMQ-INTERNAL`), not the
+    /// user's password. No other broker accepts it.
+    BrokerInternal { secret: String },
+}
+
+impl fmt::Debug for Login {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The secret is never logged.
+        match self {
+            Login::Plain => f.write_str("Plain"),
+            Login::BrokerInternal { .. } => f.write_str("BrokerInternal"),
+        }
+    }
+}
+
+/// The SASL mechanism name of [`Login::BrokerInternal`].
+pub const BROKER_INTERNAL_MECHANISM: &str = "RINGMQ-INTERNAL";
 
 impl Default for ConnectOptions {
     fn default() -> Self {
@@ -179,6 +207,7 @@ impl Default for ConnectOptions {
             heartbeat_secs: 0,
             product: "ringmqperf".into(),
             connection_name: None,
+            login: Login::Plain,
         }
     }
 }
@@ -297,14 +326,20 @@ impl Connection {
         }
         props.insert(short!("capabilities"), FieldValue::Table(caps));
         let props_bytes = props.to_bytes();
+        // PLAIN's response is authzid NUL user NUL password (RFC 4616); the
+        // internal mechanism's the same with the broker's secret as the proof.
+        let (mechanism, proof) = match &opts.login {
+            Login::Plain => (short!("PLAIN"), uri.password.as_str()),
+            Login::BrokerInternal { secret } => (sh(BROKER_INTERNAL_MECHANISM)?, secret.as_str()),
+        };
         let mut response = Vec::new();
         response.push(0);
         response.extend_from_slice(uri.user.as_bytes());
         response.push(0);
-        response.extend_from_slice(uri.password.as_bytes());
+        response.extend_from_slice(proof.as_bytes());
         let start_ok = Method::ConnectionStartOk(ConnectionStartOk {
             client_properties: Table::parse(&props_bytes).map_err(|e| ClientError::Protocol(e.to_string()))?,
-            mechanism: short!("PLAIN"),
+            mechanism,
             response: &response,
             locale: short!("en_US"),
         });

@@ -28,8 +28,8 @@ pub mod uri;
 
 pub use confirms::{Confirms, Outcome};
 pub use connection::{
-    sh, ClientError, ConnectOptions, Connection, Event, ExchangeOptions, PublishTemplate, QueueOptions, Result,
-    FRAME_MAX,
+    sh, ClientError, ConnectOptions, Connection, Event, ExchangeOptions, Login, PublishTemplate, QueueOptions, Result,
+    BROKER_INTERNAL_MECHANISM, FRAME_MAX,
 };
 pub use consumer::Consumer;
 pub use content::Content;

@@ -140,6 +140,7 @@ impl Sim {
             max_consumers_per_channel: None,
             handshake_timeout_ms: 10_000,
             default_stream_offset: Default::default(),
+            internal_secret: None,
         };
         // Small segments, so rollovers and growth happen within a short script.
         config.store.segment_bytes = 64 * 1024;

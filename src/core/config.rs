@@ -33,6 +33,47 @@ pub struct CoreConfig {
     /// RabbitMQ (the default), `first` as LavinMQ, or `last`
     /// (`default_stream_offset`, `--default-stream-offset`).
     pub default_stream_offset: DefaultStreamOffset,
+    /// The secret this start's own links (shovels, federation) log in with
+    /// over loopback (`RINGMQ-INTERNAL`); None: that mechanism is refused.
+    pub internal_secret: Option<InternalSecret>,
+}
+
+/// A secret made at each start for the broker's own AMQP clients (shovels and
+/// federation links, `src/links/`). They log in over loopback as a user of
+/// this broker without knowing its password, as RabbitMQ's links use a
+/// direct connection that needs none: an operator who changes the default
+/// user's password, or gives it only as a hash, does not break them. It is
+/// never written anywhere, logged or sent beyond loopback.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InternalSecret(std::sync::Arc<str>);
+
+impl InternalSecret {
+    /// The secret of 32 random bytes (the caller reads them: the core does
+    /// no IO), as hex.
+    pub fn from_random(bytes: [u8; 32]) -> InternalSecret {
+        use std::fmt::Write;
+        let mut s = String::with_capacity(64);
+        for b in bytes {
+            let _ = write!(s, "{b:02x}");
+        }
+        InternalSecret(s.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `given` is this secret (every byte compared: no timing hint).
+    pub fn matches(&self, given: &[u8]) -> bool {
+        let mine = self.0.as_bytes();
+        mine.len() == given.len() && mine.iter().zip(given).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}
+
+impl std::fmt::Debug for InternalSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InternalSecret(..)")
+    }
 }
 
 /// Where a stream consumer without `x-stream-offset` starts.
@@ -71,6 +112,7 @@ impl CoreConfig {
             max_consumers_per_channel: None,
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
             default_stream_offset: DefaultStreamOffset::Next,
+            internal_secret: None,
         }
     }
 }

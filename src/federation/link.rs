@@ -1,5 +1,6 @@
 //! What exchange and queue links share: the link's context, its two
-//! connections (the local one as the broker's default user, the upstream
+//! connections (the local one as the broker's default user, by the
+//! broker's internal login (`links::connect::InternalLogin`), the upstream
 //! one to the first of the upstream's URIs that answers), and how it
 //! reports.
 
@@ -10,23 +11,12 @@ use super::status::LinkKey;
 use crate::core::model::federation::Upstream;
 use crate::links::connect::{Local, LINK_HEARTBEAT_SECS};
 
-/// How the links log in to this broker. RabbitMQ's links use a direct
-/// connection as an internal user; ours cross the loopback as a client, as
-/// the default user (`--default-user`), whose password the broker knows
-/// only when given in clear (`--default-password`, the default `guest`).
-#[derive(Debug, Clone)]
-pub struct LocalLogin {
-    pub user: String,
-    pub password: Option<String>,
-}
-
 /// Everything one link needs besides its control channel.
 #[derive(Debug, Clone)]
 pub struct LinkCtx {
     pub key: LinkKey,
     pub upstream: Upstream,
     pub local: Local,
-    pub login: LocalLogin,
     /// This broker's cluster name (the upstream queue's name, loop checks).
     pub cluster: String,
     /// The policy that federates the exchange or queue.
@@ -57,29 +47,30 @@ impl LinkCtx {
             heartbeat_secs: LINK_HEARTBEAT_SECS,
             product: "ringmq federation".into(),
             connection_name: Some(self.connection_name()),
+            login: ringmq_client::Login::Plain,
         }
     }
 
-    /// The local connection, to the link's vhost.
+    /// The local connection, to the link's vhost, as the default user
+    /// (RabbitMQ's federation logs in locally as its `default_user` too).
     pub async fn connect_local(&self) -> Result<Connection, LinkError> {
-        let Some(password) = &self.login.password else {
-            return Err(LinkError::Other(format!(
-                "local: the default user {}'s password is configured as a hash only: federation links log in as that user and need it in clear",
-                self.login.user
-            )));
-        };
         let (host, port) = self.local.loopback();
+        let login = &self.local.login;
         let uri = Uri {
             host,
             port,
-            user: self.login.user.clone(),
-            password: password.clone(),
+            user: login.user.clone(),
+            password: String::new(),
             vhost: self.key.vhost.clone(),
             tls: None,
             host_given: true,
             options: Default::default(),
         };
-        Connection::connect_with(&uri, &self.options()).await.map_err(local_err)
+        let opts = ConnectOptions {
+            login: login.client_login(),
+            ..self.options()
+        };
+        Connection::connect_with(&uri, &opts).await.map_err(local_err)
     }
 
     /// The upstream connection: the first URI that answers, that URI
@@ -89,7 +80,7 @@ impl LinkCtx {
             .await
             .map_err(|e| LinkError::Connect(format!("could not connect to the upstream ({e})")))?;
         let vhost = crate::links::connect::resolve(&shown, &self.local)
-            .map(|u| u.vhost)
+            .map(|(u, _)| u.vhost)
             .unwrap_or_else(|_| self.key.vhost.clone());
         Ok((c, shown, vhost))
     }

@@ -32,12 +32,10 @@ pub mod status;
 mod supervisor;
 mod upstreams;
 
-pub use link::LocalLogin;
-
 /// The federation supervisor as a shard service (shard 0 only, started once
 /// AMQP listens, so links find this broker's listener). `login` is how the
 /// links log in here (the default user).
-pub fn services(login: LocalLogin) -> crate::shard::Services {
+pub fn services(login: crate::links::connect::InternalLogin) -> crate::shard::Services {
     crate::shard::Services::new(move |shared, info| {
         tokio::task::spawn_local(supervisor::supervise(shared, info.amqp_addr, login.clone()));
         Box::pin(async { Ok(Vec::new()) })

@@ -26,12 +26,13 @@ use tokio::task::JoinHandle;
 
 use super::bindings::BindingSet;
 use super::exchange_link::{self, ExchangeFacts};
-use super::link::{LinkCtx, LocalLogin, Report};
+use super::link::{LinkCtx, Report};
 use super::queue_link::{self, QueueFacts};
 use super::status::{Kind, LinkKey, State};
 use super::upstreams::{for_policy, VhostParams};
 use crate::core::mgmt::View;
 use crate::core::model::federation::Upstream;
+use crate::links::connect::InternalLogin;
 use crate::links::connect::Local;
 use crate::links::shown::without_credentials;
 use crate::shard::Shared;
@@ -304,7 +305,7 @@ async fn clean_up(ctx: LinkCtx) {
     }
 }
 
-pub(crate) async fn supervise(shared: Rc<Shared>, amqp_addr: SocketAddr, login: LocalLogin) {
+pub(crate) async fn supervise(shared: Rc<Shared>, amqp_addr: SocketAddr, login: InternalLogin) {
     let mut tasks: BTreeMap<LinkKey, Task> = BTreeMap::new();
     let node = crate::core::mgmt::node_name();
     loop {
@@ -355,8 +356,8 @@ pub(crate) async fn supervise(shared: Rc<Shared>, amqp_addr: SocketAddr, login: 
                     amqp_addr,
                     vhost: key.vhost.clone(),
                     node: node.clone(),
+                    login: login.clone(),
                 },
-                login: login.clone(),
                 cluster: cluster.clone(),
                 policy: w.config.policy.clone(),
             };

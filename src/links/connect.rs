@@ -3,9 +3,10 @@
 
 use std::net::SocketAddr;
 
-use ringmq_client::{ConnectOptions, Connection, Uri};
+use ringmq_client::{ConnectOptions, Connection, Login, Uri};
 
 use super::shown::without_credentials;
+use crate::core::config::InternalSecret;
 
 /// Heartbeats on a link's connections: a silent peer is noticed within 20 s.
 pub const LINK_HEARTBEAT_SECS: u16 = 10;
@@ -24,6 +25,29 @@ pub struct Local {
     pub vhost: String,
     /// RabbitMQ's node name (`x-shovelled`, the federation status).
     pub node: String,
+    /// How the links log in here.
+    pub login: InternalLogin,
+}
+
+/// How links log in to this broker: as `user` (the default user,
+/// `--default-user`), proved by this start's secret instead of the user's
+/// password (`RINGMQ-INTERNAL`, loopback only). RabbitMQ's federation logs
+/// in locally as its default user without a password too, and its shovels'
+/// `amqp://` as an internal user; a changed or hash-only default password
+/// breaks neither. The user must exist and its permissions apply.
+#[derive(Debug, Clone)]
+pub struct InternalLogin {
+    pub user: String,
+    pub secret: InternalSecret,
+}
+
+impl InternalLogin {
+    /// The client's options for it.
+    pub fn client_login(&self) -> Login {
+        Login::BrokerInternal {
+            secret: self.secret.as_str().to_owned(),
+        }
+    }
 }
 
 impl Local {
@@ -53,22 +77,32 @@ pub enum ConnectError {
     Failed(Vec<String>),
 }
 
-/// A link's URI as a client URI: `amqp://` with no host is this broker, no
-/// path is the link's vhost.
-pub fn resolve(s: &str, local: &Local) -> Result<Uri, ConnectError> {
+/// A link's URI as a client URI and how to log in with it: `amqp://` with
+/// no host is this broker, no path is the link's vhost, and no user there
+/// is [`InternalLogin`] (a user and password given are used as given).
+pub fn resolve(s: &str, local: &Local) -> Result<(Uri, Login), ConnectError> {
     let mut uri = Uri::parse(s).map_err(|e| ConnectError::BadUri {
         uri: without_credentials(s),
         why: e,
     })?;
     let after_scheme = s.split_once("://").map_or("", |(_, r)| r);
-    let after_auth = after_scheme.rsplit_once('@').map_or(after_scheme, |(_, r)| r);
+    let (auth, after_auth) = match after_scheme.rsplit_once('@') {
+        Some((a, r)) => (Some(a), r),
+        None => (None, after_scheme),
+    };
     if !after_auth.contains('/') {
         uri.vhost = local.vhost.clone();
     }
+    let mut login = Login::Plain;
     if !uri.host_given {
         (uri.host, uri.port) = local.loopback();
+        if auth.is_none() {
+            uri.user = local.login.user.clone();
+            uri.password = String::new();
+            login = local.login.client_login();
+        }
     }
-    Ok(uri)
+    Ok((uri, login))
 }
 
 /// Connects to the first of `uris` that answers: the connection and the URI
@@ -79,13 +113,13 @@ pub async fn connect(
     opts: &ConnectOptions,
 ) -> Result<(Connection, String), ConnectError> {
     let parsed = uris.iter().map(|u| resolve(u, local)).collect::<Result<Vec<_>, _>>()?;
-    match ringmq_client::reconnect::connect_first(&parsed, opts).await {
-        Ok((c, i)) => Ok((c, without_credentials(&uris[i]))),
-        Err(errors) => Err(ConnectError::Failed(
-            errors
-                .into_iter()
-                .map(|(i, e)| format!("{}: {e}", without_credentials(&uris[i])))
-                .collect(),
-        )),
+    let mut errors = Vec::new();
+    for (i, (uri, login)) in parsed.into_iter().enumerate() {
+        let opts = ConnectOptions { login, ..opts.clone() };
+        match Connection::connect_with(&uri, &opts).await {
+            Ok(c) => return Ok((c, without_credentials(&uris[i]))),
+            Err(e) => errors.push(format!("{}: {e}", without_credentials(&uris[i]))),
+        }
     }
+    Err(ConnectError::Failed(errors))
 }

@@ -58,6 +58,7 @@ async fn connect(
         heartbeat_secs: LINK_HEARTBEAT_SECS,
         product: "ringmq shovel".into(),
         connection_name: Some(format!("Shovel {name}")),
+        login: ringmq_client::Login::Plain,
     };
     crate::links::connect::connect(uris, local, &opts)
         .await

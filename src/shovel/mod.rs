@@ -23,9 +23,9 @@ mod supervisor;
 
 /// The shovel supervisor as a shard service (shard 0 only, started once AMQP
 /// listens, so a shovel to `amqp://` finds this broker's listener).
-pub fn services() -> crate::shard::Services {
+pub fn services(login: crate::links::connect::InternalLogin) -> crate::shard::Services {
     crate::shard::Services::new(move |shared, info| {
-        tokio::task::spawn_local(supervisor::supervise(shared, info.amqp_addr));
+        tokio::task::spawn_local(supervisor::supervise(shared, info.amqp_addr, login.clone()));
         Box::pin(async { Ok(Vec::new()) })
     })
 }

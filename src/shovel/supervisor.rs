@@ -21,6 +21,7 @@ use super::link::{self, Local, Report};
 use super::status::{now_secs, ShovelKey, State, Status};
 use crate::core::mgmt::View;
 use crate::core::model::shovel::ShovelDef;
+use crate::links::connect::InternalLogin;
 use crate::shard::Shared;
 
 /// How often the parameters are looked at.
@@ -32,7 +33,7 @@ struct Task {
     handle: JoinHandle<()>,
 }
 
-pub(crate) async fn supervise(shared: Rc<Shared>, amqp_addr: SocketAddr) {
+pub(crate) async fn supervise(shared: Rc<Shared>, amqp_addr: SocketAddr, login: InternalLogin) {
     let mut tasks: BTreeMap<ShovelKey, Task> = BTreeMap::new();
     loop {
         let finished = std::mem::take(&mut shared.shovels.borrow_mut().finished);
@@ -85,6 +86,7 @@ pub(crate) async fn supervise(shared: Rc<Shared>, amqp_addr: SocketAddr) {
                 amqp_addr,
                 vhost: key.0.clone(),
                 node: crate::core::mgmt::node_name(),
+                login: login.clone(),
             };
             let handle = tokio::task::spawn_local(run(shared.clone(), key.clone(), def, local));
             tasks.insert(key, Task { value, handle });

@@ -26,6 +26,12 @@ pub const MECHANISMS: &[u8] = b"PLAIN AMQPLAIN";
 /// then too).
 pub const MECHANISMS_WITH_EXTERNAL: &[u8] = b"PLAIN AMQPLAIN EXTERNAL";
 
+/// The broker's own links' mechanism (`ringmq_client::Login::BrokerInternal`):
+/// never announced, accepted only over loopback with this start's secret
+/// (`CoreConfig::internal_secret`). Its response is PLAIN's, the secret in
+/// place of the password.
+pub const INTERNAL_MECHANISM: &str = "RINGMQ-INTERNAL";
+
 /// What a connection's TLS client certificate offers SASL EXTERNAL. The io
 /// layer reads it from the certificate its TLS verified (`handle_peer_certificate`);
 /// the core never sees the certificate.
@@ -271,6 +277,28 @@ impl Users {
 }
 
 impl Users {
+    /// [`INTERNAL_MECHANISM`]: `user` without its password, proved by
+    /// `secret` (this start's, `expected`) from loopback only. The user must
+    /// exist: RabbitMQ's federation links log in so as its default user
+    /// (`check_user_login` without a password). `Err` carries the reason for
+    /// the log.
+    pub fn authenticate_internal(
+        &self,
+        username: &str,
+        secret: &[u8],
+        expected: Option<&crate::core::config::InternalSecret>,
+        peer_is_loopback: bool,
+    ) -> Result<&User, &'static str> {
+        let expected = expected.ok_or("the internal mechanism is off")?;
+        if !peer_is_loopback {
+            return Err("the internal mechanism is for loopback connections only");
+        }
+        if !expected.matches(secret) {
+            return Err("wrong internal secret");
+        }
+        self.users.get(username).ok_or("no such user")
+    }
+
     /// SASL EXTERNAL: the certificate's name must be a user's (no password is
     /// asked: the TLS handshake proved the key). `Err` carries the reason for
     /// the log, as [`Users::authenticate`]'s.
@@ -400,6 +428,35 @@ mod tests {
     }
 
     const GUEST_HASH_SALT_908DC60A: &str = "kI3GCrswBLNZQzHJJ95QLoyfAVooYhnvf7jbqiW9BjOYUloe";
+
+    #[test]
+    fn internal_login_needs_the_secret_loopback_and_the_user() {
+        let mut users = Users::default();
+        users.insert(User::new("guest", "guest", [1, 2, 3, 4], false));
+        let secret = crate::core::config::InternalSecret::from_random([7; 32]);
+        let ok = |u: &str, s: &str, on: Option<&_>, lo| {
+            users
+                .authenticate_internal(u, s.as_bytes(), on, lo)
+                .map(|u| u.name.clone())
+        };
+        assert_eq!(
+            ok("guest", secret.as_str(), Some(&secret), true),
+            Ok("guest".to_owned())
+        );
+        assert_eq!(
+            ok("guest", secret.as_str(), None, true),
+            Err("the internal mechanism is off")
+        );
+        assert!(
+            ok("guest", secret.as_str(), Some(&secret), false).is_err(),
+            "not from outside"
+        );
+        assert_eq!(ok("guest", "guest", Some(&secret), true), Err("wrong internal secret"));
+        let mut shorter = secret.as_str().to_owned();
+        shorter.pop();
+        assert_eq!(ok("guest", &shorter, Some(&secret), true), Err("wrong internal secret"));
+        assert_eq!(ok("nobody", secret.as_str(), Some(&secret), true), Err("no such user"));
+    }
 
     #[test]
     fn users_file_round_trips() {

@@ -6,7 +6,7 @@ use ringmq_codec::{
     ConnectionUpdateSecretOk, Frame, Method, ReplyCode, FRAME_MIN_SIZE,
 };
 
-use crate::core::access::auth::parse_response;
+use crate::core::access::auth::{parse_response, INTERNAL_MECHANISM};
 use crate::core::amqp::broker::Broker;
 use crate::core::amqp::channel::{Channel, ChannelState};
 use crate::core::amqp::connection::{ClientCapabilities, ConnState, Connection};
@@ -38,6 +38,20 @@ impl Broker {
                         _ => String::new(),
                     };
                     (login.map_err(|why| (user, why)), "EXTERNAL")
+                } else if m.mechanism.as_str() == INTERNAL_MECHANISM {
+                    let Some((user, secret)) = parse_response("PLAIN", m.response) else {
+                        return Err(connection_error(
+                            ReplyCode::AccessRefused,
+                            format!("malformed response for mechanism {INTERNAL_MECHANISM}"),
+                        ));
+                    };
+                    let login = self.users.authenticate_internal(
+                        user,
+                        secret.as_bytes(),
+                        self.config.internal_secret.as_ref(),
+                        conn.peer_is_loopback,
+                    );
+                    (login.map_err(|why| (user.to_owned(), why)), INTERNAL_MECHANISM)
                 } else {
                     let Some((user, pass)) = parse_response(&m.mechanism, m.response) else {
                         return Err(connection_error(
