@@ -33,7 +33,7 @@ use tokio::sync::watch;
 use super::bindings::{Binder, BindingSet};
 use super::headers::Hop;
 use super::link::{exists_or_reopen, LinkCtx, Report};
-use super::pump::{local_err, up_err, LinkError, LoopCheck, Pump, Target};
+use super::pump::{local_err, up_err, LinkError, LoopCheck, Pump, Republish, Target};
 use crate::core::model::exchange::federation_upstream::{DOWNSTREAM_NAME_ARG, DOWNSTREAM_VHOST_ARG, MAX_HOPS_ARG};
 use crate::core::model::shovel::AckMode;
 
@@ -237,9 +237,14 @@ pub async fn run_once(
     };
     report.running(&ctx.connection_name());
     let target = Target::Exchange(ctx.key.name.clone());
-    let mut pump = Pump::new(up, local, consumer, local_ch, up_cfg.ack_mode, hop, target, Some(check));
+    let forward = Republish {
+        hop,
+        target,
+        check: Some(check),
+    };
+    let mut pump = Pump::new((up, consumer), (local, local_ch), up_cfg.ack_mode, forward, None);
     loop {
-        pump.drain()?;
+        pump.drain(|_| {})?;
         pump.flush().await?;
         tokio::select! {
             r = pump.wait() => r?,
@@ -253,7 +258,7 @@ pub async fn run_once(
                 {
                     if let Some(a) = binder.arguments(args) {
                         let m = bind_method(&helper, &up_x, key, &a, unbind)?;
-                        pump.up.push_method(ch, &m);
+                        pump.src.push_method(ch, &m);
                     }
                 }
                 have = want;

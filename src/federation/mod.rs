@@ -13,7 +13,7 @@
 //! | `exchange_link.rs` | one run of an exchange link: the upstream queue and helper exchange, bindings kept in sync |
 //! | `bindings.rs` | the downstream's bindings as the upstream gets them (`x-bound-from`, hops) |
 //! | `queue_link.rs` | one run of a queue link: consume upstream only while the local queue wants messages |
-//! | `pump.rs` | deliveries republished locally, acked upstream by the ack mode; the downstream loop check |
+//! | `pump.rs` | what the shared pump (`links::pump`) does with a delivery: republished locally with its hop, or dropped by the downstream loop check |
 //! | `headers.rs` | `x-received-from` (and a queue link's visit count), `user_id` unless trusted |
 //! | `status.rs` | each link's state for `GET /api/federation-links` (RabbitMQ's shape) |
 //!

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::headers::Hop;
 use super::link::{exists_or_reopen, LinkCtx, Report};
-use super::pump::{local_err, up_err, LinkError, Pump, Target};
+use super::pump::{local_err, up_err, LinkError, Pump, Republish, Target};
 use crate::core::model::shovel::AckMode;
 
 /// What the link declares the upstream queue with when it is missing there.
@@ -98,17 +98,22 @@ pub async fn run_once(
     let hop = Hop::queue(&uri, &up_q, &up_vhost, up_cfg.trust_user_id);
     report.running(&ctx.connection_name());
     let target = Target::Queue(ctx.key.name.clone());
-    let mut pump = Pump::new(up, local, consumer, local_ch, up_cfg.ack_mode, hop, target, None);
+    let forward = Republish {
+        hop,
+        target,
+        check: None,
+    };
+    let mut pump = Pump::new((up, consumer), (local, local_ch), up_cfg.ack_mode, forward, None);
     let mut consuming = false;
     loop {
         let want = *run.borrow_and_update();
         if want != consuming {
             let m = consume_or_cancel(&up_q, &tag, no_ack, &args, want)?;
-            pump.up.push_method(ch, &m);
+            pump.src.push_method(ch, &m);
             consuming = want;
             report.consuming(&tag, want);
         }
-        pump.drain()?;
+        pump.drain(|_| {})?;
         pump.flush().await?;
         tokio::select! {
             r = pump.wait() => r?,

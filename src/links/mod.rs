@@ -5,9 +5,11 @@
 //! | file | what |
 //! |---|---|
 //! | `connect.rs` | a link's URIs as client URIs (`amqp://` with no host is this broker), connecting to the first that answers |
+//! | `pump.rs` | deliveries from the source republished on the destination, acked at the source by the ack mode; what each becomes is the link's |
 //! | `shown.rs` | what the status APIs show: URIs without credentials, RabbitMQ's timestamps |
 
 pub mod connect;
+pub mod pump;
 pub mod shown;
 
 use ringmq_client::Event;

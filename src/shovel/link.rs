@@ -1,22 +1,16 @@
 //! One shovel's run: connect both ends, declare what it needs, then move
-//! messages until an end fails or `src-delete-after` is reached.
-//!
-//! The loop never cancels a write: each turn drains what both connections
-//! already received, flushes both, and only then waits (on either socket, or
-//! the next heartbeat). With `on-confirm` a source delivery is acknowledged
-//! only when the destination's confirm for its publish arrives; on any failure
-//! both connections are dropped, and the source requeues what was not
-//! acknowledged (at least once: a message confirmed but whose ack was lost is
-//! moved again; nothing marks the copy at the destination).
+//! messages with the links' pump (`links::pump`: how each turn drains,
+//! flushes and waits, and the ack modes) until an end fails or
+//! `src-delete-after` is reached. After a crash of this broker a message
+//! may be moved twice; the copy is flagged (`x-shovelled`'s `redelivered`).
 
-use std::time::Instant;
-
-use ringmq_client::{ClientError, Confirms, ConnectOptions, Connection, Consumer, Event, Outcome, QueueOptions};
+use ringmq_client::{ClientError, ConnectOptions, Connection, Consumer, Content, QueueOptions};
 
 use super::message::{BadProperties, Rewrite};
 use crate::core::model::shovel::{AckMode, DeleteAfter, ShovelDef, ShovelDest, ShovelSource};
 pub use crate::links::connect::Local;
 use crate::links::connect::{ConnectError, LINK_HEARTBEAT_SECS};
+use crate::links::pump::{End, Fate, Forward, Pump, PumpError};
 use crate::links::shown::without_credentials;
 
 /// Why a run ended.
@@ -149,53 +143,23 @@ async fn setup_dest(c: &mut Connection, def: &ShovelDef) -> Result<u16, LinkErro
     Ok(ch)
 }
 
-/// The moving part of a run, both ends set up.
-struct Pump<'a> {
+/// A shovel's part of the pump (`links::pump`): each delivery's properties
+/// rewritten (`dest-publish-properties`, forward and timestamp headers) and
+/// published where `dest-*` says.
+struct Shovelled<'a> {
     def: &'a ShovelDef,
-    src: Connection,
-    dest: Connection,
-    consumer: Consumer,
-    dest_ch: u16,
     rewrite: Rewrite,
-    /// Source delivery tags of publishes the destination has not confirmed.
-    confirms: Confirms<u64>,
-    settled: Vec<(u64, Outcome)>,
-    /// Source tags confirmed this turn, acked together at its end.
-    to_ack: Vec<u64>,
-    props: Vec<u8>,
-    /// Messages forwarded (published; with on-confirm, confirmed) and the
-    /// most to forward.
-    moved: u64,
-    published: u64,
-    limit: Option<u64>,
 }
 
-impl Pump<'_> {
-    fn done(&self) -> bool {
-        self.limit.is_some_and(|l| self.moved >= l)
-    }
+impl Forward for Shovelled<'_> {
+    type Error = LinkError;
 
-    fn on_src(&mut self, ev: Event) -> Result<(), LinkError> {
-        let delivery_tag = match crate::links::consumed(&ev) {
-            crate::links::Consumed::Delivery(tag) => tag,
-            // The source queue was deleted.
-            crate::links::Consumed::Cancelled => return Err(LinkError::Cancelled),
-            crate::links::Consumed::Other => return Ok(()),
-        };
-        let content = self.src.take_content().expect("content kept for every delivery");
-        let no_ack = self.def.ack_mode == AckMode::NoAck;
-        if !no_ack && self.limit.is_some_and(|l| self.published >= l) {
-            // Past src-delete-after: left unacknowledged, requeued at close.
-            // (With no-ack the source let go of it already: it is moved, so
-            // a no-ack shovel may move a few past its limit rather than lose them.)
-            return Ok(());
-        }
-        self.consumer.handle_delivery(delivery_tag).map_err(src_err)?;
+    fn forward<'a>(&'a self, content: &'a Content, props: &mut Vec<u8>) -> Result<Fate<'a>, LinkError> {
         self.rewrite.apply(
             &content.properties_raw,
             content.redelivered,
             crate::links::shown::now_secs(),
-            &mut self.props,
+            props,
         )?;
         let (exchange, key) = match &self.def.dest {
             ShovelDest::Queue(q) => ("", q.as_str()),
@@ -205,88 +169,35 @@ impl Pump<'_> {
             ShovelDest::AsPublished => (content.exchange.as_str(), content.routing_key.as_str()),
             ShovelDest::Http => unreachable!("an HTTP destination runs http_dest::run"),
         };
-        (self.dest)
-            .push_publish_raw(self.dest_ch, exchange, key, &self.props, &content.body)
-            .map_err(dest_err)?;
-        self.published += 1;
-        match self.def.ack_mode {
-            AckMode::OnConfirm => {
-                self.confirms.handle_publish(delivery_tag);
-            }
-            AckMode::OnPublish => {
-                // Acked after the publish is flushed: the next flush of the
-                // source follows the destination's (see `run`).
-                self.consumer.push_ack(&mut self.src, delivery_tag, false);
-                self.moved += 1;
-            }
-            AckMode::NoAck => self.moved += 1,
-        }
-        Ok(())
+        Ok(Fate::Publish { exchange, key })
     }
+}
 
-    fn on_dest(&mut self, ev: Event, report: &mut dyn Report) {
-        let (tag, multiple, outcome) = match ev {
-            Event::Ack {
-                delivery_tag, multiple, ..
-            } => (delivery_tag, multiple, Outcome::Ack),
-            Event::Nack {
-                delivery_tag, multiple, ..
-            } => (delivery_tag, multiple, Outcome::Nack),
-            Event::Blocked => return report.blocked(true),
-            Event::Unblocked => return report.blocked(false),
-            _ => return,
-        };
-        self.confirms.handle_confirm(tag, multiple, outcome, &mut self.settled);
-        for (src_tag, outcome) in self.settled.drain(..) {
-            match outcome {
-                Outcome::Ack => {
-                    self.to_ack.push(src_tag);
-                    self.moved += 1;
-                }
-                // As RabbitMQ's shovel: what the destination refused is
-                // rejected at the source (dead-lettered if it has a DLX).
-                Outcome::Nack => {
-                    self.consumer.push_nack(&mut self.src, src_tag, false, false);
-                    // Settled too: src-delete-after counts it.
-                    self.moved += 1;
-                }
-            }
+impl From<PumpError> for LinkError {
+    fn from(e: PumpError) -> LinkError {
+        match e {
+            PumpError::Client {
+                end: End::Source,
+                source,
+            } => src_err(source),
+            PumpError::Client {
+                end: End::Destination,
+                source,
+            } => dest_err(source),
+            PumpError::Cancelled => LinkError::Cancelled,
         }
     }
+}
 
-    async fn run(&mut self, report: &mut dyn Report) -> Result<(), LinkError> {
-        loop {
-            while let Some(ev) = self.dest.next_event().map_err(dest_err)? {
-                self.on_dest(ev, report);
-            }
-            // One multiple ack for a turn's confirms, when they are in order.
-            self.consumer.push_acks(&mut self.src, &mut self.to_ack);
-            while let Some(ev) = self.src.next_event().map_err(src_err)? {
-                self.on_src(ev)?;
-            }
-            // The destination first: an on-publish ack leaves only after
-            // its publish did.
-            self.dest.flush().await.map_err(dest_err)?;
-            self.src.flush().await.map_err(src_err)?;
-            if self.done() {
-                return Ok(());
-            }
-            let deadline = match (self.src.heartbeat_deadline(), self.dest.heartbeat_deadline()) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => a
-                    .or(b)
-                    .unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600)),
-            };
-            tokio::select! {
-                r = self.src.fill() => r.map_err(src_err)?,
-                r = self.dest.fill() => r.map_err(dest_err)?,
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    let now = Instant::now();
-                    self.src.poll_heartbeat(now).map_err(src_err)?;
-                    self.dest.poll_heartbeat(now).map_err(dest_err)?;
-                }
-            }
+/// Moves messages until an end fails or the limit is reached.
+async fn pump(pump: &mut Pump<Shovelled<'_>>, report: &mut dyn Report) -> Result<(), LinkError> {
+    loop {
+        pump.drain(|blocked| report.blocked(blocked))?;
+        pump.flush().await?;
+        if pump.done() {
+            return Ok(());
         }
+        pump.wait().await?;
     }
 }
 
@@ -307,24 +218,16 @@ pub async fn run_once(def: &ShovelDef, name: &str, local: &Local, report: &mut d
     let dest_ch = setup_dest(&mut dest, def).await?;
     report.running(&src_uri, &dest_uri);
     let rewrite = Rewrite::new(def, &local.vhost, name, &local.node, &src_uri, &dest_uri);
-    let mut pump = Pump {
-        def,
-        src,
-        dest,
-        consumer,
-        dest_ch,
-        rewrite,
-        confirms: Confirms::default(),
-        settled: Vec::new(),
-        to_ack: Vec::new(),
-        props: Vec::new(),
-        moved: 0,
-        published: 0,
+    let mut p = Pump::new(
+        (src, consumer),
+        (dest, dest_ch),
+        def.ack_mode,
+        Shovelled { def, rewrite },
         limit,
-    };
-    pump.run(report).await?;
+    );
+    pump(&mut p, report).await?;
     // Done: close both ends cleanly (the source requeues what was past the limit).
-    let Pump { src, dest, .. } = pump;
+    let (src, dest) = p.into_connections();
     let _ = src.close().await;
     let _ = dest.close().await;
     Ok(())
