@@ -175,22 +175,23 @@ fn wanted(shared: &Shared) -> (BTreeMap<LinkKey, Wanted>, String) {
 /// (its consumers and counts are there). True while the queue has a
 /// consumer of its own (priority 0 or more: not another link's) and no
 /// ready message.
-async fn queues_wanting(shared: &Shared) -> BTreeMap<(String, String), bool> {
-    let job = Arc::new(|s: &Shared| {
+async fn queues_wanting(shared: &Shared, queues: Vec<(String, String)>) -> BTreeMap<(String, String), bool> {
+    // Each shard looks up the federated queues by name (a broker with many
+    // queues and a few federated ones pays for the few).
+    let queues = Arc::new(queues);
+    let job = Arc::new(move |s: &Shared| {
         let b = s.broker.borrow();
         let view = View::of(&b);
         let mut out = Vec::new();
-        for vhost in view.vhosts() {
-            for q in vhost.queues() {
-                if q.owner() != view.shard() || !q.policy_definition().is_some_and(has_federation) {
-                    continue;
-                }
-                let consumers = q.consumers().any(|c| c.priority() >= 0);
-                out.push((
-                    (vhost.name().to_owned(), q.name().to_owned()),
-                    consumers && q.ready() == 0,
-                ));
+        for (vhost, name) in queues.iter() {
+            let Some(q) = view.vhost(vhost).and_then(|v| v.queue(name)) else {
+                continue;
+            };
+            if q.owner() != view.shard() {
+                continue;
             }
+            let consumers = q.consumers().any(|c| c.priority() >= 0);
+            out.push(((vhost.clone(), name.clone()), consumers && q.ready() == 0));
         }
         out
     });
@@ -310,8 +311,15 @@ pub(crate) async fn supervise(shared: Rc<Shared>, amqp_addr: SocketAddr, login: 
     let node = crate::core::mgmt::node_name();
     loop {
         let (mut wanted, cluster) = wanted(&shared);
-        let wanting = if wanted.keys().any(|k| k.kind == Kind::Queue) {
-            queues_wanting(&shared).await
+        // A queue with several upstreams is asked about once.
+        let federated: Vec<(String, String)> = (wanted.keys())
+            .filter(|k| k.kind == Kind::Queue)
+            .map(|k| (k.vhost.clone(), k.name.clone()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let wanting = if !federated.is_empty() {
+            queues_wanting(&shared, federated).await
         } else {
             BTreeMap::new()
         };
