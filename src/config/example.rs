@@ -19,6 +19,10 @@ const SECTIONS: &[(Section, &str)] = &[
         Section::Mgmt,
         "The management HTTP API and the Prometheus metrics listener (LavinMQ's [http] is read as this section).",
     ),
+    (
+        Section::Mqtt,
+        "The MQTT 3.1.1 listener: sessions publish to and subscribe on an exchange of a vhost, beside AMQP clients.",
+    ),
     (Section::Clustering, "Replication between brokers."),
 ];
 

@@ -244,9 +244,19 @@ impl Session {
         if self.state == State::Closed {
             return;
         }
+        // What came before (a PUBLISH before DISCONNECT) is the broker's first.
+        if self.state != State::AwaitingConnect {
+            self.flush(b, id, now_ms);
+        }
         if self.state == State::Open {
             self.publish_will(b, now_ms);
         }
+        self.end(b, id);
+    }
+
+    /// Closed: nothing more goes to the broker, the client id is free, and
+    /// the io layer closes the socket once the output is written.
+    fn end(&mut self, b: &mut Broker, id: ConnId) {
         self.state = State::Closed;
         self.to_broker.clear();
         self.unregister(b, id);
@@ -264,7 +274,7 @@ impl Session {
         };
         mq::encode(&Packet::ConnAck(ack), self.version.min(Version::V3_1_1), &mut self.out);
         self.will = None;
-        self.close(b, id, 0);
+        self.end(b, id);
     }
 
     /// Publishes the will, as the client would have published it.
