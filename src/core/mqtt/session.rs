@@ -122,6 +122,13 @@ impl Session {
             return 0; // the broker is not taking this connection's input yet
         }
         let mut pos = 0;
+        if self.state == State::AwaitingConnect && input.first().is_some_and(|&b| b != CONNECT_BYTE) {
+            // Not MQTT (an HTTP request, AMQP's header): refused at its first
+            // byte, not after the length that byte's neighbours make up.
+            tracing::info!("MQTT connection closed: the first packet is not CONNECT");
+            self.end(b, id);
+            return input.len();
+        }
         while pos < input.len() && self.state != State::Closed {
             let max = match self.state {
                 State::AwaitingConnect => UNAUTHENTICATED.min(self.settings.max_packet_bytes),
@@ -300,6 +307,9 @@ impl Session {
         }
     }
 }
+
+/// A CONNECT's first byte (type 1, flags 0).
+const CONNECT_BYTE: u8 = 0x10;
 
 /// See [`super::UNAUTHENTICATED_PACKET_BYTES_MAX`].
 const UNAUTHENTICATED: usize = super::UNAUTHENTICATED_PACKET_BYTES_MAX;
