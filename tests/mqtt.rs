@@ -212,3 +212,19 @@ fn rumqttc_publishes_and_receives_at_qos1() {
         client.disconnect().await.unwrap();
     });
 }
+
+#[test]
+fn the_api_lists_mqtt_connections() {
+    let Some(b) = broker() else { return };
+    let port = b.mqtt_port();
+    let _c = Client::guest(port, "listed");
+    let api = common::http::Api::new(b.http_url(), "guest", "guest");
+    let conns = api.ok("/api/connections");
+    let list = conns.as_array().expect("a list");
+    assert_eq!(list.len(), 1, "{conns}");
+    let c = &list[0];
+    assert_eq!(c["protocol"], "MQTT 3.1.1", "{c}");
+    assert_eq!(c["user"], "guest");
+    assert_eq!(c["vhost"], "/");
+    assert_eq!(c["port"], port, "{c}");
+}

@@ -126,6 +126,20 @@ pub(crate) fn serve_connection(
         if conn.tls.is_none() && conn.mqtt.is_none() && matches!(stream, crate::sys::stream::Stream::Tcp(_)) {
             b.allow_hand_off(id);
         }
+        if conn.mqtt.is_some() {
+            // The API's connection list names its protocol and listener port
+            // (the map that names AMQP over WebSocket's).
+            let port = match &stream {
+                crate::sys::stream::Stream::Tcp(s) => s.local_addr().ok().map(|a| a.port()),
+                crate::sys::stream::Stream::Unix(_) => None,
+            };
+            let via = crate::shard::StreamVia {
+                protocol: MQTT_PROTOCOL,
+                port,
+                tls: false,
+            };
+            shared.stream_conns.borrow_mut().insert(id, via);
+        }
         id
     };
     // Each kind split into its owned halves: no lock between reader and writer.
@@ -201,6 +215,9 @@ struct Conn {
     tls: Tls,
     mqtt: Mqtt,
 }
+
+/// The API's `protocol` of an MQTT connection.
+const MQTT_PROTOCOL: &str = "MQTT 3.1.1";
 
 /// An MQTT listener's connection: its session, between the socket and the core.
 type Mqtt = Option<Rc<RefCell<MqttSession>>>;
@@ -321,9 +338,11 @@ where
         }
         match mqtt {
             // The will, then the broker's part.
-            Some(m) => m
-                .borrow_mut()
-                .handle_disconnect(&mut shared.broker.borrow_mut(), id, crate::io::now_ms()),
+            Some(m) => {
+                m.borrow_mut()
+                    .handle_disconnect(&mut shared.broker.borrow_mut(), id, crate::io::now_ms());
+                shared.stream_conns.borrow_mut().remove(&id);
+            }
             None => shared.broker.borrow_mut().handle_disconnect(id),
         }
         shared.after_core_call();
