@@ -269,6 +269,6 @@ mod tests {
         // --shards is in effect: no "not in effect" mark after its default.
         assert!(Config::help_text().contains("docs/shards.md) (default: 1)\n"));
         // The HTTPS port is in effect: shown and set like the others.
-        assert!(text.contains("\ntls_port = -1\n\n[clustering]"), "{text}");
+        assert!(text.contains("\ntls_port = -1\n\n[mqtt]"), "{text}");
     }
 }
