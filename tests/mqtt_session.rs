@@ -261,3 +261,57 @@ fn a_second_connect_with_the_client_id_takes_over() {
     second.send(&ringmq_mqtt_codec::Packet::PingReq);
     assert_eq!(second.recv(WAIT), Some(Got::PingResp));
 }
+
+#[test]
+fn a_persistent_session_keeps_its_subscriptions_and_messages_across_a_restart() {
+    let Some(mut b) = broker() else { return };
+    let port = b.mqtt_port();
+    let login = Login {
+        clean: false,
+        ..Login::guest("keeper")
+    };
+    let (mut c, code) = Client::connect(port, &login);
+    assert_eq!((code, c.session_present), (0, false));
+    assert_eq!(c.subscribe(1, &[("keep/+", 1), ("zero/t", 0)]), vec![1, 0]);
+    c.disconnect();
+    // Offline: the QoS 1 message waits in the session's durable queue.
+    let mut publ = Client::guest(port, "p");
+    publ.publish("keep/a", b"while away", 1, 1);
+    assert_eq!(publ.recv(WAIT), Some(Got::PubAck(1)));
+    drop(publ);
+    b.restart();
+    let port = b.mqtt_port();
+    let (mut c, code) = Client::connect(port, &login);
+    assert_eq!((code, c.session_present), (0, true));
+    match c.recv(WAIT) {
+        Some(Got::Publish {
+            topic,
+            payload,
+            qos: 1,
+            packet_id: Some(pid),
+            ..
+        }) => {
+            assert_eq!((topic.as_str(), payload.as_slice()), ("keep/a", &b"while away"[..]));
+            c.puback(pid);
+        }
+        other => panic!("the message kept for the session: {other:?}"),
+    }
+    // The subscription too, and UNSUBSCRIBE of one from the earlier connection.
+    c.unsubscribe(2, &["zero/t"]);
+    let mut publ = Client::guest(port, "p");
+    publ.publish("zero/t", b"unsubscribed", 0, 0);
+    publ.publish("keep/b", b"live", 0, 0);
+    match c.recv(WAIT) {
+        Some(Got::Publish { topic, .. }) => assert_eq!(topic, "keep/b"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.recv(Duration::from_millis(300)), None, "zero/t after UNSUBSCRIBE");
+    c.disconnect();
+    // A clean session with the id discards it.
+    let (c, code) = Client::connect(port, &Login::guest("keeper"));
+    assert_eq!((code, c.session_present), (0, false));
+    c.disconnect();
+    let (c, code) = Client::connect(port, &login);
+    assert_eq!((code, c.session_present), (0, false), "the clean session discarded it");
+    c.disconnect();
+}

@@ -33,6 +33,8 @@ pub enum Got {
 pub struct Client {
     s: TcpStream,
     buf: Vec<u8>,
+    /// CONNACK's session present flag.
+    pub session_present: bool,
 }
 
 /// A CONNECT's fields.
@@ -42,6 +44,8 @@ pub struct Login<'a> {
     pub password: Option<&'a str>,
     pub keepalive_secs: u16,
     pub will: Option<(&'a str, &'a [u8])>,
+    /// A clean session (false: a persistent one).
+    pub clean: bool,
 }
 
 impl<'a> Login<'a> {
@@ -52,6 +56,7 @@ impl<'a> Login<'a> {
             password: Some("guest"),
             keepalive_secs: 60,
             will: None,
+            clean: true,
         }
     }
 }
@@ -63,7 +68,11 @@ impl Client {
     pub fn open(port: u16) -> Client {
         let s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the MQTT listener");
         s.set_nodelay(true).unwrap();
-        Client { s, buf: Vec::new() }
+        Client {
+            s,
+            buf: Vec::new(),
+            session_present: false,
+        }
     }
 
     /// Connects and sends CONNECT; returns the CONNACK code.
@@ -78,7 +87,7 @@ impl Client {
         });
         let p = Packet::Connect(mq::Connect {
             version: Version::V3_1_1,
-            clean_start: true,
+            clean_start: login.clean,
             keep_alive_secs: login.keepalive_secs,
             properties: Default::default(),
             client_id: login.client_id,
@@ -87,6 +96,13 @@ impl Client {
             password: login.password.map(str::as_bytes),
         });
         c.send(&p);
+        c.s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut head = [0u8; 4];
+        if c.s.read_exact(&mut head).is_err() {
+            panic!("no CONNACK");
+        }
+        c.session_present = head[0] == 0x20 && head[2] & 1 == 1;
+        c.buf.extend_from_slice(&head);
         match c.recv(WAIT) {
             Some(Got::ConnAck(code)) => (c, code),
             other => panic!("expected CONNACK, got {other:?}"),

@@ -10,7 +10,7 @@
 use ringmq_codec::{
     encode_content, encode_method, short, BasicAck, BasicConsume, BasicProperties, BasicPublish, BasicQos, ChannelOpen,
     ConfirmSelect, ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, FieldTable, FieldValue, Method, QueueBind,
-    QueueDeclare, QueueUnbind, ShortStr, Table, PROTOCOL_HEADER,
+    QueueDeclare, QueueDelete, QueueUnbind, ShortStr, Table, PROTOCOL_HEADER,
 };
 
 /// QoS 0 publishes, the subscription queues' methods and their deliveries.
@@ -122,15 +122,16 @@ pub(super) fn publish(
     encode_content(out, channel, 60, properties, body, frame_max);
 }
 
-/// The session's subscription queue: exclusive (a clean session's: it goes
-/// with the connection), then consumed (QoS 0 without acks).
-pub(super) fn declare_and_consume(out: &mut Vec<u8>, queue: ShortStr<'_>, qos: u8) {
+/// The session's subscription queue, then consumed (QoS 0 without acks):
+/// a persistent session's is durable (it outlives the connection and the
+/// broker), a clean one's exclusive (it goes with the connection).
+pub(super) fn declare_and_consume(out: &mut Vec<u8>, queue: ShortStr<'_>, qos: u8, persistent: bool) {
     let declare = Method::QueueDeclare(QueueDeclare {
         ticket: 0,
         queue,
         passive: false,
-        durable: false,
-        exclusive: true,
+        durable: persistent,
+        exclusive: !persistent,
         auto_delete: false,
         no_wait: false,
         arguments: Table::EMPTY,
@@ -147,6 +148,18 @@ pub(super) fn declare_and_consume(out: &mut Vec<u8>, queue: ShortStr<'_>, qos: u
         arguments: Table::EMPTY,
     });
     encode_method(out, CH_MAIN, &consume);
+}
+
+/// queue.delete: a persistent session a clean one replaces.
+pub(super) fn delete_queue(out: &mut Vec<u8>, queue: ShortStr<'_>) {
+    let m = Method::QueueDelete(QueueDelete {
+        ticket: 0,
+        queue,
+        if_unused: false,
+        if_empty: false,
+        no_wait: false,
+    });
+    encode_method(out, CH_MAIN, &m);
 }
 
 /// queue.bind (`bind`) or queue.unbind of `queue` to `exchange` with `key`.

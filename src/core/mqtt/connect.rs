@@ -1,7 +1,8 @@
 //! CONNECT: the protocol level, the client id, the credentials (a user name
 //! `vhost:user` or `user`, the password checked as AMQP's PLAIN is), the
-//! keepalive, the will, and the takeover of a session with the same client
-//! id in the vhost. CONNACK 0 goes out once the broker opened the
+//! keepalive, the will, the takeover of a session with the same client id
+//! in the vhost, and a persistent session resumed (or discarded by a clean
+//! one). CONNACK 0 goes out once the broker opened the
 //! connection (`translate`); a refusal goes out at once.
 
 use mq::reason::v3;
@@ -31,12 +32,9 @@ impl Session {
             return self.refuse(b, id, v3::UNACCEPTABLE_PROTOCOL_VERSION);
         }
         self.version = c.version;
-        if !c.clean_start {
-            // Persistent sessions are step 3 of docs/mqtt.md.
-            tracing::info!(
-                client_id = c.client_id,
-                "MQTT connection refused: only clean sessions are supported"
-            );
+        if !c.clean_start && c.client_id.is_empty() {
+            // The spec: a persistent session needs a name to be found again by.
+            tracing::info!("MQTT connection refused: a persistent session without a client id");
             return self.refuse(b, id, v3::IDENTIFIER_REJECTED);
         }
         if c.client_id.len() > CLIENT_ID_BYTES_MAX {
@@ -83,6 +81,7 @@ impl Session {
         };
         self.vhost = vhost.to_owned();
         self.user = user.to_owned();
+        self.clean = c.clean_start;
         self.keepalive_ms = u64::from(c.keep_alive_secs) * 1000;
         self.will = c.will.map(|w| Will {
             routing_key: mq::topic::to_amqp(w.topic),
@@ -95,6 +94,31 @@ impl Session {
         super::amqp::handshake(&mut self.to_broker, user, password, vhost_short, frame_max);
         self.replies
             .extend((0..super::amqp::HANDSHAKE_MAIN_REPLIES).map(|_| None));
+        self.resume_or_discard(b);
+    }
+
+    /// A persistent session's queues (what it subscribed, the QoS 1
+    /// messages not yet acked) are consumed again, and CONNACK says the
+    /// session was present; a clean session deletes those of a persistent
+    /// one with its client id, as the spec has it discarded.
+    fn resume_or_discard(&mut self, b: &Broker) {
+        let names = [queue_name(&self.client_id, 0), queue_name(&self.client_id, 1)];
+        let vhost = b.model.vhosts.get(self.vhost.as_str());
+        let exists = |name: &str| vhost.is_some_and(|v| v.queue_id(name).is_some());
+        for qos in [0u8, 1] {
+            let name = &names[usize::from(qos)];
+            if !exists(name) {
+                continue;
+            }
+            if self.clean {
+                let queue = ShortStr::new(name).expect("client ids are bounded (CLIENT_ID_BYTES_MAX)");
+                super::amqp::delete_queue(&mut self.to_broker, queue);
+                self.replies.push_back(None);
+            } else {
+                self.session_present = true;
+                self.ensure_queue(qos);
+            }
+        }
     }
 
     /// A connection with the same client id in the vhost is closed (the

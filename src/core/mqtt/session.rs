@@ -53,6 +53,10 @@ pub struct Session {
     pub(super) client_id: String,
     pub(super) vhost: String,
     pub(super) user: String,
+    /// A clean session (its queues go with the connection), or a persistent one.
+    pub(super) clean: bool,
+    /// CONNACK's flag: a persistent session's queues were there.
+    pub(super) session_present: bool,
     /// Published when the connection ends without DISCONNECT.
     pub(super) will: Option<Will>,
     pub(super) keepalive_ms: u64,
@@ -93,6 +97,8 @@ impl Session {
             client_id: String::new(),
             vhost: String::new(),
             user: String::new(),
+            clean: true,
+            session_present: false,
             will: None,
             keepalive_ms: 0,
             last_packet_ms: now_ms,

@@ -72,10 +72,13 @@ impl Session {
                 continue;
             };
             self.ensure_queue(qos);
-            if let Some(before) = self.subs.insert(filter.to_owned(), qos) {
-                if before != qos {
-                    self.bind(false, before, routing_key);
-                }
+            match self.subs.insert(filter.to_owned(), qos) {
+                Some(before) if before != qos => self.bind(false, before, routing_key),
+                Some(_) => {}
+                // A persistent session's filter may be bound to the other
+                // queue since an earlier connection (unbinding is idempotent).
+                None if !self.clean && self.declared[usize::from(1 - qos)] => self.bind(false, 1 - qos, routing_key),
+                None => {}
             }
             self.bind(true, qos, routing_key);
             codes.push(qos);
@@ -92,11 +95,19 @@ impl Session {
 
     pub(super) fn unsubscribe(&mut self, u: &mq::Unsubscribe<'_>) {
         for filter in u.filters {
-            if let Some(qos) = self.subs.remove(filter) {
-                let key = mq::topic::to_amqp(filter);
-                if let Ok(routing_key) = ShortStr::new(&key) {
-                    self.bind(false, qos, routing_key);
+            let key = mq::topic::to_amqp(filter);
+            let Ok(routing_key) = ShortStr::new(&key) else { continue };
+            match self.subs.remove(filter) {
+                Some(qos) => self.bind(false, qos, routing_key),
+                // Subscribed by an earlier connection of a persistent session.
+                None if !self.clean => {
+                    for qos in [0u8, 1] {
+                        if self.declared[usize::from(qos)] {
+                            self.bind(false, qos, routing_key);
+                        }
+                    }
                 }
+                None => {}
             }
         }
         let ack = mq::SubAck {
@@ -110,13 +121,13 @@ impl Session {
     }
 
     /// The subscription queue of `qos`, declared and consumed once.
-    fn ensure_queue(&mut self, qos: u8) {
+    pub(super) fn ensure_queue(&mut self, qos: u8) {
         if std::mem::replace(&mut self.declared[usize::from(qos)], true) {
             return;
         }
         let name = queue_name(&self.client_id, qos);
         let queue = ShortStr::new(&name).expect("client ids are bounded (CLIENT_ID_BYTES_MAX)");
-        amqp::declare_and_consume(&mut self.to_broker, queue, qos);
+        amqp::declare_and_consume(&mut self.to_broker, queue, qos, !self.clean);
         self.replies.extend([None, None]);
     }
 

@@ -200,9 +200,9 @@ fn keepalive_closes_after_one_and_a_half_intervals() {
 #[test]
 fn refusals() {
     let mut h = Harness::new(4, false, |_| {});
-    // A persistent session (step 3 of docs/mqtt.md): identifier rejected.
+    // A persistent session without a client id: identifier rejected.
     let mut m = open(&mut h);
-    feed(&mut h, &mut m, &connect_packet("p", false, 60));
+    feed(&mut h, &mut m, &connect_packet("", false, 60));
     assert_eq!(take(&mut h, &mut m), ["connack 2"]);
     assert!(h.broker().is_closed(m.id));
     // A client id too long for the queue's name.

@@ -68,7 +68,7 @@ impl Session {
             Method::ConnectionOpenOk(_) if self.state == State::Connecting => {
                 self.state = State::Open;
                 let ack = mq::ConnAck {
-                    session_present: false,
+                    session_present: self.session_present,
                     code: v3::ACCEPTED,
                     properties: Default::default(),
                 };
