@@ -315,3 +315,44 @@ fn a_persistent_session_keeps_its_subscriptions_and_messages_across_a_restart() 
     assert_eq!((code, c.session_present), (0, false), "the clean session discarded it");
     c.disconnect();
 }
+
+#[test]
+fn an_unacked_qos1_delivery_comes_again_with_dup() {
+    let Some(b) = broker() else { return };
+    let port = b.mqtt_port();
+    let login = Login {
+        clean: false,
+        ..Login::guest("duper")
+    };
+    let (mut c, _) = Client::connect(port, &login);
+    assert_eq!(c.subscribe(1, &[("d/1", 1)]), vec![1]);
+    let mut publ = Client::guest(port, "p");
+    publ.publish("d/1", b"again", 1, 1);
+    assert_eq!(publ.recv(WAIT), Some(Got::PubAck(1)));
+    match c.recv(WAIT) {
+        Some(Got::Publish { dup: false, qos: 1, .. }) => {}
+        other => panic!("first delivery: {other:?}"),
+    }
+    // No PUBACK: the message goes back to the session's queue with the connection.
+    c.drop_abruptly();
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut c, _) = Client::connect(port, &login);
+    assert!(c.session_present);
+    match c.recv(WAIT) {
+        Some(Got::Publish {
+            dup: true,
+            qos: 1,
+            payload,
+            packet_id: Some(pid),
+            ..
+        }) => {
+            assert_eq!(payload, b"again");
+            c.puback(pid);
+        }
+        other => panic!("the redelivery with DUP: {other:?}"),
+    }
+    c.disconnect();
+    let (mut c, _) = Client::connect(port, &login);
+    assert_eq!(c.recv(Duration::from_millis(300)), None, "acked: not sent again");
+    c.disconnect();
+}
