@@ -228,3 +228,27 @@ fn the_api_lists_mqtt_connections() {
     assert_eq!(c["vhost"], "/");
     assert_eq!(c["port"], port, "{c}");
 }
+
+#[test]
+fn a_packet_over_max_packet_size_closes_the_connection() {
+    let b = Broker::with_args(&["--mqtt-max-packet-size", "1024"]);
+    if b.is_external() {
+        return;
+    }
+    let port = b.mqtt_port();
+    let mut sub = Client::guest(port, "big-sub");
+    assert_eq!(sub.subscribe(1, &[("big", 0)]), vec![0]);
+    let mut publ = Client::guest(port, "big-pub");
+    publ.publish("big", &[b'x'; 900], 1, 1);
+    assert_eq!(publ.recv(WAIT), Some(Got::PubAck(1)), "a packet under the limit");
+    // Refused from its header, before its body would be buffered.
+    publ.send_raw(&[0x30, 0x80, 0x80, 0x04]);
+    assert!(
+        publ.closed_within(WAIT),
+        "a packet over the limit leaves the connection open"
+    );
+    match sub.recv(WAIT) {
+        Some(Got::Publish { payload, .. }) => assert_eq!(payload.len(), 900),
+        other => panic!("{other:?}"),
+    }
+}
