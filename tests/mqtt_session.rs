@@ -356,3 +356,15 @@ fn an_unacked_qos1_delivery_comes_again_with_dup() {
     assert_eq!(c.recv(Duration::from_millis(300)), None, "acked: not sent again");
     c.disconnect();
 }
+
+#[test]
+fn a_connection_without_connect_is_closed_after_the_handshake_timeout() {
+    let b = Broker::with_args(&["--handshake-timeout", "500"]);
+    if b.is_external() {
+        return;
+    }
+    let mut silent = Client::open(b.mqtt_port());
+    let start = Instant::now();
+    assert!(silent.closed_within(WAIT), "a client that never sends CONNECT stays");
+    assert!(start.elapsed() >= Duration::from_millis(400), "{:?}", start.elapsed());
+}
