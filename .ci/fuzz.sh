@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target of the repo (codec/fuzz: the frame decoder; mqtt-codec/fuzz:
 # the MQTT packet decoder; fuzz/: the
-# broker's connection state machine and its management API) for a bounded time
+# broker's connection state machine, the MQTT session and the management API) for a bounded time
 # each, and fails if any of them does not build or crashes (a panic, a broken
 # invariant, a sanitizer report, an input running over FUZZ_INPUT_TIMEOUT): the
 # input is then in <crate>/artifacts/<target>/ and

@@ -43,6 +43,7 @@ mod flags;
 mod flags_tls;
 mod ini;
 mod keys;
+mod mqtt;
 mod sni;
 #[cfg(test)]
 mod tests;
@@ -50,6 +51,7 @@ mod tls;
 mod values;
 
 pub use error::ConfigError;
+pub use mqtt::{MqttConfig, DEFAULT_MQTT_PORT};
 pub use sni::{SniConfig, SniEffective, SniKeys, SniListener};
 pub use tls::{is_tls13_suite, TlsVersion, CIPHER_SUITES};
 pub use values::{DefaultPassword, IoBackend, LogFormat, LogLevel, MemWatermark, Section};
@@ -102,6 +104,7 @@ pub struct Config {
     pub amqp: AmqpConfig,
     pub mgmt: MgmtConfig,
     pub clustering: ClusteringConfig,
+    pub mqtt: MqttConfig,
     /// `[sni:HOST]` sections (LavinMQ's): certificates and TLS settings chosen by the
     /// name a TLS client asks for, in file order.
     pub sni: Vec<SniConfig>,
@@ -394,6 +397,7 @@ impl Default for Config {
                 etcd_prefix: "ringmq".into(),
                 advertised_uri: None,
             },
+            mqtt: MqttConfig::default(),
             sni: Vec::new(),
             warnings: Vec::new(),
         }
@@ -535,7 +539,8 @@ impl Config {
             "amqp" => Ok(Some(Section::Amqp)),
             "mgmt" | "http" => Ok(Some(Section::Mgmt)),
             "clustering" => Ok(Some(Section::Clustering)),
-            "mqtt" | "oauth" | "experimental" => {
+            "mqtt" => Ok(Some(Section::Mqtt)),
+            "oauth" | "experimental" => {
                 self.warnings.push(format!(
                     "{}:{line}: [{name}] is not supported by ringmq, ignored",
                     path.display()

@@ -139,6 +139,11 @@ fn main() -> ExitCode {
             path,
             proxy_protocol: cfg.amqp.unix_proxy_protocol,
         }),
+        mqtt: cfg.mqtt.port.map(|port| ringmq::io::MqttListen {
+            bind: cfg.mqtt.bind.clone(),
+            port,
+            settings: cfg.mqtt.settings(),
+        }),
         tcp_nodelay: cfg.amqp.tcp_nodelay,
         max_connections: cfg.amqp.max_connections as usize,
         data_dir: cfg.main.data_dir.clone(),

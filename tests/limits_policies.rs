@@ -180,6 +180,7 @@ fn a_bad_definitions_file_stops_the_start_and_names_the_entry() {
             "0",
             "--http-port",
             "-1",
+            "--mqtt-port=-1",
             "--load-definitions",
         ])
         .arg(&path)

@@ -71,7 +71,7 @@ fn a_port_in_use_stops_the_start() {
         }
         cmd.arg("-D")
             .arg(data.path())
-            .args(["--bind", "127.0.0.1"])
+            .args(["--bind", "127.0.0.1", "--mqtt-port=-1"])
             .args(args)
             .stdin(std::process::Stdio::null())
             .output()

@@ -275,6 +275,7 @@ fn settings_that_would_do_nothing_are_refused_at_start() {
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringmq"))
             .args(base)
+            .arg("--mqtt-port=-1")
             .args(["--cert", cert, "--key", key])
             .args(&extra)
             .output()

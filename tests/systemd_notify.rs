@@ -86,7 +86,7 @@ fn start_ready(
             .arg(format!("--io={io}"))
             .arg("-D")
             .arg(dir.join("data"))
-            .args(["--bind", "127.0.0.1"])
+            .args(["--bind", "127.0.0.1", "--mqtt-port=-1"])
             .args(["--amqp-port", &amqp.to_string()])
             .args(["--http-port", &http.to_string()])
             .args(["--metrics-http-port", &metrics.to_string()])

@@ -377,7 +377,17 @@ fn start_up_errors_are_clear() {
         ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_ringmq"))
-            .args(["-D", data, "-p", "0", "--http-port", "-1", "--metrics-http-port", "-1"])
+            .args([
+                "-D",
+                data,
+                "-p",
+                "0",
+                "--http-port",
+                "-1",
+                "--metrics-http-port",
+                "-1",
+                "--mqtt-port=-1",
+            ])
             .args(&args)
             .stdin(Stdio::null())
             .output()

@@ -171,7 +171,14 @@ fn second_broker(args: &[&str]) -> (std::process::ExitStatus, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringmq"))
         .arg("-D")
         .arg(dir.path().join("data"))
-        .args(["--bind", "127.0.0.1", "--metrics-http-port", "-1", "--amqp-port"])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--metrics-http-port",
+            "-1",
+            "--mqtt-port=-1",
+            "--amqp-port",
+        ])
         .arg(p1.to_string())
         .arg("--http-port")
         .arg(p2.to_string())

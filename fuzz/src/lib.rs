@@ -14,8 +14,10 @@
 //! | [`values`] | names, argument tables and JSON from fuzz bytes |
 //! | [`amqp`] | AMQP steps: methods, publishes, raw bytes, time, restarts |
 //! | [`http`] | API requests: any route, method, path, headers and body |
+//! | [`mqtt`] | the MQTT session: any bytes after a CONNECT and a SUBSCRIBE, in pieces |
 
 pub mod amqp;
 pub mod http;
+pub mod mqtt;
 pub mod sim;
 pub mod values;

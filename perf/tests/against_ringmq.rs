@@ -61,6 +61,7 @@ impl Broker {
             .arg("-D")
             .arg(dir.path())
             .args(["--amqp-port", &port.to_string()])
+            .arg("--mqtt-port=-1")
             // Each test's own: two brokers at once must not both want 15672 and 15692.
             .args(["--http-port", &free_port().to_string()])
             .args(["--metrics-http-port", &free_port().to_string()])

@@ -103,6 +103,7 @@ impl Config {
             ("amqps", &self.amqp.bind, self.amqp.tls_port),
             ("http", &self.mgmt.bind, self.mgmt.port),
             ("https", &self.mgmt.bind, self.mgmt.tls_port),
+            ("mqtt", &self.mqtt.bind, self.mqtt.port),
             (
                 "clustering",
                 &self.clustering.bind,

@@ -19,6 +19,10 @@ const SECTIONS: &[(Section, &str)] = &[
         Section::Mgmt,
         "The management HTTP API and the Prometheus metrics listener (LavinMQ's [http] is read as this section).",
     ),
+    (
+        Section::Mqtt,
+        "The MQTT 3.1.1 listener: sessions publish to and subscribe on an exchange of a vhost, beside AMQP clients.",
+    ),
     (Section::Clustering, "Replication between brokers."),
 ];
 
@@ -265,6 +269,6 @@ mod tests {
         // --shards is in effect: no "not in effect" mark after its default.
         assert!(Config::help_text().contains("docs/shards.md) (default: 1)\n"));
         // The HTTPS port is in effect: shown and set like the others.
-        assert!(text.contains("\ntls_port = -1\n\n[clustering]"), "{text}");
+        assert!(text.contains("\ntls_port = -1\n\n[mqtt]"), "{text}");
     }
 }

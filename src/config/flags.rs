@@ -88,7 +88,7 @@ impl Flag {
     }
 }
 
-use Section::{Amqp, Clustering, Main};
+use Section::{Amqp, Clustering, Main, Mqtt};
 
 // The rows of the listeners and TLS: `flags_tls.rs` (this file's length).
 
@@ -349,6 +349,60 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 Action::Set(&[(Amqp, "tcp_nodelay")]),
             )
             .aliases(&[(Main, "tcp_nodelay")]),
+        ],
+    ),
+    (
+        "MQTT",
+        &[
+            flag(
+                None,
+                "mqtt-bind",
+                "ADDR",
+                "Addresses the MQTT server listens on (a list, or repeat the flag)",
+                Some("127.0.0.1"),
+                Action::Set(&[(Mqtt, "bind")]),
+            ),
+            flag(
+                None,
+                "mqtt-port",
+                "PORT",
+                "MQTT port (0 = any free port), -1 disables",
+                Some("1883"),
+                Action::Set(&[(Mqtt, "port")]),
+            ),
+            flag(
+                None,
+                "mqtt-exchange",
+                "NAME",
+                "The exchange MQTT clients publish to and subscribe on (topic / is routing key .)",
+                Some("amq.topic"),
+                Action::Set(&[(Mqtt, "exchange")]),
+            ),
+            flag(
+                None,
+                "mqtt-vhost",
+                "VHOST",
+                "The vhost of an MQTT user name without vhost: in front",
+                Some("/"),
+                Action::Set(&[(Mqtt, "vhost")]),
+            )
+            .aliases(&[(Mqtt, "default_vhost")]),
+            flag(
+                None,
+                "mqtt-max-packet-size",
+                "BYTES",
+                "Largest MQTT packet from a connected client (64KiB before CONNECT is accepted)",
+                Some("268435460"),
+                Action::Set(&[(Mqtt, "max_packet_size")]),
+            ),
+            flag(
+                None,
+                "mqtt-keepalive-max",
+                "SECS",
+                "Largest keepalive an MQTT client may ask for; more is refused (CONNACK 2), 0 = no limit",
+                Some("65535"),
+                Action::Set(&[(Mqtt, "keepalive_max")]),
+            ),
         ],
     ),
     (

@@ -3,7 +3,7 @@
 //! certificates.
 
 use super::flags::{flag, key, Action, Flag};
-use super::Section::{Amqp, Main, Mgmt};
+use super::Section::{Amqp, Main, Mgmt, Mqtt};
 
 pub(super) const BINDINGS_AND_TLS: &[Flag] = &[
 
@@ -11,9 +11,9 @@ pub(super) const BINDINGS_AND_TLS: &[Flag] = &[
             Some('b'),
             "bind",
             "ADDR",
-            "Addresses the AMQP and HTTP servers listen on (a list, or repeat the flag)",
+            "Addresses the AMQP, MQTT and HTTP servers listen on (a list, or repeat the flag)",
             None,
-            Action::Set(&[(Amqp, "bind"), (Mgmt, "bind")]),
+            Action::Set(&[(Amqp, "bind"), (Mqtt, "bind"), (Mgmt, "bind")]),
         ),
         flag(
             None,

@@ -36,6 +36,7 @@ pub(crate) fn set(cfg: &mut Config, section: Section, key: &str, value: &str) ->
         Section::Amqp => set_amqp(cfg, key, value),
         Section::Mgmt => set_mgmt(cfg, key, value),
         Section::Clustering => set_clustering(cfg, key, value),
+        Section::Mqtt => super::mqtt::set_mqtt(cfg, key, value),
     }
 }
 
@@ -177,7 +178,7 @@ fn set_clustering(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, Strin
 }
 
 /// A listener's addresses: at least one; written back separated by ", ".
-fn addresses(v: &str) -> Result<String, String> {
+pub(super) fn addresses(v: &str) -> Result<String, String> {
     let list: Vec<&str> = crate::config::bind_addresses(v).collect();
     if list.is_empty() {
         return Err("expected one or more addresses".into());
@@ -185,7 +186,7 @@ fn addresses(v: &str) -> Result<String, String> {
     Ok(list.join(", "))
 }
 
-fn non_empty(v: &str) -> Result<&str, String> {
+pub(super) fn non_empty(v: &str) -> Result<&str, String> {
     if v.is_empty() {
         Err("expected a non-empty value".into())
     } else {
@@ -223,13 +224,13 @@ pub(crate) fn boolean(v: &str) -> Result<bool, String> {
     }
 }
 
-fn integer(v: &str) -> Result<u64, String> {
+pub(super) fn integer(v: &str) -> Result<u64, String> {
     v.parse::<u64>().map_err(|_| "expected a non-negative integer".into())
 }
 
 /// A byte count: a plain integer as LavinMQ writes it, or with a binary suffix
 /// (`64KiB`, `8MiB`, `1GiB`; `K`/`M`/`G` alone mean the same) for readability.
-fn bytes(v: &str) -> Result<u64, String> {
+pub(super) fn bytes(v: &str) -> Result<u64, String> {
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (digits, suffix) = v.split_at(split);
     let shift = match suffix.trim().to_ascii_lowercase().as_str() {
@@ -265,7 +266,7 @@ fn watermark(v: &str) -> Result<super::MemWatermark, String> {
     Ok(super::MemWatermark::Bytes(bytes(v)?))
 }
 
-fn in_range(n: u64, min: u64, max: u64) -> Result<u64, String> {
+pub(super) fn in_range(n: u64, min: u64, max: u64) -> Result<u64, String> {
     if (min..=max).contains(&n) {
         Ok(n)
     } else {
@@ -275,7 +276,7 @@ fn in_range(n: u64, min: u64, max: u64) -> Result<u64, String> {
 
 /// LavinMQ's convention for optional listeners: `-1` (or any negative port in
 /// LavinMQ; we accept only -1) disables it.
-fn optional_port(v: &str) -> Result<Option<u16>, String> {
+pub(super) fn optional_port(v: &str) -> Result<Option<u16>, String> {
     if v == "-1" {
         return Ok(None);
     }

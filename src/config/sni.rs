@@ -27,7 +27,7 @@
 //! (the HTTP API logs in with passwords), so `http_tls_verify_peer` and
 //! `http_tls_ca_cert` are refused by name. Refused by name too:
 //! `tls_keylog_file` (no key log anywhere in ringmq); `mqtt_tls_*` keys are
-//! ignored with a warning, as the `[mqtt]` section is (no MQTT listener).
+//! ignored with a warning (the MQTT listener has no TLS yet).
 
 use std::path::{Path, PathBuf};
 
@@ -190,7 +190,7 @@ pub(super) fn set(
         _ => {
             let host = s.host.clone();
             let why = if key.starts_with("mqtt_tls_") {
-                "ringmq has no MQTT listener"
+                "ringmq has no MQTT TLS listener yet"
             } else {
                 "unknown key"
             };
@@ -284,7 +284,7 @@ mod tests {
         assert!(cfg
             .warnings
             .iter()
-            .any(|w| w.contains("no MQTT listener: mqtt_tls_cert")));
+            .any(|w| w.contains("no MQTT TLS listener yet: mqtt_tls_cert")));
     }
 
     #[test]

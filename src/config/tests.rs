@@ -135,14 +135,14 @@ fn file_is_parsed() {
         vec!["a:2379".to_string(), "b:2379".to_string()]
     );
     assert_eq!(cfg.clustering.advertised_uri.as_deref(), Some("tcp://node1:5680"));
-    // stats_interval is LavinMQ's but not ours; [mqtt] is skipped as a whole.
-    assert_eq!(cfg.warnings.len(), 2, "{:?}", cfg.warnings);
+    assert_eq!(cfg.mqtt.port, Some(1883));
+    // stats_interval is LavinMQ's but not ours.
+    assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
     assert!(
         cfg.warnings[0].contains(":10: unknown key stats_interval in [main]"),
         "{:?}",
         cfg.warnings
     );
-    assert!(cfg.warnings[1].contains("[mqtt]"), "{:?}", cfg.warnings);
 }
 
 #[test]
@@ -557,4 +557,55 @@ fn bind_takes_a_list_and_repeated_flags_add_addresses() {
     assert!(parse(&["-D", "d", "--amqp-bind", " , "]).is_err());
     let addrs: Vec<&str> = crate::config::bind_addresses("0.0.0.0 ::\t::1").collect();
     assert_eq!(addrs, ["0.0.0.0", "::", "::1"]);
+}
+
+#[test]
+fn the_mqtt_section_and_its_flags() {
+    let d = parse(&["-D", "/x"]).unwrap();
+    assert_eq!(d.mqtt.port, Some(1883));
+    assert_eq!(d.mqtt.settings(), crate::core::mqtt::Settings::default());
+    let f = file("[mqtt]\nbind = 0.0.0.0\nport = 1884\nexchange = mqtt.x\ndefault_vhost = iot\nmax_packet_size = 1MiB\nkeepalive_max = 600\n");
+    let cfg = parse(&["-D", "/x", "-c", f.path().to_str().unwrap()]).unwrap();
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let m = &cfg.mqtt;
+    assert_eq!((m.bind.as_str(), m.port), ("0.0.0.0", Some(1884)));
+    let s = m.settings();
+    assert_eq!((s.exchange.as_str(), s.vhost.as_str()), ("mqtt.x", "iot"));
+    assert_eq!((s.max_packet_bytes, s.keepalive_max_secs), (1 << 20, 600));
+    // Flags win; -1 turns the listener off; -b binds it with the others.
+    let cfg = parse(&[
+        "-D",
+        "/x",
+        "-c",
+        f.path().to_str().unwrap(),
+        "--mqtt-port",
+        "-1",
+        "-b",
+        "::1",
+    ])
+    .unwrap();
+    assert_eq!((cfg.mqtt.port, cfg.mqtt.bind.as_str()), (None, "::1"));
+    let cfg = parse(&[
+        "-D",
+        "/x",
+        "--mqtt-vhost",
+        "v",
+        "--mqtt-exchange",
+        "e",
+        "--mqtt-keepalive-max",
+        "0",
+    ])
+    .unwrap();
+    assert_eq!(
+        (
+            cfg.mqtt.vhost.as_str(),
+            cfg.mqtt.exchange.as_str(),
+            cfg.mqtt.keepalive_max_secs
+        ),
+        ("v", "e", 0)
+    );
+    // Bad values are errors naming the key; a port shared with AMQP is refused.
+    assert!(parse(&["-D", "/x", "--mqtt-max-packet-size", "1"]).is_err());
+    assert!(parse(&["-D", "/x", "--mqtt-exchange", ""]).is_err());
+    assert!(parse(&["-D", "/x", "--mqtt-port", "5672"]).is_err());
 }

@@ -130,6 +130,7 @@ pub enum Section {
     Amqp,
     Mgmt,
     Clustering,
+    Mqtt,
 }
 
 impl Section {
@@ -139,6 +140,7 @@ impl Section {
             Self::Amqp => "amqp",
             Self::Mgmt => "mgmt",
             Self::Clustering => "clustering",
+            Self::Mqtt => "mqtt",
         }
     }
 }

@@ -14,13 +14,14 @@
 //! | [`access`] | users and SASL, permissions, topic permissions |
 //! | [`policy`] | policies and operator policies as operators write them: validation, files, put/delete/list over a vhost, re-applying to the model |
 //! | [`definitions`] | the durable definitions log (over the model) and the JSON format: export, an import validated into a plan |
+//! | [`mqtt`] | the MQTT 3.1.1 session: a client of the broker as RabbitMQ's MQTT plugin is, driving a connection with AMQP frames (PUBLISH to amq.topic, SUBSCRIBE as bindings of its own queue) |
 //! | [`mgmt`] | the management seam: the commands the HTTP API and ringmqctl run, vhost operations, policies and definitions import/export on the broker, their errors' HTTP status |
 //! | `testkit` | (tests only) the test kit over the io contract: fake clock, in-memory client, harness, power-loss disk, and the seeded simulation (confirms, transactions, timers, restarts, crashes) |
 //!
 //! The folders import downwards only, never in a circle (`tests/walls.rs`):
 //! `model` imports none (nothing of the core but itself); `access`, `policy` and `definitions` the model (and
 //! `definitions` the two others, for the JSON import); `amqp` those; `mgmt`
-//! everything; `testkit` anything. The root's files are the io contract
+//! everything; `mqtt` the Broker and `mgmt`; `testkit` anything. The root's files are the io contract
 //! (`contract`, over the `Broker`), the settings and the alarms' state; no root
 //! file is imported by a folder that it imports (`Broker` lives in `amqp`, the
 //! session's connections are its state).
@@ -37,6 +38,7 @@ mod contract;
 pub mod definitions;
 pub mod mgmt;
 pub mod model;
+pub mod mqtt;
 pub mod policy;
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -73,6 +73,9 @@ pub(crate) struct Accepted {
     /// Bytes read past the PROXY header with it: the client's first bytes
     /// (ciphertext on AMQPS), to be handled before anything read later.
     pub initial: Vec<u8>,
+    /// From the MQTT listener: its sessions' settings. The listener's
+    /// protocol, told once per connection (not a test per byte).
+    pub mqtt: Option<Rc<crate::core::mqtt::Settings>>,
 }
 
 /// One listener's settings, shared by its connections while they are set up.
@@ -82,6 +85,8 @@ pub(crate) struct Listener {
     /// A PROXY header is required before the client's first byte.
     proxy: bool,
     tls: Option<TlsAcceptor>,
+    /// The MQTT listener's: its sessions' settings.
+    mqtt: Option<Rc<crate::core::mqtt::Settings>>,
     /// Connections waiting for their PROXY header.
     waiting: Cell<usize>,
     /// Connections refused because too many were waiting.
@@ -92,10 +97,20 @@ pub(crate) struct Listener {
 
 impl Listener {
     fn new(name: &'static str, proxy: bool, tls: Option<TlsAcceptor>) -> Rc<Listener> {
+        Self::with_mqtt(name, proxy, tls, None)
+    }
+
+    fn with_mqtt(
+        name: &'static str,
+        proxy: bool,
+        tls: Option<TlsAcceptor>,
+        mqtt: Option<Rc<crate::core::mqtt::Settings>>,
+    ) -> Rc<Listener> {
         Rc::new(Listener {
             name,
             proxy,
             tls,
+            mqtt,
             waiting: Cell::new(0),
             refused: Cell::new(0),
             closed: Cell::new(false),
@@ -185,15 +200,17 @@ fn finish(stream: Stream, peer: Peer, listener: &Listener, initial: Vec<u8>) -> 
         peer,
         tls,
         initial,
+        mqtt: listener.mqtt.clone(),
     })
 }
 
 /// The AMQP listeners of a shard: TCP, TLS (AMQPS) and a Unix socket, each if
-/// configured (TCP always).
+/// configured (TCP always); and on shard 0 the MQTT listener, if configured.
 pub(crate) struct AmqpListeners {
     tcp: Option<(Listeners, Rc<Listener>)>,
     tls: Option<(Listeners, Rc<Listener>)>,
     unix: Option<(UnixListener, Rc<Listener>)>,
+    mqtt: Option<(Listeners, Rc<Listener>)>,
     tcp_nodelay: bool,
     /// The AMQP listener's first address, and the AMQPS one's.
     pub amqp_addr: SocketAddr,
@@ -243,10 +260,22 @@ impl AmqpListeners {
                 Some((l, Listener::new("AMQP (Unix socket)", u.proxy_protocol, None)))
             }
         };
+        let mqtt = match &listen.mqtt {
+            Some(m) if at.is_none() => {
+                let l = Listeners::bind_shared(&m.bind, m.port, false)?;
+                for addr in l.local_addrs() {
+                    tracing::info!(%addr, "MQTT listener started");
+                }
+                let kind = Listener::with_mqtt("MQTT", false, None, Some(Rc::new(m.settings.clone())));
+                Some((l, kind))
+            }
+            _ => None,
+        };
         Ok(AmqpListeners {
             tcp: Some((tcp, Listener::new("AMQP", listen.amqp_proxy_protocol, None))),
             tls,
             unix,
+            mqtt,
             tcp_nodelay: listen.tcp_nodelay,
             amqp_addr,
             amqps_addr,
@@ -259,6 +288,7 @@ impl AmqpListeners {
             r = accept_tcp(&self.tcp, self.tcp_nodelay) => r,
             r = accept_tcp(&self.tls, self.tcp_nodelay) => r,
             r = accept_unix(&self.unix) => r,
+            r = accept_tcp(&self.mqtt, self.tcp_nodelay) => r,
         }
     }
 
@@ -273,7 +303,7 @@ impl AmqpListeners {
     /// Stops listening (the Unix socket's file goes); connections still
     /// waiting for a PROXY header are dropped when it comes.
     pub(crate) fn close(&mut self) {
-        for (_, kind) in self.tcp.iter().chain(self.tls.iter()) {
+        for (_, kind) in self.tcp.iter().chain(self.tls.iter()).chain(self.mqtt.iter()) {
             kind.closed.set(true);
         }
         if let Some((_, kind)) = &self.unix {
@@ -282,6 +312,7 @@ impl AmqpListeners {
         self.tcp = None;
         self.tls = None;
         self.unix = None;
+        self.mqtt = None;
     }
 }
 

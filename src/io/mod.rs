@@ -44,7 +44,7 @@ mod uring;
 /// The clock and the listeners live in `crate::sys` (shared with `http`); the
 /// backends name them here.
 pub(crate) use crate::sys::{listeners, now_ms};
-pub use server::{AmqpsListen, ListenConfig, Reload, UnixListen};
+pub use server::{AmqpsListen, ListenConfig, MqttListen, Reload, UnixListen};
 
 /// Which transport backend runs the data path: one type, shared with the
 /// configuration (`--io=uring|epoll|auto`).

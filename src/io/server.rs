@@ -27,6 +27,8 @@ pub struct ListenConfig {
     pub amqps: Option<AmqpsListen>,
     /// An AMQP listener on a Unix domain socket, if asked for.
     pub unix: Option<UnixListen>,
+    /// The MQTT listener (`[mqtt]`), if asked for: shard 0's only.
+    pub mqtt: Option<MqttListen>,
     pub tcp_nodelay: bool,
     /// Connections beyond this are refused at accept (closed at once).
     pub max_connections: usize,
@@ -60,6 +62,16 @@ pub struct AmqpsListen {
     pub proxy_protocol: bool,
 }
 
+/// `[mqtt]`: MQTT 3.1.1 on TCP. Served by shard 0 (its client ids are
+/// one registry: a takeover sees the connection it takes over) on the
+/// connection tasks of the epoll backend, whichever backend serves AMQP.
+#[derive(Debug, Clone)]
+pub struct MqttListen {
+    pub bind: String,
+    pub port: u16,
+    pub settings: crate::core::mqtt::Settings,
+}
+
 /// `[amqp] unix_path`: AMQP on a Unix domain socket.
 #[derive(Debug, Clone)]
 pub struct UnixListen {
@@ -76,6 +88,7 @@ impl std::fmt::Debug for ListenConfig {
             .field("amqp_proxy_protocol", &self.amqp_proxy_protocol)
             .field("amqps_port", &self.amqps.as_ref().map(|a| a.port))
             .field("unix", &self.unix)
+            .field("mqtt", &self.mqtt)
             .field("backend", &self.backend)
             .field("services", &self.services.is_some())
             .field("reload", &self.reload.is_some())

@@ -51,6 +51,9 @@ pub struct Broker {
     /// metrics listener's port (free ports per spawned broker: tests run in parallel).
     http_url: String,
     metrics_port: u16,
+    /// The MQTT listener's port (a free one per spawned broker; 1883 for an
+    /// external one).
+    mqtt_port: u16,
 }
 
 impl Broker {
@@ -88,6 +91,7 @@ impl Broker {
                     .trim_end_matches('/')
                     .to_owned(),
                 metrics_port: 0,
+                mqtt_port: 1883,
             };
         }
         let root = tempfile::Builder::new()
@@ -108,14 +112,16 @@ impl Broker {
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             http_url: String::new(),
             metrics_port: 0,
+            mqtt_port: 0,
         };
         // A port chosen by `free_ports` is free only until the broker binds it:
         // another test process may take it in between, and the broker refuses
         // to start on a port in use (AMQP, API or metrics). Then new ports.
         for attempt in 1.. {
-            // Three distinct ports: chosen one at a time, the kernel handed out
+            // Distinct ports: chosen one at a time, the kernel handed out
             // the same one twice ("amqp and http both listen on ...", a CI flake).
-            let [port, http_port, metrics_port] = free_ports();
+            let [port, http_port, metrics_port, mqtt_port] = free_ports();
+            b.mqtt_port = mqtt_port;
             b.port = port;
             b.uri = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
             b.http_url = format!("http://127.0.0.1:{http_port}");
@@ -151,6 +157,11 @@ impl Broker {
     /// The management API's base URL, e.g. `http://127.0.0.1:41234`.
     pub fn http_url(&self) -> &str {
         &self.http_url
+    }
+
+    /// The MQTT listener's port.
+    pub fn mqtt_port(&self) -> u16 {
+        self.mqtt_port
     }
 
     pub fn http_port(&self) -> u16 {
@@ -234,6 +245,8 @@ impl Broker {
             .arg(self.http_port().to_string())
             .arg("--metrics-http-port")
             .arg(self.metrics_port.to_string())
+            .arg("--mqtt-port")
+            .arg(self.mqtt_port.to_string())
             .arg("--control-unix-path=") // none at /run/ringmq; a test asks for its own
             .args(&self.extra_args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))

@@ -81,6 +81,9 @@ pub struct Broker {
     /// Connections stopped to move to another shard (`hand_off`), for the
     /// io layer.
     pub(in crate::core) leaving: Vec<ConnId>,
+    /// The MQTT sessions' client ids, (vhost, client id): the connection
+    /// that holds each (a second CONNECT takes it over, `core::mqtt`).
+    pub(in crate::core) mqtt_clients: crate::core::Map<(String, String), ConnId>,
 }
 
 impl Broker {
@@ -116,6 +119,7 @@ impl Broker {
             meta: None,
             resumed: Vec::new(),
             leaving: Vec::new(),
+            mqtt_clients: Default::default(),
         }
     }
 

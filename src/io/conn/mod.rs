@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use super::server::{Shared, TICK};
 use super::tls::TlsSession;
 use crate::core::model::ids::ConnId;
+use crate::core::mqtt::Session as MqttSession;
 
 mod read;
 mod write;
@@ -107,19 +108,37 @@ pub(crate) fn serve_connection(
         peer,
         tls,
         initial,
+        mqtt,
     } = acc;
+    let now_ms = crate::io::now_ms();
     let conn = Conn {
         peer: peer.addr,
         tls: tls.map(|t| Rc::new(RefCell::new(*t))),
+        mqtt: mqtt.map(|settings| Rc::new(RefCell::new(MqttSession::new(settings, peer.loopback, now_ms)))),
     };
     shared.conn_opened();
     let id = {
         let mut b = shared.broker.borrow_mut();
-        let id = b.handle_connect(peer.name, peer.loopback, crate::io::now_ms());
+        let id = b.handle_connect(peer.name, peer.loopback, now_ms);
         // Plain TCP may move to another shard with its socket; TLS (its
-        // session is this task's) and the Unix socket (shard 0's) stay.
-        if conn.tls.is_none() && matches!(stream, crate::sys::stream::Stream::Tcp(_)) {
+        // session is this task's), the Unix socket (shard 0's) and MQTT
+        // (its client ids are shard 0's) stay.
+        if conn.tls.is_none() && conn.mqtt.is_none() && matches!(stream, crate::sys::stream::Stream::Tcp(_)) {
             b.allow_hand_off(id);
+        }
+        if conn.mqtt.is_some() {
+            // The API's connection list names its protocol and listener port
+            // (the map that names AMQP over WebSocket's).
+            let port = match &stream {
+                crate::sys::stream::Stream::Tcp(s) => s.local_addr().ok().map(|a| a.port()),
+                crate::sys::stream::Stream::Unix(_) => None,
+            };
+            let via = crate::shard::StreamVia {
+                protocol: MQTT_PROTOCOL,
+                port,
+                tls: false,
+            };
+            shared.stream_conns.borrow_mut().insert(id, via);
         }
         id
     };
@@ -156,6 +175,7 @@ pub(crate) async fn serve_arrived(shared: Rc<Shared>, a: crate::io::shards::cros
     let conn = Conn {
         peer: stream.peer_addr().ok(),
         tls: None,
+        mqtt: None,
     };
     let (rd, wr) = stream.into_split();
     serve_halves(shared, a.id, conn, rd, wr, a.input).await;
@@ -179,7 +199,11 @@ pub(crate) async fn serve_stream(shared: Rc<Shared>, conn: crate::shard::StreamC
         .handle_connect(peer, loopback, crate::io::now_ms());
     shared.stream_conns.borrow_mut().insert(id, via);
     let (rd, wr) = tokio::io::split(stream);
-    let conn = Conn { peer: None, tls: None };
+    let conn = Conn {
+        peer: None,
+        tls: None,
+        mqtt: None,
+    };
     serve_halves(shared.clone(), id, conn, rd, wr, Vec::new()).await;
     shared.stream_conns.borrow_mut().remove(&id);
 }
@@ -189,7 +213,14 @@ struct Conn {
     /// The client's address (from its PROXY header, if any), for TLS log lines.
     peer: Option<SocketAddr>,
     tls: Tls,
+    mqtt: Mqtt,
 }
+
+/// The API's `protocol` of an MQTT connection.
+const MQTT_PROTOCOL: &str = "MQTT 3.1.1";
+
+/// An MQTT listener's connection: its session, between the socket and the core.
+type Mqtt = Option<Rc<RefCell<MqttSession>>>;
 
 /// Not an `async fn`: its future would keep the arguments twice (as given, and in its body).
 #[allow(clippy::manual_async_fn)]
@@ -206,7 +237,7 @@ where
     W: AsyncWrite + Unpin + 'static,
 {
     async move {
-        let (peer, tls) = (conn.peer, &conn.tls);
+        let (peer, tls, mqtt) = (conn.peer, &conn.tls, &conn.mqtt);
         let notify = Rc::new(Notify::new());
         shared.writers.borrow_mut().insert(id, notify.clone());
         // A connection another shard handed over may have output waiting.
@@ -215,7 +246,9 @@ where
         // costs its header and an allocation aligned to 128 bytes (10,000 idle
         // connections). Both are polled each time the task runs, so a writer
         // blocked on a slow peer never stops the reading, nor the other way round.
-        let writer = write_loop(&shared, id, wr, &notify, tls);
+        let writer = write_loop(&shared, id, wr, &notify, tls, mqtt);
+        // An MQTT session's timer (keepalive), boxed: AMQP connections pay 8 bytes.
+        let mut mqtt_tick = mqtt.as_ref().map(|_| Box::pin(tokio::time::sleep(TICK)));
         let mut writer = std::pin::pin!(writer);
         // The writer's result: the write half, kept (unshut) while closing.
         let mut written: Option<Option<W>> = None;
@@ -223,6 +256,7 @@ where
             shared: &shared,
             id,
             tls,
+            mqtt,
             writer: &notify,
             peer,
         };
@@ -237,6 +271,13 @@ where
                     // one, whose writer may be stuck on a peer that reads nothing),
                     // or readers are paused.
                     _ = shared.conn_wake.notified() => {}
+                    () = next_tick(&mut mqtt_tick) => {
+                        if let Some(m) = mqtt {
+                            m.borrow_mut().handle_tick(&mut shared.broker.borrow_mut(), id, crate::io::now_ms());
+                            shared.after_core_call();
+                            notify.notify_one();
+                        }
+                    }
                 }
                 // The writer ended after the core closed the connection (it closed
                 // the socket's sending side, or waits for the peer's FIN), or a tick
@@ -295,9 +336,28 @@ where
             tls.borrow().log_if_unfinished(peer);
             shared.tls_conns.borrow_mut().remove(&id);
         }
-        shared.broker.borrow_mut().handle_disconnect(id);
+        match mqtt {
+            // The will, then the broker's part.
+            Some(m) => {
+                m.borrow_mut()
+                    .handle_disconnect(&mut shared.broker.borrow_mut(), id, crate::io::now_ms());
+                shared.stream_conns.borrow_mut().remove(&id);
+            }
+            None => shared.broker.borrow_mut().handle_disconnect(id),
+        }
         shared.after_core_call();
         shared.conn_closed();
+    }
+}
+
+/// The MQTT session's next [`TICK`] (never, without one).
+async fn next_tick(t: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match t {
+        Some(t) => {
+            t.as_mut().await;
+            t.as_mut().reset(tokio::time::Instant::now() + TICK);
+        }
+        None => std::future::pending().await,
     }
 }
 

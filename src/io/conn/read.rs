@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use super::super::server::Shared;
 use super::super::tls::TlsSession;
-use super::{ReadEnd, ReadHalf, Tls};
+use super::{Mqtt, ReadEnd, ReadHalf, Tls};
 use crate::core::amqp::output::IDLE_RELEASE_MS;
 use crate::core::model::ids::ConnId;
 
@@ -28,6 +28,7 @@ pub(super) struct Reader<'a> {
     pub(super) shared: &'a Shared,
     pub(super) id: ConnId,
     pub(super) tls: &'a Tls,
+    pub(super) mqtt: &'a Mqtt,
     /// Wakes the connection's writer.
     pub(super) writer: &'a Notify,
     pub(super) peer: Option<SocketAddr>,
@@ -156,7 +157,21 @@ impl Reader<'_> {
             self.writer.notify_one();
         }
         let t = shared.turns.start();
-        let used = shared.broker.borrow_mut().handle_input(id, buf, crate::io::now_ms());
+        let used = match self.mqtt {
+            None => shared.broker.borrow_mut().handle_input(id, buf, crate::io::now_ms()),
+            Some(m) => {
+                let mut m = m.borrow_mut();
+                let used = m.handle_input(&mut shared.broker.borrow_mut(), id, buf, crate::io::now_ms());
+                if m.take_took_over() {
+                    // The connection it took over learns it is closed.
+                    shared.conn_wake.notify_waiters();
+                }
+                // Its answers (CONNACK, PINGRESP) are the session's output,
+                // not in the core's dirty list.
+                self.writer.notify_one();
+                used
+            }
+        };
         buf.drain(..used);
         shared.after_core_call();
         shared.turns.end(t, "connection input (bytes)", used);

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use super::super::server::Shared;
 use super::super::tls::TlsSession;
-use super::Tls;
+use super::{Mqtt, Tls};
 use crate::core::amqp::output::{Output, IDLE_RELEASE_MS};
 use crate::core::model::ids::ConnId;
 
@@ -41,6 +41,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
     mut wr: W,
     notify: &Notify,
     tls: &Tls,
+    mqtt: &Mqtt,
 ) -> Option<W> {
     let mut buf = Output::default();
     let mut cipher: Vec<u8> = Vec::new();
@@ -71,11 +72,13 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
             }
             let (known, closed) = {
                 let mut b = shared.broker.borrow_mut();
-                let known = match tls {
-                    None => b.take_output(id, &mut buf, crate::io::now_ms()),
+                let known = match (tls, mqtt) {
+                    (None, None) => b.take_output(id, &mut buf, crate::io::now_ms()),
+                    // The session reads the core's output into MQTT.
+                    (None, Some(m)) => m.borrow_mut().take_output(&mut b, id, &mut buf, crate::io::now_ms()),
                     // With TLS, more is taken from the core only once what it gave
                     // is sealed: the ciphertext per connection stays bounded.
-                    Some(t) => match t.borrow_mut().plaintext_slot() {
+                    (Some(t), _) => match t.borrow_mut().plaintext_slot() {
                         Some(slot) => b.take_output(id, slot, crate::io::now_ms()),
                         None => true,
                     },

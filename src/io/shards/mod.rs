@@ -175,6 +175,7 @@ impl PeerListen {
             amqp_proxy_protocol: self.amqp_proxy_protocol,
             amqps: self.amqps.clone(),
             unix: None,
+            mqtt: None,
             tcp_nodelay: self.tcp_nodelay,
             max_connections: self.max_connections,
             data_dir: self.data_dir.clone(),

@@ -7,6 +7,7 @@ fn listen(dir: &std::path::Path) -> ListenConfig {
         amqp_proxy_protocol: false,
         amqps: None,
         unix: None,
+        mqtt: None,
         tcp_nodelay: true,
         max_connections: 10,
         data_dir: dir.to_path_buf(),

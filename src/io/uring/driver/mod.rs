@@ -245,6 +245,12 @@ impl Driver {
             );
             return;
         }
+        if acc.mqtt.is_some() {
+            // MQTT is served by the connection tasks (`io::conn`), as the
+            // byte streams are: its session sits between the socket and the core.
+            tokio::task::spawn_local(crate::io::conn::serve_connection(self.shared.clone(), acc));
+            return;
+        }
         // The socket came from tokio (non-blocking, TCP_NODELAY set if asked
         // for); the ring's receive and send wait for readiness themselves.
         // Plain TCP may move to another shard with its socket; TLS (its
