@@ -34,7 +34,7 @@ COPY packaging/docker/ringmq.ini /etc/ringmq/ringmq.ini
 USER ringmq
 VOLUME /var/lib/ringmq
 # AMQP, the management API and web UI, Prometheus metrics.
-EXPOSE 5672 15672 15692
+EXPOSE 5672 15672 15692 1883
 # The AMQP listener answers the protocol header (no login needed); a wedged loop
 # fails it where an open port alone would not.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \

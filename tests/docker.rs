@@ -463,7 +463,7 @@ fn image_metadata() {
     let volumes = inspect("{{json .Config.Volumes}}");
     assert!(volumes.contains("/var/lib/ringmq"), "{volumes}");
     let ports = inspect("{{json .Config.ExposedPorts}}");
-    for p in ["5672/tcp", "15672/tcp", "15692/tcp"] {
+    for p in ["5672/tcp", "15672/tcp", "15692/tcp", "1883/tcp"] {
         assert!(ports.contains(p), "{p} not exposed: {ports}");
     }
     let health = inspect("{{json .Config.Healthcheck}}");

@@ -34,7 +34,7 @@ RINGMQ_DOCKER_IMAGE="$image" cargo test --test docker -- --ignored --test-thread
 
 echo "docker: compose.yaml"
 project="ringmq-ci-$$"
-export RINGMQ_IMAGE="$image" RINGMQ_DEFAULT_PASS="compose-$$" RINGMQ_AMQP_PORT= RINGMQ_HTTP_PORT= RINGMQ_METRICS_PORT=
+export RINGMQ_IMAGE="$image" RINGMQ_DEFAULT_PASS="compose-$$" RINGMQ_AMQP_PORT= RINGMQ_HTTP_PORT= RINGMQ_METRICS_PORT= RINGMQ_MQTT_PORT=
 compose() { docker-compose -p "$project" -f compose.yaml "$@"; }
 cleanup() { compose down -v >/dev/null 2>&1 || true; }
 trap cleanup EXIT
