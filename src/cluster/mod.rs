@@ -25,11 +25,15 @@ pub mod election;
 pub mod etcd;
 pub mod files;
 pub mod follower;
+pub mod isr;
+pub mod lead;
 pub mod leader;
 pub mod log;
+pub mod node;
 pub mod record;
 pub mod relay;
 pub mod stream;
+pub mod view;
 pub mod wire;
 
 #[cfg(test)]

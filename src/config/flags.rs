@@ -118,8 +118,6 @@ pub(super) const fn key(section: Section, key: &'static str, help: &'static str,
     flag(None, "", "", help, Some(default), Action::Key(section, key))
 }
 
-const NO_CLUSTERING: &str = "ringmq has no clustering yet";
-
 /// Groups for `--help`, in order; each flag below belongs to the group it follows.
 pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
     (
@@ -361,9 +359,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Enable clustering",
                 None,
                 Action::Switch(Clustering, "enabled", "true"),
-            )
-            .not_yet(NO_CLUSTERING),
-            key(Clustering, "enabled", "Enable clustering (--clustering)", "false").not_yet(NO_CLUSTERING),
+            ),
+            key(Clustering, "enabled", "Enable clustering (--clustering)", "false"),
             flag(
                 None,
                 "clustering-bind",
@@ -371,8 +368,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Listen for clustering followers on this address",
                 Some("127.0.0.1"),
                 Action::Set(&[(Clustering, "bind")]),
-            )
-            .not_yet(NO_CLUSTERING),
+            ),
             flag(
                 None,
                 "clustering-port",
@@ -380,8 +376,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Listen for clustering followers on this port",
                 Some("5679"),
                 Action::Set(&[(Clustering, "port")]),
-            )
-            .not_yet(NO_CLUSTERING),
+            ),
             flag(
                 None,
                 "clustering-etcd-endpoints",
@@ -389,8 +384,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Comma-separated etcd host:port pairs",
                 Some("localhost:2379"),
                 Action::Set(&[(Clustering, "etcd_endpoints")]),
-            )
-            .not_yet(NO_CLUSTERING),
+            ),
             flag(
                 None,
                 "clustering-etcd-prefix",
@@ -398,8 +392,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Key prefix used in etcd",
                 Some("ringmq"),
                 Action::Set(&[(Clustering, "etcd_prefix")]),
-            )
-            .not_yet(NO_CLUSTERING),
+            ),
             flag(
                 None,
                 "clustering-advertised-uri",
@@ -407,8 +400,15 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "URI followers use to reach this node (default: tcp://HOSTNAME:PORT)",
                 None,
                 Action::Set(&[(Clustering, "advertised_uri")]),
-            )
-            .not_yet(NO_CLUSTERING),
+            ),
+            flag(
+                None,
+                "clustering-min-isr",
+                "N",
+                "Confirm only while this many nodes, the leader included, are in sync (1: the leader alone)",
+                Some("1"),
+                Action::Set(&[(Clustering, "min_isr")]),
+            ),
         ],
     ),
     (

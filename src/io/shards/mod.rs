@@ -185,6 +185,7 @@ impl PeerListen {
             services: None,
             notify_socket: None,
             reload: None,
+            confirm_gate: None,
         }
     }
 }
