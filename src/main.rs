@@ -165,11 +165,15 @@ fn main() -> ExitCode {
         // the in-sync replicas (`cluster::node`).
         let node = ringmq::cluster::node::NodeConfig::from_config(&cfg);
         tracing::info!(node = node.me, etcd = ?node.etcd_endpoints, "clustering: joining the election");
-        ringmq::cluster::node::run(node, |gate| {
+        ringmq::cluster::node::run(node, |gate, services| {
             ringmq::io::run(
                 core,
                 ringmq::io::ListenConfig {
                     confirm_gate: Some(gate),
+                    services: Some(match listen.services {
+                        Some(s) => s.and(services),
+                        None => services,
+                    }),
                     ..listen
                 },
             )

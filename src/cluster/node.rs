@@ -23,7 +23,7 @@ use super::lead::{self, Leading};
 use super::record::Recorder;
 use super::relay::{self, LeaderAddr};
 use super::stream;
-use crate::shard::ConfirmGate;
+use crate::shard::{ConfirmGate, Services};
 
 /// The election's lease: a dead leader is replaced about this long after.
 pub const TTL_MS: u64 = 2_000;
@@ -87,10 +87,29 @@ fn secret_key(prefix: &str) -> Vec<u8> {
     format!("{}/secret", prefix.trim_end_matches('/')).into_bytes()
 }
 
+/// How often the broker's thread hands its recorder the regions it wrote
+/// with no group commit after them (acks written out by their timer).
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// A task on the broker's thread: the recorder reads what it keeps pending
+/// into the log every [`FLUSH_EVERY`] (a barrier is what makes it read), so
+/// the followers get it without waiting for the next group commit.
+fn flusher() -> Services {
+    Services::new(|_, _| {
+        tokio::task::spawn_local(async {
+            loop {
+                tokio::time::sleep(FLUSH_EVERY).await;
+                ringmq_store::changes::barrier();
+            }
+        });
+        Box::pin(async { Ok(Vec::new()) })
+    })
+}
+
 /// Runs the node: follows until it leads, then runs `serve` (the broker) on
-/// this thread with the confirm gate of its replicas, and returns what it
-/// returns.
-pub fn run(cfg: NodeConfig, serve: impl FnOnce(ConfirmGate) -> std::io::Result<()>) -> Result<(), NodeError> {
+/// this thread with the confirm gate of its replicas and the services it
+/// needs beside the broker, and returns what it returns.
+pub fn run(cfg: NodeConfig, serve: impl FnOnce(ConfirmGate, Services) -> std::io::Result<()>) -> Result<(), NodeError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let thread_cfg = cfg.clone();
     std::thread::Builder::new()
@@ -127,7 +146,7 @@ pub fn run(cfg: NodeConfig, serve: impl FnOnce(ConfirmGate) -> std::io::Result<(
             })
         },
     );
-    Ok(serve(gate)?)
+    Ok(serve(gate, flusher())?)
 }
 
 /// Retries an etcd call until it succeeds (the node cannot go on without it).

@@ -24,6 +24,8 @@ use super::leader::Session;
 use super::log::ReplLog;
 use super::wire::{decode, encode, Frame, Op, WireError};
 
+/// How often a leader's connection looks at the log without being woken.
+const LOOK_AGAIN: Duration = Duration::from_millis(50);
 /// Bytes of frames gathered before a write.
 const WRITE_BATCH: usize = 1 << 20;
 
@@ -232,6 +234,8 @@ async fn session(
             }
             w = wr.write(out.rest()), if !out.rest().is_empty() => out.at += w?,
             _ = grown, if out.rest().is_empty() => {}
+            // Changes recorded with no group commit after them wake no one.
+            _ = tokio::time::sleep(LOOK_AGAIN), if out.rest().is_empty() => {}
         }
     }
 }
