@@ -6,6 +6,9 @@
 //!   there, in order, read through another follower's relay.
 //! - A client of a follower is served by the leader through its relay, and
 //!   once the load stops the follower's data directory equals the leader's.
+//! - A confirm waits for the in-sync followers: with one stopped (SIGSTOP)
+//!   it comes only once etcd no longer names that follower; with
+//!   `--clustering-min-isr=2` and the leader alone, only once a follower joined.
 
 mod common;
 
@@ -28,6 +31,10 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// A node: a spawned broker with clustering on (its advertised URI).
 fn node(etcd: &str, prefix: &str) -> (Broker, String) {
+    node_with(etcd, prefix, &[])
+}
+
+fn node_with(etcd: &str, prefix: &str, extra: &[&str]) -> (Broker, String) {
     let [port] = free_ports::<1>();
     let uri = format!("tcp://127.0.0.1:{port}");
     let args = [
@@ -38,7 +45,7 @@ fn node(etcd: &str, prefix: &str) -> (Broker, String) {
         format!("--clustering-etcd-prefix={prefix}"),
         format!("--clustering-advertised-uri={uri}"),
     ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).chain(extra.iter().copied()).collect();
     (Broker::with_args(&args), uri)
 }
 
@@ -173,4 +180,84 @@ fn a_followers_client_is_served_and_its_directory_follows() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(last.0.len() > 3, "{:?}", last.0);
+}
+
+/// A durable queue declared and a persistent message published on `ch`
+/// (a confirm channel): the confirm's future.
+async fn publish_one(ch: &lapin::Channel, queue: &str) -> lapin::PublisherConfirm {
+    let durable = lapin::options::QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare(queue.into(), durable, Default::default())
+        .await
+        .expect("queue.declare");
+    let props = lapin::BasicProperties::default().with_delivery_mode(2);
+    ch.basic_publish("".into(), queue.into(), Default::default(), b"m", props)
+        .await
+        .expect("basic.publish")
+}
+
+async fn confirm_channel(uri: &str) -> (Connection, lapin::Channel) {
+    let conn = connect_retrying(uri).await;
+    let ch = conn.create_channel().await.expect("channel");
+    ch.confirm_select(Default::default()).await.expect("confirm.select");
+    (conn, ch)
+}
+
+#[test]
+fn a_confirm_waits_for_the_in_sync_followers() {
+    let etcd = start_etcd();
+    let rt = common::runtime();
+    let prefix = "waits";
+    let (a, _) = node(&etcd.endpoint, prefix);
+    let (b, b_uri) = node(&etcd.endpoint, prefix);
+    wait_until("two nodes in sync", || isr(&rt, &etcd.endpoint, prefix).len() == 2);
+    let (_conn, ch) = rt.block_on(confirm_channel(a.uri()));
+    b.signal(libc::SIGSTOP);
+    let confirm = rt.block_on(async { publish_one(&ch, "waits").await });
+    let got = rt
+        .block_on(async { tokio::time::timeout(WAIT, confirm).await })
+        .expect("a confirm in time");
+    assert!(got.expect("confirm").is_ack());
+    let members = isr(&rt, &etcd.endpoint, prefix);
+    assert!(
+        !members.contains(&b_uri),
+        "confirmed while a stopped follower is in the set: {members:?}"
+    );
+    b.signal(libc::SIGCONT);
+    wait_until("the follower back in sync", || {
+        isr(&rt, &etcd.endpoint, prefix).len() == 2
+    });
+}
+
+#[test]
+fn with_min_isr_2_the_leader_alone_does_not_confirm() {
+    let etcd = start_etcd();
+    let rt = common::runtime();
+    let prefix = "min-isr";
+    let min_isr = ["--clustering-min-isr=2"];
+    let (a, _) = node_with(&etcd.endpoint, prefix, &min_isr);
+    let (mut b, _) = node_with(&etcd.endpoint, prefix, &min_isr);
+    wait_until("two nodes in sync", || isr(&rt, &etcd.endpoint, prefix).len() == 2);
+    let (_conn, ch) = rt.block_on(confirm_channel(a.uri()));
+    let first = rt.block_on(async { publish_one(&ch, "min-isr").await });
+    let got = rt
+        .block_on(async { tokio::time::timeout(WAIT, first).await })
+        .expect("a confirm in time");
+    assert!(got.expect("confirm").is_ack());
+    b.kill9();
+    wait_until("the leader alone in the set", || {
+        isr(&rt, &etcd.endpoint, prefix).len() == 1
+    });
+    let mut confirm = rt.block_on(async { publish_one(&ch, "min-isr").await });
+    // A lower bound only: a confirm now would be wrong whenever it came.
+    let early = rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), &mut confirm).await });
+    assert!(early.is_err(), "confirmed by the leader alone: {early:?}");
+    b.start();
+    let got = rt
+        .block_on(async { tokio::time::timeout(WAIT, confirm).await })
+        .expect("a confirm in time");
+    assert!(got.expect("confirm").is_ack());
+    assert_eq!(isr(&rt, &etcd.endpoint, prefix).len(), 2);
 }
