@@ -297,8 +297,10 @@ impl std::fmt::Debug for Services {
 #[derive(Clone)]
 pub struct ConfirmGate {
     mark: Rc<dyn Fn() -> u64>,
-    wait: Rc<dyn Fn(u64) -> Pin<Box<dyn Future<Output = ()>>>>,
+    wait: Rc<WaitFn>,
 }
+
+type WaitFn = dyn Fn(u64) -> Pin<Box<dyn Future<Output = ()>>>;
 
 impl ConfirmGate {
     pub fn new(

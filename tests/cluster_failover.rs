@@ -215,7 +215,7 @@ fn a_confirm_waits_for_the_in_sync_followers() {
     wait_until("two nodes in sync", || isr(&rt, &etcd.endpoint, prefix).len() == 2);
     let (_conn, ch) = rt.block_on(confirm_channel(a.uri()));
     b.signal(libc::SIGSTOP);
-    let confirm = rt.block_on(async { publish_one(&ch, "waits").await });
+    let confirm = rt.block_on(publish_one(&ch, "waits"));
     let got = rt
         .block_on(async { tokio::time::timeout(WAIT, confirm).await })
         .expect("a confirm in time");
@@ -241,7 +241,7 @@ fn with_min_isr_2_the_leader_alone_does_not_confirm() {
     let (mut b, _) = node_with(&etcd.endpoint, prefix, &min_isr);
     wait_until("two nodes in sync", || isr(&rt, &etcd.endpoint, prefix).len() == 2);
     let (_conn, ch) = rt.block_on(confirm_channel(a.uri()));
-    let first = rt.block_on(async { publish_one(&ch, "min-isr").await });
+    let first = rt.block_on(publish_one(&ch, "min-isr"));
     let got = rt
         .block_on(async { tokio::time::timeout(WAIT, first).await })
         .expect("a confirm in time");
@@ -250,7 +250,7 @@ fn with_min_isr_2_the_leader_alone_does_not_confirm() {
     wait_until("the leader alone in the set", || {
         isr(&rt, &etcd.endpoint, prefix).len() == 1
     });
-    let mut confirm = rt.block_on(async { publish_one(&ch, "min-isr").await });
+    let mut confirm = rt.block_on(publish_one(&ch, "min-isr"));
     // A lower bound only: a confirm now would be wrong whenever it came.
     let early = rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), &mut confirm).await });
     assert!(early.is_err(), "confirmed by the leader alone: {early:?}");
