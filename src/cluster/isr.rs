@@ -149,7 +149,9 @@ impl IsrKeeper {
     /// holds it, and etcd names at least `min_isr` nodes (else 0). `u64::MAX`:
     /// no follower to wait for.
     pub fn confirmable(&self, acks: &BTreeMap<String, u64>) -> u64 {
-        if self.isr().members.len() < self.min_isr {
+        // A join being written is not in etcd yet: it does not count.
+        let joining = usize::from(matches!(self.writing, Some(None)));
+        if self.isr().members.len() - joining < self.min_isr {
             return 0;
         }
         (self.followers.keys())
@@ -188,6 +190,7 @@ mod tests {
         assert_eq!(k.confirmable(&acks(&[("f", 5)])), 0);
         assert_eq!(k.tick(&acks(&[("f", 10)]), 12, 20), set(&["l", "f"]));
         assert!(k.is_member("f"));
+        assert_eq!(k.confirmable(&acks(&[("f", 11)])), 0, "not counted until etcd names it");
         k.written();
         assert_eq!(k.confirmable(&acks(&[("f", 11)])), 11);
         let mut k = IsrKeeper::new("l", 1, 0);
