@@ -163,6 +163,21 @@ fn a_followers_client_is_served_and_its_directory_follows() {
         .map(|n| (n["role"].as_str().unwrap_or("?"), n["in_sync"] == true))
         .collect();
     assert_eq!(roles, [("leader", true), ("follower", true)], "{nodes}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringmqctl"))
+        .args([
+            "--uri",
+            b.http_url(),
+            "-u",
+            b.user(),
+            "--password",
+            b.pass(),
+            "cluster_status",
+        ])
+        .output()
+        .expect("run ringmqctl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("leader") && text.contains("follower"), "{text}");
     // Quiet now: the follower's files equal the leader's.
     let (ad, bd) = (a.data_dir(), b.data_dir());
     let deadline = Instant::now() + WAIT;
