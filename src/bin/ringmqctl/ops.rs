@@ -185,21 +185,6 @@ fn salted_sha256(salt: [u8; 4], password: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hashes_are_rabbitmqs() {
-        // RabbitMQ's own test vector: the salt 90 8d c6 0a and "guest" (computed
-        // independently with Python's hashlib, as in the broker's auth tests).
-        assert_eq!(
-            salted_sha256([0x90, 0x8d, 0xc6, 0x0a], "guest"),
-            "kI3GCrswBLNZQzHJJ95QLoyfAVooYhnvf7jbqiW9BjOYUloe"
-        );
-    }
-}
-
 /// The cluster's nodes as the leader's `/api/nodes` lists them (any node's
 /// API is the leader's: followers relay it): role, in the in-sync replica
 /// set, changes of the replication log not held yet.
@@ -218,4 +203,19 @@ pub fn cluster_status(ctx: &Ctx<'_>) -> Result<(), CtlError> {
         .map(|c| c.to_string())
         .collect();
     emit(&table::render(&columns, &rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_rabbitmqs() {
+        // RabbitMQ's own test vector: the salt 90 8d c6 0a and "guest" (computed
+        // independently with Python's hashlib, as in the broker's auth tests).
+        assert_eq!(
+            salted_sha256([0x90, 0x8d, 0xc6, 0x0a], "guest"),
+            "kI3GCrswBLNZQzHJJ95QLoyfAVooYhnvf7jbqiW9BjOYUloe"
+        );
+    }
 }
