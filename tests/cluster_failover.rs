@@ -6,6 +6,8 @@
 //!   there, in order, read through another follower's relay.
 //! - A client of a follower is served by the leader through its relay, and
 //!   once the load stops the follower's data directory equals the leader's.
+//! - A leader stopped cleanly (SIGTERM) exits 0 and resigns: the follower
+//!   leads without waiting for the lease to end, with every message.
 //! - A confirm waits for the in-sync followers: with one stopped (SIGSTOP)
 //!   it comes only once etcd no longer names that follower; with
 //!   `--clustering-min-isr=2` and the leader alone, only once a follower joined.
@@ -275,4 +277,50 @@ fn with_min_isr_2_the_leader_alone_does_not_confirm() {
         .expect("a confirm in time");
     assert!(got.expect("confirm").is_ack());
     assert_eq!(isr(&rt, &etcd.endpoint, prefix).len(), 2);
+}
+
+#[test]
+fn a_leader_stopped_cleanly_resigns_and_a_follower_leads() {
+    let etcd = start_etcd();
+    let rt = common::runtime();
+    let prefix = "resign";
+    let (mut a, a_uri) = node(&etcd.endpoint, prefix);
+    let (b, b_uri) = node(&etcd.endpoint, prefix);
+    wait_until("two nodes in sync", || isr(&rt, &etcd.endpoint, prefix).len() == 2);
+    let (_conn, ch) = rt.block_on(confirm_channel(a.uri()));
+    for _ in 0..10 {
+        let confirm = rt.block_on(publish_one(&ch, "resign"));
+        let got = rt
+            .block_on(async { tokio::time::timeout(WAIT, confirm).await })
+            .expect("a confirm in time");
+        assert!(got.expect("confirm").is_ack());
+    }
+    a.stop(); // asserts exit 0
+    let client = Etcd::new(std::slice::from_ref(&etcd.endpoint), Duration::from_secs(2));
+    let leader = rt.block_on(client.get(&Keys::under(prefix).leader)).expect("etcd get");
+    assert!(
+        leader.as_ref().is_none_or(|kv| kv.value != a_uri.as_bytes()),
+        "the stopped leader's key outlived it: {leader:?}"
+    );
+    let via = b.uri().to_string();
+    let found = rt.block_on(async move {
+        let conn = connect_retrying(&via).await;
+        let ch = conn.create_channel().await.expect("channel");
+        queue_len(&ch, "resign").await
+    });
+    assert_eq!(found, 10);
+    assert_eq!(isr(&rt, &etcd.endpoint, prefix)[0], b_uri);
+}
+
+/// How many messages `queue` holds.
+async fn queue_len(ch: &lapin::Channel, queue: &str) -> u32 {
+    let passive = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let q = ch
+        .queue_declare(queue.into(), passive, Default::default())
+        .await
+        .expect("the queue is there");
+    q.message_count()
 }

@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,8 +46,33 @@ pub struct Leading {
 
 /// Ends the process: it no longer leads, so it must not confirm.
 fn stop_leading(why: &str) -> ! {
+    if STOPPING.load(Ordering::Acquire) {
+        // The broker stopped and this node resigned: the process is ending
+        // with the broker's own exit code.
+        loop {
+            std::thread::park();
+        }
+    }
     tracing::error!("{why}: this node no longer leads; exiting");
     std::process::exit(EXIT_NOT_LEADING)
+}
+
+/// Set once the broker has stopped (a clean stop), before the node resigns.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// After the broker stopped: this node gives up its lease now, so a follower
+/// leads without waiting for the lease's TTL (its leader key goes with it).
+pub fn resign(cfg: &NodeConfig, etcd: &Etcd) {
+    STOPPING.store(true, Ordering::Release);
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return tracing::warn!(error = %e, "cannot resign: no runtime"),
+    };
+    let key = Keys::under(&cfg.etcd_prefix).leader;
+    match rt.block_on(elect::resign(etcd, &key, &cfg.me)) {
+        Ok(()) => tracing::info!("resigned the leadership"),
+        Err(e) => tracing::warn!(error = %e, "cannot resign: the lease ends by its TTL"),
+    }
 }
 
 /// Writes `isr` as leader of `term`, retrying while it still leads.

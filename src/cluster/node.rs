@@ -146,7 +146,9 @@ pub fn run(cfg: NodeConfig, serve: impl FnOnce(ConfirmGate, Services) -> std::io
             })
         },
     );
-    Ok(serve(gate, flusher())?)
+    let served = serve(gate, flusher());
+    lead::resign(&cfg, &Etcd::new(&cfg.etcd_endpoints, ETCD_TIMEOUT));
+    Ok(served?)
 }
 
 /// Retries an etcd call until it succeeds (the node cannot go on without it).
