@@ -330,6 +330,11 @@ pub struct ClusteringConfig {
     /// `advertised_uri`, `--clustering-advertised-uri`; `None` means
     /// `tcp://HOSTNAME:PORT`, resolved by the cluster module.
     pub advertised_uri: Option<String>,
+    /// `min_isr`, `--clustering-min-isr` (ringmq): how many nodes, the leader
+    /// included, must hold a change before it is confirmed. LavinMQ has no
+    /// such key: it confirms with whichever followers are in sync, none
+    /// included, which is this key's default, 1.
+    pub min_isr: u8,
 }
 
 impl Default for Config {
@@ -396,6 +401,7 @@ impl Default for Config {
                 etcd_endpoints: vec!["localhost:2379".into()],
                 etcd_prefix: "ringmq".into(),
                 advertised_uri: None,
+                min_isr: 1,
             },
             mqtt: MqttConfig::default(),
             sni: Vec::new(),
@@ -580,10 +586,14 @@ impl Config {
     /// text and no word (issue 15). `main` calls it before starting; parsing alone
     /// accepts them, so a LavinMQ file can still be checked and printed.
     pub fn refuse_unimplemented(&self) -> Result<(), ConfigError> {
-        let d = Config::default();
         let mut set: Vec<&str> = Vec::new();
-        if self.clustering != d.clustering {
-            set.push("[clustering] (--clustering*): ringmq has no clustering yet");
+        if self.clustering.enabled && self.main.shards > 1 {
+            set.push("[clustering] with more than one shard (--shards): a clustered node runs one shard for now");
+        }
+        if self.clustering.enabled && self.main.io == IoBackend::Uring {
+            set.push(
+                "[clustering] with --io=uring: a clustered node runs the epoll backend for now (--io=auto picks it)",
+            );
         }
         if matches!(self.main.default_password, DefaultPassword::Hash(_)) {
             set.push(

@@ -171,9 +171,32 @@ fn main() -> ExitCode {
         // started, not a setting, so not in `config`.
         notify_socket: std::env::var_os("NOTIFY_SOCKET"),
         reload: Some(reload),
+        confirm_gate: None,
     };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %cfg.main.data_dir.display(), "starting ringmq");
-    match ringmq::io::run(core, listen) {
+    let run = if cfg.clustering.enabled {
+        // Follows until it leads; then the broker, its confirms waiting for
+        // the in-sync replicas (`cluster::node`).
+        let node = ringmq::cluster::node::NodeConfig::from_config(&cfg);
+        tracing::info!(node = node.me, etcd = ?node.etcd_endpoints, "clustering: joining the election");
+        ringmq::cluster::node::run(node, |gate, services| {
+            ringmq::io::run(
+                core,
+                ringmq::io::ListenConfig {
+                    confirm_gate: Some(gate),
+                    services: Some(match listen.services {
+                        Some(s) => s.and(services),
+                        None => services,
+                    }),
+                    ..listen
+                },
+            )
+        })
+        .map_err(|e| std::io::Error::other(e.to_string()))
+    } else {
+        ringmq::io::run(core, listen)
+    };
+    match run {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -288,3 +288,44 @@ impl std::fmt::Debug for Services {
         f.write_str("Services(..)")
     }
 }
+
+/// Holds a group commit's confirms (and `tx.commit-ok`s) until the cluster's
+/// in-sync replicas hold its changes (`cluster::node`, on a clustered leader).
+/// The transport takes a mark of the replication log right after it takes a
+/// group commit, and waits on it once the commit's fsyncs are done; without a
+/// gate (clustering off) neither happens.
+#[derive(Clone)]
+pub struct ConfirmGate {
+    mark: Rc<dyn Fn() -> u64>,
+    wait: Rc<WaitFn>,
+}
+
+type WaitFn = dyn Fn(u64) -> Pin<Box<dyn Future<Output = ()>>>;
+
+impl ConfirmGate {
+    pub fn new(
+        mark: impl Fn() -> u64 + 'static,
+        wait: impl Fn(u64) -> Pin<Box<dyn Future<Output = ()>>> + 'static,
+    ) -> ConfirmGate {
+        ConfirmGate {
+            mark: Rc::new(mark),
+            wait: Rc::new(wait),
+        }
+    }
+
+    /// Where the replication log is once a group commit was taken.
+    pub fn mark(&self) -> u64 {
+        (self.mark)()
+    }
+
+    /// Resolves once every in-sync replica holds the changes up to `mark`.
+    pub async fn wait(&self, mark: u64) {
+        (self.wait)(mark).await
+    }
+}
+
+impl std::fmt::Debug for ConfirmGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfirmGate(..)")
+    }
+}

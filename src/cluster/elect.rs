@@ -94,12 +94,26 @@ pub async fn run(etcd: Etcd, cfg: ElectionConfig, keys: Keys, out: watch::Sender
     let mut e = Election::new(cfg);
     let mut watching: Option<super::etcd::Watch> = None;
     let mut rewatch_at = 0;
+    // The revision the next watch starts at (0: now).
+    let mut watch_from = 0;
     loop {
         let now = now_ms();
         if *e.leader() == Leader::Unknown {
             match etcd.get(&keys.isr).await {
                 Ok(kv) => e.set_eligible(Isr::admits(kv.as_ref().map(|kv| &kv.value[..]), &me)),
                 Err(err) => tracing::warn!(error = %err, "cannot read the in-sync replica set"),
+            }
+            // A node that may not campaign learns who leads from the key
+            // (the watch tells only what changes after it starts).
+            match etcd.get(&leader_key).await {
+                Ok(Some(kv)) if kv.value != me.as_bytes() => {
+                    e.handle_leader(String::from_utf8_lossy(&kv.value).into_owned(), kv.create_revision);
+                    if watching.is_none() {
+                        watch_from = kv.mod_revision + 1;
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "cannot read the leader key"),
             }
         }
         while let Some(action) = e.poll(now_ms()) {
@@ -116,7 +130,7 @@ pub async fn run(etcd: Etcd, cfg: ElectionConfig, keys: Keys, out: watch::Sender
             changed
         });
         if watching.is_none() && now >= rewatch_at {
-            match etcd.watch(&leader_key, 0).await {
+            match etcd.watch(&leader_key, std::mem::take(&mut watch_from)).await {
                 Ok(w) => watching = Some(w),
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot watch the leader key");

@@ -16,8 +16,12 @@
 //! | [`stream`] | the stream over TCP: the leader serving followers, a follower reconnecting |
 //! | [`wire`] | the replication stream's frames: challenge, hello with the file list, batches of changes, synced, ack |
 //!
-//! The plan and what is left: `docs/cluster.md`. Not yet: replication, the in-sync replica set's upkeep, followers'
-//! proxying; until they exist `--clustering` stays refused (`config`).
+//! | [`isr`] | the leader's upkeep of the in-sync replica set, as a state machine |
+//! | [`lead`] | a leading node: serves followers, keeps the set in etcd, publishes how far confirms may go |
+//! | [`node`] | a clustered node: follows and relays until it leads, then runs the broker with its recorder and confirm gate |
+//! | [`view`] | the leader's view of its cluster for `/api/nodes` |
+//!
+//! The plan and what is left: `docs/cluster.md`.
 
 pub mod dir_files;
 pub mod elect;
@@ -25,11 +29,15 @@ pub mod election;
 pub mod etcd;
 pub mod files;
 pub mod follower;
+pub mod isr;
+pub mod lead;
 pub mod leader;
 pub mod log;
+pub mod node;
 pub mod record;
 pub mod relay;
 pub mod stream;
+pub mod view;
 pub mod wire;
 
 #[cfg(test)]

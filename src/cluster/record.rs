@@ -22,6 +22,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ringmq_store::changes::{Change, ChangeSink};
@@ -57,8 +58,11 @@ pub struct Recorder {
     log: Arc<Mutex<ReplLog>>,
     pending: Vec<Region>,
     pending_bytes: u64,
-    /// The last change of this thread's last group commit.
-    synced_seq: u64,
+    /// The last change of this thread's last group commit (shared with the
+    /// node's confirm gate: `cluster::node`).
+    synced_seq: Arc<AtomicU64>,
+    /// Woken at every group commit (the followers' connections send).
+    grew: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Recorder {
@@ -68,14 +72,26 @@ impl Recorder {
             log,
             pending: Vec::new(),
             pending_bytes: 0,
-            synced_seq: 0,
+            synced_seq: Arc::new(AtomicU64::new(0)),
+            grew: None,
         }
+    }
+
+    /// Wakes `grew`'s waiters at every group commit.
+    pub fn waking(mut self, grew: Arc<tokio::sync::Notify>) -> Recorder {
+        self.grew = Some(grew);
+        self
+    }
+
+    /// [`Self::synced_seq`], readable once the recorder is installed.
+    pub fn synced_handle(&self) -> Arc<AtomicU64> {
+        self.synced_seq.clone()
     }
 
     /// The last change covered by this thread's last group commit: a confirm
     /// of what that commit synced waits for followers to hold it.
     pub fn synced_seq(&self) -> u64 {
-        self.synced_seq
+        self.synced_seq.load(Ordering::Acquire)
     }
 
     /// `path` relative to the data directory with `/` separators, if it is a
@@ -179,7 +195,11 @@ impl ChangeSink for Recorder {
             Change::Wrote { path, offset, len } => self.wrote(path, offset, len),
             Change::Synced => {
                 self.flush();
-                self.synced_seq = self.log.lock().expect("the replication log's lock").last_seq();
+                let last = self.log.lock().expect("the replication log's lock").last_seq();
+                self.synced_seq.store(last, Ordering::Release);
+                if let Some(grew) = &self.grew {
+                    grew.notify_waiters();
+                }
             }
             c => {
                 self.flush();

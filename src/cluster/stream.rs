@@ -11,6 +11,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,6 +24,8 @@ use super::leader::Session;
 use super::log::ReplLog;
 use super::wire::{decode, encode, Frame, Op, WireError};
 
+/// How often a leader's connection looks at the log without being woken.
+const LOOK_AGAIN: Duration = Duration::from_millis(50);
 /// Bytes of frames gathered before a write.
 const WRITE_BATCH: usize = 1 << 20;
 
@@ -44,25 +47,46 @@ pub enum StreamError {
 /// What the leader's connections share.
 pub struct Primary {
     files: Box<dyn Files>,
-    log: ReplLog,
+    /// Shared with the broker's recorders (`record::Recorder`) on a leader.
+    log: Arc<Mutex<ReplLog>>,
     term: i64,
     secret: Vec<u8>,
     /// Woken when the log grows.
-    grew: Rc<Notify>,
-    /// Per follower: the last change it holds.
+    grew: Arc<Notify>,
+    /// Per follower past its full sync, connected: the last change it holds.
     acks: BTreeMap<String, u64>,
+    /// Woken when `acks` changes.
+    acked: Rc<Notify>,
 }
 
 impl Primary {
     pub fn new(files: Box<dyn Files>, log: ReplLog, term: i64, secret: &[u8]) -> Primary {
+        let log = Arc::new(Mutex::new(log));
+        Primary::shared(files, log, Arc::new(Notify::new()), term, secret)
+    }
+
+    /// A leader's: `log` is written by the broker's recorders, which wake
+    /// `grew` when it grows.
+    pub fn shared(
+        files: Box<dyn Files>,
+        log: Arc<Mutex<ReplLog>>,
+        grew: Arc<Notify>,
+        term: i64,
+        secret: &[u8],
+    ) -> Primary {
         Primary {
             files,
             log,
             term,
             secret: secret.to_vec(),
-            grew: Rc::new(Notify::new()),
+            grew,
             acks: BTreeMap::new(),
+            acked: Rc::new(Notify::new()),
         }
+    }
+
+    fn log(&self) -> MutexGuard<'_, ReplLog> {
+        self.log.lock().expect("the replication log's lock")
     }
 
     /// Makes a change here and records it for the followers: its number.
@@ -70,19 +94,24 @@ impl Primary {
     /// the same log, `docs/cluster.md`.)
     pub fn record(&mut self, op: Op) -> std::io::Result<u64> {
         self.files.apply(&op)?;
-        let seq = self.log.append(op);
+        let seq = self.log().append(op);
         self.grew.notify_waiters();
         Ok(seq)
     }
 
     /// The last change recorded.
     pub fn last_seq(&self) -> u64 {
-        self.log.last_seq()
+        self.log().last_seq()
     }
 
     /// Per follower (by name): the last change it holds.
     pub fn acks(&self) -> &BTreeMap<String, u64> {
         &self.acks
+    }
+
+    /// Woken (one permit kept) whenever [`Self::acks`] changes.
+    pub fn acked(&self) -> Rc<Notify> {
+        self.acked.clone()
     }
 }
 
@@ -145,14 +174,25 @@ pub async fn serve(listener: TcpListener, primary: Rc<RefCell<Primary>>) {
         let primary = primary.clone();
         tokio::task::spawn_local(async move {
             let _ = stream.set_nodelay(true);
-            if let Err(e) = session(stream, &primary).await {
+            let mut node = None;
+            if let Err(e) = session(stream, &primary, &mut node).await {
                 tracing::info!(%peer, error = %e, "a follower's connection ended");
+            }
+            if let Some(node) = node {
+                let mut p = primary.borrow_mut();
+                p.acks.remove(&node);
+                p.acked.notify_one();
             }
         });
     }
 }
 
-async fn session(mut stream: TcpStream, primary: &RefCell<Primary>) -> Result<(), StreamError> {
+/// One follower's connection; `node` is its name once it said it.
+async fn session(
+    mut stream: TcpStream,
+    primary: &RefCell<Primary>,
+    node: &mut Option<String>,
+) -> Result<(), StreamError> {
     let (term, secret, grew) = {
         let p = primary.borrow();
         (p.term, p.secret.clone(), p.grew.clone())
@@ -163,8 +203,9 @@ async fn session(mut stream: TcpStream, primary: &RefCell<Primary>) -> Result<()
     loop {
         if out.drained() {
             let p = primary.borrow();
+            let log = p.log();
             while out.buf.len() < WRITE_BATCH {
-                match s.poll_frame(&*p.files, &p.log)? {
+                match s.poll_frame(&*p.files, &log)? {
                     Some(f) => encode(&mut out.buf, &f),
                     None => break,
                 }
@@ -179,13 +220,22 @@ async fn session(mut stream: TcpStream, primary: &RefCell<Primary>) -> Result<()
                 }
                 let mut p = primary.borrow_mut();
                 let p = &mut *p;
-                frames(&mut inbuf, |f| Ok(s.handle_frame(f, &*p.files, &p.log)?))?;
-                if let Some(node) = s.node() {
-                    p.acks.insert(node.to_string(), s.acked());
+                {
+                    let log = p.log.lock().expect("the replication log's lock");
+                    frames(&mut inbuf, |f| Ok(s.handle_frame(f, &*p.files, &log)?))?;
+                }
+                if let Some(name) = s.node() {
+                    node.get_or_insert_with(|| name.to_string());
+                    if s.is_live() {
+                        p.acks.insert(name.to_string(), s.acked());
+                        p.acked.notify_one();
+                    }
                 }
             }
             w = wr.write(out.rest()), if !out.rest().is_empty() => out.at += w?,
             _ = grown, if out.rest().is_empty() => {}
+            // Changes recorded with no group commit after them wake no one.
+            _ = tokio::time::sleep(LOOK_AGAIN), if out.rest().is_empty() => {}
         }
     }
 }

@@ -118,8 +118,6 @@ pub(super) const fn key(section: Section, key: &'static str, help: &'static str,
     flag(None, "", "", help, Some(default), Action::Key(section, key))
 }
 
-const NO_CLUSTERING: &str = "ringmq has no clustering yet";
-
 /// Groups for `--help`, in order; each flag below belongs to the group it follows.
 pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
     (
@@ -415,9 +413,8 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Enable clustering",
                 None,
                 Action::Switch(Clustering, "enabled", "true"),
-            )
-            .not_yet(NO_CLUSTERING),
-            key(Clustering, "enabled", "Enable clustering (--clustering)", "false").not_yet(NO_CLUSTERING),
+            ),
+            key(Clustering, "enabled", "Enable clustering (--clustering)", "false"),
             flag(
                 None,
                 "clustering-bind",
@@ -425,8 +422,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Listen for clustering followers on this address",
                 Some("127.0.0.1"),
                 Action::Set(&[(Clustering, "bind")]),
-            )
-            .not_yet(NO_CLUSTERING),
+            ),
             flag(
                 None,
                 "clustering-port",
@@ -434,8 +430,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Listen for clustering followers on this port",
                 Some("5679"),
                 Action::Set(&[(Clustering, "port")]),
-            )
-            .not_yet(NO_CLUSTERING),
+            ),
             flag(
                 None,
                 "clustering-etcd-endpoints",
@@ -443,8 +438,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Comma-separated etcd host:port pairs",
                 Some("localhost:2379"),
                 Action::Set(&[(Clustering, "etcd_endpoints")]),
-            )
-            .not_yet(NO_CLUSTERING),
+            ),
             flag(
                 None,
                 "clustering-etcd-prefix",
@@ -452,8 +446,7 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "Key prefix used in etcd",
                 Some("ringmq"),
                 Action::Set(&[(Clustering, "etcd_prefix")]),
-            )
-            .not_yet(NO_CLUSTERING),
+            ),
             flag(
                 None,
                 "clustering-advertised-uri",
@@ -461,8 +454,15 @@ pub(crate) const FLAGS: &[(&str, &[Flag])] = &[
                 "URI followers use to reach this node (default: tcp://HOSTNAME:PORT)",
                 None,
                 Action::Set(&[(Clustering, "advertised_uri")]),
-            )
-            .not_yet(NO_CLUSTERING),
+            ),
+            flag(
+                None,
+                "clustering-min-isr",
+                "N",
+                "Confirm only while this many nodes, the leader included, are in sync (1: the leader alone)",
+                Some("1"),
+                Action::Set(&[(Clustering, "min_isr")]),
+            ),
         ],
     ),
     (

@@ -172,6 +172,7 @@ fn set_clustering(cfg: &mut Config, key: &str, v: &str) -> Result<Outcome, Strin
         }
         "etcd_prefix" => c.etcd_prefix = non_empty(v)?.to_owned(),
         "advertised_uri" => c.advertised_uri = Some(non_empty(v)?.to_owned()),
+        "min_isr" => c.min_isr = in_range(integer(v)?, 1, 255)? as u8,
         _ => return Ok(Outcome::UnknownKey),
     }
     Ok(Outcome::Applied)

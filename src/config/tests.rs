@@ -264,6 +264,7 @@ fn every_flag_parses() {
         "--clustering-etcd-endpoints=e1:1,e2:2",
         "--clustering-etcd-prefix=p",
         "--clustering-advertised-uri=tcp://me:5000",
+        "--clustering-min-isr=2",
     ])
     .unwrap();
     let m = &cfg.main;
@@ -306,6 +307,7 @@ fn every_flag_parses() {
     assert_eq!(c.etcd_endpoints, vec!["e1:1".to_string(), "e2:2".to_string()]);
     assert_eq!(c.etcd_prefix, "p");
     assert_eq!(c.advertised_uri.as_deref(), Some("tcp://me:5000"));
+    assert_eq!(c.min_isr, 2);
 }
 
 #[test]
@@ -517,8 +519,8 @@ mod unimplemented {
     #[test]
     fn settings_without_an_implementation_are_refused_not_ignored() {
         for (args, names) in [
-            (&["-D", "/d", "--clustering"][..], "clustering"),
-            (&["-D", "/d", "--clustering-etcd-endpoints", "e:1"][..], "clustering"),
+            (&["-D", "/d", "--clustering", "--shards", "2"][..], "one shard"),
+            (&["-D", "/d", "--clustering", "--io", "uring"][..], "epoll"),
             (
                 &["-D", "/d", "--default-password-hash", "abc"][..],
                 "--default-password-hash",

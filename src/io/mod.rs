@@ -53,7 +53,14 @@ pub use crate::config::IoBackend;
 /// Runs the broker until SIGTERM or SIGINT on the backend `listen` asks for.
 /// Returns once state is synced.
 pub fn run(core: crate::core::CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
-    match listen.backend {
+    // A clustered leader's confirms wait for its replicas in the epoll
+    // backend's group commit only (`shard::ConfirmGate`).
+    let backend = if listen.confirm_gate.is_some() {
+        IoBackend::Epoll
+    } else {
+        listen.backend
+    };
+    match backend {
         IoBackend::Epoll => {}
         // Asked for by name: falling back would run what the user did not ask for.
         IoBackend::Uring => {

@@ -51,6 +51,9 @@ pub struct ListenConfig {
     /// Run on SIGHUP; `None`: SIGHUP is logged and ignored (it never stops the
     /// broker, as its default action would).
     pub reload: Option<Reload>,
+    /// A clustered leader's: confirms wait for the in-sync replicas
+    /// (`shard::ConfirmGate`); `None` (clustering off): the local commit.
+    pub confirm_gate: Option<crate::shard::ConfirmGate>,
 }
 
 /// `--amqps-port` and the TLS configuration its connections use.
@@ -139,7 +142,7 @@ async fn serve(core: CoreConfig, listen: ListenConfig) -> std::io::Result<()> {
         }
     }
     let shared = Rc::new(Shared::new(broker, false).with_cross(port));
-    tokio::task::spawn_local(sync_task(shared.clone()));
+    tokio::task::spawn_local(sync_task(shared.clone(), listen.confirm_gate.clone()));
     let mut http = match spawn_common_tasks(&shared, &listen, amqp_addr, amqps_addr, true).await {
         Ok(bound) => bound,
         Err(e) => {
@@ -217,7 +220,7 @@ pub(crate) async fn serve_peer(start: super::shards::PeerStart) -> std::io::Resu
         header_timeout,
         ready,
     } = start_peer(start, false).await?;
-    tokio::task::spawn_local(sync_task(shared.clone()));
+    tokio::task::spawn_local(sync_task(shared.clone(), None));
     let stopper = super::shards::Stopper::new(false)?;
     let _ = ready.send(());
     serve_until_stopped(&shared, &listen, listeners, stopper, header_timeout, None).await
@@ -486,12 +489,15 @@ pub(crate) fn lock_data_dir(dir: &std::path::Path) -> std::io::Result<std::fs::F
 
 /// Runs group commits one at a time, off the loop: while one runs, new durable
 /// publishes gather for the next, so the fsync rate adapts to the disk.
-async fn sync_task(shared: Rc<Shared>) {
+/// With a [`crate::shard::ConfirmGate`] (a clustered leader) a commit is
+/// reported done only once the in-sync replicas hold it too.
+async fn sync_task(shared: Rc<Shared>, gate: Option<crate::shard::ConfirmGate>) {
     loop {
         shared.sync_kick.notified().await;
         loop {
             let job = shared.broker.borrow_mut().poll_sync();
             let Some(job) = job else { break };
+            let mark = gate.as_ref().map(|g| g.mark());
             let joined = tokio::task::spawn_blocking(move || {
                 let r = job.run_blocking();
                 (job, r)
@@ -501,6 +507,9 @@ async fn sync_task(shared: Rc<Shared>) {
                 tracing::error!("sync thread panicked");
                 return;
             };
+            if let (Some(g), Some(mark)) = (&gate, mark) {
+                g.wait(mark).await;
+            }
             let t = shared.turns.start();
             shared.broker.borrow_mut().handle_sync_done(job, result);
             shared.after_core_call();

@@ -6,6 +6,7 @@
 //! a fresh data dir, and kills it on drop.
 #![allow(dead_code)]
 
+pub mod etcd;
 pub mod haproxy;
 pub mod http;
 pub mod links;

@@ -49,6 +49,7 @@ pub fn run(inv: &Invocation) -> Result<(), CtlError> {
     match inv.command.name {
         "status" => status(&ctx),
         "whoami" => whoami(&ctx),
+        "cluster_status" => ops::cluster_status(&ctx),
         "list" => list(&ctx),
         "add_user" => add_user(&ctx),
         "delete_user" => ctx.delete(api_path(&["users", ctx.arg(0)]), "deleted user"),

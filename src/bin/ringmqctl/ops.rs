@@ -1,7 +1,7 @@
 //! Operators' commands of rabbitmqctl and lavinmqctl beyond declaring and
 //! listing: queue pause/resume, closing every connection, user limits, runtime
-//! parameters, removing a binding, waiting for the broker to start, and
-//! hashing a password offline.
+//! parameters, removing a binding, waiting for the broker to start, the
+//! cluster's status, and hashing a password offline.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -183,6 +183,26 @@ fn salted_sha256(salt: [u8; 4], password: &str) -> String {
     let mut raw = salt.to_vec();
     raw.extend_from_slice(&digest);
     base64::engine::general_purpose::STANDARD.encode(raw)
+}
+
+/// The cluster's nodes as the leader's `/api/nodes` lists them (any node's
+/// API is the leader's: followers relay it): role, in the in-sync replica
+/// set, changes of the replication log not held yet.
+pub fn cluster_status(ctx: &Ctx<'_>) -> Result<(), CtlError> {
+    let nodes = ctx.client.get(api_path(&["nodes"]))?;
+    if ctx.g.json {
+        return print_json(&nodes);
+    }
+    let rows = table::rows(&nodes);
+    if !rows.iter().any(|r| r.get("role").is_some()) {
+        let name = rows.first().map(|r| table::cell(r.get("name"))).unwrap_or_default();
+        return emit(&format!("{name}: not clustered\n"));
+    }
+    let columns: Vec<String> = ["cluster_name", "role", "in_sync", "replication_lag", "running"]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    emit(&table::render(&columns, &rows))
 }
 
 #[cfg(test)]

@@ -130,6 +130,13 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
     cmd("whoami", "", n(0), &[], "the authenticated user and its tags"),
     cmd(
+        "cluster_status",
+        "",
+        n(0),
+        &[],
+        "the cluster's nodes: role, in the in-sync replica set, replication lag",
+    ),
+    cmd(
         "list",
         "KIND",
         n(1),

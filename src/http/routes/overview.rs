@@ -251,8 +251,29 @@ fn node_json(req: &Req<'_>) -> Value {
     node
 }
 
+/// This node; clustered, every node of the cluster, each with its role,
+/// whether it is in the in-sync replica set and how many changes of the
+/// replication log it lacks (`replication_lag`). Only a leader serves the
+/// API (followers relay it), so its view is the cluster's.
 pub(crate) fn nodes(req: &Req<'_>) -> Result<Reply, ApiError> {
-    Reply::ok(json!([node_json(req)]))
+    let mut me = node_json(req);
+    let Some(view) = crate::cluster::view::current() else {
+        return Reply::ok(json!([me]));
+    };
+    let mut list = Vec::new();
+    for row in view.rows() {
+        let mut n = if row.role == "leader" {
+            std::mem::take(&mut me)
+        } else {
+            json!({"name": row.name, "type": "disc", "running": row.running})
+        };
+        n["cluster_name"] = json!(row.name);
+        n["role"] = json!(row.role);
+        n["in_sync"] = json!(row.in_sync);
+        n["replication_lag"] = json!(row.lag);
+        list.push(n);
+    }
+    Reply::ok(Value::Array(list))
 }
 
 pub(crate) fn node(req: &Req<'_>) -> Result<Reply, ApiError> {

@@ -186,6 +186,7 @@ impl PeerListen {
             services: None,
             notify_socket: None,
             reload: None,
+            confirm_gate: None,
         }
     }
 }

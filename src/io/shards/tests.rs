@@ -18,6 +18,7 @@ fn listen(dir: &std::path::Path) -> ListenConfig {
         services: None,
         notify_socket: None,
         reload: None,
+        confirm_gate: None,
     }
 }
 
