@@ -55,6 +55,7 @@ pub fn run(data: &[u8]) {
         max_consumers_per_channel: None,
         handshake_timeout_ms: 10_000,
         default_stream_offset: Default::default(),
+        internal_secret: None,
     };
     let mut b = Broker::open(config, 1).expect("open a fresh broker");
     let mut now = START_MS;
