@@ -14,10 +14,12 @@ use common::http::Api;
 use common::*;
 use mqtt_raw::{Client, Got, Login, WAIT};
 
+/// A spawned broker, or the external one (`RINGMQ_TEST_URI`) when
+/// `RINGMQ_TEST_MQTT_PORT` names its MQTT listener (RabbitMQ's plugin).
 fn broker() -> Option<Broker> {
     let b = Broker::new();
-    if b.is_external() {
-        eprintln!("skipped against an external broker");
+    if b.is_external() && std::env::var_os("RINGMQ_TEST_MQTT_PORT").is_none() {
+        eprintln!("skipped against an external broker without RINGMQ_TEST_MQTT_PORT");
         return None;
     }
     Some(b)
@@ -32,6 +34,11 @@ fn connect_refusals_carry_the_right_code() {
     let Some(b) = broker() else { return };
     let port = b.mqtt_port();
     let a = api(&b);
+    if b.is_external() {
+        // Left by an earlier run against the same peer.
+        a.delete("/api/users/dev");
+        a.delete("/api/vhosts/iot");
+    }
     a.add_user("dev", "pw", "", false);
     assert!(a.put("/api/vhosts/iot", serde_json::json!({})).status < 300);
     let code = |login: Login<'_>| Client::connect(port, &login).1;
@@ -50,15 +57,14 @@ fn connect_refusals_carry_the_right_code() {
         }),
         4
     );
-    // No user name: 5 (no anonymous login).
-    assert_eq!(
-        code(Login {
-            user: None,
-            password: None,
-            ..Login::guest("c1")
-        }),
-        5
-    );
+    // No user name: 5 (no anonymous login). RabbitMQ 3.10 lets it in as its
+    // `mqtt.default_user` (guest) unless `mqtt.allow_anonymous = false`.
+    let anonymous = code(Login {
+        user: None,
+        password: None,
+        ..Login::guest("c1")
+    });
+    assert_eq!(anonymous, if b.is_external() { 0 } else { 5 });
     // `vhost:user`: no permission in iot yet (5), then with one (0).
     assert_eq!(
         code(Login {
@@ -80,18 +86,21 @@ fn connect_refusals_carry_the_right_code() {
     );
     assert_eq!(c, 0);
     ok.disconnect();
-    // An unknown vhost: 5.
+    // An unknown vhost: 4, as RabbitMQ answers it.
     assert_eq!(
         code(Login {
             user: Some("nope:guest"),
             ..Login::guest("c1")
         }),
-        5
+        4
     );
-    // MQTT 5 (level 5) is not spoken yet: 1 (unacceptable protocol level).
+    // MQTT 5 (level 5) is not spoken yet: 1 (unacceptable protocol level),
+    // as 3.1.1 says; RabbitMQ 3.10 closes without a CONNACK.
     let mut c5 = Client::open(port);
     c5.send_raw(&[0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0, 0, 0]);
-    assert_eq!(c5.recv(WAIT), Some(Got::ConnAck(1)));
+    if !b.is_external() {
+        assert_eq!(c5.recv(WAIT), Some(Got::ConnAck(1)));
+    }
     assert!(c5.closed_within(WAIT));
     // An empty client id with a clean session gets one (0).
     let (anon, c) = Client::connect(port, &Login::guest(""));
@@ -164,6 +173,11 @@ fn a_silent_client_is_closed_after_one_and_a_half_keepalives() {
     let after = start.elapsed();
     // 1.5 s, noticed on the broker's 0.5 s tick.
     assert!(after >= Duration::from_millis(1400), "closed after {after:?}");
+    if b.is_external() {
+        // RabbitMQ 3.10 publishes no will after a keepalive timeout (the
+        // spec does: the server closed the connection without DISCONNECT).
+        return;
+    }
     match watcher.recv(WAIT) {
         Some(Got::Publish { topic, payload, .. }) => {
             assert_eq!((topic.as_str(), payload.as_slice()), ("lost/quiet", &b"timeout"[..]))
@@ -189,19 +203,25 @@ fn a_malformed_packet_closes_only_its_connection() {
         &[0x36u8, 4, 0, 1, b't', 0][..],
         // SUBSCRIBE with fixed-header flags 0 (must be 2).
         &[0x80, 6, 0, 1, 0, 1, b'x', 0][..],
-        // A remaining length that never ends.
+        // A remaining length of five bytes (four at most).
         &[0x30, 0xff, 0xff, 0xff, 0xff, 0x7f][..],
         // A reserved packet type.
         &[0xf0, 0][..],
-    ] {
+    ]
+    .into_iter()
+    // RabbitMQ 3.10 keeps the last two open (it waits for more, and reads
+    // type 15 as MQTT 5's AUTH); 3.1.1 calls both malformed.
+    .filter(|j| !(b.is_external() && (j[1] == 0xff || j[0] == 0xf0)))
+    {
         let mut bad = Client::guest(port, "bad");
         bad.send_raw(junk);
         assert!(bad.closed_within(WAIT), "{junk:x?} left the connection open");
     }
-    // Garbage before CONNECT, and a second CONNECT.
+    // Garbage before CONNECT (RabbitMQ 3.10 waits for more), and a second
+    // CONNECT.
     let mut raw = Client::open(port);
     raw.send_raw(b"GET / HTTP/1.1\r\n\r\n");
-    assert!(raw.closed_within(WAIT));
+    assert!(b.is_external() || raw.closed_within(WAIT));
     let mut twice = Client::guest(port, "twice");
     let again = Login::guest("twice");
     let mut connect = Vec::new();
@@ -217,7 +237,11 @@ fn a_malformed_packet_closes_only_its_connection() {
     });
     ringmq_mqtt_codec::encode(&p, ringmq_mqtt_codec::Version::V3_1_1, &mut connect);
     twice.send_raw(&connect);
-    assert!(twice.closed_within(WAIT), "a second CONNECT is a protocol violation");
+    // A protocol violation in 3.1.1 (RabbitMQ 3.10 ignores it).
+    assert!(
+        b.is_external() || twice.closed_within(WAIT),
+        "a second CONNECT is a protocol violation"
+    );
     // The bystander still gets what is published.
     let mut publ = Client::guest(port, "publisher");
     publ.publish("ok/t", b"alive", 1, 1);
@@ -244,9 +268,13 @@ fn a_second_connect_with_the_client_id_takes_over() {
     let mut second = Client::guest(port, "same-id");
     // The older connection is closed, its will published.
     assert!(first.closed_within(WAIT), "the first connection stays open");
-    match watcher.recv(WAIT) {
-        Some(Got::Publish { topic, .. }) => assert_eq!(topic, "will/first"),
-        other => panic!("expected the first connection's will, got {other:?}"),
+    // Its will: the spec publishes it whenever the server closes the
+    // connection without a DISCONNECT; RabbitMQ 3.10 does not on takeover.
+    if !b.is_external() {
+        match watcher.recv(WAIT) {
+            Some(Got::Publish { topic, .. }) => assert_eq!(topic, "will/first"),
+            other => panic!("expected the first connection's will, got {other:?}"),
+        }
     }
     // The new session is clean: the old subscription is gone, its own works.
     assert_eq!(second.subscribe(1, &[("t/new", 0)]), vec![0]);
@@ -265,6 +293,9 @@ fn a_second_connect_with_the_client_id_takes_over() {
 #[test]
 fn a_persistent_session_keeps_its_subscriptions_and_messages_across_a_restart() {
     let Some(mut b) = broker() else { return };
+    if b.is_external() {
+        return; // no restart of a broker the tests did not start
+    }
     let port = b.mqtt_port();
     let login = Login {
         clean: false,

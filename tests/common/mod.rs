@@ -92,7 +92,12 @@ impl Broker {
                     .trim_end_matches('/')
                     .to_owned(),
                 metrics_port: 0,
-                mqtt_port: 1883,
+                // `RINGMQ_TEST_MQTT_PORT`: the external broker's MQTT listener
+                // (RabbitMQ's plugin on the peer: 1884).
+                mqtt_port: std::env::var("RINGMQ_TEST_MQTT_PORT")
+                    .ok()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(1883),
             };
         }
         let root = tempfile::Builder::new()

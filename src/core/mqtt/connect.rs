@@ -67,10 +67,16 @@ impl Session {
             tracing::warn!(user, why, "MQTT login refused");
             return self.refuse(b, id, v3::BAD_USER_NAME_OR_PASSWORD);
         }
+        // A vhost that does not exist is a bad login (4), as RabbitMQ answers
+        // it; one the user may not use is "not authorized" (5).
         let Ok(vhost_short) = ShortStr::new(vhost) else {
-            return self.refuse(b, id, v3::NOT_AUTHORIZED);
+            return self.refuse(b, id, v3::BAD_USER_NAME_OR_PASSWORD);
         };
-        if !b.model.vhosts.contains_key(vhost) || b.permissions.get(user, vhost).is_none() {
+        if !b.model.vhosts.contains_key(vhost) {
+            tracing::warn!(user, vhost, "MQTT connection refused: no such vhost");
+            return self.refuse(b, id, v3::BAD_USER_NAME_OR_PASSWORD);
+        }
+        if b.permissions.get(user, vhost).is_none() {
             tracing::warn!(user, vhost, "MQTT connection refused: no access to the vhost");
             return self.refuse(b, id, v3::NOT_AUTHORIZED);
         }
