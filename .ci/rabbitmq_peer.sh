@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A RabbitMQ with the shovel and federation plugins on loopback (AMQP 5694,
-# management 15694), for the interop tests (tests/shovels_rabbitmq.rs,
-# tests/federation_rabbitmq.rs): Debian's rabbitmq-server,
+# A RabbitMQ with the shovel, federation and MQTT plugins on loopback (AMQP 5694,
+# management 15694, MQTT 1894), for the interop tests (tests/shovels_rabbitmq.rs,
+# tests/federation_rabbitmq.rs, and tests/mqtt.rs and tests/mqtt_session.rs
+# against it as the reference): Debian's rabbitmq-server,
 # installed when missing, in a directory of its own.
 #   .ci/rabbitmq_peer.sh start DIR | stop DIR
 set -euo pipefail
@@ -23,13 +24,15 @@ case "$1" in
     : > "$RABBITMQ_CONF_ENV_FILE"; echo "[]." > "$RABBITMQ_ADVANCED_CONFIG_FILE"
     printf 'listeners.tcp.1 = 127.0.0.1:5694\nmanagement.tcp.ip = 127.0.0.1\nmanagement.tcp.port = 15694\n' > "$RABBITMQ_CONFIG_FILE"
     printf 'disk_free_limit.absolute = 50MB\nlog.console = false\n' >> "$RABBITMQ_CONFIG_FILE"
-    echo "[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management,rabbitmq_federation,rabbitmq_federation_management]." > "$RABBITMQ_ENABLED_PLUGINS_FILE"
+    printf 'mqtt.listeners.tcp.default = 127.0.0.1:1894\n' >> "$RABBITMQ_CONFIG_FILE"
+    echo "[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management,rabbitmq_federation,rabbitmq_federation_management,rabbitmq_mqtt]." > "$RABBITMQ_ENABLED_PLUGINS_FILE"
     setsid nohup "$CLI/rabbitmq-server" > "$dir/server.stdout" 2>&1 < /dev/null &
     timeout 120 "$CLI/rabbitmqctl" -n "$RABBITMQ_NODENAME" wait --timeout 120 "$RABBITMQ_PID_FILE" >/dev/null
     # Each plugin's API answers once the plugin has started: wait for both.
     for path in shovels federation-links; do
       for _ in $(seq 100); do curl -sf -o /dev/null -u guest:guest "http://127.0.0.1:15694/api/$path" && break; sleep 0.2; done
     done
+    for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/1894) 2>/dev/null && break; sleep 0.2; done
     ;;
   stop)
     timeout 60 "$CLI/rabbitmqctl" -n "$RABBITMQ_NODENAME" stop "$RABBITMQ_PID_FILE" >/dev/null 2>&1 || true

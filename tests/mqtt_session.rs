@@ -112,7 +112,7 @@ fn connect_refusals_carry_the_right_code() {
 fn the_will_goes_out_on_an_abrupt_end_only() {
     let Some(b) = broker() else { return };
     let port = b.mqtt_port();
-    let mut watcher = Client::guest(port, "watcher");
+    let mut watcher = Client::guest(port, "watcher-1");
     assert_eq!(watcher.subscribe(1, &[("status/#", 0)]), vec![0]);
     let will = Login {
         will: Some(("status/dev1", b"gone")),
@@ -146,7 +146,7 @@ fn the_will_goes_out_on_an_abrupt_end_only() {
 fn a_silent_client_is_closed_after_one_and_a_half_keepalives() {
     let Some(b) = broker() else { return };
     let port = b.mqtt_port();
-    let mut watcher = Client::guest(port, "watcher");
+    let mut watcher = Client::guest(port, "watcher-2");
     assert_eq!(watcher.subscribe(1, &[("lost/+", 0)]), vec![0]);
     let login = Login {
         keepalive_secs: 1,
@@ -256,7 +256,7 @@ fn a_malformed_packet_closes_only_its_connection() {
 fn a_second_connect_with_the_client_id_takes_over() {
     let Some(b) = broker() else { return };
     let port = b.mqtt_port();
-    let mut watcher = Client::guest(port, "watcher");
+    let mut watcher = Client::guest(port, "watcher-3");
     assert_eq!(watcher.subscribe(1, &[("will/#", 0)]), vec![0]);
     let login = Login {
         will: Some(("will/first", b"taken over")),
@@ -278,7 +278,7 @@ fn a_second_connect_with_the_client_id_takes_over() {
     }
     // The new session is clean: the old subscription is gone, its own works.
     assert_eq!(second.subscribe(1, &[("t/new", 0)]), vec![0]);
-    let mut publ = Client::guest(port, "p");
+    let mut publ = Client::guest(port, "p-1");
     publ.publish("t/old", b"old", 0, 0);
     publ.publish("t/new", b"new", 0, 0);
     match second.recv(WAIT) {
@@ -306,7 +306,7 @@ fn a_persistent_session_keeps_its_subscriptions_and_messages_across_a_restart() 
     assert_eq!(c.subscribe(1, &[("keep/+", 1), ("zero/t", 0)]), vec![1, 0]);
     c.disconnect();
     // Offline: the QoS 1 message waits in the session's durable queue.
-    let mut publ = Client::guest(port, "p");
+    let mut publ = Client::guest(port, "p-2");
     publ.publish("keep/a", b"while away", 1, 1);
     assert_eq!(publ.recv(WAIT), Some(Got::PubAck(1)));
     drop(publ);
@@ -329,7 +329,7 @@ fn a_persistent_session_keeps_its_subscriptions_and_messages_across_a_restart() 
     }
     // The subscription too, and UNSUBSCRIBE of one from the earlier connection.
     c.unsubscribe(2, &["zero/t"]);
-    let mut publ = Client::guest(port, "p");
+    let mut publ = Client::guest(port, "p-3");
     publ.publish("zero/t", b"unsubscribed", 0, 0);
     publ.publish("keep/b", b"live", 0, 0);
     match c.recv(WAIT) {
@@ -357,7 +357,7 @@ fn an_unacked_qos1_delivery_comes_again_with_dup() {
     };
     let (mut c, _) = Client::connect(port, &login);
     assert_eq!(c.subscribe(1, &[("d/1", 1)]), vec![1]);
-    let mut publ = Client::guest(port, "p");
+    let mut publ = Client::guest(port, "p-4");
     publ.publish("d/1", b"again", 1, 1);
     assert_eq!(publ.recv(WAIT), Some(Got::PubAck(1)));
     match c.recv(WAIT) {
