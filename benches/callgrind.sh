@@ -32,7 +32,7 @@ one_run() {
   dir=$(mktemp -d /tmp/ringmq-cg.XXXXXX)
   port=$((20000 + RANDOM % 20000))
   valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" \
-    "$bin" -D "$dir/data" --bind 127.0.0.1 --amqp-port "$port" --http-port -1 --metrics-http-port -1 \
+    "$bin" -D "$dir/data" --bind 127.0.0.1 --amqp-port "$port" --http-port -1 --metrics-http-port -1 --mqtt-port -1 \
     --io=epoll >"$dir/log" 2>&1 &
   pid=$!
   for _ in $(seq 600); do

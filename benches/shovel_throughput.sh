@@ -16,9 +16,9 @@ ringmq=${1:?path to a release ringmq}; perf=${2:?path to ringmqperf}
 n=${3:-200000}; size=${4:-16}
 rmq_http=${RMQ_HTTP:-http://127.0.0.1:15694}
 dir=$(mktemp -d)
-"$ringmq" -D "$dir/a" --bind 127.0.0.1 -p 35611 --http-port 35711 --metrics-http-port -1 >"$dir/a.log" 2>&1 &
+"$ringmq" -D "$dir/a" --bind 127.0.0.1 -p 35611 --http-port 35711 --metrics-http-port -1 --mqtt-port -1 >"$dir/a.log" 2>&1 &
 a=$!
-"$ringmq" -D "$dir/b" --bind 127.0.0.1 -p 35612 --http-port 35712 --metrics-http-port -1 >"$dir/b.log" 2>&1 &
+"$ringmq" -D "$dir/b" --bind 127.0.0.1 -p 35612 --http-port 35712 --metrics-http-port -1 --mqtt-port -1 >"$dir/b.log" 2>&1 &
 b=$!
 trap 'kill $a $b 2>/dev/null; wait $a $b 2>/dev/null; rm -rf "$dir"' EXIT
 for port in 35711 35712; do

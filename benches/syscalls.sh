@@ -40,7 +40,7 @@ run() {
   shift 2
   port=$(free_port)
   data=$(mktemp -d /tmp/ringmq-sys.XXXXXX)
-  "$RINGMQ_BIN" -D "$data" --amqp-port "$port" --io="$io" --http-port -1 --metrics-http-port -1 \
+  "$RINGMQ_BIN" -D "$data" --amqp-port "$port" --io="$io" --http-port -1 --metrics-http-port -1 --mqtt-port -1 \
     > "$data.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done

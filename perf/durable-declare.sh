@@ -11,7 +11,7 @@ set -eu
 BIN=$1 PERF=$2 N=$3 ROOT=${4:-/tmp} PORT=${5:-5799}
 D=$(mktemp -d "$ROOT/ringmq-declare.XXXXXX")
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$D" "$D.log"' EXIT
-"$BIN" -D "$D" -p "$PORT" --http-port=-1 --metrics-http-port=-1 -l warn >"$D.log" 2>&1 &
+"$BIN" -D "$D" -p "$PORT" --http-port=-1 --metrics-http-port=-1 --mqtt-port=-1 -l warn >"$D.log" 2>&1 &
 PID=$!
 i=0
 until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do

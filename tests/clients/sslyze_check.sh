@@ -22,7 +22,7 @@ trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 start() {
   local name=$1 amqp=$2 amqps=$3 https=$4
   shift 4
-  "$bin" -D "$dir/$name" --bind 127.0.0.1 -p "$amqp" --http-port -1 --metrics-http-port -1 \
+  "$bin" -D "$dir/$name" --bind 127.0.0.1 -p "$amqp" --http-port -1 --metrics-http-port -1 --mqtt-port -1 \
     --amqps-port "$amqps" --https-port "$https" --cert "$tls/cert.pem" --key "$tls/key.pem" "$@" \
     >"$dir/$name.log" 2>&1 &
   pids+=($!)
